@@ -1,0 +1,25 @@
+//! The contract between enid's engine and its connectors.
+//!
+//! A *source* reads authoritative person records (a CSV export, later SS 12000 or OneRoster); a
+//! *target* holds accounts (OpenLDAP, later AD, SCIM, Google, Entra). The engine knows connectors
+//! only through the traits and value types here, and a connector crate depends on nothing of the
+//! engine: Cargo enforces that a connector can never reach the state database or the planner.
+//!
+//! Every connector MUST:
+//! - report bad input per record with its location (`file:line` or an id), never drop it silently;
+//! - return errors typed by what the caller must do ([`SourceError`], [`TargetError`]);
+//! - never log or print a [`Secret`] or an unmasked [`CivicNo`];
+//! - for targets: treat `apply` as idempotent where the protocol allows it, and report exactly
+//!   which entry an operation touched, so the engine can record ownership.
+
+pub mod civic;
+pub mod secret;
+pub mod source;
+pub mod target;
+
+pub use civic::{CivicNo, CivicNoError};
+pub use secret::Secret;
+pub use source::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
+pub use target::{
+    AttrChange, Attrs, ObservedAccount, OpOutcome, Target, TargetError, TargetOp,
+};

@@ -1,0 +1,119 @@
+//! What a source connector gives the engine: person records, and the rows it had to reject.
+
+use crate::civic::CivicNo;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+
+/// A person's role in the school organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Student,
+    Staff,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Staff => "staff",
+        }
+    }
+
+    /// Parses the values sources use. Swedish words are accepted too.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "student" | "pupil" | "elev" => Some(Role::Student),
+            "staff" | "teacher" | "employee" | "personal" | "lärare" | "larare" | "anställd" => {
+                Some(Role::Staff)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One person as one source sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord {
+    /// The source's own key for the person; unique within the source.
+    pub person_id: String,
+    pub given_name: String,
+    pub family_name: String,
+    /// A validated civic number, when the source has one (some pupils have none).
+    pub civic_no: Option<CivicNo>,
+    pub role: Role,
+    /// The school unit code the person belongs to.
+    pub school_unit: Option<String>,
+    /// Classes and teaching groups, sorted and deduplicated.
+    pub groups: Vec<String>,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    /// Where the record came from (`persons.csv:14`), for messages.
+    pub location: String,
+}
+
+/// A record the source had to reject, with where it was and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// `file:line` or an id.
+    pub location: String,
+    /// What is wrong and how to fix it. Never contains an unmasked civic number.
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Everything one fetch produced.
+#[derive(Debug, Clone, Default)]
+pub struct SourceBatch {
+    /// The valid records.
+    pub records: Vec<SourceRecord>,
+    /// Rows that were left out, each with its reason.
+    pub rejected: Vec<RowError>,
+}
+
+impl SourceBatch {
+    /// Rows seen in total, valid or not.
+    pub fn rows_seen(&self) -> usize {
+        self.records.len() + self.rejected.len()
+    }
+}
+
+/// Why a source could not deliver. The variant says what the operator must do.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source could not be reached or read; try again later or fix access.
+    #[error("cannot read {what}: {reason}")]
+    Unavailable { what: String, reason: String },
+    /// The source was read but its shape is wrong (missing column, bad header): fix the export
+    /// or the column map in the config.
+    #[error("{location}: {reason}")]
+    Malformed { location: String, reason: String },
+}
+
+/// The facts a source may need while fetching. Time is an argument, never read from the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchContext {
+    /// Today's date, for civic numbers in the 10-digit form.
+    pub today: NaiveDate,
+}
+
+/// A source of person records.
+pub trait Source {
+    /// Checks that the source can be read, without reading all of it.
+    fn check(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// Reads every record. A fetch is all-or-nothing: partial data is an error.
+    fn fetch(&self, cx: FetchContext) -> impl Future<Output = Result<SourceBatch, SourceError>> + Send;
+}
