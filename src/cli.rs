@@ -1,0 +1,504 @@
+//! The command line: argument parsing, the commands, and how their results are shown.
+//!
+//! Arguments go through clap before anything touches the system. Every output path shows civic
+//! numbers masked; `main` alone turns errors into exit codes.
+
+use crate::clock;
+use crate::config::{Config, ConfigError};
+use crate::engine::{Computed, Engine, EngineError, find_in_run, identity_in_run};
+use crate::plan::{Action, Plan};
+use crate::store::{LogFilter, StoreError};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// enid: one identity per person, one account per system.
+#[derive(Debug, Parser)]
+#[command(name = "enid", version, about)]
+pub struct Cli {
+    /// Config file [default: $ENID_CONFIG, else /etc/enid/enid.toml]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// More log output (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config and connect to every source and target
+    Check,
+    /// Show what the next apply would do (a dry run: nothing is changed)
+    Plan {
+        /// One JSON object instead of text
+        #[arg(long)]
+        json: bool,
+        /// Save the plan, to apply it later with `enid apply --plan ID`
+        #[arg(long)]
+        save: bool,
+        #[command(flatten)]
+        time: TimeArg,
+    },
+    /// Compute the plan, show it, and carry it out
+    Apply {
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+        /// Apply a saved plan, only if the inputs still give exactly that plan
+        #[arg(long, value_name = "ID")]
+        plan: Option<String>,
+        #[command(flatten)]
+        time: TimeArg,
+    },
+    /// Show the sync log
+    Log {
+        /// Only this run
+        #[arg(long)]
+        run: Option<i64>,
+        /// Only this person (enid id, username or source person_id)
+        #[arg(long)]
+        person: Option<String>,
+        /// Only this school unit
+        #[arg(long)]
+        school: Option<String>,
+        /// At most this many rows (the newest)
+        #[arg(long, default_value_t = 200)]
+        limit: i64,
+        /// JSON lines instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a person's identity, records, accounts and what the next run will do
+    Explain {
+        /// enid id, username, or a source's person_id
+        person: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        time: TimeArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TimeArg {
+    /// Plan as if it were this date or time (YYYY-MM-DD or RFC 3339)
+    #[arg(long, value_parser = clock::parse_now)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Message(String),
+}
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+/// Logs go to stderr; `ENID_LOG` (tracing filter syntax) overrides `-v`.
+pub fn init_tracing(cli: &Cli) {
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENID_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Runs a command.
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let path = Config::resolve_path(cli.config.as_deref(), std::env::var("ENID_CONFIG").ok());
+    let config = Config::load(&path)?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Check => {
+            let engine = Engine::build(config).await?;
+            let mut failed = Vec::new();
+            for c in engine.check().await {
+                match &c.result {
+                    Ok(msg) => writeln!(out, "ok      {}: {msg}", c.component),
+                    Err(e) => {
+                        failed.push(c.component.clone());
+                        writeln!(out, "FAILED  {}: {e}", c.component)
+                    }
+                }
+                .map_err(io)?;
+            }
+            if failed.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(CliError::Message(format!("check failed for {}", failed.join(", "))))
+            }
+        }
+        Command::Plan { json, save, time } => {
+            let engine = Engine::build(config).await?;
+            let now = clock::now(time.now);
+            let computed = engine.compute(now).await?;
+            warn_rejected(&computed);
+            if save {
+                let body = serde_json::to_string(&computed.plan).map_err(|e| CliError::Message(e.to_string()))?;
+                engine.store().save_plan(&computed.plan.plan_id, &body, now).await?;
+            }
+            if json {
+                let text = serde_json::to_string_pretty(&computed.plan).map_err(|e| CliError::Message(e.to_string()))?;
+                writeln!(out, "{text}").map_err(io)?;
+            } else {
+                write!(out, "{}", render_plan(&computed)).map_err(io)?;
+                if save {
+                    writeln!(out, "\nSaved. Apply exactly this plan with: enid apply --plan {}", computed.plan.plan_id)
+                        .map_err(io)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply { yes, plan, time } => {
+            let engine = Engine::build(config).await?;
+            let now = clock::now(time.now);
+            let computed = engine.compute(now).await?;
+            warn_rejected(&computed);
+            if let Some(id) = &plan {
+                let saved = engine
+                    .store()
+                    .load_plan(id)
+                    .await?
+                    .ok_or_else(|| CliError::Message(format!("no saved plan {id}; make one with `enid plan --save`")))?;
+                if computed.plan.plan_id != *id {
+                    return Err(CliError::Message(format!(
+                        "plan {id} no longer matches the inputs, which now give plan {}: {}; review it with `enid plan`",
+                        computed.plan.plan_id,
+                        plan_difference(&saved, &computed.plan)
+                    )));
+                }
+            }
+            write!(out, "{}", render_plan(&computed)).map_err(io)?;
+            if computed.plan.is_empty() && computed.record_rows.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if plan.is_none() && !yes && !computed.plan.operations.is_empty() {
+                if !std::io::stdin().is_terminal() {
+                    return Err(CliError::Message(
+                        "refusing to apply without confirmation: no terminal; pass --yes, or save the plan with \
+                         `enid plan --save` and apply it with `enid apply --plan ID`"
+                            .into(),
+                    ));
+                }
+                write!(out, "\nApply plan {}? [y/N] ", computed.plan.plan_id).map_err(io)?;
+                out.flush().map_err(io)?;
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer).map_err(io)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    writeln!(out, "Not applied.").map_err(io)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            let report = engine.apply(&computed, "apply", now).await?;
+            writeln!(
+                out,
+                "\nRun {}: {} done, {} failed, {} not sent.",
+                report.run_id, report.ok, report.failed, report.skipped
+            )
+            .map_err(io)?;
+            match report.first_error {
+                Some(e) if report.failed > 0 || report.skipped > 0 => Err(CliError::Message(format!(
+                    "{} of {} operations failed or were not sent (first: {e}); see `enid log --run {}`; the next run \
+                     continues from where this one stopped",
+                    report.failed + report.skipped,
+                    report.ok + report.failed + report.skipped,
+                    report.run_id
+                ))),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
+        Command::Log { run, person, school, limit, json } => {
+            let engine = Engine::build(config).await?;
+            let identity = match person {
+                Some(p) => {
+                    let ids = engine.store().find_identity(&p).await?;
+                    match ids.as_slice() {
+                        [one] => Some(one.clone()),
+                        [] => return Err(CliError::Message(format!("no person {p:?} in the state database"))),
+                        _ => return Err(CliError::Message(format!("{p:?} matches {} identities; use the enid id", ids.len()))),
+                    }
+                }
+                None => None,
+            };
+            let rows = engine.store().log(&LogFilter { run, identity, school, limit }).await?;
+            for r in rows {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&r).map_err(|e| CliError::Message(e.to_string()))?)
+                } else {
+                    writeln!(
+                        out,
+                        "{}  run {:<4} {:<8} {:<10} {:<12} {:<22} {:<8} {}{}",
+                        r.at,
+                        r.run_id,
+                        r.result,
+                        r.target.as_deref().unwrap_or("-"),
+                        r.action,
+                        r.username.as_deref().unwrap_or("-"),
+                        r.school.as_deref().filter(|s| !s.is_empty()).unwrap_or("-"),
+                        r.detail.as_deref().unwrap_or(""),
+                        r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+                    )
+                }
+                .map_err(io)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { person, json, time } => {
+            let engine = Engine::build(config).await?;
+            let now = clock::now(time.now);
+            let computed = engine.compute(now).await;
+            let text = explain(&engine, computed.as_ref().map_err(|e| e.to_string()), &person, json).await?;
+            write!(out, "{text}").map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> CliError {
+    CliError::Message(format!("cannot write output: {e}"))
+}
+
+fn warn_rejected(c: &Computed) {
+    for (source, errors) in &c.rejected {
+        for e in errors {
+            tracing::warn!("source \"{source}\": {e}; row left out");
+        }
+    }
+}
+
+/// The plan as text: a summary per target, then operations grouped by action.
+pub fn render_plan(c: &Computed) -> String {
+    let plan = &c.plan;
+    let mut s = String::new();
+    let reads: Vec<String> = c.counts.iter().map(|(k, v)| format!("{k}: {v} records")).collect();
+    let rejected: usize = c.rejected.values().map(Vec::len).sum();
+    let _ = writeln!(s, "Plan {}  ({})", plan.plan_id, plan.now.format("%Y-%m-%d %H:%M UTC"));
+    let _ = writeln!(
+        s,
+        "  sources: {}{}",
+        reads.join(", "),
+        if rejected > 0 { format!("; {rejected} rows rejected (see warnings)") } else { String::new() }
+    );
+    for (t, sum) in &plan.targets {
+        let _ = writeln!(
+            s,
+            "  target \"{t}\": {} create, {} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
+            sum.create,
+            sum.update,
+            sum.enable,
+            sum.disable,
+            sum.delete,
+            sum.unchanged,
+            plan.unmanaged.get(t).copied().unwrap_or(0)
+        );
+    }
+    if !plan.new_identities.is_empty() {
+        let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
+    }
+    if !plan.adoptions.is_empty() {
+        let _ = writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", plan.adoptions.len());
+    }
+    for action in [Action::Create, Action::Update, Action::Enable, Action::Disable, Action::Delete] {
+        let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).collect();
+        if ops.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{} ({})", action.as_str(), ops.len());
+        for op in ops {
+            let _ = write!(s, "  {:<10} {:<22} {:<8} {}", op.target, op.username, if op.school.is_empty() { "-" } else { &op.school }, op.reason);
+            if let (Some(before), connector_api::TargetOp::Update { changes, .. }) = (&op.before, &op.op) {
+                for ch in changes {
+                    let old = before.get(&ch.attr).map(|v| v.join("|")).unwrap_or_default();
+                    let _ = write!(s, "\n  {:<10} {:<22} {:<8}   {}: {:?} → {:?}", "", "", "", ch.attr, old, ch.values.join("|"));
+                }
+            }
+            s.push('\n');
+        }
+    }
+    if !plan.blocked.is_empty() {
+        let _ = writeln!(s, "\nblocked ({}): these persons get no account until the cause is fixed", plan.blocked.len());
+        for b in &plan.blocked {
+            let _ = writeln!(s, "  {:<10} {:<22} {}", b.target, b.username, b.reason);
+        }
+    }
+    if plan.operations.is_empty() {
+        let _ = writeln!(s, "\nNo changes.");
+    }
+    s
+}
+
+/// A short account of how a saved plan differs from the current one.
+fn plan_difference(saved_json: &str, current: &Plan) -> String {
+    let saved: serde_json::Value = serde_json::from_str(saved_json).unwrap_or_default();
+    let key = |o: &serde_json::Value| format!("{} {} {}", o["action"].as_str().unwrap_or(""), o["target"].as_str().unwrap_or(""), o["username"].as_str().unwrap_or(""));
+    let old: BTreeSet<String> = saved["operations"].as_array().map(|a| a.iter().map(key).collect()).unwrap_or_default();
+    let cur: BTreeSet<String> = current
+        .operations
+        .iter()
+        .map(|o| format!("{} {} {}", o.action.as_str(), o.target, o.username))
+        .collect();
+    let added: Vec<&String> = cur.difference(&old).collect();
+    let gone: Vec<&String> = old.difference(&cur).collect();
+    let sample = |v: &[&String]| v.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    if added.is_empty() && gone.is_empty() {
+        "the same operations, but with different details (attribute values or new identities)".into()
+    } else {
+        format!(
+            "{} operations are new ({}) and {} are no longer needed ({})",
+            added.len(),
+            sample(&added),
+            gone.len(),
+            sample(&gone)
+        )
+    }
+}
+
+async fn explain(engine: &Engine, computed: Result<&Computed, String>, needle: &str, json: bool) -> Result<String, CliError> {
+    let mut ids: BTreeSet<String> = engine.store().find_identity(needle).await?.into_iter().collect();
+    if let Ok(c) = computed {
+        ids.extend(find_in_run(c, needle));
+    }
+    let id = match ids.len() {
+        0 => return Err(CliError::Message(format!("no person {needle:?}: not in the state database nor in the sources"))),
+        1 => ids.into_iter().next().unwrap_or_default(),
+        n => return Err(CliError::Message(format!("{needle:?} matches {n} identities: {ids:?}; use the enid id"))),
+    };
+    let stored = engine.store().records_of(&id).await?;
+    let accounts = engine.store().accounts(Some(&id)).await?;
+    let (current, username, next, blocked): (Vec<serde_json::Value>, Option<String>, Vec<serde_json::Value>, Vec<String>) = match computed {
+        Ok(c) => {
+            let ident = identity_in_run(c, &id);
+            let current = ident
+                .map(|i| {
+                    i.records
+                        .iter()
+                        .map(|r| {
+                            serde_json::json!({
+                                "source": r.source, "person_id": r.record.person_id, "location": r.record.location,
+                                "given_name": r.record.given_name, "family_name": r.record.family_name,
+                                "civic_no": r.record.civic_no.as_ref().map(|c| c.masked()),
+                                "role": r.record.role.as_str(), "school_unit": r.record.school_unit,
+                                "groups": r.record.groups,
+                                "start_date": r.record.start_date, "end_date": r.record.end_date,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let next = c
+                .plan
+                .operations
+                .iter()
+                .filter(|o| o.identity == id)
+                .map(|o| serde_json::json!({"target": o.target, "action": o.action.as_str(), "reason": o.reason, "op": o.op, "before": o.before}))
+                .collect();
+            let blocked = c.plan.blocked.iter().filter(|b| b.identity == id).map(|b| format!("{}: {}", b.target, b.reason)).collect();
+            (current, c.usernames.get(&id).cloned(), next, blocked)
+        }
+        Err(_) => (Vec::new(), None, Vec::new(), Vec::new()),
+    };
+    let value = serde_json::json!({
+        "id": id,
+        "username": username,
+        "records_now": current,
+        "records_stored": stored,
+        "accounts": accounts.iter().map(|a| serde_json::json!({"target": a.target, "key": a.key, "anchor": a.anchor, "status": a.status.as_str()})).collect::<Vec<_>>(),
+        "next_run": next,
+        "blocked": blocked,
+        "plan_error": computed.as_ref().err(),
+    });
+    if json {
+        return serde_json::to_string_pretty(&value).map(|s| s + "\n").map_err(|e| CliError::Message(e.to_string()));
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "Identity {id}");
+    let _ = writeln!(s, "  username: {}", value["username"].as_str().unwrap_or("(none yet)"));
+    let _ = writeln!(s, "\nRecords in the sources now:");
+    if current.is_empty() {
+        let _ = writeln!(s, "  none: no source has this person now");
+    }
+    for r in &current {
+        let _ = writeln!(
+            s,
+            "  {}/{} ({})  {} {}  {}  school {}  groups {}  civic no {}{}{}",
+            r["source"].as_str().unwrap_or(""),
+            r["person_id"].as_str().unwrap_or(""),
+            r["location"].as_str().unwrap_or(""),
+            r["given_name"].as_str().unwrap_or(""),
+            r["family_name"].as_str().unwrap_or(""),
+            r["role"].as_str().unwrap_or(""),
+            r["school_unit"].as_str().unwrap_or("-"),
+            r["groups"].as_array().map(|g| g.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            r["civic_no"].as_str().unwrap_or("none"),
+            r["start_date"].as_str().map(|d| format!("  starts {d}")).unwrap_or_default(),
+            r["end_date"].as_str().map(|d| format!("  ends {d}")).unwrap_or_default(),
+        );
+    }
+    let _ = writeln!(s, "\nRecords in the state database:");
+    if stored.is_empty() {
+        let _ = writeln!(s, "  none yet: the next apply records them");
+    }
+    for r in &stored {
+        let _ = writeln!(
+            s,
+            "  {}/{}  {} {}  {}  school {}  civic no {}  first seen {}, last changed {}",
+            r.source,
+            r.person_id,
+            r.given_name,
+            r.family_name,
+            r.role,
+            r.school_unit.as_deref().unwrap_or("-"),
+            r.civic_no.as_deref().unwrap_or("none"),
+            r.first_seen,
+            r.updated_at
+        );
+    }
+    let _ = writeln!(s, "\nAccounts enid owns:");
+    if accounts.is_empty() {
+        let _ = writeln!(s, "  none");
+    }
+    for a in &accounts {
+        let _ = writeln!(s, "  {}: {}  {}", a.target, a.key, a.status.as_str());
+    }
+    let _ = writeln!(s, "\nNext run:");
+    match computed {
+        Err(e) => {
+            let _ = writeln!(s, "  unknown: the plan could not be computed ({e})");
+        }
+        Ok(_) if next.is_empty() && blocked.is_empty() => {
+            let _ = writeln!(s, "  nothing to do: every account matches the sources");
+        }
+        Ok(_) => {
+            for n in &next {
+                let _ = writeln!(s, "  {}: {} ({})", n["target"].as_str().unwrap_or(""), n["action"].as_str().unwrap_or(""), n["reason"].as_str().unwrap_or(""));
+            }
+            for b in &blocked {
+                let _ = writeln!(s, "  blocked on {b}");
+            }
+        }
+    }
+    Ok(s)
+}

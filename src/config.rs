@@ -1,0 +1,267 @@
+//! The configuration file: TOML, strict (an unknown key is an error naming the key and its line),
+//! with sources and targets as named tables tagged by `type`.
+//!
+//! [`Config::load`] reads and parses; [`Config::validate`] checks everything that needs no
+//! network (templates compile, names are sane). Secrets are not read here: only their file names
+//! are, and [`crate::engine`] reads them when it builds the connectors.
+
+use serde::Deserialize;
+use source_csv::CsvConfig;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use target_ldap::LdapConfig;
+
+/// Where the config is read from when neither `--config` nor `ENID_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "/etc/enid/enid.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The state database.
+    pub state: StateConfig,
+    /// How usernames are made.
+    #[serde(default)]
+    pub naming: NamingConfig,
+    /// Sources by id. Where records of one person disagree, the source whose id sorts first
+    /// gives the names.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Targets by id.
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// SQLite database file; created, with its schema, on first use.
+    pub path: PathBuf,
+}
+
+/// `[naming]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamingConfig {
+    /// Username template (minijinja); the result is transliterated to `[a-z0-9.-]`.
+    #[serde(default = "default_username_template")]
+    pub username: String,
+    /// Maximum username length; a collision counter stays within it.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Names never allocated to anyone.
+    #[serde(default = "default_reserved")]
+    pub reserved: Vec<String>,
+}
+
+impl Default for NamingConfig {
+    fn default() -> Self {
+        NamingConfig { username: default_username_template(), max_length: default_max_length(), reserved: default_reserved() }
+    }
+}
+
+fn default_username_template() -> String {
+    crate::naming::DEFAULT_TEMPLATE.to_string()
+}
+fn default_max_length() -> usize {
+    crate::naming::DEFAULT_MAX_LENGTH
+}
+fn default_reserved() -> Vec<String> {
+    [
+        "admin", "administrator", "root", "postmaster", "hostmaster", "webmaster", "abuse", "noreply", "no-reply",
+        "support", "security", "info", "guest", "system", "user", "enid",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `[sources.<id>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A CSV or HR export.
+    Csv(CsvConfig),
+}
+
+/// `[targets.<id>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetConfig {
+    /// An LDAP directory.
+    Ldap(LdapConfig),
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    /// The config path: `--config`, else `ENID_CONFIG`, else [`DEFAULT_PATH`].
+    pub fn resolve_path(flag: Option<&Path>, env: Option<String>) -> PathBuf {
+        flag.map(Path::to_path_buf)
+            .or_else(|| env.filter(|e| !e.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+    }
+
+    /// Reads, parses and validates a config file. Relative paths in it are taken relative to
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        config.resolve_relative(dir);
+        config.validate().map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text. The error names the line and the key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let msg = e.message().trim().to_string();
+            match line {
+                Some(l) => format!("line {l}: {msg}"),
+                None => msg,
+            }
+        })
+    }
+
+    fn resolve_relative(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.state.path);
+        for s in self.sources.values_mut() {
+            match s {
+                SourceConfig::Csv(c) => fix(&mut c.path),
+            }
+        }
+        for t in self.targets.values_mut() {
+            match t {
+                TargetConfig::Ldap(c) => {
+                    if let Some(p) = c.bind_password_file.as_mut() {
+                        fix(p);
+                    }
+                    if let Some(p) = c.tls_ca_file.as_mut() {
+                        fix(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks what needs no network.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sources.is_empty() {
+            return Err("no [sources.<id>] table; enid needs at least one source".into());
+        }
+        if self.targets.is_empty() {
+            return Err("no [targets.<id>] table; enid needs at least one target".into());
+        }
+        for id in self.sources.keys().chain(self.targets.keys()) {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(format!("id {id:?}: use letters, digits, '-' and '_' only"));
+            }
+        }
+        crate::naming::Namer::new(&self.naming.username, self.naming.max_length).map_err(|e| format!("[naming] {e}"))?;
+        for (id, s) in &self.sources {
+            match s {
+                SourceConfig::Csv(c) => {
+                    if !(0.0..=100.0).contains(&c.max_rejected_percent) {
+                        return Err(format!("[sources.{id}] max_rejected_percent must be between 0 and 100"));
+                    }
+                }
+            }
+        }
+        for (id, t) in &self.targets {
+            match t {
+                TargetConfig::Ldap(c) => {
+                    c.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
+                    crate::mapping::Mapping::new(&ldap_mapping(c)).map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The LDAP attribute templates in force: the defaults with the config's `attributes` on top.
+pub fn ldap_mapping(c: &LdapConfig) -> BTreeMap<String, String> {
+    let mut m = crate::mapping::default_ldap_mapping();
+    for (k, v) in &c.attributes {
+        // Attribute names are case-insensitive in LDAP: an override replaces the default.
+        m.retain(|d, _| !d.eq_ignore_ascii_case(k));
+        m.insert(k.clone(), v.clone());
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[state]
+path = "/var/lib/enid/state.db"
+
+[sources.sis]
+type = "csv"
+path = "/srv/sis/persons.csv"
+
+[targets.directory]
+type = "ldap"
+url = "ldap://127.0.0.1:3389"
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password_file = "/etc/enid/ldap.secret"
+base_dn = "ou=people,dc=example,dc=org"
+"#;
+
+    #[test]
+    fn the_documented_minimal_config_parses() {
+        let c = Config::parse(MINIMAL).unwrap();
+        c.validate().unwrap();
+        assert!(matches!(c.sources["sis"], SourceConfig::Csv(_)));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let text = MINIMAL.replace("base_dn =", "basedn =");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.contains("basedn") && err.starts_with("line "), "{err}");
+        let text = MINIMAL.replace("[state]\n", "[state]\nfoo = 1\n");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.contains("unknown field `foo`") && err.starts_with("line 3"), "{err}");
+    }
+
+    #[test]
+    fn every_example_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let c = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 1, "no example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn the_config_path_falls_back_in_order() {
+        assert_eq!(Config::resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));
+        assert_eq!(Config::resolve_path(None, Some("/b".into())), PathBuf::from("/b"));
+        assert_eq!(Config::resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
+    }
+}

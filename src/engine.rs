@@ -1,0 +1,556 @@
+//! The imperative shell: reads sources, observes targets, runs the pure core, and applies plans.
+//!
+//! [`Engine::compute`] is a dry run: it reads everything and writes nothing. [`Engine::apply`]
+//! takes what `compute` returned and carries it out: it first records new identities, names and
+//! the ownership rows of the creates it is about to send, then sends the operations, logging
+//! each one. A target that fails mid-way stops receiving operations; what was done stays
+//! recorded, and the next run picks up from the state the targets are really in.
+
+use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
+use crate::identity::{self, Resolution};
+use crate::mapping::Mapping;
+use crate::model::{AccountStatus, Identity, IdentityId, Snapshot, Sourced};
+use crate::naming::{NameRequest, Namer};
+use crate::plan::{self, Action, Desired, NewIdentity, Plan, PlannedOp};
+use crate::store::{OpRecord, OpResult, RecordRow, Store, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use connector_api::{
+    FetchContext, ObservedAccount, OpOutcome, RowError, Source, SourceBatch, SourceError, Target, TargetError,
+    TargetOp, load_secret,
+};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use source_csv::CsvSource;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use target_ldap::LdapTarget;
+
+/// Why a run stopped. Each variant names the component and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("source \"{id}\": {error}")]
+    Source { id: String, error: SourceError },
+    /// An input guard fired: the source looks broken, so nothing is planned.
+    #[error("source \"{id}\": {reason}; stopped before planning, nothing was changed")]
+    Guard { id: String, reason: String },
+    #[error("target \"{id}\": {error}")]
+    Target { id: String, error: TargetError },
+    #[error("target \"{id}\": {message}")]
+    TargetConfig { id: String, message: String },
+}
+
+enum AnySource {
+    Csv(CsvSource),
+}
+
+impl AnySource {
+    async fn check(&self) -> Result<(), SourceError> {
+        match self {
+            AnySource::Csv(s) => s.check().await,
+        }
+    }
+    async fn fetch(&self, cx: FetchContext) -> Result<SourceBatch, SourceError> {
+        match self {
+            AnySource::Csv(s) => s.fetch(cx).await,
+        }
+    }
+}
+
+enum AnyTarget {
+    Ldap(LdapTarget),
+}
+
+impl AnyTarget {
+    async fn check(&self) -> Result<(), TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => t.check().await,
+        }
+    }
+    async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => t.observe(attrs).await,
+        }
+    }
+    fn key_for(&self, username: &str) -> String {
+        match self {
+            AnyTarget::Ldap(t) => t.key_for(username),
+        }
+    }
+    async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => t.apply(op).await,
+        }
+    }
+}
+
+struct TargetHandle {
+    conn: AnyTarget,
+    mapping: Mapping,
+    /// The attribute that carries the enid id on accounts.
+    owner_attr: String,
+    max_in_flight: usize,
+}
+
+/// A built engine: config, state and connectors.
+pub struct Engine {
+    config: Config,
+    store: Store,
+    sources: Vec<(String, AnySource, f64)>,
+    targets: BTreeMap<String, TargetHandle>,
+    namer: Namer,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("sources", &self.sources.len()).field("targets", &self.targets.len()).finish()
+    }
+}
+
+/// Everything a dry run found, ready to show or to apply.
+#[derive(Debug)]
+pub struct Computed {
+    pub plan: Plan,
+    pub resolution: Resolution,
+    /// Identity id → username, for every identity of the run.
+    pub usernames: BTreeMap<IdentityId, String>,
+    /// Rows rejected by the sources, per source.
+    pub rejected: BTreeMap<String, Vec<RowError>>,
+    /// Records to write to the state database (new or changed).
+    pub record_rows: Vec<RecordRow>,
+    /// Records read, per source.
+    pub counts: BTreeMap<String, usize>,
+}
+
+/// What an apply did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ApplyReport {
+    pub run_id: i64,
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// The first failure, for the one-line error.
+    pub first_error: Option<String>,
+}
+
+/// The result of checking one component.
+#[derive(Debug)]
+pub struct CheckResult {
+    pub component: String,
+    pub result: Result<String, String>,
+}
+
+impl Engine {
+    /// Opens the state and builds every connector. Reads secrets; contacts nothing.
+    pub async fn build(config: Config) -> Result<Engine, EngineError> {
+        let store = Store::open(&config.state.path).await?;
+        let mut sources = Vec::new();
+        for (id, s) in &config.sources {
+            match s {
+                SourceConfig::Csv(c) => sources.push((id.clone(), AnySource::Csv(CsvSource::new(c.clone())), c.max_rejected_percent)),
+            }
+        }
+        let mut targets = BTreeMap::new();
+        for (id, t) in &config.targets {
+            match t {
+                TargetConfig::Ldap(c) => {
+                    let what = format!("bind_password_file of [targets.{id}]");
+                    let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
+                        .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
+                    let mapping = Mapping::new(&ldap_mapping(c))
+                        .map_err(|e| EngineError::TargetConfig { id: id.clone(), message: e.to_string() })?;
+                    let owner_attr = "employeeNumber".to_string();
+                    if !mapping.attribute_names().iter().any(|a| a == &owner_attr) {
+                        return Err(EngineError::TargetConfig {
+                            id: id.clone(),
+                            message: "the attribute mapping must keep employeeNumber = \"{{ id }}\": it is how enid \
+                                      recognises the accounts it created"
+                                .into(),
+                        });
+                    }
+                    targets.insert(
+                        id.clone(),
+                        TargetHandle {
+                            conn: AnyTarget::Ldap(LdapTarget::new(c.clone(), password)),
+                            mapping,
+                            owner_attr,
+                            max_in_flight: c.max_in_flight,
+                        },
+                    );
+                }
+            }
+        }
+        let namer = Namer::new(&config.naming.username, config.naming.max_length)
+            .map_err(|e| EngineError::TargetConfig { id: "naming".into(), message: e.to_string() })?;
+        Ok(Engine { config, store, sources, targets, namer })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Connects to every source and target, reporting each separately.
+    pub async fn check(&self) -> Vec<CheckResult> {
+        let mut out = vec![CheckResult {
+            component: "state".into(),
+            result: Ok(format!("{}", self.config.state.path.display())),
+        }];
+        for (id, s, _) in &self.sources {
+            out.push(CheckResult {
+                component: format!("source \"{id}\""),
+                result: s.check().await.map(|_| "readable, header complete".to_string()).map_err(|e| e.to_string()),
+            });
+        }
+        for (id, t) in &self.targets {
+            out.push(CheckResult {
+                component: format!("target \"{id}\""),
+                result: t.conn.check().await.map(|_| "connected, bound, base_dn found".to_string()).map_err(|e| e.to_string()),
+            });
+        }
+        out
+    }
+
+    async fn fetch_all(&self, today: NaiveDate) -> Result<(Vec<Sourced>, BTreeMap<String, Vec<RowError>>, BTreeMap<String, usize>), EngineError> {
+        let cx = FetchContext { today };
+        let results = futures::future::join_all(self.sources.iter().map(|(_, s, _)| s.fetch(cx))).await;
+        let mut records = Vec::new();
+        let mut rejected = BTreeMap::new();
+        let mut counts = BTreeMap::new();
+        for ((id, _, max_pct), result) in self.sources.iter().zip(results) {
+            let batch = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
+            let seen = batch.rows_seen();
+            if batch.records.is_empty() {
+                return Err(EngineError::Guard {
+                    id: id.clone(),
+                    reason: format!(
+                        "yielded zero valid records ({} rows rejected); an empty source never means that everyone left",
+                        batch.rejected.len()
+                    ),
+                });
+            }
+            let pct = 100.0 * batch.rejected.len() as f64 / seen as f64;
+            if pct > *max_pct {
+                let first: Vec<String> = batch.rejected.iter().take(5).map(|e| e.to_string()).collect();
+                return Err(EngineError::Guard {
+                    id: id.clone(),
+                    reason: format!(
+                        "{} of {seen} rows rejected ({pct:.1}%, more than max_rejected_percent = {max_pct}); first: {}",
+                        batch.rejected.len(),
+                        first.join("; ")
+                    ),
+                });
+            }
+            counts.insert(id.clone(), batch.records.len());
+            records.extend(batch.records.into_iter().map(|record| Sourced { source: id.clone(), record }));
+            rejected.insert(id.clone(), batch.rejected);
+        }
+        Ok((records, rejected, counts))
+    }
+
+    async fn observe_all(&self) -> Result<BTreeMap<String, Vec<ObservedAccount>>, EngineError> {
+        let futs = self.targets.iter().map(|(id, t)| async move {
+            let attrs = t.mapping.attribute_names();
+            (id.clone(), t.conn.observe(&attrs).await)
+        });
+        let mut out = BTreeMap::new();
+        for (id, result) in futures::future::join_all(futs).await {
+            out.insert(id.clone(), result.map_err(|error| EngineError::Target { id, error })?);
+        }
+        Ok(out)
+    }
+
+    /// The dry run: reads sources and targets, and plans. Writes nothing.
+    pub async fn compute(&self, now: DateTime<Utc>) -> Result<Computed, EngineError> {
+        let today = now.date_naive();
+        let (records, rejected, counts) = self.fetch_all(today).await?;
+        let snapshot = self.store.snapshot().await?;
+        let observed = self.observe_all().await?;
+        let resolution = identity::resolve(&records, &snapshot);
+
+        let usernames = self.allocate_names(&resolution, &snapshot, &observed);
+        let mut target_plans = BTreeMap::new();
+        for (id, handle) in &self.targets {
+            let desired = desired_accounts(&resolution, &usernames, &handle.mapping, today);
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            target_plans.insert(id.clone(), plan::plan_target(id, &desired, obs, &owned, &handle.owner_attr));
+        }
+        let new_identities = resolution
+            .present
+            .iter()
+            .filter(|i| i.is_new)
+            .map(|i| NewIdentity {
+                id: i.id.clone(),
+                username: usernames.get(&i.id).cloned().unwrap_or_default(),
+                records: i.records.iter().map(|r| format!("{}/{}", r.source, r.record.person_id)).collect(),
+            })
+            .collect();
+        let plan = plan::assemble(now, new_identities, target_plans);
+        let record_rows = changed_records(&resolution, &snapshot);
+        Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts })
+    }
+
+    fn allocate_names(
+        &self,
+        resolution: &Resolution,
+        snapshot: &Snapshot,
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+    ) -> BTreeMap<IdentityId, String> {
+        let mut names: BTreeMap<IdentityId, String> = BTreeMap::new();
+        let mut requests = Vec::new();
+        for ident in resolution.all() {
+            match snapshot.identities.get(&ident.id).cloned().flatten() {
+                Some(u) => {
+                    names.insert(ident.id.clone(), u);
+                }
+                None => {
+                    if let Some(first) = ident.records.first() {
+                        requests.push(NameRequest {
+                            id: ident.id.clone(),
+                            given_name: first.record.given_name.clone(),
+                            family_name: first.record.family_name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if !requests.is_empty() {
+            let mut taken: HashSet<String> = snapshot.usernames.keys().cloned().collect();
+            taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
+            for accounts in observed.values() {
+                taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
+            }
+            names.extend(self.namer.allocate(&requests, &taken));
+        }
+        names
+    }
+
+    /// Carries out a computed plan. Returns what was done; failures of single operations are in
+    /// the report, failures that stop everything are errors.
+    pub async fn apply(&self, computed: &Computed, command: &str, now: DateTime<Utc>) -> Result<ApplyReport, EngineError> {
+        let plan = &computed.plan;
+        let run = self.store.begin_run(command, Some(&plan.plan_id), now).await?;
+        let new: Vec<(IdentityId, String)> =
+            plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
+        self.store.commit_identities(&new, &computed.record_rows, now).await?;
+        self.store.adopt(&plan.adoptions, now).await?;
+        let pending: Vec<(String, IdentityId, String)> = plan
+            .operations
+            .iter()
+            .filter(|o| o.action == Action::Create)
+            .filter_map(|o| {
+                let t = self.targets.get(&o.target)?;
+                Some((o.target.clone(), o.identity.clone(), t.conn.key_for(&o.username)))
+            })
+            .collect();
+        self.store.record_pending(&pending, now).await?;
+
+        let mut report = ApplyReport { run_id: run, ..Default::default() };
+        for (id, handle) in &self.targets {
+            let ops: Vec<&PlannedOp> = plan.operations.iter().filter(|o| &o.target == id).collect();
+            if ops.is_empty() {
+                continue;
+            }
+            self.apply_target(run, id, handle, &ops, now, &mut report).await?;
+        }
+        let (status, message) = if report.failed > 0 || report.skipped > 0 {
+            ("failed", format!("{} ok, {} failed, {} skipped", report.ok, report.failed, report.skipped))
+        } else {
+            ("ok", format!("{} operations", report.ok))
+        };
+        self.store.finish_run(run, status, &message, now).await?;
+        Ok(report)
+    }
+
+    async fn apply_target(
+        &self,
+        run: i64,
+        id: &str,
+        handle: &TargetHandle,
+        ops: &[&PlannedOp],
+        now: DateTime<Utc>,
+        report: &mut ApplyReport,
+    ) -> Result<(), EngineError> {
+        const FLUSH_EVERY: usize = 1000;
+        let stopped = AtomicBool::new(false);
+        let stop_reason = std::sync::Mutex::new(String::new());
+        let mut stream = futures::stream::iter(ops.iter().copied())
+            .map(|op| {
+                let stopped = &stopped;
+                let stop_reason = &stop_reason;
+                async move {
+                    if stopped.load(Ordering::SeqCst) {
+                        let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();
+                        return (op, Err(None::<TargetError>), why);
+                    }
+                    let result = handle.conn.apply(&op.op).await;
+                    if let Err(e) = &result {
+                        if e.stops_target() && !stopped.swap(true, Ordering::SeqCst) {
+                            if let Ok(mut s) = stop_reason.lock() {
+                                *s = format!("not sent: target stopped after an earlier failure ({e})");
+                            }
+                        }
+                    }
+                    (op, result.map_err(Some), String::new())
+                }
+            })
+            .buffer_unordered(handle.max_in_flight.max(1));
+        let mut batch = Vec::with_capacity(FLUSH_EVERY);
+        while let Some((op, result, why)) = stream.next().await {
+            let result = match result {
+                Ok(outcome) => {
+                    report.ok += 1;
+                    let (key, anchor, status) = match outcome {
+                        OpOutcome::Created { key, anchor } => (Some(key), anchor, Some(AccountStatus::Active)),
+                        // An update leaves the account's status as it was.
+                        OpOutcome::Updated => (Some(op_key(&op.op)), None, None),
+                        OpOutcome::Disabled { key } => (Some(key), None, Some(AccountStatus::Disabled)),
+                        OpOutcome::Enabled { key } => (Some(key), None, Some(AccountStatus::Active)),
+                        OpOutcome::Deleted => (None, None, None),
+                    };
+                    OpResult::Ok { key, anchor, status }
+                }
+                Err(Some(e)) => {
+                    report.failed += 1;
+                    let msg = e.to_string();
+                    tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
+                    report.first_error.get_or_insert_with(|| format!("target \"{id}\": {msg}"));
+                    OpResult::Failed(msg)
+                }
+                Err(None) => {
+                    report.skipped += 1;
+                    OpResult::Skipped(why)
+                }
+            };
+            batch.push(OpRecord {
+                target: id.to_string(),
+                identity_id: op.identity.clone(),
+                username: op.username.clone(),
+                school: op.school.clone(),
+                action: op.action.as_str().to_string(),
+                detail: op.reason.clone(),
+                result,
+            });
+            if batch.len() >= FLUSH_EVERY {
+                self.store.record_ops(run, &batch, now).await?;
+                batch.clear();
+            }
+        }
+        self.store.record_ops(run, &batch, now).await?;
+        Ok(())
+    }
+}
+
+fn op_key(op: &TargetOp) -> String {
+    match op {
+        TargetOp::Create { username, .. } => username.clone(),
+        TargetOp::Update { key, .. } | TargetOp::Disable { key } | TargetOp::Enable { key } | TargetOp::Delete { key } => {
+            key.clone()
+        }
+    }
+}
+
+/// What every identity should have on one target. Pure.
+pub fn desired_accounts(
+    resolution: &Resolution,
+    usernames: &BTreeMap<IdentityId, String>,
+    mapping: &Mapping,
+    today: NaiveDate,
+) -> Vec<Desired> {
+    let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
+    for ident in resolution.all() {
+        let Some(username) = usernames.get(&ident.id) else { continue };
+        out.push(desired_for(ident, username, mapping, today));
+    }
+    out
+}
+
+fn desired_for(ident: &Identity, username: &str, mapping: &Mapping, today: NaiveDate) -> Desired {
+    let Some(person) = ident.person(username) else {
+        return Desired {
+            identity_id: ident.id.clone(),
+            username: username.to_string(),
+            school: String::new(),
+            attrs: Default::default(),
+            active: false,
+            inactive_reason: Some("no longer in any source".into()),
+        };
+    };
+    let active = person.is_active(today);
+    let inactive_reason = if active {
+        None
+    } else if let Some(e) = person.end_date.filter(|e| *e < today) {
+        Some(format!("end date {e} has passed"))
+    } else {
+        person.start_date.map(|s| format!("starts on {s}"))
+    };
+    let attrs = match mapping.render(&person) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(identity = %ident.id, error = %e, "attribute mapping failed");
+            Default::default()
+        }
+    };
+    Desired { identity_id: ident.id.clone(), username: username.to_string(), school: person.school_label(), attrs, active, inactive_reason }
+}
+
+/// Records whose stored copy is missing or different. Pure.
+fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRow> {
+    let mut out = Vec::new();
+    for ident in &resolution.present {
+        for s in &ident.records {
+            let r = &s.record;
+            let groups = r.groups.join("|");
+            let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
+            let fields = [
+                ident.id.as_str(),
+                civic.as_deref().unwrap_or(""),
+                &r.given_name,
+                &r.family_name,
+                r.role.as_str(),
+                r.school_unit.as_deref().unwrap_or(""),
+                &groups,
+                &r.start_date.map(|d| d.to_string()).unwrap_or_default(),
+                &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
+            ];
+            let hash: String = Sha256::digest(fields.join("\u{1f}").as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
+            if snapshot.records.get(&s.key()).is_some_and(|stored| stored.content_hash == hash) {
+                continue;
+            }
+            out.push(RecordRow {
+                source: s.source.clone(),
+                person_id: r.person_id.clone(),
+                identity_id: ident.id.clone(),
+                civic_no: civic,
+                given_name: r.given_name.clone(),
+                family_name: r.family_name.clone(),
+                role: r.role.as_str().to_string(),
+                school_unit: r.school_unit.clone(),
+                groups,
+                start_date: r.start_date.map(|d| d.to_string()),
+                end_date: r.end_date.map(|d| d.to_string()),
+                content_hash: hash,
+            });
+        }
+    }
+    out
+}
+
+/// Looks up the identities that match `needle` in a computed run (for persons not yet stored).
+pub fn find_in_run(computed: &Computed, needle: &str) -> Vec<IdentityId> {
+    let mut out = Vec::new();
+    for ident in computed.resolution.all() {
+        let by_record = ident.records.iter().any(|r| r.record.person_id == needle);
+        let by_name = computed.usernames.get(&ident.id).is_some_and(|u| u == needle);
+        if ident.id == needle || by_record || by_name {
+            out.push(ident.id.clone());
+        }
+    }
+    out
+}
+
+/// The identity of a run by id.
+pub fn identity_in_run<'a>(computed: &'a Computed, id: &str) -> Option<&'a Identity> {
+    computed.resolution.all().find(|i| i.id == id)
+}

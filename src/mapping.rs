@@ -1,0 +1,204 @@
+//! Attribute mapping: templates that turn a [`Person`] into target attributes.
+//!
+//! Each target attribute has a template. A template that is just one variable (`{{ given_name }}`)
+//! is read directly, which keeps a 100,000-person plan fast; a list variable (`{{ roles }}`)
+//! gives one value per element. Any other template is rendered by minijinja, and its output is
+//! split on newlines into values. Empty values are dropped, so an attribute whose template
+//! renders nothing is absent.
+//!
+//! Variables: `id`, `username`, `given_name`, `family_name`, `display_name`, `role` (the first),
+//! `roles`, `school_unit` (the first), `school_units`, `groups`. Civic numbers are never
+//! available to templates.
+
+use crate::model::Person;
+use crate::naming::TemplateError;
+use connector_api::Attrs;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use std::collections::BTreeMap;
+
+/// The template environment shared by naming and mapping, with enid's filters.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("first_word", |s: String| s.split_whitespace().next().unwrap_or("").to_string());
+    env.add_filter("initials", |s: String| {
+        s.split(|c: char| c.is_whitespace() || c == '-').filter_map(|w| w.chars().next()).collect::<String>()
+    });
+    env.add_filter("ascii", |s: String| crate::naming::normalize(&s, usize::MAX));
+    env
+}
+
+/// The default LDAP attribute mapping (inetOrgPerson).
+pub fn default_ldap_mapping() -> BTreeMap<String, String> {
+    [
+        ("uid", "{{ username }}"),
+        ("givenName", "{{ given_name }}"),
+        ("sn", "{{ family_name }}"),
+        ("cn", "{{ display_name }}"),
+        ("displayName", "{{ display_name }}"),
+        ("employeeNumber", "{{ id }}"),
+        ("employeeType", "{{ roles }}"),
+        ("departmentNumber", "{{ school_units }}"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[derive(Debug)]
+enum Compiled {
+    /// A bare variable reference, read without the template engine.
+    Var(String),
+    /// A template registered in the environment under the attribute's name.
+    Template,
+}
+
+/// A compiled attribute mapping for one target.
+#[derive(Debug)]
+pub struct Mapping {
+    env: Environment<'static>,
+    attrs: Vec<(String, Compiled)>,
+    any_template: bool,
+}
+
+const VARIABLES: [&str; 10] =
+    ["id", "username", "given_name", "family_name", "display_name", "role", "roles", "school_unit", "school_units", "groups"];
+
+impl Mapping {
+    /// Compiles `templates` (attribute → template). An empty template leaves the attribute out.
+    pub fn new(templates: &BTreeMap<String, String>) -> Result<Mapping, TemplateError> {
+        let mut env = environment();
+        let mut attrs = Vec::new();
+        for (attr, template) in templates {
+            if template.trim().is_empty() {
+                continue;
+            }
+            let err = |reason: String| TemplateError { template: format!("{attr} = {template}"), reason };
+            let inner = template.trim().strip_prefix("{{").and_then(|t| t.strip_suffix("}}")).map(str::trim);
+            match inner {
+                Some(var) if VARIABLES.contains(&var) => attrs.push((attr.clone(), Compiled::Var(var.to_string()))),
+                _ => {
+                    env.add_template_owned(attr.clone(), template.clone()).map_err(|e| err(e.to_string()))?;
+                    attrs.push((attr.clone(), Compiled::Template));
+                }
+            }
+        }
+        let any_template = attrs.iter().any(|(_, c)| matches!(c, Compiled::Template));
+        let mapping = Mapping { env, attrs, any_template };
+        mapping.render(&sample_person()).map_err(|reason| TemplateError { template: "attribute mapping".into(), reason })?;
+        Ok(mapping)
+    }
+
+    /// The attribute names this mapping manages; only these are compared and changed.
+    pub fn attribute_names(&self) -> Vec<String> {
+        self.attrs.iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    /// Renders every attribute for `person`.
+    pub fn render(&self, person: &Person) -> Result<Attrs, String> {
+        let ctx = if self.any_template { Some(context(person)) } else { None };
+        let mut out = Attrs::new();
+        for (attr, compiled) in &self.attrs {
+            let mut values = match compiled {
+                Compiled::Var(var) => variable(person, var),
+                Compiled::Template => {
+                    let tmpl = self.env.get_template(attr).map_err(|e| e.to_string())?;
+                    let text = tmpl
+                        .render(ctx.clone().unwrap_or_default())
+                        .map_err(|e| format!("attribute {attr}: {e}"))?;
+                    text.lines().map(|l| l.trim().to_string()).collect()
+                }
+            };
+            values.retain(|v| !v.is_empty());
+            values.dedup();
+            if !values.is_empty() {
+                out.insert(attr.clone(), values);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn display_name(p: &Person) -> String {
+    format!("{} {}", p.given_name, p.family_name).trim().to_string()
+}
+
+fn variable(p: &Person, var: &str) -> Vec<String> {
+    let one = |s: &str| vec![s.to_string()];
+    match var {
+        "id" => one(&p.id),
+        "username" => one(&p.username),
+        "given_name" => one(&p.given_name),
+        "family_name" => one(&p.family_name),
+        "display_name" => vec![display_name(p)],
+        "role" => p.roles.first().cloned().into_iter().collect(),
+        "roles" => p.roles.clone(),
+        "school_unit" => p.school_units.first().cloned().into_iter().collect(),
+        "school_units" => p.school_units.clone(),
+        "groups" => p.groups.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn context(p: &Person) -> Value {
+    minijinja::context! {
+        id => &p.id,
+        username => &p.username,
+        given_name => &p.given_name,
+        family_name => &p.family_name,
+        display_name => display_name(p),
+        role => p.roles.first().cloned().unwrap_or_default(),
+        roles => Value::from(p.roles.clone()),
+        school_unit => p.school_units.first().cloned().unwrap_or_default(),
+        school_units => Value::from(p.school_units.clone()),
+        groups => Value::from(p.groups.clone()),
+    }
+}
+
+fn sample_person() -> Person {
+    Person {
+        id: "00000000-0000-0000-0000-000000000000".into(),
+        username: "anna.oberg".into(),
+        given_name: "Anna Maria".into(),
+        family_name: "Öberg".into(),
+        roles: vec!["student".into()],
+        school_units: vec!["SKOLA1".into()],
+        groups: vec!["7A".into()],
+        start_date: None,
+        end_date: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_mapping_renders_without_the_engine() {
+        let m = Mapping::new(&default_ldap_mapping()).unwrap();
+        let attrs = m.render(&sample_person()).unwrap();
+        let text = format!("{attrs:?}");
+        expect_test::expect![[r#"{"cn": ["Anna Maria Öberg"], "departmentNumber": ["SKOLA1"], "displayName": ["Anna Maria Öberg"], "employeeNumber": ["00000000-0000-0000-0000-000000000000"], "employeeType": ["student"], "givenName": ["Anna Maria"], "sn": ["Öberg"], "uid": ["anna.oberg"]}"#]].assert_eq(&text);
+    }
+
+    #[test]
+    fn templates_render_and_split_lines() {
+        let mut t = BTreeMap::new();
+        t.insert("mail".to_string(), "{{ username }}@skola.example.org".to_string());
+        t.insert("description".to_string(), "{% for g in groups %}{{ school_unit }}-{{ g }}\n{% endfor %}".to_string());
+        t.insert("cn".to_string(), String::new());
+        let m = Mapping::new(&t).unwrap();
+        let attrs = m.render(&sample_person()).unwrap();
+        assert_eq!(attrs["mail"], vec!["anna.oberg@skola.example.org"]);
+        assert_eq!(attrs["description"], vec!["SKOLA1-7A"]);
+        assert!(!attrs.contains_key("cn"));
+    }
+
+    #[test]
+    fn unknown_variables_are_caught_when_compiling() {
+        let mut t = BTreeMap::new();
+        t.insert("mail".to_string(), "{{ usernme }}@x".to_string());
+        let err = Mapping::new(&t).unwrap_err();
+        assert!(err.to_string().contains("undefined"), "{err}");
+    }
+}

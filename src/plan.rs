@@ -1,0 +1,544 @@
+//! The planner: a pure diff from what should exist to what the targets hold.
+//!
+//! Given the desired accounts, the observed accounts and the ownership records, [`plan_target`]
+//! returns the operations that make a target match, in a fixed order (create, update, enable,
+//! disable, delete; then by username). Nothing here performs IO or reads the clock. An account
+//! enid does not own is never in an operation: when it stands in the way, the person is listed
+//! under `blocked` with the reason.
+
+use crate::model::{AccountStatus, IdentityId, OwnedAccount};
+use chrono::{DateTime, Utc};
+use connector_api::{AttrChange, Attrs, ObservedAccount, TargetOp};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+
+/// What one identity should have on one target.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub identity_id: IdentityId,
+    pub username: String,
+    /// Schools of the person, for logs and `--school` filters.
+    pub school: String,
+    /// Rendered attributes; empty when the account should only be disabled.
+    pub attrs: Attrs,
+    /// Whether the account should be enabled now.
+    pub active: bool,
+    /// Why the account should be inactive, in plain words (when `active` is false).
+    pub inactive_reason: Option<String>,
+}
+
+/// The kinds of operation, in the order a plan runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Enable,
+    Disable,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One operation, with what it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedOp {
+    pub action: Action,
+    pub target: String,
+    pub identity: IdentityId,
+    pub username: String,
+    pub school: String,
+    /// Why, in plain words.
+    pub reason: String,
+    pub op: TargetOp,
+    /// For updates: the values before, of the attributes that change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Attrs>,
+}
+
+/// An account a previous, interrupted run created: found on the target with enid's id on it,
+/// so the ownership record is completed without touching the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adoption {
+    pub target: String,
+    pub identity: IdentityId,
+    pub key: String,
+    pub anchor: Option<String>,
+    pub disabled: bool,
+}
+
+/// A person who cannot get an account now, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub target: String,
+    pub identity: IdentityId,
+    pub username: String,
+    pub reason: String,
+}
+
+/// A new identity the plan introduces, with the username it allocates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewIdentity {
+    pub id: IdentityId,
+    pub username: String,
+    /// `source/person_id` of each record.
+    pub records: Vec<String>,
+}
+
+/// Counts per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub enable: usize,
+    pub disable: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Summary {
+    pub fn total_changes(&self) -> usize {
+        self.create + self.update + self.enable + self.disable + self.delete
+    }
+
+    fn count(&mut self, a: Action) {
+        match a {
+            Action::Create => self.create += 1,
+            Action::Update => self.update += 1,
+            Action::Enable => self.enable += 1,
+            Action::Disable => self.disable += 1,
+            Action::Delete => self.delete += 1,
+        }
+    }
+
+    fn add(&mut self, o: &Summary) {
+        self.create += o.create;
+        self.update += o.update;
+        self.enable += o.enable;
+        self.disable += o.disable;
+        self.delete += o.delete;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// A whole plan: what `enid plan` shows and `enid apply` carries out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// A hash of the plan's content: two plans with the same id do the same thing.
+    pub plan_id: String,
+    pub now: DateTime<Utc>,
+    pub summary: Summary,
+    pub targets: BTreeMap<String, Summary>,
+    pub new_identities: Vec<NewIdentity>,
+    pub operations: Vec<PlannedOp>,
+    pub adoptions: Vec<Adoption>,
+    pub blocked: Vec<Blocked>,
+    /// Accounts on the targets that enid does not own and leaves alone, per target.
+    pub unmanaged: BTreeMap<String, usize>,
+}
+
+/// What [`plan_target`] returns for one target.
+#[derive(Debug, Clone, Default)]
+pub struct TargetPlan {
+    pub operations: Vec<PlannedOp>,
+    pub adoptions: Vec<Adoption>,
+    pub blocked: Vec<Blocked>,
+    pub summary: Summary,
+    pub unmanaged: usize,
+}
+
+/// Normalises an account key for comparison (case and spaces around DN separators).
+pub fn normalize_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut pending_space = false;
+    for c in key.chars() {
+        if c == ' ' {
+            pending_space = true;
+            continue;
+        }
+        if pending_space && !matches!(c, ',' | '=') && !matches!(out.chars().last(), Some(',') | Some('=') | None) {
+            out.push(' ');
+        }
+        pending_space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// Plans one target.
+///
+/// `owner_attr` is the attribute that carries the enid id on an account (LDAP `employeeNumber`);
+/// it proves that an account found where a pending create was sent is enid's.
+pub fn plan_target(
+    target: &str,
+    desired: &[Desired],
+    observed: &[ObservedAccount],
+    owned: &[&OwnedAccount],
+    owner_attr: &str,
+) -> TargetPlan {
+    let mut by_anchor: HashMap<&str, usize> = HashMap::new();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut by_username: HashMap<String, usize> = HashMap::new();
+    for (i, o) in observed.iter().enumerate() {
+        if let Some(a) = &o.anchor {
+            by_anchor.insert(a.as_str(), i);
+        }
+        by_key.insert(normalize_key(&o.key), i);
+        if let Some(u) = &o.username {
+            by_username.insert(u.to_lowercase(), i);
+        }
+    }
+    let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
+    let mut claimed = vec![false; observed.len()];
+    let mut tp = TargetPlan::default();
+    let carries_id = |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.iter().any(|x| x == id));
+
+    for d in desired {
+        let push = |tp: &mut TargetPlan, action: Action, reason: String, op: TargetOp, before: Option<Attrs>| {
+            tp.summary.count(action);
+            tp.operations.push(PlannedOp {
+                action,
+                target: target.to_string(),
+                identity: d.identity_id.clone(),
+                username: d.username.clone(),
+                school: d.school.clone(),
+                reason,
+                op,
+                before,
+            });
+        };
+        let owned = owned_by_identity.get(d.identity_id.as_str());
+        // Find the account this identity owns, or one an interrupted run created for it.
+        let found = match owned {
+            Some(o) => {
+                let hit = o
+                    .anchor
+                    .as_deref()
+                    .and_then(|a| by_anchor.get(a).copied())
+                    .or_else(|| by_key.get(&normalize_key(&o.key)).copied());
+                match hit {
+                    Some(i) if o.status == AccountStatus::Pending || o.anchor.is_none() => {
+                        if carries_id(&observed[i], &d.identity_id) {
+                            tp.adoptions.push(Adoption {
+                                target: target.into(),
+                                identity: d.identity_id.clone(),
+                                key: observed[i].key.clone(),
+                                anchor: observed[i].anchor.clone(),
+                                disabled: observed[i].disabled,
+                            });
+                            Some(i)
+                        } else {
+                            claimed[i] = true; // never touch it, and never count it as ours
+                            tp.blocked.push(Blocked {
+                                target: target.into(),
+                                identity: d.identity_id.clone(),
+                                username: d.username.clone(),
+                                reason: format!("{} exists but was not created by enid", observed[i].key),
+                            });
+                            continue;
+                        }
+                    }
+                    other => other,
+                }
+            }
+            None => by_username.get(&d.username.to_lowercase()).copied().and_then(|i| {
+                if carries_id(&observed[i], &d.identity_id) && !d.attrs.is_empty() {
+                    tp.adoptions.push(Adoption {
+                        target: target.into(),
+                        identity: d.identity_id.clone(),
+                        key: observed[i].key.clone(),
+                        anchor: observed[i].anchor.clone(),
+                        disabled: observed[i].disabled,
+                    });
+                    Some(i)
+                } else {
+                    None
+                }
+            }),
+        };
+
+        match found {
+            Some(i) => {
+                claimed[i] = true;
+                let obs = &observed[i];
+                if !d.active {
+                    if obs.disabled {
+                        tp.summary.unchanged += 1;
+                    } else {
+                        let reason = d.inactive_reason.clone().unwrap_or_else(|| "no longer active".into());
+                        push(&mut tp, Action::Disable, reason, TargetOp::Disable { key: obs.key.clone() }, None);
+                    }
+                    continue;
+                }
+                let mut changed = false;
+                if obs.disabled {
+                    push(&mut tp, Action::Enable, "active again".into(), TargetOp::Enable { key: obs.key.clone() }, None);
+                    changed = true;
+                }
+                let (changes, before) = diff(&d.attrs, &obs.attrs);
+                if !changes.is_empty() {
+                    let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
+                    let reason = format!("{} changed in the source", names.join(", "));
+                    push(&mut tp, Action::Update, reason, TargetOp::Update { key: obs.key.clone(), changes }, Some(before));
+                    changed = true;
+                }
+                if !changed {
+                    tp.summary.unchanged += 1;
+                }
+            }
+            None if d.active => {
+                if let Some(&i) = by_username.get(&d.username.to_lowercase()) {
+                    claimed[i] = true;
+                    tp.blocked.push(Blocked {
+                        target: target.into(),
+                        identity: d.identity_id.clone(),
+                        username: d.username.clone(),
+                        reason: format!("{} exists but was not created by enid", observed[i].key),
+                    });
+                    continue;
+                }
+                let reason = match owned {
+                    Some(_) => "the account enid created is missing on the target; creating it again".to_string(),
+                    None => "new person".to_string(),
+                };
+                let op = TargetOp::Create { username: d.username.clone(), attrs: d.attrs.clone(), disabled: false };
+                push(&mut tp, Action::Create, reason, op, None);
+            }
+            None => {} // inactive and no account: nothing to do
+        }
+    }
+    tp.unmanaged = claimed.iter().enumerate().filter(|(i, c)| !**c && !is_owned_elsewhere(&observed[*i], owned)).count();
+    tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
+    tp.adoptions.sort_by(|a, b| a.key.cmp(&b.key));
+    tp.blocked.sort_by(|a, b| a.username.cmp(&b.username));
+    tp
+}
+
+/// Whether an observed account is recorded as owned (by an identity with no desired entry).
+fn is_owned_elsewhere(o: &ObservedAccount, owned: &[&OwnedAccount]) -> bool {
+    owned.iter().any(|w| {
+        w.anchor.is_some() && w.anchor == o.anchor || normalize_key(&w.key) == normalize_key(&o.key)
+    })
+}
+
+/// The attributes of `desired` whose values differ from `observed`, and their old values.
+/// Values compare as sets: LDAP does not keep value order.
+fn diff(desired: &Attrs, observed: &Attrs) -> (Vec<AttrChange>, Attrs) {
+    let mut changes = Vec::new();
+    let mut before = Attrs::new();
+    for (attr, want) in desired {
+        let have = observed.get(attr).map(Vec::as_slice).unwrap_or(&[]);
+        let mut w: Vec<&String> = want.iter().collect();
+        let mut h: Vec<&String> = have.iter().collect();
+        w.sort();
+        h.sort();
+        if w != h {
+            changes.push(AttrChange { attr: attr.clone(), values: want.clone() });
+            before.insert(attr.clone(), have.to_vec());
+        }
+    }
+    (changes, before)
+}
+
+/// Puts target plans together into one plan and computes its id.
+pub fn assemble(
+    now: DateTime<Utc>,
+    new_identities: Vec<NewIdentity>,
+    targets: BTreeMap<String, TargetPlan>,
+) -> Plan {
+    let mut summary = Summary::default();
+    let mut per_target = BTreeMap::new();
+    let mut operations = Vec::new();
+    let mut adoptions = Vec::new();
+    let mut blocked = Vec::new();
+    let mut unmanaged = BTreeMap::new();
+    for (name, tp) in targets {
+        summary.add(&tp.summary);
+        per_target.insert(name.clone(), tp.summary);
+        unmanaged.insert(name, tp.unmanaged);
+        operations.extend(tp.operations);
+        adoptions.extend(tp.adoptions);
+        blocked.extend(tp.blocked);
+    }
+    operations.sort_by(|a, b| (a.action, &a.target, &a.username).cmp(&(b.action, &b.target, &b.username)));
+    let plan_id = plan_id(&new_identities, &operations, &adoptions, &blocked);
+    Plan { plan_id, now, summary, targets: per_target, new_identities, operations, adoptions, blocked, unmanaged }
+}
+
+fn plan_id(ids: &[NewIdentity], ops: &[PlannedOp], adoptions: &[Adoption], blocked: &[Blocked]) -> String {
+    let body = serde_json::json!({ "identities": ids, "operations": ops, "adoptions": adoptions, "blocked": blocked });
+    let digest = Sha256::digest(body.to_string().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+impl Plan {
+    /// Whether the plan changes anything at all (state included).
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty() && self.adoptions.is_empty() && self.new_identities.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &str)]) -> Attrs {
+        pairs.iter().map(|(k, v)| (k.to_string(), vec![v.to_string()])).collect()
+    }
+
+    fn desired(id: &str, user: &str, sn: &str, active: bool) -> Desired {
+        Desired {
+            identity_id: id.into(),
+            username: user.into(),
+            school: "S1".into(),
+            attrs: attrs(&[("employeeNumber", id), ("sn", sn), ("uid", user)]),
+            active,
+            inactive_reason: (!active).then(|| "no longer in any source".to_string()),
+        }
+    }
+
+    fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedAccount {
+        let mut a = attrs(&[("sn", sn), ("uid", user)]);
+        if let Some(id) = id {
+            a.insert("employeeNumber".into(), vec![id.into()]);
+        }
+        ObservedAccount {
+            key: format!("uid={user},ou=people,dc=example,dc=org"),
+            anchor: Some(format!("uuid-{user}")),
+            username: Some(user.into()),
+            attrs: a,
+            disabled,
+        }
+    }
+
+    fn owned(id: &str, user: &str, status: AccountStatus) -> OwnedAccount {
+        OwnedAccount {
+            target: "dir".into(),
+            identity_id: id.into(),
+            key: format!("uid={user},ou=people,dc=example,dc=org"),
+            anchor: (status != AccountStatus::Pending).then(|| format!("uuid-{user}")),
+            status,
+        }
+    }
+
+    fn check(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount], expect: expect_test::Expect) {
+        let owned: Vec<&OwnedAccount> = owned.iter().collect();
+        let tp = plan_target("dir", desired, observed, &owned, "employeeNumber");
+        let mut out = String::new();
+        for op in &tp.operations {
+            out.push_str(&format!("{} {} ({}) {}\n", op.action.as_str(), op.username, op.reason, serde_json::to_string(&op.op).unwrap()));
+        }
+        for a in &tp.adoptions {
+            out.push_str(&format!("adopt {}\n", a.key));
+        }
+        for b in &tp.blocked {
+            out.push_str(&format!("blocked {}: {}\n", b.username, b.reason));
+        }
+        out.push_str(&format!("{:?} unmanaged={}\n", tp.summary, tp.unmanaged));
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn first_run_creates_and_leaves_unowned_alone() {
+        check(
+            &[desired("1", "anna.berg", "Berg", true)],
+            &[observed("admin", None, "Admin", false)],
+            &[],
+            expect_test::expect![[r#"
+                create anna.berg (new person) {"kind":"create","username":"anna.berg","attrs":{"employeeNumber":["1"],"sn":["Berg"],"uid":["anna.berg"]},"disabled":false}
+                Summary { create: 1, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+            "#]],
+        );
+    }
+
+    #[test]
+    fn converged_state_gives_no_operations() {
+        check(
+            &[desired("1", "anna.berg", "Berg", true)],
+            &[observed("anna.berg", Some("1"), "Berg", false)],
+            &[owned("1", "anna.berg", AccountStatus::Active)],
+            expect_test::expect![[r#"
+                Summary { create: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_name_change_updates_only_that_attribute() {
+        check(
+            &[desired("1", "anna.berg", "Ek", true)],
+            &[observed("anna.berg", Some("1"), "Berg", false)],
+            &[owned("1", "anna.berg", AccountStatus::Active)],
+            expect_test::expect![[r#"
+                update anna.berg (sn changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"sn","values":["Ek"]}]}
+                Summary { create: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn leavers_are_disabled_once_and_returners_enabled() {
+        check(
+            &[desired("1", "anna.berg", "Berg", false), desired("2", "bo.ek", "Ek", false), desired("3", "cy.ek", "Ek", true)],
+            &[
+                observed("anna.berg", Some("1"), "Berg", false),
+                observed("bo.ek", Some("2"), "Ek", true),
+                observed("cy.ek", Some("3"), "Ek", true),
+            ],
+            &[
+                owned("1", "anna.berg", AccountStatus::Active),
+                owned("2", "bo.ek", AccountStatus::Disabled),
+                owned("3", "cy.ek", AccountStatus::Disabled),
+            ],
+            expect_test::expect![[r#"
+                enable cy.ek (active again) {"kind":"enable","key":"uid=cy.ek,ou=people,dc=example,dc=org"}
+                disable anna.berg (no longer in any source) {"kind":"disable","key":"uid=anna.berg,ou=people,dc=example,dc=org"}
+                Summary { create: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn an_interrupted_create_is_adopted_not_duplicated() {
+        check(
+            &[desired("1", "anna.berg", "Berg", true), desired("2", "bo.ek", "Ek", true)],
+            &[observed("anna.berg", Some("1"), "Berg", false)],
+            &[owned("1", "anna.berg", AccountStatus::Pending), owned("2", "bo.ek", AccountStatus::Pending)],
+            expect_test::expect![[r#"
+                create bo.ek (the account enid created is missing on the target; creating it again) {"kind":"create","username":"bo.ek","attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false}
+                adopt uid=anna.berg,ou=people,dc=example,dc=org
+                Summary { create: 1, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn an_unowned_entry_in_the_way_blocks_and_is_not_touched() {
+        check(
+            &[desired("1", "anna.berg", "Berg", true)],
+            &[observed("anna.berg", None, "Someone", false)],
+            &[],
+            expect_test::expect![[r#"
+                blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org exists but was not created by enid
+                Summary { create: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn keys_compare_without_case_or_spaces() {
+        assert_eq!(normalize_key("UID=Anna, OU=People, dc=x"), "uid=anna,ou=people,dc=x");
+        assert_eq!(normalize_key("cn=Anna Berg,dc=x"), "cn=anna berg,dc=x");
+    }
+}
