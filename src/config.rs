@@ -124,8 +124,26 @@ impl Config {
     /// Parses TOML text. The error names the line and the key.
     pub fn parse(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e: toml::de::Error| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             let msg = e.message().trim().to_string();
+            let line = e.span().map(|span| {
+                let start = span.start.min(text.len());
+                // The table runs until the next table header.
+                let end = text[start..].find("\n[").map(|i| start + i + 1).unwrap_or(text.len()).max(span.end.min(text.len()));
+                // Inside a tagged table serde reports the table's span: find the key's own line.
+                let key = msg.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+                let offset = key
+                    .and_then(|k| {
+                        let mut pos = start;
+                        text[start..end].split_inclusive('\n').find_map(|l| {
+                            let here = pos;
+                            pos += l.len();
+                            let rest = l.trim_start().strip_prefix(k)?;
+                            rest.trim_start().starts_with('=').then_some(here)
+                        })
+                    })
+                    .unwrap_or(start);
+                text[..offset].matches('\n').count() + 1
+            });
             match line {
                 Some(l) => format!("line {l}: {msg}"),
                 None => msg,
@@ -236,7 +254,7 @@ base_dn = "ou=people,dc=example,dc=org"
     fn unknown_keys_name_the_key_and_line() {
         let text = MINIMAL.replace("base_dn =", "basedn =");
         let err = Config::parse(&text).unwrap_err();
-        assert!(err.contains("basedn") && err.starts_with("line "), "{err}");
+        assert!(err.contains("basedn") && err.starts_with("line 14:"), "{err}");
         let text = MINIMAL.replace("[state]\n", "[state]\nfoo = 1\n");
         let err = Config::parse(&text).unwrap_err();
         assert!(err.contains("unknown field `foo`") && err.starts_with("line 3"), "{err}");
