@@ -103,6 +103,9 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Message(String),
+    /// The reader of our output went away (`enid plan | head`): not an error worth a message.
+    #[error("output closed")]
+    BrokenPipe,
 }
 
 pub fn parse() -> Cli {
@@ -278,6 +281,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 fn io(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return CliError::BrokenPipe;
+    }
     CliError::Message(format!("cannot write output: {e}"))
 }
 

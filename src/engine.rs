@@ -21,7 +21,7 @@ use connector_api::{
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use source_csv::CsvSource;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use target_ldap::LdapTarget;
 
@@ -269,9 +269,10 @@ impl Engine {
         let resolution = identity::resolve(&records, &snapshot);
 
         let usernames = self.allocate_names(&resolution, &snapshot, &observed);
+        let last_schools = last_schools(&snapshot);
         let mut target_plans = BTreeMap::new();
         for (id, handle) in &self.targets {
-            let desired = desired_accounts(&resolution, &usernames, &handle.mapping, today);
+            let desired = desired_accounts(&resolution, &usernames, &last_schools, &handle.mapping, today);
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
             target_plans.insert(id.clone(), plan::plan_target(id, &desired, obs, &owned, &handle.owner_attr));
@@ -455,23 +456,41 @@ fn op_key(op: &TargetOp) -> String {
 pub fn desired_accounts(
     resolution: &Resolution,
     usernames: &BTreeMap<IdentityId, String>,
+    last_schools: &HashMap<IdentityId, String>,
     mapping: &Mapping,
     today: NaiveDate,
 ) -> Vec<Desired> {
     let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
     for ident in resolution.all() {
         let Some(username) = usernames.get(&ident.id) else { continue };
-        out.push(desired_for(ident, username, mapping, today));
+        out.push(desired_for(ident, username, last_schools, mapping, today));
     }
     out
 }
 
-fn desired_for(ident: &Identity, username: &str, mapping: &Mapping, today: NaiveDate) -> Desired {
+/// Identity → the schools its stored records last named, comma-separated.
+fn last_schools(snapshot: &Snapshot) -> HashMap<IdentityId, String> {
+    let mut sets: HashMap<&IdentityId, std::collections::BTreeSet<&str>> = HashMap::new();
+    for rec in snapshot.records.values() {
+        if let Some(s) = &rec.school_unit {
+            sets.entry(&rec.identity_id).or_default().insert(s);
+        }
+    }
+    sets.into_iter().map(|(id, s)| (id.clone(), s.into_iter().collect::<Vec<_>>().join(","))).collect()
+}
+
+fn desired_for(
+    ident: &Identity,
+    username: &str,
+    last_schools: &HashMap<IdentityId, String>,
+    mapping: &Mapping,
+    today: NaiveDate,
+) -> Desired {
     let Some(person) = ident.person(username) else {
         return Desired {
             identity_id: ident.id.clone(),
             username: username.to_string(),
-            school: String::new(),
+            school: last_schools.get(&ident.id).cloned().unwrap_or_default(),
             attrs: Default::default(),
             active: false,
             inactive_reason: Some("no longer in any source".into()),

@@ -155,7 +155,7 @@ mod tests {
         snap.identities.insert("id-2".into(), Some("c.d".into()));
         snap.records.insert(
             ("sis".into(), "1".into()),
-            StoredRecord { identity_id: "id-1".into(), civic_no: None, content_hash: String::new() },
+            StoredRecord { identity_id: "id-1".into(), civic_no: None, content_hash: String::new(), school_unit: None },
         );
         let r = resolve(&[rec("sis", "1", None)], &snap);
         assert_eq!(r.present[0].id, "id-1");

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(enid::cli::run(cli)) {
         Ok(code) => code,
+        Err(enid::cli::CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             let e = anyhow::Error::new(e);
             eprintln!("enid: {}", one_line(&e));

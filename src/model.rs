@@ -148,6 +148,8 @@ pub struct StoredRecord {
     pub civic_no: Option<String>,
     /// Hash of the record's content, to skip rewriting unchanged records.
     pub content_hash: String,
+    /// The school unit last seen on the record, so a leaver's log rows still name a school.
+    pub school_unit: Option<String>,
 }
 
 /// What the state database knew at the start of a run.

@@ -155,14 +155,19 @@ impl Store {
         for row in sqlx::query("SELECT id, username FROM identities").fetch_all(&self.pool).await.map_err(|e| self.err(e))? {
             snap.identities.insert(row.get(0), row.get(1));
         }
-        let rows = sqlx::query("SELECT source, person_id, identity_id, civic_no, content_hash FROM source_records")
+        let rows = sqlx::query("SELECT source, person_id, identity_id, civic_no, content_hash, school_unit FROM source_records")
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
         for row in rows {
             snap.records.insert(
                 (row.get(0), row.get(1)),
-                StoredRecord { identity_id: row.get(2), civic_no: row.get(3), content_hash: row.get(4) },
+                StoredRecord {
+                    identity_id: row.get(2),
+                    civic_no: row.get(3),
+                    content_hash: row.get(4),
+                    school_unit: row.get(5),
+                },
             );
         }
         for row in sqlx::query("SELECT username, identity_id FROM usernames").fetch_all(&self.pool).await.map_err(|e| self.err(e))? {
