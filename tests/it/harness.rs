@@ -1,0 +1,260 @@
+//! Test harness: a private slapd per test, a config and CSV in a temporary directory, and
+//! helpers to run `enid` and to read the directory.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BASE: &str = "ou=people,dc=example,dc=org";
+pub const HEADER: &str = "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A private slapd; killed when dropped.
+pub struct Slapd {
+    pub dir: PathBuf,
+    pub port: u16,
+    pid: Option<u32>,
+}
+
+impl Slapd {
+    pub fn start(dir: &Path) -> Slapd {
+        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), pid: None };
+        s.run_script(false);
+        s
+    }
+
+    fn run_script(&mut self, restart: bool) {
+        let out = Command::new(repo().join("tests/scripts/slapd.sh"))
+            .arg(&self.dir)
+            .arg(self.port.to_string())
+            .env("RESTART", if restart { "1" } else { "0" })
+            .env("PATH", format!("{}:/usr/sbin", std::env::var("PATH").unwrap_or_default()))
+            .output()
+            .expect("run tests/scripts/slapd.sh (is slapd installed? run tests/scripts/test.sh)");
+        assert!(out.status.success(), "slapd.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        let pid = String::from_utf8_lossy(&out.stdout).trim().parse().expect("slapd.sh prints a PID");
+        self.pid = Some(pid);
+    }
+
+    /// The PID slapd wrote for itself (changes on restart).
+    pub fn pid_now(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("pid")).ok().and_then(|p| p.trim().parse().ok())
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            for _ in 0..100 {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run_script(true);
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One LDAP entry: DN and attributes (names as the server returns them).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub dn: String,
+    pub attrs: BTreeMap<String, Vec<String>>,
+}
+
+impl Entry {
+    pub fn get(&self, attr: &str) -> Vec<String> {
+        self.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)).map(|(_, v)| v.clone()).unwrap_or_default()
+    }
+    pub fn one(&self, attr: &str) -> String {
+        self.get(attr).into_iter().next().unwrap_or_default()
+    }
+}
+
+/// A test environment: directory, slapd, config.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub slapd: Slapd,
+    pub extra_config: String,
+}
+
+pub struct Run {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert!(self.status.success(), "enid failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn fails(self) -> Run {
+        assert!(!self.status.success(), "enid should have failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::with_config("")
+    }
+
+    /// An environment whose config has `extra` appended to the target table.
+    pub fn with_config(extra: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slapd = Slapd::start(&dir.path().join("slapd"));
+        let env = Env { dir, slapd, extra_config: extra.to_string() };
+        std::fs::write(env.path("ldap.secret"), "secret\n").expect("write secret");
+        env.write_config();
+        env
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write_config(&self) {
+        let config = format!(
+            r#"[state]
+path = "state.db"
+
+[sources.sis]
+type = "csv"
+path = "persons.csv"
+
+[targets.directory]
+type = "ldap"
+url = "{}"
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password_file = "ldap.secret"
+base_dn = "{BASE}"
+{}
+"#,
+            self.slapd.url(),
+            self.extra_config
+        );
+        std::fs::write(self.path("enid.toml"), config).expect("write config");
+    }
+
+    /// Writes persons.csv: the header and these rows.
+    pub fn csv(&self, rows: &[&str]) {
+        let mut text = String::from(HEADER);
+        text.push('\n');
+        for r in rows {
+            text.push_str(r);
+            text.push('\n');
+        }
+        std::fs::write(self.path("persons.csv"), text).expect("write csv");
+    }
+
+    /// Runs enid with the test config.
+    pub fn enid(&self, args: &[&str]) -> Run {
+        let out: Output = Command::new(env!("CARGO_BIN_EXE_enid"))
+            .arg("--config")
+            .arg(self.path("enid.toml"))
+            .args(args)
+            .env_remove("ENID_CONFIG")
+            .env_remove("ENID_LOG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run enid");
+        Run {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A second handle on this environment's slapd, to stop and restart it.
+    pub fn slapd_handle(&self) -> Slapd {
+        Slapd { dir: self.slapd.dir.clone(), port: self.slapd.port, pid: self.slapd.pid_now() }
+    }
+
+    pub fn apply(&self) -> Run {
+        self.enid(&["apply", "--yes"]).ok()
+    }
+
+    /// The plan's summary as JSON.
+    pub fn summary(&self) -> serde_json::Value {
+        self.enid(&["plan", "--json"]).ok().json()["summary"].clone()
+    }
+
+    /// All entries under `base` matching `filter`.
+    pub fn search(&self, base: &str, filter: &str) -> Vec<Entry> {
+        search(&self.slapd.url(), base, filter)
+    }
+
+    /// inetOrgPerson entries under the people OU, by uid.
+    pub fn people(&self) -> BTreeMap<String, Entry> {
+        self.search(BASE, "(objectClass=inetOrgPerson)").into_iter().map(|e| (e.one("uid"), e)).collect()
+    }
+
+    /// Adds an entry with ldapadd-like semantics.
+    pub fn add(&self, dn: &str, attrs: &[(&str, &[&str])]) {
+        let url = self.slapd.url();
+        rt().block_on(async {
+            let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await.expect("connect");
+            ldap3::drive!(conn);
+            ldap.simple_bind("cn=admin,dc=example,dc=org", "secret").await.expect("bind").success().expect("bind ok");
+            let attrs: Vec<(String, HashSet<String>)> =
+                attrs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect();
+            ldap.add(dn, attrs).await.expect("add").success().expect("add ok");
+        });
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+pub fn search(url: &str, base: &str, filter: &str) -> Vec<Entry> {
+    rt().block_on(async {
+        let (conn, mut ldap) = ldap3::LdapConnAsync::new(url).await.expect("connect");
+        ldap3::drive!(conn);
+        ldap.simple_bind("cn=admin,dc=example,dc=org", "secret").await.expect("bind").success().expect("bind ok");
+        let (entries, _) = ldap
+            .search(base, ldap3::Scope::Subtree, filter, vec!["*", "+"])
+            .await
+            .expect("search")
+            .success()
+            .expect("search ok");
+        entries
+            .into_iter()
+            .map(|e| {
+                let e = ldap3::SearchEntry::construct(e);
+                Entry { dn: e.dn, attrs: e.attrs.into_iter().collect() }
+            })
+            .collect()
+    })
+}
+
+/// A CSV row in the default column order.
+pub fn row(id: &str, given: &str, family: &str, civic: &str, role: &str, school: &str, groups: &str) -> String {
+    format!("{id},{given},{family},{civic},{role},{school},{groups},,")
+}

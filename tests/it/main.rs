@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `enid` binary against a real OpenLDAP slapd that
+//! `tests/scripts/slapd.sh` starts privately on 127.0.0.1 for each test.
+//!
+//! One test binary (see ARCHITECTURE.md). Each test gets its own directory, slapd and state
+//! database, so tests run in parallel.
+
+mod harness;
+mod spine;
