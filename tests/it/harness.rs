@@ -21,12 +21,21 @@ fn free_port() -> u16 {
 pub struct Slapd {
     pub dir: PathBuf,
     pub port: u16,
+    /// The ldaps:// port, when started with TLS.
+    pub tls_port: Option<u16>,
     pid: Option<u32>,
 }
 
 impl Slapd {
     pub fn start(dir: &Path) -> Slapd {
-        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), pid: None };
+        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), tls_port: None, pid: None };
+        s.run_script(false);
+        s
+    }
+
+    /// A slapd that also serves ldaps:// and StartTLS, with its test CA in `dir/tls/ca.pem`.
+    pub fn start_tls(dir: &Path) -> Slapd {
+        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), tls_port: Some(free_port()), pid: None };
         s.run_script(false);
         s
     }
@@ -36,6 +45,7 @@ impl Slapd {
             .arg(&self.dir)
             .arg(self.port.to_string())
             .env("RESTART", if restart { "1" } else { "0" })
+            .env("TLS_PORT", self.tls_port.map(|p| p.to_string()).unwrap_or_default())
             .env("PATH", format!("{}:/usr/sbin", std::env::var("PATH").unwrap_or_default()))
             .output()
             .expect("run tests/scripts/slapd.sh (is slapd installed? run tests/scripts/test.sh)");
@@ -129,6 +139,17 @@ impl Env {
     pub fn with_config(extra: &str) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let slapd = Slapd::start(&dir.path().join("slapd"));
+        Env::finish(dir, slapd, extra)
+    }
+
+    /// An environment whose slapd also speaks TLS; `url_line` replaces the config's url line.
+    pub fn with_tls() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slapd = Slapd::start_tls(&dir.path().join("slapd"));
+        Env::finish(dir, slapd, "")
+    }
+
+    fn finish(dir: tempfile::TempDir, slapd: Slapd, extra: &str) -> Env {
         let env = Env { dir, slapd, extra_config: extra.to_string() };
         std::fs::write(env.path("ldap.secret"), "secret\n").expect("write secret");
         env.write_config();
@@ -140,6 +161,11 @@ impl Env {
     }
 
     pub fn write_config(&self) {
+        self.write_config_with_url(&self.slapd.url());
+    }
+
+    /// Writes the config with another target url (and the extra lines).
+    pub fn write_config_with_url(&self, url: &str) {
         let config = format!(
             r#"[state]
 path = "state.db"
@@ -156,7 +182,7 @@ bind_password_file = "ldap.secret"
 base_dn = "{BASE}"
 {}
 "#,
-            self.slapd.url(),
+            url,
             self.extra_config
         );
         std::fs::write(self.path("enid.toml"), config).expect("write config");
@@ -193,7 +219,7 @@ base_dn = "{BASE}"
 
     /// A second handle on this environment's slapd, to stop and restart it.
     pub fn slapd_handle(&self) -> Slapd {
-        Slapd { dir: self.slapd.dir.clone(), port: self.slapd.port, pid: self.slapd.pid_now() }
+        Slapd { dir: self.slapd.dir.clone(), port: self.slapd.port, tls_port: self.slapd.tls_port, pid: self.slapd.pid_now() }
     }
 
     pub fn apply(&self) -> Run {

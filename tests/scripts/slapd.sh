@@ -3,6 +3,8 @@
 #
 #   tests/scripts/slapd.sh DIR PORT     prints the PID; stop it with `kill PID`
 #   RESTART=1 tests/scripts/slapd.sh DIR PORT   starts it again on the data already in DIR
+#   TLS_PORT=N tests/scripts/slapd.sh DIR PORT  also serves ldaps:// on N and StartTLS on PORT,
+#                                               with a test CA in DIR/tls/ca.pem (needs openssl)
 #
 # DIR is wiped and filled with a cn=config directory and an mdb database for dc=example,dc=org
 # with ou=people and ou=groups. The admin is cn=admin,dc=example,dc=org with password $ROOTPW
@@ -19,6 +21,20 @@ if [ "${RESTART:-0}" != 1 ]; then
 rm -rf "$DIR"
 mkdir -p "$DIR/slapd.d" "$DIR/db"
 HASH=$(slappasswd -s "$ROOTPW")
+TLS_CONFIG=
+if [ -n "${TLS_PORT:-}" ]; then
+  # A throwaway CA and a server certificate for 127.0.0.1 and localhost.
+  T="$DIR/tls"; mkdir -p "$T"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=enid test CA" \
+    -keyout "$T/ca.key" -out "$T/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$T/server.key" -out "$T/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$T/ext.cnf"
+  openssl x509 -req -in "$T/server.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
+    -extfile "$T/ext.cnf" -out "$T/server.pem" 2>/dev/null
+  TLS_CONFIG="olcTLSCACertificateFile: $T/ca.pem
+olcTLSCertificateFile: $T/server.pem
+olcTLSCertificateKeyFile: $T/server.key"
+fi
 ME="gidNumber=$(id -g)+uidNumber=$(id -u),cn=peercred,cn=external,cn=auth"
 cat > "$DIR/config.ldif" <<LDIF
 dn: cn=config
@@ -27,6 +43,7 @@ cn: config
 olcPidFile: $DIR/slapd.pid
 olcArgsFile: $DIR/slapd.args
 olcLogLevel: none
+$TLS_CONFIG
 
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
@@ -90,8 +107,10 @@ LDIF
 slapadd -n1 -F "$DIR/slapd.d" -l "$DIR/base.ldif" >/dev/null
 fi
 ENC=$(printf %s "$DIR/ldapi" | sed 's|/|%2F|g')
+URLS="ldap://127.0.0.1:$PORT/ ldapi://$ENC/"
+[ -z "${TLS_PORT:-}" ] || URLS="$URLS ldaps://127.0.0.1:$TLS_PORT/"
 # -d 0 keeps slapd in the foreground, so $! is its PID.
-setsid "$SLAPD" -d 0 -F "$DIR/slapd.d" -h "ldap://127.0.0.1:$PORT/ ldapi://$ENC/" > "$DIR/slapd.log" 2>&1 < /dev/null &
+setsid "$SLAPD" -d 0 -F "$DIR/slapd.d" -h "$URLS" > "$DIR/slapd.log" 2>&1 < /dev/null &
 PID=$!
 echo "$PID" > "$DIR/pid"
 for _ in $(seq 1 200); do

@@ -12,11 +12,12 @@ export PATH=$PATH:/usr/sbin
 missing=()
 { command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing+=(slapd)
 command -v ldapsearch >/dev/null || missing+=(ldap-utils)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q slapd ldap-utils >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
 echo "== cargo test --workspace"
