@@ -263,9 +263,15 @@ impl Engine {
     /// The dry run: reads sources and targets, and plans. Writes nothing.
     pub async fn compute(&self, now: DateTime<Utc>) -> Result<Computed, EngineError> {
         let today = now.date_naive();
-        let (records, rejected, counts) = self.fetch_all(today).await?;
-        let snapshot = self.store.snapshot().await?;
-        let observed = self.observe_all().await?;
+        let started = std::time::Instant::now();
+        // Sources, state and targets are read at the same time: a no-op plan costs about as
+        // much as its slowest read.
+        let (fetched, snapshot, observed) =
+            tokio::join!(self.fetch_all(today), self.store.snapshot(), self.observe_all());
+        let (records, rejected, counts) = fetched?;
+        let snapshot = snapshot?;
+        let observed = observed?;
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, records = records.len(), "read sources, state and targets");
         let resolution = identity::resolve(&records, &snapshot);
 
         let usernames = self.allocate_names(&resolution, &snapshot, &observed);
@@ -289,6 +295,7 @@ impl Engine {
             .collect();
         let plan = plan::assemble(now, new_identities, target_plans);
         let record_rows = changed_records(&resolution, &snapshot);
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, operations = plan.operations.len(), "planned");
         Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts })
     }
 
@@ -331,6 +338,7 @@ impl Engine {
     /// the report, failures that stop everything are errors.
     pub async fn apply(&self, computed: &Computed, command: &str, now: DateTime<Utc>) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
+        let started = std::time::Instant::now();
         let run = self.store.begin_run(command, Some(&plan.plan_id), now).await?;
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
@@ -346,6 +354,7 @@ impl Engine {
             })
             .collect();
         self.store.record_pending(&pending, now).await?;
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "recorded identities and pending accounts");
 
         let mut report = ApplyReport { run_id: run, ..Default::default() };
         for (id, handle) in &self.targets {
@@ -355,6 +364,7 @@ impl Engine {
             }
             self.apply_target(run, id, handle, &ops, now, &mut report).await?;
         }
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "sent operations");
         let (status, message) = if report.failed > 0 || report.skipped > 0 {
             ("failed", format!("{} ok, {} failed, {} skipped", report.ok, report.failed, report.skipped))
         } else {
@@ -398,6 +408,7 @@ impl Engine {
             })
             .buffer_unordered(handle.max_in_flight.max(1));
         let mut batch = Vec::with_capacity(FLUSH_EVERY);
+        let mut flushing: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
         while let Some((op, result, why)) = stream.next().await {
             let result = match result {
                 Ok(outcome) => {
@@ -434,12 +445,27 @@ impl Engine {
                 result,
             });
             if batch.len() >= FLUSH_EVERY {
-                self.store.record_ops(run, &batch, now).await?;
-                batch.clear();
+                // Write this batch while the next operations are sent; one write at a time.
+                if let Some(prev) = flushing.take() {
+                    join_flush(prev).await?;
+                }
+                let store = self.store.clone();
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(FLUSH_EVERY));
+                flushing = Some(tokio::spawn(async move { store.record_ops(run, &full, now).await }));
             }
+        }
+        if let Some(prev) = flushing.take() {
+            join_flush(prev).await?;
         }
         self.store.record_ops(run, &batch, now).await?;
         Ok(())
+    }
+}
+
+async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), EngineError> {
+    match handle.await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(EngineError::Store(StoreError { path: String::new(), message: format!("writing the log failed: {e}") })),
     }
 }
 

@@ -8,10 +8,22 @@ use crate::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredReco
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlSafeStr, SqlitePool};
+use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// Rows per multi-row statement: 14 columns × 1,000 rows stays under SQLite's 32,766 variables.
+const CHUNK_ROWS: usize = 1000;
+
+/// One ownership row to write.
+struct AccountRow<'a> {
+    target: &'a str,
+    identity: &'a str,
+    key: &'a str,
+    anchor: Option<&'a str>,
+    status: AccountStatus,
+}
 
 /// A state database failure. The operator must fix the database path or permissions, or
 /// restore the file; enid does not run without its state.
@@ -233,49 +245,47 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for (id, username) in new {
-            sqlx::query("INSERT INTO identities (id, username, created_at) VALUES (?1, ?2, ?3)")
-                .bind(id)
-                .bind(username)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-            sqlx::query("INSERT INTO usernames (username, identity_id, allocated_at) VALUES (?1, ?2, ?3)")
-                .bind(username)
-                .bind(id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
+        for chunk in new.chunks(CHUNK_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO identities (id, username, created_at) ");
+            q.push_values(chunk, |mut b, (id, username)| {
+                b.push_bind(id).push_bind(username).push_bind(&now);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO usernames (username, identity_id, allocated_at) ");
+            q.push_values(chunk, |mut b, (id, username)| {
+                b.push_bind(username).push_bind(id).push_bind(&now);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
-        for r in records {
-            sqlx::query(
+        for chunk in records.chunks(CHUNK_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO source_records (source, person_id, identity_id, civic_no, given_name, family_name, role,
-                    school_unit, groups, start_date, end_date, content_hash, first_seen, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)
-                 ON CONFLICT (source, person_id) DO UPDATE SET identity_id = excluded.identity_id,
+                    school_unit, groups, start_date, end_date, content_hash, first_seen, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.source)
+                    .push_bind(&r.person_id)
+                    .push_bind(&r.identity_id)
+                    .push_bind(&r.civic_no)
+                    .push_bind(&r.given_name)
+                    .push_bind(&r.family_name)
+                    .push_bind(&r.role)
+                    .push_bind(&r.school_unit)
+                    .push_bind(&r.groups)
+                    .push_bind(&r.start_date)
+                    .push_bind(&r.end_date)
+                    .push_bind(&r.content_hash)
+                    .push_bind(&now)
+                    .push_bind(&now);
+            });
+            q.push(
+                " ON CONFLICT (source, person_id) DO UPDATE SET identity_id = excluded.identity_id,
                     civic_no = excluded.civic_no, given_name = excluded.given_name, family_name = excluded.family_name,
                     role = excluded.role, school_unit = excluded.school_unit, groups = excluded.groups,
                     start_date = excluded.start_date, end_date = excluded.end_date,
                     content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&r.source)
-            .bind(&r.person_id)
-            .bind(&r.identity_id)
-            .bind(&r.civic_no)
-            .bind(&r.given_name)
-            .bind(&r.family_name)
-            .bind(&r.role)
-            .bind(&r.school_unit)
-            .bind(&r.groups)
-            .bind(&r.start_date)
-            .bind(&r.end_date)
-            .bind(&r.content_hash)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+            );
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))
     }
@@ -283,49 +293,62 @@ impl Store {
     /// Writes ownership rows before their creates are sent: if the run dies mid-way, the next
     /// run finds the entries and completes the record instead of creating duplicates.
     pub async fn record_pending(&self, rows: &[(String, IdentityId, String)], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let now = ts(now);
+        let rows: Vec<AccountRow<'_>> = rows
+            .iter()
+            .map(|(target, identity, key)| AccountRow { target, identity, key, anchor: None, status: AccountStatus::Pending })
+            .collect();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for (target, identity, key) in rows {
-            sqlx::query(
-                "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, NULL, 'pending', ?4, ?4)
-                 ON CONFLICT (target, identity_id) DO UPDATE SET key = excluded.key, anchor = NULL,
-                    status = 'pending', updated_at = excluded.updated_at",
-            )
-            .bind(target)
-            .bind(identity)
-            .bind(key)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        }
+        self.upsert_accounts(&mut tx, &rows, &ts(now)).await?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Completes ownership records of accounts found on a target (adoptions).
     pub async fn adopt(&self, rows: &[crate::plan::Adoption], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let now = ts(now);
+        let rows: Vec<AccountRow<'_>> = rows
+            .iter()
+            .map(|a| AccountRow {
+                target: &a.target,
+                identity: &a.identity,
+                key: &a.key,
+                anchor: a.anchor.as_deref(),
+                status: if a.disabled { AccountStatus::Disabled } else { AccountStatus::Active },
+            })
+            .collect();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for a in rows {
-            let status = if a.disabled { AccountStatus::Disabled } else { AccountStatus::Active };
-            sqlx::query(
-                "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (target, identity_id) DO UPDATE SET key = excluded.key, anchor = excluded.anchor,
-                    status = excluded.status, updated_at = excluded.updated_at",
-            )
-            .bind(&a.target)
-            .bind(&a.identity)
-            .bind(&a.key)
-            .bind(&a.anchor)
-            .bind(status.as_str())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        }
+        self.upsert_accounts(&mut tx, &rows, &ts(now)).await?;
         tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Inserts or updates ownership rows. A row's anchor is kept when the new one is unknown,
+    /// except for a pending row, which starts over.
+    async fn upsert_accounts(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        rows: &[AccountRow<'_>],
+        now: &str,
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.target)
+                    .push_bind(r.identity)
+                    .push_bind(r.key)
+                    .push_bind(r.anchor)
+                    .push_bind(r.status.as_str())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT (target, identity_id) DO UPDATE SET key = excluded.key,
+                    anchor = CASE WHEN excluded.status = 'pending' THEN NULL
+                                  ELSE COALESCE(excluded.anchor, accounts.anchor) END,
+                    status = excluded.status, updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut **tx).await.map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// Logs a batch of operations and updates the ownership table from their outcomes, in one
@@ -333,58 +356,51 @@ impl Store {
     pub async fn record_ops(&self, run: i64, ops: &[OpRecord], now: DateTime<Utc>) -> Result<(), StoreError> {
         let now = ts(now);
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for chunk in ops.chunks(CHUNK_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO oplog (run_id, at, identity_id, username, target, school, action, detail, result, error) ",
+            );
+            q.push_values(chunk, |mut b, op| {
+                let (result, error) = match &op.result {
+                    OpResult::Ok { .. } => ("ok", None),
+                    OpResult::Failed(e) => ("failed", Some(e.as_str())),
+                    OpResult::Skipped(e) => ("skipped", Some(e.as_str())),
+                };
+                b.push_bind(run)
+                    .push_bind(&now)
+                    .push_bind(&op.identity_id)
+                    .push_bind(&op.username)
+                    .push_bind(&op.target)
+                    .push_bind(&op.school)
+                    .push_bind(&op.action)
+                    .push_bind(&op.detail)
+                    .push_bind(result)
+                    .push_bind(error);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
+        let mut changed = Vec::new();
         for op in ops {
-            let (result, error) = match &op.result {
-                OpResult::Ok { .. } => ("ok", None),
-                OpResult::Failed(e) => ("failed", Some(e.as_str())),
-                OpResult::Skipped(e) => ("skipped", Some(e.as_str())),
-            };
-            sqlx::query(
-                "INSERT INTO oplog (run_id, at, identity_id, username, target, school, action, detail, result, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )
-            .bind(run)
-            .bind(&now)
-            .bind(&op.identity_id)
-            .bind(&op.username)
-            .bind(&op.target)
-            .bind(&op.school)
-            .bind(&op.action)
-            .bind(&op.detail)
-            .bind(result)
-            .bind(error)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-            if let OpResult::Ok { key, anchor, status } = &op.result {
-                match (key, status) {
-                    (Some(key), Some(status)) => {
-                        sqlx::query(
-                            "UPDATE accounts SET key = ?1, anchor = COALESCE(?2, anchor), status = ?3, updated_at = ?4
-                             WHERE target = ?5 AND identity_id = ?6",
-                        )
-                        .bind(key)
-                        .bind(anchor)
-                        .bind(status.as_str())
-                        .bind(&now)
+            match &op.result {
+                OpResult::Ok { key: Some(key), anchor, status: Some(status) } => changed.push(AccountRow {
+                    target: &op.target,
+                    identity: &op.identity_id,
+                    key,
+                    anchor: anchor.as_deref(),
+                    status: *status,
+                }),
+                OpResult::Ok { key: None, .. } => {
+                    sqlx::query("DELETE FROM accounts WHERE target = ?1 AND identity_id = ?2")
                         .bind(&op.target)
                         .bind(&op.identity_id)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.err(e))?;
-                    }
-                    (None, _) => {
-                        sqlx::query("DELETE FROM accounts WHERE target = ?1 AND identity_id = ?2")
-                            .bind(&op.target)
-                            .bind(&op.identity_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| self.err(e))?;
-                    }
-                    _ => {}
                 }
+                _ => {}
             }
         }
+        self.upsert_accounts(&mut tx, &changed, &now).await?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 

@@ -514,43 +514,40 @@ mod tests {
         assert_eq!(split_rdn("uid=a\\,b,ou=x"), ("uid=a\\,b", "ou=x"));
     }
 
-    #[test]
-    fn config_validation_names_the_problem() {
-        let toml = r#"
-            url = "http://x"
-            bind_dn = "cn=a"
-            base_dn = "ou=p,dc=x"
-        "#;
-        let c: LdapConfig = serde_json_like(toml);
-        assert_eq!(c.validate().unwrap_err(), "url \"http://x\" must start with ldap://, ldaps:// or ldapi://");
-        assert_eq!(c.disabled_ou().unwrap(), "ou=disabled,ou=p,dc=x");
-    }
-
-    fn serde_json_like(s: &str) -> LdapConfig {
-        // The connector has no TOML dependency; build the value by hand from the three keys.
-        let get = |k: &str| {
-            s.lines()
-                .find_map(|l| l.trim().strip_prefix(&format!("{k} = ")))
-                .map(|v| v.trim_matches('"').to_string())
-                .unwrap()
-        };
+    fn config(url: &str, base_dn: &str) -> LdapConfig {
         LdapConfig {
-            url: get("url"),
+            url: url.into(),
             starttls: false,
             tls_ca_file: None,
             tls_insecure_skip_verify: false,
-            bind_dn: get("bind_dn"),
+            bind_dn: "cn=admin".into(),
             bind_password_file: None,
             bind_password_env: None,
-            base_dn: get("base_dn"),
+            base_dn: base_dn.into(),
             rdn_attribute: default_rdn_attribute(),
             object_classes: default_object_classes(),
             filter: default_filter(),
-            page_size: 1000,
-            max_in_flight: 8,
-            timeout_secs: 30,
+            page_size: default_page_size(),
+            max_in_flight: default_in_flight(),
+            timeout_secs: default_timeout_secs(),
             disable: DisableMethod::default(),
             attributes: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        let c = config("http://x", "ou=p,dc=x");
+        assert_eq!(c.validate().unwrap_err(), "url \"http://x\" must start with ldap://, ldaps:// or ldapi://");
+        assert_eq!(c.disabled_ou().unwrap(), "ou=disabled,ou=p,dc=x");
+        let mut c = config("ldaps://x", "ou=p,dc=x");
+        c.starttls = true;
+        assert_eq!(c.validate().unwrap_err(), "starttls = true needs an ldap:// url");
+    }
+
+    #[test]
+    fn keys_escape_the_username() {
+        let t = LdapTarget::new(config("ldap://x", "ou=p,dc=x"), Secret::new("pw"));
+        assert_eq!(t.key_for("a,b"), "uid=a\\,b,ou=p,dc=x");
     }
 }
