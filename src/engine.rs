@@ -266,22 +266,32 @@ impl Engine {
         let started = std::time::Instant::now();
         // Sources, state and targets are read at the same time: a no-op plan costs about as
         // much as its slowest read.
-        let (fetched, snapshot, observed) =
-            tokio::join!(self.fetch_all(today), self.store.snapshot(), self.observe_all());
+        let timed = |what: &'static str| move |_: &()| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "read");
+        let (fetched, snapshot, observed) = tokio::join!(
+            async { let r = self.fetch_all(today).await; timed("sources")(&()); r },
+            async { let r = self.store.snapshot().await; timed("state")(&()); r },
+            async { let r = self.observe_all().await; timed("targets")(&()); r },
+        );
         let (records, rejected, counts) = fetched?;
         let snapshot = snapshot?;
         let observed = observed?;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, records = records.len(), "read sources, state and targets");
-        let resolution = identity::resolve(&records, &snapshot);
+        let timer = std::time::Instant::now();
+        let lap = |what: &'static str| tracing::debug!(what, elapsed_ms = timer.elapsed().as_millis() as u64, "computed");
+        let resolution = identity::resolve(records, &snapshot);
 
+        lap("identities");
         let usernames = self.allocate_names(&resolution, &snapshot, &observed);
-        let last_schools = last_schools(&snapshot);
+        lap("names");
+        let last_schools = last_schools(&snapshot, &resolution);
         let mut target_plans = BTreeMap::new();
         for (id, handle) in &self.targets {
             let desired = desired_accounts(&resolution, &usernames, &last_schools, &handle.mapping, today);
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            lap("desired accounts");
             target_plans.insert(id.clone(), plan::plan_target(id, &desired, obs, &owned, &handle.owner_attr));
+            lap("target plan");
         }
         let new_identities = resolution
             .present
@@ -290,7 +300,7 @@ impl Engine {
             .map(|i| NewIdentity {
                 id: i.id.clone(),
                 username: usernames.get(&i.id).cloned().unwrap_or_default(),
-                records: i.records.iter().map(|r| format!("{}/{}", r.source, r.record.person_id)).collect(),
+                records: i.records.iter().map(Sourced::label).collect(),
             })
             .collect();
         let plan = plan::assemble(now, new_identities, target_plans);
@@ -494,10 +504,15 @@ pub fn desired_accounts(
     out
 }
 
-/// Identity → the schools its stored records last named, comma-separated.
-fn last_schools(snapshot: &Snapshot) -> HashMap<IdentityId, String> {
+/// Absent identity → the schools its stored records last named, comma-separated (so a leaver's
+/// log rows still name a school).
+fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, String> {
+    let absent: HashSet<&str> = resolution.absent.iter().map(|i| i.id.as_str()).collect();
     let mut sets: HashMap<&IdentityId, std::collections::BTreeSet<&str>> = HashMap::new();
-    for rec in snapshot.records.values() {
+    if absent.is_empty() {
+        return HashMap::new();
+    }
+    for rec in snapshot.all_records().filter(|r| absent.contains(r.identity_id.as_str())) {
         if let Some(s) = &rec.school_unit {
             sets.entry(&rec.identity_id).or_default().insert(s);
         }
@@ -560,7 +575,7 @@ fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRo
                 &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
             ];
             let hash: String = Sha256::digest(fields.join("\u{1f}").as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
-            if snapshot.records.get(&s.key()).is_some_and(|stored| stored.content_hash == hash) {
+            if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
                 continue;
             }
             out.push(RecordRow {

@@ -8,7 +8,7 @@
 //! and the apply that follows it agree on them.
 
 use crate::model::{Identity, IdentityId, Snapshot, Sourced};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Namespace for identity ids derived from record keys.
 const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e1d_0000_5a3e_4c1b_9a7e_0c1d_e1d0_0001);
@@ -28,31 +28,37 @@ impl Resolution {
     }
 }
 
-/// Resolves `records` (in source order) against `snapshot`.
-pub fn resolve(records: &[Sourced], snapshot: &Snapshot) -> Resolution {
+/// Resolves `records` (in source order) against `snapshot`. Takes the records by value: they
+/// move into the identities.
+pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
     let mut civic_owner: HashMap<&str, &IdentityId> = HashMap::new();
-    for rec in snapshot.records.values() {
+    for rec in snapshot.all_records() {
         if let Some(c) = &rec.civic_no {
             civic_owner.entry(c.as_str()).or_insert(&rec.identity_id);
         }
     }
-    let mut by_id: BTreeMap<IdentityId, Identity> = BTreeMap::new();
+    // Records are numbered in source order, so each identity can list its records in that order.
+    let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> = HashMap::with_capacity(records.len());
     let mut run_civic: HashMap<String, IdentityId> = HashMap::new();
 
     // Linked records first, so a civic number seen on a linked record claims its identity
     // before an unlinked record with the same number looks for one.
-    let (linked, unlinked): (Vec<&Sourced>, Vec<&Sourced>) =
-        records.iter().partition(|r| snapshot.records.contains_key(&r.key()));
-    for r in linked {
-        let id = snapshot.records[&r.key()].identity_id.clone();
-        if let Some(c) = r.record.civic_no.as_ref().filter(|c| c.is_matchable()) {
-            run_civic.entry(c.expose().to_string()).or_insert_with(|| id.clone());
+    let mut unlinked = Vec::new();
+    for (i, r) in records.into_iter().enumerate() {
+        match snapshot.record(&r.source, &r.record.person_id) {
+            Some(stored) => {
+                let id = stored.identity_id.clone();
+                if let Some(c) = r.record.civic_no.as_ref().filter(|c| c.is_matchable()) {
+                    run_civic.entry(c.expose().to_string()).or_insert_with(|| id.clone());
+                }
+                by_id.entry(id).or_insert_with(|| (false, Vec::new())).1.push((i, r));
+            }
+            None => unlinked.push((i, r)),
         }
-        push(&mut by_id, id, r, false);
     }
-    for r in unlinked {
-        let civic = r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose());
-        let existing = civic.and_then(|c| {
+    for (i, r) in unlinked {
+        let civic = r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
+        let existing = civic.as_deref().and_then(|c| {
             run_civic.get(c).cloned().or_else(|| civic_owner.get(c).map(|id| (*id).clone()))
         });
         let id = match existing {
@@ -60,13 +66,13 @@ pub fn resolve(records: &[Sourced], snapshot: &Snapshot) -> Resolution {
             None => {
                 let id = new_id(&r.source, &r.record.person_id, snapshot);
                 if let Some(c) = civic {
-                    run_civic.insert(c.to_string(), id.clone());
+                    run_civic.insert(c, id.clone());
                 }
                 id
             }
         };
         let is_new = !snapshot.identities.contains_key(&id);
-        push(&mut by_id, id, r, is_new);
+        by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
     }
 
     let absent = snapshot
@@ -75,21 +81,15 @@ pub fn resolve(records: &[Sourced], snapshot: &Snapshot) -> Resolution {
         .filter(|id| !by_id.contains_key(*id))
         .map(|id| Identity { id: id.clone(), is_new: false, records: Vec::new() })
         .collect();
-    let mut present: Vec<Identity> = by_id.into_values().collect();
-    // Records inside an identity follow source order (the order the engine passed them in).
-    let order: HashMap<(String, String), usize> = records.iter().enumerate().map(|(i, r)| (r.key(), i)).collect();
-    for ident in &mut present {
-        ident.records.sort_by_key(|r| order.get(&r.key()).copied().unwrap_or(usize::MAX));
-    }
+    let mut present: Vec<Identity> = by_id
+        .into_iter()
+        .map(|(id, (is_new, mut recs))| {
+            recs.sort_by_key(|(i, _)| *i);
+            Identity { id, is_new, records: recs.into_iter().map(|(_, r)| r).collect() }
+        })
+        .collect();
+    present.sort_by(|a, b| a.id.cmp(&b.id));
     Resolution { present, absent }
-}
-
-fn push(by_id: &mut BTreeMap<IdentityId, Identity>, id: IdentityId, r: &Sourced, is_new: bool) {
-    by_id
-        .entry(id.clone())
-        .or_insert_with(|| Identity { id, is_new, records: Vec::new() })
-        .records
-        .push(r.clone());
 }
 
 /// A new identity id from the record key; a counter resolves the (theoretical) case where the
@@ -134,8 +134,8 @@ mod tests {
 
     #[test]
     fn same_civic_number_in_two_sources_is_one_identity() {
-        let recs = [rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
-        let r = resolve(&recs, &Snapshot::default());
+        let recs = vec![rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
+        let r = resolve(recs, &Snapshot::default());
         assert_eq!(r.present.len(), 2);
         let merged = r.present.iter().find(|i| i.records.len() == 2).unwrap();
         assert_eq!(merged.records[0].source, "hr", "records keep source order");
@@ -144,8 +144,8 @@ mod tests {
 
     #[test]
     fn temporary_numbers_never_join() {
-        let recs = [rec("sis", "1", Some("20130101TF01")), rec("hr", "1", Some("20130101TF01"))];
-        assert_eq!(resolve(&recs, &Snapshot::default()).present.len(), 2);
+        let recs = vec![rec("sis", "1", Some("20130101TF01")), rec("hr", "1", Some("20130101TF01"))];
+        assert_eq!(resolve(recs, &Snapshot::default()).present.len(), 2);
     }
 
     #[test]
@@ -153,11 +153,12 @@ mod tests {
         let mut snap = Snapshot::default();
         snap.identities.insert("id-1".into(), Some("a.b".into()));
         snap.identities.insert("id-2".into(), Some("c.d".into()));
-        snap.records.insert(
-            ("sis".into(), "1".into()),
+        snap.insert_record(
+            "sis".into(),
+            "1".into(),
             StoredRecord { identity_id: "id-1".into(), civic_no: None, content_hash: String::new(), school_unit: None },
         );
-        let r = resolve(&[rec("sis", "1", None)], &snap);
+        let r = resolve(vec![rec("sis", "1", None)], &snap);
         assert_eq!(r.present[0].id, "id-1");
         assert!(!r.present[0].is_new);
         assert_eq!(r.absent[0].id, "id-2");
@@ -165,9 +166,9 @@ mod tests {
 
     #[test]
     fn ids_do_not_depend_on_record_order() {
-        let a = [rec("sis", "1", None), rec("sis", "2", None)];
-        let b = [rec("sis", "2", None), rec("sis", "1", None)];
+        let a = vec![rec("sis", "1", None), rec("sis", "2", None)];
+        let b = vec![rec("sis", "2", None), rec("sis", "1", None)];
         let ids = |r: Resolution| r.present.into_iter().map(|i| i.id).collect::<Vec<_>>();
-        assert_eq!(ids(resolve(&a, &Snapshot::default())), ids(resolve(&b, &Snapshot::default())));
+        assert_eq!(ids(resolve(a, &Snapshot::default())), ids(resolve(b, &Snapshot::default())));
     }
 }

@@ -18,8 +18,9 @@ pub struct Sourced {
 }
 
 impl Sourced {
-    pub fn key(&self) -> (String, String) {
-        (self.source.clone(), self.record.person_id.clone())
+    /// `source/person_id`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.source, self.record.person_id)
     }
 }
 
@@ -152,13 +153,30 @@ pub struct StoredRecord {
     pub school_unit: Option<String>,
 }
 
+impl Snapshot {
+    /// The stored link of a record, if it has one.
+    pub fn record(&self, source: &str, person_id: &str) -> Option<&StoredRecord> {
+        self.records.get(source)?.get(person_id)
+    }
+
+    /// Every stored link.
+    pub fn all_records(&self) -> impl Iterator<Item = &StoredRecord> {
+        self.records.values().flat_map(|m| m.values())
+    }
+
+    /// Adds a link (for building snapshots in tests and from the store).
+    pub fn insert_record(&mut self, source: String, person_id: String, rec: StoredRecord) {
+        self.records.entry(source).or_default().insert(person_id, rec);
+    }
+}
+
 /// What the state database knew at the start of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Identity id → allocated username.
     pub identities: BTreeMap<IdentityId, Option<String>>,
-    /// (source, person_id) → link.
-    pub records: HashMap<(String, String), StoredRecord>,
+    /// source → person_id → link. Nested so that lookups need no allocation.
+    pub records: HashMap<String, HashMap<String, StoredRecord>>,
     /// Every username ever allocated (never reused), with its owner.
     pub usernames: HashMap<String, IdentityId>,
     /// Accounts enid created, per target.

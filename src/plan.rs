@@ -187,18 +187,16 @@ pub fn plan_target(
     owned: &[&OwnedAccount],
     owner_attr: &str,
 ) -> TargetPlan {
-    let mut by_anchor: HashMap<&str, usize> = HashMap::new();
-    let mut by_key: HashMap<String, usize> = HashMap::new();
-    let mut by_username: HashMap<String, usize> = HashMap::new();
-    for (i, o) in observed.iter().enumerate() {
-        if let Some(a) = &o.anchor {
-            by_anchor.insert(a.as_str(), i);
-        }
-        by_key.insert(normalize_key(&o.key), i);
-        if let Some(u) = &o.username {
-            by_username.insert(u.to_lowercase(), i);
-        }
-    }
+    let by_anchor: HashMap<&str, usize> =
+        observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
+    // Most accounts are found by anchor; the key index is built only if something needs it.
+    let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
+    let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (normalize_key(&o.key), i)).collect());
+    let by_username: HashMap<std::borrow::Cow<'_, str>, usize> = observed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| Some((lowercase(o.username.as_deref()?), i)))
+        .collect();
     let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan::default();
@@ -226,7 +224,7 @@ pub fn plan_target(
                     .anchor
                     .as_deref()
                     .and_then(|a| by_anchor.get(a).copied())
-                    .or_else(|| by_key.get(&normalize_key(&o.key)).copied());
+                    .or_else(|| by_key().get(&normalize_key(&o.key)).copied());
                 match hit {
                     Some(i) if o.status == AccountStatus::Pending || o.anchor.is_none() => {
                         if carries_id(&observed[i], &d.identity_id) {
@@ -252,7 +250,7 @@ pub fn plan_target(
                     other => other,
                 }
             }
-            None => by_username.get(&d.username.to_lowercase()).copied().and_then(|i| {
+            None => by_username.get(&lowercase(&d.username)).copied().and_then(|i| {
                 if carries_id(&observed[i], &d.identity_id) && !d.attrs.is_empty() {
                     tp.adoptions.push(Adoption {
                         target: target.into(),
@@ -298,7 +296,7 @@ pub fn plan_target(
                 }
             }
             None if d.active => {
-                if let Some(&i) = by_username.get(&d.username.to_lowercase()) {
+                if let Some(&i) = by_username.get(&lowercase(&d.username)) {
                     claimed[i] = true;
                     tp.blocked.push(Blocked {
                         target: target.into(),
@@ -325,6 +323,11 @@ pub fn plan_target(
     tp
 }
 
+/// Lowercases without allocating when there is nothing to change (usernames usually).
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_uppercase) { std::borrow::Cow::Owned(s.to_lowercase()) } else { std::borrow::Cow::Borrowed(s) }
+}
+
 /// Whether an observed account is recorded as owned (by an identity with no desired entry).
 fn is_owned_elsewhere(o: &ObservedAccount, owned: &[&OwnedAccount]) -> bool {
     owned.iter().any(|w| {
@@ -339,16 +342,27 @@ fn diff(desired: &Attrs, observed: &Attrs) -> (Vec<AttrChange>, Attrs) {
     let mut before = Attrs::new();
     for (attr, want) in desired {
         let have = observed.get(attr).map(Vec::as_slice).unwrap_or(&[]);
-        let mut w: Vec<&String> = want.iter().collect();
-        let mut h: Vec<&String> = have.iter().collect();
-        w.sort();
-        h.sort();
-        if w != h {
+        if !same_values(want, have) {
             changes.push(AttrChange { attr: attr.clone(), values: want.clone() });
             before.insert(attr.clone(), have.to_vec());
         }
     }
     (changes, before)
+}
+
+/// Whether two value lists hold the same values, in any order.
+fn same_values(a: &[String], b: &[String]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true; // the common case: same values in the same order
+    }
+    let mut a: Vec<&String> = a.iter().collect();
+    let mut b: Vec<&String> = b.iter().collect();
+    a.sort();
+    b.sort();
+    a == b
 }
 
 /// Puts target plans together into one plan and computes its id.
