@@ -22,6 +22,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use source_csv::CsvSource;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use target_ldap::LdapTarget;
 
@@ -98,7 +99,7 @@ pub struct Engine {
     config: Config,
     store: Store,
     sources: Vec<(String, AnySource, f64)>,
-    targets: BTreeMap<String, TargetHandle>,
+    targets: BTreeMap<String, Arc<TargetHandle>>,
     namer: Namer,
 }
 
@@ -121,6 +122,8 @@ pub struct Computed {
     pub record_rows: Vec<RecordRow>,
     /// Records read, per source.
     pub counts: BTreeMap<String, usize>,
+    /// The accounts each target holds now.
+    pub observed: BTreeMap<String, Vec<ObservedAccount>>,
 }
 
 /// What an apply did.
@@ -171,12 +174,12 @@ impl Engine {
                     }
                     targets.insert(
                         id.clone(),
-                        TargetHandle {
+                        Arc::new(TargetHandle {
                             conn: AnyTarget::Ldap(LdapTarget::new(c.clone(), password)),
                             mapping,
                             owner_attr,
                             max_in_flight: c.max_in_flight,
-                        },
+                        }),
                     );
                 }
             }
@@ -248,51 +251,81 @@ impl Engine {
         Ok((records, rejected, counts))
     }
 
-    async fn observe_all(&self) -> Result<BTreeMap<String, Vec<ObservedAccount>>, EngineError> {
-        let futs = self.targets.iter().map(|(id, t)| async move {
-            let attrs = t.mapping.attribute_names();
-            (id.clone(), t.conn.observe(&attrs).await)
-        });
-        let mut out = BTreeMap::new();
-        for (id, result) in futures::future::join_all(futs).await {
-            out.insert(id.clone(), result.map_err(|error| EngineError::Target { id, error })?);
-        }
-        Ok(out)
+    /// Starts reading every target in tasks of their own, so the reads run while the sources
+    /// and the state are read and the identities resolved.
+    fn spawn_observe(&self) -> Vec<(String, tokio::task::JoinHandle<Result<Vec<ObservedAccount>, TargetError>>)> {
+        self.targets
+            .iter()
+            .map(|(id, t)| {
+                let t = Arc::clone(t);
+                (id.clone(), tokio::spawn(async move { t.conn.observe(&t.mapping.attribute_names()).await }))
+            })
+            .collect()
     }
 
     /// The dry run: reads sources and targets, and plans. Writes nothing.
     pub async fn compute(&self, now: DateTime<Utc>) -> Result<Computed, EngineError> {
         let today = now.date_naive();
         let started = std::time::Instant::now();
-        // Sources, state and targets are read at the same time: a no-op plan costs about as
-        // much as its slowest read.
-        let timed = |what: &'static str| move |_: &()| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "read");
-        let (fetched, snapshot, observed) = tokio::join!(
-            async { let r = self.fetch_all(today).await; timed("sources")(&()); r },
-            async { let r = self.store.snapshot().await; timed("state")(&()); r },
-            async { let r = self.observe_all().await; timed("targets")(&()); r },
-        );
-        let (records, rejected, counts) = fetched?;
-        let snapshot = snapshot?;
-        let observed = observed?;
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, records = records.len(), "read sources, state and targets");
-        let timer = std::time::Instant::now();
-        let lap = |what: &'static str| tracing::debug!(what, elapsed_ms = timer.elapsed().as_millis() as u64, "computed");
+        let lap = |what: &'static str| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "compute");
+        let observing = self.spawn_observe();
+        let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
+        let (fetched, snapshot) =
+            tokio::join!(self.fetch_all(today), async { self.store.snapshot().await.map_err(EngineError::from) });
+        let (records, rejected, counts, snapshot) = match (fetched, snapshot) {
+            (Ok((r, j, c)), Ok(s)) => (r, j, c, s),
+            (Err(e), _) | (_, Err(e)) => {
+                abort_all();
+                return Err(e);
+            }
+        };
+        lap("read sources and state");
         let resolution = identity::resolve(records, &snapshot);
-
-        lap("identities");
-        let usernames = self.allocate_names(&resolution, &snapshot, &observed);
-        lap("names");
+        lap("resolved identities");
+        let (mut usernames, requests) = known_names(&resolution, &snapshot);
         let last_schools = last_schools(&snapshot, &resolution);
+        // Desired accounts of identities that already have a name need nothing from the targets.
+        let mut desired: BTreeMap<String, Vec<Desired>> = self
+            .targets
+            .iter()
+            .map(|(id, t)| (id.clone(), desired_accounts(&resolution, &usernames, &last_schools, &t.mapping, today)))
+            .collect();
+        lap("desired accounts of known identities");
+
+        let mut observed = BTreeMap::new();
+        let mut failure = None;
+        for (id, handle) in observing {
+            match handle.await {
+                Ok(Ok(accounts)) => {
+                    observed.insert(id, accounts);
+                }
+                Ok(Err(error)) => {
+                    failure.get_or_insert(EngineError::Target { id, error });
+                }
+                Err(e) => {
+                    failure.get_or_insert(EngineError::Target { id, error: TargetError::Unavailable(e.to_string()) });
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        lap("read targets");
+
+        let new_names = self.name_new(&requests, &snapshot, &observed);
+        for (id, t) in &self.targets {
+            let more = desired_accounts(&resolution, &new_names, &last_schools, &t.mapping, today);
+            desired.entry(id.clone()).or_default().extend(more);
+        }
+        usernames.extend(new_names);
         let mut target_plans = BTreeMap::new();
         for (id, handle) in &self.targets {
-            let desired = desired_accounts(&resolution, &usernames, &last_schools, &handle.mapping, today);
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            lap("desired accounts");
-            target_plans.insert(id.clone(), plan::plan_target(id, &desired, obs, &owned, &handle.owner_attr));
-            lap("target plan");
+            let want = desired.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            target_plans.insert(id.clone(), plan::plan_target(id, want, obs, &owned, &handle.owner_attr));
         }
+        lap("planned targets");
         let new_identities = resolution
             .present
             .iter()
@@ -306,42 +339,26 @@ impl Engine {
         let plan = plan::assemble(now, new_identities, target_plans);
         let record_rows = changed_records(&resolution, &snapshot);
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, operations = plan.operations.len(), "planned");
-        Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts })
+        Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts, observed })
     }
 
-    fn allocate_names(
+    /// Names for identities that have none yet, avoiding every name ever allocated, the
+    /// reserved names, and every name on a target.
+    fn name_new(
         &self,
-        resolution: &Resolution,
+        requests: &[NameRequest],
         snapshot: &Snapshot,
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
     ) -> BTreeMap<IdentityId, String> {
-        let mut names: BTreeMap<IdentityId, String> = BTreeMap::new();
-        let mut requests = Vec::new();
-        for ident in resolution.all() {
-            match snapshot.identities.get(&ident.id).cloned().flatten() {
-                Some(u) => {
-                    names.insert(ident.id.clone(), u);
-                }
-                None => {
-                    if let Some(first) = ident.records.first() {
-                        requests.push(NameRequest {
-                            id: ident.id.clone(),
-                            given_name: first.record.given_name.clone(),
-                            family_name: first.record.family_name.clone(),
-                        });
-                    }
-                }
-            }
+        if requests.is_empty() {
+            return BTreeMap::new();
         }
-        if !requests.is_empty() {
-            let mut taken: HashSet<String> = snapshot.usernames.keys().cloned().collect();
-            taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
-            for accounts in observed.values() {
-                taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
-            }
-            names.extend(self.namer.allocate(&requests, &taken));
+        let mut taken: HashSet<String> = snapshot.usernames.keys().cloned().collect();
+        taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
+        for accounts in observed.values() {
+            taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
         }
-        names
+        self.namer.allocate(requests, &taken)
     }
 
     /// Carries out a computed plan. Returns what was done; failures of single operations are in
@@ -486,6 +503,29 @@ fn op_key(op: &TargetOp) -> String {
             key.clone()
         }
     }
+}
+
+/// The names identities already have, and name requests for those that have none. Pure.
+fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<IdentityId, String>, Vec<NameRequest>) {
+    let mut names = BTreeMap::new();
+    let mut requests = Vec::new();
+    for ident in resolution.all() {
+        match snapshot.identities.get(&ident.id).and_then(Option::as_ref) {
+            Some(u) => {
+                names.insert(ident.id.clone(), u.clone());
+            }
+            None => {
+                if let Some(first) = ident.records.first() {
+                    requests.push(NameRequest {
+                        id: ident.id.clone(),
+                        given_name: first.record.given_name.clone(),
+                        family_name: first.record.family_name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    (names, requests)
 }
 
 /// What every identity should have on one target. Pure.

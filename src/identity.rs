@@ -8,7 +8,7 @@
 //! and the apply that follows it agree on them.
 
 use crate::model::{Identity, IdentityId, Snapshot, Sourced};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Namespace for identity ids derived from record keys.
 const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e1d_0000_5a3e_4c1b_9a7e_0c1d_e1d0_0001);
@@ -31,15 +31,15 @@ impl Resolution {
 /// Resolves `records` (in source order) against `snapshot`. Takes the records by value: they
 /// move into the identities.
 pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
-    let mut civic_owner: HashMap<&str, &IdentityId> = HashMap::new();
+    let mut civic_owner: HashMap<&str, &IdentityId> = HashMap::default();
     for rec in snapshot.all_records() {
         if let Some(c) = &rec.civic_no {
             civic_owner.entry(c.as_str()).or_insert(&rec.identity_id);
         }
     }
     // Records are numbered in source order, so each identity can list its records in that order.
-    let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> = HashMap::with_capacity(records.len());
-    let mut run_civic: HashMap<String, IdentityId> = HashMap::new();
+    let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> = HashMap::with_capacity_and_hasher(records.len(), Default::default());
+    let mut run_civic: HashMap<String, IdentityId> = HashMap::default();
 
     // Linked records first, so a civic number seen on a linked record claims its identity
     // before an unlinked record with the same number looks for one.
@@ -75,12 +75,13 @@ pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
         by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
     }
 
-    let absent = snapshot
+    let mut absent: Vec<Identity> = snapshot
         .identities
         .keys()
         .filter(|id| !by_id.contains_key(*id))
         .map(|id| Identity { id: id.clone(), is_new: false, records: Vec::new() })
         .collect();
+    absent.sort_by(|a, b| a.id.cmp(&b.id));
     let mut present: Vec<Identity> = by_id
         .into_iter()
         .map(|(id, (is_new, mut recs))| {

@@ -4,7 +4,8 @@
 use chrono::NaiveDate;
 use connector_api::{Role, SourceRecord};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 
 /// An enid identity id: a UUID string, stable for the life of the identity, and the value
 /// written to every account it owns (LDAP `employeeNumber`).
@@ -174,11 +175,11 @@ impl Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Identity id → allocated username.
-    pub identities: BTreeMap<IdentityId, Option<String>>,
+    pub identities: FxHashMap<IdentityId, Option<String>>,
     /// source → person_id → link. Nested so that lookups need no allocation.
-    pub records: HashMap<String, HashMap<String, StoredRecord>>,
+    pub records: FxHashMap<String, FxHashMap<String, StoredRecord>>,
     /// Every username ever allocated (never reused), with its owner.
-    pub usernames: HashMap<String, IdentityId>,
+    pub usernames: FxHashMap<String, IdentityId>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
 }

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use connector_api::{AttrChange, Attrs, ObservedAccount, TargetOp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
 
 /// What one identity should have on one target.
 #[derive(Debug, Clone)]
