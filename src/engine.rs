@@ -19,7 +19,6 @@ use connector_api::{
     TargetOp, load_secret,
 };
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use source_csv::CsvSource;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -312,7 +311,7 @@ impl Engine {
         }
         lap("read targets");
 
-        let new_names = self.name_new(&requests, &snapshot, &observed);
+        let new_names = self.name_new(&requests, &observed).await?;
         for (id, t) in &self.targets {
             let more = desired_accounts(&resolution, &new_names, &last_schools, &t.mapping, today);
             desired.entry(id.clone()).or_default().extend(more);
@@ -323,7 +322,8 @@ impl Engine {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
             let want = desired.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            target_plans.insert(id.clone(), plan::plan_target(id, want, obs, &owned, &handle.owner_attr));
+            let managed = handle.mapping.attribute_names();
+            target_plans.insert(id.clone(), plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr));
         }
         lap("planned targets");
         let new_identities = resolution
@@ -344,21 +344,20 @@ impl Engine {
 
     /// Names for identities that have none yet, avoiding every name ever allocated, the
     /// reserved names, and every name on a target.
-    fn name_new(
+    async fn name_new(
         &self,
         requests: &[NameRequest],
-        snapshot: &Snapshot,
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
-    ) -> BTreeMap<IdentityId, String> {
+    ) -> Result<BTreeMap<IdentityId, String>, EngineError> {
         if requests.is_empty() {
-            return BTreeMap::new();
+            return Ok(BTreeMap::new());
         }
-        let mut taken: HashSet<String> = snapshot.usernames.keys().cloned().collect();
+        let mut taken: HashSet<String> = self.store.allocated_usernames().await?.into_iter().collect();
         taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
         for accounts in observed.values() {
             taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
         }
-        self.namer.allocate(requests, &taken)
+        Ok(self.namer.allocate(requests, &taken))
     }
 
     /// Carries out a computed plan. Returns what was done; failures of single operations are in
@@ -595,6 +594,18 @@ fn desired_for(
     Desired { identity_id: ident.id.clone(), username: username.to_string(), school: person.school_label(), attrs, active, inactive_reason }
 }
 
+/// A short fingerprint of a record's fields. It only decides whether the stored copy is rewritten,
+/// so a fast 64-bit hash is enough; a different hash after an upgrade rewrites each record once.
+fn content_hash(fields: &[&str]) -> String {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    for f in fields {
+        h.write(f.as_bytes());
+        h.write_u8(0x1f);
+    }
+    format!("{:016x}", h.finish())
+}
+
 /// Records whose stored copy is missing or different. Pure.
 fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRow> {
     let mut out = Vec::new();
@@ -614,7 +625,7 @@ fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRo
                 &r.start_date.map(|d| d.to_string()).unwrap_or_default(),
                 &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
             ];
-            let hash: String = Sha256::digest(fields.join("\u{1f}").as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
+            let hash = content_hash(&fields);
             if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
                 continue;
             }

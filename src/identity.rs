@@ -31,48 +31,52 @@ impl Resolution {
 /// Resolves `records` (in source order) against `snapshot`. Takes the records by value: they
 /// move into the identities.
 pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
-    let mut civic_owner: HashMap<&str, &IdentityId> = HashMap::default();
-    for rec in snapshot.all_records() {
-        if let Some(c) = &rec.civic_no {
-            civic_owner.entry(c.as_str()).or_insert(&rec.identity_id);
-        }
-    }
     // Records are numbered in source order, so each identity can list its records in that order.
-    let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> = HashMap::with_capacity_and_hasher(records.len(), Default::default());
-    let mut run_civic: HashMap<String, IdentityId> = HashMap::default();
-
-    // Linked records first, so a civic number seen on a linked record claims its identity
-    // before an unlinked record with the same number looks for one.
+    let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> =
+        HashMap::with_capacity_and_hasher(records.len(), Default::default());
     let mut unlinked = Vec::new();
     for (i, r) in records.into_iter().enumerate() {
         match snapshot.record(&r.source, &r.record.person_id) {
-            Some(stored) => {
-                let id = stored.identity_id.clone();
-                if let Some(c) = r.record.civic_no.as_ref().filter(|c| c.is_matchable()) {
-                    run_civic.entry(c.expose().to_string()).or_insert_with(|| id.clone());
-                }
-                by_id.entry(id).or_insert_with(|| (false, Vec::new())).1.push((i, r));
-            }
+            Some(stored) => by_id.entry(stored.identity_id.clone()).or_insert_with(|| (false, Vec::new())).1.push((i, r)),
             None => unlinked.push((i, r)),
         }
     }
-    for (i, r) in unlinked {
-        let civic = r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
-        let existing = civic.as_deref().and_then(|c| {
-            run_civic.get(c).cloned().or_else(|| civic_owner.get(c).map(|id| (*id).clone()))
-        });
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let id = new_id(&r.source, &r.record.person_id, snapshot);
-                if let Some(c) = civic {
-                    run_civic.insert(c, id.clone());
+
+    if !unlinked.is_empty() {
+        // Civic numbers of this run's linked records claim their identities first, then those
+        // of stored records; only then do unlinked records look for an identity.
+        let mut run_civic: HashMap<String, IdentityId> = HashMap::default();
+        for (id, (_, recs)) in &by_id {
+            for (_, r) in recs {
+                if let Some(c) = r.record.civic_no.as_ref().filter(|c| c.is_matchable()) {
+                    run_civic.entry(c.expose().to_string()).or_insert_with(|| id.clone());
                 }
-                id
             }
-        };
-        let is_new = !snapshot.identities.contains_key(&id);
-        by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+        }
+        let mut civic_owner: HashMap<&str, &IdentityId> = HashMap::default();
+        for rec in snapshot.all_records() {
+            if let Some(c) = &rec.civic_no {
+                civic_owner.entry(c.as_str()).or_insert(&rec.identity_id);
+            }
+        }
+        for (i, r) in unlinked {
+            let civic = r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
+            let existing = civic.as_deref().and_then(|c| {
+                run_civic.get(c).cloned().or_else(|| civic_owner.get(c).map(|id| (*id).clone()))
+            });
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let id = new_id(&r.source, &r.record.person_id, snapshot);
+                    if let Some(c) = civic {
+                        run_civic.insert(c, id.clone());
+                    }
+                    id
+                }
+            };
+            let is_new = !snapshot.identities.contains_key(&id);
+            by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+        }
     }
 
     let mut absent: Vec<Identity> = snapshot

@@ -178,8 +178,6 @@ pub struct Snapshot {
     pub identities: FxHashMap<IdentityId, Option<String>>,
     /// source → person_id → link. Nested so that lookups need no allocation.
     pub records: FxHashMap<String, FxHashMap<String, StoredRecord>>,
-    /// Every username ever allocated (never reused), with its owner.
-    pub usernames: FxHashMap<String, IdentityId>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
 }

@@ -179,13 +179,16 @@ pub fn normalize_key(key: &str) -> String {
 
 /// Plans one target.
 ///
-/// `owner_attr` is the attribute that carries the enid id on an account (LDAP `employeeNumber`);
-/// it proves that an account found where a pending create was sent is enid's.
+/// `managed` names the attributes the mapping controls: only these are compared, and one the
+/// mapping no longer yields is removed. `owner_attr` is the attribute that carries the enid id on
+/// an account (LDAP `employeeNumber`); it proves that an account found where a pending create was
+/// sent is enid's.
 pub fn plan_target(
     target: &str,
     desired: &[Desired],
     observed: &[ObservedAccount],
     owned: &[&OwnedAccount],
+    managed: &[String],
     owner_attr: &str,
 ) -> TargetPlan {
     let by_anchor: HashMap<&str, usize> =
@@ -285,7 +288,7 @@ pub fn plan_target(
                     push(&mut tp, Action::Enable, "active again".into(), TargetOp::Enable { key: obs.key.clone() }, None);
                     changed = true;
                 }
-                let (changes, before) = diff(&d.attrs, &obs.attrs);
+                let (changes, before) = diff(&d.attrs, &obs.attrs, managed);
                 if !changes.is_empty() {
                     let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
                     let reason = format!("{} changed in the source", names.join(", "));
@@ -338,13 +341,15 @@ fn is_owned_elsewhere(o: &ObservedAccount, owned: &[&OwnedAccount]) -> bool {
 
 /// The attributes of `desired` whose values differ from `observed`, and their old values.
 /// Values compare as sets: LDAP does not keep value order.
-fn diff(desired: &Attrs, observed: &Attrs) -> (Vec<AttrChange>, Attrs) {
+/// An attribute the mapping manages but `desired` lacks is removed.
+fn diff(desired: &Attrs, observed: &Attrs, managed: &[String]) -> (Vec<AttrChange>, Attrs) {
     let mut changes = Vec::new();
     let mut before = Attrs::new();
-    for (attr, want) in desired {
+    for attr in managed {
+        let want: &[String] = desired.get(attr).map(Vec::as_slice).unwrap_or(&[]);
         let have = observed.get(attr).map(Vec::as_slice).unwrap_or(&[]);
         if !same_values(want, have) {
-            changes.push(AttrChange { attr: attr.clone(), values: want.clone() });
+            changes.push(AttrChange { attr: attr.clone(), values: want.to_vec() });
             before.insert(attr.clone(), have.to_vec());
         }
     }
@@ -449,7 +454,8 @@ mod tests {
 
     fn check(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount], expect: expect_test::Expect) {
         let owned: Vec<&OwnedAccount> = owned.iter().collect();
-        let tp = plan_target("dir", desired, observed, &owned, "employeeNumber");
+        let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
+        let tp = plan_target("dir", desired, observed, &owned, &managed, "employeeNumber");
         let mut out = String::new();
         for op in &tp.operations {
             out.push_str(&format!("{} {} ({}) {}\n", op.action.as_str(), op.username, op.reason, serde_json::to_string(&op.op).unwrap()));
@@ -497,6 +503,22 @@ mod tests {
             &[owned("1", "anna.berg", AccountStatus::Active)],
             expect_test::expect![[r#"
                 update anna.berg (sn changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"sn","values":["Ek"]}]}
+                Summary { create: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn an_attribute_the_mapping_no_longer_yields_is_removed() {
+        let mut obs = observed("anna.berg", Some("1"), "Berg", false);
+        obs.attrs.insert("departmentNumber".into(), vec!["S1".into()]);
+        obs.attrs.insert("entryUUID".into(), vec!["not managed".into()]);
+        check(
+            &[desired("1", "anna.berg", "Berg", true)],
+            &[obs],
+            &[owned("1", "anna.berg", AccountStatus::Active)],
+            expect_test::expect![[r#"
+                update anna.berg (departmentNumber changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"departmentNumber","values":[]}]}
                 Summary { create: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
             "#]],
         );

@@ -166,7 +166,7 @@ impl Store {
     /// Each table comes back as one JSON array built inside SQLite: one row per query instead of
     /// one per identity, which makes reading 100,000 identities about ten times faster.
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let (identities, records, usernames, accounts) = tokio::try_join!(
+        let (identities, records, accounts) = tokio::try_join!(
             self.json_rows::<(String, Option<String>)>(
                 "SELECT json_group_array(json_array(id, username)) FROM identities"
             ),
@@ -174,7 +174,6 @@ impl Store {
                 "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit))
                  FROM source_records"
             ),
-            self.json_rows::<(String, String)>("SELECT json_group_array(json_array(username, identity_id)) FROM usernames"),
             self.json_rows::<(String, String, String, Option<String>, String)>(
                 "SELECT json_group_array(json_array(target, identity_id, key, anchor, status)) FROM accounts"
             ),
@@ -184,7 +183,6 @@ impl Store {
         for (source, person_id, identity_id, civic_no, content_hash, school_unit) in records {
             snap.insert_record(source, person_id, StoredRecord { identity_id, civic_no, content_hash, school_unit });
         }
-        snap.usernames.extend(usernames);
         snap.accounts = accounts
             .into_iter()
             .map(|(target, identity_id, key, anchor, status)| OwnedAccount {
@@ -196,6 +194,11 @@ impl Store {
             })
             .collect();
         Ok(snap)
+    }
+
+    /// Every username ever allocated, lowercased. Read only when new names are needed.
+    pub async fn allocated_usernames(&self) -> Result<Vec<String>, StoreError> {
+        self.json_rows::<String>("SELECT json_group_array(lower(username)) FROM usernames").await
     }
 
     async fn json_rows<T: serde::de::DeserializeOwned>(&self, sql: &'static str) -> Result<Vec<T>, StoreError> {
