@@ -164,7 +164,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 engine.store().save_plan(&computed.plan.plan_id, &body, now).await?;
             }
             if json {
-                let text = serde_json::to_string_pretty(&computed.plan).map_err(|e| CliError::Message(e.to_string()))?;
+                let text =
+                    serde_json::to_string_pretty(&computed.plan).map_err(|e| CliError::Message(e.to_string()))?;
                 writeln!(out, "{text}").map_err(io)?;
             } else {
                 write!(out, "{}", render_plan(&computed)).map_err(io)?;
@@ -182,11 +183,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let computed = engine.compute(now).await?;
             warn_rejected(&computed);
             if let Some(id) = &plan {
-                let saved = engine
-                    .store()
-                    .load_plan(id)
-                    .await?
-                    .ok_or_else(|| CliError::Message(format!("no saved plan {id}; make one with `enid plan --save`")))?;
+                let saved = engine.store().load_plan(id).await?.ok_or_else(|| {
+                    CliError::Message(format!("no saved plan {id}; make one with `enid plan --save`"))
+                })?;
                 if computed.plan.plan_id != *id {
                     return Err(CliError::Message(format!(
                         "plan {id} no longer matches the inputs, which now give plan {}: {}; review it with `enid plan`",
@@ -243,7 +242,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     match ids.as_slice() {
                         [one] => Some(one.clone()),
                         [] => return Err(CliError::Message(format!("no person {p:?} in the state database"))),
-                        _ => return Err(CliError::Message(format!("{p:?} matches {} identities; use the enid id", ids.len()))),
+                        _ => {
+                            return Err(CliError::Message(format!(
+                                "{p:?} matches {} identities; use the enid id",
+                                ids.len()
+                            )));
+                        }
                     }
                 }
                 None => None,
@@ -334,7 +338,8 @@ pub fn render_plan(c: &Computed) -> String {
         let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
     }
     if !plan.adoptions.is_empty() {
-        let _ = writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", plan.adoptions.len());
+        let _ =
+            writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", plan.adoptions.len());
     }
     for action in [Action::Create, Action::Update, Action::Enable, Action::Disable, Action::Delete] {
         let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).collect();
@@ -343,18 +348,35 @@ pub fn render_plan(c: &Computed) -> String {
         }
         let _ = writeln!(s, "\n{} ({})", action.as_str(), ops.len());
         for op in ops {
-            let _ = write!(s, "  {:<10} {:<22} {:<8} {}", op.target, op.username, if op.school.is_empty() { "-" } else { &op.school }, op.reason);
+            let _ = write!(
+                s,
+                "  {:<10} {:<22} {:<8} {}",
+                op.target,
+                op.username,
+                if op.school.is_empty() { "-" } else { &op.school },
+                op.reason
+            );
             if let (Some(before), connector_api::TargetOp::Update { changes, .. }) = (&op.before, &op.op) {
                 for ch in changes {
                     let old = before.get(&ch.attr).map(|v| v.join("|")).unwrap_or_default();
-                    let _ = write!(s, "\n  {:<10} {:<22} {:<8}   {}: {:?} → {:?}", "", "", "", ch.attr, old, ch.values.join("|"));
+                    let _ = write!(
+                        s,
+                        "\n  {:<10} {:<22} {:<8}   {}: {:?} → {:?}",
+                        "",
+                        "",
+                        "",
+                        ch.attr,
+                        old,
+                        ch.values.join("|")
+                    );
                 }
             }
             s.push('\n');
         }
     }
     if !plan.blocked.is_empty() {
-        let _ = writeln!(s, "\nblocked ({}): these persons get no account until the cause is fixed", plan.blocked.len());
+        let _ =
+            writeln!(s, "\nblocked ({}): these persons get no account until the cause is fixed", plan.blocked.len());
         for b in &plan.blocked {
             let _ = writeln!(s, "  {:<10} {:<22} {}", b.target, b.username, b.reason);
         }
@@ -368,13 +390,17 @@ pub fn render_plan(c: &Computed) -> String {
 /// A short account of how a saved plan differs from the current one.
 fn plan_difference(saved_json: &str, current: &Plan) -> String {
     let saved: serde_json::Value = serde_json::from_str(saved_json).unwrap_or_default();
-    let key = |o: &serde_json::Value| format!("{} {} {}", o["action"].as_str().unwrap_or(""), o["target"].as_str().unwrap_or(""), o["username"].as_str().unwrap_or(""));
+    let key = |o: &serde_json::Value| {
+        format!(
+            "{} {} {}",
+            o["action"].as_str().unwrap_or(""),
+            o["target"].as_str().unwrap_or(""),
+            o["username"].as_str().unwrap_or("")
+        )
+    };
     let old: BTreeSet<String> = saved["operations"].as_array().map(|a| a.iter().map(key).collect()).unwrap_or_default();
-    let cur: BTreeSet<String> = current
-        .operations
-        .iter()
-        .map(|o| format!("{} {} {}", o.action.as_str(), o.target, o.username))
-        .collect();
+    let cur: BTreeSet<String> =
+        current.operations.iter().map(|o| format!("{} {} {}", o.action.as_str(), o.target, o.username)).collect();
     let added: Vec<&String> = cur.difference(&old).collect();
     let gone: Vec<&String> = old.difference(&cur).collect();
     let sample = |v: &[&String]| v.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
@@ -391,19 +417,33 @@ fn plan_difference(saved_json: &str, current: &Plan) -> String {
     }
 }
 
-async fn explain(engine: &Engine, computed: Result<&Computed, String>, needle: &str, json: bool) -> Result<String, CliError> {
+async fn explain(
+    engine: &Engine,
+    computed: Result<&Computed, String>,
+    needle: &str,
+    json: bool,
+) -> Result<String, CliError> {
     let mut ids: BTreeSet<String> = engine.store().find_identity(needle).await?.into_iter().collect();
     if let Ok(c) = computed {
         ids.extend(find_in_run(c, needle));
     }
     let id = match ids.len() {
-        0 => return Err(CliError::Message(format!("no person {needle:?}: not in the state database nor in the sources"))),
+        0 => {
+            return Err(CliError::Message(format!(
+                "no person {needle:?}: not in the state database nor in the sources"
+            )));
+        }
         1 => ids.into_iter().next().unwrap_or_default(),
         n => return Err(CliError::Message(format!("{needle:?} matches {n} identities: {ids:?}; use the enid id"))),
     };
     let stored = engine.store().records_of(&id).await?;
     let accounts = engine.store().accounts(Some(&id)).await?;
-    let (current, username, next, blocked): (Vec<serde_json::Value>, Option<String>, Vec<serde_json::Value>, Vec<String>) = match computed {
+    let (current, username, next, blocked): (
+        Vec<serde_json::Value>,
+        Option<String>,
+        Vec<serde_json::Value>,
+        Vec<String>,
+    ) = match computed {
         Ok(c) => {
             let ident = identity_in_run(c, &id);
             let current = ident
@@ -430,7 +470,13 @@ async fn explain(engine: &Engine, computed: Result<&Computed, String>, needle: &
                 .filter(|o| o.identity == id)
                 .map(|o| serde_json::json!({"target": o.target, "action": o.action.as_str(), "reason": o.reason, "op": o.op, "before": o.before}))
                 .collect();
-            let blocked = c.plan.blocked.iter().filter(|b| b.identity == id).map(|b| format!("{}: {}", b.target, b.reason)).collect();
+            let blocked = c
+                .plan
+                .blocked
+                .iter()
+                .filter(|b| b.identity == id)
+                .map(|b| format!("{}: {}", b.target, b.reason))
+                .collect();
             (current, c.usernames.get(&id).cloned(), next, blocked)
         }
         Err(_) => (Vec::new(), None, Vec::new(), Vec::new()),
@@ -466,7 +512,10 @@ async fn explain(engine: &Engine, computed: Result<&Computed, String>, needle: &
             r["family_name"].as_str().unwrap_or(""),
             r["role"].as_str().unwrap_or(""),
             r["school_unit"].as_str().unwrap_or("-"),
-            r["groups"].as_array().map(|g| g.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            r["groups"]
+                .as_array()
+                .map(|g| g.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(","))
+                .unwrap_or_default(),
             r["civic_no"].as_str().unwrap_or("none"),
             r["start_date"].as_str().map(|d| format!("  starts {d}")).unwrap_or_default(),
             r["end_date"].as_str().map(|d| format!("  ends {d}")).unwrap_or_default(),
@@ -508,7 +557,13 @@ async fn explain(engine: &Engine, computed: Result<&Computed, String>, needle: &
         }
         Ok(_) => {
             for n in &next {
-                let _ = writeln!(s, "  {}: {} ({})", n["target"].as_str().unwrap_or(""), n["action"].as_str().unwrap_or(""), n["reason"].as_str().unwrap_or(""));
+                let _ = writeln!(
+                    s,
+                    "  {}: {} ({})",
+                    n["target"].as_str().unwrap_or(""),
+                    n["action"].as_str().unwrap_or(""),
+                    n["reason"].as_str().unwrap_or("")
+                );
             }
             for b in &blocked {
                 let _ = writeln!(s, "  blocked on {b}");

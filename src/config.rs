@@ -55,7 +55,11 @@ pub struct NamingConfig {
 
 impl Default for NamingConfig {
     fn default() -> Self {
-        NamingConfig { username: default_username_template(), max_length: default_max_length(), reserved: default_reserved() }
+        NamingConfig {
+            username: default_username_template(),
+            max_length: default_max_length(),
+            reserved: default_reserved(),
+        }
     }
 }
 
@@ -67,8 +71,22 @@ fn default_max_length() -> usize {
 }
 fn default_reserved() -> Vec<String> {
     [
-        "admin", "administrator", "root", "postmaster", "hostmaster", "webmaster", "abuse", "noreply", "no-reply",
-        "support", "security", "info", "guest", "system", "user", "enid",
+        "admin",
+        "administrator",
+        "root",
+        "postmaster",
+        "hostmaster",
+        "webmaster",
+        "abuse",
+        "noreply",
+        "no-reply",
+        "support",
+        "security",
+        "info",
+        "guest",
+        "system",
+        "user",
+        "enid",
     ]
     .map(String::from)
     .to_vec()
@@ -114,7 +132,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        let mut config = Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })?;
+        let mut config =
+            Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         config.resolve_relative(dir);
         config.validate().map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
@@ -128,7 +147,11 @@ impl Config {
             let line = e.span().map(|span| {
                 let start = span.start.min(text.len());
                 // The table runs until the next table header.
-                let end = text[start..].find("\n[").map(|i| start + i + 1).unwrap_or(text.len()).max(span.end.min(text.len()));
+                let end = text[start..]
+                    .find("\n[")
+                    .map(|i| start + i + 1)
+                    .unwrap_or(text.len())
+                    .max(span.end.min(text.len()));
                 // Inside a tagged table serde reports the table's span: find the key's own line.
                 let key = msg.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
                 let offset = key
@@ -190,7 +213,8 @@ impl Config {
                 return Err(format!("id {id:?}: use letters, digits, '-' and '_' only"));
             }
         }
-        crate::naming::Namer::new(&self.naming.username, self.naming.max_length).map_err(|e| format!("[naming] {e}"))?;
+        crate::naming::Namer::new(&self.naming.username, self.naming.max_length)
+            .map_err(|e| format!("[naming] {e}"))?;
         for (id, s) in &self.sources {
             match s {
                 SourceConfig::Csv(c) => {
@@ -204,7 +228,8 @@ impl Config {
             match t {
                 TargetConfig::Ldap(c) => {
                     c.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
-                    crate::mapping::Mapping::new(&ldap_mapping(c)).map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
+                    crate::mapping::Mapping::new(&ldap_mapping(c))
+                        .map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
                 }
             }
         }

@@ -85,6 +85,9 @@ impl AnyTarget {
     }
 }
 
+/// A target read running in a task of its own.
+type ObserveTask = tokio::task::JoinHandle<Result<Vec<ObservedAccount>, TargetError>>;
+
 struct TargetHandle {
     conn: AnyTarget,
     mapping: Mapping,
@@ -150,14 +153,16 @@ impl Engine {
         let mut sources = Vec::new();
         for (id, s) in &config.sources {
             match s {
-                SourceConfig::Csv(c) => sources.push((id.clone(), AnySource::Csv(CsvSource::new(c.clone())), c.max_rejected_percent)),
+                SourceConfig::Csv(c) => {
+                    sources.push((id.clone(), AnySource::Csv(CsvSource::new(c.clone())), c.max_rejected_percent))
+                }
             }
         }
         let mut targets = BTreeMap::new();
         for (id, t) in &config.targets {
             match t {
                 TargetConfig::Ldap(c) => {
-                    let what = format!("bind_password_file of [targets.{id}]");
+                    let what = format!("bind password of [targets.{id}]");
                     let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
                         .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
                     let mapping = Mapping::new(&ldap_mapping(c))
@@ -207,13 +212,21 @@ impl Engine {
         for (id, t) in &self.targets {
             out.push(CheckResult {
                 component: format!("target \"{id}\""),
-                result: t.conn.check().await.map(|_| "connected, bound, base_dn found".to_string()).map_err(|e| e.to_string()),
+                result: t
+                    .conn
+                    .check()
+                    .await
+                    .map(|_| "connected, bound, base_dn found".to_string())
+                    .map_err(|e| e.to_string()),
             });
         }
         out
     }
 
-    async fn fetch_all(&self, today: NaiveDate) -> Result<(Vec<Sourced>, BTreeMap<String, Vec<RowError>>, BTreeMap<String, usize>), EngineError> {
+    async fn fetch_all(
+        &self,
+        today: NaiveDate,
+    ) -> Result<(Vec<Sourced>, BTreeMap<String, Vec<RowError>>, BTreeMap<String, usize>), EngineError> {
         let cx = FetchContext { today };
         let results = futures::future::join_all(self.sources.iter().map(|(_, s, _)| s.fetch(cx))).await;
         let mut records = Vec::new();
@@ -252,7 +265,7 @@ impl Engine {
 
     /// Starts reading every target in tasks of their own, so the reads run while the sources
     /// and the state are read and the identities resolved.
-    fn spawn_observe(&self) -> Vec<(String, tokio::task::JoinHandle<Result<Vec<ObservedAccount>, TargetError>>)> {
+    fn spawn_observe(&self) -> Vec<(String, ObserveTask)> {
         self.targets
             .iter()
             .map(|(id, t)| {
@@ -266,7 +279,8 @@ impl Engine {
     pub async fn compute(&self, now: DateTime<Utc>) -> Result<Computed, EngineError> {
         let today = now.date_naive();
         let started = std::time::Instant::now();
-        let lap = |what: &'static str| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "compute");
+        let lap =
+            |what: &'static str| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "compute");
         let observing = self.spawn_observe();
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
         let (fetched, snapshot) =
@@ -338,7 +352,11 @@ impl Engine {
             .collect();
         let plan = plan::assemble(now, new_identities, target_plans);
         let record_rows = changed_records(&resolution, &snapshot);
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, operations = plan.operations.len(), "planned");
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            operations = plan.operations.len(),
+            "planned"
+        );
         Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts, observed })
     }
 
@@ -362,7 +380,12 @@ impl Engine {
 
     /// Carries out a computed plan. Returns what was done; failures of single operations are in
     /// the report, failures that stop everything are errors.
-    pub async fn apply(&self, computed: &Computed, command: &str, now: DateTime<Utc>) -> Result<ApplyReport, EngineError> {
+    pub async fn apply(
+        &self,
+        computed: &Computed,
+        command: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
         let started = std::time::Instant::now();
         let run = self.store.begin_run(command, Some(&plan.plan_id), now).await?;
@@ -422,12 +445,12 @@ impl Engine {
                         return (op, Err(None::<TargetError>), why);
                     }
                     let result = handle.conn.apply(&op.op).await;
-                    if let Err(e) = &result {
-                        if e.stops_target() && !stopped.swap(true, Ordering::SeqCst) {
-                            if let Ok(mut s) = stop_reason.lock() {
-                                *s = format!("not sent: target stopped after an earlier failure ({e})");
-                            }
-                        }
+                    if let Err(e) = &result
+                        && e.stops_target()
+                        && !stopped.swap(true, Ordering::SeqCst)
+                        && let Ok(mut s) = stop_reason.lock()
+                    {
+                        *s = format!("not sent: target stopped after an earlier failure ({e})");
                     }
                     (op, result.map_err(Some), String::new())
                 }
@@ -491,16 +514,19 @@ impl Engine {
 async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), EngineError> {
     match handle.await {
         Ok(result) => Ok(result?),
-        Err(e) => Err(EngineError::Store(StoreError { path: String::new(), message: format!("writing the log failed: {e}") })),
+        Err(e) => {
+            Err(EngineError::Store(StoreError { path: String::new(), message: format!("writing the log failed: {e}") }))
+        }
     }
 }
 
 fn op_key(op: &TargetOp) -> String {
     match op {
         TargetOp::Create { username, .. } => username.clone(),
-        TargetOp::Update { key, .. } | TargetOp::Disable { key } | TargetOp::Enable { key } | TargetOp::Delete { key } => {
-            key.clone()
-        }
+        TargetOp::Update { key, .. }
+        | TargetOp::Disable { key }
+        | TargetOp::Enable { key }
+        | TargetOp::Delete { key } => key.clone(),
     }
 }
 
@@ -591,7 +617,14 @@ fn desired_for(
             Default::default()
         }
     };
-    Desired { identity_id: ident.id.clone(), username: username.to_string(), school: person.school_label(), attrs, active, inactive_reason }
+    Desired {
+        identity_id: ident.id.clone(),
+        username: username.to_string(),
+        school: person.school_label(),
+        attrs,
+        active,
+        inactive_reason,
+    }
 }
 
 /// A short fingerprint of a record's fields. It only decides whether the stored copy is rewritten,

@@ -37,7 +37,9 @@ pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
     let mut unlinked = Vec::new();
     for (i, r) in records.into_iter().enumerate() {
         match snapshot.record(&r.source, &r.record.person_id) {
-            Some(stored) => by_id.entry(stored.identity_id.clone()).or_insert_with(|| (false, Vec::new())).1.push((i, r)),
+            Some(stored) => {
+                by_id.entry(stored.identity_id.clone()).or_insert_with(|| (false, Vec::new())).1.push((i, r))
+            }
             None => unlinked.push((i, r)),
         }
     }
@@ -61,9 +63,9 @@ pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
         }
         for (i, r) in unlinked {
             let civic = r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
-            let existing = civic.as_deref().and_then(|c| {
-                run_civic.get(c).cloned().or_else(|| civic_owner.get(c).map(|id| (*id).clone()))
-            });
+            let existing = civic
+                .as_deref()
+                .and_then(|c| run_civic.get(c).cloned().or_else(|| civic_owner.get(c).map(|id| (*id).clone())));
             let id = match existing {
                 Some(id) => id,
                 None => {
@@ -139,7 +141,8 @@ mod tests {
 
     #[test]
     fn same_civic_number_in_two_sources_is_one_identity() {
-        let recs = vec![rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
+        let recs =
+            vec![rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
         let r = resolve(recs, &Snapshot::default());
         assert_eq!(r.present.len(), 2);
         let merged = r.present.iter().find(|i| i.records.len() == 2).unwrap();

@@ -61,8 +61,18 @@ pub struct Mapping {
     any_template: bool,
 }
 
-const VARIABLES: [&str; 10] =
-    ["id", "username", "given_name", "family_name", "display_name", "role", "roles", "school_unit", "school_units", "groups"];
+const VARIABLES: [&str; 10] = [
+    "id",
+    "username",
+    "given_name",
+    "family_name",
+    "display_name",
+    "role",
+    "roles",
+    "school_unit",
+    "school_units",
+    "groups",
+];
 
 impl Mapping {
     /// Compiles `templates` (attribute → template). An empty template leaves the attribute out.
@@ -85,7 +95,9 @@ impl Mapping {
         }
         let any_template = attrs.iter().any(|(_, c)| matches!(c, Compiled::Template));
         let mapping = Mapping { env, attrs, any_template };
-        mapping.render(&sample_person()).map_err(|reason| TemplateError { template: "attribute mapping".into(), reason })?;
+        mapping
+            .render(&sample_person())
+            .map_err(|reason| TemplateError { template: "attribute mapping".into(), reason })?;
         Ok(mapping)
     }
 
@@ -103,9 +115,8 @@ impl Mapping {
                 Compiled::Var(var) => variable(person, var),
                 Compiled::Template => {
                     let tmpl = self.env.get_template(attr).map_err(|e| e.to_string())?;
-                    let text = tmpl
-                        .render(ctx.clone().unwrap_or_default())
-                        .map_err(|e| format!("attribute {attr}: {e}"))?;
+                    let text =
+                        tmpl.render(ctx.clone().unwrap_or_default()).map_err(|e| format!("attribute {attr}: {e}"))?;
                     text.lines().map(|l| l.trim().to_string()).collect()
                 }
             };
@@ -125,45 +136,47 @@ fn display_name(p: &Person) -> String {
 
 fn variable(p: &Person, var: &str) -> Vec<String> {
     let one = |s: &str| vec![s.to_string()];
+    let all = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
     match var {
-        "id" => one(&p.id),
-        "username" => one(&p.username),
-        "given_name" => one(&p.given_name),
-        "family_name" => one(&p.family_name),
+        "id" => one(p.id),
+        "username" => one(p.username),
+        "given_name" => one(p.given_name),
+        "family_name" => one(p.family_name),
         "display_name" => vec![display_name(p)],
-        "role" => p.roles.first().cloned().into_iter().collect(),
-        "roles" => p.roles.clone(),
-        "school_unit" => p.school_units.first().cloned().into_iter().collect(),
-        "school_units" => p.school_units.clone(),
-        "groups" => p.groups.clone(),
+        "role" => p.roles.first().map(|s| s.to_string()).into_iter().collect(),
+        "roles" => all(&p.roles),
+        "school_unit" => p.school_units.first().map(|s| s.to_string()).into_iter().collect(),
+        "school_units" => all(&p.school_units),
+        "groups" => all(&p.groups),
         _ => Vec::new(),
     }
 }
 
 fn context(p: &Person) -> Value {
+    let list = |v: &[&str]| Value::from(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     minijinja::context! {
-        id => &p.id,
-        username => &p.username,
-        given_name => &p.given_name,
-        family_name => &p.family_name,
+        id => p.id,
+        username => p.username,
+        given_name => p.given_name,
+        family_name => p.family_name,
         display_name => display_name(p),
-        role => p.roles.first().cloned().unwrap_or_default(),
-        roles => Value::from(p.roles.clone()),
-        school_unit => p.school_units.first().cloned().unwrap_or_default(),
-        school_units => Value::from(p.school_units.clone()),
-        groups => Value::from(p.groups.clone()),
+        role => p.roles.first().copied().unwrap_or_default(),
+        roles => list(&p.roles),
+        school_unit => p.school_units.first().copied().unwrap_or_default(),
+        school_units => list(&p.school_units),
+        groups => list(&p.groups),
     }
 }
 
-fn sample_person() -> Person {
+fn sample_person() -> Person<'static> {
     Person {
-        id: "00000000-0000-0000-0000-000000000000".into(),
-        username: "anna.oberg".into(),
-        given_name: "Anna Maria".into(),
-        family_name: "Öberg".into(),
-        roles: vec!["student".into()],
-        school_units: vec!["SKOLA1".into()],
-        groups: vec!["7A".into()],
+        id: "00000000-0000-0000-0000-000000000000",
+        username: "anna.oberg",
+        given_name: "Anna Maria",
+        family_name: "Öberg",
+        roles: vec!["student"],
+        school_units: vec!["SKOLA1"],
+        groups: vec!["7A"],
         start_date: None,
         end_date: None,
     }

@@ -3,8 +3,8 @@
 
 use chrono::NaiveDate;
 use connector_api::{Role, SourceRecord};
-use serde::Serialize;
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 use std::collections::BTreeSet;
 
 /// An enid identity id: a UUID string, stable for the life of the identity, and the value
@@ -36,16 +36,17 @@ pub struct Identity {
     pub records: Vec<Sourced>,
 }
 
-/// The attributes derived from an identity's records, as templates see them.
+/// The attributes derived from an identity's records, as templates see them. Borrows from the
+/// records: a plan builds one per person and target, so it must not copy every name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Person {
-    pub id: IdentityId,
-    pub username: String,
-    pub given_name: String,
-    pub family_name: String,
-    pub roles: Vec<String>,
-    pub school_units: Vec<String>,
-    pub groups: Vec<String>,
+pub struct Person<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub given_name: &'a str,
+    pub family_name: &'a str,
+    pub roles: Vec<&'static str>,
+    pub school_units: Vec<&'a str>,
+    pub groups: Vec<&'a str>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
 }
@@ -53,8 +54,23 @@ pub struct Person {
 impl Identity {
     /// The person this identity describes, taking names from the first record (sources in
     /// configuration order) and the union of roles, schools and groups.
-    pub fn person(&self, username: &str) -> Option<Person> {
+    pub fn person<'a>(&'a self, username: &'a str) -> Option<Person<'a>> {
         let first = &self.records.first()?.record;
+        if let [only] = self.records.as_slice() {
+            // The common case, without sets.
+            let r = &only.record;
+            return Some(Person {
+                id: &self.id,
+                username,
+                given_name: &r.given_name,
+                family_name: &r.family_name,
+                roles: vec![r.role.as_str()],
+                school_units: r.school_unit.as_deref().into_iter().collect(),
+                groups: r.groups.iter().map(String::as_str).collect(),
+                start_date: r.start_date,
+                end_date: r.end_date,
+            });
+        }
         let mut roles = BTreeSet::new();
         let mut schools = BTreeSet::new();
         let mut groups = BTreeSet::new();
@@ -63,8 +79,8 @@ impl Identity {
         for s in &self.records {
             let r = &s.record;
             roles.insert(r.role);
-            schools.extend(r.school_unit.iter().cloned());
-            groups.extend(r.groups.iter().cloned());
+            schools.extend(r.school_unit.as_deref());
+            groups.extend(r.groups.iter().map(String::as_str));
             start = match (start, r.start_date) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -77,11 +93,11 @@ impl Identity {
             });
         }
         Some(Person {
-            id: self.id.clone(),
-            username: username.to_string(),
-            given_name: first.given_name.clone(),
-            family_name: first.family_name.clone(),
-            roles: roles.into_iter().map(|r: Role| r.as_str().to_string()).collect(),
+            id: &self.id,
+            username,
+            given_name: &first.given_name,
+            family_name: &first.family_name,
+            roles: roles.into_iter().map(|r: Role| r.as_str()).collect(),
             school_units: schools.into_iter().collect(),
             groups: groups.into_iter().collect(),
             start_date: start,
@@ -90,7 +106,7 @@ impl Identity {
     }
 }
 
-impl Person {
+impl Person<'_> {
     /// Whether the person should have working accounts on `today`.
     pub fn is_active(&self, today: NaiveDate) -> bool {
         self.start_date.is_none_or(|s| s <= today) && self.end_date.is_none_or(|e| e >= today)

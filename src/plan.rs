@@ -9,9 +9,9 @@
 use crate::model::{AccountStatus, IdentityId, OwnedAccount};
 use chrono::{DateTime, Utc};
 use connector_api::{AttrChange, Attrs, ObservedAccount, TargetOp};
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeMap;
 
 /// What one identity should have on one target.
@@ -195,12 +195,10 @@ pub fn plan_target(
         observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
-    let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (normalize_key(&o.key), i)).collect());
-    let by_username: HashMap<std::borrow::Cow<'_, str>, usize> = observed
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| Some((lowercase(o.username.as_deref()?), i)))
-        .collect();
+    let by_key =
+        || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (normalize_key(&o.key), i)).collect());
+    let by_username: HashMap<std::borrow::Cow<'_, str>, usize> =
+        observed.iter().enumerate().filter_map(|(i, o)| Some((lowercase(o.username.as_deref()?), i))).collect();
     let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan::default();
@@ -285,14 +283,26 @@ pub fn plan_target(
                 }
                 let mut changed = false;
                 if obs.disabled {
-                    push(&mut tp, Action::Enable, "active again".into(), TargetOp::Enable { key: obs.key.clone() }, None);
+                    push(
+                        &mut tp,
+                        Action::Enable,
+                        "active again".into(),
+                        TargetOp::Enable { key: obs.key.clone() },
+                        None,
+                    );
                     changed = true;
                 }
                 let (changes, before) = diff(&d.attrs, &obs.attrs, managed);
                 if !changes.is_empty() {
                     let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
                     let reason = format!("{} changed in the source", names.join(", "));
-                    push(&mut tp, Action::Update, reason, TargetOp::Update { key: obs.key.clone(), changes }, Some(before));
+                    push(
+                        &mut tp,
+                        Action::Update,
+                        reason,
+                        TargetOp::Update { key: obs.key.clone(), changes },
+                        Some(before),
+                    );
                     changed = true;
                 }
                 if !changed {
@@ -320,7 +330,8 @@ pub fn plan_target(
             None => {} // inactive and no account: nothing to do
         }
     }
-    tp.unmanaged = claimed.iter().enumerate().filter(|(i, c)| !**c && !is_owned_elsewhere(&observed[*i], owned)).count();
+    tp.unmanaged =
+        claimed.iter().enumerate().filter(|(i, c)| !**c && !is_owned_elsewhere(&observed[*i], owned)).count();
     tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
     tp.adoptions.sort_by(|a, b| a.key.cmp(&b.key));
     tp.blocked.sort_by(|a, b| a.username.cmp(&b.username));
@@ -329,14 +340,16 @@ pub fn plan_target(
 
 /// Lowercases without allocating when there is nothing to change (usernames usually).
 fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.chars().any(char::is_uppercase) { std::borrow::Cow::Owned(s.to_lowercase()) } else { std::borrow::Cow::Borrowed(s) }
+    if s.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
 /// Whether an observed account is recorded as owned (by an identity with no desired entry).
 fn is_owned_elsewhere(o: &ObservedAccount, owned: &[&OwnedAccount]) -> bool {
-    owned.iter().any(|w| {
-        w.anchor.is_some() && w.anchor == o.anchor || normalize_key(&w.key) == normalize_key(&o.key)
-    })
+    owned.iter().any(|w| w.anchor.is_some() && w.anchor == o.anchor || normalize_key(&w.key) == normalize_key(&o.key))
 }
 
 /// The attributes of `desired` whose values differ from `observed`, and their old values.
@@ -372,11 +385,7 @@ fn same_values(a: &[String], b: &[String]) -> bool {
 }
 
 /// Puts target plans together into one plan and computes its id.
-pub fn assemble(
-    now: DateTime<Utc>,
-    new_identities: Vec<NewIdentity>,
-    targets: BTreeMap<String, TargetPlan>,
-) -> Plan {
+pub fn assemble(now: DateTime<Utc>, new_identities: Vec<NewIdentity>, targets: BTreeMap<String, TargetPlan>) -> Plan {
     let mut summary = Summary::default();
     let mut per_target = BTreeMap::new();
     let mut operations = Vec::new();
@@ -458,7 +467,13 @@ mod tests {
         let tp = plan_target("dir", desired, observed, &owned, &managed, "employeeNumber");
         let mut out = String::new();
         for op in &tp.operations {
-            out.push_str(&format!("{} {} ({}) {}\n", op.action.as_str(), op.username, op.reason, serde_json::to_string(&op.op).unwrap()));
+            out.push_str(&format!(
+                "{} {} ({}) {}\n",
+                op.action.as_str(),
+                op.username,
+                op.reason,
+                serde_json::to_string(&op.op).unwrap()
+            ));
         }
         for a in &tp.adoptions {
             out.push_str(&format!("adopt {}\n", a.key));
@@ -527,7 +542,11 @@ mod tests {
     #[test]
     fn leavers_are_disabled_once_and_returners_enabled() {
         check(
-            &[desired("1", "anna.berg", "Berg", false), desired("2", "bo.ek", "Ek", false), desired("3", "cy.ek", "Ek", true)],
+            &[
+                desired("1", "anna.berg", "Berg", false),
+                desired("2", "bo.ek", "Ek", false),
+                desired("3", "cy.ek", "Ek", true),
+            ],
             &[
                 observed("anna.berg", Some("1"), "Berg", false),
                 observed("bo.ek", Some("2"), "Ek", true),

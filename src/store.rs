@@ -107,7 +107,11 @@ pub struct OpRecord {
 #[derive(Debug, Clone)]
 pub enum OpResult {
     /// Done; the account is now at `key` with this status (None: account removed).
-    Ok { key: Option<String>, anchor: Option<String>, status: Option<AccountStatus> },
+    Ok {
+        key: Option<String>,
+        anchor: Option<String>,
+        status: Option<AccountStatus>,
+    },
     Failed(String),
     /// Not sent, because an earlier failure stopped the target.
     Skipped(String),
@@ -231,18 +235,26 @@ impl Store {
 
     /// Starts a run and returns its id.
     pub async fn begin_run(&self, command: &str, plan_id: Option<&str>, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        let row = sqlx::query("INSERT INTO runs (command, plan_id, started_at, status) VALUES (?1, ?2, ?3, 'running') RETURNING id")
-            .bind(command)
-            .bind(plan_id)
-            .bind(ts(now))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        let row = sqlx::query(
+            "INSERT INTO runs (command, plan_id, started_at, status) VALUES (?1, ?2, ?3, 'running') RETURNING id",
+        )
+        .bind(command)
+        .bind(plan_id)
+        .bind(ts(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(row.get(0))
     }
 
     /// Ends a run with its status (`ok`, `failed`, `stopped`) and a one-line message.
-    pub async fn finish_run(&self, run: i64, status: &str, message: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn finish_run(
+        &self,
+        run: i64,
+        status: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE runs SET status = ?1, message = ?2, finished_at = ?3 WHERE id = ?4")
             .bind(status)
             .bind(message)
@@ -311,10 +323,20 @@ impl Store {
 
     /// Writes ownership rows before their creates are sent: if the run dies mid-way, the next
     /// run finds the entries and completes the record instead of creating duplicates.
-    pub async fn record_pending(&self, rows: &[(String, IdentityId, String)], now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn record_pending(
+        &self,
+        rows: &[(String, IdentityId, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let rows: Vec<AccountRow<'_>> = rows
             .iter()
-            .map(|(target, identity, key)| AccountRow { target, identity, key, anchor: None, status: AccountStatus::Pending })
+            .map(|(target, identity, key)| AccountRow {
+                target,
+                identity,
+                key,
+                anchor: None,
+                status: AccountStatus::Pending,
+            })
             .collect();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         self.upsert_accounts(&mut tx, &rows, &ts(now)).await?;
@@ -425,13 +447,15 @@ impl Store {
 
     /// Saves a plan for a later `enid apply --plan ID`.
     pub async fn save_plan(&self, plan_id: &str, body: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO plans (plan_id, created_at, body) VALUES (?1, ?2, ?3) ON CONFLICT (plan_id) DO NOTHING")
-            .bind(plan_id)
-            .bind(ts(now))
-            .bind(body)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "INSERT INTO plans (plan_id, created_at, body) VALUES (?1, ?2, ?3) ON CONFLICT (plan_id) DO NOTHING",
+        )
+        .bind(plan_id)
+        .bind(ts(now))
+        .bind(body)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -182,8 +182,7 @@ bind_password_file = "ldap.secret"
 base_dn = "{BASE}"
 {}
 "#,
-            url,
-            self.extra_config
+            url, self.extra_config
         );
         std::fs::write(self.path("enid.toml"), config).expect("write config");
     }
@@ -219,7 +218,12 @@ base_dn = "{BASE}"
 
     /// A second handle on this environment's slapd, to stop and restart it.
     pub fn slapd_handle(&self) -> Slapd {
-        Slapd { dir: self.slapd.dir.clone(), port: self.slapd.port, tls_port: self.slapd.tls_port, pid: self.slapd.pid_now() }
+        Slapd {
+            dir: self.slapd.dir.clone(),
+            port: self.slapd.port,
+            tls_port: self.slapd.tls_port,
+            pid: self.slapd.pid_now(),
+        }
     }
 
     pub fn apply(&self) -> Run {

@@ -4,6 +4,8 @@
 //! One test binary (see ARCHITECTURE.md). Each test gets its own directory, slapd and state
 //! database, so tests run in parallel.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 mod spine;
 mod tls;

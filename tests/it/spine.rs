@@ -55,7 +55,10 @@ fn first_apply_creates_accounts_and_a_second_plan_is_empty() {
     assert_eq!(cy.one("employeeNumber").len(), 36, "the enid id is a UUID");
 
     let summary = env.summary();
-    assert_eq!(summary, serde_json::json!({"create": 0, "update": 0, "enable": 0, "disable": 0, "delete": 0, "unchanged": 3}));
+    assert_eq!(
+        summary,
+        serde_json::json!({"create": 0, "update": 0, "enable": 0, "disable": 0, "delete": 0, "unchanged": 3})
+    );
     // Applying again is a no-op.
     env.apply();
     assert_eq!(env.people().len(), 3);
@@ -160,7 +163,8 @@ fn an_end_date_in_the_past_disables() {
 #[test]
 fn bad_rows_are_reported_with_their_line_and_left_out() {
     let env = Env::new();
-    let mut rows: Vec<String> = (0..100).map(|i| row(&format!("p{i}"), "Test", &format!("Person{i}"), "", "student", "S1", "")).collect();
+    let mut rows: Vec<String> =
+        (0..100).map(|i| row(&format!("p{i}"), "Test", &format!("Person{i}"), "", "student", "S1", "")).collect();
     rows.insert(3, row("bad", "Bad", "Civic", "19870704-9996", "student", "S1", ""));
     env.csv(&refs(&rows));
     let run = env.apply();
@@ -345,4 +349,59 @@ fn explain_and_log_show_a_person_with_a_masked_civic_number() {
     let log = env.enid(&["log", "--person", "anna.berg"]).ok();
     assert_eq!(log.stdout.lines().count(), 1, "{}", log.stdout);
     assert!(log.stdout.contains("create") && log.stdout.contains("ok"), "{}", log.stdout);
+}
+
+#[test]
+fn disabling_by_attribute_is_reversible_and_secrets_can_come_from_the_environment() {
+    let env = Env::with_config(
+        "bind_password_env = \"ENID_TEST_LDAP_PASSWORD\"\n[targets.directory.disable]\nmethod = \"attribute\"\nattribute = \"description\"\nvalue = \"disabled by enid\"",
+    );
+    // The config names an environment variable instead of the file.
+    let config =
+        std::fs::read_to_string(env.path("enid.toml")).unwrap().replace("bind_password_file = \"ldap.secret\"\n", "");
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+    env.csv(&refs(&three()));
+    let run = env.enid(&["check"]).fails();
+    assert!(run.stderr.contains("target \"directory\": bind password of [targets.directory]: environment variable ENID_TEST_LDAP_PASSWORD is not set"), "{}", run.stderr);
+
+    let enid = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+            .arg("--config")
+            .arg(env.path("enid.toml"))
+            .args(args)
+            .env("ENID_TEST_LDAP_PASSWORD", "secret")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    enid(&["apply", "--yes"]);
+    env.csv(&[&three()[0], &three()[2]]);
+    enid(&["apply", "--yes"]);
+    let bo = &env.people()["bo.ek"];
+    assert_eq!(bo.dn, format!("uid=bo.ek,{BASE}"), "stays where it is");
+    assert_eq!(bo.get("description"), ["disabled by enid"]);
+    assert!(enid(&["plan"]).contains("No changes."));
+
+    env.csv(&refs(&three()));
+    let plan = enid(&["plan"]);
+    assert!(plan.contains("enable (1)"), "{plan}");
+    enid(&["apply", "--yes"]);
+    assert!(env.people()["bo.ek"].get("description").is_empty(), "the mark is removed on enable");
+}
+
+#[test]
+fn the_config_comes_from_enid_config_and_bad_keys_name_their_line() {
+    let env = Env::new();
+    env.csv(&refs(&three()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+        .arg("check")
+        .env("ENID_CONFIG", env.path("enid.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap().replace("base_dn =", "basedn =");
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("enid.toml: line 13: unknown field `basedn`"), "{}", run.stderr);
 }

@@ -90,10 +90,10 @@ impl CivicNo {
             let day = num(&date_part[4..6])?;
             let real_day = if day > 60 { day - 60 } else { day };
             // A birthday later this year still means "this century's year is in the future".
-            if let Some(d) = NaiveDate::from_ymd_opt(year, month, real_day) {
-                if d > today {
-                    year -= 100;
-                }
+            if let Some(d) = NaiveDate::from_ymd_opt(year, month, real_day)
+                && d > today
+            {
+                year -= 100;
             }
             if plus {
                 year -= 100;
@@ -115,10 +115,8 @@ impl CivicNo {
         }
         // Luhn over YYMMDDNNN as written; a temporary number's letters count as 1.
         let yy = format!("{:02}", year.rem_euclid(100));
-        let luhn_input: Vec<u32> = format!("{yy}{mmdd}{}", &tail_upper[..3])
-            .chars()
-            .map(|c| c.to_digit(10).unwrap_or(1))
-            .collect();
+        let luhn_input: Vec<u32> =
+            format!("{yy}{mmdd}{}", &tail_upper[..3]).chars().map(|c| c.to_digit(10).unwrap_or(1)).collect();
         let check = tail_upper.chars().last().and_then(|c| c.to_digit(10)).ok_or(CivicNoError::Format)?;
         // Two-letter SS 12000 temporary numbers ("TF01") carry no check digit we can verify.
         let two_letters = temporary && tb[1].is_ascii_alphabetic();

@@ -31,9 +31,9 @@ pub fn load_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result
         (Some(path), None) => std::fs::read_to_string(path)
             .map(Secret::new)
             .map_err(|e| format!("{what}: cannot read secret file {}: {e}", path.display())),
-        (None, Some(var)) => std::env::var(var)
-            .map(Secret::new)
-            .map_err(|_| format!("{what}: environment variable {var} is not set")),
+        (None, Some(var)) => {
+            std::env::var(var).map(Secret::new).map_err(|_| format!("{what}: environment variable {var} is not set"))
+        }
         (Some(_), Some(_)) => Err(format!("{what}: set either the *_file or the *_env key, not both")),
         (None, None) => Err(format!("{what}: no secret configured; set the *_file key")),
     }

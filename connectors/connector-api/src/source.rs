@@ -26,9 +26,7 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s.trim().to_ascii_lowercase().as_str() {
             "student" | "pupil" | "elev" => Some(Role::Student),
-            "staff" | "teacher" | "employee" | "personal" | "lärare" | "larare" | "anställd" => {
-                Some(Role::Staff)
-            }
+            "staff" | "teacher" | "employee" | "personal" | "lärare" | "larare" | "anställd" => Some(Role::Staff),
             _ => None,
         }
     }

@@ -52,11 +52,18 @@ pub enum TargetOp {
 /// What an operation did, so the engine can record ownership and the account's new address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpOutcome {
-    Created { key: String, anchor: Option<String> },
+    Created {
+        key: String,
+        anchor: Option<String>,
+    },
     Updated,
     /// The account now lives at `key` (a disable by move changes the DN).
-    Disabled { key: String },
-    Enabled { key: String },
+    Disabled {
+        key: String,
+    },
+    Enabled {
+        key: String,
+    },
     Deleted,
 }
 
@@ -92,10 +99,7 @@ pub trait Target {
     fn check(&self) -> impl Future<Output = Result<(), TargetError>> + Send;
     /// Reads every account in scope, with the attributes named in `attrs`. All-or-nothing: a
     /// partial read is an error, never a short list.
-    fn observe(
-        &self,
-        attrs: &[String],
-    ) -> impl Future<Output = Result<Vec<ObservedAccount>, TargetError>> + Send;
+    fn observe(&self, attrs: &[String]) -> impl Future<Output = Result<Vec<ObservedAccount>, TargetError>> + Send;
     /// Where an account with this username would be created (for ownership records written
     /// before the create is sent).
     fn key_for(&self, username: &str) -> String;

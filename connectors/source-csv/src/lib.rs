@@ -96,10 +96,9 @@ impl CsvSource {
     }
 
     async fn read(&self) -> Result<Vec<u8>, SourceError> {
-        tokio::fs::read(&self.config.path).await.map_err(|e| SourceError::Unavailable {
-            what: self.display_path(),
-            reason: e.to_string(),
-        })
+        tokio::fs::read(&self.config.path)
+            .await
+            .map_err(|e| SourceError::Unavailable { what: self.display_path(), reason: e.to_string() })
     }
 }
 
@@ -141,8 +140,7 @@ fn parse_header(config: &CsvConfig, file: &str, bytes: &[u8]) -> Result<Layout, 
         location: format!("{file}:1"),
         reason: format!("cannot read the header row: {e}"),
     })?;
-    let index: HashMap<String, usize> =
-        headers.iter().enumerate().map(|(i, h)| (h.trim().to_string(), i)).collect();
+    let index: HashMap<String, usize> = headers.iter().enumerate().map(|(i, h)| (h.trim().to_string(), i)).collect();
     let mut layout = Vec::new();
     let mut missing = Vec::new();
     for (field, required) in FIELDS {
@@ -174,11 +172,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
     let layout = parse_header(config, file, bytes)?;
     let bytes = strip_bom(bytes);
     let delimiter = detect_delimiter(config, bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).flexible(true).from_reader(bytes);
     let width = reader.headers().map(|h| h.len()).unwrap_or(0);
     let mut batch = SourceBatch::default();
     let mut first_line_of: HashMap<String, u64> = HashMap::new();
@@ -202,10 +196,9 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
             continue; // blank lines are not rows
         }
         if row.len() != width {
-            batch.rejected.push(RowError {
-                location,
-                message: format!("has {} fields, the header has {width}", row.len()),
-            });
+            batch
+                .rejected
+                .push(RowError { location, message: format!("has {} fields, the header has {width}", row.len()) });
             continue;
         }
         match parse_row(&Fields { row: &row, layout: &layout }, cx) {
@@ -257,8 +250,8 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
     let given_name = required("given_name")?;
     let family_name = required("family_name")?;
     let role_raw = required("role")?;
-    let role = Role::parse(&role_raw)
-        .ok_or_else(|| format!("role {role_raw:?} is neither \"student\" nor \"staff\""))?;
+    let role =
+        Role::parse(&role_raw).ok_or_else(|| format!("role {role_raw:?} is neither \"student\" nor \"staff\""))?;
     let civic_raw = get("civic_no");
     let civic_no = if civic_raw.is_empty() {
         None
@@ -276,18 +269,14 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
     };
     let start_date = date("start_date")?;
     let end_date = date("end_date")?;
-    if let (Some(s), Some(e)) = (start_date, end_date) {
-        if e < s {
-            return Err(format!("end_date {e} is before start_date {s}"));
-        }
+    if let (Some(s), Some(e)) = (start_date, end_date)
+        && e < s
+    {
+        return Err(format!("end_date {e} is before start_date {s}"));
     }
     let school_unit = Some(get("school_unit").to_string()).filter(|s| !s.is_empty());
-    let mut groups: Vec<String> = get("groups")
-        .split([';', '|'])
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(str::to_string)
-        .collect();
+    let mut groups: Vec<String> =
+        get("groups").split([';', '|']).map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect();
     groups.sort();
     groups.dedup();
     Ok(SourceRecord {

@@ -13,7 +13,9 @@ pub(crate) fn from_ldap(e: LdapError, what: &str) -> TargetError {
         other => {
             let msg = other.to_string();
             if msg.contains("certificate") || msg.contains("InvalidCertificate") || msg.contains("tls") {
-                TargetError::Config(format!("{what}: TLS: {msg}. Set tls_ca_file to the CA that signs the server's certificate"))
+                TargetError::Config(format!(
+                    "{what}: TLS: {msg}. Set tls_ca_file to the CA that signs the server's certificate"
+                ))
             } else {
                 TargetError::Unavailable(format!("{what}: {msg}"))
             }
@@ -34,7 +36,9 @@ pub(crate) fn from_result(res: LdapResult, what: &str) -> Result<LdapResult, Tar
         32 => Err(TargetError::Rejected(msg("no such object"))),
         68 => Err(TargetError::Rejected(msg("entry already exists"))),
         65 => Err(TargetError::Rejected(msg("object class violation; check object_classes and the attribute mapping"))),
-        17 => Err(TargetError::Rejected(msg("undefined attribute type; check the attribute mapping against the schema"))),
+        17 => {
+            Err(TargetError::Rejected(msg("undefined attribute type; check the attribute mapping against the schema")))
+        }
         19 => Err(TargetError::Rejected(msg("constraint violation"))),
         21 => Err(TargetError::Rejected(msg("invalid attribute syntax"))),
         _ => Err(TargetError::Rejected(msg("operation failed"))),

@@ -206,10 +206,10 @@ impl LdapTarget {
     /// A handle on the shared connection, connecting and binding first when there is none.
     async fn ldap(&self) -> Result<Ldap, TargetError> {
         let mut guard = self.conn.lock().await;
-        if let Some(ldap) = guard.as_mut() {
-            if !ldap.is_closed() {
-                return Ok(ldap.clone());
-            }
+        if let Some(ldap) = guard.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok(ldap.clone());
         }
         let (conn, mut ldap) = LdapConnAsync::with_settings(self.settings()?, &self.config.url)
             .await
@@ -281,7 +281,9 @@ impl LdapTarget {
                     username = values.first().cloned();
                 }
                 if let Some(requested) = wanted.get(&lower) {
-                    mapped.insert((*requested).clone(), values);
+                    // Keep the server's name when it is spelt as requested: no copy.
+                    let key = if name == **requested { name } else { (*requested).clone() };
+                    mapped.insert(key, values);
                 }
             }
             out.push(ObservedAccount { key: entry.dn, anchor, username, attrs: mapped, disabled });
@@ -307,7 +309,8 @@ impl LdapTarget {
             ("objectClass".to_string(), HashSet::from(["organizationalUnit".to_string()])),
             ("ou".to_string(), HashSet::from([value])),
         ];
-        let res = ldap.with_timeout(self.timeout()).add(&ou, attrs).await.map_err(|e| from_ldap(e, "add disabled OU"))?;
+        let res =
+            ldap.with_timeout(self.timeout()).add(&ou, attrs).await.map_err(|e| from_ldap(e, "add disabled OU"))?;
         if res.rc != 0 && res.rc != 68 {
             from_result(res, &format!("create the disabled OU {ou}"))?;
         }
@@ -362,11 +365,10 @@ impl LdapTarget {
                 Ok(OpOutcome::Created { key: dn, anchor })
             }
             TargetOp::Update { key, changes } => {
-                let mods: Vec<Mod<String>> = changes
-                    .iter()
-                    .map(|c| Mod::Replace(c.attr.clone(), c.values.iter().cloned().collect()))
-                    .collect();
-                let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                let mods: Vec<Mod<String>> =
+                    changes.iter().map(|c| Mod::Replace(c.attr.clone(), c.values.iter().cloned().collect())).collect();
+                let res =
+                    ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
                 Ok(OpOutcome::Updated)
             }
@@ -379,7 +381,11 @@ impl LdapTarget {
                 }
                 DisableMethod::Attribute { attribute, value } => {
                     let mods = vec![Mod::Replace(attribute.clone(), HashSet::from([value.clone()]))];
-                    let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                    let res = ldap
+                        .with_timeout(t)
+                        .modify(key, mods)
+                        .await
+                        .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                     from_result(res, &format!("disable {key}"))?;
                     Ok(OpOutcome::Disabled { key: key.clone() })
                 }
@@ -392,7 +398,11 @@ impl LdapTarget {
                 }
                 DisableMethod::Attribute { attribute, .. } => {
                     let mods = vec![Mod::Replace(attribute.clone(), HashSet::<String>::new())];
-                    let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                    let res = ldap
+                        .with_timeout(t)
+                        .modify(key, mods)
+                        .await
+                        .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                     from_result(res, &format!("enable {key}"))?;
                     Ok(OpOutcome::Enabled { key: key.clone() })
                 }
@@ -428,9 +438,7 @@ fn tls_config_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, Ta
         .map_err(|e| TargetError::Config(format!("tls_ca_file {}: {e}", path.display())))?;
     for cert in certs {
         let cert = cert.map_err(|e| TargetError::Config(format!("tls_ca_file {}: {e}", path.display())))?;
-        roots
-            .add(cert)
-            .map_err(|e| TargetError::Config(format!("tls_ca_file {}: {e}", path.display())))?;
+        roots.add(cert).map_err(|e| TargetError::Config(format!("tls_ca_file {}: {e}", path.display())))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -467,10 +475,10 @@ impl Target for LdapTarget {
                 wanted.push(extra);
             }
         }
-        if let DisableMethod::Attribute { attribute, .. } = &self.config.disable {
-            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(attribute)) {
-                wanted.push(attribute.clone());
-            }
+        if let DisableMethod::Attribute { attribute, .. } = &self.config.disable
+            && !wanted.iter().any(|a| a.eq_ignore_ascii_case(attribute))
+        {
+            wanted.push(attribute.clone());
         }
         let base_norm = normalize_dn(&self.config.base_dn);
         let result = async {
