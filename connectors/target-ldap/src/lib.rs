@@ -556,6 +556,6 @@ mod tests {
     #[test]
     fn keys_escape_the_username() {
         let t = LdapTarget::new(config("ldap://x", "ou=p,dc=x"), Secret::new("pw"));
-        assert_eq!(t.key_for("a,b"), "uid=a\\,b,ou=p,dc=x");
+        assert_eq!(t.key_for("a,b"), "uid=a\\2cb,ou=p,dc=x");
     }
 }
