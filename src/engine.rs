@@ -335,7 +335,7 @@ impl Engine {
         for (id, handle) in &self.targets {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let want = desired.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let want = desired.remove(id).unwrap_or_default();
             let managed = handle.mapping.attribute_names();
             target_plans.insert(id.clone(), plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr));
         }

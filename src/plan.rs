@@ -185,7 +185,7 @@ pub fn normalize_key(key: &str) -> String {
 /// sent is enid's.
 pub fn plan_target(
     target: &str,
-    desired: &[Desired],
+    desired: Vec<Desired>,
     observed: &[ObservedAccount],
     owned: &[&OwnedAccount],
     managed: &[String],
@@ -204,8 +204,8 @@ pub fn plan_target(
     let mut tp = TargetPlan::default();
     let carries_id = |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.iter().any(|x| x == id));
 
-    for d in desired {
-        let push = |tp: &mut TargetPlan, action: Action, reason: String, op: TargetOp, before: Option<Attrs>| {
+    let push =
+        |tp: &mut TargetPlan, d: &Desired, action: Action, reason: String, op: TargetOp, before: Option<Attrs>| {
             tp.summary.count(action);
             tp.operations.push(PlannedOp {
                 action,
@@ -218,6 +218,7 @@ pub fn plan_target(
                 before,
             });
         };
+    for mut d in desired {
         let owned = owned_by_identity.get(d.identity_id.as_str());
         // Find the account this identity owns, or one an interrupted run created for it.
         let found = match owned {
@@ -277,7 +278,7 @@ pub fn plan_target(
                         tp.summary.unchanged += 1;
                     } else {
                         let reason = d.inactive_reason.clone().unwrap_or_else(|| "no longer active".into());
-                        push(&mut tp, Action::Disable, reason, TargetOp::Disable { key: obs.key.clone() }, None);
+                        push(&mut tp, &d, Action::Disable, reason, TargetOp::Disable { key: obs.key.clone() }, None);
                     }
                     continue;
                 }
@@ -285,6 +286,7 @@ pub fn plan_target(
                 if obs.disabled {
                     push(
                         &mut tp,
+                        &d,
                         Action::Enable,
                         "active again".into(),
                         TargetOp::Enable { key: obs.key.clone() },
@@ -298,6 +300,7 @@ pub fn plan_target(
                     let reason = format!("{} changed in the source", names.join(", "));
                     push(
                         &mut tp,
+                        &d,
                         Action::Update,
                         reason,
                         TargetOp::Update { key: obs.key.clone(), changes },
@@ -324,8 +327,9 @@ pub fn plan_target(
                     Some(_) => "the account enid created is missing on the target; creating it again".to_string(),
                     None => "new person".to_string(),
                 };
-                let op = TargetOp::Create { username: d.username.clone(), attrs: d.attrs.clone(), disabled: false };
-                push(&mut tp, Action::Create, reason, op, None);
+                let attrs = std::mem::take(&mut d.attrs);
+                let op = TargetOp::Create { username: d.username.clone(), attrs, disabled: false };
+                push(&mut tp, &d, Action::Create, reason, op, None);
             }
             None => {} // inactive and no account: nothing to do
         }
@@ -464,7 +468,7 @@ mod tests {
     fn check(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount], expect: expect_test::Expect) {
         let owned: Vec<&OwnedAccount> = owned.iter().collect();
         let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
-        let tp = plan_target("dir", desired, observed, &owned, &managed, "employeeNumber");
+        let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber");
         let mut out = String::new();
         for op in &tp.operations {
             out.push_str(&format!(
