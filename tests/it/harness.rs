@@ -65,7 +65,7 @@ impl Slapd {
 
     pub fn stop(&mut self) {
         if let Some(pid) = self.pid.take() {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let _ = Command::new("kill").arg(pid.to_string()).stderr(std::process::Stdio::null()).status();
             for _ in 0..100 {
                 if !Path::new(&format!("/proc/{pid}")).exists() {
                     break;

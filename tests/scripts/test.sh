@@ -20,5 +20,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
-echo "== cargo test --workspace"
-cargo test --workspace --locked 2>&1
+echo "== cargo test --workspace --all-targets"
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+set +e
+cargo test --workspace --all-targets --locked 2>&1 | tee "$LOG"
+STATUS=${PIPESTATUS[0]}
+set -e
+# One closing line with the totals of every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "cargo test: %d passed, %d failed\n", p, f }' "$LOG"
+exit "$STATUS"
