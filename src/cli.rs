@@ -6,6 +6,7 @@
 use crate::clock;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Computed, Engine, EngineError, find_in_run, identity_in_run};
+use crate::identity::{ConflictKind, Decision};
 use crate::plan::{Action, Plan};
 use crate::store::{LogFilter, StoreError};
 use chrono::{DateTime, Utc};
@@ -74,6 +75,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List records held because they might be the same person (or decide with `resolve`)
+    Conflicts {
+        #[command(subcommand)]
+        action: Option<ConflictAction>,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a person's identity, records, accounts and what the next run will do
     Explain {
         /// enid id, username, or a source's person_id
@@ -82,6 +91,24 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         time: TimeArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictAction {
+    /// Record a decision; the next apply carries it out
+    Resolve {
+        /// The conflict id from `enid conflicts`
+        id: String,
+        /// The records are one person
+        #[arg(long, conflicts_with = "separate", required_unless_present = "separate")]
+        merge: bool,
+        /// The records are different persons
+        #[arg(long)]
+        separate: bool,
+        /// With --merge, when the number belongs to several identities: the one to join
+        #[arg(long, requires = "merge", value_name = "IDENTITY")]
+        into: Option<String>,
     },
 }
 
@@ -275,6 +302,59 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Conflicts { action, json } => {
+            let engine = Engine::build(config).await?;
+            let now = clock::now(None);
+            let resolution = engine.resolve_only(now).await?;
+            match action {
+                None => {
+                    if json {
+                        let text = serde_json::to_string_pretty(&resolution.conflicts)
+                            .map_err(|e| CliError::Message(e.to_string()))?;
+                        writeln!(out, "{text}").map_err(io)?;
+                    } else {
+                        write!(out, "{}", render_conflicts(&resolution.conflicts)).map_err(io)?;
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(ConflictAction::Resolve { id, merge, separate: _, into }) => {
+                    let conflict = resolution.conflicts.iter().find(|c| c.id == id).ok_or_else(|| {
+                        CliError::Message(format!("no open conflict {id}; `enid conflicts` lists the open ones"))
+                    })?;
+                    let decision = if merge {
+                        match (&into, conflict.candidates.len()) {
+                            (Some(target), _) if !conflict.candidates.contains(target) => {
+                                return Err(CliError::Message(format!(
+                                    "--into {target} is not one of the identities of conflict {id}: {}",
+                                    conflict.candidates.join(", ")
+                                )));
+                            }
+                            (None, n) if n > 1 => {
+                                return Err(CliError::Message(format!(
+                                    "conflict {id}: the number belongs to {n} identities; say which with --into ({})",
+                                    conflict.candidates.join(", ")
+                                )));
+                            }
+                            _ => Decision::Merge { into },
+                        }
+                    } else {
+                        Decision::Separate
+                    };
+                    engine.store().decide(&id, &decision, &conflict.records, now).await?;
+                    let what = match &decision {
+                        Decision::Merge { .. } => "merged into one identity",
+                        Decision::Separate => "kept as separate identities",
+                    };
+                    writeln!(
+                        out,
+                        "Recorded: {} will be {what}. `enid plan` shows the result; `enid apply` carries it out.",
+                        conflict.held.join(", ")
+                    )
+                    .map_err(io)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
         Command::Explain { person, json, time } => {
             let engine = Engine::build(config).await?;
             let now = clock::now(time.now);
@@ -374,6 +454,27 @@ pub fn render_plan(c: &Computed) -> String {
             s.push('\n');
         }
     }
+    if !plan.conflicts.is_empty() {
+        let held: usize = plan.conflicts.iter().map(|c| c.held.len()).sum();
+        let _ = writeln!(
+            s,
+            "\nheld ({held} records in {} conflicts): no account until decided; see `enid conflicts`",
+            plan.conflicts.len()
+        );
+        for c in &plan.conflicts {
+            let _ = writeln!(s, "  {}  {}", c.id, c.held.join(", "));
+        }
+    }
+    if !plan.civic_changes.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ncivic-number changes ({}): identities, usernames and accounts are kept",
+            plan.civic_changes.len()
+        );
+        for c in &plan.civic_changes {
+            let _ = writeln!(s, "  {c}");
+        }
+    }
     if !plan.blocked.is_empty() {
         let _ =
             writeln!(s, "\nblocked ({}): these persons get no account until the cause is fixed", plan.blocked.len());
@@ -383,6 +484,30 @@ pub fn render_plan(c: &Computed) -> String {
     }
     if plan.operations.is_empty() {
         let _ = writeln!(s, "\nNo changes.");
+    }
+    s
+}
+
+/// The conflict queue as text.
+pub fn render_conflicts(conflicts: &[crate::identity::Conflict]) -> String {
+    let mut s = String::new();
+    if conflicts.is_empty() {
+        let _ = writeln!(s, "No conflicts.");
+        return s;
+    }
+    for c in conflicts {
+        let why = match c.kind {
+            ConflictKind::SameSourceSameCivic => "records of one source claim the same civic number",
+            ConflictKind::SeveralIdentities => "the civic number belongs to more than one identity",
+        };
+        let _ = writeln!(s, "{}  {why}: {}", c.id, c.civic_no);
+        let _ = writeln!(s, "  records:    {}", c.records.join(", "));
+        let _ = writeln!(s, "  held:       {} (no identity, no account until decided)", c.held.join(", "));
+        if !c.candidates.is_empty() {
+            let _ = writeln!(s, "  identities: {}", c.candidates.join(", "));
+        }
+        let into = if c.candidates.len() > 1 { " --into IDENTITY" } else { "" };
+        let _ = writeln!(s, "  decide:     enid conflicts resolve {} --merge{into}  |  --separate\n", c.id);
     }
     s
 }
@@ -429,14 +554,26 @@ async fn explain(
     }
     let id = match ids.len() {
         0 => {
-            return Err(CliError::Message(format!(
-                "no person {needle:?}: not in the state database nor in the sources"
-            )));
+            let held = computed.ok().and_then(|c| {
+                c.plan.conflicts.iter().find(|k| k.held.iter().any(|h| h.rsplit('/').next() == Some(needle)))
+            });
+            return match held {
+                Some(k) => Ok(format!(
+                    "{needle} is held in conflict {}: {}. It gets no identity and no account until decided; see \
+                     `enid conflicts`.\n",
+                    k.id,
+                    k.held.join(", ")
+                )),
+                None => Err(CliError::Message(format!(
+                    "no person {needle:?}: not in the state database nor in the sources"
+                ))),
+            };
         }
         1 => ids.into_iter().next().unwrap_or_default(),
         n => return Err(CliError::Message(format!("{needle:?} matches {n} identities: {ids:?}; use the enid id"))),
     };
     let stored = engine.store().records_of(&id).await?;
+    let civic_history = engine.store().civic_history_of(&id).await?;
     let accounts = engine.store().accounts(Some(&id)).await?;
     let (current, username, next, blocked): (
         Vec<serde_json::Value>,
@@ -487,6 +624,7 @@ async fn explain(
         "records_now": current,
         "records_stored": stored,
         "accounts": accounts.iter().map(|a| serde_json::json!({"target": a.target, "key": a.key, "anchor": a.anchor, "status": a.status.as_str()})).collect::<Vec<_>>(),
+        "civic_history": civic_history,
         "next_run": next,
         "blocked": blocked,
         "plan_error": computed.as_ref().err(),
@@ -539,6 +677,19 @@ async fn explain(
             r.first_seen,
             r.updated_at
         );
+    }
+    if !civic_history.is_empty() {
+        let _ = writeln!(s, "\nCivic-number history (the identity and its accounts were kept):");
+        for h in &civic_history {
+            let _ = writeln!(
+                s,
+                "  {}  {}: {} → {}",
+                h.changed_at,
+                h.record,
+                h.old.as_deref().unwrap_or("none"),
+                h.new.as_deref().unwrap_or("none")
+            );
+        }
     }
     let _ = writeln!(s, "\nAccounts enid owns:");
     if accounts.is_empty() {

@@ -7,7 +7,7 @@
 //! recorded, and the next run picks up from the state the targets are really in.
 
 use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
-use crate::identity::{self, Resolution};
+use crate::identity::{self, CivicChange, Decision, Resolution};
 use crate::mapping::Mapping;
 use crate::model::{AccountStatus, Identity, IdentityId, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer};
@@ -283,9 +283,8 @@ impl Engine {
             |what: &'static str| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "compute");
         let observing = self.spawn_observe();
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
-        let (fetched, snapshot) =
-            tokio::join!(self.fetch_all(today), async { self.store.snapshot().await.map_err(EngineError::from) });
-        let (records, rejected, counts, snapshot) = match (fetched, snapshot) {
+        let (fetched, snapshot) = tokio::join!(self.fetch_all(today), self.read_state());
+        let (records, rejected, counts, (snapshot, decisions)) = match (fetched, snapshot) {
             (Ok((r, j, c)), Ok(s)) => (r, j, c, s),
             (Err(e), _) | (_, Err(e)) => {
                 abort_all();
@@ -293,7 +292,7 @@ impl Engine {
             }
         };
         lap("read sources and state");
-        let resolution = identity::resolve(records, &snapshot);
+        let resolution = identity::resolve(records, &snapshot, &decisions);
         lap("resolved identities");
         let (mut usernames, requests) = known_names(&resolution, &snapshot);
         let last_schools = last_schools(&snapshot, &resolution);
@@ -350,7 +349,8 @@ impl Engine {
                 records: i.records.iter().map(Sourced::label).collect(),
             })
             .collect();
-        let plan = plan::assemble(now, new_identities, target_plans);
+        let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
+        let plan = plan::assemble(now, new_identities, target_plans, resolution.conflicts.clone(), civic_changes);
         let record_rows = changed_records(&resolution, &snapshot);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -358,6 +358,20 @@ impl Engine {
             "planned"
         );
         Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts, observed })
+    }
+
+    async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>), EngineError> {
+        let (snapshot, decisions) = tokio::try_join!(self.store.snapshot(), self.store.decisions())?;
+        Ok((snapshot, decisions))
+    }
+
+    /// Reads the sources and the state and resolves identities, without the targets: enough to
+    /// list the conflict queue.
+    pub async fn resolve_only(&self, now: DateTime<Utc>) -> Result<Resolution, EngineError> {
+        let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
+        let (records, _, _) = fetched?;
+        let (snapshot, decisions) = state?;
+        Ok(identity::resolve(records, &snapshot, &decisions))
     }
 
     /// Names for identities that have none yet, avoiding every name ever allocated, the
@@ -392,6 +406,7 @@ impl Engine {
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
         self.store.commit_identities(&new, &computed.record_rows, now).await?;
+        self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
         self.store.adopt(&plan.adoptions, now).await?;
         let pending: Vec<(String, IdentityId, String)> = plan
             .operations
@@ -625,6 +640,12 @@ fn desired_for(
         active,
         inactive_reason,
     }
+}
+
+/// A civic-number change as the plan shows it: the record and the kinds, never the numbers.
+fn describe_change(c: &CivicChange) -> String {
+    let kind = |v: &Option<String>| v.as_deref().map(crate::store::describe_stored).unwrap_or_else(|| "none".into());
+    format!("{}/{}: {} → {}", c.source, c.person_id, kind(&c.old), kind(&c.new))
 }
 
 /// A short fingerprint of a record's fields. It only decides whether the stored copy is rewritten,

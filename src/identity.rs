@@ -1,17 +1,74 @@
 //! Identity resolution: which records are the same person. A pure function of this run's
-//! records and the stored links.
+//! records, the stored links and the operators' conflict decisions.
 //!
-//! Rules, in order: a record already linked (same source and `person_id`) keeps its identity; a
-//! record with a matchable civic number joins the identity that has that number (in the state
-//! database or earlier in this run); anything else starts a new identity. Temporary (TF) numbers
-//! never join records. New identity ids are derived from the first record's key, so a dry run
-//! and the apply that follows it agree on them.
+//! Rules, in order: a record already linked (same source and `person_id`) keeps its identity,
+//! whatever its civic number says now (so a TF number that becomes a personnummer keeps the
+//! person's identity and accounts, and the change is reported); a record with a matchable civic
+//! number joins the one identity that has that number (in the state database or earlier in this
+//! run); anything else starts a new identity. Temporary (TF) numbers never join records. New
+//! identity ids are derived from the first record's key, so a dry run and the apply that follows
+//! it agree on them.
+//!
+//! Nothing is merged by guess. An unlinked record is **held** in a [`Conflict`] when another
+//! record of the same source claims the same civic number, or when its number belongs to more than
+//! one identity. A held record gets no identity and so no account until an operator decides
+//! (`merge` or `separate`); linked records are never held, so a conflict never disables anyone.
 
 use crate::model::{Identity, IdentityId, Snapshot, Sourced};
 use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Namespace for identity ids derived from record keys.
 const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e1d_0000_5a3e_4c1b_9a7e_0c1d_e1d0_0001);
+
+/// Why records are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// Two or more records of one source claim the same civic number under different keys.
+    SameSourceSameCivic,
+    /// The record's civic number belongs to more than one identity.
+    SeveralIdentities,
+}
+
+/// Records held until an operator decides. Never contains a full civic number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// Stable while the same records are involved: a hash of their keys.
+    pub id: String,
+    pub kind: ConflictKind,
+    /// The shared civic number, masked.
+    pub civic_no: String,
+    /// Every record involved, as `source/person_id` with `file:line`, sorted.
+    pub records: Vec<String>,
+    /// The records held (no identity, no account), as `source/person_id`.
+    pub held: Vec<String>,
+    /// Identities the held records could belong to.
+    pub candidates: Vec<IdentityId>,
+}
+
+/// An operator's decision on a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// The records are one person: join the candidate identity (`into`, when there are several).
+    Merge { into: Option<IdentityId> },
+    /// The records are different persons: each held record gets an identity of its own.
+    Separate,
+}
+
+/// A linked record whose civic number changed (TF or samordningsnummer → personnummer, or a
+/// corrected number). The identity, its username and its accounts stay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CivicChange {
+    pub source: String,
+    pub person_id: String,
+    pub identity_id: IdentityId,
+    /// Normalised values: only the state database may hold them.
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
 
 /// The result of resolution: every identity of the run, those with records first.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +77,10 @@ pub struct Resolution {
     pub present: Vec<Identity>,
     /// Identities in the state database that no source has now, sorted by id.
     pub absent: Vec<Identity>,
+    /// Open conflicts, sorted by id. Their held records are in no identity.
+    pub conflicts: Vec<Conflict>,
+    /// Linked records whose civic number changed.
+    pub civic_changes: Vec<CivicChange>,
 }
 
 impl Resolution {
@@ -28,57 +89,36 @@ impl Resolution {
     }
 }
 
-/// Resolves `records` (in source order) against `snapshot`. Takes the records by value: they
-/// move into the identities.
-pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
+/// Resolves `records` (in source order) against `snapshot` and the operators' `decisions`
+/// (conflict id → decision). Takes the records by value: they move into the identities.
+pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot, decisions: &BTreeMap<String, Decision>) -> Resolution {
     // Records are numbered in source order, so each identity can list its records in that order.
     let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> =
         HashMap::with_capacity_and_hasher(records.len(), Default::default());
     let mut unlinked = Vec::new();
+    let mut civic_changes = Vec::new();
     for (i, r) in records.into_iter().enumerate() {
         match snapshot.record(&r.source, &r.record.person_id) {
             Some(stored) => {
+                let now = r.record.civic_no.as_ref().map(|c| c.expose());
+                if now != stored.civic_no.as_deref() {
+                    civic_changes.push(CivicChange {
+                        source: r.source.clone(),
+                        person_id: r.record.person_id.clone(),
+                        identity_id: stored.identity_id.clone(),
+                        old: stored.civic_no.clone(),
+                        new: now.map(str::to_string),
+                    });
+                }
                 by_id.entry(stored.identity_id.clone()).or_insert_with(|| (false, Vec::new())).1.push((i, r))
             }
             None => unlinked.push((i, r)),
         }
     }
 
+    let mut conflicts = Vec::new();
     if !unlinked.is_empty() {
-        // Civic numbers of this run's linked records claim their identities first, then those
-        // of stored records; only then do unlinked records look for an identity.
-        let mut run_civic: HashMap<String, IdentityId> = HashMap::default();
-        for (id, (_, recs)) in &by_id {
-            for (_, r) in recs {
-                if let Some(c) = r.record.civic_no.as_ref().filter(|c| c.is_matchable()) {
-                    run_civic.entry(c.expose().to_string()).or_insert_with(|| id.clone());
-                }
-            }
-        }
-        let mut civic_owner: HashMap<&str, &IdentityId> = HashMap::default();
-        for rec in snapshot.all_records() {
-            if let Some(c) = &rec.civic_no {
-                civic_owner.entry(c.as_str()).or_insert(&rec.identity_id);
-            }
-        }
-        for (i, r) in unlinked {
-            let civic = r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
-            let existing = civic
-                .as_deref()
-                .and_then(|c| run_civic.get(c).cloned().or_else(|| civic_owner.get(c).map(|id| (*id).clone())));
-            let id = match existing {
-                Some(id) => id,
-                None => {
-                    let id = new_id(&r.source, &r.record.person_id, snapshot);
-                    if let Some(c) = civic {
-                        run_civic.insert(c, id.clone());
-                    }
-                    id
-                }
-            };
-            let is_new = !snapshot.identities.contains_key(&id);
-            by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
-        }
+        resolve_unlinked(unlinked, snapshot, decisions, &mut by_id, &mut conflicts);
     }
 
     let mut absent: Vec<Identity> = snapshot
@@ -96,7 +136,158 @@ pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot) -> Resolution {
         })
         .collect();
     present.sort_by(|a, b| a.id.cmp(&b.id));
-    Resolution { present, absent }
+    conflicts.sort_by(|a: &Conflict, b| a.id.cmp(&b.id));
+    civic_changes.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
+    Resolution { present, absent, conflicts, civic_changes }
+}
+
+type ById = HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)>;
+
+fn resolve_unlinked(
+    unlinked: Vec<(usize, Sourced)>,
+    snapshot: &Snapshot,
+    decisions: &BTreeMap<String, Decision>,
+    by_id: &mut ById,
+    conflicts: &mut Vec<Conflict>,
+) {
+    let matchable =
+        |r: &Sourced| r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
+    // Who holds each civic number: stored records and this run's linked records.
+    let mut owners: HashMap<String, BTreeSet<IdentityId>> = HashMap::default();
+    for rec in snapshot.all_records() {
+        if let Some(c) = &rec.civic_no {
+            owners.entry(c.clone()).or_default().insert(rec.identity_id.clone());
+        }
+    }
+    // Every present record per (source, civic number), to find two keys claiming one number.
+    let mut per_source: HashMap<(String, String), Vec<(String, String)>> = HashMap::default();
+    for (id, (_, recs)) in by_id.iter() {
+        for (_, r) in recs {
+            if let Some(c) = matchable(r) {
+                owners.entry(c.clone()).or_default().insert(id.clone());
+                per_source
+                    .entry((r.source.clone(), c))
+                    .or_default()
+                    .push((r.record.person_id.clone(), r.record.location.clone()));
+            }
+        }
+    }
+    for (_, r) in &unlinked {
+        if let Some(c) = matchable(r) {
+            per_source
+                .entry((r.source.clone(), c))
+                .or_default()
+                .push((r.record.person_id.clone(), r.record.location.clone()));
+        }
+    }
+
+    // Identities created in this run, per civic number, so records of different sources join.
+    let mut created: HashMap<String, IdentityId> = HashMap::default();
+    for (i, r) in unlinked {
+        let civic = matchable(&r);
+        let Some(c) = civic else {
+            let id = new_id(&r.source, &r.record.person_id, snapshot);
+            let is_new = !snapshot.identities.contains_key(&id);
+            by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+            continue;
+        };
+        let same_source = &per_source[&(r.source.clone(), c.clone())];
+        let mut candidates: BTreeSet<IdentityId> = owners.get(&c).cloned().unwrap_or_default();
+        if let Some(id) = created.get(&c) {
+            candidates.insert(id.clone());
+        }
+        let conflict = if same_source.len() > 1 {
+            let mut recs: Vec<(String, String)> =
+                same_source.iter().map(|(pid, loc)| (format!("{}/{pid}", r.source), loc.clone())).collect();
+            recs.sort();
+            Some((ConflictKind::SameSourceSameCivic, recs))
+        } else if candidates.len() > 1 {
+            Some((
+                ConflictKind::SeveralIdentities,
+                vec![(format!("{}/{}", r.source, r.record.person_id), r.record.location.clone())],
+            ))
+        } else {
+            None
+        };
+        let id = match conflict {
+            None => candidates.into_iter().next(),
+            Some((kind, recs)) => {
+                let cid = conflict_id(kind, &recs, &candidates);
+                match decisions.get(&cid) {
+                    Some(Decision::Separate) => {
+                        // A person of their own: a fresh identity, and the number joins nobody.
+                        let id = new_id(&r.source, &r.record.person_id, snapshot);
+                        let is_new = !snapshot.identities.contains_key(&id);
+                        by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+                        continue;
+                    }
+                    Some(Decision::Merge { into: Some(into) }) if candidates.contains(into) => Some(into.clone()),
+                    Some(Decision::Merge { .. }) if candidates.len() <= 1 => candidates.into_iter().next(),
+                    _ => {
+                        hold(conflicts, cid, kind, &r, recs, candidates, &c);
+                        continue;
+                    }
+                }
+            }
+        };
+        let id = match id {
+            Some(id) => id,
+            None => {
+                let id = new_id(&r.source, &r.record.person_id, snapshot);
+                created.insert(c, id.clone());
+                id
+            }
+        };
+        let is_new = !snapshot.identities.contains_key(&id);
+        by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+    }
+}
+
+/// Records `r` as held in conflict `cid`, adding to the conflict when it is already open.
+fn hold(
+    conflicts: &mut Vec<Conflict>,
+    cid: String,
+    kind: ConflictKind,
+    r: &Sourced,
+    recs: Vec<(String, String)>,
+    candidates: BTreeSet<IdentityId>,
+    civic: &str,
+) {
+    let label = format!("{}/{}", r.source, r.record.person_id);
+    if let Some(open) = conflicts.iter_mut().find(|c| c.id == cid) {
+        open.held.push(label);
+        open.held.sort();
+        return;
+    }
+    conflicts.push(Conflict {
+        id: cid,
+        kind,
+        civic_no: format!("{}-****", &civic[..8.min(civic.len())]),
+        records: recs.into_iter().map(|(k, loc)| format!("{k} ({loc})")).collect(),
+        held: vec![label],
+        candidates: candidates.into_iter().collect(),
+    });
+}
+
+/// A conflict's id: a hash of what it is about, so the same situation keeps its id across runs
+/// and a decision stays attached to it.
+fn conflict_id(kind: ConflictKind, recs: &[(String, String)], candidates: &BTreeSet<IdentityId>) -> String {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u8(kind as u8);
+    for (k, _) in recs {
+        h.write(k.as_bytes());
+        h.write_u8(0);
+    }
+    // Records of one source that share a number are the whole story; for a number several
+    // identities hold, the identities are part of it.
+    if kind == ConflictKind::SeveralIdentities {
+        for c in candidates {
+            h.write(c.as_bytes());
+            h.write_u8(0);
+        }
+    }
+    format!("c-{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// A new identity id from the record key; a counter resolves the (theoretical) case where the
@@ -143,7 +334,7 @@ mod tests {
     fn same_civic_number_in_two_sources_is_one_identity() {
         let recs =
             vec![rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
-        let r = resolve(recs, &Snapshot::default());
+        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new());
         assert_eq!(r.present.len(), 2);
         let merged = r.present.iter().find(|i| i.records.len() == 2).unwrap();
         assert_eq!(merged.records[0].source, "hr", "records keep source order");
@@ -153,7 +344,7 @@ mod tests {
     #[test]
     fn temporary_numbers_never_join() {
         let recs = vec![rec("sis", "1", Some("20130101TF01")), rec("hr", "1", Some("20130101TF01"))];
-        assert_eq!(resolve(recs, &Snapshot::default()).present.len(), 2);
+        assert_eq!(resolve(recs, &Snapshot::default(), &BTreeMap::new()).present.len(), 2);
     }
 
     #[test]
@@ -166,7 +357,7 @@ mod tests {
             "1".into(),
             StoredRecord { identity_id: "id-1".into(), civic_no: None, content_hash: String::new(), school_unit: None },
         );
-        let r = resolve(vec![rec("sis", "1", None)], &snap);
+        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new());
         assert_eq!(r.present[0].id, "id-1");
         assert!(!r.present[0].is_new);
         assert_eq!(r.absent[0].id, "id-2");
@@ -177,6 +368,100 @@ mod tests {
         let a = vec![rec("sis", "1", None), rec("sis", "2", None)];
         let b = vec![rec("sis", "2", None), rec("sis", "1", None)];
         let ids = |r: Resolution| r.present.into_iter().map(|i| i.id).collect::<Vec<_>>();
-        assert_eq!(ids(resolve(a, &Snapshot::default())), ids(resolve(b, &Snapshot::default())));
+        let none = BTreeMap::new();
+        assert_eq!(ids(resolve(a, &Snapshot::default(), &none)), ids(resolve(b, &Snapshot::default(), &none)));
+    }
+
+    fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<&str>) {
+        snap.identities.insert(id.into(), Some(format!("user-{id}")));
+        snap.insert_record(
+            source.into(),
+            pid.into(),
+            StoredRecord {
+                identity_id: id.into(),
+                civic_no: civic.map(|c| c.replace('-', "")),
+                content_hash: String::new(),
+                school_unit: None,
+            },
+        );
+    }
+
+    #[test]
+    fn two_keys_of_one_source_with_one_civic_number_are_held_until_decided() {
+        let recs = || {
+            vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954")), rec("sis", "3", None)]
+        };
+        let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new());
+        assert_eq!(r.present.len(), 1, "only the unrelated record gets an identity");
+        assert_eq!(r.conflicts.len(), 1);
+        let c = &r.conflicts[0];
+        assert_eq!(c.kind, ConflictKind::SameSourceSameCivic);
+        assert_eq!(c.held, ["sis/1", "sis/2"]);
+        assert_eq!(c.civic_no, "19821105-****");
+        assert!(!format!("{c:?}").contains("9954"));
+
+        let merge = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
+        let r = resolve(recs(), &Snapshot::default(), &merge);
+        assert!(r.conflicts.is_empty());
+        assert_eq!(r.present.len(), 2);
+        assert!(r.present.iter().any(|i| i.records.len() == 2));
+
+        let separate = BTreeMap::from([(c.id.clone(), Decision::Separate)]);
+        let r = resolve(recs(), &Snapshot::default(), &separate);
+        assert!(r.conflicts.is_empty());
+        assert_eq!(r.present.len(), 3);
+    }
+
+    #[test]
+    fn a_new_key_claiming_a_linked_records_number_is_held_and_the_linked_one_keeps_going() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
+        let recs = || vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954"))];
+        let r = resolve(recs(), &snap, &BTreeMap::new());
+        assert_eq!(r.present.len(), 1);
+        assert_eq!(r.present[0].id, "id-1");
+        assert_eq!(r.conflicts[0].held, ["sis/2"]);
+        assert_eq!(r.conflicts[0].candidates, ["id-1"]);
+        let merge = BTreeMap::from([(r.conflicts[0].id.clone(), Decision::Merge { into: None })]);
+        let r = resolve(recs(), &snap, &merge);
+        assert_eq!(r.present.len(), 1);
+        assert_eq!(r.present[0].records.len(), 2);
+    }
+
+    #[test]
+    fn a_number_held_by_two_identities_needs_a_choice() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
+        linked(&mut snap, "hr", "1", "id-2", Some("19821105-9954"));
+        let recs = || {
+            vec![
+                rec("sis", "1", Some("19821105-9954")),
+                rec("hr", "1", Some("19821105-9954")),
+                rec("adult", "9", Some("19821105-9954")),
+            ]
+        };
+        let r = resolve(recs(), &snap, &BTreeMap::new());
+        assert_eq!(r.conflicts.len(), 1);
+        let c = r.conflicts[0].clone();
+        assert_eq!(c.kind, ConflictKind::SeveralIdentities);
+        assert_eq!(c.candidates, ["id-1", "id-2"]);
+        // A merge without saying into which identity stays held.
+        let vague = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
+        assert_eq!(resolve(recs(), &snap, &vague).conflicts.len(), 1);
+        let into = BTreeMap::from([(c.id.clone(), Decision::Merge { into: Some("id-2".into()) })]);
+        let r = resolve(recs(), &snap, &into);
+        assert!(r.conflicts.is_empty());
+        assert_eq!(r.present.iter().find(|i| i.id == "id-2").unwrap().records.len(), 2);
+    }
+
+    #[test]
+    fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", Some("20130101TF01"));
+        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new());
+        assert_eq!(r.present[0].id, "id-1");
+        assert_eq!(r.civic_changes.len(), 1);
+        assert_eq!(r.civic_changes[0].old.as_deref(), Some("20130101TF01"));
+        assert_eq!(r.civic_changes[0].new.as_deref(), Some("198211059954"));
     }
 }

@@ -6,6 +6,7 @@
 //! enid does not own is never in an operation: when it stands in the way, the person is listed
 //! under `blocked` with the reason.
 
+use crate::identity::Conflict;
 use crate::model::{AccountStatus, IdentityId, OwnedAccount};
 use chrono::{DateTime, Utc};
 use connector_api::{AttrChange, Attrs, ObservedAccount, TargetOp};
@@ -147,6 +148,10 @@ pub struct Plan {
     pub blocked: Vec<Blocked>,
     /// Accounts on the targets that enid does not own and leaves alone, per target.
     pub unmanaged: BTreeMap<String, usize>,
+    /// Records held until an operator decides (`enid conflicts`).
+    pub conflicts: Vec<Conflict>,
+    /// Linked records whose civic number changed; identities and accounts stay (masked).
+    pub civic_changes: Vec<String>,
 }
 
 /// What [`plan_target`] returns for one target.
@@ -389,7 +394,13 @@ fn same_values(a: &[String], b: &[String]) -> bool {
 }
 
 /// Puts target plans together into one plan and computes its id.
-pub fn assemble(now: DateTime<Utc>, new_identities: Vec<NewIdentity>, targets: BTreeMap<String, TargetPlan>) -> Plan {
+pub fn assemble(
+    now: DateTime<Utc>,
+    new_identities: Vec<NewIdentity>,
+    targets: BTreeMap<String, TargetPlan>,
+    conflicts: Vec<Conflict>,
+    civic_changes: Vec<String>,
+) -> Plan {
     let mut summary = Summary::default();
     let mut per_target = BTreeMap::new();
     let mut operations = Vec::new();
@@ -405,12 +416,32 @@ pub fn assemble(now: DateTime<Utc>, new_identities: Vec<NewIdentity>, targets: B
         blocked.extend(tp.blocked);
     }
     operations.sort_by(|a, b| (a.action, &a.target, &a.username).cmp(&(b.action, &b.target, &b.username)));
-    let plan_id = plan_id(&new_identities, &operations, &adoptions, &blocked);
-    Plan { plan_id, now, summary, targets: per_target, new_identities, operations, adoptions, blocked, unmanaged }
+    let plan_id = plan_id(&new_identities, &operations, &adoptions, &blocked, &conflicts);
+    Plan {
+        plan_id,
+        now,
+        summary,
+        targets: per_target,
+        new_identities,
+        operations,
+        adoptions,
+        blocked,
+        unmanaged,
+        conflicts,
+        civic_changes,
+    }
 }
 
-fn plan_id(ids: &[NewIdentity], ops: &[PlannedOp], adoptions: &[Adoption], blocked: &[Blocked]) -> String {
-    let body = serde_json::json!({ "identities": ids, "operations": ops, "adoptions": adoptions, "blocked": blocked });
+fn plan_id(
+    ids: &[NewIdentity],
+    ops: &[PlannedOp],
+    adoptions: &[Adoption],
+    blocked: &[Blocked],
+    conflicts: &[Conflict],
+) -> String {
+    let body = serde_json::json!({
+        "identities": ids, "operations": ops, "adoptions": adoptions, "blocked": blocked, "conflicts": conflicts,
+    });
     let digest = Sha256::digest(body.to_string().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

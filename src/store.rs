@@ -4,11 +4,13 @@
 //! The store is the only place a full civic number is kept. Everything it returns for display
 //! carries masked values.
 
+use crate::identity::{CivicChange, Decision};
 use crate::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredRecord};
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -150,13 +152,22 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| err(format!("cannot open: {e}")))?;
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
-        )]);
+        let migrator = Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                "init".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                "conflicts and civic history".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0002_conflicts_and_civic_history.sql").into_sql_str(),
+                false,
+            ),
+        ]);
         migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")))?;
         Ok(Store { pool, path: shown })
     }
@@ -445,6 +456,93 @@ impl Store {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
+    /// The operators' conflict decisions, by conflict id.
+    pub async fn decisions(&self) -> Result<BTreeMap<String, Decision>, StoreError> {
+        let rows: Vec<(String, String)> = self
+            .json_rows("SELECT json_group_array(json_array(conflict_id, decision)) FROM conflict_decisions")
+            .await?;
+        rows.into_iter()
+            .map(|(id, d)| {
+                serde_json::from_str(&d)
+                    .map(|d| (id.clone(), d))
+                    .map_err(|e| StoreError { path: self.path.clone(), message: format!("decision {id}: {e}") })
+            })
+            .collect()
+    }
+
+    /// Records a decision on a conflict; a later decision on the same conflict replaces it.
+    pub async fn decide(
+        &self,
+        conflict_id: &str,
+        decision: &Decision,
+        records: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(decision).unwrap_or_default();
+        let records = serde_json::to_string(records).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO conflict_decisions (conflict_id, decision, records, decided_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (conflict_id) DO UPDATE SET decision = excluded.decision, records = excluded.records,
+                decided_at = excluded.decided_at",
+        )
+        .bind(conflict_id)
+        .bind(body)
+        .bind(records)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records civic-number changes of linked records.
+    pub async fn record_civic_changes(
+        &self,
+        run: i64,
+        changes: &[CivicChange],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for chunk in changes.chunks(CHUNK_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO civic_history (source, person_id, identity_id, old_civic_no, new_civic_no, changed_at, run_id) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(&c.source)
+                    .push_bind(&c.person_id)
+                    .push_bind(&c.identity_id)
+                    .push_bind(&c.old)
+                    .push_bind(&c.new)
+                    .push_bind(&now)
+                    .push_bind(run);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// The civic-number history of an identity, masked: (record, old, new, when).
+    pub async fn civic_history_of(&self, identity: &str) -> Result<Vec<CivicHistoryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, person_id, old_civic_no, new_civic_no, changed_at FROM civic_history
+             WHERE identity_id = ?1 ORDER BY id",
+        )
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CivicHistoryRow {
+                record: format!("{}/{}", r.get::<String, _>(0), r.get::<String, _>(1)),
+                old: r.get::<Option<String>, _>(2).map(|c| describe_stored(&c)),
+                new: r.get::<Option<String>, _>(3).map(|c| describe_stored(&c)),
+                changed_at: r.get(4),
+            })
+            .collect())
+    }
+
     /// Saves a plan for a later `enid apply --plan ID`.
     pub async fn save_plan(&self, plan_id: &str, body: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
@@ -583,6 +681,27 @@ pub struct RunRow {
     pub finished_at: Option<String>,
     pub status: String,
     pub message: Option<String>,
+}
+
+/// One civic-number change, masked, for `enid explain`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CivicHistoryRow {
+    pub record: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub changed_at: String,
+}
+
+/// A stored civic number as shown: masked, with its kind.
+pub fn describe_stored(c: &str) -> String {
+    let kind = if c.len() == 12 && c[8..].bytes().any(|b| b.is_ascii_alphabetic()) {
+        "temporary number"
+    } else if c.len() >= 8 && c[6..8].parse::<u32>().is_ok_and(|d| d > 60) {
+        "samordningsnummer"
+    } else {
+        "personnummer"
+    };
+    format!("{} ({kind})", mask_stored(c))
 }
 
 /// Masks a normalised civic number read from the database.

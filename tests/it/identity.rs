@@ -1,0 +1,83 @@
+//! Identity across records: conflicts held and decided, civic-number changes.
+
+use crate::harness::*;
+
+const PNR: &str = "19821105-9954";
+
+#[test]
+fn a_conflict_is_held_and_then_merged() {
+    let env = Env::new();
+    env.csv(&[
+        &row("1", "Anna", "Berg", PNR, "student", "S1", ""),
+        &row("2", "Anna", "Berg", PNR, "student", "S1", ""),
+        &row("3", "Bo", "Ek", "", "student", "S1", ""),
+    ]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 1, "only Bo: the two claimants are held");
+    let conflict = &plan["conflicts"][0];
+    assert_eq!(conflict["held"], serde_json::json!(["sis/1", "sis/2"]));
+    assert_eq!(conflict["civic_no"], "19821105-****");
+    let id = conflict["id"].as_str().unwrap().to_string();
+
+    let list = env.enid(&["conflicts"]).ok();
+    assert!(list.stdout.contains(&id) && list.stdout.contains("records of one source claim the same civic number"));
+    assert!(!list.stdout.contains("9954") && !list.stderr.contains("9954"), "{}", list.stdout);
+    let explain = env.enid(&["explain", "2"]).ok();
+    assert!(explain.stdout.contains(&format!("held in conflict {id}")), "{}", explain.stdout);
+
+    env.apply();
+    assert_eq!(env.people().len(), 1, "nothing for held records");
+
+    env.enid(&["conflicts", "resolve", &id, "--merge"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["conflicts"].as_array().map(Vec::len), Some(0));
+    assert_eq!(plan["summary"]["create"], 1);
+    assert_eq!(plan["new_identities"][0]["records"], serde_json::json!(["sis/1", "sis/2"]));
+    env.apply();
+    assert_eq!(env.people().len(), 2);
+    assert_eq!(env.summary()["unchanged"], 2);
+    let run = env.enid(&["conflicts", "resolve", &id, "--separate"]).fails();
+    assert!(run.stderr.contains(&format!("no open conflict {id}")), "{}", run.stderr);
+}
+
+#[test]
+fn a_conflict_decided_separate_gives_two_persons() {
+    let env = Env::new();
+    env.csv(&[
+        &row("1", "Anna", "Berg", PNR, "student", "S1", ""),
+        &row("2", "Anna", "Berg", PNR, "student", "S1", ""),
+    ]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let id = plan["conflicts"][0]["id"].as_str().unwrap().to_string();
+    env.enid(&["conflicts", "resolve", &id, "--separate"]).ok();
+    env.apply();
+    let people = env.people();
+    assert_eq!(people.keys().collect::<Vec<_>>(), ["anna.berg", "anna.berg2"]);
+    assert_eq!(env.enid(&["conflicts"]).ok().stdout.trim(), "No conflicts.");
+}
+
+#[test]
+fn a_tf_number_that_becomes_a_personnummer_keeps_the_account() {
+    let env = Env::new();
+    env.csv(&[&row("7", "Amir", "Haddad", "20130101TF01", "student", "S1", "")]);
+    env.apply();
+    let before = env.people()["amir.haddad"].clone();
+
+    env.csv(&[&row("7", "Amir", "Haddad", "20130101-2389", "student", "S1", "")]);
+    let plan = env.enid(&["plan"]).ok();
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("sis/7: 20130101-**** (temporary number) → 20130101-**** (personnummer)"),
+        "{}",
+        plan.stdout
+    );
+    env.apply();
+    let after = env.people();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after["amir.haddad"].one("entryUUID"), before.one("entryUUID"));
+    let explain = env.enid(&["explain", "amir.haddad"]).ok();
+    assert!(explain.stdout.contains("Civic-number history"), "{}", explain.stdout);
+    assert!(!explain.stdout.contains("2389") && !explain.stdout.contains("TF01"), "{}", explain.stdout);
+    // Another source with the new personnummer joins the same identity.
+    assert_eq!(env.summary()["unchanged"], 1);
+}
