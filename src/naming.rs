@@ -216,4 +216,44 @@ mod tests {
         assert!(Namer::new("{{ given_name", 20).is_err());
         assert!(Namer::new("{{ given_name | nosuchfilter }}", 20).is_err());
     }
+
+    fn valid(name: &str, max: usize) -> bool {
+        !name.is_empty()
+            && name.len() <= max
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && !name.starts_with(['.', '-'])
+            && !name.ends_with(['.', '-'])
+            && !name.contains("..")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Usernames are unique, valid and within the limit, and do not depend on the order of
+        /// the records (a rerun in another order gives everyone the same name).
+        #[test]
+        fn names_are_unique_valid_short_and_order_independent(
+            people in proptest::collection::vec(
+                ("[A-Za-zÅÄÖåäöéüßæøЖжΩ李 '.-]{0,24}", "[A-Za-zÅÄÖåäöéüßæøЖжΩ李 '.-]{0,24}"), 1..40),
+            max in 6usize..25,
+            rotate in 0usize..40,
+            taken in proptest::collection::hash_set("[a-z]{1,4}\\.[a-z]{1,4}", 0..5),
+        ) {
+            let namer = Namer::new(DEFAULT_TEMPLATE, max).unwrap();
+            let reqs: Vec<NameRequest> =
+                people.iter().enumerate().map(|(i, (g, f))| req(&format!("id-{i:03}"), g, f)).collect();
+            let mut other = reqs.clone();
+            other.rotate_left(rotate % reqs.len());
+            other.reverse();
+            let a = namer.allocate(&reqs, &taken);
+            let b = namer.allocate(&other, &taken);
+            proptest::prop_assert_eq!(&a, &b);
+            let unique: HashSet<&String> = a.values().collect();
+            proptest::prop_assert_eq!(unique.len(), reqs.len());
+            for name in a.values() {
+                proptest::prop_assert!(valid(name, max), "invalid name {:?} (max {})", name, max);
+                proptest::prop_assert!(!taken.contains(name), "{:?} was taken", name);
+            }
+        }
+    }
 }
