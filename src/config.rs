@@ -23,8 +23,10 @@ pub struct Config {
     /// How usernames are made.
     #[serde(default)]
     pub naming: NamingConfig,
-    /// Sources by id. Where records of one person disagree, the source whose id sorts first
-    /// gives the names.
+    /// How records become identities.
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// Sources by id.
     pub sources: BTreeMap<String, SourceConfig>,
     /// Targets by id.
     pub targets: BTreeMap<String, TargetConfig>,
@@ -36,6 +38,28 @@ pub struct Config {
 pub struct StateConfig {
     /// SQLite database file; created, with its schema, on first use.
     pub path: PathBuf,
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Sources in order of authority for a person's names: when a person's records disagree,
+    /// the first of these that has the person gives the given and family name. Sources not
+    /// listed follow, in the order of their ids.
+    #[serde(default)]
+    pub name_authority: Vec<String>,
+}
+
+impl Config {
+    /// Source ids in order of authority.
+    pub fn source_order(&self) -> Vec<String> {
+        let mut order: Vec<String> =
+            self.identity.name_authority.iter().filter(|s| self.sources.contains_key(*s)).cloned().collect();
+        let rest: Vec<String> = self.sources.keys().filter(|k| !order.contains(k)).cloned().collect();
+        order.extend(rest);
+        order
+    }
 }
 
 /// `[naming]`.
@@ -211,6 +235,11 @@ impl Config {
         for id in self.sources.keys().chain(self.targets.keys()) {
             if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(format!("id {id:?}: use letters, digits, '-' and '_' only"));
+            }
+        }
+        for s in &self.identity.name_authority {
+            if !self.sources.contains_key(s) {
+                return Err(format!("[identity] name_authority names source {s:?}, which is not configured"));
             }
         }
         crate::naming::Namer::new(&self.naming.username, self.naming.max_length)

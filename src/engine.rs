@@ -150,8 +150,11 @@ impl Engine {
     /// Opens the state and builds every connector. Reads secrets; contacts nothing.
     pub async fn build(config: Config) -> Result<Engine, EngineError> {
         let store = Store::open(&config.state.path).await?;
+        // Sources in order of authority: a person's records keep this order, and the first
+        // gives the names.
         let mut sources = Vec::new();
-        for (id, s) in &config.sources {
+        for id in config.source_order() {
+            let Some(s) = config.sources.get(&id) else { continue };
             match s {
                 SourceConfig::Csv(c) => {
                     sources.push((id.clone(), AnySource::Csv(CsvSource::new(c.clone())), c.max_rejected_percent))

@@ -81,3 +81,45 @@ fn a_tf_number_that_becomes_a_personnummer_keeps_the_account() {
     // Another source with the new personnummer joins the same identity.
     assert_eq!(env.summary()["unchanged"], 1);
 }
+
+#[test]
+fn two_sources_merge_into_one_identity_with_both_roles_and_the_authoritys_names() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap().replace(
+        "[sources.sis]",
+        "[identity]\nname_authority = [\"hr\"]\n\n[sources.hr]\ntype = \"csv\"\npath = \"staff.csv\"\ndelimiter = \";\"\n\
+         [sources.hr.columns]\nperson_id = \"anstnr\"\n\n[sources.sis]",
+    );
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+    // A teacher who also studies in adult education: the SIS spells her name differently.
+    env.csv(&[
+        &row("S-1", "Kim", "Lind", PNR, "student", "VUX", "SVA1"),
+        &row("S-2", "Bo", "Ek", "", "student", "S1", ""),
+    ]);
+    std::fs::write(
+        env.path("staff.csv"),
+        format!("anstnr;given_name;family_name;civic_no;role;school_unit\nH-77;Kimberly;Lind;{PNR};staff;S1\n"),
+    )
+    .unwrap();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 2);
+    let kim = plan["new_identities"].as_array().unwrap().iter().find(|i| i["records"].as_array().unwrap().len() == 2);
+    assert_eq!(kim.unwrap()["records"], serde_json::json!(["hr/H-77", "sis/S-1"]));
+    env.apply();
+    let people = env.people();
+    let kim = &people["kimberly.lind"];
+    assert_eq!(kim.one("givenName"), "Kimberly", "hr is the authority for names");
+    let mut roles = kim.get("employeeType");
+    roles.sort();
+    assert_eq!(roles, ["staff", "student"]);
+    let mut schools = kim.get("departmentNumber");
+    schools.sort();
+    assert_eq!(schools, ["S1", "VUX"]);
+
+    // She leaves adult education: still staff, same account, one role less.
+    env.csv(&[&row("S-2", "Bo", "Ek", "", "student", "S1", "")]);
+    env.apply();
+    let kim = &env.people()["kimberly.lind"];
+    assert_eq!(kim.get("employeeType"), ["staff"]);
+    assert!(kim.dn.ends_with(&format!(",{BASE}")) && !kim.dn.contains("disabled"));
+}
