@@ -52,6 +52,21 @@ pub struct IdentityConfig {
 }
 
 impl Config {
+    /// The longest username every target accepts: one name serves every target.
+    pub fn username_max_length(&self) -> usize {
+        self.targets
+            .values()
+            .filter_map(|t| match t {
+                TargetConfig::Ldap(c) => c.max_username_length,
+            })
+            .fold(self.naming.max_length, usize::min)
+    }
+
+    /// A namer for this config.
+    pub fn namer(&self) -> Result<crate::naming::Namer, crate::naming::TemplateError> {
+        crate::naming::Namer::new(&self.naming.username, self.username_max_length(), self.naming.counter)
+    }
+
     /// Source ids in order of authority.
     pub fn source_order(&self) -> Vec<String> {
         let mut order: Vec<String> =
@@ -75,6 +90,9 @@ pub struct NamingConfig {
     /// Names never allocated to anyone.
     #[serde(default = "default_reserved")]
     pub reserved: Vec<String>,
+    /// `on_collision` (default: `anna.berg`, `anna.berg2`) or `always` (`anna.berg1`, ...).
+    #[serde(default)]
+    pub counter: crate::naming::Counter,
 }
 
 impl Default for NamingConfig {
@@ -83,6 +101,7 @@ impl Default for NamingConfig {
             username: default_username_template(),
             max_length: default_max_length(),
             reserved: default_reserved(),
+            counter: Default::default(),
         }
     }
 }
@@ -242,8 +261,7 @@ impl Config {
                 return Err(format!("[identity] name_authority names source {s:?}, which is not configured"));
             }
         }
-        crate::naming::Namer::new(&self.naming.username, self.naming.max_length)
-            .map_err(|e| format!("[naming] {e}"))?;
+        self.namer().map_err(|e| format!("[naming] {e}"))?;
         for (id, s) in &self.sources {
             match s {
                 SourceConfig::Csv(c) => {
@@ -328,6 +346,17 @@ base_dn = "ou=people,dc=example,dc=org"
             }
         }
         assert!(n >= 1, "no example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn the_shortest_username_limit_of_all_targets_applies() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.username_max_length(), 20);
+        let text = MINIMAL.replace("base_dn =", "max_username_length = 12\nbase_dn =");
+        assert_eq!(Config::parse(&text).unwrap().username_max_length(), 12);
+        let text = MINIMAL.replace("[state]", "[identity]\nname_authority = [\"hr\"]\n\n[state]");
+        let err = Config::parse(&text).unwrap().validate().unwrap_err();
+        assert_eq!(err, "[identity] name_authority names source \"hr\", which is not configured");
     }
 
     #[test]

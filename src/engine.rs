@@ -191,8 +191,8 @@ impl Engine {
                 }
             }
         }
-        let namer = Namer::new(&config.naming.username, config.naming.max_length)
-            .map_err(|e| EngineError::TargetConfig { id: "naming".into(), message: e.to_string() })?;
+        let namer =
+            config.namer().map_err(|e| EngineError::TargetConfig { id: "naming".into(), message: e.to_string() })?;
         Ok(Engine { config, store, sources, targets, namer })
     }
 

@@ -26,11 +26,23 @@ pub struct NameRequest {
     pub family_name: String,
 }
 
+/// When the collision counter appears.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counter {
+    /// Only when the name is taken: `anna.berg`, then `anna.berg2`.
+    #[default]
+    OnCollision,
+    /// Always: `anna.berg1`, then `anna.berg2`.
+    Always,
+}
+
 /// A compiled naming policy.
 #[derive(Debug)]
 pub struct Namer {
     env: minijinja::Environment<'static>,
     max_length: usize,
+    counter: Counter,
 }
 
 /// Why a naming template cannot be used.
@@ -44,11 +56,11 @@ pub struct TemplateError {
 impl Namer {
     /// Compiles `template`. Fails when the template does not parse or does not render for a
     /// sample person, so a bad template stops `enid check`, not a run.
-    pub fn new(template: &str, max_length: usize) -> Result<Namer, TemplateError> {
+    pub fn new(template: &str, max_length: usize, counter: Counter) -> Result<Namer, TemplateError> {
         let mut env = crate::mapping::environment();
         env.add_template_owned("username", template.to_string())
             .map_err(|e| TemplateError { template: template.into(), reason: e.to_string() })?;
-        let namer = Namer { env, max_length: max_length.max(4) };
+        let namer = Namer { env, max_length: max_length.max(4), counter };
         namer
             .base(&NameRequest { id: "x".into(), given_name: "Anna Maria".into(), family_name: "Öberg".into() })
             .map_err(|reason| TemplateError { template: template.into(), reason })?;
@@ -78,7 +90,11 @@ impl Namer {
     }
 
     fn first_free(&self, base: &str, is_taken: impl Fn(&str) -> bool) -> String {
-        let (base, mut counter) = if base.is_empty() { (FALLBACK_BASE, 1u64) } else { (base, 0) };
+        let (base, mut counter) = match (base.is_empty(), self.counter) {
+            (true, _) => (FALLBACK_BASE, 1u64),
+            (false, Counter::Always) => (base, 1),
+            (false, Counter::OnCollision) => (base, 0),
+        };
         loop {
             let candidate = if counter == 0 { base.to_string() } else { with_counter(base, counter, self.max_length) };
             if !is_taken(&candidate) {
@@ -166,7 +182,7 @@ mod tests {
 
     #[test]
     fn tricky_names() {
-        let namer = Namer::new(DEFAULT_TEMPLATE, 20).unwrap();
+        let namer = Namer::new(DEFAULT_TEMPLATE, 20, Counter::OnCollision).unwrap();
         let cases = [
             ("Åsa", "Öberg", "asa.oberg"),
             ("Anna Maria", "Svensson-Berg", "anna.svensson-berg"),
@@ -197,7 +213,7 @@ mod tests {
 
     #[test]
     fn collisions_get_a_counter_within_the_limit() {
-        let namer = Namer::new(DEFAULT_TEMPLATE, 20).unwrap();
+        let namer = Namer::new(DEFAULT_TEMPLATE, 20, Counter::OnCollision).unwrap();
         let taken: HashSet<String> = ["maximiliana.wolfesch".to_string()].into();
         let reqs: Vec<NameRequest> =
             (0..11).map(|i| req(&format!("{i:02}"), "Maximiliana", "Wolfeschlegelsteinhausen")).collect();
@@ -212,9 +228,18 @@ mod tests {
     }
 
     #[test]
+    fn the_counter_can_always_appear() {
+        let namer = Namer::new("{{ given_name[:3] }}{{ family_name[:3] }}", 20, Counter::Always).unwrap();
+        let names = namer.allocate(&[req("1", "Åsa", "Öberg"), req("2", "Åsa", "Öhman")], &HashSet::new());
+        assert_eq!(names.values().collect::<Vec<_>>(), ["asaobe1", "asaohm1"]);
+        let names = namer.allocate(&[req("1", "Åsa", "Öberg"), req("2", "Åsa", "Öbergsson")], &HashSet::new());
+        assert_eq!(names.values().collect::<Vec<_>>(), ["asaobe1", "asaobe2"]);
+    }
+
+    #[test]
     fn a_bad_template_is_an_error() {
-        assert!(Namer::new("{{ given_name", 20).is_err());
-        assert!(Namer::new("{{ given_name | nosuchfilter }}", 20).is_err());
+        assert!(Namer::new("{{ given_name", 20, Counter::OnCollision).is_err());
+        assert!(Namer::new("{{ given_name | nosuchfilter }}", 20, Counter::OnCollision).is_err());
     }
 
     fn valid(name: &str, max: usize) -> bool {
@@ -238,8 +263,9 @@ mod tests {
             max in 6usize..25,
             rotate in 0usize..40,
             taken in proptest::collection::hash_set("[a-z]{1,4}\\.[a-z]{1,4}", 0..5),
+            always: bool,
         ) {
-            let namer = Namer::new(DEFAULT_TEMPLATE, max).unwrap();
+            let namer = Namer::new(DEFAULT_TEMPLATE, max, if always { Counter::Always } else { Counter::OnCollision }).unwrap();
             let reqs: Vec<NameRequest> =
                 people.iter().enumerate().map(|(i, (g, f))| req(&format!("id-{i:03}"), g, f)).collect();
             let mut other = reqs.clone();

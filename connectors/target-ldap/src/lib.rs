@@ -67,6 +67,10 @@ pub struct LdapConfig {
     /// How accounts are disabled. Default: moved to `ou=disabled,<base_dn>`.
     #[serde(default)]
     pub disable: DisableMethod,
+    /// The longest username this directory takes (for example 20 for an AD `sAMAccountName`).
+    /// Usernames are the same on every target, so the shortest limit of all targets applies.
+    #[serde(default)]
+    pub max_username_length: Option<usize>,
     /// Attribute name → template. Adds to or overrides the default mapping; an empty template
     /// removes a default attribute.
     #[serde(default)]
@@ -539,6 +543,7 @@ mod tests {
             max_in_flight: default_in_flight(),
             timeout_secs: default_timeout_secs(),
             disable: DisableMethod::default(),
+            max_username_length: None,
             attributes: BTreeMap::new(),
         }
     }
