@@ -49,6 +49,10 @@ pub struct IdentityConfig {
     /// listed follow, in the order of their ids.
     #[serde(default)]
     pub name_authority: Vec<String>,
+    /// Correlation rules tried after the source key and the civic number, in order: `email`,
+    /// `eppn`. A record they tie to an identity its civic number does not is held as a conflict.
+    #[serde(default)]
+    pub match_on: Vec<crate::identity::MatchKey>,
 }
 
 impl Config {

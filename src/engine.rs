@@ -295,7 +295,7 @@ impl Engine {
             }
         };
         lap("read sources and state");
-        let resolution = identity::resolve(records, &snapshot, &decisions);
+        let resolution = identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on);
         lap("resolved identities");
         let (mut usernames, requests) = known_names(&resolution, &snapshot);
         let last_schools = last_schools(&snapshot, &resolution);
@@ -374,7 +374,7 @@ impl Engine {
         let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
         let (records, _, _) = fetched?;
         let (snapshot, decisions) = state?;
-        Ok(identity::resolve(records, &snapshot, &decisions))
+        Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on))
     }
 
     /// Names for identities that have none yet, avoiding every name ever allocated, the
@@ -681,6 +681,8 @@ fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRo
                 &groups,
                 &r.start_date.map(|d| d.to_string()).unwrap_or_default(),
                 &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
+                r.email.as_deref().unwrap_or(""),
+                r.eppn.as_deref().unwrap_or(""),
             ];
             let hash = content_hash(&fields);
             if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
@@ -698,6 +700,8 @@ fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRo
                 groups,
                 start_date: r.start_date.map(|d| d.to_string()),
                 end_date: r.end_date.map(|d| d.to_string()),
+                email: r.email.clone(),
+                eppn: r.eppn.clone(),
                 content_hash: hash,
             });
         }

@@ -5,7 +5,8 @@
 //! whatever its civic number says now (so a TF number that becomes a personnummer keeps the
 //! person's identity and accounts, and the change is reported); a record with a matchable civic
 //! number joins the one identity that has that number (in the state database or earlier in this
-//! run); anything else starts a new identity. Temporary (TF) numbers never join records. New
+//! run); then the configured rules ([`MatchKey`]: same e-mail, same eduPersonPrincipalName), which
+//! must agree with the civic number; anything else starts a new identity. Temporary (TF) numbers never join records. New
 //! identity ids are derived from the first record's key, so a dry run and the apply that follows
 //! it agree on them.
 //!
@@ -91,7 +92,12 @@ impl Resolution {
 
 /// Resolves `records` (in source order) against `snapshot` and the operators' `decisions`
 /// (conflict id → decision). Takes the records by value: they move into the identities.
-pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot, decisions: &BTreeMap<String, Decision>) -> Resolution {
+pub fn resolve(
+    records: Vec<Sourced>,
+    snapshot: &Snapshot,
+    decisions: &BTreeMap<String, Decision>,
+    rules: &[MatchKey],
+) -> Resolution {
     // Records are numbered in source order, so each identity can list its records in that order.
     let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> =
         HashMap::with_capacity_and_hasher(records.len(), Default::default());
@@ -118,7 +124,7 @@ pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot, decisions: &BTreeMap<
 
     let mut conflicts = Vec::new();
     if !unlinked.is_empty() {
-        resolve_unlinked(unlinked, snapshot, decisions, &mut by_id, &mut conflicts);
+        resolve_unlinked(unlinked, snapshot, decisions, rules, &mut by_id, &mut conflicts);
     }
 
     let mut absent: Vec<Identity> = snapshot
@@ -143,20 +149,54 @@ pub fn resolve(records: Vec<Sourced>, snapshot: &Snapshot, decisions: &BTreeMap<
 
 type ById = HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)>;
 
+/// A configured correlation rule, tried after the civic number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKey {
+    /// The same e-mail address (compared lowercased).
+    Email,
+    /// The same eduPersonPrincipalName (compared lowercased).
+    Eppn,
+}
+
+impl MatchKey {
+    fn of(self, r: &Sourced) -> Option<&str> {
+        match self {
+            MatchKey::Email => r.record.email.as_deref(),
+            MatchKey::Eppn => r.record.eppn.as_deref(),
+        }
+    }
+
+    fn of_stored(self, r: &crate::model::StoredRecord) -> Option<&str> {
+        match self {
+            MatchKey::Email => r.email.as_deref(),
+            MatchKey::Eppn => r.eppn.as_deref(),
+        }
+    }
+}
+
 fn resolve_unlinked(
     unlinked: Vec<(usize, Sourced)>,
     snapshot: &Snapshot,
     decisions: &BTreeMap<String, Decision>,
+    rules: &[MatchKey],
     by_id: &mut ById,
     conflicts: &mut Vec<Conflict>,
 ) {
     let matchable =
         |r: &Sourced| r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
-    // Who holds each civic number: stored records and this run's linked records.
+    // Who holds each civic number and each configured key: stored records and this run's linked
+    // records.
     let mut owners: HashMap<String, BTreeSet<IdentityId>> = HashMap::default();
+    let mut key_owners: HashMap<(MatchKey, String), BTreeSet<IdentityId>> = HashMap::default();
     for rec in snapshot.all_records() {
         if let Some(c) = &rec.civic_no {
             owners.entry(c.clone()).or_default().insert(rec.identity_id.clone());
+        }
+        for rule in rules {
+            if let Some(v) = rule.of_stored(rec) {
+                key_owners.entry((*rule, v.to_string())).or_default().insert(rec.identity_id.clone());
+            }
         }
     }
     // Every present record per (source, civic number), to find two keys claiming one number.
@@ -170,6 +210,11 @@ fn resolve_unlinked(
                     .or_default()
                     .push((r.record.person_id.clone(), r.record.location.clone()));
             }
+            for rule in rules {
+                if let Some(v) = rule.of(r) {
+                    key_owners.entry((*rule, v.to_string())).or_default().insert(id.clone());
+                }
+            }
         }
     }
     for (_, r) in &unlinked {
@@ -181,31 +226,41 @@ fn resolve_unlinked(
         }
     }
 
-    // Identities created in this run, per civic number, so records of different sources join.
+    // Identities created in this run, by civic number and by key, so records of different
+    // sources join.
     let mut created: HashMap<String, IdentityId> = HashMap::default();
+    let mut created_by_key: HashMap<(MatchKey, String), IdentityId> = HashMap::default();
     for (i, r) in unlinked {
         let civic = matchable(&r);
-        let Some(c) = civic else {
-            let id = new_id(&r.source, &r.record.person_id, snapshot);
-            let is_new = !snapshot.identities.contains_key(&id);
-            by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
-            continue;
-        };
-        let same_source = &per_source[&(r.source.clone(), c.clone())];
-        let mut candidates: BTreeSet<IdentityId> = owners.get(&c).cloned().unwrap_or_default();
-        if let Some(id) = created.get(&c) {
-            candidates.insert(id.clone());
+        let mut candidates: BTreeSet<IdentityId> = BTreeSet::new();
+        let mut same_source: &[(String, String)] = &[];
+        if let Some(c) = &civic {
+            same_source = &per_source[&(r.source.clone(), c.clone())];
+            candidates.extend(owners.get(c).into_iter().flatten().cloned());
+            candidates.extend(created.get(c).cloned());
         }
+        // The first configured rule that finds someone. It must agree with the civic number.
+        let by_rule: BTreeSet<IdentityId> = rules
+            .iter()
+            .filter_map(|rule| {
+                let key = (*rule, rule.of(&r)?.to_string());
+                let mut found: BTreeSet<IdentityId> = key_owners.get(&key).cloned().unwrap_or_default();
+                found.extend(created_by_key.get(&key).cloned());
+                (!found.is_empty()).then_some(found)
+            })
+            .next()
+            .unwrap_or_default();
+        let disagree = !candidates.is_empty() && !by_rule.is_empty() && by_rule != candidates;
+        candidates.extend(by_rule);
+
+        let label = (format!("{}/{}", r.source, r.record.person_id), r.record.location.clone());
         let conflict = if same_source.len() > 1 {
             let mut recs: Vec<(String, String)> =
                 same_source.iter().map(|(pid, loc)| (format!("{}/{pid}", r.source), loc.clone())).collect();
             recs.sort();
             Some((ConflictKind::SameSourceSameCivic, recs))
-        } else if candidates.len() > 1 {
-            Some((
-                ConflictKind::SeveralIdentities,
-                vec![(format!("{}/{}", r.source, r.record.person_id), r.record.location.clone())],
-            ))
+        } else if candidates.len() > 1 || disagree {
+            Some((ConflictKind::SeveralIdentities, vec![label]))
         } else {
             None
         };
@@ -224,7 +279,8 @@ fn resolve_unlinked(
                     Some(Decision::Merge { into: Some(into) }) if candidates.contains(into) => Some(into.clone()),
                     Some(Decision::Merge { .. }) if candidates.len() <= 1 => candidates.into_iter().next(),
                     _ => {
-                        hold(conflicts, cid, kind, &r, recs, candidates, &c);
+                        let civic_label = civic.as_deref().unwrap_or("");
+                        hold(conflicts, cid, kind, &r, recs, candidates, civic_label);
                         continue;
                     }
                 }
@@ -234,7 +290,14 @@ fn resolve_unlinked(
             Some(id) => id,
             None => {
                 let id = new_id(&r.source, &r.record.person_id, snapshot);
-                created.insert(c, id.clone());
+                if let Some(c) = civic {
+                    created.insert(c, id.clone());
+                }
+                for rule in rules {
+                    if let Some(v) = rule.of(&r) {
+                        created_by_key.insert((*rule, v.to_string()), id.clone());
+                    }
+                }
                 id
             }
         };
@@ -262,7 +325,7 @@ fn hold(
     conflicts.push(Conflict {
         id: cid,
         kind,
-        civic_no: format!("{}-****", &civic[..8.min(civic.len())]),
+        civic_no: if civic.is_empty() { "none".into() } else { format!("{}-****", &civic[..8.min(civic.len())]) },
         records: recs.into_iter().map(|(k, loc)| format!("{k} ({loc})")).collect(),
         held: vec![label],
         candidates: candidates.into_iter().collect(),
@@ -325,6 +388,8 @@ mod tests {
                 groups: vec![],
                 start_date: None,
                 end_date: None,
+                email: None,
+                eppn: None,
                 location: String::new(),
             },
         }
@@ -334,7 +399,7 @@ mod tests {
     fn same_civic_number_in_two_sources_is_one_identity() {
         let recs =
             vec![rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
-        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new());
+        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[]);
         assert_eq!(r.present.len(), 2);
         let merged = r.present.iter().find(|i| i.records.len() == 2).unwrap();
         assert_eq!(merged.records[0].source, "hr", "records keep source order");
@@ -344,7 +409,7 @@ mod tests {
     #[test]
     fn temporary_numbers_never_join() {
         let recs = vec![rec("sis", "1", Some("20130101TF01")), rec("hr", "1", Some("20130101TF01"))];
-        assert_eq!(resolve(recs, &Snapshot::default(), &BTreeMap::new()).present.len(), 2);
+        assert_eq!(resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[]).present.len(), 2);
     }
 
     #[test]
@@ -355,9 +420,16 @@ mod tests {
         snap.insert_record(
             "sis".into(),
             "1".into(),
-            StoredRecord { identity_id: "id-1".into(), civic_no: None, content_hash: String::new(), school_unit: None },
+            StoredRecord {
+                identity_id: "id-1".into(),
+                civic_no: None,
+                content_hash: String::new(),
+                school_unit: None,
+                email: None,
+                eppn: None,
+            },
         );
-        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new());
+        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[]);
         assert_eq!(r.present[0].id, "id-1");
         assert!(!r.present[0].is_new);
         assert_eq!(r.absent[0].id, "id-2");
@@ -369,7 +441,10 @@ mod tests {
         let b = vec![rec("sis", "2", None), rec("sis", "1", None)];
         let ids = |r: Resolution| r.present.into_iter().map(|i| i.id).collect::<Vec<_>>();
         let none = BTreeMap::new();
-        assert_eq!(ids(resolve(a, &Snapshot::default(), &none)), ids(resolve(b, &Snapshot::default(), &none)));
+        assert_eq!(
+            ids(resolve(a, &Snapshot::default(), &none, &[])),
+            ids(resolve(b, &Snapshot::default(), &none, &[]))
+        );
     }
 
     fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<&str>) {
@@ -382,6 +457,8 @@ mod tests {
                 civic_no: civic.map(|c| c.replace('-', "")),
                 content_hash: String::new(),
                 school_unit: None,
+                email: None,
+                eppn: None,
             },
         );
     }
@@ -391,7 +468,7 @@ mod tests {
         let recs = || {
             vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954")), rec("sis", "3", None)]
         };
-        let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new());
+        let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new(), &[]);
         assert_eq!(r.present.len(), 1, "only the unrelated record gets an identity");
         assert_eq!(r.conflicts.len(), 1);
         let c = &r.conflicts[0];
@@ -401,13 +478,13 @@ mod tests {
         assert!(!format!("{c:?}").contains("9954"));
 
         let merge = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
-        let r = resolve(recs(), &Snapshot::default(), &merge);
+        let r = resolve(recs(), &Snapshot::default(), &merge, &[]);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.len(), 2);
         assert!(r.present.iter().any(|i| i.records.len() == 2));
 
         let separate = BTreeMap::from([(c.id.clone(), Decision::Separate)]);
-        let r = resolve(recs(), &Snapshot::default(), &separate);
+        let r = resolve(recs(), &Snapshot::default(), &separate, &[]);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.len(), 3);
     }
@@ -417,13 +494,13 @@ mod tests {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
         let recs = || vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954"))];
-        let r = resolve(recs(), &snap, &BTreeMap::new());
+        let r = resolve(recs(), &snap, &BTreeMap::new(), &[]);
         assert_eq!(r.present.len(), 1);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.conflicts[0].held, ["sis/2"]);
         assert_eq!(r.conflicts[0].candidates, ["id-1"]);
         let merge = BTreeMap::from([(r.conflicts[0].id.clone(), Decision::Merge { into: None })]);
-        let r = resolve(recs(), &snap, &merge);
+        let r = resolve(recs(), &snap, &merge, &[]);
         assert_eq!(r.present.len(), 1);
         assert_eq!(r.present[0].records.len(), 2);
     }
@@ -440,16 +517,16 @@ mod tests {
                 rec("adult", "9", Some("19821105-9954")),
             ]
         };
-        let r = resolve(recs(), &snap, &BTreeMap::new());
+        let r = resolve(recs(), &snap, &BTreeMap::new(), &[]);
         assert_eq!(r.conflicts.len(), 1);
         let c = r.conflicts[0].clone();
         assert_eq!(c.kind, ConflictKind::SeveralIdentities);
         assert_eq!(c.candidates, ["id-1", "id-2"]);
         // A merge without saying into which identity stays held.
         let vague = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
-        assert_eq!(resolve(recs(), &snap, &vague).conflicts.len(), 1);
+        assert_eq!(resolve(recs(), &snap, &vague, &[]).conflicts.len(), 1);
         let into = BTreeMap::from([(c.id.clone(), Decision::Merge { into: Some("id-2".into()) })]);
-        let r = resolve(recs(), &snap, &into);
+        let r = resolve(recs(), &snap, &into, &[]);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.iter().find(|i| i.id == "id-2").unwrap().records.len(), 2);
     }
@@ -458,10 +535,45 @@ mod tests {
     fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("20130101TF01"));
-        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new());
+        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[]);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.civic_changes.len(), 1);
         assert_eq!(r.civic_changes[0].old.as_deref(), Some("20130101TF01"));
         assert_eq!(r.civic_changes[0].new.as_deref(), Some("198211059954"));
+    }
+
+    fn with_email(mut r: Sourced, email: &str) -> Sourced {
+        r.record.email = Some(email.into());
+        r
+    }
+
+    #[test]
+    fn configured_rules_join_records_without_a_civic_number_and_hold_disagreement() {
+        let rules = [MatchKey::Email];
+        let none = BTreeMap::new();
+        // No civic numbers at all: the e-mail address joins the records of two sources.
+        let recs =
+            vec![with_email(rec("sis", "1", None), "kim@skola.se"), with_email(rec("hr", "9", None), "kim@skola.se")];
+        let r = resolve(recs.clone(), &Snapshot::default(), &none, &rules);
+        assert_eq!(r.present.len(), 1);
+        // Without the rule they stay apart.
+        assert_eq!(resolve(recs, &Snapshot::default(), &none, &[]).present.len(), 2);
+
+        // The civic number says id-1, the e-mail says id-2: held, never guessed.
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
+        linked(&mut snap, "hr", "1", "id-2", None);
+        if let Some(m) = snap.records.get_mut("hr") {
+            m.get_mut("1").unwrap().email = Some("kim@skola.se".into());
+        }
+        let recs = vec![
+            rec("sis", "1", Some("19821105-9954")),
+            rec("hr", "1", None),
+            with_email(rec("adult", "5", Some("19821105-9954")), "kim@skola.se"),
+        ];
+        let r = resolve(recs, &snap, &none, &rules);
+        assert_eq!(r.conflicts.len(), 1);
+        assert_eq!(r.conflicts[0].kind, ConflictKind::SeveralIdentities);
+        assert_eq!(r.conflicts[0].candidates, ["id-1", "id-2"]);
     }
 }

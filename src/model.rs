@@ -168,6 +168,9 @@ pub struct StoredRecord {
     pub content_hash: String,
     /// The school unit last seen on the record, so a leaver's log rows still name a school.
     pub school_unit: Option<String>,
+    /// Correlation keys last seen on the record (lowercased).
+    pub email: Option<String>,
+    pub eppn: Option<String>,
 }
 
 impl Snapshot {

@@ -15,7 +15,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Rows per multi-row statement: 14 columns × 1,000 rows stays under SQLite's 32,766 variables.
+/// A stored record as the snapshot reads it.
+type StoredRow = (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>);
+
+/// Rows per multi-row statement: 16 columns × 1,000 rows stays under SQLite's 32,766 variables.
 const CHUNK_ROWS: usize = 1000;
 
 /// One ownership row to write.
@@ -57,6 +60,8 @@ pub struct RecordRow {
     pub groups: String,
     pub start_date: Option<String>,
     pub end_date: Option<String>,
+    pub email: Option<String>,
+    pub eppn: Option<String>,
     pub content_hash: String,
 }
 
@@ -167,6 +172,13 @@ impl Store {
                 include_str!("../migrations/sqlite/0002_conflicts_and_civic_history.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                3,
+                "correlation keys".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0003_correlation_keys.sql").into_sql_str(),
+                false,
+            ),
         ]);
         migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")))?;
         Ok(Store { pool, path: shown })
@@ -185,8 +197,9 @@ impl Store {
             self.json_rows::<(String, Option<String>)>(
                 "SELECT json_group_array(json_array(id, username)) FROM identities"
             ),
-            self.json_rows::<(String, String, String, Option<String>, String, Option<String>)>(
-                "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit))
+            self.json_rows::<StoredRow>(
+                "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
+                                                    email, eppn))
                  FROM source_records"
             ),
             self.json_rows::<(String, String, String, Option<String>, String)>(
@@ -195,8 +208,9 @@ impl Store {
         )?;
         let mut snap = Snapshot::default();
         snap.identities.extend(identities);
-        for (source, person_id, identity_id, civic_no, content_hash, school_unit) in records {
-            snap.insert_record(source, person_id, StoredRecord { identity_id, civic_no, content_hash, school_unit });
+        for (source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn) in records {
+            let rec = StoredRecord { identity_id, civic_no, content_hash, school_unit, email, eppn };
+            snap.insert_record(source, person_id, rec);
         }
         snap.accounts = accounts
             .into_iter()
@@ -302,7 +316,7 @@ impl Store {
         for chunk in records.chunks(CHUNK_ROWS) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO source_records (source, person_id, identity_id, civic_no, given_name, family_name, role,
-                    school_unit, groups, start_date, end_date, content_hash, first_seen, updated_at) ",
+                    school_unit, groups, start_date, end_date, email, eppn, content_hash, first_seen, updated_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.source)
@@ -316,6 +330,8 @@ impl Store {
                     .push_bind(&r.groups)
                     .push_bind(&r.start_date)
                     .push_bind(&r.end_date)
+                    .push_bind(&r.email)
+                    .push_bind(&r.eppn)
                     .push_bind(&r.content_hash)
                     .push_bind(&now)
                     .push_bind(&now);
@@ -324,8 +340,8 @@ impl Store {
                 " ON CONFLICT (source, person_id) DO UPDATE SET identity_id = excluded.identity_id,
                     civic_no = excluded.civic_no, given_name = excluded.given_name, family_name = excluded.family_name,
                     role = excluded.role, school_unit = excluded.school_unit, groups = excluded.groups,
-                    start_date = excluded.start_date, end_date = excluded.end_date,
-                    content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+                    start_date = excluded.start_date, end_date = excluded.end_date, email = excluded.email,
+                    eppn = excluded.eppn, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
             );
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }

@@ -123,3 +123,26 @@ fn two_sources_merge_into_one_identity_with_both_roles_and_the_authoritys_names(
     assert_eq!(kim.get("employeeType"), ["staff"]);
     assert!(kim.dn.ends_with(&format!(",{BASE}")) && !kim.dn.contains("disabled"));
 }
+
+#[test]
+fn a_configured_email_rule_joins_a_record_without_a_civic_number() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap().replace(
+        "[sources.sis]",
+        "[identity]\nmatch_on = [\"email\"]\n\n[sources.hr]\ntype = \"csv\"\npath = \"staff.csv\"\n\n[sources.sis]",
+    );
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+    std::fs::write(
+        env.path("persons.csv"),
+        format!("{HEADER},email\n1,Nour,Saleh,,student,VUX,,,,Nour.Saleh@Skola.se\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("staff.csv"),
+        "person_id,given_name,family_name,civic_no,role,school_unit,email\nH-3,Nour,Saleh,,staff,S1,nour.saleh@skola.se\n",
+    )
+    .unwrap();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 1, "{plan}");
+    assert_eq!(plan["new_identities"][0]["records"], serde_json::json!(["hr/H-3", "sis/1"]));
+}

@@ -54,6 +54,11 @@ pub struct SourceRecord {
     pub groups: Vec<String>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
+    /// E-mail address, lowercased, when the source has one (a correlation key if configured).
+    pub email: Option<String>,
+    /// eduPersonPrincipalName, lowercased, when the source has one (a correlation key if
+    /// configured).
+    pub eppn: Option<String>,
     /// Where the record came from (`persons.csv:14`), for messages.
     pub location: String,
 }

@@ -2,7 +2,8 @@
 //!
 //! UTF-8 with or without a BOM, comma- or semicolon-separated (detected from the header), with a
 //! header row. Column names default to `person_id, given_name, family_name, civic_no, role,
-//! school_unit, groups, start_date, end_date`; [`ColumnMap`] renames them. A bad row is reported
+//! school_unit, groups, start_date, end_date, email, eppn` (the last five optional);
+//! [`ColumnMap`] renames them. A bad row is reported
 //! with its file and line and left out; a missing required column fails the whole fetch, since it
 //! means the export changed shape and every row would be wrong.
 
@@ -47,10 +48,12 @@ pub struct ColumnMap {
     pub groups: Option<String>,
     pub start_date: Option<String>,
     pub end_date: Option<String>,
+    pub email: Option<String>,
+    pub eppn: Option<String>,
 }
 
 /// The fields, in order: (field, required in the header).
-const FIELDS: [(&str, bool); 9] = [
+const FIELDS: [(&str, bool); 11] = [
     ("person_id", true),
     ("given_name", true),
     ("family_name", true),
@@ -60,6 +63,8 @@ const FIELDS: [(&str, bool); 9] = [
     ("groups", false),
     ("start_date", false),
     ("end_date", false),
+    ("email", false),
+    ("eppn", false),
 ];
 
 impl ColumnMap {
@@ -74,6 +79,8 @@ impl ColumnMap {
             "groups" => &self.groups,
             "start_date" => &self.start_date,
             "end_date" => &self.end_date,
+            "email" => &self.email,
+            "eppn" => &self.eppn,
             _ => &None,
         };
         v.as_deref().unwrap_or(field)
@@ -222,6 +229,10 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
     Ok(batch)
 }
 
+fn lowercase_opt(v: &str) -> Option<String> {
+    Some(v.trim().to_lowercase()).filter(|v| !v.is_empty())
+}
+
 /// One row, addressed by field name.
 struct Fields<'a> {
     row: &'a csv::StringRecord,
@@ -289,6 +300,8 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
         groups,
         start_date,
         end_date,
+        email: lowercase_opt(get("email")),
+        eppn: lowercase_opt(get("eppn")),
         location: String::new(),
     })
 }
