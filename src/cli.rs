@@ -414,6 +414,15 @@ pub fn render_plan(c: &Computed) -> String {
             plan.unmanaged.get(t).copied().unwrap_or(0)
         );
     }
+    for (t, g) in &plan.target_groups {
+        if *g != Default::default() {
+            let _ = writeln!(
+                s,
+                "  groups on \"{t}\": {} create, {} members added, {} members removed, {} delete, {} unchanged",
+                g.create, g.members_added, g.members_removed, g.delete, g.unchanged
+            );
+        }
+    }
     if !plan.new_identities.is_empty() {
         let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
     }
@@ -421,7 +430,17 @@ pub fn render_plan(c: &Computed) -> String {
         let _ =
             writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", plan.adoptions.len());
     }
-    for action in [Action::Create, Action::Update, Action::Enable, Action::Disable, Action::Delete] {
+    for action in [
+        Action::Create,
+        Action::Update,
+        Action::Enable,
+        Action::Disable,
+        Action::Delete,
+        Action::CreateGroup,
+        Action::AddMembers,
+        Action::RemoveMembers,
+        Action::DeleteGroup,
+    ] {
         let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).collect();
         if ops.is_empty() {
             continue;

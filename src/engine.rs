@@ -8,15 +8,15 @@
 
 use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
 use crate::identity::{self, CivicChange, Decision, Resolution};
-use crate::mapping::Mapping;
+use crate::mapping::{GroupNamer, Mapping};
 use crate::model::{AccountStatus, Identity, IdentityId, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer};
-use crate::plan::{self, Action, Desired, NewIdentity, Plan, PlannedOp};
-use crate::store::{OpRecord, OpResult, RecordRow, Store, StoreError};
+use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
+use crate::store::{GroupRow, OpRecord, OpResult, RecordRow, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use connector_api::{
-    FetchContext, ObservedAccount, OpOutcome, RowError, Source, SourceBatch, SourceError, Target, TargetError,
-    TargetOp, load_secret,
+    FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
+    TargetError, TargetOp, load_secret,
 };
 use futures::StreamExt;
 use source_csv::CsvSource;
@@ -73,9 +73,19 @@ impl AnyTarget {
             AnyTarget::Ldap(t) => t.observe(attrs).await,
         }
     }
+    async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => t.observe_groups().await,
+        }
+    }
     fn key_for(&self, username: &str) -> String {
         match self {
             AnyTarget::Ldap(t) => t.key_for(username),
+        }
+    }
+    fn group_key_for(&self, name: &str) -> Option<String> {
+        match self {
+            AnyTarget::Ldap(t) => t.group_key_for(name),
         }
     }
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
@@ -86,11 +96,13 @@ impl AnyTarget {
 }
 
 /// A target read running in a task of its own.
-type ObserveTask = tokio::task::JoinHandle<Result<Vec<ObservedAccount>, TargetError>>;
+type ObserveTask = tokio::task::JoinHandle<Result<(Vec<ObservedAccount>, Vec<ObservedGroup>), TargetError>>;
 
 struct TargetHandle {
     conn: AnyTarget,
     mapping: Mapping,
+    /// Group naming, when the target has groups configured.
+    groups: Option<GroupNamer>,
     /// The attribute that carries the enid id on accounts.
     owner_attr: String,
     max_in_flight: usize,
@@ -179,9 +191,16 @@ impl Engine {
                                 .into(),
                         });
                     }
+                    let groups = c
+                        .groups
+                        .as_ref()
+                        .map(|g| GroupNamer::new(&g.name, &g.school_name, &g.members))
+                        .transpose()
+                        .map_err(|e| EngineError::TargetConfig { id: id.clone(), message: e.to_string() })?;
                     targets.insert(
                         id.clone(),
                         Arc::new(TargetHandle {
+                            groups,
                             conn: AnyTarget::Ldap(LdapTarget::new(c.clone(), password)),
                             mapping,
                             owner_attr,
@@ -273,7 +292,12 @@ impl Engine {
             .iter()
             .map(|(id, t)| {
                 let t = Arc::clone(t);
-                (id.clone(), tokio::spawn(async move { t.conn.observe(&t.mapping.attribute_names()).await }))
+                let task = async move {
+                    let accounts = t.conn.observe(&t.mapping.attribute_names()).await?;
+                    let groups = if t.groups.is_some() { t.conn.observe_groups().await? } else { Vec::new() };
+                    Ok((accounts, groups))
+                };
+                (id.clone(), tokio::spawn(task))
             })
             .collect()
     }
@@ -287,7 +311,7 @@ impl Engine {
         let observing = self.spawn_observe();
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
         let (fetched, snapshot) = tokio::join!(self.fetch_all(today), self.read_state());
-        let (records, rejected, counts, (snapshot, decisions)) = match (fetched, snapshot) {
+        let (records, rejected, counts, (snapshot, decisions, state_groups)) = match (fetched, snapshot) {
             (Ok((r, j, c)), Ok(s)) => (r, j, c, s),
             (Err(e), _) | (_, Err(e)) => {
                 abort_all();
@@ -308,11 +332,13 @@ impl Engine {
         lap("desired accounts of known identities");
 
         let mut observed = BTreeMap::new();
+        let mut observed_groups: BTreeMap<String, Vec<ObservedGroup>> = BTreeMap::new();
         let mut failure = None;
         for (id, handle) in observing {
             match handle.await {
-                Ok(Ok(accounts)) => {
-                    observed.insert(id, accounts);
+                Ok(Ok((accounts, groups))) => {
+                    observed.insert(id.clone(), accounts);
+                    observed_groups.insert(id, groups);
                 }
                 Ok(Err(error)) => {
                     failure.get_or_insert(EngineError::Target { id, error });
@@ -339,7 +365,15 @@ impl Engine {
             let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
             let want = desired.remove(id).unwrap_or_default();
             let managed = handle.mapping.attribute_names();
-            target_plans.insert(id.clone(), plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr));
+            let key_for = |u: &str| handle.conn.key_for(u);
+            let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &key_for);
+            if let Some(namer) = &handle.groups {
+                let desired_groups = namer.desired(&resolution, &tp.member_keys);
+                let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
+                let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
+            }
+            target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
         let new_identities = resolution
@@ -363,9 +397,10 @@ impl Engine {
         Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts, observed })
     }
 
-    async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>), EngineError> {
-        let (snapshot, decisions) = tokio::try_join!(self.store.snapshot(), self.store.decisions())?;
-        Ok((snapshot, decisions))
+    async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
+        let (snapshot, decisions, groups) =
+            tokio::try_join!(self.store.snapshot(), self.store.decisions(), self.store.groups())?;
+        Ok((snapshot, decisions, groups))
     }
 
     /// Reads the sources and the state and resolves identities, without the targets: enough to
@@ -373,7 +408,7 @@ impl Engine {
     pub async fn resolve_only(&self, now: DateTime<Utc>) -> Result<Resolution, EngineError> {
         let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
         let (records, _, _) = fetched?;
-        let (snapshot, decisions) = state?;
+        let (snapshot, decisions, _) = state?;
         Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on))
     }
 
@@ -424,12 +459,71 @@ impl Engine {
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "recorded identities and pending accounts");
 
         let mut report = ApplyReport { run_id: run, ..Default::default() };
+        let adopted: Vec<GroupRow> = plan
+            .group_adoptions
+            .iter()
+            .map(|a| GroupRow {
+                target: a.target.clone(),
+                name: a.name.clone(),
+                key: a.key.clone(),
+                anchor: a.anchor.clone(),
+                school: a.school.clone(),
+                pending: false,
+            })
+            .collect();
+        self.store.record_groups(&adopted, now).await?;
         for (id, handle) in &self.targets {
-            let ops: Vec<&PlannedOp> = plan.operations.iter().filter(|o| &o.target == id).collect();
-            if ops.is_empty() {
+            let (account_ops, group_ops): (Vec<&PlannedOp>, Vec<&PlannedOp>) =
+                plan.operations.iter().filter(|o| &o.target == id).partition(|o| !is_group_action(o.action));
+            let failed_before = report.failed + report.skipped;
+            if !account_ops.is_empty() {
+                self.apply_target(run, id, handle, &account_ops, now, &mut report).await?;
+            }
+            if group_ops.is_empty() {
                 continue;
             }
-            self.apply_target(run, id, handle, &ops, now, &mut report).await?;
+            if report.failed + report.skipped > failed_before {
+                // Members may be missing; the next run plans groups from what exists then.
+                self.skip_all(
+                    run,
+                    id,
+                    &group_ops,
+                    "not sent: account operations on this target failed",
+                    now,
+                    &mut report,
+                )
+                .await?;
+                continue;
+            }
+            let pending: Vec<GroupRow> = group_ops
+                .iter()
+                .filter_map(|o| match &o.op {
+                    TargetOp::CreateGroup { name, .. } => Some(GroupRow {
+                        target: id.clone(),
+                        name: name.clone(),
+                        key: handle.conn.group_key_for(name)?,
+                        anchor: None,
+                        school: o.school.clone(),
+                        pending: true,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let schools: HashMap<&str, &str> =
+                group_ops.iter().map(|o| (o.username.as_str(), o.school.as_str())).collect();
+            self.store.record_groups(&pending, now).await?;
+            let done = self.apply_target(run, id, handle, &group_ops, now, &mut report).await?;
+            for (name, outcome) in done {
+                match outcome {
+                    OpOutcome::Created { key, anchor } => {
+                        let school = schools.get(name.as_str()).map(|s| s.to_string()).unwrap_or_default();
+                        let row = GroupRow { target: id.clone(), name, key, anchor, school, pending: false };
+                        self.store.record_groups(&[row], now).await?
+                    }
+                    OpOutcome::Deleted => self.store.forget_group(id, &name).await?,
+                    _ => {}
+                }
+            }
         }
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "sent operations");
         let (status, message) = if report.failed > 0 || report.skipped > 0 {
@@ -449,8 +543,9 @@ impl Engine {
         ops: &[&PlannedOp],
         now: DateTime<Utc>,
         report: &mut ApplyReport,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<(String, OpOutcome)>, EngineError> {
         const FLUSH_EVERY: usize = 1000;
+        let mut group_outcomes = Vec::new();
         let stopped = AtomicBool::new(false);
         let stop_reason = std::sync::Mutex::new(String::new());
         let mut stream = futures::stream::iter(ops.iter().copied())
@@ -480,6 +575,9 @@ impl Engine {
             let result = match result {
                 Ok(outcome) => {
                     report.ok += 1;
+                    if is_group_action(op.action) {
+                        group_outcomes.push((op.username.clone(), outcome.clone()));
+                    }
                     let (key, anchor, status) = match outcome {
                         OpOutcome::Created { key, anchor } => (Some(key), anchor, Some(AccountStatus::Active)),
                         // An update leaves the account's status as it was.
@@ -502,15 +600,7 @@ impl Engine {
                     OpResult::Skipped(why)
                 }
             };
-            batch.push(OpRecord {
-                target: id.to_string(),
-                identity_id: op.identity.clone(),
-                username: op.username.clone(),
-                school: op.school.clone(),
-                action: op.action.as_str().to_string(),
-                detail: op.reason.clone(),
-                result,
-            });
+            batch.push(op_record(id, op, result));
             if batch.len() >= FLUSH_EVERY {
                 // Write this batch while the next operations are sent; one write at a time.
                 if let Some(prev) = flushing.take() {
@@ -525,7 +615,23 @@ impl Engine {
             join_flush(prev).await?;
         }
         self.store.record_ops(run, &batch, now).await?;
-        Ok(())
+        Ok(group_outcomes)
+    }
+
+    /// Logs operations that were not sent.
+    async fn skip_all(
+        &self,
+        run: i64,
+        id: &str,
+        ops: &[&PlannedOp],
+        why: &str,
+        now: DateTime<Utc>,
+        report: &mut ApplyReport,
+    ) -> Result<(), EngineError> {
+        report.skipped += ops.len();
+        let records: Vec<OpRecord> =
+            ops.iter().map(|op| op_record(id, op, OpResult::Skipped(why.to_string()))).collect();
+        Ok(self.store.record_ops(run, &records, now).await?)
     }
 }
 
@@ -538,13 +644,34 @@ async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> 
     }
 }
 
+fn is_group_action(a: Action) -> bool {
+    matches!(a, Action::CreateGroup | Action::AddMembers | Action::RemoveMembers | Action::DeleteGroup)
+}
+
+fn op_record(target: &str, op: &PlannedOp, result: OpResult) -> OpRecord {
+    OpRecord {
+        target: target.to_string(),
+        identity_id: op.identity.clone(),
+        username: op.username.clone(),
+        school: op.school.clone(),
+        action: op.action.as_str().to_string(),
+        detail: op.reason.clone(),
+        group: is_group_action(op.action),
+        result,
+    }
+}
+
 fn op_key(op: &TargetOp) -> String {
     match op {
         TargetOp::Create { username, .. } => username.clone(),
+        TargetOp::CreateGroup { name, .. } => name.clone(),
         TargetOp::Update { key, .. }
         | TargetOp::Disable { key }
         | TargetOp::Enable { key }
-        | TargetOp::Delete { key } => key.clone(),
+        | TargetOp::Delete { key }
+        | TargetOp::AddMembers { key, .. }
+        | TargetOp::RemoveMembers { key, .. }
+        | TargetOp::DeleteGroup { key } => key.clone(),
     }
 }
 

@@ -182,6 +182,95 @@ fn sample_person() -> Person<'static> {
     }
 }
 
+/// Names groups from the sources' school units and groups, and says who is a member.
+#[derive(Debug)]
+pub struct GroupNamer {
+    env: Environment<'static>,
+    school_groups: bool,
+    roles: Vec<connector_api::Role>,
+}
+
+impl GroupNamer {
+    /// Compiles the class-group template `name` (variables `school_unit`, `group`) and the
+    /// school-group template `school_name` (variable `school_unit`; empty for none).
+    pub fn new(name: &str, school_name: &str, members: &[String]) -> Result<GroupNamer, TemplateError> {
+        let mut env = environment();
+        let err = |t: &str, reason: String| TemplateError { template: t.to_string(), reason };
+        env.add_template_owned("class", name.to_string()).map_err(|e| err(name, e.to_string()))?;
+        let school_groups = !school_name.trim().is_empty();
+        if school_groups {
+            env.add_template_owned("school", school_name.to_string()).map_err(|e| err(school_name, e.to_string()))?;
+        }
+        let roles = members
+            .iter()
+            .map(|r| {
+                connector_api::Role::parse(r).ok_or_else(|| err(r, "members must be \"student\" or \"staff\"".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let namer = GroupNamer { env, school_groups, roles };
+        namer.render("class", "SKOLA1", "7A").map_err(|e| err(name, e))?;
+        if school_groups {
+            namer.render("school", "SKOLA1", "").map_err(|e| err(school_name, e))?;
+        }
+        Ok(namer)
+    }
+
+    fn render(&self, which: &str, school_unit: &str, group: &str) -> Result<String, String> {
+        let t = self.env.get_template(which).map_err(|e| e.to_string())?;
+        t.render(minijinja::context! { school_unit => school_unit, group => group })
+            .map(|s| s.trim().to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every group and its members. `member_keys` holds the account key of each identity whose
+    /// account is enabled (or about to be created). Pure.
+    pub fn desired(
+        &self,
+        resolution: &crate::identity::Resolution,
+        member_keys: &[(crate::model::IdentityId, String)],
+    ) -> BTreeMap<String, crate::plan::DesiredGroup> {
+        let keys: std::collections::HashMap<&str, &str> =
+            member_keys.iter().map(|(id, k)| (id.as_str(), k.as_str())).collect();
+        let mut names: std::collections::HashMap<(String, String, bool), String> = std::collections::HashMap::new();
+        let mut out: BTreeMap<String, crate::plan::DesiredGroup> = BTreeMap::new();
+        let mut add = |name: String, school: &str, key: &str| {
+            if name.is_empty() {
+                return;
+            }
+            let g = out.entry(name).or_default();
+            if g.school.is_empty() {
+                g.school = school.to_string();
+            }
+            g.members.insert(key.to_string());
+        };
+        for ident in &resolution.present {
+            let Some(key) = keys.get(ident.id.as_str()) else { continue };
+            for s in &ident.records {
+                let r = &s.record;
+                if !self.roles.contains(&r.role) {
+                    continue;
+                }
+                let school = r.school_unit.as_deref().unwrap_or("");
+                for g in &r.groups {
+                    let name = names
+                        .entry((school.to_string(), g.clone(), false))
+                        .or_insert_with(|| self.render("class", school, g).unwrap_or_default())
+                        .clone();
+                    add(name, school, key);
+                }
+                if self.school_groups && !school.is_empty() {
+                    let name = names
+                        .entry((school.to_string(), String::new(), true))
+                        .or_insert_with(|| self.render("school", school, "").unwrap_or_default())
+                        .clone();
+                    add(name, school, key);
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

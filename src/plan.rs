@@ -9,7 +9,7 @@
 use crate::identity::Conflict;
 use crate::model::{AccountStatus, IdentityId, OwnedAccount};
 use chrono::{DateTime, Utc};
-use connector_api::{AttrChange, Attrs, ObservedAccount, TargetOp};
+use connector_api::{AttrChange, Attrs, ObservedAccount, ObservedGroup, TargetOp};
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -39,6 +39,11 @@ pub enum Action {
     Enable,
     Disable,
     Delete,
+    /// Group actions run after account actions, so new accounts can be members.
+    CreateGroup,
+    AddMembers,
+    RemoveMembers,
+    DeleteGroup,
 }
 
 impl Action {
@@ -49,6 +54,10 @@ impl Action {
             Action::Enable => "enable",
             Action::Disable => "disable",
             Action::Delete => "delete",
+            Action::CreateGroup => "create group",
+            Action::AddMembers => "add members",
+            Action::RemoveMembers => "remove members",
+            Action::DeleteGroup => "delete group",
         }
     }
 }
@@ -121,6 +130,8 @@ impl Summary {
             Action::Enable => self.enable += 1,
             Action::Disable => self.disable += 1,
             Action::Delete => self.delete += 1,
+            // Group actions are counted in `GroupSummary`.
+            Action::CreateGroup | Action::AddMembers | Action::RemoveMembers | Action::DeleteGroup => {}
         }
     }
 
@@ -152,6 +163,11 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     /// Linked records whose civic number changed; identities and accounts stay (masked).
     pub civic_changes: Vec<String>,
+    /// Group changes, over all targets and per target.
+    pub group_summary: GroupSummary,
+    pub target_groups: BTreeMap<String, GroupSummary>,
+    /// Groups an interrupted run created, to be recorded as enid's.
+    pub group_adoptions: Vec<GroupAdoption>,
 }
 
 /// What [`plan_target`] returns for one target.
@@ -162,6 +178,182 @@ pub struct TargetPlan {
     pub blocked: Vec<Blocked>,
     pub summary: Summary,
     pub unmanaged: usize,
+    /// The key of each identity's enabled account after this plan (existing or to be created):
+    /// who may be a group member.
+    pub member_keys: Vec<(IdentityId, String)>,
+    pub groups: GroupSummary,
+    pub group_adoptions: Vec<GroupAdoption>,
+}
+
+/// Counts of group changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GroupSummary {
+    pub create: usize,
+    /// Member values added, over all groups.
+    pub members_added: usize,
+    /// Member values removed, over all groups.
+    pub members_removed: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+/// A group a previous, interrupted run created: found where its pending create was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupAdoption {
+    pub target: String,
+    pub name: String,
+    pub key: String,
+    pub anchor: Option<String>,
+    pub school: String,
+}
+
+/// A group enid created, as recorded in the state database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedGroup {
+    pub target: String,
+    pub name: String,
+    pub key: String,
+    pub anchor: Option<String>,
+    /// The school unit the group belongs to, for logs.
+    pub school: String,
+    /// The create was about to be sent; whether it arrived is unknown until observed.
+    pub pending: bool,
+}
+
+/// What a group should be: its school (for logs) and its members' account keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredGroup {
+    pub school: String,
+    pub members: std::collections::BTreeSet<String>,
+}
+
+/// Plans the groups of one target: creates, value-level member adds and removals, and deletes
+/// of owned groups left without members. Groups enid does not own are never touched; one in the
+/// way of a create is listed as blocked.
+pub fn plan_groups(
+    target: &str,
+    desired: &BTreeMap<String, DesiredGroup>,
+    observed: &[ObservedGroup],
+    owned: &[&OwnedGroup],
+    tp: &mut TargetPlan,
+) {
+    let by_anchor: HashMap<&str, &ObservedGroup> =
+        observed.iter().filter_map(|g| Some((g.anchor.as_deref()?, g))).collect();
+    let by_key: HashMap<String, &ObservedGroup> = observed.iter().map(|g| (normalize_key(&g.key), g)).collect();
+    let by_name: HashMap<String, &ObservedGroup> = observed.iter().map(|g| (g.name.to_lowercase(), g)).collect();
+    let owned_by_name: HashMap<&str, &OwnedGroup> = owned.iter().map(|g| (g.name.as_str(), *g)).collect();
+    let push = |tp: &mut TargetPlan, action: Action, name: &str, school: &str, reason: String, op: TargetOp| {
+        tp.operations.push(PlannedOp {
+            action,
+            target: target.to_string(),
+            identity: String::new(),
+            username: name.to_string(),
+            school: school.to_string(),
+            reason,
+            op,
+            before: None,
+        });
+    };
+    let find_owned = |o: &OwnedGroup| -> Option<&ObservedGroup> {
+        o.anchor
+            .as_deref()
+            .and_then(|a| by_anchor.get(a).copied())
+            .or_else(|| by_key.get(&normalize_key(&o.key)).copied())
+    };
+    for (name, want) in desired {
+        let found = match owned_by_name.get(name.as_str()) {
+            Some(o) => {
+                let hit = find_owned(o);
+                if let (Some(g), true) = (hit, o.pending || o.anchor.is_none()) {
+                    tp.group_adoptions.push(GroupAdoption {
+                        target: target.into(),
+                        name: name.clone(),
+                        key: g.key.clone(),
+                        anchor: g.anchor.clone(),
+                        school: want.school.clone(),
+                    });
+                }
+                hit
+            }
+            None => {
+                if let Some(g) = by_name.get(&name.to_lowercase()) {
+                    tp.blocked.push(Blocked {
+                        target: target.into(),
+                        identity: String::new(),
+                        username: name.clone(),
+                        reason: format!("group {} exists but was not created by enid", g.key),
+                    });
+                    continue;
+                }
+                None
+            }
+        };
+        match found {
+            None if want.members.is_empty() => {}
+            None => {
+                tp.groups.create += 1;
+                tp.groups.members_added += want.members.len();
+                let members: Vec<String> = want.members.iter().cloned().collect();
+                let reason = format!("new group with {} members", members.len());
+                push(
+                    tp,
+                    Action::CreateGroup,
+                    name,
+                    &want.school,
+                    reason,
+                    TargetOp::CreateGroup { name: name.clone(), members },
+                );
+            }
+            Some(g) if want.members.is_empty() => {
+                tp.groups.delete += 1;
+                let reason = "no members left".to_string();
+                push(tp, Action::DeleteGroup, name, &want.school, reason, TargetOp::DeleteGroup { key: g.key.clone() });
+            }
+            Some(g) => {
+                let have: HashMap<String, &String> = g.members.iter().map(|m| (normalize_key(m), m)).collect();
+                let want_norm: std::collections::BTreeSet<String> =
+                    want.members.iter().map(|m| normalize_key(m)).collect();
+                let add: Vec<String> =
+                    want.members.iter().filter(|m| !have.contains_key(&normalize_key(m))).cloned().collect();
+                let mut remove: Vec<String> =
+                    have.iter().filter(|(n, _)| !want_norm.contains(*n)).map(|(_, m)| (*m).clone()).collect();
+                remove.sort();
+                if add.is_empty() && remove.is_empty() {
+                    tp.groups.unchanged += 1;
+                }
+                if !add.is_empty() {
+                    tp.groups.members_added += add.len();
+                    let reason = format!("{} members to add", add.len());
+                    push(
+                        tp,
+                        Action::AddMembers,
+                        name,
+                        &want.school,
+                        reason,
+                        TargetOp::AddMembers { key: g.key.clone(), members: add },
+                    );
+                }
+                if !remove.is_empty() {
+                    tp.groups.members_removed += remove.len();
+                    let reason = format!("{} members to remove", remove.len());
+                    let op = TargetOp::RemoveMembers { key: g.key.clone(), members: remove };
+                    push(tp, Action::RemoveMembers, name, &want.school, reason, op);
+                }
+            }
+        }
+    }
+    // Owned groups no longer wanted at all: empty them by deleting (groupOfNames needs a member).
+    for o in owned {
+        if desired.contains_key(&o.name) {
+            continue;
+        }
+        if let Some(g) = find_owned(o) {
+            tp.groups.delete += 1;
+            let op = TargetOp::DeleteGroup { key: g.key.clone() };
+            push(tp, Action::DeleteGroup, &o.name, &o.school, "no members left".into(), op);
+        }
+    }
+    tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
 }
 
 /// Normalises an account key for comparison (case and spaces around DN separators).
@@ -195,6 +387,7 @@ pub fn plan_target(
     owned: &[&OwnedAccount],
     managed: &[String],
     owner_attr: &str,
+    key_for: &dyn Fn(&str) -> String,
 ) -> TargetPlan {
     let by_anchor: HashMap<&str, usize> =
         observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
@@ -287,6 +480,7 @@ pub fn plan_target(
                     }
                     continue;
                 }
+                tp.member_keys.push((d.identity_id.clone(), obs.key.clone()));
                 let mut changed = false;
                 if obs.disabled {
                     push(
@@ -333,6 +527,7 @@ pub fn plan_target(
                     None => "new person".to_string(),
                 };
                 let attrs = std::mem::take(&mut d.attrs);
+                tp.member_keys.push((d.identity_id.clone(), key_for(&d.username)));
                 let op = TargetOp::Create { username: d.username.clone(), attrs, disabled: false };
                 push(&mut tp, &d, Action::Create, reason, op, None);
             }
@@ -407,7 +602,17 @@ pub fn assemble(
     let mut adoptions = Vec::new();
     let mut blocked = Vec::new();
     let mut unmanaged = BTreeMap::new();
+    let mut group_summary = GroupSummary::default();
+    let mut target_groups = BTreeMap::new();
+    let mut group_adoptions = Vec::new();
     for (name, tp) in targets {
+        group_summary.create += tp.groups.create;
+        group_summary.members_added += tp.groups.members_added;
+        group_summary.members_removed += tp.groups.members_removed;
+        group_summary.delete += tp.groups.delete;
+        group_summary.unchanged += tp.groups.unchanged;
+        target_groups.insert(name.clone(), tp.groups);
+        group_adoptions.extend(tp.group_adoptions);
         summary.add(&tp.summary);
         per_target.insert(name.clone(), tp.summary);
         unmanaged.insert(name, tp.unmanaged);
@@ -429,6 +634,9 @@ pub fn assemble(
         unmanaged,
         conflicts,
         civic_changes,
+        group_summary,
+        target_groups,
+        group_adoptions,
     }
 }
 
@@ -449,7 +657,10 @@ fn plan_id(
 impl Plan {
     /// Whether the plan changes anything at all (state included).
     pub fn is_empty(&self) -> bool {
-        self.operations.is_empty() && self.adoptions.is_empty() && self.new_identities.is_empty()
+        self.operations.is_empty()
+            && self.adoptions.is_empty()
+            && self.new_identities.is_empty()
+            && self.group_adoptions.is_empty()
     }
 }
 
@@ -499,7 +710,8 @@ mod tests {
     fn check(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount], expect: expect_test::Expect) {
         let owned: Vec<&OwnedAccount> = owned.iter().collect();
         let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
-        let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber");
+        let key_for = |u: &str| format!("uid={u},ou=people,dc=example,dc=org");
+        let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber", &key_for);
         let mut out = String::new();
         for op in &tp.operations {
             out.push_str(&format!(

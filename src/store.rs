@@ -6,6 +6,7 @@
 
 use crate::identity::{CivicChange, Decision};
 use crate::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredRecord};
+use crate::plan::OwnedGroup;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -20,6 +21,18 @@ type StoredRow = (String, String, String, Option<String>, String, Option<String>
 
 /// Rows per multi-row statement: 16 columns × 1,000 rows stays under SQLite's 32,766 variables.
 const CHUNK_ROWS: usize = 1000;
+
+/// One group ownership row to write.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub target: String,
+    pub name: String,
+    pub key: String,
+    pub anchor: Option<String>,
+    pub school: String,
+    /// The create is about to be sent.
+    pub pending: bool,
+}
 
 /// One ownership row to write.
 struct AccountRow<'a> {
@@ -107,6 +120,8 @@ pub struct OpRecord {
     pub school: String,
     pub action: String,
     pub detail: String,
+    /// A group operation: it changes no account ownership row.
+    pub group: bool,
     pub result: OpResult,
 }
 
@@ -177,6 +192,13 @@ impl Store {
                 "correlation keys".into(),
                 MigrationType::Simple,
                 include_str!("../migrations/sqlite/0003_correlation_keys.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                4,
+                "groups".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0004_groups.sql").into_sql_str(),
                 false,
             ),
         ]);
@@ -256,6 +278,63 @@ impl Store {
                 status: AccountStatus::parse(row.get::<&str, _>(4)).unwrap_or(AccountStatus::Pending),
             })
             .collect())
+    }
+
+    /// Groups enid created.
+    pub async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {
+        let rows: Vec<(String, String, String, Option<String>, String, String)> = self
+            .json_rows("SELECT json_group_array(json_array(target, name, key, anchor, status, school)) FROM groups")
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(target, name, key, anchor, status, school)| OwnedGroup {
+                target,
+                name,
+                key,
+                anchor,
+                school,
+                pending: status == "pending",
+            })
+            .collect())
+    }
+
+    /// Writes group ownership rows: `pending` before a create is sent, `active` once it is known
+    /// to exist (a create's result, or an adoption).
+    pub async fn record_groups(&self, rows: &[GroupRow], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let now = ts(now);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO groups (target, name, key, anchor, school, status, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, g| {
+                b.push_bind(&g.target)
+                    .push_bind(&g.name)
+                    .push_bind(&g.key)
+                    .push_bind(&g.anchor)
+                    .push_bind(&g.school)
+                    .push_bind(if g.pending { "pending" } else { "active" })
+                    .push_bind(&now)
+                    .push_bind(&now);
+            });
+            q.push(
+                " ON CONFLICT (target, name) DO UPDATE SET key = excluded.key, anchor = excluded.anchor,
+                    school = excluded.school, status = excluded.status, updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Forgets a group enid deleted.
+    pub async fn forget_group(&self, target: &str, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM groups WHERE target = ?1 AND name = ?2")
+            .bind(target)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Starts a run and returns its id.
@@ -448,7 +527,7 @@ impl Store {
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
         let mut changed = Vec::new();
-        for op in ops {
+        for op in ops.iter().filter(|o| !o.group) {
             match &op.result {
                 OpResult::Ok { key: Some(key), anchor, status: Some(status) } => changed.push(AccountRow {
                     target: &op.target,

@@ -20,4 +20,4 @@ pub mod target;
 pub use civic::{CivicNo, CivicNoError};
 pub use secret::{Secret, load_secret};
 pub use source::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
-pub use target::{AttrChange, Attrs, ObservedAccount, OpOutcome, Target, TargetError, TargetOp};
+pub use target::{AttrChange, Attrs, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};

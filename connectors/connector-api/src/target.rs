@@ -47,6 +47,27 @@ pub enum TargetOp {
     Enable { key: String },
     /// Remove the account for good.
     Delete { key: String },
+    /// Create a group with these members (account keys).
+    CreateGroup { name: String, members: Vec<String> },
+    /// Add these members to a group, value by value (never a full replace).
+    AddMembers { key: String, members: Vec<String> },
+    /// Remove these members from a group, value by value.
+    RemoveMembers { key: String, members: Vec<String> },
+    /// Remove a group enid created that has no members left.
+    DeleteGroup { key: String },
+}
+
+/// One group as the target holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedGroup {
+    /// How the target addresses the group (an LDAP DN).
+    pub key: String,
+    /// An immutable id (LDAP `entryUUID`), if the target has one.
+    pub anchor: Option<String>,
+    /// The group's name (LDAP `cn`).
+    pub name: String,
+    /// Member account keys, as the target holds them.
+    pub members: Vec<String>,
 }
 
 /// What an operation did, so the engine can record ownership and the account's new address.
@@ -100,9 +121,13 @@ pub trait Target {
     /// Reads every account in scope, with the attributes named in `attrs`. All-or-nothing: a
     /// partial read is an error, never a short list.
     fn observe(&self, attrs: &[String]) -> impl Future<Output = Result<Vec<ObservedAccount>, TargetError>> + Send;
+    /// Reads every group in the configured group container. Targets without groups return none.
+    fn observe_groups(&self) -> impl Future<Output = Result<Vec<ObservedGroup>, TargetError>> + Send;
     /// Where an account with this username would be created (for ownership records written
     /// before the create is sent).
     fn key_for(&self, username: &str) -> String;
+    /// Where a group with this name would be created; `None` when the target has no groups.
+    fn group_key_for(&self, name: &str) -> Option<String>;
     /// Performs one operation. Safe to call concurrently.
     fn apply(&self, op: &TargetOp) -> impl Future<Output = Result<OpOutcome, TargetError>> + Send;
 }

@@ -8,7 +8,7 @@
 
 mod error;
 
-use connector_api::{Attrs, ObservedAccount, OpOutcome, Secret, Target, TargetError, TargetOp};
+use connector_api::{Attrs, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp};
 use error::{from_ldap, from_result};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::{PostRead, PostReadResp};
@@ -75,6 +75,34 @@ pub struct LdapConfig {
     /// removes a default attribute.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// School and class groups (`groupOfNames`); none when left out.
+    #[serde(default)]
+    pub groups: Option<GroupsConfig>,
+}
+
+/// `[targets.<id>.groups]`: groups made from the sources' school units and groups.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// The container of the groups enid creates (it must exist).
+    pub base_dn: String,
+    /// Name template of a class or teaching group; variables `school_unit` and `group`.
+    #[serde(default = "default_group_name")]
+    pub name: String,
+    /// Name template of a group per school unit (all its members); variable `school_unit`.
+    /// Empty (the default): no school groups.
+    #[serde(default)]
+    pub school_name: String,
+    /// Which roles become members.
+    #[serde(default = "default_group_roles")]
+    pub members: Vec<String>,
+}
+
+fn default_group_name() -> String {
+    "{{ school_unit }}-{{ group }}".into()
+}
+fn default_group_roles() -> Vec<String> {
+    vec!["student".into(), "staff".into()]
 }
 
 /// How a disabled account is marked. Both ways are undone by an enable.
@@ -301,6 +329,91 @@ impl LdapTarget {
         Ok(out)
     }
 
+    async fn search_groups(&self, base: &str) -> Result<Vec<ObservedGroup>, TargetError> {
+        let mut ldap = self.ldap().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+        let mut stream = ldap
+            .with_timeout(self.timeout())
+            .streaming_search_with(
+                adapters,
+                base,
+                Scope::Subtree,
+                "(objectClass=groupOfNames)",
+                vec!["cn", "member", "entryUUID"],
+            )
+            .await
+            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let mut out = Vec::new();
+        loop {
+            let entry = match stream.next().await {
+                Ok(Some(e)) => SearchEntry::construct(e),
+                Ok(None) => break,
+                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
+            };
+            let get = |name: &str| {
+                entry
+                    .attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            out.push(ObservedGroup {
+                key: entry.dn.clone(),
+                anchor: get("entryUUID").into_iter().next(),
+                name: get("cn").into_iter().next().unwrap_or_default(),
+                members: get("member"),
+            });
+        }
+        let res = stream.finish().await;
+        if res.rc == 32 {
+            return Err(TargetError::Config(format!("groups base_dn {base} does not exist; create it or fix base_dn")));
+        }
+        from_result(res, &format!("search {base}"))?;
+        Ok(out)
+    }
+
+    /// Adds or deletes member values. When the server refuses the batch because one value is
+    /// already there (add) or already gone (delete), the values go one by one and those are
+    /// skipped: the end state is what was asked for.
+    async fn change_members(
+        &self,
+        ldap: &mut Ldap,
+        key: &str,
+        members: &[String],
+        add: bool,
+    ) -> Result<(), TargetError> {
+        let make = |values: HashSet<String>| -> Vec<Mod<String>> {
+            if add {
+                vec![Mod::Add("member".to_string(), values)]
+            } else {
+                vec![Mod::Delete("member".to_string(), values)]
+            }
+        };
+        let benign = if add { 20 } else { 16 };
+        let what = format!("{} members of {key}", if add { "add" } else { "remove" });
+        let res = ldap
+            .with_timeout(self.timeout())
+            .modify(key, make(members.iter().cloned().collect()))
+            .await
+            .map_err(|e| from_ldap(e, &what))?;
+        if res.rc != benign {
+            return from_result(res, &what).map(|_| ());
+        }
+        for m in members {
+            let res = ldap
+                .with_timeout(self.timeout())
+                .modify(key, make(HashSet::from([m.clone()])))
+                .await
+                .map_err(|e| from_ldap(e, &what))?;
+            if res.rc != benign {
+                from_result(res, &what)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn ensure_disabled_ou(&self, ldap: &mut Ldap) -> Result<(), TargetError> {
         let Some(ou) = self.config.disabled_ou() else { return Ok(()) };
         let mut ready = self.disabled_ou_ready.lock().await;
@@ -359,12 +472,7 @@ impl LdapTarget {
                     .add(&dn, entry)
                     .await
                     .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
-                let anchor = res
-                    .ctrls
-                    .iter()
-                    .find(|c| c.1.ctype == "1.3.6.1.1.13.2")
-                    .and_then(|c| c.1.parse::<PostReadResp>().attrs.remove("entryUUID"))
-                    .and_then(|mut v| v.pop());
+                let anchor = post_read_uuid(&res);
                 from_result(res, &format!("add {dn}"))?;
                 Ok(OpOutcome::Created { key: dn, anchor })
             }
@@ -411,10 +519,37 @@ impl LdapTarget {
                     Ok(OpOutcome::Enabled { key: key.clone() })
                 }
             },
-            TargetOp::Delete { key } => {
+            TargetOp::Delete { key } | TargetOp::DeleteGroup { key } => {
                 let res = ldap.with_timeout(t).delete(key).await.map_err(|e| from_ldap(e, &format!("delete {key}")))?;
                 from_result(res, &format!("delete {key}"))?;
                 Ok(OpOutcome::Deleted)
+            }
+            TargetOp::CreateGroup { name, members } => {
+                let dn = self
+                    .group_key_for(name)
+                    .ok_or_else(|| TargetError::Config("no [groups] configured for this target".into()))?;
+                let entry = vec![
+                    ("objectClass".to_string(), HashSet::from(["top".to_string(), "groupOfNames".to_string()])),
+                    ("cn".to_string(), HashSet::from([name.clone()])),
+                    ("member".to_string(), members.iter().cloned().collect()),
+                ];
+                let res = ldap
+                    .with_timeout(t)
+                    .with_controls(PostRead::new(vec!["entryUUID"]))
+                    .add(&dn, entry)
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+                let anchor = post_read_uuid(&res);
+                from_result(res, &format!("add {dn}"))?;
+                Ok(OpOutcome::Created { key: dn, anchor })
+            }
+            TargetOp::AddMembers { key, members } => {
+                self.change_members(&mut ldap, key, members, true).await?;
+                Ok(OpOutcome::Updated)
+            }
+            TargetOp::RemoveMembers { key, members } => {
+                self.change_members(&mut ldap, key, members, false).await?;
+                Ok(OpOutcome::Updated)
             }
         }
     }
@@ -432,6 +567,15 @@ impl LdapTarget {
         from_result(res, &format!("move {key} to {new_parent}"))?;
         Ok(format!("{rdn},{new_parent}"))
     }
+}
+
+/// The `entryUUID` a Post-Read control returned with an add, if any.
+fn post_read_uuid(res: &ldap3::LdapResult) -> Option<String> {
+    res.ctrls
+        .iter()
+        .find(|c| c.1.ctype == "1.3.6.1.1.13.2")
+        .and_then(|c| c.1.parse::<PostReadResp>().attrs.remove("entryUUID"))
+        .and_then(|mut v| v.pop())
 }
 
 fn tls_config_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, TargetError> {
@@ -503,8 +647,22 @@ impl Target for LdapTarget {
         result
     }
 
+    async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {
+        let Some(groups) = &self.config.groups else { return Ok(Vec::new()) };
+        let result = self.search_groups(&groups.base_dn.clone()).await;
+        if let Err(e) = &result {
+            self.reset(e).await;
+        }
+        result
+    }
+
     fn key_for(&self, username: &str) -> String {
         format!("{}={},{}", self.config.rdn_attribute, dn_escape(username), self.config.base_dn)
+    }
+
+    fn group_key_for(&self, name: &str) -> Option<String> {
+        let groups = self.config.groups.as_ref()?;
+        Some(format!("cn={},{}", dn_escape(name), groups.base_dn))
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
@@ -545,6 +703,7 @@ mod tests {
             disable: DisableMethod::default(),
             max_username_length: None,
             attributes: BTreeMap::new(),
+            groups: None,
         }
     }
 

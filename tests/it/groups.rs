@@ -1,0 +1,94 @@
+//! Groups from school units and classes: created, changed value by value, never touched when
+//! not enid's.
+
+use crate::harness::*;
+
+const GROUPS: &str = "ou=groups,dc=example,dc=org";
+
+fn members(env: &Env, cn: &str) -> Vec<String> {
+    let found = env.search(GROUPS, &format!("(cn={cn})"));
+    let mut m: Vec<String> = found
+        .first()
+        .map(|g| {
+            g.get("member")
+                .iter()
+                .map(|dn| dn.split(',').next().unwrap_or("").trim_start_matches("uid=").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    m.sort();
+    m
+}
+
+fn group_names(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = env.search(GROUPS, "(objectClass=groupOfNames)").iter().map(|g| g.one("cn")).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn classes_become_groups_and_membership_follows_the_sources() {
+    let env = Env::with_config(&format!(
+        "[targets.directory.groups]\nbase_dn = \"{GROUPS}\"\nschool_name = \"{{{{ school_unit }}}}-alla\""
+    ));
+    // A group enid does not own, with the name one of enid's groups would get.
+    env.add(
+        &format!("cn=SKOLA2-8B,{GROUPS}"),
+        &[("objectClass", &["groupOfNames"]), ("cn", &["SKOLA2-8B"]), ("member", &["cn=admin,dc=example,dc=org"])],
+    );
+    let rows = |anna_class: &str, with_bo: bool| {
+        let mut r = vec![
+            row("1", "Anna", "Berg", "", "student", "SKOLA1", anna_class),
+            row("3", "Cy", "Ek", "", "staff", "SKOLA1", "7A|8B"),
+            row("4", "Dag", "Ny", "", "student", "SKOLA2", "9C"),
+        ];
+        if with_bo {
+            r.push(row("2", "Bo", "Ek", "", "student", "SKOLA2", "8B"));
+        }
+        r
+    };
+    let csv = |r: Vec<String>| env.csv(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    csv(rows("7A", true));
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["group_summary"]["create"], 5, "{}", plan["group_summary"]);
+    let blocked = plan["blocked"].to_string();
+    assert!(
+        blocked.contains("group cn=SKOLA2-8B,ou=groups,dc=example,dc=org exists but was not created by enid"),
+        "{blocked}"
+    );
+    env.apply();
+    assert_eq!(group_names(&env), ["SKOLA1-7A", "SKOLA1-8B", "SKOLA1-alla", "SKOLA2-8B", "SKOLA2-9C", "SKOLA2-alla"]);
+    assert_eq!(members(&env, "SKOLA1-7A"), ["anna.berg", "cy.ek"]);
+    assert_eq!(members(&env, "SKOLA1-alla"), ["anna.berg", "cy.ek"]);
+    assert_eq!(members(&env, "SKOLA2-alla"), ["bo.ek", "dag.ny"]);
+    assert_eq!(members(&env, "SKOLA2-8B"), ["cn=admin"], "the unowned group is untouched");
+    assert_eq!(env.enid(&["plan", "--json"]).ok().json()["group_summary"]["unchanged"], 5);
+
+    // Anna moves from 7A to 7B: a new group, and one member value removed from 7A.
+    csv(rows("7B", true));
+    let plan = env.enid(&["plan"]).ok();
+    assert!(plan.stdout.contains("create group (1)") && plan.stdout.contains("SKOLA1-7B"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("remove members (1)") && plan.stdout.contains("1 members to remove"),
+        "{}",
+        plan.stdout
+    );
+    env.apply();
+    assert_eq!(members(&env, "SKOLA1-7A"), ["cy.ek"]);
+    assert_eq!(members(&env, "SKOLA1-7B"), ["anna.berg"]);
+
+    // Bo leaves: disabled, and out of every group.
+    csv(rows("7B", false));
+    env.apply();
+    assert_eq!(members(&env, "SKOLA2-alla"), ["dag.ny"]);
+    // Dag leaves too: SKOLA2's groups have no members left and are removed; the unowned one stays.
+    env.csv(&[
+        &row("1", "Anna", "Berg", "", "student", "SKOLA1", "7B"),
+        &row("3", "Cy", "Ek", "", "staff", "SKOLA1", "7A|8B"),
+    ]);
+    env.apply();
+    assert_eq!(group_names(&env), ["SKOLA1-7A", "SKOLA1-7B", "SKOLA1-8B", "SKOLA1-alla", "SKOLA2-8B"]);
+    assert_eq!(env.enid(&["plan", "--json"]).ok().json()["group_summary"]["unchanged"], 4);
+    let log = env.enid(&["log", "--school", "SKOLA2"]).ok();
+    assert!(log.stdout.contains("delete group"), "{}", log.stdout);
+}
