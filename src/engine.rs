@@ -548,67 +548,71 @@ impl Engine {
         let mut group_outcomes = Vec::new();
         let stopped = AtomicBool::new(false);
         let stop_reason = std::sync::Mutex::new(String::new());
-        let mut stream = futures::stream::iter(ops.iter().copied())
-            .map(|op| {
-                let stopped = &stopped;
-                let stop_reason = &stop_reason;
-                async move {
-                    if stopped.load(Ordering::SeqCst) {
-                        let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();
-                        return (op, Err(None::<TargetError>), why);
-                    }
-                    let result = handle.conn.apply(&op.op).await;
-                    if let Err(e) = &result
-                        && e.stops_target()
-                        && !stopped.swap(true, Ordering::SeqCst)
-                        && let Ok(mut s) = stop_reason.lock()
-                    {
-                        *s = format!("not sent: target stopped after an earlier failure ({e})");
-                    }
-                    (op, result.map_err(Some), String::new())
-                }
-            })
-            .buffer_unordered(handle.max_in_flight.max(1));
         let mut batch = Vec::with_capacity(FLUSH_EVERY);
         let mut flushing: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
-        while let Some((op, result, why)) = stream.next().await {
-            let result = match result {
-                Ok(outcome) => {
-                    report.ok += 1;
-                    if is_group_action(op.action) {
-                        group_outcomes.push((op.username.clone(), outcome.clone()));
+        // One wave per action, in plan order: an update is done before the enable that moves the
+        // same entry, so no two operations on one account are ever in flight together.
+        for wave in ops.chunk_by(|a, b| a.action == b.action) {
+            let mut stream = futures::stream::iter(wave.iter().copied())
+                .map(|op| {
+                    let stopped = &stopped;
+                    let stop_reason = &stop_reason;
+                    async move {
+                        if stopped.load(Ordering::SeqCst) {
+                            let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();
+                            return (op, Err(None::<TargetError>), why);
+                        }
+                        let result = handle.conn.apply(&op.op).await;
+                        if let Err(e) = &result
+                            && e.stops_target()
+                            && !stopped.swap(true, Ordering::SeqCst)
+                            && let Ok(mut s) = stop_reason.lock()
+                        {
+                            *s = format!("not sent: target stopped after an earlier failure ({e})");
+                        }
+                        (op, result.map_err(Some), String::new())
                     }
-                    let (key, anchor, status) = match outcome {
-                        OpOutcome::Created { key, anchor } => (Some(key), anchor, Some(AccountStatus::Active)),
-                        // An update leaves the account's status as it was.
-                        OpOutcome::Updated => (Some(op_key(&op.op)), None, None),
-                        OpOutcome::Disabled { key } => (Some(key), None, Some(AccountStatus::Disabled)),
-                        OpOutcome::Enabled { key } => (Some(key), None, Some(AccountStatus::Active)),
-                        OpOutcome::Deleted => (None, None, None),
-                    };
-                    OpResult::Ok { key, anchor, status }
+                })
+                .buffer_unordered(handle.max_in_flight.max(1));
+            while let Some((op, result, why)) = stream.next().await {
+                let result = match result {
+                    Ok(outcome) => {
+                        report.ok += 1;
+                        if is_group_action(op.action) {
+                            group_outcomes.push((op.username.clone(), outcome.clone()));
+                        }
+                        let (key, anchor, status) = match outcome {
+                            OpOutcome::Created { key, anchor } => (Some(key), anchor, Some(AccountStatus::Active)),
+                            // An update leaves the account's status as it was.
+                            OpOutcome::Updated => (Some(op_key(&op.op)), None, None),
+                            OpOutcome::Disabled { key } => (Some(key), None, Some(AccountStatus::Disabled)),
+                            OpOutcome::Enabled { key } => (Some(key), None, Some(AccountStatus::Active)),
+                            OpOutcome::Deleted => (None, None, None),
+                        };
+                        OpResult::Ok { key, anchor, status }
+                    }
+                    Err(Some(e)) => {
+                        report.failed += 1;
+                        let msg = e.to_string();
+                        tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
+                        report.first_error.get_or_insert_with(|| format!("target \"{id}\": {msg}"));
+                        OpResult::Failed(msg)
+                    }
+                    Err(None) => {
+                        report.skipped += 1;
+                        OpResult::Skipped(why)
+                    }
+                };
+                batch.push(op_record(id, op, result));
+                if batch.len() >= FLUSH_EVERY {
+                    // Write this batch while the next operations are sent; one write at a time.
+                    if let Some(prev) = flushing.take() {
+                        join_flush(prev).await?;
+                    }
+                    let store = self.store.clone();
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(FLUSH_EVERY));
+                    flushing = Some(tokio::spawn(async move { store.record_ops(run, &full, now).await }));
                 }
-                Err(Some(e)) => {
-                    report.failed += 1;
-                    let msg = e.to_string();
-                    tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
-                    report.first_error.get_or_insert_with(|| format!("target \"{id}\": {msg}"));
-                    OpResult::Failed(msg)
-                }
-                Err(None) => {
-                    report.skipped += 1;
-                    OpResult::Skipped(why)
-                }
-            };
-            batch.push(op_record(id, op, result));
-            if batch.len() >= FLUSH_EVERY {
-                // Write this batch while the next operations are sent; one write at a time.
-                if let Some(prev) = flushing.take() {
-                    join_flush(prev).await?;
-                }
-                let store = self.store.clone();
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(FLUSH_EVERY));
-                flushing = Some(tokio::spawn(async move { store.record_ops(run, &full, now).await }));
             }
         }
         if let Some(prev) = flushing.take() {

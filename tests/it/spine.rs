@@ -405,3 +405,24 @@ fn the_config_comes_from_enid_config_and_bad_keys_name_their_line() {
     let run = env.enid(&["plan"]).fails();
     assert!(run.stderr.contains("enid.toml: line 13: unknown field `basedn`"), "{}", run.stderr);
 }
+
+#[test]
+fn a_returner_whose_name_changed_is_updated_and_enabled_in_one_run() {
+    let env = Env::new();
+    env.csv(&refs(&three()));
+    env.apply();
+    env.csv(&[&three()[0], &three()[2]]);
+    env.apply();
+    let mut rows = three();
+    rows[1] = row("2", "Bo", "Ekholm", BO, "student", "SKOLA3", "9A");
+    env.csv(&refs(&rows));
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!((plan["summary"]["enable"].as_u64(), plan["summary"]["update"].as_u64()), (Some(1), Some(1)));
+    let run = env.apply();
+    assert!(run.stdout.contains("0 failed"), "{}", run.stdout);
+    let bo = &env.people()["bo.ek"];
+    assert_eq!(bo.dn, format!("uid=bo.ek,{BASE}"));
+    assert_eq!(bo.one("sn"), "Ekholm");
+    assert_eq!(bo.one("departmentNumber"), "SKOLA3");
+    assert!(env.enid(&["plan"]).ok().stdout.contains("No changes."));
+}
