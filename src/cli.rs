@@ -83,6 +83,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List username changes held for approval (naming.on_name_change = "hold"), or approve one
+    Renames {
+        #[command(subcommand)]
+        action: Option<RenameAction>,
+    },
     /// Show a person's identity, records, accounts and what the next run will do
     Explain {
         /// enid id, username, or a source's person_id
@@ -109,6 +114,15 @@ pub enum ConflictAction {
         /// With --merge, when the number belongs to several identities: the one to join
         #[arg(long, requires = "merge", value_name = "IDENTITY")]
         into: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenameAction {
+    /// Approve a held rename; the next apply renames the person's accounts
+    Approve {
+        /// enid id or current username
+        person: String,
     },
 }
 
@@ -355,6 +369,36 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
             }
         }
+        Command::Renames { action } => {
+            let engine = Engine::build(config).await?;
+            let now = clock::now(None);
+            let computed = engine.compute(now).await?;
+            let held = &computed.plan.held_renames;
+            match action {
+                None => {
+                    if held.is_empty() {
+                        writeln!(out, "No renames are waiting for approval.").map_err(io)?;
+                    }
+                    for r in held {
+                        writeln!(
+                            out,
+                            "{}  {} → {}   approve: enid renames approve {}",
+                            r.identity, r.old, r.new, r.old
+                        )
+                        .map_err(io)?;
+                    }
+                }
+                Some(RenameAction::Approve { person }) => {
+                    let r = held.iter().find(|r| r.identity == person || r.old == person).ok_or_else(|| {
+                        CliError::Message(format!("no rename of {person:?} is waiting; `enid renames` lists them"))
+                    })?;
+                    engine.store().approve_rename(&r.identity, &r.new, now).await?;
+                    writeln!(out, "Approved: {} → {}. The next apply renames the accounts.", r.old, r.new)
+                        .map_err(io)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Explain { person, json, time } => {
             let engine = Engine::build(config).await?;
             let now = clock::now(time.now);
@@ -404,8 +448,9 @@ pub fn render_plan(c: &Computed) -> String {
     for (t, sum) in &plan.targets {
         let _ = writeln!(
             s,
-            "  target \"{t}\": {} create, {} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
+            "  target \"{t}\": {} create, {} rename, {} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
             sum.create,
+            sum.rename,
             sum.update,
             sum.enable,
             sum.disable,
@@ -432,6 +477,7 @@ pub fn render_plan(c: &Computed) -> String {
     }
     for action in [
         Action::Create,
+        Action::Rename,
         Action::Update,
         Action::Enable,
         Action::Disable,
@@ -482,6 +528,16 @@ pub fn render_plan(c: &Computed) -> String {
         );
         for c in &plan.conflicts {
             let _ = writeln!(s, "  {}  {}", c.id, c.held.join(", "));
+        }
+    }
+    if !plan.held_renames.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nrenames waiting for approval ({}): approve with `enid renames approve USERNAME`",
+            plan.held_renames.len()
+        );
+        for r in &plan.held_renames {
+            let _ = writeln!(s, "  {} → {}", r.old, r.new);
         }
     }
     if !plan.civic_changes.is_empty() {

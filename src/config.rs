@@ -97,6 +97,10 @@ pub struct NamingConfig {
     /// `on_collision` (default: `anna.berg`, `anna.berg2`) or `always` (`anna.berg1`, ...).
     #[serde(default)]
     pub counter: crate::naming::Counter,
+    /// When a person's name changes: `keep` the username (default), `rename`, or `hold` the
+    /// rename until `enid renames approve`.
+    #[serde(default)]
+    pub on_name_change: crate::naming::RenamePolicy,
 }
 
 impl Default for NamingConfig {
@@ -106,6 +110,7 @@ impl Default for NamingConfig {
             max_length: default_max_length(),
             reserved: default_reserved(),
             counter: Default::default(),
+            on_name_change: Default::default(),
         }
     }
 }

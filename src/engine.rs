@@ -10,7 +10,7 @@ use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
 use crate::identity::{self, CivicChange, Decision, Resolution};
 use crate::mapping::{GroupNamer, Mapping};
 use crate::model::{AccountStatus, Identity, IdentityId, Snapshot, Sourced};
-use crate::naming::{NameRequest, Namer};
+use crate::naming::{NameRequest, Namer, RenamePolicy};
 use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
 use crate::store::{GroupRow, OpRecord, OpResult, RecordRow, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -81,6 +81,11 @@ impl AnyTarget {
     fn key_for(&self, username: &str) -> String {
         match self {
             AnyTarget::Ldap(t) => t.key_for(username),
+        }
+    }
+    fn renamed_key(&self, key: &str, username: &str) -> String {
+        match self {
+            AnyTarget::Ldap(t) => t.renamed_key(key, username),
         }
     }
     fn group_key_for(&self, name: &str) -> Option<String> {
@@ -322,6 +327,12 @@ impl Engine {
         let resolution = identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on);
         lap("resolved identities");
         let (mut usernames, requests) = known_names(&resolution, &snapshot);
+        // Persons whose name no longer fits their username, when the policy renames: they get
+        // their desired accounts later, with the new name.
+        let renaming = self.rename_candidates(&resolution, &usernames);
+        for id in renaming.keys() {
+            usernames.remove(id);
+        }
         let last_schools = last_schools(&snapshot, &resolution);
         // Desired accounts of identities that already have a name need nothing from the targets.
         let mut desired: BTreeMap<String, Vec<Desired>> = self
@@ -353,7 +364,10 @@ impl Engine {
         }
         lap("read targets");
 
-        let new_names = self.name_new(&requests, &observed).await?;
+        let mut all_requests = requests;
+        all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
+        let mut new_names = self.name_new(&all_requests, &observed).await?;
+        let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
             let more = desired_accounts(&resolution, &new_names, &last_schools, &t.mapping, today);
             desired.entry(id.clone()).or_default().extend(more);
@@ -366,7 +380,9 @@ impl Engine {
             let want = desired.remove(id).unwrap_or_default();
             let managed = handle.mapping.attribute_names();
             let key_for = |u: &str| handle.conn.key_for(u);
-            let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &key_for);
+            let renamed = |k: &str, u: &str| handle.conn.renamed_key(k, u);
+            let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed };
+            let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
             if let Some(namer) = &handle.groups {
                 let desired_groups = namer.desired(&resolution, &tp.member_keys);
                 let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
@@ -387,7 +403,14 @@ impl Engine {
             })
             .collect();
         let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
-        let plan = plan::assemble(now, new_identities, target_plans, resolution.conflicts.clone(), civic_changes);
+        let plan = plan::assemble(
+            now,
+            new_identities,
+            target_plans,
+            resolution.conflicts.clone(),
+            civic_changes,
+            (renames, held_renames),
+        );
         let record_rows = changed_records(&resolution, &snapshot);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -410,6 +433,60 @@ impl Engine {
         let (records, _, _) = fetched?;
         let (snapshot, decisions, _) = state?;
         Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on))
+    }
+
+    /// Identities whose name changed so that their username no longer fits, when the policy is
+    /// not `keep`: id → (name request, current username).
+    fn rename_candidates(
+        &self,
+        resolution: &Resolution,
+        usernames: &BTreeMap<IdentityId, String>,
+    ) -> BTreeMap<IdentityId, (NameRequest, String)> {
+        let mut out = BTreeMap::new();
+        if self.config.naming.on_name_change == RenamePolicy::Keep {
+            return out;
+        }
+        for ident in &resolution.present {
+            let (Some(old), Some(first)) = (usernames.get(&ident.id), ident.records.first()) else { continue };
+            let req = NameRequest {
+                id: ident.id.clone(),
+                given_name: first.record.given_name.clone(),
+                family_name: first.record.family_name.clone(),
+            };
+            if !self.namer.still_fits(old, &req) {
+                out.insert(ident.id.clone(), (req, old.clone()));
+            }
+        }
+        out
+    }
+
+    /// Splits rename candidates into renames done now and renames held for approval. A held
+    /// person keeps the old name in `names`.
+    async fn decide_renames(
+        &self,
+        renaming: &BTreeMap<IdentityId, (NameRequest, String)>,
+        names: &mut BTreeMap<IdentityId, String>,
+    ) -> Result<(Vec<plan::RenameInfo>, Vec<plan::RenameInfo>), EngineError> {
+        let (mut done, mut held) = (Vec::new(), Vec::new());
+        if renaming.is_empty() {
+            return Ok((done, held));
+        }
+        let approved = match self.config.naming.on_name_change {
+            RenamePolicy::Hold => self.store.rename_approvals().await?,
+            _ => BTreeMap::new(),
+        };
+        for (id, (_, old)) in renaming {
+            let Some(new) = names.get(id).cloned() else { continue };
+            let info = plan::RenameInfo { identity: id.clone(), old: old.clone(), new: new.clone() };
+            let go = self.config.naming.on_name_change == RenamePolicy::Rename || approved.get(id) == Some(&new);
+            if go {
+                done.push(info);
+            } else {
+                names.insert(id.clone(), old.clone());
+                held.push(info);
+            }
+        }
+        Ok((done, held))
     }
 
     /// Names for identities that have none yet, avoiding every name ever allocated, the
@@ -444,6 +521,7 @@ impl Engine {
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
         self.store.commit_identities(&new, &computed.record_rows, now).await?;
+        self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
         self.store.adopt(&plan.adoptions, now).await?;
         let pending: Vec<(String, IdentityId, String)> = plan
@@ -587,6 +665,8 @@ impl Engine {
                             OpOutcome::Updated => (Some(op_key(&op.op)), None, None),
                             OpOutcome::Disabled { key } => (Some(key), None, Some(AccountStatus::Disabled)),
                             OpOutcome::Enabled { key } => (Some(key), None, Some(AccountStatus::Active)),
+                            // A rename moves the account's key and keeps its status.
+                            OpOutcome::Renamed { key } => (Some(key), None, None),
                             OpOutcome::Deleted => (None, None, None),
                         };
                         OpResult::Ok { key, anchor, status }
@@ -669,6 +749,7 @@ fn op_key(op: &TargetOp) -> String {
     match op {
         TargetOp::Create { username, .. } => username.clone(),
         TargetOp::CreateGroup { name, .. } => name.clone(),
+        TargetOp::Rename { key, .. } => key.clone(),
         TargetOp::Update { key, .. }
         | TargetOp::Disable { key }
         | TargetOp::Enable { key }

@@ -37,6 +37,19 @@ pub enum Counter {
     Always,
 }
 
+/// What happens to a username when the person's name changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenamePolicy {
+    /// The username stays (the default): accounts are renamed by no one.
+    #[default]
+    Keep,
+    /// A new username is allocated and every account is renamed; the old name is never reused.
+    Rename,
+    /// As `rename`, but only after `enid renames approve` for that person.
+    Hold,
+}
+
 /// A compiled naming policy.
 #[derive(Debug)]
 pub struct Namer {
@@ -72,6 +85,20 @@ impl Namer {
         let ctx = minijinja::context! { given_name => &req.given_name, family_name => &req.family_name, id => &req.id };
         let raw = tmpl.render(ctx).map_err(|e| e.to_string())?;
         Ok(normalize(&raw, self.max_length))
+    }
+
+    /// Whether `username` is still what the template gives for these names, allowing for a
+    /// collision counter and the cut before it. False means the person's name changed.
+    pub fn still_fits(&self, username: &str, req: &NameRequest) -> bool {
+        let base = self.base(req).unwrap_or_default();
+        if base.is_empty() {
+            return username.starts_with(FALLBACK_BASE);
+        }
+        if username == base {
+            return true;
+        }
+        let stem = trim_separators(username.trim_end_matches(|c: char| c.is_ascii_digit()));
+        stem.len() < username.len() && !stem.is_empty() && base.starts_with(stem)
     }
 
     /// Allocates a username for every request, avoiding `taken`. Returns id → username.
@@ -225,6 +252,18 @@ mod tests {
         assert!(names.values().all(|n| n.len() <= 20));
         let unique: HashSet<&String> = names.values().collect();
         assert_eq!(unique.len(), 11);
+    }
+
+    #[test]
+    fn a_name_still_fits_with_a_counter_but_not_after_a_change() {
+        let namer = Namer::new(DEFAULT_TEMPLATE, 20, Counter::OnCollision).unwrap();
+        let anna = req("1", "Anna", "Berg");
+        assert!(namer.still_fits("anna.berg", &anna));
+        assert!(namer.still_fits("anna.berg12", &anna));
+        assert!(!namer.still_fits("anna.lind", &anna));
+        assert!(!namer.still_fits("anna.lind2", &anna));
+        let long = req("2", "Maximiliana", "Wolfeschlegelsteinhausen");
+        assert!(namer.still_fits("maximiliana.wolfes10", &long));
     }
 
     #[test]

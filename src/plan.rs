@@ -35,6 +35,7 @@ pub struct Desired {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
+    Rename,
     Update,
     Enable,
     Disable,
@@ -50,6 +51,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
+            Action::Rename => "rename",
             Action::Update => "update",
             Action::Enable => "enable",
             Action::Disable => "disable",
@@ -111,6 +113,7 @@ pub struct NewIdentity {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub create: usize,
+    pub rename: usize,
     pub update: usize,
     pub enable: usize,
     pub disable: usize,
@@ -120,12 +123,13 @@ pub struct Summary {
 
 impl Summary {
     pub fn total_changes(&self) -> usize {
-        self.create + self.update + self.enable + self.disable + self.delete
+        self.create + self.rename + self.update + self.enable + self.disable + self.delete
     }
 
     fn count(&mut self, a: Action) {
         match a {
             Action::Create => self.create += 1,
+            Action::Rename => self.rename += 1,
             Action::Update => self.update += 1,
             Action::Enable => self.enable += 1,
             Action::Disable => self.disable += 1,
@@ -137,6 +141,7 @@ impl Summary {
 
     fn add(&mut self, o: &Summary) {
         self.create += o.create;
+        self.rename += o.rename;
         self.update += o.update;
         self.enable += o.enable;
         self.disable += o.disable;
@@ -168,6 +173,17 @@ pub struct Plan {
     pub target_groups: BTreeMap<String, GroupSummary>,
     /// Groups an interrupted run created, to be recorded as enid's.
     pub group_adoptions: Vec<GroupAdoption>,
+    /// Usernames this plan changes (rename policy), and renames waiting for approval.
+    pub renames: Vec<RenameInfo>,
+    pub held_renames: Vec<RenameInfo>,
+}
+
+/// A username change for a person whose name changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenameInfo {
+    pub identity: IdentityId,
+    pub old: String,
+    pub new: String,
 }
 
 /// What [`plan_target`] returns for one target.
@@ -374,6 +390,21 @@ pub fn normalize_key(key: &str) -> String {
     out
 }
 
+/// How a target names accounts: pure functions the planner needs to know the keys that
+/// operations will produce.
+pub struct KeyRules<'a> {
+    /// The key of a new account with this username.
+    pub key_for: &'a dyn Fn(&str) -> String,
+    /// The key of the account at `key` after a rename to `username`.
+    pub renamed: &'a dyn Fn(&str, &str) -> String,
+}
+
+impl std::fmt::Debug for KeyRules<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRules")
+    }
+}
+
 /// Plans one target.
 ///
 /// `managed` names the attributes the mapping controls: only these are compared, and one the
@@ -387,7 +418,7 @@ pub fn plan_target(
     owned: &[&OwnedAccount],
     managed: &[String],
     owner_attr: &str,
-    key_for: &dyn Fn(&str) -> String,
+    keys: &KeyRules<'_>,
 ) -> TargetPlan {
     let by_anchor: HashMap<&str, usize> =
         observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
@@ -480,15 +511,24 @@ pub fn plan_target(
                     }
                     continue;
                 }
-                tp.member_keys.push((d.identity_id.clone(), obs.key.clone()));
                 let mut changed = false;
+                // A username that changed (rename policy): rename first, then work on the new key.
+                let mut key = obs.key.clone();
+                if let Some(old) = obs.username.as_deref().filter(|u| !u.eq_ignore_ascii_case(&d.username)) {
+                    let reason = format!("the name changed: {old} → {}", d.username);
+                    let op = TargetOp::Rename { key: obs.key.clone(), username: d.username.clone() };
+                    push(&mut tp, &d, Action::Rename, reason, op, None);
+                    key = (keys.renamed)(&obs.key, &d.username);
+                    changed = true;
+                }
+                tp.member_keys.push((d.identity_id.clone(), key.clone()));
                 if obs.disabled {
                     push(
                         &mut tp,
                         &d,
                         Action::Enable,
                         "active again".into(),
-                        TargetOp::Enable { key: obs.key.clone() },
+                        TargetOp::Enable { key: key.clone() },
                         None,
                     );
                     changed = true;
@@ -502,7 +542,7 @@ pub fn plan_target(
                         &d,
                         Action::Update,
                         reason,
-                        TargetOp::Update { key: obs.key.clone(), changes },
+                        TargetOp::Update { key: key.clone(), changes },
                         Some(before),
                     );
                     changed = true;
@@ -527,7 +567,7 @@ pub fn plan_target(
                     None => "new person".to_string(),
                 };
                 let attrs = std::mem::take(&mut d.attrs);
-                tp.member_keys.push((d.identity_id.clone(), key_for(&d.username)));
+                tp.member_keys.push((d.identity_id.clone(), (keys.key_for)(&d.username)));
                 let op = TargetOp::Create { username: d.username.clone(), attrs, disabled: false };
                 push(&mut tp, &d, Action::Create, reason, op, None);
             }
@@ -595,6 +635,7 @@ pub fn assemble(
     targets: BTreeMap<String, TargetPlan>,
     conflicts: Vec<Conflict>,
     civic_changes: Vec<String>,
+    renames: (Vec<RenameInfo>, Vec<RenameInfo>),
 ) -> Plan {
     let mut summary = Summary::default();
     let mut per_target = BTreeMap::new();
@@ -621,7 +662,7 @@ pub fn assemble(
         blocked.extend(tp.blocked);
     }
     operations.sort_by(|a, b| (a.action, &a.target, &a.username).cmp(&(b.action, &b.target, &b.username)));
-    let plan_id = plan_id(&new_identities, &operations, &adoptions, &blocked, &conflicts);
+    let plan_id = plan_id(&new_identities, &operations, &adoptions, &blocked, &conflicts, &renames.0);
     Plan {
         plan_id,
         now,
@@ -637,6 +678,8 @@ pub fn assemble(
         group_summary,
         target_groups,
         group_adoptions,
+        renames: renames.0,
+        held_renames: renames.1,
     }
 }
 
@@ -646,9 +689,11 @@ fn plan_id(
     adoptions: &[Adoption],
     blocked: &[Blocked],
     conflicts: &[Conflict],
+    renames: &[RenameInfo],
 ) -> String {
     let body = serde_json::json!({
         "identities": ids, "operations": ops, "adoptions": adoptions, "blocked": blocked, "conflicts": conflicts,
+        "renames": renames,
     });
     let digest = Sha256::digest(body.to_string().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
@@ -661,6 +706,7 @@ impl Plan {
             && self.adoptions.is_empty()
             && self.new_identities.is_empty()
             && self.group_adoptions.is_empty()
+            && self.renames.is_empty()
     }
 }
 
@@ -711,7 +757,9 @@ mod tests {
         let owned: Vec<&OwnedAccount> = owned.iter().collect();
         let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
         let key_for = |u: &str| format!("uid={u},ou=people,dc=example,dc=org");
-        let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber", &key_for);
+        let renamed = |k: &str, u: &str| format!("uid={u},{}", k.split_once(',').map(|(_, p)| p).unwrap_or(""));
+        let keys = KeyRules { key_for: &key_for, renamed: &renamed };
+        let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber", &keys);
         let mut out = String::new();
         for op in &tp.operations {
             out.push_str(&format!(
@@ -740,7 +788,7 @@ mod tests {
             &[],
             expect_test::expect![[r#"
                 create anna.berg (new person) {"kind":"create","username":"anna.berg","attrs":{"employeeNumber":["1"],"sn":["Berg"],"uid":["anna.berg"]},"disabled":false}
-                Summary { create: 1, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+                Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
             "#]],
         );
     }
@@ -752,7 +800,7 @@ mod tests {
             &[observed("anna.berg", Some("1"), "Berg", false)],
             &[owned("1", "anna.berg", AccountStatus::Active)],
             expect_test::expect![[r#"
-                Summary { create: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
             "#]],
         );
     }
@@ -765,7 +813,7 @@ mod tests {
             &[owned("1", "anna.berg", AccountStatus::Active)],
             expect_test::expect![[r#"
                 update anna.berg (sn changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"sn","values":["Ek"]}]}
-                Summary { create: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+                Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
             "#]],
         );
     }
@@ -781,7 +829,7 @@ mod tests {
             &[owned("1", "anna.berg", AccountStatus::Active)],
             expect_test::expect![[r#"
                 update anna.berg (departmentNumber changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"departmentNumber","values":[]}]}
-                Summary { create: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+                Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
             "#]],
         );
     }
@@ -807,7 +855,7 @@ mod tests {
             expect_test::expect![[r#"
                 enable cy.ek (active again) {"kind":"enable","key":"uid=cy.ek,ou=people,dc=example,dc=org"}
                 disable anna.berg (no longer in any source) {"kind":"disable","key":"uid=anna.berg,ou=people,dc=example,dc=org"}
-                Summary { create: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
+                Summary { create: 0, rename: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
             "#]],
         );
     }
@@ -821,7 +869,7 @@ mod tests {
             expect_test::expect![[r#"
                 create bo.ek (the account enid created is missing on the target; creating it again) {"kind":"create","username":"bo.ek","attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false}
                 adopt uid=anna.berg,ou=people,dc=example,dc=org
-                Summary { create: 1, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+                Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
             "#]],
         );
     }
@@ -834,7 +882,7 @@ mod tests {
             &[],
             expect_test::expect![[r#"
                 blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org exists but was not created by enid
-                Summary { create: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
             "#]],
         );
     }

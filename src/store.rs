@@ -427,6 +427,75 @@ impl Store {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
+    /// Gives identities their new usernames. The old name stays in `usernames`, released, so it
+    /// is never given to anyone else.
+    pub async fn commit_renames(
+        &self,
+        renames: &[crate::plan::RenameInfo],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if renames.is_empty() {
+            return Ok(());
+        }
+        let now = ts(now);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for r in renames {
+            sqlx::query("UPDATE usernames SET released_at = ?1 WHERE username = ?2")
+                .bind(&now)
+                .bind(&r.old)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            sqlx::query("INSERT INTO usernames (username, identity_id, allocated_at) VALUES (?1, ?2, ?3)")
+                .bind(&r.new)
+                .bind(&r.identity)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            sqlx::query("UPDATE identities SET username = ?1 WHERE id = ?2")
+                .bind(&r.new)
+                .bind(&r.identity)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            sqlx::query("DELETE FROM rename_approvals WHERE identity_id = ?1")
+                .bind(&r.identity)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Approved renames: identity → the new username that was approved.
+    pub async fn rename_approvals(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows: Vec<(String, String)> = self
+            .json_rows("SELECT json_group_array(json_array(identity_id, new_username)) FROM rename_approvals")
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Approves renaming an identity to `new_username`.
+    pub async fn approve_rename(
+        &self,
+        identity: &str,
+        new_username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rename_approvals (identity_id, new_username, approved_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (identity_id) DO UPDATE SET new_username = excluded.new_username, approved_at = excluded.approved_at",
+        )
+        .bind(identity)
+        .bind(new_username)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Writes ownership rows before their creates are sent: if the run dies mid-way, the next
     /// run finds the entries and completes the record instead of creating duplicates.
     pub async fn record_pending(
@@ -536,6 +605,16 @@ impl Store {
                     anchor: anchor.as_deref(),
                     status: *status,
                 }),
+                OpResult::Ok { key: Some(key), status: None, .. } if op.action == "rename" => {
+                    sqlx::query("UPDATE accounts SET key = ?1, updated_at = ?2 WHERE target = ?3 AND identity_id = ?4")
+                        .bind(key)
+                        .bind(&now)
+                        .bind(&op.target)
+                        .bind(&op.identity_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                }
                 OpResult::Ok { key: None, .. } => {
                     sqlx::query("DELETE FROM accounts WHERE target = ?1 AND identity_id = ?2")
                         .bind(&op.target)

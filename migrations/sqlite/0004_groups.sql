@@ -10,3 +10,10 @@ CREATE TABLE groups (
     updated_at   TEXT NOT NULL,
     PRIMARY KEY (target, name)
 );
+
+-- Renames approved by an operator (naming.on_name_change = "hold").
+CREATE TABLE rename_approvals (
+    identity_id  TEXT PRIMARY KEY,
+    new_username TEXT NOT NULL,
+    approved_at  TEXT NOT NULL
+);

@@ -146,3 +146,51 @@ fn a_configured_email_rule_joins_a_record_without_a_civic_number() {
     assert_eq!(plan["summary"]["create"], 1, "{plan}");
     assert_eq!(plan["new_identities"][0]["records"], serde_json::json!(["hr/H-3", "sis/1"]));
 }
+
+fn set_policy(env: &Env, policy: &str) {
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    let config = match config.find("[naming]") {
+        Some(_) => config,
+        None => config.replace("[sources.sis]", &format!("[naming]\non_name_change = \"{policy}\"\n\n[sources.sis]")),
+    };
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+}
+
+#[test]
+fn renames_follow_the_policy_and_a_released_name_is_never_reused() {
+    let env = Env::new();
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", "")]);
+    env.apply();
+    let uuid = env.people()["anna.berg"].one("entryUUID");
+
+    // keep (the default): a new family name changes attributes, not the username.
+    env.csv(&[&row("1", "Anna", "Lind", "", "student", "S1", "")]);
+    env.apply();
+    assert_eq!(env.people()["anna.berg"].one("sn"), "Lind");
+
+    // hold: the rename waits for approval.
+    set_policy(&env, "hold");
+    let plan = env.enid(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("renames waiting for approval (1)") && plan.stdout.contains("anna.berg → anna.lind"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+    env.enid(&["renames", "approve", "anna.berg"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["rename"], 1, "{plan}");
+    env.apply();
+    let people = env.people();
+    assert_eq!(people.keys().collect::<Vec<_>>(), ["anna.lind"]);
+    assert_eq!(people["anna.lind"].one("entryUUID"), uuid, "the same account, renamed");
+    assert_eq!(people["anna.lind"].get("uid"), ["anna.lind"]);
+    assert!(env.enid(&["plan"]).ok().stdout.contains("No changes."));
+
+    // The released name goes to nobody else: a new Anna Berg gets anna.berg2.
+    env.csv(&[&row("1", "Anna", "Lind", "", "student", "S1", ""), &row("2", "Anna", "Berg", "", "student", "S1", "")]);
+    env.apply();
+    assert_eq!(env.people().keys().collect::<Vec<_>>(), ["anna.berg2", "anna.lind"]);
+    let log = env.enid(&["log", "--person", "anna.lind"]).ok();
+    assert!(log.stdout.contains("rename"), "{}", log.stdout);
+}

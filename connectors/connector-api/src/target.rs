@@ -39,6 +39,8 @@ pub struct AttrChange {
 pub enum TargetOp {
     /// Create an account, enabled unless `disabled`.
     Create { username: String, attrs: Attrs, disabled: bool },
+    /// Give the account a new username (LDAP: a new RDN); the old name is removed.
+    Rename { key: String, username: String },
     /// Change only these attributes, in one modification.
     Update { key: String, changes: Vec<AttrChange> },
     /// Disable the account by the configured method (reversible).
@@ -78,6 +80,10 @@ pub enum OpOutcome {
         anchor: Option<String>,
     },
     Updated,
+    /// The account now lives at `key` under its new name.
+    Renamed {
+        key: String,
+    },
     /// The account now lives at `key` (a disable by move changes the DN).
     Disabled {
         key: String,
@@ -126,6 +132,8 @@ pub trait Target {
     /// Where an account with this username would be created (for ownership records written
     /// before the create is sent).
     fn key_for(&self, username: &str) -> String;
+    /// Where the account at `key` lives after a rename to `username`.
+    fn renamed_key(&self, key: &str, username: &str) -> String;
     /// Where a group with this name would be created; `None` when the target has no groups.
     fn group_key_for(&self, name: &str) -> Option<String>;
     /// Performs one operation. Safe to call concurrently.

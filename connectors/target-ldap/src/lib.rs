@@ -476,6 +476,16 @@ impl LdapTarget {
                 from_result(res, &format!("add {dn}"))?;
                 Ok(OpOutcome::Created { key: dn, anchor })
             }
+            TargetOp::Rename { key, username } => {
+                let rdn = format!("{}={}", self.config.rdn_attribute, dn_escape(username));
+                let res = ldap
+                    .with_timeout(t)
+                    .modifydn(key, &rdn, true, None)
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
+                from_result(res, &format!("rename {key} to {rdn}"))?;
+                Ok(OpOutcome::Renamed { key: self.renamed_key(key, username) })
+            }
             TargetOp::Update { key, changes } => {
                 let mods: Vec<Mod<String>> =
                     changes.iter().map(|c| Mod::Replace(c.attr.clone(), c.values.iter().cloned().collect())).collect();
@@ -658,6 +668,11 @@ impl Target for LdapTarget {
 
     fn key_for(&self, username: &str) -> String {
         format!("{}={},{}", self.config.rdn_attribute, dn_escape(username), self.config.base_dn)
+    }
+
+    fn renamed_key(&self, key: &str, username: &str) -> String {
+        let (_, parent) = split_rdn(key);
+        format!("{}={},{parent}", self.config.rdn_attribute, dn_escape(username))
     }
 
     fn group_key_for(&self, name: &str) -> Option<String> {
