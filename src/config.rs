@@ -101,6 +101,9 @@ pub struct NamingConfig {
     /// rename until `enid renames approve`.
     #[serde(default)]
     pub on_name_change: crate::naming::RenamePolicy,
+    /// Days a released username stays unavailable to anyone else; left out: forever.
+    #[serde(default)]
+    pub quarantine_days: Option<u32>,
 }
 
 impl Default for NamingConfig {
@@ -111,6 +114,7 @@ impl Default for NamingConfig {
             reserved: default_reserved(),
             counter: Default::default(),
             on_name_change: Default::default(),
+            quarantine_days: None,
         }
     }
 }

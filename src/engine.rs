@@ -366,7 +366,7 @@ impl Engine {
 
         let mut all_requests = requests;
         all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
-        let mut new_names = self.name_new(&all_requests, &observed).await?;
+        let mut new_names = self.name_new(&all_requests, &observed, now).await?;
         let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
             let more = desired_accounts(&resolution, &new_names, &last_schools, &t.mapping, today);
@@ -495,11 +495,13 @@ impl Engine {
         &self,
         requests: &[NameRequest],
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        now: DateTime<Utc>,
     ) -> Result<BTreeMap<IdentityId, String>, EngineError> {
         if requests.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let mut taken: HashSet<String> = self.store.allocated_usernames().await?.into_iter().collect();
+        let quarantine = self.config.naming.quarantine_days;
+        let mut taken: HashSet<String> = self.store.allocated_usernames(now, quarantine).await?.into_iter().collect();
         taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
         for accounts in observed.values() {
             taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));

@@ -247,9 +247,25 @@ impl Store {
         Ok(snap)
     }
 
-    /// Every username ever allocated, lowercased. Read only when new names are needed.
-    pub async fn allocated_usernames(&self) -> Result<Vec<String>, StoreError> {
-        self.json_rows::<String>("SELECT json_group_array(lower(username)) FROM usernames").await
+    /// Every username that may not be given to someone new, lowercased: all ever allocated,
+    /// except names released more than `quarantine_days` before `now` (never, without a period).
+    pub async fn allocated_usernames(
+        &self,
+        now: DateTime<Utc>,
+        quarantine_days: Option<u32>,
+    ) -> Result<Vec<String>, StoreError> {
+        let cutoff = quarantine_days.map(|d| ts(now - chrono::Duration::days(i64::from(d))));
+        let row = sqlx::query(
+            "SELECT json_group_array(lower(username)) FROM usernames
+             WHERE released_at IS NULL OR ?1 IS NULL OR released_at > ?1",
+        )
+        .bind(cutoff)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let text: String = row.try_get(0).map_err(|e| self.err(e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError { path: self.path.clone(), message: format!("reading the state: {e}") })
     }
 
     async fn json_rows<T: serde::de::DeserializeOwned>(&self, sql: &'static str) -> Result<Vec<T>, StoreError> {
@@ -390,6 +406,11 @@ impl Store {
             q.push_values(chunk, |mut b, (id, username)| {
                 b.push_bind(username).push_bind(id).push_bind(&now);
             });
+            // A name whose quarantine ended changes hands.
+            q.push(
+                " ON CONFLICT (username) DO UPDATE SET identity_id = excluded.identity_id,
+                    allocated_at = excluded.allocated_at, released_at = NULL",
+            );
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
         for chunk in records.chunks(CHUNK_ROWS) {
@@ -446,13 +467,17 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;
-            sqlx::query("INSERT INTO usernames (username, identity_id, allocated_at) VALUES (?1, ?2, ?3)")
-                .bind(&r.new)
-                .bind(&r.identity)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
+            sqlx::query(
+                "INSERT INTO usernames (username, identity_id, allocated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (username) DO UPDATE SET identity_id = excluded.identity_id,
+                    allocated_at = excluded.allocated_at, released_at = NULL",
+            )
+            .bind(&r.new)
+            .bind(&r.identity)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
             sqlx::query("UPDATE identities SET username = ?1 WHERE id = ?2")
                 .bind(&r.new)
                 .bind(&r.identity)

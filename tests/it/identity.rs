@@ -194,3 +194,25 @@ fn renames_follow_the_policy_and_a_released_name_is_never_reused() {
     let log = env.enid(&["log", "--person", "anna.lind"]).ok();
     assert!(log.stdout.contains("rename"), "{}", log.stdout);
 }
+
+#[test]
+fn a_released_name_returns_only_after_its_quarantine() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("enid.toml"))
+        .unwrap()
+        .replace("[sources.sis]", "[naming]\non_name_change = \"rename\"\nquarantine_days = 365\n\n[sources.sis]");
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", "")]);
+    env.apply();
+    env.csv(&[&row("1", "Anna", "Lind", "", "student", "S1", "")]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["renames"][0]["new"], "anna.lind", "rename needs no approval: {plan}");
+    env.apply();
+    env.csv(&[&row("1", "Anna", "Lind", "", "student", "S1", ""), &row("2", "Anna", "Berg", "", "student", "S1", "")]);
+    let soon = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(soon["new_identities"][0]["username"], "anna.berg2", "still quarantined");
+    let later = env.enid(&["plan", "--json", "--now", "2028-06-01"]).ok().json();
+    assert_eq!(later["new_identities"][0]["username"], "anna.berg", "the quarantine has ended");
+    env.enid(&["apply", "--yes", "--now", "2028-06-01"]).ok();
+    assert_eq!(env.people().keys().collect::<Vec<_>>(), ["anna.berg", "anna.lind"]);
+}
