@@ -44,15 +44,58 @@ pub struct StateConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
-    /// Sources in order of authority for a person's names: when a person's records disagree,
-    /// the first of these that has the person gives the given and family name. Sources not
-    /// listed follow, in the order of their ids.
+    /// Which sources decide which attributes when a person's records disagree.
     #[serde(default)]
-    pub name_authority: Vec<String>,
+    pub authority: AuthorityConfig,
     /// Correlation rules tried after the source key and the civic number, in order: `email`,
     /// `eppn`. A record they tie to an identity its civic number does not is held as a conflict.
     #[serde(default)]
     pub match_on: Vec<crate::identity::MatchKey>,
+}
+
+/// `[identity.authority]`: for each attribute, sources in order of authority. The first listed
+/// source that has the person decides that attribute alone; when none of them has the person, or
+/// nothing is listed, all records count (names: the first source by id; roles, schools and
+/// groups: all of them; dates: the earliest start and the latest end).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityConfig {
+    /// Given and family name.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// School units.
+    #[serde(default)]
+    pub school_unit: Vec<String>,
+    /// Classes and teaching groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Start and end dates.
+    #[serde(default)]
+    pub dates: Vec<String>,
+}
+
+impl AuthorityConfig {
+    fn all(&self) -> Vec<(&'static str, &String)> {
+        let mut out = Vec::new();
+        for (k, v) in [
+            ("names", &self.names),
+            ("school_unit", &self.school_unit),
+            ("groups", &self.groups),
+            ("dates", &self.dates),
+        ] {
+            out.extend(v.iter().map(|s| (k, s)));
+        }
+        out
+    }
+
+    /// The part the functional core uses.
+    pub fn model(&self) -> crate::model::Authority {
+        crate::model::Authority {
+            school_unit: self.school_unit.clone(),
+            groups: self.groups.clone(),
+            dates: self.dates.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -71,10 +114,10 @@ impl Config {
         crate::naming::Namer::new(&self.naming.username, self.username_max_length(), self.naming.counter)
     }
 
-    /// Source ids in order of authority.
+    /// Source ids in order of authority for names.
     pub fn source_order(&self) -> Vec<String> {
         let mut order: Vec<String> =
-            self.identity.name_authority.iter().filter(|s| self.sources.contains_key(*s)).cloned().collect();
+            self.identity.authority.names.iter().filter(|s| self.sources.contains_key(*s)).cloned().collect();
         let rest: Vec<String> = self.sources.keys().filter(|k| !order.contains(k)).cloned().collect();
         order.extend(rest);
         order
@@ -269,9 +312,9 @@ impl Config {
                 return Err(format!("id {id:?}: use letters, digits, '-' and '_' only"));
             }
         }
-        for s in &self.identity.name_authority {
+        for (attr, s) in self.identity.authority.all() {
             if !self.sources.contains_key(s) {
-                return Err(format!("[identity] name_authority names source {s:?}, which is not configured"));
+                return Err(format!("[identity.authority] {attr} names source {s:?}, which is not configured"));
             }
         }
         self.namer().map_err(|e| format!("[naming] {e}"))?;
@@ -367,9 +410,9 @@ base_dn = "ou=people,dc=example,dc=org"
         assert_eq!(c.username_max_length(), 20);
         let text = MINIMAL.replace("base_dn =", "max_username_length = 12\nbase_dn =");
         assert_eq!(Config::parse(&text).unwrap().username_max_length(), 12);
-        let text = MINIMAL.replace("[state]", "[identity]\nname_authority = [\"hr\"]\n\n[state]");
+        let text = MINIMAL.replace("[state]", "[identity.authority]\nnames = [\"hr\"]\n\n[state]");
         let err = Config::parse(&text).unwrap().validate().unwrap_err();
-        assert_eq!(err, "[identity] name_authority names source \"hr\", which is not configured");
+        assert_eq!(err, "[identity.authority] names names source \"hr\", which is not configured");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
 use crate::identity::{self, CivicChange, Decision, Resolution};
 use crate::mapping::{GroupNamer, Mapping};
-use crate::model::{AccountStatus, Identity, IdentityId, Snapshot, Sourced};
+use crate::model::{AccountStatus, Authority, Identity, IdentityId, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer, RenamePolicy};
 use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
 use crate::store::{GroupRow, OpRecord, OpResult, RecordRow, Store, StoreError};
@@ -334,11 +334,14 @@ impl Engine {
             usernames.remove(id);
         }
         let last_schools = last_schools(&snapshot, &resolution);
+        let authority = self.config.identity.authority.model();
         // Desired accounts of identities that already have a name need nothing from the targets.
         let mut desired: BTreeMap<String, Vec<Desired>> = self
             .targets
             .iter()
-            .map(|(id, t)| (id.clone(), desired_accounts(&resolution, &usernames, &last_schools, &t.mapping, today)))
+            .map(|(id, t)| {
+                (id.clone(), desired_accounts(&resolution, &authority, &usernames, &last_schools, &t.mapping, today))
+            })
             .collect();
         lap("desired accounts of known identities");
 
@@ -369,7 +372,7 @@ impl Engine {
         let mut new_names = self.name_new(&all_requests, &observed, now).await?;
         let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
-            let more = desired_accounts(&resolution, &new_names, &last_schools, &t.mapping, today);
+            let more = desired_accounts(&resolution, &authority, &new_names, &last_schools, &t.mapping, today);
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
@@ -384,7 +387,7 @@ impl Engine {
             let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed };
             let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
             if let Some(namer) = &handle.groups {
-                let desired_groups = namer.desired(&resolution, &tp.member_keys);
+                let desired_groups = namer.desired(&resolution, &authority, &tp.member_keys);
                 let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
                 let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
                 plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
@@ -788,6 +791,7 @@ fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<Identi
 /// What every identity should have on one target. Pure.
 pub fn desired_accounts(
     resolution: &Resolution,
+    authority: &Authority,
     usernames: &BTreeMap<IdentityId, String>,
     last_schools: &HashMap<IdentityId, String>,
     mapping: &Mapping,
@@ -796,7 +800,7 @@ pub fn desired_accounts(
     let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
     for ident in resolution.all() {
         let Some(username) = usernames.get(&ident.id) else { continue };
-        out.push(desired_for(ident, username, last_schools, mapping, today));
+        out.push(desired_for(ident, authority, username, last_schools, mapping, today));
     }
     out
 }
@@ -819,12 +823,13 @@ fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<Identit
 
 fn desired_for(
     ident: &Identity,
+    authority: &Authority,
     username: &str,
     last_schools: &HashMap<IdentityId, String>,
     mapping: &Mapping,
     today: NaiveDate,
 ) -> Desired {
-    let Some(person) = ident.person(username) else {
+    let Some(person) = ident.person(username, authority) else {
         return Desired {
             identity_id: ident.id.clone(),
             username: username.to_string(),

@@ -227,6 +227,7 @@ impl GroupNamer {
     pub fn desired(
         &self,
         resolution: &crate::identity::Resolution,
+        authority: &crate::model::Authority,
         member_keys: &[(crate::model::IdentityId, String)],
     ) -> BTreeMap<String, crate::plan::DesiredGroup> {
         let keys: std::collections::HashMap<&str, &str> =
@@ -245,7 +246,7 @@ impl GroupNamer {
         };
         for ident in &resolution.present {
             let Some(key) = keys.get(ident.id.as_str()) else { continue };
-            for s in &ident.records {
+            for s in ident.authoritative(&authority.groups) {
                 let r = &s.record;
                 if !self.roles.contains(&r.role) {
                     continue;

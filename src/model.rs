@@ -51,10 +51,31 @@ pub struct Person<'a> {
     pub end_date: Option<NaiveDate>,
 }
 
+/// Which sources decide school units, groups and dates (names follow the record order, which
+/// the engine sets from the name authority). An empty list: every record counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authority {
+    pub school_unit: Vec<String>,
+    pub groups: Vec<String>,
+    pub dates: Vec<String>,
+}
+
 impl Identity {
+    /// The records that decide an attribute: those of the first source in `sources` that has
+    /// this person, or all records when none does (or nothing is listed).
+    pub fn authoritative<'a>(&'a self, sources: &[String]) -> Vec<&'a Sourced> {
+        for s in sources {
+            let recs: Vec<&Sourced> = self.records.iter().filter(|r| &r.source == s).collect();
+            if !recs.is_empty() {
+                return recs;
+            }
+        }
+        self.records.iter().collect()
+    }
+
     /// The person this identity describes, taking names from the first record (sources in
     /// configuration order) and the union of roles, schools and groups.
-    pub fn person<'a>(&'a self, username: &'a str) -> Option<Person<'a>> {
+    pub fn person<'a>(&'a self, username: &'a str, authority: &Authority) -> Option<Person<'a>> {
         let first = &self.records.first()?.record;
         if let [only] = self.records.as_slice() {
             // The common case, without sets.
@@ -71,16 +92,18 @@ impl Identity {
                 end_date: r.end_date,
             });
         }
-        let mut roles = BTreeSet::new();
-        let mut schools = BTreeSet::new();
-        let mut groups = BTreeSet::new();
+        let roles: BTreeSet<Role> = self.records.iter().map(|s| s.record.role).collect();
+        let schools: BTreeSet<&str> =
+            self.authoritative(&authority.school_unit).iter().filter_map(|s| s.record.school_unit.as_deref()).collect();
+        let groups: BTreeSet<&str> = self
+            .authoritative(&authority.groups)
+            .iter()
+            .flat_map(|s| s.record.groups.iter().map(String::as_str))
+            .collect();
         let mut start: Option<NaiveDate> = None;
         let mut end: Option<Option<NaiveDate>> = None;
-        for s in &self.records {
+        for s in self.authoritative(&authority.dates) {
             let r = &s.record;
-            roles.insert(r.role);
-            schools.extend(r.school_unit.as_deref());
-            groups.extend(r.groups.iter().map(String::as_str));
             start = match (start, r.start_date) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -97,7 +120,7 @@ impl Identity {
             username,
             given_name: &first.given_name,
             family_name: &first.family_name,
-            roles: roles.into_iter().map(|r: Role| r.as_str()).collect(),
+            roles: roles.into_iter().map(|r| r.as_str()).collect(),
             school_units: schools.into_iter().collect(),
             groups: groups.into_iter().collect(),
             start_date: start,
@@ -199,4 +222,58 @@ pub struct Snapshot {
     pub records: FxHashMap<String, FxHashMap<String, StoredRecord>>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_api::SourceRecord;
+
+    fn rec(source: &str, role: Role, school: &str, group: &str, end: Option<&str>) -> Sourced {
+        Sourced {
+            source: source.into(),
+            record: SourceRecord {
+                person_id: "1".into(),
+                given_name: format!("Kim-{source}"),
+                family_name: "Lind".into(),
+                civic_no: None,
+                role,
+                school_unit: Some(school.into()),
+                groups: vec![group.into()],
+                start_date: None,
+                end_date: end.map(|e| e.parse().unwrap()),
+                location: String::new(),
+                email: None,
+                eppn: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_authoritative_source_decides_each_attribute() {
+        let ident = Identity {
+            id: "id".into(),
+            is_new: false,
+            records: vec![
+                rec("hr", Role::Staff, "S1", "7A", None),
+                rec("sis", Role::Student, "VUX", "SVA1", Some("2027-06-15")),
+            ],
+        };
+        let all = ident.person("kim", &Authority::default()).unwrap();
+        assert_eq!(all.given_name, "Kim-hr", "names from the first record");
+        assert_eq!(all.roles, ["student", "staff"]);
+        assert_eq!(all.school_units, ["S1", "VUX"]);
+        assert_eq!(all.end_date, None, "staff without an end date stays");
+
+        let sis = vec!["sis".to_string()];
+        let authority = Authority { school_unit: sis.clone(), groups: sis.clone(), dates: sis };
+        let p = ident.person("kim", &authority).unwrap();
+        assert_eq!(p.school_units, ["VUX"]);
+        assert_eq!(p.groups, ["SVA1"]);
+        assert_eq!(p.end_date.map(|d| d.to_string()).as_deref(), Some("2027-06-15"));
+        assert_eq!(p.roles, ["student", "staff"], "roles always come from every record");
+
+        let missing = Authority { school_unit: vec!["oneroster".into()], ..Default::default() };
+        assert_eq!(ident.person("kim", &missing).unwrap().school_units, ["S1", "VUX"], "no record there: all count");
+    }
 }

@@ -87,7 +87,7 @@ fn two_sources_merge_into_one_identity_with_both_roles_and_the_authoritys_names(
     let env = Env::new();
     let config = std::fs::read_to_string(env.path("enid.toml")).unwrap().replace(
         "[sources.sis]",
-        "[identity]\nname_authority = [\"hr\"]\n\n[sources.hr]\ntype = \"csv\"\npath = \"staff.csv\"\ndelimiter = \";\"\n\
+        "[identity.authority]\nnames = [\"hr\"]\n\n[sources.hr]\ntype = \"csv\"\npath = \"staff.csv\"\ndelimiter = \";\"\n\
          [sources.hr.columns]\nperson_id = \"anstnr\"\n\n[sources.sis]",
     );
     std::fs::write(env.path("enid.toml"), config).unwrap();
