@@ -108,6 +108,8 @@ struct TargetHandle {
     mapping: Mapping,
     /// Group naming, when the target has groups configured.
     groups: Option<GroupNamer>,
+    /// Group members are named by username (posixGroup `memberUid`), not by account key.
+    members_by_username: bool,
     /// The attribute that carries the enid id on accounts.
     owner_attr: String,
     max_in_flight: usize,
@@ -206,6 +208,10 @@ impl Engine {
                         id.clone(),
                         Arc::new(TargetHandle {
                             groups,
+                            members_by_username: c
+                                .groups
+                                .as_ref()
+                                .is_some_and(|g| g.object_class.members_by_username()),
                             conn: AnyTarget::Ldap(LdapTarget::new(c.clone(), password)),
                             mapping,
                             owner_attr,
@@ -387,7 +393,18 @@ impl Engine {
             let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed };
             let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
             if let Some(namer) = &handle.groups {
-                let desired_groups = namer.desired(&resolution, &authority, &tp.member_keys);
+                let by_name: Vec<(IdentityId, String)>;
+                let members = if handle.members_by_username {
+                    by_name = tp
+                        .member_keys
+                        .iter()
+                        .filter_map(|(i, _)| Some((i.clone(), usernames.get(i)?.clone())))
+                        .collect();
+                    &by_name
+                } else {
+                    &tp.member_keys
+                };
+                let desired_groups = namer.desired(&resolution, &authority, members);
                 let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
                 let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
                 plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);

@@ -92,3 +92,40 @@ fn classes_become_groups_and_membership_follows_the_sources() {
     let log = env.enid(&["log", "--school", "SKOLA2"]).ok();
     assert!(log.stdout.contains("delete group"), "{}", log.stdout);
 }
+
+#[test]
+fn posix_groups_list_usernames_and_get_gid_numbers() {
+    let env = Env::with_config(&format!(
+        "[targets.directory.groups]\nbase_dn = \"{GROUPS}\"\nobject_class = \"posixGroup\"\ngid_number_start = 5000"
+    ));
+    env.csv(&[
+        &row("1", "Anna", "Berg", "", "student", "SKOLA1", "7A"),
+        &row("2", "Bo", "Ek", "", "student", "SKOLA1", "7A|8B"),
+    ]);
+    env.apply();
+    let groups = env.search(GROUPS, "(objectClass=posixGroup)");
+    let mut seen: Vec<(String, String, Vec<String>)> = groups
+        .iter()
+        .map(|g| {
+            let mut m = g.get("memberUid");
+            m.sort();
+            (g.one("cn"), g.one("gidNumber"), m)
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("SKOLA1-7A".to_string(), "5000".to_string(), vec!["anna.berg".to_string(), "bo.ek".to_string()]),
+            ("SKOLA1-8B".to_string(), "5001".to_string(), vec!["bo.ek".to_string()]),
+        ]
+    );
+    env.csv(&[
+        &row("1", "Anna", "Berg", "", "student", "SKOLA1", "8B"),
+        &row("2", "Bo", "Ek", "", "student", "SKOLA1", "7A|8B"),
+    ]);
+    env.apply();
+    let g7 = env.search(GROUPS, "(cn=SKOLA1-7A)");
+    assert_eq!(g7[0].get("memberUid"), ["bo.ek"]);
+    assert_eq!(env.enid(&["plan", "--json"]).ok().json()["group_summary"]["unchanged"], 2);
+}

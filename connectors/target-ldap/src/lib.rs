@@ -96,6 +96,49 @@ pub struct GroupsConfig {
     /// Which roles become members.
     #[serde(default = "default_group_roles")]
     pub members: Vec<String>,
+    /// `groupOfNames` (members by DN, the default) or `posixGroup` (members by username in
+    /// `memberUid`, with a `gidNumber`).
+    #[serde(default)]
+    pub object_class: GroupClass,
+    /// The first `gidNumber` enid gives a posixGroup; later ones count up from the highest in use.
+    #[serde(default = "default_gid_start")]
+    pub gid_number_start: u32,
+}
+
+/// The kind of group entry.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum GroupClass {
+    #[default]
+    #[serde(rename = "groupOfNames")]
+    GroupOfNames,
+    #[serde(rename = "posixGroup")]
+    PosixGroup,
+}
+
+impl GroupClass {
+    fn object_class(self) -> &'static str {
+        match self {
+            GroupClass::GroupOfNames => "groupOfNames",
+            GroupClass::PosixGroup => "posixGroup",
+        }
+    }
+
+    /// The attribute that lists members.
+    fn member_attr(self) -> &'static str {
+        match self {
+            GroupClass::GroupOfNames => "member",
+            GroupClass::PosixGroup => "memberUid",
+        }
+    }
+
+    /// Whether members are named by username rather than by account key.
+    pub fn members_by_username(self) -> bool {
+        self == GroupClass::PosixGroup
+    }
+}
+
+fn default_gid_start() -> u32 {
+    100_000
 }
 
 fn default_group_name() -> String {
@@ -209,12 +252,21 @@ pub struct LdapTarget {
     conn: Mutex<Option<Ldap>>,
     disabled_ou_norm: Option<String>,
     disabled_ou_ready: Mutex<bool>,
+    /// The next free posixGroup `gidNumber`, found on first use.
+    next_gid: Mutex<Option<u32>>,
 }
 
 impl LdapTarget {
     pub fn new(config: LdapConfig, password: Secret) -> Self {
         let disabled_ou_norm = config.disabled_ou().map(|d| normalize_dn(&d));
-        LdapTarget { config, password, conn: Mutex::new(None), disabled_ou_norm, disabled_ou_ready: Mutex::new(false) }
+        LdapTarget {
+            config,
+            password,
+            conn: Mutex::new(None),
+            disabled_ou_norm,
+            disabled_ou_ready: Mutex::new(false),
+            next_gid: Mutex::new(None),
+        }
     }
 
     pub fn config(&self) -> &LdapConfig {
@@ -330,18 +382,15 @@ impl LdapTarget {
     }
 
     async fn search_groups(&self, base: &str) -> Result<Vec<ObservedGroup>, TargetError> {
+        let class = self.config.groups.as_ref().map(|g| g.object_class).unwrap_or_default();
+        let filter = format!("(objectClass={})", class.object_class());
+        let member_attr = class.member_attr();
         let mut ldap = self.ldap().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
             .with_timeout(self.timeout())
-            .streaming_search_with(
-                adapters,
-                base,
-                Scope::Subtree,
-                "(objectClass=groupOfNames)",
-                vec!["cn", "member", "entryUUID"],
-            )
+            .streaming_search_with(adapters, base, Scope::Subtree, &filter, vec!["cn", member_attr, "entryUUID"])
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
         let mut out = Vec::new();
@@ -363,7 +412,7 @@ impl LdapTarget {
                 key: entry.dn.clone(),
                 anchor: get("entryUUID").into_iter().next(),
                 name: get("cn").into_iter().next().unwrap_or_default(),
-                members: get("member"),
+                members: get(member_attr),
             });
         }
         let res = stream.finish().await;
@@ -372,6 +421,32 @@ impl LdapTarget {
         }
         from_result(res, &format!("search {base}"))?;
         Ok(out)
+    }
+
+    /// The next free `gidNumber`: one above the highest under the groups base (at least
+    /// `gid_number_start`), then counted up here, so concurrent creates never share one.
+    async fn allocate_gid(&self, ldap: &mut Ldap) -> Result<u32, TargetError> {
+        let mut next = self.next_gid.lock().await;
+        let gid = match *next {
+            Some(g) => g,
+            None => {
+                let groups = self.config.groups.as_ref().ok_or_else(|| TargetError::Config("no [groups]".into()))?;
+                let base = groups.base_dn.clone();
+                let (entries, _) = ldap
+                    .with_timeout(self.timeout())
+                    .search(&base, Scope::Subtree, "(gidNumber=*)", vec!["gidNumber"])
+                    .await
+                    .and_then(|r| r.non_error())
+                    .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+                let highest = entries
+                    .into_iter()
+                    .filter_map(|e| SearchEntry::construct(e).attrs.get("gidNumber")?.first()?.parse::<u32>().ok())
+                    .max();
+                highest.map(|h| h + 1).unwrap_or(0).max(groups.gid_number_start)
+            }
+        };
+        *next = Some(gid + 1);
+        Ok(gid)
     }
 
     /// Adds or deletes member values. When the server refuses the batch because one value is
@@ -384,12 +459,9 @@ impl LdapTarget {
         members: &[String],
         add: bool,
     ) -> Result<(), TargetError> {
+        let attr = self.config.groups.as_ref().map(|g| g.object_class).unwrap_or_default().member_attr().to_string();
         let make = |values: HashSet<String>| -> Vec<Mod<String>> {
-            if add {
-                vec![Mod::Add("member".to_string(), values)]
-            } else {
-                vec![Mod::Delete("member".to_string(), values)]
-            }
+            if add { vec![Mod::Add(attr.clone(), values)] } else { vec![Mod::Delete(attr.clone(), values)] }
         };
         let benign = if add { 20 } else { 16 };
         let what = format!("{} members of {key}", if add { "add" } else { "remove" });
@@ -538,11 +610,18 @@ impl LdapTarget {
                 let dn = self
                     .group_key_for(name)
                     .ok_or_else(|| TargetError::Config("no [groups] configured for this target".into()))?;
-                let entry = vec![
-                    ("objectClass".to_string(), HashSet::from(["top".to_string(), "groupOfNames".to_string()])),
+                let class = self.config.groups.as_ref().map(|g| g.object_class).unwrap_or_default();
+                let mut entry = vec![
+                    ("objectClass".to_string(), HashSet::from(["top".to_string(), class.object_class().to_string()])),
                     ("cn".to_string(), HashSet::from([name.clone()])),
-                    ("member".to_string(), members.iter().cloned().collect()),
                 ];
+                if !members.is_empty() {
+                    entry.push((class.member_attr().to_string(), members.iter().cloned().collect()));
+                }
+                if class == GroupClass::PosixGroup {
+                    let gid = self.allocate_gid(&mut ldap).await?;
+                    entry.push(("gidNumber".to_string(), HashSet::from([gid.to_string()])));
+                }
                 let res = ldap
                     .with_timeout(t)
                     .with_controls(PostRead::new(vec!["entryUUID"]))
