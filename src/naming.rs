@@ -217,6 +217,7 @@ mod tests {
             ("Séan", "O'Brien", "sean.obrien"),
             ("Ægir", "Strauß", "aegir.strauss"),
             ("Bo", "Ek", "bo.ek"),
+            ("A", "B", "a.b"),
             ("Maximiliana", "Wolfeschlegelsteinhausen", "maximiliana.wolfesch"),
             ("Ada", "Lovelace-.", "ada.lovelace"),
             ("Иван", "Петров", "ivan.petrov"),
