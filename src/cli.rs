@@ -54,6 +54,9 @@ pub enum Command {
         /// Apply a saved plan, only if the inputs still give exactly that plan
         #[arg(long, value_name = "ID")]
         plan: Option<String>,
+        /// Apply a saved plan that goes over a threshold, after review
+        #[arg(long, requires = "plan")]
+        accept_threshold: bool,
         #[command(flatten)]
         time: TimeArg,
     },
@@ -218,7 +221,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             exiting(computed);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply { yes, plan, time } => {
+        Command::Apply { yes, plan, accept_threshold, time } => {
             let engine = Engine::build(config).await?;
             let now = clock::now(time.now);
             let computed = engine.compute(now).await?;
@@ -238,6 +241,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             write!(out, "{}", render_plan(&computed)).map_err(io)?;
             if computed.plan.is_empty() && computed.record_rows.is_empty() {
                 return Ok(ExitCode::SUCCESS);
+            }
+            if !computed.plan.held.is_empty() && !accept_threshold {
+                return Err(CliError::Message(format!(
+                    "plan {} is held, nothing was applied: {}. Review it, then apply exactly it with `enid plan --save` \
+                     and `enid apply --plan {} --accept-threshold`",
+                    computed.plan.plan_id,
+                    computed.plan.held.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("; "),
+                    computed.plan.plan_id
+                )));
             }
             if plan.is_none() && !yes && !computed.plan.operations.is_empty() {
                 if !std::io::stdin().is_terminal() {
@@ -517,6 +529,17 @@ pub fn render_plan(c: &Computed) -> String {
                 }
             }
             s.push('\n');
+        }
+    }
+    if !plan.held.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nHELD: this plan goes over a threshold and is not applied without review \
+             (`enid plan --save`, then `enid apply --plan {} --accept-threshold`):",
+            plan.plan_id
+        );
+        for h in &plan.held {
+            let _ = writeln!(s, "  {h}");
         }
     }
     if !plan.conflicts.is_empty() {

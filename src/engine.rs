@@ -110,6 +110,7 @@ struct TargetHandle {
     groups: Option<GroupNamer>,
     /// Group members are named by username (posixGroup `memberUid`), not by account key.
     members_by_username: bool,
+    thresholds: connector_api::Thresholds,
     /// The attribute that carries the enid id on accounts.
     owner_attr: String,
     max_in_flight: usize,
@@ -212,6 +213,7 @@ impl Engine {
                                 .groups
                                 .as_ref()
                                 .is_some_and(|g| g.object_class.members_by_username()),
+                            thresholds: c.thresholds,
                             conn: AnyTarget::Ldap(LdapTarget::new(c.clone(), password)),
                             mapping,
                             owner_attr,
@@ -431,6 +433,30 @@ impl Engine {
             civic_changes,
             (renames, held_renames),
         );
+        let mut plan = plan;
+        for (id, handle) in &self.targets {
+            // Thresholds weigh against the accounts that exist. Creates that retry an earlier,
+            // already applied plan (a pending ownership row) are not new decisions: they do not
+            // count, so an interrupted first run finishes without review.
+            let rows: HashMap<&str, AccountStatus> = snapshot
+                .accounts
+                .iter()
+                .filter(|a| &a.target == id)
+                .map(|a| (a.identity_id.as_str(), a.status))
+                .collect();
+            let owned = rows.values().filter(|s| **s != AccountStatus::Pending).count();
+            if let Some(sum) = plan.targets.get(id) {
+                let fresh = plan
+                    .operations
+                    .iter()
+                    .filter(|o| {
+                        &o.target == id && o.action == Action::Create && !rows.contains_key(o.identity.as_str())
+                    })
+                    .count();
+                let weighed = plan::Summary { create: fresh, ..*sum };
+                plan.held.extend(plan::check_thresholds(id, &weighed, owned, &handle.thresholds));
+            }
+        }
         let record_rows = changed_records(&resolution, &snapshot);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -176,6 +176,66 @@ pub struct Plan {
     /// Usernames this plan changes (rename policy), and renames waiting for approval.
     pub renames: Vec<RenameInfo>,
     pub held_renames: Vec<RenameInfo>,
+    /// Thresholds this plan goes over. A plan with any is held: nothing of it is applied until
+    /// an operator applies it by id with `--accept-threshold`.
+    pub held: Vec<ThresholdHit>,
+}
+
+/// A threshold a plan goes over.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdHit {
+    pub target: String,
+    pub action: Action,
+    /// Operations of this action in the plan.
+    pub count: usize,
+    /// Accounts enid owns on the target.
+    pub owned: usize,
+    /// The most allowed.
+    pub limit: usize,
+    /// The configured share and floor the limit came from.
+    pub percent: f64,
+    pub min: usize,
+}
+
+impl std::fmt::Display for ThresholdHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let share = if self.owned > 0 { 100.0 * self.count as f64 / self.owned as f64 } else { 100.0 };
+        write!(
+            f,
+            "target \"{}\": {} {} of {} owned accounts ({share:.1}%), over the limit of {} ({}% of owned, at least {}) by {}",
+            self.target,
+            self.count,
+            self.action.as_str(),
+            self.owned,
+            self.limit,
+            self.percent,
+            self.min,
+            self.count - self.limit
+        )
+    }
+}
+
+/// The thresholds one target's part of a plan goes over. Pure.
+pub fn check_thresholds(
+    target: &str,
+    summary: &Summary,
+    owned: usize,
+    t: &connector_api::Thresholds,
+) -> Vec<ThresholdHit> {
+    let mut hits = Vec::new();
+    let mut check = |action: Action, count: usize, percent: f64, min: usize| {
+        let limit = connector_api::Thresholds::limit(percent, min, owned);
+        if count > limit {
+            hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
+        }
+    };
+    check(Action::Disable, summary.disable, t.disable_percent, t.disable_min);
+    check(Action::Delete, summary.delete, t.delete_percent, t.delete_min);
+    // The first run against an empty state creates everyone: that is what it is for.
+    if owned > 0 {
+        check(Action::Create, summary.create, t.create_percent, t.create_min);
+    }
+    hits
 }
 
 /// A username change for a person whose name changed.
@@ -680,6 +740,7 @@ pub fn assemble(
         group_adoptions,
         renames: renames.0,
         held_renames: renames.1,
+        held: Vec::new(),
     }
 }
 
@@ -885,6 +946,21 @@ mod tests {
                 Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
             "#]],
         );
+    }
+
+    #[test]
+    fn thresholds_hold_mass_disables_and_creates_but_not_a_first_run() {
+        let t = connector_api::Thresholds::default();
+        let sum = |create, disable| Summary { create, disable, ..Default::default() };
+        assert!(check_thresholds("dir", &sum(0, 10), 100, &t).is_empty(), "10 is the floor");
+        let hits = check_thresholds("dir", &sum(0, 102), 2000, &t);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            hits[0].to_string(),
+            "target \"dir\": 102 disable of 2000 owned accounts (5.1%), over the limit of 100 (5% of owned, at least 10) by 2"
+        );
+        assert!(check_thresholds("dir", &sum(5000, 0), 0, &t).is_empty(), "the first run is exempt");
+        assert_eq!(check_thresholds("dir", &sum(401, 0), 2000, &t)[0].action, Action::Create);
     }
 
     #[test]

@@ -426,3 +426,27 @@ fn a_returner_whose_name_changed_is_updated_and_enabled_in_one_run() {
     assert_eq!(bo.one("departmentNumber"), "SKOLA3");
     assert!(env.enid(&["plan"]).ok().stdout.contains("No changes."));
 }
+
+#[test]
+fn a_plan_over_a_threshold_is_held_until_accepted_by_id() {
+    let env = Env::new();
+    let rows: Vec<String> =
+        (0..20).map(|i| row(&format!("p{i}"), "Elev", &format!("Nummer{i}"), "", "student", "S1", "")).collect();
+    env.csv(&refs(&rows));
+    env.apply();
+    // Twelve leave at once: more than the floor of ten disables.
+    env.csv(&refs(&rows[12..]));
+    let plan = env.enid(&["plan"]).ok();
+    assert!(plan.stdout.contains("HELD: this plan goes over a threshold"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("12 disable of 20 owned accounts (60.0%), over the limit of 10"), "{}", plan.stdout);
+    let run = env.enid(&["apply", "--yes"]).fails();
+    assert!(run.stderr.contains("is held, nothing was applied"), "{}", run.stderr);
+    assert!(env.people().values().all(|e| !e.dn.contains("disabled")), "nothing was disabled");
+
+    let saved = env.enid(&["plan", "--save", "--json"]).ok().json();
+    let id = saved["plan_id"].as_str().unwrap().to_string();
+    assert_eq!(saved["held"][0]["action"], "disable");
+    env.enid(&["apply", "--plan", &id]).fails();
+    env.enid(&["apply", "--plan", &id, "--accept-threshold"]).ok();
+    assert_eq!(env.search("ou=disabled,ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)").len(), 12);
+}

@@ -16,8 +16,10 @@ pub mod civic;
 pub mod secret;
 pub mod source;
 pub mod target;
+pub mod thresholds;
 
 pub use civic::{CivicNo, CivicNoError};
 pub use secret::{Secret, load_secret};
 pub use source::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
 pub use target::{AttrChange, Attrs, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
+pub use thresholds::Thresholds;

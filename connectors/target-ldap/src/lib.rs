@@ -78,6 +78,9 @@ pub struct LdapConfig {
     /// School and class groups (`groupOfNames`); none when left out.
     #[serde(default)]
     pub groups: Option<GroupsConfig>,
+    /// How much one plan may change before it is held for review.
+    #[serde(default)]
+    pub thresholds: connector_api::Thresholds,
 }
 
 /// `[targets.<id>.groups]`: groups made from the sources' school units and groups.
@@ -798,6 +801,7 @@ mod tests {
             max_username_length: None,
             attributes: BTreeMap::new(),
             groups: None,
+            thresholds: Default::default(),
         }
     }
 

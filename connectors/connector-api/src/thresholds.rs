@@ -1,0 +1,77 @@
+//! Thresholds: how much change a plan may make on one target before it is held for review.
+//!
+//! Part of every target's configuration (`[targets.<id>.thresholds]`), so it lives in the contract
+//! crate that every target's config can name.
+
+use serde::Deserialize;
+
+/// Limits per action, as a share of the accounts enid owns on the target with a floor. A plan
+/// that goes over any of them is held: nothing of it is applied until an operator accepts it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Disables allowed, in percent of the owned accounts (default 5).
+    #[serde(default = "five")]
+    pub disable_percent: f64,
+    /// Disables always allowed, whatever the percentage (default 10).
+    #[serde(default = "ten")]
+    pub disable_min: usize,
+    /// Deletes allowed, in percent of the owned accounts (default 5).
+    #[serde(default = "five")]
+    pub delete_percent: f64,
+    /// Deletes always allowed (default 10).
+    #[serde(default = "ten")]
+    pub delete_min: usize,
+    /// Creates allowed, in percent of the owned accounts (default 20). The first run, with no
+    /// owned accounts, is exempt.
+    #[serde(default = "twenty")]
+    pub create_percent: f64,
+    /// Creates always allowed (default 50).
+    #[serde(default = "fifty")]
+    pub create_min: usize,
+}
+
+fn five() -> f64 {
+    5.0
+}
+fn ten() -> usize {
+    10
+}
+fn twenty() -> f64 {
+    20.0
+}
+fn fifty() -> usize {
+    50
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            disable_percent: five(),
+            disable_min: ten(),
+            delete_percent: five(),
+            delete_min: ten(),
+            create_percent: twenty(),
+            create_min: fifty(),
+        }
+    }
+}
+
+impl Thresholds {
+    /// The largest count allowed: `percent` of `owned`, rounded up, and at least `min`.
+    pub fn limit(percent: f64, min: usize, owned: usize) -> usize {
+        ((percent / 100.0 * owned as f64).ceil() as usize).max(min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_take_the_larger_of_share_and_floor() {
+        assert_eq!(Thresholds::limit(5.0, 10, 100), 10);
+        assert_eq!(Thresholds::limit(5.0, 10, 2000), 100);
+        assert_eq!(Thresholds::limit(5.0, 10, 2001), 101);
+    }
+}
