@@ -24,6 +24,9 @@ pub struct Cli {
     /// Config file [default: $ENID_CONFIG, else /etc/enid/enid.toml]
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Go ahead although a source shrank more than its max_shrink_percent since the last apply
+    #[arg(long, global = true)]
+    pub accept_shrink: bool,
     /// More log output (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -177,10 +180,16 @@ pub fn init_tracing(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let path = Config::resolve_path(cli.config.as_deref(), std::env::var("ENID_CONFIG").ok());
     let config = Config::load(&path)?;
+    let accept_shrink = cli.accept_shrink;
+    let build = |config: Config| async move {
+        let mut engine = Engine::build(config).await?;
+        engine.accept_shrink(accept_shrink);
+        Ok::<Engine, CliError>(engine)
+    };
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Check => {
-            let engine = Engine::build(config).await?;
+            let engine = build(config).await?;
             let mut failed = Vec::new();
             for c in engine.check().await {
                 match &c.result {
@@ -199,7 +208,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Plan { json, save, time } => {
-            let engine = Engine::build(config).await?;
+            let engine = build(config).await?;
             let now = clock::now(time.now);
             let computed = engine.compute(now).await?;
             warn_rejected(&computed);
@@ -222,7 +231,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply { yes, plan, accept_threshold, time } => {
-            let engine = Engine::build(config).await?;
+            let engine = build(config).await?;
             let now = clock::now(time.now);
             let computed = engine.compute(now).await?;
             warn_rejected(&computed);
@@ -288,7 +297,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Log { run, person, school, limit, json } => {
-            let engine = Engine::build(config).await?;
+            let engine = build(config).await?;
             let identity = match person {
                 Some(p) => {
                     let ids = engine.store().find_identity(&p).await?;
@@ -329,7 +338,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Conflicts { action, json } => {
-            let engine = Engine::build(config).await?;
+            let engine = build(config).await?;
             let now = clock::now(None);
             let resolution = engine.resolve_only(now).await?;
             match action {
@@ -382,7 +391,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Renames { action } => {
-            let engine = Engine::build(config).await?;
+            let engine = build(config).await?;
             let now = clock::now(None);
             let computed = engine.compute(now).await?;
             let held = &computed.plan.held_renames;
@@ -412,7 +421,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { person, json, time } => {
-            let engine = Engine::build(config).await?;
+            let engine = build(config).await?;
             let now = clock::now(time.now);
             let computed = engine.compute(now).await;
             let text = explain(&engine, computed.as_ref().map_err(|e| e.to_string()), &person, json).await?;

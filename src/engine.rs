@@ -103,6 +103,14 @@ impl AnyTarget {
 /// A target read running in a task of its own.
 type ObserveTask = tokio::task::JoinHandle<Result<(Vec<ObservedAccount>, Vec<ObservedGroup>), TargetError>>;
 
+struct SourceHandle {
+    id: String,
+    conn: AnySource,
+    max_rejected_percent: f64,
+    max_shrink_percent: f64,
+    shrink_min_records: usize,
+}
+
 struct TargetHandle {
     conn: AnyTarget,
     mapping: Mapping,
@@ -120,7 +128,9 @@ struct TargetHandle {
 pub struct Engine {
     config: Config,
     store: Store,
-    sources: Vec<(String, AnySource, f64)>,
+    sources: Vec<SourceHandle>,
+    /// Skip the shrink guard for this run (`--accept-shrink`).
+    accept_shrink: bool,
     targets: BTreeMap<String, Arc<TargetHandle>>,
     namer: Namer,
 }
@@ -176,9 +186,13 @@ impl Engine {
         for id in config.source_order() {
             let Some(s) = config.sources.get(&id) else { continue };
             match s {
-                SourceConfig::Csv(c) => {
-                    sources.push((id.clone(), AnySource::Csv(CsvSource::new(c.clone())), c.max_rejected_percent))
-                }
+                SourceConfig::Csv(c) => sources.push(SourceHandle {
+                    id: id.clone(),
+                    conn: AnySource::Csv(CsvSource::new(c.clone())),
+                    max_rejected_percent: c.max_rejected_percent,
+                    max_shrink_percent: c.max_shrink_percent,
+                    shrink_min_records: c.shrink_min_records,
+                }),
             }
         }
         let mut targets = BTreeMap::new();
@@ -225,11 +239,16 @@ impl Engine {
         }
         let namer =
             config.namer().map_err(|e| EngineError::TargetConfig { id: "naming".into(), message: e.to_string() })?;
-        Ok(Engine { config, store, sources, targets, namer })
+        Ok(Engine { config, store, sources, targets, namer, accept_shrink: false })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Lets this engine's runs through the shrink guard (an operator confirmed the drop).
+    pub fn accept_shrink(&mut self, yes: bool) {
+        self.accept_shrink = yes;
     }
 
     /// Connects to every source and target, reporting each separately.
@@ -238,10 +257,15 @@ impl Engine {
             component: "state".into(),
             result: Ok(format!("{}", self.config.state.path.display())),
         }];
-        for (id, s, _) in &self.sources {
+        for s in &self.sources {
             out.push(CheckResult {
-                component: format!("source \"{id}\""),
-                result: s.check().await.map(|_| "readable, header complete".to_string()).map_err(|e| e.to_string()),
+                component: format!("source \"{}\"", s.id),
+                result: s
+                    .conn
+                    .check()
+                    .await
+                    .map(|_| "readable, header complete".to_string())
+                    .map_err(|e| e.to_string()),
             });
         }
         for (id, t) in &self.targets {
@@ -263,11 +287,16 @@ impl Engine {
         today: NaiveDate,
     ) -> Result<(Vec<Sourced>, BTreeMap<String, Vec<RowError>>, BTreeMap<String, usize>), EngineError> {
         let cx = FetchContext { today };
-        let results = futures::future::join_all(self.sources.iter().map(|(_, s, _)| s.fetch(cx))).await;
+        let (results, last) = tokio::join!(
+            futures::future::join_all(self.sources.iter().map(|s| s.conn.fetch(cx))),
+            self.store.source_counts()
+        );
+        let last = last?;
         let mut records = Vec::new();
         let mut rejected = BTreeMap::new();
         let mut counts = BTreeMap::new();
-        for ((id, _, max_pct), result) in self.sources.iter().zip(results) {
+        for (handle, result) in self.sources.iter().zip(results) {
+            let (id, max_pct) = (&handle.id, &handle.max_rejected_percent);
             let batch = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
             let seen = batch.rows_seen();
             if batch.records.is_empty() {
@@ -290,6 +319,21 @@ impl Engine {
                         first.join("; ")
                     ),
                 });
+            }
+            if let Some(&before) = last.get(id).filter(|_| !self.accept_shrink) {
+                let now = batch.records.len();
+                let drop = 100.0 * before.saturating_sub(now) as f64 / before.max(1) as f64;
+                if drop > handle.max_shrink_percent && before - now > handle.shrink_min_records {
+                    return Err(EngineError::Guard {
+                        id: id.clone(),
+                        reason: format!(
+                            "{now} valid records, {drop:.1}% fewer than the {before} of the last applied run (more than \
+                             max_shrink_percent = {}, and more than {} records); a truncated or partial export never \
+                             means that people left. If they did, run again with --accept-shrink",
+                            handle.max_shrink_percent, handle.shrink_min_records
+                        ),
+                    });
+                }
             }
             counts.insert(id.clone(), batch.records.len());
             records.extend(batch.records.into_iter().map(|record| Sourced { source: id.clone(), record }));
@@ -657,6 +701,7 @@ impl Engine {
         } else {
             ("ok", format!("{} operations", report.ok))
         };
+        self.store.record_source_counts(run, &computed.counts, now).await?;
         self.store.finish_run(run, status, &message, now).await?;
         Ok(report)
     }

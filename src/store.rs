@@ -201,6 +201,13 @@ impl Store {
                 include_str!("../migrations/sqlite/0004_groups.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                5,
+                "source counts".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0005_source_counts.sql").into_sql_str(),
+                false,
+            ),
         ]);
         migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")))?;
         Ok(Store { pool, path: shown })
@@ -652,6 +659,39 @@ impl Store {
             }
         }
         self.upsert_accounts(&mut tx, &changed, &now).await?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Valid records per source in the last applied run.
+    pub async fn source_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        let rows: Vec<(String, usize)> =
+            self.json_rows("SELECT json_group_array(json_array(source, records)) FROM source_counts").await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Remembers how many valid records each source gave in an applied run.
+    pub async fn record_source_counts(
+        &self,
+        run: i64,
+        counts: &BTreeMap<String, usize>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for (source, n) in counts {
+            sqlx::query(
+                "INSERT INTO source_counts (source, records, run_id, counted_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE SET records = excluded.records, run_id = excluded.run_id,
+                    counted_at = excluded.counted_at",
+            )
+            .bind(source)
+            .bind(*n as i64)
+            .bind(run)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
         tx.commit().await.map_err(|e| self.err(e))
     }
 

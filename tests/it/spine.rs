@@ -434,19 +434,48 @@ fn a_plan_over_a_threshold_is_held_until_accepted_by_id() {
         (0..20).map(|i| row(&format!("p{i}"), "Elev", &format!("Nummer{i}"), "", "student", "S1", "")).collect();
     env.csv(&refs(&rows));
     env.apply();
-    // Twelve leave at once: more than the floor of ten disables.
+    // Twelve leave at once: more than the floor of ten disables. (The source shrinks too: the
+    // operator has confirmed that with --accept-shrink.)
     env.csv(&refs(&rows[12..]));
-    let plan = env.enid(&["plan"]).ok();
+    let plan = env.enid(&["plan", "--accept-shrink"]).ok();
     assert!(plan.stdout.contains("HELD: this plan goes over a threshold"), "{}", plan.stdout);
     assert!(plan.stdout.contains("12 disable of 20 owned accounts (60.0%), over the limit of 10"), "{}", plan.stdout);
-    let run = env.enid(&["apply", "--yes"]).fails();
+    let run = env.enid(&["apply", "--yes", "--accept-shrink"]).fails();
     assert!(run.stderr.contains("is held, nothing was applied"), "{}", run.stderr);
     assert!(env.people().values().all(|e| !e.dn.contains("disabled")), "nothing was disabled");
 
-    let saved = env.enid(&["plan", "--save", "--json"]).ok().json();
+    let saved = env.enid(&["plan", "--save", "--json", "--accept-shrink"]).ok().json();
     let id = saved["plan_id"].as_str().unwrap().to_string();
     assert_eq!(saved["held"][0]["action"], "disable");
-    env.enid(&["apply", "--plan", &id]).fails();
-    env.enid(&["apply", "--plan", &id, "--accept-threshold"]).ok();
+    env.enid(&["apply", "--plan", &id, "--accept-shrink"]).fails();
+    env.enid(&["apply", "--plan", &id, "--accept-threshold", "--accept-shrink"]).ok();
     assert_eq!(env.search("ou=disabled,ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)").len(), 12);
+}
+
+#[test]
+fn a_source_that_shrinks_by_a_third_stops_the_run() {
+    let env = Env::new();
+    let rows: Vec<String> =
+        (0..300).map(|i| row(&format!("p{i}"), "Elev", &format!("Nummer{i}"), "", "student", "S1", "")).collect();
+    env.csv(&refs(&rows));
+    env.apply();
+    env.csv(&refs(&rows[..210])); // 30% fewer
+    let run = env.enid(&["plan"]).fails();
+    let line = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.contains("source \"sis\": 210 valid records, 30.0% fewer than the 300 of the last applied run")
+            && line.contains("stopped before planning"),
+        "{line}"
+    );
+    env.enid(&["apply", "--yes"]).fails();
+    assert!(env.people().values().all(|e| !e.dn.contains("disabled")), "nothing was disabled");
+    // An operator who knows they left says so; the disable threshold still holds the plan.
+    let run = env.enid(&["apply", "--yes", "--accept-shrink"]).fails();
+    assert!(run.stderr.contains("is held"), "{}", run.stderr);
+    let id =
+        env.enid(&["plan", "--save", "--json", "--accept-shrink"]).ok().json()["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-threshold", "--accept-shrink"]).ok();
+    assert_eq!(env.search("ou=disabled,ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)").len(), 90);
+    // The applied run is the new reference.
+    env.enid(&["plan"]).ok();
 }

@@ -29,6 +29,22 @@ pub struct CsvConfig {
     /// The run stops when more than this share of rows is rejected (percent, default 2).
     #[serde(default = "default_max_rejected_percent")]
     pub max_rejected_percent: f64,
+    /// The run stops when the file has this much fewer valid records than at the last applied
+    /// run (percent, default 10).
+    #[serde(default = "default_max_shrink_percent")]
+    pub max_shrink_percent: f64,
+    /// A drop of at most this many records never stops the run, whatever the share (default 10),
+    /// so a small school losing a few pupils is not a broken export.
+    #[serde(default = "default_shrink_min_records")]
+    pub shrink_min_records: usize,
+}
+
+fn default_shrink_min_records() -> usize {
+    10
+}
+
+fn default_max_shrink_percent() -> f64 {
+    10.0
 }
 
 fn default_max_rejected_percent() -> f64 {
@@ -320,6 +336,8 @@ mod tests {
             delimiter: None,
             columns: ColumnMap::default(),
             max_rejected_percent: 2.0,
+            max_shrink_percent: 10.0,
+            shrink_min_records: 10,
         }
     }
 
