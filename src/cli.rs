@@ -60,6 +60,13 @@ pub enum Command {
         /// Apply a saved plan that goes over a threshold, after review
         #[arg(long, requires = "plan")]
         accept_threshold: bool,
+        /// Apply only these actions of a saved plan (comma-separated: create, rename, update,
+        /// enable, disable, delete, groups); the rest stays pending
+        #[arg(long, requires = "plan", value_delimiter = ',', value_name = "ACTIONS")]
+        only: Vec<String>,
+        /// Apply only the operations of this school unit of a saved plan
+        #[arg(long, requires = "plan", value_name = "UNIT")]
+        school: Option<String>,
         #[command(flatten)]
         time: TimeArg,
     },
@@ -230,10 +237,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             exiting(computed);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply { yes, plan, accept_threshold, time } => {
+        Command::Apply { yes, plan, accept_threshold, only, school, time } => {
             let engine = build(config).await?;
             let now = clock::now(time.now);
-            let computed = engine.compute(now).await?;
+            let mut computed = engine.compute(now).await?;
             warn_rejected(&computed);
             if let Some(id) = &plan {
                 let saved = engine.store().load_plan(id).await?.ok_or_else(|| {
@@ -250,6 +257,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             write!(out, "{}", render_plan(&computed)).map_err(io)?;
             if computed.plan.is_empty() && computed.record_rows.is_empty() {
                 return Ok(ExitCode::SUCCESS);
+            }
+            if !only.is_empty() || school.is_some() {
+                let before = computed.plan.operations.len();
+                restrict(&mut computed.plan, &only, school.as_deref())?;
+                // Only the thresholds of what is applied still hold it.
+                let ops = &computed.plan.operations;
+                computed.plan.held.retain(|h| ops.iter().any(|o| o.target == h.target && o.action == h.action));
+                writeln!(
+                    out,
+                    "\nApplying {} of the plan's {before} operations; the rest stays pending.",
+                    computed.plan.operations.len()
+                )
+                .map_err(io)?;
             }
             if !computed.plan.held.is_empty() && !accept_threshold {
                 return Err(CliError::Message(format!(
@@ -593,6 +613,33 @@ pub fn render_plan(c: &Computed) -> String {
         let _ = writeln!(s, "\nNo changes.");
     }
     s
+}
+
+/// Keeps only the operations of the given actions and school (partial approval).
+fn restrict(plan: &mut Plan, only: &[String], school: Option<&str>) -> Result<(), CliError> {
+    let mut actions = Vec::new();
+    for a in only {
+        let more: &[Action] = match a.trim() {
+            "create" => &[Action::Create],
+            "rename" => &[Action::Rename],
+            "update" => &[Action::Update],
+            "enable" => &[Action::Enable],
+            "disable" => &[Action::Disable],
+            "delete" => &[Action::Delete],
+            "groups" => &[Action::CreateGroup, Action::AddMembers, Action::RemoveMembers, Action::DeleteGroup],
+            other => {
+                return Err(CliError::Message(format!(
+                    "--only {other:?}: use create, rename, update, enable, disable, delete or groups"
+                )));
+            }
+        };
+        actions.extend_from_slice(more);
+    }
+    plan.operations.retain(|o| {
+        (actions.is_empty() || actions.contains(&o.action))
+            && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
+    });
+    Ok(())
 }
 
 /// The conflict queue as text.

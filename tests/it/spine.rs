@@ -479,3 +479,30 @@ fn a_source_that_shrinks_by_a_third_stops_the_run() {
     // The applied run is the new reference.
     env.enid(&["plan"]).ok();
 }
+
+#[test]
+fn partial_approval_applies_only_the_chosen_part_of_a_saved_plan() {
+    let env = Env::new();
+    let rows: Vec<String> =
+        (0..15).map(|i| row(&format!("p{i}"), "Elev", &format!("Nummer{i}"), "", "student", "S1", "")).collect();
+    env.csv(&refs(&rows));
+    env.apply();
+    // Eleven leave (held: over the floor of ten disables), two arrive at two schools.
+    let mut now: Vec<String> = rows[11..].to_vec();
+    now.push(row("n1", "Ny", "Elev", "", "student", "S1", ""));
+    now.push(row("n2", "Ny", "Annan", "", "student", "S2", ""));
+    env.csv(&refs(&now));
+    let saved = env.enid(&["plan", "--save", "--json", "--accept-shrink"]).ok().json();
+    assert_eq!(saved["held"][0]["action"], "disable");
+    let id = saved["plan_id"].as_str().unwrap().to_string();
+
+    // Only the creates of S2: no threshold applies to them.
+    env.enid(&["apply", "--plan", &id, "--only", "create", "--school", "S2", "--accept-shrink"]).ok();
+    let people = env.people();
+    assert!(people.contains_key("ny.annan") && !people.contains_key("ny.elev"), "{:?}", people.keys());
+    assert!(people.values().all(|e| !e.dn.contains("disabled")));
+    let plan = env.enid(&["plan", "--json", "--accept-shrink"]).ok().json();
+    assert_eq!((plan["summary"]["create"].as_u64(), plan["summary"]["disable"].as_u64()), (Some(1), Some(11)));
+    let run = env.enid(&["apply", "--plan", "0", "--only", "pirate"]).fails();
+    assert!(run.stderr.contains("no saved plan 0"), "{}", run.stderr);
+}
