@@ -51,6 +51,9 @@ pub struct IdentityConfig {
     /// `eppn`. A record they tie to an identity its civic number does not is held as a conflict.
     #[serde(default)]
     pub match_on: Vec<crate::identity::MatchKey>,
+    /// Persons enid never touches on any target: enid ids or `source/person_id`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// `[identity.authority]`: for each attribute, sources in order of authority. The first listed
@@ -331,6 +334,7 @@ impl Config {
             match t {
                 TargetConfig::Ldap(c) => {
                     c.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
+                    c.exclude.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
                     crate::mapping::Mapping::new(&ldap_mapping(c))
                         .map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
                 }

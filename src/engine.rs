@@ -119,6 +119,8 @@ struct TargetHandle {
     /// Group members are named by username (posixGroup `memberUid`), not by account key.
     members_by_username: bool,
     thresholds: connector_api::Thresholds,
+    /// Accounts never touched.
+    exclude: connector_api::Exclude,
     /// The attribute that carries the enid id on accounts.
     owner_attr: String,
     max_in_flight: usize,
@@ -228,6 +230,7 @@ impl Engine {
                                 .as_ref()
                                 .is_some_and(|g| g.object_class.members_by_username()),
                             thresholds: c.thresholds,
+                            exclude: c.exclude.clone(),
                             conn: AnyTarget::Ldap(LdapTarget::new(c.clone(), password)),
                             mapping,
                             owner_attr,
@@ -350,7 +353,9 @@ impl Engine {
             .map(|(id, t)| {
                 let t = Arc::clone(t);
                 let task = async move {
-                    let accounts = t.conn.observe(&t.mapping.attribute_names()).await?;
+                    let mut attrs = t.mapping.attribute_names();
+                    attrs.extend(t.exclude.attribute_names());
+                    let accounts = t.conn.observe(&attrs).await?;
                     let groups = if t.groups.is_some() { t.conn.observe_groups().await? } else { Vec::new() };
                     Ok((accounts, groups))
                 };
@@ -428,11 +433,36 @@ impl Engine {
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
+        let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let mut target_plans = BTreeMap::new();
         for (id, handle) in &self.targets {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
-            let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let want = desired.remove(id).unwrap_or_default();
+            let all_obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let mut want = desired.remove(id).unwrap_or_default();
+            // Excluded accounts are out of the plan, and so are the persons they belong to.
+            let kept: Vec<ObservedAccount>;
+            let obs = if handle.exclude == connector_api::Exclude::default() {
+                all_obs
+            } else {
+                let (out, keep): (Vec<&ObservedAccount>, Vec<&ObservedAccount>) =
+                    all_obs.iter().partition(|a| handle.exclude.matches(a));
+                let skip: HashSet<&str> = out
+                    .iter()
+                    .flat_map(|a| {
+                        let by_row = owned.iter().filter(move |o| {
+                            o.anchor.is_some() && o.anchor == a.anchor || o.key.eq_ignore_ascii_case(&a.key)
+                        });
+                        let by_attr = a.attrs.get(&handle.owner_attr).into_iter().flatten().map(String::as_str);
+                        by_row.map(|o| o.identity_id.as_str()).chain(by_attr).collect::<Vec<_>>()
+                    })
+                    .collect();
+                want.retain(|d| !skip.contains(d.identity_id.as_str()));
+                kept = keep.into_iter().cloned().collect();
+                &kept
+            };
+            if !excluded_persons.is_empty() {
+                want.retain(|d| !excluded_persons.contains(d.identity_id.as_str()));
+            }
             let managed = handle.mapping.attribute_names();
             let key_for = |u: &str| handle.conn.key_for(u);
             let renamed = |k: &str, u: &str| handle.conn.renamed_key(k, u);
@@ -851,6 +881,23 @@ fn op_key(op: &TargetOp) -> String {
         | TargetOp::RemoveMembers { key, .. }
         | TargetOp::DeleteGroup { key } => key.clone(),
     }
+}
+
+/// Identities on the `[identity] exclude` list, by enid id or `source/person_id`.
+fn excluded_persons<'a>(resolution: &'a Resolution, list: &'a [String]) -> HashSet<&'a str> {
+    let mut out = HashSet::new();
+    if list.is_empty() {
+        return out;
+    }
+    for ident in resolution.all() {
+        let listed = list.iter().any(|e| {
+            e == &ident.id || ident.records.iter().any(|r| e.split_once('/') == Some((&r.source, &r.record.person_id)))
+        });
+        if listed {
+            out.insert(ident.id.as_str());
+        }
+    }
+    out
 }
 
 /// The names identities already have, and name requests for those that have none. Pure.

@@ -506,3 +506,29 @@ fn partial_approval_applies_only_the_chosen_part_of_a_saved_plan() {
     let run = env.enid(&["apply", "--plan", "0", "--only", "pirate"]).fails();
     assert!(run.stderr.contains("no saved plan 0"), "{}", run.stderr);
 }
+
+#[test]
+fn excluded_accounts_and_persons_are_never_touched() {
+    let env = Env::new();
+    env.csv(&refs(&three()));
+    env.apply();
+    let before = env.people();
+    // Bo's account is a manual exception on the directory; Anna is excluded everywhere.
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    let config = config.replace("[sources.sis]", "[identity]\nexclude = [\"sis/1\"]\n\n[sources.sis]")
+        + "\n[targets.directory.exclude]\nusernames = [\"bo.ek\"]\n";
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+    env.csv(&[
+        &row("1", "Anna", "Lind", ANNA, "student", "SKOLA1", "7A"),
+        &row("3", "Cy", "Åström", CY, "staff", "SKOLA2", ""),
+    ]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let ops = plan["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "only Cy's school change: {ops:?}");
+    assert_eq!(ops[0]["username"], "cy.astrom");
+    env.apply();
+    let after = env.people();
+    assert_eq!(after["anna.berg"].attrs, before["anna.berg"].attrs);
+    assert_eq!(after["bo.ek"].attrs, before["bo.ek"].attrs);
+    assert_eq!(after["bo.ek"].dn, before["bo.ek"].dn, "not disabled");
+}

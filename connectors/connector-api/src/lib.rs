@@ -22,4 +22,4 @@ pub use civic::{CivicNo, CivicNoError};
 pub use secret::{Secret, load_secret};
 pub use source::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
 pub use target::{AttrChange, Attrs, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
-pub use thresholds::Thresholds;
+pub use thresholds::{Exclude, Thresholds};

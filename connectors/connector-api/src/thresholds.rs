@@ -1,4 +1,5 @@
-//! Thresholds: how much change a plan may make on one target before it is held for review.
+//! Per-target safety settings every target's configuration carries: thresholds (how much change a
+//! plan may make before it is held for review) and exclusions (accounts never touched).
 //!
 //! Part of every target's configuration (`[targets.<id>.thresholds]`), so it lives in the contract
 //! crate that every target's config can name.
@@ -61,6 +62,51 @@ impl Thresholds {
     /// The largest count allowed: `percent` of `owned`, rounded up, and at least `min`.
     pub fn limit(percent: f64, min: usize, owned: usize) -> usize {
         ((percent / 100.0 * owned as f64).ceil() as usize).max(min)
+    }
+}
+
+/// Accounts on a target that enid never touches, whoever owns them: manual exceptions.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Exclude {
+    /// Accounts whose key (DN) ends with one of these (compared without case).
+    #[serde(default)]
+    pub keys_under: Vec<String>,
+    /// Accounts with one of these usernames.
+    #[serde(default)]
+    pub usernames: Vec<String>,
+    /// `attribute=value`: accounts with that value (for example `employeeType=exception`).
+    #[serde(default)]
+    pub attributes: Vec<String>,
+}
+
+impl Exclude {
+    /// Checks the filters' shape.
+    pub fn validate(&self) -> Result<(), String> {
+        for a in &self.attributes {
+            if !a.contains('=') {
+                return Err(format!("exclude.attributes: {a:?} is not attribute=value"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The attributes the filters look at (to be read with the accounts).
+    pub fn attribute_names(&self) -> Vec<String> {
+        self.attributes.iter().filter_map(|a| a.split_once('=')).map(|(k, _)| k.trim().to_string()).collect()
+    }
+
+    /// Whether an account is excluded.
+    pub fn matches(&self, account: &crate::ObservedAccount) -> bool {
+        let key = account.key.to_lowercase();
+        self.keys_under.iter().any(|k| key.ends_with(&k.to_lowercase().replace(", ", ",")))
+            || account.username.as_ref().is_some_and(|u| self.usernames.iter().any(|x| x.eq_ignore_ascii_case(u)))
+            || self.attributes.iter().filter_map(|a| a.split_once('=')).any(|(k, v)| {
+                account
+                    .attrs
+                    .iter()
+                    .any(|(name, values)| name.eq_ignore_ascii_case(k.trim()) && values.iter().any(|x| x == v.trim()))
+            })
     }
 }
 

@@ -81,6 +81,9 @@ pub struct LdapConfig {
     /// How much one plan may change before it is held for review.
     #[serde(default)]
     pub thresholds: connector_api::Thresholds,
+    /// Accounts enid never touches.
+    #[serde(default)]
+    pub exclude: connector_api::Exclude,
 }
 
 /// `[targets.<id>.groups]`: groups made from the sources' school units and groups.
@@ -802,6 +805,7 @@ mod tests {
             attributes: BTreeMap::new(),
             groups: None,
             thresholds: Default::default(),
+            exclude: Default::default(),
         }
     }
 
