@@ -40,6 +40,8 @@ $ENID apply --yes | tail -n 2
 echo; echo "== three entries, with ldapsearch"
 ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -D cn=admin,dc=example,dc=org -w secret \
   -b ou=people,dc=example,dc=org -z 3 '(objectClass=inetOrgPerson)' 2>/dev/null | grep -v '^#' | head -n 40 || true
+echo "== groups: $(ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -D cn=admin,dc=example,dc=org -w secret \
+  -b ou=groups,dc=example,dc=org '(objectClass=groupOfNames)' cn | grep -c '^cn:') (classes and schools)"
 echo "== entries under ou=people: $(ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -D cn=admin,dc=example,dc=org -w secret \
   -b ou=people,dc=example,dc=org -E pr=1000/noprompt '(objectClass=inetOrgPerson)' dn | grep -c '^dn:')"
 echo; echo "== enid plan again: nothing left to do"
