@@ -400,6 +400,8 @@ impl Engine {
                 (id.clone(), desired_accounts(&resolution, &authority, &usernames, &last_schools, &t.mapping, today))
             })
             .collect();
+        // Also independent of the targets: which stored records the apply would rewrite.
+        let record_rows = changed_records(&resolution, &snapshot);
         lap("desired accounts of known identities");
 
         let mut observed = BTreeMap::new();
@@ -512,26 +514,24 @@ impl Engine {
             // Thresholds weigh against the accounts that exist. Creates that retry an earlier,
             // already applied plan (a pending ownership row) are not new decisions: they do not
             // count, so an interrupted first run finishes without review.
-            let rows: HashMap<&str, AccountStatus> = snapshot
-                .accounts
-                .iter()
-                .filter(|a| &a.target == id)
-                .map(|a| (a.identity_id.as_str(), a.status))
-                .collect();
-            let owned = rows.values().filter(|s| **s != AccountStatus::Pending).count();
+            let mine = || snapshot.accounts.iter().filter(move |a| &a.target == id);
+            let owned = mine().filter(|a| a.status != AccountStatus::Pending).count();
             if let Some(sum) = plan.targets.get(id) {
-                let fresh = plan
-                    .operations
-                    .iter()
-                    .filter(|o| {
-                        &o.target == id && o.action == Action::Create && !rows.contains_key(o.identity.as_str())
-                    })
-                    .count();
+                let fresh = if sum.create == 0 {
+                    0
+                } else {
+                    let rows: HashSet<&str> = mine().map(|a| a.identity_id.as_str()).collect();
+                    plan.operations
+                        .iter()
+                        .filter(|o| {
+                            &o.target == id && o.action == Action::Create && !rows.contains(o.identity.as_str())
+                        })
+                        .count()
+                };
                 let weighed = plan::Summary { create: fresh, ..*sum };
                 plan.held.extend(plan::check_thresholds(id, &weighed, owned, &handle.thresholds));
             }
         }
-        let record_rows = changed_records(&resolution, &snapshot);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             operations = plan.operations.len(),

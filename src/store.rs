@@ -19,6 +19,15 @@ use std::time::Duration;
 /// A stored record as the snapshot reads it.
 type StoredRow = (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>);
 
+/// The schema's migrations, in order; each runs once per database.
+const MIGRATIONS: [(i64, &str, &str); 5] = [
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "conflicts and civic history", include_str!("../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
+    (3, "correlation keys", include_str!("../migrations/sqlite/0003_correlation_keys.sql")),
+    (4, "groups", include_str!("../migrations/sqlite/0004_groups.sql")),
+    (5, "source counts", include_str!("../migrations/sqlite/0005_source_counts.sql")),
+];
+
 /// Rows per multi-row statement: 16 columns × 1,000 rows stays under SQLite's 32,766 variables.
 const CHUNK_ROWS: usize = 1000;
 
@@ -172,43 +181,14 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| err(format!("cannot open: {e}")))?;
-        let migrator = Migrator::with_migrations(vec![
-            Migration::new(
-                1,
-                "init".into(),
-                MigrationType::Simple,
-                include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-                false,
-            ),
-            Migration::new(
-                2,
-                "conflicts and civic history".into(),
-                MigrationType::Simple,
-                include_str!("../migrations/sqlite/0002_conflicts_and_civic_history.sql").into_sql_str(),
-                false,
-            ),
-            Migration::new(
-                3,
-                "correlation keys".into(),
-                MigrationType::Simple,
-                include_str!("../migrations/sqlite/0003_correlation_keys.sql").into_sql_str(),
-                false,
-            ),
-            Migration::new(
-                4,
-                "groups".into(),
-                MigrationType::Simple,
-                include_str!("../migrations/sqlite/0004_groups.sql").into_sql_str(),
-                false,
-            ),
-            Migration::new(
-                5,
-                "source counts".into(),
-                MigrationType::Simple,
-                include_str!("../migrations/sqlite/0005_source_counts.sql").into_sql_str(),
-                false,
-            ),
-        ]);
+        let migrator = Migrator::with_migrations(
+            MIGRATIONS
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
+                })
+                .collect(),
+        );
         migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")))?;
         Ok(Store { pool, path: shown })
     }

@@ -544,15 +544,7 @@ impl LdapTarget {
                         }
                     }
                 }
-                let res = ldap
-                    .with_timeout(t)
-                    .with_controls(PostRead::new(vec!["entryUUID"]))
-                    .add(&dn, entry)
-                    .await
-                    .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
-                let anchor = post_read_uuid(&res);
-                from_result(res, &format!("add {dn}"))?;
-                Ok(OpOutcome::Created { key: dn, anchor })
+                self.add_with_anchor(&mut ldap, dn, entry).await
             }
             TargetOp::Rename { key, username } => {
                 let rdn = format!("{}={}", self.config.rdn_attribute, dn_escape(username));
@@ -628,15 +620,7 @@ impl LdapTarget {
                     let gid = self.allocate_gid(&mut ldap).await?;
                     entry.push(("gidNumber".to_string(), HashSet::from([gid.to_string()])));
                 }
-                let res = ldap
-                    .with_timeout(t)
-                    .with_controls(PostRead::new(vec!["entryUUID"]))
-                    .add(&dn, entry)
-                    .await
-                    .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
-                let anchor = post_read_uuid(&res);
-                from_result(res, &format!("add {dn}"))?;
-                Ok(OpOutcome::Created { key: dn, anchor })
+                self.add_with_anchor(&mut ldap, dn, entry).await
             }
             TargetOp::AddMembers { key, members } => {
                 self.change_members(&mut ldap, key, members, true).await?;
@@ -661,6 +645,26 @@ impl LdapTarget {
             .map_err(|e| from_ldap(e, &format!("move {key}")))?;
         from_result(res, &format!("move {key} to {new_parent}"))?;
         Ok(format!("{rdn},{new_parent}"))
+    }
+}
+
+impl LdapTarget {
+    /// Adds an entry with the Post-Read control, so its `entryUUID` comes back with the result.
+    async fn add_with_anchor(
+        &self,
+        ldap: &mut Ldap,
+        dn: String,
+        entry: Vec<(String, HashSet<String>)>,
+    ) -> Result<OpOutcome, TargetError> {
+        let res = ldap
+            .with_timeout(self.timeout())
+            .with_controls(PostRead::new(vec!["entryUUID"]))
+            .add(&dn, entry)
+            .await
+            .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+        let anchor = post_read_uuid(&res);
+        from_result(res, &format!("add {dn}"))?;
+        Ok(OpOutcome::Created { key: dn, anchor })
     }
 }
 
