@@ -26,6 +26,9 @@ pub struct Config {
     /// How records become identities.
     #[serde(default)]
     pub identity: IdentityConfig,
+    /// When accounts are created, disabled and deleted.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
     /// Sources by id.
     pub sources: BTreeMap<String, SourceConfig>,
     /// Targets by id.
@@ -38,6 +41,96 @@ pub struct Config {
 pub struct StateConfig {
     /// SQLite database file; created, with its schema, on first use.
     pub path: PathBuf,
+}
+
+/// `[lifecycle]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Days a pupil's disabled account is kept before it is deleted (default 90), or "never".
+    #[serde(default = "ninety")]
+    pub delete_students_after_days: Grace,
+    /// Days a staff member's disabled account is kept before it is deleted (default 180), or
+    /// "never".
+    #[serde(default = "one_eighty")]
+    pub delete_staff_after_days: Grace,
+    /// Accounts are created this many days before the start date, disabled until then (default 14).
+    #[serde(default = "fourteen")]
+    pub create_days_before_start: u32,
+    /// `MM-DD`: pupils whose end date has passed keep working accounts until this day of their
+    /// school year (for example "08-31": graduates keep their accounts over the summer).
+    #[serde(default)]
+    pub keep_students_until: Option<String>,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            delete_students_after_days: ninety(),
+            delete_staff_after_days: one_eighty(),
+            create_days_before_start: fourteen(),
+            keep_students_until: None,
+        }
+    }
+}
+
+/// A grace period: days, or "never".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Grace {
+    Days(u32),
+    Word(Never),
+}
+
+/// The word "never".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Never {
+    Never,
+}
+
+impl Grace {
+    pub fn days(self) -> Option<u32> {
+        match self {
+            Grace::Days(d) => Some(d),
+            Grace::Word(_) => None,
+        }
+    }
+}
+
+fn ninety() -> Grace {
+    Grace::Days(90)
+}
+fn one_eighty() -> Grace {
+    Grace::Days(180)
+}
+fn fourteen() -> u32 {
+    14
+}
+
+impl LifecycleConfig {
+    /// The part the functional core uses.
+    pub fn model(&self) -> Result<crate::model::Lifecycle, String> {
+        let keep = match &self.keep_students_until {
+            None => None,
+            Some(md) => {
+                let (m, d) = md
+                    .split_once('-')
+                    .and_then(|(m, d)| Some((m.parse::<u32>().ok()?, d.parse::<u32>().ok()?)))
+                    .filter(|(m, d)| chrono::NaiveDate::from_ymd_opt(2024, *m, *d).is_some())
+                    .ok_or_else(|| {
+                        format!("[lifecycle] keep_students_until {md:?} is not a month-day like \"08-31\"")
+                    })?;
+                Some((m, d))
+            }
+        };
+        Ok(crate::model::Lifecycle {
+            student_grace_days: self.delete_students_after_days.days(),
+            staff_grace_days: self.delete_staff_after_days.days(),
+            create_days_before_start: self.create_days_before_start,
+            keep_students_until: keep,
+        })
+    }
 }
 
 /// `[identity]`.
@@ -315,6 +408,7 @@ impl Config {
                 return Err(format!("id {id:?}: use letters, digits, '-' and '_' only"));
             }
         }
+        self.lifecycle.model()?;
         for (attr, s) in self.identity.authority.all() {
             if !self.sources.contains_key(s) {
                 return Err(format!("[identity.authority] {attr} names source {s:?}, which is not configured"));

@@ -9,7 +9,7 @@
 use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
 use crate::identity::{self, CivicChange, Decision, Resolution};
 use crate::mapping::{GroupNamer, Mapping};
-use crate::model::{AccountStatus, Authority, Identity, IdentityId, Snapshot, Sourced};
+use crate::model::{AccountStatus, Authority, Identity, IdentityId, Lifecycle, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer, RenamePolicy};
 use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
 use crate::store::{GroupRow, OpRecord, OpResult, RecordRow, Store, StoreError};
@@ -133,6 +133,7 @@ pub struct Engine {
     sources: Vec<SourceHandle>,
     /// Skip the shrink guard for this run (`--accept-shrink`).
     accept_shrink: bool,
+    lifecycle: Lifecycle,
     targets: BTreeMap<String, Arc<TargetHandle>>,
     namer: Namer,
 }
@@ -242,7 +243,11 @@ impl Engine {
         }
         let namer =
             config.namer().map_err(|e| EngineError::TargetConfig { id: "naming".into(), message: e.to_string() })?;
-        Ok(Engine { config, store, sources, targets, namer, accept_shrink: false })
+        let lifecycle = config
+            .lifecycle
+            .model()
+            .map_err(|message| EngineError::TargetConfig { id: "lifecycle".into(), message })?;
+        Ok(Engine { config, store, sources, targets, namer, accept_shrink: false, lifecycle })
     }
 
     pub fn store(&self) -> &Store {
@@ -392,12 +397,14 @@ impl Engine {
         }
         let last_schools = last_schools(&snapshot, &resolution);
         let authority = self.config.identity.authority.model();
+        let lifecycle = self.lifecycle;
+        let rules = Rules { authority: &authority, lifecycle: &lifecycle };
         // Desired accounts of identities that already have a name need nothing from the targets.
         let mut desired: BTreeMap<String, Vec<Desired>> = self
             .targets
             .iter()
             .map(|(id, t)| {
-                (id.clone(), desired_accounts(&resolution, &authority, &usernames, &last_schools, &t.mapping, today))
+                (id.clone(), desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.mapping, today))
             })
             .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
@@ -431,7 +438,7 @@ impl Engine {
         let mut new_names = self.name_new(&all_requests, &observed, now).await?;
         let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
-            let more = desired_accounts(&resolution, &authority, &new_names, &last_schools, &t.mapping, today);
+            let more = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.mapping, today);
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
@@ -468,7 +475,7 @@ impl Engine {
             let managed = handle.mapping.attribute_names();
             let key_for = |u: &str| handle.conn.key_for(u);
             let renamed = |k: &str, u: &str| handle.conn.renamed_key(k, u);
-            let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed };
+            let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed, today };
             let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
             if let Some(namer) = &handle.groups {
                 let by_name: Vec<(IdentityId, String)>;
@@ -926,61 +933,83 @@ fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<Identi
 /// What every identity should have on one target. Pure.
 pub fn desired_accounts(
     resolution: &Resolution,
-    authority: &Authority,
+    rules: &Rules<'_>,
     usernames: &BTreeMap<IdentityId, String>,
-    last_schools: &HashMap<IdentityId, String>,
+    last_known: &HashMap<IdentityId, (String, bool)>,
     mapping: &Mapping,
     today: NaiveDate,
 ) -> Vec<Desired> {
     let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
     for ident in resolution.all() {
         let Some(username) = usernames.get(&ident.id) else { continue };
-        out.push(desired_for(ident, authority, username, last_schools, mapping, today));
+        out.push(desired_for(ident, rules, username, last_known, mapping, today));
     }
     out
 }
 
-/// Absent identity → the schools its stored records last named, comma-separated (so a leaver's
-/// log rows still name a school).
-fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, String> {
+/// Absent identity → the schools its stored records last named (comma-separated, so a leaver's
+/// log rows still name a school) and whether any of them was staff (for the grace period).
+fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, (String, bool)> {
     let absent: HashSet<&str> = resolution.absent.iter().map(|i| i.id.as_str()).collect();
-    let mut sets: HashMap<&IdentityId, std::collections::BTreeSet<&str>> = HashMap::new();
+    let mut sets: HashMap<&IdentityId, (std::collections::BTreeSet<&str>, bool)> = HashMap::new();
     if absent.is_empty() {
         return HashMap::new();
     }
     for rec in snapshot.all_records().filter(|r| absent.contains(r.identity_id.as_str())) {
-        if let Some(s) = &rec.school_unit {
-            sets.entry(&rec.identity_id).or_default().insert(s);
-        }
+        let e = sets.entry(&rec.identity_id).or_default();
+        e.0.extend(rec.school_unit.as_deref());
+        e.1 |= rec.role == "staff";
     }
-    sets.into_iter().map(|(id, s)| (id.clone(), s.into_iter().collect::<Vec<_>>().join(","))).collect()
+    sets.into_iter()
+        .map(|(id, (s, staff))| (id.clone(), (s.into_iter().collect::<Vec<_>>().join(","), staff)))
+        .collect()
 }
 
 fn desired_for(
     ident: &Identity,
-    authority: &Authority,
+    rules: &Rules<'_>,
     username: &str,
-    last_schools: &HashMap<IdentityId, String>,
+    last_known: &HashMap<IdentityId, (String, bool)>,
     mapping: &Mapping,
     today: NaiveDate,
 ) -> Desired {
-    let Some(person) = ident.person(username, authority) else {
+    let Some(person) = ident.person(username, rules.authority) else {
+        let (school, staff) = last_known.get(&ident.id).cloned().unwrap_or_default();
         return Desired {
             identity_id: ident.id.clone(),
             username: username.to_string(),
-            school: last_schools.get(&ident.id).cloned().unwrap_or_default(),
+            school,
             attrs: Default::default(),
             active: false,
             inactive_reason: Some("no longer in any source".into()),
+            provision_disabled: false,
+            grace_days: rules.lifecycle.grace_days(staff),
         };
     };
-    let active = person.is_active(today);
+    let staff = person.roles.contains(&"staff");
+    let mut active = person.is_active(today);
+    // Pupils past their end date keep working accounts until the configured day of their year.
+    if !active
+        && !staff
+        && let Some(end) = person.end_date.filter(|e| *e < today)
+    {
+        active =
+            rules.lifecycle.kept_until(end).is_some_and(|k| today <= k) && person.start_date.is_none_or(|s| s <= today);
+    }
+    let starts = person.start_date.filter(|s| *s > today);
+    let provision_disabled = starts.is_some_and(|s| {
+        s.checked_sub_days(chrono::Days::new(u64::from(rules.lifecycle.create_days_before_start)))
+            .is_some_and(|from| from <= today)
+    });
     let inactive_reason = if active {
         None
-    } else if let Some(e) = person.end_date.filter(|e| *e < today) {
-        Some(format!("end date {e} has passed"))
+    } else if let Some(s) = starts {
+        Some(format!("starts on {s}"))
     } else {
-        person.start_date.map(|s| format!("starts on {s}"))
+        person.end_date.filter(|e| *e < today).map(|e| match rules.lifecycle.kept_until(e).filter(|_| !staff) {
+            Some(k) => format!("end date {e} has passed, and the summer keep ended on {k}"),
+            None => format!("end date {e} has passed"),
+        })
     };
     let attrs = match mapping.render(&person) {
         Ok(a) => a,
@@ -996,7 +1025,16 @@ fn desired_for(
         attrs,
         active,
         inactive_reason,
+        provision_disabled: !active && provision_disabled,
+        grace_days: rules.lifecycle.grace_days(staff),
     }
+}
+
+/// What decides a person's desired state besides their records.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub authority: &'a Authority,
+    pub lifecycle: &'a Lifecycle,
 }
 
 /// A civic-number change as the plan shows it: the record and the kinds, never the numbers.

@@ -1,7 +1,7 @@
 //! The values the functional core works on: records with their source, identities, the state
 //! snapshot, and owned accounts. No IO happens here.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use connector_api::{Role, SourceRecord};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -49,6 +49,32 @@ pub struct Person<'a> {
     pub groups: Vec<&'a str>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
+}
+
+/// The lifecycle rules the core applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Days a disabled account waits before deletion; `None`: never deleted.
+    pub student_grace_days: Option<u32>,
+    pub staff_grace_days: Option<u32>,
+    /// Accounts exist (disabled) this many days before the start date.
+    pub create_days_before_start: u32,
+    /// (month, day): pupils past their end date stay active until this day of their school year.
+    pub keep_students_until: Option<(u32, u32)>,
+}
+
+impl Lifecycle {
+    /// The grace period of a person with these roles: the longer one wins.
+    pub fn grace_days(&self, staff: bool) -> Option<u32> {
+        if staff { self.staff_grace_days } else { self.student_grace_days }
+    }
+
+    /// The last day a pupil who ended on `end` keeps a working account.
+    pub fn kept_until(&self, end: NaiveDate) -> Option<NaiveDate> {
+        let (m, d) = self.keep_students_until?;
+        let same_year = NaiveDate::from_ymd_opt(end.year(), m, d)?;
+        if same_year >= end { Some(same_year) } else { NaiveDate::from_ymd_opt(end.year() + 1, m, d) }
+    }
 }
 
 /// Which sources decide school units, groups and dates (names follow the record order, which
@@ -178,6 +204,8 @@ pub struct OwnedAccount {
     pub key: String,
     pub anchor: Option<String>,
     pub status: AccountStatus,
+    /// When enid disabled the account (deletion follows a grace period later).
+    pub disabled_at: Option<NaiveDate>,
 }
 
 /// A stored record link: which identity a (source, person_id) belongs to, with the civic
@@ -191,6 +219,8 @@ pub struct StoredRecord {
     pub content_hash: String,
     /// The school unit last seen on the record, so a leaver's log rows still name a school.
     pub school_unit: Option<String>,
+    /// The role last seen on the record (`student`, `staff`): a leaver's grace period.
+    pub role: String,
     /// Correlation keys last seen on the record (lowercased).
     pub email: Option<String>,
     pub eppn: Option<String>,

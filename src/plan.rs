@@ -28,6 +28,10 @@ pub struct Desired {
     pub active: bool,
     /// Why the account should be inactive, in plain words (when `active` is false).
     pub inactive_reason: Option<String>,
+    /// Before the start date, inside the provisioning window: the account exists, disabled.
+    pub provision_disabled: bool,
+    /// Days an inactive person's disabled account is kept before deletion; `None`: never.
+    pub grace_days: Option<u32>,
 }
 
 /// The kinds of operation, in the order a plan runs them.
@@ -450,13 +454,15 @@ pub fn normalize_key(key: &str) -> String {
     out
 }
 
-/// How a target names accounts: pure functions the planner needs to know the keys that
-/// operations will produce.
+/// What the planner needs besides the accounts: how the target names accounts (pure functions
+/// giving the keys operations will produce) and the date.
 pub struct KeyRules<'a> {
     /// The key of a new account with this username.
     pub key_for: &'a dyn Fn(&str) -> String,
     /// The key of the account at `key` after a rename to `username`.
     pub renamed: &'a dyn Fn(&str, &str) -> String,
+    /// Today, for grace periods.
+    pub today: chrono::NaiveDate,
 }
 
 impl std::fmt::Debug for KeyRules<'_> {
@@ -480,6 +486,7 @@ pub fn plan_target(
     owner_attr: &str,
     keys: &KeyRules<'_>,
 ) -> TargetPlan {
+    let today = keys.today;
     let by_anchor: HashMap<&str, usize> =
         observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
     // Most accounts are found by anchor; the key index is built only if something needs it.
@@ -562,8 +569,19 @@ pub fn plan_target(
             Some(i) => {
                 claimed[i] = true;
                 let obs = &observed[i];
-                if !d.active {
-                    if obs.disabled {
+                if !d.active && !d.provision_disabled {
+                    // A disabled account is deleted once its grace period has passed.
+                    let due = owned.and_then(|o| Some((o.disabled_at?, d.grace_days?))).and_then(|(at, days)| {
+                        let on = at.checked_add_days(chrono::Days::new(u64::from(days)))?;
+                        (on <= today).then_some((at, on))
+                    });
+                    if let (true, Some((at, on))) = (obs.disabled, due) {
+                        let reason = format!(
+                            "{}; disabled on {at}, and the grace period ended on {on}",
+                            d.inactive_reason.as_deref().unwrap_or("no longer active")
+                        );
+                        push(&mut tp, &d, Action::Delete, reason, TargetOp::Delete { key: obs.key.clone() }, None);
+                    } else if obs.disabled {
                         tp.summary.unchanged += 1;
                     } else {
                         let reason = d.inactive_reason.clone().unwrap_or_else(|| "no longer active".into());
@@ -581,8 +599,17 @@ pub fn plan_target(
                     key = (keys.renamed)(&obs.key, &d.username);
                     changed = true;
                 }
-                tp.member_keys.push((d.identity_id.clone(), key.clone()));
-                if obs.disabled {
+                if d.provision_disabled {
+                    // Before the start date: kept current, but disabled and in no group.
+                    if !obs.disabled {
+                        let reason = d.inactive_reason.clone().unwrap_or_else(|| "starts later".into());
+                        push(&mut tp, &d, Action::Disable, reason, TargetOp::Disable { key: key.clone() }, None);
+                        changed = true;
+                    }
+                } else {
+                    tp.member_keys.push((d.identity_id.clone(), key.clone()));
+                }
+                if obs.disabled && d.active {
                     push(
                         &mut tp,
                         &d,
@@ -629,6 +656,19 @@ pub fn plan_target(
                 let attrs = std::mem::take(&mut d.attrs);
                 tp.member_keys.push((d.identity_id.clone(), (keys.key_for)(&d.username)));
                 let op = TargetOp::Create { username: d.username.clone(), attrs, disabled: false };
+                push(&mut tp, &d, Action::Create, reason, op, None);
+            }
+            None if d.provision_disabled => {
+                if let Some(&i) = by_username.get(&lowercase(&d.username)) {
+                    claimed[i] = true;
+                    continue;
+                }
+                let reason = format!(
+                    "{}: created ahead, disabled until then",
+                    d.inactive_reason.as_deref().unwrap_or("starts later")
+                );
+                let attrs = std::mem::take(&mut d.attrs);
+                let op = TargetOp::Create { username: d.username.clone(), attrs, disabled: true };
                 push(&mut tp, &d, Action::Create, reason, op, None);
             }
             None => {} // inactive and no account: nothing to do
@@ -787,6 +827,8 @@ mod tests {
             attrs: attrs(&[("employeeNumber", id), ("sn", sn), ("uid", user)]),
             active,
             inactive_reason: (!active).then(|| "no longer in any source".to_string()),
+            provision_disabled: false,
+            grace_days: Some(90),
         }
     }
 
@@ -811,6 +853,7 @@ mod tests {
             key: format!("uid={user},ou=people,dc=example,dc=org"),
             anchor: (status != AccountStatus::Pending).then(|| format!("uuid-{user}")),
             status,
+            disabled_at: None,
         }
     }
 
@@ -819,7 +862,8 @@ mod tests {
         let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
         let key_for = |u: &str| format!("uid={u},ou=people,dc=example,dc=org");
         let renamed = |k: &str, u: &str| format!("uid={u},{}", k.split_once(',').map(|(_, p)| p).unwrap_or(""));
-        let keys = KeyRules { key_for: &key_for, renamed: &renamed };
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let keys = KeyRules { key_for: &key_for, renamed: &renamed, today };
         let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber", &keys);
         let mut out = String::new();
         for op in &tp.operations {

@@ -17,15 +17,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// A stored record as the snapshot reads it.
-type StoredRow = (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>);
+type StoredRow =
+    (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>, String);
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../migrations/sqlite/0003_correlation_keys.sql")),
     (4, "groups", include_str!("../migrations/sqlite/0004_groups.sql")),
     (5, "source counts", include_str!("../migrations/sqlite/0005_source_counts.sql")),
+    (6, "lifecycle", include_str!("../migrations/sqlite/0006_lifecycle.sql")),
 ];
 
 /// Rows per multi-row statement: 16 columns × 1,000 rows stays under SQLite's 32,766 variables.
@@ -208,22 +210,23 @@ impl Store {
             ),
             self.json_rows::<StoredRow>(
                 "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
-                                                    email, eppn))
+                                                    email, eppn, role))
                  FROM source_records"
             ),
-            self.json_rows::<(String, String, String, Option<String>, String)>(
-                "SELECT json_group_array(json_array(target, identity_id, key, anchor, status)) FROM accounts"
+            self.json_rows::<(String, String, String, Option<String>, String, Option<String>)>(
+                "SELECT json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at)) FROM accounts"
             ),
         )?;
         let mut snap = Snapshot::default();
         snap.identities.extend(identities);
-        for (source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn) in records {
-            let rec = StoredRecord { identity_id, civic_no, content_hash, school_unit, email, eppn };
+        for (source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn, role) in records {
+            let rec = StoredRecord { identity_id, civic_no, content_hash, school_unit, role, email, eppn };
             snap.insert_record(source, person_id, rec);
         }
         snap.accounts = accounts
             .into_iter()
-            .map(|(target, identity_id, key, anchor, status)| OwnedAccount {
+            .map(|(target, identity_id, key, anchor, status, disabled_at)| OwnedAccount {
+                disabled_at: disabled_at.and_then(|d| d.get(..10).and_then(|d| d.parse().ok())),
                 target,
                 identity_id,
                 key,
@@ -265,7 +268,8 @@ impl Store {
     /// Owned accounts, all or of one identity.
     pub async fn accounts(&self, identity: Option<&str>) -> Result<Vec<OwnedAccount>, StoreError> {
         let rows = sqlx::query(
-            "SELECT target, identity_id, key, anchor, status FROM accounts WHERE ?1 IS NULL OR identity_id = ?1 ORDER BY target",
+            "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts
+             WHERE ?1 IS NULL OR identity_id = ?1 ORDER BY target",
         )
         .bind(identity)
         .fetch_all(&self.pool)
@@ -279,6 +283,7 @@ impl Store {
                 key: row.get(2),
                 anchor: row.get(3),
                 status: AccountStatus::parse(row.get::<&str, _>(4)).unwrap_or(AccountStatus::Pending),
+                disabled_at: row.get::<Option<String>, _>(5).and_then(|d| d.get(..10).and_then(|d| d.parse().ok())),
             })
             .collect())
     }
@@ -557,7 +562,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK_ROWS) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at) ",
+                "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at, disabled_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.target)
@@ -566,13 +571,16 @@ impl Store {
                     .push_bind(r.anchor)
                     .push_bind(r.status.as_str())
                     .push_bind(now)
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind((r.status == AccountStatus::Disabled).then_some(now));
             });
             q.push(
                 " ON CONFLICT (target, identity_id) DO UPDATE SET key = excluded.key,
                     anchor = CASE WHEN excluded.status = 'pending' THEN NULL
                                   ELSE COALESCE(excluded.anchor, accounts.anchor) END,
-                    status = excluded.status, updated_at = excluded.updated_at",
+                    status = excluded.status, updated_at = excluded.updated_at,
+                    disabled_at = CASE WHEN excluded.status = 'disabled'
+                                       THEN COALESCE(accounts.disabled_at, excluded.updated_at) ELSE NULL END",
             );
             q.build().execute(&mut **tx).await.map_err(|e| self.err(e))?;
         }

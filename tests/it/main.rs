@@ -9,5 +9,6 @@
 mod groups;
 mod harness;
 mod identity;
+mod lifecycle;
 mod spine;
 mod tls;
