@@ -727,6 +727,12 @@ async fn explain(
         n => return Err(CliError::Message(format!("{needle:?} matches {n} identities: {ids:?}; use the enid id"))),
     };
     let stored = engine.store().records_of(&id).await?;
+    // The grace period follows the person's roles: staff if any record says staff.
+    let staff = stored.iter().any(|r| r.role == "staff");
+    let grace = engine.lifecycle().grace_days(staff);
+    let deletion = |a: &crate::model::OwnedAccount| {
+        a.disabled_at.zip(grace).and_then(|(d, g)| d.checked_add_days(chrono::Days::new(u64::from(g))))
+    };
     let civic_history = engine.store().civic_history_of(&id).await?;
     let accounts = engine.store().accounts(Some(&id)).await?;
     let (current, username, next, blocked): (
@@ -777,7 +783,10 @@ async fn explain(
         "username": username,
         "records_now": current,
         "records_stored": stored,
-        "accounts": accounts.iter().map(|a| serde_json::json!({"target": a.target, "key": a.key, "anchor": a.anchor, "status": a.status.as_str()})).collect::<Vec<_>>(),
+        "accounts": accounts.iter().map(|a| serde_json::json!({
+            "target": a.target, "key": a.key, "anchor": a.anchor, "status": a.status.as_str(),
+            "disabled_on": a.disabled_at, "deleted_on": deletion(a),
+        })).collect::<Vec<_>>(),
         "civic_history": civic_history,
         "next_run": next,
         "blocked": blocked,
@@ -850,7 +859,12 @@ async fn explain(
         let _ = writeln!(s, "  none");
     }
     for a in &accounts {
-        let _ = writeln!(s, "  {}: {}  {}", a.target, a.key, a.status.as_str());
+        let when = match (a.disabled_at, deletion(a)) {
+            (Some(d), Some(del)) => format!(" since {d}; deleted on {del} unless the person returns before"),
+            (Some(d), None) => format!(" since {d}; kept (no deletion for this role)"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "  {}: {}  {}{when}", a.target, a.key, a.status.as_str());
     }
     let _ = writeln!(s, "\nNext run:");
     match computed {

@@ -254,6 +254,11 @@ impl Engine {
         &self.store
     }
 
+    /// The lifecycle rules in force.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
     /// Lets this engine's runs through the shrink guard (an operator confirmed the drop).
     pub fn accept_shrink(&mut self, yes: bool) {
         self.accept_shrink = yes;

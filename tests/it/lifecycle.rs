@@ -22,6 +22,14 @@ fn a_leaver_is_deleted_after_the_grace_period_and_a_returner_gets_the_same_name_
     let disabled = || env.search("ou=disabled,ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)").len();
     assert_eq!(disabled(), 2);
 
+    let explain = env.enid(&["explain", "anna.berg"]).ok();
+    assert!(
+        explain.stdout.contains("disabled since 2026-06-15; deleted on 2026-09-13 unless the person returns before"),
+        "{}",
+        explain.stdout
+    );
+    let explain = env.enid(&["explain", "cy.ek"]).ok();
+    assert!(explain.stdout.contains("kept (no deletion for this role)"), "{}", explain.stdout);
     // Well inside the grace period nothing is deleted.
     let plan = env.enid(&["plan", "--json", "--now", "2026-09-12"]).ok().json();
     assert_eq!(plan["summary"]["delete"], 0, "{plan}");
