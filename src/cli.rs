@@ -64,6 +64,9 @@ pub enum Command {
         /// enable, disable, delete, groups); the rest stays pending
         #[arg(long, requires = "plan", value_delimiter = ',', value_name = "ACTIONS")]
         only: Vec<String>,
+        /// Also apply the changes to persons with protected personal data, which otherwise wait
+        #[arg(long, requires = "plan")]
+        accept_protected: bool,
         /// Apply only the operations of this school unit of a saved plan
         #[arg(long, requires = "plan", value_name = "UNIT")]
         school: Option<String>,
@@ -219,8 +222,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let now = clock::now(time.now);
             let computed = engine.compute(now).await?;
             warn_rejected(&computed);
+            let shown = redacted(&computed.plan);
             if save {
-                let body = serde_json::to_string(&computed.plan).map_err(|e| CliError::Message(e.to_string()))?;
+                let body = serde_json::to_string(&shown).map_err(|e| CliError::Message(e.to_string()))?;
                 engine.store().save_plan(&computed.plan.plan_id, &body, now).await?;
             }
             if json {
@@ -237,7 +241,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             exiting(computed);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply { yes, plan, accept_threshold, only, school, time } => {
+        Command::Apply { yes, plan, accept_threshold, accept_protected, only, school, time } => {
             let engine = build(config).await?;
             let now = clock::now(time.now);
             let mut computed = engine.compute(now).await?;
@@ -296,6 +300,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     writeln!(out, "Not applied.").map_err(io)?;
                     return Ok(ExitCode::SUCCESS);
                 }
+            }
+            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count();
+            if waiting > 0 && !accept_protected {
+                computed.plan.operations.retain(|o| !o.needs_approval);
+                writeln!(
+                    out,
+                    "\n{waiting} changes to persons with protected personal data wait for approval: review them, then \
+                     `enid apply --plan {} --accept-protected`.",
+                    computed.plan.plan_id
+                )
+                .map_err(io)?;
             }
             let report = engine.apply(&computed, "apply", now).await?;
             exiting(computed);
@@ -473,6 +488,13 @@ fn warn_rejected(c: &Computed) {
     }
 }
 
+/// The plan as it may be shown: persons with protected personal data by enid id only.
+fn redacted(plan: &Plan) -> Plan {
+    let mut p = plan.clone();
+    p.operations = plan.operations.iter().map(|o| o.redacted()).collect();
+    p
+}
+
 /// The plan as text: a summary per target, then operations grouped by action.
 pub fn render_plan(c: &Computed) -> String {
     let plan = &c.plan;
@@ -528,12 +550,12 @@ pub fn render_plan(c: &Computed) -> String {
         Action::RemoveMembers,
         Action::DeleteGroup,
     ] {
-        let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).collect();
+        let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).map(|o| o.redacted()).collect();
         if ops.is_empty() {
             continue;
         }
         let _ = writeln!(s, "\n{} ({})", action.as_str(), ops.len());
-        for op in ops {
+        for op in &ops {
             let _ = write!(
                 s,
                 "  {:<10} {:<22} {:<8} {}",
@@ -559,6 +581,15 @@ pub fn render_plan(c: &Computed) -> String {
             }
             s.push('\n');
         }
+    }
+    let waiting = plan.operations.iter().filter(|o| o.needs_approval).count();
+    if waiting > 0 {
+        let _ = writeln!(
+            s,
+            "\n{waiting} changes to persons with protected personal data wait for approval \
+             (`enid plan --save`, then `enid apply --plan {} --accept-protected`)",
+            plan.plan_id
+        );
     }
     if !plan.held.is_empty() {
         let _ = writeln!(
@@ -726,7 +757,17 @@ async fn explain(
         1 => ids.into_iter().next().unwrap_or_default(),
         n => return Err(CliError::Message(format!("{needle:?} matches {n} identities: {ids:?}; use the enid id"))),
     };
-    let stored = engine.store().records_of(&id).await?;
+    let mut stored = engine.store().records_of(&id).await?;
+    let protected = computed.as_ref().ok().and_then(|c| identity_in_run(c, &id)).is_some_and(|i| i.is_protected())
+        || stored.iter().any(|r| r.protected);
+    if protected {
+        for r in &mut stored {
+            r.given_name = "(protected)".into();
+            r.family_name = "(protected)".into();
+            r.school_unit = None;
+            r.groups.clear();
+        }
+    }
     // The grace period follows the person's roles: staff if any record says staff.
     let staff = stored.iter().any(|r| r.role == "staff");
     let grace = engine.lifecycle().grace_days(staff);
@@ -750,10 +791,12 @@ async fn explain(
                         .map(|r| {
                             serde_json::json!({
                                 "source": r.source, "person_id": r.record.person_id, "location": r.record.location,
-                                "given_name": r.record.given_name, "family_name": r.record.family_name,
+                                "given_name": if protected { "(protected)" } else { r.record.given_name.as_str() },
+                                "family_name": if protected { "(protected)" } else { r.record.family_name.as_str() },
                                 "civic_no": r.record.civic_no.as_ref().map(|c| c.masked()),
-                                "role": r.record.role.as_str(), "school_unit": r.record.school_unit,
-                                "groups": r.record.groups,
+                                "role": r.record.role.as_str(),
+                                "school_unit": if protected { None } else { r.record.school_unit.clone() },
+                                "groups": if protected { Vec::new() } else { r.record.groups.clone() },
                                 "start_date": r.record.start_date, "end_date": r.record.end_date,
                             })
                         })

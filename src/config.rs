@@ -243,6 +243,10 @@ pub struct NamingConfig {
     /// Days a released username stays unavailable to anyone else; left out: forever.
     #[serde(default)]
     pub quarantine_days: Option<u32>,
+    /// Persons with protected personal data get usernames from the template too (default: no,
+    /// they get `u` + part of their enid id, which says nothing about them).
+    #[serde(default)]
+    pub protected_names_from_template: bool,
 }
 
 impl Default for NamingConfig {
@@ -254,6 +258,7 @@ impl Default for NamingConfig {
             counter: Default::default(),
             on_name_change: Default::default(),
             quarantine_days: None,
+            protected_names_from_template: false,
         }
     }
 }

@@ -121,9 +121,16 @@ struct TargetHandle {
     thresholds: connector_api::Thresholds,
     /// Accounts never touched.
     exclude: connector_api::Exclude,
+    protected: connector_api::ProtectedPolicy,
     /// The attribute that carries the enid id on accounts.
     owner_attr: String,
     max_in_flight: usize,
+}
+
+impl TargetHandle {
+    fn rules(&self) -> TargetRules<'_> {
+        TargetRules { mapping: &self.mapping, protected: &self.protected }
+    }
 }
 
 /// A built engine: config, state and connectors.
@@ -232,6 +239,7 @@ impl Engine {
                                 .is_some_and(|g| g.object_class.members_by_username()),
                             thresholds: c.thresholds,
                             exclude: c.exclude.clone(),
+                            protected: c.protected.clone(),
                             conn: AnyTarget::Ldap(LdapTarget::new(c.clone(), password)),
                             mapping,
                             owner_attr,
@@ -393,7 +401,10 @@ impl Engine {
         lap("read sources and state");
         let resolution = identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on);
         lap("resolved identities");
-        let (mut usernames, requests) = known_names(&resolution, &snapshot);
+        let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
+        if self.config.naming.protected_names_from_template {
+            requests.iter_mut().for_each(|r| r.pseudonymous = false);
+        }
         // Persons whose name no longer fits their username, when the policy renames: they get
         // their desired accounts later, with the new name.
         let renaming = self.rename_candidates(&resolution, &usernames);
@@ -409,7 +420,7 @@ impl Engine {
             .targets
             .iter()
             .map(|(id, t)| {
-                (id.clone(), desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.mapping, today))
+                (id.clone(), desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.rules(), today))
             })
             .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
@@ -443,11 +454,13 @@ impl Engine {
         let mut new_names = self.name_new(&all_requests, &observed, now).await?;
         let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
-            let more = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.mapping, today);
+            let more = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
+        let protected_ids: HashSet<&str> =
+            resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
         let mut target_plans = BTreeMap::new();
         for (id, handle) in &self.targets {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
@@ -493,6 +506,13 @@ impl Engine {
                     &by_name
                 } else {
                     &tp.member_keys
+                };
+                let allowed: Vec<(IdentityId, String)>;
+                let members = if handle.protected.groups || protected_ids.is_empty() {
+                    members
+                } else {
+                    allowed = members.iter().filter(|(i, _)| !protected_ids.contains(i.as_str())).cloned().collect();
+                    &allowed
                 };
                 let desired_groups = namer.desired(&resolution, &authority, members);
                 let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
@@ -580,10 +600,14 @@ impl Engine {
         }
         for ident in &resolution.present {
             let (Some(old), Some(first)) = (usernames.get(&ident.id), ident.records.first()) else { continue };
+            if ident.is_protected() {
+                continue; // a protected person's name never shapes their username
+            }
             let req = NameRequest {
                 id: ident.id.clone(),
                 given_name: first.record.given_name.clone(),
                 family_name: first.record.family_name.clone(),
+                pseudonymous: false,
             };
             if !self.namer.still_fits(old, &req) {
                 out.insert(ident.id.clone(), (req, old.clone()));
@@ -868,6 +892,8 @@ fn is_group_action(a: Action) -> bool {
 }
 
 fn op_record(target: &str, op: &PlannedOp, result: OpResult) -> OpRecord {
+    // The log shows a protected person by enid id only.
+    let op = &op.redacted();
     OpRecord {
         target: target.to_string(),
         identity_id: op.identity.clone(),
@@ -927,6 +953,7 @@ fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<Identi
                         id: ident.id.clone(),
                         given_name: first.record.given_name.clone(),
                         family_name: first.record.family_name.clone(),
+                        pseudonymous: ident.is_protected(),
                     });
                 }
             }
@@ -940,23 +967,24 @@ pub fn desired_accounts(
     resolution: &Resolution,
     rules: &Rules<'_>,
     usernames: &BTreeMap<IdentityId, String>,
-    last_known: &HashMap<IdentityId, (String, bool)>,
-    mapping: &Mapping,
+    last_known: &HashMap<IdentityId, (String, bool, bool)>,
+    target: &TargetRules<'_>,
     today: NaiveDate,
 ) -> Vec<Desired> {
     let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
     for ident in resolution.all() {
         let Some(username) = usernames.get(&ident.id) else { continue };
-        out.push(desired_for(ident, rules, username, last_known, mapping, today));
+        out.push(desired_for(ident, rules, username, last_known, target, today));
     }
     out
 }
 
 /// Absent identity → the schools its stored records last named (comma-separated, so a leaver's
-/// log rows still name a school) and whether any of them was staff (for the grace period).
-fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, (String, bool)> {
+/// log rows still name a school), whether any of them was staff (for the grace period), and
+/// whether any marked protected personal data.
+fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, (String, bool, bool)> {
     let absent: HashSet<&str> = resolution.absent.iter().map(|i| i.id.as_str()).collect();
-    let mut sets: HashMap<&IdentityId, (std::collections::BTreeSet<&str>, bool)> = HashMap::new();
+    let mut sets: HashMap<&IdentityId, (std::collections::BTreeSet<&str>, bool, bool)> = HashMap::new();
     if absent.is_empty() {
         return HashMap::new();
     }
@@ -964,9 +992,12 @@ fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<Identit
         let e = sets.entry(&rec.identity_id).or_default();
         e.0.extend(rec.school_unit.as_deref());
         e.1 |= rec.role == "staff";
+        e.2 |= rec.protected;
     }
     sets.into_iter()
-        .map(|(id, (s, staff))| (id.clone(), (s.into_iter().collect::<Vec<_>>().join(","), staff)))
+        .map(|(id, (s, staff, protected))| {
+            (id.clone(), (s.into_iter().collect::<Vec<_>>().join(","), staff, protected))
+        })
         .collect()
 }
 
@@ -974,21 +1005,24 @@ fn desired_for(
     ident: &Identity,
     rules: &Rules<'_>,
     username: &str,
-    last_known: &HashMap<IdentityId, (String, bool)>,
-    mapping: &Mapping,
+    last_known: &HashMap<IdentityId, (String, bool, bool)>,
+    target: &TargetRules<'_>,
     today: NaiveDate,
 ) -> Desired {
+    let mapping = target.mapping;
     let Some(person) = ident.person(username, rules.authority) else {
-        let (school, staff) = last_known.get(&ident.id).cloned().unwrap_or_default();
+        let (school, staff, protected) = last_known.get(&ident.id).cloned().unwrap_or_default();
         return Desired {
             identity_id: ident.id.clone(),
             username: username.to_string(),
-            school,
+            school: if protected { String::new() } else { school },
             attrs: Default::default(),
             active: false,
             inactive_reason: Some("no longer in any source".into()),
             provision_disabled: false,
             grace_days: rules.lifecycle.grace_days(staff),
+            protected,
+            needs_approval: protected && target.protected.hold_changes,
         };
     };
     let staff = person.roles.contains(&"staff");
@@ -1016,13 +1050,23 @@ fn desired_for(
             None => format!("end date {e} has passed"),
         })
     };
-    let attrs = match mapping.render(&person) {
+    let mut attrs = match mapping.render(&person) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(identity = %ident.id, error = %e, "attribute mapping failed");
             Default::default()
         }
     };
+    if person.protected {
+        // Only what logging in needs, and never the real name.
+        let policy = target.protected;
+        attrs.retain(|k, _| policy.attributes.iter().any(|a| a.eq_ignore_ascii_case(k)));
+        for (k, v) in attrs.iter_mut() {
+            if NAME_ATTRIBUTES.iter().any(|n| n.eq_ignore_ascii_case(k)) {
+                *v = vec![username.to_string()];
+            }
+        }
+    }
     Desired {
         identity_id: ident.id.clone(),
         username: username.to_string(),
@@ -1032,7 +1076,19 @@ fn desired_for(
         inactive_reason,
         provision_disabled: !active && provision_disabled,
         grace_days: rules.lifecycle.grace_days(staff),
+        protected: person.protected,
+        needs_approval: person.protected && target.protected.hold_changes,
     }
+}
+
+/// Attributes that carry a person's name: a protected person gets the username in them.
+const NAME_ATTRIBUTES: [&str; 6] = ["cn", "sn", "givenName", "displayName", "gecos", "name"];
+
+/// Per-target inputs of the desired state.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRules<'a> {
+    pub mapping: &'a Mapping,
+    pub protected: &'a connector_api::ProtectedPolicy,
 }
 
 /// What decides a person's desired state besides their records.
@@ -1080,6 +1136,7 @@ fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRo
                 &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
                 r.email.as_deref().unwrap_or(""),
                 r.eppn.as_deref().unwrap_or(""),
+                if r.protection.is_some() { "protected" } else { "" },
             ];
             let hash = content_hash(&fields);
             if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
@@ -1099,6 +1156,7 @@ fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRo
                 end_date: r.end_date.map(|d| d.to_string()),
                 email: r.email.clone(),
                 eppn: r.eppn.clone(),
+                protected: r.protection.is_some(),
                 content_hash: hash,
             });
         }

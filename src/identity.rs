@@ -390,6 +390,7 @@ mod tests {
                 end_date: None,
                 email: None,
                 eppn: None,
+                protection: None,
                 location: String::new(),
             },
         }
@@ -426,6 +427,7 @@ mod tests {
                 content_hash: String::new(),
                 school_unit: None,
                 role: "student".into(),
+                protected: false,
                 email: None,
                 eppn: None,
             },
@@ -459,6 +461,7 @@ mod tests {
                 content_hash: String::new(),
                 school_unit: None,
                 role: "student".into(),
+                protected: false,
                 email: None,
                 eppn: None,
             },

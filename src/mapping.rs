@@ -179,6 +179,7 @@ fn sample_person() -> Person<'static> {
         groups: vec!["7A"],
         start_date: None,
         end_date: None,
+        protected: false,
     }
 }
 

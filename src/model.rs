@@ -49,6 +49,8 @@ pub struct Person<'a> {
     pub groups: Vec<&'a str>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
+    /// The person has protected personal data in some source.
+    pub protected: bool,
 }
 
 /// The lifecycle rules the core applies.
@@ -87,6 +89,11 @@ pub struct Authority {
 }
 
 impl Identity {
+    /// Whether any of the person's records marks protected personal data.
+    pub fn is_protected(&self) -> bool {
+        self.records.iter().any(|r| r.record.protection.is_some())
+    }
+
     /// The records that decide an attribute: those of the first source in `sources` that has
     /// this person, or all records when none does (or nothing is listed).
     pub fn authoritative<'a>(&'a self, sources: &[String]) -> Vec<&'a Sourced> {
@@ -116,6 +123,7 @@ impl Identity {
                 groups: r.groups.iter().map(String::as_str).collect(),
                 start_date: r.start_date,
                 end_date: r.end_date,
+                protected: r.protection.is_some(),
             });
         }
         let roles: BTreeSet<Role> = self.records.iter().map(|s| s.record.role).collect();
@@ -151,6 +159,7 @@ impl Identity {
             groups: groups.into_iter().collect(),
             start_date: start,
             end_date: end.flatten(),
+            protected: self.records.iter().any(|r| r.record.protection.is_some()),
         })
     }
 }
@@ -221,6 +230,8 @@ pub struct StoredRecord {
     pub school_unit: Option<String>,
     /// The role last seen on the record (`student`, `staff`): a leaver's grace period.
     pub role: String,
+    /// Whether the record last marked protected personal data.
+    pub protected: bool,
     /// Correlation keys last seen on the record (lowercased).
     pub email: Option<String>,
     pub eppn: Option<String>,
@@ -275,6 +286,7 @@ mod tests {
                 location: String::new(),
                 email: None,
                 eppn: None,
+                protection: None,
             },
         }
     }

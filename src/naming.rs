@@ -24,6 +24,8 @@ pub struct NameRequest {
     pub id: IdentityId,
     pub given_name: String,
     pub family_name: String,
+    /// Give a name not derived from the person's name (protected personal data).
+    pub pseudonymous: bool,
 }
 
 /// When the collision counter appears.
@@ -75,12 +77,21 @@ impl Namer {
             .map_err(|e| TemplateError { template: template.into(), reason: e.to_string() })?;
         let namer = Namer { env, max_length: max_length.max(4), counter };
         namer
-            .base(&NameRequest { id: "x".into(), given_name: "Anna Maria".into(), family_name: "Öberg".into() })
+            .base(&NameRequest {
+                id: "x".into(),
+                given_name: "Anna Maria".into(),
+                family_name: "Öberg".into(),
+                pseudonymous: false,
+            })
             .map_err(|reason| TemplateError { template: template.into(), reason })?;
         Ok(namer)
     }
 
     fn base(&self, req: &NameRequest) -> Result<String, String> {
+        if req.pseudonymous {
+            let hex: String = req.id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+            return Ok(normalize(&format!("u{hex}"), self.max_length));
+        }
         let tmpl = self.env.get_template("username").map_err(|e| e.to_string())?;
         let ctx = minijinja::context! { given_name => &req.given_name, family_name => &req.family_name, id => &req.id };
         let raw = tmpl.render(ctx).map_err(|e| e.to_string())?;
@@ -204,7 +215,7 @@ mod tests {
     use super::*;
 
     fn req(id: &str, given: &str, family: &str) -> NameRequest {
-        NameRequest { id: id.into(), given_name: given.into(), family_name: family.into() }
+        NameRequest { id: id.into(), given_name: given.into(), family_name: family.into(), pseudonymous: false }
     }
 
     #[test]

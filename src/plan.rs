@@ -32,6 +32,10 @@ pub struct Desired {
     pub provision_disabled: bool,
     /// Days an inactive person's disabled account is kept before deletion; `None`: never.
     pub grace_days: Option<u32>,
+    /// The person has protected personal data: shown by enid id only.
+    pub protected: bool,
+    /// Every change waits for explicit approval (protected persons, by the target's policy).
+    pub needs_approval: bool,
 }
 
 /// The kinds of operation, in the order a plan runs them.
@@ -82,6 +86,40 @@ pub struct PlannedOp {
     /// For updates: the values before, of the attributes that change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<Attrs>,
+    /// For a person with protected personal data: shown by enid id only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
+    /// Applied only with explicit approval (`apply --plan ID --accept-protected`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub needs_approval: bool,
+}
+
+impl PlannedOp {
+    /// This operation as it may be shown: a protected person appears by enid id only, without
+    /// school, values or username.
+    pub fn redacted(&self) -> PlannedOp {
+        if !self.protected {
+            return self.clone();
+        }
+        let op = match &self.op {
+            TargetOp::Create { disabled, .. } => {
+                TargetOp::Create { username: self.identity.clone(), attrs: Attrs::new(), disabled: *disabled }
+            }
+            TargetOp::Update { key, changes } => TargetOp::Update {
+                key: key.clone(),
+                changes: changes.iter().map(|c| AttrChange { attr: c.attr.clone(), values: Vec::new() }).collect(),
+            },
+            other => other.clone(),
+        };
+        PlannedOp {
+            username: self.identity.clone(),
+            school: String::new(),
+            reason: "protected person".into(),
+            op,
+            before: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// An account a previous, interrupted run created: found on the target with enid's id on it,
@@ -332,6 +370,8 @@ pub fn plan_groups(
             reason,
             op,
             before: None,
+            protected: false,
+            needs_approval: false,
         });
     };
     let find_owned = |o: &OwnedGroup| -> Option<&ObservedGroup> {
@@ -512,6 +552,8 @@ pub fn plan_target(
                 reason,
                 op,
                 before,
+                protected: d.protected,
+                needs_approval: d.needs_approval,
             });
         };
     for mut d in desired {
@@ -829,6 +871,8 @@ mod tests {
             inactive_reason: (!active).then(|| "no longer in any source".to_string()),
             provision_disabled: false,
             grace_days: Some(90),
+            protected: false,
+            needs_approval: false,
         }
     }
 

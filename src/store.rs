@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// A stored record as the snapshot reads it.
 type StoredRow =
-    (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>, String);
+    (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>, String, bool);
 
 /// The schema's migrations, in order; each runs once per database.
 const MIGRATIONS: [(i64, &str, &str); 6] = [
@@ -30,7 +30,7 @@ const MIGRATIONS: [(i64, &str, &str); 6] = [
     (6, "lifecycle", include_str!("../migrations/sqlite/0006_lifecycle.sql")),
 ];
 
-/// Rows per multi-row statement: 16 columns × 1,000 rows stays under SQLite's 32,766 variables.
+/// Rows per multi-row statement: 17 columns × 1,000 rows stays under SQLite's 32,766 variables.
 const CHUNK_ROWS: usize = 1000;
 
 /// One group ownership row to write.
@@ -86,6 +86,7 @@ pub struct RecordRow {
     pub end_date: Option<String>,
     pub email: Option<String>,
     pub eppn: Option<String>,
+    pub protected: bool,
     pub content_hash: String,
 }
 
@@ -104,6 +105,9 @@ pub struct StoredRecordView {
     pub end_date: Option<String>,
     pub first_seen: String,
     pub updated_at: String,
+    /// The record marks protected personal data (not shown; it decides what is redacted).
+    #[serde(skip)]
+    pub protected: bool,
 }
 
 /// One row of the operation log.
@@ -210,7 +214,7 @@ impl Store {
             ),
             self.json_rows::<StoredRow>(
                 "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
-                                                    email, eppn, role))
+                                                    email, eppn, role, json(CASE WHEN protected = 1 THEN 'true' ELSE 'false' END)))
                  FROM source_records"
             ),
             self.json_rows::<(String, String, String, Option<String>, String, Option<String>)>(
@@ -219,8 +223,10 @@ impl Store {
         )?;
         let mut snap = Snapshot::default();
         snap.identities.extend(identities);
-        for (source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn, role) in records {
-            let rec = StoredRecord { identity_id, civic_no, content_hash, school_unit, role, email, eppn };
+        for (source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn, role, protected) in
+            records
+        {
+            let rec = StoredRecord { identity_id, civic_no, content_hash, school_unit, role, protected, email, eppn };
             snap.insert_record(source, person_id, rec);
         }
         snap.accounts = accounts
@@ -408,7 +414,8 @@ impl Store {
         for chunk in records.chunks(CHUNK_ROWS) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO source_records (source, person_id, identity_id, civic_no, given_name, family_name, role,
-                    school_unit, groups, start_date, end_date, email, eppn, content_hash, first_seen, updated_at) ",
+                    school_unit, groups, start_date, end_date, email, eppn, protected, content_hash, first_seen,
+                    updated_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.source)
@@ -424,6 +431,7 @@ impl Store {
                     .push_bind(&r.end_date)
                     .push_bind(&r.email)
                     .push_bind(&r.eppn)
+                    .push_bind(r.protected)
                     .push_bind(&r.content_hash)
                     .push_bind(&now)
                     .push_bind(&now);
@@ -433,7 +441,8 @@ impl Store {
                     civic_no = excluded.civic_no, given_name = excluded.given_name, family_name = excluded.family_name,
                     role = excluded.role, school_unit = excluded.school_unit, groups = excluded.groups,
                     start_date = excluded.start_date, end_date = excluded.end_date, email = excluded.email,
-                    eppn = excluded.eppn, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+                    eppn = excluded.eppn, protected = excluded.protected, content_hash = excluded.content_hash,
+                    updated_at = excluded.updated_at",
             );
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
@@ -871,7 +880,7 @@ impl Store {
     pub async fn records_of(&self, identity: &str) -> Result<Vec<StoredRecordView>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, person_id, civic_no, given_name, family_name, role, school_unit, groups, start_date,
-                    end_date, first_seen, updated_at
+                    end_date, first_seen, updated_at, protected
              FROM source_records WHERE identity_id = ?1 ORDER BY source, person_id",
         )
         .bind(identity)
@@ -893,6 +902,7 @@ impl Store {
                 end_date: r.get(9),
                 first_seen: r.get(10),
                 updated_at: r.get(11),
+                protected: r.get::<i64, _>(12) != 0,
             })
             .collect())
     }

@@ -10,5 +10,6 @@ mod groups;
 mod harness;
 mod identity;
 mod lifecycle;
+mod protected;
 mod spine;
 mod tls;

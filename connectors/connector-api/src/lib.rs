@@ -20,6 +20,6 @@ pub mod thresholds;
 
 pub use civic::{CivicNo, CivicNoError};
 pub use secret::{Secret, load_secret};
-pub use source::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
+pub use source::{FetchContext, Protection, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
 pub use target::{AttrChange, Attrs, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
-pub use thresholds::{Exclude, Thresholds};
+pub use thresholds::{Exclude, ProtectedPolicy, Thresholds};

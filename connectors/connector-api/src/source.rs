@@ -59,8 +59,31 @@ pub struct SourceRecord {
     /// eduPersonPrincipalName, lowercased, when the source has one (a correlation key if
     /// configured).
     pub eppn: Option<String>,
+    /// Protected personal data (SS 12000 `securityMarking`), when the source marks the person.
+    pub protection: Option<Protection>,
     /// Where the record came from (`persons.csv:14`), for messages.
     pub location: String,
+}
+
+/// Levels of protected personal data ("skyddade personuppgifter").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Protection {
+    Sekretessmarkering,
+    SkyddadFolkbokforing,
+}
+
+impl Protection {
+    /// Parses the values sources use; empty means no protection.
+    pub fn parse(s: &str) -> Result<Option<Protection>, String> {
+        match s.trim().to_lowercase().as_str() {
+            "" | "ingen" | "none" => Ok(None),
+            "sekretessmarkering" | "sekretess" => Ok(Some(Protection::Sekretessmarkering)),
+            "skyddad folkbokföring" | "skyddad folkbokforing" | "skyddad" | "kvarskrivning" => {
+                Ok(Some(Protection::SkyddadFolkbokforing))
+            }
+            _ => Err("is neither \"Sekretessmarkering\" nor \"Skyddad folkbokföring\"".into()),
+        }
+    }
 }
 
 /// A record the source had to reject, with where it was and why.

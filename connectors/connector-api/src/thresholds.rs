@@ -110,6 +110,37 @@ impl Exclude {
     }
 }
 
+/// What a target holds for a person with protected personal data (sekretessmarkering, skyddad
+/// folkbokföring). The defaults are the safe ones.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedPolicy {
+    /// The only attributes written (default: those needed to log in and to be recognised:
+    /// `uid`, `employeeNumber`, `cn`, `sn`). Name attributes among them get the username, never
+    /// the real name.
+    #[serde(default = "login_attributes")]
+    pub attributes: Vec<String>,
+    /// Whether the person is a member of school and class groups (default: no).
+    #[serde(default)]
+    pub groups: bool,
+    /// Whether every change to the person waits for explicit approval (default: yes).
+    #[serde(default = "yes")]
+    pub hold_changes: bool,
+}
+
+fn login_attributes() -> Vec<String> {
+    ["uid", "employeeNumber", "cn", "sn"].map(String::from).to_vec()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for ProtectedPolicy {
+    fn default() -> Self {
+        ProtectedPolicy { attributes: login_attributes(), groups: false, hold_changes: true }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,10 +66,11 @@ pub struct ColumnMap {
     pub end_date: Option<String>,
     pub email: Option<String>,
     pub eppn: Option<String>,
+    pub protection: Option<String>,
 }
 
 /// The fields, in order: (field, required in the header).
-const FIELDS: [(&str, bool); 11] = [
+const FIELDS: [(&str, bool); 12] = [
     ("person_id", true),
     ("given_name", true),
     ("family_name", true),
@@ -81,6 +82,7 @@ const FIELDS: [(&str, bool); 11] = [
     ("end_date", false),
     ("email", false),
     ("eppn", false),
+    ("protection", false),
 ];
 
 impl ColumnMap {
@@ -97,6 +99,7 @@ impl ColumnMap {
             "end_date" => &self.end_date,
             "email" => &self.email,
             "eppn" => &self.eppn,
+            "protection" => &self.protection,
             _ => &None,
         };
         v.as_deref().unwrap_or(field)
@@ -318,6 +321,8 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
         end_date,
         email: lowercase_opt(get("email")),
         eppn: lowercase_opt(get("eppn")),
+        // The value is not repeated in the message: the marking itself is protected.
+        protection: connector_api::Protection::parse(get("protection")).map_err(|e| format!("protection {e}"))?,
         location: String::new(),
     })
 }

@@ -84,6 +84,9 @@ pub struct LdapConfig {
     /// Accounts enid never touches.
     #[serde(default)]
     pub exclude: connector_api::Exclude,
+    /// What the directory holds for persons with protected personal data.
+    #[serde(default)]
+    pub protected: connector_api::ProtectedPolicy,
 }
 
 /// `[targets.<id>.groups]`: groups made from the sources' school units and groups.
@@ -810,6 +813,7 @@ mod tests {
             groups: None,
             thresholds: Default::default(),
             exclude: Default::default(),
+            protected: Default::default(),
         }
     }
 
