@@ -599,16 +599,10 @@ impl Engine {
             return out;
         }
         for ident in &resolution.present {
-            let (Some(old), Some(first)) = (usernames.get(&ident.id), ident.records.first()) else { continue };
-            if ident.is_protected() {
+            let (Some(old), Some(req)) = (usernames.get(&ident.id), name_request(ident)) else { continue };
+            if req.pseudonymous {
                 continue; // a protected person's name never shapes their username
             }
-            let req = NameRequest {
-                id: ident.id.clone(),
-                given_name: first.record.given_name.clone(),
-                family_name: first.record.family_name.clone(),
-                pseudonymous: false,
-            };
             if !self.namer.still_fits(old, &req) {
                 out.insert(ident.id.clone(), (req, old.clone()));
             }
@@ -938,6 +932,18 @@ fn excluded_persons<'a>(resolution: &'a Resolution, list: &'a [String]) -> HashS
     out
 }
 
+/// What naming needs of a person: the names of the first (most authoritative) record, and
+/// whether the name must not shape the username (protected personal data).
+fn name_request(ident: &Identity) -> Option<NameRequest> {
+    let first = &ident.records.first()?.record;
+    Some(NameRequest {
+        id: ident.id.clone(),
+        given_name: first.given_name.clone(),
+        family_name: first.family_name.clone(),
+        pseudonymous: ident.is_protected(),
+    })
+}
+
 /// The names identities already have, and name requests for those that have none. Pure.
 fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<IdentityId, String>, Vec<NameRequest>) {
     let mut names = BTreeMap::new();
@@ -947,16 +953,7 @@ fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<Identi
             Some(u) => {
                 names.insert(ident.id.clone(), u.clone());
             }
-            None => {
-                if let Some(first) = ident.records.first() {
-                    requests.push(NameRequest {
-                        id: ident.id.clone(),
-                        given_name: first.record.given_name.clone(),
-                        family_name: first.record.family_name.clone(),
-                        pseudonymous: ident.is_protected(),
-                    });
-                }
-            }
+            None => requests.extend(name_request(ident)),
         }
     }
     (names, requests)

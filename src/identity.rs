@@ -272,8 +272,7 @@ fn resolve_unlinked(
                     Some(Decision::Separate) => {
                         // A person of their own: a fresh identity, and the number joins nobody.
                         let id = new_id(&r.source, &r.record.person_id, snapshot);
-                        let is_new = !snapshot.identities.contains_key(&id);
-                        by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+                        add_to(by_id, snapshot, id, i, r);
                         continue;
                     }
                     Some(Decision::Merge { into: Some(into) }) if candidates.contains(into) => Some(into.clone()),
@@ -301,9 +300,14 @@ fn resolve_unlinked(
                 id
             }
         };
-        let is_new = !snapshot.identities.contains_key(&id);
-        by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+        add_to(by_id, snapshot, id, i, r);
     }
+}
+
+/// Puts record `r` (number `i` in source order) into identity `id`, new unless the state has it.
+fn add_to(by_id: &mut ById, snapshot: &Snapshot, id: IdentityId, i: usize, r: Sourced) {
+    let is_new = !snapshot.identities.contains_key(&id);
+    by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
 }
 
 /// Records `r` as held in conflict `cid`, adding to the conflict when it is already open.

@@ -164,10 +164,6 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn total_changes(&self) -> usize {
-        self.create + self.rename + self.update + self.enable + self.disable + self.delete
-    }
-
     fn count(&mut self, a: Action) {
         match a {
             Action::Create => self.create += 1,

@@ -145,11 +145,6 @@ impl CivicNo {
     pub fn masked(&self) -> String {
         format!("{}-****", &self.value[..8])
     }
-
-    /// Rebuilds a value read back from the state database, where it was stored normalised.
-    pub fn from_stored(value: &str, today: NaiveDate) -> Option<CivicNo> {
-        CivicNo::parse(value, today).ok()
-    }
 }
 
 /// Masks a raw value that failed to parse, for error messages: keeps at most its first 8 chars.
