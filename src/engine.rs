@@ -12,7 +12,7 @@ use crate::mapping::{GroupNamer, Mapping};
 use crate::model::{AccountStatus, Authority, Identity, IdentityId, Lifecycle, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer, RenamePolicy};
 use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
-use crate::store::{GroupRow, OpRecord, OpResult, RecordRow, Store, StoreError};
+use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use connector_api::{
     FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
@@ -812,17 +812,20 @@ impl Engine {
                         if is_group_action(op.action) {
                             group_outcomes.push((op.username.clone(), outcome.clone()));
                         }
-                        let (key, anchor, status) = match outcome {
-                            OpOutcome::Created { key, anchor } => (Some(key), anchor, Some(AccountStatus::Active)),
-                            // An update leaves the account's status as it was.
-                            OpOutcome::Updated => (Some(op_key(&op.op)), None, None),
-                            OpOutcome::Disabled { key } => (Some(key), None, Some(AccountStatus::Disabled)),
-                            OpOutcome::Enabled { key } => (Some(key), None, Some(AccountStatus::Active)),
-                            // A rename moves the account's key and keeps its status.
-                            OpOutcome::Renamed { key } => (Some(key), None, None),
-                            OpOutcome::Deleted => (None, None, None),
-                        };
-                        OpResult::Ok { key, anchor, status }
+                        OpResult::Ok(match outcome {
+                            OpOutcome::Created { key, anchor } => {
+                                Ownership::Set { key, anchor, status: AccountStatus::Active }
+                            }
+                            OpOutcome::Updated => Ownership::Unchanged,
+                            OpOutcome::Disabled { key } => {
+                                Ownership::Set { key, anchor: None, status: AccountStatus::Disabled }
+                            }
+                            OpOutcome::Enabled { key } => {
+                                Ownership::Set { key, anchor: None, status: AccountStatus::Active }
+                            }
+                            OpOutcome::Renamed { key } => Ownership::Moved { key },
+                            OpOutcome::Deleted => Ownership::Removed,
+                        })
                     }
                     Err(Some(e)) => {
                         report.failed += 1;
@@ -897,21 +900,6 @@ fn op_record(target: &str, op: &PlannedOp, result: OpResult) -> OpRecord {
         detail: op.reason.clone(),
         group: is_group_action(op.action),
         result,
-    }
-}
-
-fn op_key(op: &TargetOp) -> String {
-    match op {
-        TargetOp::Create { username, .. } => username.clone(),
-        TargetOp::CreateGroup { name, .. } => name.clone(),
-        TargetOp::Rename { key, .. } => key.clone(),
-        TargetOp::Update { key, .. }
-        | TargetOp::Disable { key }
-        | TargetOp::Enable { key }
-        | TargetOp::Delete { key }
-        | TargetOp::AddMembers { key, .. }
-        | TargetOp::RemoveMembers { key, .. }
-        | TargetOp::DeleteGroup { key } => key.clone(),
     }
 }
 

@@ -143,15 +143,24 @@ pub struct OpRecord {
 /// How an operation ended.
 #[derive(Debug, Clone)]
 pub enum OpResult {
-    /// Done; the account is now at `key` with this status (None: account removed).
-    Ok {
-        key: Option<String>,
-        anchor: Option<String>,
-        status: Option<AccountStatus>,
-    },
+    /// Done, with what it means for the ownership row.
+    Ok(Ownership),
     Failed(String),
     /// Not sent, because an earlier failure stopped the target.
     Skipped(String),
+}
+
+/// What a successful operation means for the account's ownership row.
+#[derive(Debug, Clone)]
+pub enum Ownership {
+    /// The account is at `key` with this status (the anchor is kept when `None`).
+    Set { key: String, anchor: Option<String>, status: AccountStatus },
+    /// The account moved to `key`; its status stays (a rename).
+    Moved { key: String },
+    /// The account is gone.
+    Removed,
+    /// Nothing to record (an attribute update, a group operation).
+    Unchanged,
 }
 
 /// Filters for `enid log`.
@@ -607,7 +616,7 @@ impl Store {
             );
             q.push_values(chunk, |mut b, op| {
                 let (result, error) = match &op.result {
-                    OpResult::Ok { .. } => ("ok", None),
+                    OpResult::Ok(_) => ("ok", None),
                     OpResult::Failed(e) => ("failed", Some(e.as_str())),
                     OpResult::Skipped(e) => ("skipped", Some(e.as_str())),
                 };
@@ -627,14 +636,14 @@ impl Store {
         let mut changed = Vec::new();
         for op in ops.iter().filter(|o| !o.group) {
             match &op.result {
-                OpResult::Ok { key: Some(key), anchor, status: Some(status) } => changed.push(AccountRow {
+                OpResult::Ok(Ownership::Set { key, anchor, status }) => changed.push(AccountRow {
                     target: &op.target,
                     identity: &op.identity_id,
                     key,
                     anchor: anchor.as_deref(),
                     status: *status,
                 }),
-                OpResult::Ok { key: Some(key), status: None, .. } if op.action == "rename" => {
+                OpResult::Ok(Ownership::Moved { key }) => {
                     sqlx::query("UPDATE accounts SET key = ?1, updated_at = ?2 WHERE target = ?3 AND identity_id = ?4")
                         .bind(key)
                         .bind(&now)
@@ -644,7 +653,7 @@ impl Store {
                         .await
                         .map_err(|e| self.err(e))?;
                 }
-                OpResult::Ok { key: None, .. } => {
+                OpResult::Ok(Ownership::Removed) => {
                     sqlx::query("DELETE FROM accounts WHERE target = ?1 AND identity_id = ?2")
                         .bind(&op.target)
                         .bind(&op.identity_id)
