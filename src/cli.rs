@@ -104,6 +104,30 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<RenameAction>,
     },
+    /// Claim the accounts and groups on the targets that carry enid ids, when the state database
+    /// no longer records them (restored from nothing, emptied or replaced). Changes only the state
+    Adopt {
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+        /// Claim this one entry (its key, an LDAP DN) by hand, for the person of --person
+        #[arg(long, value_name = "KEY", requires = "person")]
+        entry: Option<String>,
+        /// With --entry: the record (SOURCE/PERSON_ID) whose identity the entry belongs to
+        #[arg(long, value_name = "SOURCE/PERSON_ID", requires = "entry")]
+        person: Option<String>,
+        /// With --entry: the target the entry is on, when several have it
+        #[arg(long, value_name = "ID", requires = "entry")]
+        target: Option<String>,
+        /// One JSON object instead of text (shows what would be claimed; claims nothing without --yes)
+        #[arg(long)]
+        json: bool,
+    },
+    /// The state database: `enid state backup PATH` writes a consistent copy, safe while enid runs
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
     /// Show a person's identity, records, accounts and what the next run will do
     Explain {
         /// enid id, username, or a source's person_id
@@ -130,6 +154,15 @@ pub enum ConflictAction {
         /// With --merge, when the number belongs to several identities: the one to join
         #[arg(long, requires = "merge", value_name = "IDENTITY")]
         into: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Write a consistent copy of the state database to PATH (a new file, owner-only)
+    Backup {
+        /// Where to write the copy; must not exist yet
+        path: PathBuf,
     },
 }
 
@@ -194,6 +227,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let build = |config: Config| async move {
         let mut engine = Engine::build(config).await?;
         engine.accept_shrink(accept_shrink);
+        for n in engine.notices() {
+            eprintln!("enid: note: {n}");
+        }
         Ok::<Engine, CliError>(engine)
     };
     let mut out = std::io::stdout().lock();
@@ -222,14 +258,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let now = clock::now(time.now);
             let computed = engine.compute(now).await?;
             warn_rejected(&computed);
-            let shown = redacted(&computed.plan);
+            let failed = failures(&computed);
+            let shown = computed.shown_plan();
             if save {
                 let body = serde_json::to_string(&shown).map_err(|e| CliError::Message(e.to_string()))?;
                 engine.store().save_plan(&computed.plan.plan_id, &body, now).await?;
             }
             if json {
-                let text =
-                    serde_json::to_string_pretty(&computed.plan).map_err(|e| CliError::Message(e.to_string()))?;
+                let text = serde_json::to_string_pretty(&shown).map_err(|e| CliError::Message(e.to_string()))?;
                 writeln!(out, "{text}").map_err(io)?;
             } else {
                 write!(out, "{}", render_plan(&computed)).map_err(io)?;
@@ -239,13 +275,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
             }
             exiting(computed);
-            Ok(ExitCode::SUCCESS)
+            failed.map(|()| ExitCode::SUCCESS)
         }
         Command::Apply { yes, plan, accept_threshold, accept_protected, only, school, time } => {
             let engine = build(config).await?;
             let now = clock::now(time.now);
+            let _lock = engine.lock("apply", now).await?;
             let mut computed = engine.compute(now).await?;
             warn_rejected(&computed);
+            let failed = failures(&computed);
             if let Some(id) = &plan {
                 let saved = engine.store().load_plan(id).await?.ok_or_else(|| {
                     CliError::Message(format!("no saved plan {id}; make one with `enid plan --save`"))
@@ -260,7 +298,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             write!(out, "{}", render_plan(&computed)).map_err(io)?;
             if computed.plan.is_empty() && computed.record_rows.is_empty() {
-                return Ok(ExitCode::SUCCESS);
+                return failed.map(|()| ExitCode::SUCCESS);
+            }
+            // A plan that holds something is saved, so the command the hint names works as given.
+            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count();
+            let holds = !computed.plan.held.is_empty() && !accept_threshold || waiting > 0 && !accept_protected;
+            if holds && plan.is_none() {
+                let body =
+                    serde_json::to_string(&computed.shown_plan()).map_err(|e| CliError::Message(e.to_string()))?;
+                engine.store().save_plan(&computed.plan.plan_id, &body, now).await?;
             }
             if !only.is_empty() || school.is_some() {
                 let before = computed.plan.operations.len();
@@ -277,8 +323,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             if !computed.plan.held.is_empty() && !accept_threshold {
                 return Err(CliError::Message(format!(
-                    "plan {} is held, nothing was applied: {}. Review it, then apply exactly it with `enid plan --save` \
-                     and `enid apply --plan {} --accept-threshold`",
+                    "plan {} is held, nothing was applied: {}. The plan is saved: review it with `enid plan`, then apply \
+                     exactly it with `enid apply --plan {} --accept-threshold`",
                     computed.plan.plan_id,
                     computed.plan.held.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("; "),
                     computed.plan.plan_id
@@ -303,11 +349,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count();
             if waiting > 0 && !accept_protected {
+                // Their renames wait too: the state keeps the old username until the target has the new one.
+                let held: BTreeSet<String> = computed
+                    .plan
+                    .operations
+                    .iter()
+                    .filter(|o| o.needs_approval)
+                    .map(|o| o.identity.clone())
+                    .collect();
                 computed.plan.operations.retain(|o| !o.needs_approval);
+                computed.plan.renames.retain(|r| !held.contains(&r.identity));
                 writeln!(
                     out,
-                    "\n{waiting} changes to persons with protected personal data wait for approval: review them, then \
-                     `enid apply --plan {} --accept-protected`.",
+                    "\n{waiting} changes to persons with protected personal data wait for approval. The plan is saved: \
+                     review it, then `enid apply --plan {} --accept-protected`.",
                     computed.plan.plan_id
                 )
                 .map_err(io)?;
@@ -328,8 +383,57 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     report.ok + report.failed + report.skipped,
                     report.run_id
                 ))),
-                _ => Ok(ExitCode::SUCCESS),
+                _ => failed.map(|()| ExitCode::SUCCESS),
             }
+        }
+        Command::Adopt { yes, entry, person, target, json } => {
+            let engine = build(config).await?;
+            let now = clock::now(None);
+            let _lock = engine.lock("adopt", now).await?;
+            let by_hand = match (entry, person) {
+                (Some(entry), Some(person)) => Some(crate::engine::ByHand { entry, person, target }),
+                _ => None,
+            };
+            let plan = engine.plan_adopt(now, by_hand.as_ref()).await?;
+            if json {
+                let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Message(e.to_string()))?;
+                writeln!(out, "{text}").map_err(io)?;
+            } else {
+                write!(out, "{}", render_adopt(&plan)).map_err(io)?;
+            }
+            if plan.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !yes {
+                if json || !std::io::stdin().is_terminal() {
+                    return Err(CliError::Message(
+                        "nothing was recorded: review the above, then run `enid adopt --yes`".into(),
+                    ));
+                }
+                write!(out, "\nRecord these as enid's? [y/N] ").map_err(io)?;
+                out.flush().map_err(io)?;
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer).map_err(io)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    writeln!(out, "Nothing was recorded.").map_err(io)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            let run = engine.adopt(&plan, now).await?;
+            writeln!(
+                out,
+                "\nRun {run}: recorded {} accounts and {} groups as enid's. `enid plan` shows what the next apply does.",
+                plan.accounts.len(),
+                plan.groups.len()
+            )
+            .map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State { action: StateAction::Backup { path } } => {
+            let engine = build(config).await?;
+            engine.store().backup(&path).await?;
+            writeln!(out, "Wrote a copy of the state database to {}.", path.display()).map_err(io)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Log { run, person, school, limit, json } => {
             let engine = build(config).await?;
@@ -480,6 +584,47 @@ fn io(e: std::io::Error) -> CliError {
     CliError::Message(format!("cannot write output: {e}"))
 }
 
+/// Shows the persons held because their accounts could not be computed; `Err` (exit 1) when
+/// there are any, after the rest of the command has done its work.
+fn failures(c: &Computed) -> Result<(), CliError> {
+    for f in &c.failures {
+        eprintln!("enid: {f}");
+    }
+    match c.failures.as_slice() {
+        [] => Ok(()),
+        [one] => Err(CliError::Message(one.to_string())),
+        [first, ..] => Err(CliError::Message(format!(
+            "{} persons are held because their accounts could not be computed (first: {first})",
+            c.failures.len()
+        ))),
+    }
+}
+
+/// What `enid adopt` found, as text.
+fn render_adopt(p: &crate::engine::AdoptPlan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Accounts to record as enid's ({}):", p.accounts.len());
+    for a in &p.accounts {
+        let how = if a.by_hand { "  (by hand)" } else { "" };
+        let state = if a.disabled { "disabled" } else { "active" };
+        let _ = writeln!(s, "  {:<10} {:<22} {:<8} {}{how}", a.target, a.username, state, a.key);
+    }
+    if !p.groups.is_empty() {
+        let _ = writeln!(s, "\nGroups to record as enid's ({}):", p.groups.len());
+        for g in &p.groups {
+            let _ = writeln!(s, "  {:<10} {:<22} {}", g.target, g.name, g.key);
+        }
+    }
+    let _ = writeln!(s, "\nUsernames on the targets recorded as taken (never given to anyone new): {}", p.taken_usernames);
+    if !p.unmatched.is_empty() {
+        let _ = writeln!(s, "\nNot matched ({}): left alone, and blocked in plans until claimed:", p.unmatched.len());
+        for u in &p.unmatched {
+            let _ = writeln!(s, "  {:<10} {}: {}", u.target, u.key, u.reason);
+        }
+    }
+    s
+}
+
 fn warn_rejected(c: &Computed) {
     for (source, errors) in &c.rejected {
         for e in errors {
@@ -488,16 +633,11 @@ fn warn_rejected(c: &Computed) {
     }
 }
 
-/// The plan as it may be shown: persons with protected personal data by enid id only.
-fn redacted(plan: &Plan) -> Plan {
-    let mut p = plan.clone();
-    p.operations = plan.operations.iter().map(|o| o.redacted()).collect();
-    p
-}
 
 /// The plan as text: a summary per target, then operations grouped by action.
 pub fn render_plan(c: &Computed) -> String {
-    let plan = &c.plan;
+    let shown = c.shown_plan();
+    let plan = &shown;
     let mut s = String::new();
     let reads: Vec<String> = c.counts.iter().map(|(k, v)| format!("{k}: {v} records")).collect();
     let rejected: usize = c.rejected.values().map(Vec::len).sum();
@@ -550,7 +690,7 @@ pub fn render_plan(c: &Computed) -> String {
         Action::RemoveMembers,
         Action::DeleteGroup,
     ] {
-        let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).map(|o| o.redacted()).collect();
+        let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).collect();
         if ops.is_empty() {
             continue;
         }
@@ -762,6 +902,7 @@ async fn explain(
         || stored.iter().any(|r| r.protected);
     if protected {
         for r in &mut stored {
+            r.person_id = "(protected)".into();
             r.given_name = "(protected)".into();
             r.family_name = "(protected)".into();
             r.school_unit = None;
@@ -790,7 +931,9 @@ async fn explain(
                         .iter()
                         .map(|r| {
                             serde_json::json!({
-                                "source": r.source, "person_id": r.record.person_id, "location": r.record.location,
+                                "source": r.source,
+                                "person_id": if protected { "(protected)" } else { r.record.person_id.as_str() },
+                                "location": if protected { "(protected)" } else { r.record.location.as_str() },
                                 "given_name": if protected { "(protected)" } else { r.record.given_name.as_str() },
                                 "family_name": if protected { "(protected)" } else { r.record.family_name.as_str() },
                                 "civic_no": r.record.civic_no.as_ref().map(|c| c.masked()),
@@ -808,6 +951,7 @@ async fn explain(
                 .operations
                 .iter()
                 .filter(|o| o.identity == id)
+                .map(|o| o.redacted())
                 .map(|o| serde_json::json!({"target": o.target, "action": o.action.as_str(), "reason": o.reason, "op": o.op, "before": o.before}))
                 .collect();
             let blocked = c

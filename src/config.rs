@@ -147,7 +147,21 @@ pub struct IdentityConfig {
     /// Persons enid never touches on any target: enid ids or `source/person_id`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The installation's secret that new identity ids are derived with (default `id.key` beside
+    /// the config file). Created, owner-only, on first use; back it up with the state database.
+    #[serde(default)]
+    pub id_key_file: Option<PathBuf>,
 }
+
+impl IdentityConfig {
+    /// The id key file; after [`Config::load`] always the configured or default path.
+    pub fn id_key_path(&self) -> PathBuf {
+        self.id_key_file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ID_KEY))
+    }
+}
+
+/// The id key file's name beside the config file, when `[identity] id_key_file` is not set.
+pub const DEFAULT_ID_KEY: &str = "id.key";
 
 /// `[identity.authority]`: for each attribute, sources in order of authority. The first listed
 /// source that has the person decides that attribute alone; when none of them has the person, or
@@ -381,6 +395,8 @@ impl Config {
             }
         };
         fix(&mut self.state.path);
+        let key = self.identity.id_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_ID_KEY));
+        fix(key);
         for s in self.sources.values_mut() {
             match s {
                 SourceConfig::Csv(c) => fix(&mut c.path),

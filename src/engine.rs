@@ -25,6 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use target_ldap::LdapTarget;
 
+mod adopt;
+pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
+
 /// Why a run stopped. Each variant names the component and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -39,6 +42,23 @@ pub enum EngineError {
     Target { id: String, error: TargetError },
     #[error("target \"{id}\": {message}")]
     TargetConfig { id: String, message: String },
+    /// Another run holds the state database, or its lock cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::runlock::LockError),
+    /// The state database knows no runs, but a target holds accounts carrying enid ids: the
+    /// state was lost or replaced. Planning now would create everyone a second account.
+    #[error(
+        "state database {state} records no runs, but target \"{target}\" holds {count} accounts carrying enid ids \
+         that it does not record as enid's (the state database was lost, emptied or replaced, or [state] path \
+         points to a new file); stopped before planning, nothing was changed. Restore the state database from a \
+         backup (`enid state backup` makes one), or claim those accounts with `enid adopt` (one by one with \
+         `enid adopt --entry KEY --person SOURCE/PERSON_ID`); an entry that is not enid's to manage must lose its \
+         enid id on the target"
+    )]
+    StateLost { state: String, target: String, count: usize },
+    /// The id key file is missing, unreadable or not the one the state was built with.
+    #[error("[identity] {0}")]
+    IdKey(String),
 }
 
 enum AnySource {
@@ -137,6 +157,10 @@ impl TargetHandle {
 pub struct Engine {
     config: Config,
     store: Store,
+    /// The installation's secret for new identity ids.
+    id_key: crate::identity::IdKey,
+    /// Things the operator should know about this start (a new state database, a new id key).
+    notices: Vec<String>,
     sources: Vec<SourceHandle>,
     /// Skip the shrink guard for this run (`--accept-shrink`).
     accept_shrink: bool,
@@ -160,12 +184,64 @@ pub struct Computed {
     pub usernames: BTreeMap<IdentityId, String>,
     /// Rows rejected by the sources, per source.
     pub rejected: BTreeMap<String, Vec<RowError>>,
+    /// Persons held on a target because their accounts could not be computed (a template failed):
+    /// no operation for them there, and the run exits non-zero.
+    pub failures: Vec<Failure>,
     /// Records to write to the state database (new or changed).
     pub record_rows: Vec<RecordRow>,
     /// Records read, per source.
     pub counts: BTreeMap<String, usize>,
     /// The accounts each target holds now.
     pub observed: BTreeMap<String, Vec<ObservedAccount>>,
+}
+
+impl Computed {
+    /// The plan as it may be shown or saved: persons with protected personal data by enid id
+    /// only (no username, school, values, source keys or file locations).
+    pub fn shown_plan(&self) -> Plan {
+        let protected: HashSet<&str> =
+            self.resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
+        let mut p = self.plan.clone();
+        p.operations = self.plan.operations.iter().map(PlannedOp::redacted).collect();
+        for n in &mut p.new_identities {
+            if protected.contains(n.id.as_str()) {
+                n.username = n.id.clone();
+                n.records = vec!["(protected)".into()];
+            }
+        }
+        for b in &mut p.blocked {
+            if protected.contains(b.identity.as_str()) {
+                b.username = b.identity.clone();
+                b.reason = "protected person: see `enid explain` by enid id".into();
+            }
+        }
+        for r in p.renames.iter_mut().chain(p.held_renames.iter_mut()) {
+            if protected.contains(r.identity.as_str()) {
+                r.old = r.identity.clone();
+                r.new = r.identity.clone();
+            }
+        }
+        p
+    }
+}
+
+/// A person held on one target because their account could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub target: String,
+    pub identity: IdentityId,
+    /// What failed, naming the attribute template; never a civic number.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "target \"{}\": identity {} is held (no operation): {}; fix [targets.{}.attributes]",
+            self.target, self.identity, self.message, self.target
+        )
+    }
 }
 
 /// What an apply did.
@@ -190,6 +266,15 @@ impl Engine {
     /// Opens the state and builds every connector. Reads secrets; contacts nothing.
     pub async fn build(config: Config) -> Result<Engine, EngineError> {
         let store = Store::open(&config.state.path).await?;
+        let mut notices = Vec::new();
+        if store.created() {
+            notices.push(format!(
+                "created a new, empty state database at {}; if enid ran here before, stop and restore the state \
+                 from a backup (or check [state] path)",
+                store.path()
+            ));
+        }
+        let id_key = Self::id_key(&config, &store, &mut notices).await?;
         // Sources in order of authority: a person's records keep this order, and the first
         // gives the names.
         let mut sources = Vec::new();
@@ -209,6 +294,14 @@ impl Engine {
         for (id, t) in &config.targets {
             match t {
                 TargetConfig::Ldap(c) => {
+                    if c.tls_insecure_skip_verify {
+                        tracing::warn!(
+                            target_id = %id,
+                            "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, \
+                             so anyone on the network path can read the bind password and every account; give \
+                             tls_ca_file instead"
+                        );
+                    }
                     let what = format!("bind password of [targets.{id}]");
                     let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
                         .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
@@ -255,7 +348,88 @@ impl Engine {
             .lifecycle
             .model()
             .map_err(|message| EngineError::TargetConfig { id: "lifecycle".into(), message })?;
-        Ok(Engine { config, store, sources, targets, namer, accept_shrink: false, lifecycle })
+        Ok(Engine { config, store, id_key, notices, sources, targets, namer, accept_shrink: false, lifecycle })
+    }
+
+    /// Reads the id key, or creates it for a state that was never built with one, and checks it
+    /// against the fingerprint the state remembers.
+    async fn id_key(
+        config: &Config,
+        store: &Store,
+        notices: &mut Vec<String>,
+    ) -> Result<crate::identity::IdKey, EngineError> {
+        const FINGERPRINT: &str = "id_key_fingerprint";
+        let path = config.identity.id_key_path();
+        let recorded = store.meta(FINGERPRINT).await?;
+        let loaded = crate::idkey::load(&path, recorded.is_none()).map_err(EngineError::IdKey)?;
+        let fingerprint = loaded.key.fingerprint();
+        match recorded {
+            Some(r) if r != fingerprint => {
+                return Err(EngineError::IdKey(format!(
+                    "id key file {} is not the key state database {} was built with (fingerprint {fingerprint}, \
+                     expected {r}); restore the right file from your backup",
+                    path.display(),
+                    store.path()
+                )));
+            }
+            Some(_) => {}
+            None => store.set_meta(FINGERPRINT, &fingerprint).await?,
+        }
+        if loaded.created {
+            notices.push(format!(
+                "created the id key {} (new identity ids are derived with it): back it up with the state \
+                 database; without both, a lost state cannot be rebuilt with `enid adopt`",
+                path.display()
+            ));
+        }
+        Ok(loaded.key)
+    }
+
+    /// What the operator should know about this start, one line each.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Takes the state's run lock for an applying command and marks runs a dead process left
+    /// `running` as interrupted. Hold the returned lock until the command ends.
+    pub async fn lock(&self, command: &str, now: DateTime<Utc>) -> Result<crate::runlock::RunLock, EngineError> {
+        let lock = crate::runlock::RunLock::acquire(&self.config.state.path, command, now)?;
+        let n = self.store.mark_interrupted(now).await?;
+        if n > 0 {
+            tracing::warn!(runs = n, "runs left unfinished by a process that ended are marked interrupted");
+        }
+        Ok(lock)
+    }
+
+    /// Stops when the state has never applied but a target holds accounts carrying enid ids that
+    /// it does not record as enid's: the state was lost or replaced, and planning would create
+    /// everyone again. `enid adopt` claims them; once none is left (or after the first apply),
+    /// runs go on, and a stray entry with an enid id is only ever blocked.
+    async fn guard_lost_state(
+        &self,
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        snapshot: &Snapshot,
+    ) -> Result<(), EngineError> {
+        if self.store.has_applied().await? {
+            return Ok(());
+        }
+        for (id, accounts) in observed {
+            let Some(t) = self.targets.get(id) else { continue };
+            let owned: Vec<&crate::model::OwnedAccount> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let anchors: HashSet<&str> = owned.iter().filter_map(|a| a.anchor.as_deref()).collect();
+            let keys: HashSet<String> = owned.iter().map(|a| plan::normalize_key(&a.key)).collect();
+            let count = accounts
+                .iter()
+                .filter(|a| carries_enid_id(a, &t.owner_attr))
+                .filter(|a| {
+                    !a.anchor.as_deref().is_some_and(|x| anchors.contains(x)) && !keys.contains(&plan::normalize_key(&a.key))
+                })
+                .count();
+            if count > 0 {
+                return Err(EngineError::StateLost { state: self.store.path().to_string(), target: id.clone(), count });
+            }
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -399,7 +573,8 @@ impl Engine {
             }
         };
         lap("read sources and state");
-        let resolution = identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on);
+        let resolution =
+            identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &self.id_key);
         lap("resolved identities");
         let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
         if self.config.naming.protected_names_from_template {
@@ -416,11 +591,15 @@ impl Engine {
         let lifecycle = self.lifecycle;
         let rules = Rules { authority: &authority, lifecycle: &lifecycle };
         // Desired accounts of identities that already have a name need nothing from the targets.
+        let mut failures = Vec::new();
         let mut desired: BTreeMap<String, Vec<Desired>> = self
             .targets
             .iter()
             .map(|(id, t)| {
-                (id.clone(), desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.rules(), today))
+                let (want, failed) =
+                    desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.rules(), today);
+                failures.extend(failed.into_iter().map(|(identity, message)| Failure { target: id.clone(), identity, message }));
+                (id.clone(), want)
             })
             .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
@@ -448,13 +627,15 @@ impl Engine {
             return Err(e);
         }
         lap("read targets");
+        self.guard_lost_state(&observed, &snapshot).await?;
 
         let mut all_requests = requests;
         all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
         let mut new_names = self.name_new(&all_requests, &observed, now).await?;
         let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
-            let more = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
+            let (more, failed) = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
+            failures.extend(failed.into_iter().map(|(identity, message)| Failure { target: id.clone(), identity, message }));
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
@@ -569,7 +750,8 @@ impl Engine {
             operations = plan.operations.len(),
             "planned"
         );
-        Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts, observed })
+        failures.sort_by(|a, b| (&a.target, &a.identity).cmp(&(&b.target, &b.identity)));
+        Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, observed })
     }
 
     async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
@@ -584,7 +766,7 @@ impl Engine {
         let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
         let (records, _, _) = fetched?;
         let (snapshot, decisions, _) = state?;
-        Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on))
+        Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &self.id_key))
     }
 
     /// Identities whose name changed so that their username no longer fits, when the policy is
@@ -947,7 +1129,8 @@ fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<Identi
     (names, requests)
 }
 
-/// What every identity should have on one target. Pure.
+/// What every identity should have on one target, and the identities whose account could not
+/// be computed (id, why): those get no desired account, so the planner leaves them alone. Pure.
 pub fn desired_accounts(
     resolution: &Resolution,
     rules: &Rules<'_>,
@@ -955,13 +1138,17 @@ pub fn desired_accounts(
     last_known: &HashMap<IdentityId, (String, bool, bool)>,
     target: &TargetRules<'_>,
     today: NaiveDate,
-) -> Vec<Desired> {
+) -> (Vec<Desired>, Vec<(IdentityId, String)>) {
     let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
+    let mut failed = Vec::new();
     for ident in resolution.all() {
         let Some(username) = usernames.get(&ident.id) else { continue };
-        out.push(desired_for(ident, rules, username, last_known, target, today));
+        match desired_for(ident, rules, username, last_known, target, today) {
+            Ok(d) => out.push(d),
+            Err(e) => failed.push((ident.id.clone(), e)),
+        }
     }
-    out
+    (out, failed)
 }
 
 /// Absent identity → the schools its stored records last named (comma-separated, so a leaver's
@@ -993,11 +1180,11 @@ fn desired_for(
     last_known: &HashMap<IdentityId, (String, bool, bool)>,
     target: &TargetRules<'_>,
     today: NaiveDate,
-) -> Desired {
+) -> Result<Desired, String> {
     let mapping = target.mapping;
     let Some(person) = ident.person(username, rules.authority) else {
         let (school, staff, protected) = last_known.get(&ident.id).cloned().unwrap_or_default();
-        return Desired {
+        return Ok(Desired {
             identity_id: ident.id.clone(),
             username: username.to_string(),
             school: if protected { String::new() } else { school },
@@ -1008,7 +1195,7 @@ fn desired_for(
             grace_days: rules.lifecycle.grace_days(staff),
             protected,
             needs_approval: protected && target.protected.hold_changes,
-        };
+        });
     };
     let staff = person.roles.contains(&"staff");
     let mut active = person.is_active(today);
@@ -1035,13 +1222,9 @@ fn desired_for(
             None => format!("end date {e} has passed"),
         })
     };
-    let mut attrs = match mapping.render(&person) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(identity = %ident.id, error = %e, "attribute mapping failed");
-            Default::default()
-        }
-    };
+    // A failed template holds the person: an empty value would plan the removal of every
+    // attribute of the account.
+    let mut attrs = mapping.render(&person)?;
     if person.protected {
         // Only what logging in needs, and never the real name.
         let policy = target.protected;
@@ -1052,7 +1235,7 @@ fn desired_for(
             }
         }
     }
-    Desired {
+    Ok(Desired {
         identity_id: ident.id.clone(),
         username: username.to_string(),
         school: person.school_label(),
@@ -1063,7 +1246,12 @@ fn desired_for(
         grace_days: rules.lifecycle.grace_days(staff),
         protected: person.protected,
         needs_approval: person.protected && target.protected.hold_changes,
-    }
+    })
+}
+
+/// Whether an account carries an enid id (a value of enid's id form) in the owner attribute.
+pub fn carries_enid_id(a: &ObservedAccount, owner_attr: &str) -> bool {
+    a.attrs.get(owner_attr).is_some_and(|v| v.iter().any(|x| crate::model::is_enid_id(x)))
 }
 
 /// Attributes that carry a person's name: a protected person gets the username in them.

@@ -20,8 +20,46 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Namespace for identity ids derived from record keys.
-const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e1d_0000_5a3e_4c1b_9a7e_0c1d_e1d0_0001);
+/// The per-installation secret new identity ids are derived with (`[identity] id_key_file`).
+///
+/// Ids are written to every account (LDAP `employeeNumber`), which most directory users can
+/// read, and a source key is often the civic number itself. Derived with a public namespace, an
+/// id would give the civic number away to anyone who tries every birth date; keyed with a secret
+/// kept outside the state database, it gives nothing away, and stays deterministic, so a lost
+/// state can be rebuilt by `enid adopt`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdKey([u8; 32]);
+
+impl IdKey {
+    pub fn new(bytes: [u8; 32]) -> IdKey {
+        IdKey(bytes)
+    }
+
+    /// The id for a record key: HMAC-SHA-256 of `name`, its first 16 bytes as a UUID (version 8,
+    /// "custom").
+    fn derive(&self, name: &[u8]) -> uuid::Uuid {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(name);
+        let out = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&out[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
+    /// A short fingerprint that tells keys apart without revealing them.
+    pub fn fingerprint(&self) -> String {
+        let d = self.derive(b"enid id key fingerprint");
+        d.simple().to_string()[..16].to_string()
+    }
+}
+
+impl std::fmt::Debug for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdKey(****)")
+    }
+}
 
 /// Why records are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -97,6 +135,7 @@ pub fn resolve(
     snapshot: &Snapshot,
     decisions: &BTreeMap<String, Decision>,
     rules: &[MatchKey],
+    key: &IdKey,
 ) -> Resolution {
     // Records are numbered in source order, so each identity can list its records in that order.
     let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> =
@@ -124,7 +163,7 @@ pub fn resolve(
 
     let mut conflicts = Vec::new();
     if !unlinked.is_empty() {
-        resolve_unlinked(unlinked, snapshot, decisions, rules, &mut by_id, &mut conflicts);
+        resolve_unlinked(unlinked, snapshot, decisions, rules, key, &mut by_id, &mut conflicts);
     }
 
     let mut absent: Vec<Identity> = snapshot
@@ -180,6 +219,7 @@ fn resolve_unlinked(
     snapshot: &Snapshot,
     decisions: &BTreeMap<String, Decision>,
     rules: &[MatchKey],
+    key: &IdKey,
     by_id: &mut ById,
     conflicts: &mut Vec<Conflict>,
 ) {
@@ -271,7 +311,7 @@ fn resolve_unlinked(
                 match decisions.get(&cid) {
                     Some(Decision::Separate) => {
                         // A person of their own: a fresh identity, and the number joins nobody.
-                        let id = new_id(&r.source, &r.record.person_id, snapshot);
+                        let id = new_id(key, &r.source, &r.record.person_id, snapshot);
                         add_to(by_id, snapshot, id, i, r);
                         continue;
                     }
@@ -288,7 +328,7 @@ fn resolve_unlinked(
         let id = match id {
             Some(id) => id,
             None => {
-                let id = new_id(&r.source, &r.record.person_id, snapshot);
+                let id = new_id(key, &r.source, &r.record.person_id, snapshot);
                 if let Some(c) = civic {
                     created.insert(c, id.clone());
                 }
@@ -357,13 +397,13 @@ fn conflict_id(kind: ConflictKind, recs: &[(String, String)], candidates: &BTree
     format!("c-{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
-/// A new identity id from the record key; a counter resolves the (theoretical) case where the
-/// derived id is already taken.
-fn new_id(source: &str, person_id: &str, snapshot: &Snapshot) -> IdentityId {
+/// A new identity id from the record key, keyed with the installation's secret; a counter
+/// resolves the (theoretical) case where the derived id is already taken.
+fn new_id(key: &IdKey, source: &str, person_id: &str, snapshot: &Snapshot) -> IdentityId {
     let mut n = 0u32;
     loop {
         let name = if n == 0 { format!("{source}\0{person_id}") } else { format!("{source}\0{person_id}\0{n}") };
-        let id = uuid::Uuid::new_v5(&ID_NAMESPACE, name.as_bytes()).to_string();
+        let id = key.derive(name.as_bytes()).to_string();
         if !snapshot.identities.contains_key(&id) {
             return id;
         }
@@ -377,6 +417,8 @@ mod tests {
     use crate::model::StoredRecord;
     use chrono::NaiveDate;
     use connector_api::{CivicNo, Role, SourceRecord};
+
+    const KEY: IdKey = IdKey([7; 32]);
 
     fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
         let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
@@ -404,7 +446,7 @@ mod tests {
     fn same_civic_number_in_two_sources_is_one_identity() {
         let recs =
             vec![rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
-        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[]);
+        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[], &KEY);
         assert_eq!(r.present.len(), 2);
         let merged = r.present.iter().find(|i| i.records.len() == 2).unwrap();
         assert_eq!(merged.records[0].source, "hr", "records keep source order");
@@ -414,7 +456,7 @@ mod tests {
     #[test]
     fn temporary_numbers_never_join() {
         let recs = vec![rec("sis", "1", Some("20130101TF01")), rec("hr", "1", Some("20130101TF01"))];
-        assert_eq!(resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[]).present.len(), 2);
+        assert_eq!(resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[], &KEY).present.len(), 2);
     }
 
     #[test]
@@ -436,7 +478,7 @@ mod tests {
                 eppn: None,
             },
         );
-        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[]);
+        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &KEY);
         assert_eq!(r.present[0].id, "id-1");
         assert!(!r.present[0].is_new);
         assert_eq!(r.absent[0].id, "id-2");
@@ -449,8 +491,8 @@ mod tests {
         let ids = |r: Resolution| r.present.into_iter().map(|i| i.id).collect::<Vec<_>>();
         let none = BTreeMap::new();
         assert_eq!(
-            ids(resolve(a, &Snapshot::default(), &none, &[])),
-            ids(resolve(b, &Snapshot::default(), &none, &[]))
+            ids(resolve(a, &Snapshot::default(), &none, &[], &KEY)),
+            ids(resolve(b, &Snapshot::default(), &none, &[], &KEY))
         );
     }
 
@@ -477,7 +519,7 @@ mod tests {
         let recs = || {
             vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954")), rec("sis", "3", None)]
         };
-        let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new(), &[]);
+        let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new(), &[], &KEY);
         assert_eq!(r.present.len(), 1, "only the unrelated record gets an identity");
         assert_eq!(r.conflicts.len(), 1);
         let c = &r.conflicts[0];
@@ -487,13 +529,13 @@ mod tests {
         assert!(!format!("{c:?}").contains("9954"));
 
         let merge = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
-        let r = resolve(recs(), &Snapshot::default(), &merge, &[]);
+        let r = resolve(recs(), &Snapshot::default(), &merge, &[], &KEY);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.len(), 2);
         assert!(r.present.iter().any(|i| i.records.len() == 2));
 
         let separate = BTreeMap::from([(c.id.clone(), Decision::Separate)]);
-        let r = resolve(recs(), &Snapshot::default(), &separate, &[]);
+        let r = resolve(recs(), &Snapshot::default(), &separate, &[], &KEY);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.len(), 3);
     }
@@ -503,13 +545,13 @@ mod tests {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
         let recs = || vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954"))];
-        let r = resolve(recs(), &snap, &BTreeMap::new(), &[]);
+        let r = resolve(recs(), &snap, &BTreeMap::new(), &[], &KEY);
         assert_eq!(r.present.len(), 1);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.conflicts[0].held, ["sis/2"]);
         assert_eq!(r.conflicts[0].candidates, ["id-1"]);
         let merge = BTreeMap::from([(r.conflicts[0].id.clone(), Decision::Merge { into: None })]);
-        let r = resolve(recs(), &snap, &merge, &[]);
+        let r = resolve(recs(), &snap, &merge, &[], &KEY);
         assert_eq!(r.present.len(), 1);
         assert_eq!(r.present[0].records.len(), 2);
     }
@@ -526,16 +568,16 @@ mod tests {
                 rec("adult", "9", Some("19821105-9954")),
             ]
         };
-        let r = resolve(recs(), &snap, &BTreeMap::new(), &[]);
+        let r = resolve(recs(), &snap, &BTreeMap::new(), &[], &KEY);
         assert_eq!(r.conflicts.len(), 1);
         let c = r.conflicts[0].clone();
         assert_eq!(c.kind, ConflictKind::SeveralIdentities);
         assert_eq!(c.candidates, ["id-1", "id-2"]);
         // A merge without saying into which identity stays held.
         let vague = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
-        assert_eq!(resolve(recs(), &snap, &vague, &[]).conflicts.len(), 1);
+        assert_eq!(resolve(recs(), &snap, &vague, &[], &KEY).conflicts.len(), 1);
         let into = BTreeMap::from([(c.id.clone(), Decision::Merge { into: Some("id-2".into()) })]);
-        let r = resolve(recs(), &snap, &into, &[]);
+        let r = resolve(recs(), &snap, &into, &[], &KEY);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.iter().find(|i| i.id == "id-2").unwrap().records.len(), 2);
     }
@@ -544,7 +586,7 @@ mod tests {
     fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("20130101TF01"));
-        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[]);
+        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[], &KEY);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.civic_changes.len(), 1);
         assert_eq!(r.civic_changes[0].old.as_deref(), Some("20130101TF01"));
@@ -563,10 +605,10 @@ mod tests {
         // No civic numbers at all: the e-mail address joins the records of two sources.
         let recs =
             vec![with_email(rec("sis", "1", None), "kim@skola.se"), with_email(rec("hr", "9", None), "kim@skola.se")];
-        let r = resolve(recs.clone(), &Snapshot::default(), &none, &rules);
+        let r = resolve(recs.clone(), &Snapshot::default(), &none, &rules, &KEY);
         assert_eq!(r.present.len(), 1);
         // Without the rule they stay apart.
-        assert_eq!(resolve(recs, &Snapshot::default(), &none, &[]).present.len(), 2);
+        assert_eq!(resolve(recs, &Snapshot::default(), &none, &[], &KEY).present.len(), 2);
 
         // The civic number says id-1, the e-mail says id-2: held, never guessed.
         let mut snap = Snapshot::default();
@@ -580,7 +622,7 @@ mod tests {
             rec("hr", "1", None),
             with_email(rec("adult", "5", Some("19821105-9954")), "kim@skola.se"),
         ];
-        let r = resolve(recs, &snap, &none, &rules);
+        let r = resolve(recs, &snap, &none, &rules, &KEY);
         assert_eq!(r.conflicts.len(), 1);
         assert_eq!(r.conflicts[0].kind, ConflictKind::SeveralIdentities);
         assert_eq!(r.conflicts[0].candidates, ["id-1", "id-2"]);

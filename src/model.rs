@@ -11,6 +11,16 @@ use std::collections::BTreeSet;
 /// written to every account it owns (LDAP `employeeNumber`).
 pub type IdentityId = String;
 
+/// Whether `s` has the form of an enid id: a UUID in its hyphenated lowercase form. Only such
+/// values are owner values; HR systems fill `employeeNumber` with their own numbers too.
+pub fn is_enid_id(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
 /// A record together with the id of the source that delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sourced {
@@ -288,6 +298,14 @@ mod tests {
                 eppn: None,
                 protection: None,
             },
+        }
+    }
+
+    #[test]
+    fn only_uuids_are_enid_ids() {
+        assert!(is_enid_id("6f1d2c3a-0b1c-8d2e-9f00-112233445566"));
+        for not in ["", "4711", "E12345", "6F1D2C3A-0B1C-8D2E-9F00-112233445566", "6f1d2c3a0b1c8d2e9f00112233445566"] {
+            assert!(!is_enid_id(not), "{not}");
         }
     }
 

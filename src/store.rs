@@ -21,13 +21,14 @@ type StoredRow =
     (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>, String, bool);
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str); 7] = [
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../migrations/sqlite/0003_correlation_keys.sql")),
     (4, "groups", include_str!("../migrations/sqlite/0004_groups.sql")),
     (5, "source counts", include_str!("../migrations/sqlite/0005_source_counts.sql")),
     (6, "lifecycle", include_str!("../migrations/sqlite/0006_lifecycle.sql")),
+    (8, "meta", include_str!("../migrations/sqlite/0008_meta.sql")),
 ];
 
 /// Rows per multi-row statement: 17 columns × 1,000 rows stays under SQLite's 32,766 variables.
@@ -67,7 +68,10 @@ pub struct StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The database file, for messages.
     path: String,
+    /// `open` created the file: the state is new.
+    created: bool,
 }
 
 /// One source record as it is written to the state database.
@@ -172,21 +176,55 @@ pub struct LogFilter {
     pub limit: i64,
 }
 
+/// Makes sure `path` exists as a file readable by its owner only: creates it empty (mode 0600)
+/// when missing, and takes group and other permissions away from an existing one. Returns
+/// whether it created the file.
+fn owner_only_file(path: &Path) -> Result<bool, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if !meta.is_file() {
+                return Err(format!("{} is not a file", path.display()));
+            }
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                    format!("{} is readable by others and cannot be made owner-only: {e}", path.display())
+                })?;
+                tracing::warn!(path = %path.display(), "the state file was readable by others; it is now owner-only (0600)");
+            }
+            Ok(false)
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
+}
+
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens the database at `path` and brings its schema up to date. A missing file is created
+    /// (readable by its owner only: it holds civic numbers) and [`Store::created`] says so; a
+    /// missing directory is an error, never created: a typo in `[state] path` must not start a
+    /// fresh, empty state beside the real one.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
         let err = |message: String| StoreError { path: shown.clone(), message };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create directory {}: {e}", dir.display())))?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(err(format!(
+                "the directory {} does not exist; fix [state] path, or create the directory (owner only: \
+                 `install -d -m 0700 {}`)",
+                dir.display(),
+                dir.display()
+            )));
         }
+        let created = owner_only_file(path).map_err(err)?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| err(e.to_string()))?
-            .create_if_missing(true)
+            .create_if_missing(false)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
@@ -205,7 +243,103 @@ impl Store {
                 .collect(),
         );
         migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")))?;
-        Ok(Store { pool, path: shown })
+        Ok(Store { pool, path: shown, created })
+    }
+
+    /// Whether [`Store::open`] created the database file (a new, empty state).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The database file, as configured.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether an apply has ever run against this state (an adopt does not count). A state that
+    /// never applied but faces targets holding enid's accounts was lost or replaced.
+    pub async fn has_applied(&self) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE command = 'apply'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Records usernames found on the targets as taken (`enid adopt`): they belong to no identity
+    /// enid knows, and are never allocated.
+    pub async fn reserve_usernames(&self, names: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let now = ts(now);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for chunk in names.chunks(CHUNK_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO usernames (username, identity_id, allocated_at) ");
+            q.push_values(chunk, |mut b, name| {
+                b.push_bind(name).push_bind("").push_bind(&now);
+            });
+            q.push(" ON CONFLICT (username) DO NOTHING");
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Usernames recorded as taken by `enid adopt` that no identity has claimed (lowercased).
+    pub async fn reserved_usernames(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT lower(username) FROM usernames WHERE identity_id = ''")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// A value of the state's own settings (`meta`), if set.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a value of the state's own settings.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Marks runs left `running` by a process that died as `interrupted`. Called with the run
+    /// lock held, so no live run is among them.
+    pub async fn mark_interrupted(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?1,
+                    message = 'the process ended before the run finished; the next run continued from the targets'
+             WHERE status = 'running'",
+        )
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Writes a consistent copy of the database to `dest` (SQLite `VACUUM INTO`), safe while
+    /// another enid process uses the state. `dest` must not exist or be empty; the copy is
+    /// readable by its owner only.
+    pub async fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        let err = |message: String| StoreError { path: self.path.clone(), message };
+        if std::fs::metadata(dest).is_ok_and(|m| m.len() > 0) {
+            return Err(err(format!("backup: {} exists and is not empty; choose a new file name", dest.display())));
+        }
+        owner_only_file(dest).map_err(|m| err(format!("backup: {m}")))?;
+        let target = dest.to_str().ok_or_else(|| err(format!("backup: {} is not valid UTF-8", dest.display())))?;
+        sqlx::query("VACUUM INTO ?1").bind(target).execute(&self.pool).await.map_err(|e| {
+            let _ = std::fs::remove_file(dest);
+            err(format!("backup to {} failed: {e}", dest.display()))
+        })?;
+        Ok(())
     }
 
     fn err(&self, e: sqlx::Error) -> StoreError {
@@ -876,7 +1010,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id FROM identities WHERE id = ?1 OR username = ?1
              UNION SELECT identity_id FROM source_records WHERE person_id = ?1
-             UNION SELECT identity_id FROM usernames WHERE username = ?1",
+             UNION SELECT identity_id FROM usernames WHERE username = ?1 AND identity_id <> ''",
         )
         .bind(needle)
         .fetch_all(&self.pool)

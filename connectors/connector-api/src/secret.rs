@@ -25,14 +25,35 @@ impl Secret {
 }
 
 /// Reads a secret from a file (preferred) or an environment variable. `what` names the setting
-/// for the error message, which never contains the secret.
+/// for the error message. Neither the secret nor the configured file name or variable name is
+/// ever echoed: an operator who put the password itself into `*_file` or `*_env` must not find it
+/// in a log.
 pub fn load_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result<Secret, String> {
     match (file, env) {
-        (Some(path), None) => std::fs::read_to_string(path)
-            .map(Secret::new)
-            .map_err(|e| format!("{what}: cannot read secret file {}: {e}", path.display())),
+        (Some(path), None) => match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Secret::new(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "{what}: the file named by the *_file key does not exist (if that key holds the secret itself, move \
+                 the secret into a file readable only by enid and name the file there)"
+            )),
+            Err(e) => Err(format!("{what}: the file named by the *_file key cannot be read: {}", e.kind())),
+        },
         (None, Some(var)) => {
-            std::env::var(var).map(Secret::new).map_err(|_| format!("{what}: environment variable {var} is not set"))
+            let valid_name = !var.is_empty()
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !var.as_bytes()[0].is_ascii_digit();
+            if !valid_name {
+                return Err(format!(
+                    "{what}: the *_env key must name an environment variable (letters, digits and _), not hold the \
+                     secret itself; put the secret in a file and use the *_file key"
+                ));
+            }
+            std::env::var(var).map(Secret::new).map_err(|_| {
+                format!(
+                    "{what}: the environment variable named by the *_env key is not set (if that key holds the \
+                     secret itself, put the secret in a file and use the *_file key)"
+                )
+            })
         }
         (Some(_), Some(_)) => Err(format!("{what}: set either the *_file or the *_env key, not both")),
         (None, None) => Err(format!("{what}: no secret configured; set the *_file key")),
@@ -54,6 +75,16 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_in_the_wrong_key_is_never_echoed() {
+        for value in ["Hunter2", "hunter 2!", "S3cret_Pa55"] {
+            let e = load_secret(None, Some(value), "bind password of [targets.x]").unwrap_err();
+            assert!(!e.contains(value) && e.contains("*_env"), "{e}");
+            let e = load_secret(Some(Path::new(value)), None, "bind password of [targets.x]").unwrap_err();
+            assert!(!e.contains(value) && e.contains("*_file"), "{e}");
+        }
+    }
 
     #[test]
     fn never_prints_its_value() {

@@ -1,0 +1,409 @@
+//! `enid adopt`: claims the accounts and groups on the targets that enid made, when the state
+//! database no longer records them (a lost, emptied or replaced state).
+//!
+//! An account is claimed only on proof: it carries, in the target's owner attribute, the enid id
+//! that the current sources give one identity (ids are derived from record keys with the
+//! installation's id key, so the same sources and key give the same ids again). Everything else
+//! that carries an enid id is listed, never guessed; `--entry KEY --person SOURCE/PERSON_ID`
+//! claims one such entry by an operator's decision. Groups are claimed when they sit where enid
+//! puts groups and carry a name the current sources give. Every username found on the targets is
+//! recorded as taken, so it is never given to someone new. Adopting changes only the state
+//! database, never a target.
+
+use super::{Engine, EngineError, carries_enid_id, changed_records};
+use crate::identity::Resolution;
+use crate::model::{Identity, IdentityId, is_enid_id};
+use crate::plan::{Adoption, normalize_key};
+use crate::store::{GroupRow, OpRecord, OpResult, Ownership};
+use chrono::{DateTime, Utc};
+use connector_api::ObservedAccount;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// An account to be recorded as enid's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountClaim {
+    pub target: String,
+    pub identity: IdentityId,
+    pub username: String,
+    pub key: String,
+    #[serde(skip)]
+    pub anchor: Option<String>,
+    pub disabled: bool,
+    /// Claimed by an operator's `--entry ... --person ...`, not by the id on the entry.
+    pub by_hand: bool,
+}
+
+/// A group to be recorded as enid's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupClaim {
+    pub target: String,
+    pub name: String,
+    pub key: String,
+    #[serde(skip)]
+    pub anchor: Option<String>,
+    pub school: String,
+}
+
+/// An entry carrying an enid id that adopt could not match, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unmatched {
+    pub target: String,
+    pub key: String,
+    pub reason: String,
+}
+
+/// What `enid adopt` would record.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdoptPlan {
+    pub accounts: Vec<AccountClaim>,
+    pub groups: Vec<GroupClaim>,
+    pub unmatched: Vec<Unmatched>,
+    /// Usernames on the targets that no claimed account has: recorded as taken, never allocated.
+    pub taken_usernames: usize,
+    #[serde(skip)]
+    taken: Vec<String>,
+    #[serde(skip)]
+    new_identities: Vec<(IdentityId, String)>,
+    #[serde(skip)]
+    records: Vec<crate::store::RecordRow>,
+    #[serde(skip)]
+    counts: BTreeMap<String, usize>,
+}
+
+impl AdoptPlan {
+    /// Whether there is nothing to record.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.groups.is_empty() && self.taken.is_empty()
+    }
+}
+
+/// One entry an operator claims by hand: `--entry KEY --person SOURCE/PERSON_ID [--target ID]`.
+#[derive(Debug, Clone)]
+pub struct ByHand {
+    pub entry: String,
+    pub person: String,
+    pub target: Option<String>,
+}
+
+impl Engine {
+    /// Works out what `enid adopt` would claim. Reads sources, state and targets; writes nothing.
+    pub async fn plan_adopt(&self, now: DateTime<Utc>, by_hand: Option<&ByHand>) -> Result<AdoptPlan, EngineError> {
+        let observing = self.spawn_observe();
+        let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
+        let ((records, _, counts), (snapshot, decisions, state_groups)) = match (fetched, state) {
+            (Ok(f), Ok(s)) => (f, s),
+            (Err(e), _) | (_, Err(e)) => {
+                observing.iter().for_each(|(_, h)| h.abort());
+                return Err(e);
+            }
+        };
+        let mut observed = BTreeMap::new();
+        let mut observed_groups = BTreeMap::new();
+        for (id, handle) in observing {
+            match handle.await {
+                Ok(Ok((accounts, groups))) => {
+                    observed.insert(id.clone(), accounts);
+                    observed_groups.insert(id, groups);
+                }
+                Ok(Err(error)) => return Err(EngineError::Target { id, error }),
+                Err(e) => {
+                    let error = connector_api::TargetError::Unavailable(e.to_string());
+                    return Err(EngineError::Target { id, error });
+                }
+            }
+        }
+        let resolution = crate::identity::resolve(
+            records,
+            &snapshot,
+            &decisions,
+            &self.config.identity.match_on,
+            &self.id_key,
+        );
+        let by_id: HashMap<&str, &Identity> = resolution.all().map(|i| (i.id.as_str(), i)).collect();
+        // Names that belong to an identity; those only reserved by an earlier adopt may be claimed.
+        let reserved: HashSet<String> = self.store.reserved_usernames().await?.into_iter().collect();
+        let allocated: HashSet<String> =
+            self.store.allocated_usernames(now, None).await?.into_iter().filter(|u| !reserved.contains(u)).collect();
+
+        let mut plan = AdoptPlan { counts, ..Default::default() };
+        // Identity → the username its claimed accounts carry (one for all targets).
+        let mut chosen: BTreeMap<IdentityId, String> = BTreeMap::new();
+        for (tid, accounts) in &observed {
+            let Some(t) = self.targets.get(tid) else { continue };
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == tid).collect();
+            let owned_anchors: HashSet<&str> = owned.iter().filter_map(|a| a.anchor.as_deref()).collect();
+            let owned_keys: HashSet<String> = owned.iter().map(|a| normalize_key(&a.key)).collect();
+            let owns: HashSet<&str> = owned.iter().map(|a| a.identity_id.as_str()).collect();
+            let is_owned = |a: &ObservedAccount| {
+                a.anchor.as_deref().is_some_and(|x| owned_anchors.contains(x)) || owned_keys.contains(&normalize_key(&a.key))
+            };
+            let unmatched = |a: &ObservedAccount, reason: String| Unmatched {
+                target: tid.clone(),
+                key: a.key.clone(),
+                reason,
+            };
+            // Two entries with one id on a target: neither is claimed.
+            let mut per_id: HashMap<&str, Vec<&ObservedAccount>> = HashMap::new();
+            for a in accounts.iter().filter(|a| !is_owned(a) && carries_enid_id(a, &t.owner_attr)) {
+                for v in a.attrs.get(&t.owner_attr).into_iter().flatten().filter(|v| is_enid_id(v)) {
+                    per_id.entry(v.as_str()).or_default().push(a);
+                }
+            }
+            let mut ids: Vec<&str> = per_id.keys().copied().collect();
+            ids.sort_unstable();
+            for id in ids {
+                let entries = &per_id[id];
+                let [a] = entries.as_slice() else {
+                    for a in entries {
+                        let reason = format!("{} entries carry enid id {id}; none is claimed", entries.len());
+                        plan.unmatched.push(unmatched(a, reason));
+                    }
+                    continue;
+                };
+                if by_id.get(id).is_none() {
+                    plan.unmatched.push(unmatched(
+                        a,
+                        format!(
+                            "carries enid id {id}, which no record of the current sources gives (made with another id \
+                             key, or the person is gone from the sources); claim it with `enid adopt --entry KEY \
+                             --person SOURCE/PERSON_ID`, or leave it"
+                        ),
+                    ));
+                    continue;
+                }
+                let claim = self.claim(tid, id, a, false, &snapshot, &owns, &allocated, &mut chosen);
+                match claim {
+                    Ok(c) => plan.accounts.push(c),
+                    Err(reason) => plan.unmatched.push(unmatched(a, reason)),
+                }
+            }
+        }
+        if let Some(h) = by_hand {
+            let c = self.claim_by_hand(h, &observed, &resolution, &snapshot, &allocated, &mut chosen)?;
+            plan.accounts.push(c);
+        }
+
+        // Usernames: claimed identities that the state does not know are recorded with theirs.
+        let claimed_ids: BTreeSet<&str> = plan.accounts.iter().map(|c| c.identity.as_str()).collect();
+        for id in &claimed_ids {
+            if !snapshot.identities.contains_key(*id)
+                && let Some(u) = chosen.get(*id)
+            {
+                plan.new_identities.push((id.to_string(), u.clone()));
+            }
+        }
+        let new_ids: HashSet<&str> = plan.new_identities.iter().map(|(i, _)| i.as_str()).collect();
+        plan.records =
+            changed_records(&resolution, &snapshot).into_iter().filter(|r| new_ids.contains(r.identity_id.as_str())).collect();
+        let claimed_names: HashSet<String> = chosen.values().map(|u| u.to_lowercase()).collect();
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        for accounts in observed.values() {
+            for u in accounts.iter().filter_map(|a| a.username.as_deref()) {
+                let u = u.to_lowercase();
+                if !claimed_names.contains(&u) && !allocated.contains(&u) {
+                    taken.insert(u);
+                }
+            }
+        }
+        plan.taken_usernames = taken.len();
+        plan.taken = taken.into_iter().collect();
+
+        // Groups: those the current sources name, where enid puts groups, not owned yet.
+        for (tid, t) in &self.targets {
+            let Some(namer) = &t.groups else { continue };
+            let mut members: Vec<(IdentityId, String)> = Vec::new();
+            for a in snapshot.accounts.iter().filter(|a| &a.target == tid) {
+                members.push((a.identity_id.clone(), a.key.clone()));
+            }
+            for c in plan.accounts.iter().filter(|c| &c.target == tid) {
+                members.push((c.identity.clone(), c.key.clone()));
+            }
+            if t.members_by_username {
+                let names: HashMap<&str, String> = snapshot
+                    .identities
+                    .iter()
+                    .filter_map(|(i, u)| Some((i.as_str(), u.clone()?)))
+                    .chain(chosen.iter().map(|(i, u)| (i.as_str(), u.clone())))
+                    .collect();
+                members = members.into_iter().filter_map(|(i, _)| Some((i.clone(), names.get(i.as_str())?.clone()))).collect();
+            }
+            let desired = namer.desired(&resolution, &self.config.identity.authority.model(), &members);
+            let wanted: HashMap<String, (&String, &crate::plan::DesiredGroup)> =
+                desired.iter().map(|(n, g)| (n.to_lowercase(), (n, g))).collect();
+            let owned: Vec<_> = state_groups.iter().filter(|g| &g.target == tid).collect();
+            for g in observed_groups.get(tid).into_iter().flatten() {
+                let is_owned = owned.iter().any(|o| {
+                    o.name.eq_ignore_ascii_case(&g.name)
+                        || o.anchor.is_some() && o.anchor == g.anchor
+                        || normalize_key(&o.key) == normalize_key(&g.key)
+                });
+                if is_owned {
+                    continue;
+                }
+                if let Some((name, want)) = wanted.get(&g.name.to_lowercase()) {
+                    plan.groups.push(GroupClaim {
+                        target: tid.clone(),
+                        name: (*name).clone(),
+                        key: g.key.clone(),
+                        anchor: g.anchor.clone(),
+                        school: want.school.clone(),
+                    });
+                }
+            }
+        }
+        plan.accounts.sort_by(|a, b| (&a.target, &a.username).cmp(&(&b.target, &b.username)));
+        plan.groups.sort_by(|a, b| (&a.target, &a.name).cmp(&(&b.target, &b.name)));
+        plan.unmatched.sort_by(|a, b| (&a.target, &a.key).cmp(&(&b.target, &b.key)));
+        Ok(plan)
+    }
+
+    /// Checks that `identity` may take the entry `a` on target `tid`, and returns the claim.
+    #[allow(clippy::too_many_arguments)]
+    fn claim(
+        &self,
+        tid: &str,
+        identity: &str,
+        a: &ObservedAccount,
+        by_hand: bool,
+        snapshot: &crate::model::Snapshot,
+        owns: &HashSet<&str>,
+        allocated: &HashSet<String>,
+        chosen: &mut BTreeMap<IdentityId, String>,
+    ) -> Result<AccountClaim, String> {
+        let Some(username) = a.username.clone() else {
+            return Err("the entry has no username".into());
+        };
+        if owns.contains(identity) {
+            return Err(format!("identity {identity} already owns another account on this target"));
+        }
+        match snapshot.identities.get(identity) {
+            Some(Some(u)) if !u.eq_ignore_ascii_case(&username) => {
+                return Err(format!(
+                    "identity {identity} has the username {u} in the state database, but the entry is {username}"
+                ));
+            }
+            Some(Some(_)) => {}
+            Some(None) => return Err(format!("identity {identity} has no username in the state database yet")),
+            None if allocated.contains(&username.to_lowercase()) => {
+                return Err(format!("the username {username} was allocated to another identity"));
+            }
+            None => {}
+        }
+        if let Some(u) = chosen.get(identity)
+            && !u.eq_ignore_ascii_case(&username)
+        {
+            return Err(format!("identity {identity} is {u} on another target but {username} here"));
+        }
+        chosen.insert(identity.to_string(), username.clone());
+        Ok(AccountClaim {
+            target: tid.to_string(),
+            identity: identity.to_string(),
+            username,
+            key: a.key.clone(),
+            anchor: a.anchor.clone(),
+            disabled: a.disabled,
+            by_hand,
+        })
+    }
+
+    fn claim_by_hand(
+        &self,
+        h: &ByHand,
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        resolution: &Resolution,
+        snapshot: &crate::model::Snapshot,
+        allocated: &HashSet<String>,
+        chosen: &mut BTreeMap<IdentityId, String>,
+    ) -> Result<AccountClaim, EngineError> {
+        let fail = |message: String| EngineError::TargetConfig { id: "adopt".into(), message };
+        let want = normalize_key(&h.entry);
+        let hits: Vec<(&String, &ObservedAccount)> = observed
+            .iter()
+            .filter(|(t, _)| h.target.as_ref().is_none_or(|x| x == *t))
+            .flat_map(|(t, accounts)| accounts.iter().map(move |a| (t, a)))
+            .filter(|(_, a)| normalize_key(&a.key) == want)
+            .collect();
+        let (tid, a) = match hits.as_slice() {
+            [one] => *one,
+            [] => return Err(fail(format!("--entry {}: no such account on the targets", h.entry))),
+            _ => return Err(fail(format!("--entry {}: found on several targets; say which with --target", h.entry))),
+        };
+        let (source, pid) = h
+            .person
+            .split_once('/')
+            .ok_or_else(|| fail(format!("--person {}: use SOURCE/PERSON_ID", h.person)))?;
+        let ident = resolution
+            .present
+            .iter()
+            .find(|i| i.records.iter().any(|r| r.source == source && r.record.person_id == pid))
+            .ok_or_else(|| fail("--person: no record with that key in the current sources".into()))?;
+        let owned: Vec<_> = snapshot.accounts.iter().filter(|o| &o.target == tid).collect();
+        if owned.iter().any(|o| o.anchor.is_some() && o.anchor == a.anchor || normalize_key(&o.key) == want) {
+            return Err(fail(format!("--entry {}: the account is enid's already", h.entry)));
+        }
+        let owns: HashSet<&str> = owned.iter().map(|o| o.identity_id.as_str()).collect();
+        self.claim(tid, &ident.id, a, true, snapshot, &owns, allocated, chosen).map_err(|e| fail(format!("--entry {}: {e}", h.entry)))
+    }
+
+    /// Records what [`Engine::plan_adopt`] found, as a run of its own. Hold the run lock.
+    pub async fn adopt(&self, plan: &AdoptPlan, now: DateTime<Utc>) -> Result<i64, EngineError> {
+        let run = self.store.begin_run("adopt", None, now).await?;
+        self.store.commit_identities(&plan.new_identities, &plan.records, now).await?;
+        let rows: Vec<Adoption> = plan
+            .accounts
+            .iter()
+            .map(|c| Adoption {
+                target: c.target.clone(),
+                identity: c.identity.clone(),
+                key: c.key.clone(),
+                anchor: c.anchor.clone(),
+                disabled: c.disabled,
+            })
+            .collect();
+        self.store.adopt(&rows, now).await?;
+        let groups: Vec<GroupRow> = plan
+            .groups
+            .iter()
+            .map(|g| GroupRow {
+                target: g.target.clone(),
+                name: g.name.clone(),
+                key: g.key.clone(),
+                anchor: g.anchor.clone(),
+                school: g.school.clone(),
+                pending: false,
+            })
+            .collect();
+        self.store.record_groups(&groups, now).await?;
+        self.store.reserve_usernames(&plan.taken, now).await?;
+        let log: Vec<OpRecord> = plan
+            .accounts
+            .iter()
+            .map(|c| OpRecord {
+                target: c.target.clone(),
+                identity_id: c.identity.clone(),
+                username: c.username.clone(),
+                school: String::new(),
+                action: "adopt".into(),
+                detail: if c.by_hand {
+                    format!("{} claimed by an operator", c.key)
+                } else {
+                    format!("{} carries this identity's enid id", c.key)
+                },
+                group: false,
+                result: OpResult::Ok(Ownership::Unchanged),
+            })
+            .collect();
+        self.store.record_ops(run, &log, now).await?;
+        self.store.record_source_counts(run, &plan.counts, now).await?;
+        let message = format!(
+            "{} accounts and {} groups claimed, {} usernames recorded as taken, {} entries not matched",
+            plan.accounts.len(),
+            plan.groups.len(),
+            plan.taken.len(),
+            plan.unmatched.len()
+        );
+        self.store.finish_run(run, "ok", &message, now).await?;
+        Ok(run)
+    }
+}

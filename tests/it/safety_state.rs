@@ -1,0 +1,301 @@
+//! The state database under the mistakes that really happen: lost, emptied or misplaced, two runs
+//! at once, a run killed half-way; the id key; backups; failures that must not become empty
+//! values; secrets in the wrong key.
+
+use crate::harness::*;
+use std::os::unix::fs::PermissionsExt;
+
+/// A valid personnummer for person `i` (born 2012, serial from `i`), with its check digit.
+pub fn pnr(i: usize) -> String {
+    let month = 1 + (i / 28) % 12;
+    let day = 1 + i % 28;
+    let serial = 100 + (i / 336) % 900;
+    let body = format!("12{month:02}{day:02}{serial:03}");
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(k, b)| {
+            let d = u32::from(b - b'0') * if k % 2 == 0 { 2 } else { 1 };
+            d / 10 + d % 10
+        })
+        .sum();
+    let check = (10 - sum % 10) % 10;
+    format!("20{}-{}{check}", &body[..6], &body[6..])
+}
+
+/// `n` pupils in two schools and four classes.
+fn pupils(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let school = if i % 2 == 0 { "SKOLA1" } else { "SKOLA2" };
+            let class = ["7A", "7B", "8A", "8B"][i % 4];
+            row(&format!("P{i:05}"), &format!("Elev{i}"), "Testsson", &pnr(i), "student", school, class)
+        })
+        .collect()
+}
+
+fn csv_rows(env: &Env, rows: &[String]) {
+    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+const GROUPS: &str = "[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"";
+
+fn no_civic(n: usize, runs: &[&Run]) {
+    for r in runs {
+        for i in 0..n {
+            let p = pnr(i);
+            for text in [&r.stdout, &r.stderr] {
+                assert!(!text.contains(&p) && !text.contains(&p.replace('-', "")), "civic number leaked:\n{text}");
+            }
+        }
+    }
+}
+
+fn remove_state(env: &Env) {
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(env.path(f));
+    }
+}
+
+fn store(env: &Env) -> (tokio::runtime::Runtime, enid::store::Store) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let s = rt.block_on(enid::store::Store::open(&env.path("state.db"))).unwrap();
+    (rt, s)
+}
+
+#[test]
+fn a_lost_state_stops_before_planning_and_adopt_rebuilds_it_without_a_second_account() {
+    let env = Env::with_config(GROUPS);
+    csv_rows(&env, &pupils(30));
+    env.apply();
+    let before = env.people();
+    assert_eq!(before.len(), 30);
+
+    for how in ["deleted", "emptied"] {
+        remove_state(&env);
+        if how == "emptied" {
+            std::fs::write(env.path("state.db"), "").unwrap();
+        }
+        let plan = env.enid(&["plan"]).fails();
+        assert!(plan.stderr.contains("records no runs") && plan.stderr.contains("enid adopt"), "{}", plan.stderr);
+        let apply = env.enid(&["apply", "--yes"]).fails();
+        assert!(apply.stderr.contains("stopped before planning"), "{}", apply.stderr);
+        assert_eq!(env.people().len(), 30, "{how}: nothing created");
+
+        // Without --yes and without a terminal, adopt shows and records nothing.
+        let shown = env.enid(&["adopt"]).fails();
+        assert!(shown.stdout.contains("Accounts to record as enid's (30)"), "{}", shown.stdout);
+        let adopted = env.enid(&["adopt", "--yes"]).ok();
+        assert!(adopted.stdout.contains("recorded 30 accounts and 4 groups"), "{}", adopted.stdout);
+        no_civic(30, &[&plan, &apply, &shown, &adopted]);
+
+        let summary = env.summary();
+        assert_eq!(summary["create"], 0, "{how}: {summary}");
+        assert_eq!(summary["update"], 0, "{how}: {summary}");
+        assert_eq!(summary["unchanged"], 30, "{how}: {summary}");
+        let plan = env.enid(&["plan", "--json"]).ok().json();
+        assert_eq!(plan["group_summary"]["create"], 0, "{how}: {plan}");
+        assert_eq!(plan["group_summary"]["delete"], 0, "{how}: {plan}");
+        assert_eq!(plan["blocked"].as_array().map(Vec::len), Some(0), "{how}: {plan}");
+    }
+    // A newcomer named like an existing account gets another username.
+    let mut rows = pupils(30);
+    rows.push(row("P99999", "Elev1", "Testsson", &pnr(500), "student", "SKOLA1", "7A"));
+    csv_rows(&env, &rows);
+    env.apply();
+    let after = env.people();
+    assert_eq!(after.len(), 31);
+    for (uid, e) in &before {
+        assert_eq!(after[uid].one("entryUUID"), e.one("entryUUID"), "{uid} is the same entry");
+    }
+}
+
+#[test]
+fn entries_whose_ids_no_source_gives_keep_runs_stopped_until_claimed_by_hand() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(3));
+    env.apply();
+    remove_state(&env);
+    // Another id key: the ids on the entries are no longer what the sources give.
+    std::fs::remove_file(env.path("id.key")).unwrap();
+    env.enid(&["plan"]).fails();
+    let adopt = env.enid(&["adopt", "--yes"]).ok();
+    assert!(adopt.stdout.contains("Not matched (3)"), "{}", adopt.stdout);
+    assert!(adopt.stdout.contains("--entry KEY --person SOURCE/PERSON_ID"), "{}", adopt.stdout);
+    // Unclaimed entries with enid ids keep the runs stopped: never a second account.
+    for i in 0..3 {
+        let plan = env.enid(&["plan"]).fails();
+        assert!(plan.stderr.contains(&format!("holds {} accounts carrying enid ids", 3 - i)), "{}", plan.stderr);
+        let dn = format!("uid=elev{i}.testsson,{BASE}");
+        let person = format!("sis/P{i:05}");
+        let claimed = env.enid(&["adopt", "--yes", "--entry", &dn, "--person", &person]).ok();
+        assert!(claimed.stdout.contains("(by hand)"), "{}", claimed.stdout);
+    }
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 0, "never a second account: {plan}");
+    assert_eq!(plan["blocked"].as_array().map(Vec::len), Some(0), "{plan}");
+    // The claimed entries get this installation's ids.
+    assert_eq!(plan["summary"]["update"], 3, "{plan}");
+    env.apply();
+    assert_eq!(env.people().len(), 3);
+    let log = env.enid(&["log", "--person", "elev0.testsson"]).ok();
+    assert!(log.stdout.contains("claimed by an operator"), "{}", log.stdout);
+}
+
+#[test]
+fn a_state_path_in_a_missing_directory_is_an_error_and_a_new_state_is_announced_and_owner_only() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(2));
+    let cfg = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), cfg.replace("path = \"state.db\"", "path = \"stat/state.db\"")).unwrap();
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("stat") && run.stderr.contains("does not exist"), "{}", run.stderr);
+    assert!(!env.path("stat").exists(), "the directory is never created");
+
+    std::fs::write(env.path("enid.toml"), cfg).unwrap();
+    let first = env.enid(&["plan"]).ok();
+    assert!(first.stderr.contains("created a new, empty state database"), "{}", first.stderr);
+    assert!(first.stderr.contains("created the id key"), "{}", first.stderr);
+    let again = env.enid(&["plan"]).ok();
+    assert!(!again.stderr.contains("created"), "{}", again.stderr);
+    env.apply();
+    for f in ["state.db", "state.db.lock", "id.key"] {
+        let mode = std::fs::metadata(env.path(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f} is owner-only");
+    }
+    // A state made readable by others is made owner-only again.
+    std::fs::set_permissions(env.path("state.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    env.enid(&["plan"]).ok();
+    assert_eq!(std::fs::metadata(env.path("state.db")).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn the_id_key_decides_ids_and_a_missing_or_other_key_stops_enid() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(2));
+    env.apply();
+    let id = env.people()["elev0.testsson"].one("employeeNumber");
+    // Not the old public derivation (a UUIDv5 has version digit 5).
+    assert_eq!(id.as_bytes()[14], b'8', "{id}");
+
+    let key = std::fs::read_to_string(env.path("id.key")).unwrap();
+    std::fs::remove_file(env.path("id.key")).unwrap();
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("id key file") && run.stderr.contains("restore"), "{}", run.stderr);
+    assert!(!env.path("id.key").exists(), "never made up again for a state built with one");
+    std::fs::write(env.path("id.key"), key.replace(&key[..2], if &key[..2] == "00" { "11" } else { "00" })).unwrap();
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("is not the key"), "{}", run.stderr);
+    std::fs::write(env.path("id.key"), &key).unwrap();
+    assert_eq!(env.summary()["unchanged"], 2);
+
+    // Another installation with its own key gives other ids to the same records.
+    let other = Env::new();
+    csv_rows(&other, &pupils(2));
+    other.apply();
+    assert_ne!(other.people()["elev0.testsson"].one("employeeNumber"), id);
+}
+
+#[test]
+fn a_second_apply_waits_for_the_first_and_a_killed_run_is_marked_interrupted() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(3));
+    env.apply();
+    // Another process holds the lock.
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(env.path("state.db.lock")).unwrap();
+    lock.try_lock().unwrap();
+    std::fs::write(env.path("state.db.lock"), "pid 4242, `enid apply` started 2026-11-23T08:00:00Z").unwrap();
+    let second = env.enid(&["apply", "--yes"]).fails();
+    assert!(second.stderr.contains("another run (pid 4242"), "{}", second.stderr);
+    let adopt = env.enid(&["adopt", "--yes"]).fails();
+    assert!(adopt.stderr.contains("another run"), "{}", adopt.stderr);
+    // plan only reads: it needs no lock.
+    env.enid(&["plan"]).ok();
+    drop(lock);
+
+    // A run left `running` by a process that died is marked interrupted by the next one.
+    {
+        let (rt, s) = store(&env);
+        rt.block_on(s.begin_run("apply", None, chrono::Utc::now())).unwrap();
+    }
+    env.apply();
+    let (rt, s) = store(&env);
+    let runs = rt.block_on(s.runs(10)).unwrap();
+    assert!(runs.iter().all(|r| r.status != "running"), "{runs:?}");
+    assert_eq!(runs.iter().filter(|r| r.status == "interrupted").count(), 1, "{runs:?}");
+}
+
+#[test]
+fn state_backup_writes_a_consistent_owner_only_copy_that_enid_can_run_on() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(5));
+    env.apply();
+    let copy = env.path("backup.db");
+    let out = env.enid(&["state", "backup", copy.to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("backup.db"), "{}", out.stdout);
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+    let again = env.enid(&["state", "backup", copy.to_str().unwrap()]).fails();
+    assert!(again.stderr.contains("exists"), "{}", again.stderr);
+    // Restored: the plan is empty, nothing is created again.
+    remove_state(&env);
+    std::fs::copy(&copy, env.path("state.db")).unwrap();
+    assert_eq!(env.summary()["unchanged"], 5);
+}
+
+#[test]
+fn a_template_that_fails_for_one_person_holds_that_person_and_fails_the_run() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(3));
+    env.apply();
+    let before = env.people();
+    let cfg = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    // Fails for Elev1 only (division by zero), and changes everyone else's title.
+    let bad = "[targets.directory.attributes]\ntitle = \"{% if given_name == 'Elev1' %}{{ 1 // 0 }}{% endif %}elev\"\n";
+    std::fs::write(env.path("enid.toml"), format!("{cfg}{bad}")).unwrap();
+    let plan = env.enid(&["plan", "--json"]).fails();
+    assert!(plan.stderr.contains("is held") && plan.stderr.contains("title"), "{}", plan.stderr);
+    let json = plan.json();
+    assert_eq!(json["summary"]["update"], 2, "{json}");
+    let apply = env.enid(&["apply", "--yes"]).fails();
+    assert!(apply.stderr.contains("is held"), "{}", apply.stderr);
+    let after = env.people();
+    assert_eq!(after["elev0.testsson"].one("title"), "elev");
+    assert_eq!(after["elev1.testsson"].attrs, before["elev1.testsson"].attrs, "the held person is untouched");
+}
+
+#[test]
+fn a_secret_in_the_wrong_key_is_never_echoed() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(1));
+    let cfg = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    for wrong in ["bind_password_env = \"Hunter2\"", "bind_password_file = \"Hunter2\""] {
+        std::fs::write(env.path("enid.toml"), cfg.replace("bind_password_file = \"ldap.secret\"", wrong)).unwrap();
+        let run = env.enid(&["check"]).fails();
+        assert!(!run.stdout.contains("Hunter2") && !run.stderr.contains("Hunter2"), "{}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("bind password of [targets.directory]"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn skipping_tls_verification_warns_on_every_run() {
+    let env = Env::with_config("tls_insecure_skip_verify = true");
+    csv_rows(&env, &pupils(1));
+    for _ in 0..2 {
+        let run = env.enid(&["plan"]).ok();
+        assert!(run.stderr.contains("tls_insecure_skip_verify = true"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_held_apply_saves_its_plan_so_the_hinted_command_works() {
+    let env = Env::with_config("[targets.directory.thresholds]\ndisable_min = 1\ndisable_percent = 1");
+    csv_rows(&env, &pupils(6));
+    env.apply();
+    csv_rows(&env, &pupils(3));
+    let held = env.enid(&["apply", "--yes"]).fails();
+    let hint = held.stderr.split('`').find(|s| s.starts_with("enid apply --plan")).unwrap_or_default().to_string();
+    assert!(hint.ends_with("--accept-threshold"), "{}", held.stderr);
+    let args: Vec<&str> = hint.split_whitespace().skip(1).collect();
+    env.enid(&args).ok();
+    assert_eq!(env.summary()["disable"], 0);
+}
