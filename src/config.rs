@@ -379,10 +379,15 @@ impl Config {
                         })
                     })
                     .unwrap_or(start);
-                text[..offset].matches('\n').count() + 1
+                // A type error inside a tagged table names no key: find the key by its value.
+                match (offset == start).then(|| key_with_bad_value(text, start, &msg)).flatten() {
+                    Some((key, at)) => (text[..at].matches('\n').count() + 1, Some(key)),
+                    None => (text[..offset].matches('\n').count() + 1, None),
+                }
             });
             match line {
-                Some(l) => format!("line {l}: {msg}"),
+                Some((l, Some(key))) => format!("line {l}: {key}: {msg}"),
+                Some((l, None)) => format!("line {l}: {msg}"),
                 None => msg,
             }
         })
@@ -459,6 +464,43 @@ impl Config {
     }
 }
 
+/// For a serde "invalid type/value" message about the table that starts at `start`: the key in
+/// that table (or its sub-tables) whose value is the one the message quotes, and the offset of
+/// its line. `None` when the message quotes no value or no line has it.
+fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, usize)> {
+    let rest = msg.strip_prefix("invalid type: ").or_else(|| msg.strip_prefix("invalid value: "))?;
+    let (_, lit) = rest.split_once(' ')?;
+    let wanted: Vec<String> = if let Some(s) = lit.strip_prefix('"') {
+        let v = &s[..s.find('"')?];
+        vec![format!("\"{v}\""), format!("'{v}'")]
+    } else {
+        let s = lit.strip_prefix('`')?;
+        vec![s[..s.find('`')?].to_string()]
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let header = text[line_start..].lines().next()?.trim();
+    let table = header.strip_prefix('[')?.strip_suffix(']')?.trim().to_string();
+    let mut pos = line_start;
+    for (i, l) in text[line_start..].split_inclusive('\n').enumerate() {
+        let here = pos;
+        pos += l.len();
+        let t = l.trim();
+        if i > 0 && t.starts_with('[') {
+            let name = t.trim_start_matches('[').trim_end_matches(']').trim();
+            if !name.starts_with(&format!("{table}.")) {
+                break;
+            }
+            continue;
+        }
+        let Some((key, value)) = t.split_once('=') else { continue };
+        let value = value.split(" #").next().unwrap_or("").trim();
+        if wanted.iter().any(|w| w == value) {
+            return Some((key.trim().to_string(), here));
+        }
+    }
+    None
+}
+
 /// The LDAP attribute templates in force: the defaults with the config's `attributes` on top.
 pub fn ldap_mapping(c: &LdapConfig) -> BTreeMap<String, String> {
     let mut m = crate::mapping::default_ldap_mapping();
@@ -505,6 +547,21 @@ base_dn = "ou=people,dc=example,dc=org"
         let text = MINIMAL.replace("[state]\n", "[state]\nfoo = 1\n");
         let err = Config::parse(&text).unwrap_err();
         assert!(err.contains("unknown field `foo`") && err.starts_with("line 3"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_name_the_keys_own_line() {
+        let probe = |text: &str| Config::parse(text).unwrap_err();
+        let at = |text: &str, key: &str| text[..text.find(key).unwrap()].matches('\n').count() + 1;
+        let t = MINIMAL.replace("base_dn =", "max_in_flight = \"eight\"\nbase_dn =");
+        let e = probe(&t);
+        assert!(e.starts_with(&format!("line {}:", at(&t, "max_in_flight"))) && e.contains("max_in_flight"), "{e}");
+        let t = format!("{MINIMAL}\n[targets.directory.thresholds]\ndisable_percent = 5\ndisable_min = \"10\"\n");
+        let e = probe(&t);
+        assert!(e.starts_with(&format!("line {}:", at(&t, "disable_min"))) && e.contains("disable_min"), "{e}");
+        let t = MINIMAL.replace("[state]\n", "[naming]\nmax_length = \"x\"\n\n[state]\n");
+        let e = probe(&t);
+        assert!(e.starts_with(&format!("line {}:", at(&t, "max_length"))), "{e}");
     }
 
     #[test]
