@@ -301,7 +301,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 return failed.map(|()| ExitCode::SUCCESS);
             }
             // A plan that holds something is saved, so the command the hint names works as given.
-            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count();
+            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count()
+                + computed.plan.unprotect.len();
             let holds = !computed.plan.held.is_empty() && !accept_threshold || waiting > 0 && !accept_protected;
             if holds && plan.is_none() {
                 let body =
@@ -347,7 +348,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count();
+            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count()
+                + computed.plan.unprotect.len();
             if waiting > 0 && !accept_protected {
                 // Their renames wait too: the state keeps the old username until the target has the new one.
                 let held: BTreeSet<String> = computed
@@ -359,6 +361,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     .collect();
                 computed.plan.operations.retain(|o| !o.needs_approval);
                 computed.plan.renames.retain(|r| !held.contains(&r.identity));
+                computed.plan.unprotect.clear();
                 writeln!(
                     out,
                     "\n{waiting} changes to persons with protected personal data wait for approval. The plan is saved: \
@@ -722,7 +725,18 @@ pub fn render_plan(c: &Computed) -> String {
             s.push('\n');
         }
     }
-    let waiting = plan.operations.iter().filter(|o| o.needs_approval).count();
+    if !plan.unprotect.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nprotection kept ({}): no source marks these persons as protected any more; they stay protected until \
+             this plan is applied with --accept-protected",
+            plan.unprotect.len()
+        );
+        for id in &plan.unprotect {
+            let _ = writeln!(s, "  {id}");
+        }
+    }
+    let waiting = plan.operations.iter().filter(|o| o.needs_approval).count() + plan.unprotect.len();
     if waiting > 0 {
         let _ = writeln!(
             s,

@@ -21,6 +21,7 @@ use connector_api::{
 use futures::StreamExt;
 use source_csv::CsvSource;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use target_ldap::LdapTarget;
@@ -228,7 +229,8 @@ impl Computed {
 /// A person held on one target because their account could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
-    pub target: String,
+    /// What failed: `target "directory"`, `[naming]`.
+    pub component: String,
     pub identity: IdentityId,
     /// What failed, naming the attribute template; never a civic number.
     pub message: String,
@@ -236,11 +238,7 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "target \"{}\": identity {} is held (no operation): {}; fix [targets.{}.attributes]",
-            self.target, self.identity, self.message, self.target
-        )
+        write!(f, "{}: identity {} is held (no operation): {}", self.component, self.identity, self.message)
     }
 }
 
@@ -573,8 +571,9 @@ impl Engine {
             }
         };
         lap("read sources and state");
-        let resolution =
+        let mut resolution =
             identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &self.id_key);
+        let unprotect = keep_protection(&mut resolution, &snapshot);
         lap("resolved identities");
         let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
         if self.config.naming.protected_names_from_template {
@@ -598,7 +597,11 @@ impl Engine {
             .map(|(id, t)| {
                 let (want, failed) =
                     desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.rules(), today);
-                failures.extend(failed.into_iter().map(|(identity, message)| Failure { target: id.clone(), identity, message }));
+                failures.extend(failed.into_iter().map(|(identity, why)| Failure {
+                    component: format!("target \"{id}\""),
+                    identity,
+                    message: format!("{why}; fix [targets.{id}.attributes]"),
+                }));
                 (id.clone(), want)
             })
             .collect();
@@ -631,11 +634,16 @@ impl Engine {
 
         let mut all_requests = requests;
         all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
-        let mut new_names = self.name_new(&all_requests, &observed, now).await?;
+        let (mut new_names, naming_failed) = self.name_new(&all_requests, &observed, now).await?;
+        failures.extend(naming_failed);
         let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
             let (more, failed) = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
-            failures.extend(failed.into_iter().map(|(identity, message)| Failure { target: id.clone(), identity, message }));
+            failures.extend(failed.into_iter().map(|(identity, why)| Failure {
+                    component: format!("target \"{id}\""),
+                    identity,
+                    message: format!("{why}; fix [targets.{id}.attributes]"),
+                }));
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
@@ -707,10 +715,13 @@ impl Engine {
             .present
             .iter()
             .filter(|i| i.is_new)
-            .map(|i| NewIdentity {
-                id: i.id.clone(),
-                username: usernames.get(&i.id).cloned().unwrap_or_default(),
-                records: i.records.iter().map(Sourced::label).collect(),
+            // An identity whose name could not be made (a reported failure) waits for the next run.
+            .filter_map(|i| {
+                Some(NewIdentity {
+                    id: i.id.clone(),
+                    username: usernames.get(&i.id)?.clone(),
+                    records: i.records.iter().map(Sourced::label).collect(),
+                })
             })
             .collect();
         let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
@@ -723,6 +734,16 @@ impl Engine {
             (renames, held_renames),
         );
         let mut plan = plan;
+        if !unprotect.is_empty() {
+            // Releasing protection is part of what an approval of this plan approves.
+            let mut h = Sha256::new();
+            h.update(plan.plan_id.as_bytes());
+            for id in &unprotect {
+                h.update(id.as_bytes());
+            }
+            plan.plan_id = format!("{:x}", h.finalize())[..plan.plan_id.len()].to_string();
+            plan.unprotect = unprotect;
+        }
         for (id, handle) in &self.targets {
             // Thresholds weigh against the accounts that exist. Creates that retry an earlier,
             // already applied plan (a pending ownership row) are not new decisions: they do not
@@ -750,7 +771,7 @@ impl Engine {
             operations = plan.operations.len(),
             "planned"
         );
-        failures.sort_by(|a, b| (&a.target, &a.identity).cmp(&(&b.target, &b.identity)));
+        failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
         Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, observed })
     }
 
@@ -770,20 +791,28 @@ impl Engine {
     }
 
     /// Identities whose name changed so that their username no longer fits, when the policy is
-    /// not `keep`: id → (name request, current username).
+    /// not `keep`, and persons who became protected and still have a username made from their
+    /// name, whatever the policy: id → (name request, current username).
     fn rename_candidates(
         &self,
         resolution: &Resolution,
         usernames: &BTreeMap<IdentityId, String>,
     ) -> BTreeMap<IdentityId, (NameRequest, String)> {
         let mut out = BTreeMap::new();
-        if self.config.naming.on_name_change == RenamePolicy::Keep {
-            return out;
-        }
+        let pseudonyms = !self.config.naming.protected_names_from_template;
+        let policy = self.config.naming.on_name_change;
         for ident in &resolution.present {
             let (Some(old), Some(req)) = (usernames.get(&ident.id), name_request(ident)) else { continue };
             if req.pseudonymous {
-                continue; // a protected person's name never shapes their username
+                // A protected person's name never shapes their username; one who became protected
+                // gets a pseudonymous one (held with their other changes for approval).
+                if pseudonyms && !self.namer.still_fits(old, &req) {
+                    out.insert(ident.id.clone(), (req, old.clone()));
+                }
+                continue;
+            }
+            if policy == RenamePolicy::Keep {
+                continue;
             }
             if !self.namer.still_fits(old, &req) {
                 out.insert(ident.id.clone(), (req, old.clone()));
@@ -808,9 +837,18 @@ impl Engine {
             _ => BTreeMap::new(),
         };
         for (id, (_, old)) in renaming {
-            let Some(new) = names.get(id).cloned() else { continue };
+            let Some(new) = names.get(id).cloned() else {
+                // The new name could not be made (reported): the person keeps the old one.
+                names.insert(id.clone(), old.clone());
+                continue;
+            };
             let info = plan::RenameInfo { identity: id.clone(), old: old.clone(), new: new.clone() };
-            let go = self.config.naming.on_name_change == RenamePolicy::Rename || approved.get(id) == Some(&new);
+            // A person who became protected is renamed whatever the policy: their changes wait
+            // for `--accept-protected` anyway.
+            let protection = renaming.get(id).is_some_and(|(req, _)| req.pseudonymous);
+            let go = protection
+                || self.config.naming.on_name_change == RenamePolicy::Rename
+                || approved.get(id) == Some(&new);
             if go {
                 done.push(info);
             } else {
@@ -828,9 +866,9 @@ impl Engine {
         requests: &[NameRequest],
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
         now: DateTime<Utc>,
-    ) -> Result<BTreeMap<IdentityId, String>, EngineError> {
+    ) -> Result<(BTreeMap<IdentityId, String>, Vec<Failure>), EngineError> {
         if requests.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok((BTreeMap::new(), Vec::new()));
         }
         let quarantine = self.config.naming.quarantine_days;
         let mut taken: HashSet<String> = self.store.allocated_usernames(now, quarantine).await?.into_iter().collect();
@@ -838,7 +876,16 @@ impl Engine {
         for accounts in observed.values() {
             taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
         }
-        Ok(self.namer.allocate(requests, &taken))
+        let (names, failed) = self.namer.allocate(requests, &taken);
+        let failed = failed
+            .into_iter()
+            .map(|(identity, why)| Failure {
+                component: "[naming]".into(),
+                identity,
+                message: format!("{why}; fix [naming] username"),
+            })
+            .collect();
+        Ok((names, failed))
     }
 
     /// Carries out a computed plan. Returns what was done; failures of single operations are in
@@ -857,6 +904,8 @@ impl Engine {
         self.store.commit_identities(&new, &computed.record_rows, now).await?;
         self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
+        // Approved releases of protection (the CLI clears the list without `--accept-protected`).
+        self.store.unprotect(&plan.unprotect).await?;
         self.store.adopt(&plan.adoptions, now).await?;
         let pending: Vec<(String, IdentityId, String)> = plan
             .operations
@@ -1183,7 +1232,10 @@ fn desired_for(
 ) -> Result<Desired, String> {
     let mapping = target.mapping;
     let Some(person) = ident.person(username, rules.authority) else {
-        let (school, staff, protected) = last_known.get(&ident.id).cloned().unwrap_or_default();
+        // Nothing stored about the person (not expected): the longer grace period, and shown and
+        // held as a protected person, are the safe side.
+        let (school, staff, protected) =
+            last_known.get(&ident.id).cloned().unwrap_or_else(|| (String::new(), true, true));
         return Ok(Desired {
             identity_id: ident.id.clone(),
             username: username.to_string(),
@@ -1247,6 +1299,28 @@ fn desired_for(
         protected: person.protected,
         needs_approval: person.protected && target.protected.hold_changes,
     })
+}
+
+/// Protection is sticky: a person the state knows as protected stays protected when the sources
+/// stop marking them, until an operator approves the release (`--accept-protected`). Marks their
+/// records protected again and returns their ids, sorted.
+fn keep_protection(resolution: &mut Resolution, snapshot: &Snapshot) -> Vec<IdentityId> {
+    let stored: HashSet<&str> =
+        snapshot.all_records().filter(|r| r.protected).map(|r| r.identity_id.as_str()).collect();
+    if stored.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for ident in &mut resolution.present {
+        if stored.contains(ident.id.as_str()) && !ident.is_protected() {
+            for r in &mut ident.records {
+                r.record.protection = Some(connector_api::Protection::Sekretessmarkering);
+            }
+            out.push(ident.id.clone());
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Whether an account carries an enid id (a value of enid's id form) in the owner attribute.

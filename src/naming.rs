@@ -101,7 +101,8 @@ impl Namer {
     /// Whether `username` is still what the template gives for these names, allowing for a
     /// collision counter and the cut before it. False means the person's name changed.
     pub fn still_fits(&self, username: &str, req: &NameRequest) -> bool {
-        let base = self.base(req).unwrap_or_default();
+        // A template that fails for these names says nothing about them: keep the username.
+        let Ok(base) = self.base(req) else { return true };
         if base.is_empty() {
             return username.starts_with(FALLBACK_BASE);
         }
@@ -112,19 +113,27 @@ impl Namer {
         stem.len() < username.len() && !stem.is_empty() && base.starts_with(stem)
     }
 
-    /// Allocates a username for every request, avoiding `taken`. Returns id → username.
-    pub fn allocate(&self, requests: &[NameRequest], taken: &HashSet<String>) -> BTreeMap<IdentityId, String> {
+    /// Allocates a username for every request, avoiding `taken`. Returns id → username, and the
+    /// requests whose template failed (id, why): those get no name, so no account, this run.
+    pub fn allocate(&self, requests: &[NameRequest], taken: &HashSet<String>) -> (BTreeMap<IdentityId, String>, Vec<(IdentityId, String)>) {
         let mut sorted: Vec<&NameRequest> = requests.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
         let mut used: HashSet<String> = HashSet::new();
         let mut out = BTreeMap::new();
+        let mut failed = Vec::new();
         for req in sorted {
-            let base = self.base(req).unwrap_or_default();
+            let base = match self.base(req) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed.push((req.id.clone(), format!("the username template failed: {e}")));
+                    continue;
+                }
+            };
             let name = self.first_free(&base, |n| taken.contains(n) || used.contains(n));
             used.insert(name.clone());
             out.insert(req.id.clone(), name);
         }
-        out
+        (out, failed)
     }
 
     fn first_free(&self, base: &str, is_taken: impl Fn(&str) -> bool) -> String {
@@ -238,7 +247,7 @@ mod tests {
         ];
         let mut got = Vec::new();
         for (i, (g, f, _)) in cases.iter().enumerate() {
-            let names = namer.allocate(&[req(&i.to_string(), g, f)], &HashSet::new());
+            let names = namer.allocate(&[req(&i.to_string(), g, f)], &HashSet::new()).0;
             got.push(names.into_values().next().unwrap());
         }
         let want: Vec<&str> = cases.iter().map(|c| c.2).collect();
@@ -256,7 +265,7 @@ mod tests {
         let taken: HashSet<String> = ["maximiliana.wolfesch".to_string()].into();
         let reqs: Vec<NameRequest> =
             (0..11).map(|i| req(&format!("{i:02}"), "Maximiliana", "Wolfeschlegelsteinhausen")).collect();
-        let names = namer.allocate(&reqs, &taken);
+        let names = namer.allocate(&reqs, &taken).0;
         let mut values: Vec<&String> = names.values().collect();
         values.sort();
         assert_eq!(values[0], "maximiliana.wolfes10");
@@ -281,9 +290,9 @@ mod tests {
     #[test]
     fn the_counter_can_always_appear() {
         let namer = Namer::new("{{ given_name[:3] }}{{ family_name[:3] }}", 20, Counter::Always).unwrap();
-        let names = namer.allocate(&[req("1", "Åsa", "Öberg"), req("2", "Åsa", "Öhman")], &HashSet::new());
+        let names = namer.allocate(&[req("1", "Åsa", "Öberg"), req("2", "Åsa", "Öhman")], &HashSet::new()).0;
         assert_eq!(names.values().collect::<Vec<_>>(), ["asaobe1", "asaohm1"]);
-        let names = namer.allocate(&[req("1", "Åsa", "Öberg"), req("2", "Åsa", "Öbergsson")], &HashSet::new());
+        let names = namer.allocate(&[req("1", "Åsa", "Öberg"), req("2", "Åsa", "Öbergsson")], &HashSet::new()).0;
         assert_eq!(names.values().collect::<Vec<_>>(), ["asaobe1", "asaobe2"]);
     }
 
@@ -322,8 +331,8 @@ mod tests {
             let mut other = reqs.clone();
             other.rotate_left(rotate % reqs.len());
             other.reverse();
-            let a = namer.allocate(&reqs, &taken);
-            let b = namer.allocate(&other, &taken);
+            let a = namer.allocate(&reqs, &taken).0;
+            let b = namer.allocate(&other, &taken).0;
             proptest::prop_assert_eq!(&a, &b);
             let unique: HashSet<&String> = a.values().collect();
             proptest::prop_assert_eq!(unique.len(), reqs.len());

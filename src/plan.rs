@@ -105,10 +105,15 @@ impl PlannedOp {
             TargetOp::Create { disabled, .. } => {
                 TargetOp::Create { username: self.identity.clone(), attrs: Attrs::new(), disabled: *disabled }
             }
-            TargetOp::Update { key, changes } => TargetOp::Update {
-                key: key.clone(),
+            // Keys (DNs) may carry a name-derived username: never shown.
+            TargetOp::Update { changes, .. } => TargetOp::Update {
+                key: self.identity.clone(),
                 changes: changes.iter().map(|c| AttrChange { attr: c.attr.clone(), values: Vec::new() }).collect(),
             },
+            TargetOp::Rename { .. } => TargetOp::Rename { key: self.identity.clone(), username: self.identity.clone() },
+            TargetOp::Disable { .. } => TargetOp::Disable { key: self.identity.clone() },
+            TargetOp::Enable { .. } => TargetOp::Enable { key: self.identity.clone() },
+            TargetOp::Delete { .. } => TargetOp::Delete { key: self.identity.clone() },
             other => other.clone(),
         };
         PlannedOp {
@@ -217,6 +222,9 @@ pub struct Plan {
     /// Thresholds this plan goes over. A plan with any is held: nothing of it is applied until
     /// an operator applies it by id with `--accept-threshold`.
     pub held: Vec<ThresholdHit>,
+    /// Persons the state knows as protected whom no source marks any more: they stay protected
+    /// until this plan is applied with `--accept-protected`.
+    pub unprotect: Vec<IdentityId>,
 }
 
 /// A threshold a plan goes over.
@@ -819,6 +827,7 @@ pub fn assemble(
         renames: renames.0,
         held_renames: renames.1,
         held: Vec::new(),
+        unprotect: Vec::new(),
     }
 }
 
@@ -846,6 +855,7 @@ impl Plan {
             && self.new_identities.is_empty()
             && self.group_adoptions.is_empty()
             && self.renames.is_empty()
+            && self.unprotect.is_empty()
     }
 }
 

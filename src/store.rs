@@ -290,6 +290,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Releases the protection the state remembers for these identities (an operator approved
+    /// it). Their records are rewritten on the next run.
+    pub async fn unprotect(&self, identities: &[IdentityId]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for id in identities {
+            sqlx::query("UPDATE source_records SET protected = 0, content_hash = '' WHERE identity_id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
     /// A value of the state's own settings (`meta`), if set.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
@@ -857,8 +871,9 @@ impl Store {
         records: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(decision).unwrap_or_default();
-        let records = serde_json::to_string(records).unwrap_or_default();
+        let json = |e: serde_json::Error| StoreError { path: self.path.clone(), message: format!("encoding: {e}") };
+        let body = serde_json::to_string(decision).map_err(json)?;
+        let records = serde_json::to_string(records).map_err(json)?;
         sqlx::query(
             "INSERT INTO conflict_decisions (conflict_id, decision, records, decided_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (conflict_id) DO UPDATE SET decision = excluded.decision, records = excluded.records,

@@ -75,3 +75,57 @@ fn a_protected_persons_name_appears_nowhere_and_changes_wait_for_approval() {
         }
     }
 }
+
+#[test]
+fn a_person_who_becomes_protected_gets_a_pseudonym_on_approval_and_protection_is_sticky() {
+    let env = Env::new();
+    let write = |protection: &str| {
+        std::fs::write(
+            env.path("persons.csv"),
+            format!(
+                "{HEADER_P}\n1,Anna,Berg,,student,SKOLA1,7A,,,\n2,Hemlig,Person,20150916-1236,student,SKOLA1,7A,,,{protection}\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("");
+    env.apply();
+    assert!(env.people().contains_key("hemlig.person"));
+
+    // Marked protected: the pseudonymous rename waits for approval, with every other change.
+    write("Skyddad folkbokföring");
+    let held = env.enid(&["apply", "--yes"]).ok();
+    assert!(held.stdout.contains("wait for approval"), "{}", held.stdout);
+    assert!(env.people().contains_key("hemlig.person"), "nothing changes before approval");
+    let plan = env.enid(&["plan", "--json"]).ok();
+    assert!(!plan.stdout.contains("hemlig") && !plan.stdout.contains("Hemlig"), "{}", plan.stdout);
+    let id = plan.json()["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["plan", "--save"]).ok();
+    env.enid(&["apply", "--plan", &id, "--accept-protected"]).ok();
+    let people = env.people();
+    let (uid, entry) = people.iter().find(|(u, _)| u.starts_with('u') && u.len() >= 9).expect("a pseudonym");
+    assert!(!people.contains_key("hemlig.person"), "{:?}", people.keys());
+    assert_eq!(entry.one("cn"), *uid);
+    assert!(entry.get("givenName").is_empty(), "login attributes only");
+    assert!(!entry.attrs.values().flatten().any(|v| v.contains("Hemlig") || v == "Person"), "{:?}", entry.attrs);
+    assert_eq!(env.summary()["rename"], 0, "the pseudonym stays");
+
+    // The source stops marking the person: protection is kept until approved.
+    write("");
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["unprotect"].as_array().map(Vec::len), Some(1), "{plan}");
+    assert_eq!(plan["summary"]["update"], 0, "{plan}");
+    let held = env.apply();
+    assert!(held.stdout.contains("protection kept (1)"), "{}", held.stdout);
+    assert!(!env.people()[uid].attrs.values().flatten().any(|v| v == "Hemlig"), "still protected");
+    let after = env.enid(&["plan"]).ok();
+    assert!(after.stdout.contains("protection kept (1)"), "{}", after.stdout);
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["plan", "--save"]).ok();
+    env.enid(&["apply", "--plan", &id, "--accept-protected"]).ok();
+    // Released: the names come back; the username stays the pseudonym.
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert!(plan["unprotect"].as_array().is_some_and(Vec::is_empty), "{plan}");
+    env.apply();
+    assert_eq!(env.people()[uid].one("givenName"), "Hemlig");
+}
