@@ -608,7 +608,13 @@ fn render_adopt(p: &crate::engine::AdoptPlan) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Accounts to record as enid's ({}):", p.accounts.len());
     for a in &p.accounts {
-        let how = if a.by_hand { "  (by hand)" } else { "" };
+        let how = if a.by_hand {
+            "  (by hand)"
+        } else if a.left {
+            "  (a leaver: no source has the person now)"
+        } else {
+            ""
+        };
         let state = if a.disabled { "disabled" } else { "active" };
         let _ = writeln!(s, "  {:<10} {:<22} {:<8} {}{how}", a.target, a.username, state, a.key);
     }

@@ -18,7 +18,7 @@
 use crate::model::{Identity, IdentityId, Snapshot, Sourced};
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The per-installation secret new identity ids are derived with (`[identity] id_key_file`).
 ///
@@ -225,6 +225,8 @@ fn resolve_unlinked(
 ) {
     let matchable =
         |r: &Sourced| r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
+    // Identities that have stored records; one without any is a claimed account waiting for them.
+    let linked: HashSet<&str> = snapshot.all_records().map(|r| r.identity_id.as_str()).collect();
     // Who holds each civic number and each configured key: stored records and this run's linked
     // records.
     let mut owners: HashMap<String, BTreeSet<IdentityId>> = HashMap::default();
@@ -311,7 +313,7 @@ fn resolve_unlinked(
                 match decisions.get(&cid) {
                     Some(Decision::Separate) => {
                         // A person of their own: a fresh identity, and the number joins nobody.
-                        let id = new_id(key, &r.source, &r.record.person_id, snapshot);
+                        let id = new_id(key, &r.source, &r.record.person_id, snapshot, &linked);
                         add_to(by_id, snapshot, id, i, r);
                         continue;
                     }
@@ -328,7 +330,7 @@ fn resolve_unlinked(
         let id = match id {
             Some(id) => id,
             None => {
-                let id = new_id(key, &r.source, &r.record.person_id, snapshot);
+                let id = new_id(key, &r.source, &r.record.person_id, snapshot, &linked);
                 if let Some(c) = civic {
                     created.insert(c, id.clone());
                 }
@@ -397,14 +399,16 @@ fn conflict_id(kind: ConflictKind, recs: &[(String, String)], candidates: &BTree
     format!("c-{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
-/// A new identity id from the record key, keyed with the installation's secret; a counter
-/// resolves the (theoretical) case where the derived id is already taken.
-fn new_id(key: &IdKey, source: &str, person_id: &str, snapshot: &Snapshot) -> IdentityId {
+/// A new identity id from the record key, keyed with the installation's secret. An identity
+/// the state knows without any record (one `enid adopt` claimed from the id on its account) is
+/// this record's own identity coming back: the derivation is deterministic, so it is returned.
+/// A counter resolves the (theoretical) case where the derived id belongs to someone else.
+fn new_id(key: &IdKey, source: &str, person_id: &str, snapshot: &Snapshot, linked: &HashSet<&str>) -> IdentityId {
     let mut n = 0u32;
     loop {
         let name = if n == 0 { format!("{source}\0{person_id}") } else { format!("{source}\0{person_id}\0{n}") };
         let id = key.derive(name.as_bytes()).to_string();
-        if !snapshot.identities.contains_key(&id) {
+        if !snapshot.identities.contains_key(&id) || n == 0 && !linked.contains(id.as_str()) {
             return id;
         }
         n += 1;

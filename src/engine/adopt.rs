@@ -32,6 +32,9 @@ pub struct AccountClaim {
     pub disabled: bool,
     /// Claimed by an operator's `--entry ... --person ...`, not by the id on the entry.
     pub by_hand: bool,
+    /// A disabled account whose person no source has now (a leaver): claimed for an identity
+    /// without records.
+    pub left: bool,
 }
 
 /// A group to be recorded as enid's.
@@ -161,6 +164,16 @@ impl Engine {
                     }
                     continue;
                 };
+                if by_id.get(id).is_none() && a.disabled {
+                    // A leaver's account enid disabled: claimed for an identity without records,
+                    // so the lifecycle goes on (deletion after the grace period), and the person
+                    // gets it back if their record returns (the id derivation is deterministic).
+                    match self.claim(tid, id, a, false, &snapshot, &owns, &allocated, &mut chosen) {
+                        Ok(c) => plan.accounts.push(AccountClaim { left: true, ..c }),
+                        Err(reason) => plan.unmatched.push(unmatched(a, reason)),
+                    }
+                    continue;
+                }
                 if by_id.get(id).is_none() {
                     plan.unmatched.push(unmatched(
                         a,
@@ -304,6 +317,7 @@ impl Engine {
             anchor: a.anchor.clone(),
             disabled: a.disabled,
             by_hand,
+            left: false,
         })
     }
 
@@ -387,6 +401,8 @@ impl Engine {
                 action: "adopt".into(),
                 detail: if c.by_hand {
                     format!("{} claimed by an operator", c.key)
+                } else if c.left {
+                    format!("{} carries an enid id no source gives now: a leaver's disabled account", c.key)
                 } else {
                     format!("{} carries this identity's enid id", c.key)
                 },

@@ -111,6 +111,31 @@ fn a_lost_state_stops_before_planning_and_adopt_rebuilds_it_without_a_second_acc
 }
 
 #[test]
+fn adopt_claims_disabled_leavers_and_a_returning_leaver_gets_the_same_account_back() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(12));
+    env.apply();
+    csv_rows(&env, &pupils(10));
+    env.apply();
+    let gone = env.people()["elev11.testsson"].clone();
+    assert!(gone.dn.contains("ou=disabled"), "{}", gone.dn);
+    remove_state(&env);
+    let adopted = env.enid(&["adopt", "--yes"]).ok();
+    assert!(adopted.stdout.contains("recorded 12 accounts"), "{}", adopted.stdout);
+    assert!(adopted.stdout.contains("a leaver"), "{}", adopted.stdout);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 0, "{plan}");
+    assert_eq!(plan["summary"]["enable"], 0, "{plan}");
+    // The leaver returns: the same entry is enabled again, no second account.
+    csv_rows(&env, &pupils(12));
+    env.apply();
+    let back = env.people()["elev11.testsson"].clone();
+    assert!(!back.dn.contains("ou=disabled"), "{}", back.dn);
+    assert_eq!(back.one("entryUUID"), gone.one("entryUUID"));
+    assert_eq!(env.people().len(), 12);
+}
+
+#[test]
 fn entries_whose_ids_no_source_gives_keep_runs_stopped_until_claimed_by_hand() {
     let env = Env::new();
     csv_rows(&env, &pupils(3));
