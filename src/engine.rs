@@ -199,9 +199,12 @@ pub struct Computed {
 impl Computed {
     /// The plan as it may be shown or saved: persons with protected personal data by enid id
     /// only (no username, school, values, source keys or file locations).
-    pub fn shown_plan(&self) -> Plan {
+    pub fn shown_plan(&self) -> std::borrow::Cow<'_, Plan> {
         let protected: HashSet<&str> =
             self.resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
+        if protected.is_empty() && !self.plan.operations.iter().any(|o| o.protected) {
+            return std::borrow::Cow::Borrowed(&self.plan);
+        }
         let mut p = self.plan.clone();
         p.operations = self.plan.operations.iter().map(PlannedOp::redacted).collect();
         for n in &mut p.new_identities {
@@ -222,7 +225,7 @@ impl Computed {
                 r.new = r.identity.clone();
             }
         }
-        p
+        std::borrow::Cow::Owned(p)
     }
 }
 
