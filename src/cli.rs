@@ -826,10 +826,19 @@ fn restrict(plan: &mut Plan, only: &[String], school: Option<&str>) -> Result<()
         };
         actions.extend_from_slice(more);
     }
-    plan.operations.retain(|o| {
-        (actions.is_empty() || actions.contains(&o.action))
-            && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
-    });
+    let keep = |o: &crate::plan::PlannedOp| {
+        (actions.is_empty() || actions.contains(&o.action)) && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
+    };
+    // A rename left out keeps the old username in the state until it is applied, and the
+    // person's other operations on that target, which address the renamed account, wait with it.
+    let left_out: BTreeSet<(String, String)> = plan
+        .operations
+        .iter()
+        .filter(|o| o.action == Action::Rename && !keep(o))
+        .map(|o| (o.target.clone(), o.identity.clone()))
+        .collect();
+    plan.operations.retain(|o| keep(o) && !left_out.contains(&(o.target.clone(), o.identity.clone())));
+    plan.renames.retain(|r| !left_out.iter().any(|(_, i)| i == &r.identity));
     Ok(())
 }
 

@@ -324,3 +324,32 @@ fn a_held_apply_saves_its_plan_so_the_hinted_command_works() {
     env.enid(&args).ok();
     assert_eq!(env.summary()["disable"], 0);
 }
+
+#[test]
+fn a_rename_left_out_of_a_partial_apply_keeps_the_old_username_in_the_state() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), format!("[naming]\non_name_change = \"rename\"\n\n{cfg}")).unwrap();
+    csv_rows(&env, &pupils(3));
+    env.apply();
+    let mut rows = pupils(3);
+    rows[0] = rows[0].replace("Testsson", "Lind");
+    csv_rows(&env, &rows);
+    let plan = env.enid(&["plan", "--save", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["rename"], 1, "{plan}");
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    // The update addresses the renamed account: it waits with the rename.
+    let partial = env.enid(&["apply", "--plan", &id, "--only", "update"]).ok();
+    assert!(partial.stdout.contains("Applying 0 of"), "{}", partial.stdout);
+    {
+        let (rt, s) = store(&env);
+        let snap = rt.block_on(s.snapshot()).unwrap();
+        let names: Vec<&String> = snap.identities.values().flatten().collect();
+        assert!(names.iter().any(|n| *n == "elev0.testsson"), "{names:?}");
+        assert!(!names.iter().any(|n| *n == "elev0.lind"), "{names:?}");
+    }
+    assert!(env.people().contains_key("elev0.testsson"));
+    assert_eq!(env.summary()["rename"], 1, "still to do");
+    env.apply();
+    assert!(env.people().contains_key("elev0.lind"));
+}
