@@ -37,6 +37,10 @@ pub enum EngineError {
     Guard { id: String, reason: String },
     #[error("target \"{id}\": {error}")]
     Target { id: String, error: TargetError },
+    /// A target guard fired: the target shows too few of the accounts or groups enid owns, so
+    /// its scope or permissions changed; nothing is planned.
+    #[error("target \"{id}\": {reason}; stopped before planning, nothing was changed")]
+    TargetGuard { id: String, reason: String },
     #[error("target \"{id}\": {message}")]
     TargetConfig { id: String, message: String },
 }
@@ -78,9 +82,26 @@ impl AnyTarget {
             AnyTarget::Ldap(t) => t.observe_groups().await,
         }
     }
-    fn key_for(&self, username: &str) -> String {
+    fn key_for(&self, username: &str, disabled: bool) -> String {
         match self {
-            AnyTarget::Ldap(t) => t.key_for(username),
+            AnyTarget::Ldap(t) => t.key_for(username, disabled),
+        }
+    }
+    fn enabled_key(&self, key: &str) -> String {
+        match self {
+            AnyTarget::Ldap(t) => t.enabled_key(key),
+        }
+    }
+    /// Where the target looks for accounts, in its own words (for the target guard).
+    fn scope(&self) -> String {
+        match self {
+            AnyTarget::Ldap(t) => format!("{} with filter {}", t.config().base_dn, t.config().filter),
+        }
+    }
+    /// Where the target looks for groups.
+    fn group_scope(&self) -> String {
+        match self {
+            AnyTarget::Ldap(t) => t.config().groups.as_ref().map(|g| g.base_dn.clone()).unwrap_or_default(),
         }
     }
     fn renamed_key(&self, key: &str, username: &str) -> String {
@@ -140,6 +161,8 @@ pub struct Engine {
     sources: Vec<SourceHandle>,
     /// Skip the shrink guard for this run (`--accept-shrink`).
     accept_shrink: bool,
+    /// Skip the target guard for this run (`--accept-missing`).
+    accept_missing: bool,
     lifecycle: Lifecycle,
     targets: BTreeMap<String, Arc<TargetHandle>>,
     namer: Namer,
@@ -255,7 +278,7 @@ impl Engine {
             .lifecycle
             .model()
             .map_err(|message| EngineError::TargetConfig { id: "lifecycle".into(), message })?;
-        Ok(Engine { config, store, sources, targets, namer, accept_shrink: false, lifecycle })
+        Ok(Engine { config, store, sources, targets, namer, accept_shrink: false, accept_missing: false, lifecycle })
     }
 
     pub fn store(&self) -> &Store {
@@ -270,6 +293,12 @@ impl Engine {
     /// Lets this engine's runs through the shrink guard (an operator confirmed the drop).
     pub fn accept_shrink(&mut self, yes: bool) {
         self.accept_shrink = yes;
+    }
+
+    /// Lets this engine's runs through the target guard (an operator confirmed that owned
+    /// accounts or groups really are gone from a target).
+    pub fn accept_missing(&mut self, yes: bool) {
+        self.accept_missing = yes;
     }
 
     /// Connects to every source and target, reporting each separately.
@@ -448,6 +477,9 @@ impl Engine {
             return Err(e);
         }
         lap("read targets");
+        if !self.accept_missing {
+            self.target_guard(&snapshot, &state_groups, &observed, &observed_groups)?;
+        }
 
         let mut all_requests = requests;
         all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
@@ -462,6 +494,7 @@ impl Engine {
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
         let mut target_plans = BTreeMap::new();
+        let mut enid_entries: BTreeMap<String, usize> = BTreeMap::new();
         for (id, handle) in &self.targets {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let all_obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -491,9 +524,10 @@ impl Engine {
                 want.retain(|d| !excluded_persons.contains(d.identity_id.as_str()));
             }
             let managed = handle.mapping.attribute_names();
-            let key_for = |u: &str| handle.conn.key_for(u);
+            let key_for = |u: &str| handle.conn.key_for(u, false);
             let renamed = |k: &str, u: &str| handle.conn.renamed_key(k, u);
-            let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed, today };
+            let enabled = |k: &str| handle.conn.enabled_key(k);
+            let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed, enabled: &enabled, today };
             let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
             if let Some(namer) = &handle.groups {
                 let by_name: Vec<(IdentityId, String)>;
@@ -519,6 +553,7 @@ impl Engine {
                 let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
                 plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
             }
+            enid_entries.insert(id.clone(), tp.enid_entries);
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
@@ -545,23 +580,29 @@ impl Engine {
         for (id, handle) in &self.targets {
             // Thresholds weigh against the accounts that exist. Creates that retry an earlier,
             // already applied plan (a pending ownership row) are not new decisions: they do not
-            // count, so an interrupted first run finishes without review.
+            // count, so an interrupted first run finishes without review. An account enid
+            // created (active or disabled) that is gone from the target is created afresh: that
+            // counts.
             let mine = || snapshot.accounts.iter().filter(move |a| &a.target == id);
             let owned = mine().filter(|a| a.status != AccountStatus::Pending).count();
             if let Some(sum) = plan.targets.get(id) {
                 let fresh = if sum.create == 0 {
                     0
                 } else {
-                    let rows: HashSet<&str> = mine().map(|a| a.identity_id.as_str()).collect();
+                    let retries: HashSet<&str> = mine()
+                        .filter(|a| a.status == AccountStatus::Pending)
+                        .map(|a| a.identity_id.as_str())
+                        .collect();
                     plan.operations
                         .iter()
                         .filter(|o| {
-                            &o.target == id && o.action == Action::Create && !rows.contains(o.identity.as_str())
+                            &o.target == id && o.action == Action::Create && !retries.contains(o.identity.as_str())
                         })
                         .count()
                 };
                 let weighed = plan::Summary { create: fresh, ..*sum };
-                plan.held.extend(plan::check_thresholds(id, &weighed, owned, &handle.thresholds));
+                let enid_entries = enid_entries.get(id).copied().unwrap_or(0);
+                plan.held.extend(plan::check_thresholds(id, &weighed, owned, enid_entries, &handle.thresholds));
             }
         }
         tracing::info!(
@@ -570,6 +611,62 @@ impl Engine {
             "planned"
         );
         Ok(Computed { plan, resolution, usernames, rejected, record_rows, counts, observed })
+    }
+
+    /// The target guard: stops the run when a target shows too few of the accounts (active or
+    /// disabled) or groups enid owns there. Accounts hidden by a changed base DN, filter or
+    /// permission are not gone: planning on them would create everyone again and then lose
+    /// track of the real accounts.
+    fn target_guard(
+        &self,
+        snapshot: &Snapshot,
+        groups: &[OwnedGroup],
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        observed_groups: &BTreeMap<String, Vec<ObservedGroup>>,
+    ) -> Result<(), EngineError> {
+        for (id, handle) in &self.targets {
+            let t = &handle.thresholds;
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let (missing, of) = plan::missing_accounts(&owned, obs);
+            let over = |missing: usize, of: usize| {
+                missing > connector_api::Thresholds::limit(t.missing_percent, t.missing_min, of)
+            };
+            let advice = format!(
+                "(more than missing_percent = {} and missing_min = {}); the base DN, filter or permissions changed? \
+                 Hidden is not gone: planning now would create them again and lose track of the real ones. If they \
+                 really were deleted, run again with --accept-missing",
+                t.missing_percent, t.missing_min
+            );
+            if over(missing, of) {
+                return Err(EngineError::TargetGuard {
+                    id: id.clone(),
+                    reason: format!(
+                        "{} of {} owned accounts were not found under {} {advice}",
+                        thousands(missing),
+                        thousands(of),
+                        handle.conn.scope()
+                    ),
+                });
+            }
+            if handle.groups.is_some() {
+                let owned: Vec<_> = groups.iter().filter(|g| &g.target == id).collect();
+                let obs = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                let (missing, of) = plan::missing_groups(&owned, obs);
+                if over(missing, of) {
+                    return Err(EngineError::TargetGuard {
+                        id: id.clone(),
+                        reason: format!(
+                            "{} of {} owned groups were not found under {} {advice}",
+                            thousands(missing),
+                            thousands(of),
+                            handle.conn.group_scope()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
@@ -682,7 +779,9 @@ impl Engine {
             .filter(|o| o.action == Action::Create)
             .filter_map(|o| {
                 let t = self.targets.get(&o.target)?;
-                Some((o.target.clone(), o.identity.clone(), t.conn.key_for(&o.username)))
+                // The key the create really uses: a disabled create may land elsewhere.
+                let disabled = matches!(o.op, TargetOp::Create { disabled: true, .. });
+                Some((o.target.clone(), o.identity.clone(), t.conn.key_for(&o.username, disabled)))
             })
             .collect();
         self.store.record_pending(&pending, now).await?;
@@ -814,7 +913,11 @@ impl Engine {
                         }
                         OpResult::Ok(match outcome {
                             OpOutcome::Created { key, anchor } => {
-                                Ownership::Set { key, anchor, status: AccountStatus::Active }
+                                let status = match op.op {
+                                    TargetOp::Create { disabled: true, .. } => AccountStatus::Disabled,
+                                    _ => AccountStatus::Active,
+                                };
+                                Ownership::Set { key, anchor, status }
                             }
                             OpOutcome::Updated => Ownership::Unchanged,
                             OpOutcome::Disabled { key } => {
@@ -873,6 +976,19 @@ impl Engine {
             ops.iter().map(|op| op_record(id, op, OpResult::Skipped(why.to_string()))).collect();
         Ok(self.store.record_ops(run, &records, now).await?)
     }
+}
+
+/// A count with thousands separators, as people write it in messages: `22,100`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), EngineError> {
@@ -1165,4 +1281,15 @@ pub fn find_in_run(computed: &Computed, needle: &str) -> Vec<IdentityId> {
 /// The identity of a run by id.
 pub fn identity_in_run<'a>(computed: &'a Computed, id: &str) -> Option<&'a Identity> {
     computed.resolution.all().find(|i| i.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_in_messages_have_thousands_separators() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(2000), "2,000");
+        assert_eq!(super::thousands(1_234_567), "1,234,567");
+    }
 }

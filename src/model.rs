@@ -11,6 +11,18 @@ use std::collections::BTreeSet;
 /// written to every account it owns (LDAP `employeeNumber`).
 pub type IdentityId = String;
 
+/// Whether `s` has the form of an enid identity id: a UUID in its hyphenated, lowercase form
+/// (36 characters, `8-4-4-4-12` hex digits). Other values in the owner attribute (HR systems
+/// often fill `employeeNumber` themselves) are not enid's and prove nothing.
+pub fn is_enid_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => matches!(c, b'0'..=b'9' | b'a'..=b'f'),
+        })
+}
+
 /// A record together with the id of the source that delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sourced {
@@ -289,6 +301,17 @@ mod tests {
                 protection: None,
             },
         }
+    }
+
+    #[test]
+    fn enid_ids_are_lowercase_hyphenated_uuids() {
+        assert!(is_enid_id("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(!is_enid_id("0F8FAD5B-D9CB-469F-A165-70867728950E"), "uppercase is not enid's form");
+        assert!(!is_enid_id("0f8fad5bd9cb469fa16570867728950e"));
+        assert!(!is_enid_id("0f8fad5b-d9cb-469f-a165-70867728950"));
+        assert!(!is_enid_id("0f8fad5b-d9cb-469f-a165-70867728950g"));
+        assert!(!is_enid_id("12345"), "an HR number");
+        assert!(!is_enid_id(""));
     }
 
     #[test]
