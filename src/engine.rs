@@ -494,7 +494,7 @@ impl Engine {
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
         let mut target_plans = BTreeMap::new();
-        let mut enid_entries: BTreeMap<String, usize> = BTreeMap::new();
+        let mut held = Vec::new();
         for (id, handle) in &self.targets {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let all_obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -553,7 +553,7 @@ impl Engine {
                 let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
                 plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
             }
-            enid_entries.insert(id.clone(), tp.enid_entries);
+            held.extend(weigh(id, &tp, &owned, &handle.thresholds));
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
@@ -568,7 +568,7 @@ impl Engine {
             })
             .collect();
         let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
-        let plan = plan::assemble(
+        let mut plan = plan::assemble(
             now,
             new_identities,
             target_plans,
@@ -576,35 +576,7 @@ impl Engine {
             civic_changes,
             (renames, held_renames),
         );
-        let mut plan = plan;
-        for (id, handle) in &self.targets {
-            // Thresholds weigh against the accounts that exist. Creates that retry an earlier,
-            // already applied plan (a pending ownership row) are not new decisions: they do not
-            // count, so an interrupted first run finishes without review. An account enid
-            // created (active or disabled) that is gone from the target is created afresh: that
-            // counts.
-            let mine = || snapshot.accounts.iter().filter(move |a| &a.target == id);
-            let owned = mine().filter(|a| a.status != AccountStatus::Pending).count();
-            if let Some(sum) = plan.targets.get(id) {
-                let fresh = if sum.create == 0 {
-                    0
-                } else {
-                    let retries: HashSet<&str> = mine()
-                        .filter(|a| a.status == AccountStatus::Pending)
-                        .map(|a| a.identity_id.as_str())
-                        .collect();
-                    plan.operations
-                        .iter()
-                        .filter(|o| {
-                            &o.target == id && o.action == Action::Create && !retries.contains(o.identity.as_str())
-                        })
-                        .count()
-                };
-                let weighed = plan::Summary { create: fresh, ..*sum };
-                let enid_entries = enid_entries.get(id).copied().unwrap_or(0);
-                plan.held.extend(plan::check_thresholds(id, &weighed, owned, enid_entries, &handle.thresholds));
-            }
-        }
+        plan.held = held;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             operations = plan.operations.len(),
@@ -976,6 +948,29 @@ impl Engine {
             ops.iter().map(|op| op_record(id, op, OpResult::Skipped(why.to_string()))).collect();
         Ok(self.store.record_ops(run, &records, now).await?)
     }
+}
+
+/// The thresholds one target's plan goes over. Thresholds weigh against the accounts that exist.
+/// Creates that retry an earlier, already applied plan (a pending ownership row) are not new
+/// decisions: they do not count, so an interrupted first run finishes without review. An
+/// account enid created (active or disabled) that is gone from the target is created afresh:
+/// that counts.
+fn weigh(
+    id: &str,
+    tp: &plan::TargetPlan,
+    rows: &[&crate::model::OwnedAccount],
+    thresholds: &connector_api::Thresholds,
+) -> Vec<plan::ThresholdHit> {
+    let owned = rows.iter().filter(|a| a.status != AccountStatus::Pending).count();
+    let fresh = if tp.summary.create == 0 {
+        0
+    } else {
+        let retries: HashSet<&str> =
+            rows.iter().filter(|a| a.status == AccountStatus::Pending).map(|a| a.identity_id.as_str()).collect();
+        tp.operations.iter().filter(|o| o.action == Action::Create && !retries.contains(o.identity.as_str())).count()
+    };
+    let weighed = plan::Summary { create: fresh, ..tp.summary };
+    plan::check_thresholds(id, &weighed, owned, tp.enid_entries, thresholds)
 }
 
 /// A count with thousands separators, as people write it in messages: `22,100`.
