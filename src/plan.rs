@@ -1362,6 +1362,36 @@ mod tests {
     }
 
     #[test]
+    fn the_target_guard_counts_owned_accounts_and_groups_not_seen_by_anchor_or_key() {
+        let rows = [
+            owned("1", "anna.berg", AccountStatus::Active),
+            owned("2", "bo.ek", AccountStatus::Disabled),
+            owned("3", "cy.ek", AccountStatus::Active),
+            owned("4", "dag.ny", AccountStatus::Pending),
+        ];
+        let rows: Vec<&OwnedAccount> = rows.iter().collect();
+        // Anna by anchor; Bo's entry has a new anchor but is at the recorded key; Cy is gone; Dag's
+        // create is still a question and does not count.
+        let mut bo = observed("bo.ek", Some("2"), "Ek", true);
+        bo.anchor = Some("restored".into());
+        assert_eq!(missing_accounts(&rows, &[observed("anna.berg", Some("1"), "Berg", false), bo]), (1, 3));
+        assert_eq!(missing_accounts(&rows, &[]), (3, 3));
+
+        let group = |name: &str, pending: bool| OwnedGroup {
+            target: "dir".into(),
+            name: name.into(),
+            key: format!("cn={name},ou=groups"),
+            anchor: (!pending).then(|| format!("g-{name}")),
+            school: "S1".into(),
+            pending,
+        };
+        let groups = [group("7a", false), group("7b", false), group("7c", true)];
+        let groups: Vec<&OwnedGroup> = groups.iter().collect();
+        let seen = ObservedGroup { key: "CN=7a, ou=groups".into(), anchor: None, name: "7a".into(), members: vec![] };
+        assert_eq!(missing_groups(&groups, &[seen]), (1, 2));
+    }
+
+    #[test]
     fn keys_compare_without_case_or_spaces() {
         assert_eq!(normalize_key("UID=Anna, OU=People, dc=x"), "uid=anna,ou=people,dc=x");
         assert_eq!(normalize_key("cn=Anna Berg,dc=x"), "cn=anna berg,dc=x");
