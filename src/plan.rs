@@ -400,16 +400,32 @@ pub fn plan_groups(
             needs_approval: false,
         });
     };
+    // A group enid created is known by its recorded anchor alone; only a row without one (a
+    // pending create) falls back to the key.
     let find_owned = |o: &OwnedGroup| -> Option<&ObservedGroup> {
-        o.anchor
-            .as_deref()
-            .and_then(|a| by_anchor.get(a).copied())
-            .or_else(|| by_key.get(&normalize_key(&o.key)).copied())
+        match o.anchor.as_deref() {
+            Some(a) => by_anchor.get(a).copied(),
+            None => by_key.get(&normalize_key(&o.key)).copied(),
+        }
     };
     for (lower, (name, want)) in &merged {
         let found = match owned_by_name.get(lower) {
             Some(o) => {
                 let hit = find_owned(o);
+                if let (None, Some(g)) = (hit, by_key.get(&normalize_key(&o.key))) {
+                    // Deleted and made again by hand at the same DN: someone else's.
+                    tp.blocked.push(Blocked {
+                        target: target.into(),
+                        identity: String::new(),
+                        username: name.clone(),
+                        reason: format!(
+                            "group {} stands where enid's group is recorded, but it is another entry, not created \
+                             by enid; it is left alone",
+                            g.key
+                        ),
+                    });
+                    continue;
+                }
                 if let (Some(g), true) = (hit, o.pending || o.anchor.is_none()) {
                     tp.group_adoptions.push(GroupAdoption {
                         target: target.into(),
@@ -1389,6 +1405,42 @@ mod tests {
         let groups: Vec<&OwnedGroup> = groups.iter().collect();
         let seen = ObservedGroup { key: "CN=7a, ou=groups".into(), anchor: None, name: "7a".into(), members: vec![] };
         assert_eq!(missing_groups(&groups, &[seen]), (1, 2));
+    }
+
+    #[test]
+    fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
+        let desired: BTreeMap<String, DesiredGroup> = [(
+            "S1-7A".to_string(),
+            DesiredGroup { school: "S1".into(), members: ["uid=a".to_string()].into() },
+        )]
+        .into();
+        let key = "cn=S1-7A,ou=groups".to_string();
+        let observed = [ObservedGroup {
+            key: key.clone(),
+            anchor: Some("hand-made".into()),
+            name: "S1-7A".into(),
+            members: vec!["cn=admin".into()],
+        }];
+        let owned = |name: &str| OwnedGroup {
+            target: "dir".into(),
+            name: name.into(),
+            key: format!("cn={name},ou=groups"),
+            anchor: Some(format!("g-{name}")),
+            school: "S1".into(),
+            pending: false,
+        };
+        let mut tp = TargetPlan::default();
+        plan_groups("dir", &desired, &observed, &[&owned("S1-7A")], &mut tp);
+        assert!(tp.operations.is_empty(), "{:?}", tp.operations);
+        assert_eq!(
+            tp.blocked[0].reason,
+            "group cn=S1-7A,ou=groups stands where enid's group is recorded, but it is another entry, not created by \
+             enid; it is left alone"
+        );
+        // No longer wanted: still not deleted.
+        let mut tp = TargetPlan::default();
+        plan_groups("dir", &BTreeMap::new(), &observed, &[&owned("S1-7A")], &mut tp);
+        assert!(tp.operations.is_empty(), "{:?}", tp.operations);
     }
 
     #[test]

@@ -324,3 +324,22 @@ fn a_returner_is_in_their_groups_again_in_the_same_run() {
     assert_eq!(member_dns(&env, "S1-7A"), [format!("uid=anna.berg,{BASE}"), format!("uid=bo.ek,{BASE}")]);
     assert!(env.enid(&["plan"]).ok().stdout.contains("No changes."));
 }
+
+#[test]
+fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
+    let env = Env::with_config(&format!("[targets.directory.groups]\nbase_dn = \"{GROUPS}\""));
+    let rows = vec![row("1", "Anna", "Berg", "", "student", "S1", "7A"), row("2", "Bo", "Ek", "", "student", "S1", "8B")];
+    env.csv(&refs(&rows));
+    env.apply();
+    let dn = format!("cn=S1-7A,{GROUPS}");
+    env.delete(&dn);
+    env.add(&dn, &[("objectClass", &["groupOfNames"]), ("cn", &["S1-7A"]), ("member", &["cn=admin,dc=example,dc=org"])]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert!(plan["blocked"].to_string().contains("stands where enid's group is recorded"), "{}", plan["blocked"]);
+    env.apply();
+    assert_eq!(member_dns(&env, "S1-7A"), ["cn=admin,dc=example,dc=org"], "members changed");
+    // Anna leaves the class: enid's group would be deleted; the hand-made one stays.
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", "8B"), &rows[1]]);
+    env.apply();
+    assert_eq!(member_dns(&env, "S1-7A"), ["cn=admin,dc=example,dc=org"], "deleted or changed");
+}
