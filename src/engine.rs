@@ -15,7 +15,7 @@ use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedO
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use connector_api::{
-    FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
+    Attrs, FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
     TargetError, TargetOp, load_secret,
 };
 use futures::StreamExt;
@@ -1119,6 +1119,7 @@ fn desired_for(
             grace_days: rules.lifecycle.grace_days(staff),
             protected,
             needs_approval: protected && target.protected.hold_changes,
+            held: None,
         };
     };
     let staff = person.roles.contains(&"staff");
@@ -1146,11 +1147,13 @@ fn desired_for(
             None => format!("end date {e} has passed"),
         })
     };
-    let mut attrs = match mapping.render(&person) {
-        Ok(a) => a,
+    // Fail closed: a person whose attributes cannot be rendered is held, never planned on
+    // empty attributes (the diff would remove every attribute the mapping manages).
+    let (mut attrs, held) = match mapping.render(&person) {
+        Ok(a) => (a, None),
         Err(e) => {
             tracing::error!(identity = %ident.id, error = %e, "attribute mapping failed");
-            Default::default()
+            (Attrs::new(), Some(format!("attribute mapping failed: {e}; the account is left as it is")))
         }
     };
     if person.protected {
@@ -1174,6 +1177,7 @@ fn desired_for(
         grace_days: rules.lifecycle.grace_days(staff),
         protected: person.protected,
         needs_approval: person.protected && target.protected.hold_changes,
+        held,
     }
 }
 

@@ -36,6 +36,9 @@ pub struct Desired {
     pub protected: bool,
     /// Every change waits for explicit approval (protected persons, by the target's policy).
     pub needs_approval: bool,
+    /// Why nothing can be planned for this person now (their attributes could not be
+    /// rendered): the account is left exactly as it is, and the person is reported as blocked.
+    pub held: Option<String>,
 }
 
 /// The kinds of operation, in the order a plan runs them.
@@ -587,11 +590,8 @@ pub fn plan_target(
     let by_username: HashMap<std::borrow::Cow<'_, str>, usize> =
         observed.iter().enumerate().filter_map(|(i, o)| Some((lowercase(o.username.as_deref()?), i))).collect();
     // Entries that carry a value of enid's id form in the owner attribute, by that value.
-    let by_owner_value: HashMap<&str, usize> = observed
-        .iter()
-        .enumerate()
-        .flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (v, i)))
-        .collect();
+    let by_owner_value: HashMap<&str, usize> =
+        observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (v, i))).collect();
     let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), ..Default::default() };
@@ -663,6 +663,18 @@ pub fn plan_target(
                 );
                 continue;
             }
+        }
+
+        if let Some(why) = d.held.take() {
+            // Fail closed: an error never becomes empty attributes that the diff would remove.
+            if let Some(i) = found {
+                claimed[i] = true;
+                if !observed[i].disabled && !d.provision_disabled {
+                    tp.member_keys.push((d.identity_id.clone(), observed[i].key.clone()));
+                }
+            }
+            block(&mut tp, &d, why);
+            continue;
         }
 
         match found {
@@ -1014,6 +1026,7 @@ mod tests {
             grace_days: Some(90),
             protected: false,
             needs_approval: false,
+            held: None,
         }
     }
 
@@ -1409,11 +1422,8 @@ mod tests {
 
     #[test]
     fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
-        let desired: BTreeMap<String, DesiredGroup> = [(
-            "S1-7A".to_string(),
-            DesiredGroup { school: "S1".into(), members: ["uid=a".to_string()].into() },
-        )]
-        .into();
+        let desired: BTreeMap<String, DesiredGroup> =
+            [("S1-7A".to_string(), DesiredGroup { school: "S1".into(), members: ["uid=a".to_string()].into() })].into();
         let key = "cn=S1-7A,ou=groups".to_string();
         let observed = [ObservedGroup {
             key: key.clone(),
@@ -1441,6 +1451,34 @@ mod tests {
         let mut tp = TargetPlan::default();
         plan_groups("dir", &BTreeMap::new(), &observed, &[&owned("S1-7A")], &mut tp);
         assert!(tp.operations.is_empty(), "{:?}", tp.operations);
+    }
+
+    #[test]
+    fn a_person_whose_attributes_cannot_be_rendered_is_held_and_their_account_left_alone() {
+        let mut d = desired("1", "anna.berg", "Berg", true);
+        d.attrs = Attrs::new();
+        d.held = Some("attribute mapping failed: attribute mail: undefined value".into());
+        check(
+            &[d.clone(), desired("2", "bo.ek", "Ek", true)],
+            &[observed("anna.berg", Some("1"), "Berg", false)],
+            &[owned("1", "anna.berg", AccountStatus::Active)],
+            expect_test::expect![[r#"
+                create bo.ek (new person) {"kind":"create","username":"bo.ek","attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false}
+                blocked anna.berg: attribute mapping failed: attribute mail: undefined value
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
+                member 2: uid=bo.ek,ou=people,dc=example,dc=org
+                Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
+        check(
+            &[d],
+            &[],
+            &[],
+            expect_test::expect![[r#"
+                blocked anna.berg: attribute mapping failed: attribute mail: undefined value
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
     }
 
     #[test]

@@ -30,7 +30,8 @@ fn member_dns(env: &Env, cn: &str) -> Vec<String> {
 #[test]
 fn an_entry_carrying_an_enid_id_the_state_does_not_record_is_blocked_and_never_duplicated() {
     let env = Env::new();
-    let mut rows = vec![row("1", "Anna", "Berg", "", "student", "S1", ""), row("2", "Bo", "Ek", "", "student", "S1", "")];
+    let mut rows =
+        vec![row("1", "Anna", "Berg", "", "student", "S1", ""), row("2", "Bo", "Ek", "", "student", "S1", "")];
     env.csv(&refs(&rows));
     env.apply();
     rows.push(row("3", "Dag", "Ny", "", "student", "S1", ""));
@@ -103,11 +104,7 @@ fn the_first_run_exemption_needs_a_target_without_enid_ids() {
         ],
     );
     let plan = env.enid(&["plan"]).ok();
-    assert!(
-        plan.stdout.contains("20 create of 0 owned accounts (100.0%), over the limit of 10"),
-        "{}",
-        plan.stdout
-    );
+    assert!(plan.stdout.contains("20 create of 0 owned accounts (100.0%), over the limit of 10"), "{}", plan.stdout);
     env.enid(&["apply", "--yes"]).fails();
     assert_eq!(env.people().len(), 1);
 }
@@ -180,7 +177,8 @@ fn swapped_name_columns_and_mass_renames_are_held() {
     std::fs::write(env.path("persons.csv"), format!("{swapped}\n{}\n", rows.join("\n"))).unwrap();
     let plan = env.enid(&["plan"]).ok();
     assert!(
-        plan.stdout.contains("24 update of 24 owned accounts (100.0%), over the limit of 10 (10% of owned, at least 10)"),
+        plan.stdout
+            .contains("24 update of 24 owned accounts (100.0%), over the limit of 10 (10% of owned, at least 10)"),
         "{}",
         plan.stdout
     );
@@ -239,7 +237,9 @@ fn a_hand_made_entry_where_an_owned_account_was_is_never_taken_over() {
     let reason = plan["blocked"][0]["reason"].as_str().unwrap_or_default();
     assert_eq!(
         reason,
-        format!("{dn} stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone")
+        format!(
+            "{dn} stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone"
+        )
     );
     env.apply();
     assert_eq!(env.people()["anna.berg"].attrs, before.attrs, "the hand-made entry was modified");
@@ -302,7 +302,10 @@ fn group_names_differing_only_in_case_are_one_group() {
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["blocked"].as_array().map(Vec::len), Some(0), "{}", plan["blocked"]);
     let gs = &plan["group_summary"];
-    assert_eq!((gs["create"].as_u64(), gs["delete"].as_u64(), gs["members_added"].as_u64()), (Some(0), Some(0), Some(1)));
+    assert_eq!(
+        (gs["create"].as_u64(), gs["delete"].as_u64(), gs["members_added"].as_u64()),
+        (Some(0), Some(0), Some(1))
+    );
     env.apply();
     let groups: Vec<String> = env.search(GROUPS, "(objectClass=groupOfNames)").iter().map(|g| g.one("cn")).collect();
     assert_eq!(groups, ["S1-3a"]);
@@ -313,7 +316,8 @@ fn group_names_differing_only_in_case_are_one_group() {
 #[test]
 fn a_returner_is_in_their_groups_again_in_the_same_run() {
     let env = Env::with_config(&format!("[targets.directory.groups]\nbase_dn = \"{GROUPS}\""));
-    let rows = vec![row("1", "Anna", "Berg", "", "student", "S1", "7A"), row("2", "Bo", "Ek", "", "student", "S1", "7A")];
+    let rows =
+        vec![row("1", "Anna", "Berg", "", "student", "S1", "7A"), row("2", "Bo", "Ek", "", "student", "S1", "7A")];
     env.csv(&refs(&rows));
     env.apply();
     env.csv(&refs(&rows[..1]));
@@ -328,12 +332,16 @@ fn a_returner_is_in_their_groups_again_in_the_same_run() {
 #[test]
 fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
     let env = Env::with_config(&format!("[targets.directory.groups]\nbase_dn = \"{GROUPS}\""));
-    let rows = vec![row("1", "Anna", "Berg", "", "student", "S1", "7A"), row("2", "Bo", "Ek", "", "student", "S1", "8B")];
+    let rows =
+        vec![row("1", "Anna", "Berg", "", "student", "S1", "7A"), row("2", "Bo", "Ek", "", "student", "S1", "8B")];
     env.csv(&refs(&rows));
     env.apply();
     let dn = format!("cn=S1-7A,{GROUPS}");
     env.delete(&dn);
-    env.add(&dn, &[("objectClass", &["groupOfNames"]), ("cn", &["S1-7A"]), ("member", &["cn=admin,dc=example,dc=org"])]);
+    env.add(
+        &dn,
+        &[("objectClass", &["groupOfNames"]), ("cn", &["S1-7A"]), ("member", &["cn=admin,dc=example,dc=org"])],
+    );
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert!(plan["blocked"].to_string().contains("stands where enid's group is recorded"), "{}", plan["blocked"]);
     env.apply();
@@ -342,4 +350,21 @@ fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
     env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", "8B"), &rows[1]]);
     env.apply();
     assert_eq!(member_dns(&env, "S1-7A"), ["cn=admin,dc=example,dc=org"], "deleted or changed");
+}
+
+#[test]
+fn a_person_whose_attributes_cannot_be_rendered_is_held_not_emptied() {
+    let env = Env::with_config("[targets.directory.attributes]\nmail = \"{{ groups[0] }}@skola.example.org\"");
+    let bo = row("2", "Bo", "Ek", "", "student", "S1", "8B");
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", "7A"), &bo]);
+    env.apply();
+    let before = env.people()["anna.berg"].clone();
+    assert_eq!(before.one("mail"), "7A@skola.example.org");
+    // Anna's class is gone from the export: her mail template cannot be rendered.
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &bo]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
+    assert!(plan["blocked"][0]["reason"].as_str().unwrap().starts_with("attribute mapping failed"), "{plan}");
+    env.apply();
+    assert_eq!(env.people()["anna.berg"].attrs, before.attrs);
 }
