@@ -548,10 +548,20 @@ impl Engine {
                     allowed = members.iter().filter(|(i, _)| !protected_ids.contains(i.as_str())).cloned().collect();
                     &allowed
                 };
-                let desired_groups = namer.desired(&resolution, &authority, members);
-                let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
-                let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
-                plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
+                match namer.desired(&resolution, &authority, members) {
+                    Ok(desired_groups) => {
+                        let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
+                        let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                        plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
+                    }
+                    // Fail closed: without every name, no group of this target is changed.
+                    Err(e) => tp.blocked.push(plan::Blocked {
+                        target: id.clone(),
+                        identity: String::new(),
+                        username: "(groups)".into(),
+                        reason: format!("{e}; no group on this target is changed until the template is fixed"),
+                    }),
+                }
             }
             held.extend(weigh(id, &tp, &owned, &handle.thresholds));
             target_plans.insert(id.clone(), tp);
