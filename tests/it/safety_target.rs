@@ -368,3 +368,19 @@ fn a_person_whose_attributes_cannot_be_rendered_is_held_not_emptied() {
     env.apply();
     assert_eq!(env.people()["anna.berg"].attrs, before.attrs);
 }
+
+#[test]
+fn a_returner_renamed_in_the_same_run_is_a_member_under_the_new_name() {
+    let env = Env::with_config(&format!("[targets.directory.groups]\nbase_dn = \"{GROUPS}\""));
+    env.edit_config("[sources.sis]", "[naming]\non_name_change = \"rename\"\n\n[sources.sis]");
+    let anna = row("1", "Anna", "Berg", "", "student", "S1", "7A");
+    env.csv(&[&anna, &row("2", "Bo", "Ek", "", "student", "S1", "7A")]);
+    env.apply();
+    env.csv(&[&anna]);
+    env.apply();
+    // Bo comes back with a new family name: renamed, enabled and a member again, in one run.
+    env.csv(&[&anna, &row("2", "Bo", "Lind", "", "student", "S1", "7A")]);
+    env.apply();
+    assert_eq!(member_dns(&env, "S1-7A"), [format!("uid=anna.berg,{BASE}"), format!("uid=bo.lind,{BASE}")]);
+    assert!(env.enid(&["plan"]).ok().stdout.contains("No changes."));
+}
