@@ -27,6 +27,10 @@ pub struct Cli {
     /// Go ahead although a source shrank more than its max_shrink_percent since the last apply
     #[arg(long, global = true)]
     pub accept_shrink: bool,
+    /// Go ahead although a target shows fewer of the accounts or groups enid owns than its
+    /// thresholds' missing_percent allows (they really were deleted)
+    #[arg(long, global = true)]
+    pub accept_missing: bool,
     /// More log output (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -223,13 +227,14 @@ pub fn init_tracing(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let path = Config::resolve_path(cli.config.as_deref(), std::env::var("ENID_CONFIG").ok());
     let config = Config::load(&path)?;
-    let accept_shrink = cli.accept_shrink;
+    let (accept_shrink, accept_missing) = (cli.accept_shrink, cli.accept_missing);
     let build = |config: Config| async move {
         let mut engine = Engine::build(config).await?;
         engine.accept_shrink(accept_shrink);
         for n in engine.notices() {
             eprintln!("enid: note: {n}");
         }
+        engine.accept_missing(accept_missing);
         Ok::<Engine, CliError>(engine)
     };
     let mut out = std::io::stdout().lock();

@@ -455,6 +455,8 @@ impl Config {
                 TargetConfig::Ldap(c) => {
                     c.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
                     c.exclude.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
+                    c.thresholds.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
+                    ldap_fixed_attributes(c).map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
                     crate::mapping::Mapping::new(&ldap_mapping(c))
                         .map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
                 }
@@ -499,6 +501,25 @@ fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, us
         }
     }
     None
+}
+
+/// Attributes the mapping must not override: the owner attribute (`employeeNumber`, how enid
+/// recognises its accounts), the naming attribute (`rdn_attribute`, always the username) and
+/// `objectClass` (`object_classes` says it). Compared without case, as LDAP does.
+fn ldap_fixed_attributes(c: &LdapConfig) -> Result<(), String> {
+    for k in c.attributes.keys() {
+        let why = if k.eq_ignore_ascii_case("employeeNumber") {
+            "it carries the enid id, which is how enid recognises the accounts it created"
+        } else if k.eq_ignore_ascii_case(&c.rdn_attribute) {
+            "it names the entry (rdn_attribute) and is always the username"
+        } else if k.eq_ignore_ascii_case("objectClass") {
+            "object classes are set by object_classes"
+        } else {
+            continue;
+        };
+        return Err(format!("{k} cannot be set or removed here: {why}"));
+    }
+    Ok(())
 }
 
 /// The LDAP attribute templates in force: the defaults with the config's `attributes` on top.
@@ -589,6 +610,28 @@ base_dn = "ou=people,dc=example,dc=org"
         let text = MINIMAL.replace("[state]", "[identity.authority]\nnames = [\"hr\"]\n\n[state]");
         let err = Config::parse(&text).unwrap().validate().unwrap_err();
         assert_eq!(err, "[identity.authority] names names source \"hr\", which is not configured");
+    }
+
+    #[test]
+    fn the_owner_naming_and_class_attributes_cannot_be_overridden() {
+        for (attr, why) in [
+            ("employeeNumber", "it carries the enid id"),
+            ("EMPLOYEENUMBER", "it carries the enid id"),
+            ("uid", "it names the entry (rdn_attribute)"),
+            ("objectClass", "object classes are set by object_classes"),
+        ] {
+            let text = format!("{MINIMAL}\n[targets.directory.attributes]\n{attr} = \"x\"\n");
+            let err = Config::parse(&text).unwrap().validate().unwrap_err();
+            assert!(
+                err.starts_with(&format!("[targets.directory.attributes] {attr} cannot be set or removed here: {why}")),
+                "{err}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[targets.directory.attributes]\nmail = \"{{{{ username }}}}@x\"\n");
+        Config::parse(&text).unwrap().validate().unwrap();
+        let text = format!("{MINIMAL}\n[targets.directory.thresholds]\nupdate_percent = 120\n");
+        let err = Config::parse(&text).unwrap().validate().unwrap_err();
+        assert_eq!(err, "[targets.directory] thresholds.update_percent = 120 must be between 0 and 100");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedO
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use connector_api::{
-    FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
+    Attrs, FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
     TargetError, TargetOp, load_secret,
 };
 use futures::StreamExt;
@@ -41,6 +41,10 @@ pub enum EngineError {
     Guard { id: String, reason: String },
     #[error("target \"{id}\": {error}")]
     Target { id: String, error: TargetError },
+    /// A target guard fired: the target shows too few of the accounts or groups enid owns, so
+    /// its scope or permissions changed; nothing is planned.
+    #[error("target \"{id}\": {reason}; stopped before planning, nothing was changed")]
+    TargetGuard { id: String, reason: String },
     #[error("target \"{id}\": {message}")]
     TargetConfig { id: String, message: String },
     /// Another run holds the state database, or its lock cannot be taken.
@@ -99,9 +103,26 @@ impl AnyTarget {
             AnyTarget::Ldap(t) => t.observe_groups().await,
         }
     }
-    fn key_for(&self, username: &str) -> String {
+    fn key_for(&self, username: &str, disabled: bool) -> String {
         match self {
-            AnyTarget::Ldap(t) => t.key_for(username),
+            AnyTarget::Ldap(t) => t.key_for(username, disabled),
+        }
+    }
+    fn enabled_key(&self, key: &str) -> String {
+        match self {
+            AnyTarget::Ldap(t) => t.enabled_key(key),
+        }
+    }
+    /// Where the target looks for accounts, in its own words (for the target guard).
+    fn scope(&self) -> String {
+        match self {
+            AnyTarget::Ldap(t) => format!("{} with filter {}", t.config().base_dn, t.config().filter),
+        }
+    }
+    /// Where the target looks for groups.
+    fn group_scope(&self) -> String {
+        match self {
+            AnyTarget::Ldap(t) => t.config().groups.as_ref().map(|g| g.base_dn.clone()).unwrap_or_default(),
         }
     }
     fn renamed_key(&self, key: &str, username: &str) -> String {
@@ -165,6 +186,8 @@ pub struct Engine {
     sources: Vec<SourceHandle>,
     /// Skip the shrink guard for this run (`--accept-shrink`).
     accept_shrink: bool,
+    /// Skip the target guard for this run (`--accept-missing`).
+    accept_missing: bool,
     lifecycle: Lifecycle,
     targets: BTreeMap<String, Arc<TargetHandle>>,
     namer: Namer,
@@ -349,7 +372,18 @@ impl Engine {
             .lifecycle
             .model()
             .map_err(|message| EngineError::TargetConfig { id: "lifecycle".into(), message })?;
-        Ok(Engine { config, store, id_key, notices, sources, targets, namer, accept_shrink: false, lifecycle })
+        Ok(Engine {
+            config,
+            store,
+            id_key,
+            notices,
+            sources,
+            targets,
+            namer,
+            accept_shrink: false,
+            accept_missing: false,
+            lifecycle,
+        })
     }
 
     /// Reads the id key, or creates it for a state that was never built with one, and checks it
@@ -445,6 +479,12 @@ impl Engine {
     /// Lets this engine's runs through the shrink guard (an operator confirmed the drop).
     pub fn accept_shrink(&mut self, yes: bool) {
         self.accept_shrink = yes;
+    }
+
+    /// Lets this engine's runs through the target guard (an operator confirmed that owned
+    /// accounts or groups really are gone from a target).
+    pub fn accept_missing(&mut self, yes: bool) {
+        self.accept_missing = yes;
     }
 
     /// Connects to every source and target, reporting each separately.
@@ -634,6 +674,9 @@ impl Engine {
         }
         lap("read targets");
         self.guard_lost_state(&observed, &snapshot).await?;
+        if !self.accept_missing {
+            self.target_guard(&snapshot, &state_groups, &observed, &observed_groups)?;
+        }
 
         let mut all_requests = requests;
         all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
@@ -654,6 +697,7 @@ impl Engine {
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
         let mut target_plans = BTreeMap::new();
+        let mut held = Vec::new();
         for (id, handle) in &self.targets {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let all_obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -683,9 +727,10 @@ impl Engine {
                 want.retain(|d| !excluded_persons.contains(d.identity_id.as_str()));
             }
             let managed = handle.mapping.attribute_names();
-            let key_for = |u: &str| handle.conn.key_for(u);
+            let key_for = |u: &str| handle.conn.key_for(u, false);
             let renamed = |k: &str, u: &str| handle.conn.renamed_key(k, u);
-            let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed, today };
+            let enabled = |k: &str| handle.conn.enabled_key(k);
+            let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed, enabled: &enabled, today };
             let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
             if let Some(namer) = &handle.groups {
                 let by_name: Vec<(IdentityId, String)>;
@@ -706,11 +751,22 @@ impl Engine {
                     allowed = members.iter().filter(|(i, _)| !protected_ids.contains(i.as_str())).cloned().collect();
                     &allowed
                 };
-                let desired_groups = namer.desired(&resolution, &authority, members);
-                let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
-                let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
-                plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
+                match namer.desired(&resolution, &authority, members) {
+                    Ok(desired_groups) => {
+                        let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
+                        let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                        plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &mut tp);
+                    }
+                    // Fail closed: without every name, no group of this target is changed.
+                    Err(e) => tp.blocked.push(plan::Blocked {
+                        target: id.clone(),
+                        identity: String::new(),
+                        username: "(groups)".into(),
+                        reason: format!("{e}; no group on this target is changed until the template is fixed"),
+                    }),
+                }
             }
+            held.extend(weigh(id, &tp, &owned, &handle.thresholds));
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
@@ -728,7 +784,7 @@ impl Engine {
             })
             .collect();
         let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
-        let plan = plan::assemble(
+        let mut plan = plan::assemble(
             now,
             new_identities,
             target_plans,
@@ -736,7 +792,7 @@ impl Engine {
             civic_changes,
             (renames, held_renames),
         );
-        let mut plan = plan;
+        plan.held = held;
         if !unprotect.is_empty() {
             // Releasing protection is part of what an approval of this plan approves.
             let mut h = Sha256::new();
@@ -747,28 +803,6 @@ impl Engine {
             plan.plan_id = format!("{:x}", h.finalize())[..plan.plan_id.len()].to_string();
             plan.unprotect = unprotect;
         }
-        for (id, handle) in &self.targets {
-            // Thresholds weigh against the accounts that exist. Creates that retry an earlier,
-            // already applied plan (a pending ownership row) are not new decisions: they do not
-            // count, so an interrupted first run finishes without review.
-            let mine = || snapshot.accounts.iter().filter(move |a| &a.target == id);
-            let owned = mine().filter(|a| a.status != AccountStatus::Pending).count();
-            if let Some(sum) = plan.targets.get(id) {
-                let fresh = if sum.create == 0 {
-                    0
-                } else {
-                    let rows: HashSet<&str> = mine().map(|a| a.identity_id.as_str()).collect();
-                    plan.operations
-                        .iter()
-                        .filter(|o| {
-                            &o.target == id && o.action == Action::Create && !rows.contains(o.identity.as_str())
-                        })
-                        .count()
-                };
-                let weighed = plan::Summary { create: fresh, ..*sum };
-                plan.held.extend(plan::check_thresholds(id, &weighed, owned, &handle.thresholds));
-            }
-        }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             operations = plan.operations.len(),
@@ -776,6 +810,62 @@ impl Engine {
         );
         failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
         Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, observed })
+    }
+
+    /// The target guard: stops the run when a target shows too few of the accounts (active or
+    /// disabled) or groups enid owns there. Accounts hidden by a changed base DN, filter or
+    /// permission are not gone: planning on them would create everyone again and then lose
+    /// track of the real accounts.
+    fn target_guard(
+        &self,
+        snapshot: &Snapshot,
+        groups: &[OwnedGroup],
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        observed_groups: &BTreeMap<String, Vec<ObservedGroup>>,
+    ) -> Result<(), EngineError> {
+        for (id, handle) in &self.targets {
+            let t = &handle.thresholds;
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let (missing, of) = plan::missing_accounts(&owned, obs);
+            let over = |missing: usize, of: usize| {
+                missing > connector_api::Thresholds::limit(t.missing_percent, t.missing_min, of)
+            };
+            let advice = format!(
+                "(more than missing_percent = {} and missing_min = {}); the base DN, filter or permissions changed? \
+                 Hidden is not gone: planning now would create them again and lose track of the real ones. If they \
+                 really were deleted, run again with --accept-missing",
+                t.missing_percent, t.missing_min
+            );
+            if over(missing, of) {
+                return Err(EngineError::TargetGuard {
+                    id: id.clone(),
+                    reason: format!(
+                        "{} of {} owned accounts were not found under {} {advice}",
+                        thousands(missing),
+                        thousands(of),
+                        handle.conn.scope()
+                    ),
+                });
+            }
+            if handle.groups.is_some() {
+                let owned: Vec<_> = groups.iter().filter(|g| &g.target == id).collect();
+                let obs = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                let (missing, of) = plan::missing_groups(&owned, obs);
+                if over(missing, of) {
+                    return Err(EngineError::TargetGuard {
+                        id: id.clone(),
+                        reason: format!(
+                            "{} of {} owned groups were not found under {} {advice}",
+                            thousands(missing),
+                            thousands(of),
+                            handle.conn.group_scope()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
@@ -916,7 +1006,9 @@ impl Engine {
             .filter(|o| o.action == Action::Create)
             .filter_map(|o| {
                 let t = self.targets.get(&o.target)?;
-                Some((o.target.clone(), o.identity.clone(), t.conn.key_for(&o.username)))
+                // The key the create really uses: a disabled create may land elsewhere.
+                let disabled = matches!(o.op, TargetOp::Create { disabled: true, .. });
+                Some((o.target.clone(), o.identity.clone(), t.conn.key_for(&o.username, disabled)))
             })
             .collect();
         self.store.record_pending(&pending, now).await?;
@@ -1048,7 +1140,11 @@ impl Engine {
                         }
                         OpResult::Ok(match outcome {
                             OpOutcome::Created { key, anchor } => {
-                                Ownership::Set { key, anchor, status: AccountStatus::Active }
+                                let status = match op.op {
+                                    TargetOp::Create { disabled: true, .. } => AccountStatus::Disabled,
+                                    _ => AccountStatus::Active,
+                                };
+                                Ownership::Set { key, anchor, status }
                             }
                             OpOutcome::Updated => Ownership::Unchanged,
                             OpOutcome::Disabled { key } => {
@@ -1107,6 +1203,42 @@ impl Engine {
             ops.iter().map(|op| op_record(id, op, OpResult::Skipped(why.to_string()))).collect();
         Ok(self.store.record_ops(run, &records, now).await?)
     }
+}
+
+/// The thresholds one target's plan goes over. Thresholds weigh against the accounts that exist.
+/// Creates that retry an earlier, already applied plan (a pending ownership row) are not new
+/// decisions: they do not count, so an interrupted first run finishes without review. An
+/// account enid created (active or disabled) that is gone from the target is created afresh:
+/// that counts.
+fn weigh(
+    id: &str,
+    tp: &plan::TargetPlan,
+    rows: &[&crate::model::OwnedAccount],
+    thresholds: &connector_api::Thresholds,
+) -> Vec<plan::ThresholdHit> {
+    let owned = rows.iter().filter(|a| a.status != AccountStatus::Pending).count();
+    let fresh = if tp.summary.create == 0 {
+        0
+    } else {
+        let retries: HashSet<&str> =
+            rows.iter().filter(|a| a.status == AccountStatus::Pending).map(|a| a.identity_id.as_str()).collect();
+        tp.operations.iter().filter(|o| o.action == Action::Create && !retries.contains(o.identity.as_str())).count()
+    };
+    let weighed = plan::Summary { create: fresh, ..tp.summary };
+    plan::check_thresholds(id, &weighed, owned, tp.enid_entries, thresholds)
+}
+
+/// A count with thousands separators, as people write it in messages: `22,100`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), EngineError> {
@@ -1196,7 +1328,14 @@ pub fn desired_accounts(
     for ident in resolution.all() {
         let Some(username) = usernames.get(&ident.id) else { continue };
         match desired_for(ident, rules, username, last_known, target, today) {
-            Ok(d) => out.push(d),
+            Ok(d) => {
+                // Held (a template failed): the planner leaves the account alone, and the run
+                // reports it and exits non-zero.
+                if let Some(why) = &d.held {
+                    failed.push((ident.id.clone(), why.clone()));
+                }
+                out.push(d);
+            }
             Err(e) => failed.push((ident.id.clone(), e)),
         }
     }
@@ -1250,6 +1389,7 @@ fn desired_for(
             grace_days: rules.lifecycle.grace_days(staff),
             protected,
             needs_approval: protected && target.protected.hold_changes,
+            held: None,
         });
     };
     let staff = person.roles.contains(&"staff");
@@ -1277,9 +1417,15 @@ fn desired_for(
             None => format!("end date {e} has passed"),
         })
     };
-    // A failed template holds the person: an empty value would plan the removal of every
-    // attribute of the account.
-    let mut attrs = mapping.render(&person)?;
+    // Fail closed: a person whose attributes cannot be rendered is held, never planned on
+    // empty attributes (the diff would remove every attribute the mapping manages).
+    let (mut attrs, held) = match mapping.render(&person) {
+        Ok(a) => (a, None),
+        Err(e) => {
+            tracing::error!(identity = %ident.id, error = %e, "attribute mapping failed");
+            (Attrs::new(), Some(format!("attribute mapping failed: {e}; the account is left as it is")))
+        }
+    };
     if person.protected {
         // Only what logging in needs, and never the real name.
         let policy = target.protected;
@@ -1301,6 +1447,7 @@ fn desired_for(
         grace_days: rules.lifecycle.grace_days(staff),
         protected: person.protected,
         needs_approval: person.protected && target.protected.hold_changes,
+        held,
     })
 }
 
@@ -1430,4 +1577,15 @@ pub fn find_in_run(computed: &Computed, needle: &str) -> Vec<IdentityId> {
 /// The identity of a run by id.
 pub fn identity_in_run<'a>(computed: &'a Computed, id: &str) -> Option<&'a Identity> {
     computed.resolution.all().find(|i| i.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_in_messages_have_thousands_separators() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(2000), "2,000");
+        assert_eq!(super::thousands(1_234_567), "1,234,567");
+    }
 }

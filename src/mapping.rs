@@ -225,15 +225,20 @@ impl GroupNamer {
 
     /// Every group and its members. `member_keys` holds the account key of each identity whose
     /// account is enabled (or about to be created). Pure.
+    ///
+    /// A name that renders empty means "no group"; a name that cannot be rendered is an error
+    /// (the school unit, the group and why), never a missing group whose owned entry would then
+    /// be deleted.
     pub fn desired(
         &self,
         resolution: &crate::identity::Resolution,
         authority: &crate::model::Authority,
         member_keys: &[(crate::model::IdentityId, String)],
-    ) -> BTreeMap<String, crate::plan::DesiredGroup> {
+    ) -> Result<BTreeMap<String, crate::plan::DesiredGroup>, String> {
         let keys: std::collections::HashMap<&str, &str> =
             member_keys.iter().map(|(id, k)| (id.as_str(), k.as_str())).collect();
-        let mut names: std::collections::HashMap<(String, String, bool), String> = std::collections::HashMap::new();
+        let mut names: std::collections::HashMap<(String, String, bool), Result<String, String>> =
+            std::collections::HashMap::new();
         let mut out: BTreeMap<String, crate::plan::DesiredGroup> = BTreeMap::new();
         let mut add = |name: String, school: &str, key: &str| {
             if name.is_empty() {
@@ -256,26 +261,64 @@ impl GroupNamer {
                 for g in &r.groups {
                     let name = names
                         .entry((school.to_string(), g.clone(), false))
-                        .or_insert_with(|| self.render("class", school, g).unwrap_or_default())
-                        .clone();
+                        .or_insert_with(|| self.render("class", school, g))
+                        .clone()
+                        .map_err(|e| format!("group name of {school}/{g}: {e}"))?;
                     add(name, school, key);
                 }
                 if self.school_groups && !school.is_empty() {
                     let name = names
                         .entry((school.to_string(), String::new(), true))
-                        .or_insert_with(|| self.render("school", school, "").unwrap_or_default())
-                        .clone();
+                        .or_insert_with(|| self.render("school", school, ""))
+                        .clone()
+                        .map_err(|e| format!("school group name of {school}: {e}"))?;
                     add(name, school, key);
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_name_that_cannot_be_rendered_is_an_error_not_a_missing_group() {
+        let person = |id: &str, group: &str| crate::model::Identity {
+            id: id.into(),
+            is_new: false,
+            records: vec![crate::model::Sourced {
+                source: "sis".into(),
+                record: connector_api::SourceRecord {
+                    person_id: id.into(),
+                    given_name: "A".into(),
+                    family_name: "B".into(),
+                    civic_no: None,
+                    role: connector_api::Role::Student,
+                    school_unit: Some("S1".into()),
+                    groups: vec![group.into()],
+                    start_date: None,
+                    end_date: None,
+                    location: String::new(),
+                    email: None,
+                    eppn: None,
+                    protection: None,
+                },
+            }],
+        };
+        let resolution =
+            crate::identity::Resolution { present: vec![person("1", "7A"), person("2", "9Z")], ..Default::default() };
+        let keys = [("1".to_string(), "uid=a".to_string()), ("2".to_string(), "uid=b".to_string())];
+        let template = "{{ school_unit }}-{% if group == \"9Z\" %}{{ nope }}{% else %}{{ group }}{% endif %}";
+        let namer = GroupNamer::new(template, "", &["student".into()]).unwrap();
+        let err = namer.desired(&resolution, &Default::default(), &keys).unwrap_err();
+        assert!(err.starts_with("group name of S1/9Z: "), "{err}");
+        let namer = GroupNamer::new("{{ school_unit }}-{{ group }}", "", &["student".into()]).unwrap();
+        let groups = namer.desired(&resolution, &Default::default(), &keys).unwrap();
+        assert_eq!(groups.keys().collect::<Vec<_>>(), ["S1-7A", "S1-9Z"]);
+    }
 
     #[test]
     fn default_mapping_renders_without_the_engine() {

@@ -11,13 +11,15 @@ use std::collections::BTreeSet;
 /// written to every account it owns (LDAP `employeeNumber`).
 pub type IdentityId = String;
 
-/// Whether `s` has the form of an enid id: a UUID in its hyphenated lowercase form. Only such
-/// values are owner values; HR systems fill `employeeNumber` with their own numbers too.
+/// Whether `s` has the form of an enid identity id: a UUID in its hyphenated, lowercase form
+/// (36 characters, `8-4-4-4-12` hex digits). Other values in the owner attribute (HR systems
+/// often fill `employeeNumber` themselves) are not enid's and prove nothing.
 pub fn is_enid_id(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => matches!(c, b'0'..=b'9' | b'a'..=b'f'),
         })
 }
 
@@ -302,11 +304,14 @@ mod tests {
     }
 
     #[test]
-    fn only_uuids_are_enid_ids() {
-        assert!(is_enid_id("6f1d2c3a-0b1c-8d2e-9f00-112233445566"));
-        for not in ["", "4711", "E12345", "6F1D2C3A-0B1C-8D2E-9F00-112233445566", "6f1d2c3a0b1c8d2e9f00112233445566"] {
-            assert!(!is_enid_id(not), "{not}");
-        }
+    fn enid_ids_are_lowercase_hyphenated_uuids() {
+        assert!(is_enid_id("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(!is_enid_id("0F8FAD5B-D9CB-469F-A165-70867728950E"), "uppercase is not enid's form");
+        assert!(!is_enid_id("0f8fad5bd9cb469fa16570867728950e"));
+        assert!(!is_enid_id("0f8fad5b-d9cb-469f-a165-70867728950"));
+        assert!(!is_enid_id("0f8fad5b-d9cb-469f-a165-70867728950g"));
+        assert!(!is_enid_id("12345"), "an HR number");
+        assert!(!is_enid_id(""));
     }
 
     #[test]

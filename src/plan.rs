@@ -7,7 +7,7 @@
 //! under `blocked` with the reason.
 
 use crate::identity::Conflict;
-use crate::model::{AccountStatus, IdentityId, OwnedAccount};
+use crate::model::{AccountStatus, IdentityId, OwnedAccount, is_enid_id};
 use chrono::{DateTime, Utc};
 use connector_api::{AttrChange, Attrs, ObservedAccount, ObservedGroup, TargetOp};
 use rustc_hash::FxHashMap as HashMap;
@@ -36,6 +36,9 @@ pub struct Desired {
     pub protected: bool,
     /// Every change waits for explicit approval (protected persons, by the target's policy).
     pub needs_approval: bool,
+    /// Why nothing can be planned for this person now (their attributes could not be
+    /// rendered): the account is left exactly as it is, and the person is reported as blocked.
+    pub held: Option<String>,
 }
 
 /// The kinds of operation, in the order a plan runs them.
@@ -262,10 +265,16 @@ impl std::fmt::Display for ThresholdHit {
 }
 
 /// The thresholds one target's part of a plan goes over. Pure.
+///
+/// `owned` is the number of accounts enid owns on the target (active or disabled); creates that
+/// only retry a pending ownership row are expected to be left out of `summary` by the caller.
+/// `enid_entries` is how many enid ids the target's entries carry (`TargetPlan::enid_entries`):
+/// the first run (nothing owned) may create everyone only on a target that holds none.
 pub fn check_thresholds(
     target: &str,
     summary: &Summary,
     owned: usize,
+    enid_entries: usize,
     t: &connector_api::Thresholds,
 ) -> Vec<ThresholdHit> {
     let mut hits = Vec::new();
@@ -275,12 +284,16 @@ pub fn check_thresholds(
             hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
         }
     };
-    check(Action::Disable, summary.disable, t.disable_percent, t.disable_min);
-    check(Action::Delete, summary.delete, t.delete_percent, t.delete_min);
-    // The first run against an empty state creates everyone: that is what it is for.
-    if owned > 0 {
+    // In plan order. The first run against an empty state on a target new to enid creates
+    // everyone: that is what it is for. A target that holds enid's ids is not new, whatever the
+    // state database says.
+    if owned > 0 || enid_entries > 0 {
         check(Action::Create, summary.create, t.create_percent, t.create_min);
     }
+    check(Action::Rename, summary.rename, t.rename_percent, t.rename_min);
+    check(Action::Update, summary.update, t.update_percent, t.update_min);
+    check(Action::Disable, summary.disable, t.disable_percent, t.disable_min);
+    check(Action::Delete, summary.delete, t.delete_percent, t.delete_min);
     hits
 }
 
@@ -303,6 +316,9 @@ pub struct TargetPlan {
     /// The key of each identity's enabled account after this plan (existing or to be created):
     /// who may be a group member.
     pub member_keys: Vec<(IdentityId, String)>,
+    /// How many values of enid's id form the entries on the target carry in the owner
+    /// attribute: a target with any is not new to enid, whatever the state database says.
+    pub enid_entries: usize,
     pub groups: GroupSummary,
     pub group_adoptions: Vec<GroupAdoption>,
 }
@@ -352,6 +368,10 @@ pub struct DesiredGroup {
 /// Plans the groups of one target: creates, value-level member adds and removals, and deletes
 /// of owned groups left without members. Groups enid does not own are never touched; one in the
 /// way of a create is listed as blocked.
+///
+/// Group names compare without case, as LDAP compares them: `3a` and `3A` from the sources are
+/// one group, named as enid recorded it when it owns it, else by the first of the names in
+/// sorted order.
 pub fn plan_groups(
     target: &str,
     desired: &BTreeMap<String, DesiredGroup>,
@@ -363,7 +383,20 @@ pub fn plan_groups(
         observed.iter().filter_map(|g| Some((g.anchor.as_deref()?, g))).collect();
     let by_key: HashMap<String, &ObservedGroup> = observed.iter().map(|g| (normalize_key(&g.key), g)).collect();
     let by_name: HashMap<String, &ObservedGroup> = observed.iter().map(|g| (g.name.to_lowercase(), g)).collect();
-    let owned_by_name: HashMap<&str, &OwnedGroup> = owned.iter().map(|g| (g.name.as_str(), *g)).collect();
+    let owned_by_name: HashMap<String, &OwnedGroup> = owned.iter().map(|g| (g.name.to_lowercase(), *g)).collect();
+    // Lowercased name → (the name used, what the group should be).
+    let mut merged: BTreeMap<String, (String, std::borrow::Cow<'_, DesiredGroup>)> = BTreeMap::new();
+    for (name, want) in desired {
+        match merged.entry(name.to_lowercase()) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let canonical = owned_by_name.get(e.key()).map_or_else(|| name.clone(), |o| o.name.clone());
+                e.insert((canonical, std::borrow::Cow::Borrowed(want)));
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                e.get_mut().1.to_mut().members.extend(want.members.iter().cloned());
+            }
+        }
+    }
     let push = |tp: &mut TargetPlan, action: Action, name: &str, school: &str, reason: String, op: TargetOp| {
         tp.operations.push(PlannedOp {
             action,
@@ -378,16 +411,32 @@ pub fn plan_groups(
             needs_approval: false,
         });
     };
+    // A group enid created is known by its recorded anchor alone; only a row without one (a
+    // pending create) falls back to the key.
     let find_owned = |o: &OwnedGroup| -> Option<&ObservedGroup> {
-        o.anchor
-            .as_deref()
-            .and_then(|a| by_anchor.get(a).copied())
-            .or_else(|| by_key.get(&normalize_key(&o.key)).copied())
+        match o.anchor.as_deref() {
+            Some(a) => by_anchor.get(a).copied(),
+            None => by_key.get(&normalize_key(&o.key)).copied(),
+        }
     };
-    for (name, want) in desired {
-        let found = match owned_by_name.get(name.as_str()) {
+    for (lower, (name, want)) in &merged {
+        let found = match owned_by_name.get(lower) {
             Some(o) => {
                 let hit = find_owned(o);
+                if let (None, Some(g)) = (hit, by_key.get(&normalize_key(&o.key))) {
+                    // Deleted and made again by hand at the same DN: someone else's.
+                    tp.blocked.push(Blocked {
+                        target: target.into(),
+                        identity: String::new(),
+                        username: name.clone(),
+                        reason: format!(
+                            "group {} stands where enid's group is recorded, but it is another entry, not created \
+                             by enid; it is left alone",
+                            g.key
+                        ),
+                    });
+                    continue;
+                }
                 if let (Some(g), true) = (hit, o.pending || o.anchor.is_none()) {
                     tp.group_adoptions.push(GroupAdoption {
                         target: target.into(),
@@ -400,7 +449,7 @@ pub fn plan_groups(
                 hit
             }
             None => {
-                if let Some(g) = by_name.get(&name.to_lowercase()) {
+                if let Some(g) = by_name.get(lower) {
                     tp.blocked.push(Blocked {
                         target: target.into(),
                         identity: String::new(),
@@ -468,7 +517,7 @@ pub fn plan_groups(
     }
     // Owned groups no longer wanted at all: empty them by deleting (groupOfNames needs a member).
     for o in owned {
-        if desired.contains_key(&o.name) {
+        if merged.contains_key(&o.name.to_lowercase()) {
             continue;
         }
         if let Some(g) = find_owned(o) {
@@ -505,6 +554,8 @@ pub struct KeyRules<'a> {
     pub key_for: &'a dyn Fn(&str) -> String,
     /// The key of the account at `key` after a rename to `username`.
     pub renamed: &'a dyn Fn(&str, &str) -> String,
+    /// The key of the account at `key` after an enable.
+    pub enabled: &'a dyn Fn(&str) -> String,
     /// Today, for grace periods.
     pub today: chrono::NaiveDate,
 }
@@ -519,8 +570,15 @@ impl std::fmt::Debug for KeyRules<'_> {
 ///
 /// `managed` names the attributes the mapping controls: only these are compared, and one the
 /// mapping no longer yields is removed. `owner_attr` is the attribute that carries the enid id on
-/// an account (LDAP `employeeNumber`); it proves that an account found where a pending create was
-/// sent is enid's.
+/// an account (LDAP `employeeNumber`).
+///
+/// How an identity's account is found: by the anchor its ownership row recorded, and only by
+/// it. A row without an anchor (a pending create, or a target without anchors) falls back to
+/// the recorded key, and only to an entry that carries the identity's id in `owner_attr`; a
+/// pending create also adopts the entry that carries the id wherever it is. Anything else is
+/// someone else's: an entry at the recorded key that is not the account, an entry with the
+/// identity's username, and an entry carrying an enid id that no ownership row records are all
+/// reported under `blocked` and never touched, and no account is created next to them.
 pub fn plan_target(
     target: &str,
     desired: Vec<Desired>,
@@ -539,9 +597,12 @@ pub fn plan_target(
         || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (normalize_key(&o.key), i)).collect());
     let by_username: HashMap<std::borrow::Cow<'_, str>, usize> =
         observed.iter().enumerate().filter_map(|(i, o)| Some((lowercase(o.username.as_deref()?), i))).collect();
+    // Entries that carry a value of enid's id form in the owner attribute, by that value.
+    let by_owner_value: HashMap<&str, usize> =
+        observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (v, i))).collect();
     let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
     let mut claimed = vec![false; observed.len()];
-    let mut tp = TargetPlan::default();
+    let mut tp = TargetPlan { enid_entries: by_owner_value.len(), ..Default::default() };
     let carries_id = |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.iter().any(|x| x == id));
 
     let push =
@@ -560,56 +621,69 @@ pub fn plan_target(
                 needs_approval: d.needs_approval,
             });
         };
+    let block = |tp: &mut TargetPlan, d: &Desired, reason: String| {
+        tp.blocked.push(Blocked {
+            target: target.into(),
+            identity: d.identity_id.clone(),
+            username: d.username.clone(),
+            reason,
+        });
+    };
     for mut d in desired {
-        let owned = owned_by_identity.get(d.identity_id.as_str());
-        // Find the account this identity owns, or one an interrupted run created for it.
-        let found = match owned {
-            Some(o) => {
-                let hit = o
-                    .anchor
-                    .as_deref()
-                    .and_then(|a| by_anchor.get(a).copied())
-                    .or_else(|| by_key().get(&normalize_key(&o.key)).copied());
-                match hit {
-                    Some(i) if o.status == AccountStatus::Pending || o.anchor.is_none() => {
-                        if carries_id(&observed[i], &d.identity_id) {
-                            tp.adoptions.push(Adoption {
-                                target: target.into(),
-                                identity: d.identity_id.clone(),
-                                key: observed[i].key.clone(),
-                                anchor: observed[i].anchor.clone(),
-                                disabled: observed[i].disabled,
-                            });
-                            Some(i)
-                        } else {
-                            claimed[i] = true; // never touch it, and never count it as ours
-                            tp.blocked.push(Blocked {
-                                target: target.into(),
-                                identity: d.identity_id.clone(),
-                                username: d.username.clone(),
-                                reason: format!("{} exists but was not created by enid", observed[i].key),
-                            });
-                            continue;
-                        }
+        let owned = owned_by_identity.get(d.identity_id.as_str()).copied();
+        // Find the account this identity owns, or the one its pending create made.
+        let mut found = None;
+        if let Some(o) = owned {
+            match o.anchor.as_deref() {
+                Some(a) => found = by_anchor.get(a).copied(),
+                None => {
+                    let at_key = by_key().get(&normalize_key(&o.key)).copied();
+                    found = at_key.filter(|&i| carries_id(&observed[i], &d.identity_id));
+                    if found.is_none() && o.status == AccountStatus::Pending {
+                        found = by_owner_value.get(d.identity_id.as_str()).copied();
                     }
-                    other => other,
                 }
             }
-            None => by_username.get(&lowercase(&d.username)).copied().and_then(|i| {
-                if carries_id(&observed[i], &d.identity_id) && !d.attrs.is_empty() {
-                    tp.adoptions.push(Adoption {
-                        target: target.into(),
-                        identity: d.identity_id.clone(),
-                        key: observed[i].key.clone(),
-                        anchor: observed[i].anchor.clone(),
-                        disabled: observed[i].disabled,
-                    });
-                    Some(i)
-                } else {
-                    None
+            if let Some(i) = found.filter(|_| o.status == AccountStatus::Pending || o.anchor.is_none()) {
+                tp.adoptions.push(Adoption {
+                    target: target.into(),
+                    identity: d.identity_id.clone(),
+                    key: observed[i].key.clone(),
+                    anchor: observed[i].anchor.clone(),
+                    disabled: observed[i].disabled,
+                });
+            }
+            if found.is_none()
+                && let Some(&i) = by_key().get(&normalize_key(&o.key))
+                && !claimed[i]
+                && !carries_id(&observed[i], &d.identity_id)
+            {
+                // Something else stands where enid's account was (deleted and re-added by hand).
+                claimed[i] = true; // never touch it, and never count it as ours
+                block(
+                    &mut tp,
+                    &d,
+                    format!(
+                        "{} stands where enid's account is recorded, but it is another entry, not created by \
+                         enid; it is left alone",
+                        observed[i].key
+                    ),
+                );
+                continue;
+            }
+        }
+
+        if let Some(why) = d.held.take() {
+            // Fail closed: an error never becomes empty attributes that the diff would remove.
+            if let Some(i) = found {
+                claimed[i] = true;
+                if !observed[i].disabled && !d.provision_disabled {
+                    tp.member_keys.push((d.identity_id.clone(), observed[i].key.clone()));
                 }
-            }),
-        };
+            }
+            block(&mut tp, &d, why);
+            continue;
+        }
 
         match found {
             Some(i) => {
@@ -645,17 +719,14 @@ pub fn plan_target(
                     key = (keys.renamed)(&obs.key, &d.username);
                     changed = true;
                 }
-                if d.provision_disabled {
+                if d.provision_disabled && !obs.disabled {
                     // Before the start date: kept current, but disabled and in no group.
-                    if !obs.disabled {
-                        let reason = d.inactive_reason.clone().unwrap_or_else(|| "starts later".into());
-                        push(&mut tp, &d, Action::Disable, reason, TargetOp::Disable { key: key.clone() }, None);
-                        changed = true;
-                    }
-                } else {
-                    tp.member_keys.push((d.identity_id.clone(), key.clone()));
+                    let reason = d.inactive_reason.clone().unwrap_or_else(|| "starts later".into());
+                    push(&mut tp, &d, Action::Disable, reason, TargetOp::Disable { key: key.clone() }, None);
+                    changed = true;
                 }
-                if obs.disabled && d.active {
+                let enable = obs.disabled && d.active;
+                if enable {
                     push(
                         &mut tp,
                         &d,
@@ -666,6 +737,13 @@ pub fn plan_target(
                     );
                     changed = true;
                 }
+                if !d.provision_disabled {
+                    // Groups change after the account operations: a member is named by the key
+                    // the account has once it is renamed and enabled.
+                    let member = if enable { (keys.enabled)(&key) } else { key.clone() };
+                    tp.member_keys.push((d.identity_id.clone(), member));
+                }
+                // Updates run before the enable (see `Action`): on the key after the rename.
                 let (changes, before) = diff(&d.attrs, &obs.attrs, managed);
                 if !changes.is_empty() {
                     let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
@@ -684,48 +762,132 @@ pub fn plan_target(
                     tp.summary.unchanged += 1;
                 }
             }
-            None if d.active => {
-                if let Some(&i) = by_username.get(&lowercase(&d.username)) {
+            None => {
+                // Never a second account: an entry carrying this identity's id that no ownership
+                // row proves to be enid's is reported, and nothing is created next to it.
+                if let Some(&i) = by_owner_value.get(d.identity_id.as_str()) {
                     claimed[i] = true;
-                    tp.blocked.push(Blocked {
-                        target: target.into(),
-                        identity: d.identity_id.clone(),
-                        username: d.username.clone(),
-                        reason: format!("{} exists but was not created by enid", observed[i].key),
-                    });
+                    block(&mut tp, &d, unrecorded_owner_value(&observed[i], &d.identity_id));
                     continue;
                 }
-                let reason = match owned {
-                    Some(_) => "the account enid created is missing on the target; creating it again".to_string(),
-                    None => "new person".to_string(),
+                if !d.active && !d.provision_disabled {
+                    continue; // inactive and no account: nothing to do
+                }
+                if let Some(&i) = by_username.get(&lowercase(&d.username)) {
+                    claimed[i] = true;
+                    block(&mut tp, &d, format!("{} exists but was not created by enid", observed[i].key));
+                    continue;
+                }
+                let attrs = std::mem::take(&mut d.attrs);
+                let (reason, disabled) = if d.active {
+                    let reason = match owned {
+                        Some(_) => "the account enid created is missing on the target; creating it again".to_string(),
+                        None => "new person".to_string(),
+                    };
+                    tp.member_keys.push((d.identity_id.clone(), (keys.key_for)(&d.username)));
+                    (reason, false)
+                } else {
+                    let why = d.inactive_reason.as_deref().unwrap_or("starts later");
+                    (format!("{why}: created ahead, disabled until then"), true)
                 };
-                let attrs = std::mem::take(&mut d.attrs);
-                tp.member_keys.push((d.identity_id.clone(), (keys.key_for)(&d.username)));
-                let op = TargetOp::Create { username: d.username.clone(), attrs, disabled: false };
+                let op = TargetOp::Create { username: d.username.clone(), attrs, disabled };
                 push(&mut tp, &d, Action::Create, reason, op, None);
             }
-            None if d.provision_disabled => {
-                if let Some(&i) = by_username.get(&lowercase(&d.username)) {
-                    claimed[i] = true;
-                    continue;
-                }
-                let reason = format!(
-                    "{}: created ahead, disabled until then",
-                    d.inactive_reason.as_deref().unwrap_or("starts later")
-                );
-                let attrs = std::mem::take(&mut d.attrs);
-                let op = TargetOp::Create { username: d.username.clone(), attrs, disabled: true };
-                push(&mut tp, &d, Action::Create, reason, op, None);
-            }
-            None => {} // inactive and no account: nothing to do
         }
     }
-    tp.unmanaged =
-        claimed.iter().enumerate().filter(|(i, c)| !**c && !is_owned_elsewhere(&observed[*i], owned)).count();
+    // Entries carrying an enid id that no identity of this run claimed and no ownership row
+    // records: enid's once perhaps (a state database restored from an old backup, or lost), but
+    // nothing proves it now.
+    let proof = OwnedIndex::new(owned);
+    for (i, o) in observed.iter().enumerate() {
+        if claimed[i] || proof.owns(o) {
+            continue;
+        }
+        if let Some(id) = owner_values(o, owner_attr).next() {
+            claimed[i] = true;
+            tp.blocked.push(Blocked {
+                target: target.into(),
+                identity: id.to_string(),
+                username: o.username.clone().unwrap_or_else(|| o.key.clone()),
+                reason: unrecorded_owner_value(o, id),
+            });
+        }
+    }
+    tp.unmanaged = claimed.iter().enumerate().filter(|(i, c)| !**c && !proof.owns(&observed[*i])).count();
     tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
     tp.adoptions.sort_by(|a, b| a.key.cmp(&b.key));
-    tp.blocked.sort_by(|a, b| a.username.cmp(&b.username));
+    tp.blocked.sort_by(|a, b| (&a.username, &a.identity).cmp(&(&b.username, &b.identity)));
     tp
+}
+
+/// How many of the accounts enid owns and has seen (active or disabled; pending creates are
+/// still a question) are not among the observed ones, by anchor or key, and of how many. Pure.
+pub fn missing_accounts(owned: &[&OwnedAccount], observed: &[ObservedAccount]) -> (usize, usize) {
+    let anchors: HashMap<&str, ()> = observed.iter().filter_map(|o| Some((o.anchor.as_deref()?, ()))).collect();
+    let keys: std::cell::OnceCell<HashMap<String, ()>> = std::cell::OnceCell::new();
+    let mut of = 0;
+    let mut missing = 0;
+    for o in owned.iter().filter(|o| o.status != AccountStatus::Pending) {
+        of += 1;
+        let by_anchor = o.anchor.as_deref().is_some_and(|a| anchors.contains_key(a));
+        if !by_anchor
+            && !keys
+                .get_or_init(|| observed.iter().map(|o| (normalize_key(&o.key), ())).collect())
+                .contains_key(&normalize_key(&o.key))
+        {
+            missing += 1;
+        }
+    }
+    (missing, of)
+}
+
+/// How many of the groups enid owns (created and seen) are not among the observed ones, by
+/// anchor or key, and of how many. Pure.
+pub fn missing_groups(owned: &[&OwnedGroup], observed: &[ObservedGroup]) -> (usize, usize) {
+    let anchors: HashMap<&str, ()> = observed.iter().filter_map(|g| Some((g.anchor.as_deref()?, ()))).collect();
+    let keys: HashMap<String, ()> = observed.iter().map(|g| (normalize_key(&g.key), ())).collect();
+    let mine: Vec<&&OwnedGroup> = owned.iter().filter(|g| !g.pending).collect();
+    let missing = mine
+        .iter()
+        .filter(|g| {
+            !g.anchor.as_deref().is_some_and(|a| anchors.contains_key(a)) && !keys.contains_key(&normalize_key(&g.key))
+        })
+        .count();
+    (missing, mine.len())
+}
+
+/// The values of an entry's owner attribute that have the form of an enid id.
+fn owner_values<'a>(o: &'a ObservedAccount, owner_attr: &str) -> impl Iterator<Item = &'a str> {
+    o.attrs.get(owner_attr).into_iter().flatten().map(String::as_str).filter(|v| is_enid_id(v))
+}
+
+/// Why an entry carrying an enid id that no ownership row records is left alone, and what to do.
+fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
+    format!(
+        "{} carries enid id {id} but the state database does not record it as enid's: restore the state \
+         database from a backup, or run `enid adopt`",
+        o.key
+    )
+}
+
+/// The ownership rows as a lookup: an entry is owned when a row recorded its anchor, or, for a
+/// row without one, its key.
+struct OwnedIndex<'a> {
+    anchors: HashMap<&'a str, ()>,
+    keys: HashMap<String, ()>,
+}
+
+impl<'a> OwnedIndex<'a> {
+    fn new(owned: &[&'a OwnedAccount]) -> Self {
+        let anchors = owned.iter().filter_map(|o| Some((o.anchor.as_deref()?, ()))).collect();
+        let keys = owned.iter().filter(|o| o.anchor.is_none()).map(|o| (normalize_key(&o.key), ())).collect();
+        OwnedIndex { anchors, keys }
+    }
+
+    fn owns(&self, o: &ObservedAccount) -> bool {
+        o.anchor.as_deref().is_some_and(|a| self.anchors.contains_key(a))
+            || (!self.keys.is_empty() && self.keys.contains_key(&normalize_key(&o.key)))
+    }
 }
 
 /// Lowercases without allocating when there is nothing to change (usernames usually).
@@ -735,11 +897,6 @@ fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
     } else {
         std::borrow::Cow::Borrowed(s)
     }
-}
-
-/// Whether an observed account is recorded as owned (by an identity with no desired entry).
-fn is_owned_elsewhere(o: &ObservedAccount, owned: &[&OwnedAccount]) -> bool {
-    owned.iter().any(|w| w.anchor.is_some() && w.anchor == o.anchor || normalize_key(&w.key) == normalize_key(&o.key))
 }
 
 /// The attributes of `desired` whose values differ from `observed`, and their old values.
@@ -879,6 +1036,7 @@ mod tests {
             grace_days: Some(90),
             protected: false,
             needs_approval: false,
+            held: None,
         }
     }
 
@@ -908,13 +1066,7 @@ mod tests {
     }
 
     fn check(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount], expect: expect_test::Expect) {
-        let owned: Vec<&OwnedAccount> = owned.iter().collect();
-        let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
-        let key_for = |u: &str| format!("uid={u},ou=people,dc=example,dc=org");
-        let renamed = |k: &str, u: &str| format!("uid={u},{}", k.split_once(',').map(|(_, p)| p).unwrap_or(""));
-        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        let keys = KeyRules { key_for: &key_for, renamed: &renamed, today };
-        let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber", &keys);
+        let tp = plan(desired, observed, owned);
         let mut out = String::new();
         for op in &tp.operations {
             out.push_str(&format!(
@@ -926,13 +1078,130 @@ mod tests {
             ));
         }
         for a in &tp.adoptions {
-            out.push_str(&format!("adopt {}\n", a.key));
+            out.push_str(&format!("adopt {} disabled={}\n", a.key, a.disabled));
         }
         for b in &tp.blocked {
             out.push_str(&format!("blocked {}: {}\n", b.username, b.reason));
         }
+        for (id, key) in &tp.member_keys {
+            out.push_str(&format!("member {id}: {key}\n"));
+        }
         out.push_str(&format!("{:?} unmanaged={}\n", tp.summary, tp.unmanaged));
         expect.assert_eq(&out);
+    }
+
+    fn plan(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount]) -> TargetPlan {
+        let owned: Vec<&OwnedAccount> = owned.iter().collect();
+        let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
+        let key_for = |u: &str| format!("uid={u},ou=people,dc=example,dc=org");
+        let renamed = |k: &str, u: &str| format!("uid={u},{}", k.split_once(',').map(|(_, p)| p).unwrap_or(""));
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let enabled = |k: &str| k.replace(",ou=disabled", "");
+        let keys = KeyRules { key_for: &key_for, renamed: &renamed, enabled: &enabled, today };
+        plan_target("dir", desired.to_vec(), observed, &owned, &managed, "employeeNumber", &keys)
+    }
+
+    const U1: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    const U2: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+
+    #[test]
+    fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_duplicated() {
+        let mut hr = observed("cy.ek", None, "Ek", false);
+        hr.attrs.insert("employeeNumber".into(), vec!["HR-4711".into()]);
+        check(
+            &[desired(U1, "anna.berg", "Berg", true), desired("3", "cy.ek2", "Ek", true)],
+            &[observed("anna.b", Some(U1), "Berg", false), observed("bo.ek", Some(U2), "Ek", false), hr],
+            &[],
+            expect_test::expect![[r#"
+                create cy.ek2 (new person) {"kind":"create","username":"cy.ek2","attrs":{"employeeNumber":["3"],"sn":["Ek"],"uid":["cy.ek2"]},"disabled":false}
+                blocked anna.berg: uid=anna.b,ou=people,dc=example,dc=org carries enid id 0f8fad5b-d9cb-469f-a165-70867728950e but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+                blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+                member 3: uid=cy.ek2,ou=people,dc=example,dc=org
+                Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+            "#]],
+        );
+    }
+
+    #[test]
+    fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place() {
+        // Deleted by hand and re-added by hand at the same DN, without enid's id.
+        let mut other = observed("anna.berg", None, "Manual", false);
+        other.anchor = Some("uuid-hand-made".into());
+        // Re-added from an LDIF export: enid's id, but a new entry.
+        let mut copy = observed("bo.ek", Some(U2), "Ek", false);
+        copy.anchor = Some("uuid-copy".into());
+        check(
+            &[desired(U1, "anna.berg", "Berg", true), desired(U2, "bo.ek", "Ek", true)],
+            &[other, copy],
+            &[owned(U1, "anna.berg", AccountStatus::Active), owned(U2, "bo.ek", AccountStatus::Active)],
+            expect_test::expect![[r#"
+                blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
+                blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_row_without_an_anchor_takes_the_entry_at_its_key_only_with_the_identitys_id() {
+        let mut row = owned("1", "anna.berg", AccountStatus::Active);
+        row.anchor = None;
+        check(
+            &[desired("1", "anna.berg", "Berg", true)],
+            &[observed("anna.berg", Some("2"), "Berg", false)],
+            &[row.clone()],
+            expect_test::expect![[r#"
+                blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
+        check(
+            &[desired("1", "anna.berg", "Berg", true)],
+            &[observed("anna.berg", Some("1"), "Berg", false)],
+            &[row],
+            expect_test::expect![[r#"
+                adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn an_interrupted_disabled_create_is_adopted_where_it_landed() {
+        // The pending row of a pre-provisioning create names the enabled DN (as older versions
+        // recorded it); the entry is in the disabled OU.
+        let mut d = desired(U1, "ny.elev", "Elev", false);
+        d.provision_disabled = true;
+        let mut obs = observed("ny.elev", Some(U1), "Elev", true);
+        obs.key = "uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org".into();
+        check(
+            &[d],
+            &[obs],
+            &[owned(U1, "ny.elev", AccountStatus::Pending)],
+            expect_test::expect![[r#"
+                adopt uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org disabled=true
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_returner_is_a_group_member_by_the_key_after_the_enable_and_rename() {
+        let mut obs = observed("bo.ek", Some("2"), "Ek", true);
+        obs.key = "uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org".into();
+        check(
+            &[desired("2", "bo.lind", "Ek", true)],
+            &[obs],
+            &[owned("2", "bo.ek", AccountStatus::Disabled)],
+            expect_test::expect![[r#"
+                rename bo.lind (the name changed: bo.ek → bo.lind) {"kind":"rename","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org","username":"bo.lind"}
+                update bo.lind (uid changed in the source) {"kind":"update","key":"uid=bo.lind,ou=disabled,ou=people,dc=example,dc=org","changes":[{"attr":"uid","values":["bo.lind"]}]}
+                enable bo.lind (active again) {"kind":"enable","key":"uid=bo.lind,ou=disabled,ou=people,dc=example,dc=org"}
+                member 2: uid=bo.lind,ou=people,dc=example,dc=org
+                Summary { create: 0, rename: 1, update: 1, enable: 1, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
     }
 
     #[test]
@@ -943,6 +1212,7 @@ mod tests {
             &[],
             expect_test::expect![[r#"
                 create anna.berg (new person) {"kind":"create","username":"anna.berg","attrs":{"employeeNumber":["1"],"sn":["Berg"],"uid":["anna.berg"]},"disabled":false}
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
                 Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
             "#]],
         );
@@ -955,6 +1225,7 @@ mod tests {
             &[observed("anna.berg", Some("1"), "Berg", false)],
             &[owned("1", "anna.berg", AccountStatus::Active)],
             expect_test::expect![[r#"
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
                 Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
             "#]],
         );
@@ -968,6 +1239,7 @@ mod tests {
             &[owned("1", "anna.berg", AccountStatus::Active)],
             expect_test::expect![[r#"
                 update anna.berg (sn changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"sn","values":["Ek"]}]}
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
                 Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
             "#]],
         );
@@ -984,6 +1256,7 @@ mod tests {
             &[owned("1", "anna.berg", AccountStatus::Active)],
             expect_test::expect![[r#"
                 update anna.berg (departmentNumber changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"departmentNumber","values":[]}]}
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
                 Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
             "#]],
         );
@@ -1010,6 +1283,7 @@ mod tests {
             expect_test::expect![[r#"
                 enable cy.ek (active again) {"kind":"enable","key":"uid=cy.ek,ou=people,dc=example,dc=org"}
                 disable anna.berg (no longer in any source) {"kind":"disable","key":"uid=anna.berg,ou=people,dc=example,dc=org"}
+                member 3: uid=cy.ek,ou=people,dc=example,dc=org
                 Summary { create: 0, rename: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
             "#]],
         );
@@ -1023,7 +1297,9 @@ mod tests {
             &[owned("1", "anna.berg", AccountStatus::Pending), owned("2", "bo.ek", AccountStatus::Pending)],
             expect_test::expect![[r#"
                 create bo.ek (the account enid created is missing on the target; creating it again) {"kind":"create","username":"bo.ek","attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false}
-                adopt uid=anna.berg,ou=people,dc=example,dc=org
+                adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
+                member 2: uid=bo.ek,ou=people,dc=example,dc=org
                 Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
             "#]],
         );
@@ -1046,15 +1322,173 @@ mod tests {
     fn thresholds_hold_mass_disables_and_creates_but_not_a_first_run() {
         let t = connector_api::Thresholds::default();
         let sum = |create, disable| Summary { create, disable, ..Default::default() };
-        assert!(check_thresholds("dir", &sum(0, 10), 100, &t).is_empty(), "10 is the floor");
-        let hits = check_thresholds("dir", &sum(0, 102), 2000, &t);
+        assert!(check_thresholds("dir", &sum(0, 10), 100, 0, &t).is_empty(), "10 is the floor");
+        let hits = check_thresholds("dir", &sum(0, 102), 2000, 0, &t);
         assert_eq!(hits.len(), 1);
         assert_eq!(
             hits[0].to_string(),
             "target \"dir\": 102 disable of 2000 owned accounts (5.1%), over the limit of 100 (5% of owned, at least 10) by 2"
         );
-        assert!(check_thresholds("dir", &sum(5000, 0), 0, &t).is_empty(), "the first run is exempt");
-        assert_eq!(check_thresholds("dir", &sum(401, 0), 2000, &t)[0].action, Action::Create);
+        assert!(check_thresholds("dir", &sum(5000, 0), 0, 0, &t).is_empty(), "the first run is exempt");
+        assert_eq!(check_thresholds("dir", &sum(401, 0), 2000, 0, &t)[0].action, Action::Create);
+    }
+
+    #[test]
+    fn the_first_run_exemption_needs_a_target_without_enid_ids() {
+        let t = connector_api::Thresholds::default();
+        let sum = Summary { create: 5000, ..Default::default() };
+        let hits = check_thresholds("dir", &sum, 0, 1, &t);
+        assert_eq!(hits.len(), 1, "one entry with an enid id: not a first run");
+        assert_eq!(hits[0].action, Action::Create);
+        assert_eq!(hits[0].limit, 50);
+    }
+
+    #[test]
+    fn mass_updates_and_renames_are_held() {
+        let t = connector_api::Thresholds::default();
+        let sum = |update, rename| Summary { update, rename, ..Default::default() };
+        assert!(check_thresholds("dir", &sum(50, 10), 100, 0, &t).is_empty(), "the floors");
+        let hits = check_thresholds("dir", &sum(22_100, 0), 22_100, 0, &t);
+        assert_eq!(
+            hits[0].to_string(),
+            "target \"dir\": 22100 update of 22100 owned accounts (100.0%), over the limit of 2210 (10% of owned, at least 50) by 19890"
+        );
+        let hits = check_thresholds("dir", &sum(0, 41), 2000, 0, &t);
+        assert_eq!((hits[0].action, hits[0].limit), (Action::Rename, 40));
+        assert_eq!(check_thresholds("dir", &sum(201, 40), 2000, 0, &t).len(), 1, "2% of 2000 renames is allowed");
+    }
+
+    #[test]
+    fn group_names_differing_only_in_case_are_one_group_under_the_recorded_name() {
+        let group = |members: &[&str]| DesiredGroup {
+            school: "S1".into(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        };
+        let desired: BTreeMap<String, DesiredGroup> =
+            [("S1-3A".to_string(), group(&["uid=a"])), ("s1-3a".to_string(), group(&["uid=b"]))].into();
+        let key = "cn=s1-3a,ou=groups".to_string();
+        let observed = [ObservedGroup {
+            key: key.clone(),
+            anchor: Some("g1".into()),
+            name: "s1-3a".into(),
+            members: vec!["uid=a".into()],
+        }];
+        let owned = OwnedGroup {
+            target: "dir".into(),
+            name: "s1-3a".into(),
+            key: key.clone(),
+            anchor: Some("g1".into()),
+            school: "S1".into(),
+            pending: false,
+        };
+        let mut tp = TargetPlan::default();
+        plan_groups("dir", &desired, &observed, &[&owned], &mut tp);
+        assert!(tp.blocked.is_empty(), "{:?}", tp.blocked);
+        let ops: Vec<(Action, &str, &TargetOp)> =
+            tp.operations.iter().map(|o| (o.action, o.username.as_str(), &o.op)).collect();
+        assert_eq!(
+            ops,
+            [(Action::AddMembers, "s1-3a", &TargetOp::AddMembers { key: key.clone(), members: vec!["uid=b".into()] })]
+        );
+        // Not owned yet: one create, under the first name in sorted order.
+        let mut tp = TargetPlan::default();
+        plan_groups("dir", &desired, &[], &[], &mut tp);
+        let creates: Vec<&TargetOp> = tp.operations.iter().map(|o| &o.op).collect();
+        assert_eq!(
+            creates,
+            [&TargetOp::CreateGroup { name: "S1-3A".into(), members: vec!["uid=a".into(), "uid=b".into()] }]
+        );
+    }
+
+    #[test]
+    fn the_target_guard_counts_owned_accounts_and_groups_not_seen_by_anchor_or_key() {
+        let rows = [
+            owned("1", "anna.berg", AccountStatus::Active),
+            owned("2", "bo.ek", AccountStatus::Disabled),
+            owned("3", "cy.ek", AccountStatus::Active),
+            owned("4", "dag.ny", AccountStatus::Pending),
+        ];
+        let rows: Vec<&OwnedAccount> = rows.iter().collect();
+        // Anna by anchor; Bo's entry has a new anchor but is at the recorded key; Cy is gone; Dag's
+        // create is still a question and does not count.
+        let mut bo = observed("bo.ek", Some("2"), "Ek", true);
+        bo.anchor = Some("restored".into());
+        assert_eq!(missing_accounts(&rows, &[observed("anna.berg", Some("1"), "Berg", false), bo]), (1, 3));
+        assert_eq!(missing_accounts(&rows, &[]), (3, 3));
+
+        let group = |name: &str, pending: bool| OwnedGroup {
+            target: "dir".into(),
+            name: name.into(),
+            key: format!("cn={name},ou=groups"),
+            anchor: (!pending).then(|| format!("g-{name}")),
+            school: "S1".into(),
+            pending,
+        };
+        let groups = [group("7a", false), group("7b", false), group("7c", true)];
+        let groups: Vec<&OwnedGroup> = groups.iter().collect();
+        let seen = ObservedGroup { key: "CN=7a, ou=groups".into(), anchor: None, name: "7a".into(), members: vec![] };
+        assert_eq!(missing_groups(&groups, &[seen]), (1, 2));
+    }
+
+    #[test]
+    fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
+        let desired: BTreeMap<String, DesiredGroup> =
+            [("S1-7A".to_string(), DesiredGroup { school: "S1".into(), members: ["uid=a".to_string()].into() })].into();
+        let key = "cn=S1-7A,ou=groups".to_string();
+        let observed = [ObservedGroup {
+            key: key.clone(),
+            anchor: Some("hand-made".into()),
+            name: "S1-7A".into(),
+            members: vec!["cn=admin".into()],
+        }];
+        let owned = |name: &str| OwnedGroup {
+            target: "dir".into(),
+            name: name.into(),
+            key: format!("cn={name},ou=groups"),
+            anchor: Some(format!("g-{name}")),
+            school: "S1".into(),
+            pending: false,
+        };
+        let mut tp = TargetPlan::default();
+        plan_groups("dir", &desired, &observed, &[&owned("S1-7A")], &mut tp);
+        assert!(tp.operations.is_empty(), "{:?}", tp.operations);
+        assert_eq!(
+            tp.blocked[0].reason,
+            "group cn=S1-7A,ou=groups stands where enid's group is recorded, but it is another entry, not created by \
+             enid; it is left alone"
+        );
+        // No longer wanted: still not deleted.
+        let mut tp = TargetPlan::default();
+        plan_groups("dir", &BTreeMap::new(), &observed, &[&owned("S1-7A")], &mut tp);
+        assert!(tp.operations.is_empty(), "{:?}", tp.operations);
+    }
+
+    #[test]
+    fn a_person_whose_attributes_cannot_be_rendered_is_held_and_their_account_left_alone() {
+        let mut d = desired("1", "anna.berg", "Berg", true);
+        d.attrs = Attrs::new();
+        d.held = Some("attribute mapping failed: attribute mail: undefined value".into());
+        check(
+            &[d.clone(), desired("2", "bo.ek", "Ek", true)],
+            &[observed("anna.berg", Some("1"), "Berg", false)],
+            &[owned("1", "anna.berg", AccountStatus::Active)],
+            expect_test::expect![[r#"
+                create bo.ek (new person) {"kind":"create","username":"bo.ek","attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false}
+                blocked anna.berg: attribute mapping failed: attribute mail: undefined value
+                member 1: uid=anna.berg,ou=people,dc=example,dc=org
+                member 2: uid=bo.ek,ou=people,dc=example,dc=org
+                Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
+        check(
+            &[d],
+            &[],
+            &[],
+            expect_test::expect![[r#"
+                blocked anna.berg: attribute mapping failed: attribute mail: undefined value
+                Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            "#]],
+        );
     }
 
     #[test]

@@ -241,7 +241,9 @@ impl Engine {
                     .collect();
                 members = members.into_iter().filter_map(|(i, _)| Some((i.clone(), names.get(i.as_str())?.clone()))).collect();
             }
-            let desired = namer.desired(&resolution, &self.config.identity.authority.model(), &members);
+            let desired = namer
+                .desired(&resolution, &self.config.identity.authority.model(), &members)
+                .map_err(|message| EngineError::TargetConfig { id: tid.clone(), message })?;
             let wanted: HashMap<String, (&String, &crate::plan::DesiredGroup)> =
                 desired.iter().map(|(n, g)| (n.to_lowercase(), (n, g))).collect();
             let owned: Vec<_> = state_groups.iter().filter(|g| &g.target == tid).collect();

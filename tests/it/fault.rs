@@ -224,7 +224,7 @@ fn scenario(seed: u64, steps: usize) {
     for e in w.env.search(BASE, "(employeeNumber=E*)") {
         w.hand_made.insert(e.dn.clone(), e.one("modifyTimestamp"));
     }
-    for _ in 0..40 {
+    for _ in 0..60 {
         let p = w.person(&mut rng);
         w.people.push(p);
     }
@@ -242,7 +242,7 @@ fn scenario(seed: u64, steps: usize) {
             w.people.push(p);
         }
         for _ in 0..rng.below(2) {
-            if w.people.len() > 30 {
+            if w.people.len() > 55 {
                 let i = rng.below(w.people.len());
                 w.people.remove(i);
             }

@@ -259,6 +259,56 @@ base_dn = "{BASE}"
     }
 }
 
+impl Env {
+    /// Deletes an entry, like `ldapdelete`.
+    pub fn delete(&self, dn: &str) {
+        let url = self.slapd.url();
+        rt().block_on(async {
+            let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await.expect("connect");
+            ldap3::drive!(conn);
+            ldap.simple_bind("cn=admin,dc=example,dc=org", "secret").await.expect("bind").success().expect("bind ok");
+            ldap.delete(dn).await.expect("delete").success().expect("delete ok");
+        });
+    }
+
+    /// Adds an organizational unit (`ou=NAME,dc=example,dc=org`).
+    pub fn add_ou(&self, name: &str) -> String {
+        let dn = format!("ou={name},dc=example,dc=org");
+        self.add(&dn, &[("objectClass", &["organizationalUnit"]), ("ou", &[name])]);
+        dn
+    }
+
+    /// Runs SQL statements on the state database (to stage what a crash would leave behind).
+    pub fn sql(&self, statements: &str) {
+        let path = self.path("state.db");
+        let statements = statements.to_string();
+        rt().block_on(async {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("open state");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statements)).execute(&pool).await.expect("sql");
+            pool.close().await;
+        });
+    }
+
+    /// One text value from the state database.
+    pub fn sql_value(&self, query: &str) -> String {
+        let path = self.path("state.db");
+        let query = query.to_string();
+        rt().block_on(async {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("open state");
+            let v: String = sqlx::query_scalar(sqlx::AssertSqlSafe(query)).fetch_one(&pool).await.expect("sql");
+            pool.close().await;
+            v
+        })
+    }
+
+    /// Replaces text in the config file.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let config = std::fs::read_to_string(self.path("enid.toml")).expect("read config");
+        assert!(config.contains(from), "{from:?} not in the config:\n{config}");
+        std::fs::write(self.path("enid.toml"), config.replacen(from, to, 1)).expect("write config");
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }

@@ -13,5 +13,6 @@ mod identity;
 mod lifecycle;
 mod protected;
 mod safety_state;
+mod safety_target;
 mod spine;
 mod tls;

@@ -129,11 +129,13 @@ pub trait Target {
     fn observe(&self, attrs: &[String]) -> impl Future<Output = Result<Vec<ObservedAccount>, TargetError>> + Send;
     /// Reads every group in the configured group container. Targets without groups return none.
     fn observe_groups(&self) -> impl Future<Output = Result<Vec<ObservedGroup>, TargetError>> + Send;
-    /// Where an account with this username would be created (for ownership records written
-    /// before the create is sent).
-    fn key_for(&self, username: &str) -> String;
+    /// Where a create of an account with this username puts it, enabled or `disabled` (for
+    /// ownership records written before the create is sent, and group members).
+    fn key_for(&self, username: &str, disabled: bool) -> String;
     /// Where the account at `key` lives after a rename to `username`.
     fn renamed_key(&self, key: &str, username: &str) -> String;
+    /// Where the account at `key` lives after an enable (a disable by move changes the key).
+    fn enabled_key(&self, key: &str) -> String;
     /// Where a group with this name would be created; `None` when the target has no groups.
     fn group_key_for(&self, name: &str) -> Option<String>;
     /// Performs one operation. Safe to call concurrently.

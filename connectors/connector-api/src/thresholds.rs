@@ -24,12 +24,35 @@ pub struct Thresholds {
     #[serde(default = "ten")]
     pub delete_min: usize,
     /// Creates allowed, in percent of the owned accounts (default 20). The first run, with no
-    /// owned accounts, is exempt.
+    /// owned accounts, is exempt on a target that holds no enid ids; re-creating owned accounts
+    /// that vanished counts.
     #[serde(default = "twenty")]
     pub create_percent: f64,
     /// Creates always allowed (default 50).
     #[serde(default = "fifty")]
     pub create_min: usize,
+    /// Updates allowed, in percent of the owned accounts (default 10): a swapped or renamed
+    /// column changes everyone's attributes at once.
+    #[serde(default = "ten_percent")]
+    pub update_percent: f64,
+    /// Updates always allowed (default 50).
+    #[serde(default = "fifty")]
+    pub update_min: usize,
+    /// Renames (username changes) allowed, in percent of the owned accounts (default 2): a
+    /// rename is for good, the old name is never given back.
+    #[serde(default = "two")]
+    pub rename_percent: f64,
+    /// Renames always allowed (default 10).
+    #[serde(default = "ten")]
+    pub rename_min: usize,
+    /// Owned accounts (active or disabled) that may be missing from what the target shows, in
+    /// percent of them (default 10). More stops the run before planning: a changed base DN,
+    /// filter or permission hides accounts, it does not mean they are gone.
+    #[serde(default = "ten_percent")]
+    pub missing_percent: f64,
+    /// Owned accounts (and, separately, owned groups) that may always be missing (default 10).
+    #[serde(default = "ten")]
+    pub missing_min: usize,
 }
 
 fn five() -> f64 {
@@ -37,6 +60,12 @@ fn five() -> f64 {
 }
 fn ten() -> usize {
     10
+}
+fn two() -> f64 {
+    2.0
+}
+fn ten_percent() -> f64 {
+    10.0
 }
 fn twenty() -> f64 {
     20.0
@@ -54,6 +83,12 @@ impl Default for Thresholds {
             delete_min: ten(),
             create_percent: twenty(),
             create_min: fifty(),
+            update_percent: ten_percent(),
+            update_min: fifty(),
+            rename_percent: two(),
+            rename_min: ten(),
+            missing_percent: ten_percent(),
+            missing_min: ten(),
         }
     }
 }
@@ -62,6 +97,23 @@ impl Thresholds {
     /// The largest count allowed: `percent` of `owned`, rounded up, and at least `min`.
     pub fn limit(percent: f64, min: usize, owned: usize) -> usize {
         ((percent / 100.0 * owned as f64).ceil() as usize).max(min)
+    }
+
+    /// Checks that every share is a percentage.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("disable_percent", self.disable_percent),
+            ("delete_percent", self.delete_percent),
+            ("create_percent", self.create_percent),
+            ("update_percent", self.update_percent),
+            ("rename_percent", self.rename_percent),
+            ("missing_percent", self.missing_percent),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("thresholds.{name} = {v} must be between 0 and 100"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -521,7 +521,7 @@ impl LdapTarget {
         let t = self.timeout();
         match op {
             TargetOp::Create { username, attrs, disabled } => {
-                let mut dn = self.key_for(username);
+                let dn = self.key_for(username, *disabled);
                 let mut entry: Vec<(String, HashSet<String>)> = Vec::with_capacity(attrs.len() + 2);
                 entry.push(("objectClass".into(), self.config.object_classes.iter().cloned().collect()));
                 let mut has_rdn = false;
@@ -537,11 +537,8 @@ impl LdapTarget {
                 }
                 if *disabled {
                     match &self.config.disable {
-                        DisableMethod::Move { .. } => {
-                            self.ensure_disabled_ou(&mut ldap).await?;
-                            let (rdn, _) = split_rdn(&dn);
-                            dn = format!("{rdn},{}", self.config.disabled_ou().unwrap_or_default());
-                        }
+                        // `key_for` put the entry in the disabled OU.
+                        DisableMethod::Move { .. } => self.ensure_disabled_ou(&mut ldap).await?,
                         DisableMethod::Attribute { attribute, value } => {
                             entry.push((attribute.clone(), HashSet::from([value.clone()])));
                         }
@@ -758,13 +755,32 @@ impl Target for LdapTarget {
         result
     }
 
-    fn key_for(&self, username: &str) -> String {
-        format!("{}={},{}", self.config.rdn_attribute, dn_escape(username), self.config.base_dn)
+    fn key_for(&self, username: &str, disabled: bool) -> String {
+        let parent = match (&self.config.disable, disabled) {
+            (DisableMethod::Move { .. }, true) => self.config.disabled_ou().unwrap_or_default(),
+            _ => self.config.base_dn.clone(),
+        };
+        format!("{}={},{parent}", self.config.rdn_attribute, dn_escape(username))
     }
 
     fn renamed_key(&self, key: &str, username: &str) -> String {
         let (_, parent) = split_rdn(key);
         format!("{}={},{parent}", self.config.rdn_attribute, dn_escape(username))
+    }
+
+    fn enabled_key(&self, key: &str) -> String {
+        match &self.config.disable {
+            DisableMethod::Move { .. } => {
+                let (rdn, parent) = split_rdn(key);
+                // An entry already in place is not moved (see `move_entry`).
+                if normalize_dn(parent) == normalize_dn(&self.config.base_dn) {
+                    key.to_string()
+                } else {
+                    format!("{rdn},{}", self.config.base_dn)
+                }
+            }
+            DisableMethod::Attribute { .. } => key.to_string(),
+        }
     }
 
     fn group_key_for(&self, name: &str) -> Option<String> {
@@ -830,6 +846,19 @@ mod tests {
     #[test]
     fn keys_escape_the_username() {
         let t = LdapTarget::new(config("ldap://x", "ou=p,dc=x"), Secret::new("pw"));
-        assert_eq!(t.key_for("a,b"), "uid=a\\2cb,ou=p,dc=x");
+        assert_eq!(t.key_for("a,b", false), "uid=a\\2cb,ou=p,dc=x");
+    }
+
+    #[test]
+    fn a_disabled_create_and_an_enable_say_where_the_account_lands() {
+        let t = LdapTarget::new(config("ldap://x", "ou=p,dc=x"), Secret::new("pw"));
+        assert_eq!(t.key_for("anna", true), "uid=anna,ou=disabled,ou=p,dc=x");
+        assert_eq!(t.enabled_key("uid=anna,ou=disabled,ou=p,dc=x"), "uid=anna,ou=p,dc=x");
+        assert_eq!(t.enabled_key("uid=anna,ou=p,dc=x"), "uid=anna,ou=p,dc=x");
+        let mut c = config("ldap://x", "ou=p,dc=x");
+        c.disable = DisableMethod::Attribute { attribute: "description".into(), value: "off".into() };
+        let t = LdapTarget::new(c, Secret::new("pw"));
+        assert_eq!(t.key_for("anna", true), "uid=anna,ou=p,dc=x");
+        assert_eq!(t.enabled_key("uid=anna,ou=p,dc=x"), "uid=anna,ou=p,dc=x");
     }
 }
