@@ -881,7 +881,9 @@ async fn explain(
     let _ = writeln!(s, "Identity {id}");
     let _ = writeln!(s, "  username: {}", value["username"].as_str().unwrap_or("(none yet)"));
     let _ = writeln!(s, "\nRecords in the sources now:");
-    if current.is_empty() {
+    if current.is_empty() && kept.is_some() {
+        let _ = writeln!(s, "  none read: a row of theirs was rejected or is held; kept as at the last run (below)");
+    } else if current.is_empty() {
         let _ = writeln!(s, "  none: no source has this person now");
     }
     for r in &current {

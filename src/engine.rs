@@ -452,6 +452,12 @@ impl Engine {
             identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &rejected_rows);
         lap("resolved identities");
         let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
+        // Kept persons keep their names too (for `explain`); nothing is planned for them.
+        for k in &resolution.kept {
+            if let Some(Some(u)) = snapshot.identities.get(&k.identity_id) {
+                usernames.insert(k.identity_id.clone(), u.clone());
+            }
+        }
         if self.config.naming.protected_names_from_template {
             requests.iter_mut().for_each(|r| r.pseudonymous = false);
         }
@@ -987,7 +993,7 @@ fn kept_members(
 }
 
 /// The persons a plan keeps as at the last run, as the plan shows them: by username, or by enid
-/// id when a stored record marks protected personal data. Pure.
+/// id when a stored record marks protected personal data; sorted by what is shown. Pure.
 fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::KeptPerson> {
     if resolution.kept.is_empty() {
         return Vec::new();
@@ -998,7 +1004,7 @@ fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::KeptP
         .filter(|r| r.protected && kept.contains(r.identity_id.as_str()))
         .map(|r| r.identity_id.as_str())
         .collect();
-    resolution
+    let mut out: Vec<plan::KeptPerson> = resolution
         .kept
         .iter()
         .map(|k| plan::KeptPerson {
@@ -1009,7 +1015,9 @@ fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::KeptP
             },
             reason: k.reasons.join("; "),
         })
-        .collect()
+        .collect();
+    out.sort_by(|a, b| (&a.username, &a.identity).cmp(&(&b.username, &b.identity)));
+    out
 }
 
 /// Identities on the `[identity] exclude` list, by enid id or `source/person_id`.

@@ -11,5 +11,6 @@ mod harness;
 mod identity;
 mod lifecycle;
 mod protected;
+mod safety_source;
 mod spine;
 mod tls;
