@@ -375,7 +375,10 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
     let family_name = required("family_name")?;
     let role_raw = required("role")?;
     let role =
-        Role::parse(&role_raw).ok_or_else(|| format!("role {role_raw:?} is neither \"student\" nor \"staff\""))?;
+        Role::parse(&role_raw).ok_or_else(|| {
+            // Columns shifted by one put other values here: a civic number is shown masked.
+            format!("role {:?} is neither \"student\" nor \"staff\"", mask_if_civic(&role_raw))
+        })?;
     let civic_raw = get("civic_no");
     let civic_no = if civic_raw.is_empty() {
         None
@@ -389,7 +392,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
         }
         NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .map(Some)
-            .map_err(|_| format!("{field} {v:?} is not a date in the form YYYY-MM-DD"))
+            .map_err(|_| format!("{field} {:?} is not a date in the form YYYY-MM-DD", mask_if_civic(v)))
     };
     let start_date = date("start_date")?;
     let end_date = date("end_date")?;
@@ -554,6 +557,21 @@ mod tests {
         let got: String = batch.rejected.iter().map(|e| e.to_string()).collect();
         assert!(got.contains("\"19821105-****\""), "{got}");
         assert!(!got.contains("9954"), "{got}");
+    }
+
+    #[test]
+    fn values_echoed_in_messages_are_masked_when_they_look_like_civic_numbers() {
+        // Columns swapped: the civic number lands in role and start_date.
+        let text = format!("{HEADER}1,A,B,,19821105-9954,S,,,\n2,A,B,,student,S,,198211059954,\n");
+        let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+        let got: Vec<String> = batch.rejected.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "p.csv:2: role \"19821105-****\" is neither \"student\" nor \"staff\"",
+                "p.csv:3: start_date \"19821105-****\" is not a date in the form YYYY-MM-DD"
+            ]
+        );
     }
 
     #[test]
