@@ -4,7 +4,6 @@
 //! numbers masked; `main` alone turns errors into exit codes.
 
 use crate::clock;
-use connector_api::civic::mask_if_civic;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Computed, Engine, EngineError, find_in_run, identity_in_run};
 use crate::identity::{ConflictKind, Decision};
@@ -12,6 +11,7 @@ use crate::plan::{Action, Plan};
 use crate::store::{LogFilter, StoreError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use connector_api::civic::mask_if_civic;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
@@ -343,7 +343,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     let ids = engine.store().find_identity(&p).await?;
                     match ids.as_slice() {
                         [one] => Some(one.clone()),
-                        [] => return Err(CliError::Message(format!("no person {:?} in the state database", mask_if_civic(&p)))),
+                        [] => {
+                            return Err(CliError::Message(format!(
+                                "no person {:?} in the state database",
+                                mask_if_civic(&p)
+                            )));
+                        }
                         _ => {
                             return Err(CliError::Message(format!(
                                 "{:?} matches {} identities; use the enid id",
@@ -452,7 +457,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
                 Some(RenameAction::Approve { person }) => {
                     let r = held.iter().find(|r| r.identity == person || r.old == person).ok_or_else(|| {
-                        CliError::Message(format!("no rename of {:?} is waiting; `enid renames` lists them", mask_if_civic(&person)))
+                        CliError::Message(format!(
+                            "no rename of {:?} is waiting; `enid renames` lists them",
+                            mask_if_civic(&person)
+                        ))
                     })?;
                     engine.store().approve_rename(&r.identity, &r.new, now).await?;
                     writeln!(out, "Approved: {} → {}. The next apply renames the accounts.", r.old, r.new)
@@ -784,9 +792,9 @@ async fn explain(
                     k.id,
                     k.held.join(", ")
                 )),
-                None => Err(CliError::Message(format!(
-                    "no person {shown:?}: not in the state database nor in the sources"
-                ))),
+                None => {
+                    Err(CliError::Message(format!("no person {shown:?}: not in the state database nor in the sources")))
+                }
             };
         }
         1 => ids.into_iter().next().unwrap_or_default(),

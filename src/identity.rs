@@ -738,11 +738,8 @@ mod tests {
     }
 
     fn rejected(source: &str, pid: Option<&str>, loc: &str) -> RejectedRows {
-        let row = connector_api::RowError {
-            location: loc.into(),
-            message: "bad".into(),
-            person_id: pid.map(str::to_string),
-        };
+        let row =
+            connector_api::RowError { location: loc.into(), message: "bad".into(), person_id: pid.map(str::to_string) };
         RejectedRows::from_rows(&BTreeMap::from([(source.to_string(), vec![row])]))
     }
 
@@ -757,7 +754,10 @@ mod tests {
         let r = resolve(recs, &snap, &BTreeMap::new(), &[], &rejected("sis", Some("1"), "persons.csv:38"));
         assert!(r.present.is_empty(), "{:?}", r.present);
         assert_eq!(r.absent.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["id-2"], "2 really left");
-        assert_eq!(r.kept, [Kept { identity_id: "id-1".into(), reasons: vec!["row rejected at persons.csv:38".into()] }]);
+        assert_eq!(
+            r.kept,
+            [Kept { identity_id: "id-1".into(), reasons: vec!["row rejected at persons.csv:38".into()] }]
+        );
         // A rejected row nobody is linked to keeps nobody.
         let r = resolve(vec![], &snap, &BTreeMap::new(), &[], &rejected("sis", Some("77"), "persons.csv:2"));
         assert!(r.kept.is_empty());
@@ -813,10 +813,10 @@ mod tests {
     fn expected_civic_changes_are_not_key_reuse() {
         let none = BTreeMap::new();
         for (old, new) in [
-            (Some("20130101TF01"), Some("19821105-9954")), // TF number → personnummer
+            (Some("20130101TF01"), Some("19821105-9954")),  // TF number → personnummer
             (Some("19570574-9959"), Some("19821105-9954")), // samordningsnummer → personnummer
-            (None, Some("19821105-9954")),                 // none → some
-            (Some("19821105-9954"), Some("198211059954")), // the same number in another form
+            (None, Some("19821105-9954")),                  // none → some
+            (Some("19821105-9954"), Some("198211059954")),  // the same number in another form
         ] {
             let mut snap = Snapshot::default();
             linked(&mut snap, "sis", "1", "id-1", old);

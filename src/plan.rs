@@ -1119,7 +1119,8 @@ mod tests {
             DesiredGroup { school: "S1".into(), members: ["uid=bo,ou=p".to_string()].into() },
         )]);
         let plan = |kept: &[&str]| {
-            let mut tp = TargetPlan { kept_members: kept.iter().map(|k| normalize_key(k)).collect(), ..Default::default() };
+            let mut tp =
+                TargetPlan { kept_members: kept.iter().map(|k| normalize_key(k)).collect(), ..Default::default() };
             plan_groups("t", &want, &observed, &[&a, &b], &mut tp);
             tp.operations.iter().map(|o| format!("{} {} {:?}", o.action.as_str(), o.username, o.op)).collect::<Vec<_>>()
         };

@@ -374,11 +374,10 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
     let given_name = required("given_name")?;
     let family_name = required("family_name")?;
     let role_raw = required("role")?;
-    let role =
-        Role::parse(&role_raw).ok_or_else(|| {
-            // Columns shifted by one put other values here: a civic number is shown masked.
-            format!("role {:?} is neither \"student\" nor \"staff\"", mask_if_civic(&role_raw))
-        })?;
+    let role = Role::parse(&role_raw).ok_or_else(|| {
+        // Columns shifted by one put other values here: a civic number is shown masked.
+        format!("role {:?} is neither \"student\" nor \"staff\"", mask_if_civic(&role_raw))
+    })?;
     let civic_raw = get("civic_no");
     let civic_no = if civic_raw.is_empty() {
         None
