@@ -384,6 +384,13 @@ fn resolve_unlinked(
             })
             .next()
             .unwrap_or_default();
+        // A record whose key is still linked here was separated from that identity
+        // (`KeyReused`, decided `separate`): it never joins it again, by number or by rule.
+        let mut by_rule = by_rule;
+        if let Some(former) = snapshot.record(&r.source, &r.record.person_id) {
+            candidates.remove(&former.identity_id);
+            by_rule.remove(&former.identity_id);
+        }
         let disagree = !candidates.is_empty() && !by_rule.is_empty() && by_rule != candidates;
         candidates.extend(by_rule);
 
@@ -805,6 +812,16 @@ mod tests {
         assert!(r.conflicts.is_empty() && r.kept.is_empty());
         assert_eq!(r.present.len(), 1);
         assert!(r.present[0].is_new);
+        assert_ne!(r.present[0].id, "id-1");
+        assert_eq!(r.absent[0].id, "id-1");
+
+        // Not even a shared e-mail address joins the separated record to the first person.
+        if let Some(m) = snap.records.get_mut("sis") {
+            m.get_mut("P5").unwrap().email = Some("kim@skola.se".into());
+        }
+        let recs = vec![with_email(rec("sis", "P5", Some("20120315-2341")), "kim@skola.se")];
+        let r = resolve(recs, &snap, &separate, &[MatchKey::Email], &none_rejected());
+        assert!(r.conflicts.is_empty());
         assert_ne!(r.present[0].id, "id-1");
         assert_eq!(r.absent[0].id, "id-1");
     }
