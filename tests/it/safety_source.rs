@@ -331,13 +331,7 @@ fn source_keys_that_are_civic_numbers_are_masked_in_every_output() {
         &row(BO.replace('-', "").as_str(), "Bo", "Ek", BO, "student", "S1", ""),
         &row("8", "Dag", "Ny", "1001011005", "student", "S1", ""),
     ]);
-    std::fs::write(
-        env.path("enid.toml"),
-        std::fs::read_to_string(env.path("enid.toml"))
-            .unwrap()
-            .replace("path = \"persons.csv\"", "path = \"persons.csv\"\nmax_rejected_percent = 100"),
-    )
-    .unwrap();
+    allow_rejected(&env);
     let mut outputs = Vec::new();
     let mut run = |args: &[&str]| {
         let r = env.enid(args).ok();
@@ -379,13 +373,7 @@ fn dirty_rows_are_rejected_with_the_line_an_editor_shows() {
         row("5", "Dag", "Ny", "", "student", "S1", ""),
     );
     std::fs::write(env.path("persons.csv"), text).unwrap();
-    std::fs::write(
-        env.path("enid.toml"),
-        std::fs::read_to_string(env.path("enid.toml"))
-            .unwrap()
-            .replace("path = \"persons.csv\"", "path = \"persons.csv\"\nmax_rejected_percent = 100"),
-    )
-    .unwrap();
+    allow_rejected(&env);
     let run = env.enid(&["plan", "--json"]).ok();
     for want in [
         "persons.csv:3: given_name contains the control character U+000D",
@@ -409,4 +397,46 @@ fn dirty_rows_are_rejected_with_the_line_an_editor_shows() {
         "CRLF lines are not one too low: {}",
         explain.stdout
     );
+}
+
+#[test]
+fn a_kept_person_stays_in_posix_groups_and_their_only_group_is_not_deleted() {
+    let env = Env::with_config(&format!(
+        "[targets.directory.groups]\nbase_dn = \"{GROUPS}\"\nobject_class = \"posixGroup\"\ngid_number_start = 5000"
+    ));
+    allow_rejected(&env);
+    env.csv(&[
+        &row("1", "Anna", "Berg", ANNA, "student", "SKOLA1", "7A|8B"),
+        &row("2", "Bo", "Ek", "", "student", "SKOLA1", "7A"),
+    ]);
+    env.apply();
+    let uids = |cn: &str| {
+        let mut m = env.search(GROUPS, &format!("(cn={cn})"))[0].get("memberUid");
+        m.sort();
+        m
+    };
+    assert_eq!(uids("SKOLA1-8B"), ["anna.berg"]);
+
+    // Anna's row now has a bad check digit: without the fix she was disabled, left 7A, and 8B
+    // was deleted.
+    env.csv(&[
+        &row("1", "Anna", "Berg", ANNA_TYPO, "student", "SKOLA1", "7A|8B"),
+        &row("2", "Bo", "Ek", "", "student", "SKOLA1", "7A"),
+    ]);
+    let run = env.enid(&["plan", "--json"]).ok();
+    assert_no_civic(&run);
+    let plan = run.json();
+    assert_eq!(plan["operations"], serde_json::json!([]));
+    assert_eq!(plan["kept"][0]["username"], "anna.berg");
+    env.apply();
+    assert_eq!(uids("SKOLA1-7A"), ["anna.berg", "bo.ek"]);
+    assert_eq!(uids("SKOLA1-8B"), ["anna.berg"]);
+    assert_eq!(env.people()["anna.berg"].dn, format!("uid=anna.berg,{BASE}"), "not disabled");
+}
+
+/// Lets every row be rejected without stopping the run, for tests with a handful of rows.
+fn allow_rejected(env: &Env) {
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    let config = config.replace("path = \"persons.csv\"", "path = \"persons.csv\"\nmax_rejected_percent = 100");
+    std::fs::write(env.path("enid.toml"), config).unwrap();
 }
