@@ -1,9 +1,11 @@
 //! Identity resolution: which records are the same person. A pure function of this run's
 //! records, the stored links and the operators' conflict decisions.
 //!
-//! Rules, in order: a record already linked (same source and `person_id`) keeps its identity,
-//! whatever its civic number says now (so a TF number that becomes a personnummer keeps the
-//! person's identity and accounts, and the change is reported); a record with a matchable civic
+//! Rules, in order: a record already linked (same source and `person_id`) keeps its identity
+//! when its civic number changes in an expected way (a TF number or samordningsnummer that
+//! becomes a personnummer keeps the person's identity and accounts, and the change is reported),
+//! but a personnummer that becomes a *different* personnummer is a reused key and is held
+//! ([`ConflictKind::KeyReused`]); a record with a matchable civic
 //! number joins the one identity that has that number (in the state database or earlier in this
 //! run); then the configured rules ([`MatchKey`]: same e-mail, same eduPersonPrincipalName), which
 //! must agree with the civic number; anything else starts a new identity. Temporary (TF) numbers never join records. New
@@ -13,7 +15,12 @@
 //! Nothing is merged by guess. An unlinked record is **held** in a [`Conflict`] when another
 //! record of the same source claims the same civic number, or when its number belongs to more than
 //! one identity. A held record gets no identity and so no account until an operator decides
-//! (`merge` or `separate`); linked records are never held, so a conflict never disables anyone.
+//! (`merge` or `separate`). A linked record is held only as a reused key, and then its identity
+//! is *kept*: so a conflict never disables anyone.
+//!
+//! A rejected row is not a leaver: an identity linked to the key of a row a source rejected
+//! ([`RejectedRows`]) is kept exactly as last stored ([`Kept`]): neither present nor absent, so
+//! nothing is planned for it. Only a person absent from an intact export is absent.
 
 use crate::model::{Identity, IdentityId, Snapshot, Sourced};
 use rustc_hash::FxHashMap as HashMap;
