@@ -361,7 +361,8 @@ pub struct DesiredGroup {
 
 /// Plans the groups of one target: creates, value-level member adds and removals, and deletes
 /// of owned groups left without members. Groups enid does not own are never touched; one in the
-/// way of a create is listed as blocked.
+/// way of a create is listed as blocked. Members in `tp.kept_members` (persons kept as at the
+/// last run) are never removed, and a group that holds one is never deleted.
 pub fn plan_groups(
     target: &str,
     desired: &BTreeMap<String, DesiredGroup>,
