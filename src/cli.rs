@@ -624,7 +624,14 @@ pub fn render_plan(c: &Computed) -> String {
             plan.conflicts.len()
         );
         for c in &plan.conflicts {
-            let _ = writeln!(s, "  {}  {}", c.id, c.held.join(", "));
+            let note = match c.kind {
+                ConflictKind::KeyReused => format!(
+                    "  (the key now carries another civic number, {}: the person it belonged to is kept as they are)",
+                    c.civic_no
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(s, "  {}  {}{note}", c.id, c.held.join(", "));
         }
     }
     if !plan.kept.is_empty() {

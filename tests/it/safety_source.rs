@@ -267,6 +267,14 @@ fn a_reused_source_key_is_held_and_a_separate_decision_gives_a_new_person() {
     let list = env.enid(&["conflicts"]).ok();
     assert_no_civic(&list);
     assert!(list.stdout.contains("the source key now carries another civic number"), "{}", list.stdout);
+    let text = env.enid(&["plan"]).ok();
+    assert_no_civic(&text);
+    assert!(
+        text.stdout.contains("sis/P0000005  (the key now carries another civic number, 20150916-**** → 20120315-****"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("No changes."), "{}", text.stdout);
     env.apply();
     assert_eq!(env.people()["anna.berg"].one("sn"), "Berg");
     assert_eq!(env.people()["anna.berg"].dn, anna.dn);
