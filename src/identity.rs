@@ -39,7 +39,8 @@ pub enum ConflictKind {
     /// The record's civic number belongs to more than one identity.
     SeveralIdentities,
     /// A linked record's civic number changed from one personnummer to a different one (or to a
-    /// samordningsnummer): the source may have given the key to another person. The identity
+    /// samordningsnummer, or from one samordningsnummer to another): the source may have given
+    /// the key to another person. The identity
     /// the key is linked to is kept as it is until decided: `merge` accepts the new number
     /// (the same person), `separate` gives the record an identity of its own.
     KeyReused,
@@ -275,17 +276,20 @@ pub fn resolve(
 }
 
 /// Whether a linked record's civic number changed from a personnummer to a different
-/// personnummer or samordningsnummer: not a correction the planner may take on its own, since
-/// sources reuse keys. A temporary number or samordningsnummer becoming a personnummer, and a
-/// number appearing where there was none, are expected and return `None`. Returns the masked
-/// old and new numbers.
+/// personnummer or samordningsnummer (or from one samordningsnummer to another): not a
+/// correction the planner may take on its own, since sources reuse keys. A temporary number or
+/// samordningsnummer becoming a personnummer, a number appearing where there was none, and one
+/// disappearing are expected and return `None`. Returns the masked old and new numbers.
 fn key_reused(stored: Option<&str>, now: Option<&connector_api::CivicNo>) -> Option<(String, String)> {
     use connector_api::civic::{CivicKind, kind_of_normalised};
     let (old, new) = (stored?, now?);
-    if old == new.expose() || kind_of_normalised(old) != Some(CivicKind::Personnummer) || !new.is_matchable() {
-        return None;
-    }
-    Some((connector_api::civic::mask_raw(old), new.masked()))
+    let reused = old != new.expose()
+        && matches!(
+            (kind_of_normalised(old)?, new.kind()),
+            (CivicKind::Personnummer, CivicKind::Personnummer | CivicKind::Samordningsnummer)
+                | (CivicKind::Samordningsnummer, CivicKind::Samordningsnummer)
+        );
+    reused.then(|| (connector_api::civic::mask_raw(old), new.masked()))
 }
 
 type ById = HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)>;
@@ -841,6 +845,8 @@ mod tests {
             (Some("19570574-9959"), Some("19821105-9954")), // samordningsnummer → personnummer
             (None, Some("19821105-9954")),                  // none → some
             (Some("19821105-9954"), Some("198211059954")),  // the same number in another form
+            (Some("19821105-9954"), None),                  // some → none
+            (Some("19821105-9954"), Some("20130101TF01")),  // a personnummer replaced by a TF number
         ] {
             let mut snap = Snapshot::default();
             linked(&mut snap, "sis", "1", "id-1", old);
@@ -848,6 +854,15 @@ mod tests {
             assert!(r.conflicts.is_empty(), "{old:?} → {new:?}");
             assert_eq!(r.present[0].id, "id-1");
         }
+    }
+
+    #[test]
+    fn one_samordningsnummer_becoming_another_is_key_reuse() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", Some("19570574-9959"));
+        let r = resolve(vec![rec("sis", "1", Some("19730674-9982"))], &snap, &BTreeMap::new(), &[], &none_rejected());
+        assert_eq!(r.conflicts[0].kind, ConflictKind::KeyReused);
+        assert_eq!(r.kept[0].identity_id, "id-1");
     }
 
     #[test]
