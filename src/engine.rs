@@ -978,10 +978,21 @@ fn kept_members(
     if kept.is_empty() {
         return out;
     }
-    for o in owned.iter().filter(|o| kept.contains(o.identity_id.as_str())) {
-        let found = observed.iter().find(|a| {
-            o.anchor.is_some() && a.anchor == o.anchor || plan::normalize_key(&a.key) == plan::normalize_key(&o.key)
-        });
+    let mine: Vec<&&crate::model::OwnedAccount> =
+        owned.iter().filter(|o| kept.contains(o.identity_id.as_str())).collect();
+    if mine.is_empty() {
+        return out;
+    }
+    // Indexes, so that many kept persons against a large target stay linear.
+    let by_anchor: HashMap<&str, &ObservedAccount> =
+        observed.iter().filter_map(|a| Some((a.anchor.as_deref()?, a))).collect();
+    let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (plan::normalize_key(&a.key), a)).collect();
+    for o in mine {
+        let found = o
+            .anchor
+            .as_deref()
+            .and_then(|x| by_anchor.get(x).copied())
+            .or_else(|| by_key.get(&plan::normalize_key(&o.key)).copied());
         if by_username {
             let stored = snapshot.identities.get(&o.identity_id).and_then(Option::as_deref);
             out.extend(found.and_then(|a| a.username.as_deref()).into_iter().chain(stored).map(plan::normalize_key));
