@@ -11,6 +11,7 @@ use crate::plan::{Action, Plan};
 use crate::store::{LogFilter, StoreError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use connector_api::civic::mask_if_civic;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
@@ -31,6 +32,9 @@ pub struct Cli {
     /// thresholds' missing_percent allows (they really were deleted)
     #[arg(long, global = true)]
     pub accept_missing: bool,
+    /// Go ahead although a source lacks columns it had at the last apply (after review)
+    #[arg(long, global = true)]
+    pub accept_schema_change: bool,
     /// More log output (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -227,14 +231,16 @@ pub fn init_tracing(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let path = Config::resolve_path(cli.config.as_deref(), std::env::var("ENID_CONFIG").ok());
     let config = Config::load(&path)?;
-    let (accept_shrink, accept_missing) = (cli.accept_shrink, cli.accept_missing);
+    let (accept_shrink, accept_missing, accept_schema_change) =
+        (cli.accept_shrink, cli.accept_missing, cli.accept_schema_change);
     let build = |config: Config| async move {
         let mut engine = Engine::build(config).await?;
         engine.accept_shrink(accept_shrink);
+        engine.accept_missing(accept_missing);
+        engine.accept_schema_change(accept_schema_change);
         for n in engine.notices() {
             eprintln!("enid: note: {n}");
         }
-        engine.accept_missing(accept_missing);
         Ok::<Engine, CliError>(engine)
     };
     let mut out = std::io::stdout().lock();
@@ -450,10 +456,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     let ids = engine.store().find_identity(&p).await?;
                     match ids.as_slice() {
                         [one] => Some(one.clone()),
-                        [] => return Err(CliError::Message(format!("no person {p:?} in the state database"))),
+                        [] => {
+                            return Err(CliError::Message(format!(
+                                "no person {:?} in the state database",
+                                mask_if_civic(&p)
+                            )));
+                        }
                         _ => {
                             return Err(CliError::Message(format!(
-                                "{p:?} matches {} identities; use the enid id",
+                                "{:?} matches {} identities; use the enid id",
+                                mask_if_civic(&p),
                                 ids.len()
                             )));
                         }
@@ -558,7 +570,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
                 Some(RenameAction::Approve { person }) => {
                     let r = held.iter().find(|r| r.identity == person || r.old == person).ok_or_else(|| {
-                        CliError::Message(format!("no rename of {person:?} is waiting; `enid renames` lists them"))
+                        CliError::Message(format!(
+                            "no rename of {:?} is waiting; `enid renames` lists them",
+                            mask_if_civic(&person)
+                        ))
                     })?;
                     engine.store().approve_rename(&r.identity, &r.new, now).await?;
                     writeln!(out, "Approved: {} → {}. The next apply renames the accounts.", r.old, r.new)
@@ -775,7 +790,24 @@ pub fn render_plan(c: &Computed) -> String {
             plan.conflicts.len()
         );
         for c in &plan.conflicts {
-            let _ = writeln!(s, "  {}  {}", c.id, c.held.join(", "));
+            let note = match c.kind {
+                ConflictKind::KeyReused => format!(
+                    "  (the key now carries another civic number, {}: the person it belonged to is kept as they are)",
+                    c.civic_no
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(s, "  {}  {}{note}", c.id, c.held.join(", "));
+        }
+    }
+    if !plan.kept.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nkept as at the last run ({}): no update, no disable, no group change until their rows are read again",
+            plan.kept.len()
+        );
+        for k in &plan.kept {
+            let _ = writeln!(s, "  {:<22} {}", k.username, k.reason);
         }
     }
     if !plan.held_renames.is_empty() {
@@ -858,15 +890,32 @@ pub fn render_conflicts(conflicts: &[crate::identity::Conflict]) -> String {
         let why = match c.kind {
             ConflictKind::SameSourceSameCivic => "records of one source claim the same civic number",
             ConflictKind::SeveralIdentities => "the civic number belongs to more than one identity",
+            ConflictKind::KeyReused => "the source key now carries another civic number (given to another person?)",
         };
         let _ = writeln!(s, "{}  {why}: {}", c.id, c.civic_no);
         let _ = writeln!(s, "  records:    {}", c.records.join(", "));
-        let _ = writeln!(s, "  held:       {} (no identity, no account until decided)", c.held.join(", "));
+        if c.kind == ConflictKind::KeyReused {
+            let _ = writeln!(
+                s,
+                "  held:       {} (the identity below and its accounts are kept as they are until decided)",
+                c.held.join(", ")
+            );
+        } else {
+            let _ = writeln!(s, "  held:       {} (no identity, no account until decided)", c.held.join(", "));
+        }
         if !c.candidates.is_empty() {
             let _ = writeln!(s, "  identities: {}", c.candidates.join(", "));
         }
         let into = if c.candidates.len() > 1 { " --into IDENTITY" } else { "" };
         let _ = writeln!(s, "  decide:     enid conflicts resolve {} --merge{into}  |  --separate\n", c.id);
+        if c.kind == ConflictKind::KeyReused {
+            let _ = writeln!(
+                s,
+                "  --merge: the same person, the number was corrected (the new number is recorded);\n  \
+                 --separate: another person (the record gets an identity of its own; the first person's \
+                 accounts follow the leaver lifecycle)\n"
+            );
+        }
     }
     s
 }
@@ -911,25 +960,27 @@ async fn explain(
     if let Ok(c) = computed {
         ids.extend(find_in_run(c, needle));
     }
+    // The needle may be a source key that is a civic number: it is echoed masked only.
+    let shown = mask_if_civic(needle);
     let id = match ids.len() {
         0 => {
             let held = computed.ok().and_then(|c| {
-                c.plan.conflicts.iter().find(|k| k.held.iter().any(|h| h.rsplit('/').next() == Some(needle)))
+                c.plan.conflicts.iter().find(|k| k.held.iter().any(|h| h.rsplit('/').next() == Some(&*shown)))
             });
             return match held {
                 Some(k) => Ok(format!(
-                    "{needle} is held in conflict {}: {}. It gets no identity and no account until decided; see \
+                    "{shown} is held in conflict {}: {}. It gets no identity and no account until decided; see \
                      `enid conflicts`.\n",
                     k.id,
                     k.held.join(", ")
                 )),
-                None => Err(CliError::Message(format!(
-                    "no person {needle:?}: not in the state database nor in the sources"
-                ))),
+                None => {
+                    Err(CliError::Message(format!("no person {shown:?}: not in the state database nor in the sources")))
+                }
             };
         }
         1 => ids.into_iter().next().unwrap_or_default(),
-        n => return Err(CliError::Message(format!("{needle:?} matches {n} identities: {ids:?}; use the enid id"))),
+        n => return Err(CliError::Message(format!("{shown:?} matches {n} identities: {ids:?}; use the enid id"))),
     };
     let mut stored = engine.store().records_of(&id).await?;
     let protected = computed.as_ref().ok().and_then(|c| identity_in_run(c, &id)).is_some_and(|i| i.is_protected())
@@ -951,6 +1002,8 @@ async fn explain(
     };
     let civic_history = engine.store().civic_history_of(&id).await?;
     let accounts = engine.store().accounts(Some(&id)).await?;
+    let kept: Option<String> =
+        computed.as_ref().ok().and_then(|c| c.plan.kept.iter().find(|k| k.identity == id)).map(|k| k.reason.clone());
     let (current, username, next, blocked): (
         Vec<serde_json::Value>,
         Option<String>,
@@ -966,7 +1019,7 @@ async fn explain(
                         .map(|r| {
                             serde_json::json!({
                                 "source": r.source,
-                                "person_id": if protected { "(protected)" } else { r.record.person_id.as_str() },
+                                "person_id": if protected { "(protected)".into() } else { mask_if_civic(&r.record.person_id) },
                                 "location": if protected { "(protected)" } else { r.record.location.as_str() },
                                 "given_name": if protected { "(protected)" } else { r.record.given_name.as_str() },
                                 "family_name": if protected { "(protected)" } else { r.record.family_name.as_str() },
@@ -1011,6 +1064,7 @@ async fn explain(
         "civic_history": civic_history,
         "next_run": next,
         "blocked": blocked,
+        "kept": kept,
         "plan_error": computed.as_ref().err(),
     });
     if json {
@@ -1020,7 +1074,9 @@ async fn explain(
     let _ = writeln!(s, "Identity {id}");
     let _ = writeln!(s, "  username: {}", value["username"].as_str().unwrap_or("(none yet)"));
     let _ = writeln!(s, "\nRecords in the sources now:");
-    if current.is_empty() {
+    if current.is_empty() && kept.is_some() {
+        let _ = writeln!(s, "  none read: a row of theirs was rejected or is held; kept as at the last run (below)");
+    } else if current.is_empty() {
         let _ = writeln!(s, "  none: no source has this person now");
     }
     for r in &current {
@@ -1091,6 +1147,13 @@ async fn explain(
     match computed {
         Err(e) => {
             let _ = writeln!(s, "  unknown: the plan could not be computed ({e})");
+        }
+        Ok(_) if kept.is_some() => {
+            let _ = writeln!(
+                s,
+                "  kept as at the last run: {}; no update, no disable, no group change",
+                kept.as_deref().unwrap_or("")
+            );
         }
         Ok(_) if next.is_empty() && blocked.is_empty() => {
             let _ = writeln!(s, "  nothing to do: every account matches the sources");

@@ -7,7 +7,7 @@
 //! recorded, and the next run picks up from the state the targets are really in.
 
 use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
-use crate::identity::{self, CivicChange, Decision, Resolution};
+use crate::identity::{self, CivicChange, Decision, RejectedRows, Resolution};
 use crate::mapping::{GroupNamer, Mapping};
 use crate::model::{AccountStatus, Authority, Identity, IdentityId, Lifecycle, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer, RenamePolicy};
@@ -20,8 +20,8 @@ use connector_api::{
 };
 use futures::StreamExt;
 use source_csv::CsvSource;
-use std::collections::{BTreeMap, HashMap, HashSet};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use target_ldap::LdapTarget;
@@ -175,6 +175,14 @@ impl TargetHandle {
     }
 }
 
+/// What reading the sources gave, after the input guards.
+struct Fetched {
+    records: Vec<Sourced>,
+    rejected: BTreeMap<String, Vec<RowError>>,
+    counts: BTreeMap<String, usize>,
+    columns: BTreeMap<String, BTreeSet<String>>,
+}
+
 /// A built engine: config, state and connectors.
 pub struct Engine {
     config: Config,
@@ -188,6 +196,8 @@ pub struct Engine {
     accept_shrink: bool,
     /// Skip the target guard for this run (`--accept-missing`).
     accept_missing: bool,
+    /// Skip the dropped-column guard for this run (`--accept-schema-change`).
+    accept_schema_change: bool,
     lifecycle: Lifecycle,
     targets: BTreeMap<String, Arc<TargetHandle>>,
     namer: Namer,
@@ -215,6 +225,8 @@ pub struct Computed {
     pub record_rows: Vec<RecordRow>,
     /// Records read, per source.
     pub counts: BTreeMap<String, usize>,
+    /// The fields each source delivered (recorded at apply for the dropped-column guard).
+    pub columns: BTreeMap<String, BTreeSet<String>>,
     /// The accounts each target holds now.
     pub observed: BTreeMap<String, Vec<ObservedAccount>>,
 }
@@ -382,6 +394,7 @@ impl Engine {
             namer,
             accept_shrink: false,
             accept_missing: false,
+            accept_schema_change: false,
             lifecycle,
         })
     }
@@ -487,6 +500,12 @@ impl Engine {
         self.accept_missing = yes;
     }
 
+    /// Lets this engine's runs through the dropped-column guard (an operator reviewed the new
+    /// shape of the export).
+    pub fn accept_schema_change(&mut self, yes: bool) {
+        self.accept_schema_change = yes;
+    }
+
     /// Connects to every source and target, reporting each separately.
     pub async fn check(&self) -> Vec<CheckResult> {
         let mut out = vec![CheckResult {
@@ -518,22 +537,40 @@ impl Engine {
         out
     }
 
-    async fn fetch_all(
-        &self,
-        today: NaiveDate,
-    ) -> Result<(Vec<Sourced>, BTreeMap<String, Vec<RowError>>, BTreeMap<String, usize>), EngineError> {
+    /// Reads every source and runs the input guards (dropped columns, zero records, too many
+    /// rejected rows, a shrink): a source that fails one stops the run before planning.
+    async fn fetch_all(&self, today: NaiveDate) -> Result<Fetched, EngineError> {
         let cx = FetchContext { today };
-        let (results, last) = tokio::join!(
+        let (results, last, last_columns) = tokio::join!(
             futures::future::join_all(self.sources.iter().map(|s| s.conn.fetch(cx))),
-            self.store.source_counts()
+            self.store.source_counts(),
+            self.store.source_columns()
         );
-        let last = last?;
+        let (last, last_columns) = (last?, last_columns?);
         let mut records = Vec::new();
         let mut rejected = BTreeMap::new();
         let mut counts = BTreeMap::new();
+        let mut columns = BTreeMap::new();
         for (handle, result) in self.sources.iter().zip(results) {
             let (id, max_pct) = (&handle.id, &handle.max_rejected_percent);
             let batch = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
+            if let Some(before) = last_columns.get(id).filter(|_| !self.accept_schema_change) {
+                let missing: Vec<&str> = before.difference(&batch.columns).map(String::as_str).collect();
+                if !missing.is_empty() {
+                    return Err(EngineError::Guard {
+                        id: id.clone(),
+                        reason: format!(
+                            "the column{} {} {} in the export at the last applied run and {} missing now; a dropped \
+                             column is a broken export, not a change of every person. Fix the export, or run again \
+                             with --accept-schema-change after review",
+                            if missing.len() == 1 { "" } else { "s" },
+                            missing.join(", "),
+                            if missing.len() == 1 { "was" } else { "were" },
+                            if missing.len() == 1 { "is" } else { "are" },
+                        ),
+                    });
+                }
+            }
             let seen = batch.rows_seen();
             if batch.records.is_empty() {
                 return Err(EngineError::Guard {
@@ -572,10 +609,11 @@ impl Engine {
                 }
             }
             counts.insert(id.clone(), batch.records.len());
+            columns.insert(id.clone(), batch.columns);
             records.extend(batch.records.into_iter().map(|record| Sourced { source: id.clone(), record }));
             rejected.insert(id.clone(), batch.rejected);
         }
-        Ok((records, rejected, counts))
+        Ok(Fetched { records, rejected, counts, columns })
     }
 
     /// Starts reading every target in tasks of their own, so the reads run while the sources
@@ -606,19 +644,34 @@ impl Engine {
         let observing = self.spawn_observe();
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
         let (fetched, snapshot) = tokio::join!(self.fetch_all(today), self.read_state());
-        let (records, rejected, counts, (snapshot, decisions, state_groups)) = match (fetched, snapshot) {
-            (Ok((r, j, c)), Ok(s)) => (r, j, c, s),
-            (Err(e), _) | (_, Err(e)) => {
-                abort_all();
-                return Err(e);
-            }
-        };
+        let (Fetched { records, rejected, counts, columns }, (snapshot, decisions, state_groups)) =
+            match (fetched, snapshot) {
+                (Ok(f), Ok(s)) => (f, s),
+                (Err(e), _) | (_, Err(e)) => {
+                    abort_all();
+                    return Err(e);
+                }
+            };
         lap("read sources and state");
-        let mut resolution =
-            identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &self.id_key);
+        // A rejected row is not a leaver: the persons linked to rejected rows are kept as stored.
+        let rejected_rows = RejectedRows::from_rows(&rejected);
+        let mut resolution = identity::resolve(
+            records,
+            &snapshot,
+            &decisions,
+            &self.config.identity.match_on,
+            &rejected_rows,
+            &self.id_key,
+        );
         let unprotect = keep_protection(&mut resolution, &snapshot);
         lap("resolved identities");
         let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
+        // Kept persons keep their names too (for `explain`); nothing is planned for them.
+        for k in &resolution.kept {
+            if let Some(Some(u)) = snapshot.identities.get(&k.identity_id) {
+                usernames.insert(k.identity_id.clone(), u.clone());
+            }
+        }
         if self.config.naming.protected_names_from_template {
             requests.iter_mut().for_each(|r| r.pseudonymous = false);
         }
@@ -696,6 +749,7 @@ impl Engine {
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
+        let kept_ids: HashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
         let mut target_plans = BTreeMap::new();
         let mut held = Vec::new();
         for (id, handle) in &self.targets {
@@ -733,6 +787,7 @@ impl Engine {
             let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed, enabled: &enabled, today };
             let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
             if let Some(namer) = &handle.groups {
+                tp.kept_members = kept_members(&kept_ids, &owned, all_obs, handle.members_by_username, &snapshot);
                 let by_name: Vec<(IdentityId, String)>;
                 let members = if handle.members_by_username {
                     by_name = tp
@@ -792,6 +847,7 @@ impl Engine {
             civic_changes,
             (renames, held_renames),
         );
+        plan.kept = kept_persons(&resolution, &snapshot);
         plan.held = held;
         if !unprotect.is_empty() {
             // Releasing protection is part of what an approval of this plan approves.
@@ -809,7 +865,7 @@ impl Engine {
             "planned"
         );
         failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
-        Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, observed })
+        Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, columns, observed })
     }
 
     /// The target guard: stops the run when a target shows too few of the accounts (active or
@@ -878,9 +934,10 @@ impl Engine {
     /// list the conflict queue.
     pub async fn resolve_only(&self, now: DateTime<Utc>) -> Result<Resolution, EngineError> {
         let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
-        let (records, _, _) = fetched?;
+        let Fetched { records, rejected, .. } = fetched?;
         let (snapshot, decisions, _) = state?;
-        Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &self.id_key))
+        let rejected = RejectedRows::from_rows(&rejected);
+        Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &rejected, &self.id_key))
     }
 
     /// Identities whose name changed so that their username no longer fits, when the policy is
@@ -1088,6 +1145,7 @@ impl Engine {
             ("ok", format!("{} operations", report.ok))
         };
         self.store.record_source_counts(run, &computed.counts, now).await?;
+        self.store.record_source_columns(run, &computed.columns, now).await?;
         self.store.finish_run(run, status, &message, now).await?;
         Ok(report)
     }
@@ -1267,6 +1325,73 @@ fn op_record(target: &str, op: &PlannedOp, result: OpResult) -> OpRecord {
         group: is_group_action(op.action),
         result,
     }
+}
+
+/// The member values of kept persons' accounts on one target (account keys, or usernames for
+/// targets that name members by username), normalised: their group memberships stay as they
+/// are. Pure.
+fn kept_members(
+    kept: &HashSet<&str>,
+    owned: &[&crate::model::OwnedAccount],
+    observed: &[ObservedAccount],
+    by_username: bool,
+    snapshot: &Snapshot,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if kept.is_empty() {
+        return out;
+    }
+    let mine: Vec<&&crate::model::OwnedAccount> =
+        owned.iter().filter(|o| kept.contains(o.identity_id.as_str())).collect();
+    if mine.is_empty() {
+        return out;
+    }
+    // Indexes, so that many kept persons against a large target stay linear.
+    let by_anchor: HashMap<&str, &ObservedAccount> =
+        observed.iter().filter_map(|a| Some((a.anchor.as_deref()?, a))).collect();
+    let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (plan::normalize_key(&a.key), a)).collect();
+    for o in mine {
+        let found = o
+            .anchor
+            .as_deref()
+            .and_then(|x| by_anchor.get(x).copied())
+            .or_else(|| by_key.get(&plan::normalize_key(&o.key)).copied());
+        if by_username {
+            let stored = snapshot.identities.get(&o.identity_id).and_then(Option::as_deref);
+            out.extend(found.and_then(|a| a.username.as_deref()).into_iter().chain(stored).map(plan::normalize_key));
+        } else {
+            out.extend(found.map(|a| a.key.as_str()).into_iter().chain([o.key.as_str()]).map(plan::normalize_key));
+        }
+    }
+    out
+}
+
+/// The persons a plan keeps as at the last run, as the plan shows them: by username, or by enid
+/// id when a stored record marks protected personal data; sorted by what is shown. Pure.
+fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::KeptPerson> {
+    if resolution.kept.is_empty() {
+        return Vec::new();
+    }
+    let kept: HashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
+    let protected: HashSet<&str> = snapshot
+        .all_records()
+        .filter(|r| r.protected && kept.contains(r.identity_id.as_str()))
+        .map(|r| r.identity_id.as_str())
+        .collect();
+    let mut out: Vec<plan::KeptPerson> = resolution
+        .kept
+        .iter()
+        .map(|k| plan::KeptPerson {
+            identity: k.identity_id.clone(),
+            username: match snapshot.identities.get(&k.identity_id).and_then(Option::as_ref) {
+                Some(u) if !protected.contains(k.identity_id.as_str()) => u.clone(),
+                _ => k.identity_id.clone(),
+            },
+            reason: k.reasons.join("; "),
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.username, &a.identity).cmp(&(&b.username, &b.identity)));
+    out
 }
 
 /// Identities on the `[identity] exclude` list, by enid id or `source/person_id`.
@@ -1498,7 +1623,7 @@ pub struct Rules<'a> {
 /// A civic-number change as the plan shows it: the record and the kinds, never the numbers.
 fn describe_change(c: &CivicChange) -> String {
     let kind = |v: &Option<String>| v.as_deref().map(crate::store::describe_stored).unwrap_or_else(|| "none".into());
-    format!("{}/{}: {} → {}", c.source, c.person_id, kind(&c.old), kind(&c.new))
+    format!("{}: {} → {}", identity::record_label(&c.source, &c.person_id), kind(&c.old), kind(&c.new))
 }
 
 /// A short fingerprint of a record's fields. It only decides whether the stored copy is rewritten,

@@ -1,9 +1,11 @@
 //! Identity resolution: which records are the same person. A pure function of this run's
 //! records, the stored links and the operators' conflict decisions.
 //!
-//! Rules, in order: a record already linked (same source and `person_id`) keeps its identity,
-//! whatever its civic number says now (so a TF number that becomes a personnummer keeps the
-//! person's identity and accounts, and the change is reported); a record with a matchable civic
+//! Rules, in order: a record already linked (same source and `person_id`) keeps its identity
+//! when its civic number changes in an expected way (a TF number or samordningsnummer that
+//! becomes a personnummer keeps the person's identity and accounts, and the change is reported),
+//! but a personnummer that becomes a *different* personnummer is a reused key and is held
+//! ([`ConflictKind::KeyReused`]); a record with a matchable civic
 //! number joins the one identity that has that number (in the state database or earlier in this
 //! run); then the configured rules ([`MatchKey`]: same e-mail, same eduPersonPrincipalName), which
 //! must agree with the civic number; anything else starts a new identity. Temporary (TF) numbers never join records. New
@@ -13,7 +15,12 @@
 //! Nothing is merged by guess. An unlinked record is **held** in a [`Conflict`] when another
 //! record of the same source claims the same civic number, or when its number belongs to more than
 //! one identity. A held record gets no identity and so no account until an operator decides
-//! (`merge` or `separate`); linked records are never held, so a conflict never disables anyone.
+//! (`merge` or `separate`). A linked record is held only as a reused key, and then its identity
+//! is *kept*: so a conflict never disables anyone.
+//!
+//! A rejected row is not a leaver: an identity linked to the key of a row a source rejected
+//! ([`RejectedRows`]) is kept exactly as last stored ([`Kept`]): neither present nor absent, so
+//! nothing is planned for it. Only a person absent from an intact export is absent.
 
 use crate::model::{Identity, IdentityId, Snapshot, Sourced};
 use rustc_hash::FxHashMap as HashMap;
@@ -69,6 +76,12 @@ pub enum ConflictKind {
     SameSourceSameCivic,
     /// The record's civic number belongs to more than one identity.
     SeveralIdentities,
+    /// A linked record's civic number changed from one personnummer to a different one (or to a
+    /// samordningsnummer, or from one samordningsnummer to another): the source may have given
+    /// the key to another person. The identity
+    /// the key is linked to is kept as it is until decided: `merge` accepts the new number
+    /// (the same person), `separate` gives the record an identity of its own.
+    KeyReused,
 }
 
 /// Records held until an operator decides. Never contains a full civic number.
@@ -77,7 +90,7 @@ pub struct Conflict {
     /// Stable while the same records are involved: a hash of their keys.
     pub id: String,
     pub kind: ConflictKind,
-    /// The shared civic number, masked.
+    /// The civic number involved, masked (`old → new` for [`ConflictKind::KeyReused`]).
     pub civic_no: String,
     /// Every record involved, as `source/person_id` with `file:line`, sorted.
     pub records: Vec<String>,
@@ -120,6 +133,50 @@ pub struct Resolution {
     pub conflicts: Vec<Conflict>,
     /// Linked records whose civic number changed.
     pub civic_changes: Vec<CivicChange>,
+    /// Identities kept exactly as last stored this run (a row of theirs was rejected, or their
+    /// source key is in a [`ConflictKind::KeyReused`] conflict), sorted by id. They are in
+    /// neither `present` nor `absent`: no update, no disable, no group change.
+    pub kept: Vec<Kept>,
+}
+
+/// An identity kept as at the last run, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub identity_id: IdentityId,
+    /// Why, in plain words with the locations involved; source keys masked.
+    pub reasons: Vec<String>,
+}
+
+/// The rows the sources rejected this run, as identity resolution needs them: a rejected row
+/// is not a leaver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectedRows {
+    /// (source, person_id) → the locations of the rejected rows with that key.
+    pub keyed: BTreeMap<(String, String), Vec<String>>,
+    /// Source → locations of rejected rows whose `person_id` could not be read. Any of that
+    /// source's stored persons could be one of them, so none of those absent now is a leaver.
+    pub unkeyed: BTreeMap<String, Vec<String>>,
+}
+
+impl RejectedRows {
+    /// Collects the rejected rows of every source.
+    pub fn from_rows(rejected: &BTreeMap<String, Vec<connector_api::RowError>>) -> RejectedRows {
+        let mut out = RejectedRows::default();
+        for (source, rows) in rejected {
+            for row in rows {
+                match &row.person_id {
+                    Some(p) => out.keyed.entry((source.clone(), p.clone())).or_default().push(row.location.clone()),
+                    None => out.unkeyed.entry(source.clone()).or_default().push(row.location.clone()),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `source/person_id` with a key that looks like a civic number masked, for messages.
+pub fn record_label(source: &str, person_id: &str) -> String {
+    format!("{source}/{}", connector_api::civic::mask_if_civic(person_id))
 }
 
 impl Resolution {
@@ -130,11 +187,15 @@ impl Resolution {
 
 /// Resolves `records` (in source order) against `snapshot` and the operators' `decisions`
 /// (conflict id → decision). Takes the records by value: they move into the identities.
+///
+/// `rejected` are the rows the sources rejected: an identity linked to one of them is kept as
+/// last stored (in `kept`, not `present` or `absent`), whatever its other records say.
 pub fn resolve(
     records: Vec<Sourced>,
     snapshot: &Snapshot,
     decisions: &BTreeMap<String, Decision>,
     rules: &[MatchKey],
+    rejected: &RejectedRows,
     key: &IdKey,
 ) -> Resolution {
     // Records are numbered in source order, so each identity can list its records in that order.
@@ -142,9 +203,50 @@ pub fn resolve(
         HashMap::with_capacity_and_hasher(records.len(), Default::default());
     let mut unlinked = Vec::new();
     let mut civic_changes = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut kept: BTreeMap<IdentityId, Vec<String>> = BTreeMap::new();
+    for ((source, person_id), locations) in &rejected.keyed {
+        if let Some(stored) = snapshot.record(source, person_id) {
+            kept.entry(stored.identity_id.clone())
+                .or_default()
+                .push(format!("row rejected at {}", locations.join(", ")));
+        }
+    }
     for (i, r) in records.into_iter().enumerate() {
         match snapshot.record(&r.source, &r.record.person_id) {
             Some(stored) => {
+                if let Some((old, new)) = key_reused(stored.civic_no.as_deref(), r.record.civic_no.as_ref()) {
+                    let label = record_label(&r.source, &r.record.person_id);
+                    let recs = vec![(label.clone(), r.record.location.clone())];
+                    let candidates = BTreeSet::from([stored.identity_id.clone()]);
+                    let evidence = format!("{old} → {new}");
+                    let cid = conflict_id(ConflictKind::KeyReused, &recs, &candidates, &evidence);
+                    match decisions.get(&cid) {
+                        // The same person with a corrected number: linked as before, and the
+                        // change is recorded below.
+                        Some(Decision::Merge { .. }) => {}
+                        // Another person: the record resolves as if it had never been linked.
+                        Some(Decision::Separate) => {
+                            unlinked.push((i, r));
+                            continue;
+                        }
+                        None => {
+                            kept.entry(stored.identity_id.clone()).or_default().push(format!(
+                                "{label} ({}) now has another civic number; held in conflict {cid}",
+                                r.record.location
+                            ));
+                            conflicts.push(Conflict {
+                                id: cid,
+                                kind: ConflictKind::KeyReused,
+                                civic_no: evidence,
+                                records: recs.into_iter().map(|(k, loc)| format!("{k} ({loc})")).collect(),
+                                held: vec![label],
+                                candidates: candidates.into_iter().collect(),
+                            });
+                            continue;
+                        }
+                    }
+                }
                 let now = r.record.civic_no.as_ref().map(|c| c.expose());
                 if now != stored.civic_no.as_deref() {
                     civic_changes.push(CivicChange {
@@ -161,18 +263,41 @@ pub fn resolve(
         }
     }
 
-    let mut conflicts = Vec::new();
     if !unlinked.is_empty() {
         resolve_unlinked(unlinked, snapshot, decisions, rules, key, &mut by_id, &mut conflicts);
+    }
+
+    // A source with rejected rows whose key could not be read is not intact: none of its
+    // stored persons that are missing now is known to have left.
+    if !rejected.unkeyed.is_empty() {
+        for (source, locations) in &rejected.unkeyed {
+            let Some(stored) = snapshot.records.get(source) else { continue };
+            for rec in stored.values().filter(|r| !by_id.contains_key(&r.identity_id)) {
+                let why = format!("rows rejected without a readable person_id at {}", locations.join(", "));
+                let reasons = kept.entry(rec.identity_id.clone()).or_default();
+                if !reasons.contains(&why) {
+                    reasons.push(why);
+                }
+            }
+        }
+    }
+    // Kept identities are neither present nor absent: nothing is planned for them.
+    for id in kept.keys() {
+        by_id.remove(id);
     }
 
     let mut absent: Vec<Identity> = snapshot
         .identities
         .keys()
-        .filter(|id| !by_id.contains_key(*id))
+        .filter(|id| !by_id.contains_key(*id) && !kept.contains_key(*id))
         .map(|id| Identity { id: id.clone(), is_new: false, records: Vec::new() })
         .collect();
     absent.sort_by(|a, b| a.id.cmp(&b.id));
+    let kept: Vec<Kept> = kept
+        .into_iter()
+        .filter(|(id, _)| snapshot.identities.contains_key(id))
+        .map(|(identity_id, reasons)| Kept { identity_id, reasons })
+        .collect();
     let mut present: Vec<Identity> = by_id
         .into_iter()
         .map(|(id, (is_new, mut recs))| {
@@ -183,7 +308,27 @@ pub fn resolve(
     present.sort_by(|a, b| a.id.cmp(&b.id));
     conflicts.sort_by(|a: &Conflict, b| a.id.cmp(&b.id));
     civic_changes.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
-    Resolution { present, absent, conflicts, civic_changes }
+    // A kept identity's records are not rewritten, so neither is its civic-number history.
+    let kept_ids: BTreeSet<&str> = kept.iter().map(|k: &Kept| k.identity_id.as_str()).collect();
+    civic_changes.retain(|c| !kept_ids.contains(c.identity_id.as_str()));
+    Resolution { present, absent, conflicts, civic_changes, kept }
+}
+
+/// Whether a linked record's civic number changed from a personnummer to a different
+/// personnummer or samordningsnummer (or from one samordningsnummer to another): not a
+/// correction the planner may take on its own, since sources reuse keys. A temporary number or
+/// samordningsnummer becoming a personnummer, a number appearing where there was none, and one
+/// disappearing are expected and return `None`. Returns the masked old and new numbers.
+fn key_reused(stored: Option<&str>, now: Option<&connector_api::CivicNo>) -> Option<(String, String)> {
+    use connector_api::civic::{CivicKind, kind_of_normalised};
+    let (old, new) = (stored?, now?);
+    let reused = old != new.expose()
+        && matches!(
+            (kind_of_normalised(old)?, new.kind()),
+            (CivicKind::Personnummer, CivicKind::Personnummer | CivicKind::Samordningsnummer)
+                | (CivicKind::Samordningsnummer, CivicKind::Samordningsnummer)
+        );
+    reused.then(|| (connector_api::civic::mask_raw(old), new.masked()))
 }
 
 type ById = HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)>;
@@ -292,13 +437,20 @@ fn resolve_unlinked(
             })
             .next()
             .unwrap_or_default();
+        // A record whose key is still linked here was separated from that identity
+        // (`KeyReused`, decided `separate`): it never joins it again, by number or by rule.
+        let mut by_rule = by_rule;
+        if let Some(former) = snapshot.record(&r.source, &r.record.person_id) {
+            candidates.remove(&former.identity_id);
+            by_rule.remove(&former.identity_id);
+        }
         let disagree = !candidates.is_empty() && !by_rule.is_empty() && by_rule != candidates;
         candidates.extend(by_rule);
 
-        let label = (format!("{}/{}", r.source, r.record.person_id), r.record.location.clone());
+        let label = (record_label(&r.source, &r.record.person_id), r.record.location.clone());
         let conflict = if same_source.len() > 1 {
             let mut recs: Vec<(String, String)> =
-                same_source.iter().map(|(pid, loc)| (format!("{}/{pid}", r.source), loc.clone())).collect();
+                same_source.iter().map(|(pid, loc)| (record_label(&r.source, pid), loc.clone())).collect();
             recs.sort();
             Some((ConflictKind::SameSourceSameCivic, recs))
         } else if candidates.len() > 1 || disagree {
@@ -309,7 +461,7 @@ fn resolve_unlinked(
         let id = match conflict {
             None => candidates.into_iter().next(),
             Some((kind, recs)) => {
-                let cid = conflict_id(kind, &recs, &candidates);
+                let cid = conflict_id(kind, &recs, &candidates, "");
                 match decisions.get(&cid) {
                     Some(Decision::Separate) => {
                         // A person of their own: a fresh identity, and the number joins nobody.
@@ -362,7 +514,7 @@ fn hold(
     candidates: BTreeSet<IdentityId>,
     civic: &str,
 ) {
-    let label = format!("{}/{}", r.source, r.record.person_id);
+    let label = record_label(&r.source, &r.record.person_id);
     if let Some(open) = conflicts.iter_mut().find(|c| c.id == cid) {
         open.held.push(label);
         open.held.sort();
@@ -380,17 +532,30 @@ fn hold(
 
 /// A conflict's id: a hash of what it is about, so the same situation keeps its id across runs
 /// and a decision stays attached to it.
-fn conflict_id(kind: ConflictKind, recs: &[(String, String)], candidates: &BTreeSet<IdentityId>) -> String {
+///
+/// `evidence` is what else tells this situation from a later one with the same keys (for a
+/// reused key: the masked old and new numbers). It must never hold a full civic number: the id
+/// is shown, and a short hash of a number with a known birth date is easily reversed.
+fn conflict_id(
+    kind: ConflictKind,
+    recs: &[(String, String)],
+    candidates: &BTreeSet<IdentityId>,
+    evidence: &str,
+) -> String {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
     h.write_u8(kind as u8);
+    if !evidence.is_empty() {
+        h.write(evidence.as_bytes());
+        h.write_u8(0);
+    }
     for (k, _) in recs {
         h.write(k.as_bytes());
         h.write_u8(0);
     }
     // Records of one source that share a number are the whole story; for a number several
     // identities hold, the identities are part of it.
-    if kind == ConflictKind::SeveralIdentities {
+    if matches!(kind, ConflictKind::SeveralIdentities | ConflictKind::KeyReused) {
         for c in candidates {
             h.write(c.as_bytes());
             h.write_u8(0);
@@ -424,6 +589,10 @@ mod tests {
 
     const KEY: IdKey = IdKey([7; 32]);
 
+    fn none_rejected() -> RejectedRows {
+        RejectedRows::default()
+    }
+
     fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
         let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
         Sourced {
@@ -450,7 +619,7 @@ mod tests {
     fn same_civic_number_in_two_sources_is_one_identity() {
         let recs =
             vec![rec("hr", "7", Some("19821105-9954")), rec("sis", "1", Some("198211059954")), rec("sis", "2", None)];
-        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[], &KEY);
+        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.present.len(), 2);
         let merged = r.present.iter().find(|i| i.records.len() == 2).unwrap();
         assert_eq!(merged.records[0].source, "hr", "records keep source order");
@@ -460,7 +629,7 @@ mod tests {
     #[test]
     fn temporary_numbers_never_join() {
         let recs = vec![rec("sis", "1", Some("20130101TF01")), rec("hr", "1", Some("20130101TF01"))];
-        assert_eq!(resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[], &KEY).present.len(), 2);
+        assert_eq!(resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[], &none_rejected(), &KEY).present.len(), 2);
     }
 
     #[test]
@@ -482,7 +651,7 @@ mod tests {
                 eppn: None,
             },
         );
-        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &KEY);
+        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.present[0].id, "id-1");
         assert!(!r.present[0].is_new);
         assert_eq!(r.absent[0].id, "id-2");
@@ -495,8 +664,8 @@ mod tests {
         let ids = |r: Resolution| r.present.into_iter().map(|i| i.id).collect::<Vec<_>>();
         let none = BTreeMap::new();
         assert_eq!(
-            ids(resolve(a, &Snapshot::default(), &none, &[], &KEY)),
-            ids(resolve(b, &Snapshot::default(), &none, &[], &KEY))
+            ids(resolve(a, &Snapshot::default(), &none, &[], &none_rejected(), &KEY)),
+            ids(resolve(b, &Snapshot::default(), &none, &[], &none_rejected(), &KEY))
         );
     }
 
@@ -523,7 +692,7 @@ mod tests {
         let recs = || {
             vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954")), rec("sis", "3", None)]
         };
-        let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new(), &[], &KEY);
+        let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.present.len(), 1, "only the unrelated record gets an identity");
         assert_eq!(r.conflicts.len(), 1);
         let c = &r.conflicts[0];
@@ -533,13 +702,13 @@ mod tests {
         assert!(!format!("{c:?}").contains("9954"));
 
         let merge = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
-        let r = resolve(recs(), &Snapshot::default(), &merge, &[], &KEY);
+        let r = resolve(recs(), &Snapshot::default(), &merge, &[], &none_rejected(), &KEY);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.len(), 2);
         assert!(r.present.iter().any(|i| i.records.len() == 2));
 
         let separate = BTreeMap::from([(c.id.clone(), Decision::Separate)]);
-        let r = resolve(recs(), &Snapshot::default(), &separate, &[], &KEY);
+        let r = resolve(recs(), &Snapshot::default(), &separate, &[], &none_rejected(), &KEY);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.len(), 3);
     }
@@ -549,13 +718,13 @@ mod tests {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
         let recs = || vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954"))];
-        let r = resolve(recs(), &snap, &BTreeMap::new(), &[], &KEY);
+        let r = resolve(recs(), &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.present.len(), 1);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.conflicts[0].held, ["sis/2"]);
         assert_eq!(r.conflicts[0].candidates, ["id-1"]);
         let merge = BTreeMap::from([(r.conflicts[0].id.clone(), Decision::Merge { into: None })]);
-        let r = resolve(recs(), &snap, &merge, &[], &KEY);
+        let r = resolve(recs(), &snap, &merge, &[], &none_rejected(), &KEY);
         assert_eq!(r.present.len(), 1);
         assert_eq!(r.present[0].records.len(), 2);
     }
@@ -572,16 +741,16 @@ mod tests {
                 rec("adult", "9", Some("19821105-9954")),
             ]
         };
-        let r = resolve(recs(), &snap, &BTreeMap::new(), &[], &KEY);
+        let r = resolve(recs(), &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.conflicts.len(), 1);
         let c = r.conflicts[0].clone();
         assert_eq!(c.kind, ConflictKind::SeveralIdentities);
         assert_eq!(c.candidates, ["id-1", "id-2"]);
         // A merge without saying into which identity stays held.
         let vague = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
-        assert_eq!(resolve(recs(), &snap, &vague, &[], &KEY).conflicts.len(), 1);
+        assert_eq!(resolve(recs(), &snap, &vague, &[], &none_rejected(), &KEY).conflicts.len(), 1);
         let into = BTreeMap::from([(c.id.clone(), Decision::Merge { into: Some("id-2".into()) })]);
-        let r = resolve(recs(), &snap, &into, &[], &KEY);
+        let r = resolve(recs(), &snap, &into, &[], &none_rejected(), &KEY);
         assert!(r.conflicts.is_empty());
         assert_eq!(r.present.iter().find(|i| i.id == "id-2").unwrap().records.len(), 2);
     }
@@ -590,7 +759,7 @@ mod tests {
     fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("20130101TF01"));
-        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[], &KEY);
+        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.civic_changes.len(), 1);
         assert_eq!(r.civic_changes[0].old.as_deref(), Some("20130101TF01"));
@@ -609,10 +778,10 @@ mod tests {
         // No civic numbers at all: the e-mail address joins the records of two sources.
         let recs =
             vec![with_email(rec("sis", "1", None), "kim@skola.se"), with_email(rec("hr", "9", None), "kim@skola.se")];
-        let r = resolve(recs.clone(), &Snapshot::default(), &none, &rules, &KEY);
+        let r = resolve(recs.clone(), &Snapshot::default(), &none, &rules, &none_rejected(), &KEY);
         assert_eq!(r.present.len(), 1);
         // Without the rule they stay apart.
-        assert_eq!(resolve(recs, &Snapshot::default(), &none, &[], &KEY).present.len(), 2);
+        assert_eq!(resolve(recs, &Snapshot::default(), &none, &[], &none_rejected(), &KEY).present.len(), 2);
 
         // The civic number says id-1, the e-mail says id-2: held, never guessed.
         let mut snap = Snapshot::default();
@@ -626,9 +795,128 @@ mod tests {
             rec("hr", "1", None),
             with_email(rec("adult", "5", Some("19821105-9954")), "kim@skola.se"),
         ];
-        let r = resolve(recs, &snap, &none, &rules, &KEY);
+        let r = resolve(recs, &snap, &none, &rules, &none_rejected(), &KEY);
         assert_eq!(r.conflicts.len(), 1);
         assert_eq!(r.conflicts[0].kind, ConflictKind::SeveralIdentities);
         assert_eq!(r.conflicts[0].candidates, ["id-1", "id-2"]);
+    }
+
+    fn rejected(source: &str, pid: Option<&str>, loc: &str) -> RejectedRows {
+        let row =
+            connector_api::RowError { location: loc.into(), message: "bad".into(), person_id: pid.map(str::to_string) };
+        RejectedRows::from_rows(&BTreeMap::from([(source.to_string(), vec![row])]))
+    }
+
+    #[test]
+    fn a_rejected_row_keeps_its_person_as_stored_and_is_no_leaver() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", None);
+        linked(&mut snap, "sis", "2", "id-2", None);
+        linked(&mut snap, "hr", "9", "id-1", None);
+        // Row 1 of sis is rejected; hr still has the person: the whole identity is kept.
+        let recs = vec![rec("hr", "9", None)];
+        let r = resolve(recs, &snap, &BTreeMap::new(), &[], &rejected("sis", Some("1"), "persons.csv:38"), &KEY);
+        assert!(r.present.is_empty(), "{:?}", r.present);
+        assert_eq!(r.absent.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["id-2"], "2 really left");
+        assert_eq!(
+            r.kept,
+            [Kept { identity_id: "id-1".into(), reasons: vec!["row rejected at persons.csv:38".into()] }]
+        );
+        // A rejected row nobody is linked to keeps nobody.
+        let r = resolve(vec![], &snap, &BTreeMap::new(), &[], &rejected("sis", Some("77"), "persons.csv:2"), &KEY);
+        assert!(r.kept.is_empty());
+        assert_eq!(r.absent.len(), 2);
+    }
+
+    #[test]
+    fn a_rejected_row_without_a_key_keeps_every_missing_person_of_its_source() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", None);
+        linked(&mut snap, "sis", "2", "id-2", None);
+        linked(&mut snap, "hr", "9", "id-9", None);
+        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &rejected("sis", None, "p.csv:4"), &KEY);
+        assert_eq!(r.present[0].id, "id-1");
+        assert_eq!(r.kept.iter().map(|k| k.identity_id.as_str()).collect::<Vec<_>>(), ["id-2"]);
+        assert_eq!(r.absent.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["id-9"], "other sources are intact");
+    }
+
+    #[test]
+    fn a_source_key_given_to_another_person_is_held_until_decided() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "P5", "id-1", Some("20150916-1236"));
+        let recs = || vec![rec("sis", "P5", Some("20120315-2341"))];
+        let none = BTreeMap::new();
+        let r = resolve(recs(), &snap, &none, &[], &none_rejected(), &KEY);
+        assert!(r.present.is_empty() && r.absent.is_empty(), "neither updated nor disabled");
+        assert_eq!(r.kept[0].identity_id, "id-1");
+        assert!(r.civic_changes.is_empty());
+        let c = r.conflicts[0].clone();
+        assert_eq!(c.kind, ConflictKind::KeyReused);
+        assert_eq!(c.civic_no, "20150916-**** → 20120315-****");
+        assert_eq!(c.held, ["sis/P5"]);
+        assert_eq!(c.candidates, ["id-1"]);
+
+        // The same person with a corrected number: the link stays and the change is recorded.
+        let merge = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
+        let r = resolve(recs(), &snap, &merge, &[], &none_rejected(), &KEY);
+        assert!(r.conflicts.is_empty() && r.kept.is_empty());
+        assert_eq!(r.present[0].id, "id-1");
+        assert_eq!(r.civic_changes.len(), 1);
+
+        // A new person: an identity of their own; the first one has left.
+        let separate = BTreeMap::from([(c.id.clone(), Decision::Separate)]);
+        let r = resolve(recs(), &snap, &separate, &[], &none_rejected(), &KEY);
+        assert!(r.conflicts.is_empty() && r.kept.is_empty());
+        assert_eq!(r.present.len(), 1);
+        assert!(r.present[0].is_new);
+        assert_ne!(r.present[0].id, "id-1");
+        assert_eq!(r.absent[0].id, "id-1");
+
+        // Not even a shared e-mail address joins the separated record to the first person.
+        if let Some(m) = snap.records.get_mut("sis") {
+            m.get_mut("P5").unwrap().email = Some("kim@skola.se".into());
+        }
+        let recs = vec![with_email(rec("sis", "P5", Some("20120315-2341")), "kim@skola.se")];
+        let r = resolve(recs, &snap, &separate, &[MatchKey::Email], &none_rejected(), &KEY);
+        assert!(r.conflicts.is_empty());
+        assert_ne!(r.present[0].id, "id-1");
+        assert_eq!(r.absent[0].id, "id-1");
+    }
+
+    #[test]
+    fn expected_civic_changes_are_not_key_reuse() {
+        let none = BTreeMap::new();
+        for (old, new) in [
+            (Some("20130101TF01"), Some("19821105-9954")),  // TF number → personnummer
+            (Some("19570574-9959"), Some("19821105-9954")), // samordningsnummer → personnummer
+            (None, Some("19821105-9954")),                  // none → some
+            (Some("19821105-9954"), Some("198211059954")),  // the same number in another form
+            (Some("19821105-9954"), None),                  // some → none
+            (Some("19821105-9954"), Some("20130101TF01")),  // a personnummer replaced by a TF number
+        ] {
+            let mut snap = Snapshot::default();
+            linked(&mut snap, "sis", "1", "id-1", old);
+            let r = resolve(vec![rec("sis", "1", new)], &snap, &none, &[], &none_rejected(), &KEY);
+            assert!(r.conflicts.is_empty(), "{old:?} → {new:?}");
+            assert_eq!(r.present[0].id, "id-1");
+        }
+    }
+
+    #[test]
+    fn one_samordningsnummer_becoming_another_is_key_reuse() {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", Some("19570574-9959"));
+        let r = resolve(vec![rec("sis", "1", Some("19730674-9982"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
+        assert_eq!(r.conflicts[0].kind, ConflictKind::KeyReused);
+        assert_eq!(r.kept[0].identity_id, "id-1");
+    }
+
+    #[test]
+    fn source_keys_that_look_like_civic_numbers_are_masked_in_conflicts() {
+        let recs = vec![rec("sis", "19821105-9954", Some("20150916-1236")), rec("sis", "2", Some("20150916-1236"))];
+        let r = resolve(recs, &Snapshot::default(), &BTreeMap::new(), &[], &none_rejected(), &KEY);
+        let text = format!("{:?}", r.conflicts);
+        assert!(text.contains("sis/19821105-****"), "{text}");
+        assert!(!text.contains("9954"), "{text}");
     }
 }

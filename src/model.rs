@@ -31,9 +31,9 @@ pub struct Sourced {
 }
 
 impl Sourced {
-    /// `source/person_id`, for messages.
+    /// `source/person_id`, for messages; a key that looks like a civic number is masked.
     pub fn label(&self) -> String {
-        format!("{}/{}", self.source, self.record.person_id)
+        format!("{}/{}", self.source, connector_api::civic::mask_if_civic(&self.record.person_id))
     }
 }
 

@@ -228,6 +228,20 @@ pub struct Plan {
     /// Persons the state knows as protected whom no source marks any more: they stay protected
     /// until this plan is applied with `--accept-protected`.
     pub unprotect: Vec<IdentityId>,
+    /// Persons kept exactly as at the last run: a row of theirs was rejected, or their source
+    /// key now carries another person's number. No operation touches their accounts and their
+    /// group memberships stay as they are.
+    pub kept: Vec<KeptPerson>,
+}
+
+/// A person the plan leaves exactly as at the last run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptPerson {
+    pub identity: IdentityId,
+    /// The username, or the enid id for a person with protected personal data.
+    pub username: String,
+    /// Why, with the locations involved (`row rejected at persons.csv:38`); keys masked.
+    pub reason: String,
 }
 
 /// A threshold a plan goes over.
@@ -321,6 +335,10 @@ pub struct TargetPlan {
     pub enid_entries: usize,
     pub groups: GroupSummary,
     pub group_adoptions: Vec<GroupAdoption>,
+    /// Member values (normalised with [`normalize_key`]) of persons kept as at the last run:
+    /// [`plan_groups`] never removes them from a group, and never deletes a group that holds
+    /// one. Set by the caller before `plan_groups`.
+    pub kept_members: std::collections::BTreeSet<String>,
 }
 
 /// Counts of group changes.
@@ -367,7 +385,8 @@ pub struct DesiredGroup {
 
 /// Plans the groups of one target: creates, value-level member adds and removals, and deletes
 /// of owned groups left without members. Groups enid does not own are never touched; one in the
-/// way of a create is listed as blocked.
+/// way of a create is listed as blocked. Members in `tp.kept_members` (persons kept as at the
+/// last run) are never removed, and a group that holds one is never deleted.
 ///
 /// Group names compare without case, as LDAP compares them: `3a` and `3A` from the sources are
 /// one group, named as enid recorded it when it owns it, else by the first of the names in
@@ -477,7 +496,7 @@ pub fn plan_groups(
                     TargetOp::CreateGroup { name: name.clone(), members },
                 );
             }
-            Some(g) if want.members.is_empty() => {
+            Some(g) if want.members.is_empty() && !holds_kept(g, &tp.kept_members) => {
                 tp.groups.delete += 1;
                 let reason = "no members left".to_string();
                 push(tp, Action::DeleteGroup, name, &want.school, reason, TargetOp::DeleteGroup { key: g.key.clone() });
@@ -488,8 +507,11 @@ pub fn plan_groups(
                     want.members.iter().map(|m| normalize_key(m)).collect();
                 let add: Vec<String> =
                     want.members.iter().filter(|m| !have.contains_key(&normalize_key(m))).cloned().collect();
-                let mut remove: Vec<String> =
-                    have.iter().filter(|(n, _)| !want_norm.contains(*n)).map(|(_, m)| (*m).clone()).collect();
+                let mut remove: Vec<String> = have
+                    .iter()
+                    .filter(|(n, _)| !want_norm.contains(*n) && !tp.kept_members.contains(*n))
+                    .map(|(_, m)| (*m).clone())
+                    .collect();
                 remove.sort();
                 if add.is_empty() && remove.is_empty() {
                     tp.groups.unchanged += 1;
@@ -521,12 +543,32 @@ pub fn plan_groups(
             continue;
         }
         if let Some(g) = find_owned(o) {
+            if holds_kept(g, &tp.kept_members) {
+                // A kept person is still in it: only the others leave.
+                let mut remove: Vec<String> =
+                    g.members.iter().filter(|m| !tp.kept_members.contains(&normalize_key(m))).cloned().collect();
+                remove.sort();
+                if remove.is_empty() {
+                    tp.groups.unchanged += 1;
+                } else {
+                    tp.groups.members_removed += remove.len();
+                    let reason = format!("{} members to remove", remove.len());
+                    let op = TargetOp::RemoveMembers { key: g.key.clone(), members: remove };
+                    push(tp, Action::RemoveMembers, &o.name, &o.school, reason, op);
+                }
+                continue;
+            }
             tp.groups.delete += 1;
             let op = TargetOp::DeleteGroup { key: g.key.clone() };
             push(tp, Action::DeleteGroup, &o.name, &o.school, "no members left".into(), op);
         }
     }
     tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
+}
+
+/// Whether a group holds a member of a person kept as at the last run.
+fn holds_kept(g: &ObservedGroup, kept: &std::collections::BTreeSet<String>) -> bool {
+    !kept.is_empty() && g.members.iter().any(|m| kept.contains(&normalize_key(m)))
 }
 
 /// Normalises an account key for comparison (case and spaces around DN separators).
@@ -985,6 +1027,7 @@ pub fn assemble(
         held_renames: renames.1,
         held: Vec::new(),
         unprotect: Vec::new(),
+        kept: Vec::new(),
     }
 }
 
@@ -1495,5 +1538,47 @@ mod tests {
     fn keys_compare_without_case_or_spaces() {
         assert_eq!(normalize_key("UID=Anna, OU=People, dc=x"), "uid=anna,ou=people,dc=x");
         assert_eq!(normalize_key("cn=Anna Berg,dc=x"), "cn=anna berg,dc=x");
+    }
+
+    #[test]
+    fn kept_members_stay_in_their_groups_and_keep_owned_groups_alive() {
+        let group = |name: &str, members: &[&str]| ObservedGroup {
+            key: format!("cn={name},ou=groups"),
+            anchor: Some(format!("g-{name}")),
+            name: name.into(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        };
+        let owned = |name: &str| OwnedGroup {
+            target: "t".into(),
+            name: name.into(),
+            key: format!("cn={name},ou=groups"),
+            anchor: Some(format!("g-{name}")),
+            school: "S1".into(),
+            pending: false,
+        };
+        let observed = [group("7A", &["uid=kim,ou=p", "uid=bo,ou=p"]), group("8B", &["uid=kim,ou=p", "uid=cy,ou=p"])];
+        let (a, b) = (owned("7A"), owned("8B"));
+        // 7A is still wanted with bo only; 8B with nobody.
+        let want = BTreeMap::from([(
+            "7A".to_string(),
+            DesiredGroup { school: "S1".into(), members: ["uid=bo,ou=p".to_string()].into() },
+        )]);
+        let plan = |kept: &[&str]| {
+            let mut tp =
+                TargetPlan { kept_members: kept.iter().map(|k| normalize_key(k)).collect(), ..Default::default() };
+            plan_groups("t", &want, &observed, &[&a, &b], &mut tp);
+            tp.operations.iter().map(|o| format!("{} {} {:?}", o.action.as_str(), o.username, o.op)).collect::<Vec<_>>()
+        };
+        // Without kept persons kim leaves 7A and 8B is deleted.
+        let plain = plan(&[]);
+        assert!(plain.iter().any(|o| o.starts_with("remove members 7A")), "{plain:?}");
+        assert!(plain.iter().any(|o| o.starts_with("delete group 8B")), "{plain:?}");
+        // kim is kept: no change to 7A; 8B stays with kim, only cy leaves.
+        let kept = plan(&["UID=kim, ou=p"]);
+        assert_eq!(
+            kept,
+            ["remove members 8B RemoveMembers { key: \"cn=8B,ou=groups\", members: [\"uid=cy,ou=p\"] }"],
+            "{kept:?}"
+        );
     }
 }

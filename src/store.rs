@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,13 +21,14 @@ type StoredRow =
     (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>, String, bool);
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str); 8] = [
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../migrations/sqlite/0003_correlation_keys.sql")),
     (4, "groups", include_str!("../migrations/sqlite/0004_groups.sql")),
     (5, "source counts", include_str!("../migrations/sqlite/0005_source_counts.sql")),
     (6, "lifecycle", include_str!("../migrations/sqlite/0006_lifecycle.sql")),
+    (7, "source columns", include_str!("../migrations/sqlite/0007_source_columns.sql")),
     (8, "meta", include_str!("../migrations/sqlite/0008_meta.sql")),
 ];
 
@@ -849,6 +850,48 @@ impl Store {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
+    /// The fields each source delivered at the last applied run.
+    pub async fn source_columns(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        let rows: Vec<(String, String)> =
+            self.json_rows("SELECT json_group_array(json_array(source, columns)) FROM source_columns").await?;
+        rows.into_iter()
+            .map(|(source, cols)| {
+                serde_json::from_str(&cols).map(|c| (source.clone(), c)).map_err(|e| StoreError {
+                    path: self.path.clone(),
+                    message: format!("source_columns of {source:?}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Remembers which fields each source delivered in an applied run.
+    pub async fn record_source_columns(
+        &self,
+        run: i64,
+        columns: &BTreeMap<String, BTreeSet<String>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for (source, cols) in columns {
+            let body = serde_json::to_string(cols)
+                .map_err(|e| StoreError { path: self.path.clone(), message: format!("source_columns: {e}") })?;
+            sqlx::query(
+                "INSERT INTO source_columns (source, columns, run_id, recorded_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE SET columns = excluded.columns, run_id = excluded.run_id,
+                    recorded_at = excluded.recorded_at",
+            )
+            .bind(source)
+            .bind(body)
+            .bind(run)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
     /// The operators' conflict decisions, by conflict id.
     pub async fn decisions(&self) -> Result<BTreeMap<String, Decision>, StoreError> {
         let rows: Vec<(String, String)> = self
@@ -929,7 +972,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| CivicHistoryRow {
-                record: format!("{}/{}", r.get::<String, _>(0), r.get::<String, _>(1)),
+                record: crate::identity::record_label(&r.get::<String, _>(0), &r.get::<String, _>(1)),
                 old: r.get::<Option<String>, _>(2).map(|c| describe_stored(&c)),
                 new: r.get::<Option<String>, _>(3).map(|c| describe_stored(&c)),
                 changed_at: r.get(4),
@@ -1049,7 +1092,8 @@ impl Store {
             .into_iter()
             .map(|r| StoredRecordView {
                 source: r.get(0),
-                person_id: r.get(1),
+                // Shown outside the state database: a key that is a civic number is masked.
+                person_id: connector_api::civic::mask_if_civic(&r.get::<String, _>(1)).into_owned(),
                 civic_no: r.get::<Option<String>, _>(2).map(|c| mask_stored(&c)),
                 given_name: r.get(3),
                 family_name: r.get(4),

@@ -72,6 +72,8 @@ pub struct AdoptPlan {
     records: Vec<crate::store::RecordRow>,
     #[serde(skip)]
     counts: BTreeMap<String, usize>,
+    #[serde(skip)]
+    columns: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl AdoptPlan {
@@ -94,7 +96,7 @@ impl Engine {
     pub async fn plan_adopt(&self, now: DateTime<Utc>, by_hand: Option<&ByHand>) -> Result<AdoptPlan, EngineError> {
         let observing = self.spawn_observe();
         let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
-        let ((records, _, counts), (snapshot, decisions, state_groups)) = match (fetched, state) {
+        let (fetched, (snapshot, decisions, state_groups)) = match (fetched, state) {
             (Ok(f), Ok(s)) => (f, s),
             (Err(e), _) | (_, Err(e)) => {
                 observing.iter().for_each(|(_, h)| h.abort());
@@ -116,11 +118,14 @@ impl Engine {
                 }
             }
         }
+        let super::Fetched { records, rejected, counts, columns } = fetched;
+        let rejected = crate::identity::RejectedRows::from_rows(&rejected);
         let resolution = crate::identity::resolve(
             records,
             &snapshot,
             &decisions,
             &self.config.identity.match_on,
+            &rejected,
             &self.id_key,
         );
         let by_id: HashMap<&str, &Identity> = resolution.all().map(|i| (i.id.as_str(), i)).collect();
@@ -129,7 +134,7 @@ impl Engine {
         let allocated: HashSet<String> =
             self.store.allocated_usernames(now, None).await?.into_iter().filter(|u| !reserved.contains(u)).collect();
 
-        let mut plan = AdoptPlan { counts, ..Default::default() };
+        let mut plan = AdoptPlan { counts, columns, ..Default::default() };
         // Identity → the username its claimed accounts carry (one for all targets).
         let mut chosen: BTreeMap<IdentityId, String> = BTreeMap::new();
         for (tid, accounts) in &observed {
@@ -414,6 +419,7 @@ impl Engine {
             .collect();
         self.store.record_ops(run, &log, now).await?;
         self.store.record_source_counts(run, &plan.counts, now).await?;
+        self.store.record_source_columns(run, &plan.columns, now).await?;
         let message = format!(
             "{} accounts and {} groups claimed, {} usernames recorded as taken, {} entries not matched",
             plan.accounts.len(),

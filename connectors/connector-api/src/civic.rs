@@ -147,10 +147,81 @@ impl CivicNo {
     }
 }
 
-/// Masks a raw value that failed to parse, for error messages: keeps at most its first 8 chars.
+/// Masks a raw value that failed to parse, for error messages: shows at most the digits of its
+/// date part (`YYMMDD` or `YYYYMMDD`), then `-****`. A malformed value never shows more: a
+/// 10-digit value shows six digits, anything without a separator after eight digits and shorter
+/// than twelve characters shows six, and letters or other characters are never shown.
 pub fn mask_raw(input: &str) -> String {
-    let head: String = input.trim().chars().take(8).collect();
-    format!("{head}-****")
+    let s: String = input.trim().chars().filter(|c| !c.is_whitespace()).collect();
+    let head: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let after_head = s[head.len()..].chars().next();
+    let date_len = match after_head {
+        // `YYYYMMDD-NNNC` or `YYMMDD-NNNC`: the separator says where the date ends.
+        Some('-' | '+') if head.len() == 8 => 8,
+        Some('-' | '+') => 6,
+        // No separator: only the long form (12 characters or more) has an eight-digit date.
+        _ if s.chars().count() >= 12 => 8,
+        _ => 6,
+    };
+    let shown = &head[..head.len().min(date_len)];
+    format!("{shown}-****")
+}
+
+/// Masks `value` when it has the shape of a civic number (`YYYYMMDD-NNNC`, `YYYYMMDDNNNC`,
+/// `YYMMDD-NNNC`, `YYMMDD+NNNC`, or a temporary number with letters in the birth-number part)
+/// with a possible date, whether or not its check digit holds: a number with a typo is still a
+/// person's number. Anything else is returned as it is. For values that are shown outside the
+/// state database but may hold a civic number: source keys (`person_id`), user input echoed in
+/// messages.
+pub fn mask_if_civic(value: &str) -> std::borrow::Cow<'_, str> {
+    if looks_civic(value) { std::borrow::Cow::Owned(mask_raw(value)) } else { std::borrow::Cow::Borrowed(value) }
+}
+
+/// Whether `value` has a civic number's shape and a possible month and day.
+fn looks_civic(value: &str) -> bool {
+    let s: String = value.trim().chars().filter(|c| !c.is_whitespace()).collect();
+    if !s.is_ascii() {
+        return false;
+    }
+    let compact: String = s.chars().filter(|c| !matches!(c, '-' | '+')).collect();
+    if s.len() - compact.len() > 1 {
+        return false;
+    }
+    let date_len = match compact.len() {
+        12 => 8,
+        10 => 6,
+        _ => return false,
+    };
+    if s.len() != compact.len() && !matches!(s.as_bytes().get(date_len), Some(b'-' | b'+')) {
+        return false; // a separator anywhere but after the date
+    }
+    let (date, tail) = compact.split_at(date_len);
+    if !date.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let tb = tail.as_bytes();
+    let letters = tb.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if letters > 2 || !tb[letters..].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mmdd = &date[date_len - 4..];
+    let month: u32 = mmdd[..2].parse().unwrap_or(0);
+    let day: u32 = mmdd[2..].parse().unwrap_or(0);
+    (1..=12).contains(&month) && ((1..=31).contains(&day) || (61..=91).contains(&day))
+}
+
+/// The kind of a normalised 12-character value as the state database holds it
+/// ([`CivicNo::expose`]), without validating it again. `None` when it is not in that form.
+pub fn kind_of_normalised(value: &str) -> Option<CivicKind> {
+    let b = value.as_bytes();
+    if b.len() != 12 || !b[..8].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if b[8].is_ascii_alphabetic() {
+        return Some(CivicKind::Temporary);
+    }
+    let day: u32 = value[6..8].parse().ok()?;
+    Some(if day > 60 { CivicKind::Samordningsnummer } else { CivicKind::Personnummer })
 }
 
 fn luhn(digits: &[u32]) -> u32 {
@@ -239,6 +310,55 @@ mod tests {
     fn never_prints_the_full_number() {
         let c = CivicNo::parse("19821105-9954", today()).unwrap();
         assert_eq!(format!("{c} {c:?}"), "19821105-**** CivicNo(19821105-****)");
+    }
+
+    #[test]
+    fn mask_raw_shows_at_most_the_date_digits() {
+        let cases = [
+            ("1001011005", "100101-****"),
+            ("19870704-9996", "19870704-****"),
+            ("198707049996", "19870704-****"),
+            ("870704-9996", "870704-****"),
+            ("870704+9996", "870704-****"),
+            ("8707049996", "870704-****"),
+            ("1234567890123456", "12345678-****"),
+            ("12345678901", "123456-****"),
+            ("123-4567", "123-****"),
+            ("20130101TF01", "20130101-****"),
+            ("abc19870704", "-****"),
+            ("", "-****"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(mask_raw(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn mask_if_civic_masks_civic_shapes_and_leaves_other_keys() {
+        let cases = [
+            ("19821105-9954", "19821105-****"),
+            ("198211059954", "19821105-****"),
+            ("8211059954", "821105-****"),
+            ("821105-9954", "821105-****"),
+            ("19870704-9996", "19870704-****"), // bad check digit: still someone's number
+            ("20130101TF01", "20130101-****"),
+            ("19570574-9959", "19570574-****"),
+            ("P0000005", "P0000005"),
+            ("1", "1"),
+            ("1234567890", "1234567890"), // month 56: not a date
+            ("elev-19821105", "elev-19821105"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(mask_if_civic(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn kinds_of_stored_values() {
+        assert_eq!(kind_of_normalised("198211059954"), Some(CivicKind::Personnummer));
+        assert_eq!(kind_of_normalised("195705749959"), Some(CivicKind::Samordningsnummer));
+        assert_eq!(kind_of_normalised("20130101TF01"), Some(CivicKind::Temporary));
+        assert_eq!(kind_of_normalised("8211059954"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::civic::CivicNo;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 
@@ -91,8 +92,13 @@ impl Protection {
 pub struct RowError {
     /// `file:line` or an id.
     pub location: String,
-    /// What is wrong and how to fix it. Never contains an unmasked civic number.
+    /// What is wrong and how to fix it. Never contains an unmasked civic number: a source key
+    /// that looks like one is shown through [`crate::civic::mask_if_civic`].
     pub message: String,
+    /// The row's source key (`person_id`) as written, when it could be read. The engine keeps
+    /// the person linked to it exactly as last stored: a rejected row is not a leaver. Raw: mask
+    /// it with [`crate::civic::mask_if_civic`] before showing it.
+    pub person_id: Option<String>,
 }
 
 impl fmt::Display for RowError {
@@ -108,6 +114,11 @@ pub struct SourceBatch {
     pub records: Vec<SourceRecord>,
     /// Rows that were left out, each with its reason.
     pub rejected: Vec<RowError>,
+    /// Which of enid's fields (`person_id`, `email`, `protection`, ...) the source delivered, by
+    /// field name (not the export's column name). The engine stops a run when a field present
+    /// at the last applied run is missing: a dropped column is a broken export, not a change
+    /// of every person.
+    pub columns: BTreeSet<String>,
 }
 
 impl SourceBatch {

@@ -3,12 +3,15 @@
 //! UTF-8 with or without a BOM, comma- or semicolon-separated (detected from the header), with a
 //! header row. Column names default to `person_id, given_name, family_name, civic_no, role,
 //! school_unit, groups, start_date, end_date, email, eppn` (the last five optional);
-//! [`ColumnMap`] renames them. A bad row is reported
-//! with its file and line and left out; a missing required column fails the whole fetch, since it
-//! means the export changed shape and every row would be wrong.
+//! [`ColumnMap`] renames them. A bad row (an invalid value, a control character, a value over
+//! [`MAX_FIELD_CHARS`], the wrong number of fields, a `person_id` on more than one row) is
+//! reported with its file and the line an editor shows, and left out, with its `person_id` when
+//! it could be read so the engine keeps that person as last stored. A missing required column
+//! fails the whole fetch, since it means the export changed shape and every row would be wrong;
+//! the batch names the optional fields the header had, so the engine can notice one vanishing.
 
 use chrono::NaiveDate;
-use connector_api::civic::{CivicNo, mask_raw};
+use connector_api::civic::{CivicNo, mask_if_civic, mask_raw};
 use connector_api::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -193,59 +196,122 @@ fn parse_header(config: &CsvConfig, file: &str, bytes: &[u8]) -> Result<Layout, 
     Ok(layout)
 }
 
+/// The longest value a field may hold, in characters. Longer values are broken exports (or
+/// attempts to break the target), never names.
+pub const MAX_FIELD_CHARS: usize = 256;
+
 /// Parses a whole file. Pure: the file's bytes and `cx` in, records and rejected rows out.
+///
+/// A row is rejected, with its `file:line` (the physical line an editor shows where the record
+/// starts, for LF and CRLF files and records with quoted newlines) and the column at fault,
+/// when a field is invalid, holds a control character or more than [`MAX_FIELD_CHARS`]
+/// characters, or the row has the wrong number of fields. Every row of a `person_id` that
+/// appears more than once is rejected, naming every line: which one is right is not for enid to
+/// guess. A rejected row carries its `person_id` when it could be read, so the engine keeps
+/// that person as last stored.
 pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> Result<SourceBatch, SourceError> {
     let layout = parse_header(config, file, bytes)?;
     let bytes = strip_bom(bytes);
     let delimiter = detect_delimiter(config, bytes);
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).flexible(true).from_reader(bytes);
     let width = reader.headers().map(|h| h.len()).unwrap_or(0);
-    let mut batch = SourceBatch::default();
-    let mut first_line_of: HashMap<String, u64> = HashMap::new();
+    let mut batch = SourceBatch {
+        columns: layout.iter().filter(|(_, i)| i.is_some()).map(|(f, _)| f.to_string()).collect(),
+        ..SourceBatch::default()
+    };
+    // Valid records with their line, and the lines of every row per readable person_id.
+    let mut valid: Vec<(u64, SourceRecord)> = Vec::new();
+    let mut lines_of: HashMap<String, Vec<u64>> = HashMap::new();
     let mut row = csv::StringRecord::new();
+    let mut lines = LineCounter::default();
     loop {
-        let line = reader.position().line() + 1;
+        let at = reader.position().byte();
         match reader.read_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(line);
+                let line = lines.line_at(bytes, e.position().map_or(at, |p| p.byte()));
                 return Err(SourceError::Malformed {
                     location: format!("{file}:{line}"),
                     reason: format!("the file cannot be read as CSV from here on ({e}); fix the export"),
                 });
             }
         }
-        let line = row.position().map(|p| p.line()).unwrap_or(line);
+        let line = lines.line_at(bytes, row.position().map_or(at, |p| p.byte()));
         let location = format!("{file}:{line}");
         if row.iter().all(|f| f.trim().is_empty()) {
             continue; // blank lines are not rows
         }
+        let fields = Fields { row: &row, layout: &layout };
+        let person_id = fields.person_id();
+        if let Some(p) = &person_id {
+            lines_of.entry(p.clone()).or_default().push(line);
+        }
+        let reject = |message: String| RowError { location: location.clone(), message, person_id: person_id.clone() };
         if row.len() != width {
-            batch
-                .rejected
-                .push(RowError { location, message: format!("has {} fields, the header has {width}", row.len()) });
+            batch.rejected.push(reject(format!("has {} fields, the header has {width}", row.len())));
             continue;
         }
-        match parse_row(&Fields { row: &row, layout: &layout }, cx) {
-            Ok(rec) => {
-                if let Some(first) = first_line_of.get(&rec.person_id) {
-                    batch.rejected.push(RowError {
-                        location,
-                        message: format!(
-                            "person_id {:?} is a duplicate of line {first}; the first row is kept",
-                            rec.person_id
-                        ),
-                    });
-                    continue;
-                }
-                first_line_of.insert(rec.person_id.clone(), line);
-                batch.records.push(SourceRecord { location, ..rec });
-            }
-            Err(message) => batch.rejected.push(RowError { location, message }),
+        if let Err(message) = fields.check_hygiene() {
+            batch.rejected.push(reject(message));
+            continue;
+        }
+        match parse_row(&fields, cx) {
+            Ok(rec) => valid.push((line, SourceRecord { location, ..rec })),
+            Err(message) => batch.rejected.push(reject(message)),
         }
     }
+    for (line, rec) in valid {
+        match lines_of.get(&rec.person_id).filter(|l| l.len() > 1) {
+            None => batch.records.push(rec),
+            Some(lines) => {
+                let others: Vec<String> = lines.iter().filter(|l| **l != line).map(u64::to_string).collect();
+                batch.rejected.push(RowError {
+                    message: format!(
+                        "person_id {:?} is also on line {}; every row with it is left out (a person it belongs to \
+                         is kept as at the last run). Fix the export so each person_id is on one row",
+                        mask_if_civic(&rec.person_id),
+                        others.join(", ")
+                    ),
+                    location: rec.location,
+                    person_id: Some(rec.person_id),
+                });
+            }
+        }
+    }
+    // Rejected rows in file order, whatever made them rejected.
+    batch.rejected.sort_by_key(|e| line_of(&e.location));
     Ok(batch)
+}
+
+/// Physical line numbers from byte offsets. The csv crate's own line count skips blank lines
+/// and counts a CRLF file's lines one too low, so locations are counted here: the number of
+/// `\n` before the record's first character, plus one.
+#[derive(Debug, Default)]
+struct LineCounter {
+    /// Bytes counted so far, and the newlines among them.
+    pos: usize,
+    newlines: u64,
+}
+
+impl LineCounter {
+    /// The line of the record whose position the csv reader gives as `offset` (where the
+    /// previous record's terminator ended: the record itself starts after any line breaks).
+    /// Offsets must not decrease between calls.
+    fn line_at(&mut self, bytes: &[u8], offset: u64) -> u64 {
+        let mut start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len()).max(self.pos);
+        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        self.newlines += bytes[self.pos..start].iter().filter(|b| **b == b'\n').count() as u64;
+        self.pos = start;
+        self.newlines + 1
+    }
+}
+
+/// The line number of a `file:line` location, for ordering.
+fn line_of(location: &str) -> u64 {
+    location.rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(0)
 }
 
 fn lowercase_opt(v: &str) -> Option<String> {
@@ -259,14 +325,42 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// The value of `field` as written, untrimmed; empty when the file has no such column.
+    fn raw(&self, field: &str) -> &'a str {
+        self.layout.iter().find(|(f, _)| *f == field).and_then(|(_, i)| *i).and_then(|i| self.row.get(i)).unwrap_or("")
+    }
+
     fn get(&self, field: &str) -> &'a str {
-        self.layout
-            .iter()
-            .find(|(f, _)| *f == field)
-            .and_then(|(_, i)| *i)
-            .and_then(|i| self.row.get(i))
-            .map(str::trim)
-            .unwrap_or("")
+        self.raw(field).trim()
+    }
+
+    /// The row's `person_id`, when it can be read: present, not empty, and clean.
+    fn person_id(&self) -> Option<String> {
+        let v = self.raw("person_id");
+        let ok = !v.trim().is_empty() && !v.chars().any(char::is_control) && v.chars().count() <= MAX_FIELD_CHARS;
+        ok.then(|| v.trim().to_string())
+    }
+
+    /// Control characters (newline, NUL, tab, the rest of C0, DEL, C1) and over-long values in
+    /// any of enid's fields reject the row. The message names the column, never the value.
+    fn check_hygiene(&self) -> Result<(), String> {
+        for (field, idx) in self.layout {
+            let Some(v) = idx.and_then(|i| self.row.get(i)) else { continue };
+            if let Some(c) = v.chars().find(|c| c.is_control()) {
+                return Err(format!(
+                    "{field} contains the control character U+{:04X}; names, groups and keys must be plain text. \
+                     Fix the export",
+                    c as u32
+                ));
+            }
+            let n = v.chars().count();
+            if n > MAX_FIELD_CHARS {
+                return Err(format!(
+                    "{field} is {n} characters long, more than the {MAX_FIELD_CHARS} allowed; fix the export"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -280,8 +374,10 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
     let given_name = required("given_name")?;
     let family_name = required("family_name")?;
     let role_raw = required("role")?;
-    let role =
-        Role::parse(&role_raw).ok_or_else(|| format!("role {role_raw:?} is neither \"student\" nor \"staff\""))?;
+    let role = Role::parse(&role_raw).ok_or_else(|| {
+        // Columns shifted by one put other values here: a civic number is shown masked.
+        format!("role {:?} is neither \"student\" nor \"staff\"", mask_if_civic(&role_raw))
+    })?;
     let civic_raw = get("civic_no");
     let civic_no = if civic_raw.is_empty() {
         None
@@ -295,7 +391,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
         }
         NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .map(Some)
-            .map_err(|_| format!("{field} {v:?} is not a date in the form YYYY-MM-DD"))
+            .map_err(|_| format!("{field} {:?} is not a date in the form YYYY-MM-DD", mask_if_civic(v)))
     };
     let start_date = date("start_date")?;
     let end_date = date("end_date")?;
@@ -374,15 +470,20 @@ mod tests {
         assert_eq!(
             got,
             vec![
+                "persons.csv:2: person_id \"1\" is also on line 6; every row with it is left out (a person it \
+                 belongs to is kept as at the last run). Fix the export so each person_id is on one row",
                 "persons.csv:3: given_name is empty; it is required",
                 "persons.csv:4: civic_no 19870704-**** fails its check digit",
                 "persons.csv:5: start_date \"2020-13-01\" is not a date in the form YYYY-MM-DD",
-                "persons.csv:6: person_id \"1\" is a duplicate of line 2; the first row is kept",
+                "persons.csv:6: person_id \"1\" is also on line 2; every row with it is left out (a person it \
+                 belongs to is kept as at the last run). Fix the export so each person_id is on one row",
                 "persons.csv:7: role \"pirate\" is neither \"student\" nor \"staff\"",
                 "persons.csv:8: has 2 fields, the header has 9",
             ]
         );
-        assert_eq!(batch.records.len(), 1);
+        assert_eq!(batch.records.len(), 0);
+        let keys: Vec<Option<&str>> = batch.rejected.iter().map(|e| e.person_id.as_deref()).collect();
+        assert_eq!(keys, [Some("1"), Some("2"), Some("3"), Some("4"), Some("1"), Some("5"), Some("6")]);
         assert!(!got.concat().contains("9996"), "a civic number leaked into a message");
     }
 
@@ -401,5 +502,95 @@ mod tests {
         let batch = parse(&c, "p.csv", text.as_bytes(), cx()).unwrap();
         assert_eq!(batch.records[0].person_id, "9");
         assert_eq!(batch.records[0].role, Role::Student);
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+        let mut out: Vec<String> = batch.records.iter().map(|r| format!("{} ok", r.location)).collect();
+        out.extend(batch.rejected.iter().map(|e| format!("{} rejected", e.location)));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn locations_are_the_lines_an_editor_shows() {
+        let lf = format!("{HEADER}1,A,B,,student,S,,,\n2,,B,,student,S,,,\n\n3,C,D,,student,S,,,\n");
+        let want = ["p.csv:2 ok", "p.csv:3 rejected", "p.csv:5 ok"];
+        assert_eq!(lines(&lf), want, "LF");
+        assert_eq!(lines(&lf.replace('\n', "\r\n")), want, "CRLF");
+        // A quoted field over two lines: the record starts on line 2, the next one on line 4.
+        let quoted = format!("{HEADER}1,\"A\nA\",B,,student,S,,,\n2,,B,,student,S,,,\n3,C,D,,student,S,,,\n");
+        assert_eq!(lines(&quoted), ["p.csv:2 rejected", "p.csv:4 rejected", "p.csv:5 ok"]);
+        assert_eq!(lines(&quoted.replace('\n', "\r\n")), ["p.csv:2 rejected", "p.csv:4 rejected", "p.csv:5 ok"]);
+    }
+
+    #[test]
+    fn control_characters_and_long_values_reject_the_row_naming_the_column() {
+        let long = "x".repeat(MAX_FIELD_CHARS + 1);
+        let text = format!(
+            "{HEADER}1,\"An\nna\",B,,student,S,,,\n2,Bo\u{0},B,,student,S,,,\n3,Cy,B\u{7f},,student,S,,,\n\
+             4,Dag,B,,student,S,\"7A\t|7B\",,\n5,{long},B,,student,S,,,\n6,Ed,B,,student,S,7A|7B,,\n"
+        );
+        let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+        let got: Vec<String> = batch.rejected.iter().map(|e| e.to_string()).collect();
+        let want = [
+            "p.csv:2: given_name contains the control character U+000A; names, groups and keys must be plain text. \
+             Fix the export",
+            "p.csv:4: given_name contains the control character U+0000; names, groups and keys must be plain text. \
+             Fix the export",
+            "p.csv:5: family_name contains the control character U+007F; names, groups and keys must be plain text. \
+             Fix the export",
+            "p.csv:6: groups contains the control character U+0009; names, groups and keys must be plain text. \
+             Fix the export",
+            "p.csv:7: given_name is 257 characters long, more than the 256 allowed; fix the export",
+        ];
+        assert_eq!(got, want);
+        assert_eq!(batch.records.len(), 1);
+        assert_eq!(batch.rejected[0].person_id.as_deref(), Some("1"), "the key is still known");
+    }
+
+    #[test]
+    fn a_civic_number_as_person_id_is_masked_in_messages() {
+        let text = format!("{HEADER}19821105-9954,A,B,,student,S,,,\n19821105-9954,C,D,,student,S,,,\n");
+        let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+        let got: String = batch.rejected.iter().map(|e| e.to_string()).collect();
+        assert!(got.contains("\"19821105-****\""), "{got}");
+        assert!(!got.contains("9954"), "{got}");
+    }
+
+    #[test]
+    fn values_echoed_in_messages_are_masked_when_they_look_like_civic_numbers() {
+        // Columns swapped: the civic number lands in role and start_date.
+        let text = format!("{HEADER}1,A,B,,19821105-9954,S,,,\n2,A,B,,student,S,,198211059954,\n");
+        let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+        let got: Vec<String> = batch.rejected.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "p.csv:2: role \"19821105-****\" is neither \"student\" nor \"staff\"",
+                "p.csv:3: start_date \"19821105-****\" is not a date in the form YYYY-MM-DD"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_batch_names_the_fields_the_header_had() {
+        let text = format!("{HEADER}1,A,B,,student,S,,,\n").replace(",end_date", ",email");
+        let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+        let cols: Vec<&str> = batch.columns.iter().map(String::as_str).collect();
+        assert_eq!(
+            cols,
+            [
+                "civic_no",
+                "email",
+                "family_name",
+                "given_name",
+                "groups",
+                "person_id",
+                "role",
+                "school_unit",
+                "start_date"
+            ]
+        );
     }
 }
