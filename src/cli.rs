@@ -631,7 +631,7 @@ fn render_adopt(p: &crate::engine::AdoptPlan) -> String {
         let how = if a.by_hand {
             "  (by hand)"
         } else if a.left {
-            "  (a leaver: no source has the person now)"
+            if a.disabled { "  (a leaver: no source has the person now)" } else { "  (no source has the person now: the next apply disables it)" }
         } else {
             ""
         };

@@ -564,6 +564,12 @@ fn conflict_id(
     format!("c-{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
+/// The id a record with this key gets when it starts a new identity (no counter): what `enid
+/// adopt` compares the ids on the targets with.
+pub fn derived_id(key: &IdKey, source: &str, person_id: &str) -> IdentityId {
+    key.derive(format!("{source}\0{person_id}").as_bytes()).to_string()
+}
+
 /// A new identity id from the record key, keyed with the installation's secret. An identity
 /// the state knows without any record (one `enid adopt` claimed from the id on its account) is
 /// this record's own identity coming back: the derivation is deterministic, so it is returned.

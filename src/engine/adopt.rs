@@ -118,8 +118,22 @@ impl Engine {
                 }
             }
         }
-        let super::Fetched { records, rejected, counts, columns } = fetched;
-        let rejected = crate::identity::RejectedRows::from_rows(&rejected);
+        let super::Fetched { records, rejected: rejected_rows, counts, columns } = fetched;
+        let rejected = crate::identity::RejectedRows::from_rows(&rejected_rows);
+        // The ids the rejected rows' persons would have: their accounts are theirs, not leavers'.
+        // A rejected row whose key cannot be read could be anyone's.
+        let mut unreadable = false;
+        let mut rejected_ids: HashSet<IdentityId> = HashSet::new();
+        for (source, rows) in &rejected_rows {
+            for r in rows {
+                match &r.person_id {
+                    Some(pid) => {
+                        rejected_ids.insert(crate::identity::derived_id(&self.id_key, source, pid));
+                    }
+                    None => unreadable = true,
+                }
+            }
+        }
         let resolution = crate::identity::resolve(
             records,
             &snapshot,
@@ -160,6 +174,12 @@ impl Engine {
             }
             let mut ids: Vec<&str> = per_id.keys().copied().collect();
             ids.sort_unstable();
+            // An active account whose id no record gives belongs to someone gone from the sources,
+            // if the key is evidently right (at least as many accounts matched a record) and no
+            // rejected row could be theirs: claimed like a leaver, and disabled by the next apply.
+            let matched = ids.iter().filter(|id| by_id.contains_key(**id)).count();
+            let strays = ids.iter().filter(|id| !by_id.contains_key(**id) && per_id[**id].iter().any(|a| !a.disabled)).count();
+            let leavers_allowed = matched > 0 && matched >= strays && !unreadable;
             for id in ids {
                 let entries = &per_id[id];
                 let [a] = entries.as_slice() else {
@@ -169,7 +189,7 @@ impl Engine {
                     }
                     continue;
                 };
-                if by_id.get(id).is_none() && a.disabled {
+                if by_id.get(id).is_none() && (a.disabled || leavers_allowed) && !rejected_ids.contains(id) {
                     // A leaver's account enid disabled: claimed for an identity without records,
                     // so the lifecycle goes on (deletion after the grace period), and the person
                     // gets it back if their record returns (the id derivation is deterministic).
@@ -184,8 +204,8 @@ impl Engine {
                         a,
                         format!(
                             "carries enid id {id}, which no record of the current sources gives (made with another id \
-                             key, or the person is gone from the sources); claim it with `enid adopt --entry KEY \
-                             --person SOURCE/PERSON_ID`, or leave it"
+                             key, a row rejected today, or the person is gone from the sources); fix the export and \
+                             adopt again, claim it with `enid adopt --entry KEY --person SOURCE/PERSON_ID`, or leave it"
                         ),
                     ));
                     continue;

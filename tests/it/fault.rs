@@ -136,14 +136,27 @@ impl World {
     /// An apply that must go through.
     fn apply(&mut self, why: &str) {
         let r = self.run(&["apply", "--yes"]);
-        assert!(r.status.success(), "{why}: apply failed\n{}\n{}", r.stdout, r.stderr);
+        if !r.status.success() {
+            let n = self.outputs.len();
+            let before = self.outputs[n.saturating_sub(3)..n - 1].join("\n");
+            panic!("{why}: apply failed\n{}\n{}\n--- before:\n{before}", r.stdout, r.stderr);
+        }
     }
 
     fn config(&self, base_dn: &str) {
         let cfg = std::fs::read_to_string(self.env.path("enid.toml")).unwrap();
+        // The target's base_dn comes first; the groups table has one of its own.
+        let mut first = true;
         let cfg = cfg
             .lines()
-            .map(|l| if l.starts_with("base_dn =") { format!("base_dn = \"{base_dn}\"") } else { l.to_string() })
+            .map(|l| {
+                if first && l.starts_with("base_dn =") {
+                    first = false;
+                    format!("base_dn = \"{base_dn}\"")
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(self.env.path("enid.toml"), cfg + "\n").unwrap();
