@@ -284,3 +284,27 @@ fn the_run_lock_holds_for_the_same_state_reached_through_a_symlink() {
     let run = env.enid(&["apply", "--yes"]);
     assert!(run.stderr.contains("in progress"), "a second apply ran on the same state:\n{}{}", run.stdout, run.stderr);
 }
+
+/// A row with the wrong number of fields is rejected, but its person_id is read from the header's
+/// position anyway. When person_id is not the first column, an unquoted comma in a name shifts
+/// it: the key read is the family name, the real person is not kept, and they are disabled as a
+/// leaver ("a rejected row is never a leaver").
+#[test]
+fn a_row_with_an_unquoted_comma_is_not_a_leaver_when_person_id_is_not_the_first_column() {
+    let env = Env::new();
+    let header = "given_name,family_name,person_id,civic_no,role,school_unit,groups,start_date,end_date";
+    let rows = |shift: bool| {
+        let mut text = format!("{header}\n");
+        for i in 0..20 {
+            let given = if shift && i == 3 { "Anna, Maria".to_string() } else { format!("Elev{i}") };
+            text.push_str(&format!("{given},Testsson{i},P{i:05},{},student,S1,,,\n", pnr(i)));
+        }
+        text
+    };
+    std::fs::write(env.path("persons.csv"), rows(false)).unwrap();
+    env.apply();
+    env.edit_config("path = \"persons.csv\"", "path = \"persons.csv\"\nmax_rejected_percent = 10");
+    std::fs::write(env.path("persons.csv"), rows(true)).unwrap();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["disable"], 0, "the person whose row was rejected is disabled: {}", plan["summary"]);
+}
