@@ -308,3 +308,46 @@ fn a_row_with_an_unquoted_comma_is_not_a_leaver_when_person_id_is_not_the_first_
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["summary"]["disable"], 0, "the person whose row was rejected is disabled: {}", plan["summary"]);
 }
+
+/// An owned account moved out of base_dn by hand (fewer than the target guard's minimum) is
+/// "vanished" for enid and re-created: a second entry with the same enid id and uid in the
+/// directory. A lookup by the recorded entryUUID before re-creating would find it.
+#[test]
+fn an_owned_account_moved_out_of_base_dn_is_not_created_a_second_time() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(30));
+    env.apply();
+    let special = env.add_ou("special");
+    let people = env.people();
+    let moved = people.values().next().unwrap().clone();
+    // ldapmodrdn -s ou=special: the entry keeps its entryUUID.
+    let uid = moved.one("uid");
+    let url = env.slapd.url();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await.unwrap();
+        ldap3::drive!(conn);
+        ldap.simple_bind("cn=admin,dc=example,dc=org", "secret").await.unwrap().success().unwrap();
+        ldap.modifydn(&moved.dn, &format!("uid={uid}"), true, Some(&special)).await.unwrap().success().unwrap();
+    });
+    let _ = env.enid(&["apply", "--yes"]);
+    let dups: Vec<_> = ids_in_directory(&env).into_iter().filter(|(_, dns)| dns.len() > 1).collect();
+    assert!(dups.is_empty(), "a second account: {dups:?}");
+}
+
+/// Enables have no threshold: pointing the source at an old export (last year's, with every
+/// leaver still in it) re-enables 30% of the accounts in one unheld run.
+#[test]
+fn a_mass_enable_from_a_stale_export_is_held() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(100));
+    env.apply();
+    csv_rows(&env, &pupils(70));
+    let plan = env.enid(&["--accept-shrink", "plan", "--save", "--json"]).ok().json();
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["--accept-shrink", "apply", "--plan", &id, "--accept-threshold", "--yes"]).ok();
+    assert_eq!(env.people().values().filter(|e| e.dn.contains("ou=disabled")).count(), 30);
+    csv_rows(&env, &pupils(100)); // last month's file again
+    let _ = env.enid(&["apply", "--yes"]);
+    let disabled = env.people().values().filter(|e| e.dn.contains("ou=disabled")).count();
+    assert_eq!(disabled, 30, "30 leavers were re-enabled without any threshold");
+}
