@@ -351,3 +351,19 @@ fn a_mass_enable_from_a_stale_export_is_held() {
     let disabled = env.people().values().filter(|e| e.dn.contains("ou=disabled")).count();
     assert_eq!(disabled, 30, "30 leavers were re-enabled without any threshold");
 }
+
+/// One person whose rendered value the directory refuses (a non-ASCII mail: IA5String) makes
+/// every run fail that person's create, and "if any account operation failed, the group
+/// operations are logged as not sent": nobody's class group is ever created or updated again
+/// (leavers are never removed from groups) until the config is changed.
+#[test]
+fn one_persistently_refused_account_does_not_stop_every_group_change() {
+    let env = Env::with_config(&format!("{GROUPS}\n[targets.directory.attributes]\nmail = \"{{{{ given_name }}}}@skola.example.org\""));
+    let mut rows = pupils(5);
+    rows.push(row("P09999", "Åsa", "Berg", &pnr(99), "student", "S1", "7A"));
+    csv_rows(&env, &rows);
+    let _ = env.enid(&["apply", "--yes"]);
+    let _ = env.enid(&["apply", "--yes"]);
+    let groups = env.search("ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)");
+    assert_eq!(groups.len(), 1, "the class group of the five others was never created");
+}
