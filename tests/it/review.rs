@@ -367,3 +367,26 @@ fn one_persistently_refused_account_does_not_stop_every_group_change() {
     let groups = env.search("ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)");
     assert_eq!(groups.len(), 1, "the class group of the five others was never created");
 }
+
+/// A person whose source key changed (the SIS re-keyed them; enid linked the new key to the same
+/// identity by civic number) has an enid id derived from the OLD key. After a lost state,
+/// `enid adopt` cannot derive that id from the current key, claims the account as a leaver's,
+/// and the next apply creates a second account (name2) for the same person (same civic number).
+#[test]
+fn adopt_after_a_rekey_does_not_give_the_same_person_a_second_account() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(20));
+    env.apply();
+    let mut rows = pupils(20);
+    rows[5] = rows[5].replacen("P00005", "NEWKEY5", 1);
+    csv_rows(&env, &rows);
+    env.apply(); // linked by civic number: nothing to do
+    assert_eq!(env.people().len(), 20);
+    remove_state(&env);
+    env.enid(&["adopt", "--yes"]).ok();
+    let _ = env.enid(&["apply", "--yes"]);
+    let _ = env.enid(&["apply", "--yes"]);
+    let people = env.people();
+    let elev5: Vec<_> = people.keys().filter(|u| u.starts_with("elev5.")).collect();
+    assert_eq!(elev5.len(), 1, "the same person has two accounts: {elev5:?}");
+}
