@@ -390,3 +390,17 @@ fn adopt_after_a_rekey_does_not_give_the_same_person_a_second_account() {
     let elev5: Vec<_> = people.keys().filter(|u| u.starts_with("elev5.")).collect();
     assert_eq!(elev5.len(), 1, "the same person has two accounts: {elev5:?}");
 }
+
+/// `apply --now DATE` (documented for rehearsals with `plan`) takes a future date: an operator
+/// who copies the rehearsal command deletes, irreversibly and today, accounts whose grace period
+/// has not passed (5 leavers, under the delete threshold's minimum).
+#[test]
+fn apply_with_a_future_now_does_not_delete_accounts_before_their_grace_period() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(20));
+    env.apply();
+    csv_rows(&env, &pupils(15));
+    env.enid(&["--accept-shrink", "apply", "--yes"]).ok();
+    let _ = env.enid(&["--accept-shrink", "apply", "--yes", "--now", "2099-06-01"]);
+    assert_eq!(env.people().len(), 20, "leavers deleted before their grace period");
+}
