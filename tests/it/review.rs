@@ -358,7 +358,9 @@ fn a_mass_enable_from_a_stale_export_is_held() {
 /// (leavers are never removed from groups) until the config is changed.
 #[test]
 fn one_persistently_refused_account_does_not_stop_every_group_change() {
-    let env = Env::with_config(&format!("{GROUPS}\n[targets.directory.attributes]\nmail = \"{{{{ given_name }}}}@skola.example.org\""));
+    let env = Env::with_config(&format!(
+        "{GROUPS}\n[targets.directory.attributes]\nmail = \"{{{{ given_name }}}}@skola.example.org\""
+    ));
     let mut rows = pupils(5);
     rows.push(row("P09999", "Åsa", "Berg", &pnr(99), "student", "S1", "7A"));
     csv_rows(&env, &rows);
