@@ -406,3 +406,28 @@ fn apply_with_a_future_now_does_not_delete_accounts_before_their_grace_period() 
     let _ = env.enid(&["--accept-shrink", "apply", "--yes", "--now", "2099-06-01"]);
     assert_eq!(env.people().len(), 20, "leavers deleted before their grace period");
 }
+
+/// A person who becomes protected is shown by enid id from then on, but the sync log keeps their
+/// earlier rows: `enid log --json` links their enid id to the real-name username and school.
+#[test]
+fn the_log_shows_a_person_who_became_protected_by_enid_id_only() {
+    let env = Env::new();
+    let write = |protection: &str| {
+        let mut text = format!("{HEADER},protection\n");
+        for r in pupils(5) {
+            text.push_str(&format!("{r},\n"));
+        }
+        text.push_str(&format!("HEM1,Zlatana,Hemligsson,{},student,S1,7A,,,{protection}\n", pnr(50)));
+        std::fs::write(env.path("persons.csv"), text).unwrap();
+    };
+    write("");
+    env.apply();
+    write("Skyddad folkbokföring");
+    let plan = env.enid(&["plan", "--save", "--json"]).ok().json();
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-protected", "--yes"]).ok();
+    for args in [&["log"][..], &["log", "--json"]] {
+        let run = env.enid(args).ok();
+        assert!(!run.stdout.to_lowercase().contains("zlatana"), "`enid {}`:\n{}", args.join(" "), run.stdout);
+    }
+}
