@@ -431,3 +431,19 @@ fn the_log_shows_a_person_who_became_protected_by_enid_id_only() {
         assert!(!run.stdout.to_lowercase().contains("zlatana"), "`enid {}`:\n{}", args.join(" "), run.stdout);
     }
 }
+
+/// A person_id typed twice (P00004's row carries P00003 by mistake): both rows are rejected and
+/// P00003 is kept, but P00004 — whose row is in the file, with her valid civic number — is
+/// disabled as a leaver.
+#[test]
+fn a_person_whose_row_was_rejected_as_a_duplicate_key_is_not_a_leaver() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(20));
+    env.apply();
+    env.edit_config("path = \"persons.csv\"", "path = \"persons.csv\"\nmax_rejected_percent = 20");
+    let mut rows = pupils(20);
+    rows[4] = rows[4].replacen("P00004", "P00003", 1);
+    csv_rows(&env, &rows);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["disable"], 0, "the person whose row was rejected is disabled: {}", plan["summary"]);
+}
