@@ -312,8 +312,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 return failed.map(|()| ExitCode::SUCCESS);
             }
             // A plan that holds something is saved, so the command the hint names works as given.
-            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count()
-                + computed.plan.unprotect.len();
+            let waiting =
+                computed.plan.operations.iter().filter(|o| o.needs_approval).count() + computed.plan.unprotect.len();
             let holds = !computed.plan.held.is_empty() && !accept_threshold || waiting > 0 && !accept_protected;
             if holds && plan.is_none() {
                 let body =
@@ -359,17 +359,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            let waiting = computed.plan.operations.iter().filter(|o| o.needs_approval).count()
-                + computed.plan.unprotect.len();
+            let waiting =
+                computed.plan.operations.iter().filter(|o| o.needs_approval).count() + computed.plan.unprotect.len();
             if waiting > 0 && !accept_protected {
                 // Their renames wait too: the state keeps the old username until the target has the new one.
-                let held: BTreeSet<String> = computed
-                    .plan
-                    .operations
-                    .iter()
-                    .filter(|o| o.needs_approval)
-                    .map(|o| o.identity.clone())
-                    .collect();
+                let held: BTreeSet<String> =
+                    computed.plan.operations.iter().filter(|o| o.needs_approval).map(|o| o.identity.clone()).collect();
                 computed.plan.operations.retain(|o| !o.needs_approval);
                 computed.plan.renames.retain(|r| !held.contains(&r.identity));
                 computed.plan.unprotect.clear();
@@ -631,7 +626,11 @@ fn render_adopt(p: &crate::engine::AdoptPlan) -> String {
         let how = if a.by_hand {
             "  (by hand)"
         } else if a.left {
-            if a.disabled { "  (a leaver: no source has the person now)" } else { "  (no source has the person now: the next apply disables it)" }
+            if a.disabled {
+                "  (a leaver: no source has the person now)"
+            } else {
+                "  (no source has the person now: the next apply disables it)"
+            }
         } else {
             ""
         };
@@ -644,7 +643,8 @@ fn render_adopt(p: &crate::engine::AdoptPlan) -> String {
             let _ = writeln!(s, "  {:<10} {:<22} {}", g.target, g.name, g.key);
         }
     }
-    let _ = writeln!(s, "\nUsernames on the targets recorded as taken (never given to anyone new): {}", p.taken_usernames);
+    let _ =
+        writeln!(s, "\nUsernames on the targets recorded as taken (never given to anyone new): {}", p.taken_usernames);
     if !p.unmatched.is_empty() {
         let _ = writeln!(s, "\nNot matched ({}): left alone, and blocked in plans until claimed:", p.unmatched.len());
         for u in &p.unmatched {
@@ -661,7 +661,6 @@ fn warn_rejected(c: &Computed) {
         }
     }
 }
-
 
 /// The plan as text: a summary per target, then operations grouped by action.
 pub fn render_plan(c: &Computed) -> String {
@@ -864,7 +863,8 @@ fn restrict(plan: &mut Plan, only: &[String], school: Option<&str>) -> Result<()
         actions.extend_from_slice(more);
     }
     let keep = |o: &crate::plan::PlannedOp| {
-        (actions.is_empty() || actions.contains(&o.action)) && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
+        (actions.is_empty() || actions.contains(&o.action))
+            && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
     };
     // A rename left out keeps the old username in the state until it is applied, and the
     // person's other operations on that target, which address the renamed account, wait with it.

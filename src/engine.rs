@@ -19,8 +19,8 @@ use connector_api::{
     TargetError, TargetOp, load_secret,
 };
 use futures::StreamExt;
-use source_csv::CsvSource;
 use sha2::{Digest, Sha256};
+use source_csv::CsvSource;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -463,14 +463,16 @@ impl Engine {
         }
         for (id, accounts) in observed {
             let Some(t) = self.targets.get(id) else { continue };
-            let owned: Vec<&crate::model::OwnedAccount> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let owned: Vec<&crate::model::OwnedAccount> =
+                snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let anchors: HashSet<&str> = owned.iter().filter_map(|a| a.anchor.as_deref()).collect();
             let keys: HashSet<String> = owned.iter().map(|a| plan::normalize_key(&a.key)).collect();
             let count = accounts
                 .iter()
                 .filter(|a| carries_enid_id(a, &t.owner_attr))
                 .filter(|a| {
-                    !a.anchor.as_deref().is_some_and(|x| anchors.contains(x)) && !keys.contains(&plan::normalize_key(&a.key))
+                    !a.anchor.as_deref().is_some_and(|x| anchors.contains(x))
+                        && !keys.contains(&plan::normalize_key(&a.key))
                 })
                 .count();
             if count > 0 {
@@ -739,10 +741,10 @@ impl Engine {
         for (id, t) in &self.targets {
             let (more, failed) = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
             failures.extend(failed.into_iter().map(|(identity, why)| Failure {
-                    component: format!("target \"{id}\""),
-                    identity,
-                    message: format!("{why}; fix [targets.{id}.attributes]"),
-                }));
+                component: format!("target \"{id}\""),
+                identity,
+                message: format!("{why}; fix [targets.{id}.attributes]"),
+            }));
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);

@@ -765,7 +765,8 @@ mod tests {
     fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("20130101TF01"));
-        let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
+        let r =
+            resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.civic_changes.len(), 1);
         assert_eq!(r.civic_changes[0].old.as_deref(), Some("20130101TF01"));
@@ -840,7 +841,8 @@ mod tests {
         linked(&mut snap, "sis", "1", "id-1", None);
         linked(&mut snap, "sis", "2", "id-2", None);
         linked(&mut snap, "hr", "9", "id-9", None);
-        let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &rejected("sis", None, "p.csv:4"), &KEY);
+        let r =
+            resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &rejected("sis", None, "p.csv:4"), &KEY);
         assert_eq!(r.present[0].id, "id-1");
         assert_eq!(r.kept.iter().map(|k| k.identity_id.as_str()).collect::<Vec<_>>(), ["id-2"]);
         assert_eq!(r.absent.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["id-9"], "other sources are intact");
@@ -912,7 +914,8 @@ mod tests {
     fn one_samordningsnummer_becoming_another_is_key_reuse() {
         let mut snap = Snapshot::default();
         linked(&mut snap, "sis", "1", "id-1", Some("19570574-9959"));
-        let r = resolve(vec![rec("sis", "1", Some("19730674-9982"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
+        let r =
+            resolve(vec![rec("sis", "1", Some("19730674-9982"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
         assert_eq!(r.conflicts[0].kind, ConflictKind::KeyReused);
         assert_eq!(r.kept[0].identity_id, "id-1");
     }

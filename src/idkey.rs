@@ -23,9 +23,9 @@ pub struct Loaded {
 /// only.
 pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(text.trim()).map(|key| Loaded { key, created: false }).map_err(|e| {
-            format!("id key file {}: {e}; restore the file from your backup", path.display())
-        }),
+        Ok(text) => parse(text.trim())
+            .map(|key| Loaded { key, created: false })
+            .map_err(|e| format!("id key file {}: {e}; restore the file from your backup", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes)

@@ -115,7 +115,11 @@ impl Namer {
 
     /// Allocates a username for every request, avoiding `taken`. Returns id → username, and the
     /// requests whose template failed (id, why): those get no name, so no account, this run.
-    pub fn allocate(&self, requests: &[NameRequest], taken: &HashSet<String>) -> (BTreeMap<IdentityId, String>, Vec<(IdentityId, String)>) {
+    pub fn allocate(
+        &self,
+        requests: &[NameRequest],
+        taken: &HashSet<String>,
+    ) -> (BTreeMap<IdentityId, String>, Vec<(IdentityId, String)>) {
         let mut sorted: Vec<&NameRequest> = requests.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
         let mut used: HashSet<String> = HashSet::new();

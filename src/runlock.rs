@@ -44,8 +44,14 @@ impl RunLock {
         use std::os::unix::fs::OpenOptionsExt;
         let path = lock_path(state);
         let io = |e: std::io::Error| LockError::Io { lock: path.display().to_string(), reason: e.to_string() };
-        let mut file =
-            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -53,7 +59,11 @@ impl RunLock {
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
                 return Err(LockError::Busy {
-                    holder: if holder.is_empty() { "a process that has not said who it is".into() } else { holder.into() },
+                    holder: if holder.is_empty() {
+                        "a process that has not said who it is".into()
+                    } else {
+                        holder.into()
+                    },
                     state: state.display().to_string(),
                     lock: path.display().to_string(),
                 });

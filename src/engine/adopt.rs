@@ -158,13 +158,11 @@ impl Engine {
             let owned_keys: HashSet<String> = owned.iter().map(|a| normalize_key(&a.key)).collect();
             let owns: HashSet<&str> = owned.iter().map(|a| a.identity_id.as_str()).collect();
             let is_owned = |a: &ObservedAccount| {
-                a.anchor.as_deref().is_some_and(|x| owned_anchors.contains(x)) || owned_keys.contains(&normalize_key(&a.key))
+                a.anchor.as_deref().is_some_and(|x| owned_anchors.contains(x))
+                    || owned_keys.contains(&normalize_key(&a.key))
             };
-            let unmatched = |a: &ObservedAccount, reason: String| Unmatched {
-                target: tid.clone(),
-                key: a.key.clone(),
-                reason,
-            };
+            let unmatched =
+                |a: &ObservedAccount, reason: String| Unmatched { target: tid.clone(), key: a.key.clone(), reason };
             // Two entries with one id on a target: neither is claimed.
             let mut per_id: HashMap<&str, Vec<&ObservedAccount>> = HashMap::new();
             for a in accounts.iter().filter(|a| !is_owned(a) && carries_enid_id(a, &t.owner_attr)) {
@@ -178,7 +176,8 @@ impl Engine {
             // if the key is evidently right (at least as many accounts matched a record) and no
             // rejected row could be theirs: claimed like a leaver, and disabled by the next apply.
             let matched = ids.iter().filter(|id| by_id.contains_key(**id)).count();
-            let strays = ids.iter().filter(|id| !by_id.contains_key(**id) && per_id[**id].iter().any(|a| !a.disabled)).count();
+            let strays =
+                ids.iter().filter(|id| !by_id.contains_key(**id) && per_id[**id].iter().any(|a| !a.disabled)).count();
             let leavers_allowed = matched > 0 && matched >= strays && !unreadable;
             for id in ids {
                 let entries = &per_id[id];
@@ -232,8 +231,10 @@ impl Engine {
             }
         }
         let new_ids: HashSet<&str> = plan.new_identities.iter().map(|(i, _)| i.as_str()).collect();
-        plan.records =
-            changed_records(&resolution, &snapshot).into_iter().filter(|r| new_ids.contains(r.identity_id.as_str())).collect();
+        plan.records = changed_records(&resolution, &snapshot)
+            .into_iter()
+            .filter(|r| new_ids.contains(r.identity_id.as_str()))
+            .collect();
         let claimed_names: HashSet<String> = chosen.values().map(|u| u.to_lowercase()).collect();
         let mut taken: BTreeSet<String> = BTreeSet::new();
         for accounts in observed.values() {
@@ -264,7 +265,10 @@ impl Engine {
                     .filter_map(|(i, u)| Some((i.as_str(), u.clone()?)))
                     .chain(chosen.iter().map(|(i, u)| (i.as_str(), u.clone())))
                     .collect();
-                members = members.into_iter().filter_map(|(i, _)| Some((i.clone(), names.get(i.as_str())?.clone()))).collect();
+                members = members
+                    .into_iter()
+                    .filter_map(|(i, _)| Some((i.clone(), names.get(i.as_str())?.clone())))
+                    .collect();
             }
             let desired = namer
                 .desired(&resolution, &self.config.identity.authority.model(), &members)
@@ -370,10 +374,8 @@ impl Engine {
             [] => return Err(fail(format!("--entry {}: no such account on the targets", h.entry))),
             _ => return Err(fail(format!("--entry {}: found on several targets; say which with --target", h.entry))),
         };
-        let (source, pid) = h
-            .person
-            .split_once('/')
-            .ok_or_else(|| fail(format!("--person {}: use SOURCE/PERSON_ID", h.person)))?;
+        let (source, pid) =
+            h.person.split_once('/').ok_or_else(|| fail(format!("--person {}: use SOURCE/PERSON_ID", h.person)))?;
         let ident = resolution
             .present
             .iter()
@@ -384,7 +386,8 @@ impl Engine {
             return Err(fail(format!("--entry {}: the account is enid's already", h.entry)));
         }
         let owns: HashSet<&str> = owned.iter().map(|o| o.identity_id.as_str()).collect();
-        self.claim(tid, &ident.id, a, true, snapshot, &owns, allocated, chosen).map_err(|e| fail(format!("--entry {}: {e}", h.entry)))
+        self.claim(tid, &ident.id, a, true, snapshot, &owns, allocated, chosen)
+            .map_err(|e| fail(format!("--entry {}: {e}", h.entry)))
     }
 
     /// Records what [`Engine::plan_adopt`] found, as a run of its own. Hold the run lock.

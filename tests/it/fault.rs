@@ -176,7 +176,8 @@ impl World {
         }
         // 2. Hand-made entries untouched.
         for (dn, stamp) in &self.hand_made {
-            let e = all.iter().find(|e| e.dn.eq_ignore_ascii_case(dn)).unwrap_or_else(|| panic!("{step}: {dn} is gone"));
+            let e =
+                all.iter().find(|e| e.dn.eq_ignore_ascii_case(dn)).unwrap_or_else(|| panic!("{step}: {dn} is gone"));
             assert_eq!(&e.one("modifyTimestamp"), stamp, "{step}: {dn} was modified");
         }
         // 3. Nobody with a valid row is disabled; a kept person is not disabled either.

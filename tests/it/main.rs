@@ -12,6 +12,7 @@ mod harness;
 mod identity;
 mod lifecycle;
 mod protected;
+mod review;
 mod safety_source;
 mod safety_state;
 mod safety_target;
