@@ -289,6 +289,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             failed.map(|()| ExitCode::SUCCESS)
         }
         Command::Apply { yes, plan, accept_threshold, accept_protected, only, school, time } => {
+            // A rehearsal date belongs to `plan`: applied, a future date deletes accounts whose
+            // grace period has not passed, for good.
+            if let Some(t) = time.now
+                && t > clock::now(None) + chrono::Duration::hours(1)
+            {
+                return Err(CliError::Message(format!(
+                    "apply --now {}: a date in the future would disable and delete accounts before their time; \
+                     rehearse it with `enid plan --now` instead",
+                    t.format("%Y-%m-%d")
+                )));
+            }
             let engine = build(config).await?;
             let now = clock::now(time.now);
             let _lock = engine.lock("apply", now).await?;

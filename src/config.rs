@@ -471,8 +471,13 @@ impl Config {
 /// its line. `None` when the message quotes no value or no line has it.
 fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, usize)> {
     let rest = msg.strip_prefix("invalid type: ").or_else(|| msg.strip_prefix("invalid value: "))?;
-    let (_, lit) = rest.split_once(' ')?;
-    let wanted: Vec<String> = if let Some(s) = lit.strip_prefix('"') {
+    let (kind, lit) = rest.split_once(' ').unwrap_or((rest, ""));
+    let kind = kind.trim_end_matches(',');
+    let wanted: Vec<String> = if kind == "sequence" {
+        vec!["[".into()]
+    } else if kind == "map" {
+        vec!["{".into()]
+    } else if let Some(s) = lit.strip_prefix('"') {
         let v = &s[..s.find('"')?];
         vec![format!("\"{v}\""), format!("'{v}'")]
     } else {
@@ -496,7 +501,8 @@ fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, us
         }
         let Some((key, value)) = t.split_once('=') else { continue };
         let value = value.split(" #").next().unwrap_or("").trim();
-        if wanted.iter().any(|w| w == value) {
+        let by_kind = matches!(kind, "sequence" | "map") && wanted.iter().any(|w| value.starts_with(w.as_str()));
+        if by_kind || wanted.iter().any(|w| w == value) {
             return Some((key.trim().to_string(), here));
         }
     }
@@ -507,12 +513,33 @@ fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, us
 /// recognises its accounts), the naming attribute (`rdn_attribute`, always the username) and
 /// `objectClass` (`object_classes` says it). Compared without case, as LDAP does.
 fn ldap_fixed_attributes(c: &LdapConfig) -> Result<(), String> {
+    // An attribute has a name, aliases and an OID, and may carry options (`;lang-sv`): all of
+    // them name the same attribute to the server.
+    let names = |a: &str| -> Vec<String> {
+        let a = a.to_ascii_lowercase();
+        let mut v = vec![a.clone()];
+        v.extend(
+            match a.as_str() {
+                "employeenumber" => &["2.16.840.1.113730.3.1.3"][..],
+                "uid" | "userid" => &["uid", "userid", "0.9.2342.19200300.100.1.1"][..],
+                "cn" | "commonname" => &["cn", "commonname", "2.5.4.3"][..],
+                "objectclass" => &["2.5.4.0"][..],
+                _ => &[][..],
+            }
+            .iter()
+            .map(|x| x.to_string()),
+        );
+        v
+    };
+    let (owner, rdn, class) = (names("employeeNumber"), names(&c.rdn_attribute), names("objectClass"));
     for k in c.attributes.keys() {
-        let why = if k.eq_ignore_ascii_case("employeeNumber") {
+        let base = k.split(';').next().unwrap_or(k).trim().to_ascii_lowercase();
+        let base = base.strip_prefix("oid.").unwrap_or(&base).to_string();
+        let why = if owner.contains(&base) {
             "it carries the enid id, which is how enid recognises the accounts it created"
-        } else if k.eq_ignore_ascii_case(&c.rdn_attribute) {
+        } else if rdn.contains(&base) {
             "it names the entry (rdn_attribute) and is always the username"
-        } else if k.eq_ignore_ascii_case("objectClass") {
+        } else if class.contains(&base) {
             "object classes are set by object_classes"
         } else {
             continue;

@@ -704,7 +704,7 @@ impl Engine {
             })
             .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
-        let record_rows = changed_records(&resolution, &snapshot);
+        let mut record_rows = changed_records(&resolution, &snapshot);
         lap("desired accounts of known identities");
 
         let mut observed = BTreeMap::new();
@@ -748,6 +748,12 @@ impl Engine {
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
+        // A new person whose name could not be made (a reported failure) is not recorded yet:
+        // their records wait with them.
+        if !failures.is_empty() {
+            record_rows
+                .retain(|r| snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id));
+        }
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
@@ -1048,9 +1054,20 @@ impl Engine {
         command: &str,
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, EngineError> {
+        let run = self.store.begin_run(command, Some(&computed.plan.plan_id), now).await?;
+        match self.apply_run(run, computed, now).await {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                // The run ends `failed` with the reason, never left `running`.
+                let _ = self.store.finish_run(run, "failed", &e.to_string(), now).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_run(&self, run: i64, computed: &Computed, now: DateTime<Utc>) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
         let started = std::time::Instant::now();
-        let run = self.store.begin_run(command, Some(&plan.plan_id), now).await?;
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
         self.store.commit_identities(&new, &computed.record_rows, now).await?;

@@ -401,12 +401,12 @@ pub fn plan_groups(
     let by_anchor: HashMap<&str, &ObservedGroup> =
         observed.iter().filter_map(|g| Some((g.anchor.as_deref()?, g))).collect();
     let by_key: HashMap<String, &ObservedGroup> = observed.iter().map(|g| (normalize_key(&g.key), g)).collect();
-    let by_name: HashMap<String, &ObservedGroup> = observed.iter().map(|g| (g.name.to_lowercase(), g)).collect();
-    let owned_by_name: HashMap<String, &OwnedGroup> = owned.iter().map(|g| (g.name.to_lowercase(), *g)).collect();
-    // Lowercased name → (the name used, what the group should be).
+    let by_name: HashMap<String, &ObservedGroup> = observed.iter().map(|g| (fold_name(&g.name), g)).collect();
+    let owned_by_name: HashMap<String, &OwnedGroup> = owned.iter().map(|g| (fold_name(&g.name), *g)).collect();
+    // Folded name → (the name used, what the group should be).
     let mut merged: BTreeMap<String, (String, std::borrow::Cow<'_, DesiredGroup>)> = BTreeMap::new();
     for (name, want) in desired {
-        match merged.entry(name.to_lowercase()) {
+        match merged.entry(fold_name(name)) {
             std::collections::btree_map::Entry::Vacant(e) => {
                 let canonical = owned_by_name.get(e.key()).map_or_else(|| name.clone(), |o| o.name.clone());
                 e.insert((canonical, std::borrow::Cow::Borrowed(want)));
@@ -539,7 +539,7 @@ pub fn plan_groups(
     }
     // Owned groups no longer wanted at all: empty them by deleting (groupOfNames needs a member).
     for o in owned {
-        if merged.contains_key(&o.name.to_lowercase()) {
+        if merged.contains_key(&fold_name(&o.name)) {
             continue;
         }
         if let Some(g) = find_owned(o) {
@@ -569,6 +569,12 @@ pub fn plan_groups(
 /// Whether a group holds a member of a person kept as at the last run.
 fn holds_kept(g: &ObservedGroup, kept: &std::collections::BTreeSet<String>) -> bool {
     !kept.is_empty() && g.members.iter().any(|m| kept.contains(&normalize_key(m)))
+}
+
+/// A group name as the directory compares it: without case, and with runs of spaces as one
+/// (LDAP's insignificant-space handling): `3 A`, `3  A` and `3a` are one group.
+pub fn fold_name(name: &str) -> String {
+    name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 /// Normalises an account key for comparison (case and spaces around DN separators).

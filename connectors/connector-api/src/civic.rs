@@ -174,7 +174,35 @@ pub fn mask_raw(input: &str) -> String {
 /// state database but may hold a civic number: source keys (`person_id`), user input echoed in
 /// messages.
 pub fn mask_if_civic(value: &str) -> std::borrow::Cow<'_, str> {
-    if looks_civic(value) { std::borrow::Cow::Owned(mask_raw(value)) } else { std::borrow::Cow::Borrowed(value) }
+    if looks_civic(value) {
+        return std::borrow::Cow::Owned(mask_raw(value));
+    }
+    if let Some(date) = digits_like_civic(value) {
+        return std::borrow::Cow::Owned(format!("{date}-****"));
+    }
+    std::borrow::Cow::Borrowed(value)
+}
+
+/// The date digits of a value that holds a civic number in some other dress: separators other
+/// than `-`/`+` (an en dash from a spreadsheet, dots, spaces), several of them (`2015-09-16-1020`),
+/// or a letter before it (`T20150916-1061`). Ten or twelve digits in all, a possible date first,
+/// and at most four other characters.
+fn digits_like_civic(value: &str) -> Option<String> {
+    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+    let others = value.chars().filter(|c| !c.is_ascii_digit()).count();
+    let date_len = match digits.len() {
+        12 => 8,
+        10 => 6,
+        _ => return None,
+    };
+    if others > 4 || value.chars().filter(|c| c.is_alphabetic()).count() > 2 {
+        return None;
+    }
+    let mmdd = &digits[date_len - 4..date_len];
+    let month: u32 = mmdd[..2].parse().ok()?;
+    let day: u32 = mmdd[2..].parse().ok()?;
+    ((1..=12).contains(&month) && ((1..=31).contains(&day) || (61..=91).contains(&day)))
+        .then(|| digits[..date_len].to_string())
 }
 
 /// Whether `value` has a civic number's shape and a possible month and day.
@@ -245,6 +273,22 @@ impl fmt::Debug for CivicNo {
 impl fmt::Display for CivicNo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests_other_dress {
+    use super::*;
+
+    #[test]
+    fn civic_numbers_in_other_dress_are_masked() {
+        for v in ["20150916\u{2013}1079", "2015-09-16-1020", "T20150916-1061", "2015.09.16.1020", "150916 1020"] {
+            let m = mask_if_civic(v);
+            assert!(m.ends_with("-****") && !m.contains("1079") && !m.contains("1020") && !m.contains("1061"), "{v} → {m}");
+        }
+        for keep in ["P0000005", "4711", "elev-2015-7A", "1234567"] {
+            assert_eq!(mask_if_civic(keep), keep);
+        }
     }
 }
 

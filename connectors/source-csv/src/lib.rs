@@ -207,8 +207,9 @@ pub const MAX_FIELD_CHARS: usize = 256;
 /// when a field is invalid, holds a control character or more than [`MAX_FIELD_CHARS`]
 /// characters, or the row has the wrong number of fields. Every row of a `person_id` that
 /// appears more than once is rejected, naming every line: which one is right is not for enid to
-/// guess. A rejected row carries its `person_id` when it could be read, so the engine keeps
-/// that person as last stored.
+/// guess. A rejected row carries its `person_id` when it could be read (not for a duplicated key,
+/// which one of the rows may carry by mistake, nor after a shift in the field count), so the
+/// engine keeps that person as last stored; without one it keeps every missing person.
 pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> Result<SourceBatch, SourceError> {
     let layout = parse_header(config, file, bytes)?;
     let bytes = strip_bom(bytes);
@@ -243,7 +244,10 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
             continue; // blank lines are not rows
         }
         let fields = Fields { row: &row, layout: &layout };
-        let person_id = fields.person_id();
+        // With the wrong number of fields (an unquoted delimiter in a name), a key after the
+        // shift is some other value: unreadable, so every missing person of the source is kept.
+        let shifted = row.len() != width && layout.iter().any(|(f, i)| *f == "person_id" && i.is_some_and(|i| i > 0));
+        let person_id = if shifted { None } else { fields.person_id() };
         if let Some(p) = &person_id {
             lines_of.entry(p.clone()).or_default().push(line);
         }
@@ -274,7 +278,9 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
                         others.join(", ")
                     ),
                     location: rec.location,
-                    person_id: Some(rec.person_id),
+                    // Which person each of these rows is (one may carry another person's key by
+                    // mistake) cannot be told: unreadable, so every missing person is kept.
+                    person_id: None,
                 });
             }
         }
@@ -303,7 +309,14 @@ impl LineCounter {
         while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
             start += 1;
         }
-        self.newlines += bytes[self.pos..start].iter().filter(|b| **b == b'\n').count() as u64;
+        // A line ends with LF, CRLF, or a lone CR (classic Mac exports).
+        let part = &bytes[self.pos..start];
+        let breaks = part
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| **b == b'\n' || **b == b'\r' && part.get(i + 1) != Some(&b'\n'))
+            .count();
+        self.newlines += breaks as u64;
         self.pos = start;
         self.newlines + 1
     }
@@ -483,7 +496,8 @@ mod tests {
         );
         assert_eq!(batch.records.len(), 0);
         let keys: Vec<Option<&str>> = batch.rejected.iter().map(|e| e.person_id.as_deref()).collect();
-        assert_eq!(keys, [Some("1"), Some("2"), Some("3"), Some("4"), Some("1"), Some("5"), Some("6")]);
+        // A duplicated key says nothing about whose rows these are: unreadable.
+        assert_eq!(keys, [None, Some("2"), Some("3"), Some("4"), None, Some("5"), Some("6")]);
         assert!(!got.concat().contains("9996"), "a civic number leaked into a message");
     }
 
