@@ -480,7 +480,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 None => None,
             };
             let rows = engine.store().log(&LogFilter { run, identity, school, limit }).await?;
-            for r in rows {
+            let protected = engine.store().protected_identities().await?;
+            for mut r in rows {
+                // A protected person by enid id only, in rows written before the protection too.
+                if let Some(id) = r.identity_id.clone().filter(|i| protected.contains(i)) {
+                    r.username = Some(id);
+                    r.school = None;
+                    r.detail = Some("protected person".into());
+                }
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&r).map_err(|e| CliError::Message(e.to_string()))?)
                 } else {
@@ -505,9 +512,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Conflicts { action, json } => {
             let engine = build(config).await?;
             let now = clock::now(None);
-            let resolution = engine.resolve_only(now).await?;
+            let mut resolution = engine.resolve_only(now).await?;
+            let mut protected = engine.store().protected_identities().await?;
+            protected.extend(resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.clone()));
             match action {
                 None => {
+                    crate::engine::redact_conflicts(&mut resolution.conflicts, &protected);
                     if json {
                         let text = serde_json::to_string_pretty(&resolution.conflicts)
                             .map_err(|e| CliError::Message(e.to_string()))?;

@@ -229,18 +229,35 @@ pub struct Computed {
     pub columns: BTreeMap<String, BTreeSet<String>>,
     /// The accounts each target holds now.
     pub observed: BTreeMap<String, Vec<ObservedAccount>>,
+    /// Identities with protected personal data now or as stored (also kept and absent ones).
+    pub protected: HashSet<IdentityId>,
+}
+
+/// Conflicts as they may be shown: one that involves a person with protected personal data (as
+/// a candidate identity) shows no source keys or file locations.
+pub fn redact_conflicts(conflicts: &mut [crate::identity::Conflict], protected: &HashSet<IdentityId>) {
+    for c in conflicts.iter_mut().filter(|c| c.candidates.iter().any(|i| protected.contains(i))) {
+        c.records = vec!["(protected)".into()];
+        c.held = vec!["(protected)".into()];
+    }
 }
 
 impl Computed {
     /// The plan as it may be shown or saved: persons with protected personal data by enid id
     /// only (no username, school, values, source keys or file locations).
     pub fn shown_plan(&self) -> std::borrow::Cow<'_, Plan> {
-        let protected: HashSet<&str> =
-            self.resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
+        let protected: HashSet<&str> = self.protected.iter().map(String::as_str).collect();
         if protected.is_empty() && !self.plan.operations.iter().any(|o| o.protected) {
             return std::borrow::Cow::Borrowed(&self.plan);
         }
         let mut p = self.plan.clone();
+        redact_conflicts(&mut p.conflicts, &self.protected);
+        for k in &mut p.kept {
+            if protected.contains(k.identity.as_str()) {
+                k.username = k.identity.clone();
+                k.reason = "protected person: see `enid explain` by enid id".into();
+            }
+        }
         p.operations = self.plan.operations.iter().map(PlannedOp::redacted).collect();
         for n in &mut p.new_identities {
             if protected.contains(n.id.as_str()) {
@@ -830,6 +847,8 @@ impl Engine {
                 }
             }
             held.extend(weigh(id, &tp, &owned, &handle.thresholds));
+            let owned_groups = state_groups.iter().filter(|g| &g.target == id && !g.pending).count();
+            held.extend(plan::check_group_thresholds(id, &tp.groups, owned_groups, &handle.thresholds));
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
@@ -873,7 +892,8 @@ impl Engine {
             "planned"
         );
         failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
-        Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, columns, observed })
+        let protected = self::protected_ids(&resolution, &snapshot);
+        Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, columns, observed, protected })
     }
 
     /// The target guard: stops the run when a target shows too few of the accounts (active or
@@ -1593,6 +1613,14 @@ fn desired_for(
         needs_approval: person.protected && target.protected.hold_changes,
         held,
     })
+}
+
+/// Identities with protected personal data: marked by a record now, or by a stored record.
+fn protected_ids(resolution: &Resolution, snapshot: &Snapshot) -> HashSet<IdentityId> {
+    let mut out: HashSet<IdentityId> =
+        resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.clone()).collect();
+    out.extend(snapshot.all_records().filter(|r| r.protected).map(|r| r.identity_id.clone()));
+    out
 }
 
 /// Protection is sticky: a person the state knows as protected stays protected when the sources

@@ -317,11 +317,22 @@ pub fn resolve(
 /// Whether a linked record's civic number changed from a personnummer to a different
 /// personnummer or samordningsnummer (or from one samordningsnummer to another): not a
 /// correction the planner may take on its own, since sources reuse keys. A temporary number or
-/// samordningsnummer becoming a personnummer, a number appearing where there was none, and one
-/// disappearing are expected and return `None`. Returns the masked old and new numbers.
+/// samordningsnummer becoming a personnummer and a number appearing where there was none are
+/// expected and return `None`; a personnummer or samordningsnummer that disappears or becomes a
+/// temporary number is held too. Returns the masked old and new numbers.
 fn key_reused(stored: Option<&str>, now: Option<&connector_api::CivicNo>) -> Option<(String, String)> {
     use connector_api::civic::{CivicKind, kind_of_normalised};
-    let (old, new) = (stored?, now?);
+    let old = stored?;
+    let old_kind = kind_of_normalised(old)?;
+    let settled = matches!(old_kind, CivicKind::Personnummer | CivicKind::Samordningsnummer);
+    // A personnummer or samordningsnummer that disappears, or becomes a temporary number: the
+    // key may now be a newly arrived child's, who has no number yet. Held, never handed over.
+    let Some(new) = now else {
+        return settled.then(|| (connector_api::civic::mask_raw(old), "none".to_string()));
+    };
+    if settled && new.kind() == CivicKind::Temporary {
+        return Some((connector_api::civic::mask_raw(old), new.masked()));
+    }
     let reused = old != new.expose()
         && matches!(
             (kind_of_normalised(old)?, new.kind()),
@@ -899,14 +910,24 @@ mod tests {
             (Some("19570574-9959"), Some("19821105-9954")), // samordningsnummer → personnummer
             (None, Some("19821105-9954")),                  // none → some
             (Some("19821105-9954"), Some("198211059954")),  // the same number in another form
-            (Some("19821105-9954"), None),                  // some → none
-            (Some("19821105-9954"), Some("20130101TF01")),  // a personnummer replaced by a TF number
         ] {
             let mut snap = Snapshot::default();
             linked(&mut snap, "sis", "1", "id-1", old);
             let r = resolve(vec![rec("sis", "1", new)], &snap, &none, &[], &none_rejected(), &KEY);
             assert!(r.conflicts.is_empty(), "{old:?} → {new:?}");
             assert_eq!(r.present[0].id, "id-1");
+        }
+    }
+
+    #[test]
+    fn a_settled_number_that_disappears_or_becomes_temporary_is_key_reuse() {
+        let none = BTreeMap::new();
+        for new in [None, Some("20130101TF01")] {
+            let mut snap = Snapshot::default();
+            linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
+            let r = resolve(vec![rec("sis", "1", new)], &snap, &none, &[], &none_rejected(), &KEY);
+            assert_eq!(r.conflicts.len(), 1, "{new:?}");
+            assert_eq!(r.kept[0].identity_id, "id-1", "the first person is kept as stored");
         }
     }
 

@@ -265,11 +265,12 @@ impl std::fmt::Display for ThresholdHit {
         let share = if self.owned > 0 { 100.0 * self.count as f64 / self.owned as f64 } else { 100.0 };
         write!(
             f,
-            "target \"{}\": {} {} of {} owned accounts ({share:.1}%), over the limit of {} ({}% of owned, at least {}) by {}",
+            "target \"{}\": {} {} of {} owned {} ({share:.1}%), over the limit of {} ({}% of owned, at least {}) by {}",
             self.target,
             self.count,
             self.action.as_str(),
             self.owned,
+            if self.action == Action::DeleteGroup { "groups" } else { "accounts" },
             self.limit,
             self.percent,
             self.min,
@@ -306,9 +307,33 @@ pub fn check_thresholds(
     }
     check(Action::Rename, summary.rename, t.rename_percent, t.rename_min);
     check(Action::Update, summary.update, t.update_percent, t.update_min);
+    check(Action::Enable, summary.enable, t.enable_percent, t.enable_min);
     check(Action::Disable, summary.disable, t.disable_percent, t.disable_min);
     check(Action::Delete, summary.delete, t.delete_percent, t.delete_min);
     hits
+}
+
+/// The group thresholds one target's part of a plan goes over: deletes of owned groups, against
+/// the groups enid owns there. Pure.
+pub fn check_group_thresholds(
+    target: &str,
+    groups: &GroupSummary,
+    owned_groups: usize,
+    t: &connector_api::Thresholds,
+) -> Vec<ThresholdHit> {
+    let limit = connector_api::Thresholds::limit(t.group_delete_percent, t.group_delete_min, owned_groups);
+    if groups.delete <= limit {
+        return Vec::new();
+    }
+    vec![ThresholdHit {
+        target: target.into(),
+        action: Action::DeleteGroup,
+        count: groups.delete,
+        owned: owned_groups,
+        limit,
+        percent: t.group_delete_percent,
+        min: t.group_delete_min,
+    }]
 }
 
 /// A username change for a person whose name changed.

@@ -31,11 +31,13 @@ pub enum LockError {
     Io { lock: String, reason: String },
 }
 
-/// The lock file of a state database.
+/// The lock file of a state database: beside the real file, whatever symlinks lead to it, so
+/// two configs reaching one state through different paths share one lock.
 pub fn lock_path(state: &Path) -> PathBuf {
-    let mut name = state.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let real = std::fs::canonicalize(state).unwrap_or_else(|_| state.to_path_buf());
+    let mut name = real.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".lock");
-    state.with_file_name(name)
+    real.with_file_name(name)
 }
 
 impl RunLock {

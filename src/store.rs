@@ -305,6 +305,17 @@ impl Store {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
+    /// Identities any of whose stored records marks protected personal data: shown by enid id
+    /// only, in every log row, also those written before they became protected.
+    pub async fn protected_identities(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT identity_id FROM source_records WHERE protected = 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// A value of the state's own settings (`meta`), if set.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")

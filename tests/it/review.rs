@@ -335,21 +335,21 @@ fn an_owned_account_moved_out_of_base_dn_is_not_created_a_second_time() {
 }
 
 /// Enables have no threshold: pointing the source at an old export (last year's, with every
-/// leaver still in it) re-enables 30% of the accounts in one unheld run.
+/// leaver still in it) re-enables 30% of the accounts in one unheld run (over `enable_min`, 50).
 #[test]
 fn a_mass_enable_from_a_stale_export_is_held() {
     let env = Env::new();
-    csv_rows(&env, &pupils(100));
+    csv_rows(&env, &pupils(300));
     env.apply();
-    csv_rows(&env, &pupils(70));
+    csv_rows(&env, &pupils(210));
     let plan = env.enid(&["--accept-shrink", "plan", "--save", "--json"]).ok().json();
     let id = plan["plan_id"].as_str().unwrap().to_string();
     env.enid(&["--accept-shrink", "apply", "--plan", &id, "--accept-threshold", "--yes"]).ok();
-    assert_eq!(env.people().values().filter(|e| e.dn.contains("ou=disabled")).count(), 30);
-    csv_rows(&env, &pupils(100)); // last month's file again
+    assert_eq!(env.people().values().filter(|e| e.dn.contains("ou=disabled")).count(), 90);
+    csv_rows(&env, &pupils(300)); // last month's file again
     let _ = env.enid(&["apply", "--yes"]);
     let disabled = env.people().values().filter(|e| e.dn.contains("ou=disabled")).count();
-    assert_eq!(disabled, 30, "30 leavers were re-enabled without any threshold");
+    assert_eq!(disabled, 90, "90 leavers were re-enabled without any threshold");
 }
 
 /// One person whose rendered value the directory refuses (a non-ASCII mail: IA5String) makes

@@ -53,6 +53,24 @@ pub struct Thresholds {
     /// Owned accounts (and, separately, owned groups) that may always be missing (default 10).
     #[serde(default = "ten")]
     pub missing_min: usize,
+    /// Enables of disabled accounts allowed, in percent of the owned accounts (default 10): an
+    /// old export put back re-enables every leaver since.
+    #[serde(default = "ten_percent")]
+    pub enable_percent: f64,
+    /// Enables always allowed (default 50).
+    #[serde(default = "fifty")]
+    pub enable_min: usize,
+    /// Deletes of groups enid created, in percent of those groups (default 10): an emptied
+    /// groups column empties every group.
+    #[serde(default = "ten_percent")]
+    pub group_delete_percent: f64,
+    /// Group deletes always allowed (default 5).
+    #[serde(default = "five_groups")]
+    pub group_delete_min: usize,
+}
+
+fn five_groups() -> usize {
+    5
 }
 
 fn five() -> f64 {
@@ -89,6 +107,10 @@ impl Default for Thresholds {
             rename_min: ten(),
             missing_percent: ten_percent(),
             missing_min: ten(),
+            enable_percent: ten_percent(),
+            enable_min: fifty(),
+            group_delete_percent: ten_percent(),
+            group_delete_min: five_groups(),
         }
     }
 }
@@ -108,6 +130,8 @@ impl Thresholds {
             ("update_percent", self.update_percent),
             ("rename_percent", self.rename_percent),
             ("missing_percent", self.missing_percent),
+            ("enable_percent", self.enable_percent),
+            ("group_delete_percent", self.group_delete_percent),
         ] {
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("thresholds.{name} = {v} must be between 0 and 100"));
