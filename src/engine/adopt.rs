@@ -35,6 +35,9 @@ pub struct AccountClaim {
     /// A disabled account whose person no source has now (a leaver): claimed for an identity
     /// without records.
     pub left: bool,
+    /// The username the state had for the identity, never used on a target: the entry's
+    /// replaces it.
+    pub rename_from: Option<String>,
 }
 
 /// A group to be recorded as enid's.
@@ -149,6 +152,31 @@ impl Engine {
             self.store.allocated_usernames(now, None).await?.into_iter().filter(|u| !reserved.contains(u)).collect();
 
         let mut plan = AdoptPlan { counts, columns, ..Default::default() };
+        // Persons of the sources whose id no account carries and who own none: one of them may be
+        // the owner of an account whose id no record gives (the source re-keyed them after the
+        // account was made). Their name requests, to recognise their usernames.
+        let carried: HashSet<&str> = observed
+            .iter()
+            .flat_map(|(tid, accounts)| {
+                let attr = self.targets.get(tid).map(|t| t.owner_attr.as_str()).unwrap_or("");
+                accounts.iter().flat_map(move |a| a.attrs.get(attr).into_iter().flatten().map(String::as_str))
+            })
+            .collect();
+        let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();
+        let accountless: Vec<(String, crate::naming::NameRequest)> = resolution
+            .present
+            .iter()
+            .filter(|i| !carried.contains(i.id.as_str()) && !owning.contains(i.id.as_str()))
+            .filter_map(|i| {
+                let r = i.records.first()?;
+                let label = if i.is_protected() {
+                    format!("a protected person ({})", i.id)
+                } else {
+                    crate::identity::record_label(&r.source, &r.record.person_id)
+                };
+                Some((label, super::name_request(i)?))
+            })
+            .collect();
         // Identity → the username its claimed accounts carry (one for all targets).
         let mut chosen: BTreeMap<IdentityId, String> = BTreeMap::new();
         for (tid, accounts) in &observed {
@@ -188,6 +216,21 @@ impl Engine {
                     }
                     continue;
                 };
+                let namesake = a
+                    .username
+                    .as_deref()
+                    .and_then(|u| accountless.iter().find(|(_, req)| self.namer.still_fits(u, req)));
+                if let (None, Some((label, _))) = (by_id.get(id), namesake) {
+                    plan.unmatched.push(unmatched(
+                        a,
+                        format!(
+                            "carries enid id {id}, which no record gives, and its username fits {label}, who has no \
+                             account (a changed source key?); claim it with `enid adopt --entry KEY --person {label}` if \
+                             it is theirs"
+                        ),
+                    ));
+                    continue;
+                }
                 if by_id.get(id).is_none() && (a.disabled || leavers_allowed) && !rejected_ids.contains(id) {
                     // A leaver's account enid disabled: claimed for an identity without records,
                     // so the lifecycle goes on (deletion after the grace period), and the person
@@ -321,7 +364,18 @@ impl Engine {
         if owns.contains(identity) {
             return Err(format!("identity {identity} already owns another account on this target"));
         }
+        let mut rename_from = None;
         match snapshot.identities.get(identity) {
+            // A name the state gave an identity that owns no account anywhere (a restored older
+            // backup, then a run that named the persons it did not know) was never used: the
+            // entry carrying the identity's id is the proof, and its name wins.
+            Some(Some(u))
+                if !u.eq_ignore_ascii_case(&username)
+                    && !snapshot.accounts.iter().any(|a| a.identity_id == identity)
+                    && !allocated.contains(&username.to_lowercase()) =>
+            {
+                rename_from = Some(u.clone());
+            }
             Some(Some(u)) if !u.eq_ignore_ascii_case(&username) => {
                 return Err(format!(
                     "identity {identity} has the username {u} in the state database, but the entry is {username}"
@@ -349,6 +403,7 @@ impl Engine {
             disabled: a.disabled,
             by_hand,
             left: false,
+            rename_from,
         })
     }
 
@@ -394,6 +449,19 @@ impl Engine {
     pub async fn adopt(&self, plan: &AdoptPlan, now: DateTime<Utc>) -> Result<i64, EngineError> {
         let run = self.store.begin_run("adopt", None, now).await?;
         self.store.commit_identities(&plan.new_identities, &plan.records, now).await?;
+        let mut renames: Vec<crate::plan::RenameInfo> = plan
+            .accounts
+            .iter()
+            .filter_map(|c| {
+                Some(crate::plan::RenameInfo {
+                    identity: c.identity.clone(),
+                    old: c.rename_from.clone()?,
+                    new: c.username.clone(),
+                })
+            })
+            .collect();
+        renames.dedup_by(|a, b| a.identity == b.identity);
+        self.store.commit_renames(&renames, now).await?;
         let rows: Vec<Adoption> = plan
             .accounts
             .iter()

@@ -146,7 +146,7 @@ fn entries_whose_ids_no_source_gives_keep_runs_stopped_until_claimed_by_hand() {
     env.enid(&["plan"]).fails();
     let adopt = env.enid(&["adopt", "--yes"]).ok();
     assert!(adopt.stdout.contains("Not matched (3)"), "{}", adopt.stdout);
-    assert!(adopt.stdout.contains("--entry KEY --person SOURCE/PERSON_ID"), "{}", adopt.stdout);
+    assert!(adopt.stdout.contains("enid adopt --entry KEY --person sis/P00000"), "{}", adopt.stdout);
     // Unclaimed entries with enid ids keep the runs stopped: never a second account.
     for i in 0..3 {
         let plan = env.enid(&["plan"]).fails();
