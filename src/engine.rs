@@ -1127,25 +1127,34 @@ impl Engine {
         for (id, handle) in &self.targets {
             let (account_ops, group_ops): (Vec<&PlannedOp>, Vec<&PlannedOp>) =
                 plan.operations.iter().filter(|o| &o.target == id).partition(|o| !is_group_action(o.action));
-            let failed_before = report.failed + report.skipped;
+            let skipped_before = report.skipped;
+            let mut failed_members = HashSet::new();
             if !account_ops.is_empty() {
-                self.apply_target(run, id, handle, &account_ops, now, &mut report).await?;
+                failed_members = self.apply_target(run, id, handle, &account_ops, now, &mut report).await?.1;
             }
             if group_ops.is_empty() {
                 continue;
             }
-            if report.failed + report.skipped > failed_before {
-                // Members may be missing; the next run plans groups from what exists then.
-                self.skip_all(
-                    run,
-                    id,
-                    &group_ops,
-                    "not sent: account operations on this target failed",
-                    now,
-                    &mut report,
-                )
-                .await?;
+            if report.skipped > skipped_before {
+                // The target stopped: the next run plans groups from what exists then.
+                self.skip_all(run, id, &group_ops, "not sent: the target stopped earlier in this run", now, &mut report)
+                    .await?;
                 continue;
+            }
+            // An account the target refused is left out of its groups, which change for
+            // everyone else; the next run adds it once it exists.
+            let trimmed: Vec<PlannedOp>;
+            let mut group_ops = group_ops;
+            if !failed_members.is_empty() {
+                let (kept, empty): (Vec<PlannedOp>, Vec<PlannedOp>) = group_ops
+                    .iter()
+                    .map(|o| without_members(o, &failed_members))
+                    .partition(|o| !matches!(&o.op, TargetOp::CreateGroup { members, .. } | TargetOp::AddMembers { members, .. } if members.is_empty()));
+                let empty: Vec<&PlannedOp> = empty.iter().collect();
+                self.skip_all(run, id, &empty, "not sent: its new members could not be created", now, &mut report)
+                    .await?;
+                trimmed = kept;
+                group_ops = trimmed.iter().collect();
             }
             let pending: Vec<GroupRow> = group_ops
                 .iter()
@@ -1164,7 +1173,7 @@ impl Engine {
             let schools: HashMap<&str, &str> =
                 group_ops.iter().map(|o| (o.username.as_str(), o.school.as_str())).collect();
             self.store.record_groups(&pending, now).await?;
-            let done = self.apply_target(run, id, handle, &group_ops, now, &mut report).await?;
+            let done = self.apply_target(run, id, handle, &group_ops, now, &mut report).await?.0;
             for (name, outcome) in done {
                 match outcome {
                     OpOutcome::Created { key, anchor } => {
@@ -1189,6 +1198,8 @@ impl Engine {
         Ok(report)
     }
 
+    /// Sends one target's operations. Returns the outcomes of group operations and the member
+    /// values (account keys and usernames, normalised) that failed operations would have made.
     async fn apply_target(
         &self,
         run: i64,
@@ -1197,9 +1208,10 @@ impl Engine {
         ops: &[&PlannedOp],
         now: DateTime<Utc>,
         report: &mut ApplyReport,
-    ) -> Result<Vec<(String, OpOutcome)>, EngineError> {
+    ) -> Result<(Vec<(String, OpOutcome)>, HashSet<String>), EngineError> {
         const FLUSH_EVERY: usize = 1000;
         let mut group_outcomes = Vec::new();
+        let mut failed_members = HashSet::new();
         let stopped = AtomicBool::new(false);
         let stop_reason = std::sync::Mutex::new(String::new());
         let mut batch = Vec::with_capacity(FLUSH_EVERY);
@@ -1256,6 +1268,7 @@ impl Engine {
                     }
                     Err(Some(e)) => {
                         report.failed += 1;
+                        failed_members.extend(member_values(handle, &op.op));
                         let msg = e.to_string();
                         tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
                         report.first_error.get_or_insert_with(|| format!("target \"{id}\": {msg}"));
@@ -1282,7 +1295,7 @@ impl Engine {
             join_flush(prev).await?;
         }
         self.store.record_ops(run, &batch, now).await?;
-        Ok(group_outcomes)
+        Ok((group_outcomes, failed_members))
     }
 
     /// Logs operations that were not sent.
@@ -1345,6 +1358,32 @@ async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> 
             Err(EngineError::Store(StoreError { path: String::new(), message: format!("writing the log failed: {e}") }))
         }
     }
+}
+
+/// The group member values (normalised account keys and usernames) an account operation would
+/// have made: those of a create, a rename and an enable.
+fn member_values(handle: &TargetHandle, op: &TargetOp) -> Vec<String> {
+    let (key, name) = match op {
+        TargetOp::Create { username, disabled, .. } => (handle.conn.key_for(username, *disabled), Some(username.clone())),
+        TargetOp::Rename { key, username } => (handle.conn.renamed_key(key, username), Some(username.clone())),
+        TargetOp::Enable { key } => (handle.conn.enabled_key(key), None),
+        _ => return Vec::new(),
+    };
+    std::iter::once(key).chain(name).map(|v| plan::normalize_key(&v)).collect()
+}
+
+/// A group operation without the members in `failed`.
+fn without_members(op: &PlannedOp, failed: &HashSet<String>) -> PlannedOp {
+    let keep = |members: &[String]| -> Vec<String> {
+        members.iter().filter(|m| !failed.contains(&plan::normalize_key(m))).cloned().collect()
+    };
+    let mut out = op.clone();
+    out.op = match &op.op {
+        TargetOp::CreateGroup { name, members } => TargetOp::CreateGroup { name: name.clone(), members: keep(members) },
+        TargetOp::AddMembers { key, members } => TargetOp::AddMembers { key: key.clone(), members: keep(members) },
+        other => other.clone(),
+    };
+    out
 }
 
 fn is_group_action(a: Action) -> bool {

@@ -58,12 +58,12 @@ fn accounts_are_created_ahead_of_the_start_and_enabled_on_it() {
     let plan = env.enid(&["plan", "--json", "--now", "2027-08-10"]).ok().json();
     assert_eq!(plan["summary"]["create"], 1);
     assert!(plan["operations"][0]["reason"].as_str().unwrap().starts_with("starts on 2027-08-20"), "{plan}");
-    env.enid(&["apply", "--yes", "--now", "2027-08-10"]).ok();
+    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-10"]).ok();
     assert_eq!(env.search("ou=disabled,ou=people,dc=example,dc=org", "(uid=ny.elev)").len(), 1, "created disabled");
     assert!(env.enid(&["plan", "--now", "2027-08-15"]).ok().stdout.contains("No changes."));
     let plan = env.enid(&["plan", "--json", "--now", "2027-08-20"]).ok().json();
     assert_eq!(plan["summary"]["enable"], 1);
-    env.enid(&["apply", "--yes", "--now", "2027-08-20"]).ok();
+    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-20"]).ok();
     assert_eq!(env.people()["ny.elev"].dn, format!("uid=ny.elev,{BASE}"));
 }
 
@@ -71,7 +71,7 @@ fn accounts_are_created_ahead_of_the_start_and_enabled_on_it() {
 fn graduates_keep_their_accounts_over_the_summer() {
     let env = with_lifecycle("keep_students_until = \"08-31\"");
     env.csv(&["1,Anna,Berg,,student,S1,9A,2018-08-15,2027-06-10", "2,Cy,Ek,,staff,S1,,2020-08-15,2027-06-10"]);
-    env.enid(&["apply", "--yes", "--now", "2027-06-01"]).ok();
+    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-06-01"]).ok();
     let plan = env.enid(&["plan", "--json", "--now", "2027-07-01"]).ok().json();
     assert_eq!(plan["summary"]["disable"], 1, "staff are not kept: {plan}");
     assert_eq!(plan["operations"][0]["username"], "cy.ek");
