@@ -61,6 +61,15 @@ pub enum EngineError {
          enid id on the target"
     )]
     StateLost { state: String, target: String, count: usize },
+    /// The state owns nothing, and the target holds this installation's accounts outside the
+    /// configured scope: a lost state and a changed base DN or filter at once.
+    #[error(
+        "state database {state} owns no accounts, but target \"{target}\" holds accounts carrying the enid ids \
+         of persons in the sources outside {scope} (for example {example}): the state was lost and the base DN or \
+         filter changed; stopped before planning, nothing was changed. Set the scope back and restore the state \
+         database from a backup, or run `enid adopt`"
+    )]
+    ScopeAndStateLost { state: String, target: String, example: String, scope: String },
     /// The id key file is missing, unreadable or not the one the state was built with.
     #[error("[identity] {0}")]
     IdKey(String),
@@ -123,6 +132,18 @@ impl AnyTarget {
     fn group_scope(&self) -> String {
         match self {
             AnyTarget::Ldap(t) => t.config().groups.as_ref().map(|g| g.base_dn.clone()).unwrap_or_default(),
+        }
+    }
+    /// Entries outside the observed scope whose `attr` holds one of `values`: (key, value).
+    async fn find_outside_scope(&self, attr: &str, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => t.find_outside_scope(attr, values).await,
+        }
+    }
+    /// The attribute that holds an account's anchor, for [`AnyTarget::find_outside_scope`].
+    fn anchor_attr(&self) -> &'static str {
+        match self {
+            AnyTarget::Ldap(_) => "entryUUID",
         }
     }
     fn renamed_key(&self, key: &str, username: &str) -> String {
@@ -466,6 +487,73 @@ impl Engine {
         Ok(lock)
     }
 
+    /// Stops when the state owns nothing and has never applied, but a target holds, outside the
+    /// scope it is configured to observe, accounts carrying the ids this installation gives the
+    /// persons of the sources: the state was lost and the base DN or filter changed too. The
+    /// ids are derived with the installation's key, so another installation's accounts never
+    /// match.
+    async fn guard_moved_scope(&self, resolution: &Resolution, snapshot: &Snapshot) -> Result<(), EngineError> {
+        if !snapshot.accounts.is_empty() || self.store.has_applied().await? {
+            return Ok(());
+        }
+        let sample: Vec<String> = resolution.present.iter().take(50).map(|i| i.id.clone()).collect();
+        for (id, t) in &self.targets {
+            let found = t
+                .conn
+                .find_outside_scope(&t.owner_attr, &sample)
+                .await
+                .map_err(|error| EngineError::Target { id: id.clone(), error })?;
+            if let Some((key, _)) = found.first() {
+                return Err(EngineError::ScopeAndStateLost {
+                    state: self.store.path().to_string(),
+                    target: id.clone(),
+                    example: key.clone(),
+                    scope: t.conn.scope(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Owned accounts the target did not show in scope but holds elsewhere (found by anchor):
+    /// target → identity → where the account is now.
+    async fn moved_out_of_scope(
+        &self,
+        snapshot: &Snapshot,
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+    ) -> Result<BTreeMap<String, HashMap<IdentityId, String>>, EngineError> {
+        let mut out = BTreeMap::new();
+        for (id, t) in &self.targets {
+            let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let seen: HashSet<&str> = obs.iter().filter_map(|a| a.anchor.as_deref()).collect();
+            let missing: HashMap<String, IdentityId> = snapshot
+                .accounts
+                .iter()
+                .filter(|a| &a.target == id && a.status != AccountStatus::Pending)
+                .filter_map(|a| Some((a.anchor.clone()?, a.identity_id.clone())))
+                .filter(|(anchor, _)| !seen.contains(anchor.as_str()))
+                .take(500)
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let anchors: Vec<String> = missing.keys().cloned().collect();
+            let found = t
+                .conn
+                .find_outside_scope(t.conn.anchor_attr(), &anchors)
+                .await
+                .map_err(|error| EngineError::Target { id: id.clone(), error })?;
+            let mut here = HashMap::new();
+            for (key, anchor) in found {
+                if let Some(identity) = missing.get(&anchor).or_else(|| missing.get(&anchor.to_lowercase())) {
+                    here.insert(identity.clone(), key);
+                }
+            }
+            out.insert(id.clone(), here);
+        }
+        Ok(out)
+    }
+
     /// Stops when the state has never applied but a target holds accounts carrying enid ids that
     /// it does not record as enid's: the state was lost or replaced, and planning would create
     /// everyone again. `enid adopt` claims them; once none is left (or after the first apply),
@@ -746,9 +834,12 @@ impl Engine {
         }
         lap("read targets");
         self.guard_lost_state(&observed, &snapshot).await?;
+        self.guard_moved_scope(&resolution, &snapshot).await?;
         if !self.accept_missing {
             self.target_guard(&snapshot, &state_groups, &observed, &observed_groups)?;
         }
+        // Owned accounts moved out of scope by hand: never created a second time.
+        let moved = self.moved_out_of_scope(&snapshot, &observed).await?;
 
         let mut all_requests = requests;
         all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
@@ -810,7 +901,28 @@ impl Engine {
             let renamed = |k: &str, u: &str| handle.conn.renamed_key(k, u);
             let enabled = |k: &str| handle.conn.enabled_key(k);
             let keys = plan::KeyRules { key_for: &key_for, renamed: &renamed, enabled: &enabled, today };
+            let moved_here = moved.get(id);
+            let mut moved_away = Vec::new();
+            if let Some(m) = moved_here.filter(|m| !m.is_empty()) {
+                want.retain(|d| match m.get(&d.identity_id) {
+                    Some(key) => {
+                        moved_away.push(plan::Blocked {
+                            target: id.clone(),
+                            identity: d.identity_id.clone(),
+                            username: if d.protected { d.identity_id.clone() } else { d.username.clone() },
+                            reason: format!(
+                                "the account enid owns was moved out of {} to {key}; it is left alone and never \
+                                 created again: move it back, or widen base_dn or filter",
+                                handle.conn.scope()
+                            ),
+                        });
+                        false
+                    }
+                    None => true,
+                });
+            }
             let mut tp = plan::plan_target(id, want, obs, &owned, &managed, &handle.owner_attr, &keys);
+            tp.blocked.extend(moved_away);
             if let Some(namer) = &handle.groups {
                 tp.kept_members = kept_members(&kept_ids, &owned, all_obs, handle.members_by_username, &snapshot);
                 let by_name: Vec<(IdentityId, String)>;

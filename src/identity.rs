@@ -156,6 +156,9 @@ pub struct RejectedRows {
     /// Source → locations of rejected rows whose `person_id` could not be read. Any of that
     /// source's stored persons could be one of them, so none of those absent now is a leaver.
     pub unkeyed: BTreeMap<String, Vec<String>>,
+    /// Normalised civic number → locations of rejected rows that carry it validly: the person
+    /// stored with it is kept (a row typed with another person's key).
+    pub civic: BTreeMap<String, Vec<String>>,
 }
 
 impl RejectedRows {
@@ -164,6 +167,9 @@ impl RejectedRows {
         let mut out = RejectedRows::default();
         for (source, rows) in rejected {
             for row in rows {
+                if let Some(c) = &row.civic_no {
+                    out.civic.entry(c.expose().to_string()).or_default().push(row.location.clone());
+                }
                 match &row.person_id {
                     Some(p) => out.keyed.entry((source.clone(), p.clone())).or_default().push(row.location.clone()),
                     None => out.unkeyed.entry(source.clone()).or_default().push(row.location.clone()),
@@ -210,6 +216,15 @@ pub fn resolve(
             kept.entry(stored.identity_id.clone())
                 .or_default()
                 .push(format!("row rejected at {}", locations.join(", ")));
+        }
+    }
+    if !rejected.civic.is_empty() {
+        for rec in snapshot.all_records() {
+            if let Some(locations) = rec.civic_no.as_ref().and_then(|c| rejected.civic.get(c)) {
+                kept.entry(rec.identity_id.clone())
+                    .or_default()
+                    .push(format!("row rejected at {} carries their civic number", locations.join(", ")));
+            }
         }
     }
     for (i, r) in records.into_iter().enumerate() {
@@ -821,7 +836,12 @@ mod tests {
 
     fn rejected(source: &str, pid: Option<&str>, loc: &str) -> RejectedRows {
         let row =
-            connector_api::RowError { location: loc.into(), message: "bad".into(), person_id: pid.map(str::to_string) };
+            connector_api::RowError {
+                location: loc.into(),
+                message: "bad".into(),
+                person_id: pid.map(str::to_string),
+                civic_no: None,
+            };
         RejectedRows::from_rows(&BTreeMap::from([(source.to_string(), vec![row])]))
     }
 

@@ -131,12 +131,13 @@ fn a_changed_base_dn_stops_before_planning_and_nothing_is_duplicated() {
     env.enid(&["apply", "--yes"]).fails();
     assert!(env.search(&other, "(objectClass=inetOrgPerson)").is_empty(), "nothing created");
 
-    // An operator who says they really are gone: re-creating them is a fresh decision, held by
-    // the create threshold.
+    // An operator who says they really are gone, while they are not: the accounts are found
+    // outside the new base by their anchors, blocked, and never created a second time.
     let plan = env.enid(&["plan", "--json", "--accept-missing"]).ok().json();
-    assert_eq!(plan["summary"]["create"], 24);
-    assert_eq!(plan["held"][0]["action"], "create", "{}", plan["held"]);
-    env.enid(&["apply", "--yes", "--accept-missing"]).fails();
+    assert_eq!(plan["summary"]["create"], 0, "{}", plan["summary"]);
+    assert_eq!(plan["blocked"].as_array().map(Vec::len), Some(24), "{}", plan["blocked"]);
+    assert!(plan["blocked"][0]["reason"].as_str().unwrap().contains("was moved out of"), "{}", plan["blocked"]);
+    env.enid(&["apply", "--yes", "--accept-missing"]).ok();
     assert!(env.search(&other, "(objectClass=inetOrgPerson)").is_empty());
 
     // Back to the right base DN: nothing to do, nothing blocked.

@@ -99,6 +99,10 @@ pub struct RowError {
     /// the person linked to it exactly as last stored: a rejected row is not a leaver. Raw: mask
     /// it with [`crate::civic::mask_if_civic`] before showing it.
     pub person_id: Option<String>,
+    /// The row's civic number, when it is valid (the row was rejected for something else). The
+    /// person stored with it is kept too: a row typed with another person's key still names its
+    /// person by number. Masked by `CivicNo`'s `Debug` and `Display`.
+    pub civic_no: Option<CivicNo>,
 }
 
 impl fmt::Display for RowError {

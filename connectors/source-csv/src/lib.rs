@@ -207,9 +207,9 @@ pub const MAX_FIELD_CHARS: usize = 256;
 /// when a field is invalid, holds a control character or more than [`MAX_FIELD_CHARS`]
 /// characters, or the row has the wrong number of fields. Every row of a `person_id` that
 /// appears more than once is rejected, naming every line: which one is right is not for enid to
-/// guess. A rejected row carries its `person_id` when it could be read (not for a duplicated key,
-/// which one of the rows may carry by mistake, nor after a shift in the field count), so the
-/// engine keeps that person as last stored; without one it keeps every missing person.
+/// guess. A rejected row carries its `person_id` when it could be read (not after a shift in the
+/// field count) and its civic number when valid, so the engine keeps those persons as last
+/// stored; without a key it keeps every missing person of the source.
 pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> Result<SourceBatch, SourceError> {
     let layout = parse_header(config, file, bytes)?;
     let bytes = strip_bom(bytes);
@@ -251,7 +251,13 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
         if let Some(p) = &person_id {
             lines_of.entry(p.clone()).or_default().push(line);
         }
-        let reject = |message: String| RowError { location: location.clone(), message, person_id: person_id.clone() };
+        let civic_no = if shifted { None } else { CivicNo::parse(fields.get("civic_no"), cx.today).ok() };
+        let reject = |message: String| RowError {
+            location: location.clone(),
+            message,
+            person_id: person_id.clone(),
+            civic_no: civic_no.clone(),
+        };
         if row.len() != width {
             batch.rejected.push(reject(format!("has {} fields, the header has {width}", row.len())));
             continue;
@@ -278,9 +284,10 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
                         others.join(", ")
                     ),
                     location: rec.location,
-                    // Which person each of these rows is (one may carry another person's key by
-                    // mistake) cannot be told: unreadable, so every missing person is kept.
-                    person_id: None,
+                    // One of these rows may carry another person's key by mistake: the person
+                    // of the key and the person of the row's civic number are both kept.
+                    person_id: Some(rec.person_id),
+                    civic_no: rec.civic_no,
                 });
             }
         }
@@ -496,8 +503,7 @@ mod tests {
         );
         assert_eq!(batch.records.len(), 0);
         let keys: Vec<Option<&str>> = batch.rejected.iter().map(|e| e.person_id.as_deref()).collect();
-        // A duplicated key says nothing about whose rows these are: unreadable.
-        assert_eq!(keys, [None, Some("2"), Some("3"), Some("4"), None, Some("5"), Some("6")]);
+        assert_eq!(keys, [Some("1"), Some("2"), Some("3"), Some("4"), Some("1"), Some("5"), Some("6")]);
         assert!(!got.concat().contains("9996"), "a civic number leaked into a message");
     }
 

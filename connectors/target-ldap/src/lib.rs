@@ -390,6 +390,83 @@ impl LdapTarget {
         Ok(out)
     }
 
+    /// Entries anywhere on the server (under each of its naming contexts) but outside the
+    /// scope enid observes (base_dn and the disabled OU) whose `attr` holds one of `values`:
+    /// (DN, matched value). For what a lost state or a changed scope hides: accounts that carry
+    /// this installation's ids, or whose recorded anchor moved out of scope.
+    pub async fn find_outside_scope(&self, attr: &str, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+        let result = self.find_outside_scope_inner(attr, values).await;
+        if let Err(e) = &result {
+            self.reset(e).await;
+        }
+        result
+    }
+
+    async fn find_outside_scope_inner(&self, attr: &str, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ldap = self.ldap().await?;
+        let root = ldap
+            .with_timeout(self.timeout())
+            .search("", Scope::Base, "(objectClass=*)", vec!["namingContexts"])
+            .await
+            .map_err(|e| from_ldap(e, "read the root DSE"))?;
+        let (entries, res) = (root.0, root.1);
+        from_result(res, "read the root DSE")?;
+        let contexts: Vec<String> = entries
+            .into_iter()
+            .flat_map(|e| SearchEntry::construct(e).attrs.into_iter())
+            .filter(|(k, _)| k.eq_ignore_ascii_case("namingContexts"))
+            .flat_map(|(_, v)| v)
+            .collect();
+        let in_scope = |dn: &str| {
+            let dn = normalize_dn(dn);
+            let under = |base: &str| {
+                let b = normalize_dn(base);
+                dn == b || dn.ends_with(&format!(",{b}"))
+            };
+            under(&self.config.base_dn) || self.config.disabled_ou().is_some_and(|ou| under(&ou))
+        };
+        let mut out = Vec::new();
+        for context in contexts {
+            for chunk in values.chunks(50) {
+                let filter = format!(
+                    "(|{})",
+                    chunk.iter().map(|v| format!("({attr}={})", ldap3::ldap_escape(v))).collect::<String>()
+                );
+                let found = ldap
+                    .with_timeout(self.timeout())
+                    .search(&context, Scope::Subtree, &filter, vec![attr])
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("search {context}")))?;
+                let (entries, res) = (found.0, found.1);
+                // An unreadable context (no access) hides nothing we could act on.
+                if res.rc == 32 || res.rc == 50 {
+                    continue;
+                }
+                from_result(res, &format!("search {context}"))?;
+                for e in entries {
+                    let e = SearchEntry::construct(e);
+                    if in_scope(&e.dn) {
+                        continue;
+                    }
+                    let hit = e
+                        .attrs
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(attr))
+                        .flat_map(|(_, v)| v)
+                        .find(|v| chunk.iter().any(|c| c.eq_ignore_ascii_case(v)))
+                        .cloned();
+                    if let Some(v) = hit {
+                        out.push((e.dn, v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn search_groups(&self, base: &str) -> Result<Vec<ObservedGroup>, TargetError> {
         let class = self.config.groups.as_ref().map(|g| g.object_class).unwrap_or_default();
         let filter = format!("(objectClass={})", class.object_class());
