@@ -12,7 +12,7 @@ use crate::mapping::{GroupNamer, Mapping};
 use crate::model::{AccountStatus, Authority, Identity, IdentityId, Lifecycle, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer, RenamePolicy};
 use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
-use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, Store, StoreError};
+use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, StateStore, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use connector_api::{
     Attrs, FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
@@ -299,9 +299,16 @@ pub struct CheckResult {
 }
 
 impl Engine {
-    /// Opens the state and builds every connector. Reads secrets; contacts nothing.
+    /// Opens the state (`[state] path`) and builds every connector. Reads secrets; contacts
+    /// nothing.
     pub async fn build(config: Config) -> Result<Engine, EngineError> {
         let store = Store::open(&config.state.path).await?;
+        Self::with_store(config, store).await
+    }
+
+    /// Builds every connector around a state store that is already open (a test's, or another
+    /// backend's). Reads secrets; contacts nothing.
+    pub async fn with_store(config: Config, store: Store) -> Result<Engine, EngineError> {
         let mut notices = Vec::new();
         if store.created() {
             notices.push(format!(

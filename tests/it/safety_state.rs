@@ -4,6 +4,7 @@
 
 use crate::harness::*;
 use std::os::unix::fs::PermissionsExt;
+use enid::store::StateStore;
 
 /// A valid personnummer for person `i` (born 2012, serial from `i`), with its check digit.
 pub fn pnr(i: usize) -> String {
