@@ -52,8 +52,9 @@ pub struct StoreError {
 /// # What every backend guarantees
 ///
 /// - Opening a store brings its schema up to date (each backend has its own migrations).
-/// - A username, once allocated, is never deleted: a released name is not given to anyone else
-///   until its quarantine (if any) has passed, and a reserved name (`enid adopt`) never.
+/// - A username, once allocated, is never deleted: a released name is not offered to anyone
+///   else until its quarantine (if any) has passed, and a name reserved by `enid adopt` is
+///   never offered; either changes hands only when an identity is recorded with it.
 /// - Full civic numbers are written and read back only through [`RecordRow`], [`Snapshot`] and
 ///   [`CivicChange`]; what is meant for display ([`StoredRecordView`], [`CivicHistoryRow`]) is
 ///   masked by the store.

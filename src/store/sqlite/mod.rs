@@ -1,11 +1,11 @@
-//! The SQLite state store: one file beside the config, through sqlx, with the migrations of
+//! The SQLite state store: one file (`[state] path`) through sqlx, with the migrations of
 //! `migrations/sqlite/` embedded at build time.
 //!
-//! Reads of whole tables come back as one JSON array built inside SQLite
-//! (`json_group_array`, [`SqliteStore::json_rows`]): one row per query instead of one per
-//! identity, which makes reading 100,000 identities about ten times faster. Bulk writes go as
-//! multi-row statements (`bulk`). Every other statement goes through [`SqliteStore::exec`] or
-//! [`SqliteStore::exec_all`] (one transaction), so each method is its SQL and little else.
+//! Reads of whole tables come back as one JSON array built inside SQLite (`json_group_array`,
+//! `json_rows`): one row per query instead of one per identity, which makes reading 100,000
+//! identities about ten times faster. Bulk writes go as multi-row statements (`bulk`). Every
+//! other statement goes through `exec`, `exec_all` (one transaction) or `fetch`, so each method
+//! is its SQL and little else.
 
 mod bulk;
 mod file;
