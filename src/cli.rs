@@ -8,7 +8,7 @@ use crate::config::{Config, ConfigError};
 use crate::engine::{Computed, Engine, EngineError, find_in_run, identity_in_run};
 use crate::identity::{ConflictKind, Decision};
 use crate::plan::{Action, Plan};
-use crate::store::{LogFilter, StoreError};
+use crate::store::{LogFilter, StateStore, StoreError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use connector_api::civic::mask_if_civic;

@@ -12,7 +12,7 @@ use crate::mapping::{GroupNamer, Mapping};
 use crate::model::{AccountStatus, Authority, Identity, IdentityId, Lifecycle, Snapshot, Sourced};
 use crate::naming::{NameRequest, Namer, RenamePolicy};
 use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
-use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, Store, StoreError};
+use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, StateStore, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use connector_api::{
     Attrs, FetchContext, ObservedAccount, ObservedGroup, OpOutcome, RowError, Source, SourceBatch, SourceError, Target,
@@ -337,9 +337,16 @@ pub struct CheckResult {
 }
 
 impl Engine {
-    /// Opens the state and builds every connector. Reads secrets; contacts nothing.
+    /// Opens the state (`[state] path`) and builds every connector. Reads secrets; contacts
+    /// nothing.
     pub async fn build(config: Config) -> Result<Engine, EngineError> {
         let store = Store::open(&config.state.path).await?;
+        Self::with_store(config, store).await
+    }
+
+    /// Builds every connector around a state store that is already open (a test's, or another
+    /// backend's). Reads secrets; contacts nothing.
+    pub async fn with_store(config: Config, store: Store) -> Result<Engine, EngineError> {
         let mut notices = Vec::new();
         if store.created() {
             notices.push(format!(
@@ -1904,6 +1911,27 @@ pub fn identity_in_run<'a>(computed: &'a Computed, id: &str) -> Option<&'a Ident
 
 #[cfg(test)]
 mod tests {
+    use crate::store::{StateStore, Store};
+
+    /// A test (or another backend) hands the engine an open store; `[state] path` is not opened.
+    #[tokio::test]
+    async fn an_injected_store_is_the_one_the_engine_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ldap.secret"), "secret").unwrap();
+        let config = "[state]\npath = \"never.db\"\n[sources.sis]\ntype = \"csv\"\npath = \"persons.csv\"\n\
+                      [targets.directory]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:3389\"\n\
+                      bind_dn = \"cn=admin,dc=example,dc=org\"\nbind_password_file = \"ldap.secret\"\n\
+                      base_dn = \"ou=people,dc=example,dc=org\"\n";
+        std::fs::write(dir.path().join("enid.toml"), config).unwrap();
+        let config = crate::config::Config::load(&dir.path().join("enid.toml")).unwrap();
+        let injected = dir.path().join("injected.db");
+        let store = Store::open(&injected).await.unwrap();
+        let engine = super::Engine::with_store(config, store).await.unwrap();
+        assert_eq!(engine.store().path(), injected.display().to_string());
+        assert!(engine.store().meta("id_key_fingerprint").await.unwrap().is_some());
+        assert!(!dir.path().join("never.db").exists());
+    }
+
     #[test]
     fn counts_in_messages_have_thousands_separators() {
         assert_eq!(super::thousands(0), "0");

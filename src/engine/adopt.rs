@@ -14,7 +14,7 @@ use super::{Engine, EngineError, carries_enid_id, changed_records};
 use crate::identity::Resolution;
 use crate::model::{Identity, IdentityId, is_enid_id};
 use crate::plan::{Adoption, normalize_key};
-use crate::store::{GroupRow, OpRecord, OpResult, Ownership};
+use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore};
 use chrono::{DateTime, Utc};
 use connector_api::ObservedAccount;
 use serde::Serialize;

@@ -3,6 +3,7 @@
 //! values; secrets in the wrong key.
 
 use crate::harness::*;
+use enid::store::StateStore;
 use std::os::unix::fs::PermissionsExt;
 
 /// A valid personnummer for person `i` (born 2012, serial from `i`), with its check digit.

@@ -1,0 +1,506 @@
+//! The state database: identities, their source records, allocated names, owned accounts, runs,
+//! the operation log and saved plans.
+//!
+//! [`StateStore`] is the contract every backend meets; [`Store`] is the closed set of backends
+//! the engine holds (SQLite today, in [`sqlite`]; PostgreSQL later). The value types the
+//! contract speaks in live in `rows`; one test suite (`suite`) checks every backend against
+//! the behaviours the engine relies on.
+//!
+//! The store is the only place a full civic number is kept. Everything it returns for display
+//! carries masked values.
+
+mod rows;
+pub mod sqlite;
+#[cfg(test)]
+mod suite;
+
+pub use rows::{
+    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, RecordRow, RunRow, StoredRecordView,
+    describe_stored,
+};
+pub use sqlite::SqliteStore;
+
+use crate::identity::{CivicChange, Decision};
+use crate::model::{IdentityId, OwnedAccount, Snapshot};
+use crate::plan::{Adoption, OwnedGroup, RenameInfo};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// A state database failure. The operator must fix the database path or permissions, or
+/// restore the file; enid does not run without its state.
+#[derive(Debug, thiserror::Error)]
+#[error("state database {path}: {message}")]
+pub struct StoreError {
+    /// Where the state is (a file path), for the message.
+    pub path: String,
+    pub message: String,
+}
+
+/// What enid keeps between runs, whatever database holds it.
+///
+/// # How the engine holds a store
+///
+/// The engine holds a [`Store`]: a closed enum with one variant per backend, which implements
+/// this trait by matching. That is the project's way with connectors too (`AnySource`,
+/// `AnyTarget`): the set of backends is known at build time, the engine stays free of type
+/// parameters, and no future is boxed. The methods return `impl Future + Send` (async functions
+/// in traits) rather than `async fn`, because the engine sends some of them to other tasks (the
+/// log is written while the next operations are sent). A test injects a store by building an
+/// engine with [`Engine::with_store`](crate::engine::Engine::with_store).
+///
+/// # What every backend guarantees
+///
+/// - Opening a store brings its schema up to date (each backend has its own migrations).
+/// - A username, once allocated, is never deleted: a released name is not offered to anyone
+///   else until its quarantine (if any) has passed, and a name reserved by `enid adopt` is
+///   never offered; either changes hands only when an identity is recorded with it.
+/// - Full civic numbers are written and read back only through [`RecordRow`], [`Snapshot`] and
+///   [`CivicChange`]; what is meant for display ([`StoredRecordView`], [`CivicHistoryRow`]) is
+///   masked by the store.
+/// - Every method that writes several rows writes them in one transaction: all or nothing.
+/// - Ownership rows follow [`Ownership`]: a `pending` row forgets its anchor, an unknown anchor
+///   keeps the recorded one, `disabled_at` is kept while the account stays disabled, and a
+///   removed account's row is deleted.
+pub trait StateStore: Send + Sync {
+    /// Whether opening the store created it (a new, empty state).
+    fn created(&self) -> bool;
+
+    /// Where the state is, for messages (the database file).
+    fn path(&self) -> &str;
+
+    /// Writes a consistent copy of the state to `dest`, safe while another enid process uses
+    /// it. `dest` must not exist or be empty; the copy is readable by its owner only.
+    fn backup(&self, dest: &Path) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A value of the state's own settings (`meta`), if set.
+    fn meta(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Sets a value of the state's own settings.
+    fn set_meta(&self, key: &str, value: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // Identities, records and usernames.
+
+    /// Everything the functional core needs from the state: identities, record links (with
+    /// full civic numbers) and ownership rows.
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// Records new identities with their usernames, and new or changed source records, in one
+    /// transaction. A username whose quarantine ended changes hands.
+    fn commit_identities(
+        &self,
+        new: &[(IdentityId, String)],
+        records: &[RecordRow],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every username that may not be given to someone new, lowercased: all ever allocated,
+    /// except names released more than `quarantine_days` before `now` (never, without a period).
+    fn allocated_usernames(
+        &self,
+        now: DateTime<Utc>,
+        quarantine_days: Option<u32>,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Gives identities their new usernames. The old name stays allocated, released, so it is
+    /// never given to anyone else; the identity's rename approval is used up.
+    fn commit_renames(
+        &self,
+        renames: &[RenameInfo],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Approved renames: identity → the new username that was approved.
+    fn rename_approvals(&self) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+
+    /// Approves renaming an identity to `new_username` (a later approval replaces it).
+    fn approve_rename(
+        &self,
+        identity: &str,
+        new_username: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records usernames found on the targets as taken (`enid adopt`): they belong to no identity
+    /// enid knows, and are never allocated.
+    fn reserve_usernames(
+        &self,
+        names: &[String],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Usernames recorded as taken by `enid adopt` that no identity has claimed (lowercased).
+    fn reserved_usernames(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Identities any of whose stored records marks protected personal data: shown by enid id
+    /// only, in every log row, also those written before they became protected.
+    fn protected_identities(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::HashSet<IdentityId>, StoreError>> + Send;
+
+    /// Releases the protection the state remembers for these identities (an operator approved
+    /// it). Their records are rewritten on the next run.
+    fn unprotect(&self, identities: &[IdentityId]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Finds an identity by enid id, username (current or earlier), or a source's person_id.
+    fn find_identity(&self, needle: &str) -> impl Future<Output = Result<Vec<IdentityId>, StoreError>> + Send;
+
+    /// The stored records of an identity, civic numbers masked.
+    fn records_of(&self, identity: &str) -> impl Future<Output = Result<Vec<StoredRecordView>, StoreError>> + Send;
+
+    /// The operators' conflict decisions, by conflict id.
+    fn decisions(&self) -> impl Future<Output = Result<BTreeMap<String, Decision>, StoreError>> + Send;
+
+    /// Records a decision on a conflict; a later decision on the same conflict replaces it.
+    fn decide(
+        &self,
+        conflict_id: &str,
+        decision: &Decision,
+        records: &[String],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records civic-number changes of linked records.
+    fn record_civic_changes(
+        &self,
+        run: i64,
+        changes: &[CivicChange],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The civic-number history of an identity, oldest first, masked.
+    fn civic_history_of(&self, identity: &str)
+    -> impl Future<Output = Result<Vec<CivicHistoryRow>, StoreError>> + Send;
+
+    // Ownership.
+
+    /// Owned accounts, all or of one identity, by target.
+    fn accounts(&self, identity: Option<&str>) -> impl Future<Output = Result<Vec<OwnedAccount>, StoreError>> + Send;
+
+    /// Writes `pending` ownership rows (target, identity, key) before their creates are sent:
+    /// if the run dies mid-way, the next run finds the entries and completes the record instead
+    /// of creating duplicates. A pending row forgets any anchor it had.
+    fn record_pending(
+        &self,
+        rows: &[(String, IdentityId, String)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Completes ownership records of accounts found on a target (adoptions).
+    fn adopt(&self, rows: &[Adoption], now: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Groups enid created.
+    fn groups(&self) -> impl Future<Output = Result<Vec<OwnedGroup>, StoreError>> + Send;
+
+    /// Writes group ownership rows: `pending` before a create is sent, `active` once it is known
+    /// to exist (a create's result, or an adoption).
+    fn record_groups(
+        &self,
+        rows: &[GroupRow],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets a group enid deleted.
+    fn forget_group(&self, target: &str, name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // Runs and the operation log.
+
+    /// Starts a run and returns its id.
+    fn begin_run(
+        &self,
+        command: &str,
+        plan_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Ends a run with its status (`ok`, `failed`, `stopped`) and a one-line message.
+    fn finish_run(
+        &self,
+        run: i64,
+        status: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks runs left `running` by a process that died as `interrupted`, and returns how many.
+    /// Called with the run lock held, so no live run is among them.
+    fn mark_interrupted(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Whether an apply has ever run against this state (an adopt does not count). A state that
+    /// never applied but faces targets holding enid's accounts was lost or replaced.
+    fn has_applied(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Runs, the newest `limit`, oldest first.
+    fn runs(&self, limit: i64) -> impl Future<Output = Result<Vec<RunRow>, StoreError>> + Send;
+
+    /// Logs a batch of operations and updates the ownership table from their outcomes, in one
+    /// transaction.
+    fn record_ops(
+        &self,
+        run: i64,
+        ops: &[OpRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The operation log, newest last: the newest `limit` rows (all, when `limit` is not
+    /// positive) that match every filter given.
+    fn log(&self, filter: &LogFilter) -> impl Future<Output = Result<Vec<LogRow>, StoreError>> + Send;
+
+    /// Saves a plan for a later `enid apply --plan ID`; a plan saved again keeps its first copy.
+    fn save_plan(
+        &self,
+        plan_id: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A saved plan's JSON, if there is one with this id.
+    fn load_plan(&self, plan_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    // What the input guards compare against.
+
+    /// Valid records per source in the last applied run.
+    fn source_counts(&self) -> impl Future<Output = Result<BTreeMap<String, usize>, StoreError>> + Send;
+
+    /// Remembers how many valid records each source gave in an applied run.
+    fn record_source_counts(
+        &self,
+        run: i64,
+        counts: &BTreeMap<String, usize>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The fields each source delivered at the last applied run.
+    fn source_columns(&self) -> impl Future<Output = Result<BTreeMap<String, BTreeSet<String>>, StoreError>> + Send;
+
+    /// Remembers which fields each source delivered in an applied run.
+    fn record_source_columns(
+        &self,
+        run: i64,
+        columns: &BTreeMap<String, BTreeSet<String>>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The state database the engine holds: one variant per backend (see [`StateStore`] for why an
+/// enum).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens the SQLite state database at `path` (see [`SqliteStore::open`]).
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(SqliteStore::open(path).await?))
+    }
+}
+
+/// Calls the same method on whichever backend `self` holds.
+macro_rules! dispatch {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl StateStore for Store {
+    fn created(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.created(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        match self {
+            Store::Sqlite(s) => s.path(),
+        }
+    }
+
+    async fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        dispatch!(self.backup(dest))
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self.meta(key))
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        dispatch!(self.set_meta(key, value))
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        dispatch!(self.snapshot())
+    }
+
+    async fn commit_identities(
+        &self,
+        new: &[(IdentityId, String)],
+        records: &[RecordRow],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.commit_identities(new, records, now))
+    }
+
+    async fn allocated_usernames(
+        &self,
+        now: DateTime<Utc>,
+        quarantine_days: Option<u32>,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.allocated_usernames(now, quarantine_days))
+    }
+
+    async fn commit_renames(&self, renames: &[RenameInfo], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.commit_renames(renames, now))
+    }
+
+    async fn rename_approvals(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        dispatch!(self.rename_approvals())
+    }
+
+    async fn approve_rename(&self, identity: &str, new_username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.approve_rename(identity, new_username, now))
+    }
+
+    async fn reserve_usernames(&self, names: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.reserve_usernames(names, now))
+    }
+
+    async fn reserved_usernames(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.reserved_usernames())
+    }
+
+    async fn protected_identities(&self) -> Result<std::collections::HashSet<IdentityId>, StoreError> {
+        dispatch!(self.protected_identities())
+    }
+
+    async fn unprotect(&self, identities: &[IdentityId]) -> Result<(), StoreError> {
+        dispatch!(self.unprotect(identities))
+    }
+
+    async fn find_identity(&self, needle: &str) -> Result<Vec<IdentityId>, StoreError> {
+        dispatch!(self.find_identity(needle))
+    }
+
+    async fn records_of(&self, identity: &str) -> Result<Vec<StoredRecordView>, StoreError> {
+        dispatch!(self.records_of(identity))
+    }
+
+    async fn decisions(&self) -> Result<BTreeMap<String, Decision>, StoreError> {
+        dispatch!(self.decisions())
+    }
+
+    async fn decide(
+        &self,
+        conflict_id: &str,
+        decision: &Decision,
+        records: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.decide(conflict_id, decision, records, now))
+    }
+
+    async fn record_civic_changes(
+        &self,
+        run: i64,
+        changes: &[CivicChange],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_civic_changes(run, changes, now))
+    }
+
+    async fn civic_history_of(&self, identity: &str) -> Result<Vec<CivicHistoryRow>, StoreError> {
+        dispatch!(self.civic_history_of(identity))
+    }
+
+    async fn accounts(&self, identity: Option<&str>) -> Result<Vec<OwnedAccount>, StoreError> {
+        dispatch!(self.accounts(identity))
+    }
+
+    async fn record_pending(
+        &self,
+        rows: &[(String, IdentityId, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_pending(rows, now))
+    }
+
+    async fn adopt(&self, rows: &[Adoption], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.adopt(rows, now))
+    }
+
+    async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {
+        dispatch!(self.groups())
+    }
+
+    async fn record_groups(&self, rows: &[GroupRow], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.record_groups(rows, now))
+    }
+
+    async fn forget_group(&self, target: &str, name: &str) -> Result<(), StoreError> {
+        dispatch!(self.forget_group(target, name))
+    }
+
+    async fn begin_run(&self, command: &str, plan_id: Option<&str>, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        dispatch!(self.begin_run(command, plan_id, now))
+    }
+
+    async fn finish_run(&self, run: i64, status: &str, message: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.finish_run(run, status, message, now))
+    }
+
+    async fn mark_interrupted(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self.mark_interrupted(now))
+    }
+
+    async fn has_applied(&self) -> Result<bool, StoreError> {
+        dispatch!(self.has_applied())
+    }
+
+    async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        dispatch!(self.runs(limit))
+    }
+
+    async fn record_ops(&self, run: i64, ops: &[OpRecord], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.record_ops(run, ops, now))
+    }
+
+    async fn log(&self, filter: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
+        dispatch!(self.log(filter))
+    }
+
+    async fn save_plan(&self, plan_id: &str, body: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.save_plan(plan_id, body, now))
+    }
+
+    async fn load_plan(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self.load_plan(plan_id))
+    }
+
+    async fn source_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        dispatch!(self.source_counts())
+    }
+
+    async fn record_source_counts(
+        &self,
+        run: i64,
+        counts: &BTreeMap<String, usize>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_source_counts(run, counts, now))
+    }
+
+    async fn source_columns(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        dispatch!(self.source_columns())
+    }
+
+    async fn record_source_columns(
+        &self,
+        run: i64,
+        columns: &BTreeMap<String, BTreeSet<String>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_source_columns(run, columns, now))
+    }
+}

@@ -1,0 +1,264 @@
+//! The values the state store speaks in: rows to write, rows read back for display, and how an
+//! operation's outcome changes ownership. Shared by every backend.
+//!
+//! Display rows (`StoredRecordView`, `CivicHistoryRow`) carry masked civic numbers; a backend
+//! builds them with [`describe_stored`] and `mask_stored`, never with the stored value.
+
+use crate::model::{AccountStatus, IdentityId, OwnedAccount};
+
+/// One group ownership row to write.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub target: String,
+    pub name: String,
+    pub key: String,
+    pub anchor: Option<String>,
+    pub school: String,
+    /// The create is about to be sent.
+    pub pending: bool,
+}
+
+/// One source record as it is written to the state database.
+#[derive(Debug, Clone)]
+pub struct RecordRow {
+    pub source: String,
+    pub person_id: String,
+    pub identity_id: IdentityId,
+    pub civic_no: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub role: String,
+    pub school_unit: Option<String>,
+    pub groups: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub email: Option<String>,
+    pub eppn: Option<String>,
+    pub protected: bool,
+    pub content_hash: String,
+}
+
+/// A record as shown by `enid explain`, civic number masked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredRecordView {
+    pub source: String,
+    pub person_id: String,
+    pub civic_no: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub role: String,
+    pub school_unit: Option<String>,
+    pub groups: Vec<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub first_seen: String,
+    pub updated_at: String,
+    /// The record marks protected personal data (not shown; it decides what is redacted).
+    #[serde(skip)]
+    pub protected: bool,
+}
+
+/// One row of the operation log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub at: String,
+    pub identity_id: Option<String>,
+    pub username: Option<String>,
+    pub target: Option<String>,
+    pub school: Option<String>,
+    pub action: String,
+    pub detail: Option<String>,
+    pub result: String,
+    pub error: Option<String>,
+}
+
+/// What one operation did, for the log and the ownership table.
+#[derive(Debug, Clone)]
+pub struct OpRecord {
+    pub target: String,
+    pub identity_id: IdentityId,
+    pub username: String,
+    pub school: String,
+    pub action: String,
+    pub detail: String,
+    /// A group operation: it changes no account ownership row.
+    pub group: bool,
+    pub result: OpResult,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone)]
+pub enum OpResult {
+    /// Done, with what it means for the ownership row.
+    Ok(Ownership),
+    Failed(String),
+    /// Not sent, because an earlier failure stopped the target.
+    Skipped(String),
+}
+
+/// What a successful operation means for the account's ownership row.
+#[derive(Debug, Clone)]
+pub enum Ownership {
+    /// The account is at `key` with this status (the anchor is kept when `None`).
+    Set { key: String, anchor: Option<String>, status: AccountStatus },
+    /// The account moved to `key`; its status stays (a rename).
+    Moved { key: String },
+    /// The account is gone.
+    Removed,
+    /// Nothing to record (an attribute update, a group operation).
+    Unchanged,
+}
+
+/// Filters for `enid log`.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub run: Option<i64>,
+    pub identity: Option<String>,
+    pub school: Option<String>,
+    pub limit: i64,
+}
+
+/// One run, for `enid log` headers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub command: String,
+    pub plan_id: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub message: Option<String>,
+}
+
+/// One civic-number change, masked, for `enid explain`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CivicHistoryRow {
+    pub record: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub changed_at: String,
+}
+
+/// A stored civic number as shown: masked, with its kind.
+pub fn describe_stored(c: &str) -> String {
+    let kind = if c.len() == 12 && c[8..].bytes().any(|b| b.is_ascii_alphabetic()) {
+        "temporary number"
+    } else if c.len() >= 8 && c[6..8].parse::<u32>().is_ok_and(|d| d > 60) {
+        "samordningsnummer"
+    } else {
+        "personnummer"
+    };
+    format!("{} ({kind})", mask_stored(c))
+}
+
+/// Masks a normalised civic number read from the database.
+pub(super) fn mask_stored(c: &str) -> String {
+    let head: String = c.chars().take(8).collect();
+    format!("{head}-****")
+}
+
+// What a backend reads, column by column, and how it becomes what the engine and the CLI see.
+// The conversions live here so that every backend masks alike.
+
+/// An ownership row as read: (target, identity_id, key, anchor, status, disabled_at).
+pub(super) type AccountRowIn = (String, String, String, Option<String>, String, Option<String>);
+
+/// An ownership row as the engine sees it. An unknown status reads as `pending` (the account
+/// is looked for before anything is done to it); `disabled_at` keeps its date.
+pub(super) fn owned_account((target, identity_id, key, anchor, status, disabled_at): AccountRowIn) -> OwnedAccount {
+    OwnedAccount {
+        disabled_at: disabled_at.and_then(|d| d.get(..10).and_then(|d| d.parse().ok())),
+        target,
+        identity_id,
+        key,
+        anchor,
+        status: AccountStatus::parse(&status).unwrap_or(AccountStatus::Pending),
+    }
+}
+
+/// A source record as read for display: (source, person_id, civic_no, given_name, family_name,
+/// role, school_unit, groups, start_date, end_date, first_seen, updated_at, protected).
+pub(super) type RecordViewRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    bool,
+);
+
+impl StoredRecordView {
+    /// The view of a stored record: the civic number masked, and a key shaped like one too.
+    pub(super) fn from_row(r: RecordViewRow) -> StoredRecordView {
+        StoredRecordView {
+            source: r.0,
+            person_id: connector_api::civic::mask_if_civic(&r.1).into_owned(),
+            civic_no: r.2.map(|c| mask_stored(&c)),
+            given_name: r.3,
+            family_name: r.4,
+            role: r.5,
+            school_unit: r.6,
+            groups: r.7.split('|').filter(|g| !g.is_empty()).map(String::from).collect(),
+            start_date: r.8,
+            end_date: r.9,
+            first_seen: r.10,
+            updated_at: r.11,
+            protected: r.12,
+        }
+    }
+}
+
+/// A civic-number change as read: (source, person_id, old, new, changed_at).
+pub(super) type CivicHistoryRowIn = (String, String, Option<String>, Option<String>, String);
+
+impl CivicHistoryRow {
+    /// The change as shown: the record labelled and both numbers masked, with their kinds.
+    pub(super) fn from_row((source, person_id, old, new, changed_at): CivicHistoryRowIn) -> CivicHistoryRow {
+        CivicHistoryRow {
+            record: crate::identity::record_label(&source, &person_id),
+            old: old.map(|c| describe_stored(&c)),
+            new: new.map(|c| describe_stored(&c)),
+            changed_at,
+        }
+    }
+}
+
+/// A run as read: (id, command, plan_id, started_at, finished_at, status, message).
+pub(super) type RunRowIn = (i64, String, Option<String>, String, Option<String>, String, Option<String>);
+
+impl RunRow {
+    pub(super) fn from_row((id, command, plan_id, started_at, finished_at, status, message): RunRowIn) -> RunRow {
+        RunRow { id, command, plan_id, started_at, finished_at, status, message }
+    }
+}
+
+/// A log row as read, in [`LogRow`]'s field order.
+pub(super) type LogRowIn = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+impl LogRow {
+    pub(super) fn from_row(r: LogRowIn) -> LogRow {
+        let (id, run_id, at, identity_id, username, target, school, action, detail, result, error) = r;
+        LogRow { id, run_id, at, identity_id, username, target, school, action, detail, result, error }
+    }
+}

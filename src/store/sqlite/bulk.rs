@@ -1,0 +1,269 @@
+//! The SQLite store's bulk writes: every table that a run writes by the thousand is written
+//! through [`insert_rows`], as multi-row statements of [`CHUNK_ROWS`] rows inside the caller's
+//! transaction.
+//!
+//! sqlx hands every statement to its SQLite worker thread and waits for the answer; one
+//! statement per row would make that round trip dominate a 100,000-person run. These functions
+//! return `sqlx::Error`; the caller names the database in the error.
+
+use super::super::{GroupRow, OpRecord, OpResult, Ownership, RecordRow};
+use crate::identity::CivicChange;
+use crate::model::{AccountStatus, IdentityId};
+use sqlx::query_builder::Separated;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+/// Rows per multi-row statement: 17 columns × 1,000 rows stays under SQLite's 32,766 variables.
+pub(super) const CHUNK_ROWS: usize = 1000;
+
+/// Inserts `rows` with `head` (`INSERT INTO t (columns) `) and `tail` (an `ON CONFLICT` clause,
+/// or empty), [`CHUNK_ROWS`] rows per statement; `bind` binds one row's values in column order.
+pub(super) async fn insert_rows<T>(
+    conn: &mut SqliteConnection,
+    head: &str,
+    tail: &str,
+    rows: &[T],
+    mut bind: impl FnMut(Separated<'_, Sqlite, &'static str>, &T),
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new(head);
+        q.push_values(chunk, &mut bind);
+        q.push(tail);
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Records usernames as taken by no identity (`enid adopt`); names already known stay as they are.
+pub(super) async fn reserve_usernames(conn: &mut SqliteConnection, names: &[String], now: &str) -> sqlx::Result<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO usernames (username, identity_id, allocated_at) ",
+        " ON CONFLICT (username) DO NOTHING",
+        names,
+        |mut b, name| {
+            b.push_bind(name).push_bind("").push_bind(now);
+        },
+    )
+    .await
+}
+
+/// Inserts new identities and allocates their usernames. A name whose quarantine ended
+/// changes hands.
+pub(super) async fn insert_identities(
+    conn: &mut SqliteConnection,
+    new: &[(IdentityId, String)],
+    now: &str,
+) -> sqlx::Result<()> {
+    insert_rows(conn, "INSERT INTO identities (id, username, created_at) ", "", new, |mut b, (id, username)| {
+        b.push_bind(id).push_bind(username).push_bind(now);
+    })
+    .await?;
+    insert_rows(
+        conn,
+        "INSERT INTO usernames (username, identity_id, allocated_at) ",
+        ALLOCATE,
+        new,
+        |mut b, (id, username)| {
+            b.push_bind(username).push_bind(id).push_bind(now);
+        },
+    )
+    .await
+}
+
+/// The conflict clause that gives a username (back) to an identity: a released name whose
+/// quarantine ended, or a name reserved by `enid adopt` for an identity that claims it.
+pub(super) const ALLOCATE: &str = " ON CONFLICT (username) DO UPDATE SET identity_id = excluded.identity_id,
+    allocated_at = excluded.allocated_at, released_at = NULL";
+
+/// Writes new or changed source records (full civic numbers: only here).
+pub(super) async fn upsert_records(conn: &mut SqliteConnection, records: &[RecordRow], now: &str) -> sqlx::Result<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO source_records (source, person_id, identity_id, civic_no, given_name, family_name, role,
+            school_unit, groups, start_date, end_date, email, eppn, protected, content_hash, first_seen,
+            updated_at) ",
+        " ON CONFLICT (source, person_id) DO UPDATE SET identity_id = excluded.identity_id,
+            civic_no = excluded.civic_no, given_name = excluded.given_name, family_name = excluded.family_name,
+            role = excluded.role, school_unit = excluded.school_unit, groups = excluded.groups,
+            start_date = excluded.start_date, end_date = excluded.end_date, email = excluded.email,
+            eppn = excluded.eppn, protected = excluded.protected, content_hash = excluded.content_hash,
+            updated_at = excluded.updated_at",
+        records,
+        |mut b, r| {
+            b.push_bind(&r.source)
+                .push_bind(&r.person_id)
+                .push_bind(&r.identity_id)
+                .push_bind(&r.civic_no)
+                .push_bind(&r.given_name)
+                .push_bind(&r.family_name)
+                .push_bind(&r.role)
+                .push_bind(&r.school_unit)
+                .push_bind(&r.groups)
+                .push_bind(&r.start_date)
+                .push_bind(&r.end_date)
+                .push_bind(&r.email)
+                .push_bind(&r.eppn)
+                .push_bind(r.protected)
+                .push_bind(&r.content_hash)
+                .push_bind(now)
+                .push_bind(now);
+        },
+    )
+    .await
+}
+
+/// One ownership row to write.
+pub(super) struct AccountRow<'a> {
+    pub target: &'a str,
+    pub identity: &'a str,
+    pub key: &'a str,
+    pub anchor: Option<&'a str>,
+    pub status: AccountStatus,
+}
+
+/// Inserts or updates ownership rows. A row's anchor is kept when the new one is unknown,
+/// except for a pending row, which starts over; `disabled_at` is kept while the account stays
+/// disabled.
+pub(super) async fn upsert_accounts(
+    conn: &mut SqliteConnection,
+    rows: &[AccountRow<'_>],
+    now: &str,
+) -> sqlx::Result<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at, disabled_at) ",
+        " ON CONFLICT (target, identity_id) DO UPDATE SET key = excluded.key,
+            anchor = CASE WHEN excluded.status = 'pending' THEN NULL
+                          ELSE COALESCE(excluded.anchor, accounts.anchor) END,
+            status = excluded.status, updated_at = excluded.updated_at,
+            disabled_at = CASE WHEN excluded.status = 'disabled'
+                               THEN COALESCE(accounts.disabled_at, excluded.updated_at) ELSE NULL END",
+        rows,
+        |mut b, r| {
+            b.push_bind(r.target)
+                .push_bind(r.identity)
+                .push_bind(r.key)
+                .push_bind(r.anchor)
+                .push_bind(r.status.as_str())
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind((r.status == AccountStatus::Disabled).then_some(now));
+        },
+    )
+    .await
+}
+
+/// Writes group ownership rows.
+pub(super) async fn upsert_groups(conn: &mut SqliteConnection, rows: &[GroupRow], now: &str) -> sqlx::Result<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO groups (target, name, key, anchor, school, status, created_at, updated_at) ",
+        " ON CONFLICT (target, name) DO UPDATE SET key = excluded.key, anchor = excluded.anchor,
+            school = excluded.school, status = excluded.status, updated_at = excluded.updated_at",
+        rows,
+        |mut b, g| {
+            b.push_bind(&g.target)
+                .push_bind(&g.name)
+                .push_bind(&g.key)
+                .push_bind(&g.anchor)
+                .push_bind(&g.school)
+                .push_bind(if g.pending { "pending" } else { "active" })
+                .push_bind(now)
+                .push_bind(now);
+        },
+    )
+    .await
+}
+
+/// Appends operations to the log.
+pub(super) async fn insert_oplog(
+    conn: &mut SqliteConnection,
+    run: i64,
+    ops: &[OpRecord],
+    now: &str,
+) -> sqlx::Result<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO oplog (run_id, at, identity_id, username, target, school, action, detail, result, error) ",
+        "",
+        ops,
+        |mut b, op| {
+            let (result, error) = match &op.result {
+                OpResult::Ok(_) => ("ok", None),
+                OpResult::Failed(e) => ("failed", Some(e.as_str())),
+                OpResult::Skipped(e) => ("skipped", Some(e.as_str())),
+            };
+            b.push_bind(run)
+                .push_bind(now)
+                .push_bind(&op.identity_id)
+                .push_bind(&op.username)
+                .push_bind(&op.target)
+                .push_bind(&op.school)
+                .push_bind(&op.action)
+                .push_bind(&op.detail)
+                .push_bind(result)
+                .push_bind(error);
+        },
+    )
+    .await
+}
+
+/// Updates the ownership table from the outcomes of account operations (group operations and
+/// failures change nothing).
+pub(super) async fn record_outcomes(conn: &mut SqliteConnection, ops: &[OpRecord], now: &str) -> sqlx::Result<()> {
+    let mut changed = Vec::new();
+    for op in ops.iter().filter(|o| !o.group) {
+        match &op.result {
+            OpResult::Ok(Ownership::Set { key, anchor, status }) => changed.push(AccountRow {
+                target: &op.target,
+                identity: &op.identity_id,
+                key,
+                anchor: anchor.as_deref(),
+                status: *status,
+            }),
+            OpResult::Ok(Ownership::Moved { key }) => {
+                sqlx::query("UPDATE accounts SET key = ?1, updated_at = ?2 WHERE target = ?3 AND identity_id = ?4")
+                    .bind(key)
+                    .bind(now)
+                    .bind(&op.target)
+                    .bind(&op.identity_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            OpResult::Ok(Ownership::Removed) => {
+                sqlx::query("DELETE FROM accounts WHERE target = ?1 AND identity_id = ?2")
+                    .bind(&op.target)
+                    .bind(&op.identity_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    upsert_accounts(conn, &changed, now).await
+}
+
+/// Appends civic-number changes to the history.
+pub(super) async fn insert_civic_history(
+    conn: &mut SqliteConnection,
+    run: i64,
+    changes: &[CivicChange],
+    now: &str,
+) -> sqlx::Result<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO civic_history (source, person_id, identity_id, old_civic_no, new_civic_no, changed_at, run_id) ",
+        "",
+        changes,
+        |mut b, c| {
+            b.push_bind(&c.source)
+                .push_bind(&c.person_id)
+                .push_bind(&c.identity_id)
+                .push_bind(&c.old)
+                .push_bind(&c.new)
+                .push_bind(now)
+                .push_bind(run);
+        },
+    )
+    .await
+}

@@ -1,0 +1,528 @@
+//! The one test suite every state store backend passes: the behaviours the engine relies on,
+//! written against [`StateStore`] only.
+//!
+//! A backend runs it with [`store_suite!`], given an expression that opens a fresh, empty store
+//! (and a guard that cleans it up): `store_suite!(open())` makes one `#[tokio::test]` per
+//! behaviour below. A PostgreSQL store runs the same list against a database of its own.
+
+use super::{GroupRow, LogFilter, OpRecord, OpResult, Ownership, RecordRow, StateStore};
+use crate::identity::{CivicChange, Decision};
+use crate::model::{AccountStatus, OwnedAccount};
+use crate::plan::{Adoption, RenameInfo};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Makes one `#[tokio::test]` per behaviour of the suite, each on a fresh store from `$open`
+/// (an expression whose value is a future of `(guard, store)`).
+macro_rules! store_suite {
+    ($open:expr) => {
+        $crate::store::suite::store_suite!(@tests $open;
+            a_new_store_has_its_schema_and_is_empty,
+            identities_and_records_round_trip_with_full_civic_numbers,
+            a_failed_write_leaves_nothing,
+            usernames_are_never_reused_before_their_quarantine_ends,
+            renames_release_the_old_name_and_use_up_the_approval,
+            reserved_usernames_are_taken_until_an_identity_claims_them,
+            ownership_rows_follow_the_upsert_rules,
+            groups_are_recorded_and_forgotten,
+            runs_begin_finish_and_are_marked_interrupted,
+            the_log_is_filtered_by_run_identity_and_school,
+            plans_are_saved_once_and_loaded,
+            decisions_replace_earlier_ones,
+            civic_history_is_shown_masked,
+            source_counts_and_columns_are_overwritten,
+            meta_values_are_set_and_replaced,
+            unprotect_forgets_protection_and_the_content_hash,
+            a_backup_is_written_owner_only_and_never_over_a_file,
+            batches_larger_than_one_statement_round_trip,
+        );
+    };
+    (@tests $open:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, store) = $open.await;
+                $crate::store::suite::$name(&store).await;
+            }
+        )+
+    };
+}
+pub(crate) use store_suite;
+
+/// The suite's clock: a fixed day, so quarantine and grace arithmetic is exact.
+fn day(n: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 8, 1, 12, 0, 0).unwrap() + Duration::days(n)
+}
+
+const PNR: &str = "201509162388";
+
+fn record(source: &str, person_id: &str, identity: &str, civic_no: Option<&str>) -> RecordRow {
+    RecordRow {
+        source: source.into(),
+        person_id: person_id.into(),
+        identity_id: identity.into(),
+        civic_no: civic_no.map(String::from),
+        given_name: "Kim".into(),
+        family_name: "Lind".into(),
+        role: "student".into(),
+        school_unit: Some("S1".into()),
+        groups: "7A|Drama".into(),
+        start_date: Some("2026-08-01".into()),
+        end_date: None,
+        email: Some("kim@example.org".into()),
+        eppn: None,
+        protected: false,
+        content_hash: format!("h-{person_id}"),
+    }
+}
+
+fn ident(id: &str, username: &str) -> (String, String) {
+    (id.into(), username.into())
+}
+
+fn op(target: &str, identity: &str, school: &str, result: OpResult) -> OpRecord {
+    OpRecord {
+        target: target.into(),
+        identity_id: identity.into(),
+        username: format!("user-{identity}"),
+        school: school.into(),
+        action: "update".into(),
+        detail: "mail".into(),
+        group: false,
+        result,
+    }
+}
+
+fn set(key: &str, anchor: Option<&str>, status: AccountStatus) -> OpResult {
+    OpResult::Ok(Ownership::Set { key: key.into(), anchor: anchor.map(String::from), status })
+}
+
+async fn account<S: StateStore>(s: &S, identity: &str) -> Option<OwnedAccount> {
+    s.accounts(Some(identity)).await.unwrap().into_iter().next()
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
+}
+
+pub(crate) async fn a_new_store_has_its_schema_and_is_empty<S: StateStore>(s: &S) {
+    let snap = s.snapshot().await.unwrap();
+    assert!(snap.identities.is_empty() && snap.records.is_empty() && snap.accounts.is_empty());
+    assert!(!s.has_applied().await.unwrap());
+    assert!(s.runs(10).await.unwrap().is_empty());
+    assert!(s.log(&LogFilter::default()).await.unwrap().is_empty());
+    assert!(s.groups().await.unwrap().is_empty());
+    assert!(s.accounts(None).await.unwrap().is_empty());
+    assert!(s.decisions().await.unwrap().is_empty());
+    assert!(s.rename_approvals().await.unwrap().is_empty());
+    assert!(s.source_counts().await.unwrap().is_empty());
+    assert!(s.source_columns().await.unwrap().is_empty());
+    assert!(s.allocated_usernames(day(0), None).await.unwrap().is_empty());
+    assert!(s.reserved_usernames().await.unwrap().is_empty());
+    assert_eq!(s.meta("id_key_fingerprint").await.unwrap(), None);
+    assert_eq!(s.load_plan("p1").await.unwrap(), None);
+    assert!(s.find_identity("anyone").await.unwrap().is_empty());
+    assert_eq!(s.mark_interrupted(day(0)).await.unwrap(), 0);
+}
+
+pub(crate) async fn identities_and_records_round_trip_with_full_civic_numbers<S: StateStore>(s: &S) {
+    let mut protected = record("sis", "20150916-2388", "id-b", Some(PNR));
+    protected.protected = true;
+    protected.eppn = Some("b@skolan".into());
+    s.commit_identities(
+        &[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")],
+        &[record("sis", "P1", "id-a", None), protected],
+        day(0),
+    )
+    .await
+    .unwrap();
+
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(snap.identities.get("id-a"), Some(&Some("kim.lind".to_string())));
+    let a = snap.record("sis", "P1").unwrap();
+    assert_eq!((a.identity_id.as_str(), a.civic_no.as_deref(), a.protected), ("id-a", None, false));
+    assert_eq!((a.content_hash.as_str(), a.school_unit.as_deref(), a.role.as_str()), ("h-P1", Some("S1"), "student"));
+    assert_eq!((a.email.as_deref(), a.eppn.as_deref()), (Some("kim@example.org"), None));
+    let b = snap.record("sis", "20150916-2388").unwrap();
+    assert_eq!((b.civic_no.as_deref(), b.protected, b.eppn.as_deref()), (Some(PNR), true, Some("b@skolan")));
+
+    // A changed record is rewritten in place; first_seen stays.
+    let mut moved = record("sis", "P1", "id-a", None);
+    moved.school_unit = Some("S2".into());
+    moved.content_hash = "h2".into();
+    s.commit_identities(&[], &[moved], day(3)).await.unwrap();
+    let a = s.snapshot().await.unwrap().record("sis", "P1").cloned().unwrap();
+    assert_eq!((a.school_unit.as_deref(), a.content_hash.as_str()), (Some("S2"), "h2"));
+    let shown = s.records_of("id-a").await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert!(shown[0].first_seen < shown[0].updated_at, "{shown:?}");
+    assert_eq!(shown[0].groups, ["7A", "Drama"]);
+
+    // What is shown is masked: the civic number and a key shaped like one.
+    let shown = s.records_of("id-b").await.unwrap();
+    assert_eq!(shown[0].civic_no.as_deref(), Some("20150916-****"));
+    assert!(!shown[0].person_id.contains("2388"), "{:?}", shown[0].person_id);
+    assert!(shown[0].protected);
+
+    for needle in ["id-a", "kim.lind", "P1"] {
+        assert_eq!(s.find_identity(needle).await.unwrap(), ["id-a"], "{needle}");
+    }
+}
+
+pub(crate) async fn a_failed_write_leaves_nothing<S: StateStore>(s: &S) {
+    // The same identity twice: the second insert fails, and the first must not stay.
+    let failed = s
+        .commit_identities(
+            &[ident("id-a", "kim.lind"), ident("id-a", "kim.berg")],
+            &[record("sis", "P1", "id-a", None)],
+            day(0),
+        )
+        .await;
+    assert!(failed.is_err());
+    let snap = s.snapshot().await.unwrap();
+    assert!(snap.identities.is_empty() && snap.records.is_empty());
+    assert!(s.allocated_usernames(day(0), None).await.unwrap().is_empty());
+}
+
+pub(crate) async fn usernames_are_never_reused_before_their_quarantine_ends<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "Kim.Lind")], &[], day(0)).await.unwrap();
+    s.commit_renames(
+        &[RenameInfo { identity: "id-a".into(), old: "Kim.Lind".into(), new: "kim.berg".into() }],
+        day(10),
+    )
+    .await
+    .unwrap();
+    // Without a quarantine period a released name is never given again; names come lowercased.
+    let all = sorted(s.allocated_usernames(day(1000), None).await.unwrap());
+    assert_eq!(all, ["kim.berg", "kim.lind"]);
+    // With one, it is free only once the period has passed.
+    assert!(s.allocated_usernames(day(39), Some(30)).await.unwrap().contains(&"kim.lind".to_string()));
+    assert_eq!(s.allocated_usernames(day(40), Some(30)).await.unwrap(), ["kim.berg"]);
+
+    // A name whose quarantine ended changes hands, and is taken again.
+    s.commit_identities(&[ident("id-b", "Kim.Lind")], &[], day(41)).await.unwrap();
+    let all = sorted(s.allocated_usernames(day(41), Some(30)).await.unwrap());
+    assert_eq!(all, ["kim.berg", "kim.lind"]);
+    assert_eq!(s.find_identity("Kim.Lind").await.unwrap(), ["id-b"]);
+}
+
+pub(crate) async fn renames_release_the_old_name_and_use_up_the_approval<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")], &[], day(0)).await.unwrap();
+    s.approve_rename("id-a", "kim.berg", day(1)).await.unwrap();
+    s.approve_rename("id-b", "bo.berg", day(1)).await.unwrap();
+    s.approve_rename("id-b", "bo.holm", day(2)).await.unwrap();
+    let approvals = s.rename_approvals().await.unwrap();
+    assert_eq!(approvals, BTreeMap::from([("id-a".into(), "kim.berg".into()), ("id-b".into(), "bo.holm".into())]));
+
+    s.commit_renames(&[], day(3)).await.unwrap();
+    s.commit_renames(&[RenameInfo { identity: "id-a".into(), old: "kim.lind".into(), new: "kim.berg".into() }], day(3))
+        .await
+        .unwrap();
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(snap.identities.get("id-a"), Some(&Some("kim.berg".to_string())));
+    assert_eq!(s.rename_approvals().await.unwrap().keys().collect::<Vec<_>>(), ["id-b"]);
+    // The old name still leads to its identity.
+    assert_eq!(s.find_identity("kim.lind").await.unwrap(), ["id-a"]);
+}
+
+pub(crate) async fn reserved_usernames_are_taken_until_an_identity_claims_them<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "kim.lind")], &[], day(0)).await.unwrap();
+    let names = ["Taken.One".to_string(), "kim.lind".to_string()];
+    s.reserve_usernames(&names, day(1)).await.unwrap();
+    s.reserve_usernames(&names, day(2)).await.unwrap();
+    // A name an identity holds stays that identity's.
+    assert_eq!(s.reserved_usernames().await.unwrap(), ["taken.one"]);
+    assert_eq!(s.find_identity("kim.lind").await.unwrap(), ["id-a"]);
+    assert!(s.find_identity("Taken.One").await.unwrap().is_empty());
+    let all = sorted(s.allocated_usernames(day(900), Some(1)).await.unwrap());
+    assert_eq!(all, ["kim.lind", "taken.one"]);
+
+    s.commit_identities(&[ident("id-b", "Taken.One")], &[], day(3)).await.unwrap();
+    assert!(s.reserved_usernames().await.unwrap().is_empty());
+    assert_eq!(s.find_identity("Taken.One").await.unwrap(), ["id-b"]);
+}
+
+pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b")], &[], day(0)).await.unwrap();
+    let run = s.begin_run("apply", None, day(0)).await.unwrap();
+    let pending = [("ldap".to_string(), "id-a".to_string(), "uid=a".to_string())];
+    s.record_pending(&pending, day(0)).await.unwrap();
+    let a = account(s, "id-a").await.unwrap();
+    assert_eq!((a.status, a.anchor.as_deref(), a.key.as_str()), (AccountStatus::Pending, None, "uid=a"));
+
+    let adoption = |disabled| Adoption {
+        target: "ldap".into(),
+        identity: "id-a".into(),
+        key: "uid=a".into(),
+        anchor: Some("u-1".into()),
+        disabled,
+    };
+    s.adopt(&[adoption(false)], day(1)).await.unwrap();
+    assert_eq!(account(s, "id-a").await.unwrap().anchor.as_deref(), Some("u-1"));
+
+    // An unknown anchor keeps the recorded one; a pending row starts over.
+    s.record_ops(run, &[op("ldap", "id-a", "S1", set("uid=a", None, AccountStatus::Active))], day(2)).await.unwrap();
+    assert_eq!(account(s, "id-a").await.unwrap().anchor.as_deref(), Some("u-1"));
+    s.record_pending(&pending, day(2)).await.unwrap();
+    assert_eq!(account(s, "id-a").await.unwrap().anchor, None);
+
+    // disabled_at is the day of the first disable, kept while the account stays disabled.
+    s.adopt(&[adoption(true)], day(3)).await.unwrap();
+    s.record_ops(run, &[op("ldap", "id-a", "S1", set("uid=a,ou=off", Some("u-1"), AccountStatus::Disabled))], day(5))
+        .await
+        .unwrap();
+    let a = account(s, "id-a").await.unwrap();
+    let day3 = NaiveDate::from_ymd_opt(2026, 8, 4).unwrap();
+    assert_eq!((a.status, a.disabled_at, a.key.as_str()), (AccountStatus::Disabled, Some(day3), "uid=a,ou=off"));
+    s.record_ops(run, &[op("ldap", "id-a", "S1", set("uid=a", None, AccountStatus::Active))], day(6)).await.unwrap();
+    assert_eq!(account(s, "id-a").await.unwrap().disabled_at, None);
+
+    // A rename moves the key and keeps the status; failures, skips and group operations change
+    // nothing; a removal deletes the row.
+    let mut group_op = op("ldap", "id-a", "S1", OpResult::Ok(Ownership::Removed));
+    group_op.group = true;
+    let ops = [
+        op("ldap", "id-a", "S1", OpResult::Ok(Ownership::Moved { key: "uid=a2".into() })),
+        op("ldap", "id-b", "S1", OpResult::Failed("refused".into())),
+        op("ldap", "id-b", "S1", OpResult::Skipped("stopped".into())),
+        op("ldap", "id-a", "S1", OpResult::Ok(Ownership::Unchanged)),
+        group_op,
+    ];
+    s.record_ops(run, &ops, day(7)).await.unwrap();
+    let a = account(s, "id-a").await.unwrap();
+    assert_eq!((a.key.as_str(), a.status, a.anchor.as_deref()), ("uid=a2", AccountStatus::Active, Some("u-1")));
+    assert_eq!(account(s, "id-b").await, None);
+
+    s.record_ops(run, &[op("ad", "id-a", "S1", set("cn=a", Some("g-1"), AccountStatus::Active))], day(8))
+        .await
+        .unwrap();
+    let targets: Vec<String> = s.accounts(Some("id-a")).await.unwrap().into_iter().map(|a| a.target).collect();
+    assert_eq!(targets, ["ad", "ldap"]);
+    let mut in_snapshot = s.snapshot().await.unwrap().accounts;
+    in_snapshot.sort_by(|x, y| x.target.cmp(&y.target));
+    assert_eq!(in_snapshot, s.accounts(None).await.unwrap());
+
+    s.record_ops(run, &[op("ldap", "id-a", "S1", OpResult::Ok(Ownership::Removed))], day(9)).await.unwrap();
+    let targets: Vec<String> = s.accounts(None).await.unwrap().into_iter().map(|a| a.target).collect();
+    assert_eq!(targets, ["ad"]);
+}
+
+pub(crate) async fn groups_are_recorded_and_forgotten<S: StateStore>(s: &S) {
+    let row = |name: &str, anchor: Option<&str>, pending| GroupRow {
+        target: "ldap".into(),
+        name: name.into(),
+        key: format!("cn={name}"),
+        anchor: anchor.map(String::from),
+        school: "S1".into(),
+        pending,
+    };
+    s.record_groups(&[row("7a", None, true), row("7b", None, true)], day(0)).await.unwrap();
+    let groups = s.groups().await.unwrap();
+    assert_eq!(groups.len(), 2);
+    assert!(groups.iter().all(|g| g.pending && g.anchor.is_none() && g.school == "S1"));
+
+    s.record_groups(&[row("7a", Some("g-1"), false)], day(1)).await.unwrap();
+    s.forget_group("ldap", "7b").await.unwrap();
+    let groups = s.groups().await.unwrap();
+    assert_eq!(groups.len(), 1);
+    let g = &groups[0];
+    assert_eq!((g.name.as_str(), g.key.as_str(), g.anchor.as_deref(), g.pending), ("7a", "cn=7a", Some("g-1"), false));
+}
+
+pub(crate) async fn runs_begin_finish_and_are_marked_interrupted<S: StateStore>(s: &S) {
+    let adopt = s.begin_run("adopt", None, day(0)).await.unwrap();
+    s.finish_run(adopt, "ok", "recorded 3 accounts", day(0)).await.unwrap();
+    assert!(!s.has_applied().await.unwrap(), "an adopt is not an apply");
+    let first = s.begin_run("apply", Some("p1"), day(1)).await.unwrap();
+    let second = s.begin_run("apply", None, day(2)).await.unwrap();
+    assert!(adopt < first && first < second);
+    assert!(s.has_applied().await.unwrap());
+    s.finish_run(second, "failed", "1 operation failed", day(2)).await.unwrap();
+
+    assert_eq!(s.mark_interrupted(day(3)).await.unwrap(), 1);
+    assert_eq!(s.mark_interrupted(day(3)).await.unwrap(), 0);
+    let runs = s.runs(10).await.unwrap();
+    let seen: Vec<(i64, &str, Option<&str>, &str)> =
+        runs.iter().map(|r| (r.id, r.command.as_str(), r.plan_id.as_deref(), r.status.as_str())).collect();
+    assert_eq!(
+        seen,
+        [(adopt, "adopt", None, "ok"), (first, "apply", Some("p1"), "interrupted"), (second, "apply", None, "failed")]
+    );
+    assert!(runs.iter().all(|r| r.finished_at.is_some() && r.message.is_some()));
+    assert_eq!(runs[2].message.as_deref(), Some("1 operation failed"));
+    // The newest `limit`, oldest first.
+    let ids: Vec<i64> = s.runs(2).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(ids, [first, second]);
+}
+
+pub(crate) async fn the_log_is_filtered_by_run_identity_and_school<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b")], &[], day(0)).await.unwrap();
+    let one = s.begin_run("apply", None, day(0)).await.unwrap();
+    let two = s.begin_run("apply", None, day(1)).await.unwrap();
+    s.record_ops(one, &[op("ldap", "id-a", "S1", OpResult::Failed("refused".into()))], day(0)).await.unwrap();
+    let ops = [
+        op("ldap", "id-a", "S1,S2", set("k", None, AccountStatus::Active)),
+        op("ldap", "id-b", "S12", OpResult::Skipped("stopped".into())),
+    ];
+    s.record_ops(two, &ops, day(1)).await.unwrap();
+
+    let all = s.log(&LogFilter::default()).await.unwrap();
+    let seen: Vec<(i64, Option<&str>, &str, Option<&str>)> =
+        all.iter().map(|r| (r.run_id, r.identity_id.as_deref(), r.result.as_str(), r.error.as_deref())).collect();
+    assert_eq!(
+        seen,
+        [
+            (one, Some("id-a"), "failed", Some("refused")),
+            (two, Some("id-a"), "ok", None),
+            (two, Some("id-b"), "skipped", Some("stopped"))
+        ]
+    );
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    let r = &all[1];
+    assert_eq!(
+        (r.username.as_deref(), r.target.as_deref(), r.action.as_str(), r.detail.as_deref()),
+        (Some("user-id-a"), Some("ldap"), "update", Some("mail"))
+    );
+
+    let ids = |rows: Vec<super::LogRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    let by = |run, identity: Option<&str>, school: Option<&str>, limit| LogFilter {
+        run,
+        identity: identity.map(String::from),
+        school: school.map(String::from),
+        limit,
+    };
+    assert_eq!(ids(s.log(&by(Some(two), None, None, 0)).await.unwrap()), [all[1].id, all[2].id]);
+    assert_eq!(ids(s.log(&by(None, Some("id-a"), None, 0)).await.unwrap()), [all[0].id, all[1].id]);
+    // A school matches a whole entry of the comma-separated list, never a prefix.
+    assert_eq!(ids(s.log(&by(None, None, Some("S2"), 0)).await.unwrap()), [all[1].id]);
+    assert_eq!(ids(s.log(&by(None, None, Some("S1"), 0)).await.unwrap()), [all[0].id, all[1].id]);
+    assert_eq!(ids(s.log(&by(Some(one), Some("id-a"), Some("S2"), 0)).await.unwrap()), Vec::<i64>::new());
+    // A limit keeps the newest rows, still oldest first.
+    assert_eq!(ids(s.log(&by(None, None, None, 2)).await.unwrap()), [all[1].id, all[2].id]);
+}
+
+pub(crate) async fn plans_are_saved_once_and_loaded<S: StateStore>(s: &S) {
+    s.save_plan("p1", "{\"first\":1}", day(0)).await.unwrap();
+    s.save_plan("p1", "{\"second\":2}", day(1)).await.unwrap();
+    assert_eq!(s.load_plan("p1").await.unwrap().as_deref(), Some("{\"first\":1}"));
+    assert_eq!(s.load_plan("p2").await.unwrap(), None);
+}
+
+pub(crate) async fn decisions_replace_earlier_ones<S: StateStore>(s: &S) {
+    let records = ["sis/P1".to_string(), "sis/P2".to_string()];
+    s.decide("c1", &Decision::Merge { into: Some("id-a".into()) }, &records, day(0)).await.unwrap();
+    s.decide("c2", &Decision::Merge { into: None }, &records, day(0)).await.unwrap();
+    s.decide("c1", &Decision::Separate, &records, day(1)).await.unwrap();
+    let decisions = s.decisions().await.unwrap();
+    assert_eq!(
+        decisions,
+        BTreeMap::from([("c1".into(), Decision::Separate), ("c2".into(), Decision::Merge { into: None })])
+    );
+}
+
+pub(crate) async fn civic_history_is_shown_masked<S: StateStore>(s: &S) {
+    let change = |person_id: &str, old: Option<&str>, new: Option<&str>| CivicChange {
+        source: "sis".into(),
+        person_id: person_id.into(),
+        identity_id: "id-a".into(),
+        old: old.map(String::from),
+        new: new.map(String::from),
+    };
+    s.record_civic_changes(1, &[change("P1", Some("20150976T123"), Some(PNR))], day(0)).await.unwrap();
+    s.record_civic_changes(2, &[change("20150916-2388", Some("201509762384"), None)], day(1)).await.unwrap();
+    let history = s.civic_history_of("id-a").await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].record, "sis/P1");
+    assert_eq!(history[0].old.as_deref(), Some("20150976-**** (temporary number)"));
+    assert_eq!(history[0].new.as_deref(), Some("20150916-**** (personnummer)"));
+    assert_eq!(history[1].old.as_deref(), Some("20150976-**** (samordningsnummer)"));
+    assert_eq!(history[1].new, None);
+    assert!(!history[1].record.contains("2388"), "{}", history[1].record);
+    assert!(history[0].changed_at < history[1].changed_at);
+    assert!(s.civic_history_of("id-b").await.unwrap().is_empty());
+}
+
+pub(crate) async fn source_counts_and_columns_are_overwritten<S: StateStore>(s: &S) {
+    s.record_source_counts(1, &BTreeMap::from([("sis".into(), 120), ("hr".into(), 30)]), day(0)).await.unwrap();
+    s.record_source_counts(2, &BTreeMap::from([("sis".into(), 118)]), day(1)).await.unwrap();
+    assert_eq!(s.source_counts().await.unwrap(), BTreeMap::from([("hr".into(), 30), ("sis".into(), 118)]));
+
+    let cols = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<String>>();
+    s.record_source_columns(1, &BTreeMap::from([("sis".into(), cols(&["email", "groups"]))]), day(0)).await.unwrap();
+    s.record_source_columns(2, &BTreeMap::from([("sis".into(), cols(&["groups"])), ("hr".into(), cols(&[]))]), day(1))
+        .await
+        .unwrap();
+    let expected = BTreeMap::from([("hr".into(), cols(&[])), ("sis".into(), cols(&["groups"]))]);
+    assert_eq!(s.source_columns().await.unwrap(), expected);
+}
+
+pub(crate) async fn meta_values_are_set_and_replaced<S: StateStore>(s: &S) {
+    s.set_meta("id_key_fingerprint", "abc").await.unwrap();
+    s.set_meta("id_key_fingerprint", "def").await.unwrap();
+    assert_eq!(s.meta("id_key_fingerprint").await.unwrap().as_deref(), Some("def"));
+    assert_eq!(s.meta("other").await.unwrap(), None);
+}
+
+pub(crate) async fn unprotect_forgets_protection_and_the_content_hash<S: StateStore>(s: &S) {
+    let mut r = record("sis", "P1", "id-a", Some(PNR));
+    r.protected = true;
+    s.commit_identities(&[ident("id-a", "a")], &[r, record("hr", "H1", "id-a", None)], day(0)).await.unwrap();
+    let protected = s.protected_identities().await.unwrap();
+    assert_eq!(protected.into_iter().collect::<Vec<_>>(), ["id-a"]);
+    s.unprotect(&[]).await.unwrap();
+    s.unprotect(&["id-a".to_string()]).await.unwrap();
+    assert!(s.protected_identities().await.unwrap().is_empty());
+    let snap = s.snapshot().await.unwrap();
+    for (source, key) in [("sis", "P1"), ("hr", "H1")] {
+        let r = snap.record(source, key).unwrap();
+        assert_eq!((r.protected, r.content_hash.as_str()), (false, ""), "{source}");
+        assert_eq!(r.identity_id, "id-a");
+    }
+    assert_eq!(snap.record("sis", "P1").unwrap().civic_no.as_deref(), Some(PNR));
+}
+
+pub(crate) async fn a_backup_is_written_owner_only_and_never_over_a_file<S: StateStore>(s: &S) {
+    use std::os::unix::fs::PermissionsExt;
+    s.commit_identities(&[ident("id-a", "a")], &[], day(0)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("backup.db");
+    s.backup(&dest).await.unwrap();
+    let meta = std::fs::metadata(&dest).unwrap();
+    assert!(meta.len() > 0);
+    assert_eq!(meta.permissions().mode() & 0o077, 0);
+    let again = s.backup(&dest).await.unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+}
+
+pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(s: &S) {
+    const N: usize = 2_500;
+    let new: Vec<(String, String)> = (0..N).map(|i| ident(&format!("id-{i:05}"), &format!("user{i}"))).collect();
+    let records: Vec<RecordRow> =
+        (0..N).map(|i| record("sis", &format!("P{i}"), &format!("id-{i:05}"), None)).collect();
+    s.commit_identities(&new, &records, day(0)).await.unwrap();
+    let pending: Vec<(String, String, String)> =
+        (0..N).map(|i| ("ldap".to_string(), format!("id-{i:05}"), format!("uid=user{i}"))).collect();
+    s.record_pending(&pending, day(0)).await.unwrap();
+    let ops: Vec<OpRecord> = (0..N)
+        .map(|i| {
+            op(
+                "ldap",
+                &format!("id-{i:05}"),
+                "S1",
+                set(&format!("uid=user{i}"), Some(&format!("u-{i}")), AccountStatus::Active),
+            )
+        })
+        .collect();
+    let run = s.begin_run("apply", None, day(0)).await.unwrap();
+    s.record_ops(run, &ops, day(0)).await.unwrap();
+    let names: Vec<String> = (0..N).map(|i| format!("gone{i}")).collect();
+    s.reserve_usernames(&names, day(0)).await.unwrap();
+
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!((snap.identities.len(), snap.all_records().count(), snap.accounts.len()), (N, N, N));
+    assert!(snap.accounts.iter().all(|a| a.status == AccountStatus::Active && a.anchor.is_some()));
+    assert_eq!(s.log(&LogFilter { run: Some(run), ..LogFilter::default() }).await.unwrap().len(), N);
+    assert_eq!(s.reserved_usernames().await.unwrap().len(), N);
+    assert_eq!(s.allocated_usernames(day(0), None).await.unwrap().len(), 2 * N);
+}
