@@ -33,8 +33,11 @@ pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes)
                 .map_err(|e| format!("id key file {}: the OS random source failed: {e}", path.display()))?;
-            write_new(path, &hex(&bytes))?;
-            Ok(Loaded { key: IdKey::new(bytes), created: true })
+            if write_new(path, &hex(&bytes))? {
+                Ok(Loaded { key: IdKey::new(bytes), created: true })
+            } else {
+                load(path, false) // another enid made it a moment ago
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
             "id key file {} is missing, but the state database was built with an id key (fingerprint recorded); \
@@ -74,18 +77,32 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_new(path: &Path, text: &str) -> Result<(), String> {
+/// Writes a new key file atomically: to a temporary file first, then linked into place, so a
+/// second enid starting at the same moment either links first or reads the whole key. Returns
+/// false when another process's key got there first.
+fn write_new(path: &Path, text: &str) -> Result<bool, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("id key file {}: cannot create: {e}", path.display()))?;
-    f.write_all(format!("{text}\n").as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| format!("id key file {}: cannot write: {e}", path.display()))
+    let tmp = path.with_extension(format!("new-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| format!("id key file {}: cannot create: {e}", path.display()))?;
+        f.write_all(format!("{text}\n").as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| format!("id key file {}: cannot write: {e}", path.display()))?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(format!("id key file {}: cannot create: {e}", path.display())),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 #[cfg(test)]

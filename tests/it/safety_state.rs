@@ -354,3 +354,27 @@ fn a_rename_left_out_of_a_partial_apply_keeps_the_old_username_in_the_state() {
     env.apply();
     assert!(env.people().contains_key("elev0.lind"));
 }
+
+#[test]
+fn runs_starting_at_once_on_a_new_state_do_not_trip_over_the_schema() {
+    for _ in 0..3 {
+        let env = Env::new();
+        csv_rows(&env, &pupils(3));
+        let spawn = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+                .arg("--config")
+                .arg(env.path("enid.toml"))
+                .arg("plan")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let children: Vec<_> = (0..3).map(|_| spawn()).collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{err}");
+        }
+    }
+}

@@ -111,7 +111,17 @@ impl SqliteStore {
                 })
                 .collect(),
         );
-        migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")))?;
+        // Two enid processes starting on a new state at once must not both create the schema:
+        // the migration runs under an OS lock on the database file itself (SQLite's own locks
+        // are of another kind and do not interfere), taken for that moment only.
+        let guard = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+        let locked = tokio::task::spawn_blocking(move || guard.lock().map(|()| guard))
+            .await
+            .map_err(|e| err(format!("cannot lock for the schema migration: {e}")))?
+            .map_err(|e| err(format!("cannot lock for the schema migration: {e}")))?;
+        let migrated = migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")));
+        drop(locked);
+        migrated?;
         Ok(SqliteStore { pool, path: shown, created })
     }
 
