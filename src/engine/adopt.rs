@@ -231,7 +231,7 @@ impl Engine {
                     ));
                     continue;
                 }
-                if by_id.get(id).is_none() && (a.disabled || leavers_allowed) && !rejected_ids.contains(id) {
+                if !by_id.contains_key(id) && (a.disabled || leavers_allowed) && !rejected_ids.contains(id) {
                     // A leaver's account enid disabled: claimed for an identity without records,
                     // so the lifecycle goes on (deletion after the grace period), and the person
                     // gets it back if their record returns (the id derivation is deterministic).
@@ -241,7 +241,7 @@ impl Engine {
                     }
                     continue;
                 }
-                if by_id.get(id).is_none() {
+                if !by_id.contains_key(id) {
                     plan.unmatched.push(unmatched(
                         a,
                         format!(

@@ -106,7 +106,7 @@ impl World {
         self.serial += 1;
         let n = self.serial;
         // Every fifth newcomer has a temporary number first.
-        let civic = if n % 5 == 0 { format!("2015{:02}{:02}TF{:02}", 1 + n % 12, 1 + n % 28, n % 100) } else { pnr(n) };
+        let civic = if n.is_multiple_of(5) { format!("2015{:02}{:02}TF{:02}", 1 + n % 12, 1 + n % 28, n % 100) } else { pnr(n) };
         Person {
             key: format!("K{n:05}"),
             given: format!("Elev{n}"),

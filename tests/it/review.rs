@@ -100,7 +100,7 @@ fn group_names_differing_only_in_inner_spaces_are_one_group_and_do_not_flap() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].get("member").len(), 2, "{:?}", groups[0]);
     let plan = env.summary();
-    assert_eq!(env.enid(&["plan"]).ok().stdout.contains("members to remove"), false, "{plan}");
+    assert!(!env.enid(&["plan"]).ok().stdout.contains("members to remove"), "{plan}");
 }
 
 /// A username template that fails for one person ("Ek" has no third letter) is reported as held,
