@@ -70,6 +70,9 @@ pub enum EngineError {
          database from a backup, or run `enid adopt`"
     )]
     ScopeAndStateLost { state: String, target: String, example: String, scope: String },
+    /// `enid adopt --entry ... --person ...` cannot claim what it was asked to: fix the command.
+    #[error("adopt: {0}")]
+    Adopt(String),
     /// The id key file is missing, unreadable or not the one the state was built with.
     #[error("[identity] {0}")]
     IdKey(String),

@@ -416,7 +416,7 @@ impl Engine {
         allocated: &HashSet<String>,
         chosen: &mut BTreeMap<IdentityId, String>,
     ) -> Result<AccountClaim, EngineError> {
-        let fail = |message: String| EngineError::TargetConfig { id: "adopt".into(), message };
+        let fail = EngineError::Adopt;
         let want = normalize_key(&h.entry);
         let hits: Vec<(&String, &ObservedAccount)> = observed
             .iter()
@@ -430,7 +430,7 @@ impl Engine {
             _ => return Err(fail(format!("--entry {}: found on several targets; say which with --target", h.entry))),
         };
         let (source, pid) =
-            h.person.split_once('/').ok_or_else(|| fail(format!("--person {}: use SOURCE/PERSON_ID", h.person)))?;
+            h.person.split_once('/').ok_or_else(|| fail(format!("--person {}: use SOURCE/PERSON_ID", connector_api::civic::mask_if_civic(&h.person))))?;
         let ident = resolution
             .present
             .iter()
