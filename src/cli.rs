@@ -7,7 +7,7 @@ use crate::clock;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Computed, Engine, EngineError, find_in_run, identity_in_run};
 use crate::identity::{ConflictKind, Decision};
-use crate::plan::{Action, Plan};
+use crate::plan::Action;
 use crate::store::{LogFilter, StateStore, StoreError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -305,6 +305,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     t.format("%Y-%m-%d")
                 )));
             }
+            let mut actions = Vec::new();
+            for word in &only {
+                let more = crate::engine::actions_named(word).ok_or_else(|| {
+                    CliError::Message(format!(
+                        "--only {word:?}: use create, rename, update, enable, disable, delete or groups"
+                    ))
+                })?;
+                actions.extend_from_slice(more);
+            }
+            let request = crate::engine::ApplyRequest {
+                plan_id: plan.clone(),
+                accept_threshold,
+                accept_protected,
+                only: actions,
+                school,
+            };
             let engine = build(config).await?;
             let now = clock::now(time.now);
             let _lock = engine.lock("apply", now).await?;
@@ -312,36 +328,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             warn_rejected(&computed);
             let failed = failures(&computed);
             if let Some(id) = &plan {
-                let saved = engine.store().load_plan(id).await?.ok_or_else(|| {
-                    CliError::Message(format!("no saved plan {id}; make one with `enid plan --save`"))
-                })?;
-                if computed.plan.plan_id != *id {
-                    return Err(CliError::Message(format!(
-                        "plan {id} no longer matches the inputs, which now give plan {}: {}; review it with `enid plan`",
-                        computed.plan.plan_id,
-                        plan_difference(&saved, &computed.plan)
-                    )));
-                }
+                // A stale saved plan is refused before anything is shown as if it would happen.
+                engine.check_saved(&computed, id).await?;
             }
             write!(out, "{}", render_plan(&computed)).map_err(io)?;
             if computed.plan.is_empty() && computed.record_rows.is_empty() {
                 return failed.map(|()| ExitCode::SUCCESS);
             }
-            // A plan that holds something is saved, so the command the hint names works as given.
-            let waiting =
-                computed.plan.operations.iter().filter(|o| o.needs_approval).count() + computed.plan.unprotect.len();
-            let holds = !computed.plan.held.is_empty() && !accept_threshold || waiting > 0 && !accept_protected;
-            if holds && plan.is_none() {
-                let body =
-                    serde_json::to_string(&computed.shown_plan()).map_err(|e| CliError::Message(e.to_string()))?;
-                engine.store().save_plan(&computed.plan.plan_id, &body, now).await?;
-            }
-            if !only.is_empty() || school.is_some() {
-                let before = computed.plan.operations.len();
-                restrict(&mut computed.plan, &only, school.as_deref())?;
-                // Only the thresholds of what is applied still hold it.
-                let ops = &computed.plan.operations;
-                computed.plan.held.retain(|h| ops.iter().any(|o| o.target == h.target && o.action == h.action));
+            let approved = engine.approve(&mut computed, &request, now).await?;
+            if let Some(before) = approved.selected_from {
                 writeln!(
                     out,
                     "\nApplying {} of the plan's {before} operations; the rest stays pending.",
@@ -349,14 +344,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 )
                 .map_err(io)?;
             }
-            if !computed.plan.held.is_empty() && !accept_threshold {
-                return Err(CliError::Message(format!(
-                    "plan {} is held, nothing was applied: {}. The plan is saved: review it with `enid plan`, then apply \
-                     exactly it with `enid apply --plan {} --accept-threshold`",
-                    computed.plan.plan_id,
-                    computed.plan.held.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("; "),
-                    computed.plan.plan_id
-                )));
+            if approved.waiting_protected > 0 {
+                writeln!(
+                    out,
+                    "\n{} changes to persons with protected personal data wait for approval. The plan is saved: \
+                     review it, then `enid apply --plan {} --accept-protected`.",
+                    approved.waiting_protected, computed.plan.plan_id
+                )
+                .map_err(io)?;
             }
             if plan.is_none() && !yes && !computed.plan.operations.is_empty() {
                 if !std::io::stdin().is_terminal() {
@@ -374,23 +369,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     writeln!(out, "Not applied.").map_err(io)?;
                     return Ok(ExitCode::SUCCESS);
                 }
-            }
-            let waiting =
-                computed.plan.operations.iter().filter(|o| o.needs_approval).count() + computed.plan.unprotect.len();
-            if waiting > 0 && !accept_protected {
-                // Their renames wait too: the state keeps the old username until the target has the new one.
-                let held: BTreeSet<String> =
-                    computed.plan.operations.iter().filter(|o| o.needs_approval).map(|o| o.identity.clone()).collect();
-                computed.plan.operations.retain(|o| !o.needs_approval);
-                computed.plan.renames.retain(|r| !held.contains(&r.identity));
-                computed.plan.unprotect.clear();
-                writeln!(
-                    out,
-                    "\n{waiting} changes to persons with protected personal data wait for approval. The plan is saved: \
-                     review it, then `enid apply --plan {} --accept-protected`.",
-                    computed.plan.plan_id
-                )
-                .map_err(io)?;
             }
             let report = engine.apply(&computed, "apply", now).await?;
             exiting(computed);
@@ -868,43 +846,6 @@ pub fn render_plan(c: &Computed) -> String {
     s
 }
 
-/// Keeps only the operations of the given actions and school (partial approval).
-fn restrict(plan: &mut Plan, only: &[String], school: Option<&str>) -> Result<(), CliError> {
-    let mut actions = Vec::new();
-    for a in only {
-        let more: &[Action] = match a.trim() {
-            "create" => &[Action::Create],
-            "rename" => &[Action::Rename],
-            "update" => &[Action::Update],
-            "enable" => &[Action::Enable],
-            "disable" => &[Action::Disable],
-            "delete" => &[Action::Delete],
-            "groups" => &[Action::CreateGroup, Action::AddMembers, Action::RemoveMembers, Action::DeleteGroup],
-            other => {
-                return Err(CliError::Message(format!(
-                    "--only {other:?}: use create, rename, update, enable, disable, delete or groups"
-                )));
-            }
-        };
-        actions.extend_from_slice(more);
-    }
-    let keep = |o: &crate::plan::PlannedOp| {
-        (actions.is_empty() || actions.contains(&o.action))
-            && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
-    };
-    // A rename left out keeps the old username in the state until it is applied, and the
-    // person's other operations on that target, which address the renamed account, wait with it.
-    let left_out: BTreeSet<(String, String)> = plan
-        .operations
-        .iter()
-        .filter(|o| o.action == Action::Rename && !keep(o))
-        .map(|o| (o.target.clone(), o.identity.clone()))
-        .collect();
-    plan.operations.retain(|o| keep(o) && !left_out.contains(&(o.target.clone(), o.identity.clone())));
-    plan.renames.retain(|r| !left_out.iter().any(|(_, i)| i == &r.identity));
-    Ok(())
-}
-
 /// The conflict queue as text.
 pub fn render_conflicts(conflicts: &[crate::identity::Conflict]) -> String {
     let mut s = String::new();
@@ -944,36 +885,6 @@ pub fn render_conflicts(conflicts: &[crate::identity::Conflict]) -> String {
         }
     }
     s
-}
-
-/// A short account of how a saved plan differs from the current one.
-fn plan_difference(saved_json: &str, current: &Plan) -> String {
-    let saved: serde_json::Value = serde_json::from_str(saved_json).unwrap_or_default();
-    let key = |o: &serde_json::Value| {
-        format!(
-            "{} {} {}",
-            o["action"].as_str().unwrap_or(""),
-            o["target"].as_str().unwrap_or(""),
-            o["username"].as_str().unwrap_or("")
-        )
-    };
-    let old: BTreeSet<String> = saved["operations"].as_array().map(|a| a.iter().map(key).collect()).unwrap_or_default();
-    let cur: BTreeSet<String> =
-        current.operations.iter().map(|o| format!("{} {} {}", o.action.as_str(), o.target, o.username)).collect();
-    let added: Vec<&String> = cur.difference(&old).collect();
-    let gone: Vec<&String> = old.difference(&cur).collect();
-    let sample = |v: &[&String]| v.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    if added.is_empty() && gone.is_empty() {
-        "the same operations, but with different details (attribute values or new identities)".into()
-    } else {
-        format!(
-            "{} operations are new ({}) and {} are no longer needed ({})",
-            added.len(),
-            sample(&added),
-            gone.len(),
-            sample(&gone)
-        )
-    }
 }
 
 async fn explain(

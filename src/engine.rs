@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use target_ldap::LdapTarget;
 
 mod adopt;
+mod approve;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
+pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 
 /// Why a run stopped. Each variant names the component and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,9 @@ pub enum EngineError {
          database from a backup, or run `enid adopt`"
     )]
     ScopeAndStateLost { state: String, target: String, example: String, scope: String },
+    /// The apply does not go ahead under the approval rules (a held plan, a changed saved plan).
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
     /// `enid adopt --entry ... --person ...` cannot claim what it was asked to: fix the command.
     #[error("adopt: {0}")]
     Adopt(String),

@@ -505,7 +505,10 @@ fn partial_approval_applies_only_the_chosen_part_of_a_saved_plan() {
     assert!(people.values().all(|e| !e.dn.contains("disabled")));
     let plan = env.enid(&["plan", "--json", "--accept-shrink"]).ok().json();
     assert_eq!((plan["summary"]["create"].as_u64(), plan["summary"]["disable"].as_u64()), (Some(1), Some(11)));
+    // Arguments are checked before anything is read.
     let run = env.enid(&["apply", "--plan", "0", "--only", "pirate"]).fails();
+    assert!(run.stderr.contains("--only \"pirate\""), "{}", run.stderr);
+    let run = env.enid(&["apply", "--plan", "0", "--only", "create", "--accept-shrink"]).fails();
     assert!(run.stderr.contains("no saved plan 0"), "{}", run.stderr);
 }
 
