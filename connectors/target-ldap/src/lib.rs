@@ -321,7 +321,9 @@ impl LdapTarget {
         Ok(ldap)
     }
 
-    /// Forgets a connection that failed, so the next operation connects afresh.
+    /// Forgets a connection that failed, so the next operation connects afresh. Only
+    /// `Unavailable` says the connection may be broken: a busy server (`Throttled`) and a refusal
+    /// came back over a working one.
     async fn reset(&self, err: &TargetError) {
         if matches!(err, TargetError::Unavailable { .. }) {
             *self.conn.lock().await = None;
