@@ -36,13 +36,21 @@ pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("source \"{id}\": {error}")]
-    Source { id: String, error: SourceError },
+    #[error("source \"{id}\": {}", connector_api::one_line(.error))]
+    Source {
+        id: String,
+        #[source]
+        error: SourceError,
+    },
     /// An input guard fired: the source looks broken, so nothing is planned.
     #[error("source \"{id}\": {reason}; stopped before planning, nothing was changed")]
     Guard { id: String, reason: String },
-    #[error("target \"{id}\": {error}")]
-    Target { id: String, error: TargetError },
+    #[error("target \"{id}\": {}", connector_api::one_line(.error))]
+    Target {
+        id: String,
+        #[source]
+        error: TargetError,
+    },
     /// A target guard fired: the target shows too few of the accounts or groups enid owns, so
     /// its scope or permissions changed; nothing is planned.
     #[error("target \"{id}\": {reason}; stopped before planning, nothing was changed")]
@@ -642,7 +650,7 @@ impl Engine {
                     .check()
                     .await
                     .map(|_| "readable, header complete".to_string())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| connector_api::one_line(&e)),
             });
         }
         for (id, t) in &self.targets {
@@ -653,7 +661,7 @@ impl Engine {
                     .check()
                     .await
                     .map(|_| "connected, bound, base_dn found".to_string())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| connector_api::one_line(&e)),
             });
         }
         out
@@ -840,7 +848,8 @@ impl Engine {
                     failure.get_or_insert(EngineError::Target { id, error });
                 }
                 Err(e) => {
-                    failure.get_or_insert(EngineError::Target { id, error: TargetError::Unavailable(e.to_string()) });
+                    let error = TargetError::unavailable("read the target").with_source(e);
+                    failure.get_or_insert(EngineError::Target { id, error });
                 }
             }
         }
@@ -1361,6 +1370,7 @@ impl Engine {
                             && !stopped.swap(true, Ordering::SeqCst)
                             && let Ok(mut s) = stop_reason.lock()
                         {
+                            let e = connector_api::one_line(e);
                             *s = format!("not sent: target stopped after an earlier failure ({e})");
                         }
                         (op, result.map_err(Some), String::new())
@@ -1396,7 +1406,7 @@ impl Engine {
                     Err(Some(e)) => {
                         report.failed += 1;
                         failed_members.extend(member_values(handle, &op.op));
-                        let msg = e.to_string();
+                        let msg = connector_api::one_line(&e);
                         tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
                         report.first_error.get_or_insert_with(|| format!("target \"{id}\": {msg}"));
                         OpResult::Failed(msg)
@@ -1946,5 +1956,28 @@ mod tests {
         assert_eq!(super::thousands(999), "999");
         assert_eq!(super::thousands(2000), "2,000");
         assert_eq!(super::thousands(1_234_567), "1,234,567");
+    }
+
+    /// A target or source error shows its cause (the I/O error under it) once, in the engine's
+    /// message and in the chain `main` prints, and stays reachable as the `source`.
+    #[test]
+    fn a_connector_error_shows_its_cause_once() {
+        use connector_api::{SourceError, TargetError};
+        use std::error::Error;
+        let refused = std::io::Error::other("Connection refused");
+        let error = TargetError::unavailable("connect to ldap://x").with_source(refused);
+        let e = super::EngineError::Target { id: "directory".into(), error };
+        let want = "target \"directory\": target unavailable: connect to ldap://x: Connection refused";
+        assert_eq!(e.to_string(), want);
+        assert_eq!(connector_api::one_line(&e), want);
+        assert!(e.source().is_some_and(|s| s.is::<TargetError>()));
+
+        let gone = std::io::Error::other("No such file or directory");
+        let reason = gone.to_string();
+        let error = SourceError::Unavailable { what: "persons.csv".into(), reason, source: Some(gone.into()) };
+        let e = super::EngineError::Source { id: "sis".into(), error };
+        let want = "source \"sis\": cannot read persons.csv: No such file or directory";
+        assert_eq!(e.to_string(), want);
+        assert_eq!(connector_api::one_line(&e), want);
     }
 }

@@ -116,7 +116,7 @@ impl Engine {
                 }
                 Ok(Err(error)) => return Err(EngineError::Target { id, error }),
                 Err(e) => {
-                    let error = connector_api::TargetError::Unavailable(e.to_string());
+                    let error = connector_api::TargetError::unavailable("read the target").with_source(e);
                     return Err(EngineError::Target { id, error });
                 }
             }

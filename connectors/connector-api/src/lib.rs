@@ -7,19 +7,24 @@
 //!
 //! Every connector MUST:
 //! - report bad input per record with its location (`file:line` or an id), never drop it silently;
-//! - return errors typed by what the caller must do ([`SourceError`], [`TargetError`]);
+//! - return errors typed by what the caller must do ([`SourceError`], [`TargetError`]), keeping
+//!   the underlying error as their `source`;
 //! - never log or print a [`Secret`] or an unmasked [`CivicNo`];
 //! - for targets: treat `apply` as idempotent where the protocol allows it, and report exactly
 //!   which entry an operation touched, so the engine can record ownership.
 
 pub mod civic;
+pub mod error;
 pub mod secret;
 pub mod source;
 pub mod target;
 pub mod thresholds;
 
 pub use civic::{CivicNo, CivicNoError};
+pub use error::{BoxError, one_line};
 pub use secret::{Secret, load_secret};
 pub use source::{FetchContext, Protection, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
-pub use target::{AttrChange, Attrs, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
+pub use target::{
+    AttrChange, Attrs, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,
+};
 pub use thresholds::{Exclude, ProtectedPolicy, Thresholds};

@@ -1,6 +1,7 @@
 //! What a source connector gives the engine: person records, and the rows it had to reject.
 
 use crate::civic::CivicNo;
+use crate::error::BoxError;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -132,16 +133,27 @@ impl SourceBatch {
     }
 }
 
-/// Why a source could not deliver. The variant says what the operator must do.
+/// Why a source could not deliver. The variant says what the operator must do; `source` keeps
+/// the lower-level error (I/O, the file format's parser) when there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The source could not be reached or read; try again later or fix access.
     #[error("cannot read {what}: {reason}")]
-    Unavailable { what: String, reason: String },
+    Unavailable {
+        what: String,
+        reason: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The source was read but its shape is wrong (missing column, bad header): fix the export
     /// or the column map in the config.
     #[error("{location}: {reason}")]
-    Malformed { location: String, reason: String },
+    Malformed {
+        location: String,
+        reason: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 /// The facts a source may need while fetching. Time is an argument, never read from the clock.

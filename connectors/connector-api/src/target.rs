@@ -4,9 +4,11 @@
 //! decides *how* (a DN and an LDAP modify, a SCIM PATCH). Operations address accounts by the
 //! `key` the target reported when it observed or created them.
 
+use crate::error::BoxError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 /// Attribute name → values. Sorted, so plans and snapshots are stable.
 pub type Attrs = BTreeMap<String, Vec<String>>;
@@ -94,29 +96,147 @@ pub enum OpOutcome {
     Deleted,
 }
 
-/// Why a target operation failed. The variant says what the caller must do.
+/// Why a target operation failed. The variant says what the caller must do; `message` names the
+/// operation and the fix in one line, and `source` keeps the lower-level error (I/O, TLS, the
+/// protocol library) when there is one. Show it with [`crate::one_line`] to include the causes.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    /// The target cannot be reached now (connection refused or lost, timeout, busy). Stop
-    /// sending, keep what is done, and try again on the next run.
-    #[error("target unavailable: {0}")]
-    Unavailable(String),
+    /// The target cannot be reached now (connection refused or lost, timeout, server
+    /// unavailable). Stop sending, keep what is done, and try again on the next run.
+    #[error("target unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The target is up but asked us to slow down (HTTP 429 or 503 with `Retry-After`, LDAP
+    /// busy). A connector that retries does so within its own budget and returns this only when
+    /// the budget is spent, so the target is overloaded for now: stop sending for the rest of the
+    /// run (more operations would only be refused too), keep what is done, and run again no
+    /// sooner than `retry_after` when the target said when.
+    #[error("target throttled: {message}{}", retry_after_text(*.retry_after))]
+    Throttled {
+        message: String,
+        /// How long the target asked us to wait, when it said.
+        retry_after: Option<Duration>,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The credentials were refused. An operator must fix them; retrying will not help.
-    #[error("authentication failed: {0}")]
-    Auth(String),
-    /// The target refused this one operation (schema violation, entry exists, no such entry).
-    /// Other operations may go on; the data or the config must be fixed.
-    #[error("rejected: {0}")]
-    Rejected(String),
-    /// The configuration cannot work with this target (base DN missing, TLS failure).
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error("authentication failed: {message}")]
+    Auth {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The target refused this one operation; `kind` says why and what to fix. Other operations
+    /// may go on; retrying the same operation unchanged will fail the same way.
+    #[error("rejected: {message}")]
+    Rejected {
+        kind: RejectKind,
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The configuration cannot work with this target (base DN missing, TLS failure, a secure
+    /// connection required): an operator must fix the config; nothing is sent until then.
+    #[error("configuration: {message}")]
+    Config {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// Why the target refused one operation, by what must be fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectKind {
+    /// Something already stands where the operation would create an entry (LDAP 68). Never
+    /// overwrite it: find out whose it is (an earlier create whose result was lost is adopted by
+    /// the next observe; anything else must be moved away or claimed with `enid adopt`).
+    Exists,
+    /// The entry the operation addresses, or its parent, is not there (LDAP 32). It was moved
+    /// or removed by hand: the next run observes the target again and plans from what is there.
+    NotFound,
+    /// A value breaks a constraint of the target: a uniqueness rule, a size limit, a value
+    /// already present (LDAP 19, 20). Fix the data or the attribute mapping.
+    Constraint,
+    /// The entry does not fit the target's schema: an object class violation, an undefined
+    /// attribute, a value of the wrong syntax, a naming violation (LDAP 65, 17, 21, 64, 67, 69).
+    /// Fix the object classes or the attribute mapping in the config.
+    Schema,
+    /// The account enid binds as may not do this here (LDAP 50). Give it the rights, or leave
+    /// the entry out of scope.
+    Access,
+    /// Any other refusal; the message carries the target's own words.
+    Other,
 }
 
 impl TargetError {
-    /// Whether the rest of a run against this target should stop.
+    /// The target cannot be reached now.
+    pub fn unavailable(message: impl Into<String>) -> TargetError {
+        TargetError::Unavailable { message: message.into(), source: None }
+    }
+
+    /// The target asked us to slow down, and perhaps said for how long.
+    pub fn throttled(message: impl Into<String>, retry_after: Option<Duration>) -> TargetError {
+        TargetError::Throttled { message: message.into(), retry_after, source: None }
+    }
+
+    /// The credentials were refused.
+    pub fn auth(message: impl Into<String>) -> TargetError {
+        TargetError::Auth { message: message.into(), source: None }
+    }
+
+    /// The target refused one operation.
+    pub fn rejected(kind: RejectKind, message: impl Into<String>) -> TargetError {
+        TargetError::Rejected { kind, message: message.into(), source: None }
+    }
+
+    /// The configuration cannot work with this target.
+    pub fn config(message: impl Into<String>) -> TargetError {
+        TargetError::Config { message: message.into(), source: None }
+    }
+
+    /// The same error, keeping `cause` as its `source`.
+    pub fn with_source(mut self, cause: impl Into<BoxError>) -> TargetError {
+        let (TargetError::Unavailable { source, .. }
+        | TargetError::Throttled { source, .. }
+        | TargetError::Auth { source, .. }
+        | TargetError::Rejected { source, .. }
+        | TargetError::Config { source, .. }) = &mut self;
+        *source = Some(cause.into());
+        self
+    }
+
+    /// Whether the rest of a run against this target should stop: yes for everything but a
+    /// rejection of one operation. `Throttled` stops too: it is returned once retries are spent.
     pub fn stops_target(&self) -> bool {
-        !matches!(self, TargetError::Rejected(_))
+        !matches!(self, TargetError::Rejected { .. })
+    }
+
+    /// Why the operation was refused, when it was.
+    pub fn reject_kind(&self) -> Option<RejectKind> {
+        match self {
+            TargetError::Rejected { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// How long the target asked us to wait, when it was throttled and said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TargetError::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// `; retry after 30s` when the target said how long to wait.
+fn retry_after_text(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!("; retry after {}s", d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+        None => String::new(),
     }
 }
 
@@ -140,4 +260,56 @@ pub trait Target {
     fn group_key_for(&self, name: &str) -> Option<String>;
     /// Performs one operation. Safe to call concurrently.
     fn apply(&self, op: &TargetOp) -> impl Future<Output = Result<OpOutcome, TargetError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn only_a_rejection_lets_the_run_go_on() {
+        let io = || std::io::Error::other("connection reset");
+        let stops = [
+            (TargetError::unavailable("modify uid=a").with_source(io()), true),
+            (TargetError::throttled("add uid=a", Some(Duration::from_secs(30))), true),
+            (TargetError::auth("bind as cn=admin"), true),
+            (TargetError::config("read base_dn ou=x"), true),
+        ];
+        for (e, want) in stops {
+            assert_eq!(e.stops_target(), want, "{e}");
+            assert_eq!(e.reject_kind(), None);
+        }
+        for kind in [
+            RejectKind::Exists,
+            RejectKind::NotFound,
+            RejectKind::Constraint,
+            RejectKind::Schema,
+            RejectKind::Access,
+            RejectKind::Other,
+        ] {
+            let e = TargetError::rejected(kind, "add uid=a");
+            assert!(!e.stops_target(), "{kind:?}");
+            assert_eq!(e.reject_kind(), Some(kind));
+        }
+    }
+
+    #[test]
+    fn display_is_one_line_and_the_cause_stays_the_source() {
+        let e =
+            TargetError::unavailable("connect to ldap://x").with_source(std::io::Error::other("connection refused"));
+        assert_eq!(e.to_string(), "target unavailable: connect to ldap://x");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("connection refused"));
+        assert_eq!(crate::one_line(&e), "target unavailable: connect to ldap://x: connection refused");
+
+        let e = TargetError::throttled("add uid=a: server busy", Some(Duration::from_millis(1500)));
+        assert_eq!(e.to_string(), "target throttled: add uid=a: server busy; retry after 2s");
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(1500)));
+        let e = TargetError::throttled("add uid=a: server busy", None);
+        assert_eq!(e.to_string(), "target throttled: add uid=a: server busy");
+        assert!(e.source().is_none());
+
+        let e = TargetError::rejected(RejectKind::Exists, "add uid=a: entry already exists (LDAP 68)");
+        assert_eq!(e.to_string(), "rejected: add uid=a: entry already exists (LDAP 68)");
+    }
 }

@@ -125,9 +125,11 @@ impl CsvSource {
     }
 
     async fn read(&self) -> Result<Vec<u8>, SourceError> {
-        tokio::fs::read(&self.config.path)
-            .await
-            .map_err(|e| SourceError::Unavailable { what: self.display_path(), reason: e.to_string() })
+        tokio::fs::read(&self.config.path).await.map_err(|e| SourceError::Unavailable {
+            what: self.display_path(),
+            reason: e.to_string(),
+            source: Some(e.into()),
+        })
     }
 }
 
@@ -168,6 +170,7 @@ fn parse_header(config: &CsvConfig, file: &str, bytes: &[u8]) -> Result<Layout, 
     let headers = reader.headers().map_err(|e| SourceError::Malformed {
         location: format!("{file}:1"),
         reason: format!("cannot read the header row: {e}"),
+        source: Some(e.into()),
     })?;
     let index: HashMap<String, usize> = headers.iter().enumerate().map(|(i, h)| (h.trim().to_string(), i)).collect();
     let mut layout = Vec::new();
@@ -191,6 +194,7 @@ fn parse_header(config: &CsvConfig, file: &str, bytes: &[u8]) -> Result<Layout, 
                 missing.join(", "),
                 found
             ),
+            source: None,
         });
     }
     Ok(layout)
@@ -235,6 +239,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
                 return Err(SourceError::Malformed {
                     location: format!("{file}:{line}"),
                     reason: format!("the file cannot be read as CSV from here on ({e}); fix the export"),
+                    source: Some(e.into()),
                 });
             }
         }

@@ -1,24 +1,36 @@
 //! Maps LDAP errors and result codes to [`TargetError`], by what the caller must do.
+//!
+//! A result code is the server's whole answer: the message carries its number and the server's
+//! diagnostic text, and there is no lower error to keep. A transport failure (I/O, TLS, a
+//! timeout) keeps the `ldap3` error as the `source`.
 
-use connector_api::TargetError;
+use connector_api::{RejectKind, TargetError};
 use ldap3::{LdapError, LdapResult};
 
-/// A transport or protocol failure: the server is gone, slow or unreachable.
+/// A transport or protocol failure: the server is gone, slow or unreachable, or TLS failed.
 pub(crate) fn from_ldap(e: LdapError, what: &str) -> TargetError {
     match e {
         LdapError::LdapResult { result } => match from_result(result, what) {
             Err(e) => e,
-            Ok(_) => TargetError::Rejected(format!("{what}: unexpected result")),
+            Ok(_) => TargetError::rejected(RejectKind::Other, format!("{what}: unexpected result")),
         },
+        other if is_tls(&other) => TargetError::config(format!(
+            "{what}: TLS failed; set tls_ca_file to the CA that signs the server's certificate"
+        ))
+        .with_source(other),
+        other => TargetError::unavailable(what).with_source(other),
+    }
+}
+
+/// Whether the failure happened in TLS: a rustls error, directly or inside the I/O error the
+/// TLS stream returns, or (from other TLS stacks) a message that speaks of certificates.
+fn is_tls(e: &LdapError) -> bool {
+    match e {
+        LdapError::Rustls { .. } | LdapError::DNSName { .. } => true,
+        LdapError::Io { source } if source.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => true,
         other => {
             let msg = other.to_string();
-            if msg.contains("certificate") || msg.contains("InvalidCertificate") || msg.contains("tls") {
-                TargetError::Config(format!(
-                    "{what}: TLS: {msg}. Set tls_ca_file to the CA that signs the server's certificate"
-                ))
-            } else {
-                TargetError::Unavailable(format!("{what}: {msg}"))
-            }
+            msg.contains("certificate") || msg.contains("InvalidCertificate") || msg.contains("tls")
         }
     }
 }
@@ -27,20 +39,138 @@ pub(crate) fn from_ldap(e: LdapError, what: &str) -> TargetError {
 pub(crate) fn from_result(res: LdapResult, what: &str) -> Result<LdapResult, TargetError> {
     let text = if res.text.is_empty() { String::new() } else { format!(" ({})", res.text) };
     let msg = |name: &str| format!("{what}: {name} (LDAP {}){text}", res.rc);
+    let reject = |kind: RejectKind, name: &str| TargetError::rejected(kind, msg(name));
     match res.rc {
         0 => Ok(res),
-        49 => Err(TargetError::Auth(msg("invalid credentials; check bind_dn and the password file"))),
-        8 | 13 => Err(TargetError::Config(msg("the server requires a secure connection; use ldaps:// or starttls"))),
-        50 => Err(TargetError::Rejected(msg("insufficient access; give the bind DN write access"))),
-        51 | 52 | 80 | 3 => Err(TargetError::Unavailable(msg("server busy or unavailable"))),
-        32 => Err(TargetError::Rejected(msg("no such object"))),
-        68 => Err(TargetError::Rejected(msg("entry already exists"))),
-        65 => Err(TargetError::Rejected(msg("object class violation; check object_classes and the attribute mapping"))),
+        49 => Err(TargetError::auth(msg("invalid credentials; check bind_dn and the password file"))),
+        8 | 13 => Err(TargetError::config(msg("the server requires a secure connection; use ldaps:// or starttls"))),
+        // Busy: the server is up and asks for less load. It names no time to wait.
+        51 => Err(TargetError::throttled(msg("server busy; the next run tries again"), None)),
+        52 | 80 | 3 => Err(TargetError::unavailable(msg("server busy or unavailable"))),
+        50 => Err(reject(RejectKind::Access, "insufficient access; give the bind DN write access")),
+        32 => Err(reject(RejectKind::NotFound, "no such object")),
+        68 => Err(reject(RejectKind::Exists, "entry already exists")),
+        19 => Err(reject(RejectKind::Constraint, "constraint violation")),
+        20 => Err(reject(RejectKind::Constraint, "attribute or value exists")),
+        65 => Err(reject(RejectKind::Schema, "object class violation; check object_classes and the attribute mapping")),
         17 => {
-            Err(TargetError::Rejected(msg("undefined attribute type; check the attribute mapping against the schema")))
+            Err(reject(RejectKind::Schema, "undefined attribute type; check the attribute mapping against the schema"))
         }
-        19 => Err(TargetError::Rejected(msg("constraint violation"))),
-        21 => Err(TargetError::Rejected(msg("invalid attribute syntax"))),
-        _ => Err(TargetError::Rejected(msg("operation failed"))),
+        21 => Err(reject(RejectKind::Schema, "invalid attribute syntax")),
+        64 => Err(reject(RejectKind::Schema, "naming violation; check rdn_attribute and object_classes")),
+        67 => {
+            Err(reject(RejectKind::Schema, "not allowed on the RDN; leave rdn_attribute out of the attribute mapping"))
+        }
+        69 => Err(reject(RejectKind::Schema, "object class modifications prohibited")),
+        _ => Err(reject(RejectKind::Other, "operation failed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    fn result(rc: u32, text: &str) -> LdapResult {
+        LdapResult { rc, matched: String::new(), text: text.into(), refs: Vec::new(), ctrls: Vec::new() }
+    }
+
+    /// The variant (and rejection kind) of each result code, and that its message names the
+    /// operation and the code.
+    #[test]
+    fn result_codes_map_to_what_the_caller_must_do() {
+        use RejectKind::*;
+        let cases: &[(u32, &str)] = &[
+            (49, "auth"),
+            (8, "config"),
+            (13, "config"),
+            (51, "throttled"),
+            (52, "unavailable"),
+            (80, "unavailable"),
+            (3, "unavailable"),
+        ];
+        for &(rc, want) in cases {
+            let e = from_result(result(rc, ""), "add uid=a").unwrap_err();
+            let got = match e {
+                TargetError::Auth { .. } => "auth",
+                TargetError::Config { .. } => "config",
+                TargetError::Throttled { .. } => "throttled",
+                TargetError::Unavailable { .. } => "unavailable",
+                TargetError::Rejected { .. } => "rejected",
+            };
+            assert_eq!(got, want, "LDAP {rc}");
+            assert!(e.stops_target(), "LDAP {rc}");
+            let text = e.to_string();
+            assert!(text.contains("add uid=a: ") && text.contains(&format!("(LDAP {rc})")), "{text}");
+        }
+        let rejected: &[(u32, RejectKind)] = &[
+            (68, Exists),
+            (32, NotFound),
+            (19, Constraint),
+            (20, Constraint),
+            (65, Schema),
+            (17, Schema),
+            (21, Schema),
+            (64, Schema),
+            (67, Schema),
+            (69, Schema),
+            (50, Access),
+            (16, Other),
+            (1, Other),
+        ];
+        for &(rc, kind) in rejected {
+            let e = from_result(result(rc, ""), "add uid=a").unwrap_err();
+            assert_eq!(e.reject_kind(), Some(kind), "LDAP {rc}");
+            assert!(!e.stops_target(), "LDAP {rc}");
+            assert!(e.source().is_none(), "LDAP {rc}: the result code is the whole answer");
+        }
+        assert!(from_result(result(0, ""), "add uid=a").is_ok());
+    }
+
+    /// The wording that the README, the tests and operators know is kept.
+    #[test]
+    fn messages_keep_their_wording() {
+        let msg = |rc, text| from_result(result(rc, text), "add uid=a,ou=p").unwrap_err().to_string();
+        assert_eq!(msg(68, ""), "rejected: add uid=a,ou=p: entry already exists (LDAP 68)");
+        assert_eq!(msg(32, "no parent"), "rejected: add uid=a,ou=p: no such object (LDAP 32) (no parent)");
+        assert_eq!(
+            msg(50, ""),
+            "rejected: add uid=a,ou=p: insufficient access; give the bind DN write access (LDAP 50)"
+        );
+        assert_eq!(
+            msg(49, ""),
+            "authentication failed: add uid=a,ou=p: invalid credentials; check bind_dn and the password file (LDAP 49)"
+        );
+        assert_eq!(msg(51, ""), "target throttled: add uid=a,ou=p: server busy; the next run tries again (LDAP 51)");
+    }
+
+    #[test]
+    fn a_result_inside_an_ldap_error_maps_like_the_result() {
+        let e = from_ldap(LdapError::LdapResult { result: result(68, "") }, "add uid=a");
+        assert_eq!(e.reject_kind(), Some(RejectKind::Exists));
+    }
+
+    /// A lost connection is unavailable and keeps the I/O error as its source; a TLS failure is
+    /// a config error that says which setting fixes it, and keeps the TLS error.
+    #[test]
+    fn transport_errors_keep_their_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = from_ldap(LdapError::from(io), "connect to ldap://127.0.0.1:1");
+        assert!(matches!(e, TargetError::Unavailable { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "target unavailable: connect to ldap://127.0.0.1:1");
+        assert_eq!(
+            connector_api::one_line(&e),
+            "target unavailable: connect to ldap://127.0.0.1:1: I/O error: Connection refused"
+        );
+        let io_source = e.source().and_then(|s| s.downcast_ref::<LdapError>());
+        assert!(matches!(io_source, Some(LdapError::Io { .. })), "{io_source:?}");
+
+        let bad_cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, bad_cert);
+        let e = from_ldap(LdapError::from(io), "connect to ldaps://x");
+        assert!(matches!(e, TargetError::Config { .. }), "{e:?}");
+        assert!(e.to_string().contains("tls_ca_file"), "{e}");
+        assert!(connector_api::one_line(&e).contains("invalid peer certificate"), "{}", connector_api::one_line(&e));
+        assert!(e.stops_target());
     }
 }

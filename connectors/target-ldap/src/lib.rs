@@ -321,9 +321,11 @@ impl LdapTarget {
         Ok(ldap)
     }
 
-    /// Forgets a connection that failed, so the next operation connects afresh.
+    /// Forgets a connection that failed, so the next operation connects afresh. Only
+    /// `Unavailable` says the connection may be broken: a busy server (`Throttled`) and a refusal
+    /// came back over a working one.
     async fn reset(&self, err: &TargetError) {
-        if matches!(err, TargetError::Unavailable(_)) {
+        if matches!(err, TargetError::Unavailable { .. }) {
             *self.conn.lock().await = None;
         }
     }
@@ -503,7 +505,7 @@ impl LdapTarget {
         }
         let res = stream.finish().await;
         if res.rc == 32 {
-            return Err(TargetError::Config(format!("groups base_dn {base} does not exist; create it or fix base_dn")));
+            return Err(TargetError::config(format!("groups base_dn {base} does not exist; create it or fix base_dn")));
         }
         from_result(res, &format!("search {base}"))?;
         Ok(out)
@@ -516,7 +518,7 @@ impl LdapTarget {
         let gid = match *next {
             Some(g) => g,
             None => {
-                let groups = self.config.groups.as_ref().ok_or_else(|| TargetError::Config("no [groups]".into()))?;
+                let groups = self.config.groups.as_ref().ok_or_else(|| TargetError::config("no [groups]"))?;
                 let base = groups.base_dn.clone();
                 let (entries, _) = ldap
                     .with_timeout(self.timeout())
@@ -684,7 +686,7 @@ impl LdapTarget {
             TargetOp::CreateGroup { name, members } => {
                 let dn = self
                     .group_key_for(name)
-                    .ok_or_else(|| TargetError::Config("no [groups] configured for this target".into()))?;
+                    .ok_or_else(|| TargetError::config("no [groups] configured for this target"))?;
                 let class = self.config.groups.as_ref().map(|g| g.object_class).unwrap_or_default();
                 let mut entry = vec![
                     ("objectClass".to_string(), HashSet::from(["top".to_string(), class.object_class().to_string()])),
@@ -759,15 +761,16 @@ fn tls_config_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, Ta
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| TargetError::Config(format!("tls_ca_file {}: {e}", path.display())))?;
+        .map_err(|e| TargetError::config(format!("tls_ca_file {}: cannot be read", path.display())).with_source(e))?;
     for cert in certs {
-        let cert = cert.map_err(|e| TargetError::Config(format!("tls_ca_file {}: {e}", path.display())))?;
-        roots.add(cert).map_err(|e| TargetError::Config(format!("tls_ca_file {}: {e}", path.display())))?;
+        let bad = || TargetError::config(format!("tls_ca_file {}: not a usable CA certificate", path.display()));
+        let cert = cert.map_err(|e| bad().with_source(e))?;
+        roots.add(cert).map_err(|e| bad().with_source(e))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TargetError::Config(format!("TLS: {e}")))?
+        .map_err(|e| TargetError::config("TLS: no protocol version the crypto provider supports").with_source(e))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
@@ -783,7 +786,7 @@ impl Target for LdapTarget {
             .await
             .map_err(|e| from_ldap(e, &format!("read base_dn {base}")))?;
         if res.1.rc == 32 {
-            return Err(TargetError::Config(format!(
+            return Err(TargetError::config(format!(
                 "base_dn {base} does not exist on {}; create it or fix base_dn",
                 self.config.url
             )));
