@@ -1,0 +1,96 @@
+//! Thresholds: how much change one target's part of a plan may make before it is held for
+//! review. Pure.
+
+use super::*;
+
+/// A threshold a plan goes over.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdHit {
+    pub target: String,
+    pub action: Action,
+    /// Operations of this action in the plan.
+    pub count: usize,
+    /// Accounts enid owns on the target.
+    pub owned: usize,
+    /// The most allowed.
+    pub limit: usize,
+    /// The configured share and floor the limit came from.
+    pub percent: f64,
+    pub min: usize,
+}
+
+impl std::fmt::Display for ThresholdHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let share = if self.owned > 0 { 100.0 * self.count as f64 / self.owned as f64 } else { 100.0 };
+        write!(
+            f,
+            "target \"{}\": {} {} of {} owned {} ({share:.1}%), over the limit of {} ({}% of owned, at least {}) by {}",
+            self.target,
+            self.count,
+            self.action.as_str(),
+            self.owned,
+            if self.action == Action::DeleteGroup { "groups" } else { "accounts" },
+            self.limit,
+            self.percent,
+            self.min,
+            self.count - self.limit
+        )
+    }
+}
+
+/// The thresholds one target's part of a plan goes over. Pure.
+///
+/// `owned` is the number of accounts enid owns on the target (active or disabled); creates that
+/// only retry a pending ownership row are expected to be left out of `summary` by the caller.
+/// `enid_entries` is how many enid ids the target's entries carry (`TargetPlan::enid_entries`):
+/// the first run (nothing owned) may create everyone only on a target that holds none.
+pub fn check_thresholds(
+    target: &str,
+    summary: &Summary,
+    owned: usize,
+    enid_entries: usize,
+    t: &connector_api::Thresholds,
+) -> Vec<ThresholdHit> {
+    let mut hits = Vec::new();
+    let mut check = |action: Action, count: usize, percent: f64, min: usize| {
+        let limit = connector_api::Thresholds::limit(percent, min, owned);
+        if count > limit {
+            hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
+        }
+    };
+    // In plan order. The first run against an empty state on a target new to enid creates
+    // everyone: that is what it is for. A target that holds enid's ids is not new, whatever the
+    // state database says.
+    if owned > 0 || enid_entries > 0 {
+        check(Action::Create, summary.create, t.create_percent, t.create_min);
+    }
+    check(Action::Rename, summary.rename, t.rename_percent, t.rename_min);
+    check(Action::Update, summary.update, t.update_percent, t.update_min);
+    check(Action::Enable, summary.enable, t.enable_percent, t.enable_min);
+    check(Action::Disable, summary.disable, t.disable_percent, t.disable_min);
+    check(Action::Delete, summary.delete, t.delete_percent, t.delete_min);
+    hits
+}
+
+/// The group thresholds one target's part of a plan goes over: deletes of owned groups, against
+/// the groups enid owns there. Pure.
+pub fn check_group_thresholds(
+    target: &str,
+    groups: &GroupSummary,
+    owned_groups: usize,
+    t: &connector_api::Thresholds,
+) -> Vec<ThresholdHit> {
+    let limit = connector_api::Thresholds::limit(t.group_delete_percent, t.group_delete_min, owned_groups);
+    if groups.delete <= limit {
+        return Vec::new();
+    }
+    vec![ThresholdHit {
+        target: target.into(),
+        action: Action::DeleteGroup,
+        count: groups.delete,
+        owned: owned_groups,
+        limit,
+        percent: t.group_delete_percent,
+        min: t.group_delete_min,
+    }]
+}
