@@ -203,3 +203,31 @@ fn scheduled_enables_on_the_start_date_do_not_hold_the_first_day_of_school() {
     assert_eq!(plan["summary"]["enable"], 60, "{}", plan["summary"]);
     assert!(plan["held"].as_array().is_some_and(Vec::is_empty), "the first day of school is held: {}", plan["held"]);
 }
+
+/// `explain`, `log --person` and `renames approve` mask a civic number an operator types (they
+/// look persons up by key, and keys are often civic numbers); `adopt --entry/--person`,
+/// `conflicts resolve` and `apply --plan` print it back in full in their error messages (which
+/// land in cron mail and logs).
+#[test]
+fn a_civic_number_typed_into_any_command_is_masked_in_its_error() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(3));
+    env.apply();
+    let civic = pnr(7);
+    let serial = &civic[9..];
+    for args in [
+        vec!["adopt", "--entry", "uid=elev0.testsson,ou=people,dc=example,dc=org", "--person", civic.as_str()],
+        vec!["adopt", "--entry", civic.as_str(), "--person", "sis/P00000"],
+        vec!["conflicts", "resolve", civic.as_str(), "--merge"],
+        vec!["apply", "--plan", civic.as_str(), "--yes"],
+    ] {
+        let run = env.enid(&args);
+        assert!(
+            !run.stdout.contains(serial) && !run.stderr.contains(serial),
+            "`enid {}` prints the civic number:\n{}{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+    }
+}
