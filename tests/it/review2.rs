@@ -231,3 +231,65 @@ fn a_civic_number_typed_into_any_command_is_masked_in_its_error() {
         );
     }
 }
+
+/// `adopt --entry KEY --person NEW` for an entry that the same adopt claims by its enid id for
+/// another person (an operator's slip) is not checked against that claim: both are listed (the
+/// same entry twice, once "(by hand)"), and recording dies on a raw "UNIQUE constraint failed:
+/// identities.username", leaving a run marked running. It should be refused up front, naming
+/// the entry's owner.
+#[test]
+fn adopt_by_hand_of_an_entry_the_same_adopt_claims_is_refused_clearly() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(5));
+    env.apply();
+    let mut rows = pupils(5);
+    rows.push(row("NEW1", "Ny", "Elev", "", "student", "S1", "7A"));
+    csv_rows(&env, &rows);
+    remove_state(&env);
+    let run = env.enid(&[
+        "adopt", "--entry", "uid=elev0.testsson,ou=people,dc=example,dc=org", "--person", "sis/NEW1", "--yes",
+    ]);
+    assert!(!run.status.success(), "an entry claimed twice:\n{}", run.stdout);
+    assert!(
+        !run.stderr.contains("UNIQUE constraint") && !run.stdout.contains("(by hand)"),
+        "not refused up front:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// Protection is sticky only in the state database. A pupil whose protection the source stopped
+/// marking (a data-entry slip; the plan lists them under "protection kept", waiting for
+/// `--accept-protected`) loses it with a lost state: `enid adopt` claims the pseudonymous account
+/// (its `u<id>` username says it was protected) and the next unattended apply writes the pupil's
+/// real names onto it and puts it into the class groups, with no approval asked.
+#[test]
+fn adopt_keeps_protection_that_only_the_state_remembered() {
+    let env = Env::with_config(GROUPS);
+    let write = |protection: &str| {
+        std::fs::write(
+            env.path("persons.csv"),
+            format!("{HEADER_P}\n1,Anna,Berg,,student,S1,7A,,,\n2,Hemlig,Person,,student,S1,7A,,,{protection}\n"),
+        )
+        .unwrap();
+    };
+    write("Skyddad folkbokföring");
+    env.apply();
+    let id = env.enid(&["plan", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["plan", "--save"]).ok();
+    env.enid(&["apply", "--plan", &id, "--accept-protected"]).ok();
+    assert_eq!(env.people().len(), 2);
+    write("");
+    let held = env.apply();
+    assert!(held.stdout.contains("protection kept (1)"), "{}", held.stdout);
+    remove_state(&env);
+    env.enid(&["adopt", "--yes"]).ok();
+    let _ = env.enid(&["apply", "--yes"]);
+    let people = env.people();
+    let (uid, entry) = people.iter().find(|(u, _)| u.starts_with('u') && u.len() >= 9).unwrap_or_else(|| panic!("no pseudonym: {:?}", people.keys()));
+    assert!(
+        !entry.attrs.values().flatten().any(|v| v.contains("Hemlig")),
+        "the protected pupil's names were written to {uid} without approval: {:?}",
+        entry.attrs
+    );
+}
