@@ -293,3 +293,45 @@ fn adopt_keeps_protection_that_only_the_state_remembered() {
         entry.attrs
     );
 }
+
+/// Entries anywhere under dc=example,dc=org carrying each employeeNumber value.
+fn ids_in_directory(env: &Env) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for e in env.search("dc=example,dc=org", "(employeeNumber=*)") {
+        out.entry(e.one("employeeNumber")).or_default().push(e.dn.clone());
+    }
+    out
+}
+
+/// A lost state and a changed base DN stop before planning ("this installation's ids found
+/// outside the scope") only while the state owns no account. The stop message says to run
+/// `enid adopt`; if the new base holds a single account of this installation (one moved there by
+/// hand to try the new OU), adopt claims it, the guard is skipped, and the next apply creates a
+/// second account, with the same enid id and username, for every other person (29 here, under
+/// the create threshold's minimum of 50).
+#[test]
+fn adopting_one_account_under_a_changed_base_dn_does_not_unlock_second_accounts_for_everyone() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(30));
+    env.apply();
+    let ou = env.add_ou("pupils");
+    env.add(
+        &format!("uid=moved,{ou}"),
+        &[
+            ("objectClass", &["inetOrgPerson"]),
+            ("uid", &["moved"]),
+            ("cn", &["x"]),
+            ("sn", &["x"]),
+            ("employeeNumber", &[env.people()["elev0.testsson"].one("employeeNumber").as_str()]),
+        ],
+    );
+    env.delete("uid=elev0.testsson,ou=people,dc=example,dc=org");
+    remove_state(&env);
+    env.edit_config("base_dn = \"ou=people,dc=example,dc=org\"", &format!("base_dn = \"{ou}\""));
+    let stop = env.enid(&["plan"]).fails();
+    assert!(stop.stderr.contains("adopt"), "{}", stop.stderr);
+    env.enid(&["adopt", "--yes"]).ok();
+    let _ = env.enid(&["apply", "--yes"]);
+    let twice: Vec<_> = ids_in_directory(&env).into_iter().filter(|(_, dns)| dns.len() > 1).collect();
+    assert!(twice.is_empty(), "{} persons have two accounts, e.g. {:?}", twice.len(), twice.first());
+}
