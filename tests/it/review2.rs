@@ -335,3 +335,29 @@ fn adopting_one_account_under_a_changed_base_dn_does_not_unlock_second_accounts_
     let twice: Vec<_> = ids_in_directory(&env).into_iter().filter(|(_, dns)| dns.len() > 1).collect();
     assert!(twice.is_empty(), "{} persons have two accounts, e.g. {:?}", twice.len(), twice.first());
 }
+
+/// Partial approval of a rename (`apply --plan ID --only rename`) moves the entry to its new DN
+/// but leaves the class group's `member` pointing at the old DN, which no longer exists (the
+/// group changes stay pending): the renamed pupil is out of their class until someone approves
+/// the rest. A rename should carry its own member DN change.
+#[test]
+fn a_partially_approved_rename_does_not_leave_a_dangling_group_member() {
+    let env = Env::with_config(&format!("{GROUPS}\n[naming]\non_name_change = \"rename\""));
+    csv_rows(&env, &pupils(5));
+    env.apply();
+    let mut rows = pupils(5);
+    rows[1] = rows[1].replacen("Testsson", "Nyman", 1);
+    csv_rows(&env, &rows);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["rename"], 1, "{}", plan["summary"]);
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["plan", "--save"]).ok();
+    env.enid(&["apply", "--plan", &id, "--only", "rename", "--yes"]).ok();
+    let dns: std::collections::HashSet<String> =
+        env.search(BASE, "(objectClass=inetOrgPerson)").into_iter().map(|e| e.dn.to_lowercase()).collect();
+    for g in env.search("ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)") {
+        for m in g.get("member") {
+            assert!(dns.contains(&m.to_lowercase()), "{} has a member that does not exist: {m}", g.dn);
+        }
+    }
+}
