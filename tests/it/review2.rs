@@ -361,3 +361,23 @@ fn a_partially_approved_rename_does_not_leave_a_dangling_group_member() {
         }
     }
 }
+
+/// The same with the reused-key conflict still open (not decided yet): the conflict lives only in
+/// the state; after a lost state `enid adopt` claims the old pupil's ACTIVE account for the new
+/// child, and the next unattended apply rewrites its names (same username, mail and files).
+#[test]
+fn adopt_with_a_reused_key_conflict_open_does_not_hand_the_account_over() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(20));
+    env.apply();
+    let mut rows = pupils(20);
+    rows[5] = row("P00005", "Nils", "Nyman", &pnr(400), "student", "S1", "7A");
+    csv_rows(&env, &rows);
+    let held = env.apply();
+    assert!(held.stdout.contains("held"), "{}", held.stdout);
+    remove_state(&env);
+    env.enid(&["adopt", "--yes"]).ok();
+    let _ = env.enid(&["apply", "--yes"]);
+    let old = &env.people()["elev5.testsson"];
+    assert_eq!(old.one("givenName"), "Elev5", "the old pupil's account now carries the new child's names");
+}
