@@ -63,9 +63,7 @@ fn adopt_after_a_separated_reused_key_does_not_hand_the_old_pupils_account_to_th
 /// `plan` and written to the directory.
 #[test]
 fn a_civic_number_in_a_name_group_or_school_column_is_not_printed_or_written() {
-    let env = Env::with_config(
-        "[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"",
-    );
+    let env = Env::with_config("[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"");
     let (a, b, c) = (pnr(1), pnr(2), pnr(3));
     let digits = |p: &str| p.replace('-', "");
     env.csv(&[
@@ -86,8 +84,11 @@ fn a_civic_number_in_a_name_group_or_school_column_is_not_printed_or_written() {
         for text in [&plan.stdout, &plan.stderr, &json.stdout] {
             assert!(!text.contains(serial), "{p} printed in full:\n{text}");
         }
-        assert!(!ldap.iter().any(|v| v.contains(serial)), "{p} written to the directory: {:?}",
-            ldap.iter().filter(|v| v.contains(serial)).collect::<Vec<_>>());
+        assert!(
+            !ldap.iter().any(|v| v.contains(serial)),
+            "{p} written to the directory: {:?}",
+            ldap.iter().filter(|v| v.contains(serial)).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -142,7 +143,13 @@ fn a_stray_quote_that_swallows_the_rows_after_it_does_not_disable_those_pupils()
     rows[192] = rows[192].replacen("Elev192", "\"Elev192", 1);
     csv_rows(&env, &rows);
     let plan = env.enid(&["plan", "--json"]).ok();
-    assert_eq!(plan.json()["summary"]["disable"], 0, "pupils with valid rows are disabled:\n{}\n{}", plan.stderr, env.enid(&["plan"]).stdout);
+    assert_eq!(
+        plan.json()["summary"]["disable"],
+        0,
+        "pupils with valid rows are disabled:\n{}\n{}",
+        plan.stderr,
+        env.enid(&["plan"]).stdout
+    );
 }
 
 const GROUPS: &str = "[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"";
@@ -162,7 +169,11 @@ fn adopt_does_not_claim_a_hand_made_group_that_was_blocked() {
     );
     env.add(
         "cn=S1-7B,ou=groups,dc=example,dc=org",
-        &[("objectClass", &["groupOfNames"]), ("cn", &["S1-7B"]), ("member", &["uid=rektor,ou=people,dc=example,dc=org"])],
+        &[
+            ("objectClass", &["groupOfNames"]),
+            ("cn", &["S1-7B"]),
+            ("member", &["uid=rektor,ou=people,dc=example,dc=org"]),
+        ],
     );
     let mut rows = pupils(20);
     rows[4] = rows[4].replacen(",7A,", ",7B,", 1);
@@ -247,7 +258,12 @@ fn adopt_by_hand_of_an_entry_the_same_adopt_claims_is_refused_clearly() {
     csv_rows(&env, &rows);
     remove_state(&env);
     let run = env.enid(&[
-        "adopt", "--entry", "uid=elev0.testsson,ou=people,dc=example,dc=org", "--person", "sis/NEW1", "--yes",
+        "adopt",
+        "--entry",
+        "uid=elev0.testsson,ou=people,dc=example,dc=org",
+        "--person",
+        "sis/NEW1",
+        "--yes",
     ]);
     assert!(!run.status.success(), "an entry claimed twice:\n{}", run.stdout);
     assert!(
@@ -286,7 +302,10 @@ fn adopt_keeps_protection_that_only_the_state_remembered() {
     env.enid(&["adopt", "--yes"]).ok();
     let _ = env.enid(&["apply", "--yes"]);
     let people = env.people();
-    let (uid, entry) = people.iter().find(|(u, _)| u.starts_with('u') && u.len() >= 9).unwrap_or_else(|| panic!("no pseudonym: {:?}", people.keys()));
+    let (uid, entry) = people
+        .iter()
+        .find(|(u, _)| u.starts_with('u') && u.len() >= 9)
+        .unwrap_or_else(|| panic!("no pseudonym: {:?}", people.keys()));
     assert!(
         !entry.attrs.values().flatten().any(|v| v.contains("Hemlig")),
         "the protected pupil's names were written to {uid} without approval: {:?}",
@@ -413,4 +432,26 @@ fn adopt_after_a_rekey_of_a_protected_person_does_not_plan_a_second_account() {
     env.enid(&["adopt", "--yes"]).ok();
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["summary"]["create"], 0, "a second account for the protected pupil: {}", plan["summary"]);
+}
+
+/// The run lock is an flock on `state.db.lock`. An operator who sees "another run (pid N) is in
+/// progress", takes the file for a stale lock and deletes it (the usual cure for stale lock
+/// files) lets a second apply run at once beside the first: the second creates a new lock file
+/// and locks that. (Here the running apply is stood in for by a process holding the lock the way
+/// enid does; with a real `enid apply` waiting at its confirmation prompt, the first apply then
+/// carried out its stale plan after the second had run: reproduced by hand.)
+#[test]
+fn deleting_the_lock_file_of_a_running_apply_does_not_let_a_second_one_run() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(3));
+    env.apply();
+    let lock = env.path("state.db.lock");
+    let held = std::fs::OpenOptions::new().read(true).write(true).open(&lock).unwrap();
+    held.lock().unwrap();
+    let busy = env.enid(&["apply", "--yes"]);
+    assert!(busy.stderr.contains("another run"), "the lock holds while its file is there: {}", busy.stderr);
+    std::fs::remove_file(&lock).unwrap();
+    let second = env.enid(&["apply", "--yes"]);
+    assert!(!second.status.success(), "a second apply ran while the first still holds the lock:\n{}", second.stdout);
+    drop(held);
 }
