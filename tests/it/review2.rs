@@ -455,3 +455,30 @@ fn deleting_the_lock_file_of_a_running_apply_does_not_let_a_second_one_run() {
     assert!(!second.status.success(), "a second apply ran while the first still holds the lock:\n{}", second.stdout);
     drop(held);
 }
+
+/// Owned accounts missing from the scope are looked up elsewhere by entryUUID and blocked, but
+/// only the first 500 of them: with 5,200 accounts, 520 moved out of base_dn by hand (a school
+/// moved to an archive OU: 10%, not over the target guard) give 500 blocked and 20 created a
+/// second time, with the same enid id and username (20 creates: under the create threshold).
+#[test]
+fn accounts_moved_out_of_scope_beyond_the_first_500_are_not_created_a_second_time() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(5200));
+    env.apply();
+    let ou = env.add_ou("archive");
+    let mut ldif = String::new();
+    for i in 0..520 {
+        ldif.push_str(&format!(
+            "dn: uid=elev{i}.testsson,{BASE}\nchangetype: modrdn\nnewrdn: uid=elev{i}.testsson\ndeleteoldrdn: 1\nnewsuperior: {ou}\n\n"
+        ));
+    }
+    std::fs::write(env.path("move.ldif"), ldif).unwrap();
+    let out = std::process::Command::new("ldapmodify")
+        .args(["-x", "-H", &env.slapd.url(), "-D", "cn=admin,dc=example,dc=org", "-w", "secret", "-f"])
+        .arg(env.path("move.ldif"))
+        .output()
+        .expect("ldapmodify (ldap-utils)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 0, "accounts moved out of scope are created again: {}", plan["summary"]);
+}
