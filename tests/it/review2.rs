@@ -482,3 +482,33 @@ fn accounts_moved_out_of_scope_beyond_the_first_500_are_not_created_a_second_tim
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["summary"]["create"], 0, "accounts moved out of scope are created again: {}", plan["summary"]);
 }
+
+/// `apply --now DATE` refuses a future date since the first review, but takes a past one with no
+/// flag (a typo in the year, a rehearsal command copied): everyone whose start date is after it
+/// is disabled (10 here, not over the disable minimum), their class groups are deleted, and the
+/// accounts are recorded as disabled on that past date, so a pupil who then leaves is deleted,
+/// irreversibly, on the very next run ("the grace period ended" a year ago).
+#[test]
+fn apply_with_a_past_now_does_not_disable_started_pupils_or_backdate_the_grace_period() {
+    let env = Env::with_config(GROUPS);
+    let today = chrono::Utc::now().date_naive();
+    let started = (today - chrono::Days::new(30)).format("%Y-%m-%d").to_string();
+    let past = (today - chrono::Days::new(400)).format("%Y-%m-%d").to_string();
+    let rows: Vec<String> = pupils(10).into_iter().map(|r| format!("{},{started},", r.trim_end_matches(','))).collect();
+    csv_rows(&env, &rows);
+    env.apply();
+    assert_eq!(env.summary()["unchanged"], 10);
+    let _ = env.enid(&["apply", "--now", &past, "--yes"]);
+    csv_rows(&env, &rows[..9]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(
+        plan["summary"]["delete"], 0,
+        "a leaver is deleted at once after an apply with a past --now: {}",
+        plan["summary"]
+    );
+    assert_eq!(
+        plan["summary"]["enable"], 0,
+        "started pupils were disabled by an apply with a past --now: {}",
+        plan["summary"]
+    );
+}
