@@ -13,6 +13,7 @@ mod identity;
 mod lifecycle;
 mod protected;
 mod review;
+mod review2;
 mod safety_source;
 mod safety_state;
 mod safety_target;
