@@ -74,10 +74,10 @@ pub enum EngineError {
     /// The state owns nothing, and the target holds this installation's accounts outside the
     /// configured scope: a lost state and a changed base DN or filter at once.
     #[error(
-        "state database {state} owns no accounts, but target \"{target}\" holds accounts carrying the enid ids \
+        "state database {state} has never applied, but target \"{target}\" holds accounts carrying the enid ids \
          of persons in the sources outside {scope} (for example {example}): the state was lost and the base DN or \
-         filter changed; stopped before planning, nothing was changed. Set the scope back and restore the state \
-         database from a backup, or run `enid adopt`"
+         filter changed; stopped before planning, nothing was changed. Set the scope back, then restore the state \
+         database from a backup or run `enid adopt`"
     )]
     ScopeAndStateLost { state: String, target: String, example: String, scope: String },
     /// The apply does not go ahead under the approval rules (a held plan, a changed saved plan).
@@ -516,10 +516,19 @@ impl Engine {
     /// ids are derived with the installation's key, so another installation's accounts never
     /// match.
     async fn guard_moved_scope(&self, resolution: &Resolution, snapshot: &Snapshot) -> Result<(), EngineError> {
-        if !snapshot.accounts.is_empty() || self.store.has_applied().await? {
+        if self.store.has_applied().await? {
             return Ok(());
         }
-        let sample: Vec<String> = resolution.present.iter().take(50).map(|i| i.id.clone()).collect();
+        // Persons who own no account yet (after a partial adopt, some may): are their accounts
+        // outside the scope?
+        let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();
+        let sample: Vec<String> = resolution
+            .present
+            .iter()
+            .filter(|i| !owning.contains(i.id.as_str()))
+            .take(50)
+            .map(|i| i.id.clone())
+            .collect();
         for (id, t) in &self.targets {
             let found = t
                 .conn
@@ -555,7 +564,6 @@ impl Engine {
                 .filter(|a| &a.target == id && a.status != AccountStatus::Pending)
                 .filter_map(|a| Some((a.anchor.clone()?, a.identity_id.clone())))
                 .filter(|(anchor, _)| !seen.contains(anchor.as_str()))
-                .take(500)
                 .collect();
             if missing.is_empty() {
                 continue;

@@ -249,9 +249,13 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
             continue; // blank lines are not rows
         }
         let fields = Fields { row: &row, layout: &layout };
-        // With the wrong number of fields (an unquoted delimiter in a name), a key after the
-        // shift is some other value: unreadable, so every missing person of the source is kept.
-        let shifted = row.len() != width && layout.iter().any(|(f, i)| *f == "person_id" && i.is_some_and(|i| i > 0));
+        // With the wrong number of fields (an unquoted delimiter in a name, a stray quote that
+        // swallowed the rows after it) or a field that spans lines, the row may hold other
+        // persons' rows: its key says nothing certain, so every missing person of the source is
+        // kept.
+        let key_after_shift =
+            row.len() != width && layout.iter().any(|(f, i)| *f == "person_id" && i.is_some_and(|i| i > 0));
+        let shifted = key_after_shift || row.iter().any(|f| f.contains(['\n', '\r']));
         let person_id = if shifted { None } else { fields.person_id() };
         if let Some(p) = &person_id {
             lines_of.entry(p.clone()).or_default().push(line);
@@ -571,7 +575,8 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert_eq!(batch.records.len(), 1);
-        assert_eq!(batch.rejected[0].person_id.as_deref(), Some("1"), "the key is still known");
+        // A field that spans lines may have swallowed other rows: the key says nothing certain.
+        assert_eq!(batch.rejected[0].person_id, None);
     }
 
     #[test]
