@@ -78,10 +78,11 @@ pub enum Command {
         /// Apply only the operations of this school unit of a saved plan
         #[arg(long, requires = "plan", value_name = "UNIT")]
         school: Option<String>,
-        /// Let --now be a future date (a test, or a rehearsal on a copy of the state): deletions
-        /// whose grace period ends before that date happen now, for good
+        /// Let --now be another day than today (a test, or a rehearsal on a copy of the state):
+        /// a future date deletes now what is due by then, a past one disables who had not
+        /// started then and dates disables back
         #[arg(long)]
-        accept_future_date: bool,
+        accept_date: bool,
         #[command(flatten)]
         time: TimeArg,
     },
@@ -292,16 +293,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             exiting(computed);
             failed.map(|()| ExitCode::SUCCESS)
         }
-        Command::Apply { yes, plan, accept_threshold, accept_protected, only, school, accept_future_date, time } => {
+        Command::Apply { yes, plan, accept_threshold, accept_protected, only, school, accept_date, time } => {
             // A rehearsal date belongs to `plan`: applied, a future date deletes accounts whose
             // grace period has not passed, for good.
             if let Some(t) = time.now
-                && t > clock::now(None) + chrono::Duration::hours(1)
-                && !accept_future_date
+                && (t - clock::now(None)).num_hours().abs() >= 24
+                && !accept_date
             {
                 return Err(CliError::Message(format!(
-                    "apply --now {}: a date in the future would disable and delete accounts before their time; \
-                     rehearse it with `enid plan --now` instead (or, on a copy of the state, --accept-future-date)",
+                    "apply --now {}: another day than today would act on the wrong day (a future date deletes \
+                     accounts before their time, a past one disables who had not started and dates disables \
+                     back); rehearse it with `enid plan --now` instead (or, on a copy of the state, --accept-date)",
                     t.format("%Y-%m-%d")
                 )));
             }

@@ -213,6 +213,6 @@ fn a_released_name_returns_only_after_its_quarantine() {
     assert_eq!(soon["new_identities"][0]["username"], "anna.berg2", "still quarantined");
     let later = env.enid(&["plan", "--json", "--now", "2028-06-01"]).ok().json();
     assert_eq!(later["new_identities"][0]["username"], "anna.berg", "the quarantine has ended");
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2028-06-01"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2028-06-01"]).ok();
     assert_eq!(env.people().keys().collect::<Vec<_>>(), ["anna.berg", "anna.lind"]);
 }

@@ -16,9 +16,9 @@ fn with_lifecycle(extra: &str) -> Env {
 fn a_leaver_is_deleted_after_the_grace_period_and_a_returner_gets_the_same_name_back() {
     let env = with_lifecycle("delete_students_after_days = 90\ndelete_staff_after_days = \"never\"");
     env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &row("2", "Cy", "Ek", "", "staff", "S1", "")]);
-    env.enid(&["apply", "--yes", "--now", "2026-06-01"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2026-06-01"]).ok();
     env.csv(&[&row("9", "Dag", "Ny", "", "student", "S1", "")]);
-    env.enid(&["apply", "--yes", "--now", "2026-06-15"]).ok(); // both disabled on 2026-06-15
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2026-06-15"]).ok(); // both disabled on 2026-06-15
     let disabled = || env.search("ou=disabled,ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)").len();
     assert_eq!(disabled(), 2);
 
@@ -38,7 +38,7 @@ fn a_leaver_is_deleted_after_the_grace_period_and_a_returner_gets_the_same_name_
     assert_eq!(plan["summary"]["delete"], 1, "{plan}");
     assert_eq!(plan["operations"][0]["username"], "anna.berg");
     assert!(plan["operations"][0]["reason"].as_str().unwrap().contains("grace period ended on"), "{plan}");
-    env.enid(&["apply", "--yes", "--now", "2026-09-13"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2026-09-13"]).ok();
     assert_eq!(disabled(), 1);
     assert!(!env.people().contains_key("anna.berg"));
 
@@ -58,12 +58,12 @@ fn accounts_are_created_ahead_of_the_start_and_enabled_on_it() {
     let plan = env.enid(&["plan", "--json", "--now", "2027-08-10"]).ok().json();
     assert_eq!(plan["summary"]["create"], 1);
     assert!(plan["operations"][0]["reason"].as_str().unwrap().starts_with("starts on 2027-08-20"), "{plan}");
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-10"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2027-08-10"]).ok();
     assert_eq!(env.search("ou=disabled,ou=people,dc=example,dc=org", "(uid=ny.elev)").len(), 1, "created disabled");
     assert!(env.enid(&["plan", "--now", "2027-08-15"]).ok().stdout.contains("No changes."));
     let plan = env.enid(&["plan", "--json", "--now", "2027-08-20"]).ok().json();
     assert_eq!(plan["summary"]["enable"], 1);
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-20"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2027-08-20"]).ok();
     assert_eq!(env.people()["ny.elev"].dn, format!("uid=ny.elev,{BASE}"));
 }
 
@@ -71,7 +71,7 @@ fn accounts_are_created_ahead_of_the_start_and_enabled_on_it() {
 fn graduates_keep_their_accounts_over_the_summer() {
     let env = with_lifecycle("keep_students_until = \"08-31\"");
     env.csv(&["1,Anna,Berg,,student,S1,9A,2018-08-15,2027-06-10", "2,Cy,Ek,,staff,S1,,2020-08-15,2027-06-10"]);
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-06-01"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2027-06-01"]).ok();
     let plan = env.enid(&["plan", "--json", "--now", "2027-07-01"]).ok().json();
     assert_eq!(plan["summary"]["disable"], 1, "staff are not kept: {plan}");
     assert_eq!(plan["operations"][0]["username"], "cy.ek");

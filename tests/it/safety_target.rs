@@ -256,7 +256,7 @@ fn a_hand_made_entry_where_an_owned_account_was_is_never_taken_over() {
 fn a_pre_provisioned_account_is_recorded_as_disabled() {
     let env = Env::new();
     env.csv(&["1,Ny,Elev,,student,S1,,2027-08-20,"]);
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-10"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2027-08-10"]).ok();
     let json = env.enid(&["explain", "ny.elev", "--json", "--now", "2027-08-10"]).ok().json();
     assert_eq!(json["accounts"][0]["status"], "disabled", "{}", json["accounts"]);
     assert_eq!(env.sql_value("SELECT status FROM accounts"), "disabled");
@@ -273,7 +273,7 @@ fn an_interrupted_pre_provisioning_create_converges() {
         "CREATE TRIGGER lost_result BEFORE UPDATE ON accounts WHEN old.status = 'pending' \
          BEGIN SELECT RAISE(IGNORE); END;",
     );
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-10"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2027-08-10"]).ok();
     assert_eq!(env.search(DISABLED, "(uid=ny.elev)").len(), 1, "created disabled");
     assert_eq!(env.sql_value("SELECT status || ' ' || key FROM accounts"), format!("pending uid=ny.elev,{DISABLED}"));
     env.sql("DROP TRIGGER lost_result;");
@@ -282,12 +282,12 @@ fn an_interrupted_pre_provisioning_create_converges() {
     assert_eq!(plan["adoptions"].as_array().map(Vec::len), Some(1), "{plan}");
     assert_eq!(plan["blocked"].as_array().map(Vec::len), Some(0), "{plan}");
     assert_eq!(plan["summary"]["create"], 0);
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-12"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2027-08-12"]).ok();
     assert_eq!(env.sql_value("SELECT status FROM accounts"), "disabled");
     // On the start date the same account is enabled.
     let plan = env.enid(&["plan", "--json", "--now", "2027-08-20"]).ok().json();
     assert_eq!((plan["summary"]["enable"].as_u64(), plan["summary"]["create"].as_u64()), (Some(1), Some(0)), "{plan}");
-    env.enid(&["apply", "--yes", "--accept-future-date", "--now", "2027-08-20"]).ok();
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2027-08-20"]).ok();
     assert_eq!(env.people()["ny.elev"].dn, format!("uid=ny.elev,{BASE}"));
     assert_eq!(env.people().len(), 1);
 }
