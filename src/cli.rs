@@ -514,7 +514,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
                 Some(ConflictAction::Resolve { id, merge, separate: _, into }) => {
                     let conflict = resolution.conflicts.iter().find(|c| c.id == id).ok_or_else(|| {
-                        CliError::Message(format!("no open conflict {id}; `enid conflicts` lists the open ones"))
+                        CliError::Message(format!(
+                            "no open conflict {}; `enid conflicts` lists the open ones",
+                            mask_if_civic(&id)
+                        ))
                     })?;
                     let decision = if merge {
                         match (&into, conflict.candidates.len()) {
@@ -924,6 +927,15 @@ async fn explain(
     let mut stored = engine.store().records_of(&id).await?;
     let protected = computed.as_ref().ok().and_then(|c| identity_in_run(c, &id)).is_some_and(|i| i.is_protected())
         || stored.iter().any(|r| r.protected);
+    let current = computed.as_ref().ok().and_then(|c| c.usernames.get(&id));
+    if protected && needle != id && current.is_none_or(|u| !u.eq_ignore_ascii_case(needle)) {
+        // Asked by a name or key, the answer would link them to the pseudonym and the enid id.
+        return Err(CliError::Message(
+            "that person has protected personal data and is shown by enid id only: `enid explain ENID_ID` (plans \
+             list the id)"
+                .into(),
+        ));
+    }
     if protected {
         for r in &mut stored {
             r.person_id = "(protected)".into();

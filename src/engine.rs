@@ -1479,7 +1479,9 @@ fn weigh(
             rows.iter().filter(|a| a.status == AccountStatus::Pending).map(|a| a.identity_id.as_str()).collect();
         tp.operations.iter().filter(|o| o.action == Action::Create && !retries.contains(o.identity.as_str())).count()
     };
-    let weighed = plan::Summary { create: fresh, ..tp.summary };
+    // Enables a start date scheduled are not returns of leavers: they do not count.
+    let scheduled = tp.operations.iter().filter(|o| o.action == Action::Enable && o.reason == plan::START_REASON).count();
+    let weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
     plan::check_thresholds(id, &weighed, owned, tp.enid_entries, thresholds)
 }
 
@@ -1722,10 +1724,10 @@ fn desired_for(
 ) -> Result<Desired, String> {
     let mapping = target.mapping;
     let Some(person) = ident.person(username, rules.authority) else {
-        // Nothing stored about the person (not expected): the longer grace period, and shown and
-        // held as a protected person, are the safe side.
+        // Nothing stored about the person (an account `enid adopt` claimed for an identity
+        // without records): the longer grace period is the safe side.
         let (school, staff, protected) =
-            last_known.get(&ident.id).cloned().unwrap_or_else(|| (String::new(), true, true));
+            last_known.get(&ident.id).cloned().unwrap_or_else(|| (String::new(), true, false));
         return Ok(Desired {
             identity_id: ident.id.clone(),
             username: username.to_string(),
@@ -1738,6 +1740,7 @@ fn desired_for(
             protected,
             needs_approval: protected && target.protected.hold_changes,
             held: None,
+            scheduled_start: false,
         });
     };
     let staff = person.roles.contains(&"staff");
@@ -1796,6 +1799,12 @@ fn desired_for(
         protected: person.protected,
         needs_approval: person.protected && target.protected.hold_changes,
         held,
+        scheduled_start: active
+            && person.start_date.is_some_and(|s| {
+                s <= today
+                    && s.checked_add_days(chrono::Days::new(u64::from(rules.lifecycle.create_days_before_start)))
+                        .is_some_and(|until| today <= until)
+            }),
     })
 }
 

@@ -220,7 +220,9 @@ pub fn resolve(
     }
     if !rejected.civic.is_empty() {
         for rec in snapshot.all_records() {
-            if let Some(locations) = rec.civic_no.as_ref().and_then(|c| rejected.civic.get(c)) {
+            if let Some(locations) = rec.civic_no.as_ref().and_then(|c| rejected.civic.get(c))
+                && !kept.contains_key(&rec.identity_id)
+            {
                 kept.entry(rec.identity_id.clone())
                     .or_default()
                     .push(format!("row rejected at {} carries their civic number", locations.join(", ")));

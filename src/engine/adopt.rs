@@ -86,6 +86,13 @@ impl AdoptPlan {
     }
 }
 
+/// Whether a username has the shape of a pseudonym (`u` and eight hexadecimal digits, maybe a
+/// counter): the username of a person with protected personal data.
+fn looks_pseudonymous(u: &str) -> bool {
+    let b = u.as_bytes();
+    b.len() >= 9 && b[0] == b'u' && b[1..9].iter().all(|c| c.is_ascii_hexdigit()) && b[9..].iter().all(u8::is_ascii_digit)
+}
+
 /// One entry an operator claims by hand: `--entry KEY --person SOURCE/PERSON_ID [--target ID]`.
 #[derive(Debug, Clone)]
 pub struct ByHand {
@@ -216,10 +223,14 @@ impl Engine {
                     }
                     continue;
                 };
-                let namesake = a
-                    .username
-                    .as_deref()
-                    .and_then(|u| accountless.iter().find(|(_, req)| self.namer.still_fits(u, req)));
+                // A pseudonym says nothing about whose it is: any protected person without an
+                // account could be its owner.
+                let pseudonym = a.username.as_deref().is_some_and(looks_pseudonymous);
+                let namesake = a.username.as_deref().and_then(|u| {
+                    accountless
+                        .iter()
+                        .find(|(_, req)| self.namer.still_fits(u, req) || pseudonym && req.pseudonymous)
+                });
                 if let (None, Some((label, _))) = (by_id.get(id), namesake) {
                     plan.unmatched.push(unmatched(
                         a,
@@ -252,6 +263,29 @@ impl Engine {
                     ));
                     continue;
                 }
+                // The key may have been given to someone else since the account was made (a
+                // reused key the lost state had held as a conflict): the entry must fit the
+                // names the sources now give this identity, unless the state knows it already.
+                let person = by_id.get(id).filter(|_| !snapshot.identities.contains_key(id));
+                let misfit = person.and_then(|i| super::name_request(i)).is_some_and(|req| {
+                    let req = if self.config.naming.protected_names_from_template {
+                        crate::naming::NameRequest { pseudonymous: false, ..req }
+                    } else {
+                        req
+                    };
+                    a.username.as_deref().is_some_and(|u| !self.namer.still_fits(u, &req))
+                });
+                if misfit {
+                    plan.unmatched.push(unmatched(
+                        a,
+                        format!(
+                            "carries enid id {id}, but its username does not fit the names the sources now give that \
+                             person (a name change, or a key given to someone else?); claim it with `enid adopt \
+                             --entry KEY --person SOURCE/PERSON_ID` once you know whose it is"
+                        ),
+                    ));
+                    continue;
+                }
                 let claim = self.claim(tid, id, a, false, &snapshot, &owns, &allocated, &mut chosen);
                 match claim {
                     Ok(c) => plan.accounts.push(c),
@@ -260,6 +294,14 @@ impl Engine {
             }
         }
         if let Some(h) = by_hand {
+            let want = normalize_key(&h.entry);
+            if plan.accounts.iter().any(|c| normalize_key(&c.key) == want) {
+                return Err(EngineError::Adopt(format!(
+                    "--entry {}: adopt claims it already by the enid id it carries; run `enid adopt --yes` without \
+                     --entry",
+                    connector_api::civic::mask_if_civic(&h.entry)
+                )));
+            }
             let c = self.claim_by_hand(h, &observed, &resolution, &snapshot, &allocated, &mut chosen)?;
             plan.accounts.push(c);
         }
@@ -274,9 +316,29 @@ impl Engine {
             }
         }
         let new_ids: HashSet<&str> = plan.new_identities.iter().map(|(i, _)| i.as_str()).collect();
+        // A claimed account with this identity's pseudonym was a protected person's: the lost
+        // state remembered that, so the records are stored protected again (sticky).
+        let pseudonymous: HashSet<&str> = plan
+            .accounts
+            .iter()
+            .filter(|c| {
+                let req = crate::naming::NameRequest {
+                    id: c.identity.clone(),
+                    given_name: String::new(),
+                    family_name: String::new(),
+                    pseudonymous: true,
+                };
+                self.namer.still_fits(&c.username, &req)
+            })
+            .map(|c| c.identity.as_str())
+            .collect();
         plan.records = changed_records(&resolution, &snapshot)
             .into_iter()
             .filter(|r| new_ids.contains(r.identity_id.as_str()))
+            .map(|mut r| {
+                r.protected |= pseudonymous.contains(r.identity_id.as_str());
+                r
+            })
             .collect();
         let claimed_names: HashSet<String> = chosen.values().map(|u| u.to_lowercase()).collect();
         let mut taken: BTreeSet<String> = BTreeSet::new();
@@ -317,7 +379,10 @@ impl Engine {
                 .desired(&resolution, &self.config.identity.authority.model(), &members)
                 .map_err(|message| EngineError::TargetConfig { id: tid.clone(), message })?;
             let wanted: HashMap<String, (&String, &crate::plan::DesiredGroup)> =
-                desired.iter().map(|(n, g)| (n.to_lowercase(), (n, g))).collect();
+                desired.iter().map(|(n, g)| (crate::plan::fold_name(n), (n, g))).collect();
+            // A group is enid's only if every member is an account enid owns or claims here: a
+            // hand-made group with the same name has members of its own (a head teacher).
+            let ours: HashSet<String> = members.iter().map(|(_, m)| normalize_key(m)).collect();
             let owned: Vec<_> = state_groups.iter().filter(|g| &g.target == tid).collect();
             for g in observed_groups.get(tid).into_iter().flatten() {
                 let is_owned = owned.iter().any(|o| {
@@ -328,7 +393,8 @@ impl Engine {
                 if is_owned {
                     continue;
                 }
-                if let Some((name, want)) = wanted.get(&g.name.to_lowercase()) {
+                let only_ours = g.members.iter().all(|m| ours.contains(&normalize_key(m)));
+                if let Some((name, want)) = wanted.get(&crate::plan::fold_name(&g.name)).filter(|_| only_ours) {
                     plan.groups.push(GroupClaim {
                         target: tid.clone(),
                         name: (*name).clone(),
@@ -426,8 +492,11 @@ impl Engine {
             .collect();
         let (tid, a) = match hits.as_slice() {
             [one] => *one,
-            [] => return Err(fail(format!("--entry {}: no such account on the targets", h.entry))),
-            _ => return Err(fail(format!("--entry {}: found on several targets; say which with --target", h.entry))),
+            [] => return Err(fail(format!("--entry {}: no such account on the targets", connector_api::civic::mask_if_civic(&h.entry)))),
+            _ => return Err(fail(format!(
+                    "--entry {}: found on several targets; say which with --target",
+                    connector_api::civic::mask_if_civic(&h.entry)
+                ))),
         };
         let (source, pid) =
             h.person.split_once('/').ok_or_else(|| fail(format!("--person {}: use SOURCE/PERSON_ID", connector_api::civic::mask_if_civic(&h.person))))?;

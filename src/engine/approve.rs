@@ -9,6 +9,7 @@
 
 use super::{Computed, Engine, EngineError};
 use crate::store::StateStore;
+use connector_api::civic::mask_if_civic;
 use crate::plan::{Action, Plan, PlannedOp};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -74,10 +75,10 @@ impl Engine {
     /// Errors unless `id` is a saved plan that the current inputs give exactly.
     pub async fn check_saved(&self, computed: &Computed, id: &str) -> Result<(), EngineError> {
         let saved =
-            self.store.load_plan(id).await?.ok_or_else(|| ApprovalError::NoSavedPlan { id: id.to_string() })?;
+            self.store.load_plan(id).await?.ok_or_else(|| ApprovalError::NoSavedPlan { id: mask_if_civic(id).into() })?;
         if computed.plan.plan_id != id {
             return Err(ApprovalError::Mismatch {
-                id: id.to_string(),
+                id: mask_if_civic(id).into(),
                 now: computed.plan.plan_id.clone(),
                 difference: plan_difference(&saved, &computed.shown_plan()),
             }

@@ -187,7 +187,7 @@ pub fn plan_target(
                         &mut tp,
                         &d,
                         Action::Enable,
-                        "active again".into(),
+                        if d.scheduled_start { START_REASON.into() } else { "active again".into() },
                         TargetOp::Enable { key: key.clone() },
                         None,
                     );

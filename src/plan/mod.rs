@@ -46,6 +46,10 @@ pub struct Desired {
     /// Why nothing can be planned for this person now (their attributes could not be
     /// rendered): the account is left exactly as it is, and the person is reported as blocked.
     pub held: Option<String>,
+    /// The person's start date came within the provisioning window: an enable of their
+    /// pre-provisioned account is scheduled, not a return, and does not count against the
+    /// enable threshold.
+    pub scheduled_start: bool,
 }
 
 /// The kinds of operation, in the order a plan runs them.
@@ -329,6 +333,9 @@ pub fn fold_name(name: &str) -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
+/// The reason of an enable that a start date scheduled (see [`Desired::scheduled_start`]).
+pub const START_REASON: &str = "the start date has come";
+
 /// Normalises an account key for comparison (case and spaces around DN separators).
 pub fn normalize_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
@@ -454,6 +461,7 @@ mod tests {
             protected: false,
             needs_approval: false,
             held: None,
+            scheduled_start: false,
         }
     }
 

@@ -112,9 +112,25 @@ impl SqliteStore {
                 .collect(),
         );
         // Two enid processes starting on a new state at once must not both create the schema:
-        // the migration runs under an OS lock on the database file itself (SQLite's own locks
-        // are of another kind and do not interfere), taken for that moment only.
-        let guard = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+        // the migration runs under an OS lock on `<state>.migrate.lock`, taken for that moment
+        // only. Never on the database file itself: closing another descriptor of that file
+        // would drop SQLite's own (POSIX) locks in this process.
+        let lock_path = {
+            let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            name.push(".migrate.lock");
+            path.with_file_name(name)
+        };
+        let guard = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&lock_path)
+                .map_err(|e| err(format!("cannot open {}: {e}", lock_path.display())))?
+        };
         let locked = tokio::task::spawn_blocking(move || guard.lock().map(|()| guard))
             .await
             .map_err(|e| err(format!("cannot lock for the schema migration: {e}")))?
