@@ -266,6 +266,7 @@ impl Engine {
                 // The key may have been given to someone else since the account was made (a
                 // reused key the lost state had held as a conflict): the entry must fit the
                 // names the sources now give this identity, unless the state knows it already.
+                // A name change keeps one of the two names; another child has neither.
                 let person = by_id.get(id).filter(|_| !snapshot.identities.contains_key(id));
                 let misfit = person.and_then(|i| super::name_request(i)).is_some_and(|req| {
                     let req = if self.config.naming.protected_names_from_template {
@@ -273,7 +274,15 @@ impl Engine {
                     } else {
                         req
                     };
-                    a.username.as_deref().is_some_and(|u| !self.namer.still_fits(u, &req))
+                    let fits = a.username.as_deref().is_some_and(|u| self.namer.still_fits(u, &req));
+                    let holds = |var: &str, want: &str| {
+                        t.mapping.attributes_of(var).into_iter().any(|attr| {
+                            a.attrs.get(attr).into_iter().flatten().any(|v| v.trim().eq_ignore_ascii_case(want.trim()))
+                        })
+                    };
+                    let a_name_kept =
+                        !req.pseudonymous && (holds("given_name", &req.given_name) || holds("family_name", &req.family_name));
+                    !fits && !a_name_kept
                 });
                 if misfit {
                     plan.unmatched.push(unmatched(
