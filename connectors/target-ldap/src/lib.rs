@@ -218,9 +218,15 @@ impl LdapConfig {
     /// The container of disabled accounts, when disabling moves them.
     pub fn disabled_ou(&self) -> Option<String> {
         match &self.disable {
-            DisableMethod::Move { ou } => Some(ou.clone().unwrap_or_else(|| format!("ou=disabled,{}", self.base_dn))),
+            DisableMethod::Move { ou } => Some(self.move_to(ou)),
             DisableMethod::Attribute { .. } => None,
         }
+    }
+
+    /// The OU disabled accounts move to under `method = "move"`: the configured one, else
+    /// `ou=disabled,<base_dn>`.
+    fn move_to(&self, ou: &Option<String>) -> String {
+        ou.clone().unwrap_or_else(|| format!("ou=disabled,{}", self.base_dn))
     }
 }
 
@@ -644,9 +650,9 @@ impl LdapTarget {
                 Ok(OpOutcome::Updated)
             }
             TargetOp::Disable { key } => match &self.config.disable {
-                DisableMethod::Move { .. } => {
+                DisableMethod::Move { ou } => {
                     self.ensure_disabled_ou(&mut ldap).await?;
-                    let ou = self.config.disabled_ou().unwrap_or_default();
+                    let ou = self.config.move_to(ou);
                     let new_key = self.move_entry(&mut ldap, key, &ou).await?;
                     Ok(OpOutcome::Disabled { key: new_key })
                 }
@@ -837,7 +843,7 @@ impl Target for LdapTarget {
 
     fn key_for(&self, username: &str, disabled: bool) -> String {
         let parent = match (&self.config.disable, disabled) {
-            (DisableMethod::Move { .. }, true) => self.config.disabled_ou().unwrap_or_default(),
+            (DisableMethod::Move { ou }, true) => self.config.move_to(ou),
             _ => self.config.base_dn.clone(),
         };
         format!("{}={},{parent}", self.config.rdn_attribute, dn_escape(username))
