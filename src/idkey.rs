@@ -24,7 +24,9 @@ pub struct Loaded {
 pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            owner_only(path)?;
+            // With the key, ids of persons whose source key is a civic number can be turned
+            // back into the number: owner-only, like the state.
+            crate::files::owner_only_file(path).map_err(|e| format!("id key file {}: {e}", path.display()))?;
             parse(text.trim())
             .map(|key| Loaded { key, created: false })
             .map_err(|e| format!("id key file {}: {e}; restore the file from your backup", path.display()))
@@ -46,20 +48,6 @@ pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
         )),
         Err(e) => Err(format!("id key file {}: cannot read: {e}", path.display())),
     }
-}
-
-/// Takes group and other permissions away from the key file: with the key, ids of persons whose
-/// source key is a civic number can be turned back into the number.
-fn owner_only(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("id key file {}: {e}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-            format!("id key file {} is readable by others and cannot be made owner-only: {e}", path.display())
-        })?;
-        tracing::warn!(path = %path.display(), "the id key was readable by others; it is now owner-only (0600)");
-    }
-    Ok(())
 }
 
 fn parse(text: &str) -> Result<IdKey, String> {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod files;
 pub mod identity;
 pub mod idkey;
 pub mod mapping;
