@@ -28,6 +28,7 @@ use target_ldap::LdapTarget;
 
 mod adopt;
 mod approve;
+mod guards;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 
@@ -510,114 +511,6 @@ impl Engine {
         Ok(lock)
     }
 
-    /// Stops when the state owns nothing and has never applied, but a target holds, outside the
-    /// scope it is configured to observe, accounts carrying the ids this installation gives the
-    /// persons of the sources: the state was lost and the base DN or filter changed too. The
-    /// ids are derived with the installation's key, so another installation's accounts never
-    /// match.
-    async fn guard_moved_scope(&self, resolution: &Resolution, snapshot: &Snapshot) -> Result<(), EngineError> {
-        if self.store.has_applied().await? {
-            return Ok(());
-        }
-        // Persons who own no account yet (after a partial adopt, some may): are their accounts
-        // outside the scope?
-        let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();
-        let sample: Vec<String> = resolution
-            .present
-            .iter()
-            .filter(|i| !owning.contains(i.id.as_str()))
-            .take(50)
-            .map(|i| i.id.clone())
-            .collect();
-        for (id, t) in &self.targets {
-            let found = t
-                .conn
-                .find_outside_scope(&t.owner_attr, &sample)
-                .await
-                .map_err(|error| EngineError::Target { id: id.clone(), error })?;
-            if let Some((key, _)) = found.first() {
-                return Err(EngineError::ScopeAndStateLost {
-                    state: self.store.path().to_string(),
-                    target: id.clone(),
-                    example: key.clone(),
-                    scope: t.conn.scope(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Owned accounts the target did not show in scope but holds elsewhere (found by anchor):
-    /// target → identity → where the account is now.
-    async fn moved_out_of_scope(
-        &self,
-        snapshot: &Snapshot,
-        observed: &BTreeMap<String, Vec<ObservedAccount>>,
-    ) -> Result<BTreeMap<String, HashMap<IdentityId, String>>, EngineError> {
-        let mut out = BTreeMap::new();
-        for (id, t) in &self.targets {
-            let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let seen: HashSet<&str> = obs.iter().filter_map(|a| a.anchor.as_deref()).collect();
-            let missing: HashMap<String, IdentityId> = snapshot
-                .accounts
-                .iter()
-                .filter(|a| &a.target == id && a.status != AccountStatus::Pending)
-                .filter_map(|a| Some((a.anchor.clone()?, a.identity_id.clone())))
-                .filter(|(anchor, _)| !seen.contains(anchor.as_str()))
-                .collect();
-            if missing.is_empty() {
-                continue;
-            }
-            let anchors: Vec<String> = missing.keys().cloned().collect();
-            let found = t
-                .conn
-                .find_outside_scope(t.conn.anchor_attr(), &anchors)
-                .await
-                .map_err(|error| EngineError::Target { id: id.clone(), error })?;
-            let mut here = HashMap::new();
-            for (key, anchor) in found {
-                if let Some(identity) = missing.get(&anchor).or_else(|| missing.get(&anchor.to_lowercase())) {
-                    here.insert(identity.clone(), key);
-                }
-            }
-            out.insert(id.clone(), here);
-        }
-        Ok(out)
-    }
-
-    /// Stops when the state has never applied but a target holds accounts carrying enid ids that
-    /// it does not record as enid's: the state was lost or replaced, and planning would create
-    /// everyone again. `enid adopt` claims them; once none is left (or after the first apply),
-    /// runs go on, and a stray entry with an enid id is only ever blocked.
-    async fn guard_lost_state(
-        &self,
-        observed: &BTreeMap<String, Vec<ObservedAccount>>,
-        snapshot: &Snapshot,
-    ) -> Result<(), EngineError> {
-        if self.store.has_applied().await? {
-            return Ok(());
-        }
-        for (id, accounts) in observed {
-            let Some(t) = self.targets.get(id) else { continue };
-            let owned: Vec<&crate::model::OwnedAccount> =
-                snapshot.accounts.iter().filter(|a| &a.target == id).collect();
-            let anchors: HashSet<&str> = owned.iter().filter_map(|a| a.anchor.as_deref()).collect();
-            let keys: HashSet<String> = owned.iter().map(|a| plan::normalize_key(&a.key)).collect();
-            let count = accounts
-                .iter()
-                .filter(|a| carries_enid_id(a, &t.owner_attr))
-                .filter(|a| {
-                    !a.anchor.as_deref().is_some_and(|x| anchors.contains(x))
-                        && !keys.contains(&plan::normalize_key(&a.key))
-                })
-                .count();
-            if count > 0 {
-                return Err(EngineError::StateLost { state: self.store.path().to_string(), target: id.clone(), count });
-            }
-        }
-        Ok(())
-    }
-
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -865,13 +758,13 @@ impl Engine {
             return Err(e);
         }
         lap("read targets");
-        self.guard_lost_state(&observed, &snapshot).await?;
-        self.guard_moved_scope(&resolution, &snapshot).await?;
+        self.guard_lost_state(&observed, &snapshot, &resolution).await?;
+        let missing_owned = self.missing_owned(&snapshot, &observed);
         if !self.accept_missing {
-            self.target_guard(&snapshot, &state_groups, &observed, &observed_groups)?;
+            self.target_guard(&missing_owned, &state_groups, &observed_groups)?;
         }
         // Owned accounts moved out of scope by hand: never created a second time.
-        let moved = self.moved_out_of_scope(&snapshot, &observed).await?;
+        let moved = self.moved_out_of_scope(&missing_owned).await?;
 
         let mut all_requests = requests;
         all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
@@ -1038,62 +931,6 @@ impl Engine {
         failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
         let protected = self::protected_ids(&resolution, &snapshot);
         Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, columns, observed, protected })
-    }
-
-    /// The target guard: stops the run when a target shows too few of the accounts (active or
-    /// disabled) or groups enid owns there. Accounts hidden by a changed base DN, filter or
-    /// permission are not gone: planning on them would create everyone again and then lose
-    /// track of the real accounts.
-    fn target_guard(
-        &self,
-        snapshot: &Snapshot,
-        groups: &[OwnedGroup],
-        observed: &BTreeMap<String, Vec<ObservedAccount>>,
-        observed_groups: &BTreeMap<String, Vec<ObservedGroup>>,
-    ) -> Result<(), EngineError> {
-        for (id, handle) in &self.targets {
-            let t = &handle.thresholds;
-            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
-            let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let (missing, of) = plan::missing_accounts(&owned, obs);
-            let over = |missing: usize, of: usize| {
-                missing > connector_api::Thresholds::limit(t.missing_percent, t.missing_min, of)
-            };
-            let advice = format!(
-                "(more than missing_percent = {} and missing_min = {}); the base DN, filter or permissions changed? \
-                 Hidden is not gone: planning now would create them again and lose track of the real ones. If they \
-                 really were deleted, run again with --accept-missing",
-                t.missing_percent, t.missing_min
-            );
-            if over(missing, of) {
-                return Err(EngineError::TargetGuard {
-                    id: id.clone(),
-                    reason: format!(
-                        "{} of {} owned accounts were not found under {} {advice}",
-                        thousands(missing),
-                        thousands(of),
-                        handle.conn.scope()
-                    ),
-                });
-            }
-            if handle.groups.is_some() {
-                let owned: Vec<_> = groups.iter().filter(|g| &g.target == id).collect();
-                let obs = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
-                let (missing, of) = plan::missing_groups(&owned, obs);
-                if over(missing, of) {
-                    return Err(EngineError::TargetGuard {
-                        id: id.clone(),
-                        reason: format!(
-                            "{} of {} owned groups were not found under {} {advice}",
-                            thousands(missing),
-                            thousands(of),
-                            handle.conn.group_scope()
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(())
     }
 
     async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
@@ -1838,10 +1675,6 @@ fn keep_protection(resolution: &mut Resolution, snapshot: &Snapshot) -> Vec<Iden
     out
 }
 
-/// Whether an account carries an enid id (a value of enid's id form) in the owner attribute.
-pub fn carries_enid_id(a: &ObservedAccount, owner_attr: &str) -> bool {
-    a.attrs.get(owner_attr).is_some_and(|v| v.iter().any(|x| crate::model::is_enid_id(x)))
-}
 
 /// Attributes that carry a person's name: a protected person gets the username in them.
 const NAME_ATTRIBUTES: [&str; 6] = ["cn", "sn", "givenName", "displayName", "gecos", "name"];

@@ -18,6 +18,14 @@ pub const DEFAULT_MAX_LENGTH: usize = 20;
 /// Used when a name reduces to nothing (for example a name in a script with no Latin form).
 const FALLBACK_BASE: &str = "user";
 
+/// Whether a username has the form of a pseudonym (`u`, the first eight hexadecimal digits of
+/// the enid id, maybe a collision counter): the username of a person with protected personal
+/// data, which says nothing about whose it is.
+pub fn looks_pseudonymous(username: &str) -> bool {
+    let b = username.as_bytes();
+    b.len() >= 9 && b[0] == b'u' && b[1..9].iter().all(u8::is_ascii_hexdigit) && b[9..].iter().all(u8::is_ascii_digit)
+}
+
 /// What one identity needs a name for.
 #[derive(Debug, Clone)]
 pub struct NameRequest {
@@ -88,6 +96,7 @@ impl Namer {
     }
 
     fn base(&self, req: &NameRequest) -> Result<String, String> {
+        // The pseudonym's form; [`looks_pseudonymous`] recognises it.
         if req.pseudonymous {
             let hex: String = req.id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
             return Ok(normalize(&format!("u{hex}"), self.max_length));

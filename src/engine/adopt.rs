@@ -10,9 +10,9 @@
 //! recorded as taken, so it is never given to someone new. Adopting changes only the state
 //! database, never a target.
 
-use super::{Engine, EngineError, carries_enid_id, changed_records};
+use super::{Engine, EngineError, changed_records};
 use crate::identity::Resolution;
-use crate::model::{Identity, IdentityId, is_enid_id};
+use crate::model::{Identity, IdentityId};
 use crate::plan::{Adoption, normalize_key};
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore};
 use chrono::{DateTime, Utc};
@@ -84,13 +84,6 @@ impl AdoptPlan {
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty() && self.groups.is_empty() && self.taken.is_empty()
     }
-}
-
-/// Whether a username has the shape of a pseudonym (`u` and eight hexadecimal digits, maybe a
-/// counter): the username of a person with protected personal data.
-fn looks_pseudonymous(u: &str) -> bool {
-    let b = u.as_bytes();
-    b.len() >= 9 && b[0] == b'u' && b[1..9].iter().all(|c| c.is_ascii_hexdigit()) && b[9..].iter().all(u8::is_ascii_digit)
 }
 
 /// One entry an operator claims by hand: `--entry KEY --person SOURCE/PERSON_ID [--target ID]`.
@@ -189,20 +182,14 @@ impl Engine {
         for (tid, accounts) in &observed {
             let Some(t) = self.targets.get(tid) else { continue };
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == tid).collect();
-            let owned_anchors: HashSet<&str> = owned.iter().filter_map(|a| a.anchor.as_deref()).collect();
-            let owned_keys: HashSet<String> = owned.iter().map(|a| normalize_key(&a.key)).collect();
             let owns: HashSet<&str> = owned.iter().map(|a| a.identity_id.as_str()).collect();
-            let is_owned = |a: &ObservedAccount| {
-                a.anchor.as_deref().is_some_and(|x| owned_anchors.contains(x))
-                    || owned_keys.contains(&normalize_key(&a.key))
-            };
             let unmatched =
                 |a: &ObservedAccount, reason: String| Unmatched { target: tid.clone(), key: a.key.clone(), reason };
             // Two entries with one id on a target: neither is claimed.
             let mut per_id: HashMap<&str, Vec<&ObservedAccount>> = HashMap::new();
-            for a in accounts.iter().filter(|a| !is_owned(a) && carries_enid_id(a, &t.owner_attr)) {
-                for v in a.attrs.get(&t.owner_attr).into_iter().flatten().filter(|v| is_enid_id(v)) {
-                    per_id.entry(v.as_str()).or_default().push(a);
+            for a in crate::plan::unrecorded_enid_entries(&owned, accounts, &t.owner_attr) {
+                for v in crate::plan::owner_values(a, &t.owner_attr) {
+                    per_id.entry(v).or_default().push(a);
                 }
             }
             let mut ids: Vec<&str> = per_id.keys().copied().collect();
@@ -225,7 +212,7 @@ impl Engine {
                 };
                 // A pseudonym says nothing about whose it is: any protected person without an
                 // account could be its owner.
-                let pseudonym = a.username.as_deref().is_some_and(looks_pseudonymous);
+                let pseudonym = a.username.as_deref().is_some_and(crate::naming::looks_pseudonymous);
                 let namesake = a.username.as_deref().and_then(|u| {
                     accountless
                         .iter()

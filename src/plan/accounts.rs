@@ -279,11 +279,19 @@ pub fn plan_target(
 /// How many of the accounts enid owns and has seen (active or disabled; pending creates are
 /// still a question) are not among the observed ones, by anchor or key, and of how many. Pure.
 pub fn missing_accounts(owned: &[&OwnedAccount], observed: &[ObservedAccount]) -> (usize, usize) {
+    let (missing, of) = missing_owned(owned, observed);
+    (missing.len(), of)
+}
+
+/// The accounts enid owns and has seen that are not among the observed ones (by anchor or
+/// key), and of how many: what the target guard counts and what is looked for out of scope.
+/// Pure.
+pub fn missing_owned<'a>(owned: &[&'a OwnedAccount], observed: &[ObservedAccount]) -> (Vec<&'a OwnedAccount>, usize) {
     let anchors: HashMap<&str, ()> = observed.iter().filter_map(|o| Some((o.anchor.as_deref()?, ()))).collect();
     let keys: std::cell::OnceCell<HashMap<String, ()>> = std::cell::OnceCell::new();
     let mut of = 0;
-    let mut missing = 0;
-    for o in owned.iter().filter(|o| o.status != AccountStatus::Pending) {
+    let mut missing = Vec::new();
+    for o in owned.iter().copied().filter(|o| o.status != AccountStatus::Pending) {
         of += 1;
         let by_anchor = o.anchor.as_deref().is_some_and(|a| anchors.contains_key(a));
         if !by_anchor
@@ -291,15 +299,27 @@ pub fn missing_accounts(owned: &[&OwnedAccount], observed: &[ObservedAccount]) -
                 .get_or_init(|| observed.iter().map(|o| (normalize_key(&o.key), ())).collect())
                 .contains_key(&normalize_key(&o.key))
         {
-            missing += 1;
+            missing.push(o);
         }
     }
     (missing, of)
 }
 
-/// The values of an entry's owner attribute that have the form of an enid id.
-pub(super) fn owner_values<'a>(o: &'a ObservedAccount, owner_attr: &str) -> impl Iterator<Item = &'a str> {
+/// The values of enid's id form in an account's owner attribute (other values, such as HR
+/// numbers, prove nothing).
+pub fn owner_values<'a>(o: &'a ObservedAccount, owner_attr: &str) -> impl Iterator<Item = &'a str> {
     o.attrs.get(owner_attr).into_iter().flatten().map(String::as_str).filter(|v| is_enid_id(v))
+}
+
+/// Observed accounts that carry an enid id in the owner attribute but that no ownership row
+/// records (by anchor, or by key for a row without one). Pure.
+pub fn unrecorded_enid_entries<'a>(
+    owned: &[&OwnedAccount],
+    observed: &'a [ObservedAccount],
+    owner_attr: &str,
+) -> Vec<&'a ObservedAccount> {
+    let proof = OwnedIndex::new(owned);
+    observed.iter().filter(|o| owner_values(o, owner_attr).next().is_some() && !proof.owns(o)).collect()
 }
 
 /// Why an entry carrying an enid id that no ownership row records is left alone, and what to do.

@@ -1,0 +1,169 @@
+//! The guards that stop a run before planning when the inputs look broken on the target side:
+//! a lost or replaced state (enid ids on a target that the state does not record, in scope or,
+//! for this installation's ids, outside it), and a changed scope (owned accounts or groups the
+//! target no longer shows). Also the lookup of owned accounts moved out of scope, which are
+//! blocked instead of being created again.
+
+use super::{Engine, EngineError, thousands};
+use crate::identity::Resolution;
+use crate::model::{IdentityId, OwnedAccount, Snapshot};
+use crate::plan::{self, OwnedGroup};
+use crate::store::StateStore;
+use connector_api::{ObservedAccount, ObservedGroup};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+impl Engine {
+    /// Stops when the state has never applied but a target holds accounts carrying enid ids
+    /// that the state does not record as enid's: the state was lost or replaced, and planning
+    /// would create everyone again. In scope, any such account stops the run (`StateLost`);
+    /// outside the scope, an account carrying the id this installation gives a person of the
+    /// sources who owns nothing yet (`ScopeAndStateLost`: the base DN or filter changed too; ids
+    /// are keyed, so another installation's accounts never match). `enid adopt` claims them;
+    /// after the first apply a stray entry with an enid id is only ever blocked.
+    pub(super) async fn guard_lost_state(
+        &self,
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        snapshot: &Snapshot,
+        resolution: &Resolution,
+    ) -> Result<(), EngineError> {
+        if self.store.has_applied().await? {
+            return Ok(());
+        }
+        for (id, accounts) in observed {
+            let Some(t) = self.targets.get(id) else { continue };
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let count = plan::unrecorded_enid_entries(&owned, accounts, &t.owner_attr).len();
+            if count > 0 {
+                return Err(EngineError::StateLost { state: self.store.path().to_string(), target: id.clone(), count });
+            }
+        }
+        let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();
+        let sample: Vec<String> = resolution
+            .present
+            .iter()
+            .filter(|i| !owning.contains(i.id.as_str()))
+            .take(50)
+            .map(|i| i.id.clone())
+            .collect();
+        for (id, t) in &self.targets {
+            let found = t
+                .conn
+                .find_outside_scope(&t.owner_attr, &sample)
+                .await
+                .map_err(|error| EngineError::Target { id: id.clone(), error })?;
+            if let Some((key, _)) = found.first() {
+                return Err(EngineError::ScopeAndStateLost {
+                    state: self.store.path().to_string(),
+                    target: id.clone(),
+                    example: key.clone(),
+                    scope: t.conn.scope(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Per target: the owned accounts it did not show, and how many it should have shown (for
+    /// the target guard and the lookup out of scope, computed once).
+    pub(super) fn missing_owned<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+    ) -> BTreeMap<String, (Vec<&'a OwnedAccount>, usize)> {
+        self.targets
+            .keys()
+            .map(|id| {
+                let owned: Vec<&OwnedAccount> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+                let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                (id.clone(), plan::missing_owned(&owned, obs))
+            })
+            .collect()
+    }
+
+    /// Owned accounts the target did not show in scope but holds elsewhere (found by anchor):
+    /// target → identity → where the account is now.
+    pub(super) async fn moved_out_of_scope(
+        &self,
+        missing_owned: &BTreeMap<String, (Vec<&OwnedAccount>, usize)>,
+    ) -> Result<BTreeMap<String, HashMap<IdentityId, String>>, EngineError> {
+        let mut out = BTreeMap::new();
+        for (id, t) in &self.targets {
+            let missing: HashMap<String, IdentityId> = missing_owned
+                .get(id)
+                .into_iter()
+                .flat_map(|(m, _)| m.iter())
+                .filter_map(|a| Some((a.anchor.clone()?, a.identity_id.clone())))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let anchors: Vec<String> = missing.keys().cloned().collect();
+            let found = t
+                .conn
+                .find_outside_scope(t.conn.anchor_attr(), &anchors)
+                .await
+                .map_err(|error| EngineError::Target { id: id.clone(), error })?;
+            let mut here = HashMap::new();
+            for (key, anchor) in found {
+                if let Some(identity) = missing.get(&anchor).or_else(|| missing.get(&anchor.to_lowercase())) {
+                    here.insert(identity.clone(), key);
+                }
+            }
+            out.insert(id.clone(), here);
+        }
+        Ok(out)
+    }
+
+    /// The target guard: stops the run when a target shows too few of the accounts (active or
+    /// disabled) or groups enid owns there. Accounts hidden by a changed base DN, filter or
+    /// permission are not gone: planning on them would create everyone again and then lose
+    /// track of the real accounts.
+    pub(super) fn target_guard(
+        &self,
+        missing_owned: &BTreeMap<String, (Vec<&OwnedAccount>, usize)>,
+        groups: &[OwnedGroup],
+        observed_groups: &BTreeMap<String, Vec<ObservedGroup>>,
+    ) -> Result<(), EngineError> {
+        for (id, handle) in &self.targets {
+            let t = &handle.thresholds;
+            let (missing, of) = missing_owned.get(id).map_or((0, 0), |(m, of)| (m.len(), *of));
+            let over = |missing: usize, of: usize| {
+                missing > connector_api::Thresholds::limit(t.missing_percent, t.missing_min, of)
+            };
+            let advice = format!(
+                "(more than missing_percent = {} and missing_min = {}); the base DN, filter or permissions changed? \
+                 Hidden is not gone: planning now would create them again and lose track of the real ones. If they \
+                 really were deleted, run again with --accept-missing",
+                t.missing_percent, t.missing_min
+            );
+            if over(missing, of) {
+                return Err(EngineError::TargetGuard {
+                    id: id.clone(),
+                    reason: format!(
+                        "{} of {} owned accounts were not found under {} {advice}",
+                        thousands(missing),
+                        thousands(of),
+                        handle.conn.scope()
+                    ),
+                });
+            }
+            if handle.groups.is_some() {
+                let owned: Vec<_> = groups.iter().filter(|g| &g.target == id).collect();
+                let obs = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                let (missing, of) = plan::missing_groups(&owned, obs);
+                if over(missing, of) {
+                    return Err(EngineError::TargetGuard {
+                        id: id.clone(),
+                        reason: format!(
+                            "{} of {} owned groups were not found under {} {advice}",
+                            thousands(missing),
+                            thousands(of),
+                            handle.conn.group_scope()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
