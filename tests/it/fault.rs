@@ -14,7 +14,6 @@
 //! long run.
 
 use crate::harness::*;
-use crate::safety_state::pnr;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 

@@ -338,3 +338,42 @@ pub fn search(url: &str, base: &str, filter: &str) -> Vec<Entry> {
 pub fn row(id: &str, given: &str, family: &str, civic: &str, role: &str, school: &str, groups: &str) -> String {
     format!("{id},{given},{family},{civic},{role},{school},{groups},,")
 }
+
+/// A valid personnummer for person `i` (born 2012, serial from `i`), with its check digit.
+pub fn pnr(i: usize) -> String {
+    let month = 1 + (i / 28) % 12;
+    let day = 1 + i % 28;
+    let serial = 100 + (i / 336) % 900;
+    let body = format!("12{month:02}{day:02}{serial:03}");
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(k, b)| {
+            let d = u32::from(b - b'0') * if k % 2 == 0 { 2 } else { 1 };
+            d / 10 + d % 10
+        })
+        .sum();
+    let check = (10 - sum % 10) % 10;
+    format!("20{}-{}{check}", &body[..6], &body[6..])
+}
+
+/// Writes persons.csv from owned rows.
+pub fn csv_rows(env: &Env, rows: &[String]) {
+    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// Deletes the state database and its WAL files: a lost state.
+pub fn remove_state(env: &Env) {
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(env.path(f));
+    }
+}
+
+/// Entries anywhere under dc=example,dc=org carrying each employeeNumber value.
+pub fn ids_in_directory(env: &Env) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for e in env.search("dc=example,dc=org", "(employeeNumber=*)") {
+        out.entry(e.one("employeeNumber")).or_default().push(e.dn.clone());
+    }
+    out
+}

@@ -3,30 +3,10 @@
 //! Every test here FAILS on the main branch at the time of the review.
 
 use crate::harness::*;
-use crate::safety_state::pnr;
 use std::os::unix::fs::PermissionsExt;
 
 fn pupils(n: usize) -> Vec<String> {
     (0..n).map(|i| row(&format!("P{i:05}"), &format!("Elev{i}"), "Testsson", &pnr(i), "student", "S1", "7A")).collect()
-}
-
-fn csv_rows(env: &Env, rows: &[String]) {
-    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
-}
-
-fn remove_state(env: &Env) {
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::remove_file(env.path(f));
-    }
-}
-
-/// Entries anywhere under dc=example,dc=org carrying each employeeNumber value.
-fn ids_in_directory(env: &Env) -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for e in env.search("dc=example,dc=org", "(employeeNumber=*)") {
-        out.entry(e.one("employeeNumber")).or_default().push(e.dn.clone());
-    }
-    out
 }
 
 const GROUPS: &str = "[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"";

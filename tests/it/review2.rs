@@ -3,20 +3,9 @@
 //! Every test here FAILS on the main branch at the time of the review.
 
 use crate::harness::*;
-use crate::safety_state::pnr;
 
 fn pupils(n: usize) -> Vec<String> {
     (0..n).map(|i| row(&format!("P{i:05}"), &format!("Elev{i}"), "Testsson", &pnr(i), "student", "S1", "7A")).collect()
-}
-
-fn csv_rows(env: &Env, rows: &[String]) {
-    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
-}
-
-fn remove_state(env: &Env) {
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::remove_file(env.path(f));
-    }
 }
 
 /// A reused key decided `--separate` gives the new pupil an account of their own and the old
@@ -312,15 +301,6 @@ fn adopt_keeps_protection_that_only_the_state_remembered() {
         "the protected pupil's names were written to {uid} without approval: {:?}",
         entry.attrs
     );
-}
-
-/// Entries anywhere under dc=example,dc=org carrying each employeeNumber value.
-fn ids_in_directory(env: &Env) -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for e in env.search("dc=example,dc=org", "(employeeNumber=*)") {
-        out.entry(e.one("employeeNumber")).or_default().push(e.dn.clone());
-    }
-    out
 }
 
 /// A lost state and a changed base DN stop before planning ("this installation's ids found

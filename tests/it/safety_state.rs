@@ -6,23 +6,6 @@ use crate::harness::*;
 use enid::store::StateStore;
 use std::os::unix::fs::PermissionsExt;
 
-/// A valid personnummer for person `i` (born 2012, serial from `i`), with its check digit.
-pub fn pnr(i: usize) -> String {
-    let month = 1 + (i / 28) % 12;
-    let day = 1 + i % 28;
-    let serial = 100 + (i / 336) % 900;
-    let body = format!("12{month:02}{day:02}{serial:03}");
-    let sum: u32 = body
-        .bytes()
-        .enumerate()
-        .map(|(k, b)| {
-            let d = u32::from(b - b'0') * if k % 2 == 0 { 2 } else { 1 };
-            d / 10 + d % 10
-        })
-        .sum();
-    let check = (10 - sum % 10) % 10;
-    format!("20{}-{}{check}", &body[..6], &body[6..])
-}
 
 /// `n` pupils in two schools and four classes.
 fn pupils(n: usize) -> Vec<String> {
@@ -35,10 +18,6 @@ fn pupils(n: usize) -> Vec<String> {
         .collect()
 }
 
-fn csv_rows(env: &Env, rows: &[String]) {
-    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
-}
-
 const GROUPS: &str = "[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"";
 
 fn no_civic(n: usize, runs: &[&Run]) {
@@ -49,12 +28,6 @@ fn no_civic(n: usize, runs: &[&Run]) {
                 assert!(!text.contains(&p) && !text.contains(&p.replace('-', "")), "civic number leaked:\n{text}");
             }
         }
-    }
-}
-
-fn remove_state(env: &Env) {
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::remove_file(env.path(f));
     }
 }
 
