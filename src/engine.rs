@@ -930,7 +930,18 @@ impl Engine {
         );
         failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
         let protected = self::protected_ids(&resolution, &snapshot);
-        Ok(Computed { plan, resolution, usernames, rejected, failures, record_rows, counts, columns, observed, protected })
+        Ok(Computed {
+            plan,
+            resolution,
+            usernames,
+            rejected,
+            failures,
+            record_rows,
+            counts,
+            columns,
+            observed,
+            protected,
+        })
     }
 
     async fn read_state(&self) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
@@ -1118,8 +1129,15 @@ impl Engine {
             }
             if report.skipped > skipped_before {
                 // The target stopped: the next run plans groups from what exists then.
-                self.skip_all(run, id, &group_ops, "not sent: the target stopped earlier in this run", now, &mut report)
-                    .await?;
+                self.skip_all(
+                    run,
+                    id,
+                    &group_ops,
+                    "not sent: the target stopped earlier in this run",
+                    now,
+                    &mut report,
+                )
+                .await?;
                 continue;
             }
             // An account the target refused is left out of its groups, which change for
@@ -1317,7 +1335,8 @@ fn weigh(
         tp.operations.iter().filter(|o| o.action == Action::Create && !retries.contains(o.identity.as_str())).count()
     };
     // Enables a start date scheduled are not returns of leavers: they do not count.
-    let scheduled = tp.operations.iter().filter(|o| o.action == Action::Enable && o.reason == plan::START_REASON).count();
+    let scheduled =
+        tp.operations.iter().filter(|o| o.action == Action::Enable && o.reason == plan::START_REASON).count();
     let weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
     plan::check_thresholds(id, &weighed, owned, tp.enid_entries, thresholds)
 }
@@ -1348,7 +1367,9 @@ async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> 
 /// have made: those of a create, a rename and an enable.
 fn member_values(handle: &TargetHandle, op: &TargetOp) -> Vec<String> {
     let (key, name) = match op {
-        TargetOp::Create { username, disabled, .. } => (handle.conn.key_for(username, *disabled), Some(username.clone())),
+        TargetOp::Create { username, disabled, .. } => {
+            (handle.conn.key_for(username, *disabled), Some(username.clone()))
+        }
         TargetOp::Rename { key, username } => (handle.conn.renamed_key(key, username), Some(username.clone())),
         TargetOp::Enable { key } => (handle.conn.enabled_key(key), None),
         _ => return Vec::new(),
@@ -1674,7 +1695,6 @@ fn keep_protection(resolution: &mut Resolution, snapshot: &Snapshot) -> Vec<Iden
     out.sort();
     out
 }
-
 
 /// Attributes that carry a person's name: a protected person gets the username in them.
 const NAME_ATTRIBUTES: [&str; 6] = ["cn", "sn", "givenName", "displayName", "gecos", "name"];

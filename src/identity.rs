@@ -837,13 +837,12 @@ mod tests {
     }
 
     fn rejected(source: &str, pid: Option<&str>, loc: &str) -> RejectedRows {
-        let row =
-            connector_api::RowError {
-                location: loc.into(),
-                message: "bad".into(),
-                person_id: pid.map(str::to_string),
-                civic_no: None,
-            };
+        let row = connector_api::RowError {
+            location: loc.into(),
+            message: "bad".into(),
+            person_id: pid.map(str::to_string),
+            civic_no: None,
+        };
         RejectedRows::from_rows(&BTreeMap::from([(source.to_string(), vec![row])]))
     }
 

@@ -28,8 +28,8 @@ pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
             // back into the number: owner-only, like the state.
             crate::files::owner_only_file(path).map_err(|e| format!("id key file {}: {e}", path.display()))?;
             parse(text.trim())
-            .map(|key| Loaded { key, created: false })
-            .map_err(|e| format!("id key file {}: {e}; restore the file from your backup", path.display()))
+                .map(|key| Loaded { key, created: false })
+                .map_err(|e| format!("id key file {}: {e}; restore the file from your backup", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
             let mut bytes = [0u8; 32];

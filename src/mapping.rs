@@ -104,11 +104,7 @@ impl Mapping {
     /// The attributes that hold exactly this variable (`{{ given_name }}`), as the target names
     /// them: where an account carries the person's given or family name.
     pub fn attributes_of(&self, var: &str) -> Vec<&str> {
-        self.attrs
-            .iter()
-            .filter(|(_, c)| matches!(c, Compiled::Var(v) if v == var))
-            .map(|(a, _)| a.as_str())
-            .collect()
+        self.attrs.iter().filter(|(_, c)| matches!(c, Compiled::Var(v) if v == var)).map(|(a, _)| a.as_str()).collect()
     }
 
     /// The attribute names this mapping manages; only these are compared and changed.

@@ -214,9 +214,7 @@ impl Engine {
                 // account could be its owner.
                 let pseudonym = a.username.as_deref().is_some_and(crate::naming::looks_pseudonymous);
                 let namesake = a.username.as_deref().and_then(|u| {
-                    accountless
-                        .iter()
-                        .find(|(_, req)| self.namer.still_fits(u, req) || pseudonym && req.pseudonymous)
+                    accountless.iter().find(|(_, req)| self.namer.still_fits(u, req) || pseudonym && req.pseudonymous)
                 });
                 if let (None, Some((label, _))) = (by_id.get(id), namesake) {
                     plan.unmatched.push(unmatched(
@@ -267,8 +265,8 @@ impl Engine {
                             a.attrs.get(attr).into_iter().flatten().any(|v| v.trim().eq_ignore_ascii_case(want.trim()))
                         })
                     };
-                    let a_name_kept =
-                        !req.pseudonymous && (holds("given_name", &req.given_name) || holds("family_name", &req.family_name));
+                    let a_name_kept = !req.pseudonymous
+                        && (holds("given_name", &req.given_name) || holds("family_name", &req.family_name));
                     !fits && !a_name_kept
                 });
                 if misfit {
@@ -488,14 +486,22 @@ impl Engine {
             .collect();
         let (tid, a) = match hits.as_slice() {
             [one] => *one,
-            [] => return Err(fail(format!("--entry {}: no such account on the targets", connector_api::civic::mask_if_civic(&h.entry)))),
-            _ => return Err(fail(format!(
+            [] => {
+                return Err(fail(format!(
+                    "--entry {}: no such account on the targets",
+                    connector_api::civic::mask_if_civic(&h.entry)
+                )));
+            }
+            _ => {
+                return Err(fail(format!(
                     "--entry {}: found on several targets; say which with --target",
                     connector_api::civic::mask_if_civic(&h.entry)
-                ))),
+                )));
+            }
         };
-        let (source, pid) =
-            h.person.split_once('/').ok_or_else(|| fail(format!("--person {}: use SOURCE/PERSON_ID", connector_api::civic::mask_if_civic(&h.person))))?;
+        let (source, pid) = h.person.split_once('/').ok_or_else(|| {
+            fail(format!("--person {}: use SOURCE/PERSON_ID", connector_api::civic::mask_if_civic(&h.person)))
+        })?;
         let ident = resolution
             .present
             .iter()

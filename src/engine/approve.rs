@@ -8,10 +8,10 @@
 //! Only confirmation (a question on a terminal) stays with the front end.
 
 use super::{Computed, Engine, EngineError};
-use crate::store::StateStore;
-use connector_api::civic::mask_if_civic;
 use crate::plan::{Action, Plan, PlannedOp};
+use crate::store::StateStore;
 use chrono::{DateTime, Utc};
+use connector_api::civic::mask_if_civic;
 use std::collections::BTreeSet;
 
 /// What an operator asked to apply.
@@ -47,7 +47,9 @@ pub enum ApprovalError {
     #[error("no saved plan {id}; make one with `enid plan --save`")]
     NoSavedPlan { id: String },
     /// The inputs changed since the plan was saved: review the new one.
-    #[error("plan {id} no longer matches the inputs, which now give plan {now}: {difference}; review it with `enid plan`")]
+    #[error(
+        "plan {id} no longer matches the inputs, which now give plan {now}: {difference}; review it with `enid plan`"
+    )]
     Mismatch { id: String, now: String, difference: String },
     /// A threshold holds the plan: review, then accept it by id.
     #[error(
@@ -74,8 +76,11 @@ pub fn actions_named(word: &str) -> Option<&'static [Action]> {
 impl Engine {
     /// Errors unless `id` is a saved plan that the current inputs give exactly.
     pub async fn check_saved(&self, computed: &Computed, id: &str) -> Result<(), EngineError> {
-        let saved =
-            self.store.load_plan(id).await?.ok_or_else(|| ApprovalError::NoSavedPlan { id: mask_if_civic(id).into() })?;
+        let saved = self
+            .store
+            .load_plan(id)
+            .await?
+            .ok_or_else(|| ApprovalError::NoSavedPlan { id: mask_if_civic(id).into() })?;
         if computed.plan.plan_id != id {
             return Err(ApprovalError::Mismatch {
                 id: mask_if_civic(id).into(),
@@ -100,16 +105,15 @@ impl Engine {
         }
         let mut approved = Approved::default();
         let waiting = waiting_protected(&computed.plan);
-        let holds = !computed.plan.held.is_empty() && !request.accept_threshold
-            || waiting > 0 && !request.accept_protected;
+        let holds =
+            !computed.plan.held.is_empty() && !request.accept_threshold || waiting > 0 && !request.accept_protected;
         if holds && request.plan_id.is_none() {
-            let body = serde_json::to_string(&computed.shown_plan())
-                .map_err(|e| {
-                    EngineError::Store(crate::store::StoreError {
-                        path: self.store.path().to_string(),
-                        message: format!("saving the plan: {e}"),
-                    })
-                })?;
+            let body = serde_json::to_string(&computed.shown_plan()).map_err(|e| {
+                EngineError::Store(crate::store::StoreError {
+                    path: self.store.path().to_string(),
+                    message: format!("saving the plan: {e}"),
+                })
+            })?;
             self.store.save_plan(&computed.plan.plan_id, &body, now).await?;
             approved.saved = true;
         }
@@ -150,7 +154,8 @@ fn waiting_protected(plan: &Plan) -> usize {
 /// renamed account, wait with it.
 fn select(plan: &mut Plan, actions: &[Action], school: Option<&str>) {
     let keep = |o: &PlannedOp| {
-        (actions.is_empty() || actions.contains(&o.action)) && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
+        (actions.is_empty() || actions.contains(&o.action))
+            && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
     };
     let left_out: BTreeSet<(String, String)> = plan
         .operations

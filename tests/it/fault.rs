@@ -105,7 +105,11 @@ impl World {
         self.serial += 1;
         let n = self.serial;
         // Every fifth newcomer has a temporary number first.
-        let civic = if n.is_multiple_of(5) { format!("2015{:02}{:02}TF{:02}", 1 + n % 12, 1 + n % 28, n % 100) } else { pnr(n) };
+        let civic = if n.is_multiple_of(5) {
+            format!("2015{:02}{:02}TF{:02}", 1 + n % 12, 1 + n % 28, n % 100)
+        } else {
+            pnr(n)
+        };
         Person {
             key: format!("K{n:05}"),
             given: format!("Elev{n}"),
@@ -283,7 +287,8 @@ fn scenario(seed: u64, steps: usize) {
         // number becoming a personnummer is expected and not held (names are not compared: a
         // known gap, see the session note), so only keys with a personnummer are reused here.
         if rng.chance(15)
-            && let Some(i) = (0..w.people.len()).map(|_| rng.below(w.people.len())).find(|&i| !w.people[i].civic.contains("TF"))
+            && let Some(i) =
+                (0..w.people.len()).map(|_| rng.below(w.people.len())).find(|&i| !w.people[i].civic.contains("TF"))
         {
             let key = w.people[i].key.clone();
             q.reused = Some((key.clone(), pnr(20_000 + step), format!("Ny{step}")));

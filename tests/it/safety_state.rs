@@ -6,7 +6,6 @@ use crate::harness::*;
 use enid::store::StateStore;
 use std::os::unix::fs::PermissionsExt;
 
-
 /// `n` pupils in two schools and four classes.
 fn pupils(n: usize) -> Vec<String> {
     (0..n)

@@ -284,7 +284,10 @@ mod tests_other_dress {
     fn civic_numbers_in_other_dress_are_masked() {
         for v in ["20150916\u{2013}1079", "2015-09-16-1020", "T20150916-1061", "2015.09.16.1020", "150916 1020"] {
             let m = mask_if_civic(v);
-            assert!(m.ends_with("-****") && !m.contains("1079") && !m.contains("1020") && !m.contains("1061"), "{v} → {m}");
+            assert!(
+                m.ends_with("-****") && !m.contains("1079") && !m.contains("1020") && !m.contains("1061"),
+                "{v} → {m}"
+            );
         }
         for keep in ["P0000005", "4711", "elev-2015-7A", "1234567"] {
             assert_eq!(mask_if_civic(keep), keep);

@@ -390,7 +390,8 @@ impl<'a> Fields<'a> {
             }
             // A civic number in a name, group or school column (shifted columns, a careless
             // export) would end up in usernames, group names and the directory: rejected.
-            let free_text = matches!(*field, "given_name" | "family_name" | "school_unit" | "groups" | "email" | "eppn");
+            let free_text =
+                matches!(*field, "given_name" | "family_name" | "school_unit" | "groups" | "email" | "eppn");
             if free_text
                 && v.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '|' | '@'))
                     .any(|t| !t.is_empty() && mask_if_civic(t) != t)

@@ -402,7 +402,11 @@ impl LdapTarget {
     /// scope enid observes (base_dn and the disabled OU) whose `attr` holds one of `values`:
     /// (DN, matched value). For what a lost state or a changed scope hides: accounts that carry
     /// this installation's ids, or whose recorded anchor moved out of scope.
-    pub async fn find_outside_scope(&self, attr: &str, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+    pub async fn find_outside_scope(
+        &self,
+        attr: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, String)>, TargetError> {
         let result = self.find_outside_scope_inner(attr, values).await;
         if let Err(e) = &result {
             self.reset(e).await;
@@ -410,7 +414,11 @@ impl LdapTarget {
         result
     }
 
-    async fn find_outside_scope_inner(&self, attr: &str, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+    async fn find_outside_scope_inner(
+        &self,
+        attr: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, String)>, TargetError> {
         if values.is_empty() {
             return Ok(Vec::new());
         }
