@@ -1,0 +1,386 @@
+//! The pure parts of a computation besides the core's: what every identity should have on one
+//! target (`desired_accounts`, from the records, the lifecycle and the protected policy), who is
+//! kept as at the last run and with which group members, who is protected (sticky), which
+//! names exist and which records the apply rewrites. No IO.
+
+use crate::identity::{self, CivicChange, Resolution};
+use crate::mapping::Mapping;
+use crate::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
+use crate::naming::NameRequest;
+use crate::plan::{self, Desired};
+use crate::store::RecordRow;
+use chrono::NaiveDate;
+use connector_api::{Attrs, ObservedAccount};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// The member values of kept persons' accounts on one target (account keys, or usernames for
+/// targets that name members by username), normalised: their group memberships stay as they
+/// are. Pure.
+pub(super) fn kept_members(
+    kept: &HashSet<&str>,
+    owned: &[&crate::model::OwnedAccount],
+    observed: &[ObservedAccount],
+    by_username: bool,
+    snapshot: &Snapshot,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if kept.is_empty() {
+        return out;
+    }
+    let mine: Vec<&&crate::model::OwnedAccount> =
+        owned.iter().filter(|o| kept.contains(o.identity_id.as_str())).collect();
+    if mine.is_empty() {
+        return out;
+    }
+    // Indexes, so that many kept persons against a large target stay linear.
+    let by_anchor: HashMap<&str, &ObservedAccount> =
+        observed.iter().filter_map(|a| Some((a.anchor.as_deref()?, a))).collect();
+    let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (plan::normalize_key(&a.key), a)).collect();
+    for o in mine {
+        let found = o
+            .anchor
+            .as_deref()
+            .and_then(|x| by_anchor.get(x).copied())
+            .or_else(|| by_key.get(&plan::normalize_key(&o.key)).copied());
+        if by_username {
+            let stored = snapshot.identities.get(&o.identity_id).and_then(Option::as_deref);
+            out.extend(found.and_then(|a| a.username.as_deref()).into_iter().chain(stored).map(plan::normalize_key));
+        } else {
+            out.extend(found.map(|a| a.key.as_str()).into_iter().chain([o.key.as_str()]).map(plan::normalize_key));
+        }
+    }
+    out
+}
+
+/// The persons a plan keeps as at the last run, as the plan shows them: by username, or by enid
+/// id when a stored record marks protected personal data; sorted by what is shown. Pure.
+pub(super) fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::KeptPerson> {
+    if resolution.kept.is_empty() {
+        return Vec::new();
+    }
+    let kept: HashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
+    let protected: HashSet<&str> = snapshot
+        .all_records()
+        .filter(|r| r.protected && kept.contains(r.identity_id.as_str()))
+        .map(|r| r.identity_id.as_str())
+        .collect();
+    let mut out: Vec<plan::KeptPerson> = resolution
+        .kept
+        .iter()
+        .map(|k| plan::KeptPerson {
+            identity: k.identity_id.clone(),
+            username: match snapshot.identities.get(&k.identity_id).and_then(Option::as_ref) {
+                Some(u) if !protected.contains(k.identity_id.as_str()) => u.clone(),
+                _ => k.identity_id.clone(),
+            },
+            reason: k.reasons.join("; "),
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.username, &a.identity).cmp(&(&b.username, &b.identity)));
+    out
+}
+
+/// Identities on the `[identity] exclude` list, by enid id or `source/person_id`.
+pub(super) fn excluded_persons<'a>(resolution: &'a Resolution, list: &'a [String]) -> HashSet<&'a str> {
+    let mut out = HashSet::new();
+    if list.is_empty() {
+        return out;
+    }
+    for ident in resolution.all() {
+        let listed = list.iter().any(|e| {
+            e == &ident.id || ident.records.iter().any(|r| e.split_once('/') == Some((&r.source, &r.record.person_id)))
+        });
+        if listed {
+            out.insert(ident.id.as_str());
+        }
+    }
+    out
+}
+
+/// What naming needs of a person: the names of the first (most authoritative) record, and
+/// whether the name must not shape the username (protected personal data).
+pub(super) fn name_request(ident: &Identity) -> Option<NameRequest> {
+    let first = &ident.records.first()?.record;
+    Some(NameRequest {
+        id: ident.id.clone(),
+        given_name: first.given_name.clone(),
+        family_name: first.family_name.clone(),
+        pseudonymous: ident.is_protected(),
+    })
+}
+
+/// The names identities already have, and name requests for those that have none. Pure.
+pub(super) fn known_names(
+    resolution: &Resolution,
+    snapshot: &Snapshot,
+) -> (BTreeMap<IdentityId, String>, Vec<NameRequest>) {
+    let mut names = BTreeMap::new();
+    let mut requests = Vec::new();
+    for ident in resolution.all() {
+        match snapshot.identities.get(&ident.id).and_then(Option::as_ref) {
+            Some(u) => {
+                names.insert(ident.id.clone(), u.clone());
+            }
+            None => requests.extend(name_request(ident)),
+        }
+    }
+    (names, requests)
+}
+
+/// What every identity should have on one target, and the identities whose account could not
+/// be computed (id, why): those get no desired account, so the planner leaves them alone. Pure.
+pub fn desired_accounts(
+    resolution: &Resolution,
+    rules: &Rules<'_>,
+    usernames: &BTreeMap<IdentityId, String>,
+    last_known: &HashMap<IdentityId, (String, bool, bool)>,
+    target: &TargetRules<'_>,
+    today: NaiveDate,
+) -> (Vec<Desired>, Vec<(IdentityId, String)>) {
+    let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
+    let mut failed = Vec::new();
+    for ident in resolution.all() {
+        let Some(username) = usernames.get(&ident.id) else { continue };
+        match desired_for(ident, rules, username, last_known, target, today) {
+            Ok(d) => {
+                // Held (a template failed): the planner leaves the account alone, and the run
+                // reports it and exits non-zero.
+                if let Some(why) = &d.held {
+                    failed.push((ident.id.clone(), why.clone()));
+                }
+                out.push(d);
+            }
+            Err(e) => failed.push((ident.id.clone(), e)),
+        }
+    }
+    (out, failed)
+}
+
+/// Absent identity → the schools its stored records last named (comma-separated, so a leaver's
+/// log rows still name a school), whether any of them was staff (for the grace period), and
+/// whether any marked protected personal data.
+pub(super) fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, (String, bool, bool)> {
+    let absent: HashSet<&str> = resolution.absent.iter().map(|i| i.id.as_str()).collect();
+    let mut sets: HashMap<&IdentityId, (std::collections::BTreeSet<&str>, bool, bool)> = HashMap::new();
+    if absent.is_empty() {
+        return HashMap::new();
+    }
+    for rec in snapshot.all_records().filter(|r| absent.contains(r.identity_id.as_str())) {
+        let e = sets.entry(&rec.identity_id).or_default();
+        e.0.extend(rec.school_unit.as_deref());
+        e.1 |= rec.role == "staff";
+        e.2 |= rec.protected;
+    }
+    sets.into_iter()
+        .map(|(id, (s, staff, protected))| {
+            (id.clone(), (s.into_iter().collect::<Vec<_>>().join(","), staff, protected))
+        })
+        .collect()
+}
+
+pub(super) fn desired_for(
+    ident: &Identity,
+    rules: &Rules<'_>,
+    username: &str,
+    last_known: &HashMap<IdentityId, (String, bool, bool)>,
+    target: &TargetRules<'_>,
+    today: NaiveDate,
+) -> Result<Desired, String> {
+    let mapping = target.mapping;
+    let Some(person) = ident.person(username, rules.authority) else {
+        // Nothing stored about the person (an account `enid adopt` claimed for an identity
+        // without records): the longer grace period is the safe side.
+        let (school, staff, protected) =
+            last_known.get(&ident.id).cloned().unwrap_or_else(|| (String::new(), true, false));
+        return Ok(Desired {
+            identity_id: ident.id.clone(),
+            username: username.to_string(),
+            school: if protected { String::new() } else { school },
+            attrs: Default::default(),
+            active: false,
+            inactive_reason: Some("no longer in any source".into()),
+            provision_disabled: false,
+            grace_days: rules.lifecycle.grace_days(staff),
+            protected,
+            needs_approval: protected && target.protected.hold_changes,
+            held: None,
+            scheduled_start: false,
+        });
+    };
+    let staff = person.roles.contains(&"staff");
+    let mut active = person.is_active(today);
+    // Pupils past their end date keep working accounts until the configured day of their year.
+    if !active
+        && !staff
+        && let Some(end) = person.end_date.filter(|e| *e < today)
+    {
+        active =
+            rules.lifecycle.kept_until(end).is_some_and(|k| today <= k) && person.start_date.is_none_or(|s| s <= today);
+    }
+    let starts = person.start_date.filter(|s| *s > today);
+    let provision_disabled = starts.is_some_and(|s| {
+        s.checked_sub_days(chrono::Days::new(u64::from(rules.lifecycle.create_days_before_start)))
+            .is_some_and(|from| from <= today)
+    });
+    let inactive_reason = if active {
+        None
+    } else if let Some(s) = starts {
+        Some(format!("starts on {s}"))
+    } else {
+        person.end_date.filter(|e| *e < today).map(|e| match rules.lifecycle.kept_until(e).filter(|_| !staff) {
+            Some(k) => format!("end date {e} has passed, and the summer keep ended on {k}"),
+            None => format!("end date {e} has passed"),
+        })
+    };
+    // Fail closed: a person whose attributes cannot be rendered is held, never planned on
+    // empty attributes (the diff would remove every attribute the mapping manages).
+    let (mut attrs, held) = match mapping.render(&person) {
+        Ok(a) => (a, None),
+        Err(e) => {
+            tracing::error!(identity = %ident.id, error = %e, "attribute mapping failed");
+            (Attrs::new(), Some(format!("attribute mapping failed: {e}; the account is left as it is")))
+        }
+    };
+    if person.protected {
+        // Only what logging in needs, and never the real name.
+        let policy = target.protected;
+        attrs.retain(|k, _| policy.attributes.iter().any(|a| a.eq_ignore_ascii_case(k)));
+        for (k, v) in attrs.iter_mut() {
+            if NAME_ATTRIBUTES.iter().any(|n| n.eq_ignore_ascii_case(k)) {
+                *v = vec![username.to_string()];
+            }
+        }
+    }
+    Ok(Desired {
+        identity_id: ident.id.clone(),
+        username: username.to_string(),
+        school: person.school_label(),
+        attrs,
+        active,
+        inactive_reason,
+        provision_disabled: !active && provision_disabled,
+        grace_days: rules.lifecycle.grace_days(staff),
+        protected: person.protected,
+        needs_approval: person.protected && target.protected.hold_changes,
+        held,
+        scheduled_start: active
+            && person.start_date.is_some_and(|s| {
+                s <= today
+                    && s.checked_add_days(chrono::Days::new(u64::from(rules.lifecycle.create_days_before_start)))
+                        .is_some_and(|until| today <= until)
+            }),
+    })
+}
+
+/// Identities with protected personal data: marked by a record now, or by a stored record.
+pub(super) fn protected_ids(resolution: &Resolution, snapshot: &Snapshot) -> HashSet<IdentityId> {
+    let mut out: HashSet<IdentityId> =
+        resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.clone()).collect();
+    out.extend(snapshot.all_records().filter(|r| r.protected).map(|r| r.identity_id.clone()));
+    out
+}
+
+/// Protection is sticky: a person the state knows as protected stays protected when the sources
+/// stop marking them, until an operator approves the release (`--accept-protected`). Marks their
+/// records protected again and returns their ids, sorted.
+pub(super) fn keep_protection(resolution: &mut Resolution, snapshot: &Snapshot) -> Vec<IdentityId> {
+    let stored: HashSet<&str> =
+        snapshot.all_records().filter(|r| r.protected).map(|r| r.identity_id.as_str()).collect();
+    if stored.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for ident in &mut resolution.present {
+        if stored.contains(ident.id.as_str()) && !ident.is_protected() {
+            for r in &mut ident.records {
+                r.record.protection = Some(connector_api::Protection::Sekretessmarkering);
+            }
+            out.push(ident.id.clone());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Attributes that carry a person's name: a protected person gets the username in them.
+pub(super) const NAME_ATTRIBUTES: [&str; 6] = ["cn", "sn", "givenName", "displayName", "gecos", "name"];
+
+/// Per-target inputs of the desired state.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRules<'a> {
+    pub mapping: &'a Mapping,
+    pub protected: &'a connector_api::ProtectedPolicy,
+}
+
+/// What decides a person's desired state besides their records.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub authority: &'a Authority,
+    pub lifecycle: &'a Lifecycle,
+}
+
+/// A civic-number change as the plan shows it: the record and the kinds, never the numbers.
+pub(super) fn describe_change(c: &CivicChange) -> String {
+    let kind = |v: &Option<String>| v.as_deref().map(crate::store::describe_stored).unwrap_or_else(|| "none".into());
+    format!("{}: {} → {}", identity::record_label(&c.source, &c.person_id), kind(&c.old), kind(&c.new))
+}
+
+/// A short fingerprint of a record's fields. It only decides whether the stored copy is rewritten,
+/// so a fast 64-bit hash is enough; a different hash after an upgrade rewrites each record once.
+pub(super) fn content_hash(fields: &[&str]) -> String {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    for f in fields {
+        h.write(f.as_bytes());
+        h.write_u8(0x1f);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// Records whose stored copy is missing or different. Pure.
+pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRow> {
+    let mut out = Vec::new();
+    for ident in &resolution.present {
+        for s in &ident.records {
+            let r = &s.record;
+            let groups = r.groups.join("|");
+            let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
+            let fields = [
+                ident.id.as_str(),
+                civic.as_deref().unwrap_or(""),
+                &r.given_name,
+                &r.family_name,
+                r.role.as_str(),
+                r.school_unit.as_deref().unwrap_or(""),
+                &groups,
+                &r.start_date.map(|d| d.to_string()).unwrap_or_default(),
+                &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
+                r.email.as_deref().unwrap_or(""),
+                r.eppn.as_deref().unwrap_or(""),
+                if r.protection.is_some() { "protected" } else { "" },
+            ];
+            let hash = content_hash(&fields);
+            if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
+                continue;
+            }
+            out.push(RecordRow {
+                source: s.source.clone(),
+                person_id: r.person_id.clone(),
+                identity_id: ident.id.clone(),
+                civic_no: civic,
+                given_name: r.given_name.clone(),
+                family_name: r.family_name.clone(),
+                role: r.role.as_str().to_string(),
+                school_unit: r.school_unit.clone(),
+                groups,
+                start_date: r.start_date.map(|d| d.to_string()),
+                end_date: r.end_date.map(|d| d.to_string()),
+                email: r.email.clone(),
+                eppn: r.eppn.clone(),
+                protected: r.protection.is_some(),
+                content_hash: hash,
+            });
+        }
+    }
+    out
+}
