@@ -3,6 +3,7 @@
 #
 #   tests/scripts/slapd.sh DIR PORT     prints the PID; stop it with `kill PID`
 #   RESTART=1 tests/scripts/slapd.sh DIR PORT   starts it again on the data already in DIR
+#   SEED_LDIF=F tests/scripts/slapd.sh DIR PORT loads the slapcat output F instead of the empty tree
 #   TLS_PORT=N tests/scripts/slapd.sh DIR PORT  also serves ldaps:// on N and StartTLS on PORT,
 #                                               with a test CA in DIR/tls/ca.pem (needs openssl)
 #
@@ -104,7 +105,9 @@ dn: ou=groups,dc=example,dc=org
 objectClass: organizationalUnit
 ou: groups
 LDIF
-slapadd -n1 -F "$DIR/slapd.d" -l "$DIR/base.ldif" >/dev/null
+# SEED_LDIF: the whole database from a slapcat (operational attributes such as entryUUID kept)
+# instead of the empty tree.
+slapadd -n1 -F "$DIR/slapd.d" -l "${SEED_LDIF:-$DIR/base.ldif}" >/dev/null
 fi
 ENC=$(printf %s "$DIR/ldapi" | sed 's|/|%2F|g')
 URLS="ldap://127.0.0.1:$PORT/ ldapi://$ENC/"
