@@ -1,19 +1,12 @@
 //! enid: one identity per person, provisioned to every system a school organisation runs.
 //!
-//! The crate is a functional core (`identity`, `naming`, `mapping`, `plan`: pure functions over
+//! The crate is a functional core (`core`: identity, naming, mapping, plan; pure functions over
 //! values, `now` an argument) inside an imperative shell (`engine`, `store`, `cli`). See
 //! ARCHITECTURE.md for the map and the invariants.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod engine;
-pub mod files;
-pub mod identity;
-pub mod idkey;
-pub mod mapping;
-pub mod model;
-pub mod naming;
-pub mod plan;
-pub mod runlock;
 pub mod store;

@@ -11,9 +11,9 @@
 //! database, never a target.
 
 use super::{Engine, EngineError, changed_records};
-use crate::identity::Resolution;
-use crate::model::{Identity, IdentityId};
-use crate::plan::{Adoption, normalize_key};
+use crate::core::identity::Resolution;
+use crate::core::model::{Identity, IdentityId};
+use crate::core::plan::{Adoption, normalize_key};
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore};
 use chrono::{DateTime, Utc};
 use connector_api::ObservedAccount;
@@ -122,7 +122,7 @@ impl Engine {
             }
         }
         let super::Fetched { records, rejected: rejected_rows, counts, columns } = fetched;
-        let rejected = crate::identity::RejectedRows::from_rows(&rejected_rows);
+        let rejected = crate::core::identity::RejectedRows::from_rows(&rejected_rows);
         // The ids the rejected rows' persons would have: their accounts are theirs, not leavers'.
         // A rejected row whose key cannot be read could be anyone's.
         let mut unreadable = false;
@@ -131,13 +131,13 @@ impl Engine {
             for r in rows {
                 match &r.person_id {
                     Some(pid) => {
-                        rejected_ids.insert(crate::identity::derived_id(&self.id_key, source, pid));
+                        rejected_ids.insert(crate::core::identity::derived_id(&self.id_key, source, pid));
                     }
                     None => unreadable = true,
                 }
             }
         }
-        let resolution = crate::identity::resolve(
+        let resolution = crate::core::identity::resolve(
             records,
             &snapshot,
             &decisions,
@@ -163,7 +163,7 @@ impl Engine {
             })
             .collect();
         let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();
-        let accountless: Vec<(String, crate::naming::NameRequest)> = resolution
+        let accountless: Vec<(String, crate::core::naming::NameRequest)> = resolution
             .present
             .iter()
             .filter(|i| !carried.contains(i.id.as_str()) && !owning.contains(i.id.as_str()))
@@ -172,7 +172,7 @@ impl Engine {
                 let label = if i.is_protected() {
                     format!("a protected person ({})", i.id)
                 } else {
-                    crate::identity::record_label(&r.source, &r.record.person_id)
+                    crate::core::identity::record_label(&r.source, &r.record.person_id)
                 };
                 Some((label, super::name_request(i)?))
             })
@@ -187,8 +187,8 @@ impl Engine {
                 |a: &ObservedAccount, reason: String| Unmatched { target: tid.clone(), key: a.key.clone(), reason };
             // Two entries with one id on a target: neither is claimed.
             let mut per_id: HashMap<&str, Vec<&ObservedAccount>> = HashMap::new();
-            for a in crate::plan::unrecorded_enid_entries(&owned, accounts, &t.owner_attr) {
-                for v in crate::plan::owner_values(a, &t.owner_attr) {
+            for a in crate::core::plan::unrecorded_enid_entries(&owned, accounts, &t.owner_attr) {
+                for v in crate::core::plan::owner_values(a, &t.owner_attr) {
                     per_id.entry(v).or_default().push(a);
                 }
             }
@@ -212,7 +212,7 @@ impl Engine {
                 };
                 // A pseudonym says nothing about whose it is: any protected person without an
                 // account could be its owner.
-                let pseudonym = a.username.as_deref().is_some_and(crate::naming::looks_pseudonymous);
+                let pseudonym = a.username.as_deref().is_some_and(crate::core::naming::looks_pseudonymous);
                 let namesake = a.username.as_deref().and_then(|u| {
                     accountless.iter().find(|(_, req)| self.namer.still_fits(u, req) || pseudonym && req.pseudonymous)
                 });
@@ -255,7 +255,7 @@ impl Engine {
                 let person = by_id.get(id).filter(|_| !snapshot.identities.contains_key(id));
                 let misfit = person.and_then(|i| super::name_request(i)).is_some_and(|req| {
                     let req = if self.config.naming.protected_names_from_template {
-                        crate::naming::NameRequest { pseudonymous: false, ..req }
+                        crate::core::naming::NameRequest { pseudonymous: false, ..req }
                     } else {
                         req
                     };
@@ -316,7 +316,7 @@ impl Engine {
             .accounts
             .iter()
             .filter(|c| {
-                let req = crate::naming::NameRequest {
+                let req = crate::core::naming::NameRequest {
                     id: c.identity.clone(),
                     given_name: String::new(),
                     family_name: String::new(),
@@ -372,8 +372,8 @@ impl Engine {
             let desired = namer
                 .desired(&resolution, &self.config.identity.authority.model(), &members)
                 .map_err(|message| EngineError::TargetConfig { id: tid.clone(), message })?;
-            let wanted: HashMap<String, (&String, &crate::plan::DesiredGroup)> =
-                desired.iter().map(|(n, g)| (crate::plan::fold_name(n), (n, g))).collect();
+            let wanted: HashMap<String, (&String, &crate::core::plan::DesiredGroup)> =
+                desired.iter().map(|(n, g)| (crate::core::plan::fold_name(n), (n, g))).collect();
             // A group is enid's only if every member is an account enid owns or claims here: a
             // hand-made group with the same name has members of its own (a head teacher).
             let ours: HashSet<String> = members.iter().map(|(_, m)| normalize_key(m)).collect();
@@ -388,7 +388,7 @@ impl Engine {
                     continue;
                 }
                 let only_ours = g.members.iter().all(|m| ours.contains(&normalize_key(m)));
-                if let Some((name, want)) = wanted.get(&crate::plan::fold_name(&g.name)).filter(|_| only_ours) {
+                if let Some((name, want)) = wanted.get(&crate::core::plan::fold_name(&g.name)).filter(|_| only_ours) {
                     plan.groups.push(GroupClaim {
                         target: tid.clone(),
                         name: (*name).clone(),
@@ -413,7 +413,7 @@ impl Engine {
         identity: &str,
         a: &ObservedAccount,
         by_hand: bool,
-        snapshot: &crate::model::Snapshot,
+        snapshot: &crate::core::model::Snapshot,
         owns: &HashSet<&str>,
         allocated: &HashSet<String>,
         chosen: &mut BTreeMap<IdentityId, String>,
@@ -472,7 +472,7 @@ impl Engine {
         h: &ByHand,
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
         resolution: &Resolution,
-        snapshot: &crate::model::Snapshot,
+        snapshot: &crate::core::model::Snapshot,
         allocated: &HashSet<String>,
         chosen: &mut BTreeMap<IdentityId, String>,
     ) -> Result<AccountClaim, EngineError> {
@@ -520,11 +520,11 @@ impl Engine {
     pub async fn adopt(&self, plan: &AdoptPlan, now: DateTime<Utc>) -> Result<i64, EngineError> {
         let run = self.store.begin_run("adopt", None, now).await?;
         self.store.commit_identities(&plan.new_identities, &plan.records, now).await?;
-        let mut renames: Vec<crate::plan::RenameInfo> = plan
+        let mut renames: Vec<crate::core::plan::RenameInfo> = plan
             .accounts
             .iter()
             .filter_map(|c| {
-                Some(crate::plan::RenameInfo {
+                Some(crate::core::plan::RenameInfo {
                     identity: c.identity.clone(),
                     old: c.rename_from.clone()?,
                     new: c.username.clone(),

@@ -4,8 +4,8 @@
 //! the members whose accounts the target refused.
 
 use super::{ApplyReport, Computed, Engine, EngineError, TargetHandle};
-use crate::model::{AccountStatus, IdentityId};
-use crate::plan::{self, Action, PlannedOp};
+use crate::core::model::{AccountStatus, IdentityId};
+use crate::core::plan::{self, Action, PlannedOp};
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore, StoreError};
 use chrono::{DateTime, Utc};
 use connector_api::{OpOutcome, TargetError, TargetOp};

@@ -8,7 +8,7 @@
 //! Only confirmation (a question on a terminal) stays with the front end.
 
 use super::{Computed, Engine, EngineError};
-use crate::plan::{Action, Plan, PlannedOp};
+use crate::core::plan::{Action, Plan, PlannedOp};
 use crate::store::StateStore;
 use chrono::{DateTime, Utc};
 use connector_api::civic::mask_if_civic;

@@ -3,11 +3,11 @@
 //! kept as at the last run and with which group members, who is protected (sticky), which
 //! names exist and which records the apply rewrites. No IO.
 
-use crate::identity::{self, CivicChange, Resolution};
-use crate::mapping::Mapping;
-use crate::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
-use crate::naming::NameRequest;
-use crate::plan::{self, Desired};
+use crate::core::identity::{self, CivicChange, Resolution};
+use crate::core::mapping::Mapping;
+use crate::core::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
+use crate::core::naming::NameRequest;
+use crate::core::plan::{self, Desired};
 use crate::store::RecordRow;
 use chrono::NaiveDate;
 use connector_api::{Attrs, ObservedAccount};
@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 /// are. Pure.
 pub(super) fn kept_members(
     kept: &HashSet<&str>,
-    owned: &[&crate::model::OwnedAccount],
+    owned: &[&crate::core::model::OwnedAccount],
     observed: &[ObservedAccount],
     by_username: bool,
     snapshot: &Snapshot,
@@ -27,7 +27,7 @@ pub(super) fn kept_members(
     if kept.is_empty() {
         return out;
     }
-    let mine: Vec<&&crate::model::OwnedAccount> =
+    let mine: Vec<&&crate::core::model::OwnedAccount> =
         owned.iter().filter(|o| kept.contains(o.identity_id.as_str())).collect();
     if mine.is_empty() {
         return out;

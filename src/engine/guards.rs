@@ -5,9 +5,9 @@
 //! blocked instead of being created again.
 
 use super::{Engine, EngineError, thousands};
-use crate::identity::Resolution;
-use crate::model::{IdentityId, OwnedAccount, Snapshot};
-use crate::plan::{self, OwnedGroup};
+use crate::core::identity::Resolution;
+use crate::core::model::{IdentityId, OwnedAccount, Snapshot};
+use crate::core::plan::{self, OwnedGroup};
 use crate::store::StateStore;
 use connector_api::{ObservedAccount, ObservedGroup};
 use std::collections::{BTreeMap, HashMap, HashSet};

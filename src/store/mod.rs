@@ -9,7 +9,9 @@
 //! The store is the only place a full civic number is kept. Everything it returns for display
 //! carries masked values.
 
+pub mod files;
 mod rows;
+pub mod runlock;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
@@ -20,9 +22,9 @@ pub use rows::{
 };
 pub use sqlite::SqliteStore;
 
-use crate::identity::{CivicChange, Decision};
-use crate::model::{IdentityId, OwnedAccount, Snapshot};
-use crate::plan::{Adoption, OwnedGroup, RenameInfo};
+use crate::core::identity::{CivicChange, Decision};
+use crate::core::model::{IdentityId, OwnedAccount, Snapshot};
+use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

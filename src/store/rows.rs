@@ -4,7 +4,7 @@
 //! Display rows (`StoredRecordView`, `CivicHistoryRow`) carry masked civic numbers; a backend
 //! builds them with [`describe_stored`] and `mask_stored`, never with the stored value.
 
-use crate::model::{AccountStatus, IdentityId, OwnedAccount};
+use crate::core::model::{AccountStatus, IdentityId, OwnedAccount};
 
 /// One group ownership row to write.
 #[derive(Debug, Clone)]
@@ -224,7 +224,7 @@ impl CivicHistoryRow {
     /// The change as shown: the record labelled and both numbers masked, with their kinds.
     pub(super) fn from_row((source, person_id, old, new, changed_at): CivicHistoryRowIn) -> CivicHistoryRow {
         CivicHistoryRow {
-            record: crate::identity::record_label(&source, &person_id),
+            record: crate::core::identity::record_label(&source, &person_id),
             old: old.map(|c| describe_stored(&c)),
             new: new.map(|c| describe_stored(&c)),
             changed_at,

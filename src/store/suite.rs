@@ -6,9 +6,9 @@
 //! behaviour below. A PostgreSQL store runs the same list against a database of its own.
 
 use super::{GroupRow, LogFilter, OpRecord, OpResult, Ownership, RecordRow, StateStore};
-use crate::identity::{CivicChange, Decision};
-use crate::model::{AccountStatus, OwnedAccount};
-use crate::plan::{Adoption, RenameInfo};
+use crate::core::identity::{CivicChange, Decision};
+use crate::core::model::{AccountStatus, OwnedAccount};
+use crate::core::plan::{Adoption, RenameInfo};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -7,8 +7,8 @@
 //! return `sqlx::Error`; the caller names the database in the error.
 
 use super::super::{GroupRow, OpRecord, OpResult, Ownership, RecordRow};
-use crate::identity::CivicChange;
-use crate::model::{AccountStatus, IdentityId};
+use crate::core::identity::CivicChange;
+use crate::core::model::{AccountStatus, IdentityId};
 use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 

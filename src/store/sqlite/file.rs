@@ -1,7 +1,7 @@
 //! The SQLite state on disk: the database file and its backups are readable by their owner
 //! only (they hold civic numbers), and a missing directory is never created.
 
-use crate::files::owner_only_file;
+use crate::store::files::owner_only_file;
 use std::path::Path;
 
 /// Makes sure the state file at `path` can be opened: its directory must exist (a typo in

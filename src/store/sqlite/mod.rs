@@ -16,9 +16,9 @@ use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunR
 use super::{
     CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, RecordRow, RunRow, StateStore, StoreError, StoredRecordView,
 };
-use crate::identity::{CivicChange, Decision};
-use crate::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredRecord};
-use crate::plan::{Adoption, OwnedGroup, RenameInfo};
+use crate::core::identity::{CivicChange, Decision};
+use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredRecord};
+use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};

@@ -10,8 +10,8 @@
 //! `roles`, `school_unit` (the first), `school_units`, `groups`. Civic numbers are never
 //! available to templates.
 
-use crate::model::Person;
-use crate::naming::TemplateError;
+use crate::core::model::Person;
+use crate::core::naming::TemplateError;
 use connector_api::Attrs;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("initials", |s: String| {
         s.split(|c: char| c.is_whitespace() || c == '-').filter_map(|w| w.chars().next()).collect::<String>()
     });
-    env.add_filter("ascii", |s: String| crate::naming::normalize(&s, usize::MAX));
+    env.add_filter("ascii", |s: String| crate::core::naming::normalize(&s, usize::MAX));
     env
 }
 
@@ -237,15 +237,15 @@ impl GroupNamer {
     /// be deleted.
     pub fn desired(
         &self,
-        resolution: &crate::identity::Resolution,
-        authority: &crate::model::Authority,
-        member_keys: &[(crate::model::IdentityId, String)],
-    ) -> Result<BTreeMap<String, crate::plan::DesiredGroup>, String> {
+        resolution: &crate::core::identity::Resolution,
+        authority: &crate::core::model::Authority,
+        member_keys: &[(crate::core::model::IdentityId, String)],
+    ) -> Result<BTreeMap<String, crate::core::plan::DesiredGroup>, String> {
         let keys: std::collections::HashMap<&str, &str> =
             member_keys.iter().map(|(id, k)| (id.as_str(), k.as_str())).collect();
         let mut names: std::collections::HashMap<(String, String, bool), Result<String, String>> =
             std::collections::HashMap::new();
-        let mut out: BTreeMap<String, crate::plan::DesiredGroup> = BTreeMap::new();
+        let mut out: BTreeMap<String, crate::core::plan::DesiredGroup> = BTreeMap::new();
         let mut add = |name: String, school: &str, key: &str| {
             if name.is_empty() {
                 return;
@@ -292,10 +292,10 @@ mod tests {
 
     #[test]
     fn a_group_name_that_cannot_be_rendered_is_an_error_not_a_missing_group() {
-        let person = |id: &str, group: &str| crate::model::Identity {
+        let person = |id: &str, group: &str| crate::core::model::Identity {
             id: id.into(),
             is_new: false,
-            records: vec![crate::model::Sourced {
+            records: vec![crate::core::model::Sourced {
                 source: "sis".into(),
                 record: connector_api::SourceRecord {
                     person_id: id.into(),
@@ -315,7 +315,7 @@ mod tests {
             }],
         };
         let resolution =
-            crate::identity::Resolution { present: vec![person("1", "7A"), person("2", "9Z")], ..Default::default() };
+            crate::core::identity::Resolution { present: vec![person("1", "7A"), person("2", "9Z")], ..Default::default() };
         let keys = [("1".to_string(), "uid=a".to_string()), ("2".to_string(), "uid=b".to_string())];
         let template = "{{ school_unit }}-{% if group == \"9Z\" %}{{ nope }}{% else %}{{ group }}{% endif %}";
         let namer = GroupNamer::new(template, "", &["student".into()]).unwrap();

@@ -6,8 +6,8 @@
 //! enid does not own is never in an operation: when it stands in the way, the person is listed
 //! under `blocked` with the reason.
 
-use crate::identity::Conflict;
-use crate::model::{AccountStatus, IdentityId, OwnedAccount, is_enid_id};
+use crate::core::identity::Conflict;
+use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, is_enid_id};
 use chrono::{DateTime, Utc};
 use connector_api::{AttrChange, Attrs, ObservedAccount, ObservedGroup, TargetOp};
 use rustc_hash::FxHashMap as HashMap;

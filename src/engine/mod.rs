@@ -7,11 +7,11 @@
 //! recorded, and the next run picks up from the state the targets are really in.
 
 use crate::config::{Config, SourceConfig, TargetConfig, ldap_mapping};
-use crate::identity::{self, Decision, RejectedRows, Resolution};
-use crate::mapping::{GroupNamer, Mapping};
-use crate::model::{AccountStatus, Identity, IdentityId, Lifecycle, Snapshot, Sourced};
-use crate::naming::{NameRequest, Namer, RenamePolicy};
-use crate::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
+use crate::core::identity::{self, Decision, RejectedRows, Resolution};
+use crate::core::mapping::{GroupNamer, Mapping};
+use crate::core::model::{AccountStatus, Identity, IdentityId, Lifecycle, Snapshot, Sourced};
+use crate::core::naming::{NameRequest, Namer, RenamePolicy};
+use crate::core::plan::{self, Action, Desired, NewIdentity, OwnedGroup, Plan, PlannedOp};
 use crate::store::{RecordRow, StateStore, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use connector_api::{
@@ -29,6 +29,7 @@ mod apply;
 mod approve;
 mod desired;
 mod guards;
+pub mod idkey;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 use desired::*;
@@ -62,7 +63,7 @@ pub enum EngineError {
     TargetConfig { id: String, message: String },
     /// Another run holds the state database, or its lock cannot be taken.
     #[error(transparent)]
-    Lock(#[from] crate::runlock::LockError),
+    Lock(#[from] crate::store::runlock::LockError),
     /// The state database knows no runs, but a target holds accounts carrying enid ids: the
     /// state was lost or replaced. Planning now would create everyone a second account.
     #[error(
@@ -228,7 +229,7 @@ pub struct Engine {
     config: Config,
     store: Store,
     /// The installation's secret for new identity ids.
-    id_key: crate::identity::IdKey,
+    id_key: crate::core::identity::IdKey,
     /// Things the operator should know about this start (a new state database, a new id key).
     notices: Vec<String>,
     sources: Vec<SourceHandle>,
@@ -275,7 +276,7 @@ pub struct Computed {
 
 /// Conflicts as they may be shown: one that involves a person with protected personal data (as
 /// a candidate identity) shows no source keys or file locations.
-pub fn redact_conflicts(conflicts: &mut [crate::identity::Conflict], protected: &HashSet<IdentityId>) {
+pub fn redact_conflicts(conflicts: &mut [crate::core::identity::Conflict], protected: &HashSet<IdentityId>) {
     for c in conflicts.iter_mut().filter(|c| c.candidates.iter().any(|i| protected.contains(i))) {
         c.records = vec!["(protected)".into()];
         c.held = vec!["(protected)".into()];
@@ -469,11 +470,11 @@ impl Engine {
         config: &Config,
         store: &Store,
         notices: &mut Vec<String>,
-    ) -> Result<crate::identity::IdKey, EngineError> {
+    ) -> Result<crate::core::identity::IdKey, EngineError> {
         const FINGERPRINT: &str = "id_key_fingerprint";
         let path = config.identity.id_key_path();
         let recorded = store.meta(FINGERPRINT).await?;
-        let loaded = crate::idkey::load(&path, recorded.is_none()).map_err(EngineError::IdKey)?;
+        let loaded = crate::engine::idkey::load(&path, recorded.is_none()).map_err(EngineError::IdKey)?;
         let fingerprint = loaded.key.fingerprint();
         match recorded {
             Some(r) if r != fingerprint => {
@@ -504,8 +505,8 @@ impl Engine {
 
     /// Takes the state's run lock for an applying command and marks runs a dead process left
     /// `running` as interrupted. Hold the returned lock until the command ends.
-    pub async fn lock(&self, command: &str, now: DateTime<Utc>) -> Result<crate::runlock::RunLock, EngineError> {
-        let lock = crate::runlock::RunLock::acquire(&self.config.state.path, command, now)?;
+    pub async fn lock(&self, command: &str, now: DateTime<Utc>) -> Result<crate::store::runlock::RunLock, EngineError> {
+        let lock = crate::store::runlock::RunLock::acquire(&self.config.state.path, command, now)?;
         let n = self.store.mark_interrupted(now).await?;
         if n > 0 {
             tracing::warn!(runs = n, "runs left unfinished by a process that ended are marked interrupted");
@@ -1069,7 +1070,7 @@ impl Engine {
 fn weigh(
     id: &str,
     tp: &plan::TargetPlan,
-    rows: &[&crate::model::OwnedAccount],
+    rows: &[&crate::core::model::OwnedAccount],
     thresholds: &connector_api::Thresholds,
 ) -> Vec<plan::ThresholdHit> {
     let owned = rows.iter().filter(|a| a.status != AccountStatus::Pending).count();

@@ -110,7 +110,7 @@ fn fourteen() -> u32 {
 
 impl LifecycleConfig {
     /// The part the functional core uses.
-    pub fn model(&self) -> Result<crate::model::Lifecycle, String> {
+    pub fn model(&self) -> Result<crate::core::model::Lifecycle, String> {
         let keep = match &self.keep_students_until {
             None => None,
             Some(md) => {
@@ -124,7 +124,7 @@ impl LifecycleConfig {
                 Some((m, d))
             }
         };
-        Ok(crate::model::Lifecycle {
+        Ok(crate::core::model::Lifecycle {
             student_grace_days: self.delete_students_after_days.days(),
             staff_grace_days: self.delete_staff_after_days.days(),
             create_days_before_start: self.create_days_before_start,
@@ -143,7 +143,7 @@ pub struct IdentityConfig {
     /// Correlation rules tried after the source key and the civic number, in order: `email`,
     /// `eppn`. A record they tie to an identity its civic number does not is held as a conflict.
     #[serde(default)]
-    pub match_on: Vec<crate::identity::MatchKey>,
+    pub match_on: Vec<crate::core::identity::MatchKey>,
     /// Persons enid never touches on any target: enid ids or `source/person_id`.
     #[serde(default)]
     pub exclude: Vec<String>,
@@ -199,8 +199,8 @@ impl AuthorityConfig {
     }
 
     /// The part the functional core uses.
-    pub fn model(&self) -> crate::model::Authority {
-        crate::model::Authority {
+    pub fn model(&self) -> crate::core::model::Authority {
+        crate::core::model::Authority {
             school_unit: self.school_unit.clone(),
             groups: self.groups.clone(),
             dates: self.dates.clone(),
@@ -220,8 +220,8 @@ impl Config {
     }
 
     /// A namer for this config.
-    pub fn namer(&self) -> Result<crate::naming::Namer, crate::naming::TemplateError> {
-        crate::naming::Namer::new(&self.naming.username, self.username_max_length(), self.naming.counter)
+    pub fn namer(&self) -> Result<crate::core::naming::Namer, crate::core::naming::TemplateError> {
+        crate::core::naming::Namer::new(&self.naming.username, self.username_max_length(), self.naming.counter)
     }
 
     /// Source ids in order of authority for names.
@@ -249,11 +249,11 @@ pub struct NamingConfig {
     pub reserved: Vec<String>,
     /// `on_collision` (default: `anna.berg`, `anna.berg2`) or `always` (`anna.berg1`, ...).
     #[serde(default)]
-    pub counter: crate::naming::Counter,
+    pub counter: crate::core::naming::Counter,
     /// When a person's name changes: `keep` the username (default), `rename`, or `hold` the
     /// rename until `enid renames approve`.
     #[serde(default)]
-    pub on_name_change: crate::naming::RenamePolicy,
+    pub on_name_change: crate::core::naming::RenamePolicy,
     /// Days a released username stays unavailable to anyone else; left out: forever.
     #[serde(default)]
     pub quarantine_days: Option<u32>,
@@ -278,10 +278,10 @@ impl Default for NamingConfig {
 }
 
 fn default_username_template() -> String {
-    crate::naming::DEFAULT_TEMPLATE.to_string()
+    crate::core::naming::DEFAULT_TEMPLATE.to_string()
 }
 fn default_max_length() -> usize {
-    crate::naming::DEFAULT_MAX_LENGTH
+    crate::core::naming::DEFAULT_MAX_LENGTH
 }
 fn default_reserved() -> Vec<String> {
     [
@@ -457,7 +457,7 @@ impl Config {
                     c.exclude.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
                     c.thresholds.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
                     ldap_fixed_attributes(c).map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
-                    crate::mapping::Mapping::new(&ldap_mapping(c))
+                    crate::core::mapping::Mapping::new(&ldap_mapping(c))
                         .map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
                 }
             }
@@ -551,7 +551,7 @@ fn ldap_fixed_attributes(c: &LdapConfig) -> Result<(), String> {
 
 /// The LDAP attribute templates in force: the defaults with the config's `attributes` on top.
 pub fn ldap_mapping(c: &LdapConfig) -> BTreeMap<String, String> {
-    let mut m = crate::mapping::default_ldap_mapping();
+    let mut m = crate::core::mapping::default_ldap_mapping();
     for (k, v) in &c.attributes {
         // Attribute names are case-insensitive in LDAP: an override replaces the default.
         m.retain(|d, _| !d.eq_ignore_ascii_case(k));

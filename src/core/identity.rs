@@ -22,7 +22,7 @@
 //! ([`RejectedRows`]) is kept exactly as last stored ([`Kept`]): neither present nor absent, so
 //! nothing is planned for it. Only a person absent from an intact export is absent.
 
-use crate::model::{Identity, IdentityId, Snapshot, Sourced};
+use crate::core::model::{Identity, IdentityId, Snapshot, Sourced};
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -379,7 +379,7 @@ impl MatchKey {
         }
     }
 
-    fn of_stored(self, r: &crate::model::StoredRecord) -> Option<&str> {
+    fn of_stored(self, r: &crate::core::model::StoredRecord) -> Option<&str> {
         match self {
             MatchKey::Email => r.email.as_deref(),
             MatchKey::Eppn => r.eppn.as_deref(),
@@ -617,7 +617,7 @@ fn new_id(key: &IdKey, source: &str, person_id: &str, snapshot: &Snapshot, linke
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::StoredRecord;
+    use crate::core::model::StoredRecord;
     use chrono::NaiveDate;
     use connector_api::{CivicNo, Role, SourceRecord};
 

@@ -6,8 +6,8 @@
 use crate::clock;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Computed, Engine, EngineError, find_in_run, identity_in_run};
-use crate::identity::{ConflictKind, Decision};
-use crate::plan::Action;
+use crate::core::identity::{ConflictKind, Decision};
+use crate::core::plan::Action;
 use crate::store::{LogFilter, StateStore, StoreError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -852,7 +852,7 @@ pub fn render_plan(c: &Computed) -> String {
 }
 
 /// The conflict queue as text.
-pub fn render_conflicts(conflicts: &[crate::identity::Conflict]) -> String {
+pub fn render_conflicts(conflicts: &[crate::core::identity::Conflict]) -> String {
     let mut s = String::new();
     if conflicts.is_empty() {
         let _ = writeln!(s, "No conflicts.");
@@ -948,7 +948,7 @@ async fn explain(
     // The grace period follows the person's roles: staff if any record says staff.
     let staff = stored.iter().any(|r| r.role == "staff");
     let grace = engine.lifecycle().grace_days(staff);
-    let deletion = |a: &crate::model::OwnedAccount| {
+    let deletion = |a: &crate::core::model::OwnedAccount| {
         a.disabled_at.zip(grace).and_then(|(d, g)| d.checked_add_days(chrono::Days::new(u64::from(g))))
     };
     let civic_history = engine.store().civic_history_of(&id).await?;

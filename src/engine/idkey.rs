@@ -1,13 +1,13 @@
 //! The installation's id key file (`[identity] id_key_file`): read it, or create it for a new
 //! installation.
 //!
-//! The key shapes every new identity id (see [`crate::identity::IdKey`]). It lives outside the
+//! The key shapes every new identity id (see [`crate::core::identity::IdKey`]). It lives outside the
 //! state database, so a copy of the state alone does not let anyone turn ids back into source
 //! keys, and a lost state can be rebuilt by `enid adopt` as long as the key survives. The state
 //! database remembers the key's fingerprint: a different or missing key for a state that was
 //! built with one stops enid instead of silently giving new persons ids in another scheme.
 
-use crate::identity::IdKey;
+use crate::core::identity::IdKey;
 use std::path::Path;
 
 /// What [`load`] found.
@@ -26,7 +26,7 @@ pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
         Ok(text) => {
             // With the key, ids of persons whose source key is a civic number can be turned
             // back into the number: owner-only, like the state.
-            crate::files::owner_only_file(path).map_err(|e| format!("id key file {}: {e}", path.display()))?;
+            crate::store::files::owner_only_file(path).map_err(|e| format!("id key file {}: {e}", path.display()))?;
             parse(text.trim())
                 .map(|key| Loaded { key, created: false })
                 .map_err(|e| format!("id key file {}: {e}; restore the file from your backup", path.display()))

@@ -7,7 +7,7 @@
 //! limit. Allocation is a pure function: the names already taken are an argument, and requests
 //! are served in identity-id order, so the result does not depend on the order of records.
 
-use crate::model::IdentityId;
+use crate::core::model::IdentityId;
 use std::collections::{BTreeMap, HashSet};
 use unicode_normalization::UnicodeNormalization;
 
@@ -80,7 +80,7 @@ impl Namer {
     /// Compiles `template`. Fails when the template does not parse or does not render for a
     /// sample person, so a bad template stops `enid check`, not a run.
     pub fn new(template: &str, max_length: usize, counter: Counter) -> Result<Namer, TemplateError> {
-        let mut env = crate::mapping::environment();
+        let mut env = crate::core::mapping::environment();
         env.add_template_owned("username", template.to_string())
             .map_err(|e| TemplateError { template: template.into(), reason: e.to_string() })?;
         let namer = Namer { env, max_length: max_length.max(4), counter };
