@@ -9,7 +9,9 @@ use serde::Deserialize;
 use source_csv::CsvConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use target_ldap::LdapConfig;
+
+mod targets;
+pub use targets::{TargetConfig, TargetEntry, check_policy, mapping_templates};
 
 /// Where the config is read from when neither `--config` nor `ENID_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/enid/enid.toml";
@@ -31,8 +33,8 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// Sources by id.
     pub sources: BTreeMap<String, SourceConfig>,
-    /// Targets by id.
-    pub targets: BTreeMap<String, TargetConfig>,
+    /// Targets by id: each its connector's settings and its policy.
+    pub targets: BTreeMap<String, TargetEntry>,
 }
 
 /// `[state]`.
@@ -209,14 +211,28 @@ impl AuthorityConfig {
 }
 
 impl Config {
-    /// The longest username every target accepts: one name serves every target.
+    /// The longest username every target accepts (its own limit and its policy's): one name
+    /// serves every target.
     pub fn username_max_length(&self) -> usize {
         self.targets
             .values()
-            .filter_map(|t| match t {
-                TargetConfig::Ldap(c) => c.max_username_length,
-            })
+            .flat_map(|t| [t.policy.max_username_length, t.connector.capabilities().max_username_length])
+            .flatten()
             .fold(self.naming.max_length, usize::min)
+    }
+
+    /// Old spellings the file uses, each with its new one: one line each, for a warning.
+    pub fn deprecations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, t) in &self.targets {
+            for d in &t.deprecated {
+                out.push(format!(
+                    "[targets.{id}] {d}: an old spelling; write the policy keys in [targets.{id}.policy] \
+                     (README: Target policy). It works as before"
+                ));
+            }
+        }
+        out
     }
 
     /// A namer for this config.
@@ -314,14 +330,6 @@ pub enum SourceConfig {
     Csv(CsvConfig),
 }
 
-/// `[targets.<id>]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum TargetConfig {
-    /// An LDAP directory.
-    Ldap(LdapConfig),
-}
-
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -408,7 +416,7 @@ impl Config {
             }
         }
         for t in self.targets.values_mut() {
-            match t {
+            match &mut t.connector {
                 TargetConfig::Ldap(c) => {
                     if let Some(p) = c.bind_password_file.as_mut() {
                         fix(p);
@@ -451,15 +459,15 @@ impl Config {
             }
         }
         for (id, t) in &self.targets {
-            match t {
-                TargetConfig::Ldap(c) => {
-                    c.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
-                    c.exclude.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
-                    c.thresholds.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
-                    ldap_fixed_attributes(c).map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
-                    crate::core::mapping::Mapping::new(&ldap_mapping(c))
-                        .map_err(|e| format!("[targets.{id}.attributes] {e}"))?;
-                }
+            t.connector.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
+            t.policy.validate().map_err(|e| format!("[targets.{id}.policy] {e}"))?;
+            check_policy(id, t)?;
+            let caps = t.connector.capabilities();
+            crate::core::mapping::Mapping::new(&mapping_templates(&caps, &t.policy))
+                .map_err(|e| format!("[targets.{id}.policy.attributes] {e}"))?;
+            if let Some(g) = &t.policy.groups {
+                crate::core::mapping::GroupNamer::new(&g.name, &g.school_name, &g.members)
+                    .map_err(|e| format!("[targets.{id}.policy.groups] {e}"))?;
             }
         }
         Ok(())
@@ -507,57 +515,6 @@ fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, us
         }
     }
     None
-}
-
-/// Attributes the mapping must not override: the owner attribute (`employeeNumber`, how enid
-/// recognises its accounts), the naming attribute (`rdn_attribute`, always the username) and
-/// `objectClass` (`object_classes` says it). Compared without case, as LDAP does.
-fn ldap_fixed_attributes(c: &LdapConfig) -> Result<(), String> {
-    // An attribute has a name, aliases and an OID, and may carry options (`;lang-sv`): all of
-    // them name the same attribute to the server.
-    let names = |a: &str| -> Vec<String> {
-        let a = a.to_ascii_lowercase();
-        let mut v = vec![a.clone()];
-        v.extend(
-            match a.as_str() {
-                "employeenumber" => &["2.16.840.1.113730.3.1.3"][..],
-                "uid" | "userid" => &["uid", "userid", "0.9.2342.19200300.100.1.1"][..],
-                "cn" | "commonname" => &["cn", "commonname", "2.5.4.3"][..],
-                "objectclass" => &["2.5.4.0"][..],
-                _ => &[][..],
-            }
-            .iter()
-            .map(|x| x.to_string()),
-        );
-        v
-    };
-    let (owner, rdn, class) = (names("employeeNumber"), names(&c.rdn_attribute), names("objectClass"));
-    for k in c.attributes.keys() {
-        let base = k.split(';').next().unwrap_or(k).trim().to_ascii_lowercase();
-        let base = base.strip_prefix("oid.").unwrap_or(&base).to_string();
-        let why = if owner.contains(&base) {
-            "it carries the enid id, which is how enid recognises the accounts it created"
-        } else if rdn.contains(&base) {
-            "it names the entry (rdn_attribute) and is always the username"
-        } else if class.contains(&base) {
-            "object classes are set by object_classes"
-        } else {
-            continue;
-        };
-        return Err(format!("{k} cannot be set or removed here: {why}"));
-    }
-    Ok(())
-}
-
-/// The LDAP attribute templates in force: the defaults with the config's `attributes` on top.
-pub fn ldap_mapping(c: &LdapConfig) -> BTreeMap<String, String> {
-    let mut m = crate::core::mapping::default_ldap_mapping();
-    for (k, v) in &c.attributes {
-        // Attribute names are case-insensitive in LDAP: an override replaces the default.
-        m.retain(|d, _| !d.eq_ignore_ascii_case(k));
-        m.insert(k.clone(), v.clone());
-    }
-    m
 }
 
 #[cfg(test)]
@@ -647,18 +604,83 @@ base_dn = "ou=people,dc=example,dc=org"
             ("uid", "it names the entry (rdn_attribute)"),
             ("objectClass", "object classes are set by object_classes"),
         ] {
-            let text = format!("{MINIMAL}\n[targets.directory.attributes]\n{attr} = \"x\"\n");
-            let err = Config::parse(&text).unwrap().validate().unwrap_err();
-            assert!(
-                err.starts_with(&format!("[targets.directory.attributes] {attr} cannot be set or removed here: {why}")),
-                "{err}"
-            );
+            for table in ["[targets.directory.attributes]", "[targets.directory.policy.attributes]"] {
+                let text = format!("{MINIMAL}\n{table}\n{attr} = \"x\"\n");
+                let err = Config::parse(&text).unwrap().validate().unwrap_err();
+                let want = format!("[targets.directory.policy.attributes] {attr} cannot be set or removed here: {why}");
+                assert!(err.starts_with(&want), "{table}: {err}");
+            }
         }
+        // The owner attribute is whatever the connector says it is.
+        let text = MINIMAL.replace("base_dn =", "owner_attribute = \"employeeID\"\nbase_dn =");
+        let t = format!("{text}\n[targets.directory.policy.attributes]\nemployeeNumber = \"{{{{ id }}}}\"\n");
+        Config::parse(&t).unwrap().validate().unwrap();
+        let t = format!("{text}\n[targets.directory.policy.attributes]\nEmployeeID = \"x\"\n");
+        assert!(Config::parse(&t).unwrap().validate().unwrap_err().contains("EmployeeID cannot be set"));
         let text = format!("{MINIMAL}\n[targets.directory.attributes]\nmail = \"{{{{ username }}}}@x\"\n");
         Config::parse(&text).unwrap().validate().unwrap();
         let text = format!("{MINIMAL}\n[targets.directory.thresholds]\nupdate_percent = 120\n");
         let err = Config::parse(&text).unwrap().validate().unwrap_err();
-        assert_eq!(err, "[targets.directory] thresholds.update_percent = 120 must be between 0 and 100");
+        assert_eq!(err, "[targets.directory.policy] thresholds.update_percent = 120 must be between 0 and 100");
+        let text = format!("{MINIMAL}\n[targets.directory.policy.attributes]\nname.givenName = \"x\"\n");
+        let err = Config::parse(&text).unwrap().validate().unwrap_err();
+        assert!(err.contains("holds strings only"), "{err}");
+    }
+
+    /// A file written before the policy block reads exactly as the same file written with it,
+    /// with a warning per old spelling; both at once is an error, never a silent choice.
+    #[test]
+    fn old_policy_spellings_read_as_the_policy_block() {
+        let old = format!(
+            "{MINIMAL}max_username_length = 12\n\n[targets.directory.attributes]\nmail = \"{{{{ username }}}}@x\"\n\n\
+             [targets.directory.thresholds]\ndisable_min = 3\n\n[targets.directory.exclude]\n\
+             keys_under = [\"ou=manual,ou=people,dc=example,dc=org\"]\nusernames = [\"rektor\"]\n\n\
+             [targets.directory.protected]\ngroups = true\n\n[targets.directory.groups]\n\
+             base_dn = \"ou=groups,dc=example,dc=org\"\nschool_name = \"{{{{ school_unit }}}}-alla\"\n"
+        );
+        let new = format!(
+            "{}exclude_under = [\"ou=manual,ou=people,dc=example,dc=org\"]\n\n[targets.directory.groups]\n\
+             base_dn = \"ou=groups,dc=example,dc=org\"\n\n[targets.directory.policy]\nmax_username_length = 12\n\n\
+             [targets.directory.policy.attributes]\nmail = \"{{{{ username }}}}@x\"\n\n\
+             [targets.directory.policy.thresholds]\ndisable_min = 3\n\n[targets.directory.policy.exclude]\n\
+             usernames = [\"rektor\"]\n\n[targets.directory.policy.protected]\ngroups = true\n\n\
+             [targets.directory.policy.groups]\nschool_name = \"{{{{ school_unit }}}}-alla\"\n",
+            MINIMAL
+        );
+        let (o, n) = (Config::parse(&old).unwrap(), Config::parse(&new).unwrap());
+        o.validate().unwrap();
+        n.validate().unwrap();
+        let (a, b) = (&o.targets["directory"], &n.targets["directory"]);
+        assert_eq!(a.policy, b.policy);
+        let (TargetConfig::Ldap(x), TargetConfig::Ldap(y)) = (&a.connector, &b.connector);
+        assert_eq!(x, y);
+        assert_eq!(x.exclude_under, ["ou=manual,ou=people,dc=example,dc=org"]);
+        assert_eq!(o.username_max_length(), 12);
+        assert!(n.deprecations().is_empty());
+        let warned = o.deprecations().join("\n");
+        for key in
+            ["max_username_length", "attributes", "thresholds", "exclude", "keys_under", "protected", "groups.name"]
+        {
+            assert!(warned.contains(key), "{key} not warned about: {warned}");
+        }
+        assert!(warned.contains("[targets.directory.policy]"), "{warned}");
+        // A group container alone still means the default groups.
+        let only_base = format!("{MINIMAL}\n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n");
+        let c = Config::parse(&only_base).unwrap();
+        assert_eq!(c.targets["directory"].policy.groups, Some(crate::core::policy::GroupPolicy::default()));
+        assert!(c.deprecations().is_empty());
+        // Groups in the policy need somewhere to live.
+        let nowhere = format!("{MINIMAL}\n[targets.directory.policy.groups]\n");
+        let err = Config::parse(&nowhere).unwrap().validate().unwrap_err();
+        assert!(err.contains("base_dn"), "{err}");
+        let twice = format!(
+            "{MINIMAL}\n[targets.directory.thresholds]\ndisable_min = 3\n\n[targets.directory.policy.thresholds]\ndisable_min = 4\n"
+        );
+        let err = Config::parse(&twice).unwrap_err();
+        assert!(err.contains("thresholds is given twice"), "{err}");
+        let unknown = format!("{MINIMAL}\n[targets.directory.policy]\nthresold = 1\n");
+        let err = Config::parse(&unknown).unwrap_err();
+        assert!(err.contains("unknown field `thresold`"), "{err}");
     }
 
     #[test]

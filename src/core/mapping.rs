@@ -12,8 +12,9 @@
 
 use crate::core::model::Person;
 use crate::core::naming::TemplateError;
-use connector_api::Attrs;
-use minijinja::{Environment, UndefinedBehavior, Value};
+use connector_api::{Attrs, Value};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The template environment shared by naming and mapping, with enid's filters.
@@ -28,29 +29,60 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
-/// The default LDAP attribute mapping (inetOrgPerson).
-pub fn default_ldap_mapping() -> BTreeMap<String, String> {
-    [
-        ("uid", "{{ username }}"),
-        ("givenName", "{{ given_name }}"),
-        ("sn", "{{ family_name }}"),
-        ("cn", "{{ display_name }}"),
-        ("displayName", "{{ display_name }}"),
-        ("employeeNumber", "{{ id }}"),
-        ("employeeType", "{{ roles }}"),
-        ("departmentNumber", "{{ school_units }}"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+/// One attribute's template as the policy gives it.
+///
+/// - a string: texts, one value per line of the output (empty lines dropped);
+/// - `true` / `false`: that boolean;
+/// - a table: one complex value, each sub-attribute a string template (one value) or a boolean
+///   (`name.givenName = "{{ given_name }}"` in TOML is the table `name = { givenName = ... }`);
+/// - an array of tables: several complex values (`emails = [{ value = "...", type = "work",
+///   primary = true }]`).
+///
+/// A sub-attribute that renders empty is left out, and a complex value with nothing left is
+/// dropped, so an attribute whose templates all render nothing is absent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AttrTemplate {
+    Text(String),
+    Bool(bool),
+    Complex(BTreeMap<String, AttrTemplate>),
+    List(Vec<BTreeMap<String, AttrTemplate>>),
+}
+
+impl AttrTemplate {
+    /// A string template.
+    pub fn text(t: impl Into<String>) -> AttrTemplate {
+        AttrTemplate::Text(t.into())
+    }
+
+    /// Whether this template removes the attribute (an empty string).
+    pub fn is_removal(&self) -> bool {
+        matches!(self, AttrTemplate::Text(t) if t.trim().is_empty())
+    }
+}
+
+impl std::fmt::Display for AttrTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrTemplate::Text(t) => f.write_str(t),
+            AttrTemplate::Bool(b) => write!(f, "{b}"),
+            AttrTemplate::Complex(_) | AttrTemplate::List(_) => f.write_str("(complex value)"),
+        }
+    }
 }
 
 #[derive(Debug)]
 enum Compiled {
     /// A bare variable reference, read without the template engine.
     Var(String),
-    /// A template registered in the environment under the attribute's name.
-    Template,
+    /// A template registered in the environment under this name.
+    Template(String),
+    /// A constant boolean.
+    Bool(bool),
+    /// A constant text (a template without template syntax).
+    Const(String),
+    /// Complex values: per element, its sub-attributes.
+    Complex(Vec<Vec<(String, Compiled)>>),
 }
 
 /// A compiled attribute mapping for one target.
@@ -74,26 +106,45 @@ const VARIABLES: [&str; 10] = [
     "groups",
 ];
 
+/// Compiles one string template: a bare variable, or a template added to `env` as `name`.
+fn compile_text(env: &mut Environment<'static>, name: &str, template: &str) -> Result<Compiled, String> {
+    if !template.contains("{{") && !template.contains("{%") {
+        return Ok(Compiled::Const(template.trim().to_string()));
+    }
+    let inner = template.trim().strip_prefix("{{").and_then(|t| t.strip_suffix("}}")).map(str::trim);
+    match inner {
+        Some(var) if VARIABLES.contains(&var) => Ok(Compiled::Var(var.to_string())),
+        _ => {
+            env.add_template_owned(name.to_string(), template.to_string()).map_err(|e| e.to_string())?;
+            Ok(Compiled::Template(name.to_string()))
+        }
+    }
+}
+
 impl Mapping {
     /// Compiles `templates` (attribute → template). An empty template leaves the attribute out.
-    pub fn new(templates: &BTreeMap<String, String>) -> Result<Mapping, TemplateError> {
+    pub fn new(templates: &BTreeMap<String, AttrTemplate>) -> Result<Mapping, TemplateError> {
         let mut env = environment();
         let mut attrs = Vec::new();
         for (attr, template) in templates {
-            if template.trim().is_empty() {
+            if template.is_removal() {
                 continue;
             }
             let err = |reason: String| TemplateError { template: format!("{attr} = {template}"), reason };
-            let inner = template.trim().strip_prefix("{{").and_then(|t| t.strip_suffix("}}")).map(str::trim);
-            match inner {
-                Some(var) if VARIABLES.contains(&var) => attrs.push((attr.clone(), Compiled::Var(var.to_string()))),
-                _ => {
-                    env.add_template_owned(attr.clone(), template.clone()).map_err(|e| err(e.to_string()))?;
-                    attrs.push((attr.clone(), Compiled::Template));
-                }
-            }
+            let compiled = match template {
+                AttrTemplate::Text(t) => compile_text(&mut env, attr, t).map_err(err)?,
+                AttrTemplate::Bool(b) => Compiled::Bool(*b),
+                AttrTemplate::Complex(one) => Compiled::Complex(vec![compile_fields(&mut env, attr, 0, one)?]),
+                AttrTemplate::List(many) => Compiled::Complex(
+                    many.iter()
+                        .enumerate()
+                        .map(|(i, f)| compile_fields(&mut env, attr, i, f))
+                        .collect::<Result<_, _>>()?,
+                ),
+            };
+            attrs.push((attr.clone(), compiled));
         }
-        let any_template = attrs.iter().any(|(_, c)| matches!(c, Compiled::Template));
+        let any_template = attrs.iter().any(|(_, c)| c.uses_engine());
         let mapping = Mapping { env, attrs, any_template };
         mapping
             .render(&sample_person())
@@ -115,28 +166,106 @@ impl Mapping {
     /// Renders every attribute for `person`.
     pub fn render(&self, person: &Person) -> Result<Attrs, String> {
         let ctx = if self.any_template { Some(context(person)) } else { None };
+        let text = |compiled: &Compiled, attr: &str| -> Result<Vec<String>, String> {
+            Ok(match compiled {
+                Compiled::Var(var) => variable(person, var),
+                Compiled::Template(name) => {
+                    let tmpl = self.env.get_template(name).map_err(|e| e.to_string())?;
+                    let out =
+                        tmpl.render(ctx.clone().unwrap_or_default()).map_err(|e| format!("attribute {attr}: {e}"))?;
+                    out.lines().map(|l| l.trim().to_string()).collect()
+                }
+                Compiled::Const(c) => c.lines().map(|l| l.trim().to_string()).collect(),
+                Compiled::Bool(_) | Compiled::Complex(_) => Vec::new(),
+            })
+        };
         let mut out = Attrs::new();
         for (attr, compiled) in &self.attrs {
-            let mut values = match compiled {
-                Compiled::Var(var) => variable(person, var),
-                Compiled::Template => {
-                    let tmpl = self.env.get_template(attr).map_err(|e| e.to_string())?;
-                    let text =
-                        tmpl.render(ctx.clone().unwrap_or_default()).map_err(|e| format!("attribute {attr}: {e}"))?;
-                    text.lines().map(|l| l.trim().to_string()).collect()
+            let value = match compiled {
+                Compiled::Bool(b) => Value::Bool(*b),
+                Compiled::Complex(elements) => {
+                    let mut values = Vec::with_capacity(elements.len());
+                    for fields in elements {
+                        let mut element = connector_api::Fields::new();
+                        // An element whose templates all render nothing is no value (its
+                        // constants, such as `type = "home"`, alone do not make one).
+                        let (mut templated, mut rendered) = (false, false);
+                        for (sub, c) in fields {
+                            let v = match c {
+                                Compiled::Bool(b) => Value::Bool(*b),
+                                Compiled::Const(c) if c.is_empty() => continue,
+                                Compiled::Const(c) => Value::Text(vec![c.clone()]),
+                                _ => {
+                                    templated = true;
+                                    let lines = text(c, &format!("{attr}.{sub}"))?;
+                                    let one = lines.join(" ").trim().to_string();
+                                    if one.is_empty() {
+                                        continue;
+                                    }
+                                    rendered = true;
+                                    Value::Text(vec![one])
+                                }
+                            };
+                            element.insert(sub.clone(), v);
+                        }
+                        if rendered || !templated {
+                            values.push(element);
+                        }
+                    }
+                    Value::Complex(Box::new(values))
+                }
+                _ => {
+                    let mut values = text(compiled, attr)?;
+                    values.retain(|v| !v.is_empty());
+                    values.dedup();
+                    Value::Text(values)
                 }
             };
-            values.retain(|v| !v.is_empty());
-            values.dedup();
-            if !values.is_empty() {
-                out.insert(attr.clone(), values);
+            if !value.is_empty() {
+                out.insert(attr.clone(), value);
             }
         }
         Ok(out)
     }
 }
 
-fn display_name(p: &Person) -> String {
+impl Compiled {
+    fn uses_engine(&self) -> bool {
+        match self {
+            Compiled::Template(_) => true,
+            Compiled::Complex(e) => e.iter().flatten().any(|(_, c)| c.uses_engine()),
+            Compiled::Var(_) | Compiled::Bool(_) | Compiled::Const(_) => false,
+        }
+    }
+}
+
+/// The sub-attributes of element `i` of a complex attribute.
+fn compile_fields(
+    env: &mut Environment<'static>,
+    attr: &str,
+    i: usize,
+    fields: &BTreeMap<String, AttrTemplate>,
+) -> Result<Vec<(String, Compiled)>, TemplateError> {
+    let mut out = Vec::new();
+    for (sub, t) in fields {
+        let err = |reason: String| TemplateError { template: format!("{attr}.{sub} = {t}"), reason };
+        let c = match t {
+            AttrTemplate::Text(text) => compile_text(env, &format!("{attr}.{i}.{sub}"), text).map_err(err)?,
+            AttrTemplate::Bool(b) => Compiled::Bool(*b),
+            AttrTemplate::Complex(_) | AttrTemplate::List(_) => {
+                return Err(err("the parts of a complex value are string templates or booleans".into()));
+            }
+        };
+        out.push((sub.clone(), c));
+    }
+    Ok(out)
+}
+
+/// The name shown for a person; a protected person's is the username, like their other names.
+pub fn display_name(p: &Person) -> String {
+    if p.protected {
+        return p.username.to_string();
+    }
     format!("{} {}", p.given_name, p.family_name).trim().to_string()
 }
 
@@ -158,8 +287,8 @@ fn variable(p: &Person, var: &str) -> Vec<String> {
     }
 }
 
-fn context(p: &Person) -> Value {
-    let list = |v: &[&str]| Value::from(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+fn context(p: &Person) -> minijinja::Value {
+    let list = |v: &[&str]| minijinja::Value::from(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     minijinja::context! {
         id => p.id,
         username => p.username,
@@ -229,8 +358,9 @@ impl GroupNamer {
             .map_err(|e| e.to_string())
     }
 
-    /// Every group and its members. `member_keys` holds the account key of each identity whose
-    /// account is enabled (or about to be created). Pure.
+    /// Every group and its members. `members` holds, for each identity whose account is enabled
+    /// after the plan (or about to be created), its member value when the plan knows it, or
+    /// `None` when the target gives it at apply (a new account's key). Pure.
     ///
     /// A name that renders empty means "no group"; a name that cannot be rendered is an error
     /// (the school unit, the group and why), never a missing group whose owned entry would then
@@ -239,14 +369,14 @@ impl GroupNamer {
         &self,
         resolution: &crate::core::identity::Resolution,
         authority: &crate::core::model::Authority,
-        member_keys: &[(crate::core::model::IdentityId, String)],
+        members: &[(crate::core::model::IdentityId, Option<String>)],
     ) -> Result<BTreeMap<String, crate::core::plan::DesiredGroup>, String> {
-        let keys: std::collections::HashMap<&str, &str> =
-            member_keys.iter().map(|(id, k)| (id.as_str(), k.as_str())).collect();
+        let values: std::collections::HashMap<&str, &Option<String>> =
+            members.iter().map(|(id, v)| (id.as_str(), v)).collect();
         let mut names: std::collections::HashMap<(String, String, bool), Result<String, String>> =
             std::collections::HashMap::new();
         let mut out: BTreeMap<String, crate::core::plan::DesiredGroup> = BTreeMap::new();
-        let mut add = |name: String, school: &str, key: &str| {
+        let mut add = |name: String, school: &str, id: &str, value: &Option<String>| {
             if name.is_empty() {
                 return;
             }
@@ -254,10 +384,10 @@ impl GroupNamer {
             if g.school.is_empty() {
                 g.school = school.to_string();
             }
-            g.members.insert(key.to_string());
+            g.members.insert(id.to_string(), value.clone());
         };
         for ident in &resolution.present {
-            let Some(key) = keys.get(ident.id.as_str()) else { continue };
+            let Some(value) = values.get(ident.id.as_str()).copied() else { continue };
             for s in ident.authoritative(&authority.groups) {
                 let r = &s.record;
                 if !self.roles.contains(&r.role) {
@@ -270,7 +400,7 @@ impl GroupNamer {
                         .or_insert_with(|| self.render("class", school, g))
                         .clone()
                         .map_err(|e| format!("group name of {school}/{g}: {e}"))?;
-                    add(name, school, key);
+                    add(name, school, &ident.id, value);
                 }
                 if self.school_groups && !school.is_empty() {
                     let name = names
@@ -278,7 +408,7 @@ impl GroupNamer {
                         .or_insert_with(|| self.render("school", school, ""))
                         .clone()
                         .map_err(|e| format!("school group name of {school}: {e}"))?;
-                    add(name, school, key);
+                    add(name, school, &ident.id, value);
                 }
             }
         }
@@ -314,9 +444,11 @@ mod tests {
                 },
             }],
         };
-        let resolution =
-            crate::core::identity::Resolution { present: vec![person("1", "7A"), person("2", "9Z")], ..Default::default() };
-        let keys = [("1".to_string(), "uid=a".to_string()), ("2".to_string(), "uid=b".to_string())];
+        let resolution = crate::core::identity::Resolution {
+            present: vec![person("1", "7A"), person("2", "9Z")],
+            ..Default::default()
+        };
+        let keys = [("1".to_string(), Some("uid=a".to_string())), ("2".to_string(), None)];
         let template = "{{ school_unit }}-{% if group == \"9Z\" %}{{ nope }}{% else %}{{ group }}{% endif %}";
         let namer = GroupNamer::new(template, "", &["student".into()]).unwrap();
         let err = namer.desired(&resolution, &Default::default(), &keys).unwrap_err();
@@ -326,31 +458,84 @@ mod tests {
         assert_eq!(groups.keys().collect::<Vec<_>>(), ["S1-7A", "S1-9Z"]);
     }
 
+    fn templates(pairs: &[(&str, &str)]) -> BTreeMap<String, AttrTemplate> {
+        pairs.iter().map(|(k, v)| (k.to_string(), AttrTemplate::text(*v))).collect()
+    }
+
     #[test]
-    fn default_mapping_renders_without_the_engine() {
-        let m = Mapping::new(&default_ldap_mapping()).unwrap();
+    fn bare_variables_render_without_the_engine() {
+        let m = Mapping::new(&templates(&[
+            ("uid", "{{ username }}"),
+            ("cn", "{{ display_name }}"),
+            ("employeeType", "{{ roles }}"),
+            ("departmentNumber", "{{ school_units }}"),
+        ]))
+        .unwrap();
+        assert!(!m.any_template);
         let attrs = m.render(&sample_person()).unwrap();
-        let text = format!("{attrs:?}");
-        expect_test::expect![[r#"{"cn": ["Anna Maria Öberg"], "departmentNumber": ["SKOLA1"], "displayName": ["Anna Maria Öberg"], "employeeNumber": ["00000000-0000-0000-0000-000000000000"], "employeeType": ["student"], "givenName": ["Anna Maria"], "sn": ["Öberg"], "uid": ["anna.oberg"]}"#]].assert_eq(&text);
+        let text = serde_json::to_string(&attrs).unwrap();
+        expect_test::expect![[r#"{"cn":["Anna Maria Öberg"],"departmentNumber":["SKOLA1"],"employeeType":["student"],"uid":["anna.oberg"]}"#]].assert_eq(&text);
     }
 
     #[test]
     fn templates_render_and_split_lines() {
-        let mut t = BTreeMap::new();
-        t.insert("mail".to_string(), "{{ username }}@skola.example.org".to_string());
-        t.insert("description".to_string(), "{% for g in groups %}{{ school_unit }}-{{ g }}\n{% endfor %}".to_string());
-        t.insert("cn".to_string(), String::new());
+        let mut t = templates(&[
+            ("mail", "{{ username }}@skola.example.org"),
+            ("description", "{% for g in groups %}{{ school_unit }}-{{ g }}\n{% endfor %}"),
+            ("cn", ""),
+        ]);
+        t.insert("mail".into(), AttrTemplate::text("{{ username }}@skola.example.org"));
         let m = Mapping::new(&t).unwrap();
         let attrs = m.render(&sample_person()).unwrap();
-        assert_eq!(attrs["mail"], vec!["anna.oberg@skola.example.org"]);
-        assert_eq!(attrs["description"], vec!["SKOLA1-7A"]);
+        assert_eq!(attrs["mail"], Value::text("anna.oberg@skola.example.org"));
+        assert_eq!(attrs["description"], Value::text("SKOLA1-7A"));
         assert!(!attrs.contains_key("cn"));
+    }
+
+    /// How a policy writes typed and complex values, as TOML gives them (SCIM `name`, `emails`,
+    /// a boolean); sub-attributes that render empty are left out, and so is an empty element.
+    #[test]
+    fn tables_give_complex_values_and_booleans_stay_booleans() {
+        #[derive(Deserialize)]
+        struct P {
+            attributes: BTreeMap<String, AttrTemplate>,
+        }
+        let p: P = toml::from_str(
+            r#"
+            [attributes]
+            name.givenName = "{{ given_name }}"
+            name.familyName = "{{ family_name }}"
+            name.honorificPrefix = "{{ '' }}"
+            emails = [{ value = "{{ username }}@skola.se", type = "work", primary = true },
+                      { value = "{% if false %}x{% endif %}", type = "home" }]
+            locked = false
+            "#,
+        )
+        .unwrap();
+        let m = Mapping::new(&p.attributes).unwrap();
+        let attrs = m.render(&sample_person()).unwrap();
+        expect_test::expect![[r#"{"emails":[{"primary":true,"type":["work"],"value":["anna.oberg@skola.se"]}],"locked":false,"name":[{"familyName":["Öberg"],"givenName":["Anna Maria"]}]}"#]]
+            .assert_eq(&serde_json::to_string(&attrs).unwrap());
+        let nested = toml::from_str::<P>("[attributes]\nname.given.x = \"a\"\n").unwrap();
+        let err = Mapping::new(&nested.attributes).unwrap_err();
+        assert!(err.to_string().contains("string templates or booleans"), "{err}");
+    }
+
+    #[test]
+    fn a_protected_persons_names_are_the_username() {
+        let m = Mapping::new(&templates(&[("cn", "{{ display_name }}"), ("sn", "{{ family_name }}")])).unwrap();
+        let mut p = sample_person();
+        p.protected = true;
+        let p = p.pseudonymised();
+        let attrs = m.render(&p).unwrap();
+        assert_eq!(attrs["cn"], Value::text("anna.oberg"));
+        assert_eq!(attrs["sn"], Value::text("anna.oberg"));
     }
 
     #[test]
     fn unknown_variables_are_caught_when_compiling() {
         let mut t = BTreeMap::new();
-        t.insert("mail".to_string(), "{{ usernme }}@x".to_string());
+        t.insert("mail".to_string(), AttrTemplate::text("{{ usernme }}@x"));
         let err = Mapping::new(&t).unwrap_err();
         assert!(err.to_string().contains("undefined"), "{err}");
     }

@@ -4,8 +4,10 @@
 //! enid's own vocabulary ([`desired`], [`mapping`]), and compared with what the targets hold
 //! ([`plan`]). The engine feeds it and carries out what it decides.
 
+pub mod desired;
 pub mod identity;
 pub mod mapping;
 pub mod model;
 pub mod naming;
 pub mod plan;
+pub mod policy;

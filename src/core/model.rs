@@ -176,7 +176,13 @@ impl Identity {
     }
 }
 
-impl Person<'_> {
+impl<'a> Person<'a> {
+    /// The person as the accounts of someone with protected personal data show them: the
+    /// username in place of every name, so no template can write the real one.
+    pub fn pseudonymised(self) -> Person<'a> {
+        Person { given_name: self.username, family_name: self.username, ..self }
+    }
+
     /// Whether the person should have working accounts on `today`.
     pub fn is_active(&self, today: NaiveDate) -> bool {
         self.start_date.is_none_or(|s| s <= today) && self.end_date.is_none_or(|e| e >= today)
@@ -222,7 +228,9 @@ impl AccountStatus {
 pub struct OwnedAccount {
     pub target: String,
     pub identity_id: IdentityId,
-    pub key: String,
+    /// The key the target last gave the account; `None` for a create whose result is not known
+    /// yet (a pending row: the account is found by the owner marker it carries).
+    pub key: Option<String>,
     pub anchor: Option<String>,
     pub status: AccountStatus,
     /// When enid disabled the account (deletion follows a grace period later).

@@ -10,13 +10,15 @@
 //! recorded as taken, so it is never given to someone new. Adopting changes only the state
 //! database, never a target.
 
-use super::{Engine, EngineError, changed_records};
+use super::records::changed_records;
+use super::{Engine, EngineError, Overrides};
+use crate::core::desired::name_request;
 use crate::core::identity::Resolution;
 use crate::core::model::{Identity, IdentityId};
-use crate::core::plan::{Adoption, normalize_key};
+use crate::core::plan::Adoption;
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore};
 use chrono::{DateTime, Utc};
-use connector_api::ObservedAccount;
+use connector_api::{MemberForm, ObservedAccount};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -98,7 +100,8 @@ impl Engine {
     /// Works out what `enid adopt` would claim. Reads sources, state and targets; writes nothing.
     pub async fn plan_adopt(&self, now: DateTime<Utc>, by_hand: Option<&ByHand>) -> Result<AdoptPlan, EngineError> {
         let observing = self.spawn_observe();
-        let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive()), self.read_state());
+        let overrides = Overrides::default();
+        let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive(), &overrides), self.read_state());
         let (fetched, (snapshot, decisions, state_groups)) = match (fetched, state) {
             (Ok(f), Ok(s)) => (f, s),
             (Err(e), _) | (_, Err(e)) => {
@@ -121,7 +124,7 @@ impl Engine {
                 }
             }
         }
-        let super::Fetched { records, rejected: rejected_rows, counts, columns } = fetched;
+        let super::fetch::Fetched { records, rejected: rejected_rows, counts, columns } = fetched;
         let rejected = crate::core::identity::RejectedRows::from_rows(&rejected_rows);
         // The ids the rejected rows' persons would have: their accounts are theirs, not leavers'.
         // A rejected row whose key cannot be read could be anyone's.
@@ -158,8 +161,10 @@ impl Engine {
         let carried: HashSet<&str> = observed
             .iter()
             .flat_map(|(tid, accounts)| {
-                let attr = self.targets.get(tid).map(|t| t.owner_attr.as_str()).unwrap_or("");
-                accounts.iter().flat_map(move |a| a.attrs.get(attr).into_iter().flatten().map(String::as_str))
+                let attr = self.targets.get(tid).map(|t| t.caps.owner_attribute.as_str()).unwrap_or("");
+                accounts
+                    .iter()
+                    .flat_map(move |a| a.attrs.get(attr).into_iter().flat_map(|v| v.texts()).map(String::as_str))
             })
             .collect();
         let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();
@@ -174,7 +179,7 @@ impl Engine {
                 } else {
                     crate::core::identity::record_label(&r.source, &r.record.person_id)
                 };
-                Some((label, super::name_request(i)?))
+                Some((label, name_request(i)?))
             })
             .collect();
         // Identity → the username its claimed accounts carry (one for all targets).
@@ -187,8 +192,8 @@ impl Engine {
                 |a: &ObservedAccount, reason: String| Unmatched { target: tid.clone(), key: a.key.clone(), reason };
             // Two entries with one id on a target: neither is claimed.
             let mut per_id: HashMap<&str, Vec<&ObservedAccount>> = HashMap::new();
-            for a in crate::core::plan::unrecorded_enid_entries(&owned, accounts, &t.owner_attr) {
-                for v in crate::core::plan::owner_values(a, &t.owner_attr) {
+            for a in crate::core::plan::unrecorded_enid_entries(&owned, accounts, &t.caps) {
+                for v in crate::core::plan::owner_values(a, &t.caps.owner_attribute) {
                     per_id.entry(v).or_default().push(a);
                 }
             }
@@ -253,7 +258,7 @@ impl Engine {
                 // names the sources now give this identity, unless the state knows it already.
                 // A name change keeps one of the two names; another child has neither.
                 let person = by_id.get(id).filter(|_| !snapshot.identities.contains_key(id));
-                let misfit = person.and_then(|i| super::name_request(i)).is_some_and(|req| {
+                let misfit = person.and_then(|i| name_request(i)).is_some_and(|req| {
                     let req = if self.config.naming.protected_names_from_template {
                         crate::core::naming::NameRequest { pseudonymous: false, ..req }
                     } else {
@@ -262,7 +267,11 @@ impl Engine {
                     let fits = a.username.as_deref().is_some_and(|u| self.namer.still_fits(u, &req));
                     let holds = |var: &str, want: &str| {
                         t.mapping.attributes_of(var).into_iter().any(|attr| {
-                            a.attrs.get(attr).into_iter().flatten().any(|v| v.trim().eq_ignore_ascii_case(want.trim()))
+                            a.attrs
+                                .get(attr)
+                                .into_iter()
+                                .flat_map(|v| v.texts())
+                                .any(|v| v.trim().eq_ignore_ascii_case(want.trim()))
                         })
                     };
                     let a_name_kept = !req.pseudonymous
@@ -288,8 +297,10 @@ impl Engine {
             }
         }
         if let Some(h) = by_hand {
-            let want = normalize_key(&h.entry);
-            if plan.accounts.iter().any(|c| normalize_key(&c.key) == want) {
+            let same = |c: &AccountClaim| {
+                self.targets.get(&c.target).is_some_and(|t| t.caps.key(&c.key) == t.caps.key(&h.entry))
+            };
+            if plan.accounts.iter().any(same) {
                 return Err(EngineError::Adopt(format!(
                     "--entry {}: adopt claims it already by the enid id it carries; run `enid adopt --yes` without \
                      --entry",
@@ -350,14 +361,14 @@ impl Engine {
         // Groups: those the current sources name, where enid puts groups, not owned yet.
         for (tid, t) in &self.targets {
             let Some(namer) = &t.groups else { continue };
-            let mut members: Vec<(IdentityId, String)> = Vec::new();
+            let mut members: Vec<(IdentityId, Option<String>)> = Vec::new();
             for a in snapshot.accounts.iter().filter(|a| &a.target == tid) {
-                members.push((a.identity_id.clone(), a.key.clone()));
+                members.extend(a.key.clone().map(|k| (a.identity_id.clone(), Some(k))));
             }
             for c in plan.accounts.iter().filter(|c| &c.target == tid) {
-                members.push((c.identity.clone(), c.key.clone()));
+                members.push((c.identity.clone(), Some(c.key.clone())));
             }
-            if t.members_by_username {
+            if t.caps.groups == Some(MemberForm::Username) {
                 let names: HashMap<&str, String> = snapshot
                     .identities
                     .iter()
@@ -366,29 +377,30 @@ impl Engine {
                     .collect();
                 members = members
                     .into_iter()
-                    .filter_map(|(i, _)| Some((i.clone(), names.get(i.as_str())?.clone())))
+                    .filter_map(|(i, _)| Some((i.clone(), Some(names.get(i.as_str())?.clone()))))
                     .collect();
             }
             let desired = namer
                 .desired(&resolution, &self.config.identity.authority.model(), &members)
                 .map_err(|message| EngineError::TargetConfig { id: tid.clone(), message })?;
             let wanted: HashMap<String, (&String, &crate::core::plan::DesiredGroup)> =
-                desired.iter().map(|(n, g)| (crate::core::plan::fold_name(n), (n, g))).collect();
+                desired.iter().map(|(n, g)| (t.caps.group_name(n), (n, g))).collect();
             // A group is enid's only if every member is an account enid owns or claims here: a
             // hand-made group with the same name has members of its own (a head teacher).
-            let ours: HashSet<String> = members.iter().map(|(_, m)| normalize_key(m)).collect();
+            let fold = |m: &str| crate::core::plan::fold_member(&t.caps, m);
+            let ours: HashSet<String> = members.iter().filter_map(|(_, m)| Some(fold(m.as_deref()?))).collect();
             let owned: Vec<_> = state_groups.iter().filter(|g| &g.target == tid).collect();
             for g in observed_groups.get(tid).into_iter().flatten() {
                 let is_owned = owned.iter().any(|o| {
                     o.name.eq_ignore_ascii_case(&g.name)
                         || o.anchor.is_some() && o.anchor == g.anchor
-                        || normalize_key(&o.key) == normalize_key(&g.key)
+                        || o.key.as_deref().is_some_and(|k| t.caps.key(k) == t.caps.key(&g.key))
                 });
                 if is_owned {
                     continue;
                 }
-                let only_ours = g.members.iter().all(|m| ours.contains(&normalize_key(m)));
-                if let Some((name, want)) = wanted.get(&crate::core::plan::fold_name(&g.name)).filter(|_| only_ours) {
+                let only_ours = g.members.iter().all(|m| ours.contains(&fold(m)));
+                if let Some((name, want)) = wanted.get(&t.caps.group_name(&g.name)).filter(|_| only_ours) {
                     plan.groups.push(GroupClaim {
                         target: tid.clone(),
                         name: (*name).clone(),
@@ -477,12 +489,13 @@ impl Engine {
         chosen: &mut BTreeMap<IdentityId, String>,
     ) -> Result<AccountClaim, EngineError> {
         let fail = EngineError::Adopt;
-        let want = normalize_key(&h.entry);
+        let same =
+            |tid: &str, key: &str| self.targets.get(tid).is_some_and(|t| t.caps.key(key) == t.caps.key(&h.entry));
         let hits: Vec<(&String, &ObservedAccount)> = observed
             .iter()
             .filter(|(t, _)| h.target.as_ref().is_none_or(|x| x == *t))
             .flat_map(|(t, accounts)| accounts.iter().map(move |a| (t, a)))
-            .filter(|(_, a)| normalize_key(&a.key) == want)
+            .filter(|(t, a)| same(t, &a.key))
             .collect();
         let (tid, a) = match hits.as_slice() {
             [one] => *one,
@@ -508,7 +521,10 @@ impl Engine {
             .find(|i| i.records.iter().any(|r| r.source == source && r.record.person_id == pid))
             .ok_or_else(|| fail("--person: no record with that key in the current sources".into()))?;
         let owned: Vec<_> = snapshot.accounts.iter().filter(|o| &o.target == tid).collect();
-        if owned.iter().any(|o| o.anchor.is_some() && o.anchor == a.anchor || normalize_key(&o.key) == want) {
+        if owned
+            .iter()
+            .any(|o| o.anchor.is_some() && o.anchor == a.anchor || o.key.as_deref().is_some_and(|k| same(tid, k)))
+        {
             return Err(fail(format!("--entry {}: the account is enid's already", h.entry)));
         }
         let owns: HashSet<&str> = owned.iter().map(|o| o.identity_id.as_str()).collect();
@@ -551,7 +567,7 @@ impl Engine {
             .map(|g| GroupRow {
                 target: g.target.clone(),
                 name: g.name.clone(),
-                key: g.key.clone(),
+                key: Some(g.key.clone()),
                 anchor: g.anchor.clone(),
                 school: g.school.clone(),
                 pending: false,

@@ -1,16 +1,20 @@
 //! Carrying out a plan: ownership and identities recorded first, then the operations sent in
 //! waves per action with bounded concurrency, logged in batches; a target that fails stops
-//! receiving operations; group operations after the account operations of their target, without
-//! the members whose accounts the target refused.
+//! receiving operations; group operations after the account operations of their target.
+//!
+//! Keys are the target's: an operation is sent to the key its account had when observed, or to
+//! the key the target reported for it earlier in this run (a rename or a move changes it), and a
+//! group member whose value the target gives (a new account's key) is added once its account's
+//! operations are done, or left out when they failed.
 
 use super::{ApplyReport, Computed, Engine, EngineError, TargetHandle};
 use crate::core::model::{AccountStatus, IdentityId};
-use crate::core::plan::{self, Action, PlannedOp};
+use crate::core::plan::{Action, PlannedOp};
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore, StoreError};
 use chrono::{DateTime, Utc};
-use connector_api::{OpOutcome, TargetError, TargetOp};
+use connector_api::{MemberForm, OpOutcome, Target, TargetError, TargetOp};
 use futures::StreamExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 impl Engine {
@@ -44,16 +48,13 @@ impl Engine {
         // Approved releases of protection (the CLI clears the list without `--accept-protected`).
         self.store.unprotect(&plan.unprotect).await?;
         self.store.adopt(&plan.adoptions, now).await?;
-        let pending: Vec<(String, IdentityId, String)> = plan
+        // Ownership before the create: by identity and target; the account carries the owner
+        // marker, by which the next run finds it if this one dies before recording the result.
+        let pending: Vec<(String, IdentityId)> = plan
             .operations
             .iter()
             .filter(|o| o.action == Action::Create)
-            .filter_map(|o| {
-                let t = self.targets.get(&o.target)?;
-                // The key the create really uses: a disabled create may land elsewhere.
-                let disabled = matches!(o.op, TargetOp::Create { disabled: true, .. });
-                Some((o.target.clone(), o.identity.clone(), t.conn.key_for(&o.username, disabled)))
-            })
+            .map(|o| (o.target.clone(), o.identity.clone()))
             .collect();
         self.store.record_pending(&pending, now).await?;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "recorded identities and pending accounts");
@@ -65,7 +66,7 @@ impl Engine {
             .map(|a| GroupRow {
                 target: a.target.clone(),
                 name: a.name.clone(),
-                key: a.key.clone(),
+                key: Some(a.key.clone()),
                 anchor: a.anchor.clone(),
                 school: a.school.clone(),
                 pending: false,
@@ -76,9 +77,9 @@ impl Engine {
             let (account_ops, group_ops): (Vec<&PlannedOp>, Vec<&PlannedOp>) =
                 plan.operations.iter().filter(|o| &o.target == id).partition(|o| !is_group_action(o.action));
             let skipped_before = report.skipped;
-            let mut failed_members = HashSet::new();
+            let mut after = AfterAccounts::default();
             if !account_ops.is_empty() {
-                failed_members = self.apply_target(run, id, handle, &account_ops, now, &mut report).await?.1;
+                self.apply_target(run, id, handle, &account_ops, &mut after, now, &mut report).await?;
             }
             if group_ops.is_empty() {
                 continue;
@@ -96,28 +97,24 @@ impl Engine {
                 .await?;
                 continue;
             }
-            // An account the target refused is left out of its groups, which change for
-            // everyone else; the next run adds it once it exists.
-            let trimmed: Vec<PlannedOp>;
-            let mut group_ops = group_ops;
-            if !failed_members.is_empty() {
-                let (kept, empty): (Vec<PlannedOp>, Vec<PlannedOp>) = group_ops
-                    .iter()
-                    .map(|o| without_members(o, &failed_members))
-                    .partition(|o| !matches!(&o.op, TargetOp::CreateGroup { members, .. } | TargetOp::AddMembers { members, .. } if members.is_empty()));
-                let empty: Vec<&PlannedOp> = empty.iter().collect();
-                self.skip_all(run, id, &empty, "not sent: its new members could not be created", now, &mut report)
-                    .await?;
-                trimmed = kept;
-                group_ops = trimmed.iter().collect();
-            }
+            // Members whose values the target gave in this run join; one whose account the target
+            // refused is left out, and its groups change for everyone else (the next run adds it
+            // once it exists).
+            let form = handle.caps.groups.unwrap_or(MemberForm::Key);
+            let (resolved, empty): (Vec<PlannedOp>, Vec<PlannedOp>) = group_ops
+                .iter()
+                .map(|o| with_new_members(o, &after, form))
+                .partition(|o| !matches!(&o.op, TargetOp::CreateGroup { members, .. } | TargetOp::AddMembers { members, .. } if members.is_empty()));
+            let empty: Vec<&PlannedOp> = empty.iter().collect();
+            self.skip_all(run, id, &empty, "not sent: its new members could not be created", now, &mut report).await?;
+            let group_ops: Vec<&PlannedOp> = resolved.iter().collect();
             let pending: Vec<GroupRow> = group_ops
                 .iter()
                 .filter_map(|o| match &o.op {
                     TargetOp::CreateGroup { name, .. } => Some(GroupRow {
                         target: id.clone(),
                         name: name.clone(),
-                        key: handle.conn.group_key_for(name)?,
+                        key: None,
                         anchor: None,
                         school: o.school.clone(),
                         pending: true,
@@ -128,12 +125,13 @@ impl Engine {
             let schools: HashMap<&str, &str> =
                 group_ops.iter().map(|o| (o.username.as_str(), o.school.as_str())).collect();
             self.store.record_groups(&pending, now).await?;
-            let done = self.apply_target(run, id, handle, &group_ops, now, &mut report).await?.0;
-            for (name, outcome) in done {
+            let mut groups_after = AfterAccounts::default();
+            self.apply_target(run, id, handle, &group_ops, &mut groups_after, now, &mut report).await?;
+            for (name, outcome) in groups_after.group_outcomes {
                 match outcome {
                     OpOutcome::Created { key, anchor } => {
                         let school = schools.get(name.as_str()).map(|s| s.to_string()).unwrap_or_default();
-                        let row = GroupRow { target: id.clone(), name, key, anchor, school, pending: false };
+                        let row = GroupRow { target: id.clone(), name, key: Some(key), anchor, school, pending: false };
                         self.store.record_groups(&[row], now).await?
                     }
                     OpOutcome::Deleted => self.store.forget_group(id, &name).await?,
@@ -153,37 +151,41 @@ impl Engine {
         Ok(report)
     }
 
-    /// Sends one target's operations. Returns the outcomes of group operations and the member
-    /// values (account keys and usernames, normalised) that failed operations would have made.
+    /// Sends one target's operations, each to its account's key as it is now, and notes in
+    /// `after` what the target reported: the keys and usernames accounts have now, and the
+    /// outcomes of group operations.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_target(
         &self,
         run: i64,
         id: &str,
         handle: &TargetHandle,
         ops: &[&PlannedOp],
+        after: &mut AfterAccounts,
         now: DateTime<Utc>,
         report: &mut ApplyReport,
-    ) -> Result<(Vec<(String, OpOutcome)>, HashSet<String>), EngineError> {
+    ) -> Result<(), EngineError> {
         const FLUSH_EVERY: usize = 1000;
-        let mut group_outcomes = Vec::new();
-        let mut failed_members = HashSet::new();
         let stopped = AtomicBool::new(false);
         let stop_reason = std::sync::Mutex::new(String::new());
         let mut batch = Vec::with_capacity(FLUSH_EVERY);
         let mut flushing: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
         // One wave per action, in plan order: an update is done before the enable that moves the
-        // same entry, so no two operations on one account are ever in flight together.
+        // same entry, so no two operations on one account are ever in flight together, and each
+        // wave is sent to the keys the waves before it reported.
         for wave in ops.chunk_by(|a, b| a.action == b.action) {
-            let mut stream = futures::stream::iter(wave.iter().copied())
-                .map(|op| {
+            let sends: Vec<(&PlannedOp, std::borrow::Cow<'_, TargetOp>)> =
+                wave.iter().map(|op| (*op, after.addressed(op))).collect();
+            let mut stream = futures::stream::iter(sends.iter())
+                .map(|(op, target_op)| {
                     let stopped = &stopped;
                     let stop_reason = &stop_reason;
                     async move {
                         if stopped.load(Ordering::SeqCst) {
                             let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();
-                            return (op, Err(None::<TargetError>), why);
+                            return (*op, Err(None::<TargetError>), why);
                         }
-                        let result = handle.conn.apply(&op.op).await;
+                        let result = handle.conn.apply(target_op).await;
                         if let Err(e) = &result
                             && e.stops_target()
                             && !stopped.swap(true, Ordering::SeqCst)
@@ -192,21 +194,19 @@ impl Engine {
                             let e = connector_api::one_line(e);
                             *s = format!("not sent: target stopped after an earlier failure ({e})");
                         }
-                        (op, result.map_err(Some), String::new())
+                        (*op, result.map_err(Some), String::new())
                     }
                 })
-                .buffer_unordered(handle.max_in_flight.max(1));
+                .buffer_unordered(handle.caps.max_in_flight.max(1));
             while let Some((op, result, why)) = stream.next().await {
                 let result = match result {
                     Ok(outcome) => {
                         report.ok += 1;
-                        if is_group_action(op.action) {
-                            group_outcomes.push((op.username.clone(), outcome.clone()));
-                        }
+                        after.note(op, &outcome);
                         OpResult::Ok(match outcome {
                             OpOutcome::Created { key, anchor } => {
-                                let status = match op.op {
-                                    TargetOp::Create { disabled: true, .. } => AccountStatus::Disabled,
+                                let status = match &op.op {
+                                    TargetOp::Create { account } if !account.enabled => AccountStatus::Disabled,
                                     _ => AccountStatus::Active,
                                 };
                                 Ownership::Set { key, anchor, status }
@@ -224,7 +224,6 @@ impl Engine {
                     }
                     Err(Some(e)) => {
                         report.failed += 1;
-                        failed_members.extend(member_values(handle, &op.op));
                         let msg = connector_api::one_line(&e);
                         tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
                         report.first_error.get_or_insert_with(|| format!("target \"{id}\": {msg}"));
@@ -251,7 +250,7 @@ impl Engine {
             join_flush(prev).await?;
         }
         self.store.record_ops(run, &batch, now).await?;
-        Ok((group_outcomes, failed_members))
+        Ok(())
     }
 
     /// Logs operations that were not sent.
@@ -280,31 +279,68 @@ async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> 
     }
 }
 
-/// The group member values (normalised account keys and usernames) an account operation would
-/// have made: those of a create, a rename and an enable.
-pub(super) fn member_values(handle: &TargetHandle, op: &TargetOp) -> Vec<String> {
-    let (key, name) = match op {
-        TargetOp::Create { username, disabled, .. } => {
-            (handle.conn.key_for(username, *disabled), Some(username.clone()))
-        }
-        TargetOp::Rename { key, username } => (handle.conn.renamed_key(key, username), Some(username.clone())),
-        TargetOp::Enable { key } => (handle.conn.enabled_key(key), None),
-        _ => return Vec::new(),
-    };
-    std::iter::once(key).chain(name).map(|v| plan::normalize_key(&v)).collect()
+/// What the target reported during a run: the key and username each account has now, where an
+/// operation of this run changed or made them, and the outcomes of group operations.
+#[derive(Debug, Default)]
+pub(super) struct AfterAccounts {
+    keys: HashMap<IdentityId, String>,
+    usernames: HashMap<IdentityId, String>,
+    group_outcomes: Vec<(String, OpOutcome)>,
 }
 
-/// A group operation without the members in `failed`.
-pub(super) fn without_members(op: &PlannedOp, failed: &HashSet<String>) -> PlannedOp {
-    let keep = |members: &[String]| -> Vec<String> {
-        members.iter().filter(|m| !failed.contains(&plan::normalize_key(m))).cloned().collect()
-    };
+impl AfterAccounts {
+    /// Notes what a successful operation reported.
+    fn note(&mut self, op: &PlannedOp, outcome: &OpOutcome) {
+        if is_group_action(op.action) {
+            self.group_outcomes.push((op.username.clone(), outcome.clone()));
+            return;
+        }
+        if let Some(key) = outcome.key() {
+            self.keys.insert(op.identity.clone(), key.to_string());
+        }
+        match &op.op {
+            TargetOp::Create { account } => {
+                self.usernames.insert(op.identity.clone(), account.username.clone());
+            }
+            TargetOp::Rename { username, .. } => {
+                self.usernames.insert(op.identity.clone(), username.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// The operation as it is sent: to the key its account has now.
+    fn addressed<'a>(&self, op: &'a PlannedOp) -> std::borrow::Cow<'a, TargetOp> {
+        match (op.op.key(), self.keys.get(&op.identity)) {
+            (Some(old), Some(now)) if !is_group_action(op.action) && old != now => {
+                std::borrow::Cow::Owned(op.op.readdressed(now))
+            }
+            _ => std::borrow::Cow::Borrowed(&op.op),
+        }
+    }
+
+    /// The member value of an account made or changed in this run, if its operations succeeded.
+    fn member(&self, identity: &str, form: MemberForm) -> Option<&String> {
+        match form {
+            MemberForm::Key => self.keys.get(identity),
+            MemberForm::Username => self.usernames.get(identity),
+        }
+    }
+}
+
+/// A group operation with the values of its new members added: those whose accounts the target
+/// made or changed in this run. A member whose operations failed is left out.
+fn with_new_members(op: &PlannedOp, after: &AfterAccounts, form: MemberForm) -> PlannedOp {
+    if op.new_members.is_empty() {
+        return op.clone();
+    }
+    let more: Vec<String> = op.new_members.iter().filter_map(|i| after.member(i, form).cloned()).collect();
     let mut out = op.clone();
-    out.op = match &op.op {
-        TargetOp::CreateGroup { name, members } => TargetOp::CreateGroup { name: name.clone(), members: keep(members) },
-        TargetOp::AddMembers { key, members } => TargetOp::AddMembers { key: key.clone(), members: keep(members) },
-        other => other.clone(),
-    };
+    if let TargetOp::CreateGroup { members, .. } | TargetOp::AddMembers { members, .. } = &mut out.op {
+        members.extend(more);
+        members.sort();
+        members.dedup();
+    }
     out
 }
 

@@ -9,7 +9,7 @@ use crate::core::identity::Resolution;
 use crate::core::model::{IdentityId, OwnedAccount, Snapshot};
 use crate::core::plan::{self, OwnedGroup};
 use crate::store::StateStore;
-use connector_api::{ObservedAccount, ObservedGroup};
+use connector_api::{Lookup, ObservedAccount, ObservedGroup, Target};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 impl Engine {
@@ -32,7 +32,7 @@ impl Engine {
         for (id, accounts) in observed {
             let Some(t) = self.targets.get(id) else { continue };
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
-            let count = plan::unrecorded_enid_entries(&owned, accounts, &t.owner_attr).len();
+            let count = plan::unrecorded_enid_entries(&owned, accounts, &t.caps).len();
             if count > 0 {
                 return Err(EngineError::StateLost { state: self.store.path().to_string(), target: id.clone(), count });
             }
@@ -48,7 +48,7 @@ impl Engine {
         for (id, t) in &self.targets {
             let found = t
                 .conn
-                .find_outside_scope(&t.owner_attr, &sample)
+                .find_outside_scope(Lookup::Owner, &sample)
                 .await
                 .map_err(|error| EngineError::Target { id: id.clone(), error })?;
             if let Some((key, _)) = found.first() {
@@ -71,11 +71,11 @@ impl Engine {
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
     ) -> BTreeMap<String, (Vec<&'a OwnedAccount>, usize)> {
         self.targets
-            .keys()
-            .map(|id| {
+            .iter()
+            .map(|(id, t)| {
                 let owned: Vec<&OwnedAccount> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
                 let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-                (id.clone(), plan::missing_owned(&owned, obs))
+                (id.clone(), plan::missing_owned(&owned, obs, &t.caps))
             })
             .collect()
     }
@@ -100,7 +100,7 @@ impl Engine {
             let anchors: Vec<String> = missing.keys().cloned().collect();
             let found = t
                 .conn
-                .find_outside_scope(t.conn.anchor_attr(), &anchors)
+                .find_outside_scope(Lookup::Anchor, &anchors)
                 .await
                 .map_err(|error| EngineError::Target { id: id.clone(), error })?;
             let mut here = HashMap::new();
@@ -125,10 +125,10 @@ impl Engine {
         observed_groups: &BTreeMap<String, Vec<ObservedGroup>>,
     ) -> Result<(), EngineError> {
         for (id, handle) in &self.targets {
-            let t = &handle.thresholds;
+            let t = &handle.policy.thresholds;
             let (missing, of) = missing_owned.get(id).map_or((0, 0), |(m, of)| (m.len(), *of));
             let over = |missing: usize, of: usize| {
-                missing > connector_api::Thresholds::limit(t.missing_percent, t.missing_min, of)
+                missing > crate::core::policy::Thresholds::limit(t.missing_percent, t.missing_min, of)
             };
             let advice = format!(
                 "(more than missing_percent = {} and missing_min = {}); the base DN, filter or permissions changed? \
@@ -150,7 +150,7 @@ impl Engine {
             if handle.groups.is_some() {
                 let owned: Vec<_> = groups.iter().filter(|g| &g.target == id).collect();
                 let obs = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
-                let (missing, of) = plan::missing_groups(&owned, obs);
+                let (missing, of) = plan::missing_groups(&owned, obs, &handle.caps);
                 if over(missing, of) {
                     return Err(EngineError::TargetGuard {
                         id: id.clone(),

@@ -179,12 +179,13 @@ pub trait StateStore: Send + Sync {
     /// Owned accounts, all or of one identity, by target.
     fn accounts(&self, identity: Option<&str>) -> impl Future<Output = Result<Vec<OwnedAccount>, StoreError>> + Send;
 
-    /// Writes `pending` ownership rows (target, identity, key) before their creates are sent:
-    /// if the run dies mid-way, the next run finds the entries and completes the record instead
-    /// of creating duplicates. A pending row forgets any anchor it had.
+    /// Writes `pending` ownership rows (target, identity) before their creates are sent: if the
+    /// run dies mid-way, the next run finds the accounts by the owner marker they carry and
+    /// completes the record instead of creating duplicates. A pending row has no key (the
+    /// target gives one) and forgets any anchor it had.
     fn record_pending(
         &self,
-        rows: &[(String, IdentityId, String)],
+        rows: &[(String, IdentityId)],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -420,11 +421,7 @@ impl StateStore for Store {
         dispatch!(self.accounts(identity))
     }
 
-    async fn record_pending(
-        &self,
-        rows: &[(String, IdentityId, String)],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn record_pending(&self, rows: &[(String, IdentityId)], now: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self.record_pending(rows, now))
     }
 

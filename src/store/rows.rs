@@ -11,7 +11,8 @@ use crate::core::model::{AccountStatus, IdentityId, OwnedAccount};
 pub struct GroupRow {
     pub target: String,
     pub name: String,
-    pub key: String,
+    /// The key the target gave the group; `None` before its create's result is known.
+    pub key: Option<String>,
     pub anchor: Option<String>,
     pub school: String,
     /// The create is about to be sent.
@@ -163,7 +164,7 @@ pub(super) fn mask_stored(c: &str) -> String {
 // The conversions live here so that every backend masks alike.
 
 /// An ownership row as read: (target, identity_id, key, anchor, status, disabled_at).
-pub(super) type AccountRowIn = (String, String, String, Option<String>, String, Option<String>);
+pub(super) type AccountRowIn = (String, String, Option<String>, Option<String>, String, Option<String>);
 
 /// An ownership row as the engine sees it. An unknown status reads as `pending` (the account
 /// is looked for before anything is done to it); `disabled_at` keeps its date.

@@ -5,26 +5,34 @@
 //! only through the traits and value types here, and a connector crate depends on nothing of the
 //! engine: Cargo enforces that a connector can never reach the state database or the planner.
 //!
+//! The vocabulary is enid's, not a protocol's: an account is an [`AccountSpec`] with typed
+//! [`Value`]s, keys are opaque and assigned by the target, and a target declares what it
+//! supports in [`Capabilities`] instead of the engine knowing its type.
+//!
 //! Every connector MUST:
 //! - report bad input per record with its location (`file:line` or an id), never drop it silently;
 //! - return errors typed by what the caller must do ([`SourceError`], [`TargetError`]), keeping
 //!   the underlying error as their `source`;
 //! - never log or print a [`Secret`] or an unmasked [`CivicNo`];
 //! - for targets: treat `apply` as idempotent where the protocol allows it, and report exactly
-//!   which entry an operation touched, so the engine can record ownership.
+//!   which entry an operation touched and the key it has now, so the engine can record
+//!   ownership.
+//!
+//! With the `testkit` feature, [`testkit`] holds the conformance scenarios every target passes
+//! against a live server, and the fault-injecting TCP proxy they use.
 
+pub mod capabilities;
 pub mod civic;
 pub mod error;
 pub mod secret;
 pub mod source;
 pub mod target;
-pub mod thresholds;
+pub mod value;
 
+pub use capabilities::{Capabilities, DisableKind, Lookup, MemberForm};
 pub use civic::{CivicNo, CivicNoError};
 pub use error::{BoxError, one_line};
 pub use secret::{Secret, load_secret};
 pub use source::{FetchContext, Protection, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
-pub use target::{
-    AttrChange, Attrs, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,
-};
-pub use thresholds::{Exclude, ProtectedPolicy, Thresholds};
+pub use target::{AccountSpec, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp};
+pub use value::{ABSENT, AttrChange, Attrs, Fields, Value};

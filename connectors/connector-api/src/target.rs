@@ -1,57 +1,82 @@
-//! What a target connector gives the engine (observed accounts) and takes from it (operations).
+//! What a target connector gives the engine (observed accounts and groups) and takes from it
+//! (operations), in enid's vocabulary.
 //!
-//! Targets see accounts as attribute maps. The engine decides *what* should change; the target
-//! decides *how* (a DN and an LDAP modify, a SCIM PATCH). Operations address accounts by the
-//! `key` the target reported when it observed or created them.
+//! The engine decides *what* each account should be ([`AccountSpec`], typed [`Value`]s); the
+//! target decides *how* (a DN and an LDAP modify, SCIM JSON and a PATCH). Keys are opaque: the
+//! target assigns them on create and returns them in the [`OpOutcome`], and operations address
+//! accounts and groups by the key the target last reported. Nothing here predicts a key.
 
+use crate::capabilities::{Capabilities, Lookup};
 use crate::error::BoxError;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use crate::source::Role;
+use crate::value::{AttrChange, Attrs};
+use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
-
-/// Attribute name → values. Sorted, so plans and snapshots are stable.
-pub type Attrs = BTreeMap<String, Vec<String>>;
 
 /// One account as the target holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedAccount {
-    /// How the target addresses the account (an LDAP DN).
+    /// How the target addresses the account (an LDAP DN, a SCIM id): opaque to the engine.
     pub key: String,
-    /// An immutable id that survives renames and moves (LDAP `entryUUID`), if the target has one.
+    /// An immutable id that survives renames and moves (LDAP `entryUUID`, AD `objectGUID`, a
+    /// SCIM id), if the target has one.
     pub anchor: Option<String>,
-    /// The account's login name as the target holds it (LDAP `uid`).
+    /// The account's login name as the target holds it (LDAP `uid`, SCIM `userName`).
     pub username: Option<String>,
-    /// The requested attributes, with the names the engine asked for.
+    /// The requested attributes, with the names the engine asked for, in enid's values.
     pub attrs: Attrs,
-    /// Whether the account is disabled by the target's configured disable method.
+    /// Whether the account is disabled by the target's disable method.
     pub disabled: bool,
+    /// The connector's own settings leave this account out (LDAP `exclude_under`): enid never
+    /// touches it, whoever owns it.
+    pub excluded: bool,
 }
 
-/// Set one attribute to exactly these values; no values removes the attribute.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct AttrChange {
-    pub attr: String,
-    pub values: Vec<String>,
+/// What an account should be, in enid's vocabulary: everything a create needs. The connector
+/// writes `id` as its owner marker (through the owner attribute the engine maps to it) and
+/// decides where the account goes and how it is encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountSpec {
+    /// The enid id of the person (the owner marker).
+    pub id: String,
+    pub username: String,
+    /// The person's names as the account shows them; a person with protected personal data
+    /// has the username in all three.
+    pub given_name: String,
+    pub family_name: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    /// School unit codes, empty for a protected person.
+    pub schools: Vec<String>,
+    /// Whether the account is created enabled (a pre-provisioned account starts disabled).
+    pub enabled: bool,
+    /// The person has protected personal data: the connector keeps the account out of address
+    /// books and neutral in where it lives (no school in its placement), where the target can.
+    pub protected: bool,
+    /// The mapped attributes, owner attribute included.
+    pub attrs: Attrs,
 }
 
-/// One change to one account on one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One change to one account or group on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TargetOp {
-    /// Create an account, enabled unless `disabled`.
-    Create { username: String, attrs: Attrs, disabled: bool },
+    /// Create an account, enabled or disabled as `account.enabled` says.
+    Create { account: AccountSpec },
     /// Give the account a new username (LDAP: a new RDN); the old name is removed.
     Rename { key: String, username: String },
     /// Change only these attributes, in one modification.
     Update { key: String, changes: Vec<AttrChange> },
-    /// Disable the account by the configured method (reversible).
+    /// Disable the account by the target's method (reversible).
     Disable { key: String },
     /// Undo a disable.
     Enable { key: String },
     /// Remove the account for good.
     Delete { key: String },
-    /// Create a group with these members (account keys).
+    /// Create a group with these members (member values in the target's [`MemberForm`]).
+    ///
+    /// [`MemberForm`]: crate::MemberForm
     CreateGroup { name: String, members: Vec<String> },
     /// Add these members to a group, value by value (never a full replace).
     AddMembers { key: String, members: Vec<String> },
@@ -61,32 +86,67 @@ pub enum TargetOp {
     DeleteGroup { key: String },
 }
 
+impl TargetOp {
+    /// The key the operation addresses; `None` for creates.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            TargetOp::Create { .. } | TargetOp::CreateGroup { .. } => None,
+            TargetOp::Rename { key, .. }
+            | TargetOp::Update { key, .. }
+            | TargetOp::Disable { key }
+            | TargetOp::Enable { key }
+            | TargetOp::Delete { key }
+            | TargetOp::AddMembers { key, .. }
+            | TargetOp::RemoveMembers { key, .. }
+            | TargetOp::DeleteGroup { key } => Some(key),
+        }
+    }
+
+    /// The same operation addressing `new_key` (the account's key changed earlier in the run).
+    pub fn readdressed(&self, new_key: &str) -> TargetOp {
+        let mut op = self.clone();
+        match &mut op {
+            TargetOp::Create { .. } | TargetOp::CreateGroup { .. } => {}
+            TargetOp::Rename { key, .. }
+            | TargetOp::Update { key, .. }
+            | TargetOp::Disable { key }
+            | TargetOp::Enable { key }
+            | TargetOp::Delete { key }
+            | TargetOp::AddMembers { key, .. }
+            | TargetOp::RemoveMembers { key, .. }
+            | TargetOp::DeleteGroup { key } => *key = new_key.to_string(),
+        }
+        op
+    }
+}
+
 /// One group as the target holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedGroup {
-    /// How the target addresses the group (an LDAP DN).
+    /// How the target addresses the group: opaque to the engine.
     pub key: String,
-    /// An immutable id (LDAP `entryUUID`), if the target has one.
+    /// An immutable id, if the target has one.
     pub anchor: Option<String>,
-    /// The group's name (LDAP `cn`).
+    /// The group's name (LDAP `cn`, SCIM `displayName`).
     pub name: String,
-    /// Member account keys, as the target holds them.
+    /// Member values, in the target's member form, as the target holds them.
     pub members: Vec<String>,
 }
 
-/// What an operation did, so the engine can record ownership and the account's new address.
+/// What an operation did, so the engine can record ownership and the account's key now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpOutcome {
+    /// The target made the account or group and gave it this key (and anchor, when it has one).
     Created {
         key: String,
         anchor: Option<String>,
     },
     Updated,
-    /// The account now lives at `key` under its new name.
+    /// The account is at `key` now (the same key where a rename keeps it).
     Renamed {
         key: String,
     },
-    /// The account now lives at `key` (a disable by move changes the DN).
+    /// The account is at `key` now (a disable by move changes it).
     Disabled {
         key: String,
     },
@@ -94,6 +154,19 @@ pub enum OpOutcome {
         key: String,
     },
     Deleted,
+}
+
+impl OpOutcome {
+    /// The key the account or group has after the operation, when the outcome says it.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            OpOutcome::Created { key, .. }
+            | OpOutcome::Renamed { key }
+            | OpOutcome::Disabled { key }
+            | OpOutcome::Enabled { key } => Some(key),
+            OpOutcome::Updated | OpOutcome::Deleted => None,
+        }
+    }
 }
 
 /// Why a target operation failed. The variant says what the caller must do; `message` names the
@@ -241,24 +314,35 @@ fn retry_after_text(retry_after: Option<Duration>) -> String {
 }
 
 /// A system that holds accounts.
+///
+/// Every target MUST: read all or nothing ([`Target::observe`] never returns a short list);
+/// return the key it gave an account in [`OpOutcome::Created`]; report a key change in the
+/// outcome of the operation that made it; treat a repeated operation as done where its protocol
+/// allows (an add of a member that is there, a move to where the account is); and declare its
+/// facts in [`Target::capabilities`].
 pub trait Target {
+    /// What this target supports and how it compares names and keys.
+    fn capabilities(&self) -> &Capabilities;
+    /// Where the target looks for accounts, in its own words, for messages.
+    fn scope(&self) -> String;
+    /// Where the target looks for groups, in its own words, for messages.
+    fn group_scope(&self) -> String;
     /// Connects and authenticates, and checks that the configured containers exist.
     fn check(&self) -> impl Future<Output = Result<(), TargetError>> + Send;
     /// Reads every account in scope, with the attributes named in `attrs`. All-or-nothing: a
     /// partial read is an error, never a short list.
     fn observe(&self, attrs: &[String]) -> impl Future<Output = Result<Vec<ObservedAccount>, TargetError>> + Send;
-    /// Reads every group in the configured group container. Targets without groups return none.
+    /// Reads every group in the configured group scope. Targets without groups return none.
     fn observe_groups(&self) -> impl Future<Output = Result<Vec<ObservedGroup>, TargetError>> + Send;
-    /// Where a create of an account with this username puts it, enabled or `disabled` (for
-    /// ownership records written before the create is sent, and group members).
-    fn key_for(&self, username: &str, disabled: bool) -> String;
-    /// Where the account at `key` lives after a rename to `username`.
-    fn renamed_key(&self, key: &str, username: &str) -> String;
-    /// Where the account at `key` lives after an enable (a disable by move changes the key).
-    fn enabled_key(&self, key: &str) -> String;
-    /// Where a group with this name would be created; `None` when the target has no groups.
-    fn group_key_for(&self, name: &str) -> Option<String>;
-    /// Performs one operation. Safe to call concurrently.
+    /// Accounts outside the observed scope whose owner attribute or anchor (as `lookup` says)
+    /// holds one of `values`: (key, matched value). What a lost state or a changed scope hides.
+    /// A target whose scope is everything it holds returns none.
+    fn find_outside_scope(
+        &self,
+        lookup: Lookup,
+        values: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, TargetError>> + Send;
+    /// Performs one operation. Safe to call concurrently for different accounts.
     fn apply(&self, op: &TargetOp) -> impl Future<Output = Result<OpOutcome, TargetError>> + Send;
 }
 

@@ -3,30 +3,25 @@
 
 use super::*;
 
-/// What the planner needs besides the accounts: how the target names accounts (pure functions
-/// giving the keys operations will produce) and the date.
-pub struct KeyRules<'a> {
-    /// The key of a new account with this username.
-    pub key_for: &'a dyn Fn(&str) -> String,
-    /// The key of the account at `key` after a rename to `username`.
-    pub renamed: &'a dyn Fn(&str, &str) -> String,
-    /// The key of the account at `key` after an enable.
-    pub enabled: &'a dyn Fn(&str) -> String,
+/// What the planner needs to know of a target besides its accounts: its declared facts (how it
+/// compares keys and names, the owner attribute, whether a rename or an enable changes a key,
+/// how groups name members) and the date.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetFacts<'a> {
+    pub caps: &'a Capabilities,
     /// Today, for grace periods.
     pub today: chrono::NaiveDate,
-}
-
-impl std::fmt::Debug for KeyRules<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyRules")
-    }
 }
 
 /// Plans one target.
 ///
 /// `managed` names the attributes the mapping controls: only these are compared, and one the
-/// mapping no longer yields is removed. `owner_attr` is the attribute that carries the enid id on
-/// an account (LDAP `employeeNumber`).
+/// mapping no longer yields is removed. The target's owner attribute (`facts.caps`) carries the
+/// enid id on an account (LDAP `employeeNumber`, SCIM `externalId`).
+///
+/// Operations address accounts by the key they were observed at; when an earlier operation of
+/// the same run changes the key (a rename, a move), the engine readdresses the later ones with
+/// the key the target reported. Nothing here predicts a key.
 ///
 /// How an identity's account is found: by the anchor its ownership row recorded, and only by
 /// it. A row without an anchor (a pending create, or a target without anchors) falls back to
@@ -41,25 +36,41 @@ pub fn plan_target(
     observed: &[ObservedAccount],
     owned: &[&OwnedAccount],
     managed: &[String],
-    owner_attr: &str,
-    keys: &KeyRules<'_>,
+    facts: &TargetFacts<'_>,
 ) -> TargetPlan {
-    let today = keys.today;
+    let (today, caps) = (facts.today, facts.caps);
+    let owner_attr = caps.owner_attribute.as_str();
     let by_anchor: HashMap<&str, usize> =
         observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
-    let by_key =
-        || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (normalize_key(&o.key), i)).collect());
-    let by_username: HashMap<std::borrow::Cow<'_, str>, usize> =
-        observed.iter().enumerate().filter_map(|(i, o)| Some((lowercase(o.username.as_deref()?), i))).collect();
+    let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(&o.key), i)).collect());
+    let by_username: HashMap<std::borrow::Cow<'_, str>, usize> = observed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| Some((fold_username(caps, o.username.as_deref()?), i)))
+        .collect();
     // Entries that carry a value of enid's id form in the owner attribute, by that value.
     let by_owner_value: HashMap<&str, usize> =
         observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (v, i))).collect();
     let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), ..Default::default() };
-    let carries_id = |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.iter().any(|x| x == id));
+    let carries_id =
+        |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.texts().iter().any(|x| x == id));
+    // A member value known now (the account's key or username as observed, when no operation
+    // of this plan changes it), or `None`: the target gives it at apply, once the account's
+    // create, rename or move is done, and a member whose operation fails is left out.
+    let member = |o: Option<&ObservedAccount>, renamed: bool, moved: bool| -> Option<String> {
+        let o = o?;
+        match caps.groups? {
+            MemberForm::Username if renamed => None,
+            MemberForm::Username => o.username.clone(),
+            MemberForm::Key if (renamed && !caps.rename_keeps_key) || moved => None,
+            MemberForm::Key => Some(o.key.clone()),
+        }
+    };
+    let grouped = caps.groups.is_some();
 
     let push =
         |tp: &mut TargetPlan, d: &Desired, action: Action, reason: String, op: TargetOp, before: Option<Attrs>| {
@@ -67,11 +78,12 @@ pub fn plan_target(
             tp.operations.push(PlannedOp {
                 action,
                 target: target.to_string(),
-                identity: d.identity_id.clone(),
-                username: d.username.clone(),
-                school: d.school.clone(),
+                identity: d.spec.id.clone(),
+                username: d.spec.username.clone(),
+                school: d.school(),
                 reason,
                 op,
+                new_members: Vec::new(),
                 before,
                 protected: d.protected,
                 needs_approval: d.needs_approval,
@@ -80,39 +92,41 @@ pub fn plan_target(
     let block = |tp: &mut TargetPlan, d: &Desired, reason: String| {
         tp.blocked.push(Blocked {
             target: target.into(),
-            identity: d.identity_id.clone(),
-            username: d.username.clone(),
+            identity: d.spec.id.clone(),
+            username: d.spec.username.clone(),
             reason,
         });
     };
     for mut d in desired {
-        let owned = owned_by_identity.get(d.identity_id.as_str()).copied();
+        let owned = owned_by_identity.get(d.spec.id.as_str()).copied();
         // Find the account this identity owns, or the one its pending create made.
         let mut found = None;
         if let Some(o) = owned {
             match o.anchor.as_deref() {
                 Some(a) => found = by_anchor.get(a).copied(),
                 None => {
-                    let at_key = by_key().get(&normalize_key(&o.key)).copied();
-                    found = at_key.filter(|&i| carries_id(&observed[i], &d.identity_id));
+                    // Rows from before keys were the target's alone may hold the key a create
+                    // was sent to: the entry there counts only if it carries the identity's id.
+                    let at_key = o.key.as_deref().and_then(|k| by_key().get(&caps.key(k)).copied());
+                    found = at_key.filter(|&i| carries_id(&observed[i], &d.spec.id));
                     if found.is_none() && o.status == AccountStatus::Pending {
-                        found = by_owner_value.get(d.identity_id.as_str()).copied();
+                        found = by_owner_value.get(d.spec.id.as_str()).copied();
                     }
                 }
             }
             if let Some(i) = found.filter(|_| o.status == AccountStatus::Pending || o.anchor.is_none()) {
                 tp.adoptions.push(Adoption {
                     target: target.into(),
-                    identity: d.identity_id.clone(),
+                    identity: d.spec.id.clone(),
                     key: observed[i].key.clone(),
                     anchor: observed[i].anchor.clone(),
                     disabled: observed[i].disabled,
                 });
             }
             if found.is_none()
-                && let Some(&i) = by_key().get(&normalize_key(&o.key))
+                && let Some(&i) = o.key.as_deref().and_then(|k| by_key().get(&caps.key(k)))
                 && !claimed[i]
-                && !carries_id(&observed[i], &d.identity_id)
+                && !carries_id(&observed[i], &d.spec.id)
             {
                 // Something else stands where enid's account was (deleted and re-added by hand).
                 claimed[i] = true; // never touch it, and never count it as ours
@@ -133,8 +147,9 @@ pub fn plan_target(
             // Fail closed: an error never becomes empty attributes that the diff would remove.
             if let Some(i) = found {
                 claimed[i] = true;
-                if !observed[i].disabled && !d.provision_disabled {
-                    tp.member_keys.push((d.identity_id.clone(), observed[i].key.clone()));
+                let o = &observed[i];
+                if grouped && !o.disabled && !d.provision_disabled {
+                    tp.members.push((d.spec.id.clone(), member(Some(o), false, false)));
                 }
             }
             block(&mut tp, &d, why);
@@ -166,13 +181,15 @@ pub fn plan_target(
                     continue;
                 }
                 let mut changed = false;
-                // A username that changed (rename policy): rename first, then work on the new key.
-                let mut key = obs.key.clone();
-                if let Some(old) = obs.username.as_deref().filter(|u| !u.eq_ignore_ascii_case(&d.username)) {
-                    let reason = format!("the name changed: {old} → {}", d.username);
-                    let op = TargetOp::Rename { key: obs.key.clone(), username: d.username.clone() };
+                // A username that changed (rename policy): the rename runs first, and the engine
+                // sends what follows to the key the target reports for the renamed account.
+                let key = obs.key.clone();
+                let mut renamed = false;
+                if let Some(old) = obs.username.as_deref().filter(|u| !u.eq_ignore_ascii_case(&d.spec.username)) {
+                    let reason = format!("the name changed: {old} → {}", d.spec.username);
+                    let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.clone() };
                     push(&mut tp, &d, Action::Rename, reason, op, None);
-                    key = (keys.renamed)(&obs.key, &d.username);
+                    renamed = true;
                     changed = true;
                 }
                 if d.provision_disabled && !obs.disabled {
@@ -193,14 +210,15 @@ pub fn plan_target(
                     );
                     changed = true;
                 }
-                if !d.provision_disabled {
-                    // Groups change after the account operations: a member is named by the key
-                    // the account has once it is renamed and enabled.
-                    let member = if enable { (keys.enabled)(&key) } else { key.clone() };
-                    tp.member_keys.push((d.identity_id.clone(), member));
+                if grouped && !d.provision_disabled {
+                    // Groups change after the account operations: an account whose key changes
+                    // in this plan (renamed, or enabled by a move) is named by the key the target
+                    // reports for it then.
+                    let moved = enable && caps.disable == connector_api::DisableKind::Move;
+                    tp.members.push((d.spec.id.clone(), member(Some(obs), renamed, moved)));
                 }
-                // Updates run before the enable (see `Action`): on the key after the rename.
-                let (changes, before) = diff(&d.attrs, &obs.attrs, managed);
+                // Updates run before the enable (see `Action`), on the key after the rename.
+                let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed);
                 if !changes.is_empty() {
                     let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
                     let reason = format!("{} changed in the source", names.join(", "));
@@ -221,40 +239,56 @@ pub fn plan_target(
             None => {
                 // Never a second account: an entry carrying this identity's id that no ownership
                 // row proves to be enid's is reported, and nothing is created next to it.
-                if let Some(&i) = by_owner_value.get(d.identity_id.as_str()) {
+                if let Some(&i) = by_owner_value.get(d.spec.id.as_str()) {
                     claimed[i] = true;
-                    block(&mut tp, &d, unrecorded_owner_value(&observed[i], &d.identity_id));
+                    block(&mut tp, &d, unrecorded_owner_value(&observed[i], &d.spec.id));
                     continue;
                 }
                 if !d.active && !d.provision_disabled {
                     continue; // inactive and no account: nothing to do
                 }
-                if let Some(&i) = by_username.get(&lowercase(&d.username)) {
+                if let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username)) {
                     claimed[i] = true;
                     block(&mut tp, &d, format!("{} exists but was not created by enid", observed[i].key));
                     continue;
                 }
-                let attrs = std::mem::take(&mut d.attrs);
-                let (reason, disabled) = if d.active {
-                    let reason = match owned {
+                let reason = if d.active {
+                    if grouped {
+                        tp.members.push((d.spec.id.clone(), None));
+                    }
+                    match owned {
                         Some(_) => "the account enid created is missing on the target; creating it again".to_string(),
                         None => "new person".to_string(),
-                    };
-                    tp.member_keys.push((d.identity_id.clone(), (keys.key_for)(&d.username)));
-                    (reason, false)
+                    }
                 } else {
                     let why = d.inactive_reason.as_deref().unwrap_or("starts later");
-                    (format!("{why}: created ahead, disabled until then"), true)
+                    format!("{why}: created ahead, disabled until then")
                 };
-                let op = TargetOp::Create { username: d.username.clone(), attrs, disabled };
-                push(&mut tp, &d, Action::Create, reason, op, None);
+                // The spec moves into the operation (a first run creates every account).
+                tp.summary.count(Action::Create);
+                let (protected, needs_approval, school) = (d.protected, d.needs_approval, d.school());
+                let mut account = d.spec;
+                account.enabled = d.active;
+                tp.operations.push(PlannedOp {
+                    action: Action::Create,
+                    target: target.to_string(),
+                    identity: account.id.clone(),
+                    username: account.username.clone(),
+                    school,
+                    reason,
+                    op: TargetOp::Create { account },
+                    new_members: Vec::new(),
+                    before: None,
+                    protected,
+                    needs_approval,
+                });
             }
         }
     }
     // Entries carrying an enid id that no identity of this run claimed and no ownership row
     // records: enid's once perhaps (a state database restored from an old backup, or lost), but
     // nothing proves it now.
-    let proof = OwnedIndex::new(owned);
+    let proof = OwnedIndex::new(owned, caps);
     for (i, o) in observed.iter().enumerate() {
         if claimed[i] || proof.owns(o) {
             continue;
@@ -278,15 +312,19 @@ pub fn plan_target(
 
 /// How many of the accounts enid owns and has seen (active or disabled; pending creates are
 /// still a question) are not among the observed ones, by anchor or key, and of how many. Pure.
-pub fn missing_accounts(owned: &[&OwnedAccount], observed: &[ObservedAccount]) -> (usize, usize) {
-    let (missing, of) = missing_owned(owned, observed);
+pub fn missing_accounts(owned: &[&OwnedAccount], observed: &[ObservedAccount], caps: &Capabilities) -> (usize, usize) {
+    let (missing, of) = missing_owned(owned, observed, caps);
     (missing.len(), of)
 }
 
 /// The accounts enid owns and has seen that are not among the observed ones (by anchor or
 /// key), and of how many: what the target guard counts and what is looked for out of scope.
 /// Pure.
-pub fn missing_owned<'a>(owned: &[&'a OwnedAccount], observed: &[ObservedAccount]) -> (Vec<&'a OwnedAccount>, usize) {
+pub fn missing_owned<'a>(
+    owned: &[&'a OwnedAccount],
+    observed: &[ObservedAccount],
+    caps: &Capabilities,
+) -> (Vec<&'a OwnedAccount>, usize) {
     let anchors: HashMap<&str, ()> = observed.iter().filter_map(|o| Some((o.anchor.as_deref()?, ()))).collect();
     let keys: std::cell::OnceCell<HashMap<String, ()>> = std::cell::OnceCell::new();
     let mut of = 0;
@@ -294,11 +332,13 @@ pub fn missing_owned<'a>(owned: &[&'a OwnedAccount], observed: &[ObservedAccount
     for o in owned.iter().copied().filter(|o| o.status != AccountStatus::Pending) {
         of += 1;
         let by_anchor = o.anchor.as_deref().is_some_and(|a| anchors.contains_key(a));
-        if !by_anchor
-            && !keys
-                .get_or_init(|| observed.iter().map(|o| (normalize_key(&o.key), ())).collect())
-                .contains_key(&normalize_key(&o.key))
-        {
+        let by_key = || {
+            o.key.as_deref().is_some_and(|k| {
+                keys.get_or_init(|| observed.iter().map(|o| (caps.key(&o.key), ())).collect())
+                    .contains_key(&caps.key(k))
+            })
+        };
+        if !by_anchor && !by_key() {
             missing.push(o);
         }
     }
@@ -308,7 +348,7 @@ pub fn missing_owned<'a>(owned: &[&'a OwnedAccount], observed: &[ObservedAccount
 /// The values of enid's id form in an account's owner attribute (other values, such as HR
 /// numbers, prove nothing).
 pub fn owner_values<'a>(o: &'a ObservedAccount, owner_attr: &str) -> impl Iterator<Item = &'a str> {
-    o.attrs.get(owner_attr).into_iter().flatten().map(String::as_str).filter(|v| is_enid_id(v))
+    o.attrs.get(owner_attr).into_iter().flat_map(Value::texts).map(String::as_str).filter(|v| is_enid_id(v))
 }
 
 /// Observed accounts that carry an enid id in the owner attribute but that no ownership row
@@ -316,10 +356,10 @@ pub fn owner_values<'a>(o: &'a ObservedAccount, owner_attr: &str) -> impl Iterat
 pub fn unrecorded_enid_entries<'a>(
     owned: &[&OwnedAccount],
     observed: &'a [ObservedAccount],
-    owner_attr: &str,
+    caps: &Capabilities,
 ) -> Vec<&'a ObservedAccount> {
-    let proof = OwnedIndex::new(owned);
-    observed.iter().filter(|o| owner_values(o, owner_attr).next().is_some() && !proof.owns(o)).collect()
+    let proof = OwnedIndex::new(owned, caps);
+    observed.iter().filter(|o| owner_values(o, &caps.owner_attribute).next().is_some() && !proof.owns(o)).collect()
 }
 
 /// Why an entry carrying an enid id that no ownership row records is left alone, and what to do.
@@ -336,19 +376,29 @@ pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
 pub(super) struct OwnedIndex<'a> {
     anchors: HashMap<&'a str, ()>,
     keys: HashMap<String, ()>,
+    caps: &'a Capabilities,
 }
 
 impl<'a> OwnedIndex<'a> {
-    fn new(owned: &[&'a OwnedAccount]) -> Self {
+    fn new(owned: &[&'a OwnedAccount], caps: &'a Capabilities) -> Self {
         let anchors = owned.iter().filter_map(|o| Some((o.anchor.as_deref()?, ()))).collect();
-        let keys = owned.iter().filter(|o| o.anchor.is_none()).map(|o| (normalize_key(&o.key), ())).collect();
-        OwnedIndex { anchors, keys }
+        let keys = owned
+            .iter()
+            .filter(|o| o.anchor.is_none())
+            .filter_map(|o| Some((caps.key(o.key.as_deref()?), ())))
+            .collect();
+        OwnedIndex { anchors, keys, caps }
     }
 
     fn owns(&self, o: &ObservedAccount) -> bool {
         o.anchor.as_deref().is_some_and(|a| self.anchors.contains_key(a))
-            || (!self.keys.is_empty() && self.keys.contains_key(&normalize_key(&o.key)))
+            || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(&o.key)))
     }
+}
+
+/// A username as the target compares it.
+fn fold_username<'a>(caps: &Capabilities, s: &'a str) -> std::borrow::Cow<'a, str> {
+    if caps.case_insensitive_names { lowercase(s) } else { std::borrow::Cow::Borrowed(s) }
 }
 
 /// Lowercases without allocating when there is nothing to change (usernames usually).
@@ -361,33 +411,19 @@ pub(super) fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The attributes of `desired` whose values differ from `observed`, and their old values.
-/// Values compare as sets: LDAP does not keep value order.
-/// An attribute the mapping manages but `desired` lacks is removed.
+/// Values compare as [`Value::satisfied_by`] says: texts as sets (LDAP does not keep value
+/// order), complex values on the sub-attributes enid sets. An attribute the mapping manages but
+/// `desired` lacks is removed.
 pub(super) fn diff(desired: &Attrs, observed: &Attrs, managed: &[String]) -> (Vec<AttrChange>, Attrs) {
     let mut changes = Vec::new();
     let mut before = Attrs::new();
     for attr in managed {
-        let want: &[String] = desired.get(attr).map(Vec::as_slice).unwrap_or(&[]);
-        let have = observed.get(attr).map(Vec::as_slice).unwrap_or(&[]);
-        if !same_values(want, have) {
-            changes.push(AttrChange { attr: attr.clone(), values: want.to_vec() });
-            before.insert(attr.clone(), have.to_vec());
+        let want = desired.get(attr).unwrap_or(&connector_api::ABSENT);
+        let have = observed.get(attr).unwrap_or(&connector_api::ABSENT);
+        if !want.satisfied_by(have) {
+            changes.push(AttrChange { attr: attr.clone(), values: want.clone() });
+            before.insert(attr.clone(), have.clone());
         }
     }
     (changes, before)
-}
-
-/// Whether two value lists hold the same values, in any order.
-pub(super) fn same_values(a: &[String], b: &[String]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a == b {
-        return true; // the common case: same values in the same order
-    }
-    let mut a: Vec<&String> = a.iter().collect();
-    let mut b: Vec<&String> = b.iter().collect();
-    a.sort();
-    b.sort();
-    a == b
 }

@@ -49,11 +49,11 @@ pub fn check_thresholds(
     summary: &Summary,
     owned: usize,
     enid_entries: usize,
-    t: &connector_api::Thresholds,
+    t: &crate::core::policy::Thresholds,
 ) -> Vec<ThresholdHit> {
     let mut hits = Vec::new();
     let mut check = |action: Action, count: usize, percent: f64, min: usize| {
-        let limit = connector_api::Thresholds::limit(percent, min, owned);
+        let limit = crate::core::policy::Thresholds::limit(percent, min, owned);
         if count > limit {
             hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
         }
@@ -78,9 +78,9 @@ pub fn check_group_thresholds(
     target: &str,
     groups: &GroupSummary,
     owned_groups: usize,
-    t: &connector_api::Thresholds,
+    t: &crate::core::policy::Thresholds,
 ) -> Vec<ThresholdHit> {
-    let limit = connector_api::Thresholds::limit(t.group_delete_percent, t.group_delete_min, owned_groups);
+    let limit = crate::core::policy::Thresholds::limit(t.group_delete_percent, t.group_delete_min, owned_groups);
     if groups.delete <= limit {
         return Vec::new();
     }

@@ -116,14 +116,15 @@ pub(super) async fn upsert_records(conn: &mut SqliteConnection, records: &[Recor
 pub(super) struct AccountRow<'a> {
     pub target: &'a str,
     pub identity: &'a str,
-    pub key: &'a str,
+    /// `None` for a pending row: the target has not given a key yet.
+    pub key: Option<&'a str>,
     pub anchor: Option<&'a str>,
     pub status: AccountStatus,
 }
 
-/// Inserts or updates ownership rows. A row's anchor is kept when the new one is unknown,
-/// except for a pending row, which starts over; `disabled_at` is kept while the account stays
-/// disabled.
+/// Inserts or updates ownership rows. A row's anchor and key are kept when the new ones are
+/// unknown, except for a pending row, which starts over (the create gets a key from the
+/// target); `disabled_at` is kept while the account stays disabled.
 pub(super) async fn upsert_accounts(
     conn: &mut SqliteConnection,
     rows: &[AccountRow<'_>],
@@ -132,7 +133,8 @@ pub(super) async fn upsert_accounts(
     insert_rows(
         conn,
         "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at, disabled_at) ",
-        " ON CONFLICT (target, identity_id) DO UPDATE SET key = excluded.key,
+        " ON CONFLICT (target, identity_id) DO UPDATE SET
+            key = CASE WHEN excluded.status = 'pending' THEN NULL ELSE COALESCE(excluded.key, accounts.key) END,
             anchor = CASE WHEN excluded.status = 'pending' THEN NULL
                           ELSE COALESCE(excluded.anchor, accounts.anchor) END,
             status = excluded.status, updated_at = excluded.updated_at,
@@ -217,7 +219,7 @@ pub(super) async fn record_outcomes(conn: &mut SqliteConnection, ops: &[OpRecord
             OpResult::Ok(Ownership::Set { key, anchor, status }) => changed.push(AccountRow {
                 target: &op.target,
                 identity: &op.identity_id,
-                key,
+                key: Some(key),
                 anchor: anchor.as_deref(),
                 status: *status,
             }),

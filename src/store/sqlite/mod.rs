@@ -33,7 +33,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 8] = [
+const MIGRATIONS: [(i64, &str, &str); 9] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -42,7 +42,11 @@ const MIGRATIONS: [(i64, &str, &str); 8] = [
     (6, "lifecycle", include_str!("../../../migrations/sqlite/0006_lifecycle.sql")),
     (7, "source columns", include_str!("../../../migrations/sqlite/0007_source_columns.sql")),
     (8, "meta", include_str!("../../../migrations/sqlite/0008_meta.sql")),
+    (9, "target keys", include_str!("../../../migrations/sqlite/0009_target_keys.sql")),
 ];
+
+/// A group ownership row as read: (target, name, key, anchor, status, school).
+type GroupRowIn = (String, String, Option<String>, Option<String>, String, String);
 
 /// Runs bulk writes (`bulk` functions given `&mut tx`) in one transaction, naming this
 /// database in an error.
@@ -422,17 +426,13 @@ impl StateStore for SqliteStore {
         Ok(rows.into_iter().map(owned_account).collect())
     }
 
-    async fn record_pending(
-        &self,
-        rows: &[(String, IdentityId, String)],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn record_pending(&self, rows: &[(String, IdentityId)], now: DateTime<Utc>) -> Result<(), StoreError> {
         let rows: Vec<AccountRow<'_>> = rows
             .iter()
-            .map(|(target, identity, key)| AccountRow {
+            .map(|(target, identity)| AccountRow {
                 target,
                 identity,
-                key,
+                key: None,
                 anchor: None,
                 status: AccountStatus::Pending,
             })
@@ -446,7 +446,7 @@ impl StateStore for SqliteStore {
             .map(|a| AccountRow {
                 target: &a.target,
                 identity: &a.identity,
-                key: &a.key,
+                key: Some(&a.key),
                 anchor: a.anchor.as_deref(),
                 status: if a.disabled { AccountStatus::Disabled } else { AccountStatus::Active },
             })
@@ -456,8 +456,7 @@ impl StateStore for SqliteStore {
 
     async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {
         let sql = "SELECT json_group_array(json_array(target, name, key, anchor, status, school)) FROM groups";
-        let rows: Vec<(String, String, String, Option<String>, String, String)> =
-            self.json_rows(sqlx::query(sql)).await?;
+        let rows: Vec<GroupRowIn> = self.json_rows(sqlx::query(sql)).await?;
         Ok(rows
             .into_iter()
             .map(|(target, name, key, anchor, status, school)| OwnedGroup {

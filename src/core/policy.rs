@@ -1,10 +1,86 @@
-//! Per-target safety settings every target's configuration carries: thresholds (how much change a
-//! plan may make before it is held for review) and exclusions (accounts never touched).
-//!
-//! Part of every target's configuration (`[targets.<id>.thresholds]`), so it lives in the contract
-//! crate that every target's config can name.
+//! A target's policy: what enid may do there and what accounts carry, the same for every
+//! connector type and parsed by enid, separate from the connector's own settings
+//! (`[targets.<id>.policy]`): the attribute templates, the groups to make, thresholds (how much
+//! change a plan may make before it is held for review), exclusions (accounts never touched),
+//! what a person with protected personal data gets, and the username length limit.
 
+use crate::core::mapping::AttrTemplate;
+use connector_api::ObservedAccount;
 use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `[targets.<id>.policy]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetPolicy {
+    /// Attribute name → template. Adds to or overrides the connector's default attributes; an
+    /// empty template removes a default attribute. A string template gives texts (one value per
+    /// line), `true`/`false` a boolean, a table a complex value (`name.givenName = "..."`), an
+    /// array of tables several (`emails = [{ value = "...", type = "work", primary = true }]`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttrTemplate>,
+    /// School and class groups; none when left out.
+    #[serde(default)]
+    pub groups: Option<GroupPolicy>,
+    /// How much one plan may change before it is held for review.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Accounts enid never touches.
+    #[serde(default)]
+    pub exclude: Exclude,
+    /// What the target holds for persons with protected personal data.
+    #[serde(default)]
+    pub protected: ProtectedPolicy,
+    /// The longest username to give, when it is shorter than the target's own limit. Usernames
+    /// are the same on every target, so the shortest limit of all targets applies.
+    #[serde(default)]
+    pub max_username_length: Option<usize>,
+}
+
+impl TargetPolicy {
+    /// Checks what needs no connector: percentages, filter shapes, group roles.
+    pub fn validate(&self) -> Result<(), String> {
+        self.thresholds.validate()?;
+        self.exclude.validate()?;
+        if let Some(g) = &self.groups {
+            for r in &g.members {
+                if connector_api::Role::parse(r).is_none() {
+                    return Err(format!("groups.members: {r:?} must be \"student\" or \"staff\""));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[targets.<id>.policy.groups]`: groups made from the sources' school units and groups.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPolicy {
+    /// Name template of a class or teaching group; variables `school_unit` and `group`.
+    #[serde(default = "default_group_name")]
+    pub name: String,
+    /// Name template of a group per school unit (all its members); variable `school_unit`.
+    /// Empty (the default): no school groups.
+    #[serde(default)]
+    pub school_name: String,
+    /// Which roles become members.
+    #[serde(default = "default_group_roles")]
+    pub members: Vec<String>,
+}
+
+impl Default for GroupPolicy {
+    fn default() -> Self {
+        GroupPolicy { name: default_group_name(), school_name: String::new(), members: default_group_roles() }
+    }
+}
+
+fn default_group_name() -> String {
+    "{{ school_unit }}-{{ group }}".into()
+}
+fn default_group_roles() -> Vec<String> {
+    vec!["student".into(), "staff".into()]
+}
 
 /// Limits per action, as a share of the accounts enid owns on the target with a floor. A plan
 /// that goes over any of them is held: nothing of it is applied until an operator accepts it.
@@ -141,13 +217,12 @@ impl Thresholds {
     }
 }
 
-/// Accounts on a target that enid never touches, whoever owns them: manual exceptions.
+/// Accounts on a target that enid never touches, whoever owns them: manual exceptions. (A
+/// connector may exclude more by its own settings, such as LDAP's `exclude_under` containers:
+/// [`ObservedAccount::excluded`].)
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Exclude {
-    /// Accounts whose key (DN) ends with one of these (compared without case).
-    #[serde(default)]
-    pub keys_under: Vec<String>,
     /// Accounts with one of these usernames.
     #[serde(default)]
     pub usernames: Vec<String>,
@@ -172,16 +247,19 @@ impl Exclude {
         self.attributes.iter().filter_map(|a| a.split_once('=')).map(|(k, _)| k.trim().to_string()).collect()
     }
 
-    /// Whether an account is excluded.
-    pub fn matches(&self, account: &crate::ObservedAccount) -> bool {
-        let key = account.key.to_lowercase();
-        self.keys_under.iter().any(|k| key.ends_with(&k.to_lowercase().replace(", ", ",")))
+    /// Whether nothing is excluded by these filters.
+    pub fn is_empty(&self) -> bool {
+        self.usernames.is_empty() && self.attributes.is_empty()
+    }
+
+    /// Whether an account is excluded, by these filters or by the connector's own settings.
+    pub fn matches(&self, account: &ObservedAccount) -> bool {
+        account.excluded
             || account.username.as_ref().is_some_and(|u| self.usernames.iter().any(|x| x.eq_ignore_ascii_case(u)))
             || self.attributes.iter().filter_map(|a| a.split_once('=')).any(|(k, v)| {
-                account
-                    .attrs
-                    .iter()
-                    .any(|(name, values)| name.eq_ignore_ascii_case(k.trim()) && values.iter().any(|x| x == v.trim()))
+                account.attrs.iter().any(|(name, value)| {
+                    name.eq_ignore_ascii_case(k.trim()) && value.texts().iter().any(|x| x == v.trim())
+                })
             })
     }
 }
@@ -191,11 +269,11 @@ impl Exclude {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ProtectedPolicy {
-    /// The only attributes written (default: those needed to log in and to be recognised:
-    /// `uid`, `employeeNumber`, `cn`, `sn`). Name attributes among them get the username, never
-    /// the real name.
-    #[serde(default = "login_attributes")]
-    pub attributes: Vec<String>,
+    /// The only attributes written. Default: the connector's, those needed to log in and to be
+    /// recognised (LDAP `uid`, `employeeNumber`, `cn`, `sn`; SCIM `userName`, `externalId`).
+    /// Templates see the username in place of every name, so no attribute carries the real name.
+    #[serde(default)]
+    pub attributes: Option<Vec<String>>,
     /// Whether the person is a member of school and class groups (default: no).
     #[serde(default)]
     pub groups: bool,
@@ -204,16 +282,13 @@ pub struct ProtectedPolicy {
     pub hold_changes: bool,
 }
 
-fn login_attributes() -> Vec<String> {
-    ["uid", "employeeNumber", "cn", "sn"].map(String::from).to_vec()
-}
 fn yes() -> bool {
     true
 }
 
 impl Default for ProtectedPolicy {
     fn default() -> Self {
-        ProtectedPolicy { attributes: login_attributes(), groups: false, hold_changes: true }
+        ProtectedPolicy { attributes: None, groups: false, hold_changes: true }
     }
 }
 

@@ -1,26 +1,24 @@
-//! The pure parts of a computation besides the core's: what every identity should have on one
-//! target (`desired_accounts`, from the records, the lifecycle and the protected policy), who is
-//! kept as at the last run and with which group members, who is protected (sticky), which
-//! names exist and which records the apply rewrites. No IO.
+//! What every identity should have on each target (`desired_accounts`: from the records, the
+//! lifecycle and the protected policy, in enid's vocabulary), who is kept as at the last run and
+//! with which group members, who is protected (sticky), and which names exist. Pure.
 
-use crate::core::identity::{self, CivicChange, Resolution};
+use crate::core::identity::Resolution;
 use crate::core::mapping::Mapping;
 use crate::core::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
 use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Desired};
-use crate::store::RecordRow;
 use chrono::NaiveDate;
-use connector_api::{Attrs, ObservedAccount};
+use connector_api::{AccountSpec, Attrs, Capabilities, MemberForm, ObservedAccount, Role};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The member values of kept persons' accounts on one target (account keys, or usernames for
-/// targets that name members by username), normalised: their group memberships stay as they
-/// are. Pure.
-pub(super) fn kept_members(
+/// targets that name members by username), folded as the target compares them: their group
+/// memberships stay as they are. Pure.
+pub fn kept_members(
     kept: &HashSet<&str>,
     owned: &[&crate::core::model::OwnedAccount],
     observed: &[ObservedAccount],
-    by_username: bool,
+    caps: &Capabilities,
     snapshot: &Snapshot,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -35,18 +33,19 @@ pub(super) fn kept_members(
     // Indexes, so that many kept persons against a large target stay linear.
     let by_anchor: HashMap<&str, &ObservedAccount> =
         observed.iter().filter_map(|a| Some((a.anchor.as_deref()?, a))).collect();
-    let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (plan::normalize_key(&a.key), a)).collect();
+    let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (caps.key(&a.key), a)).collect();
+    let fold = |m: &str| plan::fold_member(caps, m);
     for o in mine {
         let found = o
             .anchor
             .as_deref()
             .and_then(|x| by_anchor.get(x).copied())
-            .or_else(|| by_key.get(&plan::normalize_key(&o.key)).copied());
-        if by_username {
+            .or_else(|| by_key.get(&caps.key(o.key.as_deref()?)).copied());
+        if caps.groups == Some(MemberForm::Username) {
             let stored = snapshot.identities.get(&o.identity_id).and_then(Option::as_deref);
-            out.extend(found.and_then(|a| a.username.as_deref()).into_iter().chain(stored).map(plan::normalize_key));
+            out.extend(found.and_then(|a| a.username.as_deref()).into_iter().chain(stored).map(fold));
         } else {
-            out.extend(found.map(|a| a.key.as_str()).into_iter().chain([o.key.as_str()]).map(plan::normalize_key));
+            out.extend(found.map(|a| a.key.as_str()).into_iter().chain(o.key.as_deref()).map(fold));
         }
     }
     out
@@ -54,7 +53,7 @@ pub(super) fn kept_members(
 
 /// The persons a plan keeps as at the last run, as the plan shows them: by username, or by enid
 /// id when a stored record marks protected personal data; sorted by what is shown. Pure.
-pub(super) fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::KeptPerson> {
+pub fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::KeptPerson> {
     if resolution.kept.is_empty() {
         return Vec::new();
     }
@@ -81,7 +80,7 @@ pub(super) fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<
 }
 
 /// Identities on the `[identity] exclude` list, by enid id or `source/person_id`.
-pub(super) fn excluded_persons<'a>(resolution: &'a Resolution, list: &'a [String]) -> HashSet<&'a str> {
+pub fn excluded_persons<'a>(resolution: &'a Resolution, list: &'a [String]) -> HashSet<&'a str> {
     let mut out = HashSet::new();
     if list.is_empty() {
         return out;
@@ -99,7 +98,7 @@ pub(super) fn excluded_persons<'a>(resolution: &'a Resolution, list: &'a [String
 
 /// What naming needs of a person: the names of the first (most authoritative) record, and
 /// whether the name must not shape the username (protected personal data).
-pub(super) fn name_request(ident: &Identity) -> Option<NameRequest> {
+pub fn name_request(ident: &Identity) -> Option<NameRequest> {
     let first = &ident.records.first()?.record;
     Some(NameRequest {
         id: ident.id.clone(),
@@ -110,10 +109,7 @@ pub(super) fn name_request(ident: &Identity) -> Option<NameRequest> {
 }
 
 /// The names identities already have, and name requests for those that have none. Pure.
-pub(super) fn known_names(
-    resolution: &Resolution,
-    snapshot: &Snapshot,
-) -> (BTreeMap<IdentityId, String>, Vec<NameRequest>) {
+pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<IdentityId, String>, Vec<NameRequest>) {
     let mut names = BTreeMap::new();
     let mut requests = Vec::new();
     for ident in resolution.all() {
@@ -159,7 +155,7 @@ pub fn desired_accounts(
 /// Absent identity → the schools its stored records last named (comma-separated, so a leaver's
 /// log rows still name a school), whether any of them was staff (for the grace period), and
 /// whether any marked protected personal data.
-pub(super) fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, (String, bool, bool)> {
+pub fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<IdentityId, (String, bool, bool)> {
     let absent: HashSet<&str> = resolution.absent.iter().map(|i| i.id.as_str()).collect();
     let mut sets: HashMap<&IdentityId, (std::collections::BTreeSet<&str>, bool, bool)> = HashMap::new();
     if absent.is_empty() {
@@ -178,7 +174,7 @@ pub(super) fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> Hash
         .collect()
 }
 
-pub(super) fn desired_for(
+pub fn desired_for(
     ident: &Identity,
     rules: &Rules<'_>,
     username: &str,
@@ -192,21 +188,34 @@ pub(super) fn desired_for(
         // without records): the longer grace period is the safe side.
         let (school, staff, protected) =
             last_known.get(&ident.id).cloned().unwrap_or_else(|| (String::new(), true, false));
+        let schools =
+            if protected || school.is_empty() { Vec::new() } else { school.split(',').map(str::to_string).collect() };
         return Ok(Desired {
-            identity_id: ident.id.clone(),
-            username: username.to_string(),
-            school: if protected { String::new() } else { school },
-            attrs: Default::default(),
+            spec: AccountSpec {
+                id: ident.id.clone(),
+                username: username.to_string(),
+                given_name: String::new(),
+                family_name: String::new(),
+                display_name: String::new(),
+                roles: vec![if staff { Role::Staff } else { Role::Student }],
+                schools,
+                enabled: false,
+                protected,
+                attrs: Attrs::new(),
+            },
             active: false,
             inactive_reason: Some("no longer in any source".into()),
             provision_disabled: false,
             grace_days: rules.lifecycle.grace_days(staff),
             protected,
-            needs_approval: protected && target.protected.hold_changes,
+            needs_approval: protected && target.hold_changes,
             held: None,
             scheduled_start: false,
         });
     };
+    // A protected person's accounts never carry the real name: templates see the username in
+    // place of every name.
+    let person = if person.protected { person.pseudonymised() } else { person };
     let staff = person.roles.contains(&"staff");
     let mut active = person.is_active(today);
     // Pupils past their end date keep working accounts until the configured day of their year.
@@ -242,26 +251,29 @@ pub(super) fn desired_for(
         }
     };
     if person.protected {
-        // Only what logging in needs, and never the real name.
-        let policy = target.protected;
-        attrs.retain(|k, _| policy.attributes.iter().any(|a| a.eq_ignore_ascii_case(k)));
-        for (k, v) in attrs.iter_mut() {
-            if NAME_ATTRIBUTES.iter().any(|n| n.eq_ignore_ascii_case(k)) {
-                *v = vec![username.to_string()];
-            }
-        }
+        // Only what logging in and recognising the account need.
+        attrs.retain(|k, _| target.protected_attributes.iter().any(|a| a.eq_ignore_ascii_case(k)));
     }
+    let roles = person.roles.iter().filter_map(|r| Role::parse(r)).collect();
     Ok(Desired {
-        identity_id: ident.id.clone(),
-        username: username.to_string(),
-        school: person.school_label(),
-        attrs,
+        spec: AccountSpec {
+            id: ident.id.clone(),
+            username: username.to_string(),
+            given_name: person.given_name.to_string(),
+            family_name: person.family_name.to_string(),
+            display_name: crate::core::mapping::display_name(&person),
+            roles,
+            schools: person.school_units.iter().map(|s| s.to_string()).collect(),
+            enabled: active,
+            protected: person.protected,
+            attrs,
+        },
         active,
         inactive_reason,
         provision_disabled: !active && provision_disabled,
         grace_days: rules.lifecycle.grace_days(staff),
         protected: person.protected,
-        needs_approval: person.protected && target.protected.hold_changes,
+        needs_approval: person.protected && target.hold_changes,
         held,
         scheduled_start: active
             && person.start_date.is_some_and(|s| {
@@ -273,7 +285,7 @@ pub(super) fn desired_for(
 }
 
 /// Identities with protected personal data: marked by a record now, or by a stored record.
-pub(super) fn protected_ids(resolution: &Resolution, snapshot: &Snapshot) -> HashSet<IdentityId> {
+pub fn protected_ids(resolution: &Resolution, snapshot: &Snapshot) -> HashSet<IdentityId> {
     let mut out: HashSet<IdentityId> =
         resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.clone()).collect();
     out.extend(snapshot.all_records().filter(|r| r.protected).map(|r| r.identity_id.clone()));
@@ -283,7 +295,7 @@ pub(super) fn protected_ids(resolution: &Resolution, snapshot: &Snapshot) -> Has
 /// Protection is sticky: a person the state knows as protected stays protected when the sources
 /// stop marking them, until an operator approves the release (`--accept-protected`). Marks their
 /// records protected again and returns their ids, sorted.
-pub(super) fn keep_protection(resolution: &mut Resolution, snapshot: &Snapshot) -> Vec<IdentityId> {
+pub fn keep_protection(resolution: &mut Resolution, snapshot: &Snapshot) -> Vec<IdentityId> {
     let stored: HashSet<&str> =
         snapshot.all_records().filter(|r| r.protected).map(|r| r.identity_id.as_str()).collect();
     if stored.is_empty() {
@@ -302,14 +314,14 @@ pub(super) fn keep_protection(resolution: &mut Resolution, snapshot: &Snapshot) 
     out
 }
 
-/// Attributes that carry a person's name: a protected person gets the username in them.
-pub(super) const NAME_ATTRIBUTES: [&str; 6] = ["cn", "sn", "givenName", "displayName", "gecos", "name"];
-
 /// Per-target inputs of the desired state.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetRules<'a> {
     pub mapping: &'a Mapping,
-    pub protected: &'a connector_api::ProtectedPolicy,
+    /// The only attributes a person with protected personal data gets.
+    pub protected_attributes: &'a [String],
+    /// Every change to a protected person waits for explicit approval.
+    pub hold_changes: bool,
 }
 
 /// What decides a person's desired state besides their records.
@@ -317,70 +329,4 @@ pub struct TargetRules<'a> {
 pub struct Rules<'a> {
     pub authority: &'a Authority,
     pub lifecycle: &'a Lifecycle,
-}
-
-/// A civic-number change as the plan shows it: the record and the kinds, never the numbers.
-pub(super) fn describe_change(c: &CivicChange) -> String {
-    let kind = |v: &Option<String>| v.as_deref().map(crate::store::describe_stored).unwrap_or_else(|| "none".into());
-    format!("{}: {} → {}", identity::record_label(&c.source, &c.person_id), kind(&c.old), kind(&c.new))
-}
-
-/// A short fingerprint of a record's fields. It only decides whether the stored copy is rewritten,
-/// so a fast 64-bit hash is enough; a different hash after an upgrade rewrites each record once.
-pub(super) fn content_hash(fields: &[&str]) -> String {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    for f in fields {
-        h.write(f.as_bytes());
-        h.write_u8(0x1f);
-    }
-    format!("{:016x}", h.finish())
-}
-
-/// Records whose stored copy is missing or different. Pure.
-pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRow> {
-    let mut out = Vec::new();
-    for ident in &resolution.present {
-        for s in &ident.records {
-            let r = &s.record;
-            let groups = r.groups.join("|");
-            let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
-            let fields = [
-                ident.id.as_str(),
-                civic.as_deref().unwrap_or(""),
-                &r.given_name,
-                &r.family_name,
-                r.role.as_str(),
-                r.school_unit.as_deref().unwrap_or(""),
-                &groups,
-                &r.start_date.map(|d| d.to_string()).unwrap_or_default(),
-                &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
-                r.email.as_deref().unwrap_or(""),
-                r.eppn.as_deref().unwrap_or(""),
-                if r.protection.is_some() { "protected" } else { "" },
-            ];
-            let hash = content_hash(&fields);
-            if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
-                continue;
-            }
-            out.push(RecordRow {
-                source: s.source.clone(),
-                person_id: r.person_id.clone(),
-                identity_id: ident.id.clone(),
-                civic_no: civic,
-                given_name: r.given_name.clone(),
-                family_name: r.family_name.clone(),
-                role: r.role.as_str().to_string(),
-                school_unit: r.school_unit.clone(),
-                groups,
-                start_date: r.start_date.map(|d| d.to_string()),
-                end_date: r.end_date.map(|d| d.to_string()),
-                email: r.email.clone(),
-                eppn: r.eppn.clone(),
-                protected: r.protection.is_some(),
-                content_hash: hash,
-            });
-        }
-    }
-    out
 }

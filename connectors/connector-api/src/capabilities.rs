@@ -1,0 +1,108 @@
+//! What a target declares about itself, so the engine reads facts instead of special-casing a
+//! connector type: which attribute carries enid's owner marker, whether it has groups and how
+//! groups name their members, whether a rename or a disable changes an account's key, how it
+//! compares names and keys, how many operations it takes at once, and what usernames it accepts.
+
+/// How a group names its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberForm {
+    /// By the member account's key (LDAP `member` DNs, SCIM `members[].value` ids).
+    Key,
+    /// By the member's username (LDAP `posixGroup` `memberUid`).
+    Username,
+}
+
+/// How the target disables an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisableKind {
+    /// A flag or attribute on the account (SCIM `active`, AD `userAccountControl`, an LDAP
+    /// attribute): the key stays.
+    Flag,
+    /// A move to another container (an LDAP disabled OU): disable and enable change the key.
+    Move,
+}
+
+/// Where to look with [`crate::Target::find_outside_scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Accounts whose owner attribute holds one of the values (enid ids).
+    Owner,
+    /// Accounts whose anchor is one of the values.
+    Anchor,
+}
+
+/// The facts a target declares. Built by the connector from its settings; the engine reads them
+/// and never asks which connector type it has.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    /// The attribute that carries the enid id on every account enid creates: its owner marker
+    /// (LDAP: a configured attribute, `employeeNumber` by default; SCIM: `externalId`). The
+    /// engine maps it to `{{ id }}`, and a policy can never map it to anything else.
+    pub owner_attribute: String,
+    /// Attribute → template: what accounts carry unless the target's policy says otherwise.
+    pub default_attributes: Vec<(String, String)>,
+    /// The attributes a person with protected personal data gets unless the policy says
+    /// otherwise: those needed to log in and to recognise the account.
+    pub protected_attributes: Vec<String>,
+    /// Groups and how they name members; `None`: the target has no groups (or none configured).
+    pub groups: Option<MemberForm>,
+    /// A rename keeps the account's key (SCIM ids); `false`: the key changes (an LDAP DN
+    /// carries the username).
+    pub rename_keeps_key: bool,
+    /// How accounts are disabled.
+    pub disable: DisableKind,
+    /// Usernames and group names compare without case on the target.
+    pub case_insensitive_names: bool,
+    /// The target takes booleans and complex values ([`crate::Value`]); `false`: texts only
+    /// (LDAP), and a policy that maps anything else is a config error.
+    pub typed_values: bool,
+    /// Operations the target takes at once.
+    pub max_in_flight: usize,
+    /// Requests per second the connector sends at most (its own limit); `None`: no limit.
+    pub max_requests_per_second: Option<f64>,
+    /// The longest username the target accepts, when it has a limit (AD `sAMAccountName`: 20).
+    pub max_username_length: Option<usize>,
+    /// Characters a username may not contain on the target.
+    pub username_forbidden: &'static str,
+    /// The target can search outside the scope it observes ([`crate::Target::find_outside_scope`]).
+    pub finds_outside_scope: bool,
+    /// Two keys that name the same account fold to the same string (LDAP DNs: without case and
+    /// spaces around separators; SCIM ids: exactly).
+    pub fold_key: fn(&str) -> String,
+    /// Two group names that the target holds to be the same fold to the same string (LDAP:
+    /// without case and with runs of spaces as one).
+    pub fold_group_name: fn(&str) -> String,
+}
+
+impl Capabilities {
+    /// A key as it compares on this target.
+    pub fn key(&self, key: &str) -> String {
+        (self.fold_key)(key)
+    }
+
+    /// A group name as it compares on this target.
+    pub fn group_name(&self, name: &str) -> String {
+        (self.fold_group_name)(name)
+    }
+
+    /// Whether a username is one the target accepts: the first forbidden character if not.
+    pub fn username_problem(&self, username: &str) -> Option<String> {
+        if let Some(max) = self.max_username_length.filter(|m| username.chars().count() > *m) {
+            return Some(format!("longer than {max} characters"));
+        }
+        username
+            .chars()
+            .find(|c| self.username_forbidden.contains(*c) || c.is_control())
+            .map(|c| format!("contains {c:?}"))
+    }
+}
+
+/// Keys compared exactly (server-assigned ids).
+pub fn exact(s: &str) -> String {
+    s.to_string()
+}
+
+/// Names compared without case.
+pub fn lowercase(s: &str) -> String {
+    s.to_lowercase()
+}

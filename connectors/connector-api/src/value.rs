@@ -1,0 +1,167 @@
+//! Typed attribute values in enid's vocabulary, and how two of them compare.
+//!
+//! The core renders every mapped attribute to a [`Value`]; a connector turns it into its own
+//! encoding (LDAP strings, SCIM JSON) and reads observed attributes back into the same shape, so
+//! the planner can compare desired and observed values without knowing the protocol.
+//!
+//! - [`Value::Text`]: one or more strings, compared as a set (LDAP keeps no value order). A
+//!   single-valued attribute is a set of one. No values means "absent".
+//! - [`Value::Bool`]: a boolean (SCIM `active`, `emails[].primary`).
+//! - [`Value::Complex`]: one or more complex values (SCIM `name`, `emails`), each a map of
+//!   sub-attribute to value. They compare as a set of elements, and each element only on the
+//!   sub-attributes enid sets: a server that adds `display` or `$ref` to what it stores does not
+//!   make every account differ.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Attribute name → value. Sorted, so plans and snapshots are stable.
+pub type Attrs = BTreeMap<String, Value>;
+
+/// One complex value: sub-attribute → value (a text of one value, or a boolean).
+pub type Fields = BTreeMap<String, Value>;
+
+/// One attribute's value. Serialised untagged: a text as a list of strings (as plans have always
+/// shown attributes), a boolean as `true`/`false`, complex values as a list of objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// Strings, compared as a set. Empty: the attribute is absent.
+    Text(Vec<String>),
+    /// A boolean.
+    Bool(bool),
+    /// Complex values (boxed, so that a text, the common case, stays three words).
+    Complex(Box<Vec<Fields>>),
+}
+
+/// The value of an absent attribute.
+pub static ABSENT: Value = Value::Text(Vec::new());
+
+impl Value {
+    /// A text of one value.
+    pub fn text(v: impl Into<String>) -> Value {
+        Value::Text(vec![v.into()])
+    }
+
+    /// Whether the attribute is absent: no strings, or no complex values.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Value::Text(v) => v.is_empty(),
+            Value::Bool(_) => false,
+            Value::Complex(v) => v.is_empty(),
+        }
+    }
+
+    /// The strings of a text; nothing for other values.
+    pub fn texts(&self) -> &[String] {
+        match self {
+            Value::Text(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// The first string of a text, if any.
+    pub fn first(&self) -> Option<&str> {
+        self.texts().first().map(String::as_str)
+    }
+
+    /// Whether an account that holds `observed` already has this desired value. Texts compare
+    /// as sets; complex values as sets of elements, each on the sub-attributes this value sets.
+    pub fn satisfied_by(&self, observed: &Value) -> bool {
+        match (self, observed) {
+            (Value::Text(a), Value::Text(b)) => same_set(a, b),
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Complex(want), Value::Complex(have)) => {
+                want.len() == have.len()
+                    && want.iter().all(|w| have.iter().any(|h| w.iter().all(|(k, v)| v.satisfied_by(field(h, k)))))
+            }
+            (a, b) => a.is_empty() && b.is_empty(),
+        }
+    }
+}
+
+/// A sub-attribute of a complex value, absent when it is not there. Sub-attribute names compare
+/// without case (SCIM names are case-insensitive).
+fn field<'a>(fields: &'a Fields, name: &str) -> &'a Value {
+    fields
+        .get(name)
+        .or_else(|| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+        .unwrap_or(&ABSENT)
+}
+
+impl std::fmt::Display for Value {
+    /// For people: texts joined with `|`, a boolean as `true`/`false`, complex values as JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Text(v) => f.write_str(&v.join("|")),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Complex(_) => f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?),
+        }
+    }
+}
+
+/// Whether two value lists hold the same values, in any order.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true; // the common case: same values in the same order
+    }
+    let mut a: Vec<&String> = a.iter().collect();
+    let mut b: Vec<&String> = b.iter().collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// Set one attribute to exactly this value; an empty value removes the attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttrChange {
+    pub attr: String,
+    pub values: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[&str]) -> Value {
+        Value::Text(v.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn email(value: &str, primary: Option<bool>) -> Fields {
+        let mut f = Fields::new();
+        f.insert("value".into(), Value::text(value));
+        f.insert("type".into(), Value::text("work"));
+        if let Some(p) = primary {
+            f.insert("primary".into(), Value::Bool(p));
+        }
+        f
+    }
+
+    #[test]
+    fn texts_compare_as_sets_and_nothing_is_absent() {
+        assert!(t(&["a", "b"]).satisfied_by(&t(&["b", "a"])));
+        assert!(!t(&["a"]).satisfied_by(&t(&["a", "b"])));
+        assert!(t(&[]).satisfied_by(&ABSENT));
+        assert!(ABSENT.satisfied_by(&Value::Complex(Box::default())));
+        assert!(!Value::Bool(false).satisfied_by(&ABSENT), "a boolean is never absent");
+        assert!(Value::Bool(true).satisfied_by(&Value::Bool(true)));
+    }
+
+    #[test]
+    fn complex_values_compare_on_what_enid_sets() {
+        let want = Value::Complex(Box::new(vec![email("a@x", Some(true))]));
+        // The server added a display sub-attribute: still the same.
+        let mut stored = email("a@x", Some(true));
+        stored.insert("display".into(), Value::text("A"));
+        assert!(want.satisfied_by(&Value::Complex(Box::new(vec![stored]))));
+        assert!(!want.satisfied_by(&Value::Complex(Box::new(vec![email("a@x", Some(false))]))));
+        assert!(!want.satisfied_by(&Value::Complex(Box::new(vec![email("a@x", None)]))));
+        assert!(!want.satisfied_by(&Value::Complex(Box::new(vec![email("a@x", Some(true)), email("b@x", None)]))));
+        let json = serde_json::to_string(&want).unwrap();
+        assert_eq!(json, r#"[{"primary":true,"type":["work"],"value":["a@x"]}]"#);
+        assert_eq!(serde_json::to_string(&t(&["x"])).unwrap(), r#"["x"]"#);
+    }
+}

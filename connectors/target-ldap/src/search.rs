@@ -1,0 +1,173 @@
+//! Reads: accounts in scope (a paged subtree search, all or nothing), groups, and entries
+//! outside the scope by owner marker or anchor.
+
+use crate::LdapTarget;
+use crate::dn::{normalize_dn, under};
+use crate::error::{from_ldap, from_result};
+use connector_api::{Attrs, ObservedAccount, ObservedGroup, TargetError, Value};
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Scope, SearchEntry};
+use std::collections::HashMap;
+
+impl LdapTarget {
+    pub(crate) async fn search_all(&self, base: &str, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
+        let mut ldap = self.ldap().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+        let mut stream = ldap
+            .with_timeout(self.timeout())
+            .streaming_search_with(adapters, base, Scope::Subtree, &self.config.filter, attrs.to_vec())
+            .await
+            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let wanted: HashMap<String, &String> = attrs.iter().map(|a| (a.to_ascii_lowercase(), a)).collect();
+        let rdn = self.config.rdn_attribute.to_ascii_lowercase();
+        let mut out = Vec::new();
+        loop {
+            let entry = match stream.next().await {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
+            };
+            let entry = SearchEntry::construct(entry);
+            let dn_norm = normalize_dn(&entry.dn);
+            let disabled = self.is_disabled(&dn_norm, &entry.attrs);
+            let excluded = self.excluded_norm.iter().any(|c| under(&dn_norm, c));
+            let mut mapped = Attrs::new();
+            let mut anchor = None;
+            let mut username = None;
+            for (name, values) in entry.attrs {
+                let lower = name.to_ascii_lowercase();
+                if lower == "entryuuid" {
+                    anchor = values.first().cloned();
+                }
+                if lower == rdn {
+                    username = values.first().cloned();
+                }
+                if let Some(requested) = wanted.get(&lower) {
+                    // Keep the server's name when it is spelt as requested: no copy.
+                    let key = if name == **requested { name } else { (*requested).clone() };
+                    mapped.insert(key, Value::Text(values));
+                }
+            }
+            out.push(ObservedAccount { key: entry.dn, anchor, username, attrs: mapped, disabled, excluded });
+        }
+        let res = stream.finish().await;
+        // A search that ends in an error is a partial read: the whole observation is void.
+        if res.rc == 32 && normalize_dn(base) != normalize_dn(&self.config.base_dn) {
+            return Ok(out); // the disabled OU does not exist yet: nothing is disabled
+        }
+        from_result(res, &format!("search {base}"))?;
+        Ok(out)
+    }
+
+    /// Entries anywhere on the server (under each of its naming contexts) but outside the
+    /// scope enid observes (base_dn and the disabled OU) whose `attr` holds one of `values`:
+    /// (DN, matched value). For what a lost state or a changed scope hides: accounts that carry
+    /// this installation's ids, or whose recorded anchor moved out of scope.
+    pub(crate) async fn find_outside_scope_inner(
+        &self,
+        attr: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, String)>, TargetError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ldap = self.ldap().await?;
+        let root = ldap
+            .with_timeout(self.timeout())
+            .search("", Scope::Base, "(objectClass=*)", vec!["namingContexts"])
+            .await
+            .map_err(|e| from_ldap(e, "read the root DSE"))?;
+        let (entries, res) = (root.0, root.1);
+        from_result(res, "read the root DSE")?;
+        let contexts: Vec<String> = entries
+            .into_iter()
+            .flat_map(|e| SearchEntry::construct(e).attrs.into_iter())
+            .filter(|(k, _)| k.eq_ignore_ascii_case("namingContexts"))
+            .flat_map(|(_, v)| v)
+            .collect();
+        let in_scope = |dn: &str| {
+            let dn = normalize_dn(dn);
+            under(&dn, &self.config.base_dn) || self.config.disabled_ou().is_some_and(|ou| under(&dn, &ou))
+        };
+        let mut out = Vec::new();
+        for context in contexts {
+            for chunk in values.chunks(50) {
+                let filter = format!(
+                    "(|{})",
+                    chunk.iter().map(|v| format!("({attr}={})", ldap3::ldap_escape(v))).collect::<String>()
+                );
+                let found = ldap
+                    .with_timeout(self.timeout())
+                    .search(&context, Scope::Subtree, &filter, vec![attr])
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("search {context}")))?;
+                let (entries, res) = (found.0, found.1);
+                // An unreadable context (no access) hides nothing we could act on.
+                if res.rc == 32 || res.rc == 50 {
+                    continue;
+                }
+                from_result(res, &format!("search {context}"))?;
+                for e in entries {
+                    let e = SearchEntry::construct(e);
+                    if in_scope(&e.dn) {
+                        continue;
+                    }
+                    let hit = e
+                        .attrs
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(attr))
+                        .flat_map(|(_, v)| v)
+                        .find(|v| chunk.iter().any(|c| c.eq_ignore_ascii_case(v)))
+                        .cloned();
+                    if let Some(v) = hit {
+                        out.push((e.dn, v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn search_groups(&self, base: &str) -> Result<Vec<ObservedGroup>, TargetError> {
+        let class = self.config.groups.as_ref().map(|g| g.object_class).unwrap_or_default();
+        let filter = format!("(objectClass={})", class.object_class());
+        let member_attr = class.member_attr();
+        let mut ldap = self.ldap().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+        let mut stream = ldap
+            .with_timeout(self.timeout())
+            .streaming_search_with(adapters, base, Scope::Subtree, &filter, vec!["cn", member_attr, "entryUUID"])
+            .await
+            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let mut out = Vec::new();
+        loop {
+            let entry = match stream.next().await {
+                Ok(Some(e)) => SearchEntry::construct(e),
+                Ok(None) => break,
+                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
+            };
+            let get = |name: &str| {
+                entry
+                    .attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            out.push(ObservedGroup {
+                key: entry.dn.clone(),
+                anchor: get("entryUUID").into_iter().next(),
+                name: get("cn").into_iter().next().unwrap_or_default(),
+                members: get(member_attr),
+            });
+        }
+        let res = stream.finish().await;
+        if res.rc == 32 {
+            return Err(TargetError::config(format!("groups base_dn {base} does not exist; create it or fix base_dn")));
+        }
+        from_result(res, &format!("search {base}"))?;
+        Ok(out)
+    }
+}

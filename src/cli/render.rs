@@ -1,0 +1,228 @@
+//! Plans and conflicts as text. Renders only what `Computed::shown_plan` lets be shown:
+//! persons with protected personal data by enid id only.
+
+use crate::core::identity::ConflictKind;
+use crate::core::plan::Action;
+use crate::engine::Computed;
+use std::fmt::Write as _;
+
+/// The plan as text: a summary per target, then operations grouped by action.
+pub fn render_plan(c: &Computed) -> String {
+    let shown = c.shown_plan();
+    let plan = &shown;
+    let mut s = String::new();
+    let reads: Vec<String> = c.counts.iter().map(|(k, v)| format!("{k}: {v} records")).collect();
+    let rejected: usize = c.rejected.values().map(Vec::len).sum();
+    let _ = writeln!(s, "Plan {}  ({})", plan.plan_id, plan.now.format("%Y-%m-%d %H:%M UTC"));
+    let _ = writeln!(
+        s,
+        "  sources: {}{}",
+        reads.join(", "),
+        if rejected > 0 { format!("; {rejected} rows rejected (see warnings)") } else { String::new() }
+    );
+    for (t, sum) in &plan.targets {
+        let _ = writeln!(
+            s,
+            "  target \"{t}\": {} create, {} rename, {} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
+            sum.create,
+            sum.rename,
+            sum.update,
+            sum.enable,
+            sum.disable,
+            sum.delete,
+            sum.unchanged,
+            plan.unmanaged.get(t).copied().unwrap_or(0)
+        );
+    }
+    for (t, g) in &plan.target_groups {
+        if *g != Default::default() {
+            let _ = writeln!(
+                s,
+                "  groups on \"{t}\": {} create, {} members added, {} members removed, {} delete, {} unchanged",
+                g.create, g.members_added, g.members_removed, g.delete, g.unchanged
+            );
+        }
+    }
+    if !plan.new_identities.is_empty() {
+        let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
+    }
+    if !plan.adoptions.is_empty() {
+        let _ =
+            writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", plan.adoptions.len());
+    }
+    for action in [
+        Action::Create,
+        Action::Rename,
+        Action::Update,
+        Action::Enable,
+        Action::Disable,
+        Action::Delete,
+        Action::CreateGroup,
+        Action::AddMembers,
+        Action::RemoveMembers,
+        Action::DeleteGroup,
+    ] {
+        let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).collect();
+        if ops.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{} ({})", action.as_str(), ops.len());
+        for op in &ops {
+            let _ = write!(
+                s,
+                "  {:<10} {:<22} {:<8} {}",
+                op.target,
+                op.username,
+                if op.school.is_empty() { "-" } else { &op.school },
+                op.reason
+            );
+            if let (Some(before), connector_api::TargetOp::Update { changes, .. }) = (&op.before, &op.op) {
+                for ch in changes {
+                    let old = before.get(&ch.attr).map(|v| v.to_string()).unwrap_or_default();
+                    let _ = write!(
+                        s,
+                        "\n  {:<10} {:<22} {:<8}   {}: {:?} → {:?}",
+                        "",
+                        "",
+                        "",
+                        ch.attr,
+                        old,
+                        ch.values.to_string()
+                    );
+                }
+            }
+            s.push('\n');
+        }
+    }
+    if !plan.unprotect.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nprotection kept ({}): no source marks these persons as protected any more; they stay protected until \
+             this plan is applied with --accept-protected",
+            plan.unprotect.len()
+        );
+        for id in &plan.unprotect {
+            let _ = writeln!(s, "  {id}");
+        }
+    }
+    let waiting = plan.operations.iter().filter(|o| o.needs_approval).count() + plan.unprotect.len();
+    if waiting > 0 {
+        let _ = writeln!(
+            s,
+            "\n{waiting} changes to persons with protected personal data wait for approval \
+             (`enid plan --save`, then `enid apply --plan {} --accept-protected`)",
+            plan.plan_id
+        );
+    }
+    if !plan.held.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nHELD: this plan goes over a threshold and is not applied without review \
+             (`enid plan --save`, then `enid apply --plan {} --accept-threshold`):",
+            plan.plan_id
+        );
+        for h in &plan.held {
+            let _ = writeln!(s, "  {h}");
+        }
+    }
+    if !plan.conflicts.is_empty() {
+        let held: usize = plan.conflicts.iter().map(|c| c.held.len()).sum();
+        let _ = writeln!(
+            s,
+            "\nheld ({held} records in {} conflicts): no account until decided; see `enid conflicts`",
+            plan.conflicts.len()
+        );
+        for c in &plan.conflicts {
+            let note = match c.kind {
+                ConflictKind::KeyReused => format!(
+                    "  (the key now carries another civic number, {}: the person it belonged to is kept as they are)",
+                    c.civic_no
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(s, "  {}  {}{note}", c.id, c.held.join(", "));
+        }
+    }
+    if !plan.kept.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nkept as at the last run ({}): no update, no disable, no group change until their rows are read again",
+            plan.kept.len()
+        );
+        for k in &plan.kept {
+            let _ = writeln!(s, "  {:<22} {}", k.username, k.reason);
+        }
+    }
+    if !plan.held_renames.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nrenames waiting for approval ({}): approve with `enid renames approve USERNAME`",
+            plan.held_renames.len()
+        );
+        for r in &plan.held_renames {
+            let _ = writeln!(s, "  {} → {}", r.old, r.new);
+        }
+    }
+    if !plan.civic_changes.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ncivic-number changes ({}): identities, usernames and accounts are kept",
+            plan.civic_changes.len()
+        );
+        for c in &plan.civic_changes {
+            let _ = writeln!(s, "  {c}");
+        }
+    }
+    if !plan.blocked.is_empty() {
+        let _ =
+            writeln!(s, "\nblocked ({}): these persons get no account until the cause is fixed", plan.blocked.len());
+        for b in &plan.blocked {
+            let _ = writeln!(s, "  {:<10} {:<22} {}", b.target, b.username, b.reason);
+        }
+    }
+    if plan.operations.is_empty() {
+        let _ = writeln!(s, "\nNo changes.");
+    }
+    s
+}
+
+/// The conflict queue as text.
+pub fn render_conflicts(conflicts: &[crate::core::identity::Conflict]) -> String {
+    let mut s = String::new();
+    if conflicts.is_empty() {
+        let _ = writeln!(s, "No conflicts.");
+        return s;
+    }
+    for c in conflicts {
+        let why = match c.kind {
+            ConflictKind::SameSourceSameCivic => "records of one source claim the same civic number",
+            ConflictKind::SeveralIdentities => "the civic number belongs to more than one identity",
+            ConflictKind::KeyReused => "the source key now carries another civic number (given to another person?)",
+        };
+        let _ = writeln!(s, "{}  {why}: {}", c.id, c.civic_no);
+        let _ = writeln!(s, "  records:    {}", c.records.join(", "));
+        if c.kind == ConflictKind::KeyReused {
+            let _ = writeln!(
+                s,
+                "  held:       {} (the identity below and its accounts are kept as they are until decided)",
+                c.held.join(", ")
+            );
+        } else {
+            let _ = writeln!(s, "  held:       {} (no identity, no account until decided)", c.held.join(", "));
+        }
+        if !c.candidates.is_empty() {
+            let _ = writeln!(s, "  identities: {}", c.candidates.join(", "));
+        }
+        let into = if c.candidates.len() > 1 { " --into IDENTITY" } else { "" };
+        let _ = writeln!(s, "  decide:     enid conflicts resolve {} --merge{into}  |  --separate\n", c.id);
+        if c.kind == ConflictKind::KeyReused {
+            let _ = writeln!(
+                s,
+                "  --merge: the same person, the number was corrected (the new number is recorded);\n  \
+                 --separate: another person (the record gets an identity of its own; the first person's \
+                 accounts follow the leaver lifecycle)\n"
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,174 @@
+//! `[targets.<id>]`: the connector's own settings, tagged by `type`, and the target's policy
+//! (`[targets.<id>.policy]`), which enid parses the same way for every connector type.
+//!
+//! Config files from before the policy block keep working: their policy keys
+//! (`attributes`, `thresholds`, `exclude`, `protected`, `max_username_length`, and the naming
+//! keys of `groups`) are read from where they were, with a warning naming the new spelling;
+//! `exclude.keys_under` of an LDAP target becomes the connector's `exclude_under`.
+
+use crate::core::mapping::AttrTemplate;
+use crate::core::policy::TargetPolicy;
+use connector_api::Capabilities;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use target_ldap::LdapConfig;
+
+/// One target: what connects to it, and what enid may do there.
+#[derive(Debug, Clone)]
+pub struct TargetEntry {
+    /// The connector's own settings.
+    pub connector: TargetConfig,
+    /// What enid may do there and what accounts carry.
+    pub policy: TargetPolicy,
+    /// Old spellings this entry used, each with the new one (warned about at every start).
+    pub deprecated: Vec<String>,
+}
+
+/// The connector settings of a target, by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetConfig {
+    /// An LDAP directory.
+    Ldap(LdapConfig),
+}
+
+impl TargetConfig {
+    /// What the target declares, from its settings alone (no IO).
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            TargetConfig::Ldap(c) => c.capabilities(),
+        }
+    }
+
+    /// Why the policy may not set `attr` on this target, when it may not.
+    pub fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
+        match self {
+            TargetConfig::Ldap(c) => c.fixed_attribute(attr),
+        }
+    }
+
+    /// The connector's own checks, without a network.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            TargetConfig::Ldap(c) => c.validate(),
+        }
+    }
+}
+
+/// Policy keys that older files wrote in the connector's table.
+const LEGACY_POLICY_KEYS: [&str; 5] = ["attributes", "thresholds", "exclude", "protected", "max_username_length"];
+/// The keys of a `groups` table that say which groups to make (policy), not where they live.
+const GROUP_POLICY_KEYS: [&str; 3] = ["name", "school_name", "members"];
+
+impl<'de> Deserialize<'de> for TargetEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let (policy, deprecated) = split_policy(&mut table).map_err(D::Error::custom)?;
+        let connector: TargetConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
+        let policy: TargetPolicy =
+            toml::Value::Table(policy).try_into().map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
+        Ok(TargetEntry { connector, policy, deprecated })
+    }
+}
+
+/// Takes the policy out of a target's table: the `policy` table, plus policy keys written the
+/// old way. Returns the policy and the old spellings found.
+fn split_policy(table: &mut toml::Table) -> Result<(toml::Table, Vec<String>), String> {
+    let mut policy = match table.remove("policy") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => return Err("policy must be a table ([targets.<id>.policy])".into()),
+    };
+    let mut deprecated = Vec::new();
+    let take = |policy: &mut toml::Table, deprecated: &mut Vec<String>, key: &str, value: toml::Value, old: &str| {
+        if policy.contains_key(key) {
+            return Err(format!("{old} is given twice: once the old way and once in the policy; keep the policy's"));
+        }
+        policy.insert(key.to_string(), value);
+        deprecated.push(old.to_string());
+        Ok(())
+    };
+    let ldap = table.get("type").and_then(toml::Value::as_str) == Some("ldap");
+    for key in LEGACY_POLICY_KEYS {
+        let Some(mut value) = table.remove(key) else { continue };
+        if key == "exclude"
+            && ldap
+            && let Some(under) = value.as_table_mut().and_then(|t| t.remove("keys_under"))
+        {
+            // Containers are the LDAP connector's business now.
+            if table.contains_key("exclude_under") {
+                return Err("exclude.keys_under and exclude_under are both given; keep exclude_under".into());
+            }
+            table.insert("exclude_under".into(), under);
+            deprecated.push("exclude.keys_under → exclude_under".into());
+        }
+        take(&mut policy, &mut deprecated, key, value, key)?;
+    }
+    if let Some(toml::Value::Table(groups)) = table.get_mut("groups") {
+        let mut naming = toml::Table::new();
+        for key in GROUP_POLICY_KEYS {
+            if let Some(v) = groups.remove(key) {
+                naming.insert(key.to_string(), v);
+            }
+        }
+        if !naming.is_empty() {
+            take(
+                &mut policy,
+                &mut deprecated,
+                "groups",
+                toml::Value::Table(naming),
+                "groups.name, school_name and members",
+            )?;
+        } else if !policy.contains_key("groups") {
+            // A group container alone has always meant: make the default groups there.
+            policy.insert("groups".into(), toml::Value::Table(toml::Table::new()));
+        }
+    }
+    Ok((policy, deprecated))
+}
+
+/// The attribute templates in force on a target: the connector's defaults, the policy's on top
+/// (names compare without case: an override replaces the default), and the owner attribute
+/// mapped to the enid id, always.
+pub fn mapping_templates(caps: &Capabilities, policy: &TargetPolicy) -> BTreeMap<String, AttrTemplate> {
+    let mut m: BTreeMap<String, AttrTemplate> =
+        caps.default_attributes.iter().map(|(k, v)| (k.clone(), AttrTemplate::text(v.clone()))).collect();
+    for (k, v) in &policy.attributes {
+        m.retain(|d, _| !d.eq_ignore_ascii_case(k));
+        m.insert(k.clone(), v.clone());
+    }
+    m.retain(|d, _| !d.eq_ignore_ascii_case(&caps.owner_attribute));
+    m.insert(caps.owner_attribute.clone(), AttrTemplate::text("{{ id }}"));
+    m
+}
+
+/// Checks a target's policy against what its connector declares: attributes it may not set,
+/// values it cannot hold, groups it cannot make.
+pub fn check_policy(id: &str, entry: &TargetEntry) -> Result<(), String> {
+    let caps = entry.connector.capabilities();
+    let policy = &entry.policy;
+    for (k, t) in &policy.attributes {
+        let why = if k.eq_ignore_ascii_case(&caps.owner_attribute) {
+            Some("it carries the enid id, which is how enid recognises the accounts it created")
+        } else {
+            entry.connector.fixed_attribute(k)
+        };
+        if let Some(why) = why {
+            return Err(format!("[targets.{id}.policy.attributes] {k} cannot be set or removed here: {why}"));
+        }
+        if !caps.typed_values && !matches!(t, AttrTemplate::Text(_)) {
+            return Err(format!(
+                "[targets.{id}.policy.attributes] {k}: this target holds strings only; write a string template"
+            ));
+        }
+    }
+    if policy.groups.is_some() && caps.groups.is_none() {
+        return Err(format!(
+            "[targets.{id}.policy.groups]: this target has nowhere to put groups; an LDAP target needs \
+             [targets.{id}.groups] base_dn"
+        ));
+    }
+    Ok(())
+}

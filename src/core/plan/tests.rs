@@ -1,0 +1,565 @@
+//! The planner's tests: one `check` per shape of input, with the plan it gives written out.
+
+use super::*;
+
+fn attrs(pairs: &[(&str, &str)]) -> Attrs {
+    pairs.iter().map(|(k, v)| (k.to_string(), Value::text(*v))).collect()
+}
+
+/// A directory like LDAP: keys fold without case and spaces, a rename and a move change the
+/// key, groups name members by key.
+fn caps(groups: Option<MemberForm>) -> Capabilities {
+    Capabilities {
+        owner_attribute: "employeeNumber".into(),
+        default_attributes: Vec::new(),
+        protected_attributes: Vec::new(),
+        groups,
+        rename_keeps_key: false,
+        disable: connector_api::DisableKind::Move,
+        case_insensitive_names: true,
+        typed_values: false,
+        max_in_flight: 1,
+        max_requests_per_second: None,
+        max_username_length: None,
+        username_forbidden: "",
+        finds_outside_scope: true,
+        fold_key: |k| k.replace(", ", ",").to_lowercase(),
+        fold_group_name: |n| n.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
+    }
+}
+
+fn desired(id: &str, user: &str, sn: &str, active: bool) -> Desired {
+    Desired {
+        spec: AccountSpec {
+            id: id.into(),
+            username: user.into(),
+            given_name: String::new(),
+            family_name: sn.into(),
+            display_name: sn.into(),
+            roles: vec![connector_api::Role::Student],
+            schools: vec!["S1".into()],
+            enabled: active,
+            protected: false,
+            attrs: attrs(&[("employeeNumber", id), ("sn", sn), ("uid", user)]),
+        },
+        active,
+        inactive_reason: (!active).then(|| "no longer in any source".to_string()),
+        provision_disabled: false,
+        grace_days: Some(90),
+        protected: false,
+        needs_approval: false,
+        held: None,
+        scheduled_start: false,
+    }
+}
+
+fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedAccount {
+    let mut a = attrs(&[("sn", sn), ("uid", user)]);
+    if let Some(id) = id {
+        a.insert("employeeNumber".into(), Value::text(id));
+    }
+    ObservedAccount {
+        key: format!("uid={user},ou=people,dc=example,dc=org"),
+        anchor: Some(format!("uuid-{user}")),
+        username: Some(user.into()),
+        attrs: a,
+        disabled,
+        excluded: false,
+    }
+}
+
+fn owned(id: &str, user: &str, status: AccountStatus) -> OwnedAccount {
+    OwnedAccount {
+        target: "dir".into(),
+        identity_id: id.into(),
+        key: Some(format!("uid={user},ou=people,dc=example,dc=org")),
+        anchor: (status != AccountStatus::Pending).then(|| format!("uuid-{user}")),
+        status,
+        disabled_at: None,
+    }
+}
+
+fn check(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount], expect: expect_test::Expect) {
+    let tp = plan(desired, observed, owned);
+    let mut out = String::new();
+    for op in &tp.operations {
+        out.push_str(&format!("{} {} ({}) {}\n", op.action.as_str(), op.username, op.reason, op_json(op)));
+    }
+    for a in &tp.adoptions {
+        out.push_str(&format!("adopt {} disabled={}\n", a.key, a.disabled));
+    }
+    for b in &tp.blocked {
+        out.push_str(&format!("blocked {}: {}\n", b.username, b.reason));
+    }
+    for (id, value) in &tp.members {
+        out.push_str(&format!("member {id}: {}\n", value.as_deref().unwrap_or("(the target gives it at apply)")));
+    }
+    out.push_str(&format!("{:?} unmanaged={}\n", tp.summary, tp.unmanaged));
+    expect.assert_eq(&out);
+}
+
+/// An operation as JSON; a create as the spec's username, attributes and whether it starts
+/// disabled (the rest of the spec is the person's, not the plan's).
+fn op_json(op: &PlannedOp) -> String {
+    match &op.op {
+        TargetOp::Create { account } => serde_json::json!({
+            "kind": "create", "username": account.username, "attrs": account.attrs, "disabled": !account.enabled
+        })
+        .to_string(),
+        other => serde_json::to_string(other).unwrap(),
+    }
+}
+
+fn plan(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount]) -> TargetPlan {
+    plan_with(desired, observed, owned, &caps(Some(MemberForm::Key)))
+}
+
+fn plan_with(
+    desired: &[Desired],
+    observed: &[ObservedAccount],
+    owned: &[OwnedAccount],
+    caps: &Capabilities,
+) -> TargetPlan {
+    let owned: Vec<&OwnedAccount> = owned.iter().collect();
+    let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+    plan_target("dir", desired.to_vec(), observed, &owned, &managed, &TargetFacts { caps, today })
+}
+
+const U1: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+const U2: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+
+#[test]
+fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_duplicated() {
+    let mut hr = observed("cy.ek", None, "Ek", false);
+    hr.attrs.insert("employeeNumber".into(), Value::text("HR-4711"));
+    check(
+        &[desired(U1, "anna.berg", "Berg", true), desired("3", "cy.ek2", "Ek", true)],
+        &[observed("anna.b", Some(U1), "Berg", false), observed("bo.ek", Some(U2), "Ek", false), hr],
+        &[],
+        expect_test::expect![[r#"
+            create cy.ek2 (new person) {"attrs":{"employeeNumber":["3"],"sn":["Ek"],"uid":["cy.ek2"]},"disabled":false,"kind":"create","username":"cy.ek2"}
+            blocked anna.berg: uid=anna.b,ou=people,dc=example,dc=org carries enid id 0f8fad5b-d9cb-469f-a165-70867728950e but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+            blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+            member 3: (the target gives it at apply)
+            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+        "#]],
+    );
+}
+
+#[test]
+fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place() {
+    // Deleted by hand and re-added by hand at the same DN, without enid's id.
+    let mut other = observed("anna.berg", None, "Manual", false);
+    other.anchor = Some("uuid-hand-made".into());
+    // Re-added from an LDIF export: enid's id, but a new entry.
+    let mut copy = observed("bo.ek", Some(U2), "Ek", false);
+    copy.anchor = Some("uuid-copy".into());
+    check(
+        &[desired(U1, "anna.berg", "Berg", true), desired(U2, "bo.ek", "Ek", true)],
+        &[other, copy],
+        &[owned(U1, "anna.berg", AccountStatus::Active), owned(U2, "bo.ek", AccountStatus::Active)],
+        expect_test::expect![[r#"
+            blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
+            blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn a_row_without_an_anchor_takes_the_entry_at_its_key_only_with_the_identitys_id() {
+    let mut row = owned("1", "anna.berg", AccountStatus::Active);
+    row.anchor = None;
+    check(
+        &[desired("1", "anna.berg", "Berg", true)],
+        &[observed("anna.berg", Some("2"), "Berg", false)],
+        &[row.clone()],
+        expect_test::expect![[r#"
+            blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
+            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+    check(
+        &[desired("1", "anna.berg", "Berg", true)],
+        &[observed("anna.berg", Some("1"), "Berg", false)],
+        &[row],
+        expect_test::expect![[r#"
+            adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
+            member 1: uid=anna.berg,ou=people,dc=example,dc=org
+            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn an_interrupted_disabled_create_is_adopted_where_it_landed() {
+    // The pending row of a pre-provisioning create names the enabled DN (as older versions
+    // recorded it); the entry is in the disabled OU.
+    let mut d = desired(U1, "ny.elev", "Elev", false);
+    d.provision_disabled = true;
+    let mut obs = observed("ny.elev", Some(U1), "Elev", true);
+    obs.key = "uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org".into();
+    check(
+        &[d],
+        &[obs],
+        &[owned(U1, "ny.elev", AccountStatus::Pending)],
+        expect_test::expect![[r#"
+            adopt uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org disabled=true
+            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn a_returner_renamed_and_enabled_is_sent_to_its_observed_key_and_joins_groups_by_the_key_the_target_gives() {
+    let mut obs = observed("bo.ek", Some("2"), "Ek", true);
+    obs.key = "uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org".into();
+    check(
+        &[desired("2", "bo.lind", "Ek", true)],
+        &[obs],
+        &[owned("2", "bo.ek", AccountStatus::Disabled)],
+        expect_test::expect![[r#"
+            rename bo.lind (the name changed: bo.ek → bo.lind) {"kind":"rename","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org","username":"bo.lind"}
+            update bo.lind (uid changed in the source) {"kind":"update","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org","changes":[{"attr":"uid","values":["bo.lind"]}]}
+            enable bo.lind (active again) {"kind":"enable","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org"}
+            member 2: (the target gives it at apply)
+            Summary { create: 0, rename: 1, update: 1, enable: 1, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn first_run_creates_and_leaves_unowned_alone() {
+    check(
+        &[desired("1", "anna.berg", "Berg", true)],
+        &[observed("admin", None, "Admin", false)],
+        &[],
+        expect_test::expect![[r#"
+            create anna.berg (new person) {"attrs":{"employeeNumber":["1"],"sn":["Berg"],"uid":["anna.berg"]},"disabled":false,"kind":"create","username":"anna.berg"}
+            member 1: (the target gives it at apply)
+            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+        "#]],
+    );
+}
+
+#[test]
+fn converged_state_gives_no_operations() {
+    check(
+        &[desired("1", "anna.berg", "Berg", true)],
+        &[observed("anna.berg", Some("1"), "Berg", false)],
+        &[owned("1", "anna.berg", AccountStatus::Active)],
+        expect_test::expect![[r#"
+            member 1: uid=anna.berg,ou=people,dc=example,dc=org
+            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn a_name_change_updates_only_that_attribute() {
+    check(
+        &[desired("1", "anna.berg", "Ek", true)],
+        &[observed("anna.berg", Some("1"), "Berg", false)],
+        &[owned("1", "anna.berg", AccountStatus::Active)],
+        expect_test::expect![[r#"
+            update anna.berg (sn changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"sn","values":["Ek"]}]}
+            member 1: uid=anna.berg,ou=people,dc=example,dc=org
+            Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn an_attribute_the_mapping_no_longer_yields_is_removed() {
+    let mut obs = observed("anna.berg", Some("1"), "Berg", false);
+    obs.attrs.insert("departmentNumber".into(), Value::text("S1"));
+    obs.attrs.insert("entryUUID".into(), Value::text("not managed"));
+    check(
+        &[desired("1", "anna.berg", "Berg", true)],
+        &[obs],
+        &[owned("1", "anna.berg", AccountStatus::Active)],
+        expect_test::expect![[r#"
+            update anna.berg (departmentNumber changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"departmentNumber","values":[]}]}
+            member 1: uid=anna.berg,ou=people,dc=example,dc=org
+            Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn leavers_are_disabled_once_and_returners_enabled() {
+    check(
+        &[
+            desired("1", "anna.berg", "Berg", false),
+            desired("2", "bo.ek", "Ek", false),
+            desired("3", "cy.ek", "Ek", true),
+        ],
+        &[
+            observed("anna.berg", Some("1"), "Berg", false),
+            observed("bo.ek", Some("2"), "Ek", true),
+            observed("cy.ek", Some("3"), "Ek", true),
+        ],
+        &[
+            owned("1", "anna.berg", AccountStatus::Active),
+            owned("2", "bo.ek", AccountStatus::Disabled),
+            owned("3", "cy.ek", AccountStatus::Disabled),
+        ],
+        expect_test::expect![[r#"
+            enable cy.ek (active again) {"kind":"enable","key":"uid=cy.ek,ou=people,dc=example,dc=org"}
+            disable anna.berg (no longer in any source) {"kind":"disable","key":"uid=anna.berg,ou=people,dc=example,dc=org"}
+            member 3: (the target gives it at apply)
+            Summary { create: 0, rename: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn an_interrupted_create_is_adopted_not_duplicated() {
+    check(
+        &[desired("1", "anna.berg", "Berg", true), desired("2", "bo.ek", "Ek", true)],
+        &[observed("anna.berg", Some("1"), "Berg", false)],
+        &[owned("1", "anna.berg", AccountStatus::Pending), owned("2", "bo.ek", AccountStatus::Pending)],
+        expect_test::expect![[r#"
+            create bo.ek (the account enid created is missing on the target; creating it again) {"attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false,"kind":"create","username":"bo.ek"}
+            adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
+            member 1: uid=anna.berg,ou=people,dc=example,dc=org
+            member 2: (the target gives it at apply)
+            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn an_unowned_entry_in_the_way_blocks_and_is_not_touched() {
+    check(
+        &[desired("1", "anna.berg", "Berg", true)],
+        &[observed("anna.berg", None, "Someone", false)],
+        &[],
+        expect_test::expect![[r#"
+            blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org exists but was not created by enid
+            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn thresholds_hold_mass_disables_and_creates_but_not_a_first_run() {
+    let t = crate::core::policy::Thresholds::default();
+    let sum = |create, disable| Summary { create, disable, ..Default::default() };
+    assert!(check_thresholds("dir", &sum(0, 10), 100, 0, &t).is_empty(), "10 is the floor");
+    let hits = check_thresholds("dir", &sum(0, 102), 2000, 0, &t);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0].to_string(),
+        "target \"dir\": 102 disable of 2000 owned accounts (5.1%), over the limit of 100 (5% of owned, at least 10) by 2"
+    );
+    assert!(check_thresholds("dir", &sum(5000, 0), 0, 0, &t).is_empty(), "the first run is exempt");
+    assert_eq!(check_thresholds("dir", &sum(401, 0), 2000, 0, &t)[0].action, Action::Create);
+}
+
+#[test]
+fn the_first_run_exemption_needs_a_target_without_enid_ids() {
+    let t = crate::core::policy::Thresholds::default();
+    let sum = Summary { create: 5000, ..Default::default() };
+    let hits = check_thresholds("dir", &sum, 0, 1, &t);
+    assert_eq!(hits.len(), 1, "one entry with an enid id: not a first run");
+    assert_eq!(hits[0].action, Action::Create);
+    assert_eq!(hits[0].limit, 50);
+}
+
+#[test]
+fn mass_updates_and_renames_are_held() {
+    let t = crate::core::policy::Thresholds::default();
+    let sum = |update, rename| Summary { update, rename, ..Default::default() };
+    assert!(check_thresholds("dir", &sum(50, 10), 100, 0, &t).is_empty(), "the floors");
+    let hits = check_thresholds("dir", &sum(22_100, 0), 22_100, 0, &t);
+    assert_eq!(
+        hits[0].to_string(),
+        "target \"dir\": 22100 update of 22100 owned accounts (100.0%), over the limit of 2210 (10% of owned, at least 50) by 19890"
+    );
+    let hits = check_thresholds("dir", &sum(0, 41), 2000, 0, &t);
+    assert_eq!((hits[0].action, hits[0].limit), (Action::Rename, 40));
+    assert_eq!(check_thresholds("dir", &sum(201, 40), 2000, 0, &t).len(), 1, "2% of 2000 renames is allowed");
+}
+
+#[test]
+fn group_names_differing_only_in_case_are_one_group_under_the_recorded_name() {
+    let group = |members: &[&str]| DesiredGroup {
+        school: "S1".into(),
+        members: members.iter().map(|m| (format!("id-{m}"), Some(m.to_string()))).collect(),
+    };
+    let desired: BTreeMap<String, DesiredGroup> =
+        [("S1-3A".to_string(), group(&["uid=a"])), ("s1-3a".to_string(), group(&["uid=b"]))].into();
+    let key = "cn=s1-3a,ou=groups".to_string();
+    let observed = [ObservedGroup {
+        key: key.clone(),
+        anchor: Some("g1".into()),
+        name: "s1-3a".into(),
+        members: vec!["uid=a".into()],
+    }];
+    let owned = OwnedGroup {
+        target: "dir".into(),
+        name: "s1-3a".into(),
+        key: Some(key.clone()),
+        anchor: Some("g1".into()),
+        school: "S1".into(),
+        pending: false,
+    };
+    let mut tp = TargetPlan::default();
+    plan_groups("dir", &desired, &observed, &[&owned], &caps(Some(MemberForm::Key)), &mut tp);
+    assert!(tp.blocked.is_empty(), "{:?}", tp.blocked);
+    let ops: Vec<(Action, &str, &TargetOp)> =
+        tp.operations.iter().map(|o| (o.action, o.username.as_str(), &o.op)).collect();
+    assert_eq!(
+        ops,
+        [(Action::AddMembers, "s1-3a", &TargetOp::AddMembers { key: key.clone(), members: vec!["uid=b".into()] })]
+    );
+    // Not owned yet: one create, under the first name in sorted order.
+    let mut tp = TargetPlan::default();
+    plan_groups("dir", &desired, &[], &[], &caps(Some(MemberForm::Key)), &mut tp);
+    let creates: Vec<&TargetOp> = tp.operations.iter().map(|o| &o.op).collect();
+    assert_eq!(
+        creates,
+        [&TargetOp::CreateGroup { name: "S1-3A".into(), members: vec!["uid=a".into(), "uid=b".into()] }]
+    );
+}
+
+#[test]
+fn the_target_guard_counts_owned_accounts_and_groups_not_seen_by_anchor_or_key() {
+    let rows = [
+        owned("1", "anna.berg", AccountStatus::Active),
+        owned("2", "bo.ek", AccountStatus::Disabled),
+        owned("3", "cy.ek", AccountStatus::Active),
+        owned("4", "dag.ny", AccountStatus::Pending),
+    ];
+    let rows: Vec<&OwnedAccount> = rows.iter().collect();
+    // Anna by anchor; Bo's entry has a new anchor but is at the recorded key; Cy is gone; Dag's
+    // create is still a question and does not count.
+    let mut bo = observed("bo.ek", Some("2"), "Ek", true);
+    bo.anchor = Some("restored".into());
+    let c = caps(None);
+    assert_eq!(missing_accounts(&rows, &[observed("anna.berg", Some("1"), "Berg", false), bo], &c), (1, 3));
+    assert_eq!(missing_accounts(&rows, &[], &c), (3, 3));
+
+    let group = |name: &str, pending: bool| OwnedGroup {
+        target: "dir".into(),
+        name: name.into(),
+        key: Some(format!("cn={name},ou=groups")),
+        anchor: (!pending).then(|| format!("g-{name}")),
+        school: "S1".into(),
+        pending,
+    };
+    let groups = [group("7a", false), group("7b", false), group("7c", true)];
+    let groups: Vec<&OwnedGroup> = groups.iter().collect();
+    let c = caps(None);
+    let seen = ObservedGroup { key: "CN=7a, ou=groups".into(), anchor: None, name: "7a".into(), members: vec![] };
+    assert_eq!(missing_groups(&groups, &[seen], &c), (1, 2));
+}
+
+#[test]
+fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
+    let desired: BTreeMap<String, DesiredGroup> = [(
+        "S1-7A".to_string(),
+        DesiredGroup { school: "S1".into(), members: [("1".to_string(), Some("uid=a".to_string()))].into() },
+    )]
+    .into();
+    let key = "cn=S1-7A,ou=groups".to_string();
+    let observed = [ObservedGroup {
+        key: key.clone(),
+        anchor: Some("hand-made".into()),
+        name: "S1-7A".into(),
+        members: vec!["cn=admin".into()],
+    }];
+    let owned = |name: &str| OwnedGroup {
+        target: "dir".into(),
+        name: name.into(),
+        key: Some(format!("cn={name},ou=groups")),
+        anchor: Some(format!("g-{name}")),
+        school: "S1".into(),
+        pending: false,
+    };
+    let mut tp = TargetPlan::default();
+    plan_groups("dir", &desired, &observed, &[&owned("S1-7A")], &caps(Some(MemberForm::Key)), &mut tp);
+    assert!(tp.operations.is_empty(), "{:?}", tp.operations);
+    assert_eq!(
+        tp.blocked[0].reason,
+        "group cn=S1-7A,ou=groups stands where enid's group is recorded, but it is another entry, not created by \
+         enid; it is left alone"
+    );
+    // No longer wanted: still not deleted.
+    let mut tp = TargetPlan::default();
+    plan_groups("dir", &BTreeMap::new(), &observed, &[&owned("S1-7A")], &caps(Some(MemberForm::Key)), &mut tp);
+    assert!(tp.operations.is_empty(), "{:?}", tp.operations);
+}
+
+#[test]
+fn a_person_whose_attributes_cannot_be_rendered_is_held_and_their_account_left_alone() {
+    let mut d = desired("1", "anna.berg", "Berg", true);
+    d.spec.attrs = Attrs::new();
+    d.held = Some("attribute mapping failed: attribute mail: undefined value".into());
+    check(
+        &[d.clone(), desired("2", "bo.ek", "Ek", true)],
+        &[observed("anna.berg", Some("1"), "Berg", false)],
+        &[owned("1", "anna.berg", AccountStatus::Active)],
+        expect_test::expect![[r#"
+            create bo.ek (new person) {"attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false,"kind":"create","username":"bo.ek"}
+            blocked anna.berg: attribute mapping failed: attribute mail: undefined value
+            member 1: uid=anna.berg,ou=people,dc=example,dc=org
+            member 2: (the target gives it at apply)
+            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+    check(
+        &[d],
+        &[],
+        &[],
+        expect_test::expect![[r#"
+            blocked anna.berg: attribute mapping failed: attribute mail: undefined value
+            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+}
+
+#[test]
+fn kept_members_stay_in_their_groups_and_keep_owned_groups_alive() {
+    let group = |name: &str, members: &[&str]| ObservedGroup {
+        key: format!("cn={name},ou=groups"),
+        anchor: Some(format!("g-{name}")),
+        name: name.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
+    let owned = |name: &str| OwnedGroup {
+        target: "t".into(),
+        name: name.into(),
+        key: Some(format!("cn={name},ou=groups")),
+        anchor: Some(format!("g-{name}")),
+        school: "S1".into(),
+        pending: false,
+    };
+    let observed = [group("7A", &["uid=kim,ou=p", "uid=bo,ou=p"]), group("8B", &["uid=kim,ou=p", "uid=cy,ou=p"])];
+    let (a, b) = (owned("7A"), owned("8B"));
+    // 7A is still wanted with bo only; 8B with nobody.
+    let want = BTreeMap::from([(
+        "7A".to_string(),
+        DesiredGroup { school: "S1".into(), members: [("bo".to_string(), Some("uid=bo,ou=p".to_string()))].into() },
+    )]);
+    let plan = |kept: &[&str]| {
+        let c = caps(Some(MemberForm::Key));
+        let mut tp =
+            TargetPlan { kept_members: kept.iter().map(|k| fold_member(&c, k)).collect(), ..Default::default() };
+        plan_groups("t", &want, &observed, &[&a, &b], &c, &mut tp);
+        tp.operations.iter().map(|o| format!("{} {} {:?}", o.action.as_str(), o.username, o.op)).collect::<Vec<_>>()
+    };
+    // Without kept persons kim leaves 7A and 8B is deleted.
+    let plain = plan(&[]);
+    assert!(plain.iter().any(|o| o.starts_with("remove members 7A")), "{plain:?}");
+    assert!(plain.iter().any(|o| o.starts_with("delete group 8B")), "{plain:?}");
+    // kim is kept: no change to 7A; 8B stays with kim, only cy leaves.
+    let kept = plan(&["UID=kim, ou=p"]);
+    assert_eq!(
+        kept,
+        ["remove members 8B RemoveMembers { key: \"cn=8B,ou=groups\", members: [\"uid=cy,ou=p\"] }"],
+        "{kept:?}"
+    );
+}

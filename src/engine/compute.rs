@@ -1,0 +1,535 @@
+//! The dry run: reads sources, state and targets, runs the pure core, and returns what it found
+//! ([`Computed`]): the plan, and what an apply needs besides it. Writes nothing.
+
+use super::fetch::Fetched;
+use super::records::*;
+use super::{Engine, EngineError, Overrides};
+use crate::core::desired::*;
+use crate::core::identity::{self, RejectedRows, Resolution};
+use crate::core::model::{AccountStatus, Identity, IdentityId, Sourced};
+use crate::core::naming::{NameRequest, RenamePolicy};
+use crate::core::plan::{self, Action, Desired, NewIdentity, Plan, PlannedOp};
+use crate::store::{RecordRow, StateStore};
+use chrono::{DateTime, Utc};
+use connector_api::{ObservedAccount, ObservedGroup, RowError, Target, TargetError};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// A target read running in a task of its own.
+type ObserveTask = tokio::task::JoinHandle<Result<(Vec<ObservedAccount>, Vec<ObservedGroup>), TargetError>>;
+
+/// Everything a dry run found, ready to show or to apply.
+#[derive(Debug)]
+pub struct Computed {
+    pub plan: Plan,
+    pub resolution: Resolution,
+    /// Identity id → username, for every identity of the run.
+    pub usernames: BTreeMap<IdentityId, String>,
+    /// Rows rejected by the sources, per source.
+    pub rejected: BTreeMap<String, Vec<RowError>>,
+    /// Persons held on a target because their accounts could not be computed (a template failed):
+    /// no operation for them there, and the run exits non-zero.
+    pub failures: Vec<Failure>,
+    /// Records to write to the state database (new or changed).
+    pub record_rows: Vec<RecordRow>,
+    /// Records read, per source.
+    pub counts: BTreeMap<String, usize>,
+    /// The fields each source delivered (recorded at apply for the dropped-column guard).
+    pub columns: BTreeMap<String, BTreeSet<String>>,
+    /// The accounts each target holds now.
+    pub observed: BTreeMap<String, Vec<ObservedAccount>>,
+    /// Identities with protected personal data now or as stored (also kept and absent ones).
+    pub protected: HashSet<IdentityId>,
+}
+
+/// Conflicts as they may be shown: one that involves a person with protected personal data (as
+/// a candidate identity) shows no source keys or file locations.
+pub fn redact_conflicts(conflicts: &mut [crate::core::identity::Conflict], protected: &HashSet<IdentityId>) {
+    for c in conflicts.iter_mut().filter(|c| c.candidates.iter().any(|i| protected.contains(i))) {
+        c.records = vec!["(protected)".into()];
+        c.held = vec!["(protected)".into()];
+    }
+}
+
+impl Computed {
+    /// The plan as it may be shown or saved: persons with protected personal data by enid id
+    /// only (no username, school, values, source keys or file locations).
+    pub fn shown_plan(&self) -> std::borrow::Cow<'_, Plan> {
+        let protected: HashSet<&str> = self.protected.iter().map(String::as_str).collect();
+        if protected.is_empty() && !self.plan.operations.iter().any(|o| o.protected) {
+            return std::borrow::Cow::Borrowed(&self.plan);
+        }
+        let mut p = self.plan.clone();
+        redact_conflicts(&mut p.conflicts, &self.protected);
+        for k in &mut p.kept {
+            if protected.contains(k.identity.as_str()) {
+                k.username = k.identity.clone();
+                k.reason = "protected person: see `enid explain` by enid id".into();
+            }
+        }
+        p.operations = self.plan.operations.iter().map(PlannedOp::redacted).collect();
+        for n in &mut p.new_identities {
+            if protected.contains(n.id.as_str()) {
+                n.username = n.id.clone();
+                n.records = vec!["(protected)".into()];
+            }
+        }
+        for b in &mut p.blocked {
+            if protected.contains(b.identity.as_str()) {
+                b.username = b.identity.clone();
+                b.reason = "protected person: see `enid explain` by enid id".into();
+            }
+        }
+        for r in p.renames.iter_mut().chain(p.held_renames.iter_mut()) {
+            if protected.contains(r.identity.as_str()) {
+                r.old = r.identity.clone();
+                r.new = r.identity.clone();
+            }
+        }
+        std::borrow::Cow::Owned(p)
+    }
+}
+
+/// A person held on one target because their account could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    /// What failed: `target "directory"`, `[naming]`.
+    pub component: String,
+    pub identity: IdentityId,
+    /// What failed, naming the attribute template; never a civic number.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: identity {} is held (no operation): {}", self.component, self.identity, self.message)
+    }
+}
+
+impl Engine {
+    pub(super) fn spawn_observe(&self) -> Vec<(String, ObserveTask)> {
+        self.targets
+            .iter()
+            .map(|(id, t)| {
+                let t = Arc::clone(t);
+                let task = async move {
+                    let mut attrs = t.managed.clone();
+                    attrs.extend(t.policy.exclude.attribute_names());
+                    let accounts = t.conn.observe(&attrs).await?;
+                    let groups = if t.groups.is_some() { t.conn.observe_groups().await? } else { Vec::new() };
+                    Ok((accounts, groups))
+                };
+                (id.clone(), tokio::spawn(task))
+            })
+            .collect()
+    }
+
+    /// The dry run: reads sources and targets, and plans. Writes nothing.
+    pub async fn compute(&self, now: DateTime<Utc>, overrides: &Overrides) -> Result<Computed, EngineError> {
+        let today = now.date_naive();
+        let started = std::time::Instant::now();
+        let lap =
+            |what: &'static str| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "compute");
+        let observing = self.spawn_observe();
+        let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
+        let (fetched, snapshot) = tokio::join!(self.fetch_all(today, overrides), self.read_state());
+        let (Fetched { records, rejected, counts, columns }, (snapshot, decisions, state_groups)) =
+            match (fetched, snapshot) {
+                (Ok(f), Ok(s)) => (f, s),
+                (Err(e), _) | (_, Err(e)) => {
+                    abort_all();
+                    return Err(e);
+                }
+            };
+        lap("read sources and state");
+        // A rejected row is not a leaver: the persons linked to rejected rows are kept as stored.
+        let rejected_rows = RejectedRows::from_rows(&rejected);
+        let mut resolution = identity::resolve(
+            records,
+            &snapshot,
+            &decisions,
+            &self.config.identity.match_on,
+            &rejected_rows,
+            &self.id_key,
+        );
+        let unprotect = keep_protection(&mut resolution, &snapshot);
+        lap("resolved identities");
+        let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
+        // Kept persons keep their names too (for `explain`); nothing is planned for them.
+        for k in &resolution.kept {
+            if let Some(Some(u)) = snapshot.identities.get(&k.identity_id) {
+                usernames.insert(k.identity_id.clone(), u.clone());
+            }
+        }
+        if self.config.naming.protected_names_from_template {
+            requests.iter_mut().for_each(|r| r.pseudonymous = false);
+        }
+        // Persons whose name no longer fits their username, when the policy renames: they get
+        // their desired accounts later, with the new name.
+        let renaming = self.rename_candidates(&resolution, &usernames);
+        for id in renaming.keys() {
+            usernames.remove(id);
+        }
+        let last_schools = last_schools(&snapshot, &resolution);
+        let authority = self.config.identity.authority.model();
+        let lifecycle = self.lifecycle;
+        let rules = Rules { authority: &authority, lifecycle: &lifecycle };
+        // Desired accounts of identities that already have a name need nothing from the targets.
+        let mut failures = Vec::new();
+        let mut desired: BTreeMap<String, Vec<Desired>> = self
+            .targets
+            .iter()
+            .map(|(id, t)| {
+                let (want, failed) =
+                    desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.rules(), today);
+                failures.extend(failed.into_iter().map(|(identity, why)| Failure {
+                    component: format!("target \"{id}\""),
+                    identity,
+                    message: format!("{why}; fix [targets.{id}.attributes]"),
+                }));
+                (id.clone(), want)
+            })
+            .collect();
+        // Also independent of the targets: which stored records the apply would rewrite.
+        let mut record_rows = changed_records(&resolution, &snapshot);
+        lap("desired accounts of known identities");
+
+        let mut observed = BTreeMap::new();
+        let mut observed_groups: BTreeMap<String, Vec<ObservedGroup>> = BTreeMap::new();
+        let mut failure = None;
+        for (id, handle) in observing {
+            match handle.await {
+                Ok(Ok((accounts, groups))) => {
+                    observed.insert(id.clone(), accounts);
+                    observed_groups.insert(id, groups);
+                }
+                Ok(Err(error)) => {
+                    failure.get_or_insert(EngineError::Target { id, error });
+                }
+                Err(e) => {
+                    let error = TargetError::unavailable("read the target").with_source(e);
+                    failure.get_or_insert(EngineError::Target { id, error });
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        lap("read targets");
+        self.guard_lost_state(&observed, &snapshot, &resolution).await?;
+        let missing_owned = self.missing_owned(&snapshot, &observed);
+        if !overrides.missing {
+            self.target_guard(&missing_owned, &state_groups, &observed_groups)?;
+        }
+        // Owned accounts moved out of scope by hand: never created a second time.
+        let moved = self.moved_out_of_scope(&missing_owned).await?;
+
+        let mut all_requests = requests;
+        all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
+        let (mut new_names, naming_failed) = self.name_new(&all_requests, &observed, now).await?;
+        failures.extend(naming_failed);
+        let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
+        for (id, t) in &self.targets {
+            let (more, failed) = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
+            failures.extend(failed.into_iter().map(|(identity, why)| Failure {
+                component: format!("target \"{id}\""),
+                identity,
+                message: format!("{why}; fix [targets.{id}.attributes]"),
+            }));
+            desired.entry(id.clone()).or_default().extend(more);
+        }
+        usernames.extend(new_names);
+        // A new person whose name could not be made (a reported failure) is not recorded yet:
+        // their records wait with them.
+        if !failures.is_empty() {
+            record_rows
+                .retain(|r| snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id));
+        }
+        let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
+        let protected_ids: HashSet<&str> =
+            resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
+        let kept_ids: HashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
+        let mut target_plans = BTreeMap::new();
+        let mut held = Vec::new();
+        for (id, handle) in &self.targets {
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let all_obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let mut want = desired.remove(id).unwrap_or_default();
+            // Excluded accounts are out of the plan, and so are the persons they belong to.
+            let kept: Vec<ObservedAccount>;
+            let exclude = &handle.policy.exclude;
+            let obs = if exclude.is_empty() && !all_obs.iter().any(|a| a.excluded) {
+                all_obs
+            } else {
+                let (out, keep): (Vec<&ObservedAccount>, Vec<&ObservedAccount>) =
+                    all_obs.iter().partition(|a| exclude.matches(a));
+                let owner = handle.caps.owner_attribute.as_str();
+                let skip: HashSet<&str> = out
+                    .iter()
+                    .flat_map(|a| {
+                        let by_row = owned.iter().filter(move |o| {
+                            o.anchor.is_some() && o.anchor == a.anchor
+                                || o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(&a.key))
+                        });
+                        let by_attr = a.attrs.get(owner).into_iter().flat_map(|v| v.texts()).map(String::as_str);
+                        by_row.map(|o| o.identity_id.as_str()).chain(by_attr).collect::<Vec<_>>()
+                    })
+                    .collect();
+                want.retain(|d| !skip.contains(d.id().as_str()));
+                kept = keep.into_iter().cloned().collect();
+                &kept
+            };
+            if !excluded_persons.is_empty() {
+                want.retain(|d| !excluded_persons.contains(d.id().as_str()));
+            }
+            let facts = plan::TargetFacts { caps: &handle.caps, today };
+            let moved_here = moved.get(id);
+            let mut moved_away = Vec::new();
+            if let Some(m) = moved_here.filter(|m| !m.is_empty()) {
+                want.retain(|d| match m.get(d.id()) {
+                    Some(key) => {
+                        moved_away.push(plan::Blocked {
+                            target: id.clone(),
+                            identity: d.id().clone(),
+                            username: if d.protected { d.id().clone() } else { d.username().to_string() },
+                            reason: format!(
+                                "the account enid owns was moved out of {} to {key}; it is left alone and never \
+                                 created again: move it back, or widen base_dn or filter",
+                                handle.conn.scope()
+                            ),
+                        });
+                        false
+                    }
+                    None => true,
+                });
+            }
+            let mut tp = plan::plan_target(id, want, obs, &owned, &handle.managed, &facts);
+            tp.blocked.extend(moved_away);
+            if let Some(namer) = &handle.groups {
+                tp.kept_members = kept_members(&kept_ids, &owned, all_obs, &handle.caps, &snapshot);
+                let allowed: Vec<(IdentityId, Option<String>)>;
+                let members = if handle.policy.protected.groups || protected_ids.is_empty() {
+                    &tp.members
+                } else {
+                    allowed = tp.members.iter().filter(|(i, _)| !protected_ids.contains(i.as_str())).cloned().collect();
+                    &allowed
+                };
+                match namer.desired(&resolution, &authority, members) {
+                    Ok(desired_groups) => {
+                        let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
+                        let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                        plan::plan_groups(id, &desired_groups, obs_groups, &owned_groups, &handle.caps, &mut tp);
+                    }
+                    // Fail closed: without every name, no group of this target is changed.
+                    Err(e) => tp.blocked.push(plan::Blocked {
+                        target: id.clone(),
+                        identity: String::new(),
+                        username: "(groups)".into(),
+                        reason: format!("{e}; no group on this target is changed until the template is fixed"),
+                    }),
+                }
+            }
+            held.extend(weigh(id, &tp, &owned, &handle.policy.thresholds));
+            let owned_groups = state_groups.iter().filter(|g| &g.target == id && !g.pending).count();
+            held.extend(plan::check_group_thresholds(id, &tp.groups, owned_groups, &handle.policy.thresholds));
+            target_plans.insert(id.clone(), tp);
+        }
+        lap("planned targets");
+        let new_identities = resolution
+            .present
+            .iter()
+            .filter(|i| i.is_new)
+            // An identity whose name could not be made (a reported failure) waits for the next run.
+            .filter_map(|i| {
+                Some(NewIdentity {
+                    id: i.id.clone(),
+                    username: usernames.get(&i.id)?.clone(),
+                    records: i.records.iter().map(Sourced::label).collect(),
+                })
+            })
+            .collect();
+        let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
+        let mut plan = plan::assemble(
+            now,
+            new_identities,
+            target_plans,
+            resolution.conflicts.clone(),
+            civic_changes,
+            (renames, held_renames),
+        );
+        plan.kept = kept_persons(&resolution, &snapshot);
+        plan.held = held;
+        if !unprotect.is_empty() {
+            // Releasing protection is part of what an approval of this plan approves.
+            let mut h = Sha256::new();
+            h.update(plan.plan_id.as_bytes());
+            for id in &unprotect {
+                h.update(id.as_bytes());
+            }
+            plan.plan_id = format!("{:x}", h.finalize())[..plan.plan_id.len()].to_string();
+            plan.unprotect = unprotect;
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            operations = plan.operations.len(),
+            "planned"
+        );
+        failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
+        let protected = self::protected_ids(&resolution, &snapshot);
+        Ok(Computed {
+            plan,
+            resolution,
+            usernames,
+            rejected,
+            failures,
+            record_rows,
+            counts,
+            columns,
+            observed,
+            protected,
+        })
+    }
+
+    /// Identities whose name changed so that their username no longer fits, when the policy is
+    /// not `keep`, and persons who became protected and still have a username made from their
+    /// name, whatever the policy: id → (name request, current username).
+    fn rename_candidates(
+        &self,
+        resolution: &Resolution,
+        usernames: &BTreeMap<IdentityId, String>,
+    ) -> BTreeMap<IdentityId, (NameRequest, String)> {
+        let mut out = BTreeMap::new();
+        let pseudonyms = !self.config.naming.protected_names_from_template;
+        let policy = self.config.naming.on_name_change;
+        for ident in &resolution.present {
+            let (Some(old), Some(req)) = (usernames.get(&ident.id), name_request(ident)) else { continue };
+            if req.pseudonymous {
+                // A protected person's name never shapes their username; one who became protected
+                // gets a pseudonymous one (held with their other changes for approval).
+                if pseudonyms && !self.namer.still_fits(old, &req) {
+                    out.insert(ident.id.clone(), (req, old.clone()));
+                }
+                continue;
+            }
+            if policy == RenamePolicy::Keep {
+                continue;
+            }
+            if !self.namer.still_fits(old, &req) {
+                out.insert(ident.id.clone(), (req, old.clone()));
+            }
+        }
+        out
+    }
+
+    /// Splits rename candidates into renames done now and renames held for approval. A held
+    /// person keeps the old name in `names`.
+    async fn decide_renames(
+        &self,
+        renaming: &BTreeMap<IdentityId, (NameRequest, String)>,
+        names: &mut BTreeMap<IdentityId, String>,
+    ) -> Result<(Vec<plan::RenameInfo>, Vec<plan::RenameInfo>), EngineError> {
+        let (mut done, mut held) = (Vec::new(), Vec::new());
+        if renaming.is_empty() {
+            return Ok((done, held));
+        }
+        let approved = match self.config.naming.on_name_change {
+            RenamePolicy::Hold => self.store.rename_approvals().await?,
+            _ => BTreeMap::new(),
+        };
+        for (id, (_, old)) in renaming {
+            let Some(new) = names.get(id).cloned() else {
+                // The new name could not be made (reported): the person keeps the old one.
+                names.insert(id.clone(), old.clone());
+                continue;
+            };
+            let info = plan::RenameInfo { identity: id.clone(), old: old.clone(), new: new.clone() };
+            // A person who became protected is renamed whatever the policy: their changes wait
+            // for `--accept-protected` anyway.
+            let protection = renaming.get(id).is_some_and(|(req, _)| req.pseudonymous);
+            let go = protection
+                || self.config.naming.on_name_change == RenamePolicy::Rename
+                || approved.get(id) == Some(&new);
+            if go {
+                done.push(info);
+            } else {
+                names.insert(id.clone(), old.clone());
+                held.push(info);
+            }
+        }
+        Ok((done, held))
+    }
+
+    /// Names for identities that have none yet, avoiding every name ever allocated, the
+    /// reserved names, and every name on a target.
+    async fn name_new(
+        &self,
+        requests: &[NameRequest],
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        now: DateTime<Utc>,
+    ) -> Result<(BTreeMap<IdentityId, String>, Vec<Failure>), EngineError> {
+        if requests.is_empty() {
+            return Ok((BTreeMap::new(), Vec::new()));
+        }
+        let quarantine = self.config.naming.quarantine_days;
+        let mut taken: HashSet<String> = self.store.allocated_usernames(now, quarantine).await?.into_iter().collect();
+        taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
+        for accounts in observed.values() {
+            taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
+        }
+        let (names, failed) = self.namer.allocate(requests, &taken);
+        let failed = failed
+            .into_iter()
+            .map(|(identity, why)| Failure {
+                component: "[naming]".into(),
+                identity,
+                message: format!("{why}; fix [naming] username"),
+            })
+            .collect();
+        Ok((names, failed))
+    }
+}
+
+/// The thresholds one target's plan goes over. Thresholds weigh against the accounts that exist.
+/// Creates that retry an earlier, already applied plan (a pending ownership row) are not new
+/// decisions: they do not count, so an interrupted first run finishes without review. An
+/// account enid created (active or disabled) that is gone from the target is created afresh:
+/// that counts.
+fn weigh(
+    id: &str,
+    tp: &plan::TargetPlan,
+    rows: &[&crate::core::model::OwnedAccount],
+    thresholds: &crate::core::policy::Thresholds,
+) -> Vec<plan::ThresholdHit> {
+    let owned = rows.iter().filter(|a| a.status != AccountStatus::Pending).count();
+    let fresh = if tp.summary.create == 0 {
+        0
+    } else {
+        let retries: HashSet<&str> =
+            rows.iter().filter(|a| a.status == AccountStatus::Pending).map(|a| a.identity_id.as_str()).collect();
+        tp.operations.iter().filter(|o| o.action == Action::Create && !retries.contains(o.identity.as_str())).count()
+    };
+    // Enables a start date scheduled are not returns of leavers: they do not count.
+    let scheduled =
+        tp.operations.iter().filter(|o| o.action == Action::Enable && o.reason == plan::START_REASON).count();
+    let weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
+    plan::check_thresholds(id, &weighed, owned, tp.enid_entries, thresholds)
+}
+
+/// Looks up the identities that match `needle` in a computed run (for persons not yet stored).
+pub fn find_in_run(computed: &Computed, needle: &str) -> Vec<IdentityId> {
+    let mut out = Vec::new();
+    for ident in computed.resolution.all() {
+        let by_record = ident.records.iter().any(|r| r.record.person_id == needle);
+        let by_name = computed.usernames.get(&ident.id).is_some_and(|u| u == needle);
+        if ident.id == needle || by_record || by_name {
+            out.push(ident.id.clone());
+        }
+    }
+    out
+}
+
+/// The identity of a run by id.
+pub fn identity_in_run<'a>(computed: &'a Computed, id: &str) -> Option<&'a Identity> {
+    computed.resolution.all().find(|i| i.id == id)
+}
