@@ -1,8 +1,8 @@
 //! Config parsing and validation tests: strict keys with their lines, old spellings, every example config.
 
-    use super::*;
+use super::*;
 
-    const MINIMAL: &str = r#"
+const MINIMAL: &str = r#"
 [state]
 path = "/var/lib/enid/state.db"
 
@@ -18,155 +18,154 @@ bind_password_file = "/etc/enid/ldap.secret"
 base_dn = "ou=people,dc=example,dc=org"
 "#;
 
-    #[test]
-    fn the_documented_minimal_config_parses() {
-        let c = Config::parse(MINIMAL).unwrap();
-        c.validate().unwrap();
-        assert!(matches!(c.sources["sis"], SourceConfig::Csv(_)));
-    }
+#[test]
+fn the_documented_minimal_config_parses() {
+    let c = Config::parse(MINIMAL).unwrap();
+    c.validate().unwrap();
+    assert!(matches!(c.sources["sis"], SourceConfig::Csv(_)));
+}
 
-    #[test]
-    fn unknown_keys_name_the_key_and_line() {
-        let text = MINIMAL.replace("base_dn =", "basedn =");
-        let err = Config::parse(&text).unwrap_err();
-        assert!(err.contains("basedn") && err.starts_with("line 14:"), "{err}");
-        let text = MINIMAL.replace("[state]\n", "[state]\nfoo = 1\n");
-        let err = Config::parse(&text).unwrap_err();
-        assert!(err.contains("unknown field `foo`") && err.starts_with("line 3"), "{err}");
-    }
+#[test]
+fn unknown_keys_name_the_key_and_line() {
+    let text = MINIMAL.replace("base_dn =", "basedn =");
+    let err = Config::parse(&text).unwrap_err();
+    assert!(err.contains("basedn") && err.starts_with("line 14:"), "{err}");
+    let text = MINIMAL.replace("[state]\n", "[state]\nfoo = 1\n");
+    let err = Config::parse(&text).unwrap_err();
+    assert!(err.contains("unknown field `foo`") && err.starts_with("line 3"), "{err}");
+}
 
-    #[test]
-    fn type_errors_name_the_keys_own_line() {
-        let probe = |text: &str| Config::parse(text).unwrap_err();
-        let at = |text: &str, key: &str| text[..text.find(key).unwrap()].matches('\n').count() + 1;
-        let t = MINIMAL.replace("base_dn =", "max_in_flight = \"eight\"\nbase_dn =");
-        let e = probe(&t);
-        assert!(e.starts_with(&format!("line {}:", at(&t, "max_in_flight"))) && e.contains("max_in_flight"), "{e}");
-        let t = format!("{MINIMAL}\n[targets.directory.thresholds]\ndisable_percent = 5\ndisable_min = \"10\"\n");
-        let e = probe(&t);
-        assert!(e.starts_with(&format!("line {}:", at(&t, "disable_min"))) && e.contains("disable_min"), "{e}");
-        let t = MINIMAL.replace("[state]\n", "[naming]\nmax_length = \"x\"\n\n[state]\n");
-        let e = probe(&t);
-        assert!(e.starts_with(&format!("line {}:", at(&t, "max_length"))), "{e}");
-    }
+#[test]
+fn type_errors_name_the_keys_own_line() {
+    let probe = |text: &str| Config::parse(text).unwrap_err();
+    let at = |text: &str, key: &str| text[..text.find(key).unwrap()].matches('\n').count() + 1;
+    let t = MINIMAL.replace("base_dn =", "max_in_flight = \"eight\"\nbase_dn =");
+    let e = probe(&t);
+    assert!(e.starts_with(&format!("line {}:", at(&t, "max_in_flight"))) && e.contains("max_in_flight"), "{e}");
+    let t = format!("{MINIMAL}\n[targets.directory.thresholds]\ndisable_percent = 5\ndisable_min = \"10\"\n");
+    let e = probe(&t);
+    assert!(e.starts_with(&format!("line {}:", at(&t, "disable_min"))) && e.contains("disable_min"), "{e}");
+    let t = MINIMAL.replace("[state]\n", "[naming]\nmax_length = \"x\"\n\n[state]\n");
+    let e = probe(&t);
+    assert!(e.starts_with(&format!("line {}:", at(&t, "max_length"))), "{e}");
+}
 
-    #[test]
-    fn every_example_config_parses() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        let mut n = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let c = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                n += 1;
-            }
+#[test]
+fn every_example_config_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let c = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
         }
-        assert!(n >= 1, "no example configs in {}", dir.display());
     }
+    assert!(n >= 1, "no example configs in {}", dir.display());
+}
 
-    #[test]
-    fn the_shortest_username_limit_of_all_targets_applies() {
-        let c = Config::parse(MINIMAL).unwrap();
-        assert_eq!(c.username_max_length(), 20);
-        let text = MINIMAL.replace("base_dn =", "max_username_length = 12\nbase_dn =");
-        assert_eq!(Config::parse(&text).unwrap().username_max_length(), 12);
-        let text = MINIMAL.replace("[state]", "[identity.authority]\nnames = [\"hr\"]\n\n[state]");
-        let err = Config::parse(&text).unwrap().validate().unwrap_err();
-        assert_eq!(err, "[identity.authority] names names source \"hr\", which is not configured");
-    }
+#[test]
+fn the_shortest_username_limit_of_all_targets_applies() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.username_max_length(), 20);
+    let text = MINIMAL.replace("base_dn =", "max_username_length = 12\nbase_dn =");
+    assert_eq!(Config::parse(&text).unwrap().username_max_length(), 12);
+    let text = MINIMAL.replace("[state]", "[identity.authority]\nnames = [\"hr\"]\n\n[state]");
+    let err = Config::parse(&text).unwrap().validate().unwrap_err();
+    assert_eq!(err, "[identity.authority] names names source \"hr\", which is not configured");
+}
 
-    #[test]
-    fn the_owner_naming_and_class_attributes_cannot_be_overridden() {
-        for (attr, why) in [
-            ("employeeNumber", "it carries the enid id"),
-            ("EMPLOYEENUMBER", "it carries the enid id"),
-            ("uid", "it names the entry (rdn_attribute)"),
-            ("objectClass", "object classes are set by object_classes"),
-        ] {
-            for table in ["[targets.directory.attributes]", "[targets.directory.policy.attributes]"] {
-                let text = format!("{MINIMAL}\n{table}\n{attr} = \"x\"\n");
-                let err = Config::parse(&text).unwrap().validate().unwrap_err();
-                let want = format!("[targets.directory.policy.attributes] {attr} cannot be set or removed here: {why}");
-                assert!(err.starts_with(&want), "{table}: {err}");
-            }
+#[test]
+fn the_owner_naming_and_class_attributes_cannot_be_overridden() {
+    for (attr, why) in [
+        ("employeeNumber", "it carries the enid id"),
+        ("EMPLOYEENUMBER", "it carries the enid id"),
+        ("uid", "it names the entry (rdn_attribute)"),
+        ("objectClass", "object classes are set by object_classes"),
+    ] {
+        for table in ["[targets.directory.attributes]", "[targets.directory.policy.attributes]"] {
+            let text = format!("{MINIMAL}\n{table}\n{attr} = \"x\"\n");
+            let err = Config::parse(&text).unwrap().validate().unwrap_err();
+            let want = format!("[targets.directory.policy.attributes] {attr} cannot be set or removed here: {why}");
+            assert!(err.starts_with(&want), "{table}: {err}");
         }
-        // The owner attribute is whatever the connector says it is.
-        let text = MINIMAL.replace("base_dn =", "owner_attribute = \"employeeID\"\nbase_dn =");
-        let t = format!("{text}\n[targets.directory.policy.attributes]\nemployeeNumber = \"{{{{ id }}}}\"\n");
-        Config::parse(&t).unwrap().validate().unwrap();
-        let t = format!("{text}\n[targets.directory.policy.attributes]\nEmployeeID = \"x\"\n");
-        assert!(Config::parse(&t).unwrap().validate().unwrap_err().contains("EmployeeID cannot be set"));
-        let text = format!("{MINIMAL}\n[targets.directory.attributes]\nmail = \"{{{{ username }}}}@x\"\n");
-        Config::parse(&text).unwrap().validate().unwrap();
-        let text = format!("{MINIMAL}\n[targets.directory.thresholds]\nupdate_percent = 120\n");
-        let err = Config::parse(&text).unwrap().validate().unwrap_err();
-        assert_eq!(err, "[targets.directory.policy] thresholds.update_percent = 120 must be between 0 and 100");
-        let text = format!("{MINIMAL}\n[targets.directory.policy.attributes]\nname.givenName = \"x\"\n");
-        let err = Config::parse(&text).unwrap().validate().unwrap_err();
-        assert!(err.contains("holds strings only"), "{err}");
     }
+    // The owner attribute is whatever the connector says it is.
+    let text = MINIMAL.replace("base_dn =", "owner_attribute = \"employeeID\"\nbase_dn =");
+    let t = format!("{text}\n[targets.directory.policy.attributes]\nemployeeNumber = \"{{{{ id }}}}\"\n");
+    Config::parse(&t).unwrap().validate().unwrap();
+    let t = format!("{text}\n[targets.directory.policy.attributes]\nEmployeeID = \"x\"\n");
+    assert!(Config::parse(&t).unwrap().validate().unwrap_err().contains("EmployeeID cannot be set"));
+    let text = format!("{MINIMAL}\n[targets.directory.attributes]\nmail = \"{{{{ username }}}}@x\"\n");
+    Config::parse(&text).unwrap().validate().unwrap();
+    let text = format!("{MINIMAL}\n[targets.directory.thresholds]\nupdate_percent = 120\n");
+    let err = Config::parse(&text).unwrap().validate().unwrap_err();
+    assert_eq!(err, "[targets.directory.policy] thresholds.update_percent = 120 must be between 0 and 100");
+    let text = format!("{MINIMAL}\n[targets.directory.policy.attributes]\nname.givenName = \"x\"\n");
+    let err = Config::parse(&text).unwrap().validate().unwrap_err();
+    assert!(err.contains("holds strings only"), "{err}");
+}
 
-    /// A file written before the policy block reads exactly as the same file written with it,
-    /// with a warning per old spelling; both at once is an error, never a silent choice.
-    #[test]
-    fn old_policy_spellings_read_as_the_policy_block() {
-        let old = format!(
-            "{MINIMAL}max_username_length = 12\n\n[targets.directory.attributes]\nmail = \"{{{{ username }}}}@x\"\n\n\
+/// A file written before the policy block reads exactly as the same file written with it,
+/// with a warning per old spelling; both at once is an error, never a silent choice.
+#[test]
+fn old_policy_spellings_read_as_the_policy_block() {
+    let old = format!(
+        "{MINIMAL}max_username_length = 12\n\n[targets.directory.attributes]\nmail = \"{{{{ username }}}}@x\"\n\n\
              [targets.directory.thresholds]\ndisable_min = 3\n\n[targets.directory.exclude]\n\
              keys_under = [\"ou=manual,ou=people,dc=example,dc=org\"]\nusernames = [\"rektor\"]\n\n\
              [targets.directory.protected]\ngroups = true\n\n[targets.directory.groups]\n\
              base_dn = \"ou=groups,dc=example,dc=org\"\nschool_name = \"{{{{ school_unit }}}}-alla\"\n"
-        );
-        let new = format!(
-            "{}exclude_under = [\"ou=manual,ou=people,dc=example,dc=org\"]\n\n[targets.directory.groups]\n\
+    );
+    let new = format!(
+        "{}exclude_under = [\"ou=manual,ou=people,dc=example,dc=org\"]\n\n[targets.directory.groups]\n\
              base_dn = \"ou=groups,dc=example,dc=org\"\n\n[targets.directory.policy]\nmax_username_length = 12\n\n\
              [targets.directory.policy.attributes]\nmail = \"{{{{ username }}}}@x\"\n\n\
              [targets.directory.policy.thresholds]\ndisable_min = 3\n\n[targets.directory.policy.exclude]\n\
              usernames = [\"rektor\"]\n\n[targets.directory.policy.protected]\ngroups = true\n\n\
              [targets.directory.policy.groups]\nschool_name = \"{{{{ school_unit }}}}-alla\"\n",
-            MINIMAL
-        );
-        let (o, n) = (Config::parse(&old).unwrap(), Config::parse(&new).unwrap());
-        o.validate().unwrap();
-        n.validate().unwrap();
-        let (a, b) = (&o.targets["directory"], &n.targets["directory"]);
-        assert_eq!(a.policy, b.policy);
-        let (TargetConfig::Ldap(x), TargetConfig::Ldap(y)) = (&a.connector, &b.connector);
-        assert_eq!(x, y);
-        assert_eq!(x.exclude_under, ["ou=manual,ou=people,dc=example,dc=org"]);
-        assert_eq!(o.username_max_length(), 12);
-        assert!(n.deprecations().is_empty());
-        let warned = o.deprecations().join("\n");
-        for key in
-            ["max_username_length", "attributes", "thresholds", "exclude", "keys_under", "protected", "groups.name"]
-        {
-            assert!(warned.contains(key), "{key} not warned about: {warned}");
-        }
-        assert!(warned.contains("[targets.directory.policy]"), "{warned}");
-        // A group container alone still means the default groups.
-        let only_base = format!("{MINIMAL}\n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n");
-        let c = Config::parse(&only_base).unwrap();
-        assert_eq!(c.targets["directory"].policy.groups, Some(crate::core::policy::GroupPolicy::default()));
-        assert!(c.deprecations().is_empty());
-        // Groups in the policy need somewhere to live.
-        let nowhere = format!("{MINIMAL}\n[targets.directory.policy.groups]\n");
-        let err = Config::parse(&nowhere).unwrap().validate().unwrap_err();
-        assert!(err.contains("base_dn"), "{err}");
-        let twice = format!(
-            "{MINIMAL}\n[targets.directory.thresholds]\ndisable_min = 3\n\n[targets.directory.policy.thresholds]\ndisable_min = 4\n"
-        );
-        let err = Config::parse(&twice).unwrap_err();
-        assert!(err.contains("thresholds is given twice"), "{err}");
-        let unknown = format!("{MINIMAL}\n[targets.directory.policy]\nthresold = 1\n");
-        let err = Config::parse(&unknown).unwrap_err();
-        assert!(err.contains("unknown field `thresold`"), "{err}");
+        MINIMAL
+    );
+    let (o, n) = (Config::parse(&old).unwrap(), Config::parse(&new).unwrap());
+    o.validate().unwrap();
+    n.validate().unwrap();
+    let (a, b) = (&o.targets["directory"], &n.targets["directory"]);
+    assert_eq!(a.policy, b.policy);
+    let (TargetConfig::Ldap(x), TargetConfig::Ldap(y)) = (&a.connector, &b.connector);
+    assert_eq!(x, y);
+    assert_eq!(x.exclude_under, ["ou=manual,ou=people,dc=example,dc=org"]);
+    assert_eq!(o.username_max_length(), 12);
+    assert!(n.deprecations().is_empty());
+    let warned = o.deprecations().join("\n");
+    for key in ["max_username_length", "attributes", "thresholds", "exclude", "keys_under", "protected", "groups.name"]
+    {
+        assert!(warned.contains(key), "{key} not warned about: {warned}");
     }
+    assert!(warned.contains("[targets.directory.policy]"), "{warned}");
+    // A group container alone still means the default groups.
+    let only_base = format!("{MINIMAL}\n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n");
+    let c = Config::parse(&only_base).unwrap();
+    assert_eq!(c.targets["directory"].policy.groups, Some(crate::core::policy::GroupPolicy::default()));
+    assert!(c.deprecations().is_empty());
+    // Groups in the policy need somewhere to live.
+    let nowhere = format!("{MINIMAL}\n[targets.directory.policy.groups]\n");
+    let err = Config::parse(&nowhere).unwrap().validate().unwrap_err();
+    assert!(err.contains("base_dn"), "{err}");
+    let twice = format!(
+        "{MINIMAL}\n[targets.directory.thresholds]\ndisable_min = 3\n\n[targets.directory.policy.thresholds]\ndisable_min = 4\n"
+    );
+    let err = Config::parse(&twice).unwrap_err();
+    assert!(err.contains("thresholds is given twice"), "{err}");
+    let unknown = format!("{MINIMAL}\n[targets.directory.policy]\nthresold = 1\n");
+    let err = Config::parse(&unknown).unwrap_err();
+    assert!(err.contains("unknown field `thresold`"), "{err}");
+}
 
-    #[test]
-    fn the_config_path_falls_back_in_order() {
-        assert_eq!(Config::resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));
-        assert_eq!(Config::resolve_path(None, Some("/b".into())), PathBuf::from("/b"));
-        assert_eq!(Config::resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
-    }
+#[test]
+fn the_config_path_falls_back_in_order() {
+    assert_eq!(Config::resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));
+    assert_eq!(Config::resolve_path(None, Some("/b".into())), PathBuf::from("/b"));
+    assert_eq!(Config::resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
+}

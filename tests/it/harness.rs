@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 pub const BASE: &str = "ou=people,dc=example,dc=org";
 pub const HEADER: &str = "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date";
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -24,18 +24,29 @@ pub struct Slapd {
     /// The ldaps:// port, when started with TLS.
     pub tls_port: Option<u16>,
     pid: Option<u32>,
+    /// The slapcat output the database was loaded from, if any.
+    seed: Option<PathBuf>,
 }
 
 impl Slapd {
     pub fn start(dir: &Path) -> Slapd {
-        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), tls_port: None, pid: None };
+        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), tls_port: None, pid: None, seed: None };
         s.run_script(false);
         s
     }
 
     /// A slapd that also serves ldaps:// and StartTLS, with its test CA in `dir/tls/ca.pem`.
     pub fn start_tls(dir: &Path) -> Slapd {
-        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), tls_port: Some(free_port()), pid: None };
+        let mut s =
+            Slapd { dir: dir.to_path_buf(), port: free_port(), tls_port: Some(free_port()), pid: None, seed: None };
+        s.run_script(false);
+        s
+    }
+
+    /// A slapd whose database is this slapcat output (entryUUIDs kept) instead of the empty tree.
+    pub fn start_seeded(dir: &Path, ldif: &Path) -> Slapd {
+        let mut s = Slapd { dir: dir.to_path_buf(), port: free_port(), tls_port: None, pid: None, seed: None };
+        s.seed = Some(ldif.to_path_buf());
         s.run_script(false);
         s
     }
@@ -45,6 +56,7 @@ impl Slapd {
             .arg(&self.dir)
             .arg(self.port.to_string())
             .env("RESTART", if restart { "1" } else { "0" })
+            .env("SEED_LDIF", self.seed.as_deref().map(|p| p.display().to_string()).unwrap_or_default())
             .env("TLS_PORT", self.tls_port.map(|p| p.to_string()).unwrap_or_default())
             .env("PATH", format!("{}:/usr/sbin", std::env::var("PATH").unwrap_or_default()))
             .output()
@@ -223,6 +235,7 @@ base_dn = "{BASE}"
             port: self.slapd.port,
             tls_port: self.slapd.tls_port,
             pid: self.slapd.pid_now(),
+            seed: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod groups;
 mod harness;
 mod identity;
 mod lifecycle;
+mod migration;
 mod protected;
 mod review;
 mod review2;

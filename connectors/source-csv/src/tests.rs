@@ -21,10 +21,8 @@ const HEADER: &str = "person_id,given_name,family_name,civic_no,role,school_unit
 
 #[test]
 fn reads_a_file_with_bom_and_semicolons() {
-    let text = format!(
-        "\u{feff}{}1;Åsa;Öberg;19821105-9954;staff;SKOLA1;\"7A;7B\";2020-08-15;\n",
-        HEADER.replace(',', ";")
-    );
+    let text =
+        format!("\u{feff}{}1;Åsa;Öberg;19821105-9954;staff;SKOLA1;\"7A;7B\";2020-08-15;\n", HEADER.replace(',', ";"));
     let batch = parse(&config(), "persons.csv", text.as_bytes(), cx()).unwrap();
     assert_eq!(batch.rejected, vec![]);
     let r = &batch.records[0];
@@ -156,16 +154,6 @@ fn the_batch_names_the_fields_the_header_had() {
     let cols: Vec<&str> = batch.columns.iter().map(String::as_str).collect();
     assert_eq!(
         cols,
-        [
-            "civic_no",
-            "email",
-            "family_name",
-            "given_name",
-            "groups",
-            "person_id",
-            "role",
-            "school_unit",
-            "start_date"
-        ]
+        ["civic_no", "email", "family_name", "given_name", "groups", "person_id", "role", "school_unit", "start_date"]
     );
 }

@@ -107,9 +107,8 @@ fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<
 
 #[test]
 fn two_keys_of_one_source_with_one_civic_number_are_held_until_decided() {
-    let recs = || {
-        vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954")), rec("sis", "3", None)]
-    };
+    let recs =
+        || vec![rec("sis", "1", Some("19821105-9954")), rec("sis", "2", Some("19821105-9954")), rec("sis", "3", None)];
     let r = resolve(recs(), &Snapshot::default(), &BTreeMap::new(), &[], &none_rejected(), &KEY);
     assert_eq!(r.present.len(), 1, "only the unrelated record gets an identity");
     assert_eq!(r.conflicts.len(), 1);
@@ -177,8 +176,7 @@ fn a_number_held_by_two_identities_needs_a_choice() {
 fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
     let mut snap = Snapshot::default();
     linked(&mut snap, "sis", "1", "id-1", Some("20130101TF01"));
-    let r =
-        resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
+    let r = resolve(vec![rec("sis", "1", Some("19821105-9954"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
     assert_eq!(r.present[0].id, "id-1");
     assert_eq!(r.civic_changes.len(), 1);
     assert_eq!(r.civic_changes[0].old.as_deref(), Some("20130101TF01"));
@@ -241,10 +239,7 @@ fn a_rejected_row_keeps_its_person_as_stored_and_is_no_leaver() {
     let r = resolve(recs, &snap, &BTreeMap::new(), &[], &rejected("sis", Some("1"), "persons.csv:38"), &KEY);
     assert!(r.present.is_empty(), "{:?}", r.present);
     assert_eq!(r.absent.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["id-2"], "2 really left");
-    assert_eq!(
-        r.kept,
-        [Kept { identity_id: "id-1".into(), reasons: vec!["row rejected at persons.csv:38".into()] }]
-    );
+    assert_eq!(r.kept, [Kept { identity_id: "id-1".into(), reasons: vec!["row rejected at persons.csv:38".into()] }]);
     // A rejected row nobody is linked to keeps nobody.
     let r = resolve(vec![], &snap, &BTreeMap::new(), &[], &rejected("sis", Some("77"), "persons.csv:2"), &KEY);
     assert!(r.kept.is_empty());
@@ -257,8 +252,7 @@ fn a_rejected_row_without_a_key_keeps_every_missing_person_of_its_source() {
     linked(&mut snap, "sis", "1", "id-1", None);
     linked(&mut snap, "sis", "2", "id-2", None);
     linked(&mut snap, "hr", "9", "id-9", None);
-    let r =
-        resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &rejected("sis", None, "p.csv:4"), &KEY);
+    let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &rejected("sis", None, "p.csv:4"), &KEY);
     assert_eq!(r.present[0].id, "id-1");
     assert_eq!(r.kept.iter().map(|k| k.identity_id.as_str()).collect::<Vec<_>>(), ["id-2"]);
     assert_eq!(r.absent.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["id-9"], "other sources are intact");
@@ -340,8 +334,7 @@ fn a_settled_number_that_disappears_or_becomes_temporary_is_key_reuse() {
 fn one_samordningsnummer_becoming_another_is_key_reuse() {
     let mut snap = Snapshot::default();
     linked(&mut snap, "sis", "1", "id-1", Some("19570574-9959"));
-    let r =
-        resolve(vec![rec("sis", "1", Some("19730674-9982"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
+    let r = resolve(vec![rec("sis", "1", Some("19730674-9982"))], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
     assert_eq!(r.conflicts[0].kind, ConflictKind::KeyReused);
     assert_eq!(r.kept[0].identity_id, "id-1");
 }
