@@ -27,6 +27,8 @@ pub mod error;
 pub mod secret;
 pub mod source;
 pub mod target;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod value;
 
 pub use capabilities::{Capabilities, DisableKind, Lookup, MemberForm};

@@ -1,0 +1,125 @@
+//! The target conformance suite (`connector_api::testkit`) against a real slapd: the engine is
+//! the real `enid` binary, reaching slapd through the fault-injecting proxy; the LDAP connector
+//! reaches slapd directly to look at what the engine did.
+
+use crate::harness::*;
+use connector_api::testkit::{self, FaultProxy, Outcome, Person, Protocol, Rig};
+use connector_api::{Role, Secret};
+use target_ldap::{LdapConfig, LdapTarget};
+
+const GRACE_DAYS: u32 = 10;
+const GROUPS: &str = "ou=groups,dc=example,dc=org";
+
+struct LdapRig {
+    env: Env,
+    proxy: FaultProxy,
+    target: LdapTarget,
+}
+
+fn date(day: u32) -> String {
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(u64::from(day));
+    format!("{d}T08:00:00Z")
+}
+
+impl LdapRig {
+    fn outcome(&self, day: u32) -> Outcome {
+        let run = self.env.enid(&["plan", "--json", "--now", &date(day)]);
+        let Ok(plan) = serde_json::from_str::<serde_json::Value>(&run.stdout) else {
+            return Outcome { ok: false, message: run.stderr, ..Default::default() };
+        };
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as usize;
+        let (s, g) = (&plan["summary"], &plan["group_summary"]);
+        Outcome {
+            ok: run.status.success(),
+            create: n(&s["create"]),
+            rename: n(&s["rename"]),
+            update: n(&s["update"]),
+            enable: n(&s["enable"]),
+            disable: n(&s["disable"]),
+            delete: n(&s["delete"]),
+            group_create: n(&g["create"]),
+            members_added: n(&g["members_added"]),
+            members_removed: n(&g["members_removed"]),
+            group_delete: n(&g["delete"]),
+            blocked: plan["blocked"].as_array().map_or(0, Vec::len),
+            message: run.stderr,
+        }
+    }
+}
+
+impl Rig for LdapRig {
+    type T = LdapTarget;
+
+    fn target(&self) -> &LdapTarget {
+        &self.target
+    }
+
+    fn proxy(&self) -> &FaultProxy {
+        &self.proxy
+    }
+
+    fn set_people(&mut self, people: &[Person]) {
+        let rows: Vec<String> = people
+            .iter()
+            .map(|p| {
+                let role = if p.role == Role::Staff { "staff" } else { "student" };
+                format!("{},{},{},,{role},{},{},,", p.key, p.given, p.family, p.school, p.groups.join("|"))
+            })
+            .collect();
+        csv_rows(&self.env, &rows);
+    }
+
+    fn plan(&mut self, day: u32) -> Outcome {
+        self.outcome(day)
+    }
+
+    fn apply(&mut self, day: u32) -> Outcome {
+        let mut planned = self.outcome(day);
+        let run = self.env.enid(&["apply", "--yes", "--accept-date", "--now", &date(day)]);
+        planned.ok = run.status.success();
+        planned.message = run.stderr;
+        planned
+    }
+
+    fn make_unowned(&mut self, username: &str, given: &str, family: &str) {
+        let cn = format!("{given} {family}");
+        let dn = format!("uid={username},{BASE}");
+        // The harness's LDAP client has a runtime of its own: off the suite's.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.env.add(
+                    &dn,
+                    &[("objectClass", &["inetOrgPerson"]), ("uid", &[username]), ("cn", &[&cn]), ("sn", &[family])],
+                )
+            })
+            .join()
+            .expect("add the hand-made account");
+        });
+    }
+
+    fn grace_days(&self) -> u32 {
+        GRACE_DAYS
+    }
+}
+
+#[test]
+fn the_ldap_target_passes_the_conformance_suite() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(3).enable_all().build().expect("runtime");
+    let env = Env::with_config(&format!("\n[targets.directory.groups]\nbase_dn = \"{GROUPS}\"\n"));
+    let direct = std::net::SocketAddr::from(([127, 0, 0, 1], env.slapd.port));
+    let proxy = rt.block_on(FaultProxy::start(direct, Protocol::Ldap)).expect("proxy");
+    // The engine goes through the proxy; enid's naming renames, and leavers wait GRACE_DAYS.
+    env.write_config_with_url(&format!("ldap://{}", proxy.addr()));
+    let config = std::fs::read_to_string(env.path("enid.toml")).expect("config");
+    let config = format!(
+        "[naming]\non_name_change = \"rename\"\n\n[lifecycle]\ndelete_students_after_days = {GRACE_DAYS}\n\n{config}"
+    );
+    std::fs::write(env.path("enid.toml"), config).expect("write config");
+    let parsed = enid::config::Config::load(&env.path("enid.toml")).expect("the rig's config loads");
+    let enid::config::TargetConfig::Ldap(c) = &parsed.targets["directory"].connector;
+    let target = LdapTarget::new(LdapConfig { url: env.slapd.url(), ..c.clone() }, Secret::new("secret"));
+    let mut rig = LdapRig { env, proxy, target };
+    let reports = rt.block_on(testkit::run(&mut rig));
+    assert_eq!(reports.len(), 12, "{reports:#?}");
+    testkit::assert_passed(&reports);
+}
