@@ -2,6 +2,7 @@
 # Benchmark: enid against the reference tools on the same data and the same slapd setup.
 #
 #   tests/bench/bench.sh [N]        (default N = 100000)
+#   BENCH_ENID=/other/enid tests/bench/bench.sh [N]   measures that build instead
 #
 # 1. Generates N persons (tests/scripts/gen-persons.sh).
 # 2. `enid apply --yes` into an empty private slapd A, versus `ldapadd` of an LDIF with the same
@@ -17,8 +18,13 @@ WORK=${BENCH_DIR:-/tmp/enid-bench}
 export PATH=$PATH:/usr/sbin
 command -v slapd >/dev/null || { echo "slapd missing: run tests/scripts/test.sh once (it installs slapd)" >&2; exit 1; }
 
-cargo build -q --release --bin enid
-ENID=$ROOT/target/release/enid
+# BENCH_ENID=/path/to/enid measures another build (a before/after comparison) instead.
+if [ -n "${BENCH_ENID:-}" ]; then
+  ENID=$BENCH_ENID
+else
+  cargo build -q --release --bin enid
+  ENID=$ROOT/target/release/enid
+fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 echo "== generating $N persons"
 tests/scripts/gen-persons.sh "$N" 10 > "$WORK/persons.csv"
