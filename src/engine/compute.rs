@@ -477,8 +477,8 @@ impl Engine {
         for accounts in observed.values() {
             taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
         }
-        let (names, failed) = self.namer.allocate(requests, &taken);
-        let failed = failed
+        let (mut names, failed) = self.namer.allocate(requests, &taken);
+        let mut failed: Vec<Failure> = failed
             .into_iter()
             .map(|(identity, why)| Failure {
                 component: "[naming]".into(),
@@ -486,6 +486,22 @@ impl Engine {
                 message: format!("{why}; fix [naming] username"),
             })
             .collect();
+        // One name serves every target: a name one of them refuses is no name (the person waits,
+        // reported, rather than getting an account on some targets only).
+        names.retain(|identity, name| {
+            let refused = self.targets.iter().find_map(|(id, t)| Some((id, t.caps.username_problem(name)?)));
+            match refused {
+                Some((target, why)) => {
+                    failed.push(Failure {
+                        component: "[naming]".into(),
+                        identity: identity.clone(),
+                        message: format!("the username target \"{target}\" would get is {why}; fix [naming] username"),
+                    });
+                    false
+                }
+                None => true,
+            }
+        });
         Ok((names, failed))
     }
 }

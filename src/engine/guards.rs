@@ -45,7 +45,7 @@ impl Engine {
             .take(50)
             .map(|i| i.id.clone())
             .collect();
-        for (id, t) in &self.targets {
+        for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.finds_outside_scope) {
             let found = t
                 .conn
                 .find_outside_scope(Lookup::Owner, &sample)
@@ -87,7 +87,7 @@ impl Engine {
         missing_owned: &BTreeMap<String, (Vec<&OwnedAccount>, usize)>,
     ) -> Result<BTreeMap<String, HashMap<IdentityId, String>>, EngineError> {
         let mut out = BTreeMap::new();
-        for (id, t) in &self.targets {
+        for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.finds_outside_scope) {
             let missing: HashMap<String, IdentityId> = missing_owned
                 .get(id)
                 .into_iter()

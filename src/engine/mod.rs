@@ -328,12 +328,33 @@ impl Engine {
                     .conn
                     .check()
                     .await
-                    .map(|_| "connected, bound, base_dn found".to_string())
+                    .map(|said| format!("{said}; {}", describe_capabilities(&t.caps)))
                     .map_err(|e| connector_api::one_line(&e)),
             });
         }
         out
     }
+}
+
+/// What a target declared, in a few words for `enid check`.
+fn describe_capabilities(c: &Capabilities) -> String {
+    let groups = match c.groups {
+        Some(connector_api::MemberForm::Key) => "groups (members by key)",
+        Some(connector_api::MemberForm::Username) => "groups (members by username)",
+        None => "no groups",
+    };
+    let disable = match c.disable {
+        connector_api::DisableKind::Flag => "disables by a flag",
+        connector_api::DisableKind::Move => "disables by a move",
+    };
+    let mut out = format!("owner attribute {}, {groups}, {disable}, {} in flight", c.owner_attribute, c.max_in_flight);
+    if let Some(r) = c.max_requests_per_second {
+        out.push_str(&format!(", at most {r} requests/s"));
+    }
+    if let Some(n) = c.max_username_length {
+        out.push_str(&format!(", usernames of at most {n} characters"));
+    }
+    out
 }
 
 /// A count with thousands separators, as people write it in messages: `22,100`.

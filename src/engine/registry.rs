@@ -58,7 +58,7 @@ impl Target for AnyTarget {
         }
     }
 
-    async fn check(&self) -> Result<(), TargetError> {
+    async fn check(&self) -> Result<String, TargetError> {
         match self {
             AnyTarget::Ldap(t) => t.check().await,
         }

@@ -106,3 +106,34 @@ pub fn exact(s: &str) -> String {
 pub fn lowercase(s: &str) -> String {
     s.to_lowercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_username_the_target_refuses_says_why() {
+        let caps = Capabilities {
+            owner_attribute: "x".into(),
+            default_attributes: Vec::new(),
+            protected_attributes: Vec::new(),
+            groups: None,
+            rename_keeps_key: true,
+            disable: DisableKind::Flag,
+            case_insensitive_names: true,
+            typed_values: true,
+            max_in_flight: 1,
+            max_requests_per_second: None,
+            max_username_length: Some(5),
+            username_forbidden: "@+",
+            finds_outside_scope: false,
+            fold_key: exact,
+            fold_group_name: lowercase,
+        };
+        assert_eq!(caps.username_problem("anna"), None);
+        assert_eq!(caps.username_problem("annika").as_deref(), Some("longer than 5 characters"));
+        assert_eq!(caps.username_problem("a@b").as_deref(), Some("contains '@'"));
+        assert_eq!(caps.key("AbC"), "AbC");
+        assert_eq!(caps.group_name("7A"), "7a");
+    }
+}

@@ -327,8 +327,9 @@ pub trait Target {
     fn scope(&self) -> String;
     /// Where the target looks for groups, in its own words, for messages.
     fn group_scope(&self) -> String;
-    /// Connects and authenticates, and checks that the configured containers exist.
-    fn check(&self) -> impl Future<Output = Result<(), TargetError>> + Send;
+    /// Connects and authenticates, and checks that the configured containers exist; says what
+    /// it checked, in the target's words (`connected, bound as ..., base_dn found`).
+    fn check(&self) -> impl Future<Output = Result<String, TargetError>> + Send;
     /// Reads every account in scope, with the attributes named in `attrs`. All-or-nothing: a
     /// partial read is an error, never a short list.
     fn observe(&self, attrs: &[String]) -> impl Future<Output = Result<Vec<ObservedAccount>, TargetError>> + Send;

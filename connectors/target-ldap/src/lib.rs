@@ -163,7 +163,7 @@ impl Target for LdapTarget {
         self.config.groups.as_ref().map(|g| g.base_dn.clone()).unwrap_or_default()
     }
 
-    async fn check(&self) -> Result<(), TargetError> {
+    async fn check(&self) -> Result<String, TargetError> {
         let mut ldap = self.ldap().await?;
         let base = self.config.base_dn.clone();
         let res = ldap
@@ -178,7 +178,7 @@ impl Target for LdapTarget {
             )));
         }
         from_result(res.1, &format!("read base_dn {base}"))?;
-        Ok(())
+        Ok(format!("connected, bound as {}, base_dn found", self.config.bind_dn))
     }
 
     async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
