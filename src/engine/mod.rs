@@ -13,8 +13,8 @@
 //!
 //! Files: `registry` (the closed connector enums), `fetch` (sources and the input guards),
 //! `compute` (the dry run), `guards` (the guards on the target side), `approve`, `apply`,
-//! `adopt`, `run` (the request and the report), `records` (what the state keeps of records),
-//! `idkey`.
+//! `adopt`, `decisions` (conflict decisions and rename approvals), `run` (the request and the
+//! report), `records` (what the state keeps of records), `idkey`.
 
 use crate::config::Config;
 use crate::core::mapping::{GroupNamer, Mapping};
@@ -31,6 +31,7 @@ mod adopt;
 mod apply;
 mod approve;
 mod compute;
+mod decisions;
 mod fetch;
 mod guards;
 pub mod idkey;
@@ -40,6 +41,7 @@ mod run;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_conflicts};
+pub use decisions::Choice;
 pub use registry::{AnySource, AnyTarget, Connectors};
 pub use run::{Confirm, Frontend, Overrides, RunMode, RunReport, RunRequest};
 
@@ -95,6 +97,10 @@ pub enum EngineError {
     /// The apply does not go ahead under the approval rules (a held plan, a changed saved plan).
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    /// A decision an operator asked for cannot be recorded (no such conflict or rename, an
+    /// identity that is not a candidate): fix the command.
+    #[error("{0}")]
+    Decision(String),
     /// `enid adopt --entry ... --person ...` cannot claim what it was asked to: fix the command.
     #[error("adopt: {0}")]
     Adopt(String),

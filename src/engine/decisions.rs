@@ -1,0 +1,99 @@
+//! Operators' decisions between runs, for every front end: the conflict queue and a decision on
+//! one conflict, and the renames held for approval and the approval of one. The rules (which
+//! conflict, which identity a merge joins, which rename) are here; a front end only asks and
+//! shows.
+
+use super::{Engine, EngineError, Overrides, redact_conflicts};
+use crate::core::identity::{Conflict, Decision};
+use crate::core::plan::RenameInfo;
+use crate::store::StateStore;
+use chrono::{DateTime, Utc};
+use connector_api::civic::mask_if_civic;
+
+/// What an operator decides about one conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// The records are one person; `into` names the identity to join when the number belongs
+    /// to several.
+    Merge { into: Option<String> },
+    /// The records are different persons.
+    Separate,
+}
+
+impl Engine {
+    /// The open conflicts, as they may be shown (one involving a protected person without source
+    /// keys or locations).
+    pub async fn conflicts(&self, now: DateTime<Utc>) -> Result<Vec<Conflict>, EngineError> {
+        let resolution = self.resolve_only(now).await?;
+        let mut protected = self.store.protected_identities().await?;
+        protected.extend(resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.clone()));
+        let mut conflicts = resolution.conflicts;
+        redact_conflicts(&mut conflicts, &protected);
+        Ok(conflicts)
+    }
+
+    /// Records a decision on the open conflict `id`, which later runs carry out. Returns the
+    /// conflict as it may be shown.
+    pub async fn decide_conflict(&self, id: &str, choice: Choice, now: DateTime<Utc>) -> Result<Conflict, EngineError> {
+        let resolution = self.resolve_only(now).await?;
+        let conflict = resolution.conflicts.iter().find(|c| c.id == id).ok_or_else(|| {
+            EngineError::Decision(format!(
+                "no open conflict {}; `enid conflicts` lists the open ones",
+                mask_if_civic(id)
+            ))
+        })?;
+        let decision = match choice {
+            Choice::Separate => Decision::Separate,
+            Choice::Merge { into } => match (&into, conflict.candidates.len()) {
+                (Some(target), _) if !conflict.candidates.contains(target) => {
+                    return Err(EngineError::Decision(format!(
+                        "--into {} is not one of the identities of conflict {id}: {}",
+                        mask_if_civic(target),
+                        conflict.candidates.join(", ")
+                    )));
+                }
+                (None, n) if n > 1 => {
+                    return Err(EngineError::Decision(format!(
+                        "conflict {id}: the number belongs to {n} identities; say which with --into ({})",
+                        conflict.candidates.join(", ")
+                    )));
+                }
+                _ => Decision::Merge { into },
+            },
+        };
+        self.store.decide(id, &decision, &conflict.records, now).await?;
+        let mut shown = vec![conflict.clone()];
+        let mut protected = self.store.protected_identities().await?;
+        protected.extend(resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.clone()));
+        redact_conflicts(&mut shown, &protected);
+        Ok(shown.remove(0))
+    }
+
+    /// The renames waiting for approval (`on_name_change = "hold"`).
+    pub async fn held_renames(
+        &self,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+    ) -> Result<Vec<RenameInfo>, EngineError> {
+        Ok(self.compute(now, overrides).await?.plan.held_renames)
+    }
+
+    /// Approves the held rename of `person` (enid id or current username); the next apply
+    /// renames the accounts.
+    pub async fn approve_rename(
+        &self,
+        person: &str,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+    ) -> Result<RenameInfo, EngineError> {
+        let held = self.held_renames(now, overrides).await?;
+        let r = held.into_iter().find(|r| r.identity == person || r.old == person).ok_or_else(|| {
+            EngineError::Decision(format!(
+                "no rename of {:?} is waiting; `enid renames` lists them",
+                mask_if_civic(person)
+            ))
+        })?;
+        self.store.approve_rename(&r.identity, &r.new, now).await?;
+        Ok(r)
+    }
+}
