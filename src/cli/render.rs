@@ -46,9 +46,20 @@ pub fn render_plan(c: &Computed) -> String {
     if !plan.new_identities.is_empty() {
         let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
     }
-    if !plan.adoptions.is_empty() {
+    let (claimed, interrupted): (Vec<_>, Vec<_>) = plan.adoptions.iter().partition(|a| a.by_username);
+    if !interrupted.is_empty() {
         let _ =
-            writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", plan.adoptions.len());
+            writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", interrupted.len());
+    }
+    if !claimed.is_empty() {
+        let _ = writeln!(
+            s,
+            "  accounts made before enid, claimed by username (adopt_by_username) and given the enid id: {}",
+            claimed.len()
+        );
+        for a in &claimed {
+            let _ = writeln!(s, "    {:<10} {}", a.target, a.key);
+        }
     }
     for action in [
         Action::Create,

@@ -425,6 +425,14 @@ impl Config {
                         fix(p);
                     }
                 }
+                TargetConfig::Scim(c) => {
+                    for p in [c.token_file.as_mut(), c.client_secret_file.as_mut(), c.tls_ca_file.as_mut()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        fix(p);
+                    }
+                }
             }
         }
     }

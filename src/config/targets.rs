@@ -12,6 +12,7 @@ use connector_api::Capabilities;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use target_ldap::LdapConfig;
+use target_scim::ScimConfig;
 
 /// One target: what connects to it, and what enid may do there.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct TargetEntry {
 pub enum TargetConfig {
     /// An LDAP directory.
     Ldap(LdapConfig),
+    /// A SCIM 2.0 service.
+    Scim(ScimConfig),
 }
 
 impl TargetConfig {
@@ -37,6 +40,7 @@ impl TargetConfig {
     pub fn capabilities(&self) -> Capabilities {
         match self {
             TargetConfig::Ldap(c) => c.capabilities(),
+            TargetConfig::Scim(c) => c.capabilities(),
         }
     }
 
@@ -44,6 +48,7 @@ impl TargetConfig {
     pub fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
         match self {
             TargetConfig::Ldap(c) => c.fixed_attribute(attr),
+            TargetConfig::Scim(c) => c.fixed_attribute(attr),
         }
     }
 
@@ -51,6 +56,7 @@ impl TargetConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             TargetConfig::Ldap(c) => c.validate(),
+            TargetConfig::Scim(c) => c.validate(),
         }
     }
 }
@@ -130,11 +136,24 @@ fn split_policy(table: &mut toml::Table) -> Result<(toml::Table, Vec<String>), S
 }
 
 /// The attribute templates in force on a target: the connector's defaults, the policy's on top
-/// (names compare without case: an override replaces the default), and the owner attribute
-/// mapped to the enid id, always.
+/// (names compare without case: an override replaces the default, a complex one as a whole),
+/// and the owner attribute mapped to the enid id, always.
 pub fn mapping_templates(caps: &Capabilities, policy: &TargetPolicy) -> BTreeMap<String, AttrTemplate> {
-    let mut m: BTreeMap<String, AttrTemplate> =
-        caps.default_attributes.iter().map(|(k, v)| (k.clone(), AttrTemplate::text(v.clone()))).collect();
+    // A default named `name.givenName` is a part of the complex value `name`.
+    let mut m: BTreeMap<String, AttrTemplate> = BTreeMap::new();
+    for (k, v) in &caps.default_attributes {
+        match k.split_once('.') {
+            Some((attr, part)) => {
+                let entry = m.entry(attr.to_string()).or_insert_with(|| AttrTemplate::Complex(BTreeMap::new()));
+                if let AttrTemplate::Complex(parts) = entry {
+                    parts.insert(part.to_string(), AttrTemplate::text(v.clone()));
+                }
+            }
+            None => {
+                m.insert(k.clone(), AttrTemplate::text(v.clone()));
+            }
+        }
+    }
     for (k, v) in &policy.attributes {
         m.retain(|d, _| !d.eq_ignore_ascii_case(k));
         m.insert(k.clone(), v.clone());

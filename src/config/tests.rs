@@ -133,7 +133,7 @@ fn old_policy_spellings_read_as_the_policy_block() {
     n.validate().unwrap();
     let (a, b) = (&o.targets["directory"], &n.targets["directory"]);
     assert_eq!(a.policy, b.policy);
-    let (TargetConfig::Ldap(x), TargetConfig::Ldap(y)) = (&a.connector, &b.connector);
+    let (TargetConfig::Ldap(x), TargetConfig::Ldap(y)) = (&a.connector, &b.connector) else { panic!("ldap") };
     assert_eq!(x, y);
     assert_eq!(x.exclude_under, ["ou=manual,ou=people,dc=example,dc=org"]);
     assert_eq!(o.username_max_length(), 12);

@@ -558,6 +558,7 @@ impl Engine {
                 key: c.key.clone(),
                 anchor: c.anchor.clone(),
                 disabled: c.disabled,
+                by_username: false,
             })
             .collect();
         self.store.adopt(&rows, now).await?;

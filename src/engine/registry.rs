@@ -12,6 +12,7 @@ use connector_api::{
 use source_csv::CsvSource;
 use std::collections::BTreeMap;
 use target_ldap::LdapTarget;
+use target_scim::ScimTarget;
 
 /// A source of any type enid knows.
 #[derive(Debug)]
@@ -37,43 +38,42 @@ impl AnySource {
 #[derive(Debug)]
 pub enum AnyTarget {
     Ldap(LdapTarget),
+    Scim(ScimTarget),
+}
+
+/// Every variant, calling the same method: the one place that lists the target types.
+macro_rules! each {
+    ($self:ident, $t:ident => $e:expr) => {
+        match $self {
+            AnyTarget::Ldap($t) => $e,
+            AnyTarget::Scim($t) => $e,
+        }
+    };
 }
 
 impl Target for AnyTarget {
     fn capabilities(&self) -> &Capabilities {
-        match self {
-            AnyTarget::Ldap(t) => t.capabilities(),
-        }
+        each!(self, t => t.capabilities())
     }
 
     fn scope(&self) -> String {
-        match self {
-            AnyTarget::Ldap(t) => t.scope(),
-        }
+        each!(self, t => t.scope())
     }
 
     fn group_scope(&self) -> String {
-        match self {
-            AnyTarget::Ldap(t) => t.group_scope(),
-        }
+        each!(self, t => t.group_scope())
     }
 
     async fn check(&self) -> Result<String, TargetError> {
-        match self {
-            AnyTarget::Ldap(t) => t.check().await,
-        }
+        each!(self, t => t.check().await)
     }
 
     async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
-        match self {
-            AnyTarget::Ldap(t) => t.observe(attrs).await,
-        }
+        each!(self, t => t.observe(attrs).await)
     }
 
     async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {
-        match self {
-            AnyTarget::Ldap(t) => t.observe_groups().await,
-        }
+        each!(self, t => t.observe_groups().await)
     }
 
     async fn find_outside_scope(
@@ -81,15 +81,11 @@ impl Target for AnyTarget {
         lookup: Lookup,
         values: &[String],
     ) -> Result<Vec<(String, String)>, TargetError> {
-        match self {
-            AnyTarget::Ldap(t) => t.find_outside_scope(lookup, values).await,
-        }
+        each!(self, t => t.find_outside_scope(lookup, values).await)
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
-        match self {
-            AnyTarget::Ldap(t) => t.apply(op).await,
-        }
+        each!(self, t => t.apply(op).await)
     }
 }
 
@@ -128,6 +124,39 @@ impl Connectors {
                     let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
                         .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
                     AnyTarget::Ldap(LdapTarget::new(c.clone(), password))
+                }
+                TargetConfig::Scim(c) => {
+                    let bad = |message: String| EngineError::TargetConfig { id: id.clone(), message };
+                    if c.tls_insecure_skip_verify {
+                        tracing::warn!(
+                            target_id = %id,
+                            "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, \
+                             so anyone on the network path can read the token and every account; give tls_ca_file \
+                             instead"
+                        );
+                    }
+                    let auth = if let Some(token_url) = &c.token_url {
+                        let what = format!("OAuth2 client secret of [targets.{id}]");
+                        let secret =
+                            load_secret(c.client_secret_file.as_deref(), c.client_secret_env.as_deref(), &what)
+                                .map_err(bad)?;
+                        connector_http::Auth::OAuth(connector_http::OAuthSettings {
+                            token_url: token_url.clone(),
+                            client_id: c.client_id.clone().unwrap_or_default(),
+                            client_secret: secret,
+                            scope: c.scope.clone(),
+                            client_auth: c.client_auth,
+                        })
+                    } else {
+                        let what = format!("bearer token of [targets.{id}]");
+                        let token = load_secret(c.token_file.as_deref(), c.token_env.as_deref(), &what).map_err(bad)?;
+                        connector_http::Auth::Bearer(token)
+                    };
+                    let target = ScimTarget::new(c.clone(), auth).map_err(|e| EngineError::TargetConfig {
+                        id: id.clone(),
+                        message: connector_api::one_line(&e),
+                    })?;
+                    AnyTarget::Scim(target)
                 }
             };
             targets.insert(id.clone(), conn);

@@ -116,7 +116,7 @@ fn the_ldap_target_passes_the_conformance_suite() {
     );
     std::fs::write(env.path("enid.toml"), config).expect("write config");
     let parsed = enid::config::Config::load(&env.path("enid.toml")).expect("the rig's config loads");
-    let enid::config::TargetConfig::Ldap(c) = &parsed.targets["directory"].connector;
+    let enid::config::TargetConfig::Ldap(c) = &parsed.targets["directory"].connector else { panic!("ldap") };
     let target = LdapTarget::new(LdapConfig { url: env.slapd.url(), ..c.clone() }, Secret::new("secret"));
     let mut rig = LdapRig { env, proxy, target };
     let reports = rt.block_on(testkit::run(&mut rig));

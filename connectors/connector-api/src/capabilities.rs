@@ -66,6 +66,11 @@ pub struct Capabilities {
     pub username_forbidden: &'static str,
     /// The target can search outside the scope it observes ([`crate::Target::find_outside_scope`]).
     pub finds_outside_scope: bool,
+    /// An account that holds the username a person gets and no owner marker at all is claimed
+    /// (its owner marker written) instead of left alone with the person blocked: a setting of
+    /// the target's, for platforms whose accounts were made before enid (SCIM
+    /// `adopt_by_username`).
+    pub adopt_by_username: bool,
     /// Two keys that name the same account fold to the same string (LDAP DNs: without case and
     /// spaces around separators; SCIM ids: exactly).
     pub fold_key: fn(&str) -> String,
@@ -127,6 +132,7 @@ mod tests {
             max_username_length: Some(5),
             username_forbidden: "@+",
             finds_outside_scope: false,
+            adopt_by_username: false,
             fold_key: exact,
             fold_group_name: lowercase,
         };

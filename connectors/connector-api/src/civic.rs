@@ -183,6 +183,29 @@ pub fn mask_if_civic(value: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Borrowed(value)
 }
 
+/// `text` with every word that has a civic number's shape masked ([`mask_if_civic`]): for text
+/// from outside that may quote a value back, such as a server's error message.
+pub fn mask_civic_in_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if !word.is_empty() {
+            out.push_str(&mask_if_civic(word));
+            word.clear();
+        }
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || "\"',;:()[]{}=<>/\\".contains(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// The date digits of a value that holds a civic number in some other dress: separators other
 /// than `-`/`+` (an en dash from a spreadsheet, dots, spaces), several of them (`2015-09-16-1020`),
 /// or a letter before it (`T20150916-1061`). Ten or twelve digits in all, a possible date first,
@@ -297,6 +320,14 @@ mod tests_other_dress {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn civic_numbers_inside_text_are_masked() {
+        let said = "userName \"19870704-9996\" is taken (externalId=198707049996, id 4711)";
+        let shown = mask_civic_in_text(said);
+        assert!(!shown.contains("9996"), "{shown}");
+        assert!(shown.contains("19870704-****") && shown.contains("id 4711"), "{shown}");
+    }
     use super::*;
 
     fn today() -> NaiveDate {

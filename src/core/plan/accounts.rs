@@ -121,6 +121,7 @@ pub fn plan_target(
                     key: observed[i].key.clone(),
                     anchor: observed[i].anchor.clone(),
                     disabled: observed[i].disabled,
+                    by_username: false,
                 });
             }
             if found.is_none()
@@ -154,6 +155,28 @@ pub fn plan_target(
             }
             block(&mut tp, &d, why);
             continue;
+        }
+
+        // A target set to claim accounts made before enid (`adopt_by_username`): one that holds
+        // this person's username and no owner marker at all becomes theirs, and the diff below
+        // writes the marker. One with any marker (someone else's, an HR number) never does.
+        if found.is_none()
+            && owned.is_none()
+            && caps.adopt_by_username
+            && !by_owner_value.contains_key(d.spec.id.as_str())
+            && let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username))
+            && !claimed[i]
+            && observed[i].attrs.get(owner_attr).is_none_or(Value::is_empty)
+        {
+            tp.adoptions.push(Adoption {
+                target: target.into(),
+                identity: d.spec.id.clone(),
+                key: observed[i].key.clone(),
+                anchor: observed[i].anchor.clone(),
+                disabled: observed[i].disabled,
+                by_username: true,
+            });
+            found = Some(i);
         }
 
         match found {

@@ -187,6 +187,10 @@ pub struct Adoption {
     pub key: String,
     pub anchor: Option<String>,
     pub disabled: bool,
+    /// Claimed because it holds the person's username and no owner marker (the target's
+    /// `adopt_by_username`), not because an interrupted run made it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub by_username: bool,
 }
 
 /// A person who cannot get an account now, and why.
@@ -439,11 +443,22 @@ fn plan_id(
     conflicts: &[Conflict],
     renames: &[RenameInfo],
 ) -> String {
-    let body = serde_json::json!({
-        "identities": ids, "operations": ops, "adoptions": adoptions, "blocked": blocked, "conflicts": conflicts,
-        "renames": renames,
-    });
-    let digest = Sha256::digest(body.to_string().as_bytes());
+    /// What the id hashes, serialised straight into the hash: a first run's 100,000 creates
+    /// would otherwise be built as a JSON tree and a string first.
+    #[derive(Serialize)]
+    struct Body<'a> {
+        identities: &'a [NewIdentity],
+        operations: &'a [PlannedOp],
+        adoptions: &'a [Adoption],
+        blocked: &'a [Blocked],
+        conflicts: &'a [Conflict],
+        renames: &'a [RenameInfo],
+    }
+    let body = Body { identities: ids, operations: ops, adoptions, blocked, conflicts, renames };
+    let mut hasher = Sha256::new();
+    // Writing into a hash cannot fail, and every value here serialises.
+    let _ = serde_json::to_writer(&mut hasher, &body);
+    let digest = hasher.finalize();
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -1,0 +1,345 @@
+//! Target connector for SCIM 2.0 platforms (RFC 7643 schema, RFC 7644 protocol): learning
+//! platforms, EGIL-profile services and edtech SaaS that take accounts by SCIM.
+//!
+//! Users are `/Users` resources: the core schema and the enterprise extension; the key and the
+//! anchor are the server's `id`; the owner marker is `externalId` (the enid id); `userName` is
+//! the username inside the target's `user_name` pattern; `active = false` disables. Changes go by
+//! PATCH with only what differs (`If-Match` with the version the server last gave, when it gives
+//! ETags); deletes by DELETE. Groups are `/Groups`: created with their members, members added and
+//! removed value by value by PATCH (never a full replace). Listings page with `startIndex` and
+//! `count`, and a listing that ends early is an error, never a short list.
+//!
+//! Everything goes through the shared HTTP client (`connector-http`): TLS, tokens, the rate
+//! limit, retries, `Retry-After`, errors by what the engine must do.
+//!
+//! `config` holds the settings and what they declare; `json` how values look in SCIM JSON.
+
+mod config;
+mod json;
+
+pub use config::ScimConfig;
+
+use connector_api::{Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
+use connector_http::{Auth, HttpClient, HttpSettings, Method, Request};
+use json::{GROUP, LIST, PATCH, Place, USER};
+use serde_json::{Map, Value as Json, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A SCIM 2.0 service as an enid target.
+#[derive(Debug)]
+pub struct ScimTarget {
+    config: ScimConfig,
+    http: HttpClient,
+    caps: Capabilities,
+    /// The text around the username in `userName`.
+    user_name: (String, String),
+    /// The version (`meta.version`, an ETag) the server last gave each resource, for `If-Match`.
+    versions: Mutex<HashMap<String, String>>,
+}
+
+impl ScimTarget {
+    /// Builds the connector; contacts nothing.
+    pub fn new(config: ScimConfig, auth: Auth) -> Result<ScimTarget, TargetError> {
+        let settings = HttpSettings {
+            url: config.url.clone(),
+            tls_ca_file: config.tls_ca_file.clone(),
+            tls_insecure_skip_verify: config.tls_insecure_skip_verify,
+            max_requests_per_second: config.max_requests_per_second,
+            max_in_flight: config.max_in_flight,
+            timeout: Duration::from_secs(config.timeout_secs),
+            max_attempts: config.max_attempts,
+            max_wait: Duration::from_secs(config.max_wait_secs),
+            content_type: "application/scim+json",
+        };
+        let http = HttpClient::new(settings, auth)?;
+        let caps = config.capabilities();
+        let user_name = config.user_name_parts();
+        Ok(ScimTarget { config, http, caps, user_name, versions: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn config(&self) -> &ScimConfig {
+        &self.config
+    }
+
+    /// The `userName` of a username.
+    fn user_name_of(&self, username: &str) -> String {
+        format!("{}{username}{}", self.user_name.0, self.user_name.1)
+    }
+
+    /// The username in a `userName`; the whole value when it does not have the pattern's shape
+    /// (then the engine renames it into the pattern).
+    fn username_in(&self, user_name: &str) -> String {
+        let (pre, post) = (&self.user_name.0, &self.user_name.1);
+        let lower = user_name.to_lowercase();
+        if lower.len() >= pre.len() + post.len()
+            && lower.starts_with(&pre.to_lowercase())
+            && lower.ends_with(&post.to_lowercase())
+        {
+            return user_name[pre.len()..user_name.len() - post.len()].to_string();
+        }
+        user_name.to_string()
+    }
+
+    fn remember(&self, id: &str, version: Option<String>) {
+        if let (Some(v), Ok(mut m)) = (version, self.versions.lock()) {
+            m.insert(id.to_string(), v);
+        }
+    }
+
+    fn version(&self, id: &str) -> Option<String> {
+        self.versions.lock().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// Every resource of a listing, page by page; a listing that ends before `totalResults`,
+    /// that changes its total, or that gives one resource twice is an error.
+    async fn list(&self, resource: &str, attributes: &str) -> Result<Vec<Map<String, Json>>, TargetError> {
+        let mut out: Vec<Map<String, Json>> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut total: Option<u64> = None;
+        let page = self.config.page_size;
+        loop {
+            let start = out.len() + 1;
+            let what = format!("list {resource} from {start}");
+            let mut req = Request::new(Method::GET, resource, &what)
+                .query("startIndex", start.to_string())
+                .query("count", page.to_string());
+            if !attributes.is_empty() {
+                req = req.query("attributes", attributes);
+            }
+            let resp = self.http.send(&req).await.map_err(|e| e.into_target())?;
+            let body = resp.body;
+            let broken =
+                |why: String| TargetError::unavailable(format!("{what}: {why}; nothing is planned on a partial list"));
+            if body.get("schemas").and_then(Json::as_array).is_some_and(|s| !s.iter().any(|x| x == LIST)) {
+                return Err(broken("the answer is not a ListResponse".into()));
+            }
+            let t = body.get("totalResults").and_then(Json::as_u64).ok_or_else(|| broken("no totalResults".into()))?;
+            if total.is_some_and(|x| x != t) {
+                return Err(broken(format!("the total changed from {} to {t} while reading", total.unwrap_or(0))));
+            }
+            total = Some(t);
+            let items = body.get("Resources").and_then(Json::as_array).cloned().unwrap_or_default();
+            if items.is_empty() && (out.len() as u64) < t {
+                return Err(broken(format!("the list ended after {} of {t}", out.len())));
+            }
+            for item in items {
+                let Json::Object(o) = item else { return Err(broken("a resource that is not an object".into())) };
+                let id = o.get("id").and_then(Json::as_str).ok_or_else(|| broken("a resource without an id".into()))?;
+                if !seen.insert(id.to_string()) {
+                    return Err(broken(format!("resource {id} came twice")));
+                }
+                out.push(o);
+            }
+            if out.len() as u64 >= t {
+                if out.len() as u64 > t {
+                    return Err(broken(format!("{} resources, more than totalResults {t}", out.len())));
+                }
+                return Ok(out);
+            }
+        }
+    }
+
+    fn user(&self, o: &Map<String, Json>, attrs: &[String]) -> ObservedAccount {
+        let id = o.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
+        self.remember(&id, o.get("meta").and_then(|m| m.get("version")).and_then(Json::as_str).map(str::to_string));
+        let username = o.get("userName").and_then(Json::as_str).map(|u| self.username_in(u));
+        let disabled = o.get("active").and_then(Json::as_bool) == Some(false);
+        let mut mapped = connector_api::Attrs::new();
+        for a in attrs {
+            if let Some(v) = json::read(o, a) {
+                mapped.insert(a.clone(), v);
+            }
+        }
+        ObservedAccount { key: id.clone(), anchor: Some(id), username, attrs: mapped, disabled, excluded: false }
+    }
+
+    /// PATCH with these operations, `If-Match` the version last seen; the new version kept.
+    async fn patch(&self, resource: &str, id: &str, ops: Vec<Json>, what: String) -> Result<(), TargetError> {
+        let body = json!({ "schemas": [PATCH], "Operations": ops });
+        let req = Request::new(Method::PATCH, format!("{resource}/{id}"), what).json(body).if_match(self.version(id));
+        let resp = self.http.send(&req).await.map_err(|e| e.into_target())?;
+        let v = resp.etag.or_else(|| {
+            resp.body.get("meta").and_then(|m| m.get("version")).and_then(Json::as_str).map(str::to_string)
+        });
+        self.remember(id, v);
+        Ok(())
+    }
+
+    async fn delete(&self, resource: &str, id: &str, what: String) -> Result<OpOutcome, TargetError> {
+        let req = Request::new(Method::DELETE, format!("{resource}/{id}"), what).if_match(self.version(id));
+        match self.http.send(&req).await {
+            Ok(_) => Ok(OpOutcome::Deleted),
+            // Gone already: what a delete was for.
+            Err(e) if e.status() == Some(404) => Ok(OpOutcome::Deleted),
+            Err(e) => Err(e.into_target()),
+        }
+    }
+
+    async fn create_user(&self, account: &connector_api::AccountSpec) -> Result<OpOutcome, TargetError> {
+        let mut body = Map::new();
+        body.insert("schemas".into(), json!([USER]));
+        body.insert("userName".into(), Json::String(self.user_name_of(&account.username)));
+        body.insert("active".into(), Json::Bool(account.enabled));
+        json::write(&mut body, &account.attrs);
+        let req = Request::new(Method::POST, "Users", format!("create user {}", account.id)).json(Json::Object(body));
+        let resp = self.http.send(&req).await.map_err(|e| e.into_target())?;
+        let id = resp
+            .body
+            .get("id")
+            .and_then(Json::as_str)
+            .ok_or_else(|| TargetError::unavailable(format!("create user {}: the answer has no id", account.id)))?;
+        self.remember(id, resp.etag);
+        Ok(OpOutcome::Created { key: id.to_string(), anchor: Some(id.to_string()) })
+    }
+
+    async fn apply_inner(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
+        match op {
+            TargetOp::Create { account } => self.create_user(account).await,
+            TargetOp::Rename { key, username } => {
+                let ops = vec![json!({"op": "replace", "path": "userName", "value": self.user_name_of(username)})];
+                self.patch("Users", key, ops, format!("rename user {key}")).await?;
+                Ok(OpOutcome::Renamed { key: key.clone() })
+            }
+            TargetOp::Update { key, changes } => {
+                let ops: Vec<Json> = changes
+                    .iter()
+                    .map(|c| {
+                        let place = Place::of(&c.attr);
+                        if c.values.is_empty() {
+                            json!({"op": "remove", "path": place.path()})
+                        } else {
+                            json!({"op": "replace", "path": place.path(), "value": json::to_json(&place, &c.values)})
+                        }
+                    })
+                    .collect();
+                self.patch("Users", key, ops, format!("update user {key}")).await?;
+                Ok(OpOutcome::Updated)
+            }
+            TargetOp::Disable { key } => {
+                let ops = vec![json!({"op": "replace", "path": "active", "value": false})];
+                self.patch("Users", key, ops, format!("disable user {key}")).await?;
+                Ok(OpOutcome::Disabled { key: key.clone() })
+            }
+            TargetOp::Enable { key } => {
+                let ops = vec![json!({"op": "replace", "path": "active", "value": true})];
+                self.patch("Users", key, ops, format!("enable user {key}")).await?;
+                Ok(OpOutcome::Enabled { key: key.clone() })
+            }
+            TargetOp::Delete { key } => self.delete("Users", key, format!("delete user {key}")).await,
+            TargetOp::CreateGroup { name, members } => {
+                let body = json!({
+                    "schemas": [GROUP],
+                    "displayName": name,
+                    "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>(),
+                });
+                let req = Request::new(Method::POST, "Groups", format!("create group {name}")).json(body);
+                let resp = self.http.send(&req).await.map_err(|e| e.into_target())?;
+                let id =
+                    resp.body.get("id").and_then(Json::as_str).ok_or_else(|| {
+                        TargetError::unavailable(format!("create group {name}: the answer has no id"))
+                    })?;
+                self.remember(id, resp.etag);
+                Ok(OpOutcome::Created { key: id.to_string(), anchor: Some(id.to_string()) })
+            }
+            TargetOp::AddMembers { key, members } => {
+                let value: Vec<Json> = members.iter().map(|m| json!({"value": m})).collect();
+                let ops = vec![json!({"op": "add", "path": "members", "value": value})];
+                self.patch("Groups", key, ops, format!("add members to group {key}")).await?;
+                Ok(OpOutcome::Updated)
+            }
+            TargetOp::RemoveMembers { key, members } => {
+                let ops: Vec<Json> = members
+                    .iter()
+                    .map(|m| json!({"op": "remove", "path": format!("members[value eq {}]", Json::String(m.clone()))}))
+                    .collect();
+                self.patch("Groups", key, ops, format!("remove members from group {key}")).await?;
+                Ok(OpOutcome::Updated)
+            }
+            TargetOp::DeleteGroup { key } => self.delete("Groups", key, format!("delete group {key}")).await,
+        }
+    }
+}
+
+impl Target for ScimTarget {
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn scope(&self) -> String {
+        format!("{}/Users", self.http.base())
+    }
+
+    fn group_scope(&self) -> String {
+        format!("{}/Groups", self.http.base())
+    }
+
+    async fn check(&self) -> Result<String, TargetError> {
+        let req = Request::new(Method::GET, "ServiceProviderConfig", "read the ServiceProviderConfig");
+        let spc = self.http.send(&req).await.map_err(|e| e.into_target())?.body;
+        let supported = |k: &str| spc.get(k).and_then(|v| v.get("supported")).and_then(Json::as_bool).unwrap_or(false);
+        if !supported("patch") {
+            return Err(TargetError::config(format!(
+                "{} does not support PATCH; enid changes SCIM accounts by PATCH only",
+                self.config.url
+            )));
+        }
+        let req = Request::new(Method::GET, "Users", "list users").query("count", "1");
+        self.http.send(&req).await.map_err(|e| e.into_target())?;
+        Ok(format!(
+            "connected to {}, authenticated, PATCH supported, ETags {}",
+            self.config.url,
+            if supported("etag") { "supported" } else { "not supported" }
+        ))
+    }
+
+    async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
+        let mut wanted: Vec<String> = vec!["userName".into(), "active".into(), "externalId".into(), "meta".into()];
+        wanted.extend(attrs.iter().map(|a| Place::of(a).path()));
+        wanted.sort();
+        wanted.dedup();
+        let users = self.list("Users", &wanted.join(",")).await?;
+        Ok(users.iter().map(|u| self.user(u, attrs)).collect())
+    }
+
+    async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {
+        let groups = self.list("Groups", "displayName,members,meta").await?;
+        Ok(groups
+            .into_iter()
+            .map(|g| {
+                let id = g.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
+                self.remember(
+                    &id,
+                    g.get("meta").and_then(|m| m.get("version")).and_then(Json::as_str).map(str::to_string),
+                );
+                let members = g
+                    .get("members")
+                    .and_then(Json::as_array)
+                    .map(|m| {
+                        m.iter().filter_map(|x| x.get("value").and_then(Json::as_str).map(str::to_string)).collect()
+                    })
+                    .unwrap_or_default();
+                ObservedGroup {
+                    key: id.clone(),
+                    anchor: Some(id),
+                    name: g.get("displayName").and_then(Json::as_str).unwrap_or_default().to_string(),
+                    members,
+                }
+            })
+            .collect())
+    }
+
+    async fn find_outside_scope(
+        &self,
+        _lookup: Lookup,
+        _values: &[String],
+    ) -> Result<Vec<(String, String)>, TargetError> {
+        // The scope is every user the service holds: there is no outside.
+        Ok(Vec::new())
+    }
+
+    async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
+        self.apply_inner(op).await
+    }
+}
