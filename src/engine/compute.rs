@@ -11,7 +11,7 @@ use crate::core::naming::{NameRequest, RenamePolicy};
 use crate::core::plan::{self, Action, Desired, NewIdentity, Plan, PlannedOp};
 use crate::store::{RecordRow, StateStore};
 use chrono::{DateTime, Utc};
-use connector_api::{ObservedAccount, ObservedGroup, RowError, Target, TargetError};
+use connector_api::{ExistingUsernames, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -474,8 +474,17 @@ impl Engine {
         let quarantine = self.config.naming.quarantine_days;
         let mut taken: HashSet<String> = self.store.allocated_usernames(now, quarantine).await?.into_iter().collect();
         taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
-        for accounts in observed.values() {
-            taken.extend(accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
+        for (id, accounts) in observed {
+            // A target that takes an unmarked account with a person's username for that
+            // person's (made before enid) leaves the name to them: they are blocked or the
+            // account is claimed, never given a second one under another name.
+            let owner =
+                self.targets.get(id).map(|t| &t.caps).filter(|c| c.existing_usernames != ExistingUsernames::Avoid);
+            let someones = |a: &&ObservedAccount| {
+                owner.is_none_or(|c| a.attrs.get(&c.owner_attribute).is_some_and(|v| !v.is_empty()))
+            };
+            taken
+                .extend(accounts.iter().filter(someones).filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
         }
         let (mut names, failed) = self.namer.allocate(requests, &taken);
         let mut failed: Vec<Failure> = failed

@@ -19,5 +19,6 @@ mod review2;
 mod safety_source;
 mod safety_state;
 mod safety_target;
+mod scim;
 mod spine;
 mod tls;

@@ -4,7 +4,9 @@
 #   tests/scripts/test.sh          (from anywhere; needs root or sudo for apt-get)
 #
 # The integration tests start their own private slapd on 127.0.0.1 through
-# tests/scripts/slapd.sh, one per test, and stop it when the test ends.
+# tests/scripts/slapd.sh, one per test, and stop it when the test ends. One scim2-server (PyPI,
+# in a virtualenv under target/) serves every SCIM test, each in a tenant of its own; it is
+# started here (tests/scripts/scim.sh) and stopped when the tests end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=$PATH:/usr/sbin
@@ -13,6 +15,8 @@ missing=()
 { command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing+=(slapd)
 command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -20,9 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
+echo "== scim2-server for the SCIM tests"
+SCIM_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+SCIM_PID=$(WATCH_PID=$$ tests/scripts/scim.sh "$SCIM_PORT")
+export ENID_TEST_SCIM_URL=http://127.0.0.1:$SCIM_PORT
+
 echo "== cargo test --workspace --all-targets"
 LOG=$(mktemp)
-trap 'rm -f "$LOG"' EXIT
+trap 'rm -f "$LOG"; kill "$SCIM_PID" 2>/dev/null || true' EXIT
 set +e
 cargo test --workspace --all-targets --locked 2>&1 | tee "$LOG"
 STATUS=${PIPESTATUS[0]}

@@ -22,6 +22,21 @@ pub enum DisableKind {
     Move,
 }
 
+/// What a username held on the target by an account enid does not own (and that carries no
+/// owner marker) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingUsernames {
+    /// Someone else's: the name is never given, a new person gets another (LDAP: a directory
+    /// holds many hand-made entries, and a name is just a name).
+    Avoid,
+    /// Perhaps this person's, made before enid: the person with that username is blocked (no
+    /// second account for them) until an operator decides (SCIM by default).
+    Block,
+    /// This person's, made before enid: claimed, and given the owner marker (SCIM
+    /// `adopt_by_username = true`).
+    Adopt,
+}
+
 /// Where to look with [`crate::Target::find_outside_scope`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -66,11 +81,9 @@ pub struct Capabilities {
     pub username_forbidden: &'static str,
     /// The target can search outside the scope it observes ([`crate::Target::find_outside_scope`]).
     pub finds_outside_scope: bool,
-    /// An account that holds the username a person gets and no owner marker at all is claimed
-    /// (its owner marker written) instead of left alone with the person blocked: a setting of
-    /// the target's, for platforms whose accounts were made before enid (SCIM
-    /// `adopt_by_username`).
-    pub adopt_by_username: bool,
+    /// What an account that enid does not own, carrying no owner marker at all, means for a
+    /// person whose username it holds.
+    pub existing_usernames: ExistingUsernames,
     /// Two keys that name the same account fold to the same string (LDAP DNs: without case and
     /// spaces around separators; SCIM ids: exactly).
     pub fold_key: fn(&str) -> String,
@@ -132,7 +145,7 @@ mod tests {
             max_username_length: Some(5),
             username_forbidden: "@+",
             finds_outside_scope: false,
-            adopt_by_username: false,
+            existing_usernames: ExistingUsernames::Avoid,
             fold_key: exact,
             fold_group_name: lowercase,
         };

@@ -226,7 +226,7 @@ impl LdapConfig {
             max_username_length: None,
             username_forbidden: "",
             finds_outside_scope: true,
-            adopt_by_username: false,
+            existing_usernames: connector_api::ExistingUsernames::Avoid,
             fold_key: normalize_dn,
             fold_group_name,
         }

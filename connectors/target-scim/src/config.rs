@@ -141,7 +141,7 @@ impl ScimConfig {
         if self.max_in_flight == 0 || self.page_size == 0 || self.max_attempts == 0 {
             return Err("max_in_flight, page_size and max_attempts must be at least 1".into());
         }
-        if self.max_requests_per_second.is_some_and(|r| !(r > 0.0)) {
+        if self.max_requests_per_second.is_some_and(|r| r.is_nan() || r <= 0.0) {
             return Err("max_requests_per_second must be more than 0".into());
         }
         Ok(())
@@ -181,7 +181,11 @@ impl ScimConfig {
             max_username_length: None,
             username_forbidden: "",
             finds_outside_scope: false,
-            adopt_by_username: self.adopt_by_username,
+            existing_usernames: if self.adopt_by_username {
+                connector_api::ExistingUsernames::Adopt
+            } else {
+                connector_api::ExistingUsernames::Block
+            },
             fold_key: connector_api::capabilities::exact,
             fold_group_name: connector_api::capabilities::lowercase,
         }

@@ -150,12 +150,11 @@ pub(crate) fn write(body: &mut Map<String, Json>, attrs: &connector_api::Attrs) 
             }
         }
     }
-    if body.contains_key(ENTERPRISE) {
-        if let Some(Json::Array(s)) = body.get_mut("schemas")
-            && !s.iter().any(|x| x == ENTERPRISE)
-        {
-            s.push(Json::String(ENTERPRISE.into()));
-        }
+    if body.contains_key(ENTERPRISE)
+        && let Some(Json::Array(s)) = body.get_mut("schemas")
+        && !s.iter().any(|x| x == ENTERPRISE)
+    {
+        s.push(Json::String(ENTERPRISE.into()));
     }
 }
 

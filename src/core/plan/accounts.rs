@@ -162,7 +162,7 @@ pub fn plan_target(
         // writes the marker. One with any marker (someone else's, an HR number) never does.
         if found.is_none()
             && owned.is_none()
-            && caps.adopt_by_username
+            && caps.existing_usernames == connector_api::ExistingUsernames::Adopt
             && !by_owner_value.contains_key(d.spec.id.as_str())
             && let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username))
             && !claimed[i]
@@ -272,7 +272,16 @@ pub fn plan_target(
                 }
                 if let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username)) {
                     claimed[i] = true;
-                    block(&mut tp, &d, format!("{} exists but was not created by enid", observed[i].key));
+                    let mut why = format!("{} exists but was not created by enid", observed[i].key);
+                    if caps.existing_usernames == connector_api::ExistingUsernames::Block
+                        && observed[i].attrs.get(owner_attr).is_none_or(Value::is_empty)
+                    {
+                        why.push_str(
+                            " and holds this person's username: if it is theirs, made before enid, set \
+                             adopt_by_username = true for this target; if not, rename or remove it there",
+                        );
+                    }
+                    block(&mut tp, &d, why);
                     continue;
                 }
                 let reason = if d.active {

@@ -23,7 +23,7 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
         max_username_length: None,
         username_forbidden: "",
         finds_outside_scope: true,
-        adopt_by_username: false,
+        existing_usernames: connector_api::ExistingUsernames::Avoid,
         fold_key: |k| k.replace(", ", ",").to_lowercase(),
         fold_group_name: |n| n.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
     }

@@ -18,7 +18,8 @@
 //!    member value by member value;
 //! 8. `delete_after_grace`: a leaver's account is deleted only after the grace period;
 //! 9. `unowned_left_alone`: an account made by hand with the username a new person would get is
-//!    left exactly as it was, and she gets another username;
+//!    left exactly as it was; she gets another username, or (a target that takes such an
+//!    account for hers, made before enid) she is blocked: never a second account;
 //! 10. `failure_mid_batch_converges`: the connection dropped in the middle of an apply, the next
 //!     apply converges with exactly one account per person;
 //! 11. `throttled_is_honoured`: answered "busy", the connector stops (or waits as long as it was
@@ -33,7 +34,7 @@ pub mod proxy;
 
 pub use proxy::{FaultProxy, Protocol, Seen};
 
-use crate::{Capabilities, MemberForm, ObservedAccount, Role, Target};
+use crate::{Capabilities, ExistingUsernames, MemberForm, ObservedAccount, Role, Target};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -353,13 +354,22 @@ impl<R: Rig> Story<'_, R> {
         self.rig.make_unowned("eva.ek", "Eva", "Ek");
         let before = self.accounts().await?.get("eva.ek").cloned().ok_or("the hand-made account is not seen")?;
         ensure!(self.owner(&before).is_none(), "the hand-made account carries an owner marker");
-        // A person whose name gives the same username: she gets another one, and the hand-made
-        // account is neither taken over nor changed.
+        // A person whose name gives the username the hand-made account holds: the account is
+        // neither changed nor taken over. On a target that avoids such names she gets another;
+        // on one that takes them for hers (made before enid) she is blocked, no second account.
         let mut people = self.people.clone();
         people.push(Person::new("P5", "Eva", "Ek", "S1", "7A"));
         self.set(people);
-        let done = self.converge("a namesake of the hand-made account")?;
-        ensure!(done.create == 1, "one create for her: {done:?}");
+        let avoid = self.caps().existing_usernames == ExistingUsernames::Avoid;
+        if avoid {
+            let done = self.converge("a namesake of the hand-made account")?;
+            ensure!(done.create == 1, "one create for her: {done:?}");
+        } else {
+            let plan = self.rig.plan(self.day);
+            ensure!(plan.blocked == 1 && plan.create == 0, "she is blocked, nothing is created: {plan:?}");
+            let done = self.rig.apply(self.day);
+            ensure!(done.ok, "the apply failed: {}", done.message);
+        }
         let accounts = self.accounts().await?;
         let after = accounts.get("eva.ek").cloned().ok_or("the hand-made account is gone")?;
         ensure!(after == before, "the hand-made account changed: {before:?} → {after:?}");
@@ -368,12 +378,16 @@ impl<R: Rig> Story<'_, R> {
             .filter(|(u, a)| u.starts_with("eva.ek") && self.owner(a).is_some())
             .map(|(u, _)| u)
             .collect();
-        ensure!(hers.len() == 1 && hers[0] != "eva.ek", "her own account: {hers:?}");
-        // She leaves; her account is disabled and the hand-made one stays as it is.
+        if avoid {
+            ensure!(hers.len() == 1 && hers[0] != "eva.ek", "her own account: {hers:?}");
+        } else {
+            ensure!(hers.is_empty(), "an account was made for her: {hers:?}");
+        }
+        // She leaves; the hand-made account stays as it is.
         let people: Vec<Person> = self.people.iter().filter(|p| p.key != "P5").cloned().collect();
         self.set(people);
         let done = self.converge("without her")?;
-        ensure!(done.disable == 1, "her account is disabled: {done:?}");
+        ensure!(done.disable == usize::from(avoid), "her account (if any) is disabled: {done:?}");
         let last = self.accounts().await?.get("eva.ek").cloned().ok_or("the hand-made account is gone")?;
         ensure!(last == before, "the hand-made account changed: {before:?} → {last:?}");
         Ok(())

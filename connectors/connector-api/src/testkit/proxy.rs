@@ -48,6 +48,12 @@ struct Faults {
     /// Answer this many more write requests "busy" (HTTP: with this `Retry-After`).
     throttle: usize,
     retry_after: Option<Duration>,
+    /// The status of the "busy" answer (HTTP; LDAP always answers 51).
+    status: u16,
+    /// Answer reads too, not only writes.
+    reads_too: bool,
+    /// Empty the `Resources` of the listing that comes after this many more (HTTP).
+    empty_list_after: Option<usize>,
     /// Every request seen, in order.
     seen: Vec<Seen>,
 }
@@ -112,7 +118,26 @@ impl FaultProxy {
         self.with(|f| {
             f.throttle = n;
             f.retry_after = retry_after;
+            f.status = 429;
+            f.reads_too = false;
         });
+    }
+
+    /// Answers the next `n` requests (reads too, when `reads_too`) itself with this HTTP status
+    /// (a 5xx, or a 503 with `Retry-After`), as a failing or overloaded server would.
+    pub fn answer(&self, n: usize, status: u16, retry_after: Option<Duration>, reads_too: bool) {
+        self.with(|f| {
+            f.throttle = n;
+            f.retry_after = retry_after;
+            f.status = status;
+            f.reads_too = reads_too;
+        });
+    }
+
+    /// Lets `n` more listings (SCIM ListResponses) through, then empties the `Resources` of the
+    /// next one, once: a listing that ends before its `totalResults`.
+    pub fn empty_list_after(&self, n: usize) {
+        self.with(|f| f.empty_list_after = Some(n));
     }
 
     /// Back to relaying everything as it comes.
@@ -121,6 +146,7 @@ impl FaultProxy {
             f.drop_after = None;
             f.delay = None;
             f.throttle = 0;
+            f.empty_list_after = None;
         });
     }
 
@@ -146,7 +172,7 @@ async fn relay(client: TcpStream, server: TcpStream, protocol: Protocol, faults:
     let (mut client_read, client_write) = client.into_split();
     let (server_read, mut server_write) = server.into_split();
     let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
-    let back = tokio::spawn(relay_back(server_read, Arc::clone(&client_write), protocol));
+    let back = tokio::spawn(relay_back(server_read, Arc::clone(&client_write), protocol, Arc::clone(&faults)));
     let mut buf = Vec::new();
     'outer: loop {
         while let Some(len) = frame_len(&buf, protocol) {
@@ -155,6 +181,10 @@ async fn relay(client: TcpStream, server: TcpStream, protocol: Protocol, faults:
             let verdict = {
                 let mut f = faults.lock().unwrap_or_else(|e| e.into_inner());
                 let verdict = match f.drop_after {
+                    _ if !write && f.reads_too && f.throttle > 0 => {
+                        f.throttle -= 1;
+                        Verdict::Busy(f.retry_after)
+                    }
                     _ if !write => Verdict::Pass(f.delay),
                     Some(0) => {
                         f.drop_after = None;
@@ -177,7 +207,8 @@ async fn relay(client: TcpStream, server: TcpStream, protocol: Protocol, faults:
             match verdict {
                 Verdict::Drop => break 'outer,
                 Verdict::Busy(retry_after) => {
-                    let answer = busy(&msg, protocol, retry_after);
+                    let status = faults.lock().map(|f| f.status).unwrap_or(429);
+                    let answer = busy(&msg, protocol, retry_after, status);
                     if client_write.lock().await.write_all(&answer).await.is_err() {
                         break 'outer;
                     }
@@ -205,12 +236,18 @@ async fn relay(client: TcpStream, server: TcpStream, protocol: Protocol, faults:
 
 /// Copies the server's answers back, whole messages at a time, so that an answer the proxy
 /// makes itself never lands inside one of them.
-async fn relay_back(mut server: OwnedReadHalf, client: Arc<tokio::sync::Mutex<OwnedWriteHalf>>, protocol: Protocol) {
+async fn relay_back(
+    mut server: OwnedReadHalf,
+    client: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    protocol: Protocol,
+    faults: Arc<Mutex<Faults>>,
+) {
     let mut buf = Vec::new();
     let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
     loop {
         while let Some(len) = response_len(&buf, protocol) {
-            pending.push_back(buf.drain(..len).collect());
+            let msg: Vec<u8> = buf.drain(..len).collect();
+            pending.push_back(if protocol == Protocol::Http { tamper(msg, &faults) } else { msg });
         }
         if !pending.is_empty() {
             let mut w = client.lock().await;
@@ -232,6 +269,46 @@ async fn relay_back(mut server: OwnedReadHalf, client: Arc<tokio::sync::Mutex<Ow
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// A listing with its `Resources` emptied, when that fault is due.
+fn tamper(msg: Vec<u8>, faults: &Mutex<Faults>) -> Vec<u8> {
+    let Some(split) = msg.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) else { return msg };
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&msg[split..]) else { return msg };
+    let is_list = body["schemas"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|x| x.as_str().is_some_and(|x| x.ends_with(":ListResponse"))));
+    if !is_list {
+        return msg;
+    }
+    {
+        let mut f = faults.lock().unwrap_or_else(|e| e.into_inner());
+        match f.empty_list_after {
+            Some(0) => f.empty_list_after = None,
+            Some(n) => {
+                f.empty_list_after = Some(n - 1);
+                return msg;
+            }
+            None => return msg,
+        }
+    }
+    body["Resources"] = serde_json::json!([]);
+    let new_body = body.to_string();
+    let head = String::from_utf8_lossy(&msg[..split]).to_string();
+    let head: String = head
+        .split("\r\n")
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}", new_body.len())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(new_body.as_bytes());
+    out
 }
 
 /// The length of the first whole request in `buf`, if it has one.
@@ -313,7 +390,7 @@ fn ldap_op(msg: &[u8]) -> Option<(Vec<u8>, u8)> {
 }
 
 /// The protocol's "busy, try later" answer to this request.
-fn busy(msg: &[u8], protocol: Protocol, retry_after: Option<Duration>) -> Vec<u8> {
+fn busy(msg: &[u8], protocol: Protocol, retry_after: Option<Duration>, status: u16) -> Vec<u8> {
     match protocol {
         Protocol::Ldap => {
             let Some((id, op)) = ldap_op(msg) else { return Vec::new() };
@@ -338,10 +415,27 @@ fn busy(msg: &[u8], protocol: Protocol, retry_after: Option<Duration>) -> Vec<u8
             out
         }
         Protocol::Http => {
-            let body = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"429","detail":"Too many requests (fault proxy)"}"#;
+            let status = if status == 0 { 429 } else { status };
+            let reason = match status {
+                429 => "Too Many Requests",
+                409 => "Conflict",
+                400 => "Bad Request",
+                500 => "Internal Server Error",
+                502 => "Bad Gateway",
+                503 => "Service Unavailable",
+                _ => "Error",
+            };
+            let scim_type = match status {
+                409 => r#","scimType":"uniqueness""#,
+                400 => r#","scimType":"invalidValue""#,
+                _ => "",
+            };
+            let body = format!(
+                r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"{status}"{scim_type},"detail":"{reason} (fault proxy)"}}"#
+            );
             let retry = retry_after.map(|d| format!("Retry-After: {}\r\n", d.as_secs().max(1))).unwrap_or_default();
             format!(
-                "HTTP/1.1 429 Too Many Requests\r\n{retry}Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
+                "HTTP/1.1 {status} {reason}\r\n{retry}Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .into_bytes()
@@ -368,7 +462,7 @@ mod tests {
     fn a_busy_ldap_answer_is_a_response_to_the_same_message() {
         // messageID 5, AddRequest (empty, enough for the envelope).
         let add = [0x30, 0x05, 0x02, 0x01, 0x05, 0x68, 0x00];
-        let answer = busy(&add, Protocol::Ldap, None);
+        let answer = busy(&add, Protocol::Ldap, None, 0);
         assert_eq!(ldap_op(&answer), Some((vec![5], 0x69)));
         assert_eq!(ber_len(&answer), Some(answer.len()));
         // resultCode ENUMERATED 51.

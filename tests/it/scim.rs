@@ -1,0 +1,439 @@
+//! The SCIM 2.0 target against the real PyPI scim2-server (`tests/scripts/scim.sh`): the
+//! conformance suite through the fault-injecting proxy, LDAP and SCIM side by side from one
+//! source, users made before enid, protected persons, and the errors a SCIM service gives.
+//!
+//! One server serves every test (the one `tests/scripts/test.sh` started, `ENID_TEST_SCIM_URL`,
+//! or one this test binary starts, stopped by its watchdog when the binary ends); each test
+//! works in a tenant of its own.
+
+use crate::harness::*;
+use connector_api::testkit::{self, FaultProxy, Outcome, Person, Protocol, Rig};
+use connector_api::{AccountSpec, Role, Secret, Target, TargetOp};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use target_scim::{ScimConfig, ScimTarget};
+
+pub const TOKEN: &str = "testtoken";
+
+/// The shared server's address (`http://127.0.0.1:PORT`).
+pub fn server() -> &'static str {
+    static SERVER: OnceLock<String> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("ENID_TEST_SCIM_URL")
+            && !url.is_empty()
+        {
+            return url.trim_end_matches('/').to_string();
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+            l.local_addr().expect("local addr").port()
+        };
+        let out = std::process::Command::new(repo().join("tests/scripts/scim.sh"))
+            .arg(port.to_string())
+            .env("WATCH_PID", std::process::id().to_string())
+            .output()
+            .expect("run tests/scripts/scim.sh (python3 with venv needed: run tests/scripts/test.sh)");
+        assert!(out.status.success(), "scim.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// A tenant of the shared server that no other test uses.
+pub fn tenant() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("{}/t{}x{n}", server(), std::process::id())
+}
+
+/// A test directory with a config of one CSV source and the given targets (TOML), and the
+/// token file; the LDAP half of `Env` (its slapd) is there for tests that want both.
+pub fn env_with_targets(targets: &str) -> Env {
+    let env = Env::new();
+    std::fs::write(env.path("scim.token"), format!("{TOKEN}\n")).expect("write token");
+    let config =
+        format!("[state]\npath = \"state.db\"\n\n[sources.sis]\ntype = \"csv\"\npath = \"persons.csv\"\n\n{targets}\n");
+    std::fs::write(env.path("enid.toml"), config).expect("write config");
+    env
+}
+
+/// A SCIM target table for `url`.
+pub fn scim_table(id: &str, url: &str, extra: &str) -> String {
+    format!("[targets.{id}]\ntype = \"scim\"\nurl = \"{url}\"\ntoken_file = \"scim.token\"\n{extra}\n")
+}
+
+/// The connector, reaching the server directly: for looking at what the engine did.
+pub fn direct(url: &str) -> ScimTarget {
+    let config: ScimConfig = toml::from_str(&format!("url = \"{url}\"\ntoken_file = \"unused\"\n")).expect("config");
+    ScimTarget::new(config, connector_http::Auth::Bearer(Secret::new(TOKEN))).expect("scim target")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(3).enable_all().build().expect("runtime")
+}
+
+/// A user made on the platform by hand: no externalId.
+async fn make_user(target: &ScimTarget, username: &str, given: &str, family: &str) -> String {
+    let account = AccountSpec {
+        id: "(by hand)".into(),
+        username: username.into(),
+        given_name: given.into(),
+        family_name: family.into(),
+        display_name: format!("{given} {family}"),
+        roles: vec![Role::Student],
+        schools: Vec::new(),
+        enabled: true,
+        protected: false,
+        attrs: [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into(),
+    };
+    match target.apply(&TargetOp::Create { account }).await.expect("make a user by hand") {
+        connector_api::OpOutcome::Created { key, .. } => key,
+        other => panic!("{other:?}"),
+    }
+}
+
+struct ScimRig {
+    env: Env,
+    proxy: FaultProxy,
+    target: ScimTarget,
+}
+
+fn date(day: u32) -> String {
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(u64::from(day));
+    format!("{d}T08:00:00Z")
+}
+
+fn outcome(env: &Env, day: u32) -> Outcome {
+    let run = env.enid(&["plan", "--json", "--now", &date(day)]);
+    let Ok(plan) = serde_json::from_str::<serde_json::Value>(&run.stdout) else {
+        return Outcome { ok: false, message: run.stderr, ..Default::default() };
+    };
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as usize;
+    let (s, g) = (&plan["summary"], &plan["group_summary"]);
+    Outcome {
+        ok: run.status.success(),
+        create: n(&s["create"]),
+        rename: n(&s["rename"]),
+        update: n(&s["update"]),
+        enable: n(&s["enable"]),
+        disable: n(&s["disable"]),
+        delete: n(&s["delete"]),
+        group_create: n(&g["create"]),
+        members_added: n(&g["members_added"]),
+        members_removed: n(&g["members_removed"]),
+        group_delete: n(&g["delete"]),
+        blocked: plan["blocked"].as_array().map_or(0, Vec::len),
+        message: run.stderr,
+    }
+}
+
+impl Rig for ScimRig {
+    type T = ScimTarget;
+
+    fn target(&self) -> &ScimTarget {
+        &self.target
+    }
+
+    fn proxy(&self) -> &FaultProxy {
+        &self.proxy
+    }
+
+    fn set_people(&mut self, people: &[Person]) {
+        let rows: Vec<String> = people
+            .iter()
+            .map(|p| {
+                let role = if p.role == Role::Staff { "staff" } else { "student" };
+                format!("{},{},{},,{role},{},{},,", p.key, p.given, p.family, p.school, p.groups.join("|"))
+            })
+            .collect();
+        csv_rows(&self.env, &rows);
+    }
+
+    fn plan(&mut self, day: u32) -> Outcome {
+        outcome(&self.env, day)
+    }
+
+    fn apply(&mut self, day: u32) -> Outcome {
+        let mut planned = outcome(&self.env, day);
+        let run = self.env.enid(&["apply", "--yes", "--accept-date", "--now", &date(day)]);
+        planned.ok = run.status.success();
+        planned.message = run.stderr;
+        planned
+    }
+
+    fn make_unowned(&mut self, username: &str, given: &str, family: &str) {
+        // Off the suite's runtime: a runtime of its own in a thread of its own.
+        let url = self.target.config().url.clone();
+        std::thread::scope(|s| {
+            s.spawn(|| rt().block_on(async { make_user(&direct(&url), username, given, family).await }))
+                .join()
+                .expect("make the hand-made user");
+        });
+    }
+
+    fn grace_days(&self) -> u32 {
+        10
+    }
+}
+
+/// The address of a tenant's server, for the proxy.
+fn server_addr() -> std::net::SocketAddr {
+    let hostport = server().trim_start_matches("http://");
+    hostport.parse().expect("server address")
+}
+
+#[test]
+fn the_scim_target_passes_the_conformance_suite() {
+    let rt = rt();
+    let proxy = rt.block_on(FaultProxy::start(server_addr(), Protocol::Http)).expect("proxy");
+    let url = tenant();
+    let through_proxy = url.replace(server().trim_start_matches("http://"), &proxy.addr().to_string());
+    let table =
+        scim_table("lms", &through_proxy, "max_in_flight = 2\nmax_wait_secs = 20\n\n[targets.lms.policy.groups]\n");
+    let env = env_with_targets(&format!(
+        "[naming]\non_name_change = \"rename\"\n\n[lifecycle]\ndelete_students_after_days = 10\n\n{table}"
+    ));
+    let mut rig = ScimRig { env, proxy, target: direct(&url) };
+    let reports = rt.block_on(testkit::run(&mut rig));
+    assert_eq!(reports.len(), 12, "{reports:#?}");
+    testkit::assert_passed(&reports);
+}
+
+/// Every user on a SCIM tenant: userName → (externalId, active).
+fn users(url: &str) -> std::collections::BTreeMap<String, (Option<String>, bool)> {
+    let target = direct(url);
+    let accounts = rt().block_on(target.observe(&["externalId".to_string()])).expect("observe");
+    accounts
+        .into_iter()
+        .map(|a| {
+            let owner = a.attrs.get("externalId").and_then(|v| v.first()).map(str::to_string);
+            (a.username.unwrap_or_default(), (owner, !a.disabled))
+        })
+        .collect()
+}
+
+#[test]
+fn ldap_and_scim_side_by_side_hold_the_same_usernames() {
+    let url = tenant();
+    let env = Env::new();
+    let ldap = format!(
+        "[targets.directory]\ntype = \"ldap\"\nurl = \"{}\"\nbind_dn = \"cn=admin,dc=example,dc=org\"\n\
+         bind_password_file = \"ldap.secret\"\nbase_dn = \"{BASE}\"\n",
+        env.slapd.url()
+    );
+    let scim = scim_table(
+        "lms",
+        &url,
+        "user_name = \"{{ username }}@skola.example.org\"\n\n[targets.lms.policy.attributes]\n\
+         emails = [{ value = \"{{ username }}@skola.example.org\", type = \"work\", primary = true }]\n",
+    );
+    std::fs::write(env.path("scim.token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(
+        env.path("enid.toml"),
+        format!(
+            "[state]\npath = \"state.db\"\n\n[sources.sis]\ntype = \"csv\"\npath = \"persons.csv\"\n\n{ldap}\n{scim}"
+        ),
+    )
+    .unwrap();
+    let rows: Vec<String> =
+        (0..20).map(|i| row(&format!("P{i}"), "Kim", &format!("Lund{i}"), "", "student", "S1", "7A")).collect();
+    let mut rows = rows;
+    rows.push(row("P20", "Åsa", "Öberg", "", "staff", "S1", ""));
+    rows.push(row("P21", "Åsa", "Öberg", "", "staff", "S2", ""));
+    csv_rows(&env, &rows);
+    env.enid(&["apply", "--yes"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
+
+    let on_ldap: std::collections::BTreeMap<String, String> =
+        env.people().into_iter().map(|(u, e)| (u, e.one("employeeNumber"))).collect();
+    let on_scim = users(&url);
+    let scim_names: std::collections::BTreeMap<String, String> = on_scim
+        .iter()
+        .map(|(u, (owner, _))| {
+            (u.trim_end_matches("@skola.example.org").to_string(), owner.clone().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(on_ldap.len(), 22);
+    assert_eq!(on_ldap, scim_names, "the same usernames, each with the same enid id, on both");
+    assert!(on_scim.keys().all(|u| u.ends_with("@skola.example.org")), "{on_scim:?}");
+    assert!(on_ldap.contains_key("asa.oberg") && on_ldap.contains_key("asa.oberg2"), "{on_ldap:?}");
+    // The e-mail is a typed, complex value: primary is a boolean on the server.
+    let target = direct(&url);
+    let emails = rt().block_on(target.observe(&["emails".to_string()])).unwrap();
+    let one = emails.iter().find(|a| a.username.as_deref() == Some("asa.oberg@skola.example.org")).unwrap();
+    let json = serde_json::to_string(&one.attrs["emails"]).unwrap();
+    assert_eq!(json, r#"[{"primary":true,"type":["work"],"value":["asa.oberg@skola.example.org"]}]"#);
+
+    // A leaver is disabled on both: LDAP by the move, SCIM by active = false.
+    rows.retain(|r| !r.starts_with("P3,"));
+    csv_rows(&env, &rows);
+    env.enid(&["apply", "--yes"]).ok();
+    assert!(!users(&url)["kim.lund3@skola.example.org"].1, "inactive on SCIM");
+    assert!(env.people()["kim.lund3"].dn.contains("ou=disabled"), "moved to the disabled OU on LDAP");
+}
+
+#[test]
+fn a_user_made_before_enid_blocks_its_namesake_unless_adoption_by_username_is_on() {
+    let url = tenant();
+    let target = direct(&url);
+    let hand = rt().block_on(make_user(&target, "anna.berg", "Anna", "Berg"));
+    let env = env_with_targets(&scim_table("lms", &url, ""));
+    csv_rows(&env, &[row("1", "Anna", "Berg", "", "student", "S1", ""), row("2", "Bo", "Ek", "", "student", "S1", "")]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 1, "only Bo: {}", plan["operations"]);
+    let blocked = plan["blocked"].to_string();
+    assert!(blocked.contains("adopt_by_username"), "{blocked}");
+    env.enid(&["apply", "--yes"]).ok();
+    let before = users(&url);
+    assert_eq!(before["anna.berg"], (None, true), "left alone");
+    assert!(!before.contains_key("anna.berg2"), "no second account under another name: {before:?}");
+
+    // The operator says the platform's accounts are the persons': claimed, given the enid id.
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), config.replace("token_file", "adopt_by_username = true\ntoken_file"))
+        .unwrap();
+    let plan = env.enid(&["plan"]).ok().stdout;
+    assert!(plan.contains("claimed by username"), "{plan}");
+    env.enid(&["apply", "--yes"]).ok();
+    let after = users(&url);
+    let anna = &after["anna.berg"];
+    assert!(anna.0.as_deref().is_some_and(|id| id.len() == 36), "the enid id written: {anna:?}");
+    let accounts = rt().block_on(target.observe(&[])).unwrap();
+    assert_eq!(accounts.iter().find(|a| a.username.as_deref() == Some("anna.berg")).map(|a| a.key.clone()), Some(hand));
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
+    // A user carrying someone else's externalId is never claimed.
+    let other = rt().block_on(async {
+        let account = AccountSpec {
+            id: "x".into(),
+            username: "cy.lind".into(),
+            given_name: "Cy".into(),
+            family_name: "Lind".into(),
+            display_name: "Cy Lind".into(),
+            roles: vec![Role::Student],
+            schools: Vec::new(),
+            enabled: true,
+            protected: false,
+            attrs: [("externalId".to_string(), connector_api::Value::text("HR-4711"))].into(),
+        };
+        target.apply(&TargetOp::Create { account }).await.unwrap()
+    });
+    let _ = other;
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", "", "student", "S1", ""),
+            row("2", "Bo", "Ek", "", "student", "S1", ""),
+            row("3", "Cy", "Lind", "", "student", "S1", ""),
+        ],
+    );
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["adoptions"].as_array().map(Vec::len), Some(0), "{}", plan["adoptions"]);
+    assert_eq!(plan["summary"]["create"], 1, "Cy gets an account of her own: {}", plan["operations"]);
+}
+
+#[test]
+fn a_protected_person_gets_only_the_login_attributes_on_scim() {
+    let url = tenant();
+    let env = env_with_targets(&scim_table(
+        "lms",
+        &url,
+        "[targets.lms.policy.attributes]\nemails = [{ value = \"{{ username }}@x.se\", type = \"work\" }]\n",
+    ));
+    let header = format!("{HEADER},protection");
+    std::fs::write(
+        env.path("persons.csv"),
+        format!("{header}\n1,Sara,Hemlig,,student,S1,7A,,,sekretessmarkering\n2,Bo,Ek,,student,S1,7A,,,\n"),
+    )
+    .unwrap();
+    let id = env.enid(&["plan", "--save", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--yes", "--plan", &id, "--accept-protected"]).ok();
+    let target = direct(&url);
+    let all = rt()
+        .block_on(target.observe(&["name".into(), "displayName".into(), "emails".into(), "department".into()]))
+        .unwrap();
+    let sara =
+        all.iter().find(|a| a.username.as_deref().is_some_and(|u| u.starts_with('u'))).expect("a pseudonymous user");
+    assert!(sara.attrs.is_empty(), "no name, e-mail or school: {:?}", sara.attrs);
+    let bo = all.iter().find(|a| a.username.as_deref() == Some("bo.ek")).unwrap();
+    assert!(bo.attrs.contains_key("name") && bo.attrs.contains_key("emails"), "{:?}", bo.attrs);
+    let text = format!("{all:?}");
+    assert!(!text.contains("Sara") && !text.contains("Hemlig"), "{text}");
+}
+
+/// A target through the proxy, and the direct view of its tenant.
+fn proxied(rt: &tokio::runtime::Runtime, extra: &str) -> (Env, FaultProxy, String) {
+    let proxy = rt.block_on(FaultProxy::start(server_addr(), Protocol::Http)).expect("proxy");
+    let url = tenant();
+    let through = url.replace(server().trim_start_matches("http://"), &proxy.addr().to_string());
+    let env = env_with_targets(&scim_table("lms", &through, extra));
+    (env, proxy, url)
+}
+
+#[test]
+fn scim_errors_name_the_user_the_status_and_the_servers_words() {
+    let rt = rt();
+    let (env, proxy, url) = proxied(&rt, "max_in_flight = 1\nmax_attempts = 3\nmax_wait_secs = 10\npage_size = 2");
+    let rows: Vec<String> =
+        (0..5).map(|i| row(&format!("P{i}"), "Eva", &format!("Ek{i}"), "", "student", "S1", "")).collect();
+    csv_rows(&env, &rows);
+
+    // The server refuses one create as a duplicate: that person waits, the others are made.
+    proxy.answer(1, 409, None, false);
+    let run = env.enid(&["apply", "--yes"]).fails();
+    assert!(run.stderr.contains("HTTP 409 uniqueness") && run.stderr.contains("create user "), "{}", run.stderr);
+    let id_named =
+        run.stderr.split("create user ").nth(1).map(|r| r.chars().take(36).collect::<String>()).unwrap_or_default();
+    assert!(
+        id_named.len() == 36 && id_named.chars().filter(|c| *c == '-').count() == 4,
+        "names the enid id: {}",
+        run.stderr
+    );
+    assert_eq!(users(&url).len(), 4);
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(users(&url).len(), 5);
+
+    // 503 with Retry-After: waited for, then done, in the same run.
+    csv_rows(&env, &[rows.clone(), vec![row("P9", "Tor", "Ny", "", "student", "S1", "")]].concat());
+    proxy.reset_seen();
+    proxy.answer(1, 503, Some(std::time::Duration::from_secs(1)), false);
+    env.enid(&["apply", "--yes"]).ok();
+    let seen = proxy.seen();
+    let refused = seen.iter().find(|s| s.throttled).expect("the 503 was answered");
+    let retried = seen.iter().find(|s| s.write && !s.throttled && s.at > refused.at).expect("sent again");
+    assert!(retried.at - refused.at >= std::time::Duration::from_secs(1), "not before Retry-After");
+    assert_eq!(users(&url).len(), 6);
+
+    // 500 on a create: not sent again (it may have arrived); the target stops for the run.
+    csv_rows(
+        &env,
+        &[
+            rows.clone(),
+            vec![row("P9", "Tor", "Ny", "", "student", "S1", ""), row("P10", "Ulf", "Ny", "", "student", "S1", "")],
+        ]
+        .concat(),
+    );
+    proxy.reset_seen();
+    proxy.answer(1, 500, None, false);
+    let run = env.enid(&["apply", "--yes"]).fails();
+    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    assert_eq!(proxy.seen().iter().filter(|s| s.what.starts_with("POST")).count(), 1, "one POST, not repeated");
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(users(&url).len(), 7);
+
+    // A listing that ends before its totalResults: the run stops before planning.
+    proxy.empty_list_after(1);
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("ended after 2 of 7"), "{}", run.stderr);
+    proxy.clear();
+
+    // Reads are retried on 5xx.
+    proxy.answer(2, 502, None, true);
+    env.enid(&["plan"]).ok();
+
+    // A wrong token: authentication, with the fix.
+    std::fs::write(env.path("scim.token"), "wrong\n").unwrap();
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("authentication failed") && run.stderr.contains("HTTP 401"), "{}", run.stderr);
+    assert!(!run.stderr.contains("wrong"), "the token is never shown: {}", run.stderr);
+}
