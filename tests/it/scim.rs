@@ -437,3 +437,30 @@ fn scim_errors_name_the_user_the_status_and_the_servers_words() {
     assert!(run.stderr.contains("authentication failed") && run.stderr.contains("HTTP 401"), "{}", run.stderr);
     assert!(!run.stderr.contains("wrong"), "the token is never shown: {}", run.stderr);
 }
+
+/// Changes go with `If-Match`: a user changed on the platform since enid read it is not
+/// overwritten blindly; the next read takes the new version.
+#[test]
+fn a_change_made_since_the_read_is_refused_by_its_version_not_overwritten() {
+    let rt = rt();
+    let url = tenant();
+    let (a, b) = (direct(&url), direct(&url));
+    rt.block_on(async {
+        let key = make_user(&a, "eva.ek", "Eva", "Ek").await;
+        let attrs = vec!["displayName".to_string()];
+        a.observe(&attrs).await.unwrap();
+        b.observe(&attrs).await.unwrap();
+        let change = |name: &str| TargetOp::Update {
+            key: key.clone(),
+            changes: vec![connector_api::AttrChange { attr: "displayName".into(), values: connector_api::Value::text(name) }],
+        };
+        b.apply(&change("Eva Ek (by hand)")).await.unwrap();
+        let e = a.apply(&change("Eva Ek")).await.unwrap_err();
+        assert_eq!(e.reject_kind(), Some(connector_api::RejectKind::Other), "{e}");
+        assert!(e.to_string().contains("HTTP 412") && e.to_string().contains("since it was read"), "{e}");
+        let now = a.observe(&attrs).await.unwrap();
+        assert_eq!(now[0].attrs["displayName"], connector_api::Value::text("Eva Ek (by hand)"));
+        a.apply(&change("Eva Ek")).await.unwrap();
+        assert_eq!(a.observe(&attrs).await.unwrap()[0].attrs["displayName"], connector_api::Value::text("Eva Ek"));
+    });
+}

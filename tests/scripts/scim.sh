@@ -8,7 +8,8 @@
 # The server takes the bearer token $SCIM_TOKEN (default "testtoken") and creates a tenant on the
 # first request to /TENANT (--dynamic-tenants), so tests that share one server each use a base
 # URL of their own: http://127.0.0.1:PORT/<tenant>. The virtualenv is $ENID_TEST_VENV (default
-# target/test-venv); it needs python3 with venv (Debian: python3-venv).
+# target/test-venv); it needs python3 with venv (Debian: python3-venv). SCIM_LOG names the file the
+# server logs each request to (default: a temporary file).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PORT=${1:?usage: scim.sh PORT}
@@ -26,7 +27,7 @@ if [ ! -x "$VENV/bin/scim2-server" ]; then
   fi
   flock -u 9
 fi
-LOG=$(mktemp -t scim2-server.XXXXXX.log)
+LOG=${SCIM_LOG:-$(mktemp -t scim2-server.XXXXXX.log)}
 setsid "$VENV/bin/scim2-server" --hostname 127.0.0.1 --port "$PORT" --bearer-token "$TOKEN" --dynamic-tenants \
   > "$LOG" 2>&1 < /dev/null &
 PID=$!
