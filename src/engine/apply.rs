@@ -226,7 +226,13 @@ impl Engine {
                         report.failed += 1;
                         let msg = connector_api::one_line(&e);
                         tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
-                        report.first_error.get_or_insert_with(|| format!("target \"{id}\": {msg}"));
+                        // Named by enid id (a connector names the account by its own key).
+                        let whose = if op.identity.is_empty() {
+                            format!("group {}", op.redacted().username)
+                        } else {
+                            format!("identity {}", op.identity)
+                        };
+                        report.first_error.get_or_insert_with(|| format!("target \"{id}\", {whose}: {msg}"));
                         OpResult::Failed(msg)
                     }
                     Err(None) => {

@@ -7,10 +7,12 @@
 //!
 //! Only confirmation (a question on a terminal) stays with the front end.
 
+use super::apply::is_group_action;
 use super::{Computed, Engine, EngineError};
 use crate::core::plan::{Action, Plan, PlannedOp};
 use crate::store::StateStore;
 use chrono::{DateTime, Utc};
+use connector_api::TargetOp;
 use connector_api::civic::mask_if_civic;
 use std::collections::BTreeSet;
 
@@ -119,7 +121,9 @@ impl Engine {
         }
         if !request.only.is_empty() || request.school.is_some() {
             approved.selected_from = Some(computed.plan.operations.len());
+            let all = computed.plan.operations.clone();
             select(&mut computed.plan, &request.only, request.school.as_deref());
+            follow_accounts(&all, &mut computed.plan.operations);
             // Only the thresholds of what is applied still hold it.
             let ops = &computed.plan.operations;
             computed.plan.held.retain(|h| ops.iter().any(|o| o.target == h.target && o.action == h.action));
@@ -134,7 +138,9 @@ impl Engine {
             // the new one.
             let held: BTreeSet<String> =
                 computed.plan.operations.iter().filter(|o| o.needs_approval).map(|o| o.identity.clone()).collect();
+            let all = computed.plan.operations.clone();
             computed.plan.operations.retain(|o| !o.needs_approval);
+            follow_accounts(&all, &mut computed.plan.operations);
             computed.plan.renames.retain(|r| !held.contains(&r.identity));
             computed.plan.unprotect.clear();
             approved.waiting_protected = waiting;
@@ -165,6 +171,69 @@ fn select(plan: &mut Plan, actions: &[Action], school: Option<&str>) {
         .collect();
     plan.operations.retain(|o| keep(o) && !left_out.contains(&(o.target.clone(), o.identity.clone())));
     plan.renames.retain(|r| !left_out.iter().any(|(_, i)| i == &r.identity));
+}
+
+/// Keeps group memberships in step with what is applied of the accounts, when only part of a
+/// plan goes ahead. A member whose rename or move waits keeps the value it has (its removal is
+/// taken out of the group changes that go ahead, and it is not added under a value it does not
+/// have yet); a member whose rename or move goes ahead while the group changes wait gets its
+/// own member change with it (the old value out, the new one in), so no group is left holding a
+/// value that no longer names the account. `all` is the plan before the selection.
+fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
+    let moves = |o: &PlannedOp| matches!(o.action, Action::Create | Action::Rename | Action::Enable);
+    let applied: BTreeSet<(String, String)> =
+        kept.iter().filter(|o| moves(o)).map(|o| (o.target.clone(), o.identity.clone())).collect();
+    let is_applied = |target: &str, id: &str| applied.contains(&(target.to_string(), id.to_string()));
+    // The group changes that go ahead: without the members whose accounts stay as they are.
+    for op in kept.iter_mut().filter(|o| is_group_action(o.action)) {
+        let target = op.target.clone();
+        op.new_members.retain(|i| is_applied(&target, i));
+        let waiting: Vec<String> =
+            op.leaving.iter().filter(|(i, _)| !is_applied(&target, i)).map(|(_, v)| v.clone()).collect();
+        op.leaving.retain(|(i, _)| is_applied(&target, i));
+        if let TargetOp::RemoveMembers { members, .. } = &mut op.op {
+            members.retain(|m| !waiting.contains(m));
+        }
+    }
+    kept.retain(|o| match &o.op {
+        TargetOp::AddMembers { members, .. } => !members.is_empty() || !o.new_members.is_empty(),
+        TargetOp::RemoveMembers { members, .. } => !members.is_empty(),
+        _ => true,
+    });
+    // The group changes that wait: the parts that belong with an account change that goes ahead.
+    let same = |a: &PlannedOp, b: &PlannedOp| a.action == b.action && a.target == b.target && a.op.key() == b.op.key();
+    let mut extra = Vec::new();
+    for op in all.iter().filter(|o| is_group_action(o.action) && !kept.iter().any(|k| same(k, o))) {
+        match &op.op {
+            TargetOp::AddMembers { key, .. } => {
+                let ids: Vec<String> = op.new_members.iter().filter(|i| is_applied(&op.target, i)).cloned().collect();
+                if !ids.is_empty() {
+                    let mut part = op.clone();
+                    part.op = TargetOp::AddMembers { key: key.clone(), members: Vec::new() };
+                    part.reason = format!("{} members whose accounts change now", ids.len());
+                    part.new_members = ids;
+                    extra.push(part);
+                }
+            }
+            TargetOp::RemoveMembers { key, .. } => {
+                let leaving: Vec<(String, String)> =
+                    op.leaving.iter().filter(|(i, _)| is_applied(&op.target, i)).cloned().collect();
+                if !leaving.is_empty() {
+                    let mut part = op.clone();
+                    part.op = TargetOp::RemoveMembers {
+                        key: key.clone(),
+                        members: leaving.iter().map(|(_, v)| v.clone()).collect(),
+                    };
+                    part.reason = format!("{} old member values of accounts that change now", leaving.len());
+                    part.leaving = leaving;
+                    extra.push(part);
+                }
+            }
+            _ => {}
+        }
+    }
+    kept.extend(extra);
+    kept.sort_by(|a, b| (a.action, &a.target, &a.username).cmp(&(b.action, &b.target, &b.username)));
 }
 
 /// A short account of how a saved plan (as shown) differs from the current one (as shown).

@@ -16,6 +16,8 @@ mod migration;
 mod protected;
 mod review;
 mod review2;
+mod review3;
+mod review3_probes;
 mod safety_source;
 mod safety_state;
 mod safety_target;

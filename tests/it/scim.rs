@@ -431,6 +431,15 @@ fn scim_errors_name_the_user_the_status_and_the_servers_words() {
     proxy.answer(2, 502, None, true);
     env.enid(&["plan"]).ok();
 
+    // No answer in time: the target is unavailable for the run, and says so.
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), config.replace("max_attempts = 3", "max_attempts = 1\ntimeout_secs = 1"))
+        .unwrap();
+    proxy.delay(std::time::Duration::from_millis(1500));
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("target unavailable") && run.stderr.contains("no answer"), "{}", run.stderr);
+    proxy.clear();
+
     // A wrong token: authentication, with the fix.
     std::fs::write(env.path("scim.token"), "wrong\n").unwrap();
     let run = env.enid(&["plan"]).fails();
@@ -452,7 +461,10 @@ fn a_change_made_since_the_read_is_refused_by_its_version_not_overwritten() {
         b.observe(&attrs).await.unwrap();
         let change = |name: &str| TargetOp::Update {
             key: key.clone(),
-            changes: vec![connector_api::AttrChange { attr: "displayName".into(), values: connector_api::Value::text(name) }],
+            changes: vec![connector_api::AttrChange {
+                attr: "displayName".into(),
+                values: connector_api::Value::text(name),
+            }],
         };
         b.apply(&change("Eva Ek (by hand)")).await.unwrap();
         let e = a.apply(&change("Eva Ek")).await.unwrap_err();

@@ -29,6 +29,19 @@ impl Secret {
 /// ever echoed: an operator who put the password itself into `*_file` or `*_env` must not find it
 /// in a log.
 pub fn load_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result<Secret, String> {
+    let secret = read_secret(file, env, what)?;
+    // An empty secret, or one of several lines, is a file written wrong: said here, not as the
+    // server's refusal later.
+    if secret.expose().trim().is_empty() {
+        return Err(format!("{what}: the secret is empty; put it in the file (or the variable) on one line"));
+    }
+    if secret.expose().contains(['\n', '\r']) {
+        return Err(format!("{what}: the secret holds more than one line; put it on one line"));
+    }
+    Ok(secret)
+}
+
+fn read_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result<Secret, String> {
     match (file, env) {
         (Some(path), None) => match std::fs::read_to_string(path) {
             Ok(text) => Ok(Secret::new(text)),
@@ -84,6 +97,21 @@ mod tests {
             let e = load_secret(Some(Path::new(value)), None, "bind password of [targets.x]").unwrap_err();
             assert!(!e.contains(value) && e.contains("*_file"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_empty_or_many_lined_secret_is_an_error_before_it_is_sent() {
+        let dir = std::env::temp_dir().join(format!("enid-secret-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (text, want) in [("\n", "is empty"), ("  \n", "is empty"), ("tok\nen\n", "more than one line")] {
+            let p = dir.join("s");
+            std::fs::write(&p, text).unwrap();
+            let e = load_secret(Some(&p), None, "secret of [targets.x]").unwrap_err();
+            assert!(e.contains(want) && !e.contains("tok"), "{e}");
+        }
+        std::fs::write(dir.join("s"), "token\n").unwrap();
+        assert_eq!(load_secret(Some(&dir.join("s")), None, "x").unwrap().expose(), "token");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

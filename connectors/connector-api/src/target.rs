@@ -31,6 +31,9 @@ pub struct ObservedAccount {
     /// The connector's own settings leave this account out (LDAP `exclude_under`): enid never
     /// touches it, whoever owns it.
     pub excluded: bool,
+    /// The target holds the username in a form its settings no longer give (a SCIM `user_name`
+    /// pattern changed since the account was made): a rename writes it again.
+    pub username_outdated: bool,
 }
 
 /// What an account should be, in enid's vocabulary: everything a create needs. The connector

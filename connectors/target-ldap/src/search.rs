@@ -49,7 +49,15 @@ impl LdapTarget {
                     mapped.insert(key, Value::Text(values));
                 }
             }
-            out.push(ObservedAccount { key: entry.dn, anchor, username, attrs: mapped, disabled, excluded });
+            out.push(ObservedAccount {
+                key: entry.dn,
+                anchor,
+                username,
+                attrs: mapped,
+                disabled,
+                excluded,
+                username_outdated: false,
+            });
         }
         let res = stream.finish().await;
         // A search that ends in an error is a partial read: the whole observation is void.

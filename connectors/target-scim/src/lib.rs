@@ -68,15 +68,21 @@ impl ScimTarget {
         format!("{}{username}{}", self.user_name.0, self.user_name.1)
     }
 
-    /// The username in a `userName`; the whole value when it does not have the pattern's shape
-    /// (then the engine renames it into the pattern).
-    fn username_in(&self, user_name: &str) -> String {
+    /// Whether a `userName` has the pattern's shape (the text around the username).
+    fn fits(&self, user_name: &str) -> bool {
         let (pre, post) = (&self.user_name.0, &self.user_name.1);
         let lower = user_name.to_lowercase();
-        if lower.len() >= pre.len() + post.len()
+        lower.len() > pre.len() + post.len()
             && lower.starts_with(&pre.to_lowercase())
             && lower.ends_with(&post.to_lowercase())
-        {
+    }
+
+    /// The username in a `userName`; the whole value when it does not have the pattern's shape
+    /// (the account is then reported `username_outdated`, and the engine renames it into the
+    /// pattern).
+    fn username_in(&self, user_name: &str) -> String {
+        if self.fits(user_name) {
+            let (pre, post) = (&self.user_name.0, &self.user_name.1);
             return user_name[pre.len()..user_name.len() - post.len()].to_string();
         }
         user_name.to_string()
@@ -144,7 +150,9 @@ impl ScimTarget {
     fn user(&self, o: &Map<String, Json>, attrs: &[String]) -> ObservedAccount {
         let id = o.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
         self.remember(&id, o.get("meta").and_then(|m| m.get("version")).and_then(Json::as_str).map(str::to_string));
-        let username = o.get("userName").and_then(Json::as_str).map(|u| self.username_in(u));
+        let user_name = o.get("userName").and_then(Json::as_str);
+        let username = user_name.map(|u| self.username_in(u));
+        let username_outdated = user_name.is_some_and(|u| !self.fits(u));
         let disabled = o.get("active").and_then(Json::as_bool) == Some(false);
         let mut mapped = connector_api::Attrs::new();
         for a in attrs {
@@ -152,7 +160,15 @@ impl ScimTarget {
                 mapped.insert(a.clone(), v);
             }
         }
-        ObservedAccount { key: id.clone(), anchor: Some(id), username, attrs: mapped, disabled, excluded: false }
+        ObservedAccount {
+            key: id.clone(),
+            anchor: Some(id),
+            username,
+            attrs: mapped,
+            disabled,
+            excluded: false,
+            username_outdated,
+        }
     }
 
     /// PATCH with these operations, `If-Match` the version last seen; the new version kept.

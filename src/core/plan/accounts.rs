@@ -84,6 +84,7 @@ pub fn plan_target(
                 reason,
                 op,
                 new_members: Vec::new(),
+                leaving: Vec::new(),
                 before,
                 protected: d.protected,
                 needs_approval: d.needs_approval,
@@ -167,6 +168,7 @@ pub fn plan_target(
             && let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username))
             && !claimed[i]
             && observed[i].attrs.get(owner_attr).is_none_or(Value::is_empty)
+            && names_fit(&d, &observed[i])
         {
             tp.adoptions.push(Adoption {
                 target: target.into(),
@@ -208,8 +210,16 @@ pub fn plan_target(
                 // sends what follows to the key the target reports for the renamed account.
                 let key = obs.key.clone();
                 let mut renamed = false;
-                if let Some(old) = obs.username.as_deref().filter(|u| !u.eq_ignore_ascii_case(&d.spec.username)) {
-                    let reason = format!("the name changed: {old} → {}", d.spec.username);
+                if let Some(old) = obs
+                    .username
+                    .as_deref()
+                    .filter(|u| obs.username_outdated || !u.eq_ignore_ascii_case(&d.spec.username))
+                {
+                    let reason = if old.eq_ignore_ascii_case(&d.spec.username) {
+                        format!("the target holds {old} in a form its settings no longer give: written again")
+                    } else {
+                        format!("the name changed: {old} → {}", d.spec.username)
+                    };
                     let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.clone() };
                     push(&mut tp, &d, Action::Rename, reason, op, None);
                     renamed = true;
@@ -238,7 +248,13 @@ pub fn plan_target(
                     // in this plan (renamed, or enabled by a move) is named by the key the target
                     // reports for it then.
                     let moved = enable && caps.disable == connector_api::DisableKind::Move;
-                    tp.members.push((d.spec.id.clone(), member(Some(obs), renamed, moved)));
+                    let value = member(Some(obs), renamed, moved);
+                    if value.is_none()
+                        && let Some(old) = member(Some(obs), false, false)
+                    {
+                        tp.moving.push((d.spec.id.clone(), old));
+                    }
+                    tp.members.push((d.spec.id.clone(), value));
                 }
                 // Updates run before the enable (see `Action`), on the key after the rename.
                 let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed);
@@ -273,13 +289,17 @@ pub fn plan_target(
                 if let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username)) {
                     claimed[i] = true;
                     let mut why = format!("{} exists but was not created by enid", observed[i].key);
-                    if caps.existing_usernames == connector_api::ExistingUsernames::Block
-                        && observed[i].attrs.get(owner_attr).is_none_or(Value::is_empty)
-                    {
-                        why.push_str(
+                    let unmarked = observed[i].attrs.get(owner_attr).is_none_or(Value::is_empty);
+                    match caps.existing_usernames {
+                        connector_api::ExistingUsernames::Block if unmarked => why.push_str(
                             " and holds this person's username: if it is theirs, made before enid, set \
                              adopt_by_username = true for this target; if not, rename or remove it there",
-                        );
+                        ),
+                        connector_api::ExistingUsernames::Adopt if unmarked => why.push_str(
+                            " and holds this person's username, but not their names, so adopt_by_username does \
+                             not claim it: if it is theirs, correct its names there; if not, rename or remove it",
+                        ),
+                        _ => {}
                     }
                     block(&mut tp, &d, why);
                     continue;
@@ -310,6 +330,7 @@ pub fn plan_target(
                     reason,
                     op: TargetOp::Create { account },
                     new_members: Vec::new(),
+                    leaving: Vec::new(),
                     before: None,
                     protected,
                     needs_approval,
@@ -426,6 +447,33 @@ impl<'a> OwnedIndex<'a> {
         o.anchor.as_deref().is_some_and(|a| self.anchors.contains_key(a))
             || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(&o.key)))
     }
+}
+
+/// Whether an account made before enid shows this person's names: the display name, or both
+/// the given and the family name, among its values (without case or extra spaces). An account
+/// whose names cannot be read (the mapping keeps none) does not fit: a claim needs proof.
+fn names_fit(d: &Desired, o: &ObservedAccount) -> bool {
+    let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut seen = std::collections::HashSet::new();
+    for v in o.attrs.values() {
+        match v {
+            Value::Text(t) => seen.extend(t.iter().map(|s| fold(s))),
+            Value::Complex(items) => {
+                for f in items.iter().flat_map(|i| i.values()) {
+                    seen.extend(f.texts().iter().map(|s| fold(s)));
+                }
+            }
+            Value::Bool(_) => {}
+        }
+    }
+    let (display, given, family) = (fold(&d.spec.display_name), fold(&d.spec.given_name), fold(&d.spec.family_name));
+    let username = fold(&d.spec.username);
+    // A protected person's names are the username: that proves nothing.
+    if d.protected || display == username {
+        return false;
+    }
+    (!display.is_empty() && seen.contains(&display))
+        || (!given.is_empty() && !family.is_empty() && seen.contains(&given) && seen.contains(&family))
 }
 
 /// A username as the target compares it.

@@ -46,7 +46,8 @@ pub fn plan_groups(
                 school: &str,
                 reason: String,
                 op: TargetOp,
-                new_members: Vec<IdentityId>| {
+                new_members: Vec<IdentityId>,
+                leaving: Vec<(IdentityId, String)>| {
         tp.operations.push(PlannedOp {
             action,
             target: target.to_string(),
@@ -56,6 +57,7 @@ pub fn plan_groups(
             reason,
             op,
             new_members,
+            leaving,
             before: None,
             protected: false,
             needs_approval: false,
@@ -73,6 +75,7 @@ pub fn plan_groups(
         }
     };
     let fold_member = |m: &str| fold_member(caps, m);
+    let moving: HashMap<String, IdentityId> = tp.moving.iter().map(|(i, v)| (fold_member(v), i.clone())).collect();
     for (lower, (name, want)) in &merged {
         let found = match owned_by_name.get(lower) {
             Some(o) => {
@@ -123,13 +126,13 @@ pub fn plan_groups(
                 let (members, new_members) = split_members(want);
                 let reason = format!("new group with {} members", want.members.len());
                 let op = TargetOp::CreateGroup { name: name.clone(), members };
-                push(tp, Action::CreateGroup, name, &want.school, reason, op, new_members);
+                push(tp, Action::CreateGroup, name, &want.school, reason, op, new_members, Vec::new());
             }
             Some(g) if want.members.is_empty() && !holds_kept(g, &tp.kept_members, &fold_member) => {
                 tp.groups.delete += 1;
                 let reason = "no members left".to_string();
                 let op = TargetOp::DeleteGroup { key: g.key.clone() };
-                push(tp, Action::DeleteGroup, name, &want.school, reason, op, Vec::new());
+                push(tp, Action::DeleteGroup, name, &want.school, reason, op, Vec::new(), Vec::new());
             }
             Some(g) => {
                 let have: HashMap<String, &String> = g.members.iter().map(|m| (fold_member(m), m)).collect();
@@ -151,13 +154,15 @@ pub fn plan_groups(
                     tp.groups.members_added += n;
                     let reason = format!("{n} members to add");
                     let op = TargetOp::AddMembers { key: g.key.clone(), members: add };
-                    push(tp, Action::AddMembers, name, &want.school, reason, op, new_members);
+                    push(tp, Action::AddMembers, name, &want.school, reason, op, new_members, Vec::new());
                 }
                 if !remove.is_empty() {
                     tp.groups.members_removed += remove.len();
                     let reason = format!("{} members to remove", remove.len());
+                    let leaving: Vec<(IdentityId, String)> =
+                        remove.iter().filter_map(|m| Some((moving.get(&fold_member(m))?.clone(), m.clone()))).collect();
                     let op = TargetOp::RemoveMembers { key: g.key.clone(), members: remove };
-                    push(tp, Action::RemoveMembers, name, &want.school, reason, op, Vec::new());
+                    push(tp, Action::RemoveMembers, name, &want.school, reason, op, Vec::new(), leaving);
                 }
             }
         }
@@ -179,13 +184,13 @@ pub fn plan_groups(
                     tp.groups.members_removed += remove.len();
                     let reason = format!("{} members to remove", remove.len());
                     let op = TargetOp::RemoveMembers { key: g.key.clone(), members: remove };
-                    push(tp, Action::RemoveMembers, &o.name, &o.school, reason, op, Vec::new());
+                    push(tp, Action::RemoveMembers, &o.name, &o.school, reason, op, Vec::new(), Vec::new());
                 }
                 continue;
             }
             tp.groups.delete += 1;
             let op = TargetOp::DeleteGroup { key: g.key.clone() };
-            push(tp, Action::DeleteGroup, &o.name, &o.school, "no members left".into(), op, Vec::new());
+            push(tp, Action::DeleteGroup, &o.name, &o.school, "no members left".into(), op, Vec::new(), Vec::new());
         }
     }
     tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));

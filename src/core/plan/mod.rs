@@ -120,6 +120,11 @@ pub struct PlannedOp {
     /// operation's members once their accounts' operations are done.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub new_members: Vec<IdentityId>,
+    /// For member removals: the removed values that are the old values of accounts this plan
+    /// renames or moves, with their enid ids. Applied only with that rename or move, and with
+    /// it even when the other group changes wait (`engine::approve`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<(IdentityId, String)>,
     /// For updates: the values before, of the attributes that change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<Attrs>,
@@ -317,6 +322,9 @@ pub struct TargetPlan {
     /// when the target gives it at apply (a new or moved account's key). Empty when the target
     /// has no groups.
     pub members: Vec<(IdentityId, Option<String>)>,
+    /// The member values accounts hold now whose value this plan changes (a rename, a move), by
+    /// enid id: a group change that removes one belongs with that account's rename or move.
+    pub moving: Vec<(IdentityId, String)>,
     /// How many values of enid's id form the entries on the target carry in the owner
     /// attribute: a target with any is not new to enid, whatever the state database says.
     pub enid_entries: usize,

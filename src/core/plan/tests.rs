@@ -66,6 +66,7 @@ fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedA
         attrs: a,
         disabled,
         excluded: false,
+        username_outdated: false,
     }
 }
 
