@@ -61,6 +61,15 @@ pub struct Capabilities {
     pub protected_attributes: Vec<String>,
     /// Groups and how they name members; `None`: the target has no groups (or none configured).
     pub groups: Option<MemberForm>,
+    /// A group's member values follow an account that is renamed or moved, the target keeping
+    /// them (AD's linked attributes): a move changes no membership to be made.
+    pub members_follow_moves: bool,
+    /// Where accounts live, as a template of enid's (`OU={{ school_unit }},OU=Elever,DC=...`),
+    /// for a target that places accounts; `None`: it does not.
+    pub placement: Option<String>,
+    /// Where a person with protected personal data lives instead (a neutral container that
+    /// says nothing of their school).
+    pub protected_placement: Option<String>,
     /// A rename keeps the account's key (SCIM ids); `false`: the key changes (an LDAP DN
     /// carries the username).
     pub rename_keeps_key: bool,
@@ -136,6 +145,9 @@ mod tests {
             default_attributes: Vec::new(),
             protected_attributes: Vec::new(),
             groups: None,
+            members_follow_moves: false,
+            placement: None,
+            protected_placement: None,
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             case_insensitive_names: true,

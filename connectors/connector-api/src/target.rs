@@ -34,6 +34,11 @@ pub struct ObservedAccount {
     /// The target holds the username in a form its settings no longer give (a SCIM `user_name`
     /// pattern changed since the account was made): a rename writes it again.
     pub username_outdated: bool,
+    /// Where the account lives, for a target that places accounts ([`Capabilities::placement`]:
+    /// an AD organizational unit's DN).
+    ///
+    /// [`Capabilities::placement`]: crate::Capabilities::placement
+    pub placement: Option<String>,
 }
 
 /// What an account should be, in enid's vocabulary: everything a create needs. The connector
@@ -59,6 +64,9 @@ pub struct AccountSpec {
     pub protected: bool,
     /// The mapped attributes, owner attribute included.
     pub attrs: Attrs,
+    /// Where the account lives, for a target that places accounts (rendered from the target's
+    /// placement template; for a protected person its neutral placement).
+    pub placement: Option<String>,
 }
 
 /// One change to one account or group on one target.
@@ -69,6 +77,8 @@ pub enum TargetOp {
     Create { account: AccountSpec },
     /// Give the account a new username (LDAP: a new RDN); the old name is removed.
     Rename { key: String, username: String },
+    /// Move the account to another placement (an AD mover between school units' OUs).
+    Move { key: String, placement: String },
     /// Change only these attributes, in one modification.
     Update { key: String, changes: Vec<AttrChange> },
     /// Disable the account by the target's method (reversible).
@@ -95,6 +105,7 @@ impl TargetOp {
         match self {
             TargetOp::Create { .. } | TargetOp::CreateGroup { .. } => None,
             TargetOp::Rename { key, .. }
+            | TargetOp::Move { key, .. }
             | TargetOp::Update { key, .. }
             | TargetOp::Disable { key }
             | TargetOp::Enable { key }
@@ -111,6 +122,7 @@ impl TargetOp {
         match &mut op {
             TargetOp::Create { .. } | TargetOp::CreateGroup { .. } => {}
             TargetOp::Rename { key, .. }
+            | TargetOp::Move { key, .. }
             | TargetOp::Update { key, .. }
             | TargetOp::Disable { key }
             | TargetOp::Enable { key }
@@ -149,6 +161,10 @@ pub enum OpOutcome {
     Renamed {
         key: String,
     },
+    /// The account is at `key` now, in its new placement.
+    Moved {
+        key: String,
+    },
     /// The account is at `key` now (a disable by move changes it).
     Disabled {
         key: String,
@@ -165,6 +181,7 @@ impl OpOutcome {
         match self {
             OpOutcome::Created { key, .. }
             | OpOutcome::Renamed { key }
+            | OpOutcome::Moved { key }
             | OpOutcome::Disabled { key }
             | OpOutcome::Enabled { key } => Some(key),
             OpOutcome::Updated | OpOutcome::Deleted => None,
