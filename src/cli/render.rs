@@ -23,9 +23,10 @@ pub fn render_plan(c: &Computed) -> String {
     for (t, sum) in &plan.targets {
         let _ = writeln!(
             s,
-            "  target \"{t}\": {} create, {} rename, {} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
+            "  target \"{t}\": {} create, {} rename, {}{} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
             sum.create,
             sum.rename,
+            if sum.r#move > 0 { format!("{} move, ", sum.r#move) } else { String::new() },
             sum.update,
             sum.enable,
             sum.disable,
@@ -64,6 +65,7 @@ pub fn render_plan(c: &Computed) -> String {
     for action in [
         Action::Create,
         Action::Rename,
+        Action::Move,
         Action::Update,
         Action::Enable,
         Action::Disable,

@@ -202,6 +202,7 @@ pub fn desired_for(
                 enabled: false,
                 protected,
                 attrs: Attrs::new(),
+                placement: None,
             },
             active: false,
             inactive_reason: Some("no longer in any source".into()),
@@ -254,6 +255,25 @@ pub fn desired_for(
         // Only what logging in and recognising the account need.
         attrs.retain(|k, _| target.protected_attributes.iter().any(|a| a.eq_ignore_ascii_case(k)));
     }
+    // Where the account lives: a protected person's in the neutral place, never by school.
+    let mut held = held;
+    let placement = match (person.protected, target.placement) {
+        (true, Some(_)) => target.protected_placement.map(str::to_string),
+        (false, Some(m)) => {
+            match m.render(&person).map(|a| a.get("placement").and_then(|v| v.first()).map(str::to_string)) {
+                Ok(Some(p)) => Some(p),
+                Ok(None) => {
+                    held.get_or_insert_with(|| "the placement template gives nothing for this person (no school unit?); the account is left as it is".into());
+                    None
+                }
+                Err(e) => {
+                    held.get_or_insert_with(|| format!("placement failed: {e}; the account is left as it is"));
+                    None
+                }
+            }
+        }
+        (_, None) => None,
+    };
     let roles = person.roles.iter().filter_map(|r| Role::parse(r)).collect();
     Ok(Desired {
         spec: AccountSpec {
@@ -267,6 +287,7 @@ pub fn desired_for(
             enabled: active,
             protected: person.protected,
             attrs,
+            placement,
         },
         active,
         inactive_reason,
@@ -322,6 +343,11 @@ pub struct TargetRules<'a> {
     pub protected_attributes: &'a [String],
     /// Every change to a protected person waits for explicit approval.
     pub hold_changes: bool,
+    /// Where accounts live (a one-attribute mapping, `placement`), for a target that places
+    /// accounts.
+    pub placement: Option<&'a Mapping>,
+    /// Where a protected person's account lives instead.
+    pub protected_placement: Option<&'a str>,
 }
 
 /// What decides a person's desired state besides their records.

@@ -176,28 +176,40 @@ impl Engine {
         for wave in ops.chunk_by(|a, b| a.action == b.action) {
             let sends: Vec<(&PlannedOp, std::borrow::Cow<'_, TargetOp>)> =
                 wave.iter().map(|op| (*op, after.addressed(op))).collect();
-            let mut stream = futures::stream::iter(sends.iter())
-                .map(|(op, target_op)| {
+            // In batches when the target takes several operations in one request.
+            let per_request = handle.caps.max_batch.max(1);
+            let mut stream = futures::stream::iter(sends.chunks(per_request))
+                .map(|chunk| {
                     let stopped = &stopped;
                     let stop_reason = &stop_reason;
                     async move {
                         if stopped.load(Ordering::SeqCst) {
                             let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();
-                            return (*op, Err(None::<TargetError>), why);
+                            return chunk.iter().map(|(op, _)| (*op, Err(None::<TargetError>), why.clone())).collect();
                         }
-                        let result = handle.conn.apply(target_op).await;
-                        if let Err(e) = &result
-                            && e.stops_target()
+                        let results = match chunk {
+                            [(_, one)] => vec![handle.conn.apply(one).await],
+                            _ => {
+                                let ops: Vec<TargetOp> = chunk.iter().map(|(_, t)| t.as_ref().clone()).collect();
+                                handle.conn.apply_batch(&ops).await
+                            }
+                        };
+                        if let Some(e) = results.iter().find_map(|r| r.as_ref().err().filter(|e| e.stops_target()))
                             && !stopped.swap(true, Ordering::SeqCst)
                             && let Ok(mut s) = stop_reason.lock()
                         {
                             let e = connector_api::one_line(e);
                             *s = format!("not sent: target stopped after an earlier failure ({e})");
                         }
-                        (*op, result.map_err(Some), String::new())
+                        chunk
+                            .iter()
+                            .zip(results)
+                            .map(|((op, _), r)| (*op, r.map_err(Some), String::new()))
+                            .collect::<Vec<_>>()
                     }
                 })
-                .buffer_unordered(handle.caps.max_in_flight.max(1));
+                .buffer_unordered(handle.caps.max_in_flight.max(1))
+                .flat_map(futures::stream::iter);
             while let Some((op, result, why)) = stream.next().await {
                 let result = match result {
                     Ok(outcome) => {
@@ -218,7 +230,7 @@ impl Engine {
                             OpOutcome::Enabled { key } => {
                                 Ownership::Set { key, anchor: None, status: AccountStatus::Active }
                             }
-                            OpOutcome::Renamed { key } => Ownership::Moved { key },
+                            OpOutcome::Renamed { key } | OpOutcome::Moved { key } => Ownership::Moved { key },
                             OpOutcome::Deleted => Ownership::Removed,
                         })
                     }

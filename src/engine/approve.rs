@@ -66,6 +66,7 @@ pub fn actions_named(word: &str) -> Option<&'static [Action]> {
     Some(match word.trim() {
         "create" => &[Action::Create],
         "rename" => &[Action::Rename],
+        "move" => &[Action::Move],
         "update" => &[Action::Update],
         "enable" => &[Action::Enable],
         "disable" => &[Action::Disable],
@@ -180,7 +181,7 @@ fn select(plan: &mut Plan, actions: &[Action], school: Option<&str>) {
 /// own member change with it (the old value out, the new one in), so no group is left holding a
 /// value that no longer names the account. `all` is the plan before the selection.
 fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
-    let moves = |o: &PlannedOp| matches!(o.action, Action::Create | Action::Rename | Action::Enable);
+    let moves = |o: &PlannedOp| matches!(o.action, Action::Create | Action::Rename | Action::Move | Action::Enable);
     let applied: BTreeSet<(String, String)> =
         kept.iter().filter(|o| moves(o)).map(|o| (o.target.clone(), o.identity.clone())).collect();
     let is_applied = |target: &str, id: &str| applied.contains(&(target.to_string(), id.to_string()));

@@ -134,6 +134,8 @@ struct TargetHandle {
     groups: Option<GroupNamer>,
     /// What a protected person gets: the policy's attributes, else the target's.
     protected_attributes: Vec<String>,
+    /// Where accounts live, for a target that places them.
+    placement: Option<Mapping>,
 }
 
 impl TargetHandle {
@@ -142,6 +144,8 @@ impl TargetHandle {
             mapping: &self.mapping,
             protected_attributes: &self.protected_attributes,
             hold_changes: self.policy.protected.hold_changes,
+            placement: self.placement.as_ref(),
+            protected_placement: self.caps.protected_placement.as_deref(),
         }
     }
 }
@@ -237,9 +241,25 @@ impl Engine {
             let protected_attributes =
                 policy.protected.attributes.clone().unwrap_or_else(|| caps.protected_attributes.clone());
             let managed = mapping.attribute_names();
+            let placement = match &caps.placement {
+                Some(t) => {
+                    let templates = [("placement".to_string(), crate::core::mapping::AttrTemplate::text(t.clone()))];
+                    Some(Mapping::new(&templates.into_iter().collect()).map_err(|e| bad(&e))?)
+                }
+                None => None,
+            };
             targets.insert(
                 id.clone(),
-                Arc::new(TargetHandle { conn, caps, policy, mapping, managed, groups, protected_attributes }),
+                Arc::new(TargetHandle {
+                    conn,
+                    caps,
+                    policy,
+                    mapping,
+                    managed,
+                    groups,
+                    protected_attributes,
+                    placement,
+                }),
             );
         }
         let namer =

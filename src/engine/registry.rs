@@ -87,6 +87,10 @@ impl Target for AnyTarget {
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
         each!(self, t => t.apply(op).await)
     }
+
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<OpOutcome, TargetError>> {
+        each!(self, t => t.apply_batch(ops).await)
+    }
 }
 
 /// The connectors an engine runs with.

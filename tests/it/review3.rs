@@ -117,6 +117,7 @@ mod scim_target {
             enabled: true,
             protected: false,
             attrs: [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into(),
+            placement: None,
         };
         match rt().block_on(direct(url).apply(&TargetOp::Create { account })).expect("make a user by hand") {
             connector_api::OpOutcome::Created { key, .. } => key,

@@ -63,7 +63,13 @@ pub fn scim_table(id: &str, url: &str, extra: &str) -> String {
 
 /// The connector, reaching the server directly: for looking at what the engine did.
 pub fn direct(url: &str) -> ScimTarget {
-    let config: ScimConfig = toml::from_str(&format!("url = \"{url}\"\ntoken_file = \"unused\"\n")).expect("config");
+    direct_with(url, "")
+}
+
+/// The connector with these settings too (TOML lines), reaching the server directly.
+pub fn direct_with(url: &str, extra: &str) -> ScimTarget {
+    let config: ScimConfig =
+        toml::from_str(&format!("url = \"{url}\"\ntoken_file = \"unused\"\n{extra}")).expect("config");
     ScimTarget::new(config, connector_http::Auth::Bearer(Secret::new(TOKEN))).expect("scim target")
 }
 
@@ -84,6 +90,7 @@ async fn make_user(target: &ScimTarget, username: &str, given: &str, family: &st
         enabled: true,
         protected: false,
         attrs: [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into(),
+        placement: None,
     };
     match target.apply(&TargetOp::Create { account }).await.expect("make a user by hand") {
         connector_api::OpOutcome::Created { key, .. } => key,
@@ -183,16 +190,27 @@ fn server_addr() -> std::net::SocketAddr {
 
 #[test]
 fn the_scim_target_passes_the_conformance_suite() {
+    conformance("");
+}
+
+/// The same with creates sent together in `/Bulk` requests (the engine's batches).
+#[test]
+fn the_scim_target_passes_the_conformance_suite_with_bulk_creates() {
+    conformance("bulk_max_operations = 5\n");
+}
+
+fn conformance(extra: &str) {
     let rt = rt();
     let proxy = rt.block_on(FaultProxy::start(server_addr(), Protocol::Http)).expect("proxy");
     let url = tenant();
     let through_proxy = url.replace(server().trim_start_matches("http://"), &proxy.addr().to_string());
-    let table =
-        scim_table("lms", &through_proxy, "max_in_flight = 2\nmax_wait_secs = 20\n\n[targets.lms.policy.groups]\n");
+    let settings = format!("max_in_flight = 2\nmax_wait_secs = 20\n{extra}\n[targets.lms.policy.groups]\n");
+    let table = scim_table("lms", &through_proxy, &settings);
     let env = env_with_targets(&format!(
         "[naming]\non_name_change = \"rename\"\n\n[lifecycle]\ndelete_students_after_days = 10\n\n{table}"
     ));
-    let mut rig = ScimRig { env, proxy, target: direct(&url) };
+    // The connector that looks declares what the engine's does (the same batches).
+    let mut rig = ScimRig { env, proxy, target: direct_with(&url, extra) };
     let reports = rt.block_on(testkit::run(&mut rig));
     assert_eq!(reports.len(), 12, "{reports:#?}");
     testkit::assert_passed(&reports);
@@ -315,6 +333,7 @@ fn a_user_made_before_enid_blocks_its_namesake_unless_adoption_by_username_is_on
             enabled: true,
             protected: false,
             attrs: [("externalId".to_string(), connector_api::Value::text("HR-4711"))].into(),
+            placement: None,
         };
         target.apply(&TargetOp::Create { account }).await.unwrap()
     });
@@ -475,4 +494,32 @@ fn a_change_made_since_the_read_is_refused_by_its_version_not_overwritten() {
         a.apply(&change("Eva Ek")).await.unwrap();
         assert_eq!(a.observe(&attrs).await.unwrap()[0].attrs["displayName"], connector_api::Value::text("Eva Ek"));
     });
+}
+
+#[test]
+fn creates_go_in_bulk_requests_and_a_failed_bulk_converges() {
+    let rt = rt();
+    let (env, proxy, url) = proxied(&rt, "bulk_max_operations = 5\nmax_in_flight = 1\nmax_attempts = 1");
+    let rows: Vec<String> =
+        (0..12).map(|i| row(&format!("P{i}"), "Bo", &format!("Bulk{i}"), "", "student", "S1", "")).collect();
+    csv_rows(&env, &rows);
+    proxy.reset_seen();
+    env.enid(&["apply", "--yes"]).ok();
+    let posts: Vec<String> = proxy.seen().into_iter().filter(|s| s.what.starts_with("POST")).map(|s| s.what).collect();
+    assert_eq!(posts.len(), 3, "12 creates in bulks of at most 5: {posts:?}");
+    assert!(posts.iter().all(|p| p.contains("/Bulk")), "{posts:?}");
+    assert_eq!(users(&url).len(), 12);
+    // A bulk the server refuses as a whole: none of its creates is made, the run says so, and
+    // the next run makes them.
+    let more: Vec<String> =
+        (12..20).map(|i| row(&format!("P{i}"), "Bo", &format!("Bulk{i}"), "", "student", "S1", "")).collect();
+    csv_rows(&env, &[rows.clone(), more].concat());
+    proxy.answer(1, 500, None, false);
+    let run = env.enid(&["apply", "--yes"]).fails();
+    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    env.enid(&["apply", "--yes"]).ok();
+    let all = users(&url);
+    assert_eq!(all.len(), 20, "{:?}", all.keys().collect::<Vec<_>>());
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
 }

@@ -57,7 +57,7 @@ fn first_apply_creates_accounts_and_a_second_plan_is_empty() {
     let summary = env.summary();
     assert_eq!(
         summary,
-        serde_json::json!({"create": 0, "rename": 0, "update": 0, "enable": 0, "disable": 0, "delete": 0, "unchanged": 3})
+        serde_json::json!({"create": 0, "rename": 0, "move": 0, "update": 0, "enable": 0, "disable": 0, "delete": 0, "unchanged": 3})
     );
     // Applying again is a no-op.
     env.apply();

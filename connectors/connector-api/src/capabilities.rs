@@ -82,6 +82,9 @@ pub struct Capabilities {
     pub typed_values: bool,
     /// Operations the target takes at once.
     pub max_in_flight: usize,
+    /// Operations the target takes in one request ([`crate::Target::apply_batch`]: a SCIM
+    /// `/Bulk` request); 1: one at a time.
+    pub max_batch: usize,
     /// Requests per second the connector sends at most (its own limit); `None`: no limit.
     pub max_requests_per_second: Option<f64>,
     /// The longest username the target accepts, when it has a limit (AD `sAMAccountName`: 20).
@@ -153,6 +156,7 @@ mod tests {
             case_insensitive_names: true,
             typed_values: true,
             max_in_flight: 1,
+            max_batch: 1,
             max_requests_per_second: None,
             max_username_length: Some(5),
             username_forbidden: "@+",

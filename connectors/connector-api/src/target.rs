@@ -365,6 +365,23 @@ pub trait Target {
     ) -> impl Future<Output = Result<Vec<(String, String)>, TargetError>> + Send;
     /// Performs one operation. Safe to call concurrently for different accounts.
     fn apply(&self, op: &TargetOp) -> impl Future<Output = Result<OpOutcome, TargetError>> + Send;
+    /// Performs several operations, of different accounts, in as few requests as the target
+    /// allows (at most [`Capabilities::max_batch`] are given): one result each, in order. By
+    /// default one after the other.
+    ///
+    /// [`Capabilities::max_batch`]: crate::Capabilities::max_batch
+    fn apply_batch(&self, ops: &[TargetOp]) -> impl Future<Output = Vec<Result<OpOutcome, TargetError>>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(self.apply(op).await);
+            }
+            out
+        }
+    }
 }
 
 #[cfg(test)]

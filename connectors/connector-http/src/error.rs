@@ -90,7 +90,7 @@ impl HttpFailure {
     }
 
     /// The failure a response with an error status is: the server's message from its body.
-    pub(crate) fn from_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> HttpFailure {
+    pub fn from_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> HttpFailure {
         let (message, scim_type) = server_message(body);
         HttpFailure { kind: FailureKind::Status(status), retry_after, message, scim_type, source: None }
     }
@@ -121,7 +121,7 @@ impl HttpFailure {
         s
     }
 
-    pub(crate) fn with(self, what: &str) -> HttpError {
+    pub fn with(self, what: &str) -> HttpError {
         HttpError { what: what.to_string(), failure: self }
     }
 }

@@ -214,6 +214,9 @@ impl LdapConfig {
                 .groups
                 .as_ref()
                 .map(|g| if g.object_class.members_by_username() { MemberForm::Username } else { MemberForm::Key }),
+            members_follow_moves: false,
+            placement: None,
+            protected_placement: None,
             rename_keeps_key: false,
             disable: match self.disable {
                 DisableMethod::Move { .. } => DisableKind::Move,
@@ -222,6 +225,7 @@ impl LdapConfig {
             case_insensitive_names: true,
             typed_values: false,
             max_in_flight: self.max_in_flight,
+            max_batch: 1,
             max_requests_per_second: None,
             max_username_length: None,
             username_forbidden: "",

@@ -138,6 +138,10 @@ impl LdapTarget {
                 let (_, parent) = split_rdn(key);
                 Ok(OpOutcome::Renamed { key: format!("{rdn},{parent}") })
             }
+            TargetOp::Move { key, .. } => Err(TargetError::rejected(
+                RejectKind::Other,
+                format!("move {key}: this directory does not place accounts (it declares no placement)"),
+            )),
             TargetOp::Update { key, changes } => {
                 let mut mods: Vec<Mod<String>> = Vec::with_capacity(changes.len());
                 for c in changes {

@@ -57,6 +57,7 @@ impl LdapTarget {
                 disabled,
                 excluded,
                 username_outdated: false,
+                placement: None,
             });
         }
         let res = stream.finish().await;

@@ -60,6 +60,10 @@ pub struct ScimConfig {
     /// longer stops the run, which says when to come back.
     #[serde(default = "default_max_wait_secs")]
     pub max_wait_secs: u64,
+    /// Creates sent together in one `/Bulk` request, when the service supports it (its
+    /// ServiceProviderConfig's `bulk`); 0 (the default): one request per change.
+    #[serde(default)]
+    pub bulk_max_operations: usize,
     /// Users or groups per page of a listing.
     #[serde(default = "default_page_size")]
     pub page_size: usize,
@@ -170,6 +174,9 @@ impl ScimConfig {
             default_attributes: defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             protected_attributes: vec!["userName".into(), "externalId".into(), "active".into()],
             groups: Some(MemberForm::Key),
+            members_follow_moves: false,
+            placement: None,
+            protected_placement: None,
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             // userName is case-insensitive in RFC 7643 (caseExact false), and so are the
@@ -177,6 +184,7 @@ impl ScimConfig {
             case_insensitive_names: true,
             typed_values: true,
             max_in_flight: self.max_in_flight,
+            max_batch: self.bulk_max_operations.max(1),
             max_requests_per_second: self.max_requests_per_second,
             max_username_length: None,
             username_forbidden: "",

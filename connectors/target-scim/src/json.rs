@@ -11,6 +11,7 @@ pub(crate) const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub(crate) const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub(crate) const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub(crate) const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 
 /// The enterprise extension's attributes (RFC 7643 §4.3).
 const ENTERPRISE_ATTRS: [&str; 6] =

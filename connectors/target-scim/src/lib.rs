@@ -21,7 +21,7 @@ pub use config::ScimConfig;
 
 use connector_api::{Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
 use connector_http::{Auth, HttpClient, HttpSettings, Method, Request};
-use json::{GROUP, LIST, PATCH, Place, USER};
+use json::{BULK_REQUEST, GROUP, LIST, PATCH, Place, USER};
 use serde_json::{Map, Value as Json, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -168,6 +168,7 @@ impl ScimTarget {
             disabled,
             excluded: false,
             username_outdated,
+            placement: None,
         }
     }
 
@@ -193,12 +194,18 @@ impl ScimTarget {
         }
     }
 
-    async fn create_user(&self, account: &connector_api::AccountSpec) -> Result<OpOutcome, TargetError> {
+    /// A new user's JSON.
+    fn user_body(&self, account: &connector_api::AccountSpec) -> Map<String, Json> {
         let mut body = Map::new();
         body.insert("schemas".into(), json!([USER]));
         body.insert("userName".into(), Json::String(self.user_name_of(&account.username)));
         body.insert("active".into(), Json::Bool(account.enabled));
         json::write(&mut body, &account.attrs);
+        body
+    }
+
+    async fn create_user(&self, account: &connector_api::AccountSpec) -> Result<OpOutcome, TargetError> {
+        let body = self.user_body(account);
         let req = Request::new(Method::POST, "Users", format!("create user {}", account.id)).json(Json::Object(body));
         let resp = self.http.send(&req).await.map_err(|e| e.into_target())?;
         let id = resp
@@ -218,6 +225,10 @@ impl ScimTarget {
                 self.patch("Users", key, ops, format!("rename user {key}")).await?;
                 Ok(OpOutcome::Renamed { key: key.clone() })
             }
+            TargetOp::Move { key, .. } => Err(TargetError::rejected(
+                connector_api::RejectKind::Other,
+                format!("move user {key}: a SCIM service does not place accounts"),
+            )),
             TargetOp::Update { key, changes } => {
                 let ops: Vec<Json> = changes
                     .iter()
@@ -357,5 +368,87 @@ impl Target for ScimTarget {
 
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
         self.apply_inner(op).await
+    }
+
+    /// Creates go together in one `/Bulk` request (RFC 7644 §3.7); anything else one by one.
+    async fn apply_batch(&self, ops: &[TargetOp]) -> Vec<Result<OpOutcome, TargetError>> {
+        if ops.len() < 2 || !ops.iter().all(|o| matches!(o, TargetOp::Create { .. })) {
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(self.apply_inner(op).await);
+            }
+            return out;
+        }
+        self.bulk_create(ops).await
+    }
+}
+
+impl ScimTarget {
+    async fn bulk_create(&self, ops: &[TargetOp]) -> Vec<Result<OpOutcome, TargetError>> {
+        let mut operations = Vec::with_capacity(ops.len());
+        let mut ids = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let TargetOp::Create { account } = op else { continue };
+            operations.push(json!({
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": format!("b{i}"),
+                "data": Json::Object(self.user_body(account)),
+            }));
+            ids.push(account.id.clone());
+        }
+        let body = json!({ "schemas": [BULK_REQUEST], "Operations": operations });
+        let what = format!("create {} users in one bulk request", ops.len());
+        let req = Request::new(Method::POST, "Bulk", &what).json(body);
+        let resp = match self.http.send(&req).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The request as a whole failed: every create in it did.
+                let text = e.to_string();
+                let e = e.into_target();
+                return ids.iter().map(|id| Err(same_kind(&e, format!("create user {id} ({text})")))).collect();
+            }
+        };
+        let answers: Vec<Json> = resp.body.get("Operations").and_then(Json::as_array).cloned().unwrap_or_default();
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let bulk_id = format!("b{i}");
+                let Some(a) = answers.iter().find(|a| a.get("bulkId").and_then(Json::as_str) == Some(&bulk_id)) else {
+                    return Err(TargetError::unavailable(format!("create user {id}: the bulk answer does not say")));
+                };
+                let status: u16 = a
+                    .get("status")
+                    .and_then(|s| s.as_str().and_then(|s| s.parse().ok()).or(s.as_u64().map(|n| n as u16)))
+                    .unwrap_or(0);
+                if (200..300).contains(&status) {
+                    let key = a
+                        .get("location")
+                        .and_then(Json::as_str)
+                        .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            TargetError::unavailable(format!("create user {id}: the bulk answer has no location"))
+                        })?;
+                    self.remember(&key, a.get("version").and_then(Json::as_str).map(str::to_string));
+                    return Ok(OpOutcome::Created { key: key.clone(), anchor: Some(key) });
+                }
+                let body = a.get("response").map(|r| r.to_string()).unwrap_or_default();
+                Err(connector_http::HttpFailure::from_status(status, None, body.as_bytes())
+                    .with(&format!("create user {id}"))
+                    .into_target())
+            })
+            .collect()
+    }
+}
+
+/// An error of the same kind as `e`, with this message (for each create of a failed bulk).
+fn same_kind(e: &TargetError, message: String) -> TargetError {
+    match e {
+        TargetError::Unavailable { .. } => TargetError::unavailable(message),
+        TargetError::Throttled { retry_after, .. } => TargetError::throttled(message, *retry_after),
+        TargetError::Auth { .. } => TargetError::auth(message),
+        TargetError::Rejected { kind, .. } => TargetError::rejected(*kind, message),
+        TargetError::Config { .. } => TargetError::config(message),
     }
 }

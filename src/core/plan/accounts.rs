@@ -66,7 +66,7 @@ pub fn plan_target(
         match caps.groups? {
             MemberForm::Username if renamed => None,
             MemberForm::Username => o.username.clone(),
-            MemberForm::Key if (renamed && !caps.rename_keeps_key) || moved => None,
+            MemberForm::Key if (renamed && !caps.rename_keeps_key && !caps.members_follow_moves) || moved => None,
             MemberForm::Key => Some(o.key.clone()),
         }
     };
@@ -225,6 +225,17 @@ pub fn plan_target(
                     renamed = true;
                     changed = true;
                 }
+                // A mover between placements (school units' OUs) is moved, keeping the account.
+                let mut moved_now = false;
+                if let (Some(want), Some(have)) = (d.spec.placement.as_deref(), obs.placement.as_deref())
+                    && caps.key(want) != caps.key(have)
+                {
+                    let reason = format!("moves from {have} to {want}");
+                    let op = TargetOp::Move { key: obs.key.clone(), placement: want.to_string() };
+                    push(&mut tp, &d, Action::Move, reason, op, None);
+                    moved_now = !caps.members_follow_moves;
+                    changed = true;
+                }
                 if d.provision_disabled && !obs.disabled {
                     // Before the start date: kept current, but disabled and in no group.
                     let reason = d.inactive_reason.clone().unwrap_or_else(|| "starts later".into());
@@ -247,7 +258,7 @@ pub fn plan_target(
                     // Groups change after the account operations: an account whose key changes
                     // in this plan (renamed, or enabled by a move) is named by the key the target
                     // reports for it then.
-                    let moved = enable && caps.disable == connector_api::DisableKind::Move;
+                    let moved = moved_now || enable && caps.disable == connector_api::DisableKind::Move;
                     let value = member(Some(obs), renamed, moved);
                     if value.is_none()
                         && let Some(old) = member(Some(obs), false, false)

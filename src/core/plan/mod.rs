@@ -76,6 +76,8 @@ impl Desired {
 pub enum Action {
     Create,
     Rename,
+    /// A mover between placements (AD organizational units).
+    Move,
     Update,
     Enable,
     Disable,
@@ -92,6 +94,7 @@ impl Action {
         match self {
             Action::Create => "create",
             Action::Rename => "rename",
+            Action::Move => "move",
             Action::Update => "update",
             Action::Enable => "enable",
             Action::Disable => "disable",
@@ -156,6 +159,7 @@ impl PlannedOp {
                     enabled: account.enabled,
                     protected: true,
                     attrs: Attrs::new(),
+                    placement: None,
                 },
             },
             // Keys (DNs) may carry a name-derived username: never shown.
@@ -167,6 +171,7 @@ impl PlannedOp {
                     .collect(),
             },
             TargetOp::Rename { .. } => TargetOp::Rename { key: self.identity.clone(), username: self.identity.clone() },
+            TargetOp::Move { .. } => TargetOp::Move { key: self.identity.clone(), placement: "(protected)".into() },
             TargetOp::Disable { .. } => TargetOp::Disable { key: self.identity.clone() },
             TargetOp::Enable { .. } => TargetOp::Enable { key: self.identity.clone() },
             TargetOp::Delete { .. } => TargetOp::Delete { key: self.identity.clone() },
@@ -221,6 +226,8 @@ pub struct NewIdentity {
 pub struct Summary {
     pub create: usize,
     pub rename: usize,
+    /// Moves between placements; they count against the update threshold.
+    pub r#move: usize,
     pub update: usize,
     pub enable: usize,
     pub disable: usize,
@@ -233,6 +240,7 @@ impl Summary {
         match a {
             Action::Create => self.create += 1,
             Action::Rename => self.rename += 1,
+            Action::Move => self.r#move += 1,
             Action::Update => self.update += 1,
             Action::Enable => self.enable += 1,
             Action::Disable => self.disable += 1,
@@ -245,6 +253,7 @@ impl Summary {
     fn add(&mut self, o: &Summary) {
         self.create += o.create;
         self.rename += o.rename;
+        self.r#move += o.r#move;
         self.update += o.update;
         self.enable += o.enable;
         self.disable += o.disable;

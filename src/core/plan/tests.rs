@@ -14,11 +14,15 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
         default_attributes: Vec::new(),
         protected_attributes: Vec::new(),
         groups,
+        members_follow_moves: false,
+        placement: None,
+        protected_placement: None,
         rename_keeps_key: false,
         disable: connector_api::DisableKind::Move,
         case_insensitive_names: true,
         typed_values: false,
         max_in_flight: 1,
+        max_batch: 1,
         max_requests_per_second: None,
         max_username_length: None,
         username_forbidden: "",
@@ -42,6 +46,7 @@ fn desired(id: &str, user: &str, sn: &str, active: bool) -> Desired {
             enabled: active,
             protected: false,
             attrs: attrs(&[("employeeNumber", id), ("sn", sn), ("uid", user)]),
+            placement: None,
         },
         active,
         inactive_reason: (!active).then(|| "no longer in any source".to_string()),
@@ -67,6 +72,7 @@ fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedA
         disabled,
         excluded: false,
         username_outdated: false,
+        placement: None,
     }
 }
 
@@ -144,7 +150,7 @@ fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_du
             blocked anna.berg: uid=anna.b,ou=people,dc=example,dc=org carries enid id 0f8fad5b-d9cb-469f-a165-70867728950e but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
             blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
             member 3: (the target gives it at apply)
-            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
         "#]],
     );
 }
@@ -164,7 +170,7 @@ fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place()
         expect_test::expect![[r#"
             blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
             blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
-            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -179,7 +185,7 @@ fn a_row_without_an_anchor_takes_the_entry_at_its_key_only_with_the_identitys_id
         &[row.clone()],
         expect_test::expect![[r#"
             blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
-            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
     check(
@@ -189,7 +195,7 @@ fn a_row_without_an_anchor_takes_the_entry_at_its_key_only_with_the_identitys_id
         expect_test::expect![[r#"
             adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -208,7 +214,7 @@ fn an_interrupted_disabled_create_is_adopted_where_it_landed() {
         &[owned(U1, "ny.elev", AccountStatus::Pending)],
         expect_test::expect![[r#"
             adopt uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org disabled=true
-            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -226,7 +232,7 @@ fn a_returner_renamed_and_enabled_is_sent_to_its_observed_key_and_joins_groups_b
             update bo.lind (uid changed in the source) {"kind":"update","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org","changes":[{"attr":"uid","values":["bo.lind"]}]}
             enable bo.lind (active again) {"kind":"enable","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org"}
             member 2: (the target gives it at apply)
-            Summary { create: 0, rename: 1, update: 1, enable: 1, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, rename: 1, move: 0, update: 1, enable: 1, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -240,7 +246,7 @@ fn first_run_creates_and_leaves_unowned_alone() {
         expect_test::expect![[r#"
             create anna.berg (new person) {"attrs":{"employeeNumber":["1"],"sn":["Berg"],"uid":["anna.berg"]},"disabled":false,"kind":"create","username":"anna.berg"}
             member 1: (the target gives it at apply)
-            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
         "#]],
     );
 }
@@ -253,7 +259,7 @@ fn converged_state_gives_no_operations() {
         &[owned("1", "anna.berg", AccountStatus::Active)],
         expect_test::expect![[r#"
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -267,7 +273,7 @@ fn a_name_change_updates_only_that_attribute() {
         expect_test::expect![[r#"
             update anna.berg (sn changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"sn","values":["Ek"]}]}
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -284,7 +290,7 @@ fn an_attribute_the_mapping_no_longer_yields_is_removed() {
         expect_test::expect![[r#"
             update anna.berg (departmentNumber changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"departmentNumber","values":[]}]}
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -311,7 +317,7 @@ fn leavers_are_disabled_once_and_returners_enabled() {
             enable cy.ek (active again) {"kind":"enable","key":"uid=cy.ek,ou=people,dc=example,dc=org"}
             disable anna.berg (no longer in any source) {"kind":"disable","key":"uid=anna.berg,ou=people,dc=example,dc=org"}
             member 3: (the target gives it at apply)
-            Summary { create: 0, rename: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -327,7 +333,7 @@ fn an_interrupted_create_is_adopted_not_duplicated() {
             adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
             member 2: (the target gives it at apply)
-            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -340,7 +346,7 @@ fn an_unowned_entry_in_the_way_blocks_and_is_not_touched() {
         &[],
         expect_test::expect![[r#"
             blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org exists but was not created by enid
-            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -509,7 +515,7 @@ fn a_person_whose_attributes_cannot_be_rendered_is_held_and_their_account_left_a
             blocked anna.berg: attribute mapping failed: attribute mail: undefined value
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
             member 2: (the target gives it at apply)
-            Summary { create: 1, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
     check(
@@ -518,7 +524,7 @@ fn a_person_whose_attributes_cannot_be_rendered_is_held_and_their_account_left_a
         &[],
         expect_test::expect![[r#"
             blocked anna.berg: attribute mapping failed: attribute mail: undefined value
-            Summary { create: 0, rename: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -564,4 +570,34 @@ fn kept_members_stay_in_their_groups_and_keep_owned_groups_alive() {
         ["remove members 8B RemoveMembers { key: \"cn=8B,ou=groups\", members: [\"uid=cy,ou=p\"] }"],
         "{kept:?}"
     );
+}
+
+#[test]
+fn a_mover_between_placements_is_moved_and_its_members_follow_where_the_target_keeps_them() {
+    let mut d = desired("1", "anna.berg", "Berg", true);
+    d.spec.placement = Some("OU=S2,OU=Elever,DC=x".into());
+    let mut o = observed("anna.berg", Some("1"), "Berg", false);
+    o.placement = Some("ou=S1, ou=elever,dc=x".into());
+    let owned = [owned("1", "anna.berg", AccountStatus::Active)];
+    check(
+        &[d.clone()],
+        &[o.clone()],
+        &owned,
+        expect_test::expect![[r#"
+            move anna.berg (moves from ou=S1, ou=elever,dc=x to OU=S2,OU=Elever,DC=x) {"kind":"move","key":"uid=anna.berg,ou=people,dc=example,dc=org","placement":"OU=S2,OU=Elever,DC=x"}
+            member 1: (the target gives it at apply)
+            Summary { create: 0, rename: 0, move: 1, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
+    // The same place in other case and spacing: no move.
+    o.placement = Some("ou=s2, ou=ELEVER,dc=x".into());
+    assert!(plan(&[d.clone()], &[o.clone()], &owned).operations.is_empty());
+    // A target whose groups follow moves (AD) keeps the member value.
+    o.placement = Some("ou=S1,ou=Elever,dc=x".into());
+    let mut c = caps(Some(MemberForm::Key));
+    c.members_follow_moves = true;
+    let tp = plan_with(&[d], &[o], &owned, &c);
+    assert_eq!(tp.operations.len(), 1);
+    assert_eq!(tp.members, [("1".to_string(), Some("uid=anna.berg,ou=people,dc=example,dc=org".to_string()))]);
+    assert!(tp.moving.is_empty());
 }

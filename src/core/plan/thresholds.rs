@@ -65,7 +65,8 @@ pub fn check_thresholds(
         check(Action::Create, summary.create, t.create_percent, t.create_min);
     }
     check(Action::Rename, summary.rename, t.rename_percent, t.rename_min);
-    check(Action::Update, summary.update, t.update_percent, t.update_min);
+    // A mover between placements is an update of where the account lives.
+    check(Action::Update, summary.update + summary.r#move, t.update_percent, t.update_min);
     check(Action::Enable, summary.enable, t.enable_percent, t.enable_min);
     check(Action::Disable, summary.disable, t.disable_percent, t.disable_min);
     check(Action::Delete, summary.delete, t.delete_percent, t.delete_min);
