@@ -118,6 +118,7 @@ mod scim_target {
             protected: false,
             attrs: [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into(),
             placement: None,
+            initial_password: None,
         };
         match rt().block_on(direct(url).apply(&TargetOp::Create { account })).expect("make a user by hand") {
             connector_api::OpOutcome::Created { key, .. } => key,

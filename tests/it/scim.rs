@@ -91,6 +91,7 @@ async fn make_user(target: &ScimTarget, username: &str, given: &str, family: &st
         protected: false,
         attrs: [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into(),
         placement: None,
+        initial_password: None,
     };
     match target.apply(&TargetOp::Create { account }).await.expect("make a user by hand") {
         connector_api::OpOutcome::Created { key, .. } => key,
@@ -334,6 +335,7 @@ fn a_user_made_before_enid_blocks_its_namesake_unless_adoption_by_username_is_on
             protected: false,
             attrs: [("externalId".to_string(), connector_api::Value::text("HR-4711"))].into(),
             placement: None,
+            initial_password: None,
         };
         target.apply(&TargetOp::Create { account }).await.unwrap()
     });

@@ -37,6 +37,17 @@ pub enum ExistingUsernames {
     Adopt,
 }
 
+/// The first password a target wants on every account it creates (AD enables no account
+/// without one). The engine makes it from the OS random source before the create is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordRules {
+    /// Characters; every password holds upper and lower case letters, digits and symbols.
+    pub length: usize,
+    /// Kept, encrypted, for a school admin to hand out (`enid passwords show`); otherwise
+    /// nobody ever sees it (single sign-on accounts).
+    pub handed_out: bool,
+}
+
 /// Where to look with [`crate::Target::find_outside_scope`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -96,6 +107,8 @@ pub struct Capabilities {
     /// What an account that enid does not own, carrying no owner marker at all, means for a
     /// person whose username it holds.
     pub existing_usernames: ExistingUsernames,
+    /// A first password on every account the target creates; `None`: the target sets none.
+    pub initial_password: Option<PasswordRules>,
     /// Two keys that name the same account fold to the same string (LDAP DNs: without case and
     /// spaces around separators; SCIM ids: exactly).
     pub fold_key: fn(&str) -> String,
@@ -162,6 +175,7 @@ mod tests {
             username_forbidden: "@+",
             finds_outside_scope: false,
             existing_usernames: ExistingUsernames::Avoid,
+            initial_password: None,
             fold_key: exact,
             fold_group_name: lowercase,
         };

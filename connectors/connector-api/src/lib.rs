@@ -31,7 +31,7 @@ pub mod target;
 pub mod testkit;
 pub mod value;
 
-pub use capabilities::{Capabilities, DisableKind, ExistingUsernames, Lookup, MemberForm};
+pub use capabilities::{Capabilities, DisableKind, ExistingUsernames, Lookup, MemberForm, PasswordRules};
 pub use civic::{CivicNo, CivicNoError};
 pub use error::{BoxError, one_line};
 pub use secret::{Secret, load_secret};

@@ -67,6 +67,12 @@ pub struct AccountSpec {
     /// Where the account lives, for a target that places accounts (rendered from the target's
     /// placement template; for a protected person its neutral placement).
     pub placement: Option<String>,
+    /// The first password, for a target that sets one ([`Capabilities::initial_password`]): set
+    /// by the engine as the create is sent, never part of a plan, never shown.
+    ///
+    /// [`Capabilities::initial_password`]: crate::Capabilities::initial_password
+    #[serde(skip)]
+    pub initial_password: Option<crate::Secret>,
 }
 
 /// One change to one account or group on one target.

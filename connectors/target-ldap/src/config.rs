@@ -231,6 +231,7 @@ impl LdapConfig {
             username_forbidden: "",
             finds_outside_scope: true,
             existing_usernames: connector_api::ExistingUsernames::Avoid,
+            initial_password: None,
             fold_key: normalize_dn,
             fold_group_name,
         }

@@ -50,7 +50,21 @@ pub(crate) fn from_result(res: LdapResult, what: &str) -> Result<LdapResult, Tar
         50 => Err(reject(RejectKind::Access, "insufficient access; give the bind DN write access")),
         32 => Err(reject(RejectKind::NotFound, "no such object")),
         68 => Err(reject(RejectKind::Exists, "entry already exists")),
+        // Active Directory says more in the data code of its diagnostic text.
+        19 if res.text.contains("0000052D") => Err(reject(
+            RejectKind::Constraint,
+            "the password does not meet the domain's password policy (length, complexity, history); raise \
+             password_length or look at the policy",
+        )),
+        19 if res.text.contains("000021C8") => Err(reject(
+            RejectKind::Constraint,
+            "userPrincipalName is not unique in the forest: another account holds it; rename or remove that one",
+        )),
         19 => Err(reject(RejectKind::Constraint, "constraint violation")),
+        53 => Err(reject(
+            RejectKind::Other,
+            "the server is unwilling to perform this (AD: a password over a plain connection, or a domain policy)",
+        )),
         20 => Err(reject(RejectKind::Constraint, "attribute or value exists")),
         65 => Err(reject(RejectKind::Schema, "object class violation; check object_classes and the attribute mapping")),
         17 => {

@@ -12,12 +12,15 @@
 //! `ops` the writes; `dn` how DNs and group names compare; `error` how LDAP result codes map to
 //! [`TargetError`].
 
+mod ad;
+mod conn;
 mod config;
 mod dn;
 mod error;
 mod ops;
 mod search;
 
+pub use ad::{AdConfig, AdGroupsConfig, AdTarget, InitialPassword};
 pub use config::{DisableMethod, GroupClass, GroupsConfig, LdapConfig};
 pub use dn::{fold_group_name, normalize_dn};
 
@@ -25,9 +28,9 @@ use connector_api::{
     Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,
 };
 use error::{from_ldap, from_result};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
+use conn::{Conn, ConnSettings};
+use ldap3::Scope;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -35,8 +38,7 @@ use tokio::sync::Mutex;
 #[derive(Debug)]
 pub struct LdapTarget {
     config: LdapConfig,
-    password: Secret,
-    conn: Mutex<Option<Ldap>>,
+    conn: Conn,
     disabled_ou_norm: Option<String>,
     disabled_ou_ready: Mutex<bool>,
     /// The next free posixGroup `gidNumber`, found on first use.
@@ -52,12 +54,22 @@ impl LdapTarget {
         let disabled_ou_norm = config.disabled_ou().map(|d| normalize_dn(&d));
         let caps = config.capabilities();
         let excluded_norm = config.exclude_under.iter().map(|c| normalize_dn(c)).collect();
+        let conn = Conn::new(
+            ConnSettings {
+                url: config.url.clone(),
+                starttls: config.starttls,
+                tls_ca_file: config.tls_ca_file.clone(),
+                tls_insecure_skip_verify: config.tls_insecure_skip_verify,
+                bind_dn: config.bind_dn.clone(),
+                timeout: Duration::from_secs(config.timeout_secs),
+            },
+            password,
+        );
         LdapTarget {
             caps,
             excluded_norm,
             config,
-            password,
-            conn: Mutex::new(None),
+            conn,
             disabled_ou_norm,
             disabled_ou_ready: Mutex::new(false),
             next_gid: Mutex::new(None),
@@ -69,51 +81,17 @@ impl LdapTarget {
     }
 
     pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_secs(self.config.timeout_secs)
-    }
-
-    fn settings(&self) -> Result<LdapConnSettings, TargetError> {
-        let mut s = LdapConnSettings::new().set_conn_timeout(self.timeout()).set_starttls(self.config.starttls);
-        if self.config.tls_insecure_skip_verify {
-            s = s.set_no_tls_verify(true);
-        } else if let Some(ca) = &self.config.tls_ca_file {
-            s = s.set_config(Arc::new(tls_config_with_ca(ca)?));
-        }
-        Ok(s)
+        self.conn.timeout()
     }
 
     /// A handle on the shared connection, connecting and binding first when there is none.
-    pub(crate) async fn ldap(&self) -> Result<Ldap, TargetError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(ldap) = guard.as_mut()
-            && !ldap.is_closed()
-        {
-            return Ok(ldap.clone());
-        }
-        let (conn, mut ldap) = LdapConnAsync::with_settings(self.settings()?, &self.config.url)
-            .await
-            .map_err(|e| from_ldap(e, &format!("connect to {}", self.config.url)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.drive().await {
-                tracing::debug!(error = %e, "LDAP connection ended");
-            }
-        });
-        ldap.with_timeout(self.timeout())
-            .simple_bind(&self.config.bind_dn, self.password.expose())
-            .await
-            .map_err(|e| from_ldap(e, "bind"))
-            .and_then(|r| from_result(r, &format!("bind as {}", self.config.bind_dn)))?;
-        *guard = Some(ldap.clone());
-        Ok(ldap)
+    pub(crate) async fn ldap(&self) -> Result<ldap3::Ldap, TargetError> {
+        self.conn.ldap().await
     }
 
-    /// Forgets a connection that failed, so the next operation connects afresh. Only
-    /// `Unavailable` says the connection may be broken: a busy server (`Throttled`) and a refusal
-    /// came back over a working one.
+    /// Forgets a connection that failed (see [`Conn::reset`]).
     pub(crate) async fn reset(&self, err: &TargetError) {
-        if matches!(err, TargetError::Unavailable { .. }) {
-            *self.conn.lock().await = None;
-        }
+        self.conn.reset(err).await
     }
 
     pub(crate) fn is_disabled(&self, dn_norm: &str, attrs: &HashMap<String, Vec<String>>) -> bool {
@@ -128,26 +106,6 @@ impl LdapTarget {
                 .is_some_and(|(_, v)| v.iter().any(|x| x == value)),
         }
     }
-}
-
-fn tls_config_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, TargetError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| TargetError::config(format!("tls_ca_file {}: cannot be read", path.display())).with_source(e))?;
-    for cert in certs {
-        let bad = || TargetError::config(format!("tls_ca_file {}: not a usable CA certificate", path.display()));
-        let cert = cert.map_err(|e| bad().with_source(e))?;
-        roots.add(cert).map_err(|e| bad().with_source(e))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TargetError::config("TLS: no protocol version the crypto provider supports").with_source(e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
 }
 
 impl Target for LdapTarget {

@@ -194,6 +194,7 @@ impl ScimConfig {
             } else {
                 connector_api::ExistingUsernames::Block
             },
+            initial_password: None,
             fold_key: connector_api::capabilities::exact,
             fold_group_name: connector_api::capabilities::lowercase,
         }

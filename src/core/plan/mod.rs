@@ -160,6 +160,7 @@ impl PlannedOp {
                     protected: true,
                     attrs: Attrs::new(),
                     placement: None,
+                    initial_password: None,
                 },
             },
             // Keys (DNs) may carry a name-derived username: never shown.

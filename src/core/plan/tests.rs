@@ -28,6 +28,7 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
         username_forbidden: "",
         finds_outside_scope: true,
         existing_usernames: connector_api::ExistingUsernames::Avoid,
+        initial_password: None,
         fold_key: |k| k.replace(", ", ",").to_lowercase(),
         fold_group_name: |n| n.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
     }
@@ -47,6 +48,7 @@ fn desired(id: &str, user: &str, sn: &str, active: bool) -> Desired {
             protected: false,
             attrs: attrs(&[("employeeNumber", id), ("sn", sn), ("uid", user)]),
             placement: None,
+            initial_password: None,
         },
         active,
         inactive_reason: (!active).then(|| "no longer in any source".to_string()),

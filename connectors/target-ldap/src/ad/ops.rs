@@ -1,0 +1,340 @@
+//! Writes of an AD target: creates (disabled, with the first password, in the person's OU,
+//! made first when missing; a namesake in the OU gets a distinct `cn`; `objectGUID` read back;
+//! then enabled), renames (`sAMAccountName`), moves between OUs by modrdn, attribute changes,
+//! enable and disable by `userAccountControl` keeping its other flags, deletes, and security
+//! groups with members by DN, value by value.
+
+use super::{AdTarget, UAC_DISABLED, UAC_NORMAL, guid_text, unicode_pwd};
+use crate::dn::{normalize_dn, split_rdn, under};
+use crate::error::{from_ldap, from_result};
+use connector_api::{AccountSpec, OpOutcome, RejectKind, TargetError, TargetOp, Value};
+use ldap3::{Ldap, Mod, Scope, SearchEntry, dn_escape};
+use std::collections::HashSet;
+
+/// `groupType` of a global security group.
+const GLOBAL_SECURITY: i64 = -2_147_483_646;
+
+type Entry = Vec<(Vec<u8>, HashSet<Vec<u8>>)>;
+
+fn attr(name: &str, values: impl IntoIterator<Item = Vec<u8>>) -> (Vec<u8>, HashSet<Vec<u8>>) {
+    (name.as_bytes().to_vec(), values.into_iter().collect())
+}
+
+fn one(name: &str, value: &str) -> (Vec<u8>, HashSet<Vec<u8>>) {
+    attr(name, [value.as_bytes().to_vec()])
+}
+
+/// The strings of a value (the config refuses other templates for an AD target).
+fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [String], TargetError> {
+    match v {
+        Value::Text(t) => Ok(t),
+        _ => Err(TargetError::rejected(
+            RejectKind::Schema,
+            format!("{name}: an AD attribute holds strings, not a boolean or complex value; fix the attribute mapping"),
+        )),
+    }
+}
+
+impl AdTarget {
+    pub(super) async fn apply_inner(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
+        let mut ldap = self.conn.ldap().await?;
+        let t = self.conn.timeout();
+        match op {
+            TargetOp::Create { account } => self.create(&mut ldap, account).await,
+            TargetOp::Rename { key, username } => {
+                let mods = vec![Mod::Replace("sAMAccountName".to_string(), HashSet::from([username.clone()]))];
+                let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("rename {key}")))?;
+                from_result(res, &format!("rename {key} to {username}"))?;
+                Ok(OpOutcome::Renamed { key: key.clone() })
+            }
+            TargetOp::Move { key, placement } => self.move_to(&mut ldap, key, placement).await,
+            TargetOp::Update { key, changes } => {
+                let mut mods: Vec<Mod<String>> = Vec::with_capacity(changes.len());
+                for c in changes {
+                    mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
+                }
+                let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                from_result(res, &format!("modify {key}"))?;
+                Ok(OpOutcome::Updated)
+            }
+            TargetOp::Disable { key } => {
+                self.set_disabled(&mut ldap, key, true).await?;
+                Ok(OpOutcome::Disabled { key: key.clone() })
+            }
+            TargetOp::Enable { key } => {
+                self.set_disabled(&mut ldap, key, false).await?;
+                Ok(OpOutcome::Enabled { key: key.clone() })
+            }
+            TargetOp::Delete { key } | TargetOp::DeleteGroup { key } => {
+                let res = ldap.with_timeout(t).delete(key).await.map_err(|e| from_ldap(e, &format!("delete {key}")))?;
+                if res.rc == 32 {
+                    return Ok(OpOutcome::Deleted); // gone already: what a delete was for
+                }
+                from_result(res, &format!("delete {key}"))?;
+                Ok(OpOutcome::Deleted)
+            }
+            TargetOp::CreateGroup { name, members } => self.create_group(&mut ldap, name, members).await,
+            TargetOp::AddMembers { key, members } => {
+                self.change_members(&mut ldap, key, members, true).await?;
+                Ok(OpOutcome::Updated)
+            }
+            TargetOp::RemoveMembers { key, members } => {
+                self.change_members(&mut ldap, key, members, false).await?;
+                Ok(OpOutcome::Updated)
+            }
+        }
+    }
+
+    /// A new account: made disabled with its password in the add (so it never exists enabled
+    /// without one), its `objectGUID` read back, then enabled (and its password due for a change
+    /// at the first logon) unless it is created ahead of its start date.
+    async fn create(&self, ldap: &mut Ldap, account: &AccountSpec) -> Result<OpOutcome, TargetError> {
+        let t = self.conn.timeout();
+        let Some(password) = &account.initial_password else {
+            return Err(TargetError::config(format!(
+                "create {}: no first password was given; an AD account is never enabled without one",
+                account.id
+            )));
+        };
+        if !self.conn.encrypted() {
+            return Err(TargetError::config(format!(
+                "create {}: enid sends passwords only over ldaps:// or StartTLS; fix url or starttls",
+                account.id
+            )));
+        }
+        let placement = account.placement.clone().unwrap_or_else(|| self.config.base_dn.clone());
+        self.ensure_ou(ldap, &placement).await?;
+        // A protected person's entry never carries the real name.
+        let cn = if account.protected || account.display_name.trim().is_empty() {
+            account.username.clone()
+        } else {
+            account.display_name.clone()
+        };
+        let mut entry: Entry = vec![
+            attr("objectClass", self.config.object_classes.iter().map(|c| c.as_bytes().to_vec())),
+            one("sAMAccountName", &account.username),
+            one("userAccountControl", &(UAC_NORMAL | UAC_DISABLED).to_string()),
+            attr("unicodePwd", [unicode_pwd(password.expose())]),
+        ];
+        for (k, v) in &account.attrs {
+            let values = texts(k, v)?;
+            if values.is_empty() || k.eq_ignore_ascii_case("cn") {
+                continue;
+            }
+            entry.push(attr(k, values.iter().map(|s| s.as_bytes().to_vec())));
+        }
+        if account.protected
+            && let Some(hide) = &self.config.hide_from_address_lists_attribute
+        {
+            entry.push(one(hide, "TRUE"));
+        }
+        // A namesake in the same OU holds the cn: this one is told apart by the username.
+        let mut dn = String::new();
+        for candidate in [cn.clone(), format!("{cn} ({})", account.username)] {
+            dn = format!("CN={},{placement}", dn_escape(&candidate));
+            let mut with_cn = entry.clone();
+            with_cn.push(one("cn", &candidate));
+            let res = ldap.with_timeout(t).add(&dn, with_cn).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+            if res.rc == 68 && candidate == cn {
+                continue;
+            }
+            from_result(res, &format!("add {dn}"))?;
+            break;
+        }
+        let anchor = self.guid_of(ldap, &dn).await?;
+        let due_change = self.config.force_password_change
+            && self.caps.initial_password.is_some_and(|p| p.handed_out);
+        let mut mods: Vec<Mod<String>> = Vec::new();
+        if account.enabled {
+            mods.push(Mod::Replace("userAccountControl".into(), HashSet::from([UAC_NORMAL.to_string()])));
+        }
+        if due_change {
+            mods.push(Mod::Replace("pwdLastSet".into(), HashSet::from(["0".to_string()])));
+        }
+        if !mods.is_empty() {
+            let res = ldap.with_timeout(t).modify(&dn, mods).await.map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
+            // Made but not enabled: the next run finds it by its owner marker and enables it.
+            from_result(res, &format!("enable {dn} after its create"))?;
+        }
+        Ok(OpOutcome::Created { key: dn, anchor })
+    }
+
+    /// The `objectGUID` of an entry, as text.
+    async fn guid_of(&self, ldap: &mut Ldap, dn: &str) -> Result<Option<String>, TargetError> {
+        let (entries, _) = ldap
+            .with_timeout(self.conn.timeout())
+            .search(dn, Scope::Base, "(objectClass=*)", vec!["objectGUID"])
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| from_ldap(e, &format!("read the objectGUID of {dn}")))?;
+        Ok(entries.into_iter().next().map(SearchEntry::construct).and_then(|e| {
+            let b = e
+                .bin_attrs
+                .get("objectGUID")
+                .and_then(|v| v.first().cloned())
+                .or_else(|| e.attrs.get("objectGUID").and_then(|v| v.first()).map(|s| s.as_bytes().to_vec()))?;
+            guid_text(&b)
+        }))
+    }
+
+    /// Moves an account to another OU (made first when missing), keeping its `objectGUID`. A
+    /// move into the protected OU also gives it the username as its `cn`: the real name leaves
+    /// the DN.
+    async fn move_to(&self, ldap: &mut Ldap, key: &str, placement: &str) -> Result<OpOutcome, TargetError> {
+        let t = self.conn.timeout();
+        self.ensure_ou(ldap, placement).await?;
+        let (rdn, parent) = split_rdn(key);
+        let protected = normalize_dn(placement) == normalize_dn(&self.config.protected_ou());
+        let new_rdn = if protected {
+            let (entries, _) = ldap
+                .with_timeout(t)
+                .search(key, Scope::Base, "(objectClass=*)", vec!["sAMAccountName"])
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| from_ldap(e, &format!("read {key}")))?;
+            let sam = entries
+                .into_iter()
+                .next()
+                .map(SearchEntry::construct)
+                .and_then(|e| e.attrs.get("sAMAccountName").and_then(|v| v.first().cloned()));
+            sam.map(|s| format!("CN={}", dn_escape(&s))).unwrap_or_else(|| rdn.to_string())
+        } else {
+            rdn.to_string()
+        };
+        if normalize_dn(parent) == normalize_dn(placement) && new_rdn.eq_ignore_ascii_case(rdn) {
+            return Ok(OpOutcome::Moved { key: key.to_string() });
+        }
+        let res = ldap
+            .with_timeout(t)
+            .modifydn(key, &new_rdn, true, Some(placement))
+            .await
+            .map_err(|e| from_ldap(e, &format!("move {key}")))?;
+        from_result(res, &format!("move {key} to {placement}"))?;
+        Ok(OpOutcome::Moved { key: format!("{new_rdn},{placement}") })
+    }
+
+    /// Sets or clears the disabled bit of `userAccountControl`, keeping every other flag.
+    async fn set_disabled(&self, ldap: &mut Ldap, key: &str, disabled: bool) -> Result<(), TargetError> {
+        let t = self.conn.timeout();
+        let (entries, _) = ldap
+            .with_timeout(t)
+            .search(key, Scope::Base, "(objectClass=*)", vec!["userAccountControl"])
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| from_ldap(e, &format!("read {key}")))?;
+        let uac: u32 = entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .and_then(|e| e.attrs.get("userAccountControl").and_then(|v| v.first()).and_then(|v| v.parse::<i64>().ok()))
+            .unwrap_or(i64::from(UAC_NORMAL)) as u32;
+        let want = if disabled { uac | UAC_DISABLED } else { uac & !UAC_DISABLED };
+        if want == uac {
+            return Ok(()); // as asked already
+        }
+        let what = if disabled { format!("disable {key}") } else { format!("enable {key}") };
+        let mods = vec![Mod::Replace("userAccountControl".to_string(), HashSet::from([want.to_string()]))];
+        let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &what))?;
+        from_result(res, &what)?;
+        Ok(())
+    }
+
+    /// Makes an OU below `base_dn` when it is not there (and the ones above it that are missing);
+    /// an OU elsewhere must exist.
+    async fn ensure_ou(&self, ldap: &mut Ldap, dn: &str) -> Result<(), TargetError> {
+        let norm = normalize_dn(dn);
+        if self.ous.lock().await.contains(&norm) {
+            return Ok(());
+        }
+        let t = self.conn.timeout();
+        let mut missing = Vec::new();
+        let mut here = dn.to_string();
+        loop {
+            let res = ldap
+                .with_timeout(t)
+                .search(&here, Scope::Base, "(objectClass=*)", vec!["1.1"])
+                .await
+                .map_err(|e| from_ldap(e, &format!("read {here}")))?;
+            if res.1.rc != 32 {
+                from_result(res.1, &format!("read {here}"))?;
+                break;
+            }
+            if !under(&normalize_dn(&here), &self.config.base_dn) || normalize_dn(&here) == normalize_dn(&self.config.base_dn) {
+                return Err(TargetError::config(format!(
+                    "{here} does not exist; enid makes OUs only below base_dn {}: create it",
+                    self.config.base_dn
+                )));
+            }
+            missing.push(here.clone());
+            let (_, parent) = split_rdn(&here);
+            here = parent.to_string();
+        }
+        for ou in missing.iter().rev() {
+            let (rdn, _) = split_rdn(ou);
+            let name = rdn.split_once('=').map(|(_, v)| v).unwrap_or(rdn);
+            let entry: Entry = vec![
+                one("objectClass", "organizationalUnit"),
+                one("ou", &name.replace("\\,", ",")),
+                one("description", "Made by enid for the accounts of a school unit"),
+            ];
+            let res = ldap.with_timeout(t).add(ou, entry).await.map_err(|e| from_ldap(e, &format!("add {ou}")))?;
+            if res.rc != 68 {
+                from_result(res, &format!("create the OU {ou}"))?;
+            }
+        }
+        self.ous.lock().await.insert(norm);
+        Ok(())
+    }
+
+    async fn create_group(&self, ldap: &mut Ldap, name: &str, members: &[String]) -> Result<OpOutcome, TargetError> {
+        let groups = self
+            .config
+            .groups
+            .as_ref()
+            .ok_or_else(|| TargetError::config("no [groups] base_dn configured for this target"))?;
+        let dn = format!("CN={},{}", dn_escape(name), groups.base_dn);
+        // sAMAccountName of a group: the name without what AD forbids in it.
+        let sam: String = name
+            .chars()
+            .map(|c| if super::config::SAM_FORBIDDEN.contains(c) || c.is_control() { '-' } else { c })
+            .take(256)
+            .collect();
+        let mut entry: Entry = vec![
+            one("objectClass", "group"),
+            one("cn", name),
+            one("sAMAccountName", &sam),
+            one("groupType", &GLOBAL_SECURITY.to_string()),
+        ];
+        if !members.is_empty() {
+            entry.push(attr("member", members.iter().map(|m| m.as_bytes().to_vec())));
+        }
+        let res = ldap.with_timeout(self.conn.timeout()).add(&dn, entry).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+        from_result(res, &format!("add {dn}"))?;
+        let anchor = self.guid_of(ldap, &dn).await?;
+        Ok(OpOutcome::Created { key: dn, anchor })
+    }
+
+    /// Adds or removes member values. When the server refuses the batch because one value is
+    /// already there (add) or already gone (remove), the values go one by one and those are
+    /// skipped: the end state is what was asked for.
+    async fn change_members(&self, ldap: &mut Ldap, key: &str, members: &[String], add: bool) -> Result<(), TargetError> {
+        let t = self.conn.timeout();
+        let make = |values: HashSet<String>| -> Vec<Mod<String>> {
+            if add { vec![Mod::Add("member".into(), values)] } else { vec![Mod::Delete("member".into(), values)] }
+        };
+        // AD: a member already there is 68 (or 20), one not there 53 (or 16).
+        let benign: &[u32] = if add { &[20, 68] } else { &[16, 53] };
+        let what = format!("{} members of {key}", if add { "add" } else { "remove" });
+        let res = ldap.with_timeout(t).modify(key, make(members.iter().cloned().collect())).await.map_err(|e| from_ldap(e, &what))?;
+        if !benign.contains(&res.rc) {
+            return from_result(res, &what).map(|_| ());
+        }
+        for m in members {
+            let res = ldap.with_timeout(t).modify(key, make(HashSet::from([m.clone()]))).await.map_err(|e| from_ldap(e, &what))?;
+            if !benign.contains(&res.rc) {
+                from_result(res, &what)?;
+            }
+        }
+        Ok(())
+    }
+}

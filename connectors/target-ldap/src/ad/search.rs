@@ -1,0 +1,276 @@
+//! Reads of an AD target: accounts in scope (paged; `objectGUID` as text; disabled by
+//! `userAccountControl`; placement the parent DN), security groups with their members (range
+//! retrieval for groups over AD's `MaxValRange`), and accounts outside the scope by owner marker
+//! or `objectGUID`.
+
+use super::{AdTarget, UAC_DISABLED, guid_filter, guid_text};
+use crate::dn::{normalize_dn, split_rdn, under};
+use crate::error::{from_ldap, from_result};
+use connector_api::{Attrs, Lookup, ObservedAccount, ObservedGroup, TargetError, Value};
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Scope, SearchEntry};
+use std::collections::HashMap;
+
+/// A value of an entry's attribute, text or binary (ldap3 puts what is not UTF-8 in
+/// `bin_attrs`, so a binary value that happens to be UTF-8 is a text).
+fn raw(e: &SearchEntry, name: &str) -> Option<Vec<u8>> {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.first().map(|s| s.as_bytes().to_vec()))
+        .or_else(|| e.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first().cloned()))
+}
+
+fn text<'a>(e: &'a SearchEntry, name: &str) -> Option<&'a String> {
+    e.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first())
+}
+
+/// The values of a range-retrieved attribute (`member;range=0-1499`), and where the range ended
+/// (`None` when it was the last: `*`).
+pub(crate) fn ranged<'a>(e: &'a SearchEntry, name: &str) -> Option<(&'a [String], Option<usize>)> {
+    let prefix = format!("{};range=", name.to_ascii_lowercase());
+    e.attrs.iter().find_map(|(k, v)| {
+        let spec = k.to_ascii_lowercase().strip_prefix(&prefix)?.to_string();
+        let (_, end) = spec.split_once('-')?;
+        Some((v.as_slice(), if end == "*" { None } else { end.parse().ok() }))
+    })
+}
+
+impl AdTarget {
+    pub(super) async fn check_inner(&self) -> Result<String, TargetError> {
+        let mut ldap = self.conn.ldap().await?;
+        let base = self.config.base_dn.clone();
+        let res = ldap
+            .with_timeout(self.conn.timeout())
+            .search(&base, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await
+            .map_err(|e| from_ldap(e, &format!("read base_dn {base}")))?;
+        if res.1.rc == 32 {
+            return Err(TargetError::config(format!("base_dn {base} does not exist in the domain; create it or fix base_dn")));
+        }
+        from_result(res.1, &format!("read base_dn {base}"))?;
+        Ok(format!(
+            "connected{}, bound as {}, base_dn found",
+            if self.conn.encrypted() { " encrypted" } else { "" },
+            self.config.bind_dn
+        ))
+    }
+
+    pub(super) async fn observe_inner(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
+        let mut wanted: Vec<String> = attrs.to_vec();
+        for extra in ["sAMAccountName", "userAccountControl", "objectGUID", "cn"] {
+            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
+                wanted.push(extra.to_string());
+            }
+        }
+        let mut all = self.search_accounts(&self.config.base_dn.clone(), &wanted).await?;
+        // A protected OU outside base_dn is searched too.
+        let protected = self.config.protected_ou();
+        if !under(&normalize_dn(&protected), &self.config.base_dn) {
+            all.extend(self.search_accounts(&protected, &wanted).await?);
+        }
+        Ok(all)
+    }
+
+    async fn search_accounts(&self, base: &str, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
+        let mut ldap = self.conn.ldap().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+        let mut stream = ldap
+            .with_timeout(self.conn.timeout())
+            .streaming_search_with(adapters, base, Scope::Subtree, &self.config.filter, attrs.to_vec())
+            .await
+            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let wanted: HashMap<String, &String> = attrs.iter().map(|a| (a.to_ascii_lowercase(), a)).collect();
+        let mut out = Vec::new();
+        loop {
+            let entry = match stream.next().await {
+                Ok(Some(e)) => SearchEntry::construct(e),
+                Ok(None) => break,
+                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
+            };
+            let dn_norm = normalize_dn(&entry.dn);
+            let uac: u32 = text(&entry, "userAccountControl").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) as u32;
+            let anchor = raw(&entry, "objectGUID").and_then(|b| guid_text(&b));
+            let username = text(&entry, "sAMAccountName").cloned();
+            let (_, parent) = split_rdn(&entry.dn);
+            let mut mapped = Attrs::new();
+            for (name, values) in &entry.attrs {
+                if let Some(requested) = wanted.get(&name.to_ascii_lowercase()) {
+                    mapped.insert((*requested).clone(), Value::Text(values.clone()));
+                }
+            }
+            out.push(ObservedAccount {
+                excluded: self.excluded_norm.iter().any(|c| under(&dn_norm, c)),
+                placement: Some(parent.to_string()),
+                key: entry.dn,
+                anchor,
+                username,
+                attrs: mapped,
+                disabled: uac & UAC_DISABLED != 0,
+                username_outdated: false,
+            });
+        }
+        let res = stream.finish().await;
+        // A search that ends in an error is a partial read: the whole observation is void.
+        if res.rc == 32 && normalize_dn(base) != normalize_dn(&self.config.base_dn) {
+            return Ok(out); // the protected OU does not exist yet: nobody is there
+        }
+        from_result(res, &format!("search {base}"))?;
+        Ok(out)
+    }
+
+    /// Security groups under `base`, with every member (a member list longer than the server's
+    /// `MaxValRange` comes in ranges, read one after another).
+    pub(super) async fn search_groups(&self, base: &str) -> Result<Vec<ObservedGroup>, TargetError> {
+        let mut ldap = self.conn.ldap().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+        let mut stream = ldap
+            .with_timeout(self.conn.timeout())
+            .streaming_search_with(adapters, base, Scope::Subtree, "(objectClass=group)", vec!["cn", "member", "objectGUID"])
+            .await
+            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let mut out = Vec::new();
+        let mut incomplete = Vec::new();
+        loop {
+            let entry = match stream.next().await {
+                Ok(Some(e)) => SearchEntry::construct(e),
+                Ok(None) => break,
+                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
+            };
+            let mut members: Vec<String> =
+                entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case("member")).map(|(_, v)| v.clone()).unwrap_or_default();
+            if let Some((first, Some(end))) = ranged(&entry, "member") {
+                members = first.to_vec();
+                incomplete.push((out.len(), end + 1));
+            }
+            out.push(ObservedGroup {
+                anchor: raw(&entry, "objectGUID").and_then(|b| guid_text(&b)),
+                name: text(&entry, "cn").cloned().unwrap_or_default(),
+                key: entry.dn,
+                members,
+            });
+        }
+        let res = stream.finish().await;
+        if res.rc == 32 {
+            return Err(TargetError::config(format!("groups base_dn {base} does not exist; create it or fix base_dn")));
+        }
+        from_result(res, &format!("search {base}"))?;
+        for (i, mut next) in incomplete {
+            loop {
+                let dn = out[i].key.clone();
+                let attr = format!("member;range={next}-*");
+                let (entries, _) = ldap
+                    .with_timeout(self.conn.timeout())
+                    .search(&dn, Scope::Base, "(objectClass=group)", vec![attr.as_str()])
+                    .await
+                    .and_then(|r| r.success())
+                    .map_err(|e| from_ldap(e, &format!("read the members of {dn}")))?;
+                let Some(entry) = entries.into_iter().next().map(SearchEntry::construct) else { break };
+                match ranged(&entry, "member") {
+                    Some((values, end)) => {
+                        out[i].members.extend(values.iter().cloned());
+                        match end {
+                            Some(e) => next = e + 1,
+                            None => break,
+                        }
+                    }
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Accounts outside the scope by owner marker or `objectGUID`: (DN, the value matched).
+    pub(super) async fn find_outside(&self, lookup: Lookup, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ldap = self.conn.ldap().await?;
+        let found = ldap
+            .with_timeout(self.conn.timeout())
+            .search("", Scope::Base, "(objectClass=*)", vec!["defaultNamingContext"])
+            .await
+            .map_err(|e| from_ldap(e, "read the root DSE"))?;
+        let (entries, res) = (found.0, found.1);
+        from_result(res, "read the root DSE")?;
+        let domain: Option<String> = entries
+            .into_iter()
+            .map(SearchEntry::construct)
+            .find_map(|e| text(&e, "defaultNamingContext").cloned());
+        let Some(domain) = domain else {
+            return Ok(Vec::new());
+        };
+        let in_scope = |dn: &str| {
+            let dn = normalize_dn(dn);
+            under(&dn, &self.config.base_dn) || under(&dn, &self.config.protected_ou())
+        };
+        let attr = match lookup {
+            Lookup::Owner => self.config.owner_attribute.clone(),
+            Lookup::Anchor => "objectGUID".to_string(),
+        };
+        let mut out = Vec::new();
+        for chunk in values.chunks(50) {
+            let terms: String = chunk
+                .iter()
+                .filter_map(|v| match lookup {
+                    Lookup::Owner => Some(format!("({attr}={})", ldap3::ldap_escape(v))),
+                    Lookup::Anchor => guid_filter(v).map(|g| format!("(objectGUID={g})")),
+                })
+                .collect();
+            if terms.is_empty() {
+                continue;
+            }
+            let adapters: Vec<Box<dyn Adapter<_, _>>> =
+                vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+            let mut stream = ldap
+                .with_timeout(self.conn.timeout())
+                .streaming_search_with(adapters, &domain, Scope::Subtree, &format!("(|{terms})"), vec![attr.as_str()])
+                .await
+                .map_err(|e| from_ldap(e, &format!("search {domain}")))?;
+            loop {
+                let e = match stream.next().await {
+                    Ok(Some(e)) => SearchEntry::construct(e),
+                    Ok(None) => break,
+                    Err(e) => return Err(from_ldap(e, &format!("search {domain}"))),
+                };
+                if in_scope(&e.dn) {
+                    continue;
+                }
+                let hit = match lookup {
+                    Lookup::Owner => text(&e, &attr).cloned(),
+                    Lookup::Anchor => raw(&e, "objectGUID").and_then(|b| guid_text(&b)),
+                };
+                if let Some(v) = hit.filter(|v| chunk.iter().any(|c| c.eq_ignore_ascii_case(v))) {
+                    out.push((e.dn, v));
+                }
+            }
+            let res = stream.finish().await;
+            // An unreadable part of the domain hides nothing enid could act on.
+            if res.rc != 50 && res.rc != 32 {
+                from_result(res, &format!("search {domain}"))?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_ranged_member_list_says_where_it_ends() {
+        let mut attrs = HashMap::new();
+        attrs.insert("member;range=0-1499".to_string(), vec!["CN=a".to_string()]);
+        let e = SearchEntry { dn: "CN=g".into(), attrs, bin_attrs: HashMap::new() };
+        assert_eq!(ranged(&e, "member"), Some((&["CN=a".to_string()][..], Some(1499))));
+        let mut attrs = HashMap::new();
+        attrs.insert("member;range=1500-*".to_string(), vec!["CN=b".to_string()]);
+        let e = SearchEntry { dn: "CN=g".into(), attrs, bin_attrs: HashMap::new() };
+        assert_eq!(ranged(&e, "member"), Some((&["CN=b".to_string()][..], None)));
+    }
+}

@@ -1,0 +1,110 @@
+//! The connection every directory target shares: one ldap3 connection (operations multiplex on
+//! it), connected and bound on first use and again after it broke, with TLS verified against a CA
+//! file or the system's trust store.
+
+use crate::error::{from_ldap, from_result};
+use connector_api::{Secret, TargetError};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How to reach and bind to the directory.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnSettings {
+    pub url: String,
+    pub starttls: bool,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_insecure_skip_verify: bool,
+    pub bind_dn: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    settings: ConnSettings,
+    password: Secret,
+    ldap: Mutex<Option<Ldap>>,
+}
+
+impl Conn {
+    pub(crate) fn new(settings: ConnSettings, password: Secret) -> Conn {
+        Conn { settings, password, ldap: Mutex::new(None) }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    /// Whether the connection is encrypted (ldaps:// or StartTLS): AD takes passwords only so.
+    pub(crate) fn encrypted(&self) -> bool {
+        self.settings.url.starts_with("ldaps://") || self.settings.starttls
+    }
+
+    fn ldap_settings(&self) -> Result<LdapConnSettings, TargetError> {
+        let s = &self.settings;
+        let mut out = LdapConnSettings::new().set_conn_timeout(s.timeout).set_starttls(s.starttls);
+        if s.tls_insecure_skip_verify {
+            out = out.set_no_tls_verify(true);
+        } else if let Some(ca) = &s.tls_ca_file {
+            out = out.set_config(Arc::new(tls_config_with_ca(ca)?));
+        }
+        Ok(out)
+    }
+
+    /// A handle on the shared connection, connecting and binding first when there is none.
+    pub(crate) async fn ldap(&self) -> Result<Ldap, TargetError> {
+        let mut guard = self.ldap.lock().await;
+        if let Some(ldap) = guard.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok(ldap.clone());
+        }
+        let url = &self.settings.url;
+        let (conn, mut ldap) = LdapConnAsync::with_settings(self.ldap_settings()?, url)
+            .await
+            .map_err(|e| from_ldap(e, &format!("connect to {url}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::debug!(error = %e, "LDAP connection ended");
+            }
+        });
+        ldap.with_timeout(self.settings.timeout)
+            .simple_bind(&self.settings.bind_dn, self.password.expose())
+            .await
+            .map_err(|e| from_ldap(e, "bind"))
+            .and_then(|r| from_result(r, &format!("bind as {}", self.settings.bind_dn)))?;
+        *guard = Some(ldap.clone());
+        Ok(ldap)
+    }
+
+    /// Forgets a connection that failed, so the next operation connects afresh. Only
+    /// `Unavailable` says the connection may be broken: a busy server (`Throttled`) and a refusal
+    /// came back over a working one.
+    pub(crate) async fn reset(&self, err: &TargetError) {
+        if matches!(err, TargetError::Unavailable { .. }) {
+            *self.ldap.lock().await = None;
+        }
+    }
+}
+
+fn tls_config_with_ca(path: &std::path::Path) -> Result<rustls::ClientConfig, TargetError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TargetError::config(format!("tls_ca_file {}: cannot be read", path.display())).with_source(e))?;
+    for cert in certs {
+        let bad = || TargetError::config(format!("tls_ca_file {}: not a usable CA certificate", path.display()));
+        let cert = cert.map_err(|e| bad().with_source(e))?;
+        roots.add(cert).map_err(|e| bad().with_source(e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError::config("TLS: no protocol version the crypto provider supports").with_source(e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
