@@ -6,7 +6,7 @@
 //!
 //! One file per command: `plan` (plan and apply, through the engine's run API), `adopt`,
 //! `log` (the sync log and state backups), `conflicts` (the conflict queue and held renames),
-//! `explain`; `render` turns plans and conflicts into text.
+//! `explain`, `passwords` (the hand-out of first passwords); `render` turns plans and conflicts into text.
 
 use crate::clock;
 use crate::config::{Config, ConfigError};
@@ -21,6 +21,7 @@ mod adopt;
 mod conflicts;
 mod explain;
 mod log;
+mod passwords;
 mod plan;
 mod render;
 pub use render::{render_conflicts, render_plan};
@@ -148,6 +149,11 @@ pub enum Command {
         #[command(subcommand)]
         action: StateAction,
     },
+    /// First passwords of new accounts (targets with initial_password = "generated")
+    Passwords {
+        #[command(subcommand)]
+        action: PasswordAction,
+    },
     /// Show a person's identity, records, accounts and what the next run will do
     Explain {
         /// enid id, username, or a source's person_id
@@ -174,6 +180,28 @@ pub enum ConflictAction {
         /// With --merge, when the number belongs to several identities: the one to join
         #[arg(long, requires = "merge", value_name = "IDENTITY")]
         into: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PasswordAction {
+    /// Show the first passwords not handed out yet, once: enid forgets each one it shows
+    Show {
+        /// Those of this school unit's persons
+        #[arg(long, value_name = "UNIT", required_unless_present_any = ["protected", "all"])]
+        school: Option<String>,
+        /// Those of persons with protected personal data, by enid id only
+        #[arg(long, conflicts_with_all = ["school", "all"])]
+        protected: bool,
+        /// Those of every school unit (not of protected persons)
+        #[arg(long, conflicts_with = "school")]
+        all: bool,
+        /// Only those set on this target
+        #[arg(long, value_name = "ID")]
+        target: Option<String>,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -273,6 +301,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             conflicts::conflicts(&build(config).await?, action, json, &mut out).await
         }
         Command::Renames { action } => conflicts::renames(&build(config).await?, action, overrides, &mut out).await,
+        Command::Passwords { action: PasswordAction::Show { school, protected, all: _, target, json } } => {
+            let request = crate::engine::passwords::HandOutRequest { school, protected, target };
+            passwords::show(&build(config).await?, request, json, clock::now(None), &mut out).await
+        }
         Command::Explain { person, json, time } => {
             let engine = build(config).await?;
             let computed = engine.compute(clock::now(time.now), &overrides).await;

@@ -43,6 +43,14 @@ pub struct Config {
 pub struct StateConfig {
     /// SQLite database file; created, with its schema, on first use.
     pub path: PathBuf,
+    /// Days a first password that was never handed out is kept (sealed) before it is forgotten
+    /// (default 30); the account then needs a new password set by hand.
+    #[serde(default = "thirty")]
+    pub keep_passwords_days: u32,
+}
+
+fn thirty() -> u32 {
+    30
 }
 
 /// `[lifecycle]`.
@@ -418,10 +426,12 @@ impl Config {
         for t in self.targets.values_mut() {
             match &mut t.connector {
                 TargetConfig::Ldap(c) => {
-                    if let Some(p) = c.bind_password_file.as_mut() {
+                    for p in [c.bind_password_file.as_mut(), c.tls_ca_file.as_mut()].into_iter().flatten() {
                         fix(p);
                     }
-                    if let Some(p) = c.tls_ca_file.as_mut() {
+                }
+                TargetConfig::Ad(c) => {
+                    for p in [c.bind_password_file.as_mut(), c.tls_ca_file.as_mut()].into_iter().flatten() {
                         fix(p);
                     }
                 }

@@ -11,7 +11,7 @@ use crate::core::policy::TargetPolicy;
 use connector_api::Capabilities;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use target_ldap::LdapConfig;
+use target_ldap::{AdConfig, LdapConfig};
 use target_scim::ScimConfig;
 
 /// One target: what connects to it, and what enid may do there.
@@ -33,6 +33,8 @@ pub enum TargetConfig {
     Ldap(LdapConfig),
     /// A SCIM 2.0 service.
     Scim(ScimConfig),
+    /// An Active Directory domain.
+    Ad(AdConfig),
 }
 
 impl TargetConfig {
@@ -41,6 +43,7 @@ impl TargetConfig {
         match self {
             TargetConfig::Ldap(c) => c.capabilities(),
             TargetConfig::Scim(c) => c.capabilities(),
+            TargetConfig::Ad(c) => c.capabilities(),
         }
     }
 
@@ -49,6 +52,7 @@ impl TargetConfig {
         match self {
             TargetConfig::Ldap(c) => c.fixed_attribute(attr),
             TargetConfig::Scim(c) => c.fixed_attribute(attr),
+            TargetConfig::Ad(c) => c.fixed_attribute(attr),
         }
     }
 
@@ -57,6 +61,7 @@ impl TargetConfig {
         match self {
             TargetConfig::Ldap(c) => c.validate(),
             TargetConfig::Scim(c) => c.validate(),
+            TargetConfig::Ad(c) => c.validate(),
         }
     }
 }
@@ -185,8 +190,8 @@ pub fn check_policy(id: &str, entry: &TargetEntry) -> Result<(), String> {
     }
     if policy.groups.is_some() && caps.groups.is_none() {
         return Err(format!(
-            "[targets.{id}.policy.groups]: this target has nowhere to put groups; an LDAP target needs \
-             [targets.{id}.groups] base_dn"
+            "[targets.{id}.policy.groups]: this target has nowhere to put groups; an LDAP or AD target \
+             needs [targets.{id}.groups] base_dn"
         ));
     }
     Ok(())

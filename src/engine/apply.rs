@@ -40,6 +40,7 @@ impl Engine {
     async fn apply_run(&self, run: i64, computed: &Computed, now: DateTime<Utc>) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
         let started = std::time::Instant::now();
+        self.expire_passwords(now).await?;
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
         self.store.commit_identities(&new, &computed.record_rows, now).await?;
@@ -174,8 +175,17 @@ impl Engine {
         // same entry, so no two operations on one account are ever in flight together, and each
         // wave is sent to the keys the waves before it reported.
         for wave in ops.chunk_by(|a, b| a.action == b.action) {
-            let sends: Vec<(&PlannedOp, std::borrow::Cow<'_, TargetOp>)> =
+            let mut sends: Vec<(&PlannedOp, std::borrow::Cow<'_, TargetOp>)> =
                 wave.iter().map(|op| (*op, after.addressed(op))).collect();
+            if wave[0].action == Action::Create
+                && let Some(rules) = handle.caps.initial_password
+            {
+                // Kept before the creates are sent: an account never holds a password the
+                // hand-out could not show. One whose create fails gets a new one next time.
+                let keep = super::passwords::give_first_passwords(&self.id_key, id, rules, &mut sends)
+                    .map_err(EngineError::Passwords)?;
+                self.store.keep_passwords(&keep, now).await?;
+            }
             // In batches when the target takes several operations in one request.
             let per_request = handle.caps.max_batch.max(1);
             let mut stream = futures::stream::iter(sends.chunks(per_request))

@@ -35,6 +35,7 @@ mod decisions;
 mod fetch;
 mod guards;
 pub mod idkey;
+pub mod passwords;
 mod records;
 mod registry;
 mod run;
@@ -107,6 +108,9 @@ pub enum EngineError {
     /// The id key file is missing, unreadable or not the one the state was built with.
     #[error("[identity] {0}")]
     IdKey(String),
+    /// A first password cannot be made or read.
+    #[error("first passwords: {0}")]
+    Passwords(String),
 }
 
 /// A source with the input guards' settings.

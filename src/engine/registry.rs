@@ -11,7 +11,7 @@ use connector_api::{
 };
 use source_csv::CsvSource;
 use std::collections::BTreeMap;
-use target_ldap::LdapTarget;
+use target_ldap::{AdTarget, LdapTarget};
 use target_scim::ScimTarget;
 
 /// A source of any type enid knows.
@@ -39,6 +39,7 @@ impl AnySource {
 pub enum AnyTarget {
     Ldap(LdapTarget),
     Scim(ScimTarget),
+    Ad(AdTarget),
 }
 
 /// Every variant, calling the same method: the one place that lists the target types.
@@ -47,6 +48,7 @@ macro_rules! each {
         match $self {
             AnyTarget::Ldap($t) => $e,
             AnyTarget::Scim($t) => $e,
+            AnyTarget::Ad($t) => $e,
         }
     };
 }
@@ -128,6 +130,20 @@ impl Connectors {
                     let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
                         .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
                     AnyTarget::Ldap(LdapTarget::new(c.clone(), password))
+                }
+                TargetConfig::Ad(c) => {
+                    if c.tls_insecure_skip_verify {
+                        tracing::warn!(
+                            target_id = %id,
+                            "[targets.{id}] tls_insecure_skip_verify = true: the domain controller's certificate is \
+                             not verified, so anyone on the network path can read the bind password and every first \
+                             password; give tls_ca_file instead"
+                        );
+                    }
+                    let what = format!("bind password of [targets.{id}]");
+                    let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
+                        .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
+                    AnyTarget::Ad(AdTarget::new(c.clone(), password))
                 }
                 TargetConfig::Scim(c) => {
                     let bad = |message: String| EngineError::TargetConfig { id: id.clone(), message };

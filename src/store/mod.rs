@@ -17,8 +17,8 @@ pub mod sqlite;
 mod suite;
 
 pub use rows::{
-    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, RecordRow, RunRow, StoredRecordView,
-    describe_stored,
+    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter, RecordRow, RunRow,
+    SealedPassword, StoredRecordView, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -191,6 +191,25 @@ pub trait StateStore: Send + Sync {
 
     /// Completes ownership records of accounts found on a target (adoptions).
     fn adopt(&self, rows: &[Adoption], now: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps sealed first passwords, one per target and identity (a newer one replaces the
+    /// older), in one transaction.
+    fn keep_passwords(
+        &self,
+        rows: &[SealedPassword],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The kept first passwords that match the filter, of accounts whose create the target
+    /// confirmed (an account still pending, or gone, has none to hand out); oldest first.
+    fn passwords(&self, filter: &PasswordFilter) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
+
+    /// Forgets these kept passwords (handed out), each only if it is still the one read: a newer
+    /// one set meanwhile stays. Returns how many were forgotten.
+    fn forget_passwords(&self, rows: &[SealedPassword]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Forgets the passwords kept since before `before` (never handed out); returns how many.
+    fn expire_passwords(&self, before: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Groups enid created.
     fn groups(&self) -> impl Future<Output = Result<Vec<OwnedGroup>, StoreError>> + Send;
@@ -427,6 +446,22 @@ impl StateStore for Store {
 
     async fn adopt(&self, rows: &[Adoption], now: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self.adopt(rows, now))
+    }
+
+    async fn keep_passwords(&self, rows: &[SealedPassword], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.keep_passwords(rows, now))
+    }
+
+    async fn passwords(&self, filter: &PasswordFilter) -> Result<Vec<SealedPassword>, StoreError> {
+        dispatch!(self.passwords(filter))
+    }
+
+    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<u64, StoreError> {
+        dispatch!(self.forget_passwords(rows))
+    }
+
+    async fn expire_passwords(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self.expire_passwords(before))
     }
 
     async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {

@@ -19,6 +19,31 @@ pub struct GroupRow {
     pub pending: bool,
 }
 
+/// A first password as the state keeps it until it is handed out: sealed (see
+/// `engine::passwords`), the store never sees it in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedPassword {
+    pub target: String,
+    pub identity_id: IdentityId,
+    /// The identity's username now (read only; ignored when written).
+    pub username: String,
+    /// The person's school units, comma-separated, for the hand-out by school.
+    pub school: String,
+    /// Nonce and ciphertext.
+    pub sealed: Vec<u8>,
+    /// When it was set (RFC 3339 as read; ignored when written, which uses `now`).
+    pub created_at: String,
+}
+
+/// Which kept first passwords to read.
+#[derive(Debug, Clone, Default)]
+pub struct PasswordFilter {
+    /// One school unit (matched against each of a person's units); all when `None`.
+    pub school: Option<String>,
+    /// One target; all when `None`.
+    pub target: Option<String>,
+}
+
 /// One source record as it is written to the state database.
 #[derive(Debug, Clone)]
 pub struct RecordRow {

@@ -5,7 +5,7 @@
 //! (and a guard that cleans it up): `store_suite!(open())` makes one `#[tokio::test]` per
 //! behaviour below. A PostgreSQL store runs the same list against a database of its own.
 
-use super::{GroupRow, LogFilter, OpRecord, OpResult, Ownership, RecordRow, StateStore};
+use super::{GroupRow, LogFilter, OpRecord, OpResult, Ownership, PasswordFilter, RecordRow, SealedPassword, StateStore};
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, OwnedAccount};
 use crate::core::plan::{Adoption, RenameInfo};
@@ -25,6 +25,7 @@ macro_rules! store_suite {
             reserved_usernames_are_taken_until_an_identity_claims_them,
             ownership_rows_follow_the_upsert_rules,
             groups_are_recorded_and_forgotten,
+            first_passwords_are_kept_handed_out_once_and_expire,
             runs_begin_finish_and_are_marked_interrupted,
             the_log_is_filtered_by_run_identity_and_school,
             plans_are_saved_once_and_loaded,
@@ -241,6 +242,48 @@ pub(crate) async fn reserved_usernames_are_taken_until_an_identity_claims_them<S
     s.commit_identities(&[ident("id-b", "Taken.One")], &[], day(3)).await.unwrap();
     assert!(s.reserved_usernames().await.unwrap().is_empty());
     assert_eq!(s.find_identity("Taken.One").await.unwrap(), ["id-b"]);
+}
+
+pub(crate) async fn first_passwords_are_kept_handed_out_once_and_expire<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b"), ident("id-c", "c")], &[], day(0)).await.unwrap();
+    let sealed = |identity: &str, school: &str, value: u8| SealedPassword {
+        target: "ad".into(),
+        identity_id: identity.into(),
+        username: String::new(),
+        school: school.into(),
+        sealed: vec![value; 48],
+        created_at: String::new(),
+    };
+    let pending: Vec<(String, String)> =
+        ["id-a", "id-b", "id-c"].iter().map(|i| ("ad".to_string(), i.to_string())).collect();
+    s.record_pending(&pending, day(0)).await.unwrap();
+    s.keep_passwords(&[sealed("id-a", "S1,S2", 1), sealed("id-b", "S2", 2), sealed("id-c", "S1", 3)], day(0))
+        .await
+        .unwrap();
+    let all = PasswordFilter::default();
+    assert!(s.passwords(&all).await.unwrap().is_empty(), "pending accounts have nothing to hand out");
+    let run = s.begin_run("apply", None, day(0)).await.unwrap();
+    let created = |i: &str, key: &str| op("ad", i, "S1", set(key, Some("g"), AccountStatus::Active));
+    s.record_ops(run, &[created("id-a", "CN=a"), created("id-b", "CN=b"), created("id-c", "CN=c")], day(0))
+        .await
+        .unwrap();
+    // A newer password replaces the older one.
+    s.keep_passwords(&[sealed("id-c", "S1", 4)], day(1)).await.unwrap();
+    let s2 = s.passwords(&PasswordFilter { school: Some("S2".into()), target: None }).await.unwrap();
+    assert_eq!(s2.iter().map(|r| r.identity_id.as_str()).collect::<Vec<_>>(), ["id-a", "id-b"]);
+    assert_eq!(s2[0].username, "a");
+    assert_eq!(s2[0].sealed, vec![1; 48]);
+    assert!(s.passwords(&PasswordFilter { school: Some("S".into()), target: None }).await.unwrap().is_empty());
+    assert!(s.passwords(&PasswordFilter { school: None, target: Some("scim".into()) }).await.unwrap().is_empty());
+    // Forgotten only while it is the one read.
+    let mut stale = s2[1].clone();
+    stale.sealed = vec![9; 48];
+    assert_eq!(s.forget_passwords(&[s2[0].clone(), stale]).await.unwrap(), 1);
+    let left: Vec<String> = s.passwords(&all).await.unwrap().into_iter().map(|r| r.identity_id).collect();
+    assert_eq!(left, ["id-b", "id-c"]);
+    assert_eq!(s.expire_passwords(day(1)).await.unwrap(), 1, "id-b's was kept since day 0");
+    let left = s.passwords(&all).await.unwrap();
+    assert_eq!((left.len(), left[0].sealed.clone()), (1, vec![4; 48]));
 }
 
 pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S) {

@@ -55,6 +55,17 @@ impl IdKey {
         uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 
+    /// A 32-byte key for another purpose, derived from this one and `label` (HMAC-SHA-256), so
+    /// the id key protects what needs a secret outside the state database (kept passwords).
+    pub fn derive_secret(&self, label: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"enid derived key\0");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     /// A short fingerprint that tells keys apart without revealing them.
     pub fn fingerprint(&self) -> String {
         let d = self.derive(b"enid id key fingerprint");

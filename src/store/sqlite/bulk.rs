@@ -6,7 +6,7 @@
 //! statement per row would make that round trip dominate a 100,000-person run. These functions
 //! return `sqlx::Error`; the caller names the database in the error.
 
-use super::super::{GroupRow, OpRecord, OpResult, Ownership, RecordRow};
+use super::super::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, SealedPassword};
 use crate::core::identity::CivicChange;
 use crate::core::model::{AccountStatus, IdentityId};
 use sqlx::query_builder::Separated;
@@ -265,6 +265,26 @@ pub(super) async fn insert_civic_history(
                 .push_bind(&c.new)
                 .push_bind(now)
                 .push_bind(run);
+        },
+    )
+    .await
+}
+
+/// Keeps sealed first passwords; a newer one for the same target and identity replaces the older.
+pub(super) async fn upsert_passwords(
+    conn: &mut SqliteConnection,
+    rows: &[SealedPassword],
+    now: &str,
+) -> sqlx::Result<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO passwords (target, identity_id, school, sealed, created_at) ",
+        " ON CONFLICT (target, identity_id) DO UPDATE SET school = excluded.school, sealed = excluded.sealed,
+             created_at = excluded.created_at",
+        rows,
+        |mut b, r| {
+            b.push_bind(r.target.clone()).push_bind(r.identity_id.clone()).push_bind(r.school.clone());
+            b.push_bind(r.sealed.clone()).push_bind(now.to_string());
         },
     )
     .await

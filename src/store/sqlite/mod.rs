@@ -14,7 +14,8 @@ mod tests;
 
 use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunRowIn, owned_account};
 use super::{
-    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, RecordRow, RunRow, StateStore, StoreError, StoredRecordView,
+    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, RecordRow, RunRow, SealedPassword, StateStore,
+    StoreError, StoredRecordView,
 };
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredRecord};
@@ -33,7 +34,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [(i64, &str, &str); 10] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -43,6 +44,7 @@ const MIGRATIONS: [(i64, &str, &str); 9] = [
     (7, "source columns", include_str!("../../../migrations/sqlite/0007_source_columns.sql")),
     (8, "meta", include_str!("../../../migrations/sqlite/0008_meta.sql")),
     (9, "target keys", include_str!("../../../migrations/sqlite/0009_target_keys.sql")),
+    (10, "passwords", include_str!("../../../migrations/sqlite/0010_passwords.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -452,6 +454,59 @@ impl StateStore for SqliteStore {
             })
             .collect();
         self.write_accounts(&rows, now).await
+    }
+
+    async fn keep_passwords(&self, rows: &[SealedPassword], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let now = ts(now);
+        in_tx!(self, tx => bulk::upsert_passwords(&mut tx, rows, &now))
+    }
+
+    async fn passwords(&self, filter: &PasswordFilter) -> Result<Vec<SealedPassword>, StoreError> {
+        let q = sqlx::query_as::<_, (String, String, String, String, Vec<u8>, String)>(
+            "SELECT p.target, p.identity_id, i.username, p.school, p.sealed, p.created_at FROM passwords p
+               JOIN accounts a ON a.target = p.target AND a.identity_id = p.identity_id
+               JOIN identities i ON i.id = p.identity_id
+              WHERE a.status <> 'pending' AND a.key IS NOT NULL
+                AND (?1 IS NULL OR (',' || p.school || ',') LIKE ('%,' || ?1 || ',%'))
+                AND (?2 IS NULL OR p.target = ?2)
+              ORDER BY p.created_at, p.target, p.identity_id",
+        )
+        .bind(filter.school.as_deref())
+        .bind(filter.target.as_deref());
+        let rows = self.ctx(q.fetch_all(&self.pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(target, identity_id, username, school, sealed, created_at)| SealedPassword {
+                target,
+                identity_id,
+                username,
+                school,
+                sealed,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<u64, StoreError> {
+        self.ctx(
+            async {
+                let mut tx = self.pool.begin().await?;
+                let mut n = 0;
+                for r in rows {
+                    let q = sqlx::query("DELETE FROM passwords WHERE target = ?1 AND identity_id = ?2 AND sealed = ?3")
+                        .bind(&r.target)
+                        .bind(&r.identity_id)
+                        .bind(&r.sealed);
+                    n += q.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await.map(|()| n)
+            }
+            .await,
+        )
+    }
+
+    async fn expire_passwords(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.exec(sqlx::query("DELETE FROM passwords WHERE created_at < ?1").bind(ts(before))).await
     }
 
     async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {

@@ -1,0 +1,374 @@
+//! First passwords: made from the OS random source for each account a target wants one on
+//! ([`PasswordRules`]), sent with the create, and, when the target hands them out, kept sealed
+//! until a school admin reads them once with `enid passwords show`.
+//!
+//! A kept password is sealed with XChaCha20-Poly1305 under a key derived from the id key, which
+//! lives outside the state database: a copy of the state alone reveals no password. The seal
+//! binds the row to its target and identity, so a sealed value moved to another row does not
+//! open. Passwords never enter a plan, the log, `explain` or an error message; the one output
+//! that shows them is the hand-out, and a password shown there is forgotten.
+
+use super::{Engine, EngineError};
+use crate::core::identity::IdKey;
+use crate::core::model::IdentityId;
+use crate::store::{OpRecord, OpResult, Ownership, PasswordFilter, SealedPassword, StateStore};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chrono::{DateTime, Utc};
+use connector_api::{PasswordRules, Secret};
+
+const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+const DIGITS: &[u8] = b"23456789";
+/// Symbols found on every keyboard layout a Swedish school uses, none that a shell or a CSV
+/// export mangles.
+const SYMBOLS: &[u8] = b"!#%+-=?";
+
+/// Makes a first password of `rules.length` characters (at least 8) holding upper and lower
+/// case letters, digits and symbols, none of them easily mistaken for another (no `0`/`O`,
+/// `1`/`l`/`I`). It contains no part of three or more characters of `avoid` (the username and
+/// names: AD refuses such passwords).
+pub fn generate(rules: PasswordRules, avoid: &[&str]) -> Result<Secret, String> {
+    generate_with(&mut Random::default(), rules, avoid)
+}
+
+fn generate_with(random: &mut Random, rules: PasswordRules, avoid: &[&str]) -> Result<Secret, String> {
+    let length = rules.length.max(8);
+    let all: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS].concat();
+    let tokens: Vec<String> = avoid
+        .iter()
+        .flat_map(|s| s.split(|c: char| !c.is_alphanumeric()))
+        .filter(|t| t.chars().count() >= 3)
+        .map(str::to_lowercase)
+        .collect();
+    for _ in 0..100 {
+        let mut chars: Vec<u8> = Vec::with_capacity(length);
+        for class in [UPPER, LOWER, DIGITS, SYMBOLS] {
+            chars.push(class[random.below(class.len())?]);
+        }
+        while chars.len() < length {
+            chars.push(all[random.below(all.len())?]);
+        }
+        // The four required characters to random places.
+        for i in (1..chars.len()).rev() {
+            chars.swap(i, random.below(i + 1)?);
+        }
+        let password = String::from_utf8(chars).map_err(|e| e.to_string())?;
+        let lower = password.to_lowercase();
+        if !tokens.iter().any(|t| lower.contains(t.as_str())) {
+            return Ok(Secret::new(password));
+        }
+    }
+    Err("could not make a password free of the person's names in 100 tries".into())
+}
+
+/// Bytes from the OS random source, read 256 at a time.
+struct Random {
+    buf: [u8; 256],
+    used: usize,
+}
+
+impl Default for Random {
+    fn default() -> Self {
+        Random { buf: [0; 256], used: 256 }
+    }
+}
+
+impl Random {
+    fn byte(&mut self) -> Result<u8, String> {
+        if self.used == self.buf.len() {
+            getrandom::fill(&mut self.buf).map_err(|e| format!("the OS random source failed: {e}"))?;
+            self.used = 0;
+        }
+        self.used += 1;
+        Ok(self.buf[self.used - 1])
+    }
+
+    /// A uniformly random index below `n` (1 ≤ n ≤ 256), without modulo bias.
+    fn below(&mut self, n: usize) -> Result<usize, String> {
+        let limit = 256 - 256 % n;
+        loop {
+            let b = usize::from(self.byte()?);
+            if b < limit {
+                return Ok(b % n);
+            }
+        }
+    }
+}
+
+/// Gives every create among `sends` its first password; returns the rows to keep for the
+/// hand-out when the target hands them out (sealed: nothing in the clear leaves this function
+/// but the operations themselves).
+pub(super) fn give_first_passwords(
+    key: &IdKey,
+    target: &str,
+    rules: PasswordRules,
+    sends: &mut [(&crate::core::plan::PlannedOp, std::borrow::Cow<'_, connector_api::TargetOp>)],
+) -> Result<Vec<SealedPassword>, String> {
+    use connector_api::TargetOp;
+    let mut random = Random::default();
+    let sealer = rules.handed_out.then(|| Sealer::new(key));
+    let mut keep = Vec::new();
+    for (op, send) in sends.iter_mut() {
+        let TargetOp::Create { account } = send.as_ref() else { continue };
+        let avoid = [account.username.as_str(), &account.display_name, &account.given_name, &account.family_name];
+        let password = generate_with(&mut random, rules, &avoid)?;
+        let mut account = account.clone();
+        if let Some(sealer) = &sealer {
+            keep.push(SealedPassword {
+                target: target.to_string(),
+                identity_id: op.identity.clone(),
+                username: String::new(),
+                school: op.school.clone(),
+                sealed: sealer.seal(target, &op.identity, &password, &account.display_name)?,
+                created_at: String::new(),
+            });
+        }
+        account.initial_password = Some(password);
+        *send = std::borrow::Cow::Owned(TargetOp::Create { account });
+    }
+    Ok(keep)
+}
+
+/// What a sealed row holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sealed {
+    password: String,
+    /// The name the account was made with, for the admin to recognise the person.
+    display_name: String,
+}
+
+/// Seals and opens kept passwords.
+pub struct Sealer {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(****)")
+    }
+}
+
+impl Sealer {
+    pub fn new(key: &IdKey) -> Sealer {
+        let k = key.derive_secret(b"enid first password seal v1");
+        Sealer { cipher: XChaCha20Poly1305::new((&k).into()) }
+    }
+
+    fn aad(target: &str, identity: &str) -> Vec<u8> {
+        format!("{target}\0{identity}").into_bytes()
+    }
+
+    /// A password as the state keeps it: a random nonce, then the ciphertext.
+    pub fn seal(&self, target: &str, identity: &str, password: &Secret, display_name: &str) -> Result<Vec<u8>, String> {
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|e| format!("the OS random source failed: {e}"))?;
+        let plain = serde_json::to_vec(&Sealed { password: password.expose().to_string(), display_name: display_name.into() })
+            .map_err(|e| e.to_string())?;
+        let aad = Self::aad(target, identity);
+        let mut out = nonce.to_vec();
+        out.extend(
+            self.cipher
+                .encrypt(&XNonce::from(nonce), Payload { msg: &plain, aad: &aad })
+                .map_err(|_| "sealing failed".to_string())?,
+        );
+        Ok(out)
+    }
+
+    /// The password and display name of a kept row, or why it does not open.
+    fn open(&self, row: &SealedPassword) -> Result<(Secret, String), String> {
+        if row.sealed.len() < 24 + 16 {
+            return Err("the kept value is cut short".into());
+        }
+        let (nonce, ct) = row.sealed.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().map_err(|_| "the kept value is cut short".to_string())?;
+        let aad = Self::aad(&row.target, &row.identity_id);
+        let plain = self
+            .cipher
+            .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
+            .map_err(|_| "it does not open with this id key (another key, or a changed row)".to_string())?;
+        let s: Sealed = serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
+        Ok((Secret::new(s.password), s.display_name))
+    }
+}
+
+/// Which first passwords to hand out.
+#[derive(Debug, Clone, Default)]
+pub struct HandOutRequest {
+    /// Those of one school unit's persons.
+    pub school: Option<String>,
+    /// Those of persons with protected personal data (never listed by school).
+    pub protected: bool,
+    /// Only those set on this target.
+    pub target: Option<String>,
+}
+
+/// One first password handed out.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HandedOut {
+    pub target: String,
+    pub identity: IdentityId,
+    /// The login; `None` for a protected person (known to whoever handles protected persons).
+    pub username: Option<String>,
+    /// The name the account was made with; `None` for a protected person.
+    pub display_name: Option<String>,
+    pub school: String,
+    #[serde(serialize_with = "expose")]
+    pub password: Secret,
+    /// When it was set.
+    pub set_at: String,
+}
+
+fn expose<S: serde::Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.expose())
+}
+
+impl Engine {
+    /// The first passwords kept for the persons asked for, each handed out once: they are
+    /// forgotten as they are returned. Passwords kept longer than `[state]
+    /// keep_passwords_days` are forgotten first. A protected person's password is handed out
+    /// only with `protected`, by enid id.
+    pub async fn hand_out_passwords(
+        &self,
+        request: &HandOutRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HandedOut>, EngineError> {
+        if let Some(t) = &request.target
+            && !self.targets.contains_key(t)
+        {
+            return Err(EngineError::Passwords(format!("no target \"{t}\" in the config; fix --target")));
+        }
+        if self.password_targets().is_empty() {
+            return Err(EngineError::Passwords(
+                "no target hands out first passwords; set initial_password = \"generated\" on an AD target".into(),
+            ));
+        }
+        self.expire_passwords(now).await?;
+        let filter = PasswordFilter {
+            school: if request.protected { None } else { request.school.clone() },
+            target: request.target.clone(),
+        };
+        let rows = self.store.passwords(&filter).await?;
+        let protected = self.store.protected_identities().await?;
+        let rows: Vec<SealedPassword> =
+            rows.into_iter().filter(|r| protected.contains(&r.identity_id) == request.protected).collect();
+        let sealer = Sealer::new(&self.id_key);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (password, display_name) = sealer.open(r).map_err(|why| {
+                EngineError::Passwords(format!(
+                    "the first password of identity {} on target \"{}\" cannot be read: {why}; restore the id key \
+                     the state was built with, or set a new password on the account",
+                    r.identity_id, r.target
+                ))
+            })?;
+            let shown = !request.protected;
+            out.push(HandedOut {
+                target: r.target.clone(),
+                identity: r.identity_id.clone(),
+                username: shown.then(|| r.username.clone()),
+                display_name: shown.then_some(display_name),
+                school: if shown { r.school.clone() } else { String::new() },
+                password,
+                set_at: r.created_at.clone(),
+            });
+        }
+        // Who got a password, in the sync log (never the password): the hand-out is one run.
+        let what = match (&request.school, request.protected) {
+            (_, true) => "of protected persons".to_string(),
+            (Some(s), false) => format!("of school unit {s}"),
+            (None, false) => "of every school unit".to_string(),
+        };
+        let run = self.store.begin_run("passwords show", None, now).await?;
+        let records: Vec<OpRecord> = out
+            .iter()
+            .map(|h| OpRecord {
+                target: h.target.clone(),
+                identity_id: h.identity.clone(),
+                username: h.username.clone().unwrap_or_else(|| h.identity.clone()),
+                school: h.school.clone(),
+                action: "hand_out_password".into(),
+                detail: "first password shown to an administrator and forgotten".into(),
+                group: false,
+                result: OpResult::Ok(Ownership::Unchanged),
+            })
+            .collect();
+        self.store.record_ops(run, &records, now).await?;
+        self.store.forget_passwords(&rows).await?;
+        self.store.finish_run(run, "ok", &format!("handed out {} first passwords {what}", out.len()), now).await?;
+        tracing::info!(count = out.len(), "handed out first passwords {what}");
+        Ok(out)
+    }
+
+    /// The targets whose first passwords are kept for the hand-out.
+    pub fn password_targets(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|(_, h)| h.caps.initial_password.is_some_and(|p| p.handed_out))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Forgets passwords kept longer than `[state] keep_passwords_days`.
+    pub(super) async fn expire_passwords(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let days = i64::from(self.config.state.keep_passwords_days);
+        let n = self.store.expire_passwords(now - chrono::Duration::days(days)).await?;
+        if n > 0 {
+            tracing::info!(count = n, days, "forgot first passwords that were never handed out");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(length: usize) -> PasswordRules {
+        PasswordRules { length, handed_out: true }
+    }
+
+    #[test]
+    fn passwords_hold_every_class_and_none_of_the_names() {
+        for _ in 0..200 {
+            let p = generate(rules(14), &["anna.svensson", "Anna Svensson"]).unwrap();
+            let p = p.expose();
+            assert_eq!(p.len(), 14);
+            assert!(p.bytes().any(|b| UPPER.contains(&b)), "{p}");
+            assert!(p.bytes().any(|b| LOWER.contains(&b)), "{p}");
+            assert!(p.bytes().any(|b| DIGITS.contains(&b)), "{p}");
+            assert!(p.bytes().any(|b| SYMBOLS.contains(&b)), "{p}");
+            assert!(!p.contains(['0', 'O', '1', 'l', 'I']), "{p}");
+            assert!(!p.to_lowercase().contains("ann"), "{p}");
+        }
+        assert_eq!(generate(rules(3), &[]).unwrap().expose().len(), 8);
+        let a = generate(rules(32), &[]).unwrap();
+        let b = generate(rules(32), &[]).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_sealed_password_opens_only_in_its_own_row_with_its_key() {
+        let key = IdKey::new([7; 32]);
+        let sealer = Sealer::new(&key);
+        let secret = Secret::new("Xy3#abcdEFGH");
+        let sealed = sealer.seal("ad", "id-1", &secret, "Anna Svensson").unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("Xy3#abcdEFGH"));
+        let row = |target: &str, identity: &str, sealed: Vec<u8>| SealedPassword {
+            target: target.into(),
+            identity_id: identity.into(),
+            username: String::new(),
+            school: String::new(),
+            sealed,
+            created_at: String::new(),
+        };
+        let (p, name) = sealer.open(&row("ad", "id-1", sealed.clone())).unwrap();
+        assert_eq!((p.expose(), name.as_str()), ("Xy3#abcdEFGH", "Anna Svensson"));
+        assert!(sealer.open(&row("ad", "id-2", sealed.clone())).is_err());
+        assert!(sealer.open(&row("scim", "id-1", sealed.clone())).is_err());
+        assert!(Sealer::new(&IdKey::new([8; 32])).open(&row("ad", "id-1", sealed.clone())).is_err());
+        let mut cut = sealed;
+        cut.truncate(30);
+        assert!(sealer.open(&row("ad", "id-1", cut)).is_err());
+    }
+}
