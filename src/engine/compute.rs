@@ -11,7 +11,7 @@ use crate::core::naming::{NameRequest, RenamePolicy};
 use crate::core::plan::{self, Action, Desired, NewIdentity, Plan, PlannedOp};
 use crate::store::{RecordRow, StateStore};
 use chrono::{DateTime, Utc};
-use connector_api::{ExistingUsernames, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
+use connector_api::{ExistingUsernames, Lookup, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -486,7 +486,28 @@ impl Engine {
             taken
                 .extend(accounts.iter().filter(someones).filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
         }
-        let (mut names, failed) = self.namer.allocate(requests, &taken);
+        let (mut names, mut failed) = self.namer.allocate(requests, &taken);
+        // A server that refuses a username held anywhere in it (AD) is asked about the new names
+        // first: one held outside the scope is taken too, and the names are given again.
+        for _round in 0..5 {
+            let mut more = Vec::new();
+            for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.usernames_unique_server_wide) {
+                let wanted: Vec<String> = names.values().cloned().collect();
+                let found = t
+                    .conn
+                    .find_outside_scope(Lookup::Username, &wanted)
+                    .await
+                    .map_err(|error| EngineError::Target { id: id.clone(), error })?;
+                more.extend(found.into_iter().map(|(_, name)| name.to_lowercase()));
+            }
+            more.retain(|n| !taken.contains(n));
+            if more.is_empty() {
+                break;
+            }
+            tracing::info!(count = more.len(), "usernames held outside the scope are taken; giving names again");
+            taken.extend(more);
+            (names, failed) = self.namer.allocate(requests, &taken);
+        }
         let mut failed: Vec<Failure> = failed
             .into_iter()
             .map(|(identity, why)| Failure {

@@ -24,26 +24,7 @@ fn date(day: u32) -> String {
 impl LdapRig {
     fn outcome(&self, day: u32) -> Outcome {
         let run = self.env.enid(&["plan", "--json", "--now", &date(day)]);
-        let Ok(plan) = serde_json::from_str::<serde_json::Value>(&run.stdout) else {
-            return Outcome { ok: false, message: run.stderr, ..Default::default() };
-        };
-        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as usize;
-        let (s, g) = (&plan["summary"], &plan["group_summary"]);
-        Outcome {
-            ok: run.status.success(),
-            create: n(&s["create"]),
-            rename: n(&s["rename"]),
-            update: n(&s["update"]),
-            enable: n(&s["enable"]),
-            disable: n(&s["disable"]),
-            delete: n(&s["delete"]),
-            group_create: n(&g["create"]),
-            members_added: n(&g["members_added"]),
-            members_removed: n(&g["members_removed"]),
-            group_delete: n(&g["delete"]),
-            blocked: plan["blocked"].as_array().map_or(0, Vec::len),
-            message: run.stderr,
-        }
+        Outcome::from_plan_json(&run.stdout, run.status.success(), run.stderr)
     }
 }
 

@@ -55,6 +55,9 @@ pub enum Lookup {
     Owner,
     /// Accounts whose anchor is one of the values.
     Anchor,
+    /// Entries holding one of the values as their username (AD: `sAMAccountName` or the UPN it
+    /// gives), of any kind: what a new username must not collide with.
+    Username,
 }
 
 /// The facts a target declares. Built by the connector from its settings; the engine reads them
@@ -104,6 +107,10 @@ pub struct Capabilities {
     pub username_forbidden: &'static str,
     /// The target can search outside the scope it observes ([`crate::Target::find_outside_scope`]).
     pub finds_outside_scope: bool,
+    /// The server refuses a username that any entry holds, in the scope or not (AD:
+    /// `sAMAccountName` is unique in the domain, the UPN in the forest): a new username is
+    /// looked up on the whole server ([`Lookup::Username`]) before it is given.
+    pub usernames_unique_server_wide: bool,
     /// What an account that enid does not own, carrying no owner marker at all, means for a
     /// person whose username it holds.
     pub existing_usernames: ExistingUsernames,
@@ -174,6 +181,7 @@ mod tests {
             max_username_length: Some(5),
             username_forbidden: "@+",
             finds_outside_scope: false,
+            usernames_unique_server_wide: false,
             existing_usernames: ExistingUsernames::Avoid,
             initial_password: None,
             fold_key: exact,

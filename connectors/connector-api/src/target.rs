@@ -361,8 +361,9 @@ pub trait Target {
     fn observe(&self, attrs: &[String]) -> impl Future<Output = Result<Vec<ObservedAccount>, TargetError>> + Send;
     /// Reads every group in the configured group scope. Targets without groups return none.
     fn observe_groups(&self) -> impl Future<Output = Result<Vec<ObservedGroup>, TargetError>> + Send;
-    /// Accounts outside the observed scope whose owner attribute or anchor (as `lookup` says)
-    /// holds one of `values`: (key, matched value). What a lost state or a changed scope hides.
+    /// Accounts outside the observed scope whose owner attribute, anchor or username (as
+    /// `lookup` says) holds one of `values`: (key, matched value). What a lost state or a changed
+    /// scope hides, and what a new username must not collide with.
     /// A target whose scope is everything it holds returns none.
     fn find_outside_scope(
         &self,

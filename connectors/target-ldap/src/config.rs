@@ -230,6 +230,7 @@ impl LdapConfig {
             max_username_length: None,
             username_forbidden: "",
             finds_outside_scope: true,
+            usernames_unique_server_wide: false,
             existing_usernames: connector_api::ExistingUsernames::Avoid,
             initial_password: None,
             fold_key: normalize_dn,

@@ -187,6 +187,7 @@ impl Target for LdapTarget {
         let attr = match lookup {
             Lookup::Owner => self.config.owner_attribute.clone(),
             Lookup::Anchor => "entryUUID".to_string(),
+            Lookup::Username => self.config.rdn_attribute.clone(),
         };
         let result = self.find_outside_scope_inner(&attr, values).await;
         if let Err(e) = &result {

@@ -189,6 +189,7 @@ impl ScimConfig {
             max_username_length: None,
             username_forbidden: "",
             finds_outside_scope: false,
+            usernames_unique_server_wide: false,
             existing_usernames: if self.adopt_by_username {
                 connector_api::ExistingUsernames::Adopt
             } else {

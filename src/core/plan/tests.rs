@@ -27,6 +27,7 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
         max_username_length: None,
         username_forbidden: "",
         finds_outside_scope: true,
+        usernames_unique_server_wide: false,
         existing_usernames: connector_api::ExistingUsernames::Avoid,
         initial_password: None,
         fold_key: |k| k.replace(", ", ",").to_lowercase(),

@@ -32,7 +32,7 @@
 
 pub mod proxy;
 
-pub use proxy::{FaultProxy, Protocol, Seen};
+pub use proxy::{FaultProxy, Protocol, Seen, TlsEnds};
 
 use crate::{Capabilities, ExistingUsernames, MemberForm, ObservedAccount, Role, Target};
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +76,8 @@ pub struct Outcome {
     pub create: usize,
     pub rename: usize,
     pub update: usize,
+    /// Accounts moved to another place (OU) on a target with placements.
+    pub moved: usize,
     pub enable: usize,
     pub disable: usize,
     pub delete: usize,
@@ -90,9 +92,35 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// What `enid plan --json` printed (`stdout`), with whether the command succeeded and what
+    /// it said on stderr.
+    pub fn from_plan_json(stdout: &str, ok: bool, stderr: String) -> Outcome {
+        let Ok(plan) = serde_json::from_str::<serde_json::Value>(stdout) else {
+            return Outcome { ok: false, message: stderr, ..Default::default() };
+        };
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as usize;
+        let (s, g) = (&plan["summary"], &plan["group_summary"]);
+        Outcome {
+            ok,
+            create: n(&s["create"]),
+            rename: n(&s["rename"]),
+            update: n(&s["update"]),
+            moved: n(&s["move"]),
+            enable: n(&s["enable"]),
+            disable: n(&s["disable"]),
+            delete: n(&s["delete"]),
+            group_create: n(&g["create"]),
+            members_added: n(&g["members_added"]),
+            members_removed: n(&g["members_removed"]),
+            group_delete: n(&g["delete"]),
+            blocked: plan["blocked"].as_array().map_or(0, Vec::len),
+            message: stderr,
+        }
+    }
+
     /// Whether the plan changes nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.create + self.rename + self.update + self.enable + self.disable + self.delete == 0
+        self.create + self.rename + self.update + self.moved + self.enable + self.disable + self.delete == 0
             && self.group_create + self.members_added + self.members_removed + self.group_delete == 0
     }
 }
@@ -239,7 +267,16 @@ impl<R: Rig> Story<'_, R> {
         let plan = self.rig.plan(self.day);
         ensure!(plan.update == 1, "one update expected: {plan:?}");
         ensure!(plan.create + plan.rename + plan.disable + plan.enable + plan.delete == 0, "only an update: {plan:?}");
+        // Where accounts live by school (AD's OUs), the mover also moves, as the same account.
+        let placed = self.caps().placement.is_some();
+        ensure!(plan.moved == usize::from(placed), "{} move expected: {plan:?}", usize::from(placed));
+        let before = self.accounts().await?.get("cy.lind").cloned().ok_or("no account cy.lind")?;
         self.converge("update")?;
+        let after = self.accounts().await?.get("cy.lind").cloned().ok_or("the mover's account is gone")?;
+        ensure!(after.anchor == before.anchor, "the mover got another account: {before:?} → {after:?}");
+        if placed {
+            ensure!(after.placement != before.placement, "the mover was not moved: {after:?}");
+        }
         Ok(())
     }
 

@@ -5,15 +5,16 @@
 //!
 //! It frames the byte streams it relays (LDAP messages by their BER length, HTTP/1.1 requests and
 //! responses by their headers and `Content-Length`), so that a fault falls between two requests
-//! and an answer it makes itself never lands inside one the server is sending. TLS is not
-//! relayed: tests reach the server through the proxy over a plain connection.
+//! and an answer it makes itself never lands inside one the server is sending. Over TLS
+//! ([`FaultProxy::start_tls`]) it ends the client's TLS with a certificate of its own and opens
+//! its own to the server, verified: it sees the messages it frames in the clear, as a fault
+//! between the two would not, and the connector under test still speaks TLS.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How the relayed protocol frames its messages.
@@ -72,6 +73,18 @@ impl Drop for FaultProxy {
     }
 }
 
+/// The two TLS ends of [`FaultProxy::start_tls`], as PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsEnds {
+    /// The certificate (chain) the proxy shows its clients, and its key.
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// The CA the server's certificate must be signed by.
+    pub upstream_ca: std::path::PathBuf,
+    /// The name (or IP) the server's certificate must carry.
+    pub upstream_name: String,
+}
+
 impl FaultProxy {
     /// Listens on 127.0.0.1 (a free port) and relays every connection to `upstream`.
     pub async fn start(upstream: SocketAddr, protocol: Protocol) -> std::io::Result<FaultProxy> {
@@ -84,6 +97,55 @@ impl FaultProxy {
                 let faults = Arc::clone(&shared);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
+                        relay(client, server, protocol, faults).await;
+                    }
+                });
+            }
+        });
+        Ok(FaultProxy { addr, faults, task })
+    }
+
+    /// The same over TLS at both ends (LDAPS, HTTPS): clients connect with TLS to the proxy's
+    /// certificate, and the proxy connects with TLS to `upstream`, verifying its certificate.
+    pub async fn start_tls(upstream: SocketAddr, protocol: Protocol, ends: TlsEnds) -> std::io::Result<FaultProxy> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        use tokio_rustls::rustls;
+        let bad = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&ends.cert).map_err(|e| bad(&e))?.collect::<Result<_, _>>().map_err(|e| bad(&e))?;
+        let key = PrivateKeyDer::from_pem_file(&ends.key).map_err(|e| bad(&e))?;
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| bad(&e))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&ends.upstream_ca).map_err(|e| bad(&e))? {
+            roots.add(c.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from(ends.upstream_name.clone()).map_err(|e| bad(&e))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let shared = Arc::clone(&faults);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let faults = Arc::clone(&shared);
+                let (acceptor, connector, name) = (acceptor.clone(), connector.clone(), name.clone());
+                tokio::spawn(async move {
+                    let Ok(client) = acceptor.accept(client).await else { return };
+                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    if let Ok(server) = connector.connect(name, server).await {
                         relay(client, server, protocol, faults).await;
                     }
                 });
@@ -168,9 +230,13 @@ enum Verdict {
     Busy(Option<Duration>),
 }
 
-async fn relay(client: TcpStream, server: TcpStream, protocol: Protocol, faults: Arc<Mutex<Faults>>) {
-    let (mut client_read, client_write) = client.into_split();
-    let (server_read, mut server_write) = server.into_split();
+async fn relay<C, S>(client: C, server: S, protocol: Protocol, faults: Arc<Mutex<Faults>>)
+where
+    C: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut client_read, client_write) = tokio::io::split(client);
+    let (server_read, mut server_write) = tokio::io::split(server);
     let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
     let back = tokio::spawn(relay_back(server_read, Arc::clone(&client_write), protocol, Arc::clone(&faults)));
     let mut buf = Vec::new();
@@ -236,9 +302,9 @@ async fn relay(client: TcpStream, server: TcpStream, protocol: Protocol, faults:
 
 /// Copies the server's answers back, whole messages at a time, so that an answer the proxy
 /// makes itself never lands inside one of them.
-async fn relay_back(
-    mut server: OwnedReadHalf,
-    client: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+async fn relay_back<C: AsyncWrite, S: AsyncRead>(
+    mut server: ReadHalf<S>,
+    client: Arc<tokio::sync::Mutex<WriteHalf<C>>>,
     protocol: Protocol,
     faults: Arc<Mutex<Faults>>,
 ) {

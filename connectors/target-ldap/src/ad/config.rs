@@ -243,6 +243,7 @@ impl AdConfig {
             max_username_length: Some(20),
             username_forbidden: SAM_FORBIDDEN,
             finds_outside_scope: true,
+            usernames_unique_server_wide: true,
             existing_usernames: ExistingUsernames::Avoid,
             initial_password: Some(PasswordRules {
                 length: match self.initial_password {

@@ -1,6 +1,7 @@
 //! Writes of an AD target: creates (disabled, with the first password, in the person's OU,
 //! made first when missing; a namesake in the OU gets a distinct `cn`; `objectGUID` read back;
-//! then enabled), renames (`sAMAccountName`), moves between OUs by modrdn, attribute changes,
+//! then enabled), renames (`sAMAccountName`), moves between OUs by modrdn, attribute changes
+//! (a new display name renames the entry's `cn` too),
 //! enable and disable by `userAccountControl` keeping its other flags, deletes, and security
 //! groups with members by DN, value by value.
 
@@ -55,7 +56,18 @@ impl AdTarget {
                 }
                 let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
-                Ok(OpOutcome::Updated)
+                // The entry is named by the display name: a new name renames it, so the old name
+                // does not stay in the DN (after a change of name, a person's old one must go).
+                let name = changes
+                    .iter()
+                    .find(|c| c.attr.eq_ignore_ascii_case("displayName"))
+                    .and_then(|c| texts(&c.attr, &c.values).ok())
+                    .and_then(|v| v.first())
+                    .filter(|n| !n.trim().is_empty());
+                match name {
+                    Some(name) => self.rename_cn(&mut ldap, key, name).await,
+                    None => Ok(OpOutcome::Updated),
+                }
             }
             TargetOp::Disable { key } => {
                 self.set_disabled(&mut ldap, key, true).await?;
@@ -211,6 +223,46 @@ impl AdTarget {
             .map_err(|e| from_ldap(e, &format!("move {key}")))?;
         from_result(res, &format!("move {key} to {placement}"))?;
         Ok(OpOutcome::Moved { key: format!("{new_rdn},{placement}") })
+    }
+
+    /// Gives an entry the `cn` of its new display name (told apart from a namesake in the same
+    /// OU by the username), in the OU it is in. An entry in the protected OU keeps its `cn`
+    /// (the username).
+    async fn rename_cn(&self, ldap: &mut Ldap, key: &str, name: &str) -> Result<OpOutcome, TargetError> {
+        let t = self.conn.timeout();
+        let (rdn, parent) = split_rdn(key);
+        if normalize_dn(parent) == normalize_dn(&self.config.protected_ou()) {
+            return Ok(OpOutcome::Updated);
+        }
+        let (entries, _) = ldap
+            .with_timeout(t)
+            .search(key, Scope::Base, "(objectClass=*)", vec!["sAMAccountName"])
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| from_ldap(e, &format!("read {key}")))?;
+        let sam = entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .and_then(|e| e.attrs.get("sAMAccountName").and_then(|v| v.first().cloned()))
+            .unwrap_or_default();
+        let candidates = [format!("CN={}", dn_escape(name)), format!("CN={}", dn_escape(&format!("{name} ({sam})")))];
+        if candidates.iter().any(|c| normalize_dn(c) == normalize_dn(rdn)) {
+            return Ok(OpOutcome::Updated);
+        }
+        for (i, new_rdn) in candidates.iter().enumerate() {
+            let res = ldap
+                .with_timeout(t)
+                .modifydn(key, new_rdn, true, None)
+                .await
+                .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
+            if res.rc == 68 && i == 0 {
+                continue; // a namesake in this OU
+            }
+            from_result(res, &format!("rename {key} to {new_rdn}"))?;
+            return Ok(OpOutcome::Moved { key: format!("{new_rdn},{parent}") });
+        }
+        Ok(OpOutcome::Updated)
     }
 
     /// Sets or clears the disabled bit of `userAccountControl`, keeping every other flag.

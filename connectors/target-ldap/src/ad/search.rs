@@ -210,7 +210,9 @@ impl AdTarget {
         let attr = match lookup {
             Lookup::Owner => self.config.owner_attribute.clone(),
             Lookup::Anchor => "objectGUID".to_string(),
+            Lookup::Username => "sAMAccountName".to_string(),
         };
+        let suffix = format!("@{}", self.config.upn_suffix);
         let mut out = Vec::new();
         for chunk in values.chunks(50) {
             let terms: String = chunk
@@ -218,6 +220,11 @@ impl AdTarget {
                 .filter_map(|v| match lookup {
                     Lookup::Owner => Some(format!("({attr}={})", ldap3::ldap_escape(v))),
                     Lookup::Anchor => guid_filter(v).map(|g| format!("(objectGUID={g})")),
+                    Lookup::Username => Some(format!(
+                        "(sAMAccountName={})(userPrincipalName={})",
+                        ldap3::ldap_escape(v),
+                        ldap3::ldap_escape(format!("{v}{suffix}"))
+                    )),
                 })
                 .collect();
             if terms.is_empty() {
@@ -227,7 +234,13 @@ impl AdTarget {
                 vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
             let mut stream = ldap
                 .with_timeout(self.conn.timeout())
-                .streaming_search_with(adapters, &domain, Scope::Subtree, &format!("(|{terms})"), vec![attr.as_str()])
+                .streaming_search_with(
+                    adapters,
+                    &domain,
+                    Scope::Subtree,
+                    &format!("(|{terms})"),
+                    vec![attr.as_str(), "userPrincipalName"],
+                )
                 .await
                 .map_err(|e| from_ldap(e, &format!("search {domain}")))?;
             loop {
@@ -242,6 +255,13 @@ impl AdTarget {
                 let hit = match lookup {
                     Lookup::Owner => text(&e, &attr).cloned(),
                     Lookup::Anchor => raw(&e, "objectGUID").and_then(|b| guid_text(&b)),
+                    // The username this entry holds, by its own name or by its UPN.
+                    Lookup::Username => {
+                        let upn = text(&e, "userPrincipalName")
+                            .and_then(|u| u.to_lowercase().strip_suffix(&suffix.to_lowercase()).map(str::to_string));
+                        let sam = text(&e, "sAMAccountName").cloned();
+                        [sam, upn].into_iter().flatten().find(|v| chunk.iter().any(|c| c.eq_ignore_ascii_case(v)))
+                    }
                 };
                 if let Some(v) = hit.filter(|v| chunk.iter().any(|c| c.eq_ignore_ascii_case(v))) {
                     out.push((e.dn, v));
