@@ -60,6 +60,8 @@ pub(super) async fn explain(
             r.family_name = "(protected)".into();
             r.school_unit = None;
             r.groups.clear();
+            // Even masked, a civic number shows the birth date: not for a protected person.
+            r.civic_no = r.civic_no.as_ref().map(|_| "(protected)".into());
         }
     }
     // The grace period follows the person's roles: staff if any record says staff.
@@ -68,7 +70,14 @@ pub(super) async fn explain(
     let deletion = |a: &crate::core::model::OwnedAccount| {
         a.disabled_at.zip(grace).and_then(|(d, g)| d.checked_add_days(chrono::Days::new(u64::from(g))))
     };
-    let civic_history = engine.store().civic_history_of(&id).await?;
+    let mut civic_history = engine.store().civic_history_of(&id).await?;
+    if protected {
+        for h in &mut civic_history {
+            h.record = "(protected)".into();
+            h.old = h.old.as_ref().map(|_| "(protected)".into());
+            h.new = h.new.as_ref().map(|_| "(protected)".into());
+        }
+    }
     let accounts = engine.store().accounts(Some(&id)).await?;
     let kept: Option<String> =
         computed.as_ref().ok().and_then(|c| c.plan.kept.iter().find(|k| k.identity == id)).map(|k| k.reason.clone());
@@ -91,7 +100,7 @@ pub(super) async fn explain(
                                 "location": if protected { "(protected)" } else { r.record.location.as_str() },
                                 "given_name": if protected { "(protected)" } else { r.record.given_name.as_str() },
                                 "family_name": if protected { "(protected)" } else { r.record.family_name.as_str() },
-                                "civic_no": r.record.civic_no.as_ref().map(|c| c.masked()),
+                                "civic_no": r.record.civic_no.as_ref().map(|c| if protected { "(protected)".into() } else { c.masked() }),
                                 "role": r.record.role.as_str(),
                                 "school_unit": if protected { None } else { r.record.school_unit.clone() },
                                 "groups": if protected { Vec::new() } else { r.record.groups.clone() },

@@ -102,9 +102,10 @@ impl Engine {
             // refused is left out, and its groups change for everyone else (the next run adds it
             // once it exists).
             let form = handle.caps.groups.unwrap_or(MemberForm::Key);
+            let follows = handle.caps.members_follow_moves;
             let (resolved, empty): (Vec<PlannedOp>, Vec<PlannedOp>) = group_ops
                 .iter()
-                .map(|o| with_new_members(o, &after, form))
+                .map(|o| with_new_members(o, &after, form, follows))
                 .partition(|o| !matches!(&o.op, TargetOp::CreateGroup { members, .. } | TargetOp::AddMembers { members, .. } if members.is_empty()));
             let empty: Vec<&PlannedOp> = empty.iter().collect();
             self.skip_all(run, id, &empty, "not sent: its new members could not be created", now, &mut report).await?;
@@ -357,8 +358,22 @@ impl AfterAccounts {
 }
 
 /// A group operation with the values of its new members added: those whose accounts the target
-/// made or changed in this run. A member whose operations failed is left out.
-fn with_new_members(op: &PlannedOp, after: &AfterAccounts, form: MemberForm) -> PlannedOp {
+/// made or changed in this run. A member whose operations failed is left out. Where the target
+/// rewrites member values itself when an account moves (`follows`: AD), a member leaving the
+/// group is removed by the value its account has now.
+fn with_new_members(op: &PlannedOp, after: &AfterAccounts, form: MemberForm, follows: bool) -> PlannedOp {
+    if follows
+        && !op.leaving.is_empty()
+        && let TargetOp::RemoveMembers { key, members } = &op.op
+    {
+        let now: HashMap<&str, &String> =
+            op.leaving.iter().filter_map(|(i, old)| Some((old.as_str(), after.member(i, form)?))).collect();
+        let members: Vec<String> =
+            members.iter().map(|m| now.get(m.as_str()).map(|v| v.to_string()).unwrap_or_else(|| m.clone())).collect();
+        let mut out = op.clone();
+        out.op = TargetOp::RemoveMembers { key: key.clone(), members };
+        return out;
+    }
     if op.new_members.is_empty() {
         return op.clone();
     }

@@ -1,11 +1,13 @@
 //! End-to-end tests: the real `enid` binary against a real OpenLDAP slapd that
-//! `tests/scripts/slapd.sh` starts privately on 127.0.0.1 for each test.
+//! `tests/scripts/slapd.sh` starts privately on 127.0.0.1 for each test, the PyPI scim2-server
+//! and a Samba AD domain controller (one each, shared by the tests that need them).
 //!
 //! One test binary (see ARCHITECTURE.md). Each test gets its own directory, slapd and state
 //! database, so tests run in parallel.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ad;
 mod conformance;
 mod fault;
 mod groups;

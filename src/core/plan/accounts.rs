@@ -233,7 +233,9 @@ pub fn plan_target(
                     let reason = format!("moves from {have} to {want}");
                     let op = TargetOp::Move { key: obs.key.clone(), placement: want.to_string() };
                     push(&mut tp, &d, Action::Move, reason, op, None);
-                    moved_now = !caps.members_follow_moves;
+                    // Its member value changes: given at apply (a target whose groups follow
+                    // moves rewrites it in the groups it stays in; see `groups`).
+                    moved_now = true;
                     changed = true;
                 }
                 if d.provision_disabled && !obs.disabled {

@@ -2,6 +2,7 @@
 //! names and member values compared as the target compares them. Pure.
 
 use super::*;
+use std::collections::HashSet;
 
 /// Plans the groups of one target: creates, value-level member adds and removals, and deletes
 /// of owned groups left without members. Groups enid does not own are never touched; one in the
@@ -138,11 +139,19 @@ pub fn plan_groups(
                 let have: HashMap<String, &String> = g.members.iter().map(|m| (fold_member(m), m)).collect();
                 let want_known: std::collections::BTreeSet<String> =
                     want.members.values().flatten().map(|m| fold_member(m)).collect();
-                let (known, new_members) = split_members(want);
+                let (known, mut new_members) = split_members(want);
+                // A member whose account moves in this plan and who stays in the group: where
+                // the target rewrites member values itself (AD), nothing is sent for it.
+                let staying: HashSet<&String> = if caps.members_follow_moves {
+                    have.keys().filter(|n| moving.get(*n).is_some_and(|i| want.members.contains_key(i))).collect()
+                } else {
+                    HashSet::new()
+                };
+                new_members.retain(|i| !staying.iter().any(|n| moving.get(*n) == Some(i)));
                 let add: Vec<String> = known.into_iter().filter(|m| !have.contains_key(&fold_member(m))).collect();
                 let mut remove: Vec<String> = have
                     .iter()
-                    .filter(|(n, _)| !want_known.contains(*n) && !tp.kept_members.contains(*n))
+                    .filter(|(n, _)| !want_known.contains(*n) && !tp.kept_members.contains(*n) && !staying.contains(n))
                     .map(|(_, m)| (*m).clone())
                     .collect();
                 remove.sort();

@@ -57,7 +57,8 @@ pub struct AdConfig {
     #[serde(default = "yes")]
     pub force_password_change: bool,
     /// The attribute that carries the enid id on the accounts enid creates (default
-    /// `employeeID`, never a civic number: Entra Connect copies it to the cloud).
+    /// `employeeNumber`; an id is 36 characters, so not `employeeID`, which holds 16). Never a
+    /// civic number.
     #[serde(default = "default_owner_attribute")]
     pub owner_attribute: String,
     /// Object classes of created accounts.
@@ -114,7 +115,7 @@ fn yes() -> bool {
     true
 }
 fn default_owner_attribute() -> String {
-    "employeeID".into()
+    "employeeNumber".into()
 }
 fn default_object_classes() -> Vec<String> {
     ["top", "person", "organizationalPerson", "user"].map(String::from).to_vec()
@@ -205,7 +206,7 @@ impl AdConfig {
     /// What the domain declares to the engine. Pure.
     pub fn capabilities(&self) -> Capabilities {
         let upn = format!("{{{{ username }}}}@{}", self.upn_suffix);
-        let mut defaults: Vec<(String, String)> = [
+        let defaults: Vec<(String, String)> = [
             ("userPrincipalName", upn.as_str()),
             ("givenName", "{{ given_name }}"),
             ("sn", "{{ family_name }}"),
@@ -215,17 +216,13 @@ impl AdConfig {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        if !self.owner_attribute.eq_ignore_ascii_case("employeeID") {
-            // employeeID is the enid id too, whatever carries the marker.
-            defaults.push(("employeeID".into(), "{{ id }}".into()));
-        }
         Capabilities {
             owner_attribute: self.owner_attribute.clone(),
             default_attributes: defaults,
             protected_attributes: vec![
                 "userPrincipalName".into(),
                 self.owner_attribute.clone(),
-                "employeeID".into(),
+                "employeeNumber".into(),
                 "displayName".into(),
             ],
             groups: self.groups.as_ref().map(|_| MemberForm::Key),
@@ -304,12 +301,12 @@ mod tests {
         let caps = c.capabilities();
         assert_eq!(caps.placement.as_deref(), Some("OU={{ school_unit }},OU=Elever,DC=samdom,DC=example,DC=org"));
         assert_eq!(caps.protected_placement.as_deref(), Some("OU=Skyddade,OU=Elever,DC=samdom,DC=example,DC=org"));
-        assert_eq!(caps.owner_attribute, "employeeID");
+        assert_eq!(caps.owner_attribute, "employeeNumber");
         assert!(caps.default_attributes.contains(&("userPrincipalName".into(), "{{ username }}@skola.example.org".into())));
         assert_eq!(caps.max_username_length, Some(20));
         assert_eq!(caps.initial_password, Some(PasswordRules { length: 16, handed_out: true }));
         assert_eq!(config("").capabilities().initial_password, Some(PasswordRules { length: 32, handed_out: false }));
-        assert!(c.fixed_attribute("unicodePwd").is_some() && c.fixed_attribute("EMPLOYEEID").is_some());
+        assert!(c.fixed_attribute("unicodePwd").is_some() && c.fixed_attribute("EMPLOYEENUMBER").is_some());
         assert!(c.fixed_attribute("mail").is_none());
     }
 }

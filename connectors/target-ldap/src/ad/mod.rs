@@ -1,6 +1,6 @@
 //! Active Directory (`type = "ad"`): accounts as `user` objects named `CN=<display name>` in an
 //! OU per school unit, `sAMAccountName` the username, `userPrincipalName` username@suffix, the
-//! owner marker in `employeeID`, the anchor `objectGUID` (read after the add: AD sends no
+//! owner marker in `employeeNumber`, the anchor `objectGUID` (read after the add: AD sends no
 //! Post-Read), enabled and disabled by `userAccountControl` (other flags kept), movers between
 //! school units moved by modrdn (`objectGUID` kept), security groups with members by DN (large
 //! groups read with range retrieval). Every account gets a password from the engine: created
