@@ -3,9 +3,10 @@
 #
 #   tests/scripts/samba.sh DIR             prints the PID; stop it with `kill PID`
 #   WATCH_PID=N tests/scripts/samba.sh DIR the DC also stops when process N ends
+#   KEEP=1 tests/scripts/samba.sh DIR      starts the domain already in DIR
 #
-# DIR is wiped and provisioned anew (about 8 s) unless DIR/etc/smb.conf exists, in which case the
-# domain in DIR is started again. The domain is $REALM (default SAMDOM.EXAMPLE.ORG, NetBIOS name
+# DIR is wiped and provisioned anew (about 8 s); with KEEP=1 a domain already in DIR is started
+# again instead. The domain is $REALM (default SAMDOM.EXAMPLE.ORG, NetBIOS name
 # $DOMAIN, default SAMDOM); the administrator is Administrator@<realm> with password $ADMINPW. The
 # DC's LDAP certificate comes from a throwaway CA (DIR/tls/ca.pem) and names IP 127.0.0.1, so
 # clients verify it. Every socket is on the loopback interface. Needs root (Samba's LDAP ports are
@@ -20,7 +21,12 @@ export PATH=$PATH:/usr/sbin:/sbin
 command -v samba >/dev/null || { echo "samba is not installed: apt-get install samba samba-ad-dc ldb-tools" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "samba.sh must run as root (the DC listens on ports 389 and 636)" >&2; exit 1; }
 
-if [ ! -f "$DIR/etc/smb.conf" ]; then
+if (exec 3<>/dev/tcp/127.0.0.1/636) 2>/dev/null; then
+  echo "something already listens on 127.0.0.1:636 (another domain controller?); stop it first" >&2
+  exit 1
+fi
+# A fresh domain unless KEEP=1 and DIR holds one.
+if [ "${KEEP:-0}" != 1 ] || [ ! -f "$DIR/etc/smb.conf" ]; then
   rm -rf "$DIR"
   mkdir -p "$DIR"
   samba-tool domain provision --targetdir="$DIR" --realm="$REALM" --domain="$DOMAIN" \

@@ -6,7 +6,9 @@
 # The integration tests start their own private slapd on 127.0.0.1 through
 # tests/scripts/slapd.sh, one per test, and stop it when the test ends. One scim2-server (PyPI,
 # in a virtualenv under target/) serves every SCIM test, each in a tenant of its own; it is
-# started here (tests/scripts/scim.sh) and stopped when the tests end.
+# started here (tests/scripts/scim.sh) and stopped when the tests end. One Samba AD domain
+# controller (tests/scripts/samba.sh, provisioned anew each time, about 10 s) serves every Active
+# Directory test, each in an OU of its own; it needs root, as Samba's LDAP ports are 389 and 636.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=$PATH:/usr/sbin
@@ -17,6 +19,9 @@ command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+for p in samba samba-ad-dc winbind ldb-tools; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -29,9 +34,15 @@ SCIM_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
 SCIM_PID=$(WATCH_PID=$$ tests/scripts/scim.sh "$SCIM_PORT")
 export ENID_TEST_SCIM_URL=http://127.0.0.1:$SCIM_PORT
 
+echo "== Samba AD domain controller for the AD tests"
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+AD_DIR=$PWD/target/test-samba
+AD_PID=$($SUDO env WATCH_PID=$$ tests/scripts/samba.sh "$AD_DIR")
+export ENID_TEST_AD_DIR=$AD_DIR
+
 echo "== cargo test --workspace --all-targets"
 LOG=$(mktemp)
-trap 'rm -f "$LOG"; kill "$SCIM_PID" 2>/dev/null || true' EXIT
+trap 'rm -f "$LOG"; kill "$SCIM_PID" 2>/dev/null || true; $SUDO kill "$AD_PID" 2>/dev/null || true' EXIT
 set +e
 cargo test --workspace --all-targets --locked 2>&1 | tee "$LOG"
 STATUS=${PIPESTATUS[0]}

@@ -1,4 +1,4 @@
-//! Target connector for LDAP directories (OpenLDAP; Active Directory comes later).
+//! Target connectors for LDAP directories: OpenLDAP (this module) and Active Directory (`ad`).
 //!
 //! Accounts live as entries `<rdn_attribute>=<username>,<base_dn>` (a pre-provisioned account
 //! in the disabled OU when disabling moves accounts); the key the engine sees is the DN, and the
