@@ -203,6 +203,13 @@ pub enum PasswordAction {
         #[arg(long)]
         json: bool,
     },
+    /// Forget every first password not handed out yet (when the password key is lost for good:
+    /// those accounts then need passwords set by hand)
+    Forget {
+        /// Required: nothing asks again
+        #[arg(long, required = true)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,6 +311,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Passwords { action: PasswordAction::Show { school, protected, all: _, target, json } } => {
             let request = crate::engine::passwords::HandOutRequest { school, protected, target };
             passwords::show(&build(config).await?, request, json, clock::now(None), &mut out).await
+        }
+        Command::Passwords { action: PasswordAction::Forget { yes: _ } } => {
+            let n = build(config).await?.forget_passwords(clock::now(None)).await?;
+            std::io::Write::write_all(
+                &mut out,
+                format!("Forgot {n} first passwords; their accounts need passwords set by hand.\n").as_bytes(),
+            )
+            .map_err(io)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Explain { person, json, time } => {
             let engine = build(config).await?;

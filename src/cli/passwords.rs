@@ -25,7 +25,7 @@ pub(super) async fn show(
     if handed.is_empty() {
         writeln!(
             out,
-            "No first passwords to hand out{}. Each is shown once; one not shown within [state] keep_passwords_days \
+            "No first passwords to hand out{}. Each is shown once; one not shown within [state] password_handout_days \
              is forgotten, and the account then needs a password set by hand.",
             match (&request.school, request.protected) {
                 (_, true) => " for protected persons".to_string(),

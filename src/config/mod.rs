@@ -46,8 +46,24 @@ pub struct StateConfig {
     /// Days a first password that was never handed out is kept (sealed) before it is forgotten
     /// (default 30); the account then needs a new password set by hand.
     #[serde(default = "thirty")]
-    pub keep_passwords_days: u32,
+    pub password_handout_days: u32,
+    /// The key first passwords are kept sealed with until they are handed out (default
+    /// `password.key` beside the config file). Created, owner-only, when a target first hands
+    /// out passwords; back it up with the state database.
+    #[serde(default)]
+    pub password_key_file: Option<PathBuf>,
 }
+
+impl StateConfig {
+    /// The password key file; after [`Config::load`] always the configured or default path.
+    pub fn password_key_path(&self) -> PathBuf {
+        self.password_key_file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PASSWORD_KEY))
+    }
+}
+
+/// The password key file's name beside the config file, when `[state] password_key_file` is
+/// not set.
+pub const DEFAULT_PASSWORD_KEY: &str = "password.key";
 
 fn thirty() -> u32 {
     30
@@ -417,6 +433,8 @@ impl Config {
         };
         fix(&mut self.state.path);
         let key = self.identity.id_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_ID_KEY));
+        fix(key);
+        let key = self.state.password_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_PASSWORD_KEY));
         fix(key);
         for s in self.sources.values_mut() {
             match s {

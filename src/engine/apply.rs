@@ -41,6 +41,13 @@ impl Engine {
         let plan = &computed.plan;
         let started = std::time::Instant::now();
         self.expire_passwords(now).await?;
+        // The key first passwords are kept with, before anything is sent: a lost one stops here.
+        let hands_out = |t: &str| {
+            self.targets.get(t).is_some_and(|h| h.caps.initial_password.is_some_and(|p| p.handed_out))
+        };
+        if plan.operations.iter().any(|o| o.action == Action::Create && hands_out(&o.target)) {
+            self.password_key().await?;
+        }
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
         self.store.commit_identities(&new, &computed.record_rows, now).await?;
@@ -183,7 +190,8 @@ impl Engine {
             {
                 // Kept before the creates are sent: an account never holds a password the
                 // hand-out could not show. One whose create fails gets a new one next time.
-                let keep = super::passwords::give_first_passwords(&self.id_key, id, rules, &mut sends)
+                let key = if rules.handed_out { Some(self.password_key().await?) } else { None };
+                let keep = super::passwords::give_first_passwords(key, id, rules, &mut sends)
                     .map_err(EngineError::Passwords)?;
                 self.store.keep_passwords(&keep, now).await?;
             }

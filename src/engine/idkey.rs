@@ -22,31 +22,37 @@ pub struct Loaded {
 /// does not exist and `may_create` holds, writes a new random key there, readable by its owner
 /// only.
 pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
+    load_named(path, may_create, "id key file", "New identity ids depend on it")
+}
+
+/// [`load`] for another 32-byte key file (the password key): `what` names it in messages, `why`
+/// says what depends on it.
+pub fn load_named(path: &Path, may_create: bool, what: &str, why: &str) -> Result<Loaded, String> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             // With the key, ids of persons whose source key is a civic number can be turned
             // back into the number: owner-only, like the state.
-            crate::store::files::owner_only_file(path).map_err(|e| format!("id key file {}: {e}", path.display()))?;
+            crate::store::files::owner_only_file(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
             parse(text.trim())
                 .map(|key| Loaded { key, created: false })
-                .map_err(|e| format!("id key file {}: {e}; restore the file from your backup", path.display()))
+                .map_err(|e| format!("{what} {}: {e}; restore the file from your backup", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes)
-                .map_err(|e| format!("id key file {}: the OS random source failed: {e}", path.display()))?;
-            if write_new(path, &hex(&bytes))? {
+                .map_err(|e| format!("{what} {}: the OS random source failed: {e}", path.display()))?;
+            if write_new(path, &hex(&bytes), what)? {
                 Ok(Loaded { key: IdKey::new(bytes), created: true })
             } else {
-                load(path, false) // another enid made it a moment ago
+                load_named(path, false, what, why) // another enid made it a moment ago
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-            "id key file {} is missing, but the state database was built with an id key (fingerprint recorded); \
-             restore the file from your backup. New identity ids depend on it",
+            "{what} {} is missing, but the state database was built with it (fingerprint recorded); restore the \
+             file from your backup. {why}",
             path.display()
         )),
-        Err(e) => Err(format!("id key file {}: cannot read: {e}", path.display())),
+        Err(e) => Err(format!("{what} {}: cannot read: {e}", path.display())),
     }
 }
 
@@ -68,7 +74,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Writes a new key file atomically: to a temporary file first, then linked into place, so a
 /// second enid starting at the same moment either links first or reads the whole key. Returns
 /// false when another process's key got there first.
-fn write_new(path: &Path, text: &str) -> Result<bool, String> {
+fn write_new(path: &Path, text: &str, what: &str) -> Result<bool, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("new-{}", std::process::id()));
@@ -79,14 +85,14 @@ fn write_new(path: &Path, text: &str) -> Result<bool, String> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| format!("id key file {}: cannot create: {e}", path.display()))?;
+            .map_err(|e| format!("{what} {}: cannot create: {e}", path.display()))?;
         f.write_all(format!("{text}\n").as_bytes())
             .and_then(|_| f.sync_all())
-            .map_err(|e| format!("id key file {}: cannot write: {e}", path.display()))?;
+            .map_err(|e| format!("{what} {}: cannot write: {e}", path.display()))?;
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(format!("id key file {}: cannot create: {e}", path.display())),
+            Err(e) => Err(format!("{what} {}: cannot create: {e}", path.display())),
         }
     })();
     let _ = std::fs::remove_file(&tmp);

@@ -160,6 +160,8 @@ pub struct Engine {
     store: Store,
     /// The installation's secret for new identity ids.
     id_key: crate::core::identity::IdKey,
+    /// The key first passwords are sealed with, read when first needed (`passwords`).
+    password_key: tokio::sync::OnceCell<crate::core::identity::IdKey>,
     /// Things the operator should know about this start (a new state database, a new id key,
     /// old spellings in the config).
     notices: Vec<String>,
@@ -272,7 +274,8 @@ impl Engine {
             .lifecycle
             .model()
             .map_err(|message| EngineError::TargetConfig { id: "lifecycle".into(), message })?;
-        Ok(Engine { config, store, id_key, notices, sources, targets, namer, lifecycle })
+        let password_key = tokio::sync::OnceCell::new();
+        Ok(Engine { config, store, id_key, password_key, notices, sources, targets, namer, lifecycle })
     }
 
     /// Reads the id key, or creates it for a state that was never built with one, and checks it

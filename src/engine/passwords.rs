@@ -2,10 +2,12 @@
 //! ([`PasswordRules`]), sent with the create, and, when the target hands them out, kept sealed
 //! until a school admin reads them once with `enid passwords show`.
 //!
-//! A kept password is sealed with XChaCha20-Poly1305 under a key derived from the id key, which
-//! lives outside the state database: a copy of the state alone reveals no password. The seal
-//! binds the row to its target and identity, so a sealed value moved to another row does not
-//! open. Passwords never enter a plan, the log, `explain` or an error message; the one output
+//! A kept password is sealed with XChaCha20-Poly1305 under a key derived from the password key
+//! file (`[state] password_key_file`, made like the id key when first needed), which lives
+//! outside the state database: a copy of the state alone reveals no password. The state records
+//! the key's fingerprint: another key never opens, or replaces, what the recorded one sealed. The
+//! seal binds the row to its target and identity, so a sealed value moved to another row does
+//! not open. Passwords never enter a plan, the log, `explain` or an error message; the one output
 //! that shows them is the hand-out, and a password shown there is forgotten.
 
 use super::{Engine, EngineError};
@@ -16,6 +18,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
 use connector_api::{PasswordRules, Secret};
+
+/// Where the state records the password key's fingerprint (`meta`).
+const PASSWORD_KEY_FINGERPRINT: &str = "password_key_fingerprint";
 
 const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
 const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
@@ -100,14 +105,14 @@ impl Random {
 /// hand-out when the target hands them out (sealed: nothing in the clear leaves this function
 /// but the operations themselves).
 pub(super) fn give_first_passwords(
-    key: &IdKey,
+    key: Option<&IdKey>,
     target: &str,
     rules: PasswordRules,
     sends: &mut [(&crate::core::plan::PlannedOp, std::borrow::Cow<'_, connector_api::TargetOp>)],
 ) -> Result<Vec<SealedPassword>, String> {
     use connector_api::TargetOp;
     let mut random = Random::default();
-    let sealer = rules.handed_out.then(|| Sealer::new(key));
+    let sealer = key.filter(|_| rules.handed_out).map(Sealer::new);
     let mut keep = Vec::new();
     for (op, send) in sends.iter_mut() {
         let TargetOp::Create { account } = send.as_ref() else { continue };
@@ -226,7 +231,7 @@ fn expose<S: serde::Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
 impl Engine {
     /// The first passwords kept for the persons asked for, each handed out once: they are
     /// forgotten as they are returned. Passwords kept longer than `[state]
-    /// keep_passwords_days` are forgotten first. A protected person's password is handed out
+    /// password_handout_days` are forgotten first. A protected person's password is handed out
     /// only with `protected`, by enid id.
     pub async fn hand_out_passwords(
         &self,
@@ -252,13 +257,13 @@ impl Engine {
         let protected = self.store.protected_identities().await?;
         let rows: Vec<SealedPassword> =
             rows.into_iter().filter(|r| protected.contains(&r.identity_id) == request.protected).collect();
-        let sealer = Sealer::new(&self.id_key);
+        let sealer = Sealer::new(self.password_key().await?);
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let (password, display_name) = sealer.open(r).map_err(|why| {
                 EngineError::Passwords(format!(
-                    "the first password of identity {} on target \"{}\" cannot be read: {why}; restore the id key \
-                     the state was built with, or set a new password on the account",
+                    "the first password of identity {} on target \"{}\" cannot be read: {why}; restore the password \
+                     key the state recorded, or set a new password on the account",
                     r.identity_id, r.target
                 ))
             })?;
@@ -300,6 +305,57 @@ impl Engine {
         Ok(out)
     }
 
+    /// The key first passwords are sealed with: read from `[state] password_key_file`, or made
+    /// there when the state keeps nothing sealed with another one.
+    pub(super) async fn password_key(&self) -> Result<&IdKey, EngineError> {
+        self.password_key
+            .get_or_try_init(|| async {
+                let path = self.config.state.password_key_path();
+                let recorded = self.store.meta(PASSWORD_KEY_FINGERPRINT).await?.filter(|f| !f.is_empty());
+                let kept = match recorded {
+                    Some(_) => self.store.passwords(&PasswordFilter::default()).await?.len(),
+                    None => 0,
+                };
+                let why = format!(
+                    "{kept} first passwords kept for the hand-out are sealed with it; if it is lost for good, `enid \
+                     passwords forget --yes` drops them (those accounts then need passwords set by hand)"
+                );
+                let loaded = super::idkey::load_named(&path, kept == 0, "password key file", &why)
+                    .map_err(EngineError::Passwords)?;
+                let fingerprint = loaded.key.fingerprint();
+                match recorded {
+                    Some(r) if r != fingerprint && kept > 0 => {
+                        return Err(EngineError::Passwords(format!(
+                            "password key file {} is not the key the kept first passwords were sealed with \
+                             (fingerprint {fingerprint}, expected {r}); restore the right file. {why}",
+                            path.display()
+                        )));
+                    }
+                    Some(r) if r == fingerprint => {}
+                    _ => self.store.set_meta(PASSWORD_KEY_FINGERPRINT, &fingerprint).await?,
+                }
+                if loaded.created {
+                    tracing::warn!(
+                        "created the password key {} (first passwords are kept sealed with it until they are \
+                         handed out): back it up with the state database",
+                        path.display()
+                    );
+                }
+                Ok(loaded.key)
+            })
+            .await
+    }
+
+    /// Forgets every kept first password (a lost password key: they cannot be read); their
+    /// accounts need passwords set by hand. Logged as a run. Returns how many were forgotten.
+    pub async fn forget_passwords(&self, now: DateTime<Utc>) -> Result<u64, EngineError> {
+        let run = self.store.begin_run("passwords forget", None, now).await?;
+        let n = self.store.expire_passwords(now + chrono::Duration::days(365 * 1000)).await?;
+        self.store.set_meta(PASSWORD_KEY_FINGERPRINT, "").await?;
+        self.store.finish_run(run, "ok", &format!("forgot {n} first passwords"), now).await?;
+        Ok(n)
+    }
+
     /// The targets whose first passwords are kept for the hand-out.
     pub fn password_targets(&self) -> Vec<String> {
         self.targets
@@ -309,9 +365,9 @@ impl Engine {
             .collect()
     }
 
-    /// Forgets passwords kept longer than `[state] keep_passwords_days`.
+    /// Forgets passwords kept longer than `[state] password_handout_days`.
     pub(super) async fn expire_passwords(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let days = i64::from(self.config.state.keep_passwords_days);
+        let days = i64::from(self.config.state.password_handout_days);
         let n = self.store.expire_passwords(now - chrono::Duration::days(days)).await?;
         if n > 0 {
             tracing::info!(count = n, days, "forgot first passwords that were never handed out");

@@ -6,8 +6,8 @@
 #
 # 1. `enid apply --yes` of N persons into an empty OU: creates per second (each create is an add
 #    with the password, a read of the objectGUID, and the enable).
-# 2. `ldapadd` (one connection, LDAPS) of the same accounts, enabled with a password in the add,
-#    into a second empty OU.
+# 2. `ldapadd` (one connection, LDAPS) of the same accounts (their OUs first), enabled with a
+#    password in the add, into a second empty OU.
 # 3. A no-op `enid plan` against the N accounts, and a paged `ldapsearch` of the same OU.
 # Prints the times and their ratios. Samba serialises writes and is CPU-bound: hundreds of
 # accounts, not 100,000 (OpenLDAP carries the load benchmark: bench.sh).
@@ -72,7 +72,9 @@ pw = base64.b64encode('"Ref-Passw0rd!x9"'.encode("utf-16-le")).decode()
 out = []
 for block in text.strip().split("\n\n"):
     lines = block.splitlines()
-    dn = lines[0][4:].replace(f"OU=Enid,{domain}", f"OU=Ref,{domain}")
+    first = lines[0]
+    dn = base64.b64decode(first[5:]).decode() if first.startswith("dn:: ") else first[4:]
+    dn = dn.replace(f"OU=Enid,{domain}", f"OU=Ref,{domain}")
     if dn.lower() == f"ou=ref,{domain}".lower():
         continue
     rest = [l for l in lines[1:]]
@@ -82,12 +84,14 @@ for block in text.strip().split("\n\n"):
     rest = [l.replace("userPrincipalName: ", "userPrincipalName: r") if l.startswith("userPrincipalName: ") else l for l in rest]
     if user:
         rest += ["userAccountControl: 512", f"unicodePwd:: {pw}"]
-    out.append("\n".join([f"dn: {dn}"] + rest))
+    out.append("\n".join([f"dn:: {base64.b64encode(dn.encode()).decode()}"] + rest))
 # OUs first (shallow before deep), then the users
 out.sort(key=lambda b: (0 if "organizationalUnit" in b else 1, b.count(",")))
 print("\n\n".join(out))
 PY
-T_REF=$(secs ldap ldapadd -c -f "$WORK/ref.ldif")
+T_REF=$(secs ldap ldapadd -f "$WORK/ref.ldif")
+MADE_REF=$(ldap ldapsearch -LLL -b "OU=Ref,$DOMAIN" '(objectClass=user)' 1.1 | grep -c '^dn:' || true)
+[ "$MADE_REF" = "$MADE" ] || { echo "ldapadd made $MADE_REF accounts, enid $MADE" >&2; exit 1; }
 
 echo "== no-op enid plan and paged ldapsearch"
 T_PLAN=$(secs "$ENID" --config "$WORK/enid.toml" plan)

@@ -35,6 +35,28 @@ fn is_tls(e: &LdapError) -> bool {
     }
 }
 
+/// The permission an operation refused for insufficient access needs, by what it was.
+fn needed_right(what: &str) -> &'static str {
+    let verb = what.split_whitespace().next().unwrap_or("");
+    if what.contains(" members of ") {
+        return "the bind DN needs the right to write member on the groups";
+    }
+    match verb {
+        "add" | "create" => {
+            "the bind DN needs the right to create objects of this class in the container (AD: Create User, \
+             Organizational Unit and Group objects, delegated on base_dn)"
+        }
+        "delete" => "the bind DN needs the right to delete these objects (AD: Delete User objects)",
+        "move" => "the bind DN needs the right to move objects between these containers (AD: Create and Delete User \
+                   objects on both OUs)",
+        "rename" => "the bind DN needs the right to rename the object (AD: write cn, name and sAMAccountName)",
+        "enable" | "disable" => "the bind DN needs the right to write userAccountControl",
+        "modify" => "the bind DN needs write access to the attributes enid sets (AD: Write All Properties, and \
+                     Reset Password for a first password)",
+        _ => "give the bind DN the rights this operation needs",
+    }
+}
+
 /// A result code from the server.
 pub(crate) fn from_result(res: LdapResult, what: &str) -> Result<LdapResult, TargetError> {
     let text = if res.text.is_empty() { String::new() } else { format!(" ({})", res.text) };
@@ -47,7 +69,7 @@ pub(crate) fn from_result(res: LdapResult, what: &str) -> Result<LdapResult, Tar
         // Busy: the server is up and asks for less load. It names no time to wait.
         51 => Err(TargetError::throttled(msg("server busy; the next run tries again"), None)),
         52 | 80 | 3 => Err(TargetError::unavailable(msg("server busy or unavailable"))),
-        50 => Err(reject(RejectKind::Access, "insufficient access; give the bind DN write access")),
+        50 => Err(reject(RejectKind::Access, &format!("insufficient access; {}", needed_right(what)))),
         32 => Err(reject(RejectKind::NotFound, "no such object")),
         68 => Err(reject(RejectKind::Exists, "entry already exists")),
         // Active Directory says more in the data code of its diagnostic text.
@@ -149,8 +171,15 @@ mod tests {
         assert_eq!(msg(32, "no parent"), "rejected: add uid=a,ou=p: no such object (LDAP 32) (no parent)");
         assert_eq!(
             msg(50, ""),
-            "rejected: add uid=a,ou=p: insufficient access; give the bind DN write access (LDAP 50)"
+            "rejected: add uid=a,ou=p: insufficient access; the bind DN needs the right to create objects of this \
+             class in the container (AD: Create User, Organizational Unit and Group objects, delegated on base_dn) \
+             (LDAP 50)"
         );
+        let denied = |what: &str| from_result(result(50, ""), what).unwrap_err().to_string();
+        assert!(denied("add members of cn=g").contains("write member on the groups"));
+        assert!(denied("modify uid=a").contains("Write All Properties"));
+        assert!(denied("move uid=a to ou=b").contains("Create and Delete User objects"));
+        assert!(denied("disable uid=a").contains("userAccountControl"));
         assert_eq!(
             msg(49, ""),
             "authentication failed: add uid=a,ou=p: invalid credentials; check bind_dn and the password file (LDAP 49)"

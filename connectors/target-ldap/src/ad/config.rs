@@ -212,6 +212,9 @@ impl AdConfig {
             ("sn", "{{ family_name }}"),
             ("displayName", "{{ display_name }}"),
             ("department", "{{ school_unit }}"),
+            // What Entra Connect copies to the cloud; it holds 16 characters: the enid id's
+            // first 16 hexadecimal digits (never a civic number or a source key).
+            ("employeeID", "{{ (id | replace('-', ''))[:16] }}"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -222,7 +225,7 @@ impl AdConfig {
             protected_attributes: vec![
                 "userPrincipalName".into(),
                 self.owner_attribute.clone(),
-                "employeeNumber".into(),
+                "employeeID".into(),
                 "displayName".into(),
             ],
             groups: self.groups.as_ref().map(|_| MemberForm::Key),
