@@ -246,7 +246,7 @@ impl AdTarget {
             .map(SearchEntry::construct)
             .and_then(|e| e.attrs.get("sAMAccountName").and_then(|v| v.first().cloned()))
             .unwrap_or_default();
-        let candidates = [format!("CN={}", dn_escape(name)), format!("CN={}", dn_escape(&format!("{name} ({sam})")))];
+        let candidates = [format!("CN={}", dn_escape(name)), format!("CN={}", dn_escape(format!("{name} ({sam})")))];
         if candidates.iter().any(|c| normalize_dn(c) == normalize_dn(rdn)) {
             return Ok(OpOutcome::Updated);
         }
