@@ -16,11 +16,25 @@ pub(super) async fn show(
     now: DateTime<Utc>,
     out: &mut impl Write,
 ) -> Result<ExitCode, CliError> {
-    let handed = engine.hand_out_passwords(&request, now).await?;
+    let result = engine.hand_out_passwords(&request, now).await?;
+    let handed = result.passwords;
+    let unreadable = |code: ExitCode| -> Result<ExitCode, CliError> {
+        for u in &result.unreadable {
+            eprintln!("enid: {u}");
+        }
+        match result.unreadable.as_slice() {
+            [] => Ok(code),
+            [one] => Err(CliError::Message(one.clone())),
+            [first, ..] => Err(CliError::Message(format!(
+                "{} first passwords cannot be read (first: {first})",
+                result.unreadable.len()
+            ))),
+        }
+    };
     if json {
         let text = serde_json::to_string_pretty(&handed).map_err(|e| CliError::Message(e.to_string()))?;
         writeln!(out, "{text}").map_err(io)?;
-        return Ok(ExitCode::SUCCESS);
+        return unreadable(ExitCode::SUCCESS);
     }
     if handed.is_empty() {
         writeln!(
@@ -34,7 +48,7 @@ pub(super) async fn show(
             }
         )
         .map_err(io)?;
-        return Ok(ExitCode::SUCCESS);
+        return unreadable(ExitCode::SUCCESS);
     }
     if request.protected {
         writeln!(out, "{:<38} {:<12} {:<20} PASSWORD", "ENID ID", "TARGET", "SET").map_err(io)?;
@@ -62,5 +76,5 @@ pub(super) async fn show(
         handed.len()
     )
     .map_err(io)?;
-    Ok(ExitCode::SUCCESS)
+    unreadable(ExitCode::SUCCESS)
 }

@@ -255,7 +255,7 @@ impl Engine {
                     }
                     Err(Some(e)) => {
                         report.failed += 1;
-                        let msg = connector_api::one_line(&e);
+                        let msg = redact_error(op, connector_api::one_line(&e), &after);
                         tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
                         // Named by enid id (a connector names the account by its own key).
                         let whose = if op.identity.is_empty() {
@@ -392,6 +392,49 @@ fn with_new_members(op: &PlannedOp, after: &AfterAccounts, form: MemberForm, fol
         members.sort();
         members.dedup();
     }
+    out
+}
+
+/// A failure as the log and the report show it: for a protected person, without the keys the
+/// account had (a DN may carry the real name and school from before the protection) or its
+/// names; the enid id says whose it is.
+fn redact_error(op: &PlannedOp, msg: String, after: &AfterAccounts) -> String {
+    if !op.protected {
+        return msg;
+    }
+    let mut hide: Vec<String> = op.op.key().into_iter().map(str::to_string).collect();
+    hide.extend(after.keys.get(&op.identity).cloned());
+    if let TargetOp::Create { account } = &op.op {
+        hide.extend([account.display_name.clone(), account.given_name.clone(), account.family_name.clone()]);
+    }
+    if let TargetOp::Move { placement, .. } = &op.op {
+        hide.push(placement.clone());
+    }
+    hide.retain(|h| h.trim().len() > 1);
+    hide.sort_by_key(|h| std::cmp::Reverse(h.len()));
+    let mut out = msg;
+    for h in &hide {
+        out = replace_ignore_case(&out, h, "(protected)");
+    }
+    out
+}
+
+fn replace_ignore_case(text: &str, needle: &str, with: &str) -> String {
+    let (lt, ln) = (text.to_lowercase(), needle.to_lowercase());
+    if lt.len() != text.len() || ln.is_empty() {
+        return text.replace(needle, with); // lowercasing changed byte lengths: exact only
+    }
+    let mut out = String::new();
+    let mut rest = 0;
+    for (i, _) in lt.match_indices(&ln) {
+        if i < rest {
+            continue;
+        }
+        out.push_str(&text[rest..i]);
+        out.push_str(with);
+        rest = i + ln.len();
+    }
+    out.push_str(&text[rest..]);
     out
 }
 

@@ -205,8 +205,12 @@ pub trait StateStore: Send + Sync {
     fn passwords(&self, filter: &PasswordFilter) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
 
     /// Forgets these kept passwords (handed out), each only if it is still the one read: a newer
-    /// one set meanwhile stays. Returns how many were forgotten.
-    fn forget_passwords(&self, rows: &[SealedPassword]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// one set meanwhile stays, and one another process forgot first is not returned. Returns
+    /// the rows this call forgot, in one transaction.
+    fn forget_passwords(
+        &self,
+        rows: &[SealedPassword],
+    ) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
 
     /// Forgets the passwords kept since before `before` (never handed out); returns how many.
     fn expire_passwords(&self, before: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -456,7 +460,7 @@ impl StateStore for Store {
         dispatch!(self.passwords(filter))
     }
 
-    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<u64, StoreError> {
+    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<Vec<SealedPassword>, StoreError> {
         dispatch!(self.forget_passwords(rows))
     }
 

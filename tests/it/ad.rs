@@ -440,7 +440,18 @@ fn a_mover_changes_ou_keeps_objectguid_and_groups_and_a_leaver_keeps_his_other_f
     csv_rows(&env, &rows);
     env.enid(&["apply", "--yes"]).ok();
     let before = users(&ou)["mona.movesson"].clone();
-    // Mona moves to another school (and class); Max gets a flag set by hand.
+    // Mona moves to another school, where a namesake made by hand already holds her cn; Max
+    // gets a flag set by hand.
+    let soder = format!("OU=Söder,{ou}");
+    let soder2 = soder.clone();
+    with_admin(async move |l| {
+        let res = l
+            .add(&soder2, vec![("objectClass", ["organizationalUnit"].into()), ("ou", ["Söder"].into())])
+            .await
+            .expect("add OU");
+        assert_eq!(res.rc, 0, "{res:?}");
+    });
+    make_user(&soder, &format!("mm{}", std::process::id()), "Mona", "Movesson");
     rows[0] = row("1", "Mona", "Movesson", "", "student", "Söder", "7A");
     csv_rows(&env, &rows);
     let max_dn = users(&ou)["max.movesson"].dn.clone();
@@ -455,7 +466,7 @@ fn a_mover_changes_ou_keeps_objectguid_and_groups_and_a_leaver_keeps_his_other_f
     assert_eq!(plan["summary"]["move"], 1, "{}", plan["operations"]);
     env.enid(&["apply", "--yes"]).ok();
     let after = users(&ou)["mona.movesson"].clone();
-    assert!(after.dn.contains("OU=Söder,"), "{}", after.dn);
+    assert!(after.dn.starts_with("CN=Mona Movesson (mona.movesson),OU=Söder,"), "told apart: {}", after.dn);
     assert_eq!(after.one("objectGUID"), before.one("objectGUID"), "the same account");
     assert_eq!(after.one("department"), "Söder");
     let groups: BTreeMap<String, Vec<String>> = search(&format!("OU=Grupper,{ou}"), "(objectClass=group)", &["cn", "member"])
@@ -475,8 +486,9 @@ fn a_mover_changes_ou_keeps_objectguid_and_groups_and_a_leaver_keeps_his_other_f
     csv_rows(&env, &rows);
     env.enid(&["apply", "--yes"]).ok();
     assert_eq!(uac(&users(&ou)["max.movesson"]), 66048);
-    // A new name renames the entry too: the old name does not stay in its DN.
-    rows[0] = row("1", "Mona", "Flyttlund", "", "student", "Söder", "7A");
+    // A new name renames the entry too: the old name does not stay in its DN; her new class in
+    // the same run gets her under the new DN, and the old one lets her go.
+    rows[0] = row("1", "Mona", "Flyttlund", "", "student", "Söder", "8A");
     csv_rows(&env, &rows);
     let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
     std::fs::write(env.path("enid.toml"), format!("[naming]\non_name_change = \"rename\"\n\n{config}")).unwrap();
@@ -487,6 +499,14 @@ fn a_mover_changes_ou_keeps_objectguid_and_groups_and_a_leaver_keeps_his_other_f
     assert_eq!(mona.one("objectGUID"), before.one("objectGUID"));
     assert_eq!(mona.one("userPrincipalName"), "mona.flyttlund@skola.example.org");
     assert!(!renamed.contains_key("mona.movesson"));
+    let groups: BTreeMap<String, Vec<String>> = search(&format!("OU=Grupper,{ou}"), "(objectClass=group)", &["cn", "member"])
+        .into_iter()
+        .map(|g| (g.one("cn"), g.get("member")))
+        .collect();
+    assert!(groups["Söder-8A"].len() == 1 && groups["Söder-8A"][0].eq_ignore_ascii_case(&mona.dn), "{groups:?}");
+    assert!(groups.get("Söder-7A").is_none_or(|m| m.is_empty()), "{groups:?}");
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
     dbcheck();
 }
 

@@ -105,6 +105,9 @@ pub struct Capabilities {
     pub max_username_length: Option<usize>,
     /// Characters a username may not contain on the target.
     pub username_forbidden: &'static str,
+    /// An update of this attribute renames the entry, changing its key (AD: a new
+    /// `displayName` renames the `cn`): the account's member values are given at apply then.
+    pub renamed_by_attribute: Option<&'static str>,
     /// The target can search outside the scope it observes ([`crate::Target::find_outside_scope`]).
     pub finds_outside_scope: bool,
     /// The server refuses a username that any entry holds, in the scope or not (AD:
@@ -180,6 +183,7 @@ mod tests {
             max_requests_per_second: None,
             max_username_length: Some(5),
             username_forbidden: "@+",
+            renamed_by_attribute: None,
             finds_outside_scope: false,
             usernames_unique_server_wide: false,
             existing_usernames: ExistingUsernames::Avoid,

@@ -229,6 +229,7 @@ impl LdapConfig {
             max_requests_per_second: None,
             max_username_length: None,
             username_forbidden: "",
+            renamed_by_attribute: None,
             finds_outside_scope: true,
             usernames_unique_server_wide: false,
             existing_usernames: connector_api::ExistingUsernames::Avoid,

@@ -188,6 +188,7 @@ impl ScimConfig {
             max_requests_per_second: self.max_requests_per_second,
             max_username_length: None,
             username_forbidden: "",
+            renamed_by_attribute: None,
             finds_outside_scope: false,
             usernames_unique_server_wide: false,
             existing_usernames: if self.adopt_by_username {

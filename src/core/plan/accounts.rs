@@ -256,11 +256,18 @@ pub fn plan_target(
                     );
                     changed = true;
                 }
+                let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed);
+                // An update that renames the entry (AD's display name) changes its key too.
+                let renames_entry = caps
+                    .renamed_by_attribute
+                    .is_some_and(|a| changes.iter().any(|c| c.attr.eq_ignore_ascii_case(a)));
                 if grouped && !d.provision_disabled {
                     // Groups change after the account operations: an account whose key changes
                     // in this plan (renamed, or enabled by a move) is named by the key the target
                     // reports for it then.
-                    let moved = moved_now || enable && caps.disable == connector_api::DisableKind::Move;
+                    let moved = moved_now
+                        || renames_entry
+                        || enable && caps.disable == connector_api::DisableKind::Move;
                     let value = member(Some(obs), renamed, moved);
                     if value.is_none()
                         && let Some(old) = member(Some(obs), false, false)
@@ -270,7 +277,6 @@ pub fn plan_target(
                     tp.members.push((d.spec.id.clone(), value));
                 }
                 // Updates run before the enable (see `Action`), on the key after the rename.
-                let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed);
                 if !changes.is_empty() {
                     let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
                     let reason = format!("{} changed in the source", names.join(", "));

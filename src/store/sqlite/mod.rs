@@ -487,19 +487,29 @@ impl StateStore for SqliteStore {
             .collect())
     }
 
-    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<u64, StoreError> {
+    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<Vec<SealedPassword>, StoreError> {
         self.ctx(
             async {
-                let mut tx = self.pool.begin().await?;
-                let mut n = 0;
+                // BEGIN IMMEDIATE: the write lock first, so two hand-outs claim one after the other.
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let mut gone = Vec::new();
                 for r in rows {
                     let q = sqlx::query("DELETE FROM passwords WHERE target = ?1 AND identity_id = ?2 AND sealed = ?3")
                         .bind(&r.target)
                         .bind(&r.identity_id)
                         .bind(&r.sealed);
-                    n += q.execute(&mut *tx).await?.rows_affected();
+                    match q.execute(&mut *conn).await {
+                        Ok(done) if done.rows_affected() == 1 => gone.push(r.clone()),
+                        Ok(_) => {}
+                        Err(e) => {
+                            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                            return Err(e);
+                        }
+                    }
                 }
-                tx.commit().await.map(|()| n)
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                Ok(gone)
             }
             .await,
         )

@@ -242,6 +242,7 @@ impl AdConfig {
             max_requests_per_second: None,
             max_username_length: Some(20),
             username_forbidden: SAM_FORBIDDEN,
+            renamed_by_attribute: Some("displayName"),
             finds_outside_scope: true,
             usernames_unique_server_wide: true,
             existing_usernames: ExistingUsernames::Avoid,

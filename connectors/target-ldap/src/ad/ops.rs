@@ -25,6 +25,24 @@ fn one(name: &str, value: &str) -> (Vec<u8>, HashSet<Vec<u8>>) {
     attr(name, [value.as_bytes().to_vec()])
 }
 
+/// A `cn`: the name, told apart by the username when given (`Anna Berg (anna.berg2)`), within
+/// AD's 64 characters (the name is cut short, never the username).
+fn cn_value(name: &str, username: Option<&str>) -> String {
+    const MAX: usize = 64;
+    let suffix = username.map(|u| format!(" ({u})")).unwrap_or_default();
+    let room = MAX.saturating_sub(suffix.encode_utf16().count());
+    let mut out = String::new();
+    let mut used = 0;
+    for c in name.trim().chars() {
+        used += c.len_utf16();
+        if used > room {
+            break;
+        }
+        out.push(c);
+    }
+    format!("{}{suffix}", out.trim_end())
+}
+
 /// The strings of a value (the config refuses other templates for an AD target).
 fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [String], TargetError> {
     match v {
@@ -98,8 +116,8 @@ impl AdTarget {
     }
 
     /// A new account: made disabled with its password in the add (so it never exists enabled
-    /// without one), its `objectGUID` read back, then enabled (and its password due for a change
-    /// at the first logon) unless it is created ahead of its start date.
+    /// without one; a first password to hand out due for a change at the first logon), its
+    /// `objectGUID` read back, then enabled unless it is created ahead of its start date.
     async fn create(&self, ldap: &mut Ldap, account: &AccountSpec) -> Result<OpOutcome, TargetError> {
         let t = self.conn.timeout();
         let Some(password) = &account.initial_password else {
@@ -128,6 +146,11 @@ impl AdTarget {
             one("userAccountControl", &(UAC_NORMAL | UAC_DISABLED).to_string()),
             attr("unicodePwd", [unicode_pwd(password.expose())]),
         ];
+        // A first password to hand out is due for a change at the first logon: set in the add,
+        // so an account whose enable is interrupted is never left with a lasting first password.
+        if self.config.force_password_change && self.caps.initial_password.is_some_and(|p| p.handed_out) {
+            entry.push(one("pwdLastSet", "0"));
+        }
         for (k, v) in &account.attrs {
             let values = texts(k, v)?;
             if values.is_empty() || k.eq_ignore_ascii_case("cn") {
@@ -142,28 +165,20 @@ impl AdTarget {
         }
         // A namesake in the same OU holds the cn: this one is told apart by the username.
         let mut dn = String::new();
-        for candidate in [cn.clone(), format!("{cn} ({})", account.username)] {
+        for candidate in [cn_value(&cn, None), cn_value(&cn, Some(&account.username))] {
             dn = format!("CN={},{placement}", dn_escape(&candidate));
             let mut with_cn = entry.clone();
             with_cn.push(one("cn", &candidate));
             let res = ldap.with_timeout(t).add(&dn, with_cn).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
-            if res.rc == 68 && candidate == cn {
+            if res.rc == 68 && candidate == cn_value(&cn, None) {
                 continue;
             }
             from_result(res, &format!("add {dn}"))?;
             break;
         }
         let anchor = self.guid_of(ldap, &dn).await?;
-        let due_change = self.config.force_password_change
-            && self.caps.initial_password.is_some_and(|p| p.handed_out);
-        let mut mods: Vec<Mod<String>> = Vec::new();
         if account.enabled {
-            mods.push(Mod::Replace("userAccountControl".into(), HashSet::from([UAC_NORMAL.to_string()])));
-        }
-        if due_change {
-            mods.push(Mod::Replace("pwdLastSet".into(), HashSet::from(["0".to_string()])));
-        }
-        if !mods.is_empty() {
+            let mods = vec![Mod::Replace("userAccountControl".to_string(), HashSet::from([UAC_NORMAL.to_string()]))];
             let res = ldap.with_timeout(t).modify(&dn, mods).await.map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
             // Made but not enabled: the next run finds it by its owner marker and enables it.
             from_result(res, &format!("enable {dn} after its create"))?;
@@ -196,33 +211,51 @@ impl AdTarget {
         let t = self.conn.timeout();
         self.ensure_ou(ldap, placement).await?;
         let (rdn, parent) = split_rdn(key);
+        let (sam, display) = self.names_of(ldap, key).await?;
         let protected = normalize_dn(placement) == normalize_dn(&self.config.protected_ou());
-        let new_rdn = if protected {
-            let (entries, _) = ldap
-                .with_timeout(t)
-                .search(key, Scope::Base, "(objectClass=*)", vec!["sAMAccountName"])
-                .await
-                .and_then(|r| r.success())
-                .map_err(|e| from_ldap(e, &format!("read {key}")))?;
-            let sam = entries
-                .into_iter()
-                .next()
-                .map(SearchEntry::construct)
-                .and_then(|e| e.attrs.get("sAMAccountName").and_then(|v| v.first().cloned()));
-            sam.map(|s| format!("CN={}", dn_escape(&s))).unwrap_or_else(|| rdn.to_string())
-        } else {
-            rdn.to_string()
+        // In the protected OU the username names the entry; elsewhere the display name does
+        // (the entry leaving the protected OU gets it back), told apart from a namesake in the
+        // new OU by the username.
+        let candidates: Vec<String> = match (protected, sam.as_deref(), display.as_deref()) {
+            (true, Some(sam), _) => vec![format!("CN={}", dn_escape(cn_value(sam, None)))],
+            (false, sam, Some(name)) if !name.trim().is_empty() => {
+                let mut c = vec![format!("CN={}", dn_escape(cn_value(name, None)))];
+                c.extend(sam.map(|s| format!("CN={}", dn_escape(cn_value(name, Some(s))))));
+                c
+            }
+            _ => vec![rdn.to_string()],
         };
-        if normalize_dn(parent) == normalize_dn(placement) && new_rdn.eq_ignore_ascii_case(rdn) {
+        if normalize_dn(parent) == normalize_dn(placement)
+            && candidates.iter().any(|c| normalize_dn(c) == normalize_dn(rdn))
+        {
             return Ok(OpOutcome::Moved { key: key.to_string() });
         }
-        let res = ldap
-            .with_timeout(t)
-            .modifydn(key, &new_rdn, true, Some(placement))
+        for (i, new_rdn) in candidates.iter().enumerate() {
+            let res = ldap
+                .with_timeout(t)
+                .modifydn(key, new_rdn, true, Some(placement))
+                .await
+                .map_err(|e| from_ldap(e, &format!("move {key}")))?;
+            if res.rc == 68 && i + 1 < candidates.len() {
+                continue; // a namesake in the new OU
+            }
+            from_result(res, &format!("move {key} to {placement}"))?;
+            return Ok(OpOutcome::Moved { key: format!("{new_rdn},{placement}") });
+        }
+        Err(TargetError::rejected(RejectKind::Exists, format!("move {key} to {placement}: no free name there")))
+    }
+
+    /// The `sAMAccountName` and `displayName` of an entry.
+    async fn names_of(&self, ldap: &mut Ldap, key: &str) -> Result<(Option<String>, Option<String>), TargetError> {
+        let (entries, _) = ldap
+            .with_timeout(self.conn.timeout())
+            .search(key, Scope::Base, "(objectClass=*)", vec!["sAMAccountName", "displayName"])
             .await
-            .map_err(|e| from_ldap(e, &format!("move {key}")))?;
-        from_result(res, &format!("move {key} to {placement}"))?;
-        Ok(OpOutcome::Moved { key: format!("{new_rdn},{placement}") })
+            .and_then(|r| r.success())
+            .map_err(|e| from_ldap(e, &format!("read {key}")))?;
+        let e = entries.into_iter().next().map(SearchEntry::construct);
+        let get = |a: &str| e.as_ref().and_then(|e| e.attrs.get(a).and_then(|v| v.first().cloned()));
+        Ok((get("sAMAccountName"), get("displayName")))
     }
 
     /// Gives an entry the `cn` of its new display name (told apart from a namesake in the same
@@ -234,19 +267,11 @@ impl AdTarget {
         if normalize_dn(parent) == normalize_dn(&self.config.protected_ou()) {
             return Ok(OpOutcome::Updated);
         }
-        let (entries, _) = ldap
-            .with_timeout(t)
-            .search(key, Scope::Base, "(objectClass=*)", vec!["sAMAccountName"])
-            .await
-            .and_then(|r| r.success())
-            .map_err(|e| from_ldap(e, &format!("read {key}")))?;
-        let sam = entries
-            .into_iter()
-            .next()
-            .map(SearchEntry::construct)
-            .and_then(|e| e.attrs.get("sAMAccountName").and_then(|v| v.first().cloned()))
-            .unwrap_or_default();
-        let candidates = [format!("CN={}", dn_escape(name)), format!("CN={}", dn_escape(format!("{name} ({sam})")))];
+        let sam = self.names_of(ldap, key).await?.0.unwrap_or_default();
+        let candidates = [
+            format!("CN={}", dn_escape(cn_value(name, None))),
+            format!("CN={}", dn_escape(cn_value(name, Some(&sam)))),
+        ];
         if candidates.iter().any(|c| normalize_dn(c) == normalize_dn(rdn)) {
             return Ok(OpOutcome::Updated);
         }
@@ -388,5 +413,20 @@ impl AdTarget {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cn_value;
+
+    #[test]
+    fn a_cn_fits_in_64_characters_and_keeps_the_username() {
+        assert_eq!(cn_value("Anna Berg", None), "Anna Berg");
+        assert_eq!(cn_value("Anna Berg", Some("anna.berg2")), "Anna Berg (anna.berg2)");
+        let long = "Karl-Johan Alexander Fredrik Gustav von Essen Andersson Lindqvist";
+        let c = cn_value(long, Some("karl.vonessen"));
+        assert!(c.encode_utf16().count() <= 64 && c.ends_with(" (karl.vonessen)"), "{c}");
+        assert!(cn_value(&"Å".repeat(80), None).chars().count() == 64);
     }
 }
