@@ -26,6 +26,8 @@ pub fn environment() -> Environment<'static> {
         s.split(|c: char| c.is_whitespace() || c == '-').filter_map(|w| w.chars().next()).collect::<String>()
     });
     env.add_filter("ascii", |s: String| crate::core::naming::normalize(&s, usize::MAX));
+    // A value put into a DN (a placement's OU): its special characters escaped.
+    env.add_filter("dn", |s: String| connector_api::escape_dn_value(&s));
     env
 }
 

@@ -255,7 +255,7 @@ impl Engine {
                     }
                     Err(Some(e)) => {
                         report.failed += 1;
-                        let msg = redact_error(op, connector_api::one_line(&e), &after);
+                        let msg = redact_error(op, connector_api::one_line(&e), after);
                         tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
                         // Named by enid id (a connector names the account by its own key).
                         let whose = if op.identity.is_empty() {

@@ -489,7 +489,8 @@ impl Engine {
         let (mut names, mut failed) = self.namer.allocate(requests, &taken);
         // A server that refuses a username held anywhere in it (AD) is asked about the new names
         // first: one held outside the scope is taken too, and the names are given again.
-        for _round in 0..5 {
+        let mut settled = false;
+        for _round in 0..20 {
             let mut more = Vec::new();
             for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.usernames_unique_server_wide) {
                 let wanted: Vec<String> = names.values().cloned().collect();
@@ -502,11 +503,21 @@ impl Engine {
             }
             more.retain(|n| !taken.contains(n));
             if more.is_empty() {
+                settled = true;
                 break;
             }
             tracing::info!(count = more.len(), "usernames held outside the scope are taken; giving names again");
             taken.extend(more);
             (names, failed) = self.namer.allocate(requests, &taken);
+        }
+        if !settled {
+            // Names still found taken after every round: none is given unchecked.
+            return Err(EngineError::TargetConfig {
+                id: "[naming]".into(),
+                message: "new usernames are still held elsewhere in the domain after 20 lookups; look for a \
+                          container of old accounts outside base_dn holding many of them"
+                    .into(),
+            });
         }
         let mut failed: Vec<Failure> = failed
             .into_iter()

@@ -584,12 +584,16 @@ fn namesakes_share_an_ou_and_accounts_made_by_hand_keep_their_names() {
             person("1", "Nora", "Namnsson", "Norr", ""),
             person("2", "Nora", "Namnsson", "Norr", ""),
             person("3", "Nils", "Namnsson", "Norr", ""),
+            // A school unit whose name a DN cannot hold as it is.
+            person("4", "Kai", "Kommasson", "\"Ekbacken, F-6\"", ""),
         ],
     );
     env.enid(&["apply", "--yes"]).ok();
     let u = users(&ou);
     let dns: Vec<String> = u.values().map(|e| e.dn.clone()).collect();
-    assert_eq!(u.len(), 3, "{dns:?}");
+    assert_eq!(u.len(), 4, "{dns:?}");
+    assert_eq!(u["kai.kommasson"].dn, format!("CN=Kai Kommasson,OU=Ekbacken\\, F-6,{ou}"), "{dns:?}");
+    assert_eq!(u["kai.kommasson"].one("department"), "Ekbacken, F-6");
     // Whichever came first has the plain name; the other is told apart by its username.
     let plain = format!("CN=Nora Namnsson,OU=Norr,{ou}");
     let (first, second) = if u["nora.namnsson"].dn == plain { ("nora.namnsson", "nora.namnsson2") } else { ("nora.namnsson2", "nora.namnsson") };

@@ -78,7 +78,7 @@ pub struct Capabilities {
     /// A group's member values follow an account that is renamed or moved, the target keeping
     /// them (AD's linked attributes): a move changes no membership to be made.
     pub members_follow_moves: bool,
-    /// Where accounts live, as a template of enid's (`OU={{ school_unit }},OU=Elever,DC=...`),
+    /// Where accounts live, as a template of enid's (`OU={{ school_unit | dn }},OU=Elever,DC=...`),
     /// for a target that places accounts; `None`: it does not.
     pub placement: Option<String>,
     /// Where a person with protected personal data lives instead (a neutral container that

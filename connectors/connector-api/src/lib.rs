@@ -1,7 +1,7 @@
 //! The contract between enid's engine and its connectors.
 //!
 //! A *source* reads authoritative person records (a CSV export, later SS 12000 or OneRoster); a
-//! *target* holds accounts (OpenLDAP, later AD, SCIM, Google, Entra). The engine knows connectors
+//! *target* holds accounts (OpenLDAP, AD, SCIM; later Google, Entra). The engine knows connectors
 //! only through the traits and value types here, and a connector crate depends on nothing of the
 //! engine: Cargo enforces that a connector can never reach the state database or the planner.
 //!
@@ -23,6 +23,7 @@
 
 pub mod capabilities;
 pub mod civic;
+pub mod dn;
 pub mod error;
 pub mod secret;
 pub mod source;
@@ -31,6 +32,7 @@ pub mod target;
 pub mod testkit;
 pub mod value;
 
+pub use dn::escape_dn_value;
 pub use capabilities::{Capabilities, DisableKind, ExistingUsernames, Lookup, MemberForm, PasswordRules};
 pub use civic::{CivicNo, CivicNoError};
 pub use error::{BoxError, one_line};

@@ -22,7 +22,7 @@ mod search;
 
 pub use ad::{AdConfig, AdGroupsConfig, AdTarget, InitialPassword};
 pub use config::{DisableMethod, GroupClass, GroupsConfig, LdapConfig};
-pub use dn::{fold_group_name, normalize_dn};
+pub use dn::{escape_dn_value, fold_group_name, normalize_dn};
 
 use connector_api::{
     Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,

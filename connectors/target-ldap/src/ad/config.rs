@@ -1,7 +1,7 @@
 //! `[targets.<id>]` with `type = "ad"`: an Active Directory domain over LDAP, and what it
 //! declares to the engine ([`AdConfig::capabilities`]).
 
-use crate::dn::{fold_group_name, normalize_dn};
+use crate::dn::{fold_group_name, normalize_dn, under};
 use connector_api::{Capabilities, DisableKind, ExistingUsernames, MemberForm, PasswordRules};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -35,7 +35,8 @@ pub struct AdConfig {
     /// searched with subtree scope.
     pub base_dn: String,
     /// Where a person's account lives: a template of enid's variables, with `{{ base_dn }}` for
-    /// `base_dn` (default `OU={{ school_unit }},{{ base_dn }}`, an OU per school unit). Missing
+    /// `base_dn` (default `OU={{ school_unit | dn }},{{ base_dn }}`, an OU per school unit; `dn` escapes
+    /// what a DN may not hold as it is). Missing
     /// OUs below `base_dn` are created.
     #[serde(default)]
     pub ou: Option<String>,
@@ -178,10 +179,19 @@ impl AdConfig {
         if self.password_length < 8 || self.password_length > 128 {
             return Err("password_length must be between 8 and 128".into());
         }
-        if let Some(ou) = &self.ou
-            && !ou.contains('=')
-        {
-            return Err(format!("ou {ou:?} is not a DN template (OU={{{{ school_unit }}}},{{{{ base_dn }}}})"));
+        if let Some(ou) = &self.ou {
+            if !ou.contains('=') {
+                return Err(format!("ou {ou:?} is not a DN template (OU={{{{ school_unit | dn }}}},{{{{ base_dn }}}})"));
+            }
+            // Accounts must land where enid looks for them.
+            let end = ou.trim_end();
+            if !(end.ends_with("{{ base_dn }}") || end.ends_with("{{base_dn}}") || under(&normalize_dn(end), &self.base_dn)) {
+                return Err(format!(
+                    "ou {ou:?} does not end in {{{{ base_dn }}}} or lie under base_dn {}: accounts placed there would be \
+                     outside what enid observes",
+                    self.base_dn
+                ));
+            }
         }
         if self.page_size <= 0 || self.max_in_flight == 0 {
             return Err("page_size and max_in_flight must be at least 1".into());
@@ -194,7 +204,7 @@ impl AdConfig {
 
     /// The OU template with `base_dn` in place.
     pub(crate) fn placement_template(&self) -> String {
-        let t = self.ou.clone().unwrap_or_else(|| "OU={{ school_unit }},{{ base_dn }}".into());
+        let t = self.ou.clone().unwrap_or_else(|| "OU={{ school_unit | dn }},{{ base_dn }}".into());
         t.replace("{{ base_dn }}", &self.base_dn).replace("{{base_dn}}", &self.base_dn)
     }
 
@@ -297,13 +307,15 @@ mod tests {
         let mut c = config("");
         c.upn_suffix = "a@b".into();
         assert!(c.validate().is_err());
+        assert!(config("ou = \"OU={{ school_unit }},OU=Annan,DC=x\"").validate().unwrap_err().contains("outside"));
+        config("ou = \"OU={{ school_unit | dn }},OU=Elever,DC=samdom,DC=example,DC=org\"").validate().unwrap();
     }
 
     #[test]
     fn the_domain_declares_ous_upns_and_first_passwords() {
         let c = config("initial_password = \"generated\"\npassword_length = 16");
         let caps = c.capabilities();
-        assert_eq!(caps.placement.as_deref(), Some("OU={{ school_unit }},OU=Elever,DC=samdom,DC=example,DC=org"));
+        assert_eq!(caps.placement.as_deref(), Some("OU={{ school_unit | dn }},OU=Elever,DC=samdom,DC=example,DC=org"));
         assert_eq!(caps.protected_placement.as_deref(), Some("OU=Skyddade,OU=Elever,DC=samdom,DC=example,DC=org"));
         assert_eq!(caps.owner_attribute, "employeeNumber");
         assert!(caps.default_attributes.contains(&("userPrincipalName".into(), "{{ username }}@skola.example.org".into())));

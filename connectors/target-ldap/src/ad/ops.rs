@@ -43,6 +43,31 @@ fn cn_value(name: &str, username: Option<&str>) -> String {
     format!("{}{suffix}", out.trim_end())
 }
 
+/// A DN value as text: `\,` and `\2C` become `,`.
+fn unescape_dn_value(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
+            (b'\\', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push(hex(h).unwrap_or(0) as u8 * 16 + hex(l).unwrap_or(0) as u8);
+                i += 3;
+            }
+            (b'\\', Some(c), _) => {
+                out.push(c);
+                i += 2;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The strings of a value (the config refuses other templates for an AD target).
 fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [String], TargetError> {
     match v {
@@ -351,7 +376,7 @@ impl AdTarget {
             let name = rdn.split_once('=').map(|(_, v)| v).unwrap_or(rdn);
             let entry: Entry = vec![
                 one("objectClass", "organizationalUnit"),
-                one("ou", &name.replace("\\,", ",")),
+                one("ou", &unescape_dn_value(name)),
                 one("description", "Made by enid for the accounts of a school unit"),
             ];
             let res = ldap.with_timeout(t).add(ou, entry).await.map_err(|e| from_ldap(e, &format!("add {ou}")))?;
@@ -419,6 +444,12 @@ impl AdTarget {
 #[cfg(test)]
 mod tests {
     use super::cn_value;
+
+    #[test]
+    fn dn_values_unescape() {
+        assert_eq!(super::unescape_dn_value("Ekbacken\\, F-6"), "Ekbacken, F-6");
+        assert_eq!(super::unescape_dn_value("S\\C3\\B6der"), "Söder");
+    }
 
     #[test]
     fn a_cn_fits_in_64_characters_and_keeps_the_username() {

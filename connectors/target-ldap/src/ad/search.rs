@@ -249,7 +249,9 @@ impl AdTarget {
                     Ok(None) => break,
                     Err(e) => return Err(from_ldap(e, &format!("search {domain}"))),
                 };
-                if in_scope(&e.dn) {
+                // What the scope holds is observed already; a username is taken wherever it is
+                // (a group or computer in the scope too).
+                if lookup != Lookup::Username && in_scope(&e.dn) {
                     continue;
                 }
                 let hit = match lookup {
