@@ -302,6 +302,7 @@ fn context(p: &Person) -> minijinja::Value {
         school_unit => p.school_units.first().copied().unwrap_or_default(),
         school_units => list(&p.school_units),
         groups => list(&p.groups),
+        protected => p.protected,
     }
 }
 

@@ -564,6 +564,28 @@ fn a_protected_person_lives_in_the_protected_ou_under_her_username_only() {
     assert_eq!(prot[0]["identity"].as_str(), Some(hidden.one("employeeNumber").as_str()));
     run(&["log"]).ok();
     run(&["explain", sam]).ok();
+    // Siv is given protection later: renamed to a pseudonym, moved to the protected OU under
+    // it, hidden.
+    let siv_id = u["siv.skyddsson"].one("employeeNumber");
+    std::fs::write(
+        env.path("persons.csv"),
+        format!(
+            "{header}\n1,Siv,Skyddsson,,student,Norr,,,,Sekretessmarkering\n2,Hemlig,Gömdsdotter,20150916-1236,student,Norr,,,,Skyddad folkbokföring\n"
+        ),
+    )
+    .unwrap();
+    run(&["plan", "--save"]).ok();
+    let saved = run(&["plan", "--json"]).ok().json();
+    let id = saved["plan_id"].as_str().unwrap().to_string();
+    run(&["apply", "--plan", &id, "--accept-protected"]).ok();
+    let after = users(&ou);
+    let (pseudonym, siv) = after.iter().find(|(_, e)| e.one("employeeNumber") == siv_id).expect("her account");
+    assert!(siv.dn.eq_ignore_ascii_case(&format!("CN={pseudonym},OU=Skyddade,{ou}")), "{}", siv.dn);
+    assert!(!siv.dn.contains("Siv") && !format!("{:?}", siv.attrs).contains("Skyddsson"), "{:?}", siv.attrs);
+    assert_eq!(siv.one("msNPAllowDialin"), "TRUE", "hidden once protected");
+    assert!(siv.get("department").is_empty() && siv.get("givenName").is_empty(), "{:?}", siv.attrs);
+    let plan = run(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
     for out in &outputs {
         for secret in ["Hemlig", "Gömdsdotter", "20150916", "150916-1236"] {
             assert!(!out.contains(secret), "{secret} in an output:\n{out}");

@@ -216,7 +216,7 @@ impl AdConfig {
     /// What the domain declares to the engine. Pure.
     pub fn capabilities(&self) -> Capabilities {
         let upn = format!("{{{{ username }}}}@{}", self.upn_suffix);
-        let defaults: Vec<(String, String)> = [
+        let mut defaults: Vec<(String, String)> = [
             ("userPrincipalName", upn.as_str()),
             ("givenName", "{{ given_name }}"),
             ("sn", "{{ family_name }}"),
@@ -229,15 +229,22 @@ impl AdConfig {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        // Kept right as protection comes and goes: TRUE on a protected person's account, and
+        // removed again when the protection ends.
+        let mut protected_attributes = vec![
+            "userPrincipalName".to_string(),
+            self.owner_attribute.clone(),
+            "employeeID".into(),
+            "displayName".into(),
+        ];
+        if let Some(hide) = &self.hide_from_address_lists_attribute {
+            defaults.push((hide.clone(), "{% if protected %}TRUE{% endif %}".into()));
+            protected_attributes.push(hide.clone());
+        }
         Capabilities {
             owner_attribute: self.owner_attribute.clone(),
             default_attributes: defaults,
-            protected_attributes: vec![
-                "userPrincipalName".into(),
-                self.owner_attribute.clone(),
-                "employeeID".into(),
-                "displayName".into(),
-            ],
+            protected_attributes,
             groups: self.groups.as_ref().map(|_| MemberForm::Key),
             // AD keeps group members (a linked attribute) in step with moves and renames.
             members_follow_moves: true,

@@ -183,11 +183,6 @@ impl AdTarget {
             }
             entry.push(attr(k, values.iter().map(|s| s.as_bytes().to_vec())));
         }
-        if account.protected
-            && let Some(hide) = &self.config.hide_from_address_lists_attribute
-        {
-            entry.push(one(hide, "TRUE"));
-        }
         // A namesake in the same OU holds the cn: this one is told apart by the username.
         let mut dn = String::new();
         for candidate in [cn_value(&cn, None), cn_value(&cn, Some(&account.username))] {
