@@ -53,6 +53,32 @@ pub(super) async fn adopt(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Records an operator's decision that an entry made before enid is not a person's.
+pub(super) async fn not_theirs(
+    engine: &Engine,
+    by_hand: ByHand,
+    yes: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, CliError> {
+    let now = clock::now(None);
+    let _lock = engine.lock("adopt", now).await?;
+    if !yes {
+        return Err(CliError::Message(
+            "nothing was recorded: `enid adopt --entry KEY --person SOURCE/PERSON_ID --not-theirs --yes` records the \
+             decision"
+                .into(),
+        ));
+    }
+    let (target, identity) = engine.refuse_claim(&by_hand, now).await?;
+    writeln!(
+        out,
+        "Recorded: the entry on target \"{target}\" is not identity {identity}'s; it is never claimed for them, and a \
+         new person gets another username. `enid plan` shows what the next apply does."
+    )
+    .map_err(io)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// What `enid adopt` found, as text.
 fn render_adopt(p: &crate::engine::AdoptPlan) -> String {
     let mut s = String::new();

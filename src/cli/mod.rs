@@ -140,6 +140,10 @@ pub enum Command {
         /// With --entry: the target the entry is on, when several have it
         #[arg(long, value_name = "ID", requires = "entry")]
         target: Option<String>,
+        /// With --entry and --person: record that the entry, made before enid, is NOT that person's
+        /// (it is never claimed for them, and a new person gets another username)
+        #[arg(long, requires = "entry")]
+        not_theirs: bool,
         /// One JSON object instead of text (shows what would be claimed; claims nothing without --yes)
         #[arg(long)]
         json: bool,
@@ -291,12 +295,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 plan::apply_request(plan, accept_threshold, accept_protected, &only, school, accept_date, time.now)?;
             plan::apply(&build(config).await?, request, yes, clock::now(time.now), overrides, &mut out).await
         }
-        Command::Adopt { yes, entry, person, target, json } => {
+        Command::Adopt { yes, entry, person, target, not_theirs, json } => {
             let by_hand = match (entry, person) {
                 (Some(entry), Some(person)) => Some(crate::engine::ByHand { entry, person, target }),
                 _ => None,
             };
-            adopt::adopt(&build(config).await?, by_hand, yes, json, &mut out).await
+            match by_hand {
+                Some(h) if not_theirs => adopt::not_theirs(&build(config).await?, h, yes, &mut out).await,
+                _ => adopt::adopt(&build(config).await?, by_hand, yes, json, &mut out).await,
+            }
         }
         Command::State { action: StateAction::Backup { path } } => {
             log::backup(&build(config).await?, &path, &mut out).await

@@ -23,8 +23,9 @@ pub fn render_plan(c: &Computed) -> String {
     for (t, sum) in &plan.targets {
         let _ = writeln!(
             s,
-            "  target \"{t}\": {} create, {} rename, {}{} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
+            "  target \"{t}\": {} create, {}{} rename, {}{} update, {} enable, {} disable, {} delete, {} unchanged, {} not managed by enid",
             sum.create,
+            if sum.claim > 0 { format!("{} claim, ", sum.claim) } else { String::new() },
             sum.rename,
             if sum.r#move > 0 { format!("{} move, ", sum.r#move) } else { String::new() },
             sum.update,
@@ -47,23 +48,23 @@ pub fn render_plan(c: &Computed) -> String {
     if !plan.new_identities.is_empty() {
         let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
     }
-    let (claimed, interrupted): (Vec<_>, Vec<_>) = plan.adoptions.iter().partition(|a| a.by_username);
+    let interrupted: Vec<_> = plan.adoptions.iter().filter(|a| !a.by_username).collect();
     if !interrupted.is_empty() {
         let _ =
             writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", interrupted.len());
     }
-    if !claimed.is_empty() {
+    let other: Vec<_> = plan.claims.iter().filter(|c| c.other_username.is_some()).collect();
+    if !other.is_empty() {
         let _ = writeln!(
             s,
-            "  accounts made before enid, claimed by username (adopt_by_username) and given the enid id: {}",
-            claimed.len()
+            "  matched, other username: {} accounts made before enid match a person whose enid username differs; \
+             each is claimed only together with its rename (`--only claim,rename`)",
+            other.len()
         );
-        for a in &claimed {
-            let _ = writeln!(s, "    {:<10} {}", a.target, a.key);
-        }
     }
     for action in [
         Action::Create,
+        Action::Claim,
         Action::Rename,
         Action::Move,
         Action::Update,

@@ -188,6 +188,29 @@ pub fn check_policy(id: &str, entry: &TargetEntry) -> Result<(), String> {
             ));
         }
     }
+    if let Some(attr) = &policy.correlate.attribute {
+        // A value enid writes would match whatever enid wrote there itself, not what the old
+        // scripts stored.
+        let written = mapping_templates(&caps, policy).keys().any(|k| k.eq_ignore_ascii_case(attr))
+            || attr
+                .split_once('.')
+                .is_some_and(|(a, _)| mapping_templates(&caps, policy).keys().any(|k| k.eq_ignore_ascii_case(a)));
+        let why = if attr.eq_ignore_ascii_case(&caps.owner_attribute) {
+            Some("it is the owner marker enid writes".to_string())
+        } else if let Some(why) = entry.connector.fixed_attribute(attr) {
+            Some(format!("enid writes it ({why})"))
+        } else if written {
+            Some("enid writes it through the attribute mapping".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(format!(
+                "[targets.{id}.policy.correlate] attribute = {attr:?} cannot be a correlation attribute: {why}; use \
+                 an attribute that holds what the old accounts were made from (extensionAttribute1, mail, ...)"
+            ));
+        }
+    }
     if policy.groups.is_some() && caps.groups.is_none() {
         return Err(format!(
             "[targets.{id}.policy.groups]: this target has nowhere to put groups; an LDAP or AD target \

@@ -35,12 +35,22 @@ pub struct TargetPolicy {
     /// are the same on every target, so the shortest limit of all targets applies.
     #[serde(default)]
     pub max_username_length: Option<usize>,
+    /// How accounts made before enid are recognised as a person's, to be claimed instead of
+    /// duplicated. None by default: such an account blocks the person it may belong to.
+    #[serde(default)]
+    pub correlate: Correlate,
+    /// Enable an account of an active person that was disabled on the target by someone else
+    /// (a security lockout): `false` (the default) leaves it disabled and reports it until an
+    /// operator approves the enable (`apply --only enable`).
+    #[serde(default)]
+    pub enable_disabled_outside: bool,
 }
 
 impl TargetPolicy {
     /// Checks what needs no connector: percentages, filter shapes, group roles.
     pub fn validate(&self) -> Result<(), String> {
         self.thresholds.validate()?;
+        self.correlate.validate()?;
         self.exclude.validate()?;
         if let Some(g) = &self.groups {
             for r in &g.members {
@@ -50,6 +60,48 @@ impl TargetPolicy {
             }
         }
         Ok(())
+    }
+}
+
+/// `[targets.<id>.policy.correlate]`: the rules by which an account that enid does not own (made
+/// by hand or by older scripts, carrying no enid id) is recognised as a person's. A match is
+/// claimed by an operation of its own (`claim`) that the plan shows and an apply carries out,
+/// writing the owner marker; an account that matches several persons, or a person that matches
+/// several accounts, is claimed by nobody.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Correlate {
+    /// An account whose username is the person's (and that shows the person's names, as a
+    /// check) is theirs. With `attribute`, used only for accounts whose attribute is empty.
+    #[serde(default)]
+    pub username: bool,
+    /// An attribute of the account that holds a value from the sources (AD
+    /// `extensionAttribute1` where old scripts kept the school system's id, or `mail`). It may
+    /// not be an attribute enid writes on the target. With `value`.
+    #[serde(default)]
+    pub attribute: Option<String>,
+    /// The value the attribute holds, as a template over a record of the person: `person_id`,
+    /// `source`, `email`, `eppn`, `given_name`, `family_name`, `school_unit` (one value per
+    /// record of the person). These variables exist only here, never in attributes enid writes.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl Correlate {
+    /// Whether any rule is set.
+    pub fn is_empty(&self) -> bool {
+        !self.username && self.attribute.is_none()
+    }
+
+    /// Checks that an attribute comes with a value template and the other way round.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.attribute, &self.value) {
+            (Some(a), _) if a.trim().is_empty() => Err("correlate.attribute is empty".into()),
+            (Some(_), Some(v)) if v.trim().is_empty() => Err("correlate.value is empty".into()),
+            (Some(_), None) => Err("correlate.attribute needs correlate.value, the template of what it holds".into()),
+            (None, Some(_)) => Err("correlate.value needs correlate.attribute, the attribute that holds it".into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -143,6 +195,13 @@ pub struct Thresholds {
     /// Group deletes always allowed (default 5).
     #[serde(default = "five_groups")]
     pub group_delete_min: usize,
+    /// Claims of accounts made before enid ([`Correlate`]), in percent of the accounts the
+    /// target holds in scope (default 10): a wrong correlation rule claims many at once.
+    #[serde(default = "ten_percent")]
+    pub claim_percent: f64,
+    /// Claims always allowed (default 50).
+    #[serde(default = "fifty")]
+    pub claim_min: usize,
 }
 
 fn five_groups() -> usize {
@@ -187,6 +246,8 @@ impl Default for Thresholds {
             enable_min: fifty(),
             group_delete_percent: ten_percent(),
             group_delete_min: five_groups(),
+            claim_percent: ten_percent(),
+            claim_min: fifty(),
         }
     }
 }
@@ -208,6 +269,7 @@ impl Thresholds {
             ("missing_percent", self.missing_percent),
             ("enable_percent", self.enable_percent),
             ("group_delete_percent", self.group_delete_percent),
+            ("claim_percent", self.claim_percent),
         ] {
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("thresholds.{name} = {v} must be between 0 and 100"));

@@ -532,6 +532,43 @@ impl Engine {
             .map_err(|e| fail(format!("--entry {}: {e}", h.entry)))
     }
 
+    /// Records that the entry `h.entry` is not the person's of `h.person` (an operator's
+    /// decision): correlation never claims it for them, and a new person avoids its username.
+    /// The entry must be in a target's scope and not enid's. Returns the target and identity.
+    pub async fn refuse_claim(&self, h: &ByHand, now: DateTime<Utc>) -> Result<(String, IdentityId), EngineError> {
+        let fail = EngineError::Adopt;
+        let computed = self.compute(now, &Overrides::default()).await?;
+        let snapshot = self.read_state().await?.0;
+        let masked = connector_api::civic::mask_if_civic(&h.entry).into_owned();
+        let hits: Vec<(&String, &ObservedAccount)> = computed
+            .observed
+            .iter()
+            .filter(|(t, _)| h.target.as_ref().is_none_or(|x| x == *t))
+            .flat_map(|(t, accounts)| accounts.iter().map(move |a| (t, a)))
+            .filter(|(t, a)| self.targets.get(*t).is_some_and(|x| x.caps.key(&a.key) == x.caps.key(&h.entry)))
+            .collect();
+        let (tid, a) = match hits.as_slice() {
+            [one] => *one,
+            [] => return Err(fail(format!("--entry {masked}: no such account in the targets' scope"))),
+            _ => return Err(fail(format!("--entry {masked}: found on several targets; say which with --target"))),
+        };
+        let owned: Vec<_> = snapshot.accounts.iter().filter(|o| &o.target == tid).collect();
+        if !crate::core::plan::not_owned(&owned, std::slice::from_ref(a), &self.targets[tid].caps).contains(&0) {
+            return Err(fail(format!("--entry {masked}: the account is enid's; nothing to decide")));
+        }
+        let (source, pid) = h.person.split_once('/').ok_or_else(|| {
+            fail(format!("--person {}: use SOURCE/PERSON_ID", connector_api::civic::mask_if_civic(&h.person)))
+        })?;
+        let ident = computed
+            .resolution
+            .present
+            .iter()
+            .find(|i| i.records.iter().any(|r| r.source == source && r.record.person_id == pid))
+            .ok_or_else(|| fail("--person: no record with that key in the current sources".into()))?;
+        self.store.refuse_claim(tid, &ident.id, &a.key, now).await?;
+        Ok((tid.clone(), ident.id.clone()))
+    }
+
     /// Records what [`Engine::plan_adopt`] found, as a run of its own. Hold the run lock.
     pub async fn adopt(&self, plan: &AdoptPlan, now: DateTime<Utc>) -> Result<i64, EngineError> {
         let run = self.store.begin_run("adopt", None, now).await?;

@@ -42,9 +42,8 @@ impl Engine {
         let started = std::time::Instant::now();
         self.expire_passwords(now).await?;
         // The key first passwords are kept with, before anything is sent: a lost one stops here.
-        let hands_out = |t: &str| {
-            self.targets.get(t).is_some_and(|h| h.caps.initial_password.is_some_and(|p| p.handed_out))
-        };
+        let hands_out =
+            |t: &str| self.targets.get(t).is_some_and(|h| h.caps.initial_password.is_some_and(|p| p.handed_out));
         if plan.operations.iter().any(|o| o.action == Action::Create && hands_out(&o.target)) {
             self.password_key().await?;
         }
@@ -56,6 +55,28 @@ impl Engine {
         // Approved releases of protection (the CLI clears the list without `--accept-protected`).
         self.store.unprotect(&plan.unprotect).await?;
         self.store.adopt(&plan.adoptions, now).await?;
+        // Claimed accounts are enid's from now on, before the owner marker is written: if that
+        // write fails or the run dies, the next run finds the account by its anchor and writes
+        // the marker as the diff of an owned account. Recorded as active whatever they are: enid
+        // did not disable a claimed account, so it is not enabled without an operator.
+        let claims: Vec<crate::core::plan::Adoption> = plan
+            .claims
+            .iter()
+            .filter(|c| {
+                plan.operations
+                    .iter()
+                    .any(|o| o.action == Action::Claim && o.target == c.target && o.identity == c.identity)
+            })
+            .map(|c| crate::core::plan::Adoption {
+                target: c.target.clone(),
+                identity: c.identity.clone(),
+                key: c.key.clone(),
+                anchor: c.anchor.clone(),
+                disabled: false,
+                by_username: true,
+            })
+            .collect();
+        self.store.adopt(&claims, now).await?;
         // Ownership before the create: by identity and target; the account carries the owner
         // marker, by which the next run finds it if this one dies before recording the result.
         let pending: Vec<(String, IdentityId)> = plan

@@ -65,6 +65,7 @@ pub enum ApprovalError {
 pub fn actions_named(word: &str) -> Option<&'static [Action]> {
     Some(match word.trim() {
         "create" => &[Action::Create],
+        "claim" => &[Action::Claim],
         "rename" => &[Action::Rename],
         "move" => &[Action::Move],
         "update" => &[Action::Update],
@@ -107,6 +108,10 @@ impl Engine {
             self.check_saved(computed, id).await?;
         }
         let mut approved = Approved::default();
+        // An account someone else disabled is enabled only when the operator names enables.
+        if !request.only.contains(&Action::Enable) {
+            computed.plan.operations.retain(|o| !o.disabled_outside);
+        }
         let waiting = waiting_protected(&computed.plan);
         let holds =
             !computed.plan.held.is_empty() && !request.accept_threshold || waiting > 0 && !request.accept_protected;
@@ -164,10 +169,11 @@ fn select(plan: &mut Plan, actions: &[Action], school: Option<&str>) {
         (actions.is_empty() || actions.contains(&o.action))
             && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
     };
+    // A claim left out leaves the account someone else's: nothing else is done to it.
     let left_out: BTreeSet<(String, String)> = plan
         .operations
         .iter()
-        .filter(|o| o.action == Action::Rename && !keep(o))
+        .filter(|o| matches!(o.action, Action::Rename | Action::Claim) && !keep(o))
         .map(|o| (o.target.clone(), o.identity.clone()))
         .collect();
     plan.operations.retain(|o| keep(o) && !left_out.contains(&(o.target.clone(), o.identity.clone())));

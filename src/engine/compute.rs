@@ -11,7 +11,7 @@ use crate::core::naming::{NameRequest, RenamePolicy};
 use crate::core::plan::{self, Action, Desired, NewIdentity, Plan, PlannedOp};
 use crate::store::{RecordRow, StateStore};
 use chrono::{DateTime, Utc};
-use connector_api::{ExistingUsernames, Lookup, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
+use connector_api::{Lookup, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -57,7 +57,7 @@ impl Computed {
     /// only (no username, school, values, source keys or file locations).
     pub fn shown_plan(&self) -> std::borrow::Cow<'_, Plan> {
         let protected: HashSet<&str> = self.protected.iter().map(String::as_str).collect();
-        if protected.is_empty() && !self.plan.operations.iter().any(|o| o.protected) {
+        if protected.is_empty() && !self.plan.operations.iter().any(|o| o.protected) && self.plan.claims.is_empty() {
             return std::borrow::Cow::Borrowed(&self.plan);
         }
         let mut p = self.plan.clone();
@@ -73,6 +73,13 @@ impl Computed {
             if protected.contains(n.id.as_str()) {
                 n.username = n.id.clone();
                 n.records = vec!["(protected)".into()];
+            }
+        }
+        // A protected person's claim shows neither the account's key nor its username.
+        for c in &mut p.claims {
+            if protected.contains(c.identity.as_str()) {
+                c.key = c.identity.clone();
+                c.other_username = c.other_username.as_ref().map(|_| c.identity.clone());
             }
         }
         for b in &mut p.blocked {
@@ -116,6 +123,10 @@ impl Engine {
                 let task = async move {
                     let mut attrs = t.managed.clone();
                     attrs.extend(t.policy.exclude.attribute_names());
+                    // The correlation attribute is read, never written.
+                    attrs.extend(
+                        t.policy.correlate.attribute.iter().map(|a| a.split('.').next().unwrap_or(a).to_string()),
+                    );
                     let accounts = t.conn.observe(&attrs).await?;
                     let groups = if t.groups.is_some() { t.conn.observe_groups().await? } else { Vec::new() };
                     Ok((accounts, groups))
@@ -225,9 +236,11 @@ impl Engine {
         // Owned accounts moved out of scope by hand: never created a second time.
         let moved = self.moved_out_of_scope(&missing_owned).await?;
 
-        let mut all_requests = requests;
-        all_requests.extend(renaming.iter().map(|(_, (req, _))| req.clone()));
-        let (mut new_names, naming_failed) = self.name_new(&all_requests, &observed, now).await?;
+        let refused = self.store.claim_refusals().await?;
+        let correlation = self.correlation_inputs(&resolution, &refused);
+        let rename_requests: Vec<NameRequest> = renaming.values().map(|(req, _)| req.clone()).collect();
+        let (mut new_names, naming_failed, waiting) =
+            self.name_new(&requests, &rename_requests, &observed, &snapshot, &correlation, &refused, now).await?;
         failures.extend(naming_failed);
         let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
@@ -240,9 +253,9 @@ impl Engine {
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
-        // A new person whose name could not be made (a reported failure) is not recorded yet:
-        // their records wait with them.
-        if !failures.is_empty() {
+        // A new person whose name could not be made (a reported failure), or who waits for a
+        // decision about an account made before enid, is not recorded yet: their records wait.
+        if !failures.is_empty() || !waiting.by_identity.is_empty() {
             record_rows
                 .retain(|r| snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id));
         }
@@ -283,7 +296,12 @@ impl Engine {
             if !excluded_persons.is_empty() {
                 want.retain(|d| !excluded_persons.contains(d.id().as_str()));
             }
-            let facts = plan::TargetFacts { caps: &handle.caps, today };
+            let facts = plan::TargetFacts {
+                caps: &handle.caps,
+                today,
+                correlate: correlation.get(id),
+                enable_disabled_outside: handle.policy.enable_disabled_outside,
+            };
             let moved_here = moved.get(id);
             let mut moved_away = Vec::new();
             if let Some(m) = moved_here.filter(|m| !m.is_empty()) {
@@ -306,6 +324,21 @@ impl Engine {
             }
             let mut tp = plan::plan_target(id, want, obs, &owned, &handle.managed, &facts);
             tp.blocked.extend(moved_away);
+            // New persons held back for a decision about an account made before enid: on the
+            // target that holds it with the reason, on every other target as waiting for it.
+            for (identity, (holder, why)) in &waiting.by_identity {
+                let username = new_names_shown(identity, &resolution);
+                tp.blocked.push(plan::Blocked {
+                    target: id.clone(),
+                    identity: identity.clone(),
+                    username,
+                    reason: if holder == id {
+                        why.clone()
+                    } else {
+                        format!("waits for the decision on target \"{holder}\": one username serves every target")
+                    },
+                });
+            }
             if let Some(namer) = &handle.groups {
                 tp.kept_members = kept_members(&kept_ids, &owned, all_obs, &handle.caps, &snapshot);
                 let allowed: Vec<(IdentityId, Option<String>)>;
@@ -460,40 +493,83 @@ impl Engine {
         Ok((done, held))
     }
 
-    /// Names for identities that have none yet, avoiding every name ever allocated, the
-    /// reserved names, and every name on a target.
+    /// Names for identities that have none yet (`requests`) and for renames (`renaming`),
+    /// avoiding every name ever allocated and the reserved names. A new person whose name an
+    /// account enid does not own holds in a target's scope is not given another one beside it:
+    /// the attribute rule may give them that account's name, the username rule may claim it,
+    /// and otherwise they wait for an operator's decision (`Waiting`). A rename avoids every
+    /// name on a target. Names held outside a scope (AD) are avoided by all.
+    #[allow(clippy::too_many_arguments)]
     async fn name_new(
         &self,
         requests: &[NameRequest],
+        renaming: &[NameRequest],
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        snapshot: &crate::core::model::Snapshot,
+        inputs: &BTreeMap<String, plan::CorrelationInput>,
+        refused: &[(String, IdentityId, String)],
         now: DateTime<Utc>,
-    ) -> Result<(BTreeMap<IdentityId, String>, Vec<Failure>), EngineError> {
-        if requests.is_empty() {
-            return Ok((BTreeMap::new(), Vec::new()));
+    ) -> Result<(BTreeMap<IdentityId, String>, Vec<Failure>, super::correlation::Waiting), EngineError> {
+        if requests.is_empty() && renaming.is_empty() {
+            return Ok((BTreeMap::new(), Vec::new(), Default::default()));
         }
         let quarantine = self.config.naming.quarantine_days;
-        let mut taken: HashSet<String> = self.store.allocated_usernames(now, quarantine).await?.into_iter().collect();
+        let allocated: HashSet<String> = self.store.allocated_usernames(now, quarantine).await?.into_iter().collect();
+        let reserved: HashSet<String> = self.store.reserved_usernames().await?.into_iter().collect();
+        let on_targets: HashSet<String> = observed
+            .values()
+            .flat_map(|accounts| accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()))
+            .collect();
+        // Names `enid adopt` reserved because a target held them: while an account in scope still
+        // holds one, it is a question about that account (claim it, or decide it is someone
+        // else's), not a name to step around.
+        let mut taken: HashSet<String> =
+            allocated.iter().filter(|u| !(reserved.contains(*u) && on_targets.contains(*u))).cloned().collect();
         taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
-        for (id, accounts) in observed {
-            // A target that takes an unmarked account with a person's username for that
-            // person's (made before enid) leaves the name to them: they are blocked or the
-            // account is claimed, never given a second one under another name.
-            let owner =
-                self.targets.get(id).map(|t| &t.caps).filter(|c| c.existing_usernames != ExistingUsernames::Avoid);
-            let someones = |a: &&ObservedAccount| {
-                owner.is_none_or(|c| a.attrs.get(&c.owner_attribute).is_some_and(|v| !v.is_empty()))
-            };
-            taken
-                .extend(accounts.iter().filter(someones).filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()));
-        }
-        let (mut names, mut failed) = self.namer.allocate(requests, &taken);
+        let owned_names: HashSet<String> = allocated.difference(&reserved).cloned().collect();
+        let presets = self.preset_names(requests, inputs, observed, snapshot, &owned_names);
+        taken.extend(presets.values().map(|u| u.to_lowercase()));
+        let rest: Vec<NameRequest> = requests.iter().filter(|r| !presets.contains_key(&r.id)).cloned().collect();
+        // A person an operator decided an account is not theirs avoids that account's name.
+        let avoid: BTreeMap<&str, Vec<String>> = refused.iter().fold(BTreeMap::new(), |mut m, (tid, id, key)| {
+            let name = observed.get(tid).and_then(|obs| {
+                let t = self.targets.get(tid)?;
+                obs.iter().find(|o| t.caps.key(&o.key) == t.caps.key(key))?.username.clone()
+            });
+            m.entry(id.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.to_lowercase()));
+            m
+        });
+        let allocate = |taken: &HashSet<String>| {
+            let (plain, special): (Vec<NameRequest>, Vec<NameRequest>) =
+                rest.iter().cloned().partition(|r| !avoid.contains_key(r.id.as_str()));
+            let (mut names, mut failed) = self.namer.allocate(&plain, taken);
+            let mut more: HashSet<String> = taken.clone();
+            more.extend(names.values().cloned());
+            for r in special {
+                let mut mine = more.clone();
+                mine.extend(avoid.get(r.id.as_str()).into_iter().flatten().cloned());
+                let (n, f) = self.namer.allocate(std::slice::from_ref(&r), &mine);
+                more.extend(n.values().cloned());
+                names.extend(n);
+                failed.extend(f);
+            }
+            // Renames step around every name on a target and every new one.
+            more.extend(on_targets.iter().cloned());
+            let (renamed, f) = self.namer.allocate(renaming, &more);
+            names.extend(renamed);
+            failed.extend(f);
+            (names, failed)
+        };
+        let (mut names, mut failed) = allocate(&taken);
+        names.extend(presets.clone());
         // A server that refuses a username held anywhere in it (AD) is asked about the new names
         // first: one held outside the scope is taken too, and the names are given again.
         let mut settled = false;
         for _round in 0..20 {
             let mut more = Vec::new();
             for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.usernames_unique_server_wide) {
-                let wanted: Vec<String> = names.values().cloned().collect();
+                let wanted: Vec<String> =
+                    names.iter().filter(|(i, _)| !presets.contains_key(*i)).map(|(_, n)| n.clone()).collect();
                 let found = t
                     .conn
                     .find_outside_scope(Lookup::Username, &wanted)
@@ -508,7 +584,8 @@ impl Engine {
             }
             tracing::info!(count = more.len(), "usernames held outside the scope are taken; giving names again");
             taken.extend(more);
-            (names, failed) = self.namer.allocate(requests, &taken);
+            (names, failed) = allocate(&taken);
+            names.extend(presets.clone());
         }
         if !settled {
             // Names still found taken after every round: none is given unchecked.
@@ -519,6 +596,13 @@ impl Engine {
                     .into(),
             });
         }
+        let new_names: BTreeMap<IdentityId, String> = names
+            .iter()
+            .filter(|(i, _)| requests.iter().any(|r| &r.id == *i))
+            .map(|(i, n)| (i.clone(), n.clone()))
+            .collect();
+        let waiting = self.waiting_for_decision(&new_names, requests, inputs, observed, snapshot);
+        names.retain(|id, _| !waiting.by_identity.contains_key(id));
         let mut failed: Vec<Failure> = failed
             .into_iter()
             .map(|(identity, why)| Failure {
@@ -543,7 +627,7 @@ impl Engine {
                 None => true,
             }
         });
-        Ok((names, failed))
+        Ok((names, failed, waiting))
     }
 }
 
@@ -570,7 +654,20 @@ fn weigh(
     let scheduled =
         tp.operations.iter().filter(|o| o.action == Action::Enable && o.reason == plan::START_REASON).count();
     let weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
-    plan::check_thresholds(id, &weighed, owned, tp.enid_entries, thresholds)
+    plan::check_thresholds(id, &weighed, owned, tp.in_scope, thresholds)
+}
+
+/// How a new person held back is listed: by `source/person_id` (masked when it has a civic
+/// number's shape), since they have no username yet; a protected person by enid id.
+fn new_names_shown(identity: &str, resolution: &Resolution) -> String {
+    resolution
+        .present
+        .iter()
+        .find(|i| i.id == identity)
+        .filter(|i| !i.is_protected())
+        .and_then(|i| i.records.first())
+        .map(Sourced::label)
+        .unwrap_or_else(|| identity.to_string())
 }
 
 /// Looks up the identities that match `needle` in a computed run (for persons not yet stored).

@@ -31,6 +31,7 @@ mod adopt;
 mod apply;
 mod approve;
 mod compute;
+mod correlation;
 mod decisions;
 mod fetch;
 mod guards;
@@ -140,6 +141,8 @@ struct TargetHandle {
     protected_attributes: Vec<String>,
     /// Where accounts live, for a target that places them.
     placement: Option<Mapping>,
+    /// The correlation value template (`[policy.correlate] value`), compiled as `value`.
+    correlate_value: Option<minijinja::Environment<'static>>,
 }
 
 impl TargetHandle {
@@ -238,7 +241,19 @@ impl Engine {
             };
             let bad = |e: &dyn std::fmt::Display| EngineError::TargetConfig { id: id.clone(), message: e.to_string() };
             let caps = conn.capabilities().clone();
-            let policy = entry.policy.clone();
+            let mut policy = entry.policy.clone();
+            if caps.existing_usernames == connector_api::ExistingUsernames::Adopt {
+                // The SCIM connector's old switch is the username rule of the policy now.
+                policy.correlate.username = true;
+                notices.push(format!(
+                    "target \"{id}\": adopt_by_username is deprecated; write [targets.{id}.policy.correlate] \
+                     username = true"
+                ));
+            }
+            let correlate_value = match &policy.correlate.value {
+                Some(v) => Some(correlation::compile(v).map_err(|e| bad(&e))?),
+                None => None,
+            };
             let mapping = Mapping::new(&crate::config::mapping_templates(&caps, &policy)).map_err(|e| bad(&e))?;
             let groups = match (&policy.groups, caps.groups) {
                 (Some(g), Some(_)) => Some(GroupNamer::new(&g.name, &g.school_name, &g.members).map_err(|e| bad(&e))?),
@@ -265,6 +280,7 @@ impl Engine {
                     groups,
                     protected_attributes,
                     placement,
+                    correlate_value,
                 }),
             );
         }

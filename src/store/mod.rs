@@ -134,6 +134,19 @@ pub trait StateStore: Send + Sync {
     /// Usernames recorded as taken by `enid adopt` that no identity has claimed (lowercased).
     fn reserved_usernames(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
+    /// Records that the account at `key` on `target` is not the identity's (an operator's
+    /// decision): correlation never claims it for them.
+    fn refuse_claim(
+        &self,
+        target: &str,
+        identity: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every recorded refusal: (target, identity, key), sorted.
+    fn claim_refusals(&self) -> impl Future<Output = Result<Vec<(String, IdentityId, String)>, StoreError>> + Send;
+
     /// Identities any of whose stored records marks protected personal data: shown by enid id
     /// only, in every log row, also those written before they became protected.
     fn protected_identities(
@@ -202,7 +215,10 @@ pub trait StateStore: Send + Sync {
 
     /// The kept first passwords that match the filter, of accounts whose create the target
     /// confirmed (an account still pending, or gone, has none to hand out); oldest first.
-    fn passwords(&self, filter: &PasswordFilter) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
+    fn passwords(
+        &self,
+        filter: &PasswordFilter,
+    ) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
 
     /// Forgets these kept passwords (handed out), each only if it is still the one read: a newer
     /// one set meanwhile stays, and one another process forgot first is not returned. Returns
@@ -395,6 +411,20 @@ impl StateStore for Store {
 
     async fn reserved_usernames(&self) -> Result<Vec<String>, StoreError> {
         dispatch!(self.reserved_usernames())
+    }
+
+    async fn refuse_claim(
+        &self,
+        target: &str,
+        identity: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.refuse_claim(target, identity, key, now))
+    }
+
+    async fn claim_refusals(&self) -> Result<Vec<(String, IdentityId, String)>, StoreError> {
+        dispatch!(self.claim_refusals())
     }
 
     async fn protected_identities(&self) -> Result<std::collections::HashSet<IdentityId>, StoreError> {

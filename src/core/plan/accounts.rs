@@ -11,6 +11,11 @@ pub struct TargetFacts<'a> {
     pub caps: &'a Capabilities,
     /// Today, for grace periods.
     pub today: chrono::NaiveDate,
+    /// The target's correlation rules and values (accounts made before enid); `None`: none.
+    pub correlate: Option<&'a CorrelationInput>,
+    /// Enable accounts of active persons that someone else disabled without asking
+    /// (`[policy] enable_disabled_outside`).
+    pub enable_disabled_outside: bool,
 }
 
 /// Plans one target.
@@ -55,7 +60,7 @@ pub fn plan_target(
         observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (v, i))).collect();
     let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
     let mut claimed = vec![false; observed.len()];
-    let mut tp = TargetPlan { enid_entries: by_owner_value.len(), ..Default::default() };
+    let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
     let carries_id =
         |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.texts().iter().any(|x| x == id));
     // A member value known now (the account's key or username as observed, when no operation
@@ -88,6 +93,7 @@ pub fn plan_target(
                 before,
                 protected: d.protected,
                 needs_approval: d.needs_approval,
+                disabled_outside: false,
             });
         };
     let block = |tp: &mut TargetPlan, d: &Desired, reason: String| {
@@ -97,6 +103,32 @@ pub fn plan_target(
             username: d.spec.username.clone(),
             reason,
         });
+    };
+    // Accounts made before enid that a person's correlation values or username point at.
+    let proof = OwnedIndex::new(owned, caps);
+    let matches = match facts.correlate.filter(|c| !c.is_empty()) {
+        None => Matches::default(),
+        Some(input) => {
+            let eligible: Vec<usize> = (0..observed.len())
+                .filter(|&i| !proof.owns(&observed[i]) && owner_values(&observed[i], owner_attr).next().is_none())
+                .collect();
+            let candidates: Vec<Candidate<'_>> = desired
+                .iter()
+                .filter(|d| d.active && d.held.is_none() && !by_owner_value.contains_key(d.spec.id.as_str()))
+                .filter(|d| {
+                    owned_by_identity.get(d.spec.id.as_str()).is_none_or(|o| o.status == AccountStatus::Pending)
+                })
+                .map(|d| Candidate {
+                    id: &d.spec.id,
+                    username: Some(&d.spec.username),
+                    display_name: &d.spec.display_name,
+                    given_name: &d.spec.given_name,
+                    family_name: &d.spec.family_name,
+                    protected: d.protected,
+                })
+                .collect();
+            correlate(input, &candidates, observed, &eligible, caps)
+        }
     };
     for mut d in desired {
         let owned = owned_by_identity.get(d.spec.id.as_str()).copied();
@@ -158,27 +190,49 @@ pub fn plan_target(
             continue;
         }
 
-        // A target set to claim accounts made before enid (`adopt_by_username`): one that holds
-        // this person's username and no owner marker at all becomes theirs, and the diff below
-        // writes the marker. One with any marker (someone else's, an HR number) never does.
+        // An account made before enid that the correlation rules give this person: claimed (the
+        // owner marker written), and managed from the next run on. Under another username it is
+        // claimed only together with the rename that gives it the person's.
         if found.is_none()
-            && owned.is_none()
-            && caps.existing_usernames == connector_api::ExistingUsernames::Adopt
-            && !by_owner_value.contains_key(d.spec.id.as_str())
-            && let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username))
+            && let Some(&(i, rule)) = matches.matched.get(d.spec.id.as_str())
             && !claimed[i]
-            && observed[i].attrs.get(owner_attr).is_none_or(Value::is_empty)
-            && names_fit(&d, &observed[i])
         {
-            tp.adoptions.push(Adoption {
+            claimed[i] = true;
+            let obs = &observed[i];
+            let other =
+                obs.username.as_deref().filter(|u| fold_username(caps, u) != fold_username(caps, &d.spec.username));
+            let how = match rule {
+                Rule::Attribute => "its correlation attribute holds this person's value".to_string(),
+                Rule::Username => "it holds this person's username and names".to_string(),
+            };
+            let reason = match other {
+                Some(u) => format!("made before enid, {how}; claimed with the rename {u} → {}", d.spec.username),
+                None => format!("made before enid, {how}; claimed, and managed by enid from the next run"),
+            };
+            let marker = AttrChange { attr: owner_attr.to_string(), values: Value::Text(vec![d.spec.id.clone()]) };
+            let op = TargetOp::Update { key: obs.key.clone(), changes: vec![marker] };
+            push(&mut tp, &d, Action::Claim, reason, op, None);
+            if let Some(u) = other {
+                let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.clone() };
+                let reason = format!("claimed under another username: {u} → {}", d.spec.username);
+                push(&mut tp, &d, Action::Rename, reason, op, None);
+            }
+            tp.claims.push(Claim {
                 target: target.into(),
                 identity: d.spec.id.clone(),
-                key: observed[i].key.clone(),
-                anchor: observed[i].anchor.clone(),
-                disabled: observed[i].disabled,
-                by_username: true,
+                key: obs.key.clone(),
+                anchor: obs.anchor.clone(),
+                rule,
+                other_username: other.map(str::to_string),
+                disabled: obs.disabled,
             });
-            found = Some(i);
+            continue;
+        }
+        if found.is_none()
+            && let Some(why) = matches.ambiguous.get(d.spec.id.as_str())
+        {
+            block(&mut tp, &d, why.clone());
+            continue;
         }
 
         match found {
@@ -245,29 +299,36 @@ pub fn plan_target(
                     changed = true;
                 }
                 let enable = obs.disabled && d.active;
+                // Disabled, but not by enid (a lockout by IT): enabled only when an operator says.
+                let outside = enable
+                    && !facts.enable_disabled_outside
+                    && owned.is_some_and(|o| o.status == AccountStatus::Active);
                 if enable {
-                    push(
-                        &mut tp,
-                        &d,
-                        Action::Enable,
-                        if d.scheduled_start { START_REASON.into() } else { "active again".into() },
-                        TargetOp::Enable { key: key.clone() },
-                        None,
-                    );
+                    let reason = if outside {
+                        "disabled outside enid: left disabled until an operator approves the enable \
+                         (`enid apply --only enable`)"
+                            .into()
+                    } else if d.scheduled_start {
+                        START_REASON.into()
+                    } else {
+                        "active again".into()
+                    };
+                    push(&mut tp, &d, Action::Enable, reason, TargetOp::Enable { key: key.clone() }, None);
+                    if outside && let Some(op) = tp.operations.last_mut() {
+                        op.disabled_outside = true;
+                    }
                     changed = true;
                 }
                 let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed);
                 // An update that renames the entry (AD's display name) changes its key too.
-                let renames_entry = caps
-                    .renamed_by_attribute
-                    .is_some_and(|a| changes.iter().any(|c| c.attr.eq_ignore_ascii_case(a)));
+                let renames_entry =
+                    caps.renamed_by_attribute.is_some_and(|a| changes.iter().any(|c| c.attr.eq_ignore_ascii_case(a)));
                 if grouped && !d.provision_disabled {
                     // Groups change after the account operations: an account whose key changes
                     // in this plan (renamed, or enabled by a move) is named by the key the target
                     // reports for it then.
-                    let moved = moved_now
-                        || renames_entry
-                        || enable && caps.disable == connector_api::DisableKind::Move;
+                    let moved =
+                        moved_now || renames_entry || enable && caps.disable == connector_api::DisableKind::Move;
                     let value = member(Some(obs), renamed, moved);
                     if value.is_none()
                         && let Some(old) = member(Some(obs), false, false)
@@ -306,21 +367,9 @@ pub fn plan_target(
                     continue; // inactive and no account: nothing to do
                 }
                 if let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username)) {
+                    // Never a namesake beside it: the account may be this person's, made before enid.
                     claimed[i] = true;
-                    let mut why = format!("{} exists but was not created by enid", observed[i].key);
-                    let unmarked = observed[i].attrs.get(owner_attr).is_none_or(Value::is_empty);
-                    match caps.existing_usernames {
-                        connector_api::ExistingUsernames::Block if unmarked => why.push_str(
-                            " and holds this person's username: if it is theirs, made before enid, set \
-                             adopt_by_username = true for this target; if not, rename or remove it there",
-                        ),
-                        connector_api::ExistingUsernames::Adopt if unmarked => why.push_str(
-                            " and holds this person's username, but not their names, so adopt_by_username does \
-                             not claim it: if it is theirs, correct its names there; if not, rename or remove it",
-                        ),
-                        _ => {}
-                    }
-                    block(&mut tp, &d, why);
+                    block(&mut tp, &d, namesake_reason(target, &observed[i], owner_attr));
                     continue;
                 }
                 let reason = if d.active {
@@ -328,6 +377,10 @@ pub fn plan_target(
                         tp.members.push((d.spec.id.clone(), None));
                     }
                     match owned {
+                        // A create that was sent but never arrived (or failed) left a pending row.
+                        Some(o) if o.status == AccountStatus::Pending => {
+                            "not created yet (an earlier create failed or was interrupted)".to_string()
+                        }
                         Some(_) => "the account enid created is missing on the target; creating it again".to_string(),
                         None => "new person".to_string(),
                     }
@@ -353,6 +406,7 @@ pub fn plan_target(
                     before: None,
                     protected,
                     needs_approval,
+                    disabled_outside: false,
                 });
             }
         }
@@ -360,7 +414,6 @@ pub fn plan_target(
     // Entries carrying an enid id that no identity of this run claimed and no ownership row
     // records: enid's once perhaps (a state database restored from an old backup, or lost), but
     // nothing proves it now.
-    let proof = OwnedIndex::new(owned, caps);
     for (i, o) in observed.iter().enumerate() {
         if claimed[i] || proof.owns(o) {
             continue;
@@ -434,6 +487,13 @@ pub fn unrecorded_enid_entries<'a>(
     observed.iter().filter(|o| owner_values(o, &caps.owner_attribute).next().is_some() && !proof.owns(o)).collect()
 }
 
+/// The indexes of the observed accounts that no ownership row records (by anchor, or by key for
+/// a row without one). Pure.
+pub fn not_owned(owned: &[&OwnedAccount], observed: &[ObservedAccount], caps: &Capabilities) -> Vec<usize> {
+    let proof = OwnedIndex::new(owned, caps);
+    (0..observed.len()).filter(|&i| !proof.owns(&observed[i])).collect()
+}
+
 /// Why an entry carrying an enid id that no ownership row records is left alone, and what to do.
 pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
     format!(
@@ -468,31 +528,22 @@ impl<'a> OwnedIndex<'a> {
     }
 }
 
-/// Whether an account made before enid shows this person's names: the display name, or both
-/// the given and the family name, among its values (without case or extra spaces). An account
-/// whose names cannot be read (the mapping keeps none) does not fit: a claim needs proof.
-fn names_fit(d: &Desired, o: &ObservedAccount) -> bool {
-    let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-    let mut seen = std::collections::HashSet::new();
-    for v in o.attrs.values() {
-        match v {
-            Value::Text(t) => seen.extend(t.iter().map(|s| fold(s))),
-            Value::Complex(items) => {
-                for f in items.iter().flat_map(|i| i.values()) {
-                    seen.extend(f.texts().iter().map(|s| fold(s)));
-                }
-            }
-            Value::Bool(_) => {}
-        }
-    }
-    let (display, given, family) = (fold(&d.spec.display_name), fold(&d.spec.given_name), fold(&d.spec.family_name));
-    let username = fold(&d.spec.username);
-    // A protected person's names are the username: that proves nothing.
-    if d.protected || display == username {
-        return false;
-    }
-    (!display.is_empty() && seen.contains(&display))
-        || (!given.is_empty() && !family.is_empty() && seen.contains(&given) && seen.contains(&family))
+/// Why a person is blocked beside an account enid does not own that holds their username, with
+/// the ways out.
+pub fn namesake_reason(target: &str, o: &ObservedAccount, owner_attr: &str) -> String {
+    let marked = o.attrs.get(owner_attr).is_some_and(|v| !v.is_empty());
+    let what = if marked {
+        format!("and holds this person's username (its {owner_attr} holds a value that is not this person's enid id)")
+    } else {
+        "and holds this person's username".to_string()
+    };
+    format!(
+        "{} exists but was not created by enid {what}: if it is theirs, made before enid, claim it with a correlation \
+         rule ([targets.{target}.policy.correlate]) or `enid adopt --entry KEY --person SOURCE/PERSON_ID`; if it is \
+         not, record that with `enid adopt --entry KEY --person SOURCE/PERSON_ID --not-theirs` and the person gets \
+         another username",
+        o.key
+    )
 }
 
 /// A username as the target compares it.

@@ -62,6 +62,7 @@ pub fn plan_groups(
             before: None,
             protected: false,
             needs_approval: false,
+            disabled_outside: false,
         });
     };
     // A group enid created is known by its recorded anchor alone; only a row without one (a

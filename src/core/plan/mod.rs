@@ -18,11 +18,13 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 mod accounts;
+mod correlate;
 mod groups;
 #[cfg(test)]
 mod tests;
 mod thresholds;
 pub use accounts::*;
+pub use correlate::*;
 pub use groups::*;
 pub use thresholds::*;
 
@@ -75,6 +77,9 @@ impl Desired {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
+    /// An account made before enid, recognised by a correlation rule, is claimed: the owner
+    /// marker is written and enid manages it from then on.
+    Claim,
     Rename,
     /// A mover between placements (AD organizational units).
     Move,
@@ -93,6 +98,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
+            Action::Claim => "claim",
             Action::Rename => "rename",
             Action::Move => "move",
             Action::Update => "update",
@@ -137,6 +143,10 @@ pub struct PlannedOp {
     /// Applied only with explicit approval (`apply --plan ID --accept-protected`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub needs_approval: bool,
+    /// An enable of an account that someone else disabled on the target (enid did not):
+    /// applied only when an operator names it (`apply --only enable`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disabled_outside: bool,
 }
 
 impl PlannedOp {
@@ -204,6 +214,25 @@ pub struct Adoption {
     pub by_username: bool,
 }
 
+/// An account made before enid that this plan claims for a person (a `claim` operation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Claim {
+    pub target: String,
+    pub identity: IdentityId,
+    /// The account's key (shown as the enid id for a person with protected personal data).
+    pub key: String,
+    #[serde(skip)]
+    pub anchor: Option<String>,
+    /// The rule that matched.
+    pub rule: Rule,
+    /// The account's username when it is not the person's: "matched, other username", claimed
+    /// only together with the rename that gives it the person's username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_username: Option<String>,
+    /// Disabled on the target when claimed (it stays so until an enable is approved).
+    pub disabled: bool,
+}
+
 /// A person who cannot get an account now, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocked {
@@ -226,6 +255,9 @@ pub struct NewIdentity {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub create: usize,
+    /// Accounts made before enid that this plan claims.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub claim: usize,
     pub rename: usize,
     /// Moves between placements; they count against the update threshold.
     pub r#move: usize,
@@ -236,10 +268,15 @@ pub struct Summary {
     pub unchanged: usize,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl Summary {
     fn count(&mut self, a: Action) {
         match a {
             Action::Create => self.create += 1,
+            Action::Claim => self.claim += 1,
             Action::Rename => self.rename += 1,
             Action::Move => self.r#move += 1,
             Action::Update => self.update += 1,
@@ -253,6 +290,7 @@ impl Summary {
 
     fn add(&mut self, o: &Summary) {
         self.create += o.create;
+        self.claim += o.claim;
         self.rename += o.rename;
         self.r#move += o.r#move;
         self.update += o.update;
@@ -274,6 +312,8 @@ pub struct Plan {
     pub new_identities: Vec<NewIdentity>,
     pub operations: Vec<PlannedOp>,
     pub adoptions: Vec<Adoption>,
+    /// Accounts made before enid that the `claim` operations claim.
+    pub claims: Vec<Claim>,
     pub blocked: Vec<Blocked>,
     /// Accounts on the targets that enid does not own and leaves alone, per target.
     pub unmanaged: BTreeMap<String, usize>,
@@ -324,6 +364,10 @@ pub struct RenameInfo {
 pub struct TargetPlan {
     pub operations: Vec<PlannedOp>,
     pub adoptions: Vec<Adoption>,
+    pub claims: Vec<Claim>,
+    /// Accounts the target shows in its scope, owned or not: a target that holds any is not new
+    /// (the first run's create exemption), and claims weigh against them.
+    pub in_scope: usize,
     pub blocked: Vec<Blocked>,
     pub summary: Summary,
     pub unmanaged: usize,
@@ -408,6 +452,7 @@ pub fn assemble(
     let mut per_target = BTreeMap::new();
     let mut operations = Vec::new();
     let mut adoptions = Vec::new();
+    let mut claims = Vec::new();
     let mut blocked = Vec::new();
     let mut unmanaged = BTreeMap::new();
     let mut group_summary = GroupSummary::default();
@@ -426,6 +471,7 @@ pub fn assemble(
         unmanaged.insert(name, tp.unmanaged);
         operations.extend(tp.operations);
         adoptions.extend(tp.adoptions);
+        claims.extend(tp.claims);
         blocked.extend(tp.blocked);
     }
     operations.sort_by(|a, b| (a.action, &a.target, &a.username).cmp(&(b.action, &b.target, &b.username)));
@@ -438,6 +484,7 @@ pub fn assemble(
         new_identities,
         operations,
         adoptions,
+        claims,
         blocked,
         unmanaged,
         conflicts,

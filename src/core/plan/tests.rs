@@ -135,7 +135,14 @@ fn plan_with(
     let owned: Vec<&OwnedAccount> = owned.iter().collect();
     let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into(), "departmentNumber".into()];
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-    plan_target("dir", desired.to_vec(), observed, &owned, &managed, &TargetFacts { caps, today })
+    plan_target(
+        "dir",
+        desired.to_vec(),
+        observed,
+        &owned,
+        &managed,
+        &TargetFacts { caps, today, correlate: None, enable_disabled_outside: false },
+    )
 }
 
 const U1: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -154,7 +161,7 @@ fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_du
             blocked anna.berg: uid=anna.b,ou=people,dc=example,dc=org carries enid id 0f8fad5b-d9cb-469f-a165-70867728950e but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
             blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
             member 3: (the target gives it at apply)
-            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+            Summary { create: 1, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
         "#]],
     );
 }
@@ -174,7 +181,7 @@ fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place()
         expect_test::expect![[r#"
             blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
             blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -189,7 +196,7 @@ fn a_row_without_an_anchor_takes_the_entry_at_its_key_only_with_the_identitys_id
         &[row.clone()],
         expect_test::expect![[r#"
             blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
     check(
@@ -199,7 +206,7 @@ fn a_row_without_an_anchor_takes_the_entry_at_its_key_only_with_the_identitys_id
         expect_test::expect![[r#"
             adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -218,7 +225,7 @@ fn an_interrupted_disabled_create_is_adopted_where_it_landed() {
         &[owned(U1, "ny.elev", AccountStatus::Pending)],
         expect_test::expect![[r#"
             adopt uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org disabled=true
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -236,7 +243,7 @@ fn a_returner_renamed_and_enabled_is_sent_to_its_observed_key_and_joins_groups_b
             update bo.lind (uid changed in the source) {"kind":"update","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org","changes":[{"attr":"uid","values":["bo.lind"]}]}
             enable bo.lind (active again) {"kind":"enable","key":"uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org"}
             member 2: (the target gives it at apply)
-            Summary { create: 0, rename: 1, move: 0, update: 1, enable: 1, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 1, move: 0, update: 1, enable: 1, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -250,7 +257,7 @@ fn first_run_creates_and_leaves_unowned_alone() {
         expect_test::expect![[r#"
             create anna.berg (new person) {"attrs":{"employeeNumber":["1"],"sn":["Berg"],"uid":["anna.berg"]},"disabled":false,"kind":"create","username":"anna.berg"}
             member 1: (the target gives it at apply)
-            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
+            Summary { create: 1, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
         "#]],
     );
 }
@@ -263,7 +270,7 @@ fn converged_state_gives_no_operations() {
         &[owned("1", "anna.berg", AccountStatus::Active)],
         expect_test::expect![[r#"
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -277,7 +284,7 @@ fn a_name_change_updates_only_that_attribute() {
         expect_test::expect![[r#"
             update anna.berg (sn changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"sn","values":["Ek"]}]}
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, move: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -294,7 +301,7 @@ fn an_attribute_the_mapping_no_longer_yields_is_removed() {
         expect_test::expect![[r#"
             update anna.berg (departmentNumber changed in the source) {"kind":"update","key":"uid=anna.berg,ou=people,dc=example,dc=org","changes":[{"attr":"departmentNumber","values":[]}]}
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
-            Summary { create: 0, rename: 0, move: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 1, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -321,7 +328,7 @@ fn leavers_are_disabled_once_and_returners_enabled() {
             enable cy.ek (active again) {"kind":"enable","key":"uid=cy.ek,ou=people,dc=example,dc=org"}
             disable anna.berg (no longer in any source) {"kind":"disable","key":"uid=anna.berg,ou=people,dc=example,dc=org"}
             member 3: (the target gives it at apply)
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 1, disable: 1, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -333,11 +340,11 @@ fn an_interrupted_create_is_adopted_not_duplicated() {
         &[observed("anna.berg", Some("1"), "Berg", false)],
         &[owned("1", "anna.berg", AccountStatus::Pending), owned("2", "bo.ek", AccountStatus::Pending)],
         expect_test::expect![[r#"
-            create bo.ek (the account enid created is missing on the target; creating it again) {"attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false,"kind":"create","username":"bo.ek"}
+            create bo.ek (not created yet (an earlier create failed or was interrupted)) {"attrs":{"employeeNumber":["2"],"sn":["Ek"],"uid":["bo.ek"]},"disabled":false,"kind":"create","username":"bo.ek"}
             adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=false
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
             member 2: (the target gives it at apply)
-            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
+            Summary { create: 1, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 1 } unmanaged=0
         "#]],
     );
 }
@@ -349,8 +356,8 @@ fn an_unowned_entry_in_the_way_blocks_and_is_not_touched() {
         &[observed("anna.berg", None, "Someone", false)],
         &[],
         expect_test::expect![[r#"
-            blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org exists but was not created by enid
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org exists but was not created by enid and holds this person's username: if it is theirs, made before enid, claim it with a correlation rule ([targets.dir.policy.correlate]) or `enid adopt --entry KEY --person SOURCE/PERSON_ID`; if it is not, record that with `enid adopt --entry KEY --person SOURCE/PERSON_ID --not-theirs` and the person gets another username
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -519,7 +526,7 @@ fn a_person_whose_attributes_cannot_be_rendered_is_held_and_their_account_left_a
             blocked anna.berg: attribute mapping failed: attribute mail: undefined value
             member 1: uid=anna.berg,ou=people,dc=example,dc=org
             member 2: (the target gives it at apply)
-            Summary { create: 1, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 1, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
     check(
@@ -528,7 +535,7 @@ fn a_person_whose_attributes_cannot_be_rendered_is_held_and_their_account_left_a
         &[],
         expect_test::expect![[r#"
             blocked anna.berg: attribute mapping failed: attribute mail: undefined value
-            Summary { create: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
 }
@@ -590,7 +597,7 @@ fn a_mover_between_placements_is_moved_and_its_members_follow_where_the_target_k
         expect_test::expect![[r#"
             move anna.berg (moves from ou=S1, ou=elever,dc=x to OU=S2,OU=Elever,DC=x) {"kind":"move","key":"uid=anna.berg,ou=people,dc=example,dc=org","placement":"OU=S2,OU=Elever,DC=x"}
             member 1: (the target gives it at apply)
-            Summary { create: 0, rename: 0, move: 1, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+            Summary { create: 0, claim: 0, rename: 0, move: 1, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
     // The same place in other case and spacing: no move.
@@ -605,4 +612,135 @@ fn a_mover_between_placements_is_moved_and_its_members_follow_where_the_target_k
     assert_eq!(tp.operations.len(), 1);
     assert_eq!(tp.members, [("1".to_string(), None)]);
     assert_eq!(tp.moving, [("1".to_string(), "uid=anna.berg,ou=people,dc=example,dc=org".to_string())]);
+}
+
+/// Plans with correlation rules: `attribute` read from `extensionAttribute1`, values per person.
+fn check_correlated(
+    desired: &[Desired],
+    observed: &[ObservedAccount],
+    owned: &[OwnedAccount],
+    input: &CorrelationInput,
+    expect: expect_test::Expect,
+) {
+    let owned: Vec<&OwnedAccount> = owned.iter().collect();
+    let caps = caps(None);
+    let managed = ["employeeNumber".to_string(), "sn".into(), "uid".into()];
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+    let facts = TargetFacts { caps: &caps, today, correlate: Some(input), enable_disabled_outside: false };
+    let tp = plan_target("dir", desired.to_vec(), observed, &owned, &managed, &facts);
+    let mut out = String::new();
+    for op in &tp.operations {
+        out.push_str(&format!("{} {} ({}) {}\n", op.action.as_str(), op.username, op.reason, op_json(op)));
+    }
+    for c in &tp.claims {
+        out.push_str(&format!(
+            "claim {} for {} by {:?}, other username {:?}\n",
+            c.key, c.identity, c.rule, c.other_username
+        ));
+    }
+    for b in &tp.blocked {
+        out.push_str(&format!("blocked {}: {}\n", b.username, b.reason));
+    }
+    out.push_str(&format!("{:?}\n", tp.summary));
+    expect.assert_eq(&out);
+}
+
+fn with_attr(mut o: ObservedAccount, attr: &str, value: &str) -> ObservedAccount {
+    o.attrs.insert(attr.into(), Value::text(value));
+    o
+}
+
+fn by_attribute(values: &[(&str, &str)]) -> CorrelationInput {
+    CorrelationInput {
+        username: true,
+        attribute: Some("extensionAttribute1".into()),
+        values: values.iter().map(|(id, v)| (id.to_string(), vec![v.to_string()])).collect(),
+        refused: Default::default(),
+    }
+}
+
+#[test]
+fn accounts_made_before_enid_are_claimed_by_attribute_and_by_username_never_duplicated() {
+    // Old scripts stored the school system's id; one holds another username; one only the name.
+    let mut anna = desired(U1, "anna.berg", "Berg", true);
+    anna.spec.given_name = "Anna".into();
+    anna.spec.display_name = "Anna Berg".into();
+    let mut cy = desired("3", "cy.ek", "Ek", true);
+    cy.spec.given_name = "Cy".into();
+    cy.spec.display_name = "Cy Ek".into();
+    let mut cy_acc = observed("cy.ek", None, "Ek", false);
+    cy_acc.attrs.insert("cn".into(), Value::text("Cy Ek"));
+    check_correlated(
+        &[anna, desired(U2, "bo.ek", "Ek", true), cy],
+        &[
+            with_attr(observed("aberg", None, "Berg", false), "extensionAttribute1", "4711"),
+            with_attr(observed("bo.ek", None, "Ek", false), "extensionAttribute1", "4712"),
+            cy_acc,
+        ],
+        &[],
+        &by_attribute(&[(U1, "4711"), (U2, " 4712 ")]),
+        expect_test::expect![[r#"
+            claim anna.berg (made before enid, its correlation attribute holds this person's value; claimed with the rename aberg → anna.berg) {"kind":"update","key":"uid=aberg,ou=people,dc=example,dc=org","changes":[{"attr":"employeeNumber","values":["0f8fad5b-d9cb-469f-a165-70867728950e"]}]}
+            claim bo.ek (made before enid, its correlation attribute holds this person's value; claimed, and managed by enid from the next run) {"kind":"update","key":"uid=bo.ek,ou=people,dc=example,dc=org","changes":[{"attr":"employeeNumber","values":["7c9e6679-7425-40de-944b-e07fc1f90ae7"]}]}
+            claim cy.ek (made before enid, it holds this person's username and names; claimed, and managed by enid from the next run) {"kind":"update","key":"uid=cy.ek,ou=people,dc=example,dc=org","changes":[{"attr":"employeeNumber","values":["3"]}]}
+            rename anna.berg (claimed under another username: aberg → anna.berg) {"kind":"rename","key":"uid=aberg,ou=people,dc=example,dc=org","username":"anna.berg"}
+            claim uid=aberg,ou=people,dc=example,dc=org for 0f8fad5b-d9cb-469f-a165-70867728950e by Attribute, other username Some("aberg")
+            claim uid=bo.ek,ou=people,dc=example,dc=org for 7c9e6679-7425-40de-944b-e07fc1f90ae7 by Attribute, other username None
+            claim uid=cy.ek,ou=people,dc=example,dc=org for 3 by Username, other username None
+            Summary { create: 0, claim: 3, rename: 1, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 }
+        "#]],
+    );
+}
+
+#[test]
+fn ambiguous_matches_claim_nothing_and_a_namesake_is_never_made() {
+    let mut hr = with_attr(observed("dan.ek", None, "Ek", false), "extensionAttribute1", "4714");
+    hr.attrs.insert("employeeNumber".into(), Value::text("HR-1"));
+    check_correlated(
+        &[
+            desired(U1, "anna.berg", "Berg", true),
+            desired(U2, "bo.ek", "Ek", true),
+            desired("3", "cy.ek", "Ek", true),
+            desired("4", "dan.ek", "Ek", true),
+            desired("5", "eva.ek", "Ek", true),
+        ],
+        &[
+            // Two accounts hold anna's value; one account holds the value of bo and cy.
+            with_attr(observed("a1", None, "Berg", false), "extensionAttribute1", "4711"),
+            with_attr(observed("a2", None, "Berg", false), "extensionAttribute1", "4711"),
+            with_attr(observed("bc", None, "Ek", false), "extensionAttribute1", "4712"),
+            // An HR number in the owner attribute: a claim would overwrite it.
+            hr,
+            // Eva's username, made by hand, without her names: a question, not a namesake.
+            observed("eva.ek", None, "Someone", false),
+        ],
+        &[],
+        &by_attribute(&[(U1, "4711"), (U2, "4712"), ("3", "4712"), ("4", "4714")]),
+        expect_test::expect![[r#"
+            blocked anna.berg: 2 accounts made before enid match this person by the correlation rules (uid=a1,ou=people,dc=example,dc=org; uid=a2,ou=people,dc=example,dc=org); none is claimed: correct the attribute on the wrong ones, or claim one with `enid adopt --entry`
+            blocked bo.ek: uid=bc,ou=people,dc=example,dc=org matches 2 persons by the correlation rules; it is claimed by nobody until the others' values or the rules are corrected, or it is claimed with `enid adopt --entry`
+            blocked cy.ek: uid=bc,ou=people,dc=example,dc=org matches 2 persons by the correlation rules; it is claimed by nobody until the others' values or the rules are corrected, or it is claimed with `enid adopt --entry`
+            blocked dan.ek: uid=dan.ek,ou=people,dc=example,dc=org matches this person by the correlation rules, but its employeeNumber holds a value of its own, which a claim would overwrite; empty it there if the account is theirs
+            blocked eva.ek: uid=eva.ek,ou=people,dc=example,dc=org exists but was not created by enid and holds this person's username: if it is theirs, made before enid, claim it with a correlation rule ([targets.dir.policy.correlate]) or `enid adopt --entry KEY --person SOURCE/PERSON_ID`; if it is not, record that with `enid adopt --entry KEY --person SOURCE/PERSON_ID --not-theirs` and the person gets another username
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 }
+        "#]],
+    );
+}
+
+#[test]
+fn an_account_disabled_outside_enid_stays_disabled_until_an_enable_is_approved() {
+    let mut by_enid = owned(U2, "bo.ek", AccountStatus::Disabled);
+    by_enid.disabled_at = chrono::NaiveDate::from_ymd_opt(2026, 11, 1);
+    check(
+        &[desired(U1, "anna.berg", "Berg", true), desired(U2, "bo.ek", "Ek", true)],
+        &[observed("anna.berg", Some(U1), "Berg", true), observed("bo.ek", Some(U2), "Ek", true)],
+        &[owned(U1, "anna.berg", AccountStatus::Active), by_enid],
+        expect_test::expect![[r#"
+            enable anna.berg (disabled outside enid: left disabled until an operator approves the enable (`enid apply --only enable`)) {"kind":"enable","key":"uid=anna.berg,ou=people,dc=example,dc=org"}
+            enable bo.ek (active again) {"kind":"enable","key":"uid=bo.ek,ou=people,dc=example,dc=org"}
+            member 0f8fad5b-d9cb-469f-a165-70867728950e: (the target gives it at apply)
+            member 7c9e6679-7425-40de-944b-e07fc1f90ae7: (the target gives it at apply)
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 2, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
+        "#]],
+    );
 }

@@ -22,14 +22,19 @@ pub struct ThresholdHit {
 impl std::fmt::Display for ThresholdHit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let share = if self.owned > 0 { 100.0 * self.count as f64 / self.owned as f64 } else { 100.0 };
+        let of = match self.action {
+            Action::DeleteGroup => "owned groups",
+            Action::Claim => "accounts in scope",
+            _ => "owned accounts",
+        };
+        let base = if self.action == Action::Claim { "in scope" } else { "of owned" };
         write!(
             f,
-            "target \"{}\": {} {} of {} owned {} ({share:.1}%), over the limit of {} ({}% of owned, at least {}) by {}",
+            "target \"{}\": {} {} of {} {of} ({share:.1}%), over the limit of {} ({}% {base}, at least {}) by {}",
             self.target,
             self.count,
             self.action.as_str(),
             self.owned,
-            if self.action == Action::DeleteGroup { "groups" } else { "accounts" },
             self.limit,
             self.percent,
             self.min,
@@ -42,13 +47,14 @@ impl std::fmt::Display for ThresholdHit {
 ///
 /// `owned` is the number of accounts enid owns on the target (active or disabled); creates that
 /// only retry a pending ownership row are expected to be left out of `summary` by the caller.
-/// `enid_entries` is how many enid ids the target's entries carry (`TargetPlan::enid_entries`):
-/// the first run (nothing owned) may create everyone only on a target that holds none.
+/// `in_scope` is how many accounts the target shows in its scope (`TargetPlan::in_scope`): the
+/// first run (nothing owned) may create everyone only on a target that holds no accounts at
+/// all. Claims weigh against `in_scope`: they are decisions about accounts enid does not own.
 pub fn check_thresholds(
     target: &str,
     summary: &Summary,
     owned: usize,
-    enid_entries: usize,
+    in_scope: usize,
     t: &crate::core::policy::Thresholds,
 ) -> Vec<ThresholdHit> {
     let mut hits = Vec::new();
@@ -58,11 +64,24 @@ pub fn check_thresholds(
             hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
         }
     };
-    // In plan order. The first run against an empty state on a target new to enid creates
-    // everyone: that is what it is for. A target that holds enid's ids is not new, whatever the
-    // state database says.
-    if owned > 0 || enid_entries > 0 {
+    // In plan order. The first run against an empty state on an empty target creates everyone:
+    // that is what it is for. A target that holds accounts (enid's ids, or accounts made before
+    // enid that the plan would stand beside) is not new, whatever the state database says.
+    if owned > 0 || in_scope > 0 {
         check(Action::Create, summary.create, t.create_percent, t.create_min);
+    }
+    let limit = crate::core::policy::Thresholds::limit(t.claim_percent, t.claim_min, in_scope);
+    let mut claim_hit = None;
+    if summary.claim > limit {
+        claim_hit = Some(ThresholdHit {
+            target: target.into(),
+            action: Action::Claim,
+            count: summary.claim,
+            owned: in_scope,
+            limit,
+            percent: t.claim_percent,
+            min: t.claim_min,
+        });
     }
     check(Action::Rename, summary.rename, t.rename_percent, t.rename_min);
     // A mover between placements is an update of where the account lives.
@@ -70,7 +89,7 @@ pub fn check_thresholds(
     check(Action::Enable, summary.enable, t.enable_percent, t.enable_min);
     check(Action::Disable, summary.disable, t.disable_percent, t.disable_min);
     check(Action::Delete, summary.delete, t.delete_percent, t.delete_min);
-    hits
+    claim_hit.into_iter().chain(hits).collect()
 }
 
 /// The group thresholds one target's part of a plan goes over: deletes of owned groups, against

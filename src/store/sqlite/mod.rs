@@ -14,8 +14,8 @@ mod tests;
 
 use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunRowIn, owned_account};
 use super::{
-    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, RecordRow, RunRow, SealedPassword, StateStore,
-    StoreError, StoredRecordView,
+    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, RecordRow, RunRow, SealedPassword,
+    StateStore, StoreError, StoredRecordView,
 };
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredRecord};
@@ -344,6 +344,30 @@ impl StateStore for SqliteStore {
 
     async fn reserved_usernames(&self) -> Result<Vec<String>, StoreError> {
         let q = sqlx::query_scalar("SELECT lower(username) FROM usernames WHERE identity_id = ''");
+        self.ctx(q.fetch_all(&self.pool).await)
+    }
+
+    async fn refuse_claim(
+        &self,
+        target: &str,
+        identity: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let q = sqlx::query(
+            "INSERT OR IGNORE INTO claim_refusals (target, identity_id, entry_key, decided_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(target)
+        .bind(identity)
+        .bind(key)
+        .bind(ts(now));
+        self.ctx(q.execute(&self.pool).await).map(|_| ())
+    }
+
+    async fn claim_refusals(&self) -> Result<Vec<(String, IdentityId, String)>, StoreError> {
+        let q = sqlx::query_as(
+            "SELECT target, identity_id, entry_key FROM claim_refusals ORDER BY target, identity_id, entry_key",
+        );
         self.ctx(q.fetch_all(&self.pool).await)
     }
 

@@ -1,0 +1,234 @@
+//! Correlation: which accounts that enid does not own (made by hand or by older scripts, with no
+//! owner marker) are a person's, by the target's `[policy.correlate]` rules. Pure.
+//!
+//! The attribute rule decides: an account whose correlation attribute holds one of the values a
+//! person's records give is that person's. The username rule is used only for accounts whose
+//! attribute is empty (or for every account, when there is no attribute rule): an account that
+//! holds the person's username and shows the person's names is theirs. A match counts only when
+//! it is one to one: an account that matches several persons, or a person that matches several
+//! accounts, is claimed by nobody and reported. Pairs an operator decided are not the person's
+//! (`refused`) never match.
+
+use super::*;
+
+/// A target's correlation rules with the values they compare, for one run.
+#[derive(Debug, Clone, Default)]
+pub struct CorrelationInput {
+    /// Claim an account that holds the person's username and shows their names.
+    pub username: bool,
+    /// The account attribute the attribute rule reads.
+    pub attribute: Option<String>,
+    /// Identity → the values its records give for the attribute (already rendered, trimmed and
+    /// without civic-number-shaped values).
+    pub values: HashMap<IdentityId, Vec<String>>,
+    /// (identity, account key as the target compares it) pairs an operator decided are not the
+    /// person's.
+    pub refused: std::collections::HashSet<(IdentityId, String)>,
+}
+
+impl CorrelationInput {
+    /// Whether any rule is set.
+    pub fn is_empty(&self) -> bool {
+        !self.username && self.attribute.is_none()
+    }
+}
+
+/// How an account was matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The correlation attribute holds a value of the person's records.
+    Attribute,
+    /// The account holds the person's username and shows their names.
+    Username,
+}
+
+/// What correlation found on one target.
+#[derive(Debug, Clone, Default)]
+pub struct Matches {
+    /// Identity → (index of the observed account, the rule).
+    pub matched: HashMap<IdentityId, (usize, Rule)>,
+    /// Identity → why nothing is claimed for them (several accounts match, or the account
+    /// matches several persons, or it carries an owner value of its own).
+    pub ambiguous: HashMap<IdentityId, String>,
+}
+
+/// A person as correlation sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub id: &'a str,
+    /// The username, when the person has one (or the one naming would give).
+    pub username: Option<&'a str>,
+    pub display_name: &'a str,
+    pub given_name: &'a str,
+    pub family_name: &'a str,
+    pub protected: bool,
+}
+
+/// Whether an account is one correlation may claim: not owned, carrying nothing in the owner
+/// attribute (an enid id is someone's; any other value, an HR number, would be overwritten).
+pub fn claimable(o: &ObservedAccount, owner_attr: &str) -> bool {
+    o.attrs.get(owner_attr).is_none_or(Value::is_empty) && !o.excluded
+}
+
+/// Folds a correlation value as it compares: without case and surrounding spaces.
+pub fn fold_value(v: &str) -> String {
+    v.trim().to_lowercase()
+}
+
+/// The values an account holds in `attr`, folded (the texts of a complex value's parts too).
+fn account_values(o: &ObservedAccount, attr: &str) -> Vec<String> {
+    let Some((_, v)) = o.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)) else { return Vec::new() };
+    let mut out: Vec<String> = match v {
+        Value::Text(t) => t.iter().map(|s| fold_value(s)).collect(),
+        Value::Complex(items) => {
+            items.iter().flat_map(|i| i.values()).flat_map(|f| f.texts().iter().map(|s| fold_value(s))).collect()
+        }
+        Value::Bool(_) => Vec::new(),
+    };
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Matches persons to the claimable accounts among `observed` (`eligible`: their indexes).
+pub fn correlate(
+    input: &CorrelationInput,
+    candidates: &[Candidate<'_>],
+    observed: &[ObservedAccount],
+    eligible: &[usize],
+    caps: &Capabilities,
+) -> Matches {
+    let mut out = Matches::default();
+    if input.is_empty() {
+        return out;
+    }
+    let refused = |id: &str, i: usize| input.refused.contains(&(id.to_string(), caps.key(&observed[i].key)));
+    // Attribute rule: value → accounts holding it.
+    let mut by_value: HashMap<String, Vec<usize>> = HashMap::default();
+    let mut has_value = vec![false; observed.len()];
+    if let Some(attr) = &input.attribute {
+        for &i in eligible {
+            let values = account_values(&observed[i], attr);
+            has_value[i] = !values.is_empty();
+            for v in values {
+                by_value.entry(v).or_default().push(i);
+            }
+        }
+    }
+    // Account → the persons it matched, and person → accounts.
+    let mut per_account: HashMap<usize, Vec<(&str, Rule)>> = HashMap::default();
+    let mut per_person: HashMap<&str, Vec<usize>> = HashMap::default();
+    if input.attribute.is_some() {
+        for c in candidates {
+            let Some(values) = input.values.get(c.id) else { continue };
+            let mut hits: Vec<usize> = values
+                .iter()
+                .flat_map(|v| by_value.get(&fold_value(v)).into_iter().flatten().copied())
+                .filter(|&i| !refused(c.id, i))
+                .collect();
+            hits.sort_unstable();
+            hits.dedup();
+            for &i in &hits {
+                per_account.entry(i).or_default().push((c.id, Rule::Attribute));
+            }
+            if !hits.is_empty() {
+                per_person.insert(c.id, hits);
+            }
+        }
+    }
+    if input.username {
+        let by_username: HashMap<String, usize> = eligible
+            .iter()
+            .filter(|&&i| !has_value[i])
+            .filter_map(|&i| Some((fold_name(caps, observed[i].username.as_deref()?), i)))
+            .collect();
+        for c in candidates {
+            if per_person.contains_key(c.id) {
+                continue;
+            }
+            let Some(u) = c.username else { continue };
+            let Some(&i) = by_username.get(&fold_name(caps, u)) else { continue };
+            if refused(c.id, i) || !names_fit(c, &observed[i]) {
+                continue;
+            }
+            per_account.entry(i).or_default().push((c.id, Rule::Username));
+            per_person.insert(c.id, vec![i]);
+        }
+    }
+    let owner_attr = caps.owner_attribute.as_str();
+    for (id, accounts) in per_person {
+        match accounts.as_slice() {
+            [i] => match per_account.get(i).map(Vec::as_slice) {
+                Some([(_, rule)]) if claimable(&observed[*i], owner_attr) => {
+                    out.matched.insert(id.to_string(), (*i, *rule));
+                }
+                Some([_]) => {
+                    out.ambiguous.insert(
+                        id.to_string(),
+                        format!(
+                            "{} matches this person by the correlation rules, but its {owner_attr} holds a value of its own, which a claim would overwrite; empty it there if the account is theirs",
+                            observed[*i].key
+                        ),
+                    );
+                }
+                Some(many) => {
+                    out.ambiguous.insert(
+                        id.to_string(),
+                        format!(
+                            "{} matches {} persons by the correlation rules; it is claimed by nobody until the \
+                             others' values or the rules are corrected, or it is claimed with `enid adopt --entry`",
+                            observed[*i].key,
+                            many.len()
+                        ),
+                    );
+                }
+                None => {}
+            },
+            many => {
+                let keys: Vec<&str> = many.iter().take(3).map(|&i| observed[i].key.as_str()).collect();
+                out.ambiguous.insert(
+                    id.to_string(),
+                    format!(
+                        "{} accounts made before enid match this person by the correlation rules ({}{}); none is \
+                         claimed: correct the attribute on the wrong ones, or claim one with `enid adopt --entry`",
+                        many.len(),
+                        keys.join("; "),
+                        if many.len() > 3 { "; ..." } else { "" }
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn fold_name(caps: &Capabilities, s: &str) -> String {
+    if caps.case_insensitive_names { s.to_lowercase() } else { s.to_string() }
+}
+
+/// Whether an account made before enid shows this person's names: the display name, or both
+/// the given and the family name, among its values (without case or extra spaces). An account
+/// whose names cannot be read does not fit: a claim needs proof. A protected person's names
+/// are not compared (their accounts carry none).
+pub fn names_fit(c: &Candidate<'_>, o: &ObservedAccount) -> bool {
+    let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut seen = std::collections::HashSet::new();
+    for v in o.attrs.values() {
+        match v {
+            Value::Text(t) => seen.extend(t.iter().map(|s| fold(s))),
+            Value::Complex(items) => {
+                for f in items.iter().flat_map(|i| i.values()) {
+                    seen.extend(f.texts().iter().map(|s| fold(s)));
+                }
+            }
+            Value::Bool(_) => {}
+        }
+    }
+    let (display, given, family) = (fold(c.display_name), fold(c.given_name), fold(c.family_name));
+    let username = c.username.map(fold).unwrap_or_default();
+    if c.protected || display == username {
+        return false;
+    }
+    (!display.is_empty() && seen.contains(&display))
+        || (!given.is_empty() && !family.is_empty() && seen.contains(&given) && seen.contains(&family))
+}
