@@ -15,6 +15,7 @@ mod harness;
 mod identity;
 mod lifecycle;
 mod migration;
+mod onboarding;
 mod protected;
 mod review;
 mod review2;

@@ -34,7 +34,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 10] = [
+const MIGRATIONS: [(i64, &str, &str); 11] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -45,6 +45,7 @@ const MIGRATIONS: [(i64, &str, &str); 10] = [
     (8, "meta", include_str!("../../../migrations/sqlite/0008_meta.sql")),
     (9, "target keys", include_str!("../../../migrations/sqlite/0009_target_keys.sql")),
     (10, "passwords", include_str!("../../../migrations/sqlite/0010_passwords.sql")),
+    (12, "claim refusals", include_str!("../../../migrations/sqlite/0012_claim_refusals.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
