@@ -106,6 +106,21 @@ fn render_adopt(p: &crate::engine::AdoptPlan) -> String {
     }
     let _ =
         writeln!(s, "\nUsernames on the targets recorded as taken (never given to anyone new): {}", p.taken_usernames);
+    if !p.correlated.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nMade before enid, matched by the correlation rules ({}): not recorded now; the next plan claims \
+             them (claim operations, under the claim threshold):",
+            p.correlated.len()
+        );
+        for c in &p.correlated {
+            let rule = match c.rule {
+                crate::core::plan::Rule::Attribute => "attribute",
+                crate::core::plan::Rule::Username => "username",
+            };
+            let _ = writeln!(s, "  {:<10} {} for identity {} (by {rule})", c.target, c.key, c.identity);
+        }
+    }
     if !p.unmatched.is_empty() {
         let _ = writeln!(s, "\nNot matched ({}): left alone, and blocked in plans until claimed:", p.unmatched.len());
         for u in &p.unmatched {

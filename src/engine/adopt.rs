@@ -61,12 +61,25 @@ pub struct Unmatched {
     pub reason: String,
 }
 
+/// An account made before enid that a correlation rule gives a person: not recorded by adopt
+/// (it carries no enid id), but claimed by a `claim` operation of the next plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Correlated {
+    pub target: String,
+    pub identity: IdentityId,
+    /// The account's key; the enid id for a person with protected personal data.
+    pub key: String,
+    pub rule: crate::core::plan::Rule,
+}
+
 /// What `enid adopt` would record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AdoptPlan {
     pub accounts: Vec<AccountClaim>,
     pub groups: Vec<GroupClaim>,
     pub unmatched: Vec<Unmatched>,
+    /// Accounts made before enid that the correlation rules match: the next plan claims them.
+    pub correlated: Vec<Correlated>,
     /// Usernames on the targets that no claimed account has: recorded as taken, never allocated.
     pub taken_usernames: usize,
     #[serde(skip)]
@@ -411,6 +424,60 @@ impl Engine {
                 }
             }
         }
+        // Accounts made before enid that the correlation rules give persons: the same matches the
+        // next plan claims, shown now.
+        let refused = self.store.claim_refusals().await?;
+        let inputs = self.correlation_inputs(&resolution, &refused);
+        for (tid, accounts) in &observed {
+            let (Some(t), Some(input)) = (self.targets.get(tid), inputs.get(tid)) else { continue };
+            if input.is_empty() {
+                continue;
+            }
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == tid).collect();
+            let claimed_keys: HashSet<String> =
+                plan.accounts.iter().filter(|c| &c.target == tid).map(|c| t.caps.key(&c.key)).collect();
+            let owning: HashSet<&str> = owned
+                .iter()
+                .map(|o| o.identity_id.as_str())
+                .chain(plan.accounts.iter().filter(|c| &c.target == tid).map(|c| c.identity.as_str()))
+                .collect();
+            let eligible: Vec<usize> = crate::core::plan::not_owned(&owned, accounts, &t.caps)
+                .into_iter()
+                .filter(|&i| crate::core::plan::owner_values(&accounts[i], &t.caps.owner_attribute).next().is_none())
+                .filter(|&i| !claimed_keys.contains(&t.caps.key(&accounts[i].key)))
+                .filter(|&i| !t.policy.exclude.matches(&accounts[i]))
+                .collect();
+            let people: Vec<(&Identity, Option<String>, crate::core::naming::NameRequest)> = resolution
+                .present
+                .iter()
+                .filter(|i| !owning.contains(i.id.as_str()))
+                .filter_map(|i| {
+                    let name = snapshot.identities.get(&i.id).cloned().flatten().or_else(|| chosen.get(&i.id).cloned());
+                    Some((i, name, name_request(i)?))
+                })
+                .collect();
+            let display: Vec<String> =
+                people.iter().map(|(_, _, r)| format!("{} {}", r.given_name, r.family_name)).collect();
+            let candidates: Vec<crate::core::plan::Candidate<'_>> = people
+                .iter()
+                .zip(&display)
+                .map(|((i, name, r), d)| crate::core::plan::Candidate {
+                    id: &i.id,
+                    username: name.as_deref(),
+                    display_name: d,
+                    given_name: &r.given_name,
+                    family_name: &r.family_name,
+                    protected: i.is_protected(),
+                })
+                .collect();
+            let m = crate::core::plan::correlate(input, &candidates, accounts, &eligible, &t.caps);
+            for (id, (i, rule)) in m.matched {
+                let protected = by_id.get(id.as_str()).is_some_and(|p| p.is_protected());
+                let key = if protected { id.clone() } else { accounts[i].key.clone() };
+                plan.correlated.push(Correlated { target: tid.clone(), identity: id, key, rule });
+            }
+        }
+        plan.correlated.sort_by(|a, b| (&a.target, &a.key).cmp(&(&b.target, &b.key)));
         plan.accounts.sort_by(|a, b| (&a.target, &a.username).cmp(&(&b.target, &b.username)));
         plan.groups.sort_by(|a, b| (&a.target, &a.name).cmp(&(&b.target, &b.name)));
         plan.unmatched.sort_by(|a, b| (&a.target, &a.key).cmp(&(&b.target, &b.key)));

@@ -282,7 +282,7 @@ fn a_user_made_before_enid_blocks_its_namesake_unless_adoption_by_username_is_on
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["summary"]["create"], 1, "only Bo: {}", plan["operations"]);
     let blocked = plan["blocked"].to_string();
-    assert!(blocked.contains("adopt_by_username"), "{blocked}");
+    assert!(blocked.contains("policy.correlate") && blocked.contains("--not-theirs"), "{blocked}");
     env.enid(&["apply", "--yes"]).ok();
     let before = users(&url);
     assert_eq!(before["anna.berg"], (None, true), "left alone");
@@ -292,14 +292,25 @@ fn a_user_made_before_enid_blocks_its_namesake_unless_adoption_by_username_is_on
     let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
     std::fs::write(env.path("enid.toml"), config.replace("token_file", "adopt_by_username = true\ntoken_file"))
         .unwrap();
-    let plan = env.enid(&["plan"]).ok().stdout;
-    assert!(plan.contains("claimed by username"), "{plan}");
+    // The old switch is read as the username rule, with a deprecation note; the claim is an
+    // operation of the plan.
+    let plan = env.enid(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("claim (1)") && plan.stdout.contains("holds this person's username"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stderr.contains("adopt_by_username is deprecated"), "{}", plan.stderr);
     env.enid(&["apply", "--yes"]).ok();
     let after = users(&url);
     let anna = &after["anna.berg"];
     assert!(anna.0.as_deref().is_some_and(|id| id.len() == 36), "the enid id written: {anna:?}");
     let accounts = rt().block_on(target.observe(&[])).unwrap();
     assert_eq!(accounts.iter().find(|a| a.username.as_deref() == Some("anna.berg")).map(|a| a.key.clone()), Some(hand));
+    // Enid's from now on: the next run brings it in line with the sources, then nothing changes.
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["update"], 1, "{}", plan["operations"]);
+    env.enid(&["apply", "--yes"]).ok();
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
     // A user carrying someone else's externalId is never claimed.
@@ -330,8 +341,10 @@ fn a_user_made_before_enid_blocks_its_namesake_unless_adoption_by_username_is_on
         ],
     );
     let plan = env.enid(&["plan", "--json"]).ok().json();
-    assert_eq!(plan["adoptions"].as_array().map(Vec::len), Some(0), "{}", plan["adoptions"]);
-    assert_eq!(plan["summary"]["create"], 1, "Cy gets an account of her own: {}", plan["operations"]);
+    assert_eq!(plan["summary"]["claim"].as_u64().unwrap_or(0), 0, "{}", plan["operations"]);
+    // Someone else's marker on an account with her username: she is blocked, not given cy.lind2.
+    assert_eq!(plan["summary"]["create"], 0, "{}", plan["operations"]);
+    assert!(plan["blocked"].to_string().contains("externalId holds a value"), "{}", plan["blocked"]);
 }
 
 #[test]

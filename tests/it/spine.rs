@@ -219,6 +219,14 @@ fn an_unowned_entry_is_never_touched_and_its_name_never_allocated() {
     assert!(!text.contains("uid=anna.berg,") && !text.contains("teacher.x"), "{text}");
     assert_eq!(plan["unmanaged"]["directory"], 2);
     env.apply();
+    // No namesake beside it: the entry may be Anna's, made before enid. She waits for a decision.
+    let after = env.people();
+    assert!(!after.contains_key("anna.berg2"), "no namesake without a decision: {:?}", after.keys());
+    assert!(plan["blocked"].to_string().contains("--not-theirs"), "{}", plan["blocked"]);
+    // The operator decides it is not hers: she gets a name of her own.
+    env.enid(&["adopt", "--entry", &format!("uid=anna.berg,{BASE}"), "--person", "sis/1", "--not-theirs", "--yes"])
+        .ok();
+    env.apply();
     let after = env.people();
     assert!(after.contains_key("anna.berg2"), "the namesake gets a counter: {:?}", after.keys());
     for uid in ["anna.berg", "teacher.x"] {

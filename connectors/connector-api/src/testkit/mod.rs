@@ -34,7 +34,7 @@ pub mod proxy;
 
 pub use proxy::{FaultProxy, Protocol, Seen, TlsEnds};
 
-use crate::{Capabilities, ExistingUsernames, MemberForm, ObservedAccount, Role, Target};
+use crate::{Capabilities, MemberForm, ObservedAccount, Role, Target};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -392,21 +392,15 @@ impl<R: Rig> Story<'_, R> {
         let before = self.accounts().await?.get("eva.ek").cloned().ok_or("the hand-made account is not seen")?;
         ensure!(self.owner(&before).is_none(), "the hand-made account carries an owner marker");
         // A person whose name gives the username the hand-made account holds: the account is
-        // neither changed nor taken over. On a target that avoids such names she gets another;
-        // on one that takes them for hers (made before enid) she is blocked, no second account.
+        // neither changed nor taken over, and no namesake is made beside it (it may be hers,
+        // made before enid): she is blocked until an operator decides, on every target.
         let mut people = self.people.clone();
         people.push(Person::new("P5", "Eva", "Ek", "S1", "7A"));
         self.set(people);
-        let avoid = self.caps().existing_usernames == ExistingUsernames::Avoid;
-        if avoid {
-            let done = self.converge("a namesake of the hand-made account")?;
-            ensure!(done.create == 1, "one create for her: {done:?}");
-        } else {
-            let plan = self.rig.plan(self.day);
-            ensure!(plan.blocked == 1 && plan.create == 0, "she is blocked, nothing is created: {plan:?}");
-            let done = self.rig.apply(self.day);
-            ensure!(done.ok, "the apply failed: {}", done.message);
-        }
+        let plan = self.rig.plan(self.day);
+        ensure!(plan.blocked >= 1 && plan.create == 0, "she is blocked, nothing is created: {plan:?}");
+        let done = self.rig.apply(self.day);
+        ensure!(done.ok, "the apply failed: {}", done.message);
         let accounts = self.accounts().await?;
         let after = accounts.get("eva.ek").cloned().ok_or("the hand-made account is gone")?;
         ensure!(after == before, "the hand-made account changed: {before:?} → {after:?}");
@@ -415,16 +409,12 @@ impl<R: Rig> Story<'_, R> {
             .filter(|(u, a)| u.starts_with("eva.ek") && self.owner(a).is_some())
             .map(|(u, _)| u)
             .collect();
-        if avoid {
-            ensure!(hers.len() == 1 && hers[0] != "eva.ek", "her own account: {hers:?}");
-        } else {
-            ensure!(hers.is_empty(), "an account was made for her: {hers:?}");
-        }
+        ensure!(hers.is_empty(), "an account was made for her: {hers:?}");
         // She leaves; the hand-made account stays as it is.
         let people: Vec<Person> = self.people.iter().filter(|p| p.key != "P5").cloned().collect();
         self.set(people);
         let done = self.converge("without her")?;
-        ensure!(done.disable == usize::from(avoid), "her account (if any) is disabled: {done:?}");
+        ensure!(done.disable == 0, "she had no account to disable: {done:?}");
         let last = self.accounts().await?.get("eva.ek").cloned().ok_or("the hand-made account is gone")?;
         ensure!(last == before, "the hand-made account changed: {before:?} → {last:?}");
         Ok(())
