@@ -11,6 +11,7 @@ mod ad;
 mod conformance;
 mod fault;
 mod groups;
+mod handout;
 mod harness;
 mod identity;
 mod lifecycle;
