@@ -16,6 +16,7 @@ mod harness;
 mod identity;
 mod lifecycle;
 mod migration;
+mod permissions;
 mod protected;
 mod review;
 mod review2;
