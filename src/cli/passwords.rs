@@ -205,3 +205,62 @@ fn taken_by_reader(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn list(lines: usize) -> Vec<u8> {
+        (0..lines).map(|i| format!("user.{i:06} Xy3#abcdEFGH\n")).collect::<String>().into_bytes()
+    }
+
+    #[test]
+    fn a_pipe_whose_reader_is_gone_is_a_failed_delivery_not_a_signal() {
+        // Closed before anything is written: the write itself fails with EPIPE (SIGPIPE ignored).
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        drop(reader);
+        assert_eq!(deliver(&mut writer, &list(3)).unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+        // A list larger than the pipe's buffer, its reader gone after a few bytes: a later write fails.
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        let head = std::thread::spawn(move || {
+            let mut first = [0u8; 10];
+            reader.read_exact(&mut first).unwrap();
+        });
+        assert_eq!(deliver(&mut writer, &list(20_000)).unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+        head.join().unwrap();
+        // A small list the pipe holds whole, its reader gone after taking part of it (`head`).
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        let head = std::thread::spawn(move || {
+            let mut first = [0u8; 10];
+            reader.read_exact(&mut first).unwrap();
+        });
+        assert_eq!(deliver(&mut writer, &list(3)).unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+        head.join().unwrap();
+    }
+
+    #[test]
+    fn a_pipe_whose_reader_takes_everything_and_waits_for_the_end_is_delivered() {
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        let cat = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            all
+        });
+        let text = list(20_000);
+        deliver(&mut writer, &text).unwrap();
+        drop(writer);
+        assert_eq!(cat.join().unwrap(), text);
+    }
+
+    #[test]
+    fn a_file_is_delivered_once_on_disk_and_a_full_device_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.txt");
+        let mut file = std::fs::File::create(&path).unwrap();
+        deliver(&mut file, &list(3)).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), list(3));
+        let mut full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        assert_eq!(deliver(&mut full, &list(3)).unwrap_err().kind(), std::io::ErrorKind::StorageFull);
+    }
+}
