@@ -206,6 +206,10 @@ pub enum PasswordAction {
         /// JSON instead of text
         #[arg(long)]
         json: bool,
+        /// Hand out as if it were this date or time (YYYY-MM-DD or RFC 3339): expiry and the
+        /// lapse of an unconfirmed hand-out's claim are reckoned from it
+        #[arg(long, value_parser = clock::parse_now)]
+        now: Option<DateTime<Utc>>,
     },
     /// Forget every first password not handed out yet (when the password key is lost for good:
     /// those accounts then need passwords set by hand)
@@ -315,9 +319,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             conflicts::conflicts(&build(config).await?, action, json, &mut out).await
         }
         Command::Renames { action } => conflicts::renames(&build(config).await?, action, overrides, &mut out).await,
-        Command::Passwords { action: PasswordAction::Show { school, protected, all: _, target, json } } => {
+        Command::Passwords { action: PasswordAction::Show { school, protected, all: _, target, json, now } } => {
             let request = crate::engine::passwords::HandOutRequest { school, protected, target };
-            passwords::show(&build(config).await?, request, json, clock::now(None), &mut out).await
+            passwords::show(&build(config).await?, request, json, now, &mut out).await
         }
         Command::Passwords { action: PasswordAction::Forget { yes: _ } } => {
             let n = build(config).await?.forget_passwords(clock::now(None)).await?;

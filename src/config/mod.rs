@@ -44,7 +44,8 @@ pub struct StateConfig {
     /// SQLite database file; created, with its schema, on first use.
     pub path: PathBuf,
     /// Days a first password that was never handed out is kept (sealed) before it is forgotten
-    /// (default 30); the account then needs a new password set by hand.
+    /// (default 30); the account then needs a new password set by hand. One a hand-out is
+    /// showing at that moment is kept until the hand-out ends (given back, it is forgotten then).
     #[serde(default = "thirty")]
     pub password_handout_days: u32,
     /// The key first passwords are kept sealed with until they are handed out (default

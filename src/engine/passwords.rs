@@ -8,7 +8,8 @@
 //! the key's fingerprint: another key never opens, or replaces, what the recorded one sealed. The
 //! seal binds the row to its target and identity, so a sealed value moved to another row does
 //! not open. Passwords never enter a plan, the log, `explain` or an error message; the one output
-//! that shows them is the hand-out, and a password shown there is forgotten.
+//! that shows them is the hand-out, and a password shown there is forgotten once the output was
+//! delivered: the hand-out is claim, show, confirm (forget) or give back ([`Claim`]).
 
 use super::{Engine, EngineError};
 use crate::core::identity::IdKey;
@@ -208,11 +209,26 @@ pub struct HandOutRequest {
     pub target: Option<String>,
 }
 
-/// What a hand-out gave: the passwords, and why any others could not be read (those stay kept).
+/// How long a hand-out's claim holds its passwords. A claim neither confirmed (the output was
+/// delivered) nor given back (it failed) within this time, because its process was killed or
+/// its reader never took the output, lapses: the next hand-out shows those passwords again.
+/// Long enough for a printer or a pager to take a school's list, short enough that an admin who
+/// saw nothing can simply run the hand-out again.
+pub const CLAIM_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
+
+/// What a hand-out claimed: the passwords to show, held for it alone until it confirms that they
+/// were delivered ([`Engine::confirm_handout`]: then they are forgotten) or gives them back
+/// ([`Engine::release_claim`]), or [`CLAIM_TIMEOUT`] passes.
 #[derive(Debug, Default)]
-pub struct HandOut {
+pub struct Claim {
+    /// The claim's id: what a front end confirms or gives back, also from another request.
+    pub id: String,
     pub passwords: Vec<HandedOut>,
+    /// Why some others could not be read (those stay kept, unclaimed).
     pub unreadable: Vec<String>,
+    /// How many others of those asked for another hand-out holds now (they come back if it is
+    /// not confirmed within [`CLAIM_TIMEOUT`]).
+    pub held_elsewhere: usize,
 }
 
 /// One first password handed out.
@@ -235,17 +251,22 @@ fn expose<S: serde::Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s.expose())
 }
 
+/// A new claim id: 128 random bits, so that no two hand-outs, in any process, share one.
+fn new_claim_id() -> Result<String, EngineError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| EngineError::Passwords(format!("the OS random source failed: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl Engine {
-    /// The first passwords kept for the persons asked for, each handed out once: they are
-    /// forgotten (claimed, so two hand-outs at once never show one twice) before they are
-    /// returned. Passwords kept longer than `[state]
-    /// password_handout_days` are forgotten first. A protected person's password is handed out
-    /// only with `protected`, by enid id.
-    pub async fn hand_out_passwords(
-        &self,
-        request: &HandOutRequest,
-        now: DateTime<Utc>,
-    ) -> Result<HandOut, EngineError> {
+    /// The first step of a hand-out: claims the first passwords kept for the persons asked for
+    /// and opens them. Claimed, they are skipped by every other hand-out (two at once never show
+    /// one password twice) but still kept: the front end shows them, then calls
+    /// [`Engine::confirm_handout`] once the whole output was delivered (they are forgotten) or
+    /// [`Engine::release_claim`] when it failed (they are given back). Passwords kept longer than
+    /// `[state] password_handout_days` are forgotten first. A protected person's password is
+    /// claimed only with `protected`, shown by enid id.
+    pub async fn claim_passwords(&self, request: &HandOutRequest, now: DateTime<Utc>) -> Result<Claim, EngineError> {
         if let Some(t) = &request.target
             && !self.targets.contains_key(t)
         {
@@ -257,25 +278,31 @@ impl Engine {
             ));
         }
         self.expire_passwords(now).await?;
+        let lapsed_before = now - CLAIM_TIMEOUT;
         let filter = PasswordFilter {
             school: if request.protected { None } else { request.school.clone() },
             target: request.target.clone(),
+            claims_lapsed_before: None,
         };
-        let rows = self.store.passwords(&filter).await?;
         let protected = self.store.protected_identities().await?;
-        let rows: Vec<SealedPassword> =
-            rows.into_iter().filter(|r| protected.contains(&r.identity_id) == request.protected).collect();
+        let asked = |rows: Vec<SealedPassword>| -> Vec<SealedPassword> {
+            rows.into_iter().filter(|r| protected.contains(&r.identity_id) == request.protected).collect()
+        };
+        let all = asked(self.store.passwords(&filter).await?).len();
+        let rows =
+            asked(self.store.passwords(&PasswordFilter { claims_lapsed_before: Some(lapsed_before), ..filter }).await?);
+        let mut claim =
+            Claim { id: new_claim_id()?, held_elsewhere: all.saturating_sub(rows.len()), ..Claim::default() };
         if rows.is_empty() {
-            return Ok(HandOut::default()); // no key is read (or made) for nothing
+            return Ok(claim); // no key is read (or made) for nothing
         }
         let sealer = Sealer::new(self.password_key().await?);
         let mut opened = Vec::with_capacity(rows.len());
-        let mut unreadable = Vec::new();
         for r in rows {
             match sealer.open(&r) {
                 Ok(p) => opened.push((r, p)),
                 // Kept for later (a restored key opens it); the others are handed out.
-                Err(why) => unreadable.push(format!(
+                Err(why) => claim.unreadable.push(format!(
                     "the first password of identity {} on target \"{}\" cannot be read: {why}; restore the \
                      password key the state recorded, or set a new password on the account",
                     r.identity_id, r.target
@@ -283,11 +310,13 @@ impl Engine {
             }
         }
         // Claimed before they are shown: of two hand-outs at once, each password goes to one.
-        let claimed = self.store.forget_passwords(&opened.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        let rows: Vec<SealedPassword> = opened.iter().map(|(r, _)| r.clone()).collect();
+        let claimed = self.store.claim_passwords(&rows, &claim.id, now, lapsed_before).await?;
+        claim.held_elsewhere += rows.len().saturating_sub(claimed.len());
         let claimed: std::collections::HashSet<(String, String)> =
             claimed.into_iter().map(|r| (r.target, r.identity_id)).collect();
         let shown = !request.protected;
-        let out: Vec<HandedOut> = opened
+        claim.passwords = opened
             .into_iter()
             .filter(|(r, _)| claimed.contains(&(r.target.clone(), r.identity_id.clone())))
             .map(|(r, (password, display_name))| HandedOut {
@@ -300,30 +329,55 @@ impl Engine {
                 set_at: r.created_at,
             })
             .collect();
-        // Who got a password, in the sync log (never the password): the hand-out is one run.
-        let what = match (&request.school, request.protected) {
-            (_, true) => "of protected persons".to_string(),
-            (Some(s), false) => format!("of school unit {s}"),
-            (None, false) => "of every school unit".to_string(),
-        };
+        Ok(claim)
+    }
+
+    /// The last step of a delivered hand-out: forgets the passwords the claim still holds and
+    /// records who got one in the sync log (never the password), as one run. Call it only once
+    /// the whole output was written and flushed. Returns how many were forgotten: fewer than
+    /// were claimed when the claim lapsed and another hand-out took some of them meanwhile.
+    pub async fn confirm_handout(&self, claim: &str, now: DateTime<Utc>) -> Result<usize, EngineError> {
+        let gone = self.store.confirm_claim(claim).await?;
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let protected = self.store.protected_identities().await?;
         let run = self.store.begin_run("passwords show", None, now).await?;
-        let records: Vec<OpRecord> = out
+        let records: Vec<OpRecord> = gone
             .iter()
-            .map(|h| OpRecord {
-                target: h.target.clone(),
-                identity_id: h.identity.clone(),
-                username: h.username.clone().unwrap_or_else(|| h.identity.clone()),
-                school: h.school.clone(),
-                action: "hand_out_password".into(),
-                detail: "first password shown to an administrator and forgotten".into(),
-                group: false,
-                result: OpResult::Ok(Ownership::Unchanged),
+            .map(|r| {
+                // A protected person by enid id only, with no school unit.
+                let shown = !protected.contains(&r.identity_id);
+                OpRecord {
+                    target: r.target.clone(),
+                    identity_id: r.identity_id.clone(),
+                    username: if shown { r.username.clone() } else { r.identity_id.clone() },
+                    school: if shown { r.school.clone() } else { String::new() },
+                    action: "hand_out_password".into(),
+                    detail: "first password shown to an administrator and forgotten".into(),
+                    group: false,
+                    result: OpResult::Ok(Ownership::Unchanged),
+                }
             })
             .collect();
         self.store.record_ops(run, &records, now).await?;
-        self.store.finish_run(run, "ok", &format!("handed out {} first passwords {what}", out.len()), now).await?;
-        tracing::info!(count = out.len(), "handed out first passwords {what}");
-        Ok(HandOut { passwords: out, unreadable })
+        let summary = format!("handed out {} first passwords", gone.len());
+        self.store.finish_run(run, "ok", &summary, now).await?;
+        tracing::info!(count = gone.len(), "{summary}");
+        Ok(gone.len())
+    }
+
+    /// The last step of a failed hand-out: gives back the passwords the claim holds, forgetting
+    /// nothing; the next hand-out shows them. Logged as a failed run with `why`. Returns how many.
+    pub async fn release_claim(&self, claim: &str, why: &str, now: DateTime<Utc>) -> Result<u64, EngineError> {
+        let n = self.store.release_claim(claim).await?;
+        if n > 0 {
+            let run = self.store.begin_run("passwords show", None, now).await?;
+            let summary = format!("gave back {n} first passwords, forgetting none: {why}");
+            self.store.finish_run(run, "failed", &summary, now).await?;
+            tracing::info!(count = n, "{summary}");
+        }
+        Ok(n)
     }
 
     /// The key first passwords are sealed with: read from `[state] password_key_file`, or made
@@ -333,8 +387,10 @@ impl Engine {
             .get_or_try_init(|| async {
                 let path = self.config.state.password_key_path();
                 let recorded = self.store.meta(PASSWORD_KEY_FINGERPRINT).await?.filter(|f| !f.is_empty());
+                // Every sealed row counts, a pending create's too: that account is adopted by
+                // the next run and its password handed out then, so this key must still open it.
                 let kept = match recorded {
-                    Some(_) => self.store.passwords(&PasswordFilter::default()).await?.len(),
+                    Some(_) => self.store.kept_passwords().await?,
                     None => 0,
                 };
                 let why = format!(
@@ -371,7 +427,8 @@ impl Engine {
     /// accounts need passwords set by hand. Logged as a run. Returns how many were forgotten.
     pub async fn forget_passwords(&self, now: DateTime<Utc>) -> Result<u64, EngineError> {
         let run = self.store.begin_run("passwords forget", None, now).await?;
-        let n = self.store.expire_passwords(now + chrono::Duration::days(365 * 1000)).await?;
+        let never = now + chrono::Duration::days(365 * 1000);
+        let n = self.store.expire_passwords(never, never).await?;
         self.store.set_meta(PASSWORD_KEY_FINGERPRINT, "").await?;
         self.store.finish_run(run, "ok", &format!("forgot {n} first passwords"), now).await?;
         Ok(n)
@@ -386,10 +443,14 @@ impl Engine {
             .collect()
     }
 
-    /// Forgets passwords kept longer than `[state] password_handout_days`.
+    /// Forgets passwords kept longer than `[state] password_handout_days`. One a hand-out has
+    /// claimed stays while the claim lives: that hand-out may be showing it right now, and if its
+    /// output fails it must get the password back, not lose it to expiry in the meantime. It is
+    /// forgotten by the hand-out's confirmation, or by the first expiry after the claim was
+    /// given back or lapsed.
     pub(super) async fn expire_passwords(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let days = i64::from(self.config.state.password_handout_days);
-        let n = self.store.expire_passwords(now - chrono::Duration::days(days)).await?;
+        let n = self.store.expire_passwords(now - chrono::Duration::days(days), now - CLAIM_TIMEOUT).await?;
         if n > 0 {
             tracing::info!(count = n, days, "forgot first passwords that were never handed out");
         }

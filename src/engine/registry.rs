@@ -105,7 +105,8 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    /// Builds every connector the config names. Reads secrets; contacts nothing.
+    /// Builds every connector the config names. Reads secrets (warning about secret files other
+    /// users can read); contacts nothing.
     pub fn build(config: &Config) -> Result<Connectors, EngineError> {
         let mut sources = Vec::new();
         for id in config.source_order() {
@@ -129,6 +130,7 @@ impl Connectors {
                     let what = format!("bind password of [targets.{id}]");
                     let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
                         .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
+                    secret_file_check(c.bind_password_file.as_deref(), &what);
                     AnyTarget::Ldap(LdapTarget::new(c.clone(), password))
                 }
                 TargetConfig::Ad(c) => {
@@ -143,6 +145,7 @@ impl Connectors {
                     let what = format!("bind password of [targets.{id}]");
                     let password = load_secret(c.bind_password_file.as_deref(), c.bind_password_env.as_deref(), &what)
                         .map_err(|message| EngineError::TargetConfig { id: id.clone(), message })?;
+                    secret_file_check(c.bind_password_file.as_deref(), &what);
                     AnyTarget::Ad(AdTarget::new(c.clone(), password))
                 }
                 TargetConfig::Scim(c) => {
@@ -160,6 +163,7 @@ impl Connectors {
                         let secret =
                             load_secret(c.client_secret_file.as_deref(), c.client_secret_env.as_deref(), &what)
                                 .map_err(bad)?;
+                        secret_file_check(c.client_secret_file.as_deref(), &what);
                         connector_http::Auth::OAuth(connector_http::OAuthSettings {
                             token_url: token_url.clone(),
                             client_id: c.client_id.clone().unwrap_or_default(),
@@ -170,6 +174,7 @@ impl Connectors {
                     } else {
                         let what = format!("bearer token of [targets.{id}]");
                         let token = load_secret(c.token_file.as_deref(), c.token_env.as_deref(), &what).map_err(bad)?;
+                        secret_file_check(c.token_file.as_deref(), &what);
                         connector_http::Auth::Bearer(token)
                     };
                     let target = ScimTarget::new(c.clone(), auth).map_err(|e| EngineError::TargetConfig {
@@ -182,5 +187,13 @@ impl Connectors {
             targets.insert(id.clone(), conn);
         }
         Ok(Connectors { sources, targets })
+    }
+}
+
+/// A secret read from a file that other users can read too is warned about on every run (the
+/// file's name and the fix, never its content); one from the environment has no file to check.
+fn secret_file_check(file: Option<&std::path::Path>, what: &str) {
+    if let Some(path) = file {
+        crate::store::files::warn_if_readable_by_others(path, what);
     }
 }

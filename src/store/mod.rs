@@ -206,7 +206,7 @@ pub trait StateStore: Send + Sync {
     fn adopt(&self, rows: &[Adoption], now: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Keeps sealed first passwords, one per target and identity (a newer one replaces the
-    /// older), in one transaction.
+    /// older, and is free of any claim on the older), in one transaction.
     fn keep_passwords(
         &self,
         rows: &[SealedPassword],
@@ -220,16 +220,41 @@ pub trait StateStore: Send + Sync {
         filter: &PasswordFilter,
     ) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
 
-    /// Forgets these kept passwords (handed out), each only if it is still the one read: a newer
-    /// one set meanwhile stays, and one another process forgot first is not returned. Returns
-    /// the rows this call forgot, in one transaction.
-    fn forget_passwords(
+    /// How many sealed first passwords the state keeps, whatever their account's state (a
+    /// pending create's too) or claim: every one the password key must still open.
+    fn kept_passwords(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Claims these kept passwords for the hand-out `claim`, at `now`, in one transaction:
+    /// each only if it is still the one read (a newer one set meanwhile is not claimed) and no
+    /// other hand-out holds it (unclaimed, given back, or claimed before `lapsed_before`, a
+    /// claim never confirmed). Returns the rows this call claimed: of two hand-outs at once,
+    /// each row goes to one.
+    fn claim_passwords(
         &self,
         rows: &[SealedPassword],
+        claim: &str,
+        now: DateTime<Utc>,
+        lapsed_before: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
 
+    /// Forgets the passwords `claim` still holds (their hand-out was delivered); returns the
+    /// rows forgotten (their `sealed` empty), in one transaction. A row another hand-out
+    /// claimed after this claim lapsed, or one replaced by a newer password, is not this
+    /// claim's any more and stays.
+    fn confirm_claim(&self, claim: &str) -> impl Future<Output = Result<Vec<SealedPassword>, StoreError>> + Send;
+
+    /// Gives back the passwords `claim` holds (their hand-out failed): the next hand-out shows
+    /// them. Returns how many.
+    fn release_claim(&self, claim: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Forgets the passwords kept since before `before` (never handed out); returns how many.
-    fn expire_passwords(&self, before: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// A row a live claim holds (claimed at or after `lapsed_before`) stays: its hand-out
+    /// forgets it once delivered, or gives it back and the next expiry forgets it.
+    fn expire_passwords(
+        &self,
+        before: DateTime<Utc>,
+        lapsed_before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Groups enid created.
     fn groups(&self) -> impl Future<Output = Result<Vec<OwnedGroup>, StoreError>> + Send;
@@ -490,12 +515,30 @@ impl StateStore for Store {
         dispatch!(self.passwords(filter))
     }
 
-    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<Vec<SealedPassword>, StoreError> {
-        dispatch!(self.forget_passwords(rows))
+    async fn kept_passwords(&self) -> Result<u64, StoreError> {
+        dispatch!(self.kept_passwords())
     }
 
-    async fn expire_passwords(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        dispatch!(self.expire_passwords(before))
+    async fn claim_passwords(
+        &self,
+        rows: &[SealedPassword],
+        claim: &str,
+        now: DateTime<Utc>,
+        lapsed_before: DateTime<Utc>,
+    ) -> Result<Vec<SealedPassword>, StoreError> {
+        dispatch!(self.claim_passwords(rows, claim, now, lapsed_before))
+    }
+
+    async fn confirm_claim(&self, claim: &str) -> Result<Vec<SealedPassword>, StoreError> {
+        dispatch!(self.confirm_claim(claim))
+    }
+
+    async fn release_claim(&self, claim: &str) -> Result<u64, StoreError> {
+        dispatch!(self.release_claim(claim))
+    }
+
+    async fn expire_passwords(&self, before: DateTime<Utc>, lapsed_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self.expire_passwords(before, lapsed_before))
     }
 
     async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {

@@ -5,6 +5,7 @@
 //! builds them with [`describe_stored`] and `mask_stored`, never with the stored value.
 
 use crate::core::model::{AccountStatus, IdentityId, OwnedAccount};
+use chrono::{DateTime, Utc};
 
 /// One group ownership row to write.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct PasswordFilter {
     pub school: Option<String>,
     /// One target; all when `None`.
     pub target: Option<String>,
+    /// Only rows no hand-out holds now: never claimed, given back, or claimed before this time
+    /// (a claim never confirmed, which has lapsed). Every row when `None`.
+    pub claims_lapsed_before: Option<DateTime<Utc>>,
 }
 
 /// One source record as it is written to the state database.

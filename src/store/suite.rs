@@ -26,6 +26,7 @@ macro_rules! store_suite {
             ownership_rows_follow_the_upsert_rules,
             groups_are_recorded_and_forgotten,
             first_passwords_are_kept_handed_out_once_and_expire,
+            password_claims_hold_give_back_lapse_and_outlive_expiry,
             runs_begin_finish_and_are_marked_interrupted,
             the_log_is_filtered_by_run_identity_and_school,
             plans_are_saved_once_and_loaded,
@@ -269,23 +270,103 @@ pub(crate) async fn first_passwords_are_kept_handed_out_once_and_expire<S: State
         .unwrap();
     // A newer password replaces the older one.
     s.keep_passwords(&[sealed("id-c", "S1", 4)], day(1)).await.unwrap();
-    let s2 = s.passwords(&PasswordFilter { school: Some("S2".into()), target: None }).await.unwrap();
+    let s2 = s.passwords(&PasswordFilter { school: Some("S2".into()), ..Default::default() }).await.unwrap();
     assert_eq!(s2.iter().map(|r| r.identity_id.as_str()).collect::<Vec<_>>(), ["id-a", "id-b"]);
     assert_eq!(s2[0].username, "a");
     assert_eq!(s2[0].sealed, vec![1; 48]);
-    assert!(s.passwords(&PasswordFilter { school: Some("S".into()), target: None }).await.unwrap().is_empty());
-    assert!(s.passwords(&PasswordFilter { school: None, target: Some("scim".into()) }).await.unwrap().is_empty());
-    // Forgotten only while it is the one read.
+    assert!(s.passwords(&PasswordFilter { school: Some("S".into()), ..Default::default() }).await.unwrap().is_empty());
+    assert!(
+        s.passwords(&PasswordFilter { target: Some("scim".into()), ..Default::default() }).await.unwrap().is_empty()
+    );
+    // Claimed only while it is the one read, by one hand-out, and forgotten by its confirmation.
     let mut stale = s2[1].clone();
     stale.sealed = vec![9; 48];
-    let gone = s.forget_passwords(&[s2[0].clone(), stale]).await.unwrap();
-    assert_eq!(gone, [s2[0].clone()]);
-    assert!(s.forget_passwords(&[s2[0].clone()]).await.unwrap().is_empty(), "claimed once only");
+    let lapsed = day(1) - Duration::minutes(5);
+    let claimed = s.claim_passwords(&[s2[0].clone(), stale], "c1", day(1), lapsed).await.unwrap();
+    assert_eq!(claimed, [s2[0].clone()]);
+    assert!(s.claim_passwords(&[s2[0].clone()], "c2", day(1), lapsed).await.unwrap().is_empty(), "claimed once only");
+    let gone = s.confirm_claim("c1").await.unwrap();
+    assert_eq!(gone.iter().map(|r| (r.identity_id.as_str(), r.username.as_str())).collect::<Vec<_>>(), [("id-a", "a")]);
     let left: Vec<String> = s.passwords(&all).await.unwrap().into_iter().map(|r| r.identity_id).collect();
     assert_eq!(left, ["id-b", "id-c"]);
-    assert_eq!(s.expire_passwords(day(1)).await.unwrap(), 1, "id-b's was kept since day 0");
+    assert_eq!(s.expire_passwords(day(1), lapsed).await.unwrap(), 1, "id-b's was kept since day 0");
     let left = s.passwords(&all).await.unwrap();
     assert_eq!((left.len(), left[0].sealed.clone()), (1, vec![4; 48]));
+}
+
+/// The hand-out in steps (claim, show, confirm or give back): a claimed password is skipped by
+/// every other hand-out until its claim is given back or lapses, forgotten only by the claim that
+/// holds it, and never forgotten by expiry while a claim lives.
+pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: StateStore>(s: &S) {
+    let ids = ["id-a", "id-b", "id-c", "id-p"];
+    s.commit_identities(&ids.map(|i| ident(i, &i[3..])), &[], day(0)).await.unwrap();
+    let sealed = |identity: &str, value: u8| SealedPassword {
+        target: "ad".into(),
+        identity_id: identity.into(),
+        username: String::new(),
+        school: "S1".into(),
+        sealed: vec![value; 48],
+        created_at: String::new(),
+    };
+    let pending: Vec<(String, String)> = ids.iter().map(|i| ("ad".to_string(), i.to_string())).collect();
+    s.record_pending(&pending, day(0)).await.unwrap();
+    s.keep_passwords(&[sealed("id-a", 1), sealed("id-b", 2), sealed("id-c", 3), sealed("id-p", 4)], day(0))
+        .await
+        .unwrap();
+    let run = s.begin_run("apply", None, day(0)).await.unwrap();
+    let created = |i: &str| op("ad", i, "S1", set(&format!("CN={i}"), Some("g"), AccountStatus::Active));
+    s.record_ops(run, &[created("id-a"), created("id-b"), created("id-c")], day(0)).await.unwrap();
+    // The key still seals what a pending create keeps: it counts, though it cannot be handed out.
+    assert_eq!(s.kept_passwords().await.unwrap(), 4);
+    let free = |at: DateTime<Utc>| PasswordFilter { claims_lapsed_before: Some(at), ..Default::default() };
+    let names = |rows: Vec<SealedPassword>| rows.into_iter().map(|r| r.identity_id).collect::<Vec<_>>();
+
+    let t = day(1);
+    let lapse = Duration::minutes(5);
+    let rows = s.passwords(&free(t - lapse)).await.unwrap();
+    assert_eq!(names(rows.clone()), ["id-a", "id-b", "id-c"]);
+    assert_eq!(s.claim_passwords(&rows, "c1", t, t - lapse).await.unwrap().len(), 3);
+    // Held: another hand-out neither sees nor claims them; they are still kept.
+    let later = t + Duration::minutes(1);
+    assert!(s.passwords(&free(later - lapse)).await.unwrap().is_empty());
+    assert!(s.claim_passwords(&rows, "c2", later, later - lapse).await.unwrap().is_empty(), "one claim at a time");
+    assert_eq!(s.passwords(&PasswordFilter::default()).await.unwrap().len(), 3);
+    assert_eq!(s.kept_passwords().await.unwrap(), 4);
+    // Given back (the output failed): the next hand-out has them all.
+    assert_eq!(s.release_claim("c1").await.unwrap(), 3);
+    assert!(s.confirm_claim("c1").await.unwrap().is_empty(), "a claim given back forgets nothing");
+    assert_eq!(s.passwords(&free(later - lapse)).await.unwrap(), rows);
+    assert_eq!(s.claim_passwords(&rows, "c2", later, later - lapse).await.unwrap().len(), 3);
+    // A newer password set meanwhile is not the claimed one: confirming leaves it.
+    s.keep_passwords(&[sealed("id-c", 5)], later).await.unwrap();
+    assert_eq!(names(s.confirm_claim("c2").await.unwrap()), ["id-a", "id-b"]);
+    let left = s.passwords(&free(later - lapse)).await.unwrap();
+    assert_eq!((names(left.clone()), left[0].sealed.clone()), (vec!["id-c".to_string()], vec![5; 48]));
+
+    // A claim never confirmed lapses: after the timeout the next hand-out takes the row, and the
+    // lapsed claim's late confirmation forgets nothing that is not its own.
+    assert_eq!(s.claim_passwords(&left, "c3", later, later - lapse).await.unwrap().len(), 1);
+    let t2 = later + Duration::minutes(4);
+    assert!(s.claim_passwords(&left, "c4", t2, t2 - lapse).await.unwrap().is_empty(), "not lapsed yet");
+    let t3 = later + Duration::minutes(6);
+    assert_eq!(names(s.passwords(&free(t3 - lapse)).await.unwrap()), ["id-c"]);
+    assert_eq!(s.claim_passwords(&left, "c4", t3, t3 - lapse).await.unwrap().len(), 1);
+    assert!(s.confirm_claim("c3").await.unwrap().is_empty());
+    assert_eq!(s.release_claim("c3").await.unwrap(), 0, "a lapsed claim gives back nothing another holds");
+    assert_eq!(names(s.passwords(&PasswordFilter::default()).await.unwrap()), ["id-c"]);
+
+    // Expiry forgets no row a live claim holds; once it is given back (or lapses), it does.
+    let expired = day(40);
+    assert_eq!(s.expire_passwords(expired, t3 - lapse).await.unwrap(), 1, "id-p's (pending), unclaimed");
+    assert_eq!(s.expire_passwords(expired, t3 - lapse).await.unwrap(), 0, "id-c's is held by c4");
+    assert_eq!(s.kept_passwords().await.unwrap(), 1);
+    assert_eq!(s.release_claim("c4").await.unwrap(), 1);
+    assert_eq!(s.expire_passwords(expired, t3 - lapse).await.unwrap(), 1);
+    s.keep_passwords(&[sealed("id-a", 6)], day(2)).await.unwrap();
+    let rows = s.passwords(&PasswordFilter::default()).await.unwrap();
+    assert_eq!(s.claim_passwords(&rows, "c5", day(2), day(2) - lapse).await.unwrap().len(), 1);
+    assert_eq!(s.expire_passwords(expired, day(2) + lapse).await.unwrap(), 1, "a lapsed claim holds nothing");
+    assert_eq!(s.kept_passwords().await.unwrap(), 0);
 }
 
 pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S) {

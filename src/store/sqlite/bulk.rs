@@ -270,7 +270,8 @@ pub(super) async fn insert_civic_history(
     .await
 }
 
-/// Keeps sealed first passwords; a newer one for the same target and identity replaces the older.
+/// Keeps sealed first passwords; a newer one for the same target and identity replaces the older
+/// and is claimed by no hand-out (the hand-out that claimed the older one must not forget it).
 pub(super) async fn upsert_passwords(
     conn: &mut SqliteConnection,
     rows: &[SealedPassword],
@@ -280,7 +281,7 @@ pub(super) async fn upsert_passwords(
         conn,
         "INSERT INTO passwords (target, identity_id, school, sealed, created_at) ",
         " ON CONFLICT (target, identity_id) DO UPDATE SET school = excluded.school, sealed = excluded.sealed,
-             created_at = excluded.created_at",
+             created_at = excluded.created_at, claim_id = NULL, claimed_at = NULL",
         rows,
         |mut b, r| {
             b.push_bind(r.target.clone()).push_bind(r.identity_id.clone()).push_bind(r.school.clone());

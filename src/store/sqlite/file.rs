@@ -1,12 +1,13 @@
 //! The SQLite state on disk: the database file and its backups are readable by their owner
 //! only (they hold civic numbers), and a missing directory is never created.
 
-use crate::store::files::owner_only_file;
+use crate::store::files::{owner_only_file, warn_if_writable_by_others};
 use std::path::Path;
 
 /// Makes sure the state file at `path` can be opened: its directory must exist (a typo in
 /// `[state] path` must not start a fresh, empty state beside the real one), and the file is
-/// made owner-only ([`owner_only_file`]). Returns whether it created the file.
+/// made owner-only ([`owner_only_file`]). A directory other users may write to gets a warning.
+/// Returns whether it created the file.
 pub(super) fn prepare_state_file(path: &Path) -> Result<bool, String> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
@@ -17,6 +18,7 @@ pub(super) fn prepare_state_file(path: &Path) -> Result<bool, String> {
             dir.display()
         ));
     }
+    warn_if_writable_by_others(dir, "the state directory");
     owner_only_file(path)
 }
 

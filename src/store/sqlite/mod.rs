@@ -34,7 +34,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 11] = [
+const MIGRATIONS: [(i64, &str, &str); 12] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -45,6 +45,7 @@ const MIGRATIONS: [(i64, &str, &str); 11] = [
     (8, "meta", include_str!("../../../migrations/sqlite/0008_meta.sql")),
     (9, "target keys", include_str!("../../../migrations/sqlite/0009_target_keys.sql")),
     (10, "passwords", include_str!("../../../migrations/sqlite/0010_passwords.sql")),
+    (11, "password claims", include_str!("../../../migrations/sqlite/0011_password_claims.sql")),
     (12, "claim refusals", include_str!("../../../migrations/sqlite/0012_claim_refusals.sql")),
 ];
 
@@ -494,10 +495,12 @@ impl StateStore for SqliteStore {
               WHERE a.status <> 'pending' AND a.key IS NOT NULL
                 AND (?1 IS NULL OR (',' || p.school || ',') LIKE ('%,' || ?1 || ',%'))
                 AND (?2 IS NULL OR p.target = ?2)
+                AND (?3 IS NULL OR p.claim_id IS NULL OR p.claimed_at < ?3)
               ORDER BY p.created_at, p.target, p.identity_id",
         )
         .bind(filter.school.as_deref())
-        .bind(filter.target.as_deref());
+        .bind(filter.target.as_deref())
+        .bind(filter.claims_lapsed_before.map(ts));
         let rows = self.ctx(q.fetch_all(&self.pool).await)?;
         Ok(rows
             .into_iter()
@@ -512,20 +515,39 @@ impl StateStore for SqliteStore {
             .collect())
     }
 
-    async fn forget_passwords(&self, rows: &[SealedPassword]) -> Result<Vec<SealedPassword>, StoreError> {
+    async fn kept_passwords(&self) -> Result<u64, StoreError> {
+        let q = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM passwords");
+        Ok(u64::try_from(self.ctx(q.fetch_one(&self.pool).await)?).unwrap_or(0))
+    }
+
+    async fn claim_passwords(
+        &self,
+        rows: &[SealedPassword],
+        claim: &str,
+        now: DateTime<Utc>,
+        lapsed_before: DateTime<Utc>,
+    ) -> Result<Vec<SealedPassword>, StoreError> {
+        let (now, lapsed_before) = (ts(now), ts(lapsed_before));
         self.ctx(
             async {
                 // BEGIN IMMEDIATE: the write lock first, so two hand-outs claim one after the other.
                 let mut conn = self.pool.acquire().await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                let mut gone = Vec::new();
+                let mut claimed = Vec::new();
                 for r in rows {
-                    let q = sqlx::query("DELETE FROM passwords WHERE target = ?1 AND identity_id = ?2 AND sealed = ?3")
-                        .bind(&r.target)
-                        .bind(&r.identity_id)
-                        .bind(&r.sealed);
+                    let q = sqlx::query(
+                        "UPDATE passwords SET claim_id = ?1, claimed_at = ?2
+                          WHERE target = ?3 AND identity_id = ?4 AND sealed = ?5
+                            AND (claim_id IS NULL OR claimed_at < ?6)",
+                    )
+                    .bind(claim)
+                    .bind(&now)
+                    .bind(&r.target)
+                    .bind(&r.identity_id)
+                    .bind(&r.sealed)
+                    .bind(&lapsed_before);
                     match q.execute(&mut *conn).await {
-                        Ok(done) if done.rows_affected() == 1 => gone.push(r.clone()),
+                        Ok(done) if done.rows_affected() == 1 => claimed.push(r.clone()),
                         Ok(_) => {}
                         Err(e) => {
                             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -534,14 +556,48 @@ impl StateStore for SqliteStore {
                     }
                 }
                 sqlx::query("COMMIT").execute(&mut *conn).await?;
-                Ok(gone)
+                Ok(claimed)
             }
             .await,
         )
     }
 
-    async fn expire_passwords(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.exec(sqlx::query("DELETE FROM passwords WHERE created_at < ?1").bind(ts(before))).await
+    async fn confirm_claim(&self, claim: &str) -> Result<Vec<SealedPassword>, StoreError> {
+        // What the log shows of each row, read first; the DELETE alone decides which rows this
+        // claim still held (one claimed anew by another hand-out meanwhile is not among them).
+        let shown = sqlx::query_as::<_, (String, String, String, String, String)>(
+            "SELECT p.target, p.identity_id, i.username, p.school, p.created_at FROM passwords p
+               JOIN identities i ON i.id = p.identity_id
+              WHERE p.claim_id = ?1
+              ORDER BY p.created_at, p.target, p.identity_id",
+        );
+        let shown = self.fetch(shown.bind(claim)).await?;
+        let gone = sqlx::query_as::<_, (String, String)>(
+            "DELETE FROM passwords WHERE claim_id = ?1 RETURNING target, identity_id",
+        );
+        let gone: BTreeSet<(String, String)> = self.fetch(gone.bind(claim)).await?.into_iter().collect();
+        Ok(shown
+            .into_iter()
+            .filter(|(target, identity, ..)| gone.contains(&(target.clone(), identity.clone())))
+            .map(|(target, identity_id, username, school, created_at)| SealedPassword {
+                target,
+                identity_id,
+                username,
+                school,
+                sealed: Vec::new(),
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn release_claim(&self, claim: &str) -> Result<u64, StoreError> {
+        let q = sqlx::query("UPDATE passwords SET claim_id = NULL, claimed_at = NULL WHERE claim_id = ?1");
+        self.exec(q.bind(claim)).await
+    }
+
+    async fn expire_passwords(&self, before: DateTime<Utc>, lapsed_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let q = sqlx::query("DELETE FROM passwords WHERE created_at < ?1 AND (claim_id IS NULL OR claimed_at < ?2)");
+        self.exec(q.bind(ts(before)).bind(ts(lapsed_before))).await
     }
 
     async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {
