@@ -12,7 +12,8 @@
 //! from the config.
 //!
 //! Files: `registry` (the closed connector enums), `fetch` (sources and the input guards),
-//! `compute` (the dry run), `guards` (the guards on the target side), `approve`, `apply`,
+//! `compute` (the dry run), `guards` (the guards on the target side), `domain` (group names held
+//! elsewhere in a domain that keeps them unique), `approve`, `apply`,
 //! `adopt`, `decisions` (conflict decisions and rename approvals), `run` (the request and the
 //! report), `records` (what the state keeps of records), `idkey`.
 
@@ -32,6 +33,7 @@ mod apply;
 mod approve;
 mod compute;
 mod decisions;
+mod domain;
 mod fetch;
 mod guards;
 pub mod idkey;

@@ -606,3 +606,31 @@ fn a_mover_between_placements_is_moved_and_its_members_follow_where_the_target_k
     assert_eq!(tp.members, [("1".to_string(), None)]);
     assert_eq!(tp.moving, [("1".to_string(), "uid=anna.berg,ou=people,dc=example,dc=org".to_string())]);
 }
+
+#[test]
+fn a_group_whose_name_is_held_elsewhere_is_blocked_and_the_others_stay() {
+    let group = |members: &[&str], later: &[&str]| DesiredGroup {
+        school: "S1".into(),
+        members: members
+            .iter()
+            .map(|m| (format!("id-{m}"), Some(m.to_string())))
+            .chain(later.iter().map(|i| (i.to_string(), None)))
+            .collect(),
+    };
+    let desired: BTreeMap<String, DesiredGroup> =
+        [("S1-7A".to_string(), group(&["uid=a", "uid=b"], &["new-c"])), ("S1-8B".to_string(), group(&["uid=d"], &[]))]
+            .into();
+    let c = caps(Some(MemberForm::Key));
+    let mut tp = TargetPlan::default();
+    plan_groups("dir", &desired, &[], &[], &c, &mut tp);
+    assert_eq!((tp.groups.create, tp.groups.members_added), (2, 4));
+    // Held under another case: the target compares names as it does.
+    let held: BTreeMap<String, String> = [("s1-7a".to_string(), "held by CN=x".to_string())].into();
+    block_group_creates("dir", &held, &c, &mut tp);
+    let ops: Vec<(Action, &str)> = tp.operations.iter().map(|o| (o.action, o.username.as_str())).collect();
+    assert_eq!(ops, [(Action::CreateGroup, "S1-8B")]);
+    assert_eq!((tp.groups.create, tp.groups.members_added), (1, 1), "counted as the plan now is");
+    let blocked: Vec<(&str, &str, &str)> =
+        tp.blocked.iter().map(|b| (b.username.as_str(), b.identity.as_str(), b.reason.as_str())).collect();
+    assert_eq!(blocked, [("S1-7A", "", "held by CN=x")]);
+}
