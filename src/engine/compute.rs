@@ -186,7 +186,7 @@ impl Engine {
                 failures.extend(failed.into_iter().map(|(identity, why)| Failure {
                     component: format!("target \"{id}\""),
                     identity,
-                    message: format!("{why}; fix [targets.{id}.attributes]"),
+                    message: held_message(id, &why),
                 }));
                 (id.clone(), want)
             })
@@ -235,7 +235,7 @@ impl Engine {
             failures.extend(failed.into_iter().map(|(identity, why)| Failure {
                 component: format!("target \"{id}\""),
                 identity,
-                message: format!("{why}; fix [targets.{id}.attributes]"),
+                message: held_message(id, &why),
             }));
             desired.entry(id.clone()).or_default().extend(more);
         }

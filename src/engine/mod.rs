@@ -152,6 +152,8 @@ impl TargetHandle {
             hold_changes: self.policy.protected.hold_changes,
             placement: self.placement.as_ref(),
             protected_placement: self.caps.protected_placement.as_deref(),
+            placement_problem: self.caps.placement_problem,
+            fold_key: self.caps.fold_key,
         }
     }
 }

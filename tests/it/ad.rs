@@ -2,7 +2,7 @@
 //! (`tests/scripts/samba.sh`): the conformance suite through the fault-injecting proxy (over
 //! LDAPS, the proxy ending and opening TLS), first passwords set over LDAPS and handed out once,
 //! OUs by school, movers, leavers, protected persons, namesakes, accounts made by hand, group
-//! names the domain holds elsewhere, and the errors a domain gives.
+//! names and OUs the domain cannot take, and the errors a domain gives.
 //!
 //! One DC serves every test (the one `tests/scripts/test.sh` started, `ENID_TEST_AD_DIR`, or one
 //! this test binary starts, stopped by its watchdog when the binary ends). Each test works in an
@@ -788,4 +788,43 @@ fn a_group_whose_name_another_object_in_the_domain_holds_is_blocked_and_everythi
     assert_eq!(again["operations"].as_array().map(Vec::len), Some(0), "{}", again["operations"]);
     assert_eq!(blocked(&again), held);
     env.enid(&["apply", "--yes"]).ok();
+}
+
+#[test]
+fn a_school_unit_whose_ou_ad_cannot_hold_holds_its_persons_and_the_others_go_on() {
+    let ou = test_ou();
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, ""));
+    let long = "Kommunala grundskolan för årskurserna sju till nio i norra stadsdelen";
+    assert!(long.chars().count() > 64);
+    let family = format!("Ou{}", run_letters());
+    let user = |given: &str| format!("{given}.{}", family.to_lowercase());
+    csv_rows(
+        &env,
+        &[
+            // The protected OU's name (OU=Skyddade,<base_dn>), in another case.
+            person("1", "Olle", &family, "skyddade", ""),
+            person("2", "Otto", &family, long, ""),
+            person("3", "Oda", &family, "Norr", ""),
+        ],
+    );
+    let plan = env.enid(&["plan", "--json"]).fails().json();
+    let ids: BTreeMap<String, String> = plan["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["username"].as_str().unwrap().to_string(), b["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let olle = &ids[&user("olle")];
+    assert!(olle.contains("school unit \"skyddade\"") && olle.contains("protected personal data"), "{olle}");
+    let otto = &ids[&user("otto")];
+    assert!(otto.contains(&format!("school unit \"{long}\"")) && otto.contains("at most 64"), "{otto}");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    // Each run says so and exits non-zero, naming the unit, not a server error; Oda's account is made.
+    for _ in 0..2 {
+        let run = env.enid(&["apply", "--yes"]).fails();
+        assert!(run.stderr.contains("school unit") && !run.stderr.contains("LDAP"), "{}", run.stderr);
+        let u = users(&ou);
+        assert_eq!(u.keys().collect::<Vec<_>>(), [&user("oda")], "{u:?}");
+        assert!(u[&user("oda")].dn.contains("OU=Norr,"), "{}", u[&user("oda")].dn);
+    }
 }

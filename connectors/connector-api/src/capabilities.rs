@@ -89,6 +89,10 @@ pub struct Capabilities {
     /// Where a person with protected personal data lives instead (a neutral container that
     /// says nothing of their school).
     pub protected_placement: Option<String>,
+    /// Why the target cannot hold accounts at a rendered placement, when it cannot (AD: an OU
+    /// name that is empty or over 64 characters): the persons placed there are held, reported,
+    /// instead of a create the server refuses on every run. `None`: every placement will do.
+    pub placement_problem: Option<fn(&str) -> Option<String>>,
     /// A rename keeps the account's key (SCIM ids); `false`: the key changes (an LDAP DN
     /// carries the username).
     pub rename_keeps_key: bool,
@@ -181,6 +185,7 @@ mod tests {
             members_follow_moves: false,
             placement: None,
             protected_placement: None,
+            placement_problem: None,
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             case_insensitive_names: true,

@@ -17,6 +17,7 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
         members_follow_moves: false,
         placement: None,
         protected_placement: None,
+        placement_problem: None,
         rename_keeps_key: false,
         disable: connector_api::DisableKind::Move,
         case_insensitive_names: true,
