@@ -262,7 +262,15 @@ pub fn desired_for(
         (true, Some(_)) => target.protected_placement.map(str::to_string),
         (false, Some(m)) => {
             match m.render(&person).map(|a| a.get("placement").and_then(|v| v.first()).map(str::to_string)) {
-                Ok(Some(p)) => Some(p),
+                Ok(Some(p)) => {
+                    if let Some(why) = placement_problem(&p, target) {
+                        let unit = person.school_units.first().copied().unwrap_or_default();
+                        held.get_or_insert_with(|| {
+                            format!("school unit {unit:?}: {p} {why}; the account is left as it is{PLACEMENT_FIX}")
+                        });
+                    }
+                    Some(p)
+                }
                 Ok(None) => {
                     held.get_or_insert_with(|| "the placement template gives nothing for this person (no school unit?); the account is left as it is".into());
                     None
@@ -305,6 +313,25 @@ pub fn desired_for(
                         .is_some_and(|until| today <= until)
             }),
     })
+}
+
+/// Why the target cannot hold a person who is not protected at `placement`, when it cannot: the
+/// place of protected persons (which says nothing of a school) is theirs alone, and the target
+/// may refuse the container's name (`Capabilities::placement_problem`).
+fn placement_problem(placement: &str, target: &TargetRules<'_>) -> Option<String> {
+    if target.protected_placement.is_some_and(|p| (target.fold_key)(p) == (target.fold_key)(placement)) {
+        return Some("is where persons with protected personal data live".into());
+    }
+    target.placement_problem.and_then(|check| check(placement)).map(|why| format!("cannot be made: {why}"))
+}
+
+/// What a held person's placement asks to be fixed.
+const PLACEMENT_FIX: &str = "; fix the school unit's name in the source, or the target's placement template";
+
+/// The message of a person held on target `target` because `why`: what to fix is the target's
+/// attribute templates, unless the reason is a placement, which says its own fix.
+pub fn held_message(target: &str, why: &str) -> String {
+    if why.ends_with(PLACEMENT_FIX) { why.to_string() } else { format!("{why}; fix [targets.{target}.attributes]") }
 }
 
 /// Identities with protected personal data: marked by a record now, or by a stored record.
@@ -350,6 +377,11 @@ pub struct TargetRules<'a> {
     pub placement: Option<&'a Mapping>,
     /// Where a protected person's account lives instead.
     pub protected_placement: Option<&'a str>,
+    /// Why the target cannot hold accounts at a placement, when it cannot (from its
+    /// capabilities).
+    pub placement_problem: Option<fn(&str) -> Option<String>>,
+    /// Two placements (keys) that name the same place fold to one string.
+    pub fold_key: fn(&str) -> String,
 }
 
 /// What decides a person's desired state besides their records.
@@ -357,4 +389,33 @@ pub struct TargetRules<'a> {
 pub struct Rules<'a> {
     pub authority: &'a Authority,
     pub lifecycle: &'a Lifecycle,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_placement_the_target_cannot_hold_holds_the_person_with_its_own_fix() {
+        let mapping = Mapping::new(&BTreeMap::new()).unwrap();
+        let rules = TargetRules {
+            mapping: &mapping,
+            protected_attributes: &[],
+            hold_changes: false,
+            placement: None,
+            protected_placement: Some("OU=Skyddade,DC=x"),
+            placement_problem: Some(|p| p.starts_with("OU=Lång").then(|| "a name too long".to_string())),
+            fold_key: |k| k.to_lowercase(),
+        };
+        assert_eq!(
+            placement_problem("ou=skyddade,dc=x", &rules).as_deref(),
+            Some("is where persons with protected personal data live"),
+            "the protected persons' place, as the target compares places"
+        );
+        assert_eq!(placement_problem("OU=Lång,DC=x", &rules).as_deref(), Some("cannot be made: a name too long"));
+        assert_eq!(placement_problem("OU=Norr,DC=x", &rules), None);
+        let placed = format!("school unit \"Lång\": OU=Lång,DC=x cannot be made; left{PLACEMENT_FIX}");
+        assert_eq!(held_message("ad", &placed), placed, "a placement names its own fix");
+        assert_eq!(held_message("ad", "mail failed"), "mail failed; fix [targets.ad.attributes]");
+    }
 }

@@ -361,6 +361,16 @@ impl GroupNamer {
             .map_err(|e| e.to_string())
     }
 
+    /// The policy key of the template that gives this group its name: `school_name` when it is
+    /// the group of school unit `school`, else `name` (for a message that says what to change).
+    pub fn template_of(&self, name: &str, school: &str) -> &'static str {
+        if self.school_groups && self.render("school", school, "").is_ok_and(|n| n == name) {
+            "school_name"
+        } else {
+            "name"
+        }
+    }
+
     /// Every group and its members. `members` holds, for each identity whose account is enabled
     /// after the plan (or about to be created), its member value when the plan knows it, or
     /// `None` when the target gives it at apply (a new account's key). Pure.

@@ -197,7 +197,7 @@ impl Engine {
                 failures.extend(failed.into_iter().map(|(identity, why)| Failure {
                     component: format!("target \"{id}\""),
                     identity,
-                    message: format!("{why}; fix [targets.{id}.attributes]"),
+                    message: held_message(id, &why),
                 }));
                 (id.clone(), want)
             })
@@ -248,7 +248,7 @@ impl Engine {
             failures.extend(failed.into_iter().map(|(identity, why)| Failure {
                 component: format!("target \"{id}\""),
                 identity,
-                message: format!("{why}; fix [targets.{id}.attributes]"),
+                message: held_message(id, &why),
             }));
             desired.entry(id.clone()).or_default().extend(more);
         }
@@ -363,6 +363,8 @@ impl Engine {
                     }),
                 }
             }
+            // Groups whose names the domain holds elsewhere are blocked, not sent (`domain.rs`).
+            self.block_held_group_names(id, all_obs, &protected_ids, &mut tp).await?;
             held.extend(weigh(id, &tp, &owned, &handle.policy.thresholds));
             let owned_groups = state_groups.iter().filter(|g| &g.target == id && !g.pending).count();
             held.extend(plan::check_group_thresholds(id, &tp.groups, owned_groups, &handle.policy.thresholds));

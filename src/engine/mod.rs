@@ -12,7 +12,8 @@
 //! from the config.
 //!
 //! Files: `registry` (the closed connector enums), `fetch` (sources and the input guards),
-//! `compute` (the dry run), `guards` (the guards on the target side), `approve`, `apply`,
+//! `compute` (the dry run), `guards` (the guards on the target side), `domain` (group names held
+//! elsewhere in a domain that keeps them unique), `approve`, `apply`,
 //! `adopt`, `decisions` (conflict decisions and rename approvals), `run` (the request and the
 //! report), `records` (what the state keeps of records), `idkey`.
 
@@ -33,6 +34,7 @@ mod approve;
 mod compute;
 mod correlation;
 mod decisions;
+mod domain;
 mod fetch;
 mod guards;
 pub mod idkey;
@@ -153,6 +155,8 @@ impl TargetHandle {
             hold_changes: self.policy.protected.hold_changes,
             placement: self.placement.as_ref(),
             protected_placement: self.caps.protected_placement.as_deref(),
+            placement_problem: self.caps.placement_problem,
+            fold_key: self.caps.fold_key,
         }
     }
 }

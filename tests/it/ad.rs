@@ -1,8 +1,8 @@
 //! The Active Directory target against a real Samba AD domain controller
 //! (`tests/scripts/samba.sh`): the conformance suite through the fault-injecting proxy (over
 //! LDAPS, the proxy ending and opening TLS), first passwords set over LDAPS and handed out once,
-//! OUs by school, movers, leavers, protected persons, namesakes, accounts made by hand, and the
-//! errors a domain gives.
+//! OUs by school, movers, leavers, protected persons, namesakes, accounts made by hand, group
+//! names and OUs the domain cannot take, and the errors a domain gives.
 //!
 //! One DC serves every test (the one `tests/scripts/test.sh` started, `ENID_TEST_AD_DIR`, or one
 //! this test binary starts, stopped by its watchdog when the binary ends). Each test works in an
@@ -688,4 +688,143 @@ fn the_domains_errors_name_the_account_and_the_fix() {
     assert!(run.stderr.contains(&format!("identity {id}")), "{}", run.stderr);
     assert!(run.stderr.contains("insufficient access; the bind DN needs the right to create"), "{}", run.stderr);
     assert!(users(&ou).is_empty());
+}
+
+/// Letters no other run of this binary on the same DC uses (the DC outlives a test run, and
+/// usernames are unique in the whole domain): the process id, one letter per digit.
+fn run_letters() -> String {
+    std::process::id().to_string().chars().map(|d| char::from(b'a' + d.to_digit(10).unwrap_or(0) as u8)).collect()
+}
+
+/// Blocked entries of a plan as (name, reason).
+fn blocked(plan: &serde_json::Value) -> BTreeMap<String, String> {
+    plan["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["username"].as_str().unwrap().to_string(), b["reason"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Groups under `base` by cn, with their members.
+fn groups_under(base: &str) -> BTreeMap<String, Vec<String>> {
+    search(base, "(objectClass=group)", &["cn", "member"]).into_iter().map(|g| (g.one("cn"), g.get("member"))).collect()
+}
+
+#[test]
+fn a_group_whose_name_another_object_in_the_domain_holds_is_blocked_and_everything_else_applies() {
+    let ou = test_ou();
+    let elsewhere = test_ou();
+    // School and group names no other test (or earlier run on this DC) uses: group names are
+    // unique in the whole domain, like usernames.
+    let school = format!("G{}", std::process::id());
+    // A user elsewhere holds the sAMAccountName the class group 7A would get, and a group made
+    // by hand (another cn) the one of the school's group.
+    let user = make_user(&elsewhere, &format!("{school}-7A"), "Grupp", "Hållare");
+    let hand_group = format!("CN=Annan grupp,{elsewhere}");
+    let (dn, sam) = (hand_group.clone(), format!("{school}-alla"));
+    with_admin(async move |l| {
+        let res = l
+            .add(
+                &dn,
+                vec![
+                    ("objectClass", ["group"].into()),
+                    ("cn", ["Annan grupp"].into()),
+                    ("sAMAccountName", [sam.as_str()].into()),
+                ],
+            )
+            .await
+            .expect("add group");
+        assert_eq!(res.rc, 0, "{res:?}");
+    });
+    let groups = format!(
+        "[targets.ad.groups]\nbase_dn = \"OU=Grupper,{ou}\"\n\n[targets.ad.policy.groups]\nschool_name = \"{{{{ school_unit }}}}-alla\"\n"
+    );
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, &groups));
+    let family = format!("Gr{}", run_letters());
+    csv_rows(
+        &env,
+        &[
+            person("1", "Greta", &family, &school, "7A"),
+            person("2", "Gustav", &family, &school, "7A|9C"),
+            person("3", "Gun", &family, &school, "9C"),
+        ],
+    );
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let held = blocked(&plan);
+    let class = &held[&format!("{school}-7A")];
+    let has = |text: &str, dn: &str| text.to_lowercase().contains(&dn.to_lowercase());
+    assert!(has(class, &user) && class.contains("[targets.ad.policy.groups] name "), "{class}");
+    let whole = &held[&format!("{school}-alla")];
+    assert!(has(whole, &hand_group) && whole.contains("[targets.ad.policy.groups] school_name"), "{whole}");
+    assert_eq!(held.len(), 2, "{held:?}");
+    let creates: Vec<&str> = plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == "create_group")
+        .map(|o| o["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(creates, [format!("{school}-9C")], "{}", plan["operations"]);
+    assert_eq!(plan["group_summary"]["create"], 1, "{}", plan["group_summary"]);
+    // The apply succeeds: every account, and the group nobody else holds with its members.
+    env.enid(&["apply", "--yes"]).ok();
+    let u = users(&ou);
+    assert_eq!(u.len(), 3, "{:?}", u.keys());
+    let made = groups_under(&format!("OU=Grupper,{ou}"));
+    assert_eq!(made.keys().collect::<Vec<_>>(), [&format!("{school}-9C")], "{made:?}");
+    let mut members: Vec<String> = made[&format!("{school}-9C")].iter().map(|m| m.to_lowercase()).collect();
+    members.sort();
+    let name = |given: &str| u[&format!("{given}.{}", family.to_lowercase())].dn.to_lowercase();
+    let mut want = vec![name("gustav"), name("gun")];
+    want.sort();
+    assert_eq!(members, want);
+    // The holders are left as they were.
+    let holder = &users(&elsewhere)[&format!("{school}-7a").to_lowercase()];
+    assert!(holder.get("employeeNumber").is_empty() && uac(holder) == 514, "{:?}", holder.attrs);
+    assert!(groups_under(&elsewhere)["Annan grupp"].is_empty());
+    // The next run is stable: nothing to do, the same two groups blocked, no error.
+    let again = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(again["operations"].as_array().map(Vec::len), Some(0), "{}", again["operations"]);
+    assert_eq!(blocked(&again), held);
+    env.enid(&["apply", "--yes"]).ok();
+}
+
+#[test]
+fn a_school_unit_whose_ou_ad_cannot_hold_holds_its_persons_and_the_others_go_on() {
+    let ou = test_ou();
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, ""));
+    let long = "Kommunala grundskolan för årskurserna sju till nio i norra stadsdelen";
+    assert!(long.chars().count() > 64);
+    let family = format!("Ou{}", run_letters());
+    let user = |given: &str| format!("{given}.{}", family.to_lowercase());
+    csv_rows(
+        &env,
+        &[
+            // The protected OU's name (OU=Skyddade,<base_dn>), in another case.
+            person("1", "Olle", &family, "skyddade", ""),
+            person("2", "Otto", &family, long, ""),
+            person("3", "Oda", &family, "Norr", ""),
+        ],
+    );
+    let plan = env.enid(&["plan", "--json"]).fails().json();
+    let ids: BTreeMap<String, String> = plan["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["username"].as_str().unwrap().to_string(), b["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let olle = &ids[&user("olle")];
+    assert!(olle.contains("school unit \"skyddade\"") && olle.contains("protected personal data"), "{olle}");
+    let otto = &ids[&user("otto")];
+    assert!(otto.contains(&format!("school unit \"{long}\"")) && otto.contains("at most 64"), "{otto}");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    // Each run says so and exits non-zero, naming the unit, not a server error; Oda's account is made.
+    for _ in 0..2 {
+        let run = env.enid(&["apply", "--yes"]).fails();
+        assert!(run.stderr.contains("school unit") && !run.stderr.contains("LDAP"), "{}", run.stderr);
+        let u = users(&ou);
+        assert_eq!(u.keys().collect::<Vec<_>>(), [&user("oda")], "{u:?}");
+        assert!(u[&user("oda")].dn.contains("OU=Norr,"), "{}", u[&user("oda")].dn);
+    }
 }

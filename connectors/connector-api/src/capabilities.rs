@@ -58,6 +58,11 @@ pub enum Lookup {
     /// Entries holding one of the values as their username (AD: `sAMAccountName` or the UPN it
     /// gives), of any kind: what a new username must not collide with.
     Username,
+    /// Entries holding the account name a new group of one of these names would get, of any
+    /// kind (AD: the group's `sAMAccountName`, one namespace with users and computers, so the
+    /// UPN does not count): what a new group must not collide with. The matched value is the
+    /// group name asked about.
+    GroupName,
 }
 
 /// The facts a target declares. Built by the connector from its settings; the engine reads them
@@ -84,6 +89,10 @@ pub struct Capabilities {
     /// Where a person with protected personal data lives instead (a neutral container that
     /// says nothing of their school).
     pub protected_placement: Option<String>,
+    /// Why the target cannot hold accounts at a rendered placement, when it cannot (AD: an OU
+    /// name that is empty or over 64 characters): the persons placed there are held, reported,
+    /// instead of a create the server refuses on every run. `None`: every placement will do.
+    pub placement_problem: Option<fn(&str) -> Option<String>>,
     /// A rename keeps the account's key (SCIM ids); `false`: the key changes (an LDAP DN
     /// carries the username).
     pub rename_keeps_key: bool,
@@ -112,7 +121,9 @@ pub struct Capabilities {
     pub finds_outside_scope: bool,
     /// The server refuses a username that any entry holds, in the scope or not (AD:
     /// `sAMAccountName` is unique in the domain, the UPN in the forest): a new username is
-    /// looked up on the whole server ([`Lookup::Username`]) before it is given.
+    /// looked up on the whole server ([`Lookup::Username`]) before it is given. Group names
+    /// share that namespace (AD: a group's `sAMAccountName`), so the name of a group to create
+    /// is looked up too ([`Lookup::GroupName`]).
     pub usernames_unique_server_wide: bool,
     /// What an account that enid does not own, carrying no owner marker at all, means for a
     /// person whose username it holds.
@@ -174,6 +185,7 @@ mod tests {
             members_follow_moves: false,
             placement: None,
             protected_placement: None,
+            placement_problem: None,
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             case_insensitive_names: true,

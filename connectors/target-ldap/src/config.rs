@@ -217,6 +217,7 @@ impl LdapConfig {
             members_follow_moves: false,
             placement: None,
             protected_placement: None,
+            placement_problem: None,
             rename_keeps_key: false,
             disable: match self.disable {
                 DisableMethod::Move { .. } => DisableKind::Move,

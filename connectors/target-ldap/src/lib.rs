@@ -188,6 +188,8 @@ impl Target for LdapTarget {
             Lookup::Owner => self.config.owner_attribute.clone(),
             Lookup::Anchor => "entryUUID".to_string(),
             Lookup::Username => self.config.rdn_attribute.clone(),
+            // A directory keeps group names apart by container only: nothing elsewhere collides.
+            Lookup::GroupName => return Ok(Vec::new()),
         };
         let result = self.find_outside_scope_inner(&attr, values).await;
         if let Err(e) = &result {

@@ -112,11 +112,9 @@ impl LdapTarget {
                     .await
                     .map_err(|e| from_ldap(e, &format!("search {context}")))?;
                 let (entries, res) = (found.0, found.1);
-                // An unreadable context (no access) hides nothing we could act on.
-                if res.rc == 32 || res.rc == 50 {
+                if !context_searched(res, &context)? {
                     continue;
                 }
-                from_result(res, &format!("search {context}"))?;
                 for e in entries {
                     let e = SearchEntry::construct(e);
                     if in_scope(&e.dn) {
@@ -138,6 +136,27 @@ impl LdapTarget {
         Ok(out)
     }
 
+}
+
+/// Whether the search of a naming context outside the scope gave its entries: `false` for a
+/// context with no base entry (OpenLDAP lists the suffix of a database that holds nothing; it
+/// says the same for a base its ACLs do not disclose, which no client can tell apart). Fail
+/// closed: a context the server refuses to search (50) is an error naming it and the right
+/// needed, since an account enid owns, or one carrying its id, could be there unseen.
+fn context_searched(res: ldap3::LdapResult, context: &str) -> Result<bool, TargetError> {
+    match res.rc {
+        32 => Ok(false),
+        50 => Err(TargetError::config(format!(
+            "search {context}: the bind DN may not search this naming context (LDAP 50{}); enid searches every \
+             naming context for its own accounts outside base_dn, and a search it cannot make proves nothing: \
+             give the bind DN read access (search and read of the owner attribute and entryUUID) on {context}",
+            if res.text.is_empty() { String::new() } else { format!(": {}", res.text) }
+        ))),
+        _ => from_result(res, &format!("search {context}")).map(|_| true),
+    }
+}
+
+impl LdapTarget {
     pub(crate) async fn search_groups(&self, base: &str) -> Result<Vec<ObservedGroup>, TargetError> {
         let class = self.config.groups.as_ref().map(|g| g.object_class).unwrap_or_default();
         let filter = format!("(objectClass={})", class.object_class());
@@ -178,5 +197,25 @@ impl LdapTarget {
         }
         from_result(res, &format!("search {base}"))?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(rc: u32) -> ldap3::LdapResult {
+        ldap3::LdapResult { rc, matched: String::new(), text: String::new(), refs: Vec::new(), ctrls: Vec::new() }
+    }
+
+    /// Fail closed: a naming context the server refuses to search is an error naming it and the
+    /// right, never skipped as if it held nothing.
+    #[test]
+    fn a_naming_context_the_bind_dn_may_not_search_is_an_error() {
+        assert!(context_searched(result(0), "dc=example,dc=org").unwrap());
+        assert!(!context_searched(result(32), "dc=empty").unwrap(), "a context with no base entry holds nothing");
+        let e = context_searched(result(50), "dc=other,dc=org").unwrap_err();
+        let text = e.to_string();
+        assert!(e.stops_target() && text.contains("dc=other,dc=org") && text.contains("read access"), "{text}");
     }
 }

@@ -177,6 +177,7 @@ impl ScimConfig {
             members_follow_moves: false,
             placement: None,
             protected_placement: None,
+            placement_problem: None,
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             // userName is case-insensitive in RFC 7643 (caseExact false), and so are the

@@ -206,6 +206,31 @@ pub fn plan_groups(
     tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
 }
 
+/// Takes the creates of these groups out of the plan (group name → why), each listed under
+/// `blocked` with its reason: a group whose name the target would refuse (held by another
+/// entry) is not created and gets no members. Every other group change stays. Pure.
+pub fn block_group_creates(target: &str, held: &BTreeMap<String, String>, caps: &Capabilities, tp: &mut TargetPlan) {
+    if held.is_empty() {
+        return;
+    }
+    let held: HashMap<String, &String> = held.iter().map(|(name, why)| (caps.group_name(name), why)).collect();
+    let mut blocked = Vec::new();
+    tp.operations.retain(|o| {
+        let TargetOp::CreateGroup { name, members } = &o.op else { return true };
+        let Some(why) = held.get(&caps.group_name(name)) else { return true };
+        tp.groups.create = tp.groups.create.saturating_sub(1);
+        tp.groups.members_added = tp.groups.members_added.saturating_sub(members.len() + o.new_members.len());
+        blocked.push(Blocked {
+            target: target.to_string(),
+            identity: String::new(),
+            username: name.clone(),
+            reason: (*why).clone(),
+        });
+        false
+    });
+    tp.blocked.extend(blocked);
+}
+
 /// A member value as the target compares it: a key as keys compare, a username as names do.
 pub fn fold_member(caps: &Capabilities, m: &str) -> String {
     match caps.groups {

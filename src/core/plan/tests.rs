@@ -17,6 +17,7 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
         members_follow_moves: false,
         placement: None,
         protected_placement: None,
+        placement_problem: None,
         rename_keeps_key: false,
         disable: connector_api::DisableKind::Move,
         case_insensitive_names: true,
@@ -743,4 +744,32 @@ fn an_account_disabled_outside_enid_stays_disabled_until_an_enable_is_approved()
             Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 2, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );
+}
+
+#[test]
+fn a_group_whose_name_is_held_elsewhere_is_blocked_and_the_others_stay() {
+    let group = |members: &[&str], later: &[&str]| DesiredGroup {
+        school: "S1".into(),
+        members: members
+            .iter()
+            .map(|m| (format!("id-{m}"), Some(m.to_string())))
+            .chain(later.iter().map(|i| (i.to_string(), None)))
+            .collect(),
+    };
+    let desired: BTreeMap<String, DesiredGroup> =
+        [("S1-7A".to_string(), group(&["uid=a", "uid=b"], &["new-c"])), ("S1-8B".to_string(), group(&["uid=d"], &[]))]
+            .into();
+    let c = caps(Some(MemberForm::Key));
+    let mut tp = TargetPlan::default();
+    plan_groups("dir", &desired, &[], &[], &c, &mut tp);
+    assert_eq!((tp.groups.create, tp.groups.members_added), (2, 4));
+    // Held under another case: the target compares names as it does.
+    let held: BTreeMap<String, String> = [("s1-7a".to_string(), "held by CN=x".to_string())].into();
+    block_group_creates("dir", &held, &c, &mut tp);
+    let ops: Vec<(Action, &str)> = tp.operations.iter().map(|o| (o.action, o.username.as_str())).collect();
+    assert_eq!(ops, [(Action::CreateGroup, "S1-8B")]);
+    assert_eq!((tp.groups.create, tp.groups.members_added), (1, 1), "counted as the plan now is");
+    let blocked: Vec<(&str, &str, &str)> =
+        tp.blocked.iter().map(|b| (b.username.as_str(), b.identity.as_str(), b.reason.as_str())).collect();
+    assert_eq!(blocked, [("S1-7A", "", "held by CN=x")]);
 }

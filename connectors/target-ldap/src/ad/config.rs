@@ -1,7 +1,7 @@
 //! `[targets.<id>]` with `type = "ad"`: an Active Directory domain over LDAP, and what it
 //! declares to the engine ([`AdConfig::capabilities`]).
 
-use crate::dn::{fold_group_name, normalize_dn, under};
+use crate::dn::{fold_group_name, normalize_dn, split_rdn, under};
 use connector_api::{Capabilities, DisableKind, ExistingUsernames, MemberForm, PasswordRules};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -137,6 +137,36 @@ fn default_timeout_secs() -> u64 {
 /// Characters a `sAMAccountName` may not hold.
 pub(crate) const SAM_FORBIDDEN: &str = "\"/\\[]:;|=,+*?<>@";
 
+/// The most characters AD takes in an OU's (or a container's) name: `ou` and `cn` have a
+/// `rangeUpper` of 64.
+const MAX_OU_NAME: usize = 64;
+
+/// Why AD cannot hold accounts at this placement, when it cannot: one of its OU or container
+/// names is empty or longer than AD allows. (A placement's other parts exist already, and
+/// `base_dn` is checked when the target is.)
+fn ou_problem(placement: &str) -> Option<String> {
+    let mut rest = placement;
+    while !rest.is_empty() {
+        let (rdn, tail) = split_rdn(rest);
+        rest = tail;
+        let (kind, value) = rdn.split_once('=').unwrap_or((rdn, ""));
+        if !(kind.trim().eq_ignore_ascii_case("ou") || kind.trim().eq_ignore_ascii_case("cn")) {
+            continue;
+        }
+        let value = super::ops::unescape_dn_value(value.trim());
+        let length = value.encode_utf16().count();
+        if value.trim().is_empty() {
+            return Some(format!("{} has an empty name, which AD does not take", rdn.trim()));
+        }
+        if length > MAX_OU_NAME {
+            return Some(format!(
+                "its OU name is {length} characters long, and AD takes at most {MAX_OU_NAME} in an OU's name"
+            ));
+        }
+    }
+    None
+}
+
 /// The attributes the policy may not set, and why.
 const FIXED: [(&str, &str); 11] = [
     ("sAMAccountName", "it is the username, set by enid and changed only by a rename"),
@@ -250,6 +280,7 @@ impl AdConfig {
             members_follow_moves: true,
             placement: Some(self.placement_template()),
             protected_placement: Some(self.protected_ou()),
+            placement_problem: Some(ou_problem),
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             case_insensitive_names: true,
@@ -316,6 +347,19 @@ mod tests {
         assert!(c.validate().is_err());
         assert!(config("ou = \"OU={{ school_unit }},OU=Annan,DC=x\"").validate().unwrap_err().contains("outside"));
         config("ou = \"OU={{ school_unit | dn }},OU=Elever,DC=samdom,DC=example,DC=org\"").validate().unwrap();
+    }
+
+    #[test]
+    fn an_ou_name_ad_cannot_hold_is_a_placement_problem() {
+        let base = "OU=Elever,DC=samdom,DC=example,DC=org";
+        assert_eq!(ou_problem(&format!("OU=Norr,{base}")), None);
+        assert_eq!(ou_problem(&format!("OU={},{base}", "Å".repeat(64))), None);
+        let long = ou_problem(&format!("OU={},{base}", "Å".repeat(65))).unwrap();
+        assert!(long.contains("65 characters") && long.contains("at most 64"), "{long}");
+        // Escapes count as the one character they stand for.
+        assert_eq!(ou_problem(&format!("OU={}\\2C,{base}", "a".repeat(63))), None);
+        assert!(ou_problem(&format!("OU= ,{base}")).unwrap().contains("empty name"));
+        assert_eq!(config("").capabilities().placement_problem.map(|f| f(base)), Some(None));
     }
 
     #[test]

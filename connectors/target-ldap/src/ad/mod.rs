@@ -124,6 +124,13 @@ pub(crate) fn guid_filter(text: &str) -> Option<String> {
     Some(order.iter().map(|&i| format!("\\{:02x}", bytes[i])).collect())
 }
 
+/// The `sAMAccountName` of a group: its name without what AD forbids in one (each such character
+/// becomes `-`), at most 256 characters. The name AD keeps unique in the whole domain, with the
+/// users' and computers'.
+pub(crate) fn group_sam(name: &str) -> String {
+    name.chars().map(|c| if config::SAM_FORBIDDEN.contains(c) || c.is_control() { '-' } else { c }).take(256).collect()
+}
+
 /// A password as `unicodePwd` takes it: in double quotes, UTF-16LE.
 pub(crate) fn unicode_pwd(password: &str) -> Vec<u8> {
     format!("\"{password}\"").encode_utf16().flat_map(u16::to_le_bytes).collect()
@@ -143,6 +150,13 @@ mod tests {
         );
         assert!(guid_text(&bytes[..15]).is_none());
         assert!(guid_filter("not a guid").is_none());
+    }
+
+    #[test]
+    fn a_groups_account_name_replaces_what_ad_forbids() {
+        assert_eq!(group_sam("Norr-7A"), "Norr-7A");
+        assert_eq!(group_sam("Ekbacken, F-6/7A"), "Ekbacken- F-6-7A");
+        assert_eq!(group_sam(&"x".repeat(300)).len(), 256);
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn cn_value(name: &str, username: Option<&str>) -> String {
 }
 
 /// A DN value as text: `\,` and `\2C` become `,`.
-fn unescape_dn_value(v: &str) -> String {
+pub(super) fn unescape_dn_value(v: &str) -> String {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -390,12 +390,7 @@ impl AdTarget {
             .as_ref()
             .ok_or_else(|| TargetError::config("no [groups] base_dn configured for this target"))?;
         let dn = format!("CN={},{}", dn_escape(name), groups.base_dn);
-        // sAMAccountName of a group: the name without what AD forbids in it.
-        let sam: String = name
-            .chars()
-            .map(|c| if super::config::SAM_FORBIDDEN.contains(c) || c.is_control() { '-' } else { c })
-            .take(256)
-            .collect();
+        let sam = super::group_sam(name);
         let mut entry: Entry = vec![
             one("objectClass", "group"),
             one("cn", name),

@@ -1,14 +1,15 @@
 //! Reads of an AD target: accounts in scope (paged; `objectGUID` as text; disabled by
 //! `userAccountControl`; placement the parent DN), security groups with their members (range
-//! retrieval for groups over AD's `MaxValRange`), and accounts outside the scope by owner marker
-//! or `objectGUID`.
+//! retrieval for groups over AD's `MaxValRange`), accounts outside the scope by owner marker
+//! or `objectGUID`, and what holds a username or a new group's `sAMAccountName` anywhere in the
+//! domain (a part of the domain the bind account cannot read is an error, never a free name).
 
-use super::{AdTarget, UAC_DISABLED, guid_filter, guid_text};
+use super::{AdTarget, UAC_DISABLED, group_sam, guid_filter, guid_text};
 use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
 use connector_api::{Attrs, Lookup, ObservedAccount, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Scope, SearchEntry};
+use ldap3::{LdapResult, Scope, SearchEntry};
 use std::collections::HashMap;
 
 /// A value of an entry's attribute, text or binary (ldap3 puts what is not UTF-8 in
@@ -183,7 +184,9 @@ impl AdTarget {
         Ok(out)
     }
 
-    /// Accounts outside the scope by owner marker or `objectGUID`: (DN, the value matched).
+    /// Entries outside the scope by owner marker or `objectGUID`, and entries anywhere in the
+    /// domain holding a username or the `sAMAccountName` a new group would get: (DN, the value
+    /// asked about that matched).
     pub(super) async fn find_outside(&self, lookup: Lookup, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
         if values.is_empty() {
             return Ok(Vec::new());
@@ -200,8 +203,12 @@ impl AdTarget {
             .into_iter()
             .map(SearchEntry::construct)
             .find_map(|e| text(&e, "defaultNamingContext").cloned());
+        // Fail closed: without the domain's name nothing outside base_dn can be proven free.
         let Some(domain) = domain else {
-            return Ok(Vec::new());
+            return Err(TargetError::config(
+                "the root DSE names no defaultNamingContext, so enid cannot search the domain outside base_dn for \
+                 names and enid ids; is url an Active Directory domain controller?",
+            ));
         };
         let in_scope = |dn: &str| {
             let dn = normalize_dn(dn);
@@ -210,14 +217,17 @@ impl AdTarget {
         let attr = match lookup {
             Lookup::Owner => self.config.owner_attribute.clone(),
             Lookup::Anchor => "objectGUID".to_string(),
-            Lookup::Username => "sAMAccountName".to_string(),
+            Lookup::Username | Lookup::GroupName => "sAMAccountName".to_string(),
         };
+        // What is searched for each value asked about: a group is named by its sAMAccountName.
+        let asked: Vec<(String, &String)> =
+            values.iter().map(|v| (if lookup == Lookup::GroupName { group_sam(v) } else { v.clone() }, v)).collect();
         let suffix = format!("@{}", self.config.upn_suffix);
         let mut out = Vec::new();
-        for chunk in values.chunks(50) {
+        for chunk in asked.chunks(50) {
             let terms: String = chunk
                 .iter()
-                .filter_map(|v| match lookup {
+                .filter_map(|(v, _)| match lookup {
                     Lookup::Owner => Some(format!("({attr}={})", ldap3::ldap_escape(v))),
                     Lookup::Anchor => guid_filter(v).map(|g| format!("(objectGUID={g})")),
                     Lookup::Username => Some(format!(
@@ -225,6 +235,7 @@ impl AdTarget {
                         ldap3::ldap_escape(v),
                         ldap3::ldap_escape(format!("{v}{suffix}"))
                     )),
+                    Lookup::GroupName => Some(format!("(sAMAccountName={})", ldap3::ldap_escape(v))),
                 })
                 .collect();
             if terms.is_empty() {
@@ -249,33 +260,62 @@ impl AdTarget {
                     Ok(None) => break,
                     Err(e) => return Err(from_ldap(e, &format!("search {domain}"))),
                 };
-                // What the scope holds is observed already; a username is taken wherever it is
-                // (a group or computer in the scope too).
-                if lookup != Lookup::Username && in_scope(&e.dn) {
+                // What the scope holds is observed already; a name is taken wherever it is (a
+                // group or computer in the scope too, and an account of enid's for a group).
+                if matches!(lookup, Lookup::Owner | Lookup::Anchor) && in_scope(&e.dn) {
                     continue;
                 }
-                let hit = match lookup {
-                    Lookup::Owner => text(&e, &attr).cloned(),
-                    Lookup::Anchor => raw(&e, "objectGUID").and_then(|b| guid_text(&b)),
+                let held: Vec<String> = match lookup {
+                    Lookup::Owner => text(&e, &attr).cloned().into_iter().collect(),
+                    Lookup::Anchor => raw(&e, "objectGUID").and_then(|b| guid_text(&b)).into_iter().collect(),
                     // The username this entry holds, by its own name or by its UPN.
                     Lookup::Username => {
                         let upn = text(&e, "userPrincipalName")
                             .and_then(|u| u.to_lowercase().strip_suffix(&suffix.to_lowercase()).map(str::to_string));
                         let sam = text(&e, "sAMAccountName").cloned();
-                        [sam, upn].into_iter().flatten().find(|v| chunk.iter().any(|c| c.eq_ignore_ascii_case(v)))
+                        [sam, upn].into_iter().flatten().collect()
                     }
+                    Lookup::GroupName => text(&e, "sAMAccountName").cloned().into_iter().collect(),
                 };
-                if let Some(v) = hit.filter(|v| chunk.iter().any(|c| c.eq_ignore_ascii_case(v))) {
-                    out.push((e.dn, v));
+                match lookup {
+                    // Every group name whose sAMAccountName this entry holds (AD compares them
+                    // without case, in any script).
+                    Lookup::GroupName => {
+                        let held: Vec<String> = held.iter().map(|h| h.to_lowercase()).collect();
+                        for (sam, name) in chunk {
+                            if held.contains(&sam.to_lowercase()) {
+                                out.push((e.dn.clone(), (*name).clone()));
+                            }
+                        }
+                    }
+                    _ => {
+                        let hit = held.into_iter().find(|v| chunk.iter().any(|(c, _)| c.eq_ignore_ascii_case(v)));
+                        if let Some(v) = hit {
+                            out.push((e.dn, v));
+                        }
+                    }
                 }
             }
-            let res = stream.finish().await;
-            // An unreadable part of the domain hides nothing enid could act on.
-            if res.rc != 50 && res.rc != 32 {
-                from_result(res, &format!("search {domain}"))?;
-            }
+            outside_search_done(stream.finish().await, &domain)?;
         }
         Ok(out)
+    }
+}
+
+/// What the end of a search of the whole domain means. Fail closed: a part of the domain the
+/// bind account may not read could hold a name or an enid id, so a lookup that could not read it
+/// proves nothing (AD answers 50, or 32 for a base the account may not see).
+fn outside_search_done(res: LdapResult, domain: &str) -> Result<(), TargetError> {
+    match res.rc {
+        32 | 50 => Err(TargetError::config(format!(
+            "search {domain}: the bind DN cannot read the domain (LDAP {}{}); enid searches it for the usernames \
+             and group names new accounts and groups must not take, and for its own accounts outside base_dn, \
+             and a search it cannot make proves nothing: give the bind DN read access (List Contents and Read \
+             Property, as Authenticated Users have by default) on {domain}",
+            res.rc,
+            if res.text.is_empty() { String::new() } else { format!(": {}", res.text) }
+        ))),
+        _ => from_result(res, &format!("search {domain}")).map(|_| ()),
     }
 }
 
@@ -283,6 +323,25 @@ impl AdTarget {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    fn result(rc: u32) -> LdapResult {
+        LdapResult { rc, matched: String::new(), text: "00002098: no rights".into(), refs: Vec::new(), ctrls: Vec::new() }
+    }
+
+    /// Fail closed: a domain search the bind account may not make proves no name free and no
+    /// enid id absent.
+    #[test]
+    fn a_part_of_the_domain_the_bind_dn_cannot_read_is_an_error_naming_it_and_the_right() {
+        let domain = "DC=samdom,DC=example,DC=org";
+        outside_search_done(result(0), domain).unwrap();
+        for rc in [50, 32] {
+            let e = outside_search_done(result(rc), domain).unwrap_err();
+            assert!(e.stops_target(), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(domain) && text.contains("read access") && text.contains(&format!("LDAP {rc}")), "{text}");
+        }
+        assert!(outside_search_done(result(51), domain).is_err(), "a busy server is an error too");
+    }
 
     #[test]
     fn a_ranged_member_list_says_where_it_ends() {
