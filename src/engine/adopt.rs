@@ -162,6 +162,8 @@ impl Engine {
             &self.id_key,
         );
         let by_id: HashMap<&str, &Identity> = resolution.all().map(|i| (i.id.as_str(), i)).collect();
+        let refused = self.store.claim_refusals().await?;
+        let inputs = self.correlation_inputs(&resolution, &refused);
         // Names that belong to an identity; those only reserved by an earlier adopt may be claimed.
         let reserved: HashSet<String> = self.store.reserved_usernames().await?.into_iter().collect();
         let allocated: HashSet<String> =
@@ -289,7 +291,11 @@ impl Engine {
                     };
                     let a_name_kept = !req.pseudonymous
                         && (holds("given_name", &req.given_name) || holds("family_name", &req.family_name));
-                    !fits && !a_name_kept
+                    // The correlation attribute holding this person's value proves the link again
+                    // (an account claimed under another username keeps what the old scripts stored).
+                    let proven =
+                        inputs.get(tid).is_some_and(|input| crate::core::plan::attribute_matches(input, id, a));
+                    !fits && !a_name_kept && !proven
                 });
                 if misfit {
                     plan.unmatched.push(unmatched(
@@ -426,8 +432,6 @@ impl Engine {
         }
         // Accounts made before enid that the correlation rules give persons: the same matches the
         // next plan claims, shown now.
-        let refused = self.store.claim_refusals().await?;
-        let inputs = self.correlation_inputs(&resolution, &refused);
         for (tid, accounts) in &observed {
             let (Some(t), Some(input)) = (self.targets.get(tid), inputs.get(tid)) else { continue };
             if input.is_empty() {

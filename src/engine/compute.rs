@@ -577,7 +577,16 @@ impl Engine {
                     .find_outside_scope(Lookup::Username, &wanted)
                     .await
                     .map_err(|error| EngineError::Target { id: id.clone(), error })?;
-                more.extend(found.into_iter().map(|(_, name)| name.to_lowercase()));
+                // A name an account in the scope holds is a question for that account (claimed, or
+                // the person waits), never one to step around: only names held elsewhere count.
+                let in_scope: HashSet<String> = observed
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.username.as_deref())
+                    .map(str::to_lowercase)
+                    .collect();
+                more.extend(found.into_iter().map(|(_, name)| name.to_lowercase()).filter(|n| !in_scope.contains(n)));
             }
             more.retain(|n| !taken.contains(n));
             if more.is_empty() {

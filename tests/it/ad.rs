@@ -298,7 +298,7 @@ fn the_ad_target_passes_the_conformance_suite() {
 }
 
 /// A CSV row for a person of this test's own (domain-wide unique) names.
-fn person(id: &str, given: &str, family: &str, school: &str, group: &str) -> String {
+pub fn person(id: &str, given: &str, family: &str, school: &str, group: &str) -> String {
     row(id, given, family, "", "student", school, group)
 }
 

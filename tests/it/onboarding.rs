@@ -196,3 +196,154 @@ fn modify_add(env: &Env, dn: &str, attr: &str, value: &str) {
         .expect("ldapmodify");
     assert!(out.status.success());
 }
+
+/// A name part no other test run on the shared DC uses: AD names are unique in the domain.
+fn unique() -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000;
+    format!("{n:06}")
+}
+
+#[test]
+fn an_ad_domain_of_accounts_made_before_enid_is_taken_over_and_a_lockout_is_respected() {
+    use crate::ad::*;
+    let ou = test_ou();
+    let norr = format!("OU=Norr,{ou}");
+    with_admin(async |l| {
+        let res =
+            l.add(&norr, vec![("objectClass", ["organizationalUnit"].into()), ("ou", ["Norr"].into())]).await.unwrap();
+        assert_eq!(res.rc, 0, "{res:?}");
+    });
+    let u = unique();
+    let (anna_sam, bo_sam, cy_sam) = (format!("ab{u}"), format!("bo.ek{u}"), format!("cy.holm{u}"));
+    // Old scripts stored the school system's id in employeeType; Bo's account has his enid
+    // username and names; Cy's username is a teacher's account.
+    let anna_dn = make_user(&norr, &anna_sam, "Anna", &format!("Berg{u}"));
+    make_user(&norr, &bo_sam, "Bo", &format!("Ek{u}"));
+    make_user(&norr, &cy_sam, "Cy", &format!("Holmqvist{u}"));
+    with_admin(async |l| {
+        let res = l.modify(&anna_dn, vec![ldap3::Mod::Replace("employeeType", ["sis:1".into()].into())]).await.unwrap();
+        assert_eq!(res.rc, 0, "{res:?}");
+    });
+    let env = env_with(&ad_table(
+        "ldaps://127.0.0.1:636",
+        &ou,
+        "initial_password = \"generated\"\n\n[targets.ad.policy.correlate]\nusername = true\n\
+         attribute = \"employeeType\"\nvalue = \"sis:{{ person_id }}\"",
+    ));
+    let rows = [
+        person("1", "Anna", &format!("Berg{u}"), "Norr", "7A"),
+        person("2", "Bo", &format!("Ek{u}"), "Norr", "7A"),
+        person("3", "Cy", &format!("Holm{u}"), "Norr", "7A"),
+        person("4", "Dan", &format!("Lind{u}"), "Norr", "7A"),
+    ];
+    csv_rows(&env, &rows);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let summary = &plan["targets"]["ad"];
+    assert_eq!((summary["claim"].as_u64(), summary["create"].as_u64()), (Some(2), Some(1)), "{plan}");
+    assert!(plan["blocked"].to_string().contains(&format!("CN=Cy Holmqvist{u}")), "{}", plan["blocked"]);
+    env.enid(&["apply", "--yes"]).ok();
+    let all = users(&ou);
+    assert_eq!(all.len(), 4, "three made by hand, one created: {:?}", all.keys());
+    let id_of = |sam: &str| all[sam].get("employeeNumber").first().cloned();
+    assert!(id_of(&anna_sam).is_some_and(|i| i.len() == 36), "Anna's old account is hers: {:?}", all[&anna_sam]);
+    assert!(id_of(&bo_sam).is_some());
+    assert!(id_of(&cy_sam).is_none(), "the teacher's account is left alone");
+    // The claimed accounts were disabled before enid: they stay so, reported, until approved.
+    let next = env.enid(&["plan"]).ok().stdout;
+    assert!(next.contains("disabled outside enid"), "{next}");
+    // Dan's account, made by enid, is locked out by IT: the next apply leaves it locked.
+    let dan = all.keys().find(|k| k.starts_with("dan.")).unwrap().clone();
+    let dan_dn = all[&dan].dn.clone();
+    with_admin(async |l| {
+        let res = l.modify(&dan_dn, vec![ldap3::Mod::Replace("userAccountControl", ["514".into()].into())]).await;
+        assert_eq!(res.unwrap().rc, 0);
+    });
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(users(&ou)[&dan].one("userAccountControl"), "514", "IT's lockout is not undone");
+    let explain = env.enid(&["explain", &dan]).ok().stdout;
+    assert!(explain.contains("disabled outside enid"), "{explain}");
+    // Lost state, and adopt again: nothing is created twice.
+    remove_state(&env);
+    env.enid(&["adopt", "--yes"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["ad"]["create"], 0, "{plan}");
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(users(&ou).len(), 4);
+}
+
+#[test]
+fn a_platform_of_users_made_before_enid_is_taken_over_and_a_deactivation_is_respected() {
+    use crate::scim::*;
+    let url = tenant();
+    let env = env_with_targets(&scim_table(
+        "lms",
+        &url,
+        "[targets.lms.policy.correlate]\nusername = true\nattribute = \"title\"\nvalue = \"{{ person_id }}\"",
+    ));
+    let target = direct(&url);
+    let made = |username: &str, given: &str, family: &str, title: Option<&str>, active: bool| {
+        let mut attrs: connector_api::Attrs =
+            [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into();
+        if let Some(t) = title {
+            attrs.insert("title".into(), connector_api::Value::text(t));
+        }
+        let account = connector_api::AccountSpec {
+            id: "(by hand)".into(),
+            username: username.into(),
+            given_name: given.into(),
+            family_name: family.into(),
+            display_name: format!("{given} {family}"),
+            roles: vec![connector_api::Role::Student],
+            schools: Vec::new(),
+            enabled: active,
+            protected: false,
+            attrs,
+            placement: None,
+            initial_password: None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(connector_api::Target::apply(&target, &connector_api::TargetOp::Create { account })).unwrap();
+    };
+    made("a.berg", "Anna", "Berg", Some("1"), true);
+    made("bo.ek", "Bo", "Ek", None, true);
+    made("cy.holm", "Cecilia", "Holmqvist", None, true);
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", "", "student", "S1", ""),
+            row("2", "Bo", "Ek", "", "student", "S1", ""),
+            row("3", "Cy", "Holm", "", "student", "S1", ""),
+            row("4", "Dan", "Lind", "", "student", "S1", ""),
+        ],
+    );
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["lms"]["claim"], 2, "{plan}");
+    assert_eq!(plan["targets"]["lms"]["create"], 1, "{plan}");
+    env.enid(&["apply", "--yes"]).ok();
+    let on = |name: &str| -> Vec<String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let all = rt.block_on(connector_api::Target::observe(&target, &["externalId".to_string()])).unwrap();
+        all.iter()
+            .filter(|a| a.username.as_deref().is_some_and(|u| u.starts_with(name)))
+            .map(|a| format!("{}:{}", a.username.clone().unwrap(), a.attrs.contains_key("externalId")))
+            .collect()
+    };
+    assert_eq!(on("a.berg"), ["a.berg:true"], "claimed, its username kept (a new person takes it)");
+    assert_eq!(on("bo.ek"), ["bo.ek:true"]);
+    assert_eq!(on("cy.holm"), ["cy.holm:false"], "someone else's, left alone, no cy.holm2");
+    // Bo is deactivated on the platform by hand: the next apply leaves him so.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let all = rt.block_on(connector_api::Target::observe(&target, &[])).unwrap();
+    let bo = all.iter().find(|a| a.username.as_deref() == Some("bo.ek")).unwrap().key.clone();
+    rt.block_on(connector_api::Target::apply(&target, &connector_api::TargetOp::Disable { key: bo.clone() })).unwrap();
+    let plan = env.enid(&["plan"]).ok().stdout;
+    assert!(plan.contains("disabled outside enid"), "{plan}");
+    env.enid(&["apply", "--yes"]).ok();
+    let all = rt.block_on(connector_api::Target::observe(&target, &[])).unwrap();
+    assert!(all.iter().find(|a| a.key == bo).unwrap().disabled, "the deactivation is not undone");
+    // Lost state, adopt again: found by the enid ids, no duplicates.
+    remove_state(&env);
+    env.enid(&["adopt", "--yes"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["lms"]["create"], 0, "{plan}");
+}

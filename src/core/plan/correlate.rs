@@ -90,6 +90,14 @@ fn account_values(o: &ObservedAccount, attr: &str) -> Vec<String> {
     out
 }
 
+/// Whether an account's correlation attribute holds one of the values the identity's records
+/// give (the attribute rule's proof, whoever owns the account now).
+pub fn attribute_matches(input: &CorrelationInput, id: &str, o: &ObservedAccount) -> bool {
+    let (Some(attr), Some(values)) = (&input.attribute, input.values.get(id)) else { return false };
+    let held = account_values(o, attr);
+    values.iter().any(|v| held.contains(&fold_value(v)))
+}
+
 /// Matches persons to the claimable accounts among `observed` (`eligible`: their indexes).
 pub fn correlate(
     input: &CorrelationInput,
