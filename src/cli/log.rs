@@ -15,6 +15,18 @@ pub(super) async fn backup(engine: &Engine, path: &Path, out: &mut impl Write) -
     Ok(ExitCode::SUCCESS)
 }
 
+/// Moves the state's records of a target renamed in the config to its new id.
+pub(super) async fn rename_target(
+    engine: &Engine,
+    old: &str,
+    new: &str,
+    out: &mut impl Write,
+) -> Result<ExitCode, CliError> {
+    let n = engine.rename_target(old, new, crate::clock::now(None)).await?;
+    writeln!(out, "Moved {n} accounts and everything else recorded on target \"{old}\" to \"{new}\".").map_err(io)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Shows the sync log, newest last.
 pub(super) async fn log(
     engine: &Engine,

@@ -227,6 +227,14 @@ pub enum StateAction {
         /// Where to write the copy; must not exist yet
         path: PathBuf,
     },
+    /// Move what the state records on target OLD (accounts, groups, first passwords) to target
+    /// NEW, after renaming the target in the config
+    RenameTarget {
+        /// The id the state records
+        old: String,
+        /// The id the config names now
+        new: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +319,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::State { action: StateAction::Backup { path } } => {
             log::backup(&build(config).await?, &path, &mut out).await
+        }
+        Command::State { action: StateAction::RenameTarget { old, new } } => {
+            log::rename_target(&build(config).await?, &old, &new, &mut out).await
         }
         Command::Log { run, person, school, limit, json } => {
             log::log(&build(config).await?, run, person, school, limit, json, &mut out).await

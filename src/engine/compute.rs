@@ -228,6 +228,7 @@ impl Engine {
             return Err(e);
         }
         lap("read targets");
+        self.guard_renamed_target(&observed, &snapshot)?;
         self.guard_lost_state(&observed, &snapshot, &resolution).await?;
         let missing_owned = self.missing_owned(&snapshot, &observed);
         if !overrides.missing {

@@ -1,5 +1,6 @@
 //! Operators' decisions between runs, for every front end: the conflict queue and a decision on
-//! one conflict, and the renames held for approval and the approval of one. The rules (which
+//! one conflict, the renames held for approval and the approval of one, and a target renamed in
+//! the config. The rules (which
 //! conflict, which identity a merge joins, which rename) are here; a front end only asks and
 //! shows.
 
@@ -95,5 +96,36 @@ impl Engine {
         })?;
         self.store.approve_rename(&r.identity, &r.new, now).await?;
         Ok(r)
+    }
+}
+
+impl Engine {
+    /// Moves what the state records on target `old` to target `new` (a target renamed in the
+    /// config), as a run of its own. `new` must be a target of the config with nothing recorded
+    /// yet, and `old` one the config no longer names. Returns the accounts moved.
+    pub async fn rename_target(&self, old: &str, new: &str, now: DateTime<Utc>) -> Result<u64, EngineError> {
+        let fail = |m: String| EngineError::TargetConfig { id: new.to_string(), message: m };
+        if !self.targets.contains_key(new) {
+            return Err(fail(format!("the config names no target \"{new}\"; rename it there first")));
+        }
+        if self.targets.contains_key(old) {
+            return Err(fail(format!(
+                "the config still names target \"{old}\"; a rename moves records only from a name it no longer has"
+            )));
+        }
+        let _lock = self.lock("state rename-target", now).await?;
+        let snapshot = self.store.snapshot().await?;
+        if snapshot.accounts.iter().any(|a| a.target == new) {
+            return Err(fail(format!("the state records accounts on \"{new}\" already; nothing was moved")));
+        }
+        if !snapshot.accounts.iter().any(|a| a.target == old) {
+            return Err(fail(format!("the state records no accounts on \"{old}\"; nothing to move")));
+        }
+        let run = self.store.begin_run("state rename-target", None, now).await?;
+        let n = self.store.rename_target(old, new).await?;
+        self.store
+            .finish_run(run, "ok", &format!("moved {n} accounts from target \"{old}\" to \"{new}\""), now)
+            .await?;
+        Ok(n)
     }
 }

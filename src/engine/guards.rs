@@ -63,6 +63,45 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops when the state records accounts under a target id the config does not name and a
+    /// configured target that the state records nothing on holds enid ids: a renamed target,
+    /// whose every account would otherwise be blocked without a word of why.
+    pub(super) fn guard_renamed_target(
+        &self,
+        observed: &BTreeMap<String, Vec<ObservedAccount>>,
+        snapshot: &Snapshot,
+    ) -> Result<(), EngineError> {
+        let mut orphaned: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in snapshot.accounts.iter().filter(|a| !self.targets.contains_key(&a.target)) {
+            *orphaned.entry(a.target.as_str()).or_default() += 1;
+        }
+        let Some((old, recorded)) = orphaned.iter().max_by_key(|(_, n)| **n) else { return Ok(()) };
+        for (target, n) in &orphaned {
+            tracing::warn!(
+                target_id = %target,
+                accounts = n,
+                "the state records accounts on a target the config no longer names; they are left as they are \
+                 (if it was renamed: `enid state rename-target OLD NEW`)"
+            );
+        }
+        for (id, accounts) in observed {
+            let Some(t) = self.targets.get(id) else { continue };
+            if snapshot.accounts.iter().any(|a| &a.target == id) {
+                continue;
+            }
+            let count = plan::unrecorded_enid_entries(&[], accounts, &t.caps).len();
+            if count > 0 {
+                return Err(EngineError::TargetRenamed {
+                    old: old.to_string(),
+                    new: id.clone(),
+                    count,
+                    recorded: *recorded,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Per target: the owned accounts it did not show, and how many it should have shown (for
     /// the target guard and the lookup out of scope, computed once).
     pub(super) fn missing_owned<'a>(
@@ -131,7 +170,8 @@ impl Engine {
                 missing > crate::core::policy::Thresholds::limit(t.missing_percent, t.missing_min, of)
             };
             let advice = format!(
-                "(more than missing_percent = {} and missing_min = {}); the base DN, filter or permissions changed? \
+                "(more than missing_percent = {} and missing_min = {}); the base DN, filter or permissions changed, or were they moved \
+                 out of it by hand? \
                  Hidden is not gone: planning now would create them again and lose track of the real ones. If they \
                  really were deleted, run again with --accept-missing",
                 t.missing_percent, t.missing_min

@@ -73,6 +73,16 @@ pub enum EngineError {
     /// its scope or permissions changed; nothing is planned.
     #[error("target \"{id}\": {reason}; stopped before planning, nothing was changed")]
     TargetGuard { id: String, reason: String },
+    /// The state records accounts under a target id the config no longer names, and a target
+    /// the config names holds accounts with enid ids it records none of: the target was most
+    /// likely renamed in the config. Name it back, or move the records to the new id.
+    #[error(
+        "target \"{new}\" holds {count} accounts carrying enid ids, and the state database records none on it, but \
+         it records {recorded} accounts on target \"{old}\", which the config no longer names: was the target \
+         renamed? Name it \"{old}\" again in the config, or move the records with `enid state rename-target {old} \
+         {new}`; stopped before planning, nothing was changed"
+    )]
+    TargetRenamed { old: String, new: String, count: usize, recorded: usize },
     #[error("target \"{id}\": {message}")]
     TargetConfig { id: String, message: String },
     /// Another run holds the state database, or its lock cannot be taken.

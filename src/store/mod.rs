@@ -144,6 +144,11 @@ pub trait StateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Moves everything recorded on target `old` (accounts, groups, kept first passwords, claim
+    /// refusals) to target `new`, in one transaction; the log keeps the old name. Returns the
+    /// number of accounts moved.
+    fn rename_target(&self, old: &str, new: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Every recorded refusal: (target, identity, key), sorted.
     fn claim_refusals(&self) -> impl Future<Output = Result<Vec<(String, IdentityId, String)>, StoreError>> + Send;
 
@@ -450,6 +455,10 @@ impl StateStore for Store {
 
     async fn claim_refusals(&self) -> Result<Vec<(String, IdentityId, String)>, StoreError> {
         dispatch!(self.claim_refusals())
+    }
+
+    async fn rename_target(&self, old: &str, new: &str) -> Result<u64, StoreError> {
+        dispatch!(self.rename_target(old, new))
     }
 
     async fn protected_identities(&self) -> Result<std::collections::HashSet<IdentityId>, StoreError> {

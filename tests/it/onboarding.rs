@@ -347,3 +347,28 @@ fn a_platform_of_users_made_before_enid_is_taken_over_and_a_deactivation_is_resp
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["targets"]["lms"]["create"], 0, "{plan}");
 }
+
+#[test]
+fn a_target_renamed_in_the_config_says_so_and_its_records_move_with_one_command() {
+    let env = Env::new();
+    env.csv(&[
+        &row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A"),
+        &row("2", "Bo", "Ek", "", "student", "S1", ""),
+    ]);
+    env.apply();
+    env.edit_config("[targets.directory]", "[targets.katalog]");
+    let r = env.enid(&["plan"]).fails();
+    assert!(
+        r.stderr.contains("target \"katalog\" holds 2 accounts")
+            && r.stderr.contains("\"directory\", which the config no longer names")
+            && r.stderr.contains("enid state rename-target directory katalog"),
+        "{}",
+        r.stderr
+    );
+    // The wrong way round, or onto a name the config does not have, is refused.
+    assert!(env.enid(&["state", "rename-target", "katalog", "directory"]).fails().stderr.contains("names no target"));
+    env.enid(&["state", "rename-target", "directory", "katalog"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
+    assert!(plan["blocked"].as_array().unwrap().is_empty(), "{}", plan["blocked"]);
+}

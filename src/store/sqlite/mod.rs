@@ -366,6 +366,26 @@ impl StateStore for SqliteStore {
         self.ctx(q.execute(&self.pool).await).map(|_| ())
     }
 
+    async fn rename_target(&self, old: &str, new: &str) -> Result<u64, StoreError> {
+        let moved = async {
+            let mut tx = self.pool.begin().await?;
+            let n = sqlx::query("UPDATE accounts SET target = ? WHERE target = ?")
+                .bind(new)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            for table in ["groups", "passwords", "claim_refusals"] {
+                let sql = format!("UPDATE {table} SET target = ? WHERE target = ?");
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(new).bind(old).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(n)
+        }
+        .await;
+        self.ctx(moved)
+    }
+
     async fn claim_refusals(&self) -> Result<Vec<(String, IdentityId, String)>, StoreError> {
         let q = sqlx::query_as(
             "SELECT target, identity_id, entry_key FROM claim_refusals ORDER BY target, identity_id, entry_key",
