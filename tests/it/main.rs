@@ -14,6 +14,7 @@ mod fault;
 mod groups;
 mod harness;
 mod identity;
+mod identity_gaps;
 mod lifecycle;
 mod migration;
 mod protected;

@@ -243,11 +243,13 @@ pub fn resolve(
     for (i, r) in records.into_iter().enumerate() {
         match snapshot.record(&r.source, &r.record.person_id) {
             Some(stored) => {
-                if let Some((old, new)) = key_reused(stored.civic_no.as_deref(), r.record.civic_no.as_ref()) {
+                let reused = key_reused(stored.civic_no.as_deref(), r.record.civic_no.as_ref())
+                    .map(|(old, new)| format!("{old} → {new}"))
+                    .or_else(|| names_reused(stored, &r.record));
+                if let Some(evidence) = reused {
                     let label = record_label(&r.source, &r.record.person_id);
                     let recs = vec![(label.clone(), r.record.location.clone())];
                     let candidates = BTreeSet::from([stored.identity_id.clone()]);
-                    let evidence = format!("{old} → {new}");
                     let cid = conflict_id(ConflictKind::KeyReused, &recs, &candidates, &evidence);
                     match decisions.get(&cid) {
                         // The same person with a corrected number: linked as before, and the
@@ -260,7 +262,8 @@ pub fn resolve(
                         }
                         None => {
                             kept.entry(stored.identity_id.clone()).or_default().push(format!(
-                                "{label} ({}) now has another civic number; held in conflict {cid}",
+                                "{label} ({}) now has another civic number or another person's names; held in \
+                                 conflict {cid}",
                                 r.record.location
                             ));
                             conflicts.push(Conflict {
@@ -368,6 +371,29 @@ fn key_reused(stored: Option<&str>, now: Option<&connector_api::CivicNo>) -> Opt
                 | (CivicKind::Samordningsnummer, CivicKind::Samordningsnummer)
         );
     reused.then(|| (connector_api::civic::mask_raw(old), new.masked()))
+}
+
+/// Whether a linked record whose key has no settled civic number to go by (a temporary number,
+/// or none, before or now) now carries another given *and* another family name: the key was
+/// most likely given to another person, and handing them the first one's account is not for
+/// enid to guess. A settled number that stays the same is the same person, whatever the names.
+/// Returns the evidence for the conflict: the masked numbers and what changed, never a name.
+fn names_reused(stored: &crate::core::model::StoredRecord, now: &connector_api::SourceRecord) -> Option<String> {
+    use connector_api::civic::{CivicKind, kind_of_normalised, mask_raw};
+    let before = stored.names?;
+    let old = stored.civic_no.as_deref();
+    let settled =
+        |kind: Option<CivicKind>| matches!(kind, Some(CivicKind::Personnummer | CivicKind::Samordningsnummer));
+    let new = now.civic_no.as_ref();
+    if settled(old.and_then(kind_of_normalised)) && old == new.map(|c| c.expose()) {
+        return None;
+    }
+    if !before.all_names_differ(&crate::core::model::NameFingerprint::of(&now.given_name, &now.family_name)) {
+        return None;
+    }
+    let old = old.map_or_else(|| "none".to_string(), mask_raw);
+    let new = new.map_or_else(|| "none".to_string(), |c| c.masked());
+    Some(format!("{old} → {new}, another given and family name"))
 }
 
 type ById = HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)>;

@@ -67,6 +67,7 @@ fn a_linked_record_keeps_its_identity_and_absent_ones_are_listed() {
             protected: false,
             email: None,
             eppn: None,
+            names: None,
         },
     );
     let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
@@ -101,6 +102,8 @@ fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<
             protected: false,
             email: None,
             eppn: None,
+            // The names `rec` gives every record.
+            names: Some(crate::core::model::NameFingerprint::of("A", "B")),
         },
     );
 }
@@ -314,6 +317,60 @@ fn expected_civic_changes_are_not_key_reuse() {
         linked(&mut snap, "sis", "1", "id-1", old);
         let r = resolve(vec![rec("sis", "1", new)], &snap, &none, &[], &none_rejected(), &KEY);
         assert!(r.conflicts.is_empty(), "{old:?} → {new:?}");
+        assert_eq!(r.present[0].id, "id-1");
+    }
+}
+
+fn named(mut r: Sourced, given: &str, family: &str) -> Sourced {
+    r.record.given_name = given.into();
+    r.record.family_name = family.into();
+    r
+}
+
+#[test]
+fn a_key_without_a_settled_number_that_now_names_someone_else_is_key_reuse() {
+    // Before: TF numbers and keys without a number were handed over to whoever got the key.
+    let none = BTreeMap::new();
+    for (old, new) in [
+        (Some("20130101TF01"), Some("19821105-9954")), // TF number → a personnummer
+        (Some("20130101TF01"), Some("20130101TF01")),  // the same TF number, reused
+        (None, Some("19821105-9954")),                 // none → a number
+        (None, None),                                  // never a number
+        (Some("19570574-9959"), Some("19821105-9954")), // samordningsnummer → personnummer
+    ] {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", old);
+        let recs = || vec![named(rec("sis", "1", new), "Cy", "Ek")];
+        let r = resolve(recs(), &snap, &none, &[], &none_rejected(), &KEY);
+        assert!(r.present.is_empty() && r.absent.is_empty(), "{old:?} → {new:?}: neither updated nor disabled");
+        assert_eq!(r.kept[0].identity_id, "id-1");
+        let c = r.conflicts[0].clone();
+        assert_eq!(c.kind, ConflictKind::KeyReused);
+        assert!(c.civic_no.ends_with(", another given and family name"), "{}", c.civic_no);
+        assert!(!c.civic_no.contains("Cy") && !c.civic_no.contains("9954"), "{}", c.civic_no);
+        // Decided: the same person (merge), or a new one who gets an identity of their own.
+        let merge = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
+        assert_eq!(resolve(recs(), &snap, &merge, &[], &none_rejected(), &KEY).present[0].id, "id-1");
+        let separate = BTreeMap::from([(c.id.clone(), Decision::Separate)]);
+        let r = resolve(recs(), &snap, &separate, &[], &none_rejected(), &KEY);
+        assert_ne!(r.present[0].id, "id-1");
+        assert_eq!(r.absent[0].id, "id-1");
+    }
+}
+
+#[test]
+fn one_changed_name_or_a_settled_number_that_stays_is_the_same_person() {
+    let none = BTreeMap::new();
+    for (old, new, given, family) in [
+        (Some("20130101TF01"), Some("19821105-9954"), "A", "Ek"), // a new family name
+        (None, None, "Anna-Karin", "B"),                          // a corrected given name
+        (Some("20130101TF01"), Some("20130101TF01"), " a ", "b"), // case and spacing
+        (Some("19821105-9954"), Some("19821105-9954"), "Cy", "Ek"), // the same personnummer
+    ] {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", old);
+        let r = resolve(vec![named(rec("sis", "1", new), given, family)], &snap, &none, &[], &none_rejected(), &KEY);
+        assert!(r.conflicts.is_empty(), "{old:?} → {new:?}, {given} {family}");
         assert_eq!(r.present[0].id, "id-1");
     }
 }
