@@ -57,3 +57,34 @@ fn a_key_with_a_temporary_number_given_to_another_child_is_held_until_decided() 
     assert_ne!(people["bo.ek"].one("employeeNumber"), anna.one("employeeNumber"), "a new identity");
     assert_eq!(env.enid(&["plan", "--json"]).ok().json()["conflicts"], serde_json::json!([]));
 }
+
+#[test]
+fn a_source_keyed_by_civic_number_keeps_the_account_when_a_samordningsnummer_becomes_a_personnummer() {
+    // Reverse re-keying: the key is the number, so the number's change changes the key. Before,
+    // the person got a new identity and a second account (anna.berg2), and anna.berg was disabled.
+    const SAMORDNING: &str = "19570574-9959";
+    const PNR: &str = "19570514-9952";
+    let env = Env::new();
+    env.csv(&[
+        &row(SAMORDNING, "Anna", "Berg", SAMORDNING, "staff", "S1", ""),
+        &row("P8", "Dag", "Ny", "", "student", "S1", ""),
+    ]);
+    env.apply();
+    let anna = env.people()["anna.berg"].clone();
+
+    env.csv(&[&row(PNR, "Anna", "Berg", PNR, "staff", "S1", ""), &row("P8", "Dag", "Ny", "", "student", "S1", "")]);
+    let run = env.enid(&["plan", "--json"]).ok();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("0514-9952") && !text.contains("05149952"), "a civic number in {text}");
+    }
+    let plan = run.json();
+    assert_eq!(plan["operations"], serde_json::json!([]), "no create, no disable");
+    assert_eq!(plan["new_identities"], serde_json::json!([]));
+    assert_eq!(plan["civic_changes"].as_array().map(Vec::len), Some(1), "{}", plan["civic_changes"]);
+    env.apply();
+    let people = env.people();
+    assert_eq!(people.keys().collect::<Vec<_>>(), ["anna.berg", "dag.ny"]);
+    assert_eq!(people["anna.berg"].dn, anna.dn);
+    assert_eq!(people["anna.berg"].one("employeeNumber"), anna.one("employeeNumber"));
+    assert_eq!(env.enid(&["plan", "--json"]).ok().json()["operations"], serde_json::json!([]));
+}
