@@ -281,10 +281,12 @@ impl NameFingerprint {
         NameFingerprint { given: hash(given_name), family: hash(family_name) }
     }
 
-    /// Whether both the given and the family name differ: a person whose given name was
-    /// corrected, or who took another family name, keeps one of the two.
+    /// Whether neither name of `other` is one of these names: a person whose given name was
+    /// corrected, or who took another family name, keeps one of the two, and an export with the
+    /// name columns swapped keeps both (a swap is for the update threshold to catch).
     pub fn all_names_differ(&self, other: &NameFingerprint) -> bool {
-        self.given != other.given && self.family != other.family
+        let mine = [self.given, self.family];
+        !mine.contains(&other.given) && !mine.contains(&other.family)
     }
 }
 

@@ -365,6 +365,7 @@ fn one_changed_name_or_a_settled_number_that_stays_is_the_same_person() {
         (Some("20130101TF01"), Some("19821105-9954"), "A", "Ek"), // a new family name
         (None, None, "Anna-Karin", "B"),                          // a corrected given name
         (Some("20130101TF01"), Some("20130101TF01"), " a ", "b"), // case and spacing
+        (None, None, "B", "A"),                                   // the name columns swapped
         (Some("19821105-9954"), Some("19821105-9954"), "Cy", "Ek"), // the same personnummer
     ] {
         let mut snap = Snapshot::default();
