@@ -211,7 +211,9 @@ pub fn render_conflicts(conflicts: &[crate::core::identity::Conflict]) -> String
         let why = match c.kind {
             ConflictKind::SameSourceSameCivic => "records of one source claim the same civic number",
             ConflictKind::SeveralIdentities => "the civic number belongs to more than one identity",
-            ConflictKind::KeyReused => "the source key now carries another civic number (given to another person?)",
+            ConflictKind::KeyReused => {
+                "the source key now carries another civic number or another person's names (given to another person?)"
+            }
         };
         let _ = writeln!(s, "{}  {why}: {}", c.id, c.civic_no);
         let _ = writeln!(s, "  records:    {}", c.records.join(", "));
@@ -232,7 +234,7 @@ pub fn render_conflicts(conflicts: &[crate::core::identity::Conflict]) -> String
         if c.kind == ConflictKind::KeyReused {
             let _ = writeln!(
                 s,
-                "  --merge: the same person, the number was corrected (the new number is recorded);\n  \
+                "  --merge: the same person, the number or the names were corrected (the new ones are recorded);\n  \
                  --separate: another person (the record gets an identity of its own; the first person's \
                  accounts follow the leaver lifecycle)\n"
             );

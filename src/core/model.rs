@@ -255,6 +255,39 @@ pub struct StoredRecord {
     /// Correlation keys last seen on the record (lowercased).
     pub email: Option<String>,
     pub eppn: Option<String>,
+    /// The names last seen on the record, as a fingerprint: enough to tell that a key without
+    /// a settled civic number now names someone else, without keeping the names in memory.
+    /// `None` when the state did not give them.
+    pub names: Option<NameFingerprint>,
+}
+
+/// A record's given and family name, each reduced to a hash of its normalised form
+/// (`naming::normalize`: case, accents and spacing do not count), to compare a stored record
+/// with this run's. Not a secret and not kept anywhere: the state database holds the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NameFingerprint {
+    given: u64,
+    family: u64,
+}
+
+impl NameFingerprint {
+    pub fn of(given_name: &str, family_name: &str) -> NameFingerprint {
+        use std::hash::{Hash, Hasher};
+        let hash = |name: &str| {
+            let mut h = rustc_hash::FxHasher::default();
+            crate::core::naming::normalize(name, usize::MAX).hash(&mut h);
+            h.finish()
+        };
+        NameFingerprint { given: hash(given_name), family: hash(family_name) }
+    }
+
+    /// Whether neither name of `other` is one of these names: a person whose given name was
+    /// corrected, or who took another family name, keeps one of the two, and an export with the
+    /// name columns swapped keeps both (a swap is for the update threshold to catch).
+    pub fn all_names_differ(&self, other: &NameFingerprint) -> bool {
+        let mine = [self.given, self.family];
+        !mine.contains(&other.given) && !mine.contains(&other.family)
+    }
 }
 
 impl Snapshot {

@@ -36,7 +36,10 @@ impl Engine {
         let mut columns = BTreeMap::new();
         for (handle, result) in self.sources.iter().zip(results) {
             let (id, max_pct) = (&handle.id, &handle.max_rejected_percent);
-            let batch = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
+            let mut batch = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
+            // Whatever the source checked itself: a civic number in a name, group, school or
+            // address rejects the row before any guard counts it (one detector for every source).
+            batch.reject_civic_in_free_text();
             if let Some(before) = last_columns.get(id).filter(|_| !overrides.schema_change) {
                 let missing: Vec<&str> = before.difference(&batch.columns).map(String::as_str).collect();
                 if !missing.is_empty() {

@@ -156,6 +156,8 @@ pub(crate) async fn identities_and_records_round_trip_with_full_civic_numbers<S:
     s.commit_identities(&[], &[moved], day(3)).await.unwrap();
     let a = s.snapshot().await.unwrap().record("sis", "P1").cloned().unwrap();
     assert_eq!((a.school_unit.as_deref(), a.content_hash.as_str()), (Some("S2"), "h2"));
+    // The snapshot gives the names as a fingerprint, so a key handed to someone else is seen.
+    assert_eq!(a.names, Some(crate::core::model::NameFingerprint::of("Kim", "Lind")));
     let shown = s.records_of("id-a").await.unwrap();
     assert_eq!(shown.len(), 1);
     assert!(shown[0].first_seen < shown[0].updated_at, "{shown:?}");

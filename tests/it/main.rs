@@ -8,12 +8,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ad;
+mod civic_spellings;
 mod conformance;
 mod fault;
 mod groups;
 mod handout;
 mod harness;
 mod identity;
+mod identity_gaps;
 mod lifecycle;
 mod migration;
 mod onboarding;

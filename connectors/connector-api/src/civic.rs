@@ -9,9 +9,17 @@
 //!
 //! A `CivicNo` never prints its full value: `Debug` and `Display` mask the last four characters
 //! (`20150916-****`). Only [`CivicNo::expose`] gives the full value, for the state database.
+//!
+//! In free text (a name, a group, an e-mail address, a server's message) a civic number can be
+//! written in any spelling: [`find_civic_in_text`] and [`contains_civic`] are the one detector
+//! every source and every masking of text uses (`text.rs` says what it takes for a civic number).
 
 use chrono::{Datelike, NaiveDate};
 use std::fmt;
+
+mod text;
+
+pub use text::{CivicMatch, MAX_SEPARATOR_CHARS, civic_numbers_in_text, contains_civic, find_civic_in_text};
 
 /// What kind of civic number a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,9 +178,10 @@ pub fn mask_raw(input: &str) -> String {
 /// Masks `value` when it has the shape of a civic number (`YYYYMMDD-NNNC`, `YYYYMMDDNNNC`,
 /// `YYMMDD-NNNC`, `YYMMDD+NNNC`, or a temporary number with letters in the birth-number part)
 /// with a possible date, whether or not its check digit holds: a number with a typo is still a
-/// person's number. Anything else is returned as it is. For values that are shown outside the
-/// state database but may hold a civic number: source keys (`person_id`), user input echoed in
-/// messages.
+/// person's number. A value that holds one among other text (`elev-19821105 9954`) gets the
+/// number masked where it stands ([`mask_civic_in_text`]). Anything else is returned as it is.
+/// For values that are shown outside the state database but may hold a civic number: source
+/// keys (`person_id`), user input echoed in messages.
 pub fn mask_if_civic(value: &str) -> std::borrow::Cow<'_, str> {
     if looks_civic(value) {
         return std::borrow::Cow::Owned(mask_raw(value));
@@ -180,12 +189,19 @@ pub fn mask_if_civic(value: &str) -> std::borrow::Cow<'_, str> {
     if let Some(date) = digits_like_civic(value) {
         return std::borrow::Cow::Owned(format!("{date}-****"));
     }
+    let masked = text::mask_civic_numbers(value);
+    if masked != value {
+        return std::borrow::Cow::Owned(masked);
+    }
     std::borrow::Cow::Borrowed(value)
 }
 
-/// `text` with every word that has a civic number's shape masked ([`mask_if_civic`]): for text
-/// from outside that may quote a value back, such as a server's error message.
+/// `text` with every civic number masked where it stands: every one [`find_civic_in_text`]
+/// finds, in any spelling (`19870704 9996`, `870704\t-\t9996`, `1987-07-04-9996`), and then every
+/// word that [`mask_if_civic`] would mask as a whole value. For text from outside that may quote
+/// a value back, such as a server's error message.
 pub fn mask_civic_in_text(text: &str) -> String {
+    let text = text::mask_civic_numbers(text);
     let mut out = String::with_capacity(text.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {

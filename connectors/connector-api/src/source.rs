@@ -67,6 +67,32 @@ pub struct SourceRecord {
     pub location: String,
 }
 
+impl SourceRecord {
+    /// The first free-text field of the record — `given_name`, `family_name`, `school_unit`,
+    /// `groups`, `email`, `eppn` — that holds a civic number in any spelling
+    /// ([`crate::civic::contains_civic`]), by field name. Such a value would become a username
+    /// for life, a group name, or an attribute on every target.
+    pub fn civic_in_free_text(&self) -> Option<&'static str> {
+        use crate::civic::contains_civic;
+        let texts = [("given_name", self.given_name.as_str()), ("family_name", self.family_name.as_str())]
+            .into_iter()
+            .chain(self.school_unit.as_deref().map(|s| ("school_unit", s)))
+            .chain(self.groups.iter().map(|g| ("groups", g.as_str())))
+            .chain(self.email.as_deref().map(|e| ("email", e)))
+            .chain(self.eppn.as_deref().map(|e| ("eppn", e)));
+        texts.into_iter().find(|(_, text)| contains_civic(text)).map(|(field, _)| field)
+    }
+}
+
+/// The message of a row rejected because `field` holds a civic number. It names the field only:
+/// the value is never shown, not even masked (a birth date is personal data too).
+pub fn civic_in_free_text_message(field: &str) -> String {
+    format!(
+        "{field} holds what looks like a civic number (digits of a personnummer, however separated); \
+         a civic number must never become a name, group, school or address. Fix the export"
+    )
+}
+
 /// Levels of protected personal data ("skyddade personuppgifter").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Protection {
@@ -131,6 +157,25 @@ impl SourceBatch {
     pub fn rows_seen(&self) -> usize {
         self.records.len() + self.rejected.len()
     }
+
+    /// Moves every record that holds a civic number in a free-text field
+    /// ([`SourceRecord::civic_in_free_text`]) to the rejected rows, keeping its key and civic
+    /// number so that its person is kept as last stored. The engine runs this over every
+    /// source's batch, so the rule holds for sources that do not check it themselves.
+    pub fn reject_civic_in_free_text(&mut self) {
+        let (bad, good): (Vec<SourceRecord>, Vec<SourceRecord>) =
+            std::mem::take(&mut self.records).into_iter().partition(|r| r.civic_in_free_text().is_some());
+        self.records = good;
+        for r in bad {
+            let field = r.civic_in_free_text().unwrap_or("a free-text field");
+            self.rejected.push(RowError {
+                location: r.location,
+                message: civic_in_free_text_message(field),
+                person_id: Some(r.person_id),
+                civic_no: r.civic_no,
+            });
+        }
+    }
 }
 
 /// Why a source could not deliver. The variant says what the operator must do; `source` keeps
@@ -169,4 +214,55 @@ pub trait Source {
     fn check(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
     /// Reads every record. A fetch is all-or-nothing: partial data is an error.
     fn fetch(&self, cx: FetchContext) -> impl Future<Output = Result<SourceBatch, SourceError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(person_id: &str, given_name: &str, groups: &[&str], email: Option<&str>) -> SourceRecord {
+        SourceRecord {
+            person_id: person_id.into(),
+            given_name: given_name.into(),
+            family_name: "Berg".into(),
+            civic_no: None,
+            role: Role::Student,
+            school_unit: Some("S1".into()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            start_date: None,
+            end_date: None,
+            email: email.map(str::to_string),
+            eppn: None,
+            protection: None,
+            location: format!("api:{person_id}"),
+        }
+    }
+
+    #[test]
+    fn records_with_a_civic_number_in_free_text_are_rejected_for_every_source() {
+        let mut batch = SourceBatch {
+            records: vec![
+                record("1", "Anna", &["7A"], Some("anna.berg@skola.se")),
+                record("2", "Bo 19870704 9996", &[], None),
+                record("3", "Cy", &["7A", "870704\u{2013}9996"], None),
+                record("4", "Dag", &[], Some("dag.870704.9996@skola.se")),
+                // A civic number as the source key is allowed: keys are masked wherever shown.
+                record("19821105-9954", "Ed", &[], None),
+            ],
+            ..SourceBatch::default()
+        };
+        batch.reject_civic_in_free_text();
+        let kept: Vec<&str> = batch.records.iter().map(|r| r.person_id.as_str()).collect();
+        assert_eq!(kept, ["1", "19821105-9954"]);
+        let rejected: Vec<(String, Option<&str>)> =
+            batch.rejected.iter().map(|e| (e.to_string(), e.person_id.as_deref())).collect();
+        let want = |loc: &str, field: &str, key: &'static str| {
+            (format!("{loc}: {}", civic_in_free_text_message(field)), Some(key))
+        };
+        assert_eq!(
+            rejected,
+            [want("api:2", "given_name", "2"), want("api:3", "groups", "3"), want("api:4", "email", "4")]
+        );
+        assert!(!format!("{rejected:?}").contains("9996"));
+    }
 }

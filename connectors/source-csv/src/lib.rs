@@ -3,7 +3,8 @@
 //! UTF-8 with or without a BOM, comma- or semicolon-separated (detected from the header), with a
 //! header row. Column names default to `person_id, given_name, family_name, civic_no, role,
 //! school_unit, groups, start_date, end_date, email, eppn` (the last five optional);
-//! [`ColumnMap`] renames them. A bad row (an invalid value, a control character, a value over
+//! [`ColumnMap`] renames them. A bad row (an invalid value, a civic number in any spelling in a
+//! name, group, school or e-mail column, a control character, a value over
 //! [`MAX_FIELD_CHARS`], the wrong number of fields, a `person_id` on more than one row) is
 //! reported with its file and the line an editor shows, and left out, with its `person_id` when
 //! it could be read so the engine keeps that person as last stored. A missing required column
@@ -11,7 +12,7 @@
 //! the batch names the optional fields the header had, so the engine can notice one vanishing.
 
 use chrono::NaiveDate;
-use connector_api::civic::{CivicNo, mask_if_civic, mask_raw};
+use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
 use connector_api::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -200,6 +201,10 @@ fn parse_header(config: &CsvConfig, file: &str, bytes: &[u8]) -> Result<Layout, 
     Ok(layout)
 }
 
+/// The columns of free text: each is searched for a civic number in any spelling. The others
+/// are keys, civic numbers, dates and words from a fixed list.
+const FREE_TEXT: [&str; 6] = ["given_name", "family_name", "school_unit", "groups", "email", "eppn"];
+
 /// The longest value a field may hold, in characters. Longer values are broken exports (or
 /// attempts to break the target), never names.
 pub const MAX_FIELD_CHARS: usize = 256;
@@ -370,11 +375,18 @@ impl<'a> Fields<'a> {
         ok.then(|| v.trim().to_string())
     }
 
-    /// Control characters (newline, NUL, tab, the rest of C0, DEL, C1) and over-long values in
-    /// any of enid's fields reject the row. The message names the column, never the value.
+    /// A civic number in any spelling in a free-text column, control characters (newline, NUL,
+    /// tab, the rest of C0, DEL, C1) and over-long values in any of enid's fields reject the row.
+    /// The message names the column, never the value.
     fn check_hygiene(&self) -> Result<(), String> {
         for (field, idx) in self.layout {
             let Some(v) = idx.and_then(|i| self.row.get(i)) else { continue };
+            // A civic number in a name, group, school or address column (shifted columns, a
+            // careless export) would end up in usernames, group names and the directory. It is
+            // looked for first, so a number split by tabs is named for what it is.
+            if FREE_TEXT.contains(field) && civic::contains_civic(v) {
+                return Err(connector_api::source::civic_in_free_text_message(field));
+            }
             if let Some(c) = v.chars().find(|c| c.is_control()) {
                 return Err(format!(
                     "{field} contains the control character U+{:04X}; names, groups and keys must be plain text. \
@@ -387,16 +399,6 @@ impl<'a> Fields<'a> {
                 return Err(format!(
                     "{field} is {n} characters long, more than the {MAX_FIELD_CHARS} allowed; fix the export"
                 ));
-            }
-            // A civic number in a name, group or school column (shifted columns, a careless
-            // export) would end up in usernames, group names and the directory: rejected.
-            let free_text =
-                matches!(*field, "given_name" | "family_name" | "school_unit" | "groups" | "email" | "eppn");
-            if free_text
-                && v.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '|' | '@'))
-                    .any(|t| !t.is_empty() && mask_if_civic(t) != t)
-            {
-                return Err(format!("{field} holds what looks like a civic number; fix the export"));
             }
         }
         Ok(())

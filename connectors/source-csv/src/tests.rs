@@ -157,3 +157,43 @@ fn the_batch_names_the_fields_the_header_had() {
         ["civic_no", "email", "family_name", "given_name", "groups", "person_id", "role", "school_unit", "start_date"]
     );
 }
+
+#[test]
+fn a_civic_number_in_any_spelling_in_a_free_text_column_rejects_the_row() {
+    let header = "person_id,given_name,family_name,civic_no,role,school_unit,groups,email,eppn\n";
+    let rows = [
+        "1,Anna 19870704 9996,Berg,,student,S1,7A,,",
+        "2,Bo,Ek,,student,S1,,,",
+        "3,\"Cy\t870704\t-\t9996\",Ek,,student,S1,,,",
+        "4,Dag,Ny 821105 - 9954,,student,S1,,,",
+        "5,Ed,Ek,,student,Skola 1987\u{a0}07\u{a0}04\u{a0}9996,,,",
+        "6,Fi,Ek,,student,S1,7A|19570574\u{2013}9959,,",
+        "7,Gun,Ek,,student,S1,,gun.19730674.9982@skola.se,",
+        "8,Hj,Ek,,student,S1,,,hj.20130101TF01@skola.se",
+        "9,Klass 7A,Ek,,student,S1,7A|2024-08-19,ia.ek2@skola.se,",
+    ];
+    let text = format!("{header}{}\n", rows.join("\n"));
+    let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+    let got: Vec<String> = batch.rejected.iter().map(|e| e.to_string()).collect();
+    let want: Vec<String> = [
+        (2, "given_name"),
+        (4, "given_name"),
+        (5, "family_name"),
+        (6, "school_unit"),
+        (7, "groups"),
+        (8, "email"),
+        (9, "eppn"),
+    ]
+    .iter()
+    .map(|(line, field)| format!("p.csv:{line}: {}", connector_api::source::civic_in_free_text_message(field)))
+    .collect();
+    assert_eq!(got, want);
+    let kept: Vec<&str> = batch.records.iter().map(|r| r.person_id.as_str()).collect();
+    assert_eq!(kept, ["2", "9"], "ordinary values pass");
+    let keys: Vec<Option<&str>> = batch.rejected.iter().map(|e| e.person_id.as_deref()).collect();
+    assert_eq!(keys, [Some("1"), Some("3"), Some("4"), Some("5"), Some("6"), Some("7"), Some("8")]);
+    let all = got.concat();
+    for digits in ["9996", "9954", "9959", "9982", "TF01", "870704", "821105"] {
+        assert!(!all.contains(digits), "{digits} in {all}");
+    }
+}

@@ -8,7 +8,11 @@
 //! ([`ConflictKind::KeyReused`]); a record with a matchable civic
 //! number joins the one identity that has that number (in the state database or earlier in this
 //! run); then the configured rules ([`MatchKey`]: same e-mail, same eduPersonPrincipalName), which
-//! must agree with the civic number; anything else starts a new identity. Temporary (TF) numbers never join records. New
+//! must agree with the civic number; a new key that is its own personnummer joins the identity
+//! whose key was the same person's samordningsnummer, when that key is gone, the date of birth
+//! agrees and so does a name (reverse re-keying); anything else starts a new identity. A linked record
+//! with no settled number to go by whose given and family name both changed is a reused key too.
+//! Temporary (TF) numbers never join records. New
 //! identity ids are derived from the first record's key, so a dry run and the apply that follows
 //! it agree on them.
 //!
@@ -243,11 +247,13 @@ pub fn resolve(
     for (i, r) in records.into_iter().enumerate() {
         match snapshot.record(&r.source, &r.record.person_id) {
             Some(stored) => {
-                if let Some((old, new)) = key_reused(stored.civic_no.as_deref(), r.record.civic_no.as_ref()) {
+                let reused = key_reused(stored.civic_no.as_deref(), r.record.civic_no.as_ref())
+                    .map(|(old, new)| format!("{old} → {new}"))
+                    .or_else(|| names_reused(stored, &r.record));
+                if let Some(evidence) = reused {
                     let label = record_label(&r.source, &r.record.person_id);
                     let recs = vec![(label.clone(), r.record.location.clone())];
                     let candidates = BTreeSet::from([stored.identity_id.clone()]);
-                    let evidence = format!("{old} → {new}");
                     let cid = conflict_id(ConflictKind::KeyReused, &recs, &candidates, &evidence);
                     match decisions.get(&cid) {
                         // The same person with a corrected number: linked as before, and the
@@ -260,7 +266,8 @@ pub fn resolve(
                         }
                         None => {
                             kept.entry(stored.identity_id.clone()).or_default().push(format!(
-                                "{label} ({}) now has another civic number; held in conflict {cid}",
+                                "{label} ({}) now has another civic number or another person's names; held in \
+                                 conflict {cid}",
                                 r.record.location
                             ));
                             conflicts.push(Conflict {
@@ -292,7 +299,16 @@ pub fn resolve(
     }
 
     if !unlinked.is_empty() {
-        resolve_unlinked(unlinked, snapshot, decisions, rules, key, &mut by_id, &mut conflicts);
+        let rekeyed = resolve_unlinked(unlinked, snapshot, decisions, rules, key, &mut by_id, &mut conflicts);
+        // A record re-keyed by its new personnummer joined the identity of its old key: the
+        // number's change is reported as for a key that stayed.
+        for (source, person_id, identity_id, old, new) in rekeyed {
+            if by_id.get(&identity_id).is_some_and(|(_, recs)| {
+                recs.iter().any(|(_, r)| r.source == source && r.record.person_id == person_id)
+            }) {
+                civic_changes.push(CivicChange { source, person_id, identity_id, old: Some(old), new: Some(new) });
+            }
+        }
     }
 
     // A source with rejected rows whose key could not be read is not intact: none of its
@@ -370,6 +386,29 @@ fn key_reused(stored: Option<&str>, now: Option<&connector_api::CivicNo>) -> Opt
     reused.then(|| (connector_api::civic::mask_raw(old), new.masked()))
 }
 
+/// Whether a linked record whose key has no settled civic number to go by (a temporary number,
+/// or none, before or now) now carries another given *and* another family name: the key was
+/// most likely given to another person, and handing them the first one's account is not for
+/// enid to guess. A settled number that stays the same is the same person, whatever the names.
+/// Returns the evidence for the conflict: the masked numbers and what changed, never a name.
+fn names_reused(stored: &crate::core::model::StoredRecord, now: &connector_api::SourceRecord) -> Option<String> {
+    use connector_api::civic::{CivicKind, kind_of_normalised, mask_raw};
+    let before = stored.names?;
+    let old = stored.civic_no.as_deref();
+    let settled =
+        |kind: Option<CivicKind>| matches!(kind, Some(CivicKind::Personnummer | CivicKind::Samordningsnummer));
+    let new = now.civic_no.as_ref();
+    if settled(old.and_then(kind_of_normalised)) && old == new.map(|c| c.expose()) {
+        return None;
+    }
+    if !before.all_names_differ(&crate::core::model::NameFingerprint::of(&now.given_name, &now.family_name)) {
+        return None;
+    }
+    let old = old.map_or_else(|| "none".to_string(), mask_raw);
+    let new = new.map_or_else(|| "none".to_string(), |c| c.masked());
+    Some(format!("{old} → {new}, another given and family name"))
+}
+
 type ById = HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)>;
 
 /// A configured correlation rule, tried after the civic number.
@@ -398,6 +437,76 @@ impl MatchKey {
     }
 }
 
+/// The records whose source key *is* their civic number, now a personnummer, where the same source
+/// had, under the key that was the person's samordningsnummer, a record with the same date of
+/// birth (day + 60) and at least one of the same names, whose key is gone from this run and
+/// whose identity has no record now: the same person, re-keyed by the number's change (reverse
+/// re-keying). Each such identity is given to the one record that fits it, and to none when
+/// several do. Returns (source, new key, identity, old number, new number), by record order.
+fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> Vec<Rekey> {
+    use connector_api::civic::{CivicKind, kind_of_normalised};
+    let key_is_number = |person_id: &str, number: &str| {
+        let compact: String = person_id.chars().filter(char::is_ascii_alphanumeric).collect();
+        compact.eq_ignore_ascii_case(number) || compact.eq_ignore_ascii_case(&number[2..])
+    };
+    // Only records that may be re-keyed are looked at, so a run without any costs nothing more.
+    let wanted: Vec<(&Sourced, &str)> = unlinked
+        .iter()
+        .filter_map(|(_, r)| {
+            let c = r.record.civic_no.as_ref().filter(|c| c.kind() == CivicKind::Personnummer)?.expose();
+            key_is_number(&r.record.person_id, c).then_some((r, c))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let present: HashSet<(&str, &str)> = unlinked
+        .iter()
+        .map(|(_, r)| r)
+        .chain(by_id.values().flat_map(|(_, recs)| recs.iter().map(|(_, r)| r)))
+        .map(|r| (r.source.as_str(), r.record.person_id.as_str()))
+        .collect();
+    let mut found: Vec<Rekey> = Vec::new();
+    for (r, number) in wanted {
+        let Some(stored) = snapshot.records.get(&r.source) else { continue };
+        let names = crate::core::model::NameFingerprint::of(&r.record.given_name, &r.record.family_name);
+        let fits: Vec<(&String, &crate::core::model::StoredRecord)> = stored
+            .iter()
+            .filter(|(old_key, old)| {
+                let Some(old_no) = old.civic_no.as_deref() else { return false };
+                kind_of_normalised(old_no) == Some(CivicKind::Samordningsnummer)
+                    && key_is_number(old_key, old_no)
+                    && old_no[..6] == number[..6]
+                    && old_no[6..8].parse::<u32>().ok() == number[6..8].parse::<u32>().ok().map(|d| d + 60)
+                    && !present.contains(&(r.source.as_str(), old_key.as_str()))
+                    && !by_id.contains_key(&old.identity_id)
+                    && old.names.is_some_and(|n| !n.all_names_differ(&names))
+            })
+            .collect();
+        if let [(_, old)] = fits.as_slice() {
+            found.push((
+                r.source.clone(),
+                r.record.person_id.clone(),
+                old.identity_id.clone(),
+                old.civic_no.clone().unwrap_or_default(),
+                number.to_string(),
+            ));
+        }
+    }
+    // An identity two records fit is given to neither: which one it is, is not for enid to guess.
+    let mut claims: HashMap<IdentityId, usize> = HashMap::default();
+    for f in &found {
+        *claims.entry(f.2.clone()).or_default() += 1;
+    }
+    found.retain(|f| claims.get(&f.2) == Some(&1));
+    found
+}
+
+/// (source, new key, identity, old number, new number) of a re-keyed record.
+type Rekey = (String, String, IdentityId, String, String);
+
+/// Resolves the records no stored link knows, adding them to `by_id` or holding them in
+/// `conflicts`. Returns the re-keyed records among them ([`rekeyed`]).
 fn resolve_unlinked(
     unlinked: Vec<(usize, Sourced)>,
     snapshot: &Snapshot,
@@ -406,7 +515,8 @@ fn resolve_unlinked(
     key: &IdKey,
     by_id: &mut ById,
     conflicts: &mut Vec<Conflict>,
-) {
+) -> Vec<Rekey> {
+    let rekeyed = rekeyed(&unlinked, snapshot, by_id);
     let matchable =
         |r: &Sourced| r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
     // Identities that have stored records; one without any is a claimed account waiting for them.
@@ -521,7 +631,12 @@ fn resolve_unlinked(
         let id = match id {
             Some(id) => id,
             None => {
-                let id = new_id(key, &r.source, &r.record.person_id, snapshot, &linked);
+                // A record re-keyed by its new personnummer goes back to its identity; anyone
+                // else starts a new one.
+                let id = match rekeyed.iter().find(|k| k.0 == r.source && k.1 == r.record.person_id) {
+                    Some(k) => k.2.clone(),
+                    None => new_id(key, &r.source, &r.record.person_id, snapshot, &linked),
+                };
                 if let Some(c) = civic {
                     created.insert(c, id.clone());
                 }
@@ -535,6 +650,7 @@ fn resolve_unlinked(
         };
         add_to(by_id, snapshot, id, i, r);
     }
+    rekeyed
 }
 
 /// Puts record `r` (number `i` in source order) into identity `id`, new unless the state has it.

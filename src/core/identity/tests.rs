@@ -67,6 +67,7 @@ fn a_linked_record_keeps_its_identity_and_absent_ones_are_listed() {
             protected: false,
             email: None,
             eppn: None,
+            names: None,
         },
     );
     let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
@@ -101,6 +102,8 @@ fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<
             protected: false,
             email: None,
             eppn: None,
+            // The names `rec` gives every record.
+            names: Some(crate::core::model::NameFingerprint::of("A", "B")),
         },
     );
 }
@@ -318,6 +321,61 @@ fn expected_civic_changes_are_not_key_reuse() {
     }
 }
 
+fn named(mut r: Sourced, given: &str, family: &str) -> Sourced {
+    r.record.given_name = given.into();
+    r.record.family_name = family.into();
+    r
+}
+
+#[test]
+fn a_key_without_a_settled_number_that_now_names_someone_else_is_key_reuse() {
+    // Before: TF numbers and keys without a number were handed over to whoever got the key.
+    let none = BTreeMap::new();
+    for (old, new) in [
+        (Some("20130101TF01"), Some("19821105-9954")), // TF number → a personnummer
+        (Some("20130101TF01"), Some("20130101TF01")),  // the same TF number, reused
+        (None, Some("19821105-9954")),                 // none → a number
+        (None, None),                                  // never a number
+        (Some("19570574-9959"), Some("19821105-9954")), // samordningsnummer → personnummer
+    ] {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", old);
+        let recs = || vec![named(rec("sis", "1", new), "Cy", "Ek")];
+        let r = resolve(recs(), &snap, &none, &[], &none_rejected(), &KEY);
+        assert!(r.present.is_empty() && r.absent.is_empty(), "{old:?} → {new:?}: neither updated nor disabled");
+        assert_eq!(r.kept[0].identity_id, "id-1");
+        let c = r.conflicts[0].clone();
+        assert_eq!(c.kind, ConflictKind::KeyReused);
+        assert!(c.civic_no.ends_with(", another given and family name"), "{}", c.civic_no);
+        assert!(!c.civic_no.contains("Cy") && !c.civic_no.contains("9954"), "{}", c.civic_no);
+        // Decided: the same person (merge), or a new one who gets an identity of their own.
+        let merge = BTreeMap::from([(c.id.clone(), Decision::Merge { into: None })]);
+        assert_eq!(resolve(recs(), &snap, &merge, &[], &none_rejected(), &KEY).present[0].id, "id-1");
+        let separate = BTreeMap::from([(c.id.clone(), Decision::Separate)]);
+        let r = resolve(recs(), &snap, &separate, &[], &none_rejected(), &KEY);
+        assert_ne!(r.present[0].id, "id-1");
+        assert_eq!(r.absent[0].id, "id-1");
+    }
+}
+
+#[test]
+fn one_changed_name_or_a_settled_number_that_stays_is_the_same_person() {
+    let none = BTreeMap::new();
+    for (old, new, given, family) in [
+        (Some("20130101TF01"), Some("19821105-9954"), "A", "Ek"), // a new family name
+        (None, None, "Anna-Karin", "B"),                          // a corrected given name
+        (Some("20130101TF01"), Some("20130101TF01"), " a ", "b"), // case and spacing
+        (None, None, "B", "A"),                                   // the name columns swapped
+        (Some("19821105-9954"), Some("19821105-9954"), "Cy", "Ek"), // the same personnummer
+    ] {
+        let mut snap = Snapshot::default();
+        linked(&mut snap, "sis", "1", "id-1", old);
+        let r = resolve(vec![named(rec("sis", "1", new), given, family)], &snap, &none, &[], &none_rejected(), &KEY);
+        assert!(r.conflicts.is_empty(), "{old:?} → {new:?}, {given} {family}");
+        assert_eq!(r.present[0].id, "id-1");
+    }
+}
+
 #[test]
 fn a_settled_number_that_disappears_or_becomes_temporary_is_key_reuse() {
     let none = BTreeMap::new();
@@ -346,4 +404,64 @@ fn source_keys_that_look_like_civic_numbers_are_masked_in_conflicts() {
     let text = format!("{:?}", r.conflicts);
     assert!(text.contains("sis/19821105-****"), "{text}");
     assert!(!text.contains("9954"), "{text}");
+}
+
+/// A personnummer for 1957-05-14 (the samordningsnummer 19570574-9959's date of birth).
+const PNR_0514: &str = "19570514-9952";
+
+fn rekeyed_snapshot() -> Snapshot {
+    let mut snap = Snapshot::default();
+    // A source keyed by civic number, with a person who had a samordningsnummer.
+    linked(&mut snap, "sis", "19570574-9959", "id-1", Some("19570574-9959"));
+    linked(&mut snap, "sis", "P2", "id-2", None);
+    snap
+}
+
+#[test]
+fn a_key_that_was_the_samordningsnummer_and_is_now_the_personnummer_keeps_the_identity() {
+    // Before: a new identity (and account) for the new key, and the old one disabled.
+    let snap = rekeyed_snapshot();
+    let none = BTreeMap::new();
+    for key in [PNR_0514, "195705149952", "570514-9952"] {
+        let recs = vec![rec("sis", key, Some(PNR_0514)), rec("sis", "P2", None)];
+        let r = resolve(recs, &snap, &none, &[], &none_rejected(), &KEY);
+        assert!(r.conflicts.is_empty());
+        let ids: Vec<(&str, bool)> = r.present.iter().map(|i| (i.id.as_str(), i.is_new)).collect();
+        assert_eq!(ids, [("id-1", false), ("id-2", false)], "{key}");
+        assert!(r.absent.is_empty(), "{key}");
+        assert_eq!(r.civic_changes.len(), 1);
+        let c = &r.civic_changes[0];
+        assert_eq!((c.person_id.as_str(), c.identity_id.as_str()), (key, "id-1"));
+        assert_eq!((c.old.as_deref(), c.new.as_deref()), (Some("195705749959"), Some("195705149952")));
+    }
+}
+
+#[test]
+fn a_new_key_is_not_taken_for_a_rekey_without_all_of_the_evidence() {
+    let none = BTreeMap::new();
+    let new_identity = |recs: Vec<Sourced>, snap: &Snapshot, why: &str| {
+        let r = resolve(recs, snap, &none, &[], &none_rejected(), &KEY);
+        // The new key's record starts an identity of its own; the stored ones are not it.
+        let fresh: Vec<bool> = r.present.iter().filter(|i| !i.id.starts_with("id-")).map(|i| i.is_new).collect();
+        assert_eq!(fresh, [true], "{why}");
+        assert!(r.civic_changes.is_empty(), "{why}");
+    };
+    let snap = rekeyed_snapshot();
+    // The old key is still in the export: two persons.
+    new_identity(
+        vec![rec("sis", PNR_0514, Some(PNR_0514)), rec("sis", "19570574-9959", Some("19570574-9959"))],
+        &snap,
+        "old key present",
+    );
+    // Both names differ: another person born the same day.
+    new_identity(vec![named(rec("sis", PNR_0514, Some(PNR_0514)), "Cy", "Ek")], &snap, "other names");
+    // The new key is not the number (a school system's own id): nothing to go by.
+    new_identity(vec![rec("sis", "P9", Some(PNR_0514))], &snap, "key not the number");
+    // Another date of birth.
+    new_identity(vec![rec("sis", "19821105-9954", Some("19821105-9954"))], &snap, "other date");
+    // Two old keys fit: neither is guessed.
+    let mut two = rekeyed_snapshot();
+    linked(&mut two, "sis", "570574-9959", "id-3", Some("19570574-9959"));
+    let r = resolve(vec![rec("sis", PNR_0514, Some(PNR_0514))], &two, &none, &[], &none_rejected(), &KEY);
+    assert!(r.present.iter().all(|i| i.is_new) && r.civic_changes.is_empty());
 }

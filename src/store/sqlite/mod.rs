@@ -18,7 +18,7 @@ use super::{
     StateStore, StoreError, StoredRecordView,
 };
 use crate::core::identity::{CivicChange, Decision};
-use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, Snapshot, StoredRecord};
+use crate::core::model::{AccountStatus, IdentityId, NameFingerprint, OwnedAccount, Snapshot, StoredRecord};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
@@ -71,8 +71,20 @@ macro_rules! in_tx {
 type Q<'q> = Query<'q, Sqlite, SqliteArguments>;
 
 /// A stored record as the snapshot reads it.
-type StoredRow =
-    (String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>, String, bool);
+type StoredRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    bool,
+    String,
+    String,
+);
 
 /// A handle on the SQLite state database. Clones share one connection pool.
 #[derive(Debug, Clone)]
@@ -256,7 +268,8 @@ impl StateStore for SqliteStore {
             )),
             self.json_rows::<StoredRow>(sqlx::query(
                 "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
-                        email, eppn, role, json(CASE WHEN protected = 1 THEN 'true' ELSE 'false' END)))
+                        email, eppn, role, json(CASE WHEN protected = 1 THEN 'true' ELSE 'false' END),
+                        given_name, family_name))
                  FROM source_records"
             )),
             self.json_rows::<AccountRowIn>(sqlx::query(
@@ -265,10 +278,25 @@ impl StateStore for SqliteStore {
         )?;
         let mut snap = Snapshot::default();
         snap.identities.extend(identities);
-        for (source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn, role, protected) in
-            records
+        for (
+            source,
+            person_id,
+            identity_id,
+            civic_no,
+            content_hash,
+            school_unit,
+            email,
+            eppn,
+            role,
+            protected,
+            given,
+            family,
+        ) in records
         {
-            let rec = StoredRecord { identity_id, civic_no, content_hash, school_unit, role, protected, email, eppn };
+            // The names themselves are not kept in the snapshot: their fingerprint is enough.
+            let names = Some(NameFingerprint::of(&given, &family));
+            let rec =
+                StoredRecord { identity_id, civic_no, content_hash, school_unit, role, protected, email, eppn, names };
             snap.insert_record(source, person_id, rec);
         }
         snap.accounts = accounts.into_iter().map(owned_account).collect();
