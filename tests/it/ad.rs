@@ -166,6 +166,7 @@ pub fn ad_table(url: &str, ou: &str, extra: &str) -> String {
 pub fn env_with(targets: &str) -> Env {
     let env = Env::new();
     std::fs::write(env.path("ad.secret"), format!("{ADMIN_PW}\n")).expect("write secret");
+    owner_only(&env.path("ad.secret"));
     let config =
         format!("[state]\npath = \"state.db\"\n\n[sources.sis]\ntype = \"csv\"\npath = \"persons.csv\"\n\n{targets}\n");
     std::fs::write(env.path("enid.toml"), config).expect("write config");

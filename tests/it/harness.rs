@@ -164,6 +164,8 @@ impl Env {
     fn finish(dir: tempfile::TempDir, slapd: Slapd, extra: &str) -> Env {
         let env = Env { dir, slapd, extra_config: extra.to_string() };
         std::fs::write(env.path("ldap.secret"), "secret\n").expect("write secret");
+        // Secrets as an install keeps them: owner-only (a looser one is warned about).
+        owner_only(&env.path("ldap.secret"));
         env.write_config();
         env
     }
@@ -373,6 +375,12 @@ pub fn pnr(i: usize) -> String {
 /// Writes persons.csv from owned rows.
 pub fn csv_rows(env: &Env, rows: &[String]) {
     env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// Makes a file readable by its owner only, as secrets are kept.
+pub fn owner_only(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
 /// Deletes the state database and its WAL files: a lost state.

@@ -50,6 +50,7 @@ pub fn tenant() -> String {
 pub fn env_with_targets(targets: &str) -> Env {
     let env = Env::new();
     std::fs::write(env.path("scim.token"), format!("{TOKEN}\n")).expect("write token");
+    owner_only(&env.path("scim.token"));
     let config =
         format!("[state]\npath = \"state.db\"\n\n[sources.sis]\ntype = \"csv\"\npath = \"persons.csv\"\n\n{targets}\n");
     std::fs::write(env.path("enid.toml"), config).expect("write config");

@@ -114,7 +114,11 @@ pub fn plan_target(
                 .collect();
             let candidates: Vec<Candidate<'_>> = desired
                 .iter()
-                .filter(|d| d.active && d.held.is_none() && !by_owner_value.contains_key(d.spec.id.as_str()))
+                .filter(|d| {
+                    (d.active || d.provision_disabled)
+                        && d.held.is_none()
+                        && !by_owner_value.contains_key(d.spec.id.as_str())
+                })
                 .filter(|d| {
                     owned_by_identity.get(d.spec.id.as_str()).is_none_or(|o| o.status == AccountStatus::Pending)
                 })
@@ -193,6 +197,22 @@ pub fn plan_target(
         // An account made before enid that the correlation rules give this person: claimed (the
         // owner marker written), and managed from the next run on. Under another username it is
         // claimed only together with the rename that gives it the person's.
+        if found.is_none()
+            && let Some(&(i, _)) = matches.matched.get(d.spec.id.as_str())
+            && !d.active
+        {
+            // A future starter's old account: claiming it would disable it until the start date
+            // (a working account someone may use), and creating one beside it is a duplicate.
+            claimed[i] = true;
+            let why = format!(
+                "{} was made before enid and matches this person, who has not started yet ({}): it is claimed \
+                 when they start, and no account is made beside it",
+                observed[i].key,
+                d.inactive_reason.as_deref().unwrap_or("starts later")
+            );
+            block(&mut tp, &d, why);
+            continue;
+        }
         if found.is_none()
             && let Some(&(i, rule)) = matches.matched.get(d.spec.id.as_str())
             && !claimed[i]

@@ -773,3 +773,20 @@ fn a_group_whose_name_is_held_elsewhere_is_blocked_and_the_others_stay() {
         tp.blocked.iter().map(|b| (b.username.as_str(), b.identity.as_str(), b.reason.as_str())).collect();
     assert_eq!(blocked, [("S1-7A", "", "held by CN=x")]);
 }
+
+#[test]
+fn a_future_starters_old_account_is_neither_claimed_and_disabled_nor_duplicated() {
+    let mut later = desired(U1, "anna.berg", "Berg", false);
+    later.provision_disabled = true;
+    later.inactive_reason = Some("starts on 2026-12-01".into());
+    check_correlated(
+        &[later],
+        &[with_attr(observed("aberg", None, "Berg", false), "extensionAttribute1", "4711")],
+        &[],
+        &by_attribute(&[(U1, "4711")]),
+        expect_test::expect![[r#"
+            blocked anna.berg: uid=aberg,ou=people,dc=example,dc=org was made before enid and matches this person, who has not started yet (starts on 2026-12-01): it is claimed when they start, and no account is made beside it
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 }
+        "#]],
+    );
+}
