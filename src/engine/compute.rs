@@ -608,11 +608,9 @@ impl Engine {
                     .into(),
             });
         }
-        let new_names: BTreeMap<IdentityId, String> = names
-            .iter()
-            .filter(|(i, _)| requests.iter().any(|r| &r.id == *i))
-            .map(|(i, n)| (i.clone(), n.clone()))
-            .collect();
+        let asked: HashSet<&str> = requests.iter().map(|r| r.id.as_str()).collect();
+        let new_names: BTreeMap<IdentityId, String> =
+            names.iter().filter(|(i, _)| asked.contains(i.as_str())).map(|(i, n)| (i.clone(), n.clone())).collect();
         let waiting = self.waiting_for_decision(&new_names, requests, inputs, observed, snapshot);
         names.retain(|id, _| !waiting.by_identity.contains_key(id));
         let mut failed: Vec<Failure> = failed
