@@ -1,0 +1,202 @@
+//! Review of onboarding (issue 14), as a careless operator and a hostile input: each test pins a
+//! promise of the issue that the first implementation breaks (or that nothing else pins), against
+//! a real slapd and the shared scim2-server. A test marked `#[ignore = "review4: ..."]` fails on
+//! the code it was written against; the report says why and where.
+
+use crate::harness::*;
+
+/// An inetOrgPerson made by hand under the people OU, as old scripts or IT staff would.
+fn hand_made(env: &Env, uid: &str, given: &str, family: &str, description: Option<&str>) {
+    let dn = format!("uid={uid},{BASE}");
+    let cn = format!("{given} {family}");
+    let cn = cn.as_str();
+    let mut attrs: Vec<(&str, &[&str])> = vec![
+        ("objectClass", &["inetOrgPerson"]),
+        ("uid", std::slice::from_ref(&uid)),
+        ("cn", std::slice::from_ref(&cn)),
+        ("sn", std::slice::from_ref(&family)),
+        ("givenName", std::slice::from_ref(&given)),
+    ];
+    let d;
+    if let Some(v) = description {
+        d = [v];
+        attrs.push(("description", &d));
+    }
+    env.add(&dn, &attrs);
+}
+
+fn blocked_reasons(plan: &serde_json::Value) -> Vec<(String, String)> {
+    plan["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["identity"].as_str().unwrap_or("").to_string(), b["reason"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+/// Two pupils with the same names and one account made before enid that shows those names: the
+/// username rule may not give it to whichever of them the namer happened to call "anna.berg"
+/// first. It matches two persons, so it is claimed by nobody and both are held with a reason that
+/// names it (a namesake `anna.berg2` beside it may be a duplicate of the other child's account).
+#[test]
+#[ignore = "review4: the username rule claims an account two namesakes match for the one named first"]
+fn an_account_two_namesakes_match_by_username_is_claimed_by_nobody() {
+    let env = Env::with_config("[targets.directory.policy.correlate]\nusername = true");
+    hand_made(&env, "anna.berg", "Anna", "Berg", None);
+    env.csv(&[
+        &row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A"),
+        &row("2", "Anna", "Berg", &pnr(2), "student", "SKOLA1", "8B"),
+    ]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let summary = &plan["targets"]["directory"];
+    assert!(summary["claim"].as_u64().unwrap_or(0) == 0, "claimed for one of two namesakes: {plan}");
+    let naming: Vec<_> = blocked_reasons(&plan).into_iter().filter(|(_, r)| r.contains("uid=anna.berg,")).collect();
+    assert_eq!(naming.len(), 2, "both namesakes held, naming the account: {}", plan["blocked"]);
+    env.enid(&["apply", "--yes"]).ok();
+    let people = env.people();
+    assert!(people["anna.berg"].get("employeeNumber").is_empty(), "claimed by nobody");
+    assert_eq!(people.len(), 1, "no namesake account beside it: {:?}", people.keys());
+}
+
+/// An account that the target policy excludes (never touched) holds a new person's username.
+/// The promise: the person is blocked, never given a namesake beside it, and once an operator
+/// records that the account is not theirs (`--not-theirs`, as the block reason says), the
+/// person gets another username and their account.
+#[test]
+#[ignore = "review4: a person named after an excluded account is never freed by --not-theirs"]
+fn a_person_whose_username_an_excluded_account_holds_gets_another_after_not_theirs() {
+    let env = Env::with_config("[targets.directory.policy.exclude]\nusernames = [\"anna.berg\"]");
+    hand_made(&env, "anna.berg", "Anna", "Bergström", None);
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["directory"]["create"], 0, "no create into a held name: {plan}");
+    assert!(
+        blocked_reasons(&plan).iter().any(|(_, r)| r.contains("uid=anna.berg,") && r.contains("--not-theirs")),
+        "blocked, naming the account and the ways out: {}",
+        plan["blocked"]
+    );
+    // The apply does not fail on the held name (LDAP 68) and makes no namesake.
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(env.people().len(), 1, "{:?}", env.people().keys());
+    // The operator decides the account is not Anna's: she gets one of her own.
+    env.enid(&["adopt", "--entry", &format!("uid=anna.berg,{BASE}"), "--person", "sis/1", "--not-theirs", "--yes"])
+        .ok();
+    env.enid(&["apply", "--yes"]).ok();
+    let people = env.people();
+    assert!(people["anna.berg"].get("employeeNumber").is_empty(), "the excluded account is never touched");
+    let mine: Vec<&String> = people.keys().filter(|u| *u != "anna.berg").collect();
+    assert_eq!(mine.len(), 1, "Anna has her own account after the decision: {:?}", people.keys());
+    assert_eq!(people[mine[0]].get("employeeNumber").len(), 1);
+}
+
+/// The LDAP target's table, for a config with several targets.
+fn ldap_table(env: &Env, extra: &str) -> String {
+    format!(
+        "[targets.directory]\ntype = \"ldap\"\nurl = \"{}\"\nbind_dn = \"cn=admin,dc=example,dc=org\"\n\
+         bind_password_file = \"ldap.secret\"\nbase_dn = \"{BASE}\"\n{extra}\n",
+        env.slapd.url()
+    )
+}
+
+fn write_targets(env: &Env, targets: &str) {
+    let config =
+        format!("[state]\npath = \"state.db\"\n\n[sources.sis]\ntype = \"csv\"\npath = \"persons.csv\"\n\n{targets}\n");
+    std::fs::write(env.path("enid.toml"), config).unwrap();
+}
+
+/// A user made on the platform by hand (no externalId), through the connector.
+fn scim_user(target: &target_scim::ScimTarget, username: &str, given: &str, family: &str, title: Option<&str>) {
+    let mut attrs: connector_api::Attrs =
+        [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into();
+    if let Some(t) = title {
+        attrs.insert("title".into(), connector_api::Value::text(t));
+    }
+    let account = connector_api::AccountSpec {
+        id: "(by hand)".into(),
+        username: username.into(),
+        given_name: given.into(),
+        family_name: family.into(),
+        display_name: format!("{given} {family}"),
+        roles: vec![connector_api::Role::Student],
+        schools: Vec::new(),
+        enabled: true,
+        protected: false,
+        attrs,
+        placement: None,
+        initial_password: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(connector_api::Target::apply(target, &connector_api::TargetOp::Create { account })).unwrap();
+}
+
+/// A person who already has an enid username (from the directory) is matched on a platform added
+/// later, by the attribute rule, to an account under another username; the platform also holds
+/// a teacher's account with the person's username. The claim's rename would go into a name
+/// someone else holds (every apply fails on it, a 409 each run): the person is blocked on the
+/// platform with a reason that names the holder, and no rename into the held name is planned.
+#[test]
+#[ignore = "review4: a claim plans a rename into a username an account enid does not own holds"]
+fn a_claims_rename_into_a_username_someone_else_holds_is_blocked_not_sent() {
+    use crate::scim::*;
+    let env = env_with_targets("");
+    let url = tenant();
+    write_targets(&env, &ldap_table(&env, ""));
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    env.enid(&["apply", "--yes"]).ok();
+    assert!(env.people().contains_key("anna.berg"));
+    // The platform joins later: Anna's old account "ab01" carries her id; "anna.berg" is a
+    // teacher's.
+    let target = direct(&url);
+    scim_user(&target, "ab01", "Anna", "Berg", Some("1"));
+    scim_user(&target, "anna.berg", "Anna", "Bergström", None);
+    write_targets(
+        &env,
+        &format!(
+            "{}\n{}",
+            ldap_table(&env, ""),
+            scim_table(
+                "lms",
+                &url,
+                "[targets.lms.policy.correlate]\nattribute = \"title\"\nvalue = \"{{ person_id }}\""
+            )
+        ),
+    );
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let renames: Vec<&serde_json::Value> = plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["target"] == "lms" && o["action"] == "rename")
+        .collect();
+    assert!(renames.is_empty(), "a rename into the teacher's username: {renames:?}");
+    assert!(
+        plan["blocked"].as_array().unwrap().iter().any(|b| b["target"] == "lms"),
+        "Anna is blocked on the platform, naming the holder: {}",
+        plan["blocked"]
+    );
+    let r = env.enid(&["apply", "--yes"]);
+    assert!(r.status.success(), "the apply fails on the held name:\n{}\n{}", r.stdout, r.stderr);
+}
+
+/// A source whose person_id is a civic number (some school systems export it so), and a
+/// correlation value template that puts it after a prefix: the value has a civic number in it,
+/// so it matches nothing (the promise: "a value that looks like a civic number matches
+/// nothing"); today only a value that is nothing but a civic number is caught.
+#[test]
+#[ignore = "review4: a correlation value with a civic number after a prefix is compared and claims"]
+fn a_correlation_value_carrying_a_civic_number_matches_nothing() {
+    let civic = pnr(1);
+    let env = Env::with_config(
+        "[targets.directory.policy.correlate]\nattribute = \"description\"\nvalue = \"sis:{{ person_id }}\"",
+    );
+    hand_made(&env, "ab01", "Anna", "Berg", Some(&format!("sis:{civic}")));
+    env.csv(&[&row(&civic, "Anna", "Berg", &civic, "student", "SKOLA1", "7A")]);
+    let plan = env.enid(&["plan", "--json"]);
+    let plan = plan.ok();
+    let json = plan.json();
+    assert!(json["targets"]["directory"]["claim"].as_u64().unwrap_or(0) == 0, "claimed by a civic number: {json}");
+    assert!(plan.stderr.contains("civic"), "reported (masked): {}", plan.stderr);
+    for out in [&plan.stdout, &plan.stderr] {
+        assert!(!out.contains(&civic) && !out.contains(&civic.replace('-', "")), "{out}");
+    }
+}
