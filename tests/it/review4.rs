@@ -267,13 +267,9 @@ fn a_protected_persons_claim_shows_no_old_username_in_log_or_explain() {
     let pseudonym = theirs[0].one("uid");
     assert_ne!(pseudonym, "hgom01", "renamed to a pseudonym once approved");
     let enid_id = theirs[0].one("employeeNumber");
-    for args in [
-        vec!["log"],
-        vec!["log", "--json"],
-        vec!["explain", enid_id.as_str()],
-        vec!["plan"],
-        vec!["adopt", "--json"],
-    ] {
+    for args in
+        [vec!["log"], vec!["log", "--json"], vec!["explain", enid_id.as_str()], vec!["plan"], vec!["adopt", "--json"]]
+    {
         let r = env.enid(&args);
         outputs.push(format!("{}\n{}", r.stdout, r.stderr));
     }
@@ -282,4 +278,104 @@ fn a_protected_persons_claim_shows_no_old_username_in_log_or_explain() {
             assert!(!out.contains(s), "{s} shown:\n{out}");
         }
     }
+}
+
+/// LDAP's disable by an attribute, as IT would lock an account out by hand.
+const DISABLE_BY_ATTRIBUTE: &str =
+    "[targets.directory.disable]\nmethod = \"attribute\"\nattribute = \"description\"\nvalue = \"disabled\"";
+
+fn lock_out(env: &Env, uid: &str) {
+    let dn = format!("uid={uid},{BASE}");
+    let out = std::process::Command::new("ldapmodify")
+        .args(["-x", "-H", &env.slapd.url(), "-D", "cn=admin,dc=example,dc=org", "-w", "secret"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            let mut stdin = c.stdin.take().unwrap();
+            writeln!(stdin, "dn: {dn}\nchangetype: modify\nadd: description\ndescription: disabled\n")?;
+            drop(stdin);
+            c.wait_with_output()
+        })
+        .expect("ldapmodify");
+    assert!(out.status.success());
+}
+
+/// IT locks an active pupil out; then the state is lost and `enid adopt` records the accounts
+/// again. Adopt cannot know who disabled the account, so it may not make the lockout look like
+/// enid's own disable: the next apply must leave it disabled, reported as "disabled outside
+/// enid", until an enable is approved.
+#[test]
+#[ignore = "review4: after a lost state, adopt records a lockout as enid's disable and the next apply undoes it"]
+fn a_lockout_by_it_survives_a_lost_state_and_adopt() {
+    let env = Env::with_config(DISABLE_BY_ATTRIBUTE);
+    env.csv(&[
+        &row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A"),
+        &row("2", "Bo", "Ek", &pnr(2), "student", "SKOLA1", "7A"),
+    ]);
+    env.apply();
+    lock_out(&env, "anna.berg");
+    remove_state(&env);
+    env.enid(&["adopt", "--yes"]).ok();
+    let plan = env.enid(&["plan"]).ok().stdout;
+    assert!(plan.contains("disabled outside enid"), "{plan}");
+    env.apply();
+    assert_eq!(env.people()["anna.berg"].get("description"), ["disabled"], "IT's lockout is undone after adopt");
+}
+
+/// A security incident: IT locks out more accounts than the enable threshold allows at once
+/// (here a threshold of one). Those enables are never carried out without `--only enable`, so
+/// they may not hold the rest of the plan: a new pupil is still created by `apply --yes`.
+#[test]
+#[ignore = "review4: enables that apply drops (disabled outside enid) still trip the enable threshold and hold everything"]
+fn lockouts_by_it_do_not_hold_the_rest_of_the_plan_by_the_enable_threshold() {
+    let env = Env::with_config(&format!(
+        "{DISABLE_BY_ATTRIBUTE}\n[targets.directory.policy.thresholds]\nenable_percent = 0\nenable_min = 1"
+    ));
+    let mut rows = vec![
+        row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A"),
+        row("2", "Bo", "Ek", &pnr(2), "student", "SKOLA1", "7A"),
+        row("3", "Cy", "Holm", &pnr(3), "student", "SKOLA1", "7A"),
+    ];
+    csv_rows(&env, &rows);
+    env.apply();
+    lock_out(&env, "anna.berg");
+    lock_out(&env, "bo.ek");
+    rows.push(row("4", "Dan", "Lind", &pnr(4), "student", "SKOLA1", "7A"));
+    csv_rows(&env, &rows);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert!(plan["held"].as_array().unwrap().is_empty(), "held by enables it would not do: {}", plan["held"]);
+    let r = env.enid(&["apply", "--yes"]);
+    assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
+    let people = env.people();
+    assert_eq!(people["dan.lind"].get("employeeNumber").len(), 1, "the new pupil is created");
+    assert_eq!(people["anna.berg"].get("description"), ["disabled"]);
+}
+
+/// A wrong correlation rule that matches more accounts than the claim threshold allows: the
+/// claims are held, `apply --yes` claims nothing, and only `--accept-threshold` on the saved plan
+/// claims them.
+#[test]
+fn claims_over_the_claim_threshold_are_held() {
+    let env = Env::with_config(
+        "[targets.directory.policy.correlate]\nattribute = \"description\"\nvalue = \"sis:{{ person_id }}\"\n\
+         [targets.directory.policy.thresholds]\nclaim_percent = 0\nclaim_min = 1",
+    );
+    hand_made(&env, "x1", "Anna", "Berg", Some("sis:1"));
+    hand_made(&env, "x2", "Bo", "Ek", Some("sis:2"));
+    env.csv(&[
+        &row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A"),
+        &row("2", "Bo", "Ek", &pnr(2), "student", "SKOLA1", "7A"),
+    ]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["directory"]["claim"], 2, "{plan}");
+    assert!(plan["held"].to_string().contains("claim"), "{}", plan["held"]);
+    let _ = env.enid(&["apply", "--yes"]);
+    let people = env.people();
+    assert!(people["x1"].get("employeeNumber").is_empty() && people["x2"].get("employeeNumber").is_empty());
+    let id = env.enid(&["plan", "--save", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-threshold", "--yes"]).ok();
+    let people = env.people();
+    assert_eq!(people["x1"].get("employeeNumber").len(), 1);
+    assert_eq!(people.len(), 2, "claimed, not created: {:?}", people.keys());
 }
