@@ -379,3 +379,44 @@ fn claims_over_the_claim_threshold_are_held() {
     assert_eq!(people["x1"].get("employeeNumber").len(), 1);
     assert_eq!(people.len(), 2, "claimed, not created: {:?}", people.keys());
 }
+
+/// The other way out a block reason names: the account is the pupil's after all (made before
+/// enid under her old family name), and the operator claims it by hand with `enid adopt --entry`
+/// on a running installation (the state records runs). The next apply gives her that account,
+/// never a second one.
+#[test]
+fn a_waiting_person_is_given_the_account_claimed_for_them_by_hand() {
+    let env = Env::new();
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    env.apply();
+    hand_made(&env, "cecilia.holm", "Cecilia", "Holmqvist", None);
+    env.csv(&[
+        &row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A"),
+        &row("3", "Cecilia", "Holm", &pnr(3), "student", "SKOLA1", "7A"),
+    ]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert!(blocked_reasons(&plan).iter().any(|(_, r)| r.contains("uid=cecilia.holm,") && r.contains("--entry")));
+    let r = env.enid(&["adopt", "--entry", &format!("uid=cecilia.holm,{BASE}"), "--person", "sis/3", "--yes"]);
+    assert!(r.status.success(), "the way out the reason names fails:\n{}\n{}", r.stdout, r.stderr);
+    env.apply();
+    let people = env.people();
+    assert_eq!(people["cecilia.holm"].get("employeeNumber").len(), 1, "hers now: {:?}", people.keys());
+    assert_eq!(people.len(), 2, "no second account: {:?}", people.keys());
+}
+
+/// SCIM's old switch `adopt_by_username = true` still works, read as the username rule, and says
+/// it is deprecated where an operator sees it (`enid check`).
+#[test]
+fn scim_adopt_by_username_is_the_username_rule_with_a_deprecation_note() {
+    use crate::scim::*;
+    let url = tenant();
+    let env = env_with_targets(&scim_table("lms", &url, "adopt_by_username = true"));
+    scim_user(&direct(&url), "anna.berg", "Anna", "Berg", None);
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", "")]);
+    let check = env.enid(&["check"]);
+    let said = format!("{}\n{}", check.stdout, check.stderr);
+    assert!(said.contains("deprecated") && said.contains("username = true"), "{said}");
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["lms"]["claim"], 1, "{plan}");
+    assert_eq!(plan["targets"]["lms"]["create"], 0, "{plan}");
+}
