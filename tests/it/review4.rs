@@ -420,3 +420,69 @@ fn scim_adopt_by_username_is_the_username_rule_with_a_deprecation_note() {
     assert_eq!(plan["targets"]["lms"]["claim"], 1, "{plan}");
     assert_eq!(plan["targets"]["lms"]["create"], 0, "{plan}");
 }
+
+/// Two pupils named Anna Berg: the first has had "anna.berg" in the directory since enid's first
+/// run; a platform joins later, where the old scripts made "anna.berg" for the second (its title
+/// holds her id). The platform's account is the second Anna's by the attribute rule; the first
+/// Anna's namesake block on the platform may not take it from her, and she may not get a second
+/// account ("anna.berg2") beside her own there.
+#[test]
+#[ignore = "review4: a namesake block marks the account taken before the attribute rule's claim, which then creates a duplicate"]
+fn an_account_the_attribute_rule_gives_one_person_is_not_lost_to_anothers_namesake_block() {
+    use crate::scim::*;
+    let env = env_with_targets("");
+    let url = tenant();
+    write_targets(&env, &ldap_table(&env, ""));
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    env.apply();
+    let target = direct(&url);
+    scim_user(&target, "anna.berg", "Anna", "Berg", Some("9"));
+    write_targets(
+        &env,
+        &format!(
+            "{}\n{}",
+            ldap_table(&env, ""),
+            scim_table(
+                "lms",
+                &url,
+                "[targets.lms.policy.correlate]\nattribute = \"title\"\nvalue = \"{{ person_id }}\""
+            )
+        ),
+    );
+    env.csv(&[
+        &row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A"),
+        &row("9", "Anna", "Berg", &pnr(9), "student", "SKOLA1", "8B"),
+    ]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let on_lms: Vec<String> = plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["target"] == "lms")
+        .map(|o| format!("{} {}", o["action"].as_str().unwrap(), o["username"].as_str().unwrap()))
+        .collect();
+    assert_eq!(plan["targets"]["lms"]["claim"], 1, "the second Anna's old account is claimed: {on_lms:?}");
+    assert!(!on_lms.iter().any(|o| o.starts_with("create")), "a second account beside her own: {on_lms:?}");
+    env.enid(&["apply", "--yes"]).ok();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let all = rt.block_on(connector_api::Target::observe(&target, &["externalId".to_string()])).unwrap();
+    assert_eq!(all.len(), 1, "one account on the platform: {:?}", all.iter().map(|a| &a.username).collect::<Vec<_>>());
+}
+
+/// `--not-theirs` is a decision about an account made before enid in a target's scope: for an
+/// entry enid owns, or one that is not there, it records nothing and says why.
+#[test]
+fn not_theirs_for_enids_own_account_or_an_unknown_entry_is_refused() {
+    let env = Env::new();
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    env.apply();
+    let own =
+        env.enid(&["adopt", "--entry", &format!("uid=anna.berg,{BASE}"), "--person", "sis/1", "--not-theirs", "--yes"]);
+    let own = own.fails();
+    assert!(own.stderr.contains("enid's"), "{}", own.stderr);
+    let gone =
+        env.enid(&["adopt", "--entry", &format!("uid=nobody,{BASE}"), "--person", "sis/1", "--not-theirs", "--yes"]);
+    let gone = gone.fails();
+    assert!(gone.stderr.contains("no such account"), "{}", gone.stderr);
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM claim_refusals"), "0");
+}
