@@ -81,7 +81,7 @@ impl Engine {
                         if v.is_empty() {
                             continue;
                         }
-                        if connector_api::civic::mask_if_civic(&v) != v.as_str() {
+                        if connector_api::civic::mask_civic_in_text(&v) != v {
                             civic += 1;
                             continue;
                         }

@@ -182,7 +182,6 @@ fn a_claims_rename_into_a_username_someone_else_holds_is_blocked_not_sent() {
 /// so it matches nothing (the promise: "a value that looks like a civic number matches
 /// nothing"); today only a value that is nothing but a civic number is caught.
 #[test]
-#[ignore = "review4: a correlation value with a civic number after a prefix is compared and claims"]
 fn a_correlation_value_carrying_a_civic_number_matches_nothing() {
     let civic = pnr(1);
     let env = Env::with_config(
