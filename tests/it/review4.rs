@@ -485,3 +485,51 @@ fn not_theirs_for_enids_own_account_or_an_unknown_entry_is_refused() {
     assert!(gone.stderr.contains("no such account"), "{}", gone.stderr);
     assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM claim_refusals"), "0");
 }
+
+/// Old Python scripts wrote `None` into the attribute for a pupil without an email address. A
+/// person whose records have no email gives no value to the template `{{ email }}` ("a record
+/// without the value gives nothing to match"); it may not render as the word "none" and claim
+/// such an account.
+#[test]
+#[ignore = "review4: a missing email renders as \"none\" and claims an account whose attribute says None"]
+fn a_missing_value_in_the_correlation_template_matches_nothing() {
+    let env =
+        Env::with_config("[targets.directory.policy.correlate]\nattribute = \"description\"\nvalue = \"{{ email }}\"");
+    hand_made(&env, "x1", "Bo", "Ek", Some("None"));
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert!(plan["targets"]["directory"]["claim"].as_u64().unwrap_or(0) == 0, "Bo's account claimed for Anna: {plan}");
+}
+
+/// A protected person whom two accounts made before enid match (both carry their id): held, and
+/// what an operator reads (plan, apply, log, explain by enid id) names neither account, since
+/// their DNs carry the person's initials.
+#[test]
+#[ignore = "review4: explain shows a protected person's ambiguous-match reason with the accounts' DNs"]
+fn a_protected_persons_ambiguous_match_names_no_account() {
+    let env = Env::with_config(
+        "[targets.directory.policy.correlate]\nattribute = \"description\"\nvalue = \"sis:{{ person_id }}\"",
+    );
+    hand_made(&env, "hgom01", "Hemlig", "Gömdsson", Some("sis:4"));
+    hand_made(&env, "hgom02", "Hemlig", "Gömdsson", Some("sis:4"));
+    let text = format!("{HEADER},protection\n4,Hemlig,Gömdsson,{},student,SKOLA1,7A,,,Skyddad folkbokföring\n", pnr(4));
+    std::fs::write(env.path("persons.csv"), text).unwrap();
+    let mut outputs = Vec::new();
+    let plan = env.enid(&["plan", "--json"]).ok();
+    let json = plan.json();
+    outputs.push(plan.stdout.clone());
+    let blocked = json["blocked"].as_array().unwrap();
+    assert_eq!(blocked.len(), 1, "held: {json}");
+    let id = blocked[0]["identity"].as_str().unwrap().to_string();
+    for args in
+        [vec!["plan"], vec!["apply", "--yes"], vec!["log"], vec!["explain", id.as_str()], vec!["adopt", "--json"]]
+    {
+        let r = env.enid(&args);
+        outputs.push(format!("{}\n{}", r.stdout, r.stderr));
+    }
+    for out in &outputs {
+        for s in ["hgom0", "Hemlig", "Gömdsson", &pnr(4)] {
+            assert!(!out.contains(s), "{s} shown:\n{out}");
+        }
+    }
+}
