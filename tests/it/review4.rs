@@ -533,3 +533,45 @@ fn a_protected_persons_ambiguous_match_names_no_account() {
         }
     }
 }
+
+/// LDAP's default disable moves the entry into `ou=disabled`; an admin in a hurry disables a
+/// pupil the same way by hand. enid leaves it there ("disabled outside enid"), and when her class
+/// changes the new group's member is the entry where it is: no group names a DN that does not
+/// exist (the one the dropped enable would have moved it back to).
+#[test]
+fn a_hand_disabled_entry_left_in_place_is_named_where_it_is_in_groups() {
+    const GROUPS: &str = "ou=groups,dc=example,dc=org";
+    let env = Env::with_config(&format!("[targets.directory.groups]\nbase_dn = \"{GROUPS}\""));
+    let rows = |class: &str| {
+        vec![
+            row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", class),
+            row("2", "Bo", "Ek", &pnr(2), "student", "SKOLA1", "7A"),
+        ]
+    };
+    csv_rows(&env, &rows("7A"));
+    env.apply();
+    let disabled = format!("ou=disabled,{BASE}");
+    if env.search(BASE, "(ou=disabled)").is_empty() {
+        env.add(&disabled, &[("objectClass", &["organizationalUnit"]), ("ou", &["disabled"])]);
+    }
+    let url = env.slapd.url();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await.unwrap();
+        ldap3::drive!(conn);
+        ldap.simple_bind("cn=admin,dc=example,dc=org", "secret").await.unwrap().success().unwrap();
+        let dn = format!("uid=anna.berg,{BASE}");
+        ldap.modifydn(&dn, "uid=anna.berg", true, Some(&disabled)).await.unwrap().success().unwrap();
+    });
+    csv_rows(&env, &rows("8B"));
+    let plan = env.enid(&["plan"]).ok().stdout;
+    assert!(plan.contains("disabled outside enid"), "{plan}");
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(env.search(&disabled, "(uid=anna.berg)").len(), 1, "left where IT put it");
+    let existing: std::collections::BTreeSet<String> =
+        env.search("dc=example,dc=org", "(objectClass=*)").into_iter().map(|e| e.dn.to_lowercase()).collect();
+    for g in env.search(GROUPS, "(objectClass=groupOfNames)") {
+        for m in g.get("member") {
+            assert!(existing.contains(&m.to_lowercase()), "{} names {m}, which does not exist", g.dn);
+        }
+    }
+}
