@@ -575,3 +575,55 @@ fn a_hand_disabled_entry_left_in_place_is_named_where_it_is_in_groups() {
         }
     }
 }
+
+/// A claim under another username is cut off between the claim and its rename (the connection
+/// drops on the rename: a run killed there leaves the same). Then the state is lost, and
+/// `enid adopt` runs: the platform's account carries the enid id under its old username while
+/// the directory's carries the person's username. It is this person's (the id and the correlation
+/// attribute say so), so adopt records it, never lists it as not matched, and the next apply
+/// renames it; nothing is created.
+#[test]
+#[ignore = "review4: after a lost state, an account claimed but not yet renamed is left unmatched by adopt"]
+fn a_claim_cut_off_before_its_rename_is_found_again_after_a_lost_state() {
+    use crate::scim::*;
+    use connector_api::testkit::{FaultProxy, Protocol};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let upstream: std::net::SocketAddr = server().trim_start_matches("http://").parse().unwrap();
+    let proxy = rt.block_on(FaultProxy::start(upstream, Protocol::Http)).unwrap();
+    let url = tenant();
+    let through = url.replace(server().trim_start_matches("http://"), &proxy.addr().to_string());
+    let env = env_with_targets("");
+    write_targets(&env, &ldap_table(&env, ""));
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    env.apply();
+    scim_user(&direct(&url), "ab01", "Anna", "Berg", Some("1"));
+    let lms = scim_table(
+        "lms",
+        &through,
+        "max_in_flight = 1\nmax_attempts = 1\n[targets.lms.policy.correlate]\nattribute = \"title\"\nvalue = \"{{ person_id }}\"",
+    );
+    write_targets(&env, &format!("{}\n{lms}", ldap_table(&env, "")));
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["lms"]["claim"], 1, "{plan}");
+    assert_eq!(plan["targets"]["lms"]["rename"], 1, "{plan}");
+    // The claim passes; the connection drops on the rename.
+    proxy.drop_after(1);
+    let _ = env.enid(&["apply", "--yes"]);
+    proxy.clear();
+    let rt2 = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let all = rt2.block_on(connector_api::Target::observe(&direct(&url), &["externalId".to_string()])).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].username.as_deref(), Some("ab01"), "the rename was cut off");
+    assert!(all[0].attrs.contains_key("externalId"), "the claim was written: {:?}", all[0].attrs);
+
+    remove_state(&env);
+    let adopt = env.enid(&["adopt", "--yes"]).ok();
+    assert!(!adopt.stdout.contains("Not matched"), "{}", adopt.stdout);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["targets"]["lms"]["create"], 0, "{plan}");
+    assert_eq!(plan["targets"]["directory"]["create"], 0, "{plan}");
+    env.enid(&["apply", "--yes"]).ok();
+    let all = rt2.block_on(connector_api::Target::observe(&direct(&url), &[])).unwrap();
+    assert_eq!(all.iter().filter_map(|a| a.username.as_deref()).collect::<Vec<_>>(), ["anna.berg"]);
+    drop(proxy);
+}
