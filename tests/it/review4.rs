@@ -627,3 +627,23 @@ fn a_claim_cut_off_before_its_rename_is_found_again_after_a_lost_state() {
     assert_eq!(all.iter().filter_map(|a| a.username.as_deref()).collect::<Vec<_>>(), ["anna.berg"]);
     drop(proxy);
 }
+
+/// Attributes enid itself writes on an LDAP target cannot be correlation attributes, whatever
+/// their case: the username attribute (renames write it), the owner marker, the object classes
+/// (every create writes them) and a mapped attribute.
+#[test]
+fn attributes_enid_writes_are_refused_as_correlation_attributes_in_any_case() {
+    for attr in ["uid", "EMPLOYEENUMBER", "objectClass", "GivenName"] {
+        let env = Env::with_config(&format!(
+            "[targets.directory.policy.correlate]\nattribute = \"{attr}\"\nvalue = \"{{{{ person_id }}}}\""
+        ));
+        env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+        let r = env.enid(&["check"]);
+        assert!(
+            !r.status.success() && r.stderr.contains("cannot be a correlation attribute"),
+            "{attr} accepted:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
