@@ -647,3 +647,34 @@ fn attributes_enid_writes_are_refused_as_correlation_attributes_in_any_case() {
         );
     }
 }
+
+/// A claim under another username goes only with its rename: `--only claim` or `--only rename`
+/// alone carries out neither (the account stays someone else's, unrenamed); `--only claim,rename`
+/// carries out both.
+#[test]
+fn a_claim_and_its_rename_are_approved_together_or_not_at_all() {
+    use crate::scim::*;
+    let env = env_with_targets("");
+    let url = tenant();
+    write_targets(&env, &ldap_table(&env, ""));
+    env.csv(&[&row("1", "Anna", "Berg", &pnr(1), "student", "SKOLA1", "7A")]);
+    env.apply();
+    let target = direct(&url);
+    scim_user(&target, "ab01", "Anna", "Berg", Some("1"));
+    let lms =
+        scim_table("lms", &url, "[targets.lms.policy.correlate]\nattribute = \"title\"\nvalue = \"{{ person_id }}\"");
+    write_targets(&env, &format!("{}\n{lms}", ldap_table(&env, "")));
+    let look = || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let all = rt.block_on(connector_api::Target::observe(&target, &["externalId".to_string()])).unwrap();
+        assert_eq!(all.len(), 1);
+        (all[0].username.clone().unwrap(), all[0].attrs.contains_key("externalId"))
+    };
+    let id = env.enid(&["plan", "--save", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
+    for only in ["claim", "rename"] {
+        let _ = env.enid(&["apply", "--plan", &id, "--only", only, "--yes"]);
+        assert_eq!(look(), ("ab01".to_string(), false), "--only {only} alone did something");
+    }
+    env.enid(&["apply", "--plan", &id, "--only", "claim,rename", "--yes"]).ok();
+    assert_eq!(look(), ("anna.berg".to_string(), true));
+}
