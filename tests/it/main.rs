@@ -25,6 +25,7 @@ mod review;
 mod review2;
 mod review3;
 mod review3_probes;
+mod review4;
 mod safety_source;
 mod safety_state;
 mod safety_target;
