@@ -123,7 +123,19 @@ pub(super) async fn explain(
                 .blocked
                 .iter()
                 .filter(|b| b.identity == id)
-                .map(|b| format!("{}: {}", b.target, b.reason))
+                // A reason names accounts on the target (their keys can carry a protected
+                // person's names): for a protected person only that they are blocked.
+                .map(|b| {
+                    if protected {
+                        format!(
+                            "{}: blocked (an account made before enid is in the way; its key is not shown for a \
+                             protected person)",
+                            b.target
+                        )
+                    } else {
+                        format!("{}: {}", b.target, b.reason)
+                    }
+                })
                 .collect();
             (current, c.usernames.get(&id).cloned(), next, blocked)
         }

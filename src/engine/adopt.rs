@@ -665,7 +665,10 @@ impl Engine {
                 identity: c.identity.clone(),
                 key: c.key.clone(),
                 anchor: c.anchor.clone(),
-                disabled: c.disabled,
+                // Who disabled the account of a person the sources still have is unknown after a
+                // lost state (a lockout by IT?): recorded as active, so the next plan reports it
+                // as disabled outside enid instead of enabling it. A leaver's stays disabled.
+                disabled: c.disabled && c.left,
                 by_username: false,
             })
             .collect();

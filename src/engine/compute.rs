@@ -529,6 +529,19 @@ impl Engine {
         let mut taken: HashSet<String> =
             allocated.iter().filter(|u| !(reserved.contains(*u) && on_targets.contains(*u))).cloned().collect();
         taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
+        // An account enid never touches (excluded by the policy or the connector's settings) is
+        // a manual exception, not a question: its name is stepped around, like one held outside
+        // the scope.
+        for (tid, accounts) in observed {
+            let Some(t) = self.targets.get(tid) else { continue };
+            taken.extend(
+                accounts
+                    .iter()
+                    .filter(|a| t.policy.exclude.matches(a))
+                    .filter_map(|a| a.username.as_deref())
+                    .map(str::to_lowercase),
+            );
+        }
         let owned_names: HashSet<String> = allocated.difference(&reserved).cloned().collect();
         let presets = self.preset_names(requests, inputs, observed, snapshot, &owned_names);
         taken.extend(presets.values().map(|u| u.to_lowercase()));
@@ -661,8 +674,13 @@ fn weigh(
         tp.operations.iter().filter(|o| o.action == Action::Create && !retries.contains(o.identity.as_str())).count()
     };
     // Enables a start date scheduled are not returns of leavers: they do not count.
-    let scheduled =
-        tp.operations.iter().filter(|o| o.action == Action::Enable && o.reason == plan::START_REASON).count();
+    // Nor are enables of accounts disabled outside enid: an apply leaves them out unless an
+    // operator names enables after reading the plan.
+    let scheduled = tp
+        .operations
+        .iter()
+        .filter(|o| o.action == Action::Enable && (o.reason == plan::START_REASON || o.disabled_outside))
+        .count();
     let weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
     plan::check_thresholds(id, &weighed, owned, tp.in_scope, thresholds)
 }

@@ -70,12 +70,22 @@ impl Engine {
                     let mut values = Vec::new();
                     for r in &ident.records {
                         let rec = &r.record;
-                        let ctx = minijinja::context! {
-                            person_id => &rec.person_id, source => &r.source, email => &rec.email,
-                            eppn => &rec.eppn, given_name => &rec.given_name, family_name => &rec.family_name,
-                            school_unit => &rec.school_unit,
-                        };
+                        // A value the record lacks is left out (strict: the render fails, and the
+                        // record gives nothing to match), never the text "none".
+                        let mut ctx: BTreeMap<&str, &str> = BTreeMap::new();
+                        ctx.insert("person_id", &rec.person_id);
+                        ctx.insert("source", &r.source);
+                        ctx.insert("given_name", &rec.given_name);
+                        ctx.insert("family_name", &rec.family_name);
+                        for (k, v) in [("email", &rec.email), ("eppn", &rec.eppn), ("school_unit", &rec.school_unit)] {
+                            if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+                                ctx.insert(k, v);
+                            }
+                        }
                         // A record without the value (an empty email) gives nothing to match.
+                        let ctx: BTreeMap<String, String> =
+                            ctx.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                        let ctx = minijinja::Value::from(ctx);
                         let Ok(v) = tmpl.render(ctx) else { continue };
                         let v = v.trim().to_string();
                         if v.is_empty() {
@@ -192,11 +202,15 @@ impl Engine {
             if held.is_empty() {
                 continue;
             }
-            // Those the rules claim the account for are not held back: their plan claims it.
-            let candidates: Vec<Candidate<'_>> = held
+            // Those the rules claim the account for are not held back: their plan claims it. Every
+            // new person is a candidate, so that two namesakes whose names an account shows both
+            // wait (which of them it belongs to is a question).
+            let by_id: std::collections::HashMap<&str, &NameRequest> =
+                requests.iter().map(|r| (r.id.as_str(), r)).collect();
+            let candidates: Vec<Candidate<'_>> = names
                 .iter()
-                .filter_map(|(id, name, _)| {
-                    let r = requests.iter().find(|r| &r.id == *id)?;
+                .filter_map(|(id, name)| {
+                    let r = by_id.get(id.as_str())?;
                     Some(Candidate {
                         id: id.as_str(),
                         username: Some(name.as_str()),
@@ -213,8 +227,14 @@ impl Engine {
                 if m.as_ref().and_then(|m| m.matched.get(id)).is_some_and(|(j, _)| *j == i) {
                     continue;
                 }
-                let why = plan::namesake_reason(tid, &obs[i], &t.caps.owner_attribute);
+                let why = m.as_ref().and_then(|m| m.ambiguous.get(id)).cloned();
+                let why = why.unwrap_or_else(|| plan::namesake_reason(tid, &obs[i], &t.caps.owner_attribute));
                 waiting.by_identity.entry(id.clone()).or_insert((tid.clone(), why));
+            }
+            for (id, why) in m.iter().flat_map(|m| m.ambiguous.iter()) {
+                if names.contains_key(id) {
+                    waiting.by_identity.entry(id.clone()).or_insert((tid.clone(), why.clone()));
+                }
             }
         }
         waiting

@@ -134,6 +134,9 @@ pub fn plan_target(
             correlate(input, &candidates, observed, &eligible, caps)
         }
     };
+    // Accounts the rules give someone: another person's namesake block never takes them away.
+    let matched_accounts: std::collections::HashSet<usize> = matches.matched.values().map(|(i, _)| *i).collect();
+    let mut claim_taken = vec![false; observed.len()];
     for mut d in desired {
         let owned = owned_by_identity.get(d.spec.id.as_str()).copied();
         // Find the account this identity owns, or the one its pending create made.
@@ -215,12 +218,22 @@ pub fn plan_target(
         }
         if found.is_none()
             && let Some(&(i, rule)) = matches.matched.get(d.spec.id.as_str())
-            && !claimed[i]
+            && !claim_taken[i]
         {
-            claimed[i] = true;
             let obs = &observed[i];
             let other =
                 obs.username.as_deref().filter(|u| fold_username(caps, u) != fold_username(caps, &d.spec.username));
+            // A rename into a username another account holds would fail on every apply.
+            if other.is_some()
+                && let Some(&j) = by_username.get(&fold_username(caps, &d.spec.username))
+                && j != i
+            {
+                claimed[j] = true;
+                block(&mut tp, &d, namesake_reason(target, &observed[j], owner_attr));
+                continue;
+            }
+            claimed[i] = true;
+            claim_taken[i] = true;
             let how = match rule {
                 Rule::Attribute => "its correlation attribute holds this person's value".to_string(),
                 Rule::Username => "it holds this person's username and names".to_string(),
@@ -388,7 +401,8 @@ pub fn plan_target(
                 }
                 if let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username)) {
                     // Never a namesake beside it: the account may be this person's, made before enid.
-                    claimed[i] = true;
+                    // (One the rules give another person stays theirs to claim.)
+                    claimed[i] |= !matched_accounts.contains(&i);
                     block(&mut tp, &d, namesake_reason(target, &observed[i], owner_attr));
                     continue;
                 }

@@ -145,6 +145,26 @@ pub fn correlate(
         }
     }
     if input.username {
+        // Whose names an account shows, over every candidate: two namesakes make any username
+        // match on it a guess (the one named first would win), so it is nobody's.
+        let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let mut by_display: HashMap<String, Vec<&str>> = HashMap::default();
+        let mut by_pair: HashMap<(String, String), Vec<&str>> = HashMap::default();
+        for c in candidates.iter().filter(|c| !c.protected) {
+            by_display.entry(fold(c.display_name)).or_default().push(c.id);
+            by_pair.entry((fold(c.given_name), fold(c.family_name))).or_default().push(c.id);
+        }
+        let fitting = |o: &ObservedAccount| -> std::collections::BTreeSet<&str> {
+            let seen = seen_names(o);
+            let mut ids: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+            for v in &seen {
+                ids.extend(by_display.get(v).into_iter().flatten().copied());
+                for w in &seen {
+                    ids.extend(by_pair.get(&(v.clone(), w.clone())).into_iter().flatten().copied());
+                }
+            }
+            ids
+        };
         let by_username: HashMap<String, usize> = eligible
             .iter()
             .filter(|&&i| !has_value[i])
@@ -157,6 +177,22 @@ pub fn correlate(
             let Some(u) = c.username else { continue };
             let Some(&i) = by_username.get(&fold_name(caps, u)) else { continue };
             if refused(c.id, i) || !names_fit(c, &observed[i]) {
+                continue;
+            }
+            let fit = fitting(&observed[i]);
+            if fit.len() > 1 {
+                let n = fit.len();
+                for id in fit.into_iter().filter(|id| !per_person.contains_key(id)) {
+                    out.ambiguous.insert(
+                        id.to_string(),
+                        format!(
+                            "{} holds a username and shows the names of {n} persons without an account; it is \
+                             claimed by nobody: claim it for the right one with `enid adopt --entry`, or record it \
+                             is not theirs with `--not-theirs`",
+                            observed[i].key
+                        ),
+                    );
+                }
                 continue;
             }
             per_account.entry(i).or_default().push((c.id, Rule::Username));
@@ -214,11 +250,9 @@ fn fold_name(caps: &Capabilities, s: &str) -> String {
     if caps.case_insensitive_names { s.to_lowercase() } else { s.to_string() }
 }
 
-/// Whether an account made before enid shows this person's names: the display name, or both
-/// the given and the family name, among its values (without case or extra spaces). An account
-/// whose names cannot be read does not fit: a claim needs proof. A protected person's names
-/// are not compared (their accounts carry none).
-pub fn names_fit(c: &Candidate<'_>, o: &ObservedAccount) -> bool {
+/// Every text value an account holds (parts of complex values too), folded without case and with
+/// runs of spaces as one: where its names may be.
+fn seen_names(o: &ObservedAccount) -> std::collections::HashSet<String> {
     let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
     let mut seen = std::collections::HashSet::new();
     for v in o.attrs.values() {
@@ -232,6 +266,16 @@ pub fn names_fit(c: &Candidate<'_>, o: &ObservedAccount) -> bool {
             Value::Bool(_) => {}
         }
     }
+    seen
+}
+
+/// Whether an account made before enid shows this person's names: the display name, or both
+/// the given and the family name, among its values (without case or extra spaces). An account
+/// whose names cannot be read does not fit: a claim needs proof. A protected person's names
+/// are not compared (their accounts carry none).
+pub fn names_fit(c: &Candidate<'_>, o: &ObservedAccount) -> bool {
+    let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let seen = seen_names(o);
     let (display, given, family) = (fold(c.display_name), fold(c.given_name), fold(c.family_name));
     let username = c.username.map(fold).unwrap_or_default();
     if c.protected || display == username {
