@@ -221,7 +221,7 @@ fn an_ad_domain_of_accounts_made_before_enid_is_taken_over_and_a_lockout_is_resp
     make_user(&norr, &bo_sam, "Bo", &format!("Ek{u}"));
     make_user(&norr, &cy_sam, "Cy", &format!("Holmqvist{u}"));
     with_admin(async |l| {
-        let res = l.modify(&anna_dn, vec![ldap3::Mod::Replace("employeeType", ["sis:1".into()].into())]).await.unwrap();
+        let res = l.modify(&anna_dn, vec![ldap3::Mod::Replace("employeeType", ["sis:1"].into())]).await.unwrap();
         assert_eq!(res.rc, 0, "{res:?}");
     });
     let env = env_with(&ad_table(
@@ -255,7 +255,7 @@ fn an_ad_domain_of_accounts_made_before_enid_is_taken_over_and_a_lockout_is_resp
     let dan = all.keys().find(|k| k.starts_with("dan.")).unwrap().clone();
     let dan_dn = all[&dan].dn.clone();
     with_admin(async |l| {
-        let res = l.modify(&dan_dn, vec![ldap3::Mod::Replace("userAccountControl", ["514".into()].into())]).await;
+        let res = l.modify(&dan_dn, vec![ldap3::Mod::Replace("userAccountControl", ["514"].into())]).await;
         assert_eq!(res.unwrap().rc, 0);
     });
     env.enid(&["apply", "--yes"]).ok();
