@@ -191,8 +191,6 @@ impl Engine {
                 .filter(|&&i| !t.policy.exclude.matches(&obs[i]))
                 .filter_map(|&i| Some((fold(obs[i].username.as_deref()?), i)))
                 .collect();
-            let display: BTreeMap<&str, String> =
-                requests.iter().map(|r| (r.id.as_str(), format!("{} {}", r.given_name, r.family_name))).collect();
             let mut held: Vec<(&IdentityId, &String, usize)> = Vec::new();
             for (id, name) in names {
                 if let Some(&i) = holders.get(&fold(name)) {
@@ -202,6 +200,8 @@ impl Engine {
             if held.is_empty() {
                 continue;
             }
+            let display: BTreeMap<&str, String> =
+                requests.iter().map(|r| (r.id.as_str(), format!("{} {}", r.given_name, r.family_name))).collect();
             // Those the rules claim the account for are not held back: their plan claims it. Every
             // new person is a candidate, so that two namesakes whose names an account shows both
             // wait (which of them it belongs to is a question).
