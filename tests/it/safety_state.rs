@@ -124,6 +124,7 @@ fn entries_whose_ids_no_source_gives_keep_runs_stopped_until_claimed_by_hand() {
     for i in 0..3 {
         let plan = env.enid(&["plan"]).fails();
         assert!(plan.stderr.contains(&format!("holds {} accounts carrying enid ids", 3 - i)), "{}", plan.stderr);
+        assert!(plan.stderr.contains("rebuilt by `enid adopt`"), "{}", plan.stderr);
         let dn = format!("uid=elev{i}.testsson,{BASE}");
         let person = format!("sis/P{i:05}");
         let claimed = env.enid(&["adopt", "--yes", "--entry", &dn, "--person", &person]).ok();
