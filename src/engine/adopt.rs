@@ -270,9 +270,19 @@ impl Engine {
                 }
                 // The key may have been given to someone else since the account was made (a
                 // reused key the lost state had held as a conflict): the entry must fit the
-                // names the sources now give this identity, unless the state knows it already.
+                // names the sources now give this identity, unless the state knows it already
+                // by this username or by an account. A name the state gave when it did not know
+                // the entry (an apply after the loss, while the entry was blocked) vouches for
+                // nothing: otherwise a second adopt would claim what the first left unmatched.
                 // A name change keeps one of the two names; another child has neither.
-                let person = by_id.get(id).filter(|_| !snapshot.identities.contains_key(id));
+                let known = match snapshot.identities.get(id) {
+                    Some(Some(u)) => {
+                        a.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(u))
+                            || snapshot.accounts.iter().any(|o| o.identity_id == id)
+                    }
+                    Some(None) | None => false,
+                };
+                let person = by_id.get(id).filter(|_| !known);
                 let misfit = person.and_then(|i| name_request(i)).is_some_and(|req| {
                     let req = if self.config.naming.protected_names_from_template {
                         crate::core::naming::NameRequest { pseudonymous: false, ..req }

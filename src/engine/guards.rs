@@ -20,6 +20,13 @@ impl Engine {
     /// sources who owns nothing yet (`ScopeAndStateLost`: the base DN or filter changed too; ids
     /// are keyed, so another installation's accounts never match). `enid adopt` claims them;
     /// after the first apply a stray entry with an enid id is only ever blocked.
+    ///
+    /// A state that `enid adopt` rebuilt is a recovered one: an entry adopt left unmatched that
+    /// carries the id of an identity this run knows (its person's name changed meanwhile) is
+    /// blocked by the planner for that person alone, and the rest applies. Only entries whose
+    /// id no identity has still stop the run (`AdoptedUnknownIds`): nobody can be blocked for
+    /// them, and their owner may be among the sources under another key (another id key, a
+    /// re-keyed export), who would get a second account.
     pub(super) async fn guard_lost_state(
         &self,
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
@@ -29,12 +36,31 @@ impl Engine {
         if self.store.has_applied().await? {
             return Ok(());
         }
+        let adopted = self.store.has_adopted().await?;
+        let known: HashSet<&str> = resolution
+            .all()
+            .map(|i| i.id.as_str())
+            .chain(resolution.kept.iter().map(|k| k.identity_id.as_str()))
+            .collect();
         for (id, accounts) in observed {
             let Some(t) = self.targets.get(id) else { continue };
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
-            let count = plan::unrecorded_enid_entries(&owned, accounts, &t.caps).len();
-            if count > 0 {
+            let unrecorded = plan::unrecorded_enid_entries(&owned, accounts, &t.caps);
+            if !adopted && !unrecorded.is_empty() {
+                let count = unrecorded.len();
                 return Err(EngineError::StateLost { state: self.store.path().to_string(), target: id.clone(), count });
+            }
+            let unknown: Vec<_> = unrecorded
+                .into_iter()
+                .filter(|a| !plan::owner_values(a, &t.caps.owner_attribute).any(|v| known.contains(v)))
+                .collect();
+            if let Some(first) = unknown.first() {
+                return Err(EngineError::AdoptedUnknownIds {
+                    state: self.store.path().to_string(),
+                    target: id.clone(),
+                    count: unknown.len(),
+                    example: connector_api::civic::mask_if_civic(&first.key).to_string(),
+                });
             }
         }
         let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();

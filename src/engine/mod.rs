@@ -99,6 +99,19 @@ pub enum EngineError {
          enid id on the target"
     )]
     StateLost { state: String, target: String, count: usize },
+    /// The state was rebuilt by `enid adopt` and has not applied since, and a target holds
+    /// accounts carrying enid ids that no identity of the current sources has and that the
+    /// state does not record: no person can be blocked for them, and their owner may be in the
+    /// sources under another key. (Entries with a known identity's id only block that person.)
+    #[error(
+        "state database {state} was rebuilt by `enid adopt` and has not applied since, but target \"{target}\" \
+         holds {count} accounts carrying enid ids that no person of the current sources has and that it does not \
+         record as enid's (for example {example}; made with another id key, a row rejected today, or the person's \
+         source key changed?); stopped before planning, nothing was changed, since their owners could get a second \
+         account. Claim each with `enid adopt --entry KEY --person SOURCE/PERSON_ID`, fix the export or the id key \
+         and run `enid adopt` again, or remove the enid id from an entry that is not enid's to manage"
+    )]
+    AdoptedUnknownIds { state: String, target: String, count: usize, example: String },
     /// The state owns nothing, and the target holds this installation's accounts outside the
     /// configured scope: a lost state and a changed base DN or filter at once.
     #[error(

@@ -302,6 +302,11 @@ pub trait StateStore: Send + Sync {
     /// never applied but faces targets holding enid's accounts was lost or replaced.
     fn has_applied(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Whether an `enid adopt` has finished against this state (status `ok`; one a killed
+    /// process left half-recorded does not count). Such a state was rebuilt from the targets:
+    /// what adopt could not match is blocked per person, and the runs go on.
+    fn has_adopted(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Runs, the newest `limit`, oldest first.
     fn runs(&self, limit: i64) -> impl Future<Output = Result<Vec<RunRow>, StoreError>> + Send;
 
@@ -576,6 +581,10 @@ impl StateStore for Store {
 
     async fn has_applied(&self) -> Result<bool, StoreError> {
         dispatch!(self.has_applied())
+    }
+
+    async fn has_adopted(&self) -> Result<bool, StoreError> {
+        dispatch!(self.has_adopted())
     }
 
     async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {

@@ -112,6 +112,7 @@ pub(crate) async fn a_new_store_has_its_schema_and_is_empty<S: StateStore>(s: &S
     let snap = s.snapshot().await.unwrap();
     assert!(snap.identities.is_empty() && snap.records.is_empty() && snap.accounts.is_empty());
     assert!(!s.has_applied().await.unwrap());
+    assert!(!s.has_adopted().await.unwrap());
     assert!(s.runs(10).await.unwrap().is_empty());
     assert!(s.log(&LogFilter::default()).await.unwrap().is_empty());
     assert!(s.groups().await.unwrap().is_empty());
@@ -468,8 +469,10 @@ pub(crate) async fn groups_are_recorded_and_forgotten<S: StateStore>(s: &S) {
 
 pub(crate) async fn runs_begin_finish_and_are_marked_interrupted<S: StateStore>(s: &S) {
     let adopt = s.begin_run("adopt", None, day(0)).await.unwrap();
+    assert!(!s.has_adopted().await.unwrap(), "an adopt still running has not recovered the state");
     s.finish_run(adopt, "ok", "recorded 3 accounts", day(0)).await.unwrap();
     assert!(!s.has_applied().await.unwrap(), "an adopt is not an apply");
+    assert!(s.has_adopted().await.unwrap());
     let first = s.begin_run("apply", Some("p1"), day(1)).await.unwrap();
     let second = s.begin_run("apply", None, day(2)).await.unwrap();
     assert!(adopt < first && first < second);

@@ -124,6 +124,7 @@ fn entries_whose_ids_no_source_gives_keep_runs_stopped_until_claimed_by_hand() {
     for i in 0..3 {
         let plan = env.enid(&["plan"]).fails();
         assert!(plan.stderr.contains(&format!("holds {} accounts carrying enid ids", 3 - i)), "{}", plan.stderr);
+        assert!(plan.stderr.contains("rebuilt by `enid adopt`"), "{}", plan.stderr);
         let dn = format!("uid=elev{i}.testsson,{BASE}");
         let person = format!("sis/P{i:05}");
         let claimed = env.enid(&["adopt", "--yes", "--entry", &dn, "--person", &person]).ok();
@@ -138,6 +139,66 @@ fn entries_whose_ids_no_source_gives_keep_runs_stopped_until_claimed_by_hand() {
     assert_eq!(env.people().len(), 3);
     let log = env.enid(&["log", "--person", "elev0.testsson"]).ok();
     assert!(log.stdout.contains("claimed by an operator"), "{}", log.stdout);
+}
+
+/// Issue 14, promise 5: an adopted state is a recovered state. Before, the entry adopt could
+/// not match kept every later apply stopped with "records no runs" for good.
+#[test]
+fn after_adopt_an_unmatched_entry_blocks_its_person_only_and_the_rest_applies() {
+    let env = Env::new();
+    let mut rows = pupils(6);
+    csv_rows(&env, &rows);
+    env.apply();
+    let before = env.people();
+    remove_state(&env);
+    // While the state is lost: P00003 changes both names (the entry fits neither), P00001 only
+    // the family name (the entry still holds the given name: claimed), and a newcomer joins.
+    rows[3] = row("P00003", "Alva", "Berg", &pnr(3), "student", "SKOLA2", "8B");
+    rows[1] = row("P00001", "Elev1", "Lind", &pnr(1), "student", "SKOLA2", "7B");
+    rows.push(row("P00100", "Nyberg", "Elevsson", &pnr(100), "student", "SKOLA1", "7A"));
+    csv_rows(&env, &rows);
+    let adopted = env.enid(&["adopt", "--yes"]).ok();
+    assert!(adopted.stdout.contains("recorded 5 accounts"), "{}", adopted.stdout);
+    assert!(adopted.stdout.contains("Not matched (1)"), "{}", adopted.stdout);
+    assert!(adopted.stdout.contains("uid=elev3.testsson"), "{}", adopted.stdout);
+    let blocked_id = before["elev3.testsson"].one("employeeNumber");
+
+    // The next apply goes on: it creates the newcomer and updates P00001, and blocks only P00003.
+    let apply = env.enid(&["apply", "--yes"]);
+    assert!(apply.status.success(), "exit 0 with a blocked person\n{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("blocked (1)"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("does not record it as enid's"), "{}", apply.stdout);
+    let after = env.people();
+    assert_eq!(after.len(), 7, "{:?}", after.keys());
+    assert!(after.contains_key("nyberg.elevsson"), "{:?}", after.keys());
+    assert_eq!(after["elev1.testsson"].one("sn"), "Lind");
+    // The unmatched entry is left as it was, and nobody else carries its id.
+    let entry = &after["elev3.testsson"];
+    assert_eq!(entry.one("modifyTimestamp"), before["elev3.testsson"].one("modifyTimestamp"));
+    assert_eq!(entry.one("sn"), "Testsson");
+    for (v, dns) in ids_in_directory(&env) {
+        assert_eq!(dns.len(), 1, "owner value {v} is on {dns:?}");
+    }
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 0, "{plan}");
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{plan}");
+    let blocked = plan["blocked"].as_array().cloned().unwrap_or_default();
+    assert_eq!(blocked.len(), 1, "{plan}");
+    assert_eq!(blocked[0]["identity"], blocked_id.as_str(), "{plan}");
+    no_civic(101, &[&adopted, &apply]);
+
+    // The apply named P00003 anew; that does not make a second adopt claim the entry by its id.
+    let again = env.enid(&["adopt", "--yes"]).ok();
+    assert!(again.stdout.contains("Not matched (1)"), "{}", again.stdout);
+    assert!(again.stdout.contains("Accounts to record as enid's (0)"), "{}", again.stdout);
+    // Claimed by hand, the entry is the person's again: no second account, nothing blocked.
+    let dn = format!("uid=elev3.testsson,{BASE}");
+    env.enid(&["adopt", "--yes", "--entry", &dn, "--person", "sis/P00003"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["create"], 0, "{plan}");
+    assert_eq!(plan["blocked"].as_array().map(Vec::len), Some(0), "{plan}");
+    env.apply();
+    assert_eq!(env.people()["elev3.testsson"].one("sn"), "Berg");
 }
 
 #[test]

@@ -700,6 +700,11 @@ impl StateStore for SqliteStore {
         Ok(self.ctx(q.fetch_one(&self.pool).await)? > 0)
     }
 
+    async fn has_adopted(&self) -> Result<bool, StoreError> {
+        let q = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs WHERE command = 'adopt' AND status = 'ok'");
+        Ok(self.ctx(q.fetch_one(&self.pool).await)? > 0)
+    }
+
     async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         let q = sqlx::query_as::<_, RunRowIn>(
             "SELECT id, command, plan_id, started_at, finished_at, status, message FROM
