@@ -199,6 +199,10 @@ impl Engine {
             .collect();
         // Identity → the username its claimed accounts carry (one for all targets).
         let mut chosen: BTreeMap<IdentityId, String> = BTreeMap::new();
+        // Identities whose username in `chosen` came from an account the correlation attribute
+        // proves under another username (a claim whose rename did not happen): an account that
+        // carries the identity's id under another name replaces it.
+        let mut soft: HashSet<IdentityId> = HashSet::new();
         for (tid, accounts) in &observed {
             let Some(t) = self.targets.get(tid) else { continue };
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == tid).collect();
@@ -317,6 +321,33 @@ impl Engine {
                         ),
                     ));
                     continue;
+                }
+                let proven = inputs.get(tid).is_some_and(|input| crate::core::plan::attribute_matches(input, id, a));
+                let name = a.username.clone().unwrap_or_default();
+                let other_name = chosen.get(id).filter(|u| !u.eq_ignore_ascii_case(&name)).cloned();
+                if let Some(kept) = other_name.filter(|_| (proven || soft.contains(id)) && !owns.contains(id)) {
+                    // One person under two usernames on two targets: the account the attribute
+                    // proves keeps its name until the next plan renames it to the identity's.
+                    let winner = if proven { kept } else { name.clone() };
+                    if !proven {
+                        soft.remove(id);
+                    }
+                    chosen.insert(id.to_string(), winner);
+                    plan.accounts.push(AccountClaim {
+                        target: tid.clone(),
+                        identity: id.to_string(),
+                        username: name,
+                        key: a.key.clone(),
+                        anchor: a.anchor.clone(),
+                        disabled: a.disabled,
+                        by_hand: false,
+                        left: false,
+                        rename_from: None,
+                    });
+                    continue;
+                }
+                if proven && !chosen.contains_key(id) {
+                    soft.insert(id.to_string());
                 }
                 let claim = self.claim(tid, id, a, false, &snapshot, &owns, &allocated, &mut chosen);
                 match claim {
