@@ -6,6 +6,7 @@ CREATE TABLE claim_refusals (
     target       TEXT NOT NULL,
     identity_id  TEXT NOT NULL,
     entry_key    TEXT NOT NULL,            -- the account's key as the target gave it
+    entry_anchor TEXT,                     -- its anchor, which a rename or move keeps
     decided_at   TEXT NOT NULL,
     PRIMARY KEY (target, identity_id, entry_key)
 );

@@ -199,8 +199,9 @@ pub struct Thresholds {
     /// target holds in scope (default 10): a wrong correlation rule claims many at once.
     #[serde(default = "ten_percent")]
     pub claim_percent: f64,
-    /// Claims always allowed (default 50).
-    #[serde(default = "fifty")]
+    /// Claims always allowed (default 10): a claim can rename an account and makes it enid's,
+    /// so a rule that matches wrongly must not take over many accounts unreviewed.
+    #[serde(default = "ten")]
     pub claim_min: usize,
 }
 
@@ -247,7 +248,7 @@ impl Default for Thresholds {
             group_delete_percent: ten_percent(),
             group_delete_min: five_groups(),
             claim_percent: ten_percent(),
-            claim_min: fifty(),
+            claim_min: ten(),
         }
     }
 }

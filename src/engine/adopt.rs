@@ -677,7 +677,13 @@ impl Engine {
             .iter()
             .find(|i| i.records.iter().any(|r| r.source == source && r.record.person_id == pid))
             .ok_or_else(|| fail("--person: no record with that key in the current sources".into()))?;
-        self.store.refuse_claim(tid, &ident.id, &a.key, now).await?;
+        let refusal = crate::store::ClaimRefusal {
+            target: tid.clone(),
+            identity: ident.id.clone(),
+            key: a.key.clone(),
+            anchor: a.anchor.clone(),
+        };
+        self.store.refuse_claim(&refusal, now).await?;
         Ok((tid.clone(), ident.id.clone()))
     }
 

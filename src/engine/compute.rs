@@ -510,7 +510,7 @@ impl Engine {
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
         snapshot: &crate::core::model::Snapshot,
         inputs: &BTreeMap<String, plan::CorrelationInput>,
-        refused: &[(String, IdentityId, String)],
+        refused: &[crate::store::ClaimRefusal],
         now: DateTime<Utc>,
     ) -> Result<(BTreeMap<IdentityId, String>, Vec<Failure>, super::correlation::Waiting), EngineError> {
         if requests.is_empty() && renaming.is_empty() {
@@ -547,12 +547,15 @@ impl Engine {
         taken.extend(presets.values().map(|u| u.to_lowercase()));
         let rest: Vec<NameRequest> = requests.iter().filter(|r| !presets.contains_key(&r.id)).cloned().collect();
         // A person an operator decided an account is not theirs avoids that account's name.
-        let avoid: BTreeMap<&str, Vec<String>> = refused.iter().fold(BTreeMap::new(), |mut m, (tid, id, key)| {
-            let name = observed.get(tid).and_then(|obs| {
-                let t = self.targets.get(tid)?;
-                obs.iter().find(|o| t.caps.key(&o.key) == t.caps.key(key))?.username.clone()
+        let avoid: BTreeMap<&str, Vec<String>> = refused.iter().fold(BTreeMap::new(), |mut m, r| {
+            let name = observed.get(&r.target).and_then(|obs| {
+                let t = self.targets.get(&r.target)?;
+                let same = |o: &&ObservedAccount| {
+                    t.caps.key(&o.key) == t.caps.key(&r.key) || r.anchor.is_some() && o.anchor == r.anchor
+                };
+                obs.iter().find(same)?.username.clone()
             });
-            m.entry(id.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.to_lowercase()));
+            m.entry(r.identity.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.to_lowercase()));
             m
         });
         let allocate = |taken: &HashSet<String>| {

@@ -9,6 +9,7 @@ use crate::core::identity::Resolution;
 use crate::core::model::{IdentityId, OwnedAccount, Snapshot};
 use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Candidate, CorrelationInput};
+use crate::store::ClaimRefusal;
 use connector_api::ObservedAccount;
 use std::collections::{BTreeMap, HashSet};
 
@@ -48,7 +49,7 @@ impl Engine {
     pub(super) fn correlation_inputs(
         &self,
         resolution: &Resolution,
-        refused: &[(String, IdentityId, String)],
+        refused: &[ClaimRefusal],
     ) -> BTreeMap<String, CorrelationInput> {
         let mut out = BTreeMap::new();
         for (tid, t) in &self.targets {
@@ -57,11 +58,9 @@ impl Engine {
                 attribute: t.policy.correlate.attribute.clone(),
                 ..Default::default()
             };
-            input.refused = refused
-                .iter()
-                .filter(|(target, _, _)| target == tid)
-                .map(|(_, id, key)| (id.clone(), t.caps.key(key)))
-                .collect();
+            let mine = || refused.iter().filter(|r| &r.target == tid);
+            input.refused = mine().map(|r| (r.identity.clone(), t.caps.key(&r.key))).collect();
+            input.refused_anchors = mine().filter_map(|r| Some((r.identity.clone(), r.anchor.clone()?))).collect();
             if let Some(env) = &t.correlate_value
                 && let Ok(tmpl) = env.get_template("value")
             {

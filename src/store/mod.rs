@@ -17,8 +17,8 @@ pub mod sqlite;
 mod suite;
 
 pub use rows::{
-    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter, RecordRow, RunRow,
-    SealedPassword, StoredRecordView, describe_stored,
+    CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter,
+    RecordRow, RunRow, SealedPassword, StoredRecordView, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -134,13 +134,11 @@ pub trait StateStore: Send + Sync {
     /// Usernames recorded as taken by `enid adopt` that no identity has claimed (lowercased).
     fn reserved_usernames(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// Records that the account at `key` on `target` is not the identity's (an operator's
-    /// decision): correlation never claims it for them.
+    /// Records that an account is not the identity's (an operator's decision): correlation never
+    /// claims it for them. Recording the same decision again changes nothing.
     fn refuse_claim(
         &self,
-        target: &str,
-        identity: &str,
-        key: &str,
+        refusal: &ClaimRefusal,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -149,8 +147,8 @@ pub trait StateStore: Send + Sync {
     /// number of accounts moved.
     fn rename_target(&self, old: &str, new: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Every recorded refusal: (target, identity, key), sorted.
-    fn claim_refusals(&self) -> impl Future<Output = Result<Vec<(String, IdentityId, String)>, StoreError>> + Send;
+    /// Every recorded refusal, sorted by target, identity and key.
+    fn claim_refusals(&self) -> impl Future<Output = Result<Vec<ClaimRefusal>, StoreError>> + Send;
 
     /// Identities any of whose stored records marks protected personal data: shown by enid id
     /// only, in every log row, also those written before they became protected.
@@ -448,17 +446,11 @@ impl StateStore for Store {
         dispatch!(self.reserved_usernames())
     }
 
-    async fn refuse_claim(
-        &self,
-        target: &str,
-        identity: &str,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self.refuse_claim(target, identity, key, now))
+    async fn refuse_claim(&self, refusal: &ClaimRefusal, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.refuse_claim(refusal, now))
     }
 
-    async fn claim_refusals(&self) -> Result<Vec<(String, IdentityId, String)>, StoreError> {
+    async fn claim_refusals(&self) -> Result<Vec<ClaimRefusal>, StoreError> {
         dispatch!(self.claim_refusals())
     }
 

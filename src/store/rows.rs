@@ -20,6 +20,17 @@ pub struct GroupRow {
     pub pending: bool,
 }
 
+/// An operator's decision that an account made before enid is not a person's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRefusal {
+    pub target: String,
+    pub identity: IdentityId,
+    /// The account's key when decided.
+    pub key: String,
+    /// Its anchor, which a rename or a move by hand keeps (the key does not).
+    pub anchor: Option<String>,
+}
+
 /// A first password as the state keeps it until it is handed out: sealed (see
 /// `engine::passwords`), the store never sees it in the clear.
 #[derive(Debug, Clone, PartialEq, Eq)]

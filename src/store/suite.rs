@@ -5,7 +5,10 @@
 //! (and a guard that cleans it up): `store_suite!(open())` makes one `#[tokio::test]` per
 //! behaviour below. A PostgreSQL store runs the same list against a database of its own.
 
-use super::{GroupRow, LogFilter, OpRecord, OpResult, Ownership, PasswordFilter, RecordRow, SealedPassword, StateStore};
+use super::{
+    ClaimRefusal, GroupRow, LogFilter, OpRecord, OpResult, Ownership, PasswordFilter, RecordRow, SealedPassword,
+    StateStore,
+};
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, OwnedAccount};
 use crate::core::plan::{Adoption, RenameInfo};
@@ -37,6 +40,7 @@ macro_rules! store_suite {
             unprotect_forgets_protection_and_the_content_hash,
             a_backup_is_written_owner_only_and_never_over_a_file,
             batches_larger_than_one_statement_round_trip,
+            claim_refusals_are_kept_once_and_move_with_a_renamed_target,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -663,4 +667,23 @@ pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(
     assert_eq!(s.log(&LogFilter { run: Some(run), ..LogFilter::default() }).await.unwrap().len(), N);
     assert_eq!(s.reserved_usernames().await.unwrap().len(), N);
     assert_eq!(s.allocated_usernames(day(0), None).await.unwrap().len(), 2 * N);
+}
+
+/// An operator's decision that an account is not a person's is kept once (recording it again
+/// changes nothing), with the anchor, and follows a target renamed in the config.
+pub async fn claim_refusals_are_kept_once_and_move_with_a_renamed_target(s: &impl StateStore) {
+    let r = ClaimRefusal {
+        target: "dir".into(),
+        identity: "id-1".into(),
+        key: "uid=anna.berg,ou=people".into(),
+        anchor: Some("uuid-1".into()),
+    };
+    s.refuse_claim(&r, day(1)).await.unwrap();
+    s.refuse_claim(&r, day(2)).await.unwrap();
+    let no_anchor = ClaimRefusal { identity: "id-2".into(), anchor: None, ..r.clone() };
+    s.refuse_claim(&no_anchor, day(2)).await.unwrap();
+    assert_eq!(s.claim_refusals().await.unwrap(), [r.clone(), no_anchor.clone()]);
+    s.rename_target("dir", "katalog").await.unwrap();
+    let moved: Vec<String> = s.claim_refusals().await.unwrap().into_iter().map(|r| r.target).collect();
+    assert_eq!(moved, ["katalog", "katalog"]);
 }

@@ -24,6 +24,8 @@ pub struct CorrelationInput {
     /// (identity, account key as the target compares it) pairs an operator decided are not the
     /// person's.
     pub refused: std::collections::HashSet<(IdentityId, String)>,
+    /// The same decisions by the account's anchor, which survives a rename or a move by hand.
+    pub refused_anchors: std::collections::HashSet<(IdentityId, String)>,
 }
 
 impl CorrelationInput {
@@ -110,7 +112,10 @@ pub fn correlate(
     if input.is_empty() {
         return out;
     }
-    let refused = |id: &str, i: usize| input.refused.contains(&(id.to_string(), caps.key(&observed[i].key)));
+    let refused = |id: &str, i: usize| {
+        input.refused.contains(&(id.to_string(), caps.key(&observed[i].key)))
+            || observed[i].anchor.as_ref().is_some_and(|a| input.refused_anchors.contains(&(id.to_string(), a.clone())))
+    };
     // Attribute rule: value → accounts holding it.
     let mut by_value: HashMap<String, Vec<usize>> = HashMap::default();
     let mut has_value = vec![false; observed.len()];

@@ -657,6 +657,7 @@ fn by_attribute(values: &[(&str, &str)]) -> CorrelationInput {
         attribute: Some("extensionAttribute1".into()),
         values: values.iter().map(|(id, v)| (id.to_string(), vec![v.to_string()])).collect(),
         refused: Default::default(),
+        refused_anchors: Default::default(),
     }
 }
 
@@ -683,12 +684,11 @@ fn accounts_made_before_enid_are_claimed_by_attribute_and_by_username_never_dupl
         expect_test::expect![[r#"
             claim anna.berg (made before enid, its correlation attribute holds this person's value; claimed with the rename aberg → anna.berg) {"kind":"update","key":"uid=aberg,ou=people,dc=example,dc=org","changes":[{"attr":"employeeNumber","values":["0f8fad5b-d9cb-469f-a165-70867728950e"]}]}
             claim bo.ek (made before enid, its correlation attribute holds this person's value; claimed, and managed by enid from the next run) {"kind":"update","key":"uid=bo.ek,ou=people,dc=example,dc=org","changes":[{"attr":"employeeNumber","values":["7c9e6679-7425-40de-944b-e07fc1f90ae7"]}]}
-            claim cy.ek (made before enid, it holds this person's username and names; claimed, and managed by enid from the next run) {"kind":"update","key":"uid=cy.ek,ou=people,dc=example,dc=org","changes":[{"attr":"employeeNumber","values":["3"]}]}
             rename anna.berg (claimed under another username: aberg → anna.berg) {"kind":"rename","key":"uid=aberg,ou=people,dc=example,dc=org","username":"anna.berg"}
             claim uid=aberg,ou=people,dc=example,dc=org for 0f8fad5b-d9cb-469f-a165-70867728950e by Attribute, other username Some("aberg")
             claim uid=bo.ek,ou=people,dc=example,dc=org for 7c9e6679-7425-40de-944b-e07fc1f90ae7 by Attribute, other username None
-            claim uid=cy.ek,ou=people,dc=example,dc=org for 3 by Username, other username None
-            Summary { create: 0, claim: 3, rename: 1, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 }
+            blocked cy.ek: uid=cy.ek,ou=people,dc=example,dc=org holds a username and shows the names of 2 persons without an account; it is claimed by nobody: claim it for the right one with `enid adopt --entry`, or record it is not theirs with `--not-theirs`
+            Summary { create: 0, claim: 2, rename: 1, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 }
         "#]],
     );
 }
@@ -787,6 +787,24 @@ fn a_future_starters_old_account_is_neither_claimed_and_disabled_nor_duplicated(
         expect_test::expect![[r#"
             blocked anna.berg: uid=aberg,ou=people,dc=example,dc=org was made before enid and matches this person, who has not started yet (starts on 2026-12-01): it is claimed when they start, and no account is made beside it
             Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 }
+        "#]],
+    );
+}
+
+#[test]
+fn an_account_an_operator_said_is_not_theirs_is_never_claimed_for_them_even_renamed() {
+    // Refused as uid=aberg2; renamed by hand since: the anchor still says which account it is.
+    let mut input = by_attribute(&[(U1, "4711")]);
+    input.refused.insert((U1.to_string(), "uid=aberg2,ou=people,dc=example,dc=org".to_string()));
+    input.refused_anchors.insert((U1.to_string(), "uuid-aberg".to_string()));
+    check_correlated(
+        &[desired(U1, "anna.berg", "Berg", true)],
+        &[with_attr(observed("aberg", None, "Berg", false), "extensionAttribute1", "4711")],
+        &[],
+        &input,
+        expect_test::expect![[r#"
+            create anna.berg (new person) {"attrs":{"employeeNumber":["0f8fad5b-d9cb-469f-a165-70867728950e"],"sn":["Berg"],"uid":["anna.berg"]},"disabled":false,"kind":"create","username":"anna.berg"}
+            Summary { create: 1, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 }
         "#]],
     );
 }

@@ -14,8 +14,8 @@ mod tests;
 
 use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunRowIn, owned_account};
 use super::{
-    CivicHistoryRow, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, RecordRow, RunRow, SealedPassword,
-    StateStore, StoreError, StoredRecordView,
+    CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, RecordRow, RunRow,
+    SealedPassword, StateStore, StoreError, StoredRecordView,
 };
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, IdentityId, NameFingerprint, OwnedAccount, Snapshot, StoredRecord};
@@ -377,21 +377,17 @@ impl StateStore for SqliteStore {
         self.ctx(q.fetch_all(&self.pool).await)
     }
 
-    async fn refuse_claim(
-        &self,
-        target: &str,
-        identity: &str,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn refuse_claim(&self, r: &ClaimRefusal, now: DateTime<Utc>) -> Result<(), StoreError> {
         let q = sqlx::query(
-            "INSERT OR IGNORE INTO claim_refusals (target, identity_id, entry_key, decided_at) VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO claim_refusals (target, identity_id, entry_key, entry_anchor, decided_at) \
+             VALUES (?, ?, ?, ?, ?)",
         )
-        .bind(target)
-        .bind(identity)
-        .bind(key)
+        .bind(&r.target)
+        .bind(&r.identity)
+        .bind(&r.key)
+        .bind(&r.anchor)
         .bind(ts(now));
-        self.ctx(q.execute(&self.pool).await).map(|_| ())
+        self.exec(q).await.map(|_| ())
     }
 
     async fn rename_target(&self, old: &str, new: &str) -> Result<u64, StoreError> {
@@ -414,11 +410,16 @@ impl StateStore for SqliteStore {
         self.ctx(moved)
     }
 
-    async fn claim_refusals(&self) -> Result<Vec<(String, IdentityId, String)>, StoreError> {
-        let q = sqlx::query_as(
-            "SELECT target, identity_id, entry_key FROM claim_refusals ORDER BY target, identity_id, entry_key",
+    async fn claim_refusals(&self) -> Result<Vec<ClaimRefusal>, StoreError> {
+        let q = sqlx::query_as::<_, (String, String, String, Option<String>)>(
+            "SELECT target, identity_id, entry_key, entry_anchor FROM claim_refusals \
+             ORDER BY target, identity_id, entry_key",
         );
-        self.ctx(q.fetch_all(&self.pool).await)
+        let rows = self.ctx(q.fetch_all(&self.pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(target, identity, key, anchor)| ClaimRefusal { target, identity, key, anchor })
+            .collect())
     }
 
     async fn protected_identities(&self) -> Result<std::collections::HashSet<IdentityId>, StoreError> {
