@@ -18,7 +18,7 @@ use crate::core::model::{Identity, IdentityId};
 use crate::core::plan::Adoption;
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore};
 use chrono::{DateTime, Utc};
-use connector_api::{MemberForm, ObservedAccount};
+use connector_api::{MemberForm, ObservedAccount, Target};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -366,6 +366,29 @@ impl Engine {
                      --entry",
                     connector_api::civic::mask_if_civic(&h.entry)
                 )));
+            }
+            // An entry outside the scope (made before enid in another container): read where it
+            // is, claimed, and moved into its placement by the next apply.
+            let in_scope = observed.iter().any(|(tid, accounts)| {
+                let t = &self.targets[tid];
+                h.target.as_ref().is_none_or(|x| x == tid)
+                    && accounts.iter().any(|a| t.caps.key(&a.key) == t.caps.key(&h.entry))
+            });
+            if !in_scope {
+                for (tid, t) in self
+                    .targets
+                    .iter()
+                    .filter(|(tid, t)| t.caps.finds_outside_scope && h.target.as_ref().is_none_or(|x| x == *tid))
+                {
+                    let found = t
+                        .conn
+                        .observe_at(&h.entry, &t.managed)
+                        .await
+                        .map_err(|error| EngineError::Target { id: tid.clone(), error })?;
+                    if let Some(a) = found {
+                        observed.entry(tid.clone()).or_default().push(a);
+                    }
+                }
             }
             let c = self.claim_by_hand(h, &observed, &resolution, &snapshot, &allocated, &mut chosen)?;
             plan.accounts.push(c);

@@ -305,8 +305,43 @@ impl Engine {
             };
             let moved_here = moved.get(id);
             let mut moved_away = Vec::new();
+            let mut moved_in = Vec::new();
             if let Some(m) = moved_here.filter(|m| !m.is_empty()) {
                 want.retain(|d| match m.get(d.id()) {
+                    // Recorded where it is now, outside the scope: an operator claimed it there
+                    // (`adopt --entry`). A target that places accounts moves it into its place;
+                    // the next run finds it in scope and brings it in line.
+                    Some(key)
+                        if d.spec.placement.is_some()
+                            && d.active
+                            && owned.iter().any(|o| {
+                                &o.identity_id == d.id()
+                                    && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
+                            }) =>
+                    {
+                        moved_in.push(plan::PlannedOp {
+                            action: Action::Move,
+                            target: id.clone(),
+                            identity: d.id().clone(),
+                            username: d.username().to_string(),
+                            school: d.school(),
+                            reason: format!(
+                                "claimed by an operator outside {}: moved into its place",
+                                handle.conn.scope()
+                            ),
+                            op: connector_api::TargetOp::Move {
+                                key: key.clone(),
+                                placement: d.spec.placement.clone().unwrap_or_default(),
+                            },
+                            new_members: Vec::new(),
+                            leaving: Vec::new(),
+                            before: None,
+                            protected: d.protected,
+                            needs_approval: d.needs_approval,
+                            disabled_outside: false,
+                        });
+                        false
+                    }
                     Some(key) => {
                         moved_away.push(plan::Blocked {
                             target: id.clone(),
@@ -325,6 +360,8 @@ impl Engine {
             }
             let mut tp = plan::plan_target(id, want, obs, &owned, &handle.managed, &facts);
             tp.blocked.extend(moved_away);
+            tp.summary.r#move += moved_in.len();
+            tp.operations.extend(moved_in);
             // New persons held back for a decision about an account made before enid: on the
             // target that holds it with the reason, on every other target as waiting for it.
             for (identity, (holder, why)) in &waiting.by_identity {

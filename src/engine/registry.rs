@@ -86,6 +86,10 @@ impl Target for AnyTarget {
         each!(self, t => t.find_outside_scope(lookup, values).await)
     }
 
+    async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
+        each!(self, t => t.observe_at(key, attrs).await)
+    }
+
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
         each!(self, t => t.apply(op).await)
     }

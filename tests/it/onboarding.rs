@@ -372,3 +372,38 @@ fn a_target_renamed_in_the_config_says_so_and_its_records_move_with_one_command(
     assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
     assert!(plan["blocked"].as_array().unwrap().is_empty(), "{}", plan["blocked"]);
 }
+
+#[test]
+fn an_account_claimed_by_hand_outside_the_scope_is_moved_into_its_place() {
+    use crate::ad::*;
+    let ou = test_ou();
+    let u = unique();
+    let old_ou = format!("OU=gamla{u},{DOMAIN}");
+    with_admin(async |l| {
+        let name = format!("gamla{u}");
+        let res = l
+            .add(&old_ou, vec![("objectClass", ["organizationalUnit"].into()), ("ou", [name.as_str()].into())])
+            .await
+            .unwrap();
+        assert_eq!(res.rc, 0, "{res:?}");
+    });
+    let sam = format!("eo{u}");
+    let dn = make_user(&old_ou, &sam, "Eva", &format!("Old{u}"));
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, ""));
+    csv_rows(&env, &[person("1", "Eva", &format!("Old{u}"), "Norr", "7A")]);
+    env.enid(&["adopt", "--entry", &dn, "--person", "sis/1", "--yes"]).ok();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    let ops = plan["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{plan}");
+    assert_eq!(ops[0]["action"], "move", "{plan}");
+    assert_eq!(plan["targets"]["ad"]["create"], 0);
+    env.enid(&["apply", "--yes"]).ok();
+    let here = users(&ou);
+    assert_eq!(here.len(), 1, "{:?}", here.keys());
+    assert!(here[&sam].dn.to_lowercase().ends_with(&format!("ou=norr,{}", ou.to_lowercase())), "{}", here[&sam].dn);
+    // In its place now, it is brought in line (the owner marker among it), and then left as it is.
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(users(&ou)[&sam].get("employeeNumber").len(), 1);
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert!(plan["operations"].as_array().unwrap().iter().all(|o| o["action"] == "enable"), "{plan}");
+}

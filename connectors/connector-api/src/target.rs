@@ -370,6 +370,17 @@ pub trait Target {
         lookup: Lookup,
         values: &[String],
     ) -> impl Future<Output = Result<Vec<(String, String)>, TargetError>> + Send;
+    /// The account at `key`, in the scope or not, read as [`Target::observe`] reads accounts
+    /// (an operator names an account outside the scope to claim it). `None`: no account there,
+    /// or a target that cannot look outside its scope (the default).
+    fn observe_at(
+        &self,
+        key: &str,
+        attrs: &[String],
+    ) -> impl Future<Output = Result<Option<ObservedAccount>, TargetError>> + Send {
+        let _ = (key, attrs);
+        async { Ok(None) }
+    }
     /// Performs one operation. Safe to call concurrently for different accounts.
     fn apply(&self, op: &TargetOp) -> impl Future<Output = Result<OpOutcome, TargetError>> + Send;
     /// Performs several operations, of different accounts, in as few requests as the target

@@ -170,6 +170,22 @@ impl Target for LdapTarget {
         result
     }
 
+    async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
+        let mut wanted: Vec<String> = attrs.to_vec();
+        for extra in ["entryUUID".to_string(), self.config.rdn_attribute.clone()] {
+            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(&extra)) {
+                wanted.push(extra);
+            }
+        }
+        // The subtree search at the entry's DN (accounts have no children): no entry there is
+        // "no such object", which reads as none.
+        let result = self.search_all(key, &wanted).await;
+        if let Err(e) = &result {
+            self.reset(e).await;
+        }
+        Ok(result?.into_iter().find(|a| normalize_dn(&a.key) == normalize_dn(key)))
+    }
+
     async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {
         let Some(groups) = &self.config.groups else { return Ok(Vec::new()) };
         let result = self.search_groups(&groups.base_dn.clone()).await;

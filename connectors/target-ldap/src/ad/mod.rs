@@ -91,6 +91,10 @@ impl Target for AdTarget {
         self.guarded(self.observe_inner(attrs)).await
     }
 
+    async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
+        self.guarded(self.observe_at_inner(key, attrs)).await
+    }
+
     async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {
         let Some(groups) = &self.config.groups else { return Ok(Vec::new()) };
         self.guarded(self.search_groups(&groups.base_dn)).await

@@ -73,6 +73,18 @@ impl AdTarget {
         Ok(all)
     }
 
+    /// The account at `key`, wherever it is in the domain (none: no such entry).
+    pub(super) async fn observe_at_inner(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
+        let mut wanted: Vec<String> = attrs.to_vec();
+        for extra in ["sAMAccountName", "userAccountControl", "objectGUID", "cn"] {
+            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
+                wanted.push(extra.to_string());
+            }
+        }
+        let found = self.search_accounts(key, &wanted).await?;
+        Ok(found.into_iter().find(|a| normalize_dn(&a.key) == normalize_dn(key)))
+    }
+
     async fn search_accounts(&self, base: &str, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
         let mut ldap = self.conn.ldap().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
