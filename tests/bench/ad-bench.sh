@@ -36,7 +36,7 @@ printf 'dn: OU=Enid,%s\nobjectClass: organizationalUnit\n\ndn: OU=Ref,%s\nobject
 
 echo "== generating $N persons"
 tests/scripts/gen-persons.sh "$N" 5 > "$WORK/persons.csv"
-printf '%s\n' "$PW" > "$WORK/ad.secret"
+printf '%s\n' "$PW" > "$WORK/ad.secret"; chmod 600 "$WORK/ad.secret"
 cat > "$WORK/enid.toml" <<TOML
 [state]
 path = "state.db"

@@ -35,7 +35,7 @@ PIDA=$(tests/scripts/slapd.sh "$WORK/slapd-a" "$PA")
 PIDB=$(tests/scripts/slapd.sh "$WORK/slapd-b" "$PB")
 trap 'kill $PIDA $PIDB 2>/dev/null || true' EXIT
 
-printf 'secret\n' > "$WORK/ldap.secret"
+printf 'secret\n' > "$WORK/ldap.secret"; chmod 600 "$WORK/ldap.secret"
 cat > "$WORK/enid.toml" <<TOML
 [state]
 path = "state.db"

@@ -29,7 +29,7 @@ trap 'kill $SCIM_PID 2>/dev/null || true' EXIT
 BASE=http://127.0.0.1:$PORT
 echo "== generating $N persons"
 tests/scripts/gen-persons.sh "$N" 10 > "$WORK/persons.csv"
-printf 'testtoken\n' > "$WORK/scim.token"
+printf 'testtoken\n' > "$WORK/scim.token"; chmod 600 "$WORK/scim.token"
 cat > "$WORK/enid.toml" <<TOML
 [state]
 path = "state.db"

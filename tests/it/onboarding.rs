@@ -158,6 +158,12 @@ fn a_correlation_attribute_enid_writes_is_refused_by_check() {
     let env = Env::with_config("[targets.directory.policy.correlate]\nattribute = \"description\"");
     let r = env.enid(&["check"]).fails();
     assert!(r.stderr.contains("correlate.attribute needs correlate.value"), "{}", r.stderr);
+    // The record's variables (person_id, email) exist only in the correlation value, never in an
+    // attribute enid writes: a source key or an e-mail address must not be copied onto accounts
+    // by a template that was meant to compare.
+    let env = Env::with_config("[targets.directory.policy.attributes]\nmail = \"{{ email }}\"");
+    let r = env.enid(&["check"]).fails();
+    assert!(r.stderr.contains("mail") && r.stderr.contains("email"), "{}", r.stderr);
 }
 
 #[test]
