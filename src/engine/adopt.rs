@@ -170,17 +170,25 @@ impl Engine {
             self.store.allocated_usernames(now, None).await?.into_iter().filter(|u| !reserved.contains(u)).collect();
 
         let mut plan = AdoptPlan { counts, columns, ..Default::default() };
-        // Persons of the sources whose id no account carries and who own none: one of them may be
-        // the owner of an account whose id no record gives (the source re-keyed them after the
-        // account was made). Their name requests, to recognise their usernames.
+        // Persons of the sources whose id no account that fits their names carries, and who own
+        // none: one of them may be the owner of an account whose id no record gives (the source
+        // re-keyed them after the account was made, or gave their key to another child whose
+        // account an operator separated). Their name requests, to recognise their usernames.
+        let fits_id = |id: &str, a: &ObservedAccount| {
+            let Some(req) = by_id.get(id).and_then(|i| name_request(i)) else { return true };
+            let pseudonym = a.username.as_deref().is_some_and(crate::core::naming::looks_pseudonymous);
+            pseudonym || a.username.as_deref().is_some_and(|u| self.namer.still_fits(u, &req))
+        };
         let carried: HashSet<&str> = observed
             .iter()
             .flat_map(|(tid, accounts)| {
                 let attr = self.targets.get(tid).map(|t| t.caps.owner_attribute.as_str()).unwrap_or("");
-                accounts
-                    .iter()
-                    .flat_map(move |a| a.attrs.get(attr).into_iter().flat_map(|v| v.texts()).map(String::as_str))
+                accounts.iter().flat_map(move |a| {
+                    a.attrs.get(attr).into_iter().flat_map(|v| v.texts()).map(String::as_str).map(move |v| (v, a))
+                })
             })
+            .filter(|(v, a)| fits_id(v, a))
+            .map(|(v, _)| v)
             .collect();
         let owning: HashSet<&str> = snapshot.accounts.iter().map(|a| a.identity_id.as_str()).collect();
         let accountless: Vec<(String, crate::core::naming::NameRequest)> = resolution
@@ -380,13 +388,18 @@ impl Engine {
                     .iter()
                     .filter(|(tid, t)| t.caps.finds_outside_scope && h.target.as_ref().is_none_or(|x| x == *tid))
                 {
-                    let found = t
-                        .conn
-                        .observe_at(&h.entry, &t.managed)
-                        .await
-                        .map_err(|error| EngineError::Target { id: tid.clone(), error })?;
-                    if let Some(a) = found {
-                        observed.entry(tid.clone()).or_default().push(a);
+                    // What the operator typed may be anything (a civic number): a key the target
+                    // refuses is no account, and an error names it masked only.
+                    match t.conn.observe_at(&h.entry, &t.managed).await {
+                        Ok(Some(a)) => observed.entry(tid.clone()).or_default().push(a),
+                        Ok(None) | Err(connector_api::TargetError::Rejected { .. }) => {}
+                        Err(e) => {
+                            return Err(EngineError::Adopt(format!(
+                                "--entry {}: target \"{tid}\" could not be searched for it: {}",
+                                connector_api::civic::mask_if_civic(&h.entry),
+                                connector_api::civic::mask_civic_in_text(&connector_api::one_line(&e))
+                            )));
+                        }
                     }
                 }
             }
