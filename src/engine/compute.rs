@@ -343,15 +343,28 @@ impl Engine {
                         false
                     }
                     Some(key) => {
+                        let claimed_there = owned.iter().any(|o| {
+                            &o.identity_id == d.id()
+                                && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
+                        });
+                        let reason = if claimed_there {
+                            format!(
+                                "claimed by an operator at {key}, outside {}, and this target does not place \
+                                 accounts: move it into the scope by hand, or widen base_dn or filter",
+                                handle.conn.scope()
+                            )
+                        } else {
+                            format!(
+                                "the account enid owns was moved out of {} to {key}; it is left alone and never \
+                                 created again: move it back, or widen base_dn or filter",
+                                handle.conn.scope()
+                            )
+                        };
                         moved_away.push(plan::Blocked {
                             target: id.clone(),
                             identity: d.id().clone(),
                             username: if d.protected { d.id().clone() } else { d.username().to_string() },
-                            reason: format!(
-                                "the account enid owns was moved out of {} to {key}; it is left alone and never \
-                                 created again: move it back, or widen base_dn or filter",
-                                handle.conn.scope()
-                            ),
+                            reason,
                         });
                         false
                     }
