@@ -9,7 +9,9 @@ const HEADER_P: &str =
     "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date,protection";
 const CORRELATE: &str = "[targets.directory.policy.correlate]\nusername = true\nattribute = \"description\"\nvalue = \"sis:{{ person_id }}\"";
 
-fn hand_made(env: &Env, uid: &str, given: &str, family: &str, description: Option<&str>) {
+/// An inetOrgPerson made by hand under the people OU, as old scripts or IT staff would, with an
+/// optional `description` (where the tests' old scripts kept the school system's id).
+pub fn hand_made(env: &Env, uid: &str, given: &str, family: &str, description: Option<&str>) {
     let dn = format!("uid={uid},{BASE}");
     let cn = format!("{given} {family}");
     let cn = cn.as_str();

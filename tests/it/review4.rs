@@ -4,26 +4,7 @@
 //! the code it was written against; the report says why and where.
 
 use crate::harness::*;
-
-/// An inetOrgPerson made by hand under the people OU, as old scripts or IT staff would.
-fn hand_made(env: &Env, uid: &str, given: &str, family: &str, description: Option<&str>) {
-    let dn = format!("uid={uid},{BASE}");
-    let cn = format!("{given} {family}");
-    let cn = cn.as_str();
-    let mut attrs: Vec<(&str, &[&str])> = vec![
-        ("objectClass", &["inetOrgPerson"]),
-        ("uid", std::slice::from_ref(&uid)),
-        ("cn", std::slice::from_ref(&cn)),
-        ("sn", std::slice::from_ref(&family)),
-        ("givenName", std::slice::from_ref(&given)),
-    ];
-    let d;
-    if let Some(v) = description {
-        d = [v];
-        attrs.push(("description", &d));
-    }
-    env.add(&dn, &attrs);
-}
+use crate::onboarding::hand_made;
 
 fn blocked_reasons(plan: &serde_json::Value) -> Vec<(String, String)> {
     plan["blocked"]
