@@ -10,3 +10,14 @@ CREATE TABLE claim_refusals (
     decided_at   TEXT NOT NULL,
     PRIMARY KEY (target, identity_id, entry_key)
 );
+
+-- Accounts an operator claimed by hand outside the target's scope (`enid adopt --entry` of an
+-- entry elsewhere): the next apply moves them into their place, on a target that places accounts.
+-- Without this row an owned account outside the scope was moved out by hand (or the scope
+-- changed), and is left alone. A row goes once its account is seen in the scope.
+CREATE TABLE outside_claims (
+    target       TEXT NOT NULL,
+    identity_id  TEXT NOT NULL,
+    claimed_at   TEXT NOT NULL,
+    PRIMARY KEY (target, identity_id)
+);

@@ -40,6 +40,9 @@ pub struct AccountClaim {
     /// The username the state had for the identity, never used on a target: the entry's
     /// replaces it.
     pub rename_from: Option<String>,
+    /// Claimed by hand outside the target's scope: the next apply moves it into its place.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outside: bool,
 }
 
 /// A group to be recorded as enid's.
@@ -351,6 +354,7 @@ impl Engine {
                         by_hand: false,
                         left: false,
                         rename_from: None,
+                        outside: false,
                     });
                     continue;
                 }
@@ -377,6 +381,7 @@ impl Engine {
             }
             // An entry outside the scope (made before enid in another container): read where it
             // is, claimed, and moved into its placement by the next apply.
+            let mut outside_keys: HashSet<(String, String)> = HashSet::new();
             let in_scope = observed.iter().any(|(tid, accounts)| {
                 let t = &self.targets[tid];
                 h.target.as_ref().is_none_or(|x| x == tid)
@@ -391,7 +396,10 @@ impl Engine {
                     // What the operator typed may be anything (a civic number): a key the target
                     // refuses is no account, and an error names it masked only.
                     match t.conn.observe_at(&h.entry, &t.managed).await {
-                        Ok(Some(a)) => observed.entry(tid.clone()).or_default().push(a),
+                        Ok(Some(a)) => {
+                            outside_keys.insert((tid.clone(), t.caps.key(&a.key)));
+                            observed.entry(tid.clone()).or_default().push(a);
+                        }
                         Ok(None) | Err(connector_api::TargetError::Rejected { .. }) => {}
                         Err(e) => {
                             return Err(EngineError::Adopt(format!(
@@ -403,7 +411,11 @@ impl Engine {
                     }
                 }
             }
-            let c = self.claim_by_hand(h, &observed, &resolution, &snapshot, &allocated, &mut chosen)?;
+            let mut c = self.claim_by_hand(h, &observed, &resolution, &snapshot, &allocated, &mut chosen)?;
+            c.outside = self
+                .targets
+                .get(&c.target)
+                .is_some_and(|t| outside_keys.contains(&(c.target.clone(), t.caps.key(&c.key))));
             plan.accounts.push(c);
         }
 
@@ -624,6 +636,7 @@ impl Engine {
             by_hand,
             left: false,
             rename_from,
+            outside: false,
         })
     }
 
@@ -756,6 +769,9 @@ impl Engine {
             })
             .collect();
         self.store.adopt(&rows, now).await?;
+        let outside: Vec<(String, IdentityId)> =
+            plan.accounts.iter().filter(|c| c.outside).map(|c| (c.target.clone(), c.identity.clone())).collect();
+        self.store.record_outside_claims(&outside, now).await?;
         let groups: Vec<GroupRow> = plan
             .groups
             .iter()

@@ -77,6 +77,7 @@ impl Engine {
             })
             .collect();
         self.store.adopt(&claims, now).await?;
+        self.store.forget_outside_claims(&computed.outside_done).await?;
         // Ownership before the create: by identity and target; the account carries the owner
         // marker, by which the next run finds it if this one dies before recording the result.
         let pending: Vec<(String, IdentityId)> = plan

@@ -41,6 +41,9 @@ pub struct Computed {
     pub observed: BTreeMap<String, Vec<ObservedAccount>>,
     /// Identities with protected personal data now or as stored (also kept and absent ones).
     pub protected: HashSet<IdentityId>,
+    /// Accounts claimed by hand outside the scope that are in it now: the apply forgets that
+    /// they were outside.
+    pub outside_done: Vec<(String, IdentityId)>,
 }
 
 /// Conflicts as they may be shown: one that involves a person with protected personal data (as
@@ -236,6 +239,8 @@ impl Engine {
         }
         // Owned accounts moved out of scope by hand: never created a second time.
         let moved = self.moved_out_of_scope(&missing_owned).await?;
+        // Accounts an operator claimed outside the scope (`adopt --entry`): moved into place.
+        let outside: HashSet<(String, IdentityId)> = self.store.outside_claims().await?.into_iter().collect();
 
         let refused = self.store.claim_refusals().await?;
         let correlation = self.correlation_inputs(&resolution, &refused);
@@ -314,6 +319,7 @@ impl Engine {
                     Some(key)
                         if d.spec.placement.is_some()
                             && d.active
+                            && outside.contains(&(id.clone(), d.id().clone()))
                             && owned.iter().any(|o| {
                                 &o.identity_id == d.id()
                                     && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
@@ -343,10 +349,11 @@ impl Engine {
                         false
                     }
                     Some(key) => {
-                        let claimed_there = owned.iter().any(|o| {
-                            &o.identity_id == d.id()
-                                && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
-                        });
+                        let claimed_there = outside.contains(&(id.clone(), d.id().clone()))
+                            && owned.iter().any(|o| {
+                                &o.identity_id == d.id()
+                                    && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
+                            });
                         let reason = if claimed_there {
                             format!(
                                 "claimed by an operator at {key}, outside {}, and this target does not place \
@@ -463,6 +470,19 @@ impl Engine {
         );
         failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
         let protected = self::protected_ids(&resolution, &snapshot);
+        let outside_done: Vec<(String, IdentityId)> = outside
+            .into_iter()
+            .filter(|(t, i)| {
+                let anchor = snapshot
+                    .accounts
+                    .iter()
+                    .find(|a| &a.target == t && &a.identity_id == i)
+                    .and_then(|a| a.anchor.as_deref());
+                anchor.is_some_and(|a| {
+                    observed.get(t).is_some_and(|obs| obs.iter().any(|o| o.anchor.as_deref() == Some(a)))
+                })
+            })
+            .collect();
         Ok(Computed {
             plan,
             resolution,
@@ -474,6 +494,7 @@ impl Engine {
             columns,
             observed,
             protected,
+            outside_done,
         })
     }
 

@@ -147,6 +147,23 @@ pub trait StateStore: Send + Sync {
     /// number of accounts moved.
     fn rename_target(&self, old: &str, new: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Records accounts an operator claimed by hand outside the target's scope: (target,
+    /// identity). The next apply moves them into their place.
+    fn record_outside_claims(
+        &self,
+        rows: &[(String, IdentityId)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The accounts claimed by hand outside the scope and not yet seen in it: (target, identity).
+    fn outside_claims(&self) -> impl Future<Output = Result<Vec<(String, IdentityId)>, StoreError>> + Send;
+
+    /// Forgets these outside claims (their accounts are in the scope now).
+    fn forget_outside_claims(
+        &self,
+        rows: &[(String, IdentityId)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Every recorded refusal, sorted by target, identity and key.
     fn claim_refusals(&self) -> impl Future<Output = Result<Vec<ClaimRefusal>, StoreError>> + Send;
 
@@ -452,6 +469,18 @@ impl StateStore for Store {
 
     async fn claim_refusals(&self) -> Result<Vec<ClaimRefusal>, StoreError> {
         dispatch!(self.claim_refusals())
+    }
+
+    async fn record_outside_claims(&self, rows: &[(String, IdentityId)], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.record_outside_claims(rows, now))
+    }
+
+    async fn outside_claims(&self) -> Result<Vec<(String, IdentityId)>, StoreError> {
+        dispatch!(self.outside_claims())
+    }
+
+    async fn forget_outside_claims(&self, rows: &[(String, IdentityId)]) -> Result<(), StoreError> {
+        dispatch!(self.forget_outside_claims(rows))
     }
 
     async fn rename_target(&self, old: &str, new: &str) -> Result<u64, StoreError> {

@@ -41,6 +41,7 @@ macro_rules! store_suite {
             a_backup_is_written_owner_only_and_never_over_a_file,
             batches_larger_than_one_statement_round_trip,
             claim_refusals_are_kept_once_and_move_with_a_renamed_target,
+            outside_claims_are_kept_until_forgotten,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -686,4 +687,15 @@ pub async fn claim_refusals_are_kept_once_and_move_with_a_renamed_target(s: &imp
     s.rename_target("dir", "katalog").await.unwrap();
     let moved: Vec<String> = s.claim_refusals().await.unwrap().into_iter().map(|r| r.target).collect();
     assert_eq!(moved, ["katalog", "katalog"]);
+}
+
+/// Accounts claimed by hand outside the scope are kept (once each) until forgotten.
+pub async fn outside_claims_are_kept_until_forgotten(s: &impl StateStore) {
+    let a = ("ad".to_string(), "id-1".to_string());
+    let b = ("ad".to_string(), "id-2".to_string());
+    s.record_outside_claims(&[a.clone(), b.clone()], day(1)).await.unwrap();
+    s.record_outside_claims(std::slice::from_ref(&a), day(2)).await.unwrap();
+    assert_eq!(s.outside_claims().await.unwrap(), [a.clone(), b.clone()]);
+    s.forget_outside_claims(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(s.outside_claims().await.unwrap(), [b]);
 }

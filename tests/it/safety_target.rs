@@ -70,7 +70,8 @@ fn an_entry_carrying_an_enid_id_the_state_does_not_record_is_blocked_and_never_d
         blocked[0]["reason"],
         format!(
             "{manual} carries enid id {dag} but the state database does not record it as enid's: restore the state \
-             database from a backup, or run `enid adopt`"
+             database from a backup, or run `enid adopt` (when adopt could not match it, claim it with `enid adopt \
+             --entry KEY --person SOURCE/PERSON_ID` once you know whose it is)"
         )
     );
     let before = env.people();

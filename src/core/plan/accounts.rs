@@ -532,7 +532,8 @@ pub fn not_owned(owned: &[&OwnedAccount], observed: &[ObservedAccount], caps: &C
 pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
     format!(
         "{} carries enid id {id} but the state database does not record it as enid's: restore the state \
-         database from a backup, or run `enid adopt`",
+         database from a backup, or run `enid adopt` (when adopt could not match it, claim it with `enid adopt \
+         --entry KEY --person SOURCE/PERSON_ID` once you know whose it is)",
         o.key
     )
 }

@@ -159,8 +159,8 @@ fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_du
         &[],
         expect_test::expect![[r#"
             create cy.ek2 (new person) {"attrs":{"employeeNumber":["3"],"sn":["Ek"],"uid":["cy.ek2"]},"disabled":false,"kind":"create","username":"cy.ek2"}
-            blocked anna.berg: uid=anna.b,ou=people,dc=example,dc=org carries enid id 0f8fad5b-d9cb-469f-a165-70867728950e but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
-            blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+            blocked anna.berg: uid=anna.b,ou=people,dc=example,dc=org carries enid id 0f8fad5b-d9cb-469f-a165-70867728950e but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt` (when adopt could not match it, claim it with `enid adopt --entry KEY --person SOURCE/PERSON_ID` once you know whose it is)
+            blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt` (when adopt could not match it, claim it with `enid adopt --entry KEY --person SOURCE/PERSON_ID` once you know whose it is)
             member 3: (the target gives it at apply)
             Summary { create: 1, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=1
         "#]],
@@ -181,7 +181,7 @@ fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place()
         &[owned(U1, "anna.berg", AccountStatus::Active), owned(U2, "bo.ek", AccountStatus::Active)],
         expect_test::expect![[r#"
             blocked anna.berg: uid=anna.berg,ou=people,dc=example,dc=org stands where enid's account is recorded, but it is another entry, not created by enid; it is left alone
-            blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt`
+            blocked bo.ek: uid=bo.ek,ou=people,dc=example,dc=org carries enid id 7c9e6679-7425-40de-944b-e07fc1f90ae7 but the state database does not record it as enid's: restore the state database from a backup, or run `enid adopt` (when adopt could not match it, claim it with `enid adopt --entry KEY --person SOURCE/PERSON_ID` once you know whose it is)
             Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 0 } unmanaged=0
         "#]],
     );

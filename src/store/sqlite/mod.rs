@@ -399,7 +399,7 @@ impl StateStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            for table in ["groups", "passwords", "claim_refusals"] {
+            for table in ["groups", "passwords", "claim_refusals", "outside_claims"] {
                 let sql = format!("UPDATE {table} SET target = ? WHERE target = ?");
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(new).bind(old).execute(&mut *tx).await?;
             }
@@ -408,6 +408,45 @@ impl StateStore for SqliteStore {
         }
         .await;
         self.ctx(moved)
+    }
+
+    async fn record_outside_claims(&self, rows: &[(String, IdentityId)], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let now = ts(now);
+        let done = async {
+            let mut tx = self.pool.begin().await?;
+            for (target, identity) in rows {
+                sqlx::query("INSERT OR REPLACE INTO outside_claims (target, identity_id, claimed_at) VALUES (?, ?, ?)")
+                    .bind(target)
+                    .bind(identity)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        self.ctx(done)
+    }
+
+    async fn outside_claims(&self) -> Result<Vec<(String, IdentityId)>, StoreError> {
+        let q = sqlx::query_as("SELECT target, identity_id FROM outside_claims ORDER BY target, identity_id");
+        self.ctx(q.fetch_all(&self.pool).await)
+    }
+
+    async fn forget_outside_claims(&self, rows: &[(String, IdentityId)]) -> Result<(), StoreError> {
+        let done = async {
+            let mut tx = self.pool.begin().await?;
+            for (target, identity) in rows {
+                sqlx::query("DELETE FROM outside_claims WHERE target = ? AND identity_id = ?")
+                    .bind(target)
+                    .bind(identity)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        self.ctx(done)
     }
 
     async fn claim_refusals(&self) -> Result<Vec<ClaimRefusal>, StoreError> {
