@@ -118,11 +118,6 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|e| err(format!("cannot open: {e}")))?;
         let migrator = Migrator::with_migrations(
             MIGRATIONS
                 .iter()
@@ -155,9 +150,20 @@ impl SqliteStore {
             .await
             .map_err(|e| err(format!("cannot lock for the schema migration: {e}")))?
             .map_err(|e| err(format!("cannot lock for the schema migration: {e}")))?;
-        let migrated = migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")));
+        // Connecting switches a new database to WAL, which needs the file to itself: done under
+        // the same lock, so that processes starting at once never meet "database is locked".
+        let opened = async {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .map_err(|e| err(format!("cannot open: {e}")))?;
+            migrator.run(&pool).await.map_err(|e| err(format!("cannot migrate the schema: {e}")))?;
+            Ok::<_, StoreError>(pool)
+        }
+        .await;
         drop(locked);
-        migrated?;
+        let pool = opened?;
         Ok(SqliteStore { pool, path: shown, created })
     }
 
