@@ -169,8 +169,9 @@ impl Sealer {
     pub fn seal(&self, target: &str, identity: &str, password: &Secret, display_name: &str) -> Result<Vec<u8>, String> {
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce).map_err(|e| format!("the OS random source failed: {e}"))?;
-        let plain = serde_json::to_vec(&Sealed { password: password.expose().to_string(), display_name: display_name.into() })
-            .map_err(|e| e.to_string())?;
+        let plain =
+            serde_json::to_vec(&Sealed { password: password.expose().to_string(), display_name: display_name.into() })
+                .map_err(|e| e.to_string())?;
         let aad = Self::aad(target, identity);
         let mut out = nonce.to_vec();
         out.extend(

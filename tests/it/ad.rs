@@ -106,12 +106,8 @@ pub fn search(base: &str, filter: &str, attrs: &[&str]) -> Vec<Entry> {
     let (base, filter) = (base.to_string(), filter.to_string());
     let attrs: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
     with_admin(async move |l| {
-        let (entries, _) = l
-            .search(&base, ldap3::Scope::Subtree, &filter, attrs)
-            .await
-            .expect("search")
-            .success()
-            .expect("search ok");
+        let (entries, _) =
+            l.search(&base, ldap3::Scope::Subtree, &filter, attrs).await.expect("search").success().expect("search ok");
         entries
             .into_iter()
             .map(|e| {
@@ -278,7 +274,8 @@ fn the_ad_target_passes_the_conformance_suite() {
     let upstream = "127.0.0.1:636".parse().unwrap();
     let proxy = rt.block_on(FaultProxy::start_tls(upstream, Protocol::Ldap, ends)).expect("proxy");
     let groups = format!("\n[targets.ad.groups]\nbase_dn = \"OU=Grupper,{ou}\"\n\n[targets.ad.policy.groups]\n");
-    let table = ad_table(&format!("ldaps://127.0.0.1:{}", proxy.addr().port()), &ou, &format!("max_in_flight = 2\n{groups}"));
+    let table =
+        ad_table(&format!("ldaps://127.0.0.1:{}", proxy.addr().port()), &ou, &format!("max_in_flight = 2\n{groups}"));
     let env = env_with(&format!(
         "[naming]\non_name_change = \"rename\"\n\n[lifecycle]\ndelete_students_after_days = 10\n\n{table}"
     ));
@@ -311,7 +308,8 @@ fn uac(e: &Entry) -> u32 {
 fn accounts_get_ous_upns_and_first_passwords_that_are_handed_out_once() {
     let ou = test_ou();
     let groups = format!("[targets.ad.groups]\nbase_dn = \"OU=Grupper,{ou}\"\n\n[targets.ad.policy.groups]\n");
-    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, &format!("initial_password = \"generated\"\n\n{groups}")));
+    let env =
+        env_with(&ad_table("ldaps://127.0.0.1:636", &ou, &format!("initial_password = \"generated\"\n\n{groups}")));
     csv_rows(
         &env,
         &[
@@ -364,7 +362,9 @@ fn accounts_get_ous_upns_and_first_passwords_that_are_handed_out_once() {
     let state = std::fs::read(env.path("state.db")).unwrap();
     let wal = std::fs::read(env.path("state.db-wal")).unwrap_or_default();
     for p in &passwords {
-        for (what, text) in [("plan", &plan.stdout), ("apply", &applied.stdout), ("apply log", &applied.stderr), ("log", &log)] {
+        for (what, text) in
+            [("plan", &plan.stdout), ("apply", &applied.stdout), ("apply log", &applied.stderr), ("log", &log)]
+        {
             assert!(!text.contains(p.as_str()), "a password in the {what} output");
         }
         let needle = p.as_bytes();
@@ -457,10 +457,8 @@ fn a_mover_changes_ou_keeps_objectguid_and_groups_and_a_leaver_keeps_his_other_f
     csv_rows(&env, &rows);
     let max_dn = users(&ou)["max.movesson"].dn.clone();
     with_admin(async move |l| {
-        let res = l
-            .modify(&max_dn, vec![ldap3::Mod::Replace("userAccountControl", ["66048"].into())])
-            .await
-            .expect("modify");
+        let res =
+            l.modify(&max_dn, vec![ldap3::Mod::Replace("userAccountControl", ["66048"].into())]).await.expect("modify");
         assert_eq!(res.rc, 0, "{res:?}");
     });
     let plan = env.enid(&["plan", "--json"]).ok().json();
@@ -470,10 +468,11 @@ fn a_mover_changes_ou_keeps_objectguid_and_groups_and_a_leaver_keeps_his_other_f
     assert!(after.dn.starts_with("CN=Mona Movesson (mona.movesson),OU=Söder,"), "told apart: {}", after.dn);
     assert_eq!(after.one("objectGUID"), before.one("objectGUID"), "the same account");
     assert_eq!(after.one("department"), "Söder");
-    let groups: BTreeMap<String, Vec<String>> = search(&format!("OU=Grupper,{ou}"), "(objectClass=group)", &["cn", "member"])
-        .into_iter()
-        .map(|g| (g.one("cn"), g.get("member")))
-        .collect();
+    let groups: BTreeMap<String, Vec<String>> =
+        search(&format!("OU=Grupper,{ou}"), "(objectClass=group)", &["cn", "member"])
+            .into_iter()
+            .map(|g| (g.one("cn"), g.get("member")))
+            .collect();
     assert_eq!(groups.get("Söder-7A").map(|m| m.len()), Some(1), "{groups:?}");
     assert!(groups["Söder-7A"][0].eq_ignore_ascii_case(&after.dn), "{groups:?}");
     assert!(groups.get("Norr-7A").is_none_or(|m| m.is_empty()), "{groups:?}");
@@ -500,10 +499,11 @@ fn a_mover_changes_ou_keeps_objectguid_and_groups_and_a_leaver_keeps_his_other_f
     assert_eq!(mona.one("objectGUID"), before.one("objectGUID"));
     assert_eq!(mona.one("userPrincipalName"), "mona.flyttlund@skola.example.org");
     assert!(!renamed.contains_key("mona.movesson"));
-    let groups: BTreeMap<String, Vec<String>> = search(&format!("OU=Grupper,{ou}"), "(objectClass=group)", &["cn", "member"])
-        .into_iter()
-        .map(|g| (g.one("cn"), g.get("member")))
-        .collect();
+    let groups: BTreeMap<String, Vec<String>> =
+        search(&format!("OU=Grupper,{ou}"), "(objectClass=group)", &["cn", "member"])
+            .into_iter()
+            .map(|g| (g.one("cn"), g.get("member")))
+            .collect();
     assert!(groups["Söder-8A"].len() == 1 && groups["Söder-8A"][0].eq_ignore_ascii_case(&mona.dn), "{groups:?}");
     assert!(groups.get("Söder-7A").is_none_or(|m| m.is_empty()), "{groups:?}");
     let plan = env.enid(&["plan", "--json"]).ok().json();
@@ -619,7 +619,11 @@ fn namesakes_share_an_ou_and_accounts_made_by_hand_keep_their_names() {
     assert_eq!(u["kai.kommasson"].one("department"), "Ekbacken, F-6");
     // Whichever came first has the plain name; the other is told apart by its username.
     let plain = format!("CN=Nora Namnsson,OU=Norr,{ou}");
-    let (first, second) = if u["nora.namnsson"].dn == plain { ("nora.namnsson", "nora.namnsson2") } else { ("nora.namnsson2", "nora.namnsson") };
+    let (first, second) = if u["nora.namnsson"].dn == plain {
+        ("nora.namnsson", "nora.namnsson2")
+    } else {
+        ("nora.namnsson2", "nora.namnsson")
+    };
     assert_eq!(u[first].dn, plain, "{dns:?}");
     assert_eq!(u[second].dn, format!("CN=Nora Namnsson ({second}),OU=Norr,{ou}"), "{dns:?}");
     assert!(u.contains_key("nils.namnsson2"), "the name held elsewhere in the domain is avoided: {dns:?}");
@@ -644,7 +648,8 @@ fn a_plain_connection_is_refused_and_starttls_works() {
     env.enid(&["apply", "--yes"]).ok();
     assert_eq!(uac(&users(&ou)["tor.tlsson"]), 512);
     // A certificate nobody vouches for stops the run before anything is sent.
-    let no_ca = ad_table("ldaps://127.0.0.1:636", &ou, "").replace(&format!("tls_ca_file = \"{}\"\n", ca().display()), "");
+    let no_ca =
+        ad_table("ldaps://127.0.0.1:636", &ou, "").replace(&format!("tls_ca_file = \"{}\"\n", ca().display()), "");
     let env = env_with(&no_ca);
     csv_rows(&env, &[person("1", "Tor", "Tlsson", "Norr", "")]);
     let err = env.enid(&["plan"]).fails().stderr;
@@ -680,7 +685,10 @@ fn the_domains_errors_name_the_account_and_the_fix() {
             .expect("set password");
         assert_eq!(res.rc, 0, "{res:?}");
     });
-    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, "").replace(&format!("bind_dn = \"{ADMIN}\""), &format!("bind_dn = \"{dn}\"")));
+    let env = env_with(
+        &ad_table("ldaps://127.0.0.1:636", &ou, "")
+            .replace(&format!("bind_dn = \"{ADMIN}\""), &format!("bind_dn = \"{dn}\"")),
+    );
     std::fs::write(env.path("ad.secret"), "Ro-Passw0rd!x\n").unwrap();
     csv_rows(&env, &[person("1", "Eli", "Felsson", "Norr", "")]);
     let run = env.enid(&["apply", "--yes"]).fails();

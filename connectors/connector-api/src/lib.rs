@@ -32,9 +32,9 @@ pub mod target;
 pub mod testkit;
 pub mod value;
 
-pub use dn::escape_dn_value;
 pub use capabilities::{Capabilities, DisableKind, ExistingUsernames, Lookup, MemberForm, PasswordRules};
 pub use civic::{CivicNo, CivicNoError};
+pub use dn::escape_dn_value;
 pub use error::{BoxError, one_line};
 pub use secret::{Secret, load_secret};
 pub use source::{FetchContext, Protection, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};

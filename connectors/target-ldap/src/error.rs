@@ -47,12 +47,16 @@ fn needed_right(what: &str) -> &'static str {
              Organizational Unit and Group objects, delegated on base_dn)"
         }
         "delete" => "the bind DN needs the right to delete these objects (AD: Delete User objects)",
-        "move" => "the bind DN needs the right to move objects between these containers (AD: Create and Delete User \
-                   objects on both OUs)",
+        "move" => {
+            "the bind DN needs the right to move objects between these containers (AD: Create and Delete User \
+                   objects on both OUs)"
+        }
         "rename" => "the bind DN needs the right to rename the object (AD: write cn, name and sAMAccountName)",
         "enable" | "disable" => "the bind DN needs the right to write userAccountControl",
-        "modify" => "the bind DN needs write access to the attributes enid sets (AD: Write All Properties, and \
-                     Reset Password for a first password)",
+        "modify" => {
+            "the bind DN needs write access to the attributes enid sets (AD: Write All Properties, and \
+                     Reset Password for a first password)"
+        }
         _ => "give the bind DN the rights this operation needs",
     }
 }

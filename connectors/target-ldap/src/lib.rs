@@ -13,8 +13,8 @@
 //! [`TargetError`].
 
 mod ad;
-mod conn;
 mod config;
+mod conn;
 mod dn;
 mod error;
 mod ops;
@@ -24,11 +24,11 @@ pub use ad::{AdConfig, AdGroupsConfig, AdTarget, InitialPassword};
 pub use config::{DisableMethod, GroupClass, GroupsConfig, LdapConfig};
 pub use dn::{escape_dn_value, fold_group_name, normalize_dn};
 
+use conn::{Conn, ConnSettings};
 use connector_api::{
     Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,
 };
 use error::{from_ldap, from_result};
-use conn::{Conn, ConnSettings};
 use ldap3::Scope;
 use std::collections::HashMap;
 use std::time::Duration;

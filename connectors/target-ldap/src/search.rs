@@ -135,7 +135,6 @@ impl LdapTarget {
         }
         Ok(out)
     }
-
 }
 
 /// Whether the search of a naming context outside the scope gave its entries: `false` for a

@@ -113,8 +113,10 @@ impl FaultProxy {
         use tokio_rustls::rustls;
         let bad = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&ends.cert).map_err(|e| bad(&e))?.collect::<Result<_, _>>().map_err(|e| bad(&e))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&ends.cert)
+            .map_err(|e| bad(&e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(&e))?;
         let key = PrivateKeyDer::from_pem_file(&ends.key).map_err(|e| bad(&e))?;
         let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()

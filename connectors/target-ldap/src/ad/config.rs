@@ -211,11 +211,16 @@ impl AdConfig {
         }
         if let Some(ou) = &self.ou {
             if !ou.contains('=') {
-                return Err(format!("ou {ou:?} is not a DN template (OU={{{{ school_unit | dn }}}},{{{{ base_dn }}}})"));
+                return Err(format!(
+                    "ou {ou:?} is not a DN template (OU={{{{ school_unit | dn }}}},{{{{ base_dn }}}})"
+                ));
             }
             // Accounts must land where enid looks for them.
             let end = ou.trim_end();
-            if !(end.ends_with("{{ base_dn }}") || end.ends_with("{{base_dn}}") || under(&normalize_dn(end), &self.base_dn)) {
+            if !(end.ends_with("{{ base_dn }}")
+                || end.ends_with("{{base_dn}}")
+                || under(&normalize_dn(end), &self.base_dn))
+            {
                 return Err(format!(
                     "ou {ou:?} does not end in {{{{ base_dn }}}} or lie under base_dn {}: accounts placed there would be \
                      outside what enid observes",
@@ -369,7 +374,9 @@ mod tests {
         assert_eq!(caps.placement.as_deref(), Some("OU={{ school_unit | dn }},OU=Elever,DC=samdom,DC=example,DC=org"));
         assert_eq!(caps.protected_placement.as_deref(), Some("OU=Skyddade,OU=Elever,DC=samdom,DC=example,DC=org"));
         assert_eq!(caps.owner_attribute, "employeeNumber");
-        assert!(caps.default_attributes.contains(&("userPrincipalName".into(), "{{ username }}@skola.example.org".into())));
+        assert!(
+            caps.default_attributes.contains(&("userPrincipalName".into(), "{{ username }}@skola.example.org".into()))
+        );
         assert_eq!(caps.max_username_length, Some(20));
         assert_eq!(caps.initial_password, Some(PasswordRules { length: 16, handed_out: true }));
         assert_eq!(config("").capabilities().initial_password, Some(PasswordRules { length: 32, handed_out: false }));

@@ -17,7 +17,9 @@ pub use config::{AdConfig, AdGroupsConfig, InitialPassword};
 
 use crate::conn::{Conn, ConnSettings};
 use crate::dn::normalize_dn;
-use connector_api::{Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp};
+use connector_api::{
+    Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,
+};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -100,7 +102,11 @@ impl Target for AdTarget {
         self.guarded(self.search_groups(&groups.base_dn)).await
     }
 
-    async fn find_outside_scope(&self, lookup: Lookup, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+    async fn find_outside_scope(
+        &self,
+        lookup: Lookup,
+        values: &[String],
+    ) -> Result<Vec<(String, String)>, TargetError> {
         self.guarded(self.find_outside(lookup, values)).await
     }
 
@@ -123,7 +129,8 @@ pub(crate) fn guid_filter(text: &str) -> Option<String> {
     if hex.len() != 32 {
         return None;
     }
-    let bytes: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)).collect::<Result<_, _>>().ok()?;
+    let bytes: Vec<u8> =
+        (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)).collect::<Result<_, _>>().ok()?;
     let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
     Some(order.iter().map(|&i| format!("\\{:02x}", bytes[i])).collect())
 }

@@ -87,7 +87,8 @@ impl AdTarget {
             TargetOp::Create { account } => self.create(&mut ldap, account).await,
             TargetOp::Rename { key, username } => {
                 let mods = vec![Mod::Replace("sAMAccountName".to_string(), HashSet::from([username.clone()]))];
-                let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("rename {key}")))?;
+                let res =
+                    ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("rename {key}")))?;
                 from_result(res, &format!("rename {key} to {username}"))?;
                 Ok(OpOutcome::Renamed { key: key.clone() })
             }
@@ -97,7 +98,8 @@ impl AdTarget {
                 for c in changes {
                     mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
                 }
-                let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                let res =
+                    ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
                 // The entry is named by the display name: a new name renames it, so the old name
                 // does not stay in the DN (after a change of name, a person's old one must go).
@@ -199,7 +201,8 @@ impl AdTarget {
         let anchor = self.guid_of(ldap, &dn).await?;
         if account.enabled {
             let mods = vec![Mod::Replace("userAccountControl".to_string(), HashSet::from([UAC_NORMAL.to_string()]))];
-            let res = ldap.with_timeout(t).modify(&dn, mods).await.map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
+            let res =
+                ldap.with_timeout(t).modify(&dn, mods).await.map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
             // Made but not enabled: the next run finds it by its owner marker and enables it.
             from_result(res, &format!("enable {dn} after its create"))?;
         }
@@ -356,7 +359,9 @@ impl AdTarget {
                 from_result(res.1, &format!("read {here}"))?;
                 break;
             }
-            if !under(&normalize_dn(&here), &self.config.base_dn) || normalize_dn(&here) == normalize_dn(&self.config.base_dn) {
+            if !under(&normalize_dn(&here), &self.config.base_dn)
+                || normalize_dn(&here) == normalize_dn(&self.config.base_dn)
+            {
                 return Err(TargetError::config(format!(
                     "{here} does not exist; enid makes OUs only below base_dn {}: create it",
                     self.config.base_dn
@@ -400,7 +405,11 @@ impl AdTarget {
         if !members.is_empty() {
             entry.push(attr("member", members.iter().map(|m| m.as_bytes().to_vec())));
         }
-        let res = ldap.with_timeout(self.conn.timeout()).add(&dn, entry).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+        let res = ldap
+            .with_timeout(self.conn.timeout())
+            .add(&dn, entry)
+            .await
+            .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
         from_result(res, &format!("add {dn}"))?;
         let anchor = self.guid_of(ldap, &dn).await?;
         Ok(OpOutcome::Created { key: dn, anchor })
@@ -409,7 +418,13 @@ impl AdTarget {
     /// Adds or removes member values. When the server refuses the batch because one value is
     /// already there (add) or already gone (remove), the values go one by one and those are
     /// skipped: the end state is what was asked for.
-    async fn change_members(&self, ldap: &mut Ldap, key: &str, members: &[String], add: bool) -> Result<(), TargetError> {
+    async fn change_members(
+        &self,
+        ldap: &mut Ldap,
+        key: &str,
+        members: &[String],
+        add: bool,
+    ) -> Result<(), TargetError> {
         let t = self.conn.timeout();
         let make = |values: HashSet<String>| -> Vec<Mod<String>> {
             if add { vec![Mod::Add("member".into(), values)] } else { vec![Mod::Delete("member".into(), values)] }
@@ -417,12 +432,20 @@ impl AdTarget {
         // AD: a member already there is 68 (or 20), one not there 53 (or 16).
         let benign: &[u32] = if add { &[20, 68] } else { &[16, 53] };
         let what = format!("{} members of {key}", if add { "add" } else { "remove" });
-        let res = ldap.with_timeout(t).modify(key, make(members.iter().cloned().collect())).await.map_err(|e| from_ldap(e, &what))?;
+        let res = ldap
+            .with_timeout(t)
+            .modify(key, make(members.iter().cloned().collect()))
+            .await
+            .map_err(|e| from_ldap(e, &what))?;
         if !benign.contains(&res.rc) {
             return from_result(res, &what).map(|_| ());
         }
         for m in members {
-            let res = ldap.with_timeout(t).modify(key, make(HashSet::from([m.clone()]))).await.map_err(|e| from_ldap(e, &what))?;
+            let res = ldap
+                .with_timeout(t)
+                .modify(key, make(HashSet::from([m.clone()])))
+                .await
+                .map_err(|e| from_ldap(e, &what))?;
             if !benign.contains(&res.rc) {
                 from_result(res, &what)?;
             }

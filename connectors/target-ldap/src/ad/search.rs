@@ -19,7 +19,9 @@ fn raw(e: &SearchEntry, name: &str) -> Option<Vec<u8>> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .and_then(|(_, v)| v.first().map(|s| s.as_bytes().to_vec()))
-        .or_else(|| e.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first().cloned()))
+        .or_else(|| {
+            e.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.first().cloned())
+        })
 }
 
 fn text<'a>(e: &'a SearchEntry, name: &str) -> Option<&'a String> {
@@ -47,7 +49,9 @@ impl AdTarget {
             .await
             .map_err(|e| from_ldap(e, &format!("read base_dn {base}")))?;
         if res.1.rc == 32 {
-            return Err(TargetError::config(format!("base_dn {base} does not exist in the domain; create it or fix base_dn")));
+            return Err(TargetError::config(format!(
+                "base_dn {base} does not exist in the domain; create it or fix base_dn"
+            )));
         }
         from_result(res.1, &format!("read base_dn {base}"))?;
         Ok(format!(
@@ -74,7 +78,11 @@ impl AdTarget {
     }
 
     /// The account at `key`, wherever it is in the domain (none: no such entry).
-    pub(super) async fn observe_at_inner(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
+    pub(super) async fn observe_at_inner(
+        &self,
+        key: &str,
+        attrs: &[String],
+    ) -> Result<Option<ObservedAccount>, TargetError> {
         let mut wanted: Vec<String> = attrs.to_vec();
         for extra in ["sAMAccountName", "userAccountControl", "objectGUID", "cn"] {
             if !wanted.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
@@ -141,7 +149,13 @@ impl AdTarget {
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
             .with_timeout(self.conn.timeout())
-            .streaming_search_with(adapters, base, Scope::Subtree, "(objectClass=group)", vec!["cn", "member", "objectGUID"])
+            .streaming_search_with(
+                adapters,
+                base,
+                Scope::Subtree,
+                "(objectClass=group)",
+                vec!["cn", "member", "objectGUID"],
+            )
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
         let mut out = Vec::new();
@@ -152,8 +166,12 @@ impl AdTarget {
                 Ok(None) => break,
                 Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
             };
-            let mut members: Vec<String> =
-                entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case("member")).map(|(_, v)| v.clone()).unwrap_or_default();
+            let mut members: Vec<String> = entry
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("member"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
             if let Some((first, Some(end))) = ranged(&entry, "member") {
                 members = first.to_vec();
                 incomplete.push((out.len(), end + 1));
@@ -199,7 +217,11 @@ impl AdTarget {
     /// Entries outside the scope by owner marker or `objectGUID`, and entries anywhere in the
     /// domain holding a username or the `sAMAccountName` a new group would get: (DN, the value
     /// asked about that matched).
-    pub(super) async fn find_outside(&self, lookup: Lookup, values: &[String]) -> Result<Vec<(String, String)>, TargetError> {
+    pub(super) async fn find_outside(
+        &self,
+        lookup: Lookup,
+        values: &[String],
+    ) -> Result<Vec<(String, String)>, TargetError> {
         if values.is_empty() {
             return Ok(Vec::new());
         }
@@ -211,10 +233,8 @@ impl AdTarget {
             .map_err(|e| from_ldap(e, "read the root DSE"))?;
         let (entries, res) = (found.0, found.1);
         from_result(res, "read the root DSE")?;
-        let domain: Option<String> = entries
-            .into_iter()
-            .map(SearchEntry::construct)
-            .find_map(|e| text(&e, "defaultNamingContext").cloned());
+        let domain: Option<String> =
+            entries.into_iter().map(SearchEntry::construct).find_map(|e| text(&e, "defaultNamingContext").cloned());
         // Fail closed: without the domain's name nothing outside base_dn can be proven free.
         let Some(domain) = domain else {
             return Err(TargetError::config(
@@ -337,7 +357,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn result(rc: u32) -> LdapResult {
-        LdapResult { rc, matched: String::new(), text: "00002098: no rights".into(), refs: Vec::new(), ctrls: Vec::new() }
+        LdapResult {
+            rc,
+            matched: String::new(),
+            text: "00002098: no rights".into(),
+            refs: Vec::new(),
+            ctrls: Vec::new(),
+        }
     }
 
     /// Fail closed: a domain search the bind account may not make proves no name free and no
@@ -350,7 +376,10 @@ mod tests {
             let e = outside_search_done(result(rc), domain).unwrap_err();
             assert!(e.stops_target(), "{e}");
             let text = e.to_string();
-            assert!(text.contains(domain) && text.contains("read access") && text.contains(&format!("LDAP {rc}")), "{text}");
+            assert!(
+                text.contains(domain) && text.contains("read access") && text.contains(&format!("LDAP {rc}")),
+                "{text}"
+            );
         }
         assert!(outside_search_done(result(51), domain).is_err(), "a busy server is an error too");
     }
