@@ -101,10 +101,13 @@ pub(super) async fn explain(
                                 "given_name": if protected { "(protected)" } else { r.record.given_name.as_str() },
                                 "family_name": if protected { "(protected)" } else { r.record.family_name.as_str() },
                                 "civic_no": r.record.civic_no.as_ref().map(|c| if protected { "(protected)".into() } else { c.masked() }),
-                                "role": r.record.role.as_str(),
-                                "school_unit": if protected { None } else { r.record.school_unit.clone() },
-                                "groups": if protected { Vec::new() } else { r.record.groups.clone() },
-                                "start_date": r.record.start_date, "end_date": r.record.end_date,
+                                "role": r.record.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+                                "school_unit": if protected { None } else { school_units_of(&r.record) },
+                                "affiliations": if protected { Vec::new() } else { r.record.affiliations.clone() },
+                                "groups": if protected { Vec::new() } else {
+                                    r.record.groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>()
+                                },
+                                "start_date": r.record.start_date(), "end_date": r.record.end_date(),
                             })
                         })
                         .collect()
@@ -269,4 +272,11 @@ pub(super) async fn explain(
         }
     }
     Ok(s)
+}
+
+/// A record's school unit codes, comma-separated, as the state database keeps them.
+fn school_units_of(r: &connector_api::SourceRecord) -> Option<String> {
+    let units: std::collections::BTreeSet<&str> =
+        r.affiliations.iter().filter_map(|a| a.school_unit.as_deref()).collect();
+    (!units.is_empty()).then(|| units.into_iter().collect::<Vec<_>>().join(","))
 }

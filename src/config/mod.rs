@@ -503,7 +503,7 @@ impl Config {
             crate::core::mapping::Mapping::new(&mapping_templates(&caps, &t.policy))
                 .map_err(|e| format!("[targets.{id}.policy.attributes] {e}"))?;
             if let Some(g) = &t.policy.groups {
-                crate::core::mapping::GroupNamer::new(&g.name, &g.school_name, &g.members)
+                crate::core::mapping::GroupNamer::new(&g.name, &g.school_name, &g.members, &g.types)
                     .map_err(|e| format!("[targets.{id}.policy.groups] {e}"))?;
             }
         }

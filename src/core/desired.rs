@@ -183,7 +183,7 @@ pub fn desired_for(
     today: NaiveDate,
 ) -> Result<Desired, String> {
     let mapping = target.mapping;
-    let Some(person) = ident.person(username, rules.authority) else {
+    let Some(person) = ident.person(username, rules.authority, today) else {
         // Nothing stored about the person (an account `enid adopt` claimed for an identity
         // without records): the longer grace period is the safe side.
         let (school, staff, protected) =
@@ -223,6 +223,7 @@ pub fn desired_for(
     // Pupils past their end date keep working accounts until the configured day of their year.
     if !active
         && !staff
+        && !person.deceased
         && let Some(end) = person.end_date.filter(|e| *e < today)
     {
         active =
@@ -235,6 +236,10 @@ pub fn desired_for(
     });
     let inactive_reason = if active {
         None
+    } else if person.deceased {
+        // Disabled at once, whatever the dates say; deletion follows the usual grace period,
+        // so a marking made by mistake loses nothing.
+        Some("a source marks the person as deceased".into())
     } else if let Some(s) = starts {
         Some(format!("starts on {s}"))
     } else {
@@ -264,7 +269,7 @@ pub fn desired_for(
             match m.render(&person).map(|a| a.get("placement").and_then(|v| v.first()).map(str::to_string)) {
                 Ok(Some(p)) => {
                     if let Some(why) = placement_problem(&p, target) {
-                        let unit = person.school_units.first().copied().unwrap_or_default();
+                        let unit = person.school_unit.unwrap_or_default();
                         held.get_or_insert_with(|| {
                             format!("school unit {unit:?}: {p} {why}; the account is left as it is{PLACEMENT_FIX}")
                         });

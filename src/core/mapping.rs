@@ -7,12 +7,13 @@
 //! renders nothing is absent.
 //!
 //! Variables: `id`, `username`, `given_name`, `family_name`, `display_name`, `role` (the first),
-//! `roles`, `school_unit` (the first), `school_units`, `groups`. Civic numbers are never
-//! available to templates.
+//! `roles`, `school_unit` (the primary affiliation's school unit code), `school_unit_name` (its
+//! name; the code where the source has none), `school_units` (every school unit in effect),
+//! `groups`. Civic numbers are never available to templates.
 
 use crate::core::model::Person;
 use crate::core::naming::TemplateError;
-use connector_api::{Attrs, Value};
+use connector_api::{Attrs, GroupType, Value};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -95,7 +96,7 @@ pub struct Mapping {
     any_template: bool,
 }
 
-const VARIABLES: [&str; 10] = [
+const VARIABLES: [&str; 11] = [
     "id",
     "username",
     "given_name",
@@ -104,6 +105,7 @@ const VARIABLES: [&str; 10] = [
     "role",
     "roles",
     "school_unit",
+    "school_unit_name",
     "school_units",
     "groups",
 ];
@@ -282,7 +284,8 @@ fn variable(p: &Person, var: &str) -> Vec<String> {
         "display_name" => vec![display_name(p)],
         "role" => p.roles.first().map(|s| s.to_string()).into_iter().collect(),
         "roles" => all(&p.roles),
-        "school_unit" => p.school_units.first().map(|s| s.to_string()).into_iter().collect(),
+        "school_unit" => p.school_unit.map(str::to_string).into_iter().collect(),
+        "school_unit_name" => p.school_unit_name.map(str::to_string).into_iter().collect(),
         "school_units" => all(&p.school_units),
         "groups" => all(&p.groups),
         _ => Vec::new(),
@@ -299,7 +302,8 @@ fn context(p: &Person) -> minijinja::Value {
         display_name => display_name(p),
         role => p.roles.first().copied().unwrap_or_default(),
         roles => list(&p.roles),
-        school_unit => p.school_units.first().copied().unwrap_or_default(),
+        school_unit => p.school_unit.unwrap_or_default(),
+        school_unit_name => p.school_unit_name.unwrap_or_default(),
         school_units => list(&p.school_units),
         groups => list(&p.groups),
         protected => p.protected,
@@ -314,10 +318,13 @@ fn sample_person() -> Person<'static> {
         family_name: "Öberg",
         roles: vec!["student"],
         school_units: vec!["SKOLA1"],
+        school_unit: Some("SKOLA1"),
+        school_unit_name: Some("Skolan"),
         groups: vec!["7A"],
         start_date: None,
         end_date: None,
         protected: false,
+        deceased: false,
     }
 }
 
@@ -327,12 +334,19 @@ pub struct GroupNamer {
     env: Environment<'static>,
     school_groups: bool,
     roles: Vec<connector_api::Role>,
+    types: Vec<GroupType>,
 }
 
 impl GroupNamer {
-    /// Compiles the class-group template `name` (variables `school_unit`, `group`) and the
-    /// school-group template `school_name` (variable `school_unit`; empty for none).
-    pub fn new(name: &str, school_name: &str, members: &[String]) -> Result<GroupNamer, TemplateError> {
+    /// Compiles the group template `name` (variables `school_unit`, `school_unit_name`, `group`,
+    /// `group_type`) and the school-group template `school_name` (variables `school_unit`,
+    /// `school_unit_name`; empty for none). Groups of the `types` only are made.
+    pub fn new(
+        name: &str,
+        school_name: &str,
+        members: &[String],
+        types: &[GroupType],
+    ) -> Result<GroupNamer, TemplateError> {
         let mut env = environment();
         let err = |t: &str, reason: String| TemplateError { template: t.to_string(), reason };
         env.add_template_owned("class", name.to_string()).map_err(|e| err(name, e.to_string()))?;
@@ -346,25 +360,30 @@ impl GroupNamer {
                 connector_api::Role::parse(r).ok_or_else(|| err(r, "members must be \"student\" or \"staff\"".into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let namer = GroupNamer { env, school_groups, roles };
-        namer.render("class", "SKOLA1", "7A").map_err(|e| err(name, e))?;
+        let namer = GroupNamer { env, school_groups, roles, types: types.to_vec() };
+        namer.render("class", &GroupVars::sample("7A")).map_err(|e| err(name, e))?;
         if school_groups {
-            namer.render("school", "SKOLA1", "").map_err(|e| err(school_name, e))?;
+            namer.render("school", &GroupVars::sample("")).map_err(|e| err(school_name, e))?;
         }
         Ok(namer)
     }
 
-    fn render(&self, which: &str, school_unit: &str, group: &str) -> Result<String, String> {
+    fn render(&self, which: &str, v: &GroupVars<'_>) -> Result<String, String> {
         let t = self.env.get_template(which).map_err(|e| e.to_string())?;
-        t.render(minijinja::context! { school_unit => school_unit, group => group })
-            .map(|s| s.trim().to_string())
-            .map_err(|e| e.to_string())
+        t.render(minijinja::context! {
+            school_unit => v.school_unit,
+            school_unit_name => v.school_unit_name,
+            group => v.group,
+            group_type => v.group_type,
+        })
+        .map(|s| s.trim().to_string())
+        .map_err(|e| e.to_string())
     }
 
     /// The policy key of the template that gives this group its name: `school_name` when it is
     /// the group of school unit `school`, else `name` (for a message that says what to change).
     pub fn template_of(&self, name: &str, school: &str) -> &'static str {
-        if self.school_groups && self.render("school", school, "").is_ok_and(|n| n == name) {
+        if self.school_groups && self.render("school", &GroupVars::school(school, school)).is_ok_and(|n| n == name) {
             "school_name"
         } else {
             "name"
@@ -383,10 +402,12 @@ impl GroupNamer {
         resolution: &crate::core::identity::Resolution,
         authority: &crate::core::model::Authority,
         members: &[(crate::core::model::IdentityId, Option<String>)],
+        today: chrono::NaiveDate,
     ) -> Result<BTreeMap<String, crate::core::plan::DesiredGroup>, String> {
         let values: std::collections::HashMap<&str, &Option<String>> =
             members.iter().map(|(id, v)| (id.as_str(), v)).collect();
-        let mut names: std::collections::HashMap<(String, String, bool), Result<String, String>> =
+        // Rendered names by (school unit, group, type), the school groups under an empty group.
+        let mut names: std::collections::HashMap<(String, String, Option<GroupType>), Result<String, String>> =
             std::collections::HashMap::new();
         let mut out: BTreeMap<String, crate::core::plan::DesiredGroup> = BTreeMap::new();
         let mut add = |name: String, school: &str, id: &str, value: &Option<String>| {
@@ -403,29 +424,82 @@ impl GroupNamer {
             let Some(value) = values.get(ident.id.as_str()).copied() else { continue };
             for s in ident.authoritative(&authority.groups) {
                 let r = &s.record;
-                if !self.roles.contains(&r.role) {
-                    continue;
-                }
-                let school = r.school_unit.as_deref().unwrap_or("");
-                for g in &r.groups {
+                let affs: Vec<&connector_api::Affiliation> = r.affiliations.iter().collect();
+                let current = crate::core::model::in_effect(&affs, today);
+                // A person is a member in a role the policy names: their role at the group's
+                // school unit, or any of their roles when they have no tie there.
+                let member_at = |school: Option<&str>| {
+                    let at: Vec<_> = current.iter().filter(|a| a.school_unit.as_deref() == school).collect();
+                    if at.is_empty() {
+                        current.iter().any(|a| self.roles.contains(&a.role))
+                    } else {
+                        at.iter().any(|a| self.roles.contains(&a.role))
+                    }
+                };
+                let name_of = |school: Option<&str>| unit_name(&current, school).to_string();
+                for g in r.groups.iter().filter(|g| g.holds_on(today) && self.types.contains(&g.kind)) {
+                    let school = g.school_unit.as_deref();
+                    if !member_at(school) {
+                        continue;
+                    }
+                    let unit = school.unwrap_or("");
                     let name = names
-                        .entry((school.to_string(), g.clone(), false))
-                        .or_insert_with(|| self.render("class", school, g))
+                        .entry((unit.to_string(), g.name.clone(), Some(g.kind)))
+                        .or_insert_with(|| {
+                            let vars = GroupVars {
+                                school_unit: unit,
+                                school_unit_name: &name_of(school),
+                                group: &g.name,
+                                group_type: g.kind.as_str(),
+                            };
+                            self.render("class", &vars)
+                        })
                         .clone()
-                        .map_err(|e| format!("group name of {school}/{g}: {e}"))?;
-                    add(name, school, &ident.id, value);
+                        .map_err(|e| format!("group name of {unit}/{}: {e}", g.name))?;
+                    add(name, unit, &ident.id, value);
                 }
-                if self.school_groups && !school.is_empty() {
-                    let name = names
-                        .entry((school.to_string(), String::new(), true))
-                        .or_insert_with(|| self.render("school", school, ""))
-                        .clone()
-                        .map_err(|e| format!("school group name of {school}: {e}"))?;
-                    add(name, school, &ident.id, value);
+                if self.school_groups {
+                    for a in current.iter().filter(|a| self.roles.contains(&a.role)) {
+                        let Some(unit) = a.school_unit.as_deref() else { continue };
+                        let name = names
+                            .entry((unit.to_string(), String::new(), None))
+                            .or_insert_with(|| self.render("school", &GroupVars::school(unit, &name_of(Some(unit)))))
+                            .clone()
+                            .map_err(|e| format!("school group name of {unit}: {e}"))?;
+                        add(name, unit, &ident.id, value);
+                    }
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// The name of school unit `school` as the affiliations give it; its code where none does.
+fn unit_name<'r>(current: &[&'r connector_api::Affiliation], school: Option<&'r str>) -> &'r str {
+    current
+        .iter()
+        .find(|a| a.school_unit.as_deref() == school)
+        .and_then(|a| a.school_unit_name.as_deref())
+        .or(school)
+        .unwrap_or("")
+}
+
+/// What a group name template sees.
+struct GroupVars<'a> {
+    school_unit: &'a str,
+    school_unit_name: &'a str,
+    group: &'a str,
+    group_type: &'a str,
+}
+
+impl<'a> GroupVars<'a> {
+    fn sample(group: &'a str) -> GroupVars<'a> {
+        GroupVars { school_unit: "SKOLA1", school_unit_name: "Skolan", group, group_type: "class" }
+    }
+
+    fn school(school_unit: &'a str, school_unit_name: &'a str) -> GroupVars<'a> {
+        GroupVars { school_unit, school_unit_name, group: "", group_type: "" }
     }
 }
 
@@ -445,17 +519,20 @@ mod tests {
                     given_name: "A".into(),
                     family_name: "B".into(),
                     civic_no: None,
-                    role: connector_api::Role::Student,
-                    school_unit: Some("S1".into()),
-                    groups: vec![group.into()],
-                    start_date: None,
-                    end_date: None,
+                    affiliations: vec![connector_api::Affiliation::new(
+                        Some("S1".into()),
+                        connector_api::Role::Student,
+                    )],
+                    groups: vec![connector_api::GroupMembership::class(Some("S1".into()), group.into())],
                     location: String::new(),
                     email: None,
                     eppn: None,
+                    external_ids: Vec::new(),
                     protection: None,
+                    deceased: false,
                 },
             }],
+            primary: None,
         };
         let resolution = crate::core::identity::Resolution {
             present: vec![person("1", "7A"), person("2", "9Z")],
@@ -463,12 +540,75 @@ mod tests {
         };
         let keys = [("1".to_string(), Some("uid=a".to_string())), ("2".to_string(), None)];
         let template = "{{ school_unit }}-{% if group == \"9Z\" %}{{ nope }}{% else %}{{ group }}{% endif %}";
-        let namer = GroupNamer::new(template, "", &["student".into()]).unwrap();
-        let err = namer.desired(&resolution, &Default::default(), &keys).unwrap_err();
+        let namer = GroupNamer::new(template, "", &["student".into()], &GroupType::ALL).unwrap();
+        let err = namer.desired(&resolution, &Default::default(), &keys, chrono::NaiveDate::MIN).unwrap_err();
         assert!(err.starts_with("group name of S1/9Z: "), "{err}");
-        let namer = GroupNamer::new("{{ school_unit }}-{{ group }}", "", &["student".into()]).unwrap();
-        let groups = namer.desired(&resolution, &Default::default(), &keys).unwrap();
+        let namer = GroupNamer::new("{{ school_unit }}-{{ group }}", "", &["student".into()], &GroupType::ALL).unwrap();
+        let groups = namer.desired(&resolution, &Default::default(), &keys, chrono::NaiveDate::MIN).unwrap();
         assert_eq!(groups.keys().collect::<Vec<_>>(), ["S1-7A", "S1-9Z"]);
+    }
+
+    #[test]
+    fn groups_belong_to_their_own_school_unit_and_a_policy_selects_their_types() {
+        use connector_api::{Affiliation, AffiliationKind, GroupMembership, Role};
+        let group = |school: &str, name: &str, kind: GroupType, end: Option<&str>| GroupMembership {
+            kind,
+            end_date: end.map(|d| d.parse().unwrap()),
+            ..GroupMembership::class(Some(school.into()), name.into())
+        };
+        let teacher = crate::core::model::Identity {
+            id: "t".into(),
+            is_new: false,
+            records: vec![crate::core::model::Sourced {
+                source: "sis".into(),
+                record: connector_api::SourceRecord {
+                    person_id: "t".into(),
+                    given_name: "A".into(),
+                    family_name: "B".into(),
+                    civic_no: None,
+                    affiliations: vec![
+                        Affiliation {
+                            school_unit_name: Some("Norra".into()),
+                            ..Affiliation::new(Some("S1".into()), Role::Staff)
+                        },
+                        Affiliation { kind: AffiliationKind::Duty, ..Affiliation::new(Some("S2".into()), Role::Staff) },
+                    ],
+                    groups: vec![
+                        group("S1", "MA7", GroupType::Teaching, None),
+                        group("S2", "7A", GroupType::Class, None),
+                        group("S2", "M3", GroupType::Mentor, None),
+                        group("S2", "OLD", GroupType::Class, Some("2026-06-10")),
+                    ],
+                    location: String::new(),
+                    email: None,
+                    eppn: None,
+                    external_ids: Vec::new(),
+                    protection: None,
+                    deceased: false,
+                },
+            }],
+            primary: None,
+        };
+        let resolution = crate::core::identity::Resolution { present: vec![teacher], ..Default::default() };
+        let keys = vec![("t".to_string(), Some("uid=t".to_string()))];
+        let today: chrono::NaiveDate = "2026-12-03".parse().unwrap();
+        let template = "{{ school_unit }}-{{ group_type }}-{{ group }}";
+        let all = GroupNamer::new(template, "{{ school_unit_name }}", &["staff".into()], &GroupType::ALL).unwrap();
+        let groups = all.desired(&resolution, &Default::default(), &keys, today).unwrap();
+        let names: Vec<(&str, &str)> = groups.iter().map(|(n, g)| (n.as_str(), g.school.as_str())).collect();
+        assert_eq!(
+            names,
+            [("Norra", "S1"), ("S1-teaching-MA7", "S1"), ("S2", "S2"), ("S2-class-7A", "S2"), ("S2-mentor-M3", "S2")],
+            "a membership that ended is gone; a school with no name is named by its code"
+        );
+        let classes = GroupNamer::new(template, "", &["staff".into()], &[GroupType::Class]).unwrap();
+        let groups = classes.desired(&resolution, &Default::default(), &keys, today).unwrap();
+        assert_eq!(groups.keys().collect::<Vec<_>>(), ["S2-class-7A"]);
+        let pupils = GroupNamer::new(template, "", &["student".into()], &GroupType::ALL).unwrap();
+        assert!(
+            pupils.desired(&resolution, &Default::default(), &keys, today).unwrap().is_empty(),
+            "staff are not pupils"
+        );
     }
 
     fn templates(pairs: &[(&str, &str)]) -> BTreeMap<String, AttrTemplate> {

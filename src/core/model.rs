@@ -2,7 +2,7 @@
 //! snapshot, and owned accounts. No IO happens here.
 
 use chrono::{Datelike, NaiveDate};
-use connector_api::{Role, SourceRecord};
+use connector_api::{Affiliation, AffiliationKind, Role, SourceRecord};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -46,6 +46,9 @@ pub struct Identity {
     /// The person's records in this run, in source order. Empty for a person no source has
     /// any more.
     pub records: Vec<Sourced>,
+    /// The primary school unit recorded at the last applied run: kept while an affiliation
+    /// there is in effect, so a person's accounts move only when that tie ends.
+    pub primary: Option<String>,
 }
 
 /// The attributes derived from an identity's records, as templates see them. Borrows from the
@@ -57,12 +60,21 @@ pub struct Person<'a> {
     pub given_name: &'a str,
     pub family_name: &'a str,
     pub roles: Vec<&'static str>,
+    /// The school units of the affiliations in effect ([`in_effect`]), sorted.
     pub school_units: Vec<&'a str>,
+    /// The primary affiliation's school unit code ([`primary_school`]): what a target's
+    /// per-school settings (an OU, a department) use.
+    pub school_unit: Option<&'a str>,
+    /// The primary affiliation's school unit name; its code where the source has no name.
+    pub school_unit_name: Option<&'a str>,
+    /// The names of the groups the person is in today, sorted.
     pub groups: Vec<&'a str>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
     /// The person has protected personal data in some source.
     pub protected: bool,
+    /// A source says the person has died.
+    pub deceased: bool,
 }
 
 /// The lifecycle rules the core applies.
@@ -118,44 +130,53 @@ impl Identity {
         self.records.iter().collect()
     }
 
-    /// The person this identity describes, taking names from the first record (sources in
-    /// configuration order) and the union of roles, schools and groups.
-    pub fn person<'a>(&'a self, username: &'a str, authority: &Authority) -> Option<Person<'a>> {
+    /// The person this identity describes on `today`, taking names from the first record
+    /// (sources in configuration order); roles from the affiliations in effect of every record;
+    /// school units, groups and dates from the authoritative records; the primary school unit
+    /// by [`primary_school`].
+    pub fn person<'a>(&'a self, username: &'a str, authority: &Authority, today: NaiveDate) -> Option<Person<'a>> {
         let first = &self.records.first()?.record;
-        if let [only] = self.records.as_slice() {
-            // The common case, without sets.
+        if let ([only], [a]) = (self.records.as_slice(), first.affiliations.as_slice()) {
+            // The common case, without sets: one record with one tie.
             let r = &only.record;
             return Some(Person {
                 id: &self.id,
                 username,
                 given_name: &r.given_name,
                 family_name: &r.family_name,
-                roles: vec![r.role.as_str()],
-                school_units: r.school_unit.as_deref().into_iter().collect(),
-                groups: r.groups.iter().map(String::as_str).collect(),
-                start_date: r.start_date,
-                end_date: r.end_date,
+                roles: vec![a.role.as_str()],
+                school_units: a.school_unit.as_deref().into_iter().collect(),
+                school_unit: a.school_unit.as_deref(),
+                school_unit_name: a.school_unit_name.as_deref().or(a.school_unit.as_deref()),
+                groups: r.groups.iter().filter(|g| g.holds_on(today)).map(|g| g.name.as_str()).collect(),
+                start_date: a.start_date,
+                end_date: a.end_date,
                 protected: r.protection.is_some(),
+                deceased: r.deceased,
             });
         }
-        let roles: BTreeSet<Role> = self.records.iter().map(|s| s.record.role).collect();
-        let schools: BTreeSet<&str> =
-            self.authoritative(&authority.school_unit).iter().filter_map(|s| s.record.school_unit.as_deref()).collect();
+        let all: Vec<&Affiliation> = self.records.iter().flat_map(|s| &s.record.affiliations).collect();
+        let roles: BTreeSet<Role> = in_effect(&all, today).iter().map(|a| a.role).collect();
+        let school_records = self.authoritative(&authority.school_unit);
+        let school_affs: Vec<&Affiliation> = school_records.iter().flat_map(|s| &s.record.affiliations).collect();
+        let current = in_effect(&school_affs, today);
+        let schools: BTreeSet<&str> = current.iter().filter_map(|a| a.school_unit.as_deref()).collect();
+        let primary = primary_school(&current, self.primary.as_deref());
         let groups: BTreeSet<&str> = self
             .authoritative(&authority.groups)
             .iter()
-            .flat_map(|s| s.record.groups.iter().map(String::as_str))
+            .flat_map(|s| s.record.groups.iter().filter(|g| g.holds_on(today)).map(|g| g.name.as_str()))
             .collect();
         let mut start: Option<NaiveDate> = None;
         let mut end: Option<Option<NaiveDate>> = None;
         for s in self.authoritative(&authority.dates) {
             let r = &s.record;
-            start = match (start, r.start_date) {
+            start = match (start, r.start_date()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             // The latest end date wins; a record without one keeps the person indefinitely.
-            end = Some(match (end, r.end_date) {
+            end = Some(match (end, r.end_date()) {
                 (None, e) => e,
                 (Some(None), _) | (_, None) => None,
                 (Some(Some(a)), Some(b)) => Some(a.max(b)),
@@ -168,12 +189,60 @@ impl Identity {
             family_name: &first.family_name,
             roles: roles.into_iter().map(|r| r.as_str()).collect(),
             school_units: schools.into_iter().collect(),
+            school_unit: primary.and_then(|a| a.school_unit.as_deref()),
+            school_unit_name: primary.and_then(|a| a.school_unit_name.as_deref().or(a.school_unit.as_deref())),
             groups: groups.into_iter().collect(),
             start_date: start,
             end_date: end.flatten(),
             protected: self.records.iter().any(|r| r.record.protection.is_some()),
+            deceased: self.records.iter().any(|r| r.record.deceased),
         })
     }
+}
+
+impl Identity {
+    /// The primary school unit on `today` ([`primary_school`]), as [`Identity::person`] gives it.
+    pub fn primary_school_now(&self, authority: &Authority, today: NaiveDate) -> Option<&str> {
+        let affs: Vec<&Affiliation> =
+            self.authoritative(&authority.school_unit).iter().flat_map(|s| &s.record.affiliations).collect();
+        primary_school(&in_effect(&affs, today), self.primary.as_deref()).and_then(|a| a.school_unit.as_deref())
+    }
+}
+
+/// The affiliations that describe a person on `today`: those that hold today; when none does,
+/// those that start soonest (a pupil who starts next term belongs to that school already);
+/// when none starts later either, those that ended last (a leaver is shown where they were).
+pub fn in_effect<'a>(affs: &[&'a Affiliation], today: NaiveDate) -> Vec<&'a Affiliation> {
+    let now: Vec<&Affiliation> = affs.iter().copied().filter(|a| a.holds_on(today)).collect();
+    if !now.is_empty() {
+        return now;
+    }
+    let next = affs.iter().filter_map(|a| a.start_date.filter(|s| *s > today)).min();
+    if let Some(next) = next {
+        return affs.iter().copied().filter(|a| a.start_date == Some(next)).collect();
+    }
+    let last = affs.iter().filter_map(|a| a.end_date).max();
+    affs.iter().copied().filter(|a| a.end_date == last).collect()
+}
+
+/// The primary affiliation among those in effect, by a rule that never moves a person without
+/// cause: the school unit recorded as primary at the last applied run, while an affiliation
+/// there is in effect (so an upgrade, a new second school or a new duty moves nobody);
+/// otherwise an enrolment or duty before a placement (an after-school centre or preschool is
+/// never primary while there is a school), then the tie that started first (the oldest), then
+/// the school unit code in alphabetical order.
+pub fn primary_school<'a>(in_effect: &[&'a Affiliation], stored: Option<&str>) -> Option<&'a Affiliation> {
+    let with_unit = || in_effect.iter().copied().filter(|a| a.school_unit.is_some());
+    if let Some(stored) = stored
+        && let Some(a) = with_unit()
+            .filter(|a| a.school_unit.as_deref() == Some(stored))
+            .min_by_key(|a| (a.kind == AffiliationKind::Placement, a.start_date))
+    {
+        return Some(a);
+    }
+    with_unit()
+        .min_by_key(|a| (a.kind == AffiliationKind::Placement, a.start_date, a.school_unit.as_deref()))
+        .or_else(|| in_effect.first().copied())
 }
 
 impl<'a> Person<'a> {
@@ -183,9 +252,10 @@ impl<'a> Person<'a> {
         Person { given_name: self.username, family_name: self.username, ..self }
     }
 
-    /// Whether the person should have working accounts on `today`.
+    /// Whether the person should have working accounts on `today`: between their first start
+    /// and last end, and not deceased.
     pub fn is_active(&self, today: NaiveDate) -> bool {
-        self.start_date.is_none_or(|s| s <= today) && self.end_date.is_none_or(|e| e >= today)
+        !self.deceased && self.start_date.is_none_or(|s| s <= today) && self.end_date.is_none_or(|e| e >= today)
     }
 
     /// The schools shown in logs for this person, comma-separated.
@@ -316,6 +386,8 @@ pub struct Snapshot {
     pub records: FxHashMap<String, FxHashMap<String, StoredRecord>>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
+    /// Identity id → the primary school unit recorded at the last applied run.
+    pub primaries: FxHashMap<IdentityId, String>,
 }
 
 #[cfg(test)]
@@ -331,15 +403,17 @@ mod tests {
                 given_name: format!("Kim-{source}"),
                 family_name: "Lind".into(),
                 civic_no: None,
-                role,
-                school_unit: Some(school.into()),
-                groups: vec![group.into()],
-                start_date: None,
-                end_date: end.map(|e| e.parse().unwrap()),
+                affiliations: vec![Affiliation {
+                    end_date: end.map(|e| e.parse().unwrap()),
+                    ..Affiliation::new(Some(school.into()), role)
+                }],
+                groups: vec![connector_api::GroupMembership::class(Some(school.into()), group.into())],
                 location: String::new(),
                 email: None,
                 eppn: None,
+                external_ids: Vec::new(),
                 protection: None,
+                deceased: false,
             },
         }
     }
@@ -357,6 +431,7 @@ mod tests {
 
     #[test]
     fn the_authoritative_source_decides_each_attribute() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
         let ident = Identity {
             id: "id".into(),
             is_new: false,
@@ -364,8 +439,9 @@ mod tests {
                 rec("hr", Role::Staff, "S1", "7A", None),
                 rec("sis", Role::Student, "VUX", "SVA1", Some("2027-06-15")),
             ],
+            primary: None,
         };
-        let all = ident.person("kim", &Authority::default()).unwrap();
+        let all = ident.person("kim", &Authority::default(), today).unwrap();
         assert_eq!(all.given_name, "Kim-hr", "names from the first record");
         assert_eq!(all.roles, ["student", "staff"]);
         assert_eq!(all.school_units, ["S1", "VUX"]);
@@ -373,13 +449,118 @@ mod tests {
 
         let sis = vec!["sis".to_string()];
         let authority = Authority { school_unit: sis.clone(), groups: sis.clone(), dates: sis };
-        let p = ident.person("kim", &authority).unwrap();
+        let p = ident.person("kim", &authority, today).unwrap();
         assert_eq!(p.school_units, ["VUX"]);
         assert_eq!(p.groups, ["SVA1"]);
         assert_eq!(p.end_date.map(|d| d.to_string()).as_deref(), Some("2027-06-15"));
         assert_eq!(p.roles, ["student", "staff"], "roles always come from every record");
 
         let missing = Authority { school_unit: vec!["oneroster".into()], ..Default::default() };
-        assert_eq!(ident.person("kim", &missing).unwrap().school_units, ["S1", "VUX"], "no record there: all count");
+        assert_eq!(
+            ident.person("kim", &missing, today).unwrap().school_units,
+            ["S1", "VUX"],
+            "no record there: all count"
+        );
+    }
+
+    fn tie(school: &str, kind: AffiliationKind, start: Option<&str>, end: Option<&str>) -> Affiliation {
+        let role = if kind == AffiliationKind::Duty { Role::Staff } else { Role::Student };
+        Affiliation {
+            kind,
+            start_date: start.map(|d| d.parse().unwrap()),
+            end_date: end.map(|d| d.parse().unwrap()),
+            school_unit_name: Some(format!("{school} skola")),
+            ..Affiliation::new(Some(school.into()), role)
+        }
+    }
+
+    fn one_record(ties: Vec<Affiliation>, primary: Option<&str>) -> Identity {
+        let mut r = rec("sis", Role::Student, "X", "7A", None);
+        r.record.affiliations = ties;
+        Identity { id: "id".into(), is_new: false, records: vec![r], primary: primary.map(str::to_string) }
+    }
+
+    fn day(d: &str) -> NaiveDate {
+        d.parse().unwrap()
+    }
+
+    #[test]
+    fn a_pupil_who_changes_school_on_a_date_belongs_to_the_new_school_from_that_day() {
+        use AffiliationKind::Enrolment;
+        let ident = one_record(
+            vec![
+                tie("A", Enrolment, Some("2020-08-15"), Some("2026-12-31")),
+                tie("B", Enrolment, Some("2027-01-01"), None),
+            ],
+            Some("A"),
+        );
+        let before = ident.person("u", &Authority::default(), day("2026-12-31")).unwrap();
+        assert_eq!((before.school_units.clone(), before.school_unit), (vec!["A"], Some("A")));
+        assert_eq!(before.school_unit_name, Some("A skola"));
+        let after = ident.person("u", &Authority::default(), day("2027-01-01")).unwrap();
+        assert_eq!((after.school_units.clone(), after.school_unit), (vec!["B"], Some("B")), "the old tie ended");
+        assert!(after.is_active(day("2027-01-01")), "active across the change");
+        assert_eq!(after.start_date, Some(day("2020-08-15")));
+    }
+
+    #[test]
+    fn the_primary_affiliation_is_sticky_and_follows_a_documented_rule() {
+        use AffiliationKind::{Duty, Enrolment, Placement};
+        let today = day("2026-12-03");
+        let ties = vec![
+            tie("A", Duty, Some("2024-01-01"), None),
+            tie("B", Duty, Some("2019-01-01"), None),
+            tie("C", Duty, Some("2019-01-01"), None),
+        ];
+        // Afresh: the oldest tie, then the code.
+        assert_eq!(one_record(ties.clone(), None).primary_school_now(&Authority::default(), today), Some("B"));
+        // Recorded: kept while its tie is in effect, whatever the rule would say now.
+        assert_eq!(one_record(ties.clone(), Some("A")).primary_school_now(&Authority::default(), today), Some("A"));
+        // A recorded school whose tie is gone no longer counts.
+        assert_eq!(one_record(ties, Some("Z")).primary_school_now(&Authority::default(), today), Some("B"));
+        // An after-school centre is never primary while there is a school, even an older one.
+        let ties =
+            vec![tie("FRITIDS", Placement, Some("2018-01-01"), None), tie("S", Enrolment, Some("2020-01-01"), None)];
+        let ident = one_record(ties, None);
+        let p = ident.person("u", &Authority::default(), today).unwrap();
+        assert_eq!(p.school_unit, Some("S"));
+        assert_eq!(p.school_units, ["FRITIDS", "S"], "both count for groups and departments");
+        // Only a placement: then it is the primary.
+        let ident = one_record(vec![tie("FRITIDS", Placement, None, None)], None);
+        assert_eq!(ident.primary_school_now(&Authority::default(), today), Some("FRITIDS"));
+    }
+
+    #[test]
+    fn in_effect_prefers_current_ties_then_the_next_start_then_the_last_end() {
+        use AffiliationKind::Enrolment;
+        let (a, b, c) = (
+            tie("A", Enrolment, Some("2020-01-01"), Some("2025-06-10")),
+            tie("B", Enrolment, Some("2027-01-01"), None),
+            tie("C", Enrolment, Some("2028-01-01"), None),
+        );
+        let all = [&a, &b, &c];
+        let names = |v: Vec<&Affiliation>| v.iter().map(|a| a.school_unit.clone().unwrap()).collect::<Vec<_>>();
+        assert_eq!(names(in_effect(&all, day("2024-01-01"))), ["A"]);
+        assert_eq!(names(in_effect(&all, day("2026-01-01"))), ["B"], "between ties: the next start");
+        assert_eq!(names(in_effect(&[&a], day("2026-01-01"))), ["A"], "a leaver: where they were");
+    }
+
+    #[test]
+    fn a_deceased_person_is_never_active() {
+        let mut ident = one_record(vec![Affiliation::new(Some("S".into()), Role::Staff)], None);
+        ident.records[0].record.deceased = true;
+        let p = ident.person("u", &Authority::default(), day("2026-12-03")).unwrap();
+        assert!(p.deceased && !p.is_active(day("2026-12-03")));
+    }
+
+    #[test]
+    fn roles_come_from_the_ties_in_effect() {
+        use AffiliationKind::{Duty, Enrolment};
+        // A former pupil who now works at the school: staff only.
+        let ident = one_record(
+            vec![tie("S", Enrolment, Some("2015-08-15"), Some("2024-06-10")), tie("S", Duty, Some("2025-01-01"), None)],
+            None,
+        );
+        assert_eq!(ident.person("u", &Authority::default(), day("2026-12-03")).unwrap().roles, ["staff"]);
     }
 }

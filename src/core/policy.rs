@@ -109,22 +109,38 @@ impl Correlate {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GroupPolicy {
-    /// Name template of a class or teaching group; variables `school_unit` and `group`.
+    /// Name template of a class or teaching group; variables `school_unit` (the group's school
+    /// unit code), `school_unit_name`, `group` and `group_type`.
     #[serde(default = "default_group_name")]
     pub name: String,
-    /// Name template of a group per school unit (all its members); variable `school_unit`.
+    /// Name template of a group per school unit (all its members); variables `school_unit` and
+    /// `school_unit_name`.
     /// Empty (the default): no school groups.
     #[serde(default)]
     pub school_name: String,
     /// Which roles become members.
     #[serde(default = "default_group_roles")]
     pub members: Vec<String>,
+    /// Which types of group are made: `class`, `teaching`, `mentor`, `other` (default all).
+    /// SS 12000's `Klass`, `Undervisning` and `Mentor` are the first three; a CSV group is a
+    /// `class` unless its row's `group_type` says otherwise.
+    #[serde(default = "default_group_types")]
+    pub types: Vec<connector_api::GroupType>,
 }
 
 impl Default for GroupPolicy {
     fn default() -> Self {
-        GroupPolicy { name: default_group_name(), school_name: String::new(), members: default_group_roles() }
+        GroupPolicy {
+            name: default_group_name(),
+            school_name: String::new(),
+            members: default_group_roles(),
+            types: default_group_types(),
+        }
     }
+}
+
+fn default_group_types() -> Vec<connector_api::GroupType> {
+    connector_api::GroupType::ALL.to_vec()
 }
 
 fn default_group_name() -> String {

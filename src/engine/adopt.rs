@@ -10,7 +10,7 @@
 //! recorded as taken, so it is never given to someone new. Adopting changes only the state
 //! database, never a target.
 
-use super::records::changed_records;
+use super::records::{changed_primaries, changed_records};
 use super::{Engine, EngineError, Overrides};
 use crate::core::desired::name_request;
 use crate::core::identity::Resolution;
@@ -92,6 +92,8 @@ pub struct AdoptPlan {
     #[serde(skip)]
     records: Vec<crate::store::RecordRow>,
     #[serde(skip)]
+    primaries: Vec<(IdentityId, Option<String>)>,
+    #[serde(skip)]
     counts: BTreeMap<String, usize>,
     #[serde(skip)]
     columns: BTreeMap<String, BTreeSet<String>>,
@@ -115,6 +117,7 @@ pub struct ByHand {
 impl Engine {
     /// Works out what `enid adopt` would claim. Reads sources, state and targets; writes nothing.
     pub async fn plan_adopt(&self, now: DateTime<Utc>, by_hand: Option<&ByHand>) -> Result<AdoptPlan, EngineError> {
+        let today = now.date_naive();
         let observing = self.spawn_observe();
         let overrides = Overrides::default();
         let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive(), &overrides), self.read_state());
@@ -453,6 +456,10 @@ impl Engine {
                 r
             })
             .collect();
+        plan.primaries = changed_primaries(&resolution, &self.config.identity.authority.model(), today)
+            .into_iter()
+            .filter(|(id, _)| new_ids.contains(id.as_str()))
+            .collect();
         let claimed_names: HashSet<String> = chosen.values().map(|u| u.to_lowercase()).collect();
         let mut taken: BTreeSet<String> = BTreeSet::new();
         for accounts in observed.values() {
@@ -489,7 +496,7 @@ impl Engine {
                     .collect();
             }
             let desired = namer
-                .desired(&resolution, &self.config.identity.authority.model(), &members)
+                .desired(&resolution, &self.config.identity.authority.model(), &members, today)
                 .map_err(|message| EngineError::TargetConfig { id: tid.clone(), message })?;
             let wanted: HashMap<String, (&String, &crate::core::plan::DesiredGroup)> =
                 desired.iter().map(|(n, g)| (t.caps.group_name(n), (n, g))).collect();
@@ -739,7 +746,7 @@ impl Engine {
     /// Records what [`Engine::plan_adopt`] found, as a run of its own. Hold the run lock.
     pub async fn adopt(&self, plan: &AdoptPlan, now: DateTime<Utc>) -> Result<i64, EngineError> {
         let run = self.store.begin_run("adopt", None, now).await?;
-        self.store.commit_identities(&plan.new_identities, &plan.records, now).await?;
+        self.store.commit_identities(&plan.new_identities, &plan.records, &plan.primaries, now).await?;
         let mut renames: Vec<crate::core::plan::RenameInfo> = plan
             .accounts
             .iter()

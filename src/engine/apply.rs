@@ -49,7 +49,7 @@ impl Engine {
         }
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
-        self.store.commit_identities(&new, &computed.record_rows, now).await?;
+        self.store.commit_identities(&new, &computed.record_rows, &computed.primary_rows, now).await?;
         self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
         // Approved releases of protection (the CLI clears the list without `--accept-protected`).

@@ -33,6 +33,8 @@ pub struct Computed {
     pub failures: Vec<Failure>,
     /// Records to write to the state database (new or changed).
     pub record_rows: Vec<RecordRow>,
+    /// Identities whose primary school unit to record (new or changed).
+    pub primary_rows: Vec<(IdentityId, Option<String>)>,
     /// Records read, per source.
     pub counts: BTreeMap<String, usize>,
     /// The fields each source delivered (recorded at apply for the dropped-column guard).
@@ -207,6 +209,7 @@ impl Engine {
             .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
         let mut record_rows = changed_records(&resolution, &snapshot);
+        let mut primary_rows = changed_primaries(&resolution, &authority, today);
         lap("desired accounts of known identities");
 
         let mut observed = BTreeMap::new();
@@ -264,6 +267,7 @@ impl Engine {
         if !failures.is_empty() || !waiting.by_identity.is_empty() {
             record_rows
                 .retain(|r| snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id));
+            primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
         }
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
@@ -406,7 +410,7 @@ impl Engine {
                     allowed = tp.members.iter().filter(|(i, _)| !protected_ids.contains(i.as_str())).cloned().collect();
                     &allowed
                 };
-                match namer.desired(&resolution, &authority, members) {
+                match namer.desired(&resolution, &authority, members, today) {
                     Ok(desired_groups) => {
                         let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id).collect();
                         let obs_groups = observed_groups.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -490,6 +494,7 @@ impl Engine {
             rejected,
             failures,
             record_rows,
+            primary_rows,
             counts,
             columns,
             observed,

@@ -23,7 +23,7 @@ impl Engine {
     /// Reads every source and runs the input guards (dropped columns, zero records, too many
     /// rejected rows, a shrink): a source that fails one stops the run before planning.
     pub(super) async fn fetch_all(&self, today: NaiveDate, overrides: &Overrides) -> Result<Fetched, EngineError> {
-        let cx = FetchContext { today };
+        let cx = FetchContext::full(today);
         let (results, last, last_columns) = tokio::join!(
             futures::future::join_all(self.sources.iter().map(|s| s.conn.fetch(cx))),
             self.store.source_counts(),
@@ -36,7 +36,21 @@ impl Engine {
         let mut columns = BTreeMap::new();
         for (handle, result) in self.sources.iter().zip(results) {
             let (id, max_pct) = (&handle.id, &handle.max_rejected_percent);
-            let mut batch = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
+            let mut batch = match result.map_err(|error| EngineError::Source { id: id.clone(), error })? {
+                connector_api::Fetched::Full(batch) => batch,
+                connector_api::Fetched::Changes(_) => {
+                    return Err(EngineError::Source {
+                        id: id.clone(),
+                        error: connector_api::SourceError::Malformed {
+                            location: id.clone(),
+                            reason: "delivered changes where every record was asked for; a delta is never read as a \
+                                     full export. Give the source a full export"
+                                .into(),
+                            source: None,
+                        },
+                    });
+                }
+            };
             // Whatever the source checked itself: a civic number in a name, group, school or
             // address rejects the row before any guard counts it (one detector for every source).
             batch.reject_civic_in_free_text();

@@ -283,7 +283,9 @@ impl Engine {
             };
             let mapping = Mapping::new(&crate::config::mapping_templates(&caps, &policy)).map_err(|e| bad(&e))?;
             let groups = match (&policy.groups, caps.groups) {
-                (Some(g), Some(_)) => Some(GroupNamer::new(&g.name, &g.school_name, &g.members).map_err(|e| bad(&e))?),
+                (Some(g), Some(_)) => {
+                    Some(GroupNamer::new(&g.name, &g.school_name, &g.members, &g.types).map_err(|e| bad(&e))?)
+                }
                 _ => None,
             };
             let protected_attributes =

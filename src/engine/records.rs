@@ -18,28 +18,20 @@ pub(super) fn content_hash(fields: &[&str]) -> String {
 }
 
 /// Records whose stored copy is missing or different. Pure.
+///
+/// The columns keep what the state needs without reading the whole record back (the school
+/// units, a role, the dates, the correlation keys); `data` keeps the whole record (affiliations,
+/// typed groups, external identifiers) as JSON, without its civic number, for an incremental
+/// read's merge and for `enid explain`.
 pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRow> {
     let mut out = Vec::new();
     for ident in &resolution.present {
         for s in &ident.records {
             let r = &s.record;
-            let groups = r.groups.join("|");
             let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
-            let fields = [
-                ident.id.as_str(),
-                civic.as_deref().unwrap_or(""),
-                &r.given_name,
-                &r.family_name,
-                r.role.as_str(),
-                r.school_unit.as_deref().unwrap_or(""),
-                &groups,
-                &r.start_date.map(|d| d.to_string()).unwrap_or_default(),
-                &r.end_date.map(|d| d.to_string()).unwrap_or_default(),
-                r.email.as_deref().unwrap_or(""),
-                r.eppn.as_deref().unwrap_or(""),
-                if r.protection.is_some() { "protected" } else { "" },
-            ];
-            let hash = content_hash(&fields);
+            // A record serialises without its civic number, which has its own column.
+            let data = r.to_json();
+            let hash = content_hash(&[ident.id.as_str(), civic.as_deref().unwrap_or(""), &data]);
             if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
                 continue;
             }
@@ -50,19 +42,45 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
                 civic_no: civic,
                 given_name: r.given_name.clone(),
                 family_name: r.family_name.clone(),
-                role: r.role.as_str().to_string(),
-                school_unit: r.school_unit.clone(),
-                groups,
-                start_date: r.start_date.map(|d| d.to_string()),
-                end_date: r.end_date.map(|d| d.to_string()),
+                role: if r.roles().contains(&connector_api::Role::Staff) { "staff" } else { "student" }.to_string(),
+                school_unit: school_units(r),
+                groups: r.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join("|"),
+                start_date: r.start_date().map(|d| d.to_string()),
+                end_date: r.end_date().map(|d| d.to_string()),
                 email: r.email.clone(),
                 eppn: r.eppn.clone(),
                 protected: r.protection.is_some(),
                 content_hash: hash,
+                data,
             });
         }
     }
     out
+}
+
+/// Present identities whose primary school unit on `today` is not the one recorded: what an
+/// apply records, so the primary stays put until its affiliation ends. Pure.
+pub(super) fn changed_primaries(
+    resolution: &Resolution,
+    authority: &crate::core::model::Authority,
+    today: chrono::NaiveDate,
+) -> Vec<(crate::core::model::IdentityId, Option<String>)> {
+    resolution
+        .present
+        .iter()
+        .filter_map(|ident| {
+            let now = ident.primary_school_now(authority, today);
+            (now != ident.primary.as_deref()).then(|| (ident.id.clone(), now.map(str::to_string)))
+        })
+        .collect()
+}
+
+/// A record's school unit codes, sorted and comma-separated (`None` without any): what a
+/// leaver's log rows name.
+fn school_units(r: &connector_api::SourceRecord) -> Option<String> {
+    let units: std::collections::BTreeSet<&str> =
+        r.affiliations.iter().filter_map(|a| a.school_unit.as_deref()).collect();
+    (!units.is_empty()).then(|| units.into_iter().collect::<Vec<_>>().join(","))
 }
 
 /// A civic-number change as the plan shows it: the record and the kinds, never the numbers.

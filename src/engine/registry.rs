@@ -6,7 +6,7 @@
 use super::EngineError;
 use crate::config::{Config, SourceConfig, TargetConfig};
 use connector_api::{
-    Capabilities, FetchContext, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Source, SourceBatch, SourceError,
+    Capabilities, FetchContext, Fetched, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Source, SourceError,
     Target, TargetError, TargetOp, load_secret,
 };
 use source_csv::CsvSource;
@@ -27,7 +27,7 @@ impl AnySource {
         }
     }
 
-    pub async fn fetch(&self, cx: FetchContext) -> Result<SourceBatch, SourceError> {
+    pub async fn fetch(&self, cx: FetchContext<'_>) -> Result<Fetched, SourceError> {
         match self {
             AnySource::Csv(s) => s.fetch(cx).await,
         }

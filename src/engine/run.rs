@@ -90,7 +90,8 @@ impl Engine {
                     // A stale saved plan is refused before anything is shown as if it would happen.
                     self.check_saved(&computed, id).await?;
                 }
-                let nothing = computed.plan.is_empty() && computed.record_rows.is_empty();
+                let nothing =
+                    computed.plan.is_empty() && computed.record_rows.is_empty() && computed.primary_rows.is_empty();
                 if frontend.computed(&computed) == Confirm::Stop || nothing {
                     return Ok(RunReport { computed, approved: None, applied: None, saved: false });
                 }

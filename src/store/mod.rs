@@ -87,12 +87,14 @@ pub trait StateStore: Send + Sync {
     /// full civic numbers) and ownership rows.
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
-    /// Records new identities with their usernames, and new or changed source records, in one
-    /// transaction. A username whose quarantine ended changes hands.
+    /// Records new identities with their usernames, new or changed source records, and
+    /// changed primary school units, in one transaction. A username whose quarantine ended
+    /// changes hands.
     fn commit_identities(
         &self,
         new: &[(IdentityId, String)],
         records: &[RecordRow],
+        primaries: &[(IdentityId, Option<String>)],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -430,9 +432,10 @@ impl StateStore for Store {
         &self,
         new: &[(IdentityId, String)],
         records: &[RecordRow],
+        primaries: &[(IdentityId, Option<String>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self.commit_identities(new, records, now))
+        dispatch!(self.commit_identities(new, records, primaries, now))
     }
 
     async fn allocated_usernames(

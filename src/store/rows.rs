@@ -77,6 +77,8 @@ pub struct RecordRow {
     pub eppn: Option<String>,
     pub protected: bool,
     pub content_hash: String,
+    /// The whole record as JSON, without its civic number.
+    pub data: String,
 }
 
 /// A record as shown by `enid explain`, civic number masked.

@@ -80,6 +80,9 @@ fn record(source: &str, person_id: &str, identity: &str, civic_no: Option<&str>)
         eppn: None,
         protected: false,
         content_hash: format!("h-{person_id}"),
+        data: format!(
+            r#"{{"person_id":"{person_id}","given_name":"Kim","family_name":"Lind","affiliations":[{{"school_unit":"S1","kind":"enrolment","role":"student"}}],"location":"x"}}"#
+        ),
     }
 }
 
@@ -141,6 +144,7 @@ pub(crate) async fn identities_and_records_round_trip_with_full_civic_numbers<S:
     s.commit_identities(
         &[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")],
         &[record("sis", "P1", "id-a", None), protected],
+        &[],
         day(0),
     )
     .await
@@ -159,7 +163,7 @@ pub(crate) async fn identities_and_records_round_trip_with_full_civic_numbers<S:
     let mut moved = record("sis", "P1", "id-a", None);
     moved.school_unit = Some("S2".into());
     moved.content_hash = "h2".into();
-    s.commit_identities(&[], &[moved], day(3)).await.unwrap();
+    s.commit_identities(&[], &[moved], &[], day(3)).await.unwrap();
     let a = s.snapshot().await.unwrap().record("sis", "P1").cloned().unwrap();
     assert_eq!((a.school_unit.as_deref(), a.content_hash.as_str()), (Some("S2"), "h2"));
     // The snapshot gives the names as a fingerprint, so a key handed to someone else is seen.
@@ -186,6 +190,7 @@ pub(crate) async fn a_failed_write_leaves_nothing<S: StateStore>(s: &S) {
         .commit_identities(
             &[ident("id-a", "kim.lind"), ident("id-a", "kim.berg")],
             &[record("sis", "P1", "id-a", None)],
+            &[],
             day(0),
         )
         .await;
@@ -196,7 +201,7 @@ pub(crate) async fn a_failed_write_leaves_nothing<S: StateStore>(s: &S) {
 }
 
 pub(crate) async fn usernames_are_never_reused_before_their_quarantine_ends<S: StateStore>(s: &S) {
-    s.commit_identities(&[ident("id-a", "Kim.Lind")], &[], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "Kim.Lind")], &[], &[], day(0)).await.unwrap();
     s.commit_renames(
         &[RenameInfo { identity: "id-a".into(), old: "Kim.Lind".into(), new: "kim.berg".into() }],
         day(10),
@@ -211,14 +216,14 @@ pub(crate) async fn usernames_are_never_reused_before_their_quarantine_ends<S: S
     assert_eq!(s.allocated_usernames(day(40), Some(30)).await.unwrap(), ["kim.berg"]);
 
     // A name whose quarantine ended changes hands, and is taken again.
-    s.commit_identities(&[ident("id-b", "Kim.Lind")], &[], day(41)).await.unwrap();
+    s.commit_identities(&[ident("id-b", "Kim.Lind")], &[], &[], day(41)).await.unwrap();
     let all = sorted(s.allocated_usernames(day(41), Some(30)).await.unwrap());
     assert_eq!(all, ["kim.berg", "kim.lind"]);
     assert_eq!(s.find_identity("Kim.Lind").await.unwrap(), ["id-b"]);
 }
 
 pub(crate) async fn renames_release_the_old_name_and_use_up_the_approval<S: StateStore>(s: &S) {
-    s.commit_identities(&[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")], &[], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")], &[], &[], day(0)).await.unwrap();
     s.approve_rename("id-a", "kim.berg", day(1)).await.unwrap();
     s.approve_rename("id-b", "bo.berg", day(1)).await.unwrap();
     s.approve_rename("id-b", "bo.holm", day(2)).await.unwrap();
@@ -237,7 +242,7 @@ pub(crate) async fn renames_release_the_old_name_and_use_up_the_approval<S: Stat
 }
 
 pub(crate) async fn reserved_usernames_are_taken_until_an_identity_claims_them<S: StateStore>(s: &S) {
-    s.commit_identities(&[ident("id-a", "kim.lind")], &[], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "kim.lind")], &[], &[], day(0)).await.unwrap();
     let names = ["Taken.One".to_string(), "kim.lind".to_string()];
     s.reserve_usernames(&names, day(1)).await.unwrap();
     s.reserve_usernames(&names, day(2)).await.unwrap();
@@ -248,13 +253,13 @@ pub(crate) async fn reserved_usernames_are_taken_until_an_identity_claims_them<S
     let all = sorted(s.allocated_usernames(day(900), Some(1)).await.unwrap());
     assert_eq!(all, ["kim.lind", "taken.one"]);
 
-    s.commit_identities(&[ident("id-b", "Taken.One")], &[], day(3)).await.unwrap();
+    s.commit_identities(&[ident("id-b", "Taken.One")], &[], &[], day(3)).await.unwrap();
     assert!(s.reserved_usernames().await.unwrap().is_empty());
     assert_eq!(s.find_identity("Taken.One").await.unwrap(), ["id-b"]);
 }
 
 pub(crate) async fn first_passwords_are_kept_handed_out_once_and_expire<S: StateStore>(s: &S) {
-    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b"), ident("id-c", "c")], &[], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b"), ident("id-c", "c")], &[], &[], day(0)).await.unwrap();
     let sealed = |identity: &str, school: &str, value: u8| SealedPassword {
         target: "ad".into(),
         identity_id: identity.into(),
@@ -307,7 +312,7 @@ pub(crate) async fn first_passwords_are_kept_handed_out_once_and_expire<S: State
 /// holds it, and never forgotten by expiry while a claim lives.
 pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: StateStore>(s: &S) {
     let ids = ["id-a", "id-b", "id-c", "id-p"];
-    s.commit_identities(&ids.map(|i| ident(i, &i[3..])), &[], day(0)).await.unwrap();
+    s.commit_identities(&ids.map(|i| ident(i, &i[3..])), &[], &[], day(0)).await.unwrap();
     let sealed = |identity: &str, value: u8| SealedPassword {
         target: "ad".into(),
         identity_id: identity.into(),
@@ -378,7 +383,7 @@ pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: S
 }
 
 pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S) {
-    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b")], &[], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b")], &[], &[], day(0)).await.unwrap();
     let run = s.begin_run("apply", None, day(0)).await.unwrap();
     let pending = [("ldap".to_string(), "id-a".to_string())];
     s.record_pending(&pending, day(0)).await.unwrap();
@@ -501,7 +506,7 @@ pub(crate) async fn runs_begin_finish_and_are_marked_interrupted<S: StateStore>(
 }
 
 pub(crate) async fn the_log_is_filtered_by_run_identity_and_school<S: StateStore>(s: &S) {
-    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b")], &[], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b")], &[], &[], day(0)).await.unwrap();
     let one = s.begin_run("apply", None, day(0)).await.unwrap();
     let two = s.begin_run("apply", None, day(1)).await.unwrap();
     s.record_ops(one, &[op("ldap", "id-a", "S1", OpResult::Failed("refused".into()))], day(0)).await.unwrap();
@@ -611,7 +616,7 @@ pub(crate) async fn meta_values_are_set_and_replaced<S: StateStore>(s: &S) {
 pub(crate) async fn unprotect_forgets_protection_and_the_content_hash<S: StateStore>(s: &S) {
     let mut r = record("sis", "P1", "id-a", Some(PNR));
     r.protected = true;
-    s.commit_identities(&[ident("id-a", "a")], &[r, record("hr", "H1", "id-a", None)], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "a")], &[r, record("hr", "H1", "id-a", None)], &[], day(0)).await.unwrap();
     let protected = s.protected_identities().await.unwrap();
     assert_eq!(protected.into_iter().collect::<Vec<_>>(), ["id-a"]);
     s.unprotect(&[]).await.unwrap();
@@ -628,7 +633,7 @@ pub(crate) async fn unprotect_forgets_protection_and_the_content_hash<S: StateSt
 
 pub(crate) async fn a_backup_is_written_owner_only_and_never_over_a_file<S: StateStore>(s: &S) {
     use std::os::unix::fs::PermissionsExt;
-    s.commit_identities(&[ident("id-a", "a")], &[], day(0)).await.unwrap();
+    s.commit_identities(&[ident("id-a", "a")], &[], &[], day(0)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("backup.db");
     s.backup(&dest).await.unwrap();
@@ -644,7 +649,7 @@ pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(
     let new: Vec<(String, String)> = (0..N).map(|i| ident(&format!("id-{i:05}"), &format!("user{i}"))).collect();
     let records: Vec<RecordRow> =
         (0..N).map(|i| record("sis", &format!("P{i}"), &format!("id-{i:05}"), None)).collect();
-    s.commit_identities(&new, &records, day(0)).await.unwrap();
+    s.commit_identities(&new, &records, &[], day(0)).await.unwrap();
     let pending: Vec<(String, String)> = (0..N).map(|i| ("ldap".to_string(), format!("id-{i:05}"))).collect();
     s.record_pending(&pending, day(0)).await.unwrap();
     let ops: Vec<OpRecord> = (0..N)

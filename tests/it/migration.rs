@@ -12,7 +12,13 @@ const NOW: &str = "2026-11-10T09:00:00Z";
 
 /// The fixture's directory in a private slapd, its state, key, export and config.
 fn upgraded_env() -> Env {
-    let fx = repo().join("tests/fixtures/migration-v1");
+    upgraded("migration-v1", &["persons.csv"])
+}
+
+/// The fixture `name` (under tests/fixtures) loaded: its directory in a private slapd, its state,
+/// key, config and the exports `files`.
+fn upgraded(name: &str, files: &[&str]) -> Env {
+    let fx = repo().join("tests/fixtures").join(name);
     let dir = tempfile::tempdir().expect("tempdir");
     let slapd = Slapd::start_seeded(&dir.path().join("slapd"), &fx.join("directory.ldif"));
     let env = Env { dir, slapd, extra_config: String::new() };
@@ -20,7 +26,9 @@ fn upgraded_env() -> Env {
     std::fs::write(env.path("enid.toml"), config.replace("127.0.0.1:PORT", &format!("127.0.0.1:{}", env.slapd.port)))
         .expect("write config");
     std::fs::write(env.path("ldap.secret"), "secret\n").expect("write secret");
-    std::fs::copy(fx.join("persons.csv"), env.path("persons.csv")).expect("copy export");
+    for f in files {
+        std::fs::copy(fx.join(f), env.path(f)).expect("copy export");
+    }
     std::fs::copy(fx.join("id.key"), env.path("id.key")).expect("copy id key");
     set_mode(&env.path("id.key"), 0o600);
     let dump = std::fs::read_to_string(fx.join("state.sql")).expect("fixture state");
@@ -97,4 +105,40 @@ fn a_state_from_before_target_keys_migrates_without_a_single_change() {
     let tor = env.sql_value("SELECT status || ' ' || (anchor IS NOT NULL) FROM accounts WHERE key LIKE 'uid=tor.ek,%'");
     assert_eq!(tor, "active 1", "the pending row is completed with the anchor");
     assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM groups WHERE status = 'pending'"), "0");
+}
+
+/// The state of the version before affiliations (`tests/fixtures/migration-v2`, one school unit
+/// per record): persons in two sources at two school units had the first in alphabetical order as
+/// their `school_unit`. The upgrade records that as their primary school unit, so nothing moves,
+/// although the rule for a new person (the oldest tie first) would choose the other school.
+#[test]
+fn a_state_from_before_affiliations_migrates_and_the_plan_after_it_is_empty() {
+    let env = upgraded("migration-v2", &["persons.csv", "staff.csv"]);
+    let before = directory(&env);
+    assert!(before.len() > 40, "the fixture's directory: {} entries", before.len());
+    let empty = |env: &Env| {
+        let plan = env.enid(&["plan", "--json", "--now", NOW]).ok().json();
+        for list in ["operations", "adoptions", "group_adoptions", "new_identities", "renames", "blocked", "held"] {
+            assert_eq!(plan[list].as_array().map(Vec::len), Some(0), "{list}: {}", plan[list]);
+        }
+    };
+    empty(&env);
+    let primary = "SELECT COALESCE(i.primary_school, '-') FROM identities i JOIN source_records r \
+                   ON r.identity_id = i.id WHERE r.person_id = 'P0000001'";
+    assert_eq!(env.sql_value(primary), "SKOLA1", "the old rule's school unit is kept as the primary");
+
+    // An apply rewrites every record once (the whole record is kept now) and changes nothing.
+    env.enid(&["apply", "--yes", "--accept-date", "--now", NOW]).ok();
+    empty(&env);
+    assert_eq!(directory(&env), before, "not one entry was written");
+    let with_data = "SELECT CAST(count(*) AS TEXT) FROM source_records WHERE data IS NULL";
+    assert_eq!(env.sql_value(with_data), "0", "every record is kept whole after the first apply");
+    assert_eq!(env.sql_value(primary), "SKOLA1");
+
+    // Without the recorded primary the rule for a new person would choose the older tie: the
+    // migration is what keeps the person in place.
+    env.sql("UPDATE identities SET primary_school = NULL");
+    let plan = env.enid(&["plan", "--json", "--now", NOW]).ok().json();
+    let text = plan["operations"].to_string();
+    assert!(text.contains("SKOLA2"), "{text}");
 }

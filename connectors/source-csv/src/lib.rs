@@ -2,7 +2,9 @@
 //!
 //! UTF-8 with or without a BOM, comma- or semicolon-separated (detected from the header), with a
 //! header row. Column names default to `person_id, given_name, family_name, civic_no, role,
-//! school_unit, groups, start_date, end_date, email, eppn` (the last five optional);
+//! school_unit, groups, start_date, end_date, email, eppn, protection, group_type` (the last seven
+//! optional); a row is one affiliation (school unit, role, dates) and its groups belong to its
+//! school unit; with `affiliations = "rows"` a person's rows are their affiliations;
 //! [`ColumnMap`] renames them. A bad row (an invalid value, a civic number in any spelling in a
 //! name, group, school or e-mail column, a control character, a value over
 //! [`MAX_FIELD_CHARS`], the wrong number of fields, a `person_id` on more than one row) is
@@ -13,7 +15,10 @@
 
 use chrono::NaiveDate;
 use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
-use connector_api::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
+use connector_api::{
+    Affiliation, FetchContext, Fetched, GroupMembership, GroupType, Role, RowError, Source, SourceBatch, SourceError,
+    SourceRecord,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,6 +35,12 @@ pub struct CsvConfig {
     /// Column names in the file, when they differ from the defaults.
     #[serde(default)]
     pub columns: ColumnMap,
+    /// `"one"` (the default): one row per person, and a `person_id` on two rows rejects both.
+    /// `"rows"`: the rows of one `person_id` at different school units are that person's
+    /// affiliations (a teacher at three schools is three rows); they must agree on the
+    /// person's own fields (names, civic number, e-mail, eppn, protection).
+    #[serde(default)]
+    pub affiliations: AffiliationRows,
     /// The run stops when more than this share of rows is rejected (percent, default 2).
     #[serde(default = "default_max_rejected_percent")]
     pub max_rejected_percent: f64,
@@ -41,6 +52,17 @@ pub struct CsvConfig {
     /// so a small school losing a few pupils is not a broken export.
     #[serde(default = "default_shrink_min_records")]
     pub shrink_min_records: usize,
+}
+
+/// How rows become persons: [`CsvConfig::affiliations`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AffiliationRows {
+    /// One row is one person.
+    #[default]
+    One,
+    /// Several rows of one `person_id`, one per school unit, are one person.
+    Rows,
 }
 
 fn default_shrink_min_records() -> usize {
@@ -71,10 +93,11 @@ pub struct ColumnMap {
     pub email: Option<String>,
     pub eppn: Option<String>,
     pub protection: Option<String>,
+    pub group_type: Option<String>,
 }
 
 /// The fields, in order: (field, required in the header).
-const FIELDS: [(&str, bool); 12] = [
+const FIELDS: [(&str, bool); 13] = [
     ("person_id", true),
     ("given_name", true),
     ("family_name", true),
@@ -87,6 +110,7 @@ const FIELDS: [(&str, bool); 12] = [
     ("email", false),
     ("eppn", false),
     ("protection", false),
+    ("group_type", false),
 ];
 
 impl ColumnMap {
@@ -104,6 +128,7 @@ impl ColumnMap {
             "email" => &self.email,
             "eppn" => &self.eppn,
             "protection" => &self.protection,
+            "group_type" => &self.group_type,
             _ => &None,
         };
         v.as_deref().unwrap_or(field)
@@ -141,9 +166,9 @@ impl Source for CsvSource {
         parse_header(&self.config, &self.display_path(), &bytes[..header_end]).map(|_| ())
     }
 
-    async fn fetch(&self, cx: FetchContext) -> Result<SourceBatch, SourceError> {
+    async fn fetch(&self, cx: FetchContext<'_>) -> Result<Fetched, SourceError> {
         let bytes = self.read().await?;
-        parse(&self.config, &self.display_path(), &bytes, cx)
+        parse(&self.config, &self.display_path(), &bytes, cx).map(Fetched::Full)
     }
 }
 
@@ -203,7 +228,7 @@ fn parse_header(config: &CsvConfig, file: &str, bytes: &[u8]) -> Result<Layout, 
 
 /// The columns of free text: each is searched for a civic number in any spelling. The others
 /// are keys, civic numbers, dates and words from a fixed list.
-const FREE_TEXT: [&str; 6] = ["given_name", "family_name", "school_unit", "groups", "email", "eppn"];
+const FREE_TEXT: [&str; 7] = ["given_name", "family_name", "school_unit", "groups", "email", "eppn", "group_type"];
 
 /// The longest value a field may hold, in characters. Longer values are broken exports (or
 /// attempts to break the target), never names.
@@ -219,7 +244,7 @@ pub const MAX_FIELD_CHARS: usize = 256;
 /// guess. A rejected row carries its `person_id` when it could be read (not after a shift in the
 /// field count) and its civic number when valid, so the engine keeps those persons as last
 /// stored; without a key it keeps every missing person of the source.
-pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> Result<SourceBatch, SourceError> {
+pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>) -> Result<SourceBatch, SourceError> {
     let layout = parse_header(config, file, bytes)?;
     let bytes = strip_bom(bytes);
     let delimiter = detect_delimiter(config, bytes);
@@ -285,30 +310,126 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext) -> 
             Err(message) => batch.rejected.push(reject(message)),
         }
     }
+    match config.affiliations {
+        AffiliationRows::One => one_row_per_person(valid, &lines_of, &mut batch),
+        AffiliationRows::Rows => rows_per_affiliation(valid, &lines_of, &mut batch),
+    }
+    // Rejected rows in file order, whatever made them rejected.
+    batch.rejected.sort_by_key(|e| line_of(&e.location));
+    Ok(batch)
+}
+
+/// `affiliations = "one"`: every row of a `person_id` on more than one line is rejected.
+fn one_row_per_person(valid: Vec<(u64, SourceRecord)>, lines_of: &HashMap<String, Vec<u64>>, batch: &mut SourceBatch) {
     for (line, rec) in valid {
         match lines_of.get(&rec.person_id).filter(|l| l.len() > 1) {
             None => batch.records.push(rec),
             Some(lines) => {
                 let others: Vec<String> = lines.iter().filter(|l| **l != line).map(u64::to_string).collect();
-                batch.rejected.push(RowError {
-                    message: format!(
-                        "person_id {:?} is also on line {}; every row with it is left out (a person it belongs to \
-                         is kept as at the last run). Fix the export so each person_id is on one row",
-                        mask_if_civic(&rec.person_id),
-                        others.join(", ")
-                    ),
-                    location: rec.location,
-                    // One of these rows may carry another person's key by mistake: the person
-                    // of the key and the person of the row's civic number are both kept.
-                    person_id: Some(rec.person_id),
-                    civic_no: rec.civic_no,
-                });
+                let message = format!(
+                    "person_id {:?} is also on line {}; every row with it is left out (a person it belongs to \
+                     is kept as at the last run). Fix the export so each person_id is on one row, or set \
+                     affiliations = \"rows\" when a person's rows are their school units",
+                    mask_if_civic(&rec.person_id),
+                    others.join(", ")
+                );
+                batch.rejected.push(reject_valid(rec, message));
             }
         }
     }
-    // Rejected rows in file order, whatever made them rejected.
-    batch.rejected.sort_by_key(|e| line_of(&e.location));
-    Ok(batch)
+}
+
+/// A valid row rejected for what other rows say. One of these rows may carry another person's
+/// key by mistake: the person of the key and the person of the row's civic number are both kept.
+fn reject_valid(rec: SourceRecord, message: String) -> RowError {
+    RowError { message, location: rec.location, person_id: Some(rec.person_id), civic_no: rec.civic_no }
+}
+
+/// `affiliations = "rows"`: the rows of one `person_id` become one record with one affiliation
+/// per row. A person is rejected whole, every row, when any of their rows is (the others alone
+/// would read as leaving a school), when two rows name the same school unit (a duplicate: which
+/// is right is not for enid to guess), or when rows disagree on the person's own fields.
+fn rows_per_affiliation(
+    valid: Vec<(u64, SourceRecord)>,
+    lines_of: &HashMap<String, Vec<u64>>,
+    batch: &mut SourceBatch,
+) {
+    let mut rows_of: HashMap<String, Vec<(u64, SourceRecord)>> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for (line, rec) in valid {
+        let rows = rows_of.entry(rec.person_id.clone()).or_default();
+        if rows.is_empty() {
+            order.push(rec.person_id.clone());
+        }
+        rows.push((line, rec));
+    }
+    for person_id in order {
+        let Some(rows) = rows_of.remove(&person_id) else { continue };
+        let all_lines = lines_of.get(&person_id).map(Vec::as_slice).unwrap_or(&[]);
+        let valid_lines: Vec<u64> = rows.iter().map(|(l, _)| *l).collect();
+        let why = if let Some(bad) = all_lines.iter().find(|l| !valid_lines.contains(l)) {
+            Some(format!("another row of this person_id (line {bad}) is rejected"))
+        } else {
+            let mut seen: HashMap<Option<&str>, u64> = HashMap::new();
+            let mut why = None;
+            for (line, rec) in &rows {
+                let unit = rec.affiliations.first().and_then(|a| a.school_unit.as_deref());
+                if let Some(first) = seen.insert(unit, *line) {
+                    why =
+                        Some(format!("line {first} has the same person_id at the same school unit (a duplicate row)"));
+                    break;
+                }
+            }
+            why.or_else(|| {
+                let (first_line, first) = &rows[0];
+                rows[1..].iter().find_map(|(line, r)| {
+                    let field = disagreement(first, r)?;
+                    Some(format!("its {field} differs from line {first_line}'s, on line {line}"))
+                })
+            })
+        };
+        if let Some(why) = why {
+            for (_, rec) in rows {
+                let message = format!(
+                    "person_id {:?}: {why}; every row of this person is left out (they are kept as at the last \
+                     run). Fix the export",
+                    mask_if_civic(&rec.person_id)
+                );
+                batch.rejected.push(reject_valid(rec, message));
+            }
+            continue;
+        }
+        let mut rows = rows.into_iter();
+        let Some((_, mut rec)) = rows.next() else { continue };
+        for (_, r) in rows {
+            rec.affiliations.extend(r.affiliations);
+            rec.groups.extend(r.groups);
+        }
+        rec.affiliations.sort();
+        rec.groups.sort();
+        rec.groups.dedup();
+        batch.records.push(rec);
+    }
+}
+
+/// The first of a person's own fields on which two of their rows disagree, by name (never the
+/// values: they may be a civic number or a protected person's name).
+fn disagreement(a: &SourceRecord, b: &SourceRecord) -> Option<&'static str> {
+    if a.given_name != b.given_name {
+        Some("given_name")
+    } else if a.family_name != b.family_name {
+        Some("family_name")
+    } else if a.civic_no.as_ref().map(|c| c.expose()) != b.civic_no.as_ref().map(|c| c.expose()) {
+        Some("civic_no")
+    } else if a.email != b.email {
+        Some("email")
+    } else if a.eppn != b.eppn {
+        Some("eppn")
+    } else if a.protection != b.protection {
+        Some("protection")
+    } else {
+        None
+    }
 }
 
 /// Physical line numbers from byte offsets. The csv crate's own line count skips blank lines
@@ -405,7 +526,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, String> {
+fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, String> {
     let get = |field: &str| fields.get(field);
     let required = |field: &str| -> Result<String, String> {
         let v = get(field);
@@ -442,22 +563,32 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext) -> Result<SourceRecord, Stri
         return Err(format!("end_date {e} is before start_date {s}"));
     }
     let school_unit = Some(get("school_unit").to_string()).filter(|s| !s.is_empty());
-    let mut groups: Vec<String> =
-        get("groups").split([';', '|']).map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect();
+    let group_type = match get("group_type") {
+        "" => GroupType::Class,
+        t => GroupType::parse(t).ok_or_else(|| {
+            format!("group_type {:?} is none of \"class\", \"teaching\", \"mentor\", \"other\"", mask_if_civic(t))
+        })?,
+    };
+    let mut groups: Vec<GroupMembership> = get("groups")
+        .split([';', '|'])
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| GroupMembership { kind: group_type, ..GroupMembership::class(school_unit.clone(), g.to_string()) })
+        .collect();
     groups.sort();
     groups.dedup();
+    let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
     Ok(SourceRecord {
         person_id,
         given_name,
         family_name,
         civic_no,
-        role,
-        school_unit,
+        affiliations: vec![affiliation],
         groups,
-        start_date,
-        end_date,
         email: lowercase_opt(get("email")),
         eppn: lowercase_opt(get("eppn")),
+        external_ids: Vec::new(),
+        deceased: false,
         // The value is not repeated in the message: the marking itself is protected.
         protection: connector_api::Protection::parse(get("protection")).map_err(|e| format!("protection {e}"))?,
         location: String::new(),

@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn cx() -> FetchContext {
-    FetchContext { today: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap() }
+fn cx() -> FetchContext<'static> {
+    FetchContext::full(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap())
 }
 
 fn config() -> CsvConfig {
@@ -11,6 +11,7 @@ fn config() -> CsvConfig {
         path: "persons.csv".into(),
         delimiter: None,
         columns: ColumnMap::default(),
+        affiliations: AffiliationRows::One,
         max_rejected_percent: 2.0,
         max_shrink_percent: 10.0,
         shrink_min_records: 10,
@@ -27,7 +28,13 @@ fn reads_a_file_with_bom_and_semicolons() {
     assert_eq!(batch.rejected, vec![]);
     let r = &batch.records[0];
     assert_eq!(r.given_name, "Åsa");
-    assert_eq!(r.groups, vec!["7A", "7B"]);
+    let groups: Vec<(&str, Option<&str>, GroupType)> =
+        r.groups.iter().map(|g| (g.name.as_str(), g.school_unit.as_deref(), g.kind)).collect();
+    assert_eq!(groups, [("7A", Some("SKOLA1"), GroupType::Class), ("7B", Some("SKOLA1"), GroupType::Class)]);
+    let a = &r.affiliations[..];
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].school_unit.as_deref(), a[0].role), (Some("SKOLA1"), Role::Staff));
+    assert_eq!(r.start_date(), NaiveDate::from_ymd_opt(2020, 8, 15));
     assert_eq!(r.civic_no.as_ref().unwrap().expose(), "198211059954");
     assert_eq!(r.location, "persons.csv:2");
 }
@@ -44,12 +51,12 @@ fn bad_rows_are_reported_with_their_line() {
         got,
         vec![
             "persons.csv:2: person_id \"1\" is also on line 6; every row with it is left out (a person it \
-             belongs to is kept as at the last run). Fix the export so each person_id is on one row",
+             belongs to is kept as at the last run). Fix the export so each person_id is on one row, or set affiliations = \"rows\" when a person's rows are their school units",
             "persons.csv:3: given_name is empty; it is required",
             "persons.csv:4: civic_no 19870704-**** fails its check digit",
             "persons.csv:5: start_date \"2020-13-01\" is not a date in the form YYYY-MM-DD",
             "persons.csv:6: person_id \"1\" is also on line 2; every row with it is left out (a person it \
-             belongs to is kept as at the last run). Fix the export so each person_id is on one row",
+             belongs to is kept as at the last run). Fix the export so each person_id is on one row, or set affiliations = \"rows\" when a person's rows are their school units",
             "persons.csv:7: role \"pirate\" is neither \"student\" nor \"staff\"",
             "persons.csv:8: has 2 fields, the header has 9",
         ]
@@ -74,7 +81,7 @@ fn the_column_map_renames() {
     let text = HEADER.replace("person_id", "elev_id") + "9,A,B,,elev,S,,,\n";
     let batch = parse(&c, "p.csv", text.as_bytes(), cx()).unwrap();
     assert_eq!(batch.records[0].person_id, "9");
-    assert_eq!(batch.records[0].role, Role::Student);
+    assert_eq!(batch.records[0].first_role(), Role::Student);
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -196,4 +203,86 @@ fn a_civic_number_in_any_spelling_in_a_free_text_column_rejects_the_row() {
     for digits in ["9996", "9954", "9959", "9982", "TF01", "870704", "821105"] {
         assert!(!all.contains(digits), "{digits} in {all}");
     }
+}
+
+const ROWS_HEADER: &str =
+    "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date,group_type\n";
+
+fn rows_config() -> CsvConfig {
+    CsvConfig { affiliations: AffiliationRows::Rows, ..config() }
+}
+
+#[test]
+fn with_affiliations_as_rows_a_teachers_rows_at_three_schools_are_one_person() {
+    let text = format!(
+        "{ROWS_HEADER}t1,Åsa,Öberg,19821105-9954,staff,S1,MA7,,,teaching\n\
+         p1,Bo,Ek,,student,S1,7A,,2026-12-31,\n\
+         t1,Åsa,Öberg,19821105-9954,staff,S2,,2025-08-01,,\n\
+         p1,Bo,Ek,,student,S2,8B,2027-01-01,,\n\
+         t1,Åsa,Öberg,19821105-9954,staff,S3,,,,\n"
+    );
+    let batch = parse(&rows_config(), "p.csv", text.as_bytes(), cx()).unwrap();
+    assert_eq!(batch.rejected, vec![]);
+    let schools = |r: &SourceRecord| -> Vec<String> {
+        r.affiliations.iter().map(|a| a.school_unit.clone().unwrap_or_default()).collect()
+    };
+    let t = batch.records.iter().find(|r| r.person_id == "t1").unwrap();
+    assert_eq!(schools(t), ["S1", "S2", "S3"]);
+    assert_eq!(t.location, "p.csv:2", "a person's location is their first row");
+    assert_eq!((t.groups[0].name.as_str(), t.groups[0].kind), ("MA7", GroupType::Teaching));
+    let p = batch.records.iter().find(|r| r.person_id == "p1").unwrap();
+    assert_eq!(schools(p), ["S1", "S2"]);
+    let groups: Vec<(&str, Option<&str>)> =
+        p.groups.iter().map(|g| (g.name.as_str(), g.school_unit.as_deref())).collect();
+    assert_eq!(groups, [("7A", Some("S1")), ("8B", Some("S2"))], "each group belongs to its row's school unit");
+    assert_eq!(batch.records.len(), 2);
+}
+
+#[test]
+fn with_affiliations_as_rows_the_same_school_twice_or_disagreeing_rows_reject_the_person_whole() {
+    let text = format!(
+        "{ROWS_HEADER}a,Anna,Berg,,student,S1,,,,\n\
+         a,Anna,Berg,,student,S1,7A,,,\n\
+         b,Bo,Ek,19821105-9954,staff,S1,,,,\n\
+         b,Bo,Eek,19821105-9954,staff,S2,,,,\n\
+         c,Cy,Ek,,staff,S1,,,,\n\
+         c,Cy,Ek,,staff,S2,,2020-13-01,,\n\
+         d,Di,Ek,,staff,S1,,,,\n"
+    );
+    let batch = parse(&rows_config(), "p.csv", text.as_bytes(), cx()).unwrap();
+    let kept: Vec<&str> = batch.records.iter().map(|r| r.person_id.as_str()).collect();
+    assert_eq!(kept, ["d"]);
+    let rejected: Vec<(String, Option<&str>)> =
+        batch.rejected.iter().map(|e| (e.location.clone(), e.person_id.as_deref())).collect();
+    let want =
+        [("p.csv:2", "a"), ("p.csv:3", "a"), ("p.csv:4", "b"), ("p.csv:5", "b"), ("p.csv:6", "c"), ("p.csv:7", "c")]
+            .map(|(l, p)| (l.to_string(), Some(p)));
+    assert_eq!(rejected, want);
+    let text_of = |line: &str| batch.rejected.iter().find(|e| e.location == line).unwrap().message.clone();
+    assert!(text_of("p.csv:3").contains("same school unit"), "{}", text_of("p.csv:3"));
+    assert!(text_of("p.csv:5").contains("family_name differs"), "{}", text_of("p.csv:5"));
+    assert!(!text_of("p.csv:5").contains("Eek"), "values are never shown");
+    assert!(text_of("p.csv:6").contains("line 7") && text_of("p.csv:6").contains("rejected"), "{}", text_of("p.csv:6"));
+    assert!(batch.rejected.iter().all(|e| !e.message.contains("9954")));
+    // A civic number rides along on the rejected rows, so the person stored with it is kept.
+    assert!(batch.rejected.iter().filter(|e| e.person_id.as_deref() == Some("b")).all(|e| e.civic_no.is_some()));
+}
+
+#[test]
+fn without_affiliations_as_rows_a_repeated_person_id_is_still_a_rejected_duplicate_that_says_how_to_merge() {
+    let text = format!("{ROWS_HEADER}t1,Åsa,Öberg,,staff,S1,,,,\nt1,Åsa,Öberg,,staff,S2,,,,\n");
+    let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+    assert!(batch.records.is_empty());
+    assert_eq!(batch.rejected.len(), 2);
+    assert!(batch.rejected[0].message.contains("affiliations = \"rows\""), "{}", batch.rejected[0].message);
+}
+
+#[test]
+fn an_unknown_group_type_rejects_the_row_and_a_known_one_types_its_groups() {
+    let text = format!("{ROWS_HEADER}a,Anna,Berg,,student,S1,M1,,,Mentor\nb,Bo,Ek,,student,S1,X,,,klassrum\n");
+    let batch = parse(&config(), "p.csv", text.as_bytes(), cx()).unwrap();
+    assert_eq!(batch.records[0].groups[0].kind, GroupType::Mentor);
+    assert_eq!(batch.rejected.len(), 1);
+    assert!(batch.rejected[0].message.starts_with("group_type \"klassrum\""), "{}", batch.rejected[0].message);
+    assert!(batch.columns.contains("group_type"));
 }

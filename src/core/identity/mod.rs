@@ -334,7 +334,7 @@ pub fn resolve(
         .identities
         .keys()
         .filter(|id| !by_id.contains_key(*id) && !kept.contains_key(*id))
-        .map(|id| Identity { id: id.clone(), is_new: false, records: Vec::new() })
+        .map(|id| Identity { id: id.clone(), is_new: false, records: Vec::new(), primary: None })
         .collect();
     absent.sort_by(|a, b| a.id.cmp(&b.id));
     let kept: Vec<Kept> = kept
@@ -346,7 +346,8 @@ pub fn resolve(
         .into_iter()
         .map(|(id, (is_new, mut recs))| {
             recs.sort_by_key(|(i, _)| *i);
-            Identity { id, is_new, records: recs.into_iter().map(|(_, r)| r).collect() }
+            let primary = snapshot.primaries.get(&id).cloned();
+            Identity { id, is_new, records: recs.into_iter().map(|(_, r)| r).collect(), primary }
         })
         .collect();
     present.sort_by(|a, b| a.id.cmp(&b.id));

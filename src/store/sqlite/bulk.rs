@@ -12,7 +12,7 @@ use crate::core::model::{AccountStatus, IdentityId};
 use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-/// Rows per multi-row statement: 17 columns × 1,000 rows stays under SQLite's 32,766 variables.
+/// Rows per multi-row statement: 18 columns × 1,000 rows stays under SQLite's 32,766 variables.
 pub(super) const CHUNK_ROWS: usize = 1000;
 
 /// Inserts `rows` with `head` (`INSERT INTO t (columns) `) and `tail` (an `ON CONFLICT` clause,
@@ -75,19 +75,35 @@ pub(super) async fn insert_identities(
 pub(super) const ALLOCATE: &str = " ON CONFLICT (username) DO UPDATE SET identity_id = excluded.identity_id,
     allocated_at = excluded.allocated_at, released_at = NULL";
 
+/// Records identities' primary school units (`None`: none any more).
+pub(super) async fn set_primaries(
+    conn: &mut SqliteConnection,
+    rows: &[(IdentityId, Option<String>)],
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE identities SET primary_school = v.column2 FROM (");
+        q.push_values(chunk, |mut b, (id, primary)| {
+            b.push_bind(id).push_bind(primary);
+        });
+        q.push(") AS v WHERE identities.id = v.column1");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Writes new or changed source records (full civic numbers: only here).
 pub(super) async fn upsert_records(conn: &mut SqliteConnection, records: &[RecordRow], now: &str) -> sqlx::Result<()> {
     insert_rows(
         conn,
         "INSERT INTO source_records (source, person_id, identity_id, civic_no, given_name, family_name, role,
-            school_unit, groups, start_date, end_date, email, eppn, protected, content_hash, first_seen,
+            school_unit, groups, start_date, end_date, email, eppn, protected, content_hash, data, first_seen,
             updated_at) ",
         " ON CONFLICT (source, person_id) DO UPDATE SET identity_id = excluded.identity_id,
             civic_no = excluded.civic_no, given_name = excluded.given_name, family_name = excluded.family_name,
             role = excluded.role, school_unit = excluded.school_unit, groups = excluded.groups,
             start_date = excluded.start_date, end_date = excluded.end_date, email = excluded.email,
             eppn = excluded.eppn, protected = excluded.protected, content_hash = excluded.content_hash,
-            updated_at = excluded.updated_at",
+            data = excluded.data, updated_at = excluded.updated_at",
         records,
         |mut b, r| {
             b.push_bind(&r.source)
@@ -105,6 +121,7 @@ pub(super) async fn upsert_records(conn: &mut SqliteConnection, records: &[Recor
                 .push_bind(&r.eppn)
                 .push_bind(r.protected)
                 .push_bind(&r.content_hash)
+                .push_bind(&r.data)
                 .push_bind(now)
                 .push_bind(now);
         },

@@ -34,7 +34,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 12] = [
+const MIGRATIONS: [(i64, &str, &str); 13] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -47,6 +47,7 @@ const MIGRATIONS: [(i64, &str, &str); 12] = [
     (10, "passwords", include_str!("../../../migrations/sqlite/0010_passwords.sql")),
     (11, "password claims", include_str!("../../../migrations/sqlite/0011_password_claims.sql")),
     (12, "claim refusals", include_str!("../../../migrations/sqlite/0012_claim_refusals.sql")),
+    (13, "affiliations", include_str!("../../../migrations/sqlite/0013_affiliations.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -269,8 +270,8 @@ impl StateStore for SqliteStore {
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let (identities, records, accounts) = tokio::try_join!(
-            self.json_rows::<(String, Option<String>)>(sqlx::query(
-                "SELECT json_group_array(json_array(id, username)) FROM identities"
+            self.json_rows::<(String, Option<String>, Option<String>)>(sqlx::query(
+                "SELECT json_group_array(json_array(id, username, primary_school)) FROM identities"
             )),
             self.json_rows::<StoredRow>(sqlx::query(
                 "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
@@ -283,7 +284,12 @@ impl StateStore for SqliteStore {
             )),
         )?;
         let mut snap = Snapshot::default();
-        snap.identities.extend(identities);
+        for (id, username, primary) in identities {
+            if let Some(p) = primary {
+                snap.primaries.insert(id.clone(), p);
+            }
+            snap.identities.insert(id, username);
+        }
         for (
             source,
             person_id,
@@ -313,10 +319,12 @@ impl StateStore for SqliteStore {
         &self,
         new: &[(IdentityId, String)],
         records: &[RecordRow],
+        primaries: &[(IdentityId, Option<String>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let now = ts(now);
-        in_tx!(self, tx => bulk::insert_identities(&mut tx, new, &now); bulk::upsert_records(&mut tx, records, &now))
+        in_tx!(self, tx => bulk::insert_identities(&mut tx, new, &now); bulk::upsert_records(&mut tx, records, &now);
+            bulk::set_primaries(&mut tx, primaries))
     }
 
     async fn allocated_usernames(
