@@ -43,6 +43,13 @@ pub struct Cli {
     /// Go ahead although a source lacks columns it had at the last apply (after review)
     #[arg(long, global = true)]
     pub accept_schema_change: bool,
+    /// Go ahead although a source reads another scope than at the last apply (its
+    /// `organisations` changed) and persons are out of it only because of that (after review)
+    #[arg(long, global = true)]
+    pub accept_scope_change: bool,
+    /// Read every source in full, also one that could read only the changes since the last apply
+    #[arg(long, global = true)]
+    pub full: bool,
     /// More log output (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -294,8 +301,13 @@ pub fn init_tracing(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let path = Config::resolve_path(cli.config.as_deref(), std::env::var("ENID_CONFIG").ok());
     let config = Config::load(&path)?;
-    let overrides =
-        Overrides { shrink: cli.accept_shrink, missing: cli.accept_missing, schema_change: cli.accept_schema_change };
+    let overrides = Overrides {
+        shrink: cli.accept_shrink,
+        missing: cli.accept_missing,
+        schema_change: cli.accept_schema_change,
+        scope_change: cli.accept_scope_change,
+        full_read: cli.full,
+    };
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Check => plan::check(&build(config).await?, &mut out).await,

@@ -329,6 +329,9 @@ pub struct StoredRecord {
     /// a settled civic number now names someone else, without keeping the names in memory.
     /// `None` when the state did not give them.
     pub names: Option<NameFingerprint>,
+    /// The source no longer gave this record at the last applied run (kept for a leaver's log
+    /// rows and a return, but not part of what an incremental read merges with).
+    pub gone: bool,
 }
 
 /// A record's given and family name, each reduced to a hash of its normalised form

@@ -120,7 +120,7 @@ impl Engine {
         let today = now.date_naive();
         let observing = self.spawn_observe();
         let overrides = Overrides::default();
-        let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive(), &overrides), self.read_state());
+        let (fetched, state) = tokio::join!(self.fetch_all(now, &overrides), self.read_state());
         let (fetched, (snapshot, decisions, state_groups)) = match (fetched, state) {
             (Ok(f), Ok(s)) => (f, s),
             (Err(e), _) | (_, Err(e)) => {
@@ -143,7 +143,9 @@ impl Engine {
                 }
             }
         }
-        let super::fetch::Fetched { records, rejected: rejected_rows, counts, columns } = fetched;
+        // The sources' reads are not recorded by an adoption (it keeps the records of the
+        // identities it claims only): the next apply reads every source in full.
+        let super::fetch::Fetched { records, rejected: rejected_rows, counts, columns, .. } = fetched;
         let rejected = crate::core::identity::RejectedRows::from_rows(&rejected_rows);
         // The ids the rejected rows' persons would have: their accounts are theirs, not leavers'.
         // A rejected row whose key cannot be read could be anyone's.

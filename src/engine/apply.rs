@@ -50,6 +50,7 @@ impl Engine {
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
         self.store.commit_identities(&new, &computed.record_rows, &computed.primary_rows, now).await?;
+        self.store.mark_gone(&computed.gone_rows, now).await?;
         self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
         // Approved releases of protection (the CLI clears the list without `--accept-protected`).
@@ -178,6 +179,9 @@ impl Engine {
         };
         self.store.record_source_counts(run, &computed.counts, now).await?;
         self.store.record_source_columns(run, &computed.columns, now).await?;
+        // The watermarks advance with the records they describe, also after failed operations
+        // (the records were stored at the start); a plan never moves them.
+        self.store.record_source_reads(run, &computed.reads, now).await?;
         self.store.finish_run(run, status, &message, now).await?;
         Ok(report)
     }

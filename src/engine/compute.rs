@@ -35,6 +35,15 @@ pub struct Computed {
     pub record_rows: Vec<RecordRow>,
     /// Identities whose primary school unit to record (new or changed).
     pub primary_rows: Vec<(IdentityId, Option<String>)>,
+    /// Stored records (source, person_id) whose persons the sources no longer give.
+    pub gone_rows: Vec<(String, String)>,
+    /// Persons each source has but does not provision, by why (guardians, no current tie).
+    pub skipped: BTreeMap<String, BTreeMap<String, usize>>,
+    /// What each source's read leaves for the next one, and whether it read in full: recorded
+    /// at the end of an apply, never by a plan.
+    pub reads: BTreeMap<String, (crate::store::SourceRead, bool)>,
+    /// Whether `reads` must be recorded although nothing else changed.
+    pub reads_changed: bool,
     /// Records read, per source.
     pub counts: BTreeMap<String, usize>,
     /// The fields each source delivered (recorded at apply for the dropped-column guard).
@@ -149,15 +158,17 @@ impl Engine {
             |what: &'static str| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "compute");
         let observing = self.spawn_observe();
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
-        let (fetched, snapshot) = tokio::join!(self.fetch_all(today, overrides), self.read_state());
-        let (Fetched { records, rejected, counts, columns }, (snapshot, decisions, state_groups)) =
-            match (fetched, snapshot) {
-                (Ok(f), Ok(s)) => (f, s),
-                (Err(e), _) | (_, Err(e)) => {
-                    abort_all();
-                    return Err(e);
-                }
-            };
+        let (fetched, snapshot) = tokio::join!(self.fetch_all(now, overrides), self.read_state());
+        let (
+            Fetched { records, rejected, counts, columns, skipped, mut reads, reads_changed },
+            (snapshot, decisions, state_groups),
+        ) = match (fetched, snapshot) {
+            (Ok(f), Ok(s)) => (f, s),
+            (Err(e), _) | (_, Err(e)) => {
+                abort_all();
+                return Err(e);
+            }
+        };
         lap("read sources and state");
         // A rejected row is not a leaver: the persons linked to rejected rows are kept as stored.
         let rejected_rows = RejectedRows::from_rows(&rejected);
@@ -209,6 +220,21 @@ impl Engine {
             .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
         let mut record_rows = changed_records(&resolution, &snapshot);
+        let record_rows_sources: BTreeMap<String, usize> = record_rows.iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry(r.source.clone()).or_insert(0) += 1;
+            m
+        });
+        let gone_rows = gone_records(&snapshot, &resolution, &counts);
+        // A source with a record held in a conflict keeps its watermark: an incremental read
+        // must see that change again until the conflict is decided (it merges with what is
+        // stored, which would otherwise silently stand in for the held record).
+        for c in &resolution.conflicts {
+            for label in c.records.iter().chain(&c.held) {
+                if let Some((source, _)) = label.split_once('/') {
+                    reads.remove(source);
+                }
+            }
+        }
         let mut primary_rows = changed_primaries(&resolution, &authority, today);
         lap("desired accounts of known identities");
 
@@ -268,6 +294,13 @@ impl Engine {
             record_rows
                 .retain(|r| snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id));
             primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
+            // A source whose records wait keeps its watermark: the next incremental read sees
+            // their changes again.
+            for (source, n) in &record_rows_sources {
+                if record_rows.iter().filter(|r| &r.source == source).count() < *n {
+                    reads.remove(source);
+                }
+            }
         }
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
@@ -495,6 +528,10 @@ impl Engine {
             failures,
             record_rows,
             primary_rows,
+            gone_rows,
+            skipped,
+            reads,
+            reads_changed,
             counts,
             columns,
             observed,

@@ -6,9 +6,10 @@ use super::{Engine, EngineError, Overrides};
 use crate::core::identity::{self, Decision, RejectedRows, Resolution};
 use crate::core::model::{Snapshot, Sourced};
 use crate::core::plan::OwnedGroup;
+use crate::store::SourceRead;
 use crate::store::StateStore;
 use chrono::{DateTime, NaiveDate, Utc};
-use connector_api::{FetchContext, RowError};
+use connector_api::{FetchContext, RowError, SourceRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What reading the sources gave, after the input guards.
@@ -17,34 +18,71 @@ pub(super) struct Fetched {
     pub rejected: BTreeMap<String, Vec<RowError>>,
     pub counts: BTreeMap<String, usize>,
     pub columns: BTreeMap<String, BTreeSet<String>>,
+    /// Persons each source has but does not provision, by why.
+    pub skipped: BTreeMap<String, BTreeMap<String, usize>>,
+    /// What each source's read leaves for the next one (recorded at the end of an apply), and
+    /// whether it read in full.
+    pub reads: BTreeMap<String, (SourceRead, bool)>,
+    /// Whether an apply must record `reads` although nothing else changed: a watermark or scope
+    /// moved, or an incremental source read in full.
+    pub reads_changed: bool,
+}
+
+/// How one source is read this run: in full, or the changes since its watermark merged with
+/// the records its last applied read left.
+enum ReadPlan {
+    Full,
+    Changes { since: String, prior: Vec<SourceRecord> },
 }
 
 impl Engine {
     /// Reads every source and runs the input guards (dropped columns, zero records, too many
-    /// rejected rows, a shrink): a source that fails one stops the run before planning.
-    pub(super) async fn fetch_all(&self, today: NaiveDate, overrides: &Overrides) -> Result<Fetched, EngineError> {
-        let cx = FetchContext::full(today);
-        let (results, last, last_columns) = tokio::join!(
-            futures::future::join_all(self.sources.iter().map(|s| s.conn.fetch(cx))),
-            self.store.source_counts(),
-            self.store.source_columns()
-        );
-        let (last, last_columns) = (last?, last_columns?);
-        let mut records = Vec::new();
-        let mut rejected = BTreeMap::new();
-        let mut counts = BTreeMap::new();
-        let mut columns = BTreeMap::new();
-        for (handle, result) in self.sources.iter().zip(results) {
+    /// rejected rows, a shrink, a changed scope): a source that fails one stops the run before
+    /// planning. A source that can read incrementally does so when its last applied read left a
+    /// watermark, its scope is unchanged, its `full_read_every` has not passed, and `--full` was
+    /// not given; its changes are merged with the stored records before any guard judges them.
+    pub(super) async fn fetch_all(&self, now: DateTime<Utc>, overrides: &Overrides) -> Result<Fetched, EngineError> {
+        let today = now.date_naive();
+        let (last, last_columns, last_reads) =
+            tokio::try_join!(self.store.source_counts(), self.store.source_columns(), self.store.source_reads())?;
+        let mut plans = Vec::new();
+        for handle in &self.sources {
+            plans.push(self.read_plan(handle, last_reads.get(&handle.id), now, today, overrides).await?);
+        }
+        let results = futures::future::join_all(self.sources.iter().zip(&plans).map(|(s, plan)| {
+            let cx = match plan {
+                ReadPlan::Full => FetchContext::full(today),
+                ReadPlan::Changes { since, prior } => FetchContext { today, since: Some(since), prior },
+            };
+            s.conn.fetch(cx)
+        }))
+        .await;
+        let mut out = Fetched {
+            records: Vec::new(),
+            rejected: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            columns: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            reads_changed: false,
+        };
+        for ((handle, result), plan) in self.sources.iter().zip(results).zip(plans) {
             let (id, max_pct) = (&handle.id, &handle.max_rejected_percent);
-            let mut batch = match result.map_err(|error| EngineError::Source { id: id.clone(), error })? {
-                connector_api::Fetched::Full(batch) => batch,
-                connector_api::Fetched::Changes(_) => {
+            let fetched = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
+            let (mut batch, full) = match (fetched, plan) {
+                (connector_api::Fetched::Full(batch), _) => (batch, true),
+                (connector_api::Fetched::Changes(changes), ReadPlan::Changes { prior, .. }) => {
+                    let columns = last_columns.get(id).cloned().unwrap_or_default();
+                    (merge_changes(prior, changes, columns), false)
+                }
+                (connector_api::Fetched::Changes(_), ReadPlan::Full) => {
                     return Err(EngineError::Source {
                         id: id.clone(),
                         error: connector_api::SourceError::Malformed {
                             location: id.clone(),
-                            reason: "delivered changes where every record was asked for; a delta is never read as a \
-                                     full export. Give the source a full export"
+                            reason: "delivered changes (a delta) where every record was asked for, and the state \
+                                     holds no complete earlier read of this source to merge them with; a delta is \
+                                     never read as a full export. Give the source a full export first"
                                 .into(),
                             source: None,
                         },
@@ -93,6 +131,10 @@ impl Engine {
                     ),
                 });
             }
+            let scope = handle.conn.scope();
+            if let Some(read) = last_reads.get(id).filter(|r| r.scope != scope && !overrides.scope_change) {
+                self.guard_scope_change(id, &read.scope, &scope, &batch).await?;
+            }
             if let Some(&before) = last.get(id).filter(|_| !overrides.shrink) {
                 let now = batch.records.len();
                 let drop = 100.0 * before.saturating_sub(now) as f64 / before.max(1) as f64;
@@ -108,12 +150,96 @@ impl Engine {
                     });
                 }
             }
-            counts.insert(id.clone(), batch.records.len());
-            columns.insert(id.clone(), batch.columns);
-            records.extend(batch.records.into_iter().map(|record| Sourced { source: id.clone(), record }));
-            rejected.insert(id.clone(), batch.rejected);
+            out.counts.insert(id.clone(), batch.records.len());
+            out.columns.insert(id.clone(), batch.columns);
+            out.skipped.insert(id.clone(), batch.skipped);
+            let last = last_reads.get(id);
+            out.reads_changed |= (full && handle.conn.incremental())
+                || last.map(|r| (&r.watermark, &r.scope)) != Some((&batch.watermark, &scope))
+                    && (last.is_some() || batch.watermark.is_some() || !scope.is_empty());
+            out.reads.insert(id.clone(), (SourceRead { watermark: batch.watermark, full_read_at: None, scope }, full));
+            out.records.extend(batch.records.into_iter().map(|record| Sourced { source: id.clone(), record }));
+            out.rejected.insert(id.clone(), batch.rejected);
         }
-        Ok(Fetched { records, rejected, counts, columns })
+        Ok(out)
+    }
+
+    /// Whether `handle` reads in full or incrementally this run, with what its incremental read
+    /// needs: the stored records of its last applied read, whole. A record stored before records
+    /// were kept whole (an upgraded state) means a full read.
+    async fn read_plan(
+        &self,
+        handle: &super::SourceHandle,
+        last: Option<&SourceRead>,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+        overrides: &Overrides,
+    ) -> Result<ReadPlan, EngineError> {
+        let Some(last) = last.filter(|_| handle.conn.incremental() && !overrides.full_read) else {
+            return Ok(ReadPlan::Full);
+        };
+        let Some(since) = last.watermark.clone() else { return Ok(ReadPlan::Full) };
+        if last.scope != handle.conn.scope() {
+            return Ok(ReadPlan::Full);
+        }
+        let due = match (handle.conn.full_read_every(), last.full_read_at) {
+            (Some(every), Some(at)) => chrono::Duration::from_std(every).map_or(true, |every| at + every <= now),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if due {
+            return Ok(ReadPlan::Full);
+        }
+        let mut prior = Vec::new();
+        for stored in self.store.stored_records(&handle.id).await? {
+            let Some(data) = stored.data else { return Ok(ReadPlan::Full) };
+            let mut record: SourceRecord = serde_json::from_str(&data).map_err(|e| {
+                EngineError::Store(crate::store::StoreError {
+                    path: self.store.path().to_string(),
+                    message: format!(
+                        "the stored record {}/{} cannot be read ({e}); run with --full to read the source again",
+                        handle.id,
+                        connector_api::civic::mask_if_civic(&stored.person_id)
+                    ),
+                })
+            })?;
+            record.civic_no = stored.civic_no.as_deref().and_then(|c| connector_api::CivicNo::parse(c, today).ok());
+            prior.push(record);
+        }
+        Ok(ReadPlan::Changes { since, prior })
+    }
+
+    /// A source that reads another scope than at the last apply (its `organisations` changed):
+    /// persons it gave then and not now are out only because of the config, so the run stops
+    /// before planning, however few they are.
+    async fn guard_scope_change(
+        &self,
+        id: &str,
+        before: &str,
+        now: &str,
+        batch: &connector_api::SourceBatch,
+    ) -> Result<(), EngineError> {
+        let present: std::collections::HashSet<&str> = batch
+            .records
+            .iter()
+            .map(|r| r.person_id.as_str())
+            .chain(batch.rejected.iter().filter_map(|e| e.person_id.as_deref()))
+            .collect();
+        let stored = self.store.stored_records(id).await?;
+        let out = stored.iter().filter(|s| !present.contains(s.person_id.as_str())).count();
+        if out == 0 {
+            return Ok(());
+        }
+        Err(EngineError::Guard {
+            id: id.to_string(),
+            reason: format!(
+                "reads another scope than at the last applied run ({} → {}), and {out} of the persons it gave then \
+                 are not in it now; a changed scope is a config change, never departures. Change the config back, or \
+                 run again with --accept-scope-change after review",
+                if before.is_empty() { "all" } else { before },
+                if now.is_empty() { "all" } else { now },
+            ),
+        })
     }
 
     /// Starts reading every target in tasks of their own, so the reads run while the sources
@@ -130,10 +256,89 @@ impl Engine {
     /// list the conflict queue.
     pub async fn resolve_only(&self, now: DateTime<Utc>) -> Result<Resolution, EngineError> {
         let overrides = Overrides::default();
-        let (fetched, state) = tokio::join!(self.fetch_all(now.date_naive(), &overrides), self.read_state());
+        let (fetched, state) = tokio::join!(self.fetch_all(now, &overrides), self.read_state());
         let Fetched { records, rejected, .. } = fetched?;
         let (snapshot, decisions, _) = state?;
         let rejected = RejectedRows::from_rows(&rejected);
         Ok(identity::resolve(records, &snapshot, &decisions, &self.config.identity.match_on, &rejected, &self.id_key))
+    }
+}
+
+/// The records a source's last applied read left, with an incremental read's changes applied:
+/// a changed record replaces the stored one, a removed person goes, and a person whose changed
+/// record was rejected is left out of the records (the rejected row keeps them as last stored,
+/// as for any rejected row). Pure.
+pub(super) fn merge_changes(
+    prior: Vec<SourceRecord>,
+    changes: connector_api::SourceChanges,
+    columns: BTreeSet<String>,
+) -> connector_api::SourceBatch {
+    let mut by_id: BTreeMap<String, SourceRecord> = prior.into_iter().map(|r| (r.person_id.clone(), r)).collect();
+    for pid in &changes.removed {
+        by_id.remove(pid);
+    }
+    for r in changes.changed {
+        by_id.insert(r.person_id.clone(), r);
+    }
+    for e in &changes.rejected {
+        if let Some(pid) = &e.person_id {
+            by_id.remove(pid);
+        }
+    }
+    connector_api::SourceBatch {
+        records: by_id.into_values().collect(),
+        rejected: changes.rejected,
+        columns,
+        skipped: changes.skipped,
+        watermark: changes.watermark,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_api::{Affiliation, Role, SourceChanges};
+
+    fn rec(pid: &str, given: &str) -> SourceRecord {
+        SourceRecord {
+            person_id: pid.into(),
+            given_name: given.into(),
+            family_name: "B".into(),
+            civic_no: None,
+            affiliations: vec![Affiliation::new(Some("S".into()), Role::Student)],
+            groups: Vec::new(),
+            email: None,
+            eppn: None,
+            external_ids: Vec::new(),
+            protection: None,
+            deceased: false,
+            location: format!("api:{pid}"),
+        }
+    }
+
+    #[test]
+    fn changes_merge_with_the_stored_records_and_a_rejected_change_keeps_the_person_out_of_the_records() {
+        let prior = vec![rec("1", "Anna"), rec("2", "Bo"), rec("3", "Cy"), rec("4", "Dag")];
+        let changes = SourceChanges {
+            changed: vec![rec("2", "Bosse"), rec("5", "Eva")],
+            removed: vec!["3".into(), "9".into()],
+            rejected: vec![RowError {
+                location: "api:4".into(),
+                message: "bad".into(),
+                person_id: Some("4".into()),
+                civic_no: None,
+            }],
+            skipped: BTreeMap::from([("guardian".to_string(), 2)]),
+            watermark: Some("w2".into()),
+        };
+        let columns = BTreeSet::from(["email".to_string()]);
+        let batch = merge_changes(prior, changes, columns.clone());
+        let names: Vec<(&str, &str)> =
+            batch.records.iter().map(|r| (r.person_id.as_str(), r.given_name.as_str())).collect();
+        assert_eq!(names, [("1", "Anna"), ("2", "Bosse"), ("5", "Eva")]);
+        assert_eq!(batch.rejected.len(), 1, "the rejected row keeps person 4 as last stored");
+        assert_eq!(batch.columns, columns, "the columns of the last full read stand");
+        assert_eq!(batch.watermark.as_deref(), Some("w2"));
+        assert_eq!(batch.skipped["guardian"], 2);
     }
 }

@@ -75,6 +75,37 @@ pub(super) fn changed_primaries(
         .collect()
 }
 
+/// Stored records, not yet marked gone, of the sources read this run (`read`) whose persons
+/// the sources no longer give: neither a record now nor kept (a rejected row keeps its person
+/// as last stored). What an apply marks gone, so an incremental read merges with the rest. Pure.
+pub(super) fn gone_records(
+    snapshot: &Snapshot,
+    resolution: &Resolution,
+    read: &std::collections::BTreeMap<String, usize>,
+) -> Vec<(String, String)> {
+    let kept: std::collections::HashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
+    let mut now: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for ident in &resolution.present {
+        now.extend(ident.records.iter().map(|s| (s.source.as_str(), s.record.person_id.as_str())));
+    }
+    let mut out = Vec::new();
+    for (source, records) in &snapshot.records {
+        if !read.contains_key(source) {
+            continue;
+        }
+        for (pid, stored) in records {
+            if !stored.gone
+                && !kept.contains(stored.identity_id.as_str())
+                && !now.contains(&(source.as_str(), pid.as_str()))
+            {
+                out.push((source.clone(), pid.clone()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A record's school unit codes, sorted and comma-separated (`None` without any): what a
 /// leaver's log rows name.
 fn school_units(r: &connector_api::SourceRecord) -> Option<String> {

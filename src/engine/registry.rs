@@ -32,6 +32,24 @@ impl AnySource {
             AnySource::Csv(s) => s.fetch(cx).await,
         }
     }
+
+    pub fn incremental(&self) -> bool {
+        match self {
+            AnySource::Csv(s) => s.incremental(),
+        }
+    }
+
+    pub fn full_read_every(&self) -> Option<std::time::Duration> {
+        match self {
+            AnySource::Csv(s) => s.full_read_every(),
+        }
+    }
+
+    pub fn scope(&self) -> String {
+        match self {
+            AnySource::Csv(s) => s.scope(),
+        }
+    }
 }
 
 /// A target of any type enid knows. It is a [`Target`] itself, dispatching by `match`.

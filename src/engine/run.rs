@@ -38,6 +38,11 @@ pub struct Overrides {
     pub missing: bool,
     /// A source lacks columns it had at the last apply (`--accept-schema-change`).
     pub schema_change: bool,
+    /// A source reads another scope than at the last apply, and persons are out of it only
+    /// because of that (`--accept-scope-change`).
+    pub scope_change: bool,
+    /// Every source is read in full, also one that could read only its changes (`--full`).
+    pub full_read: bool,
 }
 
 /// A front end's answer.
@@ -90,8 +95,11 @@ impl Engine {
                     // A stale saved plan is refused before anything is shown as if it would happen.
                     self.check_saved(&computed, id).await?;
                 }
-                let nothing =
-                    computed.plan.is_empty() && computed.record_rows.is_empty() && computed.primary_rows.is_empty();
+                let nothing = computed.plan.is_empty()
+                    && computed.record_rows.is_empty()
+                    && computed.primary_rows.is_empty()
+                    && computed.gone_rows.is_empty()
+                    && !computed.reads_changed;
                 if frontend.computed(&computed) == Confirm::Stop || nothing {
                     return Ok(RunReport { computed, approved: None, applied: None, saved: false });
                 }

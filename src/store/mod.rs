@@ -18,7 +18,7 @@ mod suite;
 
 pub use rows::{
     CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter,
-    RecordRow, RunRow, SealedPassword, StoredRecordView, describe_stored,
+    RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -364,6 +364,28 @@ pub trait StateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// What each source's last applied read left: its watermark, its last full read, its scope.
+    fn source_reads(&self) -> impl Future<Output = Result<BTreeMap<String, SourceRead>, StoreError>> + Send;
+
+    /// Remembers each source's read at the end of an apply, with whether it read in full.
+    fn record_source_reads(
+        &self,
+        run: i64,
+        reads: &BTreeMap<String, (SourceRead, bool)>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The records of `source` that its last applied read left (not gone), with full civic
+    /// numbers: what an incremental read's changes are merged with.
+    fn stored_records(&self, source: &str) -> impl Future<Output = Result<Vec<StoredSourceRecord>, StoreError>> + Send;
+
+    /// Marks records (source, person_id) whose persons the source no longer gives as gone.
+    fn mark_gone(
+        &self,
+        rows: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The fields each source delivered at the last applied run.
     fn source_columns(&self) -> impl Future<Output = Result<BTreeMap<String, BTreeSet<String>>, StoreError>> + Send;
 
@@ -642,6 +664,27 @@ impl StateStore for Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         dispatch!(self.record_source_counts(run, counts, now))
+    }
+
+    async fn source_reads(&self) -> Result<BTreeMap<String, SourceRead>, StoreError> {
+        dispatch!(self.source_reads())
+    }
+
+    async fn record_source_reads(
+        &self,
+        run: i64,
+        reads: &BTreeMap<String, (SourceRead, bool)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_source_reads(run, reads, now))
+    }
+
+    async fn stored_records(&self, source: &str) -> Result<Vec<StoredSourceRecord>, StoreError> {
+        dispatch!(self.stored_records(source))
+    }
+
+    async fn mark_gone(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self.mark_gone(rows, now))
     }
 
     async fn source_columns(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {

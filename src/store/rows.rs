@@ -81,6 +81,27 @@ pub struct RecordRow {
     pub data: String,
 }
 
+/// What a source's last applied read left (`source_reads`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceRead {
+    /// Where the next incremental read starts, in the source's own form; `None` for a source
+    /// that reads in full only.
+    pub watermark: Option<String>,
+    /// When the source was last read in full in an applied run.
+    pub full_read_at: Option<DateTime<Utc>>,
+    /// What the source read (`Source::scope`): a change is a config change, never departures.
+    pub scope: String,
+}
+
+/// A stored record as an incremental read's merge needs it: its key, its full civic number,
+/// and the whole record as JSON (`None` for a record stored before records were kept whole).
+#[derive(Debug, Clone)]
+pub struct StoredSourceRecord {
+    pub person_id: String,
+    pub civic_no: Option<String>,
+    pub data: Option<String>,
+}
+
 /// A record as shown by `enid explain`, civic number masked.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredRecordView {

@@ -42,6 +42,7 @@ macro_rules! store_suite {
             batches_larger_than_one_statement_round_trip,
             claim_refusals_are_kept_once_and_move_with_a_renamed_target,
             outside_claims_are_kept_until_forgotten,
+            primaries_source_reads_and_gone_records_round_trip,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -703,4 +704,49 @@ pub async fn outside_claims_are_kept_until_forgotten(s: &impl StateStore) {
     assert_eq!(s.outside_claims().await.unwrap(), [a.clone(), b.clone()]);
     s.forget_outside_claims(std::slice::from_ref(&a)).await.unwrap();
     assert_eq!(s.outside_claims().await.unwrap(), [b]);
+}
+
+pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateStore) {
+    use crate::store::SourceRead;
+    s.commit_identities(
+        &[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")],
+        &[record("sis", "P1", "id-a", Some(PNR)), record("sis", "P2", "id-b", None)],
+        &[("id-a".into(), Some("S1".into())), ("id-b".into(), None)],
+        day(0),
+    )
+    .await
+    .unwrap();
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(snap.primaries.get("id-a").map(String::as_str), Some("S1"));
+    assert!(!snap.primaries.contains_key("id-b"));
+    s.commit_identities(&[], &[], &[("id-a".into(), Some("S2".into()))], day(1)).await.unwrap();
+    assert_eq!(s.snapshot().await.unwrap().primaries["id-a"], "S2");
+
+    // The records a read left, whole, with full civic numbers; a gone one is not among them.
+    let stored = s.stored_records("sis").await.unwrap();
+    let mut keys: Vec<(&str, Option<&str>)> =
+        stored.iter().map(|r| (r.person_id.as_str(), r.civic_no.as_deref())).collect();
+    keys.sort();
+    assert_eq!(keys, [("P1", Some(PNR)), ("P2", None)]);
+    assert!(stored.iter().all(|r| r.data.as_deref().is_some_and(|d| d.contains("affiliations"))));
+    s.mark_gone(&[("sis".into(), "P2".into())], day(2)).await.unwrap();
+    let stored = s.stored_records("sis").await.unwrap();
+    assert_eq!(stored.iter().map(|r| r.person_id.as_str()).collect::<Vec<_>>(), ["P1"]);
+    let snap = s.snapshot().await.unwrap();
+    assert!(snap.record("sis", "P2").unwrap().gone, "kept, marked gone");
+    assert!(!snap.record("sis", "P1").unwrap().gone);
+    // A record written again (the person is back) is not gone any more.
+    s.commit_identities(&[], &[record("sis", "P2", "id-b", None)], &[], day(3)).await.unwrap();
+    assert!(!s.snapshot().await.unwrap().record("sis", "P2").unwrap().gone);
+
+    // Source reads: a full read sets its time; an incremental one keeps it and moves the mark.
+    assert!(s.source_reads().await.unwrap().is_empty());
+    let read = |w: &str| SourceRead { watermark: Some(w.into()), full_read_at: None, scope: "S1,S2".into() };
+    let run = s.begin_run("apply", None, day(4)).await.unwrap();
+    s.record_source_reads(run, &BTreeMap::from([("sis".to_string(), (read("w1"), true))]), day(4)).await.unwrap();
+    s.record_source_reads(run, &BTreeMap::from([("sis".to_string(), (read("w2"), false))]), day(5)).await.unwrap();
+    let got = s.source_reads().await.unwrap();
+    assert_eq!(got["sis"].watermark.as_deref(), Some("w2"));
+    assert_eq!(got["sis"].full_read_at, Some(day(4)));
+    assert_eq!(got["sis"].scope, "S1,S2");
 }

@@ -489,6 +489,18 @@ pub trait Source {
     fn incremental(&self) -> bool {
         false
     }
+    /// How often an incremental source must read in full whatever its watermark (what changes
+    /// cannot show, such as a membership a server changed without bumping its timestamp, is put
+    /// right then); `None`: only when the engine asks.
+    fn full_read_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// What the source reads, in a stable form (SS 12000: its organisations): when it differs
+    /// from the last applied run's, persons missing only because of it are a config change,
+    /// never departures. Empty for a source whose scope is all it has.
+    fn scope(&self) -> String {
+        String::new()
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ fn a_linked_record_keeps_its_identity_and_absent_ones_are_listed() {
             email: None,
             eppn: None,
             names: None,
+            gone: false,
         },
     );
     let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
@@ -103,6 +104,7 @@ fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<
             eppn: None,
             // The names `rec` gives every record.
             names: Some(crate::core::model::NameFingerprint::of("A", "B")),
+            gone: false,
         },
     );
 }

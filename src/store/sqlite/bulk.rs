@@ -103,7 +103,7 @@ pub(super) async fn upsert_records(conn: &mut SqliteConnection, records: &[Recor
             role = excluded.role, school_unit = excluded.school_unit, groups = excluded.groups,
             start_date = excluded.start_date, end_date = excluded.end_date, email = excluded.email,
             eppn = excluded.eppn, protected = excluded.protected, content_hash = excluded.content_hash,
-            data = excluded.data, updated_at = excluded.updated_at",
+            data = excluded.data, gone_at = NULL, updated_at = excluded.updated_at",
         records,
         |mut b, r| {
             b.push_bind(&r.source)

@@ -9,6 +9,7 @@
 
 mod bulk;
 mod file;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,7 @@ use super::{
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, IdentityId, NameFingerprint, OwnedAccount, Snapshot, StoredRecord};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
+use crate::store::{SourceRead, StoredSourceRecord};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -85,6 +87,7 @@ type StoredRow = (
     bool,
     String,
     String,
+    bool,
 );
 
 /// A handle on the SQLite state database. Clones share one connection pool.
@@ -276,7 +279,7 @@ impl StateStore for SqliteStore {
             self.json_rows::<StoredRow>(sqlx::query(
                 "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
                         email, eppn, role, json(CASE WHEN protected = 1 THEN 'true' ELSE 'false' END),
-                        given_name, family_name))
+                        given_name, family_name, json(CASE WHEN gone_at IS NULL THEN 'false' ELSE 'true' END)))
                  FROM source_records"
             )),
             self.json_rows::<AccountRowIn>(sqlx::query(
@@ -303,12 +306,23 @@ impl StateStore for SqliteStore {
             protected,
             given,
             family,
+            gone,
         ) in records
         {
             // The names themselves are not kept in the snapshot: their fingerprint is enough.
             let names = Some(NameFingerprint::of(&given, &family));
-            let rec =
-                StoredRecord { identity_id, civic_no, content_hash, school_unit, role, protected, email, eppn, names };
+            let rec = StoredRecord {
+                identity_id,
+                civic_no,
+                content_hash,
+                school_unit,
+                role,
+                protected,
+                email,
+                eppn,
+                names,
+                gone,
+            };
             snap.insert_record(source, person_id, rec);
         }
         snap.accounts = accounts.into_iter().map(owned_account).collect();
@@ -816,6 +830,27 @@ impl StateStore for SqliteStore {
                    ON CONFLICT (source) DO UPDATE SET records = excluded.records, run_id = excluded.run_id,
                       counted_at = excluded.counted_at";
         self.exec_all(upserts(sql, counts, |q, n| q.bind(*n as i64).bind(run).bind(&now))).await
+    }
+
+    async fn source_reads(&self) -> Result<BTreeMap<String, SourceRead>, StoreError> {
+        self.read_source_reads().await
+    }
+
+    async fn record_source_reads(
+        &self,
+        run: i64,
+        reads: &BTreeMap<String, (SourceRead, bool)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_source_reads(run, reads, now).await
+    }
+
+    async fn stored_records(&self, source: &str) -> Result<Vec<StoredSourceRecord>, StoreError> {
+        self.read_stored_records(source).await
+    }
+
+    async fn mark_gone(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write_gone(rows, now).await
     }
 
     async fn source_columns(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
