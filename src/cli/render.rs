@@ -11,7 +11,21 @@ pub fn render_plan(c: &Computed) -> String {
     let shown = c.shown_plan();
     let plan = &shown;
     let mut s = String::new();
-    let reads: Vec<String> = c.counts.iter().map(|(k, v)| format!("{k}: {v} records")).collect();
+    let reads: Vec<String> = c
+        .counts
+        .iter()
+        .map(|(k, v)| {
+            // How it was read (the changes since the last apply, or in full) and whom it skips.
+            let how = match c.reads.get(k) {
+                Some((_, false)) => " (changes merged with the last read)",
+                _ => "",
+            };
+            let skipped: Vec<String> =
+                c.skipped.get(k).into_iter().flatten().map(|(why, n)| format!("{n} skipped: {why}")).collect();
+            let skipped = if skipped.is_empty() { String::new() } else { format!(" [{}]", skipped.join(", ")) };
+            format!("{k}: {v} records{how}{skipped}")
+        })
+        .collect();
     let rejected: usize = c.rejected.values().map(Vec::len).sum();
     let _ = writeln!(s, "Plan {}  ({})", plan.plan_id, plan.now.format("%Y-%m-%d %H:%M UTC"));
     let _ = writeln!(

@@ -5,18 +5,6 @@ use crate::core::identity::{self, CivicChange, Resolution};
 use crate::core::model::Snapshot;
 use crate::store::RecordRow;
 
-/// A short fingerprint of a record's fields. It only decides whether the stored copy is rewritten,
-/// so a fast 64-bit hash is enough; a different hash after an upgrade rewrites each record once.
-pub(super) fn content_hash(fields: &[&str]) -> String {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    for f in fields {
-        h.write(f.as_bytes());
-        h.write_u8(0x1f);
-    }
-    format!("{:016x}", h.finish())
-}
-
 /// Records whose stored copy is missing or different. Pure.
 ///
 /// The columns keep what the state needs without reading the whole record back (the school
@@ -29,12 +17,24 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
         for s in &ident.records {
             let r = &s.record;
             let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
-            // A record serialises without its civic number, which has its own column.
-            let data = r.to_json();
-            let hash = content_hash(&[ident.id.as_str(), civic.as_deref().unwrap_or(""), &data]);
+            // A short fingerprint, only to decide whether the stored copy is rewritten: a fast
+            // 64-bit hash is enough, and a different hash after an upgrade rewrites each record
+            // once.
+            let hash = {
+                use std::hash::Hasher;
+                let mut h = rustc_hash::FxHasher::default();
+                h.write(ident.id.as_bytes());
+                h.write_u8(0x1f);
+                h.write(civic.as_deref().unwrap_or("").as_bytes());
+                h.write_u8(0x1f);
+                r.content_hash(&mut h);
+                format!("{:016x}", h.finish())
+            };
             if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
                 continue;
             }
+            // A record serialises without its civic number, which has its own column.
+            let data = r.to_json();
             out.push(RecordRow {
                 source: s.source.clone(),
                 person_id: r.person_id.clone(),

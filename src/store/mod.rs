@@ -179,7 +179,9 @@ pub trait StateStore: Send + Sync {
     /// it). Their records are rewritten on the next run.
     fn unprotect(&self, identities: &[IdentityId]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Finds an identity by enid id, username (current or earlier), or a source's person_id.
+    /// Finds an identity by enid id, username (current or earlier), a source's person_id, or an
+    /// external identifier a source gives (SS 12000 `externalIdentifiers`, OneRoster
+    /// `identifier`: the number a school admin knows).
     fn find_identity(&self, needle: &str) -> impl Future<Output = Result<Vec<IdentityId>, StoreError>> + Send;
 
     /// The stored records of an identity, civic numbers masked.

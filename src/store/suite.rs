@@ -739,6 +739,14 @@ pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateSt
     s.commit_identities(&[], &[record("sis", "P2", "id-b", None)], &[], day(3)).await.unwrap();
     assert!(!s.snapshot().await.unwrap().record("sis", "P2").unwrap().gone);
 
+    // An external identifier finds its person, as the person_id does.
+    let mut with_ext = record("sis", "P3", "id-b", None);
+    with_ext.data = with_ext.data.replace(r#""location""#, r#""external_ids":["ELEV-77"],"location""#);
+    s.commit_identities(&[], &[with_ext], &[], day(3)).await.unwrap();
+    assert_eq!(s.find_identity("ELEV-77").await.unwrap(), ["id-b"]);
+    assert_eq!(s.find_identity("P3").await.unwrap(), ["id-b"]);
+    assert!(s.find_identity("ELEV-7").await.unwrap().is_empty());
+
     // Source reads: a full read sets its time; an incremental one keeps it and moves the mark.
     assert!(s.source_reads().await.unwrap().is_empty());
     let read = |w: &str| SourceRead { watermark: Some(w.into()), full_read_at: None, scope: "S1,S2".into() };

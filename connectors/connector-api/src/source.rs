@@ -57,7 +57,7 @@ pub enum AffiliationKind {
 /// an after-school centre, a teacher with duties at three schools, a pupil who changes school on
 /// a date: each is several affiliations of one record. (A *placement* of an account is where a
 /// target keeps it; that is another thing.)
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Affiliation {
     /// The school unit's code (`schoolUnitCode`; the organisation id where there is none).
     /// `None` when the source gives none (a CSV row with an empty `school_unit`).
@@ -159,7 +159,7 @@ impl fmt::Display for GroupType {
 }
 
 /// A person's membership of one group (a class, a teaching group).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupMembership {
     /// The group's school unit code (the code of the row's school unit for CSV), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,6 +235,16 @@ impl SourceRecord {
     pub fn to_json(&self) -> String {
         // Strings, dates, booleans and enums only, with string keys: serialising cannot fail.
         serde_json::to_string(self).expect("a record always serialises")
+    }
+
+    /// A hash of everything the record says of the person, but not where it was read
+    /// (`location`: a row moving down the file is no change) and not the civic number (the
+    /// caller hashes the form it stores). Fast and stable within one build; it decides only
+    /// whether a stored copy is rewritten.
+    pub fn content_hash(&self, hasher: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        (&self.person_id, &self.given_name, &self.family_name, &self.affiliations, &self.groups).hash(hasher);
+        (&self.email, &self.eppn, &self.external_ids, &self.protection, self.deceased).hash(hasher);
     }
 
     /// The role of the record's first affiliation: a record with one tie has one role.

@@ -504,7 +504,9 @@ impl StateStore for SqliteStore {
         let q = sqlx::query_scalar(
             "SELECT id FROM identities WHERE id = ?1 OR username = ?1
              UNION SELECT identity_id FROM source_records WHERE person_id = ?1
-             UNION SELECT identity_id FROM usernames WHERE username = ?1 AND identity_id <> ''",
+             UNION SELECT identity_id FROM usernames WHERE username = ?1 AND identity_id <> ''
+             UNION SELECT r.identity_id FROM source_records r, json_each(r.data, '$.external_ids') e
+                   WHERE r.data IS NOT NULL AND e.value = ?1",
         );
         self.ctx(q.bind(needle).fetch_all(&self.pool).await)
     }
