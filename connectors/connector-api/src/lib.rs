@@ -37,6 +37,9 @@ pub use civic::{CivicNo, CivicNoError};
 pub use dn::escape_dn_value;
 pub use error::{BoxError, one_line};
 pub use secret::{Secret, load_secret};
-pub use source::{FetchContext, Protection, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
+pub use source::{
+    Affiliation, AffiliationKind, FetchContext, Fetched, GroupMembership, GroupType, Protection, Role, RowError, Source,
+    SourceBatch, SourceChanges, SourceError, SourceRecord,
+};
 pub use target::{AccountSpec, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp};
 pub use value::{ABSENT, AttrChange, Attrs, Fields, Value};

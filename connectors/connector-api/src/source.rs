@@ -4,7 +4,7 @@ use crate::civic::CivicNo;
 use crate::error::BoxError;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 
@@ -40,44 +40,265 @@ impl fmt::Display for Role {
     }
 }
 
+/// What kind of tie an [`Affiliation`] is: it decides which tie is a person's primary one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AffiliationKind {
+    /// A pupil enrolled in a school unit (SS 12000 `enrolments`, a CSV row of a pupil).
+    Enrolment,
+    /// A pupil placed in a preschool or an after-school centre (SS 12000 `placements`): never
+    /// primary while the person has an enrolment or a duty.
+    Placement,
+    /// A staff member's duty at a school unit (SS 12000 `duties`, a CSV row of staff).
+    Duty,
+}
+
+/// A person's tie to one school unit, with its dates. A pupil enrolled in a school and placed in
+/// an after-school centre, a teacher with duties at three schools, a pupil who changes school on
+/// a date: each is several affiliations of one record. (A *placement* of an account is where a
+/// target keeps it; that is another thing.)
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Affiliation {
+    /// The school unit's code (`schoolUnitCode`; the organisation id where there is none).
+    /// `None` when the source gives none (a CSV row with an empty `school_unit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_unit: Option<String>,
+    /// The school unit's display name, when the source has one (CSV has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_unit_name: Option<String>,
+    pub kind: AffiliationKind,
+    /// Pupil or staff.
+    pub role: Role,
+    /// Staff: the duty role as the source names it (`Lärare`, `Rektor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duty_role: Option<String>,
+    /// The school type as the source codes it (SS 12000 `GR`, `GY`, `FTH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_type: Option<String>,
+    /// The school year (årskurs) of a pupil, as the source writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<NaiveDate>,
+    /// The source's own id of the tie (an enrolment's or duty's id), which an incremental
+    /// read uses to replace or remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+}
+
+impl Affiliation {
+    /// A tie with only a school unit and a role: what a CSV row gives.
+    pub fn new(school_unit: Option<String>, role: Role) -> Affiliation {
+        let kind = match role {
+            Role::Student => AffiliationKind::Enrolment,
+            Role::Staff => AffiliationKind::Duty,
+        };
+        Affiliation {
+            school_unit,
+            school_unit_name: None,
+            kind,
+            role,
+            duty_role: None,
+            school_type: None,
+            year: None,
+            start_date: None,
+            end_date: None,
+            source_id: None,
+        }
+    }
+
+    /// Whether the tie holds on `day`.
+    pub fn holds_on(&self, day: NaiveDate) -> bool {
+        self.start_date.is_none_or(|s| s <= day) && self.end_date.is_none_or(|e| e >= day)
+    }
+}
+
+/// What a group is for. SS 12000's `Klass` is `Class`, `Undervisning` `Teaching`, `Mentor`
+/// `Mentor`; every other group type is `Other`. A CSV group is a class unless its row says
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupType {
+    Class,
+    Teaching,
+    Mentor,
+    Other,
+}
+
+impl GroupType {
+    pub const ALL: [GroupType; 4] = [GroupType::Class, GroupType::Teaching, GroupType::Mentor, GroupType::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Class => "class",
+            GroupType::Teaching => "teaching",
+            GroupType::Mentor => "mentor",
+            GroupType::Other => "other",
+        }
+    }
+
+    /// Parses enid's names and the SS 12000 group types (`Klass`, `Undervisning`, `Mentor`);
+    /// `None` for anything else, which the caller decides about.
+    pub fn parse(s: &str) -> Option<GroupType> {
+        match s.trim().to_lowercase().as_str() {
+            "class" | "klass" => Some(GroupType::Class),
+            "teaching" | "undervisning" => Some(GroupType::Teaching),
+            "mentor" => Some(GroupType::Mentor),
+            "other" | "övrigt" | "ovrigt" => Some(GroupType::Other),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for GroupType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person's membership of one group (a class, a teaching group).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupMembership {
+    /// The group's school unit code (the code of the row's school unit for CSV), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_unit: Option<String>,
+    /// The group's name as the school writes it (`7A`).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: GroupType,
+    /// The membership's dates, when the source gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<NaiveDate>,
+    /// The source's own id of the group, which an incremental read uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+}
+
+impl GroupMembership {
+    /// A class membership with no dates: what a CSV row gives.
+    pub fn class(school_unit: Option<String>, name: String) -> GroupMembership {
+        GroupMembership {
+            school_unit,
+            name,
+            kind: GroupType::Class,
+            start_date: None,
+            end_date: None,
+            source_id: None,
+        }
+    }
+
+    /// Whether the membership holds on `day`.
+    pub fn holds_on(&self, day: NaiveDate) -> bool {
+        self.start_date.is_none_or(|s| s <= day) && self.end_date.is_none_or(|e| e >= day)
+    }
+}
+
 /// One person as one source sees them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRecord {
     /// The source's own key for the person; unique within the source.
     pub person_id: String,
     pub given_name: String,
     pub family_name: String,
-    /// A validated civic number, when the source has one (some pupils have none).
+    /// A validated civic number, when the source has one (some pupils have none). Never
+    /// serialised: the state database keeps it in its own column.
+    #[serde(skip)]
     pub civic_no: Option<CivicNo>,
-    pub role: Role,
-    /// The school unit code the person belongs to.
-    pub school_unit: Option<String>,
+    /// The person's ties to school units, at least one, sorted.
+    pub affiliations: Vec<Affiliation>,
     /// Classes and teaching groups, sorted and deduplicated.
-    pub groups: Vec<String>,
-    pub start_date: Option<NaiveDate>,
-    pub end_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupMembership>,
     /// E-mail address, lowercased, when the source has one (a correlation key if configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// eduPersonPrincipalName, lowercased, when the source has one (a correlation key if
     /// configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eppn: Option<String>,
+    /// Other numbers the person is known by (SS 12000 `externalIdentifiers`, OneRoster
+    /// `identifier`): what a school admin looks a person up by. One shaped like a civic number
+    /// is masked wherever it is shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ids: Vec<String>,
     /// Protected personal data (SS 12000 `securityMarking`), when the source marks the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protection: Option<Protection>,
+    /// The source says the person has died (SS 12000 `personStatus`): their accounts are
+    /// disabled at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deceased: bool,
     /// Where the record came from (`persons.csv:14`), for messages.
     pub location: String,
 }
 
 impl SourceRecord {
-    /// The first free-text field of the record — `given_name`, `family_name`, `school_unit`,
-    /// `groups`, `email`, `eppn` — that holds a civic number in any spelling
+    /// The role of the record's first affiliation: a record with one tie has one role.
+    pub fn first_role(&self) -> Role {
+        self.affiliations.first().map(|a| a.role).unwrap_or(Role::Student)
+    }
+
+    /// Every role the record's affiliations name, sorted.
+    pub fn roles(&self) -> BTreeSet<Role> {
+        self.affiliations.iter().map(|a| a.role).collect()
+    }
+
+    /// The earliest start date of any affiliation (`None` when one has none: the person has
+    /// always been there).
+    pub fn start_date(&self) -> Option<NaiveDate> {
+        let mut out: Option<NaiveDate> = None;
+        for a in &self.affiliations {
+            out = Some(match (out, a.start_date) {
+                (_, None) => return None,
+                (None, Some(s)) => s,
+                (Some(o), Some(s)) => o.min(s),
+            });
+        }
+        out
+    }
+
+    /// The latest end date of any affiliation (`None` when one has none: open-ended).
+    pub fn end_date(&self) -> Option<NaiveDate> {
+        let mut out: Option<NaiveDate> = None;
+        for a in &self.affiliations {
+            out = Some(match (out, a.end_date) {
+                (_, None) => return None,
+                (None, Some(e)) => e,
+                (Some(o), Some(e)) => o.max(e),
+            });
+        }
+        out
+    }
+
+    /// The first free-text field of the record — names, school units and their names, duty
+    /// roles, groups, e-mail, eppn — that holds a civic number in any spelling
     /// ([`crate::civic::contains_civic`]), by field name. Such a value would become a username
-    /// for life, a group name, or an attribute on every target.
+    /// for life, a group name, or an attribute on every target. (External identifiers are
+    /// masked where shown instead: a school may number pupils by their civic number.)
     pub fn civic_in_free_text(&self) -> Option<&'static str> {
         use crate::civic::contains_civic;
         let texts = [("given_name", self.given_name.as_str()), ("family_name", self.family_name.as_str())]
             .into_iter()
-            .chain(self.school_unit.as_deref().map(|s| ("school_unit", s)))
-            .chain(self.groups.iter().map(|g| ("groups", g.as_str())))
+            .chain(self.affiliations.iter().flat_map(|a| {
+                [
+                    ("school_unit", a.school_unit.as_deref()),
+                    ("school_unit_name", a.school_unit_name.as_deref()),
+                    ("duty_role", a.duty_role.as_deref()),
+                    ("school_type", a.school_type.as_deref()),
+                    ("year", a.year.as_deref()),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+            }))
+            .chain(self.groups.iter().flat_map(|g| {
+                [("groups", Some(g.name.as_str())), ("school_unit", g.school_unit.as_deref())]
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, v?)))
+            }))
             .chain(self.email.as_deref().map(|e| ("email", e)))
             .chain(self.eppn.as_deref().map(|e| ("eppn", e)));
         texts.into_iter().find(|(_, text)| contains_civic(text)).map(|(field, _)| field)
@@ -138,7 +359,7 @@ impl fmt::Display for RowError {
     }
 }
 
-/// Everything one fetch produced.
+/// Everything one full fetch produced.
 #[derive(Debug, Clone, Default)]
 pub struct SourceBatch {
     /// The valid records.
@@ -150,6 +371,39 @@ pub struct SourceBatch {
     /// at the last applied run is missing: a dropped column is a broken export, not a change
     /// of every person.
     pub columns: BTreeSet<String>,
+    /// Persons the source has but enid does not provision, counted by why (`"guardian"`, `"no
+    /// current affiliation in scope"`): shown, never rejected rows.
+    pub skipped: BTreeMap<String, usize>,
+    /// Where a later incremental read starts ([`FetchContext::since`]): opaque to the engine,
+    /// kept in the state database with the records of an applied run. `None` from a source that
+    /// reads in full only.
+    pub watermark: Option<String>,
+}
+
+/// What an incremental read produced: the records that changed since the watermark, whole, and
+/// the persons the source removed. The engine merges them with the records stored from the last
+/// read; the input guards then judge the merged set.
+#[derive(Debug, Clone, Default)]
+pub struct SourceChanges {
+    /// Records that are new or changed, each complete (it replaces the stored one).
+    pub changed: Vec<SourceRecord>,
+    /// Source keys (`person_id`) of persons the source deleted or no longer provisions.
+    pub removed: Vec<String>,
+    /// Changed rows the source had to reject; their persons are kept as last stored.
+    pub rejected: Vec<RowError>,
+    /// Persons skipped among the changes, by why (as [`SourceBatch::skipped`]).
+    pub skipped: BTreeMap<String, usize>,
+    /// Where the next incremental read starts.
+    pub watermark: Option<String>,
+}
+
+/// What [`Source::fetch`] read.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// Every record (a full read).
+    Full(SourceBatch),
+    /// The changes since [`FetchContext::since`] (an incremental read, a OneRoster delta).
+    Changes(SourceChanges),
 }
 
 impl SourceBatch {
@@ -203,17 +457,38 @@ pub enum SourceError {
 
 /// The facts a source may need while fetching. Time is an argument, never read from the clock.
 #[derive(Debug, Clone, Copy)]
-pub struct FetchContext {
-    /// Today's date, for civic numbers in the 10-digit form.
+pub struct FetchContext<'a> {
+    /// Today's date, for civic numbers in the 10-digit form and for which ties are current.
     pub today: NaiveDate,
+    /// The watermark of the last applied read ([`SourceBatch::watermark`]), when the engine
+    /// allows an incremental read now; `None` asks for a full read.
+    pub since: Option<&'a str>,
+    /// The records stored from the last applied read, as that read left them (only when
+    /// `since` is given): what an incremental read rebuilds a changed person from (a group's
+    /// new members, a duty that ended). Connectors never open the state database themselves.
+    pub prior: &'a [SourceRecord],
+}
+
+impl FetchContext<'_> {
+    /// A context for a full read on `today`.
+    pub fn full(today: NaiveDate) -> FetchContext<'static> {
+        FetchContext { today, since: None, prior: &[] }
+    }
 }
 
 /// A source of person records.
 pub trait Source {
     /// Checks that the source can be read, without reading all of it.
     fn check(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
-    /// Reads every record. A fetch is all-or-nothing: partial data is an error.
-    fn fetch(&self, cx: FetchContext) -> impl Future<Output = Result<SourceBatch, SourceError>> + Send;
+    /// Reads the records: every one ([`Fetched::Full`]), or, when `cx.since` is given and the
+    /// source can, the changes since then ([`Fetched::Changes`]). A fetch is all-or-nothing:
+    /// partial data is an error.
+    fn fetch(&self, cx: FetchContext<'_>) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
+    /// Whether the source can read changes since a watermark (or may deliver a delta), so the
+    /// engine should hand it `since` and the stored records. Full reads only by default.
+    fn incremental(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
@@ -226,16 +501,55 @@ mod tests {
             given_name: given_name.into(),
             family_name: "Berg".into(),
             civic_no: None,
-            role: Role::Student,
-            school_unit: Some("S1".into()),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            start_date: None,
-            end_date: None,
+            affiliations: vec![Affiliation::new(Some("S1".into()), Role::Student)],
+            groups: groups.iter().map(|g| GroupMembership::class(Some("S1".into()), g.to_string())).collect(),
             email: email.map(str::to_string),
             eppn: None,
+            external_ids: Vec::new(),
             protection: None,
+            deceased: false,
             location: format!("api:{person_id}"),
         }
+    }
+
+    #[test]
+    fn a_records_dates_span_its_affiliations_and_an_open_end_wins() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let mut r = record("1", "Anna", &[], None);
+        let tie = |school: &str, start: &str, end: Option<&str>| Affiliation {
+            start_date: Some(d(start)),
+            end_date: end.map(d),
+            ..Affiliation::new(Some(school.into()), Role::Student)
+        };
+        r.affiliations = vec![tie("A", "2020-08-15", Some("2026-12-31")), tie("B", "2027-01-01", Some("2029-06-10"))];
+        assert_eq!((r.start_date(), r.end_date()), (Some(d("2020-08-15")), Some(d("2029-06-10"))));
+        r.affiliations.push(tie("C", "2021-01-01", None));
+        assert_eq!(r.end_date(), None, "an affiliation without an end keeps the person");
+        r.affiliations.push(Affiliation::new(Some("D".into()), Role::Staff));
+        assert_eq!(r.start_date(), None);
+        assert_eq!(r.roles().into_iter().collect::<Vec<_>>(), [Role::Student, Role::Staff]);
+    }
+
+    #[test]
+    fn a_civic_number_in_a_school_name_or_duty_role_rejects_the_record_but_an_external_id_does_not() {
+        let mut r = record("1", "Anna", &[], None);
+        r.external_ids = vec!["19870704-9996".into()];
+        assert_eq!(r.civic_in_free_text(), None);
+        r.affiliations[0].school_unit_name = Some("Skola 870704-9996".into());
+        assert_eq!(r.civic_in_free_text(), Some("school_unit_name"));
+        r.affiliations[0].school_unit_name = None;
+        r.affiliations[0].duty_role = Some("198707049996".into());
+        assert_eq!(r.civic_in_free_text(), Some("duty_role"));
+    }
+
+    #[test]
+    fn the_serialised_record_never_holds_the_civic_number() {
+        let mut r = record("1", "Anna", &["7A"], None);
+        r.civic_no = Some(CivicNo::parse("19821105-9954", NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap());
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("9954"), "{json}");
+        let back: SourceRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, SourceRecord { civic_no: None, ..r });
     }
 
     #[test]
