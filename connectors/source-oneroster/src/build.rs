@@ -94,7 +94,7 @@ impl Tables {
             user_columns.extend(rows::USERS_TIE_COLUMNS);
         }
         match &config.civic_no {
-            Some(CivicNoFrom::Identifier) => user_columns.push("identifier"),
+            Some(CivicNoFrom::Identifier {}) => user_columns.push("identifier"),
             Some(CivicNoFrom::UserIds { .. }) => user_columns.push("userIds"),
             None => {}
         }
@@ -422,7 +422,7 @@ pub fn year(u: &UserRow) -> Option<&str> {
 pub fn base(config: &OneRosterConfig, u: &UserRow, location: String, today: NaiveDate) -> Result<SourceRecord, String> {
     let civic_raw = match &config.civic_no {
         None => "",
-        Some(CivicNoFrom::Identifier) => u.identifier.as_str(),
+        Some(CivicNoFrom::Identifier {}) => u.identifier.as_str(),
         Some(CivicNoFrom::UserIds { id_type }) => {
             u.user_ids.iter().find(|(k, _)| k.eq_ignore_ascii_case(id_type)).map(|(_, v)| v.as_str()).unwrap_or("")
         }
@@ -430,11 +430,11 @@ pub fn base(config: &OneRosterConfig, u: &UserRow, location: String, today: Naiv
     let civic_no = if civic_raw.is_empty() {
         None
     } else {
-        let from = if matches!(config.civic_no, Some(CivicNoFrom::Identifier)) { "identifier" } else { "userIds" };
+        let from = if matches!(config.civic_no, Some(CivicNoFrom::Identifier {})) { "identifier" } else { "userIds" };
         Some(CivicNo::parse(civic_raw, today).map_err(|e| format!("{from} {} {e}", mask_raw(civic_raw)))?)
     };
     let mut external_ids = Vec::new();
-    if !matches!(config.civic_no, Some(CivicNoFrom::Identifier)) && !u.identifier.is_empty() {
+    if !matches!(config.civic_no, Some(CivicNoFrom::Identifier {})) && !u.identifier.is_empty() {
         external_ids.push(u.identifier.clone());
     }
     if !u.user_master_identifier.is_empty() && !external_ids.contains(&u.user_master_identifier) {

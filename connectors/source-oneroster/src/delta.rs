@@ -287,10 +287,8 @@ pub fn changes(
                 Some(r.user_id.clone())
             };
             let Some(d) = user.as_deref().and_then(|u| draft_of(&mut drafts, &prior, u)) else { continue };
-            d.rec.affiliations.retain(|a| a.source_id.as_deref().and_then(tie_role) != Some(r.id.as_str()));
-            if r.deleted {
-                continue;
-            }
+            // The pupil's grade: from their row in this delta, else as stored (taken before the
+            // tie it may be stored on is replaced).
             let year = match &d.year {
                 Some(y) => y.clone(),
                 None => d
@@ -300,6 +298,10 @@ pub fn changes(
                     .find(|a| a.kind == AffiliationKind::Enrolment)
                     .and_then(|a| a.year.clone()),
             };
+            d.rec.affiliations.retain(|a| a.source_id.as_deref().and_then(tie_role) != Some(r.id.as_str()));
+            if r.deleted {
+                continue;
+            }
             match build::affiliations(&[build::role_tie(&r)], &orgs, year.as_deref()) {
                 TieOutcome::Bad(e) => fault(&mut faults, &mut rejected, user, p.location, e),
                 TieOutcome::Family(f) => {

@@ -89,8 +89,9 @@ pub enum GroupName {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CivicNoFrom {
-    /// The user's `identifier` column.
-    Identifier,
+    /// The user's `identifier` column. (A struct variant, so that `deny_unknown_fields` holds
+    /// for it too: serde lets a unit variant of an internally tagged enum ignore other keys.)
+    Identifier {},
     /// The entry of `userIds` (`{type:id}`) with this type, compared without case.
     UserIds {
         /// The `type` of the entry (`PNR`, `personnummer`).

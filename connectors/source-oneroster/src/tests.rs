@@ -103,7 +103,7 @@ fn render_record(out: &mut String, r: &SourceRecord, bundle: &str) {
         opt(&r.eppn),
         r.external_ids,
         r.civic_no,
-        r.location.replace(bundle, "<b>")
+        r.location.replace(bundle, "<b>").replace(&fixture("").display().to_string(), "<fixtures>/")
     );
     for a in &r.affiliations {
         let _ = writeln!(
@@ -213,4 +213,217 @@ fn a_1_2_bulk_bundle_takes_ties_from_roles_with_their_dates_and_a_civic_number_f
         watermark Some("2026-08-03T09:00:00Z")
     "#]],
     );
+}
+
+#[test]
+fn a_1_1_delta_removes_tobedeleted_users_ends_an_enrollment_and_rebuilds_changed_persons_whole() {
+    let prior = full(&config(fixture("v11-bulk")));
+    let since = prior.watermark.clone().unwrap();
+    let config = config(fixture("v11-delta"));
+    let changes = delta(&config, &since, &prior.records);
+    // Anna: a new family name, and Matematik 7A ended (her class 7A from the bulk is kept).
+    // Olle: no longer teaches NO 9B (his row is not in the delta). Cia: new, in a class known
+    // only from the stored records. Bo: tobedeleted. The enrollment older than the watermark
+    // (Anna in 8C) was read before and is skipped.
+    expect![[r#"
+        u-anna student "Anna" "Berg-Ek" email=anna.berg@skola.example eppn=- ext=["E1001"] civic=None at <b>/users.csv:3
+          tie Enrolment 12345678 "Alfaskolan" duty=- year=07 .. [org:org-a]
+          group class 12345678/7A 2026-08-15..2027-06-10 [c-7a]
+          group teaching 12345678/Matematik 7A 2026-08-15..2026-08-31 [c-ma7]
+        u-cia student "Cia" "Dahl" email=cia.dahl@skola.example eppn=- ext=["E1007"] civic=None at <b>/users.csv:4
+          tie Enrolment 87654321 "Betaskolan" duty=- year=09 .. [org:org-b]
+          group teaching 87654321/NO 9B 2026-09-01.. [c-no9b]
+        u-olle staff "Olle" "Lind" email=olle.lind@skola.example eppn=- ext=["P2002"] civic=None at <fixtures>/v11-bulk/users.csv:3
+          tie Duty 12345678 "Alfaskolan" duty=teacher year=- .. [org:org-a]
+          tie Duty 87654321 "Betaskolan" duty=teacher year=- .. [org:org-b]
+          group class 12345678/7A .. [c-7a]
+          group teaching 12345678/Matematik 7A .. [c-ma7]
+        removed ["u-bo"]
+        skipped {"status tobedeleted": 1}
+        watermark Some("2026-09-01T08:30:00.000Z")
+    "#]]
+    .assert_eq(&render_changes(&changes, &config.path.display().to_string()));
+}
+
+#[test]
+fn a_1_2_delta_removes_a_role_found_by_its_id_alone_and_renames_a_school_everywhere() {
+    let prior = full(&config(fixture("v12-bulk")));
+    let since = prior.watermark.clone().unwrap();
+    let config = config(fixture("v12-delta"));
+    let changes = delta(&config, &since, &prior.records);
+    expect![[r#"
+        u-ella student "Ella" "Ström" email=ella.strom@skola.example eppn=- ext=["E4001"] civic=None at <fixtures>/v12-bulk/users.csv:3
+          tie Enrolment 87654321 "Betaskolan Norra" duty=- year=09 2026-08-15..2026-09-30 [role:r3 org:org-b]
+          group class 87654321/9B 2026-08-15.. [c-9b]
+          group teaching 87654321/EN9B 2026-08-15.. [c-eng9]
+        u-sara staff "Sara" "Holm" email=sara.holm@skola.example eppn=- ext=["T3001", "MID-3001"] civic=None at <fixtures>/v12-bulk/users.csv:2
+          tie Duty 12345678 "Alfaskolan" duty=teacher year=- 2024-08-01.. [role:r1 org:org-a]
+          group class 87654321/9B .. [c-9b]
+        removed []
+        skipped {}
+        watermark Some("2026-09-02T10:00:00Z")
+    "#]]
+    .assert_eq(&render_changes(&changes, &config.path.display().to_string()));
+}
+
+#[test]
+fn a_delta_bundle_is_never_read_without_an_earlier_read() {
+    let prior = full(&config(fixture("v11-bulk")));
+    let config = config(fixture("v11-delta"));
+    let no_since = error(&config, FetchContext::full(today()));
+    assert!(
+        no_since.starts_with("<bundle>/manifest.csv: is a delta bundle (only what changed), but enid has no watermark"),
+        "{no_since}"
+    );
+    let no_prior = error(&config, FetchContext { today: today(), since: Some("2026-08-02T07:00:00Z"), prior: &[] });
+    assert!(
+        no_prior.contains("enid has stored no records from an earlier read; a bulk bundle must be read"),
+        "{no_prior}"
+    );
+    let ok = read(&config, FetchContext { today: today(), since: Some("2026-08-02T07:00:00Z"), prior: &prior.records });
+    assert!(matches!(ok, Ok(Fetched::Changes(_))));
+}
+
+#[test]
+fn a_delta_read_again_after_a_newer_read_changes_nothing() {
+    let prior = full(&config(fixture("v11-bulk")));
+    let config = config(fixture("v11-delta"));
+    let changes = delta(&config, "2026-10-01T00:00:00Z", &prior.records);
+    assert!(changes.changed.is_empty() && changes.removed.is_empty(), "{changes:?}");
+    assert_eq!(changes.watermark.as_deref(), Some("2026-10-01T00:00:00Z"));
+}
+
+#[test]
+fn a_bundle_in_a_zip_reads_as_the_directory_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("export.zip");
+    std::fs::write(&zip_path, zip_of(&fixture("v11-bulk"), &[("academicSessions.csv", b"sourcedId\n")])).unwrap();
+    let from_zip = full(&config(zip_path.clone()));
+    let from_dir = full(&config(fixture("v11-bulk")));
+    assert_eq!(
+        render_full(&from_zip, &zip_path.display().to_string()),
+        render_full(&from_dir, &fixture("v11-bulk").display().to_string())
+    );
+}
+
+#[test]
+fn a_zip_entry_whose_path_leaves_the_archive_refuses_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("export.zip");
+    std::fs::write(&zip_path, zip_of(&fixture("v11-bulk"), &[("../../etc/users.csv", b"x\n")])).unwrap();
+    let err = error(&config(zip_path), FetchContext::full(today()));
+    assert!(err.starts_with("<bundle>: holds the entry \"../../etc/users.csv\", whose path leads outside"), "{err}");
+}
+
+#[test]
+fn a_zip_that_inflates_past_the_cap_is_refused_as_a_possible_bomb() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("export.zip");
+    // 3 MiB of one repeated line deflates to a few KiB.
+    let big = "u-x,,,true,org-a,student,x,,X,Y,,,,,,,,\n".repeat(3 * 1024 * 1024 / 40);
+    let bundle = copy("v11-bulk");
+    std::fs::write(bundle.path().join("users.csv"), big).unwrap();
+    std::fs::write(&zip_path, zip_of(bundle.path(), &[])).unwrap();
+    assert!(std::fs::metadata(&zip_path).unwrap().len() < 512 * 1024);
+    let config = OneRosterConfig { max_unzipped_mib: 2, ..config(zip_path) };
+    let err = error(&config, FetchContext::full(today()));
+    assert!(err.starts_with("<bundle>: inflates to more than 2 MiB (at users.csv), the cap max_unzipped_mib"), "{err}");
+}
+
+#[test]
+fn a_missing_manifest_is_an_error_naming_the_bundle() {
+    let bundle = copy("v11-bulk");
+    std::fs::remove_file(bundle.path().join("manifest.csv")).unwrap();
+    let err = error(&config(bundle.path().to_path_buf()), FetchContext::full(today()));
+    assert!(err.starts_with("<bundle>: has no manifest.csv at its top"), "{err}");
+}
+
+#[test]
+fn a_missing_required_column_is_an_error_naming_the_file_and_the_column() {
+    let bundle = copy("v11-bulk");
+    edit(bundle.path(), "classes.csv", |t| t.replacen("classType", "kind", 1));
+    let err = error(&config(bundle.path().to_path_buf()), FetchContext::full(today()));
+    assert!(err.starts_with("<bundle>/classes.csv:1: the header lacks the required column(s) classType;"), "{err}");
+}
+
+#[test]
+fn a_needed_file_marked_absent_in_a_bulk_bundle_is_an_error() {
+    let bundle = copy("v11-bulk");
+    edit(bundle.path(), "manifest.csv", |t| t.replace("file.enrollments,bulk", "file.enrollments,absent"));
+    let err = error(&config(bundle.path().to_path_buf()), FetchContext::full(today()));
+    assert!(err.starts_with("<bundle>/manifest.csv: file.enrollments is absent in a bulk bundle"), "{err}");
+}
+
+#[test]
+fn a_bad_date_rejects_the_user_with_the_file_and_line_and_keeps_the_others() {
+    let bundle = copy("v11-bulk");
+    edit(bundle.path(), "enrollments.csv", |t| {
+        t.replace("e6,,,c-8c,org-c,u-bo,student,false,,", "e6,,,c-8c,org-c,u-bo,student,false,2026-13-01,")
+    });
+    let batch = full(&config(bundle.path().to_path_buf()));
+    let rejected: Vec<(String, Option<String>)> = batch
+        .rejected
+        .iter()
+        .map(|e| (e.to_string().replace(&bundle.path().display().to_string(), "<b>"), e.person_id.clone()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [(
+            "<b>/enrollments.csv:7: beginDate \"2026-13-01\" is not a date in the form YYYY-MM-DD".to_string(),
+            Some("u-bo".to_string())
+        )]
+    );
+    let kept: Vec<&str> = batch.records.iter().map(|r| r.person_id.as_str()).collect();
+    assert_eq!(kept, ["u-anna", "u-olle"]);
+}
+
+#[test]
+fn a_bad_civic_number_rejects_the_row_and_is_never_shown() {
+    let bundle = copy("v12-bulk");
+    edit(bundle.path(), "users.csv", |t| t.replace("19821105-9954", "19821105-9955"));
+    let config = OneRosterConfig {
+        civic_no: Some(CivicNoFrom::UserIds { id_type: "PNR".into() }),
+        ..config(bundle.path().to_path_buf())
+    };
+    let batch = full(&config);
+    let shown = format!("{:?} {}", batch.rejected, batch.rejected.iter().map(|e| e.to_string()).collect::<String>());
+    assert_eq!(batch.rejected.len(), 1, "{shown}");
+    assert_eq!(batch.rejected[0].person_id.as_deref(), Some("u-sara"));
+    assert!(shown.contains("userIds 19821105-****"), "{shown}");
+    assert!(!shown.contains("9955"), "{shown}");
+}
+
+#[test]
+fn the_config_is_strict_and_its_keys_parse() {
+    let text = r#"
+        path = "/srv/oneroster/export.zip"
+        school_unit_code = "sourced_id"
+        group_name = "class_code"
+        civic_no = { from = "user_ids", type = "PNR" }
+        eppn_from_username = true
+        include_disabled_users = true
+        max_unzipped_mib = 256
+    "#;
+    let c: OneRosterConfig = toml::from_str(text).unwrap();
+    assert_eq!(c.civic_no, Some(CivicNoFrom::UserIds { id_type: "PNR".into() }));
+    assert_eq!((c.school_unit_code, c.group_name, c.max_unzipped_mib), (OrgCode::SourcedId, GroupName::ClassCode, 256));
+    let c: OneRosterConfig = toml::from_str("path = \"x\"\ncivic_no = { from = \"identifier\" }").unwrap();
+    assert_eq!(c, OneRosterConfig { civic_no: Some(CivicNoFrom::Identifier {}), ..config(PathBuf::from("x")) });
+    for bad in [
+        "path = \"x\"\ndelimiter = \";\"",
+        "path = \"x\"\ncivic_no = { from = \"identifier\", type = \"PNR\" }",
+        "path = \"x\"\ncivic_no = { from = \"user_ids\" }",
+        "path = \"x\"\ngroup_name = \"name\"",
+    ] {
+        assert!(toml::from_str::<OneRosterConfig>(bad).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_source_reads_through_the_trait_and_is_incremental() {
+    let source = OneRosterSource::new(config(fixture("v11-bulk")));
+    assert!(source.incremental());
+    source.check().await.unwrap();
+    let Fetched::Full(batch) = source.fetch(FetchContext::full(today())).await.unwrap() else { panic!("not full") };
+    assert_eq!(batch.records.len(), 3);
 }
