@@ -101,10 +101,10 @@ impl Tables {
         if config.eppn_from_username {
             user_columns.push("username");
         }
-        let mut users = file("users", &user_columns)?;
+        let users = file("users", &user_columns)?;
         // A 1.2 delta without roles.csv whose users.csv still carries the 1.1 columns: the
         // ties come from there, as they did in a bulk bundle without roles.csv.
-        let ties = match (&mut users, ties) {
+        let ties = match (&users, ties) {
             (Some(u), TieSource::Unchanged) if rows::USERS_TIE_COLUMNS.iter().all(|c| u.has(c)) => TieSource::UserRows,
             (_, t) => t,
         };
@@ -563,6 +563,10 @@ pub fn full(
         let u = match &p.value {
             Ok(u) => u,
             Err(e) => {
+                // One rejection per person: a fault of their role or enrollment rows adds none.
+                if let Some(u) = &p.user {
+                    faults.remove(u);
+                }
                 batch.rejected.push(reject(e.clone()));
                 continue;
             }

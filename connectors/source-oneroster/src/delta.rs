@@ -34,6 +34,24 @@ struct Draft {
     family: Option<&'static str>,
     /// The pupil's grade from a `users.csv` row of this delta.
     year: Option<Option<String>>,
+    /// A tie of this delta to an org that neither the delta nor the stored records know
+    /// (location, message): left out, unless it leaves the person with no school at all.
+    unknown: Option<(String, String)>,
+}
+
+/// Splits off the ties to orgs that are known. An org no stored record is tied to and the delta
+/// does not list may be a district (never stored, as no school unit comes from it) or a school
+/// enid has not seen: the tie is left out, and the first such org is returned with a message.
+fn known_ties(ties: Vec<build::Tie>, orgs: &Orgs, location: &str) -> (Vec<build::Tie>, Option<(String, String)>) {
+    let (known, unknown): (Vec<_>, Vec<_>) = ties.into_iter().partition(|t| orgs.contains_key(&t.org_id));
+    let first = unknown.first().map(|t| {
+        let message = format!(
+            "org {:?} is neither in this delta's orgs.csv nor known from the last read, and the user has no other              school; the person is kept as stored. Include orgs.csv in the delta (bulk is fine) or read a bulk bundle",
+            mask_if_civic(&t.org_id)
+        );
+        (location.to_string(), message)
+    });
+    (known, first)
 }
 
 /// The changes a delta bundle makes to the stored records.
@@ -126,7 +144,7 @@ pub fn changes(
         }
         None => rejected.push(RowError { location, message, person_id: None, civic_no: None }),
     };
-    let new_draft = |rec: SourceRecord| Draft { rec, skip: None, family: None, year: None };
+    let new_draft = |rec: SourceRecord| Draft { rec, skip: None, family: None, year: None, unknown: None };
 
     // Stored ties and memberships of orgs and classes the delta changed.
     for r in cx.prior {
@@ -233,7 +251,9 @@ pub fn changes(
             draft.rec.groups = groups;
             draft.year = Some(build::year(&u).map(str::to_string));
             if tables.ties == TieSource::UserRows {
-                match build::affiliations(&build::user_ties(&u), &orgs, build::year(&u)) {
+                let (ties, unknown) = known_ties(build::user_ties(&u), &orgs, &p.location);
+                draft.unknown = unknown;
+                match build::affiliations(&ties, &orgs, build::year(&u)) {
                     TieOutcome::Bad(e) => fault(&mut faults, &mut rejected, Some(u.id.clone()), p.location, e),
                     TieOutcome::Family(f) => draft.skip = Some(f),
                     TieOutcome::Affiliations(a) => draft.rec.affiliations = a,
@@ -260,7 +280,10 @@ pub fn changes(
     ) -> Option<&'d mut Draft> {
         if !drafts.contains_key(id) {
             let r = prior.get(id)?;
-            drafts.insert(id.to_string(), Draft { rec: (*r).clone(), skip: None, family: None, year: None });
+            drafts.insert(
+                id.to_string(),
+                Draft { rec: (*r).clone(), skip: None, family: None, year: None, unknown: None },
+            );
         }
         drafts.get_mut(id)
     }
@@ -302,7 +325,11 @@ pub fn changes(
             if r.deleted {
                 continue;
             }
-            match build::affiliations(&[build::role_tie(&r)], &orgs, year.as_deref()) {
+            let (ties, unknown) = known_ties(vec![build::role_tie(&r)], &orgs, &p.location);
+            if unknown.is_some() {
+                d.unknown = unknown;
+            }
+            match build::affiliations(&ties, &orgs, year.as_deref()) {
                 TieOutcome::Bad(e) => fault(&mut faults, &mut rejected, user, p.location, e),
                 TieOutcome::Family(f) => {
                     d.family.get_or_insert(f);
@@ -341,6 +368,13 @@ pub fn changes(
     for (id, mut d) in drafts {
         if let Some(f) = faults.remove(&id) {
             rejected.push(f);
+            continue;
+        }
+        if d.skip.is_none()
+            && d.rec.affiliations.is_empty()
+            && let Some((location, message)) = d.unknown.take()
+        {
+            rejected.push(RowError { location, message, person_id: Some(id), civic_no: None });
             continue;
         }
         let skip = d.skip.or_else(|| d.rec.affiliations.is_empty().then(|| d.family.unwrap_or(SKIP_NO_SCHOOL)));

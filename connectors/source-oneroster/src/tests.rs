@@ -427,3 +427,32 @@ async fn the_source_reads_through_the_trait_and_is_incremental() {
     let Fetched::Full(batch) = source.fetch(FetchContext::full(today())).await.unwrap() else { panic!("not full") };
     assert_eq!(batch.records.len(), 3);
 }
+
+#[test]
+fn a_delta_tie_to_an_org_enid_never_stored_is_left_out_unless_it_leaves_no_school() {
+    let prior = full(&config(fixture("v11-bulk")));
+    let bundle = copy("v11-delta");
+    // Olle teaches at both schools and is now tied to the district too (never stored: not a
+    // school). Cia's only org is one enid has never seen and the delta does not list.
+    edit(bundle.path(), "users.csv", |t| {
+        t.replace("true,org-b,student,cia.dahl", "true,org-new,student,cia.dahl")
+            + "u-olle,active,2026-09-01T08:00:00.000Z,true,\"org-k,org-a,org-b\",teacher,olle.lind,,Olle,Lind,,P2002,olle.lind@skola.example,,,,,\n"
+    });
+    let config = config(bundle.path().to_path_buf());
+    let changes = delta(&config, prior.watermark.as_deref().unwrap(), &prior.records);
+    let olle = changes.changed.iter().find(|r| r.person_id == "u-olle").unwrap();
+    let schools: Vec<_> = olle.affiliations.iter().map(|a| a.school_unit.clone().unwrap()).collect();
+    assert_eq!(schools, ["12345678", "87654321"]);
+    let rejected: Vec<(String, Option<&str>)> = changes
+        .rejected
+        .iter()
+        .map(|e| (e.to_string().replace(&bundle.path().display().to_string(), "<b>"), e.person_id.as_deref()))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].0.starts_with("<b>/users.csv:4: org \"org-new\" is neither in this delta's orgs.csv"),
+        "{rejected:?}"
+    );
+    assert_eq!(rejected[0].1, Some("u-cia"));
+    assert!(!changes.changed.iter().any(|r| r.person_id == "u-cia") && !changes.removed.contains(&"u-cia".to_string()));
+}
