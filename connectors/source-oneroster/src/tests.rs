@@ -456,3 +456,26 @@ fn a_delta_tie_to_an_org_enid_never_stored_is_left_out_unless_it_leaves_no_schoo
     assert_eq!(rejected[0].1, Some("u-cia"));
     assert!(!changes.changed.iter().any(|r| r.person_id == "u-cia") && !changes.removed.contains(&"u-cia".to_string()));
 }
+
+#[test]
+fn a_delta_bundle_with_users_in_bulk_is_an_error_but_bulk_orgs_and_classes_are_read_as_changes() {
+    let prior = full(&config(fixture("v11-bulk")));
+    let since = prior.watermark.clone().unwrap();
+    let bundle = copy("v11-delta");
+    edit(bundle.path(), "manifest.csv", |t| t.replace("file.users,delta", "file.users,bulk"));
+    let cx = FetchContext { today: today(), since: Some(&since), prior: &prior.records };
+    let err = error(&config(bundle.path().to_path_buf()), cx);
+    assert!(err.starts_with("<bundle>/manifest.csv: file.users is bulk in a delta bundle"), "{err}");
+
+    let bundle = copy("v11-delta");
+    edit(bundle.path(), "manifest.csv", |t| t.replace("file.orgs,absent", "file.orgs,bulk"));
+    // Rows of a bulk file older than the last read are skipped like any other: the renamed
+    // school's row says when it changed.
+    let renamed = std::fs::read_to_string(fixture("v11-bulk/orgs.csv"))
+        .unwrap()
+        .replace("org-a,,2026-08-01T06:00:00.000Z,Alfaskolan", "org-a,,2026-09-01T06:00:00.000Z,Alfaskolan Nya");
+    std::fs::write(bundle.path().join("orgs.csv"), renamed).unwrap();
+    let changes = delta(&config(bundle.path().to_path_buf()), &since, &prior.records);
+    let olle = changes.changed.iter().find(|r| r.person_id == "u-olle").unwrap();
+    assert_eq!(olle.affiliations[0].school_unit_name.as_deref(), Some("Alfaskolan Nya"));
+}
