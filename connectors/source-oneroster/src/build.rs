@@ -74,10 +74,7 @@ impl Tables {
             let shown = bundle.display(&file);
             let bytes = bundle.files.get(&file).ok_or_else(|| SourceError::Malformed {
                 location: manifest_name.clone(),
-                reason: format!(
-                    "file.{name} is {:?}, but the bundle has no {file}; fix the export",
-                    manifest.mode(name)
-                ),
+                reason: format!("file.{name} is {}, but the bundle has no {file}; fix the export", manifest.mode(name)),
                 source: None,
             })?;
             Table::parse(&shown, bytes, required).map(Some)
@@ -170,12 +167,16 @@ impl Clock {
         Ok(self.since.is_none_or(|s| t >= s))
     }
 
-    /// The watermark for the next read: the latest time seen (or the last one, if later). A
-    /// bulk bundle without any `dateLastModified` gives the epoch: a delta may follow it.
+    /// The watermark for the next read: the latest time seen, or the last read's watermark
+    /// when that is later (a bulk bundle without dates after a delta with dates must not let
+    /// that delta be read again). With neither, the epoch: a delta may follow.
     pub fn watermark(&self, since: Option<&str>) -> String {
-        match (&self.latest, self.since) {
-            (Some((t, text)), s) if s.is_none_or(|s| *t >= s) => text.clone(),
-            _ => since.unwrap_or("1970-01-01T00:00:00Z").to_string(),
+        let since = since.and_then(|s| Some((rows::parse_instant(s)?, s)));
+        match (&self.latest, since) {
+            (Some((t, _)), Some((s, text))) if s > *t => text.to_string(),
+            (Some((_, text)), _) => text.clone(),
+            (None, Some((_, text))) => text.to_string(),
+            (None, None) => "1970-01-01T00:00:00Z".to_string(),
         }
     }
 }
@@ -606,7 +607,7 @@ pub fn full(
     // Bad role and enrollment rows of users who are not in users.csv are still bad rows.
     batch.rejected.extend(faults.into_values());
     sort_rejected(&mut batch.rejected);
-    batch.watermark = Some(clock.watermark(None));
+    batch.watermark = Some(clock.watermark(cx.since));
     Ok(batch)
 }
 

@@ -22,6 +22,16 @@ pub enum Mode {
     Delta,
 }
 
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Absent => "absent",
+            Mode::Bulk => "bulk",
+            Mode::Delta => "delta",
+        })
+    }
+}
+
 /// The files enid reads, by their manifest name (`file.<name>`); `roles` only in 1.2.
 pub const FILES: [&str; 5] = ["orgs", "users", "classes", "enrollments", "roles"];
 

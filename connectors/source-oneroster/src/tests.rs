@@ -479,3 +479,15 @@ fn a_delta_bundle_with_users_in_bulk_is_an_error_but_bulk_orgs_and_classes_are_r
     let olle = changes.changed.iter().find(|r| r.person_id == "u-olle").unwrap();
     assert_eq!(olle.affiliations[0].school_unit_name.as_deref(), Some("Alfaskolan Nya"));
 }
+
+#[test]
+fn a_bulk_read_never_moves_the_watermark_back_so_an_old_delta_stays_read() {
+    // The bulk's latest dateLastModified is 2026-08-02; a delta of September was read since.
+    let config = config(fixture("v11-bulk"));
+    let cx = FetchContext { today: today(), since: Some("2026-09-01T08:30:00.000Z"), prior: &[] };
+    let Ok(Fetched::Full(batch)) = read(&config, cx) else { panic!("not a full read") };
+    assert_eq!(batch.watermark.as_deref(), Some("2026-09-01T08:30:00.000Z"));
+    let cx = FetchContext { today: today(), since: Some("2026-01-01T00:00:00Z"), prior: &[] };
+    let Ok(Fetched::Full(batch)) = read(&config, cx) else { panic!("not a full read") };
+    assert_eq!(batch.watermark.as_deref(), Some("2026-08-02T07:00:00.000Z"));
+}
