@@ -15,9 +15,9 @@
 
 use crate::OneRosterConfig;
 use crate::build::{
-    self, ClassInfo, Classes, Clock, Known, OrgInfo, Orgs, SKIP_DELETED, SKIP_DISABLED, SKIP_NO_SCHOOL, Tables,
-    TieOutcome, TieSource, tie_org, tie_role,
+    self, SKIP_DELETED, SKIP_DISABLED, SKIP_NO_SCHOOL, Tables, TieOutcome, TieSource, tie_org, tie_role,
 };
+use crate::lookup::{self, ClassInfo, Classes, Clock, Known, OrgInfo, Orgs};
 use crate::manifest::Manifest;
 use crate::rows;
 use connector_api::civic::mask_if_civic;
@@ -46,7 +46,8 @@ fn known_ties(ties: Vec<build::Tie>, orgs: &Orgs, location: &str) -> (Vec<build:
     let (known, unknown): (Vec<_>, Vec<_>) = ties.into_iter().partition(|t| orgs.contains_key(&t.org_id));
     let first = unknown.first().map(|t| {
         let message = format!(
-            "org {:?} is neither in this delta's orgs.csv nor known from the last read, and the user has no other              school; the person is kept as stored. Include orgs.csv in the delta (bulk is fine) or read a bulk bundle",
+            "org {:?} is neither in this delta's orgs.csv nor known from the last read, and the user has no other \
+             school; the person is kept as stored. Include orgs.csv in the delta (bulk is fine) or read a bulk bundle",
             mask_if_civic(&t.org_id)
         );
         (location.to_string(), message)
@@ -100,7 +101,7 @@ pub fn changes(
     let stored_orgs = orgs.clone();
     let stored_classes = classes.clone();
     if let Some(t) = &tables.orgs {
-        build::read_orgs(config, t, &mut clock, &mut orgs);
+        lookup::read_orgs(config, t, &mut clock, &mut orgs);
     }
     let changed_orgs: BTreeSet<String> =
         orgs.iter().filter(|(id, k)| stored_orgs.get(*id).is_some_and(|s| s != *k)).map(|(id, _)| id.clone()).collect();
@@ -121,7 +122,7 @@ pub fn changes(
         }
     }
     if let Some(t) = &tables.classes {
-        build::read_classes(config, t, &mut clock, &orgs, &mut classes);
+        lookup::read_classes(config, t, &mut clock, &orgs, &mut classes);
     }
     let changed_classes: BTreeSet<String> = classes
         .iter()
@@ -201,7 +202,7 @@ pub fn changes(
 
     // Changed users.
     if let Some(t) = &tables.users {
-        let users = build::each(t, &mut clock, rows::user);
+        let users = lookup::each(t, &mut clock, rows::user);
         let mut lines_of: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for p in &users {
             if let Ok(u) = &p.value {
@@ -290,7 +291,7 @@ pub fn changes(
 
     // Changed roles (1.2).
     if let Some(t) = tables.roles.as_ref().filter(|_| tables.ties == TieSource::RolesFile) {
-        for p in build::each(t, &mut clock, rows::role) {
+        for p in lookup::each(t, &mut clock, rows::role) {
             let r = match p.value {
                 Ok(r) => r,
                 Err(e) => {
@@ -341,7 +342,7 @@ pub fn changes(
 
     // Changed enrollments.
     if let Some(t) = &tables.enrollments {
-        for p in build::each(t, &mut clock, rows::enrollment) {
+        for p in lookup::each(t, &mut clock, rows::enrollment) {
             let e = match p.value {
                 Ok(e) => e,
                 Err(e) => {

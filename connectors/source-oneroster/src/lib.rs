@@ -14,6 +14,7 @@
 mod build;
 mod bundle;
 mod delta;
+mod lookup;
 mod manifest;
 mod rows;
 mod table;
