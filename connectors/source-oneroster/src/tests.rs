@@ -491,3 +491,125 @@ fn a_bulk_read_never_moves_the_watermark_back_so_an_old_delta_stays_read() {
     let Ok(Fetched::Full(batch)) = read(&config, cx) else { panic!("not a full read") };
     assert_eq!(batch.watermark.as_deref(), Some("2026-08-02T07:00:00.000Z"));
 }
+
+/// The rejected rows of a batch as (`file:line: message` with the bundle shortened, key).
+fn rejections(rejected: &[connector_api::RowError], bundle: &Path) -> Vec<(String, Option<String>)> {
+    let bundle = bundle.display().to_string();
+    rejected.iter().map(|e| (e.to_string().replace(&bundle, "<b>"), e.person_id.clone())).collect()
+}
+
+#[test]
+fn a_1_2_bulk_bundle_without_roles_needs_the_role_columns_of_users() {
+    let bundle = copy("v12-bulk");
+    edit(bundle.path(), "manifest.csv", |t| t.replace("file.roles,bulk", "file.roles,absent"));
+    let err = error(&config(bundle.path().to_path_buf()), FetchContext::full(today()));
+    assert!(
+        err.starts_with("<bundle>/users.csv:1: the header lacks the required column(s) orgSourcedIds, role;"),
+        "{err}"
+    );
+}
+
+#[test]
+fn disabled_users_are_provisioned_when_the_config_says_so() {
+    let config = OneRosterConfig { include_disabled_users: true, ..config(fixture("v11-bulk")) };
+    let batch = full(&config);
+    assert!(batch.records.iter().any(|r| r.person_id == "u-dis"));
+    assert_eq!(batch.skipped.get(build::SKIP_DISABLED), None);
+}
+
+#[test]
+fn a_civic_number_from_identifier_is_validated_masked_and_not_kept_as_an_external_id() {
+    let bundle = copy("v11-bulk");
+    edit(bundle.path(), "users.csv", |t| t.replace(",E1001,", ",19821105-9954,"));
+    let config = OneRosterConfig { civic_no: Some(CivicNoFrom::Identifier {}), ..config(bundle.path().to_path_buf()) };
+    let batch = full(&config);
+    let anna = batch.records.iter().find(|r| r.person_id == "u-anna").unwrap();
+    assert_eq!(anna.civic_no.as_ref().map(|c| c.expose()), Some("198211059954"));
+    assert!(anna.external_ids.is_empty(), "{:?}", anna.external_ids);
+    // The others' identifiers are not civic numbers: with this setting, their rows are bad.
+    let rejected = rejections(&batch.rejected, bundle.path());
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(rejected[0].0.starts_with("<b>/users.csv:3: identifier -**** "), "{rejected:?}");
+    assert!(!format!("{:?} {anna:?}", batch.rejected).contains("9954"));
+}
+
+#[test]
+fn an_unknown_role_and_a_duplicated_user_reject_their_rows_and_nothing_else() {
+    let bundle = copy("v11-bulk");
+    edit(bundle.path(), "users.csv", |t| {
+        t.replace("org-k,administrator", "org-k,janitor") + "u-bo,,,true,org-c,student,bo.ek,,Bo,Ek,,E1003,,,,,08,,\n"
+    });
+    let batch = full(&config(bundle.path().to_path_buf()));
+    let rejected = rejections(&batch.rejected, bundle.path());
+    let want = [
+        "<b>/users.csv:5: sourcedId \"u-bo\" is also on line 8;",
+        "<b>/users.csv:7: role \"janitor\" is not a OneRoster role enid knows",
+        "<b>/users.csv:8: sourcedId \"u-bo\" is also on line 5;",
+    ];
+    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    for ((got, _), want) in rejected.iter().zip(want) {
+        assert!(got.starts_with(want), "{got} / {want}");
+    }
+    let kept: Vec<&str> = batch.records.iter().map(|r| r.person_id.as_str()).collect();
+    assert_eq!(kept, ["u-anna", "u-olle"]);
+}
+
+#[test]
+fn the_school_unit_code_and_group_name_follow_the_config() {
+    let config = OneRosterConfig {
+        school_unit_code: OrgCode::SourcedId,
+        group_name: GroupName::ClassCode,
+        ..config(fixture("v11-bulk"))
+    };
+    let batch = full(&config);
+    let anna = &batch.records[0];
+    assert_eq!(anna.affiliations[0].school_unit.as_deref(), Some("org-a"));
+    let groups: Vec<(&str, Option<&str>)> =
+        anna.groups.iter().map(|g| (g.name.as_str(), g.school_unit.as_deref())).collect();
+    assert_eq!(groups, [("7A-2026", Some("org-a")), ("MA7A", Some("org-a"))]);
+}
+
+#[test]
+fn a_class_or_school_deleted_in_a_delta_takes_its_memberships_and_ties_with_it() {
+    let prior = full(&config(fixture("v11-bulk")));
+    let bundle = copy("v11-delta");
+    edit(bundle.path(), "manifest.csv", |t| {
+        t.replace("file.orgs,absent", "file.orgs,delta").replace("file.classes,absent", "file.classes,delta")
+    });
+    std::fs::write(
+        bundle.path().join("orgs.csv"),
+        "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\n\
+         org-b,tobedeleted,2026-09-01T07:00:00Z,,,,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.path().join("classes.csv"),
+        "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,\
+         termSourcedIds,subjects,subjectCodes,periods\n\
+         c-ma7,tobedeleted,2026-09-01T07:00:00Z,,,,,,,,,,,\n",
+    )
+    .unwrap();
+    let config = config(bundle.path().to_path_buf());
+    let changes = delta(&config, prior.watermark.as_deref().unwrap(), &prior.records);
+    let show = |id: &str| {
+        let r = changes.changed.iter().find(|r| r.person_id == id).unwrap();
+        let ties: Vec<String> = r.affiliations.iter().map(|a| a.school_unit.clone().unwrap_or_default()).collect();
+        let groups: Vec<String> = r.groups.iter().map(|g| g.name.clone()).collect();
+        (ties, groups)
+    };
+    assert_eq!(show("u-anna"), (vec!["12345678".to_string()], vec!["7A".to_string()]));
+    assert_eq!(show("u-olle").0, ["12345678"]);
+    assert!(!show("u-olle").1.contains(&"Matematik 7A".to_string()));
+    // Cia's only school is gone: she is not provisioned (and was never stored).
+    assert!(!changes.changed.iter().any(|r| r.person_id == "u-cia"));
+    assert_eq!(changes.skipped.get(build::SKIP_NO_SCHOOL), Some(&1));
+}
+
+#[tokio::test]
+async fn check_names_a_bundle_without_a_manifest() {
+    let bundle = copy("v11-bulk");
+    std::fs::remove_file(bundle.path().join("manifest.csv")).unwrap();
+    let source = OneRosterSource::new(config(bundle.path().to_path_buf()));
+    let err = source.check().await.unwrap_err().to_string();
+    assert!(err.ends_with("has no manifest.csv at its top; a OneRoster 1.1 or 1.2 bundle starts with one. Point path at the directory or zip that holds manifest.csv, users.csv and the others"), "{err}");
+}
