@@ -246,7 +246,7 @@ fn a_1_1_delta_removes_tobedeleted_users_ends_an_enrollment_and_rebuilds_changed
 }
 
 #[test]
-fn a_1_2_delta_removes_a_role_found_by_its_id_alone_and_renames_a_school_everywhere() {
+fn a_1_2_delta_removes_a_role_found_by_its_id_alone_adds_a_new_user_by_role_and_renames_a_school_everywhere() {
     let prior = full(&config(fixture("v12-bulk")));
     let since = prior.watermark.clone().unwrap();
     let config = config(fixture("v12-delta"));
@@ -256,6 +256,8 @@ fn a_1_2_delta_removes_a_role_found_by_its_id_alone_and_renames_a_school_everywh
           tie Enrolment 87654321 "Betaskolan Norra" duty=- year=09 2026-08-15..2026-09-30 [role:r3 org:org-b]
           group class 87654321/9B 2026-08-15.. [c-9b]
           group teaching 87654321/EN9B 2026-08-15.. [c-eng9]
+        u-nils staff "Nils" "Berg" email=nils.berg@skola.example eppn=- ext=["T3009"] civic=None at <b>/users.csv:2
+          tie Duty 12345678 "Alfaskolan" duty=aide year=- 2026-09-01.. [role:r5 org:org-a]
         u-sara staff "Sara" "Holm" email=sara.holm@skola.example eppn=- ext=["T3001", "MID-3001"] civic=None at <fixtures>/v12-bulk/users.csv:2
           tie Duty 12345678 "Alfaskolan" duty=teacher year=- 2024-08-01.. [role:r1 org:org-a]
           group class 87654321/9B .. [c-9b]
