@@ -387,7 +387,11 @@ pub fn changes(
             continue;
         }
         build::tidy(&mut d.rec);
-        if prior.get(id.as_str()).is_none_or(|p| **p != d.rec) {
+        // A row sent again unchanged is no change: only where it was read differs.
+        let same = prior
+            .get(id.as_str())
+            .is_some_and(|p| **p == SourceRecord { location: p.location.clone(), ..d.rec.clone() });
+        if !same {
             changed.push(d.rec);
         }
     }

@@ -615,3 +615,21 @@ async fn check_names_a_bundle_without_a_manifest() {
     let err = source.check().await.unwrap_err().to_string();
     assert!(err.ends_with("has no manifest.csv at its top; a OneRoster 1.1 or 1.2 bundle starts with one. Point path at the directory or zip that holds manifest.csv, users.csv and the others"), "{err}");
 }
+
+#[test]
+fn a_user_row_sent_again_unchanged_is_no_change() {
+    let prior = full(&config(fixture("v11-bulk")));
+    let bundle = copy("v11-delta");
+    let header = std::fs::read_to_string(fixture("v11-delta/users.csv")).unwrap().lines().next().unwrap().to_string();
+    std::fs::write(
+        bundle.path().join("users.csv"),
+        format!(
+            "{header}\nu-olle,active,2026-09-01T08:00:00Z,true,\"org-a,org-b\",teacher,olle.lind,,Olle,Lind,,P2002,\
+             olle.lind@skola.example,,,,,\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(bundle.path().join("enrollments.csv"), "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n").unwrap();
+    let changes = delta(&config(bundle.path().to_path_buf()), prior.watermark.as_deref().unwrap(), &prior.records);
+    assert!(changes.changed.is_empty() && changes.removed.is_empty() && changes.rejected.is_empty(), "{changes:?}");
+}
