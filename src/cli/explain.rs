@@ -104,6 +104,10 @@ pub(super) async fn explain(
                                 "role": r.record.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
                                 "school_unit": if protected { None } else { school_units_of(&r.record) },
                                 "affiliations": if protected { Vec::new() } else { r.record.affiliations.clone() },
+                                // The number a school admin knows; one shaped like a civic number is masked.
+                                "external_ids": if protected { Vec::new() } else {
+                                    r.record.external_ids.iter().map(|e| mask_if_civic(e)).collect::<Vec<_>>()
+                                },
                                 "groups": if protected { Vec::new() } else {
                                     r.record.groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>()
                                 },

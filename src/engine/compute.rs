@@ -818,7 +818,11 @@ fn new_names_shown(identity: &str, resolution: &Resolution) -> String {
 pub fn find_in_run(computed: &Computed, needle: &str) -> Vec<IdentityId> {
     let mut out = Vec::new();
     for ident in computed.resolution.all() {
-        let by_record = ident.records.iter().any(|r| r.record.person_id == needle);
+        // A source key, or an external identifier (the number a school admin knows).
+        let by_record = ident
+            .records
+            .iter()
+            .any(|r| r.record.person_id == needle || r.record.external_ids.iter().any(|e| e == needle));
         let by_name = computed.usernames.get(&ident.id).is_some_and(|u| u == needle);
         if ident.id == needle || by_record || by_name {
             out.push(ident.id.clone());
