@@ -173,6 +173,14 @@ pub fn mapping_templates(caps: &Capabilities, policy: &TargetPolicy) -> BTreeMap
 pub fn check_policy(id: &str, entry: &TargetEntry) -> Result<(), String> {
     let caps = entry.connector.capabilities();
     let policy = &entry.policy;
+    if caps.owner_attribute.trim().is_empty() {
+        // Without an owner marker an interrupted create or a lost state could never be found
+        // again: such a connector is a bug, not a setting.
+        return Err(format!(
+            "[targets.{id}]: the connector declares no owner attribute (Capabilities::owner_attribute), so enid \
+             could not recognise the accounts it creates; this connector type cannot be used"
+        ));
+    }
     for (k, t) in &policy.attributes {
         let why = if k.eq_ignore_ascii_case(&caps.owner_attribute) {
             Some("it carries the enid id, which is how enid recognises the accounts it created")

@@ -163,6 +163,18 @@ fn old_policy_spellings_read_as_the_policy_block() {
     assert!(err.contains("unknown field `thresold`"), "{err}");
 }
 
+/// A connector that declares no owner attribute could never find its accounts again: refused.
+#[test]
+fn a_target_that_declares_no_owner_attribute_is_refused() {
+    let c = Config::parse(MINIMAL).unwrap();
+    let mut entry = c.targets["directory"].clone();
+    let TargetConfig::Ldap(l) = &mut entry.connector else { panic!("ldap") };
+    l.owner_attribute = String::new();
+    let err = check_policy("directory", &entry).unwrap_err();
+    assert!(err.starts_with("[targets.directory]: the connector declares no owner attribute"), "{err}");
+    check_policy("directory", &c.targets["directory"]).unwrap();
+}
+
 #[test]
 fn the_config_path_falls_back_in_order() {
     assert_eq!(Config::resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));

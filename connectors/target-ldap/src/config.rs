@@ -214,10 +214,6 @@ impl LdapConfig {
                 .groups
                 .as_ref()
                 .map(|g| if g.object_class.members_by_username() { MemberForm::Username } else { MemberForm::Key }),
-            members_follow_moves: false,
-            placement: None,
-            protected_placement: None,
-            placement_problem: None,
             rename_keeps_key: false,
             disable: match self.disable {
                 DisableMethod::Move { .. } => DisableKind::Move,
@@ -227,16 +223,11 @@ impl LdapConfig {
             typed_values: false,
             max_in_flight: self.max_in_flight,
             max_batch: 1,
-            max_requests_per_second: None,
-            max_username_length: None,
-            username_forbidden: "",
-            renamed_by_attribute: None,
             finds_outside_scope: true,
-            usernames_unique_server_wide: false,
             existing_usernames: connector_api::ExistingUsernames::Avoid,
-            initial_password: None,
             fold_key: normalize_dn,
             fold_group_name,
+            ..Capabilities::default()
         }
     }
 

@@ -174,10 +174,6 @@ impl ScimConfig {
             default_attributes: defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             protected_attributes: vec!["userName".into(), "externalId".into(), "active".into()],
             groups: Some(MemberForm::Key),
-            members_follow_moves: false,
-            placement: None,
-            protected_placement: None,
-            placement_problem: None,
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             // userName is case-insensitive in RFC 7643 (caseExact false), and so are the
@@ -187,19 +183,14 @@ impl ScimConfig {
             max_in_flight: self.max_in_flight,
             max_batch: self.bulk_max_operations.max(1),
             max_requests_per_second: self.max_requests_per_second,
-            max_username_length: None,
-            username_forbidden: "",
-            renamed_by_attribute: None,
-            finds_outside_scope: false,
-            usernames_unique_server_wide: false,
             existing_usernames: if self.adopt_by_username {
                 connector_api::ExistingUsernames::Adopt
             } else {
                 connector_api::ExistingUsernames::Block
             },
-            initial_password: None,
             fold_key: connector_api::capabilities::exact,
             fold_group_name: connector_api::capabilities::lowercase,
+            ..Capabilities::default()
         }
     }
 

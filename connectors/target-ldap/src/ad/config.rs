@@ -292,7 +292,6 @@ impl AdConfig {
             typed_values: false,
             max_in_flight: self.max_in_flight,
             max_batch: 1,
-            max_requests_per_second: None,
             max_username_length: Some(20),
             username_forbidden: SAM_FORBIDDEN,
             renamed_by_attribute: Some("displayName"),
@@ -308,6 +307,7 @@ impl AdConfig {
             }),
             fold_key: normalize_dn,
             fold_group_name,
+            ..Capabilities::default()
         }
     }
 
