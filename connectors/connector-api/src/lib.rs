@@ -18,12 +18,15 @@
 //!   which entry an operation touched and the key it has now, so the engine can record
 //!   ownership.
 //!
+//! [`ConfigDuration`] is the type of config keys that hold a duration with its unit (`"1h"`).
+//!
 //! With the `testkit` feature, [`testkit`] holds the conformance scenarios every target passes
 //! against a live server, and the fault-injecting TCP proxy they use.
 
 pub mod capabilities;
 pub mod civic;
 pub mod dn;
+pub mod duration;
 pub mod error;
 pub mod secret;
 pub mod source;
@@ -35,6 +38,7 @@ pub mod value;
 pub use capabilities::{Capabilities, DisableKind, ExistingUsernames, Lookup, MemberForm, PasswordRules};
 pub use civic::{CivicNo, CivicNoError};
 pub use dn::escape_dn_value;
+pub use duration::ConfigDuration;
 pub use error::{BoxError, one_line};
 pub use secret::{Secret, load_secret};
 pub use source::{FetchContext, Protection, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
