@@ -3,15 +3,17 @@
 //!
 //! [`Config::load`] reads and parses; [`Config::validate`] checks everything that needs no
 //! network (templates compile, names are sane). Secrets are not read here: only their file names
-//! are, and [`crate::engine`] reads them when it builds the connectors.
+//! are, and each connector reads its own when the engine builds it. Which connector types exist,
+//! and so the `type` tags [`SourceConfig`] and [`TargetConfig`] take, is the registry's
+//! (`engine/registry.rs`): this module knows no connector's keys.
 
 use serde::Deserialize;
-use source_csv::CsvConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod targets;
-pub use targets::{TargetConfig, TargetEntry, check_policy, mapping_templates};
+pub use crate::engine::{SourceConfig, TargetConfig};
+pub use targets::{TargetEntry, check_policy, mapping_templates};
 
 /// Where the config is read from when neither `--config` nor `ENID_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/enid/enid.toml";
@@ -347,14 +349,6 @@ fn default_reserved() -> Vec<String> {
     .to_vec()
 }
 
-/// `[sources.<id>]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// A CSV or HR export.
-    Csv(CsvConfig),
-}
-
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -437,32 +431,12 @@ impl Config {
         fix(key);
         let key = self.state.password_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_PASSWORD_KEY));
         fix(key);
+        // Each connector knows which of its keys are paths.
         for s in self.sources.values_mut() {
-            match s {
-                SourceConfig::Csv(c) => fix(&mut c.path),
-            }
+            s.resolve_paths(dir);
         }
         for t in self.targets.values_mut() {
-            match &mut t.connector {
-                TargetConfig::Ldap(c) => {
-                    for p in [c.bind_password_file.as_mut(), c.tls_ca_file.as_mut()].into_iter().flatten() {
-                        fix(p);
-                    }
-                }
-                TargetConfig::Ad(c) => {
-                    for p in [c.bind_password_file.as_mut(), c.tls_ca_file.as_mut()].into_iter().flatten() {
-                        fix(p);
-                    }
-                }
-                TargetConfig::Scim(c) => {
-                    for p in [c.token_file.as_mut(), c.client_secret_file.as_mut(), c.tls_ca_file.as_mut()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        fix(p);
-                    }
-                }
-            }
+            t.connector.resolve_paths(dir);
         }
     }
 
@@ -487,13 +461,7 @@ impl Config {
         }
         self.namer().map_err(|e| format!("[naming] {e}"))?;
         for (id, s) in &self.sources {
-            match s {
-                SourceConfig::Csv(c) => {
-                    if !(0.0..=100.0).contains(&c.max_rejected_percent) {
-                        return Err(format!("[sources.{id}] max_rejected_percent must be between 0 and 100"));
-                    }
-                }
-            }
+            s.validate().map_err(|e| format!("[sources.{id}] {e}"))?;
         }
         for (id, t) in &self.targets {
             t.connector.validate().map_err(|e| format!("[targets.{id}] {e}"))?;

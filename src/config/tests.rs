@@ -175,6 +175,31 @@ fn a_target_that_declares_no_owner_attribute_is_refused() {
     check_policy("directory", &c.targets["directory"]).unwrap();
 }
 
+/// Relative paths are taken from the config file's directory, each connector naming its own.
+#[test]
+fn relative_paths_are_the_config_files_directorys() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[targets.lms]\ntype = \"scim\"\nurl = \"https://lms.example.org/scim/v2\"\ntoken_file = \"lms.token\"\n\
+         tls_ca_file = \"/etc/ssl/ca.pem\"\n",
+        MINIMAL
+            .replace("\"/srv/sis/persons.csv\"", "\"persons.csv\"")
+            .replace("\"/etc/enid/ldap.secret\"", "\"ldap.secret\"")
+    );
+    std::fs::write(dir.path().join("enid.toml"), text).unwrap();
+    let c = Config::load(&dir.path().join("enid.toml")).unwrap();
+    match &c.sources["sis"] {
+        SourceConfig::Csv(csv) => assert_eq!(csv.path, dir.path().join("persons.csv")),
+        #[allow(unreachable_patterns)]
+        _ => panic!("csv"),
+    }
+    let TargetConfig::Ldap(l) = &c.targets["directory"].connector else { panic!("ldap") };
+    assert_eq!(l.bind_password_file.as_deref(), Some(dir.path().join("ldap.secret").as_path()));
+    let TargetConfig::Scim(s) = &c.targets["lms"].connector else { panic!("scim") };
+    assert_eq!(s.token_file.as_deref(), Some(dir.path().join("lms.token").as_path()));
+    assert_eq!(s.tls_ca_file.as_deref(), Some(Path::new("/etc/ssl/ca.pem")));
+}
+
 #[test]
 fn the_config_path_falls_back_in_order() {
     assert_eq!(Config::resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));

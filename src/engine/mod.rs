@@ -46,7 +46,7 @@ pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_conflicts};
 pub use decisions::Choice;
-pub use registry::{AnySource, AnyTarget, Connectors};
+pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
 pub use run::{Confirm, Frontend, Overrides, RunMode, RunReport, RunRequest};
 
 /// Why a run stopped. Each variant names the component and what to do.
@@ -85,6 +85,9 @@ pub enum EngineError {
     TargetRenamed { old: String, new: String, count: usize, recorded: usize },
     #[error("target \"{id}\": {message}")]
     TargetConfig { id: String, message: String },
+    /// A source cannot be built from its settings (a secret that cannot be read): fix the config.
+    #[error("source \"{id}\": {message}")]
+    SourceConfig { id: String, message: String },
     /// Another run holds the state database, or its lock cannot be taken.
     #[error(transparent)]
     Lock(#[from] crate::store::runlock::LockError),
@@ -251,7 +254,7 @@ impl Engine {
         let mut sources = Vec::new();
         for (id, conn) in connectors.sources {
             let Some(crate::config::SourceConfig::Csv(c)) = config.sources.get(&id) else {
-                return Err(EngineError::TargetConfig { id, message: "a source the config does not name".into() });
+                return Err(EngineError::SourceConfig { id, message: "a source the config does not name".into() });
             };
             sources.push(SourceHandle {
                 id,

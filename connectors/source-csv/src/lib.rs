@@ -13,10 +13,12 @@
 
 use chrono::NaiveDate;
 use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
-use connector_api::{FetchContext, Role, RowError, Source, SourceBatch, SourceError, SourceRecord};
+use connector_api::{
+    ConnectorConfig, FetchContext, Role, RowError, Source, SourceBatch, SourceConnector, SourceError, SourceRecord,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `[sources.<id>]` with `type = "csv"`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -53,6 +55,27 @@ fn default_max_shrink_percent() -> f64 {
 
 fn default_max_rejected_percent() -> f64 {
     2.0
+}
+
+impl ConnectorConfig for CsvConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(0.0..=100.0).contains(&self.max_rejected_percent) {
+            return Err("max_rejected_percent must be between 0 and 100".into());
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        connector_api::resolve_path(dir, &mut self.path);
+    }
+}
+
+impl SourceConnector for CsvConfig {
+    type Source = CsvSource;
+
+    fn build(&self, _id: &str) -> Result<CsvSource, String> {
+        Ok(CsvSource::new(self.clone()))
+    }
 }
 
 /// The file's name for each field. Every key is optional; the default is the field's own name.
