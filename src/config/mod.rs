@@ -11,8 +11,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod sources;
 mod targets;
 pub use crate::engine::{SourceConfig, TargetConfig};
+pub use sources::{SourceEntry, SourcePolicy};
 pub use targets::{TargetEntry, check_policy, mapping_templates};
 
 /// Where the config is read from when neither `--config` nor `ENID_CONFIG` is given.
@@ -33,8 +35,8 @@ pub struct Config {
     /// When accounts are created, disabled and deleted.
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
-    /// Sources by id.
-    pub sources: BTreeMap<String, SourceConfig>,
+    /// Sources by id: each its connector's settings and its policy (the input guards).
+    pub sources: BTreeMap<String, SourceEntry>,
     /// Targets by id: each its connector's settings and its policy.
     pub targets: BTreeMap<String, TargetEntry>,
 }
@@ -251,6 +253,14 @@ impl Config {
     /// Old spellings the file uses, each with its new one: one line each, for a warning.
     pub fn deprecations(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for (id, s) in &self.sources {
+            for d in &s.deprecated {
+                out.push(format!(
+                    "[sources.{id}] {d}: an old spelling; write it in [sources.{id}.policy] (README: Source policy). \
+                     It works as before"
+                ));
+            }
+        }
         for (id, t) in &self.targets {
             for d in &t.deprecated {
                 out.push(format!(
@@ -433,7 +443,7 @@ impl Config {
         fix(key);
         // Each connector knows which of its keys are paths.
         for s in self.sources.values_mut() {
-            s.resolve_paths(dir);
+            s.connector.resolve_paths(dir);
         }
         for t in self.targets.values_mut() {
             t.connector.resolve_paths(dir);
@@ -461,7 +471,8 @@ impl Config {
         }
         self.namer().map_err(|e| format!("[naming] {e}"))?;
         for (id, s) in &self.sources {
-            s.validate().map_err(|e| format!("[sources.{id}] {e}"))?;
+            s.connector.validate().map_err(|e| format!("[sources.{id}] {e}"))?;
+            s.policy.validate().map_err(|e| format!("[sources.{id}.policy] {e}"))?;
         }
         for (id, t) in &self.targets {
             t.connector.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
@@ -501,15 +512,19 @@ fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, us
     let header = text[line_start..].lines().next()?.trim();
     let table = header.strip_prefix('[')?.strip_suffix(']')?.trim().to_string();
     let mut pos = line_start;
+    // A sub-table may stand anywhere later in the file (`[sources.sis.policy]` after the
+    // targets): lines of other tables are skipped, not the end of the search.
+    let mut inside = true;
     for (i, l) in text[line_start..].split_inclusive('\n').enumerate() {
         let here = pos;
         pos += l.len();
         let t = l.trim();
         if i > 0 && t.starts_with('[') {
             let name = t.trim_start_matches('[').trim_end_matches(']').trim();
-            if !name.starts_with(&format!("{table}.")) {
-                break;
-            }
+            inside = name.starts_with(&format!("{table}."));
+            continue;
+        }
+        if !inside {
             continue;
         }
         let Some((key, value)) = t.split_once('=') else { continue };

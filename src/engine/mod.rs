@@ -146,9 +146,8 @@ pub enum EngineError {
 struct SourceHandle {
     id: String,
     conn: AnySource,
-    max_rejected_percent: f64,
-    max_shrink_percent: f64,
-    shrink_min_records: usize,
+    /// `[sources.<id>.policy]`: when the input is too broken to plan from.
+    policy: crate::config::SourcePolicy,
 }
 
 /// A target with what enid does there: its declared facts, its policy, and the compiled
@@ -253,16 +252,10 @@ impl Engine {
         let id_key = Self::id_key(&config, &store, &mut notices).await?;
         let mut sources = Vec::new();
         for (id, conn) in connectors.sources {
-            let Some(crate::config::SourceConfig::Csv(c)) = config.sources.get(&id) else {
+            let Some(entry) = config.sources.get(&id) else {
                 return Err(EngineError::SourceConfig { id, message: "a source the config does not name".into() });
             };
-            sources.push(SourceHandle {
-                id,
-                conn,
-                max_rejected_percent: c.max_rejected_percent,
-                max_shrink_percent: c.max_shrink_percent,
-                shrink_min_records: c.shrink_min_records,
-            });
+            sources.push(SourceHandle { id, conn, policy: entry.policy.clone() });
         }
         let mut targets = BTreeMap::new();
         for (id, conn) in connectors.targets {

@@ -54,7 +54,8 @@ impl Connectors {
         let mut sources = Vec::new();
         for id in config.source_order() {
             let Some(s) = config.sources.get(&id) else { continue };
-            let source = s.build(&id).map_err(|message| EngineError::SourceConfig { id: id.clone(), message })?;
+            let source =
+                s.connector.build(&id).map_err(|message| EngineError::SourceConfig { id: id.clone(), message })?;
             sources.push((id, source));
         }
         let mut targets = BTreeMap::new();

@@ -20,7 +20,9 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// `[sources.<id>]` with `type = "csv"`.
+/// `[sources.<id>]` with `type = "csv"`. The input guards (how many bad rows, how large a drop
+/// stop a run) are the source's policy, `[sources.<id>.policy]`, which enid reads for every
+/// source type.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CsvConfig {
@@ -32,36 +34,10 @@ pub struct CsvConfig {
     /// Column names in the file, when they differ from the defaults.
     #[serde(default)]
     pub columns: ColumnMap,
-    /// The run stops when more than this share of rows is rejected (percent, default 2).
-    #[serde(default = "default_max_rejected_percent")]
-    pub max_rejected_percent: f64,
-    /// The run stops when the file has this much fewer valid records than at the last applied
-    /// run (percent, default 10).
-    #[serde(default = "default_max_shrink_percent")]
-    pub max_shrink_percent: f64,
-    /// A drop of at most this many records never stops the run, whatever the share (default 10),
-    /// so a small school losing a few pupils is not a broken export.
-    #[serde(default = "default_shrink_min_records")]
-    pub shrink_min_records: usize,
-}
-
-fn default_shrink_min_records() -> usize {
-    10
-}
-
-fn default_max_shrink_percent() -> f64 {
-    10.0
-}
-
-fn default_max_rejected_percent() -> f64 {
-    2.0
 }
 
 impl ConnectorConfig for CsvConfig {
     fn validate(&self) -> Result<(), String> {
-        if !(0.0..=100.0).contains(&self.max_rejected_percent) {
-            return Err("max_rejected_percent must be between 0 and 100".into());
-        }
         Ok(())
     }
 

@@ -7,14 +7,7 @@ fn cx() -> FetchContext {
 }
 
 fn config() -> CsvConfig {
-    CsvConfig {
-        path: "persons.csv".into(),
-        delimiter: None,
-        columns: ColumnMap::default(),
-        max_rejected_percent: 2.0,
-        max_shrink_percent: 10.0,
-        shrink_min_records: 10,
-    }
+    CsvConfig { path: "persons.csv".into(), delimiter: None, columns: ColumnMap::default() }
 }
 
 const HEADER: &str = "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date\n";
