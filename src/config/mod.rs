@@ -3,15 +3,19 @@
 //!
 //! [`Config::load`] reads and parses; [`Config::validate`] checks everything that needs no
 //! network (templates compile, names are sane). Secrets are not read here: only their file names
-//! are, and [`crate::engine`] reads them when it builds the connectors.
+//! are, and each connector reads its own when the engine builds it. Which connector types exist,
+//! and so the `type` tags [`SourceConfig`] and [`TargetConfig`] take, is the registry's
+//! (`engine/registry.rs`): this module knows no connector's keys.
 
 use serde::Deserialize;
-use source_csv::CsvConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod sources;
 mod targets;
-pub use targets::{TargetConfig, TargetEntry, check_policy, mapping_templates};
+pub use crate::engine::{SourceConfig, TargetConfig};
+pub use sources::{SourceEntry, SourcePolicy};
+pub use targets::{TargetEntry, check_policy, mapping_templates};
 
 /// Where the config is read from when neither `--config` nor `ENID_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/enid/enid.toml";
@@ -31,8 +35,8 @@ pub struct Config {
     /// When accounts are created, disabled and deleted.
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
-    /// Sources by id.
-    pub sources: BTreeMap<String, SourceConfig>,
+    /// Sources by id: each its connector's settings and its policy (the input guards).
+    pub sources: BTreeMap<String, SourceEntry>,
     /// Targets by id: each its connector's settings and its policy.
     pub targets: BTreeMap<String, TargetEntry>,
 }
@@ -249,6 +253,14 @@ impl Config {
     /// Old spellings the file uses, each with its new one: one line each, for a warning.
     pub fn deprecations(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for (id, s) in &self.sources {
+            for d in &s.deprecated {
+                out.push(format!(
+                    "[sources.{id}] {d}: an old spelling; write it in [sources.{id}.policy] (README: Source policy). \
+                     It works as before"
+                ));
+            }
+        }
         for (id, t) in &self.targets {
             for d in &t.deprecated {
                 out.push(format!(
@@ -347,14 +359,6 @@ fn default_reserved() -> Vec<String> {
     .to_vec()
 }
 
-/// `[sources.<id>]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// A CSV or HR export.
-    Csv(CsvConfig),
-}
-
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -437,32 +441,12 @@ impl Config {
         fix(key);
         let key = self.state.password_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_PASSWORD_KEY));
         fix(key);
+        // Each connector knows which of its keys are paths.
         for s in self.sources.values_mut() {
-            match s {
-                SourceConfig::Csv(c) => fix(&mut c.path),
-            }
+            s.connector.resolve_paths(dir);
         }
         for t in self.targets.values_mut() {
-            match &mut t.connector {
-                TargetConfig::Ldap(c) => {
-                    for p in [c.bind_password_file.as_mut(), c.tls_ca_file.as_mut()].into_iter().flatten() {
-                        fix(p);
-                    }
-                }
-                TargetConfig::Ad(c) => {
-                    for p in [c.bind_password_file.as_mut(), c.tls_ca_file.as_mut()].into_iter().flatten() {
-                        fix(p);
-                    }
-                }
-                TargetConfig::Scim(c) => {
-                    for p in [c.token_file.as_mut(), c.client_secret_file.as_mut(), c.tls_ca_file.as_mut()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        fix(p);
-                    }
-                }
-            }
+            t.connector.resolve_paths(dir);
         }
     }
 
@@ -487,13 +471,8 @@ impl Config {
         }
         self.namer().map_err(|e| format!("[naming] {e}"))?;
         for (id, s) in &self.sources {
-            match s {
-                SourceConfig::Csv(c) => {
-                    if !(0.0..=100.0).contains(&c.max_rejected_percent) {
-                        return Err(format!("[sources.{id}] max_rejected_percent must be between 0 and 100"));
-                    }
-                }
-            }
+            s.connector.validate().map_err(|e| format!("[sources.{id}] {e}"))?;
+            s.policy.validate().map_err(|e| format!("[sources.{id}.policy] {e}"))?;
         }
         for (id, t) in &self.targets {
             t.connector.validate().map_err(|e| format!("[targets.{id}] {e}"))?;
@@ -533,15 +512,19 @@ fn key_with_bad_value(text: &str, start: usize, msg: &str) -> Option<(String, us
     let header = text[line_start..].lines().next()?.trim();
     let table = header.strip_prefix('[')?.strip_suffix(']')?.trim().to_string();
     let mut pos = line_start;
+    // A sub-table may stand anywhere later in the file (`[sources.sis.policy]` after the
+    // targets): lines of other tables are skipped, not the end of the search.
+    let mut inside = true;
     for (i, l) in text[line_start..].split_inclusive('\n').enumerate() {
         let here = pos;
         pos += l.len();
         let t = l.trim();
         if i > 0 && t.starts_with('[') {
             let name = t.trim_start_matches('[').trim_end_matches(']').trim();
-            if !name.starts_with(&format!("{table}.")) {
-                break;
-            }
+            inside = name.starts_with(&format!("{table}."));
+            continue;
+        }
+        if !inside {
             continue;
         }
         let Some((key, value)) = t.split_once('=') else { continue };

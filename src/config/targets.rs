@@ -6,13 +6,12 @@
 //! keys of `groups`) are read from where they were, with a warning naming the new spelling;
 //! `exclude.keys_under` of an LDAP target becomes the connector's `exclude_under`.
 
+use super::TargetConfig;
 use crate::core::mapping::AttrTemplate;
 use crate::core::policy::TargetPolicy;
 use connector_api::Capabilities;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use target_ldap::{AdConfig, LdapConfig};
-use target_scim::ScimConfig;
 
 /// One target: what connects to it, and what enid may do there.
 #[derive(Debug, Clone)]
@@ -23,47 +22,6 @@ pub struct TargetEntry {
     pub policy: TargetPolicy,
     /// Old spellings this entry used, each with the new one (warned about at every start).
     pub deprecated: Vec<String>,
-}
-
-/// The connector settings of a target, by `type`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum TargetConfig {
-    /// An LDAP directory.
-    Ldap(LdapConfig),
-    /// A SCIM 2.0 service.
-    Scim(ScimConfig),
-    /// An Active Directory domain.
-    Ad(AdConfig),
-}
-
-impl TargetConfig {
-    /// What the target declares, from its settings alone (no IO).
-    pub fn capabilities(&self) -> Capabilities {
-        match self {
-            TargetConfig::Ldap(c) => c.capabilities(),
-            TargetConfig::Scim(c) => c.capabilities(),
-            TargetConfig::Ad(c) => c.capabilities(),
-        }
-    }
-
-    /// Why the policy may not set `attr` on this target, when it may not.
-    pub fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
-        match self {
-            TargetConfig::Ldap(c) => c.fixed_attribute(attr),
-            TargetConfig::Scim(c) => c.fixed_attribute(attr),
-            TargetConfig::Ad(c) => c.fixed_attribute(attr),
-        }
-    }
-
-    /// The connector's own checks, without a network.
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            TargetConfig::Ldap(c) => c.validate(),
-            TargetConfig::Scim(c) => c.validate(),
-            TargetConfig::Ad(c) => c.validate(),
-        }
-    }
 }
 
 /// Policy keys that older files wrote in the connector's table.
@@ -173,6 +131,14 @@ pub fn mapping_templates(caps: &Capabilities, policy: &TargetPolicy) -> BTreeMap
 pub fn check_policy(id: &str, entry: &TargetEntry) -> Result<(), String> {
     let caps = entry.connector.capabilities();
     let policy = &entry.policy;
+    if caps.owner_attribute.trim().is_empty() {
+        // Without an owner marker an interrupted create or a lost state could never be found
+        // again: such a connector is a bug, not a setting.
+        return Err(format!(
+            "[targets.{id}]: the connector declares no owner attribute (Capabilities::owner_attribute), so enid \
+             could not recognise the accounts it creates; this connector type cannot be used"
+        ));
+    }
     for (k, t) in &policy.attributes {
         let why = if k.eq_ignore_ascii_case(&caps.owner_attribute) {
             Some("it carries the enid id, which is how enid recognises the accounts it created")

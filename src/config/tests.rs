@@ -18,11 +18,21 @@ bind_password_file = "/etc/enid/ldap.secret"
 base_dn = "ou=people,dc=example,dc=org"
 "#;
 
+/// The CSV settings of a source entry (a test's sources are CSV).
+fn csv(entry: &SourceEntry) -> &source_csv::CsvConfig {
+    match &entry.connector {
+        SourceConfig::Csv(c) => c,
+        #[allow(unreachable_patterns)]
+        _ => panic!("not a CSV source"),
+    }
+}
+
 #[test]
 fn the_documented_minimal_config_parses() {
     let c = Config::parse(MINIMAL).unwrap();
     c.validate().unwrap();
-    assert!(matches!(c.sources["sis"], SourceConfig::Csv(_)));
+    assert!(matches!(c.sources["sis"].connector, SourceConfig::Csv(_)));
+    assert_eq!(c.sources["sis"].policy, SourcePolicy::default());
 }
 
 #[test]
@@ -30,6 +40,12 @@ fn unknown_keys_name_the_key_and_line() {
     let text = MINIMAL.replace("base_dn =", "basedn =");
     let err = Config::parse(&text).unwrap_err();
     assert!(err.contains("basedn") && err.starts_with("line 14:"), "{err}");
+    let text = MINIMAL.replace("type = \"csv\"\n", "type = \"csv\"\ndelimter = \";\"\n");
+    let err = Config::parse(&text).unwrap_err();
+    assert!(err.contains("unknown field `delimter`") && err.starts_with("line 7:"), "{err}");
+    let text = format!("{MINIMAL}\n[sources.sis.policy]\nshrink_min_records = \"ten\"\n");
+    let err = Config::parse(&text).unwrap_err();
+    assert!(err.starts_with("line 17: shrink_min_records: invalid type"), "{err}");
     let text = MINIMAL.replace("[state]\n", "[state]\nfoo = 1\n");
     let err = Config::parse(&text).unwrap_err();
     assert!(err.contains("unknown field `foo`") && err.starts_with("line 3"), "{err}");
@@ -60,6 +76,7 @@ fn every_example_config_parses() {
             let text = std::fs::read_to_string(&path).unwrap();
             let c = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(c.deprecations(), Vec::<String>::new(), "{} uses an old spelling", path.display());
             n += 1;
         }
     }
@@ -161,6 +178,95 @@ fn old_policy_spellings_read_as_the_policy_block() {
     let unknown = format!("{MINIMAL}\n[targets.directory.policy]\nthresold = 1\n");
     let err = Config::parse(&unknown).unwrap_err();
     assert!(err.contains("unknown field `thresold`"), "{err}");
+}
+
+/// The input guards live in `[sources.<id>.policy]` for every source type; a CSV table that
+/// holds them the old way reads exactly as the same file with the policy block, with a warning
+/// per key; a key in both places is an error, never a silent choice.
+#[test]
+fn the_input_guards_are_the_sources_policy_and_the_old_csv_spelling_still_works() {
+    let new = MINIMAL.replace(
+        "path = \"/srv/sis/persons.csv\"\n",
+        "path = \"/srv/sis/persons.csv\"\n\n[sources.sis.policy]\nmax_rejected_percent = 5\nmax_shrink_percent = 20\n\
+         shrink_min_records = 3\n",
+    );
+    let old = MINIMAL.replace(
+        "path = \"/srv/sis/persons.csv\"\n",
+        "path = \"/srv/sis/persons.csv\"\nmax_rejected_percent = 5\nmax_shrink_percent = 20\nshrink_min_records = 3\n",
+    );
+    let (n, o) = (Config::parse(&new).unwrap(), Config::parse(&old).unwrap());
+    n.validate().unwrap();
+    o.validate().unwrap();
+    let want = SourcePolicy { max_rejected_percent: 5.0, max_shrink_percent: 20.0, shrink_min_records: 3 };
+    assert_eq!(n.sources["sis"].policy, want);
+    assert_eq!(o.sources["sis"].policy, want);
+    assert_eq!(csv(&n.sources["sis"]), csv(&o.sources["sis"]));
+    assert!(n.deprecations().is_empty(), "{:?}", n.deprecations());
+    let warned = o.deprecations();
+    assert_eq!(warned.len(), 3, "{warned:?}");
+    for key in ["max_rejected_percent", "max_shrink_percent", "shrink_min_records"] {
+        let line = warned.iter().find(|w| w.contains(key)).unwrap_or_else(|| panic!("{key} not warned: {warned:?}"));
+        assert!(line.starts_with("[sources.sis] ") && line.contains("[sources.sis.policy]"), "{line}");
+    }
+    // One policy key given both ways.
+    let both =
+        old.replace("[targets.directory]", "[sources.sis.policy]\nshrink_min_records = 4\n\n[targets.directory]");
+    let err = Config::parse(&both).unwrap_err();
+    assert!(err.contains("shrink_min_records is given twice") && err.contains("keep the policy's"), "{err}");
+    // Some keys the old way and others in the block is fine (each once).
+    let mixed = MINIMAL.replace(
+        "path = \"/srv/sis/persons.csv\"\n",
+        "path = \"/srv/sis/persons.csv\"\nmax_rejected_percent = 5\n\n[sources.sis.policy]\nshrink_min_records = 3\n",
+    );
+    let m = Config::parse(&mixed).unwrap();
+    assert_eq!(
+        m.sources["sis"].policy,
+        SourcePolicy { max_rejected_percent: 5.0, shrink_min_records: 3, ..Default::default() }
+    );
+    assert_eq!(m.deprecations().len(), 1);
+    // The block is as strict as any table, and its values are checked.
+    let unknown = format!("{MINIMAL}\n[sources.sis.policy]\nmax_rejected = 5\n");
+    let err = Config::parse(&unknown).unwrap_err();
+    assert!(err.contains("unknown field `max_rejected`"), "{err}");
+    let over = format!("{MINIMAL}\n[sources.sis.policy]\nmax_shrink_percent = 150\n");
+    let err = Config::parse(&over).unwrap().validate().unwrap_err();
+    assert_eq!(err, "[sources.sis.policy] max_shrink_percent = 150 must be between 0 and 100");
+    let over = old.replace("max_rejected_percent = 5", "max_rejected_percent = -1");
+    let err = Config::parse(&over).unwrap().validate().unwrap_err();
+    assert_eq!(err, "[sources.sis.policy] max_rejected_percent = -1 must be between 0 and 100");
+}
+
+/// A connector that declares no owner attribute could never find its accounts again: refused.
+#[test]
+fn a_target_that_declares_no_owner_attribute_is_refused() {
+    let c = Config::parse(MINIMAL).unwrap();
+    let mut entry = c.targets["directory"].clone();
+    let TargetConfig::Ldap(l) = &mut entry.connector else { panic!("ldap") };
+    l.owner_attribute = String::new();
+    let err = check_policy("directory", &entry).unwrap_err();
+    assert!(err.starts_with("[targets.directory]: the connector declares no owner attribute"), "{err}");
+    check_policy("directory", &c.targets["directory"]).unwrap();
+}
+
+/// Relative paths are taken from the config file's directory, each connector naming its own.
+#[test]
+fn relative_paths_are_the_config_files_directorys() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[targets.lms]\ntype = \"scim\"\nurl = \"https://lms.example.org/scim/v2\"\ntoken_file = \"lms.token\"\n\
+         tls_ca_file = \"/etc/ssl/ca.pem\"\n",
+        MINIMAL
+            .replace("\"/srv/sis/persons.csv\"", "\"persons.csv\"")
+            .replace("\"/etc/enid/ldap.secret\"", "\"ldap.secret\"")
+    );
+    std::fs::write(dir.path().join("enid.toml"), text).unwrap();
+    let c = Config::load(&dir.path().join("enid.toml")).unwrap();
+    assert_eq!(csv(&c.sources["sis"]).path, dir.path().join("persons.csv"));
+    let TargetConfig::Ldap(l) = &c.targets["directory"].connector else { panic!("ldap") };
+    assert_eq!(l.bind_password_file.as_deref(), Some(dir.path().join("ldap.secret").as_path()));
+    let TargetConfig::Scim(s) = &c.targets["lms"].connector else { panic!("scim") };
+    assert_eq!(s.token_file.as_deref(), Some(dir.path().join("lms.token").as_path()));
+    assert_eq!(s.tls_ca_file.as_deref(), Some(Path::new("/etc/ssl/ca.pem")));
 }
 
 #[test]

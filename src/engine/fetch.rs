@@ -67,7 +67,7 @@ impl Engine {
             reads_changed: false,
         };
         for ((handle, result), plan) in self.sources.iter().zip(results).zip(plans) {
-            let (id, max_pct) = (&handle.id, &handle.max_rejected_percent);
+            let (id, max_pct) = (&handle.id, &handle.policy.max_rejected_percent);
             let fetched = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
             let (mut batch, full) = match (fetched, plan) {
                 (connector_api::Fetched::Full(batch), _) => (batch, true),
@@ -138,14 +138,14 @@ impl Engine {
             if let Some(&before) = last.get(id).filter(|_| !overrides.shrink) {
                 let now = batch.records.len();
                 let drop = 100.0 * before.saturating_sub(now) as f64 / before.max(1) as f64;
-                if drop > handle.max_shrink_percent && before - now > handle.shrink_min_records {
+                if drop > handle.policy.max_shrink_percent && before - now > handle.policy.shrink_min_records {
                     return Err(EngineError::Guard {
                         id: id.clone(),
                         reason: format!(
                             "{now} valid records, {drop:.1}% fewer than the {before} of the last applied run (more than \
                              max_shrink_percent = {}, and more than {} records); a truncated or partial export never \
                              means that people left. If they did, run again with --accept-shrink",
-                            handle.max_shrink_percent, handle.shrink_min_records
+                            handle.policy.max_shrink_percent, handle.policy.shrink_min_records
                         ),
                     });
                 }

@@ -46,7 +46,7 @@ pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_conflicts};
 pub use decisions::Choice;
-pub use registry::{AnySource, AnyTarget, Connectors};
+pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
 pub use run::{Confirm, Frontend, Overrides, RunMode, RunReport, RunRequest};
 
 /// Why a run stopped. Each variant names the component and what to do.
@@ -85,6 +85,9 @@ pub enum EngineError {
     TargetRenamed { old: String, new: String, count: usize, recorded: usize },
     #[error("target \"{id}\": {message}")]
     TargetConfig { id: String, message: String },
+    /// A source cannot be built from its settings (a secret that cannot be read): fix the config.
+    #[error("source \"{id}\": {message}")]
+    SourceConfig { id: String, message: String },
     /// Another run holds the state database, or its lock cannot be taken.
     #[error(transparent)]
     Lock(#[from] crate::store::runlock::LockError),
@@ -143,9 +146,8 @@ pub enum EngineError {
 struct SourceHandle {
     id: String,
     conn: AnySource,
-    max_rejected_percent: f64,
-    max_shrink_percent: f64,
-    shrink_min_records: usize,
+    /// `[sources.<id>.policy]`: when the input is too broken to plan from.
+    policy: crate::config::SourcePolicy,
 }
 
 /// A target with what enid does there: its declared facts, its policy, and the compiled
@@ -250,16 +252,10 @@ impl Engine {
         let id_key = Self::id_key(&config, &store, &mut notices).await?;
         let mut sources = Vec::new();
         for (id, conn) in connectors.sources {
-            let Some(crate::config::SourceConfig::Csv(c)) = config.sources.get(&id) else {
-                return Err(EngineError::TargetConfig { id, message: "a source the config does not name".into() });
+            let Some(entry) = config.sources.get(&id) else {
+                return Err(EngineError::SourceConfig { id, message: "a source the config does not name".into() });
             };
-            sources.push(SourceHandle {
-                id,
-                conn,
-                max_rejected_percent: c.max_rejected_percent,
-                max_shrink_percent: c.max_shrink_percent,
-                shrink_min_records: c.shrink_min_records,
-            });
+            sources.push(SourceHandle { id, conn, policy: entry.policy.clone() });
         }
         let mut targets = BTreeMap::new();
         for (id, conn) in connectors.targets {

@@ -1,7 +1,8 @@
 //! Files that hold secrets or civic numbers (the state database, its backups, the id key) are
-//! readable by their owner only: created so, and made so when found looser. Files enid only reads
-//! (the secret files the config names) and the state directory are the operator's: enid warns
-//! when they are open to other users, on every run, and leaves them as they are.
+//! readable by their owner only: created so, and made so when found looser. The state directory is
+//! the operator's: enid warns when other users can write to it, on every run, and leaves it as it
+//! is (so do the connectors about the secret files their config names:
+//! `connector_api::secret::load_configured_secret`).
 
 use std::path::Path;
 
@@ -26,25 +27,6 @@ pub fn owner_only_file(path: &Path) -> Result<bool, String> {
             Ok(false)
         }
         Err(e) => Err(format!("cannot create {}: {e}", path.display())),
-    }
-}
-
-/// Warns (on every run) when the secret file `path`, which `what` names, is readable by other
-/// users of the machine: they could read the password or token it holds. Only the file's name
-/// and mode are shown, never what it holds. The name is a real file's (it was just read), so it
-/// is not a secret put into a `*_file` key by mistake. A file that cannot be looked at gets no
-/// warning: reading it has already succeeded or failed with its own message.
-pub fn warn_if_readable_by_others(path: &Path, what: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else { return };
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o004 != 0 {
-        tracing::warn!(
-            "{what}: the file {} is readable by every user of this machine (mode {mode:04o}); make it readable by \
-             enid's user only: chmod 600 {}",
-            path.display(),
-            path.display()
-        );
     }
 }
 

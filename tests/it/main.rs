@@ -19,6 +19,7 @@ mod identity_gaps;
 mod lifecycle;
 mod migration;
 mod onboarding;
+mod oneroster;
 mod permissions;
 mod protected;
 mod review;

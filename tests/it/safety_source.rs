@@ -448,3 +448,49 @@ fn allow_rejected(env: &Env) {
     let config = config.replace("path = \"persons.csv\"", "path = \"persons.csv\"\nmax_rejected_percent = 100");
     std::fs::write(env.path("enid.toml"), config).unwrap();
 }
+
+/// The input guards are read from `[sources.<id>.policy]`; the old spelling in the CSV table
+/// still works and says how to write it now; both at once stop before anything is read.
+#[test]
+fn the_input_guards_come_from_the_sources_policy_block() {
+    let env = Env::new();
+    let mut rows: Vec<String> =
+        (0..20).map(|i| row(&format!("p{i}"), "Elev", &format!("Nummer{i}"), "", "student", "S1", "")).collect();
+    rows.push("p20,Bad".into());
+    rows.push("p21,Bad".into());
+    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    // Two bad rows of 22 (9.1%) is more than the default 2%.
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("more than max_rejected_percent = 2"), "{}", run.stderr);
+
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), format!("{config}\n[sources.sis.policy]\nmax_rejected_percent = 10\n"))
+        .unwrap();
+    let run = env.enid(&["apply", "--yes"]).ok();
+    assert!(!run.stderr.contains("old spelling"), "{}", run.stderr);
+    assert_eq!(env.people().len(), 20);
+
+    // Fifteen of twenty leave: over the default shrink guard, within the policy's.
+    env.csv(&rows[..5].iter().map(String::as_str).collect::<Vec<_>>());
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("more than max_shrink_percent = 10"), "{}", run.stderr);
+    env.edit_config("max_rejected_percent = 10\n", "max_rejected_percent = 10\nmax_shrink_percent = 80\n");
+    env.enid(&["plan"]).ok();
+    env.edit_config("max_shrink_percent = 80\n", "shrink_min_records = 15\n");
+    env.enid(&["plan"]).ok();
+
+    // The old spelling, in the CSV table: the same guard, and a note naming the new one.
+    std::fs::write(env.path("enid.toml"), &config).unwrap();
+    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    env.edit_config("path = \"persons.csv\"", "path = \"persons.csv\"\nmax_rejected_percent = 10");
+    let run = env.enid(&["plan"]).ok();
+    assert!(
+        run.stderr.contains("[sources.sis] max_rejected_percent: an old spelling; write it in [sources.sis.policy]"),
+        "{}",
+        run.stderr
+    );
+    let old = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), format!("{old}\n[sources.sis.policy]\nmax_rejected_percent = 10\n")).unwrap();
+    let run = env.enid(&["plan"]).fails();
+    assert!(run.stderr.contains("max_rejected_percent is given twice"), "{}", run.stderr);
+}

@@ -18,12 +18,19 @@
 //!   which entry an operation touched and the key it has now, so the engine can record
 //!   ownership.
 //!
+//! A connector's config implements [`ConnectorConfig`] and [`SourceConnector`] or
+//! [`TargetConnector`]: it checks itself, resolves its paths, reads its own secrets and builds
+//! the connector, so enid registers a connector type with one line and knows none of its keys.
+//! [`ConfigDuration`] is the type of config keys that hold a duration with its unit (`"1h"`).
+//!
 //! With the `testkit` feature, [`testkit`] holds the conformance scenarios every target passes
 //! against a live server, and the fault-injecting TCP proxy they use.
 
 pub mod capabilities;
 pub mod civic;
+pub mod connector;
 pub mod dn;
+pub mod duration;
 pub mod error;
 pub mod secret;
 pub mod source;
@@ -34,9 +41,11 @@ pub mod value;
 
 pub use capabilities::{Capabilities, DisableKind, ExistingUsernames, Lookup, MemberForm, PasswordRules};
 pub use civic::{CivicNo, CivicNoError};
+pub use connector::{ConnectorConfig, SourceConnector, TargetConnector, resolve_optional_path, resolve_path};
 pub use dn::escape_dn_value;
+pub use duration::ConfigDuration;
 pub use error::{BoxError, one_line};
-pub use secret::{Secret, load_secret};
+pub use secret::{Secret, load_configured_secret, load_secret};
 pub use source::{
     Affiliation, AffiliationKind, FetchContext, Fetched, GroupMembership, GroupType, Protection, Role, RowError,
     Source, SourceBatch, SourceChanges, SourceError, SourceRecord,

@@ -1,4 +1,6 @@
-//! Secrets (passwords, tokens) in a type that never prints its value.
+//! Secrets (passwords, tokens) in a type that never prints its value, and how a connector reads
+//! the ones its config names ([`load_configured_secret`]: from a file or the environment, with a
+//! warning when the file is open to other users).
 
 use std::fmt;
 use std::path::Path;
@@ -39,6 +41,36 @@ pub fn load_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result
         return Err(format!("{what}: the secret holds more than one line; put it on one line"));
     }
     Ok(secret)
+}
+
+/// Reads a secret as [`load_secret`] does and warns (on every run) when it came from a file that
+/// other users of the machine can read: what a connector's `build` calls for each secret its
+/// config names.
+pub fn load_configured_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result<Secret, String> {
+    let secret = load_secret(file, env, what)?;
+    if let Some(path) = file {
+        warn_if_readable_by_others(path, what);
+    }
+    Ok(secret)
+}
+
+/// Warns when the secret file `path`, which `what` names, is readable by other users of the
+/// machine: they could read the password or token it holds. Only the file's name and mode are
+/// shown, never what it holds. The name is a real file's (it was just read), so it is not a
+/// secret put into a `*_file` key by mistake. A file that cannot be looked at gets no warning:
+/// reading it has already succeeded or failed with its own message.
+pub fn warn_if_readable_by_others(path: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o004 != 0 {
+        tracing::warn!(
+            "{what}: the file {} is readable by every user of this machine (mode {mode:04o}); make it readable by \
+             enid's user only: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
 }
 
 fn read_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result<Secret, String> {

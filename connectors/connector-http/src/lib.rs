@@ -5,7 +5,8 @@
 //!   `tls_ca_file`; `tls_insecure_skip_verify` only for tests, and warned about);
 //! - authentication: a bearer token from a file or the environment, or OAuth2 client
 //!   credentials (`oauth`: HTTP Basic or form-body client authentication, the token cached and
-//!   refreshed before it expires, and once when the server answers 401);
+//!   refreshed before it expires, and once when the server answers 401), from the keys every
+//!   HTTP connector's table spells the same way ([`AuthKeys`]);
 //! - a per-target request rate (governor) and a bound on requests in flight;
 //! - retries with backoff (backon) for 5xx and timeouts, for requests that may be repeated
 //!   (everything but a POST that may have arrived); 429 and 503 with `Retry-After` wait exactly as
@@ -17,11 +18,13 @@
 //! Secrets (tokens, client secrets) live in [`Secret`]s and are sent as sensitive headers: never
 //! logged, never in an error.
 
+mod auth;
 mod error;
 mod oauth;
 mod retry;
 mod tls;
 
+pub use auth::AuthKeys;
 pub use error::{HttpError, HttpFailure};
 pub use oauth::{ClientAuth, OAuthSettings};
 pub use reqwest::Method;

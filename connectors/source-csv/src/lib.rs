@@ -16,14 +16,16 @@
 use chrono::NaiveDate;
 use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
 use connector_api::{
-    Affiliation, FetchContext, Fetched, GroupMembership, GroupType, Role, RowError, Source, SourceBatch, SourceError,
-    SourceRecord,
+    Affiliation, ConnectorConfig, FetchContext, Fetched, GroupMembership, GroupType, Role, RowError, Source,
+    SourceBatch, SourceConnector, SourceError, SourceRecord,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// `[sources.<id>]` with `type = "csv"`.
+/// `[sources.<id>]` with `type = "csv"`. The input guards (how many bad rows, how large a drop
+/// stop a run) are the source's policy, `[sources.<id>.policy]`, which enid reads for every
+/// source type.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CsvConfig {
@@ -41,17 +43,6 @@ pub struct CsvConfig {
     /// person's own fields (names, civic number, e-mail, eppn, protection).
     #[serde(default)]
     pub affiliations: AffiliationRows,
-    /// The run stops when more than this share of rows is rejected (percent, default 2).
-    #[serde(default = "default_max_rejected_percent")]
-    pub max_rejected_percent: f64,
-    /// The run stops when the file has this much fewer valid records than at the last applied
-    /// run (percent, default 10).
-    #[serde(default = "default_max_shrink_percent")]
-    pub max_shrink_percent: f64,
-    /// A drop of at most this many records never stops the run, whatever the share (default 10),
-    /// so a small school losing a few pupils is not a broken export.
-    #[serde(default = "default_shrink_min_records")]
-    pub shrink_min_records: usize,
 }
 
 /// How rows become persons: [`CsvConfig::affiliations`].
@@ -65,16 +56,22 @@ pub enum AffiliationRows {
     Rows,
 }
 
-fn default_shrink_min_records() -> usize {
-    10
+impl ConnectorConfig for CsvConfig {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        connector_api::resolve_path(dir, &mut self.path);
+    }
 }
 
-fn default_max_shrink_percent() -> f64 {
-    10.0
-}
+impl SourceConnector for CsvConfig {
+    type Source = CsvSource;
 
-fn default_max_rejected_percent() -> f64 {
-    2.0
+    fn build(&self, _id: &str) -> Result<CsvSource, String> {
+        Ok(CsvSource::new(self.clone()))
+    }
 }
 
 /// The file's name for each field. Every key is optional; the default is the field's own name.

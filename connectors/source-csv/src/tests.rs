@@ -12,9 +12,6 @@ fn config() -> CsvConfig {
         delimiter: None,
         columns: ColumnMap::default(),
         affiliations: AffiliationRows::One,
-        max_rejected_percent: 2.0,
-        max_shrink_percent: 10.0,
-        shrink_min_records: 10,
     }
 }
 

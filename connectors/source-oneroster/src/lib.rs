@@ -107,6 +107,27 @@ pub struct OneRosterSource {
     config: OneRosterConfig,
 }
 
+impl connector_api::ConnectorConfig for OneRosterConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_unzipped_mib == 0 {
+            return Err("max_unzipped_mib must be more than 0".into());
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, dir: &std::path::Path) {
+        connector_api::resolve_path(dir, &mut self.path);
+    }
+}
+
+impl connector_api::SourceConnector for OneRosterConfig {
+    type Source = OneRosterSource;
+
+    fn build(&self, _id: &str) -> Result<OneRosterSource, String> {
+        Ok(OneRosterSource::new(self.clone()))
+    }
+}
+
 impl OneRosterSource {
     pub fn new(config: OneRosterConfig) -> Self {
         OneRosterSource { config }

@@ -4,9 +4,12 @@
 //! parsed by enid for every connector type.
 
 use crate::dn::{fold_group_name, normalize_dn};
-use connector_api::{Capabilities, DisableKind, MemberForm};
+use connector_api::{
+    Capabilities, ConnectorConfig, DisableKind, MemberForm, TargetConnector, load_configured_secret,
+    resolve_optional_path,
+};
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `[targets.<id>]` with `type = "ldap"`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -214,10 +217,6 @@ impl LdapConfig {
                 .groups
                 .as_ref()
                 .map(|g| if g.object_class.members_by_username() { MemberForm::Username } else { MemberForm::Key }),
-            members_follow_moves: false,
-            placement: None,
-            protected_placement: None,
-            placement_problem: None,
             rename_keeps_key: false,
             disable: match self.disable {
                 DisableMethod::Move { .. } => DisableKind::Move,
@@ -227,16 +226,11 @@ impl LdapConfig {
             typed_values: false,
             max_in_flight: self.max_in_flight,
             max_batch: 1,
-            max_requests_per_second: None,
-            max_username_length: None,
-            username_forbidden: "",
-            renamed_by_attribute: None,
             finds_outside_scope: true,
-            usernames_unique_server_wide: false,
             existing_usernames: connector_api::ExistingUsernames::Avoid,
-            initial_password: None,
             fold_key: normalize_dn,
             fold_group_name,
+            ..Capabilities::default()
         }
     }
 
@@ -288,5 +282,42 @@ impl LdapConfig {
     /// `ou=disabled,<base_dn>`.
     pub(crate) fn move_to(&self, ou: &Option<String>) -> String {
         ou.clone().unwrap_or_else(|| format!("ou=disabled,{}", self.base_dn))
+    }
+}
+
+impl ConnectorConfig for LdapConfig {
+    fn validate(&self) -> Result<(), String> {
+        LdapConfig::validate(self)
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        resolve_optional_path(dir, &mut self.bind_password_file);
+        resolve_optional_path(dir, &mut self.tls_ca_file);
+    }
+}
+
+impl TargetConnector for LdapConfig {
+    type Target = crate::LdapTarget;
+
+    fn capabilities(&self) -> Capabilities {
+        LdapConfig::capabilities(self)
+    }
+
+    fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
+        LdapConfig::fixed_attribute(self, attr)
+    }
+
+    fn build(&self, id: &str) -> Result<crate::LdapTarget, String> {
+        if self.tls_insecure_skip_verify {
+            tracing::warn!(
+                target_id = %id,
+                "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, so anyone \
+                 on the network path can read the bind password and every account; give tls_ca_file instead"
+            );
+        }
+        let what = format!("bind password of [targets.{id}]");
+        let password =
+            load_configured_secret(self.bind_password_file.as_deref(), self.bind_password_env.as_deref(), &what)?;
+        Ok(crate::LdapTarget::new(self.clone(), password))
     }
 }

@@ -2,9 +2,9 @@
 //! how fast it may go, and how a username becomes a `userName`; and what the service declares
 //! to the engine ([`ScimConfig::capabilities`]).
 
-use connector_api::{Capabilities, DisableKind, MemberForm};
+use connector_api::{Capabilities, ConnectorConfig, DisableKind, MemberForm, TargetConnector, resolve_optional_path};
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `[targets.<id>]` with `type = "scim"`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -115,27 +115,7 @@ impl ScimConfig {
         if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
             return Err(format!("url {:?} must start with https:// (or http:// for a test server)", self.url));
         }
-        let token = self.token_file.is_some() || self.token_env.is_some();
-        let oauth = self.token_url.is_some() || self.client_id.is_some();
-        match (token, oauth) {
-            (true, true) => {
-                return Err("give a token (token_file, token_env) or OAuth2 client credentials, not both".into());
-            }
-            (false, false) => {
-                return Err("no credentials: give token_file or token_env, or token_url and client_id with \
-                            client_secret_file"
-                    .into());
-            }
-            _ => {}
-        }
-        if oauth {
-            if self.token_url.is_none() || self.client_id.is_none() {
-                return Err("OAuth2 client credentials need both token_url and client_id".into());
-            }
-            if self.client_secret_file.is_none() && self.client_secret_env.is_none() {
-                return Err("OAuth2 client credentials need client_secret_file or client_secret_env".into());
-            }
-        }
+        self.auth_keys().validate()?;
         if self.user_name.matches("{{").count() != 1 || !self.user_name.replace(' ', "").contains("{{username}}") {
             return Err(format!(
                 "user_name {:?} must hold {{{{ username }}}} once, with text around it if the platform wants it",
@@ -149,6 +129,20 @@ impl ScimConfig {
             return Err("max_requests_per_second must be more than 0".into());
         }
         Ok(())
+    }
+
+    /// The authentication keys, for the HTTP client every HTTP connector shares.
+    pub fn auth_keys(&self) -> connector_http::AuthKeys<'_> {
+        connector_http::AuthKeys {
+            token_file: self.token_file.as_deref(),
+            token_env: self.token_env.as_deref(),
+            token_url: self.token_url.as_deref(),
+            client_id: self.client_id.as_deref(),
+            client_secret_file: self.client_secret_file.as_deref(),
+            client_secret_env: self.client_secret_env.as_deref(),
+            scope: self.scope.as_deref(),
+            client_auth: self.client_auth,
+        }
     }
 
     /// The text before and after the username in `userName`.
@@ -174,10 +168,6 @@ impl ScimConfig {
             default_attributes: defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             protected_attributes: vec!["userName".into(), "externalId".into(), "active".into()],
             groups: Some(MemberForm::Key),
-            members_follow_moves: false,
-            placement: None,
-            protected_placement: None,
-            placement_problem: None,
             rename_keeps_key: true,
             disable: DisableKind::Flag,
             // userName is case-insensitive in RFC 7643 (caseExact false), and so are the
@@ -187,19 +177,14 @@ impl ScimConfig {
             max_in_flight: self.max_in_flight,
             max_batch: self.bulk_max_operations.max(1),
             max_requests_per_second: self.max_requests_per_second,
-            max_username_length: None,
-            username_forbidden: "",
-            renamed_by_attribute: None,
-            finds_outside_scope: false,
-            usernames_unique_server_wide: false,
             existing_usernames: if self.adopt_by_username {
                 connector_api::ExistingUsernames::Adopt
             } else {
                 connector_api::ExistingUsernames::Block
             },
-            initial_password: None,
             fold_key: connector_api::capabilities::exact,
             fold_group_name: connector_api::capabilities::lowercase,
+            ..Capabilities::default()
         }
     }
 
@@ -207,6 +192,42 @@ impl ScimConfig {
     pub fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
         let base = attr.rsplit(':').next().unwrap_or(attr);
         FIXED.iter().find(|(name, _)| name.eq_ignore_ascii_case(base)).map(|(_, why)| *why)
+    }
+}
+
+impl ConnectorConfig for ScimConfig {
+    fn validate(&self) -> Result<(), String> {
+        ScimConfig::validate(self)
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        for p in [&mut self.token_file, &mut self.client_secret_file, &mut self.tls_ca_file] {
+            resolve_optional_path(dir, p);
+        }
+    }
+}
+
+impl TargetConnector for ScimConfig {
+    type Target = crate::ScimTarget;
+
+    fn capabilities(&self) -> Capabilities {
+        ScimConfig::capabilities(self)
+    }
+
+    fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
+        ScimConfig::fixed_attribute(self, attr)
+    }
+
+    fn build(&self, id: &str) -> Result<crate::ScimTarget, String> {
+        if self.tls_insecure_skip_verify {
+            tracing::warn!(
+                target_id = %id,
+                "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, so anyone \
+                 on the network path can read the token and every account; give tls_ca_file instead"
+            );
+        }
+        let auth = self.auth_keys().auth(&format!("[targets.{id}]"))?;
+        crate::ScimTarget::new(self.clone(), auth).map_err(|e| connector_api::one_line(&e))
     }
 }
 

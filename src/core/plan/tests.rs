@@ -14,26 +14,12 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
         default_attributes: Vec::new(),
         protected_attributes: Vec::new(),
         groups,
-        members_follow_moves: false,
-        placement: None,
-        protected_placement: None,
-        placement_problem: None,
-        rename_keeps_key: false,
         disable: connector_api::DisableKind::Move,
-        case_insensitive_names: true,
-        typed_values: false,
-        max_in_flight: 1,
-        max_batch: 1,
-        max_requests_per_second: None,
-        max_username_length: None,
-        username_forbidden: "",
-        renamed_by_attribute: None,
         finds_outside_scope: true,
-        usernames_unique_server_wide: false,
         existing_usernames: connector_api::ExistingUsernames::Avoid,
-        initial_password: None,
         fold_key: |k| k.replace(", ", ",").to_lowercase(),
         fold_group_name: |n| n.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
+        ..Capabilities::default()
     }
 }
 

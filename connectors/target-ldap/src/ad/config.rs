@@ -2,9 +2,12 @@
 //! declares to the engine ([`AdConfig::capabilities`]).
 
 use crate::dn::{fold_group_name, normalize_dn, split_rdn, under};
-use connector_api::{Capabilities, DisableKind, ExistingUsernames, MemberForm, PasswordRules};
+use connector_api::{
+    Capabilities, ConnectorConfig, DisableKind, ExistingUsernames, MemberForm, PasswordRules, TargetConnector,
+    load_configured_secret, resolve_optional_path,
+};
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `[targets.<id>]` with `type = "ad"`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -292,7 +295,6 @@ impl AdConfig {
             typed_values: false,
             max_in_flight: self.max_in_flight,
             max_batch: 1,
-            max_requests_per_second: None,
             max_username_length: Some(20),
             username_forbidden: SAM_FORBIDDEN,
             renamed_by_attribute: Some("displayName"),
@@ -308,6 +310,7 @@ impl AdConfig {
             }),
             fold_key: normalize_dn,
             fold_group_name,
+            ..Capabilities::default()
         }
     }
 
@@ -318,6 +321,44 @@ impl AdConfig {
             return Some("it carries the enid id, which is how enid recognises the accounts it created");
         }
         FIXED.iter().find(|(n, _)| n.eq_ignore_ascii_case(base)).map(|(_, why)| *why)
+    }
+}
+
+impl ConnectorConfig for AdConfig {
+    fn validate(&self) -> Result<(), String> {
+        AdConfig::validate(self)
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        resolve_optional_path(dir, &mut self.bind_password_file);
+        resolve_optional_path(dir, &mut self.tls_ca_file);
+    }
+}
+
+impl TargetConnector for AdConfig {
+    type Target = super::AdTarget;
+
+    fn capabilities(&self) -> Capabilities {
+        AdConfig::capabilities(self)
+    }
+
+    fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
+        AdConfig::fixed_attribute(self, attr)
+    }
+
+    fn build(&self, id: &str) -> Result<super::AdTarget, String> {
+        if self.tls_insecure_skip_verify {
+            tracing::warn!(
+                target_id = %id,
+                "[targets.{id}] tls_insecure_skip_verify = true: the domain controller's certificate is not \
+                 verified, so anyone on the network path can read the bind password and every first password; give \
+                 tls_ca_file instead"
+            );
+        }
+        let what = format!("bind password of [targets.{id}]");
+        let password =
+            load_configured_secret(self.bind_password_file.as_deref(), self.bind_password_env.as_deref(), &what)?;
+        Ok(super::AdTarget::new(self.clone(), password))
     }
 }
 
