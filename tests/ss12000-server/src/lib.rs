@@ -128,7 +128,9 @@ pub async fn serve_on(
 ) -> std::io::Result<Server> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let state = server::State::new(config, store::Store::new(dataset), faults);
+    let mut store = store::Store::new(dataset);
+    store.warm(config.dialect);
+    let state = server::State::new(config, store, faults);
     let shared: Shared = Arc::new(Mutex::new(state));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(Arc::clone(&shared));
@@ -196,7 +198,7 @@ impl Handle {
         lock(&self.0).clock = server::Clock::Manual(t);
     }
 
-    /// Moves the server's clock forward.
+    /// Moves the server's clock forward (a wall clock becomes a set one, `d` ahead).
     pub fn advance(&self, d: chrono::Duration) {
         let mut s = lock(&self.0);
         let t = s.clock.now() + d;
@@ -250,7 +252,7 @@ impl Handle {
         let mut s = lock(&self.0);
         let now = s.clock.now();
         let found = s.store.persons.change(id, now, true, f).is_some();
-        s.store.person_changed();
+        s.store.person_changed(id);
         found
     }
 
@@ -436,7 +438,7 @@ impl Handle {
             for gid in ids {
                 s.store.groups.change(&gid, now, bump, |g| g.memberships.retain(|m| m.person != id));
             }
-            s.store.person_changed();
+            s.store.person_changed(id);
         }
         true
     }
