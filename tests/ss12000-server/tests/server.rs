@@ -566,3 +566,46 @@ async fn a_changed_marking_reaches_every_reference_to_the_person() {
         .unwrap();
     assert_eq!(m["person"]["securityMarking"], "Skyddad folkbokföring");
 }
+
+#[tokio::test]
+async fn a_token_that_expires_mid_listing_is_a_401_and_the_listing_goes_on_with_a_new_one() {
+    let cfg =
+        Config { auth: AuthConfig { token_lifetime: Duration::from_secs(60), ..AuthConfig::default() }, ..config() };
+    let t = T::new(cfg, 100).await;
+    let (_, page) = t.get("/persons?limit=30&expandReferenceNames=true").await;
+    let tok = page["pageToken"].as_str().unwrap().to_string();
+    t.handle().advance(chrono::Duration::seconds(60));
+    assert_eq!(t.get(&format!("/persons?pageToken={tok}&limit=30")).await.0, 401, "expired at exactly its lifetime");
+    *t.token.lock().unwrap() = t.fetch_token().await;
+    let (status, page2) = t.get(&format!("/persons?pageToken={tok}&limit=30")).await;
+    assert_eq!(status, 200, "page tokens do not depend on the bearer token");
+    assert!(
+        page2["data"][0]["enrolments"][0]["enroledAt"]["displayName"].is_string(),
+        "the first page's parameters hold"
+    );
+    // The log has every request with its query and auth outcome.
+    let log = t.handle().requests();
+    let seen: Vec<(&str, &str, AuthOutcome, u16)> =
+        log.iter().map(|r| (r.method.as_str(), r.path.as_str(), r.auth, r.status)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("POST", "/token", AuthOutcome::NotChecked, 200),
+            ("GET", "/persons", AuthOutcome::Ok, 200),
+            ("GET", "/persons", AuthOutcome::Expired, 401),
+            ("POST", "/token", AuthOutcome::NotChecked, 200),
+            ("GET", "/persons", AuthOutcome::Ok, 200),
+        ]
+    );
+    assert_eq!(log[1].query, "limit=30&expandReferenceNames=true");
+    assert_eq!(log[4].query, format!("pageToken={tok}&limit=30"));
+}
+
+#[tokio::test]
+async fn a_limit_above_the_servers_largest_page_is_cut_and_no_limit_gets_the_default() {
+    let t = T::new(Config { default_limit: 20, max_limit: 50, ..config() }, 100).await;
+    let (_, page) = t.get("/persons?limit=1000").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 50);
+    let (_, page) = t.get("/persons").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 20);
+}
