@@ -609,3 +609,38 @@ async fn a_limit_above_the_servers_largest_page_is_cut_and_no_limit_gets_the_def
     let (_, page) = t.get("/persons").await;
     assert_eq!(page["data"].as_array().unwrap().len(), 20);
 }
+
+#[tokio::test]
+async fn an_added_duty_and_an_ended_enrolment_show_in_the_change_filters() {
+    let t = T::new(config(), 100).await;
+    let h = t.handle();
+    let d = &t.generated.dataset;
+    let sp = &t.generated.specials;
+    let unit = d.duties[0].duty_at.clone();
+    let pupil = d.persons.iter().find(|p| p.id != sp.former_pupil && !p.enrolments.is_empty()).unwrap();
+    t.at("2026-10-05T09:00:00Z").await;
+    let duty = Duty {
+        id: "00000000-0000-4000-8000-0000000000d1".into(),
+        meta: Meta::at(t0()),
+        person: sp.guardian.clone(),
+        duty_at: unit.clone(),
+        role: DutyRole::TeachingAssistant,
+        signature: None,
+        duty_percent: Some(50),
+        start_date: today(),
+        end_date: None,
+        assignment_roles: Vec::new(),
+    };
+    assert!(h.add_duty(duty.clone()));
+    assert!(!h.add_duty(duty), "an id is added once");
+    assert!(h.end_enrolment(&pupil.id, &pupil.enrolments[0].enroled_at, today()));
+    assert!(!h.end_enrolment(&pupil.id, &pupil.enrolments[0].enroled_at, today()), "it has ended already");
+    let (_, duties) = t.get("/duties?meta.created.after=2026-10-05T08:59:59Z").await;
+    assert_eq!(duties["data"][0]["person"]["id"], sp.guardian.as_str());
+    assert_eq!(duties["data"][0]["meta"]["created"], "2026-10-05T09:00:00.000Z");
+    let (staff, _) = t.all("/persons", "relationship.entity.type=duty", 1000).await;
+    assert!(ids(&staff).contains(&sp.guardian), "a guardian who took a job is staff now");
+    let (changed, _) = t.all("/persons", "meta.modified.after=2026-10-05T08:59:59Z", 1000).await;
+    assert_eq!(ids(&changed), std::slice::from_ref(&pupil.id), "a new duty does not change its person");
+    assert_eq!(changed[0]["enrolments"][0]["endDate"], "2026-10-01");
+}
