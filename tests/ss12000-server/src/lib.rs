@@ -58,6 +58,18 @@ impl Default for AuthConfig {
     }
 }
 
+/// How `meta.created` and `meta.modified` are written. Filters always compare the full times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timestamps {
+    /// `2026-10-04T03:00:01.000Z`.
+    #[default]
+    UtcMillis,
+    /// `2026-10-04T04:00:01+01:00`: whole seconds and an offset, as many Swedish servers write
+    /// them. A client that takes a shown time as its `meta.modified.after` watermark then sees
+    /// again what changed later in the same second (harmless), and must parse offsets.
+    LocalSeconds,
+}
+
 /// How the server behaves.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,6 +93,8 @@ pub struct Config {
     pub clock: Option<DateTime<Utc>>,
     /// Seed of the bearer and page tokens.
     pub token_seed: u64,
+    /// How `meta` times are written.
+    pub timestamps: Timestamps,
 }
 
 impl Default for Config {
@@ -95,6 +109,7 @@ impl Default for Config {
             bump_group_on_membership: true,
             clock: None,
             token_seed: 1,
+            timestamps: Timestamps::UtcMillis,
         }
     }
 }
@@ -128,7 +143,7 @@ pub async fn serve_on(
 ) -> std::io::Result<Server> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let mut store = store::Store::new(dataset);
+    let mut store = store::Store::new(dataset, config.timestamps);
     store.warm(config.dialect);
     let state = server::State::new(config, store, faults);
     let shared: Shared = Arc::new(Mutex::new(state));

@@ -125,6 +125,8 @@ pub(crate) struct Store {
     pub activities: Table<Activity>,
     pub placements: Table<Placement>,
     pub deletions: Vec<Deletion>,
+    /// How `meta` times are written.
+    pub timestamps: crate::Timestamps,
 }
 
 /// Reverse indexes a request with `expand` or relationship filters needs, built once per page.
@@ -146,7 +148,7 @@ fn within(d: Option<NaiveDate>, before: Option<NaiveDate>, after: Option<NaiveDa
 }
 
 impl Store {
-    pub fn new(d: Dataset) -> Store {
+    pub fn new(d: Dataset, timestamps: crate::Timestamps) -> Store {
         Store {
             organisations: Table::new(d.organisations),
             persons: Table::new(d.persons),
@@ -155,6 +157,7 @@ impl Store {
             activities: Table::new(d.activities),
             placements: Table::new(d.placements),
             deletions: Vec::new(),
+            timestamps,
         }
     }
 

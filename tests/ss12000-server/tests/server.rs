@@ -644,3 +644,16 @@ async fn an_added_duty_and_an_ended_enrolment_show_in_the_change_filters() {
     assert_eq!(ids(&changed), std::slice::from_ref(&pupil.id), "a new duty does not change its person");
     assert_eq!(changed[0]["enrolments"][0]["endDate"], "2026-10-01");
 }
+
+#[tokio::test]
+async fn meta_times_can_be_whole_seconds_with_an_offset_and_filters_still_compare_full_times() {
+    let t = T::new(Config { timestamps: Timestamps::LocalSeconds, ..config() }, 100).await;
+    let id = t.generated.dataset.persons[3].id.clone();
+    t.at("2026-10-02T08:00:00.600Z").await;
+    assert!(t.handle().update_person(&id, |p| p.middle_name = Some("Åke".into())));
+    let (_, p) = t.get(&format!("/persons/{id}")).await;
+    assert_eq!(p["meta"]["modified"], "2026-10-02T09:00:00+01:00");
+    // The shown time is before the real one: a watermark taken from it reads the change again.
+    let (_, page) = t.get("/persons?meta.modified.after=2026-10-02T09:00:00%2B01:00").await;
+    assert_eq!(ids(page["data"].as_array().unwrap()), [id]);
+}
