@@ -8,6 +8,23 @@
 //! clock while it runs, inject faults and read its request log through a `Handle`.
 //! Data comes from the seeded generator (`generate`). The `ss12000-server` binary serves the
 //! same for benchmarks and demos.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ss12000_server::*;
+//! let today = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+//! let g = generate(&GenParams { persons: 300, seed: 1, today }).map_err(std::io::Error::other)?;
+//! let config = Config { clock: Some(chrono::Utc::now()), ..Config::default() };
+//! let server = start_with(config, g.dataset, vec![FaultRule::on("/persons", When::Nth(2), Fault::DropMidBody)]).await?;
+//! // ... point the client at server.url() with client id "enid" and secret "enid-test-secret" ...
+//! let h = server.handle();
+//! h.advance(chrono::Duration::minutes(5));
+//! h.delete(Kind::Person, &g.specials.former_pupil);
+//! assert!(h.violations().is_empty(), "the client kept to the paging rules");
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod civic;
 pub mod fault;
