@@ -33,18 +33,26 @@ impl Clock {
 /// Where a follow-up page continues.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor {
+    /// The endpoint it belongs to.
     listing: Listing,
+    /// The first page's filters.
     query: ListQuery,
+    /// The row (or deletion) the next page starts at.
     pos: usize,
+    /// When it was given out, for `page_token_ttl`.
     issued: DateTime<Utc>,
 }
 
 /// What to send back.
 #[derive(Debug, Default)]
 pub(crate) struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// Extra headers (`Retry-After`, `WWW-Authenticate`).
     pub headers: Vec<(&'static str, String)>,
+    /// The body's type.
     pub content_type: &'static str,
+    /// The body.
     pub body: Vec<u8>,
     /// Wait this long before answering.
     pub delay: Option<Duration>,
@@ -63,16 +71,29 @@ fn error(status: u16, code: &str, message: &str) -> Reply {
 /// Everything behind the lock.
 #[derive(Debug)]
 pub(crate) struct State {
+    /// The configuration; `bump_group_on_membership` may change while the server runs.
     pub cfg: Config,
+    /// The data.
     pub store: Store,
+    /// The time every `meta`, token and page token is measured by.
     pub clock: Clock,
+    /// Where bearer and page tokens come from.
     pub rng: Rng,
+    /// Issued bearer tokens and when each expires; kept for the server's life, so that an
+    /// expired token is told apart from a forged one in the log.
     pub tokens: HashMap<String, DateTime<Utc>>,
+    /// Page tokens and where each continues; kept for the server's life (a retried page must
+    /// work), expired by age when used.
     pub cursors: HashMap<String, Cursor>,
+    /// Fault rules in order; `Next` rules leave when used up.
     pub faults: Vec<FaultRule>,
+    /// Requests so far per path, for `When::Nth`.
     pub counts: HashMap<String, u64>,
+    /// Requests so far, all paths.
     pub seq: u64,
+    /// Every request answered.
     pub requests: Vec<RequestRecord>,
+    /// Every protocol violation.
     pub violations: Vec<Violation>,
 }
 

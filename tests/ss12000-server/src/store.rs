@@ -48,10 +48,13 @@ entity!(Placement, |p| (Some(p.start_date), p.end_date));
 /// One entity type's rows.
 #[derive(Debug)]
 pub(crate) struct Table<T> {
+    /// Every row ever held, in listing order; a row keeps its index for the server's life.
     pub rows: Vec<T>,
+    /// Whether each row was deleted.
     pub deleted: Vec<bool>,
     /// The JSON of a row as a plain listing writes it; cleared when the row changes.
     pub cache: Vec<Option<Vec<u8>>>,
+    /// Row index by id.
     index: HashMap<String, usize>,
 }
 
@@ -118,12 +121,14 @@ pub struct Deletion {
 /// All data.
 #[derive(Debug)]
 pub(crate) struct Store {
+    /// The tables, one per entity type.
     pub organisations: Table<Organisation>,
     pub persons: Table<Person>,
     pub duties: Table<Duty>,
     pub groups: Table<Group>,
     pub activities: Table<Activity>,
     pub placements: Table<Placement>,
+    /// Every deletion, in order.
     pub deletions: Vec<Deletion>,
     /// How `meta` times are written.
     pub timestamps: crate::Timestamps,
