@@ -1,7 +1,7 @@
 //! A local SS 12000 (v2.x) API server for enid's tests and benchmarks, written from the
 //! specification because no vendor's server can run here. It serves `/organisations`,
-//! `/persons`, `/duties`, `/groups`, `/placements`, `/activities` (lists and single entities)
-//! and `/deletedEntities` with the specification's paging (`limit`, an opaque `pageToken`, a
+//! `/persons`, `/duties`, `/groups`, `/placements`, `/activities` (lists, single entities and
+//! `POST …/lookup`) and `/deletedEntities` with the specification's paging (`limit`, an opaque `pageToken`, a
 //! follow-up that carries nothing else), change filters (`meta.*.after` exclusive), the listed
 //! filters and `expand`/`expandReferenceNames`, behind an OAuth2 client-credentials token
 //! endpoint (`/token`). Tests start it in-process on 127.0.0.1:0 (`start`), change its data and
@@ -112,6 +112,8 @@ pub struct Config {
     pub token_seed: u64,
     /// How `meta` times are written.
     pub timestamps: Timestamps,
+    /// The most ids and civic numbers one `/lookup` may ask for (more: 503).
+    pub max_lookup: usize,
 }
 
 impl Default for Config {
@@ -127,6 +129,7 @@ impl Default for Config {
             clock: None,
             token_seed: 1,
             timestamps: Timestamps::UtcMillis,
+            max_lookup: 500,
         }
     }
 }

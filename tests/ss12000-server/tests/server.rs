@@ -657,3 +657,34 @@ async fn meta_times_can_be_whole_seconds_with_an_offset_and_filters_still_compar
     let (_, page) = t.get("/persons?meta.modified.after=2026-10-02T09:00:00%2B01:00").await;
     assert_eq!(ids(page["data"].as_array().unwrap()), [id]);
 }
+
+#[tokio::test]
+async fn lookups_find_by_id_and_civic_number_and_refuse_too_many() {
+    let t = T::new(Config { max_lookup: 3, ..config() }, 100).await;
+    let d = &t.generated.dataset;
+    let (a, b) = (&d.persons[10], &d.persons[11]);
+    let post = |path: &str, body: Value| {
+        let req = t.http.post(format!("{}{path}", t.server.url())).bearer_auth(t.token.lock().unwrap().clone());
+        req.header("content-type", "application/json").body(body.to_string()).send()
+    };
+    let r = post(
+        "/persons/lookup?expandReferenceNames=true",
+        serde_json::json!({ "ids": [a.id, "00000000-0000-4000-8000-000000000000"], "civicNos": [b.civic_no] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(ids(v.as_array().unwrap()), [a.id.clone(), b.id.clone()], "a plain array; unknown ids left out");
+    assert!(v[0]["enrolments"][0]["enroledAt"]["displayName"].is_string());
+    let r = post("/groups/lookup", serde_json::json!({ "ids": [d.groups[0].id] })).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post("/persons/lookup", serde_json::json!({ "ids": ["a", "b", "c", "d"] })).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r = post("/groups/lookup", serde_json::json!({ "civicNos": ["200001019999"] })).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post("/persons/lookup?limit=3", serde_json::json!({ "ids": [] })).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let kinds: Vec<ViolationKind> = t.handle().violations().iter().map(|v| v.kind).collect();
+    assert_eq!(kinds, [ViolationKind::InvalidValue, ViolationKind::UnknownParameter]);
+}
