@@ -329,13 +329,13 @@ impl State {
         }
         let mut seen = std::collections::HashSet::new();
         rows.retain(|i| seen.insert(*i));
-        let rev = self.store.build_reverse(&q);
+        let rev = self.store.reverse_for(&q);
         let mut out = b"[".to_vec();
         for (n, &i) in rows.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
             }
-            self.store.write(&mut out, kind, i, &q, rev.as_ref(), self.cfg.dialect);
+            self.store.write(&mut out, kind, i, &q, rev.as_deref(), self.cfg.dialect);
         }
         out.push(b']');
         Reply { status: 200, content_type: "application/json", body: out, ..Reply::default() }
@@ -469,11 +469,11 @@ impl State {
         let next = match l {
             Listing::Entities(kind) => {
                 out.extend_from_slice(b"{\"data\":[");
-                let rev = self.store.build_reverse(&q);
+                let rev = self.store.reverse_for(&q);
                 let n = self.store.len(kind);
                 let (mut i, mut taken, mut next) = (pos, 0usize, None);
                 while i < n {
-                    if self.store.matches(kind, i, &q, rev.as_ref(), dialect) {
+                    if self.store.matches(kind, i, &q, rev.as_deref(), dialect) {
                         if taken == limit {
                             next = Some(i);
                             break;
@@ -481,7 +481,7 @@ impl State {
                         if taken > 0 {
                             out.push(b',');
                         }
-                        self.store.write(&mut out, kind, i, &q, rev.as_ref(), dialect);
+                        self.store.write(&mut out, kind, i, &q, rev.as_deref(), dialect);
                         taken += 1;
                     }
                     i += 1;
@@ -542,9 +542,9 @@ impl State {
             Kind::Placement => self.store.placements.position(id),
         };
         let Some(i) = pos else { return error(404, "not_found", "no such id") };
-        let rev = self.store.build_reverse(&q);
+        let rev = self.store.reverse_for(&q);
         let mut out = Vec::new();
-        self.store.write(&mut out, kind, i, &q, rev.as_ref(), self.cfg.dialect);
+        self.store.write(&mut out, kind, i, &q, rev.as_deref(), self.cfg.dialect);
         Reply { status: 200, content_type: "application/json", body: out, ..Reply::default() }
     }
 }

@@ -9,6 +9,7 @@ use crate::render::{self, Ctx};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// What every entity shares.
 pub(crate) trait Entity {
@@ -132,6 +133,8 @@ pub(crate) struct Store {
     pub deletions: Vec<Deletion>,
     /// How `meta` times are written.
     pub timestamps: crate::Timestamps,
+    /// The reverse indexes while the data is unchanged (`reverse_for`).
+    pub reverse: Option<Arc<Reverse>>,
 }
 
 /// Reverse indexes a request with `expand` or relationship filters needs, built once per page.
@@ -163,6 +166,7 @@ impl Store {
             placements: Table::new(d.placements),
             deletions: Vec::new(),
             timestamps,
+            reverse: None,
         }
     }
 
@@ -203,15 +207,31 @@ impl Store {
         }
     }
 
-    pub fn build_reverse(&self, q: &ListQuery) -> Option<Reverse> {
-        if q.expand.is_empty()
-            && q.rel_type.is_none()
-            && q.rel_org.is_none()
-            && q.member.is_none()
-            && q.teacher.is_none()
-        {
-            return None;
+    /// The reverse indexes, when the query needs them (`expand`, or a relationship other than
+    /// a person's own enrolments). They are built once and kept until the data changes
+    /// (`Handle` drops them on every change), so that the pages of a filtered listing of
+    /// 100,000 persons do not each build them again.
+    pub fn reverse_for(&mut self, q: &ListQuery) -> Option<Arc<Reverse>> {
+        let relations = q.rel_org.is_some()
+            || q.rel_start_on_or_before.is_some()
+            || q.rel_start_on_or_after.is_some()
+            || q.rel_end_on_or_before.is_some()
+            || q.rel_end_on_or_after.is_some();
+        let needed = !q.expand.is_empty()
+            || q.rel_type.as_deref().is_some_and(|t| t != "enrolment")
+            || (q.rel_type.is_none() && relations);
+        if !needed {
+            // The relationship filter runs whenever this is `Some`; an enrolment filter reads no
+            // index, so an empty one does.
+            return (q.rel_type.is_some() || relations).then(|| Arc::new(Reverse::default()));
         }
+        if self.reverse.is_none() {
+            self.reverse = Some(Arc::new(self.build_reverse()));
+        }
+        self.reverse.clone()
+    }
+
+    fn build_reverse(&self) -> Reverse {
         let mut r = Reverse::default();
         for (i, d) in self.duties.rows.iter().enumerate() {
             if !self.duties.deleted[i] {
@@ -240,7 +260,7 @@ impl Store {
                 }
             }
         }
-        Some(r)
+        r
     }
 
     fn common<T: Entity>(row: &T, q: &ListQuery) -> bool {

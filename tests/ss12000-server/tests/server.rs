@@ -349,6 +349,9 @@ async fn filters_expand_and_reference_names() {
     assert_eq!(classes.len(), d.groups.iter().filter(|g| g.group_type == GroupType::Class).count());
     let (acts, _) = t.all("/activities", "expand=teachers", 1000).await;
     assert!(acts.iter().all(|a| a["_embedded"]["teachers"][0]["dutyRole"] == "Lärare"));
+    // Relationship dates alone filter over every kind of relationship.
+    let (none, _) = t.all("/persons", "relationship.startDate.onOrAfter=2030-01-01", 1000).await;
+    assert!(none.is_empty(), "nobody's relationship starts in 2030");
     let (units, _) = t.all("/organisations", "type=Skolenhet", 100).await;
     assert_eq!(units.len(), 3);
     let (_, p) = t.get(&format!("/persons/{}", sp.no_civic_no)).await;
@@ -618,6 +621,8 @@ async fn an_added_duty_and_an_ended_enrolment_show_in_the_change_filters() {
     let sp = &t.generated.specials;
     let unit = d.duties[0].duty_at.clone();
     let pupil = d.persons.iter().find(|p| p.id != sp.former_pupil && !p.enrolments.is_empty()).unwrap();
+    let (staff, _) = t.all("/persons", "relationship.entity.type=duty", 1000).await;
+    assert!(!ids(&staff).contains(&sp.guardian), "not staff yet (and the server's indexes are built)");
     t.at("2026-10-05T09:00:00Z").await;
     let duty = Duty {
         id: "00000000-0000-4000-8000-0000000000d1".into(),
