@@ -223,11 +223,11 @@ impl Drop for Server {
 pub struct Handle(Shared);
 
 impl Handle {
-    /// The server's state; the cached reverse indexes are dropped, since most callers change
+    /// The server's state; the indexes built from the data are dropped, since most callers change
     /// the data (for the others the next filtered listing builds them again once).
     fn state(&self) -> std::sync::MutexGuard<'_, server::State> {
         let mut s = lock(&self.0);
-        s.store.reverse = None;
+        s.store.forget_indexes();
         s
     }
 

@@ -471,8 +471,13 @@ impl State {
                 out.extend_from_slice(b"{\"data\":[");
                 let rev = self.store.reverse_for(&q);
                 let n = self.store.len(kind);
-                let (mut i, mut taken, mut next) = (pos, 0usize, None);
-                while i < n {
+                let candidates = self.store.candidates(kind, &q);
+                let rows: Box<dyn Iterator<Item = usize>> = match &candidates {
+                    Some(c) => Box::new(c[c.partition_point(|&r| r < pos)..].iter().copied()),
+                    None => Box::new(pos..n),
+                };
+                let (mut taken, mut next) = (0usize, None);
+                for i in rows {
                     if self.store.matches(kind, i, &q, rev.as_deref(), dialect) {
                         if taken == limit {
                             next = Some(i);
@@ -484,7 +489,6 @@ impl State {
                         self.store.write(&mut out, kind, i, &q, rev.as_deref(), dialect);
                         taken += 1;
                     }
-                    i += 1;
                 }
                 out.push(b']');
                 next

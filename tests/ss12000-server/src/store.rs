@@ -135,6 +135,9 @@ pub(crate) struct Store {
     pub timestamps: crate::Timestamps,
     /// The reverse indexes while the data is unchanged (`reverse_for`).
     pub reverse: Option<Arc<Reverse>>,
+    /// The person rows ever enrolled at each school unit, ascending, while the data is
+    /// unchanged (`candidates`).
+    pub enrolled_at: Option<HashMap<String, Arc<Vec<usize>>>>,
 }
 
 /// Reverse indexes a request with `expand` or relationship filters needs, built once per page.
@@ -167,6 +170,7 @@ impl Store {
             deletions: Vec::new(),
             timestamps,
             reverse: None,
+            enrolled_at: None,
         }
     }
 
@@ -231,6 +235,32 @@ impl Store {
         self.reverse.clone()
     }
 
+    /// Drops the indexes built from the data; every change of the data must call this.
+    pub fn forget_indexes(&mut self) {
+        self.reverse = None;
+        self.enrolled_at = None;
+    }
+
+    /// The only rows a listing needs to look at, when an index narrows them: a person listing
+    /// filtered on enrolments at one school unit (the usual "today's pupils of school X")
+    /// visits that unit's pupils instead of every person. `None`: every row.
+    pub fn candidates(&mut self, kind: Kind, q: &ListQuery) -> Option<Arc<Vec<usize>>> {
+        let org = q.rel_org.as_ref().filter(|_| kind == Kind::Person && q.rel_type.as_deref() == Some("enrolment"))?;
+        let index = self.enrolled_at.get_or_insert_with(|| {
+            let mut by_unit: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, p) in self.persons.rows.iter().enumerate() {
+                let mut units: Vec<&String> = p.enrolments.iter().map(|e| &e.enroled_at).collect();
+                units.sort();
+                units.dedup();
+                for u in units {
+                    by_unit.entry(u.clone()).or_default().push(i);
+                }
+            }
+            by_unit.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+        });
+        Some(index.get(org).cloned().unwrap_or_default())
+    }
+
     fn build_reverse(&self) -> Reverse {
         let mut r = Reverse::default();
         for (i, d) in self.duties.rows.iter().enumerate() {
@@ -284,15 +314,20 @@ impl Store {
     }
 
     fn person_relations(&self, p: &Person, q: &ListQuery, rev: &Reverse) -> bool {
-        let types: Vec<&str> = match q.rel_type.as_deref() {
-            Some(t) => vec![t],
+        const ANY: &[&str] = &["enrolment", "duty", "groupMembership", "placement.child", "placement.owner"];
+        let one: [&str; 1];
+        let types: &[&str] = match q.rel_type.as_deref() {
+            Some(t) => {
+                one = [t];
+                &one
+            }
             None if q.rel_org.is_some()
                 || q.rel_start_on_or_before.is_some()
                 || q.rel_start_on_or_after.is_some()
                 || q.rel_end_on_or_before.is_some()
                 || q.rel_end_on_or_after.is_some() =>
             {
-                vec!["enrolment", "duty", "groupMembership", "placement.child", "placement.owner"]
+                ANY
             }
             None => return true,
         };

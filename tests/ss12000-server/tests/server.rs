@@ -295,6 +295,13 @@ async fn a_pupil_moved_to_another_school_has_an_ended_and_a_new_enrolment() {
     // 2,000 persons make four school units, two of them grundskolor.
     let to =
         d.organisations.iter().find(|o| o.id != from && o.school_types.contains(&SchoolType::Gr)).unwrap().id.clone();
+    let today_at = |unit: &str| {
+        format!(
+            "relationship.entity.type=enrolment&relationship.organisation={unit}&relationship.startDate.onOrBefore=2026-11-02&relationship.endDate.onOrAfter=2026-11-02"
+        )
+    };
+    let (before, _) = t.all("/persons", &today_at(&to), 500).await;
+    assert!(!ids(&before).contains(&pupil.id));
     let on = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
     t.at("2026-10-20T10:00:00Z").await;
     assert!(h.move_pupil(&pupil.id, &to, on));
@@ -313,6 +320,9 @@ async fn a_pupil_moved_to_another_school_has_an_ended_and_a_new_enrolment() {
     let (items, _) = t.all("/persons", &q, 500).await;
     assert!(!ids(&items).contains(&pupil.id));
     assert!(!items.is_empty());
+    let (after, _) = t.all("/persons", &today_at(&to), 500).await;
+    assert!(ids(&after).contains(&pupil.id), "the new school's pupils include them");
+    assert_eq!(after.len(), before.len() + 1);
 }
 
 #[tokio::test]
@@ -501,6 +511,8 @@ async fn bench_100k_persons() {
     let started = Instant::now();
     let g = generate(&GenParams { persons: 100_000, seed: 1, today: today() }).unwrap();
     println!("generated 100,000 persons in {:.2?}", started.elapsed());
+    let units: Vec<String> =
+        g.dataset.organisations.iter().filter(|o| o.school_unit_code.is_some()).map(|o| o.id.clone()).collect();
     let started = Instant::now();
     let server = start_with(
         Config { auth: AuthConfig { required: false, ..AuthConfig::default() }, ..config() },
@@ -546,6 +558,33 @@ async fn bench_100k_persons() {
             n as f64 / secs
         );
     }
+    // Today's pupils school by school, as a client asks for them: every page scans the table.
+    let started = Instant::now();
+    let mut n = 0usize;
+    for unit in &units {
+        let mut url = format!(
+            "{}/persons?relationship.entity.type=enrolment&relationship.organisation={unit}&relationship.startDate.onOrBefore=2026-10-01&relationship.endDate.onOrAfter=2026-10-01&limit=1000",
+            server.url()
+        );
+        loop {
+            // Bytes only: persons counted by their `givenName` (references carry none).
+            let body = http.get(&url).send().await.unwrap().bytes().await.unwrap();
+            n += body.windows(11).filter(|w| w == b"\"givenName\"").count();
+            let tail = std::str::from_utf8(&body[body.len().saturating_sub(60)..]).unwrap_or("");
+            match tail.rsplit_once("\"pageToken\":\"") {
+                Some((_, tok)) => {
+                    url = format!("{}/persons?pageToken={}&limit=1000", server.url(), tok.trim_end_matches("\"}"))
+                }
+                None => break,
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} school units' current pupils, bytes only: {n} persons in {secs:.2} s = {:.0} persons/s",
+        units.len(),
+        n as f64 / secs
+    );
 }
 
 #[tokio::test]
