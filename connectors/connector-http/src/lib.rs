@@ -126,6 +126,17 @@ pub struct Response {
     pub body: serde_json::Value,
 }
 
+/// A successful response whose body the caller reads itself (a large listing parsed straight
+/// into its own types, without a JSON tree in between).
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The `ETag` header, when the server sent one.
+    pub etag: Option<String>,
+    /// The body as the server sent it.
+    pub bytes: Vec<u8>,
+}
+
 /// The shared client of one connector.
 #[derive(Debug)]
 pub struct HttpClient {
@@ -203,6 +214,12 @@ impl HttpClient {
     /// what may be retried, and returns the response of a 2xx, or the error.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
         retry::send(self, req).await
+    }
+
+    /// As [`HttpClient::send`], with the body left unparsed. A body that is not what the caller
+    /// expects is the caller's to report.
+    pub async fn send_raw(&self, req: &Request) -> Result<RawResponse, HttpError> {
+        retry::send_raw(self, req).await
     }
 
     /// One attempt, with the token `refresh` says (a fresh one after a 401).

@@ -29,6 +29,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use connector_api::{FetchContext, Fetched, RowError, Source, SourceBatch, SourceChanges, SourceError, SourceRecord};
 use connector_http::{Auth, HttpClient, Method, Request};
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// How far before the watermark an incremental read starts: servers differ on whether
@@ -59,12 +60,14 @@ impl Ss12000Source {
         &self.config
     }
 
-    /// The `data` of every page of a listing, in order. See the module's doc for the rules.
-    async fn pages(&self, endpoint: &str, filters: &[(&str, String)]) -> Result<Vec<Json>, SourceError> {
+    /// Every page of a listing, in order, each page's `data` handed to `sink` as it arrives (and
+    /// its text dropped then: a large listing is never held twice). See the module's doc for the
+    /// rules.
+    async fn pages(&self, endpoint: &str, filters: &[(&str, String)], sink: &mut impl Sink) -> Result<(), SourceError> {
         let limit = self.config.page_size.to_string();
         let mut restarted = false;
         'listing: loop {
-            let mut out = Vec::new();
+            sink.restart();
             let mut token: Option<String> = None;
             let mut seen = 0usize;
             let mut page = 0usize;
@@ -81,8 +84,8 @@ impl Ss12000Source {
                     Some(t) => req = req.query("pageToken", t.clone()),
                 }
                 req = req.query("limit", limit.clone());
-                let body = match self.http.send(&req).await {
-                    Ok(resp) => resp.body,
+                let body = match self.http.send_raw(&req).await {
+                    Ok(resp) => resp.bytes,
                     Err(e) => {
                         let status = e.status();
                         if token.is_some() && matches!(status, Some(400 | 410)) && !restarted {
@@ -106,9 +109,9 @@ impl Ss12000Source {
                             });
                         }
                         let mut err = e.into_source();
-                        if page > 1
-                            && let SourceError::Unavailable { reason, .. } = &mut err
-                        {
+                        if page > 1 {
+                            let (SourceError::Unavailable { reason, .. } | SourceError::Malformed { reason, .. }) =
+                                &mut err;
                             reason.push_str(&format!(
                                 "; the listing broke off after {seen} entities and nothing is read from a partial listing"
                             ));
@@ -118,28 +121,18 @@ impl Ss12000Source {
                 };
                 let malformed =
                     |reason: String| SourceError::Malformed { location: what.clone(), reason, source: None };
-                let Json::Object(mut body) = body else {
-                    return Err(malformed("the answer is not a JSON object with `data`".into()));
-                };
-                // Skolverket's reference API names the organisations' list `organisations`.
-                let data = match body.remove("data") {
-                    Some(d) => d,
-                    None if endpoint == "organisations" => body.remove("organisations").unwrap_or(Json::Null),
-                    None => Json::Null,
-                };
-                if data.is_null() {
-                    return Err(malformed("the answer has no `data`".into()));
-                }
-                seen += data.as_array().map_or(1, Vec::len);
-                out.push(data);
-                let next = match body.remove("pageToken") {
+                let page: Page<'_> = serde_json::from_slice(&body)
+                    .map_err(|e| malformed(format!("the answer is not a JSON object with `data` ({e})")))?;
+                let data = page.data(endpoint).ok_or_else(|| malformed("the answer has no `data`".into()))?;
+                seen += sink.page(data)?;
+                let next = match page.page_token {
                     None | Some(Json::Null) => None,
                     Some(Json::String(t)) if t.is_empty() => None,
                     Some(Json::String(t)) => Some(t),
                     Some(other) => return Err(malformed(format!("pageToken is not a string but {other}"))),
                 };
                 match next {
-                    None => return Ok(out),
+                    None => return Ok(()),
                     Some(t) if token.as_deref() == Some(t.as_str()) => {
                         return Err(malformed(
                             "the server gave the same pageToken twice; the listing would never end".into(),
@@ -149,35 +142,6 @@ impl Ss12000Source {
                 }
             }
         }
-    }
-
-    /// Every entity of a listing, de-duplicated by id (the later copy wins).
-    async fn list(&self, endpoint: &str, filters: &[(&str, String)]) -> Result<Vec<Json>, SourceError> {
-        let mut out: Vec<Json> = Vec::new();
-        let mut at: HashMap<String, usize> = HashMap::new();
-        for data in self.pages(endpoint, filters).await? {
-            let Json::Array(items) = data else {
-                return Err(SourceError::Malformed {
-                    location: format!("GET /{endpoint}"),
-                    reason: "`data` is not a list".into(),
-                    source: None,
-                });
-            };
-            for item in items {
-                match item.get("id").and_then(Json::as_str).map(str::to_string) {
-                    Some(id) => match at.get(&id) {
-                        Some(&i) => out[i] = item,
-                        None => {
-                            at.insert(id, out.len());
-                            out.push(item);
-                        }
-                    },
-                    // Left for the reader, which names the missing id.
-                    None => out.push(item),
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// One entity by id; `None` when the server has no such entity (404).
@@ -191,12 +155,40 @@ impl Ss12000Source {
         }
     }
 
-    async fn list_if(&self, endpoint: Endpoint, filters: &[(&str, String)]) -> Result<Vec<Json>, SourceError> {
+    /// Every entity of a listing, de-duplicated by id.
+    async fn list<T: serde::de::DeserializeOwned + wire::HasId + Send>(
+        &self,
+        endpoint: &'static str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<T>, SourceError> {
+        let mut sink = Entities::new(endpoint);
+        self.pages(endpoint, filters, &mut sink).await?;
+        Ok(sink.out)
+    }
+
+    /// As `list`, for an endpoint `read` may leave out (nothing then).
+    async fn list_if<T: serde::de::DeserializeOwned + wire::HasId + Send>(
+        &self,
+        endpoint: Endpoint,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<T>, SourceError> {
         if self.config.reads(endpoint) { self.list(endpoint.path(), filters).await } else { Ok(Vec::new()) }
     }
 
+    async fn persons(&self, filters: &[(&str, String)]) -> Result<Persons, SourceError> {
+        let mut sink = Persons::default();
+        self.pages("persons", filters, &mut sink).await?;
+        Ok(sink)
+    }
+
+    async fn deleted(&self, filters: &[(&str, String)]) -> Result<wire::Deleted, SourceError> {
+        let mut sink = DeletedSink::default();
+        self.pages("deletedEntities", filters, &mut sink).await?;
+        Ok(sink.0)
+    }
+
     async fn orgs(&self) -> Result<Orgs, SourceError> {
-        let orgs: Vec<wire::Organisation> = entities("organisations", self.list("organisations", &[]).await?)?;
+        let orgs: Vec<wire::Organisation> = self.list("organisations", &[]).await?;
         Orgs::new(&orgs, &self.config.organisations).map_err(|reason| SourceError::Malformed {
             location: "GET /organisations".into(),
             reason,
@@ -208,20 +200,14 @@ impl Ss12000Source {
         let none: &[(&str, String)] = &[];
         let (orgs, persons, duties, groups, placements, activities) = futures::try_join!(
             self.orgs(),
-            self.list("persons", none),
+            self.persons(none),
             self.list_if(Endpoint::Duties, none),
             self.list_if(Endpoint::Groups, none),
             self.list_if(Endpoint::Placements, none),
             self.list_if(Endpoint::Activities, none),
         )?;
-        let (persons, mut rejected, mut mark) = read_persons(persons);
-        let full = Full {
-            persons,
-            duties: entities("duties", duties)?,
-            placements: entities("placements", placements)?,
-            groups: entities("groups", groups)?,
-            activities: entities("activities", activities)?,
-        };
+        let Persons { persons, mut rejected, mut mark, .. } = persons;
+        let full = Full { persons, duties, placements, groups, activities };
         mark = wire::later(mark, full_watermark(&full));
         let ctx = Ctx { orgs: &orgs, today: cx.today, warnings: &self.warnings };
         let out = assemble_full(&full, ctx);
@@ -254,30 +240,16 @@ impl Ss12000Source {
         deleted_filters.extend(kinds);
         let (orgs, persons, duties, groups, placements, activities, deleted) = futures::try_join!(
             self.orgs(),
-            self.list("persons", changed),
+            self.persons(changed),
             self.list_if(Endpoint::Duties, changed),
             self.list_if(Endpoint::Groups, changed),
             self.list_if(Endpoint::Placements, changed),
             self.list_if(Endpoint::Activities, changed),
-            self.pages("deletedEntities", &deleted_filters),
+            self.deleted(&deleted_filters),
         )?;
-        let (mut persons, mut rejected, mut mark) = read_persons(persons);
-        let mut ch = Changes {
-            duties: entities("duties", duties)?,
-            placements: entities("placements", placements)?,
-            groups: entities("groups", groups)?,
-            ..Changes::default()
-        };
-        let activities: Vec<wire::Activity> = entities("activities", activities)?;
-        for data in deleted {
-            let d: wire::Deleted = wire::read(data).map_err(|u| malformed("deletedEntities", u))?;
-            ch.deleted.persons.extend(d.persons);
-            ch.deleted.duties.extend(d.duties);
-            ch.deleted.groups.extend(d.groups);
-            ch.deleted.placements.extend(d.placements);
-            ch.deleted.activities.extend(d.activities);
-            ch.deleted.organisations.extend(d.organisations);
-        }
+        let Persons { mut persons, mut rejected, mut mark, .. } = persons;
+        let activities: Vec<wire::Activity> = activities;
+        let mut ch = Changes { duties, placements, groups, deleted, ..Changes::default() };
         mark = wire::later(mark, changes_watermark(&ch, &activities));
         // A changed activity changes its groups' teachers: those groups are rebuilt whole.
         let have: HashSet<String> = ch.groups.iter().map(|g| g.id.clone()).collect();
@@ -293,8 +265,7 @@ impl Ss12000Source {
         }
         if self.config.reads(Endpoint::Activities) {
             for g in &ch.groups {
-                let taught: Vec<wire::Activity> =
-                    entities("activities", self.list("activities", &[("group", g.id.clone())]).await?)?;
+                let taught: Vec<wire::Activity> = self.list("activities", &[("group", g.id.clone())]).await?;
                 ch.group_activities.extend(taught);
             }
         }
@@ -311,15 +282,17 @@ impl Ss12000Source {
             .collect();
         for id in missing {
             if let Some(p) = self.get("persons", &id).await? {
-                let (found, bad, _) = read_persons(vec![p]);
-                persons.extend(found);
-                rejected.extend(bad);
+                match wire::read::<wire::Person>(p) {
+                    Ok(p) => persons.push(p),
+                    Err(u) => rejected.push(unreadable_person(u)),
+                }
             }
         }
         ch.persons = persons;
         let ctx = Ctx { orgs: &orgs, today: cx.today, warnings: &self.warnings };
-        let out = merge(cx.prior, &ch, ctx);
+        let mut out = merge(cx.prior, &ch, ctx);
         rejected.extend(out.rejected);
+        rejected.extend(reject_civic_in_free_text(&mut out.changed));
         let mark = wire::later(Some(since), mark);
         Ok(SourceChanges {
             changed: out.changed,
@@ -340,39 +313,171 @@ fn malformed(endpoint: &str, u: wire::Unreadable) -> SourceError {
     }
 }
 
-/// The entities of a listing other than persons: one that does not read fails the source, since
-/// leaving it out would drop a tie or a group of real persons.
-fn entities<T: serde::de::DeserializeOwned>(endpoint: &str, items: Vec<Json>) -> Result<Vec<T>, SourceError> {
-    items.into_iter().map(|i| wire::read(i).map_err(|u| malformed(endpoint, u))).collect()
+/// One page of a listing, borrowing from its text.
+#[derive(serde::Deserialize)]
+struct Page<'a> {
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    // Skolverket's reference API names the organisations' list `organisations`.
+    #[serde(borrow, default)]
+    organisations: Option<&'a RawValue>,
+    #[serde(default, rename = "pageToken")]
+    page_token: Option<Json>,
 }
 
-/// Persons: one that does not read is a rejected row (kept by the engine as last stored) when
-/// its id can be read, else the source fails. Also the latest `meta.modified` among them.
-fn read_persons(items: Vec<Json>) -> (Vec<wire::Person>, Vec<RowError>, Option<DateTime<FixedOffset>>) {
-    let mut persons = Vec::with_capacity(items.len());
-    let mut rejected = Vec::new();
-    let mut mark = None;
-    for item in items {
-        match wire::read::<wire::Person>(item) {
-            Ok(p) => {
-                mark = wire::later(mark, wire::modified(&p.meta));
-                persons.push(p);
-            }
-            Err(u) => {
-                let location = format!(
-                    "persons/{}",
-                    u.id.as_deref().map(connector_api::civic::mask_if_civic).unwrap_or("(no id)".into())
-                );
-                rejected.push(RowError {
-                    location,
-                    message: format!("field {}: {}; fix it in the SIS", u.field, u.reason),
-                    person_id: u.id,
-                    civic_no: None,
-                });
+impl<'a> Page<'a> {
+    /// The page's `data`, when it has one that is not null.
+    fn data(&self, endpoint: &str) -> Option<&'a RawValue> {
+        let d = match (self.data, self.organisations) {
+            (Some(d), _) => d,
+            (None, Some(d)) if endpoint == "organisations" => d,
+            _ => return None,
+        };
+        (d.get() != "null").then_some(d)
+    }
+}
+
+/// What takes a listing's pages as they arrive. Entities are read straight from the page's text
+/// into their types (no JSON tree in between: a full read of a large school organisation is
+/// mostly this).
+trait Sink: Send {
+    /// Takes one page's `data`; the number of entities on it.
+    fn page(&mut self, data: &RawValue) -> Result<usize, SourceError>;
+    /// Forgets every page so far: the listing starts again.
+    fn restart(&mut self);
+}
+
+/// The entities of a page's `data`, as text.
+fn items<'a>(endpoint: &str, data: &'a RawValue) -> Result<Vec<&'a RawValue>, SourceError> {
+    serde_json::from_str(data.get()).map_err(|e| SourceError::Malformed {
+        location: format!("GET /{endpoint}"),
+        reason: format!("`data` is not a list ({e})"),
+        source: None,
+    })
+}
+
+/// The entities of a listing other than persons, de-duplicated by id (a later copy wins: a
+/// listing that changed while it was read). One that does not read fails the source, since
+/// leaving it out would drop a tie or a group of real persons.
+struct Entities<T> {
+    endpoint: &'static str,
+    out: Vec<T>,
+    at: HashMap<String, usize>,
+}
+
+impl<T> Entities<T> {
+    fn new(endpoint: &'static str) -> Entities<T> {
+        Entities { endpoint, out: Vec::new(), at: HashMap::new() }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + wire::HasId + Send> Sink for Entities<T> {
+    fn page(&mut self, data: &RawValue) -> Result<usize, SourceError> {
+        let items = items(self.endpoint, data)?;
+        for item in &items {
+            let e: T = wire::read_raw(item).map_err(|u| malformed(self.endpoint, u))?;
+            match self.at.get(e.id()) {
+                Some(&i) => self.out[i] = e,
+                None => {
+                    self.at.insert(e.id().to_string(), self.out.len());
+                    self.out.push(e);
+                }
             }
         }
+        Ok(items.len())
     }
-    (persons, rejected, mark)
+
+    fn restart(&mut self) {
+        self.out.clear();
+        self.at.clear();
+    }
+}
+
+/// Persons, de-duplicated by id: one that does not read is a rejected row (kept by the engine
+/// as last stored). Also the latest `meta.modified` among them.
+#[derive(Default)]
+struct Persons {
+    persons: Vec<wire::Person>,
+    at: HashMap<String, usize>,
+    rejected: Vec<RowError>,
+    mark: Option<DateTime<FixedOffset>>,
+}
+
+impl Sink for Persons {
+    fn page(&mut self, data: &RawValue) -> Result<usize, SourceError> {
+        let items = items("persons", data)?;
+        for item in &items {
+            match wire::read_raw::<wire::Person>(item) {
+                Ok(p) => {
+                    self.mark = wire::later(self.mark, wire::modified(&p.meta));
+                    match self.at.get(&p.id) {
+                        Some(&i) => self.persons[i] = p,
+                        None => {
+                            self.at.insert(p.id.clone(), self.persons.len());
+                            self.persons.push(p);
+                        }
+                    }
+                }
+                Err(u) => self.rejected.push(unreadable_person(u)),
+            }
+        }
+        Ok(items.len())
+    }
+
+    fn restart(&mut self) {
+        *self = Persons::default();
+    }
+}
+
+/// The ids `/deletedEntities` lists, every page's together.
+#[derive(Default)]
+struct DeletedSink(wire::Deleted);
+
+impl Sink for DeletedSink {
+    fn page(&mut self, data: &RawValue) -> Result<usize, SourceError> {
+        let d: wire::Deleted = wire::read_raw(data).map_err(|u| malformed("deletedEntities", u))?;
+        let n = d.persons.len() + d.duties.len() + d.groups.len() + d.placements.len() + d.activities.len();
+        let all = &mut self.0;
+        all.persons.extend(d.persons);
+        all.duties.extend(d.duties);
+        all.groups.extend(d.groups);
+        all.placements.extend(d.placements);
+        all.activities.extend(d.activities);
+        all.organisations.extend(d.organisations);
+        Ok(n)
+    }
+
+    fn restart(&mut self) {
+        self.0 = wire::Deleted::default();
+    }
+}
+
+fn unreadable_person(u: wire::Unreadable) -> RowError {
+    let location =
+        format!("persons/{}", u.id.as_deref().map(connector_api::civic::mask_if_civic).unwrap_or("(no id)".into()));
+    RowError {
+        location,
+        message: format!("field {}: {}; fix it in the SIS", u.field, u.reason),
+        person_id: u.id,
+        civic_no: None,
+    }
+}
+
+/// Moves changed records that hold a civic number in a free-text field to the rejected rows, as
+/// `SourceBatch::reject_civic_in_free_text` does for a full read (which the engine runs on every
+/// batch): the person is kept as last stored.
+fn reject_civic_in_free_text(changed: &mut Vec<SourceRecord>) -> Vec<RowError> {
+    let (bad, good): (Vec<SourceRecord>, Vec<SourceRecord>) =
+        std::mem::take(changed).into_iter().partition(|r| r.civic_in_free_text().is_some());
+    *changed = good;
+    bad.into_iter()
+        .map(|r| RowError {
+            message: connector_api::source::civic_in_free_text_message(r.civic_in_free_text().unwrap_or("a field")),
+            location: r.location,
+            person_id: Some(r.person_id),
+            civic_no: r.civic_no,
+        })
+        .collect()
 }
 
 fn full_watermark(f: &Full) -> Option<DateTime<FixedOffset>> {
@@ -449,5 +554,53 @@ impl Source for Ss12000Source {
 
     fn incremental(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incremental_change_with_a_civic_number_in_a_name_is_rejected_and_kept_as_stored() {
+        let record = |id: &str, family: &str| SourceRecord {
+            person_id: id.into(),
+            given_name: "Anna".into(),
+            family_name: family.into(),
+            civic_no: None,
+            affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student)],
+            groups: Vec::new(),
+            email: None,
+            eppn: None,
+            external_ids: vec!["19870704-9998".into()],
+            protection: None,
+            deceased: false,
+            location: format!("persons/{id}"),
+        };
+        let mut changed = vec![record("p1", "Berg"), record("p2", "Berg 870704-9998")];
+        let rejected = reject_civic_in_free_text(&mut changed);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!((rejected[0].location.as_str(), rejected[0].person_id.as_deref()), ("persons/p2", Some("p2")));
+        assert!(rejected[0].message.starts_with("family_name holds"), "{}", rejected[0].message);
+        assert!(!rejected[0].message.contains("9998"));
+    }
+
+    #[test]
+    fn the_delivered_fields_follow_the_config_and_what_any_person_has() {
+        let config: Ss12000Config =
+            serde_json::from_value(serde_json::json!({"url": "https://x/v2.0", "token_file": "t"})).unwrap();
+        let cols = |records: &[SourceRecord]| columns(&config, records).into_iter().collect::<Vec<_>>().join(",");
+        assert_eq!(cols(&[]), "end_date,family_name,given_name,groups,person_id,role,school_unit,start_date");
+        let mut r: SourceRecord = serde_json::from_value(serde_json::json!({
+            "person_id": "p", "given_name": "A", "family_name": "B", "affiliations": [], "location": "persons/p"
+        }))
+        .unwrap();
+        r.email = Some("a@b.se".into());
+        r.external_ids = vec!["1".into()];
+        assert_eq!(
+            cols(&[r]),
+            "email,end_date,external_ids,family_name,given_name,groups,person_id,role,school_unit,start_date"
+        );
     }
 }

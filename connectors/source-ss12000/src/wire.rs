@@ -266,6 +266,44 @@ pub fn read<T: serde::de::DeserializeOwned>(item: serde_json::Value) -> Result<T
     })
 }
 
+/// Reads one entity of a listing from its JSON text, as [`read`] does from a tree: a page is
+/// split into its entities' texts and each read straight into its type (no JSON tree in
+/// between: a full read of a large school organisation is mostly this).
+pub fn read_raw<T: serde::de::DeserializeOwned>(item: &serde_json::value::RawValue) -> Result<T, Unreadable> {
+    // Tracking the path costs an allocation per key: only an entity that does not read is read
+    // again to name the field.
+    if let Ok(t) = serde_json::from_str(item.get()) {
+        return Ok(t);
+    }
+    let mut de = serde_json::Deserializer::from_str(item.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            #[serde(default)]
+            id: Option<serde_json::Value>,
+        }
+        let id = serde_json::from_str::<IdOnly>(item.get()).ok().and_then(|i| i.id?.as_str().map(str::to_string));
+        let field = e.path().to_string();
+        Unreadable { id, field, reason: connector_api::civic::mask_civic_in_text(&e.into_inner().to_string()) }
+    })
+}
+
+/// An entity's own id, by which a listing is de-duplicated.
+pub trait HasId {
+    fn id(&self) -> &str;
+}
+
+macro_rules! has_id {
+    ($($t:ty),*) => {$(
+        impl HasId for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
+}
+has_id!(Person, Duty, Placement, Group, Activity, Organisation);
+
 /// The latest of two server timestamps.
 pub fn later(a: Option<DateTime<FixedOffset>>, b: Option<DateTime<FixedOffset>>) -> Option<DateTime<FixedOffset>> {
     match (a, b) {
@@ -295,6 +333,9 @@ mod tests {
         let p = read::<Person>(nulls).unwrap();
         assert!(p.emails.is_empty() && p.enrolments.is_empty());
         assert_eq!(p.civic_no.unwrap().parts(), ("200112240123", "SE"));
+        let raw = serde_json::value::RawValue::from_string(r#"{"id": "p3", "givenName": 5}"#.into()).unwrap();
+        let e = read_raw::<Person>(&raw).unwrap_err();
+        assert_eq!((e.id.as_deref(), e.field.as_str()), (Some("p3"), "givenName"));
         let d: Deleted = serde_json::from_value(json!({"activitites": ["a"], "persons": null})).unwrap();
         assert_eq!(d.activities, ["a"]);
         let d: Deleted = serde_json::from_value(json!({"activities": ["b"]})).unwrap();
