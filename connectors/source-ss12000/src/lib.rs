@@ -306,10 +306,14 @@ impl Ss12000Source {
 
 fn malformed(endpoint: &str, u: wire::Unreadable) -> SourceError {
     let id = u.id.as_deref().map(connector_api::civic::mask_if_civic).unwrap_or("(no id)".into());
-    SourceError::Malformed {
-        location: format!("{endpoint}/{id}"),
-        reason: format!("field {}: {}; fix it in the SIS", if u.field.is_empty() { "." } else { &u.field }, u.reason),
-        source: None,
+    SourceError::Malformed { location: format!("{endpoint}/{id}"), reason: unreadable_reason(&u), source: None }
+}
+
+/// `field enrolments[0].startDate: invalid type ...`; a missing field names itself.
+fn unreadable_reason(u: &wire::Unreadable) -> String {
+    match u.field.as_str() {
+        "" | "." => format!("{}; fix it in the SIS", u.reason),
+        field => format!("field {field}: {}; fix it in the SIS", u.reason),
     }
 }
 
@@ -457,7 +461,7 @@ fn unreadable_person(u: wire::Unreadable) -> RowError {
         format!("persons/{}", u.id.as_deref().map(connector_api::civic::mask_if_civic).unwrap_or("(no id)".into()));
     RowError {
         location,
-        message: format!("field {}: {}; fix it in the SIS", u.field, u.reason),
+        message: unreadable_reason(&u),
         person_id: u.id,
         civic_no: None,
     }
@@ -584,6 +588,31 @@ mod tests {
         assert_eq!((rejected[0].location.as_str(), rejected[0].person_id.as_deref()), ("persons/p2", Some("p2")));
         assert!(rejected[0].message.starts_with("family_name holds"), "{}", rejected[0].message);
         assert!(!rejected[0].message.contains("9998"));
+    }
+
+    #[test]
+    fn an_entity_that_does_not_read_names_the_endpoint_the_id_and_the_field() {
+        let page = |json: &str| RawValue::from_string(json.to_string()).unwrap();
+        let mut duties: Entities<wire::Duty> = Entities::new("duties");
+        let e = duties
+            .page(&page(r#"[{"id": "d1", "dutyAt": {"id": "o1"}}, {"id": "d2", "dutyAt": {"id": 7}}]"#))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "duties/d2: field dutyAt.id: invalid type: integer `7`, expected a string; fix it in the SIS");
+        let e = duties.page(&page(r#"[{"id": "d3"}]"#)).unwrap_err();
+        assert_eq!(e.to_string(), "duties/d3: missing field `dutyAt`; fix it in the SIS");
+        // A person that does not read is a rejected row, the others are read; a later copy of
+        // an entity replaces the earlier one.
+        let mut persons = Persons::default();
+        let n = persons
+            .page(&page(
+                r#"[{"id": "p1", "givenName": "A", "familyName": "B"}, {"id": "p2", "enrolments": {}},
+                    {"id": "p1", "givenName": "Ann", "familyName": "B"}]"#,
+            ))
+            .unwrap();
+        assert_eq!((n, persons.persons.len(), persons.persons[0].given_name.as_deref()), (3, 1, Some("Ann")));
+        assert_eq!(persons.rejected[0].to_string(), "persons/p2: field enrolments: invalid type: map, expected a sequence; fix it in the SIS");
+        persons.restart();
+        assert!(persons.persons.is_empty() && persons.rejected.is_empty());
     }
 
     #[test]

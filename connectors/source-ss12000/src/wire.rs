@@ -284,7 +284,13 @@ pub fn read_raw<T: serde::de::DeserializeOwned>(item: &serde_json::value::RawVal
         }
         let id = serde_json::from_str::<IdOnly>(item.get()).ok().and_then(|i| i.id?.as_str().map(str::to_string));
         let field = e.path().to_string();
-        Unreadable { id, field, reason: connector_api::civic::mask_civic_in_text(&e.into_inner().to_string()) }
+        // Where in the entity's text it went wrong says nothing to the operator.
+        let reason = e.into_inner().to_string();
+        let reason = match reason.rsplit_once(" at line ") {
+            Some((said, at)) if at.contains(" column ") => said.to_string(),
+            _ => reason,
+        };
+        Unreadable { id, field, reason: connector_api::civic::mask_civic_in_text(&reason) }
     })
 }
 
