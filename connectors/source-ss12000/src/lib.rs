@@ -37,6 +37,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 /// read twice is de-duplicated (by id) and rebuilt to the same record.
 pub const OVERLAP_SECS: i64 = 5;
 
+/// Up to this many rebuilt groups, an incremental read asks for each one's activities
+/// (`/activities?group=`); above it, it lists every activity once.
+const GROUPS_ASKED_ONE_BY_ONE: usize = 20;
+
 /// An SS 12000 API as an enid source.
 #[derive(Debug)]
 pub struct Ss12000Source {
@@ -264,9 +268,18 @@ impl Ss12000Source {
             }
         }
         if self.config.reads(Endpoint::Activities) {
-            for g in &ch.groups {
-                let taught: Vec<wire::Activity> = self.list("activities", &[("group", g.id.clone())]).await?;
-                ch.group_activities.extend(taught);
+            if ch.groups.len() > GROUPS_ASKED_ONE_BY_ONE {
+                // Many groups changed (a new term): one listing of every activity costs less than
+                // one request per group.
+                let rebuilt: HashSet<&str> = ch.groups.iter().map(|g| g.id.as_str()).collect();
+                let every: Vec<wire::Activity> = self.list("activities", &[]).await?;
+                ch.group_activities =
+                    every.into_iter().filter(|a| a.groups.iter().any(|g| rebuilt.contains(g.id.as_str()))).collect();
+            } else {
+                for g in &ch.groups {
+                    let taught: Vec<wire::Activity> = self.list("activities", &[("group", g.id.clone())]).await?;
+                    ch.group_activities.extend(taught);
+                }
             }
         }
         // Persons a changed tie names whom the stored records do not hold (a guardian who became
@@ -459,12 +472,7 @@ impl Sink for DeletedSink {
 fn unreadable_person(u: wire::Unreadable) -> RowError {
     let location =
         format!("persons/{}", u.id.as_deref().map(connector_api::civic::mask_if_civic).unwrap_or("(no id)".into()));
-    RowError {
-        location,
-        message: unreadable_reason(&u),
-        person_id: u.id,
-        civic_no: None,
-    }
+    RowError { location, message: unreadable_reason(&u), person_id: u.id, civic_no: None }
 }
 
 /// Moves changed records that hold a civic number in a free-text field to the rejected rows, as
@@ -597,7 +605,10 @@ mod tests {
         let e = duties
             .page(&page(r#"[{"id": "d1", "dutyAt": {"id": "o1"}}, {"id": "d2", "dutyAt": {"id": 7}}]"#))
             .unwrap_err();
-        assert_eq!(e.to_string(), "duties/d2: field dutyAt.id: invalid type: integer `7`, expected a string; fix it in the SIS");
+        assert_eq!(
+            e.to_string(),
+            "duties/d2: field dutyAt.id: invalid type: integer `7`, expected a string; fix it in the SIS"
+        );
         let e = duties.page(&page(r#"[{"id": "d3"}]"#)).unwrap_err();
         assert_eq!(e.to_string(), "duties/d3: missing field `dutyAt`; fix it in the SIS");
         // A person that does not read is a rejected row, the others are read; a later copy of
@@ -610,7 +621,10 @@ mod tests {
             ))
             .unwrap();
         assert_eq!((n, persons.persons.len(), persons.persons[0].given_name.as_deref()), (3, 1, Some("Ann")));
-        assert_eq!(persons.rejected[0].to_string(), "persons/p2: field enrolments: invalid type: map, expected a sequence; fix it in the SIS");
+        assert_eq!(
+            persons.rejected[0].to_string(),
+            "persons/p2: field enrolments: invalid type: map, expected a sequence; fix it in the SIS"
+        );
         persons.restart();
         assert!(persons.persons.is_empty() && persons.rejected.is_empty());
     }

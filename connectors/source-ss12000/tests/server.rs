@@ -231,6 +231,44 @@ async fn an_incremental_read_brings_changed_persons_ended_duties_deletions_and_m
     assert_eq!(none.watermark.as_deref(), Some(new_mark.as_str()));
 }
 
+#[tokio::test]
+async fn many_changed_groups_are_rebuilt_with_their_teachers_from_one_listing_of_activities() {
+    let (server, g) = server(400, vec![]).await;
+    let src = source(
+        &server,
+        "page_size = 50\nread = [\"organisations\", \"persons\", \"duties\", \"groups\", \"activities\"]",
+    );
+    let first = full(&src).await.unwrap();
+    let h = server.handle();
+    h.advance(chrono::Duration::minutes(10));
+    h.clear_log();
+    // A new term: every teaching group is renamed.
+    let teaching: Vec<String> = g
+        .dataset
+        .groups
+        .iter()
+        .filter(|x| x.group_type == ss12000_server::GroupType::Teaching)
+        .map(|x| x.id.clone())
+        .collect();
+    assert!(teaching.len() > 20, "{} teaching groups", teaching.len());
+    for id in &teaching {
+        assert!(h.update_group(id, |x| x.display_name = format!("{} HT27", x.display_name)));
+    }
+    let mark = first.watermark.clone().unwrap();
+    let cx = FetchContext { today: today(), since: Some(&mark), prior: &first.records };
+    let Fetched::Changes(ch) = src.fetch(cx).await.unwrap() else { panic!("an incremental read") };
+    assert_eq!(h.violations(), []);
+    let activities = queries(&server, "/activities");
+    assert!(activities.iter().all(|q| !q.contains("group=")), "one listing, not one per group: {activities:?}");
+    let teachers: Vec<_> = ch.changed.iter().filter(|r| r.roles().contains(&Role::Staff)).collect();
+    assert!(!teachers.is_empty());
+    for t in teachers {
+        let before = first.records.iter().find(|r| r.person_id == t.person_id).unwrap();
+        assert_eq!(t.groups.len(), before.groups.len(), "a teacher keeps every group: {:?}", t.groups);
+        assert!(t.groups.iter().any(|m| m.name.ends_with(" HT27")), "{:?}", t.groups);
+    }
+}
+
 /// Persons per second of a full read of 100,000 persons from the local server, end to end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run in release with --ignored --nocapture"]
