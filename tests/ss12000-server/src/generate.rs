@@ -85,90 +85,22 @@ pub struct Generated {
     pub specials: Specials,
 }
 
+#[rustfmt::skip]
 const FEMALE: &[&str] = &[
-    "Anna",
-    "Åsa",
-    "Märta",
-    "Linnéa",
-    "Elsa",
-    "Maja",
-    "Ebba",
-    "Sofia",
-    "Ängla",
-    "Ida",
-    "Noor",
-    "Fatima",
-    "Wilma",
-    "Saga",
-    "Alice",
-    "Anna-Karin",
-    "Karin",
-    "Björg",
-    "Inés",
-    "Tuva",
-    "Ellinor",
-    "Hjördis",
-    "Stina",
-    "Lovisa",
+    "Anna", "Åsa", "Märta", "Linnéa", "Elsa", "Maja", "Ebba", "Sofia", "Ängla", "Ida", "Noor", "Fatima", "Wilma",
+    "Saga", "Alice", "Anna-Karin", "Karin", "Björg", "Inés", "Tuva", "Ellinor", "Hjördis", "Stina", "Lovisa",
     "Ester",
 ];
+#[rustfmt::skip]
 const MALE: &[&str] = &[
-    "Björn",
-    "Örjan",
-    "Jöns",
-    "Åke",
-    "Erik",
-    "Lars",
-    "Oskar",
-    "Ali",
-    "Mohammed",
-    "Liam",
-    "Hugo",
-    "Nils",
-    "Måns",
-    "Göran",
-    "Pär",
-    "Sven-Erik",
-    "Karl",
-    "Elias",
-    "Olle",
-    "Jörgen",
-    "Noah",
-    "Viggo",
-    "Tor",
-    "Håkan",
-    "Yusuf",
+    "Björn", "Örjan", "Jöns", "Åke", "Erik", "Lars", "Oskar", "Ali", "Mohammed", "Liam", "Hugo", "Nils", "Måns",
+    "Göran", "Pär", "Sven-Erik", "Karl", "Elias", "Olle", "Jörgen", "Noah", "Viggo", "Tor", "Håkan", "Yusuf",
 ];
+#[rustfmt::skip]
 const FAMILY: &[&str] = &[
-    "Andersson",
-    "Johansson",
-    "Karlsson",
-    "Nilsson",
-    "Eriksson",
-    "Larsson",
-    "Olsson",
-    "Persson",
-    "Svensson",
-    "Gustafsson",
-    "Öberg",
-    "Åberg",
-    "Ängström",
-    "Löfgren",
-    "Söderström",
-    "Lindström-Åberg",
-    "Nordén",
-    "Björklund",
-    "Hägg",
-    "Ström",
-    "Ali",
-    "Hassan",
-    "Nguyen",
-    "Müller",
-    "Sjöö",
-    "Westerlund",
-    "Bäckström",
-    "Dahl",
-    "Holm",
+    "Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsson", "Olsson", "Persson", "Svensson",
+    "Gustafsson", "Öberg", "Åberg", "Ängström", "Löfgren", "Söderström", "Lindström-Åberg", "Nordén", "Björklund",
+    "Hägg", "Ström", "Ali", "Hassan", "Nguyen", "Müller", "Sjöö", "Westerlund", "Bäckström", "Dahl", "Holm",
     "Ekström",
 ];
 const STREETS: &[&str] = &["Storgatan", "Kyrkvägen", "Ängsvägen", "Björkallén", "Sjögatan", "Skolgatan", "Åsvägen"];
@@ -288,7 +220,7 @@ impl<'a> Gen<'a> {
             }
         }
 
-        // Staff, round robin over every unit; the first teacher also serves at a second unit.
+        // Staff, round robin over every unit.
         let mut teachers_at: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
         let mut staff_count = vec![0usize; units.len()];
         for i in 0..n_staff {
@@ -306,7 +238,8 @@ impl<'a> Gen<'a> {
             let duty = self.staff(i, &units[u].id, role);
             if role == DutyRole::Teacher {
                 teachers_at[u].push(duty);
-                if specials.two_unit_teacher.is_empty() {
+                // The first teacher and about one in seventeen more also serve at a second unit.
+                if specials.two_unit_teacher.is_empty() || i % 17 == 0 {
                     let other = enrolling[(enrolling.iter().position(|&e| e == u).unwrap_or(0) + 1) % enrolling.len()];
                     let person = self.ds.duties[duty].person.clone();
                     self.ds.duties[duty].duty_percent = Some(60);
@@ -325,7 +258,9 @@ impl<'a> Gen<'a> {
                         assignment_roles: Vec::new(),
                     });
                     teachers_at[other].push(self.ds.duties.len() - 1);
-                    specials.two_unit_teacher = person;
+                    if specials.two_unit_teacher.is_empty() {
+                        specials.two_unit_teacher = person;
+                    }
                 }
             }
         }
@@ -485,7 +420,7 @@ impl<'a> Gen<'a> {
         );
         p.eppns.push(format!("{local}@elev.ekby.example"));
         p.emails.push(Email { value: format!("{local}@elev.ekby.example"), email_type: EmailType::SchoolPupil });
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             p.external_identifiers.push(ExternalIdentifier {
                 value: format!("{:05}", i / 3),
                 context: format!("urn:ekby:skolenhet:{}:elevnummer", unit.code),
@@ -790,6 +725,11 @@ mod tests {
         let units: HashSet<&str> =
             d.duties.iter().filter(|x| x.person == sp.two_unit_teacher).map(|x| x.duty_at.as_str()).collect();
         assert_eq!(units.len(), 2, "a teacher at two school units");
+        let mut duties_per_person: HashMap<&str, usize> = HashMap::new();
+        for x in &d.duties {
+            *duties_per_person.entry(x.person.as_str()).or_default() += 1;
+        }
+        assert!(duties_per_person.values().filter(|&&n| n == 2).count() >= 3, "and a few more");
 
         // Every current pupil is in exactly one class; classes hold at most 25.
         let mut classes: HashMap<&str, usize> = HashMap::new();

@@ -1,13 +1,30 @@
 //! A local SS 12000 (v2.x) API server for enid's tests and benchmarks, written from the
 //! specification because no vendor's server can run here. It serves `/organisations`,
-//! `/persons`, `/duties`, `/groups`, `/placements`, `/activities` (lists and single entities)
-//! and `/deletedEntities` with the specification's paging (`limit`, an opaque `pageToken`, a
+//! `/persons`, `/duties`, `/groups`, `/placements`, `/activities` (lists, single entities and
+//! `POST …/lookup`) and `/deletedEntities` with the specification's paging (`limit`, an opaque `pageToken`, a
 //! follow-up that carries nothing else), change filters (`meta.*.after` exclusive), the listed
 //! filters and `expand`/`expandReferenceNames`, behind an OAuth2 client-credentials token
 //! endpoint (`/token`). Tests start it in-process on 127.0.0.1:0 (`start`), change its data and
 //! clock while it runs, inject faults and read its request log through a `Handle`.
 //! Data comes from the seeded generator (`generate`). The `ss12000-server` binary serves the
 //! same for benchmarks and demos.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ss12000_server::*;
+//! let today = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+//! let g = generate(&GenParams { persons: 300, seed: 1, today }).map_err(std::io::Error::other)?;
+//! let config = Config { clock: Some(chrono::Utc::now()), ..Config::default() };
+//! let server = start_with(config, g.dataset, vec![FaultRule::on("/persons", When::Nth(2), Fault::DropMidBody)]).await?;
+//! // ... point the client at server.url() with client id "enid" and secret "enid-test-secret" ...
+//! let h = server.handle();
+//! h.advance(chrono::Duration::minutes(5));
+//! h.delete(Kind::Person, &g.specials.former_pupil);
+//! assert!(h.violations().is_empty(), "the client kept to the paging rules");
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod civic;
 pub mod fault;
@@ -58,6 +75,18 @@ impl Default for AuthConfig {
     }
 }
 
+/// How `meta.created` and `meta.modified` are written. Filters always compare the full times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timestamps {
+    /// `2026-10-04T03:00:01.000Z`.
+    #[default]
+    UtcMillis,
+    /// `2026-10-04T04:00:01+01:00`: whole seconds and an offset, as many Swedish servers write
+    /// them. A client that takes a shown time as its `meta.modified.after` watermark then sees
+    /// again what changed later in the same second (harmless), and must parse offsets.
+    LocalSeconds,
+}
+
 /// How the server behaves.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,6 +110,10 @@ pub struct Config {
     pub clock: Option<DateTime<Utc>>,
     /// Seed of the bearer and page tokens.
     pub token_seed: u64,
+    /// How `meta` times are written.
+    pub timestamps: Timestamps,
+    /// The most ids and civic numbers one `/lookup` may ask for (more: 503).
+    pub max_lookup: usize,
 }
 
 impl Default for Config {
@@ -95,6 +128,8 @@ impl Default for Config {
             bump_group_on_membership: true,
             clock: None,
             token_seed: 1,
+            timestamps: Timestamps::UtcMillis,
+            max_lookup: 500,
         }
     }
 }
@@ -128,7 +163,9 @@ pub async fn serve_on(
 ) -> std::io::Result<Server> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let state = server::State::new(config, store::Store::new(dataset), faults);
+    let mut store = store::Store::new(dataset, config.timestamps);
+    store.warm(config.dialect);
+    let state = server::State::new(config, store, faults);
     let shared: Shared = Arc::new(Mutex::new(state));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(Arc::clone(&shared));
@@ -186,119 +223,127 @@ impl Drop for Server {
 pub struct Handle(Shared);
 
 impl Handle {
+    /// The server's state; the indexes built from the data are dropped, since most callers change
+    /// the data (for the others the next filtered listing builds them again once).
+    fn state(&self) -> std::sync::MutexGuard<'_, server::State> {
+        let mut s = lock(&self.0);
+        s.store.forget_indexes();
+        s
+    }
+
     /// The server's time.
     pub fn now(&self) -> DateTime<Utc> {
-        lock(&self.0).clock.now()
+        self.state().clock.now()
     }
 
     /// Sets the server's clock (from then on it stands still until set or advanced again).
     pub fn set_now(&self, t: DateTime<Utc>) {
-        lock(&self.0).clock = server::Clock::Manual(t);
+        self.state().clock = server::Clock::Manual(t);
     }
 
-    /// Moves the server's clock forward.
+    /// Moves the server's clock forward (a wall clock becomes a set one, `d` ahead).
     pub fn advance(&self, d: chrono::Duration) {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let t = s.clock.now() + d;
         s.clock = server::Clock::Manual(t);
     }
 
     /// Replaces the fault rules.
     pub fn set_faults(&self, faults: Vec<FaultRule>) {
-        lock(&self.0).faults = faults;
+        self.state().faults = faults;
     }
 
     /// Adds a fault rule after the others.
     pub fn add_fault(&self, fault: FaultRule) {
-        lock(&self.0).faults.push(fault);
+        self.state().faults.push(fault);
     }
 
     /// Switches whether membership changes bump the group's `meta.modified`.
     pub fn set_bump_group_on_membership(&self, bump: bool) {
-        lock(&self.0).cfg.bump_group_on_membership = bump;
+        self.state().cfg.bump_group_on_membership = bump;
     }
 
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.0).requests.clone()
+        self.state().requests.clone()
     }
 
     /// Every protocol violation so far, in order.
     pub fn violations(&self) -> Vec<Violation> {
-        lock(&self.0).violations.clone()
+        self.state().violations.clone()
     }
 
     /// Forgets the request log and the violations.
     pub fn clear_log(&self) {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         s.requests.clear();
         s.violations.clear();
     }
 
     /// The live data as it is now.
     pub fn dataset(&self) -> Dataset {
-        lock(&self.0).store.dataset()
+        self.state().store.dataset()
     }
 
     /// Every deletion so far.
     pub fn deletions(&self) -> Vec<Deletion> {
-        lock(&self.0).store.deletions.clone()
+        self.state().store.deletions.clone()
     }
 
     /// Changes a person; false when there is no such (live) person.
     pub fn update_person(&self, id: &str, f: impl FnOnce(&mut Person)) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         let found = s.store.persons.change(id, now, true, f).is_some();
-        s.store.person_changed();
+        s.store.person_changed(id);
         found
     }
 
     /// Changes a duty; false when there is no such duty.
     pub fn update_duty(&self, id: &str, f: impl FnOnce(&mut Duty)) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         s.store.duties.change(id, now, true, f).is_some()
     }
 
     /// Changes a group (its own values: always bumps `meta.modified`); false when there is none.
     pub fn update_group(&self, id: &str, f: impl FnOnce(&mut Group)) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         s.store.groups.change(id, now, true, f).is_some()
     }
 
     /// Changes an organisation element; false when there is none.
     pub fn update_organisation(&self, id: &str, f: impl FnOnce(&mut Organisation)) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         s.store.organisations.change(id, now, true, f).is_some()
     }
 
     /// Adds a person, created now; false when the id is taken.
     pub fn add_person(&self, mut p: Person) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         p.meta = Meta::at(s.clock.now());
         s.store.persons.add(p)
     }
 
     /// Adds a duty, created now; false when the id is taken.
     pub fn add_duty(&self, mut d: Duty) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         d.meta = Meta::at(s.clock.now());
         s.store.duties.add(d)
     }
 
     /// Adds a group, created now; false when the id is taken.
     pub fn add_group(&self, mut g: Group) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         g.meta = Meta::at(s.clock.now());
         s.store.groups.add(g)
     }
 
     /// Adds an activity, created now; false when the id is taken.
     pub fn add_activity(&self, mut a: Activity) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         a.meta = Meta::at(s.clock.now());
         s.store.activities.add(a)
     }
@@ -306,7 +351,7 @@ impl Handle {
     /// Ends a person's open enrolments at `school_unit` on `end` (inclusive); false when the
     /// person has none there.
     pub fn end_enrolment(&self, person: &str, school_unit: &str, end: NaiveDate) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         let open = |e: &Enrolment| e.enroled_at == school_unit && e.end_date.is_none_or(|d| d > end);
         if !s.store.persons.get(person).is_some_and(|p| p.enrolments.iter().any(open)) {
@@ -324,7 +369,7 @@ impl Handle {
     /// the same school type at the new unit. Groups are bumped as `bump_group_on_membership`
     /// says. False when the person or the unit does not exist.
     pub fn move_pupil(&self, person: &str, to_unit: &str, on: NaiveDate) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         let bump = s.cfg.bump_group_on_membership;
         let day_before = on.pred_opt().unwrap_or(on);
@@ -379,7 +424,7 @@ impl Handle {
 
     /// Adds a membership; false when the group does not exist.
     pub fn add_membership(&self, group: &str, person: &str, start: Option<NaiveDate>) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         let bump = s.cfg.bump_group_on_membership;
         s.store
@@ -392,7 +437,7 @@ impl Handle {
 
     /// Ends a person's open memberships of a group on `end`; false when there is none.
     pub fn end_membership(&self, group: &str, person: &str, end: NaiveDate) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         let bump = s.cfg.bump_group_on_membership;
         let open = |m: &Membership| m.person == person && m.end_date.is_none_or(|d| d > end);
@@ -409,7 +454,7 @@ impl Handle {
     /// server's time. A deleted person also leaves every group (bumped as
     /// `bump_group_on_membership` says). False when there is no such live entity.
     pub fn delete(&self, kind: Kind, id: &str) -> bool {
-        let mut s = lock(&self.0);
+        let mut s = self.state();
         let now = s.clock.now();
         let st = &mut s.store;
         let pos = match kind {
@@ -436,7 +481,7 @@ impl Handle {
             for gid in ids {
                 s.store.groups.change(&gid, now, bump, |g| g.memberships.retain(|m| m.person != id));
             }
-            s.store.person_changed();
+            s.store.person_changed(id);
         }
         true
     }

@@ -3,11 +3,11 @@
 //! ```text
 //! ss12000-server [--persons N] [--port P] [--seed S] [--dialect 2020|2.1] [--today YYYY-MM-DD]
 //!                [--client-id ID] [--client-secret SECRET] [--static-token T] [--no-auth]
-//!                [--token-lifetime-secs N]
+//!                [--token-lifetime-secs N] [--local-seconds]
 //! ```
 //! It prints its URL and how to get a token, and serves until interrupted (Ctrl-C).
 
-use ss12000_server::{AuthConfig, Config, Dialect, GenParams};
+use ss12000_server::{AuthConfig, Config, Dialect, GenParams, Timestamps};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--client-secret" => auth.client_secret = value("--client-secret")?,
             "--static-token" => auth.static_token = Some(value("--static-token")?),
             "--no-auth" => auth.required = false,
+            "--local-seconds" => a.config.timestamps = Timestamps::LocalSeconds,
             "--token-lifetime-secs" => {
                 auth.token_lifetime =
                     Duration::from_secs(num("--token-lifetime-secs", value("--token-lifetime-secs")?)?)

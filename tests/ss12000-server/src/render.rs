@@ -3,9 +3,10 @@
 //! asks for `expandReferenceNames`, and a person reference's `securityMarking`), and the
 //! `_embedded` objects of `expand`.
 
+use crate::Timestamps;
 use crate::model::*;
 use crate::store::Store;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Offset, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 /// How to write one response's entities.
@@ -27,8 +28,17 @@ fn day(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-fn meta(m: &Meta) -> Value {
-    json!({ "created": time(m.created), "modified": time(m.modified) })
+/// A `meta` time as the configured servers write it.
+pub(crate) fn stamp(t: DateTime<Utc>, style: Timestamps) -> String {
+    match style {
+        Timestamps::UtcMillis => time(t),
+        Timestamps::LocalSeconds => {
+            // Central European time as a fixed offset: the shape matters here, not the rules of
+            // summer time.
+            let cet = FixedOffset::east_opt(3600).unwrap_or_else(|| Utc.fix());
+            t.with_timezone(&cet).to_rfc3339_opts(SecondsFormat::Secs, false)
+        }
+    }
 }
 
 /// Inserts `key` only when there is a value: optional fields are left out, not null.
@@ -136,6 +146,11 @@ fn placement_reason(d: Dialect) -> &'static str {
 }
 
 impl Ctx<'_> {
+    fn meta(&self, m: &Meta) -> Value {
+        let style = self.store.timestamps;
+        json!({ "created": stamp(m.created, style), "modified": stamp(m.modified, style) })
+    }
+
     fn reference(&self, id: &str, name: Option<String>) -> Value {
         let mut o = Map::new();
         o.insert("id".into(), id.into());
@@ -174,7 +189,7 @@ impl Ctx<'_> {
     pub fn organisation(&self, org: &Organisation) -> Value {
         let mut o = Map::new();
         o.insert("id".into(), org.id.clone().into());
-        o.insert("meta".into(), meta(&org.meta));
+        o.insert("meta".into(), self.meta(&org.meta));
         o.insert("displayName".into(), org.display_name.clone().into());
         o.insert("organisationType".into(), org_type(org.org_type, self.dialect).into());
         opt(&mut o, "organisationCode", org.organisation_code.clone());
@@ -194,7 +209,7 @@ impl Ctx<'_> {
         let d = self.dialect;
         let mut o = Map::new();
         o.insert("id".into(), p.id.clone().into());
-        o.insert("meta".into(), meta(&p.meta));
+        o.insert("meta".into(), self.meta(&p.meta));
         o.insert("givenName".into(), p.given_name.clone().into());
         opt(&mut o, "middleName", p.middle_name.clone());
         o.insert("familyName".into(), p.family_name.clone().into());
@@ -266,7 +281,7 @@ impl Ctx<'_> {
     pub fn duty(&self, duty: &Duty) -> Value {
         let mut o = Map::new();
         o.insert("id".into(), duty.id.clone().into());
-        o.insert("meta".into(), meta(&duty.meta));
+        o.insert("meta".into(), self.meta(&duty.meta));
         o.insert("person".into(), self.person_ref(&duty.person));
         o.insert("dutyAt".into(), self.org_ref(&duty.duty_at));
         o.insert("dutyRole".into(), duty_role(duty.role, self.dialect).into());
@@ -296,7 +311,7 @@ impl Ctx<'_> {
     pub fn group_fragment(&self, g: &Group) -> Map<String, Value> {
         let mut o = Map::new();
         o.insert("id".into(), g.id.clone().into());
-        o.insert("meta".into(), meta(&g.meta));
+        o.insert("meta".into(), self.meta(&g.meta));
         o.insert("displayName".into(), g.display_name.clone().into());
         o.insert("groupType".into(), group_type(g.group_type).into());
         opt(&mut o, "schoolType", g.school_type.map(|t| school_type(t, self.dialect)));
@@ -326,7 +341,7 @@ impl Ctx<'_> {
     pub fn activity(&self, a: &Activity) -> Value {
         let mut o = Map::new();
         o.insert("id".into(), a.id.clone().into());
-        o.insert("meta".into(), meta(&a.meta));
+        o.insert("meta".into(), self.meta(&a.meta));
         o.insert("displayName".into(), a.display_name.clone().into());
         o.insert("activityType".into(), "Undervisning".into());
         o.insert("calendarEventsRequired".into(), false.into());
@@ -353,7 +368,7 @@ impl Ctx<'_> {
     pub fn placement(&self, p: &Placement) -> Value {
         let mut o = Map::new();
         o.insert("id".into(), p.id.clone().into());
-        o.insert("meta".into(), meta(&p.meta));
+        o.insert("meta".into(), self.meta(&p.meta));
         o.insert("child".into(), self.person_ref(&p.child));
         o.insert("placedAt".into(), self.org_ref(&p.placed_at));
         if !p.owners.is_empty() {

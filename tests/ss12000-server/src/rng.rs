@@ -9,7 +9,7 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator whose whole stream is fixed by `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5EED_0000_12_000)
+        Rng(seed ^ 0x0005_EED0_0001_2000)
     }
 
     /// The next 64 random bits.

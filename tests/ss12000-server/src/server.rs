@@ -33,18 +33,26 @@ impl Clock {
 /// Where a follow-up page continues.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor {
+    /// The endpoint it belongs to.
     listing: Listing,
+    /// The first page's filters.
     query: ListQuery,
+    /// The row (or deletion) the next page starts at.
     pos: usize,
+    /// When it was given out, for `page_token_ttl`.
     issued: DateTime<Utc>,
 }
 
 /// What to send back.
 #[derive(Debug, Default)]
 pub(crate) struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// Extra headers (`Retry-After`, `WWW-Authenticate`).
     pub headers: Vec<(&'static str, String)>,
+    /// The body's type.
     pub content_type: &'static str,
+    /// The body.
     pub body: Vec<u8>,
     /// Wait this long before answering.
     pub delay: Option<Duration>,
@@ -63,16 +71,29 @@ fn error(status: u16, code: &str, message: &str) -> Reply {
 /// Everything behind the lock.
 #[derive(Debug)]
 pub(crate) struct State {
+    /// The configuration; `bump_group_on_membership` may change while the server runs.
     pub cfg: Config,
+    /// The data.
     pub store: Store,
+    /// The time every `meta`, token and page token is measured by.
     pub clock: Clock,
+    /// Where bearer and page tokens come from.
     pub rng: Rng,
+    /// Issued bearer tokens and when each expires; kept for the server's life, so that an
+    /// expired token is told apart from a forged one in the log.
     pub tokens: HashMap<String, DateTime<Utc>>,
+    /// Page tokens and where each continues; kept for the server's life (a retried page must
+    /// work), expired by age when used.
     pub cursors: HashMap<String, Cursor>,
+    /// Fault rules in order; `Next` rules leave when used up.
     pub faults: Vec<FaultRule>,
+    /// Requests so far per path, for `When::Nth`.
     pub counts: HashMap<String, u64>,
+    /// Requests so far, all paths.
     pub seq: u64,
+    /// Every request answered.
     pub requests: Vec<RequestRecord>,
+    /// Every protocol violation.
     pub violations: Vec<Violation>,
 }
 
@@ -231,9 +252,6 @@ impl State {
             AuthOutcome::Bad => return unauthorized("unknown token"),
             AuthOutcome::Expired => return unauthorized("the token has expired"),
         }
-        if method != "GET" {
-            return error(405, "method_not_allowed", "this server serves GET only (besides /token)");
-        }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let kind = match segments[0] {
             "organisations" => Some(Kind::Organisation),
@@ -244,12 +262,83 @@ impl State {
             "placements" => Some(Kind::Placement),
             _ => None,
         };
-        match (kind, segments.as_slice()) {
-            (Some(k), [_]) => self.list(Listing::Entities(k), pairs, rec, end_early, expire),
-            (Some(k), [_, id]) => self.one(k, id, pairs, rec),
-            (None, ["deletedEntities"]) => self.list(Listing::Deleted, pairs, rec, end_early, expire),
-            _ => error(404, "not_found", "this endpoint is not implemented by this test server"),
+        match (method, kind, segments.as_slice()) {
+            ("GET", Some(k), [_]) => self.list(Listing::Entities(k), pairs, rec, end_early, expire),
+            ("POST", Some(k), [_, "lookup"]) => self.lookup(k, pairs, body, rec),
+            ("GET", Some(k), [_, id]) => self.one(k, id, pairs, rec),
+            ("GET", None, ["deletedEntities"]) => self.list(Listing::Deleted, pairs, rec, end_early, expire),
+            ("GET", _, _) => error(404, "not_found", "this endpoint is not implemented by this test server"),
+            _ => error(405, "method_not_allowed", "this server serves GET, POST to /token and to /<entities>/lookup"),
         }
+    }
+
+    /// `POST /<entities>/lookup` with `{"ids": [...]}` (and `"civicNos"` for persons): the
+    /// entities found, as a plain array (no `data`, no paging); ids not found are left out.
+    /// More than `max_lookup` values is refused with 503, as the specification's overload answer.
+    fn lookup(&mut self, kind: Kind, pairs: &[(String, String)], body: &[u8], rec: &RequestRecord) -> Reply {
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| k != "expand" && k != "expandReferenceNames") {
+            return self.violation(rec, &QueryError::Unknown(k.clone()));
+        }
+        let q = match query::parse(Listing::Entities(kind), pairs, self.cfg.dialect) {
+            Ok(q) => q,
+            Err(e) => return self.violation(rec, &e),
+        };
+        let strings = |v: &serde_json::Value, key: &str| -> Result<Vec<String>, String> {
+            match v.get(key) {
+                None => Ok(Vec::new()),
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("{key} holds a non-string")))
+                    .collect(),
+                Some(_) => Err(format!("{key} is not an array")),
+            }
+        };
+        let parsed = serde_json::from_slice::<serde_json::Value>(body).map_err(|e| e.to_string()).and_then(|v| {
+            if kind != Kind::Person && v.get("civicNos").is_some() {
+                return Err("civicNos is for /persons/lookup only".into());
+            }
+            Ok((strings(&v, "ids")?, strings(&v, "civicNos")?))
+        });
+        let (ids, civic_nos) = match parsed {
+            Ok(x) => x,
+            Err(why) => {
+                return self.violation_of(rec, ViolationKind::InvalidValue, format!("lookup body: {why}"));
+            }
+        };
+        if ids.len() + civic_nos.len() > self.cfg.max_lookup {
+            return error(503, "overload", "too many values in one lookup; ask for fewer");
+        }
+        let mut rows: Vec<usize> = Vec::new();
+        for id in &ids {
+            let pos = match kind {
+                Kind::Organisation => self.store.organisations.position(id),
+                Kind::Person => self.store.persons.position(id),
+                Kind::Duty => self.store.duties.position(id),
+                Kind::Group => self.store.groups.position(id),
+                Kind::Activity => self.store.activities.position(id),
+                Kind::Placement => self.store.placements.position(id),
+            };
+            rows.extend(pos);
+        }
+        if !civic_nos.is_empty() {
+            let p = &self.store.persons;
+            rows.extend(
+                (0..p.rows.len())
+                    .filter(|&i| !p.deleted[i] && p.rows[i].civic_no.as_ref().is_some_and(|c| civic_nos.contains(c))),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        rows.retain(|i| seen.insert(*i));
+        let rev = self.store.reverse_for(&q);
+        let mut out = b"[".to_vec();
+        for (n, &i) in rows.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            self.store.write(&mut out, kind, i, &q, rev.as_deref(), self.cfg.dialect);
+        }
+        out.push(b']');
+        Reply { status: 200, content_type: "application/json", body: out, ..Reply::default() }
     }
 
     fn check(&self, authorization: Option<&str>) -> AuthOutcome {
@@ -380,11 +469,16 @@ impl State {
         let next = match l {
             Listing::Entities(kind) => {
                 out.extend_from_slice(b"{\"data\":[");
-                let rev = self.store.build_reverse(&q);
+                let rev = self.store.reverse_for(&q);
                 let n = self.store.len(kind);
-                let (mut i, mut taken, mut next) = (pos, 0usize, None);
-                while i < n {
-                    if self.store.matches(kind, i, &q, rev.as_ref(), dialect) {
+                let candidates = self.store.candidates(kind, &q);
+                let rows: Box<dyn Iterator<Item = usize>> = match &candidates {
+                    Some(c) => Box::new(c[c.partition_point(|&r| r < pos)..].iter().copied()),
+                    None => Box::new(pos..n),
+                };
+                let (mut taken, mut next) = (0usize, None);
+                for i in rows {
+                    if self.store.matches(kind, i, &q, rev.as_deref(), dialect) {
                         if taken == limit {
                             next = Some(i);
                             break;
@@ -392,10 +486,9 @@ impl State {
                         if taken > 0 {
                             out.push(b',');
                         }
-                        self.store.write(&mut out, kind, i, &q, rev.as_ref(), dialect);
+                        self.store.write(&mut out, kind, i, &q, rev.as_deref(), dialect);
                         taken += 1;
                     }
-                    i += 1;
                 }
                 out.push(b']');
                 next
@@ -453,9 +546,9 @@ impl State {
             Kind::Placement => self.store.placements.position(id),
         };
         let Some(i) = pos else { return error(404, "not_found", "no such id") };
-        let rev = self.store.build_reverse(&q);
+        let rev = self.store.reverse_for(&q);
         let mut out = Vec::new();
-        self.store.write(&mut out, kind, i, &q, rev.as_ref(), self.cfg.dialect);
+        self.store.write(&mut out, kind, i, &q, rev.as_deref(), self.cfg.dialect);
         Reply { status: 200, content_type: "application/json", body: out, ..Reply::default() }
     }
 }

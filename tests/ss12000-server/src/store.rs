@@ -9,6 +9,7 @@ use crate::render::{self, Ctx};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// What every entity shares.
 pub(crate) trait Entity {
@@ -48,10 +49,13 @@ entity!(Placement, |p| (Some(p.start_date), p.end_date));
 /// One entity type's rows.
 #[derive(Debug)]
 pub(crate) struct Table<T> {
+    /// Every row ever held, in listing order; a row keeps its index for the server's life.
     pub rows: Vec<T>,
+    /// Whether each row was deleted.
     pub deleted: Vec<bool>,
     /// The JSON of a row as a plain listing writes it; cleared when the row changes.
     pub cache: Vec<Option<Vec<u8>>>,
+    /// Row index by id.
     index: HashMap<String, usize>,
 }
 
@@ -118,13 +122,22 @@ pub struct Deletion {
 /// All data.
 #[derive(Debug)]
 pub(crate) struct Store {
+    /// The tables, one per entity type.
     pub organisations: Table<Organisation>,
     pub persons: Table<Person>,
     pub duties: Table<Duty>,
     pub groups: Table<Group>,
     pub activities: Table<Activity>,
     pub placements: Table<Placement>,
+    /// Every deletion, in order.
     pub deletions: Vec<Deletion>,
+    /// How `meta` times are written.
+    pub timestamps: crate::Timestamps,
+    /// The reverse indexes while the data is unchanged (`reverse_for`).
+    pub reverse: Option<Arc<Reverse>>,
+    /// The person rows ever enrolled at each school unit, ascending, while the data is
+    /// unchanged (`candidates`).
+    pub enrolled_at: Option<HashMap<String, Arc<Vec<usize>>>>,
 }
 
 /// Reverse indexes a request with `expand` or relationship filters needs, built once per page.
@@ -146,7 +159,7 @@ fn within(d: Option<NaiveDate>, before: Option<NaiveDate>, after: Option<NaiveDa
 }
 
 impl Store {
-    pub fn new(d: Dataset) -> Store {
+    pub fn new(d: Dataset, timestamps: crate::Timestamps) -> Store {
         Store {
             organisations: Table::new(d.organisations),
             persons: Table::new(d.persons),
@@ -155,6 +168,9 @@ impl Store {
             activities: Table::new(d.activities),
             placements: Table::new(d.placements),
             deletions: Vec::new(),
+            timestamps,
+            reverse: None,
+            enrolled_at: None,
         }
     }
 
@@ -169,13 +185,19 @@ impl Store {
         }
     }
 
-    /// Person references carry the person's marking and name: after a person changed, the
-    /// cached JSON of everything that may refer to them is stale.
-    pub fn person_changed(&mut self) {
+    /// Person references carry the person's marking and name: after person `id` changed, the
+    /// cached JSON of everything that may refer to them is stale (other persons only through
+    /// `responsibles`, so only those are cleared: a change to one of 100,000 persons must not
+    /// make the next listing serialise them all again).
+    pub fn person_changed(&mut self, id: &str) {
         self.duties.clear_cache();
         self.groups.clear_cache();
         self.placements.clear_cache();
-        self.persons.clear_cache();
+        for (i, p) in self.persons.rows.iter().enumerate() {
+            if p.responsibles.iter().any(|r| r.person == id) {
+                self.persons.cache[i] = None;
+            }
+        }
     }
 
     pub fn len(&self, kind: Kind) -> usize {
@@ -189,15 +211,57 @@ impl Store {
         }
     }
 
-    pub fn build_reverse(&self, q: &ListQuery) -> Option<Reverse> {
-        if q.expand.is_empty()
-            && q.rel_type.is_none()
-            && q.rel_org.is_none()
-            && q.member.is_none()
-            && q.teacher.is_none()
-        {
-            return None;
+    /// The reverse indexes, when the query needs them (`expand`, or a relationship other than
+    /// a person's own enrolments). They are built once and kept until the data changes
+    /// (`Handle` drops them on every change), so that the pages of a filtered listing of
+    /// 100,000 persons do not each build them again.
+    pub fn reverse_for(&mut self, q: &ListQuery) -> Option<Arc<Reverse>> {
+        let relations = q.rel_org.is_some()
+            || q.rel_start_on_or_before.is_some()
+            || q.rel_start_on_or_after.is_some()
+            || q.rel_end_on_or_before.is_some()
+            || q.rel_end_on_or_after.is_some();
+        let needed = !q.expand.is_empty()
+            || q.rel_type.as_deref().is_some_and(|t| t != "enrolment")
+            || (q.rel_type.is_none() && relations);
+        if !needed {
+            // The relationship filter runs whenever this is `Some`; an enrolment filter reads no
+            // index, so an empty one does.
+            return (q.rel_type.is_some() || relations).then(|| Arc::new(Reverse::default()));
         }
+        if self.reverse.is_none() {
+            self.reverse = Some(Arc::new(self.build_reverse()));
+        }
+        self.reverse.clone()
+    }
+
+    /// Drops the indexes built from the data; every change of the data must call this.
+    pub fn forget_indexes(&mut self) {
+        self.reverse = None;
+        self.enrolled_at = None;
+    }
+
+    /// The only rows a listing needs to look at, when an index narrows them: a person listing
+    /// filtered on enrolments at one school unit (the usual "today's pupils of school X")
+    /// visits that unit's pupils instead of every person. `None`: every row.
+    pub fn candidates(&mut self, kind: Kind, q: &ListQuery) -> Option<Arc<Vec<usize>>> {
+        let org = q.rel_org.as_ref().filter(|_| kind == Kind::Person && q.rel_type.as_deref() == Some("enrolment"))?;
+        let index = self.enrolled_at.get_or_insert_with(|| {
+            let mut by_unit: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, p) in self.persons.rows.iter().enumerate() {
+                let mut units: Vec<&String> = p.enrolments.iter().map(|e| &e.enroled_at).collect();
+                units.sort();
+                units.dedup();
+                for u in units {
+                    by_unit.entry(u.clone()).or_default().push(i);
+                }
+            }
+            by_unit.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+        });
+        Some(index.get(org).cloned().unwrap_or_default())
+    }
+
+    fn build_reverse(&self) -> Reverse {
         let mut r = Reverse::default();
         for (i, d) in self.duties.rows.iter().enumerate() {
             if !self.duties.deleted[i] {
@@ -226,7 +290,7 @@ impl Store {
                 }
             }
         }
-        Some(r)
+        r
     }
 
     fn common<T: Entity>(row: &T, q: &ListQuery) -> bool {
@@ -250,15 +314,20 @@ impl Store {
     }
 
     fn person_relations(&self, p: &Person, q: &ListQuery, rev: &Reverse) -> bool {
-        let types: Vec<&str> = match q.rel_type.as_deref() {
-            Some(t) => vec![t],
+        const ANY: &[&str] = &["enrolment", "duty", "groupMembership", "placement.child", "placement.owner"];
+        let one: [&str; 1];
+        let types: &[&str] = match q.rel_type.as_deref() {
+            Some(t) => {
+                one = [t];
+                &one
+            }
             None if q.rel_org.is_some()
                 || q.rel_start_on_or_before.is_some()
                 || q.rel_start_on_or_after.is_some()
                 || q.rel_end_on_or_before.is_some()
                 || q.rel_end_on_or_after.is_some() =>
             {
-                vec!["enrolment", "duty", "groupMembership", "placement.child", "placement.owner"]
+                ANY
             }
             None => return true,
         };
@@ -376,6 +445,16 @@ impl Store {
                     && q.child.as_ref().is_none_or(|c| &p.child == c)
                     && q.owner.as_ref().is_none_or(|o| p.owners.contains(o))
                     && q.group.is_none()
+            }
+        }
+    }
+
+    /// Serialises every live row once, so that the first listing already copies bytes (a
+    /// benchmark against a fresh server measures the client, not this server's serialiser).
+    pub fn warm(&mut self, dialect: Dialect) {
+        for kind in Kind::ALL {
+            for i in 0..self.len(kind) {
+                let _ = self.plain(kind, i, dialect);
             }
         }
     }
