@@ -10,7 +10,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use connector_api::{FetchContext, Fetched, Protection, Role, Secret, Source, SourceBatch, SourceError};
 use connector_http::{Auth, ClientAuth, OAuthSettings};
 use source_ss12000::{Ss12000Config, Ss12000Source};
-use ss12000_server::{Config, Fault, FaultRule, GenParams, Generated, Kind, Server, When};
+use ss12000_server::{Config, Dialect, Fault, FaultRule, GenParams, Generated, Kind, Server, Timestamps, When};
 use std::time::{Duration, Instant};
 
 /// The enid binary's allocator (`src/main.rs`), so that `bench_100k` measures what runs.
@@ -105,6 +105,32 @@ async fn a_full_read_pages_by_the_rules_and_maps_every_kind_of_person() {
     }
     let newest = g.dataset.persons.iter().map(|p| p.meta.modified).max().unwrap();
     assert!(batch.watermark.as_deref().unwrap() >= newest.to_rfc3339().as_str().get(..19).unwrap());
+}
+
+#[tokio::test]
+async fn the_2020_and_the_2_1_editions_read_alike_whatever_the_shape_of_the_timestamps() {
+    let read = |dialect, timestamps| async move {
+        let config = Config { dialect, timestamps, ..Config::default() };
+        let (server, _) = server_with(150, config, vec![]).await;
+        let read = "read = [\"organisations\", \"persons\", \"duties\", \"groups\", \"placements\", \"activities\"]";
+        let batch = full(&source(&server, read)).await.unwrap();
+        assert_eq!(server.handle().violations(), []);
+        batch
+    };
+    let v21 = read(Dialect::V21, Timestamps::UtcMillis).await;
+    let v2020 = read(Dialect::V2020, Timestamps::LocalSeconds).await;
+    let key = |b: &SourceBatch| {
+        b.records
+            .iter()
+            .map(|r| {
+                (r.person_id.clone(), r.protection, r.deceased, r.email.clone(), r.affiliations.len(), r.groups.len())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(!v21.records.is_empty());
+    assert_eq!(key(&v21), key(&v2020));
+    assert_eq!(v21.skipped, v2020.skipped);
+    assert!(v2020.watermark.is_some() && v21.watermark.is_some());
 }
 
 #[tokio::test]
