@@ -86,6 +86,12 @@ impl Orgs {
         Ok(Orgs { by_id, scoped: !scope.is_empty() })
     }
 
+    /// The name of the school unit with `code` as /organisations gives it now; `None` when it
+    /// lists no unit with that code (the stored name is kept then).
+    fn name_of_code(&self, code: &str) -> Option<&str> {
+        self.by_id.values().find(|o| o.code == code).and_then(|o| o.name.as_deref())
+    }
+
     /// The school unit code and name of a reference, when it is in scope.
     fn unit(&self, r: &Ref) -> Option<(String, Option<String>)> {
         match self.by_id.get(&r.id) {
@@ -580,6 +586,29 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         if let Some(d) = draft(&mut drafts, &stored, &rejected, &person) {
             d.rec.groups.push(m);
             touched.insert(person);
+        }
+    }
+
+    // Organisations are read whole on every read: a school unit renamed since renames the ties
+    // stored with it, though no person changed.
+    let names: HashMap<&str, &str> = prior
+        .iter()
+        .flat_map(|r| r.affiliations.iter().filter_map(|a| a.school_unit.as_deref()))
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .filter_map(|code| Some((code, cx.orgs.name_of_code(code)?)))
+        .collect();
+    let renamed = |a: &Affiliation| {
+        a.school_unit.as_deref().and_then(|c| names.get(c)).is_some_and(|n| a.school_unit_name.as_deref() != Some(*n))
+    };
+    for r in prior.iter().filter(|r| r.affiliations.iter().any(renamed)) {
+        if draft(&mut drafts, &stored, &rejected, &r.person_id).is_some() {
+            touched.insert(r.person_id.clone());
+        }
+    }
+    for d in drafts.values_mut() {
+        for a in d.rec.affiliations.iter_mut().filter(|a| renamed(a)) {
+            a.school_unit_name = a.school_unit.as_deref().and_then(|c| names.get(c)).map(|n| n.to_string());
         }
     }
 

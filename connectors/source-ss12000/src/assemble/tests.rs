@@ -407,6 +407,24 @@ fn a_changed_groups_new_member_list_replaces_the_stored_one_and_its_teachers_com
 }
 
 #[test]
+fn a_renamed_school_unit_renames_the_stored_ties_at_it_though_no_person_changed() {
+    let warnings = Warnings::default();
+    let before = orgs(&[]);
+    let prior = assemble_full(&full(), Ctx { orgs: &before, today: today(), warnings: &warnings }).records;
+    let mut o = orgs_json();
+    o[2]["displayName"] = json!("Fritids Eken");
+    let o: Vec<Organisation> = read_all(o);
+    let after = Orgs::new(&o, &[]).unwrap();
+    let out = merge(&prior, &Changes::default(), Ctx { orgs: &after, today: today(), warnings: &warnings });
+    let text = render(&out.changed, &out.rejected, &out.skipped);
+    expect![[r#"
+        p-fritids Lo Lund civic= prot=Some(Sekretessmarkering) dead=false email=None eppn=None ext=[]
+          Placement student at 22222222/Fritids Eken role=None type=Some("FTH") year=None Some(2025-08-01)..None id=Some("pl-lo")
+          group other Lekgruppen at 22222222 Some(2026-08-15)..None id=Some("g-lek")
+    "#]].assert_eq(&text);
+}
+
+#[test]
 fn a_new_duty_for_a_person_not_stored_adds_them_and_a_deleted_group_leaves_its_members() {
     let guardian = person("p-guardian", "Gun", "Ek", json!({}));
     let duty = json!({"id": "d-gun", "meta": meta("2026-12-02T09:00:00+01:00"), "person": {"id": "p-guardian"},
