@@ -80,8 +80,8 @@ pub struct Ss12000Config {
     #[serde(default = "default_read")]
     pub read: Vec<Endpoint>,
     /// How often the engine reads in full although an incremental read is possible (`"7d"`,
-    /// `"24h"`); every run reads in full when left out. A string with a unit; it becomes
-    /// connector-api's duration type when that lands.
+    /// `"24h"`): what an incremental read cannot see is put right then. A string with a unit; it
+    /// becomes connector-api's duration type when that lands.
     #[serde(default)]
     pub full_read_every: Option<String>,
 }

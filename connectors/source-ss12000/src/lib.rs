@@ -103,11 +103,16 @@ impl Ss12000Source {
                             continue 'listing;
                         }
                         if status == Some(404) && token.is_none() {
+                            let fix = if endpoint == "deletedEntities" {
+                                "An incremental read needs it: ask the vendor to open it".to_string()
+                            } else {
+                                format!("Remove \"{endpoint}\" from read, or ask the vendor to open it")
+                            };
                             return Err(SourceError::Unavailable {
                                 what: format!("GET /{endpoint}"),
                                 reason: format!(
                                     "HTTP 404: the server does not offer /{endpoint}; a listing that is not there is \
-                                     never read as empty. Remove \"{endpoint}\" from read, or ask the vendor to open it"
+                                     never read as empty. {fix}"
                                 ),
                                 source: Some(Box::new(e)),
                             });
@@ -201,6 +206,8 @@ impl Ss12000Source {
     }
 
     async fn full(&self, cx: FetchContext<'_>) -> Result<SourceBatch, SourceError> {
+        // How long the listings take (the monotonic clock, a length of time only).
+        let started = std::time::Instant::now();
         let none: &[(&str, String)] = &[];
         let (orgs, persons, duties, groups, placements, activities) = futures::try_join!(
             self.orgs(),
@@ -213,6 +220,11 @@ impl Ss12000Source {
         let Persons { persons, mut rejected, mut mark, .. } = persons;
         let full = Full { persons, duties, placements, groups, activities };
         mark = wire::later(mark, full_watermark(&full));
+        // An entity changed while the listings ran, on a page read before the change, is older
+        // than the latest time seen on the pages read after it: the watermark goes back by as
+        // long as the read took, so that the next incremental read sees that change.
+        let took = chrono::Duration::from_std(started.elapsed()).unwrap_or(chrono::Duration::MAX);
+        mark = mark.and_then(|m| m.checked_sub_signed(took + chrono::Duration::seconds(1)));
         let ctx = Ctx { orgs: &orgs, today: cx.today, warnings: &self.warnings };
         let out = assemble_full(&full, ctx);
         rejected.extend(out.rejected);

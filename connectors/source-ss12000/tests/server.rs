@@ -103,8 +103,20 @@ async fn a_full_read_pages_by_the_rules_and_maps_every_kind_of_person() {
     for field in ["person_id", "civic_no", "email", "eppn", "protection", "external_ids", "groups"] {
         assert!(batch.columns.contains(field), "{field} in {:?}", batch.columns);
     }
-    let newest = g.dataset.persons.iter().map(|p| p.meta.modified).max().unwrap();
-    assert!(batch.watermark.as_deref().unwrap() >= newest.to_rfc3339().as_str().get(..19).unwrap());
+    // The server's latest time, back by as long as the read took (and a second).
+    let newest = [
+        g.dataset.persons.iter().map(|p| p.meta.modified).max(),
+        g.dataset.duties.iter().map(|d| d.meta.modified).max(),
+        g.dataset.groups.iter().map(|d| d.meta.modified).max(),
+        g.dataset.activities.iter().map(|d| d.meta.modified).max(),
+        g.dataset.placements.iter().map(|d| d.meta.modified).max(),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap();
+    let mark = chrono::DateTime::parse_from_rfc3339(batch.watermark.as_deref().unwrap()).unwrap();
+    assert!(mark < newest && mark > newest - chrono::Duration::seconds(30), "{mark} for {newest}");
 }
 
 #[tokio::test]
@@ -293,6 +305,37 @@ async fn many_changed_groups_are_rebuilt_with_their_teachers_from_one_listing_of
         assert_eq!(t.groups.len(), before.groups.len(), "a teacher keeps every group: {:?}", t.groups);
         assert!(t.groups.iter().any(|m| m.name.ends_with(" HT27")), "{:?}", t.groups);
     }
+}
+
+#[tokio::test]
+async fn a_change_made_during_a_full_read_on_a_page_already_read_comes_with_the_next_incremental_read() {
+    // The server's own clock (the wall clock), and page 3 of /persons answered after 7 s.
+    let generated = ss12000_server::generate(&GenParams { persons: 100, seed: 7, today: today() }).unwrap();
+    let slow = FaultRule::on("/persons", When::Nth(3), Fault::Slow { delay: Duration::from_secs(7) });
+    let server = ss12000_server::start_with(Config::default(), generated.dataset.clone(), vec![slow]).await.unwrap();
+    let src = std::sync::Arc::new(source(&server, "page_size = 10"));
+    let pupils: Vec<&str> =
+        generated.dataset.persons.iter().filter(|p| !p.enrolments.is_empty()).map(|p| p.id.as_str()).collect();
+    let (early, late) = (pupils[0].to_string(), pupils[pupils.len() - 1].to_string());
+    let reading = tokio::spawn({
+        let src = std::sync::Arc::clone(&src);
+        async move { full(&src).await }
+    });
+    // The early pupil (page 1, read already) changes; 6 s later the late one (a page not read
+    // yet) does: the read sees the late change and not the early one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(server.handle().update_person(&early, |p| p.given_name = "Tidig".into()));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(server.handle().update_person(&late, |p| p.given_name = "Sen".into()));
+    let first = reading.await.unwrap().unwrap();
+    let name = |id: &str| first.records.iter().find(|r| r.person_id == id).map(|r| r.given_name.clone());
+    assert_eq!(name(&late).as_deref(), Some("Sen"));
+    assert_ne!(name(&early).as_deref(), Some("Tidig"));
+    let mark = first.watermark.clone().unwrap();
+    let cx = FetchContext { today: today(), since: Some(&mark), prior: &first.records };
+    let Fetched::Changes(ch) = src.fetch(cx).await.unwrap() else { panic!("an incremental read") };
+    let changed: Vec<(&str, &str)> = ch.changed.iter().map(|r| (r.person_id.as_str(), r.given_name.as_str())).collect();
+    assert!(changed.contains(&(early.as_str(), "Tidig")), "{changed:?}");
 }
 
 /// Persons per second of a full read of 100,000 persons from the local server, end to end.
