@@ -73,6 +73,7 @@ impl Ss12000Source {
         'listing: loop {
             sink.restart();
             let mut token: Option<String> = None;
+            let mut tokens: HashSet<String> = HashSet::new();
             let mut seen = 0usize;
             let mut page = 0usize;
             loop {
@@ -142,9 +143,9 @@ impl Ss12000Source {
                 };
                 match next {
                     None => return Ok(()),
-                    Some(t) if token.as_deref() == Some(t.as_str()) => {
+                    Some(t) if !tokens.insert(t.clone()) => {
                         return Err(malformed(
-                            "the server gave the same pageToken twice; the listing would never end".into(),
+                            "the server gave a pageToken it gave before; the listing would never end".into(),
                         ));
                     }
                     Some(t) => token = Some(t),

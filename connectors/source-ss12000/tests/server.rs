@@ -338,6 +338,64 @@ async fn a_change_made_during_a_full_read_on_a_page_already_read_comes_with_the_
     assert!(changed.contains(&(early.as_str(), "Tidig")), "{changed:?}");
 }
 
+/// A server that answers every GET with `answer(path, query)` as JSON: for answers that the
+/// SS 12000 server would never give.
+async fn canned(answer: fn(&str, &str) -> String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let target = head.split(' ').nth(1).unwrap_or("/");
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let body = answer(path, query);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_server_that_pages_in_a_circle_or_answers_without_data_fails_the_source() {
+    let circle = canned(|path, query| match (path, query) {
+        ("/organisations", _) => r#"{"data": [], "pageToken": null}"#.into(),
+        (_, q) if q.contains("pageToken=a") => r#"{"data": [], "pageToken": "b"}"#.into(),
+        (_, q) if q.contains("pageToken=b") => r#"{"data": [], "pageToken": "a"}"#.into(),
+        _ => r#"{"data": [], "pageToken": "a"}"#.into(),
+    })
+    .await;
+    let config = |url: &str| -> Ss12000Config {
+        toml::from_str(&format!("url = \"{url}\"\nread = [\"organisations\", \"persons\"]\ntoken_file = \"t\""))
+            .unwrap()
+    };
+    let src = Ss12000Source::new(config(&circle), Auth::None).unwrap();
+    let e = full(&src).await.unwrap_err().to_string();
+    assert!(e.contains("GET /persons page 3") && e.contains("a pageToken it gave before"), "{e}");
+    let no_data = canned(|path, _| match path {
+        "/organisations" => r#"{"data": [], "pageToken": null}"#.into(),
+        _ => r#"{"persons": [], "pageToken": null}"#.into(),
+    })
+    .await;
+    let src = Ss12000Source::new(config(&no_data), Auth::None).unwrap();
+    let e = full(&src).await.unwrap_err().to_string();
+    assert!(e.contains("GET /persons page 1") && e.contains("no `data`"), "{e}");
+}
+
 /// Persons per second of a full read of 100,000 persons from the local server, end to end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run in release with --ignored --nocapture"]
