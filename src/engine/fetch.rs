@@ -132,10 +132,13 @@ impl Engine {
                 });
             }
             let scope = handle.conn.scope();
-            if let Some(read) = last_reads.get(id).filter(|r| r.scope != scope && !overrides.scope_change) {
+            let scope_changed = last_reads.get(id).is_some_and(|r| r.scope != scope);
+            if let Some(read) = last_reads.get(id).filter(|_| scope_changed && !overrides.scope_change) {
                 self.guard_scope_change(id, &read.scope, &scope, &batch).await?;
             }
-            if let Some(&before) = last.get(id).filter(|_| !overrides.shrink) {
+            // An accepted scope change explains the drop it causes: it needs no second flag.
+            let shrink_accepted = overrides.shrink || (scope_changed && overrides.scope_change);
+            if let Some(&before) = last.get(id).filter(|_| !shrink_accepted) {
                 let now = batch.records.len();
                 let drop = 100.0 * before.saturating_sub(now) as f64 / before.max(1) as f64;
                 if drop > handle.policy.max_shrink_percent && before - now > handle.policy.shrink_min_records {

@@ -29,6 +29,8 @@ connectors! {
         Csv = "csv" => source_csv::CsvConfig,
         /// A OneRoster 1.1 or 1.2 CSV bundle (a directory or a zip), bulk or delta.
         OneRoster = "oneroster" => source_oneroster::OneRosterConfig,
+        /// An SS 12000 API (v2.x), read in full or by its changes.
+        Ss12000 = "ss12000" => source_ss12000::Ss12000Config,
     }
     targets {
         /// An LDAP directory.

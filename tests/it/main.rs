@@ -32,4 +32,5 @@ mod safety_state;
 mod safety_target;
 mod scim;
 mod spine;
+mod ss12000;
 mod tls;

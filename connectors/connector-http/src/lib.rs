@@ -2,7 +2,8 @@
 //! Microsoft Graph next), written once:
 //!
 //! - reqwest over rustls, certificate verification on (the system's trust store, or a
-//!   `tls_ca_file`; `tls_insecure_skip_verify` only for tests, and warned about);
+//!   `tls_ca_file`; `tls_insecure_skip_verify` only for tests, and warned about); mutual TLS
+//!   with a client certificate (`tls_cert_file`, `tls_key_file`) for servers that want one;
 //! - authentication: a bearer token from a file or the environment, or OAuth2 client
 //!   credentials (`oauth`: HTTP Basic or form-body client authentication, the token cached and
 //!   refreshed before it expires, and once when the server answers 401), from the keys every
@@ -47,6 +48,11 @@ pub struct HttpSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// Turns certificate verification off. Only for tests.
     pub tls_insecure_skip_verify: bool,
+    /// PEM file with the client's own certificate (and its chain) for mutual TLS; given
+    /// together with `tls_key_file` or not at all.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
     /// Requests per second at most; `None`: no limit.
     pub max_requests_per_second: Option<f64>,
     /// Requests outstanding at once.
@@ -123,6 +129,17 @@ pub struct Response {
     pub body: serde_json::Value,
 }
 
+/// A successful response whose body the caller reads itself (a large listing parsed straight
+/// into its own types, without a JSON tree in between).
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The `ETag` header, when the server sent one.
+    pub etag: Option<String>,
+    /// The body as the server sent it.
+    pub bytes: Vec<u8>,
+}
+
 /// The shared client of one connector.
 #[derive(Debug)]
 pub struct HttpClient {
@@ -144,7 +161,16 @@ enum AuthState {
 impl HttpClient {
     /// Builds the client: TLS, the rate limiter, the token source. Contacts nothing.
     pub fn new(settings: HttpSettings, auth: Auth) -> Result<HttpClient, connector_api::TargetError> {
-        let tls = tls::client_config(settings.tls_ca_file.as_deref(), settings.tls_insecure_skip_verify)?;
+        let client_cert = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            _ => {
+                return Err(connector_api::TargetError::config(
+                    "mutual TLS needs both tls_cert_file and tls_key_file, or neither",
+                ));
+            }
+        };
+        let tls = tls::client_config(settings.tls_ca_file.as_deref(), settings.tls_insecure_skip_verify, client_cert)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(settings.timeout)
@@ -191,6 +217,12 @@ impl HttpClient {
     /// what may be retried, and returns the response of a 2xx, or the error.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
         retry::send(self, req).await
+    }
+
+    /// As [`HttpClient::send`], with the body left unparsed. A body that is not what the caller
+    /// expects is the caller's to report.
+    pub async fn send_raw(&self, req: &Request) -> Result<RawResponse, HttpError> {
+        retry::send_raw(self, req).await
     }
 
     /// One attempt, with the token `refresh` says (a fresh one after a 401).

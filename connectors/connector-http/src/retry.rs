@@ -6,11 +6,17 @@
 //! one fresh token.
 
 use crate::error::{FailureKind, HttpFailure};
-use crate::{HttpClient, HttpError, Request, Response};
+use crate::{HttpClient, HttpError, RawResponse, Request, Response};
 use backon::BackoffBuilder;
 use std::time::{Duration, Instant};
 
 pub(crate) async fn send(client: &HttpClient, req: &Request) -> Result<Response, HttpError> {
+    let raw = send_raw(client, req).await?;
+    let body = json(&raw.bytes).map_err(|f| f.with(&req.what))?;
+    Ok(Response { status: raw.status, etag: raw.etag, body })
+}
+
+pub(crate) async fn send_raw(client: &HttpClient, req: &Request) -> Result<RawResponse, HttpError> {
     let started = Instant::now();
     let budget = client.settings.max_wait;
     let mut backoff = backon::ExponentialBuilder::default()
@@ -79,28 +85,34 @@ fn next_wait(f: &HttpFailure, repeatable: bool) -> Option<Wait> {
     }
 }
 
-/// A response: its body for a 2xx, else the failure it says.
-async fn finish(resp: reqwest::Response) -> Result<Response, HttpFailure> {
+/// A response: its bytes for a 2xx, else the failure it says.
+async fn finish(resp: reqwest::Response) -> Result<RawResponse, HttpFailure> {
     let status = resp.status().as_u16();
     let retry_after =
         resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
     let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let bytes = resp.bytes().await.map_err(HttpFailure::from_reqwest)?;
+    // A body that breaks off is a connection that broke after the request was sent (tried again
+    // when the request may be repeated), not an answer that does not decode.
+    let bytes =
+        resp.bytes().await.map_err(|e| HttpFailure { kind: FailureKind::Timeout, ..HttpFailure::from_reqwest(e) })?;
     if !(200..300).contains(&status) {
         return Err(HttpFailure::from_status(status, retry_after, &bytes));
     }
-    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| HttpFailure {
-            kind: FailureKind::Decode,
-            retry_after: None,
-            message: format!("the answer is not JSON ({e})"),
-            scim_type: None,
-            source: None,
-        })?
-    };
-    Ok(Response { status, etag, body })
+    Ok(RawResponse { status, etag, bytes: Vec::from(bytes) })
+}
+
+/// A 2xx body as JSON; `Null` when there is none (204).
+fn json(bytes: &[u8]) -> Result<serde_json::Value, HttpFailure> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|e| HttpFailure {
+        kind: FailureKind::Decode,
+        retry_after: None,
+        message: format!("the answer is not JSON ({e})"),
+        scim_type: None,
+        source: None,
+    })
 }
 
 /// `Retry-After`: seconds, or an HTTP date (RFC 9110 §10.2.3).

@@ -124,6 +124,8 @@ fn settings(url: String) -> HttpSettings {
         url,
         tls_ca_file: None,
         tls_insecure_skip_verify: false,
+        tls_cert_file: None,
+        tls_key_file: None,
         max_requests_per_second: None,
         max_in_flight: 4,
         timeout: Duration::from_secs(5),
@@ -332,4 +334,86 @@ async fn a_server_that_is_not_there_is_unavailable_after_the_retries() {
     s.tls_ca_file = Some("/nonexistent/ca.pem".into());
     let e = HttpClient::new(s, Auth::None).unwrap_err();
     assert!(matches!(e, TargetError::Config { .. }) && e.to_string().contains("tls_ca_file"), "{e}");
+}
+
+/// An HTTPS server that asks for a client certificate signed by the test CA and answers every
+/// request `200 {"ok":true}`; a handshake without a good certificate fails on the server's side.
+async fn mtls_server() -> std::net::SocketAddr {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mtls");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .build()
+        .unwrap();
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("server.pem")).unwrap().collect::<Result<_, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else { return };
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"ok":true}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn mutual_tls_sends_the_client_certificate_and_a_server_that_wants_one_refuses_a_client_without() {
+    let addr = mtls_server().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mtls");
+    let mut s = settings(format!("https://localhost:{}", addr.port()));
+    s.tls_ca_file = Some(dir.join("ca.pem"));
+    s.max_attempts = 1;
+    let without = HttpClient::new(s.clone(), Auth::None).unwrap();
+    let e = without.send(&get("x")).await.unwrap_err();
+    assert_eq!(e.status(), None, "no answer without a certificate: {e}");
+    s.tls_cert_file = Some(dir.join("client.pem"));
+    s.tls_key_file = Some(dir.join("client.key"));
+    let with = HttpClient::new(s.clone(), Auth::None).unwrap();
+    let r = with.send(&get("x")).await.unwrap();
+    assert_eq!(r.body, serde_json::json!({"ok": true}));
+    // Half a pair, or a key that is not a key, is a configuration error before anything is sent.
+    let mut half = s.clone();
+    half.tls_key_file = None;
+    let e = HttpClient::new(half, Auth::None).unwrap_err();
+    assert!(
+        matches!(e, TargetError::Config { .. }) && e.to_string().contains("both tls_cert_file and tls_key_file"),
+        "{e}"
+    );
+    let mut wrong = s;
+    wrong.tls_key_file = Some(dir.join("ca.pem"));
+    let e = HttpClient::new(wrong, Auth::None).unwrap_err();
+    assert!(e.to_string().contains("tls_key_file"), "{e}");
 }

@@ -46,6 +46,8 @@ impl ScimTarget {
             url: config.url.clone(),
             tls_ca_file: config.tls_ca_file.clone(),
             tls_insecure_skip_verify: config.tls_insecure_skip_verify,
+            tls_cert_file: None,
+            tls_key_file: None,
             max_requests_per_second: config.max_requests_per_second,
             max_in_flight: config.max_in_flight,
             timeout: Duration::from_secs(config.timeout_secs),

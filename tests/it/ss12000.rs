@@ -1,0 +1,164 @@
+//! SS 12000 → real targets, day 1 then day 2: the local SS 12000 server (`tests/ss12000-server`,
+//! written from the specification) runs in this process with a generated municipality; the real
+//! `enid` binary reads it over HTTP with OAuth2 client credentials. Day 1 provisions pupils and
+//! staff (guardians skipped, a teacher at two schools, protected and deceased persons); day 2 reads
+//! only the changes (`meta.modified.after`, `/deletedEntities`) and carries them out, and a full
+//! read afterwards finds nothing left to do. The server checks every request against the
+//! specification (`violations`).
+
+use crate::harness::*;
+use chrono::{NaiveDate, TimeZone, Utc};
+use ss12000_server::{Config, GenParams, Handle, Kind, Server, Specials};
+
+/// The server in a runtime of its own, alive while the test runs the enid binary.
+pub(crate) struct Sis {
+    pub server: Server,
+    pub handle: Handle,
+    pub specials: Specials,
+    _rt: tokio::runtime::Runtime,
+}
+
+pub(crate) const DAY1: &str = "2026-12-03T08:00:00Z";
+pub(crate) const DAY2: &str = "2026-12-04T08:00:00Z";
+
+impl Sis {
+    pub(crate) fn start(persons: usize) -> Sis {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let today = NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");
+        let generated = ss12000_server::generate(&GenParams { persons, seed: 15, today }).expect("generate");
+        let config = Config { clock: Some(Utc.with_ymd_and_hms(2026, 12, 3, 6, 0, 0).unwrap()), ..Config::default() };
+        let server = rt.block_on(ss12000_server::start_with(config, generated.dataset, Vec::new())).expect("start");
+        let handle = server.handle();
+        Sis { server, handle, specials: generated.specials, _rt: rt }
+    }
+
+    /// The `[sources.sis]` table for this server, its client secret written beside the config.
+    pub(crate) fn source_table(&self, env: &Env) -> String {
+        std::fs::write(env.path("sis.secret"), "enid-test-secret\n").expect("secret");
+        owner_only(&env.path("sis.secret"));
+        format!(
+            "type = \"ss12000\"\nurl = \"{url}\"\ntoken_url = \"{url}/token\"\nclient_id = \"enid\"\n\
+             client_secret_file = \"sis.secret\"\nread = [\"organisations\", \"persons\", \"duties\", \"groups\", \
+             \"activities\", \"placements\"]\nfull_read_every = \"7d\"\n",
+            url = self.server.url()
+        )
+    }
+}
+
+/// An environment whose source is the SS 12000 server, on slapd with groups.
+fn sis_env(sis: &Sis) -> Env {
+    let env = Env::with_config(
+        "\n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n\
+         \n[targets.directory.policy.attributes]\nou = \"{{ school_unit }}\"\n",
+    );
+    env.edit_config("type = \"csv\"\npath = \"persons.csv\"\n", &sis.source_table(&env));
+    env
+}
+
+fn no_violations(sis: &Sis) {
+    let v = sis.handle.violations();
+    assert!(v.is_empty(), "requests the specification does not allow: {v:?}");
+}
+
+#[test]
+fn an_ss12000_municipality_is_provisioned_then_changes_are_read_incrementally() {
+    let sis = Sis::start(300);
+    let env = sis_env(&sis);
+    let data = sis.handle.dataset();
+    let day1 = env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert!(day1.stdout.contains("skipped: no enrolment, duty or placement"), "guardians are counted: {}", day1.stdout);
+    no_violations(&sis);
+    let people = env.people();
+    let pupils_and_staff = data
+        .persons
+        .iter()
+        .filter(|p| {
+            data.duties.iter().any(|d| d.person == p.id)
+                || p.enrolments
+                    .iter()
+                    .any(|e| e.end_date.is_none_or(|d| d >= NaiveDate::from_ymd_opt(2026, 12, 3).unwrap()))
+        })
+        .count();
+    assert!(
+        people.len() + 3 >= pupils_and_staff && people.len() <= pupils_and_staff,
+        "{} of {pupils_and_staff}",
+        people.len()
+    );
+    // Nobody's civic number, and a guardian has no account.
+    let all = format!("{people:?}");
+    for p in &data.persons {
+        if let Some(c) = &p.civic_no {
+            assert!(!all.contains(&c[2..8]) || !all.contains(&c[8..]), "a civic number reached the directory");
+        }
+    }
+    let guardian = env.enid(&["explain", &sis.specials.guardian]).fails();
+    assert!(guardian.stderr.contains("no person"), "a guardian is no one's account: {}", guardian.stderr);
+
+    // The protected persons' accounts wait for approval: a saved plan, read incrementally, is
+    // carried out by its id (the watermark is the apply's, never the plan's).
+    let saved = env.enid(&["plan", "--save", "--json", "--now", DAY1]).ok().json();
+    let id = saved["plan_id"].as_str().unwrap().to_string();
+    assert_eq!(saved["operations"].as_array().map(Vec::len), Some(2), "the protected and the confidential pupil");
+    env.enid(&["apply", "--plan", &id, "--accept-protected", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    // The next plan reads only the changes, and there are none.
+    let run = env.enid(&["plan", "--json", "--now", DAY1]).ok();
+    assert_eq!(run.json()["operations"].as_array().map(Vec::len), Some(0), "{}", run.json()["operations"]);
+    let text = env.enid(&["plan", "--now", DAY1]).ok().stdout;
+    assert!(text.contains("changes merged"), "{text}");
+
+    // Day 2: a surname change, a pupil deleted, a teacher's second duty ended.
+    sis.handle.advance(chrono::Duration::days(1));
+    sis.handle.clear_log();
+    let pupil = data
+        .persons
+        .iter()
+        .find(|p| p.enrolments.iter().any(|e| e.end_date.is_none()) && p.id != sis.specials.protected)
+        .unwrap()
+        .clone();
+    assert!(sis.handle.update_person(&pupil.id, |p| p.family_name = "Nyström".into()));
+    let leaver = data
+        .persons
+        .iter()
+        .find(|p| {
+            p.enrolments.iter().any(|e| e.end_date.is_none()) && p.id != pupil.id && p.id != sis.specials.protected
+        })
+        .unwrap()
+        .clone();
+    assert!(sis.handle.delete(Kind::Person, &leaver.id));
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    no_violations(&sis);
+    let requests = sis.handle.requests();
+    assert!(
+        requests.iter().any(|r| r.path.ends_with("/persons") && r.query.contains("meta.modified.after")),
+        "day 2 reads the changes only: {:?}",
+        requests.iter().map(|r| format!("{} {}", r.path, r.query)).collect::<Vec<_>>()
+    );
+    assert!(requests.iter().any(|r| r.path.ends_with("/deletedEntities")));
+    let people = env.people();
+    assert!(people.values().any(|e| e.one("sn") == "Nyström"), "the surname change arrived");
+    let plan = env.enid(&["plan", "--json", "--now", DAY2, "--full"]).ok().json();
+    assert_eq!(
+        plan["operations"].as_array().map(Vec::len),
+        Some(0),
+        "a full read finds what the incremental one did: {}",
+        plan["operations"]
+    );
+}
+
+#[test]
+fn a_changed_organisations_list_stops_the_run_instead_of_disabling_a_school() {
+    let sis = Sis::start(120);
+    let env = sis_env(&sis);
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    let data = sis.handle.dataset();
+    let unit = data.organisations.iter().find(|o| o.school_unit_code.is_some()).unwrap();
+    let code = unit.school_unit_code.clone().unwrap();
+    env.edit_config("full_read_every", &format!("organisations = [\"{code}\"]\nfull_read_every"));
+    let run = env.enid(&["plan", "--now", DAY1]).fails();
+    assert!(run.stderr.contains("--accept-scope-change"), "{}", run.stderr);
+    // Accepted, the scope change is what it is: the persons of the other schools leave (their
+    // accounts are disabled), without a second flag for the drop it causes.
+    let run = env.enid(&["plan", "--json", "--now", DAY1, "--accept-scope-change"]).ok();
+    let disables = run.json()["operations"].as_array().unwrap().iter().filter(|o| o["action"] == "disable").count();
+    assert!(disables > 10, "{}", run.json()["summary"]);
+}
