@@ -162,3 +162,76 @@ fn a_changed_organisations_list_stops_the_run_instead_of_disabling_a_school() {
     let disables = run.json()["operations"].as_array().unwrap().iter().filter(|o| o["action"] == "disable").count();
     assert!(disables > 10, "{}", run.json()["summary"]);
 }
+
+/// SS 12000 → the shared Samba AD DC: accounts live in an OU per primary school unit; a pupil who
+/// moves to another school on day 2 moves OU that day (the old tie ended), and a teacher at two
+/// schools lives in the OU of one of them.
+#[test]
+fn an_ss12000_municipality_on_active_directory_and_a_pupil_who_moves_school() {
+    use crate::ad::{ADMIN_PW, ad_table, test_ou, users};
+    let sis = Sis::start(80);
+    let ou = test_ou();
+    let env = Env::new();
+    std::fs::write(env.path("ad.secret"), format!("{ADMIN_PW}\n")).expect("write secret");
+    owner_only(&env.path("ad.secret"));
+    let config = format!(
+        "[state]\npath = \"state.db\"\n\n[sources.sis]\n{}\n{}",
+        sis.source_table(&env),
+        ad_table("ldaps://127.0.0.1:636", &ou, "")
+    );
+    std::fs::write(env.path("enid.toml"), config).expect("write config");
+    let data = sis.handle.dataset();
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    no_violations(&sis);
+    let before = users(&ou);
+    assert!(before.len() > 40, "{} accounts", before.len());
+    let code_of =
+        |org: &str| data.organisations.iter().find(|o| o.id == org).and_then(|o| o.school_unit_code.clone()).unwrap();
+
+    // The teacher at two schools: one OU (the primary school unit), both schools known.
+    let teacher = &sis.specials.two_unit_teacher;
+    let units: Vec<String> = data.duties.iter().filter(|d| &d.person == teacher).map(|d| code_of(&d.duty_at)).collect();
+    assert!(units.len() >= 2, "{units:?}");
+    let person = data.persons.iter().find(|p| &p.id == teacher).unwrap();
+    let t = before.values().find(|e| e.one("sn") == person.family_name && e.one("givenName") == person.given_name);
+    let t = t.expect("the teacher's account");
+    assert!(units.iter().any(|u| t.dn.contains(&format!("OU={u},"))), "{} in one of {units:?}", t.dn);
+
+    // Day 2: a pupil of a grundskola moves to another school with the same school type.
+    let pupil = data
+        .persons
+        .iter()
+        .find(|p| {
+            p.id != sis.specials.protected
+                && p.id != sis.specials.confidential
+                && p.enrolments.len() == 1
+                && p.enrolments[0].end_date.is_none()
+                && !data.placements.iter().any(|pl| pl.child == p.id)
+        })
+        .expect("a pupil with one school")
+        .clone();
+    let from = pupil.enrolments[0].enroled_at.clone();
+    let to = data
+        .organisations
+        .iter()
+        .find(|o| o.id != from && o.school_unit_code.is_some() && !o.school_types.is_empty())
+        .unwrap()
+        .id
+        .clone();
+    let account = |u: &std::collections::BTreeMap<String, crate::harness::Entry>| {
+        u.values().find(|e| e.one("sn") == pupil.family_name && e.one("givenName") == pupil.given_name).cloned()
+    };
+    let old = account(&before).expect("the pupil's account");
+    assert!(old.dn.contains(&format!("OU={},", code_of(&from))), "{}", old.dn);
+    sis.handle.advance(chrono::Duration::days(1));
+    assert!(sis.handle.move_pupil(&pupil.id, &to, NaiveDate::from_ymd_opt(2026, 12, 4).unwrap()));
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    no_violations(&sis);
+    let moved = account(&users(&ou)).expect("still there");
+    assert!(moved.dn.contains(&format!("OU={},", code_of(&to))), "moved on the day: {}", moved.dn);
+    assert_eq!(moved.one("objectGUID"), old.one("objectGUID"), "the same account, moved");
+    // A full read finds nothing left but the protected pupils' accounts waiting for approval.
+    let plan = env.enid(&["plan", "--json", "--now", DAY2, "--full"]).ok().json();
+    let open: Vec<_> = plan["operations"].as_array().unwrap().iter().filter(|o| o["needs_approval"] != true).collect();
+    assert!(open.is_empty(), "{open:?}");
+}
