@@ -1,0 +1,466 @@
+//! Break-it review of issue 15's first half (affiliations, CSV rows, OneRoster, incremental
+//! reads), as a careless operator and a hostile input would try it, against a private slapd: a
+//! malformed or misused OneRoster bundle never reads as "everyone left" and never creates everyone
+//! again, an interrupted apply converges, a CSV person at several schools keeps their primary
+//! school, a civic number carried by OneRoster fields reaches no output, and an upgraded state
+//! gives an empty plan.
+
+use crate::harness::*;
+use std::path::Path;
+
+const DAY1: &str = "2026-08-20T08:00:00Z";
+const DAY2: &str = "2026-09-02T08:00:00Z";
+
+/// Copies the OneRoster crate's fixture bundle `name` to `bundle` in the environment.
+fn put_bundle(env: &Env, name: &str) {
+    let from = repo().join("connectors/source-oneroster/tests/fixtures").join(name);
+    let to = env.path("bundle");
+    let _ = std::fs::remove_dir_all(&to);
+    std::fs::create_dir_all(&to).expect("bundle dir");
+    for f in std::fs::read_dir(&from).expect("fixture") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, to.join(f.file_name().expect("name"))).expect("copy");
+    }
+}
+
+/// Replaces `from` by `to` in every file of the bundle in place.
+fn edit_bundle(env: &Env, from: &str, to: &str) {
+    for f in std::fs::read_dir(env.path("bundle")).expect("bundle") {
+        let f = f.expect("entry").path();
+        let text = std::fs::read_to_string(&f).expect("read");
+        std::fs::write(&f, text.replace(from, to)).expect("write");
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+}
+
+fn oneroster_env() -> Env {
+    let env = Env::with_config(
+        "\n[targets.directory.policy.groups]\nschool_name = \"{{ school_unit }}-alla\"\n\
+         \n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n",
+    );
+    env.edit_config("type = \"csv\"\npath = \"persons.csv\"", "type = \"oneroster\"\npath = \"bundle\"");
+    env
+}
+
+/// A OneRoster environment with the bulk bundle applied on day 1.
+fn after_bulk() -> Env {
+    let env = oneroster_env();
+    put_bundle(&env, "v11-bulk");
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    env
+}
+
+fn operations(env: &Env, now: &str) -> serde_json::Value {
+    env.enid(&["plan", "--json", "--now", now]).ok().json()["operations"].clone()
+}
+
+fn uids(env: &Env) -> Vec<String> {
+    env.people().into_keys().collect()
+}
+
+/// How many of the plan's operations disable an account.
+fn disables(ops: &serde_json::Value) -> usize {
+    count(ops, "disable")
+}
+
+/// How many of the plan's operations have this action.
+fn count(ops: &serde_json::Value, action: &str) -> usize {
+    ops.as_array().map_or(0, |ops| ops.iter().filter(|o| o["action"] == action).count())
+}
+
+/// The usernames of the plan's operations with this action.
+fn who(ops: &serde_json::Value, action: &str) -> Vec<String> {
+    ops.as_array().map_or(Vec::new(), |ops| {
+        ops.iter()
+            .filter(|o| o["action"] == action)
+            .filter_map(|o| o["username"].as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+// ---- 1. Fail closed ------------------------------------------------------------------------
+
+/// A manifest that names a file twice is ambiguous: read with the last row winning, a delta's
+/// `users.csv` whose manifest says `delta` and then `bulk` is taken as the whole export, and
+/// every user missing from it is planned as a leaver (below the shrink guard's minimum).
+#[test]
+fn a_manifest_that_names_a_file_twice_is_an_error_not_a_full_export() {
+    let env = after_bulk();
+    // Day 2: the bulk bundle's other files, with a users.csv that holds only Anna's changed row,
+    // and a manifest that says delta and then bulk for it.
+    put_bundle(&env, "v11-bulk");
+    let users = std::fs::read_to_string(env.path("bundle/users.csv")).unwrap();
+    let mut lines = users.lines();
+    let header = lines.next().unwrap();
+    let anna = lines.find(|l| l.starts_with("u-anna,")).unwrap();
+    write(&env.path("bundle/users.csv"), &format!("{header}\n{}\n", anna.replace(",Berg,", ",Berg-Ek,")));
+    let manifest = std::fs::read_to_string(env.path("bundle/manifest.csv")).unwrap();
+    write(
+        &env.path("bundle/manifest.csv"),
+        &manifest.replace("file.users,bulk\n", "file.users,delta\nfile.users,bulk\n"),
+    );
+    let run = env.enid(&["plan", "--json", "--now", DAY2]);
+    assert!(
+        !run.status.success(),
+        "a manifest naming file.users twice was read (disables: {}):\n{}",
+        disables(&run.json()["operations"]),
+        run.stdout
+    );
+    assert!(run.stderr.contains("manifest.csv") && run.stderr.contains("file.users"), "{}", run.stderr);
+}
+
+/// A delta bundle is never a full export: not with `--full`, not after the state is lost, not
+/// when the bulk bundle is replaced by a delta before the first apply.
+#[test]
+fn a_delta_with_full_or_after_a_lost_state_is_refused_and_changes_nothing() {
+    let env = after_bulk();
+    let before = uids(&env);
+    put_bundle(&env, "v11-delta");
+    let run = env.enid(&["plan", "--full", "--now", DAY2]).fails();
+    assert!(run.stderr.contains("delta"), "{}", run.stderr);
+    env.enid(&["apply", "--yes", "--full", "--now", DAY2, "--accept-date"]).fails();
+    remove_state(&env);
+    let run = env.enid(&["plan", "--now", DAY2]).fails();
+    assert!(run.stderr.contains("delta"), "{}", run.stderr);
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).fails();
+    assert_eq!(uids(&env), before, "nothing was created or removed");
+}
+
+/// The same delta read again (the SIS re-sends it, or the operator copies it twice) changes
+/// nothing more: its rows at the watermark's own time are read again, to the same result.
+#[test]
+fn a_delta_applied_twice_changes_nothing_the_second_time() {
+    let env = after_bulk();
+    put_bundle(&env, "v11-delta");
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    let people = uids(&env);
+    let ops = operations(&env, DAY2);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    assert_eq!(uids(&env), people);
+    let ops = operations(&env, DAY2);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+}
+
+/// A delta that names users enid never stored (only in enrollments, not in the delta's users)
+/// neither creates them from nothing nor touches anyone else.
+#[test]
+fn a_delta_with_users_missing_from_the_state_creates_no_one_from_nothing() {
+    let env = after_bulk();
+    put_bundle(&env, "v11-delta");
+    let enrollments = std::fs::read_to_string(env.path("bundle/enrollments.csv")).unwrap();
+    write(
+        &env.path("bundle/enrollments.csv"),
+        &format!("{enrollments}e9,active,2026-09-01T08:30:00.000Z,c-7a,org-a,u-zed,student,false,2026-09-01,\n"),
+    );
+    let run = env.enid(&["plan", "--json", "--now", DAY2]);
+    if run.status.success() {
+        let ops = run.json()["operations"].clone();
+        assert_eq!(who(&ops, "create"), ["cia.dahl"], "{ops}");
+        env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+        let people = uids(&env);
+        assert_eq!(people, ["anna.berg", "bo.ek", "cia.dahl", "olle.lind"], "only the delta's changes");
+    }
+}
+
+/// An apply that dies after storing the merged records but before recording the watermark (the
+/// target went away mid-run; a kill -9 leaves the same state) converges on the next run: the
+/// delta is merged again, nobody is created twice, and no change is lost.
+#[test]
+fn an_apply_that_dies_after_storing_the_records_converges_on_the_next_run() {
+    let env = after_bulk();
+    let watermark = env.sql_value("SELECT COALESCE(watermark, '-') FROM source_reads");
+    put_bundle(&env, "v11-delta");
+    let mut slapd = env.slapd_handle();
+    slapd.stop();
+    let run = env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]);
+    slapd.restart();
+    drop(run);
+    assert_eq!(
+        env.sql_value("SELECT COALESCE(watermark, '-') FROM source_reads"),
+        watermark,
+        "a failed apply keeps the watermark"
+    );
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    let people = env.people();
+    assert_eq!(people["anna.berg"].one("sn"), "Berg-Ek");
+    assert!(people.contains_key("cia.dahl"));
+    let ids = ids_in_directory(&env);
+    assert!(ids.values().all(|dns| dns.len() == 1), "{ids:?}");
+    let ops = operations(&env, DAY2);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+}
+
+/// `plan --save` and then `apply --plan ID` with a delta in place: the saved plan still matches
+/// (a plan moves no watermark), and applying it changes what the delta says.
+#[test]
+fn a_saved_plan_of_a_delta_applies_and_a_second_apply_of_it_is_refused_or_empty() {
+    let env = after_bulk();
+    put_bundle(&env, "v11-delta");
+    let saved = env.enid(&["plan", "--save", "--json", "--now", DAY2]).ok().json();
+    let id = saved["plan_id"].as_str().expect("plan_id").to_string();
+    env.enid(&["apply", "--yes", "--plan", &id, "--now", DAY2, "--accept-date"]).ok();
+    assert!(env.people().contains_key("cia.dahl"));
+    let ops = operations(&env, DAY2);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+}
+
+/// The bundle's path changed between runs to another export of the same SIS holding a delta of
+/// other users: it is merged like any delta, never read as a full export.
+#[test]
+fn a_changed_oneroster_path_to_a_delta_is_never_a_full_export() {
+    let env = after_bulk();
+    put_bundle(&env, "v11-delta");
+    std::fs::rename(env.path("bundle"), env.path("other")).unwrap();
+    env.edit_config("path = \"bundle\"", "path = \"other\"");
+    let run = env.enid(&["plan", "--json", "--now", DAY2]).ok();
+    let ops = run.json()["operations"].clone();
+    // Bo is deleted by the delta; Olle is not in the delta and must not be touched.
+    assert_eq!(who(&ops, "disable"), ["bo.ek"], "only Bo: {ops}");
+}
+
+// ---- 2. Affiliations (CSV rows) ---------------------------------------------------------------
+
+const ROWS_HEADER: &str = "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date";
+
+fn rows_env() -> Env {
+    let env = Env::with_config("[targets.directory.attributes]\nou = \"{{ school_unit }}\"\n");
+    env.edit_config("path = \"persons.csv\"", "path = \"persons.csv\"\naffiliations = \"rows\"");
+    env
+}
+
+fn rows_csv(env: &Env, rows: &[&str]) {
+    write(&env.path("persons.csv"), &format!("{ROWS_HEADER}\n{}\n", rows.join("\n")));
+}
+
+/// A teacher at three schools via three rows is one person with one account; a fourth school
+/// later moves nothing (`ou` stays the primary school), and the primary moves only when its tie
+/// ends.
+#[test]
+fn a_teacher_at_three_schools_keeps_the_primary_school_until_its_tie_ends() {
+    let env = rows_env();
+    let c = pnr(40);
+    rows_csv(
+        &env,
+        &[
+            &format!("T1,Tea,Cher,{c},staff,SKOLA2,,2026-01-01,"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA1,,2026-03-01,"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA3,,2026-03-01,"),
+        ],
+    );
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    let people = env.people();
+    assert_eq!(people.len(), 1, "{:?}", people.keys());
+    let ou = people["tea.cher"].get("ou");
+    assert_eq!(ou, ["SKOLA2"], "the oldest tie is the primary");
+    // A fourth, older school is added: nothing moves.
+    rows_csv(
+        &env,
+        &[
+            &format!("T1,Tea,Cher,{c},staff,SKOLA2,,2026-01-01,"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA1,,2026-03-01,"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA3,,2026-03-01,"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA0,,2025-01-01,"),
+        ],
+    );
+    let ops = operations(&env, DAY1);
+    assert!(!ops.to_string().contains("\"attr\":\"ou\""), "a new school moves nobody: {ops}");
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(env.people()["tea.cher"].get("ou"), ["SKOLA2"]);
+    // The primary's tie ends: the primary moves to one in effect.
+    rows_csv(
+        &env,
+        &[
+            &format!("T1,Tea,Cher,{c},staff,SKOLA2,,2026-01-01,2026-08-31"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA1,,2026-03-01,"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA3,,2026-03-01,"),
+            &format!("T1,Tea,Cher,{c},staff,SKOLA0,,2025-01-01,"),
+        ],
+    );
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    let ou = env.people()["tea.cher"].get("ou");
+    assert_ne!(ou, ["SKOLA2"], "the ended tie is no longer the primary");
+    assert_eq!(ou.len(), 1, "{ou:?}");
+}
+
+/// A pupil who changes school on a date: before it the old school, after it the new one, and
+/// the account stays active across the change.
+#[test]
+fn a_pupil_who_changes_school_on_a_date_moves_on_that_date_and_stays_active() {
+    let env = rows_env();
+    let c = pnr(41);
+    rows_csv(
+        &env,
+        &[
+            &format!("P1,Pia,Lund,{c},student,GAMLA,7A,2025-08-15,2026-08-31"),
+            &format!("P1,Pia,Lund,{c},student,NYA,8B,2026-09-01,"),
+        ],
+    );
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(env.people()["pia.lund"].get("ou"), ["GAMLA"]);
+    let ops = operations(&env, DAY2);
+    assert_eq!(disables(&ops), 0, "{ops}");
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    assert_eq!(env.people()["pia.lund"].get("ou"), ["NYA"]);
+}
+
+/// Rows of one person that disagree (a typo in one row's surname) keep the person as last
+/// stored: not disabled, not renamed, and the others untouched.
+#[test]
+fn a_person_whose_rows_disagree_is_kept_as_last_stored_not_disabled() {
+    let env = rows_env();
+    env.edit_config(
+        "affiliations = \"rows\"",
+        "affiliations = \"rows\"\n\n[sources.sis.policy]\nmax_rejected_percent = 80",
+    );
+    let c = pnr(42);
+    let other = pnr(43);
+    let good = [
+        format!("T2,Ulla,Sten,{c},staff,SKOLA1,,2026-01-01,"),
+        format!("T2,Ulla,Sten,{c},staff,SKOLA2,,2026-01-01,"),
+        format!("T3,Vera,Ask,{other},staff,SKOLA1,,2026-01-01,"),
+    ];
+    rows_csv(&env, &good.iter().map(String::as_str).collect::<Vec<_>>());
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    let bad = [good[0].clone(), good[1].replace(",Sten,", ",Stem,"), good[2].clone()];
+    rows_csv(&env, &bad.iter().map(String::as_str).collect::<Vec<_>>());
+    let plan = env.enid(&["plan", "--json", "--now", DAY1]).ok();
+    let ops = plan.json()["operations"].clone();
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "kept as last stored: {ops}");
+    assert!(plan.stdout.contains("persons.csv:3") || plan.stdout.contains("persons.csv:2"), "{}", plan.stdout);
+}
+
+// ---- 3. Civic numbers ---------------------------------------------------------------------------
+
+/// Every spelling of a civic number: 12 digits with and without the dash, 10 digits with and
+/// without it, and with a space.
+fn spellings(civic: &str) -> Vec<String> {
+    let digits: String = civic.chars().filter(char::is_ascii_digit).collect();
+    let short = &digits[2..];
+    vec![
+        digits.clone(),
+        format!("{}-{}", &digits[..8], &digits[8..]),
+        format!("{} {}", &digits[..8], &digits[8..]),
+        short.to_string(),
+        format!("{}-{}", &short[..6], &short[6..]),
+        format!("{}+{}", &short[..6], &short[6..]),
+    ]
+}
+
+fn assert_no_civic(what: &str, run: &Run, civics: &[String]) {
+    for c in civics {
+        for s in spellings(c) {
+            assert!(!run.stdout.contains(&s), "{what}: stdout shows {s}:\n{}", run.stdout);
+            assert!(!run.stderr.contains(&s), "{what}: stderr shows {s}:\n{}", run.stderr);
+        }
+    }
+}
+
+/// A OneRoster export whose `identifier` is a personnummer (and one user whose `sourcedId` is
+/// one): no output shows it in any spelling, with `civic_no = { from = "identifier" }` and
+/// without it.
+#[test]
+fn oneroster_identifiers_that_are_civic_numbers_reach_no_output() {
+    for civic_from_identifier in [false, true] {
+        let env = oneroster_env();
+        if civic_from_identifier {
+            env.edit_config("path = \"bundle\"", "path = \"bundle\"\ncivic_no = { from = \"identifier\" }");
+        }
+        put_bundle(&env, "v11-bulk");
+        let anna = pnr(50);
+        let olle = pnr(51);
+        let olle_digits: String = olle.chars().filter(char::is_ascii_digit).collect();
+        edit_bundle(&env, ",E1001,", &format!(",{anna},"));
+        edit_bundle(&env, ",P2002,", &format!(",{olle},"));
+        // The other users' identifiers are civic numbers too, so that none is a bad row.
+        for (i, id) in [",E1003,", ",E1005,", ",P2006,"].into_iter().enumerate() {
+            edit_bundle(&env, id, &format!(",{},", pnr(60 + i)));
+        }
+        // Bo's sourcedId is a civic number in its short form, everywhere it is referred to.
+        let bo = pnr(52);
+        let bo_short: String = bo.chars().filter(char::is_ascii_digit).skip(2).collect();
+        edit_bundle(&env, "u-bo", &bo_short);
+        let civics = [anna.clone(), olle.clone(), bo.clone(), pnr(60), pnr(61), pnr(62)];
+        let mut runs = vec![
+            ("plan", env.enid(&["plan", "--now", DAY1])),
+            ("plan --json", env.enid(&["plan", "--json", "--now", DAY1])),
+            ("apply", env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"])),
+        ];
+        for s in spellings(&anna).into_iter().chain(spellings(&bo)).chain([olle_digits.clone()]) {
+            runs.push(("explain", env.enid(&["explain", &s])));
+            runs.push(("log --person", env.enid(&["log", "--person", &s])));
+        }
+        for who in ["anna.berg", "olle.lind", "bo.ek"] {
+            runs.push(("explain", env.enid(&["explain", who])));
+            runs.push(("log --person", env.enid(&["log", "--person", who])));
+        }
+        runs.push(("log", env.enid(&["log"])));
+        runs.push(("log --json", env.enid(&["log", "--json"])));
+        for (what, run) in &runs {
+            assert_no_civic(&format!("{what} (civic_no from identifier: {civic_from_identifier})"), run, &civics);
+        }
+        let applied = &runs[2].1;
+        assert!(env.people().contains_key("anna.berg"), "the export was read: {}{}", applied.stdout, applied.stderr);
+    }
+}
+
+// ---- 4. Upgrade ----------------------------------------------------------------------------------
+
+/// The fixture `name` (under tests/fixtures) loaded as tests/it/migration.rs loads it: its
+/// directory in a private slapd, its state, key, config and the exports `files`.
+fn upgraded(name: &str, files: &[&str]) -> Env {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = repo().join("tests/fixtures").join(name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slapd = Slapd::start_seeded(&dir.path().join("slapd"), &fx.join("directory.ldif"));
+    let env = Env { dir, slapd, extra_config: String::new() };
+    let config = std::fs::read_to_string(fx.join("enid.toml")).expect("fixture config");
+    write(&env.path("enid.toml"), &config.replace("127.0.0.1:PORT", &format!("127.0.0.1:{}", env.slapd.port)));
+    write(&env.path("ldap.secret"), "secret\n");
+    for f in files {
+        std::fs::copy(fx.join(f), env.path(f)).expect("copy export");
+    }
+    std::fs::copy(fx.join("id.key"), env.path("id.key")).expect("copy id key");
+    std::fs::set_permissions(env.path("id.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dump = std::fs::read_to_string(fx.join("state.sql")).expect("fixture state");
+    let path = env.path("state.db");
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(false);
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("create state");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(dump)).execute(&pool).await.expect("load the old state");
+        pool.close().await;
+    });
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env
+}
+
+/// After the upgrade (its empty plan is pinned by tests/it/migration.rs) a person of the old
+/// state gets a second, older school (a second row, `affiliations = "rows"`): their `ou` (the
+/// primary school) stays, only the list of school units grows.
+#[test]
+fn after_the_upgrade_a_second_school_moves_nobody() {
+    const NOW: &str = "2026-11-10T09:00:00Z";
+    let env = upgraded("migration-v2", &["persons.csv", "staff.csv"]);
+    let ops = operations(&env, NOW);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+    let saga = |env: &Env| env.search(BASE, "(&(givenName=Saga)(sn=Sj*berg))").remove(0);
+    assert_eq!(saga(&env).get("ou"), ["SKOLA1"]);
+    env.edit_config("path = \"persons.csv\"", "path = \"persons.csv\"\naffiliations = \"rows\"");
+    let persons = std::fs::read_to_string(env.path("persons.csv")).unwrap();
+    write(
+        &env.path("persons.csv"),
+        &format!("{persons}P0000003,Saga,Sjöberg,201001031002,student,SKOLA4,9X,2019-01-01,\n"),
+    );
+    env.enid(&["apply", "--yes", "--accept-date", "--now", NOW]).ok();
+    let entry = saga(&env);
+    assert_eq!(entry.get("ou"), ["SKOLA1"], "the primary school stays");
+    let mut units = entry.get("departmentNumber");
+    units.sort();
+    assert!(units.contains(&"SKOLA4".to_string()), "{units:?}");
+    let ops = operations(&env, NOW);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+}
