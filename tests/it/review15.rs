@@ -464,3 +464,26 @@ fn after_the_upgrade_a_second_school_moves_nobody() {
     let ops = operations(&env, NOW);
     assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
 }
+
+/// A delta older than the last one applied (day 2's delta after day 3's): its rows are older
+/// than the watermark and are not applied (Olle's leaving is not seen), and the plan says so
+/// instead of showing an empty plan as if there were nothing.
+#[test]
+fn an_older_delta_after_a_newer_one_is_not_applied_and_the_plan_says_so() {
+    let env = after_bulk();
+    put_bundle(&env, "v11-delta");
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    put_bundle(&env, "v11-delta");
+    let users = std::fs::read_to_string(env.path("bundle/users.csv")).unwrap();
+    let header = users.lines().next().unwrap();
+    write(
+        &env.path("bundle/users.csv"),
+        &format!("{header}\nu-olle,tobedeleted,2026-08-25T08:00:00.000Z,,,,,,,,,,,,,,,\n"),
+    );
+    let enrollments = std::fs::read_to_string(env.path("bundle/enrollments.csv")).unwrap();
+    write(&env.path("bundle/enrollments.csv"), &format!("{}\n", enrollments.lines().next().unwrap()));
+    let ops = operations(&env, DAY2);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+    let plan = env.enid(&["plan", "--now", DAY2]).ok();
+    assert!(plan.stdout.contains("1 skipped: rows older than the last read"), "{}", plan.stdout);
+}
