@@ -37,10 +37,15 @@ fn write(path: &Path, text: &str) {
 }
 
 fn oneroster_env() -> Env {
-    let env = Env::with_config(
-        "\n[targets.directory.policy.groups]\nschool_name = \"{{ school_unit }}-alla\"\n\
-         \n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n",
-    );
+    oneroster_env_with("")
+}
+
+/// A OneRoster environment with `extra` appended to the target's tables.
+fn oneroster_env_with(extra: &str) -> Env {
+    let env = Env::with_config(&format!(
+        "\n[targets.directory.policy.groups]\nschool_name = \"{{{{ school_unit }}}}-alla\"\n\
+         \n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n{extra}"
+    ));
     env.edit_config("type = \"csv\"\npath = \"persons.csv\"", "type = \"oneroster\"\npath = \"bundle\"");
     env
 }
@@ -220,6 +225,97 @@ fn a_changed_oneroster_path_to_a_delta_is_never_a_full_export() {
     let ops = run.json()["operations"].clone();
     // Bo is deleted by the delta; Olle is not in the delta and must not be touched.
     assert_eq!(who(&ops, "disable"), ["bo.ek"], "only Bo: {ops}");
+}
+
+const USERS_HEADER: &str = "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,\
+givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password";
+const ENROLLMENTS_HEADER: &str =
+    "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate";
+
+/// A bulk bundle of `n` pupils at one school, in one class.
+fn big_bulk(env: &Env, n: usize) {
+    put_bundle(env, "v11-bulk");
+    let mut users = format!("{USERS_HEADER}\n");
+    let mut enrollments = format!("{ENROLLMENTS_HEADER}\n");
+    for i in 0..n {
+        users.push_str(&format!("u{i},,2026-08-02T07:00:00.000Z,true,org-a,student,,,Elev,Nummer{i},,E{i},,,,,07,\n"));
+        enrollments.push_str(&format!("e{i},,,c-7a,org-a,u{i},student,false,,\n"));
+    }
+    write(&env.path("bundle/users.csv"), &users);
+    write(&env.path("bundle/enrollments.csv"), &enrollments);
+}
+
+/// A delta on the big bundle: everyone's surname changes, `new` new pupils, the first
+/// `leavers` users are deleted.
+fn big_delta(env: &Env, n: usize, new: usize, leavers: usize) {
+    put_bundle(env, "v11-delta");
+    let mut users = format!("{USERS_HEADER}\n");
+    let mut enrollments = format!("{ENROLLMENTS_HEADER}\n");
+    for i in 0..n + new {
+        if i < leavers {
+            users.push_str(&format!("u{i},tobedeleted,2026-09-01T08:00:00.000Z,,,,,,,,,,,,,,,\n"));
+        } else {
+            users.push_str(&format!(
+                "u{i},active,2026-09-01T08:00:00.000Z,true,org-a,student,,,Elev,Andra{i},,E{i},,,,,07,\n"
+            ));
+        }
+        if i >= n {
+            enrollments.push_str(&format!("e{i},active,2026-09-01T08:00:00.000Z,c-7a,org-a,u{i},student,false,,\n"));
+        }
+    }
+    write(&env.path("bundle/users.csv"), &users);
+    write(&env.path("bundle/enrollments.csv"), &enrollments);
+}
+
+/// kill -9 in the middle of applying a delta (twice: once its first changes are on the target,
+/// and again halfway through the re-run), then a re-run: every change of the delta is on the target, nobody has two accounts, and the plan
+/// after it is empty. Whatever point the kill hits, the watermark never runs ahead of what was
+/// stored.
+#[test]
+fn an_apply_killed_mid_delta_converges_on_the_next_run_without_duplicates_or_lost_changes() {
+    let (n, new, leavers) = (300, 60, 20);
+    let env = oneroster_env_with(
+        "\n[targets.directory.policy.thresholds]\nupdate_percent = 100\ncreate_percent = 100\ndisable_percent = 100\n",
+    );
+    env.edit_config("path = \"bundle\"", "path = \"bundle\"\n\n[sources.sis.policy]\nmax_shrink_percent = 50");
+    big_bulk(&env, n);
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(env.people().len(), n, "the bulk bundle was applied");
+    big_delta(&env, n, new, leavers);
+    // Killed twice, once the target has seen its first changes and again halfway: the second
+    // kill hits the re-run.
+    let changed = |env: &Env| env.people().values().filter(|e| e.one("sn").starts_with("Andra")).count();
+    for at in [1, (n + new) / 2] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+            .arg("--config")
+            .arg(env.path("enid.toml"))
+            .args(["apply", "--yes", "--now", DAY2, "--accept-date"])
+            .env_remove("ENID_CONFIG")
+            .env_remove("ENID_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn enid");
+        while changed(&env) < at && child.try_wait().expect("try_wait").is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let status = child.wait().expect("wait");
+        eprintln!("killed at {} changed: {status:?}", changed(&env));
+    }
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    let people = env.people();
+    let ids = ids_in_directory(&env);
+    assert!(ids.values().all(|dns| dns.len() == 1), "a duplicate: {ids:?}");
+    assert_eq!(people.len(), n + new, "{:?}", people.keys());
+    let changed = people.values().filter(|e| e.one("sn").starts_with("Andra")).count();
+    assert_eq!(changed, n + new - leavers, "a change is lost");
+    let ops = operations(&env, DAY2);
+    assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
+    // The leavers are disabled, not lost: the plan on day 2 had them, and the state says so.
+    let gone = env.sql_value("SELECT CAST(count(*) AS TEXT) FROM accounts WHERE status = 'disabled'");
+    assert_eq!(gone, leavers.to_string());
 }
 
 // ---- 2. Affiliations (CSV rows) ---------------------------------------------------------------
@@ -405,6 +501,44 @@ fn oneroster_identifiers_that_are_civic_numbers_reach_no_output() {
         let applied = &runs[2].1;
         assert!(env.people().contains_key("anna.berg"), "the export was read: {}{}", applied.stdout, applied.stderr);
     }
+}
+
+/// Civic numbers where no OneRoster field should carry them: `userIds` (not configured as the
+/// civic number), `username` taken as the eppn, an e-mail address and a class title. The rows
+/// are rejected or the values ignored; no output shows a number, in any spelling.
+#[test]
+fn civic_numbers_in_other_oneroster_fields_reach_no_output() {
+    let env = oneroster_env();
+    env.edit_config(
+        "path = \"bundle\"",
+        "path = \"bundle\"\neppn_from_username = true\n\n[sources.sis.policy]\nmax_rejected_percent = 100",
+    );
+    put_bundle(&env, "v11-bulk");
+    let (anna, olle, bo, class) = (pnr(70), pnr(71), pnr(72), pnr(73));
+    let digits = |c: &str| c.chars().filter(char::is_ascii_digit).collect::<String>();
+    edit_bundle(&env, "{LDAP:anna.berg}", &format!("\"{{LDAP:anna.berg}},{{PNR:{anna}}}\""));
+    edit_bundle(&env, ",olle.lind,", &format!(",{},", digits(&olle)));
+    edit_bundle(&env, ",E1003,,", &format!(",E1003,{}@skola.example,", digits(&bo)[2..].to_string()));
+    edit_bundle(&env, ",8C,8C,", &format!(",8C {class},8C,"));
+    let civics = [anna.clone(), olle.clone(), bo.clone(), class.clone()];
+    let mut runs = vec![
+        ("plan", env.enid(&["plan", "--now", DAY1])),
+        ("plan --json", env.enid(&["plan", "--json", "--now", DAY1])),
+        ("apply", env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"])),
+        ("log", env.enid(&["log"])),
+        ("log --json", env.enid(&["log", "--json"])),
+    ];
+    for s in civics.iter().flat_map(|c| spellings(c)) {
+        runs.push(("explain", env.enid(&["explain", &s])));
+    }
+    for who in ["anna.berg", "u-anna", "u-olle", "u-bo"] {
+        runs.push(("explain", env.enid(&["explain", who])));
+        runs.push(("explain --json", env.enid(&["explain", who, "--json"])));
+    }
+    for (what, run) in &runs {
+        assert_no_civic(what, run, &civics);
+    }
+    assert!(env.people().contains_key("anna.berg"), "the export was read: {}", runs[2].1.stderr);
 }
 
 // ---- 4. Upgrade ----------------------------------------------------------------------------------
