@@ -323,7 +323,16 @@ fn an_apply_killed_mid_delta_converges_on_the_next_run_without_duplicates_or_los
 const ROWS_HEADER: &str = "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date";
 
 fn rows_env() -> Env {
-    let env = Env::with_config("[targets.directory.attributes]\nou = \"{{ school_unit }}\"\n");
+    rows_env_with("")
+}
+
+/// A CSV environment with `affiliations = "rows"`, `ou` from the primary school unit, class
+/// groups under `ou=groups`, and `extra` in the group policy.
+fn rows_env_with(group_policy: &str) -> Env {
+    let env = Env::with_config(&format!(
+        "[targets.directory.attributes]\nou = \"{{{{ school_unit }}}}\"\n\n[targets.directory.groups]\n\
+         base_dn = \"ou=groups,dc=example,dc=org\"\n\n[targets.directory.policy.groups]\n{group_policy}\n"
+    ));
     env.edit_config("path = \"persons.csv\"", "path = \"persons.csv\"\naffiliations = \"rows\"");
     env
 }
@@ -382,8 +391,9 @@ fn a_teacher_at_three_schools_keeps_the_primary_school_until_its_tie_ends() {
     assert_eq!(ou.len(), 1, "{ou:?}");
 }
 
-/// A pupil who changes school on a date: before it the old school, after it the new one, and
-/// the account stays active across the change.
+/// A pupil who changes school on a date: before it the old school and its class, after it the
+/// new one and its class (not the old one's any more), and the account stays active across the
+/// change.
 #[test]
 fn a_pupil_who_changes_school_on_a_date_moves_on_that_date_and_stays_active() {
     let env = rows_env();
@@ -397,10 +407,44 @@ fn a_pupil_who_changes_school_on_a_date_moves_on_that_date_and_stays_active() {
     );
     env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
     assert_eq!(env.people()["pia.lund"].get("ou"), ["GAMLA"]);
+    let members = |cn: &str| {
+        env.search("ou=groups,dc=example,dc=org", &format!("(cn={cn})")).first().map(|g| g.get("member").join(" "))
+    };
+    assert!(members("GAMLA-7A").is_some_and(|m| m.contains("pia.lund")), "the old school's class");
+    assert!(!members("NYA-8B").is_some_and(|m| m.contains("pia.lund")), "not the new school's class before the move");
     let ops = operations(&env, DAY2);
     assert_eq!(disables(&ops), 0, "{ops}");
     env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
     assert_eq!(env.people()["pia.lund"].get("ou"), ["NYA"]);
+    assert!(members("NYA-8B").is_some_and(|m| m.contains("pia.lund")), "the new school's class");
+    assert!(!members("GAMLA-7A").is_some_and(|m| m.contains("pia.lund")), "not the old school's class any more");
+}
+
+/// Groups belong to the school unit of their row: a teacher with a "9B" at two schools is in
+/// two groups, and `policy.groups.types` makes only the types it names (a mentor group is left
+/// out until the type is added).
+#[test]
+fn groups_are_per_school_unit_of_their_row_and_group_types_filter() {
+    let env = rows_env_with("types = [\"class\"]");
+    let header = format!("{ROWS_HEADER},group_type");
+    let c = pnr(44);
+    write(
+        &env.path("persons.csv"),
+        &format!(
+            "{header}\nT4,Ada,Holm,{c},staff,SKOLA1,9B,2026-01-01,,class\nT4,Ada,Holm,{c},staff,SKOLA2,9B,2026-01-01,,class\n\
+             T4,Ada,Holm,{c},staff,SKOLA3,Mentorsgrupp,2026-01-01,,mentor\n"
+        ),
+    );
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    let mut groups: Vec<String> =
+        env.search("ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)").iter().map(|g| g.one("cn")).collect();
+    groups.sort();
+    assert_eq!(groups, ["SKOLA1-9B", "SKOLA2-9B"], "no mentor group");
+    env.edit_config("types = [\"class\"]", "types = [\"class\", \"mentor\"]");
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    let groups: Vec<String> =
+        env.search("ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)").iter().map(|g| g.one("cn")).collect();
+    assert!(groups.iter().any(|g| g == "SKOLA3-Mentorsgrupp"), "{groups:?}");
 }
 
 /// Rows of one person that disagree (a typo in one row's surname) keep the person as last
