@@ -665,3 +665,55 @@ fn an_older_delta_after_a_newer_one_is_not_applied_and_the_plan_says_so() {
     let plan = env.enid(&["plan", "--now", DAY2]).ok();
     assert!(plan.stdout.contains("1 skipped: rows older than the last read"), "{}", plan.stdout);
 }
+
+/// A delta whose new pupil is held in a conflict (two keys of one source with one civic number)
+/// keeps the source's watermark, so that "the change is seen again" (README, Incremental reads).
+///
+/// Ignored: two faults, both because a OneRoster delta bundle cannot be replayed the way an SS
+/// 12000 read since a watermark can. (1) Read again, the same delta no longer reads: the class
+/// of the held pupil (NO 9B) was known only from the stored records, and its last stored member
+/// (Olle) left it in that very delta, so the enrollment is a bad row, the rejected-rows guard
+/// stops every run, and not even `enid conflicts` can list the conflict to decide it; only a
+/// bulk bundle gets the operator out. (2) When the next delta replaces the bundle before the
+/// conflict is decided, the held pupil is neither in it nor stored: they vanish from the
+/// conflict queue and are never provisioned, without a word, until a bulk bundle. A fix needs
+/// the engine to keep held records (or the delta's class and org lookups) in the state, which
+/// is not a local change.
+#[test]
+#[ignore = "a held pupil of a OneRoster delta: the re-read fails, and the next delta loses them (see the comment)"]
+fn a_held_pupil_of_a_delta_is_seen_again_until_the_conflict_is_decided() {
+    let env = oneroster_env();
+    env.edit_config("path = \"bundle\"", "path = \"bundle\"\ncivic_no = { from = \"identifier\" }");
+    put_bundle(&env, "v11-bulk");
+    for (i, id) in [",E1001,", ",P2002,", ",E1003,", ",E1005,", ",P2006,"].into_iter().enumerate() {
+        edit_bundle(&env, id, &format!(",{},", pnr(80 + i)));
+    }
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    // Day 2: Cia is new, with Anna's civic number: held.
+    put_bundle(&env, "v11-delta");
+    edit_bundle(&env, ",E1001,", &format!(",{},", pnr(80)));
+    edit_bundle(&env, ",E1007,", &format!(",{},", pnr(80)));
+    let run = env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    assert!(run.stdout.contains("sis/u-cia"), "held: {}", run.stdout);
+    let conflicts = env.enid(&["conflicts", "--json"]).ok().json();
+    assert!(conflicts.to_string().contains("u-cia"), "{conflicts}");
+    // Day 3: the next delta (Olle's new surname) replaces the bundle.
+    put_bundle(&env, "v11-delta");
+    let header = std::fs::read_to_string(env.path("bundle/users.csv")).unwrap().lines().next().unwrap().to_string();
+    write(
+        &env.path("bundle/users.csv"),
+        &format!(
+            "{header}\nu-olle,active,2026-09-02T08:00:00.000Z,true,\"org-a,org-b\",teacher,olle.lind,,Olle,Lindqvist,,{},\
+             olle.lind@skola.example,,,,,\n",
+            pnr(81)
+        ),
+    );
+    let enrollments = std::fs::read_to_string(env.path("bundle/enrollments.csv")).unwrap();
+    write(&env.path("bundle/enrollments.csv"), &format!("{}\n", enrollments.lines().next().unwrap()));
+    env.enid(&["apply", "--yes", "--now", "2026-09-03T08:00:00Z", "--accept-date"]).ok();
+    let conflicts = env.enid(&["conflicts", "--json"]).ok().json();
+    assert!(
+        conflicts.to_string().contains("u-cia") || env.people().contains_key("cia.dahl"),
+        "the held pupil is still held or provisioned: {conflicts}"
+    );
+}
