@@ -213,6 +213,47 @@ fn a_saved_plan_of_a_delta_applies_and_a_second_apply_of_it_is_refused_or_empty(
     assert_eq!(ops.as_array().map(Vec::len), Some(0), "{ops}");
 }
 
+/// Two runs at once: while another apply holds the state's run lock, an apply stops before
+/// reading anything (a plan still works); a plan saved before another apply moved the
+/// watermark, or before a newer delta replaced the bundle, is refused instead of applied.
+#[test]
+fn two_runs_at_once_and_a_saved_plan_after_the_inputs_moved_are_refused() {
+    let env = after_bulk();
+    put_bundle(&env, "v11-delta");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(env.path("state.db.lock"))
+        .expect("lock file");
+    lock.lock().expect("take the run lock");
+    let run = env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).fails();
+    assert!(run.stderr.contains("another run"), "{}", run.stderr);
+    let saved = env.enid(&["plan", "--save", "--json", "--now", DAY2]).ok().json();
+    let id = saved["plan_id"].as_str().expect("plan_id").to_string();
+    lock.unlock().expect("unlock");
+    drop(lock);
+    assert!(!env.people().contains_key("cia.dahl"), "nothing was applied under the lock");
+
+    // Another apply runs first: the saved plan no longer matches.
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    env.enid(&["apply", "--yes", "--plan", &id, "--now", DAY2, "--accept-date"]).fails();
+
+    // A plan saved, then a newer delta (Anna's new surname again) replaces the bundle.
+    let saved = env.enid(&["plan", "--save", "--json", "--now", DAY2]).ok().json();
+    let id = saved["plan_id"].as_str().expect("plan_id").to_string();
+    edit_bundle(
+        &env,
+        "2026-09-01T08:00:00.000Z,true,org-a,student,anna.berg,,Anna,Berg-Ek",
+        "2026-09-02T07:00:00.000Z,true,org-a,student,anna.berg,,Anna,Ek",
+    );
+    env.enid(&["apply", "--yes", "--plan", &id, "--now", DAY2, "--accept-date"]).fails();
+    assert_eq!(env.people()["anna.berg"].one("sn"), "Berg-Ek", "the refused plan changed nothing");
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    assert_eq!(env.people()["anna.berg"].one("sn"), "Ek");
+}
+
 /// The bundle's path changed between runs to another export of the same SIS holding a delta of
 /// other users: it is merged like any delta, never read as a full export.
 #[test]
