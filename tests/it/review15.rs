@@ -254,6 +254,30 @@ fn two_runs_at_once_and_a_saved_plan_after_the_inputs_moved_are_refused() {
     assert_eq!(env.people()["anna.berg"].one("sn"), "Ek");
 }
 
+/// A state restored from a backup made before a delta was applied (`enid state backup`, then
+/// the copy put back): the delta is read again against the older records and watermark, and
+/// the account that delta's apply made is not made twice (it waits for `enid adopt`). (The run
+/// after it fails on the re-read delta: see the ignored test below.)
+#[test]
+fn a_state_restored_from_before_a_delta_reads_it_again_without_duplicates() {
+    let env = after_bulk();
+    env.enid(&["state", "backup", env.path("backup.db").to_str().unwrap()]).ok();
+    put_bundle(&env, "v11-delta");
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    let before = env.people();
+    remove_state(&env);
+    std::fs::copy(env.path("backup.db"), env.path("state.db")).expect("restore");
+    owner_only(&env.path("state.db"));
+    let run = env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).ok();
+    let ids = ids_in_directory(&env);
+    assert!(ids.values().all(|dns| dns.len() == 1), "a duplicate: {ids:?}\n{}", run.stdout);
+    let after = env.people();
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    assert_eq!(after["anna.berg"].one("sn"), "Berg-Ek");
+    // The account the lost apply made is not taken over by guesswork: it waits for `enid adopt`.
+    assert!(run.stdout.contains("enid adopt"), "{}", run.stdout);
+}
+
 /// The bundle's path changed between runs to another export of the same SIS holding a delta of
 /// other users: it is merged like any delta, never read as a full export.
 #[test]
@@ -715,7 +739,8 @@ fn an_older_delta_after_a_newer_one_is_not_applied_and_the_plan_says_so() {
 /// of the held pupil (NO 9B) was known only from the stored records, and its last stored member
 /// (Olle) left it in that very delta, so the enrollment is a bad row, the rejected-rows guard
 /// stops every run, and not even `enid conflicts` can list the conflict to decide it; only a
-/// bulk bundle gets the operator out. (2) When the next delta replaces the bundle before the
+/// bulk bundle gets the operator out. The same happens after a state restored from a backup
+/// (the waiting new pupil keeps the watermark back). (2) When the next delta replaces the bundle before the
 /// conflict is decided, the held pupil is neither in it nor stored: they vanish from the
 /// conflict queue and are never provisioned, without a word, until a bulk bundle. A fix needs
 /// the engine to keep held records (or the delta's class and org lookups) in the state, which
