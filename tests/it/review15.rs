@@ -383,6 +383,37 @@ fn an_apply_killed_mid_delta_converges_on_the_next_run_without_duplicates_or_los
     assert_eq!(gone, leavers.to_string());
 }
 
+/// A delta that deletes most users (a hostile or broken export) is judged by the input guards
+/// after the merge, as a full read would be: the shrink guard stops it, nobody is disabled.
+#[test]
+fn a_delta_that_deletes_most_users_is_stopped_by_the_shrink_guard() {
+    let n = 100;
+    let env = oneroster_env_with("\n[targets.directory.policy.thresholds]\ncreate_percent = 100\n");
+    big_bulk(&env, n);
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    big_delta(&env, n, 0, 60);
+    let run = env.enid(&["plan", "--now", DAY2]).fails();
+    assert!(run.stderr.contains("max_shrink_percent"), "{}", run.stderr);
+    env.enid(&["apply", "--yes", "--now", DAY2, "--accept-date"]).fails();
+    let disabled = env.sql_value("SELECT CAST(count(*) AS TEXT) FROM accounts WHERE status = 'disabled'");
+    assert_eq!(disabled, "0");
+}
+
+/// A bulk bundle whose manifest marks one file `delta` is a delta bundle: its users in bulk are
+/// refused, never read as the whole export.
+#[test]
+fn a_bulk_bundle_whose_manifest_says_delta_for_one_file_is_not_read() {
+    let env = after_bulk();
+    put_bundle(&env, "v11-bulk");
+    let manifest = std::fs::read_to_string(env.path("bundle/manifest.csv")).unwrap();
+    write(&env.path("bundle/manifest.csv"), &manifest.replace("file.classes,bulk", "file.classes,delta"));
+    let users = std::fs::read_to_string(env.path("bundle/users.csv")).unwrap();
+    let kept: Vec<&str> = users.lines().filter(|l| !l.starts_with("u-olle,")).collect();
+    write(&env.path("bundle/users.csv"), &format!("{}\n", kept.join("\n")));
+    let run = env.enid(&["plan", "--now", DAY2]).fails();
+    assert!(run.stderr.contains("is bulk in a delta bundle"), "{}", run.stderr);
+}
+
 // ---- 2. Affiliations (CSV rows) ---------------------------------------------------------------
 
 const ROWS_HEADER: &str = "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date";
