@@ -658,7 +658,7 @@ fn civic_numbers_in_other_oneroster_fields_reach_no_output() {
     let digits = |c: &str| c.chars().filter(char::is_ascii_digit).collect::<String>();
     edit_bundle(&env, "{LDAP:anna.berg}", &format!("\"{{LDAP:anna.berg}},{{PNR:{anna}}}\""));
     edit_bundle(&env, ",olle.lind,", &format!(",{},", digits(&olle)));
-    edit_bundle(&env, ",E1003,,", &format!(",E1003,{}@skola.example,", digits(&bo)[2..].to_string()));
+    edit_bundle(&env, ",E1003,,", &format!(",E1003,{}@skola.example,", &digits(&bo)[2..]));
     edit_bundle(&env, ",8C,8C,", &format!(",8C {class},8C,"));
     let civics = [anna.clone(), olle.clone(), bo.clone(), class.clone()];
     let mut runs = vec![
