@@ -814,3 +814,24 @@ fn a_held_pupil_of_a_delta_is_seen_again_until_the_conflict_is_decided() {
         "the held pupil is still held or provisioned: {conflicts}"
     );
 }
+
+/// A school's code changes in the export (the same OneRoster org, `sourcedId` unchanged, a new
+/// `identifier`): a teacher at two schools whose primary was that school keeps it, since the tie
+/// did not end.
+///
+/// Ignored: the primary school unit is recorded as a code (`identities.primary_school`), so the
+/// new code is not recognised as the same tie, and the rule for a new choice picks the other
+/// school (here by code order): Olle's `ou` moves from Alfaskolan to Betaskolan (an AD account
+/// would move OU). A fix needs the primary recorded by the tie's `source_id` as well as the
+/// code (or the stored records consulted when the recorded code vanishes): not a local change.
+#[test]
+#[ignore = "a school code change moves multi-school staff to their other school (see the comment)"]
+fn a_school_code_change_keeps_the_primary_school_of_a_teacher_at_two_schools() {
+    let env = oneroster_env_with("\n[targets.directory.attributes]\nou = \"{{ school_unit_name }}\"\n");
+    put_bundle(&env, "v11-bulk");
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(env.people()["olle.lind"].get("ou"), ["Alfaskolan"]);
+    edit_bundle(&env, ",Alfaskolan,school,12345678,", ",Alfaskolan,school,99999999,");
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(env.people()["olle.lind"].get("ou"), ["Alfaskolan"], "the same school under a new code");
+}
