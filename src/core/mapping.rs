@@ -439,7 +439,9 @@ impl GroupNamer {
                 let name_of = |school: Option<&str>| unit_name(&current, school).to_string();
                 for g in r.groups.iter().filter(|g| g.holds_on(today) && self.types.contains(&g.kind)) {
                     let school = g.school_unit.as_deref();
-                    if !member_at(school) {
+                    // A tie at the group's school unit that ended (or has not begun) is not a
+                    // tie elsewhere: the group is of a school the person left (or will join).
+                    if crate::core::model::away_from(school, &affs, &current) || !member_at(school) {
                         continue;
                     }
                     let unit = school.unwrap_or("");

@@ -165,7 +165,15 @@ impl Identity {
         let groups: BTreeSet<&str> = self
             .authoritative(&authority.groups)
             .iter()
-            .flat_map(|s| s.record.groups.iter().filter(|g| g.holds_on(today)).map(|g| g.name.as_str()))
+            .flat_map(|s| {
+                let affs: Vec<&Affiliation> = s.record.affiliations.iter().collect();
+                let current = in_effect(&affs, today);
+                s.record
+                    .groups
+                    .iter()
+                    .filter(move |g| g.holds_on(today) && !away_from(g.school_unit.as_deref(), &affs, &current))
+                    .map(|g| g.name.as_str())
+            })
             .collect();
         let mut start: Option<NaiveDate> = None;
         let mut end: Option<Option<NaiveDate>> = None;
@@ -223,6 +231,15 @@ pub fn in_effect<'a>(affs: &[&'a Affiliation], today: NaiveDate) -> Vec<&'a Affi
     }
     let last = affs.iter().filter_map(|a| a.end_date).max();
     affs.iter().copied().filter(|a| a.end_date == last).collect()
+}
+
+/// Whether a record ties the person to `school` but no tie there is in effect (it ended, or has
+/// not begun): that school unit's groups are not the person's today, so a pupil who moved on a
+/// date leaves the old school's classes then, and joins the new one's when that tie starts.
+pub fn away_from(school: Option<&str>, affs: &[&Affiliation], current: &[&Affiliation]) -> bool {
+    school.is_some()
+        && affs.iter().any(|a| a.school_unit.as_deref() == school)
+        && !current.iter().any(|a| a.school_unit.as_deref() == school)
 }
 
 /// The primary affiliation among those in effect, by a rule that never moves a person without

@@ -161,6 +161,9 @@ pub fn role_tie(r: &rows::RoleRow) -> Tie {
 pub const SKIP_DELETED: &str = "status tobedeleted";
 pub const SKIP_DISABLED: &str = "enabledUser false";
 pub const SKIP_NO_SCHOOL: &str = "no affiliation to a school";
+/// Rows (not persons) of a delta older than the last read's watermark: read then, or a delta
+/// older than the last one read (its changes are not applied; a bulk bundle puts them right).
+pub const SKIP_OLDER: &str = "rows older than the last read, not applied (an older delta needs a bulk bundle)";
 
 /// What the ties of a user give: affiliations, or why there are none.
 pub enum TieOutcome {

@@ -15,10 +15,10 @@
 
 use crate::OneRosterConfig;
 use crate::build::{
-    self, SKIP_DELETED, SKIP_DISABLED, SKIP_NO_SCHOOL, Tables, TieOutcome, TieSource, tie_org, tie_role,
+    self, SKIP_DELETED, SKIP_DISABLED, SKIP_NO_SCHOOL, SKIP_OLDER, Tables, TieOutcome, TieSource, tie_org, tie_role,
 };
 use crate::lookup::{self, ClassInfo, Classes, Clock, Known, OrgInfo, Orgs};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Mode};
 use crate::rows;
 use connector_api::civic::mask_if_civic;
 use connector_api::{AffiliationKind, FetchContext, RowError, SourceChanges, SourceError, SourceRecord};
@@ -77,7 +77,7 @@ pub fn changes(
     let since_t = rows::parse_instant(since).ok_or_else(|| {
         first(&format!("the stored watermark {:?} is not a time this connector wrote", mask_if_civic(since)))
     })?;
-    let mut clock = Clock { since: Some(since_t), latest: None };
+    let mut clock = Clock { since: Some(since_t), latest: None, older: 0 };
     let prior: BTreeMap<&str, &SourceRecord> = cx.prior.iter().map(|r| (r.person_id.as_str(), r)).collect();
 
     // What the stored records know of orgs and classes, then what the delta says.
@@ -101,7 +101,12 @@ pub fn changes(
     let stored_orgs = orgs.clone();
     let stored_classes = classes.clone();
     if let Some(t) = &tables.orgs {
+        let older = clock.older;
         lookup::read_orgs(config, t, &mut clock, &mut orgs);
+        // A bulk orgs.csv in a delta repeats every org: its old rows are no news.
+        if manifest.mode("orgs") == Mode::Bulk {
+            clock.older = older;
+        }
     }
     let changed_orgs: BTreeSet<String> =
         orgs.iter().filter(|(id, k)| stored_orgs.get(*id).is_some_and(|s| s != *k)).map(|(id, _)| id.clone()).collect();
@@ -122,7 +127,11 @@ pub fn changes(
         }
     }
     if let Some(t) = &tables.classes {
+        let older = clock.older;
         lookup::read_classes(config, t, &mut clock, &orgs, &mut classes);
+        if manifest.mode("classes") == Mode::Bulk {
+            clock.older = older;
+        }
     }
     let changed_classes: BTreeSet<String> = classes
         .iter()
@@ -403,6 +412,9 @@ pub fn changes(
     }
     rejected.extend(faults.into_values());
     build::sort_rejected(&mut rejected);
+    if clock.older > 0 {
+        skipped.insert(SKIP_OLDER.to_string(), clock.older);
+    }
     Ok(SourceChanges {
         changed,
         removed: removed.into_iter().collect(),

@@ -49,6 +49,9 @@ pub type Classes = BTreeMap<String, Known<ClassInfo>>;
 pub struct Clock {
     pub since: Option<DateTime<Utc>>,
     pub latest: Option<(DateTime<Utc>, String)>,
+    /// The rows skipped as older than the last read. Counted so that the plan says so: an
+    /// older delta read after a newer one changes nothing, and that must not pass unseen.
+    pub older: usize,
 }
 
 impl Clock {
@@ -58,7 +61,11 @@ impl Clock {
         if self.latest.as_ref().is_none_or(|(l, _)| t > *l) {
             self.latest = Some((t, text));
         }
-        Ok(self.since.is_none_or(|s| t >= s))
+        let fresh = self.since.is_none_or(|s| t >= s);
+        if !fresh {
+            self.older += 1;
+        }
+        Ok(fresh)
     }
 
     /// The watermark for the next read: the latest time seen, or the last read's watermark

@@ -59,15 +59,28 @@ impl Manifest {
     /// Parses `manifest.csv` (`propertyName,value`). `file` is its name in messages.
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Manifest, SourceError> {
         let table = Table::parse(file, bytes, &["propertyName", "value"])?;
-        let mut props: BTreeMap<String, (String, u64)> = BTreeMap::new();
-        for row in table.rows() {
-            props.insert(row.get("propertyName").to_string(), (row.get("value").to_string(), row.line));
-        }
         let malformed = |line: u64, reason: String| SourceError::Malformed {
             location: format!("{file}:{line}"),
             reason,
             source: None,
         };
+        let mut props: BTreeMap<String, (String, u64)> = BTreeMap::new();
+        for row in table.rows() {
+            let (name, value) = (row.get("propertyName").to_string(), row.get("value").to_string());
+            // A property given twice with two values is ambiguous: with the last row winning, a
+            // delta's users.csv marked `delta` and then `bulk` would be read as the whole export,
+            // and everyone missing from it as a leaver.
+            if let Some((first, line)) = props.get(&name).filter(|(first, _)| !first.eq_ignore_ascii_case(&value)) {
+                return Err(malformed(
+                    row.line,
+                    format!(
+                        "{name} is {value:?} here and {first:?} on line {line}; the manifest must say once how each \
+                         file is to be read. Fix the export"
+                    ),
+                ));
+            }
+            props.entry(name).or_insert((value, row.line));
+        }
         match props.get("manifest.version") {
             Some((v, _)) if v == "1.0" => {}
             Some((v, line)) => {
@@ -133,6 +146,16 @@ mod tests {
         let text = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.0\nfile.users,bulk\n";
         let err = Manifest::parse("b/manifest.csv", text.as_bytes()).unwrap_err().to_string();
         assert!(err.starts_with("b/manifest.csv:3: oneroster.version \"1.0\" is not one enid reads"), "{err}");
+    }
+
+    #[test]
+    fn a_property_given_twice_with_two_values_is_an_error_naming_both_lines() {
+        let text = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.1\nfile.orgs,bulk\n\
+                    file.users,delta\nfile.classes,bulk\nfile.enrollments,bulk\nfile.users,bulk\n";
+        let err = Manifest::parse("b/manifest.csv", text.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("b/manifest.csv:8: file.users is \"bulk\" here and \"delta\" on line 5"), "{err}");
+        let same = text.replace("file.users,delta", "file.users,BULK");
+        assert!(Manifest::parse("b/manifest.csv", same.as_bytes()).is_ok(), "the same value twice is not ambiguous");
     }
 
     #[test]

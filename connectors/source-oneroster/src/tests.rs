@@ -239,7 +239,7 @@ fn a_1_1_delta_removes_tobedeleted_users_ends_an_enrollment_and_rebuilds_changed
           group class 12345678/7A .. [c-7a]
           group teaching 12345678/Matematik 7A .. [c-ma7]
         removed ["u-bo"]
-        skipped {"status tobedeleted": 1}
+        skipped {"rows older than the last read, not applied (an older delta needs a bulk bundle)": 1, "status tobedeleted": 1}
         watermark Some("2026-09-01T08:30:00.000Z")
     "#]]
     .assert_eq(&render_changes(&changes, &config.path.display().to_string()));
@@ -292,6 +292,8 @@ fn a_delta_read_again_after_a_newer_read_changes_nothing() {
     let config = config(fixture("v11-delta"));
     let changes = delta(&config, "2026-10-01T00:00:00Z", &prior.records);
     assert!(changes.changed.is_empty() && changes.removed.is_empty(), "{changes:?}");
+    // It says so: the plan shows the rows it did not apply.
+    assert_eq!(changes.skipped.get(crate::build::SKIP_OLDER), Some(&7), "{:?}", changes.skipped);
     assert_eq!(changes.watermark.as_deref(), Some("2026-10-01T00:00:00Z"));
 }
 
