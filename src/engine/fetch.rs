@@ -206,7 +206,13 @@ impl Engine {
                     ),
                 })
             })?;
-            record.civic_no = stored.civic_no.as_deref().and_then(|c| connector_api::CivicNo::parse(c, today).ok());
+            // A stored number that no longer reads is never taken for "no number" (an identity is
+            // matched by it): the source is read in full instead, which gives the number afresh.
+            record.civic_no = match stored.civic_no.as_deref().map(|c| connector_api::CivicNo::parse(c, today)) {
+                None => None,
+                Some(Ok(c)) => Some(c),
+                Some(Err(_)) => return Ok(ReadPlan::Full),
+            };
             prior.push(record);
         }
         Ok(ReadPlan::Changes { since, prior })
