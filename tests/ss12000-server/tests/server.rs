@@ -40,7 +40,7 @@ impl T {
     async fn new(config: Config, persons: usize) -> T {
         let generated = data(persons);
         let server = start_with(config, generated.dataset.clone(), Vec::new()).await.unwrap();
-        let http = reqwest::Client::new();
+        let http = http_client();
         let t = T { server, http, token: std::sync::Mutex::new(String::new()), generated };
         *t.token.lock().unwrap() = t.fetch_token().await;
         t
@@ -522,7 +522,7 @@ async fn bench_100k_persons() {
     .await
     .unwrap();
     println!("server started (every person serialised) in {:.2?}", started.elapsed());
-    let http = reqwest::Client::new();
+    let http = http_client();
     // The server serialised every person when it started; a listing copies cached bytes.
     // Without parsing the client measures the server; with it, what a client's JSON parser adds.
     for (round, parse) in [("first listing, bytes only", false), ("again, bytes only", false), ("client parses", true)]
@@ -731,4 +731,12 @@ async fn lookups_find_by_id_and_civic_number_and_refuse_too_many() {
     assert_eq!(r.status(), 400);
     let kinds: Vec<ViolationKind> = t.handle().violations().iter().map(|v| v.kind).collect();
     assert_eq!(kinds, [ViolationKind::InvalidValue, ViolationKind::UnknownParameter]);
+}
+
+/// A plain HTTP client. Built with the whole workspace, reqwest has connector-http's
+/// `rustls-no-provider` feature and panics without a crypto provider, so one is installed first
+/// (a second install is a harmless error).
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
