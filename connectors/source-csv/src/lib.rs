@@ -381,7 +381,7 @@ fn rows_per_affiliation(
                 let (first_line, first) = &rows[0];
                 rows[1..].iter().find_map(|(line, r)| {
                     let field = disagreement(first, r)?;
-                    Some(format!("its {field} differs from line {first_line}'s, on line {line}"))
+                    Some(format!("its {field} differs between lines {first_line} and {line}"))
                 })
             })
         };
