@@ -292,7 +292,7 @@ pub fn resolve(
                         new: now.map(str::to_string),
                     });
                 }
-                by_id.entry(stored.identity_id.clone()).or_insert_with(|| (false, Vec::new())).1.push((i, r))
+                by_id.entry(stored.identity_id.clone()).or_insert_with(|| (false, Vec::with_capacity(1))).1.push((i, r))
             }
             None => unlinked.push((i, r)),
         }
@@ -347,7 +347,10 @@ pub fn resolve(
         .map(|(id, (is_new, mut recs))| {
             recs.sort_by_key(|(i, _)| *i);
             let primary = snapshot.primaries.get(&id).cloned();
-            Identity { id, is_new, records: recs.into_iter().map(|(_, r)| r).collect(), primary }
+            // Exactly as many as there are: a vector grown by pushes would keep room for four.
+            let mut records = Vec::with_capacity(recs.len());
+            records.extend(recs.into_iter().map(|(_, r)| r));
+            Identity { id, is_new, records, primary }
         })
         .collect();
     present.sort_by(|a, b| a.id.cmp(&b.id));
@@ -657,7 +660,9 @@ fn resolve_unlinked(
 /// Puts record `r` (number `i` in source order) into identity `id`, new unless the state has it.
 fn add_to(by_id: &mut ById, snapshot: &Snapshot, id: IdentityId, i: usize, r: Sourced) {
     let is_new = !snapshot.identities.contains_key(&id);
-    by_id.entry(id).or_insert_with(|| (is_new, Vec::new())).1.push((i, r));
+    // Most persons have one record: a first push into an empty vector would reserve room for
+    // four (over a kilobyte each, times every person of a run).
+    by_id.entry(id).or_insert_with(|| (is_new, Vec::with_capacity(1))).1.push((i, r));
 }
 
 /// Records `r` as held in conflict `cid`, adding to the conflict when it is already open.
