@@ -47,8 +47,7 @@ pub trait TargetConnector: ConnectorConfig {
     /// Why the target's policy may not set or remove `attr`, when it may not (the attribute
     /// that names an entry, one the connector sets itself). The owner attribute is refused by
     /// enid for every target; by default nothing else is.
-    fn fixed_attribute(&self, attr: &str) -> Option<&'static str> {
-        let _ = attr;
+    fn fixed_attribute(&self, _attr: &str) -> Option<&'static str> {
         None
     }
 

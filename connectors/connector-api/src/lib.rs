@@ -32,6 +32,7 @@ pub mod connector;
 pub mod dn;
 pub mod duration;
 pub mod error;
+pub mod lines;
 pub mod secret;
 pub mod source;
 pub mod target;
@@ -45,6 +46,7 @@ pub use connector::{ConnectorConfig, SourceConnector, TargetConnector, resolve_o
 pub use dn::escape_dn_value;
 pub use duration::ConfigDuration;
 pub use error::{BoxError, one_line};
+pub use lines::LineCounter;
 pub use secret::{Secret, load_configured_secret, load_secret};
 pub use source::{
     Affiliation, AffiliationKind, FetchContext, Fetched, GroupMembership, GroupType, Protection, Role, RowError,

@@ -255,7 +255,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
     let mut valid: Vec<(u64, SourceRecord)> = Vec::new();
     let mut lines_of: HashMap<String, Vec<u64>> = HashMap::new();
     let mut row = csv::StringRecord::new();
-    let mut lines = LineCounter::default();
+    let mut lines = connector_api::LineCounter::default();
     loop {
         let at = reader.position().byte();
         match reader.read_record(&mut row) {
@@ -426,38 +426,6 @@ fn disagreement(a: &SourceRecord, b: &SourceRecord) -> Option<&'static str> {
         Some("protection")
     } else {
         None
-    }
-}
-
-/// Physical line numbers from byte offsets. The csv crate's own line count skips blank lines
-/// and counts a CRLF file's lines one too low, so locations are counted here: the number of
-/// `\n` before the record's first character, plus one.
-#[derive(Debug, Default)]
-struct LineCounter {
-    /// Bytes counted so far, and the newlines among them.
-    pos: usize,
-    newlines: u64,
-}
-
-impl LineCounter {
-    /// The line of the record whose position the csv reader gives as `offset` (where the
-    /// previous record's terminator ended: the record itself starts after any line breaks).
-    /// Offsets must not decrease between calls.
-    fn line_at(&mut self, bytes: &[u8], offset: u64) -> u64 {
-        let mut start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len()).max(self.pos);
-        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
-            start += 1;
-        }
-        // A line ends with LF, CRLF, or a lone CR (classic Mac exports).
-        let part = &bytes[self.pos..start];
-        let breaks = part
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| **b == b'\n' || **b == b'\r' && part.get(i + 1) != Some(&b'\n'))
-            .count();
-        self.newlines += breaks as u64;
-        self.pos = start;
-        self.newlines + 1
     }
 }
 

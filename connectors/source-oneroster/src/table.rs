@@ -63,7 +63,7 @@ impl Table {
             });
         }
         let mut rows = Vec::new();
-        let mut lines = LineCounter::default();
+        let mut lines = connector_api::LineCounter::default();
         let mut record = csv::StringRecord::new();
         loop {
             let at = reader.position().byte();
@@ -161,38 +161,6 @@ impl<'a> Row<'a> {
             }
         }
         Ok(())
-    }
-}
-
-/// Physical line numbers from byte offsets. The csv crate's own line count skips blank lines
-/// and counts a CRLF file's lines one too low, so locations are counted here: the number of
-/// line breaks before the record's first character, plus one.
-#[derive(Debug, Default)]
-struct LineCounter {
-    /// Bytes counted so far, and the line breaks among them.
-    pos: usize,
-    newlines: u64,
-}
-
-impl LineCounter {
-    /// The line of the record whose position the csv reader gives as `offset` (where the
-    /// previous record's terminator ended: the record itself starts after any line breaks).
-    /// Offsets must not decrease between calls.
-    fn line_at(&mut self, bytes: &[u8], offset: u64) -> u64 {
-        let mut start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len()).max(self.pos);
-        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
-            start += 1;
-        }
-        // A line ends with LF, CRLF, or a lone CR.
-        let part = &bytes[self.pos..start];
-        let breaks = part
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| **b == b'\n' || **b == b'\r' && part.get(i + 1) != Some(&b'\n'))
-            .count();
-        self.newlines += breaks as u64;
-        self.pos = start;
-        self.newlines + 1
     }
 }
 
