@@ -102,7 +102,7 @@ pub(super) async fn explain(
                                 "family_name": if protected { "(protected)" } else { r.record.family_name.as_str() },
                                 "civic_no": r.record.civic_no.as_ref().map(|c| if protected { "(protected)".into() } else { c.masked() }),
                                 "role": r.record.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
-                                "school_unit": if protected { None } else { school_units_of(&r.record) },
+                                "school_unit": if protected { None } else { r.record.school_unit_codes() },
                                 "affiliations": if protected { Vec::new() } else { r.record.affiliations.clone() },
                                 // The number a school admin knows; one shaped like a civic number is masked.
                                 "external_ids": if protected { Vec::new() } else {
@@ -276,11 +276,4 @@ pub(super) async fn explain(
         }
     }
     Ok(s)
-}
-
-/// A record's school unit codes, comma-separated, as the state database keeps them.
-fn school_units_of(r: &connector_api::SourceRecord) -> Option<String> {
-    let units: std::collections::BTreeSet<&str> =
-        r.affiliations.iter().filter_map(|a| a.school_unit.as_deref()).collect();
-    (!units.is_empty()).then(|| units.into_iter().collect::<Vec<_>>().join(","))
 }

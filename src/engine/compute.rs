@@ -220,10 +220,6 @@ impl Engine {
             .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
         let mut record_rows = changed_records(&resolution, &snapshot);
-        let record_rows_sources: BTreeMap<String, usize> = record_rows.iter().fold(BTreeMap::new(), |mut m, r| {
-            *m.entry(r.source.clone()).or_insert(0) += 1;
-            m
-        });
         let gone_rows = gone_records(&snapshot, &resolution, &counts);
         // A source with a record held in a conflict keeps its watermark: an incremental read
         // must see that change again until the conflict is decided (it merges with what is
@@ -291,15 +287,19 @@ impl Engine {
         // A new person whose name could not be made (a reported failure), or who waits for a
         // decision about an account made before enid, is not recorded yet: their records wait.
         if !failures.is_empty() || !waiting.by_identity.is_empty() {
-            record_rows
-                .retain(|r| snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id));
-            primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
             // A source whose records wait keeps its watermark: the next incremental read sees
             // their changes again.
-            for (source, n) in &record_rows_sources {
-                if record_rows.iter().filter(|r| &r.source == source).count() < *n {
-                    reads.remove(source);
+            let mut waiting_sources = BTreeSet::new();
+            record_rows.retain(|r| {
+                let keep = snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id);
+                if !keep {
+                    waiting_sources.insert(r.source.clone());
                 }
+                keep
+            });
+            primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
+            for source in &waiting_sources {
+                reads.remove(source);
             }
         }
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);

@@ -43,7 +43,7 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
                 given_name: r.given_name.clone(),
                 family_name: r.family_name.clone(),
                 role: if r.roles().contains(&connector_api::Role::Staff) { "staff" } else { "student" }.to_string(),
-                school_unit: school_units(r),
+                school_unit: r.school_unit_codes(),
                 groups: r.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join("|"),
                 start_date: r.start_date().map(|d| d.to_string()),
                 end_date: r.end_date().map(|d| d.to_string()),
@@ -104,14 +104,6 @@ pub(super) fn gone_records(
     }
     out.sort();
     out
-}
-
-/// A record's school unit codes, sorted and comma-separated (`None` without any): what a
-/// leaver's log rows name.
-fn school_units(r: &connector_api::SourceRecord) -> Option<String> {
-    let units: std::collections::BTreeSet<&str> =
-        r.affiliations.iter().filter_map(|a| a.school_unit.as_deref()).collect();
-    (!units.is_empty()).then(|| units.into_iter().collect::<Vec<_>>().join(","))
 }
 
 /// A civic-number change as the plan shows it: the record and the kinds, never the numbers.

@@ -252,6 +252,13 @@ impl SourceRecord {
         self.affiliations.first().map(|a| a.role).unwrap_or(Role::Student)
     }
 
+    /// The school unit codes of the record's affiliations, sorted and comma-separated (`None`
+    /// without any): how the state database and `enid explain` show them.
+    pub fn school_unit_codes(&self) -> Option<String> {
+        let units: BTreeSet<&str> = self.affiliations.iter().filter_map(|a| a.school_unit.as_deref()).collect();
+        (!units.is_empty()).then(|| units.into_iter().collect::<Vec<_>>().join(","))
+    }
+
     /// Every role the record's affiliations name, sorted.
     pub fn roles(&self) -> BTreeSet<Role> {
         self.affiliations.iter().map(|a| a.role).collect()
