@@ -48,7 +48,23 @@ pub struct Identity {
     pub records: Vec<Sourced>,
     /// The primary school unit recorded at the last applied run: kept while an affiliation
     /// there is in effect, so a person's accounts move only when that tie ends.
-    pub primary: Option<String>,
+    pub primary: Option<PrimaryTie>,
+}
+
+/// The primary school unit as recorded: its code, and the source's id of the tie (an
+/// enrolment's, a duty's, a OneRoster org's), so that a school unit whose code changes is still
+/// known as the same tie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryTie {
+    pub school_unit: String,
+    pub source_id: Option<String>,
+}
+
+impl PrimaryTie {
+    /// The tie `a` as it is recorded; `None` for a tie without a school unit.
+    pub fn of(a: &Affiliation) -> Option<PrimaryTie> {
+        Some(PrimaryTie { school_unit: a.school_unit.clone()?, source_id: a.source_id.clone() })
+    }
 }
 
 /// The attributes derived from an identity's records, as templates see them. Borrows from the
@@ -161,7 +177,7 @@ impl Identity {
         let school_affs: Vec<&Affiliation> = school_records.iter().flat_map(|s| &s.record.affiliations).collect();
         let current = in_effect(&school_affs, today);
         let schools: BTreeSet<&str> = current.iter().filter_map(|a| a.school_unit.as_deref()).collect();
-        let primary = primary_school(&current, self.primary.as_deref());
+        let primary = primary_school(&current, self.primary.as_ref());
         let groups: BTreeSet<&str> = self
             .authoritative(&authority.groups)
             .iter()
@@ -210,10 +226,10 @@ impl Identity {
 
 impl Identity {
     /// The primary school unit on `today` ([`primary_school`]), as [`Identity::person`] gives it.
-    pub fn primary_school_now(&self, authority: &Authority, today: NaiveDate) -> Option<&str> {
+    pub fn primary_school_now(&self, authority: &Authority, today: NaiveDate) -> Option<PrimaryTie> {
         let affs: Vec<&Affiliation> =
             self.authoritative(&authority.school_unit).iter().flat_map(|s| &s.record.affiliations).collect();
-        primary_school(&in_effect(&affs, today), self.primary.as_deref()).and_then(|a| a.school_unit.as_deref())
+        primary_school(&in_effect(&affs, today), self.primary.as_ref()).and_then(PrimaryTie::of)
     }
 }
 
@@ -243,19 +259,22 @@ pub fn away_from(school: Option<&str>, affs: &[&Affiliation], current: &[&Affili
 }
 
 /// The primary affiliation among those in effect, by a rule that never moves a person without
-/// cause: the school unit recorded as primary at the last applied run, while an affiliation
-/// there is in effect (so an upgrade, a new second school or a new duty moves nobody);
-/// otherwise an enrolment or duty before a placement (an after-school centre or preschool is
-/// never primary while there is a school), then the tie that started first (the oldest), then
-/// the school unit code in alphabetical order.
-pub fn primary_school<'a>(in_effect: &[&'a Affiliation], stored: Option<&str>) -> Option<&'a Affiliation> {
+/// cause: the tie recorded as primary at the last applied run, while it is in effect (found by
+/// the source's id of the tie, so a school unit whose code changed stays primary, else by the
+/// school unit code, so an upgrade, a new second school or a new duty moves nobody); otherwise
+/// an enrolment or duty before a placement (an after-school centre or preschool is never
+/// primary while there is a school), then the tie that started first (the oldest), then the
+/// school unit code in alphabetical order.
+pub fn primary_school<'a>(in_effect: &[&'a Affiliation], stored: Option<&PrimaryTie>) -> Option<&'a Affiliation> {
     let with_unit = || in_effect.iter().copied().filter(|a| a.school_unit.is_some());
-    if let Some(stored) = stored
-        && let Some(a) = with_unit()
-            .filter(|a| a.school_unit.as_deref() == Some(stored))
-            .min_by_key(|a| (a.kind == AffiliationKind::Placement, a.start_date))
-    {
-        return Some(a);
+    let first = |same: &dyn Fn(&Affiliation) -> bool| {
+        with_unit().filter(|a| same(a)).min_by_key(|a| (a.kind == AffiliationKind::Placement, a.start_date))
+    };
+    if let Some(stored) = stored {
+        let by_tie = stored.source_id.as_deref().and_then(|id| first(&|a| a.source_id.as_deref() == Some(id)));
+        if let Some(a) = by_tie.or_else(|| first(&|a| a.school_unit.as_deref() == Some(stored.school_unit.as_str()))) {
+            return Some(a);
+        }
     }
     with_unit()
         .min_by_key(|a| (a.kind == AffiliationKind::Placement, a.start_date, a.school_unit.as_deref()))
@@ -407,7 +426,7 @@ pub struct Snapshot {
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
     /// Identity id → the primary school unit recorded at the last applied run.
-    pub primaries: FxHashMap<IdentityId, String>,
+    pub primaries: FxHashMap<IdentityId, PrimaryTie>,
 }
 
 #[cfg(test)]
@@ -497,7 +516,12 @@ mod tests {
     fn one_record(ties: Vec<Affiliation>, primary: Option<&str>) -> Identity {
         let mut r = rec("sis", Role::Student, "X", "7A", None);
         r.record.affiliations = ties;
-        Identity { id: "id".into(), is_new: false, records: vec![r], primary: primary.map(str::to_string) }
+        let primary = primary.map(|p| PrimaryTie { school_unit: p.into(), source_id: None });
+        Identity { id: "id".into(), is_new: false, records: vec![r], primary }
+    }
+
+    fn primary_now(ident: &Identity, today: NaiveDate) -> Option<String> {
+        ident.primary_school_now(&Authority::default(), today).map(|p| p.school_unit)
     }
 
     fn day(d: &str) -> NaiveDate {
@@ -533,11 +557,12 @@ mod tests {
             tie("C", Duty, Some("2019-01-01"), None),
         ];
         // Afresh: the oldest tie, then the code.
-        assert_eq!(one_record(ties.clone(), None).primary_school_now(&Authority::default(), today), Some("B"));
+        let b = Some("B".to_string());
+        assert_eq!(primary_now(&one_record(ties.clone(), None), today), b);
         // Recorded: kept while its tie is in effect, whatever the rule would say now.
-        assert_eq!(one_record(ties.clone(), Some("A")).primary_school_now(&Authority::default(), today), Some("A"));
+        assert_eq!(primary_now(&one_record(ties.clone(), Some("A")), today).as_deref(), Some("A"));
         // A recorded school whose tie is gone no longer counts.
-        assert_eq!(one_record(ties, Some("Z")).primary_school_now(&Authority::default(), today), Some("B"));
+        assert_eq!(primary_now(&one_record(ties, Some("Z")), today), b);
         // An after-school centre is never primary while there is a school, even an older one.
         let ties =
             vec![tie("FRITIDS", Placement, Some("2018-01-01"), None), tie("S", Enrolment, Some("2020-01-01"), None)];
@@ -547,7 +572,27 @@ mod tests {
         assert_eq!(p.school_units, ["FRITIDS", "S"], "both count for groups and departments");
         // Only a placement: then it is the primary.
         let ident = one_record(vec![tie("FRITIDS", Placement, None, None)], None);
-        assert_eq!(ident.primary_school_now(&Authority::default(), today), Some("FRITIDS"));
+        assert_eq!(primary_now(&ident, today).as_deref(), Some("FRITIDS"));
+    }
+
+    #[test]
+    fn a_primary_school_whose_code_changes_stays_primary_by_its_tie() {
+        use AffiliationKind::Duty;
+        let today = day("2026-12-03");
+        let with_id = |code: &str, id: &str, start: &str| Affiliation {
+            source_id: Some(id.into()),
+            ..tie(code, Duty, Some(start), None)
+        };
+        // Recorded at A (the newer tie, org-1); A's code becomes Z: the rule afresh would pick B.
+        let mut ident =
+            one_record(vec![with_id("Z", "org-1", "2024-01-01"), with_id("B", "org-2", "2019-01-01")], None);
+        ident.primary = Some(PrimaryTie { school_unit: "A".into(), source_id: Some("org-1".into()) });
+        let now = ident.primary_school_now(&Authority::default(), today).unwrap();
+        assert_eq!(now, PrimaryTie { school_unit: "Z".into(), source_id: Some("org-1".into()) });
+        assert_eq!(ident.person("u", &Authority::default(), today).unwrap().school_unit, Some("Z"));
+        // A tie recorded without an id (an upgraded state) is found by its code.
+        ident.primary = Some(PrimaryTie { school_unit: "B".into(), source_id: None });
+        assert_eq!(primary_now(&ident, today).as_deref(), Some("B"));
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub struct AdoptPlan {
     #[serde(skip)]
     records: Vec<crate::store::RecordRow>,
     #[serde(skip)]
-    primaries: Vec<(IdentityId, Option<String>)>,
+    primaries: Vec<(IdentityId, Option<crate::core::model::PrimaryTie>)>,
     #[serde(skip)]
     counts: BTreeMap<String, usize>,
     #[serde(skip)]

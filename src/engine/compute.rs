@@ -34,15 +34,18 @@ pub struct Computed {
     /// Records to write to the state database (new or changed).
     pub record_rows: Vec<RecordRow>,
     /// Identities whose primary school unit to record (new or changed).
-    pub primary_rows: Vec<(IdentityId, Option<String>)>,
+    pub primary_rows: Vec<(IdentityId, Option<crate::core::model::PrimaryTie>)>,
     /// Stored records (source, person_id) whose persons the sources no longer give.
     pub gone_rows: Vec<(String, String)>,
+    /// Records read in no identity (held in a conflict, waiting, of a kept identity): what the
+    /// state keeps beside the linked records for the next incremental read.
+    pub held_rows: Vec<crate::store::HeldRow>,
     /// Persons each source has but does not provision, by why (guardians, no current tie).
     pub skipped: BTreeMap<String, BTreeMap<String, usize>>,
     /// What each source's read leaves for the next one, and whether it read in full: recorded
     /// at the end of an apply, never by a plan.
     pub reads: BTreeMap<String, (crate::store::SourceRead, bool)>,
-    /// Whether `reads` must be recorded although nothing else changed.
+    /// Whether `reads` and `held_rows` must be recorded although nothing else changed.
     pub reads_changed: bool,
     /// Records read, per source.
     pub counts: BTreeMap<String, usize>,
@@ -160,7 +163,7 @@ impl Engine {
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
         let (fetched, snapshot) = tokio::join!(self.fetch_all(now, overrides), self.read_state());
         let (
-            Fetched { records, rejected, counts, columns, skipped, mut reads, reads_changed },
+            Fetched { records, rejected, counts, columns, skipped, reads, mut reads_changed },
             (snapshot, decisions, state_groups),
         ) = match (fetched, snapshot) {
             (Ok(f), Ok(s)) => (f, s),
@@ -221,16 +224,10 @@ impl Engine {
         // Also independent of the targets: which stored records the apply would rewrite.
         let mut record_rows = changed_records(&resolution, &snapshot);
         let gone_rows = gone_records(&snapshot, &resolution, &counts);
-        // A source with a record held in a conflict keeps its watermark: an incremental read
-        // must see that change again until the conflict is decided (it merges with what is
-        // stored, which would otherwise silently stand in for the held record).
-        for c in &resolution.conflicts {
-            for label in c.records.iter().chain(&c.held) {
-                if let Some((source, _)) = label.split_once('/') {
-                    reads.remove(source);
-                }
-            }
-        }
+        // Records held in a conflict or of a kept identity are kept beside the linked ones: an
+        // incremental read gives a record only when it changes, so without them a held person
+        // would vanish from the conflict queue at the next read.
+        let mut held_rows = held_rows(&resolution);
         let mut primary_rows = changed_primaries(&resolution, &authority, today);
         lap("desired accounts of known identities");
 
@@ -287,21 +284,20 @@ impl Engine {
         // A new person whose name could not be made (a reported failure), or who waits for a
         // decision about an account made before enid, is not recorded yet: their records wait.
         if !failures.is_empty() || !waiting.by_identity.is_empty() {
-            // A source whose records wait keeps its watermark: the next incremental read sees
-            // their changes again.
-            let mut waiting_sources = BTreeSet::new();
+            // Held instead, so the next incremental read still has them.
             record_rows.retain(|r| {
                 let keep = snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id);
                 if !keep {
-                    waiting_sources.insert(r.source.clone());
+                    held_rows.push(held_row(r));
                 }
                 keep
             });
             primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
-            for source in &waiting_sources {
-                reads.remove(source);
-            }
         }
+        held_rows.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
+        let held_keys = held_rows.iter().map(|h| (h.source.clone(), h.person_id.clone(), h.content_hash.clone()));
+        let held_before = self.store.held_keys().await?;
+        reads_changed |= !held_keys.eq(held_before.into_iter().filter(|(source, ..)| counts.contains_key(source)));
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
@@ -529,6 +525,7 @@ impl Engine {
             record_rows,
             primary_rows,
             gone_rows,
+            held_rows,
             skipped,
             reads,
             reads_changed,

@@ -2,8 +2,8 @@
 //! new or changed since the last run. Pure.
 
 use crate::core::identity::{self, CivicChange, Resolution};
-use crate::core::model::Snapshot;
-use crate::store::RecordRow;
+use crate::core::model::{PrimaryTie, Snapshot};
+use crate::store::{HeldRow, RecordRow};
 
 /// Records whose stored copy is missing or different. Pure.
 ///
@@ -17,19 +17,7 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
         for s in &ident.records {
             let r = &s.record;
             let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
-            // A short fingerprint, only to decide whether the stored copy is rewritten: a fast
-            // 64-bit hash is enough, and a different hash after an upgrade rewrites each record
-            // once.
-            let hash = {
-                use std::hash::Hasher;
-                let mut h = rustc_hash::FxHasher::default();
-                h.write(ident.id.as_bytes());
-                h.write_u8(0x1f);
-                h.write(civic.as_deref().unwrap_or("").as_bytes());
-                h.write_u8(0x1f);
-                r.content_hash(&mut h);
-                format!("{:016x}", h.finish())
-            };
+            let hash = fingerprint(&ident.id, civic.as_deref(), r);
             if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
                 continue;
             }
@@ -58,19 +46,63 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
     out
 }
 
+/// A short fingerprint of a record as stored for `owner` (an identity id; empty for a held
+/// record), only to decide whether the stored copy is rewritten: a fast 64-bit hash is enough,
+/// and a different hash after an upgrade rewrites each record once.
+fn fingerprint(owner: &str, civic: Option<&str>, r: &connector_api::SourceRecord) -> String {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(owner.as_bytes());
+    h.write_u8(0x1f);
+    h.write(civic.unwrap_or("").as_bytes());
+    h.write_u8(0x1f);
+    r.content_hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The records of this run that are in no present identity ([`Resolution::held_records`]), as
+/// the state keeps them for the next incremental read. Pure.
+pub(super) fn held_rows(resolution: &Resolution) -> Vec<HeldRow> {
+    resolution
+        .held_records
+        .iter()
+        .map(|s| {
+            let civic = s.record.civic_no.as_ref().map(|c| c.expose().to_string());
+            HeldRow {
+                source: s.source.clone(),
+                person_id: s.record.person_id.clone(),
+                content_hash: fingerprint("", civic.as_deref(), &s.record),
+                civic_no: civic,
+                data: s.record.to_json(),
+            }
+        })
+        .collect()
+}
+
+/// A record an apply does not store yet (its new person waits), held instead.
+pub(super) fn held_row(r: &RecordRow) -> HeldRow {
+    HeldRow {
+        source: r.source.clone(),
+        person_id: r.person_id.clone(),
+        civic_no: r.civic_no.clone(),
+        data: r.data.clone(),
+        content_hash: r.content_hash.clone(),
+    }
+}
+
 /// Present identities whose primary school unit on `today` is not the one recorded: what an
 /// apply records, so the primary stays put until its affiliation ends. Pure.
 pub(super) fn changed_primaries(
     resolution: &Resolution,
     authority: &crate::core::model::Authority,
     today: chrono::NaiveDate,
-) -> Vec<(crate::core::model::IdentityId, Option<String>)> {
+) -> Vec<(crate::core::model::IdentityId, Option<PrimaryTie>)> {
     resolution
         .present
         .iter()
         .filter_map(|ident| {
             let now = ident.primary_school_now(authority, today);
-            (now != ident.primary.as_deref()).then(|| (ident.id.clone(), now.map(str::to_string)))
+            (now != ident.primary).then(|| (ident.id.clone(), now))
         })
         .collect()
 }

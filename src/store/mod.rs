@@ -17,7 +17,7 @@ pub mod sqlite;
 mod suite;
 
 pub use rows::{
-    CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter,
+    CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter,
     RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord, describe_stored,
 };
 pub use sqlite::SqliteStore;
@@ -94,7 +94,7 @@ pub trait StateStore: Send + Sync {
         &self,
         new: &[(IdentityId, String)],
         records: &[RecordRow],
-        primaries: &[(IdentityId, Option<String>)],
+        primaries: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -377,9 +377,24 @@ pub trait StateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The records of `source` that its last applied read left (not gone), with full civic
-    /// numbers: what an incremental read's changes are merged with.
+    /// The records of `source` that its last applied read left, with full civic numbers: what
+    /// an incremental read's changes are merged with. The linked records not gone, and the held
+    /// ones ([`StateStore::hold_records`]), a held record in place of a linked one with its key.
     fn stored_records(&self, source: &str) -> impl Future<Output = Result<Vec<StoredSourceRecord>, StoreError>> + Send;
+
+    /// The held records of every source: (source, person_id, content hash), sorted.
+    fn held_keys(&self) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
+
+    /// Replaces the held records of `sources` (records read in no identity: held in a conflict,
+    /// waiting, or of a kept identity) with `rows`; a record held before keeps when it was first
+    /// held.
+    fn hold_records(
+        &self,
+        run: i64,
+        sources: &[String],
+        rows: &[HeldRow],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks records (source, person_id) whose persons the source no longer gives as gone.
     fn mark_gone(
@@ -456,7 +471,7 @@ impl StateStore for Store {
         &self,
         new: &[(IdentityId, String)],
         records: &[RecordRow],
-        primaries: &[(IdentityId, Option<String>)],
+        primaries: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         dispatch!(self.commit_identities(new, records, primaries, now))
@@ -687,6 +702,20 @@ impl StateStore for Store {
 
     async fn mark_gone(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self.mark_gone(rows, now))
+    }
+
+    async fn held_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        dispatch!(self.held_keys())
+    }
+
+    async fn hold_records(
+        &self,
+        run: i64,
+        sources: &[String],
+        rows: &[HeldRow],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.hold_records(run, sources, rows, now))
     }
 
     async fn source_columns(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {

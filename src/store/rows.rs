@@ -102,6 +102,19 @@ pub struct StoredSourceRecord {
     pub data: Option<String>,
 }
 
+/// A record read in no identity (held in a conflict, waiting, or of a kept identity), as the
+/// state keeps it for the next incremental read. Full civic number: only in the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRow {
+    pub source: String,
+    pub person_id: String,
+    pub civic_no: Option<String>,
+    /// The whole record as JSON, without its civic number.
+    pub data: String,
+    /// What tells a changed record from the one held (see `RecordRow::content_hash`).
+    pub content_hash: String,
+}
+
 /// A record as shown by `enid explain`, civic number masked.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredRecordView {

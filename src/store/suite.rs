@@ -707,20 +707,22 @@ pub async fn outside_claims_are_kept_until_forgotten(s: &impl StateStore) {
 }
 
 pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateStore) {
-    use crate::store::SourceRead;
+    use crate::core::model::PrimaryTie;
+    use crate::store::{HeldRow, SourceRead};
+    let tie = |code: &str, id: Option<&str>| PrimaryTie { school_unit: code.into(), source_id: id.map(Into::into) };
     s.commit_identities(
         &[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")],
         &[record("sis", "P1", "id-a", Some(PNR)), record("sis", "P2", "id-b", None)],
-        &[("id-a".into(), Some("S1".into())), ("id-b".into(), None)],
+        &[("id-a".into(), Some(tie("S1", None))), ("id-b".into(), None)],
         day(0),
     )
     .await
     .unwrap();
     let snap = s.snapshot().await.unwrap();
-    assert_eq!(snap.primaries.get("id-a").map(String::as_str), Some("S1"));
+    assert_eq!(snap.primaries.get("id-a"), Some(&tie("S1", None)));
     assert!(!snap.primaries.contains_key("id-b"));
-    s.commit_identities(&[], &[], &[("id-a".into(), Some("S2".into()))], day(1)).await.unwrap();
-    assert_eq!(s.snapshot().await.unwrap().primaries["id-a"], "S2");
+    s.commit_identities(&[], &[], &[("id-a".into(), Some(tie("S2", Some("duty-9"))))], day(1)).await.unwrap();
+    assert_eq!(s.snapshot().await.unwrap().primaries["id-a"], tie("S2", Some("duty-9")));
 
     // The records a read left, whole, with full civic numbers; a gone one is not among them.
     let stored = s.stored_records("sis").await.unwrap();
@@ -757,4 +759,40 @@ pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateSt
     assert_eq!(got["sis"].watermark.as_deref(), Some("w2"));
     assert_eq!(got["sis"].full_read_at, Some(day(4)));
     assert_eq!(got["sis"].scope, "S1,S2");
+
+    // Held records: merged with the linked ones (in place of one with the same key), replaced
+    // per source by each apply, the other sources' left alone.
+    let held = |source: &str, pid: &str, hash: &str| HeldRow {
+        source: source.into(),
+        person_id: pid.into(),
+        civic_no: Some(PNR.into()),
+        data: format!(r#"{{"held":"{hash}"}}"#),
+        content_hash: hash.into(),
+    };
+    s.hold_records(
+        run,
+        &["sis".into(), "hr".into()],
+        &[held("sis", "P1", "h1"), held("sis", "N9", "h2"), held("hr", "E1", "h3")],
+        day(5),
+    )
+    .await
+    .unwrap();
+    let mut stored: Vec<(String, Option<String>)> =
+        s.stored_records("sis").await.unwrap().into_iter().map(|r| (r.person_id, r.data)).collect();
+    stored.sort();
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    assert_eq!(stored[1], ("P1".to_string(), Some(r#"{"held":"h1"}"#.to_string())), "the held copy stands in");
+    assert_eq!(stored[0].0, "N9");
+    let run2 = s.begin_run("apply", None, day(6)).await.unwrap();
+    s.hold_records(run2, &["sis".into()], &[held("sis", "N9", "h4")], day(6)).await.unwrap();
+    let keys = s.held_keys().await.unwrap();
+    let keys: Vec<(&str, &str, &str)> = keys.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    assert_eq!(keys, [("hr", "E1", "h3"), ("sis", "N9", "h4")]);
+    assert!(
+        s.stored_records("sis")
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.person_id == "P1" && r.data.as_deref() != Some(r#"{"held":"h1"}"#))
+    );
 }

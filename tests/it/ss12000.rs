@@ -145,6 +145,58 @@ fn an_ss12000_municipality_is_provisioned_then_changes_are_read_incrementally() 
     );
 }
 
+/// A new person with another pupil's civic number is held in a conflict; the incremental reads
+/// after it never give that person again (nothing of theirs changes), and still the conflict
+/// stays in the queue, the person gets nothing, and once it is decided they are provisioned.
+#[test]
+fn a_person_held_in_a_conflict_stays_held_across_incremental_reads_until_decided() {
+    let sis = Sis::start(60);
+    let env = sis_env(&sis);
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    let data = sis.handle.dataset();
+    let pupil = data
+        .persons
+        .iter()
+        .find(|p| {
+            p.enrolments.iter().any(|e| e.end_date.is_none()) && p.civic_no.is_some() && p.id != sis.specials.protected
+        })
+        .unwrap()
+        .clone();
+    sis.handle.advance(chrono::Duration::hours(1));
+    let twin = ss12000_server::Person {
+        id: "0e6f4a52-5b1c-4c39-9a34-1d2b3c4d5e6f".into(),
+        given_name: "Tvilling".into(),
+        family_name: "Andersson".into(),
+        ..pupil.clone()
+    };
+    assert!(sis.handle.add_person(twin));
+    let held = |env: &Env| env.enid(&["conflicts", "--json"]).ok().json().as_array().map_or(0, Vec::len);
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(held(&env), 1, "held");
+    // Later changes of someone else, read incrementally: the held person is not among them.
+    for hour in 2..4 {
+        sis.handle.advance(chrono::Duration::hours(1));
+        let other = data
+            .persons
+            .iter()
+            .find(|p| p.id != pupil.id && p.enrolments.iter().any(|e| e.end_date.is_none()))
+            .unwrap();
+        assert!(sis.handle.update_person(&other.id, |p| p.family_name = format!("Ändrad{hour}")));
+        sis.handle.clear_log();
+        env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+        assert!(sis.handle.requests().iter().any(|r| r.query.contains("meta.modified.after")), "incremental");
+        assert_eq!(held(&env), 1, "still held after an incremental read");
+        assert!(!env.people().values().any(|e| e.one("givenName") == "Tvilling"), "no account while held");
+    }
+    let conflicts = env.enid(&["conflicts", "--json"]).ok().json();
+    let id = conflicts[0]["id"].as_str().unwrap().to_string();
+    env.enid(&["conflicts", "resolve", &id, "--separate"]).ok();
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(held(&env), 0);
+    assert!(env.people().values().any(|e| e.one("givenName") == "Tvilling"), "provisioned once decided");
+    no_violations(&sis);
+}
+
 #[test]
 fn a_changed_organisations_list_stops_the_run_instead_of_disabling_a_school() {
     let sis = Sis::start(120);

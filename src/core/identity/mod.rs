@@ -152,6 +152,10 @@ pub struct Resolution {
     /// source key is in a [`ConflictKind::KeyReused`] conflict), sorted by id. They are in
     /// neither `present` nor `absent`: no update, no disable, no group change.
     pub kept: Vec<Kept>,
+    /// The records of this run that are in no present identity: held in a conflict, or of a
+    /// kept identity. The state remembers them beside the linked records, so that an
+    /// incremental read, which gives a record only when it changes, still has them.
+    pub held_records: Vec<Sourced>,
 }
 
 /// An identity kept as at the last run, and why.
@@ -225,6 +229,7 @@ pub fn resolve(
     let mut unlinked = Vec::new();
     let mut civic_changes = Vec::new();
     let mut conflicts = Vec::new();
+    let mut held_records = Vec::new();
     let mut kept: BTreeMap<IdentityId, Vec<String>> = BTreeMap::new();
     for ((source, person_id), locations) in &rejected.keyed {
         if let Some(stored) = snapshot.record(source, person_id) {
@@ -278,6 +283,7 @@ pub fn resolve(
                                 held: vec![label],
                                 candidates: candidates.into_iter().collect(),
                             });
+                            held_records.push(r);
                             continue;
                         }
                     }
@@ -299,7 +305,15 @@ pub fn resolve(
     }
 
     if !unlinked.is_empty() {
-        let rekeyed = resolve_unlinked(unlinked, snapshot, decisions, rules, key, &mut by_id, &mut conflicts);
+        let rekeyed = resolve_unlinked(
+            unlinked,
+            snapshot,
+            decisions,
+            rules,
+            key,
+            &mut by_id,
+            (&mut conflicts, &mut held_records),
+        );
         // A record re-keyed by its new personnummer joined the identity of its old key: the
         // number's change is reported as for a key that stayed.
         for (source, person_id, identity_id, old, new) in rekeyed {
@@ -327,7 +341,9 @@ pub fn resolve(
     }
     // Kept identities are neither present nor absent: nothing is planned for them.
     for id in kept.keys() {
-        by_id.remove(id);
+        if let Some((_, recs)) = by_id.remove(id) {
+            held_records.extend(recs.into_iter().map(|(_, r)| r));
+        }
     }
 
     let mut absent: Vec<Identity> = snapshot
@@ -359,7 +375,7 @@ pub fn resolve(
     // A kept identity's records are not rewritten, so neither is its civic-number history.
     let kept_ids: BTreeSet<&str> = kept.iter().map(|k: &Kept| k.identity_id.as_str()).collect();
     civic_changes.retain(|c| !kept_ids.contains(c.identity_id.as_str()));
-    Resolution { present, absent, conflicts, civic_changes, kept }
+    Resolution { present, absent, conflicts, civic_changes, kept, held_records }
 }
 
 /// Whether a linked record's civic number changed from a personnummer to a different
@@ -518,7 +534,7 @@ fn resolve_unlinked(
     rules: &[MatchKey],
     key: &IdKey,
     by_id: &mut ById,
-    conflicts: &mut Vec<Conflict>,
+    (conflicts, held): (&mut Vec<Conflict>, &mut Vec<Sourced>),
 ) -> Vec<Rekey> {
     let rekeyed = rekeyed(&unlinked, snapshot, by_id);
     let matchable =
@@ -627,6 +643,7 @@ fn resolve_unlinked(
                     _ => {
                         let civic_label = civic.as_deref().unwrap_or("");
                         hold(conflicts, cid, kind, &r, recs, candidates, civic_label);
+                        held.push(r);
                         continue;
                     }
                 }

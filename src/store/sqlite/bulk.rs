@@ -78,12 +78,16 @@ pub(super) const ALLOCATE: &str = " ON CONFLICT (username) DO UPDATE SET identit
 /// Records identities' primary school units (`None`: none any more).
 pub(super) async fn set_primaries(
     conn: &mut SqliteConnection,
-    rows: &[(IdentityId, Option<String>)],
+    rows: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
 ) -> sqlx::Result<()> {
     for chunk in rows.chunks(CHUNK_ROWS) {
-        let mut q = QueryBuilder::<Sqlite>::new("UPDATE identities SET primary_school = v.column2 FROM (");
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE identities SET primary_school = v.column2, primary_tie = v.column3 FROM (",
+        );
         q.push_values(chunk, |mut b, (id, primary)| {
-            b.push_bind(id).push_bind(primary);
+            b.push_bind(id)
+                .push_bind(primary.as_ref().map(|p| &p.school_unit))
+                .push_bind(primary.as_ref().and_then(|p| p.source_id.as_ref()));
         });
         q.push(") AS v WHERE identities.id = v.column1");
         q.build().execute(&mut *conn).await?;

@@ -19,9 +19,11 @@ use super::{
     SealedPassword, StateStore, StoreError, StoredRecordView,
 };
 use crate::core::identity::{CivicChange, Decision};
-use crate::core::model::{AccountStatus, IdentityId, NameFingerprint, OwnedAccount, Snapshot, StoredRecord};
+use crate::core::model::{
+    AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
+};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
-use crate::store::{SourceRead, StoredSourceRecord};
+use crate::store::{HeldRow, SourceRead, StoredSourceRecord};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -36,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 13] = [
+const MIGRATIONS: [(i64, &str, &str); 14] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -50,6 +52,7 @@ const MIGRATIONS: [(i64, &str, &str); 13] = [
     (11, "password claims", include_str!("../../../migrations/sqlite/0011_password_claims.sql")),
     (12, "claim refusals", include_str!("../../../migrations/sqlite/0012_claim_refusals.sql")),
     (13, "affiliations", include_str!("../../../migrations/sqlite/0013_affiliations.sql")),
+    (14, "held records", include_str!("../../../migrations/sqlite/0014_held_records.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -273,8 +276,8 @@ impl StateStore for SqliteStore {
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let (identities, records, accounts) = tokio::try_join!(
-            self.json_rows::<(String, Option<String>, Option<String>)>(sqlx::query(
-                "SELECT json_group_array(json_array(id, username, primary_school)) FROM identities"
+            self.json_rows::<(String, Option<String>, Option<String>, Option<String>)>(sqlx::query(
+                "SELECT json_group_array(json_array(id, username, primary_school, primary_tie)) FROM identities"
             )),
             self.json_rows::<StoredRow>(sqlx::query(
                 "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
@@ -287,9 +290,9 @@ impl StateStore for SqliteStore {
             )),
         )?;
         let mut snap = Snapshot::default();
-        for (id, username, primary) in identities {
-            if let Some(p) = primary {
-                snap.primaries.insert(id.clone(), p);
+        for (id, username, primary, tie) in identities {
+            if let Some(school_unit) = primary {
+                snap.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
             }
             snap.identities.insert(id, username);
         }
@@ -333,7 +336,7 @@ impl StateStore for SqliteStore {
         &self,
         new: &[(IdentityId, String)],
         records: &[RecordRow],
-        primaries: &[(IdentityId, Option<String>)],
+        primaries: &[(IdentityId, Option<PrimaryTie>)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let now = ts(now);
@@ -853,6 +856,20 @@ impl StateStore for SqliteStore {
 
     async fn mark_gone(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<(), StoreError> {
         self.write_gone(rows, now).await
+    }
+
+    async fn held_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.read_held_keys().await
+    }
+
+    async fn hold_records(
+        &self,
+        run: i64,
+        sources: &[String],
+        rows: &[HeldRow],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_held(run, sources, rows, now).await
     }
 
     async fn source_columns(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {

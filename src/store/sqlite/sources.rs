@@ -1,9 +1,10 @@
 //! The SQLite store's memory of source reads: the watermark and scope of each source's last
-//! applied read, the records that read left (for an incremental read's merge), and the records
-//! whose persons the source no longer gives (marked gone, never deleted).
+//! applied read, the records that read left (for an incremental read's merge: the linked ones
+//! and the held ones, which are in no identity yet), and the records whose persons the source
+//! no longer gives (marked gone, never deleted).
 
 use super::{SqliteStore, bulk, ts};
-use crate::store::{SourceRead, StoreError, StoredSourceRecord};
+use crate::store::{HeldRow, SourceRead, StoreError, StoredSourceRecord};
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::BTreeMap;
@@ -56,13 +57,66 @@ impl SqliteStore {
     }
 
     pub(super) async fn read_stored_records(&self, source: &str) -> Result<Vec<StoredSourceRecord>, StoreError> {
-        let sql = "SELECT json_group_array(json_array(person_id, civic_no, data)) FROM source_records
-                   WHERE source = ?1 AND gone_at IS NULL";
+        let sql = "SELECT json_group_array(json_array(person_id, civic_no, data)) FROM (
+                       SELECT person_id, civic_no, data FROM held_records WHERE source = ?1
+                       UNION ALL
+                       SELECT person_id, civic_no, data FROM source_records r WHERE source = ?1 AND gone_at IS NULL
+                           AND NOT EXISTS (SELECT 1 FROM held_records h
+                                           WHERE h.source = r.source AND h.person_id = r.person_id))";
         let rows: Vec<(String, Option<String>, Option<String>)> = self.json_rows(sqlx::query(sql).bind(source)).await?;
         Ok(rows
             .into_iter()
             .map(|(person_id, civic_no, data)| StoredSourceRecord { person_id, civic_no, data })
             .collect())
+    }
+
+    pub(super) async fn read_held_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let sql = "SELECT json_group_array(json_array(source, person_id, content_hash)) FROM
+                       (SELECT source, person_id, content_hash FROM held_records ORDER BY source, person_id)";
+        self.json_rows(sqlx::query(sql)).await
+    }
+
+    /// Upserts the held rows with this run's id, then deletes the rows of `sources` this run
+    /// did not hold: one transaction.
+    pub(super) async fn write_held(
+        &self,
+        run: i64,
+        sources: &[String],
+        rows: &[HeldRow],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        self.ctx(
+            async {
+                let mut tx = self.pool.begin().await?;
+                bulk::insert_rows(
+                    &mut tx,
+                    "INSERT INTO held_records (source, person_id, civic_no, data, content_hash, held_since, run_id) ",
+                    " ON CONFLICT (source, person_id) DO UPDATE SET civic_no = excluded.civic_no,
+                        data = excluded.data, content_hash = excluded.content_hash, run_id = excluded.run_id",
+                    rows,
+                    |mut b, r| {
+                        b.push_bind(&r.source)
+                            .push_bind(&r.person_id)
+                            .push_bind(&r.civic_no)
+                            .push_bind(&r.data)
+                            .push_bind(&r.content_hash)
+                            .push_bind(&now)
+                            .push_bind(run);
+                    },
+                )
+                .await?;
+                for source in sources {
+                    sqlx::query("DELETE FROM held_records WHERE source = ?1 AND run_id <> ?2")
+                        .bind(source)
+                        .bind(run)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            .await,
+        )
     }
 
     pub(super) async fn write_gone(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<(), StoreError> {
