@@ -211,6 +211,14 @@ pub struct Thresholds {
     /// Group deletes always allowed (default 5).
     #[serde(default = "five_groups")]
     pub group_delete_min: usize,
+    /// Members removed from groups enid owns, in percent of the members those groups hold
+    /// (default 10): a truncated enrollments file or a half-empty groups column takes pupils out
+    /// of their classes without emptying any group.
+    #[serde(default = "ten_percent")]
+    pub member_remove_percent: f64,
+    /// Member removals always allowed (default 50).
+    #[serde(default = "fifty")]
+    pub member_remove_min: usize,
     /// Claims of accounts made before enid ([`Correlate`]), in percent of the accounts the
     /// target holds in scope (default 10): a wrong correlation rule claims many at once.
     #[serde(default = "ten_percent")]
@@ -263,6 +271,8 @@ impl Default for Thresholds {
             enable_min: fifty(),
             group_delete_percent: ten_percent(),
             group_delete_min: five_groups(),
+            member_remove_percent: ten_percent(),
+            member_remove_min: fifty(),
             claim_percent: ten_percent(),
             claim_min: ten(),
         }
@@ -286,6 +296,7 @@ impl Thresholds {
             ("missing_percent", self.missing_percent),
             ("enable_percent", self.enable_percent),
             ("group_delete_percent", self.group_delete_percent),
+            ("member_remove_percent", self.member_remove_percent),
             ("claim_percent", self.claim_percent),
         ] {
             if !(0.0..=100.0).contains(&v) {

@@ -457,8 +457,27 @@ impl Engine {
             // Groups whose names the domain holds elsewhere are blocked, not sent (`domain.rs`).
             self.block_held_group_names(id, all_obs, &protected_ids, &mut tp).await?;
             held.extend(weigh(id, &tp, &owned, &handle.policy.thresholds));
-            let owned_groups = state_groups.iter().filter(|g| &g.target == id && !g.pending).count();
-            held.extend(plan::check_group_thresholds(id, &tp.groups, owned_groups, &handle.policy.thresholds));
+            let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id && !g.pending).collect();
+            // The members the owned groups hold now, as the target shows them.
+            let owned_members: usize = observed_groups
+                .get(id)
+                .into_iter()
+                .flatten()
+                .filter(|o| {
+                    owned_groups.iter().any(|g| {
+                        g.anchor.is_some() && g.anchor == o.anchor
+                            || g.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(&o.key))
+                    })
+                })
+                .map(|o| o.members.len())
+                .sum();
+            held.extend(plan::check_group_thresholds(
+                id,
+                &tp.groups,
+                owned_groups.len(),
+                owned_members,
+                &handle.policy.thresholds,
+            ));
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");

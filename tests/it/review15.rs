@@ -838,3 +838,31 @@ fn a_school_code_change_keeps_the_primary_school_of_a_teacher_at_two_schools() {
     env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
     assert_eq!(env.people()["olle.lind"].get("ou"), ["Alfaskolan"], "the same school under a new code");
 }
+
+/// A bulk bundle whose enrollments.csv was cut off at a line boundary (nothing in it is
+/// malformed, every user is there): half the pupils would leave their class. The member
+/// removals go over the threshold, so the plan is held for review instead of applied, and the
+/// class keeps its members.
+#[test]
+fn a_truncated_enrollments_file_is_held_by_the_member_removal_threshold() {
+    let env = oneroster_env();
+    big_bulk(&env, 120);
+    env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    let class_members = |env: &Env| {
+        env.search("ou=groups,dc=example,dc=org", "(member=*)").iter().map(|g| g.get("member").len()).sum::<usize>()
+    };
+    let before = class_members(&env);
+    assert!(before >= 240, "the class and the school group: {before}");
+    let enrollments = std::fs::read_to_string(env.path("bundle/enrollments.csv")).unwrap();
+    let cut: Vec<&str> = enrollments.lines().take(61).collect();
+    write(&env.path("bundle/enrollments.csv"), &format!("{}\n", cut.join("\n")));
+    let plan = env.enid(&["plan", "--now", DAY1]).ok();
+    assert!(plan.stdout.contains("remove members"), "{}", plan.stdout);
+    let run = env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).fails();
+    assert!(
+        run.stderr.contains("members of owned groups") && run.stderr.contains("--accept-threshold"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(class_members(&env), before, "nobody left the class");
+}

@@ -365,6 +365,21 @@ fn thresholds_hold_mass_disables_and_creates_but_not_a_first_run() {
 }
 
 #[test]
+fn mass_member_removals_and_group_deletes_are_held() {
+    let t = crate::core::policy::Thresholds::default();
+    let groups = |members_removed, delete| GroupSummary { members_removed, delete, ..Default::default() };
+    assert!(check_group_thresholds("dir", &groups(50, 5), 20, 100, &t).is_empty(), "the floors: 50 and 5");
+    assert!(check_group_thresholds("dir", &groups(300, 0), 20, 3000, &t).is_empty(), "10% of 3000");
+    let hits = check_group_thresholds("dir", &groups(301, 6), 20, 3000, &t);
+    assert_eq!(hits.iter().map(|h| h.action).collect::<Vec<_>>(), [Action::DeleteGroup, Action::RemoveMembers]);
+    assert_eq!(
+        hits[1].to_string(),
+        "target \"dir\": 301 remove members of 3000 members of owned groups (10.0%), over the limit of 300 (10% of \
+         owned, at least 50) by 1"
+    );
+}
+
+#[test]
 fn the_first_run_exemption_needs_a_target_without_enid_ids() {
     let t = crate::core::policy::Thresholds::default();
     let sum = Summary { create: 5000, ..Default::default() };

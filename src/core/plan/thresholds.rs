@@ -24,6 +24,7 @@ impl std::fmt::Display for ThresholdHit {
         let share = if self.owned > 0 { 100.0 * self.count as f64 / self.owned as f64 } else { 100.0 };
         let of = match self.action {
             Action::DeleteGroup => "owned groups",
+            Action::RemoveMembers => "members of owned groups",
             Action::Claim => "accounts in scope",
             _ => "owned accounts",
         };
@@ -93,24 +94,24 @@ pub fn check_thresholds(
 }
 
 /// The group thresholds one target's part of a plan goes over: deletes of owned groups, against
-/// the groups enid owns there. Pure.
+/// the groups enid owns there, and members removed from them, against the members they hold.
+/// Pure.
 pub fn check_group_thresholds(
     target: &str,
     groups: &GroupSummary,
     owned_groups: usize,
+    owned_members: usize,
     t: &crate::core::policy::Thresholds,
 ) -> Vec<ThresholdHit> {
-    let limit = crate::core::policy::Thresholds::limit(t.group_delete_percent, t.group_delete_min, owned_groups);
-    if groups.delete <= limit {
-        return Vec::new();
+    let mut hits = Vec::new();
+    for (action, count, owned, percent, min) in [
+        (Action::DeleteGroup, groups.delete, owned_groups, t.group_delete_percent, t.group_delete_min),
+        (Action::RemoveMembers, groups.members_removed, owned_members, t.member_remove_percent, t.member_remove_min),
+    ] {
+        let limit = crate::core::policy::Thresholds::limit(percent, min, owned);
+        if count > limit {
+            hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
+        }
     }
-    vec![ThresholdHit {
-        target: target.into(),
-        action: Action::DeleteGroup,
-        count: groups.delete,
-        owned: owned_groups,
-        limit,
-        percent: t.group_delete_percent,
-        min: t.group_delete_min,
-    }]
+    hits
 }
