@@ -1,9 +1,9 @@
-//! `enid log` (the sync log, protected persons by enid id only) and `enid state backup`.
+//! `enid log` (the sync log), `enid runs` (the runs), as the engine's queries give them
+//! (protected persons by enid id only), and `enid state backup`.
 
 use super::{CliError, io};
-use crate::engine::Engine;
+use crate::engine::{Engine, Viewer};
 use crate::store::{LogFilter, StateStore};
-use connector_api::civic::mask_if_civic;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -37,34 +37,9 @@ pub(super) async fn log(
     json: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode, CliError> {
-    let identity = match person {
-        Some(p) => {
-            let ids = engine.store().find_identity(&p).await?;
-            match ids.as_slice() {
-                [one] => Some(one.clone()),
-                [] => {
-                    return Err(CliError::Message(format!("no person {:?} in the state database", mask_if_civic(&p))));
-                }
-                _ => {
-                    return Err(CliError::Message(format!(
-                        "{:?} matches {} identities; use the enid id",
-                        mask_if_civic(&p),
-                        ids.len()
-                    )));
-                }
-            }
-        }
-        None => None,
-    };
-    let rows = engine.store().log(&LogFilter { run, identity, school, limit }).await?;
-    let protected = engine.store().protected_identities().await?;
-    for mut r in rows {
-        // A protected person by enid id only, in rows written before the protection too.
-        if let Some(id) = r.identity_id.clone().filter(|i| protected.contains(i)) {
-            r.username = Some(id);
-            r.school = None;
-            r.detail = Some("protected person".into());
-        }
+    let filter = LogFilter { run, school, limit, ..LogFilter::default() };
+    let rows = engine.log(filter, person.as_deref(), &Viewer::admin()).await?;
+    for r in rows {
         if json {
             writeln!(out, "{}", serde_json::to_string(&r).map_err(|e| CliError::Message(e.to_string()))?)
         } else {
@@ -80,6 +55,34 @@ pub(super) async fn log(
                 r.school.as_deref().filter(|s| !s.is_empty()).unwrap_or("-"),
                 r.detail.as_deref().unwrap_or(""),
                 r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+            )
+        }
+        .map_err(io)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists the newest runs, oldest first: every apply, adopt and daemon run, however it ended.
+pub(super) async fn runs(engine: &Engine, limit: i64, json: bool, out: &mut impl Write) -> Result<ExitCode, CliError> {
+    for r in engine.runs(limit, &Viewer::admin()).await? {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&r).map_err(|e| CliError::Message(e.to_string()))?)
+        } else {
+            let planned = r
+                .tally
+                .as_ref()
+                .map(|t| t.planned.iter().map(|(a, n)| format!("{n} {a}")).collect::<Vec<_>>().join(", "))
+                .filter(|s| !s.is_empty())
+                .map(|s| format!("  [{s}]"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "run {:<5} {}  {:<8} {:<11} {}{planned}",
+                r.run.id,
+                r.run.started_at,
+                r.run.command,
+                r.run.status,
+                r.run.message.as_deref().unwrap_or("")
             )
         }
         .map_err(io)?;

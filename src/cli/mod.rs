@@ -119,6 +119,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the runs: every apply, adopt and daemon run, applied, held, stopped or failed
+    Runs {
+        /// At most this many runs (the newest)
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// JSON lines instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// List records held because they might be the same person (or decide with `resolve`)
     Conflicts {
         #[command(subcommand)]
@@ -308,7 +317,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         scope_change: cli.accept_scope_change,
         full_read: cli.full,
     };
-    let mut out = std::io::stdout().lock();
+    // Not a lock held across the run: a front end is `Send` (the engine may run it on any thread).
+    let mut out = std::io::stdout();
     match cli.command {
         Command::Check => plan::check(&build(config).await?, &mut out).await,
         Command::Plan { json, save, time } => {
@@ -338,6 +348,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Log { run, person, school, limit, json } => {
             log::log(&build(config).await?, run, person, school, limit, json, &mut out).await
         }
+        Command::Runs { limit, json } => log::runs(&build(config).await?, limit, json, &mut out).await,
         Command::Conflicts { action, json } => {
             conflicts::conflicts(&build(config).await?, action, json, &mut out).await
         }

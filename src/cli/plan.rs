@@ -6,7 +6,8 @@ use super::render::render_plan;
 use super::{CliError, exiting, failures, io, warn_rejected};
 use crate::clock;
 use crate::engine::{
-    ApplyRequest, Approved, Computed, Confirm, Engine, Frontend, Overrides, RunMode, RunReport, RunRequest,
+    ApplyRequest, ApprovalError, Approved, Computed, Confirm, Engine, Frontend, Outcome, Overrides, RunMode, RunReport,
+    RunRequest,
 };
 use chrono::{DateTime, Utc};
 use std::io::{BufRead, IsTerminal, Write};
@@ -39,9 +40,9 @@ pub(super) async fn plan(
     save: bool,
     now: DateTime<Utc>,
     overrides: Overrides,
-    out: &mut impl Write,
+    out: &mut (impl Write + Send),
 ) -> Result<ExitCode, CliError> {
-    let request = RunRequest { mode: RunMode::Plan { save }, now, overrides };
+    let request = RunRequest { mode: RunMode::Plan { save, record: false }, now, overrides };
     let mut terminal = Terminal { out, json, yes: true, plan_id: None, error: None };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;
@@ -101,18 +102,27 @@ pub(super) async fn apply(
     yes: bool,
     now: DateTime<Utc>,
     overrides: Overrides,
-    out: &mut impl Write,
+    out: &mut (impl Write + Send),
 ) -> Result<ExitCode, CliError> {
     let plan_id = request.plan_id.clone();
     let request = RunRequest { mode: RunMode::Apply(request), now, overrides };
     let mut terminal = Terminal { out, json: false, yes, plan_id, error: None };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;
-    let RunReport { computed, applied, .. } = report?;
+    let RunReport { computed, outcome, .. } = report?;
     let failed = failures(&computed);
-    let Some(report) = applied else {
-        exiting(computed);
-        return failed.map(|()| ExitCode::SUCCESS);
+    let report = match outcome {
+        Outcome::Applied(report) => report,
+        Outcome::Held { hits } => {
+            let hits = hits.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("; ");
+            let id = computed.plan.plan_id.clone();
+            exiting(computed);
+            return Err(CliError::Engine(ApprovalError::Held { id, hits }.into()));
+        }
+        Outcome::Planned | Outcome::Unchanged | Outcome::Declined => {
+            exiting(computed);
+            return failed.map(|()| ExitCode::SUCCESS);
+        }
     };
     exiting(computed);
     writeln!(
@@ -182,7 +192,7 @@ impl<W: Write> Terminal<'_, W> {
     }
 }
 
-impl<W: Write> Frontend for Terminal<'_, W> {
+impl<W: Write + Send> Frontend for Terminal<'_, W> {
     fn computed(&mut self, computed: &Computed) -> Confirm {
         warn_rejected(computed);
         if self.json {

@@ -184,6 +184,15 @@ impl Engine {
         // The watermarks advance with the records they describe, also after failed operations
         // (the records were stored at the start); a plan never moves them.
         self.store.record_source_reads(run, &computed.reads, now).await?;
+        let counts = super::RunCounts {
+            ok: report.ok,
+            failed: report.failed,
+            not_sent: report.skipped,
+            ..super::RunCounts::of(computed)
+        };
+        if let Ok(json) = serde_json::to_string(&counts) {
+            self.store.set_run_counts(run, &json).await?;
+        }
         self.store.finish_run(run, status, &message, now).await?;
         Ok(report)
     }
@@ -225,10 +234,14 @@ impl Engine {
             }
             // In batches when the target takes several operations in one request.
             let per_request = handle.caps.max_batch.max(1);
-            let mut stream = futures::stream::iter(sends.chunks(per_request))
-                .map(|chunk| {
+            // By index, not by slice: a closure that takes a borrowed chunk is not general over
+            // its lifetime, which keeps the run's future from being `Send` (rustc #64552).
+            let chunks: Vec<&[(&PlannedOp, std::borrow::Cow<'_, TargetOp>)]> = sends.chunks(per_request).collect();
+            let mut stream = futures::stream::iter(0..chunks.len())
+                .map(|i| {
                     let stopped = &stopped;
                     let stop_reason = &stop_reason;
+                    let chunk = chunks[i];
                     async move {
                         if stopped.load(Ordering::SeqCst) {
                             let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();

@@ -32,7 +32,7 @@ pub struct ApplyRequest {
 }
 
 /// What [`Engine::approve`] left in the plan, for the front end to say.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Approved {
     /// The number of operations before a partial selection, when one was made.
     pub selected_from: Option<usize>,
@@ -40,6 +40,8 @@ pub struct Approved {
     pub waiting_protected: usize,
     /// The plan was saved because it holds something.
     pub saved: bool,
+    /// Thresholds that hold the plan (none accepted): nothing of it may be applied.
+    pub held: Vec<crate::core::plan::ThresholdHit>,
 }
 
 /// Why an apply does not go ahead. Each says what the operator does next.
@@ -97,7 +99,9 @@ impl Engine {
     }
 
     /// Decides what of `computed` an apply carries out under `request`, and trims the plan to
-    /// it. Errors when nothing may be applied. Saves a plan that holds something.
+    /// it. A plan held by a threshold comes back with [`Approved::held`] (nothing of it may be
+    /// applied); errors when the request cannot be right (no such saved plan, the inputs moved).
+    /// Saves a plan that holds something.
     pub async fn approve(
         &self,
         computed: &mut Computed,
@@ -135,8 +139,8 @@ impl Engine {
             computed.plan.held.retain(|h| ops.iter().any(|o| o.target == h.target && o.action == h.action));
         }
         if !computed.plan.held.is_empty() && !request.accept_threshold {
-            let hits = computed.plan.held.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("; ");
-            return Err(ApprovalError::Held { id: computed.plan.plan_id.clone(), hits }.into());
+            approved.held = computed.plan.held.clone();
+            return Ok(approved);
         }
         let waiting = waiting_protected(&computed.plan);
         if waiting > 0 && !request.accept_protected {

@@ -15,7 +15,8 @@
 //! `compute` (the dry run), `guards` (the guards on the target side), `domain` (group names held
 //! elsewhere in a domain that keeps them unique), `approve`, `apply`,
 //! `adopt`, `decisions` (conflict decisions and rename approvals), `run` (the request and the
-//! report), `records` (what the state keeps of records), `idkey`.
+//! report), `queries` (what a front end may show: runs, the log, a person), `records` (what the
+//! state keeps of records), `idkey`.
 
 use crate::config::Config;
 use crate::core::mapping::{GroupNamer, Mapping};
@@ -39,6 +40,7 @@ mod fetch;
 mod guards;
 pub mod idkey;
 pub mod passwords;
+mod queries;
 mod records;
 mod registry;
 mod run;
@@ -46,8 +48,9 @@ pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_conflicts};
 pub use decisions::Choice;
+pub use queries::{LookupError, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
-pub use run::{Confirm, Frontend, Overrides, RunMode, RunReport, RunRequest};
+pub use run::{Confirm, Frontend, Outcome, Overrides, RunCounts, RunMode, RunReport, RunRequest};
 
 /// Why a run stopped. Each variant names the component and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +94,10 @@ pub enum EngineError {
     /// Another run holds the state database, or its lock cannot be taken.
     #[error(transparent)]
     Lock(#[from] crate::store::runlock::LockError),
-    /// The state database knows no runs, but a target holds accounts carrying enid ids: the
+    /// The state database knows no applied run, but a target holds accounts carrying enid ids: the
     /// state was lost or replaced. Planning now would create everyone a second account.
     #[error(
-        "state database {state} records no runs, but target \"{target}\" holds {count} accounts carrying enid ids \
+        "state database {state} records no applied run, but target \"{target}\" holds {count} accounts carrying enid ids \
          that it does not record as enid's (the state database was lost, emptied or replaced, or [state] path \
          points to a new file); stopped before planning, nothing was changed. Restore the state database from a \
          backup (`enid state backup` makes one), or claim those accounts with `enid adopt` (one by one with \
@@ -140,6 +143,9 @@ pub enum EngineError {
     /// A first password cannot be made or read.
     #[error("first passwords: {0}")]
     Passwords(String),
+    /// A person asked for is not one the asker may see, or is several: fix the question.
+    #[error(transparent)]
+    Lookup(#[from] queries::LookupError),
 }
 
 /// A source with the input guards' settings.
@@ -210,7 +216,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// What an apply did.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApplyReport {
     pub run_id: i64,
     pub ok: usize,

@@ -21,8 +21,9 @@ pub struct RunRequest {
 #[derive(Debug, Clone)]
 pub enum RunMode {
     /// Compute and show, change nothing (`enid plan`); `save` keeps the plan, as shown, for
-    /// `apply --plan ID`.
-    Plan { save: bool },
+    /// `apply --plan ID`; `record` leaves a row in `runs` (a daemon's plan-only run; `enid plan`
+    /// leaves none).
+    Plan { save: bool, record: bool },
     /// Compute, approve under these rules, confirm, carry out (`enid apply`). Holds the state's
     /// run lock throughout.
     Apply(ApplyRequest),
@@ -54,12 +55,28 @@ pub enum Confirm {
 
 /// How a front end takes part in a run: it sees the computed plan, and it is asked once the
 /// approval rules have decided what an apply would carry out.
-pub trait Frontend {
+pub trait Frontend: Send {
     /// The plan is computed (for an apply: a saved plan was checked first). Show it; `Stop`
     /// ends the run here (nothing is changed).
     fn computed(&mut self, computed: &Computed) -> Confirm;
     /// What the approval rules left of the plan, before anything is sent: `Go` carries it out.
     fn confirm(&mut self, computed: &Computed, approved: &Approved) -> Confirm;
+}
+
+/// How a run ended. A held plan is an outcome, not an error: the front end says what to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A dry run: nothing was changed (`enid plan`, a daemon run that only plans).
+    Planned,
+    /// The targets already are what the sources say: nothing to do.
+    Unchanged,
+    /// Held for review, nothing was changed: thresholds the plan goes over (the plan is saved,
+    /// so exactly it can be approved).
+    Held { hits: Vec<crate::core::plan::ThresholdHit> },
+    /// The front end said no (at the prompt), or had nothing to confirm with.
+    Declined,
+    /// Carried out (some operations may have failed: see the report).
+    Applied(ApplyReport),
 }
 
 /// What a run did.
@@ -69,47 +86,169 @@ pub struct RunReport {
     pub computed: Computed,
     /// What the approval rules decided, for an apply that got that far.
     pub approved: Option<Approved>,
-    /// What was carried out, for an apply that went ahead.
-    pub applied: Option<ApplyReport>,
+    /// How the run ended.
+    pub outcome: Outcome,
     /// The plan was saved (`plan --save`, or an apply held by a threshold or protected persons).
     pub saved: bool,
+    /// The run's row in the state (`runs`), for a run that left one.
+    pub run_id: Option<i64>,
+}
+
+impl RunReport {
+    /// What was carried out, for an apply that went ahead.
+    pub fn applied(&self) -> Option<&ApplyReport> {
+        match &self.outcome {
+            Outcome::Applied(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// A run's counts as its row keeps them: the plan's operations per action (over every target),
+/// what was sent, and a held run's threshold hits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunCounts {
+    pub planned: std::collections::BTreeMap<String, usize>,
+    #[serde(default)]
+    pub ok: usize,
+    #[serde(default)]
+    pub failed: usize,
+    #[serde(default)]
+    pub not_sent: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
+}
+
+impl RunCounts {
+    /// The plan's operations per action.
+    pub fn of(computed: &Computed) -> RunCounts {
+        let mut planned = std::collections::BTreeMap::new();
+        for op in &computed.plan.operations {
+            *planned.entry(op.action.as_str().to_string()).or_insert(0) += 1;
+        }
+        RunCounts { planned, ..RunCounts::default() }
+    }
+
+    fn json(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
 }
 
 impl Engine {
-    /// Runs one request to its end.
+    /// Runs one request to its end. An apply leaves a row in `runs` however it ends (applied,
+    /// held, stopped by a guard or an error, declined, nothing to do); a plan leaves one only
+    /// when asked (`record`: a daemon's plan-only run), so `enid plan` stays read-only.
     pub async fn run(&self, request: &RunRequest, frontend: &mut dyn Frontend) -> Result<RunReport, EngineError> {
         let now = request.now;
         match &request.mode {
-            RunMode::Plan { save } => {
-                let computed = self.compute(now, &request.overrides).await?;
+            RunMode::Plan { save, record } => {
+                let computed = match self.compute(now, &request.overrides).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if *record {
+                            self.note_run("plan", None, "stopped", &connector_api::one_line(&e), None, now).await;
+                        }
+                        return Err(e);
+                    }
+                };
                 if *save {
                     self.save_shown(&computed, now).await?;
                 }
+                let run_id = if *record {
+                    let counts = RunCounts::of(&computed);
+                    let message = format!("{} operations planned", computed.plan.operations.len());
+                    let plan_id = Some(computed.plan.plan_id.as_str());
+                    self.note_run("plan", plan_id, "planned", &message, counts.json(), now).await
+                } else {
+                    None
+                };
                 frontend.computed(&computed);
-                Ok(RunReport { computed, approved: None, applied: None, saved: *save })
+                Ok(RunReport { computed, approved: None, outcome: Outcome::Planned, saved: *save, run_id })
             }
             RunMode::Apply(approval) => {
                 let _lock = self.lock("apply", now).await?;
-                let mut computed = self.compute(now, &request.overrides).await?;
+                let stopped = |e: &EngineError| connector_api::one_line(e);
+                let mut computed = match self.compute(now, &request.overrides).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.note_run("apply", approval.plan_id.as_deref(), "stopped", &stopped(&e), None, now).await;
+                        return Err(e);
+                    }
+                };
                 if let Some(id) = &approval.plan_id {
                     // A stale saved plan is refused before anything is shown as if it would happen.
-                    self.check_saved(&computed, id).await?;
+                    if let Err(e) = self.check_saved(&computed, id).await {
+                        self.note_run("apply", Some(id), "stopped", &stopped(&e), None, now).await;
+                        return Err(e);
+                    }
                 }
                 let nothing = computed.plan.is_empty()
                     && computed.record_rows.is_empty()
                     && computed.primary_rows.is_empty()
                     && computed.gone_rows.is_empty()
                     && !computed.reads_changed;
+                let plan_id = Some(computed.plan.plan_id.clone());
+                let counts = RunCounts::of(&computed);
                 if frontend.computed(&computed) == Confirm::Stop || nothing {
-                    return Ok(RunReport { computed, approved: None, applied: None, saved: false });
+                    let (status, message, outcome) = if nothing {
+                        ("unchanged", "nothing to do".to_string(), Outcome::Unchanged)
+                    } else {
+                        ("declined", "not confirmed; nothing was changed".to_string(), Outcome::Declined)
+                    };
+                    let run_id = self.note_run("apply", plan_id.as_deref(), status, &message, counts.json(), now).await;
+                    return Ok(RunReport { computed, approved: None, outcome, saved: false, run_id });
                 }
-                let approved = self.approve(&mut computed, approval, now).await?;
+                let approved = match self.approve(&mut computed, approval, now).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        self.note_run("apply", plan_id.as_deref(), "stopped", &stopped(&e), counts.json(), now).await;
+                        return Err(e);
+                    }
+                };
                 let saved = approved.saved;
+                if !approved.held.is_empty() {
+                    let hits = approved.held.clone();
+                    let counts = RunCounts { held: hits.iter().map(|h| h.to_string()).collect(), ..counts };
+                    let message = format!("held for review: {}", counts.held.join("; "));
+                    let run_id = self.note_run("apply", plan_id.as_deref(), "held", &message, counts.json(), now).await;
+                    let outcome = Outcome::Held { hits };
+                    return Ok(RunReport { computed, approved: Some(approved), outcome, saved, run_id });
+                }
                 if frontend.confirm(&computed, &approved) == Confirm::Stop {
-                    return Ok(RunReport { computed, approved: Some(approved), applied: None, saved });
+                    let message = "not confirmed; nothing was changed";
+                    let run_id =
+                        self.note_run("apply", plan_id.as_deref(), "declined", message, counts.json(), now).await;
+                    return Ok(RunReport {
+                        computed,
+                        approved: Some(approved),
+                        outcome: Outcome::Declined,
+                        saved,
+                        run_id,
+                    });
                 }
                 let applied = self.apply(&computed, "apply", now).await?;
-                Ok(RunReport { computed, approved: Some(approved), applied: Some(applied), saved })
+                let run_id = Some(applied.run_id);
+                Ok(RunReport { computed, approved: Some(approved), outcome: Outcome::Applied(applied), saved, run_id })
+            }
+        }
+    }
+
+    /// Leaves a row for a run that ended as it began. A state that cannot take the row does not
+    /// turn the run's own outcome into another error: it is logged.
+    async fn note_run(
+        &self,
+        command: &str,
+        plan_id: Option<&str>,
+        status: &str,
+        message: &str,
+        counts: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Option<i64> {
+        match self.store.record_run(command, plan_id, status, message, counts.as_deref(), now).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, status, "the run's row could not be recorded");
+                None
             }
         }
     }
@@ -125,4 +264,12 @@ impl Engine {
         self.store.save_plan(&computed.plan.plan_id, &body, now).await?;
         Ok(())
     }
+}
+
+/// `Engine::run` can be spawned on tokio and awaited in an HTTP handler: its future is `Send`
+/// (checked when this compiles).
+#[allow(dead_code)]
+fn run_is_send(engine: &'static Engine, request: &'static RunRequest, frontend: &'static mut dyn Frontend) {
+    fn spawnable<T: Send + 'static>(_: T) {}
+    spawnable(engine.run(request, frontend));
 }

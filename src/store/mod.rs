@@ -22,6 +22,10 @@ pub use rows::{
 };
 pub use sqlite::SqliteStore;
 
+/// The statuses of runs that sent nothing to a target: held, stopped before planning or before
+/// sending, declined at the prompt, nothing to do, a plan only. As a JSON array, for SQL.
+pub const UNSENT_STATUSES_JSON: &str = r#"["held","stopped","declined","unchanged","planned"]"#;
+
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{IdentityId, OwnedAccount, Snapshot};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
@@ -312,6 +316,22 @@ pub trait StateStore: Send + Sync {
         message: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a run that ended as it began (held, stopped, declined, nothing to do, a daemon's
+    /// plan-only run), with its counts as JSON; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    fn record_run(
+        &self,
+        command: &str,
+        plan_id: Option<&str>,
+        status: &str,
+        message: &str,
+        counts: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Keeps a run's counts (JSON): the plan per action, what was sent.
+    fn set_run_counts(&self, run: i64, counts: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks runs left `running` by a process that died as `interrupted`, and returns how many.
     /// Called with the run lock held, so no live run is among them.
@@ -636,6 +656,22 @@ impl StateStore for Store {
 
     async fn finish_run(&self, run: i64, status: &str, message: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self.finish_run(run, status, message, now))
+    }
+
+    async fn record_run(
+        &self,
+        command: &str,
+        plan_id: Option<&str>,
+        status: &str,
+        message: &str,
+        counts: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self.record_run(command, plan_id, status, message, counts, now))
+    }
+
+    async fn set_run_counts(&self, run: i64, counts: &str) -> Result<(), StoreError> {
+        dispatch!(self.set_run_counts(run, counts))
     }
 
     async fn mark_interrupted(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

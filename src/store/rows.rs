@@ -188,12 +188,21 @@ pub enum Ownership {
     Unchanged,
 }
 
-/// Filters for `enid log`.
+/// Filters for the sync log: each one given must hold.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
     pub run: Option<i64>,
     pub identity: Option<String>,
+    /// One school unit: a whole entry of the row's comma-separated list.
     pub school: Option<String>,
+    /// Only rows of these school units (a school admin's); `None`: every row.
+    pub schools: Option<Vec<String>>,
+    pub target: Option<String>,
+    pub action: Option<String>,
+    pub result: Option<String>,
+    /// A cursor: only rows older than this row id (the next page of a newest-first listing).
+    pub before: Option<i64>,
+    /// At most this many rows, the newest; 0 or less: all.
     pub limit: i64,
 }
 
@@ -207,6 +216,8 @@ pub struct RunRow {
     pub finished_at: Option<String>,
     pub status: String,
     pub message: Option<String>,
+    /// The plan per action and what was sent, as JSON (`None` for a run from before).
+    pub counts: Option<String>,
 }
 
 /// One civic-number change, masked, for `enid explain`.
@@ -310,11 +321,14 @@ impl CivicHistoryRow {
 }
 
 /// A run as read: (id, command, plan_id, started_at, finished_at, status, message).
-pub(super) type RunRowIn = (i64, String, Option<String>, String, Option<String>, String, Option<String>);
+pub(super) type RunRowIn =
+    (i64, String, Option<String>, String, Option<String>, String, Option<String>, Option<String>);
 
 impl RunRow {
-    pub(super) fn from_row((id, command, plan_id, started_at, finished_at, status, message): RunRowIn) -> RunRow {
-        RunRow { id, command, plan_id, started_at, finished_at, status, message }
+    pub(super) fn from_row(
+        (id, command, plan_id, started_at, finished_at, status, message, counts): RunRowIn,
+    ) -> RunRow {
+        RunRow { id, command, plan_id, started_at, finished_at, status, message, counts }
     }
 }
 

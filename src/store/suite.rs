@@ -484,6 +484,12 @@ pub(crate) async fn runs_begin_finish_and_are_marked_interrupted<S: StateStore>(
     s.finish_run(adopt, "ok", "recorded 3 accounts", day(0)).await.unwrap();
     assert!(!s.has_applied().await.unwrap(), "an adopt is not an apply");
     assert!(s.has_adopted().await.unwrap());
+    // Applies that sent nothing leave rows, and do not make the state one that has applied.
+    for status in ["held", "stopped", "declined", "unchanged"] {
+        s.record_run("apply", None, status, "nothing was changed", Some("{}"), day(0)).await.unwrap();
+    }
+    s.record_run("plan", Some("p0"), "planned", "3 operations planned", Some("{}"), day(0)).await.unwrap();
+    assert!(!s.has_applied().await.unwrap(), "a held, stopped, declined or empty apply sent nothing");
     let first = s.begin_run("apply", Some("p1"), day(1)).await.unwrap();
     let second = s.begin_run("apply", None, day(2)).await.unwrap();
     assert!(adopt < first && first < second);
@@ -493,6 +499,7 @@ pub(crate) async fn runs_begin_finish_and_are_marked_interrupted<S: StateStore>(
     assert_eq!(s.mark_interrupted(day(3)).await.unwrap(), 1);
     assert_eq!(s.mark_interrupted(day(3)).await.unwrap(), 0);
     let runs = s.runs(10).await.unwrap();
+    let runs: Vec<_> = runs.into_iter().filter(|r| r.counts.is_none()).collect();
     let seen: Vec<(i64, &str, Option<&str>, &str)> =
         runs.iter().map(|r| (r.id, r.command.as_str(), r.plan_id.as_deref(), r.status.as_str())).collect();
     assert_eq!(
@@ -504,6 +511,8 @@ pub(crate) async fn runs_begin_finish_and_are_marked_interrupted<S: StateStore>(
     // The newest `limit`, oldest first.
     let ids: Vec<i64> = s.runs(2).await.unwrap().iter().map(|r| r.id).collect();
     assert_eq!(ids, [first, second]);
+    s.set_run_counts(second, r#"{"planned":{"create":2}}"#).await.unwrap();
+    assert_eq!(s.runs(1).await.unwrap()[0].counts.as_deref(), Some(r#"{"planned":{"create":2}}"#));
 }
 
 pub(crate) async fn the_log_is_filtered_by_run_identity_and_school<S: StateStore>(s: &S) {
@@ -541,6 +550,7 @@ pub(crate) async fn the_log_is_filtered_by_run_identity_and_school<S: StateStore
         identity: identity.map(String::from),
         school: school.map(String::from),
         limit,
+        ..LogFilter::default()
     };
     assert_eq!(ids(s.log(&by(Some(two), None, None, 0)).await.unwrap()), [all[1].id, all[2].id]);
     assert_eq!(ids(s.log(&by(None, Some("id-a"), None, 0)).await.unwrap()), [all[0].id, all[1].id]);
@@ -550,6 +560,20 @@ pub(crate) async fn the_log_is_filtered_by_run_identity_and_school<S: StateStore
     assert_eq!(ids(s.log(&by(Some(one), Some("id-a"), Some("S2"), 0)).await.unwrap()), Vec::<i64>::new());
     // A limit keeps the newest rows, still oldest first.
     assert_eq!(ids(s.log(&by(None, None, None, 2)).await.unwrap()), [all[1].id, all[2].id]);
+    // A school admin's units, a cursor, and the other filters.
+    let of = |schools: &[&str]| LogFilter {
+        schools: Some(schools.iter().map(|s| s.to_string()).collect()),
+        ..LogFilter::default()
+    };
+    assert_eq!(ids(s.log(&of(&["S2", "S9"])).await.unwrap()), [all[1].id]);
+    assert_eq!(ids(s.log(&of(&[])).await.unwrap()), Vec::<i64>::new(), "no school: no row");
+    assert_eq!(ids(s.log(&of(&["S%"])).await.unwrap()), Vec::<i64>::new(), "a code is no pattern");
+    let before = LogFilter { before: Some(all[2].id), limit: 1, ..LogFilter::default() };
+    assert_eq!(ids(s.log(&before).await.unwrap()), [all[1].id], "the page before the newest row");
+    let action = LogFilter { action: Some(all[0].action.clone()), ..LogFilter::default() };
+    assert!(ids(s.log(&action).await.unwrap()).contains(&all[0].id));
+    let nothing = LogFilter { target: Some("no-such-target".into()), ..LogFilter::default() };
+    assert!(s.log(&nothing).await.unwrap().is_empty());
 }
 
 pub(crate) async fn plans_are_saved_once_and_loaded<S: StateStore>(s: &S) {

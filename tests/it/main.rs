@@ -28,6 +28,7 @@ mod review2;
 mod review3;
 mod review3_probes;
 mod review4;
+mod runs16;
 mod safety_source;
 mod safety_state;
 mod safety_target;

@@ -50,7 +50,11 @@ fn a_lost_state_stops_before_planning_and_adopt_rebuilds_it_without_a_second_acc
             std::fs::write(env.path("state.db"), "").unwrap();
         }
         let plan = env.enid(&["plan"]).fails();
-        assert!(plan.stderr.contains("records no runs") && plan.stderr.contains("enid adopt"), "{}", plan.stderr);
+        assert!(
+            plan.stderr.contains("records no applied run") && plan.stderr.contains("enid adopt"),
+            "{}",
+            plan.stderr
+        );
         let apply = env.enid(&["apply", "--yes"]).fails();
         assert!(apply.stderr.contains("stopped before planning"), "{}", apply.stderr);
         assert_eq!(env.people().len(), 30, "{how}: nothing created");

@@ -38,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 14] = [
+const MIGRATIONS: [(i64, &str, &str); 15] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -53,6 +53,7 @@ const MIGRATIONS: [(i64, &str, &str); 14] = [
     (12, "claim refusals", include_str!("../../../migrations/sqlite/0012_claim_refusals.sql")),
     (13, "affiliations", include_str!("../../../migrations/sqlite/0013_affiliations.sql")),
     (14, "held records", include_str!("../../../migrations/sqlite/0014_held_records.sql")),
+    (16, "run outcomes", include_str!("../../../migrations/sqlite/0016_run_outcomes.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -759,6 +760,28 @@ impl StateStore for SqliteStore {
         self.exec(q.bind(status).bind(message).bind(ts(now)).bind(run)).await.map(drop)
     }
 
+    async fn record_run(
+        &self,
+        command: &str,
+        plan_id: Option<&str>,
+        status: &str,
+        message: &str,
+        counts: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let q = sqlx::query_scalar(
+            "INSERT INTO runs (command, plan_id, started_at, finished_at, status, message, counts)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) RETURNING id",
+        );
+        let q = q.bind(command).bind(plan_id).bind(ts(now)).bind(status).bind(message).bind(counts);
+        self.ctx(q.fetch_one(&self.pool).await)
+    }
+
+    async fn set_run_counts(&self, run: i64, counts: &str) -> Result<(), StoreError> {
+        let q = sqlx::query("UPDATE runs SET counts = ?1 WHERE id = ?2");
+        self.exec(q.bind(counts).bind(run)).await.map(drop)
+    }
+
     async fn mark_interrupted(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let q = sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = ?1,
@@ -769,7 +792,12 @@ impl StateStore for SqliteStore {
     }
 
     async fn has_applied(&self) -> Result<bool, StoreError> {
-        let q = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs WHERE command = 'apply'");
+        // A run that sent nothing (held, stopped, declined, nothing to do) does not count: a lost
+        // state whose first apply a guard stopped must still be caught by the next one.
+        let q = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM runs WHERE command = 'apply' AND status NOT IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(crate::store::UNSENT_STATUSES_JSON);
         Ok(self.ctx(q.fetch_one(&self.pool).await)? > 0)
     }
 
@@ -780,7 +808,7 @@ impl StateStore for SqliteStore {
 
     async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         let q = sqlx::query_as::<_, RunRowIn>(
-            "SELECT id, command, plan_id, started_at, finished_at, status, message FROM
+            "SELECT id, command, plan_id, started_at, finished_at, status, message, counts FROM
                (SELECT * FROM runs ORDER BY id DESC LIMIT ?1) ORDER BY id",
         );
         let rows = self.fetch(q.bind(limit)).await?;
@@ -793,16 +821,29 @@ impl StateStore for SqliteStore {
     }
 
     async fn log(&self, f: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
+        // A school matches a whole entry of the comma-separated list (`instr`, never `LIKE`: a
+        // code is data, not a pattern).
         let q = sqlx::query_as::<_, LogRowIn>(
             "SELECT id, run_id, at, identity_id, username, target, school, action, detail, result, error FROM (
                 SELECT * FROM oplog
                 WHERE (?1 IS NULL OR run_id = ?1)
                   AND (?2 IS NULL OR identity_id = ?2)
-                  AND (?3 IS NULL OR (',' || school || ',') LIKE ('%,' || ?3 || ',%'))
+                  AND (?3 IS NULL OR instr(',' || school || ',', ',' || ?3 || ',') > 0)
+                  AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(?5) j
+                                             WHERE instr(',' || school || ',', ',' || j.value || ',') > 0))
+                  AND (?6 IS NULL OR target = ?6)
+                  AND (?7 IS NULL OR action = ?7)
+                  AND (?8 IS NULL OR result = ?8)
+                  AND (?9 IS NULL OR id < ?9)
                 ORDER BY id DESC LIMIT ?4) ORDER BY id",
         );
         let limit = if f.limit > 0 { f.limit } else { i64::MAX };
-        let rows = self.fetch(q.bind(f.run).bind(&f.identity).bind(&f.school).bind(limit)).await?;
+        let schools = match &f.schools {
+            Some(s) => Some(self.encode("log schools", s)?),
+            None => None,
+        };
+        let q = q.bind(f.run).bind(&f.identity).bind(&f.school).bind(limit).bind(schools);
+        let rows = self.fetch(q.bind(&f.target).bind(&f.action).bind(&f.result).bind(f.before)).await?;
         Ok(rows.into_iter().map(LogRow::from_row).collect())
     }
 

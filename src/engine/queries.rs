@@ -1,0 +1,147 @@
+//! What a front end may show of the state: the runs, the sync log, a person looked up. Every
+//! privacy rule is applied here, once: a person with protected personal data appears by enid id
+//! only (no username, school or detail, in rows written before the protection too), a civic
+//! number given as a key is echoed masked, and a viewer limited to some school units (a school
+//! admin) sees only their rows and persons, another school's person being indistinguishable
+//! from one who does not exist. The CLI and the HTTP API show what these return.
+
+use super::{Engine, EngineError};
+use crate::core::model::IdentityId;
+use crate::store::{LogFilter, LogRow, RunRow, StateStore};
+use connector_api::civic::mask_if_civic;
+use std::collections::BTreeSet;
+
+/// Who is asking: every school unit (an administrator, the CLI), or some (a school admin).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Viewer {
+    /// `None`: every school unit.
+    pub schools: Option<BTreeSet<String>>,
+}
+
+impl Viewer {
+    /// Sees everything: an administrator, the CLI on the server.
+    pub fn admin() -> Viewer {
+        Viewer { schools: None }
+    }
+
+    /// Sees these school units only.
+    pub fn of_schools(schools: impl IntoIterator<Item = String>) -> Viewer {
+        Viewer { schools: Some(schools.into_iter().collect()) }
+    }
+
+    /// Whether a row of these school units (comma-separated) is this viewer's.
+    pub fn sees(&self, schools: &str) -> bool {
+        match &self.schools {
+            None => true,
+            Some(mine) => schools.split(',').any(|s| mine.contains(s)),
+        }
+    }
+}
+
+/// A run as a front end shows it: its row, with the counts read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: RunRow,
+    /// The plan per action and what was sent (`None` for a run from before counts were kept).
+    #[serde(rename = "counts")]
+    pub tally: Option<super::RunCounts>,
+}
+
+/// Why a lookup found no one to show: the front end says so (HTTP 404, a CLI message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No person by that key the viewer may see (another school's person is no one).
+    #[error("no person {0:?} in the state database")]
+    NotFound(String),
+    /// Several identities carry the key: ask by enid id.
+    #[error("{0:?} matches {1} identities; use the enid id")]
+    Ambiguous(String, usize),
+}
+
+impl Engine {
+    /// The newest `limit` runs, oldest first. A school admin sees the runs that touched their
+    /// schools' persons (by the log), and never a run's free-text message beyond its status.
+    pub async fn runs(&self, limit: i64, viewer: &Viewer) -> Result<Vec<RunView>, EngineError> {
+        let rows = self.store.runs(limit).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for run in rows {
+            if viewer.schools.is_some() {
+                let filter = LogFilter {
+                    run: Some(run.id),
+                    schools: viewer.schools.as_ref().map(|s| s.iter().cloned().collect()),
+                    limit: 1,
+                    ..LogFilter::default()
+                };
+                if self.store.log(&filter).await?.is_empty() {
+                    continue;
+                }
+            }
+            let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+            out.push(RunView { run: RunRow { counts: None, ..run }, tally });
+        }
+        Ok(out)
+    }
+
+    /// One identity by enid id, username (current or earlier), source key or external
+    /// identifier, among the persons the viewer may see. The key is echoed masked when it has
+    /// a civic number's shape.
+    pub async fn find_person(&self, needle: &str, viewer: &Viewer) -> Result<IdentityId, EngineError> {
+        let mut ids = self.store.find_identity(needle).await?;
+        if viewer.schools.is_some() {
+            let mut visible = Vec::new();
+            for id in ids {
+                if self.person_visible(&id, viewer).await? {
+                    visible.push(id);
+                }
+            }
+            ids = visible;
+        }
+        let shown = mask_if_civic(needle).into_owned();
+        match ids.len() {
+            0 => Err(LookupError::NotFound(shown).into()),
+            1 => Ok(ids.remove(0)),
+            n => Err(LookupError::Ambiguous(shown, n).into()),
+        }
+    }
+
+    /// Whether the viewer may see the identity: one of its stored records is at one of their
+    /// school units.
+    pub(super) async fn person_visible(&self, id: &str, viewer: &Viewer) -> Result<bool, EngineError> {
+        if viewer.schools.is_none() {
+            return Ok(true);
+        }
+        let records = self.store.records_of(id).await?;
+        Ok(records.iter().any(|r| r.school_unit.as_deref().is_some_and(|s| viewer.sees(s))))
+    }
+
+    /// The sync log, newest last, as the viewer may see it: their school units only, a
+    /// protected person by enid id only. `person` is looked up as [`Engine::find_person`] does.
+    pub async fn log(
+        &self,
+        mut filter: LogFilter,
+        person: Option<&str>,
+        viewer: &Viewer,
+    ) -> Result<Vec<LogRow>, EngineError> {
+        if let Some(p) = person {
+            filter.identity = Some(self.find_person(p, viewer).await?);
+        }
+        if let Some(mine) = &viewer.schools {
+            filter.schools = Some(mine.iter().cloned().collect());
+        }
+        let rows = self.store.log(&filter).await?;
+        let protected = self.store.protected_identities().await?;
+        Ok(rows
+            .into_iter()
+            .map(|mut r| {
+                // A protected person by enid id only, in rows written before the protection too.
+                if let Some(id) = r.identity_id.clone().filter(|i| protected.contains(i)) {
+                    r.username = Some(id);
+                    r.school = None;
+                    r.detail = Some("protected person".into());
+                }
+                r
+            })
+            .collect())
+    }
+}
