@@ -119,6 +119,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a service: reconcile on [schedule], watch the source files, until SIGTERM
+    Run,
     /// List the runs: every apply, adopt and daemon run, applied, held, stopped or failed
     Runs {
         /// At most this many runs (the newest)
@@ -291,19 +293,28 @@ pub fn parse() -> Cli {
 
 /// Logs go to stderr; `ENID_LOG` (tracing filter syntax) overrides `-v`.
 pub fn init_tracing(cli: &Cli) {
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let daemon = matches!(cli.command, Command::Run);
+    let level = match (cli.verbose, daemon) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENID_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+    // Under systemd (its journal on our stderr), the service logs to the journal with every
+    // field as a journal field; on a terminal, human lines.
+    if daemon
+        && std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journal) = tracing_journald::layer()
+    {
+        let _ =
+            tracing_subscriber::registry().with(filter).with(journal.with_syslog_identifier("enid".into())).try_init();
+        return;
+    }
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = if daemon { fmt.try_init() } else { fmt.without_time().try_init() };
 }
 
 /// Runs a command.
@@ -347,6 +358,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Log { run, person, school, limit, json } => {
             log::log(&build(config).await?, run, person, school, limit, json, &mut out).await
+        }
+        Command::Run => {
+            drop(config);
+            crate::daemon::run(&path).await.map_err(|e| CliError::Message(connector_api::one_line(&e)))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Runs { limit, json } => log::runs(&build(config).await?, limit, json, &mut out).await,
         Command::Conflicts { action, json } => {

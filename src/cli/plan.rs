@@ -42,7 +42,7 @@ pub(super) async fn plan(
     overrides: Overrides,
     out: &mut (impl Write + Send),
 ) -> Result<ExitCode, CliError> {
-    let request = RunRequest { mode: RunMode::Plan { save, record: false }, now, overrides };
+    let request = RunRequest::new(RunMode::Plan { save, record: false }, now, overrides);
     let mut terminal = Terminal { out, json, yes: true, plan_id: None, error: None };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;
@@ -105,7 +105,7 @@ pub(super) async fn apply(
     out: &mut (impl Write + Send),
 ) -> Result<ExitCode, CliError> {
     let plan_id = request.plan_id.clone();
-    let request = RunRequest { mode: RunMode::Apply(request), now, overrides };
+    let request = RunRequest::new(RunMode::Apply(request), now, overrides);
     let mut terminal = Terminal { out, json: false, yes, plan_id, error: None };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;

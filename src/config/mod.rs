@@ -11,9 +11,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod schedule;
 mod sources;
 mod targets;
 pub use crate::engine::{SourceConfig, TargetConfig};
+pub use schedule::{ApplyMode, Every, ScheduleConfig};
 pub use sources::{SourceEntry, SourcePolicy};
 pub use targets::{TargetEntry, check_policy, mapping_templates};
 
@@ -39,6 +41,9 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceEntry>,
     /// Targets by id: each its connector's settings and its policy.
     pub targets: BTreeMap<String, TargetEntry>,
+    /// When `enid run` reconciles, and whether it applies or only plans.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
 }
 
 /// `[state]`.

@@ -7,6 +7,7 @@
 //! group member whose value the target gives (a new account's key) is added once its account's
 //! operations are done, or left out when they failed.
 
+use super::run::{Progress, RunHook};
 use super::{ApplyReport, Computed, Engine, EngineError, TargetHandle};
 use crate::core::model::{AccountStatus, IdentityId};
 use crate::core::plan::{Action, PlannedOp};
@@ -17,6 +18,26 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What an apply reports its progress to and asks whether to stop.
+struct Watch<'a> {
+    hook: Option<&'a dyn RunHook>,
+    /// The plan's operations.
+    total: usize,
+    started: std::time::Instant,
+}
+
+impl Watch<'_> {
+    fn progress(&self, report: &ApplyReport) -> Progress {
+        Progress {
+            total: self.total,
+            ok: report.ok,
+            failed: report.failed,
+            not_sent: report.skipped,
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
 impl Engine {
     /// Carries out a computed plan. Returns what was done; failures of single operations are in
     /// the report, failures that stop everything are errors.
@@ -26,8 +47,20 @@ impl Engine {
         command: &str,
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, EngineError> {
+        self.apply_with(computed, command, now, None).await
+    }
+
+    /// [`Engine::apply`] with a hook called between operations ([`RunHook`]): progress, and a
+    /// stop (SIGTERM) that leaves the rest unsent and the run `interrupted`.
+    pub async fn apply_with(
+        &self,
+        computed: &Computed,
+        command: &str,
+        now: DateTime<Utc>,
+        hook: Option<&dyn RunHook>,
+    ) -> Result<ApplyReport, EngineError> {
         let run = self.store.begin_run(command, Some(&computed.plan.plan_id), now).await?;
-        match self.apply_run(run, computed, now).await {
+        match self.apply_run(run, computed, now, hook).await {
             Ok(report) => Ok(report),
             Err(e) => {
                 // The run ends `failed` with the reason, never left `running`.
@@ -37,7 +70,13 @@ impl Engine {
         }
     }
 
-    async fn apply_run(&self, run: i64, computed: &Computed, now: DateTime<Utc>) -> Result<ApplyReport, EngineError> {
+    async fn apply_run(
+        &self,
+        run: i64,
+        computed: &Computed,
+        now: DateTime<Utc>,
+        hook: Option<&dyn RunHook>,
+    ) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
         let started = std::time::Instant::now();
         self.expire_passwords(now).await?;
@@ -93,6 +132,7 @@ impl Engine {
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "recorded identities and pending accounts");
 
         let mut report = ApplyReport { run_id: run, ..Default::default() };
+        let watch = Watch { hook, total: plan.operations.len(), started: std::time::Instant::now() };
         let adopted: Vec<GroupRow> = plan
             .group_adoptions
             .iter()
@@ -112,7 +152,7 @@ impl Engine {
             let skipped_before = report.skipped;
             let mut after = AfterAccounts::default();
             if !account_ops.is_empty() {
-                self.apply_target(run, id, handle, &account_ops, &mut after, now, &mut report).await?;
+                self.apply_target(run, id, handle, &account_ops, &mut after, now, &mut report, &watch).await?;
             }
             if group_ops.is_empty() {
                 continue;
@@ -160,7 +200,7 @@ impl Engine {
                 group_ops.iter().map(|o| (o.username.as_str(), o.school.as_str())).collect();
             self.store.record_groups(&pending, now).await?;
             let mut groups_after = AfterAccounts::default();
-            self.apply_target(run, id, handle, &group_ops, &mut groups_after, now, &mut report).await?;
+            self.apply_target(run, id, handle, &group_ops, &mut groups_after, now, &mut report, &watch).await?;
             for (name, outcome) in groups_after.group_outcomes {
                 match outcome {
                     OpOutcome::Created { key, anchor } => {
@@ -174,7 +214,9 @@ impl Engine {
             }
         }
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "sent operations");
-        let (status, message) = if report.failed > 0 || report.skipped > 0 {
+        let (status, message) = if let Some(why) = &report.interrupted {
+            ("interrupted", format!("{why}: {} ok, {} failed, {} not sent", report.ok, report.failed, report.skipped))
+        } else if report.failed > 0 || report.skipped > 0 {
             ("failed", format!("{} ok, {} failed, {} skipped", report.ok, report.failed, report.skipped))
         } else {
             ("ok", format!("{} operations", report.ok))
@@ -210,6 +252,7 @@ impl Engine {
         after: &mut AfterAccounts,
         now: DateTime<Utc>,
         report: &mut ApplyReport,
+        watch: &Watch<'_>,
     ) -> Result<(), EngineError> {
         const FLUSH_EVERY: usize = 1000;
         let stopped = AtomicBool::new(false);
@@ -243,6 +286,13 @@ impl Engine {
                     let stop_reason = &stop_reason;
                     let chunk = chunks[i];
                     async move {
+                        // A stop asked for (SIGTERM) ends the apply between two operations.
+                        if let Some(why) = watch.hook.and_then(|h| h.stop())
+                            && !stopped.swap(true, Ordering::SeqCst)
+                            && let Ok(mut s) = stop_reason.lock()
+                        {
+                            *s = format!("not sent: {why}");
+                        }
                         if stopped.load(Ordering::SeqCst) {
                             let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();
                             return chunk.iter().map(|(op, _)| (*op, Err(None::<TargetError>), why.clone())).collect();
@@ -313,6 +363,12 @@ impl Engine {
                     }
                 };
                 batch.push(op_record(id, op, result));
+                if let Some(h) = watch.hook {
+                    h.progress(&watch.progress(report));
+                    if report.interrupted.is_none() {
+                        report.interrupted = h.stop();
+                    }
+                }
                 if batch.len() >= FLUSH_EVERY {
                     // Write this batch while the next operations are sent; one write at a time.
                     if let Some(prev) = flushing.take() {

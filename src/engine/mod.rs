@@ -50,7 +50,7 @@ pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_confli
 pub use decisions::Choice;
 pub use queries::{LookupError, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
-pub use run::{Confirm, Frontend, Outcome, Overrides, RunCounts, RunMode, RunReport, RunRequest};
+pub use run::{Confirm, Frontend, Outcome, Overrides, Progress, RunCounts, RunHook, RunMode, RunReport, RunRequest};
 
 /// Why a run stopped. Each variant names the component and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +224,8 @@ pub struct ApplyReport {
     pub skipped: usize,
     /// The first failure, for the one-line error.
     pub first_error: Option<String>,
+    /// Why the apply stopped before its end (a [`RunHook`] asked: SIGTERM); the rest was not sent.
+    pub interrupted: Option<String>,
 }
 
 /// The result of checking one component.
@@ -373,6 +375,11 @@ impl Engine {
             tracing::warn!(runs = n, "runs left unfinished by a process that ended are marked interrupted");
         }
         Ok(lock)
+    }
+
+    /// The files and directories the sources read, for a daemon to watch.
+    pub fn source_files(&self) -> Vec<std::path::PathBuf> {
+        self.sources.iter().flat_map(|s| s.conn.files()).collect()
     }
 
     pub fn store(&self) -> &Store {

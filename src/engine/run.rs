@@ -15,6 +15,47 @@ pub struct RunRequest {
     pub now: DateTime<Utc>,
     /// Guards an operator let through for this run, after review.
     pub overrides: Overrides,
+    /// Called between operations of an apply: progress, and whether to stop (SIGTERM).
+    pub hook: Option<std::sync::Arc<dyn RunHook>>,
+}
+
+impl RunRequest {
+    /// A request without a hook.
+    pub fn new(mode: RunMode, now: DateTime<Utc>, overrides: Overrides) -> RunRequest {
+        RunRequest { mode, now, overrides, hook: None }
+    }
+}
+
+/// How far an apply has come, as [`RunHook::progress`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Operations the plan carries out, over every target.
+    pub total: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub not_sent: usize,
+    /// Since the apply began sending.
+    pub elapsed: std::time::Duration,
+}
+
+/// The one hook an apply calls between operations: the CLI's progress display and the daemon's
+/// shutdown (and later a leader's lease check) use the same one. Called from the apply's task;
+/// it must return at once.
+pub trait RunHook: Send + Sync {
+    /// The counts so far, after each operation's result.
+    fn progress(&self, _progress: &Progress) {}
+    /// Whether the apply stops before its next operation, and why (`Some("stopped by
+    /// SIGTERM")`): what was sent stays sent, the rest is logged as not sent, the run is
+    /// recorded as interrupted, and the next run converges.
+    fn stop(&self) -> Option<String> {
+        None
+    }
+}
+
+impl std::fmt::Debug for dyn RunHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunHook")
+    }
 }
 
 /// Plan or apply.
@@ -226,7 +267,7 @@ impl Engine {
                         run_id,
                     });
                 }
-                let applied = self.apply(&computed, "apply", now).await?;
+                let applied = self.apply_with(&computed, "apply", now, request.hook.as_deref()).await?;
                 let run_id = Some(applied.run_id);
                 Ok(RunReport { computed, approved: Some(approved), outcome: Outcome::Applied(applied), saved, run_id })
             }

@@ -10,6 +10,7 @@
 mod ad;
 mod civic_spellings;
 mod conformance;
+mod daemon16;
 mod fault;
 mod groups;
 mod handout;

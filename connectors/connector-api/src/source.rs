@@ -518,6 +518,11 @@ pub trait Source {
     fn scope(&self) -> String {
         String::new()
     }
+    /// The files (or directories) the source reads, which a daemon watches: a change there
+    /// starts a run. Empty for a source read over the network (its schedule reads it).
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -167,6 +167,10 @@ impl Source for CsvSource {
         let bytes = self.read().await?;
         parse(&self.config, &self.display_path(), &bytes, cx).map(Fetched::Full)
     }
+
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.config.path.clone()]
+    }
 }
 
 fn strip_bom(bytes: &[u8]) -> &[u8] {

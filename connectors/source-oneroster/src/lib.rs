@@ -161,6 +161,10 @@ impl Source for OneRosterSource {
     fn incremental(&self) -> bool {
         true
     }
+
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.config.path.clone()]
+    }
 }
 
 /// Reads a bundle's files into records (bulk) or changes (delta). Pure: the files and `cx` in.

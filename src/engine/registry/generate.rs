@@ -62,6 +62,10 @@ macro_rules! connectors {
             pub fn scope(&self) -> String {
                 match self { $( AnySource::$svariant(s) => s.scope(), )+ }
             }
+
+            pub fn files(&self) -> Vec<std::path::PathBuf> {
+                match self { $( AnySource::$svariant(s) => s.files(), )+ }
+            }
         }
 
         /// The connector settings of a target, by `type` (`[targets.<id>]` less its policy).

@@ -1,0 +1,345 @@
+//! `enid run`: the service. It reconciles on `[schedule]` (a full reconcile on an interval or a
+//! cron expression, the first right after start; incremental reads on their own interval; a
+//! change of a watched source file, once it has settled), one run at a time (what falls due
+//! during a run is coalesced into one run after it), through the same [`Engine::run`] as the
+//! CLI. It tells systemd when it is ready, what the last run did and that it is alive
+//! (`sd_notify`: `READY=1`, `STATUS=`, `WATCHDOG=1`); SIGHUP reloads the config (an invalid
+//! one is logged and the old one stays in force); SIGTERM stops an apply between two
+//! operations, records the run as interrupted, and exits within a bounded time.
+//!
+//! A source or target that is down does not stop the service: the run is recorded as stopped,
+//! the status says degraded, and the next attempt comes sooner (one minute, doubling up to the
+//! full interval).
+
+use crate::config::{ApplyMode, Config};
+use crate::engine::{
+    ApplyRequest, Approved, Computed, Confirm, Engine, EngineError, Frontend, Outcome, Overrides, RunHook, RunMode,
+    RunRequest,
+};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Why the service could not start. After a start, nothing stops it but a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// How long a stopping service waits for an apply to reach the end of its current operations.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// The first retry after a failed run; it doubles up to the full interval.
+const FIRST_RETRY: Duration = Duration::from_secs(60);
+
+/// The stop asked by SIGTERM, as the apply's hook sees it.
+#[derive(Debug, Default)]
+struct Shutdown {
+    asked: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Shutdown {
+    fn ask(&self) {
+        self.asked.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn asked(&self) -> bool {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+impl RunHook for Shutdown {
+    fn stop(&self) -> Option<String> {
+        self.asked().then(|| "the service is stopping (SIGTERM); the next run continues".to_string())
+    }
+}
+
+/// The daemon as the engine's front end: nobody to ask, so an apply goes ahead once the
+/// approval rules let it.
+struct Unattended;
+
+impl Frontend for Unattended {
+    fn computed(&mut self, _computed: &Computed) -> Confirm {
+        Confirm::Go
+    }
+
+    fn confirm(&mut self, _computed: &Computed, _approved: &Approved) -> Confirm {
+        Confirm::Go
+    }
+}
+
+/// What starts a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// The full reconcile's time: every source read in full.
+    Full,
+    /// The incremental interval, or a watched file that changed: sources read what changed.
+    Changes,
+}
+
+/// Tells systemd (when it started us with `NOTIFY_SOCKET`); nothing otherwise.
+fn tell(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(states)
+    {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
+}
+
+/// Runs the service until SIGTERM (or SIGINT).
+pub async fn run(path: &Path) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut config = Config::load(path)?;
+    let mut engine = Arc::new(build(config.clone()).await?);
+    let shutdown = Arc::new(Shutdown::default());
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    {
+        let shutdown = Arc::clone(&shutdown);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("stopping (signal): an apply stops between two operations");
+            tell(&[sd_notify::NotifyState::Stopping]);
+            shutdown.ask();
+        });
+    }
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        // Proves the runtime is alive (a run may take longer than the watchdog's interval).
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tick.tick().await;
+                tell(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = watch(&engine, changed_tx.clone());
+    tracing::info!(full = %config.schedule.full, apply = ?config.schedule.apply, "enid run: started");
+    tell(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("started; the first run is due now")]);
+
+    let mut next_full = Utc::now();
+    let mut next_changes: Option<DateTime<Utc>> = None;
+    let mut settling: Option<tokio::time::Instant> = None;
+    let mut failures: u32 = 0;
+    loop {
+        if shutdown.asked() {
+            break;
+        }
+        let now = Utc::now();
+        let mut wake = next_full;
+        if let Some(t) = next_changes {
+            wake = wake.min(t);
+        }
+        let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
+        let settle_at = settling.unwrap_or_else(|| tokio::time::Instant::now() + sleep);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep), if settling.is_none() || sleep.is_zero() => {}
+            _ = tokio::time::sleep_until(settle_at), if settling.is_some() => {}
+            _ = shutdown.notify.notified() => break,
+            _ = hup.recv() => {
+                (config, engine, watcher) = reload(path, config, engine, watcher, &changed_tx).await;
+                continue;
+            }
+            Some(file) = changed.recv() => {
+                tracing::debug!(file = %file.display(), "a watched file changed; waiting for it to settle");
+                settling = Some(tokio::time::Instant::now() + config.schedule.settle.duration());
+                continue;
+            }
+        }
+        let now = Utc::now();
+        let settled = settling.is_some_and(|t| t <= tokio::time::Instant::now());
+        let trigger = if now >= next_full {
+            Trigger::Full
+        } else if settled || next_changes.is_some_and(|t| now >= t) {
+            Trigger::Changes
+        } else {
+            continue;
+        };
+        if settled {
+            settling = None;
+        }
+        // Whatever else fell due meanwhile is this run: a full one covers changes too.
+        let mut coalesced = 0;
+        while changed.try_recv().is_ok() {
+            coalesced += 1;
+        }
+        if coalesced > 0 {
+            tracing::info!(events = coalesced, "file changes during the wait are taken by this run");
+        }
+        let ok = one_run(&engine, &config, trigger, &shutdown).await;
+        let after = Utc::now();
+        if trigger == Trigger::Full || !ok {
+            next_full = if ok {
+                failures = 0;
+                config.schedule.full.next_after(after)
+            } else {
+                failures = failures.saturating_add(1);
+                let retry = FIRST_RETRY.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)));
+                let retry = chrono::Duration::from_std(retry).unwrap_or(chrono::Duration::hours(1));
+                (after + retry).min(config.schedule.full.next_after(after))
+            };
+        }
+        next_changes =
+            config.schedule.incremental.and_then(|d| chrono::Duration::from_std(d.duration()).ok()).map(|d| after + d);
+    }
+    drop(watcher);
+    tracing::info!("enid run: stopped");
+    Ok(())
+}
+
+/// Builds the engine and says what the operator should know.
+async fn build(config: Config) -> Result<Engine, EngineError> {
+    let engine = Engine::build(config).await?;
+    for n in engine.notices() {
+        tracing::warn!(notice = %n, "note");
+    }
+    Ok(engine)
+}
+
+/// SIGHUP: the config read again; one that does not load or build is logged and the old one
+/// stays in force.
+async fn reload(
+    path: &Path,
+    config: Config,
+    engine: Arc<Engine>,
+    watcher: Option<notify::RecommendedWatcher>,
+    changed: &tokio::sync::mpsc::UnboundedSender<PathBuf>,
+) -> (Config, Arc<Engine>, Option<notify::RecommendedWatcher>) {
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    tell(&states);
+    let fresh = match Config::load(path) {
+        Ok(c) => build(c.clone()).await.map(|e| (c, e)).map_err(|e| connector_api::one_line(&e)),
+        Err(e) => Err(e.to_string()),
+    };
+    let out = match fresh {
+        Ok((c, e)) => {
+            tracing::info!(config = %path.display(), "reloaded the config");
+            drop(watcher);
+            let e = Arc::new(e);
+            let w = watch(&e, changed.clone());
+            (c, e, w)
+        }
+        Err(why) => {
+            tracing::error!(config = %path.display(), error = %why, "the new config is not valid; the old one stays in force");
+            (config, engine, watcher)
+        }
+    };
+    tell(&[sd_notify::NotifyState::Ready]);
+    out
+}
+
+/// Watches the files the sources read (a CSV export, a OneRoster bundle): their directories, so
+/// a file replaced by a rename is seen too.
+fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let files = engine.source_files();
+    if files.is_empty() {
+        return None;
+    }
+    let wanted: Vec<PathBuf> = files.clone();
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        for p in event.paths {
+            if wanted.iter().any(|w| p.starts_with(w) || p == *w) {
+                let _ = changed.send(p);
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the source files; their changes wait for the schedule");
+            return None;
+        }
+    };
+    for f in files {
+        let dir = if f.is_dir() { f.clone() } else { f.parent().map(Path::to_path_buf).unwrap_or_else(|| f.clone()) };
+        if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(path = %dir.display(), error = %e, "cannot watch; its changes wait for the schedule");
+        }
+    }
+    Some(watcher)
+}
+
+/// One run to its end (or to a stop): logged, its outcome in the status. Returns whether it
+/// got through (a held or planned run did; one stopped by an error did not).
+async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> bool {
+    let now = Utc::now();
+    let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
+    let mode = match config.schedule.apply {
+        ApplyMode::PlanOnly => RunMode::Plan { save: true, record: true },
+        ApplyMode::WithinThresholds => RunMode::Apply(ApplyRequest::default()),
+    };
+    let hook: Arc<dyn RunHook> = shutdown.clone();
+    let request = RunRequest { mode, now, overrides, hook: Some(hook) };
+    let kind = match trigger {
+        Trigger::Full => "full",
+        Trigger::Changes => "changes",
+    };
+    tracing::info!(kind, "run: starting");
+    let mut frontend = Unattended;
+    let run = engine.run(&request, &mut frontend);
+    tokio::pin!(run);
+    let result = tokio::select! {
+        r = &mut run => r,
+        _ = shutdown.notify.notified() => {
+            // The apply stops between two operations; a read or a plan is dropped (it wrote
+            // nothing). Past the grace, the run is left for the next start to mark interrupted.
+            match tokio::time::timeout(STOP_GRACE, &mut run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("the run did not stop within the grace period; left to the next start");
+                    return false;
+                }
+            }
+        }
+    };
+    let (ok, status) = match result {
+        Ok(report) => {
+            let id = report.run_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+            let ops = report.computed.plan.operations.len();
+            let text = match &report.outcome {
+                Outcome::Planned => format!("run {id} ({kind}): planned {ops} operations, saved for approval"),
+                Outcome::Unchanged => format!("run {id} ({kind}): nothing to do"),
+                Outcome::Held { hits } => format!("run {id} ({kind}): held for review ({} thresholds)", hits.len()),
+                Outcome::Declined => format!("run {id} ({kind}): not applied"),
+                Outcome::Applied(a) => match &a.interrupted {
+                    Some(why) => format!("run {id} ({kind}): interrupted ({why}), {} done", a.ok),
+                    None => format!("run {id} ({kind}): {} done, {} failed, {} not sent", a.ok, a.failed, a.skipped),
+                },
+            };
+            tracing::info!(run = %id, kind, outcome = %text, "run: finished");
+            (true, text)
+        }
+        Err(EngineError::Lock(e)) => {
+            let text = format!("skipped a {kind} run: {e}");
+            tracing::info!("{text}");
+            (true, text)
+        }
+        Err(e) => {
+            let text = format!("degraded: the last {kind} run stopped: {}", connector_api::one_line(&e));
+            tracing::error!(error = %connector_api::one_line(&e), kind, "run: stopped");
+            (false, text)
+        }
+    };
+    tell(&[sd_notify::NotifyState::Status(&status)]);
+    ok
+}

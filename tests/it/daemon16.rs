@@ -1,0 +1,143 @@
+//! `enid run` as systemd runs it: a subprocess with a `NOTIFY_SOCKET`, against a real slapd.
+//! The first run applies right after start; a CSV edit reaches the directory through the file
+//! watch; SIGHUP with a broken config keeps the old one; SIGTERM stops it, and it says so.
+
+use crate::harness::*;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn pupils(n: usize) -> Vec<String> {
+    (0..n).map(|i| row(&format!("P{i:05}"), &format!("Elev{i}"), "Testsson", &pnr(i), "student", "S1", "7A")).collect()
+}
+
+/// The daemon, killed when the test ends however it ends.
+struct Daemon {
+    child: Child,
+    notify: UnixDatagram,
+    said: Vec<String>,
+}
+
+impl Daemon {
+    fn start(env: &Env) -> Daemon {
+        let socket = env.path("notify.sock");
+        let notify = UnixDatagram::bind(&socket).expect("bind the notify socket");
+        notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_enid"))
+            .arg("--config")
+            .arg(env.path("enid.toml"))
+            .arg("run")
+            .env_remove("ENID_CONFIG")
+            .env("ENID_LOG", "info")
+            .env("NOTIFY_SOCKET", &socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(env.path("daemon.log")).unwrap())
+            .spawn()
+            .expect("start enid run");
+        Daemon { child, notify, said: Vec::new() }
+    }
+
+    /// Reads what the daemon told the service manager until `want` comes or `secs` pass.
+    fn wait_said(&mut self, want: &str, secs: u64) -> bool {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            if self.said.iter().any(|s| s.contains(want)) {
+                return true;
+            }
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                self.said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        self.said.iter().any(|s| s.contains(want))
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn the_service_applies_follows_a_csv_edit_survives_a_broken_reload_and_stops_on_sigterm() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n");
+    csv_rows(&env, &pupils(3));
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20), "ready: {:?}", d.said);
+    wait_for("the first run's accounts", 20, || env.people().len() == 3);
+    assert!(d.wait_said("STATUS=run", 10), "a status after the run: {:?}", d.said);
+
+    // An edit of the export: a new pupil, through the file watch (the next full run is an
+    // hour away).
+    csv_rows(&env, &pupils(4));
+    wait_for("the new pupil's account", 20, || env.people().len() == 4);
+
+    // A broken config on SIGHUP: logged, and the old one stays in force.
+    let good = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), format!("{good}\nno_such_key = 1\n")).unwrap();
+    d.signal("-HUP");
+    assert!(d.wait_said("RELOADING=1", 10), "{:?}", d.said);
+    wait_for("the reload error in the log", 10, || {
+        std::fs::read_to_string(env.path("daemon.log")).unwrap().contains("the old one stays in force")
+    });
+    csv_rows(&env, &pupils(5));
+    wait_for("a pupil after the broken reload", 20, || env.people().len() == 5);
+    std::fs::write(env.path("enid.toml"), good).unwrap();
+
+    // SIGTERM: it says it is stopping and exits 0.
+    d.signal("-TERM");
+    assert!(d.wait_said("STOPPING=1", 10), "{:?}", d.said);
+    let end = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    let runs = env.enid(&["runs", "--json"]).ok().stdout;
+    assert!(runs.lines().count() >= 3, "{runs}");
+    let log = std::fs::read_to_string(env.path("daemon.log")).unwrap();
+    for i in 0..5 {
+        let c = pnr(i);
+        assert!(!log.contains(&c) && !log.contains(&c[2..]), "a civic number in the daemon's log");
+    }
+}
+
+/// Without `[schedule]`, the service only plans: a row `planned`, a saved plan, no account.
+#[test]
+fn by_default_the_service_plans_and_waits_for_an_approval() {
+    let env = Env::new();
+    csv_rows(&env, &pupils(2));
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    assert!(d.wait_said("STATUS=run", 20), "{:?}", d.said);
+    let runs = env.enid(&["runs", "--json"]).ok().stdout;
+    let first: serde_json::Value = serde_json::from_str(runs.lines().next().unwrap()).unwrap();
+    assert_eq!((first["command"].as_str(), first["status"].as_str()), (Some("plan"), Some("planned")));
+    assert_eq!(first["counts"]["planned"]["create"], 2);
+    assert!(env.people().is_empty(), "nothing applied");
+    let plan_id = first["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &plan_id, "--yes"]).ok();
+    assert_eq!(env.people().len(), 2, "the saved plan applies");
+}
