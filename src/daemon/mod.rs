@@ -86,6 +86,24 @@ enum Trigger {
     Changes,
 }
 
+/// A run asked for at once (an approval through the API): the loop starts it as soon as the run
+/// going on, if any, has ended.
+#[derive(Debug, Clone)]
+pub struct RunNow {
+    /// Read every source in full.
+    pub full: bool,
+    /// Why, for the log (`approval of run 42 by token "lisa"`).
+    pub why: String,
+}
+
+/// What the rest of the service holds of the daemon: the engine in force (a reload swaps it),
+/// and the way to ask for a run.
+#[derive(Debug, Clone)]
+pub struct DaemonHandle {
+    pub engine: tokio::sync::watch::Receiver<Arc<Engine>>,
+    pub run_now: tokio::sync::mpsc::UnboundedSender<RunNow>,
+}
+
 /// Tells systemd (when it started us with `NOTIFY_SOCKET`); nothing otherwise.
 fn tell(states: &[sd_notify::NotifyState<'_>]) {
     if std::env::var_os("NOTIFY_SOCKET").is_some()
@@ -128,6 +146,12 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     }
     let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = watch(&engine, changed_tx.clone());
+    // What other parts of the service (the HTTP API) see: the engine in force (swapped on a
+    // reload), and a way to start a run at once (an approval).
+    let (current, _) = tokio::sync::watch::channel(Arc::clone(&engine));
+    let (run_now_tx, mut run_now) = tokio::sync::mpsc::unbounded_channel::<RunNow>();
+    let handle = DaemonHandle { engine: current.subscribe(), run_now: run_now_tx };
+    let _handle = handle;
     tracing::info!(full = %config.schedule.full, apply = ?config.schedule.apply, "enid run: started");
     tell(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("started; the first run is due now")]);
 
@@ -152,6 +176,15 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
             _ = shutdown.notify.notified() => break,
             _ = hup.recv() => {
                 (config, engine, watcher) = reload(path, config, engine, watcher, &changed_tx).await;
+                current.send_replace(Arc::clone(&engine));
+                continue;
+            }
+            Some(asked) = run_now.recv() => {
+                tracing::info!(why = %asked.why, "a run was asked for");
+                next_changes = Some(Utc::now());
+                if asked.full {
+                    next_full = Utc::now();
+                }
                 continue;
             }
             Some(file) = changed.recv() => {
