@@ -89,3 +89,49 @@ pub(super) async fn runs(engine: &Engine, limit: i64, json: bool, out: &mut impl
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Records an approval of a held run's operations for the service's next run.
+pub(super) async fn approve(
+    engine: &Engine,
+    run: i64,
+    selection: &crate::engine::Selection,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, CliError> {
+    let by = local_user();
+    let summary = engine.approve_run(run, selection, &by, &Viewer::admin(), crate::clock::now(None)).await?;
+    if json {
+        let text = serde_json::to_string(&summary).map_err(|e| CliError::Message(e.to_string()))?;
+        writeln!(out, "{text}").map_err(io)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "Approved {} operations of run {} (as {by}), until {}: the service's next run carries out those it still \
+         plans exactly so, and holds anything new or changed.",
+        summary.approved, summary.run_id, summary.expires_at
+    )
+    .map_err(io)?;
+    if !summary.guards.is_empty() {
+        writeln!(out, "The next run may go past: {}.", summary.guards.join(", ")).map_err(io)?;
+    }
+    if summary.left_protected > 0 {
+        writeln!(out, "Left out: {} operations on protected persons (--accept-protected).", summary.left_protected)
+            .map_err(io)?;
+    }
+    if summary.left_disabled_outside > 0 {
+        writeln!(
+            out,
+            "Left out: {} enables of accounts disabled outside enid (--only enable).",
+            summary.left_disabled_outside
+        )
+        .map_err(io)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who approves on this machine: the user behind sudo, else the login name.
+fn local_user() -> String {
+    let name = ["SUDO_USER", "USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
+    format!("local user {}", name.unwrap_or_else(|| "(unknown)".into()))
+}

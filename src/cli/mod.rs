@@ -130,6 +130,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Approve a held (or plan-only) run's operations for the service's next run, which carries
+    /// out those it still plans exactly so; --accept-shrink and the like let it past a guard
+    Approve {
+        /// The run (`enid runs` lists them)
+        run: i64,
+        /// Only these actions (create, claim, rename, move, update, enable, disable, delete, groups)
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Only operations of this school unit
+        #[arg(long)]
+        school: Option<String>,
+        /// Only these operations, by fingerprint (`enid plan --json` shows them)
+        #[arg(long = "op")]
+        ops: Vec<String>,
+        /// Operations on persons with protected personal data too
+        #[arg(long)]
+        accept_protected: bool,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// List records held because they might be the same person (or decide with `resolve`)
     Conflicts {
         #[command(subcommand)]
@@ -363,6 +384,29 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             drop(config);
             crate::daemon::run(&path).await.map_err(|e| CliError::Message(connector_api::one_line(&e)))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve { run, only, school, ops, accept_protected, json } => {
+            let mut accept = Vec::new();
+            for (on, name) in [
+                (overrides.shrink, "shrink"),
+                (overrides.missing, "missing"),
+                (overrides.schema_change, "schema_change"),
+                (overrides.scope_change, "scope_change"),
+            ] {
+                if on {
+                    accept.push(name.to_string());
+                }
+            }
+            let mut actions = Vec::new();
+            for word in &only {
+                actions.extend_from_slice(crate::engine::actions_named(word).ok_or_else(|| {
+                    CliError::Message(format!(
+                        "--only {word:?}: use create, claim, rename, move, update, enable, disable, delete or groups"
+                    ))
+                })?);
+            }
+            let selection = crate::engine::Selection { only: actions, school, ops, accept_protected, accept };
+            log::approve(&build(config).await?, run, &selection, json, &mut out).await
         }
         Command::Runs { limit, json } => log::runs(&build(config).await?, limit, json, &mut out).await,
         Command::Conflicts { action, json } => {

@@ -13,9 +13,9 @@
 
 use crate::config::{ApplyMode, Config};
 use crate::engine::{
-    ApplyRequest, Approved, Computed, Confirm, Engine, EngineError, Frontend, Outcome, Overrides, RunHook, RunMode,
-    RunRequest,
+    Approved, Computed, Confirm, Engine, EngineError, Frontend, Outcome, Overrides, RunHook, RunMode, RunRequest,
 };
+use crate::store::StateStore as _;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +35,9 @@ pub enum DaemonError {
 
 /// How long a stopping service waits for an apply to reach the end of its current operations.
 const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// How often the service looks for a new approval made by another process.
+const APPROVAL_POLL: Duration = Duration::from_secs(3);
 
 /// The first retry after a failed run; it doubles up to the full interval.
 const FIRST_RETRY: Duration = Duration::from_secs(60);
@@ -155,6 +158,10 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     tracing::info!(full = %config.schedule.full, apply = ?config.schedule.apply, "enid run: started");
     tell(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("started; the first run is due now")]);
 
+    // A new approval (from `enid approve` in another process, or the API) starts a run at once.
+    let mut approvals_seen = engine.store().latest_approval().await.unwrap_or(0);
+    let mut poll = tokio::time::interval(APPROVAL_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_full = Utc::now();
     let mut next_changes: Option<DateTime<Utc>> = None;
     let mut settling: Option<tokio::time::Instant> = None;
@@ -178,6 +185,20 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                 (config, engine, watcher) = reload(path, config, engine, watcher, &changed_tx).await;
                 current.send_replace(Arc::clone(&engine));
                 continue;
+            }
+            _ = poll.tick() => {
+                match engine.store().latest_approval().await {
+                    Ok(latest) if latest > approvals_seen => {
+                        approvals_seen = latest;
+                        tracing::info!("a new approval: a run starts now");
+                        next_changes = Some(Utc::now());
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the approvals"),
+                }
+                if next_changes.is_none_or(|t| t > Utc::now()) {
+                    continue;
+                }
             }
             Some(asked) = run_now.recv() => {
                 tracing::info!(why = %asked.why, "a run was asked for");
@@ -317,10 +338,7 @@ fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) 
 async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> bool {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
-    let mode = match config.schedule.apply {
-        ApplyMode::PlanOnly => RunMode::Plan { save: true, record: true },
-        ApplyMode::WithinThresholds => RunMode::Apply(ApplyRequest::default()),
-    };
+    let mode = RunMode::Service { within_thresholds: config.schedule.apply == ApplyMode::WithinThresholds };
     let hook: Arc<dyn RunHook> = shutdown.clone();
     let request = RunRequest { mode, now, overrides, hook: Some(hook) };
     let kind = match trigger {

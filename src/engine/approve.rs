@@ -161,7 +161,7 @@ impl Engine {
 
 /// Changes waiting for `--accept-protected`: operations on protected persons and releases of
 /// protection.
-fn waiting_protected(plan: &Plan) -> usize {
+pub(super) fn waiting_protected(plan: &Plan) -> usize {
     plan.operations.iter().filter(|o| o.needs_approval).count() + plan.unprotect.len()
 }
 
@@ -169,10 +169,21 @@ fn waiting_protected(plan: &Plan) -> usize {
 /// username in the state, and the person's other operations on that target, which address the
 /// renamed account, wait with it.
 fn select(plan: &mut Plan, actions: &[Action], school: Option<&str>) {
-    let keep = |o: &PlannedOp| {
+    select_by(plan, |o: &PlannedOp| {
         (actions.is_empty() || actions.contains(&o.action))
             && school.is_none_or(|s| o.school.split(',').any(|x| x == s))
-    };
+    });
+}
+
+/// Keeps only the operations `keep` takes, and what they need (see [`select`]): the group
+/// changes follow what is applied of the accounts.
+pub(super) fn keep_only(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
+    let all = plan.operations.clone();
+    select_by(plan, keep);
+    follow_accounts(&all, &mut plan.operations);
+}
+
+fn select_by(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
     // A claim left out leaves the account someone else's: nothing else is done to it.
     let left_out: BTreeSet<(String, String)> = plan
         .operations

@@ -378,6 +378,7 @@ impl Engine {
                             protected: d.protected,
                             needs_approval: d.needs_approval,
                             disabled_outside: false,
+                            fingerprint: String::new(),
                         });
                         false
                     }
@@ -505,6 +506,7 @@ impl Engine {
         );
         plan.kept = kept_persons(&resolution, &snapshot);
         plan.held = held;
+        self.fingerprint_plan(&mut plan);
         if !unprotect.is_empty() {
             // Releasing protection is part of what an approval of this plan approves.
             let mut h = Sha256::new();

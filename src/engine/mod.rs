@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 mod adopt;
 mod apply;
+mod approvals;
 mod approve;
 mod compute;
 mod correlation;
@@ -45,6 +46,7 @@ mod records;
 mod registry;
 mod run;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
+pub use approvals::{ApprovalSummary, ApproveRunError, GUARDS, Selection};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_conflicts};
 pub use decisions::Choice;
@@ -146,6 +148,9 @@ pub enum EngineError {
     /// A person asked for is not one the asker may see, or is several: fix the question.
     #[error(transparent)]
     Lookup(#[from] queries::LookupError),
+    /// An approval of a held run cannot be recorded: fix the request.
+    #[error(transparent)]
+    ApproveRun(#[from] approvals::ApproveRunError),
 }
 
 /// A source with the input guards' settings.

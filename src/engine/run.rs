@@ -68,6 +68,11 @@ pub enum RunMode {
     /// Compute, approve under these rules, confirm, carry out (`enid apply`). Holds the state's
     /// run lock throughout.
     Apply(ApplyRequest),
+    /// A service's run (`enid run`): the operations operators approved (as operations, see
+    /// `engine::approvals`) that this plan still does exactly so are carried out; with
+    /// `within_thresholds`, the whole plan is when nothing holds it. Everything else is saved
+    /// for approval (the run is `held`, or `planned`). Holds the run lock.
+    Service { within_thresholds: bool },
 }
 
 /// Input guards an operator let through for one run, after review.
@@ -206,6 +211,7 @@ impl Engine {
                 frontend.computed(&computed);
                 Ok(RunReport { computed, approved: None, outcome: Outcome::Planned, saved: *save, run_id })
             }
+            RunMode::Service { within_thresholds } => self.service_run(request, *within_thresholds, frontend).await,
             RunMode::Apply(approval) => {
                 let _lock = self.lock("apply", now).await?;
                 let stopped = |e: &EngineError| connector_api::one_line(e);
@@ -272,6 +278,103 @@ impl Engine {
                 Ok(RunReport { computed, approved: Some(approved), outcome: Outcome::Applied(applied), saved, run_id })
             }
         }
+    }
+
+    /// A service's run: approved operations, or the whole plan within thresholds; the rest
+    /// saved for approval.
+    async fn service_run(
+        &self,
+        request: &RunRequest,
+        within_thresholds: bool,
+        frontend: &mut dyn Frontend,
+    ) -> Result<RunReport, EngineError> {
+        let now = request.now;
+        let _lock = self.lock("apply", now).await?;
+        let approvals = self.store.live_approvals(now).await?;
+        // Guards an operator accepted for the next run.
+        let mut overrides = request.overrides;
+        let accepted: Vec<&crate::store::ApprovalRow> = approvals.iter().filter(|a| a.accept.is_some()).collect();
+        for a in &accepted {
+            match a.accept.as_deref() {
+                Some("shrink") => overrides.shrink = true,
+                Some("missing") => overrides.missing = true,
+                Some("schema_change") => overrides.schema_change = true,
+                Some("scope_change") => overrides.scope_change = true,
+                _ => {}
+            }
+        }
+        let mut computed = match self.compute(now, &overrides).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.note_run("apply", None, "stopped", &connector_api::one_line(&e), None, now).await;
+                return Err(e);
+            }
+        };
+        let nothing = computed.plan.is_empty()
+            && computed.record_rows.is_empty()
+            && computed.primary_rows.is_empty()
+            && computed.gone_rows.is_empty()
+            && !computed.reads_changed;
+        let plan_id = computed.plan.plan_id.clone();
+        let counts = RunCounts::of(&computed);
+        frontend.computed(&computed);
+        if nothing {
+            let run_id = self.note_run("apply", Some(&plan_id), "unchanged", "nothing to do", counts.json(), now).await;
+            return Ok(RunReport { computed, approved: None, outcome: Outcome::Unchanged, saved: false, run_id });
+        }
+        let holds = !computed.plan.held.is_empty() || super::approve::waiting_protected(&computed.plan) > 0;
+        let approved_fps: std::collections::HashMap<&str, i64> =
+            approvals.iter().filter_map(|a| Some((a.fingerprint.as_deref()?, a.id))).collect();
+        // The whole plan goes ahead within thresholds; and one without operations (records,
+        // a moved watermark to keep) in either mode.
+        let whole = !holds && (within_thresholds || computed.plan.operations.is_empty());
+        let mut used: Vec<i64> = Vec::new();
+        if !whole {
+            // What is not carried out now is saved, so it can be approved.
+            self.save_shown(&computed, now).await?;
+            let mut matched = Vec::new();
+            for op in &computed.plan.operations {
+                if let Some(id) = approved_fps.get(op.fingerprint.as_str()) {
+                    matched.push(op.fingerprint.clone());
+                    used.push(*id);
+                }
+            }
+            if matched.is_empty() {
+                let (status, outcome) = if holds {
+                    ("held", Outcome::Held { hits: computed.plan.held.clone() })
+                } else {
+                    ("planned", Outcome::Planned)
+                };
+                let counts = RunCounts { held: computed.plan.held.iter().map(|h| h.to_string()).collect(), ..counts };
+                let message = if holds {
+                    format!("held for review: {}", counts.held.join("; "))
+                } else {
+                    format!("{} operations planned, waiting for approval", computed.plan.operations.len())
+                };
+                let run_id = self.note_run("apply", Some(&plan_id), status, &message, counts.json(), now).await;
+                return Ok(RunReport { computed, approved: None, outcome, saved: true, run_id });
+            }
+            let matched: std::collections::HashSet<String> = matched.into_iter().collect();
+            super::approve::keep_only(&mut computed.plan, |o| matched.contains(&o.fingerprint));
+            // Approved as what they do: the thresholds and the protected persons' approval
+            // were the operator's review.
+            computed.plan.held.clear();
+            computed.plan.unprotect.clear();
+        }
+        let approval = ApplyRequest { accept_threshold: !whole, accept_protected: !whole, ..ApplyRequest::default() };
+        let approved = self.approve(&mut computed, &approval, now).await?;
+        if !approved.held.is_empty() {
+            let counts = RunCounts { held: approved.held.iter().map(|h| h.to_string()).collect(), ..counts };
+            let message = format!("held for review: {}", counts.held.join("; "));
+            let run_id = self.note_run("apply", Some(&plan_id), "held", &message, counts.json(), now).await;
+            let outcome = Outcome::Held { hits: approved.held.clone() };
+            return Ok(RunReport { computed, approved: Some(approved), outcome, saved: true, run_id });
+        }
+        let applied = self.apply_with(&computed, "apply", now, request.hook.as_deref()).await?;
+        used.extend(accepted.iter().map(|a| a.id));
+        self.store.use_approvals(&used, applied.run_id).await?;
+        let run_id = Some(applied.run_id);
+        Ok(RunReport { computed, approved: Some(approved), outcome: Outcome::Applied(applied), saved: !whole, run_id })
     }
 
     /// Leaves a row for a run that ended as it began. A state that cannot take the row does not

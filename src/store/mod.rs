@@ -17,8 +17,9 @@ pub mod sqlite;
 mod suite;
 
 pub use rows::{
-    CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter,
-    RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord, describe_stored,
+    ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership,
+    PasswordFilter, RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord,
+    describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -332,6 +333,21 @@ pub trait StateStore: Send + Sync {
 
     /// Keeps a run's counts (JSON): the plan per action, what was sent.
     fn set_run_counts(&self, run: i64, counts: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One run by id.
+    fn run_by_id(&self, run: i64) -> impl Future<Output = Result<Option<RunRow>, StoreError>> + Send;
+
+    /// Records approvals of a run's operations and guard acceptances.
+    fn record_approvals(&self, rows: &[ApprovalRow]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Approvals neither used nor expired at `now`, oldest first.
+    fn live_approvals(&self, now: DateTime<Utc>) -> impl Future<Output = Result<Vec<ApprovalRow>, StoreError>> + Send;
+
+    /// Marks approvals as used by `run`: each is used once.
+    fn use_approvals(&self, ids: &[i64], run: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The newest approval's id (0 when there is none): a daemon notices a new approval by it.
+    fn latest_approval(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Marks runs left `running` by a process that died as `interrupted`, and returns how many.
     /// Called with the run lock held, so no live run is among them.
@@ -672,6 +688,26 @@ impl StateStore for Store {
 
     async fn set_run_counts(&self, run: i64, counts: &str) -> Result<(), StoreError> {
         dispatch!(self.set_run_counts(run, counts))
+    }
+
+    async fn run_by_id(&self, run: i64) -> Result<Option<RunRow>, StoreError> {
+        dispatch!(self.run_by_id(run))
+    }
+
+    async fn record_approvals(&self, rows: &[ApprovalRow]) -> Result<(), StoreError> {
+        dispatch!(self.record_approvals(rows))
+    }
+
+    async fn live_approvals(&self, now: DateTime<Utc>) -> Result<Vec<ApprovalRow>, StoreError> {
+        dispatch!(self.live_approvals(now))
+    }
+
+    async fn use_approvals(&self, ids: &[i64], run: i64) -> Result<(), StoreError> {
+        dispatch!(self.use_approvals(ids, run))
+    }
+
+    async fn latest_approval(&self) -> Result<i64, StoreError> {
+        dispatch!(self.latest_approval())
     }
 
     async fn mark_interrupted(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

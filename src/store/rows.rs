@@ -102,6 +102,26 @@ pub struct StoredSourceRecord {
     pub data: Option<String>,
 }
 
+/// An approval of one operation of a held run (`fingerprint`, with its target, identity and
+/// action for the listing), or a guard a run may go past (`accept`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApprovalRow {
+    /// Its id in the state (0 before it is recorded).
+    pub id: i64,
+    /// The run whose plan was approved.
+    pub run_id: i64,
+    pub fingerprint: Option<String>,
+    pub target: Option<String>,
+    pub identity: Option<String>,
+    pub action: Option<String>,
+    /// A guard accepted: `shrink`, `missing`, `schema_change`, `scope_change`.
+    pub accept: Option<String>,
+    /// The token's name, or the local user for the CLI.
+    pub approved_by: String,
+    pub approved_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A record read in no identity (held in a conflict, waiting, or of a kept identity), as the
 /// state keeps it for the next incremental read. Full civic number: only in the state.
 #[derive(Debug, Clone, PartialEq, Eq)]

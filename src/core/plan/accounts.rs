@@ -94,6 +94,7 @@ pub fn plan_target(
                 protected: d.protected,
                 needs_approval: d.needs_approval,
                 disabled_outside: false,
+                fingerprint: String::new(),
             });
         };
     let block = |tp: &mut TargetPlan, d: &Desired, reason: String| {
@@ -441,6 +442,7 @@ pub fn plan_target(
                     protected,
                     needs_approval,
                     disabled_outside: false,
+                    fingerprint: String::new(),
                 });
             }
         }

@@ -63,6 +63,7 @@ pub fn plan_groups(
             protected: false,
             needs_approval: false,
             disabled_outside: false,
+            fingerprint: String::new(),
         });
     };
     // A group enid created is known by its recorded anchor alone; only a row without one (a

@@ -147,6 +147,12 @@ pub struct PlannedOp {
     /// applied only when an operator names it (`apply --only enable`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub disabled_outside: bool,
+    /// What an approval of this operation names: a keyed hash of its target, identity, action
+    /// and values (`engine::approvals`), the same in every plan that does exactly this, and no
+    /// help in guessing a protected person's values. Set by the engine after planning; not part
+    /// of the plan id.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
 }
 
 impl PlannedOp {

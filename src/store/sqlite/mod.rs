@@ -23,7 +23,7 @@ use crate::core::model::{
     AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
-use crate::store::{HeldRow, SourceRead, StoredSourceRecord};
+use crate::store::{ApprovalRow, HeldRow, SourceRead, StoredSourceRecord};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -38,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 15] = [
+const MIGRATIONS: [(i64, &str, &str); 16] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -54,6 +54,7 @@ const MIGRATIONS: [(i64, &str, &str); 15] = [
     (13, "affiliations", include_str!("../../../migrations/sqlite/0013_affiliations.sql")),
     (14, "held records", include_str!("../../../migrations/sqlite/0014_held_records.sql")),
     (16, "run outcomes", include_str!("../../../migrations/sqlite/0016_run_outcomes.sql")),
+    (18, "approvals", include_str!("../../../migrations/sqlite/0018_approvals.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -774,6 +775,88 @@ impl StateStore for SqliteStore {
              VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) RETURNING id",
         );
         let q = q.bind(command).bind(plan_id).bind(ts(now)).bind(status).bind(message).bind(counts);
+        self.ctx(q.fetch_one(&self.pool).await)
+    }
+
+    async fn run_by_id(&self, run: i64) -> Result<Option<RunRow>, StoreError> {
+        let q = sqlx::query_as::<_, RunRowIn>(
+            "SELECT id, command, plan_id, started_at, finished_at, status, message, counts FROM runs WHERE id = ?1",
+        );
+        Ok(self.fetch(q.bind(run)).await?.into_iter().next().map(RunRow::from_row))
+    }
+
+    async fn record_approvals(&self, rows: &[ApprovalRow]) -> Result<(), StoreError> {
+        let statements = rows
+            .iter()
+            .map(|a| {
+                sqlx::query(
+                    "INSERT INTO approvals (run_id, fingerprint, target, identity_id, action, accept, approved_by,
+                        approved_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .bind(a.run_id)
+                .bind(&a.fingerprint)
+                .bind(&a.target)
+                .bind(&a.identity)
+                .bind(&a.action)
+                .bind(&a.accept)
+                .bind(&a.approved_by)
+                .bind(ts(a.approved_at))
+                .bind(ts(a.expires_at))
+            })
+            .collect();
+        self.exec_all(statements).await
+    }
+
+    async fn live_approvals(&self, now: DateTime<Utc>) -> Result<Vec<ApprovalRow>, StoreError> {
+        let sql = "SELECT json_group_array(json_array(id, run_id, fingerprint, target, identity_id, action, accept,
+                       approved_by, approved_at, expires_at)) FROM
+                   (SELECT * FROM approvals WHERE used_by_run IS NULL AND expires_at > ?1 ORDER BY id)";
+        type Row = (
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+        );
+        let rows: Vec<Row> = self.json_rows(sqlx::query(sql).bind(ts(now))).await?;
+        let time = |what: &str, t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| self.fail(format!("approvals: {what} {t:?}: {e}")))
+        };
+        rows.into_iter()
+            .map(|(id, run_id, fingerprint, target, identity, action, accept, approved_by, at, expires)| {
+                Ok(ApprovalRow {
+                    id,
+                    run_id,
+                    fingerprint,
+                    target,
+                    identity,
+                    action,
+                    accept,
+                    approved_by,
+                    approved_at: time("approved_at", &at)?,
+                    expires_at: time("expires_at", &expires)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn use_approvals(&self, ids: &[i64], run: i64) -> Result<(), StoreError> {
+        let statements = ids
+            .iter()
+            .map(|id| sqlx::query("UPDATE approvals SET used_by_run = ?1 WHERE id = ?2").bind(run).bind(id))
+            .collect();
+        self.exec_all(statements).await
+    }
+
+    async fn latest_approval(&self) -> Result<i64, StoreError> {
+        let q = sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM approvals");
         self.ctx(q.fetch_one(&self.pool).await)
     }
 
