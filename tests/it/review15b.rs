@@ -235,6 +235,43 @@ fn a_duty_recreated_with_a_new_id_at_the_same_school_moves_nobody() {
     assert!(open.is_empty(), "a full read agrees: {open:#?}");
 }
 
+/// The school unit code of the teacher's primary school changes in the SIS (the same
+/// organisation, a new `schoolUnitCode`), read incrementally: the teacher keeps that school under
+/// its new code, and so does a pupil of it whose record did not change.
+#[test]
+fn a_school_unit_code_change_read_incrementally_reaches_everyone_at_that_school() {
+    let sis = Sis::start(120);
+    let env = sis_env(&sis);
+    apply(&env);
+    let (_, code, org) = teacher_and_primary(&sis, &env);
+    let data = sis.handle.dataset();
+    let pupil = pupils(&sis)
+        .into_iter()
+        .find(|p| p.enrolments.len() == 1 && p.enrolments[0].enroled_at == org)
+        .expect("a pupil at the school");
+    let pupil_entry = |env: &Env| {
+        env.people()
+            .into_values()
+            .find(|e| e.one("sn") == pupil.family_name && e.one("givenName") == pupil.given_name)
+            .expect("the pupil's account")
+    };
+    assert_eq!(pupil_entry(&env).one("ou"), code);
+    sis.handle.advance(chrono::Duration::hours(1));
+    assert!(sis.handle.update_organisation(&org, |o| o.school_unit_code = Some("99999999".into())));
+    // The groups are named by the code: all of that school's are made again under the new one,
+    // which the group threshold holds for review.
+    let held = env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"]).fails();
+    assert!(held.stderr.contains("delete group"), "{}", held.stderr);
+    let saved = env.enid(&["plan", "--save", "--json", "--now", DAY1]).ok().json();
+    let id = saved["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-threshold", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(teacher(&sis, &env).one("ou"), "99999999", "the teacher's primary school under its new code");
+    assert_eq!(pupil_entry(&env).one("ou"), "99999999", "a pupil whose own record did not change");
+    assert!(data.organisations.iter().any(|o| o.id == org));
+    let open = open_operations(&env, &["--full"]);
+    assert!(open.is_empty(), "a full read agrees: {open:#?}");
+}
+
 // ---- 3. Member-removal threshold --------------------------------------------------------------
 
 const OR_DAY1: &str = "2026-08-20T08:00:00Z";

@@ -425,6 +425,26 @@ fn a_renamed_school_unit_renames_the_stored_ties_at_it_though_no_person_changed(
 }
 
 #[test]
+fn a_changed_school_unit_code_is_a_stale_code_of_the_stored_records_a_new_name_is_not() {
+    let warnings = Warnings::default();
+    let before = orgs(&[]);
+    let prior = assemble_full(&full(), Ctx { orgs: &before, today: today(), warnings: &warnings }).records;
+    assert_eq!(before.stale_code(&prior), None);
+    let mut o = orgs_json();
+    o[2]["displayName"] = json!("Fritids Eken");
+    assert_eq!(Orgs::new(&read_all::<Organisation>(o.clone()), &[]).unwrap().stale_code(&prior), None);
+    o[2]["schoolUnitCode"] = json!("22222229");
+    let after = Orgs::new(&read_all::<Organisation>(o), &[]).unwrap();
+    assert_eq!(after.stale_code(&prior), Some("22222222"));
+    // A tie at a unit /organisations does not list (in scope when every unit is) has the
+    // unit's id for a code: known, and no reason to read in full on every run.
+    let mut unlisted = prior.clone();
+    unlisted[0].affiliations[0].school_unit = Some("5a0c1f3e-77aa-4b1e-9d3c-0f1e2d3c4b5a".into());
+    unlisted.truncate(1);
+    assert_eq!(before.stale_code(&unlisted), None);
+}
+
+#[test]
 fn a_new_duty_for_a_person_not_stored_adds_them_and_a_deleted_group_leaves_its_members() {
     let guardian = person("p-guardian", "Gun", "Ek", json!({}));
     let duty = json!({"id": "d-gun", "meta": meta("2026-12-02T09:00:00+01:00"), "person": {"id": "p-guardian"},
