@@ -272,6 +272,54 @@ fn a_school_unit_code_change_read_incrementally_reaches_everyone_at_that_school(
     assert!(open.is_empty(), "a full read agrees: {open:#?}");
 }
 
+/// A pupil enrolled at two schools (their primary recorded at the first); later the first
+/// school's code changes. The enrolment is the same tie under a new code: the pupil stays there
+/// and is not moved to the other school, which the rule for a new person would choose (its
+/// enrolment started earlier).
+#[test]
+fn a_pupil_at_two_schools_keeps_the_primary_school_whose_code_changes() {
+    let sis = Sis::start(120);
+    let env = sis_env(&sis);
+    apply(&env);
+    let data = sis.handle.dataset();
+    let pupil = pupils(&sis).into_iter().find(|p| p.enrolments.len() == 1).expect("a pupil at one school");
+    let first = pupil.enrolments[0].clone();
+    let code_of = |org: &str| {
+        sis.handle.dataset().organisations.iter().find(|o| o.id == org).and_then(|o| o.school_unit_code.clone())
+    };
+    let other = data
+        .organisations
+        .iter()
+        .find(|o| o.id != first.enroled_at && o.school_unit_code.is_some() && !o.school_types.is_empty())
+        .expect("another school")
+        .clone();
+    let entry = |env: &Env| {
+        env.people()
+            .into_values()
+            .find(|e| e.one("sn") == pupil.family_name && e.one("givenName") == pupil.given_name)
+            .expect("the pupil's account")
+    };
+    assert_eq!(Some(entry(&env).one("ou")), code_of(&first.enroled_at));
+    // A second enrolment, begun before the first: the recorded primary stays.
+    sis.handle.advance(chrono::Duration::hours(1));
+    let second = ss12000_server::Enrolment {
+        enroled_at: other.id.clone(),
+        school_type: other.school_types[0].clone(),
+        start_date: first.start_date - chrono::Duration::days(30),
+        ..first.clone()
+    };
+    assert!(sis.handle.update_person(&pupil.id, |p| p.enrolments.push(second)));
+    apply(&env);
+    assert_eq!(Some(entry(&env).one("ou")), code_of(&first.enroled_at), "a second school moves nobody");
+    // The first school's code changes (read in full: every person there gets it).
+    sis.handle.advance(chrono::Duration::hours(1));
+    assert!(sis.handle.update_organisation(&first.enroled_at, |o| o.school_unit_code = Some("99999998".into())));
+    let saved = env.enid(&["plan", "--save", "--json", "--now", DAY1]).ok().json();
+    let id = saved["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-threshold", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(entry(&env).one("ou"), "99999998", "the same school under its new code, not the other one");
+}
+
 // ---- 3. Member-removal threshold --------------------------------------------------------------
 
 const OR_DAY1: &str = "2026-08-20T08:00:00Z";

@@ -312,6 +312,10 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, RowError> {
             year,
             start_date: e.start_date,
             end_date: e.end_date,
+            // An enrolment has no id of its own: the school unit's organisation id names the
+            // tie, so a school unit whose code changes is still known as the recorded primary
+            // (the prefix keeps it apart from the duty and placement ids `merge` looks up).
+            source_id: Some(format!("enrolment:{}", e.enroled_at.id)),
             ..Affiliation::new(None, Role::Student)
         };
         d.tie(&e.enroled_at, aff, cx);

@@ -228,21 +228,21 @@ fn a_full_read_maps_persons_ties_groups_and_teachers_and_skips_those_without_a_c
         &["11111111", "o-s2"],
         expect![[r#"
             p-anna Anna Åberg civic=19870704-**** prot=None dead=false email=Some("anna.aberg@skola.kommun.se") eppn=Some("anna.aberg@edu.kommun.se") ext=["E-1001"]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=Some("enrolment:o-s1")
               group class 7A at 11111111 Some(2026-08-15)..Some(2027-06-10) id=Some("g-7a")
               group teaching Ma 7 at 11111111 Some(2026-08-20)..None id=Some("g-ma7")
             p-bo Bo Ek-Lind civic=19821105-**** prot=None dead=false email=Some("bo@skola.kommun.se") eppn=None ext=[]
               Duty staff at 11111111/Ekskolan role=Some("Lärare") type=None year=None Some(2019-08-01)..None id=Some("d-bo")
               group teaching Ma 7 at 11111111 Some(2026-08-15)..None id=Some("g-ma7")
             p-dead Per Sten civic= prot=None dead=true email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
             p-fritids Lo Lund civic= prot=Some(Sekretessmarkering) dead=false email=None eppn=None ext=[]
               Placement student at 22222222/Fritids Ekan role=None type=Some("FTH") year=None Some(2025-08-01)..None id=Some("pl-lo")
               group other Lekgruppen at 22222222 Some(2026-08-15)..None id=Some("g-lek")
             p-marked Mia Strand civic= prot=Some(SkyddadFolkbokforing) dead=false email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
             p-protected Hemlig Person civic= prot=Some(SkyddadFolkbokforing) dead=false email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
               group class 7A at 11111111 Some(2026-08-15)..Some(2027-06-10) id=Some("g-7a")
             rejected persons/p-badcivic: civicNo 19870704-**** fails its check digit; fix it in the SIS key=Some("p-badcivic")
             skipped 1: no affiliation in the configured organisations
@@ -396,10 +396,10 @@ fn a_changed_groups_new_member_list_replaces_the_stored_one_and_its_teachers_com
         },
         expect![[r#"
             p-anna Anna Åberg civic=19870704-**** prot=None dead=false email=Some("anna.aberg@skola.kommun.se") eppn=Some("anna.aberg@edu.kommun.se") ext=["E-1001"]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=Some("enrolment:o-s1")
               group teaching Ma 7 at 11111111 Some(2026-08-15)..None id=Some("g-ma7")
             p-protected Hemlig Person civic= prot=Some(SkyddadFolkbokforing) dead=false email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
               group class 7A at 11111111 Some(2026-12-01)..Some(2027-06-10) id=Some("g-7a")
               group teaching Ma 7 at 11111111 Some(2026-08-15)..None id=Some("g-ma7")
         "#]],
