@@ -184,6 +184,53 @@ fn a_held_person_merged_into_an_existing_identity_joins_it_and_is_held_no_more()
     assert!(open_operations(&env, &[]).is_empty(), "settled");
 }
 
+/// A pupil in the SIS and in a second source (a CSV of 60 rows, matched by civic number). The
+/// CSV row turns bad (its civic number fails the check digit), so the identity is kept as last
+/// stored; meanwhile the SIS changes the pupil's surname, and a later delta does not mention
+/// them. Once the CSV row is fixed, the surname change is there: it was held, not lost.
+#[test]
+fn a_kept_identitys_incremental_change_survives_until_the_rejection_is_fixed() {
+    let sis = Sis::start(60);
+    let env = sis_env(&sis);
+    let hr = "full_read_every = \"7d\"\n\n[sources.hr]\ntype = \"csv\"\npath = \"persons.csv\"\n";
+    env.edit_config("full_read_every = \"7d\"\n", hr);
+    let pupil = pupils(&sis)[0].clone();
+    let civic = pupil.civic_no.clone().unwrap();
+    let staff = |civic: &str| {
+        let mut rows = vec![row("H0", &pupil.given_name, &pupil.family_name, civic, "student", "90000000", "")];
+        rows.extend((1..60).map(|i| row(&format!("H{i}"), "Per", &format!("Son{i}"), &pnr(i), "staff", "S1", "")));
+        csv_rows(&env, &rows);
+    };
+    staff(&civic);
+    apply(&env);
+    let stored = |env: &Env| {
+        env.sql_value(&format!(
+            "SELECT COALESCE((SELECT data FROM source_records WHERE source = 'sis' AND person_id = '{}'), '')",
+            pupil.id
+        ))
+    };
+    assert!(stored(&env).contains(&pupil.family_name), "linked: {}", stored(&env));
+    let bad = format!("{}{}", &civic[..11], (civic.as_bytes()[11] - b'0' + 1) % 10);
+    staff(&bad);
+    sis.handle.advance(chrono::Duration::hours(1));
+    assert!(sis.handle.update_person(&pupil.id, |p| p.family_name = "Nyström".into()));
+    apply(&env);
+    let surnames = |env: &Env| env.people().values().map(|e| e.one("sn")).collect::<Vec<_>>();
+    assert!(!surnames(&env).contains(&"Nyström".to_string()), "kept as last stored while the row is bad");
+    // A later delta about someone else: the pupil's change is only in what the state kept.
+    sis.handle.advance(chrono::Duration::hours(1));
+    assert!(sis.handle.update_person(&pupils(&sis)[1].id, |p| p.family_name = "Ändrad".into()));
+    apply(&env);
+    staff(&civic);
+    apply(&env);
+    assert!(stored(&env).contains("Nyström"), "the change made while kept: {}", stored(&env));
+    // Whichever source the names come from, what the target holds is what a full read of
+    // both sources gives.
+    let open = open_operations(&env, &["--full"]);
+    assert!(open.is_empty(), "a full read agrees: {open:#?}");
+    assert_eq!(held_rows(&env), "", "nothing held any more");
+}
+
 // ---- 2. Primary tie ---------------------------------------------------------------------------
 
 /// The account of the teacher at two schools.
@@ -304,7 +351,7 @@ fn a_pupil_at_two_schools_keeps_the_primary_school_whose_code_changes() {
     sis.handle.advance(chrono::Duration::hours(1));
     let second = ss12000_server::Enrolment {
         enroled_at: other.id.clone(),
-        school_type: other.school_types[0].clone(),
+        school_type: other.school_types[0],
         start_date: first.start_date - chrono::Duration::days(30),
         ..first.clone()
     };
