@@ -231,6 +231,41 @@ fn a_kept_identitys_incremental_change_survives_until_the_rejection_is_fixed() {
     assert_eq!(held_rows(&env), "", "nothing held any more");
 }
 
+/// A second source whose two new persons share a civic number (held in a conflict) is taken out
+/// of the config. Its held records stay in the state, but they belong to no source that is read:
+/// the runs after it have nothing to do and record nothing.
+#[test]
+fn held_records_of_a_source_taken_out_of_the_config_do_not_make_every_run_an_apply() {
+    let sis = Sis::start(60);
+    let env = sis_env(&sis);
+    let hr = "\n[sources.hr]\ntype = \"csv\"\npath = \"persons.csv\"\n";
+    env.edit_config("full_read_every = \"7d\"\n", &format!("full_read_every = \"7d\"\n{hr}"));
+    let civic = pnr(5);
+    let rows = [
+        row("H1", "Ola", "Dubbel", &civic, "student", "90000000", ""),
+        row("H2", "Ula", "Dubbel", &civic, "student", "90000000", ""),
+    ];
+    csv_rows(&env, &rows);
+    apply(&env);
+    // The protected pupils' accounts, approved: nothing waits any more.
+    let saved = env.enid(&["plan", "--save", "--json", "--now", DAY1]).ok().json();
+    let id = saved["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-protected", "--yes", "--now", DAY1, "--accept-date"]).ok();
+    assert_eq!(conflicts(&env).len(), 1, "held");
+    assert_eq!(held_rows(&env).lines().count(), 2, "{}", held_rows(&env));
+    let runs = |env: &Env| env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs");
+    let before = runs(&env);
+    apply(&env);
+    assert_eq!(runs(&env), before, "with the source: nothing to do, nothing recorded");
+    env.edit_config(hr, "");
+    apply(&env);
+    let before = runs(&env);
+    apply(&env);
+    apply(&env);
+    assert_eq!(runs(&env), before, "without it: nothing to do, nothing recorded");
+    assert!(open_operations(&env, &[]).is_empty());
+}
+
 // ---- 2. Primary tie ---------------------------------------------------------------------------
 
 /// The account of the teacher at two schools.
