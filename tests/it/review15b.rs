@@ -266,6 +266,68 @@ fn held_records_of_a_source_taken_out_of_the_config_do_not_make_every_run_an_app
     assert!(open_operations(&env, &[]).is_empty());
 }
 
+/// kill -9 in the middle of an apply that provisions a person who was held (decided as a
+/// separate person, and renamed in the same delta) while most other persons change: the re-run
+/// gives that person one account in the newest version, the held records are empty, and the
+/// plan after it is empty.
+#[test]
+fn an_apply_killed_while_a_held_person_is_provisioned_converges() {
+    let sis = Sis::start(300);
+    let env = Env::with_config(
+        "\n[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n\
+         \n[targets.directory.policy.attributes]\nou = \"{{ school_unit }}\"\n\
+         \n[targets.directory.policy.thresholds]\nupdate_percent = 100\n",
+    );
+    env.edit_config("type = \"csv\"\npath = \"persons.csv\"\n", &sis.source_table(&env));
+    apply(&env);
+    let pupils = pupils(&sis);
+    sis.handle.advance(chrono::Duration::hours(1));
+    let t = twin(4, &pupils[0], "Tvilling");
+    assert!(sis.handle.add_person(t.clone()));
+    apply(&env);
+    let open = conflicts(&env);
+    assert_eq!(open.len(), 1);
+    env.enid(&["conflicts", "resolve", open[0]["id"].as_str().unwrap(), "--separate"]).ok();
+    sis.handle.advance(chrono::Duration::hours(1));
+    assert!(sis.handle.update_person(&t.id, |p| p.given_name = "Tvillingen".into()));
+    for p in &pupils[1..] {
+        assert!(sis.handle.update_person(&p.id, |p| p.family_name = format!("{}son", p.family_name)));
+    }
+    let changed = |env: &Env| env.people().values().filter(|e| e.one("sn").ends_with("son")).count();
+    let start = changed(&env);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+        .arg("--config")
+        .arg(env.path("enid.toml"))
+        .args(["apply", "--yes", "--now", DAY1, "--accept-date"])
+        .env_remove("ENID_CONFIG")
+        .env_remove("ENID_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn enid");
+    while changed(&env) < start + 10 && child.try_wait().expect("try_wait").is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let status = child.wait().expect("wait");
+    eprintln!("killed after {} changes: {status:?}", changed(&env) - start);
+    apply(&env);
+    let twins: Vec<String> = env
+        .people()
+        .values()
+        .filter(|e| e.one("givenName").starts_with("Tvilling"))
+        .map(|e| e.one("givenName"))
+        .collect();
+    assert_eq!(twins, ["Tvillingen"], "one account, the newest version");
+    let ids = ids_in_directory(&env);
+    assert!(ids.values().all(|dns| dns.len() == 1), "a duplicate: {ids:?}");
+    assert_eq!(held_rows(&env), "");
+    assert!(conflicts(&env).is_empty());
+    let open = open_operations(&env, &[]);
+    assert!(open.is_empty(), "settled: {open:#?}");
+}
+
 // ---- 2. Primary tie ---------------------------------------------------------------------------
 
 /// The account of the teacher at two schools.
