@@ -3,9 +3,12 @@
 //! and the in-process SS 12000 server: a held person follows the newest delta (changed: the new
 //! version; deleted: out of the queue, no account), a merge decision moves the held record into
 //! the identity, a saved plan with held persons still applies, no output shows a held person's
-//! civic number; a duty re-created with a new id and a school unit code change move nobody; a
-//! large member removal is held, stays held in a partial apply, and is approved through a saved
-//! plan, counted against the members of the groups enid owns only.
+//! civic number, a kept identity keeps the incremental change read meanwhile, a source taken out
+//! of the config leaves no endless applies, an apply killed midway converges; a duty re-created
+//! with a new id moves nobody, a school unit code change reaches everyone at that school and
+//! moves no teacher or pupil at two schools; a large member removal is held, stays held in a
+//! partial apply, and is approved through a saved plan, counted against the members of the
+//! groups enid owns only.
 
 use crate::harness::*;
 use crate::ss12000::{DAY1, Sis};
