@@ -459,16 +459,18 @@ impl Engine {
             self.block_held_group_names(id, all_obs, &protected_ids, &mut tp).await?;
             held.extend(weigh(id, &tp, &owned, &handle.policy.thresholds));
             let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id && !g.pending).collect();
-            // The members the owned groups hold now, as the target shows them.
+            // The members the owned groups hold now, as the target shows them. The owned
+            // groups' anchors and folded keys are looked up, not compared pairwise: thousands of
+            // groups on both sides would fold millions of keys on every plan.
+            let anchors: HashSet<&str> = owned_groups.iter().filter_map(|g| g.anchor.as_deref()).collect();
+            let keys: HashSet<String> =
+                owned_groups.iter().filter_map(|g| g.key.as_deref()).map(|k| handle.caps.key(k)).collect();
             let owned_members: usize = observed_groups
                 .get(id)
                 .into_iter()
                 .flatten()
                 .filter(|o| {
-                    owned_groups.iter().any(|g| {
-                        g.anchor.is_some() && g.anchor == o.anchor
-                            || g.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(&o.key))
-                    })
+                    o.anchor.as_deref().is_some_and(|a| anchors.contains(a)) || keys.contains(&handle.caps.key(&o.key))
                 })
                 .map(|o| o.members.len())
                 .sum();

@@ -25,6 +25,7 @@ mod permissions;
 mod protected;
 mod review;
 mod review15;
+mod review15b;
 mod review2;
 mod review3;
 mod review3_probes;

@@ -92,6 +92,22 @@ impl Orgs {
         self.by_id.values().find(|o| o.code == code).and_then(|o| o.name.as_deref())
     }
 
+    /// A school unit code that a stored record holds and that no organisation listed now has:
+    /// the unit's `schoolUnitCode` changed, or the unit left `/organisations`. An incremental
+    /// read rebuilds only the persons that changed, so the others would keep the old code (and
+    /// a school's persons would be split across two codes): the read is made a full one instead.
+    /// A code that is an organisation's id (a unit without a code, or one /organisations did not
+    /// list, in scope when every unit is) is known: the specification makes ids UUIDs.
+    pub fn stale_code<'r>(&self, prior: &'r [SourceRecord]) -> Option<&'r str> {
+        let codes: HashSet<&str> = self.by_id.values().map(|o| o.code.as_str()).collect();
+        let an_id = |c: &str| c.len() == 36 && c.bytes().filter(|b| *b == b'-').count() == 4;
+        prior
+            .iter()
+            .flat_map(|r| &r.affiliations)
+            .filter_map(|a| a.school_unit.as_deref())
+            .find(|c| !codes.contains(c) && (self.scoped || !an_id(c)))
+    }
+
     /// The school unit code and name of a reference, when it is in scope.
     fn unit(&self, r: &Ref) -> Option<(String, Option<String>)> {
         match self.by_id.get(&r.id) {
@@ -296,6 +312,10 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, RowError> {
             year,
             start_date: e.start_date,
             end_date: e.end_date,
+            // An enrolment has no id of its own: the school unit's organisation id names the
+            // tie, so a school unit whose code changes is still known as the recorded primary
+            // (the prefix keeps it apart from the duty and placement ids `merge` looks up).
+            source_id: Some(format!("enrolment:{}", e.enroled_at.id)),
             ..Affiliation::new(None, Role::Student)
         };
         d.tie(&e.enroled_at, aff, cx);

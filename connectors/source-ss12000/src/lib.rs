@@ -238,7 +238,13 @@ impl Ss12000Source {
         })
     }
 
-    async fn changes(&self, cx: FetchContext<'_>, since: DateTime<FixedOffset>) -> Result<SourceChanges, SourceError> {
+    /// An incremental read, with the organisations as listed now (`orgs`).
+    async fn changes(
+        &self,
+        cx: FetchContext<'_>,
+        since: DateTime<FixedOffset>,
+        orgs: Orgs,
+    ) -> Result<SourceChanges, SourceError> {
         let after = (since - chrono::Duration::seconds(OVERLAP_SECS)).with_timezone(&Utc);
         let after = after.to_rfc3339_opts(SecondsFormat::AutoSi, true);
         let changed: &[(&str, String)] = &[("meta.modified.after", after.clone())];
@@ -255,8 +261,7 @@ impl Ss12000Source {
         }
         let mut deleted_filters = vec![("after", after.clone())];
         deleted_filters.extend(kinds);
-        let (orgs, persons, duties, groups, placements, activities, deleted) = futures::try_join!(
-            self.orgs(),
+        let (persons, duties, groups, placements, activities, deleted) = futures::try_join!(
             self.persons(changed),
             self.list_if(Endpoint::Duties, changed),
             self.list_if(Endpoint::Groups, changed),
@@ -571,10 +576,16 @@ impl Source for Ss12000Source {
                 None
             }
         });
-        match since {
-            Some(t) => Ok(Fetched::Changes(self.changes(cx, t).await?)),
-            None => Ok(Fetched::Full(self.full(cx).await?)),
+        let Some(since) = since else { return Ok(Fetched::Full(self.full(cx).await?)) };
+        // Organisations are read whole on every read. A school unit code the stored records hold
+        // that none has now (a code changed) is in the records of persons who did not change
+        // too: only a full read gives every one of them the new code.
+        let orgs = self.orgs().await?;
+        if let Some(code) = orgs.stale_code(cx.prior) {
+            tracing::info!(code, "SS 12000: a stored school unit code is no longer in /organisations; reading in full");
+            return Ok(Fetched::Full(self.full(cx).await?));
         }
+        Ok(Fetched::Changes(self.changes(cx, since, orgs).await?))
     }
 
     fn incremental(&self) -> bool {

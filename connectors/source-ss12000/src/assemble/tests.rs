@@ -228,21 +228,21 @@ fn a_full_read_maps_persons_ties_groups_and_teachers_and_skips_those_without_a_c
         &["11111111", "o-s2"],
         expect![[r#"
             p-anna Anna Åberg civic=19870704-**** prot=None dead=false email=Some("anna.aberg@skola.kommun.se") eppn=Some("anna.aberg@edu.kommun.se") ext=["E-1001"]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=Some("enrolment:o-s1")
               group class 7A at 11111111 Some(2026-08-15)..Some(2027-06-10) id=Some("g-7a")
               group teaching Ma 7 at 11111111 Some(2026-08-20)..None id=Some("g-ma7")
             p-bo Bo Ek-Lind civic=19821105-**** prot=None dead=false email=Some("bo@skola.kommun.se") eppn=None ext=[]
               Duty staff at 11111111/Ekskolan role=Some("Lärare") type=None year=None Some(2019-08-01)..None id=Some("d-bo")
               group teaching Ma 7 at 11111111 Some(2026-08-15)..None id=Some("g-ma7")
             p-dead Per Sten civic= prot=None dead=true email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
             p-fritids Lo Lund civic= prot=Some(Sekretessmarkering) dead=false email=None eppn=None ext=[]
               Placement student at 22222222/Fritids Ekan role=None type=Some("FTH") year=None Some(2025-08-01)..None id=Some("pl-lo")
               group other Lekgruppen at 22222222 Some(2026-08-15)..None id=Some("g-lek")
             p-marked Mia Strand civic= prot=Some(SkyddadFolkbokforing) dead=false email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
             p-protected Hemlig Person civic= prot=Some(SkyddadFolkbokforing) dead=false email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
               group class 7A at 11111111 Some(2026-08-15)..Some(2027-06-10) id=Some("g-7a")
             rejected persons/p-badcivic: civicNo 19870704-**** fails its check digit; fix it in the SIS key=Some("p-badcivic")
             skipped 1: no affiliation in the configured organisations
@@ -396,10 +396,10 @@ fn a_changed_groups_new_member_list_replaces_the_stored_one_and_its_teachers_com
         },
         expect![[r#"
             p-anna Anna Åberg civic=19870704-**** prot=None dead=false email=Some("anna.aberg@skola.kommun.se") eppn=Some("anna.aberg@edu.kommun.se") ext=["E-1001"]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2020-08-15)..None id=Some("enrolment:o-s1")
               group teaching Ma 7 at 11111111 Some(2026-08-15)..None id=Some("g-ma7")
             p-protected Hemlig Person civic= prot=Some(SkyddadFolkbokforing) dead=false email=None eppn=None ext=[]
-              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=None
+              Enrolment student at 11111111/Ekskolan role=None type=Some("GR") year=Some("7") Some(2021-08-15)..None id=Some("enrolment:o-s1")
               group class 7A at 11111111 Some(2026-12-01)..Some(2027-06-10) id=Some("g-7a")
               group teaching Ma 7 at 11111111 Some(2026-08-15)..None id=Some("g-ma7")
         "#]],
@@ -422,6 +422,26 @@ fn a_renamed_school_unit_renames_the_stored_ties_at_it_though_no_person_changed(
           Placement student at 22222222/Fritids Eken role=None type=Some("FTH") year=None Some(2025-08-01)..None id=Some("pl-lo")
           group other Lekgruppen at 22222222 Some(2026-08-15)..None id=Some("g-lek")
     "#]].assert_eq(&text);
+}
+
+#[test]
+fn a_changed_school_unit_code_is_a_stale_code_of_the_stored_records_a_new_name_is_not() {
+    let warnings = Warnings::default();
+    let before = orgs(&[]);
+    let prior = assemble_full(&full(), Ctx { orgs: &before, today: today(), warnings: &warnings }).records;
+    assert_eq!(before.stale_code(&prior), None);
+    let mut o = orgs_json();
+    o[2]["displayName"] = json!("Fritids Eken");
+    assert_eq!(Orgs::new(&read_all::<Organisation>(o.clone()), &[]).unwrap().stale_code(&prior), None);
+    o[2]["schoolUnitCode"] = json!("22222229");
+    let after = Orgs::new(&read_all::<Organisation>(o), &[]).unwrap();
+    assert_eq!(after.stale_code(&prior), Some("22222222"));
+    // A tie at a unit /organisations does not list (in scope when every unit is) has the
+    // unit's id for a code: known, and no reason to read in full on every run.
+    let mut unlisted = prior.clone();
+    unlisted[0].affiliations[0].school_unit = Some("5a0c1f3e-77aa-4b1e-9d3c-0f1e2d3c4b5a".into());
+    unlisted.truncate(1);
+    assert_eq!(before.stale_code(&unlisted), None);
 }
 
 #[test]
