@@ -125,7 +125,7 @@ impl Engine {
             let action = text(o, "action");
             let school = text(o, "school");
             let by_name = named.iter().any(|n| n.len() >= 8 && fingerprint.starts_with(n));
-            let wanted = fingerprint.len() > 0
+            let wanted = !fingerprint.is_empty()
                 && (named.is_empty() || by_name)
                 && (selection.only.is_empty() || selection.only.iter().any(|a| a.as_str() == action))
                 && selection.school.as_deref().is_none_or(|s| school.split(',').any(|x| x == s))

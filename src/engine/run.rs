@@ -289,7 +289,7 @@ impl Engine {
         frontend: &mut dyn Frontend,
     ) -> Result<RunReport, EngineError> {
         let now = request.now;
-        let _lock = self.lock("apply", now).await?;
+        let _lock = self.lock("run", now).await?;
         let approvals = self.store.live_approvals(now).await?;
         // Guards an operator accepted for the next run.
         let mut overrides = request.overrides;
@@ -306,7 +306,7 @@ impl Engine {
         let mut computed = match self.compute(now, &overrides).await {
             Ok(c) => c,
             Err(e) => {
-                self.note_run("apply", None, "stopped", &connector_api::one_line(&e), None, now).await;
+                self.note_run("run", None, "stopped", &connector_api::one_line(&e), None, now).await;
                 return Err(e);
             }
         };
@@ -319,7 +319,7 @@ impl Engine {
         let counts = RunCounts::of(&computed);
         frontend.computed(&computed);
         if nothing {
-            let run_id = self.note_run("apply", Some(&plan_id), "unchanged", "nothing to do", counts.json(), now).await;
+            let run_id = self.note_run("run", Some(&plan_id), "unchanged", "nothing to do", counts.json(), now).await;
             return Ok(RunReport { computed, approved: None, outcome: Outcome::Unchanged, saved: false, run_id });
         }
         let holds = !computed.plan.held.is_empty() || super::approve::waiting_protected(&computed.plan) > 0;
@@ -351,7 +351,7 @@ impl Engine {
                 } else {
                     format!("{} operations planned, waiting for approval", computed.plan.operations.len())
                 };
-                let run_id = self.note_run("apply", Some(&plan_id), status, &message, counts.json(), now).await;
+                let run_id = self.note_run("run", Some(&plan_id), status, &message, counts.json(), now).await;
                 return Ok(RunReport { computed, approved: None, outcome, saved: true, run_id });
             }
             let matched: std::collections::HashSet<String> = matched.into_iter().collect();
@@ -366,11 +366,11 @@ impl Engine {
         if !approved.held.is_empty() {
             let counts = RunCounts { held: approved.held.iter().map(|h| h.to_string()).collect(), ..counts };
             let message = format!("held for review: {}", counts.held.join("; "));
-            let run_id = self.note_run("apply", Some(&plan_id), "held", &message, counts.json(), now).await;
+            let run_id = self.note_run("run", Some(&plan_id), "held", &message, counts.json(), now).await;
             let outcome = Outcome::Held { hits: approved.held.clone() };
             return Ok(RunReport { computed, approved: Some(approved), outcome, saved: true, run_id });
         }
-        let applied = self.apply_with(&computed, "apply", now, request.hook.as_deref()).await?;
+        let applied = self.apply_with(&computed, "run", now, request.hook.as_deref()).await?;
         used.extend(accepted.iter().map(|a| a.id));
         self.store.use_approvals(&used, applied.run_id).await?;
         let run_id = Some(applied.run_id);

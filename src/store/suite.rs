@@ -489,6 +489,7 @@ pub(crate) async fn runs_begin_finish_and_are_marked_interrupted<S: StateStore>(
         s.record_run("apply", None, status, "nothing was changed", Some("{}"), day(0)).await.unwrap();
     }
     s.record_run("plan", Some("p0"), "planned", "3 operations planned", Some("{}"), day(0)).await.unwrap();
+    s.record_run("run", None, "held", "held for review", Some("{}"), day(0)).await.unwrap();
     assert!(!s.has_applied().await.unwrap(), "a held, stopped, declined or empty apply sent nothing");
     let first = s.begin_run("apply", Some("p1"), day(1)).await.unwrap();
     let second = s.begin_run("apply", None, day(2)).await.unwrap();

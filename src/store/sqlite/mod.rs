@@ -878,7 +878,8 @@ impl StateStore for SqliteStore {
         // A run that sent nothing (held, stopped, declined, nothing to do) does not count: a lost
         // state whose first apply a guard stopped must still be caught by the next one.
         let q = sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM runs WHERE command = 'apply' AND status NOT IN (SELECT value FROM json_each(?1))",
+            "SELECT count(*) FROM runs WHERE command IN ('apply', 'run')
+                AND status NOT IN (SELECT value FROM json_each(?1))",
         )
         .bind(crate::store::UNSENT_STATUSES_JSON);
         Ok(self.ctx(q.fetch_one(&self.pool).await)? > 0)
