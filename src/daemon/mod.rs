@@ -105,6 +105,20 @@ pub struct RunNow {
 pub struct DaemonHandle {
     pub engine: tokio::sync::watch::Receiver<Arc<Engine>>,
     pub run_now: tokio::sync::mpsc::UnboundedSender<RunNow>,
+    /// How the service is doing, as `STATUS=` says it (for `/healthz`).
+    pub status: tokio::sync::watch::Receiver<ServiceStatus>,
+}
+
+/// How the service is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceStatus {
+    /// False while the last run stopped (a source or target down, a guard): degraded.
+    pub healthy: bool,
+    /// What `STATUS=` says.
+    pub text: String,
+    /// When the last run ended, and the last one that got through.
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_ok_at: Option<DateTime<Utc>>,
 }
 
 /// Tells systemd (when it started us with `NOTIFY_SOCKET`); nothing otherwise.
@@ -153,7 +167,12 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     // reload), and a way to start a run at once (an approval).
     let (current, _) = tokio::sync::watch::channel(Arc::clone(&engine));
     let (run_now_tx, mut run_now) = tokio::sync::mpsc::unbounded_channel::<RunNow>();
-    let handle = DaemonHandle { engine: current.subscribe(), run_now: run_now_tx };
+    let (status, _) = tokio::sync::watch::channel(ServiceStatus {
+        healthy: true,
+        text: "started; the first run is due now".into(),
+        ..ServiceStatus::default()
+    });
+    let handle = DaemonHandle { engine: current.subscribe(), run_now: run_now_tx, status: status.subscribe() };
     let _handle = handle;
     tracing::info!(full = %config.schedule.full, apply = ?config.schedule.apply, "enid run: started");
     tell(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("started; the first run is due now")]);
@@ -234,8 +253,16 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         if coalesced > 0 {
             tracing::info!(events = coalesced, "file changes during the wait are taken by this run");
         }
-        let ok = one_run(&engine, &config, trigger, &shutdown).await;
+        let (ok, text) = one_run(&engine, &config, trigger, &shutdown).await;
         let after = Utc::now();
+        status.send_modify(|s| {
+            s.healthy = ok;
+            s.text = text;
+            s.last_run_at = Some(after);
+            if ok {
+                s.last_ok_at = Some(after);
+            }
+        });
         if trigger == Trigger::Full || !ok {
             next_full = if ok {
                 failures = 0;
@@ -334,8 +361,8 @@ fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) 
 }
 
 /// One run to its end (or to a stop): logged, its outcome in the status. Returns whether it
-/// got through (a held or planned run did; one stopped by an error did not).
-async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> bool {
+/// got through (a held or planned run did; one stopped by an error did not), and what it did.
+async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> (bool, String) {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
     let mode = RunMode::Service { within_thresholds: config.schedule.apply == ApplyMode::WithinThresholds };
@@ -358,7 +385,7 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
                 Ok(r) => r,
                 Err(_) => {
                     tracing::warn!("the run did not stop within the grace period; left to the next start");
-                    return false;
+                    return (false, "stopping: the run did not stop within the grace period".into());
                 }
             }
         }
@@ -392,5 +419,5 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
         }
     };
     tell(&[sd_notify::NotifyState::Status(&status)]);
-    ok
+    (ok, status)
 }

@@ -257,3 +257,19 @@ fn sigterm_mid_apply_leaves_a_consistent_state_and_the_next_start_converges() {
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "converged");
 }
+
+/// A source that is down at start: the service starts anyway, says it is degraded, and
+/// recovers by itself once the export is back (here: the file appears and is seen).
+#[test]
+fn a_source_down_at_start_is_reported_degraded_and_the_service_recovers() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n");
+    let _ = std::fs::remove_file(env.path("persons.csv"));
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20), "{:?}", d.said);
+    assert!(d.wait_said("STATUS=degraded", 20), "{:?}", d.said);
+    assert!(d.child.try_wait().unwrap().is_none(), "the service stays up");
+    csv_rows(&env, &pupils(2));
+    wait_for("the accounts once the export is back", 30, || env.people().len() == 2);
+    d.signal("-TERM");
+    let _ = d.child.wait();
+}
