@@ -84,6 +84,20 @@ fn every_example_config_parses() {
 }
 
 #[test]
+fn the_log_is_kept_half_a_year_unless_said_otherwise_and_never_less_than_a_day() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.state.keep_log_for.as_secs(), 180 * 86_400);
+    let text = MINIMAL.replace("[state]\n", "[state]\nkeep_log_for = \"30d\"\n");
+    assert_eq!(Config::parse(&text).unwrap().state.keep_log_for.as_secs(), 30 * 86_400);
+    let text = MINIMAL.replace("[state]\n", "[state]\nkeep_log_for = \"180s\"\n");
+    let err = Config::parse(&text).unwrap().validate().unwrap_err();
+    assert!(err.contains("keep_log_for") && err.contains("shorter than a day"), "{err}");
+    let text = MINIMAL.replace("[state]\n", "[state]\nkeep_log_for = 180\n");
+    let err = Config::parse(&text).unwrap_err();
+    assert!(err.starts_with("line 3:") && err.contains("no unit"), "{err}");
+}
+
+#[test]
 fn the_shortest_username_limit_of_all_targets_applies() {
     let c = Config::parse(MINIMAL).unwrap();
     assert_eq!(c.username_max_length(), 20);

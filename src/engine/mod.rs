@@ -15,7 +15,8 @@
 //! `compute` (the dry run), `guards` (the guards on the target side), `domain` (group names held
 //! elsewhere in a domain that keeps them unique), `approve`, `apply`,
 //! `adopt`, `decisions` (conflict decisions and rename approvals), `run` (the request and the
-//! report), `records` (what the state keeps of records), `idkey`.
+//! report), `records` (what the state keeps of records), `idkey`, `keys` (`enid keys create`),
+//! `retention` (`prune`: the sync log kept for `keep_log_for`).
 
 use crate::config::Config;
 use crate::core::mapping::{GroupNamer, Mapping};
@@ -38,9 +39,11 @@ mod domain;
 mod fetch;
 mod guards;
 pub mod idkey;
+pub mod keys;
 pub mod passwords;
 mod records;
 mod registry;
+mod retention;
 mod run;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
