@@ -1,6 +1,7 @@
-//! Issue 16, the operational pieces: `enid keys create` at install time, and retention (`enid
-//! state prune`, `[state] keep_log_for`) that never makes an applied state look new. (The run
-//! lock that survives a deleted lock file is pinned in `review2.rs`.)
+//! Issue 16, the operational pieces: `enid keys create` at install time, retention (`enid
+//! state prune`, `[state] keep_log_for`) that never makes an applied state look new, and an AD
+//! entry renamed level-triggered (against the shared Samba DC). (The run lock that survives a
+//! deleted lock file is pinned in `review2.rs`.)
 
 use crate::harness::*;
 use enid::store::StateStore;
@@ -170,3 +171,35 @@ fn a_state_that_applied_before_retention_stays_applied_when_its_runs_are_pruned(
     });
 }
 
+/// An AD account whose `cn` does not follow its display name (the modrdn of a rename failed
+/// after the `displayName` was written; here the entry is renamed by hand to stand for that) is
+/// renamed back by the next run, keeping its `objectGUID`; before, the plan compared the display
+/// name alone and the stale name stayed in the DN for good.
+#[test]
+fn an_ad_entry_whose_cn_does_not_follow_its_display_name_is_renamed_by_the_next_run() {
+    use crate::ad::{ad_table, env_with, test_ou, users, with_admin};
+    let ou = test_ou();
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, ""));
+    let sam = format!("rr{}", std::process::id() % 100_000);
+    csv_rows(&env, &[row("1", "Rut", "Rensson", "", "student", "Norr", "")]);
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    // A username of this test's own: usernames are unique in the whole domain.
+    std::fs::write(env.path("enid.toml"), format!("[naming]\nusername = \"{sam}\"\n\n{config}")).unwrap();
+    env.enid(&["apply", "--yes"]).ok();
+    let before = users(&ou)[&sam].clone();
+    assert!(before.dn.eq_ignore_ascii_case(&format!("CN=Rut Rensson,OU=Norr,{ou}")), "{}", before.dn);
+
+    let dn = before.dn.clone();
+    with_admin(async move |l| {
+        let res = l.modifydn(&dn, "CN=Rut Gammalnamn", true, None).await.expect("modrdn");
+        assert_eq!(res.rc, 0, "{res:?}");
+    });
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["summary"]["update"], 1, "the stale name is not seen: {}", plan["operations"]);
+    env.enid(&["apply", "--yes"]).ok();
+    let after = users(&ou)[&sam].clone();
+    assert!(after.dn.eq_ignore_ascii_case(&format!("CN=Rut Rensson,OU=Norr,{ou}")), "{}", after.dn);
+    assert_eq!(after.one("objectGUID"), before.one("objectGUID"), "the same account");
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "{}", plan["operations"]);
+}
