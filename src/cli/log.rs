@@ -1,5 +1,5 @@
 //! `enid log` (the sync log), `enid runs` (the runs), as the engine's queries give them
-//! (protected persons by enid id only), and `enid state backup`.
+//! (protected persons by enid id only), `enid state backup` and `enid state prune`.
 
 use super::{CliError, io};
 use crate::engine::{Engine, Viewer};
@@ -12,6 +12,25 @@ use std::process::ExitCode;
 pub(super) async fn backup(engine: &Engine, path: &Path, out: &mut impl Write) -> Result<ExitCode, CliError> {
     engine.store().backup(path).await?;
     writeln!(out, "Wrote a copy of the state database to {}.", path.display()).map_err(io)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the sync log older than `keep_log_for` and says how much went.
+pub(super) async fn prune(
+    engine: &Engine,
+    now: chrono::DateTime<chrono::Utc>,
+    out: &mut impl Write,
+) -> Result<ExitCode, CliError> {
+    let (p, before) = engine.prune(now).await?;
+    writeln!(
+        out,
+        "Removed {} runs, {} operation-log rows and {} saved plans from before {}.",
+        p.runs,
+        p.log_rows,
+        p.plans,
+        before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+    .map_err(io)?;
     Ok(ExitCode::SUCCESS)
 }
 

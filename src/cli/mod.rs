@@ -5,8 +5,9 @@
 //! shows civic numbers masked; `main` alone turns errors into exit codes.
 //!
 //! One file per command: `plan` (plan and apply, through the engine's run API), `adopt`,
-//! `log` (the sync log and state backups), `conflicts` (the conflict queue and held renames),
-//! `explain`, `passwords` (the hand-out of first passwords); `render` turns plans and conflicts into text.
+//! `log` (the sync log, state backups and pruning), `conflicts` (the conflict queue and held
+//! renames), `explain`, `passwords` (the hand-out of first passwords), `keys` (`enid keys
+//! create`); `render` turns plans and conflicts into text.
 
 use crate::clock;
 use crate::config::{Config, ConfigError};
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 mod adopt;
 mod conflicts;
 mod explain;
+mod keys;
 mod log;
 mod passwords;
 mod plan;
@@ -192,6 +194,12 @@ pub enum Command {
         #[command(subcommand)]
         action: StateAction,
     },
+    /// The installation's key files: `enid keys create` makes the id key and the password key
+    /// (owner-only) at install time, never over an existing one
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// First passwords of new accounts (targets with initial_password = "generated")
     Passwords {
         #[command(subcommand)]
@@ -260,6 +268,13 @@ pub enum PasswordAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make `[identity] id_key_file` and `[state] password_key_file` where missing (0600);
+    /// prints their paths and fingerprints, never a key
+    Create,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum StateAction {
     /// Write a consistent copy of the state database to PATH (a new file, owner-only)
     Backup {
@@ -273,6 +288,12 @@ pub enum StateAction {
         old: String,
         /// The id the config names now
         new: String,
+    },
+    /// Remove the sync log (runs, operation-log rows, saved plans) older than `[state]
+    /// keep_log_for`; the service does this on its own schedule
+    Prune {
+        #[command(flatten)]
+        time: TimeArg,
     },
 }
 
@@ -376,6 +397,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::State { action: StateAction::RenameTarget { old, new } } => {
             log::rename_target(&build(config).await?, &old, &new, &mut out).await
+        }
+        Command::Keys { action: KeysAction::Create } => keys::create(&config, &mut out).await,
+        Command::State { action: StateAction::Prune { time } } => {
+            log::prune(&build(config).await?, clock::now(time.now), &mut out).await
         }
         Command::Log { run, person, school, limit, json } => {
             log::log(&build(config).await?, run, person, school, limit, json, &mut out).await

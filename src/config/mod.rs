@@ -62,6 +62,12 @@ pub struct StateConfig {
     /// out passwords; back it up with the state database.
     #[serde(default)]
     pub password_key_file: Option<PathBuf>,
+    /// How long the sync log is kept (default "180d", at least "1d"): runs, their operation-log
+    /// rows and saved plans older than this are removed by `enid state prune` (and by the
+    /// service on its schedule). A child's sync log is personal data; what the guards decide
+    /// with is never removed.
+    #[serde(default = "half_a_year")]
+    pub keep_log_for: connector_api::ConfigDuration,
 }
 
 impl StateConfig {
@@ -77,6 +83,10 @@ pub const DEFAULT_PASSWORD_KEY: &str = "password.key";
 
 fn thirty() -> u32 {
     30
+}
+
+fn half_a_year() -> connector_api::ConfigDuration {
+    connector_api::ConfigDuration::from(std::time::Duration::from_secs(180 * 86_400))
 }
 
 /// `[lifecycle]`.
@@ -469,6 +479,14 @@ impl Config {
             }
         }
         self.lifecycle.model()?;
+        // Shorter than a day is a slip of the unit ("180s" for "180d"): it would remove the log
+        // of the run that just ended.
+        if self.state.keep_log_for.as_secs() < 86_400 {
+            return Err(format!(
+                "[state] keep_log_for = \"{}\" is shorter than a day; write days, such as \"180d\"",
+                self.state.keep_log_for
+            ));
+        }
         for (attr, s) in self.identity.authority.all() {
             if !self.sources.contains_key(s) {
                 return Err(format!("[identity.authority] {attr} names source {s:?}, which is not configured"));

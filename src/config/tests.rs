@@ -70,8 +70,11 @@ fn type_errors_name_the_keys_own_line() {
 fn every_example_config_parses() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    // The service's example config (`deploy/enid.toml`) is one of them.
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/enid.toml");
+    assert!(deploy.exists(), "{} is missing", deploy.display());
+    let configs = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).chain([deploy]);
+    for path in configs {
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
             let c = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -81,6 +84,20 @@ fn every_example_config_parses() {
         }
     }
     assert!(n >= 1, "no example configs in {}", dir.display());
+}
+
+#[test]
+fn the_log_is_kept_half_a_year_unless_said_otherwise_and_never_less_than_a_day() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.state.keep_log_for.as_secs(), 180 * 86_400);
+    let text = MINIMAL.replace("[state]\n", "[state]\nkeep_log_for = \"30d\"\n");
+    assert_eq!(Config::parse(&text).unwrap().state.keep_log_for.as_secs(), 30 * 86_400);
+    let text = MINIMAL.replace("[state]\n", "[state]\nkeep_log_for = \"180s\"\n");
+    let err = Config::parse(&text).unwrap().validate().unwrap_err();
+    assert!(err.contains("keep_log_for") && err.contains("shorter than a day"), "{err}");
+    let text = MINIMAL.replace("[state]\n", "[state]\nkeep_log_for = 180\n");
+    let err = Config::parse(&text).unwrap_err();
+    assert!(err.starts_with("line 3:") && err.contains("no unit"), "{err}");
 }
 
 #[test]

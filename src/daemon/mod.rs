@@ -7,7 +7,8 @@
 //! one is logged and the old one stays in force); SIGTERM stops an apply between two
 //! operations, records the run as interrupted, and exits within a bounded time.
 //!
-//! A source or target that is down does not stop the service: the run is recorded as stopped,
+//! After each full reconcile it removes runs, log rows and saved plans older than `[state]
+//! keep_log_for` (retention). A source or target that is down does not stop the service: the run is recorded as stopped,
 //! the status says degraded, and the next attempt comes sooner (one minute, doubling up to the
 //! full interval).
 
@@ -273,6 +274,12 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                 let retry = chrono::Duration::from_std(retry).unwrap_or(chrono::Duration::hours(1));
                 (after + retry).min(config.schedule.full.next_after(after))
             };
+        }
+        if trigger == Trigger::Full && ok {
+            // The sync log is personal data: kept for `[state] keep_log_for`, then removed.
+            if let Err(e) = engine.prune(after).await {
+                tracing::warn!(error = %connector_api::one_line(&e), "retention: old runs could not be removed");
+            }
         }
         next_changes =
             config.schedule.incremental.and_then(|d| chrono::Duration::from_std(d.duration()).ok()).map(|d| after + d);

@@ -16,7 +16,8 @@
 //! elsewhere in a domain that keeps them unique), `approve`, `apply`,
 //! `adopt`, `decisions` (conflict decisions and rename approvals), `run` (the request and the
 //! report), `queries` (what a front end may show: runs, the log, a person), `records` (what the
-//! state keeps of records), `idkey`.
+//! state keeps of records), `idkey`, `keys` (`enid keys create`), `retention` (`prune`: the sync
+//! log kept for `keep_log_for`).
 
 use crate::config::Config;
 use crate::core::mapping::{GroupNamer, Mapping};
@@ -40,10 +41,12 @@ mod domain;
 mod fetch;
 mod guards;
 pub mod idkey;
+pub mod keys;
 pub mod passwords;
 mod queries;
 mod records;
 mod registry;
+mod retention;
 mod run;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approvals::{ApprovalSummary, ApproveRunError, GUARDS, Selection};

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use connector_api::{PasswordRules, Secret};
 
 /// Where the state records the password key's fingerprint (`meta`).
-const PASSWORD_KEY_FINGERPRINT: &str = "password_key_fingerprint";
+pub(super) const PASSWORD_KEY_FINGERPRINT: &str = "password_key_fingerprint";
 
 const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
 const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";

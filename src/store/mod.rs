@@ -23,10 +23,6 @@ pub use rows::{
 };
 pub use sqlite::SqliteStore;
 
-/// The statuses of runs that sent nothing to a target: held, stopped before planning or before
-/// sending, declined at the prompt, nothing to do, a plan only. As a JSON array, for SQL.
-pub const UNSENT_STATUSES_JSON: &str = r#"["held","stopped","declined","unchanged","planned"]"#;
-
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{IdentityId, OwnedAccount, Snapshot};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
@@ -354,13 +350,21 @@ pub trait StateStore: Send + Sync {
     fn mark_interrupted(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Whether an apply has ever run against this state (an adopt does not count). A state that
-    /// never applied but faces targets holding enid's accounts was lost or replaced.
+    /// never applied but faces targets holding enid's accounts was lost or replaced. Kept apart
+    /// from the runs, so that [`prune`](StateStore::prune) never makes an applied state look new.
     fn has_applied(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Whether an `enid adopt` has finished against this state (status `ok`; one a killed
     /// process left half-recorded does not count). Such a state was rebuilt from the targets:
-    /// what adopt could not match is blocked per person, and the runs go on.
+    /// what adopt could not match is blocked per person, and the runs go on. Survives
+    /// [`prune`](StateStore::prune) like [`has_applied`](StateStore::has_applied).
     fn has_adopted(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Retention (`[state] keep_log_for`): removes the runs that started before `before` (never
+    /// one still `running`), their operation-log rows, and the plans saved before it, in one
+    /// transaction; returns how many of each. A child's sync log is personal data, kept only as
+    /// long as it is needed. Nothing a guard or the planner decides with is removed.
+    fn prune(&self, before: DateTime<Utc>) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
 
     /// Runs, the newest `limit`, oldest first.
     fn runs(&self, limit: i64) -> impl Future<Output = Result<Vec<RunRow>, StoreError>> + Send;
@@ -449,6 +453,17 @@ pub trait StateStore: Send + Sync {
         columns: &BTreeMap<String, BTreeSet<String>>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What [`StateStore::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Runs (each with its operation-log rows).
+    pub runs: u64,
+    /// Operation-log rows.
+    pub log_rows: u64,
+    /// Saved plans.
+    pub plans: u64,
 }
 
 /// The state database the engine holds: one variant per backend (see [`StateStore`] for why an
@@ -720,6 +735,10 @@ impl StateStore for Store {
 
     async fn has_adopted(&self) -> Result<bool, StoreError> {
         dispatch!(self.has_adopted())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        dispatch!(self.prune(before))
     }
 
     async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {

@@ -4,6 +4,12 @@
 //! released when the process ends, however it ends) before they read anything. A second run
 //! finds the lock taken and stops with the pid and start time the holder wrote into the file.
 //! `plan`, `log` and `explain` only read, and take no lock.
+//!
+//! The lock file alone is not enough: an operator who deletes it while a run holds it (cleaning
+//! up what looks like a stale file) lets the next run create a new file and lock that. So the run
+//! also locks the directory that holds the state database, which cannot be deleted while the
+//! state is in it. Every state database in one directory therefore shares one lock. Never the
+//! database file itself: closing any descriptor of it would drop SQLite's own POSIX locks.
 
 use chrono::{DateTime, Utc};
 use std::fs::{File, TryLockError};
@@ -15,6 +21,8 @@ use std::path::{Path, PathBuf};
 pub struct RunLock {
     /// Held open for the lock's lifetime: closing the file releases the lock.
     _file: File,
+    /// The state's directory, locked too, so that deleting the lock file does not free the lock.
+    _dir: File,
 }
 
 /// Why the lock could not be taken.
@@ -46,6 +54,32 @@ impl RunLock {
         use std::os::unix::fs::OpenOptionsExt;
         let path = lock_path(state);
         let io = |e: std::io::Error| LockError::Io { lock: path.display().to_string(), reason: e.to_string() };
+        let busy = |holder: String| LockError::Busy {
+            holder,
+            state: state.display().to_string(),
+            lock: path.display().to_string(),
+        };
+        // The directory first: its lock is the one a deleted lock file cannot undo.
+        let dir_path = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = File::open(&dir_path).map_err(|e| LockError::Io {
+            lock: dir_path.display().to_string(),
+            reason: format!("{e}; enid locks the directory of the state database and must be able to open it"),
+        })?;
+        match dir.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = match std::fs::read_to_string(&path) {
+                    Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
+                    Ok(_) => "a process that has not said who it is".into(),
+                    Err(_) => deleted_holder(&dir, &path),
+                };
+                return Err(busy(holder));
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -60,15 +94,11 @@ impl RunLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                return Err(LockError::Busy {
-                    holder: if holder.is_empty() {
-                        "a process that has not said who it is".into()
-                    } else {
-                        holder.into()
-                    },
-                    state: state.display().to_string(),
-                    lock: path.display().to_string(),
-                });
+                return Err(busy(if holder.is_empty() {
+                    "a process that has not said who it is".into()
+                } else {
+                    holder.into()
+                }));
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
@@ -81,7 +111,36 @@ impl RunLock {
         file.rewind().map_err(io)?;
         file.write_all(who.as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
-        Ok(RunLock { _file: file })
+        Ok(RunLock { _file: file, _dir: dir })
+    }
+}
+
+/// Who holds the directory's lock when the lock file that named them is gone: the pid the kernel
+/// lists for it (Linux's `/proc/locks`), or a sentence saying the file was deleted.
+fn deleted_holder(dir: &File, lock: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let gone = format!("its lock file {} was deleted while it ran", lock.display());
+    let Ok(meta) = dir.metadata() else { return format!("a process ({gone})") };
+    // /proc/locks names a file as MAJOR:MINOR:INODE in hex, hex and decimal; st_dev packs major
+    // and minor the way glibc's gnu_dev_major/minor unpack them.
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let pid = std::fs::read_to_string("/proc/locks").ok().and_then(|text| {
+        text.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // "1: FLOCK  ADVISORY  WRITE 1234 08:02:131 0 EOF"; a waiter's line has "->" after the
+            // number and is not the holder.
+            match fields.as_slice() {
+                [_, "FLOCK", _, _, pid, file, ..] if *file == id => Some(pid.to_string()),
+                _ => None,
+            }
+        })
+    });
+    match pid {
+        Some(pid) => format!("pid {pid}; {gone}"),
+        None => format!("a process whose pid enid could not find; {gone}"),
     }
 }
 
@@ -100,5 +159,20 @@ mod tests {
         assert!(err.contains("2026-11-23T10:00:00Z"), "{err}");
         drop(first);
         RunLock::acquire(&state, "adopt", now).unwrap();
+    }
+
+    #[test]
+    fn deleting_the_lock_file_does_not_free_the_lock_and_the_holder_is_still_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().with_timezone(&Utc);
+        let first = RunLock::acquire(&state, "apply", now).unwrap();
+        std::fs::remove_file(lock_path(&state)).unwrap();
+        let err = RunLock::acquire(&state, "apply", now).unwrap_err().to_string();
+        assert!(err.contains("another run"), "{err}");
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(err.contains("was deleted"), "{err}");
+        drop(first);
+        RunLock::acquire(&state, "apply", now).unwrap();
     }
 }

@@ -43,6 +43,7 @@ macro_rules! store_suite {
             claim_refusals_are_kept_once_and_move_with_a_renamed_target,
             outside_claims_are_kept_until_forgotten,
             primaries_source_reads_and_gone_records_round_trip,
+            pruning_removes_old_runs_their_log_and_plans_but_not_what_the_guards_read,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -575,6 +576,40 @@ pub(crate) async fn the_log_is_filtered_by_run_identity_and_school<S: StateStore
     assert!(ids(s.log(&action).await.unwrap()).contains(&all[0].id));
     let nothing = LogFilter { target: Some("no-such-target".into()), ..LogFilter::default() };
     assert!(s.log(&nothing).await.unwrap().is_empty());
+}
+
+pub(crate) async fn pruning_removes_old_runs_their_log_and_plans_but_not_what_the_guards_read<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "a")], &[], &[], day(0)).await.unwrap();
+    let adopt = s.begin_run("adopt", None, day(0)).await.unwrap();
+    s.finish_run(adopt, "ok", "recorded 1 account", day(0)).await.unwrap();
+    let old = s.begin_run("apply", None, day(1)).await.unwrap();
+    s.record_ops(old, &[op("ldap", "id-a", "S1", set("k", None, AccountStatus::Active))], day(1)).await.unwrap();
+    s.finish_run(old, "ok", "", day(1)).await.unwrap();
+    // Started long ago and never finished: its process may still be writing.
+    let running = s.begin_run("apply", None, day(2)).await.unwrap();
+    s.save_plan("old", "{}", day(2)).await.unwrap();
+    let new = s.begin_run("apply", None, day(10)).await.unwrap();
+    s.record_ops(new, &[op("ldap", "id-a", "S1", set("k", None, AccountStatus::Active))], day(10)).await.unwrap();
+    s.finish_run(new, "ok", "", day(10)).await.unwrap();
+    s.save_plan("new", "{}", day(10)).await.unwrap();
+
+    let pruned = s.prune(day(5)).await.unwrap();
+    assert_eq!(pruned, super::Pruned { runs: 2, log_rows: 1, plans: 1 });
+    let runs: Vec<i64> = s.runs(10).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(runs, [running, new]);
+    let log: Vec<i64> = s.log(&LogFilter::default()).await.unwrap().iter().map(|r| r.run_id).collect();
+    assert_eq!(log, [new]);
+    assert_eq!(s.load_plan("old").await.unwrap(), None);
+    assert!(s.load_plan("new").await.unwrap().is_some());
+    assert_eq!(s.prune(day(5)).await.unwrap(), super::Pruned::default(), "pruning again removes nothing");
+
+    // Every run gone: the state still applied and was adopted, and its accounts are still its own.
+    s.finish_run(running, "failed", "", day(11)).await.unwrap();
+    assert_eq!(s.prune(day(100)).await.unwrap(), super::Pruned { runs: 2, log_rows: 1, plans: 1 });
+    assert!(s.runs(10).await.unwrap().is_empty());
+    assert!(s.has_applied().await.unwrap(), "pruning every run made an applied state look new");
+    assert!(s.has_adopted().await.unwrap(), "pruning every run forgot the adopt");
+    assert_eq!(account(s, "id-a").await.and_then(|a| a.key).as_deref(), Some("k"));
 }
 
 pub(crate) async fn plans_are_saved_once_and_loaded<S: StateStore>(s: &S) {

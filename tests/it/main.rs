@@ -21,6 +21,7 @@ mod lifecycle;
 mod migration;
 mod onboarding;
 mod oneroster;
+mod ops16;
 mod permissions;
 mod protected;
 mod review;

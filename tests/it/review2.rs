@@ -425,24 +425,28 @@ fn adopt_after_a_rekey_of_a_protected_person_does_not_plan_a_second_account() {
 /// The run lock is an flock on `state.db.lock`. An operator who sees "another run (pid N) is in
 /// progress", takes the file for a stale lock and deletes it (the usual cure for stale lock
 /// files) lets a second apply run at once beside the first: the second creates a new lock file
-/// and locks that. (Here the running apply is stood in for by a process holding the lock the way
-/// enid does; with a real `enid apply` waiting at its confirmation prompt, the first apply then
-/// carried out its stale plan after the second had run: reproduced by hand.)
+/// and locks that. (Here the running apply is stood in for by this process holding the lock
+/// through enid's own `RunLock`; with a real `enid apply` waiting at its confirmation prompt, the
+/// first apply then carried out its stale plan after the second had run: reproduced by hand.)
 #[test]
-#[ignore = "known gap, in the session note: the run lock is an flock on state.db.lock; a deleted lock file is not detected"]
 fn deleting_the_lock_file_of_a_running_apply_does_not_let_a_second_one_run() {
     let env = Env::new();
     csv_rows(&env, &pupils(3));
     env.apply();
     let lock = env.path("state.db.lock");
-    let held = std::fs::OpenOptions::new().read(true).write(true).open(&lock).unwrap();
-    held.lock().unwrap();
+    let held = enid::store::runlock::RunLock::acquire(&env.path("state.db"), "apply", chrono::Utc::now()).unwrap();
     let busy = env.enid(&["apply", "--yes"]);
     assert!(busy.stderr.contains("another run"), "the lock holds while its file is there: {}", busy.stderr);
     std::fs::remove_file(&lock).unwrap();
     let second = env.enid(&["apply", "--yes"]);
     assert!(!second.status.success(), "a second apply ran while the first still holds the lock:\n{}", second.stdout);
+    assert!(
+        second.stderr.contains("another run") && second.stderr.contains(&format!("pid {}", std::process::id())),
+        "the refusal names the holder: {}",
+        second.stderr
+    );
     drop(held);
+    env.apply();
 }
 
 /// Owned accounts missing from the scope are looked up elsewhere by entryUUID and blocked, but

@@ -57,8 +57,27 @@ pub trait TargetConnector: ConnectorConfig {
     fn build(&self, id: &str) -> Result<Self::Target, String>;
 }
 
-/// Makes `path` relative to `dir` when it is relative; an absolute path stays as it is.
+/// How a config names a file that systemd hands the service (`LoadCredential=` in the unit):
+/// `"$CREDENTIALS_DIRECTORY/ldap-bind-password"`. The directory is the service's own and known
+/// only from the environment, so the config cannot name it otherwise.
+pub const CREDENTIALS_DIRECTORY: &str = "$CREDENTIALS_DIRECTORY";
+
+/// Makes `path` relative to `dir` when it is relative; an absolute path stays as it is. A path
+/// that begins with [`CREDENTIALS_DIRECTORY`] is taken from the environment variable of that
+/// name instead; when it is unset (enid run by hand, not by systemd) the path stays as written,
+/// and reading the file says why ([`crate::load_secret`]).
 pub fn resolve_path(dir: &Path, path: &mut PathBuf) {
+    resolve_path_in(dir, path, std::env::var_os("CREDENTIALS_DIRECTORY"));
+}
+
+/// [`resolve_path`] with the value of `$CREDENTIALS_DIRECTORY` given (tests).
+fn resolve_path_in(dir: &Path, path: &mut PathBuf, credentials: Option<std::ffi::OsString>) {
+    if let Ok(name) = path.strip_prefix(CREDENTIALS_DIRECTORY) {
+        if let Some(credentials) = credentials.filter(|c| !c.is_empty()) {
+            *path = Path::new(&credentials).join(name);
+        }
+        return;
+    }
     if path.is_relative() {
         *path = dir.join(&*path);
     }
@@ -90,5 +109,23 @@ mod tests {
         let mut none: Option<PathBuf> = None;
         resolve_optional_path(dir, &mut none);
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn a_path_in_the_credentials_directory_is_taken_from_the_environment_or_left_as_written() {
+        let dir = Path::new("/etc/enid");
+        let mut p = PathBuf::from("$CREDENTIALS_DIRECTORY/ldap-bind-password");
+        resolve_path_in(dir, &mut p, Some("/run/credentials/enid.service".into()));
+        assert_eq!(p, Path::new("/run/credentials/enid.service/ldap-bind-password"));
+        // Unset or empty: never taken relative to the config file, where a stray file could be.
+        for unset in [None, Some("".into())] {
+            let mut p = PathBuf::from("$CREDENTIALS_DIRECTORY/ldap-bind-password");
+            resolve_path_in(dir, &mut p, unset);
+            assert_eq!(p, Path::new("$CREDENTIALS_DIRECTORY/ldap-bind-password"));
+        }
+        // Only the whole first component: a file whose name merely begins so is an ordinary one.
+        let mut p = PathBuf::from("$CREDENTIALS_DIRECTORY_OLD/x");
+        resolve_path_in(dir, &mut p, Some("/run/c".into()));
+        assert_eq!(p, Path::new("/etc/enid/$CREDENTIALS_DIRECTORY_OLD/x"));
     }
 }

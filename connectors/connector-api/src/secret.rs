@@ -75,6 +75,12 @@ pub fn warn_if_readable_by_others(path: &Path, what: &str) {
 
 fn read_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result<Secret, String> {
     match (file, env) {
+        (Some(path), None) if path.starts_with(crate::connector::CREDENTIALS_DIRECTORY) => Err(format!(
+            "{what}: the *_file key names a file in $CREDENTIALS_DIRECTORY, which is not set; systemd sets it for \
+             the service (LoadCredential= in the unit). To run enid by hand with this config, set it to a directory \
+             that holds those files, such as CREDENTIALS_DIRECTORY=/run/credentials/enid.service while the service \
+             runs"
+        )),
         (Some(path), None) => match std::fs::read_to_string(path) {
             Ok(text) => Ok(Secret::new(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
@@ -144,6 +150,13 @@ mod tests {
         std::fs::write(dir.join("s"), "token\n").unwrap();
         assert_eq!(load_secret(Some(&dir.join("s")), None, "x").unwrap().expose(), "token");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_credential_without_its_directory_says_what_systemd_sets() {
+        let path = Path::new("$CREDENTIALS_DIRECTORY/ldap-bind-password");
+        let e = load_secret(Some(path), None, "bind password of [targets.x]").unwrap_err();
+        assert!(e.contains("$CREDENTIALS_DIRECTORY, which is not set") && e.contains("LoadCredential="), "{e}");
     }
 
     #[test]

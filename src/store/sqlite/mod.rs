@@ -15,7 +15,7 @@ mod tests;
 
 use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunRowIn, owned_account};
 use super::{
-    CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, RecordRow, RunRow,
+    CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, Pruned, RecordRow, RunRow,
     SealedPassword, StateStore, StoreError, StoredRecordView,
 };
 use crate::core::identity::{CivicChange, Decision};
@@ -38,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 16] = [
+const MIGRATIONS: [(i64, &str, &str); 17] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -53,6 +53,7 @@ const MIGRATIONS: [(i64, &str, &str); 16] = [
     (12, "claim refusals", include_str!("../../../migrations/sqlite/0012_claim_refusals.sql")),
     (13, "affiliations", include_str!("../../../migrations/sqlite/0013_affiliations.sql")),
     (14, "held records", include_str!("../../../migrations/sqlite/0014_held_records.sql")),
+    (15, "retention", include_str!("../../../migrations/sqlite/0015_retention.sql")),
     (16, "run outcomes", include_str!("../../../migrations/sqlite/0016_run_outcomes.sql")),
     (18, "approvals", include_str!("../../../migrations/sqlite/0018_approvals.sql")),
 ];
@@ -750,15 +751,48 @@ impl StateStore for SqliteStore {
     }
 
     async fn begin_run(&self, command: &str, plan_id: Option<&str>, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        let q = sqlx::query_scalar(
-            "INSERT INTO runs (command, plan_id, started_at, status) VALUES (?1, ?2, ?3, 'running') RETURNING id",
-        );
-        self.ctx(q.bind(command).bind(plan_id).bind(ts(now)).fetch_one(&self.pool).await)
+        // The first apply is also kept in `meta`, in the same transaction: retention may remove
+        // the run, never the fact that this state has applied (the lost-state guard reads it).
+        let now = ts(now);
+        self.ctx(
+            async {
+                let mut tx = self.pool.begin().await?;
+                let id = sqlx::query_scalar(
+                    "INSERT INTO runs (command, plan_id, started_at, status) VALUES (?1, ?2, ?3, 'running') \
+                     RETURNING id",
+                )
+                .bind(command)
+                .bind(plan_id)
+                .bind(&now)
+                .fetch_one(&mut *tx)
+                .await?;
+                if command == "apply" || command == "run" {
+                    sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_apply', ?1)")
+                        .bind(&now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await.map(|()| id)
+            }
+            .await,
+        )
     }
 
     async fn finish_run(&self, run: i64, status: &str, message: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let q = sqlx::query("UPDATE runs SET status = ?1, message = ?2, finished_at = ?3 WHERE id = ?4");
-        self.exec(q.bind(status).bind(message).bind(ts(now)).bind(run)).await.map(drop)
+        let now = ts(now);
+        let finish = sqlx::query("UPDATE runs SET status = ?1, message = ?2, finished_at = ?3 WHERE id = ?4")
+            .bind(status)
+            .bind(message)
+            .bind(&now)
+            .bind(run);
+        // A finished adopt is kept in `meta` like the first apply, for the same reason.
+        let adopted = sqlx::query(
+            "INSERT OR IGNORE INTO meta (key, value)
+             SELECT 'first_adopt', ?1 FROM runs WHERE id = ?2 AND command = 'adopt' AND status = 'ok'",
+        )
+        .bind(&now)
+        .bind(run);
+        self.exec_all(vec![finish, adopted]).await
     }
 
     async fn record_run(
@@ -875,19 +909,45 @@ impl StateStore for SqliteStore {
     }
 
     async fn has_applied(&self) -> Result<bool, StoreError> {
-        // A run that sent nothing (held, stopped, declined, nothing to do) does not count: a lost
-        // state whose first apply a guard stopped must still be caught by the next one.
-        let q = sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM runs WHERE command IN ('apply', 'run')
-                AND status NOT IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(crate::store::UNSENT_STATUSES_JSON);
-        Ok(self.ctx(q.fetch_one(&self.pool).await)? > 0)
+        // A fact in `meta`, written by the first run that may send something (an apply, a
+        // service run), so retention cannot make an applied state look new; held, stopped and
+        // declined runs never write it.
+        Ok(self.meta("first_apply").await?.is_some())
     }
 
     async fn has_adopted(&self) -> Result<bool, StoreError> {
-        let q = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs WHERE command = 'adopt' AND status = 'ok'");
-        Ok(self.ctx(q.fetch_one(&self.pool).await)? > 0)
+        Ok(self.meta("first_adopt").await?.is_some())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        let before = ts(before);
+        // A run still `running` is never removed, however old its start: its process may be
+        // writing its log right now (or the next locked run marks it interrupted).
+        self.ctx(
+            async {
+                let mut tx = self.pool.begin().await?;
+                let log_rows = sqlx::query(
+                    "DELETE FROM oplog WHERE run_id IN
+                       (SELECT id FROM runs WHERE started_at < ?1 AND status <> 'running')",
+                )
+                .bind(&before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let runs = sqlx::query("DELETE FROM runs WHERE started_at < ?1 AND status <> 'running'")
+                    .bind(&before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let plans = sqlx::query("DELETE FROM plans WHERE created_at < ?1")
+                    .bind(&before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await.map(|()| Pruned { runs, log_rows, plans })
+            }
+            .await,
+        )
     }
 
     async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {

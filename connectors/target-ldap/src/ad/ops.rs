@@ -43,6 +43,16 @@ fn cn_value(name: &str, username: Option<&str>) -> String {
     format!("{}{suffix}", out.trim_end())
 }
 
+/// Whether `rdn` is one of the names the display name `name` gives an entry (`CN=Anna Berg`, or
+/// `CN=Anna Berg (anna.berg2)` beside a namesake): what [`AdTarget::rename_cn`] makes, and what
+/// an observed entry is checked against, so that a rename whose modrdn failed is made by the
+/// next run.
+pub(super) fn named_by(rdn: &str, name: &str, username: Option<&str>) -> bool {
+    let plain = format!("CN={}", dn_escape(cn_value(name, None)));
+    let told_apart = username.map(|u| format!("CN={}", dn_escape(cn_value(name, Some(u)))));
+    [Some(plain), told_apart].into_iter().flatten().any(|c| normalize_dn(&c) == normalize_dn(rdn))
+}
+
 /// A DN value as text: `\,` and `\2C` become `,`.
 pub(super) fn unescape_dn_value(v: &str) -> String {
     let b = v.as_bytes();
@@ -295,7 +305,7 @@ impl AdTarget {
             format!("CN={}", dn_escape(cn_value(name, None))),
             format!("CN={}", dn_escape(cn_value(name, Some(&sam)))),
         ];
-        if candidates.iter().any(|c| normalize_dn(c) == normalize_dn(rdn)) {
+        if named_by(rdn, name, Some(&sam)) {
             return Ok(OpOutcome::Updated);
         }
         for (i, new_rdn) in candidates.iter().enumerate() {

@@ -103,6 +103,7 @@ impl AdTarget {
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
         let wanted: HashMap<String, &String> = attrs.iter().map(|a| (a.to_ascii_lowercase(), a)).collect();
+        let protected = normalize_dn(&self.config.protected_ou());
         let mut out = Vec::new();
         loop {
             let entry = match stream.next().await {
@@ -114,12 +115,24 @@ impl AdTarget {
             let uac: u32 = text(&entry, "userAccountControl").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) as u32;
             let anchor = raw(&entry, "objectGUID").and_then(|b| guid_text(&b));
             let username = text(&entry, "sAMAccountName").cloned();
-            let (_, parent) = split_rdn(&entry.dn);
+            let (rdn, parent) = split_rdn(&entry.dn);
             let mut mapped = Attrs::new();
             for (name, values) in &entry.attrs {
                 if let Some(requested) = wanted.get(&name.to_ascii_lowercase()) {
                     mapped.insert((*requested).clone(), Value::Text(values.clone()));
                 }
+            }
+            // The entry is named by its display name (outside the protected OU). When its name
+            // does not follow the display name (the modrdn of a rename failed after the
+            // displayName was written), the display name is reported unknown: the planner then
+            // writes it again, and that update renames the entry, level-triggered, instead of
+            // the old name staying in the DN for good.
+            let display = text(&entry, "displayName").filter(|d| !d.trim().is_empty());
+            if let Some(display) = display
+                && normalize_dn(parent) != protected
+                && !super::ops::named_by(rdn, display, username.as_deref())
+            {
+                mapped.retain(|name, _| !name.eq_ignore_ascii_case("displayName"));
             }
             out.push(ObservedAccount {
                 excluded: self.excluded_norm.iter().any(|c| under(&dn_norm, c)),
