@@ -335,7 +335,10 @@ async fn reload(
 /// a file replaced by a rename is seen too.
 fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher as _;
-    let files = engine.source_files();
+    // Absolute, as the watcher reports them (a config given as `--config enid.toml` leaves
+    // the sources' paths relative to the working directory).
+    let files: Vec<PathBuf> =
+        engine.source_files().into_iter().map(|f| std::path::absolute(&f).unwrap_or(f)).collect();
     if files.is_empty() {
         return None;
     }

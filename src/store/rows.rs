@@ -236,7 +236,9 @@ pub struct RunRow {
     pub finished_at: Option<String>,
     pub status: String,
     pub message: Option<String>,
-    /// The plan per action and what was sent, as JSON (`None` for a run from before).
+    /// The plan per action and what was sent, as JSON (`None` for a run from before); shown
+    /// read (`engine::RunView`), never as a string.
+    #[serde(skip_serializing)]
     pub counts: Option<String>,
 }
 

@@ -60,7 +60,10 @@ echo "== applying $N persons"
 echo "== starting enid run"
 ENID_LOG=warn "$ENID" --config enid.toml run 2> daemon.log &
 DAEMON=$!
-until "$ENID" --config enid.toml runs --json 2>/dev/null | grep -q '"command":"run"'; do sleep 0.5; done
+# (Not `| grep -q`: under pipefail, grep leaving early fails the pipeline.)
+until "$ENID" --config enid.toml runs --json > runs.json 2>/dev/null && grep -q '"command":"run"' runs.json; do
+  sleep 0.5
+done
 now() { date +%s.%N; }
 found() { ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -D cn=admin,dc=example,dc=org -w secret \
   -b ou=people,dc=example,dc=org "(sn=$1)" dn 2>/dev/null | grep -q '^dn:'; }
