@@ -18,7 +18,7 @@ mod suite;
 
 pub use rows::{
     CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter,
-    RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord, describe_stored,
+    RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord, TokenRow, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -373,6 +373,18 @@ pub trait StateStore: Send + Sync {
     /// A saved plan's JSON, if there is one with this id.
     fn load_plan(&self, plan_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    // API tokens.
+
+    /// Adds a token; `false` (and nothing written) when a token of that name exists, revoked
+    /// or not.
+    fn add_token(&self, token: &TokenRow) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every token, revoked ones too, by name.
+    fn tokens(&self) -> impl Future<Output = Result<Vec<TokenRow>, StoreError>> + Send;
+
+    /// Revokes the token `name`; `false` when there is no such token not yet revoked.
+    fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     // What the input guards compare against.
 
     /// Valid records per source in the last applied run.
@@ -696,6 +708,18 @@ impl StateStore for Store {
 
     async fn log(&self, filter: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
         dispatch!(self.log(filter))
+    }
+
+    async fn add_token(&self, token: &TokenRow) -> Result<bool, StoreError> {
+        dispatch!(self.add_token(token))
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        dispatch!(self.tokens())
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        dispatch!(self.revoke_token(name, now))
     }
 
     async fn save_plan(&self, plan_id: &str, body: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

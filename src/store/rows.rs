@@ -353,3 +353,20 @@ impl LogRow {
         LogRow { id, run_id, at, identity_id, username, target, school, action, detail, result, error }
     }
 }
+
+/// An API token as the state keeps it: its name, what it may see, and the SHA-256 of the token
+/// (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The operator's name for it, unique; decisions made with it record this name.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub hash: String,
+    /// `admin` or `school_admin`.
+    pub role: String,
+    /// A school admin's school units (empty for an admin).
+    pub schools: Vec<String>,
+    pub created_at: String,
+    /// When it was revoked; a revoked token opens nothing.
+    pub revoked_at: Option<String>,
+}

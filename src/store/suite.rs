@@ -7,7 +7,7 @@
 
 use super::{
     ClaimRefusal, GroupRow, LogFilter, OpRecord, OpResult, Ownership, PasswordFilter, RecordRow, SealedPassword,
-    StateStore,
+    StateStore, TokenRow,
 };
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, OwnedAccount};
@@ -43,6 +43,7 @@ macro_rules! store_suite {
             claim_refusals_are_kept_once_and_move_with_a_renamed_target,
             outside_claims_are_kept_until_forgotten,
             primaries_source_reads_and_gone_records_round_trip,
+            tokens_are_added_once_listed_and_revoked,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -819,4 +820,32 @@ pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateSt
             .iter()
             .any(|r| r.person_id == "P1" && r.data.as_deref() != Some(r#"{"held":"h1"}"#))
     );
+}
+
+pub(crate) async fn tokens_are_added_once_listed_and_revoked<S: StateStore>(s: &S) {
+    let token = |name: &str, hash: &str| TokenRow {
+        name: name.into(),
+        hash: hash.into(),
+        role: "school_admin".into(),
+        schools: vec!["S1".into(), "S2".into()],
+        created_at: "2026-08-01T12:00:00Z".into(),
+        revoked_at: None,
+    };
+    assert!(s.add_token(&token("lisa", "aa")).await.unwrap());
+    // A name is taken once, also by another hash: the first token stays.
+    assert!(!s.add_token(&token("lisa", "bb")).await.unwrap());
+    assert!(s.add_token(&token("bo", "cc")).await.unwrap());
+    let all = s.tokens().await.unwrap();
+    assert_eq!(
+        all.iter().map(|t| (t.name.as_str(), t.hash.as_str())).collect::<Vec<_>>(),
+        [("bo", "cc"), ("lisa", "aa")]
+    );
+    assert_eq!(all[1], token("lisa", "aa"));
+    assert!(s.revoke_token("lisa", day(1)).await.unwrap());
+    assert!(!s.revoke_token("lisa", day(2)).await.unwrap(), "revoked once");
+    assert!(!s.revoke_token("nobody", day(2)).await.unwrap());
+    let lisa = s.tokens().await.unwrap().into_iter().find(|t| t.name == "lisa").unwrap();
+    assert!(lisa.revoked_at.is_some());
+    // A revoked name stays taken.
+    assert!(!s.add_token(&token("lisa", "dd")).await.unwrap());
 }

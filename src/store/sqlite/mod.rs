@@ -23,7 +23,7 @@ use crate::core::model::{
     AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
-use crate::store::{HeldRow, SourceRead, StoredSourceRecord};
+use crate::store::{HeldRow, SourceRead, StoredSourceRecord, TokenRow};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -38,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 15] = [
+const MIGRATIONS: [(i64, &str, &str); 16] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -54,6 +54,7 @@ const MIGRATIONS: [(i64, &str, &str); 15] = [
     (13, "affiliations", include_str!("../../../migrations/sqlite/0013_affiliations.sql")),
     (14, "held records", include_str!("../../../migrations/sqlite/0014_held_records.sql")),
     (16, "run outcomes", include_str!("../../../migrations/sqlite/0016_run_outcomes.sql")),
+    (17, "tokens", include_str!("../../../migrations/sqlite/0017_tokens.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -857,6 +858,40 @@ impl StateStore for SqliteStore {
     async fn load_plan(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
         let q = sqlx::query_scalar("SELECT body FROM plans WHERE plan_id = ?1");
         self.ctx(q.bind(plan_id).fetch_optional(&self.pool).await)
+    }
+
+    async fn add_token(&self, t: &TokenRow) -> Result<bool, StoreError> {
+        let schools = self.encode("encoding", &t.schools)?;
+        let q = sqlx::query(
+            "INSERT INTO api_tokens (name, hash, role, schools, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&t.name)
+        .bind(&t.hash)
+        .bind(&t.role)
+        .bind(schools)
+        .bind(&t.created_at)
+        .bind(&t.revoked_at);
+        Ok(self.exec(q).await? == 1)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let q = sqlx::query_as::<_, (String, String, String, String, String, Option<String>)>(
+            "SELECT name, hash, role, schools, created_at, revoked_at FROM api_tokens ORDER BY name",
+        );
+        let rows = self.ctx(q.fetch_all(&self.pool).await)?;
+        rows.into_iter()
+            .map(|(name, hash, role, schools, created_at, revoked_at)| {
+                let schools = serde_json::from_str(&schools)
+                    .map_err(|e| self.fail(format!("api_tokens: token {name:?} has unreadable schools: {e}")))?;
+                Ok(TokenRow { name, hash, role, schools, created_at, revoked_at })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let q = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL");
+        Ok(self.exec(q.bind(ts(now)).bind(name)).await? == 1)
     }
 
     async fn source_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
