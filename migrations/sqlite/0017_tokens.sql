@@ -9,3 +9,7 @@ CREATE TABLE api_tokens (
     created_at  TEXT NOT NULL,
     revoked_at  TEXT
 );
+
+-- Who made each decision: the API token's name, or `local:USER` for the CLI.
+ALTER TABLE conflict_decisions ADD COLUMN decided_by TEXT;
+ALTER TABLE rename_approvals ADD COLUMN approved_by TEXT;

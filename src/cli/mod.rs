@@ -462,6 +462,13 @@ async fn token(engine: &Engine, action: TokenAction, out: &mut impl std::io::Wri
     Ok(ExitCode::SUCCESS)
 }
 
+/// Who decides at the CLI, as a decision records it: `local:USER` (the login name the
+/// environment gives, as sudo and su set it).
+pub(crate) fn local_user() -> String {
+    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).or_else(|_| std::env::var("LOGNAME"));
+    format!("local:{}", user.unwrap_or_else(|_| "unknown".into()))
+}
+
 /// Builds the engine and shows what the operator should know about this start.
 async fn build(config: Config) -> Result<Engine, CliError> {
     let engine = Engine::build(config).await?;

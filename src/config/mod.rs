@@ -12,10 +12,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod schedule;
+mod server;
 mod sources;
 mod targets;
 pub use crate::engine::{SourceConfig, TargetConfig};
 pub use schedule::{ApplyMode, Every, ScheduleConfig};
+pub use server::ServerConfig;
 pub use sources::{SourceEntry, SourcePolicy};
 pub use targets::{TargetEntry, check_policy, mapping_templates};
 
@@ -44,6 +46,9 @@ pub struct Config {
     /// When `enid run` reconciles, and whether it applies or only plans.
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    /// The HTTP API of `enid run` (none without the table).
+    #[serde(default)]
+    pub server: Option<ServerConfig>,
 }
 
 /// `[state]`.

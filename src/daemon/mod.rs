@@ -31,6 +31,9 @@ pub enum DaemonError {
     Engine(#[from] EngineError),
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    /// `[server] listen` cannot be bound (in use, not this host's address).
+    #[error("[server] listen: {0}")]
+    Server(std::io::Error),
 }
 
 /// How long a stopping service waits for an apply to reach the end of its current operations.
@@ -151,7 +154,10 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     let (current, _) = tokio::sync::watch::channel(Arc::clone(&engine));
     let (run_now_tx, mut run_now) = tokio::sync::mpsc::unbounded_channel::<RunNow>();
     let handle = DaemonHandle { engine: current.subscribe(), run_now: run_now_tx };
-    let _handle = handle;
+    let server = match config.server.clone() {
+        Some(settings) => Some(crate::http::Server::start(settings, handle).await.map_err(DaemonError::Server)?),
+        None => None,
+    };
     tracing::info!(full = %config.schedule.full, apply = ?config.schedule.apply, "enid run: started");
     tell(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("started; the first run is due now")]);
 
@@ -230,6 +236,9 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
             config.schedule.incremental.and_then(|d| chrono::Duration::from_std(d.duration()).ok()).map(|d| after + d);
     }
     drop(watcher);
+    if let Some(server) = server {
+        server.stop().await;
+    }
     tracing::info!("enid run: stopped");
     Ok(())
 }

@@ -86,7 +86,9 @@ impl Engine {
                 }
             }
             let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
-            out.push(RunView { run: RunRow { counts: None, ..run }, tally });
+            // A run's message can name another school's persons or the configuration.
+            let message = if viewer.schools.is_some() { None } else { run.message };
+            out.push(RunView { run: RunRow { counts: None, message, ..run }, tally });
         }
         Ok(out)
     }

@@ -121,11 +121,13 @@ pub trait StateStore: Send + Sync {
     /// Approved renames: identity → the new username that was approved.
     fn rename_approvals(&self) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
 
-    /// Approves renaming an identity to `new_username` (a later approval replaces it).
+    /// Approves renaming an identity to `new_username` (a later approval replaces it); `by`: who
+    /// (a token's name, `local:USER`).
     fn approve_rename(
         &self,
         identity: &str,
         new_username: &str,
+        by: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -194,12 +196,14 @@ pub trait StateStore: Send + Sync {
     /// The operators' conflict decisions, by conflict id.
     fn decisions(&self) -> impl Future<Output = Result<BTreeMap<String, Decision>, StoreError>> + Send;
 
-    /// Records a decision on a conflict; a later decision on the same conflict replaces it.
+    /// Records a decision on a conflict, and who made it (`by`); a later decision on the same
+    /// conflict replaces it.
     fn decide(
         &self,
         conflict_id: &str,
         decision: &Decision,
         records: &[String],
+        by: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -525,8 +529,14 @@ impl StateStore for Store {
         dispatch!(self.rename_approvals())
     }
 
-    async fn approve_rename(&self, identity: &str, new_username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self.approve_rename(identity, new_username, now))
+    async fn approve_rename(
+        &self,
+        identity: &str,
+        new_username: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.approve_rename(identity, new_username, by, now))
     }
 
     async fn reserve_usernames(&self, names: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -586,9 +596,10 @@ impl StateStore for Store {
         conflict_id: &str,
         decision: &Decision,
         records: &[String],
+        by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self.decide(conflict_id, decision, records, now))
+        dispatch!(self.decide(conflict_id, decision, records, by, now))
     }
 
     async fn record_civic_changes(

@@ -226,9 +226,9 @@ pub(crate) async fn usernames_are_never_reused_before_their_quarantine_ends<S: S
 
 pub(crate) async fn renames_release_the_old_name_and_use_up_the_approval<S: StateStore>(s: &S) {
     s.commit_identities(&[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")], &[], &[], day(0)).await.unwrap();
-    s.approve_rename("id-a", "kim.berg", day(1)).await.unwrap();
-    s.approve_rename("id-b", "bo.berg", day(1)).await.unwrap();
-    s.approve_rename("id-b", "bo.holm", day(2)).await.unwrap();
+    s.approve_rename("id-a", "kim.berg", "local:root", day(1)).await.unwrap();
+    s.approve_rename("id-b", "bo.berg", "lisa", day(1)).await.unwrap();
+    s.approve_rename("id-b", "bo.holm", "lisa", day(2)).await.unwrap();
     let approvals = s.rename_approvals().await.unwrap();
     assert_eq!(approvals, BTreeMap::from([("id-a".into(), "kim.berg".into()), ("id-b".into(), "bo.holm".into())]));
 
@@ -586,9 +586,9 @@ pub(crate) async fn plans_are_saved_once_and_loaded<S: StateStore>(s: &S) {
 
 pub(crate) async fn decisions_replace_earlier_ones<S: StateStore>(s: &S) {
     let records = ["sis/P1".to_string(), "sis/P2".to_string()];
-    s.decide("c1", &Decision::Merge { into: Some("id-a".into()) }, &records, day(0)).await.unwrap();
-    s.decide("c2", &Decision::Merge { into: None }, &records, day(0)).await.unwrap();
-    s.decide("c1", &Decision::Separate, &records, day(1)).await.unwrap();
+    s.decide("c1", &Decision::Merge { into: Some("id-a".into()) }, &records, "local:root", day(0)).await.unwrap();
+    s.decide("c2", &Decision::Merge { into: None }, &records, "local:root", day(0)).await.unwrap();
+    s.decide("c1", &Decision::Separate, &records, "lisa", day(1)).await.unwrap();
     let decisions = s.decisions().await.unwrap();
     assert_eq!(
         decisions,

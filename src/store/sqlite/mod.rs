@@ -392,12 +392,19 @@ impl StateStore for SqliteStore {
         Ok(rows.into_iter().collect())
     }
 
-    async fn approve_rename(&self, identity: &str, new_username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn approve_rename(
+        &self,
+        identity: &str,
+        new_username: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let q = sqlx::query(
-            "INSERT INTO rename_approvals (identity_id, new_username, approved_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (identity_id) DO UPDATE SET new_username = excluded.new_username, approved_at = excluded.approved_at",
+            "INSERT INTO rename_approvals (identity_id, new_username, approved_at, approved_by) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (identity_id) DO UPDATE SET new_username = excluded.new_username,
+                approved_at = excluded.approved_at, approved_by = excluded.approved_by",
         );
-        self.exec(q.bind(identity).bind(new_username).bind(ts(now))).await.map(drop)
+        self.exec(q.bind(identity).bind(new_username).bind(ts(now)).bind(by)).await.map(drop)
     }
 
     async fn reserve_usernames(&self, names: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -537,16 +544,18 @@ impl StateStore for SqliteStore {
         conflict_id: &str,
         decision: &Decision,
         records: &[String],
+        by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let body = self.encode("encoding", decision)?;
         let records = self.encode("encoding", records)?;
         let q = sqlx::query(
-            "INSERT INTO conflict_decisions (conflict_id, decision, records, decided_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO conflict_decisions (conflict_id, decision, records, decided_at, decided_by)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (conflict_id) DO UPDATE SET decision = excluded.decision, records = excluded.records,
-                decided_at = excluded.decided_at",
+                decided_at = excluded.decided_at, decided_by = excluded.decided_by",
         );
-        self.exec(q.bind(conflict_id).bind(body).bind(records).bind(ts(now))).await.map(drop)
+        self.exec(q.bind(conflict_id).bind(body).bind(records).bind(ts(now)).bind(by)).await.map(drop)
     }
 
     async fn record_civic_changes(

@@ -1,0 +1,282 @@
+//! The `/api/v1` handlers: each turns its request into an engine query for the token's
+//! `Viewer` and returns what the engine gives, as JSON. Values the caller sent are never echoed
+//! in an error (a key can be a civic number).
+
+use super::{ApiError, ApiState, admin_only};
+use crate::engine::{Computed, Confirm, Explained, Frontend, Overrides, Principal, RunMode, RunRequest};
+use crate::store::{LogFilter, StateStore};
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Params = Query<HashMap<String, String>>;
+
+/// A whole number from the query string; the error names the parameter, not the value.
+fn number(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(name)
+        .map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("{name}: a whole number, please"))))
+        .transpose()
+}
+
+/// `GET /runs?limit=N`: the newest runs (50 by default), oldest first.
+pub(super) async fn runs(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let limit = number(&params, "limit")?.unwrap_or(50).clamp(1, 1000);
+    let runs = state.engine().runs(limit, &who.viewer).await?;
+    Ok(Json(runs).into_response())
+}
+
+/// `GET /runs/{id}`: one run, if the viewer may see it.
+pub(super) async fn run(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
+    // `-1`: every run (SQLite's "no limit"); the viewer's filter decides what is theirs.
+    let found = state.engine().runs(-1, &who.viewer).await?.into_iter().find(|r| r.run.id == id);
+    found.map(|r| Json(r).into_response()).ok_or(ApiError::NotFound)
+}
+
+/// The sync log, a page at a time.
+#[derive(Debug, serde::Serialize)]
+struct LogPage {
+    /// Newest last.
+    rows: Vec<crate::store::LogRow>,
+    /// The `before` of the next (older) page; none when this page is the last.
+    next_before: Option<i64>,
+}
+
+/// `GET /log?run=&person=&school=&target=&action=&result=&before=&limit=`: the newest `limit`
+/// rows (200 by default) older than the row id `before`, newest last.
+pub(super) async fn log(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let limit = number(&params, "limit")?.unwrap_or(200).clamp(1, 5000);
+    let filter = LogFilter {
+        run: number(&params, "run")?,
+        school: params.get("school").cloned(),
+        target: params.get("target").cloned(),
+        action: params.get("action").cloned(),
+        result: params.get("result").cloned(),
+        before: number(&params, "before")?,
+        limit,
+        ..LogFilter::default()
+    };
+    let person = params.get("person").map(String::as_str);
+    if let Some(p) = person {
+        refuse_civic_in_url(p)?;
+    }
+    let rows = state.engine().log(filter, person, &who.viewer).await?;
+    let next_before = (rows.len() as i64 == limit).then(|| rows.first().map(|r| r.id)).flatten();
+    Ok(Json(LogPage { rows, next_before }).into_response())
+}
+
+/// A key that can be a civic number belongs in a body (`POST /persons/lookup`), never in a URL,
+/// where proxies and browsers keep it.
+fn refuse_civic_in_url(key: &str) -> Result<(), ApiError> {
+    // An enid id is no civic number, whatever its hex digits spell.
+    if !crate::core::model::is_enid_id(key) && connector_api::civic::contains_civic(key) {
+        return Err(ApiError::BadRequest(
+            "a civic number or a source key does not go in a URL: POST /api/v1/persons/lookup with {\"key\": ...}"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /persons/{id}`: a person explained, by enid id or username.
+pub(super) async fn person(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    refuse_civic_in_url(&id)?;
+    explain(&state, &who, &id).await
+}
+
+/// The body of `POST /persons/lookup`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupBody {
+    /// A source key (`person_id`, which can be a civic number) or an external identifier; an
+    /// enid id or a username does too.
+    key: String,
+}
+
+/// `POST /persons/lookup` `{"key": "..."}`: a person explained, by a key that may be a civic
+/// number. The body is read here, so that a malformed one is never echoed in an error.
+pub(super) async fn lookup(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: LookupBody = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::BadRequest("the body is JSON: {\"key\": \"SOURCE KEY OR IDENTIFIER\"}".into()))?;
+    explain(&state, &who, body.key.trim()).await
+}
+
+async fn explain(state: &ApiState, who: &Principal, key: &str) -> Result<Response, ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    let now = crate::clock::now(None);
+    let explained = state.engine().explain(key, now, &Overrides::default(), &who.viewer).await?;
+    // A held record is shown to an admin only (the engine says so for a school admin already).
+    if matches!(explained, Explained::Held(_)) && who.viewer.schools.is_some() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(explained).into_response())
+}
+
+/// The API's part in a dry run: it shows nothing and confirms nothing.
+struct DryRun;
+
+impl Frontend for DryRun {
+    fn computed(&mut self, _computed: &Computed) -> Confirm {
+        Confirm::Go
+    }
+
+    fn confirm(&mut self, _computed: &Computed, _approved: &crate::engine::Approved) -> Confirm {
+        Confirm::Stop
+    }
+}
+
+/// `POST /plans` (admin): a dry run now, its plan saved; returns the plan as it may be shown
+/// (`GET /plans/{plan_id}` reads it again, `enid apply --plan ID` applies exactly it).
+pub(super) async fn new_plan(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    admin_only(&who)?;
+    let request =
+        RunRequest::new(RunMode::Plan { save: true, record: false }, crate::clock::now(None), Overrides::default());
+    let report = state.engine().run(&request, &mut DryRun).await?;
+    let body = serde_json::to_value(&*report.computed.shown_plan())
+        .map_err(|e| ApiError::Internal(format!("the plan as JSON: {e}")))?;
+    Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /plans/{id}` (admin): a saved plan, as it was saved.
+pub(super) async fn plan(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    admin_only(&who)?;
+    let engine = state.engine();
+    let body = engine.store().load_plan(&id).await.map_err(crate::engine::EngineError::from)?;
+    body.map(|b| ([(header::CONTENT_TYPE, "application/json")], b).into_response()).ok_or(ApiError::NotFound)
+}
+
+/// `GET /conflicts` (admin): the open conflicts, as `enid conflicts --json` shows them.
+pub(super) async fn conflicts(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    admin_only(&who)?;
+    let conflicts = state.engine().conflicts(crate::clock::now(None)).await?;
+    Ok(Json(conflicts).into_response())
+}
+
+/// The body of `POST /conflicts/{id}/decision`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, tag = "decision", rename_all = "snake_case")]
+enum DecisionBody {
+    /// The records are one person; `into` names the identity to join when there are several.
+    Merge { into: Option<String> },
+    /// The records are different persons.
+    Separate,
+}
+
+/// `POST /conflicts/{id}/decision` (admin) `{"decision": "merge", "into": ID}` or
+/// `{"decision": "separate"}`: recorded with the token's name; the next apply carries it out.
+pub(super) async fn decide(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_only(&who)?;
+    let body: DecisionBody = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::BadRequest(
+            "the body is JSON: {\"decision\": \"merge\", \"into\": ENID_ID or null} or {\"decision\": \"separate\"}"
+                .into(),
+        )
+    })?;
+    let choice = match body {
+        DecisionBody::Merge { into } => crate::engine::Choice::Merge { into },
+        DecisionBody::Separate => crate::engine::Choice::Separate,
+    };
+    let engine = state.engine();
+    let decided =
+        engine.decide_conflict(&id, choice, &who.name, crate::clock::now(None)).await.map_err(|e| match e {
+            crate::engine::EngineError::Decision(m) => ApiError::BadRequest(m),
+            e => e.into(),
+        })?;
+    Ok(Json(decided).into_response())
+}
+
+/// `GET /renames`: the renames waiting for approval, of the persons the viewer may see (never
+/// a protected person's).
+pub(super) async fn renames(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let held = engine.held_renames(crate::clock::now(None), &Overrides::default()).await?;
+    let protected = engine.store().protected_identities().await.map_err(crate::engine::EngineError::from)?;
+    let mut shown = Vec::new();
+    for r in held {
+        if !protected.contains(&r.identity) && visible(&engine, &r.identity, &who).await? {
+            shown.push(r);
+        }
+    }
+    Ok(Json(shown).into_response())
+}
+
+/// Whether the viewer may see the identity (a school admin: one of their units' persons).
+async fn visible(engine: &crate::engine::Engine, id: &str, who: &Principal) -> Result<bool, ApiError> {
+    match engine.find_person(id, &who.viewer).await {
+        Ok(_) => Ok(true),
+        Err(crate::engine::EngineError::Lookup(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /renames/{person}/approve`: approves the held rename of a person (enid id or current
+/// username), recorded with the token's name. An admin's token may; a school admin's only with
+/// `[server] school_admins_approve = true`, and only for their units' persons.
+pub(super) async fn approve_rename(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(person): Path<String>,
+) -> Result<Response, ApiError> {
+    refuse_civic_in_url(&person)?;
+    if who.role == crate::engine::TokenRole::SchoolAdmin && !state.settings.school_admins_approve {
+        return Err(ApiError::Forbidden("school admins approve nothing here ([server] school_admins_approve)"));
+    }
+    let engine = state.engine();
+    if !visible(&engine, &person, &who).await? {
+        return Err(ApiError::NotFound);
+    }
+    let approved = engine
+        .approve_rename(&person, &who.name, crate::clock::now(None), &Overrides::default())
+        .await
+        .map_err(|e| match e {
+            crate::engine::EngineError::Decision(_) => ApiError::NotFound,
+            e => e.into(),
+        })?;
+    Ok(Json(approved).into_response())
+}
