@@ -11,7 +11,7 @@
 //! path as sent, a query string or a body) and the token's name.
 //!
 //! Files: `mod.rs` (the server, its state, authentication, the access log, errors), `api.rs`
-//! (the handlers).
+//! (the handlers), `metrics.rs` (`/metrics`, behind a token too).
 
 use crate::config::ServerConfig;
 use crate::daemon::DaemonHandle;
@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod api;
+mod metrics;
 
 /// What every handler reaches: the engine in force (a reload swaps it) and the settings.
 #[derive(Debug, Clone)]
@@ -63,6 +64,10 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(metrics::metrics).route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate)),
+        )
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(access_log))

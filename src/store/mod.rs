@@ -18,7 +18,8 @@ mod suite;
 
 pub use rows::{
     CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership, PasswordFilter,
-    RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord, TokenRow, describe_stored,
+    RecordRow, RunRow, SealedPassword, SourceRead, StateMetrics, StoredRecordView, StoredSourceRecord, TokenRow,
+    describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -377,6 +378,9 @@ pub trait StateStore: Send + Sync {
     /// A saved plan's JSON, if there is one with this id.
     fn load_plan(&self, plan_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// Counts for `/metrics` (see [`StateMetrics`]), each sorted by its labels.
+    fn metrics(&self) -> impl Future<Output = Result<StateMetrics, StoreError>> + Send;
+
     // API tokens.
 
     /// Adds a token; `false` (and nothing written) when a token of that name exists, revoked
@@ -719,6 +723,10 @@ impl StateStore for Store {
 
     async fn log(&self, filter: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
         dispatch!(self.log(filter))
+    }
+
+    async fn metrics(&self) -> Result<StateMetrics, StoreError> {
+        dispatch!(self.metrics())
     }
 
     async fn add_token(&self, token: &TokenRow) -> Result<bool, StoreError> {

@@ -354,6 +354,19 @@ impl LogRow {
     }
 }
 
+/// What `/metrics` reads from the state: counts over every run recorded, however it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateMetrics {
+    /// Runs by status (`ok`, `failed`, `held`, ...).
+    pub runs: Vec<(String, i64)>,
+    /// Logged operations by (target, action, result).
+    pub operations: Vec<(String, String, String, i64)>,
+    /// Per source, when its last applied read was recorded (RFC 3339).
+    pub source_success: Vec<(String, String)>,
+    /// Per target, when the last run that ended `ok` and sent it an operation finished.
+    pub target_success: Vec<(String, String)>,
+}
+
 /// An API token as the state keeps it: its name, what it may see, and the SHA-256 of the token
 /// (never the token).
 #[derive(Debug, Clone, PartialEq, Eq)]

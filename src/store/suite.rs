@@ -44,6 +44,7 @@ macro_rules! store_suite {
             outside_claims_are_kept_until_forgotten,
             primaries_source_reads_and_gone_records_round_trip,
             tokens_are_added_once_listed_and_revoked,
+            metrics_count_runs_and_operations,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -848,4 +849,22 @@ pub(crate) async fn tokens_are_added_once_listed_and_revoked<S: StateStore>(s: &
     assert!(lisa.revoked_at.is_some());
     // A revoked name stays taken.
     assert!(!s.add_token(&token("lisa", "dd")).await.unwrap());
+}
+
+pub(crate) async fn metrics_count_runs_and_operations<S: StateStore>(s: &S) {
+    assert_eq!(s.metrics().await.unwrap(), super::StateMetrics::default(), "nothing yet");
+    s.commit_identities(&[ident("id-a", "a")], &[], &[], day(0)).await.unwrap();
+    let one = s.begin_run("apply", None, day(0)).await.unwrap();
+    s.record_ops(one, &[op("ldap", "id-a", "S1", OpResult::Failed("refused".into()))], day(0)).await.unwrap();
+    s.finish_run(one, "failed", "1 failed", day(0)).await.unwrap();
+    let two = s.begin_run("apply", None, day(1)).await.unwrap();
+    s.record_ops(two, &[op("ldap", "id-a", "S1", set("k", None, AccountStatus::Active))], day(1)).await.unwrap();
+    s.finish_run(two, "ok", "1 done", day(2)).await.unwrap();
+    s.record_run("apply", None, "held", "held", Some("{}"), day(3)).await.unwrap();
+    let m = s.metrics().await.unwrap();
+    assert_eq!(m.runs, [("failed".to_string(), 1), ("held".to_string(), 1), ("ok".to_string(), 1)]);
+    let ops: Vec<(&str, &str, &str, i64)> =
+        m.operations.iter().map(|(t, a, r, n)| (t.as_str(), a.as_str(), r.as_str(), *n)).collect();
+    assert_eq!(ops, [("ldap", "update", "failed", 1), ("ldap", "update", "ok", 1)]);
+    assert_eq!(m.target_success, [("ldap".to_string(), "2026-08-03T12:00:00Z".to_string())]);
 }

@@ -189,8 +189,29 @@ fn a_school_admin_sees_only_their_school_and_a_revoked_token_opens_nothing() {
     let id = runs[0]["id"].as_i64().unwrap();
     assert_eq!(api.json("GET", &format!("/api/v1/runs/{id}"), &admin, None)["id"], id);
     assert_eq!(api.call("GET", "/api/v1/runs/999999", Some(&admin), None).0, 404);
-    // Plans are an admin's.
+    // Plans and metrics are an admin's.
     assert_eq!(api.call("POST", "/api/v1/plans", Some(&lisa), None).0, 403);
+    assert_eq!(api.call("GET", "/metrics", Some(&lisa), None).0, 403);
+    assert_eq!(api.call("GET", "/metrics", None, None).0, 401);
+    let (status, metrics) = api.call("GET", "/metrics", Some(&admin), None);
+    assert_eq!(status, 200, "{metrics}");
+    for line in [
+        "enid_runs{result=\"ok\"} 1",
+        "enid_operations{target=\"directory\",action=\"create\",result=\"ok\"} 3",
+        "enid_last_success_timestamp_seconds{target=\"directory\"}",
+        "enid_last_success_timestamp_seconds{source=\"sis\"}",
+        "enid_held_operations",
+        "enid_last_run_duration_seconds",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    let (status, plan) = api.call("POST", "/api/v1/plans", Some(&admin), None);
+    assert_eq!(status, 201, "{plan}");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let plan_id = plan["plan_id"].as_str().expect("a plan id");
+    let saved = api.json("GET", &format!("/api/v1/plans/{plan_id}"), &admin, None);
+    assert_eq!(saved["plan_id"], plan_id);
+    assert_eq!(api.call("GET", "/api/v1/plans/no-such-plan", Some(&admin), None).0, 404);
 
     env.enid(&["token", "revoke", "lisa"]).ok();
     assert_eq!(api.call("GET", "/api/v1/persons/anna.berg", Some(&lisa), None).0, 401);

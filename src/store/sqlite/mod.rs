@@ -23,7 +23,7 @@ use crate::core::model::{
     AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
-use crate::store::{HeldRow, SourceRead, StoredSourceRecord, TokenRow};
+use crate::store::{HeldRow, SourceRead, StateMetrics, StoredSourceRecord, TokenRow};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -867,6 +867,27 @@ impl StateStore for SqliteStore {
     async fn load_plan(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
         let q = sqlx::query_scalar("SELECT body FROM plans WHERE plan_id = ?1");
         self.ctx(q.bind(plan_id).fetch_optional(&self.pool).await)
+    }
+
+    async fn metrics(&self) -> Result<StateMetrics, StoreError> {
+        let runs =
+            sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status");
+        let operations = sqlx::query_as::<_, (String, String, String, i64)>(
+            "SELECT coalesce(target, ''), action, result, count(*) FROM oplog GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        );
+        let sources =
+            sqlx::query_as::<_, (String, String)>("SELECT source, updated_at FROM source_reads ORDER BY source");
+        let targets = sqlx::query_as::<_, (String, String)>(
+            "SELECT o.target, max(r.finished_at) FROM runs r JOIN oplog o ON o.run_id = r.id \
+             WHERE r.status = 'ok' AND o.target IS NOT NULL AND r.finished_at IS NOT NULL GROUP BY o.target \
+             ORDER BY o.target",
+        );
+        Ok(StateMetrics {
+            runs: self.ctx(runs.fetch_all(&self.pool).await)?,
+            operations: self.ctx(operations.fetch_all(&self.pool).await)?,
+            source_success: self.ctx(sources.fetch_all(&self.pool).await)?,
+            target_success: self.ctx(targets.fetch_all(&self.pool).await)?,
+        })
     }
 
     async fn add_token(&self, t: &TokenRow) -> Result<bool, StoreError> {
