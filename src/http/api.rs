@@ -280,3 +280,106 @@ pub(super) async fn approve_rename(
         })?;
     Ok(Json(approved).into_response())
 }
+
+/// The body of `POST /passwords/claims`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    /// One school unit's persons (a school admin: one of theirs, required).
+    school: Option<String>,
+    /// Those of persons with protected personal data, by enid id only (an admin's).
+    #[serde(default)]
+    protected: bool,
+    /// Only those set on this target.
+    target: Option<String>,
+}
+
+/// A claim as the API shows it: the passwords, and the id to confirm or give back.
+#[derive(Debug, serde::Serialize)]
+struct ClaimView {
+    claim: String,
+    passwords: Vec<crate::engine::passwords::HandedOut>,
+    unreadable: Vec<String>,
+    held_elsewhere: usize,
+    /// When the claim lapses unconfirmed (its passwords are shown to the next hand-out then).
+    lapses_at: String,
+}
+
+/// `POST /passwords/claims` `{"school": UNIT}`: claims and shows the first passwords not handed
+/// out yet. Nothing is forgotten until `POST /passwords/claims/{claim}/confirm`, after the
+/// caller has them; a lost answer's claim lapses and the next hand-out shows them again, so a
+/// retry never loses one. A school admin's for one of their units only; protected persons' and
+/// every unit's at once for an admin.
+pub(super) async fn claim_passwords(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: ClaimBody = if body.is_empty() {
+        ClaimBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::BadRequest("the body is JSON: {\"school\": UNIT, \"target\": ID, \"protected\": false}".into())
+        })?
+    };
+    if let Some(mine) = &who.viewer.schools {
+        match &body.school {
+            _ if body.protected => return Err(ApiError::Forbidden("protected persons' passwords need an admin token")),
+            Some(s) if mine.contains(s) => {}
+            Some(_) => return Err(ApiError::NotFound),
+            None => return Err(ApiError::BadRequest("say which of your school units: {\"school\": UNIT}".into())),
+        }
+    }
+    let request = crate::engine::passwords::HandOutRequest {
+        school: body.school,
+        protected: body.protected,
+        target: body.target,
+    };
+    let now = crate::clock::now(None);
+    let claim = state.engine().claim_passwords(&request, now).await.map_err(|e| match e {
+        crate::engine::EngineError::Passwords(m) => ApiError::BadRequest(m),
+        e => e.into(),
+    })?;
+    let view = ClaimView {
+        claim: claim.id,
+        passwords: claim.passwords,
+        unreadable: claim.unreadable,
+        held_elsewhere: claim.held_elsewhere,
+        lapses_at: (now + crate::engine::passwords::CLAIM_TIMEOUT).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let mut response = (axum::http::StatusCode::CREATED, Json(view)).into_response();
+    // Passwords: no cache anywhere may keep the answer.
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /passwords/claims/{claim}/confirm`: the caller has the passwords; they are forgotten.
+pub(super) async fn confirm_claim(
+    State(state): State<Arc<ApiState>>,
+    Extension(_who): Extension<Principal>,
+    Path(claim): Path<String>,
+) -> Result<Response, ApiError> {
+    let n = state.engine().confirm_handout(&claim, crate::clock::now(None)).await?;
+    Ok(Json(serde_json::json!({ "forgotten": n })).into_response())
+}
+
+/// `DELETE /passwords/claims/{claim}`: the hand-out failed; the passwords are given back.
+pub(super) async fn release_claim(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(claim): Path<String>,
+) -> Result<Response, ApiError> {
+    let why = format!("given back through the API by token \"{}\"", who.name);
+    let n = state.engine().release_claim(&claim, &why, crate::clock::now(None)).await?;
+    Ok(Json(serde_json::json!({ "given_back": n })).into_response())
+}
+
+/// `POST /passwords/forget` (admin): forgets every kept first password (a lost password key).
+pub(super) async fn forget_passwords(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    admin_only(&who)?;
+    let n = state.engine().forget_passwords(crate::clock::now(None)).await?;
+    Ok(Json(serde_json::json!({ "forgotten": n })).into_response())
+}

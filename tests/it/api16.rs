@@ -320,3 +320,78 @@ fn decisions_through_the_api_record_the_tokens_name() {
     let by = env.sql_value(&format!("SELECT decided_by FROM conflict_decisions WHERE conflict_id = '{other}'"));
     assert_eq!(by, "local:kim");
 }
+
+/// A family name no earlier run against the shared DC used (usernames are unique in the domain).
+fn unique_family() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let mut n = nanos / 1000 + u128::from(std::process::id());
+    let mut name = String::from("Q");
+    for _ in 0..6 {
+        name.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+    }
+    name
+}
+
+/// First passwords through the API, against the shared Samba DC: a school admin claims their own
+/// unit's only; a claim shows them and forgets nothing; a retried claim while the first holds
+/// them shows none and loses none; given back they come again; confirmed they are forgotten.
+#[test]
+fn first_passwords_are_claimed_shown_and_forgotten_only_on_confirm() {
+    use crate::ad::{ad_table, env_with, test_ou};
+    let ou = test_ou();
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, "initial_password = \"generated\"\n"));
+    let fam = unique_family();
+    csv_rows(
+        &env,
+        &[
+            row("1", "Ada", &fam, "", "student", "Norr", ""),
+            row("2", "Bo", &fam, "", "student", "Norr", ""),
+            row("3", "Cia", &fam, "", "student", "Syd", ""),
+        ],
+    );
+    env.enid(&["apply", "--yes"]).ok();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let lisa = env
+        .enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "Norr"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let api = Service::start(&env);
+    let kept = || env.sql_value("SELECT CAST(count(*) AS TEXT) FROM passwords WHERE length(sealed) > 0");
+    assert_eq!(kept(), "3");
+
+    let claim = |token: &str, body: &str| api.call("POST", "/api/v1/passwords/claims", Some(token), Some(body));
+    assert_eq!(claim(&lisa, r#"{"school":"Syd"}"#).0, 404, "another school's");
+    assert_eq!(claim(&lisa, "{}").0, 400);
+    assert_eq!(claim(&lisa, r#"{"school":"Norr","protected":true}"#).0, 403);
+    let (status, first) = claim(&lisa, r#"{"school":"Norr"}"#);
+    assert_eq!(status, 201, "{first}");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let users: Vec<&str> =
+        first["passwords"].as_array().unwrap().iter().map(|p| p["username"].as_str().unwrap()).collect();
+    assert_eq!(users.len(), 2, "{first}");
+    assert!(users.iter().all(|u| u.starts_with("ada.") || u.starts_with("bo.")), "{users:?}");
+    let password = first["passwords"][0]["password"].as_str().unwrap().to_string();
+    // The answer got lost and the client asks again: nothing shown twice, nothing forgotten.
+    let (_, retry) = claim(&lisa, r#"{"school":"Norr"}"#);
+    let retry: serde_json::Value = serde_json::from_str(&retry).unwrap();
+    assert_eq!((retry["passwords"].as_array().unwrap().len(), retry["held_elsewhere"].as_u64()), (0, Some(2)));
+    assert_eq!(kept(), "3");
+    // Given back, the next claim shows them again; confirmed, they are forgotten.
+    let id = first["claim"].as_str().unwrap();
+    assert_eq!(api.json("DELETE", &format!("/api/v1/passwords/claims/{id}"), &lisa, None)["given_back"], 2);
+    let (_, again) = claim(&lisa, r#"{"school":"Norr"}"#);
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["passwords"].as_array().unwrap().len(), 2, "{again}");
+    let id = again["claim"].as_str().unwrap();
+    assert_eq!(api.json("POST", &format!("/api/v1/passwords/claims/{id}/confirm"), &lisa, None)["forgotten"], 2);
+    assert_eq!(kept(), "1", "Syd's is kept");
+    let (_, empty) = claim(&admin, "{}");
+    let empty: serde_json::Value = serde_json::from_str(&empty).unwrap();
+    assert_eq!(empty["passwords"].as_array().unwrap().len(), 1, "an admin's claim of every unit: {empty}");
+    drop(api);
+    let log = std::fs::read_to_string(env.path("service.log")).unwrap();
+    assert!(!log.contains(&password), "a password in the service's log");
+}
