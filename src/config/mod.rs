@@ -451,6 +451,9 @@ impl Config {
         fix(key);
         let key = self.state.password_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_PASSWORD_KEY));
         fix(key);
+        if let Some(server) = &mut self.server {
+            server.resolve_paths(dir);
+        }
         // Each connector knows which of its keys are paths.
         for s in self.sources.values_mut() {
             s.connector.resolve_paths(dir);
@@ -467,6 +470,9 @@ impl Config {
         }
         if self.targets.is_empty() {
             return Err("no [targets.<id>] table; enid needs at least one target".into());
+        }
+        if let Some(server) = &self.server {
+            server.validate()?;
         }
         for id in self.sources.keys().chain(self.targets.keys()) {
             if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

@@ -11,7 +11,8 @@
 //! path as sent, a query string or a body) and the token's name.
 //!
 //! Files: `mod.rs` (the server, its state, authentication, the access log, errors), `api.rs`
-//! (the handlers), `metrics.rs` (`/metrics`, behind a token too).
+//! (the handlers), `metrics.rs` (`/metrics`, behind a token too), `tls.rs` (HTTPS served by
+//! enid itself, when `[server] tls_cert_file` is set).
 
 use crate::config::ServerConfig;
 use crate::daemon::DaemonHandle;
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 
 mod api;
 mod metrics;
+mod tls;
 
 /// What every handler reaches: the engine in force (a reload swaps it) and the settings.
 #[derive(Debug, Clone)]
@@ -91,17 +93,25 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 impl Server {
     /// Binds `[server] listen` (an address in use fails the start) and serves in a task.
     pub async fn start(settings: ServerConfig, handle: DaemonHandle) -> std::io::Result<Server> {
+        // The TLS files are read before the port is taken: a bad one fails the start.
+        let acceptor = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-        tracing::info!(listen = %settings.listen, "HTTP API: listening");
+        tracing::info!(listen = %settings.listen, https = acceptor.is_some(), "HTTP API: listening");
         let app = router(ApiState::new(handle, settings));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let task = match acceptor {
+            Some(acceptor) => {
+                let listener = tls::TlsListener::new(listener, acceptor)?;
+                tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await })
+            }
+            None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await }),
+        };
         Ok(Server { stop, task })
     }
 

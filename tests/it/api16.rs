@@ -50,9 +50,17 @@ impl Drop for Service {
 impl Service {
     /// Starts the service on a free port and waits until `/healthz` answers.
     fn start(env: &Env) -> Service {
+        let service = Service::spawn(env, "");
+        service.wait_up(env, || service.call("GET", "/healthz", None, None).0 == 200);
+        service
+    }
+
+    /// Starts the service with `extra` lines in `[server]`; does not wait.
+    fn spawn(env: &Env, extra: &str) -> Service {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
-        std::fs::write(env.path("enid.toml"), format!("{config}\n[server]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+        std::fs::write(env.path("enid.toml"), format!("{config}\n[server]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n"))
+            .unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
             .arg("--config")
             .arg(env.path("enid.toml"))
@@ -64,13 +72,15 @@ impl Service {
             .stderr(std::fs::File::create(env.path("service.log")).unwrap())
             .spawn()
             .expect("start enid run");
-        let service = Service { child, port };
+        Service { child, port }
+    }
+
+    /// Waits until `up` says the API answers.
+    fn wait_up(&self, env: &Env, up: impl Fn() -> bool) {
         let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::time::Instant::now() < end {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && service.call("GET", "/healthz", None, None).0 == 200
-            {
-                return service;
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && up() {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
@@ -394,4 +404,38 @@ fn first_passwords_are_claimed_shown_and_forgotten_only_on_confirm() {
     drop(api);
     let log = std::fs::read_to_string(env.path("service.log")).unwrap();
     assert!(!log.contains(&password), "a password in the service's log");
+}
+
+/// `[server] tls_cert_file` and `tls_key_file`: the API speaks HTTPS (verified by curl against
+/// the test CA), and plain HTTP gets no answer. Half a TLS setting is a config error.
+#[test]
+fn the_api_serves_https_with_its_own_certificate() {
+    let env = Env::new();
+    env.csv(&["1,Anna,Berg,,student,S1,7A,,"]);
+    let mtls = repo().join("connectors/connector-http/tests/fixtures/mtls");
+    let token = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let half = format!("tls_cert_file = \"{}\"", mtls.join("server.pem").display());
+    let good = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), format!("{good}\n[server]\nlisten = \"127.0.0.1:1\"\n{half}\n")).unwrap();
+    let refused = env.enid(&["check"]).fails();
+    assert!(refused.stderr.contains("tls_cert_file is set without tls_key_file"), "{}", refused.stderr);
+    std::fs::write(env.path("enid.toml"), &good).unwrap();
+
+    let api = Service::spawn(&env, &format!("{half}\ntls_key_file = \"{}\"", mtls.join("server.key").display()));
+    let curl = |path: &str, token: Option<&str>| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-sS", "--max-time", "30", "--cacert"]).arg(mtls.join("ca.pem"));
+        c.args(["-o", "-", "-w", "\n%{http_code}"]);
+        if let Some(t) = token {
+            c.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        let out = c.arg(format!("https://127.0.0.1:{}{path}", api.port)).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    api.wait_up(&env, || curl("/healthz", None).ends_with("200"));
+    let runs = curl("/api/v1/runs", Some(&token));
+    assert!(runs.ends_with("200"), "{runs}");
+    assert!(curl("/api/v1/runs", None).ends_with("401"));
+    let (status, _) = api.call("GET", "/healthz", None, None);
+    assert_ne!(status, 200, "plain HTTP is not served");
 }
