@@ -74,11 +74,19 @@ pub(super) async fn log(
         limit,
         ..LogFilter::default()
     };
-    let person = params.get("person").map(String::as_str);
-    if let Some(p) = person {
+    let engine = state.engine();
+    let mut person = None;
+    if let Some(p) = params.get("person") {
         refuse_civic_in_url(p)?;
+        let id = engine.find_person(p, &who.viewer).await?;
+        // A protected person is found by enid id only: by a key or a name they are no one.
+        let protected = engine.store().protected_identities().await.map_err(crate::engine::EngineError::from)?;
+        if protected.contains(&id) && *p != id {
+            return Err(ApiError::NotFound);
+        }
+        person = Some(id);
     }
-    let rows = state.engine().log(filter, person, &who.viewer).await?;
+    let rows = engine.log(filter, person.as_deref(), &who.viewer).await?;
     let next_before = (rows.len() as i64 == limit).then(|| rows.first().map(|r| r.id)).flatten();
     Ok(Json(LogPage { rows, next_before }).into_response())
 }

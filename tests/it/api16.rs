@@ -259,6 +259,9 @@ fn a_lookup_by_civic_number_finds_the_person_and_logs_no_number_and_protected_pe
         }
     }
     let pseudonym = env.sql_value(&format!("SELECT username FROM identities WHERE id = '{hidden}'"));
+    assert_eq!(api.call("GET", "/api/v1/log?person=3", Some(&admin), None).0, 404, "by source key: no one");
+    let theirs = api.json("GET", &format!("/api/v1/log?person={hidden}"), &admin, None);
+    assert!(!theirs["rows"].as_array().unwrap().is_empty(), "{theirs}");
     assert!(!log.contains(&pseudonym), "the pseudonym is not shown beside the id: {log}");
     // (The pseudonym is the account's username: explain takes it as it takes the enid id.)
     for key in ["3", "hemlig.gomdsson", "Hemlig"] {
