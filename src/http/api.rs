@@ -391,3 +391,18 @@ pub(super) async fn forget_passwords(
     let n = state.engine().forget_passwords(crate::clock::now(None)).await?;
     Ok(Json(serde_json::json!({ "forgotten": n })).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_civic_number_in_a_url_is_refused_in_any_spelling_and_an_enid_id_is_not() {
+        for key in ["201509162388", "20150916-2388", "150916-2388", "19821105 9954"] {
+            assert!(refuse_civic_in_url(key).is_err(), "{key}");
+        }
+        for key in ["anna.berg", "ee192d38-3309-8bea-b4c1-d87445dd73ab", "u36059484", "4711"] {
+            assert!(refuse_civic_in_url(key).is_ok(), "{key}");
+        }
+    }
+}
