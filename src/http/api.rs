@@ -361,6 +361,19 @@ pub(super) async fn claim_passwords(
     Ok(response)
 }
 
+/// `GET /passwords/claims/{claim}`: the passwords the claim still holds, shown again (an answer
+/// lost on the way, a page reloaded); forgets nothing.
+pub(super) async fn show_claim(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(claim): Path<String>,
+) -> Result<Response, ApiError> {
+    let passwords = state.engine().claimed_passwords(&claim, &who.viewer).await?;
+    let mut response = Json(serde_json::json!({ "claim": claim, "passwords": passwords })).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
 /// `POST /passwords/claims/{claim}/confirm`: the caller has the passwords; they are forgotten.
 pub(super) async fn confirm_claim(
     State(state): State<Arc<ApiState>>,

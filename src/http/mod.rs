@@ -65,7 +65,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/renames/{person}/approve", post(api::approve_rename))
         .route("/passwords/claims", post(api::claim_passwords))
         .route("/passwords/claims/{claim}/confirm", post(api::confirm_claim))
-        .route("/passwords/claims/{claim}", axum::routing::delete(api::release_claim))
+        .route("/passwords/claims/{claim}", get(api::show_claim).delete(api::release_claim))
         .route("/passwords/forget", post(api::forget_passwords))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
     Router::new()

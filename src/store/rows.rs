@@ -57,6 +57,8 @@ pub struct PasswordFilter {
     /// Only rows no hand-out holds now: never claimed, given back, or claimed before this time
     /// (a claim never confirmed, which has lapsed). Every row when `None`.
     pub claims_lapsed_before: Option<DateTime<Utc>>,
+    /// Only the rows this hand-out's claim holds (to show them again); every row when `None`.
+    pub claim: Option<String>,
 }
 
 /// One source record as it is written to the state database.

@@ -348,8 +348,13 @@ pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: S
     assert!(s.claim_passwords(&rows, "c2", later, later - lapse).await.unwrap().is_empty(), "one claim at a time");
     assert_eq!(s.passwords(&PasswordFilter::default()).await.unwrap().len(), 3);
     assert_eq!(s.kept_passwords().await.unwrap(), 4);
+    // Read by their claim, to be shown again (a retried request).
+    let of_claim = |c: &str| PasswordFilter { claim: Some(c.into()), ..Default::default() };
+    assert_eq!(names(s.passwords(&of_claim("c1")).await.unwrap()), ["id-a", "id-b", "id-c"]);
+    assert!(s.passwords(&of_claim("c2")).await.unwrap().is_empty());
     // Given back (the output failed): the next hand-out has them all.
     assert_eq!(s.release_claim("c1").await.unwrap(), 3);
+    assert!(s.passwords(&of_claim("c1")).await.unwrap().is_empty(), "a claim given back holds nothing");
     assert!(s.confirm_claim("c1").await.unwrap().is_empty(), "a claim given back forgets nothing");
     assert_eq!(s.passwords(&free(later - lapse)).await.unwrap(), rows);
     assert_eq!(s.claim_passwords(&rows, "c2", later, later - lapse).await.unwrap().len(), 3);

@@ -399,7 +399,15 @@ fn first_passwords_are_claimed_shown_and_forgotten_only_on_confirm() {
     let again: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert_eq!(again["passwords"].as_array().unwrap().len(), 2, "{again}");
     let id = again["claim"].as_str().unwrap();
+    // The answer was lost: the claim's passwords shown again, as often as asked, forgetting none.
+    for _ in 0..2 {
+        let shown = api.json("GET", &format!("/api/v1/passwords/claims/{id}"), &lisa, None);
+        assert_eq!(shown["passwords"], again["passwords"], "{shown}");
+    }
+    assert_eq!(kept(), "3");
     assert_eq!(api.json("POST", &format!("/api/v1/passwords/claims/{id}/confirm"), &lisa, None)["forgotten"], 2);
+    let after = api.json("GET", &format!("/api/v1/passwords/claims/{id}"), &lisa, None);
+    assert_eq!(after["passwords"], serde_json::json!([]), "a confirmed claim holds nothing");
     assert_eq!(kept(), "1", "Syd's is kept");
     let (_, empty) = claim(&admin, "{}");
     let empty: serde_json::Value = serde_json::from_str(&empty).unwrap();

@@ -628,11 +628,13 @@ impl StateStore for SqliteStore {
                 AND (?1 IS NULL OR (',' || p.school || ',') LIKE ('%,' || ?1 || ',%'))
                 AND (?2 IS NULL OR p.target = ?2)
                 AND (?3 IS NULL OR p.claim_id IS NULL OR p.claimed_at < ?3)
+                AND (?4 IS NULL OR p.claim_id = ?4)
               ORDER BY p.created_at, p.target, p.identity_id",
         )
         .bind(filter.school.as_deref())
         .bind(filter.target.as_deref())
-        .bind(filter.claims_lapsed_before.map(ts));
+        .bind(filter.claims_lapsed_before.map(ts))
+        .bind(filter.claim.as_deref());
         let rows = self.ctx(q.fetch_all(&self.pool).await)?;
         Ok(rows
             .into_iter()
