@@ -450,3 +450,27 @@ fn the_api_serves_https_with_its_own_certificate() {
     let (status, _) = api.call("GET", "/healthz", None, None);
     assert_ne!(status, 200, "plain HTTP is not served");
 }
+
+/// A `[server] listen` address that cannot be bound stops the start with the key named, before
+/// the service says it is ready: no service runs without the API it was configured with.
+#[test]
+fn an_address_in_use_stops_the_start() {
+    let env = Env::new();
+    env.csv(&["1,Anna,Berg,,student,S1,7A,,"]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), format!("{config}\n[server]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+        .arg("--config")
+        .arg(env.path("enid.toml"))
+        .arg("run")
+        .env_remove("ENID_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run enid run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("[server] listen"), "{err}");
+    drop(taken);
+}
