@@ -30,7 +30,7 @@ pub(super) async fn conflicts(
         Some(ConflictAction::Resolve { id, merge, separate: _, into }) => {
             let choice = if merge { Choice::Merge { into } } else { Choice::Separate };
             let merged = matches!(choice, Choice::Merge { .. });
-            let conflict = engine.decide_conflict(&id, choice, now).await?;
+            let conflict = engine.decide_conflict(&id, choice, &super::local_user(), now).await?;
             let what = if merged { "merged into one identity" } else { "kept as separate identities" };
             writeln!(
                 out,
@@ -63,7 +63,7 @@ pub(super) async fn renames(
             }
         }
         Some(RenameAction::Approve { person }) => {
-            let r = engine.approve_rename(&person, now, &overrides).await?;
+            let r = engine.approve_rename(&person, &super::local_user(), now, &overrides).await?;
             writeln!(out, "Approved: {} → {}. The next apply renames the accounts.", r.old, r.new).map_err(io)?;
         }
     }

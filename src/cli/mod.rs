@@ -11,7 +11,7 @@
 
 use crate::clock;
 use crate::config::{Config, ConfigError};
-use crate::engine::{Computed, Engine, EngineError, Overrides};
+use crate::engine::{Computed, Engine, EngineError, Overrides, Viewer};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -205,6 +205,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PasswordAction,
     },
+    /// Tokens for the HTTP API (`Authorization: Bearer TOKEN`): add, list, revoke
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Show a person's identity, records, accounts and what the next run will do
     Explain {
         /// enid id, username, or a source's person_id
@@ -294,6 +299,32 @@ pub enum StateAction {
     Prune {
         #[command(flatten)]
         time: TimeArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token and print it once, alone on stdout (the state keeps only its hash)
+    Add {
+        /// Its name: unique, shown in `token list` and recorded with every decision made with it
+        name: String,
+        /// admin (everything) or school_admin (the school units of --school only)
+        #[arg(long, value_parser = ["admin", "school_admin"])]
+        role: String,
+        /// A school unit a school_admin token sees (repeat for several)
+        #[arg(long, value_name = "UNIT")]
+        school: Vec<String>,
+    },
+    /// List the tokens (names, roles, school units; never the tokens)
+    List {
+        /// JSON lines instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it opens nothing from now on
+    Revoke {
+        /// The token's name
+        name: String,
     },
 }
 
@@ -451,14 +482,60 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             .map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Token { action } => token(&build(config).await?, action, &mut out).await,
         Command::Explain { person, json, time } => {
             let engine = build(config).await?;
             let computed = engine.compute(clock::now(time.now), &overrides).await;
-            let text = explain::explain(&engine, computed.as_ref().map_err(|e| e.to_string()), &person, json).await?;
-            std::io::Write::write_all(&mut out, text.as_bytes()).map_err(io)?;
+            let explained =
+                engine.explain_in(computed.as_ref().map_err(|e| e.to_string()), &person, &Viewer::admin()).await?;
+            std::io::Write::write_all(&mut out, explain::render(&explained, json)?.as_bytes()).map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `enid token add|list|revoke`. A new token is printed alone on stdout, once, and never logged.
+async fn token(engine: &Engine, action: TokenAction, out: &mut impl std::io::Write) -> Result<ExitCode, CliError> {
+    match action {
+        TokenAction::Add { name, role, school } => {
+            let role = crate::engine::TokenRole::parse(&role)
+                .ok_or_else(|| CliError::Message(format!("--role {role:?}: admin or school_admin")))?;
+            let token = engine.add_token(&name, role, &school, clock::now(None)).await?;
+            writeln!(out, "{}", token.expose()).map_err(io)?;
+            eprintln!("enid: token {name:?} added; it is shown this once (the state keeps only its hash)");
+        }
+        TokenAction::List { json } => {
+            for t in engine.tokens().await? {
+                if json {
+                    let line = serde_json::to_string(&t).map_err(|e| CliError::Message(e.to_string()))?;
+                    writeln!(out, "{line}").map_err(io)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:<20} {:<12} {:<20} created {}{}",
+                        t.name,
+                        t.role,
+                        if t.schools.is_empty() { "-".to_string() } else { t.schools.join(",") },
+                        t.created_at,
+                        t.revoked_at.map(|r| format!("  revoked {r}")).unwrap_or_default()
+                    )
+                    .map_err(io)?;
+                }
+            }
+        }
+        TokenAction::Revoke { name } => {
+            engine.revoke_token(&name, clock::now(None)).await?;
+            writeln!(out, "Revoked token {name:?}.").map_err(io)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who decides at the CLI, as a decision records it: `local:USER` (the login name the
+/// environment gives, as sudo and su set it).
+pub(crate) fn local_user() -> String {
+    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).or_else(|_| std::env::var("LOGNAME"));
+    format!("local:{}", user.unwrap_or_else(|_| "unknown".into()))
 }
 
 /// Builds the engine and shows what the operator should know about this start.

@@ -12,10 +12,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod schedule;
+mod server;
 mod sources;
 mod targets;
 pub use crate::engine::{SourceConfig, TargetConfig};
 pub use schedule::{ApplyMode, Every, ScheduleConfig};
+pub use server::ServerConfig;
 pub use sources::{SourceEntry, SourcePolicy};
 pub use targets::{TargetEntry, check_policy, mapping_templates};
 
@@ -44,6 +46,9 @@ pub struct Config {
     /// When `enid run` reconciles, and whether it applies or only plans.
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    /// The HTTP API of `enid run` (none without the table).
+    #[serde(default)]
+    pub server: Option<ServerConfig>,
 }
 
 /// `[state]`.
@@ -456,6 +461,9 @@ impl Config {
         fix(key);
         let key = self.state.password_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_PASSWORD_KEY));
         fix(key);
+        if let Some(server) = &mut self.server {
+            server.resolve_paths(dir);
+        }
         // Each connector knows which of its keys are paths.
         for s in self.sources.values_mut() {
             s.connector.resolve_paths(dir);
@@ -472,6 +480,9 @@ impl Config {
         }
         if self.targets.is_empty() {
             return Err("no [targets.<id>] table; enid needs at least one target".into());
+        }
+        if let Some(server) = &self.server {
+            server.validate()?;
         }
         for id in self.sources.keys().chain(self.targets.keys()) {
             if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

@@ -32,6 +32,9 @@ pub enum DaemonError {
     Engine(#[from] EngineError),
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    /// `[server] listen` cannot be bound (in use, not this host's address).
+    #[error("[server] listen: {0}")]
+    Server(std::io::Error),
 }
 
 /// How long a stopping service waits for an apply to reach the end of its current operations.
@@ -174,7 +177,10 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         ..ServiceStatus::default()
     });
     let handle = DaemonHandle { engine: current.subscribe(), run_now: run_now_tx, status: status.subscribe() };
-    let _handle = handle;
+    let server = match config.server.clone() {
+        Some(settings) => Some(crate::http::Server::start(settings, handle).await.map_err(DaemonError::Server)?),
+        None => None,
+    };
     tracing::info!(full = %config.schedule.full, apply = ?config.schedule.apply, "enid run: started");
     tell(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("started; the first run is due now")]);
 
@@ -285,6 +291,9 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
             config.schedule.incremental.and_then(|d| chrono::Duration::from_std(d.duration()).ok()).map(|d| after + d);
     }
     drop(watcher);
+    if let Some(server) = server {
+        server.stop().await;
+    }
     tracing::info!("enid run: stopped");
     Ok(())
 }
@@ -337,8 +346,7 @@ fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) 
     use notify::Watcher as _;
     // Absolute, as the watcher reports them (a config given as `--config enid.toml` leaves
     // the sources' paths relative to the working directory).
-    let files: Vec<PathBuf> =
-        engine.source_files().into_iter().map(|f| std::path::absolute(&f).unwrap_or(f)).collect();
+    let files: Vec<PathBuf> = engine.source_files().into_iter().map(|f| std::path::absolute(&f).unwrap_or(f)).collect();
     if files.is_empty() {
         return None;
     }

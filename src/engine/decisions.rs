@@ -33,9 +33,15 @@ impl Engine {
         Ok(conflicts)
     }
 
-    /// Records a decision on the open conflict `id`, which later runs carry out. Returns the
-    /// conflict as it may be shown.
-    pub async fn decide_conflict(&self, id: &str, choice: Choice, now: DateTime<Utc>) -> Result<Conflict, EngineError> {
+    /// Records a decision on the open conflict `id`, which later runs carry out, and who made
+    /// it (`by`: a token's name, `local:USER`). Returns the conflict as it may be shown.
+    pub async fn decide_conflict(
+        &self,
+        id: &str,
+        choice: Choice,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Conflict, EngineError> {
         let resolution = self.resolve_only(now).await?;
         let conflict = resolution.conflicts.iter().find(|c| c.id == id).ok_or_else(|| {
             EngineError::Decision(format!(
@@ -62,7 +68,7 @@ impl Engine {
                 _ => Decision::Merge { into },
             },
         };
-        self.store.decide(id, &decision, &conflict.records, now).await?;
+        self.store.decide(id, &decision, &conflict.records, by, now).await?;
         let mut shown = vec![conflict.clone()];
         let mut protected = self.store.protected_identities().await?;
         protected.extend(resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.clone()));
@@ -79,11 +85,12 @@ impl Engine {
         Ok(self.compute(now, overrides).await?.plan.held_renames)
     }
 
-    /// Approves the held rename of `person` (enid id or current username); the next apply
-    /// renames the accounts.
+    /// Approves the held rename of `person` (enid id or current username), recording who (`by`);
+    /// the next apply renames the accounts.
     pub async fn approve_rename(
         &self,
         person: &str,
+        by: &str,
         now: DateTime<Utc>,
         overrides: &Overrides,
     ) -> Result<RenameInfo, EngineError> {
@@ -94,7 +101,7 @@ impl Engine {
                 mask_if_civic(person)
             ))
         })?;
-        self.store.approve_rename(&r.identity, &r.new, now).await?;
+        self.store.approve_rename(&r.identity, &r.new, by, now).await?;
         Ok(r)
     }
 }

@@ -15,7 +15,8 @@
 //! `compute` (the dry run), `guards` (the guards on the target side), `domain` (group names held
 //! elsewhere in a domain that keeps them unique), `approve`, `apply`,
 //! `adopt`, `decisions` (conflict decisions and rename approvals), `run` (the request and the
-//! report), `queries` (what a front end may show: runs, the log, a person), `records` (what the
+//! report), `queries` (what a front end may show: runs, the log, a person), `explain` (a person
+//! explained, as every front end shows it), `tokens` (the API's tokens), `records` (what the
 //! state keeps of records), `idkey`, `keys` (`enid keys create`), `retention` (`prune`: the sync
 //! log kept for `keep_log_for`).
 
@@ -38,6 +39,7 @@ mod compute;
 mod correlation;
 mod decisions;
 mod domain;
+mod explain;
 mod fetch;
 mod guards;
 pub mod idkey;
@@ -48,14 +50,17 @@ mod records;
 mod registry;
 mod retention;
 mod run;
+mod tokens;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approvals::{ApprovalSummary, ApproveRunError, GUARDS, Selection};
 pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named};
 pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_conflicts};
 pub use decisions::Choice;
+pub use explain::{AccountView, Explained, Explanation, HeldRecord, NextOp, RecordNow};
 pub use queries::{LookupError, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
 pub use run::{Confirm, Frontend, Outcome, Overrides, Progress, RunCounts, RunHook, RunMode, RunReport, RunRequest};
+pub use tokens::{Principal, TokenInfo, TokenRole};
 
 /// Why a run stopped. Each variant names the component and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +153,9 @@ pub enum EngineError {
     /// A first password cannot be made or read.
     #[error("first passwords: {0}")]
     Passwords(String),
+    /// An API token cannot be made, found or read: fix the command.
+    #[error("token: {0}")]
+    Token(String),
     /// A person asked for is not one the asker may see, or is several: fix the question.
     #[error(transparent)]
     Lookup(#[from] queries::LookupError),

@@ -284,6 +284,7 @@ impl Engine {
             school: if request.protected { None } else { request.school.clone() },
             target: request.target.clone(),
             claims_lapsed_before: None,
+            claim: None,
         };
         let protected = self.store.protected_identities().await?;
         let asked = |rows: Vec<SealedPassword>| -> Vec<SealedPassword> {
@@ -331,6 +332,37 @@ impl Engine {
             })
             .collect();
         Ok(claim)
+    }
+
+    /// The passwords a claim still holds, opened again: what a front end shows once more when
+    /// its first answer was lost (an HTTP GET retried), forgetting nothing. `viewer` limits them
+    /// to a school admin's units; a protected person's are by enid id only. A claim confirmed,
+    /// given back, or lapsed and taken by another hand-out holds nothing.
+    pub async fn claimed_passwords(&self, claim: &str, viewer: &super::Viewer) -> Result<Vec<HandedOut>, EngineError> {
+        let filter = PasswordFilter { claim: Some(claim.to_string()), ..PasswordFilter::default() };
+        let rows: Vec<SealedPassword> =
+            self.store.passwords(&filter).await?.into_iter().filter(|r| viewer.sees(&r.school)).collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let protected = self.store.protected_identities().await?;
+        let sealer = Sealer::new(self.password_key().await?);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            // One that does not open was left out of the claim's first answer too.
+            let Ok((password, display_name)) = sealer.open(&r) else { continue };
+            let shown = !protected.contains(&r.identity_id);
+            out.push(HandedOut {
+                target: r.target,
+                identity: r.identity_id,
+                username: shown.then_some(r.username),
+                display_name: shown.then_some(display_name),
+                school: if shown { r.school } else { String::new() },
+                password,
+                set_at: r.created_at,
+            });
+        }
+        Ok(out)
     }
 
     /// The last step of a delivered hand-out: forgets the passwords the claim still holds and

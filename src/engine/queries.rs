@@ -57,6 +57,14 @@ pub enum LookupError {
     /// Several identities carry the key: ask by enid id.
     #[error("{0:?} matches {1} identities; use the enid id")]
     Ambiguous(String, usize),
+    /// The person has protected personal data and was asked for by another key than the enid
+    /// id: the answer would link that key to the enid id and the pseudonym. (The HTTP API says
+    /// 404, as for no one.)
+    #[error(
+        "that person has protected personal data and is shown by enid id only: `enid explain ENID_ID` (plans list \
+         the id)"
+    )]
+    ProtectedByIdOnly,
 }
 
 impl Engine {
@@ -78,7 +86,9 @@ impl Engine {
                 }
             }
             let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
-            out.push(RunView { run: RunRow { counts: None, ..run }, tally });
+            // A run's message can name another school's persons or the configuration.
+            let message = if viewer.schools.is_some() { None } else { run.message };
+            out.push(RunView { run: RunRow { counts: None, message, ..run }, tally });
         }
         Ok(out)
     }

@@ -18,8 +18,8 @@ mod suite;
 
 pub use rows::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership,
-    PasswordFilter, RecordRow, RunRow, SealedPassword, SourceRead, StoredRecordView, StoredSourceRecord,
-    describe_stored,
+    PasswordFilter, RecordRow, RunRow, SealedPassword, SourceRead, StateMetrics, StoredRecordView, StoredSourceRecord,
+    TokenRow, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -118,11 +118,13 @@ pub trait StateStore: Send + Sync {
     /// Approved renames: identity → the new username that was approved.
     fn rename_approvals(&self) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
 
-    /// Approves renaming an identity to `new_username` (a later approval replaces it).
+    /// Approves renaming an identity to `new_username` (a later approval replaces it); `by`: who
+    /// (a token's name, `local:USER`).
     fn approve_rename(
         &self,
         identity: &str,
         new_username: &str,
+        by: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -191,12 +193,14 @@ pub trait StateStore: Send + Sync {
     /// The operators' conflict decisions, by conflict id.
     fn decisions(&self) -> impl Future<Output = Result<BTreeMap<String, Decision>, StoreError>> + Send;
 
-    /// Records a decision on a conflict; a later decision on the same conflict replaces it.
+    /// Records a decision on a conflict, and who made it (`by`); a later decision on the same
+    /// conflict replaces it.
     fn decide(
         &self,
         conflict_id: &str,
         decision: &Decision,
         records: &[String],
+        by: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -393,6 +397,21 @@ pub trait StateStore: Send + Sync {
     /// A saved plan's JSON, if there is one with this id.
     fn load_plan(&self, plan_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// Counts for `/metrics` (see [`StateMetrics`]), each sorted by its labels.
+    fn metrics(&self) -> impl Future<Output = Result<StateMetrics, StoreError>> + Send;
+
+    // API tokens.
+
+    /// Adds a token; `false` (and nothing written) when a token of that name exists, revoked
+    /// or not.
+    fn add_token(&self, token: &TokenRow) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every token, revoked ones too, by name.
+    fn tokens(&self) -> impl Future<Output = Result<Vec<TokenRow>, StoreError>> + Send;
+
+    /// Revokes the token `name`; `false` when there is no such token not yet revoked.
+    fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     // What the input guards compare against.
 
     /// Valid records per source in the last applied run.
@@ -544,8 +563,14 @@ impl StateStore for Store {
         dispatch!(self.rename_approvals())
     }
 
-    async fn approve_rename(&self, identity: &str, new_username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self.approve_rename(identity, new_username, now))
+    async fn approve_rename(
+        &self,
+        identity: &str,
+        new_username: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.approve_rename(identity, new_username, by, now))
     }
 
     async fn reserve_usernames(&self, names: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -605,9 +630,10 @@ impl StateStore for Store {
         conflict_id: &str,
         decision: &Decision,
         records: &[String],
+        by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self.decide(conflict_id, decision, records, now))
+        dispatch!(self.decide(conflict_id, decision, records, by, now))
     }
 
     async fn record_civic_changes(
@@ -751,6 +777,22 @@ impl StateStore for Store {
 
     async fn log(&self, filter: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
         dispatch!(self.log(filter))
+    }
+
+    async fn metrics(&self) -> Result<StateMetrics, StoreError> {
+        dispatch!(self.metrics())
+    }
+
+    async fn add_token(&self, token: &TokenRow) -> Result<bool, StoreError> {
+        dispatch!(self.add_token(token))
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        dispatch!(self.tokens())
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        dispatch!(self.revoke_token(name, now))
     }
 
     async fn save_plan(&self, plan_id: &str, body: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -57,6 +57,8 @@ pub struct PasswordFilter {
     /// Only rows no hand-out holds now: never claimed, given back, or claimed before this time
     /// (a claim never confirmed, which has lapsed). Every row when `None`.
     pub claims_lapsed_before: Option<DateTime<Utc>>,
+    /// Only the rows this hand-out's claim holds (to show them again); every row when `None`.
+    pub claim: Option<String>,
 }
 
 /// One source record as it is written to the state database.
@@ -374,4 +376,34 @@ impl LogRow {
         let (id, run_id, at, identity_id, username, target, school, action, detail, result, error) = r;
         LogRow { id, run_id, at, identity_id, username, target, school, action, detail, result, error }
     }
+}
+
+/// What `/metrics` reads from the state: counts over every run recorded, however it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateMetrics {
+    /// Runs by status (`ok`, `failed`, `held`, ...).
+    pub runs: Vec<(String, i64)>,
+    /// Logged operations by (target, action, result).
+    pub operations: Vec<(String, String, String, i64)>,
+    /// Per source, when its last applied read was recorded (RFC 3339).
+    pub source_success: Vec<(String, String)>,
+    /// Per target, when the last run that ended `ok` and sent it an operation finished.
+    pub target_success: Vec<(String, String)>,
+}
+
+/// An API token as the state keeps it: its name, what it may see, and the SHA-256 of the token
+/// (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The operator's name for it, unique; decisions made with it record this name.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub hash: String,
+    /// `admin` or `school_admin`.
+    pub role: String,
+    /// A school admin's school units (empty for an admin).
+    pub schools: Vec<String>,
+    pub created_at: String,
+    /// When it was revoked; a revoked token opens nothing.
+    pub revoked_at: Option<String>,
 }

@@ -7,7 +7,7 @@
 
 use super::{
     ClaimRefusal, GroupRow, LogFilter, OpRecord, OpResult, Ownership, PasswordFilter, RecordRow, SealedPassword,
-    StateStore,
+    StateStore, TokenRow,
 };
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, OwnedAccount};
@@ -44,6 +44,8 @@ macro_rules! store_suite {
             outside_claims_are_kept_until_forgotten,
             primaries_source_reads_and_gone_records_round_trip,
             pruning_removes_old_runs_their_log_and_plans_but_not_what_the_guards_read,
+            tokens_are_added_once_listed_and_revoked,
+            metrics_count_runs_and_operations,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -226,9 +228,9 @@ pub(crate) async fn usernames_are_never_reused_before_their_quarantine_ends<S: S
 
 pub(crate) async fn renames_release_the_old_name_and_use_up_the_approval<S: StateStore>(s: &S) {
     s.commit_identities(&[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")], &[], &[], day(0)).await.unwrap();
-    s.approve_rename("id-a", "kim.berg", day(1)).await.unwrap();
-    s.approve_rename("id-b", "bo.berg", day(1)).await.unwrap();
-    s.approve_rename("id-b", "bo.holm", day(2)).await.unwrap();
+    s.approve_rename("id-a", "kim.berg", "local:root", day(1)).await.unwrap();
+    s.approve_rename("id-b", "bo.berg", "lisa", day(1)).await.unwrap();
+    s.approve_rename("id-b", "bo.holm", "lisa", day(2)).await.unwrap();
     let approvals = s.rename_approvals().await.unwrap();
     assert_eq!(approvals, BTreeMap::from([("id-a".into(), "kim.berg".into()), ("id-b".into(), "bo.holm".into())]));
 
@@ -347,8 +349,13 @@ pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: S
     assert!(s.claim_passwords(&rows, "c2", later, later - lapse).await.unwrap().is_empty(), "one claim at a time");
     assert_eq!(s.passwords(&PasswordFilter::default()).await.unwrap().len(), 3);
     assert_eq!(s.kept_passwords().await.unwrap(), 4);
+    // Read by their claim, to be shown again (a retried request).
+    let of_claim = |c: &str| PasswordFilter { claim: Some(c.into()), ..Default::default() };
+    assert_eq!(names(s.passwords(&of_claim("c1")).await.unwrap()), ["id-a", "id-b", "id-c"]);
+    assert!(s.passwords(&of_claim("c2")).await.unwrap().is_empty());
     // Given back (the output failed): the next hand-out has them all.
     assert_eq!(s.release_claim("c1").await.unwrap(), 3);
+    assert!(s.passwords(&of_claim("c1")).await.unwrap().is_empty(), "a claim given back holds nothing");
     assert!(s.confirm_claim("c1").await.unwrap().is_empty(), "a claim given back forgets nothing");
     assert_eq!(s.passwords(&free(later - lapse)).await.unwrap(), rows);
     assert_eq!(s.claim_passwords(&rows, "c2", later, later - lapse).await.unwrap().len(), 3);
@@ -621,9 +628,9 @@ pub(crate) async fn plans_are_saved_once_and_loaded<S: StateStore>(s: &S) {
 
 pub(crate) async fn decisions_replace_earlier_ones<S: StateStore>(s: &S) {
     let records = ["sis/P1".to_string(), "sis/P2".to_string()];
-    s.decide("c1", &Decision::Merge { into: Some("id-a".into()) }, &records, day(0)).await.unwrap();
-    s.decide("c2", &Decision::Merge { into: None }, &records, day(0)).await.unwrap();
-    s.decide("c1", &Decision::Separate, &records, day(1)).await.unwrap();
+    s.decide("c1", &Decision::Merge { into: Some("id-a".into()) }, &records, "local:root", day(0)).await.unwrap();
+    s.decide("c2", &Decision::Merge { into: None }, &records, "local:root", day(0)).await.unwrap();
+    s.decide("c1", &Decision::Separate, &records, "lisa", day(1)).await.unwrap();
     let decisions = s.decisions().await.unwrap();
     assert_eq!(
         decisions,
@@ -855,4 +862,50 @@ pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateSt
             .iter()
             .any(|r| r.person_id == "P1" && r.data.as_deref() != Some(r#"{"held":"h1"}"#))
     );
+}
+
+pub(crate) async fn tokens_are_added_once_listed_and_revoked<S: StateStore>(s: &S) {
+    let token = |name: &str, hash: &str| TokenRow {
+        name: name.into(),
+        hash: hash.into(),
+        role: "school_admin".into(),
+        schools: vec!["S1".into(), "S2".into()],
+        created_at: "2026-08-01T12:00:00Z".into(),
+        revoked_at: None,
+    };
+    assert!(s.add_token(&token("lisa", "aa")).await.unwrap());
+    // A name is taken once, also by another hash: the first token stays.
+    assert!(!s.add_token(&token("lisa", "bb")).await.unwrap());
+    assert!(s.add_token(&token("bo", "cc")).await.unwrap());
+    let all = s.tokens().await.unwrap();
+    assert_eq!(
+        all.iter().map(|t| (t.name.as_str(), t.hash.as_str())).collect::<Vec<_>>(),
+        [("bo", "cc"), ("lisa", "aa")]
+    );
+    assert_eq!(all[1], token("lisa", "aa"));
+    assert!(s.revoke_token("lisa", day(1)).await.unwrap());
+    assert!(!s.revoke_token("lisa", day(2)).await.unwrap(), "revoked once");
+    assert!(!s.revoke_token("nobody", day(2)).await.unwrap());
+    let lisa = s.tokens().await.unwrap().into_iter().find(|t| t.name == "lisa").unwrap();
+    assert!(lisa.revoked_at.is_some());
+    // A revoked name stays taken.
+    assert!(!s.add_token(&token("lisa", "dd")).await.unwrap());
+}
+
+pub(crate) async fn metrics_count_runs_and_operations<S: StateStore>(s: &S) {
+    assert_eq!(s.metrics().await.unwrap(), super::StateMetrics::default(), "nothing yet");
+    s.commit_identities(&[ident("id-a", "a")], &[], &[], day(0)).await.unwrap();
+    let one = s.begin_run("apply", None, day(0)).await.unwrap();
+    s.record_ops(one, &[op("ldap", "id-a", "S1", OpResult::Failed("refused".into()))], day(0)).await.unwrap();
+    s.finish_run(one, "failed", "1 failed", day(0)).await.unwrap();
+    let two = s.begin_run("apply", None, day(1)).await.unwrap();
+    s.record_ops(two, &[op("ldap", "id-a", "S1", set("k", None, AccountStatus::Active))], day(1)).await.unwrap();
+    s.finish_run(two, "ok", "1 done", day(2)).await.unwrap();
+    s.record_run("apply", None, "held", "held", Some("{}"), day(3)).await.unwrap();
+    let m = s.metrics().await.unwrap();
+    assert_eq!(m.runs, [("failed".to_string(), 1), ("held".to_string(), 1), ("ok".to_string(), 1)]);
+    let ops: Vec<(&str, &str, &str, i64)> =
+        m.operations.iter().map(|(t, a, r, n)| (t.as_str(), a.as_str(), r.as_str(), *n)).collect();
+    assert_eq!(ops, [("ldap", "update", "failed", 1), ("ldap", "update", "ok", 1)]);
+    assert_eq!(m.target_success, [("ldap".to_string(), "2026-08-03T12:00:00Z".to_string())]);
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ad;
+mod api16;
 mod civic_spellings;
 mod conformance;
 mod daemon16;

@@ -23,7 +23,7 @@ use crate::core::model::{
     AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
-use crate::store::{ApprovalRow, HeldRow, SourceRead, StoredSourceRecord};
+use crate::store::{ApprovalRow, HeldRow, SourceRead, StateMetrics, StoredSourceRecord, TokenRow};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -38,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 17] = [
+const MIGRATIONS: [(i64, &str, &str); 18] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -55,6 +55,7 @@ const MIGRATIONS: [(i64, &str, &str); 17] = [
     (14, "held records", include_str!("../../../migrations/sqlite/0014_held_records.sql")),
     (15, "retention", include_str!("../../../migrations/sqlite/0015_retention.sql")),
     (16, "run outcomes", include_str!("../../../migrations/sqlite/0016_run_outcomes.sql")),
+    (17, "tokens", include_str!("../../../migrations/sqlite/0017_tokens.sql")),
     (18, "approvals", include_str!("../../../migrations/sqlite/0018_approvals.sql")),
 ];
 
@@ -393,12 +394,19 @@ impl StateStore for SqliteStore {
         Ok(rows.into_iter().collect())
     }
 
-    async fn approve_rename(&self, identity: &str, new_username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn approve_rename(
+        &self,
+        identity: &str,
+        new_username: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let q = sqlx::query(
-            "INSERT INTO rename_approvals (identity_id, new_username, approved_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (identity_id) DO UPDATE SET new_username = excluded.new_username, approved_at = excluded.approved_at",
+            "INSERT INTO rename_approvals (identity_id, new_username, approved_at, approved_by) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (identity_id) DO UPDATE SET new_username = excluded.new_username,
+                approved_at = excluded.approved_at, approved_by = excluded.approved_by",
         );
-        self.exec(q.bind(identity).bind(new_username).bind(ts(now))).await.map(drop)
+        self.exec(q.bind(identity).bind(new_username).bind(ts(now)).bind(by)).await.map(drop)
     }
 
     async fn reserve_usernames(&self, names: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -538,16 +546,18 @@ impl StateStore for SqliteStore {
         conflict_id: &str,
         decision: &Decision,
         records: &[String],
+        by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let body = self.encode("encoding", decision)?;
         let records = self.encode("encoding", records)?;
         let q = sqlx::query(
-            "INSERT INTO conflict_decisions (conflict_id, decision, records, decided_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO conflict_decisions (conflict_id, decision, records, decided_at, decided_by)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (conflict_id) DO UPDATE SET decision = excluded.decision, records = excluded.records,
-                decided_at = excluded.decided_at",
+                decided_at = excluded.decided_at, decided_by = excluded.decided_by",
         );
-        self.exec(q.bind(conflict_id).bind(body).bind(records).bind(ts(now))).await.map(drop)
+        self.exec(q.bind(conflict_id).bind(body).bind(records).bind(ts(now)).bind(by)).await.map(drop)
     }
 
     async fn record_civic_changes(
@@ -620,11 +630,13 @@ impl StateStore for SqliteStore {
                 AND (?1 IS NULL OR (',' || p.school || ',') LIKE ('%,' || ?1 || ',%'))
                 AND (?2 IS NULL OR p.target = ?2)
                 AND (?3 IS NULL OR p.claim_id IS NULL OR p.claimed_at < ?3)
+                AND (?4 IS NULL OR p.claim_id = ?4)
               ORDER BY p.created_at, p.target, p.identity_id",
         )
         .bind(filter.school.as_deref())
         .bind(filter.target.as_deref())
-        .bind(filter.claims_lapsed_before.map(ts));
+        .bind(filter.claims_lapsed_before.map(ts))
+        .bind(filter.claim.as_deref());
         let rows = self.ctx(q.fetch_all(&self.pool).await)?;
         Ok(rows
             .into_iter()
@@ -1001,6 +1013,61 @@ impl StateStore for SqliteStore {
     async fn load_plan(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
         let q = sqlx::query_scalar("SELECT body FROM plans WHERE plan_id = ?1");
         self.ctx(q.bind(plan_id).fetch_optional(&self.pool).await)
+    }
+
+    async fn metrics(&self) -> Result<StateMetrics, StoreError> {
+        let runs =
+            sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status");
+        let operations = sqlx::query_as::<_, (String, String, String, i64)>(
+            "SELECT coalesce(target, ''), action, result, count(*) FROM oplog GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        );
+        let sources =
+            sqlx::query_as::<_, (String, String)>("SELECT source, updated_at FROM source_reads ORDER BY source");
+        let targets = sqlx::query_as::<_, (String, String)>(
+            "SELECT o.target, max(r.finished_at) FROM runs r JOIN oplog o ON o.run_id = r.id \
+             WHERE r.status = 'ok' AND o.target IS NOT NULL AND r.finished_at IS NOT NULL GROUP BY o.target \
+             ORDER BY o.target",
+        );
+        Ok(StateMetrics {
+            runs: self.ctx(runs.fetch_all(&self.pool).await)?,
+            operations: self.ctx(operations.fetch_all(&self.pool).await)?,
+            source_success: self.ctx(sources.fetch_all(&self.pool).await)?,
+            target_success: self.ctx(targets.fetch_all(&self.pool).await)?,
+        })
+    }
+
+    async fn add_token(&self, t: &TokenRow) -> Result<bool, StoreError> {
+        let schools = self.encode("encoding", &t.schools)?;
+        let q = sqlx::query(
+            "INSERT INTO api_tokens (name, hash, role, schools, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&t.name)
+        .bind(&t.hash)
+        .bind(&t.role)
+        .bind(schools)
+        .bind(&t.created_at)
+        .bind(&t.revoked_at);
+        Ok(self.exec(q).await? == 1)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let q = sqlx::query_as::<_, (String, String, String, String, String, Option<String>)>(
+            "SELECT name, hash, role, schools, created_at, revoked_at FROM api_tokens ORDER BY name",
+        );
+        let rows = self.ctx(q.fetch_all(&self.pool).await)?;
+        rows.into_iter()
+            .map(|(name, hash, role, schools, created_at, revoked_at)| {
+                let schools = serde_json::from_str(&schools)
+                    .map_err(|e| self.fail(format!("api_tokens: token {name:?} has unreadable schools: {e}")))?;
+                Ok(TokenRow { name, hash, role, schools, created_at, revoked_at })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let q = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL");
+        Ok(self.exec(q.bind(ts(now)).bind(name)).await? == 1)
     }
 
     async fn source_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
