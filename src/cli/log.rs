@@ -117,7 +117,7 @@ pub(super) async fn approve(
     json: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode, CliError> {
-    let by = local_user();
+    let by = super::local_user();
     let summary = engine.approve_run(run, selection, &by, &Viewer::admin(), crate::clock::now(None)).await?;
     if json {
         let text = serde_json::to_string(&summary).map_err(|e| CliError::Message(e.to_string()))?;
@@ -147,10 +147,4 @@ pub(super) async fn approve(
         .map_err(io)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Who approves on this machine: the user behind sudo, else the login name.
-fn local_user() -> String {
-    let name = ["SUDO_USER", "USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
-    format!("local user {}", name.unwrap_or_else(|| "(unknown)".into()))
 }
