@@ -273,3 +273,26 @@ fn a_source_down_at_start_is_reported_degraded_and_the_service_recovers() {
     d.signal("-TERM");
     let _ = d.child.wait();
 }
+
+/// Two services started on one state by mistake (a unit and a terminal): their runs never
+/// overlap (one skips while the other holds the lock), and nobody gets a second account.
+#[test]
+fn two_services_on_one_state_never_apply_at_once() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n");
+    csv_rows(&env, &pupils(400));
+    let mut a = Daemon::start(&env);
+    assert!(a.wait_said("READY=1", 20));
+    std::fs::rename(env.path("notify.sock"), env.path("notify-a.sock")).unwrap();
+    let mut b = Daemon::start(&env);
+    assert!(b.wait_said("READY=1", 20));
+    wait_for("every account", 60, || env.people().len() == 400);
+    csv_rows(&env, &pupils(420));
+    wait_for("the new pupils", 60, || env.people().len() == 420);
+    assert!(ids_in_directory(&env).values().all(|dns| dns.len() == 1), "no second account");
+    a.signal("-TERM");
+    b.signal("-TERM");
+    let _ = a.child.wait();
+    let _ = b.child.wait();
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "converged");
+}
