@@ -231,6 +231,9 @@ fn sigterm_mid_apply_leaves_a_consistent_state_and_the_next_start_converges() {
     assert!(d.wait_said("READY=1", 20));
     let count = || env.search(BASE, "(objectClass=inetOrgPerson)").len();
     wait_for("the first accounts", 60, || count() > 100);
+    // A CLI apply meanwhile is told that the service holds the state.
+    let cli = env.enid(&["apply", "--yes"]).fails();
+    assert!(cli.stderr.contains("another run") && cli.stderr.contains("`enid run`"), "{}", cli.stderr);
     d.signal("-TERM");
     let end = Instant::now() + Duration::from_secs(40);
     let status = loop {
