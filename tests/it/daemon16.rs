@@ -299,3 +299,28 @@ fn two_services_on_one_state_never_apply_at_once() {
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "converged");
 }
+
+/// The service killed with SIGKILL in the middle of an apply (an OOM kill, a power cut): the
+/// next start marks the run interrupted and converges, nobody gets a second account.
+#[test]
+fn a_service_killed_mid_apply_converges_on_its_next_start() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\n");
+    csv_rows(&env, &pupils(3000));
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    let count = || env.search(BASE, "(objectClass=inetOrgPerson)").len();
+    wait_for("the first accounts", 60, || count() > 100);
+    d.signal("-KILL");
+    let _ = d.child.wait();
+    assert!(count() < 3000, "the kill came after the apply ended: the test proves nothing");
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    wait_for("every account", 120, || count() == 3000);
+    wait_for("the converging run's row", 30, || runs(&env).iter().any(|r| r["status"] == "ok"));
+    d.signal("-TERM");
+    let _ = d.child.wait();
+    assert_eq!(runs(&env)[0]["status"], "interrupted", "the killed run is marked");
+    assert!(ids_in_directory(&env).values().all(|dns| dns.len() == 1), "no second account");
+    let plan = env.enid(&["plan", "--json"]).ok().json();
+    assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "converged");
+}
