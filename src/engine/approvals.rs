@@ -65,25 +65,15 @@ pub enum ApproveRunError {
 }
 
 impl Engine {
-    /// The keyed fingerprint of an operation: what it does, the same in every plan that does
-    /// exactly this.
-    pub(super) fn fingerprint(&self, op: &PlannedOp) -> String {
-        let key = self.id_key.derive_secret(b"enid operation fingerprint");
-        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key) else { return String::new() };
-        for part in [op.target.as_str(), op.identity.as_str(), op.action.as_str(), op.username.as_str()] {
-            mac.update(part.as_bytes());
-            mac.update(&[0x1f]);
-        }
-        // Serialising a target operation cannot fail; the members a plan adds at apply count too.
-        let _ = serde_json::to_writer(MacWriter(&mut mac), &(&op.op, &op.new_members));
-        mac.finalize().into_bytes().iter().take(10).map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Sets every operation's fingerprint.
+    /// Sets every operation's fingerprint: a keyed hash of what it does, the same in every plan
+    /// that does exactly this. The key is derived and set up once per plan (a first run has
+    /// 100,000 creates).
     pub(super) fn fingerprint_plan(&self, plan: &mut Plan) {
-        for i in 0..plan.operations.len() {
-            let fp = self.fingerprint(&plan.operations[i]);
-            plan.operations[i].fingerprint = fp;
+        let key = self.id_key.derive_secret(b"enid operation fingerprint");
+        // An HMAC takes a key of any length.
+        let Ok(keyed) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key) else { return };
+        for op in &mut plan.operations {
+            op.fingerprint = fingerprint(keyed.clone(), op);
         }
     }
 
@@ -193,6 +183,17 @@ impl Engine {
             expires_at,
         })
     }
+}
+
+/// `op`'s fingerprint under the keyed MAC `mac`: its target, identity, action, username and values.
+fn fingerprint(mut mac: Hmac<sha2::Sha256>, op: &PlannedOp) -> String {
+    for part in [op.target.as_str(), op.identity.as_str(), op.action.as_str(), op.username.as_str()] {
+        mac.update(part.as_bytes());
+        mac.update(&[0x1f]);
+    }
+    // Serialising a target operation cannot fail; the members a plan adds at apply count too.
+    let _ = serde_json::to_writer(MacWriter(&mut mac), &(&op.op, &op.new_members));
+    mac.finalize().into_bytes().iter().take(10).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Feeds `serde_json` straight into the MAC.

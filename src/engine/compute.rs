@@ -70,6 +70,16 @@ pub fn redact_conflicts(conflicts: &mut [crate::core::identity::Conflict], prote
 }
 
 impl Computed {
+    /// Whether an apply would change nothing: no operation, no record, primary school, gone
+    /// mark or read to record.
+    pub fn nothing_to_do(&self) -> bool {
+        self.plan.is_empty()
+            && self.record_rows.is_empty()
+            && self.primary_rows.is_empty()
+            && self.gone_rows.is_empty()
+            && !self.reads_changed
+    }
+
     /// The plan as it may be shown or saved: persons with protected personal data by enid id
     /// only (no username, school, values, source keys or file locations).
     pub fn shown_plan(&self) -> std::borrow::Cow<'_, Plan> {

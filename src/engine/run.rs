@@ -229,11 +229,7 @@ impl Engine {
                         return Err(e);
                     }
                 }
-                let nothing = computed.plan.is_empty()
-                    && computed.record_rows.is_empty()
-                    && computed.primary_rows.is_empty()
-                    && computed.gone_rows.is_empty()
-                    && !computed.reads_changed;
+                let nothing = computed.nothing_to_do();
                 let plan_id = Some(computed.plan.plan_id.clone());
                 let counts = RunCounts::of(&computed);
                 if frontend.computed(&computed) == Confirm::Stop || nothing {
@@ -310,11 +306,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        let nothing = computed.plan.is_empty()
-            && computed.record_rows.is_empty()
-            && computed.primary_rows.is_empty()
-            && computed.gone_rows.is_empty()
-            && !computed.reads_changed;
+        let nothing = computed.nothing_to_do();
         let plan_id = computed.plan.plan_id.clone();
         let counts = RunCounts::of(&computed);
         frontend.computed(&computed);
