@@ -383,7 +383,10 @@ fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) 
 async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> (bool, String) {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
-    let mode = RunMode::Service { within_thresholds: config.schedule.apply == ApplyMode::WithinThresholds };
+    let mode = RunMode::Service {
+        within_thresholds: config.schedule.apply == ApplyMode::WithinThresholds,
+        changes_only: trigger == Trigger::Changes,
+    };
     let hook: Arc<dyn RunHook> = shutdown.clone();
     let request = RunRequest { mode, now, overrides, hook: Some(hook) };
     let kind = match trigger {

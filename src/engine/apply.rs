@@ -90,8 +90,10 @@ impl Engine {
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
         self.store.commit_identities(&new, &computed.record_rows, &computed.primary_rows, now).await?;
         self.store.mark_gone(&computed.gone_rows, now).await?;
-        let read: Vec<String> = computed.counts.keys().cloned().collect();
-        self.store.hold_records(run, &read, &computed.held_rows, now).await?;
+        if !computed.incremental {
+            let read: Vec<String> = computed.counts.keys().cloned().collect();
+            self.store.hold_records(run, &read, &computed.held_rows, now).await?;
+        }
         self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
         // Approved releases of protection (the CLI clears the list without `--accept-protected`).

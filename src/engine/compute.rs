@@ -2,6 +2,7 @@
 //! ([`Computed`]): the plan, and what an apply needs besides it. Writes nothing.
 
 use super::fetch::Fetched;
+use super::incremental::Narrowed;
 use super::records::*;
 use super::{Engine, EngineError, Overrides};
 use crate::core::desired::*;
@@ -22,6 +23,9 @@ type ObserveTask = tokio::task::JoinHandle<Result<(Vec<ObservedAccount>, Vec<Obs
 /// Everything a dry run found, ready to show or to apply.
 #[derive(Debug)]
 pub struct Computed {
+    /// An incremental run ([`super::incremental`]): the plan covers the persons whose records
+    /// changed, and the apply leaves the held records as they are.
+    pub incremental: bool,
     pub plan: Plan,
     pub resolution: Resolution,
     /// Identity id → username, for every identity of the run.
@@ -165,13 +169,42 @@ impl Engine {
 
     /// The dry run: reads sources and targets, and plans. Writes nothing.
     pub async fn compute(&self, now: DateTime<Utc>, overrides: &Overrides) -> Result<Computed, EngineError> {
+        match self.compute_with(now, overrides, false).await? {
+            Narrowed::Yes(c) => Ok(c),
+            Narrowed::Full(why) => unreachable!("a full run never falls back ({why})"),
+        }
+    }
+
+    /// An incremental dry run ([`super::incremental`]): plans the persons whose records changed,
+    /// or says why this must be a full run.
+    pub async fn compute_changes(
+        &self,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+    ) -> Result<Narrowed<Computed>, EngineError> {
+        self.compute_with(now, overrides, true).await
+    }
+
+    async fn compute_with(
+        &self,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+        narrow: bool,
+    ) -> Result<Narrowed<Computed>, EngineError> {
         let today = now.date_naive();
         let started = std::time::Instant::now();
         let lap =
             |what: &'static str| tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "compute");
-        let observing = self.spawn_observe();
+        let observing = if narrow { Vec::new() } else { self.spawn_observe() };
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
-        let (fetched, snapshot) = tokio::join!(self.fetch_all(now, overrides), self.read_state());
+        let (fetched, snapshot) = if narrow {
+            match self.narrow_state(self.fetch_all(now, overrides).await?).await? {
+                Narrowed::Yes((f, s)) => (Ok(f), Ok(s)),
+                Narrowed::Full(why) => return Ok(Narrowed::Full(why)),
+            }
+        } else {
+            tokio::join!(self.fetch_all(now, overrides), self.read_state())
+        };
         let (
             Fetched { records, rejected, counts, columns, skipped, reads, mut reads_changed },
             (snapshot, decisions, state_groups),
@@ -195,6 +228,9 @@ impl Engine {
         );
         let unprotect = keep_protection(&mut resolution, &snapshot);
         lap("resolved identities");
+        if narrow && let Narrowed::Full(why) = self.narrow_resolution(&resolution) {
+            return Ok(Narrowed::Full(why));
+        }
         let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
         // Kept persons keep their names too (for `explain`); nothing is planned for them.
         for k in &resolution.kept {
@@ -243,6 +279,12 @@ impl Engine {
 
         let mut observed = BTreeMap::new();
         let mut observed_groups: BTreeMap<String, Vec<ObservedGroup>> = BTreeMap::new();
+        if narrow {
+            match self.narrow_observe(&resolution, &snapshot).await? {
+                Narrowed::Yes(found) => observed = found,
+                Narrowed::Full(why) => return Ok(Narrowed::Full(why)),
+            }
+        }
         let mut failure = None;
         for (id, handle) in observing {
             match handle.await {
@@ -263,14 +305,20 @@ impl Engine {
             return Err(e);
         }
         lap("read targets");
-        self.guard_renamed_target(&observed, &snapshot)?;
-        self.guard_lost_state(&observed, &snapshot, &resolution).await?;
-        let missing_owned = self.missing_owned(&snapshot, &observed);
-        if !overrides.missing {
-            self.target_guard(&missing_owned, &state_groups, &observed_groups)?;
-        }
-        // Owned accounts moved out of scope by hand: never created a second time.
-        let moved = self.moved_out_of_scope(&missing_owned).await?;
+        // The guards that judge a whole target are the full run's: an incremental run saw every
+        // owned account of its persons where the state says (`narrow_observe`).
+        let moved = if narrow {
+            BTreeMap::new()
+        } else {
+            self.guard_renamed_target(&observed, &snapshot)?;
+            self.guard_lost_state(&observed, &snapshot, &resolution).await?;
+            let missing_owned = self.missing_owned(&snapshot, &observed);
+            if !overrides.missing {
+                self.target_guard(&missing_owned, &state_groups, &observed_groups)?;
+            }
+            // Owned accounts moved out of scope by hand: never created a second time.
+            self.moved_out_of_scope(&missing_owned).await?
+        };
         // Accounts an operator claimed outside the scope (`adopt --entry`): moved into place.
         let outside: HashSet<(String, IdentityId)> = self.store.outside_claims().await?.into_iter().collect();
 
@@ -291,6 +339,9 @@ impl Engine {
             desired.entry(id.clone()).or_default().extend(more);
         }
         usernames.extend(new_names);
+        if narrow && (!failures.is_empty() || !waiting.by_identity.is_empty()) {
+            return Ok(Narrowed::Full("a person is held: a failure, or a decision waited for".into()));
+        }
         // A new person whose name could not be made (a reported failure), or who waits for a
         // decision about an account made before enid, is not recorded yet: their records wait.
         if !failures.is_empty() || !waiting.by_identity.is_empty() {
@@ -306,8 +357,13 @@ impl Engine {
         }
         held_rows.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
         let held_keys = held_rows.iter().map(|h| (h.source.clone(), h.person_id.clone(), h.content_hash.clone()));
-        let held_before = self.store.held_keys().await?;
-        reads_changed |= !held_keys.eq(held_before.into_iter().filter(|(source, ..)| counts.contains_key(source)));
+        // An incremental run holds nothing new (it gave up otherwise) and leaves the held records
+        // as they are.
+        if !narrow {
+            let held_before = self.store.held_keys().await?;
+            reads_changed |= !held_keys.eq(held_before.into_iter().filter(|(source, ..)| counts.contains_key(source)));
+        }
+        let owned_totals = if narrow { self.store.owned_counts().await? } else { BTreeMap::new() };
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
@@ -423,6 +479,14 @@ impl Engine {
                 });
             }
             let mut tp = plan::plan_target(id, want, obs, &owned, &handle.managed, &facts);
+            if narrow {
+                // Thresholds weigh against the accounts the target holds, not the few read.
+                let total = owned_totals.get(id).copied().unwrap_or(0);
+                tp.in_scope = tp.in_scope.max(total);
+                held.extend(weigh(id, &tp, &owned, Some(total), &handle.policy.thresholds));
+                target_plans.insert(id.clone(), tp);
+                continue;
+            }
             tp.blocked.extend(moved_away);
             tp.summary.r#move += moved_in.len();
             tp.operations.extend(moved_in);
@@ -467,7 +531,7 @@ impl Engine {
             }
             // Groups whose names the domain holds elsewhere are blocked, not sent (`domain.rs`).
             self.block_held_group_names(id, all_obs, &protected_ids, &mut tp).await?;
-            held.extend(weigh(id, &tp, &owned, &handle.policy.thresholds));
+            held.extend(weigh(id, &tp, &owned, None, &handle.policy.thresholds));
             let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id && !g.pending).collect();
             // The members the owned groups hold now, as the target shows them. The owned
             // groups' anchors and folded keys are looked up, not compared pairwise: thousands of
@@ -518,6 +582,12 @@ impl Engine {
         );
         plan.kept = kept_persons(&resolution, &snapshot);
         plan.held = held;
+        if narrow {
+            match self.narrow_check(&plan, &correlation).await? {
+                Narrowed::Yes(()) => {}
+                Narrowed::Full(why) => return Ok(Narrowed::Full(why)),
+            }
+        }
         self.fingerprint_plan(&mut plan);
         if !unprotect.is_empty() {
             // Releasing protection is part of what an approval of this plan approves.
@@ -549,7 +619,8 @@ impl Engine {
                 })
             })
             .collect();
-        Ok(Computed {
+        Ok(Narrowed::Yes(Computed {
+            incremental: narrow,
             plan,
             resolution,
             usernames,
@@ -567,7 +638,7 @@ impl Engine {
             observed,
             protected,
             outside_done,
-        })
+        }))
     }
 
     /// Identities whose name changed so that their username no longer fits, when the policy is
@@ -809,9 +880,10 @@ fn weigh(
     id: &str,
     tp: &plan::TargetPlan,
     rows: &[&crate::core::model::OwnedAccount],
+    total: Option<usize>,
     thresholds: &crate::core::policy::Thresholds,
 ) -> Vec<plan::ThresholdHit> {
-    let owned = rows.iter().filter(|a| a.status != AccountStatus::Pending).count();
+    let owned = total.unwrap_or_else(|| rows.iter().filter(|a| a.status != AccountStatus::Pending).count());
     let fresh = if tp.summary.create == 0 {
         0
     } else {

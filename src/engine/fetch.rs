@@ -43,6 +43,7 @@ impl Engine {
     /// not given; its changes are merged with the stored records before any guard judges them.
     pub(super) async fn fetch_all(&self, now: DateTime<Utc>, overrides: &Overrides) -> Result<Fetched, EngineError> {
         let today = now.date_naive();
+        let started = std::time::Instant::now();
         let (last, last_columns, last_reads) =
             tokio::try_join!(self.store.source_counts(), self.store.source_columns(), self.store.source_reads())?;
         let mut plans = Vec::new();
@@ -57,6 +58,7 @@ impl Engine {
             s.conn.fetch(cx)
         }))
         .await;
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "read the sources");
         let mut out = Fetched {
             records: Vec::new(),
             rejected: BTreeMap::new(),

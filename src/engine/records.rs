@@ -49,7 +49,7 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
 /// A short fingerprint of a record as stored for `owner` (an identity id; empty for a held
 /// record), only to decide whether the stored copy is rewritten: a fast 64-bit hash is enough,
 /// and a different hash after an upgrade rewrites each record once.
-fn fingerprint(owner: &str, civic: Option<&str>, r: &connector_api::SourceRecord) -> String {
+pub(super) fn fingerprint(owner: &str, civic: Option<&str>, r: &connector_api::SourceRecord) -> String {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
     h.write(owner.as_bytes());

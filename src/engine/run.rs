@@ -71,8 +71,10 @@ pub enum RunMode {
     /// A service's run (`enid run`): the operations operators approved (as operations, see
     /// `engine::approvals`) that this plan still does exactly so are carried out; with
     /// `within_thresholds`, the whole plan is when nothing holds it. Everything else is saved
-    /// for approval (the run is `held`, or `planned`). Holds the run lock.
-    Service { within_thresholds: bool },
+    /// for approval (the run is `held`, or `planned`). Holds the run lock. With
+    /// `changes_only`, an incremental run (`engine::incremental`) when nothing approved waits:
+    /// only the persons whose records changed, or a full run where it cannot be sure.
+    Service { within_thresholds: bool, changes_only: bool },
 }
 
 /// Input guards an operator let through for one run, after review.
@@ -163,6 +165,9 @@ pub struct RunCounts {
     pub not_sent: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<String>,
+    /// An incremental run: only the persons whose records changed were planned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 impl RunCounts {
@@ -172,7 +177,7 @@ impl RunCounts {
         for op in &computed.plan.operations {
             *planned.entry(op.action.as_str().to_string()).or_insert(0) += 1;
         }
-        RunCounts { planned, ..RunCounts::default() }
+        RunCounts { planned, incremental: computed.incremental, ..RunCounts::default() }
     }
 
     fn json(&self) -> Option<String> {
@@ -211,7 +216,9 @@ impl Engine {
                 frontend.computed(&computed);
                 Ok(RunReport { computed, approved: None, outcome: Outcome::Planned, saved: *save, run_id })
             }
-            RunMode::Service { within_thresholds } => self.service_run(request, *within_thresholds, frontend).await,
+            RunMode::Service { within_thresholds, changes_only } => {
+                self.service_run(request, *within_thresholds, *changes_only, frontend).await
+            }
             RunMode::Apply(approval) => {
                 let _lock = self.lock("apply", now).await?;
                 let stopped = |e: &EngineError| connector_api::one_line(e);
@@ -282,6 +289,7 @@ impl Engine {
         &self,
         request: &RunRequest,
         within_thresholds: bool,
+        changes_only: bool,
         frontend: &mut dyn Frontend,
     ) -> Result<RunReport, EngineError> {
         let now = request.now;
@@ -299,7 +307,22 @@ impl Engine {
                 _ => {}
             }
         }
-        let mut computed = match self.compute(now, &overrides).await {
+        // Approved operations and accepted guards are a full run's: the approved persons are
+        // not the changed ones.
+        let narrow = changes_only && approvals.is_empty();
+        let computed = if narrow {
+            match self.compute_changes(now, &overrides).await {
+                Ok(super::Narrowed::Yes(c)) => Ok(c),
+                Ok(super::Narrowed::Full(why)) => {
+                    tracing::info!(why = %why, "a full run instead of an incremental one");
+                    self.compute(now, &overrides).await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.compute(now, &overrides).await
+        };
+        let mut computed = match computed {
             Ok(c) => c,
             Err(e) => {
                 self.note_run("run", None, "stopped", &connector_api::one_line(&e), None, now).await;

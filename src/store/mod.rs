@@ -18,8 +18,8 @@ mod suite;
 
 pub use rows::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership,
-    PasswordFilter, RecordRow, RunRow, SealedPassword, SourceRead, StateMetrics, StoredRecordView, StoredSourceRecord,
-    TokenRow, describe_stored,
+    PasswordFilter, RecordDigest, RecordRow, RunRow, SealedPassword, SourceRead, StateMetrics, StoredRecordView,
+    StoredSourceRecord, TokenRow, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -444,6 +444,33 @@ pub trait StateStore: Send + Sync {
     /// The held records of every source: (source, person_id, content hash), sorted.
     fn held_keys(&self) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
 
+    /// Every stored record's key, identity, content hash and whether it is marked gone: what an
+    /// incremental run compares the sources' records with.
+    fn record_digests(&self) -> impl Future<Output = Result<Vec<RecordDigest>, StoreError>> + Send;
+
+    /// The state of the identities linked to `keys` (source, person_id) or holding one of the
+    /// civic numbers, e-mail addresses or eppns (these two compared lowercased) in a stored
+    /// record: the identities, all their records, their accounts and primary school units. What
+    /// an incremental run resolves and plans, instead of the whole [`StateStore::snapshot`].
+    fn snapshot_of(
+        &self,
+        keys: &[(String, String)],
+        civic: &[String],
+        email: &[String],
+        eppn: &[String],
+    ) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// The whole stored copies (`data`, JSON without the civic number) of the records at `keys`:
+    /// (source, person_id, data).
+    fn records_data(
+        &self,
+        keys: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<(String, String, Option<String>)>, StoreError>> + Send;
+
+    /// How many accounts enid owns on each target (pending creates not counted): what an
+    /// incremental run weighs its thresholds against.
+    fn owned_counts(&self) -> impl Future<Output = Result<BTreeMap<String, usize>, StoreError>> + Send;
+
     /// Replaces the held records of `sources` (records read in no identity: held in a conflict,
     /// waiting, or of a kept identity) with `rows`; a record held before keeps when it was first
     /// held.
@@ -839,6 +866,31 @@ impl StateStore for Store {
 
     async fn held_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         dispatch!(self.held_keys())
+    }
+
+    async fn record_digests(&self) -> Result<Vec<RecordDigest>, StoreError> {
+        dispatch!(self.record_digests())
+    }
+
+    async fn snapshot_of(
+        &self,
+        keys: &[(String, String)],
+        civic: &[String],
+        email: &[String],
+        eppn: &[String],
+    ) -> Result<Snapshot, StoreError> {
+        dispatch!(self.snapshot_of(keys, civic, email, eppn))
+    }
+
+    async fn records_data(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        dispatch!(self.records_data(keys))
+    }
+
+    async fn owned_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        dispatch!(self.owned_counts())
     }
 
     async fn hold_records(

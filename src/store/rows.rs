@@ -95,6 +95,17 @@ pub struct SourceRead {
     pub scope: String,
 }
 
+/// A stored record as an incremental run compares it: its key, identity, content hash, and
+/// whether it is marked gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordDigest {
+    pub source: String,
+    pub person_id: String,
+    pub identity_id: String,
+    pub content_hash: String,
+    pub gone: bool,
+}
+
 /// A stored record as an incremental read's merge needs it: its key, its full civic number,
 /// and the whole record as JSON (`None` for a record stored before records were kept whole).
 #[derive(Debug, Clone)]

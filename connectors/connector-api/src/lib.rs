@@ -52,5 +52,7 @@ pub use source::{
     Affiliation, AffiliationKind, FetchContext, Fetched, GroupMembership, GroupType, Protection, Role, RowError,
     Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
 };
-pub use target::{AccountSpec, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp};
+pub use target::{
+    AccountSpec, Field, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,
+};
 pub use value::{ABSENT, AttrChange, Attrs, Fields, Value};

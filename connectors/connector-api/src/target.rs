@@ -339,6 +339,18 @@ fn retry_after_text(retry_after: Option<Duration>) -> String {
     }
 }
 
+/// What [`Target::observe_where`] looks accounts up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// The owner attribute (enid ids): the accounts enid marked as its own.
+    Owner,
+    /// The username (LDAP the RDN attribute, AD `sAMAccountName` or the UPN it gives, SCIM
+    /// `userName`), compared as the target compares names.
+    Username,
+    /// Another attribute: a correlation rule's (a dotted name is a part of a complex value).
+    Attribute(&'a str),
+}
+
 /// A system that holds accounts.
 ///
 /// Every target MUST: read all or nothing ([`Target::observe`] never returns a short list);
@@ -379,6 +391,20 @@ pub trait Target {
         attrs: &[String],
     ) -> impl Future<Output = Result<Option<ObservedAccount>, TargetError>> + Send {
         let _ = (key, attrs);
+        async { Ok(None) }
+    }
+    /// The accounts in the observed scope whose `field` holds one of `values`, read as
+    /// [`Target::observe`] reads them (the same attributes, disabled, excluded, placement):
+    /// what an incremental run reads instead of the whole scope. All or nothing, as `observe`.
+    /// `None`: this target cannot look accounts up, and the engine reads the whole scope
+    /// instead (the default).
+    fn observe_where(
+        &self,
+        field: Field<'_>,
+        values: &[String],
+        attrs: &[String],
+    ) -> impl Future<Output = Result<Option<Vec<ObservedAccount>>, TargetError>> + Send {
+        let _ = (field, values, attrs);
         async { Ok(None) }
     }
     /// Performs one operation. Safe to call concurrently for different accounts.

@@ -26,7 +26,7 @@ pub use dn::{escape_dn_value, fold_group_name, normalize_dn};
 
 use conn::{Conn, ConnSettings};
 use connector_api::{
-    Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,
+    Capabilities, Field, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,
 };
 use error::{from_ldap, from_result};
 use ldap3::Scope;
@@ -108,6 +108,25 @@ impl LdapTarget {
     }
 }
 
+impl LdapTarget {
+    /// The attributes a read asks for: the engine's, the anchor, the RDN and the disable
+    /// attribute.
+    fn wanted(&self, attrs: &[String]) -> Vec<String> {
+        let mut wanted: Vec<String> = attrs.to_vec();
+        for extra in ["entryUUID".to_string(), self.config.rdn_attribute.clone()] {
+            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(&extra)) {
+                wanted.push(extra);
+            }
+        }
+        if let DisableMethod::Attribute { attribute, .. } = &self.config.disable
+            && !wanted.iter().any(|a| a.eq_ignore_ascii_case(attribute))
+        {
+            wanted.push(attribute.clone());
+        }
+        wanted
+    }
+}
+
 impl Target for LdapTarget {
     fn capabilities(&self) -> &Capabilities {
         &self.caps
@@ -140,17 +159,7 @@ impl Target for LdapTarget {
     }
 
     async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
-        let mut wanted: Vec<String> = attrs.to_vec();
-        for extra in ["entryUUID".to_string(), self.config.rdn_attribute.clone()] {
-            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(&extra)) {
-                wanted.push(extra);
-            }
-        }
-        if let DisableMethod::Attribute { attribute, .. } = &self.config.disable
-            && !wanted.iter().any(|a| a.eq_ignore_ascii_case(attribute))
-        {
-            wanted.push(attribute.clone());
-        }
+        let wanted = self.wanted(attrs);
         let base_norm = normalize_dn(&self.config.base_dn);
         let result = async {
             let mut all = self.search_all(&self.config.base_dn.clone(), &wanted).await?;
@@ -168,6 +177,36 @@ impl Target for LdapTarget {
             self.reset(e).await;
         }
         result
+    }
+
+    async fn observe_where(
+        &self,
+        field: Field<'_>,
+        values: &[String],
+        attrs: &[String],
+    ) -> Result<Option<Vec<ObservedAccount>>, TargetError> {
+        let attr = match field {
+            Field::Owner => self.config.owner_attribute.clone(),
+            Field::Username => self.config.rdn_attribute.clone(),
+            Field::Attribute(a) => a.split('.').next().unwrap_or(a).to_string(),
+        };
+        let wanted = self.wanted(attrs);
+        let base_norm = normalize_dn(&self.config.base_dn);
+        let result = async {
+            let mut found = self.search_where(&self.config.base_dn.clone(), &attr, values, &wanted).await?;
+            if let Some(ou) = self.config.disabled_ou() {
+                let ou_norm = normalize_dn(&ou);
+                if !ou_norm.ends_with(&format!(",{base_norm}")) && ou_norm != base_norm {
+                    found.extend(self.search_where(&ou, &attr, values, &wanted).await?);
+                }
+            }
+            Ok(found)
+        }
+        .await;
+        if let Err(e) = &result {
+            self.reset(e).await;
+        }
+        result.map(Some)
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {

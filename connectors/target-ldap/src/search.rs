@@ -9,14 +9,53 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::HashMap;
 
+/// `(&FILTER(|(a=v1)(a=v2)…))` over every attribute in `attrs`, the values escaped; `suffix` is
+/// appended to each value unescaped (a substring filter's `@*`). The configured filter is taken
+/// with or without its parentheses.
+pub(crate) fn and_any(filter: &str, attrs: &[&str], values: &[String], suffix: &str) -> String {
+    let base = filter.trim();
+    let base = if base.starts_with('(') { base.to_string() } else { format!("({base})") };
+    let any: String = values
+        .iter()
+        .flat_map(|v| attrs.iter().map(move |a| format!("({a}={}{suffix})", ldap3::ldap_escape(v.as_str()))))
+        .collect();
+    format!("(&{base}(|{any}))")
+}
+
 impl LdapTarget {
     pub(crate) async fn search_all(&self, base: &str, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
+        self.search_filtered(base, &self.config.filter.clone(), attrs).await
+    }
+
+    /// Accounts under `base` that the configured filter selects and whose `attr` holds one of
+    /// `values` (fifty to a search), read as [`LdapTarget::search_all`] reads them.
+    pub(crate) async fn search_where(
+        &self,
+        base: &str,
+        attr: &str,
+        values: &[String],
+        attrs: &[String],
+    ) -> Result<Vec<ObservedAccount>, TargetError> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(50) {
+            let filter = and_any(&self.config.filter, &[attr], chunk, "");
+            out.extend(self.search_filtered(base, &filter, attrs).await?);
+        }
+        Ok(out)
+    }
+
+    async fn search_filtered(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[String],
+    ) -> Result<Vec<ObservedAccount>, TargetError> {
         let mut ldap = self.ldap().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
             .with_timeout(self.timeout())
-            .streaming_search_with(adapters, base, Scope::Subtree, &self.config.filter, attrs.to_vec())
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
         let wanted: HashMap<String, &String> = attrs.iter().map(|a| (a.to_ascii_lowercase(), a)).collect();

@@ -457,6 +457,13 @@ impl MatchKey {
     }
 }
 
+/// Whether a source key is the civic number itself (normalised, twelve digits), with or without
+/// the century.
+pub fn key_is_number(person_id: &str, number: &str) -> bool {
+    let compact: String = person_id.chars().filter(char::is_ascii_alphanumeric).collect();
+    compact.eq_ignore_ascii_case(number) || number.get(2..).is_some_and(|n| compact.eq_ignore_ascii_case(n))
+}
+
 /// The records whose source key *is* their civic number, now a personnummer, where the same source
 /// had, under the key that was the person's samordningsnummer, a record with the same date of
 /// birth (day + 60) and at least one of the same names, whose key is gone from this run and
@@ -465,10 +472,6 @@ impl MatchKey {
 /// several do. Returns (source, new key, identity, old number, new number), by record order.
 fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> Vec<Rekey> {
     use connector_api::civic::{CivicKind, kind_of_normalised};
-    let key_is_number = |person_id: &str, number: &str| {
-        let compact: String = person_id.chars().filter(char::is_ascii_alphanumeric).collect();
-        compact.eq_ignore_ascii_case(number) || compact.eq_ignore_ascii_case(&number[2..])
-    };
     // Only records that may be re-keyed are looked at, so a run without any costs nothing more.
     let wanted: Vec<(&Sourced, &str)> = unlinked
         .iter()

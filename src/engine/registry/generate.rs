@@ -145,6 +145,15 @@ macro_rules! connectors {
                 match self { $( AnyTarget::$tvariant(t) => t.observe_at(key, attrs).await, )+ }
             }
 
+            async fn observe_where(
+                &self,
+                field: connector_api::Field<'_>,
+                values: &[String],
+                attrs: &[String],
+            ) -> Result<Option<Vec<ObservedAccount>>, TargetError> {
+                match self { $( AnyTarget::$tvariant(t) => t.observe_where(field, values, attrs).await, )+ }
+            }
+
             async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
                 match self { $( AnyTarget::$tvariant(t) => t.apply(op).await, )+ }
             }

@@ -9,6 +9,7 @@
 
 mod bulk;
 mod file;
+mod partial;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -19,11 +20,9 @@ use super::{
     SealedPassword, StateStore, StoreError, StoredRecordView,
 };
 use crate::core::identity::{CivicChange, Decision};
-use crate::core::model::{
-    AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
-};
+use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, PrimaryTie, Snapshot};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
-use crate::store::{ApprovalRow, HeldRow, SourceRead, StateMetrics, StoredSourceRecord, TokenRow};
+use crate::store::{ApprovalRow, HeldRow, RecordDigest, SourceRead, StateMetrics, StoredSourceRecord, TokenRow};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -38,7 +37,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 18] = [
+const MIGRATIONS: [(i64, &str, &str); 19] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -57,6 +56,7 @@ const MIGRATIONS: [(i64, &str, &str); 18] = [
     (16, "run outcomes", include_str!("../../../migrations/sqlite/0016_run_outcomes.sql")),
     (17, "tokens", include_str!("../../../migrations/sqlite/0017_tokens.sql")),
     (18, "approvals", include_str!("../../../migrations/sqlite/0018_approvals.sql")),
+    (19, "accounts by identity", include_str!("../../../migrations/sqlite/0019_accounts_by_identity.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -279,61 +279,17 @@ impl StateStore for SqliteStore {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let sql = format!("SELECT json_group_array({}) FROM source_records", partial::RECORD_COLUMNS);
         let (identities, records, accounts) = tokio::try_join!(
-            self.json_rows::<(String, Option<String>, Option<String>, Option<String>)>(sqlx::query(
+            self.json_rows::<partial::IdentityRow>(sqlx::query(
                 "SELECT json_group_array(json_array(id, username, primary_school, primary_tie)) FROM identities"
             )),
-            self.json_rows::<StoredRow>(sqlx::query(
-                "SELECT json_group_array(json_array(source, person_id, identity_id, civic_no, content_hash, school_unit,
-                        email, eppn, role, json(CASE WHEN protected = 1 THEN 'true' ELSE 'false' END),
-                        given_name, family_name, json(CASE WHEN gone_at IS NULL THEN 'false' ELSE 'true' END)))
-                 FROM source_records"
-            )),
+            self.json_rows::<StoredRow>(sqlx::query(sqlx::AssertSqlSafe(sql))),
             self.json_rows::<AccountRowIn>(sqlx::query(
                 "SELECT json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at)) FROM accounts"
             )),
         )?;
-        let mut snap = Snapshot::default();
-        for (id, username, primary, tie) in identities {
-            if let Some(school_unit) = primary {
-                snap.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
-            }
-            snap.identities.insert(id, username);
-        }
-        for (
-            source,
-            person_id,
-            identity_id,
-            civic_no,
-            content_hash,
-            school_unit,
-            email,
-            eppn,
-            role,
-            protected,
-            given,
-            family,
-            gone,
-        ) in records
-        {
-            // The names themselves are not kept in the snapshot: their fingerprint is enough.
-            let names = Some(NameFingerprint::of(&given, &family));
-            let rec = StoredRecord {
-                identity_id,
-                civic_no,
-                content_hash,
-                school_unit,
-                role,
-                protected,
-                email,
-                eppn,
-                names,
-                gone,
-            };
-            snap.insert_record(source, person_id, rec);
-        }
-        snap.accounts = accounts.into_iter().map(owned_account).collect();
-        Ok(snap)
+        Ok(partial::build_snapshot(identities, records, accounts))
     }
 
     async fn commit_identities(
@@ -1112,6 +1068,31 @@ impl StateStore for SqliteStore {
 
     async fn held_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         self.read_held_keys().await
+    }
+
+    async fn record_digests(&self) -> Result<Vec<RecordDigest>, StoreError> {
+        self.read_record_digests().await
+    }
+
+    async fn snapshot_of(
+        &self,
+        keys: &[(String, String)],
+        civic: &[String],
+        email: &[String],
+        eppn: &[String],
+    ) -> Result<Snapshot, StoreError> {
+        self.read_snapshot_of(keys, civic, email, eppn).await
+    }
+
+    async fn records_data(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        self.read_records_data(keys).await
+    }
+
+    async fn owned_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        self.read_owned_counts().await
     }
 
     async fn hold_records(

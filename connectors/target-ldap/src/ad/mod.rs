@@ -18,7 +18,7 @@ pub use config::{AdConfig, AdGroupsConfig, InitialPassword};
 use crate::conn::{Conn, ConnSettings};
 use crate::dn::normalize_dn;
 use connector_api::{
-    Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,
+    Capabilities, Field, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Secret, Target, TargetError, TargetOp,
 };
 use std::collections::HashSet;
 use std::time::Duration;
@@ -95,6 +95,15 @@ impl Target for AdTarget {
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
         self.guarded(self.observe_at_inner(key, attrs)).await
+    }
+
+    async fn observe_where(
+        &self,
+        field: Field<'_>,
+        values: &[String],
+        attrs: &[String],
+    ) -> Result<Option<Vec<ObservedAccount>>, TargetError> {
+        self.guarded(self.observe_where_inner(field, values, attrs)).await.map(Some)
     }
 
     async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {

@@ -7,7 +7,8 @@
 use super::{AdTarget, UAC_DISABLED, group_sam, guid_filter, guid_text};
 use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
-use connector_api::{Attrs, Lookup, ObservedAccount, ObservedGroup, TargetError, Value};
+use crate::search::and_any;
+use connector_api::{Attrs, Field, Lookup, ObservedAccount, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapResult, Scope, SearchEntry};
 use std::collections::HashMap;
@@ -39,6 +40,17 @@ pub(crate) fn ranged<'a>(e: &'a SearchEntry, name: &str) -> Option<(&'a [String]
     })
 }
 
+/// The attributes an account read asks for: the engine's, and what the connector reads itself.
+fn wanted(attrs: &[String]) -> Vec<String> {
+    let mut wanted: Vec<String> = attrs.to_vec();
+    for extra in ["sAMAccountName", "userAccountControl", "objectGUID", "cn"] {
+        if !wanted.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
+            wanted.push(extra.to_string());
+        }
+    }
+    wanted
+}
+
 impl AdTarget {
     pub(super) async fn check_inner(&self) -> Result<String, TargetError> {
         let mut ldap = self.conn.ldap().await?;
@@ -62,19 +74,47 @@ impl AdTarget {
     }
 
     pub(super) async fn observe_inner(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
-        let mut wanted: Vec<String> = attrs.to_vec();
-        for extra in ["sAMAccountName", "userAccountControl", "objectGUID", "cn"] {
-            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
-                wanted.push(extra.to_string());
-            }
-        }
-        let mut all = self.search_accounts(&self.config.base_dn.clone(), &wanted).await?;
+        let wanted = wanted(attrs);
+        let mut all = self.search_accounts(&self.config.base_dn.clone(), &self.config.filter, &wanted).await?;
         // A protected OU outside base_dn is searched too.
         let protected = self.config.protected_ou();
         if !under(&normalize_dn(&protected), &self.config.base_dn) {
-            all.extend(self.search_accounts(&protected, &wanted).await?);
+            all.extend(self.search_accounts(&protected, &self.config.filter, &wanted).await?);
         }
         Ok(all)
+    }
+
+    /// The accounts in scope (base_dn and the protected OU) whose `field` holds one of
+    /// `values`, fifty to a search. A username is a `sAMAccountName` or the name before the `@`
+    /// of a UPN.
+    pub(super) async fn observe_where_inner(
+        &self,
+        field: Field<'_>,
+        values: &[String],
+        attrs: &[String],
+    ) -> Result<Vec<ObservedAccount>, TargetError> {
+        let wanted = wanted(attrs);
+        let protected = self.config.protected_ou();
+        let mut bases = vec![self.config.base_dn.clone()];
+        if !under(&normalize_dn(&protected), &self.config.base_dn) {
+            bases.push(protected);
+        }
+        let mut out = Vec::new();
+        for chunk in values.chunks(50) {
+            let filter = match field {
+                Field::Owner => and_any(&self.config.filter, &[self.config.owner_attribute.as_str()], chunk, ""),
+                Field::Attribute(a) => and_any(&self.config.filter, &[a.split('.').next().unwrap_or(a)], chunk, ""),
+                Field::Username => {
+                    let sam = and_any(&self.config.filter, &["sAMAccountName"], chunk, "");
+                    let upn = and_any(&self.config.filter, &["userPrincipalName"], chunk, "@*");
+                    format!("(|{sam}{upn})")
+                }
+            };
+            for base in &bases {
+                out.extend(self.search_accounts(base, &filter, &wanted).await?);
+            }
+        }
+        Ok(out)
     }
 
     /// The account at `key`, wherever it is in the domain (none: no such entry).
@@ -83,23 +123,23 @@ impl AdTarget {
         key: &str,
         attrs: &[String],
     ) -> Result<Option<ObservedAccount>, TargetError> {
-        let mut wanted: Vec<String> = attrs.to_vec();
-        for extra in ["sAMAccountName", "userAccountControl", "objectGUID", "cn"] {
-            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(extra)) {
-                wanted.push(extra.to_string());
-            }
-        }
-        let found = self.search_accounts(key, &wanted).await?;
+        let wanted = wanted(attrs);
+        let found = self.search_accounts(key, &self.config.filter, &wanted).await?;
         Ok(found.into_iter().find(|a| normalize_dn(&a.key) == normalize_dn(key)))
     }
 
-    async fn search_accounts(&self, base: &str, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
+    async fn search_accounts(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[String],
+    ) -> Result<Vec<ObservedAccount>, TargetError> {
         let mut ldap = self.conn.ldap().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
             .with_timeout(self.conn.timeout())
-            .streaming_search_with(adapters, base, Scope::Subtree, &self.config.filter, attrs.to_vec())
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
         let wanted: HashMap<String, &String> = attrs.iter().map(|a| (a.to_ascii_lowercase(), a)).collect();

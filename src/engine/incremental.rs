@@ -1,0 +1,301 @@
+//! Incremental reconciles: a run started by a small change plans only the identities whose
+//! records changed and reads only their accounts, looked up on each target by owner value.
+//!
+//! The rule (ARCHITECTURE.md, "Incremental runs"): an incremental run reads every source as a
+//! full run does (with the same input guards), compares each record with its stored digest, and
+//! takes the identities of the changed, new and gone records, and the stored identities a new
+//! record could match (civic number, e-mail, eppn), from the state. It resolves, names and plans
+//! only those, weighs the thresholds against the owned totals, and reads their accounts by owner
+//! value. Whenever it cannot prove that its narrow view gives the plan a full run would give
+//! for these persons, it gives up before planning anything and the run is a full one:
+//! [`Narrowed::Full`] says why. Among the reasons: many changes; a record that is held, rejected
+//! without a key, or re-keyed by a new personnummer; a conflict; an account of theirs that is
+//! not where the state says, an unconfirmed create, or an account with their id that the state
+//! does not know; a create or rename whose username or correlation values a target already
+//! holds; a group membership that would change; a target that cannot look accounts up. The
+//! target-scope guard, the lost-state guard and the group cross-checks stay the full run's.
+
+use super::fetch::Fetched;
+use super::{Engine, EngineError};
+use crate::core::identity::{Decision, Resolution};
+use crate::core::model::{AccountStatus, IdentityId, Snapshot};
+use crate::core::plan::{Action, OwnedGroup, Plan};
+use crate::store::StateStore;
+use connector_api::{Field, ObservedAccount, Target, TargetError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// At most this many changed records are planned incrementally (and no more than one in
+/// twenty of all records, above fifty): more is a full run's work.
+pub const MAX_CHANGES: usize = 1000;
+
+/// What an incremental run found, or why it is a full run.
+#[derive(Debug)]
+pub enum Narrowed<T> {
+    /// The narrow view holds.
+    Yes(T),
+    /// This must be a full run, for the reason given (no person named).
+    Full(String),
+}
+
+/// Shorthand: give up the incremental run with a reason.
+macro_rules! full {
+    ($($arg:tt)*) => {
+        return Ok(Narrowed::Full(format!($($arg)*)))
+    };
+}
+
+/// The state an incremental run plans with: the changed persons' part of it.
+pub(super) type State = (Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>);
+
+impl Engine {
+    /// The records that changed since the last applied run and the state of their identities;
+    /// `fetched.records` keeps only their records.
+    pub(super) async fn narrow_state(&self, mut fetched: Fetched) -> Result<Narrowed<(Fetched, State)>, EngineError> {
+        if fetched.rejected.values().flatten().any(|r| r.person_id.is_none()) {
+            full!("rows were rejected without a readable person_id");
+        }
+        let (digests, held) = tokio::try_join!(self.store.record_digests(), self.store.held_keys())?;
+        let by_key: HashMap<(&str, &str), &crate::store::RecordDigest> =
+            digests.iter().map(|d| ((d.source.as_str(), d.person_id.as_str()), d)).collect();
+        let held: HashMap<(&str, &str), &str> =
+            held.iter().map(|(s, p, h)| ((s.as_str(), p.as_str()), h.as_str())).collect();
+        let rejected: HashSet<(&str, &str)> = fetched
+            .rejected
+            .iter()
+            .flat_map(|(s, rows)| rows.iter().filter_map(move |r| Some((s.as_str(), r.person_id.as_deref()?))))
+            .collect();
+        let mut changed: HashSet<usize> = HashSet::default();
+        let mut unlinked = Vec::new();
+        for (i, s) in fetched.records.iter().enumerate() {
+            let key = (s.source.as_str(), s.record.person_id.as_str());
+            let civic = s.record.civic_no.as_ref().map(|c| c.expose());
+            if let Some(h) = held.get(&key) {
+                if super::records::fingerprint("", civic, &s.record) == *h {
+                    continue;
+                }
+                full!("a record held in the conflict queue or waiting for a decision changed");
+            }
+            match by_key.get(&key) {
+                Some(d)
+                    if !d.gone && super::records::fingerprint(&d.identity_id, civic, &s.record) == d.content_hash => {}
+                Some(_) => {
+                    changed.insert(i);
+                }
+                None => {
+                    changed.insert(i);
+                    unlinked.push(i);
+                }
+            }
+        }
+        let present: HashSet<(&str, &str)> =
+            fetched.records.iter().map(|s| (s.source.as_str(), s.record.person_id.as_str())).collect();
+        let gone: Vec<(String, String)> = digests
+            .iter()
+            .filter(|d| !d.gone && fetched.counts.contains_key(&d.source))
+            .map(|d| (d.source.as_str(), d.person_id.as_str()))
+            .filter(|k| !present.contains(k) && !rejected.contains(k) && !held.contains_key(k))
+            .map(|(s, p)| (s.to_string(), p.to_string()))
+            .collect();
+        let n = changed.len() + gone.len();
+        let total = fetched.records.len();
+        if n > MAX_CHANGES || n > 50 && n * 20 > total {
+            full!("{n} records changed or left");
+        }
+        let groups = self.targets.values().any(|t| t.groups.is_some());
+        if groups && !gone.is_empty() {
+            full!("a record left, and a target has groups");
+        }
+        let match_on = &self.config.identity.match_on;
+        let (mut civic, mut email, mut eppn) = (Vec::new(), Vec::new(), Vec::new());
+        for &i in &unlinked {
+            let r = &fetched.records[i].record;
+            if let Some(c) = &r.civic_no {
+                if c.kind() == connector_api::civic::CivicKind::Personnummer
+                    && crate::core::identity::key_is_number(&r.person_id, c.expose())
+                {
+                    full!("a record is keyed by a personnummer: it may be a re-keyed person");
+                }
+                civic.push(c.expose().to_string());
+            }
+            for m in match_on {
+                let value = match m {
+                    crate::core::identity::MatchKey::Email => &r.email,
+                    crate::core::identity::MatchKey::Eppn => &r.eppn,
+                };
+                if let Some(v) = value {
+                    match m {
+                        crate::core::identity::MatchKey::Email => email.push(v.clone()),
+                        crate::core::identity::MatchKey::Eppn => eppn.push(v.clone()),
+                    }
+                }
+            }
+        }
+        let mut keys: Vec<(String, String)> = changed
+            .iter()
+            .map(|&i| (fetched.records[i].source.clone(), fetched.records[i].record.person_id.clone()))
+            .collect();
+        keys.extend(gone.iter().cloned());
+        if groups {
+            // A changed group, school tie, protection or death changes group memberships: the
+            // full run's group plan decides those.
+            let linked: Vec<(String, String)> = keys.iter().filter(|k| !gone.contains(k)).cloned().collect();
+            let old: HashMap<(String, String), Option<String>> =
+                self.store.records_data(&linked).await?.into_iter().map(|(s, p, d)| ((s, p), d)).collect();
+            for &i in &changed {
+                let s = &fetched.records[i];
+                let Some(data) = old.get(&(s.source.clone(), s.record.person_id.clone())) else {
+                    full!("a new person, and a target has groups");
+                };
+                let Some(before) =
+                    data.as_deref().and_then(|d| serde_json::from_str::<connector_api::SourceRecord>(d).ok())
+                else {
+                    full!("a stored record is not kept whole");
+                };
+                let r = &s.record;
+                if before.groups != r.groups
+                    || before.affiliations != r.affiliations
+                    || before.protection != r.protection
+                    || before.deceased != r.deceased
+                {
+                    full!("a group membership or school tie changed, and a target has groups");
+                }
+            }
+        }
+        let (snapshot, decisions, groups) = tokio::try_join!(
+            self.store.snapshot_of(&keys, &civic, &email, &eppn),
+            self.store.decisions(),
+            self.store.groups()
+        )?;
+        let records = std::mem::take(&mut fetched.records);
+        fetched.records = records
+            .into_iter()
+            .enumerate()
+            .filter(|(i, s)| changed.contains(i) || snapshot.record(&s.source, &s.record.person_id).is_some())
+            .map(|(_, s)| s)
+            .collect();
+        tracing::debug!(
+            changed = n,
+            records = fetched.records.len(),
+            identities = snapshot.identities.len(),
+            "incremental"
+        );
+        Ok(Narrowed::Yes((fetched, (snapshot, decisions, groups))))
+    }
+
+    /// After resolving: whether the changed persons' resolution is one an incremental run may
+    /// plan.
+    pub(super) fn narrow_resolution(&self, resolution: &Resolution) -> Narrowed<()> {
+        if !resolution.conflicts.is_empty() {
+            return Narrowed::Full("a conflict".into());
+        }
+        if !resolution.held_records.is_empty() || !resolution.kept.is_empty() {
+            return Narrowed::Full("a person is kept as stored or held".into());
+        }
+        Narrowed::Yes(())
+    }
+
+    /// The changed persons' accounts on every target, looked up by owner value, checked against
+    /// the state's ownership rows.
+    pub(super) async fn narrow_observe(
+        &self,
+        resolution: &Resolution,
+        snapshot: &Snapshot,
+    ) -> Result<Narrowed<BTreeMap<String, Vec<ObservedAccount>>>, EngineError> {
+        let ids: Vec<String> = resolution.all().map(|i| i.id.clone()).collect();
+        let mut out = BTreeMap::new();
+        let outside = self.store.outside_claims().await?;
+        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        if outside.iter().any(|(_, i)| wanted.contains(i.as_str())) {
+            full!("an account claimed outside the scope");
+        }
+        for (id, t) in &self.targets {
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            if owned.iter().any(|a| a.status == AccountStatus::Pending) {
+                full!("an unconfirmed create on target \"{id}\"");
+            }
+            let found = if ids.is_empty() {
+                Vec::new()
+            } else {
+                let mut attrs = t.managed.clone();
+                attrs.extend(t.policy.exclude.attribute_names());
+                attrs.extend(t.policy.correlate.attribute.iter().map(|a| a.split('.').next().unwrap_or(a).to_string()));
+                match t.conn.observe_where(Field::Owner, &ids, &attrs).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) => full!("target \"{id}\" cannot look accounts up"),
+                    Err(error) => return Err(EngineError::Target { id: id.clone(), error }),
+                }
+            };
+            if found.iter().any(|a| a.excluded || t.policy.exclude.matches(a)) {
+                full!("an account on target \"{id}\" is excluded");
+            }
+            let same = |o: &ObservedAccount, a: &crate::core::model::OwnedAccount| {
+                o.anchor.is_some() && o.anchor == a.anchor
+                    || a.key.as_deref().is_some_and(|k| t.caps.key(k) == t.caps.key(&o.key))
+            };
+            for a in &owned {
+                if found.iter().filter(|o| same(o, a)).count() != 1 {
+                    full!("an account enid owns on target \"{id}\" is not where the state says");
+                }
+            }
+            if found.iter().any(|o| !owned.iter().any(|a| same(o, a))) {
+                full!(
+                    "target \"{id}\" holds an account with a changed person's enid id that the state does not record"
+                );
+            }
+            out.insert(id.clone(), found);
+        }
+        Ok(Narrowed::Yes(out))
+    }
+
+    /// After planning: every username a create or rename gives, and every correlation value of
+    /// a person to create, is looked up on the target; anything found there is a full run's
+    /// question (a claim, a person waiting, a name to step around). Operations on a target with
+    /// groups other than updates change memberships: a full run's too.
+    pub(super) async fn narrow_check(
+        &self,
+        plan: &Plan,
+        correlation: &BTreeMap<String, crate::core::plan::CorrelationInput>,
+    ) -> Result<Narrowed<()>, EngineError> {
+        if !plan.claims.is_empty() || !plan.adoptions.is_empty() {
+            full!("an account to claim");
+        }
+        for (id, t) in &self.targets {
+            let ops: Vec<_> = plan.operations.iter().filter(|o| &o.target == id).collect();
+            if t.groups.is_some() && ops.iter().any(|o| o.action != Action::Update) {
+                full!("target \"{id}\" has groups, and an account is created, renamed, moved, disabled or removed");
+            }
+            let mut names: Vec<String> =
+                ops.iter().filter(|o| o.action == Action::Create).map(|o| o.username.clone()).collect();
+            names.extend(plan.renames.iter().map(|r| r.new.clone()));
+            let lookup = |field, values: Vec<String>| async move {
+                if values.is_empty() {
+                    return Ok::<_, TargetError>(Some(Vec::new()));
+                }
+                t.conn.observe_where(field, &values, &[]).await
+            };
+            match lookup(Field::Username, names).await {
+                Ok(Some(found)) if found.is_empty() => {}
+                Ok(Some(_)) => full!("a new username is held on target \"{id}\""),
+                Ok(None) => full!("target \"{id}\" cannot look accounts up"),
+                Err(error) => return Err(EngineError::Target { id: id.clone(), error }),
+            }
+            let Some(input) = correlation.get(id) else { continue };
+            let Some(attr) = &input.attribute else { continue };
+            let creating: HashSet<&IdentityId> =
+                ops.iter().filter(|o| o.action == Action::Create).map(|o| &o.identity).collect();
+            let values: Vec<String> = input
+                .values
+                .iter()
+                .filter(|(i, _)| creating.contains(i))
+                .flat_map(|(_, v)| v.iter().cloned())
+                .collect();
+            match lookup(Field::Attribute(attr), values).await {
+                Ok(Some(found)) if found.is_empty() => {}
+                Ok(Some(_)) => full!("an account on target \"{id}\" holds a new person's correlation value"),
+                Ok(None) => full!("target \"{id}\" cannot look accounts up"),
+                Err(error) => return Err(EngineError::Target { id: id.clone(), error }),
+            }
+        }
+        Ok(Narrowed::Yes(()))
+    }
+}
