@@ -12,14 +12,14 @@ fn pupils(n: usize) -> Vec<String> {
 }
 
 /// The daemon, killed when the test ends however it ends.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     notify: UnixDatagram,
     said: Vec<String>,
 }
 
 impl Daemon {
-    fn start(env: &Env) -> Daemon {
+    pub(crate) fn start(env: &Env) -> Daemon {
         let socket = env.path("notify.sock");
         // A socket of an earlier start of the service in this test.
         let _ = std::fs::remove_file(&socket);
@@ -41,7 +41,7 @@ impl Daemon {
     }
 
     /// Reads what the daemon told the service manager until `want` comes or `secs` pass.
-    fn wait_said(&mut self, want: &str, secs: u64) -> bool {
+    pub(crate) fn wait_said(&mut self, want: &str, secs: u64) -> bool {
         let end = Instant::now() + Duration::from_secs(secs);
         let mut buf = [0u8; 4096];
         while Instant::now() < end {
@@ -68,7 +68,7 @@ impl Drop for Daemon {
     }
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         if f() {

@@ -18,6 +18,7 @@ mod handout;
 mod harness;
 mod identity;
 mod identity_gaps;
+mod incremental16;
 mod lifecycle;
 mod migration;
 mod onboarding;

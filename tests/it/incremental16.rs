@@ -1,0 +1,191 @@
+//! Incremental reconciles of `enid run`: a CSV edit plans only the persons whose records
+//! changed and reads only their accounts; whenever the narrow view cannot be sure (an account
+//! not where the state says, a new username someone else holds, a group membership that
+//! changes), the run is a full one, and says why.
+
+use crate::daemon16::{Daemon, wait_for};
+use crate::harness::*;
+
+const SCHEDULE: &str = "\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n";
+
+fn pupil(i: usize, family: &str, class: &str) -> String {
+    row(&format!("P{i:05}"), &format!("Elev{i}"), family, &pnr(i), "student", "S1", class)
+}
+
+fn pupils(n: usize) -> Vec<String> {
+    (0..n).map(|i| pupil(i, "Testsson", "7A")).collect()
+}
+
+fn runs(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.enid(&["runs", "--json"]).ok().stdout;
+    out.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+/// Waits until the service has left `n` run rows, and returns the last.
+fn run_number(env: &Env, n: usize) -> serde_json::Value {
+    // A row is written when an apply begins ("running") and finished when it ends.
+    wait_for(&format!("run {n}"), 30, || {
+        let all = runs(env);
+        all.len() >= n && all.iter().all(|r| r["status"] != "running")
+    });
+    let all = runs(env);
+    assert_eq!(all.len(), n, "one run per change: {all:?}");
+    all[n - 1].clone()
+}
+
+fn log(env: &Env) -> String {
+    std::fs::read_to_string(env.path("daemon.log")).unwrap()
+}
+
+fn no_civic_numbers(env: &Env, n: usize) {
+    let log = log(env);
+    for i in 0..n {
+        let c = pnr(i);
+        assert!(!log.contains(&c) && !log.contains(&c[2..]), "a civic number in the daemon's log");
+    }
+}
+
+#[test]
+fn edits_reach_the_directory_through_incremental_runs_weighed_against_the_owned_totals() {
+    // Two updates in one run are held when weighed against the two accounts read, not when
+    // weighed against the twenty the target holds.
+    let env = Env::with_config(&format!(
+        "\n[targets.directory.policy.thresholds]\nupdate_percent = 20\nupdate_min = 1\n{SCHEDULE}"
+    ));
+    let mut rows = pupils(20);
+    csv_rows(&env, &rows);
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    let first = run_number(&env, 1);
+    assert_eq!(first["counts"]["planned"]["create"], 20, "{first}");
+    assert!(first["counts"].get("incremental").is_none(), "the first run is a full one: {first}");
+
+    // Two surnames change.
+    rows[3] = pupil(3, "Bytt", "7A");
+    rows[4] = pupil(4, "Bytt", "7A");
+    csv_rows(&env, &rows);
+    let second = run_number(&env, 2);
+    assert_eq!(second["status"], "ok", "{second}");
+    assert_eq!(second["counts"]["incremental"], true, "{second}");
+    assert_eq!(second["counts"]["planned"]["update"], 2, "{second}");
+    assert_eq!(env.search(BASE, "(sn=Bytt)").len(), 2);
+
+    // A new pupil.
+    rows.push(pupil(20, "Ny", "7A"));
+    csv_rows(&env, &rows);
+    let third = run_number(&env, 3);
+    assert_eq!((third["counts"]["incremental"].as_bool(), third["status"].as_str()), (Some(true), Some("ok")));
+    assert_eq!(third["counts"]["planned"]["create"], 1, "{third}");
+    assert_eq!(env.people().len(), 21);
+    assert_eq!(ids_in_directory(&env).values().filter(|dns| dns.len() > 1).count(), 0);
+
+    // A pupil leaves.
+    rows.remove(5);
+    csv_rows(&env, &rows);
+    let fourth = run_number(&env, 4);
+    assert_eq!(fourth["counts"]["incremental"], true, "{fourth}");
+    assert_eq!(fourth["counts"]["planned"]["disable"], 1, "{fourth}");
+    assert_eq!(fourth["counts"]["ok"], 1, "{fourth}");
+
+    // Nothing changed: the file is written again as it was.
+    csv_rows(&env, &rows);
+    let fifth = run_number(&env, 5);
+    assert_eq!((fifth["status"].as_str(), fifth["counts"]["incremental"].as_bool()), (Some("unchanged"), Some(true)));
+
+    // The incremental runs agree with a full plan: nothing left to do.
+    assert_eq!(env.enid(&["plan", "--json"]).ok().json()["operations"].as_array().unwrap().len(), 0);
+    assert!(!log(&env).contains("a full run instead"), "{}", log(&env));
+    no_civic_numbers(&env, 21);
+}
+
+#[test]
+fn an_incremental_run_in_doubt_is_a_full_run_and_never_makes_a_second_account() {
+    let env = Env::with_config(SCHEDULE);
+    let mut rows = pupils(10);
+    csv_rows(&env, &rows);
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    run_number(&env, 1);
+
+    // Someone deleted pupil 2's account by hand; then pupil 2's surname changes. The account
+    // is not where the state says: a full run decides (it creates the account afresh, as for
+    // any account enid made that is gone).
+    let people = env.people();
+    let (uid2, entry2) = people.iter().find(|(_, e)| e.one("givenName") == "Elev2").unwrap();
+    let uid2 = uid2.clone();
+    env.delete(&entry2.dn);
+    rows[2] = pupil(2, "Annan", "7A");
+    csv_rows(&env, &rows);
+    let second = run_number(&env, 2);
+    assert!(second["counts"].get("incremental").is_none(), "a full run: {second}");
+    wait_for("the reason in the log", 10, || log(&env).contains("is not where the state says"));
+    assert_eq!(env.people()[&uid2].one("sn"), "Annan");
+
+    // A new pupil whose username an account enid did not make already holds: the incremental
+    // run finds the name taken and gives way to a full run, which never makes a namesake.
+    std::fs::write(
+        env.path("next.toml"),
+        std::fs::read_to_string(env.path("enid.toml")).unwrap().replace("persons.csv", "next.csv"),
+    )
+    .unwrap();
+    rows.push(pupil(10, "Ny", "7A"));
+    let mut next = String::from(HEADER);
+    next.push('\n');
+    next.push_str(&rows.join("\n"));
+    next.push('\n');
+    std::fs::write(env.path("next.csv"), &next).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+        .arg("--config")
+        .arg(env.path("next.toml"))
+        .args(["plan", "--json"])
+        .env_remove("ENID_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name = plan["new_identities"][0]["username"].as_str().expect("the new pupil's username").to_string();
+    env.add(
+        &format!("uid={name},{BASE}"),
+        &[("objectClass", &["inetOrgPerson"]), ("uid", &[name.as_str()]), ("cn", &["Someone Else"]), ("sn", &["Else"])],
+    );
+    std::fs::write(env.path("persons.csv"), &next).unwrap();
+    let third = run_number(&env, 3);
+    assert!(third["counts"].get("incremental").is_none(), "a full run: {third}");
+    wait_for("the reason in the log", 10, || log(&env).contains("a new username is held on target"));
+    let holders = env.search(BASE, &format!("(uid={name})"));
+    assert_eq!(holders.len(), 1, "no namesake beside the account enid did not make");
+    assert!(holders[0].get("employeeNumber").is_empty(), "the foreign account is not taken over unasked");
+    assert_eq!(env.people().len(), 11);
+    no_civic_numbers(&env, 11);
+}
+
+#[test]
+fn with_groups_a_name_change_is_incremental_and_a_class_change_is_a_full_run() {
+    let env =
+        Env::with_config(&format!("[targets.directory.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n{SCHEDULE}"));
+    let mut rows = pupils(6);
+    csv_rows(&env, &rows);
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    run_number(&env, 1);
+    let members = |class: &str| -> usize {
+        env.search("ou=groups,dc=example,dc=org", &format!("(cn=*{class}*)"))
+            .iter()
+            .map(|g| g.get("member").len())
+            .sum()
+    };
+    assert_eq!(members("7A"), 6);
+
+    rows[1] = pupil(1, "Bytt", "7A");
+    csv_rows(&env, &rows);
+    let second = run_number(&env, 2);
+    assert_eq!(second["counts"]["incremental"], true, "{second}");
+    assert_eq!(second["counts"]["planned"]["update"], 1, "{second}");
+
+    rows[1] = pupil(1, "Bytt", "7B");
+    csv_rows(&env, &rows);
+    let third = run_number(&env, 3);
+    assert!(third["counts"].get("incremental").is_none(), "a full run: {third}");
+    wait_for("the reason in the log", 10, || log(&env).contains("a group membership or school tie changed"));
+    assert_eq!((members("7A"), members("7B")), (5, 1));
+}
