@@ -282,7 +282,7 @@ fn the_ad_target_passes_the_conformance_suite() {
     let target = direct(&ou, &format!("[groups]\nbase_dn = \"OU=Grupper,{ou}\"\n"));
     let mut rig = AdRig { env, proxy, target, ou: ou.clone() };
     let reports = rt.block_on(testkit::run(&mut rig));
-    assert_eq!(reports.len(), 12, "{reports:#?}");
+    assert_eq!(reports.len(), 13, "{reports:#?}");
     testkit::assert_passed(&reports);
     // Every account in the OU of its school, named by its display name.
     for (sam, e) in users(&ou) {

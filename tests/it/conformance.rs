@@ -101,6 +101,6 @@ fn the_ldap_target_passes_the_conformance_suite() {
     let target = LdapTarget::new(LdapConfig { url: env.slapd.url(), ..c.clone() }, Secret::new("secret"));
     let mut rig = LdapRig { env, proxy, target };
     let reports = rt.block_on(testkit::run(&mut rig));
-    assert_eq!(reports.len(), 12, "{reports:#?}");
+    assert_eq!(reports.len(), 13, "{reports:#?}");
     testkit::assert_passed(&reports);
 }

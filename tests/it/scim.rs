@@ -195,7 +195,7 @@ fn conformance(extra: &str) {
     // The connector that looks declares what the engine's does (the same batches).
     let mut rig = ScimRig { env, proxy, target: direct_with(&url, extra) };
     let reports = rt.block_on(testkit::run(&mut rig));
-    assert_eq!(reports.len(), 12, "{reports:#?}");
+    assert_eq!(reports.len(), 13, "{reports:#?}");
     testkit::assert_passed(&reports);
 }
 

@@ -19,7 +19,7 @@ mod json;
 
 pub use config::ScimConfig;
 
-use connector_api::{Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
+use connector_api::{Capabilities, Field, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
 use connector_http::{Auth, HttpClient, HttpSettings, Method, Request};
 use json::{BULK_REQUEST, GROUP, LIST, PATCH, Place, USER};
 use serde_json::{Map, Value as Json, json};
@@ -102,7 +102,12 @@ impl ScimTarget {
 
     /// Every resource of a listing, page by page; a listing that ends before `totalResults`,
     /// that changes its total, or that gives one resource twice is an error.
-    async fn list(&self, resource: &str, attributes: &str) -> Result<Vec<Map<String, Json>>, TargetError> {
+    async fn list(
+        &self,
+        resource: &str,
+        attributes: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<Map<String, Json>>, TargetError> {
         let mut out: Vec<Map<String, Json>> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut total: Option<u64> = None;
@@ -115,6 +120,9 @@ impl ScimTarget {
                 .query("count", page.to_string());
             if !attributes.is_empty() {
                 req = req.query("attributes", attributes);
+            }
+            if let Some(f) = filter {
+                req = req.query("filter", f);
             }
             let resp = self.http.send(&req).await.map_err(|e| e.into_target())?;
             let body = resp.body;
@@ -291,6 +299,27 @@ impl ScimTarget {
     }
 }
 
+/// The string values at a dotted path of a resource (`name.familyName`; a multi-valued
+/// attribute gives each element's value at the rest of the path).
+fn values_at(o: &Map<String, Json>, path: &str) -> Vec<String> {
+    fn walk(v: &Json, rest: &[&str], out: &mut Vec<String>) {
+        match (v, rest.split_first()) {
+            (Json::Array(items), _) => items.iter().for_each(|i| walk(i, rest, out)),
+            (Json::String(s), None) => out.push(s.clone()),
+            (Json::Object(m), Some((first, more))) => {
+                if let Some(next) = m.iter().find(|(k, _)| k.eq_ignore_ascii_case(first)).map(|(_, v)| v) {
+                    walk(next, more, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut out = Vec::new();
+    walk(&Json::Object(o.clone()), &parts, &mut out);
+    out
+}
+
 impl Target for ScimTarget {
     fn capabilities(&self) -> &Capabilities {
         &self.caps
@@ -328,12 +357,57 @@ impl Target for ScimTarget {
         wanted.extend(attrs.iter().map(|a| Place::of(a).path()));
         wanted.sort();
         wanted.dedup();
-        let users = self.list("Users", &wanted.join(",")).await?;
+        let users = self.list("Users", &wanted.join(","), None).await?;
         Ok(users.iter().map(|u| self.user(u, attrs)).collect())
     }
 
+    async fn observe_where(
+        &self,
+        field: Field<'_>,
+        values: &[String],
+        attrs: &[String],
+    ) -> Result<Option<Vec<ObservedAccount>>, TargetError> {
+        let path = match field {
+            Field::Owner => "externalId".to_string(),
+            Field::Username => "userName".to_string(),
+            // A filtered multi-valued attribute (`emails[type eq "work"].value`) is not looked
+            // up: the engine reads everything instead.
+            Field::Attribute(a) if a.contains('[') => return Ok(None),
+            Field::Attribute(a) => a.to_string(),
+        };
+        let mut wanted: Vec<String> = vec!["userName".into(), "active".into(), "externalId".into(), "meta".into()];
+        wanted.extend(attrs.iter().map(|a| Place::of(a).path()));
+        wanted.push(path.split('.').next().unwrap_or(&path).to_string());
+        wanted.sort();
+        wanted.dedup();
+        // userName compares without case (RFC 7643 §4.1.1); the rest as the server stores them.
+        let fold = field == Field::Username;
+        let wanted_values: HashSet<String> =
+            values.iter().map(|v| if fold { v.to_lowercase() } else { v.clone() }).collect();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for chunk in values.chunks(20) {
+            let filter = chunk
+                .iter()
+                .map(|v| format!("{path} eq {}", Json::String(v.clone())))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            // A server that ignores the filter answers with everyone: only what matches counts.
+            for u in self.list("Users", &wanted.join(","), Some(&filter)).await? {
+                let matches = values_at(&u, &path)
+                    .into_iter()
+                    .any(|v| wanted_values.contains(&if fold { v.to_lowercase() } else { v }));
+                let id = u.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
+                if matches && seen.insert(id) {
+                    out.push(self.user(&u, attrs));
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {
-        let groups = self.list("Groups", "displayName,members,meta").await?;
+        let groups = self.list("Groups", "displayName,members,meta", None).await?;
         Ok(groups
             .into_iter()
             .map(|g| {

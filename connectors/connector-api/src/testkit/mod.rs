@@ -167,6 +167,7 @@ pub async fn run<R: Rig>(rig: &mut R) -> Vec<Report> {
     }
     scenario!(create);
     scenario!(replan_is_empty);
+    scenario!(looked_up_by_owner_and_username);
     scenario!(update_one_attribute);
     scenario!(disable);
     scenario!(re_enable);
@@ -257,6 +258,41 @@ impl<R: Rig> Story<'_, R> {
     async fn replan_is_empty(&mut self) -> Result<(), String> {
         let plan = self.rig.plan(self.day);
         ensure!(plan.ok && plan.is_empty(), "a second plan changes something: {plan:?}");
+        Ok(())
+    }
+
+    /// What an incremental run reads: the accounts whose owner marker or username is one of a
+    /// few values, exactly as the whole read shows them; nothing for a value no account holds.
+    async fn looked_up_by_owner_and_username(&mut self) -> Result<(), String> {
+        let all = self.accounts().await?;
+        let attrs = vec![self.caps().owner_attribute.clone()];
+        let t = self.rig.target();
+        let find = |field: crate::Field<'static>, values: Vec<String>| {
+            let attrs = attrs.clone();
+            async move {
+                t.observe_where(field, &values, &attrs)
+                    .await
+                    .map_err(|e| format!("observe_where: {}", crate::one_line(&e)))?
+                    .ok_or_else(|| "this target cannot look accounts up (observe_where gives None)".to_string())
+            }
+        };
+        let anna = all.get("anna.berg").ok_or("no account anna.berg")?;
+        let cy = all.get("cy.lind").ok_or("no account cy.lind")?;
+        let markers: Vec<String> = [anna, cy].iter().filter_map(|a| self.owner(a).map(str::to_string)).collect();
+        let mut found = find(crate::Field::Owner, markers).await?;
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut want = vec![anna.clone(), cy.clone()];
+        want.sort_by(|a, b| a.key.cmp(&b.key));
+        ensure!(found == want, "by owner marker: {found:?}, not as observed: {want:?}");
+        let found = find(crate::Field::Username, vec!["bo.ek".into()]).await?;
+        ensure!(
+            found.len() == 1 && found[0].anchor == all.get("bo.ek").and_then(|a| a.anchor.clone()),
+            "by username bo.ek: {found:?}"
+        );
+        let none = find(crate::Field::Owner, vec!["00000000-0000-4000-8000-000000000000".into()]).await?;
+        ensure!(none.is_empty(), "an owner marker no account holds found {none:?}");
+        let none = find(crate::Field::Username, vec!["no.such".into(), "x)(uid=*".into()]).await?;
+        ensure!(none.is_empty(), "a username no account holds found {none:?}");
         Ok(())
     }
 
