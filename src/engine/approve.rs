@@ -202,7 +202,11 @@ fn select_by(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
 /// own member change with it (the old value out, the new one in), so no group is left holding a
 /// value that no longer names the account. `all` is the plan before the selection.
 fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
-    let moves = |o: &PlannedOp| matches!(o.action, Action::Create | Action::Rename | Action::Move | Action::Enable);
+    // An update that renames the entry (AD's display name) changes the key as a rename does.
+    let moves = |o: &PlannedOp| {
+        matches!(o.action, Action::Create | Action::Rename | Action::Move | Action::Enable)
+            || o.action == Action::Update && o.renames_entry
+    };
     let applied: BTreeSet<(String, String)> =
         kept.iter().filter(|o| moves(o)).map(|o| (o.target.clone(), o.identity.clone())).collect();
     let is_applied = |target: &str, id: &str| applied.contains(&(target.to_string(), id.to_string()));
@@ -287,5 +291,70 @@ fn plan_difference(saved_json: &str, current: &Plan) -> String {
             gone.len(),
             sample(&gone)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(action: Action, identity: &str, op: TargetOp) -> PlannedOp {
+        PlannedOp {
+            action,
+            target: "ad".into(),
+            identity: identity.into(),
+            username: identity.into(),
+            school: String::new(),
+            reason: String::new(),
+            op,
+            new_members: Vec::new(),
+            leaving: Vec::new(),
+            before: None,
+            protected: false,
+            needs_approval: false,
+            disabled_outside: false,
+            renames_entry: false,
+            fingerprint: String::new(),
+        }
+    }
+
+    /// An AD display-name change renames the entry: the account's new member value is known
+    /// only when the update is done. Approved with the group change that adds the account, the
+    /// add keeps the account (named by the key the update reports); approved without it, the
+    /// group change waits for the account.
+    #[test]
+    fn a_partial_approval_follows_an_update_that_renames_the_entry() {
+        let mut update =
+            op(Action::Update, "id-1", TargetOp::Update { key: "CN=Old,OU=S1".into(), changes: Vec::new() });
+        update.renames_entry = true;
+        let mut add = op(Action::AddMembers, "", TargetOp::AddMembers { key: "CN=7A".into(), members: Vec::new() });
+        add.new_members = vec!["id-1".into()];
+        let plan_of = |ops: Vec<PlannedOp>| {
+            let mut p = crate::core::plan::assemble(
+                chrono::Utc::now(),
+                Vec::new(),
+                Default::default(),
+                Vec::new(),
+                Vec::new(),
+                (Vec::new(), Vec::new()),
+            );
+            p.operations = ops;
+            p
+        };
+        let mut both = plan_of(vec![update.clone(), add.clone()]);
+        keep_only(&mut both, |_| true);
+        let kept = both.operations.iter().find(|o| o.action == Action::AddMembers).expect("the add goes ahead");
+        assert_eq!(kept.new_members, vec!["id-1".to_string()], "the renamed account is added by its new key");
+
+        // The update goes ahead, the group change waits: the account's part of it comes along.
+        let mut update_only = plan_of(vec![update.clone(), add.clone()]);
+        keep_only(&mut update_only, |o| o.action == Action::Update);
+        let part = update_only.operations.iter().find(|o| o.action == Action::AddMembers);
+        assert_eq!(part.map(|o| o.new_members.clone()), Some(vec!["id-1".to_string()]), "{update_only:?}");
+
+        // The group change goes ahead, the update waits: the account is not added yet.
+        let mut add_only = plan_of(vec![update, add]);
+        keep_only(&mut add_only, |o| o.action == Action::AddMembers);
+        assert!(add_only.operations.is_empty(), "{add_only:?}");
     }
 }

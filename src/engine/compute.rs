@@ -444,6 +444,7 @@ impl Engine {
                             protected: d.protected,
                             needs_approval: d.needs_approval,
                             disabled_outside: false,
+                            renames_entry: false,
                             fingerprint: String::new(),
                         });
                         false

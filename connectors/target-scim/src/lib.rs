@@ -19,7 +19,9 @@ mod json;
 
 pub use config::ScimConfig;
 
-use connector_api::{Capabilities, Field, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp};
+use connector_api::{
+    Capabilities, Field, Lookup, ObservedAccount, ObservedGroup, OpOutcome, Target, TargetError, TargetOp,
+};
 use connector_http::{Auth, HttpClient, HttpSettings, Method, Request};
 use json::{BULK_REQUEST, GROUP, LIST, PATCH, Place, USER};
 use serde_json::{Map, Value as Json, json};
@@ -387,11 +389,8 @@ impl Target for ScimTarget {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         for chunk in values.chunks(20) {
-            let filter = chunk
-                .iter()
-                .map(|v| format!("{path} eq {}", Json::String(v.clone())))
-                .collect::<Vec<_>>()
-                .join(" or ");
+            let filter =
+                chunk.iter().map(|v| format!("{path} eq {}", Json::String(v.clone()))).collect::<Vec<_>>().join(" or ");
             // A server that ignores the filter answers with everyone: only what matches counts.
             for u in self.list("Users", &wanted.join(","), Some(&filter)).await? {
                 let matches = values_at(&u, &path)

@@ -94,6 +94,7 @@ pub fn plan_target(
                 protected: d.protected,
                 needs_approval: d.needs_approval,
                 disabled_outside: false,
+                renames_entry: false,
                 fingerprint: String::new(),
             });
         };
@@ -383,6 +384,9 @@ pub fn plan_target(
                         TargetOp::Update { key: key.clone(), changes },
                         Some(before),
                     );
+                    if let Some(op) = tp.operations.last_mut() {
+                        op.renames_entry = renames_entry;
+                    }
                     changed = true;
                 }
                 if !changed {
@@ -442,6 +446,7 @@ pub fn plan_target(
                     protected,
                     needs_approval,
                     disabled_outside: false,
+                    renames_entry: false,
                     fingerprint: String::new(),
                 });
             }

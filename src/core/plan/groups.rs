@@ -63,6 +63,7 @@ pub fn plan_groups(
             protected: false,
             needs_approval: false,
             disabled_outside: false,
+            renames_entry: false,
             fingerprint: String::new(),
         });
     };

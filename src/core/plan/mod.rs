@@ -147,6 +147,10 @@ pub struct PlannedOp {
     /// applied only when an operator names it (`apply --only enable`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub disabled_outside: bool,
+    /// An update that renames the entry (AD's display name): its key changes as a rename's
+    /// does, which a partial approval must follow (`engine::approve::keep_only`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub renames_entry: bool,
     /// What an approval of this operation names: a keyed hash of its target, identity, action
     /// and values (`engine::approvals`), the same in every plan that does exactly this, and no
     /// help in guessing a protected person's values. Set by the engine after planning; not part

@@ -3,13 +3,19 @@
 //! ```text
 //! ss12000-server [--persons N] [--port P] [--seed S] [--dialect 2020|2.1] [--today YYYY-MM-DD]
 //!                [--client-id ID] [--client-secret SECRET] [--static-token T] [--no-auth]
-//!                [--token-lifetime-secs N] [--local-seconds]
+//!                [--token-lifetime-secs N] [--local-seconds] [--control]
 //! ```
 //! It prints its URL and how to get a token, and serves until interrupted (Ctrl-C).
+//!
+//! With `--control` it also reads commands from stdin, one per line, for benchmarks that change
+//! the data while enid reads it: `family-name N NAME` gives the N-th enrolled pupil (modulo
+//! their number) the family name NAME, as a school information system's edit would (its
+//! `modifiedAt` moves). It answers `ok` or an error on stdout; it stops at the end of stdin.
 
 use ss12000_server::{AuthConfig, Config, Dialect, GenParams, Timestamps};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
 
 struct Args {
     persons: usize,
@@ -17,10 +23,11 @@ struct Args {
     seed: u64,
     today: Option<chrono::NaiveDate>,
     config: Config,
+    control: bool,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args { persons: 500, port: 0, seed: 1, today: None, config: Config::default() };
+    let mut a = Args { persons: 500, port: 0, seed: 1, today: None, config: Config::default(), control: false };
     let mut auth = AuthConfig::default();
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -48,6 +55,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--static-token" => auth.static_token = Some(value("--static-token")?),
             "--no-auth" => auth.required = false,
             "--local-seconds" => a.config.timestamps = Timestamps::LocalSeconds,
+            "--control" => a.control = true,
             "--token-lifetime-secs" => {
                 auth.token_lifetime =
                     Duration::from_secs(num("--token-lifetime-secs", value("--token-lifetime-secs")?)?)
@@ -103,6 +111,47 @@ async fn main() {
             server.url()
         );
     }
-    let _ = tokio::signal::ctrl_c().await;
+    if args.control {
+        let pupils: Vec<String> =
+            generated_pupils(&server.handle().dataset()).into_iter().map(|p| p.id.clone()).collect();
+        let handle = server.handle();
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        loop {
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) => println!("{}", control(&handle, &pupils, &line)),
+                    _ => break,
+                },
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+    } else {
+        let _ = tokio::signal::ctrl_c().await;
+    }
     server.shutdown().await;
+}
+
+/// The persons with an enrolment, in the dataset's order.
+fn generated_pupils(dataset: &ss12000_server::Dataset) -> Vec<&ss12000_server::Person> {
+    dataset.persons.iter().filter(|p| !p.enrolments.is_empty()).collect()
+}
+
+/// One `--control` command.
+fn control(handle: &ss12000_server::Handle, pupils: &[String], line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["family-name", n, name] => {
+            let Ok(n) = n.parse::<usize>() else { return format!("error: {n:?} is not a number") };
+            if pupils.is_empty() {
+                return "error: no enrolled pupils".into();
+            }
+            let name = name.to_string();
+            if handle.update_person(&pupils[n % pupils.len()], |p| p.family_name = name) {
+                "ok".into()
+            } else {
+                "error: the pupil is gone".into()
+            }
+        }
+        _ => format!("error: unknown command {line:?}"),
+    }
 }
