@@ -364,6 +364,13 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
+impl Cli {
+    /// Whether this is `enid run`, the service.
+    pub fn is_service(&self) -> bool {
+        matches!(self.command, Command::Run)
+    }
+}
+
 /// Logs go to stderr; `ENID_LOG` (tracing filter syntax) overrides `-v`.
 pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::layer::SubscriberExt as _;

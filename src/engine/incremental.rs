@@ -22,6 +22,7 @@ use crate::core::model::{AccountStatus, IdentityId, Snapshot};
 use crate::core::plan::{Action, OwnedGroup, Plan};
 use crate::store::StateStore;
 use connector_api::{Field, ObservedAccount, Target, TargetError};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// At most this many changed records are planned incrementally (and no more than one in
@@ -54,11 +55,19 @@ impl Engine {
         if fetched.rejected.values().flatten().any(|r| r.person_id.is_none()) {
             full!("rows were rejected without a readable person_id");
         }
+        let started = std::time::Instant::now();
+        let lap = |what: &'static str| {
+            tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "incremental");
+        };
         let (digests, held) = tokio::try_join!(self.store.record_digests(), self.store.held_keys())?;
-        let by_key: HashMap<(&str, &str), &crate::store::RecordDigest> =
-            digests.iter().map(|d| ((d.source.as_str(), d.person_id.as_str()), d)).collect();
-        let held: HashMap<(&str, &str), &str> =
-            held.iter().map(|(s, p, h)| ((s.as_str(), p.as_str()), h.as_str())).collect();
+        lap("read the digests");
+        // A stored hash that is not a number never equals a record's: that record counts as
+        // changed.
+        let hash = |h: &str| u64::from_str_radix(h, 16).ok();
+        let by_key: FxHashMap<(&str, &str), (&crate::store::RecordDigest, Option<u64>)> =
+            digests.iter().map(|d| ((d.source.as_str(), d.person_id.as_str()), (d, hash(&d.content_hash)))).collect();
+        let held: FxHashMap<(&str, &str), Option<u64>> =
+            held.iter().map(|(s, p, h)| ((s.as_str(), p.as_str()), hash(h))).collect();
         let rejected: HashSet<(&str, &str)> = fetched
             .rejected
             .iter()
@@ -70,14 +79,14 @@ impl Engine {
             let key = (s.source.as_str(), s.record.person_id.as_str());
             let civic = s.record.civic_no.as_ref().map(|c| c.expose());
             if let Some(h) = held.get(&key) {
-                if super::records::fingerprint("", civic, &s.record) == *h {
+                if Some(super::records::fingerprint_u64("", civic, &s.record)) == *h {
                     continue;
                 }
                 full!("a record held in the conflict queue or waiting for a decision changed");
             }
             match by_key.get(&key) {
-                Some(d)
-                    if !d.gone && super::records::fingerprint(&d.identity_id, civic, &s.record) == d.content_hash => {}
+                Some((d, h))
+                    if !d.gone && Some(super::records::fingerprint_u64(&d.identity_id, civic, &s.record)) == *h => {}
                 Some(_) => {
                     changed.insert(i);
                 }
@@ -87,7 +96,7 @@ impl Engine {
                 }
             }
         }
-        let present: HashSet<(&str, &str)> =
+        let present: FxHashSet<(&str, &str)> =
             fetched.records.iter().map(|s| (s.source.as_str(), s.record.person_id.as_str())).collect();
         let gone: Vec<(String, String)> = digests
             .iter()
@@ -98,6 +107,7 @@ impl Engine {
             .collect();
         let n = changed.len() + gone.len();
         let total = fetched.records.len();
+        lap("compared the records");
         if n > MAX_CHANGES || n > 50 && n * 20 > total {
             full!("{n} records changed or left");
         }
@@ -166,6 +176,7 @@ impl Engine {
             self.store.decisions(),
             self.store.groups()
         )?;
+        lap("read the changed persons' state");
         let records = std::mem::take(&mut fetched.records);
         fetched.records = records
             .into_iter()

@@ -50,6 +50,11 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
 /// record), only to decide whether the stored copy is rewritten: a fast 64-bit hash is enough,
 /// and a different hash after an upgrade rewrites each record once.
 pub(super) fn fingerprint(owner: &str, civic: Option<&str>, r: &connector_api::SourceRecord) -> String {
+    format!("{:016x}", fingerprint_u64(owner, civic, r))
+}
+
+/// [`fingerprint`] as a number, for comparing many records without a string each.
+pub(super) fn fingerprint_u64(owner: &str, civic: Option<&str>, r: &connector_api::SourceRecord) -> u64 {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
     h.write(owner.as_bytes());
@@ -57,7 +62,7 @@ pub(super) fn fingerprint(owner: &str, civic: Option<&str>, r: &connector_api::S
     h.write(civic.unwrap_or("").as_bytes());
     h.write_u8(0x1f);
     r.content_hash(&mut h);
-    format!("{:016x}", h.finish())
+    h.finish()
 }
 
 /// The records of this run that are in no present identity ([`Resolution::held_records`]), as

@@ -3,7 +3,7 @@
 //!
 //! New config keys that hold a duration use this type; the older integer keys with the unit in
 //! their name (`timeout_secs`, `password_handout_days`) keep working as they are. Only the
-//! units `s`, `m`, `h` and `d` are taken, one or several (`"1h 30m"`): humantime, which does the
+//! units `ms`, `s`, `m`, `h` and `d` are taken, one or several (`"1h 30m"`): humantime, which does the
 //! parsing, would also read `M` as months and `y` as years, lengths that are not fixed and a
 //! one-letter slip away from minutes, so those are refused before it sees them.
 
@@ -12,8 +12,8 @@ use std::fmt;
 use std::time::Duration;
 
 /// The forms a duration may take, for error messages.
-const FORMS: &str = "a number with a unit: s (seconds), m (minutes), h (hours) or d (days), \
-                     like \"30s\", \"15m\", \"1h\", \"180d\" or \"1h 30m\"";
+const FORMS: &str = "a number with a unit: ms (milliseconds), s (seconds), m (minutes), h (hours) or d \
+                     (days), like \"500ms\", \"30s\", \"15m\", \"1h\", \"180d\" or \"1h 30m\"";
 
 /// A duration read from a string with a unit. Deserialises from a TOML string; a bare number
 /// is an error that says which unit to write.
@@ -37,6 +37,10 @@ impl ConfigDuration {
                 return Err(bad());
             }
             rest = &rest[digits..];
+            if let Some(after) = rest.strip_prefix("ms") {
+                rest = after.trim_start();
+                continue;
+            }
             let Some(unit) = rest.chars().next().filter(|c| matches!(c, 's' | 'm' | 'h' | 'd')) else {
                 return Err(bad());
             };
@@ -68,8 +72,9 @@ impl fmt::Display for ConfigDuration {
     /// The shortest spelling `parse` reads back: `1h 30m`, `180d`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut secs = self.0.as_secs();
+        let millis = self.0.subsec_millis();
         if secs == 0 {
-            return f.write_str("0s");
+            return if millis == 0 { f.write_str("0s") } else { write!(f, "{millis}ms") };
         }
         let mut first = true;
         for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
@@ -81,6 +86,9 @@ impl fmt::Display for ConfigDuration {
                 secs %= size;
                 first = false;
             }
+        }
+        if millis > 0 {
+            write!(f, " {millis}ms")?;
         }
         Ok(())
     }
@@ -139,6 +147,14 @@ mod tests {
         }
         assert_eq!(ConfigDuration::parse("1h 30m").unwrap().to_string(), "1h 30m");
         assert_eq!(ConfigDuration::parse("180d").unwrap().to_string(), "180d");
+        for (text, millis) in [("500ms", 500), ("1s 250ms", 1_250), ("1s250ms", 1_250)] {
+            let d = ConfigDuration::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(d.duration(), Duration::from_millis(millis), "{text}");
+            assert_eq!(ConfigDuration::parse(&d.to_string()), Ok(d), "{text} printed as {d}");
+        }
+        // `m` and `s` are never read as `ms`, nor `ms` as minutes.
+        assert_eq!(ConfigDuration::parse("5m").unwrap().as_secs(), 300);
+        assert!(ConfigDuration::parse("5 ms s").is_err());
     }
 
     /// A value without a unit, with a unit enid does not take (months and years are not fixed
