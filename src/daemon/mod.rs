@@ -45,6 +45,8 @@ const APPROVAL_POLL: Duration = Duration::from_secs(3);
 
 /// The first retry after a failed run; it doubles up to the full interval.
 const FIRST_RETRY: Duration = Duration::from_secs(60);
+/// How soon a run skipped because the CLI held the state is tried again.
+const LOCK_RETRY: Duration = Duration::from_secs(5);
 
 /// The stop asked by SIGTERM, as the apply's hook sees it.
 #[derive(Debug, Default)]
@@ -260,7 +262,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         if coalesced > 0 {
             tracing::info!(events = coalesced, "file changes during the wait are taken by this run");
         }
-        let (ok, text) = one_run(&engine, &config, trigger, &shutdown).await;
+        let (ok, text, skipped) = one_run(&engine, &config, trigger, &shutdown).await;
         let after = Utc::now();
         status.send_modify(|s| {
             s.healthy = ok;
@@ -289,6 +291,15 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
         next_changes =
             config.schedule.incremental.and_then(|d| chrono::Duration::from_std(d.duration()).ok()).map(|d| after + d);
+        if skipped {
+            // The CLI held the state: what this run was for (a changed file, a full run due) is
+            // tried again shortly, not left to the next event.
+            let soon = after + chrono::Duration::from_std(LOCK_RETRY).unwrap_or(chrono::Duration::seconds(5));
+            next_changes = Some(next_changes.map_or(soon, |t| t.min(soon)));
+            if trigger == Trigger::Full {
+                next_full = next_full.min(soon);
+            }
+        }
     }
     drop(watcher);
     if let Some(server) = server {
@@ -320,9 +331,19 @@ async fn reload(
     states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
     tell(&states);
     let fresh = match Config::load(path) {
+        // Another state database under a running service is a move of the state, not a
+        // setting: done at a restart, with the lock and the checks a start makes.
+        Ok(c) if format!("{:?}", c.state) != format!("{:?}", config.state) => {
+            Err("[state] changed; the service keeps the state it started with: restart it to use the new one".into())
+        }
         Ok(c) => build(c.clone()).await.map(|e| (c, e)).map_err(|e| connector_api::one_line(&e)),
         Err(e) => Err(e.to_string()),
     };
+    if let Ok((c, _)) = &fresh
+        && format!("{:?}", c.server) != format!("{:?}", config.server)
+    {
+        tracing::warn!("[server] changed: the API keeps its address, TLS and settings until the service is restarted");
+    }
     let out = match fresh {
         Ok((c, e)) => {
             tracing::info!(config = %path.display(), "reloaded the config");
@@ -380,7 +401,12 @@ fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) 
 
 /// One run to its end (or to a stop): logged, its outcome in the status. Returns whether it
 /// got through (a held or planned run did; one stopped by an error did not), and what it did.
-async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> (bool, String) {
+async fn one_run(
+    engine: &Engine,
+    config: &Config,
+    trigger: Trigger,
+    shutdown: &Arc<Shutdown>,
+) -> (bool, String, bool) {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
     let mode = RunMode::Service {
@@ -406,11 +432,12 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
                 Ok(r) => r,
                 Err(_) => {
                     tracing::warn!("the run did not stop within the grace period; left to the next start");
-                    return (false, "stopping: the run did not stop within the grace period".into());
+                    return (false, "stopping: the run did not stop within the grace period".into(), false);
                 }
             }
         }
     };
+    let skipped = matches!(result, Err(EngineError::Lock(_)));
     let (ok, status) = match result {
         Ok(report) => {
             let id = report.run_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
@@ -440,5 +467,5 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
         }
     };
     tell(&[sd_notify::NotifyState::Status(&status)]);
-    (ok, status)
+    (ok, status, skipped)
 }

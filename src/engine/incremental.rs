@@ -111,6 +111,11 @@ impl Engine {
         if n > MAX_CHANGES || n > 50 && n * 20 > total {
             full!("{n} records changed or left");
         }
+        if !unlinked.is_empty() && !held.is_empty() {
+            // A new record may be the same person as one held in the conflict queue: the full
+            // run resolves them together.
+            full!("a new record while records are held in the conflict queue");
+        }
         let groups = self.targets.values().any(|t| t.groups.is_some());
         if groups && !gone.is_empty() {
             full!("a record left, and a target has groups");

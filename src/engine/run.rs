@@ -334,7 +334,13 @@ impl Engine {
         let counts = RunCounts::of(&computed);
         frontend.computed(&computed);
         if nothing {
-            let run_id = self.note_run("run", Some(&plan_id), "unchanged", "nothing to do", counts.json(), now).await;
+            // An incremental run that found nothing (an `incremental = "1s"` tick) leaves no row:
+            // a row a second would bury the runs that did something. A full one does.
+            let run_id = if computed.incremental {
+                None
+            } else {
+                self.note_run("run", Some(&plan_id), "unchanged", "nothing to do", counts.json(), now).await
+            };
             return Ok(RunReport { computed, approved: None, outcome: Outcome::Unchanged, saved: false, run_id });
         }
         let holds = !computed.plan.held.is_empty() || super::approve::waiting_protected(&computed.plan) > 0;

@@ -324,3 +324,48 @@ fn a_service_killed_mid_apply_converges_on_its_next_start() {
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["operations"].as_array().map(Vec::len), Some(0), "converged");
 }
+
+/// A reload that points `[state]` at another database is refused (the old config stays): moving
+/// the state under a running service would skip the checks a start makes.
+#[test]
+fn a_reload_that_moves_the_state_is_refused() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n");
+    csv_rows(&env, &pupils(2));
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    wait_for("the first run's accounts", 20, || env.people().len() == 2);
+    let good = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), good.replace("path = \"state.db\"", "path = \"other.db\"")).unwrap();
+    d.signal("-HUP");
+    wait_for("the refusal in the log", 10, || {
+        std::fs::read_to_string(env.path("daemon.log")).unwrap().contains("[state] changed")
+    });
+    // The service goes on with the state it started with.
+    csv_rows(&env, &pupils(3));
+    wait_for("the new pupil's account", 20, || env.people().len() == 3);
+    assert!(!env.path("other.db").exists(), "no second state was made");
+    std::fs::write(env.path("enid.toml"), good).unwrap();
+    let runs = env.enid(&["runs", "--json"]).ok().stdout;
+    assert!(runs.lines().count() >= 2, "{runs}");
+}
+
+/// A run the CLI held off (the state's lock taken) is tried again within seconds: the changed
+/// file it was for is not left to the next event or the next full run.
+#[test]
+fn a_run_the_lock_held_off_is_tried_again_soon() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n");
+    csv_rows(&env, &pupils(2));
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    wait_for("the first run's accounts", 20, || env.people().len() == 2);
+    // What a CLI apply holds: the lock of the state's directory.
+    let dir = env.path("state.db").parent().unwrap().to_path_buf();
+    let mut holder = Command::new("flock").arg(&dir).args(["-c", "sleep 6"]).spawn().expect("flock");
+    std::thread::sleep(Duration::from_millis(300));
+    csv_rows(&env, &pupils(3));
+    wait_for("the skipped run in the log", 15, || {
+        std::fs::read_to_string(env.path("daemon.log")).unwrap().contains("skipped a changes run")
+    });
+    holder.wait().unwrap();
+    wait_for("the new pupil's account without another change", 20, || env.people().len() == 3);
+}
