@@ -401,12 +401,7 @@ fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) 
 
 /// One run to its end (or to a stop): logged, its outcome in the status. Returns whether it
 /// got through (a held or planned run did; one stopped by an error did not), and what it did.
-async fn one_run(
-    engine: &Engine,
-    config: &Config,
-    trigger: Trigger,
-    shutdown: &Arc<Shutdown>,
-) -> (bool, String, bool) {
+async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> (bool, String, bool) {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
     let mode = RunMode::Service {

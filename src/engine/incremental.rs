@@ -122,10 +122,14 @@ impl Engine {
         }
         let match_on = &self.config.identity.match_on;
         let (mut civic, mut email, mut eppn) = (Vec::new(), Vec::new(), Vec::new());
-        for &i in &unlinked {
+        // Every changed record's keys, linked or not: the identities that hold them are planned
+        // too, so that nothing the full run would weigh them against is missing.
+        let unlinked: HashSet<usize> = unlinked.into_iter().collect();
+        for &i in &changed {
             let r = &fetched.records[i].record;
             if let Some(c) = &r.civic_no {
-                if c.kind() == connector_api::civic::CivicKind::Personnummer
+                if unlinked.contains(&i)
+                    && c.kind() == connector_api::civic::CivicKind::Personnummer
                     && crate::core::identity::key_is_number(&r.person_id, c.expose())
                 {
                     full!("a record is keyed by a personnummer: it may be a re-keyed person");
@@ -133,15 +137,9 @@ impl Engine {
                 civic.push(c.expose().to_string());
             }
             for m in match_on {
-                let value = match m {
-                    crate::core::identity::MatchKey::Email => &r.email,
-                    crate::core::identity::MatchKey::Eppn => &r.eppn,
-                };
-                if let Some(v) = value {
-                    match m {
-                        crate::core::identity::MatchKey::Email => email.push(v.clone()),
-                        crate::core::identity::MatchKey::Eppn => eppn.push(v.clone()),
-                    }
+                match m {
+                    crate::core::identity::MatchKey::Email => email.extend(r.email.iter().cloned()),
+                    crate::core::identity::MatchKey::Eppn => eppn.extend(r.eppn.iter().cloned()),
                 }
             }
         }
