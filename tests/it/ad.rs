@@ -837,3 +837,49 @@ fn a_school_unit_whose_ou_ad_cannot_hold_holds_its_persons_and_the_others_go_on(
         assert!(u[&user("oda")].dn.contains("OU=Norr,"), "{}", u[&user("oda")].dn);
     }
 }
+
+/// `enid run` against the domain: the first scheduled run applies; a surname change and a new
+/// pupil reach AD through incremental runs (the accounts looked up by owner marker, the new
+/// username in the whole domain first), the renamed entry is the same object.
+#[test]
+fn the_service_follows_csv_edits_into_ad_through_incremental_runs() {
+    use crate::daemon16::{Daemon, wait_for};
+    let ou = test_ou();
+    let l = run_letters();
+    let schedule = "\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n";
+    let env = env_with(&format!("{}{schedule}", ad_table("ldaps://127.0.0.1:636", &ou, "")));
+    let mut rows = vec![
+        person("1", &format!("Ina{l}"), "Inkrement", "Norr", "7A"),
+        person("2", &format!("Ola{l}"), "Inkrement", "Norr", "7A"),
+    ];
+    csv_rows(&env, &rows);
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 30));
+    wait_for("the first run's accounts", 60, || users(&ou).len() == 2);
+    let runs = |env: &Env| -> Vec<serde_json::Value> {
+        let out = env.enid(&["runs", "--json"]).ok().stdout;
+        out.lines().map(|x| serde_json::from_str(x).unwrap()).collect()
+    };
+    let guid = |u: &BTreeMap<String, Entry>, given: &str| {
+        u.values().find(|e| e.one("givenName") == given).map(|e| e.one("objectGUID"))
+    };
+    let ina = format!("Ina{l}");
+    let before = guid(&users(&ou), &ina).expect("Ina's account");
+
+    rows[0] = person("1", &ina, "Ändrad", "Norr", "7A");
+    csv_rows(&env, &rows);
+    wait_for("the new surname in AD", 60, || users(&ou).values().any(|e| e.one("sn") == "Ändrad"));
+    let u = users(&ou);
+    let now = u.values().find(|e| e.one("sn") == "Ändrad").unwrap();
+    assert_eq!(now.one("objectGUID"), before, "the same object");
+    assert!(now.dn.starts_with(&format!("CN={ina} Ändrad,")), "the entry follows the display name: {}", now.dn);
+    wait_for("the run's row", 20, || runs(&env).len() == 2 && runs(&env)[1]["status"] != "running");
+    assert_eq!(runs(&env)[1]["counts"]["incremental"], true, "{:?}", runs(&env));
+
+    rows.push(person("3", &format!("Ebba{l}"), "Inkrement", "Norr", "7A"));
+    csv_rows(&env, &rows);
+    wait_for("the new pupil's account", 60, || users(&ou).len() == 3);
+    wait_for("the run's row", 20, || runs(&env).len() == 3 && runs(&env)[2]["status"] != "running");
+    assert_eq!(runs(&env)[2]["counts"]["incremental"], true, "{:?}", runs(&env));
+    assert_eq!(runs(&env)[2]["counts"]["planned"]["create"], 1, "{:?}", runs(&env));
+}

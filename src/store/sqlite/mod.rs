@@ -30,7 +30,7 @@ use sqlx::query::{Query, QueryAs};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{FromRow, Row, SqlSafeStr, Sqlite, SqlitePool};
+use sqlx::{ConnectOptions as _, FromRow, Row, SqlSafeStr, Sqlite, SqlitePool};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
@@ -128,7 +128,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Reading every record of 100,000 persons takes over a second by design: not a
+            // warning in the service's log every run.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let migrator = Migrator::with_migrations(
             MIGRATIONS
                 .iter()
