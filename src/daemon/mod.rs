@@ -262,7 +262,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         if coalesced > 0 {
             tracing::info!(events = coalesced, "file changes during the wait are taken by this run");
         }
-        let (ok, text, skipped) = one_run(&engine, &config, trigger, &shutdown).await;
+        let RunEnd { ok, text, skipped, rest_waits } = one_run(&engine, &config, trigger, &shutdown).await;
         let after = Utc::now();
         status.send_modify(|s| {
             s.healthy = ok;
@@ -291,6 +291,9 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
         next_changes =
             config.schedule.incremental.and_then(|d| chrono::Duration::from_std(d.duration()).ok()).map(|d| after + d);
+        if rest_waits {
+            next_full = after;
+        }
         if skipped {
             // The CLI held the state: what this run was for (a changed file, a full run due) is
             // tried again shortly, not left to the next event.
@@ -399,9 +402,21 @@ fn watch(engine: &Engine, changed: tokio::sync::mpsc::UnboundedSender<PathBuf>) 
     Some(watcher)
 }
 
-/// One run to its end (or to a stop): logged, its outcome in the status. Returns whether it
-/// got through (a held or planned run did; one stopped by an error did not), and what it did.
-async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> (bool, String, bool) {
+/// How a run of the service ended, for the loop.
+struct RunEnd {
+    /// It got through (a held or planned run did; one stopped by an error did not).
+    ok: bool,
+    /// What it did, for the status.
+    text: String,
+    /// The CLI held the state's lock: nothing was done.
+    skipped: bool,
+    /// It carried out approved operations of a larger plan: the rest waits for approval, and
+    /// a full run right after plans and saves it (an incremental run would not see it).
+    rest_waits: bool,
+}
+
+/// One run to its end (or to a stop): logged, its outcome in the status.
+async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> RunEnd {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
     let mode = RunMode::Service {
@@ -427,12 +442,14 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
                 Ok(r) => r,
                 Err(_) => {
                     tracing::warn!("the run did not stop within the grace period; left to the next start");
-                    return (false, "stopping: the run did not stop within the grace period".into(), false);
+                    let text = "stopping: the run did not stop within the grace period".into();
+                    return RunEnd { ok: false, text, skipped: false, rest_waits: false };
                 }
             }
         }
     };
     let skipped = matches!(result, Err(EngineError::Lock(_)));
+    let rest_waits = matches!(&result, Ok(r) if r.saved && matches!(r.outcome, Outcome::Applied(_)));
     let (ok, status) = match result {
         Ok(report) => {
             let id = report.run_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
@@ -462,5 +479,5 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
         }
     };
     tell(&[sd_notify::NotifyState::Status(&status)]);
-    (ok, status, skipped)
+    RunEnd { ok, text: status, skipped, rest_waits }
 }
