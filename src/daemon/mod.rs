@@ -210,8 +210,14 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
             _ = tokio::time::sleep_until(settle_at), if settling.is_some() => {}
             _ = shutdown.notify.notified() => break,
             _ = hup.recv() => {
+                let before = Arc::clone(&engine);
                 (config, engine, watcher) = reload(path, config, engine, watcher, &changed_tx).await;
                 current.send_replace(Arc::clone(&engine));
+                if !Arc::ptr_eq(&before, &engine) {
+                    // A new config (a template, a target, a rule) changes what every person
+                    // should have: a full run plans it, never an incremental one piecemeal.
+                    next_full = Utc::now();
+                }
                 continue;
             }
             _ = poll.tick() => {

@@ -325,6 +325,14 @@ impl Engine {
         let refused = self.store.claim_refusals().await?;
         let correlation = self.correlation_inputs(&resolution, &refused);
         let rename_requests: Vec<NameRequest> = renaming.values().map(|(req, _)| req.clone()).collect();
+        if narrow
+            && (!requests.is_empty() || !rename_requests.is_empty())
+            && !self.store.reserved_usernames().await?.is_empty()
+        {
+            // A name `enid adopt` reserved that an account in scope still holds is a question
+            // about that account in a full run, and a name to step around in a narrow one.
+            return Ok(Narrowed::Full("a new username to give while `enid adopt` reserved names".into()));
+        }
         let (mut new_names, naming_failed, waiting) =
             self.name_new(&requests, &rename_requests, &observed, &snapshot, &correlation, &refused, now).await?;
         failures.extend(naming_failed);
@@ -483,6 +491,11 @@ impl Engine {
             if narrow {
                 // Thresholds weigh against the accounts the target holds, not the few read.
                 let total = owned_totals.get(id).copied().unwrap_or(0);
+                if total == 0 {
+                    // A target enid owns nothing on yet (a first run, a new target): whether its
+                    // creates are weighed depends on the accounts in its whole scope.
+                    return Ok(Narrowed::Full(format!("enid owns no account on target \"{id}\" yet")));
+                }
                 tp.in_scope = tp.in_scope.max(total);
                 held.extend(weigh(id, &tp, &owned, Some(total), &handle.policy.thresholds));
                 target_plans.insert(id.clone(), tp);

@@ -29,6 +29,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// twenty of all records, above fifty): more is a full run's work.
 pub const MAX_CHANGES: usize = 1000;
 
+/// How many of the latest runs are searched for the last full one.
+const LAST_RUNS: i64 = 50;
+
 /// What an incremental run found, or why it is a full run.
 #[derive(Debug)]
 pub enum Narrowed<T> {
@@ -54,6 +57,24 @@ impl Engine {
     pub(super) async fn narrow_state(&self, mut fetched: Fetched) -> Result<Narrowed<(Fetched, State)>, EngineError> {
         if fetched.rejected.values().flatten().any(|r| r.person_id.is_none()) {
             full!("rows were rejected without a readable person_id");
+        }
+        // The last full run held for review or stopped by a guard: what it found is not the
+        // changed persons' to carry out piecemeal (a new template, a target half gone).
+        let runs = self.store.runs(LAST_RUNS).await?;
+        let full_run = runs.iter().rev().find(|r| {
+            matches!(r.command.as_str(), "run" | "apply")
+                && r.status != "running"
+                && !r
+                    .counts
+                    .as_deref()
+                    .is_some_and(|c| serde_json::from_str::<super::RunCounts>(c).is_ok_and(|c| c.incremental))
+        });
+        match full_run.map(|r| r.status.as_str()) {
+            None => full!("no full run among the last {LAST_RUNS}"),
+            Some("held" | "stopped" | "interrupted" | "declined") => {
+                full!("the last full run did not go through")
+            }
+            Some(_) => {}
         }
         let started = std::time::Instant::now();
         let lap = |what: &'static str| {

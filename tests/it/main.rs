@@ -29,6 +29,7 @@ mod protected;
 mod review;
 mod review15;
 mod review15b;
+mod review16inc;
 mod review2;
 mod review3;
 mod review3_probes;
