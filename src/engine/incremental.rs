@@ -12,7 +12,9 @@
 //! without a key, or re-keyed by a new personnummer; a conflict; an account of theirs that is
 //! not where the state says, an unconfirmed create, or an account with their id that the state
 //! does not know; a create or rename whose username or correlation values a target already
-//! holds; a group membership that would change; a target that cannot look accounts up. The
+//! holds, or a new name while `enid adopt` reserved names; a target enid owns nothing on yet; a
+//! last full run that did not go through (held, stopped); a group membership that would change;
+//! a target that cannot look accounts up. The
 //! target-scope guard, the lost-state guard and the group cross-checks stay the full run's.
 
 use super::fetch::Fetched;
