@@ -372,6 +372,16 @@ impl Engine {
                 } else {
                     format!("{} operations planned, waiting for approval", computed.plan.operations.len())
                 };
+                // Exactly the plan the last run saved (an `incremental = "1s"` tick finding the
+                // same changes waiting, or a full run the same plan): no second row; the saved
+                // one is still the one to approve.
+                if let Some(prev) = self.store.runs(1).await?.pop()
+                    && prev.command == "run"
+                    && prev.status == status
+                    && prev.plan_id.as_deref() == Some(plan_id.as_str())
+                {
+                    return Ok(RunReport { computed, approved: None, outcome, saved: true, run_id: Some(prev.id) });
+                }
                 let run_id = self.note_run("run", Some(&plan_id), status, &message, counts.json(), now).await;
                 return Ok(RunReport { computed, approved: None, outcome, saved: true, run_id });
             }

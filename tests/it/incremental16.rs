@@ -190,3 +190,18 @@ fn with_groups_a_name_change_is_incremental_and_a_class_change_is_a_full_run() {
     wait_for("the reason in the log", 10, || log(&env).contains("a group membership or school tie changed"));
     assert_eq!((members("7A"), members("7B")), (5, 1));
 }
+
+/// With `incremental = "1s"` and the default `plan_only`, the plan waiting for approval is saved
+/// once: the ticks after it find exactly that plan again and leave no row each.
+#[test]
+fn a_plan_waiting_for_approval_is_saved_once_not_at_every_tick() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\nincremental = \"1s\"\nsettle = \"1s\"\n");
+    csv_rows(&env, &pupils(3));
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    let first = run_number(&env, 1);
+    assert_eq!((first["status"].as_str(), first["counts"]["planned"]["create"].as_u64()), (Some("planned"), Some(3)));
+    wait_for("several ticks", 20, || log(&env).matches("run: finished").count() >= 5);
+    assert_eq!(runs(&env).len(), 1, "one row for one plan: {:?}", runs(&env));
+    assert!(env.people().is_empty(), "the service only plans");
+}
