@@ -124,32 +124,14 @@ fn an_incremental_run_in_doubt_is_a_full_run_and_never_makes_a_second_account() 
 
     // A new pupil whose username an account enid did not make already holds: the incremental
     // run finds the name taken and gives way to a full run, which never makes a namesake.
-    std::fs::write(
-        env.path("next.toml"),
-        std::fs::read_to_string(env.path("enid.toml")).unwrap().replace("persons.csv", "next.csv"),
-    )
-    .unwrap();
     rows.push(pupil(10, "Ny", "7A"));
-    let mut next = String::from(HEADER);
-    next.push('\n');
-    next.push_str(&rows.join("\n"));
-    next.push('\n');
-    std::fs::write(env.path("next.csv"), &next).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
-        .arg("--config")
-        .arg(env.path("next.toml"))
-        .args(["plan", "--json"])
-        .env_remove("ENID_CONFIG")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = crate::review16inc::full_plan_for(&env, &rows);
     let name = plan["new_identities"][0]["username"].as_str().expect("the new pupil's username").to_string();
     env.add(
         &format!("uid={name},{BASE}"),
         &[("objectClass", &["inetOrgPerson"]), ("uid", &[name.as_str()]), ("cn", &["Someone Else"]), ("sn", &["Else"])],
     );
-    std::fs::write(env.path("persons.csv"), &next).unwrap();
+    csv_rows(&env, &rows);
     let third = run_number(&env, 3);
     assert!(third["counts"].get("incremental").is_none(), "a full run: {third}");
     wait_for("the reason in the log", 10, || log(&env).contains("a new username is held on target"));

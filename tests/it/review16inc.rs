@@ -27,7 +27,7 @@ fn finished(env: &Env, kind: &str, n: usize) {
 
 /// The full plan `enid plan` makes for `rows`, read from a copy of the config and the file,
 /// while the service keeps watching the real one.
-fn full_plan_for(env: &Env, rows: &[String]) -> serde_json::Value {
+pub(crate) fn full_plan_for(env: &Env, rows: &[String]) -> serde_json::Value {
     std::fs::write(
         env.path("next.toml"),
         std::fs::read_to_string(env.path("enid.toml")).unwrap().replace("persons.csv", "next.csv"),

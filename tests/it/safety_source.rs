@@ -494,13 +494,12 @@ fn the_input_guards_come_from_the_sources_policy_block() {
 
 /// `text` with every UUID-shaped token (an enid id) replaced by `<id>`.
 fn without_ids(text: &str) -> String {
-    let shaped =
-        |w: &[u8]| {
-            w.len() == 36
-                && w.iter()
-                    .enumerate()
-                    .all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { *b == b'-' } else { b.is_ascii_hexdigit() })
-        };
+    let shaped = |w: &[u8]| {
+        w.len() == 36
+            && w.iter()
+                .enumerate()
+                .all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { *b == b'-' } else { b.is_ascii_hexdigit() })
+    };
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;

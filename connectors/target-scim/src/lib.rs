@@ -301,6 +301,17 @@ impl ScimTarget {
     }
 }
 
+/// The `attributes` a read of users asks for: what the connector reads itself, the engine's
+/// attributes, and `more` (what a lookup matches on).
+fn user_attributes(attrs: &[String], more: Option<&str>) -> String {
+    let mut wanted: Vec<String> = vec!["userName".into(), "active".into(), "externalId".into(), "meta".into()];
+    wanted.extend(attrs.iter().map(|a| Place::of(a).path()));
+    wanted.extend(more.map(str::to_string));
+    wanted.sort();
+    wanted.dedup();
+    wanted.join(",")
+}
+
 /// The string values at a dotted path of a resource (`name.familyName`; a multi-valued
 /// attribute gives each element's value at the rest of the path).
 fn values_at(o: &Map<String, Json>, path: &str) -> Vec<String> {
@@ -355,11 +366,7 @@ impl Target for ScimTarget {
     }
 
     async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
-        let mut wanted: Vec<String> = vec!["userName".into(), "active".into(), "externalId".into(), "meta".into()];
-        wanted.extend(attrs.iter().map(|a| Place::of(a).path()));
-        wanted.sort();
-        wanted.dedup();
-        let users = self.list("Users", &wanted.join(","), None).await?;
+        let users = self.list("Users", &user_attributes(attrs, None), None).await?;
         Ok(users.iter().map(|u| self.user(u, attrs)).collect())
     }
 
@@ -377,11 +384,7 @@ impl Target for ScimTarget {
             Field::Attribute(a) if a.contains('[') => return Ok(None),
             Field::Attribute(a) => a.to_string(),
         };
-        let mut wanted: Vec<String> = vec!["userName".into(), "active".into(), "externalId".into(), "meta".into()];
-        wanted.extend(attrs.iter().map(|a| Place::of(a).path()));
-        wanted.push(path.split('.').next().unwrap_or(&path).to_string());
-        wanted.sort();
-        wanted.dedup();
+        let wanted = user_attributes(attrs, Some(path.split('.').next().unwrap_or(&path)));
         // userName compares without case (RFC 7643 §4.1.1); the rest as the server stores them.
         let fold = field == Field::Username;
         let wanted_values: HashSet<String> =
@@ -392,7 +395,7 @@ impl Target for ScimTarget {
             let filter =
                 chunk.iter().map(|v| format!("{path} eq {}", Json::String(v.clone()))).collect::<Vec<_>>().join(" or ");
             // A server that ignores the filter answers with everyone: only what matches counts.
-            for u in self.list("Users", &wanted.join(","), Some(&filter)).await? {
+            for u in self.list("Users", &wanted, Some(&filter)).await? {
                 let matches = values_at(&u, &path)
                     .into_iter()
                     .any(|v| wanted_values.contains(&if fold { v.to_lowercase() } else { v }));
