@@ -198,7 +198,7 @@ impl Engine {
         let observing = if narrow { Vec::new() } else { self.spawn_observe() };
         let abort_all = || observing.iter().for_each(|(_, h)| h.abort());
         let (fetched, snapshot) = if narrow {
-            match self.narrow_state(self.fetch_all(now, overrides).await?).await? {
+            match self.narrow_state(self.fetch_changes(now, overrides).await?, today).await? {
                 Narrowed::Yes((f, s)) => (Ok(f), Ok(s)),
                 Narrowed::Full(why) => return Ok(Narrowed::Full(why)),
             }
@@ -206,7 +206,7 @@ impl Engine {
             tokio::join!(self.fetch_all(now, overrides), self.read_state())
         };
         let (
-            Fetched { records, rejected, counts, columns, skipped, reads, mut reads_changed },
+            Fetched { records, rejected, counts, columns, skipped, reads, mut reads_changed, partial: _ },
             (snapshot, decisions, state_groups),
         ) = match (fetched, snapshot) {
             (Ok(f), Ok(s)) => (f, s),
@@ -371,7 +371,9 @@ impl Engine {
             let held_before = self.store.held_keys().await?;
             reads_changed |= !held_keys.eq(held_before.into_iter().filter(|(source, ..)| counts.contains_key(source)));
         }
-        let owned_totals = if narrow { self.store.owned_counts().await? } else { BTreeMap::new() };
+        // An incremental run with no identity to plan (a tick that found nothing) weighs nothing.
+        let planned_any = resolution.all().next().is_some();
+        let owned_totals = if narrow && planned_any { self.store.owned_counts().await? } else { BTreeMap::new() };
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
@@ -488,6 +490,10 @@ impl Engine {
                 });
             }
             let mut tp = plan::plan_target(id, want, obs, &owned, &handle.managed, &facts);
+            if narrow && !planned_any {
+                target_plans.insert(id.clone(), tp);
+                continue;
+            }
             if narrow {
                 // Thresholds weigh against the accounts the target holds, not the few read.
                 let total = owned_totals.get(id).copied().unwrap_or(0);

@@ -9,7 +9,7 @@ use crate::core::plan::OwnedGroup;
 use crate::store::SourceRead;
 use crate::store::StateStore;
 use chrono::{DateTime, NaiveDate, Utc};
-use connector_api::{FetchContext, RowError, SourceRecord};
+use connector_api::{BoxFuture, FetchContext, PriorQuery, PriorRecords, RowError, SourceError, SourceRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What reading the sources gave, after the input guards.
@@ -26,13 +26,91 @@ pub(super) struct Fetched {
     /// Whether an apply must record `reads` although nothing else changed: a watermark or scope
     /// moved, or an incremental source read in full.
     pub reads_changed: bool,
+    /// The sources read incrementally whose stored records were not merged in (an incremental
+    /// run's read, [`Engine::fetch_changes`]): `records` holds only their changed records, and
+    /// this the persons they removed. Empty for a full view.
+    pub partial: BTreeMap<String, Vec<String>>,
 }
 
 /// How one source is read this run: in full, or the changes since its watermark merged with
 /// the records its last applied read left.
 enum ReadPlan {
     Full,
-    Changes { since: String, prior: Vec<SourceRecord> },
+    Changes { since: String },
+}
+
+/// A source's stored records as the state database gives them to an incremental read: looked
+/// up by what the changes name, or read whole.
+pub(super) struct StorePrior<'a> {
+    pub store: &'a crate::store::Store,
+    pub source: &'a str,
+    pub today: NaiveDate,
+}
+
+impl std::fmt::Debug for StorePrior<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorePrior").field("source", &self.source).finish()
+    }
+}
+
+impl StorePrior<'_> {
+    fn unavailable(&self, e: crate::store::StoreError) -> SourceError {
+        SourceError::Unavailable {
+            what: format!("the records stored from {}'s last read", self.source),
+            reason: e.to_string(),
+            source: None,
+        }
+    }
+
+    /// Stored rows as records, with their civic numbers.
+    fn records(&self, rows: Vec<crate::store::StoredSourceRecord>) -> Result<Vec<SourceRecord>, SourceError> {
+        let broken = |person: &str, why: String| SourceError::Unavailable {
+            what: format!("the stored record {}/{}", self.source, connector_api::civic::mask_if_civic(person)),
+            reason: format!("{why}; run `enid apply --full` (a full read gives every record afresh)"),
+            source: None,
+        };
+        rows.into_iter()
+            .map(|stored| {
+                let data = stored
+                    .data
+                    .as_deref()
+                    .ok_or_else(|| broken(&stored.person_id, "it was stored before records were kept whole".into()))?;
+                let mut record: SourceRecord = serde_json::from_str(data)
+                    .map_err(|e| broken(&stored.person_id, format!("it cannot be read ({e})")))?;
+                // A stored number that no longer reads is never taken for "no number" (an
+                // identity is matched by it).
+                record.civic_no = match stored.civic_no.as_deref().map(|c| connector_api::CivicNo::parse(c, self.today))
+                {
+                    None => None,
+                    Some(Ok(c)) => Some(c),
+                    Some(Err(_)) => return Err(broken(&stored.person_id, "its civic number no longer reads".into())),
+                };
+                Ok(record)
+            })
+            .collect()
+    }
+}
+
+impl PriorRecords for StorePrior<'_> {
+    fn all(&self) -> BoxFuture<'_, Result<Vec<SourceRecord>, SourceError>> {
+        Box::pin(async move {
+            let rows = self.store.stored_records(self.source).await.map_err(|e| self.unavailable(e))?;
+            self.records(rows)
+        })
+    }
+
+    fn find<'a>(&'a self, query: &'a PriorQuery) -> BoxFuture<'a, Result<Vec<SourceRecord>, SourceError>> {
+        Box::pin(async move {
+            let rows = self.store.stored_records_where(self.source, query).await.map_err(|e| self.unavailable(e))?;
+            let mut records = self.records(rows)?;
+            records.retain(|r| query.matches(r));
+            Ok(records)
+        })
+    }
+
+    fn school_units(&self) -> BoxFuture<'_, Result<connector_api::StoredUnits, SourceError>> {
+        Box::pin(async move { self.store.stored_units(self.source).await.map_err(|e| self.unavailable(e)) })
+    }
 }
 
 impl Engine {
@@ -42,22 +120,45 @@ impl Engine {
     /// watermark, its scope is unchanged, its `full_read_every` has not passed, and `--full` was
     /// not given; its changes are merged with the stored records before any guard judges them.
     pub(super) async fn fetch_all(&self, now: DateTime<Utc>, overrides: &Overrides) -> Result<Fetched, EngineError> {
+        self.fetch_sources(now, overrides, false).await
+    }
+
+    /// As [`Engine::fetch_all`], for an incremental run: a source that reads incrementally
+    /// gives only its changed records and the persons it removed ([`Fetched::partial`]); its
+    /// input guards judge the stored records with the changes applied, counted in the state.
+    pub(super) async fn fetch_changes(
+        &self,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+    ) -> Result<Fetched, EngineError> {
+        self.fetch_sources(now, overrides, true).await
+    }
+
+    async fn fetch_sources(
+        &self,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+        partial: bool,
+    ) -> Result<Fetched, EngineError> {
         let today = now.date_naive();
         let started = std::time::Instant::now();
         let (last, last_columns, last_reads) =
             tokio::try_join!(self.store.source_counts(), self.store.source_columns(), self.store.source_reads())?;
         let mut plans = Vec::new();
         for handle in &self.sources {
-            plans.push(self.read_plan(handle, last_reads.get(&handle.id), now, today, overrides).await?);
+            plans.push(self.read_plan(handle, last_reads.get(&handle.id), now, overrides).await?);
         }
-        let results = futures::future::join_all(self.sources.iter().zip(&plans).map(|(s, plan)| {
-            let cx = match plan {
-                ReadPlan::Full => FetchContext::full(today),
-                ReadPlan::Changes { since, prior } => FetchContext { today, since: Some(since), prior },
-            };
-            s.conn.fetch(cx)
-        }))
-        .await;
+        let priors: Vec<StorePrior<'_>> =
+            self.sources.iter().map(|s| StorePrior { store: &self.store, source: &s.id, today }).collect();
+        let results =
+            futures::future::join_all(self.sources.iter().zip(&plans).zip(&priors).map(|((s, plan), prior)| {
+                let cx = match plan {
+                    ReadPlan::Full => FetchContext::full(today),
+                    ReadPlan::Changes { since } => FetchContext { today, since: Some(since), prior },
+                };
+                s.conn.fetch(cx)
+            }))
+            .await;
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "read the sources");
         let mut out = Fetched {
             records: Vec::new(),
@@ -67,14 +168,23 @@ impl Engine {
             skipped: BTreeMap::new(),
             reads: BTreeMap::new(),
             reads_changed: false,
+            partial: BTreeMap::new(),
         };
-        for ((handle, result), plan) in self.sources.iter().zip(results).zip(plans) {
+        for (((handle, result), plan), prior) in self.sources.iter().zip(results).zip(plans).zip(&priors) {
             let (id, max_pct) = (&handle.id, &handle.policy.max_rejected_percent);
             let fetched = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
+            let mut removed = None;
             let (mut batch, full) = match (fetched, plan) {
                 (connector_api::Fetched::Full(batch), _) => (batch, true),
-                (connector_api::Fetched::Changes(changes), ReadPlan::Changes { prior, .. }) => {
+                (connector_api::Fetched::Changes(mut changes), ReadPlan::Changes { .. }) if partial => {
+                    // Only the changes: what the merge would give is counted in the state.
+                    removed = Some(std::mem::take(&mut changes.removed));
                     let columns = last_columns.get(id).cloned().unwrap_or_default();
+                    (merge_changes(Vec::new(), changes, columns), false)
+                }
+                (connector_api::Fetched::Changes(changes), ReadPlan::Changes { .. }) => {
+                    let columns = last_columns.get(id).cloned().unwrap_or_default();
+                    let prior = prior.all().await.map_err(|error| EngineError::Source { id: id.clone(), error })?;
                     (merge_changes(prior, changes, columns), false)
                 }
                 (connector_api::Fetched::Changes(_), ReadPlan::Full) => {
@@ -111,8 +221,39 @@ impl Engine {
                     });
                 }
             }
-            let seen = batch.rows_seen();
-            if batch.records.is_empty() {
+            // The number of valid records the read leaves: for changes not merged in, the stored
+            // ones with the changes applied (as `merge_changes` does: the removed go, the changed
+            // come, a rejected person is not among the records).
+            let count = match &removed {
+                None => batch.records.len(),
+                Some(removed) => {
+                    let changed: BTreeSet<&str> = batch.records.iter().map(|r| r.person_id.as_str()).collect();
+                    let rejected: BTreeSet<&str> =
+                        batch.rejected.iter().filter_map(|r| r.person_id.as_deref()).collect();
+                    let keys: Vec<String> = changed
+                        .iter()
+                        .chain(&rejected)
+                        .copied()
+                        .chain(removed.iter().map(String::as_str))
+                        .collect::<BTreeSet<&str>>()
+                        .into_iter()
+                        .map(String::from)
+                        .collect();
+                    let (stored, present) = self.store.stored_presence(id, &keys).await?;
+                    let before = keys.iter().filter(|k| present.contains(*k)).count();
+                    let after = keys
+                        .iter()
+                        .filter(|k| {
+                            let k = k.as_str();
+                            (changed.contains(k) || present.contains(k) && !removed.iter().any(|r| r == k))
+                                && !rejected.contains(k)
+                        })
+                        .count();
+                    stored - before + after
+                }
+            };
+            let seen = count + batch.rejected.len();
+            if count == 0 {
                 return Err(EngineError::Guard {
                     id: id.clone(),
                     reason: format!(
@@ -141,7 +282,7 @@ impl Engine {
             // An accepted scope change explains the drop it causes: it needs no second flag.
             let shrink_accepted = overrides.shrink || (scope_changed && overrides.scope_change);
             if let Some(&before) = last.get(id).filter(|_| !shrink_accepted) {
-                let now = batch.records.len();
+                let now = count;
                 let drop = 100.0 * before.saturating_sub(now) as f64 / before.max(1) as f64;
                 if drop > handle.policy.max_shrink_percent && before - now > handle.policy.shrink_min_records {
                     return Err(EngineError::Guard {
@@ -155,7 +296,10 @@ impl Engine {
                     });
                 }
             }
-            out.counts.insert(id.clone(), batch.records.len());
+            out.counts.insert(id.clone(), count);
+            if let Some(removed) = removed {
+                out.partial.insert(id.clone(), removed);
+            }
             out.columns.insert(id.clone(), batch.columns);
             out.skipped.insert(id.clone(), batch.skipped);
             let last = last_reads.get(id);
@@ -169,15 +313,13 @@ impl Engine {
         Ok(out)
     }
 
-    /// Whether `handle` reads in full or incrementally this run, with what its incremental read
-    /// needs: the stored records of its last applied read, whole. A record stored before records
-    /// were kept whole (an upgraded state) means a full read.
+    /// Whether `handle` reads in full or incrementally this run. A source with a record stored
+    /// before records were kept whole (an upgraded state) reads in full.
     async fn read_plan(
         &self,
         handle: &super::SourceHandle,
         last: Option<&SourceRead>,
         now: DateTime<Utc>,
-        today: NaiveDate,
         overrides: &Overrides,
     ) -> Result<ReadPlan, EngineError> {
         let Some(last) = last.filter(|_| handle.conn.incremental() && !overrides.full_read) else {
@@ -192,32 +334,10 @@ impl Engine {
             (Some(_), None) => true,
             (None, _) => false,
         };
-        if due {
+        if due || self.store.stored_unwhole(&handle.id).await? {
             return Ok(ReadPlan::Full);
         }
-        let mut prior = Vec::new();
-        for stored in self.store.stored_records(&handle.id).await? {
-            let Some(data) = stored.data else { return Ok(ReadPlan::Full) };
-            let mut record: SourceRecord = serde_json::from_str(&data).map_err(|e| {
-                EngineError::Store(crate::store::StoreError {
-                    path: self.store.path().to_string(),
-                    message: format!(
-                        "the stored record {}/{} cannot be read ({e}); run with --full to read the source again",
-                        handle.id,
-                        connector_api::civic::mask_if_civic(&stored.person_id)
-                    ),
-                })
-            })?;
-            // A stored number that no longer reads is never taken for "no number" (an identity is
-            // matched by it): the source is read in full instead, which gives the number afresh.
-            record.civic_no = match stored.civic_no.as_deref().map(|c| connector_api::CivicNo::parse(c, today)) {
-                None => None,
-                Some(Ok(c)) => Some(c),
-                Some(Err(_)) => return Ok(ReadPlan::Full),
-            };
-            prior.push(record);
-        }
-        Ok(ReadPlan::Changes { since, prior })
+        Ok(ReadPlan::Changes { since })
     }
 
     /// A source that reads another scope than at the last apply (its `organisations` changed):

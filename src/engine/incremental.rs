@@ -23,7 +23,7 @@ use crate::core::identity::{Decision, Resolution};
 use crate::core::model::{AccountStatus, IdentityId, Snapshot};
 use crate::core::plan::{Action, OwnedGroup, Plan};
 use crate::store::StateStore;
-use connector_api::{Field, ObservedAccount, Target, TargetError};
+use connector_api::{Field, ObservedAccount, PriorRecords, Target, TargetError};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -56,33 +56,35 @@ pub(super) type State = (Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>);
 impl Engine {
     /// The records that changed since the last applied run and the state of their identities;
     /// `fetched.records` keeps only their records.
-    pub(super) async fn narrow_state(&self, mut fetched: Fetched) -> Result<Narrowed<(Fetched, State)>, EngineError> {
-        if fetched.rejected.values().flatten().any(|r| r.person_id.is_none()) {
-            full!("rows were rejected without a readable person_id");
-        }
-        // The last full run held for review or stopped by a guard: what it found is not the
-        // changed persons' to carry out piecemeal (a new template, a target half gone).
-        let runs = self.store.runs(LAST_RUNS).await?;
-        let full_run = runs.iter().rev().find(|r| {
-            matches!(r.command.as_str(), "run" | "apply")
-                && r.status != "running"
-                && !r
-                    .counts
-                    .as_deref()
-                    .is_some_and(|c| serde_json::from_str::<super::RunCounts>(c).is_ok_and(|c| c.incremental))
-        });
-        match full_run.map(|r| r.status.as_str()) {
-            None => full!("no full run among the last {LAST_RUNS}"),
-            Some("held" | "stopped" | "interrupted" | "declined") => {
-                full!("the last full run did not go through")
-            }
-            Some(_) => {}
+    pub(super) async fn narrow_state(
+        &self,
+        mut fetched: Fetched,
+        today: chrono::NaiveDate,
+    ) -> Result<Narrowed<(Fetched, State)>, EngineError> {
+        // Every source gave only its changes, and there are none (an `incremental = "1s"` tick
+        // that found nothing): nothing to compare, plan or read from the state.
+        if fetched.partial.len() == self.sources.len()
+            && fetched.records.is_empty()
+            && fetched.partial.values().all(Vec::is_empty)
+            && fetched.rejected.values().all(Vec::is_empty)
+        {
+            return Ok(Narrowed::Yes((fetched, (Snapshot::default(), BTreeMap::new(), Vec::new()))));
         }
         let started = std::time::Instant::now();
         let lap = |what: &'static str| {
             tracing::debug!(what, elapsed_ms = started.elapsed().as_millis() as u64, "incremental");
         };
-        let (digests, held) = tokio::try_join!(self.store.record_digests(), self.store.held_keys())?;
+        // Every source read incrementally gave only its changes: the digests of those records
+        // are all there is to compare. A source read whole is compared record by record.
+        let digests = if fetched.partial.len() == self.sources.len() {
+            let mut keys: Vec<(String, String)> =
+                fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.clone())).collect();
+            keys.extend(fetched.partial.iter().flat_map(|(s, removed)| removed.iter().map(|p| (s.clone(), p.clone()))));
+            self.store.record_digests_of(&keys).await?
+        } else {
+            self.store.record_digests().await?
+        };
+        let held = self.store.held_keys().await?;
         lap("read the digests");
         // A stored hash that is not a number never equals a record's: that record counts as
         // changed.
@@ -121,16 +123,94 @@ impl Engine {
         }
         let present: FxHashSet<(&str, &str)> =
             fetched.records.iter().map(|s| (s.source.as_str(), s.record.person_id.as_str())).collect();
-        let gone: Vec<(String, String)> = digests
+        let left = |k: &(&str, &str)| !present.contains(k) && !rejected.contains(k) && !held.contains_key(k);
+        // Gone: a stored record a source read whole no longer has, or one a source read
+        // incrementally removed.
+        let mut gone: Vec<(String, String)> = digests
             .iter()
-            .filter(|d| !d.gone && fetched.counts.contains_key(&d.source))
+            .filter(|d| !d.gone && fetched.counts.contains_key(&d.source) && !fetched.partial.contains_key(&d.source))
             .map(|d| (d.source.as_str(), d.person_id.as_str()))
-            .filter(|k| !present.contains(k) && !rejected.contains(k) && !held.contains_key(k))
+            .filter(left)
             .map(|(s, p)| (s.to_string(), p.to_string()))
             .collect();
+        for (source, removed) in &fetched.partial {
+            for p in removed {
+                let key = (source.as_str(), p.as_str());
+                if by_key.get(&key).is_some_and(|(d, _)| !d.gone) && left(&key) {
+                    gone.push((source.clone(), p.clone()));
+                }
+            }
+        }
+        gone.sort();
+        gone.dedup();
         let n = changed.len() + gone.len();
-        let total = fetched.records.len();
+        let total: usize = fetched.counts.values().sum();
         lap("compared the records");
+        // What changed, as one number: the same changes as those a full run weighed last and
+        // left waiting (held, or planned for approval) are not weighed again at every tick.
+        let signature = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            let mut keys: Vec<(&str, &str, u64)> = changed
+                .iter()
+                .map(|&i| {
+                    let s = &fetched.records[i];
+                    let civic = s.record.civic_no.as_ref().map(|c| c.expose());
+                    (
+                        s.source.as_str(),
+                        s.record.person_id.as_str(),
+                        super::records::fingerprint_u64("", civic, &s.record),
+                    )
+                })
+                .collect();
+            keys.sort_unstable();
+            keys.hash(&mut h);
+            gone.hash(&mut h);
+            let mut rejected: Vec<&(&str, &str)> = rejected.iter().collect();
+            rejected.sort_unstable();
+            rejected.hash(&mut h);
+            for r in fetched.rejected.values().flatten().filter(|r| r.person_id.is_none()) {
+                (&r.location, &r.message).hash(&mut h);
+            }
+            h.finish()
+        };
+        *self.narrow_signature.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(signature);
+        let keyless = fetched.rejected.values().flatten().any(|r| r.person_id.is_none());
+        if n == 0 && rejected.is_empty() && !keyless && !fetched.reads_changed {
+            // Nothing changed (a file saved as it was): nothing to plan.
+            fetched.records.clear();
+            return Ok(Narrowed::Yes((fetched, (Snapshot::default(), BTreeMap::new(), Vec::new()))));
+        }
+        if *self.settled_signature.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == Some(signature) {
+            tracing::debug!("incremental: the changes the last full run left waiting; nothing new");
+            fetched.records.clear();
+            fetched.partial.values_mut().for_each(Vec::clear);
+            fetched.reads.clear();
+            fetched.reads_changed = false;
+            return Ok(Narrowed::Yes((fetched, (Snapshot::default(), BTreeMap::new(), Vec::new()))));
+        }
+        if keyless {
+            full!("rows were rejected without a readable person_id");
+        }
+        // The last full run held for review or stopped by a guard: what it found is not the
+        // changed persons' to carry out piecemeal (a new template, a target half gone).
+        let runs = self.store.runs(LAST_RUNS).await?;
+        let full_run = runs.iter().rev().find(|r| {
+            matches!(r.command.as_str(), "run" | "apply")
+                && r.status != "running"
+                && !r
+                    .counts
+                    .as_deref()
+                    .is_some_and(|c| serde_json::from_str::<super::RunCounts>(c).is_ok_and(|c| c.incremental))
+        });
+        match full_run.map(|r| r.status.as_str()) {
+            None => full!("no full run among the last {LAST_RUNS}"),
+            Some("held" | "stopped" | "interrupted" | "declined") => {
+                full!("the last full run did not go through")
+            }
+            Some(_) => {}
+        }
+
         if n > MAX_CHANGES || n > 50 && n * 20 > total {
             full!("{n} records changed or left");
         }
@@ -210,6 +290,32 @@ impl Engine {
             .filter(|(i, s)| changed.contains(i) || snapshot.record(&s.source, &s.record.person_id).is_some())
             .map(|(_, s)| s)
             .collect();
+        // The planned identities' other records from sources that gave only their changes are
+        // as stored: read from the state, as the full view would have them.
+        let have: FxHashSet<(String, String)> =
+            fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.clone())).collect();
+        for source in fetched.partial.keys() {
+            let Some(stored) = snapshot.records.get(source) else { continue };
+            let persons: std::collections::BTreeSet<String> = stored
+                .keys()
+                .filter(|p| {
+                    let key = (source.as_str(), p.as_str());
+                    !have.contains(&(source.clone(), p.to_string()))
+                        && !rejected.contains(&key)
+                        && gone.binary_search(&(source.clone(), p.to_string())).is_err()
+                })
+                .cloned()
+                .collect();
+            if persons.is_empty() {
+                continue;
+            }
+            let query = connector_api::PriorQuery { persons, ..Default::default() };
+            let prior = super::fetch::StorePrior { store: &self.store, source, today };
+            let found = prior.find(&query).await.map_err(|error| EngineError::Source { id: source.clone(), error })?;
+            fetched
+                .records
+                .extend(found.into_iter().map(|record| crate::core::model::Sourced { source: source.clone(), record }));
+        }
         tracing::debug!(
             changed = n,
             records = fetched.records.len(),

@@ -225,6 +225,11 @@ pub struct Engine {
     lifecycle: Lifecycle,
     targets: BTreeMap<String, Arc<TargetHandle>>,
     namer: Namer,
+    /// What the last incremental run found changed, as one number (`incremental`).
+    narrow_signature: std::sync::Mutex<Option<u64>>,
+    /// The changes a full run in place of an incremental one weighed and left waiting (held,
+    /// or planned for approval): later incremental runs that find exactly these do nothing.
+    settled_signature: std::sync::Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -342,7 +347,19 @@ impl Engine {
             .model()
             .map_err(|message| EngineError::TargetConfig { id: "lifecycle".into(), message })?;
         let password_key = tokio::sync::OnceCell::new();
-        Ok(Engine { config, store, id_key, password_key, notices, sources, targets, namer, lifecycle })
+        Ok(Engine {
+            config,
+            store,
+            id_key,
+            password_key,
+            notices,
+            sources,
+            targets,
+            namer,
+            lifecycle,
+            narrow_signature: Default::default(),
+            settled_signature: Default::default(),
+        })
     }
 
     /// Reads the id key, or creates it for a state that was never built with one, and checks it

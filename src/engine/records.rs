@@ -40,6 +40,7 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
                 protected: r.protection.is_some(),
                 content_hash: hash,
                 data,
+                refs: crate::store::RecordRef::of(r),
             });
         }
     }

@@ -292,6 +292,32 @@ impl Engine {
         changes_only: bool,
         frontend: &mut dyn Frontend,
     ) -> Result<RunReport, EngineError> {
+        let lock = |m: &'_ std::sync::Mutex<Option<u64>>| *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *self.narrow_signature.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let report = self.service_run_once(request, within_thresholds, changes_only, frontend).await;
+        // A full run in place of an incremental one that left the changes waiting (held, or
+        // planned for approval): the next ticks that find the same changes do nothing, instead
+        // of weighing everything again every second until someone approves.
+        let settled = match &report {
+            Ok(r) if changes_only && !r.computed.incremental && !matches!(r.outcome, Outcome::Applied(_)) => {
+                lock(&self.narrow_signature)
+            }
+            Ok(r) if r.computed.incremental && !matches!(r.outcome, Outcome::Applied(_)) => {
+                lock(&self.settled_signature)
+            }
+            _ => None,
+        };
+        *self.settled_signature.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = settled;
+        report
+    }
+
+    async fn service_run_once(
+        &self,
+        request: &RunRequest,
+        within_thresholds: bool,
+        changes_only: bool,
+        frontend: &mut dyn Frontend,
+    ) -> Result<RunReport, EngineError> {
         let now = request.now;
         let _lock = self.lock("run", now).await?;
         let approvals = self.store.live_approvals(now).await?;

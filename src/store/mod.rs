@@ -18,8 +18,8 @@ mod suite;
 
 pub use rows::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership,
-    PasswordFilter, RecordDigest, RecordRow, RunRow, SealedPassword, SourceRead, StateMetrics, StoredRecordView,
-    StoredSourceRecord, TokenRow, describe_stored,
+    PasswordFilter, RecordDigest, RecordRef, RecordRow, RunRow, SealedPassword, SourceRead, StateMetrics,
+    StoredRecordView, StoredSourceRecord, TokenRow, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -441,6 +441,40 @@ pub trait StateStore: Send + Sync {
     /// ones ([`StateStore::hold_records`]), a held record in place of a linked one with its key.
     fn stored_records(&self, source: &str) -> impl Future<Output = Result<Vec<StoredSourceRecord>, StoreError>> + Send;
 
+    /// Of the records [`StateStore::stored_records`] gives, those that answer `query` (perhaps
+    /// with a few more: filter with [`connector_api::PriorQuery::matches`]), found through
+    /// indexes: what an incremental read of a few changes reads.
+    fn stored_records_where(
+        &self,
+        source: &str,
+        query: &connector_api::PriorQuery,
+    ) -> impl Future<Output = Result<Vec<StoredSourceRecord>, StoreError>> + Send;
+
+    /// The school unit codes of `source`'s stored ties with a source id, each with the least
+    /// and greatest name stored with it, and `None` when a tie there has none.
+    fn stored_units(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, BTreeSet<Option<String>>>, StoreError>> + Send;
+
+    /// How many records [`StateStore::stored_records`] gives for `source`, and which of `ids`
+    /// are among them.
+    fn stored_presence(
+        &self,
+        source: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<(usize, BTreeSet<String>), StoreError>> + Send;
+
+    /// Whether a record of `source` not gone was stored before records were kept whole (an
+    /// upgraded state): such a source reads in full.
+    fn stored_unwhole(&self, source: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The digests of the stored records at `keys` (source, person_id).
+    fn record_digests_of(
+        &self,
+        keys: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<RecordDigest>, StoreError>> + Send;
+
     /// The held records of every source: (source, person_id, content hash), sorted.
     fn held_keys(&self) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
 
@@ -858,6 +892,30 @@ impl StateStore for Store {
 
     async fn stored_records(&self, source: &str) -> Result<Vec<StoredSourceRecord>, StoreError> {
         dispatch!(self.stored_records(source))
+    }
+
+    async fn stored_records_where(
+        &self,
+        source: &str,
+        query: &connector_api::PriorQuery,
+    ) -> Result<Vec<StoredSourceRecord>, StoreError> {
+        dispatch!(self.stored_records_where(source, query))
+    }
+
+    async fn stored_units(&self, source: &str) -> Result<BTreeMap<String, BTreeSet<Option<String>>>, StoreError> {
+        dispatch!(self.stored_units(source))
+    }
+
+    async fn stored_presence(&self, source: &str, ids: &[String]) -> Result<(usize, BTreeSet<String>), StoreError> {
+        dispatch!(self.stored_presence(source, ids))
+    }
+
+    async fn stored_unwhole(&self, source: &str) -> Result<bool, StoreError> {
+        dispatch!(self.stored_unwhole(source))
+    }
+
+    async fn record_digests_of(&self, keys: &[(String, String)]) -> Result<Vec<RecordDigest>, StoreError> {
+        dispatch!(self.record_digests_of(keys))
     }
 
     async fn mark_gone(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<(), StoreError> {

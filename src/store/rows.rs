@@ -81,6 +81,39 @@ pub struct RecordRow {
     pub content_hash: String,
     /// The whole record as JSON, without its civic number.
     pub data: String,
+    /// The ties and groups with a source id that an incremental read looks the record up by.
+    pub refs: Vec<RecordRef>,
+}
+
+/// A tie or group with a source id of a stored record ([`connector_api::PriorQuery`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef {
+    /// `tie` or `group`.
+    pub kind: &'static str,
+    /// The source's id of the tie or group.
+    pub id: String,
+    /// A tie's school unit code and name.
+    pub unit: Option<String>,
+    pub unit_name: Option<String>,
+}
+
+impl RecordRef {
+    /// The refs of a record: one per tie and per group with a source id.
+    pub fn of(r: &connector_api::SourceRecord) -> Vec<RecordRef> {
+        let ties = r.affiliations.iter().filter_map(|a| {
+            Some(RecordRef {
+                kind: "tie",
+                id: a.source_id.clone()?,
+                unit: a.school_unit.clone(),
+                unit_name: a.school_unit_name.clone(),
+            })
+        });
+        let groups = r
+            .groups
+            .iter()
+            .filter_map(|g| Some(RecordRef { kind: "group", id: g.source_id.clone()?, unit: None, unit_name: None }));
+        ties.chain(groups).collect()
+    }
 }
 
 /// What a source's last applied read left (`source_reads`).

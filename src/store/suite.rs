@@ -46,6 +46,7 @@ macro_rules! store_suite {
             pruning_removes_old_runs_their_log_and_plans_but_not_what_the_guards_read,
             tokens_are_added_once_listed_and_revoked,
             metrics_count_runs_and_operations,
+            an_incremental_read_finds_stored_records_by_person_tie_group_and_school_unit,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -87,6 +88,7 @@ fn record(source: &str, person_id: &str, identity: &str, civic_no: Option<&str>)
         data: format!(
             r#"{{"person_id":"{person_id}","given_name":"Kim","family_name":"Lind","affiliations":[{{"school_unit":"S1","kind":"enrolment","role":"student"}}],"location":"x"}}"#
         ),
+        refs: Vec::new(),
     }
 }
 
@@ -908,4 +910,134 @@ pub(crate) async fn metrics_count_runs_and_operations<S: StateStore>(s: &S) {
         m.operations.iter().map(|(t, a, r, n)| (t.as_str(), a.as_str(), r.as_str(), *n)).collect();
     assert_eq!(ops, [("ldap", "update", "failed", 1), ("ldap", "update", "ok", 1)]);
     assert_eq!(m.target_success, [("ldap".to_string(), "2026-08-03T12:00:00Z".to_string())]);
+}
+
+/// A record as an SS 12000 read stores it: ties and groups with source ids, and their refs.
+fn sourced_record(person_id: &str, identity: &str, ties: &[(&str, &str, Option<&str>)], groups: &[&str]) -> RecordRow {
+    use connector_api::{Affiliation, GroupMembership, Role, SourceRecord};
+    let record = SourceRecord {
+        person_id: person_id.into(),
+        given_name: "Kim".into(),
+        family_name: "Lind".into(),
+        civic_no: None,
+        affiliations: ties
+            .iter()
+            .map(|(id, unit, name)| Affiliation {
+                source_id: Some(id.to_string()),
+                school_unit_name: name.map(String::from),
+                ..Affiliation::new(Some(unit.to_string()), Role::Student)
+            })
+            .collect(),
+        groups: groups
+            .iter()
+            .map(|g| GroupMembership { source_id: Some(g.to_string()), ..GroupMembership::class(None, g.to_string()) })
+            .collect(),
+        email: None,
+        eppn: None,
+        external_ids: Vec::new(),
+        protection: None,
+        deceased: false,
+        location: format!("persons/{person_id}"),
+    };
+    RecordRow { data: record.to_json(), refs: crate::store::RecordRef::of(&record), ..record_row(person_id, identity) }
+}
+
+fn record_row(person_id: &str, identity: &str) -> RecordRow {
+    record("ss", person_id, identity, None)
+}
+
+pub async fn an_incremental_read_finds_stored_records_by_person_tie_group_and_school_unit(s: &impl StateStore) {
+    use connector_api::PriorQuery;
+    s.commit_identities(
+        &[ident("id-a", "a"), ident("id-b", "b"), ident("id-c", "c")],
+        &[
+            sourced_record(
+                "A",
+                "id-a",
+                &[("duty-1", "S1", Some("Eken")), ("duty-2", "S2", Some("Björken"))],
+                &["g-7a"],
+            ),
+            sourced_record("B", "id-b", &[("enrolment:S2", "S2", Some("Björken"))], &["g-7a", "g-8b"]),
+            sourced_record("C", "id-c", &[("pl-1", "S3", None)], &[]),
+            // Another source's record with the same tie id is not this source's.
+            RecordRow { source: "other".into(), ..sourced_record("Z", "id-c", &[("duty-1", "S1", Some("Eken"))], &[]) },
+        ],
+        &[],
+        day(0),
+    )
+    .await
+    .unwrap();
+    let found = |q: PriorQuery| async move {
+        let mut ids: Vec<String> =
+            s.stored_records_where("ss", &q).await.unwrap().into_iter().map(|r| r.person_id).collect();
+        ids.sort();
+        ids
+    };
+    let set = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<String>>();
+    assert_eq!(found(PriorQuery::default()).await, Vec::<String>::new());
+    assert_eq!(found(PriorQuery { persons: set(&["C", "nobody"]), ..Default::default() }).await, ["C"]);
+    assert_eq!(found(PriorQuery { ties: set(&["duty-2"]), ..Default::default() }).await, ["A"]);
+    assert_eq!(found(PriorQuery { groups: set(&["g-7a"]), ..Default::default() }).await, ["A", "B"]);
+    assert_eq!(found(PriorQuery { school_units: set(&["S2"]), ..Default::default() }).await, ["A", "B"]);
+    assert_eq!(
+        found(PriorQuery { persons: set(&["A"]), ties: set(&["pl-1"]), groups: set(&["g-8b"]), ..Default::default() })
+            .await,
+        ["A", "B", "C"]
+    );
+    let units = s.stored_units("ss").await.unwrap();
+    assert_eq!(
+        units,
+        BTreeMap::from([
+            ("S1".to_string(), BTreeSet::from([Some("Eken".to_string())])),
+            ("S2".to_string(), BTreeSet::from([Some("Björken".to_string())])),
+            ("S3".to_string(), BTreeSet::from([None])),
+        ])
+    );
+    assert_eq!(s.stored_presence("ss", &["A".into(), "X".into()]).await.unwrap(), (3, set(&["A"])));
+    assert!(!s.stored_unwhole("ss").await.unwrap());
+    let digests = s.record_digests_of(&[("ss".into(), "B".into()), ("ss".into(), "X".into())]).await.unwrap();
+    assert_eq!(digests.iter().map(|d| (d.person_id.as_str(), d.gone)).collect::<Vec<_>>(), [("B", false)]);
+
+    // A record written again replaces its refs: B left group 8B and moved to S4 (a new name).
+    s.commit_identities(
+        &[],
+        &[sourced_record("B", "id-b", &[("enrolment:S4", "S4", Some("Asken"))], &["g-7a"])],
+        &[],
+        day(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found(PriorQuery { groups: set(&["g-8b"]), ..Default::default() }).await, Vec::<String>::new());
+    assert_eq!(found(PriorQuery { school_units: set(&["S4"]), ..Default::default() }).await, ["B"]);
+    assert!(!s.stored_units("ss").await.unwrap()["S2"].is_empty(), "A is still at S2");
+    // A gone record is found by nothing, and its units are no longer stored ones.
+    s.mark_gone(&[("ss".into(), "C".into())], day(2)).await.unwrap();
+    assert_eq!(
+        found(PriorQuery { persons: set(&["C"]), ties: set(&["pl-1"]), ..Default::default() }).await,
+        Vec::<String>::new()
+    );
+    assert!(!s.stored_units("ss").await.unwrap().contains_key("S3"));
+    assert_eq!(s.stored_presence("ss", &["C".into()]).await.unwrap(), (2, BTreeSet::new()));
+    let digests = s.record_digests_of(&[("ss".into(), "C".into())]).await.unwrap();
+    assert!(digests[0].gone);
+
+    // A held record (in no identity) is found by what its whole record holds, in place of the
+    // linked one with its key.
+    let held = crate::store::HeldRow {
+        source: "ss".into(),
+        person_id: "H".into(),
+        civic_no: Some(PNR.into()),
+        data: sourced_record("H", "", &[("duty-9", "S9", Some("Lönnen"))], &["g-9c"]).data,
+        content_hash: "h".into(),
+    };
+    let run = s.begin_run("apply", None, day(3)).await.unwrap();
+    s.hold_records(run, &["ss".into()], &[held], day(3)).await.unwrap();
+    assert_eq!(found(PriorQuery { ties: set(&["duty-9"]), ..Default::default() }).await, ["H"]);
+    assert_eq!(found(PriorQuery { groups: set(&["g-9c"]), ..Default::default() }).await, ["H"]);
+    assert_eq!(found(PriorQuery { school_units: set(&["S9"]), ..Default::default() }).await, ["H"]);
+    assert!(s.stored_units("ss").await.unwrap().contains_key("S9"));
+    assert_eq!(s.stored_presence("ss", &["H".into()]).await.unwrap(), (3, set(&["H"])));
+    let held_civic =
+        s.stored_records_where("ss", &PriorQuery { persons: set(&["H"]), ..Default::default() }).await.unwrap();
+    assert_eq!(held_civic[0].civic_no.as_deref(), Some(PNR), "full civic numbers, as stored_records gives them");
 }

@@ -49,8 +49,9 @@ pub use error::{BoxError, one_line};
 pub use lines::LineCounter;
 pub use secret::{Secret, load_configured_secret, load_secret};
 pub use source::{
-    Affiliation, AffiliationKind, FetchContext, Fetched, GroupMembership, GroupType, Protection, Role, RowError,
-    Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
+    Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, PriorQuery,
+    PriorRecords, Protection, Role, RowError, Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
+    StoredUnits,
 };
 pub use target::{
     AccountSpec, Field, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,

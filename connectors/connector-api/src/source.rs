@@ -482,14 +482,95 @@ pub struct FetchContext<'a> {
     pub since: Option<&'a str>,
     /// The records stored from the last applied read, as that read left them (only when
     /// `since` is given): what an incremental read rebuilds a changed person from (a group's
-    /// new members, a duty that ended). Connectors never open the state database themselves.
-    pub prior: &'a [SourceRecord],
+    /// new members, a duty that ended), looked up by what the changes name. Connectors never
+    /// open the state database themselves.
+    pub prior: &'a dyn PriorRecords,
 }
+
+/// No stored records: what a full read is given.
+static NO_PRIOR: Vec<SourceRecord> = Vec::new();
 
 impl FetchContext<'_> {
     /// A context for a full read on `today`.
     pub fn full(today: NaiveDate) -> FetchContext<'static> {
-        FetchContext { today, since: None, prior: &[] }
+        FetchContext { today, since: None, prior: &NO_PRIOR }
+    }
+}
+
+/// A boxed future that can be sent between threads: what [`PriorRecords`] returns.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// School unit codes, each with unit names stored with it ([`PriorRecords::school_units`]).
+pub type StoredUnits = BTreeMap<String, BTreeSet<Option<String>>>;
+
+/// What an incremental read needs of the stored records: those of these persons, and of every
+/// person whose stored record holds one of these ties ([`Affiliation::source_id`]) or groups
+/// ([`GroupMembership::source_id`]), or a tie with a source id at one of these school units.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PriorQuery {
+    pub persons: BTreeSet<String>,
+    pub ties: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
+    pub school_units: BTreeSet<String>,
+}
+
+impl PriorQuery {
+    /// Whether the query asks for nothing.
+    pub fn is_empty(&self) -> bool {
+        self.persons.is_empty() && self.ties.is_empty() && self.groups.is_empty() && self.school_units.is_empty()
+    }
+
+    /// Whether `record` answers the query.
+    pub fn matches(&self, record: &SourceRecord) -> bool {
+        self.persons.contains(&record.person_id)
+            || record.affiliations.iter().any(|a| {
+                a.source_id.as_ref().is_some_and(|id| {
+                    self.ties.contains(id) || a.school_unit.as_ref().is_some_and(|c| self.school_units.contains(c))
+                })
+            })
+            || record.groups.iter().any(|g| g.source_id.as_ref().is_some_and(|id| self.groups.contains(id)))
+    }
+}
+
+/// The records a source's last applied read left, as the engine keeps them: whole (for a delta
+/// that rebuilds from everything), or looked up by what a change names, so that an incremental
+/// read of a few changes costs a few lookups, not a read of every stored record.
+pub trait PriorRecords: Send + Sync + fmt::Debug {
+    /// Every stored record.
+    fn all(&self) -> BoxFuture<'_, Result<Vec<SourceRecord>, SourceError>>;
+    /// The stored records that answer `query` ([`PriorQuery::matches`]), each once.
+    fn find<'a>(&'a self, query: &'a PriorQuery) -> BoxFuture<'a, Result<Vec<SourceRecord>, SourceError>>;
+    /// The school unit codes of the stored ties that have a source id, each with the unit
+    /// names stored with it (`None`: a tie stored without a name).
+    fn school_units(&self) -> BoxFuture<'_, Result<StoredUnits, SourceError>>;
+    /// The records, when they are in memory already (tests, a delta read whole).
+    fn loaded(&self) -> Option<&[SourceRecord]> {
+        None
+    }
+}
+
+/// Records in memory: every query answered by scanning them.
+impl PriorRecords for Vec<SourceRecord> {
+    fn all(&self) -> BoxFuture<'_, Result<Vec<SourceRecord>, SourceError>> {
+        Box::pin(std::future::ready(Ok(self.clone())))
+    }
+
+    fn find<'a>(&'a self, query: &'a PriorQuery) -> BoxFuture<'a, Result<Vec<SourceRecord>, SourceError>> {
+        Box::pin(std::future::ready(Ok(self.iter().filter(|r| query.matches(r)).cloned().collect())))
+    }
+
+    fn school_units(&self) -> BoxFuture<'_, Result<StoredUnits, SourceError>> {
+        let mut units = StoredUnits::new();
+        for a in self.iter().flat_map(|r| &r.affiliations).filter(|a| a.source_id.is_some()) {
+            if let Some(code) = &a.school_unit {
+                units.entry(code.clone()).or_default().insert(a.school_unit_name.clone());
+            }
+        }
+        Box::pin(std::future::ready(Ok(units)))
+    }
+
+    fn loaded(&self) -> Option<&[SourceRecord]> {
+        Some(self)
     }
 }
 

@@ -71,19 +71,21 @@ pub fn changes(
         source: None,
     };
     let Some(since) = cx.since else { return Err(first("enid has no watermark of an earlier read")) };
-    if cx.prior.is_empty() {
+    // `OneRosterSource::fetch` reads the stored records whole for a delta.
+    let stored: &[SourceRecord] = cx.prior.loaded().unwrap_or_default();
+    if stored.is_empty() {
         return Err(first("enid has stored no records from an earlier read"));
     }
     let since_t = rows::parse_instant(since).ok_or_else(|| {
         first(&format!("the stored watermark {:?} is not a time this connector wrote", mask_if_civic(since)))
     })?;
     let mut clock = Clock { since: Some(since_t), latest: None, older: 0 };
-    let prior: BTreeMap<&str, &SourceRecord> = cx.prior.iter().map(|r| (r.person_id.as_str(), r)).collect();
+    let prior: BTreeMap<&str, &SourceRecord> = stored.iter().map(|r| (r.person_id.as_str(), r)).collect();
 
     // What the stored records know of orgs and classes, then what the delta says.
     let mut orgs = Orgs::new();
     let mut classes = Classes::new();
-    for r in cx.prior {
+    for r in stored {
         for a in &r.affiliations {
             if let Some(org) = a.source_id.as_deref().and_then(tie_org) {
                 let code = a.school_unit.clone().unwrap_or_else(|| org.to_string());
@@ -157,7 +159,7 @@ pub fn changes(
     let new_draft = |rec: SourceRecord| Draft { rec, skip: None, family: None, year: None, unknown: None };
 
     // Stored ties and memberships of orgs and classes the delta changed.
-    for r in cx.prior {
+    for r in stored {
         let touches_org = r
             .affiliations
             .iter()
@@ -310,7 +312,7 @@ pub fn changes(
             };
             // A deleted role row may name only itself: its person is the one holding the tie.
             let user = if r.user_id.is_empty() {
-                cx.prior
+                stored
                     .iter()
                     .find(|rec| {
                         rec.affiliations.iter().any(|a| a.source_id.as_deref().and_then(tie_role) == Some(&r.id))

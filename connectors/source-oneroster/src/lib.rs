@@ -154,6 +154,16 @@ impl Source for OneRosterSource {
 
     async fn fetch(&self, cx: FetchContext<'_>) -> Result<Fetched, SourceError> {
         let bundle = self.bundle().await?;
+        let manifest_bytes = bundle.files.get("manifest.csv").map(Vec::as_slice).unwrap_or_default();
+        let delta = manifest::Manifest::parse(&bundle.display("manifest.csv"), manifest_bytes)?.is_delta();
+        // A delta rebuilds its persons from everything stored (a role row may name only itself).
+        let stored;
+        let cx = if delta && cx.since.is_some() && cx.prior.loaded().is_none() {
+            stored = cx.prior.all().await?;
+            FetchContext { prior: &stored, ..cx }
+        } else {
+            cx
+        };
         parse(&self.config, &bundle, cx)
     }
 

@@ -76,7 +76,7 @@ fn full(config: &OneRosterConfig) -> SourceBatch {
     }
 }
 
-fn delta(config: &OneRosterConfig, since: &str, prior: &[SourceRecord]) -> SourceChanges {
+fn delta(config: &OneRosterConfig, since: &str, prior: &Vec<SourceRecord>) -> SourceChanges {
     match read(config, FetchContext { today: today(), since: Some(since), prior }).unwrap() {
         Fetched::Changes(c) => c,
         Fetched::Full(_) => panic!("a delta bundle read in full"),
@@ -277,7 +277,8 @@ fn a_delta_bundle_is_never_read_without_an_earlier_read() {
         no_since.starts_with("<bundle>/manifest.csv: is a delta bundle (only what changed), but enid has no watermark"),
         "{no_since}"
     );
-    let no_prior = error(&config, FetchContext { today: today(), since: Some("2026-08-02T07:00:00Z"), prior: &[] });
+    let no_prior =
+        error(&config, FetchContext { today: today(), since: Some("2026-08-02T07:00:00Z"), prior: &Vec::new() });
     assert!(
         no_prior.contains("enid has stored no records from an earlier read; a bulk bundle must be read"),
         "{no_prior}"
@@ -488,10 +489,10 @@ fn a_delta_bundle_with_users_in_bulk_is_an_error_but_bulk_orgs_and_classes_are_r
 fn a_bulk_read_never_moves_the_watermark_back_so_an_old_delta_stays_read() {
     // The bulk's latest dateLastModified is 2026-08-02; a delta of September was read since.
     let config = config(fixture("v11-bulk"));
-    let cx = FetchContext { today: today(), since: Some("2026-09-01T08:30:00.000Z"), prior: &[] };
+    let cx = FetchContext { today: today(), since: Some("2026-09-01T08:30:00.000Z"), prior: &Vec::new() };
     let Ok(Fetched::Full(batch)) = read(&config, cx) else { panic!("not a full read") };
     assert_eq!(batch.watermark.as_deref(), Some("2026-09-01T08:30:00.000Z"));
-    let cx = FetchContext { today: today(), since: Some("2026-01-01T00:00:00Z"), prior: &[] };
+    let cx = FetchContext { today: today(), since: Some("2026-01-01T00:00:00Z"), prior: &Vec::new() };
     let Ok(Fetched::Full(batch)) = read(&config, cx) else { panic!("not a full read") };
     assert_eq!(batch.watermark.as_deref(), Some("2026-08-02T07:00:00.000Z"));
 }

@@ -12,7 +12,7 @@ use crate::wire::{self, Activity, Duty, Group, Organisation, Person, Placement, 
 use chrono::NaiveDate;
 use connector_api::civic::{CivicNo, mask_if_civic, mask_raw};
 use connector_api::{
-    Affiliation, AffiliationKind, GroupMembership, GroupType, Protection, Role, RowError, SourceRecord,
+    Affiliation, AffiliationKind, GroupMembership, GroupType, PriorQuery, Protection, Role, RowError, SourceRecord,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -98,14 +98,22 @@ impl Orgs {
     /// a school's persons would be split across two codes): the read is made a full one instead.
     /// A code that is an organisation's id (a unit without a code, or one /organisations did not
     /// list, in scope when every unit is) is known: the specification makes ids UUIDs.
-    pub fn stale_code<'r>(&self, prior: &'r [SourceRecord]) -> Option<&'r str> {
+    pub fn stale_code<'r>(&self, stored: impl IntoIterator<Item = &'r str>) -> Option<&'r str> {
         let codes: HashSet<&str> = self.by_id.values().map(|o| o.code.as_str()).collect();
         let an_id = |c: &str| c.len() == 36 && c.bytes().filter(|b| *b == b'-').count() == 4;
-        prior
+        stored.into_iter().find(|c| !codes.contains(c) && (self.scoped || !an_id(c)))
+    }
+
+    /// The school unit codes among `stored` (each with the names stored with it) whose unit is
+    /// named otherwise now: every tie stored at one is renamed by an incremental read.
+    pub fn renamed<'r>(&self, stored: &'r BTreeMap<String, BTreeSet<Option<String>>>) -> BTreeSet<&'r str> {
+        stored
             .iter()
-            .flat_map(|r| &r.affiliations)
-            .filter_map(|a| a.school_unit.as_deref())
-            .find(|c| !codes.contains(c) && (self.scoped || !an_id(c)))
+            .filter(|(code, names)| {
+                self.name_of_code(code).is_some_and(|now| names.iter().any(|n| n.as_deref() != Some(now)))
+            })
+            .map(|(code, _)| code.as_str())
+            .collect()
     }
 
     /// The school unit code and name of a reference, when it is in scope.
@@ -479,12 +487,32 @@ pub struct Merged {
     pub skipped: BTreeMap<String, usize>,
 }
 
+/// What `merge` needs of the stored records for these changes: every person they name,
+/// and every person holding a tie or group that changed or went, a duty a changed group's
+/// activities name as a teacher's, or a tie at a school unit in `renamed`.
+pub fn prior_query(ch: &Changes, renamed: &BTreeSet<&str>) -> PriorQuery {
+    let mut q = PriorQuery::default();
+    q.persons.extend(ch.persons.iter().map(|p| p.id.clone()));
+    q.persons.extend(ch.duties.iter().filter_map(|d| d.person.as_ref().map(|p| p.id.clone())));
+    q.persons.extend(ch.placements.iter().map(|p| p.child.id.clone()));
+    q.persons.extend(ch.groups.iter().flat_map(|g| g.group_memberships.iter().map(|m| m.person.id.clone())));
+    q.ties.extend(ch.duties.iter().map(|d| d.id.clone()));
+    q.ties.extend(ch.placements.iter().map(|p| p.id.clone()));
+    q.ties.extend(ch.deleted.duties.iter().chain(&ch.deleted.placements).cloned());
+    q.ties.extend(ch.group_activities.iter().flat_map(|a| a.teachers.iter().map(|t| t.duty.id.clone())));
+    q.groups.extend(ch.groups.iter().map(|g| g.id.clone()));
+    q.groups.extend(ch.deleted.groups.iter().cloned());
+    q.school_units.extend(renamed.iter().map(|c| c.to_string()));
+    q
+}
+
 /// Applies an incremental read to the records stored from the last read (`prior`): a changed
 /// person is rebuilt from the person and the ties and groups stored for them; a changed or
 /// deleted duty or placement replaces or removes the affiliation with its id; a rebuilt
 /// group's memberships replace those with its id. A person whose last current affiliation
 /// went is removed (as in a full read, where such a person is absent), so the engine starts
-/// the leaver's grace period.
+/// the leaver's grace period. `prior` holds at least the stored records [`prior_query`] asks
+/// for; more change nothing.
 pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
     let mut out = Merged::default();
     let stored: HashMap<&str, &SourceRecord> = prior.iter().map(|r| (r.person_id.as_str(), r)).collect();

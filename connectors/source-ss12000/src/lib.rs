@@ -26,7 +26,9 @@ pub use assemble::{Assembled, Changes, Ctx, Full, Merged, Orgs, Warnings, assemb
 pub use config::{Endpoint, Ss12000Config};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use connector_api::{FetchContext, Fetched, RowError, Source, SourceBatch, SourceChanges, SourceError, SourceRecord};
+use connector_api::{
+    FetchContext, Fetched, RowError, Source, SourceBatch, SourceChanges, SourceError, SourceRecord, StoredUnits,
+};
 use connector_http::{Auth, HttpClient, Method, Request};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
@@ -244,6 +246,7 @@ impl Ss12000Source {
         cx: FetchContext<'_>,
         since: DateTime<FixedOffset>,
         orgs: Orgs,
+        stored_units: &StoredUnits,
     ) -> Result<SourceChanges, SourceError> {
         let after = (since - chrono::Duration::seconds(OVERLAP_SECS)).with_timezone(&Utc);
         let after = after.to_rfc3339_opts(SecondsFormat::AutoSi, true);
@@ -269,7 +272,7 @@ impl Ss12000Source {
             self.list_if(Endpoint::Activities, changed),
             self.deleted(&deleted_filters),
         )?;
-        let Persons { mut persons, mut rejected, mut mark, .. } = persons;
+        let Persons { persons, mut rejected, mut mark, .. } = persons;
         let activities: Vec<wire::Activity> = activities;
         let mut ch = Changes { duties, placements, groups, deleted, ..Changes::default() };
         mark = wire::later(mark, changes_watermark(&ch, &activities));
@@ -300,10 +303,16 @@ impl Ss12000Source {
                 }
             }
         }
+        // Only the stored records these changes touch are read from the state: a tick that
+        // found nothing reads none.
+        ch.persons = persons;
+        let renamed = orgs.renamed(stored_units);
+        let query = assemble::prior_query(&ch, &renamed);
+        let prior = if query.is_empty() { Vec::new() } else { cx.prior.find(&query).await? };
         // Persons a changed tie names whom the stored records do not hold (a guardian who became
         // staff) are read whole.
         let known: HashSet<&str> =
-            cx.prior.iter().map(|r| r.person_id.as_str()).chain(persons.iter().map(|p| p.id.as_str())).collect();
+            prior.iter().map(|r| r.person_id.as_str()).chain(ch.persons.iter().map(|p| p.id.as_str())).collect();
         let missing: BTreeSet<String> = ch
             .duties
             .iter()
@@ -311,17 +320,18 @@ impl Ss12000Source {
             .chain(ch.placements.iter().map(|p| p.child.id.clone()))
             .filter(|id| !known.contains(id.as_str()))
             .collect();
+        let mut fetched = Vec::new();
         for id in missing {
             if let Some(p) = self.get("persons", &id).await? {
                 match wire::read::<wire::Person>(p) {
-                    Ok(p) => persons.push(p),
+                    Ok(p) => fetched.push(p),
                     Err(u) => rejected.push(unreadable_person(u)),
                 }
             }
         }
-        ch.persons = persons;
+        ch.persons.extend(fetched);
         let ctx = Ctx { orgs: &orgs, today: cx.today, warnings: &self.warnings };
-        let mut out = merge(cx.prior, &ch, ctx);
+        let mut out = merge(&prior, &ch, ctx);
         rejected.extend(out.rejected);
         rejected.extend(reject_civic_in_free_text(&mut out.changed));
         let mark = wire::later(Some(since), mark);
@@ -580,12 +590,12 @@ impl Source for Ss12000Source {
         // Organisations are read whole on every read. A school unit code the stored records hold
         // that none has now (a code changed) is in the records of persons who did not change
         // too: only a full read gives every one of them the new code.
-        let orgs = self.orgs().await?;
-        if let Some(code) = orgs.stale_code(cx.prior) {
+        let (orgs, stored_units) = futures::try_join!(self.orgs(), cx.prior.school_units())?;
+        if let Some(code) = orgs.stale_code(stored_units.keys().map(String::as_str)) {
             tracing::info!(code, "SS 12000: a stored school unit code is no longer in /organisations; reading in full");
             return Ok(Fetched::Full(self.full(cx).await?));
         }
-        Ok(Fetched::Changes(self.changes(cx, since, orgs).await?))
+        Ok(Fetched::Changes(self.changes(cx, since, orgs, &stored_units).await?))
     }
 
     fn incremental(&self) -> bool {

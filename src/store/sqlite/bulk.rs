@@ -6,7 +6,7 @@
 //! statement per row would make that round trip dominate a 100,000-person run. These functions
 //! return `sqlx::Error`; the caller names the database in the error.
 
-use super::super::{GroupRow, OpRecord, OpResult, Ownership, RecordRow, SealedPassword};
+use super::super::{GroupRow, OpRecord, OpResult, Ownership, RecordRef, RecordRow, SealedPassword};
 use crate::core::identity::CivicChange;
 use crate::core::model::{AccountStatus, IdentityId};
 use sqlx::query_builder::Separated;
@@ -130,7 +130,43 @@ pub(super) async fn upsert_records(conn: &mut SqliteConnection, records: &[Recor
                 .push_bind(now);
         },
     )
+    .await?;
+    // The refs an incremental read looks records up by, replaced with the record (records of
+    // sources without source ids, as CSV, have none: nothing to write, nothing to remove).
+    let with_refs: Vec<&RecordRow> = records.iter().filter(|r| !r.refs.is_empty()).collect();
+    forget_refs(conn, &with_refs.iter().map(|r| (r.source.as_str(), r.person_id.as_str())).collect::<Vec<_>>()).await?;
+    let refs: Vec<(&RecordRow, &RecordRef)> =
+        with_refs.iter().flat_map(|r| r.refs.iter().map(move |f| (*r, f))).collect();
+    insert_rows(
+        conn,
+        "INSERT INTO source_record_refs (source, person_id, kind, ref, unit, unit_name) ",
+        "",
+        &refs,
+        |mut b, (r, f)| {
+            b.push_bind(&r.source)
+                .push_bind(&r.person_id)
+                .push_bind(f.kind)
+                .push_bind(&f.id)
+                .push_bind(&f.unit)
+                .push_bind(&f.unit_name);
+        },
+    )
     .await
+}
+
+/// Removes the refs of records (source, person_id): replaced, or marked gone.
+pub(super) async fn forget_refs(conn: &mut SqliteConnection, keys: &[(&str, &str)]) -> sqlx::Result<()> {
+    for chunk in keys.chunks(CHUNK_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM source_record_refs WHERE (source, person_id) IN (SELECT column1, column2 FROM (",
+        );
+        q.push_values(chunk, |mut b, (source, person_id)| {
+            b.push_bind(*source).push_bind(*person_id);
+        });
+        q.push("))");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// One ownership row to write.

@@ -10,6 +10,7 @@
 mod bulk;
 mod file;
 mod partial;
+mod prior;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -37,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 20] = [
+const MIGRATIONS: [(i64, &str, &str); 21] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -58,6 +59,7 @@ const MIGRATIONS: [(i64, &str, &str); 20] = [
     (18, "approvals", include_str!("../../../migrations/sqlite/0018_approvals.sql")),
     (19, "accounts by identity", include_str!("../../../migrations/sqlite/0019_accounts_by_identity.sql")),
     (20, "pending accounts", include_str!("../../../migrations/sqlite/0020_pending_accounts.sql")),
+    (21, "record refs", include_str!("../../../migrations/sqlite/0021_record_refs.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -1064,6 +1066,30 @@ impl StateStore for SqliteStore {
 
     async fn stored_records(&self, source: &str) -> Result<Vec<StoredSourceRecord>, StoreError> {
         self.read_stored_records(source).await
+    }
+
+    async fn stored_records_where(
+        &self,
+        source: &str,
+        query: &connector_api::PriorQuery,
+    ) -> Result<Vec<StoredSourceRecord>, StoreError> {
+        self.read_stored_where(source, query).await
+    }
+
+    async fn stored_units(&self, source: &str) -> Result<BTreeMap<String, BTreeSet<Option<String>>>, StoreError> {
+        self.read_stored_units(source).await
+    }
+
+    async fn stored_presence(&self, source: &str, ids: &[String]) -> Result<(usize, BTreeSet<String>), StoreError> {
+        self.read_stored_presence(source, ids).await
+    }
+
+    async fn stored_unwhole(&self, source: &str) -> Result<bool, StoreError> {
+        self.read_stored_unwhole(source).await
+    }
+
+    async fn record_digests_of(&self, keys: &[(String, String)]) -> Result<Vec<RecordDigest>, StoreError> {
+        self.read_record_digests_of(keys).await
     }
 
     async fn mark_gone(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<(), StoreError> {

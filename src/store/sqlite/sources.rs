@@ -136,6 +136,8 @@ impl SqliteStore {
                          AND source_records.gone_at IS NULL",
                     );
                     q.build().execute(&mut *tx).await?;
+                    let keys: Vec<(&str, &str)> = chunk.iter().map(|(s, p)| (s.as_str(), p.as_str())).collect();
+                    bulk::forget_refs(&mut tx, &keys).await?;
                 }
                 tx.commit().await
             }

@@ -91,3 +91,84 @@ async fn a_backup_opens_as_the_same_state() {
     assert!(!copy.created());
     assert_eq!(copy.meta("id_key_fingerprint").await.unwrap().as_deref(), Some("abc"));
 }
+
+/// A state written before `source_record_refs` (migration 21) gets the refs of the records it
+/// holds (not those marked gone), so that its first incremental read finds them; and the
+/// lookups an incremental tick makes are index seeks, not scans of every record.
+#[tokio::test]
+async fn the_refs_migration_indexes_the_stored_records_and_lookups_use_the_indexes() {
+    let (dir, store) = open().await;
+    let path = dir.path().join("state.db");
+    let data = |id: &str| {
+        format!(
+            r#"{{"person_id":"{id}","given_name":"Kim","family_name":"Lind","affiliations":[{{"school_unit":"S1","school_unit_name":"Eken","kind":"duty","role":"staff","source_id":"duty-{id}"}},{{"school_unit":"S2","kind":"enrolment","role":"student"}}],"groups":[{{"name":"7A","type":"class","source_id":"g-7a"}},{{"name":"Drama","type":"class"}}],"location":"x"}}"#
+        )
+    };
+    sqlx::query("INSERT INTO identities (id, username, created_at) VALUES ('id', 'kim', 'now')")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    for (id, gone) in [("A", None), ("B", Some("2026-01-01T00:00:00Z"))] {
+        sqlx::query(
+            "INSERT INTO source_records (source, person_id, identity_id, given_name, family_name, role, groups,
+                 protected, content_hash, data, first_seen, updated_at, gone_at)
+             VALUES ('ss', ?1, 'id', 'Kim', 'Lind', 'staff', '', 0, 'h', ?2, 'now', 'now', ?3)",
+        )
+        .bind(id)
+        .bind(data(id))
+        .bind(gone)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    }
+    // As before migration 21.
+    for statement in [
+        "DROP TABLE source_record_refs",
+        "DROP INDEX source_records_unwhole",
+        "DELETE FROM _sqlx_migrations WHERE version = 21",
+    ] {
+        sqlx::query(statement).execute(&store.pool).await.unwrap();
+    }
+    drop(store);
+    let store = SqliteStore::open(&path).await.unwrap();
+    type Ref = (String, String, String, Option<String>, Option<String>);
+    let refs: Vec<Ref> = sqlx::query_as(
+        "SELECT person_id, kind, ref, unit, unit_name FROM source_record_refs ORDER BY person_id, kind, ref",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        refs,
+        [
+            ("A".into(), "group".into(), "g-7a".into(), None, None),
+            ("A".into(), "tie".into(), "duty-A".into(), Some("S1".into()), Some("Eken".into())),
+        ],
+        "one row per tie and group with a source id, of the records not gone"
+    );
+    assert_eq!(
+        store.stored_units("ss").await.unwrap(),
+        std::collections::BTreeMap::from([("S1".to_string(), std::collections::BTreeSet::from([Some("Eken".into())]))])
+    );
+
+    // How SQLite reads what every incremental tick asks: by the indexes.
+    let plan = |sql: &str| {
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        let pool = store.pool.clone();
+        async move {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind("ss").fetch_all(&pool).await.unwrap();
+            rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+        }
+    };
+    let units = plan(
+        "SELECT (SELECT MIN(unit) FROM source_record_refs WHERE source = ?1 AND kind = 'tie' AND unit > 'S1'),
+                (SELECT MAX(unit_name) FROM source_record_refs WHERE source = ?1 AND kind = 'tie' AND unit = 'S1')",
+    )
+    .await;
+    assert!(units.contains("source_record_refs_by_unit") && !units.contains("SCAN source_record_refs"), "{units}");
+    let unwhole =
+        plan("SELECT EXISTS (SELECT 1 FROM source_records WHERE source = ?1 AND data IS NULL AND gone_at IS NULL)")
+            .await;
+    assert!(unwhole.contains("source_records_unwhole"), "{unwhole}");
+}
