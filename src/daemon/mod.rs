@@ -128,9 +128,47 @@ pub struct ServiceStatus {
 }
 
 /// Tells systemd (when it started us with `NOTIFY_SOCKET`); nothing otherwise.
+///
+/// The messages go through a thread of their own and a short queue: a service manager that
+/// does not read its socket (a full queue blocks a datagram send) never stalls the service; a
+/// message that finds the queue full is dropped and logged at debug.
 fn tell(states: &[sd_notify::NotifyState<'_>]) {
+    use std::sync::mpsc::{SyncSender, sync_channel};
+    static NOTIFIER: std::sync::OnceLock<Option<SyncSender<Vec<String>>>> = std::sync::OnceLock::new();
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let notifier = NOTIFIER.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Vec<String>>(32);
+        let spawned = std::thread::Builder::new().name("sd-notify".into()).spawn(move || {
+            for lines in rx {
+                let states: Vec<sd_notify::NotifyState<'_>> =
+                    lines.iter().map(|l| sd_notify::NotifyState::Custom(l)).collect();
+                if let Err(e) = sd_notify::notify(&states) {
+                    tracing::warn!(error = %e, "could not notify the service manager");
+                }
+            }
+        });
+        match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the thread that notifies the service manager");
+                None
+            }
+        }
+    });
+    let lines: Vec<String> = states.iter().map(ToString::to_string).collect();
+    if let Some(tx) = notifier
+        && tx.try_send(lines).is_err()
+    {
+        tracing::debug!("the service manager is not reading its socket: a notification was dropped");
+    }
+}
+
+/// Tells the service manager that the service stops, directly: the process ends right after.
+fn tell_stopping() {
     if std::env::var_os("NOTIFY_SOCKET").is_some()
-        && let Err(e) = sd_notify::notify(states)
+        && let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Stopping])
     {
         tracing::warn!(error = %e, "could not notify the service manager");
     }
@@ -153,7 +191,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                 _ = int.recv() => {}
             }
             tracing::info!("stopping (signal): an apply stops between two operations");
-            tell(&[sd_notify::NotifyState::Stopping]);
+            tell_stopping();
             shutdown.ask();
         });
     }
@@ -268,11 +306,18 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         if coalesced > 0 {
             tracing::info!(events = coalesced, "file changes during the wait are taken by this run");
         }
-        let RunEnd { ok, text, skipped, rest_waits } = one_run(&engine, &config, trigger, &shutdown).await;
+        let RunEnd { ok, text, skipped, rest_waits, quiet } = one_run(&engine, &config, trigger, &shutdown).await;
         let after = Utc::now();
+        let recovered = quiet && !status.borrow().healthy;
+        if recovered {
+            // The status said degraded: a tick that got through says so, though it found nothing.
+            tell(&[sd_notify::NotifyState::Status(&text)]);
+        }
         status.send_modify(|s| {
             s.healthy = ok;
-            s.text = text;
+            if !quiet || recovered {
+                s.text = text;
+            }
             s.last_run_at = Some(after);
             if ok {
                 s.last_ok_at = Some(after);
@@ -419,6 +464,8 @@ struct RunEnd {
     /// It carried out approved operations of a larger plan: the rest waits for approval, and
     /// a full run right after plans and saves it (an incremental run would not see it).
     rest_waits: bool,
+    /// An incremental tick that found nothing: the status keeps what the last run did.
+    quiet: bool,
 }
 
 /// One run to its end (or to a stop): logged, its outcome in the status.
@@ -435,7 +482,11 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
         Trigger::Full => "full",
         Trigger::Changes => "changes",
     };
-    tracing::info!(kind, "run: starting");
+    // An `incremental = "1s"` tick is logged at debug: two lines a second would bury the rest.
+    match trigger {
+        Trigger::Full => tracing::info!(kind, "run: starting"),
+        Trigger::Changes => tracing::debug!(kind, "run: starting"),
+    }
     let mut frontend = Unattended;
     let run = engine.run(&request, &mut frontend);
     tokio::pin!(run);
@@ -449,12 +500,15 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
                 Err(_) => {
                     tracing::warn!("the run did not stop within the grace period; left to the next start");
                     let text = "stopping: the run did not stop within the grace period".into();
-                    return RunEnd { ok: false, text, skipped: false, rest_waits: false };
+                    return RunEnd { ok: false, text, skipped: false, rest_waits: false, quiet: false };
                 }
             }
         }
     };
     let skipped = matches!(result, Err(EngineError::Lock(_)));
+    // An incremental tick that found nothing: no row, no new status, a debug line.
+    let quiet = matches!(&result, Ok(r) if r.run_id.is_none() && matches!(r.outcome, Outcome::Unchanged))
+        && trigger == Trigger::Changes;
     let rest_waits = matches!(&result, Ok(r) if r.saved && matches!(r.outcome, Outcome::Applied(_)));
     let (ok, status) = match result {
         Ok(report) => {
@@ -470,7 +524,11 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
                     None => format!("run {id} ({kind}): {} done, {} failed, {} not sent", a.ok, a.failed, a.skipped),
                 },
             };
-            tracing::info!(run = %id, kind, outcome = %text, "run: finished");
+            if quiet {
+                tracing::debug!(run = %id, kind, outcome = %text, "run: finished");
+            } else {
+                tracing::info!(run = %id, kind, outcome = %text, "run: finished");
+            }
             (true, text)
         }
         Err(EngineError::Lock(e)) => {
@@ -484,6 +542,8 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
             (false, text)
         }
     };
-    tell(&[sd_notify::NotifyState::Status(&status)]);
-    RunEnd { ok, text: status, skipped, rest_waits }
+    if !quiet {
+        tell(&[sd_notify::NotifyState::Status(&status)]);
+    }
+    RunEnd { ok, text: status, skipped, rest_waits, quiet }
 }

@@ -19,6 +19,7 @@ mod harness;
 mod identity;
 mod identity_gaps;
 mod incremental16;
+mod incremental16ss;
 mod lifecycle;
 mod migration;
 mod onboarding;

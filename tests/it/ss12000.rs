@@ -32,6 +32,18 @@ impl Sis {
         Sis { server, handle, specials: generated.specials, _rt: rt }
     }
 
+    /// A server on the real clock, its municipality generated for today: for `enid run`, which
+    /// reads the clock.
+    pub(crate) fn start_now(persons: usize) -> Sis {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let today = Utc::now().date_naive();
+        let generated = ss12000_server::generate(&GenParams { persons, seed: 16, today }).expect("generate");
+        let server =
+            rt.block_on(ss12000_server::start_with(Config::default(), generated.dataset, Vec::new())).expect("start");
+        let handle = server.handle();
+        Sis { server, handle, specials: generated.specials, _rt: rt }
+    }
+
     /// The `[sources.sis]` table for this server, its client secret written beside the config.
     pub(crate) fn source_table(&self, env: &Env) -> String {
         std::fs::write(env.path("sis.secret"), "enid-test-secret\n").expect("secret");
