@@ -306,7 +306,9 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         if coalesced > 0 {
             tracing::info!(events = coalesced, "file changes during the wait are taken by this run");
         }
-        let RunEnd { ok, text, skipped, rest_waits, quiet } = one_run(&engine, &config, trigger, &shutdown).await;
+        let before = status.borrow().text.clone();
+        let RunEnd { ok, text, skipped, rest_waits, quiet } =
+            one_run(&engine, &config, trigger, &shutdown, &before).await;
         let after = Utc::now();
         let recovered = quiet && !status.borrow().healthy;
         if recovered {
@@ -469,7 +471,13 @@ struct RunEnd {
 }
 
 /// One run to its end (or to a stop): logged, its outcome in the status.
-async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &Arc<Shutdown>) -> RunEnd {
+async fn one_run(
+    engine: &Engine,
+    config: &Config,
+    trigger: Trigger,
+    shutdown: &Arc<Shutdown>,
+    status_before: &str,
+) -> RunEnd {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
     let mode = RunMode::Service {
@@ -538,11 +546,16 @@ async fn one_run(engine: &Engine, config: &Config, trigger: Trigger, shutdown: &
         }
         Err(e) => {
             let text = format!("degraded: the last {kind} run stopped: {}", connector_api::one_line(&e));
-            tracing::error!(error = %connector_api::one_line(&e), kind, "run: stopped");
+            if text == status_before {
+                // The same stop at every tick: said once.
+                tracing::debug!(error = %connector_api::one_line(&e), kind, "run: stopped");
+            } else {
+                tracing::error!(error = %connector_api::one_line(&e), kind, "run: stopped");
+            }
             (false, text)
         }
     };
-    if !quiet {
+    if !quiet && status != status_before {
         tell(&[sd_notify::NotifyState::Status(&status)]);
     }
     RunEnd { ok, text: status, skipped, rest_waits, quiet }

@@ -52,8 +52,13 @@ pub struct ApprovalSummary {
 pub enum ApproveRunError {
     #[error("no run {0}; `enid runs` lists them")]
     NoSuchRun(i64),
-    #[error("run {id} is {status}, not held or planned: only a held or plan-only run's operations are approved")]
+    #[error(
+        "run {id} is {status}, not held, planned or applied: only a held or plan-only run's operations, and those an \
+         applied run left waiting, are approved"
+    )]
     NotHeld { id: i64, status: String },
+    #[error("run {0} was carried out and left nothing waiting for approval")]
+    NothingWaiting(i64),
     #[error("run {0}'s saved plan is gone (removed by retention?); approve a newer run")]
     PlanGone(i64),
     #[error("the selection approves nothing of run {id}: {why}")]
@@ -100,11 +105,15 @@ impl Engine {
             return Err(ApproveRunError::NotAllowed.into());
         }
         let run = self.store.run_by_id(run_id).await?.ok_or(ApproveRunError::NoSuchRun(run_id))?;
-        if !matches!(run.status.as_str(), "held" | "planned") {
+        // An applied run carried out all but what waited for approval (changes to protected
+        // persons, enables of accounts disabled outside enid): those may be approved.
+        let applied = matches!(run.status.as_str(), "ok" | "failed" | "interrupted");
+        if !applied && !matches!(run.status.as_str(), "held" | "planned") {
             return Err(ApproveRunError::NotHeld { id: run_id, status: run.status }.into());
         }
-        let plan_id = run.plan_id.ok_or(ApproveRunError::PlanGone(run_id))?;
-        let body = self.store.load_plan(&plan_id).await?.ok_or(ApproveRunError::PlanGone(run_id))?;
+        let gone = if applied { ApproveRunError::NothingWaiting(run_id) } else { ApproveRunError::PlanGone(run_id) };
+        let plan_id = run.plan_id.ok_or_else(|| gone.clone())?;
+        let body = self.store.load_plan(&plan_id).await?.ok_or(gone)?;
         let plan: serde_json::Value = serde_json::from_str(&body).map_err(|_| ApproveRunError::PlanGone(run_id))?;
         let text = |o: &serde_json::Value, k: &str| o[k].as_str().unwrap_or_default().to_string();
         let flag = |o: &serde_json::Value, k: &str| o[k].as_bool().unwrap_or(false);
@@ -120,7 +129,7 @@ impl Engine {
                 && (selection.only.is_empty() || selection.only.iter().any(|a| a.as_str() == action))
                 && selection.school.as_deref().is_none_or(|s| school.split(',').any(|x| x == s))
                 && viewer.schools.as_ref().is_none_or(|_| viewer.sees(&school));
-            if !wanted {
+            if !wanted || applied && !flag(o, "needs_approval") && !flag(o, "disabled_outside") {
                 continue;
             }
             if flag(o, "needs_approval") && !selection.accept_protected {
@@ -159,6 +168,9 @@ impl Engine {
                 approved_at: now,
                 expires_at,
             });
+        }
+        if rows.is_empty() && applied && left_protected + left_disabled_outside == 0 {
+            return Err(ApproveRunError::NothingWaiting(run_id).into());
         }
         if rows.is_empty() {
             let why = if left_protected + left_disabled_outside > 0 {

@@ -374,6 +374,8 @@ impl Engine {
         // An incremental run with no identity to plan (a tick that found nothing) weighs nothing.
         let planned_any = resolution.all().next().is_some();
         let owned_totals = if narrow && planned_any { self.store.owned_counts().await? } else { BTreeMap::new() };
+        // Thresholds weigh what the incremental runs since the last full run did too.
+        let earlier = if planned_any { self.applied_since_full().await? } else { BTreeMap::new() };
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
@@ -503,7 +505,7 @@ impl Engine {
                     return Ok(Narrowed::Full(format!("enid owns no account on target \"{id}\" yet")));
                 }
                 tp.in_scope = tp.in_scope.max(total);
-                held.extend(weigh(id, &tp, &owned, Some(total), &handle.policy.thresholds));
+                held.extend(weigh(id, &tp, &owned, Some(total), earlier.get(id), &handle.policy.thresholds));
                 target_plans.insert(id.clone(), tp);
                 continue;
             }
@@ -551,7 +553,7 @@ impl Engine {
             }
             // Groups whose names the domain holds elsewhere are blocked, not sent (`domain.rs`).
             self.block_held_group_names(id, all_obs, &protected_ids, &mut tp).await?;
-            held.extend(weigh(id, &tp, &owned, None, &handle.policy.thresholds));
+            held.extend(weigh(id, &tp, &owned, None, earlier.get(id), &handle.policy.thresholds));
             let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id && !g.pending).collect();
             // The members the owned groups hold now, as the target shows them. The owned
             // groups' anchors and folded keys are looked up, not compared pairwise: thousands of
@@ -901,6 +903,7 @@ fn weigh(
     tp: &plan::TargetPlan,
     rows: &[&crate::core::model::OwnedAccount],
     total: Option<usize>,
+    earlier: Option<&plan::Summary>,
     thresholds: &crate::core::policy::Thresholds,
 ) -> Vec<plan::ThresholdHit> {
     let owned = total.unwrap_or_else(|| rows.iter().filter(|a| a.status != AccountStatus::Pending).count());
@@ -919,8 +922,32 @@ fn weigh(
         .iter()
         .filter(|o| o.action == Action::Enable && (o.reason == plan::START_REASON || o.disabled_outside))
         .count();
-    let weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
-    plan::check_thresholds(id, &weighed, owned, tp.in_scope, thresholds)
+    let mut weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
+    // What the incremental runs since the last full one did counts too.
+    let e = earlier.copied().unwrap_or_default();
+    weighed.create += e.create;
+    weighed.claim += e.claim;
+    weighed.rename += e.rename;
+    weighed.r#move += e.r#move;
+    weighed.update += e.update;
+    weighed.enable += e.enable;
+    weighed.disable += e.disable;
+    weighed.delete += e.delete;
+    let mut hits = plan::check_thresholds(id, &weighed, owned, tp.in_scope, thresholds);
+    for h in &mut hits {
+        h.earlier = match h.action {
+            Action::Create => e.create,
+            Action::Claim => e.claim,
+            Action::Rename => e.rename,
+            Action::Move => e.r#move,
+            Action::Update => e.update,
+            Action::Enable => e.enable,
+            Action::Disable => e.disable,
+            Action::Delete => e.delete,
+            _ => 0,
+        };
+    }
+    hits
 }
 
 /// How a new person held back is listed: by `source/person_id` (masked when it has a civic

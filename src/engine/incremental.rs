@@ -54,6 +54,47 @@ macro_rules! full {
 pub(super) type State = (Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>);
 
 impl Engine {
+    /// The latest finished run that was not an incremental one (among the last [`LAST_RUNS`]).
+    pub(super) async fn last_full_run(&self) -> Result<Option<crate::store::RunRow>, EngineError> {
+        let runs = self.store.runs(LAST_RUNS).await?;
+        Ok(runs.into_iter().rev().find(|r| {
+            matches!(r.command.as_str(), "run" | "apply")
+                && r.status != "running"
+                && !r
+                    .counts
+                    .as_deref()
+                    .is_some_and(|c| serde_json::from_str::<super::RunCounts>(c).is_ok_and(|c| c.incremental))
+        }))
+    }
+
+    /// What the incremental runs since the last full one carried out, per target: an
+    /// incremental run weighs its thresholds with these, so that a change that arrives over
+    /// many ticks (a vendor deleting a school's pupils a page at a time) is held as one that
+    /// arrives at once would be. The next full run starts the count again.
+    pub(super) async fn applied_since_full(&self) -> Result<BTreeMap<String, crate::core::plan::Summary>, EngineError> {
+        let Some(full) = self.last_full_run().await? else { return Ok(BTreeMap::new()) };
+        let mut out: BTreeMap<String, crate::core::plan::Summary> = BTreeMap::new();
+        for (target, action, n) in self.store.applied_since(full.id).await? {
+            let known = [
+                Action::Create,
+                Action::Claim,
+                Action::Rename,
+                Action::Move,
+                Action::Update,
+                Action::Enable,
+                Action::Disable,
+                Action::Delete,
+            ];
+            if let Some(a) = known.into_iter().find(|a| a.as_str() == action) {
+                let summary = out.entry(target).or_default();
+                for _ in 0..n {
+                    summary.count(a);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The records that changed since the last applied run and the state of their identities;
     /// `fetched.records` keeps only their records.
     pub(super) async fn narrow_state(
@@ -194,16 +235,8 @@ impl Engine {
         }
         // The last full run held for review or stopped by a guard: what it found is not the
         // changed persons' to carry out piecemeal (a new template, a target half gone).
-        let runs = self.store.runs(LAST_RUNS).await?;
-        let full_run = runs.iter().rev().find(|r| {
-            matches!(r.command.as_str(), "run" | "apply")
-                && r.status != "running"
-                && !r
-                    .counts
-                    .as_deref()
-                    .is_some_and(|c| serde_json::from_str::<super::RunCounts>(c).is_ok_and(|c| c.incremental))
-        });
-        match full_run.map(|r| r.status.as_str()) {
+        let full_run = self.last_full_run().await?;
+        match full_run.as_ref().map(|r| r.status.as_str()) {
             None => full!("no full run among the last {LAST_RUNS}"),
             Some("held" | "stopped" | "interrupted" | "declined") => {
                 full!("the last full run did not go through")

@@ -121,8 +121,9 @@ pub(super) fn gone_records(
     resolution: &Resolution,
     read: &std::collections::BTreeMap<String, usize>,
 ) -> Vec<(String, String)> {
-    let kept: std::collections::HashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
-    let mut now: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let kept: rustc_hash::FxHashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
+    let mut now: rustc_hash::FxHashSet<(&str, &str)> = rustc_hash::FxHashSet::default();
+    now.reserve(resolution.present.len());
     for ident in &resolution.present {
         now.extend(ident.records.iter().map(|s| (s.source.as_str(), s.record.person_id.as_str())));
     }

@@ -351,7 +351,15 @@ impl Engine {
         let mut computed = match computed {
             Ok(c) => c,
             Err(e) => {
-                self.note_run("run", None, "stopped", &connector_api::one_line(&e), None, now).await;
+                // The same stop again (a guard that holds until someone acts, at every
+                // `incremental = "1s"` tick): the row already there says it.
+                let message = connector_api::one_line(&e);
+                let again = self.store.runs(1).await.ok().and_then(|mut r| r.pop()).is_some_and(|r| {
+                    r.command == "run" && r.status == "stopped" && r.message.as_deref() == Some(&message)
+                });
+                if !again {
+                    self.note_run("run", None, "stopped", &message, None, now).await;
+                }
                 return Err(e);
             }
         };
@@ -369,7 +377,10 @@ impl Engine {
             };
             return Ok(RunReport { computed, approved: None, outcome: Outcome::Unchanged, saved: false, run_id });
         }
-        let holds = !computed.plan.held.is_empty() || super::approve::waiting_protected(&computed.plan) > 0;
+        // Thresholds hold the whole plan. Changes to protected persons wait for approval on
+        // their own (saved with the plan, `enid approve RUN --accept-protected`), as with `enid
+        // apply`: one protected pupil waiting never holds everyone else's accounts back.
+        let holds = !computed.plan.held.is_empty();
         let approved_fps: std::collections::HashMap<&str, i64> =
             approvals.iter().filter_map(|a| Some((a.fingerprint.as_deref()?, a.id))).collect();
         // The whole plan goes ahead within thresholds; and one without operations (records,
@@ -417,6 +428,15 @@ impl Engine {
             // were the operator's review.
             computed.plan.held.clear();
             computed.plan.unprotect.clear();
+        }
+        if whole {
+            // Changes to protected persons that an operator approved go ahead with the rest.
+            for op in computed.plan.operations.iter_mut().filter(|o| o.needs_approval) {
+                if let Some(id) = approved_fps.get(op.fingerprint.as_str()) {
+                    op.needs_approval = false;
+                    used.push(*id);
+                }
+            }
         }
         let approval = ApplyRequest { accept_threshold: !whole, accept_protected: !whole, ..ApplyRequest::default() };
         let approved = self.approve(&mut computed, &approval, now).await?;

@@ -505,6 +505,11 @@ pub trait StateStore: Send + Sync {
     /// incremental run weighs its thresholds against.
     fn owned_counts(&self) -> impl Future<Output = Result<BTreeMap<String, usize>, StoreError>> + Send;
 
+    /// The operations carried out (result `ok`) by the runs after `run`, counted per target and
+    /// action: what the incremental runs since the last full one did, which the next one weighs
+    /// its thresholds with.
+    fn applied_since(&self, run: i64) -> impl Future<Output = Result<Vec<(String, String, usize)>, StoreError>> + Send;
+
     /// Replaces the held records of `sources` (records read in no identity: held in a conflict,
     /// waiting, or of a kept identity) with `rows`; a record held before keeps when it was first
     /// held.
@@ -949,6 +954,10 @@ impl StateStore for Store {
 
     async fn owned_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
         dispatch!(self.owned_counts())
+    }
+
+    async fn applied_since(&self, run: i64) -> Result<Vec<(String, String, usize)>, StoreError> {
+        dispatch!(self.applied_since(run))
     }
 
     async fn hold_records(

@@ -215,10 +215,11 @@ fn a_held_run_is_approved_as_operations_and_the_next_run_carries_out_only_those(
     wait_for("the approved surnames", 20, || env.people()["elev0.testsson"].one("sn") == "Nyholm");
     d.signal("-TERM");
     let _ = d.child.wait();
-    // An approval names a held run; anything else is refused with what to do.
+    // An approval names a held run, or what an applied one left waiting; anything else is
+    // refused with what to do.
     let ok_run = runs(&env).into_iter().find(|r| r["status"] == "ok").unwrap()["id"].to_string();
     let e = env.enid(&["approve", &ok_run]).fails();
-    assert!(e.stderr.contains("not held or planned"), "{}", e.stderr);
+    assert!(e.stderr.contains("left nothing waiting for approval"), "{}", e.stderr);
     assert!(env.enid(&["approve", "99999"]).fails().stderr.contains("no run 99999"));
 }
 

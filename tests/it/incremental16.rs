@@ -186,4 +186,41 @@ fn a_plan_waiting_for_approval_is_saved_once_not_at_every_tick() {
     wait_for("several ticks", 20, || log(&env).matches("run: finished").count() >= 5);
     assert_eq!(runs(&env).len(), 1, "one row for one plan: {:?}", runs(&env));
     assert!(env.people().is_empty(), "the service only plans");
+    // The ticks find the same changes the waiting plan holds: after the first, no tick weighs
+    // everything again in a full run.
+    let fallbacks = log(&env).matches("a full run instead of an incremental one").count();
+    assert!(fallbacks <= 1, "{fallbacks} full runs for the same waiting changes:\n{}", log(&env));
+}
+
+/// Leavers that arrive one at a time (an export job that drops a school's pupils a few at a
+/// time, a vendor deleting page by page) are weighed together: each incremental run counts
+/// what the incremental runs since the last full run carried out, so the third leaver over a
+/// limit of two is held, as three at once would be.
+#[test]
+fn leavers_one_at_a_time_are_weighed_together_until_the_next_full_run() {
+    let env = Env::with_config(&format!(
+        "\n[targets.directory.policy.thresholds]\ndisable_percent = 10\ndisable_min = 2\n{SCHEDULE}"
+    ));
+    let mut rows = pupils(20);
+    csv_rows(&env, &rows);
+    let mut d = Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    run_number(&env, 1);
+    for n in [2, 3] {
+        rows.pop();
+        csv_rows(&env, &rows);
+        let run = run_number(&env, n);
+        assert_eq!((run["status"].as_str(), run["counts"]["incremental"].as_bool()), (Some("ok"), Some(true)), "{run}");
+        assert_eq!(run["counts"]["planned"]["disable"], 1, "{run}");
+    }
+    rows.pop();
+    csv_rows(&env, &rows);
+    let held = run_number(&env, 4);
+    assert_eq!(held["status"], "held", "the third leaver since the last full run: {held}");
+    let message = held["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("3 disable") && message.contains("2 of them carried out since the last full run"),
+        "{message}"
+    );
+    assert_eq!(held["counts"]["ok"], 0, "{held}");
 }

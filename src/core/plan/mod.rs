@@ -283,7 +283,8 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Summary {
-    fn count(&mut self, a: Action) {
+    /// Counts one operation of `a`.
+    pub fn count(&mut self, a: Action) {
         match a {
             Action::Create => self.create += 1,
             Action::Claim => self.claim += 1,

@@ -17,6 +17,10 @@ pub struct ThresholdHit {
     /// The configured share and floor the limit came from.
     pub percent: f64,
     pub min: usize,
+    /// Of `count`, the operations the incremental runs since the last full run carried out
+    /// (weighed with this plan's, as if they had come at once).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub earlier: usize,
 }
 
 impl std::fmt::Display for ThresholdHit {
@@ -40,7 +44,11 @@ impl std::fmt::Display for ThresholdHit {
             self.percent,
             self.min,
             self.count - self.limit
-        )
+        )?;
+        if self.earlier > 0 {
+            write!(f, " ({} of them carried out since the last full run)", self.earlier)?;
+        }
+        Ok(())
     }
 }
 
@@ -62,7 +70,7 @@ pub fn check_thresholds(
     let mut check = |action: Action, count: usize, percent: f64, min: usize| {
         let limit = crate::core::policy::Thresholds::limit(percent, min, owned);
         if count > limit {
-            hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
+            hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min, earlier: 0 });
         }
     };
     // In plan order. The first run against an empty state on an empty target creates everyone:
@@ -82,6 +90,7 @@ pub fn check_thresholds(
             limit,
             percent: t.claim_percent,
             min: t.claim_min,
+            earlier: 0,
         });
     }
     check(Action::Rename, summary.rename, t.rename_percent, t.rename_min);
@@ -110,7 +119,7 @@ pub fn check_group_thresholds(
     ] {
         let limit = crate::core::policy::Thresholds::limit(percent, min, owned);
         if count > limit {
-            hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min });
+            hits.push(ThresholdHit { target: target.into(), action, count, owned, limit, percent, min, earlier: 0 });
         }
     }
     hits

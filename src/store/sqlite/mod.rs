@@ -1125,6 +1125,13 @@ impl StateStore for SqliteStore {
         self.read_owned_counts().await
     }
 
+    async fn applied_since(&self, run: i64) -> Result<Vec<(String, String, usize)>, StoreError> {
+        let sql = "SELECT json_group_array(json_array(target, action, n)) FROM
+                       (SELECT target, action, count(*) AS n FROM oplog WHERE run_id > ?1 AND result = 'ok'
+                        GROUP BY target, action ORDER BY target, action)";
+        self.json_rows(sqlx::query(sql).bind(run)).await
+    }
+
     async fn hold_records(
         &self,
         run: i64,

@@ -159,6 +159,8 @@ pub(super) fn build_snapshot(
     accounts: Vec<AccountRowIn>,
 ) -> Snapshot {
     let mut snap = Snapshot::default();
+    snap.identities.reserve(identities.len());
+    snap.primaries.reserve(identities.len());
     for (id, username, primary, tie) in identities {
         if let Some(school_unit) = primary {
             snap.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
