@@ -3,6 +3,7 @@
 #
 #   tests/bench/latency.sh [--ss12000] [N] [CHANGES]   (defaults: N = 100000 persons, CHANGES = 20)
 #   BENCH_ENID=/other/enid tests/bench/latency.sh ...   measures that build instead
+#   BENCH_PERF=/tmp/idle.perf tests/bench/latency.sh ...  also profiles the idle service
 #
 # 1. Generates N persons, starts a private slapd and applies them (`enid apply`). The source is
 #    a CSV export, or with --ss12000 the local SS 12000 server (tests/ss12000-server, N persons
@@ -87,7 +88,7 @@ cd "$WORK"
 echo "== applying $N persons"
 "$ENID" --config enid.toml apply --yes > /dev/null
 echo "== starting enid run"
-ENID_LOG=warn "$ENID" --config enid.toml run 2> daemon.log &
+ENID_LOG=${BENCH_LOG:-warn} "$ENID" --config enid.toml run 2> daemon.log &
 DAEMON=$!
 # (Not `| grep -q`: under pipefail, grep leaving early fails the pipeline.)
 until "$ENID" --config enid.toml runs --json > runs.json 2>/dev/null && grep -q '"command":"run"' runs.json; do
@@ -111,7 +112,10 @@ for i in $(seq 1 "$CHANGES"); do
   awk -v a="$(now)" -v b="$start" 'BEGIN { printf "%.2f\n", a - b }' >> latencies
 done
 cpu() { awk '{ print $14 + $15 }' "/proc/$DAEMON/stat"; }
-c0=$(cpu); sleep 10; c1=$(cpu)
+# BENCH_PERF=file records where the idle service spends its CPU (perf record) meanwhile.
+c0=$(cpu)
+if [ -n "${BENCH_PERF:-}" ]; then perf record -q -F 499 -g -o "$BENCH_PERF" -p "$DAEMON" -- sleep 10 2>/dev/null; else sleep 10; fi
+c1=$(cpu)
 ticks=$(getconf CLK_TCK)
 sort -n latencies > sorted
 count=$(wc -l < sorted)
