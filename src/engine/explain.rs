@@ -202,7 +202,10 @@ impl Engine {
             .iter()
             .map(|a| AccountView {
                 target: a.target.clone(),
-                key: a.key.clone(),
+                // A key (a DN, a user name) can hold the name a protected person's account
+                // still carries while the pseudonym waits, or their school's OU: the anchor finds
+                // the account without them.
+                key: if protected { a.key.as_ref().map(|_| "(protected)".into()) } else { a.key.clone() },
                 anchor: a.anchor.clone(),
                 status: a.status.as_str(),
                 disabled_on: a.disabled_at,

@@ -31,11 +31,11 @@ fn a_token_is_printed_once_and_only_its_hash_is_kept() {
     env.enid(&["token", "add", "lisa", "--role", "admin"]).fails();
 }
 
-const HEADER_P: &str =
+pub(crate) const HEADER_P: &str =
     "person_id,given_name,family_name,civic_no,role,school_unit,groups,start_date,end_date,protection";
 
 /// `enid run` with `[server]`, killed when the test ends however it ends.
-struct Service {
+pub(crate) struct Service {
     child: std::process::Child,
     port: u16,
 }
@@ -49,7 +49,7 @@ impl Drop for Service {
 
 impl Service {
     /// Starts the service on a free port and waits until `/healthz` answers.
-    fn start(env: &Env) -> Service {
+    pub(crate) fn start(env: &Env) -> Service {
         let service = Service::spawn(env, "");
         service.wait_up(env, || service.call("GET", "/healthz", None, None).0 == 200);
         service
@@ -88,7 +88,7 @@ impl Service {
     }
 
     /// One HTTP/1.1 request; (status, body).
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    pub(crate) fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
@@ -117,7 +117,7 @@ impl Service {
         (status, body)
     }
 
-    fn json(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> serde_json::Value {
+    pub(crate) fn json(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> serde_json::Value {
         let (status, text) = self.call(method, path, Some(token), body);
         assert_eq!(status, 200, "{method} {path}: {text}");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))

@@ -9,6 +9,7 @@
 
 mod ad;
 mod api16;
+mod api16sweep;
 mod civic_spellings;
 mod conformance;
 mod daemon16;
