@@ -38,7 +38,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 21] = [
+const MIGRATIONS: [(i64, &str, &str); 22] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -60,6 +60,7 @@ const MIGRATIONS: [(i64, &str, &str); 21] = [
     (19, "accounts by identity", include_str!("../../../migrations/sqlite/0019_accounts_by_identity.sql")),
     (20, "pending accounts", include_str!("../../../migrations/sqlite/0020_pending_accounts.sql")),
     (21, "record refs", include_str!("../../../migrations/sqlite/0021_record_refs.sql")),
+    (22, "live records", include_str!("../../../migrations/sqlite/0022_live_records.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).

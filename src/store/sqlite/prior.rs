@@ -116,9 +116,10 @@ impl SqliteStore {
     ) -> Result<(usize, BTreeSet<String>), StoreError> {
         let sql = "SELECT json_array(json_array(
                 (SELECT count(*) FROM held_records WHERE source = ?1)
-                  + (SELECT count(*) FROM source_records r WHERE source = ?1 AND gone_at IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM held_records h
-                                       WHERE h.source = r.source AND h.person_id = r.person_id)),
+                  + (SELECT count(*) FROM source_records WHERE source = ?1 AND gone_at IS NULL)
+                  - (SELECT count(*) FROM held_records h WHERE h.source = ?1
+                       AND EXISTS (SELECT 1 FROM source_records r
+                                   WHERE r.source = h.source AND r.person_id = h.person_id AND r.gone_at IS NULL)),
                 json((SELECT json_group_array(value) FROM json_each(?2) k
                       WHERE EXISTS (SELECT 1 FROM held_records WHERE source = ?1 AND person_id = k.value)
                          OR EXISTS (SELECT 1 FROM source_records

@@ -171,4 +171,10 @@ async fn the_refs_migration_indexes_the_stored_records_and_lookups_use_the_index
         plan("SELECT EXISTS (SELECT 1 FROM source_records WHERE source = ?1 AND data IS NULL AND gone_at IS NULL)")
             .await;
     assert!(unwhole.contains("source_records_unwhole"), "{unwhole}");
+    // The count of the records not gone reads the partial index, and the other lookups keep
+    // theirs.
+    let live = plan("SELECT count(*) FROM source_records WHERE source = ?1 AND gone_at IS NULL").await;
+    assert!(live.contains("INDEX source_records_live"), "{live}");
+    let one = plan("SELECT 1 FROM source_records WHERE source = ?1 AND person_id = 'A' AND gone_at IS NULL").await;
+    assert!(one.contains("sqlite_autoindex_source_records_1"), "{one}");
 }
