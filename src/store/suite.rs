@@ -1031,7 +1031,7 @@ pub async fn an_incremental_read_finds_stored_records_by_person_tie_group_and_sc
         content_hash: "h".into(),
     };
     let run = s.begin_run("apply", None, day(3)).await.unwrap();
-    s.hold_records(run, &["ss".into()], &[held], day(3)).await.unwrap();
+    s.hold_records(run, &["ss".into()], std::slice::from_ref(&held), day(3)).await.unwrap();
     assert_eq!(found(PriorQuery { ties: set(&["duty-9"]), ..Default::default() }).await, ["H"]);
     assert_eq!(found(PriorQuery { groups: set(&["g-9c"]), ..Default::default() }).await, ["H"]);
     assert_eq!(found(PriorQuery { school_units: set(&["S9"]), ..Default::default() }).await, ["H"]);
@@ -1040,4 +1040,9 @@ pub async fn an_incremental_read_finds_stored_records_by_person_tie_group_and_sc
     let held_civic =
         s.stored_records_where("ss", &PriorQuery { persons: set(&["H"]), ..Default::default() }).await.unwrap();
     assert_eq!(held_civic[0].civic_no.as_deref(), Some(PNR), "full civic numbers, as stored_records gives them");
+    // A held record with a linked one's key counts once (the held one stands in its place).
+    let held_a = crate::store::HeldRow { person_id: "A".into(), ..held.clone() };
+    let run = s.begin_run("apply", None, day(4)).await.unwrap();
+    s.hold_records(run, &["ss".into()], &[held, held_a], day(4)).await.unwrap();
+    assert_eq!(s.stored_presence("ss", &["A".into(), "C".into()]).await.unwrap(), (3, set(&["A"])));
 }

@@ -116,7 +116,9 @@ impl SqliteStore {
     ) -> Result<(usize, BTreeSet<String>), StoreError> {
         let sql = "SELECT json_array(json_array(
                 (SELECT count(*) FROM held_records WHERE source = ?1)
-                  + (SELECT count(*) FROM source_records WHERE source = ?1 AND gone_at IS NULL)
+                  + (SELECT count(*) FROM source_records WHERE source = ?1)
+                  - (SELECT count(*) FROM source_records INDEXED BY source_records_gone
+                       WHERE source = ?1 AND gone_at IS NOT NULL)
                   - (SELECT count(*) FROM held_records h WHERE h.source = ?1
                        AND EXISTS (SELECT 1 FROM source_records r
                                    WHERE r.source = h.source AND r.person_id = h.person_id AND r.gone_at IS NULL)),
@@ -133,7 +135,8 @@ impl SqliteStore {
 
     /// Whether a record of `source` not gone was stored before records were kept whole.
     pub(super) async fn read_stored_unwhole(&self, source: &str) -> Result<bool, StoreError> {
-        let sql = "SELECT json_array(json(CASE WHEN EXISTS (SELECT 1 FROM source_records
+        let sql =
+            "SELECT json_array(json(CASE WHEN EXISTS (SELECT 1 FROM source_records INDEXED BY source_records_unwhole
                        WHERE source = ?1 AND data IS NULL AND gone_at IS NULL) THEN 'true' ELSE 'false' END))";
         let found: Vec<bool> = self.json_rows(sqlx::query(sql).bind(source.to_string())).await?;
         Ok(found.first().copied().unwrap_or(true))
