@@ -71,6 +71,23 @@ pub enum Command {
         /// Save the plan, to apply it later with `enid apply --plan ID`
         #[arg(long)]
         save: bool,
+        /// List only these actions (comma-separated: create, rename, update, enable, disable,
+        /// delete, groups)
+        #[arg(long, value_delimiter = ',', value_name = "ACTIONS")]
+        only: Vec<String>,
+        /// List only the operations of this school unit
+        #[arg(long, value_name = "UNIT")]
+        school: Option<String>,
+        /// List only the operations on this target
+        #[arg(long, value_name = "ID")]
+        target: Option<String>,
+        /// List only this person's operations (enid id, or username)
+        #[arg(long, value_name = "ID")]
+        person: Option<String>,
+        /// List every operation and every school unit (the text lists 20 of each otherwise;
+        /// --json is always complete)
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         time: TimeArg,
     },
@@ -412,8 +429,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = std::io::stdout();
     match cli.command {
         Command::Check => plan::check(&build(config).await?, &mut out).await,
-        Command::Plan { json, save, time } => {
-            plan::plan(&build(config).await?, json, save, clock::now(time.now), overrides, &mut out).await
+        Command::Plan { json, save, only, school, target, person, all, time } => {
+            let listed = plan::listed(&only, school, target, person, all)?;
+            plan::plan(&build(config).await?, json, save, clock::now(time.now), overrides, listed, &mut out).await
         }
         Command::Apply { yes, plan, accept_threshold, accept_protected, only, school, accept_date, time } => {
             let request =

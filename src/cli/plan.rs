@@ -2,7 +2,7 @@
 //! API ([`Engine::run`]); this file only turns arguments into a [`RunRequest`], shows what the
 //! engine found, and asks for confirmation on a terminal ([`Terminal`], the CLI's [`Frontend`]).
 
-use super::render::render_plan;
+use super::render::{Listed, render_plan};
 use super::{CliError, exiting, failures, io, warn_rejected};
 use crate::clock;
 use crate::engine::{
@@ -40,10 +40,11 @@ pub(super) async fn plan(
     save: bool,
     now: DateTime<Utc>,
     overrides: Overrides,
+    listed: Listed,
     out: &mut (impl Write + Send),
 ) -> Result<ExitCode, CliError> {
     let request = RunRequest::new(RunMode::Plan { save, record: false }, now, overrides);
-    let mut terminal = Terminal { out, json, yes: true, plan_id: None, error: None };
+    let mut terminal = Terminal { out, json, yes: true, plan_id: None, error: None, listed };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;
     let report = report?;
@@ -58,6 +59,31 @@ pub(super) async fn plan(
     }
     exiting(report.computed);
     failed.map(|()| ExitCode::SUCCESS)
+}
+
+/// Turns `plan`'s selection words into what its text lists; an unknown `--only` word is refused
+/// before anything is read.
+pub(super) fn listed(
+    only: &[String],
+    school: Option<String>,
+    target: Option<String>,
+    person: Option<String>,
+    all: bool,
+) -> Result<Listed, CliError> {
+    let only = only_words(only)?;
+    Ok(Listed { selection: crate::engine::PlanSelection { only, school, target, person }, all })
+}
+
+/// The actions `--only` words name (`groups`: every group action).
+fn only_words(words: &[String]) -> Result<Vec<crate::core::plan::Action>, CliError> {
+    let mut actions = Vec::new();
+    for word in words {
+        let more = crate::engine::actions_named(word).ok_or_else(|| {
+            CliError::Message(format!("--only {word:?}: use create, rename, update, enable, disable, delete or groups"))
+        })?;
+        actions.extend_from_slice(more);
+    }
+    Ok(actions)
 }
 
 /// Turns `apply`'s arguments into the engine's approval request; refuses, before anything is
@@ -85,13 +111,7 @@ pub(super) fn apply_request(
             t.format("%Y-%m-%d")
         )));
     }
-    let mut actions = Vec::new();
-    for word in only {
-        let more = crate::engine::actions_named(word).ok_or_else(|| {
-            CliError::Message(format!("--only {word:?}: use create, rename, update, enable, disable, delete or groups"))
-        })?;
-        actions.extend_from_slice(more);
-    }
+    let actions = only_words(only)?;
     Ok(ApplyRequest { plan_id: plan, accept_threshold, accept_protected, only: actions, school })
 }
 
@@ -106,7 +126,7 @@ pub(super) async fn apply(
 ) -> Result<ExitCode, CliError> {
     let plan_id = request.plan_id.clone();
     let request = RunRequest::new(RunMode::Apply(request), now, overrides);
-    let mut terminal = Terminal { out, json: false, yes, plan_id, error: None };
+    let mut terminal = Terminal { out, json: false, yes, plan_id, error: None, listed: Listed::default() };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;
     let RunReport { computed, outcome, .. } = report?;
@@ -154,6 +174,8 @@ struct Terminal<'a, W: Write> {
     plan_id: Option<String>,
     /// What went wrong writing or reading, kept until the run returns.
     error: Option<CliError>,
+    /// What of the plan the text lists (`--json` is always the whole plan).
+    listed: Listed,
 }
 
 impl<W: Write> Terminal<'_, W> {
@@ -204,7 +226,7 @@ impl<W: Write + Send> Frontend for Terminal<'_, W> {
                 }
             };
         }
-        self.write(&render_plan(computed))
+        self.write(&render_plan(computed, &self.listed))
     }
 
     fn confirm(&mut self, computed: &Computed, approved: &Approved) -> Confirm {

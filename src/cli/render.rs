@@ -2,14 +2,25 @@
 //! persons with protected personal data by enid id only.
 
 use crate::core::identity::ConflictKind;
-use crate::core::plan::Action;
-use crate::engine::Computed;
+use crate::engine::thousands;
+use crate::engine::{Computed, LISTED_PER_ACTION, PlanSelection, PlanView};
 use std::fmt::Write as _;
 
-/// The plan as text: a summary per target, then operations grouped by action.
-pub fn render_plan(c: &Computed) -> String {
+/// What of a plan the text lists: the selected operations, at most [`LISTED_PER_ACTION`] of
+/// each action and of each other list unless `all`.
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    pub selection: PlanSelection,
+    pub all: bool,
+}
+
+/// The plan as text: its shape first (a summary per target and per school unit, what holds it or
+/// waits), then the selected operations grouped by action, capped, then the other lists.
+pub fn render_plan(c: &Computed, listed: &Listed) -> String {
     let shown = c.shown_plan();
     let plan = &shown;
+    let cap = if listed.all { None } else { Some(LISTED_PER_ACTION) };
+    let view = crate::engine::plan_view(plan, &listed.selection, cap);
     let mut s = String::new();
     let reads: Vec<String> = c
         .counts
@@ -76,26 +87,39 @@ pub fn render_plan(c: &Computed) -> String {
             other.len()
         );
     }
-    for action in [
-        Action::Create,
-        Action::Claim,
-        Action::Rename,
-        Action::Move,
-        Action::Update,
-        Action::Enable,
-        Action::Disable,
-        Action::Delete,
-        Action::CreateGroup,
-        Action::AddMembers,
-        Action::RemoveMembers,
-        Action::DeleteGroup,
-    ] {
-        let ops: Vec<_> = plan.operations.iter().filter(|o| o.action == action).collect();
-        if ops.is_empty() {
-            continue;
+    by_school(&mut s, &view, listed.all);
+    let waiting = plan.operations.iter().filter(|o| o.needs_approval).count() + plan.unprotect.len();
+    if waiting > 0 {
+        let _ = writeln!(
+            s,
+            "\n{waiting} changes to persons with protected personal data wait for approval \
+             (`enid plan --save`, then `enid apply --plan {} --accept-protected`)",
+            plan.plan_id
+        );
+    }
+    if !plan.held.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nHELD: this plan goes over a threshold and is not applied without review \
+             (`enid plan --save`, then `enid apply --plan {} --accept-threshold`):",
+            plan.plan_id
+        );
+        for h in &plan.held {
+            let _ = writeln!(s, "  {h}");
         }
-        let _ = writeln!(s, "\n{} ({})", action.as_str(), ops.len());
-        for op in &ops {
+    }
+    if !listed.selection.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nlisting {} of {} operations ({})",
+            thousands(view.selected),
+            thousands(view.total),
+            describe(&listed.selection)
+        );
+    }
+    for l in &view.listings {
+        let _ = writeln!(s, "\n{} ({})", l.action, thousands(l.selected));
+        for op in &l.operations {
             let _ = write!(
                 s,
                 "  {:<10} {:<22} {:<8} {}",
@@ -121,6 +145,15 @@ pub fn render_plan(c: &Computed) -> String {
             }
             s.push('\n');
         }
+        if l.more() > 0 {
+            let _ = writeln!(
+                s,
+                "  … and {} more (all of them: `enid plan --all`; or narrow with --only {}, --school, --target, --person)",
+                thousands(l.more()),
+                // The word `--only` takes: a group action's is `groups`.
+                if l.action.contains(' ') { "groups" } else { l.action }
+            );
+        }
     }
     if !plan.unprotect.is_empty() {
         let _ = writeln!(
@@ -129,29 +162,10 @@ pub fn render_plan(c: &Computed) -> String {
              this plan is applied with --accept-protected",
             plan.unprotect.len()
         );
-        for id in &plan.unprotect {
+        for id in head(&plan.unprotect, listed.all) {
             let _ = writeln!(s, "  {id}");
         }
-    }
-    let waiting = plan.operations.iter().filter(|o| o.needs_approval).count() + plan.unprotect.len();
-    if waiting > 0 {
-        let _ = writeln!(
-            s,
-            "\n{waiting} changes to persons with protected personal data wait for approval \
-             (`enid plan --save`, then `enid apply --plan {} --accept-protected`)",
-            plan.plan_id
-        );
-    }
-    if !plan.held.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nHELD: this plan goes over a threshold and is not applied without review \
-             (`enid plan --save`, then `enid apply --plan {} --accept-threshold`):",
-            plan.plan_id
-        );
-        for h in &plan.held {
-            let _ = writeln!(s, "  {h}");
-        }
+        more(&mut s, plan.unprotect.len(), listed.all);
     }
     if !plan.conflicts.is_empty() {
         let held: usize = plan.conflicts.iter().map(|c| c.held.len()).sum();
@@ -160,7 +174,7 @@ pub fn render_plan(c: &Computed) -> String {
             "\nheld ({held} records in {} conflicts): no account until decided; see `enid conflicts`",
             plan.conflicts.len()
         );
-        for c in &plan.conflicts {
+        for c in head(&plan.conflicts, listed.all) {
             let note = match c.kind {
                 ConflictKind::KeyReused => format!(
                     "  (the key now carries another civic number, {}: the person it belonged to is kept as they are)",
@@ -170,6 +184,7 @@ pub fn render_plan(c: &Computed) -> String {
             };
             let _ = writeln!(s, "  {}  {}{note}", c.id, c.held.join(", "));
         }
+        more(&mut s, plan.conflicts.len(), listed.all);
     }
     if !plan.kept.is_empty() {
         let _ = writeln!(
@@ -177,9 +192,10 @@ pub fn render_plan(c: &Computed) -> String {
             "\nkept as at the last run ({}): no update, no disable, no group change until their rows are read again",
             plan.kept.len()
         );
-        for k in &plan.kept {
+        for k in head(&plan.kept, listed.all) {
             let _ = writeln!(s, "  {:<22} {}", k.username, k.reason);
         }
+        more(&mut s, plan.kept.len(), listed.all);
     }
     if !plan.held_renames.is_empty() {
         let _ = writeln!(
@@ -187,9 +203,10 @@ pub fn render_plan(c: &Computed) -> String {
             "\nrenames waiting for approval ({}): approve with `enid renames approve USERNAME`",
             plan.held_renames.len()
         );
-        for r in &plan.held_renames {
+        for r in head(&plan.held_renames, listed.all) {
             let _ = writeln!(s, "  {} → {}", r.old, r.new);
         }
+        more(&mut s, plan.held_renames.len(), listed.all);
     }
     if !plan.civic_changes.is_empty() {
         let _ = writeln!(
@@ -197,16 +214,18 @@ pub fn render_plan(c: &Computed) -> String {
             "\ncivic-number changes ({}): identities, usernames and accounts are kept",
             plan.civic_changes.len()
         );
-        for c in &plan.civic_changes {
+        for c in head(&plan.civic_changes, listed.all) {
             let _ = writeln!(s, "  {c}");
         }
+        more(&mut s, plan.civic_changes.len(), listed.all);
     }
     if !plan.blocked.is_empty() {
         let _ =
             writeln!(s, "\nblocked ({}): these persons get no account until the cause is fixed", plan.blocked.len());
-        for b in &plan.blocked {
+        for b in head(&plan.blocked, listed.all) {
             let _ = writeln!(s, "  {:<10} {:<22} {}", b.target, b.username, b.reason);
         }
+        more(&mut s, plan.blocked.len(), listed.all);
     }
     if plan.operations.is_empty() {
         let _ = writeln!(s, "\nNo changes.");
@@ -255,4 +274,65 @@ pub fn render_conflicts(conflicts: &[crate::core::identity::Conflict]) -> String
         }
     }
     s
+}
+
+/// The plan's operations per target and school unit, one line each, at most
+/// [`LISTED_PER_ACTION`] lines unless `all`.
+fn by_school(s: &mut String, view: &PlanView, all: bool) {
+    let mut rows: Vec<((&str, &str), Vec<String>)> = Vec::new();
+    for r in &view.shape {
+        let key = (r.target.as_str(), r.school.as_str());
+        let count = format!("{} {}", thousands(r.count), r.action);
+        match rows.last_mut() {
+            Some((k, counts)) if *k == key => counts.push(count),
+            _ => rows.push((key, vec![count])),
+        }
+    }
+    // One target and one school unit (or none) say nothing the summary above does not.
+    if rows.len() < 2 {
+        return;
+    }
+    let _ = writeln!(s, "  by school unit (\"-\": none, or not shown for a protected person):");
+    let shown = if all { rows.len() } else { rows.len().min(LISTED_PER_ACTION) };
+    for ((target, school), counts) in &rows[..shown] {
+        let school = if school.is_empty() { "-" } else { school };
+        let _ = writeln!(s, "    {target:<10} {school:<10} {}", counts.join(", "));
+    }
+    if rows.len() > shown {
+        let _ = writeln!(
+            s,
+            "    … and {} more (all of them: `enid plan --all`; one school unit: --school UNIT)",
+            thousands(rows.len() - shown)
+        );
+    }
+}
+
+/// A selection in words: "create or update; school unit S1; target ldap".
+fn describe(sel: &PlanSelection) -> String {
+    let mut parts = Vec::new();
+    if !sel.only.is_empty() {
+        parts.push(sel.only.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" or "));
+    }
+    if let Some(school) = &sel.school {
+        parts.push(format!("school unit {school}"));
+    }
+    if let Some(target) = &sel.target {
+        parts.push(format!("target {target}"));
+    }
+    if let Some(person) = &sel.person {
+        parts.push(format!("person {person}"));
+    }
+    parts.join("; ")
+}
+
+/// The first [`LISTED_PER_ACTION`] items of a list, or all of them.
+fn head<T>(items: &[T], all: bool) -> &[T] {
+    if all { items } else { &items[..items.len().min(LISTED_PER_ACTION)] }
+}
+
+/// The line that says how many items of a list [`head`] left out.
+fn more(s: &mut String, len: usize, all: bool) {
+    if !all && len > LISTED_PER_ACTION {
+        let _ = writeln!(s, "  … and {} more (all of them: `enid plan --all`)", thousands(len - LISTED_PER_ACTION));
+    }
 }

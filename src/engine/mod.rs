@@ -46,6 +46,7 @@ pub mod idkey;
 mod incremental;
 pub mod keys;
 pub mod passwords;
+mod planview;
 mod queries;
 mod records;
 mod registry;
@@ -59,6 +60,7 @@ pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_confli
 pub use decisions::Choice;
 pub use explain::{AccountView, Explained, Explanation, HeldRecord, NextOp, RecordNow};
 pub use incremental::Narrowed;
+pub use planview::{LISTED_PER_ACTION, Listing, PlanSelection, PlanView, ShapeRow, view as plan_view};
 pub use queries::{LookupError, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
 pub use run::{Confirm, Frontend, Outcome, Overrides, Progress, RunCounts, RunHook, RunMode, RunReport, RunRequest};
@@ -480,7 +482,7 @@ fn describe_capabilities(c: &Capabilities) -> String {
 }
 
 /// A count with thousands separators, as people write it in messages: `22,100`.
-fn thousands(n: usize) -> String {
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

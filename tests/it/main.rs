@@ -27,6 +27,7 @@ mod onboarding;
 mod oneroster;
 mod ops16;
 mod permissions;
+mod plan17;
 mod protected;
 mod review;
 mod review15;
