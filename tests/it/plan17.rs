@@ -102,7 +102,7 @@ fn plan17_selection_words_choose_what_is_listed_and_never_find_a_protected_perso
         .map(|o| o["identity"].as_str().unwrap().to_string())
         .expect("the protected person's create");
     let by_id = env.enid(&["plan", "--person", &id]).ok().stdout;
-    assert_eq!(listed(&by_id, "create"), [id], "{by_id}");
+    assert_eq!(listed(&by_id, "create"), std::slice::from_ref(&id), "{by_id}");
     let s1 = env.enid(&["plan", "--school", "S1", "--all"]).ok().stdout;
     assert!(!s1.contains(&id), "a protected person's school unit is not shown, nor selected by: {s1}");
 
