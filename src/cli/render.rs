@@ -73,7 +73,15 @@ pub fn render_plan(c: &Computed, listed: &Listed) -> String {
     if !plan.new_identities.is_empty() {
         let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
     }
-    let interrupted: Vec<_> = plan.adoptions.iter().filter(|a| !a.by_username).collect();
+    let interrupted: Vec<_> = plan.adoptions.iter().filter(|a| !a.by_username && !a.disabled_now).collect();
+    let disabled_now = plan.adoptions.iter().filter(|a| a.disabled_now).count();
+    if disabled_now > 0 {
+        let _ = writeln!(
+            s,
+            "  accounts of leavers already disabled on the target (a stopped run, or by hand), to be recorded as \
+             disabled from today (their grace period starts): {disabled_now}"
+        );
+    }
     if !interrupted.is_empty() {
         let _ =
             writeln!(s, "  accounts created by an interrupted run, to be recorded as enid's: {}", interrupted.len());

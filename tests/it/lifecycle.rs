@@ -80,3 +80,28 @@ fn graduates_keep_their_accounts_over_the_summer() {
     let explain = env.enid(&["explain", "anna.berg", "--now", "2027-09-01"]).ok();
     assert!(explain.stdout.contains("the summer keep ended on 2027-08-31"), "{}", explain.stdout);
 }
+
+/// A run stopped after disabling a leaver on the target and before recording it (simulated by
+/// setting the state's row back to active): the next run records the disable, and the grace
+/// period runs from then, so the account is deleted in time instead of never.
+#[test]
+fn a_disable_the_state_missed_is_recorded_and_the_account_is_still_deleted_after_the_grace_period() {
+    let env = with_lifecycle("delete_students_after_days = 90");
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &row("2", "Bo", "Ek", "", "student", "S1", "")]);
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2026-06-01"]).ok();
+    env.csv(&[&row("2", "Bo", "Ek", "", "student", "S1", "")]);
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2026-06-15"]).ok();
+    env.sql("UPDATE accounts SET status = 'active', disabled_at = NULL WHERE status = 'disabled'");
+
+    let text = env.enid(&["plan", "--now", "2026-06-20"]).ok().stdout;
+    assert!(text.contains("to be recorded as disabled from today (their grace period starts): 1"), "{text}");
+    env.enid(&["apply", "--yes", "--accept-date", "--now", "2026-06-20"]).ok();
+    let status =
+        env.sql_value("SELECT status || ' ' || substr(disabled_at, 1, 10) FROM accounts WHERE status <> 'active'");
+    assert_eq!(status, "disabled 2026-06-20");
+    let plan = env.enid(&["plan", "--json", "--now", "2026-09-17"]).ok().json();
+    assert_eq!(plan["summary"]["delete"], 0, "inside the grace period from the recorded day: {plan}");
+    let plan = env.enid(&["plan", "--json", "--now", "2026-09-18"]).ok().json();
+    assert_eq!(plan["summary"]["delete"], 1, "90 days after 2026-06-20: {plan}");
+    assert_eq!(plan["operations"][0]["username"], "anna.berg");
+}

@@ -164,6 +164,7 @@ pub fn plan_target(
                     anchor: observed[i].anchor.clone(),
                     disabled: observed[i].disabled,
                     by_username: false,
+                    disabled_now: false,
                 });
             }
             if found.is_none()
@@ -288,6 +289,19 @@ pub fn plan_target(
                         push(&mut tp, &d, Action::Delete, reason, TargetOp::Delete { key: obs.key.clone() }, None);
                     } else if obs.disabled {
                         tp.summary.unchanged += 1;
+                        // Disabled on the target while the state still says active: the
+                        // disable is recorded (from today), or the grace period never starts.
+                        if let Some(o) = owned.filter(|o| o.status == AccountStatus::Active && o.anchor.is_some()) {
+                            tp.adoptions.push(Adoption {
+                                target: target.into(),
+                                identity: d.spec.id.clone(),
+                                key: obs.key.clone(),
+                                anchor: obs.anchor.clone().or_else(|| o.anchor.clone()),
+                                disabled: true,
+                                by_username: false,
+                                disabled_now: true,
+                            });
+                        }
                     } else {
                         let reason = d.inactive_reason.clone().unwrap_or_else(|| "no longer active".into());
                         push(&mut tp, &d, Action::Disable, reason, TargetOp::Disable { key: obs.key.clone() }, None);

@@ -222,6 +222,11 @@ pub struct Adoption {
     /// `adopt_by_username`), not because an interrupted run made it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub by_username: bool,
+    /// An account of enid's that the state has as active and the target as disabled, as enid
+    /// wants it (a run stopped between the two writes, or someone disabled it by hand): recorded
+    /// as disabled, so that its grace period runs and it is deleted in time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disabled_now: bool,
 }
 
 /// An account made before enid that this plan claims for a person (a `claim` operation).

@@ -320,6 +320,22 @@ fn leavers_are_disabled_once_and_returners_enabled() {
     );
 }
 
+/// A run stopped between disabling a leaver's account on the target and recording it (or IT
+/// disabled it by hand): the state learns it is disabled, from today, so its grace period runs;
+/// an account the state has disabled already is left as it is.
+#[test]
+fn a_leaver_disabled_on_the_target_but_active_in_the_state_is_recorded_as_disabled() {
+    check(
+        &[desired("1", "anna.berg", "Berg", false), desired("2", "bo.ek", "Ek", false)],
+        &[observed("anna.berg", Some("1"), "Berg", true), observed("bo.ek", Some("2"), "Ek", true)],
+        &[owned("1", "anna.berg", AccountStatus::Active), owned("2", "bo.ek", AccountStatus::Disabled)],
+        expect_test::expect![[r#"
+            adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=true
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 2 } unmanaged=0
+        "#]],
+    );
+}
+
 #[test]
 fn an_interrupted_create_is_adopted_not_duplicated() {
     check(
