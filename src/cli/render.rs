@@ -73,13 +73,22 @@ pub fn render_plan(c: &Computed, listed: &Listed) -> String {
     if !plan.new_identities.is_empty() {
         let _ = writeln!(s, "  new identities: {}", plan.new_identities.len());
     }
-    let interrupted: Vec<_> = plan.adoptions.iter().filter(|a| !a.by_username && !a.disabled_now).collect();
-    let disabled_now = plan.adoptions.iter().filter(|a| a.disabled_now).count();
-    if disabled_now > 0 {
+    let interrupted: Vec<_> = plan.adoptions.iter().filter(|a| !a.by_username && !a.status_only).collect();
+    let recorded = |disabled: bool| plan.adoptions.iter().filter(|a| a.status_only && a.disabled == disabled).count();
+    if recorded(true) > 0 {
         let _ = writeln!(
             s,
             "  accounts of leavers already disabled on the target (a stopped run, or by hand), to be recorded as \
-             disabled from today (their grace period starts): {disabled_now}"
+             disabled from today (their grace period starts): {}",
+            recorded(true)
+        );
+    }
+    if recorded(false) > 0 {
+        let _ = writeln!(
+            s,
+            "  accounts already enabled on the target that the state has as disabled (a stopped run), to be \
+             recorded as active: {}",
+            recorded(false)
         );
     }
     if !interrupted.is_empty() {

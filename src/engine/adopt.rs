@@ -775,7 +775,7 @@ impl Engine {
                 // as disabled outside enid instead of enabling it. A leaver's stays disabled.
                 disabled: c.disabled && c.left,
                 by_username: false,
-                disabled_now: false,
+                status_only: false,
             })
             .collect();
         self.store.adopt(&rows, now).await?;

@@ -118,7 +118,7 @@ impl Engine {
                 anchor: c.anchor.clone(),
                 disabled: false,
                 by_username: true,
-                disabled_now: false,
+                status_only: false,
             })
             .collect();
         self.store.adopt(&claims, now).await?;

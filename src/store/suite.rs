@@ -408,7 +408,7 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
         anchor: Some("u-1".into()),
         disabled,
         by_username: false,
-        disabled_now: false,
+        status_only: false,
     };
     s.adopt(&[adoption(false)], day(1)).await.unwrap();
     assert_eq!(account(s, "id-a").await.unwrap().anchor.as_deref(), Some("u-1"));

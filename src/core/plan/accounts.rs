@@ -164,7 +164,7 @@ pub fn plan_target(
                     anchor: observed[i].anchor.clone(),
                     disabled: observed[i].disabled,
                     by_username: false,
-                    disabled_now: false,
+                    status_only: false,
                 });
             }
             if found.is_none()
@@ -299,7 +299,7 @@ pub fn plan_target(
                                 anchor: obs.anchor.clone().or_else(|| o.anchor.clone()),
                                 disabled: true,
                                 by_username: false,
-                                disabled_now: true,
+                                status_only: true,
                             });
                         }
                     } else {
@@ -348,6 +348,24 @@ pub fn plan_target(
                     changed = true;
                 }
                 let enable = obs.disabled && d.active;
+                // Enabled on the target while the state says disabled (an enable whose record
+                // was lost): recorded as active, or a later lockout by IT would be taken for
+                // enid's own disable and undone.
+                if let Some(o) = owned.filter(|o| o.status == AccountStatus::Disabled && o.anchor.is_some())
+                    && !obs.disabled
+                    && d.active
+                    && !d.provision_disabled
+                {
+                    tp.adoptions.push(Adoption {
+                        target: target.into(),
+                        identity: d.spec.id.clone(),
+                        key: obs.key.clone(),
+                        anchor: obs.anchor.clone().or_else(|| o.anchor.clone()),
+                        disabled: false,
+                        by_username: false,
+                        status_only: true,
+                    });
+                }
                 // Disabled, but not by enid (a lockout by IT): enabled only when an operator says.
                 let outside = enable
                     && !facts.enable_disabled_outside

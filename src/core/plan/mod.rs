@@ -222,11 +222,12 @@ pub struct Adoption {
     /// `adopt_by_username`), not because an interrupted run made it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub by_username: bool,
-    /// An account of enid's that the state has as active and the target as disabled, as enid
-    /// wants it (a run stopped between the two writes, or someone disabled it by hand): recorded
-    /// as disabled, so that its grace period runs and it is deleted in time.
+    /// Only the state's status is recorded: the target already shows what enid wants, the
+    /// state does not (a run stopped between the target's write and the state's). A leaver's
+    /// account disabled there is recorded as disabled from today, so that its grace period runs;
+    /// an enabled one as active, so that a later lockout by IT is not taken for enid's disable.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub disabled_now: bool,
+    pub status_only: bool,
 }
 
 /// An account made before enid that this plan claims for a person (a `claim` operation).

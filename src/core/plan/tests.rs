@@ -322,16 +322,31 @@ fn leavers_are_disabled_once_and_returners_enabled() {
 
 /// A run stopped between disabling a leaver's account on the target and recording it (or IT
 /// disabled it by hand): the state learns it is disabled, from today, so its grace period runs;
-/// an account the state has disabled already is left as it is.
+/// an account the state has disabled already is left as it is. A returner enabled on the target
+/// while the state kept "disabled" is recorded as active.
 #[test]
-fn a_leaver_disabled_on_the_target_but_active_in_the_state_is_recorded_as_disabled() {
+fn the_state_learns_a_status_the_target_already_shows_as_enid_wants_it() {
     check(
-        &[desired("1", "anna.berg", "Berg", false), desired("2", "bo.ek", "Ek", false)],
-        &[observed("anna.berg", Some("1"), "Berg", true), observed("bo.ek", Some("2"), "Ek", true)],
-        &[owned("1", "anna.berg", AccountStatus::Active), owned("2", "bo.ek", AccountStatus::Disabled)],
+        &[
+            desired("1", "anna.berg", "Berg", false),
+            desired("2", "bo.ek", "Ek", false),
+            desired("3", "cy.ek", "Ek", true),
+        ],
+        &[
+            observed("anna.berg", Some("1"), "Berg", true),
+            observed("bo.ek", Some("2"), "Ek", true),
+            observed("cy.ek", Some("3"), "Ek", false),
+        ],
+        &[
+            owned("1", "anna.berg", AccountStatus::Active),
+            owned("2", "bo.ek", AccountStatus::Disabled),
+            owned("3", "cy.ek", AccountStatus::Disabled),
+        ],
         expect_test::expect![[r#"
             adopt uid=anna.berg,ou=people,dc=example,dc=org disabled=true
-            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 2 } unmanaged=0
+            adopt uid=cy.ek,ou=people,dc=example,dc=org disabled=false
+            member 3: uid=cy.ek,ou=people,dc=example,dc=org
+            Summary { create: 0, claim: 0, rename: 0, move: 0, update: 0, enable: 0, disable: 0, delete: 0, unchanged: 3 } unmanaged=0
         "#]],
     );
 }
