@@ -46,39 +46,84 @@ pub(super) async fn rename_target(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Shows the sync log, newest last.
+/// Shows the sync log, newest last: without a selection (or `all`), the last run that did something. In
+/// text, each run's rows follow a line that sums the run up.
 pub(super) async fn log(
     engine: &Engine,
     run: Option<i64>,
     person: Option<String>,
     school: Option<String>,
     limit: i64,
+    all: bool,
     json: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode, CliError> {
+    let viewer = Viewer::admin();
+    let run = match (run, &person, &school) {
+        (None, None, None) if !all => match engine.last_run_with_operations(&viewer).await? {
+            Some(id) => Some(id),
+            None => {
+                if !json {
+                    writeln!(out, "No operations logged yet (`enid runs` lists every run).").map_err(io)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+        },
+        _ => run,
+    };
     let filter = LogFilter { run, school, limit, ..LogFilter::default() };
-    let rows = engine.log(filter, person.as_deref(), &Viewer::admin()).await?;
+    let rows = engine.log(filter, person.as_deref(), &viewer).await?;
+    if !json && rows.len() as i64 == limit {
+        writeln!(out, "(the newest {limit} rows: --limit N shows more)").map_err(io)?;
+    }
+    let mut last_run = None;
     for r in rows {
         if json {
             writeln!(out, "{}", serde_json::to_string(&r).map_err(|e| CliError::Message(e.to_string()))?)
-        } else {
-            writeln!(
-                out,
-                "{}  run {:<4} {:<8} {:<10} {:<12} {:<22} {:<8} {}{}",
-                r.at,
-                r.run_id,
-                r.result,
-                r.target.as_deref().unwrap_or("-"),
-                r.action,
-                r.username.as_deref().unwrap_or("-"),
-                r.school.as_deref().filter(|s| !s.is_empty()).unwrap_or("-"),
-                r.detail.as_deref().unwrap_or(""),
-                r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
-            )
+                .map_err(io)?;
+            continue;
         }
+        if last_run != Some(r.run_id) {
+            last_run = Some(r.run_id);
+            if let Some(v) = engine.run_view(r.run_id, &viewer).await? {
+                writeln!(out, "{}", run_line(&v)).map_err(io)?;
+            }
+        }
+        writeln!(
+            out,
+            "{}  run {:<4} {:<8} {:<10} {:<12} {:<22} {:<8} {}{}",
+            r.at,
+            r.run_id,
+            r.result,
+            r.target.as_deref().unwrap_or("-"),
+            r.action,
+            r.username.as_deref().unwrap_or("-"),
+            r.school.as_deref().filter(|s| !s.is_empty()).unwrap_or("-"),
+            r.detail.as_deref().unwrap_or(""),
+            r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+        )
         .map_err(io)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run summed up in one line: what, when, how it ended, and its counts.
+fn run_line(v: &crate::engine::RunView) -> String {
+    let mut line = format!("== run {} ({}, {}): {}", v.run.id, v.run.command, v.run.started_at, v.run.status);
+    if let Some(t) = &v.tally {
+        let planned: Vec<String> =
+            t.planned.iter().map(|(a, n)| format!("{} {a}", crate::engine::thousands(*n))).collect();
+        if !planned.is_empty() {
+            line.push_str(&format!("; planned {}", planned.join(", ")));
+        }
+        line.push_str(&format!(
+            "; {} done, {} failed, {} not sent",
+            crate::engine::thousands(t.ok),
+            crate::engine::thousands(t.failed),
+            crate::engine::thousands(t.not_sent)
+        ));
+    }
+    line
 }
 
 /// Lists the newest runs, oldest first: every apply, adopt and daemon run, however it ended.

@@ -134,6 +134,9 @@ pub enum Command {
         /// At most this many rows (the newest)
         #[arg(long, default_value_t = 200)]
         limit: i64,
+        /// Every run's rows; without a selection, the log shows the last run that did something
+        #[arg(long, conflicts_with = "run")]
+        all: bool,
         /// JSON lines instead of text
         #[arg(long)]
         json: bool,
@@ -458,8 +461,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::State { action: StateAction::Prune { time } } => {
             log::prune(&build(config).await?, clock::now(time.now), &mut out).await
         }
-        Command::Log { run, person, school, limit, json } => {
-            log::log(&build(config).await?, run, person, school, limit, json, &mut out).await
+        Command::Log { run, person, school, limit, all, json } => {
+            log::log(&build(config).await?, run, person, school, limit, all, json, &mut out).await
         }
         Command::Run => {
             drop(config);

@@ -93,6 +93,36 @@ impl Engine {
         Ok(out)
     }
 
+    /// One run, if the viewer may see it (a school admin: a run with a log row of their units,
+    /// without its message).
+    pub async fn run_view(&self, id: i64, viewer: &Viewer) -> Result<Option<RunView>, EngineError> {
+        let Some(run) = self.store.run_by_id(id).await? else { return Ok(None) };
+        if viewer.schools.is_some() {
+            let filter = LogFilter {
+                run: Some(run.id),
+                schools: viewer.schools.as_ref().map(|s| s.iter().cloned().collect()),
+                limit: 1,
+                ..LogFilter::default()
+            };
+            if self.store.log(&filter).await?.is_empty() {
+                return Ok(None);
+            }
+        }
+        let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+        let message = if viewer.schools.is_some() { None } else { run.message };
+        Ok(Some(RunView { run: RunRow { counts: None, message, ..run }, tally }))
+    }
+
+    /// The run of the newest log row the viewer may see: the last run that did something.
+    pub async fn last_run_with_operations(&self, viewer: &Viewer) -> Result<Option<i64>, EngineError> {
+        let filter = LogFilter {
+            schools: viewer.schools.as_ref().map(|s| s.iter().cloned().collect()),
+            limit: 1,
+            ..LogFilter::default()
+        };
+        Ok(self.store.log(&filter).await?.first().map(|r| r.run_id))
+    }
+
     /// One identity by enid id, username (current or earlier), source key or external
     /// identifier, among the persons the viewer may see. The key is echoed masked when it has
     /// a civic number's shape.

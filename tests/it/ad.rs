@@ -563,7 +563,7 @@ fn a_protected_person_lives_in_the_protected_ou_under_her_username_only() {
     assert_eq!(prot.as_array().map(Vec::len), Some(1), "{prot}");
     assert!(prot[0]["username"].is_null() && prot[0]["display_name"].is_null(), "{prot}");
     assert_eq!(prot[0]["identity"].as_str(), Some(hidden.one("employeeNumber").as_str()));
-    run(&["log"]).ok();
+    run(&["log", "--all"]).ok();
     run(&["explain", sam]).ok();
     // Siv is given protection later: renamed to a pseudonym, moved to the protected OU under
     // it, hidden.

@@ -265,7 +265,15 @@ fn cli_outputs(env: &Env, keys: &[String]) -> Vec<(String, String)> {
         let r = env.enid(&a);
         out.push((args.join(" "), format!("{}\n{}", r.stdout, r.stderr)));
     };
-    for a in [["runs"].as_slice(), &["runs", "--json"], &["log"], &["log", "--json"], &["conflicts"], &["renames"]] {
+    for a in [
+        ["runs"].as_slice(),
+        &["runs", "--json"],
+        &["log"],
+        &["log", "--all"],
+        &["log", "--all", "--json"],
+        &["conflicts"],
+        &["renames"],
+    ] {
         run(a.iter().map(|s| s.to_string()).collect());
     }
     let ids = env.sql_value("SELECT group_concat(id, ' ') FROM identities");

@@ -60,8 +60,8 @@ fn a_civic_number_in_any_spelling_in_a_free_text_column_rejects_the_row_everywhe
         assert!(text.stderr.contains(&want), "{want}\n{}", text.stderr);
     }
     run(&["apply", "--yes"]);
-    run(&["log"]);
-    run(&["log", "--json"]);
+    run(&["log", "--all"]);
+    run(&["log", "--all", "--json"]);
     run(&["explain", "anna.berg"]);
 
     let people: Vec<String> = env.people().into_keys().collect();

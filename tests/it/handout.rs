@@ -133,7 +133,7 @@ fn a_hand_out_not_delivered_in_full_forgets_nothing() {
     // hand-out once, and the failed ones as runs that gave the passwords back.
     let none = env.enid(&["passwords", "show", "--all", "--now", &later]).ok().stdout;
     assert!(none.contains("No first passwords to hand out"), "{none}");
-    let log = env.enid(&["log"]).ok().stdout;
+    let log = env.enid(&["log", "--all"]).ok().stdout;
     assert_eq!(log.matches("hand_out_password").count(), all.len(), "{log}");
     let gave_back = env.sql_value("SELECT count(*) || '' FROM runs WHERE message LIKE 'gave back 5 first passwords%'");
     assert_eq!(gave_back, "3", "the full disk, the closed pipe and head");

@@ -110,3 +110,38 @@ fn plan17_selection_words_choose_what_is_listed_and_never_find_a_protected_perso
     let bad = env.enid(&["plan", "--only", "creat"]).fails();
     assert!(bad.stderr.contains("--only \"creat\""), "{}", bad.stderr);
 }
+
+/// `enid log` without a selection: the last run that did something, summed up in a line; a run
+/// that did nothing since does not hide it; `--all` and `--person` reach back over earlier runs.
+#[test]
+fn plan17_the_log_shows_the_last_run_that_did_something_with_a_line_per_run() {
+    let env = Env::new();
+    let nothing = env.enid(&["log"]).ok().stdout;
+    assert!(nothing.contains("No operations logged yet"), "{nothing}");
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &row("2", "Bo", "Ek", "", "student", "S2", "")]);
+    env.apply();
+    env.csv(&[&row("1", "Anna", "Lind", "", "student", "S1", ""), &row("2", "Bo", "Ek", "", "student", "S2", "")]);
+    env.apply();
+    env.apply(); // nothing to do: a row in `enid runs`, none in the log
+    let runs = env.enid(&["runs", "--json"]).ok().stdout;
+    assert_eq!(runs.lines().count(), 3, "{runs}");
+
+    let log = env.enid(&["log"]).ok().stdout;
+    let heads: Vec<&str> = log.lines().filter(|l| l.starts_with("== run")).collect();
+    assert_eq!(heads.len(), 1, "{log}");
+    assert!(
+        heads[0].contains("(apply, ") && heads[0].contains("planned 1 update; 1 done, 0 failed, 0 not sent"),
+        "{log}"
+    );
+    assert_eq!(log.lines().filter(|l| l.contains(" update ")).count(), 1, "{log}");
+    assert!(!log.contains(" create "), "the first run's rows are not the last run's: {log}");
+
+    let all = env.enid(&["log", "--all"]).ok().stdout;
+    assert_eq!(all.lines().filter(|l| l.starts_with("== run")).count(), 2, "{all}");
+    assert!(all.contains("planned 2 create"), "{all}");
+    let anna = env.enid(&["log", "--person", "anna.berg"]).ok().stdout;
+    assert!(anna.contains(" create ") && anna.contains(" update "), "a person's log reaches back: {anna}");
+    let json = env.enid(&["log", "--json"]).ok().stdout;
+    assert_eq!(json.lines().count(), 1, "JSON lines, the same rows, no summary: {json}");
+    serde_json::from_str::<serde_json::Value>(json.trim()).expect("a JSON line");
+}

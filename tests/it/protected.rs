@@ -66,7 +66,7 @@ fn a_protected_persons_name_appears_nowhere_and_changes_wait_for_approval() {
     );
     run(&["apply", "--yes"]).ok();
     assert_eq!(env.people()[uid.as_str()].dn, format!("uid={uid},{BASE}"), "not disabled without approval");
-    run(&["log"]).ok();
+    run(&["log", "--all"]).ok();
     run(&["explain", &uid]).ok();
     run(&["explain", &uid, "--json"]).ok();
     for text in &outputs {

@@ -406,7 +406,7 @@ fn the_log_shows_a_person_who_became_protected_by_enid_id_only() {
     let plan = env.enid(&["plan", "--save", "--json"]).ok().json();
     let id = plan["plan_id"].as_str().unwrap().to_string();
     env.enid(&["apply", "--plan", &id, "--accept-protected", "--yes"]).ok();
-    for args in [&["log"][..], &["log", "--json"]] {
+    for args in [&["log", "--all"][..], &["log", "--all", "--json"]] {
         let run = env.enid(args).ok();
         assert!(!run.stdout.to_lowercase().contains("zlatana"), "`enid {}`:\n{}", args.join(" "), run.stdout);
     }

@@ -636,8 +636,8 @@ fn oneroster_identifiers_that_are_civic_numbers_reach_no_output() {
             runs.push(("explain", env.enid(&["explain", who])));
             runs.push(("log --person", env.enid(&["log", "--person", who])));
         }
-        runs.push(("log", env.enid(&["log"])));
-        runs.push(("log --json", env.enid(&["log", "--json"])));
+        runs.push(("log", env.enid(&["log", "--all"])));
+        runs.push(("log --json", env.enid(&["log", "--all", "--json"])));
         for (what, run) in &runs {
             assert_no_civic(&format!("{what} (civic_no from identifier: {civic_from_identifier})"), run, &civics);
         }
@@ -668,8 +668,8 @@ fn civic_numbers_in_other_oneroster_fields_reach_no_output() {
         ("plan", env.enid(&["plan", "--now", DAY1])),
         ("plan --json", env.enid(&["plan", "--json", "--now", DAY1])),
         ("apply", env.enid(&["apply", "--yes", "--now", DAY1, "--accept-date"])),
-        ("log", env.enid(&["log"])),
-        ("log --json", env.enid(&["log", "--json"])),
+        ("log", env.enid(&["log", "--all"])),
+        ("log --json", env.enid(&["log", "--all", "--json"])),
     ];
     for s in civics.iter().flat_map(|c| spellings(c)) {
         runs.push(("explain", env.enid(&["explain", &s])));

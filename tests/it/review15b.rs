@@ -115,8 +115,8 @@ fn held_persons_follow_the_newest_delta_changed_or_deleted() {
         &["conflicts", "--json"],
         &["plan", "--now", DAY1],
         &["plan", "--json", "--now", DAY1],
-        &["log"],
-        &["log", "--json"],
+        &["log", "--all"],
+        &["log", "--all", "--json"],
         &["explain", &twin_id],
         &["explain", "--json", &twin_id],
     ] {

@@ -386,8 +386,8 @@ mod scim_civic {
         proxy.answer(1, 500, None, false);
         run(&["apply", "--yes"]);
         run(&["apply", "--yes"]);
-        run(&["log"]);
-        run(&["log", "--json"]);
+        run(&["log", "--all"]);
+        run(&["log", "--all", "--json"]);
         for i in 0..4 {
             run(&["explain", &pnr(i)]);
             run(&["explain", &pnr(i), "--json"]);

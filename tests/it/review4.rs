@@ -247,9 +247,13 @@ fn a_protected_persons_claim_shows_no_old_username_in_log_or_explain() {
     let pseudonym = theirs[0].one("uid");
     assert_ne!(pseudonym, "hgom01", "renamed to a pseudonym once approved");
     let enid_id = theirs[0].one("employeeNumber");
-    for args in
-        [vec!["log"], vec!["log", "--json"], vec!["explain", enid_id.as_str()], vec!["plan"], vec!["adopt", "--json"]]
-    {
+    for args in [
+        vec!["log", "--all"],
+        vec!["log", "--all", "--json"],
+        vec!["explain", enid_id.as_str()],
+        vec!["plan"],
+        vec!["adopt", "--json"],
+    ] {
         let r = env.enid(&args);
         outputs.push(format!("{}\n{}", r.stdout, r.stderr));
     }
@@ -501,9 +505,13 @@ fn a_protected_persons_ambiguous_match_names_no_account() {
     let blocked = json["blocked"].as_array().unwrap();
     assert_eq!(blocked.len(), 1, "held: {json}");
     let id = blocked[0]["identity"].as_str().unwrap().to_string();
-    for args in
-        [vec!["plan"], vec!["apply", "--yes"], vec!["log"], vec!["explain", id.as_str()], vec!["adopt", "--json"]]
-    {
+    for args in [
+        vec!["plan"],
+        vec!["apply", "--yes"],
+        vec!["log", "--all"],
+        vec!["explain", id.as_str()],
+        vec!["adopt", "--json"],
+    ] {
         let r = env.enid(&args);
         outputs.push(format!("{}\n{}", r.stdout, r.stderr));
     }
