@@ -80,10 +80,12 @@ fn findings(what: &str, text: &str, words: &[String]) -> Vec<String> {
     out
 }
 
-/// `line` with every run of 16 or more letters and digits that holds a letter (enid ids'
-/// parts, fingerprints, tokens, hashes) blanked: their decimal digits can happen to spell a
-/// date and four digits. (A known number inside one is still found by its digits.)
+/// `line` with every enid id (a UUID) and every run of 16 or more letters and digits that holds
+/// a letter (fingerprints, tokens, hashes) blanked: their decimal digits can happen to spell a
+/// date and four digits (`a0511827-263d` reads as 051182-7263). A known number inside one is
+/// still found by its digits.
 fn scrub(line: &str) -> String {
+    let line = &blank_uuids(line);
     let mut out = String::with_capacity(line.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
@@ -104,6 +106,30 @@ fn scrub(line: &str) -> String {
     }
     flush(&mut word, &mut out);
     out
+}
+
+/// `line` with every UUID (8-4-4-4-12 hexadecimal digits) replaced by as many `#`.
+fn blank_uuids(line: &str) -> String {
+    let b = line.as_bytes();
+    let shape = |at: usize| {
+        at + 36 <= b.len()
+            && b[at..at + 36]
+                .iter()
+                .enumerate()
+                .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    };
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if shape(i) {
+            out.extend_from_slice(&[b'#'; 36]);
+            i += 36;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| line.to_string())
 }
 
 /// The words no answer may hold for a protected person: the names, the username their names
