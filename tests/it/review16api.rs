@@ -1,0 +1,216 @@
+//! Review of issue 16's service and API as a careless operator and a hostile client would use
+//! them: malformed requests, odd `Authorization` headers, another school's runs, and a state
+//! database removed under a running service. Each test is a promise the README makes.
+
+use crate::api16::Service;
+use crate::daemon16::wait_for;
+use crate::harness::*;
+
+/// One raw HTTP/1.1 request of any bytes; (status, head, body). A server that answers before it
+/// read the whole body (413) may close the socket under the writer: that is no failure here.
+fn raw(port: u16, request: &[u8]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+fn get(path: &str, auth: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}\r\n").into_bytes()
+}
+
+fn post(path: &str, auth: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// Anna at S1 and Bo at S2, applied by the CLI; an admin's and S1's school admin's tokens.
+fn two_schools(extra: &str) -> (Env, String, String) {
+    let env = Env::with_config(extra);
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A"),
+            row("2", "Bo", "Ek", &pnr(2), "student", "S2", "8B"),
+        ],
+    );
+    env.apply().ok();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    (env, admin, lisa)
+}
+
+/// Every refusal of a malformed request is a 4xx with a JSON `{"error": ...}` (the API's own
+/// shape, which a client parses), never a 500, a hang or a panic, and echoes no value the caller
+/// sent (a path segment can be a civic number). The service answers normally afterwards.
+#[test]
+fn review16api_every_malformed_request_is_a_4xx_json_error_that_echoes_nothing() {
+    let (env, admin, _) = two_schools("");
+    let api = Service::start(&env);
+    let auth = format!("Authorization: Bearer {admin}\r\n");
+    let civic = "19821105-9954";
+    let huge = vec![b'x'; 10 * 1024 * 1024];
+    let long = format!("/api/v1/persons/{}", "a".repeat(60_000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a non-numeric run id to approve",
+            post(&format!("/api/v1/runs/{civic}/approve"), &auth, "application/json", b"{}"),
+        ),
+        ("a run id past i64", post("/api/v1/runs/99999999999999999999999/approve", &auth, "application/json", b"")),
+        ("a malformed approval body", post("/api/v1/runs/1/approve", &auth, "application/json", b"{\"only\": [")),
+        ("an unknown approval field", post("/api/v1/runs/1/approve", &auth, "application/json", b"{\"evil\": 1}")),
+        ("a nonsense only word", post("/api/v1/runs/1/approve", &auth, "application/json", b"{\"only\": [\"nuke\"]}")),
+        (
+            "a lookup body as a form",
+            post("/api/v1/persons/lookup", &auth, "application/x-www-form-urlencoded", b"key=1"),
+        ),
+        ("a 10 MB lookup body", post("/api/v1/persons/lookup", &auth, "application/json", &huge)),
+        (
+            "a lookup key of the wrong type",
+            post("/api/v1/persons/lookup", &auth, "application/json", b"{\"key\": 19821105}"),
+        ),
+        ("a conflict decision that is not JSON", post("/api/v1/conflicts/x/decision", &auth, "text/plain", b"merge")),
+        ("a negative limit? no: a non-numeric one", get("/api/v1/runs?limit=abc", &auth)),
+        ("a limit past i64", get("/api/v1/log?limit=99999999999999999999999", &auth)),
+        ("a before cursor that is no number", get("/api/v1/log?before=%27%20OR%201=1--", &auth)),
+        ("a run filter that is no number", get("/api/v1/log?run=1;DROP", &auth)),
+        ("invalid UTF-8 in a path segment", get("/api/v1/persons/%FF%FE", &auth)),
+        ("a civic number in a path", get(&format!("/api/v1/persons/{civic}"), &auth)),
+        ("a civic number in the person filter", get(&format!("/api/v1/log?person={civic}"), &auth)),
+        ("a wrong method", get("/api/v1/plans", &auth)),
+        ("a path outside the API", get("/api/v1/../../etc/passwd", &auth)),
+        ("a very long URL", get(&long, &auth)),
+    ];
+    let mut broken = Vec::new();
+    for (what, request) in &cases {
+        let (status, head, body) = raw(api.port, request);
+        let json: Option<serde_json::Value> = serde_json::from_str(&body).ok();
+        let error = json.as_ref().and_then(|j| j["error"].as_str()).map(str::to_string);
+        if !(400..500).contains(&status) || error.is_none() {
+            broken.push(format!(
+                "{what}: {status}, not a 4xx JSON error: {} / {body:?}",
+                head.lines().next().unwrap_or("")
+            ));
+        } else if body.contains("9954") || body.contains("DROP") || body.contains("aaaaaaaa") {
+            broken.push(format!("{what}: the answer echoes what was sent: {body}"));
+        }
+    }
+    // Odd but harmless: a negative limit, unknown parameters, a traversal that names no one.
+    for path in ["/api/v1/runs?limit=-5", "/api/v1/log?limit=0&evil=1&before=-1", "/api/v1/runs?limit=1&limit=2"] {
+        let (status, _, body) = raw(api.port, &get(path, &auth));
+        if status != 200 {
+            broken.push(format!("{path}: {status} {body}"));
+        }
+    }
+    let (status, _, body) = raw(api.port, &get("/api/v1/persons/..%2F..%2Fetc%2Fpasswd", &auth));
+    if status != 404 {
+        broken.push(format!("a traversal in a person id: {status} {body}"));
+    }
+    assert_eq!(api.call("GET", "/healthz", None, None).0, 200, "the service answers after the hostile requests");
+    drop(api);
+    assert!(broken.is_empty(), "refusals that are not the API's JSON errors:\n{}", broken.join("\n"));
+    let log = std::fs::read_to_string(env.path("service.log")).unwrap();
+    assert!(!log.contains("panicked"), "a panic in the service's log:\n{log}");
+    for secret in [civic, "198211059954", "8211059954", "DROP", &admin[5..]] {
+        assert!(!log.contains(secret), "{secret:?} in the service's log:\n{log}");
+    }
+}
+
+/// `Authorization: Bearer TOKEN` is read as HTTP defines it: the scheme in any case
+/// (RFC 9110 §11.1), so a client or proxy that writes `BEARER` is not turned away; anything
+/// else (another scheme, a missing token, a token glued to the scheme) is 401.
+#[test]
+fn review16api_the_bearer_scheme_is_case_insensitive_and_anything_else_is_401() {
+    let (env, admin, _) = two_schools("");
+    let api = Service::start(&env);
+    let mut wrong = Vec::new();
+    for (header, want) in [
+        (format!("Authorization: Bearer {admin}\r\n"), 200),
+        (format!("Authorization: BEARER {admin}\r\n"), 200),
+        (format!("Authorization: bEaReR {admin}\r\n"), 200),
+        (format!("Authorization: Bearer   {admin}  \r\n"), 200),
+        (format!("Authorization: Basic {admin}\r\n"), 401),
+        (format!("Authorization: Bearer{admin}\r\n"), 401),
+        ("Authorization: Bearer \r\n".to_string(), 401),
+        (format!("Authorization: Bearer {}\r\n", &admin[..admin.len() - 1]), 401),
+        (format!("Authorization: Bearer {admin}x\r\n"), 401),
+        (String::new(), 401),
+    ] {
+        let (status, _, body) = raw(api.port, &get("/api/v1/runs", &header));
+        if status != want {
+            wrong.push(format!("{:?}: {status}, want {want}: {body}", header.replace(&admin[8..], "…")));
+        }
+    }
+    // A header folded over two lines is no token (hyper refuses it before enid sees it).
+    let (status, _, _) = raw(api.port, &get("/api/v1/runs", &format!("Authorization: Bearer\r\n {admin}\r\n")));
+    if status == 200 {
+        wrong.push("a folded header was taken as a token".into());
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A school admin's token sees the runs that touched their units only: another school's run is
+/// 404 on `GET /runs/{id}`, and approving it answers exactly as approving a run that does not
+/// exist (status and body), so the approve route tells them nothing the list does not.
+#[test]
+fn review16api_approving_another_schools_run_answers_as_a_run_that_does_not_exist() {
+    let (env, _admin, lisa) = two_schools("");
+    // A second run that touches S2 only: Bo moves to class 9C.
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A"),
+            row("2", "Bo", "Ek", &pnr(2), "student", "S2", "9C"),
+        ],
+    );
+    env.apply().ok();
+    let bo_run = env.sql_value("SELECT CAST(max(id) AS TEXT) FROM runs");
+    let api = Service::spawn(&env, "school_admins_approve = true");
+    api.wait_up(&env, || api.call("GET", "/healthz", None, None).0 == 200);
+    assert_eq!(api.call("GET", &format!("/api/v1/runs/{bo_run}"), Some(&lisa), None).0, 404, "S2's run is not Lisa's");
+    let nobody = api.call("POST", "/api/v1/runs/999999/approve", Some(&lisa), Some("{}"));
+    assert_eq!(nobody.0, 404, "{}", nobody.1);
+    let other = api.call("POST", &format!("/api/v1/runs/{bo_run}/approve"), Some(&lisa), Some("{}"));
+    assert_eq!(other, nobody, "approving S2's run tells Lisa it exists (and its status)");
+}
+
+/// The state database removed under a running service (an operator cleaning up, a restore gone
+/// wrong): the service must not go on writing what it does into a file no one will ever read
+/// again. Its runs stop, `/healthz` says degraded, and no new account is created on the word of
+/// a state that is gone.
+#[test]
+fn review16api_a_state_removed_under_the_running_service_stops_its_runs() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"500ms\"\n");
+    csv_rows(&env, &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A")]);
+    let api = Service::start(&env);
+    wait_for("Anna's account", 30, || env.people().contains_key("anna.berg"));
+    std::fs::remove_file(env.path("state.db")).unwrap();
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A"),
+            row("2", "Bo", "Ek", &pnr(2), "student", "S1", "7A"),
+        ],
+    );
+    // The file watch starts a run within a second or two; give it ample time.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let log = std::fs::read_to_string(env.path("service.log")).unwrap();
+    assert!(
+        !env.people().contains_key("bo.ek"),
+        "the service created Bo's account and recorded it in a removed state:\n{log}"
+    );
+    assert_eq!(api.call("GET", "/healthz", None, None).0, 503, "the service says it is fine:\n{log}");
+}
