@@ -446,9 +446,11 @@ struct ApproveBody {
 pub(super) async fn approve_run(
     State(state): State<Arc<ApiState>>,
     Extension(who): Extension<Principal>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // As `GET /runs/{id}`: an id that is no run's is not found (and never echoed).
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     if who.role == crate::engine::TokenRole::SchoolAdmin && !state.settings.school_admins_approve {
         return Err(ApiError::Forbidden("school admins approve nothing here ([server] school_admins_approve)"));
     }
