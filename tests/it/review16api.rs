@@ -214,3 +214,112 @@ fn review16api_a_state_removed_under_the_running_service_stops_its_runs() {
     );
     assert_eq!(api.call("GET", "/healthz", None, None).0, 503, "the service says it is fine:\n{log}");
 }
+
+/// The newest run with `status`, as the CLI lists them.
+fn newest(env: &Env, status: &str) -> Option<serde_json::Value> {
+    let out = env.enid(&["runs", "--json"]).ok().stdout;
+    let runs: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(&out) {
+        Ok(serde_json::Value::Array(a)) => a,
+        _ => out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect(),
+    };
+    runs.into_iter().rfind(|r| r["status"] == status)
+}
+
+/// A school admin who may approve (`school_admins_approve`) approves their units' operations
+/// only: naming another unit (`school`) or another unit's operation by its fingerprint (`ops`)
+/// approves nothing, and that operation is not carried out.
+#[test]
+fn review16api_a_school_admin_approves_no_other_schools_operation_by_school_or_fingerprint() {
+    let env = Env::new();
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A"),
+            row("2", "Bo", "Ek", &pnr(2), "student", "S2", "8B"),
+        ],
+    );
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let api = Service::spawn(&env, "school_admins_approve = true");
+    api.wait_up(&env, || api.call("GET", "/healthz", None, None).0 == 200);
+    wait_for("a planned run", 30, || newest(&env, "planned").is_some());
+    let run = newest(&env, "planned").unwrap();
+    let id = run["id"].as_i64().unwrap();
+    let plan = api.json("GET", &format!("/api/v1/plans/{}", run["plan_id"].as_str().unwrap()), &admin, None);
+    let bo = plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["school"] == "S2")
+        .unwrap_or_else(|| panic!("Bo's create in {plan}"));
+    let fingerprint = bo["fingerprint"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/runs/{id}/approve");
+    for body in [
+        r#"{"school": "S2"}"#.to_string(),
+        format!(r#"{{"ops": ["{fingerprint}"]}}"#),
+        format!(r#"{{"ops": ["{}"]}}"#, &fingerprint[..8]),
+        format!(r#"{{"school": "S2", "ops": ["{fingerprint}"], "only": ["create"]}}"#),
+    ] {
+        let (status, text) = api.call("POST", &path, Some(&lisa), Some(&body));
+        let approved = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|j| j["approved"].as_u64());
+        assert!(status >= 400 || approved == Some(0), "{body}: Lisa approved S2's create: {status} {text}");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(env.people().is_empty(), "an operation was carried out: {:?}", env.people().keys().collect::<Vec<_>>());
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM approvals"), "0", "an approval was recorded");
+}
+
+/// `[schedule] approvals_expire_after`: an approval that lapsed before the service's next run
+/// carries out nothing; a fresh one of the same run does (so the test can fail).
+#[test]
+fn review16api_an_expired_approval_carries_out_nothing() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napprovals_expire_after = \"1s\"\n");
+    csv_rows(&env, &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A")]);
+    // Each start appends its own `[server]` table: the config as it was before it.
+    let base = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    let start = |config: &str| {
+        std::fs::write(env.path("enid.toml"), config).unwrap();
+        Service::start(&env)
+    };
+    let api = start(&base);
+    wait_for("a planned run", 30, || newest(&env, "planned").is_some());
+    drop(api);
+    let id = newest(&env, "planned").unwrap()["id"].as_i64().unwrap().to_string();
+    env.enid(&["approve", &id]).ok();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let api = start(&base);
+    // The same plan again is not saved again: the run leaves a line in the log, not a row.
+    wait_for("the run after the restart", 30, || {
+        std::fs::read_to_string(env.path("service.log")).unwrap_or_default().contains("run: finished")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(env.people().is_empty(), "a lapsed approval was carried out");
+    drop(api);
+    // The same approval, fresh: carried out (the lapse above was what held it).
+    let id = newest(&env, "planned").unwrap()["id"].as_i64().unwrap().to_string();
+    let fresh = base.replace("approvals_expire_after = \"1s\"", "approvals_expire_after = \"1h\"");
+    std::fs::write(env.path("enid.toml"), &fresh).unwrap();
+    env.enid(&["approve", &id]).ok();
+    let _api = start(&fresh);
+    wait_for("Anna's account after a fresh approval", 30, || env.people().contains_key("anna.berg"));
+}
+
+/// The export cut to its header line while the service runs (a failed export job): the input
+/// guard stops the run, no one is disabled, and `/healthz` says degraded.
+#[test]
+fn review16api_an_export_cut_to_its_header_under_the_service_disables_no_one() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"500ms\"\n");
+    let rows: Vec<String> = (0..5)
+        .map(|i| row(&format!("P{i}"), &format!("Elev{i}"), "Testsson", &pnr(i), "student", "S1", "7A"))
+        .collect();
+    csv_rows(&env, &rows);
+    let api = Service::start(&env);
+    wait_for("five accounts", 30, || env.people().len() == 5);
+    let header = std::fs::read_to_string(env.path("persons.csv")).unwrap().lines().next().unwrap().to_string();
+    std::fs::write(env.path("persons.csv"), format!("{header}\n")).unwrap();
+    wait_for("degraded", 30, || api.call("GET", "/healthz", None, None).0 == 503);
+    let disabled = env.people().values().filter(|e| e.dn.contains("ou=disabled")).count();
+    assert_eq!(disabled, 0, "an empty export disabled accounts");
+    assert_eq!(env.people().len(), 5);
+}
