@@ -105,7 +105,7 @@ impl Engine {
             return Err(ApproveRunError::NotAllowed.into());
         }
         let run = self.store.run_by_id(run_id).await?.ok_or(ApproveRunError::NoSuchRun(run_id))?;
-        if !self.run_approvable_by(&run, viewer).await? {
+        if !self.run_visible(&run, viewer).await? {
             // Another school's run is no run to a school admin: not its status, not that it is.
             return Err(ApproveRunError::NoSuchRun(run_id).into());
         }
@@ -198,32 +198,6 @@ impl Engine {
             guards: selection.accept.clone(),
             expires_at,
         })
-    }
-}
-
-impl Engine {
-    /// Whether a school admin may see run `run` to approve it: it touched one of their units (by
-    /// the log, as `GET /runs` shows them) or its saved plan holds an operation of one of them
-    /// (a planned or held run has no log rows). An admin sees every run.
-    async fn run_approvable_by(&self, run: &crate::store::RunRow, viewer: &Viewer) -> Result<bool, EngineError> {
-        let Some(mine) = &viewer.schools else { return Ok(true) };
-        let filter = crate::store::LogFilter {
-            run: Some(run.id),
-            schools: Some(mine.iter().cloned().collect()),
-            limit: 1,
-            ..crate::store::LogFilter::default()
-        };
-        if !self.store.log(&filter).await?.is_empty() {
-            return Ok(true);
-        }
-        let Some(plan_id) = &run.plan_id else { return Ok(false) };
-        let Some(body) = self.store.load_plan(plan_id).await? else { return Ok(false) };
-        let plan: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        Ok(plan["operations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|o| o["school"].as_str().is_some_and(|s| !s.is_empty() && viewer.sees(s))))
     }
 }
 

@@ -74,16 +74,8 @@ impl Engine {
         let rows = self.store.runs(limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for run in rows {
-            if viewer.schools.is_some() {
-                let filter = LogFilter {
-                    run: Some(run.id),
-                    schools: viewer.schools.as_ref().map(|s| s.iter().cloned().collect()),
-                    limit: 1,
-                    ..LogFilter::default()
-                };
-                if self.store.log(&filter).await?.is_empty() {
-                    continue;
-                }
+            if !self.run_visible(&run, viewer).await? {
+                continue;
             }
             let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
             // A run's message can name another school's persons or the configuration.
@@ -91,6 +83,34 @@ impl Engine {
             out.push(RunView { run: RunRow { counts: None, message, ..run }, tally });
         }
         Ok(out)
+    }
+
+    /// Whether the viewer may see run `run`: an admin every run; a school admin one that touched
+    /// one of their units (by the log), or a planned or held run whose saved plan holds an
+    /// operation of one of them (it has no log rows yet, and is theirs to approve with
+    /// `school_admins_approve`).
+    pub(super) async fn run_visible(&self, run: &crate::store::RunRow, viewer: &Viewer) -> Result<bool, EngineError> {
+        let Some(mine) = &viewer.schools else { return Ok(true) };
+        let filter = LogFilter {
+            run: Some(run.id),
+            schools: Some(mine.iter().cloned().collect()),
+            limit: 1,
+            ..LogFilter::default()
+        };
+        if !self.store.log(&filter).await?.is_empty() {
+            return Ok(true);
+        }
+        if !matches!(run.status.as_str(), "planned" | "held") {
+            return Ok(false);
+        }
+        let Some(plan_id) = &run.plan_id else { return Ok(false) };
+        let Some(body) = self.store.load_plan(plan_id).await? else { return Ok(false) };
+        let plan: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        Ok(plan["operations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["school"].as_str().is_some_and(|s| !s.is_empty() && viewer.sees(s))))
     }
 
     /// One identity by enid id, username (current or earlier), source key or external

@@ -323,3 +323,33 @@ fn review16api_an_export_cut_to_its_header_under_the_service_disables_no_one() {
     assert_eq!(disabled, 0, "an empty export disabled accounts");
     assert_eq!(env.people().len(), 5);
 }
+
+/// A school admin who may approve (`school_admins_approve`) finds the planned run that holds
+/// their units' operations where they find runs (`GET /runs`, `GET /runs/{id}`): the approve
+/// route takes it, so the list must not say it does not exist. Another unit's planned run stays
+/// hidden.
+#[test]
+fn review16api_a_school_admin_sees_the_planned_run_they_may_approve_and_no_other() {
+    let env = Env::new();
+    csv_rows(&env, &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A")]);
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let bo =
+        env.enid(&["token", "add", "bo", "--role", "school_admin", "--school", "S2"]).ok().stdout.trim().to_string();
+    let api = Service::spawn(&env, "school_admins_approve = true");
+    api.wait_up(&env, || api.call("GET", "/healthz", None, None).0 == 200);
+    wait_for("a planned run", 30, || newest(&env, "planned").is_some());
+    let id = newest(&env, "planned").unwrap()["id"].as_i64().unwrap();
+    let listed = api.json("GET", "/api/v1/runs", &lisa, None);
+    assert!(
+        listed.as_array().unwrap().iter().any(|r| r["id"] == id),
+        "S1's admin does not see planned run {id} with S1's create: {listed}"
+    );
+    assert_eq!(api.json("GET", &format!("/api/v1/runs/{id}"), &lisa, None)["id"], id);
+    assert_eq!(api.json("GET", "/api/v1/runs", &bo, None), serde_json::json!([]), "S2's admin sees S1's plan");
+    assert_eq!(api.call("GET", &format!("/api/v1/runs/{id}"), Some(&bo), None).0, 404);
+    assert_eq!(api.call("POST", &format!("/api/v1/runs/{id}/approve"), Some(&bo), Some("{}")).0, 404);
+    // Lisa approves it from there: Anna's account.
+    assert_eq!(api.json("POST", &format!("/api/v1/runs/{id}/approve"), &lisa, Some("{}"))["approved"], 1);
+    wait_for("Anna's account", 30, || env.people().contains_key("anna.berg"));
+}
