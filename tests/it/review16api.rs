@@ -353,3 +353,33 @@ fn review16api_a_school_admin_sees_the_planned_run_they_may_approve_and_no_other
     assert_eq!(api.json("POST", &format!("/api/v1/runs/{id}/approve"), &lisa, Some("{}"))["approved"], 1);
     wait_for("Anna's account", 30, || env.people().contains_key("anna.berg"));
 }
+
+/// A claim's id is all it takes to confirm (forget) or give back its first passwords: a school
+/// admin's token may do so for a claim of their own units only. Another's claim (an admin's
+/// claim of another unit) answers as a claim that does not exist, and its password stays kept.
+/// (The kept password is written into the state as a hand-out claims it: the AD target that
+/// makes one needs the shared Samba DC; the API's part is the same.)
+#[test]
+fn review16api_a_school_admin_cannot_forget_or_give_back_another_schools_claim() {
+    let (env, admin, lisa) = two_schools("");
+    let bo = env.sql_value("SELECT id FROM identities WHERE username = 'bo.ek'");
+    let claim = "5e1f5e1f5e1f5e1f5e1f5e1f5e1f5e1f";
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    env.sql(&format!(
+        "INSERT INTO passwords (target, identity_id, school, sealed, created_at, claim_id, claimed_at) \
+         VALUES ('directory', '{bo}', 'S2', X'00', '{now}', '{claim}', '{now}')"
+    ));
+    let kept = || env.sql_value("SELECT CAST(count(*) AS TEXT) || '/' || count(claim_id) FROM passwords");
+    assert_eq!(kept(), "1/1");
+    let api = Service::start(&env);
+    let none = "00000000000000000000000000000000";
+    let confirm = |id: &str| api.call("POST", &format!("/api/v1/passwords/claims/{id}/confirm"), Some(&lisa), None);
+    let release = |id: &str| api.call("DELETE", &format!("/api/v1/passwords/claims/{id}"), Some(&lisa), None);
+    assert_eq!(release(claim), release(none), "given back: S2's claim answers as no claim");
+    assert_eq!(kept(), "1/1", "Lisa gave S2's claimed password back");
+    assert_eq!(confirm(claim), confirm(none), "confirmed: S2's claim answers as no claim");
+    assert_eq!(kept(), "1/1", "Lisa made S2's first password be forgotten");
+    // The admin may (whose claim it is): forgotten.
+    assert_eq!(api.json("POST", &format!("/api/v1/passwords/claims/{claim}/confirm"), &admin, None)["forgotten"], 1);
+    assert_eq!(kept(), "0/0");
+}
