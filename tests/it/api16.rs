@@ -36,7 +36,7 @@ pub(crate) const HEADER_P: &str =
 
 /// `enid run` with `[server]`, killed when the test ends however it ends.
 pub(crate) struct Service {
-    child: std::process::Child,
+    pub(crate) child: std::process::Child,
     pub(crate) port: u16,
 }
 

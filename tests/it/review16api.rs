@@ -383,3 +383,36 @@ fn review16api_a_school_admin_cannot_forget_or_give_back_another_schools_claim()
     assert_eq!(api.json("POST", &format!("/api/v1/passwords/claims/{claim}/confirm"), &admin, None)["forgotten"], 1);
     assert_eq!(kept(), "0/0");
 }
+
+/// SIGHUP after the operator pointed the source at another export (another school's file, a
+/// file of the wrong day): the reload is taken, and the full run it starts holds the leavers it
+/// would make of everyone who has an account: no one is disabled. (A held run is one that got
+/// through: `/healthz` stays ok, by design.)
+#[test]
+fn review16api_a_reload_onto_another_export_disables_no_one() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"500ms\"\n");
+    let pupils = |prefix: &str, family: &str, from: usize| -> Vec<String> {
+        (0..12)
+            .map(|i| row(&format!("{prefix}{i}"), &format!("Elev{i}"), family, &pnr(from + i), "student", "S1", "7A"))
+            .collect()
+    };
+    csv_rows(&env, &pupils("P", "Testsson", 0));
+    let api = Service::start(&env);
+    wait_for("twelve accounts", 30, || env.people().len() == 12);
+    let other = pupils("Q", "Annansson", 100);
+    std::fs::write(env.path("other.csv"), format!("{}\n{}\n", HEADER, other.join("\n"))).unwrap();
+    env.edit_config("path = \"persons.csv\"", "path = \"other.csv\"");
+    let ok = std::process::Command::new("kill").args(["-HUP", &api.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let log = || std::fs::read_to_string(env.path("service.log")).unwrap_or_default();
+    wait_for("the reload", 20, || log().contains("reloaded the config"));
+    wait_for("the run after the reload", 30, || {
+        let l = log();
+        let after = &l[l.find("reloaded the config").unwrap_or(0)..];
+        after.contains("run: finished") || after.contains("run: stopped")
+    });
+    let people = env.people();
+    let disabled: Vec<&String> = people.iter().filter(|(_, e)| e.dn.contains("ou=disabled")).map(|(u, _)| u).collect();
+    assert!(disabled.is_empty(), "a reload onto another export disabled {disabled:?}:\n{}", log());
+    assert!(newest(&env, "held").is_some(), "the run after the reload was not held:\n{}", log());
+}
