@@ -67,6 +67,14 @@ pub enum LookupError {
     ProtectedByIdOnly,
 }
 
+/// A run as the viewer is shown it: its counts read; a run's message (which can name another
+/// school's persons or the configuration) to an admin only.
+fn run_view(run: RunRow, viewer: &Viewer) -> RunView {
+    let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+    let message = if viewer.schools.is_some() { None } else { run.message };
+    RunView { run: RunRow { counts: None, message, ..run }, tally }
+}
+
 impl Engine {
     /// The newest `limit` runs, oldest first. A school admin sees the runs that touched their
     /// schools' persons (by the log), and never a run's free-text message beyond its status.
@@ -74,15 +82,19 @@ impl Engine {
         let rows = self.store.runs(limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for run in rows {
-            if !self.run_visible(&run, viewer).await? {
-                continue;
+            if self.run_visible(&run, viewer).await? {
+                out.push(run_view(run, viewer));
             }
-            let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
-            // A run's message can name another school's persons or the configuration.
-            let message = if viewer.schools.is_some() { None } else { run.message };
-            out.push(RunView { run: RunRow { counts: None, message, ..run }, tally });
         }
         Ok(out)
+    }
+
+    /// Run `id`, if the viewer may see it (one run read, not every run).
+    pub async fn run_by_id(&self, id: i64, viewer: &Viewer) -> Result<Option<RunView>, EngineError> {
+        match self.store.run_by_id(id).await? {
+            Some(run) if self.run_visible(&run, viewer).await? => Ok(Some(run_view(run, viewer))),
+            _ => Ok(None),
+        }
     }
 
     /// Whether the viewer may see run `run`: an admin every run; a school admin one that touched

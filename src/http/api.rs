@@ -42,8 +42,7 @@ pub(super) async fn run(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
-    // `-1`: every run (SQLite's "no limit"); the viewer's filter decides what is theirs.
-    let found = state.engine().runs(-1, &who.viewer).await?.into_iter().find(|r| r.run.id == id);
+    let found = state.engine().run_by_id(id, &who.viewer).await?;
     found.map(|r| Json(r).into_response()).ok_or(ApiError::NotFound)
 }
 
