@@ -213,6 +213,14 @@ fn review16api_a_state_removed_under_the_running_service_stops_its_runs() {
         "the service created Bo's account and recorded it in a removed state:\n{log}"
     );
     assert_eq!(api.call("GET", "/healthz", None, None).0, 503, "the service says it is fine:\n{log}");
+    // A reload now would open `[state] path` afresh: a new, empty state. It is refused.
+    let ok = std::process::Command::new("kill").args(["-HUP", &api.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    wait_for("the reload refused", 20, || {
+        std::fs::read_to_string(env.path("service.log")).unwrap().contains("the old one stays in force")
+    });
+    assert!(!env.path("state.db").exists(), "a reload made a new, empty state database under the service");
+    assert!(!env.people().contains_key("bo.ek"), "Bo's account after the reload");
 }
 
 /// The newest run with `status`, as the CLI lists them.
