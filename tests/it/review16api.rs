@@ -424,3 +424,72 @@ fn review16api_a_reload_onto_another_export_disables_no_one() {
     assert!(disabled.is_empty(), "a reload onto another export disabled {disabled:?}:\n{}", log());
     assert!(newest(&env, "held").is_some(), "the run after the reload was not held:\n{}", log());
 }
+
+/// SIGHUP after the operator renamed the target (`[targets.directory]` to `[targets.ldap]`, the
+/// same directory): the accounts there carry enid's ids but the state records none on "ldap".
+/// The run after the reload must not create anyone a second account, nor touch the accounts.
+#[test]
+fn review16api_a_reload_that_renames_the_target_creates_no_second_account() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"500ms\"\n");
+    let rows: Vec<String> = (0..3)
+        .map(|i| row(&format!("P{i}"), &format!("Elev{i}"), "Testsson", &pnr(i), "student", "S1", "7A"))
+        .collect();
+    csv_rows(&env, &rows);
+    let api = Service::start(&env);
+    wait_for("three accounts", 30, || env.people().len() == 3);
+    let before: Vec<String> = env.people().values().map(|e| e.dn.clone()).collect();
+    env.edit_config("[targets.directory]", "[targets.ldap]");
+    let ok = std::process::Command::new("kill").args(["-HUP", &api.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let log = || std::fs::read_to_string(env.path("service.log")).unwrap_or_default();
+    wait_for("the reload", 20, || log().contains("reloaded the config") || log().contains("stays in force"));
+    wait_for("the run after the reload", 30, || {
+        let l = log();
+        let after = &l[l.find("reloaded the config").or_else(|| l.find("stays in force")).unwrap_or(0)..];
+        after.contains("run: finished") || after.contains("run: stopped")
+    });
+    let after: Vec<String> = env.people().values().map(|e| e.dn.clone()).collect();
+    let ids = ids_in_directory(&env);
+    let twice: Vec<_> = ids.iter().filter(|(_, dns)| dns.len() > 1).collect();
+    assert!(twice.is_empty(), "second accounts for one enid id: {twice:?}\n{}", log());
+    assert_eq!(after, before, "the accounts changed after the target was renamed:\n{}", log());
+}
+
+/// Clients that open a connection and never finish their request (a half-sent body, headers
+/// that never end) neither block the API for others nor keep the service from stopping: SIGTERM
+/// ends it within its grace periods.
+#[test]
+fn review16api_half_sent_requests_block_neither_the_api_nor_a_stop() {
+    use std::io::Write;
+    let (env, admin, _) = two_schools("");
+    let mut api = Service::start(&env);
+    let mut stuck = Vec::new();
+    for _ in 0..50 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", api.port)).unwrap();
+        let head = format!(
+            "POST /api/v1/persons/lookup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"key\""
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        stuck.push(s);
+        let mut h = std::net::TcpStream::connect(("127.0.0.1", api.port)).unwrap();
+        h.write_all(b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\n").unwrap();
+        stuck.push(h);
+    }
+    let started = std::time::Instant::now();
+    let (status, body) = api.call("GET", "/api/v1/runs", Some(&admin), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the API waited on the stuck clients");
+    let ok = std::process::Command::new("kill").args(["-TERM", &api.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = api.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < end, "the service did not stop with clients stuck mid-request");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(stuck);
+}
