@@ -493,3 +493,34 @@ fn review16api_half_sent_requests_block_neither_the_api_nor_a_stop() {
     assert!(status.success(), "{status:?}");
     drop(stuck);
 }
+
+/// A run the shrink guard stopped (12 of 40 records gone: over 10 % and over 10 records) is the run whose guard the
+/// operator reviews: `POST /runs/{id}/approve {"accept": ["shrink"]}` on it is taken (as the
+/// README's table says: guards the next run may go past), and the service's next run gets past
+/// that guard. No one is disabled on the way without the thresholds' say.
+#[test]
+fn review16api_a_run_the_shrink_guard_stopped_is_approved_past_that_guard() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"500ms\"\n");
+    let rows: Vec<String> = (0..40)
+        .map(|i| row(&format!("P{i}"), &format!("Elev{i}"), "Testsson", &pnr(i), "student", "S1", "7A"))
+        .collect();
+    csv_rows(&env, &rows);
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    wait_for("forty accounts", 30, || env.people().len() == 40);
+    csv_rows(&env, &rows[..28]);
+    wait_for("a run the shrink guard stopped", 30, || newest(&env, "stopped").is_some());
+    let stopped = newest(&env, "stopped").unwrap();
+    assert!(stopped["message"].as_str().unwrap_or_default().contains("shrink"), "{stopped}");
+    let id = stopped["id"].as_i64().unwrap();
+    let (status, body) =
+        api.call("POST", &format!("/api/v1/runs/{id}/approve"), Some(&admin), Some(r#"{"accept": ["shrink"]}"#));
+    assert_eq!(status, 200, "the guard that stopped run {id} cannot be accepted on it: {body}");
+    wait_for("a run past the shrink guard", 30, || {
+        let out = env.enid(&["runs", "--json"]).ok().stdout;
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|r| r["id"].as_i64() > Some(id) && r["status"] != "stopped")
+    });
+    assert_eq!(env.sql_value("SELECT group_concat(approved_by) FROM approvals"), "ops");
+}
