@@ -523,4 +523,8 @@ fn review16api_a_run_the_shrink_guard_stopped_is_approved_past_that_guard() {
             .any(|r| r["id"].as_i64() > Some(id) && r["status"] != "stopped")
     });
     assert_eq!(env.sql_value("SELECT group_concat(approved_by) FROM approvals"), "ops");
+    // Past the guard, 12 disables of 40 are over the disable threshold: held, no one disabled.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let disabled = env.people().values().filter(|e| e.dn.contains("ou=disabled")).count();
+    assert_eq!(disabled, 0, "accepting the shrink also let the leavers past the thresholds");
 }
