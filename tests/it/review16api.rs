@@ -528,3 +528,38 @@ fn review16api_a_run_the_shrink_guard_stopped_is_approved_past_that_guard() {
     let disabled = env.people().values().filter(|e| e.dn.contains("ou=disabled")).count();
     assert_eq!(disabled, 0, "accepting the shrink also let the leavers past the thresholds");
 }
+
+/// Approving one planned run twice through the API (a double click, a retried request) carries
+/// out its operations once: one account per person, every approval recorded with its token.
+/// Approving a run that holds nothing to approve (one that applied everything) is a 400 that
+/// says so, never a new run of anything.
+#[test]
+fn review16api_a_run_approved_twice_is_carried_out_once() {
+    let env = Env::new();
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", &pnr(1), "student", "S1", "7A"),
+            row("2", "Bo", "Ek", &pnr(2), "student", "S2", "8B"),
+        ],
+    );
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    wait_for("a planned run", 30, || newest(&env, "planned").is_some());
+    let id = newest(&env, "planned").unwrap()["id"].as_i64().unwrap();
+    let path = format!("/api/v1/runs/{id}/approve");
+    assert_eq!(api.json("POST", &path, &admin, None)["approved"], 2);
+    let (status, body) = api.call("POST", &path, Some(&admin), None);
+    assert!(status == 200 || status == 400, "the second approval: {status} {body}");
+    wait_for("both accounts", 30, || env.people().len() == 2);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(env.people().len(), 2, "{:?}", env.people().keys().collect::<Vec<_>>());
+    let twice: Vec<_> = ids_in_directory(&env).into_iter().filter(|(_, dns)| dns.len() > 1).collect();
+    assert!(twice.is_empty(), "{twice:?}");
+    let ok = newest(&env, "ok").expect("the run that carried them out");
+    assert_eq!(ok["counts"]["planned"]["create"], 2, "{ok}");
+    let ok_id = ok["id"].as_i64().unwrap();
+    let (status, body) = api.call("POST", &format!("/api/v1/runs/{ok_id}/approve"), Some(&admin), None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("left nothing waiting"), "{body}");
+}
