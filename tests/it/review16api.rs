@@ -221,6 +221,16 @@ fn review16api_a_state_removed_under_the_running_service_stops_its_runs() {
     });
     assert!(!env.path("state.db").exists(), "a reload made a new, empty state database under the service");
     assert!(!env.people().contains_key("bo.ek"), "Bo's account after the reload");
+    // Restarted without restoring the state: a new, empty state faces Anna's account with an
+    // enid id it does not record. It stops (the lost-state guard); no one gets a second account.
+    drop(api);
+    let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
+    std::fs::write(env.path("enid.toml"), &config[..config.find("\n[server]").unwrap()]).unwrap();
+    let api = Service::spawn(&env, "");
+    api.wait_up(&env, || api.call("GET", "/healthz", None, None).0 == 503);
+    let twice: Vec<_> = ids_in_directory(&env).into_iter().filter(|(_, dns)| dns.len() > 1).collect();
+    assert!(twice.is_empty(), "second accounts: {twice:?}");
+    assert_eq!(env.people().len(), 1, "{:?}", env.people().keys().collect::<Vec<_>>());
 }
 
 /// The newest run with `status`, as the CLI lists them.
