@@ -85,7 +85,7 @@ pub(super) async fn log(
         }
         if last_run != Some(r.run_id) {
             last_run = Some(r.run_id);
-            if let Some(v) = engine.run_view(r.run_id, &viewer).await? {
+            if let Some(v) = engine.run_by_id(r.run_id, &viewer).await? {
                 writeln!(out, "{}", run_line(&v)).map_err(io)?;
             }
         }

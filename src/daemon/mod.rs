@@ -86,6 +86,39 @@ impl Frontend for Unattended {
     }
 }
 
+/// The state database file the service opened (its device and inode). An operator who removes
+/// or replaces it under the running service (a cleanup, a restore by `mv`) leaves the service's
+/// connections on a file no one will read again: every run stops until a restart opens the file
+/// at `[state] path`, and a reload is refused (it would open a new, empty state there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StateFile {
+    dev: u64,
+    ino: u64,
+}
+
+impl StateFile {
+    fn of(path: &Path) -> Option<StateFile> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| StateFile { dev: m.dev(), ino: m.ino() })
+    }
+
+    /// Why the file at `path` is no longer the one the service opened; `None` while it is.
+    fn gone(self, path: &Path) -> Option<String> {
+        match StateFile::of(path) {
+            Some(now) if now == self => None,
+            Some(_) => Some(format!(
+                "the state database {} was replaced while the service ran; restart the service to use the new file",
+                path.display()
+            )),
+            None => Some(format!(
+                "the state database {} was removed while the service ran; restore it from the backup and restart \
+                 the service",
+                path.display()
+            )),
+        }
+    }
+}
+
 /// What starts a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
@@ -179,6 +212,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut config = Config::load(path)?;
     let mut engine = Arc::new(build(config.clone()).await?);
+    let opened = StateFile::of(&config.state.path);
     let shutdown = Arc::new(Shutdown::default());
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -249,7 +283,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
             _ = shutdown.notify.notified() => break,
             _ = hup.recv() => {
                 let before = Arc::clone(&engine);
-                (config, engine, watcher) = reload(path, config, engine, watcher, &changed_tx).await;
+                (config, engine, watcher) = reload(path, config, engine, watcher, &changed_tx, opened).await;
                 current.send_replace(Arc::clone(&engine));
                 if !Arc::ptr_eq(&before, &engine) {
                     // A new config (a template, a target, a rule) changes what every person
@@ -308,7 +342,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
         let before = status.borrow().text.clone();
         let RunEnd { ok, text, skipped, rest_waits, quiet } =
-            one_run(&engine, &config, trigger, &shutdown, &before).await;
+            one_run(&engine, &config, trigger, &shutdown, &before, opened).await;
         let after = Utc::now();
         let recovered = quiet && !status.borrow().healthy;
         if recovered {
@@ -382,11 +416,14 @@ async fn reload(
     engine: Arc<Engine>,
     watcher: Option<notify::RecommendedWatcher>,
     changed: &tokio::sync::mpsc::UnboundedSender<PathBuf>,
+    opened: Option<StateFile>,
 ) -> (Config, Arc<Engine>, Option<notify::RecommendedWatcher>) {
     let mut states = vec![sd_notify::NotifyState::Reloading];
     states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
     tell(&states);
+    let moved = opened.and_then(|o| o.gone(&config.state.path));
     let fresh = match Config::load(path) {
+        _ if moved.is_some() => Err(moved.unwrap_or_default()),
         // Another state database under a running service is a move of the state, not a
         // setting: done at a restart, with the lock and the checks a start makes.
         Ok(c) if format!("{:?}", c.state) != format!("{:?}", config.state) => {
@@ -477,6 +514,7 @@ async fn one_run(
     trigger: Trigger,
     shutdown: &Arc<Shutdown>,
     status_before: &str,
+    opened: Option<StateFile>,
 ) -> RunEnd {
     let now = Utc::now();
     let overrides = Overrides { full_read: trigger == Trigger::Full, ..Overrides::default() };
@@ -490,6 +528,17 @@ async fn one_run(
         Trigger::Full => "full",
         Trigger::Changes => "changes",
     };
+    if let Some(why) = opened.and_then(|o| o.gone(&config.state.path)) {
+        // Nothing is read, planned or sent on the word of a state no one will read again.
+        let text = format!("degraded: the last {kind} run stopped: {why}");
+        if text == status_before {
+            tracing::debug!(error = %why, kind, "run: stopped");
+        } else {
+            tracing::error!(error = %why, kind, "run: stopped");
+            tell(&[sd_notify::NotifyState::Status(&text)]);
+        }
+        return RunEnd { ok: false, text, skipped: false, rest_waits: false, quiet: false };
+    }
     // An `incremental = "1s"` tick is logged at debug: two lines a second would bury the rest.
     match trigger {
         Trigger::Full => tracing::info!(kind, "run: starting"),

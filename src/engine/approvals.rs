@@ -59,6 +59,11 @@ pub enum ApproveRunError {
     NotHeld { id: i64, status: String },
     #[error("run {0} was carried out and left nothing waiting for approval")]
     NothingWaiting(i64),
+    #[error(
+        "run {0} was stopped by a guard before it planned anything: accept that guard for the next run \
+         (--accept-shrink, --accept-missing, --accept-schema-change, --accept-scope-change), and nothing else"
+    )]
+    StoppedByGuard(i64),
     #[error("run {0}'s saved plan is gone (removed by retention?); approve a newer run")]
     PlanGone(i64),
     #[error("the selection approves nothing of run {id}: {why}")]
@@ -105,16 +110,36 @@ impl Engine {
             return Err(ApproveRunError::NotAllowed.into());
         }
         let run = self.store.run_by_id(run_id).await?.ok_or(ApproveRunError::NoSuchRun(run_id))?;
+        if !self.run_visible(&run, viewer).await? {
+            // Another school's run is no run to a school admin: not its status, not that it is.
+            return Err(ApproveRunError::NoSuchRun(run_id).into());
+        }
         // An applied run carried out all but what waited for approval (changes to protected
         // persons, enables of accounts disabled outside enid): those may be approved.
         let applied = matches!(run.status.as_str(), "ok" | "failed" | "interrupted");
-        if !applied && !matches!(run.status.as_str(), "held" | "planned") {
+        // A run a guard stopped planned nothing: what is approved of it is the guard, for the
+        // next run.
+        let stopped = run.status == "stopped";
+        if !applied && !stopped && !matches!(run.status.as_str(), "held" | "planned") {
             return Err(ApproveRunError::NotHeld { id: run_id, status: run.status }.into());
         }
-        let gone = if applied { ApproveRunError::NothingWaiting(run_id) } else { ApproveRunError::PlanGone(run_id) };
-        let plan_id = run.plan_id.ok_or_else(|| gone.clone())?;
-        let body = self.store.load_plan(&plan_id).await?.ok_or(gone)?;
-        let plan: serde_json::Value = serde_json::from_str(&body).map_err(|_| ApproveRunError::PlanGone(run_id))?;
+        if stopped
+            && (selection.accept.is_empty()
+                || !selection.only.is_empty()
+                || !selection.ops.is_empty()
+                || selection.school.is_some())
+        {
+            return Err(ApproveRunError::StoppedByGuard(run_id).into());
+        }
+        let plan = if stopped {
+            serde_json::Value::Null
+        } else {
+            let gone =
+                if applied { ApproveRunError::NothingWaiting(run_id) } else { ApproveRunError::PlanGone(run_id) };
+            let plan_id = run.plan_id.ok_or_else(|| gone.clone())?;
+            let body = self.store.load_plan(&plan_id).await?.ok_or(gone)?;
+            serde_json::from_str(&body).map_err(|_| ApproveRunError::PlanGone(run_id))?
+        };
         let text = |o: &serde_json::Value, k: &str| o[k].as_str().unwrap_or_default().to_string();
         let flag = |o: &serde_json::Value, k: &str| o[k].as_bool().unwrap_or(false);
         let (mut rows, mut left_protected, mut left_disabled_outside) = (Vec::new(), 0, 0);

@@ -67,6 +67,14 @@ pub enum LookupError {
     ProtectedByIdOnly,
 }
 
+/// A run as the viewer is shown it: its counts read; a run's message (which can name another
+/// school's persons or the configuration) to an admin only.
+fn run_view(run: RunRow, viewer: &Viewer) -> RunView {
+    let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+    let message = if viewer.schools.is_some() { None } else { run.message };
+    RunView { run: RunRow { counts: None, message, ..run }, tally }
+}
+
 impl Engine {
     /// The newest `limit` runs, oldest first. A school admin sees the runs that touched their
     /// schools' persons (by the log), and never a run's free-text message beyond its status.
@@ -74,43 +82,47 @@ impl Engine {
         let rows = self.store.runs(limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for run in rows {
-            if viewer.schools.is_some() {
-                let filter = LogFilter {
-                    run: Some(run.id),
-                    schools: viewer.schools.as_ref().map(|s| s.iter().cloned().collect()),
-                    limit: 1,
-                    ..LogFilter::default()
-                };
-                if self.store.log(&filter).await?.is_empty() {
-                    continue;
-                }
+            if self.run_visible(&run, viewer).await? {
+                out.push(run_view(run, viewer));
             }
-            let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
-            // A run's message can name another school's persons or the configuration.
-            let message = if viewer.schools.is_some() { None } else { run.message };
-            out.push(RunView { run: RunRow { counts: None, message, ..run }, tally });
         }
         Ok(out)
     }
 
-    /// One run, if the viewer may see it (a school admin: a run with a log row of their units,
-    /// without its message).
-    pub async fn run_view(&self, id: i64, viewer: &Viewer) -> Result<Option<RunView>, EngineError> {
-        let Some(run) = self.store.run_by_id(id).await? else { return Ok(None) };
-        if viewer.schools.is_some() {
-            let filter = LogFilter {
-                run: Some(run.id),
-                schools: viewer.schools.as_ref().map(|s| s.iter().cloned().collect()),
-                limit: 1,
-                ..LogFilter::default()
-            };
-            if self.store.log(&filter).await?.is_empty() {
-                return Ok(None);
-            }
+    /// Run `id`, if the viewer may see it (one run read, not every run).
+    pub async fn run_by_id(&self, id: i64, viewer: &Viewer) -> Result<Option<RunView>, EngineError> {
+        match self.store.run_by_id(id).await? {
+            Some(run) if self.run_visible(&run, viewer).await? => Ok(Some(run_view(run, viewer))),
+            _ => Ok(None),
         }
-        let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
-        let message = if viewer.schools.is_some() { None } else { run.message };
-        Ok(Some(RunView { run: RunRow { counts: None, message, ..run }, tally }))
+    }
+
+    /// Whether the viewer may see run `run`: an admin every run; a school admin one that touched
+    /// one of their units (by the log), or a planned or held run whose saved plan holds an
+    /// operation of one of them (it has no log rows yet, and is theirs to approve with
+    /// `school_admins_approve`).
+    pub(super) async fn run_visible(&self, run: &crate::store::RunRow, viewer: &Viewer) -> Result<bool, EngineError> {
+        let Some(mine) = &viewer.schools else { return Ok(true) };
+        let filter = LogFilter {
+            run: Some(run.id),
+            schools: Some(mine.iter().cloned().collect()),
+            limit: 1,
+            ..LogFilter::default()
+        };
+        if !self.store.log(&filter).await?.is_empty() {
+            return Ok(true);
+        }
+        if !matches!(run.status.as_str(), "planned" | "held") {
+            return Ok(false);
+        }
+        let Some(plan_id) = &run.plan_id else { return Ok(false) };
+        let Some(body) = self.store.load_plan(plan_id).await? else { return Ok(false) };
+        let plan: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        Ok(plan["operations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["school"].as_str().is_some_and(|s| s.split(',').any(|x| !x.is_empty() && viewer.sees(x)))))
     }
 
     /// The run of the newest log row the viewer may see: the last run that did something.

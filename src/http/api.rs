@@ -42,7 +42,7 @@ pub(super) async fn run(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
-    let found = state.engine().run_view(id, &who.viewer).await?;
+    let found = state.engine().run_by_id(id, &who.viewer).await?;
     found.map(|r| Json(r).into_response()).ok_or(ApiError::NotFound)
 }
 
@@ -373,13 +373,28 @@ pub(super) async fn show_claim(
     Ok(response)
 }
 
+/// Whether the caller may end the claim: an admin any; a school admin one whose passwords are
+/// all of their units. Another's claim answers as a claim that holds nothing (as `GET` shows it).
+async fn claim_is_theirs(engine: &crate::engine::Engine, claim: &str, who: &Principal) -> Result<bool, ApiError> {
+    if who.viewer.schools.is_none() {
+        return Ok(true);
+    }
+    let filter = crate::store::PasswordFilter { claim: Some(claim.to_string()), ..Default::default() };
+    let rows = engine.store().passwords(&filter).await.map_err(crate::engine::EngineError::from)?;
+    Ok(rows.iter().all(|r| who.viewer.sees(&r.school)))
+}
+
 /// `POST /passwords/claims/{claim}/confirm`: the caller has the passwords; they are forgotten.
 pub(super) async fn confirm_claim(
     State(state): State<Arc<ApiState>>,
-    Extension(_who): Extension<Principal>,
+    Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
-    let n = state.engine().confirm_handout(&claim, crate::clock::now(None)).await?;
+    let engine = state.engine();
+    if !claim_is_theirs(&engine, &claim, &who).await? {
+        return Ok(Json(serde_json::json!({ "forgotten": 0 })).into_response());
+    }
+    let n = engine.confirm_handout(&claim, crate::clock::now(None)).await?;
     Ok(Json(serde_json::json!({ "forgotten": n })).into_response())
 }
 
@@ -389,8 +404,12 @@ pub(super) async fn release_claim(
     Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    if !claim_is_theirs(&engine, &claim, &who).await? {
+        return Ok(Json(serde_json::json!({ "given_back": 0 })).into_response());
+    }
     let why = format!("given back through the API by token \"{}\"", who.name);
-    let n = state.engine().release_claim(&claim, &why, crate::clock::now(None)).await?;
+    let n = engine.release_claim(&claim, &why, crate::clock::now(None)).await?;
     Ok(Json(serde_json::json!({ "given_back": n })).into_response())
 }
 
@@ -445,9 +464,11 @@ struct ApproveBody {
 pub(super) async fn approve_run(
     State(state): State<Arc<ApiState>>,
     Extension(who): Extension<Principal>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // As `GET /runs/{id}`: an id that is no run's is not found (and never echoed).
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     if who.role == crate::engine::TokenRole::SchoolAdmin && !state.settings.school_admins_approve {
         return Err(ApiError::Forbidden("school admins approve nothing here ([server] school_admins_approve)"));
     }

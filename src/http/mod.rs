@@ -68,7 +68,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/passwords/claims/{claim}/confirm", post(api::confirm_claim))
         .route("/passwords/claims/{claim}", get(api::show_claim).delete(api::release_claim))
         .route("/passwords/forget", post(api::forget_passwords))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate))
+        .layer(middleware::from_fn(json_errors));
     Router::new()
         .route("/healthz", get(healthz))
         .route(
@@ -149,8 +150,10 @@ async fn authenticate(State(state): State<Arc<ApiState>>, mut request: Request, 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
+        .and_then(|v| v.trim_start().split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 section 11.1): `BEARER` is as good.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty());
     let Some(token) = token else { return ApiError::Unauthorized.into_response() };
     let principal = match state.engine().authenticate(token).await {
@@ -182,6 +185,30 @@ async fn access_log(request: Request, next: Next) -> Response {
         "HTTP request"
     );
     response
+}
+
+/// A refusal made before a handler ran (axum's own: a path segment or a body that does not
+/// parse, a body too large, a method the route does not take) as the API's JSON error. axum's
+/// plain text echoes the path segment, which can be a civic number, and is no JSON to a client.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not take that method",
+        StatusCode::PAYLOAD_TOO_LARGE => "the body is too large",
+        StatusCode::NOT_FOUND => "not found",
+        s if s.is_server_error() => "the request failed",
+        _ => "the request is malformed: a number where the route takes one, a JSON body, UTF-8",
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(serde_json::json!({ "error": message }).to_string()))
 }
 
 /// Why a request is refused, as the caller sees it.

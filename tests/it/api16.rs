@@ -36,8 +36,8 @@ pub(crate) const HEADER_P: &str =
 
 /// `enid run` with `[server]`, killed when the test ends however it ends.
 pub(crate) struct Service {
-    child: std::process::Child,
-    port: u16,
+    pub(crate) child: std::process::Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for Service {
@@ -56,7 +56,7 @@ impl Service {
     }
 
     /// Starts the service with `extra` lines in `[server]`; does not wait.
-    fn spawn(env: &Env, extra: &str) -> Service {
+    pub(crate) fn spawn(env: &Env, extra: &str) -> Service {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = std::fs::read_to_string(env.path("enid.toml")).unwrap();
         std::fs::write(env.path("enid.toml"), format!("{config}\n[server]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n"))
@@ -76,7 +76,7 @@ impl Service {
     }
 
     /// Waits until `up` says the API answers.
-    fn wait_up(&self, env: &Env, up: impl Fn() -> bool) {
+    pub(crate) fn wait_up(&self, env: &Env, up: impl Fn() -> bool) {
         let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::time::Instant::now() < end {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && up() {

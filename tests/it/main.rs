@@ -32,6 +32,7 @@ mod protected;
 mod review;
 mod review15;
 mod review15b;
+mod review16api;
 mod review16inc;
 mod review2;
 mod review3;
