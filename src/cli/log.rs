@@ -46,18 +46,25 @@ pub(super) async fn rename_target(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `enid log` was asked for.
+pub(super) struct LogAsked {
+    pub run: Option<i64>,
+    pub person: Option<String>,
+    pub school: Option<String>,
+    pub limit: i64,
+    /// Every run's rows, not only the last run's that did something.
+    pub all: bool,
+}
+
 /// Shows the sync log, newest last: without a selection (or `all`), the last run that did something. In
 /// text, each run's rows follow a line that sums the run up.
 pub(super) async fn log(
     engine: &Engine,
-    run: Option<i64>,
-    person: Option<String>,
-    school: Option<String>,
-    limit: i64,
-    all: bool,
+    asked: LogAsked,
     json: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode, CliError> {
+    let LogAsked { run, person, school, limit, all } = asked;
     let viewer = Viewer::admin();
     let run = match (run, &person, &school) {
         (None, None, None) if !all => match engine.last_run_with_operations(&viewer).await? {

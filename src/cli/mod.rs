@@ -462,7 +462,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             log::prune(&build(config).await?, clock::now(time.now), &mut out).await
         }
         Command::Log { run, person, school, limit, all, json } => {
-            log::log(&build(config).await?, run, person, school, limit, all, json, &mut out).await
+            let asked = log::LogAsked { run, person, school, limit, all };
+            log::log(&build(config).await?, asked, json, &mut out).await
         }
         Command::Run => {
             drop(config);
