@@ -52,6 +52,7 @@ mod records;
 mod registry;
 mod retention;
 mod run;
+mod sessions;
 mod tokens;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approvals::{ApprovalSummary, ApproveRunError, GUARDS, Selection};
@@ -64,6 +65,7 @@ pub use planview::{LISTED_PER_ACTION, Listing, PlanSelection, PlanView, ShapeRow
 pub use queries::{LookupError, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
 pub use run::{Confirm, Frontend, Outcome, Overrides, Progress, RunCounts, RunHook, RunMode, RunReport, RunRequest};
+pub use sessions::{NewSession, Session};
 pub use tokens::{Principal, TokenInfo, TokenRole};
 
 /// Why a run stopped. Each variant names the component and what to do.

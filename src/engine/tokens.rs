@@ -59,8 +59,8 @@ pub struct Principal {
     pub viewer: Viewer,
 }
 
-/// The token's hash as the state keeps it.
-fn hash(token: &str) -> String {
+/// The token's hash as the state keeps it (a session cookie's too).
+pub(super) fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -150,15 +150,20 @@ impl Engine {
             }
         }
         let Some(t) = found else { return Ok(None) };
-        let role = TokenRole::parse(&t.role).ok_or_else(|| {
-            EngineError::Token(format!("token {:?} has an unknown role {:?} in the state", t.name, t.role))
-        })?;
-        let viewer = match role {
-            TokenRole::Admin => Viewer::admin(),
-            TokenRole::SchoolAdmin => Viewer::of_schools(t.schools),
-        };
-        Ok(Some(Principal { name: t.name, role, viewer }))
+        principal_of(t).map(Some)
     }
+}
+
+/// Who a token (found, not revoked) is.
+pub(super) fn principal_of(t: TokenRow) -> Result<Principal, EngineError> {
+    let role = TokenRole::parse(&t.role).ok_or_else(|| {
+        EngineError::Token(format!("token {:?} has an unknown role {:?} in the state", t.name, t.role))
+    })?;
+    let viewer = match role {
+        TokenRole::Admin => Viewer::admin(),
+        TokenRole::SchoolAdmin => Viewer::of_schools(t.schools),
+    };
+    Ok(Principal { name: t.name, role, viewer })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ mod suite;
 
 pub use rows::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership,
-    PasswordFilter, RecordDigest, RecordRef, RecordRow, RunRow, SealedPassword, SourceRead, StateMetrics,
+    PasswordFilter, RecordDigest, RecordRef, RecordRow, RunRow, SealedPassword, SessionRow, SourceRead, StateMetrics,
     StoredRecordView, StoredSourceRecord, TokenRow, describe_stored,
 };
 pub use sqlite::SqliteStore;
@@ -411,6 +411,24 @@ pub trait StateStore: Send + Sync {
 
     /// Revokes the token `name`; `false` when there is no such token not yet revoked.
     fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    // Sessions of the web page.
+
+    /// Adds a session.
+    fn add_session(&self, session: &SessionRow) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The session whose cookie hashes to `id`, unless it expired by `now`.
+    fn session(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SessionRow>, StoreError>> + Send;
+
+    /// Ends a session (signing out).
+    fn remove_session(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the sessions expired by `now`; how many.
+    fn remove_expired_sessions(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     // What the input guards compare against.
 
@@ -855,6 +873,22 @@ impl StateStore for Store {
 
     async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         dispatch!(self.tokens())
+    }
+
+    async fn add_session(&self, session: &SessionRow) -> Result<(), StoreError> {
+        dispatch!(self.add_session(session))
+    }
+
+    async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>, StoreError> {
+        dispatch!(self.session(id, now))
+    }
+
+    async fn remove_session(&self, id: &str) -> Result<(), StoreError> {
+        dispatch!(self.remove_session(id))
+    }
+
+    async fn remove_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self.remove_expired_sessions(now))
     }
 
     async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -451,3 +451,16 @@ pub struct TokenRow {
     /// When it was revoked; a revoked token opens nothing.
     pub revoked_at: Option<String>,
 }
+
+/// A session of the web page, as the state keeps it (never the cookie's value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Lowercase hex SHA-256 of the cookie's value.
+    pub id: String,
+    /// The API token signed in with: the session is its (a revoked token ends it).
+    pub token_name: String,
+    /// What every form of the session carries back.
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}

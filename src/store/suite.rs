@@ -45,6 +45,7 @@ macro_rules! store_suite {
             primaries_source_reads_and_gone_records_round_trip,
             pruning_removes_old_runs_their_log_and_plans_but_not_what_the_guards_read,
             tokens_are_added_once_listed_and_revoked,
+            sessions_are_found_until_they_expire_or_end,
             metrics_count_runs_and_operations,
             an_incremental_read_finds_stored_records_by_person_tie_group_and_school_unit,
         );
@@ -893,6 +894,35 @@ pub(crate) async fn tokens_are_added_once_listed_and_revoked<S: StateStore>(s: &
     assert!(lisa.revoked_at.is_some());
     // A revoked name stays taken.
     assert!(!s.add_token(&token("lisa", "dd")).await.unwrap());
+}
+
+pub(crate) async fn sessions_are_found_until_they_expire_or_end<S: StateStore>(s: &S) {
+    let token = TokenRow {
+        name: "lisa".into(),
+        hash: "aa".into(),
+        role: "school_admin".into(),
+        schools: vec!["S1".into()],
+        created_at: "2026-08-01T12:00:00Z".into(),
+        revoked_at: None,
+    };
+    assert!(s.add_token(&token).await.unwrap());
+    let session = |id: &str, days: i64| super::SessionRow {
+        id: id.into(),
+        token_name: "lisa".into(),
+        csrf: format!("csrf-{id}"),
+        created_at: day(0),
+        expires_at: day(days),
+    };
+    s.add_session(&session("s1", 1)).await.unwrap();
+    s.add_session(&session("s2", 3)).await.unwrap();
+    assert!(s.add_session(&session("s2", 3)).await.is_err(), "one row per id");
+    assert_eq!(s.session("s1", day(0)).await.unwrap(), Some(session("s1", 1)));
+    assert_eq!(s.session("nope", day(0)).await.unwrap(), None);
+    assert_eq!(s.session("s1", day(1)).await.unwrap(), None, "expired at its time");
+    assert_eq!(s.remove_expired_sessions(day(2)).await.unwrap(), 1);
+    assert!(s.session("s2", day(2)).await.unwrap().is_some());
+    s.remove_session("s2").await.unwrap();
+    assert_eq!(s.session("s2", day(2)).await.unwrap(), None, "signed out");
 }
 
 pub(crate) async fn metrics_count_runs_and_operations<S: StateStore>(s: &S) {

@@ -23,7 +23,9 @@ use super::{
 use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, PrimaryTie, Snapshot};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
-use crate::store::{ApprovalRow, HeldRow, RecordDigest, SourceRead, StateMetrics, StoredSourceRecord, TokenRow};
+use crate::store::{
+    ApprovalRow, HeldRow, RecordDigest, SessionRow, SourceRead, StateMetrics, StoredSourceRecord, TokenRow,
+};
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -38,7 +40,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
-const MIGRATIONS: [(i64, &str, &str); 22] = [
+const MIGRATIONS: [(i64, &str, &str); 23] = [
     (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, "conflicts and civic history", include_str!("../../../migrations/sqlite/0002_conflicts_and_civic_history.sql")),
     (3, "correlation keys", include_str!("../../../migrations/sqlite/0003_correlation_keys.sql")),
@@ -61,6 +63,7 @@ const MIGRATIONS: [(i64, &str, &str); 22] = [
     (20, "pending accounts", include_str!("../../../migrations/sqlite/0020_pending_accounts.sql")),
     (21, "record refs", include_str!("../../../migrations/sqlite/0021_record_refs.sql")),
     (22, "live records", include_str!("../../../migrations/sqlite/0022_live_records.sql")),
+    (23, "web sessions", include_str!("../../../migrations/sqlite/0023_web_sessions.sql")),
 ];
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -1031,6 +1034,43 @@ impl StateStore for SqliteStore {
     async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let q = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL");
         Ok(self.exec(q.bind(ts(now)).bind(name)).await? == 1)
+    }
+
+    async fn add_session(&self, s: &SessionRow) -> Result<(), StoreError> {
+        let q = sqlx::query(
+            "INSERT INTO web_sessions (id, token_name, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.token_name)
+        .bind(&s.csrf)
+        .bind(ts(s.created_at))
+        .bind(ts(s.expires_at));
+        self.exec(q).await.map(|_| ())
+    }
+
+    async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>, StoreError> {
+        let q = sqlx::query_as::<_, (String, String, String, String, String)>(
+            "SELECT id, token_name, csrf, created_at, expires_at FROM web_sessions WHERE id = ? AND expires_at > ?",
+        )
+        .bind(id)
+        .bind(ts(now));
+        let Some((id, token_name, csrf, created_at, expires_at)) = self.ctx(q.fetch_optional(&self.pool).await)? else {
+            return Ok(None);
+        };
+        let time = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| self.fail(format!("web_sessions: a time that does not read ({t:?}): {e}")))
+        };
+        Ok(Some(SessionRow { id, token_name, csrf, created_at: time(&created_at)?, expires_at: time(&expires_at)? }))
+    }
+
+    async fn remove_session(&self, id: &str) -> Result<(), StoreError> {
+        self.exec(sqlx::query("DELETE FROM web_sessions WHERE id = ?").bind(id)).await.map(|_| ())
+    }
+
+    async fn remove_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.exec(sqlx::query("DELETE FROM web_sessions WHERE expires_at <= ?").bind(ts(now))).await
     }
 
     async fn source_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
