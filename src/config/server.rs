@@ -22,6 +22,14 @@ pub struct ServerConfig {
     /// renames; held runs when approvals come to the API). Default false: only admin tokens do.
     #[serde(default)]
     pub school_admins_approve: bool,
+    /// How long a web page session lasts after signing in (default `"8h"`); signing out ends it
+    /// sooner, and revoking the token ends it at once.
+    #[serde(default = "eight_hours")]
+    pub session_expires_after: connector_api::ConfigDuration,
+}
+
+fn eight_hours() -> connector_api::ConfigDuration {
+    std::time::Duration::from_secs(8 * 3600).into()
 }
 
 impl ServerConfig {

@@ -12,7 +12,8 @@
 //!
 //! Files: `mod.rs` (the server, its state, authentication, the access log, errors), `api.rs`
 //! (the handlers), `metrics.rs` (`/metrics`, behind a token too), `tls.rs` (HTTPS served by
-//! enid itself, when `[server] tls_cert_file` is set).
+//! enid itself, when `[server] tls_cert_file` is set), `web.rs` (the web page: sessions signed
+//! in with a token, CSRF on every form, Swedish and English).
 
 use crate::config::ServerConfig;
 use crate::daemon::DaemonHandle;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 mod api;
 mod metrics;
 mod tls;
+mod web;
 
 /// What every handler reaches: the engine in force (a reload swaps it) and the settings.
 #[derive(Debug, Clone)]
@@ -70,7 +72,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/passwords/forget", post(api::forget_passwords))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate))
         .layer(middleware::from_fn(json_errors));
+    let web = Router::new()
+        .route("/", get(web::home))
+        .route("/sign-in", get(web::sign_in_form).post(web::sign_in))
+        .route("/sign-out", post(web::sign_out))
+        .route("/runs", get(web::runs))
+        .route("/static/enid.css", get(web::style));
     Router::new()
+        .merge(web)
         .route("/healthz", get(healthz))
         .route(
             "/metrics",

@@ -46,3 +46,4 @@ mod scim;
 mod spine;
 mod ss12000;
 mod tls;
+mod web17;

@@ -9,6 +9,8 @@
 # started here (tests/scripts/scim.sh) and stopped when the tests end. One Samba AD domain
 # controller (tests/scripts/samba.sh, provisioned anew each time, about 10 s) serves every Active
 # Directory test, each in an OU of its own; it needs root, as Samba's LDAP ports are 389 and 636.
+# The web page's tests start chromedriver and a headless Chromium (Debian packages) per test;
+# their screenshots are kept under target/test-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=$PATH:/usr/sbin
@@ -19,6 +21,9 @@ command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The web page's tests drive a real headless Chromium through chromedriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || [ -x /usr/lib/chromium/chromedriver ] || missing+=(chromium-driver)
 for p in samba samba-ad-dc winbind ldb-tools; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done

@@ -1,0 +1,186 @@
+//! Issue 17, the web page, in a real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, driven over WebDriver): sign-in with a token, a school admin sees only the
+//! runs of their school, a failure is shown with its reason and who can fix it, a form posted
+//! without its CSRF token is refused, sign-out ends the session. Screenshots are kept under
+//! `target/test-artifacts/web17/`.
+
+use crate::api16::Service;
+use crate::harness::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: std::process::Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("chromedriver is not installed: apt-get install chromium chromium-driver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < end, "chromedriver did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Driver { child, port, _profile: tempfile::tempdir().unwrap() }
+    }
+
+    /// A headless Chromium session.
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        let profile = self._profile.path().display().to_string();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1000,900", format!("--user-data-dir={profile}"), "--lang=sv"],
+                "prefs": { "intl.accept_languages": "sv,en" }
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a WebDriver session")
+    }
+}
+
+/// Saves a screenshot as a test artefact.
+async fn screenshot(browser: &Client, name: &str) {
+    let dir = repo().join("target/test-artifacts/web17");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// A raw HTTP/1.1 request with a cookie; (status, headers and body).
+fn raw(port: u16, method: &str, path: &str, cookie: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+async fn sign_in(browser: &Client, base: &str, token: &str) {
+    browser.goto(&format!("{base}/sign-in")).await.unwrap();
+    let field = browser.find(Locator::Id("token")).await.unwrap();
+    field.send_keys(token).await.unwrap();
+    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+#[test]
+fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csrf_token() {
+    let env = Env::new();
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &row("2", "Bo", "Ek", "", "student", "S2", "")]);
+    env.apply(); // run 1: both schools
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &row("2", "Bo", "Lind", "", "student", "S2", "")]);
+    env.apply(); // run 2: S2 only
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    // The service's first run finds the export cut to its header: stopped, a failure to show.
+    std::fs::write(env.path("persons.csv"), format!("{HEADER}\n")).unwrap();
+    let service = Service::spawn(&env, "");
+    // Degraded (503) once the run stops: up all the same.
+    service.wait_up(&env, || service.call("GET", "/healthz", None, None).0 != 0);
+    let base = format!("http://127.0.0.1:{}", service.port);
+    crate::daemon16::wait_for("the service's stopped run", 60, || {
+        env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'stopped'") != "0"
+    });
+    let driver = Driver::start();
+    let rt = rt();
+    rt.block_on(async {
+        let browser = driver.browser().await;
+        // Not signed in: the sign-in form, in Swedish.
+        browser.goto(&format!("{base}/runs")).await.unwrap();
+        assert!(browser.current_url().await.unwrap().path().ends_with("/sign-in"));
+        screenshot(&browser, "1-sign-in").await;
+        // A wrong token: refused, still the form.
+        sign_in(&browser, &base, "enid_00").await;
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Nyckeln gäller inte"), "{text}");
+
+        sign_in(&browser, &base, &lisa).await;
+        assert!(browser.current_url().await.unwrap().path().ends_with("/runs"));
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Dina skolenheter: S1"), "{text}");
+        screenshot(&browser, "2-school-admin-runs").await;
+        let html = browser.source().await.unwrap();
+        assert!(html.contains("id=\"run-1\""), "run 1 touched S1: {html}");
+        assert!(!html.contains("id=\"run-2\""), "run 2 touched S2 only: {html}");
+        assert!(!html.contains("Bo") && !html.contains("Lind"), "nothing of S2's pupil: {html}");
+
+        // The session cookie, as the browser holds it: HttpOnly, SameSite=Strict.
+        let cookie = browser.get_named_cookie("enid_session").await.expect("the session cookie");
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site().map(|s| format!("{s:?}")).as_deref(), Some("Strict"));
+        let session = format!("enid_session={}", cookie.value());
+        // A form posted without its CSRF token, or with another, is refused; the session lives.
+        let (status, _) = raw(service.port, "POST", "/sign-out", &session, "");
+        assert_eq!(status, 403);
+        let (status, _) = raw(service.port, "POST", "/sign-out", &session, "csrf=0000");
+        assert_eq!(status, 403);
+        let (status, page) = raw(service.port, "GET", "/runs", &session, "");
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Cache-Control: no-store") || page.contains("cache-control: no-store"), "{page}");
+        // The sign-in form too needs the token its cookie was set with.
+        let (status, _) = raw(service.port, "POST", "/sign-in", "", &format!("token={lisa}"));
+        assert_eq!(status, 403, "a sign-in posted from elsewhere");
+
+        // In English on asking, kept for the next page.
+        browser.goto(&format!("{base}/runs?lang=en")).await.unwrap();
+        browser.goto(&format!("{base}/runs")).await.unwrap();
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Your school units: S1"), "{text}");
+
+        // Sign out: the button's form carries the token; the old cookie opens nothing.
+        browser.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
+        assert!(browser.current_url().await.unwrap().path().ends_with("/sign-in"));
+        let (status, page) = raw(service.port, "GET", "/runs", &session, "");
+        assert_eq!(status, 303, "{page}");
+
+        // The admin sees every run, the stopped one first with its reason and who can fix it.
+        sign_in(&browser, &base, &admin).await;
+        let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
+        assert!(needs.contains("Stopped before anything changed"), "{needs}");
+        assert!(needs.contains("zero valid records"), "the run's own message, for an admin: {needs}");
+        assert!(needs.contains("IT, or the school information system"), "{needs}");
+        let html = browser.source().await.unwrap();
+        assert!(html.contains("id=\"run-2\""), "{html}");
+        screenshot(&browser, "3-admin-runs").await;
+        // Revoking the token ends its sessions at once.
+        env.enid(&["token", "revoke", "ops"]).ok();
+        browser.goto(&format!("{base}/runs")).await.unwrap();
+        assert!(browser.current_url().await.unwrap().path().ends_with("/sign-in"), "a revoked token's session");
+        browser.close().await.unwrap();
+    });
+    // Signed out and revoked: no session is left in the state.
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM web_sessions"), "0");
+    drop(service);
+}
