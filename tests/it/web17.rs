@@ -87,6 +87,20 @@ fn raw(port: u16, method: &str, path: &str, cookie: &str, body: &str) -> (u16, S
     (status, out)
 }
 
+/// Waits (10 s at most) until the browser is at a page whose path ends with `path`: a click's
+/// navigation completes after the click returns.
+async fn at(browser: &Client, path: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = browser.current_url().await.unwrap();
+        if now.path().ends_with(path) {
+            return;
+        }
+        assert!(std::time::Instant::now() < end, "still at {now}, not {path}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn sign_in(browser: &Client, base: &str, token: &str) {
     browser.goto(&format!("{base}/sign-in")).await.unwrap();
     let field = browser.find(Locator::Id("token")).await.unwrap();
@@ -119,15 +133,16 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         let browser = driver.browser().await;
         // Not signed in: the sign-in form, in Swedish.
         browser.goto(&format!("{base}/runs")).await.unwrap();
-        assert!(browser.current_url().await.unwrap().path().ends_with("/sign-in"));
+        at(&browser, "/sign-in").await;
         screenshot(&browser, "1-sign-in").await;
         // A wrong token: refused, still the form.
         sign_in(&browser, &base, "enid_00").await;
+        browser.wait().for_element(Locator::Css("p.error")).await.unwrap();
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Nyckeln gäller inte"), "{text}");
 
         sign_in(&browser, &base, &lisa).await;
-        assert!(browser.current_url().await.unwrap().path().ends_with("/runs"));
+        at(&browser, "/runs").await;
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Dina skolenheter: S1"), "{text}");
         screenshot(&browser, "2-school-admin-runs").await;
@@ -161,12 +176,13 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
 
         // Sign out: the button's form carries the token; the old cookie opens nothing.
         browser.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
-        assert!(browser.current_url().await.unwrap().path().ends_with("/sign-in"));
+        at(&browser, "/sign-in").await;
         let (status, page) = raw(service.port, "GET", "/runs", &session, "");
         assert_eq!(status, 303, "{page}");
 
         // The admin sees every run, the stopped one first with its reason and who can fix it.
         sign_in(&browser, &base, &admin).await;
+        at(&browser, "/runs").await;
         let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
         assert!(needs.contains("Stopped before anything changed"), "{needs}");
         assert!(needs.contains("zero valid records"), "the run's own message, for an admin: {needs}");
@@ -177,7 +193,7 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         // Revoking the token ends its sessions at once.
         env.enid(&["token", "revoke", "ops"]).ok();
         browser.goto(&format!("{base}/runs")).await.unwrap();
-        assert!(browser.current_url().await.unwrap().path().ends_with("/sign-in"), "a revoked token's session");
+        at(&browser, "/sign-in").await;
         browser.close().await.unwrap();
     });
     // Signed out and revoked: no session is left in the state.
