@@ -77,6 +77,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/sign-in", get(web::sign_in_form).post(web::sign_in))
         .route("/sign-out", post(web::sign_out))
         .route("/runs", get(web::runs))
+        .route("/runs/{id}/approve", post(web::approve))
         .route("/static/enid.css", get(web::style));
     Router::new()
         .merge(web)

@@ -393,8 +393,11 @@ pub(super) async fn runs(
         Err(e) => return failure(&e),
     };
     all.reverse(); // newest first
+    // A run that went through since settles what stopped or waited before it.
+    let settled = all.iter().find(|r| matches!(r.run.status.as_str(), "ok" | "unchanged")).map_or(0, |r| r.run.id);
     let (needing, rest): (Vec<&RunView>, Vec<&RunView>) =
-        all.iter().partition(|r| needs(lang, &r.run.status).is_some());
+        all.iter().partition(|r| r.run.id > settled && needs(lang, &r.run.status).is_some());
+    let may_approve = may_approve(&state, &s);
     let title = lang.t("Körningar", "Runs");
     let schools = s.principal.viewer.schools.as_ref().map(|s| s.iter().cloned().collect::<Vec<_>>().join(", "));
     let body = html! {
@@ -421,7 +424,13 @@ pub(super) async fn runs(
                             @let (why, who) = needs(lang, &r.run.status).unwrap_or(("", ""));
                             tr id=(format!("run-{}", r.run.id)) {
                                 td { (r.run.id) " · " (r.run.started_at) " · " (r.run.status) }
-                                td { (why) @if let Some(m) = &r.run.message { br; small { (m) } } }
+                                td {
+                                    (why)
+                                    @if let Some(m) = &r.run.message { br; small { (m) } }
+                                    @if may_approve && matches!(r.run.status.as_str(), "held" | "planned") {
+                                        (approve_form(lang, &s, r))
+                                    }
+                                }
                                 td { (who) }
                             }
                         }
@@ -453,4 +462,124 @@ pub(super) async fn runs(
     };
     let secure = state.settings.tls_cert_file.is_some();
     remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+}
+
+/// Whether the session may approve: an admin, or a school admin where `[server]
+/// school_admins_approve` allows it (then for their own units only: the engine sees to that).
+fn may_approve(state: &ApiState, s: &Session) -> bool {
+    s.principal.role == crate::engine::TokenRole::Admin || state.settings.school_admins_approve
+}
+
+/// The form that approves a held or planned run's operations: all, or those of one action or
+/// school unit, with protected persons' changes only when ticked.
+fn approve_form(lang: Lang, s: &Session, r: &RunView) -> Markup {
+    let id = r.run.id;
+    html! {
+        form method="post" action=(format!("/runs/{id}/approve")) class="approve" {
+            input type="hidden" name="csrf" value=(s.csrf);
+            label for=(format!("only-{id}")) { (lang.t("Vilka ändringar", "Which changes")) }
+            select id=(format!("only-{id}")) name="only" {
+                option value="" { (lang.t("alla", "all")) }
+                @for a in ["create", "update", "rename", "enable", "disable", "delete", "groups"] {
+                    option value=(a) { (a) }
+                }
+            }
+            label for=(format!("school-{id}")) { (lang.t("Bara skolenhet (tomt: alla)", "Only school unit (empty: all)")) }
+            input type="text" id=(format!("school-{id}")) name="school";
+            label {
+                input type="checkbox" name="accept_protected" value="yes";
+                " " (lang.t("även personer med skyddade personuppgifter", "also persons with protected personal data"))
+            }
+            p { button type="submit" { (lang.t("Godkänn", "Approve")) " " (id) } }
+        }
+    }
+}
+
+/// The approval form as posted.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ApproveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    only: String,
+    #[serde(default)]
+    school: String,
+    #[serde(default)]
+    accept_protected: Option<String>,
+}
+
+/// `POST /runs/{id}/approve`: approves a held or planned run's operations (as `enid approve`
+/// and the API do) and starts a run at once.
+pub(super) async fn approve(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<ApproveForm>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match session(&engine, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/sign-in").into_response(),
+        Err(r) => return r,
+    };
+    if !s.csrf_matches(&form.csrf) {
+        return refused(lang);
+    }
+    let title = lang.t("Godkännande", "Approval");
+    let answer = |status: StatusCode, text: String| {
+        let body = html! {
+            h1 { (title) }
+            p role="status" { (text) }
+            p { a href="/runs" { (lang.t("Tillbaka till körningarna", "Back to the runs")) } }
+        };
+        page(status, lang, title, Some(&s), body)
+    };
+    if !may_approve(&state, &s) {
+        return answer(StatusCode::FORBIDDEN, lang.t("Du får inte godkänna.", "You may not approve.").into());
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return answer(StatusCode::NOT_FOUND, lang.t("Ingen sådan körning.", "No such run.").into());
+    };
+    let only = match form.only.trim() {
+        "" => Vec::new(),
+        word => match crate::engine::actions_named(word) {
+            Some(actions) => actions.to_vec(),
+            None => return answer(StatusCode::BAD_REQUEST, lang.t("Okänd ändring.", "Unknown change.").into()),
+        },
+    };
+    let school = Some(form.school.trim().to_string()).filter(|x| !x.is_empty());
+    let selection = crate::engine::Selection {
+        only,
+        school,
+        ops: Vec::new(),
+        accept_protected: form.accept_protected.is_some(),
+        accept: Vec::new(),
+    };
+    match engine.approve_run(id, &selection, &s.principal.name, &s.principal.viewer, crate::clock::now(None)).await {
+        Ok(summary) => {
+            let _ = state.handle.run_now.send(crate::daemon::RunNow {
+                full: false,
+                why: format!("approval of run {id} on the web page by token {:?}", s.principal.name),
+            });
+            let text = match lang {
+                Lang::Sv => format!(
+                    "Godkände {} ändringar i körning {id}. Tjänsten genomför nu de som den fortfarande planerar \
+                     exakt så; allt nytt eller ändrat väntar på granskning.",
+                    summary.approved
+                ),
+                Lang::En => format!(
+                    "Approved {} changes of run {id}. The service now carries out those it still plans exactly so; \
+                     anything new or changed waits for review.",
+                    summary.approved
+                ),
+            };
+            answer(StatusCode::OK, text)
+        }
+        Err(crate::engine::EngineError::ApproveRun(crate::engine::ApproveRunError::NoSuchRun(_))) => {
+            answer(StatusCode::NOT_FOUND, lang.t("Ingen sådan körning.", "No such run.").into())
+        }
+        Err(crate::engine::EngineError::ApproveRun(e)) => answer(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failure(&e),
+    }
 }

@@ -200,3 +200,56 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
     assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM web_sessions"), "0");
     drop(service);
 }
+
+/// An admin approves a held run on the page (only its disables); the service carries them out
+/// at once and slapd shows it. A school admin (without `school_admins_approve`) gets no form.
+#[test]
+fn web17_an_admin_approves_a_held_run_on_the_page_and_slapd_shows_it_applied() {
+    let env = Env::with_config(
+        "\n[targets.directory.policy.thresholds]\ndisable_percent = 0\ndisable_min = 1\n\n\
+         [schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\nsettle = \"1s\"\n",
+    );
+    let rows: Vec<String> =
+        (0..4).map(|i| row(&format!("P{i}"), &format!("Elev{i}"), "Testsson", "", "student", "S1", "")).collect();
+    csv_rows(&env, &rows);
+    env.apply();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let service = Service::start(&env);
+    let base = format!("http://127.0.0.1:{}", service.port);
+    let runs = || env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs").parse::<usize>().unwrap();
+    crate::daemon16::wait_for("the service's first run", 30, || runs() >= 2);
+    // Two leave: over the disable threshold, held.
+    csv_rows(&env, &rows[..2]);
+    crate::daemon16::wait_for("a held run", 30, || {
+        env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'held'") != "0"
+    });
+    let held = env.sql_value("SELECT CAST(max(id) AS TEXT) FROM runs WHERE status = 'held'");
+    let disabled = || env.people().values().filter(|e| e.dn.contains("ou=disabled")).count();
+    assert_eq!(disabled(), 0);
+    let driver = Driver::start();
+    rt().block_on(async {
+        let browser = driver.browser().await;
+        sign_in(&browser, &base, &lisa).await;
+        at(&browser, "/runs").await;
+        let html = browser.source().await.unwrap();
+        assert!(!html.contains("/approve"), "a school admin may not approve here: {html}");
+        browser.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/sign-in").await;
+
+        sign_in(&browser, &base, &admin).await;
+        at(&browser, "/runs").await;
+        let form = browser.find(Locator::Css(&format!("tr#run-{held} form.approve"))).await.expect("the approval form");
+        form.find(Locator::Css("select[name=only]")).await.unwrap().select_by_value("disable").await.unwrap();
+        screenshot(&browser, "4-approve").await;
+        form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+        at(&browser, "/approve").await;
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Godkände 2 ändringar"), "{text}");
+        browser.close().await.unwrap();
+    });
+    crate::daemon16::wait_for("the approved disables on slapd", 30, || disabled() == 2);
+    let by = env.sql_value("SELECT approved_by FROM approvals ORDER BY id DESC LIMIT 1");
+    assert_eq!(by, "ops", "the token's name is recorded");
+}
