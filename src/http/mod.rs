@@ -78,6 +78,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/sign-out", post(web::sign_out))
         .route("/runs", get(web::runs))
         .route("/runs/{id}/approve", post(web::approve))
+        .route("/log", get(web::log))
+        .route("/persons/{id}", get(web::person))
         .route("/static/enid.css", get(web::style));
     Router::new()
         .merge(web)

@@ -113,6 +113,8 @@ fn page(status: StatusCode, lang: Lang, title: &str, signed_in: Option<&Session>
                     nav aria-label=(lang.t("Huvudmeny", "Main menu")) {
                         a href="/runs" { "enid" }
                         " "
+                        a href="/log" { (lang.t("Logg", "Log")) }
+                        " "
                         a href="?lang=sv" lang="sv" { "Svenska" }
                         " "
                         a href="?lang=en" lang="en" { "English" }
@@ -151,7 +153,7 @@ pub(super) async fn style() -> Response {
         main{padding:1rem;max-width:60rem}a{color:#0b4f8a}a:focus,button:focus,input:focus{outline:3px solid #f0a000}\
         table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc}\
         .needs{border-left:6px solid #b00020;padding-left:.8rem}.inline{display:inline}\
-        .error{color:#b00020;font-weight:bold}label{display:block;margin:.5rem 0 .2rem}\
+        .error{color:#b00020;font-weight:bold}tr.failed td{background:#fde8ea}label{display:block;margin:.5rem 0 .2rem}\
         input[type=password]{font-size:1rem;padding:.4rem;width:min(30rem,100%)}button{font-size:1rem;padding:.3rem .8rem}";
     let mut r = CSS.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
@@ -450,7 +452,7 @@ pub(super) async fn runs(
                 tbody {
                     @for r in &rest {
                         tr id=(format!("run-{}", r.run.id)) {
-                            td { (r.run.id) " " (r.run.command) }
+                            td { a href=(format!("/log?run={}", r.run.id)) { (r.run.id) } " " (r.run.command) }
                             td { (r.run.started_at) }
                             td { (r.run.status) }
                             td { (counts(lang, r)) }
@@ -582,4 +584,174 @@ pub(super) async fn approve(
         Err(crate::engine::EngineError::ApproveRun(e)) => answer(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => failure(&e),
     }
+}
+
+/// The query of the log page: a run, a cursor, the language.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct LogQuery {
+    lang: Option<String>,
+    run: Option<i64>,
+    before: Option<i64>,
+}
+
+/// How many rows a page of the log shows.
+const LOG_PAGE: i64 = 100;
+
+/// `GET /log`: the operations with their results, newest first, a page at a time: the
+/// viewer's school units only, protected persons by enid id.
+pub(super) async fn log(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<LogQuery>,
+) -> Response {
+    let lang = Lang::of(&headers, q.lang.as_deref());
+    let engine = state.engine();
+    let s = match session(&engine, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/sign-in").into_response(),
+        Err(r) => return r,
+    };
+    let filter = crate::store::LogFilter { run: q.run, before: q.before, limit: LOG_PAGE, ..Default::default() };
+    let mut rows = match engine.log(filter, None, &s.principal.viewer).await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
+    };
+    rows.reverse(); // newest first
+    let older = (rows.len() as i64 == LOG_PAGE).then(|| rows.last().map(|r| r.id)).flatten();
+    let title = lang.t("Ändringslogg", "Sync log");
+    let body = html! {
+        h1 { (title) @if let Some(run) = q.run { " · " (lang.t("körning", "run")) " " (run) } }
+        (log_table(lang, &rows))
+        @if let Some(before) = older {
+            p { a href=(match q.run { Some(r) => format!("/log?run={r}&before={before}"), None => format!("/log?before={before}") }) {
+                (lang.t("Äldre rader", "Older rows"))
+            } }
+        }
+    };
+    let secure = state.settings.tls_cert_file.is_some();
+    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+}
+
+/// Log rows as a table, each person linked to their page.
+fn log_table(lang: Lang, rows: &[crate::store::LogRow]) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p { (lang.t("Inga rader.", "No rows.")) }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { (lang.t("När", "When")) }
+                    th scope="col" { (lang.t("Person", "Person")) }
+                    th scope="col" { (lang.t("Skolenhet", "School unit")) }
+                    th scope="col" { (lang.t("Mål", "Target")) }
+                    th scope="col" { (lang.t("Ändring", "Change")) }
+                    th scope="col" { (lang.t("Resultat", "Result")) }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr class=(if r.result == "ok" { "" } else { "failed" }) {
+                            td { (r.at) " · " (r.run_id) }
+                            td {
+                                @match (&r.identity_id, &r.username) {
+                                    (Some(id), Some(u)) => { a href=(format!("/persons/{id}")) { (u) } }
+                                    (Some(id), None) => { a href=(format!("/persons/{id}")) { (id) } }
+                                    _ => { "-" }
+                                }
+                            }
+                            td { (r.school.as_deref().unwrap_or("-")) }
+                            td { (r.target.as_deref().unwrap_or("-")) }
+                            td { (r.action) @if let Some(d) = &r.detail { br; small { (d) } } }
+                            td { (r.result) @if let Some(e) = &r.error { br; small class="error" { (e) } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /persons/{id}`: a person by enid id or username, with why: their records, accounts,
+/// what the next run does and their sync log. Another school's person, and a protected person
+/// asked for by anything but the enid id, is not found, as no one.
+pub(super) async fn person(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
+    let lang = Lang::of(&headers, q.lang.as_deref());
+    let engine = state.engine();
+    let s = match session(&engine, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/sign-in").into_response(),
+        Err(r) => return r,
+    };
+    let not_found = |s: &Session| {
+        let title = lang.t("Hittades inte", "Not found");
+        page(StatusCode::NOT_FOUND, lang, title, Some(s), html! { h1 { (title) } })
+    };
+    // A civic number is never taken in a URL (it would reach logs and history).
+    if connector_api::civic::contains_civic(&id) {
+        return not_found(&s);
+    }
+    let now = crate::clock::now(None);
+    let explained = match engine.explain(&id, now, &crate::engine::Overrides::default(), &s.principal.viewer).await {
+        Ok(crate::engine::Explained::Person(p)) => p,
+        Ok(crate::engine::Explained::Held(_)) => return not_found(&s),
+        Err(crate::engine::EngineError::Lookup(_)) => return not_found(&s),
+        Err(e) => return failure(&e),
+    };
+    let filter = crate::store::LogFilter { limit: 50, ..Default::default() };
+    let mut rows = match engine.log(filter, Some(&explained.id), &s.principal.viewer).await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
+    };
+    rows.reverse();
+    let shown = explained.username.clone().unwrap_or_else(|| explained.id.clone());
+    let body = html! {
+        h1 { (shown) }
+        p { small { "enid id " (explained.id) } }
+        @if let Some(e) = &explained.plan_error { p class="error" { (e) } }
+        h2 { (lang.t("Uppgifter från källorna", "Records from the sources")) }
+        @if explained.records_now.is_empty() {
+            p { (lang.t("Ingen källa har personen just nu.", "No source has the person now.")) }
+        }
+        ul {
+            @for r in &explained.records_now {
+                li { (r.given_name) " " (r.family_name) " · " (r.role) " · "
+                     (r.school_unit.as_deref().unwrap_or("-")) " · " (r.source) " (" (r.location) ")" }
+            }
+        }
+        @if explained.records_now.is_empty() && !explained.records_stored.is_empty() {
+            h2 { (lang.t("Uppgifter vid senaste körningen", "Records as at the last run")) }
+            ul {
+                @for r in &explained.records_stored {
+                    li { (r.given_name) " " (r.family_name) " · " (r.role) " · "
+                         (r.school_unit.as_deref().unwrap_or("-")) " · " (r.source) }
+                }
+            }
+        }
+        h2 { (lang.t("Konton", "Accounts")) }
+        ul {
+            @for a in &explained.accounts {
+                li {
+                    (a.target) ": " (a.status)
+                    @if let Some(d) = a.deleted_on { " · " (lang.t("tas bort", "deleted on")) " " (d) }
+                }
+            }
+        }
+        h2 { (lang.t("Nästa körning", "Next run")) }
+        @if explained.next_run.is_empty() && explained.blocked.is_empty() && explained.kept.is_none() {
+            p { (lang.t("Inget att ändra.", "Nothing to change.")) }
+        }
+        ul {
+            @for o in &explained.next_run { li { (o.target) ": " (o.action) " (" (o.reason) ")" } }
+            @for b in &explained.blocked { li class="error" { (b) } }
+            @if let Some(k) = &explained.kept { li { (k) } }
+        }
+        h2 { (lang.t("Logg", "Log")) }
+        (log_table(lang, &rows))
+    };
+    let secure = state.settings.tls_cert_file.is_some();
+    remember_lang(page(StatusCode::OK, lang, &shown, Some(&s), body), q.lang.as_deref(), lang, secure)
 }

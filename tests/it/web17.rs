@@ -93,7 +93,7 @@ async fn at(browser: &Client, path: &str) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let now = browser.current_url().await.unwrap();
-        if now.path().ends_with(path) {
+        if now.path().ends_with(path) || path.ends_with('/') && now.path().starts_with(path) {
             return;
         }
         assert!(std::time::Instant::now() < end, "still at {now}, not {path}");
@@ -127,6 +127,7 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
     crate::daemon16::wait_for("the service's stopped run", 60, || {
         env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'stopped'") != "0"
     });
+    let bo = env.sql_value("SELECT identity_id FROM source_records WHERE person_id = '2'");
     let driver = Driver::start();
     let rt = rt();
     rt.block_on(async {
@@ -174,6 +175,25 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Your school units: S1"), "{text}");
 
+        // The sync log: their school's operations only, each person linked to their page.
+        browser.goto(&format!("{base}/log?lang=sv")).await.unwrap();
+        let log = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(log.contains("anna.berg") && !log.contains("bo.ek") && !log.contains("bo.lind"), "{log}");
+        browser.find(Locator::LinkText("anna.berg")).await.unwrap().click().await.unwrap();
+        at(&browser, "/persons/").await;
+        let person = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(person.contains("anna.berg") && person.contains("Anna Berg"), "{person}");
+        assert!(person.contains("directory: active"), "{person}");
+        screenshot(&browser, "5-person").await;
+        // Another school's person is no one, as is a civic number in the URL.
+        browser.goto(&format!("{base}/persons/{bo}")).await.unwrap();
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Hittades inte") && !text.contains("Bo"), "{text}");
+        let (status, _) = raw(service.port, "GET", &format!("/persons/{bo}"), &session, "");
+        assert_eq!(status, 404);
+        let (status, page) = raw(service.port, "GET", "/persons/20150916-2388", &session, "");
+        assert_eq!(status, 404, "{page}");
+
         // Sign out: the button's form carries the token; the old cookie opens nothing.
         browser.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
         at(&browser, "/sign-in").await;
@@ -184,9 +204,9 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         sign_in(&browser, &base, &admin).await;
         at(&browser, "/runs").await;
         let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
-        assert!(needs.contains("Stopped before anything changed"), "{needs}");
+        assert!(needs.contains("Stoppad innan något ändrades"), "{needs}");
         assert!(needs.contains("zero valid records"), "the run's own message, for an admin: {needs}");
-        assert!(needs.contains("IT, or the school information system"), "{needs}");
+        assert!(needs.contains("IT, eller skolans informationssystem"), "{needs}");
         let html = browser.source().await.unwrap();
         assert!(html.contains("id=\"run-2\""), "{html}");
         screenshot(&browser, "3-admin-runs").await;
