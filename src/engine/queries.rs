@@ -125,6 +125,21 @@ impl Engine {
             .any(|o| o["school"].as_str().is_some_and(|s| s.split(',').any(|x| !x.is_empty() && viewer.sees(x)))))
     }
 
+    /// Persons whose name or username holds `text`, among those the viewer may see, at most
+    /// 50: never a protected person (found by enid id only), never by a civic number.
+    pub async fn search_persons(
+        &self,
+        text: &str,
+        viewer: &Viewer,
+    ) -> Result<Vec<crate::store::PersonHit>, EngineError> {
+        let text = text.trim().to_lowercase();
+        if text.chars().count() < 2 || connector_api::civic::contains_civic(&text) {
+            return Ok(Vec::new());
+        }
+        let schools: Option<Vec<String>> = viewer.schools.as_ref().map(|s| s.iter().cloned().collect());
+        Ok(self.store.search_persons(&text, schools.as_deref(), 50).await?)
+    }
+
     /// The run of the newest log row the viewer may see: the last run that did something.
     pub async fn last_run_with_operations(&self, viewer: &Viewer) -> Result<Option<i64>, EngineError> {
         let filter = LogFilter {

@@ -79,6 +79,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/runs", get(web::runs))
         .route("/runs/{id}/approve", post(web::approve))
         .route("/log", get(web::log))
+        .route("/search", post(web::search))
         .route("/persons/{id}", get(web::person))
         .route("/static/enid.css", get(web::style));
     Router::new()

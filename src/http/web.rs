@@ -119,6 +119,14 @@ fn page(status: StatusCode, lang: Lang, title: &str, signed_in: Option<&Session>
                         " "
                         a href="?lang=en" lang="en" { "English" }
                         @if let Some(s) = signed_in {
+                            form method="post" action="/search" class="inline" role="search" {
+                                input type="hidden" name="csrf" value=(s.csrf);
+                                label for="q" class="inline" { (lang.t("Sök person", "Find a person")) " " }
+                                input type="search" id="q" name="q" minlength="2";
+                                " "
+                                button type="submit" { (lang.t("Sök", "Search")) }
+                            }
+                            " "
                             form method="post" action="/sign-out" class="inline" {
                                 input type="hidden" name="csrf" value=(s.csrf);
                                 span { (s.principal.name) " " }
@@ -149,7 +157,7 @@ fn page(status: StatusCode, lang: Lang, title: &str, signed_in: Option<&Session>
 /// The page's style sheet: readable on a phone, high contrast, visible focus.
 pub(super) async fn style() -> Response {
     const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#111;background:#fff;line-height:1.45}\
-        header{background:#0b3d62;color:#fff;padding:.6rem 1rem}header a,header span{color:#fff;margin-right:1rem}\
+        header{background:#0b3d62;color:#fff;padding:.6rem 1rem}header a,header span,header label{color:#fff;margin-right:1rem}\
         main{padding:1rem;max-width:60rem}a{color:#0b4f8a}a:focus,button:focus,input:focus{outline:3px solid #f0a000}\
         table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc}\
         .needs{border-left:6px solid #b00020;padding-left:.8rem}.inline{display:inline}\
@@ -754,4 +762,53 @@ pub(super) async fn person(
     };
     let secure = state.settings.tls_cert_file.is_some();
     remember_lang(page(StatusCode::OK, lang, &shown, Some(&s), body), q.lang.as_deref(), lang, secure)
+}
+
+/// The search form as posted (a POST, so that names typed never reach a URL or a log).
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct SearchForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    q: String,
+}
+
+/// `POST /search`: persons by name or username among the viewer's; never a protected person.
+pub(super) async fn search(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Form(form): Form<SearchForm>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match session(&engine, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/sign-in").into_response(),
+        Err(r) => return r,
+    };
+    if !s.csrf_matches(&form.csrf) {
+        return refused(lang);
+    }
+    let hits = match engine.search_persons(&form.q, &s.principal.viewer).await {
+        Ok(h) => h,
+        Err(e) => return failure(&e),
+    };
+    let title = lang.t("Sökresultat", "Search results");
+    let body = html! {
+        h1 { (title) }
+        @if hits.is_empty() {
+            p role="status" { (lang.t("Ingen hittades. Personer med skyddade personuppgifter hittas bara på sitt enid-id.",
+                                     "No one found. Persons with protected personal data are found by their enid id only.")) }
+        } @else {
+            ul {
+                @for h in &hits {
+                    li {
+                        a href=(format!("/persons/{}", h.identity_id)) { (h.given_name) " " (h.family_name) }
+                        " · " (h.username.as_deref().unwrap_or("-")) " · " (h.school_unit.as_deref().unwrap_or("-"))
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, lang, title, Some(&s), body)
 }

@@ -18,8 +18,8 @@ mod suite;
 
 pub use rows::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership,
-    PasswordFilter, RecordDigest, RecordRef, RecordRow, RunRow, SealedPassword, SessionRow, SourceRead, StateMetrics,
-    StoredRecordView, StoredSourceRecord, TokenRow, describe_stored,
+    PasswordFilter, PersonHit, RecordDigest, RecordRef, RecordRow, RunRow, SealedPassword, SessionRow, SourceRead,
+    StateMetrics, StoredRecordView, StoredSourceRecord, TokenRow, describe_stored,
 };
 pub use sqlite::SqliteStore;
 
@@ -411,6 +411,16 @@ pub trait StateStore: Send + Sync {
 
     /// Revokes the token `name`; `false` when there is no such token not yet revoked.
     fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Persons whose stored name (given and family, either order) or username holds `text`
+    /// (lowercase), at one of `schools` (`None`: any), at most `limit`, by family name. Never an
+    /// identity with a protected record: a protected person is found by enid id only.
+    fn search_persons(
+        &self,
+        text: &str,
+        schools: Option<&[String]>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<PersonHit>, StoreError>> + Send;
 
     // Sessions of the web page.
 
@@ -873,6 +883,15 @@ impl StateStore for Store {
 
     async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         dispatch!(self.tokens())
+    }
+
+    async fn search_persons(
+        &self,
+        text: &str,
+        schools: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<PersonHit>, StoreError> {
+        dispatch!(self.search_persons(text, schools, limit))
     }
 
     async fn add_session(&self, session: &SessionRow) -> Result<(), StoreError> {

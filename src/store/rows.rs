@@ -464,3 +464,13 @@ pub struct SessionRow {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// A person a name search found (never a protected person).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PersonHit {
+    pub identity_id: String,
+    pub username: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub school_unit: Option<String>,
+}

@@ -46,6 +46,7 @@ macro_rules! store_suite {
             pruning_removes_old_runs_their_log_and_plans_but_not_what_the_guards_read,
             tokens_are_added_once_listed_and_revoked,
             sessions_are_found_until_they_expire_or_end,
+            a_name_search_finds_persons_at_the_schools_asked_and_never_a_protected_one,
             metrics_count_runs_and_operations,
             an_incremental_read_finds_stored_records_by_person_tie_group_and_school_unit,
         );
@@ -923,6 +924,40 @@ pub(crate) async fn sessions_are_found_until_they_expire_or_end<S: StateStore>(s
     assert!(s.session("s2", day(2)).await.unwrap().is_some());
     s.remove_session("s2").await.unwrap();
     assert_eq!(s.session("s2", day(2)).await.unwrap(), None, "signed out");
+}
+
+pub(crate) async fn a_name_search_finds_persons_at_the_schools_asked_and_never_a_protected_one<S: StateStore>(s: &S) {
+    let person = |id: &str, given: &str, family: &str, school: &str, protected: bool| RecordRow {
+        given_name: given.into(),
+        family_name: family.into(),
+        school_unit: Some(school.into()),
+        protected,
+        ..record("sis", &format!("p-{id}"), id, None)
+    };
+    s.commit_identities(
+        &[ident("a", "anna.berg"), ident("b", "bo.berg"), ident("h", "u1234"), ident("x", "x_y")],
+        &[
+            person("a", "Anna", "Berg", "S1", false),
+            person("b", "Bo", "Berg", "S2", false),
+            person("h", "Hemlig", "Berg", "S1", true),
+            person("x", "Ann%", "Lind", "S1", false),
+        ],
+        &[],
+        day(0),
+    )
+    .await
+    .unwrap();
+    let names = |hits: Vec<super::PersonHit>| hits.into_iter().map(|h| h.identity_id).collect::<Vec<_>>();
+    assert_eq!(names(s.search_persons("berg", None, 10).await.unwrap()), ["a", "b"], "never the protected one");
+    assert_eq!(names(s.search_persons("berg anna", None, 10).await.unwrap()), ["a"], "family name first too");
+    assert_eq!(names(s.search_persons("anna.b", None, 10).await.unwrap()), ["a"], "by username");
+    assert_eq!(names(s.search_persons("berg", Some(&["S2".to_string()]), 10).await.unwrap()), ["b"]);
+    assert_eq!(names(s.search_persons("hemlig", None, 10).await.unwrap()), Vec::<String>::new());
+    assert_eq!(names(s.search_persons("u1234", None, 10).await.unwrap()), Vec::<String>::new(), "nor the pseudonym");
+    assert_eq!(names(s.search_persons("berg", None, 1).await.unwrap()), ["a"], "at most the limit");
+    assert_eq!(names(s.search_persons("ann%", None, 10).await.unwrap()), ["x"], "% is a character, not a wildcard");
+    assert_eq!(names(s.search_persons("x_", None, 10).await.unwrap()), ["x"]);
+    assert_eq!(names(s.search_persons("a_n", None, 10).await.unwrap()), Vec::<String>::new(), "_ is no wildcard");
 }
 
 pub(crate) async fn metrics_count_runs_and_operations<S: StateStore>(s: &S) {

@@ -111,15 +111,22 @@ async fn sign_in(browser: &Client, base: &str, token: &str) {
 #[test]
 fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csrf_token() {
     let env = Env::new();
-    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &row("2", "Bo", "Ek", "", "student", "S2", "")]);
-    env.apply(); // run 1: both schools
-    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", ""), &row("2", "Bo", "Lind", "", "student", "S2", "")]);
+    // Anna at S1, Bo at S2, and Hemlig Berg at S1 with protected personal data.
+    let export = |bo: &str| {
+        format!(
+            "{HEADER},protection\n1,Anna,Berg,,student,S1,,,,\n2,Bo,{bo},,student,S2,,,,\n\
+             3,Hemlig,Berg,,student,S1,,,,Skyddad folkbokföring\n"
+        )
+    };
+    std::fs::write(env.path("persons.csv"), export("Ek")).unwrap();
+    env.apply(); // run 1: both schools (Hemlig's account waits for approval)
+    std::fs::write(env.path("persons.csv"), export("Lind")).unwrap();
     env.apply(); // run 2: S2 only
     let lisa =
         env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
     let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
     // The service's first run finds the export cut to its header: stopped, a failure to show.
-    std::fs::write(env.path("persons.csv"), format!("{HEADER}\n")).unwrap();
+    std::fs::write(env.path("persons.csv"), format!("{HEADER},protection\n")).unwrap();
     let service = Service::spawn(&env, "");
     // Degraded (503) once the run stops: up all the same.
     service.wait_up(&env, || service.call("GET", "/healthz", None, None).0 != 0);
@@ -179,6 +186,7 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         browser.goto(&format!("{base}/log?lang=sv")).await.unwrap();
         let log = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(log.contains("anna.berg") && !log.contains("bo.ek") && !log.contains("bo.lind"), "{log}");
+        assert!(!log.to_lowercase().contains("hemlig"), "a protected person's name: {log}");
         browser.find(Locator::LinkText("anna.berg")).await.unwrap().click().await.unwrap();
         at(&browser, "/persons/").await;
         let person = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
@@ -194,8 +202,30 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         let (status, page) = raw(service.port, "GET", "/persons/20150916-2388", &session, "");
         assert_eq!(status, 404, "{page}");
 
+        // A search by name finds their school's persons, never another school's or a protected
+        // person (Hemlig Berg is at S1 too).
+        let search = |q: &'static str| {
+            let browser = &browser;
+            async move {
+                let field = browser.find(Locator::Id("q")).await.unwrap();
+                field.send_keys(q).await.unwrap();
+                browser.find(Locator::Css("form[role=search] button")).await.unwrap().click().await.unwrap();
+                at(browser, "/search").await;
+                browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap()
+            }
+        };
+        let found = search("berg").await;
+        assert!(found.contains("Anna Berg"), "{found}");
+        assert!(!found.contains("Hemlig") && !found.contains("Bo"), "{found}");
+        screenshot(&browser, "6-search").await;
+        let found = search("hemlig").await;
+        assert!(found.contains("Ingen hittades"), "{found}");
+        // The search is a form like the others: without its CSRF token, refused.
+        let (status, _) = raw(service.port, "POST", "/search", &session, "q=berg");
+        assert_eq!(status, 403);
+
         // Sign out: the button's form carries the token; the old cookie opens nothing.
-        browser.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
         at(&browser, "/sign-in").await;
         let (status, page) = raw(service.port, "GET", "/runs", &session, "");
         assert_eq!(status, 303, "{page}");
@@ -255,7 +285,7 @@ fn web17_an_admin_approves_a_held_run_on_the_page_and_slapd_shows_it_applied() {
         at(&browser, "/runs").await;
         let html = browser.source().await.unwrap();
         assert!(!html.contains("/approve"), "a school admin may not approve here: {html}");
-        browser.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
         at(&browser, "/sign-in").await;
 
         sign_in(&browser, &base, &admin).await;

@@ -24,7 +24,7 @@ use crate::core::identity::{CivicChange, Decision};
 use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, PrimaryTie, Snapshot};
 use crate::core::plan::{Adoption, OwnedGroup, RenameInfo};
 use crate::store::{
-    ApprovalRow, HeldRow, RecordDigest, SessionRow, SourceRead, StateMetrics, StoredSourceRecord, TokenRow,
+    ApprovalRow, HeldRow, PersonHit, RecordDigest, SessionRow, SourceRead, StateMetrics, StoredSourceRecord, TokenRow,
 };
 use bulk::AccountRow;
 use chrono::{DateTime, Utc};
@@ -1034,6 +1034,42 @@ impl StateStore for SqliteStore {
     async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let q = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL");
         Ok(self.exec(q.bind(ts(now)).bind(name)).await? == 1)
+    }
+
+    async fn search_persons(
+        &self,
+        text: &str,
+        schools: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<PersonHit>, StoreError> {
+        // LIKE's own characters in the text are taken as themselves.
+        let escaped: String =
+            text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+        let pattern = format!("%{escaped}%");
+        let schools = schools.map(|s| self.encode("encoding", &s)).transpose()?;
+        let sql = "SELECT json_group_array(json_array(identity_id, username, given_name, family_name, school_unit)) FROM
+                   (SELECT DISTINCT r.identity_id, i.username, r.given_name, r.family_name, r.school_unit
+                      FROM source_records r JOIN identities i ON i.id = r.identity_id
+                     WHERE r.gone_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM source_records p WHERE p.identity_id = r.identity_id AND p.protected = 1)
+                       AND (lower(r.given_name || ' ' || r.family_name) LIKE ?1 ESCAPE '\\'
+                            OR lower(r.family_name || ' ' || r.given_name) LIKE ?1 ESCAPE '\\'
+                            OR lower(i.username) LIKE ?1 ESCAPE '\\')
+                       AND (?2 IS NULL OR r.school_unit IN (SELECT value FROM json_each(?2)))
+                     ORDER BY r.family_name, r.given_name, r.identity_id
+                     LIMIT ?3)";
+        let rows: Vec<(String, Option<String>, String, String, Option<String>)> =
+            self.json_rows(sqlx::query(sql).bind(pattern).bind(schools).bind(limit)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(identity_id, username, given_name, family_name, school_unit)| PersonHit {
+                identity_id,
+                username,
+                given_name,
+                family_name,
+                school_unit,
+            })
+            .collect())
     }
 
     async fn add_session(&self, s: &SessionRow) -> Result<(), StoreError> {
