@@ -1058,8 +1058,8 @@ impl StateStore for SqliteStore {
                        AND (?2 IS NULL OR r.school_unit IN (SELECT value FROM json_each(?2)))
                      ORDER BY r.family_name, r.given_name, r.identity_id
                      LIMIT ?3)";
-        let rows: Vec<(String, Option<String>, String, String, Option<String>)> =
-            self.json_rows(sqlx::query(sql).bind(pattern).bind(schools).bind(limit)).await?;
+        type Hit = (String, Option<String>, String, String, Option<String>);
+        let rows: Vec<Hit> = self.json_rows(sqlx::query(sql).bind(pattern).bind(schools).bind(limit)).await?;
         Ok(rows
             .into_iter()
             .map(|(identity_id, username, given_name, family_name, school_unit)| PersonHit {
