@@ -148,7 +148,7 @@ async fn explain(state: &ApiState, who: &Principal, key: &str) -> Result<Respons
 }
 
 /// The API's part in a dry run: it shows nothing and confirms nothing.
-struct DryRun;
+pub(super) struct DryRun;
 
 impl Frontend for DryRun {
     fn computed(&mut self, _computed: &Computed) -> Confirm {

@@ -80,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/runs/{id}/approve", post(web::approve))
         .route("/log", get(web::log))
         .route("/search", post(web::search))
+        .route("/plans", post(web::dry_run))
         .route("/persons/{id}", get(web::person))
         .route("/static/enid.css", get(web::style));
     Router::new()

@@ -418,6 +418,12 @@ pub(super) async fn runs(
                 None => { (lang.t("Alla skolenheter (administratör).", "Every school unit (administrator).")) }
             }
         }
+        @if s.principal.role == crate::engine::TokenRole::Admin {
+            form method="post" action="/plans" {
+                input type="hidden" name="csrf" value=(s.csrf);
+                button type="submit" { (lang.t("Starta en provkörning", "Start a dry run")) }
+            }
+        }
         section class="needs" aria-labelledby="needs" {
             h2 id="needs" { (lang.t("Behöver åtgärd", "Needs action")) }
             @if needing.is_empty() {
@@ -807,6 +813,83 @@ pub(super) async fn search(
                         " · " (h.username.as_deref().unwrap_or("-")) " · " (h.school_unit.as_deref().unwrap_or("-"))
                     }
                 }
+            }
+        }
+    };
+    page(StatusCode::OK, lang, title, Some(&s), body)
+}
+
+/// `POST /plans` (an admin): a dry run now, saved, shown as a person reads a plan: its shape
+/// per target and school unit, then 20 operations of each action.
+pub(super) async fn dry_run(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Form(form): Form<Csrf>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match session(&engine, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/sign-in").into_response(),
+        Err(r) => return r,
+    };
+    if !s.csrf_matches(&form.csrf) {
+        return refused(lang);
+    }
+    let title = lang.t("Provkörning", "Dry run");
+    if s.principal.role != crate::engine::TokenRole::Admin {
+        let body =
+            html! { h1 { (title) } p class="error" { (lang.t("Bara för administratörer.", "Administrators only.")) } };
+        return page(StatusCode::FORBIDDEN, lang, title, Some(&s), body);
+    }
+    let request = crate::engine::RunRequest::new(
+        crate::engine::RunMode::Plan { save: true, record: false },
+        crate::clock::now(None),
+        crate::engine::Overrides::default(),
+    );
+    let report = match engine.run(&request, &mut super::api::DryRun).await {
+        Ok(r) => r,
+        Err(e) => {
+            let line = connector_api::one_line(&e);
+            let body = html! { h1 { (title) } p class="error" role="alert" { (line) } };
+            return page(StatusCode::OK, lang, title, Some(&s), body);
+        }
+    };
+    let view =
+        report.computed.plan_view(&crate::engine::PlanSelection::default(), Some(crate::engine::LISTED_PER_ACTION));
+    let plan = report.computed.shown_plan();
+    let body = html! {
+        h1 { (title) " " (view.plan_id) }
+        p { (view.total) " " (lang.t("ändringar. Inget är gjort; planen är sparad.", "changes. Nothing was done; the plan is saved.")) }
+        @if !plan.held.is_empty() {
+            section class="needs" {
+                h2 { (lang.t("Över gränserna", "Over the thresholds")) }
+                ul { @for h in &plan.held { li { (h.to_string()) } } }
+            }
+        }
+        h2 { (lang.t("Per skolenhet", "Per school unit")) }
+        table {
+            thead { tr {
+                th scope="col" { (lang.t("Mål", "Target")) }
+                th scope="col" { (lang.t("Skolenhet", "School unit")) }
+                th scope="col" { (lang.t("Ändring", "Change")) }
+                th scope="col" { (lang.t("Antal", "Count")) }
+            } }
+            tbody {
+                @for r in &view.shape {
+                    tr { td { (r.target) } td { (if r.school.is_empty() { "-" } else { &r.school }) } td { (r.action) } td { (r.count) } }
+                }
+            }
+        }
+        @for l in &view.listings {
+            h2 { (l.action) " (" (l.selected) ")" }
+            ul {
+                @for op in &l.operations {
+                    li { (op.target) " · " (op.username) " · " (if op.school.is_empty() { "-" } else { &op.school }) " · " (op.reason) }
+                }
+            }
+            @if l.more() > 0 {
+                p { "… " (lang.t("och", "and")) " " (l.more()) " " (lang.t("till", "more")) }
             }
         }
     };

@@ -290,6 +290,14 @@ fn web17_an_admin_approves_a_held_run_on_the_page_and_slapd_shows_it_applied() {
 
         sign_in(&browser, &base, &admin).await;
         at(&browser, "/runs").await;
+        // A dry run: the plan's shape, over the threshold, nothing done.
+        browser.find(Locator::Css("form[action=\"/plans\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/plans").await;
+        let plan = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(plan.contains("Inget är gjort") && plan.contains("disable (2)"), "{plan}");
+        assert!(plan.contains("Över gränserna"), "{plan}");
+        screenshot(&browser, "7-dry-run").await;
+        browser.goto(&format!("{base}/runs")).await.unwrap();
         let form = browser.find(Locator::Css(&format!("tr#run-{held} form.approve"))).await.expect("the approval form");
         form.find(Locator::Css("select[name=only]")).await.unwrap().select_by_value("disable").await.unwrap();
         screenshot(&browser, "4-approve").await;
