@@ -311,3 +311,63 @@ fn web17_an_admin_approves_a_held_run_on_the_page_and_slapd_shows_it_applied() {
     let by = env.sql_value("SELECT approved_by FROM approvals ORDER BY id DESC LIMIT 1");
     assert_eq!(by, "ops", "the token's name is recorded");
 }
+
+/// The value of `name` in a response's `Set-Cookie` headers.
+fn set_cookie_value(response: &str, name: &str) -> Option<String> {
+    response
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .filter_map(|l| l.split_once(':').map(|(_, v)| v.trim()))
+        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_string()))
+}
+
+/// Sessions are kept in the state: a restart of the service keeps them; they end when
+/// `session_expires_after` has passed.
+#[test]
+fn web17_a_session_survives_a_restart_and_expires() {
+    let env = Env::new();
+    env.csv(&[&row("1", "Anna", "Berg", "", "student", "S1", "")]);
+    env.apply();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let mut service = Service::spawn(&env, "session_expires_after = \"8s\"");
+    service.wait_up(&env, || service.call("GET", "/healthz", None, None).0 != 0);
+    let port = service.port;
+    // Sign in by hand: the form's token and its cookie, then the token.
+    let (_, form) = raw(port, "GET", "/sign-in", "", "");
+    let presession = set_cookie_value(&form, "enid_signin").expect("the sign-in form's cookie");
+    let csrf = form.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let (status, signed) =
+        raw(port, "POST", "/sign-in", &format!("enid_signin={presession}"), &format!("csrf={csrf}&token={admin}"));
+    assert_eq!(status, 303, "{signed}");
+    let cookie = format!("enid_session={}", set_cookie_value(&signed, "enid_session").expect("a session cookie"));
+    assert!(signed.contains("HttpOnly") && signed.contains("SameSite=Strict"), "{signed}");
+    assert!(!signed.contains("; Secure"), "plain HTTP: no Secure flag (the browser would drop it)");
+    let signed_at = std::time::Instant::now();
+    assert_eq!(raw(port, "GET", "/runs", &cookie, "").0, 200);
+
+    // A restart keeps the session.
+    let _ = service.child.kill();
+    let _ = service.child.wait();
+    service.child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+        .arg("--config")
+        .arg(env.path("enid.toml"))
+        .arg("run")
+        .env_remove("ENID_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(env.path("service2.log")).unwrap())
+        .spawn()
+        .expect("restart enid run");
+    service.wait_up(&env, || service.call("GET", "/healthz", None, None).0 != 0);
+    let (status, page) = raw(port, "GET", "/runs", &cookie, "");
+    assert_eq!(status, 200, "the session after a restart: {page}");
+    assert!(signed_at.elapsed() < std::time::Duration::from_secs(8), "the restart took too long to test the expiry");
+
+    // Expired: back to the sign-in form.
+    std::thread::sleep(
+        std::time::Duration::from_secs(8).saturating_sub(signed_at.elapsed()) + std::time::Duration::from_millis(1200),
+    );
+    let (status, page) = raw(port, "GET", "/runs", &cookie, "");
+    assert_eq!(status, 303, "{page}");
+    assert!(page.contains("location: /sign-in") || page.contains("Location: /sign-in"), "{page}");
+}
