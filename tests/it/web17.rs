@@ -114,8 +114,11 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
     // Anna at S1, Bo at S2, and Hemlig Berg at S1 with protected personal data.
     let export = |bo: &str| {
         format!(
-            "{HEADER},protection\n1,Anna,Berg,,student,S1,,,,\n2,Bo,{bo},,student,S2,,,,\n\
-             3,Hemlig,Berg,,student,S1,,,,Skyddad folkbokföring\n"
+            "{HEADER},protection\n1,Anna,Berg,{},student,S1,,,,\n2,Bo,{bo},{},student,S2,,,,\n\
+             3,Hemlig,Berg,{},student,S1,,,,Skyddad folkbokföring\n",
+            pnr(1),
+            pnr(2),
+            pnr(3)
         )
     };
     std::fs::write(env.path("persons.csv"), export("Ek")).unwrap();
@@ -135,6 +138,7 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'stopped'") != "0"
     });
     let bo = env.sql_value("SELECT identity_id FROM source_records WHERE person_id = '2'");
+    let anna = env.sql_value("SELECT identity_id FROM source_records WHERE person_id = '1'");
     let driver = Driver::start();
     let rt = rt();
     rt.block_on(async {
@@ -223,6 +227,25 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         // The search is a form like the others: without its CSRF token, refused.
         let (status, _) = raw(service.port, "POST", "/search", &session, "q=berg");
         assert_eq!(status, 403);
+
+        // No page shows a civic number (in any spelling) or the protected person's name.
+        let mut pages = Vec::new();
+        for path in ["/runs", "/log", &format!("/persons/{anna}")] {
+            browser.goto(&format!("{base}{path}")).await.unwrap();
+            pages.push((path.to_string(), browser.source().await.unwrap()));
+        }
+        pages.push(("search".into(), {
+            search("berg").await;
+            browser.source().await.unwrap()
+        }));
+        for (path, html) in &pages {
+            let digits: String = html.chars().filter(char::is_ascii_digit).collect();
+            for i in 1..=3 {
+                let ten: String = pnr(i)[2..].chars().filter(char::is_ascii_digit).collect();
+                assert!(!digits.contains(&ten), "{path}: pnr({i}) in {html}");
+            }
+            assert!(!html.to_lowercase().contains("hemlig"), "{path}: {html}");
+        }
 
         // Sign out: the button's form carries the token; the old cookie opens nothing.
         browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
