@@ -374,6 +374,22 @@ fn needs(lang: Lang, status: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// A run's status in words (the stored word when it is none of those known).
+fn status_word<'a>(lang: Lang, status: &'a str) -> &'a str {
+    match status {
+        "ok" => lang.t("klar", "done"),
+        "unchanged" => lang.t("inget att ändra", "nothing to change"),
+        "held" => lang.t("stoppad för granskning", "held for review"),
+        "planned" => lang.t("väntar på godkännande", "waiting for approval"),
+        "stopped" => lang.t("stoppad", "stopped"),
+        "failed" => lang.t("misslyckades delvis", "partly failed"),
+        "interrupted" => lang.t("avbruten", "interrupted"),
+        "running" => lang.t("pågår", "running"),
+        "declined" => lang.t("avböjd", "declined"),
+        other => other,
+    }
+}
+
 /// A run's counts in words.
 fn counts(lang: Lang, r: &RunView) -> String {
     let Some(t) = &r.tally else { return String::new() };
@@ -439,7 +455,7 @@ pub(super) async fn runs(
                         @for r in &needing {
                             @let (why, who) = needs(lang, &r.run.status).unwrap_or(("", ""));
                             tr id=(format!("run-{}", r.run.id)) {
-                                td { (r.run.id) " · " (r.run.started_at) " · " (r.run.status) }
+                                td { (r.run.id) " · " (r.run.started_at) " · " (status_word(lang, &r.run.status)) }
                                 td {
                                     (why)
                                     @if let Some(m) = &r.run.message { br; small { (m) } }
@@ -468,7 +484,7 @@ pub(super) async fn runs(
                         tr id=(format!("run-{}", r.run.id)) {
                             td { a href=(format!("/log?run={}", r.run.id)) { (r.run.id) } " " (r.run.command) }
                             td { (r.run.started_at) }
-                            td { (r.run.status) }
+                            td { (status_word(lang, &r.run.status)) }
                             td { (counts(lang, r)) }
                         }
                     }

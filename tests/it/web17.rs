@@ -157,6 +157,7 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         at(&browser, "/runs").await;
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Dina skolenheter: S1"), "{text}");
+        assert!(text.contains("klar"), "the run's status in Swedish: {text}");
         screenshot(&browser, "2-school-admin-runs").await;
         let html = browser.source().await.unwrap();
         assert!(html.contains("id=\"run-1\""), "run 1 touched S1: {html}");
