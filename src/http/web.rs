@@ -375,7 +375,7 @@ fn needs(lang: Lang, status: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// A run's status in words (the stored word when it is none of those known).
-fn status_word<'a>(lang: Lang, status: &'a str) -> &'a str {
+fn status_word(lang: Lang, status: &str) -> &str {
     match status {
         "ok" => lang.t("klar", "done"),
         "unchanged" => lang.t("inget att ändra", "nothing to change"),
