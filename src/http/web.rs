@@ -911,3 +911,45 @@ pub(super) async fn dry_run(
     };
     page(StatusCode::OK, lang, title, Some(&s), body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_language_is_asked_for_then_kept_then_the_browsers_then_swedish() {
+        assert_eq!(Lang::of(&headers(&[]), None), Lang::Sv, "Swedish schools: Swedish by default");
+        assert_eq!(Lang::of(&headers(&[("accept-language", "en-GB,en;q=0.9")]), None), Lang::En);
+        assert_eq!(Lang::of(&headers(&[("accept-language", "sv-SE,en;q=0.8")]), None), Lang::Sv);
+        assert_eq!(Lang::of(&headers(&[("accept-language", "en-US,sv;q=0.5")]), None), Lang::En, "English first");
+        assert_eq!(Lang::of(&headers(&[("accept-language", "de-DE")]), None), Lang::Sv);
+        let cookie_en = headers(&[("cookie", "a=b; enid_lang=en"), ("accept-language", "sv")]);
+        assert_eq!(Lang::of(&cookie_en, None), Lang::En, "the kept choice over the browser's");
+        assert_eq!(Lang::of(&cookie_en, Some("sv")), Lang::Sv, "asked for now over the kept one");
+        assert_eq!(Lang::of(&cookie_en, Some("fr")), Lang::En, "an unknown one is ignored");
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name_from_every_cookie_header() {
+        let h = headers(&[("cookie", "enid_session_old=x; enid_session=abc"), ("cookie", "enid_lang=sv")]);
+        assert_eq!(cookie(&h, "enid_session").as_deref(), Some("abc"), "not a name that merely starts so");
+        assert_eq!(cookie(&h, "enid_lang").as_deref(), Some("sv"));
+        assert_eq!(cookie(&h, "enid_signin"), None);
+    }
+
+    #[test]
+    fn a_session_cookie_is_httponly_strict_and_secure_only_over_tls() {
+        let plain = set_cookie(SESSION, "v", 60, false);
+        assert_eq!(plain.to_str().unwrap(), "enid_session=v; Path=/; HttpOnly; SameSite=Strict; Max-Age=60");
+        let tls = set_cookie(SESSION, "v", 60, true);
+        assert!(tls.to_str().unwrap().ends_with("; Secure"));
+    }
+}
