@@ -81,6 +81,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/log", get(web::log))
         .route("/search", post(web::search))
         .route("/plans", post(web::dry_run))
+        .route("/conflicts", get(web::conflicts))
+        .route("/conflicts/{id}/decision", post(web::decide))
         .route("/persons/{id}", get(web::person))
         .route("/static/enid.css", get(web::style));
     Router::new()

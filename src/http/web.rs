@@ -114,6 +114,10 @@ fn page(status: StatusCode, lang: Lang, title: &str, signed_in: Option<&Session>
                         a href="/runs" { "enid" }
                         " "
                         a href="/log" { (lang.t("Logg", "Log")) }
+                        @if signed_in.is_some_and(|s| s.principal.role == crate::engine::TokenRole::Admin) {
+                            " "
+                            a href="/conflicts" { (lang.t("Konflikter", "Conflicts")) }
+                        }
                         " "
                         a href="?lang=sv" lang="sv" { "Svenska" }
                         " "
@@ -910,6 +914,119 @@ pub(super) async fn dry_run(
         }
     };
     page(StatusCode::OK, lang, title, Some(&s), body)
+}
+
+/// `GET /conflicts` (an admin): records held because they conflict, each with the decision
+/// form (one person, or different persons), as `enid conflicts` shows them.
+pub(super) async fn conflicts(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
+    let lang = Lang::of(&headers, q.lang.as_deref());
+    let engine = state.engine();
+    let s = match session(&engine, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/sign-in").into_response(),
+        Err(r) => return r,
+    };
+    let title = lang.t("Konflikter", "Conflicts");
+    if s.principal.role != crate::engine::TokenRole::Admin {
+        let body =
+            html! { h1 { (title) } p class="error" { (lang.t("Bara för administratörer.", "Administrators only.")) } };
+        return page(StatusCode::FORBIDDEN, lang, title, Some(&s), body);
+    }
+    let list = match engine.conflicts(crate::clock::now(None)).await {
+        Ok(c) => c,
+        Err(e) => return failure(&e),
+    };
+    let body = html! {
+        h1 { (title) }
+        @if list.is_empty() { p { (lang.t("Inga konflikter.", "No conflicts.")) } }
+        @for c in &list {
+            section id=(format!("conflict-{}", c.id)) class="needs" {
+                h2 { (c.id) " · " (c.civic_no) }
+                p { (lang.t("Poster: ", "Records: ")) (c.records.join(", ")) }
+                p { (lang.t("Hålls (inget konto förrän det är avgjort): ", "Held (no account until decided): ")) (c.held.join(", ")) }
+                p { (lang.t("Vem kan åtgärda: IT, efter att ha frågat skolan vem posterna gäller.",
+                            "Who can fix it: IT, after asking the school whom the records are for.")) }
+                form method="post" action=(format!("/conflicts/{}/decision", c.id)) {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    @if c.candidates.len() > 1 {
+                        label for=(format!("into-{}", c.id)) { (lang.t("Slå ihop med", "Merge into")) }
+                        select id=(format!("into-{}", c.id)) name="into" {
+                            @for id in &c.candidates { option value=(id) { (id) } }
+                        }
+                    }
+                    button type="submit" name="decision" value="merge" { (lang.t("Samma person", "The same person")) }
+                    " "
+                    button type="submit" name="decision" value="separate" { (lang.t("Olika personer", "Different persons")) }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, lang, title, Some(&s), body)
+}
+
+/// The decision form as posted.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    into: Option<String>,
+}
+
+/// `POST /conflicts/{id}/decision` (an admin): records the decision with the token's name; the
+/// next apply carries it out.
+pub(super) async fn decide(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match session(&engine, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/sign-in").into_response(),
+        Err(r) => return r,
+    };
+    if !s.csrf_matches(&form.csrf) {
+        return refused(lang);
+    }
+    let title = lang.t("Beslut", "Decision");
+    let answer = |status: StatusCode, text: String| {
+        let body = html! {
+            h1 { (title) }
+            p role="status" { (text) }
+            p { a href="/conflicts" { (lang.t("Tillbaka till konflikterna", "Back to the conflicts")) } }
+        };
+        page(status, lang, title, Some(&s), body)
+    };
+    if s.principal.role != crate::engine::TokenRole::Admin {
+        return answer(StatusCode::FORBIDDEN, lang.t("Bara för administratörer.", "Administrators only.").into());
+    }
+    let choice = match form.decision.as_str() {
+        "merge" => crate::engine::Choice::Merge { into: form.into.filter(|x| !x.is_empty()) },
+        "separate" => crate::engine::Choice::Separate,
+        _ => return answer(StatusCode::BAD_REQUEST, lang.t("Okänt beslut.", "Unknown decision.").into()),
+    };
+    match engine.decide_conflict(&id, choice, &s.principal.name, crate::clock::now(None)).await {
+        Ok(c) => answer(
+            StatusCode::OK,
+            format!(
+                "{} {}: {}",
+                lang.t("Beslutet om", "The decision on"),
+                c.id,
+                lang.t("är sparat; nästa körning genomför det.", "is recorded; the next run carries it out.")
+            ),
+        ),
+        Err(crate::engine::EngineError::Decision(m)) => answer(StatusCode::BAD_REQUEST, m),
+        Err(e) => failure(&e),
+    }
 }
 
 #[cfg(test)]

@@ -395,3 +395,58 @@ fn web17_a_session_survives_a_restart_and_expires() {
     assert_eq!(status, 303, "{page}");
     assert!(page.contains("location: /sign-in") || page.contains("Location: /sign-in"), "{page}");
 }
+
+/// Two rows with one civic number (a person typed twice): held as a conflict, no account. An
+/// admin decides on the page that they are the same person; the next apply makes one account.
+/// A school admin has no conflicts page.
+#[test]
+fn web17_an_admin_decides_a_conflict_on_the_page_and_the_next_apply_makes_one_account() {
+    let env = Env::new();
+    let civic = pnr(17);
+    env.csv(&[
+        &row("1", "Anna", "Berg", &pnr(11), "student", "S1", ""),
+        &row("6", "Eva", "Fors", &civic, "student", "S1", ""),
+        &row("7", "Eva", "Fors", &civic, "student", "S1", ""),
+    ]);
+    env.apply();
+    assert!(!env.people().contains_key("eva.fors"), "held, no account");
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let service = Service::spawn(&env, "");
+    service.wait_up(&env, || service.call("GET", "/healthz", None, None).0 != 0);
+    let base = format!("http://127.0.0.1:{}", service.port);
+    let driver = Driver::start();
+    rt().block_on(async {
+        let browser = driver.browser().await;
+        sign_in(&browser, &base, &lisa).await;
+        at(&browser, "/runs").await;
+        browser.goto(&format!("{base}/conflicts")).await.unwrap();
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Bara för administratörer"), "{text}");
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/sign-in").await;
+
+        sign_in(&browser, &base, &admin).await;
+        at(&browser, "/runs").await;
+        browser.find(Locator::LinkText("Konflikter")).await.unwrap().click().await.unwrap();
+        at(&browser, "/conflicts").await;
+        let html = browser.source().await.unwrap();
+        let digits: String = html.chars().filter(char::is_ascii_digit).collect();
+        let ten: String = civic[2..].chars().filter(char::is_ascii_digit).collect();
+        assert!(!digits.contains(&ten), "the civic number is masked: {html}");
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("sis/6") && text.contains("sis/7"), "{text}");
+        screenshot(&browser, "8-conflict").await;
+        browser.find(Locator::Css("button[name=decision][value=merge]")).await.unwrap().click().await.unwrap();
+        at(&browser, "/decision").await;
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("är sparat"), "{text}");
+        browser.close().await.unwrap();
+    });
+    assert_eq!(env.sql_value("SELECT decided_by FROM conflict_decisions"), "ops", "the token's name is recorded");
+    drop(service);
+    env.apply();
+    let evas: Vec<String> = env.people().into_keys().filter(|u| u.starts_with("eva")).collect();
+    assert_eq!(evas, ["eva.fors"], "one account for the one person");
+}
