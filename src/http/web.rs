@@ -184,6 +184,20 @@ async fn session(engine: &Engine, headers: &HeaderMap) -> Result<Option<Session>
     engine.session(&value, chrono::Utc::now()).await.map_err(|e| failure(&e))
 }
 
+/// The session of a signed-in page, or what to answer instead: the sign-in form, a failure.
+async fn signed_in(engine: &Engine, headers: &HeaderMap) -> Result<Session, Response> {
+    match session(engine, headers).await? {
+        Some(s) => Ok(s),
+        None => Err(Redirect::to("/sign-in").into_response()),
+    }
+}
+
+/// [`signed_in`] for a posted form, which must carry the session's CSRF token (403 otherwise).
+async fn posted(engine: &Engine, headers: &HeaderMap, csrf: &str, lang: Lang) -> Result<Session, Response> {
+    let s = signed_in(engine, headers).await?;
+    if s.csrf_matches(csrf) { Ok(s) } else { Err(refused(lang)) }
+}
+
 /// A page for an engine failure: its message names the component, never a civic number.
 fn failure(e: &crate::engine::EngineError) -> Response {
     let line = connector_api::one_line(e);
@@ -324,13 +338,8 @@ pub(super) async fn sign_out(
 ) -> Response {
     let lang = Lang::of(&headers, None);
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
-        Err(r) => return r,
-    };
-    if !s.csrf_matches(&form.csrf) {
-        return refused(lang);
+    if let Err(r) = posted(&engine, &headers, &form.csrf, lang).await {
+        return r;
     }
     if let Some(value) = cookie(&headers, SESSION)
         && let Err(e) = engine.sign_out(&value).await
@@ -413,9 +422,8 @@ pub(super) async fn runs(
 ) -> Response {
     let lang = Lang::of(&headers, q.lang.as_deref());
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
     let mut all = match engine.runs(100, &s.principal.viewer).await {
@@ -554,14 +562,10 @@ pub(super) async fn approve(
 ) -> Response {
     let lang = Lang::of(&headers, None);
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
-    if !s.csrf_matches(&form.csrf) {
-        return refused(lang);
-    }
     let title = lang.t("Godkännande", "Approval");
     let answer = |status: StatusCode, text: String| {
         let body = html! {
@@ -640,9 +644,8 @@ pub(super) async fn log(
 ) -> Response {
     let lang = Lang::of(&headers, q.lang.as_deref());
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
     let filter = crate::store::LogFilter { run: q.run, before: q.before, limit: LOG_PAGE, ..Default::default() };
@@ -715,9 +718,8 @@ pub(super) async fn person(
 ) -> Response {
     let lang = Lang::of(&headers, q.lang.as_deref());
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
     let not_found = |s: &Session| {
@@ -807,14 +809,10 @@ pub(super) async fn search(
 ) -> Response {
     let lang = Lang::of(&headers, None);
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
-    if !s.csrf_matches(&form.csrf) {
-        return refused(lang);
-    }
     let hits = match engine.search_persons(&form.q, &s.principal.viewer).await {
         Ok(h) => h,
         Err(e) => return failure(&e),
@@ -848,14 +846,10 @@ pub(super) async fn dry_run(
 ) -> Response {
     let lang = Lang::of(&headers, None);
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
-    if !s.csrf_matches(&form.csrf) {
-        return refused(lang);
-    }
     let title = lang.t("Provkörning", "Dry run");
     if s.principal.role != crate::engine::TokenRole::Admin {
         let body =
@@ -925,9 +919,8 @@ pub(super) async fn conflicts(
 ) -> Response {
     let lang = Lang::of(&headers, q.lang.as_deref());
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
     let title = lang.t("Konflikter", "Conflicts");
@@ -989,14 +982,10 @@ pub(super) async fn decide(
 ) -> Response {
     let lang = Lang::of(&headers, None);
     let engine = state.engine();
-    let s = match session(&engine, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/sign-in").into_response(),
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
-    if !s.csrf_matches(&form.csrf) {
-        return refused(lang);
-    }
     let title = lang.t("Beslut", "Decision");
     let answer = |status: StatusCode, text: String| {
         let body = html! {
