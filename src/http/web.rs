@@ -198,6 +198,15 @@ async fn posted(engine: &Engine, headers: &HeaderMap, csrf: &str, lang: Lang) ->
     if s.csrf_matches(csrf) { Ok(s) } else { Err(refused(lang)) }
 }
 
+/// The 403 page of an admin's page asked for by a school admin; `None` for an admin.
+fn admins_only(lang: Lang, title: &str, s: &Session) -> Option<Response> {
+    (s.principal.role != crate::engine::TokenRole::Admin).then(|| {
+        let body =
+            html! { h1 { (title) } p class="error" { (lang.t("Bara för administratörer.", "Administrators only.")) } };
+        page(StatusCode::FORBIDDEN, lang, title, Some(s), body)
+    })
+}
+
 /// A page for an engine failure: its message names the component, never a civic number.
 fn failure(e: &crate::engine::EngineError) -> Response {
     let line = connector_api::one_line(e);
@@ -851,10 +860,8 @@ pub(super) async fn dry_run(
         Err(r) => return r,
     };
     let title = lang.t("Provkörning", "Dry run");
-    if s.principal.role != crate::engine::TokenRole::Admin {
-        let body =
-            html! { h1 { (title) } p class="error" { (lang.t("Bara för administratörer.", "Administrators only.")) } };
-        return page(StatusCode::FORBIDDEN, lang, title, Some(&s), body);
+    if let Some(r) = admins_only(lang, title, &s) {
+        return r;
     }
     let request = crate::engine::RunRequest::new(
         crate::engine::RunMode::Plan { save: true, record: false },
@@ -924,10 +931,8 @@ pub(super) async fn conflicts(
         Err(r) => return r,
     };
     let title = lang.t("Konflikter", "Conflicts");
-    if s.principal.role != crate::engine::TokenRole::Admin {
-        let body =
-            html! { h1 { (title) } p class="error" { (lang.t("Bara för administratörer.", "Administrators only.")) } };
-        return page(StatusCode::FORBIDDEN, lang, title, Some(&s), body);
+    if let Some(r) = admins_only(lang, title, &s) {
+        return r;
     }
     let list = match engine.conflicts(crate::clock::now(None)).await {
         Ok(c) => c,
