@@ -1,0 +1,180 @@
+//! An administrator's pages: a dry run shown as a person reads a plan, and conflicts decided.
+
+use super::*;
+
+/// `POST /plans` (an admin): a dry run now, saved, shown as a person reads a plan: its shape
+/// per target and school unit, then 20 operations of each action.
+pub(in crate::http) async fn dry_run(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Form(form): Form<Csrf>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let title = lang.t("Provkörning", "Dry run");
+    if let Some(r) = admins_only(lang, title, &s) {
+        return r;
+    }
+    let request = crate::engine::RunRequest::new(
+        crate::engine::RunMode::Plan { save: true, record: false },
+        crate::clock::now(None),
+        crate::engine::Overrides::default(),
+    );
+    let report = match engine.run(&request, &mut crate::http::api::DryRun).await {
+        Ok(r) => r,
+        Err(e) => {
+            let line = connector_api::one_line(&e);
+            let body = html! { h1 { (title) } p class="error" role="alert" { (line) } };
+            return page(StatusCode::OK, lang, title, Some(&s), body);
+        }
+    };
+    let view =
+        report.computed.plan_view(&crate::engine::PlanSelection::default(), Some(crate::engine::LISTED_PER_ACTION));
+    let plan = report.computed.shown_plan();
+    let body = html! {
+        h1 { (title) " " (view.plan_id) }
+        p { (view.total) " " (lang.t("ändringar. Inget är gjort; planen är sparad.", "changes. Nothing was done; the plan is saved.")) }
+        @if !plan.held.is_empty() {
+            section class="needs" {
+                h2 { (lang.t("Över gränserna", "Over the thresholds")) }
+                ul { @for h in &plan.held { li { (h.to_string()) } } }
+            }
+        }
+        h2 { (lang.t("Per skolenhet", "Per school unit")) }
+        table {
+            thead { tr {
+                th scope="col" { (lang.t("Mål", "Target")) }
+                th scope="col" { (lang.t("Skolenhet", "School unit")) }
+                th scope="col" { (lang.t("Ändring", "Change")) }
+                th scope="col" { (lang.t("Antal", "Count")) }
+            } }
+            tbody {
+                @for r in &view.shape {
+                    tr { td { (r.target) } td { (if r.school.is_empty() { "-" } else { &r.school }) } td { (r.action) } td { (r.count) } }
+                }
+            }
+        }
+        @for l in &view.listings {
+            h2 { (l.action) " (" (l.selected) ")" }
+            ul {
+                @for op in &l.operations {
+                    li { (op.target) " · " (op.username) " · " (if op.school.is_empty() { "-" } else { &op.school }) " · " (op.reason) }
+                }
+            }
+            @if l.more() > 0 {
+                p { "… " (lang.t("och", "and")) " " (l.more()) " " (lang.t("till", "more")) }
+            }
+        }
+    };
+    page(StatusCode::OK, lang, title, Some(&s), body)
+}
+
+/// `GET /conflicts` (an admin): records held because they conflict, each with the decision
+/// form (one person, or different persons), as `enid conflicts` shows them.
+pub(in crate::http) async fn conflicts(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
+    let lang = Lang::of(&headers, q.lang.as_deref());
+    let engine = state.engine();
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let title = lang.t("Konflikter", "Conflicts");
+    if let Some(r) = admins_only(lang, title, &s) {
+        return r;
+    }
+    let list = match engine.conflicts(crate::clock::now(None)).await {
+        Ok(c) => c,
+        Err(e) => return failure(&e),
+    };
+    let body = html! {
+        h1 { (title) }
+        @if list.is_empty() { p { (lang.t("Inga konflikter.", "No conflicts.")) } }
+        @for c in &list {
+            section id=(format!("conflict-{}", c.id)) class="needs" {
+                h2 { (c.id) " · " (c.civic_no) }
+                p { (lang.t("Poster: ", "Records: ")) (c.records.join(", ")) }
+                p { (lang.t("Hålls (inget konto förrän det är avgjort): ", "Held (no account until decided): ")) (c.held.join(", ")) }
+                p { (lang.t("Vem kan åtgärda: IT, efter att ha frågat skolan vem posterna gäller.",
+                            "Who can fix it: IT, after asking the school whom the records are for.")) }
+                form method="post" action=(format!("/conflicts/{}/decision", c.id)) {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    @if c.candidates.len() > 1 {
+                        label for=(format!("into-{}", c.id)) { (lang.t("Slå ihop med", "Merge into")) }
+                        select id=(format!("into-{}", c.id)) name="into" {
+                            @for id in &c.candidates { option value=(id) { (id) } }
+                        }
+                    }
+                    button type="submit" name="decision" value="merge" { (lang.t("Samma person", "The same person")) }
+                    " "
+                    button type="submit" name="decision" value="separate" { (lang.t("Olika personer", "Different persons")) }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, lang, title, Some(&s), body)
+}
+
+/// The decision form as posted.
+#[derive(Debug, serde::Deserialize)]
+pub(in crate::http) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    into: Option<String>,
+}
+
+/// `POST /conflicts/{id}/decision` (an admin): records the decision with the token's name; the
+/// next apply carries it out.
+pub(in crate::http) async fn decide(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let title = lang.t("Beslut", "Decision");
+    let answer = |status: StatusCode, text: String| {
+        let body = html! {
+            h1 { (title) }
+            p role="status" { (text) }
+            p { a href="/conflicts" { (lang.t("Tillbaka till konflikterna", "Back to the conflicts")) } }
+        };
+        page(status, lang, title, Some(&s), body)
+    };
+    if s.principal.role != crate::engine::TokenRole::Admin {
+        return answer(StatusCode::FORBIDDEN, lang.t("Bara för administratörer.", "Administrators only.").into());
+    }
+    let choice = match form.decision.as_str() {
+        "merge" => crate::engine::Choice::Merge { into: form.into.filter(|x| !x.is_empty()) },
+        "separate" => crate::engine::Choice::Separate,
+        _ => return answer(StatusCode::BAD_REQUEST, lang.t("Okänt beslut.", "Unknown decision.").into()),
+    };
+    match engine.decide_conflict(&id, choice, &s.principal.name, crate::clock::now(None)).await {
+        Ok(c) => answer(
+            StatusCode::OK,
+            format!(
+                "{} {}: {}",
+                lang.t("Beslutet om", "The decision on"),
+                c.id,
+                lang.t("är sparat; nästa körning genomför det.", "is recorded; the next run carries it out.")
+            ),
+        ),
+        Err(crate::engine::EngineError::Decision(m)) => answer(StatusCode::BAD_REQUEST, m),
+        Err(e) => failure(&e),
+    }
+}

@@ -1,0 +1,277 @@
+//! The runs page: the viewer's recent runs, those that need someone first with why and who can
+//! fix it, and the approval of a held or planned run's operations.
+
+use super::*;
+
+/// What a run's status asks of whom, in plain words; `None` for a run that needs nothing.
+fn needs(lang: Lang, status: &str) -> Option<(&'static str, &'static str)> {
+    match status {
+        "held" => Some((
+            lang.t(
+                "Stoppad för granskning: fler ändringar än gränsen tillåter.",
+                "Held for review: more changes than the thresholds allow.",
+            ),
+            lang.t("IT: en administratör granskar och godkänner.", "IT: an administrator reviews and approves."),
+        )),
+        "planned" => Some((
+            lang.t("Planerad, väntar på godkännande.", "Planned, waiting for approval."),
+            lang.t("IT: en administratör godkänner.", "IT: an administrator approves."),
+        )),
+        "stopped" => Some((
+            lang.t(
+                "Stoppad innan något ändrades: en källa eller ett mål svarade inte, eller indata såg fel ut.",
+                "Stopped before anything changed: a source or target did not answer, or the input looked wrong.",
+            ),
+            lang.t(
+                "IT, eller skolans informationssystem om exporten är fel.",
+                "IT, or the school information system if its export is wrong.",
+            ),
+        )),
+        "failed" => Some((
+            lang.t("Misslyckades: några konton kunde inte skrivas.", "Failed: some accounts could not be written."),
+            lang.t("IT.", "IT."),
+        )),
+        "interrupted" => Some((
+            lang.t("Avbruten; nästa körning gör klart.", "Interrupted; the next run finishes the work."),
+            lang.t("Ingen: det sker av sig självt.", "No one: it happens by itself."),
+        )),
+        _ => None,
+    }
+}
+
+/// A run's status in words (the stored word when it is none of those known).
+fn status_word(lang: Lang, status: &str) -> &str {
+    match status {
+        "ok" => lang.t("klar", "done"),
+        "unchanged" => lang.t("inget att ändra", "nothing to change"),
+        "held" => lang.t("stoppad för granskning", "held for review"),
+        "planned" => lang.t("väntar på godkännande", "waiting for approval"),
+        "stopped" => lang.t("stoppad", "stopped"),
+        "failed" => lang.t("misslyckades delvis", "partly failed"),
+        "interrupted" => lang.t("avbruten", "interrupted"),
+        "running" => lang.t("pågår", "running"),
+        "declined" => lang.t("avböjd", "declined"),
+        other => other,
+    }
+}
+
+/// A run's counts in words.
+fn counts(lang: Lang, r: &RunView) -> String {
+    let Some(t) = &r.tally else { return String::new() };
+    let planned: Vec<String> = t.planned.iter().map(|(a, n)| format!("{n} {a}")).collect();
+    let done = match lang {
+        Lang::Sv => format!("{} klara, {} misslyckade", t.ok, t.failed),
+        Lang::En => format!("{} done, {} failed", t.ok, t.failed),
+    };
+    if planned.is_empty() { done } else { format!("{}; {done}", planned.join(", ")) }
+}
+
+/// `GET /runs`: the viewer's recent runs, those that need someone first.
+pub(in crate::http) async fn runs(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
+    let lang = Lang::of(&headers, q.lang.as_deref());
+    let engine = state.engine();
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut all = match engine.runs(100, &s.principal.viewer).await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
+    };
+    all.reverse(); // newest first
+    // A run that went through since settles what stopped or waited before it.
+    let settled = all.iter().find(|r| matches!(r.run.status.as_str(), "ok" | "unchanged")).map_or(0, |r| r.run.id);
+    let (needing, rest): (Vec<&RunView>, Vec<&RunView>) =
+        all.iter().partition(|r| r.run.id > settled && needs(lang, &r.run.status).is_some());
+    let may_approve = may_approve(&state, &s);
+    let title = lang.t("Körningar", "Runs");
+    let schools = s.principal.viewer.schools.as_ref().map(|s| s.iter().cloned().collect::<Vec<_>>().join(", "));
+    let body = html! {
+        h1 { (title) }
+        p {
+            @match &schools {
+                Some(list) => { (lang.t("Dina skolenheter: ", "Your school units: ")) (list) }
+                None => { (lang.t("Alla skolenheter (administratör).", "Every school unit (administrator).")) }
+            }
+        }
+        @if s.principal.role == crate::engine::TokenRole::Admin {
+            form method="post" action="/plans" {
+                input type="hidden" name="csrf" value=(s.csrf);
+                button type="submit" { (lang.t("Starta en provkörning", "Start a dry run")) }
+            }
+        }
+        section class="needs" aria-labelledby="needs" {
+            h2 id="needs" { (lang.t("Behöver åtgärd", "Needs action")) }
+            @if needing.is_empty() {
+                p { (lang.t("Inget väntar.", "Nothing is waiting.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Körning", "Run")) }
+                        th scope="col" { (lang.t("Varför", "Why")) }
+                        th scope="col" { (lang.t("Vem kan åtgärda", "Who can fix it")) }
+                    } }
+                    tbody {
+                        @for r in &needing {
+                            @let (why, who) = needs(lang, &r.run.status).unwrap_or(("", ""));
+                            tr id=(format!("run-{}", r.run.id)) {
+                                td { (r.run.id) " · " (r.run.started_at) " · " (status_word(lang, &r.run.status)) }
+                                td {
+                                    (why)
+                                    @if let Some(m) = &r.run.message { br; small { (m) } }
+                                    @if may_approve && matches!(r.run.status.as_str(), "held" | "planned") {
+                                        (approve_form(lang, &s, r))
+                                    }
+                                }
+                                td { (who) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="recent" {
+            h2 id="recent" { (lang.t("Senaste körningar", "Recent runs")) }
+            table {
+                thead { tr {
+                    th scope="col" { (lang.t("Körning", "Run")) }
+                    th scope="col" { (lang.t("När", "When")) }
+                    th scope="col" { (lang.t("Resultat", "Result")) }
+                    th scope="col" { (lang.t("Ändringar", "Changes")) }
+                } }
+                tbody {
+                    @for r in &rest {
+                        tr id=(format!("run-{}", r.run.id)) {
+                            td { a href=(format!("/log?run={}", r.run.id)) { (r.run.id) } " " (r.run.command) }
+                            td { (r.run.started_at) }
+                            td { (status_word(lang, &r.run.status)) }
+                            td { (counts(lang, r)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let secure = state.settings.tls_cert_file.is_some();
+    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+}
+
+/// Whether the session may approve: an admin, or a school admin where `[server]
+/// school_admins_approve` allows it (then for their own units only: the engine sees to that).
+fn may_approve(state: &ApiState, s: &Session) -> bool {
+    s.principal.role == crate::engine::TokenRole::Admin || state.settings.school_admins_approve
+}
+
+/// The form that approves a held or planned run's operations: all, or those of one action or
+/// school unit, with protected persons' changes only when ticked.
+fn approve_form(lang: Lang, s: &Session, r: &RunView) -> Markup {
+    let id = r.run.id;
+    html! {
+        form method="post" action=(format!("/runs/{id}/approve")) class="approve" {
+            input type="hidden" name="csrf" value=(s.csrf);
+            label for=(format!("only-{id}")) { (lang.t("Vilka ändringar", "Which changes")) }
+            select id=(format!("only-{id}")) name="only" {
+                option value="" { (lang.t("alla", "all")) }
+                @for a in ["create", "update", "rename", "enable", "disable", "delete", "groups"] {
+                    option value=(a) { (a) }
+                }
+            }
+            label for=(format!("school-{id}")) { (lang.t("Bara skolenhet (tomt: alla)", "Only school unit (empty: all)")) }
+            input type="text" id=(format!("school-{id}")) name="school";
+            label {
+                input type="checkbox" name="accept_protected" value="yes";
+                " " (lang.t("även personer med skyddade personuppgifter", "also persons with protected personal data"))
+            }
+            p { button type="submit" { (lang.t("Godkänn", "Approve")) " " (id) } }
+        }
+    }
+}
+
+/// The approval form as posted.
+#[derive(Debug, serde::Deserialize)]
+pub(in crate::http) struct ApproveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    only: String,
+    #[serde(default)]
+    school: String,
+    #[serde(default)]
+    accept_protected: Option<String>,
+}
+
+/// `POST /runs/{id}/approve`: approves a held or planned run's operations (as `enid approve`
+/// and the API do) and starts a run at once.
+pub(in crate::http) async fn approve(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<ApproveForm>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let title = lang.t("Godkännande", "Approval");
+    let answer = |status: StatusCode, text: String| {
+        let body = html! {
+            h1 { (title) }
+            p role="status" { (text) }
+            p { a href="/runs" { (lang.t("Tillbaka till körningarna", "Back to the runs")) } }
+        };
+        page(status, lang, title, Some(&s), body)
+    };
+    if !may_approve(&state, &s) {
+        return answer(StatusCode::FORBIDDEN, lang.t("Du får inte godkänna.", "You may not approve.").into());
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return answer(StatusCode::NOT_FOUND, lang.t("Ingen sådan körning.", "No such run.").into());
+    };
+    let only = match form.only.trim() {
+        "" => Vec::new(),
+        word => match crate::engine::actions_named(word) {
+            Some(actions) => actions.to_vec(),
+            None => return answer(StatusCode::BAD_REQUEST, lang.t("Okänd ändring.", "Unknown change.").into()),
+        },
+    };
+    let school = Some(form.school.trim().to_string()).filter(|x| !x.is_empty());
+    let selection = crate::engine::Selection {
+        only,
+        school,
+        ops: Vec::new(),
+        accept_protected: form.accept_protected.is_some(),
+        accept: Vec::new(),
+    };
+    match engine.approve_run(id, &selection, &s.principal.name, &s.principal.viewer, crate::clock::now(None)).await {
+        Ok(summary) => {
+            let _ = state.handle.run_now.send(crate::daemon::RunNow {
+                full: false,
+                why: format!("approval of run {id} on the web page by token {:?}", s.principal.name),
+            });
+            let text = match lang {
+                Lang::Sv => format!(
+                    "Godkände {} ändringar i körning {id}. Tjänsten genomför nu de som den fortfarande planerar \
+                     exakt så; allt nytt eller ändrat väntar på granskning.",
+                    summary.approved
+                ),
+                Lang::En => format!(
+                    "Approved {} changes of run {id}. The service now carries out those it still plans exactly so; \
+                     anything new or changed waits for review.",
+                    summary.approved
+                ),
+            };
+            answer(StatusCode::OK, text)
+        }
+        Err(crate::engine::EngineError::ApproveRun(crate::engine::ApproveRunError::NoSuchRun(_))) => {
+            answer(StatusCode::NOT_FOUND, lang.t("Ingen sådan körning.", "No such run.").into())
+        }
+        Err(crate::engine::EngineError::ApproveRun(e)) => answer(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failure(&e),
+    }
+}
