@@ -32,6 +32,8 @@ pub struct Computed {
     pub usernames: BTreeMap<IdentityId, String>,
     /// Rows rejected by the sources, per source.
     pub rejected: BTreeMap<String, Vec<RowError>>,
+    /// The same rows as a run's counts keep them for the front ends ([`rejected_views`]).
+    pub rejected_rows: Vec<super::RejectedRow>,
     /// Persons held on a target because their accounts could not be computed (a template failed):
     /// no operation for them there, and the run exits non-zero.
     pub failures: Vec<Failure>,
@@ -62,6 +64,32 @@ pub struct Computed {
     /// Accounts claimed by hand outside the scope that are in it now: the apply forgets that
     /// they were outside.
     pub outside_done: Vec<(String, IdentityId)>,
+}
+
+/// The rejected rows as a run records them: each with the school unit the state has for its
+/// person (by the row's source key), a protected person's with its location only.
+fn rejected_views(
+    rejected: &BTreeMap<String, Vec<RowError>>,
+    snapshot: &crate::core::model::Snapshot,
+) -> Vec<super::RejectedRow> {
+    let mut out = Vec::new();
+    for (source, rows) in rejected {
+        for row in rows {
+            let stored = row.person_id.as_deref().and_then(|p| snapshot.records.get(source)?.get(p));
+            let protected = stored.is_some_and(|r| r.protected);
+            out.push(super::RejectedRow {
+                source: source.clone(),
+                location: row.location.clone(),
+                message: if protected {
+                    "a row of a person with protected personal data; IT reads why with `enid check`".into()
+                } else {
+                    row.message.clone()
+                },
+                school: stored.and_then(|r| r.school_unit.clone()),
+            });
+        }
+    }
+    out
 }
 
 /// Conflicts as they may be shown: one that involves a person with protected personal data (as
@@ -227,6 +255,7 @@ impl Engine {
             &self.id_key,
         );
         let unprotect = keep_protection(&mut resolution, &snapshot);
+        let rejected_views = rejected_views(&rejected, &snapshot);
         lap("resolved identities");
         if narrow && let Narrowed::Full(why) = self.narrow_resolution(&resolution) {
             return Ok(Narrowed::Full(why));
@@ -647,6 +676,7 @@ impl Engine {
             resolution,
             usernames,
             rejected,
+            rejected_rows: rejected_views,
             failures,
             record_rows,
             primary_rows,

@@ -85,6 +85,30 @@ impl Engine {
         Ok(self.compute(now, overrides).await?.plan.held_renames)
     }
 
+    /// [`Engine::held_renames`] as `viewer` may see them: a school admin their units' persons
+    /// only; a protected person's never (their old and new usernames would name them).
+    pub async fn held_renames_for(
+        &self,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+        viewer: &super::Viewer,
+    ) -> Result<Vec<RenameInfo>, EngineError> {
+        let held = self.held_renames(now, overrides).await?;
+        let protected = self.store.protected_identities().await?;
+        let mut shown = Vec::new();
+        for r in held {
+            if protected.contains(&r.identity) {
+                continue;
+            }
+            match self.find_person(&r.identity, viewer).await {
+                Ok(_) => shown.push(r),
+                Err(EngineError::Lookup(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(shown)
+    }
+
     /// Approves the held rename of `person` (enid id or current username), recording who (`by`);
     /// the next apply renames the accounts.
     pub async fn approve_rename(

@@ -62,9 +62,12 @@ pub use decisions::Choice;
 pub use explain::{AccountView, Explained, Explanation, HeldRecord, NextOp, RecordNow};
 pub use incremental::Narrowed;
 pub use planview::{LISTED_PER_ACTION, Listing, PlanSelection, PlanView, ShapeRow, view as plan_view};
-pub use queries::{LookupError, RunView, Viewer};
+pub use queries::{LookupError, NeedsAction, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
-pub use run::{Confirm, Frontend, Outcome, Overrides, Progress, RunCounts, RunHook, RunMode, RunReport, RunRequest};
+pub use run::{
+    Confirm, Frontend, Outcome, Overrides, Progress, REJECTED_KEPT, RejectedRow, RunCounts, RunHook, RunMode,
+    RunReport, RunRequest,
+};
 pub use sessions::{NewSession, Session};
 pub use tokens::{Principal, TokenInfo, TokenRole};
 

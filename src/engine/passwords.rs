@@ -259,6 +259,43 @@ fn new_claim_id() -> Result<String, EngineError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Why a viewer may not hand out what a [`HandOutRequest`] asks for (HTTP 403, 404, 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandOutRefused {
+    /// Protected persons' passwords are an administrator's to hand out.
+    #[error("protected persons' first passwords are handed out by an administrator")]
+    ProtectedNeedsAdmin,
+    /// Not one of the viewer's school units (shown as no such unit).
+    #[error("no such school unit")]
+    NotTheirs,
+    /// A school admin says which of their units.
+    #[error("say which of your school units")]
+    SayWhich,
+}
+
+impl HandOutRequest {
+    /// Whether `viewer` may claim these: an admin anything; a school admin one of their own
+    /// units, never protected persons'.
+    pub fn allowed_for(&self, viewer: &super::Viewer) -> Result<(), HandOutRefused> {
+        let Some(mine) = &viewer.schools else { return Ok(()) };
+        match &self.school {
+            _ if self.protected => Err(HandOutRefused::ProtectedNeedsAdmin),
+            Some(s) if mine.contains(s) => Ok(()),
+            Some(_) => Err(HandOutRefused::NotTheirs),
+            None => Err(HandOutRefused::SayWhich),
+        }
+    }
+}
+
+/// How many first passwords wait for the hand-out in one school unit (or, for an
+/// administrator, among protected persons: `school` empty, `protected` true).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Waiting {
+    pub school: String,
+    pub protected: bool,
+    pub count: usize,
+}
+
 impl Engine {
     /// The first step of a hand-out: claims the first passwords kept for the persons asked for
     /// and opens them. Claimed, they are skipped by every other hand-out (two at once never show
@@ -363,6 +400,45 @@ impl Engine {
             });
         }
         Ok(out)
+    }
+
+    /// The first passwords kept and not handed out that `viewer` may claim, counted per school
+    /// unit of theirs (a person of several units counts in each); protected persons' counted
+    /// apart, for an administrator only. Opens nothing.
+    pub async fn waiting_passwords(&self, viewer: &super::Viewer) -> Result<Vec<Waiting>, EngineError> {
+        let rows = self.store.passwords(&PasswordFilter::default()).await?;
+        let protected = self.store.protected_identities().await?;
+        let mut per_school: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        let mut hidden = 0;
+        for r in rows.iter().filter(|r| !r.sealed.is_empty()) {
+            if protected.contains(&r.identity_id) {
+                hidden += 1;
+                continue;
+            }
+            for s in r.school.split(',').filter(|s| !s.is_empty()) {
+                if viewer.sees(s) {
+                    *per_school.entry(s.to_string()).or_default() += 1;
+                }
+            }
+        }
+        let mut out: Vec<Waiting> =
+            per_school.into_iter().map(|(school, count)| Waiting { school, protected: false, count }).collect();
+        if viewer.schools.is_none() && hidden > 0 {
+            out.push(Waiting { school: String::new(), protected: true, count: hidden });
+        }
+        Ok(out)
+    }
+
+    /// Whether `viewer` may confirm or give back the claim: an administrator any; a school
+    /// admin one whose passwords are all of their units. (Another's claim is shown as one that
+    /// holds nothing.)
+    pub async fn claim_is_theirs(&self, claim: &str, viewer: &super::Viewer) -> Result<bool, EngineError> {
+        if viewer.schools.is_none() {
+            return Ok(true);
+        }
+        let filter = PasswordFilter { claim: Some(claim.to_string()), ..Default::default() };
+        let rows = self.store.passwords(&filter).await?;
+        Ok(rows.iter().all(|r| viewer.sees(&r.school)))
     }
 
     /// The last step of a delivered hand-out: forgets the passwords the claim still holds and

@@ -70,9 +70,28 @@ pub enum LookupError {
 /// A run as the viewer is shown it: its counts read; a run's message (which can name another
 /// school's persons or the configuration) to an admin only.
 fn run_view(run: RunRow, viewer: &Viewer) -> RunView {
-    let tally = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+    let mut tally: Option<super::RunCounts> = run.counts.as_deref().and_then(|c| serde_json::from_str(c).ok());
+    // A school admin reads the rejected rows of their units' persons only.
+    if viewer.schools.is_some()
+        && let Some(t) = &mut tally
+    {
+        t.rejected.retain(|r| r.school.as_deref().is_some_and(|s| viewer.sees(s)));
+        t.rejected_total = t.rejected.len();
+    }
     let message = if viewer.schools.is_some() { None } else { run.message };
     RunView { run: RunRow { counts: None, message, ..run }, tally }
+}
+
+/// What the newest full run left for someone to fix or decide, as a viewer may read it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NeedsAction {
+    pub run_id: i64,
+    /// The rows the sources rejected: the school information system fixes them.
+    pub rejected: Vec<super::RejectedRow>,
+    /// Rejected rows beyond `rejected` (an admin's: those the run did not keep).
+    pub rejected_more: usize,
+    /// Renames held for approval (an administrator's only).
+    pub renames_held: usize,
 }
 
 impl Engine {
@@ -87,6 +106,32 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// What the newest full run left to fix or decide (an incremental run reads only what
+    /// changed): the rows the sources rejected, renames held for approval. `None` when it left
+    /// nothing the viewer may read.
+    pub async fn needs_action(&self, viewer: &Viewer) -> Result<Option<NeedsAction>, EngineError> {
+        for run in self.store.runs(50).await?.into_iter().rev() {
+            let Some(counts) = run.counts.as_deref() else { continue };
+            let Ok(t) = serde_json::from_str::<super::RunCounts>(counts) else { continue };
+            if t.incremental {
+                continue;
+            }
+            let view = run_view(run, viewer);
+            let Some(t) = view.tally else { return Ok(None) };
+            let renames_held = if viewer.schools.is_none() { t.renames_held } else { 0 };
+            if t.rejected.is_empty() && renames_held == 0 {
+                return Ok(None);
+            }
+            return Ok(Some(NeedsAction {
+                run_id: view.run.id,
+                rejected_more: t.rejected_total.saturating_sub(t.rejected.len()),
+                rejected: t.rejected,
+                renames_held,
+            }));
+        }
+        Ok(None)
     }
 
     /// Run `id`, if the viewer may see it (one run read, not every run).

@@ -168,6 +168,35 @@ pub struct RunCounts {
     /// An incremental run: only the persons whose records changed were planned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incremental: bool,
+    /// The rows the sources rejected (the first [`REJECTED_KEPT`]), each for whoever fixes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedRow>,
+    /// How many rows the sources rejected in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_total: usize,
+    /// Renames held for approval (`on_name_change = "hold"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub renames_held: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// How many rejected rows a run's counts keep (the rest are counted).
+pub const REJECTED_KEPT: usize = 200;
+
+/// A source row rejected in a run, as a school admin reads it: where it is, what is wrong, and
+/// the school unit the state has for its person (none for a person not seen before, whose row
+/// only IT sees). A protected person's row says only where it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RejectedRow {
+    pub source: String,
+    /// `file:line` or the entity's id.
+    pub location: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school: Option<String>,
 }
 
 impl RunCounts {
@@ -177,7 +206,14 @@ impl RunCounts {
         for op in &computed.plan.operations {
             *planned.entry(op.action.as_str().to_string()).or_insert(0) += 1;
         }
-        RunCounts { planned, incremental: computed.incremental, ..RunCounts::default() }
+        RunCounts {
+            planned,
+            incremental: computed.incremental,
+            rejected: computed.rejected_rows.iter().take(REJECTED_KEPT).cloned().collect(),
+            rejected_total: computed.rejected_rows.len(),
+            renames_held: computed.plan.held_renames.len(),
+            ..RunCounts::default()
+        }
     }
 
     fn json(&self) -> Option<String> {

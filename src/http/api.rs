@@ -242,14 +242,7 @@ pub(super) async fn renames(
     Extension(who): Extension<Principal>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine();
-    let held = engine.held_renames(crate::clock::now(None), &Overrides::default()).await?;
-    let protected = engine.store().protected_identities().await.map_err(crate::engine::EngineError::from)?;
-    let mut shown = Vec::new();
-    for r in held {
-        if !protected.contains(&r.identity) && visible(&engine, &r.identity, &who).await? {
-            shown.push(r);
-        }
-    }
+    let shown = engine.held_renames_for(crate::clock::now(None), &Overrides::default(), &who.viewer).await?;
     Ok(Json(shown).into_response())
 }
 
@@ -329,19 +322,20 @@ pub(super) async fn claim_passwords(
             ApiError::BadRequest("the body is JSON: {\"school\": UNIT, \"target\": ID, \"protected\": false}".into())
         })?
     };
-    if let Some(mine) = &who.viewer.schools {
-        match &body.school {
-            _ if body.protected => return Err(ApiError::Forbidden("protected persons' passwords need an admin token")),
-            Some(s) if mine.contains(s) => {}
-            Some(_) => return Err(ApiError::NotFound),
-            None => return Err(ApiError::BadRequest("say which of your school units: {\"school\": UNIT}".into())),
-        }
-    }
     let request = crate::engine::passwords::HandOutRequest {
         school: body.school,
         protected: body.protected,
         target: body.target,
     };
+    request.allowed_for(&who.viewer).map_err(|e| match e {
+        crate::engine::passwords::HandOutRefused::ProtectedNeedsAdmin => {
+            ApiError::Forbidden("protected persons' passwords need an admin token")
+        }
+        crate::engine::passwords::HandOutRefused::NotTheirs => ApiError::NotFound,
+        crate::engine::passwords::HandOutRefused::SayWhich => {
+            ApiError::BadRequest("say which of your school units: {\"school\": UNIT}".into())
+        }
+    })?;
     let now = crate::clock::now(None);
     let claim = state.engine().claim_passwords(&request, now).await.map_err(|e| match e {
         crate::engine::EngineError::Passwords(m) => ApiError::BadRequest(m),
@@ -373,17 +367,6 @@ pub(super) async fn show_claim(
     Ok(response)
 }
 
-/// Whether the caller may end the claim: an admin any; a school admin one whose passwords are
-/// all of their units. Another's claim answers as a claim that holds nothing (as `GET` shows it).
-async fn claim_is_theirs(engine: &crate::engine::Engine, claim: &str, who: &Principal) -> Result<bool, ApiError> {
-    if who.viewer.schools.is_none() {
-        return Ok(true);
-    }
-    let filter = crate::store::PasswordFilter { claim: Some(claim.to_string()), ..Default::default() };
-    let rows = engine.store().passwords(&filter).await.map_err(crate::engine::EngineError::from)?;
-    Ok(rows.iter().all(|r| who.viewer.sees(&r.school)))
-}
-
 /// `POST /passwords/claims/{claim}/confirm`: the caller has the passwords; they are forgotten.
 pub(super) async fn confirm_claim(
     State(state): State<Arc<ApiState>>,
@@ -391,7 +374,7 @@ pub(super) async fn confirm_claim(
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine();
-    if !claim_is_theirs(&engine, &claim, &who).await? {
+    if !engine.claim_is_theirs(&claim, &who.viewer).await? {
         return Ok(Json(serde_json::json!({ "forgotten": 0 })).into_response());
     }
     let n = engine.confirm_handout(&claim, crate::clock::now(None)).await?;
@@ -405,7 +388,7 @@ pub(super) async fn release_claim(
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine();
-    if !claim_is_theirs(&engine, &claim, &who).await? {
+    if !engine.claim_is_theirs(&claim, &who.viewer).await? {
         return Ok(Json(serde_json::json!({ "given_back": 0 })).into_response());
     }
     let why = format!("given back through the API by token \"{}\"", who.name);

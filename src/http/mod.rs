@@ -84,6 +84,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/conflicts", get(web::conflicts))
         .route("/conflicts/{id}/decision", post(web::decide))
         .route("/persons/{id}", get(web::person))
+        .route("/renames", get(web::renames))
+        .route("/renames/{person}/approve", post(web::approve_rename))
+        .route("/passwords", get(web::passwords::list))
+        .route("/passwords/claims", post(web::passwords::claim))
+        .route("/passwords/claims/{claim}", get(web::passwords::show))
+        .route("/passwords/claims/{claim}/confirm", post(web::passwords::confirm))
+        .route("/passwords/claims/{claim}/give-back", post(web::passwords::give_back))
         .route("/static/enid.css", get(web::style));
     Router::new()
         .merge(web)

@@ -335,7 +335,7 @@ fn decisions_through_the_api_record_the_tokens_name() {
 }
 
 /// A family name no earlier run against the shared DC used (usernames are unique in the domain).
-fn unique_family() -> String {
+pub(crate) fn unique_family() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let mut n = nanos / 1000 + u128::from(std::process::id());
     let mut name = String::from("Q");

@@ -47,3 +47,4 @@ mod spine;
 mod ss12000;
 mod tls;
 mod web17;
+mod web17b;

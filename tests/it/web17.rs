@@ -9,7 +9,7 @@ use crate::harness::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: std::process::Child,
     port: u16,
     _profile: tempfile::TempDir,
@@ -23,7 +23,7 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -44,7 +44,7 @@ impl Driver {
     }
 
     /// A headless Chromium session.
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let mut caps = serde_json::Map::new();
         let profile = self._profile.path().display().to_string();
         caps.insert(
@@ -64,7 +64,7 @@ impl Driver {
 }
 
 /// Saves a screenshot as a test artefact.
-async fn screenshot(browser: &Client, name: &str) {
+pub(crate) async fn screenshot(browser: &Client, name: &str) {
     let dir = repo().join("target/test-artifacts/web17");
     std::fs::create_dir_all(&dir).unwrap();
     let png = browser.screenshot().await.expect("screenshot");
@@ -72,7 +72,7 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 /// A raw HTTP/1.1 request with a cookie; (status, headers and body).
-fn raw(port: u16, method: &str, path: &str, cookie: &str, body: &str) -> (u16, String) {
+pub(crate) fn raw(port: u16, method: &str, path: &str, cookie: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let req = format!(
@@ -89,7 +89,7 @@ fn raw(port: u16, method: &str, path: &str, cookie: &str, body: &str) -> (u16, S
 
 /// Waits (10 s at most) until the browser is at a page whose path ends with `path`: a click's
 /// navigation completes after the click returns.
-async fn at(browser: &Client, path: &str) {
+pub(crate) async fn at(browser: &Client, path: &str) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let now = browser.current_url().await.unwrap();
@@ -101,7 +101,7 @@ async fn at(browser: &Client, path: &str) {
     }
 }
 
-async fn sign_in(browser: &Client, base: &str, token: &str) {
+pub(crate) async fn sign_in(browser: &Client, base: &str, token: &str) {
     browser.goto(&format!("{base}/sign-in")).await.unwrap();
     let field = browser.find(Locator::Id("token")).await.unwrap();
     field.send_keys(token).await.unwrap();

@@ -1,4 +1,5 @@
-//! An administrator's pages: a dry run shown as a person reads a plan, and conflicts decided.
+//! An administrator's pages: a dry run shown as a person reads a plan, conflicts decided, held
+//! renames approved.
 
 use super::*;
 
@@ -175,6 +176,118 @@ pub(in crate::http) async fn decide(
             ),
         ),
         Err(crate::engine::EngineError::Decision(m)) => answer(StatusCode::BAD_REQUEST, m),
+        Err(e) => failure(&e),
+    }
+}
+
+/// `GET /renames`: the renames held for approval (`[naming] on_name_change = "hold"`) among the
+/// viewer's persons, each with its approval form for whoever may approve.
+pub(in crate::http) async fn renames(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
+    let lang = Lang::of(&headers, q.lang.as_deref());
+    let engine = state.engine();
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let held = match engine
+        .held_renames_for(crate::clock::now(None), &crate::engine::Overrides::default(), &s.principal.viewer)
+        .await
+    {
+        Ok(h) => h,
+        Err(e) => return failure(&e),
+    };
+    let may = may_approve(&state, &s);
+    let title = lang.t("Namnbyten", "Renames");
+    let body = html! {
+        h1 { (title) }
+        @if held.is_empty() {
+            p role="status" { (lang.t("Inga namnbyten väntar.", "No renames are waiting.")) }
+        } @else {
+            p { (lang.t(
+                "Namnet har ändrats i källan; användarnamnet byts först när någon godkänner. Vem kan åtgärda: IT.",
+                "The name changed in the source; the username changes only once someone approves. Who can fix it: IT.")) }
+            table {
+                thead { tr {
+                    th scope="col" { (lang.t("Nu", "Now")) }
+                    th scope="col" { (lang.t("Blir", "Becomes")) }
+                    th scope="col" { span class="visually-hidden" { (lang.t("Godkänn", "Approve")) } }
+                } }
+                tbody {
+                    @for r in &held {
+                        tr id=(format!("rename-{}", r.identity)) {
+                            td { a href=(format!("/persons/{}", r.identity)) { (r.old) } }
+                            td { (r.new) }
+                            td {
+                                @if may {
+                                    form method="post" action=(format!("/renames/{}/approve", r.identity)) {
+                                        input type="hidden" name="csrf" value=(s.csrf);
+                                        button type="submit" { (lang.t("Godkänn", "Approve")) " " (r.new) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let secure = state.settings.tls_cert_file.is_some();
+    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+}
+
+/// `POST /renames/{person}/approve`: approves a held rename, recorded with the token's name;
+/// the next apply renames the accounts. Another school's person is not found.
+pub(in crate::http) async fn approve_rename(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Path(person): axum::extract::Path<String>,
+    Form(form): Form<Csrf>,
+) -> Response {
+    let lang = Lang::of(&headers, None);
+    let engine = state.engine();
+    let s = match posted(&engine, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let title = lang.t("Namnbyte", "Rename");
+    let answer = |status: StatusCode, text: String| {
+        let body = html! {
+            h1 { (title) }
+            p role="status" { (text) }
+            p { a href="/renames" { (lang.t("Tillbaka till namnbytena", "Back to the renames")) } }
+        };
+        page(status, lang, title, Some(&s), body)
+    };
+    if !may_approve(&state, &s) {
+        return answer(StatusCode::FORBIDDEN, lang.t("Du får inte godkänna.", "You may not approve.").into());
+    }
+    let not_found = lang.t("Inget sådant namnbyte väntar.", "No such rename is waiting.");
+    match engine.find_person(&person, &s.principal.viewer).await {
+        Ok(_) => {}
+        Err(crate::engine::EngineError::Lookup(_)) => return answer(StatusCode::NOT_FOUND, not_found.into()),
+        Err(e) => return failure(&e),
+    }
+    let now = crate::clock::now(None);
+    match engine.approve_rename(&person, &s.principal.name, now, &crate::engine::Overrides::default()).await {
+        Ok(r) => {
+            let _ = state.handle.run_now.send(crate::daemon::RunNow {
+                // A decision is no record change: an incremental run would not see it.
+                full: true,
+                why: format!("rename approved on the web page by token {:?}", s.principal.name),
+            });
+            answer(
+                StatusCode::OK,
+                match lang {
+                    Lang::Sv => format!("{} blir {} vid nästa körning.", r.old, r.new),
+                    Lang::En => format!("{} becomes {} in the next run.", r.old, r.new),
+                },
+            )
+        }
+        Err(crate::engine::EngineError::Decision(_)) => answer(StatusCode::NOT_FOUND, not_found.into()),
         Err(e) => failure(&e),
     }
 }

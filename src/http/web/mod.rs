@@ -114,10 +114,14 @@ fn page(status: StatusCode, lang: Lang, title: &str, signed_in: Option<&Session>
                         a href="/runs" { "enid" }
                         " "
                         a href="/log" { (lang.t("Logg", "Log")) }
+                        " "
+                        a href="/passwords" { (lang.t("Lösenord", "Passwords")) }
                         @if signed_in.is_some_and(|s| s.principal.role == crate::engine::TokenRole::Admin) {
                             " "
                             a href="/conflicts" { (lang.t("Konflikter", "Conflicts")) }
                         }
+                        " "
+                        a href="/renames" { (lang.t("Namnbyten", "Renames")) }
                         " "
                         a href="?lang=sv" lang="sv" { "Svenska" }
                         " "
@@ -166,7 +170,9 @@ pub(super) async fn style() -> Response {
         table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc}\
         .needs{border-left:6px solid #b00020;padding-left:.8rem}.inline{display:inline}\
         .error{color:#b00020;font-weight:bold}tr.failed td{background:#fde8ea}label{display:block;margin:.5rem 0 .2rem}\
-        input[type=password]{font-size:1rem;padding:.4rem;width:min(30rem,100%)}button{font-size:1rem;padding:.3rem .8rem}";
+        input[type=password]{font-size:1rem;padding:.4rem;width:min(30rem,100%)}button{font-size:1rem;padding:.3rem .8rem}\
+        .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}\
+        table.passwords code{font-size:1.15rem;letter-spacing:.05em}";
     let mut r = CSS.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     r
@@ -205,6 +211,12 @@ fn admins_only(lang: Lang, title: &str, s: &Session) -> Option<Response> {
             html! { h1 { (title) } p class="error" { (lang.t("Bara för administratörer.", "Administrators only.")) } };
         page(StatusCode::FORBIDDEN, lang, title, Some(s), body)
     })
+}
+
+/// Whether the session may approve: an admin, or a school admin where `[server]
+/// school_admins_approve` allows it (then for their own units only: the engine sees to that).
+fn may_approve(state: &ApiState, s: &Session) -> bool {
+    s.principal.role == crate::engine::TokenRole::Admin || state.settings.school_admins_approve
 }
 
 /// A page for an engine failure: its message names the component, never a civic number.
@@ -361,10 +373,11 @@ pub(super) async fn sign_out(
 }
 
 mod admin;
+pub(super) mod passwords;
 mod persons;
 mod runs;
 
-pub(super) use admin::{conflicts, decide, dry_run};
+pub(super) use admin::{approve_rename, conflicts, decide, dry_run, renames};
 pub(super) use persons::{log, person, search};
 pub(super) use runs::{approve, runs};
 

@@ -87,6 +87,36 @@ pub(in crate::http) async fn runs(
     let settled = all.iter().find(|r| matches!(r.run.status.as_str(), "ok" | "unchanged")).map_or(0, |r| r.run.id);
     let (needing, rest): (Vec<&RunView>, Vec<&RunView>) =
         all.iter().partition(|r| r.run.id > settled && needs(lang, &r.run.status).is_some());
+    // What a target refused in a run that partly failed: the viewer's rows, each with its error.
+    let mut refused = std::collections::BTreeMap::new();
+    for r in needing.iter().filter(|r| r.run.status == "failed") {
+        let filter = crate::store::LogFilter {
+            run: Some(r.run.id),
+            result: Some("failed".into()),
+            limit: 20,
+            ..Default::default()
+        };
+        match engine.log(filter, None, &s.principal.viewer).await {
+            Ok(rows) => {
+                refused.insert(r.run.id, rows);
+            }
+            Err(e) => return failure(&e),
+        }
+    }
+    // A school admin's failed run is theirs to see only with refusals of their units.
+    let needing: Vec<&RunView> = needing
+        .into_iter()
+        .filter(|r| r.run.status != "failed" || refused.get(&r.run.id).is_some_and(|rows| !rows.is_empty()))
+        .collect();
+    let left = match engine.needs_action(&s.principal.viewer).await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
+    };
+    let waiting = match engine.waiting_passwords(&s.principal.viewer).await {
+        Ok(w) => w,
+        Err(e) => return failure(&e),
+    };
+    let nothing_waits = needing.is_empty() && left.is_none() && waiting.is_empty();
     let may_approve = may_approve(&state, &s);
     let title = lang.t("Körningar", "Runs");
     let schools = s.principal.viewer.schools.as_ref().map(|s| s.iter().cloned().collect::<Vec<_>>().join(", "));
@@ -106,9 +136,10 @@ pub(in crate::http) async fn runs(
         }
         section class="needs" aria-labelledby="needs" {
             h2 id="needs" { (lang.t("Behöver åtgärd", "Needs action")) }
-            @if needing.is_empty() {
+            @if nothing_waits {
                 p { (lang.t("Inget väntar.", "Nothing is waiting.")) }
-            } @else {
+            }
+            @if !needing.is_empty() {
                 table {
                     thead { tr {
                         th scope="col" { (lang.t("Körning", "Run")) }
@@ -123,12 +154,75 @@ pub(in crate::http) async fn runs(
                                 td {
                                     (why)
                                     @if let Some(m) = &r.run.message { br; small { (m) } }
+                                    @if let Some(t) = r.tally.as_ref().filter(|t| !t.held.is_empty() && r.run.message.is_none()) {
+                                        ul { @for h in &t.held { li { (h) } } }
+                                    }
+                                    @if let Some(rows) = refused.get(&r.run.id) {
+                                        ul class="refused" {
+                                            @for row in rows {
+                                                li {
+                                                    @match (&row.identity_id, &row.username) {
+                                                        (Some(id), Some(u)) => { a href=(format!("/persons/{id}")) { (u) } }
+                                                        _ => { "-" }
+                                                    }
+                                                    " · " (row.target.as_deref().unwrap_or("-")) " · " (row.action) ": "
+                                                    span class="error" { (row.error.as_deref().unwrap_or("-")) }
+                                                }
+                                            }
+                                        }
+                                    }
                                     @if may_approve && matches!(r.run.status.as_str(), "held" | "planned") {
                                         (approve_form(lang, &s, r))
                                     }
                                 }
-                                td { (who) }
+                                td {
+                                    @if r.run.status == "failed" {
+                                        (lang.t("IT: målsystemet vägrade kontot (felet står ovan); IT rättar där eller i kontots uppgifter. Nästa körning försöker igen.",
+                                                "IT: the target refused the account (the error is above); IT fixes it there or in the account's data. The next run tries again."))
+                                    } @else { (who) }
+                                }
                             }
+                        }
+                    }
+                }
+            }
+            @if let Some(left) = left.as_ref().filter(|l| l.renames_held > 0) {
+                h3 id="renames" { (lang.t("Namnbyten att godkänna", "Renames to approve")) }
+                p {
+                    a href="/renames" { (lang.t("Namnbyten som väntar: ", "Renames waiting: ")) (left.renames_held) }
+                    " · " (lang.t("Vem: IT godkänner dem.", "Who: IT approves them."))
+                }
+            }
+            @if let Some(rj) = left.as_ref().filter(|l| !l.rejected.is_empty()) {
+                h3 id="rejected" { (lang.t("Rader som källan måste rätta", "Rows the source must fix")) }
+                p { (lang.t(
+                    "Skolans informationssystem lämnade rader som enid inte kunde läsa (körning ",
+                    "The school information system gave rows enid could not read (run ")) (rj.run_id) "). "
+                    (lang.t(
+                    "Personerna behålls som de var tills raden är rättad. Vem kan åtgärda: den som för in uppgifterna i skolans informationssystem.",
+                    "The persons are kept as they were until the row is fixed. Who can fix it: whoever enters the data in the school information system.")) }
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Var", "Where")) }
+                        th scope="col" { (lang.t("Fel", "What is wrong")) }
+                        th scope="col" { (lang.t("Skolenhet", "School unit")) }
+                    } }
+                    tbody {
+                        @for row in &rj.rejected {
+                            tr { td { (row.source) ": " (row.location) } td { (row.message) } td { (row.school.as_deref().unwrap_or("-")) } }
+                        }
+                    }
+                }
+                @if rj.rejected_more > 0 { p { "… " (lang.t("och", "and")) " " (rj.rejected_more) " " (lang.t("till", "more")) } }
+            }
+            @if !waiting.is_empty() {
+                h3 id="passwords" { (lang.t("Förstagångslösenord att lämna ut", "First passwords to hand out")) }
+                ul {
+                    @for w in &waiting {
+                        li {
+                            a href="/passwords" { (w.count) " " (lang.t("lösenord", "passwords")) }
+                            " · " @if w.protected { (lang.t("skyddade personer", "protected persons")) } @else { (w.school) }
+                            " · " (lang.t("Vem: skolan lämnar ut dem.", "Who: the school hands them out."))
                         }
                     }
                 }
@@ -158,12 +252,6 @@ pub(in crate::http) async fn runs(
     };
     let secure = state.settings.tls_cert_file.is_some();
     remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
-}
-
-/// Whether the session may approve: an admin, or a school admin where `[server]
-/// school_admins_approve` allows it (then for their own units only: the engine sees to that).
-fn may_approve(state: &ApiState, s: &Session) -> bool {
-    s.principal.role == crate::engine::TokenRole::Admin || state.settings.school_admins_approve
 }
 
 /// The form that approves a held or planned run's operations: all, or those of one action or

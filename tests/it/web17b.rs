@@ -1,0 +1,222 @@
+//! Issue 17, the web page's hand-outs and decisions, in a real headless Chromium: first
+//! passwords claimed, shown, given back and forgotten only on confirm (against the shared Samba
+//! DC); what needs action with who can fix it (a row the source must fix, with its file and
+//! line; an account the target refused; passwords to hand out); held renames approved on the
+//! page and carried out on slapd. Screenshots under `target/test-artifacts/web17/`.
+
+use crate::api16::Service;
+use crate::harness::*;
+use crate::web17::{Driver, at, raw, screenshot, sign_in};
+use fantoccini::Locator;
+
+/// First passwords on the page, against the shared Samba DC: a school admin sees their own
+/// unit's waiting (not another's), shows them, a reload shows the same ones and forgets none,
+/// giving back keeps them, and only "I have them" forgets them. No password reaches the log.
+#[test]
+fn web17_first_passwords_are_handed_out_on_the_page_and_forgotten_only_on_confirm() {
+    use crate::ad::{ad_table, env_with, test_ou};
+    let ou = test_ou();
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, "initial_password = \"generated\"\n"));
+    let fam = crate::api16::unique_family();
+    csv_rows(
+        &env,
+        &[
+            row("1", "Ada", &fam, "", "student", "Norr", ""),
+            row("2", "Bo", &fam, "", "student", "Norr", ""),
+            row("3", "Cia", &fam, "", "student", "Syd", ""),
+        ],
+    );
+    env.enid(&["apply", "--yes"]).ok();
+    let lisa = env
+        .enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "Norr"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let service = Service::start(&env);
+    let base = format!("http://127.0.0.1:{}", service.port);
+    // Read on a thread of its own: the harness blocks on a runtime, the browser's is running.
+    let kept = || {
+        std::thread::scope(|t| {
+            t.spawn(|| env.sql_value("SELECT CAST(count(*) AS TEXT) FROM passwords WHERE length(sealed) > 0"))
+                .join()
+                .unwrap()
+        })
+    };
+    assert_eq!(kept(), "3");
+    let driver = Driver::start();
+    let shown = rt().block_on(async {
+        let browser = driver.browser().await;
+        sign_in(&browser, &base, &lisa).await;
+        at(&browser, "/runs").await;
+        // What needs action says the school has passwords to hand out.
+        let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
+        assert!(needs.contains("2 lösenord") && needs.contains("Norr"), "{needs}");
+        browser.find(Locator::LinkText("Lösenord")).await.unwrap().click().await.unwrap();
+        at(&browser, "/passwords").await;
+        let list = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(list.contains("Norr") && !list.contains("Syd"), "their unit only: {list}");
+        browser.find(Locator::Css("form[action=\"/passwords/claims\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/passwords/claims/").await;
+        let claim_url = browser.current_url().await.unwrap().to_string();
+        let cells = |browser: &fantoccini::Client| {
+            let browser = browser.clone();
+            async move {
+                let mut out = Vec::new();
+                for c in browser.find_all(Locator::Css("table.passwords code")).await.unwrap() {
+                    out.push(c.text().await.unwrap());
+                }
+                out
+            }
+        };
+        let first = cells(&browser).await;
+        assert_eq!(first.len(), 2, "Ada's and Bo's");
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains(&format!("ada.{}", fam.to_lowercase())), "{text}");
+        assert!(!text.contains("Cia"), "another unit's: {text}");
+        screenshot(&browser, "8-passwords").await;
+        // A reload (the page lost, the printer jammed): the same two, nothing forgotten.
+        browser.goto(&claim_url).await.unwrap();
+        assert_eq!(cells(&browser).await, first);
+        assert_eq!(kept(), "3");
+        // Given back: kept, and shown again by the next hand-out.
+        browser.find(Locator::Css("form[action$=\"/give-back\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/give-back").await;
+        assert_eq!(kept(), "3");
+        browser.goto(&format!("{base}/passwords")).await.unwrap();
+        browser.find(Locator::Css("form[action=\"/passwords/claims\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/passwords/claims/").await;
+        let again = cells(&browser).await;
+        assert_eq!(again.len(), 2);
+        let mut sorted = (first.clone(), again.clone());
+        sorted.0.sort();
+        sorted.1.sort();
+        assert_eq!(sorted.0, sorted.1, "the same passwords come back");
+        // Confirming without the form's CSRF token is refused and forgets nothing.
+        let claim_path = browser.current_url().await.unwrap().path().to_string();
+        let cookie = browser.get_named_cookie("enid_session").await.unwrap();
+        let session = format!("enid_session={}", cookie.value());
+        let (status, _) = raw(service.port, "POST", &format!("{claim_path}/confirm"), &session, "");
+        assert_eq!(status, 403);
+        assert_eq!(kept(), "3");
+        browser.find(Locator::Css("form[action$=\"/confirm\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/confirm").await;
+        let done = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(done.contains("2 lösenord är glömda"), "{done}");
+        // Forgotten: the claim's page holds none now; Syd's is still kept.
+        browser.goto(&format!("{base}{claim_path}")).await.unwrap();
+        assert!(cells(&browser).await.is_empty());
+        assert_eq!(kept(), "1");
+        // Another unit's claim is no one's to see: a school admin asking for Syd is refused.
+        let csrf_page = raw(service.port, "GET", "/passwords", &session, "").1;
+        let csrf = csrf_page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let (status, _) = raw(service.port, "POST", "/passwords/claims", &session, &format!("csrf={csrf}&school=Syd"));
+        assert_eq!(status, 404);
+        let (status, _) =
+            raw(service.port, "POST", "/passwords/claims", &session, &format!("csrf={csrf}&school=Norr&protected=yes"));
+        assert_eq!(status, 403);
+        assert_eq!(kept(), "1");
+        browser.close().await.unwrap();
+        first
+    });
+    drop(service);
+    let log = std::fs::read_to_string(env.path("service.log")).unwrap();
+    for p in &shown {
+        assert!(!log.contains(p.as_str()), "a password in the service's log");
+    }
+    let logged = env.enid(&["log", "--all"]).ok().stdout;
+    assert!(logged.contains("hand_out_password"), "the hand-out is in the sync log: {logged}");
+    for p in &shown {
+        assert!(!logged.contains(p.as_str()), "a password in the sync log");
+    }
+}
+
+/// What needs action, each with who can fix it: a row the source must fix (its file and line,
+/// to the school whose person it is, not to another school), an account the directory refused
+/// (with its error), and a held rename an admin approves on the page, after which slapd shows
+/// the new name. A school admin sees renames but gets no approval form.
+#[test]
+fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page() {
+    let env = Env::with_config(
+        "\n[targets.directory.policy.attributes]\nmail = \"{{ given_name }}@skola.example.org\"\n\n\
+         [naming]\non_name_change = \"hold\"\n\n[sources.sis.policy]\nmax_rejected_percent = 50\n\n\
+         [schedule]\nfull = \"1h\"\napply = \"within_thresholds\"\n",
+    );
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Berg", &pnr(1), "student", "S1", ""),
+            row("2", "Bo", "Ek", &pnr(2), "student", "S2", ""),
+            row("3", "Cia", "Dahl", &pnr(3), "student", "S1", ""),
+        ],
+    );
+    env.apply();
+    // Anna marries (a held rename); Bo's row gets a role no one knows (line 3); Åsa is new and
+    // her mail is not ASCII, which slapd refuses.
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Lind", &pnr(1), "student", "S1", ""),
+            row("2", "Bo", "Ek", &pnr(2), "wizard", "S2", ""),
+            row("3", "Cia", "Dahl", &pnr(3), "student", "S1", ""),
+            row("4", "Åsa", "Holm", &pnr(4), "student", "S1", ""),
+        ],
+    );
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let s1 =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let s2 =
+        env.enid(&["token", "add", "per", "--role", "school_admin", "--school", "S2"]).ok().stdout.trim().to_string();
+    let service = Service::start(&env);
+    let base = format!("http://127.0.0.1:{}", service.port);
+    crate::daemon16::wait_for("the service's failed run", 60, || {
+        env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'failed'") != "0"
+    });
+    let driver = Driver::start();
+    rt().block_on(async {
+        let browser = driver.browser().await;
+        // S2's admin: Bo's row, with its file and line, theirs to have fixed in the SIS.
+        sign_in(&browser, &base, &s2).await;
+        at(&browser, "/runs").await;
+        let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
+        assert!(needs.contains("persons.csv:3") && needs.contains("wizard"), "{needs}");
+        assert!(needs.contains("skolans informationssystem"), "who can fix it: {needs}");
+        assert!(!needs.contains("asa") && !needs.contains("Åsa"), "S1's refusal is not S2's: {needs}");
+        screenshot(&browser, "9-rejected-row").await;
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/sign-in").await;
+
+        // S1's admin: Åsa's account refused, with the directory's error and who fixes it; not
+        // Bo's row; Anna's rename listed without an approval form.
+        sign_in(&browser, &base, &s1).await;
+        at(&browser, "/runs").await;
+        let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
+        assert!(needs.contains("asa.holm") && needs.contains("målsystemet vägrade"), "{needs}");
+        assert!(!needs.contains("persons.csv:3"), "S2's row is not S1's: {needs}");
+        screenshot(&browser, "10-refused-account").await;
+        browser.find(Locator::LinkText("Namnbyten")).await.unwrap().click().await.unwrap();
+        at(&browser, "/renames").await;
+        let renames = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(renames.contains("anna.berg") && renames.contains("anna.lind"), "{renames}");
+        let html = browser.source().await.unwrap();
+        assert!(!html.contains("/approve"), "a school admin may not approve here: {html}");
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/sign-in").await;
+
+        // The admin approves the rename; the service carries it out at once.
+        sign_in(&browser, &base, &admin).await;
+        at(&browser, "/runs").await;
+        let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
+        assert!(needs.contains("persons.csv:3") && needs.contains("asa.holm"), "an admin sees both: {needs}");
+        assert!(needs.contains("Namnbyten som väntar: 1"), "and the held rename: {needs}");
+        browser.goto(&format!("{base}/renames")).await.unwrap();
+        screenshot(&browser, "11-renames").await;
+        browser.find(Locator::Css("form[action$=\"/approve\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/approve").await;
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("anna.berg blir anna.lind"), "{text}");
+        browser.close().await.unwrap();
+    });
+    crate::daemon16::wait_for("the approved rename on slapd", 30, || env.people().contains_key("anna.lind"));
+    assert!(!env.people().contains_key("anna.berg"));
+}
