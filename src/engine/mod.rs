@@ -61,7 +61,10 @@ pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_confli
 pub use decisions::Choice;
 pub use explain::{AccountView, Explained, Explanation, HeldRecord, NextOp, RecordNow};
 pub use incremental::Narrowed;
-pub use planview::{LISTED_PER_ACTION, Listing, PlanSelection, PlanView, ShapeRow, view as plan_view};
+pub use planview::{
+    LISTED_PER_ACTION, Listing, PlanSelection, PlanView, ShapeRow, ViewedOp, view as plan_view,
+    view_page as plan_view_page,
+};
 pub use queries::{LookupError, NeedsAction, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
 pub use run::{

@@ -28,21 +28,103 @@ pub struct PlanSelection {
 }
 
 impl PlanSelection {
+    /// A selection from the words a URL or a form gives: `only` as comma-separated action
+    /// words (`create`, …, `groups`), the others as given (empty: not narrowed). Errors with
+    /// the word no action has.
+    pub fn from_words(
+        only: Option<&str>,
+        school: Option<&str>,
+        target: Option<&str>,
+        person: Option<&str>,
+    ) -> Result<PlanSelection, String> {
+        let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let mut actions = Vec::new();
+        for word in only.unwrap_or_default().split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let named = super::actions_named(word).ok_or_else(|| {
+                format!("unknown action {word:?}: use create, claim, rename, move, update, enable, disable, delete or groups")
+            })?;
+            actions.extend_from_slice(named);
+        }
+        Ok(PlanSelection { only: actions, school: given(school), target: given(target), person: given(person) })
+    }
+
     /// Whether nothing narrows the listing.
     pub fn is_empty(&self) -> bool {
         self.only.is_empty() && self.school.is_none() && self.target.is_none() && self.person.is_none()
     }
 
     /// Whether `op`, an operation of the shown plan, is selected.
-    pub fn matches(&self, op: &PlannedOp) -> bool {
-        (self.only.is_empty() || self.only.contains(&op.action))
-            && self.school.as_deref().is_none_or(|s| op.school.split(',').any(|x| x == s))
-            && self.target.as_deref().is_none_or(|t| op.target == t)
+    pub fn matches<O: ViewedOp>(&self, op: &O) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|a| a.as_str() == op.action()))
+            && self.school.as_deref().is_none_or(|s| op.school().split(',').any(|x| x == s))
+            && self.target.as_deref().is_none_or(|t| op.target() == t)
             && self.person.as_deref().is_none_or(|p| {
-                op.identity == p
+                op.identity() == p
                     // A protected person's shown username is their enid id: found by that only.
-                    || (!op.protected && op.username.eq_ignore_ascii_case(p))
+                    || (!op.protected() && op.username().eq_ignore_ascii_case(p))
             })
+    }
+}
+
+/// An operation as a view reads it: a planned one ([`PlannedOp`]), or one of a saved plan as
+/// the state keeps it (JSON), which the API and the web page page through.
+pub trait ViewedOp: Clone + Serialize {
+    fn action(&self) -> &str;
+    fn target(&self) -> &str;
+    /// School units, comma-separated; empty for none (a group, a protected person).
+    fn school(&self) -> &str;
+    fn identity(&self) -> &str;
+    /// The login, or a protected person's enid id.
+    fn username(&self) -> &str;
+    fn protected(&self) -> bool;
+    fn reason(&self) -> &str;
+}
+
+impl ViewedOp for PlannedOp {
+    fn action(&self) -> &str {
+        self.action.as_str()
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+    fn school(&self) -> &str {
+        &self.school
+    }
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+    fn username(&self) -> &str {
+        &self.username
+    }
+    fn protected(&self) -> bool {
+        self.protected
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl ViewedOp for serde_json::Value {
+    fn action(&self) -> &str {
+        self["action"].as_str().unwrap_or_default()
+    }
+    fn target(&self) -> &str {
+        self["target"].as_str().unwrap_or_default()
+    }
+    fn school(&self) -> &str {
+        self["school"].as_str().unwrap_or_default()
+    }
+    fn identity(&self) -> &str {
+        self["identity"].as_str().unwrap_or_default()
+    }
+    fn username(&self) -> &str {
+        self["username"].as_str().unwrap_or_default()
+    }
+    fn protected(&self) -> bool {
+        self["protected"].as_bool().unwrap_or(false)
+    }
+    fn reason(&self) -> &str {
+        self["reason"].as_str().unwrap_or_default()
     }
 }
 
@@ -57,26 +139,28 @@ pub struct ShapeRow {
     pub count: usize,
 }
 
-/// The operations of one action that a selection picked, the first `listed` of them.
+/// The operations of one action that a selection picked: a page of them, from `offset`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Listing {
+pub struct Listing<O = PlannedOp> {
     pub action: &'static str,
     /// How many the selection picked.
     pub selected: usize,
-    /// The first ones, in plan order.
-    pub operations: Vec<PlannedOp>,
+    /// How many of them come before [`Listing::operations`] (a later page's start).
+    pub offset: usize,
+    /// The page, in plan order.
+    pub operations: Vec<O>,
 }
 
-impl Listing {
-    /// How many are left out of [`Listing::operations`].
+impl<O> Listing<O> {
+    /// How many come after [`Listing::operations`].
     pub fn more(&self) -> usize {
-        self.selected - self.operations.len()
+        self.selected.saturating_sub(self.offset + self.operations.len())
     }
 }
 
 /// A plan as a person reads it: the shape of the whole plan and a capped listing of a selection.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanView {
+pub struct PlanView<O = PlannedOp> {
     pub plan_id: String,
     /// Operations in the whole plan.
     pub total: usize,
@@ -85,7 +169,7 @@ pub struct PlanView {
     /// The whole plan by target, school unit and action, sorted so.
     pub shape: Vec<ShapeRow>,
     /// The selected operations, by action in the order the plan's text lists them.
-    pub listings: Vec<Listing>,
+    pub listings: Vec<Listing<O>>,
 }
 
 /// The order actions are listed in.
@@ -104,6 +188,31 @@ pub const ACTION_ORDER: [Action; 12] = [
     Action::DeleteGroup,
 ];
 
+impl super::Engine {
+    /// A saved plan (`enid plan --save`, a service's held or planned run, `POST /plans`) as a
+    /// person reads it, a page at a time: its shape, and of each action the operations
+    /// `selection` picks from `offset` on, at most `per_action`. `None` for no such plan.
+    pub async fn saved_plan_view(
+        &self,
+        plan_id: &str,
+        selection: &PlanSelection,
+        offset: usize,
+        per_action: Option<usize>,
+    ) -> Result<Option<PlanView<serde_json::Value>>, super::EngineError> {
+        use crate::store::StateStore;
+        let Some(body) = self.store.load_plan(plan_id).await? else { return Ok(None) };
+        let mut plan: serde_json::Value = serde_json::from_str(&body).map_err(|e| crate::store::StoreError {
+            path: self.config.state.path.display().to_string(),
+            message: format!("saved plan {plan_id} does not read as JSON ({e}); the state database is damaged"),
+        })?;
+        let operations: Vec<serde_json::Value> = match plan["operations"].take() {
+            serde_json::Value::Array(ops) => ops,
+            _ => Vec::new(),
+        };
+        Ok(Some(view_page(plan_id, &operations, selection, offset, per_action)))
+    }
+}
+
 impl Computed {
     /// The plan as a person reads it: its shape and the operations `selection` picks, at most
     /// `per_action` of each action (`None`: all of them).
@@ -114,10 +223,22 @@ impl Computed {
 
 /// [`Computed::plan_view`] of a plan already shown (redacted).
 pub fn view(plan: &Plan, selection: &PlanSelection, per_action: Option<usize>) -> PlanView {
+    view_page(&plan.plan_id, &plan.operations, selection, 0, per_action)
+}
+
+/// [`view`] a page further on: of each action, the selected operations from `offset` on, at
+/// most `per_action` of them (the API's and the web page's paging).
+pub fn view_page<O: ViewedOp>(
+    plan_id: &str,
+    operations: &[O],
+    selection: &PlanSelection,
+    offset: usize,
+    per_action: Option<usize>,
+) -> PlanView<O> {
     let mut shape: BTreeMap<(&str, &str, usize), usize> = BTreeMap::new();
-    let rank = |a: Action| ACTION_ORDER.iter().position(|x| *x == a).unwrap_or(ACTION_ORDER.len());
-    for op in &plan.operations {
-        *shape.entry((op.target.as_str(), op.school.as_str(), rank(op.action))).or_default() += 1;
+    let rank = |a: &str| ACTION_ORDER.iter().position(|x| x.as_str() == a).unwrap_or(ACTION_ORDER.len());
+    for op in operations {
+        *shape.entry((op.target(), op.school(), rank(op.action()))).or_default() += 1;
     }
     let shape = shape
         .into_iter()
@@ -131,10 +252,10 @@ pub fn view(plan: &Plan, selection: &PlanSelection, per_action: Option<usize>) -
     let mut listings = Vec::new();
     let mut selected = 0;
     for action in ACTION_ORDER {
-        let mut listing = Listing { action: action.as_str(), selected: 0, operations: Vec::new() };
-        for op in plan.operations.iter().filter(|o| o.action == action && selection.matches(o)) {
+        let mut listing = Listing { action: action.as_str(), selected: 0, offset, operations: Vec::new() };
+        for op in operations.iter().filter(|o| o.action() == action.as_str() && selection.matches(*o)) {
             listing.selected += 1;
-            if per_action.is_none_or(|n| listing.operations.len() < n) {
+            if listing.selected > offset && per_action.is_none_or(|n| listing.operations.len() < n) {
                 listing.operations.push(op.clone());
             }
         }
@@ -143,7 +264,7 @@ pub fn view(plan: &Plan, selection: &PlanSelection, per_action: Option<usize>) -
             listings.push(listing);
         }
     }
-    PlanView { plan_id: plan.plan_id.clone(), total: plan.operations.len(), selected, shape, listings }
+    PlanView { plan_id: plan_id.to_string(), total: operations.len(), selected, shape, listings }
 }
 
 #[cfg(test)]
@@ -208,6 +329,27 @@ mod tests {
         assert_eq!((v.listings[0].selected, v.listings[0].operations.len(), v.listings[0].more()), (45, 20, 25));
         assert_eq!(v.listings[0].operations[0].username, "u0", "in plan order");
         assert_eq!(view(&plan(v.listings[0].operations.clone()), &PlanSelection::default(), None).selected, 20);
+    }
+
+    #[test]
+    fn a_page_further_on_starts_at_its_offset_and_the_last_page_has_nothing_more() {
+        let ops: Vec<PlannedOp> = (0..45).map(|i| op(Action::Create, "ldap", &format!("u{i}"), "S1", false)).collect();
+        let p = plan(ops);
+        let page = view_page(&p.plan_id, &p.operations, &PlanSelection::default(), 20, Some(20));
+        let l = &page.listings[0];
+        assert_eq!((l.offset, l.operations.len(), l.more()), (20, 20, 5));
+        assert_eq!(l.operations[0].username, "u20");
+        let last = view_page(&p.plan_id, &p.operations, &PlanSelection::default(), 40, Some(20));
+        assert_eq!((last.listings[0].operations.len(), last.listings[0].more()), (5, 0));
+        let past = view_page(&p.plan_id, &p.operations, &PlanSelection::default(), 100, Some(20));
+        // A saved plan, as the state keeps it (JSON), pages the same way.
+        let saved: Vec<serde_json::Value> = p.operations.iter().map(|o| serde_json::to_value(o).unwrap()).collect();
+        let json = view_page(&p.plan_id, &saved, &PlanSelection::default(), 20, Some(20));
+        let names: Vec<&str> = json.listings[0].operations.iter().map(ViewedOp::username).collect();
+        let typed: Vec<&str> = page.listings[0].operations.iter().map(|o| o.username.as_str()).collect();
+        assert_eq!(names, typed);
+        assert_eq!(json.shape, page.shape);
+        assert_eq!((past.listings[0].selected, past.listings[0].operations.len(), past.listings[0].more()), (45, 0, 0));
     }
 
     #[test]

@@ -187,6 +187,54 @@ pub(super) async fn plan(
     body.map(|b| ([(header::CONTENT_TYPE, "application/json")], b).into_response()).ok_or(ApiError::NotFound)
 }
 
+/// The query of `GET /plans/{id}/view`: a selection (as `enid plan` takes it) and a page.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PlanViewQuery {
+    /// Comma-separated action words (`create`, `disable`, `groups`, …).
+    only: Option<String>,
+    school: Option<String>,
+    target: Option<String>,
+    /// An enid id or a username (a protected person: the enid id only).
+    person: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+/// The most operations of each action one page of `GET /plans/{id}/view` lists.
+const PLAN_PAGE_MAX: usize = 1000;
+
+/// `GET /plans/{id}/view` (admin): a saved plan as a person reads it, a page at a time: the
+/// shape of the whole plan (per target, school unit and action), and of each action the
+/// operations the selection picks from `offset` on, at most `limit` (default 20, at most
+/// 1,000), each listing with `selected` and `offset` to page on.
+pub(super) async fn plan_view(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    query: Result<Query<PlanViewQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    admin_only(&who)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("the query: {}", e.body_text())))?;
+    if let Some(p) = &q.person {
+        refuse_civic_in_url(p)?;
+    }
+    let limit = q.limit.unwrap_or(crate::engine::LISTED_PER_ACTION);
+    if limit == 0 || limit > PLAN_PAGE_MAX {
+        return Err(ApiError::BadRequest(format!("limit is 1 to {PLAN_PAGE_MAX}")));
+    }
+    let selection = crate::engine::PlanSelection::from_words(
+        q.only.as_deref(),
+        q.school.as_deref(),
+        q.target.as_deref(),
+        q.person.as_deref(),
+    )
+    .map_err(ApiError::BadRequest)?;
+    let view = state.engine().saved_plan_view(&id, &selection, q.offset, Some(limit)).await?;
+    view.map(|v| Json(v).into_response()).ok_or(ApiError::NotFound)
+}
+
 /// `GET /conflicts` (admin): the open conflicts, as `enid conflicts --json` shows them.
 pub(super) async fn conflicts(
     State(state): State<Arc<ApiState>>,

@@ -220,3 +220,101 @@ fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page
     crate::daemon16::wait_for("the approved rename on slapd", 30, || env.people().contains_key("anna.lind"));
     assert!(!env.people().contains_key("anna.berg"));
 }
+
+/// A plan a person can read, paged, through the API and on the page: a service that only plans
+/// leaves a planned run of 45 creates; `GET /api/v1/plans/{id}/view` pages through them with a
+/// selection, refusing what it cannot read; the admin reads the plan from the runs page and
+/// pages to the next creates; a school admin gets neither.
+#[test]
+fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n");
+    let rows: Vec<String> = (0..45)
+        .map(|i| {
+            row(
+                &format!("P{i:02}"),
+                &format!("Elev{i:02}"),
+                "Plansson",
+                "",
+                "student",
+                if i < 30 { "S1" } else { "S2" },
+                "",
+            )
+        })
+        .collect();
+    csv_rows(&env, &rows);
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let s1 =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    crate::daemon16::wait_for("the planned run", 60, || {
+        env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'planned'") != "0"
+    });
+    let plan_id = env.sql_value("SELECT plan_id FROM runs WHERE status = 'planned'");
+    let view = |query: &str| api.call("GET", &format!("/api/v1/plans/{plan_id}/view{query}"), Some(&admin), None);
+    let (status, body) = view("?only=create&offset=20&limit=20");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["total"], 45);
+    let creates = &v["listings"][0];
+    assert_eq!(
+        (creates["action"].as_str(), creates["selected"].as_u64(), creates["offset"].as_u64()),
+        (Some("create"), Some(45), Some(20))
+    );
+    let names: Vec<&str> =
+        creates["operations"].as_array().unwrap().iter().map(|o| o["username"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 20);
+    assert!(names[0].starts_with("elev20."), "{names:?}");
+    let shape = v["shape"].as_array().unwrap();
+    assert!(shape.iter().any(|r| r["school"] == "S1" && r["count"] == 30), "the whole plan's shape: {shape:?}");
+    let (_, body) = view("?school=S2&limit=100");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["selected"], 15, "a school's selection: {body}");
+    for bad in ["?only=explode", "?limit=0", "?limit=5000", "?colour=red", "?offset=-1", "?person=20150916-2388"] {
+        let (status, body) = view(bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(!body.contains("2388"), "{body}");
+    }
+    assert_eq!(api.call("GET", "/api/v1/plans/nosuchplan/view", Some(&admin), None).0, 404);
+    assert_eq!(api.call("GET", &format!("/api/v1/plans/{plan_id}/view"), Some(&s1), None).0, 403);
+
+    let base = format!("http://127.0.0.1:{}", api.port);
+    let driver = Driver::start();
+    rt().block_on(async {
+        let browser = driver.browser().await;
+        sign_in(&browser, &base, &admin).await;
+        at(&browser, "/runs").await;
+        browser.find(Locator::LinkText("Läs planen")).await.unwrap().click().await.unwrap();
+        at(&browser, &format!("/plans/{plan_id}")).await;
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("create (45)") && text.contains("elev00."), "{text}");
+        // A selection: S2 only.
+        browser.find(Locator::Id("sel-school")).await.unwrap().send_keys("S2").await.unwrap();
+        browser.find(Locator::Css("form.selection button")).await.unwrap().click().await.unwrap();
+        browser.wait().for_element(Locator::Css("h2#action-create")).await.unwrap();
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("create (15)") && text.contains("elev30.") && !text.contains("elev00."), "{text}");
+        screenshot(&browser, "12-plan-selection").await;
+        // A dry run lists 20 of each action, and pages on from there.
+        browser.goto(&format!("{base}/runs")).await.unwrap();
+        browser.find(Locator::Css("form[action=\"/plans\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/plans").await;
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("och 25 till"), "{text}");
+        browser.find(Locator::XPath("//a[starts-with(normalize-space(.), 'Nästa')]")).await.unwrap().click().await.unwrap();
+        browser.wait().for_element(Locator::Css("h2#action-create")).await.unwrap();
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Från nummer 21") && text.contains("elev20.") && !text.contains("elev19."), "{text}");
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/sign-in").await;
+        // A school admin has no plan page.
+        sign_in(&browser, &base, &s1).await;
+        at(&browser, "/runs").await;
+        assert!(!browser.source().await.unwrap().contains("Läs planen"));
+        browser.goto(&format!("{base}/plans/{plan_id}")).await.unwrap();
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Bara för administratörer"), "{text}");
+        browser.close().await.unwrap();
+    });
+    let (status, _) = raw(api.port, "GET", &format!("/plans/{plan_id}"), "", "");
+    assert_eq!(status, 303, "not signed in: to the sign-in form");
+}

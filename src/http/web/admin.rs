@@ -36,13 +36,39 @@ pub(in crate::http) async fn dry_run(
     let view =
         report.computed.plan_view(&crate::engine::PlanSelection::default(), Some(crate::engine::LISTED_PER_ACTION));
     let plan = report.computed.shown_plan();
-    let body = html! {
+    let held: Vec<String> = plan.held.iter().map(ToString::to_string).collect();
+    let intro = lang.t("ändringar. Inget är gjort; planen är sparad.", "changes. Nothing was done; the plan is saved.");
+    let body = plan_markup(lang, title, intro, &view, &held, &PlanQuery::default());
+    page(StatusCode::OK, lang, title, Some(&s), body)
+}
+
+/// A plan's view as a page: threshold hits, the shape per target and school unit, then each
+/// action's page of operations with links to the next and previous pages of that action.
+fn plan_markup<O: crate::engine::ViewedOp>(
+    lang: Lang,
+    title: &str,
+    intro: &str,
+    view: &crate::engine::PlanView<O>,
+    held: &[String],
+    asked: &PlanQuery,
+) -> Markup {
+    let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    let link = |action: &str, offset: usize| {
+        let mut url = format!("/plans/{}?only={action}&offset={offset}", view.plan_id);
+        for (k, v) in [("school", &asked.school), ("target", &asked.target), ("person", &asked.person)] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                url.push_str(&format!("&{k}={}", urlencoding(v)));
+            }
+        }
+        url
+    };
+    html! {
         h1 { (title) " " (view.plan_id) }
-        p { (view.total) " " (lang.t("ändringar. Inget är gjort; planen är sparad.", "changes. Nothing was done; the plan is saved.")) }
-        @if !plan.held.is_empty() {
+        p { (view.total) " " (intro) }
+        @if !held.is_empty() {
             section class="needs" {
                 h2 { (lang.t("Över gränserna", "Over the thresholds")) }
-                ul { @for h in &plan.held { li { (h.to_string()) } } }
+                ul { @for h in held { li { (h) } } }
             }
         }
         h2 { (lang.t("Per skolenhet", "Per school unit")) }
@@ -55,23 +81,120 @@ pub(in crate::http) async fn dry_run(
             } }
             tbody {
                 @for r in &view.shape {
-                    tr { td { (r.target) } td { (if r.school.is_empty() { "-" } else { &r.school }) } td { (r.action) } td { (r.count) } }
+                    tr { td { (r.target) } td { (dash(&r.school)) } td { (r.action) } td { (r.count) } }
                 }
             }
+        }
+        form method="get" action=(format!("/plans/{}", view.plan_id)) class="selection" {
+            h2 { (lang.t("Välj ändringar", "Select changes")) }
+            label for="sel-only" { (lang.t("Ändring (t.ex. create,disable)", "Change (e.g. create,disable)")) }
+            input type="text" id="sel-only" name="only" value=(asked.only.as_deref().unwrap_or_default());
+            label for="sel-school" { (lang.t("Skolenhet", "School unit")) }
+            input type="text" id="sel-school" name="school" value=(asked.school.as_deref().unwrap_or_default());
+            label for="sel-target" { (lang.t("Mål", "Target")) }
+            input type="text" id="sel-target" name="target" value=(asked.target.as_deref().unwrap_or_default());
+            label for="sel-person" { (lang.t("Person (användarnamn eller enid-id)", "Person (username or enid id)")) }
+            input type="text" id="sel-person" name="person" value=(asked.person.as_deref().unwrap_or_default());
+            p { button type="submit" { (lang.t("Visa", "Show")) } }
         }
         @for l in &view.listings {
-            h2 { (l.action) " (" (l.selected) ")" }
+            h2 id=(format!("action-{}", l.action)) { (l.action) " (" (l.selected) ")" }
+            @if l.offset > 0 {
+                p { (lang.t("Från nummer ", "From number ")) (l.offset + 1) }
+            }
             ul {
                 @for op in &l.operations {
-                    li { (op.target) " · " (op.username) " · " (if op.school.is_empty() { "-" } else { &op.school }) " · " (op.reason) }
+                    li { (op.target()) " · " (op.username()) " · " (dash(op.school())) " · " (op.reason()) }
                 }
             }
-            @if l.more() > 0 {
-                p { "… " (lang.t("och", "and")) " " (l.more()) " " (lang.t("till", "more")) }
+            nav aria-label=(format!("{} {}", l.action, lang.t("sidor", "pages"))) {
+                @if l.offset > 0 {
+                    a href=(link(l.action, l.offset.saturating_sub(PLAN_PAGE))) { (lang.t("Föregående", "Previous")) }
+                    " "
+                }
+                @if l.more() > 0 {
+                    "… " (lang.t("och", "and")) " " (l.more()) " " (lang.t("till", "more")) " "
+                    a href=(link(l.action, l.offset + l.operations.len())) { (lang.t("Nästa", "Next")) " " (l.action) }
+                }
             }
         }
+    }
+}
+
+/// How many operations of each action a page of a saved plan lists.
+const PLAN_PAGE: usize = 100;
+
+/// A URL query value, percent-encoded.
+fn urlencoding(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The query of a saved plan's page: a selection, a page, the language.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(in crate::http) struct PlanQuery {
+    lang: Option<String>,
+    only: Option<String>,
+    school: Option<String>,
+    target: Option<String>,
+    person: Option<String>,
+    #[serde(default)]
+    offset: usize,
+}
+
+/// `GET /plans/{id}` (an admin): a saved plan (a dry run's, a held or planned run's) as a
+/// person reads it: its shape, then a page of each action's operations the selection picks.
+pub(in crate::http) async fn saved_plan(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PlanQuery>,
+) -> Response {
+    let lang = Lang::of(&headers, q.lang.as_deref());
+    let engine = state.engine();
+    let s = match signed_in(&engine, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    page(StatusCode::OK, lang, title, Some(&s), body)
+    let title = lang.t("Plan", "Plan");
+    if let Some(r) = admins_only(lang, title, &s) {
+        return r;
+    }
+    let answer = |status: StatusCode, text: String| {
+        page(status, lang, title, Some(&s), html! { h1 { (title) } p class="error" role="alert" { (text) } })
+    };
+    if q.person.as_deref().is_some_and(connector_api::civic::contains_civic) {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            lang.t(
+                "Sök inte på personnummer här; använd användarnamn eller enid-id.",
+                "No civic numbers here; use a username or an enid id.",
+            )
+            .into(),
+        );
+    }
+    let selection = match crate::engine::PlanSelection::from_words(
+        q.only.as_deref(),
+        q.school.as_deref(),
+        q.target.as_deref(),
+        q.person.as_deref(),
+    ) {
+        Ok(sel) => sel,
+        Err(m) => return answer(StatusCode::BAD_REQUEST, m),
+    };
+    let view = match engine.saved_plan_view(&id, &selection, q.offset, Some(PLAN_PAGE)).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return answer(StatusCode::NOT_FOUND, lang.t("Ingen sådan plan.", "No such plan.").into()),
+        Err(e) => return failure(&e),
+    };
+    let intro = lang.t("ändringar i planen.", "changes in the plan.");
+    let body = plan_markup(lang, title, intro, &view, &[], &q);
+    let secure = state.settings.tls_cert_file.is_some();
+    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
 }
 
 /// `GET /conflicts` (an admin): records held because they conflict, each with the decision

@@ -377,7 +377,7 @@ pub(super) mod passwords;
 mod persons;
 mod runs;
 
-pub(super) use admin::{approve_rename, conflicts, decide, dry_run, renames};
+pub(super) use admin::{approve_rename, conflicts, decide, dry_run, renames, saved_plan};
 pub(super) use persons::{log, person, search};
 pub(super) use runs::{approve, runs};
 

@@ -171,6 +171,12 @@ pub(in crate::http) async fn runs(
                                             }
                                         }
                                     }
+                                    @if let Some(pid) = r.run.plan_id.as_ref().filter(|_| {
+                                        s.principal.role == crate::engine::TokenRole::Admin
+                                            && matches!(r.run.status.as_str(), "held" | "planned")
+                                    }) {
+                                        p { a href=(format!("/plans/{pid}")) { (lang.t("Läs planen", "Read the plan")) } }
+                                    }
                                     @if may_approve && matches!(r.run.status.as_str(), "held" | "planned") {
                                         (approve_form(lang, &s, r))
                                     }
