@@ -300,7 +300,13 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
         at(&browser, "/plans").await;
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("och 25 till"), "{text}");
-        browser.find(Locator::XPath("//a[starts-with(normalize-space(.), 'Nästa')]")).await.unwrap().click().await.unwrap();
+        browser
+            .find(Locator::XPath("//a[starts-with(normalize-space(.), 'Nästa')]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         browser.wait().for_element(Locator::Css("h2#action-create")).await.unwrap();
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Från nummer 21") && text.contains("elev20.") && !text.contains("elev19."), "{text}");
@@ -317,4 +323,118 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
     });
     let (status, _) = raw(api.port, "GET", &format!("/plans/{plan_id}"), "", "");
     assert_eq!(status, 303, "not signed in: to the sign-in form");
+}
+
+/// The accessibility problems a page has, as the checks below find them in the browser: a
+/// missing `lang`, not one `h1`, a form field without a label, a button or link without text, a
+/// table header without scope, a positive `tabindex`, text whose contrast with its background
+/// is under 4.5:1 (WCAG AA), and a page wider than a phone's screen.
+const A11Y: &str = r#"
+const problems = [];
+if (!document.documentElement.lang) problems.push('no lang on <html>');
+if (document.querySelectorAll('h1').length !== 1) problems.push('not one h1');
+for (const f of document.querySelectorAll('input, select, textarea')) {
+  if (f.type === 'hidden' || f.type === 'submit') continue;
+  const labelled = (f.id && document.querySelector('label[for="' + f.id + '"]')) || f.closest('label') || f.getAttribute('aria-label');
+  if (!labelled) problems.push('no label: ' + f.outerHTML);
+}
+for (const b of document.querySelectorAll('button, a')) {
+  if (!b.textContent.trim() && !b.getAttribute('aria-label')) problems.push('no text: ' + b.outerHTML);
+}
+for (const th of document.querySelectorAll('th')) if (!th.getAttribute('scope')) problems.push('th without scope');
+for (const e of document.querySelectorAll('[tabindex]')) if (parseInt(e.getAttribute('tabindex')) > 0) problems.push('positive tabindex');
+const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+const background = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c; } return [255, 255, 255]; };
+for (const e of document.querySelectorAll('body *')) {
+  const text = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  if (!text || e.offsetParent === null && getComputedStyle(e).position !== 'fixed') continue;
+  const fg = rgb(getComputedStyle(e).color), bg = background(e);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ': ' + e.tagName + ' ' + e.textContent.trim().slice(0, 40));
+}
+if (document.documentElement.scrollWidth > window.innerWidth + 1) problems.push('wider than the screen: ' + document.documentElement.scrollWidth + ' > ' + window.innerWidth);
+return problems;
+"#;
+
+/// Every page, as an admin and as a school admin, on a phone's screen: labelled, in contrast,
+/// usable from the keyboard (sign-in and search without a mouse, focus visible), and no wider
+/// than the screen.
+#[test]
+fn web17_every_page_is_labelled_in_contrast_keyboard_usable_and_fits_a_phone() {
+    let env =
+        Env::with_config("\n[naming]\non_name_change = \"hold\"\n\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n");
+    csv_rows(
+        &env,
+        &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", ""), row("2", "Bo", "Ek", &pnr(2), "student", "S2", "")],
+    );
+    env.apply();
+    csv_rows(
+        &env,
+        &[
+            row("1", "Anna", "Lind", &pnr(1), "student", "S1", ""),
+            row("2", "Bo", "Ek", &pnr(2), "student", "S2", ""),
+            row("3", "Cia", "Dahl-Långnamnsdotter-Ytterligare", &pnr(3), "student", "S1", ""),
+        ],
+    );
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let s1 =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let service = Service::start(&env);
+    crate::daemon16::wait_for("the planned run", 60, || {
+        env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'planned'") != "0"
+    });
+    let plan_id = env.sql_value("SELECT plan_id FROM runs WHERE status = 'planned'");
+    let anna = env.sql_value("SELECT identity_id FROM source_records WHERE person_id = '1'");
+    let base = format!("http://127.0.0.1:{}", service.port);
+    let driver = Driver::start();
+    rt().block_on(async {
+        let browser = driver.browser().await;
+        browser.set_window_size(390, 844).await.unwrap(); // a phone
+        let check = |what: String| {
+            let browser = browser.clone();
+            async move {
+                let found = browser.execute(A11Y, vec![]).await.unwrap();
+                let problems: Vec<String> = serde_json::from_value(found).unwrap();
+                assert!(problems.is_empty(), "{what}: {problems:#?}");
+            }
+        };
+        browser.goto(&format!("{base}/sign-in")).await.unwrap();
+        check("sign-in".into()).await;
+        // Signed in from the keyboard alone: the token typed, Enter.
+        let field = browser.find(Locator::Id("token")).await.unwrap();
+        field.send_keys(&format!("{s1}\u{E007}")).await.unwrap();
+        at(&browser, "/runs").await;
+        // The focus is visible where the keyboard puts it.
+        browser.find(Locator::Id("q")).await.unwrap().send_keys("").await.unwrap();
+        let outline =
+            browser.execute("return getComputedStyle(document.activeElement).outlineStyle", vec![]).await.unwrap();
+        assert_ne!(outline.as_str(), Some("none"), "no visible focus");
+        for path in ["/runs", "/log", "/passwords", "/renames", &format!("/persons/{anna}")] {
+            browser.goto(&format!("{base}{path}")).await.unwrap();
+            check(format!("school admin {path}")).await;
+        }
+        // Search from the keyboard: typed, Enter.
+        browser.find(Locator::Id("q")).await.unwrap().send_keys("anna\u{E007}").await.unwrap();
+        at(&browser, "/search").await;
+        check("school admin search".into()).await;
+        screenshot(&browser, "13-phone-search").await;
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/sign-in").await;
+
+        sign_in(&browser, &base, &admin).await;
+        at(&browser, "/runs").await;
+        for path in
+            ["/runs", "/log", "/conflicts", "/renames", "/passwords", &format!("/plans/{plan_id}"), "/runs?lang=en"]
+        {
+            browser.goto(&format!("{base}{path}")).await.unwrap();
+            check(format!("admin {path}")).await;
+        }
+        screenshot(&browser, "14-phone-runs").await;
+        browser.find(Locator::Css("form[action=\"/plans\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/plans").await;
+        check("admin dry run".into()).await;
+        browser.close().await.unwrap();
+    });
 }

@@ -165,12 +165,17 @@ fn page(status: StatusCode, lang: Lang, title: &str, signed_in: Option<&Session>
 /// The page's style sheet: readable on a phone, high contrast, visible focus.
 pub(super) async fn style() -> Response {
     const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#111;background:#fff;line-height:1.45}\
-        header{background:#0b3d62;color:#fff;padding:.6rem 1rem}header a,header span,header label{color:#fff;margin-right:1rem}\
-        main{padding:1rem;max-width:60rem}a{color:#0b4f8a}a:focus,button:focus,input:focus{outline:3px solid #f0a000}\
+        header{background:#0b3d62;color:#fff;padding:.6rem 1rem}header a,header span,header label{color:#fff}\
+        header nav,header form{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center}\
+        header label{margin:0}input[type=search]{width:10rem;max-width:100%;font-size:1rem;padding:.3rem}\
+        main{padding:1rem;max-width:60rem;overflow-wrap:anywhere}a{color:#0b4f8a}\
+        a:focus,button:focus,input:focus,select:focus{outline:3px solid #f0a000;outline-offset:1px}\
         table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc}\
+        @media (max-width:40rem){table{display:block;overflow-x:auto}main{padding:.6rem}}\
         .needs{border-left:6px solid #b00020;padding-left:.8rem}.inline{display:inline}\
         .error{color:#b00020;font-weight:bold}tr.failed td{background:#fde8ea}label{display:block;margin:.5rem 0 .2rem}\
-        input[type=password]{font-size:1rem;padding:.4rem;width:min(30rem,100%)}button{font-size:1rem;padding:.3rem .8rem}\
+        input[type=password],input[type=text],select{font-size:1rem;padding:.4rem;width:min(30rem,100%);box-sizing:border-box}\
+        button{font-size:1rem;padding:.3rem .8rem}\
         .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}\
         table.passwords code{font-size:1.15rem;letter-spacing:.05em}";
     let mut r = CSS.into_response();
