@@ -17,7 +17,7 @@ pub(super) async fn adopt(
 ) -> Result<ExitCode, CliError> {
     let now = clock::now(None);
     let _lock = engine.lock("adopt", now).await?;
-    let plan = engine.plan_adopt(now, by_hand.as_ref()).await?;
+    let plan = engine.plan_adopt(now, by_hand.as_ref(), None).await?;
     if json {
         let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Message(e.to_string()))?;
         writeln!(out, "{text}").map_err(io)?;

@@ -64,7 +64,9 @@ pub use incremental::Narrowed;
 pub use planview::{LISTED_PER_ACTION, Listing, PlanSelection, PlanView, ShapeRow, view as plan_view};
 pub use queries::{LookupError, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
-pub use run::{Confirm, Frontend, Outcome, Overrides, Progress, RunCounts, RunHook, RunMode, RunReport, RunRequest};
+pub use run::{
+    Confirm, Frontend, Outcome, Overrides, Phase, Progress, RunCounts, RunHook, RunMode, RunReport, RunRequest,
+};
 pub use sessions::{NewSession, Session};
 pub use tokens::{Principal, TokenInfo, TokenRole};
 
