@@ -139,16 +139,17 @@ fn progress17_the_hook_is_told_the_phases_in_order_and_the_apply_counts_every_op
 }
 
 /// Runs enid under a pseudo-terminal (util-linux `script`): what the terminal showed.
-/// `stdout_to` sends stdout to that file instead, so the terminal is stderr's alone.
-fn on_terminal(env: &Env, args: &str, stdout_to: Option<&str>) -> String {
-    let mut command = format!("'{}' --config '{}' {args}", env!("CARGO_BIN_EXE_enid"), env.path("enid.toml").display());
+/// `stdout_to` sends stdout to that file instead, so the terminal is stderr's alone; `log` is
+/// `ENID_LOG` (`info`: lines to see written around the display).
+fn on_terminal(env: &Env, args: &str, stdout_to: Option<&str>, log: &str) -> String {
+    let (enid, config) = (env!("CARGO_BIN_EXE_enid"), env.path("enid.toml"));
+    let mut command = format!("ENID_LOG={log} '{enid}' --config '{}' {args}", config.display());
     if let Some(file) = stdout_to {
         command.push_str(&format!(" > '{}'", env.path(file).display()));
     }
     let out = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .env_remove("ENID_CONFIG")
-        .env_remove("ENID_LOG")
         .env("TERM", "xterm")
         .stdin(std::process::Stdio::null())
         .output()
@@ -182,9 +183,16 @@ fn progress17_a_terminal_shows_progress_on_stderr_and_nothing_else_does() {
 
     // On a terminal, with stdout to a file: every phase on the terminal, stdout as without one.
     csv_rows(&env, &rows(4));
-    let terminal = on_terminal(&env, "apply --yes", Some("apply.out"));
+    let terminal = on_terminal(&env, "apply --yes", Some("apply.out"), "info");
     assert_eq!(drawn(&terminal), DRAWN, "{terminal}");
     assert!(terminal.contains("/2 ops, 0 failed"), "the bar's counts: {terminal}");
+    // A log line while the bar is shown is a line of its own: the bar is cleared first (the
+    // line starts after the last carriage return with no bar in front of it).
+    let logged: Vec<&str> = terminal.lines().filter(|l| l.contains("sent operations")).collect();
+    assert_eq!(logged.len(), 1, "{terminal:?}");
+    let head = logged[0].split("sent operations").next().unwrap_or_default();
+    let head = head.rsplit('\r').next().unwrap_or_default();
+    assert!(!head.contains("ops") && !head.contains("applying"), "{head:?} in {terminal:?}");
     let stdout = std::fs::read_to_string(env.path("apply.out")).unwrap();
     assert!(stdout.contains("2 done, 0 failed, 0 not sent."), "{stdout}");
     assert_eq!(drawn(&stdout), Vec::<&str>::new(), "{stdout}");
@@ -196,17 +204,17 @@ fn progress17_a_terminal_shows_progress_on_stderr_and_nothing_else_does() {
     }
 
     // `--json` on a terminal: the JSON alone, nothing drawn.
-    let terminal = on_terminal(&env, "plan --json", None);
+    let terminal = on_terminal(&env, "plan --json", None, "warn");
     assert_eq!(drawn(&terminal), Vec::<&str>::new(), "{terminal}");
     let plan: serde_json::Value = serde_json::from_str(&terminal).expect("the terminal shows only the JSON");
     assert!(plan["operations"].as_array().is_some_and(Vec::is_empty), "{plan}");
-    let terminal = on_terminal(&env, "adopt --json", None);
+    let terminal = on_terminal(&env, "adopt --json", None, "warn");
     assert_eq!(drawn(&terminal), Vec::<&str>::new(), "{terminal}");
 
     // A plan and an adopt on a terminal show their reading phases, then their text.
-    let terminal = on_terminal(&env, "plan", None);
+    let terminal = on_terminal(&env, "plan", None, "warn");
     assert_eq!(drawn(&terminal), DRAWN[..3], "{terminal}");
-    let terminal = on_terminal(&env, "adopt --yes", None);
+    let terminal = on_terminal(&env, "adopt --yes", None, "warn");
     assert_eq!(drawn(&terminal), DRAWN[..3], "{terminal}");
     assert!(terminal.contains("Accounts to record as enid's"), "{terminal}");
 }
