@@ -1,5 +1,7 @@
-//! `enid adopt`: what it would claim, a confirmation, and the claim.
+//! `enid adopt`: what it would claim (with the progress display while it reads), a
+//! confirmation, and the claim.
 
+use super::progress::Display;
 use super::{CliError, io};
 use crate::clock;
 use crate::engine::{ByHand, Engine};
@@ -17,7 +19,11 @@ pub(super) async fn adopt(
 ) -> Result<ExitCode, CliError> {
     let now = clock::now(None);
     let _lock = engine.lock("adopt", now).await?;
-    let plan = engine.plan_adopt(now, by_hand.as_ref()).await?;
+    let display = Display::for_command(json);
+    let planned = engine.plan_adopt(now, by_hand.as_ref(), Display::hook(&display).as_deref()).await;
+    // Cleared before anything is written, also before an error's message.
+    drop(display);
+    let plan = planned?;
     if json {
         let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Message(e.to_string()))?;
         writeln!(out, "{text}").map_err(io)?;

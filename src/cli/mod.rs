@@ -7,7 +7,8 @@
 //! One file per command: `plan` (plan and apply, through the engine's run API), `adopt`,
 //! `log` (the sync log, state backups and pruning), `conflicts` (the conflict queue and held
 //! renames), `explain`, `passwords` (the hand-out of first passwords), `keys` (`enid keys
-//! create`); `render` turns plans and conflicts into text.
+//! create`); `render` turns plans and conflicts into text; `progress` draws a run's progress on
+//! a terminal.
 
 use crate::clock;
 use crate::config::{Config, ConfigError};
@@ -25,6 +26,7 @@ mod keys;
 mod log;
 mod passwords;
 mod plan;
+mod progress;
 mod render;
 pub use render::{render_conflicts, render_plan};
 
@@ -413,8 +415,13 @@ pub fn init_tracing(cli: &Cli) {
             tracing_subscriber::registry().with(filter).with(journal.with_syslog_identifier("enid".into())).try_init();
         return;
     }
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    let _ = if daemon { fmt.try_init() } else { fmt.without_time().try_init() };
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // A command's log lines are written around its progress display.
+    let _ = if daemon {
+        fmt.with_writer(std::io::stderr).try_init()
+    } else {
+        fmt.with_writer(|| progress::LogLines).without_time().try_init()
+    };
 }
 
 /// Runs a command.

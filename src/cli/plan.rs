@@ -2,6 +2,7 @@
 //! API ([`Engine::run`]); this file only turns arguments into a [`RunRequest`], shows what the
 //! engine found, and asks for confirmation on a terminal ([`Terminal`], the CLI's [`Frontend`]).
 
+use super::progress::Display;
 use super::render::{Listed, render_plan};
 use super::{CliError, exiting, failures, io, warn_rejected};
 use crate::clock;
@@ -43,8 +44,10 @@ pub(super) async fn plan(
     listed: Listed,
     out: &mut (impl Write + Send),
 ) -> Result<ExitCode, CliError> {
-    let request = RunRequest::new(RunMode::Plan { save, record: false }, now, overrides);
-    let mut terminal = Terminal { out, json, yes: true, plan_id: None, error: None, listed };
+    let display = Display::for_command(json);
+    let mut request = RunRequest::new(RunMode::Plan { save, record: false }, now, overrides);
+    request.hook = Display::hook(&display);
+    let mut terminal = Terminal { out, json, yes: true, plan_id: None, error: None, listed, display };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;
     let report = report?;
@@ -125,8 +128,10 @@ pub(super) async fn apply(
     out: &mut (impl Write + Send),
 ) -> Result<ExitCode, CliError> {
     let plan_id = request.plan_id.clone();
-    let request = RunRequest::new(RunMode::Apply(request), now, overrides);
-    let mut terminal = Terminal { out, json: false, yes, plan_id, error: None, listed: Listed::default() };
+    let display = Display::for_command(false);
+    let mut request = RunRequest::new(RunMode::Apply(request), now, overrides);
+    request.hook = Display::hook(&display);
+    let mut terminal = Terminal { out, json: false, yes, plan_id, error: None, listed: Listed::default(), display };
     let report = engine.run(&request, &mut terminal).await;
     terminal.finish()?;
     let RunReport { computed, outcome, .. } = report?;
@@ -176,15 +181,27 @@ struct Terminal<'a, W: Write> {
     error: Option<CliError>,
     /// What of the plan the text lists (`--json` is always the whole plan).
     listed: Listed,
+    /// The progress display on a terminal, cleared before anything is written.
+    display: Option<std::sync::Arc<Display>>,
 }
 
 impl<W: Write> Terminal<'_, W> {
-    /// The first error the front end met, if any.
+    /// The run is over: the progress display is cleared; the first error the front end met, if
+    /// any.
     fn finish(&mut self) -> Result<(), CliError> {
+        self.clear();
         self.error.take().map_or(Ok(()), Err)
     }
 
+    /// Clears the progress display, before the plan, a question or the result is written.
+    fn clear(&self) {
+        if let Some(d) = &self.display {
+            d.clear();
+        }
+    }
+
     fn write(&mut self, text: &str) -> Confirm {
+        self.clear();
         match self.out.write_all(text.as_bytes()) {
             Ok(()) => Confirm::Go,
             Err(e) => {
@@ -216,6 +233,7 @@ impl<W: Write> Terminal<'_, W> {
 
 impl<W: Write + Send> Frontend for Terminal<'_, W> {
     fn computed(&mut self, computed: &Computed) -> Confirm {
+        self.clear();
         warn_rejected(computed);
         if self.json {
             return match serde_json::to_string_pretty(&computed.shown_plan()) {

@@ -11,6 +11,7 @@
 //! database, never a target.
 
 use super::records::{changed_primaries, changed_records};
+use super::run::{Phase, RunHook};
 use super::{Engine, EngineError, Overrides};
 use crate::core::desired::name_request;
 use crate::core::identity::Resolution;
@@ -116,8 +117,21 @@ pub struct ByHand {
 
 impl Engine {
     /// Works out what `enid adopt` would claim. Reads sources, state and targets; writes nothing.
-    pub async fn plan_adopt(&self, now: DateTime<Utc>, by_hand: Option<&ByHand>) -> Result<AdoptPlan, EngineError> {
+    /// `hook` is told the phases as a plan's are ([`Phase`]: reading sources, reading targets,
+    /// planning).
+    pub async fn plan_adopt(
+        &self,
+        now: DateTime<Utc>,
+        by_hand: Option<&ByHand>,
+        hook: Option<&dyn RunHook>,
+    ) -> Result<AdoptPlan, EngineError> {
+        let phase = |p: Phase| {
+            if let Some(h) = hook {
+                h.phase(p);
+            }
+        };
         let today = now.date_naive();
+        phase(Phase::ReadingSources);
         let observing = self.spawn_observe();
         let overrides = Overrides::default();
         let (fetched, state) = tokio::join!(self.fetch_all(now, &overrides), self.read_state());
@@ -128,6 +142,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        phase(Phase::ReadingTargets { records: fetched.counts.values().sum() });
         let mut observed = BTreeMap::new();
         let mut observed_groups = BTreeMap::new();
         for (id, handle) in observing {
@@ -143,6 +158,7 @@ impl Engine {
                 }
             }
         }
+        phase(Phase::Planning { accounts: observed.values().map(Vec::len).sum() });
         // The sources' reads are not recorded by an adoption (it keeps the records of the
         // identities it claims only): the next apply reads every source in full.
         let super::fetch::Fetched { records, rejected: rejected_rows, counts, columns, .. } = fetched;

@@ -7,7 +7,7 @@
 //! group member whose value the target gives (a new account's key) is added once its account's
 //! operations are done, or left out when they failed.
 
-use super::run::{Progress, RunHook};
+use super::run::{Phase, Progress, RunHook};
 use super::{ApplyReport, Computed, Engine, EngineError, TargetHandle};
 use crate::core::model::{AccountStatus, IdentityId};
 use crate::core::plan::{Action, PlannedOp};
@@ -78,6 +78,9 @@ impl Engine {
         hook: Option<&dyn RunHook>,
     ) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
+        if let Some(h) = hook {
+            h.phase(Phase::Applying { total: plan.operations.len() });
+        }
         let started = std::time::Instant::now();
         self.expire_passwords(now).await?;
         // The key first passwords are kept with, before anything is sent: a lost one stops here.
@@ -169,6 +172,7 @@ impl Engine {
                     "not sent: the target stopped earlier in this run",
                     now,
                     &mut report,
+                    &watch,
                 )
                 .await?;
                 continue;
@@ -183,7 +187,8 @@ impl Engine {
                 .map(|o| with_new_members(o, &after, form, follows))
                 .partition(|o| !matches!(&o.op, TargetOp::CreateGroup { members, .. } | TargetOp::AddMembers { members, .. } if members.is_empty()));
             let empty: Vec<&PlannedOp> = empty.iter().collect();
-            self.skip_all(run, id, &empty, "not sent: its new members could not be created", now, &mut report).await?;
+            let why = "not sent: its new members could not be created";
+            self.skip_all(run, id, &empty, why, now, &mut report, &watch).await?;
             let group_ops: Vec<&PlannedOp> = resolved.iter().collect();
             let pending: Vec<GroupRow> = group_ops
                 .iter()
@@ -390,7 +395,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Logs operations that were not sent.
+    /// Logs operations that were not sent (and counts them in the progress, which reaches the
+    /// plan's total however the apply went).
+    #[allow(clippy::too_many_arguments)]
     async fn skip_all(
         &self,
         run: i64,
@@ -399,8 +406,12 @@ impl Engine {
         why: &str,
         now: DateTime<Utc>,
         report: &mut ApplyReport,
+        watch: &Watch<'_>,
     ) -> Result<(), EngineError> {
         report.skipped += ops.len();
+        if let Some(h) = watch.hook.filter(|_| !ops.is_empty()) {
+            h.progress(&watch.progress(report));
+        }
         let records: Vec<OpRecord> =
             ops.iter().map(|op| op_record(id, op, OpResult::Skipped(why.to_string()))).collect();
         Ok(self.store.record_ops(run, &records, now).await?)

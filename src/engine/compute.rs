@@ -4,6 +4,7 @@
 use super::fetch::Fetched;
 use super::incremental::Narrowed;
 use super::records::*;
+use super::run::{Phase, RunHook};
 use super::{Engine, EngineError, Overrides};
 use crate::core::desired::*;
 use crate::core::identity::{self, RejectedRows, Resolution};
@@ -197,7 +198,17 @@ impl Engine {
 
     /// The dry run: reads sources and targets, and plans. Writes nothing.
     pub async fn compute(&self, now: DateTime<Utc>, overrides: &Overrides) -> Result<Computed, EngineError> {
-        match self.compute_with(now, overrides, false).await? {
+        self.compute_with(now, overrides, None).await
+    }
+
+    /// [`Engine::compute`], telling `hook` each [`Phase`] as it begins.
+    pub async fn compute_with(
+        &self,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+        hook: Option<&dyn RunHook>,
+    ) -> Result<Computed, EngineError> {
+        match self.compute_run(now, overrides, false, hook).await? {
             Narrowed::Yes(c) => Ok(c),
             Narrowed::Full(why) => unreachable!("a full run never falls back ({why})"),
         }
@@ -209,16 +220,24 @@ impl Engine {
         &self,
         now: DateTime<Utc>,
         overrides: &Overrides,
+        hook: Option<&dyn RunHook>,
     ) -> Result<Narrowed<Computed>, EngineError> {
-        self.compute_with(now, overrides, true).await
+        self.compute_run(now, overrides, true, hook).await
     }
 
-    async fn compute_with(
+    async fn compute_run(
         &self,
         now: DateTime<Utc>,
         overrides: &Overrides,
         narrow: bool,
+        hook: Option<&dyn RunHook>,
     ) -> Result<Narrowed<Computed>, EngineError> {
+        let phase = |p: Phase| {
+            if let Some(h) = hook {
+                h.phase(p);
+            }
+        };
+        phase(Phase::ReadingSources);
         let today = now.date_naive();
         let started = std::time::Instant::now();
         let lap =
@@ -244,6 +263,7 @@ impl Engine {
             }
         };
         lap("read sources and state");
+        phase(Phase::ReadingTargets { records: counts.values().sum() });
         // A rejected row is not a leaver: the persons linked to rejected rows are kept as stored.
         let rejected_rows = RejectedRows::from_rows(&rejected);
         let mut resolution = identity::resolve(
@@ -334,6 +354,7 @@ impl Engine {
             return Err(e);
         }
         lap("read targets");
+        phase(Phase::Planning { accounts: observed.values().map(Vec::len).sum() });
         // The guards that judge a whole target are the full run's: an incremental run saw every
         // owned account of its persons where the state says (`narrow_observe`).
         let moved = if narrow {

@@ -15,7 +15,8 @@ pub struct RunRequest {
     pub now: DateTime<Utc>,
     /// Guards an operator let through for this run, after review.
     pub overrides: Overrides,
-    /// Called between operations of an apply: progress, and whether to stop (SIGTERM).
+    /// Told the phases, and called between operations of an apply: progress, and whether to
+    /// stop (SIGTERM).
     pub hook: Option<std::sync::Arc<dyn RunHook>>,
 }
 
@@ -38,10 +39,32 @@ pub struct Progress {
     pub elapsed: std::time::Duration,
 }
 
-/// The one hook an apply calls between operations: the CLI's progress display and the daemon's
-/// shutdown (and later a leader's lease check) use the same one. Called from the apply's task;
-/// it must return at once.
+/// Where a run is, as [`RunHook::phase`] sees it. A run goes through them in this order (a plan
+/// stops after `Planning`; an apply that has nothing to do, is held or is declined too). The
+/// targets are read beside the sources from the start: `ReadingTargets` is when the run has its
+/// records and waits for the accounts. A service's incremental run that turns into a full one
+/// starts again at `ReadingSources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading every source (and the state).
+    ReadingSources,
+    /// The sources are read (`records`: valid records over every source); waiting for the
+    /// targets' accounts.
+    ReadingTargets { records: usize },
+    /// Everything is read (`accounts`: the accounts observed over every target); resolving,
+    /// checking the guards and planning.
+    Planning { accounts: usize },
+    /// Carrying out `total` operations: [`RunHook::progress`] follows after each one.
+    Applying { total: usize },
+}
+
+/// The one hook a run calls as it goes: the phases, and between an apply's operations its
+/// progress and whether to stop. The CLI's progress display and the daemon's shutdown (and
+/// later a leader's lease check) use the same one. Called from the run's task; it must return
+/// at once. Every method does nothing by default.
 pub trait RunHook: Send + Sync {
+    /// The run has begun a phase.
+    fn phase(&self, _phase: Phase) {}
     /// The counts so far, after each operation's result.
     fn progress(&self, _progress: &Progress) {}
     /// Whether the apply stops before its next operation, and why (`Some("stopped by
@@ -229,7 +252,7 @@ impl Engine {
         let now = request.now;
         match &request.mode {
             RunMode::Plan { save, record } => {
-                let computed = match self.compute(now, &request.overrides).await {
+                let computed = match self.compute_with(now, &request.overrides, request.hook.as_deref()).await {
                     Ok(c) => c,
                     Err(e) => {
                         if *record {
@@ -258,7 +281,7 @@ impl Engine {
             RunMode::Apply(approval) => {
                 let _lock = self.lock("apply", now).await?;
                 let stopped = |e: &EngineError| connector_api::one_line(e);
-                let mut computed = match self.compute(now, &request.overrides).await {
+                let mut computed = match self.compute_with(now, &request.overrides, request.hook.as_deref()).await {
                     Ok(c) => c,
                     Err(e) => {
                         self.note_run("apply", approval.plan_id.as_deref(), "stopped", &stopped(&e), None, now).await;
@@ -372,17 +395,18 @@ impl Engine {
         // Approved operations and accepted guards are a full run's: the approved persons are
         // not the changed ones.
         let narrow = changes_only && approvals.is_empty();
+        let hook = request.hook.as_deref();
         let computed = if narrow {
-            match self.compute_changes(now, &overrides).await {
+            match self.compute_changes(now, &overrides, hook).await {
                 Ok(super::Narrowed::Yes(c)) => Ok(c),
                 Ok(super::Narrowed::Full(why)) => {
                     tracing::info!(why = %why, "a full run instead of an incremental one");
-                    self.compute(now, &overrides).await
+                    self.compute_with(now, &overrides, hook).await
                 }
                 Err(e) => Err(e),
             }
         } else {
-            self.compute(now, &overrides).await
+            self.compute_with(now, &overrides, hook).await
         };
         let mut computed = match computed {
             Ok(c) => c,

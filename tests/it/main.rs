@@ -28,6 +28,7 @@ mod oneroster;
 mod ops16;
 mod permissions;
 mod plan17;
+mod progress17;
 mod protected;
 mod review;
 mod review15;
