@@ -68,8 +68,8 @@ pub use planview::{
 pub use queries::{LookupError, NeedsAction, RunView, Viewer};
 pub use registry::{AnySource, AnyTarget, Connectors, SourceConfig, TargetConfig};
 pub use run::{
-    Confirm, Frontend, Outcome, Overrides, Phase, Progress, REJECTED_KEPT, RejectedRow, RunCounts, RunHook, RunMode,
-    RunReport, RunRequest,
+    Confirm, ConflictNote, Frontend, Outcome, Overrides, Phase, Progress, REJECTED_KEPT, RejectedRow, RunCounts,
+    RunHook, RunMode, RunReport, RunRequest,
 };
 pub use sessions::{NewSession, Session};
 pub use tokens::{Principal, TokenInfo, TokenRole};

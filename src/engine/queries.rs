@@ -77,6 +77,8 @@ fn run_view(run: RunRow, viewer: &Viewer) -> RunView {
     {
         t.rejected.retain(|r| r.school.as_deref().is_some_and(|s| viewer.sees(s)));
         t.rejected_total = t.rejected.len();
+        t.conflicts.retain(|c| c.schools.iter().any(|s| viewer.sees(s)));
+        t.renames_held = 0;
     }
     let message = if viewer.schools.is_some() { None } else { run.message };
     RunView { run: RunRow { counts: None, message, ..run }, tally }
@@ -92,6 +94,8 @@ pub struct NeedsAction {
     pub rejected_more: usize,
     /// Renames held for approval (an administrator's only).
     pub renames_held: usize,
+    /// Open conflicts holding records of the viewer's units (an administrator: all).
+    pub conflicts: Vec<super::ConflictNote>,
 }
 
 impl Engine {
@@ -120,15 +124,15 @@ impl Engine {
             }
             let view = run_view(run, viewer);
             let Some(t) = view.tally else { return Ok(None) };
-            let renames_held = if viewer.schools.is_none() { t.renames_held } else { 0 };
-            if t.rejected.is_empty() && renames_held == 0 {
+            if t.rejected.is_empty() && t.renames_held == 0 && t.conflicts.is_empty() {
                 return Ok(None);
             }
             return Ok(Some(NeedsAction {
                 run_id: view.run.id,
                 rejected_more: t.rejected_total.saturating_sub(t.rejected.len()),
                 rejected: t.rejected,
-                renames_held,
+                renames_held: t.renames_held,
+                conflicts: t.conflicts,
             }));
         }
         Ok(None)

@@ -200,6 +200,43 @@ pub struct RunCounts {
     /// Renames held for approval (`on_name_change = "hold"`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub renames_held: usize,
+    /// Conflicts open at this run: records held without an account until IT decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictNote>,
+}
+
+/// An open conflict as a run's counts keep it, for whoever must know that a person waits: the
+/// conflict's id, how many records it holds, and their school units. No name, key or number.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConflictNote {
+    pub id: String,
+    pub held: usize,
+    pub schools: Vec<String>,
+}
+
+/// The open conflicts of a computed run, each with the school units of the records it holds.
+fn conflict_notes(computed: &Computed) -> Vec<ConflictNote> {
+    let r = &computed.resolution;
+    let units: std::collections::HashMap<String, Vec<&str>> = r
+        .held_records
+        .iter()
+        .map(|s| {
+            let label = crate::core::identity::record_label(&s.source, &s.record.person_id);
+            (label, s.record.affiliations.iter().filter_map(|a| a.school_unit.as_deref()).collect())
+        })
+        .collect();
+    r.conflicts
+        .iter()
+        .map(|c| {
+            let schools: std::collections::BTreeSet<&str> =
+                c.held.iter().filter_map(|h| units.get(h)).flatten().copied().collect();
+            ConflictNote {
+                id: c.id.clone(),
+                held: c.held.len(),
+                schools: schools.into_iter().map(String::from).collect(),
+            }
+        })
+        .collect()
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -235,6 +272,7 @@ impl RunCounts {
             rejected: computed.rejected_rows.iter().take(REJECTED_KEPT).cloned().collect(),
             rejected_total: computed.rejected_rows.len(),
             renames_held: computed.plan.held_renames.len(),
+            conflicts: conflict_notes(computed),
             ..RunCounts::default()
         }
     }

@@ -413,14 +413,27 @@ fn web17_an_admin_decides_a_conflict_on_the_page_and_the_next_apply_makes_one_ac
     let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
     let lisa =
         env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let per =
+        env.enid(&["token", "add", "per", "--role", "school_admin", "--school", "S2"]).ok().stdout.trim().to_string();
     let service = Service::spawn(&env, "");
     service.wait_up(&env, || service.call("GET", "/healthz", None, None).0 != 0);
     let base = format!("http://127.0.0.1:{}", service.port);
     let driver = Driver::start();
     rt().block_on(async {
         let browser = driver.browser().await;
+        // A school admin of another unit hears nothing of it.
+        sign_in(&browser, &base, &per).await;
+        at(&browser, "/runs").await;
+        let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
+        assert!(!needs.contains("poster hålls"), "{needs}");
+        browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
+        at(&browser, "/sign-in").await;
+        // Lisa's school: the held records need action, by IT; no key, name or number shown.
         sign_in(&browser, &base, &lisa).await;
         at(&browser, "/runs").await;
+        let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
+        assert!(needs.contains("2 poster hålls · S1") && needs.contains("Vem kan åtgärda: IT"), "{needs}");
+        assert!(!needs.contains("sis/6") && !needs.contains("Eva"), "{needs}");
         browser.goto(&format!("{base}/conflicts")).await.unwrap();
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Bara för administratörer"), "{text}");

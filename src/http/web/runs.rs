@@ -199,6 +199,23 @@ pub(in crate::http) async fn runs(
                     " · " (lang.t("Vem: IT godkänner dem.", "Who: IT approves them."))
                 }
             }
+            @if let Some(left) = left.as_ref().filter(|l| !l.conflicts.is_empty()) {
+                h3 id="conflicts" { (lang.t("Konflikter", "Conflicts")) }
+                p { (lang.t(
+                    "Poster som delar personnummer eller nyckel med någon annan hålls utan konto tills IT avgör om det är samma person. Vem kan åtgärda: IT, efter att ha frågat skolan vem posterna gäller.",
+                    "Records that share a civic number or a key with someone else are held without an account until IT decides whether they are the same person. Who can fix it: IT, after asking the school whom the records are for.")) }
+                ul {
+                    @for c in &left.conflicts {
+                        li {
+                            @if s.principal.role == crate::engine::TokenRole::Admin {
+                                a href=(format!("/conflicts#conflict-{}", c.id)) { (c.id) }
+                            } @else { (c.id) }
+                            " · " (c.held) " " (lang.t("poster hålls", "records held"))
+                            " · " (if c.schools.is_empty() { "-".to_string() } else { c.schools.join(", ") })
+                        }
+                    }
+                }
+            }
             @if let Some(rj) = left.as_ref().filter(|l| !l.rejected.is_empty()) {
                 h3 id="rejected" { (lang.t("Rader som källan måste rätta", "Rows the source must fix")) }
                 p { (lang.t(
