@@ -78,6 +78,8 @@ pub trait ViewedOp: Clone + Serialize {
     fn username(&self) -> &str;
     fn protected(&self) -> bool;
     fn reason(&self) -> &str;
+    /// What approves this very operation (`enid approve --op`).
+    fn fingerprint(&self) -> &str;
 }
 
 impl ViewedOp for PlannedOp {
@@ -102,6 +104,9 @@ impl ViewedOp for PlannedOp {
     fn reason(&self) -> &str {
         &self.reason
     }
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
 }
 
 impl ViewedOp for serde_json::Value {
@@ -125,6 +130,9 @@ impl ViewedOp for serde_json::Value {
     }
     fn reason(&self) -> &str {
         self["reason"].as_str().unwrap_or_default()
+    }
+    fn fingerprint(&self) -> &str {
+        self["fingerprint"].as_str().unwrap_or_default()
     }
 }
 

@@ -310,6 +310,24 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
         browser.wait().for_element(Locator::Css("h2#action-create")).await.unwrap();
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Från nummer 21") && text.contains("elev20.") && !text.contains("elev19."), "{text}");
+        // Two operations ticked one by one on the planned run's plan: only those are carried out.
+        browser.goto(&format!("{base}/runs")).await.unwrap();
+        browser.find(Locator::LinkText("Läs planen")).await.unwrap().click().await.unwrap();
+        browser.wait().for_element(Locator::Css("form.approve-ops")).await.unwrap();
+        let mut ticked = 0;
+        for label in browser.find_all(Locator::Css("form.approve-ops label.inline")).await.unwrap() {
+            let text = label.text().await.unwrap();
+            if text.contains("elev00.") || text.contains("elev31.") {
+                label.click().await.unwrap(); // a label ticks its box
+                ticked += 1;
+            }
+        }
+        assert_eq!(ticked, 2);
+        screenshot(&browser, "15-approve-ops").await;
+        browser.find(Locator::Css("form.approve-ops button[type=submit]")).await.unwrap().click().await.unwrap();
+        at(&browser, "/approve").await;
+        let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("Godkände 2 ändringar"), "{text}");
         browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
         at(&browser, "/sign-in").await;
         // A school admin has no plan page.
@@ -323,6 +341,9 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
     });
     let (status, _) = raw(api.port, "GET", &format!("/plans/{plan_id}"), "", "");
     assert_eq!(status, 303, "not signed in: to the sign-in form");
+    crate::daemon16::wait_for("the two approved creates on slapd", 30, || env.people().len() == 2);
+    let people: Vec<String> = env.people().into_keys().collect();
+    assert!(people[0].starts_with("elev00.") && people[1].starts_with("elev31."), "{people:?}");
 }
 
 /// The accessibility problems a page has, as the checks below find them in the browser: a
@@ -386,6 +407,7 @@ fn web17_every_page_is_labelled_in_contrast_keyboard_usable_and_fits_a_phone() {
         env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE status = 'planned'") != "0"
     });
     let plan_id = env.sql_value("SELECT plan_id FROM runs WHERE status = 'planned'");
+    let planned = env.sql_value("SELECT CAST(id AS TEXT) FROM runs WHERE status = 'planned'");
     let anna = env.sql_value("SELECT identity_id FROM source_records WHERE person_id = '1'");
     let base = format!("http://127.0.0.1:{}", service.port);
     let driver = Driver::start();
@@ -425,9 +447,16 @@ fn web17_every_page_is_labelled_in_contrast_keyboard_usable_and_fits_a_phone() {
 
         sign_in(&browser, &base, &admin).await;
         at(&browser, "/runs").await;
-        for path in
-            ["/runs", "/log", "/conflicts", "/renames", "/passwords", &format!("/plans/{plan_id}"), "/runs?lang=en"]
-        {
+        for path in [
+            "/runs",
+            "/log",
+            "/conflicts",
+            "/renames",
+            "/passwords",
+            &format!("/plans/{plan_id}"),
+            &format!("/plans/{plan_id}?run={planned}"),
+            "/runs?lang=en",
+        ] {
             browser.goto(&format!("{base}{path}")).await.unwrap();
             check(format!("admin {path}")).await;
         }

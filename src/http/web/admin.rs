@@ -38,7 +38,7 @@ pub(in crate::http) async fn dry_run(
     let plan = report.computed.shown_plan();
     let held: Vec<String> = plan.held.iter().map(ToString::to_string).collect();
     let intro = lang.t("ändringar. Inget är gjort; planen är sparad.", "changes. Nothing was done; the plan is saved.");
-    let body = plan_markup(lang, title, intro, &view, &held, &PlanQuery::default());
+    let body = plan_markup(lang, title, intro, &view, &held, &PlanQuery::default(), None);
     page(StatusCode::OK, lang, title, Some(&s), body)
 }
 
@@ -51,10 +51,14 @@ fn plan_markup<O: crate::engine::ViewedOp>(
     view: &crate::engine::PlanView<O>,
     held: &[String],
     asked: &PlanQuery,
+    approve: Option<(i64, &str)>,
 ) -> Markup {
     let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
     let link = |action: &str, offset: usize| {
         let mut url = format!("/plans/{}?only={action}&offset={offset}", view.plan_id);
+        if let Some(run) = asked.run {
+            url.push_str(&format!("&run={run}"));
+        }
         for (k, v) in [("school", &asked.school), ("target", &asked.target), ("person", &asked.person)] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 url.push_str(&format!("&{k}={}", urlencoding(v)));
@@ -87,6 +91,7 @@ fn plan_markup<O: crate::engine::ViewedOp>(
         }
         form method="get" action=(format!("/plans/{}", view.plan_id)) class="selection" {
             h2 { (lang.t("Välj ändringar", "Select changes")) }
+            @if let Some(run) = asked.run { input type="hidden" name="run" value=(run); }
             label for="sel-only" { (lang.t("Ändring (t.ex. create,disable)", "Change (e.g. create,disable)")) }
             input type="text" id="sel-only" name="only" value=(asked.only.as_deref().unwrap_or_default());
             label for="sel-school" { (lang.t("Skolenhet", "School unit")) }
@@ -102,9 +107,32 @@ fn plan_markup<O: crate::engine::ViewedOp>(
             @if l.offset > 0 {
                 p { (lang.t("Från nummer ", "From number ")) (l.offset + 1) }
             }
-            ul {
-                @for op in &l.operations {
-                    li { (op.target()) " · " (op.username()) " · " (dash(op.school())) " · " (op.reason()) }
+            @if let Some((run, csrf)) = approve {
+                form method="post" action=(format!("/runs/{run}/approve")) class="approve-ops" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    ul class="ops" {
+                        @for op in &l.operations {
+                            @let id = format!("op-{}", op.fingerprint());
+                            li {
+                                input type="checkbox" name="op" value=(op.fingerprint()) id=(id);
+                                " "
+                                label for=(id) class="inline" {
+                                    (op.target()) " · " (op.username()) " · " (dash(op.school())) " · " (op.reason())
+                                }
+                            }
+                        }
+                    }
+                    label {
+                        input type="checkbox" name="accept_protected" value="yes";
+                        " " (lang.t("även personer med skyddade personuppgifter", "also persons with protected personal data"))
+                    }
+                    p { button type="submit" { (lang.t("Godkänn de markerade", "Approve the ticked")) " (" (l.action) ")" } }
+                }
+            } @else {
+                ul {
+                    @for op in &l.operations {
+                        li { (op.target()) " · " (op.username()) " · " (dash(op.school())) " · " (op.reason()) }
+                    }
                 }
             }
             nav aria-label=(format!("{} {}", l.action, lang.t("sidor", "pages"))) {
@@ -144,6 +172,8 @@ pub(in crate::http) struct PlanQuery {
     person: Option<String>,
     #[serde(default)]
     offset: usize,
+    /// The held or planned run whose plan this is: its operations can be approved one by one.
+    run: Option<i64>,
 }
 
 /// `GET /plans/{id}` (an admin): a saved plan (a dry run's, a held or planned run's) as a
@@ -191,8 +221,25 @@ pub(in crate::http) async fn saved_plan(
         Ok(None) => return answer(StatusCode::NOT_FOUND, lang.t("Ingen sådan plan.", "No such plan.").into()),
         Err(e) => return failure(&e),
     };
+    // A held or planned run of this plan: its operations are approved one by one here.
+    let mut approve = None;
+    let mut held = Vec::new();
+    if let Some(run) = q.run
+        && may_approve(&state, &s)
+    {
+        match engine.run_by_id(run, &s.principal.viewer).await {
+            Ok(Some(r))
+                if matches!(r.run.status.as_str(), "held" | "planned") && r.run.plan_id.as_deref() == Some(&id) =>
+            {
+                held = r.tally.map(|t| t.held).unwrap_or_default();
+                approve = Some((run, s.csrf.as_str()));
+            }
+            Ok(_) => {}
+            Err(e) => return failure(&e),
+        }
+    }
     let intro = lang.t("ändringar i planen.", "changes in the plan.");
-    let body = plan_markup(lang, title, intro, &view, &[], &q);
+    let body = plan_markup(lang, title, intro, &view, &held, &q, approve);
     let secure = state.settings.tls_cert_file.is_some();
     remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
 }

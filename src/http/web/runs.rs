@@ -175,7 +175,7 @@ pub(in crate::http) async fn runs(
                                         s.principal.role == crate::engine::TokenRole::Admin
                                             && matches!(r.run.status.as_str(), "held" | "planned")
                                     }) {
-                                        p { a href=(format!("/plans/{pid}")) { (lang.t("Läs planen", "Read the plan")) } }
+                                        p { a href=(format!("/plans/{pid}?run={}", r.run.id)) { (lang.t("Läs planen", "Read the plan")) } }
                                     }
                                     @if may_approve && matches!(r.run.status.as_str(), "held" | "planned") {
                                         (approve_form(lang, &s, r))
@@ -303,16 +303,32 @@ fn approve_form(lang: Lang, s: &Session, r: &RunView) -> Markup {
 }
 
 /// The approval form as posted.
-#[derive(Debug, serde::Deserialize)]
-pub(in crate::http) struct ApproveForm {
-    #[serde(default)]
+#[derive(Debug, Default)]
+struct ApproveForm {
     csrf: String,
-    #[serde(default)]
     only: String,
-    #[serde(default)]
     school: String,
-    #[serde(default)]
     accept_protected: Option<String>,
+    /// Operations ticked one by one on the plan's page (their fingerprints), each an `op` field.
+    ops: Vec<String>,
+}
+
+impl ApproveForm {
+    /// The form from its fields, `op` given once per ticked operation.
+    fn from_pairs(pairs: Vec<(String, String)>) -> ApproveForm {
+        let mut form = ApproveForm::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "csrf" => form.csrf = v,
+                "only" => form.only = v,
+                "school" => form.school = v,
+                "accept_protected" => form.accept_protected = Some(v),
+                "op" => form.ops.push(v),
+                _ => {}
+            }
+        }
+        form
+    }
 }
 
 /// `POST /runs/{id}/approve`: approves a held or planned run's operations (as `enid approve`
@@ -321,8 +337,9 @@ pub(in crate::http) async fn approve(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
-    Form(form): Form<ApproveForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
+    let form = ApproveForm::from_pairs(pairs);
     let lang = Lang::of(&headers, None);
     let engine = state.engine();
     let s = match posted(&engine, &headers, &form.csrf, lang).await {
@@ -355,7 +372,7 @@ pub(in crate::http) async fn approve(
     let selection = crate::engine::Selection {
         only,
         school,
-        ops: Vec::new(),
+        ops: form.ops,
         accept_protected: form.accept_protected.is_some(),
         accept: Vec::new(),
     };
