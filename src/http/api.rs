@@ -35,6 +35,19 @@ pub(super) async fn runs(
     Ok(Json(runs).into_response())
 }
 
+/// `GET /needs-action`: what waits for someone, as the web page's "Needs action" shows it:
+/// what the newest full run left (rows the sources rejected, open conflicts, an admin's count of
+/// held renames) and the first passwords waiting per school unit, all of the viewer's units.
+pub(super) async fn needs_action(
+    State(state): State<Arc<ApiState>>,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let left = engine.needs_action(&who.viewer).await?;
+    let passwords = engine.waiting_passwords(&who.viewer).await?;
+    Ok(Json(serde_json::json!({ "last_full_run": left, "passwords_waiting": passwords })).into_response())
+}
+
 /// `GET /runs/{id}`: one run, if the viewer may see it.
 pub(super) async fn run(
     State(state): State<Arc<ApiState>>,

@@ -56,6 +56,7 @@ pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/runs", get(api::runs))
         .route("/runs/{id}", get(api::run))
+        .route("/needs-action", get(api::needs_action))
         .route("/runs/{id}/approve", post(api::approve_run))
         .route("/log", get(api::log))
         .route("/persons/lookup", post(api::lookup))

@@ -217,6 +217,22 @@ fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page
         assert!(text.contains("anna.berg blir anna.lind"), "{text}");
         browser.close().await.unwrap();
     });
+    // The API's view of the same: S2's token gets Bo's row, S1's does not; neither any number.
+    let per = service.json("GET", "/api/v1/needs-action", &s2, None);
+    let rows = per["last_full_run"]["rejected"].as_array().expect("S2's rejected row").clone();
+    assert!(
+        rows.iter().any(|r| r["location"].as_str().unwrap().ends_with("/persons.csv:3") && r["school"] == "S2"),
+        "{per}"
+    );
+    let lisa = service.json("GET", "/api/v1/needs-action", &s1, None);
+    assert!(!lisa.to_string().contains("persons.csv:3"), "{lisa}");
+    for answer in [&per, &lisa] {
+        let digits: String = answer.to_string().chars().filter(char::is_ascii_digit).collect();
+        for i in 1..=4 {
+            let ten: String = pnr(i)[2..].chars().filter(char::is_ascii_digit).collect();
+            assert!(!digits.contains(&ten), "pnr({i}) in {answer}");
+        }
+    }
     crate::daemon16::wait_for("the approved rename on slapd", 30, || env.people().contains_key("anna.lind"));
     assert!(!env.people().contains_key("anna.berg"));
 }
