@@ -54,6 +54,18 @@ pub fn load_configured_secret(file: Option<&Path>, env: Option<&str>, what: &str
     Ok(secret)
 }
 
+/// Reads a secret file whole, as a key file is (a PEM private key, a service account's JSON key:
+/// several lines), and warns when other users of the machine can read it. Its name is never
+/// echoed, nor what it holds.
+pub fn load_secret_file(path: &Path, what: &str) -> Result<Secret, String> {
+    let secret = read_secret(Some(path), None, what)?;
+    if secret.expose().trim().is_empty() {
+        return Err(format!("{what}: the file is empty"));
+    }
+    warn_if_readable_by_others(path, what);
+    Ok(secret)
+}
+
 /// Warns when the secret file `path`, which `what` names, is readable by other users of the
 /// machine: they could read the password or token it holds. Only the file's name and mode are
 /// shown, never what it holds. The name is a real file's (it was just read), so it is not a

@@ -5,7 +5,7 @@
 //! each connector lists these keys in its own config and hands them here as [`AuthKeys`], which
 //! checks them ([`AuthKeys::validate`]) and turns them into an [`Auth`] ([`AuthKeys::auth`]).
 
-use crate::{Auth, ClientAuth, OAuthSettings};
+use crate::{Auth, ClientAuth, Credentials, OAuthSettings};
 use connector_api::load_configured_secret;
 use std::path::Path;
 
@@ -70,10 +70,12 @@ impl AuthKeys<'_> {
                     .ok_or_else(|| format!("{table}: OAuth2 client credentials need both token_url and client_id"))?;
                 Ok(Auth::OAuth(OAuthSettings {
                     token_url: token_url.to_string(),
-                    client_id: client_id.to_string(),
-                    client_secret,
                     scope: self.scope.map(str::to_string),
-                    client_auth: self.client_auth,
+                    credentials: Credentials::Secret {
+                        client_id: client_id.to_string(),
+                        client_secret,
+                        client_auth: self.client_auth,
+                    },
                 }))
             }
             None => {
@@ -118,9 +120,10 @@ mod tests {
             ..Default::default()
         };
         let Auth::OAuth(o) = keys.auth("[targets.lms]").unwrap() else { panic!("oauth") };
-        assert_eq!((o.token_url.as_str(), o.client_id.as_str()), ("https://idp/token", "enid"));
+        let Credentials::Secret { client_id, client_secret, client_auth } = &o.credentials else { panic!("a secret") };
+        assert_eq!((o.token_url.as_str(), client_id.as_str()), ("https://idp/token", "enid"));
         assert_eq!(
-            (o.client_secret.expose(), o.scope.as_deref(), o.client_auth),
+            (client_secret.expose(), o.scope.as_deref(), *client_auth),
             ("s3cret", Some("scim"), ClientAuth::Form)
         );
         let missing = AuthKeys { token_file: Some(&dir.join("nope")), ..Default::default() };

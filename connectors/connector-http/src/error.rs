@@ -15,6 +15,10 @@ pub enum FailureKind {
     Timeout,
     /// The server answered with this status.
     Status(u16),
+    /// The server answered with this status and said, in its body, that the client sent too
+    /// many requests (Google's 403 `userRateLimitExceeded`, `rateLimitExceeded`, `quotaExceeded`):
+    /// the request was not carried out, and may be sent again after a while.
+    RateLimited(u16),
     /// Credentials were refused or could not be obtained (a token endpoint's answer).
     Auth,
     /// TLS failed: the server's certificate, the CA file.
@@ -92,13 +96,18 @@ impl HttpFailure {
     /// The failure a response with an error status is: the server's message from its body.
     pub fn from_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> HttpFailure {
         let (message, scim_type) = server_message(body);
-        HttpFailure { kind: FailureKind::Status(status), retry_after, message, scim_type, source: None }
+        let kind = if status == 403 && rate_limited(body) {
+            FailureKind::RateLimited(403)
+        } else {
+            FailureKind::Status(status)
+        };
+        HttpFailure { kind, retry_after, message, scim_type, source: None }
     }
 
     /// The status, for a failure the server answered.
     pub fn status(&self) -> Option<u16> {
         match self.kind {
-            FailureKind::Status(s) => Some(s),
+            FailureKind::Status(s) | FailureKind::RateLimited(s) => Some(s),
             _ => None,
         }
     }
@@ -106,6 +115,7 @@ impl HttpFailure {
     fn describe(&self) -> String {
         let mut s = match self.kind {
             FailureKind::Status(code) => format!("HTTP {code}"),
+            FailureKind::RateLimited(code) => format!("HTTP {code} (too many requests)"),
             FailureKind::Connect => "cannot connect".into(),
             FailureKind::Timeout => "no answer".into(),
             FailureKind::Auth => "authentication".into(),
@@ -143,7 +153,7 @@ impl HttpError {
             FailureKind::Tls => TargetError::config(format!("{text}; check tls_ca_file")),
             FailureKind::Auth => TargetError::auth(text),
             FailureKind::Status(401) => TargetError::auth(format!("{text}; check the token or the client credentials")),
-            FailureKind::Status(429) => TargetError::throttled(text, f.retry_after),
+            FailureKind::Status(429) | FailureKind::RateLimited(_) => TargetError::throttled(text, f.retry_after),
             FailureKind::Status(503) if f.retry_after.is_some() => TargetError::throttled(text, f.retry_after),
             FailureKind::Status(s) if s >= 500 => TargetError::unavailable(text),
             FailureKind::Status(403) => {
@@ -174,6 +184,20 @@ impl HttpError {
             _ => SourceError::Unavailable { what: self.what, reason, source: self.failure.source },
         }
     }
+}
+
+/// Whether an error body says the client sent too many requests, in Google's words: a reason
+/// `userRateLimitExceeded`, `rateLimitExceeded` or `quotaExceeded` in `error.errors`, or the
+/// status `RESOURCE_EXHAUSTED`. (Another 403 is a missing right: not tried again.)
+fn rate_limited(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return false };
+    let e = &v["error"];
+    e["status"] == "RESOURCE_EXHAUSTED"
+        || e["errors"].as_array().is_some_and(|list| {
+            list.iter().any(|x| {
+                matches!(x["reason"].as_str(), Some("userRateLimitExceeded" | "rateLimitExceeded" | "quotaExceeded"))
+            })
+        })
 }
 
 /// The error and its causes on one line.
@@ -244,5 +268,19 @@ mod tests {
             .with("create user 0f8f")
             .to_string();
         assert_eq!(shown, "create user 0f8f: HTTP 409 uniqueness: taken");
+    }
+
+    #[test]
+    fn googles_403_for_too_many_requests_is_throttling_and_another_403_is_a_missing_right() {
+        let limited = br#"{"error":{"code":403,"message":"Quota exceeded for quota metric","errors":[{"message":"Quota exceeded","domain":"usageLimits","reason":"userRateLimitExceeded"}]}}"#;
+        let f = HttpFailure::from_status(403, None, limited);
+        assert_eq!((f.kind, f.status()), (FailureKind::RateLimited(403), Some(403)));
+        assert!(matches!(f.with("create user x").into_target(), TargetError::Throttled { .. }));
+        let exhausted = br#"{"error":{"code":403,"status":"RESOURCE_EXHAUSTED","message":"slow down"}}"#;
+        assert_eq!(HttpFailure::from_status(403, None, exhausted).kind, FailureKind::RateLimited(403));
+        let denied = br#"{"error":{"code":403,"message":"Not Authorized to access this resource/api","errors":[{"reason":"forbidden"}]}}"#;
+        let f = HttpFailure::from_status(403, None, denied);
+        assert_eq!(f.kind, FailureKind::Status(403));
+        assert_eq!(f.with("list users").into_target().reject_kind(), Some(RejectKind::Access));
     }
 }

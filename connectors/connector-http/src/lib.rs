@@ -5,9 +5,10 @@
 //!   `tls_ca_file`; `tls_insecure_skip_verify` only for tests, and warned about); mutual TLS
 //!   with a client certificate (`tls_cert_file`, `tls_key_file`) for servers that want one;
 //! - authentication: a bearer token from a file or the environment, or OAuth2 client
-//!   credentials (`oauth`: HTTP Basic or form-body client authentication, the token cached and
-//!   refreshed before it expires, and once when the server answers 401), from the keys every
-//!   HTTP connector's table spells the same way ([`AuthKeys`]);
+//!   credentials (`oauth`: HTTP Basic or form-body client authentication, or a signed assertion
+//!   (`assertion`: a Google service account's JWT bearer grant, an Entra certificate), the token
+//!   cached and refreshed before it expires, and once when the server answers 401), from the
+//!   keys every HTTP connector's table spells the same way ([`AuthKeys`]);
 //! - a per-target request rate (governor) and a bound on requests in flight;
 //! - retries with backoff (backon) for 5xx and timeouts, for requests that may be repeated
 //!   (everything but a POST that may have arrived); 429 and 503 with `Retry-After` wait exactly as
@@ -19,15 +20,17 @@
 //! Secrets (tokens, client secrets) live in [`Secret`]s and are sent as sensitive headers: never
 //! logged, never in an error.
 
+mod assertion;
 mod auth;
 mod error;
 mod oauth;
 mod retry;
 mod tls;
 
+pub use assertion::{Assertion, CertificateKey, ServiceAccountKey};
 pub use auth::AuthKeys;
 pub use error::{HttpError, HttpFailure};
-pub use oauth::{ClientAuth, OAuthSettings};
+pub use oauth::{ClientAuth, Credentials, OAuthSettings};
 pub use reqwest::Method;
 
 use connector_api::Secret;
@@ -154,7 +157,7 @@ pub struct HttpClient {
 #[derive(Debug)]
 enum AuthState {
     Bearer(Secret),
-    OAuth(oauth::TokenSource),
+    OAuth(Box<oauth::TokenSource>),
     None,
 }
 
@@ -187,7 +190,7 @@ impl HttpClient {
         };
         let auth = match auth {
             Auth::Bearer(s) => AuthState::Bearer(s),
-            Auth::OAuth(o) => AuthState::OAuth(oauth::TokenSource::new(o)),
+            Auth::OAuth(o) => AuthState::OAuth(Box::new(oauth::TokenSource::new(o))),
             Auth::None => AuthState::None,
         };
         let base = settings.url.trim_end_matches('/').to_string();

@@ -1,7 +1,8 @@
-//! OAuth2 client credentials (RFC 6749 §4.4): a token from the token endpoint, the client
-//! authenticated by HTTP Basic (§2.3.1, the default) or in the form body; cached, and fetched
-//! again a minute before it expires or when the API answers 401. One fetch at a time: requests
-//! that find the token expiring wait for the fetch under way.
+//! OAuth2 tokens from a token endpoint: client credentials (RFC 6749 §4.4), the client
+//! authenticated by HTTP Basic (§2.3.1, the default) or in the form body, or by a signed
+//! assertion (RFC 7523, [`crate::assertion`]: a Google service account's grant, an Entra
+//! certificate); cached, and fetched again a minute before they expire or when the API answers
+//! 401. One fetch at a time: requests that find the token expiring wait for the fetch under way.
 
 use crate::error::{FailureKind, HttpFailure};
 use connector_api::Secret;
@@ -23,11 +24,18 @@ pub enum ClientAuth {
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {
     pub token_url: String,
-    pub client_id: String,
-    pub client_secret: Secret,
     /// Space-separated scopes, when the endpoint wants them.
     pub scope: Option<String>,
-    pub client_auth: ClientAuth,
+    pub credentials: Credentials,
+}
+
+/// What the client proves itself with.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A client id and secret (RFC 6749 §2.3.1).
+    Secret { client_id: String, client_secret: Secret, client_auth: ClientAuth },
+    /// A signed assertion (RFC 7523).
+    Assertion(crate::Assertion),
 }
 
 /// A token renewed this long before it expires.
@@ -60,21 +68,33 @@ impl TokenSource {
 
     async fn fetch(&self, client: &reqwest::Client) -> Result<(Secret, Duration), HttpFailure> {
         let s = &self.settings;
-        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-        if let Some(scope) = &s.scope {
-            form.push(("scope", scope));
-        }
-        let mut req = client.post(&s.token_url).header(reqwest::header::ACCEPT, "application/json");
-        match s.client_auth {
-            ClientAuth::Basic => {
-                req = req.basic_auth(form_encode(&s.client_id), Some(form_encode(s.client_secret.expose())))
-            }
-            ClientAuth::Form => {
-                form.push(("client_id", &s.client_id));
-                form.push(("client_secret", s.client_secret.expose()));
-            }
-        }
         let what = format!("get a token from {}", s.token_url);
+        let mut req = client.post(&s.token_url).header(reqwest::header::ACCEPT, "application/json");
+        let fields: Vec<(&str, Secret)> = match &s.credentials {
+            Credentials::Secret { client_id, client_secret, client_auth } => {
+                let mut form = vec![("grant_type", Secret::new("client_credentials"))];
+                if let Some(scope) = &s.scope {
+                    form.push(("scope", Secret::new(scope.clone())));
+                }
+                match client_auth {
+                    ClientAuth::Basic => {
+                        req = req.basic_auth(form_encode(client_id), Some(form_encode(client_secret.expose())))
+                    }
+                    ClientAuth::Form => {
+                        form.push(("client_id", Secret::new(client_id.clone())));
+                        form.push(("client_secret", client_secret.clone()));
+                    }
+                }
+                form
+            }
+            Credentials::Assertion(a) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                a.form(&s.token_url, s.scope.as_deref(), now).map_err(|m| HttpFailure::auth(&format!("{what}: {m}")))?
+            }
+        };
+        let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.expose())).collect();
         let resp = req.form(&form).send().await.map_err(|e| {
             let mut f = HttpFailure::from_reqwest(e);
             f.message = format!("{what}: {}", f.message);

@@ -1,6 +1,7 @@
 //! Retries: what may be tried again, and when. A 429 or 503 with `Retry-After` waits exactly as
 //! long as the server said (never less), while that fits the request's budget; otherwise the
-//! request ends `Throttled` and says when to come back. 5xx, timeouts and broken connections are
+//! request ends `Throttled` and says when to come back. A 429, a 503 or a 403 that says it is a
+//! rate limit (Google's) without `Retry-After` waits a backoff step with jitter. 5xx, timeouts and broken connections are
 //! tried again with exponential backoff (backon), for requests that may be repeated; a POST is
 //! repeated only when it cannot have arrived (a refused connection, a 429 or 503). A 401 gets
 //! one fresh token.
@@ -77,7 +78,11 @@ enum Wait {
 /// Whether (and how long) to wait before trying again; `None`: not again.
 fn next_wait(f: &HttpFailure, repeatable: bool) -> Option<Wait> {
     match f.kind {
-        FailureKind::Status(429 | 503) => Some(f.retry_after.map_or(Wait::Backoff, Wait::Told)),
+        // Not carried out: tried again whatever the method, after the server's wait or a backoff
+        // with jitter (Google sends no `Retry-After` with its 403 rate limits).
+        FailureKind::Status(429 | 503) | FailureKind::RateLimited(_) => {
+            Some(f.retry_after.map_or(Wait::Backoff, Wait::Told))
+        }
         FailureKind::Status(s) if s >= 500 && repeatable => Some(Wait::Backoff),
         FailureKind::Timeout if repeatable => Some(Wait::Backoff),
         FailureKind::Connect => Some(Wait::Backoff),
@@ -147,6 +152,8 @@ mod tests {
         assert!(next_wait(&f(FailureKind::Status(502)), false).is_none());
         assert!(next_wait(&f(FailureKind::Connect), false).is_some(), "a refused connection sent nothing");
         assert!(next_wait(&f(FailureKind::Status(429)), false).is_some(), "a 429 was not processed");
+        assert!(next_wait(&f(FailureKind::RateLimited(403)), false).is_some(), "nor a rate-limited 403");
+        assert!(next_wait(&f(FailureKind::Status(403)), true).is_none(), "a missing right is not tried again");
         assert!(next_wait(&f(FailureKind::Timeout), true).is_some());
         assert!(next_wait(&f(FailureKind::Status(400)), true).is_none());
         assert!(next_wait(&f(FailureKind::Status(401)), true).is_none());

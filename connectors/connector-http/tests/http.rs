@@ -8,7 +8,7 @@
 
 use base64::Engine as _;
 use connector_api::{Secret, TargetError};
-use connector_http::{Auth, ClientAuth, HttpClient, HttpSettings, Method, OAuthSettings, Request};
+use connector_http::{Auth, ClientAuth, Credentials, HttpClient, HttpSettings, Method, OAuthSettings, Request};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -138,10 +138,12 @@ fn settings(url: String) -> HttpSettings {
 fn oauth(server: &Server, client_auth: ClientAuth) -> Auth {
     Auth::OAuth(OAuthSettings {
         token_url: server.url("/token"),
-        client_id: "enid client".into(),
-        client_secret: Secret::new("s3cret:x"),
         scope: Some("users.write".into()),
-        client_auth,
+        credentials: Credentials::Secret {
+            client_id: "enid client".into(),
+            client_secret: Secret::new("s3cret:x"),
+            client_auth,
+        },
     })
 }
 
@@ -238,10 +240,12 @@ async fn refused_client_credentials_are_an_authentication_error_without_the_secr
     let server = Server::start(token_and_api(3600, 0)).await;
     let bad = Auth::OAuth(OAuthSettings {
         token_url: server.url("/token"),
-        client_id: "enid client".into(),
-        client_secret: Secret::new("wrong-secret"),
         scope: None,
-        client_auth: ClientAuth::Basic,
+        credentials: Credentials::Secret {
+            client_id: "enid client".into(),
+            client_secret: Secret::new("wrong-secret"),
+            client_auth: ClientAuth::Basic,
+        },
     });
     let client = HttpClient::new(settings(server.url("/api")), bad).unwrap();
     let e = client.send(&get("users")).await.unwrap_err().into_target();
@@ -416,4 +420,252 @@ async fn mutual_tls_sends_the_client_certificate_and_a_server_that_wants_one_ref
     wrong.tls_key_file = Some(dir.join("ca.pem"));
     let e = HttpClient::new(wrong, Auth::None).unwrap_err();
     assert!(e.to_string().contains("tls_key_file"), "{e}");
+}
+
+/// An RSA key and a self-signed certificate made by openssl for one test, in a directory of its
+/// own: (directory, key PEM (PKCS#8, as Google's key files hold it), public key PEM, cert file).
+fn key_pair(name: &str) -> (std::path::PathBuf, String, String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("enid-http-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=enid-test"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (apt-get install openssl)");
+    assert!(ok.success());
+    let public =
+        std::process::Command::new("openssl").args(["x509", "-pubkey", "-noout", "-in"]).arg(&cert).output().unwrap();
+    (dir, std::fs::read_to_string(&key).unwrap(), String::from_utf8(public.stdout).unwrap(), cert)
+}
+
+/// Claims a token endpoint reads from an assertion, verified against `public` (RS256, the
+/// audience `aud`); the header too. `None` for one whose signature or claims do not verify.
+fn verified(assertion: &str, public: &str, aud: &str) -> Option<(jsonwebtoken::Header, serde_json::Value)> {
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes()).ok()?;
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&[aud]);
+    v.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &v).ok()?;
+    Some((data.header, data.claims))
+}
+
+/// A form field of a request body, decoded.
+fn field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() + 1 {
+                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap_or(b'?'));
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8_lossy(&out).to_string()
+        })
+    })
+}
+
+/// A Google service account's grant (RFC 7523 §2.1), checked as Google checks it: the signature
+/// against the key's public half, `kid`, the issuer, the audience (the token endpoint), the
+/// scope, an hour at most, and the subject (an administrator the delegation covers; another is
+/// `unauthorized_client`). The token is fetched once and used; a refused subject is an
+/// authentication error that shows neither the key nor the assertion.
+#[tokio::test]
+async fn a_service_accounts_signed_grant_gets_a_token_and_a_subject_without_delegation_is_refused() {
+    let (dir, private, public, _) = key_pair("grant");
+    let server_public = public.clone();
+    let server = Server::start(Box::new(move |req, n| {
+        if req.path == "/token" {
+            let aud = format!("http://{}/token", req.header("host").unwrap_or(""));
+            let refuse = |e: &str| (400, vec![], format!(r#"{{"error":"{e}"}}"#));
+            if field(&req.body, "grant_type").as_deref() != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+                return refuse("unsupported_grant_type");
+            }
+            let Some((header, claims)) = verified(&field(&req.body, "assertion").unwrap_or_default(), &server_public, &aud)
+            else {
+                return refuse("invalid_grant");
+            };
+            let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+            if header.kid.as_deref() != Some("key-1")
+                || claims["iss"] != "enid@school.iam.gserviceaccount.com"
+                || claims["scope"] != "https://www.googleapis.com/auth/admin.directory.user"
+                || !(1..=3600).contains(&lifetime)
+            {
+                return refuse("invalid_grant");
+            }
+            if claims["sub"] != "admin@school.example" {
+                return (401, vec![], r#"{"error":"unauthorized_client","error_description":"Client is unauthorized to retrieve access tokens using this method"}"#.into());
+            }
+            return (200, vec![], format!(r#"{{"access_token":"g{}","expires_in":3599,"token_type":"Bearer"}}"#, n + 1));
+        }
+        match req.header("authorization") {
+            Some(t) if t.starts_with("Bearer g") => (200, vec![], r#"{"ok":true}"#.into()),
+            _ => (401, vec![], "{}".into()),
+        }
+    }))
+    .await;
+    let key_file = dir.join("sa.json");
+    let json = serde_json::json!({
+        "type": "service_account", "project_id": "school", "private_key_id": "key-1", "private_key": private,
+        "client_email": "enid@school.iam.gserviceaccount.com", "client_id": "1234567890",
+        "token_uri": server.url("/token"),
+    });
+    std::fs::write(&key_file, json.to_string()).unwrap();
+    let key = connector_http::ServiceAccountKey::load(&key_file, "credentials_file").unwrap();
+    assert!(!format!("{key:?}").contains("PRIVATE"), "the key in Debug");
+    let auth = |subject: &str| {
+        Auth::OAuth(OAuthSettings {
+            token_url: key.token_uri.clone(),
+            scope: Some("https://www.googleapis.com/auth/admin.directory.user".into()),
+            credentials: Credentials::Assertion(connector_http::Assertion::Grant {
+                key: key.clone(),
+                subject: Some(subject.into()),
+            }),
+        })
+    };
+    let client = HttpClient::new(settings(server.url("/api")), auth("admin@school.example")).unwrap();
+    for _ in 0..2 {
+        client.send(&get("users")).await.unwrap();
+    }
+    assert_eq!(server.seen("/token").len(), 1, "one token for both");
+
+    let refused = HttpClient::new(settings(server.url("/api")), auth("teacher@school.example")).unwrap();
+    let e = refused.send(&get("users")).await.unwrap_err().into_target();
+    assert!(matches!(e, TargetError::Auth { .. }), "{e}");
+    let text = connector_api::one_line(&e);
+    let assertion = field(&server.seen("/token").last().unwrap().body, "assertion").unwrap();
+    assert!(text.contains("Client is unauthorized"), "the server's reason: {text}");
+    assert!(!text.contains(&assertion[..40]) && !text.contains("PRIVATE KEY"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Client credentials with a certificate, as Entra takes them (RFC 7523 §2.2): the assertion
+/// verifies against the certificate's public key, names the certificate by its SHA-1 and
+/// SHA-256 thumbprints (as openssl computes them), has `iss` = `sub` = the client id, the
+/// token endpoint as audience and a `jti` of its own each time.
+#[tokio::test]
+async fn a_certificates_client_assertion_names_the_certificate_and_gets_a_token() {
+    let (dir, private, public, cert) = key_pair("cert");
+    let thumb = |alg: &str| {
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", alg, "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let hex: String = text.split('=').nth(1).unwrap().trim().replace(':', "");
+        let bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let (x5t, x5t_s256) = (thumb("-sha1"), thumb("-sha256"));
+    let jtis = Arc::new(Mutex::new(Vec::new()));
+    let seen_jtis = Arc::clone(&jtis);
+    let server = Server::start(Box::new(move |req, n| {
+        if req.path == "/token" {
+            let aud = format!("http://{}/token", req.header("host").unwrap_or(""));
+            let refuse = |e: &str| (401, vec![], format!(r#"{{"error":"{e}"}}"#));
+            if field(&req.body, "client_assertion_type").as_deref()
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                || field(&req.body, "grant_type").as_deref() != Some("client_credentials")
+                || field(&req.body, "client_id").as_deref() != Some("app-1")
+                || field(&req.body, "client_secret").is_some()
+            {
+                return refuse("invalid_request");
+            }
+            let Some((header, claims)) =
+                verified(&field(&req.body, "client_assertion").unwrap_or_default(), &public, &aud)
+            else {
+                return refuse("invalid_client");
+            };
+            if header.x5t.as_deref() != Some(x5t.as_str())
+                || header.x5t_s256.as_deref() != Some(x5t_s256.as_str())
+                || claims["iss"] != "app-1"
+                || claims["sub"] != "app-1"
+                || field(&req.body, "scope").as_deref() != Some("https://graph.microsoft.com/.default")
+            {
+                return refuse("invalid_client");
+            }
+            seen_jtis.lock().unwrap().push(claims["jti"].as_str().unwrap_or_default().to_string());
+            return (
+                200,
+                vec![],
+                format!(r#"{{"access_token":"e{}","expires_in":3599,"token_type":"Bearer"}}"#, n + 1),
+            );
+        }
+        match req.header("authorization") {
+            // The first token is refused once (revoked, say): the client asks for another.
+            Some("Bearer e1") if n == 0 => (401, vec![], "{}".into()),
+            Some(t) if t.starts_with("Bearer e") => (200, vec![], r#"{"ok":true}"#.into()),
+            _ => (401, vec![], "{}".into()),
+        }
+    }))
+    .await;
+    let key_file = dir.join("key.pem");
+    std::fs::write(&key_file, &private).unwrap();
+    let key = connector_http::CertificateKey::load(&cert, &key_file, "client_cert_file of [targets.entra]").unwrap();
+    let auth = Auth::OAuth(OAuthSettings {
+        token_url: server.url("/token"),
+        scope: Some("https://graph.microsoft.com/.default".into()),
+        credentials: Credentials::Assertion(connector_http::Assertion::ClientCertificate {
+            client_id: "app-1".into(),
+            key,
+        }),
+    });
+    let mut s = settings(server.url("/api"));
+    s.max_attempts = 1;
+    let client = HttpClient::new(s, auth).unwrap();
+    client.send(&get("users")).await.unwrap();
+    // The 401 got a fresh token, with a fresh assertion: two token requests, two jti.
+    let jtis_now = jtis.lock().unwrap().clone();
+    assert_eq!(jtis_now.len(), 2, "{jtis_now:?}");
+    assert!(jtis_now[0].len() >= 32 && jtis_now[0] != jtis_now[1], "{jtis_now:?}");
+    // Not a certificate: refused when the connector is built, naming the file.
+    let e = connector_http::CertificateKey::load(&key_file, &key_file, "client_cert_file").unwrap_err();
+    assert!(e.contains("holds no certificate"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Google's rate limit is a 403 that says so in its body, with no `Retry-After`: the request,
+/// a create too (it was not carried out), is sent again after a backoff step with jitter, and
+/// goes through; a 403 for a missing right is not sent again.
+#[tokio::test]
+async fn a_403_rate_limit_is_waited_out_with_jitter_and_a_403_for_a_missing_right_is_not() {
+    let server = Server::start(Box::new(|req, n| {
+        if req.path == "/api/users" && n < 2 {
+            let body =
+                r#"{"error":{"code":403,"message":"Quota exceeded","errors":[{"reason":"userRateLimitExceeded"}]}}"#;
+            return (403, vec![], body.into());
+        }
+        if req.path == "/api/groups" {
+            return (
+                403,
+                vec![],
+                r#"{"error":{"code":403,"message":"Not Authorized","errors":[{"reason":"forbidden"}]}}"#.into(),
+            );
+        }
+        (200, vec![], r#"{"id":"1"}"#.into())
+    }))
+    .await;
+    let client = HttpClient::new(settings(server.url("/api")), Auth::None).unwrap();
+    let create = Request::new(Method::POST, "users", "create user x").json(serde_json::json!({"primaryEmail": "x"}));
+    client.send(&create).await.unwrap();
+    let tries = server.seen("/api/users");
+    assert_eq!(tries.len(), 3, "two refusals and the create");
+    assert!(tries[1].at.duration_since(tries[0].at) >= Duration::from_millis(150), "a backoff step between");
+    let e = client.send(&get("groups")).await.unwrap_err().into_target();
+    assert_eq!(server.seen("/api/groups").len(), 1, "a missing right is asked once");
+    assert_eq!(e.reject_kind(), Some(connector_api::RejectKind::Access), "{e}");
 }

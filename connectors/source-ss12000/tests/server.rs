@@ -8,7 +8,7 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use connector_api::{FetchContext, Fetched, Protection, Role, Secret, Source, SourceBatch, SourceError};
-use connector_http::{Auth, ClientAuth, OAuthSettings};
+use connector_http::{Auth, ClientAuth, Credentials, OAuthSettings};
 use source_ss12000::{Ss12000Config, Ss12000Source};
 use ss12000_server::{Config, Dialect, Fault, FaultRule, GenParams, Generated, Kind, Server, Timestamps, When};
 use std::time::{Duration, Instant};
@@ -43,10 +43,12 @@ fn source(server: &Server, extra: &str) -> Ss12000Source {
     config.validate().unwrap();
     let auth = Auth::OAuth(OAuthSettings {
         token_url: format!("{}/token", server.url()),
-        client_id: "enid".into(),
-        client_secret: Secret::new("enid-test-secret"),
         scope: None,
-        client_auth: ClientAuth::Basic,
+        credentials: Credentials::Secret {
+            client_id: "enid".into(),
+            client_secret: Secret::new("enid-test-secret"),
+            client_auth: ClientAuth::Basic,
+        },
     });
     Ss12000Source::new(config, auth).unwrap()
 }
