@@ -30,7 +30,8 @@ pub struct PlanSelection {
 impl PlanSelection {
     /// A selection from the words a URL or a form gives: `only` as comma-separated action
     /// words (`create`, …, `groups`), the others as given (empty: not narrowed). Errors with
-    /// the word no action has.
+    /// the word no action has, masked when it has a civic number's shape (the message goes
+    /// back to whoever typed it, in a page or an API answer).
     pub fn from_words(
         only: Option<&str>,
         school: Option<&str>,
@@ -41,7 +42,10 @@ impl PlanSelection {
         let mut actions = Vec::new();
         for word in only.unwrap_or_default().split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let named = super::actions_named(word).ok_or_else(|| {
-                format!("unknown action {word:?}: use create, claim, rename, move, update, enable, disable, delete or groups")
+                format!(
+                    "unknown action {:?}: use create, claim, rename, move, update, enable, disable, delete or groups",
+                    connector_api::civic::mask_if_civic(word)
+                )
             })?;
             actions.extend_from_slice(named);
         }

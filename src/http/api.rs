@@ -216,7 +216,10 @@ pub(super) async fn plan_view(
     query: Result<Query<PlanViewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     admin_only(&who)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("the query: {}", e.body_text())))?;
+    // The rejection quotes an unknown parameter's name, which can be anything typed.
+    let Query(q) = query.map_err(|e| {
+        ApiError::BadRequest(format!("the query: {}", connector_api::civic::mask_civic_in_text(&e.body_text())))
+    })?;
     if let Some(p) = &q.person {
         refuse_civic_in_url(p)?;
     }
@@ -516,10 +519,10 @@ pub(super) async fn approve_run(
     };
     let mut only = Vec::new();
     for word in &body.only {
-        only.extend_from_slice(
-            crate::engine::actions_named(word)
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown action in \"only\": {word:?}")))?,
-        );
+        only.extend_from_slice(crate::engine::actions_named(word).ok_or_else(|| {
+            let word = connector_api::civic::mask_if_civic(word);
+            ApiError::BadRequest(format!("unknown action in \"only\": {word:?}"))
+        })?);
     }
     let selection = crate::engine::Selection {
         only,

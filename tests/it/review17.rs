@@ -1,0 +1,86 @@
+//! Review of issue 17 (the web page's hand-outs, renames, needs-action and paged plans), as a
+//! careless operator and a hostile user would use it: each test pins a defect found (named
+//! after it) or a promise checked cheaply. Raw HTTP with a session cookie; no browser.
+
+use crate::api16::{HEADER_P, Service};
+use crate::harness::*;
+use crate::web17::raw;
+
+/// Signs in over raw HTTP as the sign-in form does: the session cookie and its CSRF token.
+pub(crate) fn session(port: u16, token: &str) -> (String, String) {
+    let (_, form) = raw(port, "GET", "/sign-in", "", "");
+    let pre = cookie_value(&form, "enid_signin");
+    let csrf = csrf_of(&form);
+    let (status, answer) =
+        raw(port, "POST", "/sign-in", &format!("enid_signin={pre}"), &format!("csrf={csrf}&token={token}"));
+    assert_eq!(status, 303, "{answer}");
+    let cookie = format!("enid_session={}", cookie_value(&answer, "enid_session"));
+    let (_, runs) = raw(port, "GET", "/runs", &cookie, "");
+    (cookie.clone(), csrf_of(&runs))
+}
+
+/// The value a `Set-Cookie` header of `response` gives cookie `name`.
+fn cookie_value(response: &str, name: &str) -> String {
+    let at = format!("{name}=");
+    response
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .find_map(|l| l.split_once(&at).map(|(_, v)| v.split(';').next().unwrap_or_default().to_string()))
+        .unwrap_or_else(|| panic!("no cookie {name}: {response}"))
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("a form's csrf").to_string()
+}
+
+/// Every spelling of a civic number that must never come back: 12 and 10 digits, with or
+/// without the separator.
+fn spellings(pnr: &str) -> Vec<String> {
+    let digits: String = pnr.chars().filter(char::is_ascii_digit).collect();
+    vec![pnr.to_string(), digits.clone(), digits[2..].to_string(), format!("{}-{}", &digits[2..8], &digits[8..])]
+}
+
+fn assert_no_civic(what: &str, text: &str, pnr: &str) {
+    for s in spellings(pnr) {
+        assert!(!text.contains(&s), "{what} echoes the civic number {s}: {text}");
+    }
+}
+
+/// Regression: a selection word, a guard or a query parameter that is no action, guard or
+/// parameter was quoted back in the 400 as typed, so a civic number pasted into `only` (or as a
+/// parameter's name) came back in the API's answer and on the page.
+#[test]
+fn review17_a_civic_number_typed_into_a_selection_is_not_echoed_in_the_400() {
+    let env = Env::new();
+    csv_rows(&env, &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", "")]);
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    let civic = pnr(7);
+    let digits: String = civic.chars().filter(char::is_ascii_digit).collect();
+    for spelled in spellings(&civic) {
+        let (status, body) = api.call("GET", &format!("/api/v1/plans/p/view?only={spelled}"), Some(&admin), None);
+        assert_eq!(status, 400, "{body}");
+        assert_no_civic("GET /plans/{id}/view?only=", &body, &civic);
+        let (status, body) =
+            api.call("GET", &format!("/api/v1/plans/p/view?only=create,{spelled}"), Some(&admin), None);
+        assert_eq!(status, 400, "{body}");
+        assert_no_civic("GET /plans/{id}/view?only=create,…", &body, &civic);
+    }
+    let (status, body) = api.call("GET", &format!("/api/v1/plans/p/view?{digits}=1"), Some(&admin), None);
+    assert_eq!(status, 400, "{body}");
+    assert_no_civic("an unknown parameter", &body, &civic);
+    for body in [format!(r#"{{"only":["{civic}"]}}"#), format!(r#"{{"accept":["{civic}"]}}"#)] {
+        let (status, answer) = api.call("POST", "/api/v1/runs/1/approve", Some(&admin), Some(&body));
+        assert_eq!(status, 400, "{answer}");
+        assert_no_civic("POST /runs/{id}/approve", &answer, &civic);
+    }
+    // The page's selection form: the 400 says what is wrong without the value.
+    let (cookie, _) = session(api.port, &admin);
+    let (status, page) = raw(api.port, "GET", &format!("/plans/p?only={digits}"), &cookie, "");
+    assert_eq!(status, 400, "{page}");
+    assert_no_civic("the page /plans/{id}?only=", &page, &civic);
+    drop(api);
+    let log = std::fs::read_to_string(env.path("service.log")).unwrap();
+    assert_no_civic("the service's log", &log, &civic);
+}
