@@ -158,7 +158,7 @@ pub struct Listing<O = PlannedOp> {
 impl<O> Listing<O> {
     /// How many come after [`Listing::operations`].
     pub fn more(&self) -> usize {
-        self.selected.saturating_sub(self.offset + self.operations.len())
+        self.selected.saturating_sub(self.offset.saturating_add(self.operations.len()))
     }
 }
 

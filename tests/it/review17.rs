@@ -84,3 +84,44 @@ fn review17_a_civic_number_typed_into_a_selection_is_not_echoed_in_the_400() {
     let log = std::fs::read_to_string(env.path("service.log")).unwrap();
     assert_no_civic("the service's log", &log, &civic);
 }
+
+/// Regression: `/plans/{id}?offset=` far past the end (the largest number a URL can say) made
+/// the page add one to it for "From number": a panic in a debug build (the connection dropped,
+/// no answer), "From number 0" in a release build. Past the end is a page with nothing listed;
+/// the API's view answers the same, and a negative, garbage or huge limit is a 400.
+#[test]
+fn review17_a_plan_page_far_past_the_end_answers_with_nothing_listed() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n");
+    csv_rows(
+        &env,
+        &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", ""), row("2", "Bo", "Ek", &pnr(2), "student", "S2", "")],
+    );
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    let (status, plan) = api.call("POST", "/api/v1/plans", Some(&admin), None);
+    assert_eq!(status, 201, "{plan}");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    let max = usize::MAX;
+    let (cookie, _) = session(api.port, &admin);
+    for offset in ["0", "1", "2", "100", &(max - 1).to_string(), &max.to_string()] {
+        let (status, page) = raw(api.port, "GET", &format!("/plans/{id}?offset={offset}"), &cookie, "");
+        assert_eq!(status, 200, "offset {offset}: {page}");
+        assert!(page.contains("<h1>"), "offset {offset}: {page}");
+        let (status, view) = api.call("GET", &format!("/api/v1/plans/{id}/view?offset={offset}"), Some(&admin), None);
+        assert_eq!(status, 200, "offset {offset}: {view}");
+    }
+    let (_, page) = raw(api.port, "GET", &format!("/plans/{id}?offset={max}"), &cookie, "");
+    assert!(!page.contains("From number 0") && !page.contains("Från nummer 0"), "{page}");
+    for bad in ["offset=-1", "offset=x", "limit=0", "limit=-5", "limit=1001", "limit=99999999999999999999999", "page=2"]
+    {
+        let (status, body) = api.call("GET", &format!("/api/v1/plans/{id}/view?{bad}"), Some(&admin), None);
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    for bad in ["offset=-1", "offset=x"] {
+        let (status, _) = raw(api.port, "GET", &format!("/plans/{id}?{bad}"), &cookie, "");
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, _) = raw(api.port, "GET", "/log?before=garbage", &cookie, "");
+    assert_eq!(status, 400);
+}

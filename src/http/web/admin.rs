@@ -100,7 +100,7 @@ fn plan_markup<O: crate::engine::ViewedOp>(
         @for l in &view.listings {
             h2 id=(format!("action-{}", l.action)) { (l.action) " (" (l.selected) ")" }
             @if l.offset > 0 {
-                p { (lang.t("Från nummer ", "From number ")) (l.offset + 1) }
+                p { (lang.t("Från nummer ", "From number ")) (l.offset.saturating_add(1)) }
             }
             ul {
                 @for op in &l.operations {
@@ -114,7 +114,7 @@ fn plan_markup<O: crate::engine::ViewedOp>(
                 }
                 @if l.more() > 0 {
                     "… " (lang.t("och", "and")) " " (l.more()) " " (lang.t("till", "more")) " "
-                    a href=(link(l.action, l.offset + l.operations.len())) { (lang.t("Nästa", "Next")) " " (l.action) }
+                    a href=(link(l.action, l.offset.saturating_add(l.operations.len()))) { (lang.t("Nästa", "Next")) " " (l.action) }
                 }
             }
         }
