@@ -297,18 +297,11 @@ pub(super) async fn renames(
     Ok(Json(shown).into_response())
 }
 
-/// Whether the viewer may see the identity (a school admin: one of their units' persons).
-async fn visible(engine: &crate::engine::Engine, id: &str, who: &Principal) -> Result<bool, ApiError> {
-    match engine.find_person(id, &who.viewer).await {
-        Ok(_) => Ok(true),
-        Err(crate::engine::EngineError::Lookup(_)) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// `POST /renames/{person}/approve`: approves the held rename of a person (enid id or current
 /// username), recorded with the token's name. An admin's token may; a school admin's only with
-/// `[server] school_admins_approve = true`, and only for their units' persons.
+/// `[server] school_admins_approve = true`, and only for their units' persons. Only a rename
+/// `GET /renames` lists: a protected person's is not found (approved on the server, `enid
+/// renames approve`).
 pub(super) async fn approve_rename(
     State(state): State<Arc<ApiState>>,
     Extension(who): Extension<Principal>,
@@ -318,12 +311,9 @@ pub(super) async fn approve_rename(
     if who.role == crate::engine::TokenRole::SchoolAdmin && !state.settings.school_admins_approve {
         return Err(ApiError::Forbidden("school admins approve nothing here ([server] school_admins_approve)"));
     }
-    let engine = state.engine();
-    if !visible(&engine, &person, &who).await? {
-        return Err(ApiError::NotFound);
-    }
-    let approved = engine
-        .approve_rename(&person, &who.name, crate::clock::now(None), &Overrides::default())
+    let approved = state
+        .engine()
+        .approve_rename_for(&person, &who.viewer, &who.name, crate::clock::now(None), &Overrides::default())
         .await
         .map_err(|e| match e {
             crate::engine::EngineError::Decision(_) => ApiError::NotFound,

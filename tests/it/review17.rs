@@ -125,3 +125,42 @@ fn review17_a_plan_page_far_past_the_end_answers_with_nothing_listed() {
     let (status, _) = raw(api.port, "GET", "/log?before=garbage", &cookie, "");
     assert_eq!(status, 400);
 }
+
+/// Regression: a rename was approved by the key in the URL twice over: the page and the API
+/// checked that the key finds a person the viewer may see, then the engine approved the held
+/// rename whose enid id *or current username* is that key. A school admin of S1 whose pupil has
+/// the source key `bo.ek` (keys are whatever the school's system uses) approved the rename of
+/// S2's Bo Ek, username `bo.ek`. What the page and the API approve is found among what they
+/// list (`Engine::held_renames_for`: the viewer's persons, never a protected person's).
+#[test]
+fn review17_a_school_admin_approves_no_rename_of_another_school_by_a_key_that_names_two() {
+    let env =
+        Env::with_config("\n[naming]\non_name_change = \"hold\"\n\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n");
+    let export = |family: &str| {
+        csv_rows(
+            &env,
+            &[
+                row("bo.ek", "Anna", "Berg", &pnr(1), "student", "S1", ""),
+                row("2", "Bo", family, &pnr(2), "student", "S2", ""),
+            ],
+        )
+    };
+    export("Ek");
+    env.apply();
+    assert_eq!(env.sql_value("SELECT username FROM identities WHERE username = 'bo.ek'"), "bo.ek");
+    export("Lind");
+    assert!(env.enid(&["renames"]).ok().stdout.contains("bo.lind"), "Bo's rename is held");
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S1"]).ok().stdout.trim().to_string();
+    let api = Service::spawn(&env, "school_admins_approve = true");
+    api.wait_up(&env, || api.call("GET", "/healthz", None, None).0 == 200);
+    let (status, list) = api.call("GET", "/api/v1/renames", Some(&lisa), None);
+    assert_eq!((status, list.as_str()), (200, "[]"), "S2's rename is not S1's to see");
+    let (status, answer) = api.call("POST", "/api/v1/renames/bo.ek/approve", Some(&lisa), None);
+    assert_eq!(status, 404, "S1's admin approved S2's rename through the API: {answer}");
+    let (cookie, csrf) = session(api.port, &lisa);
+    let (status, page) = raw(api.port, "POST", "/renames/bo.ek/approve", &cookie, &format!("csrf={csrf}"));
+    assert_eq!(status, 404, "S1's admin approved S2's rename on the page: {page}");
+    assert!(!page.contains("bo.lind"), "{page}");
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM rename_approvals"), "0");
+}

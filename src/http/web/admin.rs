@@ -363,7 +363,8 @@ pub(in crate::http) async fn renames(
 }
 
 /// `POST /renames/{person}/approve`: approves a held rename, recorded with the token's name;
-/// the next apply renames the accounts. Another school's person is not found.
+/// the next apply renames the accounts. Only one the renames page lists: another school's
+/// person, and a protected person, is not found.
 pub(in crate::http) async fn approve_rename(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -389,13 +390,9 @@ pub(in crate::http) async fn approve_rename(
         return answer(StatusCode::FORBIDDEN, lang.t("Du får inte godkänna.", "You may not approve.").into());
     }
     let not_found = lang.t("Inget sådant namnbyte väntar.", "No such rename is waiting.");
-    match engine.find_person(&person, &s.principal.viewer).await {
-        Ok(_) => {}
-        Err(crate::engine::EngineError::Lookup(_)) => return answer(StatusCode::NOT_FOUND, not_found.into()),
-        Err(e) => return failure(&e),
-    }
     let now = crate::clock::now(None);
-    match engine.approve_rename(&person, &s.principal.name, now, &crate::engine::Overrides::default()).await {
+    let overrides = crate::engine::Overrides::default();
+    match engine.approve_rename_for(&person, &s.principal.viewer, &s.principal.name, now, &overrides).await {
         Ok(r) => {
             let _ = state.handle.run_now.send(crate::daemon::RunNow {
                 // A decision is no record change: an incremental run would not see it.
