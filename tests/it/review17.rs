@@ -164,3 +164,80 @@ fn review17_a_school_admin_approves_no_rename_of_another_school_by_a_key_that_na
     assert!(!page.contains("bo.lind"), "{page}");
     assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM rename_approvals"), "0");
 }
+
+/// Regression, against the shared Samba DC: a claim's passwords were shown to a school admin
+/// when any of them was of one of their units, and a claim's protected persons' passwords were
+/// shown to anyone whose unit the person attends: a school admin holding the id of an
+/// administrator's claim (protected persons', or every unit's) read those passwords, although
+/// protected persons' are an administrator's alone and another's claim shows none. A claim is a
+/// viewer's only when every password in it is theirs to hand out; then it shows, confirms and
+/// gives back; else it holds nothing for them, on the API and on the page.
+#[test]
+fn review17_a_school_admin_never_reads_or_ends_an_administrators_claim() {
+    use crate::ad::{ad_table, env_with, test_ou};
+    let ou = test_ou();
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, "initial_password = \"generated\"\n"));
+    let fam = crate::api16::unique_family();
+    std::fs::write(
+        env.path("persons.csv"),
+        format!(
+            "{HEADER_P}\n1,Ada,{fam},,student,Norr,,,,\n2,Cia,{fam},,student,Syd,,,,\n\
+             3,Hemlig,{fam},,student,Norr,,,,Skyddad folkbokföring\n"
+        ),
+    )
+    .unwrap();
+    env.enid(&["plan", "--save"]).ok();
+    let id = env.enid(&["plan", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-protected", "--yes"]).ok();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let lisa = env
+        .enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "Norr"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let api = Service::start(&env);
+    let kept = || env.sql_value("SELECT CAST(count(*) AS TEXT) FROM passwords WHERE length(sealed) > 0");
+    assert_eq!(kept(), "3");
+    let claim = |body: &str| {
+        let (status, answer) = api.call("POST", "/api/v1/passwords/claims", Some(&admin), Some(body));
+        assert_eq!(status, 201, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        (answer["claim"].as_str().unwrap().to_string(), answer["passwords"].as_array().unwrap().len())
+    };
+    let (hidden, n) = claim(r#"{"protected":true}"#);
+    assert_eq!(n, 1, "the protected person's");
+    let (every, n) = claim("{}");
+    assert_eq!(n, 2, "Ada's and Cia's");
+    let (cookie, csrf) = crate::review17::session(api.port, &lisa);
+    for claim in [&hidden, &every] {
+        let shown = api.json("GET", &format!("/api/v1/passwords/claims/{claim}"), &lisa, None);
+        assert_eq!(shown["passwords"], serde_json::json!([]), "an administrator's claim shown to a school admin");
+        let (_, page) = raw(api.port, "GET", &format!("/passwords/claims/{claim}"), &cookie, "");
+        assert!(!page.contains("<code>"), "an administrator's claim on a school admin's page: {page}");
+        let confirm = api.json("POST", &format!("/api/v1/passwords/claims/{claim}/confirm"), &lisa, None);
+        assert_eq!(confirm["forgotten"], 0);
+        let back = api.json("DELETE", &format!("/api/v1/passwords/claims/{claim}"), &lisa, None);
+        assert_eq!(back["given_back"], 0);
+        for step in ["confirm", "give-back"] {
+            let (status, page) =
+                raw(api.port, "POST", &format!("/passwords/claims/{claim}/{step}"), &cookie, &format!("csrf={csrf}"));
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains(">0 lösenord"), "{step}: {page}");
+        }
+        assert_eq!(kept(), "3", "nothing forgotten by a school admin");
+    }
+    // The administrator's own: shown to them, confirmed once, then nothing more to confirm or
+    // give back.
+    for claim in [&hidden, &every] {
+        let shown = api.json("GET", &format!("/api/v1/passwords/claims/{claim}"), &admin, None);
+        assert!(!shown["passwords"].as_array().unwrap().is_empty(), "{shown}");
+        let first = api.json("POST", &format!("/api/v1/passwords/claims/{claim}/confirm"), &admin, None);
+        assert!(first["forgotten"].as_u64().unwrap() > 0, "{first}");
+        let again = api.json("POST", &format!("/api/v1/passwords/claims/{claim}/confirm"), &admin, None);
+        assert_eq!(again["forgotten"], 0);
+        let back = api.json("DELETE", &format!("/api/v1/passwords/claims/{claim}"), &admin, None);
+        assert_eq!(back["given_back"], 0);
+    }
+    assert_eq!(kept(), "0");
+}
