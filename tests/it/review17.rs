@@ -241,3 +241,68 @@ fn review17_a_school_admin_never_reads_or_ends_an_administrators_claim() {
     }
     assert_eq!(kept(), "0");
 }
+
+/// Checked and holding: every new form refuses a post without its CSRF token and with another
+/// session's (403, nothing done); a school admin gets no saved plan on the page or in the API;
+/// names and school units are escaped wherever they are echoed (the search, a person's page,
+/// the log, a plan's selection form).
+#[test]
+fn review17_new_forms_need_their_own_sessions_csrf_and_echoes_are_escaped() {
+    let env =
+        Env::with_config("\n[naming]\non_name_change = \"hold\"\n\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n");
+    let evil = "<script>alert(1)</script>";
+    csv_rows(
+        &env,
+        &[row("1", evil, "Berg", &pnr(1), "student", "S\"1", ""), row("2", "Bo", "Ek", &pnr(2), "student", "S2", "")],
+    );
+    env.apply();
+    csv_rows(
+        &env,
+        &[row("1", evil, "Lind", &pnr(1), "student", "S\"1", ""), row("2", "Bo", "Ek", &pnr(2), "student", "S2", "")],
+    );
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S2"]).ok().stdout.trim().to_string();
+    let anna = env.sql_value("SELECT DISTINCT identity_id FROM source_records WHERE person_id = '1'");
+    let api = Service::start(&env);
+    let (cookie, csrf) = session(api.port, &admin);
+    let (other_cookie, other_csrf) = session(api.port, &admin);
+    assert_ne!(csrf, other_csrf, "each session its own");
+    for path in [
+        "/passwords/claims".to_string(),
+        "/passwords/claims/abc/confirm".to_string(),
+        "/passwords/claims/abc/give-back".to_string(),
+        format!("/renames/{anna}/approve"),
+        "/plans".to_string(),
+    ] {
+        for body in [String::new(), "csrf=".to_string(), format!("csrf={other_csrf}")] {
+            let (status, page) = raw(api.port, "POST", &path, &cookie, &body);
+            assert_eq!(status, 403, "POST {path} with {body:?}: {page}");
+        }
+        let (status, _) = raw(api.port, "POST", &path, "", &format!("csrf={csrf}"));
+        assert_eq!(status, 303, "POST {path} without a session goes to the sign-in");
+    }
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM rename_approvals"), "0");
+    let _ = other_cookie;
+    // Escaped wherever echoed.
+    let (_, found) = raw(api.port, "POST", "/search", &cookie, &format!("csrf={csrf}&q=berg"));
+    let (_, person) = raw(api.port, "GET", &format!("/persons/{anna}"), &cookie, "");
+    let (_, renames) = raw(api.port, "GET", "/renames", &cookie, "");
+    let (status, plan) = api.call("POST", "/api/v1/plans", Some(&admin), None);
+    assert_eq!(status, 201, "{plan}");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    let (_, selection) =
+        raw(api.port, "GET", &format!("/plans/{id}?school=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E"), &cookie, "");
+    for (what, page) in [("search", &found), ("person", &person), ("renames", &renames), ("selection", &selection)] {
+        assert!(!page.contains("<script>"), "{what}: {page}");
+    }
+    assert!(found.contains("&lt;script&gt;"), "{found}");
+    assert!(person.contains("S&quot;1") || person.contains("S\"1"), "{person}");
+    // A school admin: no plan, on the page or in the API.
+    let (lisa_cookie, _) = session(api.port, &lisa);
+    let (status, _) = raw(api.port, "GET", &format!("/plans/{id}"), &lisa_cookie, "");
+    assert_eq!(status, 403);
+    assert_eq!(api.call("GET", &format!("/api/v1/plans/{id}/view"), Some(&lisa), None).0, 403);
+    assert_eq!(api.call("GET", &format!("/api/v1/plans/{id}"), Some(&lisa), None).0, 403);
+}
