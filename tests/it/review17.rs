@@ -306,3 +306,32 @@ fn review17_new_forms_need_their_own_sessions_csrf_and_echoes_are_escaped() {
     assert_eq!(api.call("GET", &format!("/api/v1/plans/{id}/view"), Some(&lisa), None).0, 403);
     assert_eq!(api.call("GET", &format!("/api/v1/plans/{id}"), Some(&lisa), None).0, 403);
 }
+
+/// Regression: a civic number typed into a saved plan's selection form as the school unit or
+/// the target (a careless paste) came back on the page, in the form's field, although the
+/// person field refuses one; and the API took one in its URL. Every selection field is refused
+/// with a civic number, on the page and in the API, and none is echoed.
+#[test]
+fn review17_a_civic_number_in_any_plan_selection_field_is_refused_and_not_echoed() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n");
+    csv_rows(&env, &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", "")]);
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    let (status, plan) = api.call("POST", "/api/v1/plans", Some(&admin), None);
+    assert_eq!(status, 201, "{plan}");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let id = plan["plan_id"].as_str().unwrap().to_string();
+    let (cookie, _) = session(api.port, &admin);
+    let civic = pnr(1);
+    for field in ["school", "target", "person"] {
+        for spelled in spellings(&civic) {
+            let (status, page) = raw(api.port, "GET", &format!("/plans/{id}?{field}={spelled}"), &cookie, "");
+            assert_no_civic(&format!("the page's {field}"), &page, &civic);
+            assert_eq!(status, 400, "{field}={spelled}");
+            let (status, body) =
+                api.call("GET", &format!("/api/v1/plans/{id}/view?{field}={spelled}"), Some(&admin), None);
+            assert_no_civic(&format!("the API's {field}"), &body, &civic);
+            assert_eq!(status, 400, "{field}={spelled}: {body}");
+        }
+    }
+}

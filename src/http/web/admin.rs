@@ -167,16 +167,6 @@ pub(in crate::http) async fn saved_plan(
     let answer = |status: StatusCode, text: String| {
         page(status, lang, title, Some(&s), html! { h1 { (title) } p class="error" role="alert" { (text) } })
     };
-    if q.person.as_deref().is_some_and(connector_api::civic::contains_civic) {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            lang.t(
-                "Sök inte på personnummer här; använd användarnamn eller enid-id.",
-                "No civic numbers here; use a username or an enid id.",
-            )
-            .into(),
-        );
-    }
     let selection = match crate::engine::PlanSelection::from_words(
         q.only.as_deref(),
         q.school.as_deref(),
