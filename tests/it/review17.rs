@@ -335,3 +335,42 @@ fn review17_a_civic_number_in_any_plan_selection_field_is_refused_and_not_echoed
         }
     }
 }
+
+/// Regression: with `protected_names_from_template`, a protected person's username is made
+/// from their name, yet `GET /persons/{username}` (the page and the API) found them by it and
+/// answered with their enid id: a name linked to the protection. By enid id only, as the page
+/// and the API promise (the API's log already refused it).
+#[test]
+fn review17_a_protected_person_with_a_username_from_their_name_is_not_found_by_it() {
+    let env = Env::with_config(
+        "\n[naming]\nprotected_names_from_template = true\n\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n",
+    );
+    std::fs::write(
+        env.path("persons.csv"),
+        format!(
+            "{HEADER_P}\n1,Anna,Berg,{},student,S1,,,,\n3,Hemlig,Gömdsson,{},student,S1,,,,Skyddad folkbokföring\n",
+            pnr(1),
+            pnr(3)
+        ),
+    )
+    .unwrap();
+    env.enid(&["plan", "--save"]).ok();
+    let id = env.enid(&["plan", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
+    env.enid(&["apply", "--plan", &id, "--accept-protected", "--yes"]).ok();
+    let hidden = env.sql_value("SELECT DISTINCT identity_id FROM source_records WHERE protected = 1");
+    let username = env.sql_value(&format!("SELECT username FROM identities WHERE id = '{hidden}'"));
+    assert!(username.starts_with("hemlig"), "a username from the name: {username}");
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    let (cookie, _) = session(api.port, &admin);
+    let (status, page) = raw(api.port, "GET", &format!("/persons/{username}"), &cookie, "");
+    assert!(!page.contains(&hidden), "the page links the name to the enid id: {page}");
+    assert_eq!(status, 404);
+    let (status, body) = api.call("GET", &format!("/api/v1/persons/{username}"), Some(&admin), None);
+    assert!(!body.contains(&hidden), "the API links the name to the enid id: {body}");
+    assert_eq!(status, 404);
+    assert_eq!(api.call("GET", &format!("/api/v1/log?person={username}"), Some(&admin), None).0, 404);
+    // By enid id, as promised.
+    assert_eq!(raw(api.port, "GET", &format!("/persons/{hidden}"), &cookie, "").0, 200);
+    assert_eq!(api.call("GET", &format!("/api/v1/persons/{hidden}"), Some(&admin), None).0, 200);
+}
