@@ -374,3 +374,32 @@ fn review17_a_protected_person_with_a_username_from_their_name_is_not_found_by_i
     assert_eq!(raw(api.port, "GET", &format!("/persons/{hidden}"), &cookie, "").0, 200);
     assert_eq!(api.call("GET", &format!("/api/v1/persons/{hidden}"), Some(&admin), None).0, 200);
 }
+
+/// Regression: "Find a person" lowered the text typed in Rust (every letter) but the names in
+/// SQLite (`lower()`, ASCII only), so a name with Å, Ä or Ö in capitals (Åsa, Öberg, ÄNGLA)
+/// was never found by it, however it was typed.
+#[test]
+fn review17_find_a_person_finds_swedish_capitals_however_typed() {
+    let env = Env::with_config("\n[schedule]\nfull = \"1h\"\napply = \"plan_only\"\n");
+    csv_rows(
+        &env,
+        &[row("1", "Åsa", "Öberg", &pnr(1), "student", "S1", ""), row("2", "Bo", "Ek", &pnr(2), "student", "S1", "")],
+    );
+    env.apply();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    let (cookie, csrf) = session(api.port, &admin);
+    for typed in ["Åsa", "åsa", "ÅSA", "Öberg", "öberg", "åsa öberg", "asa.oberg"] {
+        let body = format!("csrf={csrf}&q={}", urlencode(typed));
+        let (status, page) = raw(api.port, "POST", "/search", &cookie, &body);
+        assert_eq!(status, 200);
+        assert!(page.contains("asa.oberg"), "{typed:?} finds no one: {page}");
+        assert!(!page.contains("bo.ek"), "{typed:?}: {page}");
+    }
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'.' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
