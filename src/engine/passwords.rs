@@ -259,6 +259,12 @@ fn new_claim_id() -> Result<String, EngineError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Whether `s` has the shape of a claim id ([`new_claim_id`]: 32 hexadecimal digits), which a
+/// front end takes in a URL whatever civic number its digits happen to spell.
+pub fn is_claim_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Why a viewer may not hand out what a [`HandOutRequest`] asks for (HTTP 403, 404, 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandOutRefused {

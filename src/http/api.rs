@@ -395,6 +395,12 @@ pub(super) async fn claim_passwords(
     Ok(response)
 }
 
+/// A claim id is 32 hexadecimal digits; anything else that holds a civic number is refused
+/// before it can be echoed (`GET` answers with the claim id).
+fn refuse_civic_in_claim(claim: &str) -> Result<(), ApiError> {
+    if crate::engine::passwords::is_claim_id(claim) { Ok(()) } else { refuse_civic_in_url(claim) }
+}
+
 /// `GET /passwords/claims/{claim}`: the passwords the claim still holds, shown again (an answer
 /// lost on the way, a page reloaded); forgets nothing.
 pub(super) async fn show_claim(
@@ -402,6 +408,7 @@ pub(super) async fn show_claim(
     Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
+    refuse_civic_in_claim(&claim)?;
     let passwords = state.engine().claimed_passwords(&claim, &who.viewer).await?;
     let mut response = Json(serde_json::json!({ "claim": claim, "passwords": passwords })).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
@@ -414,6 +421,7 @@ pub(super) async fn confirm_claim(
     Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
+    refuse_civic_in_claim(&claim)?;
     let engine = state.engine();
     if !engine.claim_is_theirs(&claim, &who.viewer).await? {
         return Ok(Json(serde_json::json!({ "forgotten": 0 })).into_response());
@@ -428,6 +436,7 @@ pub(super) async fn release_claim(
     Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
+    refuse_civic_in_claim(&claim)?;
     let engine = state.engine();
     if !engine.claim_is_theirs(&claim, &who.viewer).await? {
         return Ok(Json(serde_json::json!({ "given_back": 0 })).into_response());
@@ -459,6 +468,10 @@ mod tests {
         for key in ["anna.berg", "ee192d38-3309-8bea-b4c1-d87445dd73ab", "u36059484", "4711"] {
             assert!(refuse_civic_in_url(key).is_ok(), "{key}");
         }
+        // A claim id whose digits spell a civic number is still a claim id.
+        assert!(refuse_civic_in_url("ab201509162388cdef0123456789abcd").is_err());
+        assert!(refuse_civic_in_claim("ab201509162388cdef0123456789abcd").is_ok());
+        assert!(refuse_civic_in_claim("201509162388").is_err());
     }
 }
 

@@ -403,3 +403,26 @@ fn urlencode(v: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() || b == b'.' { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+/// Regression: `GET /api/v1/passwords/claims/{claim}` answered with the claim id as sent, so a
+/// civic number pasted there (a careless client, the wrong field) came back in the answer.
+/// A civic number in that URL is refused with 400, as everywhere in the API, and not echoed.
+#[test]
+fn review17_a_civic_number_as_a_claim_id_is_refused_and_not_echoed() {
+    let env = Env::new();
+    csv_rows(&env, &[row("1", "Anna", "Berg", &pnr(1), "student", "S1", "")]);
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    let civic = pnr(1);
+    for spelled in spellings(&civic) {
+        for (method, path) in [
+            ("GET", format!("/api/v1/passwords/claims/{spelled}")),
+            ("POST", format!("/api/v1/passwords/claims/{spelled}/confirm")),
+            ("DELETE", format!("/api/v1/passwords/claims/{spelled}")),
+        ] {
+            let (status, body) = api.call(method, &path, Some(&admin), None);
+            assert_no_civic(&format!("{method} {path}"), &body, &civic);
+            assert_eq!(status, 400, "{method} {path}: {body}");
+        }
+    }
+}
