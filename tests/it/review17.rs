@@ -426,3 +426,29 @@ fn review17_a_civic_number_as_a_claim_id_is_refused_and_not_echoed() {
         }
     }
 }
+
+/// Regression, against the shared Samba DC: the hand-out found a school unit's passwords with
+/// SQL `LIKE`, whose `_` and `%` match any character: the school admin of unit `S_1` claimed
+/// and was shown the first passwords of unit `SX1` too.
+#[test]
+fn review17_a_school_unit_with_like_wildcards_claims_its_own_passwords_only() {
+    use crate::ad::{ad_table, env_with, test_ou};
+    let ou = test_ou();
+    let env = env_with(&ad_table("ldaps://127.0.0.1:636", &ou, "initial_password = \"generated\"\n"));
+    let fam = crate::api16::unique_family();
+    csv_rows(&env, &[row("1", "Ada", &fam, "", "student", "S_1", ""), row("2", "Cia", &fam, "", "student", "SX1", "")]);
+    env.enid(&["apply", "--yes"]).ok();
+    let lisa =
+        env.enid(&["token", "add", "lisa", "--role", "school_admin", "--school", "S_1"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    let (status, answer) = api.call("POST", "/api/v1/passwords/claims", Some(&lisa), Some(r#"{"school":"S_1"}"#));
+    assert_eq!(status, 201, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let users: Vec<&str> =
+        answer["passwords"].as_array().unwrap().iter().map(|p| p["username"].as_str().unwrap()).collect();
+    assert_eq!(users.len(), 1, "another unit's password handed out: {answer}");
+    assert!(users[0].starts_with("ada."), "{users:?}");
+    let claim = answer["claim"].as_str().unwrap();
+    assert_eq!(api.json("POST", &format!("/api/v1/passwords/claims/{claim}/confirm"), &lisa, None)["forgotten"], 1);
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM passwords WHERE length(sealed) > 0"), "1");
+}

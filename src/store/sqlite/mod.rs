@@ -593,12 +593,14 @@ impl StateStore for SqliteStore {
     }
 
     async fn passwords(&self, filter: &PasswordFilter) -> Result<Vec<SealedPassword>, StoreError> {
+        // A school matches a whole entry of the comma-separated list (`instr`, never `LIKE`: a
+        // unit's `_` or `%` would match another unit's passwords).
         let q = sqlx::query_as::<_, (String, String, String, String, Vec<u8>, String)>(
             "SELECT p.target, p.identity_id, i.username, p.school, p.sealed, p.created_at FROM passwords p
                JOIN accounts a ON a.target = p.target AND a.identity_id = p.identity_id
                JOIN identities i ON i.id = p.identity_id
               WHERE a.status <> 'pending' AND a.key IS NOT NULL
-                AND (?1 IS NULL OR (',' || p.school || ',') LIKE ('%,' || ?1 || ',%'))
+                AND (?1 IS NULL OR instr(',' || p.school || ',', ',' || ?1 || ',') > 0)
                 AND (?2 IS NULL OR p.target = ?2)
                 AND (?3 IS NULL OR p.claim_id IS NULL OR p.claimed_at < ?3)
                 AND (?4 IS NULL OR p.claim_id = ?4)
