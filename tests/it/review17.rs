@@ -373,6 +373,9 @@ fn review17_a_protected_person_with_a_username_from_their_name_is_not_found_by_i
     // By enid id, as promised.
     assert_eq!(raw(api.port, "GET", &format!("/persons/{hidden}"), &cookie, "").0, 200);
     assert_eq!(api.call("GET", &format!("/api/v1/persons/{hidden}"), Some(&admin), None).0, 200);
+    drop(api);
+    let log = std::fs::read_to_string(env.path("service.log")).unwrap();
+    assert!(!log.contains(&username) && !log.contains("Gömdsson"), "the service's log names them: {log}");
 }
 
 /// Regression: "Find a person" lowered the text typed in Rust (every letter) but the names in
