@@ -455,3 +455,43 @@ fn review17_a_school_unit_with_like_wildcards_claims_its_own_passwords_only() {
     assert_eq!(api.json("POST", &format!("/api/v1/passwords/claims/{claim}/confirm"), &lisa, None)["forgotten"], 1);
     assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM passwords WHERE length(sealed) > 0"), "1");
 }
+
+/// Checked and holding: rows the source must fix never show a civic number (a key that is one,
+/// duplicated; a bad number in 12 and 10 digits; a bad date) or a protected person's name, on
+/// the runs page, in the API's runs or in the service's log.
+#[test]
+fn review17_rejected_rows_show_no_civic_number_and_no_protected_name() {
+    let env = Env::with_config("\n[sources.sis.policy]\nmax_rejected_percent = 90\n");
+    let (a, b, c) = (pnr(1), pnr(2), pnr(3));
+    let bad12 = format!("{}0", &a.replace('-', "")[..11]);
+    let bad10 = format!("{}-9999", &b.replace('-', "")[2..8]);
+    std::fs::write(
+        env.path("persons.csv"),
+        format!(
+            "{HEADER_P}\n{a},Anna,Berg,{bad12},student,S1,,,,\n{b},Bo,Ek,{b},student,S1,,,,\n{b},Bo,Ek,{b},student,S1,,,,\n\
+             4,Hemlig,Gömdsson,{bad10},student,S1,,,,Skyddad folkbokföring\n\
+             5,Dold,Skyddsson,{c},student,S1,,2024-13-45,,Skyddad folkbokföring\n6,Cia,Dahl,,student,S1,,,,\n"
+        ),
+    )
+    .unwrap();
+    let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let api = Service::start(&env);
+    crate::daemon16::wait_for("the service's first run", 60, || {
+        env.sql_value("SELECT CAST(count(*) AS TEXT) FROM runs WHERE counts IS NOT NULL") != "0"
+    });
+    let (cookie, _) = session(api.port, &admin);
+    let (_, page) = raw(api.port, "GET", "/runs", &cookie, "");
+    assert!(page.matches("persons.csv:").count() >= 4, "the rejected rows are listed: {page}");
+    let (_, runs) = api.call("GET", "/api/v1/runs", Some(&admin), None);
+    assert!(runs.contains("rejected"), "{runs}");
+    drop(api);
+    let log = std::fs::read_to_string(env.path("service.log")).unwrap();
+    for (what, text) in [("the runs page", &page), ("the API's runs", &runs), ("the service's log", &log)] {
+        for civic in [&a, &b, &c, &bad12, &bad10] {
+            assert_no_civic(what, text, civic);
+        }
+        for name in ["Hemlig", "Gömdsson", "Dold", "Skyddsson"] {
+            assert!(!text.contains(name), "{what} names a protected person: {text}");
+        }
+    }
+}
