@@ -102,7 +102,8 @@ impl Engine {
         let expires_at = now + chrono::Duration::from_std(valid_for).unwrap_or(chrono::Duration::days(1));
         for g in &selection.accept {
             if !GUARDS.contains(&g.as_str()) {
-                return Err(ApproveRunError::UnknownGuard(g.clone()).into());
+                // Echoed to whoever typed it: never a civic number pasted in the wrong field.
+                return Err(ApproveRunError::UnknownGuard(connector_api::civic::mask_if_civic(g).into_owned()).into());
             }
         }
         if viewer.schools.is_some() && !selection.accept.is_empty() {

@@ -119,6 +119,33 @@ impl Engine {
         overrides: &Overrides,
     ) -> Result<RenameInfo, EngineError> {
         let held = self.held_renames(now, overrides).await?;
+        self.approve_one_of(held, person, by, now).await
+    }
+
+    /// [`Engine::approve_rename`] as `viewer` may: only a rename [`Engine::held_renames_for`]
+    /// shows them (their units' persons, never a protected person's, whose old and new usernames
+    /// would name them); any other is no rename waiting. The rename is found among those, so a
+    /// key that happens to name someone else never approves another's.
+    pub async fn approve_rename_for(
+        &self,
+        person: &str,
+        viewer: &super::Viewer,
+        by: &str,
+        now: DateTime<Utc>,
+        overrides: &Overrides,
+    ) -> Result<RenameInfo, EngineError> {
+        let held = self.held_renames_for(now, overrides, viewer).await?;
+        self.approve_one_of(held, person, by, now).await
+    }
+
+    /// Approves the rename of `person` among `held`.
+    async fn approve_one_of(
+        &self,
+        held: Vec<RenameInfo>,
+        person: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RenameInfo, EngineError> {
         let r = held.into_iter().find(|r| r.identity == person || r.old == person).ok_or_else(|| {
             EngineError::Decision(format!(
                 "no rename of {:?} is waiting; `enid renames` lists them",

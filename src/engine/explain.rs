@@ -166,7 +166,11 @@ impl Engine {
         let protected = computed.as_ref().ok().and_then(|c| identity_in_run(c, &id)).is_some_and(|i| i.is_protected())
             || stored.iter().any(|r| r.protected);
         let current = computed.as_ref().ok().and_then(|c| c.usernames.get(&id));
-        if protected && needle != id && current.is_none_or(|u| !u.eq_ignore_ascii_case(needle)) {
+        // Their pseudonym says nothing about whose it is; a username made from their name
+        // (`protected_names_from_template`, or one that waits for its pseudonym) does.
+        let by_pseudonym =
+            current.is_some_and(|u| u.eq_ignore_ascii_case(needle)) && crate::core::naming::looks_pseudonymous(needle);
+        if protected && needle != id && !by_pseudonym {
             // Asked by a name or key, the answer would link them to the pseudonym and the enid id.
             return Err(LookupError::ProtectedByIdOnly.into());
         }

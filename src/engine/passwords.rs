@@ -259,6 +259,12 @@ fn new_claim_id() -> Result<String, EngineError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Whether `s` has the shape of a claim id ([`new_claim_id`]: 32 hexadecimal digits), which a
+/// front end takes in a URL whatever civic number its digits happen to spell.
+pub fn is_claim_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Why a viewer may not hand out what a [`HandOutRequest`] asks for (HTTP 403, 404, 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandOutRefused {
@@ -285,6 +291,17 @@ impl HandOutRequest {
             None => Err(HandOutRefused::SayWhich),
         }
     }
+}
+
+/// Whether every password of a claim (`rows`) is `viewer`'s to hand out, as
+/// [`HandOutRequest::allowed_for`] decides a claim: an administrator's all; a school admin's
+/// their units' persons', never a protected person's (whatever unit they attend).
+fn all_theirs(
+    rows: &[SealedPassword],
+    viewer: &super::Viewer,
+    protected: &std::collections::HashSet<IdentityId>,
+) -> bool {
+    viewer.schools.is_none() || rows.iter().all(|r| viewer.sees(&r.school) && !protected.contains(&r.identity_id))
 }
 
 /// How many first passwords wait for the hand-out in one school unit (or, for an
@@ -372,17 +389,21 @@ impl Engine {
     }
 
     /// The passwords a claim still holds, opened again: what a front end shows once more when
-    /// its first answer was lost (an HTTP GET retried), forgetting nothing. `viewer` limits them
-    /// to a school admin's units; a protected person's are by enid id only. A claim confirmed,
-    /// given back, or lapsed and taken by another hand-out holds nothing.
+    /// its first answer was lost (an HTTP GET retried), forgetting nothing. A claim that is not
+    /// wholly `viewer`'s ([`Engine::claim_is_theirs`]: an administrator's of every unit or of
+    /// protected persons, to a school admin) holds nothing for them; a protected person's are by
+    /// enid id only. A claim confirmed, given back, or lapsed and taken by another hand-out holds
+    /// nothing.
     pub async fn claimed_passwords(&self, claim: &str, viewer: &super::Viewer) -> Result<Vec<HandedOut>, EngineError> {
         let filter = PasswordFilter { claim: Some(claim.to_string()), ..PasswordFilter::default() };
-        let rows: Vec<SealedPassword> =
-            self.store.passwords(&filter).await?.into_iter().filter(|r| viewer.sees(&r.school)).collect();
+        let rows: Vec<SealedPassword> = self.store.passwords(&filter).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let protected = self.store.protected_identities().await?;
+        if !all_theirs(&rows, viewer, &protected) {
+            return Ok(Vec::new());
+        }
         let sealer = Sealer::new(self.password_key().await?);
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -430,15 +451,16 @@ impl Engine {
     }
 
     /// Whether `viewer` may confirm or give back the claim: an administrator any; a school
-    /// admin one whose passwords are all of their units. (Another's claim is shown as one that
-    /// holds nothing.)
+    /// admin one whose passwords are all of their units' persons, none of a protected person.
+    /// (Another's claim is shown as one that holds nothing.)
     pub async fn claim_is_theirs(&self, claim: &str, viewer: &super::Viewer) -> Result<bool, EngineError> {
         if viewer.schools.is_none() {
             return Ok(true);
         }
         let filter = PasswordFilter { claim: Some(claim.to_string()), ..Default::default() };
         let rows = self.store.passwords(&filter).await?;
-        Ok(rows.iter().all(|r| viewer.sees(&r.school)))
+        let protected = self.store.protected_identities().await?;
+        Ok(all_theirs(&rows, viewer, &protected))
     }
 
     /// The last step of a delivered hand-out: forgets the passwords the claim still holds and

@@ -30,18 +30,33 @@ pub struct PlanSelection {
 impl PlanSelection {
     /// A selection from the words a URL or a form gives: `only` as comma-separated action
     /// words (`create`, …, `groups`), the others as given (empty: not narrowed). Errors with
-    /// the word no action has.
+    /// the word no action has, masked when it has a civic number's shape (the message goes
+    /// back to whoever typed it, in a page or an API answer); refuses a civic number in any
+    /// field.
     pub fn from_words(
         only: Option<&str>,
         school: Option<&str>,
         target: Option<&str>,
         person: Option<&str>,
     ) -> Result<PlanSelection, String> {
+        // A civic number selects nothing (operations carry none) and is never echoed back in the
+        // form or the message: one pasted in by mistake is refused. An enid id is none, whatever
+        // its hex digits spell.
+        for v in [only, school, target, person].into_iter().flatten().map(str::trim) {
+            if !crate::core::model::is_enid_id(v) && connector_api::civic::contains_civic(v) {
+                return Err("a civic number selects nothing in a plan: use action words, a school unit, a target's \
+                            id, a username or an enid id"
+                    .into());
+            }
+        }
         let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         let mut actions = Vec::new();
         for word in only.unwrap_or_default().split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let named = super::actions_named(word).ok_or_else(|| {
-                format!("unknown action {word:?}: use create, claim, rename, move, update, enable, disable, delete or groups")
+                format!(
+                    "unknown action {:?}: use create, claim, rename, move, update, enable, disable, delete or groups",
+                    connector_api::civic::mask_if_civic(word)
+                )
             })?;
             actions.extend_from_slice(named);
         }
@@ -162,7 +177,7 @@ pub struct Listing<O = PlannedOp> {
 impl<O> Listing<O> {
     /// How many come after [`Listing::operations`].
     pub fn more(&self) -> usize {
-        self.selected.saturating_sub(self.offset + self.operations.len())
+        self.selected.saturating_sub(self.offset.saturating_add(self.operations.len()))
     }
 }
 

@@ -229,7 +229,10 @@ pub(super) async fn plan_view(
     query: Result<Query<PlanViewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     admin_only(&who)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("the query: {}", e.body_text())))?;
+    // The rejection quotes an unknown parameter's name, which can be anything typed.
+    let Query(q) = query.map_err(|e| {
+        ApiError::BadRequest(format!("the query: {}", connector_api::civic::mask_civic_in_text(&e.body_text())))
+    })?;
     if let Some(p) = &q.person {
         refuse_civic_in_url(p)?;
     }
@@ -307,18 +310,11 @@ pub(super) async fn renames(
     Ok(Json(shown).into_response())
 }
 
-/// Whether the viewer may see the identity (a school admin: one of their units' persons).
-async fn visible(engine: &crate::engine::Engine, id: &str, who: &Principal) -> Result<bool, ApiError> {
-    match engine.find_person(id, &who.viewer).await {
-        Ok(_) => Ok(true),
-        Err(crate::engine::EngineError::Lookup(_)) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// `POST /renames/{person}/approve`: approves the held rename of a person (enid id or current
 /// username), recorded with the token's name. An admin's token may; a school admin's only with
-/// `[server] school_admins_approve = true`, and only for their units' persons.
+/// `[server] school_admins_approve = true`, and only for their units' persons. Only a rename
+/// `GET /renames` lists: a protected person's is not found (approved on the server, `enid
+/// renames approve`).
 pub(super) async fn approve_rename(
     State(state): State<Arc<ApiState>>,
     Extension(who): Extension<Principal>,
@@ -328,12 +324,9 @@ pub(super) async fn approve_rename(
     if who.role == crate::engine::TokenRole::SchoolAdmin && !state.settings.school_admins_approve {
         return Err(ApiError::Forbidden("school admins approve nothing here ([server] school_admins_approve)"));
     }
-    let engine = state.engine();
-    if !visible(&engine, &person, &who).await? {
-        return Err(ApiError::NotFound);
-    }
-    let approved = engine
-        .approve_rename(&person, &who.name, crate::clock::now(None), &Overrides::default())
+    let approved = state
+        .engine()
+        .approve_rename_for(&person, &who.viewer, &who.name, crate::clock::now(None), &Overrides::default())
         .await
         .map_err(|e| match e {
             crate::engine::EngineError::Decision(_) => ApiError::NotFound,
@@ -415,6 +408,12 @@ pub(super) async fn claim_passwords(
     Ok(response)
 }
 
+/// A claim id is 32 hexadecimal digits; anything else that holds a civic number is refused
+/// before it can be echoed (`GET` answers with the claim id).
+fn refuse_civic_in_claim(claim: &str) -> Result<(), ApiError> {
+    if crate::engine::passwords::is_claim_id(claim) { Ok(()) } else { refuse_civic_in_url(claim) }
+}
+
 /// `GET /passwords/claims/{claim}`: the passwords the claim still holds, shown again (an answer
 /// lost on the way, a page reloaded); forgets nothing.
 pub(super) async fn show_claim(
@@ -422,6 +421,7 @@ pub(super) async fn show_claim(
     Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
+    refuse_civic_in_claim(&claim)?;
     let passwords = state.engine().claimed_passwords(&claim, &who.viewer).await?;
     let mut response = Json(serde_json::json!({ "claim": claim, "passwords": passwords })).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
@@ -434,6 +434,7 @@ pub(super) async fn confirm_claim(
     Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
+    refuse_civic_in_claim(&claim)?;
     let engine = state.engine();
     if !engine.claim_is_theirs(&claim, &who.viewer).await? {
         return Ok(Json(serde_json::json!({ "forgotten": 0 })).into_response());
@@ -448,6 +449,7 @@ pub(super) async fn release_claim(
     Extension(who): Extension<Principal>,
     Path(claim): Path<String>,
 ) -> Result<Response, ApiError> {
+    refuse_civic_in_claim(&claim)?;
     let engine = state.engine();
     if !engine.claim_is_theirs(&claim, &who.viewer).await? {
         return Ok(Json(serde_json::json!({ "given_back": 0 })).into_response());
@@ -479,6 +481,10 @@ mod tests {
         for key in ["anna.berg", "ee192d38-3309-8bea-b4c1-d87445dd73ab", "u36059484", "4711"] {
             assert!(refuse_civic_in_url(key).is_ok(), "{key}");
         }
+        // A claim id whose digits spell a civic number is still a claim id.
+        assert!(refuse_civic_in_url("ab201509162388cdef0123456789abcd").is_err());
+        assert!(refuse_civic_in_claim("ab201509162388cdef0123456789abcd").is_ok());
+        assert!(refuse_civic_in_claim("201509162388").is_err());
     }
 }
 
@@ -529,10 +535,10 @@ pub(super) async fn approve_run(
     };
     let mut only = Vec::new();
     for word in &body.only {
-        only.extend_from_slice(
-            crate::engine::actions_named(word)
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown action in \"only\": {word:?}")))?,
-        );
+        only.extend_from_slice(crate::engine::actions_named(word).ok_or_else(|| {
+            let word = connector_api::civic::mask_if_civic(word);
+            ApiError::BadRequest(format!("unknown action in \"only\": {word:?}"))
+        })?);
     }
     let selection = crate::engine::Selection {
         only,

@@ -35,6 +35,7 @@ mod review15;
 mod review15b;
 mod review16api;
 mod review16inc;
+mod review17;
 mod review2;
 mod review3;
 mod review3_probes;

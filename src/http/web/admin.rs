@@ -105,7 +105,7 @@ fn plan_markup<O: crate::engine::ViewedOp>(
         @for l in &view.listings {
             h2 id=(format!("action-{}", l.action)) { (l.action) " (" (l.selected) ")" }
             @if l.offset > 0 {
-                p { (lang.t("Från nummer ", "From number ")) (l.offset + 1) }
+                p { (lang.t("Från nummer ", "From number ")) (l.offset.saturating_add(1)) }
             }
             @if let Some((run, csrf)) = approve {
                 form method="post" action=(format!("/runs/{run}/approve")) class="approve-ops" {
@@ -142,7 +142,7 @@ fn plan_markup<O: crate::engine::ViewedOp>(
                 }
                 @if l.more() > 0 {
                     "… " (lang.t("och", "and")) " " (l.more()) " " (lang.t("till", "more")) " "
-                    a href=(link(l.action, l.offset + l.operations.len())) { (lang.t("Nästa", "Next")) " " (l.action) }
+                    a href=(link(l.action, l.offset.saturating_add(l.operations.len()))) { (lang.t("Nästa", "Next")) " " (l.action) }
                 }
             }
         }
@@ -197,16 +197,6 @@ pub(in crate::http) async fn saved_plan(
     let answer = |status: StatusCode, text: String| {
         page(status, lang, title, Some(&s), html! { h1 { (title) } p class="error" role="alert" { (text) } })
     };
-    if q.person.as_deref().is_some_and(connector_api::civic::contains_civic) {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            lang.t(
-                "Sök inte på personnummer här; använd användarnamn eller enid-id.",
-                "No civic numbers here; use a username or an enid id.",
-            )
-            .into(),
-        );
-    }
     let selection = match crate::engine::PlanSelection::from_words(
         q.only.as_deref(),
         q.school.as_deref(),
@@ -410,7 +400,8 @@ pub(in crate::http) async fn renames(
 }
 
 /// `POST /renames/{person}/approve`: approves a held rename, recorded with the token's name;
-/// the next apply renames the accounts. Another school's person is not found.
+/// the next apply renames the accounts. Only one the renames page lists: another school's
+/// person, and a protected person, is not found.
 pub(in crate::http) async fn approve_rename(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -436,13 +427,9 @@ pub(in crate::http) async fn approve_rename(
         return answer(StatusCode::FORBIDDEN, lang.t("Du får inte godkänna.", "You may not approve.").into());
     }
     let not_found = lang.t("Inget sådant namnbyte väntar.", "No such rename is waiting.");
-    match engine.find_person(&person, &s.principal.viewer).await {
-        Ok(_) => {}
-        Err(crate::engine::EngineError::Lookup(_)) => return answer(StatusCode::NOT_FOUND, not_found.into()),
-        Err(e) => return failure(&e),
-    }
     let now = crate::clock::now(None);
-    match engine.approve_rename(&person, &s.principal.name, now, &crate::engine::Overrides::default()).await {
+    let overrides = crate::engine::Overrides::default();
+    match engine.approve_rename_for(&person, &s.principal.viewer, &s.principal.name, now, &overrides).await {
         Ok(r) => {
             let _ = state.handle.run_now.send(crate::daemon::RunNow {
                 // A decision is no record change: an incremental run would not see it.

@@ -104,6 +104,11 @@ type StoredRow = (
     bool,
 );
 
+/// The capitals outside ASCII that names in Swedish schools hold, with their small letters:
+/// folded for "Find a person" where SQLite's `lower()` does not.
+const SEARCH_FOLDED: [(&str, &str); 8] =
+    [("Å", "å"), ("Ä", "ä"), ("Ö", "ö"), ("É", "é"), ("È", "è"), ("Ü", "ü"), ("Æ", "æ"), ("Ø", "ø")];
+
 /// A handle on the SQLite state database. Clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -588,12 +593,14 @@ impl StateStore for SqliteStore {
     }
 
     async fn passwords(&self, filter: &PasswordFilter) -> Result<Vec<SealedPassword>, StoreError> {
+        // A school matches a whole entry of the comma-separated list (`instr`, never `LIKE`: a
+        // unit's `_` or `%` would match another unit's passwords).
         let q = sqlx::query_as::<_, (String, String, String, String, Vec<u8>, String)>(
             "SELECT p.target, p.identity_id, i.username, p.school, p.sealed, p.created_at FROM passwords p
                JOIN accounts a ON a.target = p.target AND a.identity_id = p.identity_id
                JOIN identities i ON i.id = p.identity_id
               WHERE a.status <> 'pending' AND a.key IS NOT NULL
-                AND (?1 IS NULL OR (',' || p.school || ',') LIKE ('%,' || ?1 || ',%'))
+                AND (?1 IS NULL OR instr(',' || p.school || ',', ',' || ?1 || ',') > 0)
                 AND (?2 IS NULL OR p.target = ?2)
                 AND (?3 IS NULL OR p.claim_id IS NULL OR p.claimed_at < ?3)
                 AND (?4 IS NULL OR p.claim_id = ?4)
@@ -1047,19 +1054,32 @@ impl StateStore for SqliteStore {
             text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
         let pattern = format!("%{escaped}%");
         let schools = schools.map(|s| self.encode("encoding", &s)).transpose()?;
-        let sql = "SELECT json_group_array(json_array(identity_id, username, given_name, family_name, school_unit)) FROM
+        // SQLite's lower() folds ASCII only; the text comes lowered in full, so the capitals of
+        // the names a Swedish school has (Åsa, Öberg) are folded here too.
+        let fold = |column: &str| {
+            SEARCH_FOLDED
+                .iter()
+                .fold(format!("lower({column})"), |e, (upper, lower)| format!("replace({e}, '{upper}', '{lower}')"))
+        };
+        let sql = format!(
+            "SELECT json_group_array(json_array(identity_id, username, given_name, family_name, school_unit)) FROM
                    (SELECT DISTINCT r.identity_id, i.username, r.given_name, r.family_name, r.school_unit
                       FROM source_records r JOIN identities i ON i.id = r.identity_id
                      WHERE r.gone_at IS NULL
                        AND NOT EXISTS (SELECT 1 FROM source_records p WHERE p.identity_id = r.identity_id AND p.protected = 1)
-                       AND (lower(r.given_name || ' ' || r.family_name) LIKE ?1 ESCAPE '\\'
-                            OR lower(r.family_name || ' ' || r.given_name) LIKE ?1 ESCAPE '\\'
+                       AND ({} LIKE ?1 ESCAPE '\\'
+                            OR {} LIKE ?1 ESCAPE '\\'
                             OR lower(i.username) LIKE ?1 ESCAPE '\\')
                        AND (?2 IS NULL OR r.school_unit IN (SELECT value FROM json_each(?2)))
                      ORDER BY r.family_name, r.given_name, r.identity_id
-                     LIMIT ?3)";
+                     LIMIT ?3)",
+            fold("r.given_name || ' ' || r.family_name"),
+            fold("r.family_name || ' ' || r.given_name"),
+        );
         type Hit = (String, Option<String>, String, String, Option<String>);
-        let rows: Vec<Hit> = self.json_rows(sqlx::query(sql).bind(pattern).bind(schools).bind(limit)).await?;
+        // Only constants make the text of `sql`; the values are bound.
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pattern).bind(schools).bind(limit);
+        let rows: Vec<Hit> = self.json_rows(q).await?;
         Ok(rows
             .into_iter()
             .map(|(identity_id, username, given_name, family_name, school_unit)| PersonHit {
