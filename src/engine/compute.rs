@@ -67,6 +67,9 @@ pub struct Computed {
     pub outside_done: Vec<(String, IdentityId)>,
 }
 
+/// Renames done now, renames held for approval, and who approved those done by approval.
+type Renames = (Vec<plan::RenameInfo>, Vec<plan::RenameInfo>, BTreeMap<IdentityId, String>);
+
 /// The rejected rows as a run records them: each with the school unit the state has for its
 /// person (by the row's source key), a protected person's with its location only.
 fn rejected_views(
@@ -386,7 +389,7 @@ impl Engine {
         let (mut new_names, naming_failed, waiting) =
             self.name_new(&requests, &rename_requests, &observed, &snapshot, &correlation, &refused, now).await?;
         failures.extend(naming_failed);
-        let (renames, held_renames) = self.decide_renames(&renaming, &mut new_names).await?;
+        let (renames, held_renames, rename_approvers) = self.decide_renames(&renaming, &mut new_names).await?;
         for (id, t) in &self.targets {
             let (more, failed) = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
             failures.extend(failed.into_iter().map(|(identity, why)| Failure {
@@ -654,6 +657,13 @@ impl Engine {
         );
         plan.kept = kept_persons(&resolution, &snapshot);
         plan.held = held;
+        // Who approved a held rename is said where it is carried out (the approval itself is
+        // used up by the apply): in the operation's reason, and so in the sync log.
+        for op in plan.operations.iter_mut().filter(|o| o.action == plan::Action::Rename) {
+            if let Some(by) = rename_approvers.get(&op.identity) {
+                op.reason = format!("{}; approved by {by}", op.reason);
+            }
+        }
         if narrow {
             match self.narrow_check(&plan, &correlation).await? {
                 Narrowed::Yes(()) => {}
@@ -745,16 +755,16 @@ impl Engine {
         out
     }
 
-    /// Splits rename candidates into renames done now and renames held for approval. A held
-    /// person keeps the old name in `names`.
+    /// Splits rename candidates into renames done now and renames held for approval, with who
+    /// approved those done now by approval. A held person keeps the old name in `names`.
     async fn decide_renames(
         &self,
         renaming: &BTreeMap<IdentityId, (NameRequest, String)>,
         names: &mut BTreeMap<IdentityId, String>,
-    ) -> Result<(Vec<plan::RenameInfo>, Vec<plan::RenameInfo>), EngineError> {
-        let (mut done, mut held) = (Vec::new(), Vec::new());
+    ) -> Result<Renames, EngineError> {
+        let (mut done, mut held, mut approvers) = (Vec::new(), Vec::new(), BTreeMap::new());
         if renaming.is_empty() {
-            return Ok((done, held));
+            return Ok((done, held, approvers));
         }
         let approved = match self.config.naming.on_name_change {
             RenamePolicy::Hold => self.store.rename_approvals().await?,
@@ -770,17 +780,19 @@ impl Engine {
             // A person who became protected is renamed whatever the policy: their changes wait
             // for `--accept-protected` anyway.
             let protection = renaming.get(id).is_some_and(|(req, _)| req.pseudonymous);
-            let go = protection
-                || self.config.naming.on_name_change == RenamePolicy::Rename
-                || approved.get(id) == Some(&new);
+            let by = approved.get(id).filter(|(n, _)| *n == new).map(|(_, by)| by.clone());
+            let go = protection || self.config.naming.on_name_change == RenamePolicy::Rename || by.is_some();
             if go {
+                if let Some(by) = by.filter(|_| !protection) {
+                    approvers.insert(id.clone(), by);
+                }
                 done.push(info);
             } else {
                 names.insert(id.clone(), old.clone());
                 held.push(info);
             }
         }
-        Ok((done, held))
+        Ok((done, held, approvers))
     }
 
     /// Names for identities that have none yet (`requests`) and for renames (`renaming`),

@@ -115,8 +115,8 @@ pub trait StateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Approved renames: identity → the new username that was approved.
-    fn rename_approvals(&self) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+    /// Approved renames: identity → (the new username that was approved, who approved it).
+    fn rename_approvals(&self) -> impl Future<Output = Result<BTreeMap<String, (String, String)>, StoreError>> + Send;
 
     /// Approves renaming an identity to `new_username` (a later approval replaces it); `by`: who
     /// (a token's name, `local:USER`).
@@ -653,7 +653,7 @@ impl StateStore for Store {
         dispatch!(self.commit_renames(renames, now))
     }
 
-    async fn rename_approvals(&self) -> Result<BTreeMap<String, String>, StoreError> {
+    async fn rename_approvals(&self) -> Result<BTreeMap<String, (String, String)>, StoreError> {
         dispatch!(self.rename_approvals())
     }
 

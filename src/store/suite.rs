@@ -236,7 +236,13 @@ pub(crate) async fn renames_release_the_old_name_and_use_up_the_approval<S: Stat
     s.approve_rename("id-b", "bo.berg", "lisa", day(1)).await.unwrap();
     s.approve_rename("id-b", "bo.holm", "lisa", day(2)).await.unwrap();
     let approvals = s.rename_approvals().await.unwrap();
-    assert_eq!(approvals, BTreeMap::from([("id-a".into(), "kim.berg".into()), ("id-b".into(), "bo.holm".into())]));
+    assert_eq!(
+        approvals,
+        BTreeMap::from([
+            ("id-a".into(), ("kim.berg".into(), "local:root".into())),
+            ("id-b".into(), ("bo.holm".into(), "lisa".into()))
+        ])
+    );
 
     s.commit_renames(&[], day(3)).await.unwrap();
     s.commit_renames(&[RenameInfo { identity: "id-a".into(), old: "kim.lind".into(), new: "kim.berg".into() }], day(3))

@@ -235,6 +235,9 @@ fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page
     }
     crate::daemon16::wait_for("the approved rename on slapd", 30, || env.people().contains_key("anna.lind"));
     assert!(!env.people().contains_key("anna.berg"));
+    // Who approved it stays in the sync log once the approval is used up.
+    let log = env.enid(&["log", "--person", "anna.lind"]).ok().stdout;
+    assert!(log.contains("anna.berg → anna.lind; approved by ops"), "{log}");
 }
 
 /// A plan a person can read, paged, through the API and on the page: a service that only plans

@@ -359,10 +359,10 @@ impl StateStore for SqliteStore {
         self.exec_all(statements).await
     }
 
-    async fn rename_approvals(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let sql = "SELECT json_group_array(json_array(identity_id, new_username)) FROM rename_approvals";
-        let rows: Vec<(String, String)> = self.json_rows(sqlx::query(sql)).await?;
-        Ok(rows.into_iter().collect())
+    async fn rename_approvals(&self) -> Result<BTreeMap<String, (String, String)>, StoreError> {
+        let sql = "SELECT json_group_array(json_array(identity_id, new_username, approved_by)) FROM rename_approvals";
+        let rows: Vec<(String, String, String)> = self.json_rows(sqlx::query(sql)).await?;
+        Ok(rows.into_iter().map(|(id, new, by)| (id, (new, by))).collect())
     }
 
     async fn approve_rename(
