@@ -106,10 +106,51 @@ impl Engine {
         let mut out = Vec::with_capacity(rows.len());
         for run in rows {
             if self.run_visible(&run, viewer).await? {
-                out.push(run_view(run, viewer));
+                let plan_id = run.plan_id.clone();
+                let mut view = run_view(run, viewer);
+                self.scope_counts(&mut view, plan_id.as_deref(), viewer).await?;
+                out.push(view);
             }
         }
         Ok(out)
+    }
+
+    /// A school admin's counts of a run: their units' operations only (by the log; a planned
+    /// or held run, which has none yet, by its saved plan), never the whole run's numbers.
+    async fn scope_counts(
+        &self,
+        view: &mut RunView,
+        plan_id: Option<&str>,
+        viewer: &Viewer,
+    ) -> Result<(), EngineError> {
+        let (Some(mine), Some(t)) = (&viewer.schools, &mut view.tally) else { return Ok(()) };
+        let mine: Vec<String> = mine.iter().cloned().collect();
+        t.planned.clear();
+        (t.ok, t.failed, t.not_sent) = (0, 0, 0);
+        let tally = self.store.log_tally(view.run.id, &mine).await?;
+        if tally.is_empty()
+            && matches!(view.run.status.as_str(), "planned" | "held")
+            && let Some(id) = plan_id
+            && let Some(body) = self.store.load_plan(id).await?
+        {
+            let plan: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            for o in plan["operations"].as_array().into_iter().flatten() {
+                if o["school"].as_str().is_some_and(|s| s.split(',').any(|x| !x.is_empty() && viewer.sees(x))) {
+                    *t.planned.entry(o["action"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+                }
+            }
+            return Ok(());
+        }
+        for (action, result, n) in tally {
+            let n = usize::try_from(n).unwrap_or(0);
+            *t.planned.entry(action).or_default() += n;
+            match result.as_str() {
+                "ok" => t.ok += n,
+                "failed" => t.failed += n,
+                _ => t.not_sent += n,
+            }
+        }
+        Ok(())
     }
 
     /// What the newest full run left to fix or decide (an incremental run reads only what
@@ -141,7 +182,12 @@ impl Engine {
     /// Run `id`, if the viewer may see it (one run read, not every run).
     pub async fn run_by_id(&self, id: i64, viewer: &Viewer) -> Result<Option<RunView>, EngineError> {
         match self.store.run_by_id(id).await? {
-            Some(run) if self.run_visible(&run, viewer).await? => Ok(Some(run_view(run, viewer))),
+            Some(run) if self.run_visible(&run, viewer).await? => {
+                let plan_id = run.plan_id.clone();
+                let mut view = run_view(run, viewer);
+                self.scope_counts(&mut view, plan_id.as_deref(), viewer).await?;
+                Ok(Some(view))
+            }
             _ => Ok(None),
         }
     }

@@ -386,6 +386,14 @@ pub trait StateStore: Send + Sync {
     /// positive) that match every filter given.
     fn log(&self, filter: &LogFilter) -> impl Future<Output = Result<Vec<LogRow>, StoreError>> + Send;
 
+    /// How many operations of run `run` at these school units (whole entries of a row's list)
+    /// the log holds, per action and result (`ok`, `failed`, `skipped`).
+    fn log_tally(
+        &self,
+        run: i64,
+        schools: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String, i64)>, StoreError>> + Send;
+
     /// Saves a plan for a later `enid apply --plan ID`; a plan saved again keeps its first copy.
     fn save_plan(
         &self,
@@ -871,6 +879,10 @@ impl StateStore for Store {
 
     async fn log(&self, filter: &LogFilter) -> Result<Vec<LogRow>, StoreError> {
         dispatch!(self.log(filter))
+    }
+
+    async fn log_tally(&self, run: i64, schools: &[String]) -> Result<Vec<(String, String, i64)>, StoreError> {
+        dispatch!(self.log_tally(run, schools))
     }
 
     async fn metrics(&self) -> Result<StateMetrics, StoreError> {

@@ -594,6 +594,15 @@ pub(crate) async fn the_log_is_filtered_by_run_identity_and_school<S: StateStore
     assert!(ids(s.log(&action).await.unwrap()).contains(&all[0].id));
     let nothing = LogFilter { target: Some("no-such-target".into()), ..LogFilter::default() };
     assert!(s.log(&nothing).await.unwrap().is_empty());
+    // A run's operations counted per action and result, at some school units only.
+    let tally = |run, schools: &[&str]| {
+        let schools: Vec<String> = schools.iter().map(|x| x.to_string()).collect();
+        async move { s.log_tally(run, &schools).await.unwrap() }
+    };
+    assert_eq!(tally(two, &["S1"]).await, [("update".to_string(), "ok".to_string(), 1)]);
+    assert_eq!(tally(two, &["S12"]).await, [("update".to_string(), "skipped".to_string(), 1)], "S12 is not S1");
+    assert!(tally(two, &["S%"]).await.is_empty(), "a code is no pattern");
+    assert!(tally(one, &["S9"]).await.is_empty());
 }
 
 pub(crate) async fn pruning_removes_old_runs_their_log_and_plans_but_not_what_the_guards_read<S: StateStore>(s: &S) {

@@ -161,6 +161,9 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
         screenshot(&browser, "2-school-admin-runs").await;
         let html = browser.source().await.unwrap();
         assert!(html.contains("id=\"run-1\""), "run 1 touched S1: {html}");
+        // Run 1 created Anna's account at S1 and Bo's at S2: Lisa reads S1's numbers only.
+        let row = browser.find(Locator::Css("tr#run-1")).await.unwrap().text().await.unwrap();
+        assert!(row.contains("1 create; 1 klara"), "{row}");
         assert!(!html.contains("id=\"run-2\""), "run 2 touched S2 only: {html}");
         assert!(!html.contains("Bo") && !html.contains("Lind"), "nothing of S2's pupil: {html}");
 

@@ -976,6 +976,17 @@ impl StateStore for SqliteStore {
         Ok(rows.into_iter().map(LogRow::from_row).collect())
     }
 
+    async fn log_tally(&self, run: i64, schools: &[String]) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let q = sqlx::query_as::<_, (String, String, i64)>(
+            "SELECT action, result, count(*) FROM oplog
+              WHERE run_id = ?1 AND EXISTS (SELECT 1 FROM json_each(?2) j
+                                            WHERE instr(',' || school || ',', ',' || j.value || ',') > 0)
+              GROUP BY action, result ORDER BY action, result",
+        );
+        let schools = self.encode("log schools", &schools)?;
+        self.fetch(q.bind(run).bind(schools)).await
+    }
+
     async fn save_plan(&self, plan_id: &str, body: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let q = sqlx::query(
             "INSERT INTO plans (plan_id, created_at, body) VALUES (?1, ?2, ?3) ON CONFLICT (plan_id) DO NOTHING",
