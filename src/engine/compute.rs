@@ -89,7 +89,13 @@ fn rejected_views(
                 } else {
                     row.message.clone()
                 },
-                school: stored.and_then(|r| r.school_unit.clone()),
+                // The row's own school unit (a new pupil's too), else the one stored for its
+                // person; a protected person's row none.
+                school: if protected {
+                    None
+                } else {
+                    row.school_unit.clone().or_else(|| stored.and_then(|r| r.school_unit.clone()))
+                },
             });
         }
     }

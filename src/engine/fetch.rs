@@ -458,6 +458,7 @@ mod tests {
                 message: "bad".into(),
                 person_id: Some("4".into()),
                 civic_no: None,
+                school_unit: None,
             }],
             skipped: BTreeMap::from([("guardian".to_string(), 2)]),
             watermark: Some("w2".into()),

@@ -160,6 +160,8 @@ fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page
             row("2", "Bo", "Ek", &pnr(2), "wizard", "S2", ""),
             row("3", "Cia", "Dahl", &pnr(3), "student", "S1", ""),
             row("4", "Åsa", "Holm", &pnr(4), "student", "S1", ""),
+            // A new pupil whose row lacks the given name (line 6): no one the state knows.
+            row("5", "", "Fors", &pnr(5), "student", "S1", ""),
         ],
     );
     let admin = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
@@ -182,6 +184,7 @@ fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page
         assert!(needs.contains("persons.csv:3") && needs.contains("wizard"), "{needs}");
         assert!(needs.contains("skolans informationssystem"), "who can fix it: {needs}");
         assert!(!needs.contains("asa") && !needs.contains("Åsa"), "S1's refusal is not S2's: {needs}");
+        assert!(!needs.contains("persons.csv:6"), "S1's new pupil's row is not S2's: {needs}");
         screenshot(&browser, "9-rejected-row").await;
         browser.find(Locator::Css("form[action=\"/sign-out\"] button")).await.unwrap().click().await.unwrap();
         at(&browser, "/sign-in").await;
@@ -193,6 +196,7 @@ fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page
         let needs = browser.find(Locator::Css("section.needs")).await.unwrap().text().await.unwrap();
         assert!(needs.contains("asa.holm") && needs.contains("målsystemet vägrade"), "{needs}");
         assert!(!needs.contains("persons.csv:3"), "S2's row is not S1's: {needs}");
+        assert!(needs.contains("persons.csv:6") && needs.contains("given_name is empty"), "a new pupil's row: {needs}");
         screenshot(&browser, "10-refused-account").await;
         browser.find(Locator::LinkText("Namnbyten")).await.unwrap().click().await.unwrap();
         at(&browser, "/renames").await;
@@ -228,7 +232,7 @@ fn web17_rejected_rows_refused_accounts_and_held_renames_need_action_on_the_page
     assert!(!lisa.to_string().contains("persons.csv:3"), "{lisa}");
     for answer in [&per, &lisa] {
         let digits: String = answer.to_string().chars().filter(char::is_ascii_digit).collect();
-        for i in 1..=4 {
+        for i in 1..=5 {
             let ten: String = pnr(i)[2..].chars().filter(char::is_ascii_digit).collect();
             assert!(!digits.contains(&ten), "pnr({i}) in {answer}");
         }

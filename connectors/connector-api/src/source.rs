@@ -230,6 +230,15 @@ pub struct SourceRecord {
 }
 
 impl SourceRecord {
+    /// The school unit a rejected record is shown to (its first affiliation's); `None` for a
+    /// record that marks protected personal data: IT alone sees it.
+    pub fn shown_school(&self) -> Option<String> {
+        if self.protection.is_some() {
+            return None;
+        }
+        self.affiliations.iter().find_map(|a| a.school_unit.clone())
+    }
+
     /// The record as JSON, without its civic number (what the state database keeps beside it).
     #[allow(clippy::expect_used)]
     pub fn to_json(&self) -> String {
@@ -368,6 +377,10 @@ pub struct RowError {
     /// person stored with it is kept too: a row typed with another person's key still names its
     /// person by number. Masked by `CivicNo`'s `Debug` and `Display`.
     pub civic_no: Option<CivicNo>,
+    /// The school unit the row names, when it could be read and the row marks no protected
+    /// personal data: that school's admins are shown the row to have it fixed (a new pupil's
+    /// row too, whom the state does not know yet). `None`: IT alone sees it.
+    pub school_unit: Option<String>,
 }
 
 impl fmt::Display for RowError {
@@ -439,11 +452,13 @@ impl SourceBatch {
         self.records = good;
         for r in bad {
             let field = r.civic_in_free_text().unwrap_or("a free-text field");
+            let school_unit = r.shown_school();
             self.rejected.push(RowError {
                 location: r.location,
                 message: civic_in_free_text_message(field),
                 person_id: Some(r.person_id),
                 civic_no: r.civic_no,
+                school_unit,
             });
         }
     }

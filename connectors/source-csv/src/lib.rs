@@ -292,11 +292,19 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
             lines_of.entry(p.clone()).or_default().push(line);
         }
         let civic_no = if shifted { None } else { CivicNo::parse(fields.get("civic_no"), cx.today).ok() };
+        // The school unit the row names, unless it marks protected personal data (then IT
+        // alone sees the row).
+        let school_unit = if shifted || !fields.get("protection").is_empty() {
+            None
+        } else {
+            Some(fields.get("school_unit").to_string()).filter(|s| !s.is_empty())
+        };
         let reject = |message: String| RowError {
             location: location.clone(),
             message,
             person_id: person_id.clone(),
             civic_no: civic_no.clone(),
+            school_unit: school_unit.clone(),
         };
         if row.len() != width {
             batch.rejected.push(reject(format!("has {} fields, the header has {width}", row.len())));
@@ -343,7 +351,8 @@ fn one_row_per_person(valid: Vec<(u64, SourceRecord)>, lines_of: &HashMap<String
 /// A valid row rejected for what other rows say. One of these rows may carry another person's
 /// key by mistake: the person of the key and the person of the row's civic number are both kept.
 fn reject_valid(rec: SourceRecord, message: String) -> RowError {
-    RowError { message, location: rec.location, person_id: Some(rec.person_id), civic_no: rec.civic_no }
+    let school_unit = rec.shown_school();
+    RowError { message, location: rec.location, person_id: Some(rec.person_id), civic_no: rec.civic_no, school_unit }
 }
 
 /// `affiliations = "rows"`: the rows of one `person_id` become one record with one affiliation

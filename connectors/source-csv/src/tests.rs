@@ -62,6 +62,20 @@ fn bad_rows_are_reported_with_their_line() {
     let keys: Vec<Option<&str>> = batch.rejected.iter().map(|e| e.person_id.as_deref()).collect();
     assert_eq!(keys, [Some("1"), Some("2"), Some("3"), Some("4"), Some("1"), Some("5"), Some("6")]);
     assert!(!got.concat().contains("9996"), "a civic number leaked into a message");
+    // Each row names the school whose admins see it; a row cut short names none.
+    let schools: Vec<Option<&str>> = batch.rejected.iter().map(|e| e.school_unit.as_deref()).collect();
+    assert_eq!(schools, [Some("S1"), Some("S1"), Some("S1"), Some("S1"), Some("S1"), Some("S1"), None]);
+}
+
+#[test]
+fn a_rejected_row_of_a_protected_person_names_no_school() {
+    let text = format!(
+        "{},protection\n1,,Berg,,student,S1,,,,Skyddad folkbokföring\n2,,Ek,,student,S2,,,,\n",
+        HEADER.trim_end()
+    );
+    let batch = parse(&config(), "persons.csv", text.as_bytes(), cx()).unwrap();
+    let schools: Vec<Option<&str>> = batch.rejected.iter().map(|e| e.school_unit.as_deref()).collect();
+    assert_eq!(schools, [None, Some("S2")]);
 }
 
 #[test]

@@ -349,9 +349,15 @@ pub fn full(
     let mut faults: BTreeMap<String, RowError> = BTreeMap::new();
     let mut fault = |batch: &mut SourceBatch, user: Option<String>, location: String, message: String| match user {
         Some(u) => {
-            faults.entry(u.clone()).or_insert(RowError { location, message, person_id: Some(u), civic_no: None });
+            faults.entry(u.clone()).or_insert(RowError {
+                location,
+                message,
+                person_id: Some(u),
+                civic_no: None,
+                school_unit: None,
+            });
         }
-        None => batch.rejected.push(RowError { location, message, person_id: None, civic_no: None }),
+        None => batch.rejected.push(RowError { location, message, person_id: None, civic_no: None, school_unit: None }),
     };
     let mut ties: BTreeMap<String, Vec<Tie>> = BTreeMap::new();
     if let Some(roles_t) = tables.roles.as_ref().filter(|_| tables.ties == TieSource::RolesFile) {
@@ -392,6 +398,9 @@ pub fn full(
             message,
             person_id: p.value.as_ref().ok().map(|u| u.id.clone()).or_else(|| p.user.clone()),
             civic_no: None,
+            // OneRoster names a user's schools by sourcedId in orgs: the state's school for
+            // the person is shown instead.
+            school_unit: None,
         };
         let u = match &p.value {
             Ok(u) => u,

@@ -152,9 +152,15 @@ pub fn changes(
                  location: String,
                  message: String| match user {
         Some(u) => {
-            faults.entry(u.clone()).or_insert(RowError { location, message, person_id: Some(u), civic_no: None });
+            faults.entry(u.clone()).or_insert(RowError {
+                location,
+                message,
+                person_id: Some(u),
+                civic_no: None,
+                school_unit: None,
+            });
         }
-        None => rejected.push(RowError { location, message, person_id: None, civic_no: None }),
+        None => rejected.push(RowError { location, message, person_id: None, civic_no: None, school_unit: None }),
     };
     let new_draft = |rec: SourceRecord| Draft { rec, skip: None, family: None, year: None, unknown: None };
 
@@ -386,7 +392,7 @@ pub fn changes(
             && d.rec.affiliations.is_empty()
             && let Some((location, message)) = d.unknown.take()
         {
-            rejected.push(RowError { location, message, person_id: Some(id), civic_no: None });
+            rejected.push(RowError { location, message, person_id: Some(id), civic_no: None, school_unit: None });
             continue;
         }
         let skip = d.skip.or_else(|| d.rec.affiliations.is_empty().then(|| d.family.unwrap_or(SKIP_NO_SCHOOL)));

@@ -249,17 +249,24 @@ fn location(endpoint: &str, id: &str) -> String {
 }
 
 fn reject(id: &str, message: String) -> RowError {
-    RowError { location: location("persons", id), message, person_id: Some(id.to_string()), civic_no: None }
+    RowError {
+        location: location("persons", id),
+        message,
+        person_id: Some(id.to_string()),
+        civic_no: None,
+        school_unit: None,
+    }
 }
 
 /// A person's own fields and enrolments; a person enid cannot use is a rejected row that names
 /// the field.
-fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, RowError> {
+fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
     let name = |v: &Option<String>, field: &str| match v.as_deref().map(str::trim) {
         Some(n) if !n.is_empty() => Ok(n.to_string()),
-        _ => {
-            Err(reject(&p.id, format!("{field} is missing or empty; the person needs both names (fix it in the SIS)")))
-        }
+        _ => Err(Box::new(reject(
+            &p.id,
+            format!("{field} is missing or empty; the person needs both names (fix it in the SIS)"),
+        ))),
     };
     let given_name = name(&p.given_name, "givenName")?;
     let family_name = name(&p.family_name, "familyName")?;
@@ -268,10 +275,9 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, RowError> {
             let (value, nationality) = c.parts();
             // A number of another country is no personnummer: it is not matched on.
             if nationality.eq_ignore_ascii_case("SE") && !value.trim().is_empty() {
-                Some(
-                    CivicNo::parse(value, cx.today)
-                        .map_err(|e| reject(&p.id, format!("civicNo {} {e}; fix it in the SIS", mask_raw(value))))?,
-                )
+                Some(CivicNo::parse(value, cx.today).map_err(|e| {
+                    Box::new(reject(&p.id, format!("civicNo {} {e}; fix it in the SIS", mask_raw(value))))
+                })?)
             } else {
                 None
             }
@@ -416,7 +422,7 @@ pub fn assemble_full(full: &Full, cx: Ctx<'_>) -> Assembled {
             Ok(d) => {
                 drafts.insert(p.id.as_str(), d);
             }
-            Err(e) => out.rejected.push(e),
+            Err(e) => out.rejected.push(*e),
         }
     }
     let mut duty_person: HashMap<&str, &str> = HashMap::with_capacity(full.duties.len());
@@ -551,7 +557,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
                 drafts.insert(p.id.clone(), d);
                 touched.insert(p.id.clone());
             }
-            Err(e) => out.rejected.push(e),
+            Err(e) => out.rejected.push(*e),
         }
     }
     let rejected: HashSet<String> = out.rejected.iter().filter_map(|e| e.person_id.clone()).collect();

@@ -500,7 +500,7 @@ impl Sink for DeletedSink {
 fn unreadable_person(u: wire::Unreadable) -> RowError {
     let location =
         format!("persons/{}", u.id.as_deref().map(connector_api::civic::mask_if_civic).unwrap_or("(no id)".into()));
-    RowError { location, message: unreadable_reason(&u), person_id: u.id, civic_no: None }
+    RowError { location, message: unreadable_reason(&u), person_id: u.id, civic_no: None, school_unit: None }
 }
 
 /// Moves changed records that hold a civic number in a free-text field to the rejected rows, as
@@ -513,6 +513,7 @@ fn reject_civic_in_free_text(changed: &mut Vec<SourceRecord>) -> Vec<RowError> {
     bad.into_iter()
         .map(|r| RowError {
             message: connector_api::source::civic_in_free_text_message(r.civic_in_free_text().unwrap_or("a field")),
+            school_unit: r.shown_school(),
             location: r.location,
             person_id: Some(r.person_id),
             civic_no: r.civic_no,

@@ -228,6 +228,7 @@ fn rejected(source: &str, pid: Option<&str>, loc: &str) -> RejectedRows {
         message: "bad".into(),
         person_id: pid.map(str::to_string),
         civic_no: None,
+        school_unit: None,
     };
     RejectedRows::from_rows(&BTreeMap::from([(source.to_string(), vec![row])]))
 }
