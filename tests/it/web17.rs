@@ -101,6 +101,19 @@ pub(crate) async fn at(browser: &Client, path: &str) {
     }
 }
 
+/// Clicks `css` and waits (10 s at most) until the page it was on is gone: a form posted to the
+/// URL the browser is already at (a second search) changes no URL that [`at`] could wait for.
+pub(crate) async fn click_and_wait(browser: &Client, css: &str) {
+    let old = browser.find(Locator::Css("html")).await.unwrap();
+    browser.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while old.tag_name().await.is_ok() {
+        assert!(std::time::Instant::now() < end, "the page did not change after clicking {css}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser.wait().for_element(Locator::Css("main")).await.unwrap();
+}
+
 pub(crate) async fn sign_in(browser: &Client, base: &str, token: &str) {
     browser.goto(&format!("{base}/sign-in")).await.unwrap();
     let field = browser.find(Locator::Id("token")).await.unwrap();
@@ -217,7 +230,7 @@ fn web17_a_school_admin_signs_in_sees_only_their_school_and_forms_need_their_csr
             async move {
                 let field = browser.find(Locator::Id("q")).await.unwrap();
                 field.send_keys(q).await.unwrap();
-                browser.find(Locator::Css("form[role=search] button")).await.unwrap().click().await.unwrap();
+                click_and_wait(browser, "form[role=search] button").await;
                 at(browser, "/search").await;
                 browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap()
             }
