@@ -6,7 +6,7 @@
 
 use crate::api16::Service;
 use crate::harness::*;
-use crate::web17::{Driver, at, raw, screenshot, sign_in};
+use crate::web17::{Driver, at, click_and_wait, raw, screenshot, sign_in};
 use fantoccini::Locator;
 
 /// First passwords on the page, against the shared Samba DC: a school admin sees their own
@@ -312,8 +312,7 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
         assert!(text.contains("create (45)") && text.contains("elev00."), "{text}");
         // A selection: S2 only.
         browser.find(Locator::Id("sel-school")).await.unwrap().send_keys("S2").await.unwrap();
-        browser.find(Locator::Css("form.selection button")).await.unwrap().click().await.unwrap();
-        browser.wait().for_element(Locator::Css("h2#action-create")).await.unwrap();
+        click_and_wait(&browser, "form.selection button").await;
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("create (15)") && text.contains("elev30.") && !text.contains("elev00."), "{text}");
         screenshot(&browser, "12-plan-selection").await;
@@ -323,6 +322,8 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
         at(&browser, "/plans").await;
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("och 25 till"), "{text}");
+        // The next page replaces this one (both have the same headings): wait for it to go.
+        let old = browser.find(Locator::Css("html")).await.unwrap();
         browser
             .find(Locator::XPath("//a[starts-with(normalize-space(.), 'Nästa')]"))
             .await
@@ -330,6 +331,9 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
             .click()
             .await
             .unwrap();
+        while old.tag_name().await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         browser.wait().for_element(Locator::Css("h2#action-create")).await.unwrap();
         let text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("Från nummer 21") && text.contains("elev20.") && !text.contains("elev19."), "{text}");
