@@ -331,7 +331,9 @@ fn web17_a_saved_plan_is_read_a_page_at_a_time_through_the_api_and_on_the_page()
             .click()
             .await
             .unwrap();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while old.tag_name().await.is_ok() {
+            assert!(std::time::Instant::now() < end, "the next page did not come");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         browser.wait().for_element(Locator::Css("h2#action-create")).await.unwrap();
