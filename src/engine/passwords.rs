@@ -304,6 +304,12 @@ fn all_theirs(
     viewer.schools.is_none() || rows.iter().all(|r| viewer.sees(&r.school) && !protected.contains(&r.identity_id))
 }
 
+/// The entries of a comma-separated list of school units that `viewer` sees (a school admin is
+/// not shown a multi-school person's other units).
+fn units_seen(schools: &str, viewer: &super::Viewer) -> String {
+    schools.split(',').filter(|s| !s.is_empty() && viewer.sees(s)).collect::<Vec<_>>().join(",")
+}
+
 /// How many first passwords wait for the hand-out in one school unit (or, for an
 /// administrator, among protected persons: `school` empty, `protected` true).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -380,7 +386,13 @@ impl Engine {
                 identity: r.identity_id,
                 username: shown.then_some(r.username),
                 display_name: shown.then_some(display_name),
-                school: if shown { r.school } else { String::new() },
+                // The unit asked for, not the person's others (another school's code is not the
+                // asker's to read).
+                school: match (&request.school, shown) {
+                    (_, false) => String::new(),
+                    (Some(unit), true) => unit.clone(),
+                    (None, true) => r.school,
+                },
                 password,
                 set_at: r.created_at,
             })
@@ -415,7 +427,7 @@ impl Engine {
                 identity: r.identity_id,
                 username: shown.then_some(r.username),
                 display_name: shown.then_some(display_name),
-                school: if shown { r.school } else { String::new() },
+                school: if shown { units_seen(&r.school, viewer) } else { String::new() },
                 password,
                 set_at: r.created_at,
             });
@@ -592,6 +604,14 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_school_admin_is_shown_their_own_units_of_a_person_only() {
+        let lisa = super::super::Viewer::of_schools(["S1".to_string()]);
+        assert_eq!(units_seen("S1,S2", &lisa), "S1");
+        assert_eq!(units_seen("S2,S1,S3", &lisa), "S1");
+        assert_eq!(units_seen("S1,S2", &super::super::Viewer::admin()), "S1,S2");
+    }
 
     fn rules(length: usize) -> PasswordRules {
         PasswordRules { length, handed_out: true }
