@@ -7,6 +7,7 @@
 use crate::api16::Service;
 use crate::harness::*;
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt as _;
 
 /// chromedriver on a free port, stopped when dropped.
 pub(crate) struct Driver {
@@ -16,7 +17,11 @@ pub(crate) struct Driver {
 }
 
 impl Drop for Driver {
+    /// Stops chromedriver and the browser it started: its process group, so that a test that
+    /// panicked before closing its session leaves no headless Chromium behind.
     fn drop(&mut self) {
+        let _ =
+            std::process::Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -30,6 +35,8 @@ impl Driver {
             .expect("chromedriver is not installed: apt-get install chromium chromium-driver");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = std::process::Command::new(binary)
+            // A group of its own, which the browser it starts joins: dropped, both go.
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
