@@ -230,8 +230,7 @@ pub(in crate::http) async fn saved_plan(
     }
     let intro = lang.t("ändringar i planen.", "changes in the plan.");
     let body = plan_markup(lang, title, intro, &view, &held, &q, approve);
-    let secure = state.settings.tls_cert_file.is_some();
-    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+    signed_in_page(&state, lang, q.lang.as_deref(), title, &s, body)
 }
 
 /// `GET /conflicts` (an admin): records held because they conflict, each with the decision
@@ -395,8 +394,7 @@ pub(in crate::http) async fn renames(
             }
         }
     };
-    let secure = state.settings.tls_cert_file.is_some();
-    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+    signed_in_page(&state, lang, q.lang.as_deref(), title, &s, body)
 }
 
 /// `POST /renames/{person}/approve`: approves a held rename, recorded with the token's name;

@@ -231,6 +231,19 @@ fn failure(e: &crate::engine::EngineError) -> Response {
     page(StatusCode::INTERNAL_SERVER_ERROR, Lang::En, "Error", None, html! { p class="error" { (line) } })
 }
 
+/// A signed-in page (200), keeping the language asked for (`?lang=`) for the pages after it.
+fn signed_in_page(
+    state: &ApiState,
+    lang: Lang,
+    asked: Option<&str>,
+    title: &str,
+    s: &Session,
+    body: Markup,
+) -> Response {
+    let secure = state.settings.tls_cert_file.is_some();
+    remember_lang(page(StatusCode::OK, lang, title, Some(s), body), asked, lang, secure)
+}
+
 /// Keeps the language asked for in a cookie, so that every page after it has it too.
 fn remember_lang(mut response: Response, asked: Option<&str>, lang: Lang, secure: bool) -> Response {
     if asked.is_some() {

@@ -65,8 +65,7 @@ pub(in crate::http) async fn list(
             }
         }
     };
-    let secure = state.settings.tls_cert_file.is_some();
-    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+    signed_in_page(&state, lang, q.lang.as_deref(), title, &s, body)
 }
 
 /// The claim form as posted.
@@ -216,8 +215,7 @@ pub(in crate::http) async fn show(
             }
         }
     };
-    let secure = state.settings.tls_cert_file.is_some();
-    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+    signed_in_page(&state, lang, q.lang.as_deref(), title, &s, body)
 }
 
 /// `POST /passwords/claims/{claim}/confirm`: the admin has them; they are forgotten.

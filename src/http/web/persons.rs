@@ -43,8 +43,7 @@ pub(in crate::http) async fn log(
             } }
         }
     };
-    let secure = state.settings.tls_cert_file.is_some();
-    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+    signed_in_page(&state, lang, q.lang.as_deref(), title, &s, body)
 }
 
 /// Log rows as a table, each person linked to their page.
@@ -166,8 +165,7 @@ pub(in crate::http) async fn person(
         h2 { (lang.t("Logg", "Log")) }
         (log_table(lang, &rows))
     };
-    let secure = state.settings.tls_cert_file.is_some();
-    remember_lang(page(StatusCode::OK, lang, &shown, Some(&s), body), q.lang.as_deref(), lang, secure)
+    signed_in_page(&state, lang, q.lang.as_deref(), &shown, &s, body)
 }
 
 /// The search form as posted (a POST, so that names typed never reach a URL or a log).

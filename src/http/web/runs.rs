@@ -273,8 +273,7 @@ pub(in crate::http) async fn runs(
             }
         }
     };
-    let secure = state.settings.tls_cert_file.is_some();
-    remember_lang(page(StatusCode::OK, lang, title, Some(&s), body), q.lang.as_deref(), lang, secure)
+    signed_in_page(&state, lang, q.lang.as_deref(), title, &s, body)
 }
 
 /// The form that approves a held or planned run's operations: all, or those of one action or
