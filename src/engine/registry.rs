@@ -39,6 +39,8 @@ connectors! {
         Scim = "scim" => target_scim::ScimConfig,
         /// An Active Directory domain.
         Ad = "ad" => target_ldap::AdConfig,
+        /// A Google Workspace domain.
+        Google = "google" => target_google::GoogleConfig,
     }
 }
 

@@ -14,6 +14,7 @@ mod civic_spellings;
 mod conformance;
 mod daemon16;
 mod fault;
+mod google;
 mod groups;
 mod handout;
 mod harness;

@@ -71,6 +71,10 @@ impl Value {
         match (self, observed) {
             (Value::Text(a), Value::Text(b)) => same_set(a, b),
             (Value::Bool(a), Value::Bool(b)) => a == b,
+            // A template renders text: `true` or `false` is the boolean a typed target keeps.
+            (Value::Text(t), Value::Bool(b)) | (Value::Bool(b), Value::Text(t)) => {
+                t.len() == 1 && t[0].trim().eq_ignore_ascii_case(if *b { "true" } else { "false" })
+            }
             (Value::Complex(want), Value::Complex(have)) => {
                 want.len() == have.len()
                     && want.iter().all(|w| have.iter().any(|h| w.iter().all(|(k, v)| v.satisfied_by(field(h, k)))))
@@ -148,6 +152,8 @@ mod tests {
         assert!(ABSENT.satisfied_by(&Value::Complex(Box::default())));
         assert!(!Value::Bool(false).satisfied_by(&ABSENT), "a boolean is never absent");
         assert!(Value::Bool(true).satisfied_by(&Value::Bool(true)));
+        assert!(t(&["true"]).satisfied_by(&Value::Bool(true)) && Value::Bool(false).satisfied_by(&t(&["false"])));
+        assert!(!t(&["true"]).satisfied_by(&Value::Bool(false)) && !t(&["yes"]).satisfied_by(&Value::Bool(true)));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 mod assertion;
 mod auth;
 mod error;
+pub mod json;
 mod oauth;
 mod retry;
 mod tls;

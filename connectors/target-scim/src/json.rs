@@ -3,7 +3,7 @@
 //! `manager`) and which several (`emails`, `phoneNumbers`, ...), and how a JSON value reads as a
 //! [`Value`].
 
-use connector_api::{Fields, Value};
+use connector_api::Value;
 use serde_json::{Map, Value as Json};
 
 pub(crate) const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -60,62 +60,11 @@ impl Place {
 }
 
 /// A JSON value as enid's value; `None` for null.
-pub(crate) fn to_value(j: &Json) -> Option<Value> {
-    Some(match j {
-        Json::Null => return None,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::String(s) => Value::text(s.clone()),
-        Json::Number(n) => Value::text(n.to_string()),
-        Json::Object(o) => Value::Complex(Box::new(vec![fields(o)])),
-        Json::Array(items) if items.iter().all(|i| i.is_object()) => {
-            Value::Complex(Box::new(items.iter().filter_map(|i| i.as_object().map(fields)).collect()))
-        }
-        Json::Array(items) => Value::Text(
-            items
-                .iter()
-                .filter_map(|i| match i {
-                    Json::String(s) => Some(s.clone()),
-                    Json::Number(n) => Some(n.to_string()),
-                    Json::Bool(b) => Some(b.to_string()),
-                    _ => None,
-                })
-                .collect(),
-        ),
-    })
-}
-
-fn fields(o: &Map<String, Json>) -> Fields {
-    o.iter().filter_map(|(k, v)| Some((k.clone(), to_value(v)?))).collect()
-}
+pub(crate) use connector_http::json::to_value;
 
 /// enid's value as the JSON the attribute takes.
 pub(crate) fn to_json(attr: &Place, v: &Value) -> Json {
-    match v {
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Text(t) if t.len() == 1 => Json::String(t[0].clone()),
-        Value::Text(t) => Json::Array(t.iter().cloned().map(Json::String).collect()),
-        Value::Complex(items) => {
-            let objects: Vec<Json> = items.iter().map(object).collect();
-            if SINGULAR_COMPLEX.iter().any(|s| s.eq_ignore_ascii_case(attr.name())) {
-                objects.into_iter().next().unwrap_or(Json::Null)
-            } else {
-                Json::Array(objects)
-            }
-        }
-    }
-}
-
-fn object(f: &Fields) -> Json {
-    let mut o = Map::new();
-    for (k, v) in f {
-        let j = match v {
-            Value::Bool(b) => Json::Bool(*b),
-            Value::Text(t) => t.first().map(|s| Json::String(s.clone())).unwrap_or(Json::Null),
-            Value::Complex(_) => continue,
-        };
-        o.insert(k.clone(), j);
-    }
-    Json::Object(o)
+    connector_http::json::to_json(v, SINGULAR_COMPLEX.iter().any(|s| s.eq_ignore_ascii_case(attr.name())))
 }
 
 /// A user's attribute, wherever it lives, as enid's value.
@@ -162,6 +111,7 @@ pub(crate) fn write(body: &mut Map<String, Json>, attrs: &connector_api::Attrs) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_api::Fields;
 
     #[test]
     fn values_round_trip_through_the_json_a_scim_server_keeps() {

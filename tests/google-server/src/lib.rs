@@ -188,6 +188,16 @@ impl Handle {
         id
     }
 
+    /// An org unit made by hand (and those above it).
+    pub fn add_orgunit(&self, path: &str) {
+        let mut s = lock(&self.shared);
+        let mut p = String::new();
+        for name in path.trim_matches('/').split('/').filter(|n| !n.is_empty()) {
+            p = format!("{p}/{name}");
+            s.orgunits.insert(p.clone());
+        }
+    }
+
     /// Org units, by path.
     pub fn orgunits(&self) -> Vec<String> {
         lock(&self.shared).orgunits.iter().cloned().collect()
