@@ -132,6 +132,7 @@ impl Engine {
         };
         let today = now.date_naive();
         phase(Phase::ReadingSources);
+        self.resume_targets().await?;
         let observing = self.spawn_observe();
         let overrides = Overrides::default();
         let (fetched, state) = tokio::join!(self.fetch_all(now, &overrides), self.read_state());
@@ -706,6 +707,12 @@ impl Engine {
             .iter()
             .find(|i| i.records.iter().any(|r| r.source == source && r.record.person_id == pid))
             .ok_or_else(|| fail("--person: no record with that key in the current sources".into()))?;
+        if let Some(why) = &a.foreign {
+            return Err(fail(format!(
+                "--entry {}: the account {why}; enid never writes or claims such an account",
+                connector_api::civic::mask_if_civic(&h.entry)
+            )));
+        }
         let owned: Vec<_> = snapshot.accounts.iter().filter(|o| &o.target == tid).collect();
         if owned
             .iter()

@@ -229,6 +229,9 @@ impl Engine {
         } else {
             ("ok", format!("{} operations", report.ok))
         };
+        if status == "ok" {
+            self.keep_connector_states().await?;
+        }
         self.store.record_source_counts(run, &computed.counts, now).await?;
         self.store.record_source_columns(run, &computed.columns, now).await?;
         // The watermarks advance with the records they describe, also after failed operations

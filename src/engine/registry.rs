@@ -41,6 +41,8 @@ connectors! {
         Ad = "ad" => target_ldap::AdConfig,
         /// A Google Workspace domain.
         Google = "google" => target_google::GoogleConfig,
+        /// A Microsoft Entra ID tenant.
+        Entra = "entra" => target_entra::EntraConfig,
     }
 }
 

@@ -13,6 +13,7 @@ mod api16sweep;
 mod civic_spellings;
 mod conformance;
 mod daemon16;
+mod entra;
 mod fault;
 mod google;
 mod groups;

@@ -34,6 +34,10 @@ pub struct ObservedAccount {
     /// The target holds the username in a form its settings no longer give (a SCIM `user_name`
     /// pattern changed since the account was made): a rename writes it again.
     pub username_outdated: bool,
+    /// Another system writes this account (Entra: a user synchronised from on-premises AD):
+    /// enid never writes or claims it, and a person whose username it holds is blocked with
+    /// this reason, never given a namesake. `None` for an ordinary account.
+    pub foreign: Option<String>,
     /// Where the account lives, for a target that places accounts ([`Capabilities::placement`]:
     /// an AD organizational unit's DN).
     ///
@@ -406,6 +410,19 @@ pub trait Target {
     ) -> impl Future<Output = Result<Option<Vec<ObservedAccount>>, TargetError>> + Send {
         let _ = (field, values, attrs);
         async { Ok(None) }
+    }
+    /// Resumes from what this connector kept after the last apply that succeeded
+    /// ([`Target::saved_state`]; an Entra delta link and what it read), before the engine
+    /// observes; `None`: read in full. The engine keeps it for the connector, which never opens
+    /// the state database. By default nothing is kept.
+    fn resume(&self, state: Option<String>) {
+        let _ = state;
+    }
+    /// What to keep for the next run, asked after an apply that succeeded: where this run's
+    /// reads ended, so that the next reads only what changed since. `None`: nothing to keep
+    /// (the default), and what was kept stays.
+    fn saved_state(&self) -> Option<String> {
+        None
     }
     /// Performs one operation. Safe to call concurrently for different accounts.
     fn apply(&self, op: &TargetOp) -> impl Future<Output = Result<OpOutcome, TargetError>> + Send;

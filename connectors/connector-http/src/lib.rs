@@ -92,13 +92,23 @@ pub struct Request {
     pub body: Option<serde_json::Value>,
     /// `If-Match`, when the caller knows the version it changes.
     pub if_match: Option<String>,
+    /// More headers (Graph's `ConsistencyLevel`).
+    pub headers: Vec<(&'static str, String)>,
     /// What the request is for, in a few words, for messages (`create user 0f8f...`).
     pub what: String,
 }
 
 impl Request {
     pub fn new(method: reqwest::Method, path: impl Into<String>, what: impl Into<String>) -> Request {
-        Request { method, path: path.into(), query: Vec::new(), body: None, if_match: None, what: what.into() }
+        Request {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            if_match: None,
+            headers: Vec::new(),
+            what: what.into(),
+        }
     }
 
     pub fn json(mut self, body: serde_json::Value) -> Request {
@@ -108,6 +118,12 @@ impl Request {
 
     pub fn query(mut self, k: &str, v: impl Into<String>) -> Request {
         self.query.push((k.to_string(), v.into()));
+        self
+    }
+
+    /// With this header too.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -249,6 +265,11 @@ impl HttpClient {
             let v =
                 HeaderValue::from_str(v).map_err(|_| HttpFailure::transport("a version that is no header value"))?;
             headers.insert(reqwest::header::IF_MATCH, v);
+        }
+        for (name, value) in &req.headers {
+            let v =
+                HeaderValue::from_str(value).map_err(|_| HttpFailure::transport("a header value it cannot send"))?;
+            headers.insert(*name, v);
         }
         let mut builder = self.client.request(req.method.clone(), self.url(&req.path)).headers(headers);
         if !req.query.is_empty() {

@@ -219,6 +219,7 @@ impl GoogleTarget {
             disabled: u.get("suspended").and_then(Json::as_bool) == Some(true),
             excluded: false,
             username_outdated: outdated,
+            foreign: None,
             placement: u.get("orgUnitPath").and_then(Json::as_str).map(str::to_string),
         }
     }

@@ -96,6 +96,7 @@ impl LdapTarget {
                 disabled,
                 excluded,
                 username_outdated: false,
+                foreign: None,
                 placement: None,
             });
         }

@@ -180,6 +180,7 @@ impl ScimTarget {
             disabled,
             excluded: false,
             username_outdated,
+            foreign: None,
             placement: None,
         }
     }

@@ -187,6 +187,15 @@ pub fn plan_target(
             }
         }
 
+        // Written by another system now (synchronised from on-premises AD): never by enid.
+        if let Some(i) = found
+            && let Some(why) = &observed[i].foreign
+        {
+            claimed[i] = true;
+            let why = format!("{} {why}: enid no longer writes it and leaves it as it is", observed[i].key);
+            block(&mut tp, &d, why);
+            continue;
+        }
         if let Some(why) = d.held.take() {
             // Fail closed: an error never becomes empty attributes that the diff would remove.
             if let Some(i) = found {
@@ -605,6 +614,13 @@ impl<'a> OwnedIndex<'a> {
 /// Why a person is blocked beside an account enid does not own that holds their username, with
 /// the ways out.
 pub fn namesake_reason(target: &str, o: &ObservedAccount, owner_attr: &str) -> String {
+    if let Some(why) = &o.foreign {
+        return format!(
+            "{} holds this person's username and {why}: enid never writes or claims it and makes no account beside \
+             it (a person whose account comes from there reaches this target that way)",
+            o.key
+        );
+    }
     let marked = o.attrs.get(owner_attr).is_some_and(|v| !v.is_empty());
     let what = if marked {
         format!("and holds this person's username (its {owner_attr} holds a value that is not this person's enid id)")

@@ -70,7 +70,7 @@ pub struct Candidate<'a> {
 /// Whether an account is one correlation may claim: not owned, carrying nothing in the owner
 /// attribute (an enid id is someone's; any other value, an HR number, would be overwritten).
 pub fn claimable(o: &ObservedAccount, owner_attr: &str) -> bool {
-    o.attrs.get(owner_attr).is_none_or(Value::is_empty) && !o.excluded
+    o.attrs.get(owner_attr).is_none_or(Value::is_empty) && !o.excluded && o.foreign.is_none()
 }
 
 /// Folds a correlation value as it compares: without case and surrounding spaces.

@@ -63,6 +63,7 @@ fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedA
         disabled,
         excluded: false,
         username_outdated: false,
+        foreign: None,
         placement: None,
     }
 }

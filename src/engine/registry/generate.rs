@@ -154,6 +154,14 @@ macro_rules! connectors {
                 match self { $( AnyTarget::$tvariant(t) => t.observe_where(field, values, attrs).await, )+ }
             }
 
+            fn resume(&self, state: Option<String>) {
+                match self { $( AnyTarget::$tvariant(t) => t.resume(state), )+ }
+            }
+
+            fn saved_state(&self) -> Option<String> {
+                match self { $( AnyTarget::$tvariant(t) => t.saved_state(), )+ }
+            }
+
             async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
                 match self { $( AnyTarget::$tvariant(t) => t.apply(op).await, )+ }
             }

@@ -175,6 +175,21 @@ impl Handle {
         lock(&self.shared).users.values().filter(|u| u.deleted).map(|u| u.resource.clone()).collect()
     }
 
+    /// A cloud user made by hand (in the admin center): `resource` as Graph shows it, an id
+    /// given.
+    pub fn add_user(&self, resource: serde_json::Value) -> String {
+        let mut s = lock(&self.shared);
+        let id = s.new_id();
+        let c = s.tick();
+        let mut resource = resource;
+        resource["id"] = id.clone().into();
+        s.users.insert(
+            id.clone(),
+            state::Obj { resource, deleted: false, changed: c, members: Default::default(), member_log: Vec::new() },
+        );
+        id
+    }
+
     /// A user synchronised from on-premises AD (Entra Connect made it; Graph will not write it).
     pub fn add_synced_user(&self, upn: &str, display_name: &str) -> String {
         let mut s = lock(&self.shared);
@@ -187,6 +202,16 @@ impl Handle {
             state::Obj { resource, deleted: false, changed: c, members: Default::default(), member_log: Vec::new() },
         );
         id
+    }
+
+    /// The password profile a user was created with: (password, change at the next sign-in).
+    pub fn password(&self, id: &str) -> Option<(String, bool)> {
+        lock(&self.shared).passwords.get(id).cloned()
+    }
+
+    /// Groups not deleted.
+    pub fn groups(&self) -> Vec<serde_json::Value> {
+        lock(&self.shared).groups.values().filter(|g| !g.deleted).map(|g| g.resource.clone()).collect()
     }
 
     /// A group's member ids.

@@ -68,10 +68,13 @@ pub(crate) struct State {
     pub writes: VecDeque<Instant>,
     pub log: Vec<Logged>,
     pub faults: Vec<(String, Fault)>,
+    /// Each user's password profile as given (never returned by Graph): (password, change at
+    /// the next sign-in).
+    pub passwords: BTreeMap<String, (String, bool)>,
     next_id: u64,
 }
 
-const USER_FIELDS: [&str; 12] = [
+const USER_FIELDS: [&str; 14] = [
     "id",
     "userPrincipalName",
     "displayName",
@@ -84,6 +87,8 @@ const USER_FIELDS: [&str; 12] = [
     "showInAddressList",
     "onPremisesSyncEnabled",
     "department",
+    "jobTitle",
+    "onPremisesExtensionAttributes",
 ];
 
 impl State {
@@ -99,6 +104,7 @@ impl State {
             writes: VecDeque::new(),
             log: Vec::new(),
             faults: Vec::new(),
+            passwords: BTreeMap::new(),
             next_id: 0,
         }
     }
@@ -333,7 +339,10 @@ impl State {
             None => true,
             Some(f) => f.split_once(" eq ").is_some_and(|(field, value)| {
                 let value = value.trim().trim_matches('\'').to_lowercase();
-                u[field.trim()].as_str().is_some_and(|v| v.to_lowercase() == value)
+                // A property of a complex one by its path (`onPremisesExtensionAttributes/extensionAttribute15`).
+                u.pointer(&format!("/{}", field.trim()))
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.to_lowercase() == value)
             }),
         };
         let skip: usize = params.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -386,6 +395,14 @@ impl State {
         }
         r["userPrincipalName"] = upn.into();
         r["onPremisesSyncEnabled"] = Value::Null;
+        let profile = &body["passwordProfile"];
+        self.passwords.insert(
+            id.clone(),
+            (
+                profile["password"].as_str().unwrap_or_default().to_string(),
+                profile["forceChangePasswordNextSignIn"].as_bool().unwrap_or(true),
+            ),
+        );
         let c = self.tick();
         self.users.insert(
             id,
@@ -444,7 +461,15 @@ impl State {
         let c = self.tick();
         let Some(u) = self.users.get_mut(&id) else { return not_found(key) };
         for (k, v) in body.as_object().into_iter().flatten() {
-            if k != "id" && k != "passwordProfile" {
+            if k == "onPremisesExtensionAttributes" && v.is_object() {
+                // Each extension attribute on its own: those not named keep their values.
+                if !u.resource[k].is_object() {
+                    u.resource[k] = json!({});
+                }
+                for (a, x) in v.as_object().into_iter().flatten() {
+                    u.resource[k][a] = x.clone();
+                }
+            } else if k != "id" && k != "passwordProfile" {
                 u.resource[k] = if k == "userPrincipalName" {
                     v.as_str().unwrap_or_default().to_lowercase().into()
                 } else {

@@ -183,6 +183,7 @@ impl AdTarget {
                 attrs: mapped,
                 disabled: uac & UAC_DISABLED != 0,
                 username_outdated: false,
+                foreign: None,
             });
         }
         let res = stream.finish().await;
