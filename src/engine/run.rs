@@ -337,6 +337,11 @@ impl Engine {
                 let plan_id = Some(computed.plan.plan_id.clone());
                 let counts = RunCounts::of(&computed);
                 if frontend.computed(&computed) == Confirm::Stop || nothing {
+                    if nothing {
+                        // The targets are as the sources say: what was read is where the next
+                        // run's reads begin, as after an apply.
+                        self.keep_connector_states().await?;
+                    }
                     let (status, message, outcome) = if nothing {
                         ("unchanged", "nothing to do".to_string(), Outcome::Unchanged)
                     } else {
@@ -466,6 +471,9 @@ impl Engine {
         let counts = RunCounts::of(&computed);
         frontend.computed(&computed);
         if nothing {
+            if !computed.incremental {
+                self.keep_connector_states().await?;
+            }
             // An incremental run that found nothing (an `incremental = "1s"` tick) leaves no row:
             // a row a second would bury the runs that did something. A full one does.
             let run_id = if computed.incremental {

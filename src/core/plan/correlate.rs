@@ -211,6 +211,15 @@ pub fn correlate(
                 Some([(_, rule)]) if claimable(&observed[*i], owner_attr) => {
                     out.matched.insert(id.to_string(), (*i, *rule));
                 }
+                Some([_]) if let Some(why) = &observed[*i].foreign => {
+                    out.ambiguous.insert(
+                        id.to_string(),
+                        format!(
+                            "{} matches this person by the correlation rules, but it {why}: enid never claims it",
+                            observed[*i].key
+                        ),
+                    );
+                }
                 Some([_]) => {
                     out.ambiguous.insert(
                         id.to_string(),

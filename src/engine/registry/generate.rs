@@ -98,14 +98,15 @@ macro_rules! connectors {
 
             /// Builds the target `[targets.<id>]`: reads its secrets, contacts nothing.
             pub fn build(&self, id: &str) -> Result<AnyTarget, String> {
-                match self { $( TargetConfig::$tvariant(c) => TargetConnector::build(c, id).map(AnyTarget::$tvariant), )+ }
+                match self { $( TargetConfig::$tvariant(c) => TargetConnector::build(c, id).map(|t| AnyTarget::$tvariant(Box::new(t))), )+ }
             }
         }
 
         /// A target of any type enid knows. It is a [`Target`] itself, dispatching by `match`.
         #[derive(Debug)]
         pub enum AnyTarget {
-            $( $(#[$tdoc])* $tvariant(<$tconfig as TargetConnector>::Target), )+
+            // Boxed: connectors differ much in size, and a target is built once.
+            $( $(#[$tdoc])* $tvariant(Box<<$tconfig as TargetConnector>::Target>), )+
         }
 
         impl Target for AnyTarget {
