@@ -11,6 +11,7 @@ mod ad;
 mod api16;
 mod api16sweep;
 mod civic_spellings;
+mod cloud18;
 mod conformance;
 mod daemon16;
 mod entra;
