@@ -88,6 +88,10 @@ pub struct Logged {
     pub method: String,
     pub path: String,
     pub query: String,
+    /// When it came (the server's clock).
+    pub at: std::time::Instant,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 type Shared = Arc<Mutex<State>>;

@@ -124,9 +124,20 @@ impl State {
     }
 
     /// Every request: log, faults, token endpoint, authentication, rate limit, then the API.
+    /// Every request, logged with when it came and how it was answered.
     pub(crate) fn handle(&mut self, method: &str, path: &str, query: &str, auth: Option<&str>, body: &[u8]) -> Reply {
+        let at = self.now();
+        let i = self.log.len();
+        self.log.push(Logged { method: method.into(), path: path.into(), query: query.into(), at, status: 0 });
+        let reply = self.answer(method, path, query, auth, body);
+        if let Some(l) = self.log.get_mut(i) {
+            l.status = reply.status;
+        }
+        reply
+    }
+
+    fn answer(&mut self, method: &str, path: &str, query: &str, auth: Option<&str>, body: &[u8]) -> Reply {
         let now = self.now();
-        self.log.push(Logged { method: method.to_string(), path: path.to_string(), query: query.to_string() });
         if let Some(i) = self.faults.iter().position(|(p, _)| path.starts_with(p.as_str())) {
             let (_, fault) = self.faults.remove(i);
             return match fault {

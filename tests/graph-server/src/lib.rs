@@ -83,6 +83,10 @@ pub struct Logged {
     pub method: String,
     pub path: String,
     pub query: String,
+    /// When it came (the server's clock).
+    pub at: std::time::Instant,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -228,6 +232,13 @@ impl Handle {
     /// The next request to a path starting with `prefix` gets `fault`.
     pub fn fault(&self, prefix: &str, fault: Fault) {
         lock(&self.shared).faults.push((prefix.to_string(), fault));
+    }
+
+    /// When each write was carried out (in `$batch` too), and how many were refused 429 (with a
+    /// write quota set).
+    pub fn writes(&self) -> (Vec<std::time::Instant>, usize) {
+        let s = lock(&self.shared);
+        (s.accepted.clone(), s.refused)
     }
 
     pub fn log(&self) -> Vec<Logged> {

@@ -66,6 +66,9 @@ pub(crate) struct State {
     pub delta_floor: u64,
     /// Times of the writes of the quota window.
     pub writes: VecDeque<Instant>,
+    /// Every write carried out (in `$batch` too), and how many were refused 429.
+    pub accepted: Vec<Instant>,
+    pub refused: usize,
     pub log: Vec<Logged>,
     pub faults: Vec<(String, Fault)>,
     /// Each user's password profile as given (never returned by Graph): (password, change at
@@ -102,6 +105,8 @@ impl State {
             counter: 1,
             delta_floor: 0,
             writes: VecDeque::new(),
+            accepted: Vec::new(),
+            refused: 0,
             log: Vec::new(),
             faults: Vec::new(),
             passwords: BTreeMap::new(),
@@ -147,9 +152,20 @@ impl State {
         })
     }
 
+    /// Every request, logged with when it came and how it was answered.
     pub(crate) fn handle(&mut self, method: &str, path: &str, query: &str, auth: Option<&str>, body: &[u8]) -> Reply {
+        let at = self.now();
+        let i = self.log.len();
+        self.log.push(Logged { method: method.into(), path: path.into(), query: query.into(), at, status: 0 });
+        let reply = self.answer(method, path, query, auth, body);
+        if let Some(l) = self.log.get_mut(i) {
+            l.status = reply.status;
+        }
+        reply
+    }
+
+    fn answer(&mut self, method: &str, path: &str, query: &str, auth: Option<&str>, body: &[u8]) -> Reply {
         let now = self.now();
-        self.log.push(Logged { method: method.into(), path: path.into(), query: query.into() });
         if let Some(i) = self.faults.iter().position(|(p, _)| path.starts_with(p.as_str())) {
             let (_, fault) = self.faults.remove(i);
             return match fault {
@@ -204,9 +220,11 @@ impl State {
             let wait = window.saturating_sub(now.duration_since(oldest));
             let mut r = error(429, "TooManyRequests", "Too many requests. Please retry later.");
             r.headers.push(("retry-after", wait.as_secs_f64().ceil().max(1.0).to_string()));
+            self.refused += 1;
             return Some(r);
         }
         self.writes.push_back(now);
+        self.accepted.push(now);
         None
     }
 
