@@ -51,6 +51,12 @@ fn enid(enid: &str, dir: &std::path::Path, args: &[&str]) -> Result<Duration, St
     Ok(started.elapsed())
 }
 
+/// The most a quota of `quota` a window lets through in `elapsed`: a full window at once, then
+/// the rate.
+fn allowed(quota: usize, elapsed: Duration) -> f64 {
+    quota as f64 * (elapsed.as_secs_f64() / WINDOW.as_secs_f64() + 1.0)
+}
+
 /// The most of `times` in any window of `WINDOW`.
 fn most_in_window(times: &[Instant]) -> usize {
     let mut t = times.to_vec();
@@ -139,9 +145,10 @@ async fn run(enid_bin: &str, persons: &str, work: &std::path::Path) -> Result<()
     let rate = done.len() as f64 / apply.as_secs_f64();
     println!("Google, {n} persons: {users} users made in {:.1} s", apply.as_secs_f64());
     println!(
-        "  queries carried out: {} ({rate:.1}/s against {limit:.0}/s allowed: {:.0}% of the limit); most in any {} s: {} of {GOOGLE_QUOTA}; refused by the quota: {refused}",
+        "  queries carried out: {} ({rate:.1}/s against {limit:.0}/s allowed: {:.0}% of the rate, {:.0}% of the most the quota lets through in that time); most in any {} s: {} of {GOOGLE_QUOTA}; refused by the quota: {refused}",
         done.len(),
         100.0 * rate / limit,
+        100.0 * done.len() as f64 / allowed(GOOGLE_QUOTA, apply),
         WINDOW.as_secs(),
         most_in_window(&done),
     );
@@ -191,9 +198,10 @@ async fn run(enid_bin: &str, persons: &str, work: &std::path::Path) -> Result<()
     let rate = writes.len() as f64 / apply.as_secs_f64();
     println!("Entra, {n} persons: {} users made in {:.1} s", h.users().len(), apply.as_secs_f64());
     println!(
-        "  writes carried out: {} in {batches} $batch requests ({rate:.1}/s against {limit:.0}/s allowed: {:.0}% of the limit); most in any {} s: {} of {GRAPH_QUOTA}; refused 429 and sent again: {refused}",
+        "  writes carried out: {} in {batches} $batch requests ({rate:.1}/s against {limit:.0}/s allowed: {:.0}% of the rate, {:.0}% of the most the quota lets through in that time); most in any {} s: {} of {GRAPH_QUOTA}; refused 429 and sent again: {refused}",
         writes.len(),
         100.0 * rate / limit,
+        100.0 * writes.len() as f64 / allowed(GRAPH_QUOTA, apply),
         WINDOW.as_secs(),
         most_in_window(&writes),
     );
