@@ -94,3 +94,84 @@ fn a_kept_delta_link_to_another_host_never_gets_the_token() {
         assert_eq!(accounts.len(), 1, "{accounts:?}");
     }
 }
+
+/// Google users by primary email.
+fn google_users(h: &google_server::Handle) -> std::collections::BTreeMap<String, serde_json::Value> {
+    h.users().into_iter().map(|u| (u["primaryEmail"].as_str().unwrap_or_default().to_string(), u)).collect()
+}
+
+fn enid_ids(u: &serde_json::Value) -> Vec<String> {
+    u["externalIds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| x["customType"] == "enid")
+        .filter_map(|x| x["value"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A user an admin moved out of the base org unit is never made again beside it, with few
+/// persons (looked up one by one) or many (the domain read whole).
+#[test]
+fn a_google_user_moved_by_hand_out_of_the_base_org_unit_is_never_made_twice() {
+    use crate::google::{direct as gdirect, env_with as genv, google_table, start_server as gstart};
+    let rt = rt3();
+    for many in [false, true] {
+        let server = rt.block_on(gstart(|_| {}));
+        let h = server.handle();
+        h.add_orgunit("/Personal");
+        let env = genv(server.url(), &google_table("gw", server.url(), ""));
+        let mut rows = vec![crate::harness::row("1", "Anna", "Berg", "", "student", "Norr", "")];
+        if many {
+            rows.extend((0..45).map(|i| {
+                crate::harness::row(&format!("p{i}"), "Elev", &format!("Nummer{i}"), "", "student", "Norr", "")
+            }));
+        }
+        crate::harness::csv_rows(&env, &rows);
+        env.enid(&["apply", "--yes"]).ok();
+        let before = google_users(&h);
+        let anna = before["anna.berg@skola.example.org"].clone();
+        let key = anna["id"].as_str().expect("id").to_string();
+        let target = gdirect(&env, server.url(), "");
+        rt.block_on(target.apply(&TargetOp::Move { key: key.clone(), placement: "/Personal".into() }))
+            .expect("moved by hand");
+        let plan = env.enid(&["plan", "--json"]);
+        let text = format!("{}{}", plan.stdout, plan.stderr);
+        if plan.status.success() {
+            let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("json");
+            assert_eq!(plan["summary"]["create"].as_u64().unwrap_or(0), 0, "many={many}: {plan}");
+        }
+        env.enid(&["apply", "--yes"]);
+        let after = google_users(&h);
+        let holders: Vec<&String> =
+            after.iter().filter(|(_, u)| enid_ids(u) == enid_ids(&anna)).map(|(e, _)| e).collect();
+        assert_eq!(holders.len(), 1, "many={many}: one account for Anna: {holders:?}\n{text}");
+        assert_eq!(after.len(), before.len(), "many={many}: {text}");
+    }
+}
+
+/// The first request of a delta round from the start: a full read.
+fn starts_full_round(l: &graph_server::Logged) -> bool {
+    l.path.ends_with("/delta") && !l.query.contains("deltatoken") && !l.query.contains("skiptoken")
+}
+
+/// The kept delta state is one tenant's: pointed at another tenant (a test tenant's config
+/// reused for the school's, the same Graph address), enid reads everything again instead of
+/// planning on the first tenant's users.
+#[test]
+fn a_kept_delta_state_is_never_resumed_for_another_tenant() {
+    let rt = rt3();
+    let server = rt.block_on(start_server(|_| {}));
+    let h = server.handle();
+    let env = crate::entra::env_with(&crate::entra::entra_table("m365", server.url(), server.url(), ""));
+    crate::harness::csv_rows(&env, &[crate::harness::row("1", "Anna", "Berg", "", "student", "Norr", "")]);
+    env.enid(&["apply", "--yes"]).ok();
+    let before = h.log().len();
+    env.enid(&["plan", "--json"]).ok();
+    assert!(!h.log()[before..].iter().any(starts_full_round), "resumed within the tenant");
+    let tenant = graph_server::Config::default().tenant_id;
+    env.edit_config(&format!("tenant_id = \"{tenant}\""), "tenant_id = \"11111111-2222-3333-4444-555555555555\"");
+    let before = h.log().len();
+    env.enid(&["plan", "--json"]).ok();
+    assert!(h.log()[before..].iter().any(starts_full_round), "another tenant is read in full");
+}

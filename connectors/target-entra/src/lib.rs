@@ -173,6 +173,18 @@ impl EntraTarget {
         Some(format!("{base}/{rest}"))
     }
 
+    /// What a kept delta round is for: the tenant and app that read it, where, and what: a
+    /// round read for another tenant (one config reused for another) is never resumed.
+    fn fingerprint(&self, what: &str, select: &str) -> String {
+        let c = &self.config;
+        format!(
+            "{what} {} tenant {} app {} {select}",
+            c.graph_url,
+            c.tenant_id.to_lowercase(),
+            c.client_id.to_lowercase()
+        )
+    }
+
     /// The properties a read of users selects.
     fn user_select(&self, attrs: &[String]) -> String {
         let mut s: Vec<String> = ["id", "userPrincipalName", "accountEnabled", "onPremisesSyncEnabled"]
@@ -188,7 +200,7 @@ impl EntraTarget {
 
     /// Every user, by the delta query from where the last kept read ended (or in full).
     async fn read_users(&self, select: &str) -> Result<BTreeMap<String, Json>, TargetError> {
-        let fingerprint = format!("users {} {select}", self.config.graph_url);
+        let fingerprint = self.fingerprint("users", select);
         if !self.config.delta {
             let req = Request::new(Method::GET, "users", "list users").query("$select", select).query("$top", "999");
             let (items, _) = self.pages(req).await.map_err(into_target)?;
@@ -874,7 +886,7 @@ impl Target for EntraTarget {
         let prefix = g.mail_nickname_prefix.to_lowercase();
         let select = "id,displayName,mailNickname,members";
         let groups: BTreeMap<String, Json> = if self.config.delta {
-            let fingerprint = format!("groups {} {select}", self.config.graph_url);
+            let fingerprint = self.fingerprint("groups", select);
             let prior = self.resumed.lock().ok().and_then(|r| r.as_ref().and_then(|s| s.groups.clone()));
             let round = self.delta_round(prior, fingerprint, "groups", select, true).await?;
             let items = round.items.clone();
