@@ -175,3 +175,39 @@ fn a_kept_delta_state_is_never_resumed_for_another_tenant() {
     env.enid(&["plan", "--json"]).ok();
     assert!(h.log()[before..].iter().any(starts_full_round), "another tenant is read in full");
 }
+
+/// A kept delta state that reads but has lost its users (a hand-edited or half-restored state
+/// table) is never "everyone left": nothing is deleted or made again.
+#[test]
+fn a_kept_delta_state_without_its_users_never_plans_everyone_gone() {
+    let rt = rt3();
+    let server = rt.block_on(start_server(|_| {}));
+    let h = server.handle();
+    let env = crate::entra::env_with(&crate::entra::entra_table("m365", server.url(), server.url(), ""));
+    let rows: Vec<String> = (0..5)
+        .map(|i| crate::harness::row(&i.to_string(), "Elev", &format!("Nummer{i}"), "", "student", "Norr", ""))
+        .collect();
+    crate::harness::csv_rows(&env, &rows);
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(h.users().len(), 5);
+    // Nothing to do: the state kept now ends after the creates.
+    env.enid(&["apply", "--yes"]).ok();
+    let kept = env.sql_value("SELECT value FROM meta WHERE key = 'connector_state:m365'");
+    let mut state: serde_json::Value = serde_json::from_str(&kept).expect("json");
+    state["users"]["items"] = serde_json::json!({});
+    env.sql(&format!(
+        "UPDATE meta SET value = '{}' WHERE key = 'connector_state:m365'",
+        state.to_string().replace('\'', "''")
+    ));
+    let plan = env.enid(&["plan", "--json"]);
+    if plan.status.success() {
+        let plan = plan.json();
+        for k in ["create", "delete", "disable"] {
+            assert_eq!(plan["summary"][k].as_u64().unwrap_or(0), 0, "{k}: {plan}");
+        }
+    }
+    let run = env.enid(&["apply", "--yes"]);
+    let users = h.users();
+    assert_eq!(users.len(), 5, "{}\n{}", run.stdout, run.stderr);
+    assert!(users.iter().all(|u| u["accountEnabled"] == true), "{users:?}");
+}

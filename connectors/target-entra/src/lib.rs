@@ -225,7 +225,16 @@ impl EntraTarget {
         select: &str,
         groups: bool,
     ) -> Result<Round, TargetError> {
-        let prior = prior.filter(|p| p.fingerprint == fingerprint);
+        let prior = prior.filter(|p| p.fingerprint == fingerprint).filter(|p| {
+            let intact = p.intact();
+            if !intact {
+                tracing::warn!(
+                    what,
+                    "the kept delta state does not hold what its read ended with: reading everything again"
+                );
+            }
+            intact
+        });
         let prior = match prior {
             Some(p) => match self.at_graph(&p.link) {
                 Some(link) => Some(Round { link, ..p }),
@@ -243,7 +252,7 @@ impl EntraTarget {
                     let mut items = p.items;
                     snapshot::merge(&mut items, changes, groups);
                     tracing::debug!(what, "read by the delta query");
-                    return Ok(Round { fingerprint, link, items });
+                    return Ok(Round::new(fingerprint, link, items));
                 }
                 Ok((_, None)) => {
                     return Err(TargetError::unavailable(format!(
@@ -267,7 +276,7 @@ impl EntraTarget {
         };
         let mut items = BTreeMap::new();
         snapshot::merge(&mut items, all, groups);
-        Ok(Round { fingerprint, link, items })
+        Ok(Round::new(fingerprint, link, items))
     }
 
     fn account(&self, u: &Map<String, Json>, attrs: &[String]) -> ObservedAccount {
