@@ -211,3 +211,27 @@ fn a_kept_delta_state_without_its_users_never_plans_everyone_gone() {
     assert_eq!(users.len(), 5, "{}\n{}", run.stdout, run.stderr);
     assert!(users.iter().all(|u| u["accountEnabled"] == true), "{users:?}");
 }
+
+/// A school unit name from a hostile or careless record (`..`) would put an account outside
+/// the base org unit, where enid no longer sees it: refused before anything is written.
+#[test]
+fn a_google_placement_with_dot_dot_never_leaves_the_base_org_unit() {
+    use crate::google::{direct as gdirect, env_with as genv, google_table, start_server as gstart};
+    let rt = rt3();
+    let server = rt.block_on(gstart(|_| {}));
+    let h = server.handle();
+    h.add_orgunit("/Personal");
+    let env = genv(server.url(), &google_table("gw", server.url(), ""));
+    let target = gdirect(&env, server.url(), "");
+    let ous = h.orgunits();
+    for (i, placement) in
+        ["/Elever/../Personal", "/Elever/Norr/../../Personal", "/Elever/.", "/Elever/.."].iter().enumerate()
+    {
+        let mut account = spec(&format!("0f8fad5b-d9cb-469f-a165-7086772895{i:02}"), &format!("anna.berg{i}"));
+        account.placement = Some(placement.to_string());
+        let done = rt.block_on(target.apply(&TargetOp::Create { account }));
+        assert!(matches!(done, Err(connector_api::TargetError::Rejected { .. })), "{placement}: refused, not {done:?}");
+    }
+    assert!(h.users().is_empty(), "{:?}", h.users());
+    assert_eq!(h.orgunits(), ous);
+}

@@ -352,6 +352,10 @@ pub(crate) fn ou_problem(p: &str) -> Option<String> {
         if name.trim() != name {
             return Some(format!("has an org unit name with spaces at its ends ({name:?})"));
         }
+        // A URL's dot segments: the request would name another org unit (one above).
+        if name == "." || name == ".." {
+            return Some(format!("has an org unit name {name:?}, which names no org unit of its own"));
+        }
         if name.chars().count() > 255 {
             return Some("has an org unit name longer than 255 characters".into());
         }
@@ -443,6 +447,8 @@ mod tests {
         assert_eq!(ou_problem("/Elever/ 7A"), Some("has an org unit name with spaces at its ends (\" 7A\")".into()));
         assert_eq!(ou_problem("/Elever//7A"), Some("has an empty org unit name".into()));
         assert_eq!(ou_problem("/Elever/Norr"), None);
+        assert!(ou_problem("/Elever/..").is_some() && ou_problem("/Elever/./Norr").is_some());
+        assert_eq!(ou_problem("/Elever/...Norr"), None);
         let c = config("");
         assert!(c.fixed_attribute("primaryEmail").is_some() && c.fixed_attribute("externalIds").is_some());
         assert!(c.fixed_attribute("name.givenName").is_none());
