@@ -235,3 +235,28 @@ fn a_google_placement_with_dot_dot_never_leaves_the_base_org_unit() {
     assert!(h.users().is_empty(), "{:?}", h.users());
     assert_eq!(h.orgunits(), ous);
 }
+
+/// A user an admin made by hand carrying Anna's enid id (copied from her account) is never
+/// taken for hers: her account is kept as it is and nothing is deleted, disabled or renamed.
+#[test]
+fn a_google_user_carrying_a_copied_enid_id_never_displaces_the_real_account() {
+    use crate::google::{env_with as genv, google_table, start_server as gstart};
+    let rt = rt3();
+    let server = rt.block_on(gstart(|_| {}));
+    let h = server.handle();
+    let env = genv(server.url(), &google_table("gw", server.url(), ""));
+    crate::harness::csv_rows(&env, &[crate::harness::row("1", "Anna", "Berg", "", "student", "Norr", "")]);
+    env.enid(&["apply", "--yes"]).ok();
+    let anna = google_users(&h)["anna.berg@skola.example.org"].clone();
+    h.add_user(serde_json::json!({"primaryEmail": "anna.kopia@skola.example.org", "orgUnitPath": "/Elever/Norr",
+        "name": {"givenName": "Anna", "familyName": "Kopia"}, "suspended": false,
+        "externalIds": anna["externalIds"].clone()}));
+    let plan = env.enid(&["plan", "--json"]);
+    let text = format!("{}\n{}", plan.stdout, plan.stderr);
+    env.enid(&["apply", "--yes"]);
+    let after = google_users(&h);
+    let real = &after["anna.berg@skola.example.org"];
+    assert_eq!(real["id"], anna["id"], "{text}");
+    assert_eq!(real["suspended"], false, "{text}");
+    assert_eq!(after.len(), 2, "{after:?}\n{text}");
+}

@@ -209,8 +209,12 @@ impl GoogleConfig {
                 self.admin_email
             ));
         }
-        if !(self.api_url.starts_with("https://") || self.api_url.starts_with("http://")) {
-            return Err(format!("api_url {:?} must start with https:// (or http:// for a test server)", self.api_url));
+        if !connector_http::url_allowed(&self.api_url) {
+            return Err(format!(
+                "api_url {:?} must start with https:// (http:// only for a test server on this machine: tokens \
+                 are never sent in the clear)",
+                self.api_url
+            ));
         }
         let base = self.base();
         for (key, p) in [("base_org_unit", base.clone()), ("protected_org_unit", self.protected_ou())] {
@@ -414,6 +418,9 @@ mod tests {
     fn org_units_come_from_the_template_or_the_base() {
         let c = config("");
         c.validate().unwrap();
+        let e = config("api_url = \"http://admin.googleapis.com\"").validate().unwrap_err();
+        assert!(e.contains("never sent in the clear"), "{e}");
+        config("api_url = \"http://127.0.0.1:8080\"").validate().unwrap();
         assert_eq!(c.base(), "/Elever");
         assert_eq!(c.placement_template(), "/Elever/{{ school_unit }}");
         assert_eq!(c.protected_ou(), "/Elever/Skyddade");
