@@ -1,6 +1,9 @@
-//! Review 18: the Google and Entra targets broken on purpose. A soft-deleted user synchronised
-//! from on-premises AD that carries a person's enid id is never restored for that person; a
-//! delta or next link that leads away from Graph's address never gets the token.
+//! Review 18: the Google and Entra targets broken on purpose. Entra: a soft-deleted user
+//! synchronised from on-premises AD that carries a person's enid id is never restored for that
+//! person; a delta or next link that leads away from graph_url never gets the token; a kept delta
+//! state is never resumed for another tenant, nor when its objects were lost. Google: a `..` in a
+//! placement never leaves the base org unit; a user moved out of the base org unit by hand, or one
+//! carrying a copied enid id, never leads to a second account or a displaced one.
 
 use crate::entra::{SUFFIX, direct, rt3, start_server};
 use connector_api::{AccountSpec, Role, Secret, Target, TargetOp};
