@@ -39,6 +39,7 @@ mod review15b;
 mod review16api;
 mod review16inc;
 mod review17;
+mod review18;
 mod review2;
 mod review3;
 mod review3_probes;

@@ -292,3 +292,43 @@ fn bearer(token: &Secret) -> Result<HeaderValue, HttpFailure> {
     v.set_sensitive(true);
     Ok(v)
 }
+
+/// Whether a configured URL may be used: `https://`, or `http://` to this machine only (a test
+/// server): tokens and client secrets never cross a network in the clear.
+pub fn url_allowed(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Credentials in the authority (`user@host`) are no test server's.
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in
+            ["https://graph.microsoft.com/v1.0", "http://127.0.0.1:8080/v1.0", "http://localhost/x", "http://[::1]:9/"]
+        {
+            assert!(super::url_allowed(ok), "{ok}");
+        }
+        for no in [
+            "http://graph.microsoft.com/v1.0",
+            "http://login.microsoftonline.com/t/oauth2/v2.0/token",
+            "http://127.0.0.1@evil.example/",
+            "http://10.0.0.1/",
+            "ftp://x",
+        ] {
+            assert!(!super::url_allowed(no), "{no}");
+        }
+    }
+}

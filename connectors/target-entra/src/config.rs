@@ -214,9 +214,12 @@ impl EntraConfig {
         }
         for (key, url) in [("graph_url", Some(&self.graph_url)), ("token_url", self.token_url.as_ref())] {
             if let Some(u) = url
-                && !(u.starts_with("https://") || u.starts_with("http://"))
+                && !connector_http::url_allowed(u)
             {
-                return Err(format!("{key} {u:?} must start with https:// (or http:// for a test server)"));
+                return Err(format!(
+                    "{key} {u:?} must start with https:// (http:// only for a test server on this machine: the \
+                     client secret and tokens are never sent in the clear)"
+                ));
             }
         }
         if !(1..=15).contains(&self.owner_extension_attribute) {
@@ -379,6 +382,11 @@ mod tests {
         assert!(e.contains("1 to 15"), "{e}");
         let e = config("client_secret_file = \"s\"\nusage_location = \"se\"").validate().unwrap_err();
         assert!(e.contains("usage_location"), "{e}");
+        for url in ["graph_url = \"http://graph.microsoft.com/v1.0\"", "token_url = \"http://login.example.org/t\""] {
+            let e = config(&format!("client_secret_file = \"s\"\n{url}")).validate().unwrap_err();
+            assert!(e.contains("never sent in the clear"), "{e}");
+        }
+        config("client_secret_file = \"s\"\ngraph_url = \"http://127.0.0.1:9/v1.0\"").validate().unwrap();
         let c = config("client_secret_file = \"s\"");
         assert_eq!(c.owner_attribute(), "onPremisesExtensionAttributes.extensionAttribute15");
         assert_eq!(c.token_endpoint(), "https://login.microsoftonline.com/t1/oauth2/v2.0/token");

@@ -132,14 +132,57 @@ impl EntraTarget {
                 out.push(o.clone());
             }
             if let Some(next) = body.get("@odata.nextLink").and_then(Json::as_str) {
-                if !links.insert(next.to_string()) {
+                let Some(next) = self.at_graph(next) else {
+                    return Err(broken(&what, "the next page is not a Graph address"));
+                };
+                if !links.insert(next.clone()) {
                     return Err(broken(&what, "the same page came twice"));
                 }
                 req = Request::new(Method::GET, next, what.clone());
                 continue;
             }
-            return Ok((out, body.get("@odata.deltaLink").and_then(Json::as_str).map(str::to_string)));
+            let delta = match body.get("@odata.deltaLink").and_then(Json::as_str) {
+                Some(d) => {
+                    Some(self.at_graph(d).ok_or_else(|| broken(&what, "the delta link is not a Graph address"))?)
+                }
+                None => None,
+            };
+            return Ok((out, delta));
         }
+    }
+
+    /// Where an absolute link Graph gave (a next page, a delta link, or one kept between runs) is
+    /// sent: at graph_url's scheme, host and port as it is; a link to another host (Graph's own
+    /// behind a graph_url that is a gateway, or a kept link someone changed) is sent to graph_url
+    /// with the part after the API version (`/v1.0/`); the token never goes anywhere else.
+    fn at_graph(&self, link: &str) -> Option<String> {
+        fn split(u: &str) -> Option<(String, &str)> {
+            let (scheme, rest) = u.split_once("://")?;
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(end);
+            (!authority.is_empty()).then(|| (format!("{}://{}", scheme.to_lowercase(), authority.to_lowercase()), path))
+        }
+        let base = self.config.graph_url.trim_end_matches('/');
+        let (origin, base_path) = split(base)?;
+        let (link_origin, link_path) = split(link)?;
+        if link_origin == origin {
+            return Some(link.to_string());
+        }
+        let version = base_path.rsplit('/').next().filter(|v| !v.is_empty())?;
+        let (_, rest) = link_path.split_once(&format!("/{version}/"))?;
+        Some(format!("{base}/{rest}"))
+    }
+
+    /// What a kept delta round is for: the tenant and app that read it, where, and what: a
+    /// round read for another tenant (one config reused for another) is never resumed.
+    fn fingerprint(&self, what: &str, select: &str) -> String {
+        let c = &self.config;
+        format!(
+            "{what} {} tenant {} app {} {select}",
+            c.graph_url,
+            c.tenant_id.to_lowercase(),
+            c.client_id.to_lowercase()
+        )
     }
 
     /// The properties a read of users selects.
@@ -157,7 +200,7 @@ impl EntraTarget {
 
     /// Every user, by the delta query from where the last kept read ended (or in full).
     async fn read_users(&self, select: &str) -> Result<BTreeMap<String, Json>, TargetError> {
-        let fingerprint = format!("users {} {select}", self.config.graph_url);
+        let fingerprint = self.fingerprint("users", select);
         if !self.config.delta {
             let req = Request::new(Method::GET, "users", "list users").query("$select", select).query("$top", "999");
             let (items, _) = self.pages(req).await.map_err(into_target)?;
@@ -182,14 +225,34 @@ impl EntraTarget {
         select: &str,
         groups: bool,
     ) -> Result<Round, TargetError> {
-        if let Some(p) = prior.filter(|p| p.fingerprint == fingerprint) {
+        let prior = prior.filter(|p| p.fingerprint == fingerprint).filter(|p| {
+            let intact = p.intact();
+            if !intact {
+                tracing::warn!(
+                    what,
+                    "the kept delta state does not hold what its read ended with: reading everything again"
+                );
+            }
+            intact
+        });
+        let prior = match prior {
+            Some(p) => match self.at_graph(&p.link) {
+                Some(link) => Some(Round { link, ..p }),
+                None => {
+                    tracing::warn!(what, "the kept delta link is not a Graph address: reading everything again");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(p) = prior {
             let req = Request::new(Method::GET, p.link.clone(), format!("read the {what} changed since the last run"));
             match self.pages(req).await {
                 Ok((changes, Some(link))) => {
                     let mut items = p.items;
                     snapshot::merge(&mut items, changes, groups);
                     tracing::debug!(what, "read by the delta query");
-                    return Ok(Round { fingerprint, link, items });
+                    return Ok(Round::new(fingerprint, link, items));
                 }
                 Ok((_, None)) => {
                     return Err(TargetError::unavailable(format!(
@@ -213,7 +276,7 @@ impl EntraTarget {
         };
         let mut items = BTreeMap::new();
         snapshot::merge(&mut items, all, groups);
-        Ok(Round { fingerprint, link, items })
+        Ok(Round::new(fingerprint, link, items))
     }
 
     fn account(&self, u: &Map<String, Json>, attrs: &[String]) -> ObservedAccount {
@@ -253,7 +316,7 @@ impl EntraTarget {
         if let Some(list) = d.as_ref() {
             return Ok(list.clone());
         }
-        let select = "id,userPrincipalName,onPremisesExtensionAttributes";
+        let select = "id,userPrincipalName,onPremisesSyncEnabled,onPremisesExtensionAttributes";
         let req = Request::new(Method::GET, "directory/deletedItems/microsoft.graph.user", "list deleted users")
             .query("$select", select)
             .query("$top", "999");
@@ -306,7 +369,15 @@ impl EntraTarget {
 
     /// A soft-deleted user carrying this enid id, to restore in place of a create.
     async fn deleted_with(&self, id: &str) -> Result<Option<String>, TargetError> {
-        Ok(self.deleted_users().await?.iter().find(|u| self.owner_of(u).as_deref() == Some(id)).map(id_of))
+        // A synchronised user's extension attributes come from AD: never enid's mark, and it is
+        // never restored or written by enid (Entra Connect owns it).
+        Ok(self
+            .deleted_users()
+            .await?
+            .iter()
+            .filter(|u| u.get("onPremisesSyncEnabled").and_then(Json::as_bool) != Some(true))
+            .find(|u| self.owner_of(u).as_deref() == Some(id))
+            .map(id_of))
     }
 
     async fn restore(&self, old: &str, account: &AccountSpec) -> Result<OpOutcome, TargetError> {
@@ -824,7 +895,7 @@ impl Target for EntraTarget {
         let prefix = g.mail_nickname_prefix.to_lowercase();
         let select = "id,displayName,mailNickname,members";
         let groups: BTreeMap<String, Json> = if self.config.delta {
-            let fingerprint = format!("groups {} {select}", self.config.graph_url);
+            let fingerprint = self.fingerprint("groups", select);
             let prior = self.resumed.lock().ok().and_then(|r| r.as_ref().and_then(|s| s.groups.clone()));
             let round = self.delta_round(prior, fingerprint, "groups", select, true).await?;
             let items = round.items.clone();
@@ -913,6 +984,36 @@ impl Target for EntraTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_only_ever_followed_to_graph_url() {
+        let config: EntraConfig = toml::from_str(
+            "tenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\nupn_suffix = \"s.example.org\"\n\
+             graph_url = \"https://gw.example.org/graph/v1.0\"",
+        )
+        .unwrap();
+        let credentials = connector_http::Credentials::Secret {
+            client_id: "c".into(),
+            client_secret: connector_api::Secret::new("s"),
+            client_auth: connector_http::ClientAuth::Form,
+        };
+        let t = EntraTarget::new(config, credentials).unwrap();
+        let same = "https://GW.example.org/graph/v1.0/users/delta?$deltatoken=1";
+        assert_eq!(t.at_graph(same).as_deref(), Some(same));
+        for away in [
+            "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=1",
+            "https://gw.example.org@evil.example/v1.0/users/delta?$deltatoken=1",
+            "http://gw.example.org/v1.0/users/delta?$deltatoken=1",
+        ] {
+            assert_eq!(
+                t.at_graph(away).as_deref(),
+                Some("https://gw.example.org/graph/v1.0/users/delta?$deltatoken=1"),
+                "{away}"
+            );
+        }
+        assert_eq!(t.at_graph("https://evil.example/steal?x=1"), None);
+        assert_eq!(t.at_graph("users/delta"), None);
+    }
 
     #[test]
     fn names_and_values_as_graph_takes_them() {

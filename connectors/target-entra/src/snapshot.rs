@@ -7,7 +7,7 @@ use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The shape of what is kept; another version is read again in full.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// What is kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,12 +24,35 @@ impl Default for Saved {
 }
 
 /// One read: what it was (the URL and the properties selected: another read is not resumed
-/// from it), where it ended, and the objects by id.
+/// from it), where it ended, the objects by id, and their digest (objects lost or changed in the
+/// state table since, and the round is read again in full: a delta link only says what changed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Round {
     pub fingerprint: String,
     pub link: String,
     pub items: BTreeMap<String, Json>,
+    #[serde(default)]
+    pub digest: String,
+}
+
+impl Round {
+    /// A round with its digest.
+    pub fn new(fingerprint: String, link: String, items: BTreeMap<String, Json>) -> Round {
+        let digest = digest(&items);
+        Round { fingerprint, link, items, digest }
+    }
+
+    /// Whether the objects are the ones the round ended with.
+    pub fn intact(&self) -> bool {
+        !self.digest.is_empty() && self.digest == digest(&self.items)
+    }
+}
+
+/// SHA-256 of the objects as JSON, in hex.
+fn digest(items: &BTreeMap<String, Json>) -> String {
+    use sha2::Digest as _;
+    let text = serde_json::to_string(items).unwrap_or_default();
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Applies a round of changes: an object `@removed` goes; a changed one takes the properties
@@ -109,5 +132,11 @@ mod tests {
         );
         assert_eq!(groups["g"]["members"], json!(["b", "c"]));
         assert_eq!(groups["g"]["displayName"], "7A");
+        let mut round = Round::new("f".into(), "l".into(), groups);
+        assert!(round.intact());
+        let kept: Round = serde_json::from_str(&serde_json::to_string(&round).unwrap()).unwrap();
+        assert!(kept.intact(), "{kept:?}");
+        round.items.clear();
+        assert!(!round.intact(), "objects lost since");
     }
 }

@@ -209,8 +209,12 @@ impl GoogleConfig {
                 self.admin_email
             ));
         }
-        if !(self.api_url.starts_with("https://") || self.api_url.starts_with("http://")) {
-            return Err(format!("api_url {:?} must start with https:// (or http:// for a test server)", self.api_url));
+        if !connector_http::url_allowed(&self.api_url) {
+            return Err(format!(
+                "api_url {:?} must start with https:// (http:// only for a test server on this machine: tokens \
+                 are never sent in the clear)",
+                self.api_url
+            ));
         }
         let base = self.base();
         for (key, p) in [("base_org_unit", base.clone()), ("protected_org_unit", self.protected_ou())] {
@@ -352,6 +356,10 @@ pub(crate) fn ou_problem(p: &str) -> Option<String> {
         if name.trim() != name {
             return Some(format!("has an org unit name with spaces at its ends ({name:?})"));
         }
+        // A URL's dot segments: the request would name another org unit (one above).
+        if name == "." || name == ".." {
+            return Some(format!("has an org unit name {name:?}, which names no org unit of its own"));
+        }
         if name.chars().count() > 255 {
             return Some("has an org unit name longer than 255 characters".into());
         }
@@ -410,6 +418,9 @@ mod tests {
     fn org_units_come_from_the_template_or_the_base() {
         let c = config("");
         c.validate().unwrap();
+        let e = config("api_url = \"http://admin.googleapis.com\"").validate().unwrap_err();
+        assert!(e.contains("never sent in the clear"), "{e}");
+        config("api_url = \"http://127.0.0.1:8080\"").validate().unwrap();
         assert_eq!(c.base(), "/Elever");
         assert_eq!(c.placement_template(), "/Elever/{{ school_unit }}");
         assert_eq!(c.protected_ou(), "/Elever/Skyddade");
@@ -443,6 +454,8 @@ mod tests {
         assert_eq!(ou_problem("/Elever/ 7A"), Some("has an org unit name with spaces at its ends (\" 7A\")".into()));
         assert_eq!(ou_problem("/Elever//7A"), Some("has an empty org unit name".into()));
         assert_eq!(ou_problem("/Elever/Norr"), None);
+        assert!(ou_problem("/Elever/..").is_some() && ou_problem("/Elever/./Norr").is_some());
+        assert_eq!(ou_problem("/Elever/...Norr"), None);
         let c = config("");
         assert!(c.fixed_attribute("primaryEmail").is_some() && c.fixed_attribute("externalIds").is_some());
         assert!(c.fixed_attribute("name.givenName").is_none());
