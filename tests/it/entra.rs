@@ -387,3 +387,27 @@ fn a_certificate_gets_the_token_and_a_wrong_secret_is_an_authentication_error() 
     env.enid(&["apply", "--yes"]).ok();
     assert_eq!(users(&server.handle()).len(), 1);
 }
+
+#[test]
+fn of_two_deleted_users_carrying_a_pupils_id_the_one_with_her_name_is_restored() {
+    let rt = rt3();
+    let server = rt.block_on(start_server(|_| {}));
+    let h = server.handle();
+    let env = env_with(&entra_table("m365", server.url(), server.url(), ""));
+    write_csv(&env, "", &["1,Anna,Berg,,student,Norr,,,"]);
+    env.enid(&["apply", "--yes"]).ok();
+    let anna = users(&h)["anna.berg@skola.example.org"].clone();
+    let id = anna["onPremisesExtensionAttributes"]["extensionAttribute15"].as_str().expect("enid id").to_string();
+    // Someone copied her enid id onto another user by hand; both are deleted.
+    let copy = h.add_user(serde_json::json!({"userPrincipalName": "kopia@skola.example.org", "displayName": "Kopia",
+        "accountEnabled": true, "mailNickname": "kopia", "onPremisesExtensionAttributes": {"extensionAttribute15": id}}));
+    let direct = direct(server.url(), "");
+    for key in [copy.clone(), anna["id"].as_str().expect("id").to_string()] {
+        rt.block_on(direct.apply(&connector_api::TargetOp::Delete { key })).expect("delete by hand");
+    }
+    let out = env.enid(&["apply", "--yes"]).ok();
+    let u = users(&h);
+    assert_eq!(u["anna.berg@skola.example.org"]["id"], anna["id"], "her own user restored: {}", out.stderr);
+    assert!(!u.contains_key("kopia@skola.example.org"), "the copy stays deleted");
+    assert!(out.stderr.contains("several deleted users carry this enid id"), "{}", out.stderr);
+}

@@ -364,3 +364,18 @@ fn a_user_suspended_by_an_admin_stays_suspended_and_a_lost_state_is_adopted_back
     env.enid(&["apply", "--yes"]).ok();
     assert_eq!(users(&server).len(), 2);
 }
+
+#[test]
+fn a_key_file_whose_token_uri_is_plain_http_elsewhere_is_refused_before_anything_is_sent() {
+    let rt = rt3();
+    let server = rt.block_on(start_server(|_| {}));
+    let env = env_with(server.url(), &google_table("gw", server.url(), ""));
+    let key = write_key(env.dir.path(), "http://tokens.example.org");
+    let text = std::fs::read_to_string(&key).expect("key");
+    assert!(text.contains("http://tokens.example.org/token"));
+    write_csv(&env, "", &["1,Anna,Berg,,student,Norr,,,"]);
+    let err = env.enid(&["plan"]).fails().stderr;
+    assert!(err.contains("token_uri") && err.contains("https://"), "{err}");
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+    assert!(server.handle().log().is_empty(), "nothing was sent");
+}

@@ -316,7 +316,7 @@ impl EntraTarget {
         if let Some(list) = d.as_ref() {
             return Ok(list.clone());
         }
-        let select = "id,userPrincipalName,onPremisesSyncEnabled,onPremisesExtensionAttributes";
+        let select = "id,userPrincipalName,onPremisesSyncEnabled,onPremisesExtensionAttributes,deletedDateTime";
         let req = Request::new(Method::GET, "directory/deletedItems/microsoft.graph.user", "list deleted users")
             .query("$select", select)
             .query("$top", "999");
@@ -367,17 +367,33 @@ impl EntraTarget {
         body
     }
 
-    /// A soft-deleted user carrying this enid id, to restore in place of a create.
-    async fn deleted_with(&self, id: &str) -> Result<Option<String>, TargetError> {
+    /// A soft-deleted user carrying this person's enid id, to restore in place of a create. Of
+    /// two such (one a copy made by hand), the one holding the person's UPN; else the one
+    /// deleted last (Graph lists `deletedDateTime`).
+    async fn deleted_with(&self, account: &AccountSpec) -> Result<Option<String>, TargetError> {
         // A synchronised user's extension attributes come from AD: never enid's mark, and it is
         // never restored or written by enid (Entra Connect owns it).
-        Ok(self
-            .deleted_users()
-            .await?
+        let deleted = self.deleted_users().await?;
+        let mut theirs: Vec<&Map<String, Json>> = deleted
             .iter()
             .filter(|u| u.get("onPremisesSyncEnabled").and_then(Json::as_bool) != Some(true))
-            .find(|u| self.owner_of(u).as_deref() == Some(id))
-            .map(id_of))
+            .filter(|u| self.owner_of(u).as_deref() == Some(account.id.as_str()))
+            .collect();
+        let upn = self.upn(&account.username).to_lowercase();
+        let holds_upn = |u: &Map<String, Json>| {
+            u.get("userPrincipalName").and_then(Json::as_str).is_some_and(|x| x.to_lowercase().ends_with(&upn))
+        };
+        let when = |u: &Map<String, Json>| u.get("deletedDateTime").and_then(Json::as_str).unwrap_or("").to_string();
+        theirs.sort_by(|a, b| holds_upn(b).cmp(&holds_upn(a)).then_with(|| when(b).cmp(&when(a))));
+        if theirs.len() > 1 {
+            tracing::warn!(
+                identity = %account.id,
+                users = theirs.len(),
+                "several deleted users carry this enid id; the one holding the person's UPN (else the last deleted) is \
+                 restored"
+            );
+        }
+        Ok(theirs.first().map(|u| id_of(u)))
     }
 
     async fn restore(&self, old: &str, account: &AccountSpec) -> Result<OpOutcome, TargetError> {
@@ -460,7 +476,7 @@ impl EntraTarget {
 
     async fn apply_one(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
         if let TargetOp::Create { account } = op
-            && let Some(old) = self.deleted_with(&account.id).await?
+            && let Some(old) = self.deleted_with(account).await?
         {
             return self.restore(&old, account).await;
         }
@@ -577,7 +593,7 @@ impl EntraTarget {
         for (i, op) in ops.iter().enumerate() {
             // A create whose person has a deleted user is a restore: two requests, alone.
             if let TargetOp::Create { account } = op {
-                match self.deleted_with(&account.id).await {
+                match self.deleted_with(account).await {
                     Ok(Some(old)) => {
                         out[i] = Some(self.restore(&old, account).await);
                         continue;

@@ -399,6 +399,13 @@ impl TargetConnector for GoogleConfig {
         }
         let what = format!("credentials_file of [targets.{id}]");
         let key = connector_http::ServiceAccountKey::load(&self.credentials_file, &what)?;
+        if !connector_http::url_allowed(&key.token_uri) {
+            return Err(format!(
+                "{what}: its token_uri {:?} must start with https:// (http:// only to this machine, a test server): \
+                 the signed grant would travel in the clear",
+                key.token_uri
+            ));
+        }
         crate::GoogleTarget::new(self.clone(), key).map_err(|e| connector_api::one_line(&e))
     }
 }

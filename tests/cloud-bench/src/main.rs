@@ -98,7 +98,8 @@ fn keys(dir: &std::path::Path) -> Result<(String, String), String> {
     if !ok.success() {
         return Err("openssl genpkey failed".into());
     }
-    let public = Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).output().map_err(|e| e.to_string())?;
+    let public =
+        Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).output().map_err(|e| e.to_string())?;
     Ok((std::fs::read_to_string(&key).map_err(|e| e.to_string())?, String::from_utf8_lossy(&public.stdout).into()))
 }
 
