@@ -56,6 +56,8 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// mimalloc: enid allocates millions of small strings per run; the system allocator spends a
-/// fifth of a 100,000-person plan in malloc and free.
+/// fifth of a 100,000-person plan in malloc and free. (Without the `mimalloc` feature, for a
+/// memory profiler, the system allocator.)
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
