@@ -312,6 +312,19 @@ impl TargetError {
         self
     }
 
+    /// An error of the same kind, with this message and no source: what each operation of a
+    /// request that carried several (a SCIM `/Bulk`, a Graph `$batch`) gets when the whole
+    /// request failed.
+    pub fn retold(&self, message: String) -> TargetError {
+        match self {
+            TargetError::Unavailable { .. } => TargetError::unavailable(message),
+            TargetError::Throttled { retry_after, .. } => TargetError::throttled(message, *retry_after),
+            TargetError::Auth { .. } => TargetError::auth(message),
+            TargetError::Rejected { kind, .. } => TargetError::rejected(*kind, message),
+            TargetError::Config { .. } => TargetError::config(message),
+        }
+    }
+
     /// Whether the rest of a run against this target should stop: yes for everything but a
     /// rejection of one operation. `Throttled` stops too: it is returned once retries are spent.
     pub fn stops_target(&self) -> bool {

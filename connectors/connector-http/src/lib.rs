@@ -293,6 +293,20 @@ fn bearer(token: &Secret) -> Result<HeaderValue, HttpFailure> {
     Ok(v)
 }
 
+/// One segment of a request path, percent-encoded: everything but the unreserved characters
+/// and `@` (which the keys of Google and Graph hold: an email, a UPN).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Whether a configured URL may be used: `https://`, or `http://` to this machine only (a test
 /// server): tokens and client secrets never cross a network in the clear.
 pub fn url_allowed(url: &str) -> bool {

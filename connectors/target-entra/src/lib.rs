@@ -30,7 +30,7 @@ use connector_api::{
     AccountSpec, AttrChange, Attrs, Capabilities, Lookup, ObservedAccount, ObservedGroup, OpOutcome, RejectKind,
     Target, TargetError, TargetOp, Value,
 };
-use connector_http::{Auth, HttpClient, HttpError, HttpSettings, Method, OAuthSettings, Request};
+use connector_http::{Auth, HttpClient, HttpError, HttpSettings, Method, OAuthSettings, Request, path_segment};
 use serde_json::{Map, Value as Json, json};
 use snapshot::{Round, Saved};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -399,7 +399,7 @@ impl EntraTarget {
     async fn restore(&self, old: &str, account: &AccountSpec) -> Result<OpOutcome, TargetError> {
         let req = Request::new(
             Method::POST,
-            format!("directory/deletedItems/{}/restore", segment(old)),
+            format!("directory/deletedItems/{}/restore", path_segment(old)),
             format!("restore deleted user {old} for {}", account.id),
         );
         self.call(&req).await?;
@@ -407,8 +407,9 @@ impl EntraTarget {
             list.retain(|u| id_of(u) != old);
         }
         tracing::info!(user = %old, identity = %account.id, "restored the deleted user instead of making a new one");
-        let req = Request::new(Method::PATCH, format!("users/{}", segment(old)), format!("update restored user {old}"))
-            .json(Json::Object(self.fields(account)));
+        let req =
+            Request::new(Method::PATCH, format!("users/{}", path_segment(old)), format!("update restored user {old}"))
+                .json(Json::Object(self.fields(account)));
         self.call(&req).await?;
         Ok(OpOutcome::Created { key: old.to_string(), anchor: Some(old.to_string()) })
     }
@@ -416,7 +417,7 @@ impl EntraTarget {
     /// The one request an account operation is, with what its success means; `None` for an
     /// operation that is not one request.
     fn request_of(&self, op: &TargetOp) -> Result<Option<OneRequest>, TargetError> {
-        let user = |k: &str| format!("users/{}", segment(k));
+        let user = |k: &str| format!("users/{}", path_segment(k));
         Ok(Some(match op {
             TargetOp::Create { account } => {
                 (Method::POST, "users".into(), Some(self.user_body(account)?), format!("create user {}", account.id))
@@ -521,7 +522,7 @@ impl EntraTarget {
             }
             TargetOp::RemoveMembers { key, members } => {
                 for m in members {
-                    let path = format!("groups/{}/members/{}/$ref", segment(key), segment(m));
+                    let path = format!("groups/{}/members/{}/$ref", path_segment(key), path_segment(m));
                     let req = Request::new(Method::DELETE, path, format!("remove {m} from group {key}"));
                     match self.http.send(&req).await {
                         Ok(_) => {}
@@ -532,8 +533,11 @@ impl EntraTarget {
                 Ok(OpOutcome::Updated)
             }
             TargetOp::DeleteGroup { key } => {
-                let req =
-                    Request::new(Method::DELETE, format!("groups/{}", segment(key)), format!("delete group {key}"));
+                let req = Request::new(
+                    Method::DELETE,
+                    format!("groups/{}", path_segment(key)),
+                    format!("delete group {key}"),
+                );
                 match self.http.send(&req).await {
                     Ok(_) => Ok(OpOutcome::Deleted),
                     Err(e) if e.status() == Some(404) => Ok(OpOutcome::Deleted),
@@ -549,7 +553,7 @@ impl EntraTarget {
 
     /// A member reference for `members@odata.bind`.
     fn bind(&self, id: &str) -> String {
-        format!("{}/directoryObjects/{}", self.config.graph_url.trim_end_matches('/'), segment(id))
+        format!("{}/directoryObjects/{}", self.config.graph_url.trim_end_matches('/'), path_segment(id))
     }
 
     /// Adds members, 20 a request; when one of them is in already, one by one (one in already is
@@ -559,7 +563,7 @@ impl EntraTarget {
             let body = json!({"members@odata.bind": chunk.iter().map(|m| self.bind(m)).collect::<Vec<_>>()});
             let req = Request::new(
                 Method::PATCH,
-                format!("groups/{}", segment(group)),
+                format!("groups/{}", path_segment(group)),
                 format!("add members to group {group}"),
             )
             .json(body);
@@ -571,7 +575,7 @@ impl EntraTarget {
             for m in chunk {
                 let req = Request::new(
                     Method::POST,
-                    format!("groups/{}/members/$ref", segment(group)),
+                    format!("groups/{}/members/$ref", path_segment(group)),
                     format!("add {m} to group {group}"),
                 )
                 .json(json!({"@odata.id": self.bind(m)}));
@@ -633,7 +637,7 @@ impl EntraTarget {
                     let text = e.to_string();
                     let e = into_target(e);
                     for (i, _) in pending.drain(..) {
-                        out[i] = Some(Err(same_kind(&e, format!("{} ({text})", describe(&ops[i])))));
+                        out[i] = Some(Err(e.retold(format!("{} ({text})", describe(&ops[i])))));
                     }
                     break;
                 }
@@ -712,17 +716,6 @@ fn broken(what: &str, why: &str) -> HttpError {
     .with(what)
 }
 
-/// An error of the same kind as `e`, with this message (for each request of a failed batch).
-fn same_kind(e: &TargetError, message: String) -> TargetError {
-    match e {
-        TargetError::Unavailable { .. } => TargetError::unavailable(message),
-        TargetError::Throttled { retry_after, .. } => TargetError::throttled(message, *retry_after),
-        TargetError::Auth { .. } => TargetError::auth(message),
-        TargetError::Rejected { kind, .. } => TargetError::rejected(*kind, message),
-        TargetError::Config { .. } => TargetError::config(message),
-    }
-}
-
 /// An operation in a message.
 fn describe(op: &TargetOp) -> String {
     match op {
@@ -743,19 +736,6 @@ fn header<'a>(resp: &'a Json, name: &str) -> Option<&'a str> {
 
 fn id_of(u: &Map<String, Json>) -> String {
     u.get("id").and_then(Json::as_str).unwrap_or_default().to_string()
-}
-
-/// A path segment, percent-encoded.
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A `mailNickname` from a name: ASCII letters, digits and `. - _`, at most 64.
@@ -855,7 +835,7 @@ impl Target for EntraTarget {
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
-        let req = Request::new(Method::GET, format!("users/{}", segment(key)), format!("read user {key}"))
+        let req = Request::new(Method::GET, format!("users/{}", path_segment(key)), format!("read user {key}"))
             .query("$select", self.user_select(attrs));
         match self.http.send(&req).await {
             Ok(r) => Ok(r.body.as_object().map(|u| self.account(u, attrs))),
@@ -928,7 +908,7 @@ impl Target for EntraTarget {
                 let id = id_of(&g);
                 let req = Request::new(
                     Method::GET,
-                    format!("groups/{}/members", segment(&id)),
+                    format!("groups/{}/members", path_segment(&id)),
                     format!("list members of {id}"),
                 )
                 .query("$select", "id");

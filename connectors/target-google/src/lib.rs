@@ -29,7 +29,9 @@ use connector_api::{
     AccountSpec, Attrs, Capabilities, Field, Lookup, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target,
     TargetError, TargetOp, Value,
 };
-use connector_http::{Assertion, Auth, Credentials, HttpClient, HttpSettings, Method, OAuthSettings, Request};
+use connector_http::{
+    Assertion, Auth, Credentials, HttpClient, HttpSettings, Method, OAuthSettings, Request, path_segment,
+};
 use serde_json::{Map, Value as Json, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -226,8 +228,8 @@ impl GoogleTarget {
 
     /// The org unit's request path (`customer/<c>/orgunits/Elever/7A`).
     fn orgunit_path(&self, ou: &str) -> String {
-        let segments: Vec<String> = ou.trim_start_matches('/').split('/').map(segment).collect();
-        format!("customer/{}/orgunits/{}", segment(&self.config.customer), segments.join("/"))
+        let segments: Vec<String> = ou.trim_start_matches('/').split('/').map(path_segment).collect();
+        format!("customer/{}/orgunits/{}", path_segment(&self.config.customer), segments.join("/"))
     }
 
     /// Whether an org unit exists.
@@ -273,7 +275,7 @@ impl GoogleTarget {
                               "description": "Made by enid for the accounts it manages"});
             let req = Request::new(
                 Method::POST,
-                format!("customer/{}/orgunits", segment(&self.config.customer)),
+                format!("customer/{}/orgunits", path_segment(&self.config.customer)),
                 format!("create org unit {path}"),
             )
             .json(body);
@@ -334,7 +336,7 @@ impl GoogleTarget {
     }
 
     async fn patch_user(&self, key: &str, body: Json, what: String) -> Result<(), TargetError> {
-        let req = Request::new(Method::PATCH, format!("users/{}", segment(key)), what).json(body);
+        let req = Request::new(Method::PATCH, format!("users/{}", path_segment(key)), what).json(body);
         let answer = self.call(&req).await?;
         if let Some(e) = answer.get("primaryEmail").and_then(Json::as_str) {
             self.remember_email(key, e);
@@ -348,7 +350,7 @@ impl GoogleTarget {
         let mut body = Map::new();
         for c in changes {
             if c.attr.eq_ignore_ascii_case(OWNER) {
-                let req = Request::new(Method::GET, format!("users/{}", segment(key)), format!("read user {key}"));
+                let req = Request::new(Method::GET, format!("users/{}", path_segment(key)), format!("read user {key}"));
                 let user = self.call(&req).await?;
                 let mut ids: Vec<Json> = user
                     .get("externalIds")
@@ -390,7 +392,7 @@ impl GoogleTarget {
         if let Some(e) = self.emails.lock().ok().and_then(|m| m.get(id).cloned()) {
             return Ok(e);
         }
-        let req = Request::new(Method::GET, format!("users/{}", segment(id)), format!("read user {id}"));
+        let req = Request::new(Method::GET, format!("users/{}", path_segment(id)), format!("read user {id}"));
         let user = self.call(&req).await?;
         let e = user
             .get("primaryEmail")
@@ -404,7 +406,7 @@ impl GoogleTarget {
         let email = self.member_email(member).await?;
         let req = Request::new(
             Method::POST,
-            format!("groups/{}/members", segment(group)),
+            format!("groups/{}/members", path_segment(group)),
             format!("add user {member} to group {group}"),
         )
         .json(json!({"email": email, "role": "MEMBER"}));
@@ -454,7 +456,7 @@ impl GoogleTarget {
                 Ok(OpOutcome::Enabled { key: key.clone() })
             }
             TargetOp::Delete { key } => {
-                self.delete(format!("users/{}", segment(key)), format!("delete user {key}")).await
+                self.delete(format!("users/{}", path_segment(key)), format!("delete user {key}")).await
             }
             TargetOp::CreateGroup { name, members } => {
                 let email = self.group_email(name);
@@ -480,7 +482,7 @@ impl GoogleTarget {
             }
             TargetOp::RemoveMembers { key, members } => {
                 for m in members {
-                    let path = format!("groups/{}/members/{}", segment(key), segment(m));
+                    let path = format!("groups/{}/members/{}", path_segment(key), path_segment(m));
                     let req = Request::new(Method::DELETE, path, format!("remove user {m} from group {key}"));
                     match self.send(&req).await {
                         Ok(_) => {}
@@ -491,7 +493,7 @@ impl GoogleTarget {
                 Ok(OpOutcome::Updated)
             }
             TargetOp::DeleteGroup { key } => {
-                self.delete(format!("groups/{}", segment(key)), format!("delete group {key}")).await
+                self.delete(format!("groups/{}", path_segment(key)), format!("delete group {key}")).await
             }
         }
     }
@@ -532,7 +534,7 @@ impl GoogleTarget {
             if self.config.groups.is_none() {
                 break;
             }
-            let req = Request::new(Method::GET, format!("groups/{}", segment(e)), format!("look up group {e}"));
+            let req = Request::new(Method::GET, format!("groups/{}", path_segment(e)), format!("look up group {e}"));
             match self.send(&req).await {
                 Ok(g) => out.push((g.get("id").and_then(Json::as_str).unwrap_or(e).to_string(), e.clone())),
                 Err(err) if err.status() == Some(404) => {}
@@ -546,19 +548,6 @@ impl GoogleTarget {
 /// A value in a users query, in single quotes.
 fn quoted(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// A path segment, percent-encoded (what is not unreserved, and `@`, which Google keys hold).
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A group address's local part: the prefix and the name in lowercase ASCII, anything else `-`.
@@ -677,7 +666,7 @@ impl Target for GoogleTarget {
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
-        let req = Request::new(Method::GET, format!("users/{}", segment(key)), format!("read user {key}"));
+        let req = Request::new(Method::GET, format!("users/{}", path_segment(key)), format!("read user {key}"));
         match self.send(&req).await {
             Ok(Json::Object(u)) => Ok(Some(self.account(&u, attrs))),
             Ok(_) => Err(TargetError::unavailable(format!("read user {key}: the answer is not a user"))),
@@ -744,7 +733,7 @@ impl Target for GoogleTarget {
             let id = g.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
             let req = Request::new(
                 Method::GET,
-                format!("groups/{}/members", segment(&id)),
+                format!("groups/{}/members", path_segment(&id)),
                 format!("list members of {email}"),
             )
             .query("maxResults", "200");
@@ -796,7 +785,8 @@ impl Target for GoogleTarget {
             Lookup::Anchor => {
                 let mut out = Vec::new();
                 for id in values {
-                    let req = Request::new(Method::GET, format!("users/{}", segment(id)), format!("read user {id}"));
+                    let req =
+                        Request::new(Method::GET, format!("users/{}", path_segment(id)), format!("read user {id}"));
                     match self.send(&req).await {
                         Ok(Json::Object(u)) if self.outside(&u) => out.push((id.clone(), id.clone())),
                         Ok(_) => {}
@@ -860,7 +850,7 @@ mod tests {
         assert_eq!(group_local("klass-", "Åkerö skola 7 B"), "klass-akero-skola-7-b");
         assert_eq!(group_local("", "--"), "group");
         assert_eq!(group_local("", "a..b"), "a.b");
-        assert_eq!(segment("/Elever/Ö 7"), "%2FElever%2F%C3%96%207");
+        assert_eq!(path_segment("/Elever/Ö 7"), "%2FElever%2F%C3%96%207");
         assert_eq!(quoted("o'hara"), "'o\\'hara'");
     }
 

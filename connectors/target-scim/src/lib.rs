@@ -485,7 +485,7 @@ impl ScimTarget {
                 // The request as a whole failed: every create in it did.
                 let text = e.to_string();
                 let e = e.into_target();
-                return ids.iter().map(|id| Err(same_kind(&e, format!("create user {id} ({text})")))).collect();
+                return ids.iter().map(|id| Err(e.retold(format!("create user {id} ({text})")))).collect();
             }
         };
         let answers: Vec<Json> = resp.body.get("Operations").and_then(Json::as_array).cloned().unwrap_or_default();
@@ -518,16 +518,5 @@ impl ScimTarget {
                     .into_target())
             })
             .collect()
-    }
-}
-
-/// An error of the same kind as `e`, with this message (for each create of a failed bulk).
-fn same_kind(e: &TargetError, message: String) -> TargetError {
-    match e {
-        TargetError::Unavailable { .. } => TargetError::unavailable(message),
-        TargetError::Throttled { retry_after, .. } => TargetError::throttled(message, *retry_after),
-        TargetError::Auth { .. } => TargetError::auth(message),
-        TargetError::Rejected { kind, .. } => TargetError::rejected(*kind, message),
-        TargetError::Config { .. } => TargetError::config(message),
     }
 }
