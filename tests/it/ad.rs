@@ -10,8 +10,8 @@
 //! other test uses (the conformance suite alone uses the suite's own names).
 
 use crate::harness::*;
+use connector_api::Secret;
 use connector_api::testkit::{self, FaultProxy, Outcome, Person, Protocol, Rig, TlsEnds};
-use connector_api::{Role, Secret};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -205,11 +205,6 @@ pub fn make_user(parent: &str, sam: &str, given: &str, family: &str) -> String {
     dn
 }
 
-fn date(day: u32) -> String {
-    let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(u64::from(day));
-    format!("{d}T08:00:00Z")
-}
-
 struct AdRig {
     env: Env,
     proxy: FaultProxy,
@@ -229,27 +224,15 @@ impl Rig for AdRig {
     }
 
     fn set_people(&mut self, people: &[Person]) {
-        let rows: Vec<String> = people
-            .iter()
-            .map(|p| {
-                let role = if p.role == Role::Staff { "staff" } else { "student" };
-                format!("{},{},{},,{role},{},{},,", p.key, p.given, p.family, p.school, p.groups.join("|"))
-            })
-            .collect();
-        csv_rows(&self.env, &rows);
+        rig::set_people(&self.env, people);
     }
 
     fn plan(&mut self, day: u32) -> Outcome {
-        let run = self.env.enid(&["plan", "--json", "--now", &date(day)]);
-        Outcome::from_plan_json(&run.stdout, run.status.success(), run.stderr)
+        rig::plan(&self.env, day)
     }
 
     fn apply(&mut self, day: u32) -> Outcome {
-        let mut planned = self.plan(day);
-        let run = self.env.enid(&["apply", "--yes", "--accept-date", "--now", &date(day)]);
-        planned.ok = run.status.success();
-        planned.message = run.stderr;
-        planned
+        rig::apply(&self.env, day)
     }
 
     fn make_unowned(&mut self, username: &str, given: &str, family: &str) {

@@ -3,8 +3,8 @@
 //! reaches slapd directly to look at what the engine did.
 
 use crate::harness::*;
+use connector_api::Secret;
 use connector_api::testkit::{self, FaultProxy, Outcome, Person, Protocol, Rig};
-use connector_api::{Role, Secret};
 use target_ldap::{LdapConfig, LdapTarget};
 
 const GRACE_DAYS: u32 = 10;
@@ -14,18 +14,6 @@ struct LdapRig {
     env: Env,
     proxy: FaultProxy,
     target: LdapTarget,
-}
-
-fn date(day: u32) -> String {
-    let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(u64::from(day));
-    format!("{d}T08:00:00Z")
-}
-
-impl LdapRig {
-    fn outcome(&self, day: u32) -> Outcome {
-        let run = self.env.enid(&["plan", "--json", "--now", &date(day)]);
-        Outcome::from_plan_json(&run.stdout, run.status.success(), run.stderr)
-    }
 }
 
 impl Rig for LdapRig {
@@ -40,26 +28,15 @@ impl Rig for LdapRig {
     }
 
     fn set_people(&mut self, people: &[Person]) {
-        let rows: Vec<String> = people
-            .iter()
-            .map(|p| {
-                let role = if p.role == Role::Staff { "staff" } else { "student" };
-                format!("{},{},{},,{role},{},{},,", p.key, p.given, p.family, p.school, p.groups.join("|"))
-            })
-            .collect();
-        csv_rows(&self.env, &rows);
+        rig::set_people(&self.env, people);
     }
 
     fn plan(&mut self, day: u32) -> Outcome {
-        self.outcome(day)
+        rig::plan(&self.env, day)
     }
 
     fn apply(&mut self, day: u32) -> Outcome {
-        let mut planned = self.outcome(day);
-        let run = self.env.enid(&["apply", "--yes", "--accept-date", "--now", &date(day)]);
-        planned.ok = run.status.success();
-        planned.message = run.stderr;
-        planned
+        rig::apply(&self.env, day)
     }
 
     fn make_unowned(&mut self, username: &str, given: &str, family: &str) {

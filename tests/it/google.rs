@@ -5,8 +5,8 @@
 //! protected persons, propagation, the rate limit).
 
 use crate::harness::*;
+use connector_api::Target;
 use connector_api::testkit::{self, FaultProxy, Outcome, Person, Protocol, Rig};
-use connector_api::{Role, Target};
 use google_server::{Config, ServiceAccount};
 use std::sync::OnceLock;
 use target_google::{GoogleConfig, GoogleTarget};
@@ -97,16 +97,6 @@ pub fn env_with(server_url: &str, targets: &str) -> Env {
     env
 }
 
-fn date(day: u32) -> String {
-    let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(u64::from(day));
-    format!("{d}T08:00:00Z")
-}
-
-fn outcome(env: &Env, day: u32) -> Outcome {
-    let run = env.enid(&["plan", "--json", "--now", &date(day)]);
-    Outcome::from_plan_json(&run.stdout, run.status.success(), run.stderr)
-}
-
 struct GoogleRig {
     env: Env,
     proxy: FaultProxy,
@@ -126,26 +116,15 @@ impl Rig for GoogleRig {
     }
 
     fn set_people(&mut self, people: &[Person]) {
-        let rows: Vec<String> = people
-            .iter()
-            .map(|p| {
-                let role = if p.role == Role::Staff { "staff" } else { "student" };
-                format!("{},{},{},,{role},{},{},,", p.key, p.given, p.family, p.school, p.groups.join("|"))
-            })
-            .collect();
-        csv_rows(&self.env, &rows);
+        rig::set_people(&self.env, people);
     }
 
     fn plan(&mut self, day: u32) -> Outcome {
-        outcome(&self.env, day)
+        rig::plan(&self.env, day)
     }
 
     fn apply(&mut self, day: u32) -> Outcome {
-        let mut planned = outcome(&self.env, day);
-        let run = self.env.enid(&["apply", "--yes", "--accept-date", "--now", &date(day)]);
-        planned.ok = run.status.success();
-        planned.message = run.stderr;
-        planned
+        rig::apply(&self.env, day)
     }
 
     fn make_unowned(&mut self, username: &str, given: &str, family: &str) {

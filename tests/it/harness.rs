@@ -398,3 +398,44 @@ pub fn ids_in_directory(env: &Env) -> std::collections::BTreeMap<String, Vec<Str
     }
     out
 }
+
+/// What every conformance rig (`connector_api::testkit::Rig`) does the same way, whatever its
+/// target: the suite's people as the CSV export, and a dry run or an apply on a day of the suite.
+pub mod rig {
+    use super::{Env, csv_rows};
+    use connector_api::Role;
+    use connector_api::testkit::{Outcome, Person};
+
+    /// The suite's `day` (days after 2026-09-01) as `--now`.
+    fn date(day: u32) -> String {
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(u64::from(day));
+        format!("{d}T08:00:00Z")
+    }
+
+    /// From now on the export holds exactly these persons.
+    pub fn set_people(env: &Env, people: &[Person]) {
+        let rows: Vec<String> = people
+            .iter()
+            .map(|p| {
+                let role = if p.role == Role::Staff { "staff" } else { "student" };
+                format!("{},{},{},,{role},{},{},,", p.key, p.given, p.family, p.school, p.groups.join("|"))
+            })
+            .collect();
+        csv_rows(env, &rows);
+    }
+
+    /// A dry run on `day`.
+    pub fn plan(env: &Env, day: u32) -> Outcome {
+        let run = env.enid(&["plan", "--json", "--now", &date(day)]);
+        Outcome::from_plan_json(&run.stdout, run.status.success(), run.stderr)
+    }
+
+    /// An apply on `day`; the outcome counts what its plan held.
+    pub fn apply(env: &Env, day: u32) -> Outcome {
+        let mut planned = plan(env, day);
+        let run = env.enid(&["apply", "--yes", "--accept-date", "--now", &date(day)]);
+        planned.ok = run.status.success();
+        planned.message = run.stderr;
+        planned
+    }
+}
