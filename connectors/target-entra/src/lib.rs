@@ -820,9 +820,23 @@ impl Target for EntraTarget {
     fn saved_state(&self) -> Option<String> {
         let current = self.current.lock().ok()?.clone()?;
         // A read of users alone keeps the groups' round it did not redo.
+        let resumed = self.resumed.lock().ok()?.clone();
         let mut keep = current;
         if keep.groups.is_none() {
-            keep.groups = self.resumed.lock().ok().and_then(|r| r.as_ref().and_then(|s| s.groups.clone()));
+            keep.groups = resumed.as_ref().and_then(|s| s.groups.clone());
+        }
+        // Nothing changed since what is kept (a no-op run of the service): the state is not
+        // written again, whole, for nothing.
+        let same = |a: &Option<Round>, b: &Option<Round>| match (a, b) {
+            (Some(a), Some(b)) => a.fingerprint == b.fingerprint && a.link == b.link && a.digest == b.digest,
+            (None, None) => true,
+            _ => false,
+        };
+        if let Some(r) = &resumed
+            && same(&keep.users, &r.users)
+            && same(&keep.groups, &r.groups)
+        {
+            return None;
         }
         serde_json::to_string(&keep).ok()
     }
