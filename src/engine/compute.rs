@@ -183,33 +183,7 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// The state key under which a target's connector state is kept (`Target::saved_state`).
-pub(super) fn connector_state_key(target: &str) -> String {
-    format!("connector_state:{target}")
-}
-
 impl Engine {
-    /// Hands each target the state its connector kept after the last apply that succeeded
-    /// (an Entra delta link), before it observes.
-    pub(super) async fn resume_targets(&self) -> Result<(), EngineError> {
-        for (id, t) in &self.targets {
-            t.conn.resume(self.store.meta(&connector_state_key(id)).await?);
-        }
-        Ok(())
-    }
-
-    /// Keeps what each target's connector asks to keep for the next run: after an apply that
-    /// succeeded only, so that a failed or partial run reads again from where the last good one
-    /// ended.
-    pub(super) async fn keep_connector_states(&self) -> Result<(), EngineError> {
-        for (id, t) in &self.targets {
-            if let Some(s) = t.conn.saved_state() {
-                self.store.set_meta(&connector_state_key(id), &s).await?;
-            }
-        }
-        Ok(())
-    }
-
     pub(super) fn spawn_observe(&self) -> Vec<(String, ObserveTask)> {
         self.targets
             .iter()

@@ -36,6 +36,7 @@ mod apply;
 mod approvals;
 mod approve;
 mod compute;
+mod connector_state;
 mod correlation;
 mod decisions;
 mod domain;
