@@ -66,6 +66,16 @@ pub fn load_secret_file(path: &Path, what: &str) -> Result<Secret, String> {
     Ok(secret)
 }
 
+/// Warns, on every run, that `table` (`[targets.lms]`) turned certificate verification off
+/// (`tls_insecure_skip_verify = true`), saying what anyone on the network path can then read
+/// (`leaks`: "the token and every account").
+pub fn warn_unverified_tls(table: &str, leaks: &str) {
+    tracing::warn!(
+        "{table} tls_insecure_skip_verify = true: the server certificate is not verified, so anyone on the network \
+         path can read {leaks}; give tls_ca_file instead"
+    );
+}
+
 /// Warns when the secret file `path`, which `what` names, is readable by other users of the
 /// machine: they could read the password or token it holds. Only the file's name and mode are
 /// shown, never what it holds. The name is a real file's (it was just read), so it is not a

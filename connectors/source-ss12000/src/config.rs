@@ -273,11 +273,7 @@ impl connector_api::SourceConnector for Ss12000Config {
 
     fn build(&self, id: &str) -> Result<crate::Ss12000Source, String> {
         if self.tls_insecure_skip_verify {
-            tracing::warn!(
-                source_id = %id,
-                "[sources.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, so anyone \
-                 on the network path can read the credentials and every pupil's record; give tls_ca_file instead"
-            );
+            connector_api::warn_unverified_tls(&format!("[sources.{id}]"), "the credentials and every pupil's record");
         }
         let keys = self.auth_keys();
         // Mutual TLS alone authenticates too (FedTLS): then no token is sent.

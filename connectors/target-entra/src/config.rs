@@ -346,11 +346,7 @@ impl TargetConnector for EntraConfig {
 
     fn build(&self, id: &str) -> Result<crate::EntraTarget, String> {
         if self.tls_insecure_skip_verify {
-            tracing::warn!(
-                target_id = %id,
-                "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, so anyone \
-                 on the network path can read the tokens and every account; give tls_ca_file instead"
-            );
+            connector_api::warn_unverified_tls(&format!("[targets.{id}]"), "the tokens and every account");
         }
         let credentials = self.credentials(&format!("[targets.{id}]"))?;
         crate::EntraTarget::new(self.clone(), credentials).map_err(|e| connector_api::one_line(&e))

@@ -391,11 +391,7 @@ impl TargetConnector for GoogleConfig {
 
     fn build(&self, id: &str) -> Result<crate::GoogleTarget, String> {
         if self.tls_insecure_skip_verify {
-            tracing::warn!(
-                target_id = %id,
-                "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, so anyone \
-                 on the network path can read the tokens and every account; give tls_ca_file instead"
-            );
+            connector_api::warn_unverified_tls(&format!("[targets.{id}]"), "the tokens and every account");
         }
         let what = format!("credentials_file of [targets.{id}]");
         let key = connector_http::ServiceAccountKey::load(&self.credentials_file, &what)?;

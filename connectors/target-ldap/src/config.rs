@@ -309,11 +309,7 @@ impl TargetConnector for LdapConfig {
 
     fn build(&self, id: &str) -> Result<crate::LdapTarget, String> {
         if self.tls_insecure_skip_verify {
-            tracing::warn!(
-                target_id = %id,
-                "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, so anyone \
-                 on the network path can read the bind password and every account; give tls_ca_file instead"
-            );
+            connector_api::warn_unverified_tls(&format!("[targets.{id}]"), "the bind password and every account");
         }
         let what = format!("bind password of [targets.{id}]");
         let password =

@@ -220,11 +220,7 @@ impl TargetConnector for ScimConfig {
 
     fn build(&self, id: &str) -> Result<crate::ScimTarget, String> {
         if self.tls_insecure_skip_verify {
-            tracing::warn!(
-                target_id = %id,
-                "[targets.{id}] tls_insecure_skip_verify = true: the server certificate is not verified, so anyone \
-                 on the network path can read the token and every account; give tls_ca_file instead"
-            );
+            connector_api::warn_unverified_tls(&format!("[targets.{id}]"), "the token and every account");
         }
         let auth = self.auth_keys().auth(&format!("[targets.{id}]"))?;
         crate::ScimTarget::new(self.clone(), auth).map_err(|e| connector_api::one_line(&e))
