@@ -10,12 +10,14 @@
 //! carries masked values.
 
 pub mod files;
+pub mod postgres;
 mod rows;
 pub mod runlock;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
 
+pub use postgres::PgStore;
 pub use rows::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, OpResult, Ownership,
     PasswordFilter, PersonHit, RecordDigest, RecordRef, RecordRow, RunRow, SealedPassword, SessionRow, SourceRead,
@@ -592,6 +594,7 @@ pub struct Pruned {
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -606,6 +609,7 @@ macro_rules! dispatch {
     ($self:ident.$method:ident($($arg:expr),*)) => {
         match $self {
             Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(s) => s.$method($($arg),*).await,
         }
     };
 }
@@ -614,12 +618,14 @@ impl StateStore for Store {
     fn created(&self) -> bool {
         match self {
             Store::Sqlite(s) => s.created(),
+            Store::Postgres(s) => s.created(),
         }
     }
 
     fn path(&self) -> &str {
         match self {
             Store::Sqlite(s) => s.path(),
+            Store::Postgres(s) => s.path(),
         }
     }
 

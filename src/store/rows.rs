@@ -4,7 +4,9 @@
 //! Display rows (`StoredRecordView`, `CivicHistoryRow`) carry masked civic numbers; a backend
 //! builds them with [`describe_stored`] and `mask_stored`, never with the stored value.
 
-use crate::core::model::{AccountStatus, IdentityId, OwnedAccount};
+use crate::core::model::{
+    AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
+};
 use chrono::{DateTime, Utc};
 
 /// One group ownership row to write.
@@ -473,4 +475,76 @@ pub struct PersonHit {
     pub given_name: String,
     pub family_name: String,
     pub school_unit: Option<String>,
+}
+
+/// An identity as the snapshot reads it: id, username, primary school unit and its tie.
+pub(super) type IdentityRow = (String, Option<String>, Option<String>, Option<String>);
+
+/// A stored record as the snapshot reads it: (source, person_id, identity_id, civic_no,
+/// content_hash, school_unit, email, eppn, role, protected, given_name, family_name, gone).
+pub(super) type StoredRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    bool,
+    String,
+    String,
+    bool,
+);
+
+/// A snapshot from the rows the queries above and every backend's `snapshot` read.
+pub(super) fn build_snapshot(
+    identities: Vec<IdentityRow>,
+    records: Vec<StoredRow>,
+    accounts: Vec<AccountRowIn>,
+) -> Snapshot {
+    let mut snap = Snapshot::default();
+    snap.identities.reserve(identities.len());
+    snap.primaries.reserve(identities.len());
+    for (id, username, primary, tie) in identities {
+        if let Some(school_unit) = primary {
+            snap.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
+        }
+        snap.identities.insert(id, username);
+    }
+    for (
+        source,
+        person_id,
+        identity_id,
+        civic_no,
+        content_hash,
+        school_unit,
+        email,
+        eppn,
+        role,
+        protected,
+        given,
+        family,
+        gone,
+    ) in records
+    {
+        // The names themselves are not kept in the snapshot: their fingerprint is enough.
+        let names = Some(NameFingerprint::of(&given, &family));
+        let rec = StoredRecord {
+            identity_id,
+            civic_no,
+            content_hash,
+            school_unit,
+            role,
+            protected,
+            email,
+            eppn,
+            names,
+            gone,
+        };
+        snap.insert_record(source, person_id, rec);
+    }
+    snap.accounts = accounts.into_iter().map(owned_account).collect();
+    snap
 }

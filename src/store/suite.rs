@@ -38,7 +38,6 @@ macro_rules! store_suite {
             source_counts_and_columns_are_overwritten,
             meta_values_are_set_and_replaced,
             unprotect_forgets_protection_and_the_content_hash,
-            a_backup_is_written_owner_only_and_never_over_a_file,
             batches_larger_than_one_statement_round_trip,
             claim_refusals_are_kept_once_and_move_with_a_renamed_target,
             outside_claims_are_kept_until_forgotten,
@@ -717,19 +716,6 @@ pub(crate) async fn unprotect_forgets_protection_and_the_content_hash<S: StateSt
         assert_eq!(r.identity_id, "id-a");
     }
     assert_eq!(snap.record("sis", "P1").unwrap().civic_no.as_deref(), Some(PNR));
-}
-
-pub(crate) async fn a_backup_is_written_owner_only_and_never_over_a_file<S: StateStore>(s: &S) {
-    use std::os::unix::fs::PermissionsExt;
-    s.commit_identities(&[ident("id-a", "a")], &[], &[], day(0)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("backup.db");
-    s.backup(&dest).await.unwrap();
-    let meta = std::fs::metadata(&dest).unwrap();
-    assert!(meta.len() > 0);
-    assert_eq!(meta.permissions().mode() & 0o077, 0);
-    let again = s.backup(&dest).await.unwrap_err();
-    assert!(again.to_string().contains("not empty"), "{again}");
 }
 
 pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(s: &S) {

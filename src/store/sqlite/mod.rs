@@ -15,7 +15,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
-use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunRowIn, owned_account};
+use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunRowIn, StoredRow, owned_account};
 use super::{
     CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, Pruned, RecordRow, RunRow,
     SealedPassword, StateStore, StoreError, StoredRecordView,
@@ -86,23 +86,6 @@ macro_rules! in_tx {
 
 /// A statement with its values bound.
 type Q<'q> = Query<'q, Sqlite, SqliteArguments>;
-
-/// A stored record as the snapshot reads it.
-type StoredRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    bool,
-    String,
-    String,
-    bool,
-);
 
 /// The capitals outside ASCII that names in Swedish schools hold, with their small letters:
 /// folded for "Find a person" where SQLite's `lower()` does not.
@@ -296,7 +279,7 @@ impl StateStore for SqliteStore {
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let sql = format!("SELECT json_group_array({}) FROM source_records", partial::RECORD_COLUMNS);
         let (identities, records, accounts) = tokio::try_join!(
-            self.json_rows::<partial::IdentityRow>(sqlx::query(
+            self.json_rows::<super::rows::IdentityRow>(sqlx::query(
                 "SELECT json_group_array(json_array(id, username, primary_school, primary_tie)) FROM identities"
             )),
             self.json_rows::<StoredRow>(sqlx::query(sqlx::AssertSqlSafe(sql))),
@@ -304,7 +287,7 @@ impl StateStore for SqliteStore {
                 "SELECT json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at)) FROM accounts"
             )),
         )?;
-        Ok(partial::build_snapshot(identities, records, accounts))
+        Ok(super::rows::build_snapshot(identities, records, accounts))
     }
 
     async fn commit_identities(

@@ -2,14 +2,11 @@
 //! record's digest (key, identity, content hash), the state of a few identities, the old copies
 //! of a few records, and how many accounts each target owns.
 
-use super::{SqliteStore, StoredRow};
-use crate::core::model::{NameFingerprint, PrimaryTie, Snapshot, StoredRecord};
-use crate::store::rows::{AccountRowIn, owned_account};
+use super::SqliteStore;
+use crate::core::model::Snapshot;
+use crate::store::rows::{AccountRowIn, IdentityRow, StoredRow, build_snapshot};
 use crate::store::{RecordDigest, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// An identity as the snapshot reads it: id, username, primary school unit and its tie.
-pub(super) type IdentityRow = (String, Option<String>, Option<String>, Option<String>);
 
 /// A stored record as the snapshot reads it.
 pub(super) const RECORD_COLUMNS: &str =
@@ -150,55 +147,4 @@ impl SqliteStore {
         let pending: BTreeMap<String, usize> = pending.into_iter().collect();
         Ok(all.into_iter().map(|(t, n)| (t.clone(), n - pending.get(&t).copied().unwrap_or(0).min(n))).collect())
     }
-}
-
-/// A snapshot from the rows the queries above and [`SqliteStore::snapshot`] read.
-pub(super) fn build_snapshot(
-    identities: Vec<IdentityRow>,
-    records: Vec<StoredRow>,
-    accounts: Vec<AccountRowIn>,
-) -> Snapshot {
-    let mut snap = Snapshot::default();
-    snap.identities.reserve(identities.len());
-    snap.primaries.reserve(identities.len());
-    for (id, username, primary, tie) in identities {
-        if let Some(school_unit) = primary {
-            snap.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
-        }
-        snap.identities.insert(id, username);
-    }
-    for (
-        source,
-        person_id,
-        identity_id,
-        civic_no,
-        content_hash,
-        school_unit,
-        email,
-        eppn,
-        role,
-        protected,
-        given,
-        family,
-        gone,
-    ) in records
-    {
-        // The names themselves are not kept in the snapshot: their fingerprint is enough.
-        let names = Some(NameFingerprint::of(&given, &family));
-        let rec = StoredRecord {
-            identity_id,
-            civic_no,
-            content_hash,
-            school_unit,
-            role,
-            protected,
-            email,
-            eppn,
-            names,
-            gone,
-        };
-        snap.insert_record(source, person_id, rec);
-    }
-    snap.accounts = accounts.into_iter().map(owned_account).collect();
-    snap
 }

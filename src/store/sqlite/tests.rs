@@ -82,6 +82,20 @@ async fn a_missing_directory_is_an_error_and_is_not_created() {
 }
 
 #[tokio::test]
+async fn a_backup_is_written_owner_only_and_never_over_a_file() {
+    let (_dir, s) = open().await;
+    s.commit_identities(&[("id-a".to_string(), "a".to_string())], &[], &[], chrono::Utc::now()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("backup.db");
+    s.backup(&dest).await.unwrap();
+    let meta = std::fs::metadata(&dest).unwrap();
+    assert!(meta.len() > 0);
+    assert_eq!(meta.permissions().mode() & 0o077, 0);
+    let again = s.backup(&dest).await.unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+}
+
+#[tokio::test]
 async fn a_backup_opens_as_the_same_state() {
     let (dir, store) = open().await;
     store.set_meta("id_key_fingerprint", "abc").await.unwrap();

@@ -1,0 +1,144 @@
+//! The PostgreSQL store against the shared suite (directly and through [`Store`]), and what only
+//! a server database has: the URL's rules (no password inside, TLS verified unless it says
+//! otherwise), a wrong password, and two stores opening one empty database at once.
+//!
+//! One server serves every test: the one `tests/scripts/test.sh` started (`ENID_TEST_PG_PORT`),
+//! or one this test binary starts through `tests/scripts/postgres.sh`, stopped by its watchdog
+//! when the binary ends. Each test gets a database of its own, created by the superuser.
+
+use super::{PgStore, parse_url};
+use crate::store::suite::store_suite;
+use crate::store::{StateStore, Store};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The password of the role `enid` on the test server (tests/scripts/postgres.sh's default).
+pub(crate) const PASSWORD: &str = "enid-test-pw";
+
+/// The shared server's port.
+pub(crate) fn port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        if let Ok(port) = std::env::var("ENID_TEST_PG_PORT")
+            && let Ok(port) = port.parse()
+        {
+            return port;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = repo.join(format!("target/test-pg-{}", std::process::id()));
+        let out = std::process::Command::new(repo.join("tests/scripts/postgres.sh"))
+            .arg(&dir)
+            .arg(port.to_string())
+            .env("WATCH_PID", std::process::id().to_string())
+            .output()
+            .expect("run tests/scripts/postgres.sh (Debian's postgresql needed: run tests/scripts/test.sh)");
+        assert!(out.status.success(), "postgres.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        port
+    })
+}
+
+/// A new, empty database owned by `enid`; its URL (without the password).
+pub(crate) async fn fresh_database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("t{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    let port = port();
+    let admin = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} OWNER enid"))).execute(&admin).await.unwrap();
+    admin.close().await;
+    format!("postgres://enid@127.0.0.1:{port}/{name}")
+}
+
+async fn open() -> ((), PgStore) {
+    let url = fresh_database().await;
+    ((), PgStore::open(parse_url(&url, Some(PASSWORD)).unwrap()).await.unwrap())
+}
+
+mod direct {
+    use super::*;
+    store_suite!(open());
+}
+
+mod through_the_enum {
+    use super::*;
+
+    async fn open_any() -> ((), Store) {
+        let (guard, store) = open().await;
+        (guard, Store::Postgres(store))
+    }
+
+    store_suite!(open_any());
+}
+
+#[tokio::test]
+async fn a_reopened_database_keeps_its_state_and_is_not_new() {
+    let url = fresh_database().await;
+    let store = PgStore::open(parse_url(&url, Some(PASSWORD)).unwrap()).await.unwrap();
+    assert!(store.created());
+    store.set_meta("k", "v").await.unwrap();
+    let again = PgStore::open(parse_url(&url, Some(PASSWORD)).unwrap()).await.unwrap();
+    assert!(!again.created());
+    assert_eq!(again.meta("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(again.path(), url.replace("postgres://enid@", "postgres://enid@"));
+}
+
+#[tokio::test]
+async fn two_stores_opening_one_empty_database_at_once_create_the_schema_once() {
+    let url = fresh_database().await;
+    let open = || async { PgStore::open(parse_url(&url, Some(PASSWORD)).unwrap()).await };
+    let (a, b) = tokio::join!(open(), open());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.created() != b.created() || !(a.created() && b.created()), "both say they created the schema");
+    a.set_meta("k", "a").await.unwrap();
+    assert_eq!(b.meta("k").await.unwrap().as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_error_that_never_shows_it() {
+    let url = fresh_database().await;
+    let err = PgStore::open(parse_url(&url, Some("not-the-Secret-9")).unwrap()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("cannot connect"), "{text}");
+    assert!(text.contains(&url), "the database is named: {text}");
+    assert!(!text.contains("not-the-Secret-9"), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_database_is_an_error_never_created() {
+    let url = format!("postgres://enid@127.0.0.1:{}/no_such_database", port());
+    let err = PgStore::open(parse_url(&url, Some(PASSWORD)).unwrap()).await.unwrap_err();
+    assert!(err.to_string().contains("no_such_database"), "{err}");
+}
+
+#[test]
+fn a_password_inside_the_url_is_refused_without_echoing_it() {
+    let err = parse_url("postgres://enid:hunter2@db.example.org/enid", None).unwrap_err();
+    assert!(err.contains("db_password_file"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(parse_url("mysql://x@y/z", None).unwrap_err().contains("postgres://"));
+}
+
+#[test]
+fn tls_is_verified_unless_the_server_is_this_machine_or_the_url_says_otherwise() {
+    use sqlx::postgres::PgSslMode;
+    let remote = parse_url("postgres://enid@db.example.org/enid", Some("pw")).unwrap();
+    assert!(matches!(remote.options.get_ssl_mode(), PgSslMode::VerifyFull));
+    assert!(!remote.unverified);
+    assert_eq!(remote.shown, "postgres://enid@db.example.org:5432/enid");
+    let local = parse_url("postgres://enid@127.0.0.1:5433/enid", None).unwrap();
+    assert!(!local.unverified);
+    let lax = parse_url("postgres://enid@db.example.org/enid?sslmode=require", None).unwrap();
+    assert!(matches!(lax.options.get_ssl_mode(), PgSslMode::Require));
+    assert!(lax.unverified, "require does not check the certificate's name");
+    assert!(!format!("{:?}", remote.shown).contains("pw"));
+}
+
+#[tokio::test]
+async fn a_backup_says_to_use_pg_dump_and_writes_nothing() {
+    let (_, store) = open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("backup.db");
+    let err = store.backup(&dest).await.unwrap_err();
+    assert!(err.to_string().contains("pg_dump"), "{err}");
+    assert!(!dest.exists());
+}
