@@ -55,8 +55,24 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// SQLite database file; created, with its schema, on first use.
-    pub path: PathBuf,
+    /// SQLite database file; created, with its schema, on first use. Either this or `url`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A PostgreSQL database instead (`postgres://user@host:port/db`, perhaps with
+    /// `?sslmode=...`): the schema is created in it on first use; the database itself must exist.
+    /// Never with a password inside: that comes from `db_password_file` or `db_password_env`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The file holding the PostgreSQL password (one line, owner-only).
+    #[serde(default)]
+    pub db_password_file: Option<PathBuf>,
+    /// The environment variable holding the PostgreSQL password.
+    #[serde(default)]
+    pub db_password_env: Option<String>,
+    /// How long the run lock on a PostgreSQL state lasts unless its holder renews it (default
+    /// "30s"): after a holder dies, another process (or node) waits at most this long.
+    #[serde(default = "thirty_seconds")]
+    pub lease_for: connector_api::ConfigDuration,
     /// Days a first password that was never handed out is kept (sealed) before it is forgotten
     /// (default 30); the account then needs a new password set by hand. One a hand-out is
     /// showing at that moment is kept until the hand-out ends (given back, it is forgotten then).
@@ -75,11 +91,74 @@ pub struct StateConfig {
     pub keep_log_for: connector_api::ConfigDuration,
 }
 
+/// Where the state is, as `[state]` says.
+#[derive(Debug, Clone)]
+pub enum StateLocation<'a> {
+    /// A SQLite file.
+    File(&'a Path),
+    /// A PostgreSQL database, and where its password comes from.
+    Postgres { url: &'a str, password_file: Option<&'a Path>, password_env: Option<&'a str> },
+}
+
 impl StateConfig {
+    /// Where the state is; after [`Config::validate`], exactly one of `path` and `url`.
+    pub fn location(&self) -> StateLocation<'_> {
+        match (&self.url, &self.path) {
+            (Some(url), _) => StateLocation::Postgres {
+                url,
+                password_file: self.db_password_file.as_deref(),
+                password_env: self.db_password_env.as_deref(),
+            },
+            (None, Some(path)) => StateLocation::File(path),
+            (None, None) => StateLocation::File(Path::new(DEFAULT_STATE)),
+        }
+    }
+
+    /// The state's file, when it is one (SQLite).
+    pub fn file(&self) -> Option<&Path> {
+        match self.location() {
+            StateLocation::File(p) => Some(p),
+            StateLocation::Postgres { .. } => None,
+        }
+    }
+
+    /// Checks that `[state]` names one place, and a password only for PostgreSQL.
+    fn validate(&self) -> Result<(), String> {
+        match (&self.path, &self.url) {
+            (Some(_), Some(_)) => {
+                return Err("[state] gives both path (SQLite) and url (PostgreSQL); keep the one the state is in \
+                            (`enid state copy` moves a state from one to the other)"
+                    .into());
+            }
+            (None, None) => return Err("[state] needs path (a SQLite file) or url (a PostgreSQL database)".into()),
+            _ => {}
+        }
+        if self.url.is_none() && (self.db_password_file.is_some() || self.db_password_env.is_some()) {
+            return Err("[state] db_password_file and db_password_env are for url (PostgreSQL) only".into());
+        }
+        if self.db_password_file.is_some() && self.db_password_env.is_some() {
+            return Err("[state] give db_password_file or db_password_env, not both".into());
+        }
+        if let Some(url) = &self.url {
+            crate::store::postgres::parse_url(url, None).map_err(|e| e.to_string())?;
+        }
+        if self.lease_for.as_secs() < 1 || self.lease_for.as_secs() > 3600 {
+            return Err(format!("[state] lease_for = \"{}\": give between 1s and 1h", self.lease_for));
+        }
+        Ok(())
+    }
+
     /// The password key file; after [`Config::load`] always the configured or default path.
     pub fn password_key_path(&self) -> PathBuf {
         self.password_key_file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PASSWORD_KEY))
     }
+}
+
+/// The state file when `[state]` names none (only reached before validation).
+const DEFAULT_STATE: &str = "state.db";
+
+fn thirty_seconds() -> connector_api::ConfigDuration {
+    connector_api::ConfigDuration::from(std::time::Duration::from_secs(30))
 }
 
 /// The password key file's name beside the config file, when `[state] password_key_file` is
@@ -456,7 +535,12 @@ impl Config {
                 *p = dir.join(&*p);
             }
         };
-        fix(&mut self.state.path);
+        if let Some(path) = &mut self.state.path {
+            fix(path);
+        }
+        if let Some(path) = &mut self.state.db_password_file {
+            fix(path);
+        }
         let key = self.identity.id_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_ID_KEY));
         fix(key);
         let key = self.state.password_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_PASSWORD_KEY));
@@ -484,6 +568,7 @@ impl Config {
         if let Some(server) = &self.server {
             server.validate()?;
         }
+        self.state.validate()?;
         for id in self.sources.keys().chain(self.targets.keys()) {
             if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(format!("id {id:?}: use letters, digits, '-' and '_' only"));

@@ -212,7 +212,7 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut config = Config::load(path)?;
     let mut engine = Arc::new(build(config.clone()).await?);
-    let opened = StateFile::of(&config.state.path);
+    let opened = config.state.file().and_then(StateFile::of);
     let shutdown = Arc::new(Shutdown::default());
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -421,7 +421,7 @@ async fn reload(
     let mut states = vec![sd_notify::NotifyState::Reloading];
     states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
     tell(&states);
-    let moved = opened.and_then(|o| o.gone(&config.state.path));
+    let moved = opened.and_then(|o| config.state.file().and_then(|p| o.gone(p)));
     let fresh = match Config::load(path) {
         _ if moved.is_some() => Err(moved.unwrap_or_default()),
         // Another state database under a running service is a move of the state, not a
@@ -528,7 +528,7 @@ async fn one_run(
         Trigger::Full => "full",
         Trigger::Changes => "changes",
     };
-    if let Some(why) = opened.and_then(|o| o.gone(&config.state.path)) {
+    if let Some(why) = opened.and_then(|o| config.state.file().and_then(|p| o.gone(p))) {
         // Nothing is read, planned or sent on the word of a state no one will read again.
         let text = format!("degraded: the last {kind} run stopped: {why}");
         if text == status_before {

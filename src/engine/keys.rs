@@ -30,8 +30,9 @@ pub struct KeyFile {
 /// key's outcome separately, the id key's first. Reads the state database only if it exists (it
 /// is never created here), to refuse making a key the state was built with.
 pub async fn create_keys(config: &Config) -> Vec<Result<KeyFile, EngineError>> {
-    let state = if config.state.path.exists() {
-        match Store::open(&config.state.path).await {
+    // A PostgreSQL state is always read (its database exists, or the error says so).
+    let state = if config.state.file().is_none_or(|p| p.exists()) {
+        match Store::open_config(&config.state).await {
             Ok(s) => Some(s),
             Err(e) => return vec![Err(EngineError::Store(e))],
         }
@@ -47,12 +48,13 @@ pub async fn create_keys(config: &Config) -> Vec<Result<KeyFile, EngineError>> {
             }
         }
     };
+    let shown = state.as_ref().map(|s| s.path().to_string()).unwrap_or_default();
     let id = async {
         let path = config.identity.id_key_path();
         let recorded = recorded("id_key_fingerprint").await?;
         let key = KeyFile::make(&path, "id key file", "New identity ids depend on it", recorded.is_none())
             .map_err(EngineError::IdKey)?;
-        check(&key, recorded.as_deref(), &config.state.path).map_err(EngineError::IdKey)?;
+        check(&key, recorded.as_deref(), &shown).map_err(EngineError::IdKey)?;
         Ok(key)
     };
     let password = async {
@@ -67,7 +69,7 @@ pub async fn create_keys(config: &Config) -> Vec<Result<KeyFile, EngineError>> {
         let why = format!("{kept} first passwords kept for the hand-out are sealed with it");
         let key = KeyFile::make(&path, "password key file", &why, kept == 0).map_err(EngineError::Passwords)?;
         if kept > 0 {
-            check(&key, recorded.as_deref(), &config.state.path).map_err(EngineError::Passwords)?;
+            check(&key, recorded.as_deref(), &shown).map_err(EngineError::Passwords)?;
         }
         Ok(key)
     };
@@ -83,14 +85,14 @@ impl KeyFile {
 
 /// An existing key that is not the one the state recorded is an error now rather than at the
 /// first run.
-fn check(key: &KeyFile, recorded: Option<&str>, state: &std::path::Path) -> Result<(), String> {
+fn check(key: &KeyFile, recorded: Option<&str>, state: &str) -> Result<(), String> {
     match recorded {
         Some(r) if r != key.fingerprint => Err(format!(
             "{} {} is not the key state database {} was built with (fingerprint {}, expected {r}); restore the \
              right file from your backup",
             key.what,
             key.path.display(),
-            state.display(),
+            state,
             key.fingerprint
         )),
         _ => Ok(()),

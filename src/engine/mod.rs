@@ -274,7 +274,7 @@ impl Engine {
     /// nothing.
     pub async fn build(config: Config) -> Result<Engine, EngineError> {
         let connectors = Connectors::build(&config)?;
-        let store = Store::open(&config.state.path).await?;
+        let store = Store::open_config(&config.state).await?;
         Self::new(config, store, connectors).await
     }
 
@@ -415,7 +415,9 @@ impl Engine {
     /// Takes the state's run lock for an applying command and marks runs a dead process left
     /// `running` as interrupted. Hold the returned lock until the command ends.
     pub async fn lock(&self, command: &str, now: DateTime<Utc>) -> Result<crate::store::runlock::RunLock, EngineError> {
-        let lock = crate::store::runlock::RunLock::acquire(&self.config.state.path, command, now)?;
+        let lock =
+            crate::store::runlock::RunLock::take(&self.store, command, now, self.config.state.lease_for.duration())
+                .await?;
         let n = self.store.mark_interrupted(now).await?;
         if n > 0 {
             tracing::warn!(runs = n, "runs left unfinished by a process that ended are marked interrupted");
@@ -439,10 +441,7 @@ impl Engine {
 
     /// Connects to every source and target, reporting each separately.
     pub async fn check(&self) -> Vec<CheckResult> {
-        let mut out = vec![CheckResult {
-            component: "state".into(),
-            result: Ok(format!("{}", self.config.state.path.display())),
-        }];
+        let mut out = vec![CheckResult { component: "state".into(), result: Ok(self.store.path().to_string()) }];
         for s in &self.sources {
             out.push(CheckResult {
                 component: format!("source \"{}\"", s.id),

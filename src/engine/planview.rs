@@ -225,7 +225,7 @@ impl super::Engine {
         use crate::store::StateStore;
         let Some(body) = self.store.load_plan(plan_id).await? else { return Ok(None) };
         let mut plan: serde_json::Value = serde_json::from_str(&body).map_err(|e| crate::store::StoreError {
-            path: self.config.state.path.display().to_string(),
+            path: self.store.path().to_string(),
             message: format!("saved plan {plan_id} does not read as JSON ({e}); the state database is damaged"),
         })?;
         let operations: Vec<serde_json::Value> = match plan["operations"].take() {

@@ -602,6 +602,27 @@ impl Store {
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         Ok(Store::Sqlite(SqliteStore::open(path).await?))
     }
+
+    /// Opens the state `[state]` names: a SQLite file, or a PostgreSQL database with its
+    /// password read from `db_password_file` or `db_password_env` (never shown).
+    pub async fn open_config(state: &crate::config::StateConfig) -> Result<Store, StoreError> {
+        match state.location() {
+            crate::config::StateLocation::File(path) => Self::open(path).await,
+            crate::config::StateLocation::Postgres { url, password_file, password_env } => {
+                let fail = |message: String| StoreError { path: "[state] url".into(), message };
+                let password = if password_file.is_some() || password_env.is_some() {
+                    Some(
+                        connector_api::load_configured_secret(password_file, password_env, "[state] db_password")
+                            .map_err(fail)?,
+                    )
+                } else {
+                    None
+                };
+                let target = postgres::parse_url(url, password.as_ref().map(|p| p.expose())).map_err(fail)?;
+                Ok(Store::Postgres(PgStore::open(target).await?))
+            }
+        }
+    }
 }
 
 /// Calls the same method on whichever backend `self` holds.

@@ -1,4 +1,5 @@
-//! One applying run at a time per state database.
+//! One applying run at a time per state database: a file lock for SQLite ([`FileLock`]), a
+//! lease row for PostgreSQL ([`super::postgres::lease::Lease`]), as [`RunLock`].
 //!
 //! `apply` and `adopt` take an exclusive lock on `<state path>.lock` (an OS file lock, so it is
 //! released when the process ends, however it ends) before they read anything. A second run
@@ -16,9 +17,53 @@ use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-/// The lock of one run; released when dropped.
+/// The lock of one run, whichever the state's backend; released when dropped.
 #[derive(Debug)]
-pub struct RunLock {
+pub enum RunLock {
+    File(FileLock),
+    Lease(super::postgres::lease::Lease),
+}
+
+impl RunLock {
+    /// Takes the run lock of `store` for `command`, without waiting. `lease_for`: how long a
+    /// PostgreSQL lease lasts unless renewed.
+    pub async fn take(
+        store: &super::Store,
+        command: &str,
+        now: DateTime<Utc>,
+        lease_for: std::time::Duration,
+    ) -> Result<RunLock, LockError> {
+        match store {
+            super::Store::Sqlite(s) => {
+                Ok(RunLock::File(FileLock::acquire(Path::new(crate::store::StateStore::path(s)), command, now)?))
+            }
+            super::Store::Postgres(s) => {
+                match super::postgres::lease::Lease::acquire(
+                    s,
+                    super::postgres::lease::RUN_LEASE,
+                    &format!("`enid {command}`"),
+                    lease_for,
+                )
+                .await
+                {
+                    Ok(lease) => Ok(RunLock::Lease(lease)),
+                    Err(super::postgres::lease::LeaseError::Busy { holder, state, until }) => Err(LockError::Busy {
+                        holder,
+                        state,
+                        lock: format!("the lease row \"run\", held until {until} unless renewed"),
+                    }),
+                    Err(super::postgres::lease::LeaseError::Store(e)) => {
+                        Err(LockError::Io { lock: format!("the lease on {}", e.path), reason: e.message })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The file lock of one run on a SQLite state; released when dropped.
+#[derive(Debug)]
+pub struct FileLock {
     /// Held open for the lock's lifetime: closing the file releases the lock.
     _file: File,
     /// The state's directory, locked too, so that deleting the lock file does not free the lock.
@@ -48,9 +93,9 @@ pub fn lock_path(state: &Path) -> PathBuf {
     real.with_file_name(name)
 }
 
-impl RunLock {
+impl FileLock {
     /// Takes the lock of the state database at `state` for `command`, without waiting.
-    pub fn acquire(state: &Path, command: &str, now: DateTime<Utc>) -> Result<RunLock, LockError> {
+    pub fn acquire(state: &Path, command: &str, now: DateTime<Utc>) -> Result<FileLock, LockError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = lock_path(state);
         let io = |e: std::io::Error| LockError::Io { lock: path.display().to_string(), reason: e.to_string() };
@@ -111,7 +156,7 @@ impl RunLock {
         file.rewind().map_err(io)?;
         file.write_all(who.as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
-        Ok(RunLock { _file: file, _dir: dir })
+        Ok(FileLock { _file: file, _dir: dir })
     }
 }
 
@@ -153,12 +198,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.db");
         let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().with_timezone(&Utc);
-        let first = RunLock::acquire(&state, "apply", now).unwrap();
-        let err = RunLock::acquire(&state, "apply", now).unwrap_err().to_string();
+        let first = FileLock::acquire(&state, "apply", now).unwrap();
+        let err = FileLock::acquire(&state, "apply", now).unwrap_err().to_string();
         assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
         assert!(err.contains("2026-11-23T10:00:00Z"), "{err}");
         drop(first);
-        RunLock::acquire(&state, "adopt", now).unwrap();
+        FileLock::acquire(&state, "adopt", now).unwrap();
     }
 
     #[test]
@@ -166,13 +211,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.db");
         let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().with_timezone(&Utc);
-        let first = RunLock::acquire(&state, "apply", now).unwrap();
+        let first = FileLock::acquire(&state, "apply", now).unwrap();
         std::fs::remove_file(lock_path(&state)).unwrap();
-        let err = RunLock::acquire(&state, "apply", now).unwrap_err().to_string();
+        let err = FileLock::acquire(&state, "apply", now).unwrap_err().to_string();
         assert!(err.contains("another run"), "{err}");
         assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
         assert!(err.contains("was deleted"), "{err}");
         drop(first);
-        RunLock::acquire(&state, "apply", now).unwrap();
+        FileLock::acquire(&state, "apply", now).unwrap();
     }
 }

@@ -434,7 +434,7 @@ fn deleting_the_lock_file_of_a_running_apply_does_not_let_a_second_one_run() {
     csv_rows(&env, &pupils(3));
     env.apply();
     let lock = env.path("state.db.lock");
-    let held = enid::store::runlock::RunLock::acquire(&env.path("state.db"), "apply", chrono::Utc::now()).unwrap();
+    let held = enid::store::runlock::FileLock::acquire(&env.path("state.db"), "apply", chrono::Utc::now()).unwrap();
     let busy = env.enid(&["apply", "--yes"]);
     assert!(busy.stderr.contains("another run"), "the lock holds while its file is there: {}", busy.stderr);
     std::fs::remove_file(&lock).unwrap();

@@ -12,6 +12,7 @@
 //!   `postgres://user@host:port/db`), and TLS verifies the server unless the URL says otherwise.
 
 mod bulk;
+pub mod lease;
 mod reads;
 #[cfg(test)]
 mod tests;

@@ -142,3 +142,81 @@ async fn a_backup_says_to_use_pg_dump_and_writes_nothing() {
     assert!(err.to_string().contains("pg_dump"), "{err}");
     assert!(!dest.exists());
 }
+
+mod leases {
+    use super::*;
+    use crate::store::postgres::lease::{Lease, LeaseError};
+    use std::time::Duration;
+
+    async fn holder_row(store: &PgStore, holder: &str, seconds: i64) {
+        sqlx::query(
+            "INSERT INTO leases (name, holder, acquired_at, expires_at, fence)
+             VALUES ('run', $1, now(), now() + $2 * interval '1 second', 7)",
+        )
+        .bind(holder)
+        .bind(seconds)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+
+    fn host() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
+    }
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_named_to_the_other_and_free_once_released() {
+        let (_, store) = open().await;
+        let first = Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(30)).await.unwrap();
+        assert!(first.holds().await);
+        let err = Lease::acquire(&store, "run", "`enid adopt`", Duration::from_secs(30)).await.unwrap_err();
+        let LeaseError::Busy { holder, state, .. } = &err else { panic!("{err}") };
+        assert!(holder.contains(&format!(":{}:", std::process::id())) && holder.contains("`enid apply`"), "{holder}");
+        assert!(state.starts_with("postgres://enid@127.0.0.1:"), "{state}");
+        let fence = first.fence();
+        first.release().await;
+        let second = Lease::acquire(&store, "run", "`enid adopt`", Duration::from_secs(30)).await.unwrap();
+        assert_eq!(second.fence(), fence + 1, "a new holder gets a greater fence");
+    }
+
+    #[tokio::test]
+    async fn a_holder_elsewhere_keeps_it_until_it_expires() {
+        let (_, store) = open().await;
+        holder_row(&store, "elsewhere.example.org:4242:abc (`enid run`)", 2).await;
+        let err = Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(30)).await.unwrap_err();
+        assert!(err.to_string().contains("elsewhere.example.org:4242"), "{err}");
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        let lease = Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(30)).await.unwrap();
+        assert_eq!(lease.fence(), 8, "the fence grows past the dead holder's");
+    }
+
+    #[tokio::test]
+    async fn a_dead_process_on_this_machine_gives_the_lease_up_at_once() {
+        let (_, store) = open().await;
+        // A pid that is not running: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        holder_row(&store, &format!("{}:{pid}:abc (`enid apply`)", host()), 3600).await;
+        let lease = Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(30)).await.unwrap();
+        assert!(lease.holds().await);
+        // A live process on this machine keeps it.
+        drop(lease);
+        let (_, other) = open().await;
+        holder_row(&other, &format!("{}:1:abc (`enid run`)", host()), 3600).await;
+        assert!(Lease::acquire(&other, "run", "`enid apply`", Duration::from_secs(30)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_renewed_while_held_and_a_lost_lease_stops_holding() {
+        let (_, store) = open().await;
+        let lease = Lease::acquire(&store, "run", "`enid run`", Duration::from_secs(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(lease.holds().await, "renewed past its first second");
+        assert!(Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(1)).await.is_err());
+        // Someone else takes the row (an operator, or a node that saw it expire).
+        sqlx::query("UPDATE leases SET holder = 'thief:1:x', fence = fence + 1").execute(store.pool()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(!lease.holds().await, "the renewal found the lease gone");
+    }
+}

@@ -1,0 +1,213 @@
+//! The run lock on PostgreSQL: a lease row (`leases`) with its holder and expiry, kept by the
+//! database server's clock. One holder at a time; the holder renews it while it works; a holder
+//! that dies (however it dies) loses it when it expires, and at once to a process on the same
+//! machine that finds the holder's pid gone.
+//!
+//! A session advisory lock would not do: the server frees it when it notices the connection
+//! dropped, which may be before the old holder notices anything and stops. So the holder also
+//! keeps, on its own monotonic clock, the moment until which its lease is certainly still its
+//! own ([`Lease::confirmed`]): the last renewal's start plus the lease time, less a margin. It
+//! must not send anything to a target after that moment; the server will not give the lease to
+//! anyone else before it.
+
+use super::PgStore;
+use crate::store::StoreError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// The name of the run lock's lease row.
+pub const RUN_LEASE: &str = "run";
+
+/// Who holds a lease, as written to its row: `host:pid:nonce`, and a readable tail.
+#[derive(Debug, Clone)]
+struct Holder {
+    id: String,
+    host: String,
+}
+
+impl Holder {
+    fn this_process() -> Holder {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown-host".into());
+        let pid = std::process::id();
+        let mut nonce = [0u8; 6];
+        let _ = getrandom::fill(&mut nonce);
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        Holder { id: format!("{host}:{pid}:{nonce}"), host }
+    }
+}
+
+/// Whether the holder written as `id` is a process on this machine that has ended.
+fn holder_is_dead_here(id: &str, host: &str) -> bool {
+    let mut parts = id.splitn(3, ':');
+    let (Some(h), Some(pid)) = (parts.next(), parts.next()) else { return false };
+    h == host && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Why a lease could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another process holds it: wait for it to finish (or for its lease to expire).
+    #[error(
+        "another run ({holder}) is in progress on state database {state}; wait for it to finish (its lease runs until {until} unless renewed)"
+    )]
+    Busy { holder: String, state: String, until: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A lease this process holds; renewed in the background until dropped (or lost).
+#[derive(Debug)]
+pub struct Lease {
+    inner: Arc<Inner>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: PgStore,
+    name: String,
+    holder: Holder,
+    fence: i64,
+    ttl: Duration,
+    /// Until when (this process's monotonic clock) the lease is certainly this process's.
+    confirmed: Mutex<Instant>,
+    lost: AtomicBool,
+}
+
+/// The margin kept below the lease time, for the two clocks' drift and the renewal's own time.
+fn margin(ttl: Duration) -> Duration {
+    (ttl / 10).max(Duration::from_millis(200)).min(ttl / 2)
+}
+
+impl Lease {
+    /// Takes the lease `name` for `ttl`, or says who holds it. `what` is written with the holder
+    /// (`enid apply`), for the message another process shows.
+    pub async fn acquire(store: &PgStore, name: &str, what: &str, ttl: Duration) -> Result<Lease, LeaseError> {
+        let holder = Holder::this_process();
+        let holder_text = format!("{} ({what})", holder.id);
+        let started = Instant::now();
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        // A holder on this machine whose process has ended gives the lease up at once.
+        let current = sqlx::query_as::<_, (String, String)>(
+            "SELECT holder, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM leases
+              WHERE name = $1 AND expires_at > now()",
+        )
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await;
+        let current = store.ctx(current)?;
+        let take_over_dead = current.as_ref().is_some_and(|(h, _)| holder_is_dead_here(h, &holder.host));
+        let q = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO leases (name, holder, acquired_at, expires_at, fence)
+             VALUES ($1, $2, now(), now() + $3 * interval '1 millisecond', 1)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at,
+                    expires_at = excluded.expires_at, fence = leases.fence + 1
+              WHERE leases.expires_at <= now() OR ($4::text IS NOT NULL AND leases.holder = $4)
+             RETURNING fence",
+        )
+        .bind(name)
+        .bind(&holder_text)
+        .bind(ms)
+        .bind(take_over_dead.then(|| current.as_ref().map(|(h, _)| h.clone())).flatten());
+        let fence = store.ctx(q.fetch_optional(store.pool()).await)?;
+        let Some(fence) = fence else {
+            let (holder, until) = current.unwrap_or_else(|| ("a process that just took it".into(), "soon".into()));
+            return Err(LeaseError::Busy { holder, state: store.shown.clone(), until });
+        };
+        let inner = Arc::new(Inner {
+            store: store.clone(),
+            name: name.to_string(),
+            holder: Holder { id: holder_text, ..holder },
+            fence,
+            ttl,
+            confirmed: Mutex::new(started + ttl.saturating_sub(margin(ttl))),
+            lost: AtomicBool::new(false),
+        });
+        let renewer = tokio::spawn(renew(inner.clone()));
+        Ok(Lease { inner, renewer })
+    }
+
+    /// Until when the lease is certainly this process's; after it, send nothing more.
+    pub async fn confirmed(&self) -> Instant {
+        *self.inner.confirmed.lock().await
+    }
+
+    /// Whether the lease is still certainly held now.
+    pub async fn holds(&self) -> bool {
+        !self.inner.lost.load(Ordering::SeqCst) && Instant::now() < self.confirmed().await
+    }
+
+    /// The fencing token: grows with every new holder of the lease.
+    pub fn fence(&self) -> i64 {
+        self.inner.fence
+    }
+
+    /// Gives the lease up now (also done, in the background, when dropped).
+    pub async fn release(self) {
+        self.renewer.abort();
+        let _ = release(&self.inner).await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let inner = self.inner.clone();
+            handle.spawn(async move {
+                let _ = release(&inner).await;
+            });
+        }
+    }
+}
+
+async fn release(inner: &Inner) -> Result<(), sqlx::Error> {
+    // Expired, not deleted: the fence keeps growing with every holder.
+    sqlx::query("UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND fence = $3")
+        .bind(&inner.name)
+        .bind(&inner.holder.id)
+        .bind(inner.fence)
+        .execute(inner.store.pool())
+        .await
+        .map(drop)
+}
+
+/// Renews the lease every third of its time while this process holds it. A renewal that fails
+/// (the database gone, or the lease taken over) leaves the confirmed time where it was: the
+/// holder stops sending when it passes.
+async fn renew(inner: Arc<Inner>) {
+    let ms = i64::try_from(inner.ttl.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::time::sleep(inner.ttl / 3).await;
+        let started = Instant::now();
+        let renewed = tokio::time::timeout(
+            inner.ttl / 3,
+            sqlx::query(
+                "UPDATE leases SET expires_at = now() + $4 * interval '1 millisecond'
+                  WHERE name = $1 AND holder = $2 AND fence = $3 AND expires_at > now()",
+            )
+            .bind(&inner.name)
+            .bind(&inner.holder.id)
+            .bind(inner.fence)
+            .bind(ms)
+            .execute(inner.store.pool()),
+        )
+        .await;
+        match renewed {
+            Ok(Ok(done)) if done.rows_affected() == 1 => {
+                *inner.confirmed.lock().await = started + inner.ttl.saturating_sub(margin(inner.ttl));
+            }
+            Ok(Ok(_)) => {
+                tracing::error!(lease = %inner.name, "the lease on the state was lost (it expired or another node took it); this process sends nothing more");
+                inner.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(Err(e)) => tracing::warn!(lease = %inner.name, error = %e, "cannot renew the lease on the state"),
+            Err(_) => tracing::warn!(lease = %inner.name, "renewing the lease on the state timed out"),
+        }
+    }
+}
