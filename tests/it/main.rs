@@ -31,6 +31,7 @@ mod oneroster;
 mod ops16;
 mod permissions;
 mod plan17;
+mod postgres19;
 mod progress17;
 mod protected;
 mod review;

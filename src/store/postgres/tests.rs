@@ -79,7 +79,7 @@ async fn a_reopened_database_keeps_its_state_and_is_not_new() {
     let again = PgStore::open(parse_url(&url, Some(PASSWORD)).unwrap()).await.unwrap();
     assert!(!again.created());
     assert_eq!(again.meta("k").await.unwrap().as_deref(), Some("v"));
-    assert_eq!(again.path(), url.replace("postgres://enid@", "postgres://enid@"));
+    assert_eq!(again.path(), url);
 }
 
 #[tokio::test]
@@ -88,7 +88,7 @@ async fn two_stores_opening_one_empty_database_at_once_create_the_schema_once() 
     let open = || async { PgStore::open(parse_url(&url, Some(PASSWORD)).unwrap()).await };
     let (a, b) = tokio::join!(open(), open());
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(a.created() != b.created() || !(a.created() && b.created()), "both say they created the schema");
+    assert!(a.created() != b.created(), "exactly one says it created the state: {} {}", a.created(), b.created());
     a.set_meta("k", "a").await.unwrap();
     assert_eq!(b.meta("k").await.unwrap().as_deref(), Some("a"));
 }
