@@ -308,6 +308,20 @@ pub enum StateAction {
         /// Where to write the copy; must not exist yet
         path: PathBuf,
     },
+    /// Copy the state into a new SQLite file or an empty PostgreSQL database (`--to
+    /// postgres://user@host/db`), verified by a count and a checksum of every table; then point
+    /// `[state]` at the copy
+    Copy {
+        /// A new file (SQLite), or a PostgreSQL URL without a password
+        #[arg(long)]
+        to: String,
+        /// The file holding the PostgreSQL password of `--to`
+        #[arg(long, conflicts_with = "db_password_env")]
+        db_password_file: Option<PathBuf>,
+        /// The environment variable holding the PostgreSQL password of `--to`
+        #[arg(long)]
+        db_password_env: Option<String>,
+    },
     /// Move what the state records on target OLD (accounts, groups, first passwords) to target
     /// NEW, after renaming the target in the config
     RenameTarget {
@@ -460,6 +474,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::State { action: StateAction::Backup { path } } => {
             log::backup(&build(config).await?, &path, &mut out).await
+        }
+        Command::State { action: StateAction::Copy { to, db_password_file, db_password_env } } => {
+            let dest = log::CopyTo { to, password_file: db_password_file, password_env: db_password_env };
+            log::copy(&build(config).await?, &dest, &mut out).await
         }
         Command::State { action: StateAction::RenameTarget { old, new } } => {
             log::rename_target(&build(config).await?, &old, &new, &mut out).await

@@ -9,6 +9,7 @@
 //! The store is the only place a full civic number is kept. Everything it returns for display
 //! carries masked values.
 
+pub mod copy;
 pub mod files;
 pub mod postgres;
 mod rows;

@@ -210,3 +210,58 @@ fn state_mistakes_get_clear_errors_that_never_echo_the_password() {
     let r = env.enid(&["plan"]);
     assert!(!r.status.success() && r.stderr.contains("missing_it"), "{}", r.stderr);
 }
+
+/// A new, empty database owned by `enid`; its URL (without the password).
+fn new_database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("cp{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    psql("postgres", &format!("CREATE DATABASE {name} OWNER enid"));
+    format!("postgres://enid@127.0.0.1:{}/{name}", port())
+}
+
+#[test]
+fn a_state_copied_to_postgres_and_back_runs_on_as_if_nothing_happened() {
+    let env = Env::new();
+    csv_rows(&env, &persons(60));
+    env.enid(&["apply", "--yes"]).ok();
+    let log_before = env.enid(&["log", "--all"]).ok().stdout;
+    std::fs::write(env.path("db.pw"), format!("{PASSWORD}\n")).expect("write password");
+    owner_only(&env.path("db.pw"));
+    let url = new_database();
+    let pw = env.path("db.pw");
+    let copy = env.enid(&["state", "copy", "--to", &url, "--db-password-file", pw.to_str().expect("utf-8")]).ok();
+    assert_clean(&copy, 60);
+    assert!(copy.stdout.contains("identities") && copy.stdout.contains("60 rows"), "{}", copy.stdout);
+    assert!(copy.stdout.contains("matches"), "{}", copy.stdout);
+    // A second copy into the same database is refused: it holds a state now.
+    let again = env.enid(&["state", "copy", "--to", &url, "--db-password-file", pw.to_str().expect("utf-8")]);
+    assert!(!again.status.success() && again.stderr.contains("already holds a state"), "{}", again.stderr);
+    // The config now points at the copy: nothing to do, the same log, and runs go on.
+    let config = std::fs::read_to_string(env.path("enid.toml")).expect("read");
+    let on_pg = config.replacen("path = \"state.db\"", &format!("url = \"{url}\"\ndb_password_file = \"db.pw\""), 1);
+    std::fs::write(env.path("enid.toml"), &on_pg).expect("write");
+    let plan = env.enid(&["plan", "--json"]).ok();
+    assert!(!plan.stderr.contains("created a new"), "{}", plan.stderr);
+    let summary = plan.json()["summary"].clone();
+    assert_eq!(summary["create"], 0, "{summary}");
+    assert_eq!(summary["delete"], 0, "{summary}");
+    assert_eq!(env.enid(&["log", "--all"]).ok().stdout, log_before);
+    let mut rows = persons(60);
+    rows.push(row("p77", "Ada", "Berg", &pnr(77), "student", "S1", ""));
+    csv_rows(&env, &rows);
+    env.enid(&["apply", "--yes"]).ok();
+    assert_eq!(env.people().len(), 61);
+    // And back into a new SQLite file; an existing file is never written over.
+    let back = env.path("back.db");
+    let refused = env.enid(&["state", "copy", "--to", env.path("persons.csv").to_str().expect("utf-8")]);
+    assert!(!refused.status.success() && refused.stderr.contains("not empty"), "{}", refused.stderr);
+    env.enid(&["state", "copy", "--to", back.to_str().expect("utf-8")]).ok();
+    std::fs::write(env.path("enid.toml"), config.replacen("path = \"state.db\"", "path = \"back.db\"", 1))
+        .expect("write");
+    assert_eq!(env.summary()["create"], 0);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&back).expect("back.db").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the copy holds civic numbers: owner-only");
+    }
+}

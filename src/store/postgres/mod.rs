@@ -15,7 +15,7 @@ mod bulk;
 pub mod lease;
 mod reads;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::rows::{
     AccountRowIn, CivicHistoryRowIn, IdentityRow, LogRowIn, RecordViewRow, RunRowIn, StoredRow, build_snapshot,

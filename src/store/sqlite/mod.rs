@@ -176,6 +176,11 @@ impl SqliteStore {
         Ok(SqliteStore { pool, path: shown, created })
     }
 
+    /// The pool, for `enid state copy`.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// An error about this database.
     fn fail(&self, message: String) -> StoreError {
         StoreError { path: self.path.clone(), message }
