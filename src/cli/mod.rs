@@ -144,7 +144,11 @@ pub enum Command {
         json: bool,
     },
     /// Run as a service: reconcile on [schedule], watch the source files, until SIGTERM
-    Run,
+    Run {
+        /// Listen here instead of `[server] listen` (a second node on the same machine)
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// List the runs: every apply, adopt and daemon run, applied, held, stopped or failed
     Runs {
         /// At most this many runs (the newest)
@@ -403,7 +407,7 @@ pub fn parse() -> Cli {
 impl Cli {
     /// Whether this is `enid run`, the service.
     pub fn is_service(&self) -> bool {
-        matches!(self.command, Command::Run)
+        matches!(self.command, Command::Run { .. })
     }
 }
 
@@ -411,7 +415,7 @@ impl Cli {
 pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let daemon = matches!(cli.command, Command::Run);
+    let daemon = matches!(cli.command, Command::Run { .. });
     let level = match (cli.verbose, daemon) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
@@ -490,9 +494,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let asked = log::LogAsked { run, person, school, limit, all };
             log::log(&build(config).await?, asked, json, &mut out).await
         }
-        Command::Run => {
+        Command::Run { listen } => {
             drop(config);
-            crate::daemon::run(&path).await.map_err(|e| CliError::Message(connector_api::one_line(&e)))?;
+            crate::daemon::run(&path, listen).await.map_err(|e| CliError::Message(connector_api::one_line(&e)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Approve { run, only, school, ops, accept_protected, json } => {

@@ -12,6 +12,10 @@
 //! the status says degraded, and the next attempt comes sooner (one minute, doubling up to the
 //! full interval).
 
+mod leader;
+
+pub use leader::{Role, node_name};
+
 use crate::config::{ApplyMode, Config};
 use crate::engine::{
     Approved, Computed, Confirm, Engine, EngineError, Frontend, Outcome, Overrides, RunHook, RunMode, RunRequest,
@@ -158,6 +162,10 @@ pub struct ServiceStatus {
     /// When the last run ended, and the last one that got through.
     pub last_run_at: Option<DateTime<Utc>>,
     pub last_ok_at: Option<DateTime<Utc>>,
+    /// This node's role (a state in PostgreSQL: leader or follower).
+    pub role: Role,
+    /// The node that leads, as its lease names it (`host:pid (...)`), when known.
+    pub leader: Option<String>,
 }
 
 /// Tells systemd (when it started us with `NOTIFY_SOCKET`); nothing otherwise.
@@ -207,10 +215,20 @@ fn tell_stopping() {
     }
 }
 
-/// Runs the service until SIGTERM (or SIGINT).
-pub async fn run(path: &Path) -> Result<(), DaemonError> {
-    use tokio::signal::unix::{SignalKind, signal};
+/// The config at `path`, with `[server] listen` replaced by `--listen` when given (two nodes on
+/// one machine, one config).
+fn load(path: &Path, listen: Option<std::net::SocketAddr>) -> Result<Config, crate::config::ConfigError> {
     let mut config = Config::load(path)?;
+    if let (Some(addr), Some(server)) = (listen, config.server.as_mut()) {
+        server.listen = addr;
+    }
+    Ok(config)
+}
+
+/// Runs the service until SIGTERM (or SIGINT).
+pub async fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut config = load(path, listen)?;
     let mut engine = Arc::new(build(config.clone()).await?);
     let opened = config.state.file().and_then(StateFile::of);
     let shutdown = Arc::new(Shutdown::default());
@@ -250,7 +268,21 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         text: "started; the first run is due now".into(),
         ..ServiceStatus::default()
     });
-    let handle = DaemonHandle { engine: current.subscribe(), run_now: run_now_tx, status: status.subscribe() };
+    let handle = DaemonHandle { engine: current.subscribe(), run_now: run_now_tx.clone(), status: status.subscribe() };
+    // A state in PostgreSQL: this node leads only while it holds the state's lease.
+    if let crate::store::Store::Postgres(pg) = engine.store() {
+        engine.lead(crate::engine::Leading::Follower("not known yet".into()));
+        status.send_modify(|s| s.role = Role::Follower);
+        tokio::spawn(leader::lead(
+            pg.clone(),
+            config.state.lease_for.duration(),
+            current.subscribe(),
+            status.clone(),
+            run_now_tx.clone(),
+            Arc::clone(&shutdown),
+        ));
+    }
+    let mut asked_seen = engine.store().meta(leader::RUN_ASKED).await.ok().flatten();
     let server = match config.server.clone() {
         Some(settings) => Some(crate::http::Server::start(settings, handle).await.map_err(DaemonError::Server)?),
         None => None,
@@ -283,7 +315,8 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
             _ = shutdown.notify.notified() => break,
             _ = hup.recv() => {
                 let before = Arc::clone(&engine);
-                (config, engine, watcher) = reload(path, config, engine, watcher, &changed_tx, opened).await;
+                (config, engine, watcher) = reload(path, listen, config, engine, watcher, &changed_tx, opened).await;
+                engine.lead(before.leading());
                 current.send_replace(Arc::clone(&engine));
                 if !Arc::ptr_eq(&before, &engine) {
                     // A new config (a template, a target, a rule) changes what every person
@@ -302,12 +335,41 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read the approvals"),
                 }
+                // A run asked of another node (it does not lead): carried out here.
+                if !matches!(engine.leading(), crate::engine::Leading::Follower(_)) {
+                    match engine.store().meta(leader::RUN_ASKED).await {
+                        Ok(asked) if asked != asked_seen => {
+                            tracing::info!("a run asked of another node: it starts now");
+                            if asked.as_deref().is_some_and(|a| a.ends_with(" full")) {
+                                next_full = Utc::now();
+                            }
+                            asked_seen = asked;
+                            next_changes = Some(Utc::now());
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read the runs asked of other nodes"),
+                    }
+                }
                 if next_changes.is_none_or(|t| t > Utc::now()) {
                     continue;
                 }
             }
             Some(asked) = run_now.recv() => {
                 tracing::info!(why = %asked.why, "a run was asked for");
+                if let crate::engine::Leading::Follower(holder) = engine.leading() {
+                    // The node that leads carries it out: it reads `run_asked` with the approvals.
+                    let value = format!(
+                        "{} {} {}",
+                        Utc::now().to_rfc3339(),
+                        node_name(),
+                        if asked.full { "full" } else { "changes" }
+                    );
+                    match engine.store().set_meta(leader::RUN_ASKED, &value).await {
+                        Ok(()) => tracing::info!(leader = %holder, "passed to the node that leads"),
+                        Err(e) => tracing::warn!(error = %e, "cannot pass the run to the node that leads"),
+                    }
+                    continue;
+                }
                 next_changes = Some(Utc::now());
                 if asked.full {
                     next_full = Utc::now();
@@ -331,6 +393,14 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         };
         if settled {
             settling = None;
+        }
+        if matches!(engine.leading(), crate::engine::Leading::Follower(_)) {
+            // Another node leads and runs: this one waits until it leads (`leader::lead` then
+            // asks for a full run at once).
+            next_full = now + chrono::Duration::hours(1);
+            next_changes = None;
+            settling = None;
+            continue;
         }
         // Whatever else fell due meanwhile is this run: a full one covers changes too.
         let mut coalesced = 0;
@@ -392,6 +462,10 @@ pub async fn run(path: &Path) -> Result<(), DaemonError> {
         }
     }
     drop(watcher);
+    // The lease goes once the last run has ended: the other node need not wait for it to expire.
+    if let crate::engine::Leading::Lease(lease) = engine.leading() {
+        lease.give_up().await;
+    }
     if let Some(server) = server {
         server.stop().await;
     }
@@ -412,6 +486,7 @@ async fn build(config: Config) -> Result<Engine, EngineError> {
 /// stays in force.
 async fn reload(
     path: &Path,
+    listen: Option<std::net::SocketAddr>,
     config: Config,
     engine: Arc<Engine>,
     watcher: Option<notify::RecommendedWatcher>,
@@ -422,7 +497,7 @@ async fn reload(
     states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
     tell(&states);
     let moved = opened.and_then(|o| config.state.file().and_then(|p| o.gone(p)));
-    let fresh = match Config::load(path) {
+    let fresh = match load(path, listen) {
         _ if moved.is_some() => Err(moved.unwrap_or_default()),
         // Another state database under a running service is a move of the state, not a
         // setting: done at a restart, with the lock and the checks a start makes.

@@ -60,7 +60,14 @@ impl Engine {
         hook: Option<&dyn RunHook>,
     ) -> Result<ApplyReport, EngineError> {
         let run = self.store.begin_run(command, Some(&computed.plan.plan_id), now).await?;
-        match self.apply_run(run, computed, now, hook).await {
+        // Under a lease (a PostgreSQL state), every request to a target checks it first and
+        // none outlasts it (`connector_api::fence`).
+        let fence = self.fence.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let applied = match fence {
+            Some(deadline) => connector_api::fence::scope(deadline, self.apply_run(run, computed, now, hook)).await,
+            None => self.apply_run(run, computed, now, hook).await,
+        };
+        match applied {
             Ok(report) => Ok(report),
             Err(e) => {
                 // The run ends `failed` with the reason, never left `running`.
@@ -297,8 +304,10 @@ impl Engine {
                     let stop_reason = &stop_reason;
                     let chunk = chunks[i];
                     async move {
-                        // A stop asked for (SIGTERM) ends the apply between two operations.
-                        if let Some(why) = watch.hook.and_then(|h| h.stop())
+                        // A stop asked for (SIGTERM), or a lease this node can no longer confirm,
+                        // ends the apply between two operations.
+                        let fenced = connector_api::fence::check().err().map(|e| e.to_string());
+                        if let Some(why) = fenced.or_else(|| watch.hook.and_then(|h| h.stop()))
                             && !stopped.swap(true, Ordering::SeqCst)
                             && let Ok(mut s) = stop_reason.lock()
                         {

@@ -241,12 +241,29 @@ pub struct Engine {
     /// The changes a full run in place of an incremental one weighed and left waiting (held,
     /// or planned for approval): later incremental runs that find exactly these do nothing.
     settled_signature: std::sync::Mutex<Option<u64>>,
+    /// The fence of the run lock taken last (a lease's, on PostgreSQL): an apply runs inside it.
+    fence: std::sync::Mutex<Option<connector_api::fence::Deadline>>,
+    /// Whose lock a run goes under: its own, or a service node's lease (`enid run` on
+    /// PostgreSQL, `Leading`).
+    leading: std::sync::Mutex<Leading>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("sources", &self.sources.len()).field("targets", &self.targets.len()).finish()
     }
+}
+
+/// Whose lock a run goes under.
+#[derive(Debug, Clone, Default)]
+pub enum Leading {
+    /// Each run takes the state's lock itself (the CLI, a service on SQLite).
+    #[default]
+    Own,
+    /// A service node that leads: its runs go under its lease, which outlives them.
+    Lease(Arc<crate::store::postgres::lease::Lease>),
+    /// A service node that waits while another leads (the lease's holder): it runs nothing.
+    Follower(String),
 }
 
 /// What an apply did.
@@ -370,6 +387,8 @@ impl Engine {
             lifecycle,
             narrow_signature: Default::default(),
             settled_signature: Default::default(),
+            fence: Default::default(),
+            leading: Default::default(),
         })
     }
 
@@ -415,14 +434,41 @@ impl Engine {
     /// Takes the state's run lock for an applying command and marks runs a dead process left
     /// `running` as interrupted. Hold the returned lock until the command ends.
     pub async fn lock(&self, command: &str, now: DateTime<Utc>) -> Result<crate::store::runlock::RunLock, EngineError> {
-        let lock =
-            crate::store::runlock::RunLock::take(&self.store, command, now, self.config.state.lease_for.duration())
-                .await?;
+        let leading = self.leading();
+        let busy = |holder: String| crate::store::runlock::LockError::Busy {
+            holder,
+            state: self.store.path().to_string(),
+            lock: "the lease row \"run\"".into(),
+        };
+        let lock = match leading {
+            Leading::Lease(lease) if lease.holds() => {
+                crate::store::runlock::RunLock::Led(crate::store::runlock::Led(lease.deadline()))
+            }
+            Leading::Lease(_) => {
+                return Err(busy("another node: this node can no longer confirm its lease".into()).into());
+            }
+            Leading::Follower(holder) => return Err(busy(holder).into()),
+            Leading::Own => {
+                crate::store::runlock::RunLock::take(&self.store, command, now, self.config.state.lease_for.duration())
+                    .await?
+            }
+        };
+        *self.fence.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = lock.deadline();
         let n = self.store.mark_interrupted(now).await?;
         if n > 0 {
             tracing::warn!(runs = n, "runs left unfinished by a process that ended are marked interrupted");
         }
         Ok(lock)
+    }
+
+    /// Sets whose lock this engine's runs go under (a service node on PostgreSQL).
+    pub fn lead(&self, leading: Leading) {
+        *self.leading.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = leading;
+    }
+
+    /// Whose lock this engine's runs go under.
+    pub fn leading(&self) -> Leading {
+        self.leading.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The files and directories the sources read, for a daemon to watch.

@@ -77,6 +77,19 @@ pub(super) async fn metrics(
     }
     registry.register("held_operations", "Operations of the newest run that wait for an approval (it was held)", held);
     registry.register("last_run_duration_seconds", "How long the newest run took", duration);
+    // Two nodes on one PostgreSQL state: which one leads.
+    let role = state.handle.status.borrow().role.clone();
+    if role != crate::daemon::Role::Single {
+        let leader = Family::<Labels, Gauge>::default();
+        leader
+            .get_or_create(&vec![("node", crate::daemon::node_name())])
+            .set(i64::from(role == crate::daemon::Role::Leader));
+        registry.register(
+            "leader",
+            "1 on the node that holds the state's lease (it runs and sends), 0 on one that waits",
+            leader,
+        );
+    }
 
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;

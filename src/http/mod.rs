@@ -111,12 +111,29 @@ pub fn router(state: ApiState) -> Router {
 /// `ok` while the service's last run got through; 503 `degraded` while it stopped (a source or
 /// target down, a guard): the details are in the journal and `systemctl status`, not here,
 /// where no token is asked for.
+///
+/// With a state in PostgreSQL (two nodes), a second line and the `X-Enid-Role` header say
+/// whether this node leads (`leader`) or waits (`follower`), and which node leads.
 async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
-    if state.handle.status.borrow().healthy {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "degraded\n").into_response()
+    let status = state.handle.status.borrow().clone();
+    let mut text = String::from(if status.healthy { "ok\n" } else { "degraded\n" });
+    let role = match status.role {
+        crate::daemon::Role::Single => None,
+        crate::daemon::Role::Leader => Some("leader"),
+        crate::daemon::Role::Follower => Some("follower"),
+    };
+    if let Some(role) = role {
+        text.push_str(&format!("role: {role} (node {})\n", crate::daemon::node_name()));
+        if let Some(leader) = status.leader.as_deref().filter(|_| role == "follower") {
+            text.push_str(&format!("leader: {leader}\n"));
+        }
     }
+    let code = if status.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (code, text).into_response();
+    if let Some(role) = role {
+        response.headers_mut().insert("x-enid-role", axum::http::HeaderValue::from_static(role));
+    }
+    response
 }
 
 /// The API being served; [`Server::stop`] ends it.

@@ -22,9 +22,31 @@ use std::path::{Path, PathBuf};
 pub enum RunLock {
     File(FileLock),
     Lease(super::postgres::lease::Lease),
+    /// A run of the service node that leads: under the node's lease, which outlives the run.
+    Led(Led),
+}
+
+/// The fence of a service node's lease, held by one of its runs.
+#[derive(Clone)]
+pub struct Led(pub connector_api::fence::Deadline);
+
+impl std::fmt::Debug for Led {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Led")
+    }
 }
 
 impl RunLock {
+    /// The fence an apply under this lock runs inside: a lease's (PostgreSQL); none for a file
+    /// lock, which no other machine can take over.
+    pub fn deadline(&self) -> Option<connector_api::fence::Deadline> {
+        match self {
+            RunLock::File(_) => None,
+            RunLock::Lease(lease) => Some(lease.deadline()),
+            RunLock::Led(led) => Some(led.0.clone()),
+        }
+    }
+
     /// Takes the run lock of `store` for `command`, without waiting. `lease_for`: how long a
     /// PostgreSQL lease lasts unless renewed.
     pub async fn take(

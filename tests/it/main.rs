@@ -26,6 +26,7 @@ mod incremental16;
 mod incremental16ss;
 mod lifecycle;
 mod migration;
+mod nodes19;
 mod onboarding;
 mod oneroster;
 mod ops16;

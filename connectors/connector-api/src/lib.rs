@@ -32,6 +32,7 @@ pub mod connector;
 pub mod dn;
 pub mod duration;
 pub mod error;
+pub mod fence;
 pub mod lines;
 pub mod secret;
 pub mod source;

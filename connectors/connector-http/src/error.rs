@@ -67,6 +67,11 @@ impl HttpFailure {
         }
     }
 
+    /// Not sent: the fence passed (`connector_api::fence`); the target is reported unavailable.
+    pub(crate) fn fenced() -> HttpFailure {
+        HttpFailure::transport(&connector_api::fence::fenced().to_string())
+    }
+
     pub(crate) fn auth(message: &str) -> HttpFailure {
         HttpFailure {
             kind: FailureKind::Auth,

@@ -271,7 +271,12 @@ impl HttpClient {
                 HeaderValue::from_str(value).map_err(|_| HttpFailure::transport("a header value it cannot send"))?;
             headers.insert(*name, v);
         }
-        let mut builder = self.client.request(req.method.clone(), self.url(&req.path)).headers(headers);
+        // No request outlasts this node's lease on the state (see `connector_api::fence`).
+        let mut builder = self
+            .client
+            .request(req.method.clone(), self.url(&req.path))
+            .headers(headers)
+            .timeout(connector_api::fence::cap(self.settings.timeout));
         if !req.query.is_empty() {
             builder = builder.query(&req.query);
         }

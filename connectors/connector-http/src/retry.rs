@@ -28,6 +28,10 @@ pub(crate) async fn send_raw(client: &HttpClient, req: &Request) -> Result<RawRe
         .build();
     let mut refreshed = false;
     loop {
+        // Nothing is sent once this node's lease on the state is no longer certain.
+        if connector_api::fence::check().is_err() {
+            return Err(HttpFailure::fenced().with(&req.what));
+        }
         let failure = match client.attempt(req, false).await {
             Ok(resp) => match finish(resp).await {
                 Ok(r) => return Ok(r),
@@ -59,8 +63,9 @@ pub(crate) async fn send_raw(client: &HttpClient, req: &Request) -> Result<RawRe
             Wait::Told(d) => d,
             Wait::Backoff => step,
         };
-        if started.elapsed() + wait > budget {
-            // Never sooner than told: past the budget, the request ends, saying when to retry.
+        if started.elapsed() + wait > budget || connector_api::fence::outlasts(wait) {
+            // Never sooner than told: past the budget (or past this node's lease on the state),
+            // the request ends, saying when to retry.
             return Err(failure.with(&req.what));
         }
         tracing::debug!(what = %req.what, wait_ms = wait.as_millis() as u64, "retrying");

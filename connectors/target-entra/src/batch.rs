@@ -88,7 +88,10 @@ impl EntraTarget {
                     header(resp, "retry-after").and_then(|s| s.trim().parse::<f64>().ok()).map(Duration::from_secs_f64);
                 if status == 429 || status == 503 || status == 504 {
                     let w = retry_after.unwrap_or(Duration::from_secs(1 << attempt.min(4)));
-                    if attempt < self.config.max_attempts && started.elapsed() + w <= budget {
+                    if attempt < self.config.max_attempts
+                        && started.elapsed() + w <= budget
+                        && !connector_api::fence::outlasts(w)
+                    {
                         wait = wait.max(w);
                         again.push((i, r));
                         continue;

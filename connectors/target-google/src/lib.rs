@@ -122,7 +122,8 @@ impl GoogleTarget {
                 Err(e)
                     if e.status() == Some(412)
                         && e.to_string().contains("not complete")
-                        && started.elapsed() + wait < Duration::from_secs(self.config.max_wait_secs) =>
+                        && started.elapsed() + wait < Duration::from_secs(self.config.max_wait_secs)
+                        && !connector_api::fence::outlasts(wait) =>
                 {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(8));

@@ -80,8 +80,10 @@ impl LdapTarget {
         &self.config
     }
 
+    /// Each operation's timeout: the configured one, shortened so that no operation outlasts
+    /// this node's lease on the state (`connector_api::fence`).
     pub(crate) fn timeout(&self) -> Duration {
-        self.conn.timeout()
+        connector_api::fence::cap(self.conn.timeout())
     }
 
     /// A handle on the shared connection, connecting and binding first when there is none.
@@ -254,6 +256,8 @@ impl Target for LdapTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
+        // Nothing is sent once this node's lease on the state is no longer certain.
+        connector_api::fence::check()?;
         let result = self.apply_inner(op).await;
         if let Err(e) = &result {
             self.reset(e).await;

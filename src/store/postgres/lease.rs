@@ -13,9 +13,9 @@
 use super::PgStore;
 use crate::store::StoreError;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 /// The name of the run lock's lease row.
 pub const RUN_LEASE: &str = "run";
@@ -131,19 +131,34 @@ impl Lease {
         Ok(Lease { inner, renewer })
     }
 
-    /// Until when the lease is certainly this process's; after it, send nothing more.
-    pub async fn confirmed(&self) -> Instant {
-        *self.inner.confirmed.lock().await
+    /// Until when the lease is certainly this process's (`None` once it is known lost); after
+    /// it, send nothing more.
+    pub fn confirmed(&self) -> Option<Instant> {
+        self.inner.confirmed()
     }
 
     /// Whether the lease is still certainly held now.
-    pub async fn holds(&self) -> bool {
-        !self.inner.lost.load(Ordering::SeqCst) && Instant::now() < self.confirmed().await
+    pub fn holds(&self) -> bool {
+        self.confirmed().is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The fence an apply under this lease runs inside (`connector_api::fence`).
+    pub fn deadline(&self) -> connector_api::fence::Deadline {
+        let inner = self.inner.clone();
+        Arc::new(move || inner.confirmed())
     }
 
     /// The fencing token: grows with every new holder of the lease.
     pub fn fence(&self) -> i64 {
         self.inner.fence
+    }
+
+    /// Gives the lease up now, where others hold this one too (the service's engines): it is
+    /// lost to this process at once (nothing more is sent under it), and free for the next.
+    pub async fn give_up(&self) {
+        self.inner.lost.store(true, Ordering::SeqCst);
+        self.renewer.abort();
+        let _ = release(&self.inner).await;
     }
 
     /// Gives the lease up now (also done, in the background, when dropped).
@@ -162,6 +177,15 @@ impl Drop for Lease {
                 let _ = release(&inner).await;
             });
         }
+    }
+}
+
+impl Inner {
+    fn confirmed(&self) -> Option<Instant> {
+        if self.lost.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(*self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
 
@@ -199,7 +223,8 @@ async fn renew(inner: Arc<Inner>) {
         .await;
         match renewed {
             Ok(Ok(done)) if done.rows_affected() == 1 => {
-                *inner.confirmed.lock().await = started + inner.ttl.saturating_sub(margin(inner.ttl));
+                *inner.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    started + inner.ttl.saturating_sub(margin(inner.ttl));
             }
             Ok(Ok(_)) => {
                 tracing::error!(lease = %inner.name, "the lease on the state was lost (it expired or another node took it); this process sends nothing more");

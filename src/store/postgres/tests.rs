@@ -168,7 +168,7 @@ mod leases {
     async fn one_holder_at_a_time_named_to_the_other_and_free_once_released() {
         let (_, store) = open().await;
         let first = Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(30)).await.unwrap();
-        assert!(first.holds().await);
+        assert!(first.holds());
         let err = Lease::acquire(&store, "run", "`enid adopt`", Duration::from_secs(30)).await.unwrap_err();
         let LeaseError::Busy { holder, state, .. } = &err else { panic!("{err}") };
         assert!(holder.contains(&format!(":{}:", std::process::id())) && holder.contains("`enid apply`"), "{holder}");
@@ -199,7 +199,7 @@ mod leases {
         child.wait().unwrap();
         holder_row(&store, &format!("{}:{pid}:abc (`enid apply`)", host()), 3600).await;
         let lease = Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(30)).await.unwrap();
-        assert!(lease.holds().await);
+        assert!(lease.holds());
         // A live process on this machine keeps it.
         drop(lease);
         let (_, other) = open().await;
@@ -212,11 +212,11 @@ mod leases {
         let (_, store) = open().await;
         let lease = Lease::acquire(&store, "run", "`enid run`", Duration::from_secs(1)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(lease.holds().await, "renewed past its first second");
+        assert!(lease.holds(), "renewed past its first second");
         assert!(Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(1)).await.is_err());
         // Someone else takes the row (an operator, or a node that saw it expire).
         sqlx::query("UPDATE leases SET holder = 'thief:1:x', fence = fence + 1").execute(store.pool()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert!(!lease.holds().await, "the renewal found the lease gone");
+        assert!(!lease.holds(), "the renewal found the lease gone");
     }
 }
