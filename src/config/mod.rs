@@ -538,13 +538,13 @@ impl Config {
         if let Some(path) = &mut self.state.path {
             fix(path);
         }
-        if let Some(path) = &mut self.state.db_password_file {
-            fix(path);
-        }
+        // The keys and the database password may come from systemd (`LoadCredential=`, named
+        // "$CREDENTIALS_DIRECTORY/<name>"): how two nodes get the same keys.
+        connector_api::resolve_optional_path(dir, &mut self.state.db_password_file);
         let key = self.identity.id_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_ID_KEY));
-        fix(key);
+        connector_api::resolve_path(dir, key);
         let key = self.state.password_key_file.get_or_insert_with(|| PathBuf::from(DEFAULT_PASSWORD_KEY));
-        fix(key);
+        connector_api::resolve_path(dir, key);
         if let Some(server) = &mut self.server {
             server.resolve_paths(dir);
         }

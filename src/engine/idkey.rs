@@ -28,6 +28,14 @@ pub fn load(path: &Path, may_create: bool) -> Result<Loaded, String> {
 /// [`load`] for another 32-byte key file (the password key): `what` names it in messages, `why`
 /// says what depends on it.
 pub fn load_named(path: &Path, may_create: bool, what: &str, why: &str) -> Result<Loaded, String> {
+    if path.starts_with(connector_api::connector::CREDENTIALS_DIRECTORY) {
+        // Never made or read at a literal "$CREDENTIALS_DIRECTORY/..." path.
+        return Err(format!(
+            "{what} {}: the config names a file in $CREDENTIALS_DIRECTORY, which is not set; systemd sets it for \
+             the service (LoadCredential=); by hand, run with CREDENTIALS_DIRECTORY=/run/credentials/enid.service",
+            path.display()
+        ));
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => {
             // With the key, ids of persons whose source key is a civic number can be turned

@@ -265,3 +265,43 @@ fn a_state_copied_to_postgres_and_back_runs_on_as_if_nothing_happened() {
         assert_eq!(mode, 0o600, "the copy holds civic numbers: owner-only");
     }
 }
+
+/// Two nodes share the keys and the database password as systemd credentials
+/// (`LoadCredential=` from one protected copy on each machine): every `*_file` of `[state]` and
+/// `[identity]` may name `$CREDENTIALS_DIRECTORY/<name>`; without the variable, enid says so and
+/// makes no key at a literal path.
+#[test]
+fn keys_and_the_database_password_come_from_systemd_credentials() {
+    let env = Env::new();
+    on_postgres(&env);
+    let creds = env.path("credentials");
+    std::fs::create_dir(&creds).expect("mkdir");
+    std::fs::rename(env.path("db.pw"), creds.join("db.password")).expect("move");
+    let config = std::fs::read_to_string(env.path("enid.toml")).expect("read");
+    let config = config
+        .replace("db_password_file = \"db.pw\"", "db_password_file = \"$CREDENTIALS_DIRECTORY/db.password\"")
+        .replacen("[state]\n", "[state]\npassword_key_file = \"$CREDENTIALS_DIRECTORY/password.key\"\n", 1);
+    let config = format!("{config}\n[identity]\nid_key_file = \"$CREDENTIALS_DIRECTORY/id.key\"\n");
+    std::fs::write(env.path("enid.toml"), config).expect("write");
+    csv_rows(&env, &persons(3));
+    let run = |args: &[&str], with: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_enid"));
+        c.arg("--config").arg(env.path("enid.toml")).args(args).env_remove("ENID_CONFIG");
+        if with {
+            c.env("CREDENTIALS_DIRECTORY", &creds);
+        } else {
+            c.env_remove("CREDENTIALS_DIRECTORY");
+        }
+        c.output().expect("run enid")
+    };
+    let without = run(&["plan"], false);
+    let err = String::from_utf8_lossy(&without.stderr).to_string();
+    assert!(!without.status.success() && err.contains("CREDENTIALS_DIRECTORY"), "{err}");
+    assert!(!env.path("$CREDENTIALS_DIRECTORY").exists());
+    let made = run(&["keys", "create"], true);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(creds.join("id.key").exists() && creds.join("password.key").exists());
+    let apply = run(&["apply", "--yes"], true);
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    assert_eq!(env.people().len(), 3);
+}
