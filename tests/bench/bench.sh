@@ -3,6 +3,9 @@
 #
 #   tests/bench/bench.sh [N]        (default N = 100000)
 #   BENCH_ENID=/other/enid tests/bench/bench.sh [N]   measures that build instead
+#   BENCH_STATE=postgres tests/bench/bench.sh [N]     the state in a private PostgreSQL
+#                                                     (tests/scripts/postgres.sh) instead of SQLite;
+#                                                     peak memory is enid's own, not the server's
 #
 # 1. Generates N persons (tests/scripts/gen-persons.sh).
 # 2. `enid apply --yes` into an empty private slapd A, versus the directory's write floor: the
@@ -43,9 +46,23 @@ PIDB=$(tests/scripts/slapd.sh "$WORK/slapd-b" "$PB")
 trap 'kill $PIDA $PIDB 2>/dev/null || true' EXIT
 
 printf 'secret\n' > "$WORK/ldap.secret"; chmod 600 "$WORK/ldap.secret"
+if [ "${BENCH_STATE:-sqlite}" = postgres ]; then
+  PGP=$(free_port)
+  PGPID=$(tests/scripts/postgres.sh "$WORK/pg" "$PGP")
+  trap 'kill $PIDA $PIDB $PGPID 2>/dev/null || true' EXIT
+  printf 'enid-test-pw\n' > "$WORK/db.pw"; chmod 600 "$WORK/db.pw"
+  STATE="url = \"postgres://enid@127.0.0.1:$PGP/enid\"
+db_password_file = \"db.pw\""
+  PSQL=(psql -h 127.0.0.1 -p "$PGP" -U postgres -d postgres -Xq)
+  [ "$(id -u)" = 0 ] && PSQL=(runuser -u postgres -- "${PSQL[@]}")
+  fresh_state() { "${PSQL[@]}" -c "DROP DATABASE enid" -c "CREATE DATABASE enid OWNER enid"; }
+else
+  STATE='path = "state.db"'
+  fresh_state() { rm -f "$WORK"/state.db*; }
+fi
 cat > "$WORK/enid.toml" <<TOML
 [state]
-path = "state.db"
+$STATE
 
 [sources.sis]
 type = "csv"
@@ -117,14 +134,14 @@ grep -q '^No changes.' "$WORK/plan.txt" || { echo "the $CHANGES changes were not
 
 # Peak memory of an apply: a second, fresh apply into slapd B's twin would need a third server;
 # measure it on a fresh state against an emptied A instead.
-kill $PIDA; PIDA=$(tests/scripts/slapd.sh "$WORK/slapd-a" "$PA"); rm -f "$WORK"/state.db*
+kill $PIDA; PIDA=$(tests/scripts/slapd.sh "$WORK/slapd-a" "$PA"); fresh_state
 RSS_APPLY=$(peak_rss "$ENID" --config "$WORK/enid.toml" apply --yes)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # Microseconds per identity.
 per() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.1f", t * 1e6 / n }'; }
 echo
-echo "persons: $N   entries: $ENTRIES   cores: $(nproc)"
+echo "persons: $N   entries: $ENTRIES   cores: $(nproc)   state: ${BENCH_STATE:-sqlite}"
 printf '%-40s %8s s   %s us/identity\n' "enid apply (empty directory)" "$T_APPLY" "$(per "$T_APPLY" "$N")"
 printf '%-40s %8s s\n' "ldapadd, four streams (the floor)" "$T_LDAPADD4"
 printf '%-40s %8s s\n' "ldapadd, one stream" "$T_LDAPADD"
