@@ -260,6 +260,14 @@ const RECORD_COLUMNS: &str = "source, person_id, identity_id, civic_no, content_
 const SEARCH_FOLDED: [(&str, &str); 8] =
     [("Å", "å"), ("Ä", "ä"), ("Ö", "ö"), ("É", "é"), ("È", "è"), ("Ü", "ü"), ("Æ", "æ"), ("Ø", "ø")];
 
+/// A JSON text column as `jsonb`. A record's whole copy may hold `\u0000` (serde_json's
+/// spelling of a NUL a source delivered), which SQLite's JSON functions read but `jsonb` (and
+/// every `json` operator) refuses, failing the whole query for every record: it is read as
+/// U+FFFD instead, a character no lookup asks for.
+fn jsonb(column: &str) -> String {
+    format!("replace({column}, '\\u0000', '\\ufffd')::jsonb")
+}
+
 fn parse_time(t: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc))
 }
@@ -479,14 +487,17 @@ impl StateStore for PgStore {
     }
 
     async fn find_identity(&self, needle: &str) -> Result<Vec<IdentityId>, StoreError> {
-        let q = sqlx::query_scalar(
+        let sql = format!(
             "SELECT id FROM identities WHERE id = $1 OR username = $1
              UNION SELECT identity_id FROM source_records WHERE person_id = $1
              UNION SELECT identity_id FROM usernames WHERE username = $1 AND identity_id <> ''
              UNION SELECT r.identity_id FROM source_records r
-                   WHERE r.data IS NOT NULL AND jsonb_typeof(r.data::jsonb -> 'external_ids') = 'array'
-                     AND r.data::jsonb -> 'external_ids' ? $1",
+                   WHERE r.data IS NOT NULL AND jsonb_typeof({data} -> 'external_ids') = 'array'
+                     AND {data} -> 'external_ids' ? $1",
+            data = jsonb("r.data"),
         );
+        // Only constants make the text of `sql`; the value is bound.
+        let q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
         self.ctx(q.bind(needle).fetch_all(&self.pool).await)
     }
 
@@ -916,7 +927,8 @@ impl StateStore for PgStore {
             "SELECT id, command, plan_id, started_at, finished_at, status, message, counts FROM
                (SELECT * FROM runs ORDER BY id DESC LIMIT $1) r ORDER BY id",
         );
-        Ok(self.fetch(q.bind(limit)).await?.into_iter().map(RunRow::from_row).collect())
+        // A negative limit is none (SQLite's `LIMIT -1`; PostgreSQL's is `LIMIT NULL`).
+        Ok(self.fetch(q.bind((limit >= 0).then_some(limit))).await?.into_iter().map(RunRow::from_row).collect())
     }
 
     async fn record_ops(&self, run: i64, ops: &[OpRecord], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -1053,7 +1065,10 @@ impl StateStore for PgStore {
         );
         type Hit = (String, Option<String>, String, String, Option<String>);
         // Only constants make the text of `sql`; the values are bound.
-        let q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql)).bind(pattern).bind(schools).bind(limit);
+        let q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(schools)
+            .bind((limit >= 0).then_some(limit));
         Ok(self
             .fetch(q)
             .await?
