@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The password of the role `enid` (tests/scripts/postgres.sh's default).
-const PASSWORD: &str = "enid-test-pw";
+pub(crate) const PASSWORD: &str = "enid-test-pw";
 
-fn port() -> u16 {
+pub(crate) fn port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
         if let Ok(port) = std::env::var("ENID_TEST_PG_PORT")
@@ -38,7 +38,7 @@ fn port() -> u16 {
 }
 
 /// Runs SQL as the superuser in `db`; its output (unaligned, tuples only).
-fn psql(db: &str, sql: &str) -> String {
+pub(crate) fn psql(db: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .args(["-h", "127.0.0.1", "-p", &port().to_string(), "-U", "postgres", "-d", db, "-XAtq", "-v"])
         .arg("ON_ERROR_STOP=1")
@@ -52,7 +52,7 @@ fn psql(db: &str, sql: &str) -> String {
 
 /// Points the environment's config at a new, empty database (password in an owner-only file);
 /// returns the database's name.
-fn on_postgres(env: &Env) -> String {
+pub(crate) fn on_postgres(env: &Env) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!("it{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
     psql("postgres", &format!("CREATE DATABASE {name} OWNER enid"));
