@@ -52,6 +52,7 @@ macro_rules! store_suite {
             a_negative_limit_lists_every_run,
             hostile_text_round_trips_and_is_found_as_itself,
             a_record_whose_data_holds_a_nul_escape_breaks_no_lookup,
+            a_nul_in_what_is_looked_up_finds_nothing,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -1313,4 +1314,15 @@ pub(crate) async fn a_record_whose_data_holds_a_nul_escape_breaks_no_lookup<S: S
     let units = s.stored_units("ss").await.unwrap();
     assert!(units.contains_key("S1") && units.contains_key("S2"), "{units:?}");
     assert_eq!(s.find_identity("P").await.unwrap(), ["id-p"], "a held record breaks nothing either");
+}
+
+/// A NUL in what is looked up (an API path or a search form's `%00`) finds nothing, as any
+/// other text no one has; never a database error.
+pub(crate) async fn a_nul_in_what_is_looked_up_finds_nothing<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "anna")], &[record("sis", "P1", "id-a", None)], &[], day(0)).await.unwrap();
+    assert!(s.find_identity("P1\0").await.unwrap().is_empty());
+    assert!(s.find_identity("\0").await.unwrap().is_empty());
+    assert!(s.search_persons("kim\0", None, 10).await.unwrap().is_empty());
+    assert_eq!(s.search_persons("kim", None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.load_plan("p\0").await.unwrap(), None);
 }
