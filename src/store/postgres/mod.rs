@@ -487,6 +487,10 @@ impl StateStore for PgStore {
     }
 
     async fn find_identity(&self, needle: &str) -> Result<Vec<IdentityId>, StoreError> {
+        if needle.contains('\0') {
+            // PostgreSQL's text holds no NUL (it refuses the value): nothing stored has one.
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "SELECT id FROM identities WHERE id = $1 OR username = $1
              UNION SELECT identity_id FROM source_records WHERE person_id = $1
@@ -975,6 +979,9 @@ impl StateStore for PgStore {
     }
 
     async fn load_plan(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
+        if plan_id.contains('\0') {
+            return Ok(None);
+        }
         let q = sqlx::query_scalar("SELECT body FROM plans WHERE plan_id = $1");
         self.ctx(q.bind(plan_id).fetch_optional(&self.pool).await)
     }
@@ -1041,6 +1048,10 @@ impl StateStore for PgStore {
         schools: Option<&[String]>,
         limit: i64,
     ) -> Result<Vec<PersonHit>, StoreError> {
+        if text.contains('\0') {
+            // As in find_identity: no stored name holds a NUL.
+            return Ok(Vec::new());
+        }
         let escaped: String =
             text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
         let pattern = format!("%{escaped}%");
