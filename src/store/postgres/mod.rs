@@ -8,6 +8,13 @@
 //! - Text columns are `COLLATE "C"`, so sorting and time comparisons match SQLite's.
 //! - Two hand-outs claiming one password: each `UPDATE ... WHERE claim_id IS NULL` row waits
 //!   for the other's transaction and is evaluated again, so each row goes to one of them.
+//! - A multi-row upsert may not touch one row twice: rows naming one key twice go in rounds
+//!   (`bulk::upsert_rows`), which writes what SQLite's row-after-row statement writes.
+//! - `LIMIT` refuses a negative value, which SQLite reads as none: bound as `NULL` instead.
+//! - Text cannot hold a NUL, and `jsonb` refuses `\u0000`: a lookup of text with a NUL finds
+//!   nothing, and whole records are read as `jsonb` with `\u0000` as U+FFFD. A record with a
+//!   NUL in a column, or a value over about 2,700 bytes in an indexed column (person_id,
+//!   email, eppn, a ref), is still refused where SQLite stores it: the sources must bound them.
 //! - The password is never part of the URL (an error names the database as
 //!   `postgres://user@host:port/db`), and TLS verifies the server unless the URL says otherwise.
 
