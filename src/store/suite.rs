@@ -48,6 +48,11 @@ macro_rules! store_suite {
             a_name_search_finds_persons_at_the_schools_asked_and_never_a_protected_one,
             metrics_count_runs_and_operations,
             an_incremental_read_finds_stored_records_by_person_tie_group_and_school_unit,
+            a_key_written_twice_in_one_write_keeps_the_last,
+            a_negative_limit_lists_every_run,
+            hostile_text_round_trips_and_is_found_as_itself,
+            a_record_whose_data_holds_a_nul_escape_breaks_no_lookup,
+            a_nul_in_what_is_looked_up_finds_nothing,
         );
     };
     (@tests $open:expr; $($name:ident),+ $(,)?) => {
@@ -1121,4 +1126,203 @@ pub async fn an_incremental_read_finds_stored_records_by_person_tie_group_and_sc
     let run = s.begin_run("apply", None, day(4)).await.unwrap();
     s.hold_records(run, &["ss".into()], &[held, held_a], day(4)).await.unwrap();
     assert_eq!(s.stored_presence("ss", &["A".into(), "C".into()]).await.unwrap(), (3, set(&["A"])));
+}
+
+/// One write that names the same key twice (two outcomes of one account in a batch of the log,
+/// a record or group given twice): the last one wins, as rows written one after the other, and
+/// the write does not fail (on a server database a multi-row upsert may not touch a row twice).
+pub(crate) async fn a_key_written_twice_in_one_write_keeps_the_last<S: StateStore>(s: &S) {
+    let mut again = record("sis", "P1", "id-a", None);
+    again.content_hash = "h-last".into();
+    again.given_name = "Kimmie".into();
+    s.commit_identities(&[ident("id-a", "a")], &[record("sis", "P1", "id-a", None), again], &[], day(0)).await.unwrap();
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(snap.record("sis", "P1").unwrap().content_hash, "h-last");
+
+    let run = s.begin_run("apply", None, day(0)).await.unwrap();
+    let ops = [
+        op("ldap", "id-a", "S1", set("uid=a", Some("u-1"), AccountStatus::Active)),
+        op("ldap", "id-a", "S1", set("uid=a,ou=off", None, AccountStatus::Disabled)),
+    ];
+    s.record_ops(run, &ops, day(1)).await.unwrap();
+    let a = account(s, "id-a").await.unwrap();
+    assert_eq!(
+        (a.key.as_deref(), a.status, a.anchor.as_deref()),
+        (Some("uid=a,ou=off"), AccountStatus::Disabled, Some("u-1")),
+        "the last outcome, the first one's anchor kept"
+    );
+    assert_eq!(s.log(&LogFilter::default()).await.unwrap().len(), 2, "both operations logged");
+
+    let group = |anchor: &str, pending| GroupRow {
+        target: "ldap".into(),
+        name: "7a".into(),
+        key: Some("cn=7a".into()),
+        anchor: Some(anchor.into()),
+        school: "S1".into(),
+        pending,
+    };
+    s.record_groups(&[group("g-1", true), group("g-2", false)], day(1)).await.unwrap();
+    let groups = s.groups().await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!((groups[0].anchor.as_deref(), groups[0].pending), (Some("g-2"), false));
+
+    let sealed = |value: u8| SealedPassword {
+        target: "ldap".into(),
+        identity_id: "id-a".into(),
+        username: String::new(),
+        school: "S1".into(),
+        sealed: vec![value; 48],
+        created_at: String::new(),
+    };
+    s.keep_passwords(&[sealed(1), sealed(2)], day(1)).await.unwrap();
+    assert_eq!(s.kept_passwords().await.unwrap(), 1);
+    let kept = s.passwords(&PasswordFilter::default()).await.unwrap();
+    assert_eq!(kept.iter().map(|p| p.sealed[0]).collect::<Vec<_>>(), [2]);
+
+    let held = |hash: &str| crate::store::HeldRow {
+        source: "sis".into(),
+        person_id: "H".into(),
+        civic_no: None,
+        data: record("sis", "H", "", None).data,
+        content_hash: hash.into(),
+    };
+    s.hold_records(run, &["sis".into()], &[held("h-1"), held("h-2")], day(1)).await.unwrap();
+    assert_eq!(s.held_keys().await.unwrap(), [("sis".to_string(), "H".to_string(), "h-2".to_string())]);
+
+    s.reserve_usernames(&["taken".into(), "taken".into()], day(1)).await.unwrap();
+    assert_eq!(s.reserved_usernames().await.unwrap(), ["taken"]);
+    s.record_pending(&[("ad".into(), "id-a".into()), ("ad".into(), "id-a".into())], day(2)).await.unwrap();
+    assert_eq!(account(s, "id-a").await.unwrap().target, "ad");
+}
+
+/// `enid runs --limit N`: zero lists none, a negative limit every run (SQLite's `LIMIT -1`); a
+/// name search with a negative limit finds every match. Never an error.
+pub(crate) async fn a_negative_limit_lists_every_run<S: StateStore>(s: &S) {
+    for n in 0..3 {
+        s.record_run("plan", None, "ok", "", None, day(n)).await.unwrap();
+    }
+    assert_eq!(s.runs(0).await.unwrap().len(), 0);
+    assert_eq!(s.runs(2).await.unwrap().len(), 2);
+    assert_eq!(s.runs(-1).await.unwrap().len(), 3);
+    assert_eq!(s.runs(i64::MIN).await.unwrap().len(), 3);
+    s.commit_identities(
+        &[ident("a", "anna"), ident("b", "bo")],
+        &[record("sis", "p-a", "a", None), record("sis", "p-b", "b", None)],
+        &[],
+        day(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.search_persons("lind", None, -1).await.unwrap().len(), 2);
+    assert_eq!(s.search_persons("lind", None, 0).await.unwrap().len(), 0);
+    let filter = LogFilter { limit: -5, ..Default::default() };
+    assert!(s.log(&filter).await.unwrap().is_empty());
+}
+
+/// Person ids, names, usernames and external ids with quotes, backslashes, LIKE's own `%` and
+/// `_`, letters outside ASCII and long values: stored and read back as they are, found by
+/// exactly themselves, never as a pattern.
+pub(crate) async fn hostile_text_round_trips_and_is_found_as_itself<S: StateStore>(s: &S) {
+    let long = "Å".repeat(256);
+    let odd = [
+        ("o1", r#"it's "quoted""#, "O'Brien", r"back\slash"),
+        ("o2", "100%", "Under_score", "pct%id"),
+        ("o3", "Åsa", "Öberg", "åsa.öberg"),
+        ("o4", long.as_str(), long.as_str(), long.as_str()),
+        ("o5", r"C:\temp\", "%_\\", r"\\"),
+    ];
+    let ids: Vec<(String, String)> = odd.iter().map(|(id, _, _, pid)| ident(id, &format!("u-{pid}"))).collect();
+    let rows: Vec<RecordRow> = odd
+        .iter()
+        .map(|(id, given, family, pid)| {
+            let mut r = record("sis", pid, id, None);
+            r.given_name = (*given).into();
+            r.family_name = (*family).into();
+            r.groups = format!("{family}|{given}");
+            r.data = serde_json::json!({
+                "person_id": pid, "given_name": given, "family_name": family, "location": "x",
+                "external_ids": [format!("ext-{pid}"), "shared \"ext\""],
+            })
+            .to_string();
+            r
+        })
+        .collect();
+    s.commit_identities(&ids, &rows, &[], day(0)).await.unwrap();
+    let snap = s.snapshot().await.unwrap();
+    for (id, given, family, pid) in odd {
+        let r = snap.record("sis", pid).unwrap_or_else(|| panic!("{pid:?} is stored"));
+        assert_eq!(r.identity_id, id);
+        assert_eq!(r.names, Some(crate::core::model::NameFingerprint::of(given, family)));
+        let shown = s.records_of(id).await.unwrap();
+        assert_eq!((shown[0].given_name.as_str(), shown[0].family_name.as_str()), (given, family));
+        assert_eq!(shown[0].groups, [family, given]);
+        for needle in [id.to_string(), format!("u-{pid}"), pid.to_string(), format!("ext-{pid}")] {
+            assert_eq!(s.find_identity(&needle).await.unwrap(), [id], "{needle:?}");
+        }
+    }
+    assert_eq!(sorted(s.find_identity("shared \"ext\"").await.unwrap()), ["o1", "o2", "o3", "o4", "o5"]);
+    for pattern in ["%", "_", "pct_id", "%id", r"back\\slash", "ÅSA", "åsa", "o%"] {
+        assert!(s.find_identity(pattern).await.unwrap().is_empty(), "{pattern:?} is no pattern");
+    }
+    let names = |hits: Vec<super::PersonHit>| sorted(hits.into_iter().map(|h| h.identity_id).collect::<Vec<_>>());
+    assert_eq!(names(s.search_persons("o'brien", None, 50).await.unwrap()), ["o1"]);
+    assert_eq!(names(s.search_persons("\"quoted\"", None, 50).await.unwrap()), ["o1"]);
+    assert_eq!(names(s.search_persons("100%", None, 50).await.unwrap()), ["o2"]);
+    assert_eq!(names(s.search_persons("%_\\", None, 50).await.unwrap()), ["o5"]);
+    assert_eq!(names(s.search_persons(r"c:\temp\", None, 50).await.unwrap()), ["o5"]);
+    assert_eq!(names(s.search_persons("åsa öberg", None, 50).await.unwrap()), ["o3"]);
+    assert_eq!(names(s.search_persons(&"å".repeat(200), None, 50).await.unwrap()), ["o4"]);
+    assert_eq!(names(s.search_persons("under_score", None, 50).await.unwrap()), ["o2"]);
+    assert_eq!(names(s.search_persons("under%score", None, 50).await.unwrap()), Vec::<String>::new());
+    // The log keeps such names as they are, and a school matches whole entries only.
+    let run = s.begin_run("apply", None, day(1)).await.unwrap();
+    let mut o = op("ldap", "o5", "S_1,S%2", set(r"uid=C:\temp\", None, AccountStatus::Active));
+    o.username = r"u-\\".into();
+    s.record_ops(run, &[o], day(1)).await.unwrap();
+    let row = |school: &str| LogFilter { school: Some(school.into()), ..Default::default() };
+    assert_eq!(s.log(&row("S%2")).await.unwrap()[0].username.as_deref(), Some(r"u-\\"));
+    assert_eq!(s.log(&row("S_1")).await.unwrap().len(), 1);
+    assert!(s.log(&row("SX1")).await.unwrap().is_empty());
+    assert!(s.log(&row("S%")).await.unwrap().is_empty());
+    assert_eq!(account(s, "o5").await.unwrap().key.as_deref(), Some(r"uid=C:\temp\"));
+}
+
+/// A record's whole copy may hold a character JSON writes as `\u0000` (a source that delivers
+/// one in a field enid does not check): finding persons, and an incremental read's lookups of
+/// held records, work as for any other record.
+pub(crate) async fn a_record_whose_data_holds_a_nul_escape_breaks_no_lookup<S: StateStore>(s: &S) {
+    use connector_api::PriorQuery;
+    let mut odd = sourced_record("N", "id-n", &[("tie-n", "S1", Some("Skolan"))], &["g-n"]);
+    odd.data = odd.data.replacen("persons/N", "persons/N\\u0000", 1);
+    assert!(odd.data.contains("\\u0000"), "{}", odd.data);
+    let plain = sourced_record("P", "id-p", &[("tie-p", "S2", None)], &[]);
+    s.commit_identities(&[ident("id-n", "n"), ident("id-p", "p")], &[odd.clone(), plain], &[], day(0)).await.unwrap();
+    assert_eq!(s.find_identity("P").await.unwrap(), ["id-p"]);
+    assert_eq!(s.find_identity("id-n").await.unwrap(), ["id-n"]);
+    let held = crate::store::HeldRow {
+        source: "ss".into(),
+        person_id: "H".into(),
+        civic_no: None,
+        data: odd.data.replace("\"N\"", "\"H\"").replace("tie-n", "tie-h"),
+        content_hash: "h".into(),
+    };
+    let run = s.begin_run("apply", None, day(1)).await.unwrap();
+    s.hold_records(run, &["ss".into()], &[held], day(1)).await.unwrap();
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let found = s.stored_records_where("ss", &PriorQuery { ties: set(&["tie-h"]), ..Default::default() }).await;
+    assert_eq!(found.unwrap().into_iter().map(|r| r.person_id).collect::<Vec<_>>(), ["H"]);
+    let units = s.stored_units("ss").await.unwrap();
+    assert!(units.contains_key("S1") && units.contains_key("S2"), "{units:?}");
+    assert_eq!(s.find_identity("P").await.unwrap(), ["id-p"], "a held record breaks nothing either");
+}
+
+/// A NUL in what is looked up (an API path or a search form's `%00`) finds nothing, as any
+/// other text no one has; never a database error.
+pub(crate) async fn a_nul_in_what_is_looked_up_finds_nothing<S: StateStore>(s: &S) {
+    s.commit_identities(&[ident("id-a", "anna")], &[record("sis", "P1", "id-a", None)], &[], day(0)).await.unwrap();
+    assert!(s.find_identity("P1\0").await.unwrap().is_empty());
+    assert!(s.find_identity("\0").await.unwrap().is_empty());
+    assert!(s.search_persons("kim\0", None, 10).await.unwrap().is_empty());
+    assert_eq!(s.search_persons("kim", None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.load_plan("p\0").await.unwrap(), None);
 }

@@ -33,6 +33,7 @@ mod ops16;
 mod permissions;
 mod plan17;
 mod postgres19;
+mod postgres19diff;
 mod progress17;
 mod protected;
 mod review;

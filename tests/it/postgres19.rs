@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The password of the role `enid` (tests/scripts/postgres.sh's default).
-const PASSWORD: &str = "enid-test-pw";
+pub(crate) const PASSWORD: &str = "enid-test-pw";
 
-fn port() -> u16 {
+pub(crate) fn port() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
         if let Ok(port) = std::env::var("ENID_TEST_PG_PORT")

@@ -10,6 +10,7 @@ use crate::core::model::{AccountStatus, IdentityId, PrimaryTie};
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, RecordRef, RecordRow, SealedPassword};
 use sqlx::query_builder::Separated;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
+use std::collections::BTreeMap;
 
 /// Rows per multi-row statement: 18 columns × 1,000 rows stays under PostgreSQL's 65,535
 /// parameters.
@@ -29,6 +30,36 @@ pub(super) async fn insert_rows<T>(
         q.push_values(chunk, &mut bind);
         q.push(tail);
         q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Like [`insert_rows`] for an upsert (`ON CONFLICT ... DO UPDATE`) whose rows may name one
+/// key (`key`) twice. PostgreSQL refuses a statement that changes one row twice ("ON CONFLICT DO
+/// UPDATE command cannot affect row a second time"); SQLite writes such rows one after the
+/// other. So the rows go in rounds, each with at most one row per key, a key's rows in their
+/// order: what writing them one after the other writes, as on SQLite (the later row wins, with
+/// what the clause keeps of the earlier one).
+pub(super) async fn upsert_rows<'r, T, K: Ord>(
+    conn: &mut PgConnection,
+    head: &str,
+    tail: &str,
+    rows: &'r [T],
+    key: impl Fn(&'r T) -> K,
+    mut bind: impl FnMut(Separated<'_, Postgres, &'static str>, &T),
+) -> sqlx::Result<()> {
+    let mut seen: BTreeMap<K, usize> = BTreeMap::new();
+    let mut rounds: Vec<Vec<&'r T>> = Vec::new();
+    for row in rows {
+        let n = seen.entry(key(row)).or_insert(0);
+        match rounds.get_mut(*n) {
+            Some(round) => round.push(row),
+            None => rounds.push(vec![row]),
+        }
+        *n += 1;
+    }
+    for round in rounds {
+        insert_rows(conn, head, tail, &round, |b, row| bind(b, row)).await?;
     }
     Ok(())
 }
@@ -62,11 +93,12 @@ pub(super) async fn insert_identities(
         b.push_bind(id.clone()).push_bind(username.clone()).push_bind(now.to_string());
     })
     .await?;
-    insert_rows(
+    upsert_rows(
         conn,
         "INSERT INTO usernames (username, identity_id, allocated_at) ",
         ALLOCATE,
         new,
+        |(_, username)| username.as_str(),
         |mut b, (id, username)| {
             b.push_bind(username.clone()).push_bind(id.clone()).push_bind(now.to_string());
         },
@@ -96,7 +128,7 @@ pub(super) async fn set_primaries(
 
 /// Writes new or changed source records (full civic numbers: only here), and their refs.
 pub(super) async fn upsert_records(conn: &mut PgConnection, records: &[RecordRow], now: &str) -> sqlx::Result<()> {
-    insert_rows(
+    upsert_rows(
         conn,
         "INSERT INTO source_records (source, person_id, identity_id, civic_no, given_name, family_name, role,
             school_unit, groups, start_date, end_date, email, eppn, protected, content_hash, data, first_seen,
@@ -108,6 +140,7 @@ pub(super) async fn upsert_records(conn: &mut PgConnection, records: &[RecordRow
             eppn = excluded.eppn, protected = excluded.protected, content_hash = excluded.content_hash,
             data = excluded.data, gone_at = NULL, updated_at = excluded.updated_at",
         records,
+        |r| (r.source.as_str(), r.person_id.as_str()),
         |mut b, r| {
             b.push_bind(r.source.clone())
                 .push_bind(r.person_id.clone())
@@ -180,7 +213,7 @@ pub(super) struct AccountRow<'a> {
 /// Inserts or updates ownership rows by [`crate::store::Ownership`]'s rules (see the SQLite
 /// store's `upsert_accounts`: the same statement).
 pub(super) async fn upsert_accounts(conn: &mut PgConnection, rows: &[AccountRow<'_>], now: &str) -> sqlx::Result<()> {
-    insert_rows(
+    upsert_rows(
         conn,
         "INSERT INTO accounts (target, identity_id, key, anchor, status, created_at, updated_at, disabled_at) ",
         " ON CONFLICT (target, identity_id) DO UPDATE SET
@@ -191,6 +224,7 @@ pub(super) async fn upsert_accounts(conn: &mut PgConnection, rows: &[AccountRow<
             disabled_at = CASE WHEN excluded.status = 'disabled'
                                THEN COALESCE(accounts.disabled_at, excluded.updated_at) ELSE NULL END",
         rows,
+        |r| (r.target, r.identity),
         |mut b, r| {
             b.push_bind(r.target.to_string())
                 .push_bind(r.identity.to_string())
@@ -207,12 +241,13 @@ pub(super) async fn upsert_accounts(conn: &mut PgConnection, rows: &[AccountRow<
 
 /// Writes group ownership rows.
 pub(super) async fn upsert_groups(conn: &mut PgConnection, rows: &[GroupRow], now: &str) -> sqlx::Result<()> {
-    insert_rows(
+    upsert_rows(
         conn,
         "INSERT INTO groups (target, name, key, anchor, school, status, created_at, updated_at) ",
         " ON CONFLICT (target, name) DO UPDATE SET key = excluded.key, anchor = excluded.anchor,
             school = excluded.school, status = excluded.status, updated_at = excluded.updated_at",
         rows,
+        |g| (g.target.as_str(), g.name.as_str()),
         |mut b, g| {
             b.push_bind(g.target.clone())
                 .push_bind(g.name.clone())
@@ -317,12 +352,13 @@ pub(super) async fn insert_civic_history(
 
 /// Keeps sealed first passwords; a newer one replaces the older and is claimed by no hand-out.
 pub(super) async fn upsert_passwords(conn: &mut PgConnection, rows: &[SealedPassword], now: &str) -> sqlx::Result<()> {
-    insert_rows(
+    upsert_rows(
         conn,
         "INSERT INTO passwords (target, identity_id, school, sealed, created_at) ",
         " ON CONFLICT (target, identity_id) DO UPDATE SET school = excluded.school, sealed = excluded.sealed,
              created_at = excluded.created_at, claim_id = NULL, claimed_at = NULL",
         rows,
+        |r| (r.target.as_str(), r.identity_id.as_str()),
         |mut b, r| {
             b.push_bind(r.target.clone()).push_bind(r.identity_id.clone()).push_bind(r.school.clone());
             b.push_bind(r.sealed.clone()).push_bind(now.to_string());

@@ -8,6 +8,13 @@
 //! - Text columns are `COLLATE "C"`, so sorting and time comparisons match SQLite's.
 //! - Two hand-outs claiming one password: each `UPDATE ... WHERE claim_id IS NULL` row waits
 //!   for the other's transaction and is evaluated again, so each row goes to one of them.
+//! - A multi-row upsert may not touch one row twice: rows naming one key twice go in rounds
+//!   (`bulk::upsert_rows`), which writes what SQLite's row-after-row statement writes.
+//! - `LIMIT` refuses a negative value, which SQLite reads as none: bound as `NULL` instead.
+//! - Text cannot hold a NUL, and `jsonb` refuses `\u0000`: a lookup of text with a NUL finds
+//!   nothing, and whole records are read as `jsonb` with `\u0000` as U+FFFD. A record with a
+//!   NUL in a column, or a value over about 2,700 bytes in an indexed column (person_id,
+//!   email, eppn, a ref), is still refused where SQLite stores it: the sources must bound them.
 //! - The password is never part of the URL (an error names the database as
 //!   `postgres://user@host:port/db`), and TLS verifies the server unless the URL says otherwise.
 
@@ -260,6 +267,14 @@ const RECORD_COLUMNS: &str = "source, person_id, identity_id, civic_no, content_
 const SEARCH_FOLDED: [(&str, &str); 8] =
     [("Å", "å"), ("Ä", "ä"), ("Ö", "ö"), ("É", "é"), ("È", "è"), ("Ü", "ü"), ("Æ", "æ"), ("Ø", "ø")];
 
+/// A JSON text column as `jsonb`. A record's whole copy may hold `\u0000` (serde_json's
+/// spelling of a NUL a source delivered), which SQLite's JSON functions read but `jsonb` (and
+/// every `json` operator) refuses, failing the whole query for every record: it is read as
+/// U+FFFD instead, a character no lookup asks for.
+fn jsonb(column: &str) -> String {
+    format!("replace({column}, '\\u0000', '\\ufffd')::jsonb")
+}
+
 fn parse_time(t: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc))
 }
@@ -479,14 +494,21 @@ impl StateStore for PgStore {
     }
 
     async fn find_identity(&self, needle: &str) -> Result<Vec<IdentityId>, StoreError> {
-        let q = sqlx::query_scalar(
+        if needle.contains('\0') {
+            // PostgreSQL's text holds no NUL (it refuses the value): nothing stored has one.
+            return Ok(Vec::new());
+        }
+        let sql = format!(
             "SELECT id FROM identities WHERE id = $1 OR username = $1
              UNION SELECT identity_id FROM source_records WHERE person_id = $1
              UNION SELECT identity_id FROM usernames WHERE username = $1 AND identity_id <> ''
              UNION SELECT r.identity_id FROM source_records r
-                   WHERE r.data IS NOT NULL AND jsonb_typeof(r.data::jsonb -> 'external_ids') = 'array'
-                     AND r.data::jsonb -> 'external_ids' ? $1",
+                   WHERE r.data IS NOT NULL AND jsonb_typeof({data} -> 'external_ids') = 'array'
+                     AND {data} -> 'external_ids' ? $1",
+            data = jsonb("r.data"),
         );
+        // Only constants make the text of `sql`; the value is bound.
+        let q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
         self.ctx(q.bind(needle).fetch_all(&self.pool).await)
     }
 
@@ -916,7 +938,8 @@ impl StateStore for PgStore {
             "SELECT id, command, plan_id, started_at, finished_at, status, message, counts FROM
                (SELECT * FROM runs ORDER BY id DESC LIMIT $1) r ORDER BY id",
         );
-        Ok(self.fetch(q.bind(limit)).await?.into_iter().map(RunRow::from_row).collect())
+        // A negative limit is none (SQLite's `LIMIT -1`; PostgreSQL's is `LIMIT NULL`).
+        Ok(self.fetch(q.bind((limit >= 0).then_some(limit))).await?.into_iter().map(RunRow::from_row).collect())
     }
 
     async fn record_ops(&self, run: i64, ops: &[OpRecord], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -963,6 +986,9 @@ impl StateStore for PgStore {
     }
 
     async fn load_plan(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
+        if plan_id.contains('\0') {
+            return Ok(None);
+        }
         let q = sqlx::query_scalar("SELECT body FROM plans WHERE plan_id = $1");
         self.ctx(q.bind(plan_id).fetch_optional(&self.pool).await)
     }
@@ -1029,6 +1055,10 @@ impl StateStore for PgStore {
         schools: Option<&[String]>,
         limit: i64,
     ) -> Result<Vec<PersonHit>, StoreError> {
+        if text.contains('\0') {
+            // As in find_identity: no stored name holds a NUL.
+            return Ok(Vec::new());
+        }
         let escaped: String =
             text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
         let pattern = format!("%{escaped}%");
@@ -1053,7 +1083,10 @@ impl StateStore for PgStore {
         );
         type Hit = (String, Option<String>, String, String, Option<String>);
         // Only constants make the text of `sql`; the values are bound.
-        let q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql)).bind(pattern).bind(schools).bind(limit);
+        let q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(schools)
+            .bind((limit >= 0).then_some(limit));
         Ok(self
             .fetch(q)
             .await?

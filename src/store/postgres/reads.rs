@@ -29,9 +29,10 @@ const RECORDS_OF_IDS: &str = "SELECT person_id, civic_no, data FROM held_records
 
 /// The elements of a JSON array inside a held record's data (`key`), none when it is missing.
 fn held_array(key: &str) -> String {
+    let data = super::jsonb("h.data");
     format!(
-        "jsonb_array_elements(CASE WHEN jsonb_typeof(h.data::jsonb -> '{key}') = 'array'
-                                   THEN h.data::jsonb -> '{key}' ELSE '[]'::jsonb END)"
+        "jsonb_array_elements(CASE WHEN jsonb_typeof({data} -> '{key}') = 'array'
+                                   THEN {data} -> '{key}' ELSE '[]'::jsonb END)"
     )
 }
 
@@ -246,12 +247,13 @@ impl PgStore {
         self.ctx(
             async {
                 let mut tx = self.pool.begin().await?;
-                bulk::insert_rows(
+                bulk::upsert_rows(
                     &mut tx,
                     "INSERT INTO held_records (source, person_id, civic_no, data, content_hash, held_since, run_id) ",
                     " ON CONFLICT (source, person_id) DO UPDATE SET civic_no = excluded.civic_no,
                         data = excluded.data, content_hash = excluded.content_hash, run_id = excluded.run_id",
                     rows,
+                    |r| (r.source.as_str(), r.person_id.as_str()),
                     |mut b, r| {
                         b.push_bind(r.source.clone())
                             .push_bind(r.person_id.clone())

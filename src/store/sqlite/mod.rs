@@ -1048,6 +1048,11 @@ impl StateStore for SqliteStore {
         schools: Option<&[String]>,
         limit: i64,
     ) -> Result<Vec<PersonHit>, StoreError> {
+        if text.contains('\0') {
+            // SQLite's LIKE ends its pattern at a NUL ("kim\0" would find every name ending in
+            // "kim"); no stored name holds one (PostgreSQL's text cannot), so nothing is found.
+            return Ok(Vec::new());
+        }
         // LIKE's own characters in the text are taken as themselves.
         let escaped: String =
             text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
