@@ -181,12 +181,23 @@ fn assert_once_each(env: &Env, n: usize) {
 fn the_leader_killed_mid_apply_is_replaced_within_the_lease_and_everyone_is_created_once() {
     let n = 2500;
     let (env, db) = setup(n);
+    let token = env.enid(&["token", "add", "ops", "--role", "admin"]).ok().stdout.trim().to_string();
+    let leads = |s: &Service| {
+        let (status, text) = s.call("GET", "/metrics", Some(&token), None);
+        assert_eq!(status, 200, "{text}");
+        let line = text.lines().find(|l| l.starts_with("enid_leader{")).unwrap_or_default().to_string();
+        assert!(line.contains(&format!("node=\"{}:{}\"", host(), s.child.id())), "{line}");
+        line.ends_with(" 1")
+    };
     // Node b waits first, so that a starts as the leader: b starts once a leads.
     let mut a = second(&env, "enid.toml", "service.log");
     wait_for("node a leading", Duration::from_secs(30), &env, || health(&a).contains("role: leader"));
     let b = second(&env, "enid.toml", "b.log");
-    wait_for("node b following", Duration::from_secs(30), &env, || health(&b).contains("role: follower"));
-    assert!(health(&b).contains(&format!("leader: {}", host())), "the follower names the leader: {}", health(&b));
+    wait_for("node b following and naming the leader", Duration::from_secs(30), &env, || {
+        let h = health(&b);
+        h.contains("role: follower") && h.contains(&format!("leader: {}", host()))
+    });
+    assert!(leads(&a) && !leads(&b), "/metrics says which node leads");
     // Killed in the middle of its first apply.
     wait_for("node a sending", Duration::from_secs(60), &env, || !env.people().is_empty());
     a.child.kill().expect("kill -9");
@@ -195,6 +206,7 @@ fn the_leader_killed_mid_apply_is_replaced_within_the_lease_and_everyone_is_crea
     assert!(partial < n, "killed before it finished ({partial} of {n})");
     let took = wait_for("node b leading", LEASE * 4, &env, || health(&b).contains("role: leader"));
     assert!(took <= LEASE + LEASE / 3 + Duration::from_secs(2), "took over in {took:?}");
+    assert!(leads(&b));
     wait_for("everyone created", Duration::from_secs(120), &env, || env.people().len() == n);
     assert_once_each(&env, n);
     // The dead leader's run is interrupted (by the new leader's first run), never run again.
