@@ -203,7 +203,7 @@ impl Engine {
             };
             // Whatever the source checked itself: a civic number in a name, group, school or
             // address rejects the row before any guard counts it (one detector for every source).
-            batch.reject_civic_in_free_text();
+            batch.reject_unfit();
             if let Some(before) = last_columns.get(id).filter(|_| !overrides.schema_change) {
                 let missing: Vec<&str> = before.difference(&batch.columns).map(String::as_str).collect();
                 if !missing.is_empty() {

@@ -331,6 +331,81 @@ impl SourceRecord {
     }
 }
 
+/// The longest value a text field of a record may hold, in characters. Longer values are broken
+/// exports (or attempts to break a target or the state's indexes), never names.
+pub const MAX_FIELD_CHARS: usize = 256;
+
+impl SourceRecord {
+    /// Why a text field of the record cannot be stored or sent, by field name: a control
+    /// character (a NUL, which PostgreSQL refuses to store; a line break in a name), or more than
+    /// [`MAX_FIELD_CHARS`] characters. The value is never shown.
+    pub fn unfit_text(&self) -> Option<String> {
+        let unfit = |field: &str, text: &str| {
+            if text.chars().any(char::is_control) {
+                Some(format!("{field} holds a control character; fix the source"))
+            } else if text.chars().count() > MAX_FIELD_CHARS {
+                Some(format!(
+                    "{field} is {} characters long, more than the {MAX_FIELD_CHARS} allowed; fix the source",
+                    text.chars().count()
+                ))
+            } else {
+                None
+            }
+        };
+        fn some<'a>(k: &'static str, v: &'a Option<String>) -> Option<(&'static str, &'a str)> {
+            v.as_deref().map(|v| (k, v))
+        }
+        let mut texts: Vec<(&'static str, &str)> = vec![
+            ("person_id", self.person_id.as_str()),
+            ("given_name", self.given_name.as_str()),
+            ("family_name", self.family_name.as_str()),
+        ];
+        texts.extend(some("email", &self.email));
+        texts.extend(some("eppn", &self.eppn));
+        texts.extend(self.external_ids.iter().map(|e| ("external_ids", e.as_str())));
+        for a in &self.affiliations {
+            texts.extend(some("school_unit", &a.school_unit));
+            texts.extend(some("school_unit_name", &a.school_unit_name));
+            texts.extend(some("duty_role", &a.duty_role));
+            texts.extend(some("school_type", &a.school_type));
+            texts.extend(some("year", &a.year));
+            texts.extend(some("affiliation source_id", &a.source_id));
+        }
+        for g in &self.groups {
+            texts.push(("groups", g.name.as_str()));
+            texts.extend(some("group school_unit", &g.school_unit));
+            texts.extend(some("group source_id", &g.source_id));
+        }
+        texts.into_iter().find_map(|(field, text)| unfit(field, text))
+    }
+}
+
+/// Moves every record that cannot be stored or shown as it is to the rejected rows: a text field
+/// with a control character or too long ([`SourceRecord::unfit_text`]), or a civic number in a
+/// free-text field ([`SourceRecord::civic_in_free_text`]). Each keeps its key (unless the key is
+/// what is wrong) and its civic number, so that its person is kept as last stored. The engine
+/// runs this over every source's batch, and a source over its changes: the rules hold for
+/// sources that do not check them themselves.
+pub fn reject_unfit(records: &mut Vec<SourceRecord>) -> Vec<RowError> {
+    let why = |r: &SourceRecord| r.unfit_text().or_else(|| r.civic_in_free_text().map(civic_in_free_text_message));
+    let (bad, good): (Vec<SourceRecord>, Vec<SourceRecord>) =
+        std::mem::take(records).into_iter().partition(|r| why(r).is_some());
+    *records = good;
+    bad.into_iter()
+        .map(|r| {
+            let message = why(&r).unwrap_or_default();
+            let key_fit = !message.starts_with("person_id ");
+            RowError {
+                school_unit: r.shown_school(),
+                location: r.location,
+                message,
+                person_id: key_fit.then_some(r.person_id),
+                civic_no: r.civic_no,
+            }
+        })
+        .collect()
+}
+
 /// The message of a row rejected because `field` holds a civic number. It names the field only:
 /// the value is never shown, not even masked (a birth date is personal data too).
 pub fn civic_in_free_text_message(field: &str) -> String {
@@ -442,25 +517,11 @@ impl SourceBatch {
         self.records.len() + self.rejected.len()
     }
 
-    /// Moves every record that holds a civic number in a free-text field
-    /// ([`SourceRecord::civic_in_free_text`]) to the rejected rows, keeping its key and civic
-    /// number so that its person is kept as last stored. The engine runs this over every
-    /// source's batch, so the rule holds for sources that do not check it themselves.
-    pub fn reject_civic_in_free_text(&mut self) {
-        let (bad, good): (Vec<SourceRecord>, Vec<SourceRecord>) =
-            std::mem::take(&mut self.records).into_iter().partition(|r| r.civic_in_free_text().is_some());
-        self.records = good;
-        for r in bad {
-            let field = r.civic_in_free_text().unwrap_or("a free-text field");
-            let school_unit = r.shown_school();
-            self.rejected.push(RowError {
-                location: r.location,
-                message: civic_in_free_text_message(field),
-                person_id: Some(r.person_id),
-                civic_no: r.civic_no,
-                school_unit,
-            });
-        }
+    /// Moves every record that cannot be stored or shown as it is to the rejected rows
+    /// ([`reject_unfit`]).
+    pub fn reject_unfit(&mut self) {
+        let rejected = reject_unfit(&mut self.records);
+        self.rejected.extend(rejected);
     }
 }
 
@@ -695,7 +756,7 @@ mod tests {
             ],
             ..SourceBatch::default()
         };
-        batch.reject_civic_in_free_text();
+        batch.reject_unfit();
         let kept: Vec<&str> = batch.records.iter().map(|r| r.person_id.as_str()).collect();
         assert_eq!(kept, ["1", "19821105-9954"]);
         let rejected: Vec<(String, Option<&str>)> =
@@ -708,5 +769,45 @@ mod tests {
             [want("api:2", "given_name", "2"), want("api:3", "groups", "3"), want("api:4", "email", "4")]
         );
         assert!(!format!("{rejected:?}").contains("9996"));
+    }
+
+    /// What no store can keep or no target should get: a NUL or another control character, a
+    /// value longer than 256 characters, in any text field, from any source (SS 12000 checks
+    /// neither itself). The person is kept as last stored; a key that is itself at fault is not
+    /// kept as a key.
+    #[test]
+    fn records_with_control_characters_or_overlong_text_are_rejected_for_every_source() {
+        let mut nul_name = record("1", "An\u{0}na", &[], None);
+        nul_name.location = "persons/1".into();
+        let mut long_mail = record("2", "Bo", &[], Some(&format!("{}@skola.se", "b".repeat(300))));
+        long_mail.location = "persons/2".into();
+        let mut tab_group = record("3", "Cy", &["7\tA"], None);
+        tab_group.location = "persons/3".into();
+        let mut long_key = record(&"k".repeat(3000), "Dag", &[], None);
+        long_key.location = "persons/(long)".into();
+        let mut nul_extid = record("5", "Ed", &[], None);
+        nul_extid.external_ids = vec!["x\u{0}".into()];
+        let exact = record(&"k".repeat(256), "Fia", &[], Some(&format!("{}@s.se", "f".repeat(251))));
+        let mut records = vec![nul_name, long_mail, tab_group, long_key, nul_extid, exact];
+        let rejected = reject_unfit(&mut records);
+        assert_eq!(records.len(), 1, "256 characters are allowed");
+        let seen: Vec<(&str, &str, Option<usize>)> = rejected
+            .iter()
+            .map(|e| (e.location.as_str(), e.message.as_str(), e.person_id.as_ref().map(String::len)))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("persons/1", "given_name holds a control character; fix the source", Some(1)),
+                ("persons/2", "email is 309 characters long, more than the 256 allowed; fix the source", Some(1)),
+                ("persons/3", "groups holds a control character; fix the source", Some(1)),
+                (
+                    "persons/(long)",
+                    "person_id is 3000 characters long, more than the 256 allowed; fix the source",
+                    None
+                ),
+                ("api:5", "external_ids holds a control character; fix the source", Some(1)),
+            ]
+        );
     }
 }

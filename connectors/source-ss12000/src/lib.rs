@@ -333,7 +333,7 @@ impl Ss12000Source {
         let ctx = Ctx { orgs: &orgs, today: cx.today, warnings: &self.warnings };
         let mut out = merge(&prior, &ch, ctx);
         rejected.extend(out.rejected);
-        rejected.extend(reject_civic_in_free_text(&mut out.changed));
+        rejected.extend(connector_api::source::reject_unfit(&mut out.changed));
         let mark = wire::later(Some(since), mark);
         Ok(SourceChanges {
             changed: out.changed,
@@ -503,24 +503,6 @@ fn unreadable_person(u: wire::Unreadable) -> RowError {
     RowError { location, message: unreadable_reason(&u), person_id: u.id, civic_no: None, school_unit: None }
 }
 
-/// Moves changed records that hold a civic number in a free-text field to the rejected rows, as
-/// `SourceBatch::reject_civic_in_free_text` does for a full read (which the engine runs on every
-/// batch): the person is kept as last stored.
-fn reject_civic_in_free_text(changed: &mut Vec<SourceRecord>) -> Vec<RowError> {
-    let (bad, good): (Vec<SourceRecord>, Vec<SourceRecord>) =
-        std::mem::take(changed).into_iter().partition(|r| r.civic_in_free_text().is_some());
-    *changed = good;
-    bad.into_iter()
-        .map(|r| RowError {
-            message: connector_api::source::civic_in_free_text_message(r.civic_in_free_text().unwrap_or("a field")),
-            school_unit: r.shown_school(),
-            location: r.location,
-            person_id: Some(r.person_id),
-            civic_no: r.civic_no,
-        })
-        .collect()
-}
-
 fn full_watermark(f: &Full) -> Option<DateTime<FixedOffset>> {
     let m = f.duties.iter().map(|d| wire::modified(&d.meta));
     let m = m.chain(f.placements.iter().map(|p| wire::modified(&p.meta)));
@@ -633,7 +615,7 @@ mod tests {
             location: format!("persons/{id}"),
         };
         let mut changed = vec![record("p1", "Berg"), record("p2", "Berg 870704-9998")];
-        let rejected = reject_civic_in_free_text(&mut changed);
+        let rejected = connector_api::source::reject_unfit(&mut changed);
         assert_eq!(changed.len(), 1);
         assert_eq!(rejected.len(), 1);
         assert_eq!((rejected[0].location.as_str(), rejected[0].person_id.as_deref()), ("persons/p2", Some("p2")));
