@@ -340,43 +340,43 @@ impl SourceRecord {
     /// character (a NUL, which PostgreSQL refuses to store; a line break in a name), or more than
     /// [`MAX_FIELD_CHARS`] characters. The value is never shown.
     pub fn unfit_text(&self) -> Option<String> {
-        let unfit = |field: &str, text: &str| {
-            if text.chars().any(char::is_control) {
-                Some(format!("{field} holds a control character; fix the source"))
-            } else if text.chars().count() > MAX_FIELD_CHARS {
-                Some(format!(
-                    "{field} is {} characters long, more than the {MAX_FIELD_CHARS} allowed; fix the source",
-                    text.chars().count()
-                ))
-            } else {
-                None
+        // Run over every record of every read: bytes first, characters only when needed.
+        let unfit = |field: &str, text: &str| -> Option<String> {
+            let b = text.as_bytes();
+            let control =
+                b.iter().any(|&c| c < 0x20 || c == 0x7f) || (b.contains(&0xC2) && text.chars().any(char::is_control));
+            if control {
+                return Some(format!("{field} holds a control character; fix the source"));
             }
+            let n = if b.len() > MAX_FIELD_CHARS { text.chars().count() } else { 0 };
+            (n > MAX_FIELD_CHARS).then(|| {
+                format!("{field} is {n} characters long, more than the {MAX_FIELD_CHARS} allowed; fix the source")
+            })
         };
-        fn some<'a>(k: &'static str, v: &'a Option<String>) -> Option<(&'static str, &'a str)> {
-            v.as_deref().map(|v| (k, v))
-        }
-        let mut texts: Vec<(&'static str, &str)> = vec![
-            ("person_id", self.person_id.as_str()),
-            ("given_name", self.given_name.as_str()),
-            ("family_name", self.family_name.as_str()),
-        ];
-        texts.extend(some("email", &self.email));
-        texts.extend(some("eppn", &self.eppn));
-        texts.extend(self.external_ids.iter().map(|e| ("external_ids", e.as_str())));
-        for a in &self.affiliations {
-            texts.extend(some("school_unit", &a.school_unit));
-            texts.extend(some("school_unit_name", &a.school_unit_name));
-            texts.extend(some("duty_role", &a.duty_role));
-            texts.extend(some("school_type", &a.school_type));
-            texts.extend(some("year", &a.year));
-            texts.extend(some("affiliation source_id", &a.source_id));
-        }
-        for g in &self.groups {
-            texts.push(("groups", g.name.as_str()));
-            texts.extend(some("group school_unit", &g.school_unit));
-            texts.extend(some("group source_id", &g.source_id));
-        }
-        texts.into_iter().find_map(|(field, text)| unfit(field, text))
+        let opt = |field: &str, text: &Option<String>| text.as_deref().and_then(|t| unfit(field, t));
+        unfit("person_id", &self.person_id)
+            .or_else(|| unfit("given_name", &self.given_name))
+            .or_else(|| unfit("family_name", &self.family_name))
+            .or_else(|| opt("email", &self.email))
+            .or_else(|| opt("eppn", &self.eppn))
+            .or_else(|| self.external_ids.iter().find_map(|e| unfit("external_ids", e)))
+            .or_else(|| {
+                self.affiliations.iter().find_map(|a| {
+                    opt("school_unit", &a.school_unit)
+                        .or_else(|| opt("school_unit_name", &a.school_unit_name))
+                        .or_else(|| opt("duty_role", &a.duty_role))
+                        .or_else(|| opt("school_type", &a.school_type))
+                        .or_else(|| opt("year", &a.year))
+                        .or_else(|| opt("affiliation source_id", &a.source_id))
+                })
+            })
+            .or_else(|| {
+                self.groups.iter().find_map(|g| {
+                    unfit("groups", &g.name)
+                        .or_else(|| opt("group school_unit", &g.school_unit))
+                        .or_else(|| opt("group source_id", &g.source_id))
+                })
+            })
     }
 }
 
