@@ -85,6 +85,13 @@ impl LdapTarget {
                 if let Some(requested) = wanted.get(&lower) {
                     // Keep the server's name when it is spelt as requested: no copy.
                     let key = if name == **requested { name } else { (*requested).clone() };
+                    // LDAP values are a set; the server keeps them in the order they were added
+                    // (a `HashSet`'s, in the add): sorted, two directories with the same content
+                    // give the same observation, and the same plan id.
+                    let mut values = values;
+                    if values.len() > 1 {
+                        values.sort_unstable();
+                    }
                     mapped.insert(key, Value::Text(values));
                 }
             }
