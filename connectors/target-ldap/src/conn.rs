@@ -33,8 +33,10 @@ impl Conn {
         Conn { settings, password, ldap: Mutex::new(None) }
     }
 
+    /// Each operation's timeout: the configured one, shortened so that no operation outlasts
+    /// this node's lease on the state (`connector_api::fence`). Both targets read it here.
     pub(crate) fn timeout(&self) -> Duration {
-        self.settings.timeout
+        connector_api::fence::cap(self.settings.timeout)
     }
 
     /// Whether the connection is encrypted (ldaps:// or StartTLS): AD takes passwords only so.
@@ -44,7 +46,7 @@ impl Conn {
 
     fn ldap_settings(&self) -> Result<LdapConnSettings, TargetError> {
         let s = &self.settings;
-        let mut out = LdapConnSettings::new().set_conn_timeout(s.timeout).set_starttls(s.starttls);
+        let mut out = LdapConnSettings::new().set_conn_timeout(self.timeout()).set_starttls(s.starttls);
         if s.tls_insecure_skip_verify {
             out = out.set_no_tls_verify(true);
         } else if let Some(ca) = &s.tls_ca_file {
@@ -70,7 +72,7 @@ impl Conn {
                 tracing::debug!(error = %e, "LDAP connection ended");
             }
         });
-        ldap.with_timeout(self.settings.timeout)
+        ldap.with_timeout(self.timeout())
             .simple_bind(&self.settings.bind_dn, self.password.expose())
             .await
             .map_err(|e| from_ldap(e, "bind"))

@@ -80,10 +80,9 @@ impl LdapTarget {
         &self.config
     }
 
-    /// Each operation's timeout: the configured one, shortened so that no operation outlasts
-    /// this node's lease on the state (`connector_api::fence`).
+    /// Each operation's timeout (capped by the fence: `Conn::timeout`).
     pub(crate) fn timeout(&self) -> Duration {
-        connector_api::fence::cap(self.conn.timeout())
+        self.conn.timeout()
     }
 
     /// A handle on the shared connection, connecting and binding first when there is none.

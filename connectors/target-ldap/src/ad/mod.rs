@@ -120,6 +120,8 @@ impl Target for AdTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
+        // Nothing is sent once this node's lease on the state is no longer certain.
+        connector_api::fence::check()?;
         self.guarded(self.apply_inner(op)).await
     }
 }
