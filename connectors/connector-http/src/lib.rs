@@ -286,6 +286,11 @@ impl HttpClient {
                 .header(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(self.settings.content_type))
                 .body(bytes);
         }
+        // Checked again right before sending: the rate limiter, a free slot or a token may have
+        // taken the time that was left.
+        if connector_api::fence::check().is_err() || connector_api::fence::remaining().is_some_and(|l| l.is_zero()) {
+            return Err(HttpFailure::fenced());
+        }
         builder.send().await.map_err(HttpFailure::from_reqwest)
     }
 }

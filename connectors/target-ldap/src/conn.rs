@@ -28,6 +28,19 @@ pub(crate) struct Conn {
     ldap: Mutex<Option<Ldap>>,
 }
 
+/// `timeout` for one LDAP request, capped by the fence (`connector_api::fence`); an error once
+/// the fence has passed. Called at every request, not once per operation: an operation of
+/// several requests (an AD create, a move, member changes) stops between them. (ldap3 puts a
+/// request on the wire before its timeout starts, so a zero timeout would still send it.)
+pub(crate) fn fenced(timeout: Duration) -> Result<Duration, TargetError> {
+    connector_api::fence::check()?;
+    let capped = connector_api::fence::cap(timeout);
+    if capped.is_zero() {
+        return Err(connector_api::fence::fenced());
+    }
+    Ok(capped)
+}
+
 impl Conn {
     pub(crate) fn new(settings: ConnSettings, password: Secret) -> Conn {
         Conn { settings, password, ldap: Mutex::new(None) }
@@ -72,7 +85,7 @@ impl Conn {
                 tracing::debug!(error = %e, "LDAP connection ended");
             }
         });
-        ldap.with_timeout(self.timeout())
+        ldap.with_timeout(fenced(self.timeout())?)
             .simple_bind(&self.settings.bind_dn, self.password.expose())
             .await
             .map_err(|e| from_ldap(e, "bind"))

@@ -145,7 +145,7 @@ impl Target for LdapTarget {
         let mut ldap = self.ldap().await?;
         let base = self.config.base_dn.clone();
         let res = ldap
-            .with_timeout(self.timeout())
+            .with_timeout(crate::conn::fenced(self.timeout())?)
             .search(&base, Scope::Base, "(objectClass=*)", vec!["1.1"])
             .await
             .map_err(|e| from_ldap(e, &format!("read base_dn {base}")))?;

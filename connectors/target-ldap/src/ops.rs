@@ -21,7 +21,7 @@ impl LdapTarget {
                 let groups = self.config.groups.as_ref().ok_or_else(|| TargetError::config("no [groups]"))?;
                 let base = groups.base_dn.clone();
                 let (entries, _) = ldap
-                    .with_timeout(self.timeout())
+                    .with_timeout(crate::conn::fenced(self.timeout())?)
                     .search(&base, Scope::Subtree, "(gidNumber=*)", vec!["gidNumber"])
                     .await
                     .and_then(|r| r.non_error())
@@ -54,7 +54,7 @@ impl LdapTarget {
         let benign = if add { 20 } else { 16 };
         let what = format!("{} members of {key}", if add { "add" } else { "remove" });
         let res = ldap
-            .with_timeout(self.timeout())
+            .with_timeout(crate::conn::fenced(self.timeout())?)
             .modify(key, make(members.iter().cloned().collect()))
             .await
             .map_err(|e| from_ldap(e, &what))?;
@@ -63,7 +63,7 @@ impl LdapTarget {
         }
         for m in members {
             let res = ldap
-                .with_timeout(self.timeout())
+                .with_timeout(crate::conn::fenced(self.timeout())?)
                 .modify(key, make(HashSet::from([m.clone()])))
                 .await
                 .map_err(|e| from_ldap(e, &what))?;
@@ -86,8 +86,11 @@ impl LdapTarget {
             ("objectClass".to_string(), HashSet::from(["organizationalUnit".to_string()])),
             ("ou".to_string(), HashSet::from([value])),
         ];
-        let res =
-            ldap.with_timeout(self.timeout()).add(&ou, attrs).await.map_err(|e| from_ldap(e, "add disabled OU"))?;
+        let res = ldap
+            .with_timeout(crate::conn::fenced(self.timeout())?)
+            .add(&ou, attrs)
+            .await
+            .map_err(|e| from_ldap(e, "add disabled OU"))?;
         if res.rc != 0 && res.rc != 68 {
             from_result(res, &format!("create the disabled OU {ou}"))?;
         }
@@ -130,7 +133,7 @@ impl LdapTarget {
             TargetOp::Rename { key, username } => {
                 let rdn = format!("{}={}", self.config.rdn_attribute, dn_escape(username));
                 let res = ldap
-                    .with_timeout(t)
+                    .with_timeout(crate::conn::fenced(t)?)
                     .modifydn(key, &rdn, true, None)
                     .await
                     .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
@@ -147,8 +150,11 @@ impl LdapTarget {
                 for c in changes {
                     mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
                 }
-                let res =
-                    ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                let res = ldap
+                    .with_timeout(crate::conn::fenced(t)?)
+                    .modify(key, mods)
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
                 Ok(OpOutcome::Updated)
             }
@@ -162,7 +168,7 @@ impl LdapTarget {
                 DisableMethod::Attribute { attribute, value } => {
                     let mods = vec![Mod::Replace(attribute.clone(), HashSet::from([value.clone()]))];
                     let res = ldap
-                        .with_timeout(t)
+                        .with_timeout(crate::conn::fenced(t)?)
                         .modify(key, mods)
                         .await
                         .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
@@ -179,7 +185,7 @@ impl LdapTarget {
                 DisableMethod::Attribute { attribute, .. } => {
                     let mods = vec![Mod::Replace(attribute.clone(), HashSet::<String>::new())];
                     let res = ldap
-                        .with_timeout(t)
+                        .with_timeout(crate::conn::fenced(t)?)
                         .modify(key, mods)
                         .await
                         .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
@@ -188,7 +194,11 @@ impl LdapTarget {
                 }
             },
             TargetOp::Delete { key } | TargetOp::DeleteGroup { key } => {
-                let res = ldap.with_timeout(t).delete(key).await.map_err(|e| from_ldap(e, &format!("delete {key}")))?;
+                let res = ldap
+                    .with_timeout(crate::conn::fenced(t)?)
+                    .delete(key)
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("delete {key}")))?;
                 from_result(res, &format!("delete {key}"))?;
                 Ok(OpOutcome::Deleted)
             }
@@ -240,7 +250,7 @@ impl LdapTarget {
             return Ok(key.to_string()); // already there: a repeated operation is a no-op
         }
         let res = ldap
-            .with_timeout(self.timeout())
+            .with_timeout(crate::conn::fenced(self.timeout())?)
             .modifydn(key, rdn, true, Some(new_parent))
             .await
             .map_err(|e| from_ldap(e, &format!("move {key}")))?;
@@ -258,7 +268,7 @@ impl LdapTarget {
         entry: Vec<(String, HashSet<String>)>,
     ) -> Result<OpOutcome, TargetError> {
         let res = ldap
-            .with_timeout(self.timeout())
+            .with_timeout(crate::conn::fenced(self.timeout())?)
             .with_controls(PostRead::new(vec!["entryUUID"]))
             .add(&dn, entry)
             .await

@@ -36,15 +36,35 @@ impl Holder {
         let mut nonce = [0u8; 6];
         let _ = getrandom::fill(&mut nonce);
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        Holder { id: format!("{host}:{pid}:{nonce}"), host }
+        Holder { id: format!("{host}:{pid}:{}:{nonce}", pid_scope()), host }
     }
 }
 
-/// Whether the holder written as `id` is a process on this machine that has ended.
+/// Where a pid means one process: this boot of this kernel, and this pid namespace (containers
+/// with the host's name have their own pids). Empty when it cannot be read: then no holder is
+/// ever taken for dead.
+pub(crate) fn pid_scope() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|b| b.trim().replace('-', ""));
+    let ns = std::fs::read_link("/proc/self/ns/pid").map(|l| l.display().to_string());
+    match (boot, ns) {
+        (Ok(boot), Ok(ns)) => {
+            let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
+            format!("{}.{ns}", &boot[..boot.len().min(12)])
+        }
+        _ => String::new(),
+    }
+}
+
+/// Whether the holder written as `id` (`host:pid:scope:nonce (...)`) is a process of this
+/// machine's boot and pid namespace that has ended.
 fn holder_is_dead_here(id: &str, host: &str) -> bool {
-    let mut parts = id.splitn(3, ':');
-    let (Some(h), Some(pid)) = (parts.next(), parts.next()) else { return false };
-    h == host && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    let mut parts = id.splitn(4, ':');
+    let (Some(h), Some(pid), Some(scope)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let here = pid_scope();
+    h == host
+        && !here.is_empty()
+        && scope == here
+        && pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Why a lease could not be taken.
@@ -163,6 +183,7 @@ impl Lease {
 
     /// Gives the lease up now (also done, in the background, when dropped).
     pub async fn release(self) {
+        self.inner.lost.store(true, Ordering::SeqCst);
         self.renewer.abort();
         let _ = release(&self.inner).await;
     }
@@ -170,6 +191,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // Lost first: whoever still holds `Inner` (a run's fence) sends nothing more once the row
+        // is free for the next holder.
+        self.inner.lost.store(true, Ordering::SeqCst);
         self.renewer.abort();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let inner = self.inner.clone();
@@ -200,16 +224,22 @@ async fn release(inner: &Inner) -> Result<(), sqlx::Error> {
         .map(drop)
 }
 
-/// Renews the lease every third of its time while this process holds it. A renewal that fails
+/// Renews the lease every quarter of its time (from the last renewal that got through) while
+/// this process holds it; a failed renewal is tried again every 200 ms. A renewal that fails
 /// (the database gone, or the lease taken over) leaves the confirmed time where it was: the
 /// holder stops sending when it passes.
 async fn renew(inner: Arc<Inner>) {
     let ms = i64::try_from(inner.ttl.as_millis()).unwrap_or(i64::MAX);
+    let every = inner.ttl / 4;
+    let mut next = Instant::now() + every;
     loop {
-        tokio::time::sleep(inner.ttl / 3).await;
+        tokio::time::sleep_until(next.into()).await;
         let started = Instant::now();
+        // A renewal may take as long as the lease is still certain, no longer.
+        let Some(until) = inner.confirmed() else { return };
+        let left = until.saturating_duration_since(started).max(Duration::from_millis(50));
         let renewed = tokio::time::timeout(
-            inner.ttl / 3,
+            left,
             sqlx::query(
                 "UPDATE leases SET expires_at = now() + $4 * interval '1 millisecond'
                   WHERE name = $1 AND holder = $2 AND fence = $3 AND expires_at > now()",
@@ -225,14 +255,22 @@ async fn renew(inner: Arc<Inner>) {
             Ok(Ok(done)) if done.rows_affected() == 1 => {
                 *inner.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     started + inner.ttl.saturating_sub(margin(inner.ttl));
+                next = started + every;
             }
             Ok(Ok(_)) => {
                 tracing::error!(lease = %inner.name, "the lease on the state was lost (it expired or another node took it); this process sends nothing more");
                 inner.lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Ok(Err(e)) => tracing::warn!(lease = %inner.name, error = %e, "cannot renew the lease on the state"),
-            Err(_) => tracing::warn!(lease = %inner.name, "renewing the lease on the state timed out"),
+            // Tried again soon: the lease is still certain until `confirmed`.
+            Ok(Err(e)) => {
+                tracing::warn!(lease = %inner.name, error = %e, "cannot renew the lease on the state");
+                next = Instant::now() + Duration::from_millis(200);
+            }
+            Err(_) => {
+                tracing::warn!(lease = %inner.name, "renewing the lease on the state timed out");
+                next = Instant::now() + Duration::from_millis(200);
+            }
         }
     }
 }

@@ -197,13 +197,18 @@ mod leases {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        holder_row(&store, &format!("{}:{pid}:abc (`enid apply`)", host()), 3600).await;
+        let scope = crate::store::postgres::lease::pid_scope();
+        holder_row(&store, &format!("{}:{pid}:{scope}:abc (`enid apply`)", host()), 3600).await;
         let lease = Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(30)).await.unwrap();
         assert!(lease.holds());
         // A live process on this machine keeps it.
         drop(lease);
         let (_, other) = open().await;
-        holder_row(&other, &format!("{}:1:abc (`enid run`)", host()), 3600).await;
+        holder_row(&other, &format!("{}:1:{scope}:abc (`enid run`)", host()), 3600).await;
+        // Nor is a holder of another pid namespace or boot (a container with the host's name).
+        let (_, third) = open().await;
+        holder_row(&third, &format!("{}:{pid}:0123456789ab.4026531836:abc (`enid run`)", host()), 3600).await;
+        assert!(Lease::acquire(&third, "run", "`enid apply`", Duration::from_secs(30)).await.is_err());
         assert!(Lease::acquire(&other, "run", "`enid apply`", Duration::from_secs(30)).await.is_err());
     }
 
@@ -216,7 +221,7 @@ mod leases {
         assert!(Lease::acquire(&store, "run", "`enid apply`", Duration::from_secs(1)).await.is_err());
         // Someone else takes the row (an operator, or a node that saw it expire).
         sqlx::query("UPDATE leases SET holder = 'thief:1:x', fence = fence + 1").execute(store.pool()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert!(!lease.holds(), "the renewal found the lease gone");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(lease.confirmed().is_none(), "the renewal found the lease gone (not merely run out)");
     }
 }

@@ -97,8 +97,11 @@ impl AdTarget {
             TargetOp::Create { account } => self.create(&mut ldap, account).await,
             TargetOp::Rename { key, username } => {
                 let mods = vec![Mod::Replace("sAMAccountName".to_string(), HashSet::from([username.clone()]))];
-                let res =
-                    ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("rename {key}")))?;
+                let res = ldap
+                    .with_timeout(crate::conn::fenced(t)?)
+                    .modify(key, mods)
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
                 from_result(res, &format!("rename {key} to {username}"))?;
                 Ok(OpOutcome::Renamed { key: key.clone() })
             }
@@ -108,8 +111,11 @@ impl AdTarget {
                 for c in changes {
                     mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
                 }
-                let res =
-                    ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                let res = ldap
+                    .with_timeout(crate::conn::fenced(t)?)
+                    .modify(key, mods)
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
                 // The entry is named by the display name: a new name renames it, so the old name
                 // does not stay in the DN (after a change of name, a person's old one must go).
@@ -133,7 +139,11 @@ impl AdTarget {
                 Ok(OpOutcome::Enabled { key: key.clone() })
             }
             TargetOp::Delete { key } | TargetOp::DeleteGroup { key } => {
-                let res = ldap.with_timeout(t).delete(key).await.map_err(|e| from_ldap(e, &format!("delete {key}")))?;
+                let res = ldap
+                    .with_timeout(crate::conn::fenced(t)?)
+                    .delete(key)
+                    .await
+                    .map_err(|e| from_ldap(e, &format!("delete {key}")))?;
                 if res.rc == 32 {
                     return Ok(OpOutcome::Deleted); // gone already: what a delete was for
                 }
@@ -201,7 +211,11 @@ impl AdTarget {
             dn = format!("CN={},{placement}", dn_escape(&candidate));
             let mut with_cn = entry.clone();
             with_cn.push(one("cn", &candidate));
-            let res = ldap.with_timeout(t).add(&dn, with_cn).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+            let res = ldap
+                .with_timeout(crate::conn::fenced(t)?)
+                .add(&dn, with_cn)
+                .await
+                .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
             if res.rc == 68 && candidate == cn_value(&cn, None) {
                 continue;
             }
@@ -211,8 +225,11 @@ impl AdTarget {
         let anchor = self.guid_of(ldap, &dn).await?;
         if account.enabled {
             let mods = vec![Mod::Replace("userAccountControl".to_string(), HashSet::from([UAC_NORMAL.to_string()]))];
-            let res =
-                ldap.with_timeout(t).modify(&dn, mods).await.map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
+            let res = ldap
+                .with_timeout(crate::conn::fenced(t)?)
+                .modify(&dn, mods)
+                .await
+                .map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
             // Made but not enabled: the next run finds it by its owner marker and enables it.
             from_result(res, &format!("enable {dn} after its create"))?;
         }
@@ -222,7 +239,7 @@ impl AdTarget {
     /// The `objectGUID` of an entry, as text.
     async fn guid_of(&self, ldap: &mut Ldap, dn: &str) -> Result<Option<String>, TargetError> {
         let (entries, _) = ldap
-            .with_timeout(self.conn.timeout())
+            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
             .search(dn, Scope::Base, "(objectClass=*)", vec!["objectGUID"])
             .await
             .and_then(|r| r.success())
@@ -265,7 +282,7 @@ impl AdTarget {
         }
         for (i, new_rdn) in candidates.iter().enumerate() {
             let res = ldap
-                .with_timeout(t)
+                .with_timeout(crate::conn::fenced(t)?)
                 .modifydn(key, new_rdn, true, Some(placement))
                 .await
                 .map_err(|e| from_ldap(e, &format!("move {key}")))?;
@@ -281,7 +298,7 @@ impl AdTarget {
     /// The `sAMAccountName` and `displayName` of an entry.
     async fn names_of(&self, ldap: &mut Ldap, key: &str) -> Result<(Option<String>, Option<String>), TargetError> {
         let (entries, _) = ldap
-            .with_timeout(self.conn.timeout())
+            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
             .search(key, Scope::Base, "(objectClass=*)", vec!["sAMAccountName", "displayName"])
             .await
             .and_then(|r| r.success())
@@ -310,7 +327,7 @@ impl AdTarget {
         }
         for (i, new_rdn) in candidates.iter().enumerate() {
             let res = ldap
-                .with_timeout(t)
+                .with_timeout(crate::conn::fenced(t)?)
                 .modifydn(key, new_rdn, true, None)
                 .await
                 .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
@@ -327,7 +344,7 @@ impl AdTarget {
     async fn set_disabled(&self, ldap: &mut Ldap, key: &str, disabled: bool) -> Result<(), TargetError> {
         let t = self.conn.timeout();
         let (entries, _) = ldap
-            .with_timeout(t)
+            .with_timeout(crate::conn::fenced(t)?)
             .search(key, Scope::Base, "(objectClass=*)", vec!["userAccountControl"])
             .await
             .and_then(|r| r.success())
@@ -344,7 +361,8 @@ impl AdTarget {
         }
         let what = if disabled { format!("disable {key}") } else { format!("enable {key}") };
         let mods = vec![Mod::Replace("userAccountControl".to_string(), HashSet::from([want.to_string()]))];
-        let res = ldap.with_timeout(t).modify(key, mods).await.map_err(|e| from_ldap(e, &what))?;
+        let res =
+            ldap.with_timeout(crate::conn::fenced(t)?).modify(key, mods).await.map_err(|e| from_ldap(e, &what))?;
         from_result(res, &what)?;
         Ok(())
     }
@@ -361,7 +379,7 @@ impl AdTarget {
         let mut here = dn.to_string();
         loop {
             let res = ldap
-                .with_timeout(t)
+                .with_timeout(crate::conn::fenced(t)?)
                 .search(&here, Scope::Base, "(objectClass=*)", vec!["1.1"])
                 .await
                 .map_err(|e| from_ldap(e, &format!("read {here}")))?;
@@ -389,7 +407,11 @@ impl AdTarget {
                 one("ou", &unescape_dn_value(name)),
                 one("description", "Made by enid for the accounts of a school unit"),
             ];
-            let res = ldap.with_timeout(t).add(ou, entry).await.map_err(|e| from_ldap(e, &format!("add {ou}")))?;
+            let res = ldap
+                .with_timeout(crate::conn::fenced(t)?)
+                .add(ou, entry)
+                .await
+                .map_err(|e| from_ldap(e, &format!("add {ou}")))?;
             if res.rc != 68 {
                 from_result(res, &format!("create the OU {ou}"))?;
             }
@@ -416,7 +438,7 @@ impl AdTarget {
             entry.push(attr("member", members.iter().map(|m| m.as_bytes().to_vec())));
         }
         let res = ldap
-            .with_timeout(self.conn.timeout())
+            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
             .add(&dn, entry)
             .await
             .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
@@ -443,7 +465,7 @@ impl AdTarget {
         let benign: &[u32] = if add { &[20, 68] } else { &[16, 53] };
         let what = format!("{} members of {key}", if add { "add" } else { "remove" });
         let res = ldap
-            .with_timeout(t)
+            .with_timeout(crate::conn::fenced(t)?)
             .modify(key, make(members.iter().cloned().collect()))
             .await
             .map_err(|e| from_ldap(e, &what))?;
@@ -452,7 +474,7 @@ impl AdTarget {
         }
         for m in members {
             let res = ldap
-                .with_timeout(t)
+                .with_timeout(crate::conn::fenced(t)?)
                 .modify(key, make(HashSet::from([m.clone()])))
                 .await
                 .map_err(|e| from_ldap(e, &what))?;
