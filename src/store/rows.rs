@@ -548,3 +548,28 @@ pub(super) fn build_snapshot(
     snap.accounts = accounts.into_iter().map(owned_account).collect();
     snap
 }
+
+/// A kept first password as read: (target, identity, username, school, sealed, created_at).
+pub(super) type PasswordRowIn = (String, String, String, String, Vec<u8>, String);
+
+/// A kept first password as the hand-out sees it.
+pub(super) fn sealed_password(
+    (target, identity_id, username, school, sealed, created_at): PasswordRowIn,
+) -> SealedPassword {
+    SealedPassword { target, identity_id, username, school, sealed, created_at }
+}
+
+/// A group ownership row as read: (target, name, key, anchor, status, school).
+pub(super) type GroupRowIn = (String, String, Option<String>, Option<String>, String, String);
+
+/// A group ownership row as the engine sees it: `pending` until the target confirmed it.
+pub(super) fn owned_group((target, name, key, anchor, status, school): GroupRowIn) -> crate::core::plan::OwnedGroup {
+    crate::core::plan::OwnedGroup { target, name, key, anchor, school, pending: status == "pending" }
+}
+
+/// A person a name search found, as read: (identity, username, given, family, school unit).
+pub(super) type PersonHitIn = (String, Option<String>, String, String, Option<String>);
+
+pub(super) fn person_hit((identity_id, username, given_name, family_name, school_unit): PersonHitIn) -> PersonHit {
+    PersonHit { identity_id, username, given_name, family_name, school_unit }
+}

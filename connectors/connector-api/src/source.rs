@@ -387,23 +387,22 @@ impl SourceRecord {
 /// runs this over every source's batch, and a source over its changes: the rules hold for
 /// sources that do not check them themselves.
 pub fn reject_unfit(records: &mut Vec<SourceRecord>) -> Vec<RowError> {
-    let why = |r: &SourceRecord| r.unfit_text().or_else(|| r.civic_in_free_text().map(civic_in_free_text_message));
-    let (bad, good): (Vec<SourceRecord>, Vec<SourceRecord>) =
-        std::mem::take(records).into_iter().partition(|r| why(r).is_some());
-    *records = good;
-    bad.into_iter()
-        .map(|r| {
-            let message = why(&r).unwrap_or_default();
-            let key_fit = !message.starts_with("person_id ");
-            RowError {
-                school_unit: r.shown_school(),
-                location: r.location,
-                message,
-                person_id: key_fit.then_some(r.person_id),
-                civic_no: r.civic_no,
-            }
-        })
-        .collect()
+    let mut rejected = Vec::new();
+    records.retain_mut(|r| {
+        let Some(message) = r.unfit_text().or_else(|| r.civic_in_free_text().map(civic_in_free_text_message)) else {
+            return true;
+        };
+        let key_fit = !message.starts_with("person_id ");
+        rejected.push(RowError {
+            school_unit: r.shown_school(),
+            location: std::mem::take(&mut r.location),
+            message,
+            person_id: key_fit.then(|| std::mem::take(&mut r.person_id)),
+            civic_no: r.civic_no.take(),
+        });
+        false
+    });
+    rejected
 }
 
 /// The message of a row rejected because `field` holds a civic number. It names the field only:

@@ -608,7 +608,7 @@ impl StateStore for PgStore {
 
     async fn passwords(&self, filter: &PasswordFilter) -> Result<Vec<SealedPassword>, StoreError> {
         // A school matches a whole entry of the comma-separated list (`strpos`, never `LIKE`).
-        let q = sqlx::query_as::<_, (String, String, String, String, Vec<u8>, String)>(
+        let q = sqlx::query_as::<_, super::rows::PasswordRowIn>(
             "SELECT p.target, p.identity_id, i.username, p.school, p.sealed, p.created_at FROM passwords p
                JOIN accounts a ON a.target = p.target AND a.identity_id = p.identity_id
                JOIN identities i ON i.id = p.identity_id
@@ -623,19 +623,7 @@ impl StateStore for PgStore {
         .bind(filter.target.as_deref())
         .bind(filter.claims_lapsed_before.map(ts))
         .bind(filter.claim.as_deref());
-        Ok(self
-            .fetch(q)
-            .await?
-            .into_iter()
-            .map(|(target, identity_id, username, school, sealed, created_at)| SealedPassword {
-                target,
-                identity_id,
-                username,
-                school,
-                sealed,
-                created_at,
-            })
-            .collect())
+        Ok(self.fetch(q).await?.into_iter().map(super::rows::sealed_password).collect())
     }
 
     async fn kept_passwords(&self) -> Result<u64, StoreError> {
@@ -694,13 +682,8 @@ impl StateStore for PgStore {
             .fetch(q.bind(claim))
             .await?
             .into_iter()
-            .map(|(target, identity_id, username, school, created_at)| SealedPassword {
-                target,
-                identity_id,
-                username,
-                school,
-                sealed: Vec::new(),
-                created_at,
+            .map(|(target, identity, username, school, created_at)| {
+                super::rows::sealed_password((target, identity, username, school, Vec::new(), created_at))
             })
             .collect())
     }
@@ -718,22 +701,10 @@ impl StateStore for PgStore {
     }
 
     async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {
-        let q = sqlx::query_as::<_, (String, String, Option<String>, Option<String>, String, String)>(
+        let q = sqlx::query_as::<_, super::rows::GroupRowIn>(
             "SELECT target, name, key, anchor, status, school FROM groups",
         );
-        Ok(self
-            .fetch(q)
-            .await?
-            .into_iter()
-            .map(|(target, name, key, anchor, status, school)| OwnedGroup {
-                target,
-                name,
-                key,
-                anchor,
-                school,
-                pending: status == "pending",
-            })
-            .collect())
+        Ok(self.fetch(q).await?.into_iter().map(super::rows::owned_group).collect())
     }
 
     async fn record_groups(&self, rows: &[GroupRow], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -1081,24 +1052,13 @@ impl StateStore for PgStore {
             fold("r.given_name || ' ' || r.family_name"),
             fold("r.family_name || ' ' || r.given_name"),
         );
-        type Hit = (String, Option<String>, String, String, Option<String>);
+        type Hit = super::rows::PersonHitIn;
         // Only constants make the text of `sql`; the values are bound.
         let q = sqlx::query_as::<_, Hit>(sqlx::AssertSqlSafe(sql))
             .bind(pattern)
             .bind(schools)
             .bind((limit >= 0).then_some(limit));
-        Ok(self
-            .fetch(q)
-            .await?
-            .into_iter()
-            .map(|(identity_id, username, given_name, family_name, school_unit)| PersonHit {
-                identity_id,
-                username,
-                given_name,
-                family_name,
-                school_unit,
-            })
-            .collect())
+        Ok(self.fetch(q).await?.into_iter().map(super::rows::person_hit).collect())
     }
 
     async fn add_session(&self, s: &SessionRow) -> Result<(), StoreError> {

@@ -66,9 +66,6 @@ const MIGRATIONS: [(i64, &str, &str); 23] = [
     (23, "web sessions", include_str!("../../../migrations/sqlite/0023_web_sessions.sql")),
 ];
 
-/// A group ownership row as read: (target, name, key, anchor, status, school).
-type GroupRowIn = (String, String, Option<String>, Option<String>, String, String);
-
 /// Runs bulk writes (`bulk` functions given `&mut tx`) in one transaction, naming this
 /// database in an error.
 macro_rules! in_tx {
@@ -583,7 +580,7 @@ impl StateStore for SqliteStore {
     async fn passwords(&self, filter: &PasswordFilter) -> Result<Vec<SealedPassword>, StoreError> {
         // A school matches a whole entry of the comma-separated list (`instr`, never `LIKE`: a
         // unit's `_` or `%` would match another unit's passwords).
-        let q = sqlx::query_as::<_, (String, String, String, String, Vec<u8>, String)>(
+        let q = sqlx::query_as::<_, super::rows::PasswordRowIn>(
             "SELECT p.target, p.identity_id, i.username, p.school, p.sealed, p.created_at FROM passwords p
                JOIN accounts a ON a.target = p.target AND a.identity_id = p.identity_id
                JOIN identities i ON i.id = p.identity_id
@@ -599,17 +596,7 @@ impl StateStore for SqliteStore {
         .bind(filter.claims_lapsed_before.map(ts))
         .bind(filter.claim.as_deref());
         let rows = self.ctx(q.fetch_all(&self.pool).await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(target, identity_id, username, school, sealed, created_at)| SealedPassword {
-                target,
-                identity_id,
-                username,
-                school,
-                sealed,
-                created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(super::rows::sealed_password).collect())
     }
 
     async fn kept_passwords(&self) -> Result<u64, StoreError> {
@@ -676,13 +663,8 @@ impl StateStore for SqliteStore {
         Ok(shown
             .into_iter()
             .filter(|(target, identity, ..)| gone.contains(&(target.clone(), identity.clone())))
-            .map(|(target, identity_id, username, school, created_at)| SealedPassword {
-                target,
-                identity_id,
-                username,
-                school,
-                sealed: Vec::new(),
-                created_at,
+            .map(|(target, identity, username, school, created_at)| {
+                super::rows::sealed_password((target, identity, username, school, Vec::new(), created_at))
             })
             .collect())
     }
@@ -699,18 +681,8 @@ impl StateStore for SqliteStore {
 
     async fn groups(&self) -> Result<Vec<OwnedGroup>, StoreError> {
         let sql = "SELECT json_group_array(json_array(target, name, key, anchor, status, school)) FROM groups";
-        let rows: Vec<GroupRowIn> = self.json_rows(sqlx::query(sql)).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(target, name, key, anchor, status, school)| OwnedGroup {
-                target,
-                name,
-                key,
-                anchor,
-                school,
-                pending: status == "pending",
-            })
-            .collect())
+        let rows: Vec<super::rows::GroupRowIn> = self.json_rows(sqlx::query(sql)).await?;
+        Ok(rows.into_iter().map(super::rows::owned_group).collect())
     }
 
     async fn record_groups(&self, rows: &[GroupRow], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -1080,20 +1052,11 @@ impl StateStore for SqliteStore {
             fold("r.given_name || ' ' || r.family_name"),
             fold("r.family_name || ' ' || r.given_name"),
         );
-        type Hit = (String, Option<String>, String, String, Option<String>);
+        type Hit = super::rows::PersonHitIn;
         // Only constants make the text of `sql`; the values are bound.
         let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pattern).bind(schools).bind(limit);
         let rows: Vec<Hit> = self.json_rows(q).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(identity_id, username, given_name, family_name, school_unit)| PersonHit {
-                identity_id,
-                username,
-                given_name,
-                family_name,
-                school_unit,
-            })
-            .collect())
+        Ok(rows.into_iter().map(super::rows::person_hit).collect())
     }
 
     async fn add_session(&self, s: &SessionRow) -> Result<(), StoreError> {
