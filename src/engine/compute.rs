@@ -10,7 +10,7 @@ use crate::core::desired::*;
 use crate::core::identity::{self, RejectedRows, Resolution};
 use crate::core::model::{AccountStatus, Identity, IdentityId, Sourced};
 use crate::core::naming::{NameRequest, RenamePolicy};
-use crate::core::plan::{self, Action, Desired, NewIdentity, Plan, PlannedOp};
+use crate::core::plan::{self, Action, Desired, NewIdentity, Plan};
 use crate::store::{RecordRow, StateStore};
 use chrono::{DateTime, Utc};
 use connector_api::{Lookup, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
@@ -137,7 +137,7 @@ impl Computed {
                 k.reason = "protected person: see `enid explain` by enid id".into();
             }
         }
-        p.operations = self.plan.operations.iter().map(PlannedOp::redacted).collect();
+        p.operations = self.plan.operations.iter().map(|o| o.redacted().into_owned()).collect();
         for n in &mut p.new_identities {
             if protected.contains(n.id.as_str()) {
                 n.username = n.id.clone();

@@ -51,6 +51,7 @@ mod runs16;
 mod safety_source;
 mod safety_state;
 mod safety_target;
+mod scale19;
 mod scim;
 mod spine;
 mod ss12000;

@@ -52,6 +52,10 @@ pub struct LdapConfig {
     /// Operations in flight at once on the connection.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// Connections to the directory that operations are dealt among (a directory server
+    /// reads one connection's requests in turn; its writes scale with a few). Searches use one.
+    #[serde(default = "crate::config::default_connections")]
+    pub connections: usize,
     /// Time allowed for connecting and for each operation.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -163,6 +167,9 @@ pub(crate) fn default_page_size() -> i32 {
 pub(crate) fn default_in_flight() -> usize {
     8
 }
+pub(crate) fn default_connections() -> usize {
+    4
+}
 pub(crate) fn default_timeout_secs() -> u64 {
     30
 }
@@ -181,6 +188,9 @@ impl LdapConfig {
         }
         if self.page_size <= 0 || self.max_in_flight == 0 {
             return Err("page_size and max_in_flight must be at least 1".into());
+        }
+        if !(1..=64).contains(&self.connections) {
+            return Err(format!("connections = {} must be between 1 and 64", self.connections));
         }
         if self.owner_attribute.trim().is_empty() || self.owner_attribute.contains(['=', ',', ' ']) {
             return Err(format!("owner_attribute {:?} is not an attribute name", self.owner_attribute));

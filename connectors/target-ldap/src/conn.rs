@@ -1,12 +1,15 @@
-//! The connection every directory target shares: one ldap3 connection (operations multiplex on
-//! it), connected and bound on first use and again after it broke, with TLS verified against a CA
-//! file or the system's trust store.
+//! The connections every directory target shares: a few ldap3 connections (`connections`,
+//! operations multiplex on each and are dealt round-robin among them: a directory server reads one
+//! connection's requests in turn, so its writes scale with a few), each connected and bound on
+//! first use and again after it broke, with TLS verified against a CA file or the system's trust
+//! store. A search keeps the one connection it started on (a paged search's cookie belongs to it).
 
 use crate::error::{from_ldap, from_result};
 use connector_api::{Secret, TargetError};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -19,13 +22,18 @@ pub(crate) struct ConnSettings {
     pub tls_insecure_skip_verify: bool,
     pub bind_dn: String,
     pub timeout: Duration,
+    /// How many connections operations are dealt among (at least one).
+    pub connections: usize,
 }
 
 #[derive(Debug)]
 pub(crate) struct Conn {
     settings: ConnSettings,
     password: Secret,
-    ldap: Mutex<Option<Ldap>>,
+    /// One slot per connection; `None` until first use and after a failure.
+    slots: Vec<Mutex<Option<Ldap>>>,
+    /// The slot the next request takes.
+    next: AtomicUsize,
 }
 
 /// `timeout` for one LDAP request, capped by the fence (`connector_api::fence`); an error once
@@ -43,7 +51,8 @@ pub(crate) fn fenced(timeout: Duration) -> Result<Duration, TargetError> {
 
 impl Conn {
     pub(crate) fn new(settings: ConnSettings, password: Secret) -> Conn {
-        Conn { settings, password, ldap: Mutex::new(None) }
+        let slots = (0..settings.connections.max(1)).map(|_| Mutex::new(None)).collect();
+        Conn { settings, password, slots, next: AtomicUsize::new(0) }
     }
 
     /// Each operation's timeout: the configured one, shortened so that no operation outlasts
@@ -68,9 +77,11 @@ impl Conn {
         Ok(out)
     }
 
-    /// A handle on the shared connection, connecting and binding first when there is none.
+    /// A handle on the next of the shared connections (round-robin), connecting and binding
+    /// first when it has none.
     pub(crate) async fn ldap(&self) -> Result<Ldap, TargetError> {
-        let mut guard = self.ldap.lock().await;
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut guard = self.slots[slot].lock().await;
         if let Some(ldap) = guard.as_mut()
             && !ldap.is_closed()
         {
@@ -94,12 +105,16 @@ impl Conn {
         Ok(ldap)
     }
 
-    /// Forgets a connection that failed, so the next operation connects afresh. Only
+    /// Forgets the connections after one failed, so the next operation connects afresh. Only
     /// `Unavailable` says the connection may be broken: a busy server (`Throttled`) and a refusal
     /// came back over a working one.
     pub(crate) async fn reset(&self, err: &TargetError) {
         if matches!(err, TargetError::Unavailable { .. }) {
-            *self.ldap.lock().await = None;
+            // Which connection broke is not known here: every one is connected afresh (a
+            // broken server breaks them all; a working one costs a bind each).
+            for slot in &self.slots {
+                *slot.lock().await = None;
+            }
         }
     }
 }

@@ -62,6 +62,7 @@ impl LdapTarget {
                 tls_insecure_skip_verify: config.tls_insecure_skip_verify,
                 bind_dn: config.bind_dn.clone(),
                 timeout: Duration::from_secs(config.timeout_secs),
+                connections: config.connections,
             },
             password,
         );
@@ -293,6 +294,7 @@ mod tests {
             filter: default_filter(),
             page_size: default_page_size(),
             max_in_flight: default_in_flight(),
+            connections: crate::config::default_connections(),
             timeout_secs: default_timeout_secs(),
             disable: DisableMethod::default(),
             owner_attribute: "employeeNumber".into(),

@@ -162,9 +162,9 @@ pub struct PlannedOp {
 impl PlannedOp {
     /// This operation as it may be shown: a protected person appears by enid id only, without
     /// school, values or username.
-    pub fn redacted(&self) -> PlannedOp {
+    pub fn redacted(&self) -> std::borrow::Cow<'_, PlannedOp> {
         if !self.protected {
-            return self.clone();
+            return std::borrow::Cow::Borrowed(self);
         }
         let op = match &self.op {
             TargetOp::Create { account } => TargetOp::Create {
@@ -198,14 +198,14 @@ impl PlannedOp {
             TargetOp::Delete { .. } => TargetOp::Delete { key: self.identity.clone() },
             other => other.clone(),
         };
-        PlannedOp {
+        std::borrow::Cow::Owned(PlannedOp {
             username: self.identity.clone(),
             school: String::new(),
             reason: "protected person".into(),
             op,
             before: None,
             ..self.clone()
-        }
+        })
     }
 }
 

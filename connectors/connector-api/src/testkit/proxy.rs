@@ -37,6 +37,8 @@ pub struct Seen {
     pub throttled: bool,
     /// For HTTP, the request line (`PATCH /Users/abc HTTP/1.1`); for LDAP, the operation's tag.
     pub what: String,
+    /// Which client connection it came on: the proxy numbers them as it accepts them, from 0.
+    pub connection: usize,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +59,8 @@ struct Faults {
     empty_list_after: Option<usize>,
     /// Every request seen, in order.
     seen: Vec<Seen>,
+    /// Client connections accepted so far.
+    accepted: usize,
 }
 
 /// A running proxy. Dropping it stops accepting connections.
@@ -95,9 +99,10 @@ impl FaultProxy {
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let faults = Arc::clone(&shared);
+                let connection = next_connection(&faults);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
-                        relay(client, server, protocol, faults).await;
+                        relay(client, server, protocol, faults, connection).await;
                     }
                 });
             }
@@ -143,12 +148,13 @@ impl FaultProxy {
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let faults = Arc::clone(&shared);
+                let connection = next_connection(&faults);
                 let (acceptor, connector, name) = (acceptor.clone(), connector.clone(), name.clone());
                 tokio::spawn(async move {
                     let Ok(client) = acceptor.accept(client).await else { return };
                     let Ok(server) = TcpStream::connect(upstream).await else { return };
                     if let Ok(server) = connector.connect(name, server).await {
-                        relay(client, server, protocol, faults).await;
+                        relay(client, server, protocol, faults, connection).await;
                     }
                 });
             }
@@ -232,7 +238,18 @@ enum Verdict {
     Busy(Option<Duration>),
 }
 
-async fn relay<C, S>(client: C, server: S, protocol: Protocol, faults: Arc<Mutex<Faults>>)
+/// The number of the connection just accepted.
+fn next_connection(faults: &Mutex<Faults>) -> usize {
+    faults
+        .lock()
+        .map(|mut f| {
+            f.accepted += 1;
+            f.accepted - 1
+        })
+        .unwrap_or(0)
+}
+
+async fn relay<C, S>(client: C, server: S, protocol: Protocol, faults: Arc<Mutex<Faults>>, connection: usize)
 where
     C: AsyncRead + AsyncWrite + Send + 'static,
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -269,7 +286,7 @@ where
                     None => Verdict::Pass(f.delay),
                 };
                 let throttled = matches!(verdict, Verdict::Busy(_));
-                f.seen.push(Seen { at: Instant::now(), write, throttled, what });
+                f.seen.push(Seen { at: Instant::now(), write, throttled, what, connection });
                 verdict
             };
             match verdict {

@@ -77,6 +77,10 @@ pub struct AdConfig {
     /// Operations in flight at once on the connection.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// Connections to the directory that operations are dealt among (a directory server
+    /// reads one connection's requests in turn; its writes scale with a few). Searches use one.
+    #[serde(default = "crate::config::default_connections")]
+    pub connections: usize,
     /// Time allowed for connecting and for each operation.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -233,6 +237,9 @@ impl AdConfig {
         }
         if self.page_size <= 0 || self.max_in_flight == 0 {
             return Err("page_size and max_in_flight must be at least 1".into());
+        }
+        if !(1..=64).contains(&self.connections) {
+            return Err(format!("connections = {} must be between 1 and 64", self.connections));
         }
         if self.owner_attribute.trim().is_empty() || self.owner_attribute.contains(['=', ',', ' ']) {
             return Err(format!("owner_attribute {:?} is not an attribute name", self.owner_attribute));

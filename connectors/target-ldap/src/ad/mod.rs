@@ -50,6 +50,7 @@ impl AdTarget {
                 tls_insecure_skip_verify: config.tls_insecure_skip_verify,
                 bind_dn: config.bind_dn.clone(),
                 timeout: Duration::from_secs(config.timeout_secs),
+                connections: config.connections,
             },
             password,
         );
