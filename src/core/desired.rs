@@ -133,7 +133,9 @@ pub fn desired_accounts(
     target: &TargetRules<'_>,
     today: NaiveDate,
 ) -> (Vec<Desired>, Vec<(IdentityId, String)>) {
-    let mut out = Vec::with_capacity(resolution.present.len() + resolution.absent.len());
+    // Room for the identities that have a name here, not for everyone: the call for this
+    // run's new names (a few) would otherwise hold a slot for every person (31 MB at 100,000).
+    let mut out = Vec::with_capacity(usernames.len().min(resolution.present.len() + resolution.absent.len()));
     let mut failed = Vec::new();
     for ident in resolution.all() {
         let Some(username) = usernames.get(&ident.id) else { continue };

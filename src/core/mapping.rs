@@ -183,7 +183,7 @@ impl Mapping {
                 Compiled::Bool(_) | Compiled::Complex(_) => Vec::new(),
             })
         };
-        let mut out = Attrs::new();
+        let mut out = Attrs::with_capacity(self.attrs.len());
         for (attr, compiled) in &self.attrs {
             let value = match compiled {
                 Compiled::Bool(b) => Value::Bool(*b),
@@ -229,6 +229,8 @@ impl Mapping {
                 out.insert(attr.clone(), value);
             }
         }
+        // An attribute that renders nothing is left out: give back its room.
+        out.shrink_to_fit();
         Ok(out)
     }
 }

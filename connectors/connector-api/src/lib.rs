@@ -26,6 +26,7 @@
 //! With the `testkit` feature, [`testkit`] holds the conformance scenarios every target passes
 //! against a live server, and the fault-injecting TCP proxy they use.
 
+pub mod attrs;
 pub mod capabilities;
 pub mod civic;
 pub mod connector;

@@ -15,8 +15,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Attribute name → value. Sorted, so plans and snapshots are stable.
-pub type Attrs = BTreeMap<String, Value>;
+pub use crate::attrs::Attrs;
 
 /// One complex value: sub-attribute → value (a text of one value, or a boolean).
 pub type Fields = BTreeMap<String, Value>;

@@ -555,6 +555,8 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, 
         .collect();
     groups.sort();
     groups.dedup();
+    // Collected from a split, the vector keeps room for four; a record lives for the whole run.
+    groups.shrink_to_fit();
     let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
     Ok(SourceRecord {
         person_id,

@@ -302,7 +302,7 @@ impl EntraTarget {
             key: id.clone(),
             anchor: Some(id),
             username: Some(username),
-            attrs: mapped,
+            attrs: mapped.fitted(),
             disabled: u.get("accountEnabled").and_then(Json::as_bool) == Some(false),
             excluded: false,
             username_outdated: outdated && !synced,

@@ -218,7 +218,7 @@ impl GoogleTarget {
             key: id.clone(),
             anchor: Some(id),
             username: Some(username),
-            attrs: mapped,
+            attrs: mapped.fitted(),
             disabled: u.get("suspended").and_then(Json::as_bool) == Some(true),
             excluded: false,
             username_outdated: outdated,

@@ -99,7 +99,7 @@ impl LdapTarget {
                 key: entry.dn,
                 anchor,
                 username,
-                attrs: mapped,
+                attrs: mapped.fitted(),
                 disabled,
                 excluded,
                 username_outdated: false,

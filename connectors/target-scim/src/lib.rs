@@ -176,7 +176,7 @@ impl ScimTarget {
             key: id.clone(),
             anchor: Some(id),
             username,
-            attrs: mapped,
+            attrs: mapped.fitted(),
             disabled,
             excluded: false,
             username_outdated,

@@ -125,7 +125,7 @@ impl SqliteStore {
             // their indexes, and with the default cache every batch of them spilled to the file
             // and read it back (a third of an apply's time at 100,000 persons). Statement
             // journals stay in memory too.
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-16384")
             .pragma("temp_store", "MEMORY")
             .busy_timeout(Duration::from_secs(30))
             // Reading every record of 100,000 persons takes over a second by design: not a

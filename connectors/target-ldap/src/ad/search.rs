@@ -180,7 +180,7 @@ impl AdTarget {
                 key: entry.dn,
                 anchor,
                 username,
-                attrs: mapped,
+                attrs: mapped.fitted(),
                 disabled: uac & UAC_DISABLED != 0,
                 username_outdated: false,
                 foreign: None,

@@ -1,0 +1,254 @@
+//! [`Attrs`]: an account's attributes, name → [`Value`], sorted by name.
+//!
+//! Every desired and every observed account holds one, so a million identities hold two million.
+//! A `BTreeMap` spends a node of eleven slots (544 bytes for `String` → `Value`) on the eight or
+//! ten attributes an account has; this is a vector of exactly the attributes held, kept sorted
+//! (plans, snapshots and plan ids depend on the order), with the map operations the planner and
+//! the connectors use. An account's attributes are few, so a binary search is as quick as a
+//! tree's, and they are mostly built in name order (a mapping renders in its sorted order), so
+//! an insert is mostly a push.
+
+use crate::value::Value;
+use serde::Serialize;
+
+/// Attribute name → value, sorted by name, names unique. Compares, prints and serialises as the
+/// map it is (a JSON object in name order).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Attrs(Vec<(String, Value)>);
+
+impl Attrs {
+    /// No attributes.
+    pub fn new() -> Attrs {
+        Attrs(Vec::new())
+    }
+
+    /// No attributes yet, with room for `n`.
+    pub fn with_capacity(n: usize) -> Attrs {
+        Attrs(Vec::with_capacity(n))
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+    }
+
+    /// The value of `name`, if the attribute is held.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    /// The value of `name` to change in place, if the attribute is held.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        self.find(name).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// Whether the attribute is held.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// Sets `name` to `value`, returning the value it replaces (as a map's insert does).
+    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// Removes the attribute, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.find(name).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// How many attributes are held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The attributes in name order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.0.iter())
+    }
+
+    /// The names, in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator + Clone {
+        self.0.iter().map(|(n, _)| n)
+    }
+
+    /// The values, in name order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator + Clone {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// Keeps the attributes `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
+        self.0.retain_mut(|(n, v)| keep(n, v));
+    }
+
+    /// Gives back room kept for attributes not held (an account that lives for a whole run).
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
+    /// These attributes without room kept for more: for an account held for a whole run.
+    pub fn fitted(mut self) -> Attrs {
+        self.0.shrink_to_fit();
+        self
+    }
+}
+
+/// The attributes of an [`Attrs`], in name order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a>(std::slice::Iter<'a, (String, Value)>);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a String, &'a Value);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(n, v)| (n, v))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(n, v)| (n, v))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl IntoIterator for Attrs {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<K: Into<String>> FromIterator<(K, Value)> for Attrs {
+    /// As a map collects: a name given twice keeps its last value.
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Attrs {
+        let mut all: Vec<(String, Value)> = iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        // Stable: of equal names, the last given is the last of its run.
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, Value)> = Vec::with_capacity(all.len());
+        for (name, value) in all {
+            match out.last_mut() {
+                Some(last) if last.0 == name => last.1 = value,
+                _ => out.push((name, value)),
+            }
+        }
+        out.shrink_to_fit();
+        Attrs(out)
+    }
+}
+
+impl<K: Into<String>> Extend<(K, Value)> for Attrs {
+    fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k.into(), v);
+        }
+    }
+}
+
+impl<K: Into<String>, const N: usize> From<[(K, Value); N]> for Attrs {
+    fn from(pairs: [(K, Value); N]) -> Attrs {
+        pairs.into_iter().collect()
+    }
+}
+
+impl std::ops::Index<&str> for Attrs {
+    type Output = Value;
+    /// The value of a held attribute; panics when it is not held (as a map's index does).
+    fn index(&self, name: &str) -> &Value {
+        match self.get(name) {
+            Some(v) => v,
+            None => panic!("no attribute {name:?}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Attrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Attrs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Random operations on an `Attrs` and a `BTreeMap` side by side: the same contents, order,
+    /// answers and JSON every step.
+    #[test]
+    fn behaves_as_the_sorted_map_it_replaces() {
+        let names = ["uid", "cn", "sn", "givenName", "mail", "displayName", "employeeType", "a", "Z", "cn;lang-sv"];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _round in 0..200 {
+            let mut a = Attrs::new();
+            let mut m: BTreeMap<String, Value> = BTreeMap::new();
+            for step in 0..30 {
+                let name = names[next(names.len())];
+                match next(4) {
+                    0 | 1 => {
+                        let v = Value::text(format!("v{step}"));
+                        assert_eq!(a.insert(name.to_string(), v.clone()), m.insert(name.to_string(), v));
+                    }
+                    2 => assert_eq!(a.remove(name), m.remove(name)),
+                    _ => {
+                        let keep = names[next(names.len())];
+                        a.retain(|k, _| k != keep);
+                        m.retain(|k, _| k != keep);
+                    }
+                }
+                assert_eq!(a.len(), m.len());
+                assert!(a.iter().eq(m.iter()), "{a:?} / {m:?}");
+                assert_eq!(a.get(name), m.get(name));
+                assert_eq!(a.contains_key(name), m.contains_key(name));
+                assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&m).unwrap());
+                assert_eq!(format!("{a:?}"), format!("{m:?}"));
+            }
+            let collected: Attrs = m.clone().into_iter().rev().collect();
+            assert!(collected.iter().eq(m.iter()));
+        }
+    }
+
+    #[test]
+    fn collecting_keeps_the_last_value_of_a_name_given_twice() {
+        let a: Attrs = [("cn", Value::text("first")), ("sn", Value::text("x")), ("cn", Value::text("last"))].into();
+        let m: BTreeMap<&str, Value> =
+            [("cn", Value::text("first")), ("sn", Value::text("x")), ("cn", Value::text("last"))].into();
+        assert!(a.iter().map(|(k, v)| (k.as_str(), v)).eq(m.iter().map(|(k, v)| (*k, v))));
+        assert_eq!(a.get("cn"), Some(&Value::text("last")));
+    }
+}
