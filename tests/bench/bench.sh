@@ -3,6 +3,9 @@
 #
 #   tests/bench/bench.sh [N]        (default N = 100000)
 #   BENCH_ENID=/other/enid tests/bench/bench.sh [N]   measures that build instead
+#   BENCH_COMPARE=/old/enid tests/bench/bench.sh [N]  also plans with that build at each step and
+#                                                     fails unless its plan ids are the same (a
+#                                                     leaner representation must give the same plans)
 #   BENCH_STATE=postgres tests/bench/bench.sh [N]     the state in a private PostgreSQL
 #                                                     (tests/scripts/postgres.sh) instead of SQLite;
 #                                                     peak memory is enid's own, not the server's
@@ -93,6 +96,18 @@ peak_rss() {
   echo "$peak"
 }
 
+# The plan id of a build's plan of what is there now.
+plan_id() { "$1" --config "$WORK/enid.toml" plan --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["plan_id"])'; }
+# With BENCH_COMPARE, the other build must plan exactly the same (its plan id covers every operation).
+same_plan() {
+  [ -n "${BENCH_COMPARE:-}" ] || return 0
+  local mine theirs
+  mine=$(plan_id "$ENID"); theirs=$(plan_id "$BENCH_COMPARE")
+  [ "$mine" = "$theirs" ] || { echo "plan ids differ ($1): $mine here, $theirs from $BENCH_COMPARE" >&2; exit 1; }
+  echo "   same plan id as $BENCH_COMPARE ($1): $mine"
+}
+
+same_plan "creates into an empty directory"
 echo "== enid apply --yes into slapd A"
 T_APPLY=$(secs "$ENID" --config "$WORK/enid.toml" apply --yes)
 echo "== dumping A's entries to LDIF, ldapadd into slapd B"
@@ -118,6 +133,7 @@ T_LDAPADD=$(secs ldapadd -x -H "ldap://127.0.0.1:$PB" -D cn=admin,dc=example,dc=
 echo "== no-op enid plan versus paged ldapsearch on A"
 "$ENID" --config "$WORK/enid.toml" plan > "$WORK/plan.txt"
 grep -q '^No changes.' "$WORK/plan.txt" || { echo "the plan after apply is not empty:" >&2; head "$WORK/plan.txt" >&2; exit 1; }
+same_plan "no changes"
 T_PLAN=$(median3 "$ENID" --config "$WORK/enid.toml" plan)
 T_SEARCH=$(median3 ldapsearch -x -LLL -H "ldap://127.0.0.1:$PA" -D cn=admin,dc=example,dc=org -w secret \
   -b ou=people,dc=example,dc=org -E pr=1000/noprompt '(objectClass=inetOrgPerson)')
@@ -128,6 +144,7 @@ echo "== a run of changes (new surnames)"
 CHANGES=$(( N / 20 < 1000 ? N / 20 : 1000 ))
 awk -F, -v OFS=, -v n="$CHANGES" 'NR > 1 && NR <= n + 1 { $3 = $3 "son" } { print }' "$WORK/persons.csv" > "$WORK/persons.new"
 mv "$WORK/persons.new" "$WORK/persons.csv"
+same_plan "$CHANGES changes"
 T_CHANGES=$(secs "$ENID" --config "$WORK/enid.toml" apply --yes)
 "$ENID" --config "$WORK/enid.toml" plan > "$WORK/plan.txt"
 grep -q '^No changes.' "$WORK/plan.txt" || { echo "the $CHANGES changes were not all applied:" >&2; head "$WORK/plan.txt" >&2; exit 1; }

@@ -120,12 +120,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // A page cache of up to 64 MiB per connection instead of SQLite's 2 MiB: ownership
-            // rows and the log are keyed by random ids, so a run's writes touch pages all over
-            // their indexes, and with the default cache every batch of them spilled to the file
-            // and read it back (a third of an apply's time at 100,000 persons). Statement
-            // journals stay in memory too.
-            .pragma("cache_size", "-16384")
+            // Statement journals in memory, not in temporary files: a run's bulk writes are
+            // statements inside one transaction, and each wrote its journal to disk (a larger
+            // page cache helped the apply a little more, but held 50 MB in every plan).
             .pragma("temp_store", "MEMORY")
             .busy_timeout(Duration::from_secs(30))
             // Reading every record of 100,000 persons takes over a second by design: not a
