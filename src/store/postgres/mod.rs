@@ -143,6 +143,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
+            // Waiting a few seconds for a connection while a run reads the whole state is
+            // expected: not a warning on an operator's terminal (the timeout above is the error).
+            .acquire_slow_level(log::LevelFilter::Debug)
             .connect_with(target.options)
             .await
             .map_err(|e| err(format!("cannot connect: {e}")))?;

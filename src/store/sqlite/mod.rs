@@ -165,6 +165,9 @@ impl SqliteStore {
         let opened = async {
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                // Waiting a few seconds for a connection while a run reads the whole state is
+                // expected on a busy machine: not a warning on an operator's terminal.
+                .acquire_slow_level(log::LevelFilter::Debug)
                 .connect_with(opts)
                 .await
                 .map_err(|e| err(format!("cannot open: {e}")))?;
