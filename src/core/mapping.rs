@@ -198,7 +198,7 @@ impl Mapping {
                             let v = match c {
                                 Compiled::Bool(b) => Value::Bool(*b),
                                 Compiled::Const(c) if c.is_empty() => continue,
-                                Compiled::Const(c) => Value::text(c.clone()),
+                                Compiled::Const(c) => Value::Text(vec![c.clone()]),
                                 _ => {
                                     templated = true;
                                     let lines = text(c, &format!("{attr}.{sub}"))?;
@@ -207,7 +207,7 @@ impl Mapping {
                                         continue;
                                     }
                                     rendered = true;
-                                    Value::text(one)
+                                    Value::Text(vec![one])
                                 }
                             };
                             element.insert(sub.clone(), v);
@@ -222,7 +222,7 @@ impl Mapping {
                     let mut values = text(compiled, attr)?;
                     values.retain(|v| !v.is_empty());
                     values.dedup();
-                    Value::Text(connector_api::Texts::from_vec(values))
+                    Value::Text(values)
                 }
             };
             if !value.is_empty() {

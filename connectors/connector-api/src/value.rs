@@ -20,30 +20,26 @@ pub use crate::attrs::Attrs;
 /// One complex value: sub-attribute → value (a text of one value, or a boolean).
 pub type Fields = BTreeMap<String, Value>;
 
-/// The strings of a text value. One string is held in place, not in an allocated vector: most
-/// attributes have one value, and a million accounts hold tens of millions of values.
-pub type Texts = smallvec::SmallVec<[String; 1]>;
-
 /// One attribute's value. Serialised untagged: a text as a list of strings (as plans have always
 /// shown attributes), a boolean as `true`/`false`, complex values as a list of objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     /// Strings, compared as a set. Empty: the attribute is absent.
-    Text(Texts),
+    Text(Vec<String>),
     /// A boolean.
     Bool(bool),
-    /// Complex values (boxed, so that a text, the common case, stays small).
+    /// Complex values (boxed, so that a text, the common case, stays three words).
     Complex(Box<Vec<Fields>>),
 }
 
 /// The value of an absent attribute.
-pub static ABSENT: Value = Value::Text(Texts::new_const());
+pub static ABSENT: Value = Value::Text(Vec::new());
 
 impl Value {
     /// A text of one value.
     pub fn text(v: impl Into<String>) -> Value {
-        Value::Text(smallvec::smallvec![v.into()])
+        Value::Text(vec![v.into()])
     }
 
     /// Whether the attribute is absent: no strings, or no complex values.
@@ -145,18 +141,6 @@ mod tests {
             f.insert("primary".into(), Value::Bool(p));
         }
         f
-    }
-
-    /// What every attribute of a million accounts costs: a value is five words, and a text of
-    /// one string (most attributes) allocates nothing but the string.
-    #[test]
-    fn a_value_of_one_string_holds_it_in_place() {
-        assert!(std::mem::size_of::<Value>() <= 40, "{}", std::mem::size_of::<Value>());
-        let Value::Text(one) = Value::text("Ada") else { panic!("a text") };
-        assert!(!one.spilled(), "one string is held in place");
-        let Value::Text(two) = t(&["a", "b"]) else { panic!("a text") };
-        assert!(two.spilled() && two.len() == 2);
-        assert_eq!(serde_json::to_string(&t(&["a", "b"])).unwrap(), r#"["a","b"]"#);
     }
 
     #[test]

@@ -254,7 +254,7 @@ pub fn plan_target(
                 Some(u) => format!("made before enid, {how}; claimed with the rename {u} → {}", d.spec.username),
                 None => format!("made before enid, {how}; claimed, and managed by enid from the next run"),
             };
-            let marker = AttrChange { attr: owner_attr.to_string(), values: Value::text(d.spec.id.clone()) };
+            let marker = AttrChange { attr: owner_attr.to_string(), values: Value::Text(vec![d.spec.id.clone()]) };
             let op = TargetOp::Update { key: obs.key.clone(), changes: vec![marker] };
             push(&mut tp, &d, Action::Claim, reason, op, None);
             if let Some(u) = other {

@@ -188,7 +188,7 @@ impl PlannedOp {
                 key: self.identity.clone(),
                 changes: changes
                     .iter()
-                    .map(|c| AttrChange { attr: c.attr.clone(), values: Value::Text(connector_api::Texts::new()) })
+                    .map(|c| AttrChange { attr: c.attr.clone(), values: Value::Text(Vec::new()) })
                     .collect(),
             },
             TargetOp::Rename { .. } => TargetOp::Rename { key: self.identity.clone(), username: self.identity.clone() },
