@@ -230,8 +230,7 @@ impl Mapping {
             }
         }
         // An attribute that renders nothing is left out: give back its room.
-        out.shrink_to_fit();
-        Ok(out)
+        Ok(out.fitted())
     }
 }
 

@@ -328,6 +328,12 @@ pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
+/// A runtime with its own threads: what it runs (a proxy, a local server) keeps serving while
+/// the test waits for an `enid` process.
+pub fn threaded_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
 pub fn search(url: &str, base: &str, filter: &str) -> Vec<Entry> {
     rt().block_on(async {
         let (conn, mut ldap) = ldap3::LdapConnAsync::new(url).await.expect("connect");

@@ -15,8 +15,7 @@ fn persons(n: usize) -> Vec<String> {
 /// returns the connections that carried writes, and how many search requests the plan sent on
 /// each connection.
 fn writes_and_reads(lines: &str) -> (BTreeSet<usize>, BTreeMap<usize, usize>) {
-    // The proxy serves while the test waits for enid: its own threads.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = threaded_rt();
     let env = Env::new();
     let direct = std::net::SocketAddr::from(([127, 0, 0, 1], env.slapd.port));
     let proxy = rt.block_on(FaultProxy::start(direct, Protocol::Ldap)).expect("proxy");

@@ -92,11 +92,6 @@ impl Attrs {
         self.0.retain_mut(|(n, v)| keep(n, v));
     }
 
-    /// Gives back room kept for attributes not held (an account that lives for a whole run).
-    pub fn shrink_to_fit(&mut self) {
-        self.0.shrink_to_fit();
-    }
-
     /// These attributes without room kept for more: for an account held for a whole run.
     pub fn fitted(mut self) -> Attrs {
         self.0.shrink_to_fit();
