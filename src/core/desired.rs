@@ -1,4 +1,4 @@
-//! What every identity should have on each target (`desired_accounts`: from the records, the
+//! What every identity should have on each target (`DesiredStream`: from the records, the
 //! lifecycle and the protected policy, in enid's vocabulary), who is kept as at the last run and
 //! with which group members, who is protected (sticky), and which names exist. Pure.
 
@@ -123,35 +123,104 @@ pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<Id
     (names, requests)
 }
 
-/// What every identity should have on one target, and the identities whose account could not
-/// be computed (id, why): those get no desired account, so the planner leaves them alone. Pure.
-pub fn desired_accounts(
-    resolution: &Resolution,
-    rules: &Rules<'_>,
-    usernames: &BTreeMap<IdentityId, String>,
-    last_known: &HashMap<IdentityId, (String, bool, bool)>,
-    target: &TargetRules<'_>,
-    today: NaiveDate,
-) -> (Vec<Desired>, Vec<(IdentityId, String)>) {
-    // Room for the identities that have a name here, not for everyone: the call for this
-    // run's new names (a few) would otherwise hold a slot for every person (31 MB at 100,000).
-    let mut out = Vec::with_capacity(usernames.len().min(resolution.present.len() + resolution.absent.len()));
-    let mut failed = Vec::new();
-    for ident in resolution.all() {
-        let Some(username) = usernames.get(&ident.id) else { continue };
-        match desired_for(ident, rules, username, last_known, target, today) {
-            Ok(d) => {
-                // Held (a template failed): the planner leaves the account alone, and the run
-                // reports it and exits non-zero.
-                if let Some(why) = &d.held {
-                    failed.push((ident.id.clone(), why.clone()));
+/// One target's desired accounts, rendered as the planner reaches them: the identities named
+/// before this run first, then those named in it, each in resolution order (the order the
+/// planner always took them in). Only the account being compared is alive, not one per person
+/// (about 1 KB each at the scale of issue 19).
+///
+/// Iterating renders every identity that has a name once; one whose account cannot be computed,
+/// or who is held (a template failed), is reported in `failed` (id, why), and a held person is
+/// still given to the planner, which leaves their account alone. The identities `left_out`
+/// admits are rendered and reported like every other, and not given: excluded, or handled
+/// beside the plan (moved out of scope). Pure.
+pub struct DesiredStream<'a> {
+    inputs: &'a DesiredInputs<'a>,
+    target: TargetRules<'a>,
+    left_out: &'a dyn Fn(&str) -> bool,
+    failed: &'a mut Vec<(IdentityId, String)>,
+    /// Which of the inputs' names the iteration is in, and where in the resolution.
+    pass: usize,
+    at: Box<dyn Iterator<Item = &'a Identity> + 'a>,
+}
+
+/// What the desired accounts of every target are computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct DesiredInputs<'a> {
+    pub resolution: &'a Resolution,
+    /// The names given before this run, then those given in it: the planner takes the
+    /// identities of the first before those of the second.
+    pub names: [&'a BTreeMap<IdentityId, String>; 2],
+    pub rules: Rules<'a>,
+    /// See [`last_schools`].
+    pub last_known: &'a HashMap<IdentityId, (String, bool, bool)>,
+    pub today: NaiveDate,
+}
+
+impl<'a> DesiredStream<'a> {
+    pub fn new(
+        inputs: &'a DesiredInputs<'a>,
+        target: TargetRules<'a>,
+        left_out: &'a dyn Fn(&str) -> bool,
+        failed: &'a mut Vec<(IdentityId, String)>,
+    ) -> Self {
+        let at = Box::new(inputs.resolution.all());
+        Self { inputs, target, left_out, failed, pass: 0, at }
+    }
+
+    fn render(&self, ident: &Identity, username: &str) -> Result<Desired, String> {
+        let i = self.inputs;
+        desired_for(ident, &i.rules, username, i.last_known, &self.target, i.today)
+    }
+}
+
+impl std::fmt::Debug for DesiredStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredStream").field("pass", &self.pass).field("failed", &self.failed.len()).finish()
+    }
+}
+
+impl Iterator for DesiredStream<'_> {
+    type Item = Desired;
+
+    fn next(&mut self) -> Option<Desired> {
+        loop {
+            let Some(ident) = self.at.next() else {
+                if self.pass + 1 == self.inputs.names.len() {
+                    return None;
                 }
-                out.push(d);
+                self.pass += 1;
+                self.at = Box::new(self.inputs.resolution.all());
+                continue;
+            };
+            let Some(username) = self.inputs.names[self.pass].get(&ident.id) else { continue };
+            match self.render(ident, username) {
+                Ok(d) => {
+                    if let Some(why) = &d.held {
+                        tracing::error!(identity = %ident.id, reason = %why, "person held: their account cannot be computed");
+                        self.failed.push((ident.id.clone(), why.clone()));
+                    }
+                    if !(self.left_out)(&ident.id) {
+                        return Some(d);
+                    }
+                }
+                Err(e) => self.failed.push((ident.id.clone(), e)),
             }
-            Err(e) => failed.push((ident.id.clone(), e)),
         }
     }
-    (out, failed)
+}
+
+impl plan::DesiredAccounts for DesiredStream<'_> {
+    fn select(&self, admit: &dyn Fn(&str) -> bool) -> Vec<Desired> {
+        let mut out = Vec::new();
+        for names in self.inputs.names {
+            for ident in self.inputs.resolution.all().filter(|i| admit(&i.id) && !(self.left_out)(&i.id)) {
+                if let Some(Ok(d)) = names.get(&ident.id).map(|u| self.render(ident, u)) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Absent identity → the schools its stored records last named (comma-separated, so a leaver's
@@ -254,10 +323,7 @@ pub fn desired_for(
     // empty attributes (the diff would remove every attribute the mapping manages).
     let (mut attrs, held) = match mapping.render(&person) {
         Ok(a) => (a, None),
-        Err(e) => {
-            tracing::error!(identity = %ident.id, error = %e, "attribute mapping failed");
-            (Attrs::new(), Some(format!("attribute mapping failed: {e}; the account is left as it is")))
-        }
+        Err(e) => (Attrs::new(), Some(format!("attribute mapping failed: {e}; the account is left as it is"))),
     };
     if person.protected {
         // Only what logging in and recognising the account need.
@@ -424,5 +490,90 @@ mod tests {
         let placed = format!("school unit \"Lång\": OU=Lång,DC=x cannot be made; left{PLACEMENT_FIX}");
         assert_eq!(held_message("ad", &placed), placed, "a placement names its own fix");
         assert_eq!(held_message("ad", "mail failed"), "mail failed; fix [targets.ad.attributes]");
+    }
+
+    fn person(id: &str, given: &str) -> Identity {
+        Identity {
+            id: id.into(),
+            is_new: false,
+            records: vec![crate::core::model::Sourced {
+                source: "sis".into(),
+                record: connector_api::SourceRecord {
+                    person_id: id.into(),
+                    given_name: given.into(),
+                    family_name: "Berg".into(),
+                    civic_no: None,
+                    affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), Role::Student)],
+                    groups: Vec::new(),
+                    location: String::new(),
+                    email: None,
+                    eppn: None,
+                    external_ids: Vec::new(),
+                    protection: None,
+                    deceased: false,
+                },
+            }],
+            primary: None,
+        }
+    }
+
+    /// The stream gives what the planner always took, in its order (names given before the run
+    /// first, then this run's), renders each identity once, reports every failure (also of a
+    /// person left out), and `select` renders beside the iteration without reporting.
+    #[test]
+    fn desired_accounts_stream_in_plan_order_and_report_each_failure_once() {
+        let mut templates = BTreeMap::new();
+        let mail = "{% if given_name == \"Bad\" %}{{ nope }}{% else %}{{ username }}@x{% endif %}";
+        templates.insert("mail".to_string(), crate::core::mapping::AttrTemplate::text(mail));
+        let mapping = Mapping::new(&templates).unwrap();
+        let target = TargetRules {
+            mapping: &mapping,
+            protected_attributes: &[],
+            hold_changes: false,
+            placement: None,
+            protected_placement: None,
+            placement_problem: None,
+            fold_key: |k| k.to_lowercase(),
+        };
+        let resolution = Resolution {
+            present: vec![person("a", "Anna"), person("b", "Bo"), person("c", "Bad"), person("d", "Dan")],
+            absent: vec![Identity { id: "e".into(), is_new: false, records: Vec::new(), primary: None }],
+            ..Default::default()
+        };
+        let names = |pairs: &[(&str, &str)]| -> BTreeMap<IdentityId, String> {
+            pairs.iter().map(|(i, u)| (i.to_string(), u.to_string())).collect()
+        };
+        // d has no name (its naming failed): it has no account.
+        let known = names(&[("a", "anna"), ("c", "bad"), ("e", "eve")]);
+        let new = names(&[("b", "bo")]);
+        let (authority, lifecycle) = (Authority::default(), Lifecycle::default());
+        let inputs = DesiredInputs {
+            resolution: &resolution,
+            names: [&known, &new],
+            rules: Rules { authority: &authority, lifecycle: &lifecycle },
+            last_known: &HashMap::new(),
+            today: "2026-12-05".parse().unwrap(),
+        };
+        let left_out = |i: &str| i == "a";
+        let mut failed = Vec::new();
+        let stream = DesiredStream::new(&inputs, target, &left_out, &mut failed);
+        let ids = |ds: &[Desired]| ds.iter().map(|d| d.id().as_str()).collect::<Vec<_>>().join(" ");
+        use crate::core::plan::DesiredAccounts;
+        assert_eq!(ids(&stream.select(&|_| true)), "c e b", "select leaves out what the planner is not given");
+        assert_eq!(ids(&stream.select(&|i| i == "b")), "b");
+        let given: Vec<Desired> = stream.collect();
+        assert_eq!(ids(&given), "c e b", "known names first, then new ones; a left out");
+        assert_eq!(given[0].held.as_deref().map(|h| h.starts_with("attribute mapping failed")), Some(true));
+        assert_eq!(given[1].spec.attrs.len(), 0, "a person no source has: only disabled");
+        assert_eq!(given[2].spec.attrs.get("mail").and_then(|v| v.first()), Some("bo@x"));
+        assert_eq!(failed.len(), 1, "c once, though select rendered it twice: {failed:?}");
+        assert_eq!(failed[0].0, "c");
+
+        // A person left out is still reported when their account cannot be computed.
+        let left_out = |i: &str| i == "c";
+        let mut failed = Vec::new();
+        let given: Vec<Desired> = DesiredStream::new(&inputs, target, &left_out, &mut failed).collect();
+        assert_eq!(ids(&given), "a e b");
+        assert_eq!(failed.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["c"]);
     }
 }

@@ -10,7 +10,7 @@ use crate::core::desired::*;
 use crate::core::identity::{self, RejectedRows, Resolution};
 use crate::core::model::{AccountStatus, Identity, IdentityId, Sourced};
 use crate::core::naming::{NameRequest, RenamePolicy};
-use crate::core::plan::{self, Action, Desired, NewIdentity, Plan};
+use crate::core::plan::{self, Action, DesiredAccounts, NewIdentity, Plan};
 use crate::store::{RecordRow, StateStore};
 use chrono::{DateTime, Utc};
 use connector_api::{Lookup, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
@@ -312,22 +312,7 @@ impl Engine {
         let authority = self.config.identity.authority.model();
         let lifecycle = self.lifecycle;
         let rules = Rules { authority: &authority, lifecycle: &lifecycle };
-        // Desired accounts of identities that already have a name need nothing from the targets.
         let mut failures = Vec::new();
-        let mut desired: BTreeMap<String, Vec<Desired>> = self
-            .targets
-            .iter()
-            .map(|(id, t)| {
-                let (want, failed) =
-                    desired_accounts(&resolution, &rules, &usernames, &last_schools, &t.rules(), today);
-                failures.extend(failed.into_iter().map(|(identity, why)| Failure {
-                    component: format!("target \"{id}\""),
-                    identity,
-                    message: held_message(id, &why),
-                }));
-                (id.clone(), want)
-            })
-            .collect();
         // Also independent of the targets: which stored records the apply would rewrite.
         let mut record_rows = changed_records(&resolution, &snapshot);
         let gone_rows = gone_records(&snapshot, &resolution, &counts);
@@ -399,39 +384,8 @@ impl Engine {
             self.name_new(&requests, &rename_requests, &observed, &snapshot, &correlation, &refused, now).await?;
         failures.extend(naming_failed);
         let (renames, held_renames, rename_approvers) = self.decide_renames(&renaming, &mut new_names).await?;
-        for (id, t) in &self.targets {
-            let (more, failed) = desired_accounts(&resolution, &rules, &new_names, &last_schools, &t.rules(), today);
-            failures.extend(failed.into_iter().map(|(identity, why)| Failure {
-                component: format!("target \"{id}\""),
-                identity,
-                message: held_message(id, &why),
-            }));
-            desired.entry(id.clone()).or_default().extend(more);
-        }
-        usernames.extend(new_names);
         if narrow && (!failures.is_empty() || !waiting.by_identity.is_empty()) {
             return Ok(Narrowed::Full("a person is held: a failure, or a decision waited for".into()));
-        }
-        // A new person whose name could not be made (a reported failure), or who waits for a
-        // decision about an account made before enid, is not recorded yet: their records wait.
-        if !failures.is_empty() || !waiting.by_identity.is_empty() {
-            // Held instead, so the next incremental read still has them.
-            record_rows.retain(|r| {
-                let keep = snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id);
-                if !keep {
-                    held_rows.push(held_row(r));
-                }
-                keep
-            });
-            primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
-        }
-        held_rows.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
-        let held_keys = held_rows.iter().map(|h| (h.source.clone(), h.person_id.clone(), h.content_hash.clone()));
-        // An incremental run holds nothing new (it gave up otherwise) and leaves the held records
-        // as they are.
-        if !narrow {
-            let held_before = self.store.held_keys().await?;
-            reads_changed |= !held_keys.eq(held_before.into_iter().filter(|(source, ..)| counts.contains_key(source)));
         }
         // An incremental run with no identity to plan (a tick that found nothing) weighs nothing.
         let planned_any = resolution.all().next().is_some();
@@ -442,22 +396,30 @@ impl Engine {
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
         let kept_ids: HashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
+        // Each target's desired accounts are rendered as its diff reaches them, never all at once.
+        let inputs = DesiredInputs {
+            resolution: &resolution,
+            names: [&usernames, &new_names],
+            rules,
+            last_known: &last_schools,
+            today,
+        };
         let mut target_plans = BTreeMap::new();
         let mut held = Vec::new();
         for (id, handle) in &self.targets {
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
             let all_obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let mut want = desired.remove(id).unwrap_or_default();
             // Excluded accounts are out of the plan, and so are the persons they belong to.
             let kept: Vec<ObservedAccount>;
             let exclude = &handle.policy.exclude;
+            let mut skip: HashSet<&str> = HashSet::new();
             let obs = if exclude.is_empty() && !all_obs.iter().any(|a| a.excluded) {
                 all_obs
             } else {
                 let (out, keep): (Vec<&ObservedAccount>, Vec<&ObservedAccount>) =
                     all_obs.iter().partition(|a| exclude.matches(a));
                 let owner = handle.caps.owner_attribute.as_str();
-                let skip: HashSet<&str> = out
+                skip = out
                     .iter()
                     .flat_map(|a| {
                         let by_row = owned.iter().filter(move |o| {
@@ -468,92 +430,87 @@ impl Engine {
                         by_row.map(|o| o.identity_id.as_str()).chain(by_attr).collect::<Vec<_>>()
                     })
                     .collect();
-                want.retain(|d| !skip.contains(d.id().as_str()));
                 kept = keep.into_iter().cloned().collect();
                 &kept
             };
-            if !excluded_persons.is_empty() {
-                want.retain(|d| !excluded_persons.contains(d.id().as_str()));
-            }
             let facts = plan::TargetFacts {
                 caps: &handle.caps,
                 today,
                 correlate: correlation.get(id),
                 enable_disabled_outside: handle.policy.enable_disabled_outside,
             };
-            let moved_here = moved.get(id);
+            let moved_here = moved.get(id).filter(|m| !m.is_empty());
+            let excluded = |i: &str| skip.contains(i) || excluded_persons.contains(i);
+            // Owned accounts moved out of scope are handled here, beside the plan.
+            let outside_scope = |i: &str| excluded(i) || moved_here.is_some_and(|m| m.contains_key(i));
             let mut moved_away = Vec::new();
             let mut moved_in = Vec::new();
-            if let Some(m) = moved_here.filter(|m| !m.is_empty()) {
-                want.retain(|d| match m.get(d.id()) {
-                    // Recorded where it is now, outside the scope: an operator claimed it there
-                    // (`adopt --entry`). A target that places accounts moves it into its place;
-                    // the next run finds it in scope and brings it in line.
-                    Some(key)
-                        if d.spec.placement.is_some()
-                            && d.active
-                            && outside.contains(&(id.clone(), d.id().clone()))
-                            && owned.iter().any(|o| {
-                                &o.identity_id == d.id()
-                                    && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
-                            }) =>
-                    {
-                        moved_in.push(plan::PlannedOp {
-                            action: Action::Move,
-                            target: id.clone(),
-                            identity: d.id().clone(),
-                            username: d.username().to_string(),
-                            school: d.school(),
-                            reason: format!(
-                                "claimed by an operator outside {}: moved into its place",
-                                handle.conn.scope()
-                            ),
-                            op: connector_api::TargetOp::Move {
-                                key: key.clone(),
-                                placement: d.spec.placement.clone().unwrap_or_default(),
-                            },
-                            new_members: Vec::new(),
-                            leaving: Vec::new(),
-                            before: None,
-                            protected: d.protected,
-                            needs_approval: d.needs_approval,
-                            disabled_outside: false,
-                            renames_entry: false,
-                            fingerprint: String::new(),
-                        });
-                        false
-                    }
-                    Some(key) => {
-                        let claimed_there = outside.contains(&(id.clone(), d.id().clone()))
-                            && owned.iter().any(|o| {
-                                &o.identity_id == d.id()
-                                    && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
-                            });
-                        let reason = if claimed_there {
-                            format!(
-                                "claimed by an operator at {key}, outside {}, and this target does not place \
-                                 accounts: move it into the scope by hand, or widen base_dn or filter",
-                                handle.conn.scope()
-                            )
-                        } else {
-                            format!(
-                                "the account enid owns was moved out of {} to {key}; it is left alone and never \
-                                 created again: move it back, or widen base_dn or filter",
-                                handle.conn.scope()
-                            )
-                        };
-                        moved_away.push(plan::Blocked {
-                            target: id.clone(),
-                            identity: d.id().clone(),
-                            username: if d.protected { d.id().clone() } else { d.username().to_string() },
-                            reason,
-                        });
-                        false
-                    }
-                    None => true,
+            let moved_desired = match moved_here {
+                Some(m) => DesiredStream::new(&inputs, handle.rules(), &excluded, &mut Vec::new())
+                    .select(&|i| m.contains_key(i)),
+                None => Vec::new(),
+            };
+            for d in moved_desired {
+                let Some(key) = moved_here.and_then(|m| m.get(d.id())) else { continue };
+                // Recorded where it is now, outside the scope: an operator claimed it there
+                // (`adopt --entry`). A target that places accounts moves it into its place;
+                // the next run finds it in scope and brings it in line.
+                let claimed_there = outside.contains(&(id.clone(), d.id().clone()))
+                    && owned.iter().any(|o| {
+                        &o.identity_id == d.id()
+                            && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
+                    });
+                if claimed_there && d.spec.placement.is_some() && d.active {
+                    moved_in.push(plan::PlannedOp {
+                        action: Action::Move,
+                        target: id.clone(),
+                        identity: d.id().clone(),
+                        username: d.username().to_string(),
+                        school: d.school(),
+                        reason: format!("claimed by an operator outside {}: moved into its place", handle.conn.scope()),
+                        op: connector_api::TargetOp::Move {
+                            key: key.clone(),
+                            placement: d.spec.placement.clone().unwrap_or_default(),
+                        },
+                        new_members: Vec::new(),
+                        leaving: Vec::new(),
+                        before: None,
+                        protected: d.protected,
+                        needs_approval: d.needs_approval,
+                        disabled_outside: false,
+                        renames_entry: false,
+                        fingerprint: String::new(),
+                    });
+                    continue;
+                }
+                let reason = if claimed_there {
+                    format!(
+                        "claimed by an operator at {key}, outside {}, and this target does not place accounts: \
+                         move it into the scope by hand, or widen base_dn or filter",
+                        handle.conn.scope()
+                    )
+                } else {
+                    format!(
+                        "the account enid owns was moved out of {} to {key}; it is left alone and never created \
+                         again: move it back, or widen base_dn or filter",
+                        handle.conn.scope()
+                    )
+                };
+                moved_away.push(plan::Blocked {
+                    target: id.clone(),
+                    identity: d.id().clone(),
+                    username: if d.protected { d.id().clone() } else { d.username().to_string() },
+                    reason,
                 });
             }
+            let mut failed = Vec::new();
+            let want = DesiredStream::new(&inputs, handle.rules(), &outside_scope, &mut failed);
             let mut tp = plan::plan_target(id, want, obs, &owned, &handle.managed, &facts);
+            failures.extend(failed.into_iter().map(|(identity, why)| Failure {
+                component: format!("target \"{id}\""),
+                identity,
+                message: held_message(id, &why),
+            }));
             if narrow && !planned_any {
                 target_plans.insert(id.clone(), tp);
                 continue;
@@ -642,6 +599,31 @@ impl Engine {
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
+        usernames.extend(new_names);
+        if narrow && !failures.is_empty() {
+            return Ok(Narrowed::Full("a person is held: their account cannot be computed".into()));
+        }
+        // A new person whose name could not be made (a reported failure), or who waits for a
+        // decision about an account made before enid, is not recorded yet: their records wait.
+        if !failures.is_empty() || !waiting.by_identity.is_empty() {
+            // Held instead, so the next incremental read still has them.
+            record_rows.retain(|r| {
+                let keep = snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id);
+                if !keep {
+                    held_rows.push(held_row(r));
+                }
+                keep
+            });
+            primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
+        }
+        held_rows.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
+        let held_keys = held_rows.iter().map(|h| (h.source.clone(), h.person_id.clone(), h.content_hash.clone()));
+        // An incremental run holds nothing new (it gave up otherwise) and leaves the held records
+        // as they are.
+        if !narrow {
+            let held_before = self.store.held_keys().await?;
+            reads_changed |= !held_keys.eq(held_before.into_iter().filter(|(source, ..)| counts.contains_key(source)));
+        }
         let new_identities = resolution
             .present
             .iter()

@@ -18,6 +18,22 @@ pub struct TargetFacts<'a> {
     pub enable_disabled_outside: bool,
 }
 
+/// The desired accounts of one target as [`plan_target`] takes them: in plan order, each
+/// rendered when the diff reaches it, so that a million persons' accounts are never all held at
+/// once (ARCHITECTURE.md, "Where memory goes"). A `Vec<Desired>` is one too.
+pub trait DesiredAccounts: Iterator<Item = Desired> {
+    /// The desired accounts of the identities `admit` lets through, in plan order, rendered
+    /// beside the iteration (which they neither advance nor report on): the few the planner
+    /// must see before the diff reaches them (correlation candidates).
+    fn select(&self, admit: &dyn Fn(&str) -> bool) -> Vec<Desired>;
+}
+
+impl DesiredAccounts for std::vec::IntoIter<Desired> {
+    fn select(&self, admit: &dyn Fn(&str) -> bool) -> Vec<Desired> {
+        self.as_slice().iter().filter(|d| admit(&d.spec.id)).cloned().collect()
+    }
+}
+
 /// Plans one target.
 ///
 /// `managed` names the attributes the mapping controls: only these are compared, and one the
@@ -37,13 +53,14 @@ pub struct TargetFacts<'a> {
 /// reported under `blocked` and never touched, and no account is created next to them.
 pub fn plan_target(
     target: &str,
-    desired: Vec<Desired>,
+    desired: impl IntoIterator<Item = Desired, IntoIter: DesiredAccounts>,
     observed: &[ObservedAccount],
     owned: &[&OwnedAccount],
     managed: &[String],
     facts: &TargetFacts<'_>,
 ) -> TargetPlan {
     let (today, caps) = (facts.today, facts.caps);
+    let desired = desired.into_iter();
     let owner_attr = caps.owner_attribute.as_str();
     let by_anchor: HashMap<&str, usize> =
         observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
@@ -108,22 +125,22 @@ pub fn plan_target(
     };
     // Accounts made before enid that a person's correlation values or username point at.
     let proof = OwnedIndex::new(owned, caps);
+    let selected: Vec<Desired>;
     let matches = match facts.correlate.filter(|c| !c.is_empty()) {
         None => Matches::default(),
         Some(input) => {
             let eligible: Vec<usize> = (0..observed.len())
                 .filter(|&i| !proof.owns(&observed[i]) && owner_values(&observed[i], owner_attr).next().is_none())
                 .collect();
-            let candidates: Vec<Candidate<'_>> = desired
+            // Persons whose account no entry carries and no row but a pending create records.
+            let unfound = |id: &str| {
+                !by_owner_value.contains_key(id)
+                    && owned_by_identity.get(id).is_none_or(|o| o.status == AccountStatus::Pending)
+            };
+            selected = desired.select(&unfound);
+            let candidates: Vec<Candidate<'_>> = selected
                 .iter()
-                .filter(|d| {
-                    (d.active || d.provision_disabled)
-                        && d.held.is_none()
-                        && !by_owner_value.contains_key(d.spec.id.as_str())
-                })
-                .filter(|d| {
-                    owned_by_identity.get(d.spec.id.as_str()).is_none_or(|o| o.status == AccountStatus::Pending)
-                })
+                .filter(|d| (d.active || d.provision_disabled) && d.held.is_none())
                 .map(|d| Candidate {
                     id: &d.spec.id,
                     username: Some(&d.spec.username),
