@@ -86,9 +86,9 @@ impl Engine {
     ) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
         // A lease lost while the plan was computed: nothing of it is written or sent.
-        connector_api::fence::check().map_err(|e| {
-            EngineError::Store(crate::store::StoreError { path: self.store.path().to_string(), message: e.to_string() })
-        })?;
+        if connector_api::fence::check().is_err() {
+            return Err(crate::store::runlock::LockError::Lost { state: self.store.path().to_string() }.into());
+        }
         if let Some(h) = hook {
             h.phase(Phase::Applying { total: plan.operations.len() });
         }

@@ -321,7 +321,7 @@ impl Engine {
         // would vanish from the conflict queue at the next read.
         let mut held_rows = held_rows(&resolution);
         let mut primary_rows = changed_primaries(&resolution, &authority, today);
-        lap("desired accounts of known identities");
+        lap("records to store");
 
         let mut observed = BTreeMap::new();
         let mut observed_groups: BTreeMap<String, Vec<ObservedGroup>> = BTreeMap::new();

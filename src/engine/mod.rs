@@ -445,7 +445,7 @@ impl Engine {
                 crate::store::runlock::RunLock::Led(crate::store::runlock::Led(lease.deadline()))
             }
             Leading::Lease(_) => {
-                return Err(busy("another node: this node can no longer confirm its lease".into()).into());
+                return Err(crate::store::runlock::LockError::Lost { state: self.store.path().to_string() }.into());
             }
             Leading::Follower(holder) => return Err(busy(holder).into()),
             Leading::Own => {

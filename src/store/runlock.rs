@@ -101,6 +101,13 @@ pub enum LockError {
          {lock})"
     )]
     Busy { holder: String, state: String, lock: String },
+    /// This node held the lease of a shared state and can no longer confirm it (its database
+    /// connection is lost, or another node took over): it writes and sends nothing more.
+    #[error(
+        "this node can no longer confirm its lease on state database {state} (its database connection is lost, or \
+         another node took over): nothing was written or sent, and the node that holds the lease carries on"
+    )]
+    Lost { state: String },
     /// The lock file cannot be created or locked: fix the permissions of the state directory.
     #[error("cannot lock {lock}: {reason}")]
     Io { lock: String, reason: String },

@@ -40,7 +40,7 @@ pub(crate) struct Conn {
 /// the fence has passed. Called at every request, not once per operation: an operation of
 /// several requests (an AD create, a move, member changes) stops between them. (ldap3 puts a
 /// request on the wire before its timeout starts, so a zero timeout would still send it.)
-pub(crate) fn fenced(timeout: Duration) -> Result<Duration, TargetError> {
+fn fenced(timeout: Duration) -> Result<Duration, TargetError> {
     connector_api::fence::check()?;
     let capped = connector_api::fence::cap(timeout);
     if capped.is_zero() {
@@ -49,15 +49,33 @@ pub(crate) fn fenced(timeout: Duration) -> Result<Duration, TargetError> {
     Ok(capped)
 }
 
+/// A handle on one of the target's connections that sends nothing unfenced: every request goes
+/// through [`Link::req`], which checks the lease and caps the request's timeout ([`fenced`]).
+/// The ldap3 handle inside is not reachable otherwise, so a request cannot forget the fence.
+pub(crate) struct Link {
+    ldap: Ldap,
+    timeout: Duration,
+}
+
+impl Link {
+    /// The handle for one request, fenced and with its timeout; fails once the fence has
+    /// passed, before anything is sent.
+    pub(crate) fn req(&mut self) -> Result<&mut Ldap, TargetError> {
+        let t = fenced(self.timeout)?;
+        Ok(self.ldap.with_timeout(t))
+    }
+}
+
 impl Conn {
     pub(crate) fn new(settings: ConnSettings, password: Secret) -> Conn {
         let slots = (0..settings.connections.max(1)).map(|_| Mutex::new(None)).collect();
         Conn { settings, password, slots, next: AtomicUsize::new(0) }
     }
 
-    /// Each operation's timeout: the configured one, shortened so that no operation outlasts
-    /// this node's lease on the state (`connector_api::fence`). Both targets read it here.
-    pub(crate) fn timeout(&self) -> Duration {
+    /// The connect timeout: the configured one, shortened so that connecting does not outlast
+    /// this node's lease on the state (`connector_api::fence`). Requests take theirs from
+    /// [`Link::req`].
+    fn timeout(&self) -> Duration {
         connector_api::fence::cap(self.settings.timeout)
     }
 
@@ -79,13 +97,14 @@ impl Conn {
 
     /// A handle on the next of the shared connections (round-robin), connecting and binding
     /// first when it has none.
-    pub(crate) async fn ldap(&self) -> Result<Ldap, TargetError> {
+    pub(crate) async fn ldap(&self) -> Result<Link, TargetError> {
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut guard = self.slots[slot].lock().await;
+        let timeout = self.settings.timeout;
         if let Some(ldap) = guard.as_mut()
             && !ldap.is_closed()
         {
-            return Ok(ldap.clone());
+            return Ok(Link { ldap: ldap.clone(), timeout });
         }
         let url = &self.settings.url;
         let (conn, mut ldap) = LdapConnAsync::with_settings(self.ldap_settings()?, url)
@@ -102,7 +121,7 @@ impl Conn {
             .map_err(|e| from_ldap(e, "bind"))
             .and_then(|r| from_result(r, &format!("bind as {}", self.settings.bind_dn)))?;
         *guard = Some(ldap.clone());
-        Ok(ldap)
+        Ok(Link { ldap, timeout })
     }
 
     /// Forgets the connections after one failed, so the next operation connects afresh. Only

@@ -81,13 +81,8 @@ impl LdapTarget {
         &self.config
     }
 
-    /// Each operation's timeout (capped by the fence: `Conn::timeout`).
-    pub(crate) fn timeout(&self) -> Duration {
-        self.conn.timeout()
-    }
-
     /// A handle on the shared connection, connecting and binding first when there is none.
-    pub(crate) async fn ldap(&self) -> Result<ldap3::Ldap, TargetError> {
+    pub(crate) async fn ldap(&self) -> Result<crate::conn::Link, TargetError> {
         self.conn.ldap().await
     }
 
@@ -146,7 +141,7 @@ impl Target for LdapTarget {
         let mut ldap = self.ldap().await?;
         let base = self.config.base_dn.clone();
         let res = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
+            .req()?
             .search(&base, Scope::Base, "(objectClass=*)", vec!["1.1"])
             .await
             .map_err(|e| from_ldap(e, &format!("read base_dn {base}")))?;

@@ -3,17 +3,18 @@
 
 use crate::LdapTarget;
 use crate::config::{DisableMethod, GroupClass};
+use crate::conn::Link;
 use crate::dn::{normalize_dn, split_rdn};
 use crate::error::{from_ldap, from_result};
 use connector_api::{OpOutcome, RejectKind, TargetError, TargetOp, Value};
 use ldap3::controls::{PostRead, PostReadResp};
-use ldap3::{Ldap, Mod, Scope, SearchEntry, dn_escape};
+use ldap3::{Mod, Scope, SearchEntry, dn_escape};
 use std::collections::HashSet;
 
 impl LdapTarget {
     /// The next free `gidNumber`: one above the highest under the groups base (at least
     /// `gid_number_start`), then counted up here, so concurrent creates never share one.
-    async fn allocate_gid(&self, ldap: &mut Ldap) -> Result<u32, TargetError> {
+    async fn allocate_gid(&self, ldap: &mut Link) -> Result<u32, TargetError> {
         let mut next = self.next_gid.lock().await;
         let gid = match *next {
             Some(g) => g,
@@ -21,7 +22,7 @@ impl LdapTarget {
                 let groups = self.config.groups.as_ref().ok_or_else(|| TargetError::config("no [groups]"))?;
                 let base = groups.base_dn.clone();
                 let (entries, _) = ldap
-                    .with_timeout(crate::conn::fenced(self.timeout())?)
+                    .req()?
                     .search(&base, Scope::Subtree, "(gidNumber=*)", vec!["gidNumber"])
                     .await
                     .and_then(|r| r.non_error())
@@ -42,7 +43,7 @@ impl LdapTarget {
     /// skipped: the end state is what was asked for.
     async fn change_members(
         &self,
-        ldap: &mut Ldap,
+        ldap: &mut Link,
         key: &str,
         members: &[String],
         add: bool,
@@ -53,20 +54,14 @@ impl LdapTarget {
         };
         let benign = if add { 20 } else { 16 };
         let what = format!("{} members of {key}", if add { "add" } else { "remove" });
-        let res = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
-            .modify(key, make(members.iter().cloned().collect()))
-            .await
-            .map_err(|e| from_ldap(e, &what))?;
+        let res =
+            ldap.req()?.modify(key, make(members.iter().cloned().collect())).await.map_err(|e| from_ldap(e, &what))?;
         if res.rc != benign {
             return from_result(res, &what).map(|_| ());
         }
         for m in members {
-            let res = ldap
-                .with_timeout(crate::conn::fenced(self.timeout())?)
-                .modify(key, make(HashSet::from([m.clone()])))
-                .await
-                .map_err(|e| from_ldap(e, &what))?;
+            let res =
+                ldap.req()?.modify(key, make(HashSet::from([m.clone()]))).await.map_err(|e| from_ldap(e, &what))?;
             if res.rc != benign {
                 from_result(res, &what)?;
             }
@@ -74,7 +69,7 @@ impl LdapTarget {
         Ok(())
     }
 
-    async fn ensure_disabled_ou(&self, ldap: &mut Ldap) -> Result<(), TargetError> {
+    async fn ensure_disabled_ou(&self, ldap: &mut Link) -> Result<(), TargetError> {
         let Some(ou) = self.config.disabled_ou() else { return Ok(()) };
         let mut ready = self.disabled_ou_ready.lock().await;
         if *ready {
@@ -86,11 +81,7 @@ impl LdapTarget {
             ("objectClass".to_string(), HashSet::from(["organizationalUnit".to_string()])),
             ("ou".to_string(), HashSet::from([value])),
         ];
-        let res = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
-            .add(&ou, attrs)
-            .await
-            .map_err(|e| from_ldap(e, "add disabled OU"))?;
+        let res = ldap.req()?.add(&ou, attrs).await.map_err(|e| from_ldap(e, "add disabled OU"))?;
         if res.rc != 0 && res.rc != 68 {
             from_result(res, &format!("create the disabled OU {ou}"))?;
         }
@@ -100,7 +91,6 @@ impl LdapTarget {
 
     pub(crate) async fn apply_inner(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
         let mut ldap = self.ldap().await?;
-        let t = self.timeout();
         match op {
             TargetOp::Create { account } => {
                 let disabled = !account.enabled;
@@ -133,7 +123,7 @@ impl LdapTarget {
             TargetOp::Rename { key, username } => {
                 let rdn = format!("{}={}", self.config.rdn_attribute, dn_escape(username));
                 let res = ldap
-                    .with_timeout(crate::conn::fenced(t)?)
+                    .req()?
                     .modifydn(key, &rdn, true, None)
                     .await
                     .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
@@ -150,11 +140,7 @@ impl LdapTarget {
                 for c in changes {
                     mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
                 }
-                let res = ldap
-                    .with_timeout(crate::conn::fenced(t)?)
-                    .modify(key, mods)
-                    .await
-                    .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                let res = ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
                 Ok(OpOutcome::Updated)
             }
@@ -167,11 +153,8 @@ impl LdapTarget {
                 }
                 DisableMethod::Attribute { attribute, value } => {
                     let mods = vec![Mod::Replace(attribute.clone(), HashSet::from([value.clone()]))];
-                    let res = ldap
-                        .with_timeout(crate::conn::fenced(t)?)
-                        .modify(key, mods)
-                        .await
-                        .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                    let res =
+                        ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                     from_result(res, &format!("disable {key}"))?;
                     Ok(OpOutcome::Disabled { key: key.clone() })
                 }
@@ -184,21 +167,14 @@ impl LdapTarget {
                 }
                 DisableMethod::Attribute { attribute, .. } => {
                     let mods = vec![Mod::Replace(attribute.clone(), HashSet::<String>::new())];
-                    let res = ldap
-                        .with_timeout(crate::conn::fenced(t)?)
-                        .modify(key, mods)
-                        .await
-                        .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                    let res =
+                        ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                     from_result(res, &format!("enable {key}"))?;
                     Ok(OpOutcome::Enabled { key: key.clone() })
                 }
             },
             TargetOp::Delete { key } | TargetOp::DeleteGroup { key } => {
-                let res = ldap
-                    .with_timeout(crate::conn::fenced(t)?)
-                    .delete(key)
-                    .await
-                    .map_err(|e| from_ldap(e, &format!("delete {key}")))?;
+                let res = ldap.req()?.delete(key).await.map_err(|e| from_ldap(e, &format!("delete {key}")))?;
                 from_result(res, &format!("delete {key}"))?;
                 Ok(OpOutcome::Deleted)
             }
@@ -244,13 +220,13 @@ impl LdapTarget {
         format!("{}={},{parent}", self.config.rdn_attribute, dn_escape(username))
     }
 
-    async fn move_entry(&self, ldap: &mut Ldap, key: &str, new_parent: &str) -> Result<String, TargetError> {
+    async fn move_entry(&self, ldap: &mut Link, key: &str, new_parent: &str) -> Result<String, TargetError> {
         let (rdn, parent) = split_rdn(key);
         if normalize_dn(parent) == normalize_dn(new_parent) {
             return Ok(key.to_string()); // already there: a repeated operation is a no-op
         }
         let res = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
+            .req()?
             .modifydn(key, rdn, true, Some(new_parent))
             .await
             .map_err(|e| from_ldap(e, &format!("move {key}")))?;
@@ -263,12 +239,12 @@ impl LdapTarget {
     /// Adds an entry with the Post-Read control, so its `entryUUID` comes back with the result.
     async fn add_with_anchor(
         &self,
-        ldap: &mut Ldap,
+        ldap: &mut Link,
         dn: String,
         entry: Vec<(String, HashSet<String>)>,
     ) -> Result<OpOutcome, TargetError> {
         let res = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
+            .req()?
             .with_controls(PostRead::new(vec!["entryUUID"]))
             .add(&dn, entry)
             .await

@@ -54,7 +54,7 @@ impl LdapTarget {
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
+            .req()?
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
@@ -130,7 +130,7 @@ impl LdapTarget {
         }
         let mut ldap = self.ldap().await?;
         let root = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
+            .req()?
             .search("", Scope::Base, "(objectClass=*)", vec!["namingContexts"])
             .await
             .map_err(|e| from_ldap(e, "read the root DSE"))?;
@@ -154,7 +154,7 @@ impl LdapTarget {
                     chunk.iter().map(|v| format!("({attr}={})", ldap3::ldap_escape(v))).collect::<String>()
                 );
                 let found = ldap
-                    .with_timeout(crate::conn::fenced(self.timeout())?)
+                    .req()?
                     .search(&context, Scope::Subtree, &filter, vec![attr])
                     .await
                     .map_err(|e| from_ldap(e, &format!("search {context}")))?;
@@ -211,7 +211,7 @@ impl LdapTarget {
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
-            .with_timeout(crate::conn::fenced(self.timeout())?)
+            .req()?
             .streaming_search_with(adapters, base, Scope::Subtree, &filter, vec!["cn", member_attr, "entryUUID"])
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;

@@ -6,10 +6,11 @@
 //! groups with members by DN, value by value.
 
 use super::{AdTarget, UAC_DISABLED, UAC_NORMAL, guid_text, unicode_pwd};
+use crate::conn::Link;
 use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
 use connector_api::{AccountSpec, OpOutcome, RejectKind, TargetError, TargetOp, Value};
-use ldap3::{Ldap, Mod, Scope, SearchEntry, dn_escape};
+use ldap3::{Mod, Scope, SearchEntry, dn_escape};
 use std::collections::HashSet;
 
 /// `groupType` of a global security group.
@@ -92,16 +93,11 @@ fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [String], TargetError> {
 impl AdTarget {
     pub(super) async fn apply_inner(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
         let mut ldap = self.conn.ldap().await?;
-        let t = self.conn.timeout();
         match op {
             TargetOp::Create { account } => self.create(&mut ldap, account).await,
             TargetOp::Rename { key, username } => {
                 let mods = vec![Mod::Replace("sAMAccountName".to_string(), HashSet::from([username.clone()]))];
-                let res = ldap
-                    .with_timeout(crate::conn::fenced(t)?)
-                    .modify(key, mods)
-                    .await
-                    .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
+                let res = ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &format!("rename {key}")))?;
                 from_result(res, &format!("rename {key} to {username}"))?;
                 Ok(OpOutcome::Renamed { key: key.clone() })
             }
@@ -111,11 +107,7 @@ impl AdTarget {
                 for c in changes {
                     mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
                 }
-                let res = ldap
-                    .with_timeout(crate::conn::fenced(t)?)
-                    .modify(key, mods)
-                    .await
-                    .map_err(|e| from_ldap(e, &format!("modify {key}")))?;
+                let res = ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
                 // The entry is named by the display name: a new name renames it, so the old name
                 // does not stay in the DN (after a change of name, a person's old one must go).
@@ -139,11 +131,7 @@ impl AdTarget {
                 Ok(OpOutcome::Enabled { key: key.clone() })
             }
             TargetOp::Delete { key } | TargetOp::DeleteGroup { key } => {
-                let res = ldap
-                    .with_timeout(crate::conn::fenced(t)?)
-                    .delete(key)
-                    .await
-                    .map_err(|e| from_ldap(e, &format!("delete {key}")))?;
+                let res = ldap.req()?.delete(key).await.map_err(|e| from_ldap(e, &format!("delete {key}")))?;
                 if res.rc == 32 {
                     return Ok(OpOutcome::Deleted); // gone already: what a delete was for
                 }
@@ -165,8 +153,7 @@ impl AdTarget {
     /// A new account: made disabled with its password in the add (so it never exists enabled
     /// without one; a first password to hand out due for a change at the first logon), its
     /// `objectGUID` read back, then enabled unless it is created ahead of its start date.
-    async fn create(&self, ldap: &mut Ldap, account: &AccountSpec) -> Result<OpOutcome, TargetError> {
-        let t = self.conn.timeout();
+    async fn create(&self, ldap: &mut Link, account: &AccountSpec) -> Result<OpOutcome, TargetError> {
         let Some(password) = &account.initial_password else {
             return Err(TargetError::config(format!(
                 "create {}: no first password was given; an AD account is never enabled without one",
@@ -211,11 +198,7 @@ impl AdTarget {
             dn = format!("CN={},{placement}", dn_escape(&candidate));
             let mut with_cn = entry.clone();
             with_cn.push(one("cn", &candidate));
-            let res = ldap
-                .with_timeout(crate::conn::fenced(t)?)
-                .add(&dn, with_cn)
-                .await
-                .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+            let res = ldap.req()?.add(&dn, with_cn).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
             if res.rc == 68 && candidate == cn_value(&cn, None) {
                 continue;
             }
@@ -225,11 +208,7 @@ impl AdTarget {
         let anchor = self.guid_of(ldap, &dn).await?;
         if account.enabled {
             let mods = vec![Mod::Replace("userAccountControl".to_string(), HashSet::from([UAC_NORMAL.to_string()]))];
-            let res = ldap
-                .with_timeout(crate::conn::fenced(t)?)
-                .modify(&dn, mods)
-                .await
-                .map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
+            let res = ldap.req()?.modify(&dn, mods).await.map_err(|e| from_ldap(e, &format!("enable {dn}")))?;
             // Made but not enabled: the next run finds it by its owner marker and enables it.
             from_result(res, &format!("enable {dn} after its create"))?;
         }
@@ -237,9 +216,9 @@ impl AdTarget {
     }
 
     /// The `objectGUID` of an entry, as text.
-    async fn guid_of(&self, ldap: &mut Ldap, dn: &str) -> Result<Option<String>, TargetError> {
+    async fn guid_of(&self, ldap: &mut Link, dn: &str) -> Result<Option<String>, TargetError> {
         let (entries, _) = ldap
-            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+            .req()?
             .search(dn, Scope::Base, "(objectClass=*)", vec!["objectGUID"])
             .await
             .and_then(|r| r.success())
@@ -257,8 +236,7 @@ impl AdTarget {
     /// Moves an account to another OU (made first when missing), keeping its `objectGUID`. A
     /// move into the protected OU also gives it the username as its `cn`: the real name leaves
     /// the DN.
-    async fn move_to(&self, ldap: &mut Ldap, key: &str, placement: &str) -> Result<OpOutcome, TargetError> {
-        let t = self.conn.timeout();
+    async fn move_to(&self, ldap: &mut Link, key: &str, placement: &str) -> Result<OpOutcome, TargetError> {
         self.ensure_ou(ldap, placement).await?;
         let (rdn, parent) = split_rdn(key);
         let (sam, display) = self.names_of(ldap, key).await?;
@@ -282,7 +260,7 @@ impl AdTarget {
         }
         for (i, new_rdn) in candidates.iter().enumerate() {
             let res = ldap
-                .with_timeout(crate::conn::fenced(t)?)
+                .req()?
                 .modifydn(key, new_rdn, true, Some(placement))
                 .await
                 .map_err(|e| from_ldap(e, &format!("move {key}")))?;
@@ -296,9 +274,9 @@ impl AdTarget {
     }
 
     /// The `sAMAccountName` and `displayName` of an entry.
-    async fn names_of(&self, ldap: &mut Ldap, key: &str) -> Result<(Option<String>, Option<String>), TargetError> {
+    async fn names_of(&self, ldap: &mut Link, key: &str) -> Result<(Option<String>, Option<String>), TargetError> {
         let (entries, _) = ldap
-            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+            .req()?
             .search(key, Scope::Base, "(objectClass=*)", vec!["sAMAccountName", "displayName"])
             .await
             .and_then(|r| r.success())
@@ -311,8 +289,7 @@ impl AdTarget {
     /// Gives an entry the `cn` of its new display name (told apart from a namesake in the same
     /// OU by the username), in the OU it is in. An entry in the protected OU keeps its `cn`
     /// (the username).
-    async fn rename_cn(&self, ldap: &mut Ldap, key: &str, name: &str) -> Result<OpOutcome, TargetError> {
-        let t = self.conn.timeout();
+    async fn rename_cn(&self, ldap: &mut Link, key: &str, name: &str) -> Result<OpOutcome, TargetError> {
         let (rdn, parent) = split_rdn(key);
         if normalize_dn(parent) == normalize_dn(&self.config.protected_ou()) {
             return Ok(OpOutcome::Updated);
@@ -327,7 +304,7 @@ impl AdTarget {
         }
         for (i, new_rdn) in candidates.iter().enumerate() {
             let res = ldap
-                .with_timeout(crate::conn::fenced(t)?)
+                .req()?
                 .modifydn(key, new_rdn, true, None)
                 .await
                 .map_err(|e| from_ldap(e, &format!("rename {key}")))?;
@@ -341,10 +318,9 @@ impl AdTarget {
     }
 
     /// Sets or clears the disabled bit of `userAccountControl`, keeping every other flag.
-    async fn set_disabled(&self, ldap: &mut Ldap, key: &str, disabled: bool) -> Result<(), TargetError> {
-        let t = self.conn.timeout();
+    async fn set_disabled(&self, ldap: &mut Link, key: &str, disabled: bool) -> Result<(), TargetError> {
         let (entries, _) = ldap
-            .with_timeout(crate::conn::fenced(t)?)
+            .req()?
             .search(key, Scope::Base, "(objectClass=*)", vec!["userAccountControl"])
             .await
             .and_then(|r| r.success())
@@ -361,25 +337,23 @@ impl AdTarget {
         }
         let what = if disabled { format!("disable {key}") } else { format!("enable {key}") };
         let mods = vec![Mod::Replace("userAccountControl".to_string(), HashSet::from([want.to_string()]))];
-        let res =
-            ldap.with_timeout(crate::conn::fenced(t)?).modify(key, mods).await.map_err(|e| from_ldap(e, &what))?;
+        let res = ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &what))?;
         from_result(res, &what)?;
         Ok(())
     }
 
     /// Makes an OU below `base_dn` when it is not there (and the ones above it that are missing);
     /// an OU elsewhere must exist.
-    async fn ensure_ou(&self, ldap: &mut Ldap, dn: &str) -> Result<(), TargetError> {
+    async fn ensure_ou(&self, ldap: &mut Link, dn: &str) -> Result<(), TargetError> {
         let norm = normalize_dn(dn);
         if self.ous.lock().await.contains(&norm) {
             return Ok(());
         }
-        let t = self.conn.timeout();
         let mut missing = Vec::new();
         let mut here = dn.to_string();
         loop {
             let res = ldap
-                .with_timeout(crate::conn::fenced(t)?)
+                .req()?
                 .search(&here, Scope::Base, "(objectClass=*)", vec!["1.1"])
                 .await
                 .map_err(|e| from_ldap(e, &format!("read {here}")))?;
@@ -407,11 +381,7 @@ impl AdTarget {
                 one("ou", &unescape_dn_value(name)),
                 one("description", "Made by enid for the accounts of a school unit"),
             ];
-            let res = ldap
-                .with_timeout(crate::conn::fenced(t)?)
-                .add(ou, entry)
-                .await
-                .map_err(|e| from_ldap(e, &format!("add {ou}")))?;
+            let res = ldap.req()?.add(ou, entry).await.map_err(|e| from_ldap(e, &format!("add {ou}")))?;
             if res.rc != 68 {
                 from_result(res, &format!("create the OU {ou}"))?;
             }
@@ -420,7 +390,7 @@ impl AdTarget {
         Ok(())
     }
 
-    async fn create_group(&self, ldap: &mut Ldap, name: &str, members: &[String]) -> Result<OpOutcome, TargetError> {
+    async fn create_group(&self, ldap: &mut Link, name: &str, members: &[String]) -> Result<OpOutcome, TargetError> {
         let groups = self
             .config
             .groups
@@ -437,11 +407,7 @@ impl AdTarget {
         if !members.is_empty() {
             entry.push(attr("member", members.iter().map(|m| m.as_bytes().to_vec())));
         }
-        let res = ldap
-            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
-            .add(&dn, entry)
-            .await
-            .map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+        let res = ldap.req()?.add(&dn, entry).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
         from_result(res, &format!("add {dn}"))?;
         let anchor = self.guid_of(ldap, &dn).await?;
         Ok(OpOutcome::Created { key: dn, anchor })
@@ -452,32 +418,25 @@ impl AdTarget {
     /// skipped: the end state is what was asked for.
     async fn change_members(
         &self,
-        ldap: &mut Ldap,
+        ldap: &mut Link,
         key: &str,
         members: &[String],
         add: bool,
     ) -> Result<(), TargetError> {
-        let t = self.conn.timeout();
         let make = |values: HashSet<String>| -> Vec<Mod<String>> {
             if add { vec![Mod::Add("member".into(), values)] } else { vec![Mod::Delete("member".into(), values)] }
         };
         // AD: a member already there is 68 (or 20), one not there 53 (or 16).
         let benign: &[u32] = if add { &[20, 68] } else { &[16, 53] };
         let what = format!("{} members of {key}", if add { "add" } else { "remove" });
-        let res = ldap
-            .with_timeout(crate::conn::fenced(t)?)
-            .modify(key, make(members.iter().cloned().collect()))
-            .await
-            .map_err(|e| from_ldap(e, &what))?;
+        let res =
+            ldap.req()?.modify(key, make(members.iter().cloned().collect())).await.map_err(|e| from_ldap(e, &what))?;
         if !benign.contains(&res.rc) {
             return from_result(res, &what).map(|_| ());
         }
         for m in members {
-            let res = ldap
-                .with_timeout(crate::conn::fenced(t)?)
-                .modify(key, make(HashSet::from([m.clone()])))
-                .await
-                .map_err(|e| from_ldap(e, &what))?;
+            let res =
+                ldap.req()?.modify(key, make(HashSet::from([m.clone()]))).await.map_err(|e| from_ldap(e, &what))?;
             if !benign.contains(&res.rc) {
                 from_result(res, &what)?;
             }

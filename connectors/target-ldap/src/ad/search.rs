@@ -56,7 +56,7 @@ impl AdTarget {
         let mut ldap = self.conn.ldap().await?;
         let base = self.config.base_dn.clone();
         let res = ldap
-            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+            .req()?
             .search(&base, Scope::Base, "(objectClass=*)", vec!["1.1"])
             .await
             .map_err(|e| from_ldap(e, &format!("read base_dn {base}")))?;
@@ -138,7 +138,7 @@ impl AdTarget {
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
-            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+            .req()?
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
@@ -202,7 +202,7 @@ impl AdTarget {
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
-            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+            .req()?
             .streaming_search_with(
                 adapters,
                 base,
@@ -247,7 +247,7 @@ impl AdTarget {
                 let dn = out[i].key.clone();
                 let attr = format!("member;range={next}-*");
                 let (entries, _) = ldap
-                    .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+                    .req()?
                     .search(&dn, Scope::Base, "(objectClass=group)", vec![attr.as_str()])
                     .await
                     .and_then(|r| r.success())
@@ -281,7 +281,7 @@ impl AdTarget {
         }
         let mut ldap = self.conn.ldap().await?;
         let found = ldap
-            .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+            .req()?
             .search("", Scope::Base, "(objectClass=*)", vec!["defaultNamingContext"])
             .await
             .map_err(|e| from_ldap(e, "read the root DSE"))?;
@@ -330,7 +330,7 @@ impl AdTarget {
             let adapters: Vec<Box<dyn Adapter<_, _>>> =
                 vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
             let mut stream = ldap
-                .with_timeout(crate::conn::fenced(self.conn.timeout())?)
+                .req()?
                 .streaming_search_with(
                     adapters,
                     &domain,
