@@ -92,7 +92,8 @@ enum Compiled {
 #[derive(Debug)]
 pub struct Mapping {
     env: Environment<'static>,
-    attrs: Vec<(String, Compiled)>,
+    /// Attribute → template; the names shared with every account rendered.
+    attrs: Vec<(connector_api::Name, Compiled)>,
     any_template: bool,
 }
 
@@ -146,7 +147,7 @@ impl Mapping {
                         .collect::<Result<_, _>>()?,
                 ),
             };
-            attrs.push((attr.clone(), compiled));
+            attrs.push((connector_api::Name::from(attr), compiled));
         }
         let any_template = attrs.iter().any(|(_, c)| c.uses_engine());
         let mapping = Mapping { env, attrs, any_template };
@@ -164,7 +165,7 @@ impl Mapping {
 
     /// The attribute names this mapping manages; only these are compared and changed.
     pub fn attribute_names(&self) -> Vec<String> {
-        self.attrs.iter().map(|(a, _)| a.clone()).collect()
+        self.attrs.iter().map(|(a, _)| a.to_string()).collect()
     }
 
     /// Renders every attribute for `person`.

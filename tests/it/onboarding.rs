@@ -293,7 +293,7 @@ fn a_platform_of_users_made_before_enid_is_taken_over_and_a_deactivation_is_resp
         let mut attrs: connector_api::Attrs =
             [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into();
         if let Some(t) = title {
-            attrs.insert("title".into(), connector_api::Value::text(t));
+            attrs.insert("title", connector_api::Value::text(t));
         }
         let account = connector_api::AccountSpec {
             id: "(by hand)".into(),

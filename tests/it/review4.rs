@@ -89,7 +89,7 @@ fn scim_user(target: &target_scim::ScimTarget, username: &str, given: &str, fami
     let mut attrs: connector_api::Attrs =
         [("displayName".to_string(), connector_api::Value::text(format!("{given} {family}")))].into();
     if let Some(t) = title {
-        attrs.insert("title".into(), connector_api::Value::text(t));
+        attrs.insert("title", connector_api::Value::text(t));
     }
     let account = connector_api::AccountSpec {
         id: "(by hand)".into(),

@@ -10,11 +10,110 @@
 
 use crate::value::Value;
 use serde::Serialize;
+use std::sync::Arc;
+
+/// An attribute's name. Shared: the accounts of a run name the same few attributes, so a name
+/// made once (by the mapping, or by a connector from the names it asked for) is held once, not
+/// once per account. Compares, orders, hashes, prints and serialises as the string it is.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name(s.into())
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(s.into())
+    }
+}
+
+impl From<&String> for Name {
+    fn from(s: &String) -> Name {
+        Name(s.as_str().into())
+    }
+}
+
+impl From<&Name> for Name {
+    fn from(n: &Name) -> Name {
+        n.clone()
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        n.0.to_string()
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 /// Attribute name → value, sorted by name, names unique. Compares, prints and serialises as the
 /// map it is (a JSON object in name order).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Attrs(Vec<(String, Value)>);
+pub struct Attrs(Vec<(Name, Value)>);
 
 impl Attrs {
     /// No attributes.
@@ -47,7 +146,8 @@ impl Attrs {
     }
 
     /// Sets `name` to `value`, returning the value it replaces (as a map's insert does).
-    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, name: impl Into<Name>, value: Value) -> Option<Value> {
+        let name = name.into();
         match self.find(&name) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
@@ -78,7 +178,7 @@ impl Attrs {
     }
 
     /// The names, in order.
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator + Clone {
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Name> + ExactSizeIterator + Clone {
         self.0.iter().map(|(n, _)| n)
     }
 
@@ -88,7 +188,7 @@ impl Attrs {
     }
 
     /// Keeps the attributes `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&Name, &mut Value) -> bool) {
         self.0.retain_mut(|(n, v)| keep(n, v));
     }
 
@@ -101,10 +201,10 @@ impl Attrs {
 
 /// The attributes of an [`Attrs`], in name order.
 #[derive(Debug, Clone)]
-pub struct Iter<'a>(std::slice::Iter<'a, (String, Value)>);
+pub struct Iter<'a>(std::slice::Iter<'a, (Name, Value)>);
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a String, &'a Value);
+    type Item = (&'a Name, &'a Value);
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next().map(|(n, v)| (n, v))
     }
@@ -122,7 +222,7 @@ impl DoubleEndedIterator for Iter<'_> {
 impl ExactSizeIterator for Iter<'_> {}
 
 impl<'a> IntoIterator for &'a Attrs {
-    type Item = (&'a String, &'a Value);
+    type Item = (&'a Name, &'a Value);
     type IntoIter = Iter<'a>;
     fn into_iter(self) -> Iter<'a> {
         self.iter()
@@ -130,20 +230,20 @@ impl<'a> IntoIterator for &'a Attrs {
 }
 
 impl IntoIterator for Attrs {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type Item = (Name, Value);
+    type IntoIter = std::vec::IntoIter<(Name, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
 }
 
-impl<K: Into<String>> FromIterator<(K, Value)> for Attrs {
+impl<K: Into<Name>> FromIterator<(K, Value)> for Attrs {
     /// As a map collects: a name given twice keeps its last value.
     fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Attrs {
-        let mut all: Vec<(String, Value)> = iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let mut all: Vec<(Name, Value)> = iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
         // Stable: of equal names, the last given is the last of its run.
         all.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, Value)> = Vec::with_capacity(all.len());
+        let mut out: Vec<(Name, Value)> = Vec::with_capacity(all.len());
         for (name, value) in all {
             match out.last_mut() {
                 Some(last) if last.0 == name => last.1 = value,
@@ -155,15 +255,15 @@ impl<K: Into<String>> FromIterator<(K, Value)> for Attrs {
     }
 }
 
-impl<K: Into<String>> Extend<(K, Value)> for Attrs {
+impl<K: Into<Name>> Extend<(K, Value)> for Attrs {
     fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
         for (k, v) in iter {
-            self.insert(k.into(), v);
+            self.insert(k, v);
         }
     }
 }
 
-impl<K: Into<String>, const N: usize> From<[(K, Value); N]> for Attrs {
+impl<K: Into<Name>, const N: usize> From<[(K, Value); N]> for Attrs {
     fn from(pairs: [(K, Value); N]) -> Attrs {
         pairs.into_iter().collect()
     }
@@ -227,14 +327,17 @@ mod tests {
                     }
                 }
                 assert_eq!(a.len(), m.len());
-                assert!(a.iter().eq(m.iter()), "{a:?} / {m:?}");
+                assert!(
+                    a.iter().map(|(k, v)| (k.as_str(), v)).eq(m.iter().map(|(k, v)| (k.as_str(), v))),
+                    "{a:?} / {m:?}"
+                );
                 assert_eq!(a.get(name), m.get(name));
                 assert_eq!(a.contains_key(name), m.contains_key(name));
                 assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&m).unwrap());
                 assert_eq!(format!("{a:?}"), format!("{m:?}"));
             }
             let collected: Attrs = m.clone().into_iter().rev().collect();
-            assert!(collected.iter().eq(m.iter()));
+            assert!(collected.iter().map(|(k, v)| (k.as_str(), v)).eq(m.iter().map(|(k, v)| (k.as_str(), v))));
         }
     }
 

@@ -42,6 +42,7 @@ pub mod target;
 pub mod testkit;
 pub mod value;
 
+pub use attrs::Name;
 pub use capabilities::{Capabilities, DisableKind, ExistingUsernames, Lookup, MemberForm, PasswordRules};
 pub use civic::{CivicNo, CivicNoError};
 pub use connector::{ConnectorConfig, SourceConnector, TargetConnector, resolve_optional_path, resolve_path};

@@ -905,8 +905,8 @@ mod tests {
         assert_eq!(mail_nickname("S1-7A åk"), "S1-7A--k");
         assert_eq!(mail_nickname(""), "user");
         let mut attrs = Attrs::new();
-        attrs.insert("givenName".into(), Value::text("Anna"));
-        attrs.insert("onPremisesExtensionAttributes.extensionAttribute15".into(), Value::text("0f8f"));
+        attrs.insert("givenName", Value::text("Anna"));
+        attrs.insert("onPremisesExtensionAttributes.extensionAttribute15", Value::text("0f8f"));
         let mut body = Map::new();
         write(&mut body, &attrs);
         let j = Json::Object(body.clone());

@@ -861,9 +861,9 @@ mod tests {
         let mut name = connector_api::Fields::new();
         name.insert("givenName".into(), Value::text("Anna"));
         name.insert("familyName".into(), Value::text("Berg"));
-        attrs.insert("name".into(), Value::Complex(Box::new(vec![name])));
-        attrs.insert("includeInGlobalAddressList".into(), Value::Bool(false));
-        attrs.insert(OWNER.into(), Value::text("0f8f"));
+        attrs.insert("name", Value::Complex(Box::new(vec![name])));
+        attrs.insert("includeInGlobalAddressList", Value::Bool(false));
+        attrs.insert(OWNER, Value::text("0f8f"));
         let mut body = Map::new();
         write(&mut body, &attrs);
         let j = Json::Object(body.clone());

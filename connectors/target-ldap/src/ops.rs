@@ -104,7 +104,7 @@ impl LdapTarget {
                         continue;
                     }
                     has_rdn |= k.eq_ignore_ascii_case(&self.config.rdn_attribute);
-                    entry.push((k.clone(), values.iter().cloned().collect()));
+                    entry.push((k.to_string(), values.iter().cloned().collect()));
                 }
                 if !has_rdn {
                     entry.push((self.config.rdn_attribute.clone(), HashSet::from([account.username.clone()])));

@@ -4,7 +4,7 @@
 use crate::LdapTarget;
 use crate::dn::{normalize_dn, under};
 use crate::error::{from_ldap, from_result};
-use connector_api::{Attrs, ObservedAccount, ObservedGroup, TargetError, Value};
+use connector_api::{Attrs, Name, ObservedAccount, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::HashMap;
@@ -58,7 +58,8 @@ impl LdapTarget {
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
-        let wanted: HashMap<String, &String> = attrs.iter().map(|a| (a.to_ascii_lowercase(), a)).collect();
+        // The names as asked for, made once and shared by every account read.
+        let wanted: HashMap<String, Name> = attrs.iter().map(|a| (a.to_ascii_lowercase(), Name::from(a))).collect();
         let rdn = self.config.rdn_attribute.to_ascii_lowercase();
         let mut out = Vec::new();
         loop {
@@ -83,8 +84,7 @@ impl LdapTarget {
                     username = values.first().cloned();
                 }
                 if let Some(requested) = wanted.get(&lower) {
-                    // Keep the server's name when it is spelt as requested: no copy.
-                    let key = if name == **requested { name } else { (*requested).clone() };
+                    let key = requested.clone();
                     // LDAP values are a set; the server keeps them in the order they were added
                     // (a `HashSet`'s, in the add): sorted, two directories with the same content
                     // give the same observation, and the same plan id.

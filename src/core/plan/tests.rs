@@ -53,7 +53,7 @@ fn desired(id: &str, user: &str, sn: &str, active: bool) -> Desired {
 fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedAccount {
     let mut a = attrs(&[("sn", sn), ("uid", user)]);
     if let Some(id) = id {
-        a.insert("employeeNumber".into(), Value::text(id));
+        a.insert("employeeNumber", Value::text(id));
     }
     ObservedAccount {
         key: format!("uid={user},ou=people,dc=example,dc=org"),
@@ -139,7 +139,7 @@ const U2: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 #[test]
 fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_duplicated() {
     let mut hr = observed("cy.ek", None, "Ek", false);
-    hr.attrs.insert("employeeNumber".into(), Value::text("HR-4711"));
+    hr.attrs.insert("employeeNumber", Value::text("HR-4711"));
     check(
         &[desired(U1, "anna.berg", "Berg", true), desired("3", "cy.ek2", "Ek", true)],
         &[observed("anna.b", Some(U1), "Berg", false), observed("bo.ek", Some(U2), "Ek", false), hr],
@@ -280,8 +280,8 @@ fn a_name_change_updates_only_that_attribute() {
 #[test]
 fn an_attribute_the_mapping_no_longer_yields_is_removed() {
     let mut obs = observed("anna.berg", Some("1"), "Berg", false);
-    obs.attrs.insert("departmentNumber".into(), Value::text("S1"));
-    obs.attrs.insert("entryUUID".into(), Value::text("not managed"));
+    obs.attrs.insert("departmentNumber", Value::text("S1"));
+    obs.attrs.insert("entryUUID", Value::text("not managed"));
     check(
         &[desired("1", "anna.berg", "Berg", true)],
         &[obs],
@@ -680,7 +680,7 @@ fn check_correlated(
 }
 
 fn with_attr(mut o: ObservedAccount, attr: &str, value: &str) -> ObservedAccount {
-    o.attrs.insert(attr.into(), Value::text(value));
+    o.attrs.insert(attr, Value::text(value));
     o
 }
 
@@ -704,7 +704,7 @@ fn accounts_made_before_enid_are_claimed_by_attribute_and_by_username_never_dupl
     cy.spec.given_name = "Cy".into();
     cy.spec.display_name = "Cy Ek".into();
     let mut cy_acc = observed("cy.ek", None, "Ek", false);
-    cy_acc.attrs.insert("cn".into(), Value::text("Cy Ek"));
+    cy_acc.attrs.insert("cn", Value::text("Cy Ek"));
     check_correlated(
         &[anna, desired(U2, "bo.ek", "Ek", true), cy],
         &[
@@ -729,7 +729,7 @@ fn accounts_made_before_enid_are_claimed_by_attribute_and_by_username_never_dupl
 #[test]
 fn ambiguous_matches_claim_nothing_and_a_namesake_is_never_made() {
     let mut hr = with_attr(observed("dan.ek", None, "Ek", false), "extensionAttribute1", "4714");
-    hr.attrs.insert("employeeNumber".into(), Value::text("HR-1"));
+    hr.attrs.insert("employeeNumber", Value::text("HR-1"));
     check_correlated(
         &[
             desired(U1, "anna.berg", "Berg", true),

@@ -8,7 +8,7 @@ use super::{AdTarget, UAC_DISABLED, group_sam, guid_filter, guid_text};
 use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
 use crate::search::and_any;
-use connector_api::{Attrs, Field, Lookup, ObservedAccount, ObservedGroup, TargetError, Value};
+use connector_api::{Attrs, Field, Lookup, Name, ObservedAccount, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapResult, Scope, SearchEntry};
 use std::collections::HashMap;
@@ -142,7 +142,8 @@ impl AdTarget {
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
-        let wanted: HashMap<String, &String> = attrs.iter().map(|a| (a.to_ascii_lowercase(), a)).collect();
+        // The names as asked for, made once and shared by every account read.
+        let wanted: HashMap<String, Name> = attrs.iter().map(|a| (a.to_ascii_lowercase(), Name::from(a))).collect();
         let protected = normalize_dn(&self.config.protected_ou());
         let mut out = Vec::new();
         loop {
@@ -159,7 +160,7 @@ impl AdTarget {
             let mut mapped = Attrs::new();
             for (name, values) in &entry.attrs {
                 if let Some(requested) = wanted.get(&name.to_ascii_lowercase()) {
-                    mapped.insert((*requested).clone(), Value::Text(values.clone()));
+                    mapped.insert(requested.clone(), Value::Text(values.clone()));
                 }
             }
             // The entry is named by its display name (outside the protected OU). When its name
