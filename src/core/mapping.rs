@@ -199,7 +199,7 @@ impl Mapping {
                             let v = match c {
                                 Compiled::Bool(b) => Value::Bool(*b),
                                 Compiled::Const(c) if c.is_empty() => continue,
-                                Compiled::Const(c) => Value::Text(vec![c.clone()]),
+                                Compiled::Const(c) => Value::text(c.clone()),
                                 _ => {
                                     templated = true;
                                     let lines = text(c, &format!("{attr}.{sub}"))?;
@@ -208,7 +208,7 @@ impl Mapping {
                                         continue;
                                     }
                                     rendered = true;
-                                    Value::Text(vec![one])
+                                    Value::text(one)
                                 }
                             };
                             element.insert(sub.clone(), v);
@@ -223,7 +223,7 @@ impl Mapping {
                     let mut values = text(compiled, attr)?;
                     values.retain(|v| !v.is_empty());
                     values.dedup();
-                    Value::Text(values)
+                    Value::Text(values.into())
                 }
             };
             if !value.is_empty() {

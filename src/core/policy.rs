@@ -348,7 +348,7 @@ impl Exclude {
             || account.username.as_ref().is_some_and(|u| self.usernames.iter().any(|x| x.eq_ignore_ascii_case(u)))
             || self.attributes.iter().filter_map(|a| a.split_once('=')).any(|(k, v)| {
                 account.attrs.iter().any(|(name, value)| {
-                    name.eq_ignore_ascii_case(k.trim()) && value.texts().iter().any(|x| x == v.trim())
+                    name.eq_ignore_ascii_case(k.trim()) && value.texts().iter().any(|x| **x == *v.trim())
                 })
             })
     }

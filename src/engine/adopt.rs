@@ -209,7 +209,7 @@ impl Engine {
             .flat_map(|(tid, accounts)| {
                 let attr = self.targets.get(tid).map(|t| t.caps.owner_attribute.as_str()).unwrap_or("");
                 accounts.iter().flat_map(move |a| {
-                    a.attrs.get(attr).into_iter().flat_map(|v| v.texts()).map(String::as_str).map(move |v| (v, a))
+                    a.attrs.get(attr).into_iter().flat_map(|v| v.texts()).map(|s| &**s).map(move |v| (v, a))
                 })
             })
             .filter(|(v, a)| fits_id(v, a))

@@ -426,7 +426,7 @@ impl Engine {
                             o.anchor.is_some() && o.anchor == a.anchor
                                 || o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(&a.key))
                         });
-                        let by_attr = a.attrs.get(owner).into_iter().flat_map(|v| v.texts()).map(String::as_str);
+                        let by_attr = a.attrs.get(owner).into_iter().flat_map(|v| v.texts()).map(|s| &**s);
                         by_row.map(|o| o.identity_id.as_str()).chain(by_attr).collect::<Vec<_>>()
                     })
                     .collect();

@@ -52,7 +52,7 @@ impl Engine {
                 .iter()
                 .filter(|a| caps.key(&a.key) == caps.key(key))
                 .flat_map(|a| a.attrs.get(owner).into_iter().flat_map(|v| v.texts()))
-                .find(|v| protected.contains(v.as_str()));
+                .find(|v| protected.contains(&***v));
             match marked {
                 Some(identity) => format!("the account of enid identity {identity}"),
                 None => key.to_string(),

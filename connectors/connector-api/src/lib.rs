@@ -59,4 +59,4 @@ pub use source::{
 pub use target::{
     AccountSpec, Field, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,
 };
-pub use value::{ABSENT, AttrChange, Attrs, Fields, Value};
+pub use value::{ABSENT, AttrChange, Attrs, Fields, Texts, Value};

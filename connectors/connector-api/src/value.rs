@@ -20,13 +20,78 @@ pub use crate::attrs::Attrs;
 /// One complex value: sub-attribute → value (a text of one value, or a boolean).
 pub type Fields = BTreeMap<String, Value>;
 
+/// The strings of a text value: none (absent), one (the common case: the string alone, no list
+/// around it) or more. Each string holds exactly its bytes. Read as a slice of strings; compares,
+/// prints and serialises as the list it is.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Texts(Repr);
+
+#[derive(Clone, Default, PartialEq, Eq)]
+enum Repr {
+    #[default]
+    None,
+    One(Box<str>),
+    Many(Box<[Box<str>]>),
+}
+
+impl Texts {
+    /// No strings.
+    pub const fn new() -> Texts {
+        Texts(Repr::None)
+    }
+
+    /// The strings, in the order given.
+    pub fn as_slice(&self) -> &[Box<str>] {
+        match &self.0 {
+            Repr::None => &[],
+            Repr::One(one) => std::slice::from_ref(one),
+            Repr::Many(many) => many,
+        }
+    }
+}
+
+impl std::ops::Deref for Texts {
+    type Target = [Box<str>];
+    fn deref(&self) -> &[Box<str>] {
+        self.as_slice()
+    }
+}
+
+impl From<Vec<String>> for Texts {
+    fn from(mut v: Vec<String>) -> Texts {
+        match v.len() {
+            0 => Texts(Repr::None),
+            1 => Texts(Repr::One(v.pop().unwrap_or_default().into_boxed_str())),
+            _ => Texts(Repr::Many(v.into_iter().map(String::into_boxed_str).collect())),
+        }
+    }
+}
+
+impl FromIterator<String> for Texts {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Texts {
+        iter.into_iter().collect::<Vec<String>>().into()
+    }
+}
+
+impl std::fmt::Debug for Texts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Texts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
 /// One attribute's value. Serialised untagged: a text as a list of strings (as plans have always
 /// shown attributes), a boolean as `true`/`false`, complex values as a list of objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     /// Strings, compared as a set. Empty: the attribute is absent.
-    Text(Vec<String>),
+    Text(Texts),
     /// A boolean.
     Bool(bool),
     /// Complex values (boxed, so that a text, the common case, stays three words).
@@ -34,12 +99,12 @@ pub enum Value {
 }
 
 /// The value of an absent attribute.
-pub static ABSENT: Value = Value::Text(Vec::new());
+pub static ABSENT: Value = Value::Text(Texts::new());
 
 impl Value {
     /// A text of one value.
     pub fn text(v: impl Into<String>) -> Value {
-        Value::Text(vec![v.into()])
+        Value::Text(Texts(Repr::One(v.into().into_boxed_str())))
     }
 
     /// Whether the attribute is absent: no strings, or no complex values.
@@ -52,7 +117,7 @@ impl Value {
     }
 
     /// The strings of a text; nothing for other values.
-    pub fn texts(&self) -> &[String] {
+    pub fn texts(&self) -> &[Box<str>] {
         match self {
             Value::Text(v) => v,
             _ => &[],
@@ -61,7 +126,7 @@ impl Value {
 
     /// The first string of a text, if any.
     pub fn first(&self) -> Option<&str> {
-        self.texts().first().map(String::as_str)
+        self.texts().first().map(|s| &**s)
     }
 
     /// Whether an account that holds `observed` already has this desired value. Texts compare
@@ -104,15 +169,15 @@ impl std::fmt::Display for Value {
 }
 
 /// Whether two value lists hold the same values, in any order.
-fn same_set(a: &[String], b: &[String]) -> bool {
+fn same_set(a: &[Box<str>], b: &[Box<str>]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     if a == b {
         return true; // the common case: same values in the same order
     }
-    let mut a: Vec<&String> = a.iter().collect();
-    let mut b: Vec<&String> = b.iter().collect();
+    let mut a: Vec<&str> = a.iter().map(|s| &**s).collect();
+    let mut b: Vec<&str> = b.iter().map(|s| &**s).collect();
     a.sort();
     b.sort();
     a == b
@@ -153,6 +218,27 @@ mod tests {
         assert!(Value::Bool(true).satisfied_by(&Value::Bool(true)));
         assert!(t(&["true"]).satisfied_by(&Value::Bool(true)) && Value::Bool(false).satisfied_by(&t(&["false"])));
         assert!(!t(&["true"]).satisfied_by(&Value::Bool(false)) && !t(&["yes"]).satisfied_by(&Value::Bool(true)));
+    }
+
+    /// A text holds its strings alone (one: no list around it), and reads, compares, prints and
+    /// serialises as the `Vec<String>` it replaced; a value stays three words.
+    #[test]
+    fn texts_are_compact_and_behave_as_the_list_they_hold() {
+        assert_eq!(std::mem::size_of::<Value>(), 24, "a value is three words");
+        let one = Value::text("a");
+        assert_eq!(one, t(&["a"]), "one value, however made");
+        assert_eq!(Value::Text(Texts::from(vec![])), ABSENT);
+        assert!(Value::Text(Vec::<String>::new().into()).is_empty());
+        let two = t(&["b", "a"]);
+        assert_eq!(two.texts().iter().map(|s| &**s).collect::<Vec<_>>(), ["b", "a"], "in the order given");
+        assert_ne!(two, t(&["a", "b"]), "equal as lists (the planner compares as sets: satisfied_by)");
+        assert!(two.satisfied_by(&t(&["a", "b"])));
+        assert_eq!(format!("{two:?}"), r#"Text(["b", "a"])"#);
+        assert_eq!(format!("{one:?}"), format!("{:?}", Value::Text(Texts::from(vec!["a".to_string()]))));
+        assert_eq!(serde_json::to_string(&two).unwrap(), r#"["b","a"]"#);
+        assert_eq!(serde_json::to_string(&ABSENT).unwrap(), "[]");
+        assert_eq!(one.first(), Some("a"));
+        assert_eq!(two.to_string(), "b|a");
     }
 
     #[test]

@@ -40,8 +40,8 @@ fn fields(o: &Map<String, Json>) -> Fields {
 pub fn to_json(v: &Value, singular: bool) -> Json {
     match v {
         Value::Bool(b) => Json::Bool(*b),
-        Value::Text(t) if t.len() == 1 => Json::String(t[0].clone()),
-        Value::Text(t) => Json::Array(t.iter().cloned().map(Json::String).collect()),
+        Value::Text(t) if t.len() == 1 => Json::String(t[0].to_string()),
+        Value::Text(t) => Json::Array(t.iter().map(|s| Json::String(s.to_string())).collect()),
         Value::Complex(items) => {
             let objects: Vec<Json> = items.iter().map(object).collect();
             if singular { objects.into_iter().next().unwrap_or(Json::Null) } else { Json::Array(objects) }
@@ -54,7 +54,7 @@ fn object(f: &Fields) -> Json {
     for (k, v) in f {
         let j = match v {
             Value::Bool(b) => Json::Bool(*b),
-            Value::Text(t) => t.first().map(|s| Json::String(s.clone())).unwrap_or(Json::Null),
+            Value::Text(t) => t.first().map(|s| Json::String(s.to_string())).unwrap_or(Json::Null),
             Value::Complex(_) => continue,
         };
         o.insert(k.clone(), j);

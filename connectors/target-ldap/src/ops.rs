@@ -104,7 +104,7 @@ impl LdapTarget {
                         continue;
                     }
                     has_rdn |= k.eq_ignore_ascii_case(&self.config.rdn_attribute);
-                    entry.push((k.to_string(), values.iter().cloned().collect()));
+                    entry.push((k.to_string(), values.iter().map(|s| s.to_string()).collect()));
                 }
                 if !has_rdn {
                     entry.push((self.config.rdn_attribute.clone(), HashSet::from([account.username.clone()])));
@@ -138,7 +138,10 @@ impl LdapTarget {
             TargetOp::Update { key, changes } => {
                 let mut mods: Vec<Mod<String>> = Vec::with_capacity(changes.len());
                 for c in changes {
-                    mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
+                    mods.push(Mod::Replace(
+                        c.attr.clone(),
+                        texts(&c.attr, &c.values)?.iter().map(|s| s.to_string()).collect(),
+                    ));
                 }
                 let res = ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;
@@ -266,7 +269,7 @@ fn post_read_uuid(res: &ldap3::LdapResult) -> Option<String> {
 
 /// The strings of a value: LDAP attributes hold texts only (the config refuses other templates
 /// for an LDAP target, so anything else here is a bug upstream, refused rather than guessed).
-fn texts<'a>(attr: &str, v: &'a Value) -> Result<&'a [String], TargetError> {
+fn texts<'a>(attr: &str, v: &'a Value) -> Result<&'a [Box<str>], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
         _ => Err(TargetError::rejected(

@@ -92,7 +92,7 @@ impl LdapTarget {
                     if values.len() > 1 {
                         values.sort_unstable();
                     }
-                    mapped.insert(key, Value::Text(values));
+                    mapped.insert(key, Value::Text(values.into()));
                 }
             }
             out.push(ObservedAccount {

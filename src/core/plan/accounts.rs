@@ -79,7 +79,7 @@ pub fn plan_target(
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
     let carries_id =
-        |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.texts().iter().any(|x| x == id));
+        |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.texts().iter().any(|x| **x == *id));
     // A member value known now (the account's key or username as observed, when no operation
     // of this plan changes it), or `None`: the target gives it at apply, once the account's
     // create, rename or move is done, and a member whose operation fails is left out.
@@ -271,7 +271,7 @@ pub fn plan_target(
                 Some(u) => format!("made before enid, {how}; claimed with the rename {u} → {}", d.spec.username),
                 None => format!("made before enid, {how}; claimed, and managed by enid from the next run"),
             };
-            let marker = AttrChange { attr: owner_attr.to_string(), values: Value::Text(vec![d.spec.id.clone()]) };
+            let marker = AttrChange { attr: owner_attr.to_string(), values: Value::text(d.spec.id.clone()) };
             let op = TargetOp::Update { key: obs.key.clone(), changes: vec![marker] };
             push(&mut tp, &d, Action::Claim, reason, op, None);
             if let Some(u) = other {
@@ -572,7 +572,7 @@ pub fn missing_owned<'a>(
 /// The values of enid's id form in an account's owner attribute (other values, such as HR
 /// numbers, prove nothing).
 pub fn owner_values<'a>(o: &'a ObservedAccount, owner_attr: &str) -> impl Iterator<Item = &'a str> {
-    o.attrs.get(owner_attr).into_iter().flat_map(Value::texts).map(String::as_str).filter(|v| is_enid_id(v))
+    o.attrs.get(owner_attr).into_iter().flat_map(Value::texts).map(|s| &**s).filter(|v| is_enid_id(v))
 }
 
 /// Observed accounts that carry an enid id in the owner attribute but that no ownership row

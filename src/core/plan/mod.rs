@@ -188,7 +188,7 @@ impl PlannedOp {
                 key: self.identity.clone(),
                 changes: changes
                     .iter()
-                    .map(|c| AttrChange { attr: c.attr.clone(), values: Value::Text(Vec::new()) })
+                    .map(|c| AttrChange { attr: c.attr.clone(), values: Value::Text(Default::default()) })
                     .collect(),
             },
             TargetOp::Rename { .. } => TargetOp::Rename { key: self.identity.clone(), username: self.identity.clone() },

@@ -80,7 +80,7 @@ pub(super) fn unescape_dn_value(v: &str) -> String {
 }
 
 /// The strings of a value (the config refuses other templates for an AD target).
-fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [String], TargetError> {
+fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [Box<str>], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
         _ => Err(TargetError::rejected(
@@ -105,7 +105,10 @@ impl AdTarget {
             TargetOp::Update { key, changes } => {
                 let mut mods: Vec<Mod<String>> = Vec::with_capacity(changes.len());
                 for c in changes {
-                    mods.push(Mod::Replace(c.attr.clone(), texts(&c.attr, &c.values)?.iter().cloned().collect()));
+                    mods.push(Mod::Replace(
+                        c.attr.clone(),
+                        texts(&c.attr, &c.values)?.iter().map(|s| s.to_string()).collect(),
+                    ));
                 }
                 let res = ldap.req()?.modify(key, mods).await.map_err(|e| from_ldap(e, &format!("modify {key}")))?;
                 from_result(res, &format!("modify {key}"))?;

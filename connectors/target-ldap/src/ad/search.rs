@@ -160,7 +160,7 @@ impl AdTarget {
             let mut mapped = Attrs::new();
             for (name, values) in &entry.attrs {
                 if let Some(requested) = wanted.get(&name.to_ascii_lowercase()) {
-                    mapped.insert(requested.clone(), Value::Text(values.clone()));
+                    mapped.insert(requested.clone(), Value::Text(values.clone().into()));
                 }
             }
             // The entry is named by its display name (outside the protected OU). When its name
