@@ -280,7 +280,7 @@ impl EntraTarget {
         Ok(Round::new(fingerprint, link, items))
     }
 
-    fn account(&self, u: &Map<String, Json>, attrs: &[String]) -> ObservedAccount {
+    fn account(&self, u: &Map<String, Json>, attrs: &[connector_api::Name]) -> ObservedAccount {
         let id = id_of(u);
         let upn = u.get("userPrincipalName").and_then(Json::as_str).unwrap_or_default();
         let (username, outdated) = match upn.rsplit_once('@') {
@@ -720,14 +720,15 @@ impl Target for EntraTarget {
         // Deleted users are read again when a create needs them.
         *self.deleted.lock().await = None;
         let users = self.read_users(&self.user_select(attrs)).await?;
-        Ok(users.values().filter_map(Json::as_object).map(|u| self.account(u, attrs)).collect())
+        let names: Vec<connector_api::Name> = attrs.iter().map(Into::into).collect();
+        Ok(users.values().filter_map(Json::as_object).map(|u| self.account(u, &names)).collect())
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
         let req = Request::new(Method::GET, format!("users/{}", path_segment(key)), format!("read user {key}"))
             .query("$select", self.user_select(attrs));
         match self.http.send(&req).await {
-            Ok(r) => Ok(r.body.as_object().map(|u| self.account(u, attrs))),
+            Ok(r) => Ok(r.body.as_object().map(|u| self.account(u, &attrs.iter().map(Into::into).collect::<Vec<_>>()))),
             Err(e) if e.status() == Some(404) || e.status() == Some(400) => Ok(None),
             Err(e) => Err(into_target(e)),
         }
@@ -762,7 +763,7 @@ impl Target for EntraTarget {
                 .header("ConsistencyLevel", "eventual");
             let (users, _) = self.pages(req).await.map_err(into_target)?;
             for u in users {
-                let a = self.account(&u, attrs);
+                let a = self.account(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>());
                 let hit = match field {
                     Field::Username => a.username.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(v)),
                     _ => a.attrs.get(&self.owner).and_then(|x| x.first()) == Some(v.as_str()),

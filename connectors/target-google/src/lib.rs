@@ -199,7 +199,7 @@ impl GoogleTarget {
         self.pages(req, "users").await
     }
 
-    fn account(&self, u: &Map<String, Json>, attrs: &[String]) -> ObservedAccount {
+    fn account(&self, u: &Map<String, Json>, attrs: &[connector_api::Name]) -> ObservedAccount {
         let id = u.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
         let email = u.get("primaryEmail").and_then(Json::as_str).unwrap_or_default();
         self.remember_email(&id, email);
@@ -663,13 +663,14 @@ impl Target for GoogleTarget {
             }
         }
         drop(known);
-        Ok(users.iter().map(|u| self.account(u, attrs)).collect())
+        let names: Vec<connector_api::Name> = attrs.iter().map(Into::into).collect();
+        Ok(users.iter().map(|u| self.account(u, &names)).collect())
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
         let req = Request::new(Method::GET, format!("users/{}", path_segment(key)), format!("read user {key}"));
         match self.send(&req).await {
-            Ok(Json::Object(u)) => Ok(Some(self.account(&u, attrs))),
+            Ok(Json::Object(u)) => Ok(Some(self.account(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>()))),
             Ok(_) => Err(TargetError::unavailable(format!("read user {key}: the answer is not a user"))),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e.into_target()),
@@ -711,7 +712,7 @@ impl Target for GoogleTarget {
                     _ => read(&u, OWNER).and_then(|v| v.first().map(str::to_string)).is_some_and(|v| want.contains(&v)),
                 };
                 if hit && seen.insert(id) {
-                    out.push(self.account(&u, attrs));
+                    out.push(self.account(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>()));
                 }
             }
         }

@@ -159,7 +159,8 @@ impl ScimTarget {
         }
     }
 
-    fn user(&self, o: &Map<String, Json>, attrs: &[String]) -> ObservedAccount {
+    /// The account a SCIM User is, with the attributes `attrs` names (shared by every account).
+    fn user(&self, o: &Map<String, Json>, attrs: &[connector_api::Name]) -> ObservedAccount {
         let id = o.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
         self.remember(&id, o.get("meta").and_then(|m| m.get("version")).and_then(Json::as_str).map(str::to_string));
         let user_name = o.get("userName").and_then(Json::as_str);
@@ -368,7 +369,8 @@ impl Target for ScimTarget {
 
     async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
         let users = self.list("Users", &user_attributes(attrs, None), None).await?;
-        Ok(users.iter().map(|u| self.user(u, attrs)).collect())
+        let names: Vec<connector_api::Name> = attrs.iter().map(Into::into).collect();
+        Ok(users.iter().map(|u| self.user(u, &names)).collect())
     }
 
     async fn observe_where(
@@ -402,7 +404,7 @@ impl Target for ScimTarget {
                     .any(|v| wanted_values.contains(&if fold { v.to_lowercase() } else { v }));
                 let id = u.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
                 if matches && seen.insert(id) {
-                    out.push(self.user(&u, attrs));
+                    out.push(self.user(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>()));
                 }
             }
         }
