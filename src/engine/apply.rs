@@ -59,10 +59,16 @@ impl Engine {
         now: DateTime<Utc>,
         hook: Option<&dyn RunHook>,
     ) -> Result<ApplyReport, EngineError> {
-        let run = self.store.begin_run(command, Some(&computed.plan.plan_id), now).await?;
         // Under a lease (a PostgreSQL state), every request to a target checks it first and
         // none outlasts it (`connector_api::fence`).
         let fence = self.fence.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        // A lease lost while the plan was computed: not even the run's row is written.
+        if let Some(deadline) = &fence
+            && connector_api::fence::scope(deadline.clone(), async { connector_api::fence::check() }).await.is_err()
+        {
+            return Err(crate::store::runlock::LockError::Lost { state: self.store.path().to_string() }.into());
+        }
+        let run = self.store.begin_run(command, Some(&computed.plan.plan_id), now).await?;
         let applied = match fence {
             Some(deadline) => connector_api::fence::scope(deadline, self.apply_run(run, computed, now, hook)).await,
             None => self.apply_run(run, computed, now, hook).await,
@@ -85,7 +91,7 @@ impl Engine {
         hook: Option<&dyn RunHook>,
     ) -> Result<ApplyReport, EngineError> {
         let plan = &computed.plan;
-        // A lease lost while the plan was computed: nothing of it is written or sent.
+        // A lease lost since (the run's row is all that was written): nothing more is.
         if connector_api::fence::check().is_err() {
             return Err(crate::store::runlock::LockError::Lost { state: self.store.path().to_string() }.into());
         }

@@ -94,7 +94,7 @@ impl PartialEq<String> for Name {
 
 impl std::fmt::Display for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -299,6 +299,21 @@ mod tests {
 
     /// Random operations on an `Attrs` and a `BTreeMap` side by side: the same contents, order,
     /// answers and JSON every step.
+    /// A name is the string it holds: compared, looked up, printed (padding too) and
+    /// serialised as that string.
+    #[test]
+    fn a_name_behaves_as_its_string() {
+        let n = Name::from("mail");
+        assert_eq!(format!("{n}|{n:>6}|{n:<6}|{n:?}"), format!("{0}|{0:>6}|{0:<6}|{0:?}", "mail"));
+        assert_eq!(serde_json::to_string(&n).unwrap(), r#""mail""#);
+        let map: std::collections::BTreeMap<Name, u8> = [(Name::from("b"), 2), (n.clone(), 1)].into();
+        assert_eq!(map.get("mail"), Some(&1), "looked up by &str");
+        let (a, b) = (Name::from("a"), Name::from("b"));
+        assert!(a < b, "ordered as strings");
+        let owned = String::from("mail");
+        assert!(n == "mail" && n == *"mail" && n == owned);
+    }
+
     #[test]
     fn behaves_as_the_sorted_map_it_replaces() {
         let names = ["uid", "cn", "sn", "givenName", "mail", "displayName", "employeeType", "a", "Z", "cn;lang-sv"];

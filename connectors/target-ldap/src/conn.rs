@@ -52,6 +52,8 @@ fn fenced(timeout: Duration) -> Result<Duration, TargetError> {
 /// A handle on one of the target's connections that sends nothing unfenced: every request goes
 /// through [`Link::req`], which checks the lease and caps the request's timeout ([`fenced`]).
 /// The ldap3 handle inside is not reachable otherwise, so a request cannot forget the fence.
+/// (A paged search's later pages are asked for by ldap3 itself, with the first request's capped
+/// timeout: the paged searches read a target's scope, which runs outside an apply's fence.)
 pub(crate) struct Link {
     ldap: Ldap,
     timeout: Duration,
