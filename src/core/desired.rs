@@ -138,9 +138,8 @@ pub struct DesiredStream<'a> {
     target: TargetRules<'a>,
     left_out: &'a dyn Fn(&str) -> bool,
     failed: &'a mut Vec<(IdentityId, String)>,
-    /// Which of the inputs' names the iteration is in, and where in the resolution.
-    pass: usize,
-    at: Box<dyn Iterator<Item = &'a Identity> + 'a>,
+    /// Where the iteration is in [`DesiredInputs::named`].
+    at: Box<dyn Iterator<Item = (&'a Identity, &'a str)> + 'a>,
 }
 
 /// What the desired accounts of every target are computed from.
@@ -156,6 +155,16 @@ pub struct DesiredInputs<'a> {
     pub today: NaiveDate,
 }
 
+impl<'a> DesiredInputs<'a> {
+    /// The identities that have a name, with it, in plan order.
+    fn named(&self) -> impl Iterator<Item = (&'a Identity, &'a str)> + 'a {
+        let resolution = self.resolution;
+        self.names
+            .into_iter()
+            .flat_map(move |names| resolution.all().filter_map(move |i| names.get(&i.id).map(|u| (i, u.as_str()))))
+    }
+}
+
 impl<'a> DesiredStream<'a> {
     pub fn new(
         inputs: &'a DesiredInputs<'a>,
@@ -163,8 +172,7 @@ impl<'a> DesiredStream<'a> {
         left_out: &'a dyn Fn(&str) -> bool,
         failed: &'a mut Vec<(IdentityId, String)>,
     ) -> Self {
-        let at = Box::new(inputs.resolution.all());
-        Self { inputs, target, left_out, failed, pass: 0, at }
+        Self { inputs, target, left_out, failed, at: Box::new(inputs.named()) }
     }
 
     fn render(&self, ident: &Identity, username: &str) -> Result<Desired, String> {
@@ -175,7 +183,7 @@ impl<'a> DesiredStream<'a> {
 
 impl std::fmt::Debug for DesiredStream<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DesiredStream").field("pass", &self.pass).field("failed", &self.failed.len()).finish()
+        f.debug_struct("DesiredStream").field("failed", &self.failed.len()).finish_non_exhaustive()
     }
 }
 
@@ -184,15 +192,7 @@ impl Iterator for DesiredStream<'_> {
 
     fn next(&mut self) -> Option<Desired> {
         loop {
-            let Some(ident) = self.at.next() else {
-                if self.pass + 1 == self.inputs.names.len() {
-                    return None;
-                }
-                self.pass += 1;
-                self.at = Box::new(self.inputs.resolution.all());
-                continue;
-            };
-            let Some(username) = self.inputs.names[self.pass].get(&ident.id) else { continue };
+            let (ident, username) = self.at.next()?;
             match self.render(ident, username) {
                 Ok(d) => {
                     if let Some(why) = &d.held {
@@ -211,15 +211,11 @@ impl Iterator for DesiredStream<'_> {
 
 impl plan::DesiredAccounts for DesiredStream<'_> {
     fn select(&self, admit: &dyn Fn(&str) -> bool) -> Vec<Desired> {
-        let mut out = Vec::new();
-        for names in self.inputs.names {
-            for ident in self.inputs.resolution.all().filter(|i| admit(&i.id) && !(self.left_out)(&i.id)) {
-                if let Some(Ok(d)) = names.get(&ident.id).map(|u| self.render(ident, u)) {
-                    out.push(d);
-                }
-            }
-        }
-        out
+        self.inputs
+            .named()
+            .filter(|(i, _)| admit(&i.id) && !(self.left_out)(&i.id))
+            .filter_map(|(i, u)| self.render(i, u).ok())
+            .collect()
     }
 }
 

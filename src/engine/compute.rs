@@ -460,7 +460,10 @@ impl Engine {
                         &o.identity_id == d.id()
                             && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
                     });
-                if claimed_there && d.spec.placement.is_some() && d.active {
+                if claimed_there
+                    && d.active
+                    && let Some(placement) = &d.spec.placement
+                {
                     moved_in.push(plan::PlannedOp {
                         action: Action::Move,
                         target: id.clone(),
@@ -468,10 +471,7 @@ impl Engine {
                         username: d.username().to_string(),
                         school: d.school(),
                         reason: format!("claimed by an operator outside {}: moved into its place", handle.conn.scope()),
-                        op: connector_api::TargetOp::Move {
-                            key: key.clone(),
-                            placement: d.spec.placement.clone().unwrap_or_default(),
-                        },
+                        op: connector_api::TargetOp::Move { key: key.clone(), placement: placement.clone() },
                         new_members: Vec::new(),
                         leaving: Vec::new(),
                         before: None,

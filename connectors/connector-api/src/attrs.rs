@@ -25,6 +25,13 @@ impl Name {
     }
 }
 
+impl Name {
+    /// The names of `attrs`, each made once: for a read that gives every account these names.
+    pub fn all(attrs: &[String]) -> Vec<Name> {
+        attrs.iter().map(Name::from).collect()
+    }
+}
+
 impl std::ops::Deref for Name {
     type Target = str;
     fn deref(&self) -> &str {

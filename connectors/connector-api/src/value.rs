@@ -59,10 +59,12 @@ impl std::ops::Deref for Texts {
 
 impl From<Vec<String>> for Texts {
     fn from(mut v: Vec<String>) -> Texts {
-        match v.len() {
-            0 => Texts(Repr::None),
-            1 => Texts(Repr::One(v.pop().unwrap_or_default().into_boxed_str())),
-            _ => Texts(Repr::Many(v.into_iter().map(String::into_boxed_str).collect())),
+        if v.len() > 1 {
+            return Texts(Repr::Many(v.into_iter().map(String::into_boxed_str).collect()));
+        }
+        match v.pop() {
+            None => Texts(Repr::None),
+            Some(one) => Texts(Repr::One(one.into_boxed_str())),
         }
     }
 }

@@ -720,7 +720,7 @@ impl Target for EntraTarget {
         // Deleted users are read again when a create needs them.
         *self.deleted.lock().await = None;
         let users = self.read_users(&self.user_select(attrs)).await?;
-        let names: Vec<connector_api::Name> = attrs.iter().map(Into::into).collect();
+        let names = connector_api::Name::all(attrs);
         Ok(users.values().filter_map(Json::as_object).map(|u| self.account(u, &names)).collect())
     }
 
@@ -728,7 +728,7 @@ impl Target for EntraTarget {
         let req = Request::new(Method::GET, format!("users/{}", path_segment(key)), format!("read user {key}"))
             .query("$select", self.user_select(attrs));
         match self.http.send(&req).await {
-            Ok(r) => Ok(r.body.as_object().map(|u| self.account(u, &attrs.iter().map(Into::into).collect::<Vec<_>>()))),
+            Ok(r) => Ok(r.body.as_object().map(|u| self.account(u, &connector_api::Name::all(attrs)))),
             Err(e) if e.status() == Some(404) || e.status() == Some(400) => Ok(None),
             Err(e) => Err(into_target(e)),
         }
@@ -752,6 +752,7 @@ impl Target for EntraTarget {
         }
         let mut out = Vec::new();
         let mut seen = HashSet::new();
+        let names = connector_api::Name::all(attrs);
         for v in values {
             let value = if fold { self.upn(v) } else { v.clone() };
             let filter = format!("{path} eq '{}'", value.replace('\'', "''"));
@@ -763,7 +764,7 @@ impl Target for EntraTarget {
                 .header("ConsistencyLevel", "eventual");
             let (users, _) = self.pages(req).await.map_err(into_target)?;
             for u in users {
-                let a = self.account(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>());
+                let a = self.account(&u, &names);
                 let hit = match field {
                     Field::Username => a.username.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(v)),
                     _ => a.attrs.get(&self.owner).and_then(|x| x.first()) == Some(v.as_str()),

@@ -663,14 +663,14 @@ impl Target for GoogleTarget {
             }
         }
         drop(known);
-        let names: Vec<connector_api::Name> = attrs.iter().map(Into::into).collect();
+        let names = connector_api::Name::all(attrs);
         Ok(users.iter().map(|u| self.account(u, &names)).collect())
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
         let req = Request::new(Method::GET, format!("users/{}", path_segment(key)), format!("read user {key}"));
         match self.send(&req).await {
-            Ok(Json::Object(u)) => Ok(Some(self.account(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>()))),
+            Ok(Json::Object(u)) => Ok(Some(self.account(&u, &connector_api::Name::all(attrs)))),
             Ok(_) => Err(TargetError::unavailable(format!("read user {key}: the answer is not a user"))),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e.into_target()),
@@ -696,6 +696,7 @@ impl Target for GoogleTarget {
         };
         let mut out = Vec::new();
         let mut seen = HashSet::new();
+        let names = connector_api::Name::all(attrs);
         for v in values {
             let word = match field {
                 Field::Username => format!("email={}", quoted(&self.email_of(v))),
@@ -712,7 +713,7 @@ impl Target for GoogleTarget {
                     _ => read(&u, OWNER).and_then(|v| v.first().map(str::to_string)).is_some_and(|v| want.contains(&v)),
                 };
                 if hit && seen.insert(id) {
-                    out.push(self.account(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>()));
+                    out.push(self.account(&u, &names));
                 }
             }
         }

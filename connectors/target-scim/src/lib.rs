@@ -369,7 +369,7 @@ impl Target for ScimTarget {
 
     async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
         let users = self.list("Users", &user_attributes(attrs, None), None).await?;
-        let names: Vec<connector_api::Name> = attrs.iter().map(Into::into).collect();
+        let names = connector_api::Name::all(attrs);
         Ok(users.iter().map(|u| self.user(u, &names)).collect())
     }
 
@@ -394,6 +394,7 @@ impl Target for ScimTarget {
             values.iter().map(|v| if fold { v.to_lowercase() } else { v.clone() }).collect();
         let mut out = Vec::new();
         let mut seen = HashSet::new();
+        let names = connector_api::Name::all(attrs);
         for chunk in values.chunks(20) {
             let filter =
                 chunk.iter().map(|v| format!("{path} eq {}", Json::String(v.clone()))).collect::<Vec<_>>().join(" or ");
@@ -404,7 +405,7 @@ impl Target for ScimTarget {
                     .any(|v| wanted_values.contains(&if fold { v.to_lowercase() } else { v }));
                 let id = u.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
                 if matches && seen.insert(id) {
-                    out.push(self.user(&u, &attrs.iter().map(Into::into).collect::<Vec<_>>()));
+                    out.push(self.user(&u, &names));
                 }
             }
         }
