@@ -70,7 +70,7 @@ pub fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::K
             identity: k.identity_id.clone(),
             username: match snapshot.identities.get(&k.identity_id).and_then(Option::as_ref) {
                 Some(u) if !protected.contains(k.identity_id.as_str()) => u.clone(),
-                _ => k.identity_id.clone(),
+                _ => k.identity_id.to_string(),
             },
             reason: k.reasons.join("; "),
         })
@@ -258,8 +258,9 @@ pub fn desired_for(
         let schools =
             if protected || school.is_empty() { Vec::new() } else { school.split(',').map(str::to_string).collect() };
         return Ok(Desired {
+            id: ident.id.clone(),
             spec: AccountSpec {
-                id: ident.id.clone(),
+                id: ident.id.to_string(),
                 username: username.to_string(),
                 given_name: String::new(),
                 family_name: String::new(),
@@ -354,8 +355,9 @@ pub fn desired_for(
     };
     let roles = person.roles.iter().filter_map(|r| Role::parse(r)).collect();
     Ok(Desired {
+        id: ident.id.clone(),
         spec: AccountSpec {
-            id: ident.id.clone(),
+            id: ident.id.to_string(),
             username: username.to_string(),
             given_name: person.given_name.to_string(),
             family_name: person.family_name.to_string(),
@@ -537,7 +539,7 @@ mod tests {
             ..Default::default()
         };
         let names = |pairs: &[(&str, &str)]| -> BTreeMap<IdentityId, String> {
-            pairs.iter().map(|(i, u)| (i.to_string(), u.to_string())).collect()
+            pairs.iter().map(|(i, u)| ((*i).into(), u.to_string())).collect()
         };
         // d has no name (its naming failed): it has no account.
         let known = names(&[("a", "anna"), ("c", "bad"), ("e", "eve")]);

@@ -420,7 +420,7 @@ impl GroupNamer {
             if g.school.is_empty() {
                 g.school = school.to_string();
             }
-            g.members.insert(id.to_string(), value.clone());
+            g.members.insert(id.into(), value.clone());
         };
         for ident in &resolution.present {
             let Some(value) = values.get(ident.id.as_str()).copied() else { continue };
@@ -542,7 +542,7 @@ mod tests {
             present: vec![person("1", "7A"), person("2", "9Z")],
             ..Default::default()
         };
-        let keys = [("1".to_string(), Some("uid=a".to_string())), ("2".to_string(), None)];
+        let keys = [("1".into(), Some("uid=a".to_string())), ("2".into(), None)];
         let template = "{{ school_unit }}-{% if group == \"9Z\" %}{{ nope }}{% else %}{{ group }}{% endif %}";
         let namer = GroupNamer::new(template, "", &["student".into()], &GroupType::ALL).unwrap();
         let err = namer.desired(&resolution, &Default::default(), &keys, chrono::NaiveDate::MIN).unwrap_err();
@@ -594,7 +594,7 @@ mod tests {
             primary: None,
         };
         let resolution = crate::core::identity::Resolution { present: vec![teacher], ..Default::default() };
-        let keys = vec![("t".to_string(), Some("uid=t".to_string()))];
+        let keys = vec![("t".into(), Some("uid=t".to_string()))];
         let today: chrono::NaiveDate = "2026-12-03".parse().unwrap();
         let template = "{{ school_unit }}-{{ group_type }}-{{ group }}";
         let all = GroupNamer::new(template, "{{ school_unit_name }}", &["staff".into()], &GroupType::ALL).unwrap();

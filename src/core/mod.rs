@@ -5,6 +5,7 @@
 //! ([`plan`]). The engine feeds it and carries out what it decides.
 
 pub mod desired;
+pub mod id;
 pub mod identity;
 pub mod mapping;
 pub mod model;

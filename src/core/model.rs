@@ -7,9 +7,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-/// An enid identity id: a UUID string, stable for the life of the identity, and the value
-/// written to every account it owns (LDAP `employeeNumber`).
-pub type IdentityId = String;
+pub use super::id::IdentityId;
 
 /// Whether `s` has the form of an enid identity id: a UUID in its hyphenated, lowercase form
 /// (36 characters, `8-4-4-4-12` hex digits). Other values in the owner attribute (HR systems

@@ -102,7 +102,7 @@ impl Namer {
             return Ok(normalize(&format!("u{hex}"), self.max_length));
         }
         let tmpl = self.env.get_template("username").map_err(|e| e.to_string())?;
-        let ctx = minijinja::context! { given_name => &req.given_name, family_name => &req.family_name, id => &req.id };
+        let ctx = minijinja::context! { given_name => &req.given_name, family_name => &req.family_name, id => req.id.as_str() };
         let raw = tmpl.render(ctx).map_err(|e| e.to_string())?;
         Ok(normalize(&raw, self.max_length))
     }

@@ -365,10 +365,10 @@ impl Engine {
                     if !proven {
                         soft.remove(id);
                     }
-                    chosen.insert(id.to_string(), winner);
+                    chosen.insert(id.into(), winner);
                     plan.accounts.push(AccountClaim {
                         target: tid.clone(),
-                        identity: id.to_string(),
+                        identity: id.into(),
                         username: name,
                         key: a.key.clone(),
                         anchor: a.anchor.clone(),
@@ -381,7 +381,7 @@ impl Engine {
                     continue;
                 }
                 if proven && !chosen.contains_key(id) {
-                    soft.insert(id.to_string());
+                    soft.insert(id.into());
                 }
                 let claim = self.claim(tid, id, a, false, &snapshot, &owns, &allocated, &mut chosen);
                 match claim {
@@ -447,7 +447,7 @@ impl Engine {
             if !snapshot.identities.contains_key(*id)
                 && let Some(u) = chosen.get(*id)
             {
-                plan.new_identities.push((id.to_string(), u.clone()));
+                plan.new_identities.push(((*id).into(), u.clone()));
             }
         }
         let new_ids: HashSet<&str> = plan.new_identities.iter().map(|(i, _)| i.as_str()).collect();
@@ -592,7 +592,7 @@ impl Engine {
             let m = crate::core::plan::correlate(input, &candidates, accounts, &eligible, &t.caps);
             for (id, (i, rule)) in m.matched {
                 let protected = by_id.get(id.as_str()).is_some_and(|p| p.is_protected());
-                let key = if protected { id.clone() } else { accounts[i].key.clone() };
+                let key = if protected { id.to_string() } else { accounts[i].key.clone() };
                 plan.correlated.push(Correlated { target: tid.clone(), identity: id, key, rule });
             }
         }
@@ -651,10 +651,10 @@ impl Engine {
         {
             return Err(format!("identity {identity} is {u} on another target but {username} here"));
         }
-        chosen.insert(identity.to_string(), username.clone());
+        chosen.insert(identity.into(), username.clone());
         Ok(AccountClaim {
             target: tid.to_string(),
-            identity: identity.to_string(),
+            identity: identity.into(),
             username,
             key: a.key.clone(),
             anchor: a.anchor.clone(),

@@ -9,6 +9,7 @@
 
 use super::apply::is_group_action;
 use super::{Computed, Engine, EngineError};
+use crate::core::model::IdentityId;
 use crate::core::plan::{Action, Plan, PlannedOp};
 use crate::store::StateStore;
 use chrono::{DateTime, Utc};
@@ -146,7 +147,7 @@ impl Engine {
         if waiting > 0 && !request.accept_protected {
             // Their renames wait too: the state keeps the old username until the target has
             // the new one.
-            let held: BTreeSet<String> =
+            let held: BTreeSet<IdentityId> =
                 computed.plan.operations.iter().filter(|o| o.needs_approval).map(|o| o.identity.clone()).collect();
             let all = computed.plan.operations.clone();
             computed.plan.operations.retain(|o| !o.needs_approval);
@@ -185,7 +186,7 @@ pub(super) fn keep_only(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
 
 fn select_by(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
     // A claim left out leaves the account someone else's: nothing else is done to it.
-    let left_out: BTreeSet<(String, String)> = plan
+    let left_out: BTreeSet<(String, IdentityId)> = plan
         .operations
         .iter()
         .filter(|o| matches!(o.action, Action::Rename | Action::Claim) && !keep(o))
@@ -207,9 +208,9 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
         matches!(o.action, Action::Create | Action::Rename | Action::Move | Action::Enable)
             || o.action == Action::Update && o.renames_entry
     };
-    let applied: BTreeSet<(String, String)> =
+    let applied: BTreeSet<(String, IdentityId)> =
         kept.iter().filter(|o| moves(o)).map(|o| (o.target.clone(), o.identity.clone())).collect();
-    let is_applied = |target: &str, id: &str| applied.contains(&(target.to_string(), id.to_string()));
+    let is_applied = |target: &str, id: &str| applied.contains(&(target.to_string(), id.into()));
     // The group changes that go ahead: without the members whose accounts stay as they are.
     for op in kept.iter_mut().filter(|o| is_group_action(o.action)) {
         let target = op.target.clone();
@@ -232,7 +233,8 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
     for op in all.iter().filter(|o| is_group_action(o.action) && !kept.iter().any(|k| same(k, o))) {
         match &op.op {
             TargetOp::AddMembers { key, .. } => {
-                let ids: Vec<String> = op.new_members.iter().filter(|i| is_applied(&op.target, i)).cloned().collect();
+                let ids: Vec<IdentityId> =
+                    op.new_members.iter().filter(|i| is_applied(&op.target, i)).cloned().collect();
                 if !ids.is_empty() {
                     let mut part = op.clone();
                     part.op = TargetOp::AddMembers { key: key.clone(), members: Vec::new() };
@@ -242,7 +244,7 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
                 }
             }
             TargetOp::RemoveMembers { key, .. } => {
-                let leaving: Vec<(String, String)> =
+                let leaving: Vec<(IdentityId, String)> =
                     op.leaving.iter().filter(|(i, _)| is_applied(&op.target, i)).cloned().collect();
                 if !leaving.is_empty() {
                     let mut part = op.clone();
@@ -350,7 +352,7 @@ mod tests {
         let mut update_only = plan_of(vec![update.clone(), add.clone()]);
         keep_only(&mut update_only, |o| o.action == Action::Update);
         let part = update_only.operations.iter().find(|o| o.action == Action::AddMembers);
-        assert_eq!(part.map(|o| o.new_members.clone()), Some(vec!["id-1".to_string()]), "{update_only:?}");
+        assert_eq!(part.map(|o| o.new_members.clone()), Some(vec![IdentityId::from("id-1")]), "{update_only:?}");
 
         // The group change goes ahead, the update waits: the account is not added yet.
         let mut add_only = plan_of(vec![update, add]);

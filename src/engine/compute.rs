@@ -125,7 +125,7 @@ impl Computed {
     /// The plan as it may be shown or saved: persons with protected personal data by enid id
     /// only (no username, school, values, source keys or file locations).
     pub fn shown_plan(&self) -> std::borrow::Cow<'_, Plan> {
-        let protected: HashSet<&str> = self.protected.iter().map(String::as_str).collect();
+        let protected: HashSet<&str> = self.protected.iter().map(IdentityId::as_str).collect();
         if protected.is_empty() && !self.plan.operations.iter().any(|o| o.protected) && self.plan.claims.is_empty() {
             return std::borrow::Cow::Borrowed(&self.plan);
         }
@@ -133,34 +133,34 @@ impl Computed {
         redact_conflicts(&mut p.conflicts, &self.protected);
         for k in &mut p.kept {
             if protected.contains(k.identity.as_str()) {
-                k.username = k.identity.clone();
+                k.username = k.identity.to_string();
                 k.reason = "protected person: see `enid explain` by enid id".into();
             }
         }
         p.operations = self.plan.operations.iter().map(|o| o.redacted().into_owned()).collect();
         for n in &mut p.new_identities {
             if protected.contains(n.id.as_str()) {
-                n.username = n.id.clone();
+                n.username = n.id.to_string();
                 n.records = vec!["(protected)".into()];
             }
         }
         // A protected person's claim shows neither the account's key nor its username.
         for c in &mut p.claims {
             if protected.contains(c.identity.as_str()) {
-                c.key = c.identity.clone();
-                c.other_username = c.other_username.as_ref().map(|_| c.identity.clone());
+                c.key = c.identity.to_string();
+                c.other_username = c.other_username.as_ref().map(|_| c.identity.to_string());
             }
         }
         for b in &mut p.blocked {
             if protected.contains(b.identity.as_str()) {
-                b.username = b.identity.clone();
+                b.username = b.identity.to_string();
                 b.reason = "protected person: see `enid explain` by enid id".into();
             }
         }
         for r in p.renames.iter_mut().chain(p.held_renames.iter_mut()) {
             if protected.contains(r.identity.as_str()) {
-                r.old = r.identity.clone();
-                r.new = r.identity.clone();
+                r.old = r.identity.to_string();
+                r.new = r.identity.to_string();
             }
         }
         std::borrow::Cow::Owned(p)
@@ -499,7 +499,7 @@ impl Engine {
                 moved_away.push(plan::Blocked {
                     target: id.clone(),
                     identity: d.id().clone(),
-                    username: if d.protected { d.id().clone() } else { d.username().to_string() },
+                    username: if d.protected { d.id().to_string() } else { d.username().to_string() },
                     reason,
                 });
             }
@@ -564,7 +564,7 @@ impl Engine {
                     // Fail closed: without every name, no group of this target is changed.
                     Err(e) => tp.blocked.push(plan::Blocked {
                         target: id.clone(),
-                        identity: String::new(),
+                        identity: String::new().into(),
                         username: "(groups)".into(),
                         reason: format!("{e}; no group on this target is changed until the template is fixed"),
                     }),
@@ -771,7 +771,7 @@ impl Engine {
             // A person who became protected is renamed whatever the policy: their changes wait
             // for `--accept-protected` anyway.
             let protection = renaming.get(id).is_some_and(|(req, _)| req.pseudonymous);
-            let by = approved.get(id).filter(|(n, _)| *n == new).map(|(_, by)| by.clone());
+            let by = approved.get(id.as_str()).filter(|(n, _)| *n == new).map(|(_, by)| by.clone());
             let go = protection || self.config.naming.on_name_change == RenamePolicy::Rename || by.is_some();
             if go {
                 if let Some(by) = by.filter(|_| !protection) {

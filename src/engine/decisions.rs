@@ -52,7 +52,7 @@ impl Engine {
         let decision = match choice {
             Choice::Separate => Decision::Separate,
             Choice::Merge { into } => match (&into, conflict.candidates.len()) {
-                (Some(target), _) if !conflict.candidates.contains(target) => {
+                (Some(target), _) if !conflict.candidates.iter().any(|c| c == target) => {
                     return Err(EngineError::Decision(format!(
                         "--into {} is not one of the identities of conflict {id}: {}",
                         mask_if_civic(target),
@@ -65,7 +65,7 @@ impl Engine {
                         conflict.candidates.join(", ")
                     )));
                 }
-                _ => Decision::Merge { into },
+                _ => Decision::Merge { into: into.map(crate::core::model::IdentityId::from) },
             },
         };
         self.store.decide(id, &decision, &conflict.records, by, now).await?;

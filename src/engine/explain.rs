@@ -131,7 +131,7 @@ impl Engine {
         needle: &str,
         viewer: &Viewer,
     ) -> Result<Explained, EngineError> {
-        let mut ids: BTreeSet<String> = self.store.find_identity(needle).await?.into_iter().collect();
+        let mut ids: BTreeSet<IdentityId> = self.store.find_identity(needle).await?.into_iter().collect();
         if let Ok(c) = computed {
             ids.extend(find_in_run(c, needle));
         }
@@ -165,7 +165,7 @@ impl Engine {
         let mut stored = self.store.records_of(&id).await?;
         let protected = computed.as_ref().ok().and_then(|c| identity_in_run(c, &id)).is_some_and(|i| i.is_protected())
             || stored.iter().any(|r| r.protected);
-        let current = computed.as_ref().ok().and_then(|c| c.usernames.get(&id));
+        let current = computed.as_ref().ok().and_then(|c| c.usernames.get(id.as_str()));
         // Their pseudonym says nothing about whose it is; a username made from their name
         // (`protected_names_from_template`, or one that waits for its pseudonym) does.
         let by_pseudonym =
@@ -270,7 +270,7 @@ impl Engine {
                     }
                 })
                 .collect();
-            explanation.username = c.usernames.get(&id).cloned();
+            explanation.username = c.usernames.get(id.as_str()).cloned();
         }
         Ok(Explained::Person(Box::new(explanation)))
     }

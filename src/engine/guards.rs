@@ -69,7 +69,7 @@ impl Engine {
             .iter()
             .filter(|i| !owning.contains(i.id.as_str()))
             .take(50)
-            .map(|i| i.id.clone())
+            .map(|i| i.id.to_string())
             .collect();
         for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.finds_outside_scope) {
             let found = t

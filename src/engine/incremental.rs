@@ -377,7 +377,7 @@ impl Engine {
         resolution: &Resolution,
         snapshot: &Snapshot,
     ) -> Result<Narrowed<BTreeMap<String, Vec<ObservedAccount>>>, EngineError> {
-        let ids: Vec<String> = resolution.all().map(|i| i.id.clone()).collect();
+        let ids: Vec<String> = resolution.all().map(|i| i.id.to_string()).collect();
         let mut out = BTreeMap::new();
         let outside = self.store.outside_claims().await?;
         let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();

@@ -375,7 +375,7 @@ impl Engine {
         let rows: Vec<SealedPassword> = opened.iter().map(|(r, _)| r.clone()).collect();
         let claimed = self.store.claim_passwords(&rows, &claim.id, now, lapsed_before).await?;
         claim.held_elsewhere += rows.len().saturating_sub(claimed.len());
-        let claimed: std::collections::HashSet<(String, String)> =
+        let claimed: std::collections::HashSet<(String, IdentityId)> =
             claimed.into_iter().map(|r| (r.target, r.identity_id)).collect();
         let shown = !request.protected;
         claim.passwords = opened
@@ -494,7 +494,7 @@ impl Engine {
                 OpRecord {
                     target: r.target.clone(),
                     identity_id: r.identity_id.clone(),
-                    username: if shown { r.username.clone() } else { r.identity_id.clone() },
+                    username: if shown { r.username.clone() } else { r.identity_id.to_string() },
                     school: if shown { r.school.clone() } else { String::new() },
                     action: "hand_out_password".into(),
                     detail: "first password shown to an administrator and forgotten".into(),

@@ -299,7 +299,7 @@ mod tests {
         PlannedOp {
             action,
             target: target.into(),
-            identity: format!("id-{username}"),
+            identity: format!("id-{username}").into(),
             username: username.into(),
             school: school.into(),
             reason: String::new(),

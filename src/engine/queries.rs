@@ -286,7 +286,7 @@ impl Engine {
         viewer: &Viewer,
     ) -> Result<Vec<LogRow>, EngineError> {
         if let Some(p) = person {
-            filter.identity = Some(self.find_person(p, viewer).await?);
+            filter.identity = Some(self.find_person(p, viewer).await?.to_string());
         }
         if let Some(mine) = &viewer.schools {
             filter.schools = Some(mine.iter().cloned().collect());
@@ -297,7 +297,7 @@ impl Engine {
             .into_iter()
             .map(|mut r| {
                 // A protected person by enid id only, in rows written before the protection too.
-                if let Some(id) = r.identity_id.clone().filter(|i| protected.contains(i)) {
+                if let Some(id) = r.identity_id.clone().filter(|i| protected.contains(i.as_str())) {
                     r.username = Some(id);
                     r.school = None;
                     r.detail = Some("protected person".into());

@@ -590,7 +590,7 @@ pub(crate) async fn schema_columns(store: &Store) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::core::identity::CivicChange;
-    use crate::core::model::AccountStatus;
+    use crate::core::model::{AccountStatus, IdentityId};
     use crate::store::postgres::parse_url;
     use crate::store::postgres::tests::{PASSWORD, fresh_database};
     use crate::store::{ApprovalRow, OpRecord, OpResult, Ownership, RecordRow, SealedPassword, TokenRow};
@@ -635,7 +635,8 @@ mod tests {
     /// non-ASCII, integers, a boolean both ways, a blob, NULLs.
     async fn fill(s: &Store) {
         let now = Utc.with_ymd_and_hms(2026, 8, 1, 12, 0, 0).unwrap();
-        let ids: Vec<(String, String)> = (0..1200).map(|i| (format!("id-{i}"), format!("user{i}"))).collect();
+        let ids: Vec<(IdentityId, String)> =
+            (0..1200).map(|i| (format!("id-{i}").into(), format!("user{i}"))).collect();
         let records: Vec<RecordRow> =
             (0..1200).map(|i| record(&format!("p{i}"), &format!("id-{i}"), i % 7 == 0)).collect();
         s.commit_identities(&ids, &records, &[], now).await.unwrap();
@@ -643,7 +644,7 @@ mod tests {
         let ops: Vec<OpRecord> = (0..1200)
             .map(|i| OpRecord {
                 target: "directory".into(),
-                identity_id: format!("id-{i}"),
+                identity_id: format!("id-{i}").into(),
                 username: format!("user{i}"),
                 school: "S1".into(),
                 action: "create".into(),
@@ -735,7 +736,7 @@ mod tests {
         assert_eq!(copied, before);
         // What the engine reads is the same, and new rows get new ids.
         let (a, b) = (original.snapshot().await.unwrap(), pg.snapshot().await.unwrap());
-        let sorted = |m: &rustc_hash::FxHashMap<String, Option<String>>| {
+        let sorted = |m: &rustc_hash::FxHashMap<IdentityId, Option<String>>| {
             m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>()
         };
         assert!(sorted(&a.identities) == sorted(&b.identities), "the identities differ");

@@ -326,13 +326,24 @@ pub(super) type AccountRowIn = (String, String, Option<String>, Option<String>, 
 /// An ownership row as the engine sees it. An unknown status reads as `pending` (the account
 /// is looked for before anything is done to it); `disabled_at` keeps its date.
 pub(super) fn owned_account((target, identity_id, key, anchor, status, disabled_at): AccountRowIn) -> OwnedAccount {
+    owned_account_of(target, identity_id.into(), key, anchor, &status, disabled_at)
+}
+
+fn owned_account_of(
+    target: String,
+    identity_id: IdentityId,
+    key: Option<String>,
+    anchor: Option<String>,
+    status: &str,
+    disabled_at: Option<String>,
+) -> OwnedAccount {
     OwnedAccount {
         disabled_at: disabled_at.and_then(|d| d.get(..10).and_then(|d| d.parse().ok())),
         target,
         identity_id,
         key,
         anchor,
-        status: AccountStatus::parse(&status).unwrap_or(AccountStatus::Pending),
+        status: AccountStatus::parse(status).unwrap_or(AccountStatus::Pending),
     }
 }
 
@@ -508,11 +519,17 @@ pub(super) fn build_snapshot(
     snap.identities.reserve(identities.len());
     snap.primaries.reserve(identities.len());
     for (id, username, primary, tie) in identities {
+        let id = IdentityId::from(id);
         if let Some(school_unit) = primary {
             snap.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
         }
         snap.identities.insert(id, username);
     }
+    // Each id is made once: the records and accounts share the identity's.
+    let shared = |snap: &Snapshot, id: String| match snap.identities.get_key_value(id.as_str()) {
+        Some((known, _)) => known.clone(),
+        None => IdentityId::from(id),
+    };
     for (
         source,
         person_id,
@@ -532,7 +549,7 @@ pub(super) fn build_snapshot(
         // The names themselves are not kept in the snapshot: their fingerprint is enough.
         let names = Some(NameFingerprint::of(&given, &family));
         let rec = StoredRecord {
-            identity_id,
+            identity_id: shared(&snap, identity_id),
             civic_no,
             content_hash,
             school_unit,
@@ -545,7 +562,13 @@ pub(super) fn build_snapshot(
         };
         snap.insert_record(source, person_id, rec);
     }
-    snap.accounts = accounts.into_iter().map(owned_account).collect();
+    snap.accounts = accounts
+        .into_iter()
+        .map(|(target, identity_id, key, anchor, status, disabled_at)| {
+            let identity_id = shared(&snap, identity_id);
+            owned_account_of(target, identity_id, key, anchor, &status, disabled_at)
+        })
+        .collect();
     snap
 }
 
@@ -556,7 +579,7 @@ pub(super) type PasswordRowIn = (String, String, String, String, Vec<u8>, String
 pub(super) fn sealed_password(
     (target, identity_id, username, school, sealed, created_at): PasswordRowIn,
 ) -> SealedPassword {
-    SealedPassword { target, identity_id, username, school, sealed, created_at }
+    SealedPassword { target, identity_id: identity_id.into(), username, school, sealed, created_at }
 }
 
 /// A group ownership row as read: (target, name, key, anchor, status, school).
@@ -573,3 +596,34 @@ pub(super) type PersonHitIn = (String, Option<String>, String, String, Option<St
 pub(super) fn person_hit((identity_id, username, given_name, family_name, school_unit): PersonHitIn) -> PersonHit {
     PersonHit { identity_id, username, given_name, family_name, school_unit }
 }
+
+/// An identity id is bound and read as the text it is, in either backend.
+macro_rules! id_as_text {
+    ($db:ty) => {
+        impl sqlx::Type<$db> for IdentityId {
+            fn type_info() -> <$db as sqlx::Database>::TypeInfo {
+                <str as sqlx::Type<$db>>::type_info()
+            }
+            fn compatible(ty: &<$db as sqlx::Database>::TypeInfo) -> bool {
+                <str as sqlx::Type<$db>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::Encode<'_, $db> for IdentityId {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <$db as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'_, $db>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, $db> for IdentityId {
+            fn decode(value: <$db as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                <&str as sqlx::Decode<'r, $db>>::decode(value).map(IdentityId::from)
+            }
+        }
+    };
+}
+id_as_text!(sqlx::Sqlite);
+id_as_text!(sqlx::Postgres);

@@ -10,7 +10,7 @@ use super::{
     StateStore, TokenRow,
 };
 use crate::core::identity::{CivicChange, Decision};
-use crate::core::model::{AccountStatus, OwnedAccount};
+use crate::core::model::{AccountStatus, IdentityId, OwnedAccount};
 use crate::core::plan::{Adoption, RenameInfo};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -98,7 +98,7 @@ fn record(source: &str, person_id: &str, identity: &str, civic_no: Option<&str>)
     }
 }
 
-fn ident(id: &str, username: &str) -> (String, String) {
+fn ident(id: &str, username: &str) -> (IdentityId, String) {
     (id.into(), username.into())
 }
 
@@ -123,7 +123,7 @@ async fn account<S: StateStore>(s: &S, identity: &str) -> Option<OwnedAccount> {
     s.accounts(Some(identity)).await.unwrap().into_iter().next()
 }
 
-fn sorted(mut names: Vec<String>) -> Vec<String> {
+fn sorted<T: Ord>(mut names: Vec<T>) -> Vec<T> {
     names.sort();
     names
 }
@@ -286,8 +286,8 @@ pub(crate) async fn first_passwords_are_kept_handed_out_once_and_expire<S: State
         sealed: vec![value; 48],
         created_at: String::new(),
     };
-    let pending: Vec<(String, String)> =
-        ["id-a", "id-b", "id-c"].iter().map(|i| ("ad".to_string(), i.to_string())).collect();
+    let pending: Vec<(String, IdentityId)> =
+        ["id-a", "id-b", "id-c"].iter().map(|i| ("ad".to_string(), (*i).into())).collect();
     s.record_pending(&pending, day(0)).await.unwrap();
     s.keep_passwords(&[sealed("id-a", "S1,S2", 1), sealed("id-b", "S2", 2), sealed("id-c", "S1", 3)], day(0))
         .await
@@ -318,7 +318,7 @@ pub(crate) async fn first_passwords_are_kept_handed_out_once_and_expire<S: State
     assert!(s.claim_passwords(&[s2[0].clone()], "c2", day(1), lapsed).await.unwrap().is_empty(), "claimed once only");
     let gone = s.confirm_claim("c1").await.unwrap();
     assert_eq!(gone.iter().map(|r| (r.identity_id.as_str(), r.username.as_str())).collect::<Vec<_>>(), [("id-a", "a")]);
-    let left: Vec<String> = s.passwords(&all).await.unwrap().into_iter().map(|r| r.identity_id).collect();
+    let left: Vec<IdentityId> = s.passwords(&all).await.unwrap().into_iter().map(|r| r.identity_id).collect();
     assert_eq!(left, ["id-b", "id-c"]);
     assert_eq!(s.expire_passwords(day(1), lapsed).await.unwrap(), 1, "id-b's was kept since day 0");
     let left = s.passwords(&all).await.unwrap();
@@ -339,7 +339,7 @@ pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: S
         sealed: vec![value; 48],
         created_at: String::new(),
     };
-    let pending: Vec<(String, String)> = ids.iter().map(|i| ("ad".to_string(), i.to_string())).collect();
+    let pending: Vec<(String, IdentityId)> = ids.iter().map(|i| ("ad".to_string(), (*i).into())).collect();
     s.record_pending(&pending, day(0)).await.unwrap();
     s.keep_passwords(&[sealed("id-a", 1), sealed("id-b", 2), sealed("id-c", 3), sealed("id-p", 4)], day(0))
         .await
@@ -377,7 +377,7 @@ pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: S
     s.keep_passwords(&[sealed("id-c", 5)], later).await.unwrap();
     assert_eq!(names(s.confirm_claim("c2").await.unwrap()), ["id-a", "id-b"]);
     let left = s.passwords(&free(later - lapse)).await.unwrap();
-    assert_eq!((names(left.clone()), left[0].sealed.clone()), (vec!["id-c".to_string()], vec![5; 48]));
+    assert_eq!((names(left.clone()), left[0].sealed.clone()), (vec![IdentityId::from("id-c")], vec![5; 48]));
 
     // A claim never confirmed lapses: after the timeout the next hand-out takes the row, and the
     // lapsed claim's late confirmation forgets nothing that is not its own.
@@ -408,7 +408,7 @@ pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: S
 pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S) {
     s.commit_identities(&[ident("id-a", "a"), ident("id-b", "b")], &[], &[], day(0)).await.unwrap();
     let run = s.begin_run("apply", None, day(0)).await.unwrap();
-    let pending = [("ldap".to_string(), "id-a".to_string())];
+    let pending = [("ldap".to_string(), IdentityId::from("id-a"))];
     s.record_pending(&pending, day(0)).await.unwrap();
     let a = account(s, "id-a").await.unwrap();
     assert_eq!((a.status, a.anchor.as_deref(), a.key.as_deref()), (AccountStatus::Pending, None, None));
@@ -712,7 +712,7 @@ pub(crate) async fn unprotect_forgets_protection_and_the_content_hash<S: StateSt
     let protected = s.protected_identities().await.unwrap();
     assert_eq!(protected.into_iter().collect::<Vec<_>>(), ["id-a"]);
     s.unprotect(&[]).await.unwrap();
-    s.unprotect(&["id-a".to_string()]).await.unwrap();
+    s.unprotect(&["id-a".into()]).await.unwrap();
     assert!(s.protected_identities().await.unwrap().is_empty());
     let snap = s.snapshot().await.unwrap();
     for (source, key) in [("sis", "P1"), ("hr", "H1")] {
@@ -725,11 +725,12 @@ pub(crate) async fn unprotect_forgets_protection_and_the_content_hash<S: StateSt
 
 pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(s: &S) {
     const N: usize = 2_500;
-    let new: Vec<(String, String)> = (0..N).map(|i| ident(&format!("id-{i:05}"), &format!("user{i}"))).collect();
+    let new: Vec<(IdentityId, String)> = (0..N).map(|i| ident(&format!("id-{i:05}"), &format!("user{i}"))).collect();
     let records: Vec<RecordRow> =
         (0..N).map(|i| record("sis", &format!("P{i}"), &format!("id-{i:05}"), None)).collect();
     s.commit_identities(&new, &records, &[], day(0)).await.unwrap();
-    let pending: Vec<(String, String)> = (0..N).map(|i| ("ldap".to_string(), format!("id-{i:05}"))).collect();
+    let pending: Vec<(String, IdentityId)> =
+        (0..N).map(|i| ("ldap".to_string(), format!("id-{i:05}").into())).collect();
     s.record_pending(&pending, day(0)).await.unwrap();
     let ops: Vec<OpRecord> = (0..N)
         .map(|i| {
@@ -775,8 +776,8 @@ pub async fn claim_refusals_are_kept_once_and_move_with_a_renamed_target(s: &imp
 
 /// Accounts claimed by hand outside the scope are kept (once each) until forgotten.
 pub async fn outside_claims_are_kept_until_forgotten(s: &impl StateStore) {
-    let a = ("ad".to_string(), "id-1".to_string());
-    let b = ("ad".to_string(), "id-2".to_string());
+    let a = ("ad".to_string(), IdentityId::from("id-1"));
+    let b = ("ad".to_string(), IdentityId::from("id-2"));
     s.record_outside_claims(&[a.clone(), b.clone()], day(1)).await.unwrap();
     s.record_outside_claims(std::slice::from_ref(&a), day(2)).await.unwrap();
     assert_eq!(s.outside_claims().await.unwrap(), [a.clone(), b.clone()]);
@@ -1231,7 +1232,7 @@ pub(crate) async fn hostile_text_round_trips_and_is_found_as_itself<S: StateStor
         ("o4", long.as_str(), long.as_str(), long.as_str()),
         ("o5", r"C:\temp\", "%_\\", r"\\"),
     ];
-    let ids: Vec<(String, String)> = odd.iter().map(|(id, _, _, pid)| ident(id, &format!("u-{pid}"))).collect();
+    let ids: Vec<(IdentityId, String)> = odd.iter().map(|(id, _, _, pid)| ident(id, &format!("u-{pid}"))).collect();
     let rows: Vec<RecordRow> = odd
         .iter()
         .map(|(id, given, family, pid)| {

@@ -748,7 +748,7 @@ fn conflict_id(
 /// The id a record with this key gets when it starts a new identity (no counter): what `enid
 /// adopt` compares the ids on the targets with.
 pub fn derived_id(key: &IdKey, source: &str, person_id: &str) -> IdentityId {
-    key.derive(format!("{source}\0{person_id}").as_bytes()).to_string()
+    IdentityId::from(key.derive(format!("{source}\0{person_id}").as_bytes()).to_string())
 }
 
 /// A new identity id from the record key, keyed with the installation's secret. An identity
@@ -760,8 +760,8 @@ fn new_id(key: &IdKey, source: &str, person_id: &str, snapshot: &Snapshot, linke
     loop {
         let name = if n == 0 { format!("{source}\0{person_id}") } else { format!("{source}\0{person_id}\0{n}") };
         let id = key.derive(name.as_bytes()).to_string();
-        if !snapshot.identities.contains_key(&id) || n == 0 && !linked.contains(id.as_str()) {
-            return id;
+        if !snapshot.identities.contains_key(id.as_str()) || n == 0 && !linked.contains(id.as_str()) {
+            return id.into();
         }
         n += 1;
     }

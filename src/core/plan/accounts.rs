@@ -100,7 +100,7 @@ pub fn plan_target(
             tp.operations.push(PlannedOp {
                 action,
                 target: target.to_string(),
-                identity: d.spec.id.clone(),
+                identity: d.id.clone(),
                 username: d.spec.username.clone(),
                 school: d.school(),
                 reason,
@@ -118,7 +118,7 @@ pub fn plan_target(
     let block = |tp: &mut TargetPlan, d: &Desired, reason: String| {
         tp.blocked.push(Blocked {
             target: target.into(),
-            identity: d.spec.id.clone(),
+            identity: d.id.clone(),
             username: d.spec.username.clone(),
             reason,
         });
@@ -176,7 +176,7 @@ pub fn plan_target(
             if let Some(i) = found.filter(|_| o.status == AccountStatus::Pending || o.anchor.is_none()) {
                 tp.adoptions.push(Adoption {
                     target: target.into(),
-                    identity: d.spec.id.clone(),
+                    identity: d.id.clone(),
                     key: observed[i].key.clone(),
                     anchor: observed[i].anchor.clone(),
                     disabled: observed[i].disabled,
@@ -219,7 +219,7 @@ pub fn plan_target(
                 claimed[i] = true;
                 let o = &observed[i];
                 if grouped && !o.disabled && !d.provision_disabled {
-                    tp.members.push((d.spec.id.clone(), member(Some(o), false, false)));
+                    tp.members.push((d.id.clone(), member(Some(o), false, false)));
                 }
             }
             block(&mut tp, &d, why);
@@ -281,7 +281,7 @@ pub fn plan_target(
             }
             tp.claims.push(Claim {
                 target: target.into(),
-                identity: d.spec.id.clone(),
+                identity: d.id.clone(),
                 key: obs.key.clone(),
                 anchor: obs.anchor.clone(),
                 rule,
@@ -320,7 +320,7 @@ pub fn plan_target(
                         if let Some(o) = owned.filter(|o| o.status == AccountStatus::Active && o.anchor.is_some()) {
                             tp.adoptions.push(Adoption {
                                 target: target.into(),
-                                identity: d.spec.id.clone(),
+                                identity: d.id.clone(),
                                 key: obs.key.clone(),
                                 anchor: obs.anchor.clone().or_else(|| o.anchor.clone()),
                                 disabled: true,
@@ -384,7 +384,7 @@ pub fn plan_target(
                 {
                     tp.adoptions.push(Adoption {
                         target: target.into(),
-                        identity: d.spec.id.clone(),
+                        identity: d.id.clone(),
                         key: obs.key.clone(),
                         anchor: obs.anchor.clone().or_else(|| o.anchor.clone()),
                         disabled: false,
@@ -426,9 +426,9 @@ pub fn plan_target(
                     if value.is_none()
                         && let Some(old) = member(Some(obs), false, false)
                     {
-                        tp.moving.push((d.spec.id.clone(), old));
+                        tp.moving.push((d.id.clone(), old));
                     }
-                    tp.members.push((d.spec.id.clone(), value));
+                    tp.members.push((d.id.clone(), value));
                 }
                 // Updates run before the enable (see `Action`), on the key after the rename.
                 if !changes.is_empty() {
@@ -471,7 +471,7 @@ pub fn plan_target(
                 }
                 let reason = if d.active {
                     if grouped {
-                        tp.members.push((d.spec.id.clone(), None));
+                        tp.members.push((d.id.clone(), None));
                     }
                     match owned {
                         // A create that was sent but never arrived (or failed) left a pending row.
@@ -493,7 +493,7 @@ pub fn plan_target(
                 tp.operations.push(PlannedOp {
                     action: Action::Create,
                     target: target.to_string(),
-                    identity: account.id.clone(),
+                    identity: account.id.clone().into(),
                     username: account.username.clone(),
                     school,
                     reason,
@@ -521,7 +521,7 @@ pub fn plan_target(
             claimed[i] = true;
             tp.blocked.push(Blocked {
                 target: target.into(),
-                identity: id.to_string(),
+                identity: id.into(),
                 username: o.username.clone().unwrap_or_else(|| o.key.clone()),
                 reason: unrecorded_owner_value(o, id),
             });

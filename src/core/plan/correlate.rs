@@ -113,8 +113,8 @@ pub fn correlate(
         return out;
     }
     let refused = |id: &str, i: usize| {
-        input.refused.contains(&(id.to_string(), caps.key(&observed[i].key)))
-            || observed[i].anchor.as_ref().is_some_and(|a| input.refused_anchors.contains(&(id.to_string(), a.clone())))
+        input.refused.contains(&(id.into(), caps.key(&observed[i].key)))
+            || observed[i].anchor.as_ref().is_some_and(|a| input.refused_anchors.contains(&(id.into(), a.clone())))
     };
     // Attribute rule: value → accounts holding it.
     let mut by_value: HashMap<String, Vec<usize>> = HashMap::default();
@@ -189,7 +189,7 @@ pub fn correlate(
                 let n = fit.len();
                 for id in fit.into_iter().filter(|id| !per_person.contains_key(id)) {
                     out.ambiguous.insert(
-                        id.to_string(),
+                        id.into(),
                         format!(
                             "{} holds a username and shows the names of {n} persons without an account; it is \
                              claimed by nobody: claim it for the right one with `enid adopt --entry`, or record it \
@@ -209,11 +209,11 @@ pub fn correlate(
         match accounts.as_slice() {
             [i] => match per_account.get(i).map(Vec::as_slice) {
                 Some([(_, rule)]) if claimable(&observed[*i], owner_attr) => {
-                    out.matched.insert(id.to_string(), (*i, *rule));
+                    out.matched.insert(id.into(), (*i, *rule));
                 }
                 Some([_]) if let Some(why) = &observed[*i].foreign => {
                     out.ambiguous.insert(
-                        id.to_string(),
+                        id.into(),
                         format!(
                             "{} matches this person by the correlation rules, but it {why}: enid never claims it",
                             observed[*i].key
@@ -222,7 +222,7 @@ pub fn correlate(
                 }
                 Some([_]) => {
                     out.ambiguous.insert(
-                        id.to_string(),
+                        id.into(),
                         format!(
                             "{} matches this person by the correlation rules, but its {owner_attr} holds a value of its own, which a claim would overwrite; empty it there if the account is theirs",
                             observed[*i].key
@@ -231,7 +231,7 @@ pub fn correlate(
                 }
                 Some(many) => {
                     out.ambiguous.insert(
-                        id.to_string(),
+                        id.into(),
                         format!(
                             "{} matches {} persons by the correlation rules; it is claimed by nobody until the \
                              others' values or the rules are corrected, or it is claimed with `enid adopt --entry`",
@@ -245,7 +245,7 @@ pub fn correlate(
             many => {
                 let keys: Vec<&str> = many.iter().take(3).map(|&i| observed[i].key.as_str()).collect();
                 out.ambiguous.insert(
-                    id.to_string(),
+                    id.into(),
                     format!(
                         "{} accounts made before enid match this person by the correlation rules ({}{}); none is \
                          claimed: correct the attribute on the wrong ones, or claim one with `enid adopt --entry`",

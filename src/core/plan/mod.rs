@@ -31,6 +31,8 @@ pub use thresholds::*;
 /// What one identity should have on one target.
 #[derive(Debug, Clone)]
 pub struct Desired {
+    /// The identity this account is for (`spec.id` as the connector reads it, shared).
+    pub id: IdentityId,
     /// The account in enid's vocabulary: id, username, names, roles, schools and the rendered
     /// attributes (none when the account should only be disabled). `spec.enabled` is `active`.
     pub spec: AccountSpec,
@@ -58,7 +60,7 @@ pub struct Desired {
 impl Desired {
     /// The identity this account is for.
     pub fn id(&self) -> &IdentityId {
-        &self.spec.id
+        &self.id
     }
 
     /// The username.
@@ -169,8 +171,8 @@ impl PlannedOp {
         let op = match &self.op {
             TargetOp::Create { account } => TargetOp::Create {
                 account: AccountSpec {
-                    id: self.identity.clone(),
-                    username: self.identity.clone(),
+                    id: self.identity.to_string(),
+                    username: self.identity.to_string(),
                     given_name: String::new(),
                     family_name: String::new(),
                     display_name: String::new(),
@@ -185,21 +187,23 @@ impl PlannedOp {
             },
             // Keys (DNs) may carry a name-derived username: never shown.
             TargetOp::Update { changes, .. } => TargetOp::Update {
-                key: self.identity.clone(),
+                key: self.identity.to_string(),
                 changes: changes
                     .iter()
                     .map(|c| AttrChange { attr: c.attr.clone(), values: Value::Text(Default::default()) })
                     .collect(),
             },
-            TargetOp::Rename { .. } => TargetOp::Rename { key: self.identity.clone(), username: self.identity.clone() },
-            TargetOp::Move { .. } => TargetOp::Move { key: self.identity.clone(), placement: "(protected)".into() },
-            TargetOp::Disable { .. } => TargetOp::Disable { key: self.identity.clone() },
-            TargetOp::Enable { .. } => TargetOp::Enable { key: self.identity.clone() },
-            TargetOp::Delete { .. } => TargetOp::Delete { key: self.identity.clone() },
+            TargetOp::Rename { .. } => {
+                TargetOp::Rename { key: self.identity.to_string(), username: self.identity.to_string() }
+            }
+            TargetOp::Move { .. } => TargetOp::Move { key: self.identity.to_string(), placement: "(protected)".into() },
+            TargetOp::Disable { .. } => TargetOp::Disable { key: self.identity.to_string() },
+            TargetOp::Enable { .. } => TargetOp::Enable { key: self.identity.to_string() },
+            TargetOp::Delete { .. } => TargetOp::Delete { key: self.identity.to_string() },
             other => other.clone(),
         };
         std::borrow::Cow::Owned(PlannedOp {
-            username: self.identity.clone(),
+            username: self.identity.to_string(),
             school: String::new(),
             reason: "protected person".into(),
             op,

@@ -25,6 +25,7 @@ fn caps(groups: Option<MemberForm>) -> Capabilities {
 
 fn desired(id: &str, user: &str, sn: &str, active: bool) -> Desired {
     Desired {
+        id: id.into(),
         spec: AccountSpec {
             id: id.into(),
             username: user.into(),
@@ -440,7 +441,7 @@ fn mass_updates_and_renames_are_held() {
 fn group_names_differing_only_in_case_are_one_group_under_the_recorded_name() {
     let group = |members: &[&str]| DesiredGroup {
         school: "S1".into(),
-        members: members.iter().map(|m| (format!("id-{m}"), Some(m.to_string()))).collect(),
+        members: members.iter().map(|m| (format!("id-{m}").into(), Some(m.to_string()))).collect(),
     };
     let desired: BTreeMap<String, DesiredGroup> =
         [("S1-3A".to_string(), group(&["uid=a"])), ("s1-3a".to_string(), group(&["uid=b"]))].into();
@@ -514,7 +515,7 @@ fn the_target_guard_counts_owned_accounts_and_groups_not_seen_by_anchor_or_key()
 fn a_hand_made_group_where_an_owned_group_was_is_never_taken_over() {
     let desired: BTreeMap<String, DesiredGroup> = [(
         "S1-7A".to_string(),
-        DesiredGroup { school: "S1".into(), members: [("1".to_string(), Some("uid=a".to_string()))].into() },
+        DesiredGroup { school: "S1".into(), members: [("1".into(), Some("uid=a".to_string()))].into() },
     )]
     .into();
     let key = "cn=S1-7A,ou=groups".to_string();
@@ -595,7 +596,7 @@ fn kept_members_stay_in_their_groups_and_keep_owned_groups_alive() {
     // 7A is still wanted with bo only; 8B with nobody.
     let want = BTreeMap::from([(
         "7A".to_string(),
-        DesiredGroup { school: "S1".into(), members: [("bo".to_string(), Some("uid=bo,ou=p".to_string()))].into() },
+        DesiredGroup { school: "S1".into(), members: [("bo".into(), Some("uid=bo,ou=p".to_string()))].into() },
     )]);
     let plan = |kept: &[&str]| {
         let c = caps(Some(MemberForm::Key));
@@ -644,8 +645,8 @@ fn a_mover_between_placements_is_moved_and_its_members_follow_where_the_target_k
     c.members_follow_moves = true;
     let tp = plan_with(&[d], &[o], &owned, &c);
     assert_eq!(tp.operations.len(), 1);
-    assert_eq!(tp.members, [("1".to_string(), None)]);
-    assert_eq!(tp.moving, [("1".to_string(), "uid=anna.berg,ou=people,dc=example,dc=org".to_string())]);
+    assert_eq!(tp.members, [("1".into(), None)]);
+    assert_eq!(tp.moving, [("1".into(), "uid=anna.berg,ou=people,dc=example,dc=org".to_string())]);
 }
 
 /// Plans with correlation rules: `attribute` read from `extensionAttribute1`, values per person.
@@ -688,7 +689,7 @@ fn by_attribute(values: &[(&str, &str)]) -> CorrelationInput {
     CorrelationInput {
         username: true,
         attribute: Some("extensionAttribute1".into()),
-        values: values.iter().map(|(id, v)| (id.to_string(), vec![v.to_string()])).collect(),
+        values: values.iter().map(|(id, v)| ((*id).into(), vec![v.to_string()])).collect(),
         refused: Default::default(),
         refused_anchors: Default::default(),
     }
@@ -785,8 +786,8 @@ fn a_group_whose_name_is_held_elsewhere_is_blocked_and_the_others_stay() {
         school: "S1".into(),
         members: members
             .iter()
-            .map(|m| (format!("id-{m}"), Some(m.to_string())))
-            .chain(later.iter().map(|i| (i.to_string(), None)))
+            .map(|m| (format!("id-{m}").into(), Some(m.to_string())))
+            .chain(later.iter().map(|i| ((*i).into(), None)))
             .collect(),
     };
     let desired: BTreeMap<String, DesiredGroup> =
@@ -828,8 +829,8 @@ fn a_future_starters_old_account_is_neither_claimed_and_disabled_nor_duplicated(
 fn an_account_an_operator_said_is_not_theirs_is_never_claimed_for_them_even_renamed() {
     // Refused as uid=aberg2; renamed by hand since: the anchor still says which account it is.
     let mut input = by_attribute(&[(U1, "4711")]);
-    input.refused.insert((U1.to_string(), "uid=aberg2,ou=people,dc=example,dc=org".to_string()));
-    input.refused_anchors.insert((U1.to_string(), "uuid-aberg".to_string()));
+    input.refused.insert((U1.into(), "uid=aberg2,ou=people,dc=example,dc=org".to_string()));
+    input.refused_anchors.insert((U1.into(), "uuid-aberg".to_string()));
     check_correlated(
         &[desired(U1, "anna.berg", "Berg", true)],
         &[with_attr(observed("aberg", None, "Berg", false), "extensionAttribute1", "4711")],

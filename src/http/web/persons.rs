@@ -120,7 +120,7 @@ pub(in crate::http) async fn person(
         Err(e) => return failure(&e),
     };
     rows.reverse();
-    let shown = explained.username.clone().unwrap_or_else(|| explained.id.clone());
+    let shown = explained.username.clone().unwrap_or_else(|| explained.id.to_string());
     let body = html! {
         h1 { (shown) }
         p { small { "enid id " (explained.id) } }

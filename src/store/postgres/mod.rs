@@ -479,20 +479,20 @@ impl StateStore for PgStore {
             .fetch(q)
             .await?
             .into_iter()
-            .map(|(target, identity, key, anchor)| ClaimRefusal { target, identity, key, anchor })
+            .map(|(target, identity, key, anchor)| ClaimRefusal { target, identity: identity.into(), key, anchor })
             .collect())
     }
 
     async fn protected_identities(&self) -> Result<std::collections::HashSet<IdentityId>, StoreError> {
         let q = sqlx::query_scalar("SELECT DISTINCT identity_id FROM source_records WHERE protected");
-        let rows: Vec<String> = self.ctx(q.fetch_all(&self.pool).await)?;
+        let rows: Vec<IdentityId> = self.ctx(q.fetch_all(&self.pool).await)?;
         Ok(rows.into_iter().collect())
     }
 
     async fn unprotect(&self, identities: &[IdentityId]) -> Result<(), StoreError> {
         let q =
             sqlx::query("UPDATE source_records SET protected = FALSE, content_hash = '' WHERE identity_id = ANY($1)")
-                .bind(identities);
+                .bind(identities.iter().map(IdentityId::as_str).collect::<Vec<_>>());
         self.exec(q).await.map(drop)
     }
 

@@ -469,13 +469,13 @@ impl StateStore for SqliteStore {
         let rows = self.ctx(q.fetch_all(&self.pool).await)?;
         Ok(rows
             .into_iter()
-            .map(|(target, identity, key, anchor)| ClaimRefusal { target, identity, key, anchor })
+            .map(|(target, identity, key, anchor)| ClaimRefusal { target, identity: identity.into(), key, anchor })
             .collect())
     }
 
     async fn protected_identities(&self) -> Result<std::collections::HashSet<IdentityId>, StoreError> {
         let q = sqlx::query_scalar("SELECT DISTINCT identity_id FROM source_records WHERE protected = 1");
-        let rows: Vec<String> = self.ctx(q.fetch_all(&self.pool).await)?;
+        let rows: Vec<IdentityId> = self.ctx(q.fetch_all(&self.pool).await)?;
         Ok(rows.into_iter().collect())
     }
 

@@ -84,7 +84,7 @@ async fn a_missing_directory_is_an_error_and_is_not_created() {
 #[tokio::test]
 async fn a_backup_is_written_owner_only_and_never_over_a_file() {
     let (_dir, s) = open().await;
-    s.commit_identities(&[("id-a".to_string(), "a".to_string())], &[], &[], chrono::Utc::now()).await.unwrap();
+    s.commit_identities(&[("id-a".into(), "a".to_string())], &[], &[], chrono::Utc::now()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("backup.db");
     s.backup(&dest).await.unwrap();
