@@ -231,7 +231,7 @@ pub fn last_schools(snapshot: &Snapshot, resolution: &Resolution) -> HashMap<Ide
     for rec in snapshot.all_records().filter(|r| absent.contains(r.identity_id.as_str())) {
         let e = sets.entry(&rec.identity_id).or_default();
         e.0.extend(rec.school_unit.as_deref());
-        e.1 |= rec.role == "staff";
+        e.1 |= rec.staff;
         e.2 |= rec.protected;
     }
     sets.into_iter()

@@ -343,22 +343,29 @@ pub struct OwnedAccount {
 
 /// A stored record link: which identity a (source, person_id) belongs to, with the civic
 /// number last seen on it.
+///
+/// Every record of the state is held as one of these while a run plans (a million at the
+/// largest installations), so it keeps what the run compares and nothing more, each text in
+/// exactly its length: the content fingerprint as its number, the role as whether it was staff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
     pub identity_id: IdentityId,
     /// Normalised civic number, as held in the state database.
-    pub civic_no: Option<String>,
-    /// Hash of the record's content, to skip rewriting unchanged records.
-    pub content_hash: String,
+    pub civic_no: Option<Box<str>>,
+    /// The fingerprint of the record's content as last written, to skip rewriting unchanged
+    /// records ([`StoredRecord::content_hash_of`]); `None` when the stored one is not of the
+    /// current form (an older version's, or cleared): the record is written again.
+    pub content_hash: Option<u64>,
     /// The school unit last seen on the record, so a leaver's log rows still name a school.
-    pub school_unit: Option<String>,
-    /// The role last seen on the record (`student`, `staff`): a leaver's grace period.
-    pub role: String,
+    pub school_unit: Option<Box<str>>,
+    /// The role last seen on the record was `staff` (otherwise `student`): a leaver's grace
+    /// period.
+    pub staff: bool,
     /// Whether the record last marked protected personal data.
     pub protected: bool,
     /// Correlation keys last seen on the record (lowercased).
-    pub email: Option<String>,
-    pub eppn: Option<String>,
+    pub email: Option<Box<str>>,
+    pub eppn: Option<Box<str>>,
     /// The names last seen on the record, as a fingerprint: enough to tell that a key without
     /// a settled civic number now names someone else, without keeping the names in memory.
     /// `None` when the state did not give them.
@@ -397,6 +404,15 @@ impl NameFingerprint {
     }
 }
 
+impl StoredRecord {
+    /// A stored content hash as the number it spells: sixteen lowercase hex digits, the form
+    /// the apply writes; any other text (an older version's hash, an empty one) is `None`.
+    pub fn content_hash_of(stored: &str) -> Option<u64> {
+        let hex = stored.len() == 16 && stored.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if hex { u64::from_str_radix(stored, 16).ok() } else { None }
+    }
+}
+
 impl Snapshot {
     /// The stored link of a record, if it has one.
     pub fn record(&self, source: &str, person_id: &str) -> Option<&StoredRecord> {
@@ -410,7 +426,7 @@ impl Snapshot {
 
     /// Adds a link (for building snapshots in tests and from the store).
     pub fn insert_record(&mut self, source: String, person_id: String, rec: StoredRecord) {
-        self.records.entry(source).or_default().insert(person_id, rec);
+        self.records.entry(source).or_default().insert(person_id.into_boxed_str(), rec);
     }
 }
 
@@ -420,7 +436,7 @@ pub struct Snapshot {
     /// Identity id → allocated username.
     pub identities: FxHashMap<IdentityId, Option<String>>,
     /// source → person_id → link. Nested so that lookups need no allocation.
-    pub records: FxHashMap<String, FxHashMap<String, StoredRecord>>,
+    pub records: FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
     /// Identity id → the primary school unit recorded at the last applied run.

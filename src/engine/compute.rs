@@ -94,7 +94,9 @@ fn rejected_views(
                 school: if protected {
                     None
                 } else {
-                    row.school_unit.clone().or_else(|| stored.and_then(|r| r.school_unit.clone()))
+                    row.school_unit
+                        .clone()
+                        .or_else(|| stored.and_then(|r| r.school_unit.as_deref().map(str::to_string)))
                 },
             });
         }

@@ -332,12 +332,12 @@ impl Engine {
             let persons: std::collections::BTreeSet<String> = stored
                 .keys()
                 .filter(|p| {
-                    let key = (source.as_str(), p.as_str());
+                    let key = (source.as_str(), &***p);
                     !have.contains(&(source.clone(), p.to_string()))
                         && !rejected.contains(&key)
                         && gone.binary_search(&(source.clone(), p.to_string())).is_err()
                 })
-                .cloned()
+                .map(|p| p.to_string())
                 .collect();
             if persons.is_empty() {
                 continue;

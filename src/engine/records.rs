@@ -16,11 +16,11 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
     for ident in &resolution.present {
         for s in &ident.records {
             let r = &s.record;
-            let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
-            let hash = fingerprint(&ident.id, civic.as_deref(), r);
-            if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == hash) {
+            let hash = fingerprint_u64(&ident.id, r.civic_no.as_ref().map(|c| c.expose()), r);
+            if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == Some(hash)) {
                 continue;
             }
+            let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
             // A record serialises without its civic number, which has its own column.
             let data = r.to_json();
             out.push(RecordRow {
@@ -38,7 +38,7 @@ pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> V
                 email: r.email.clone(),
                 eppn: r.eppn.clone(),
                 protected: r.protection.is_some(),
-                content_hash: hash,
+                content_hash: format!("{hash:016x}"),
                 data,
                 refs: crate::store::RecordRef::of(r),
             });
@@ -133,11 +133,9 @@ pub(super) fn gone_records(
             continue;
         }
         for (pid, stored) in records {
-            if !stored.gone
-                && !kept.contains(stored.identity_id.as_str())
-                && !now.contains(&(source.as_str(), pid.as_str()))
+            if !stored.gone && !kept.contains(stored.identity_id.as_str()) && !now.contains(&(source.as_str(), &**pid))
             {
-                out.push((source.clone(), pid.clone()));
+                out.push((source.clone(), pid.to_string()));
             }
         }
     }

@@ -550,13 +550,13 @@ pub(super) fn build_snapshot(
         let names = Some(NameFingerprint::of(&given, &family));
         let rec = StoredRecord {
             identity_id: shared(&snap, identity_id),
-            civic_no,
-            content_hash,
-            school_unit,
-            role,
+            civic_no: civic_no.map(String::into_boxed_str),
+            content_hash: StoredRecord::content_hash_of(&content_hash),
+            school_unit: school_unit.map(String::into_boxed_str),
+            staff: role == "staff",
             protected,
-            email,
-            eppn,
+            email: email.map(String::into_boxed_str),
+            eppn: eppn.map(String::into_boxed_str),
             names,
             gone,
         };

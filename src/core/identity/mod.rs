@@ -240,7 +240,7 @@ pub fn resolve(
     }
     if !rejected.civic.is_empty() {
         for rec in snapshot.all_records() {
-            if let Some(locations) = rec.civic_no.as_ref().and_then(|c| rejected.civic.get(c))
+            if let Some(locations) = rec.civic_no.as_deref().and_then(|c| rejected.civic.get(c))
                 && !kept.contains_key(&rec.identity_id)
             {
                 kept.entry(rec.identity_id.clone())
@@ -294,7 +294,7 @@ pub fn resolve(
                         source: r.source.clone(),
                         person_id: r.record.person_id.clone(),
                         identity_id: stored.identity_id.clone(),
-                        old: stored.civic_no.clone(),
+                        old: stored.civic_no.as_deref().map(str::to_string),
                         new: now.map(str::to_string),
                     });
                 }
@@ -493,7 +493,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
     for (r, number) in wanted {
         let Some(stored) = snapshot.records.get(&r.source) else { continue };
         let names = crate::core::model::NameFingerprint::of(&r.record.given_name, &r.record.family_name);
-        let fits: Vec<(&String, &crate::core::model::StoredRecord)> = stored
+        let fits: Vec<(&Box<str>, &crate::core::model::StoredRecord)> = stored
             .iter()
             .filter(|(old_key, old)| {
                 let Some(old_no) = old.civic_no.as_deref() else { return false };
@@ -501,7 +501,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
                     && key_is_number(old_key, old_no)
                     && old_no[..6] == number[..6]
                     && old_no[6..8].parse::<u32>().ok() == number[6..8].parse::<u32>().ok().map(|d| d + 60)
-                    && !present.contains(&(r.source.as_str(), old_key.as_str()))
+                    && !present.contains(&(r.source.as_str(), &***old_key))
                     && !by_id.contains_key(&old.identity_id)
                     && old.names.is_some_and(|n| !n.all_names_differ(&names))
             })
@@ -511,7 +511,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
                 r.source.clone(),
                 r.record.person_id.clone(),
                 old.identity_id.clone(),
-                old.civic_no.clone().unwrap_or_default(),
+                old.civic_no.as_deref().unwrap_or_default().to_string(),
                 number.to_string(),
             ));
         }
@@ -550,7 +550,7 @@ fn resolve_unlinked(
     let mut key_owners: HashMap<(MatchKey, String), BTreeSet<IdentityId>> = HashMap::default();
     for rec in snapshot.all_records() {
         if let Some(c) = &rec.civic_no {
-            owners.entry(c.clone()).or_default().insert(rec.identity_id.clone());
+            owners.entry(c.to_string()).or_default().insert(rec.identity_id.clone());
         }
         for rule in rules {
             if let Some(v) = rule.of_stored(rec) {
