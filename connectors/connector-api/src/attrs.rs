@@ -15,8 +15,10 @@ use std::sync::Arc;
 /// An attribute's name. Shared: the accounts of a run name the same few attributes, so a name
 /// made once (by the mapping, or by a connector from the names it asked for) is held once, not
 /// once per account. Compares, orders, hashes, prints and serialises as the string it is.
+/// One pointer wide (the string sits behind the shared count), so an attribute of an account is
+/// 32 bytes with its value.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(Arc<str>);
+pub struct Name(Arc<Box<str>>);
 
 impl Name {
     /// The name as a string.
@@ -53,19 +55,19 @@ impl AsRef<str> for Name {
 
 impl From<String> for Name {
     fn from(s: String) -> Name {
-        Name(s.into())
+        Name(Arc::new(s.into()))
     }
 }
 
 impl From<&str> for Name {
     fn from(s: &str) -> Name {
-        Name(s.into())
+        Name(Arc::new(s.into()))
     }
 }
 
 impl From<&String> for Name {
     fn from(s: &String) -> Name {
-        Name(s.as_str().into())
+        Name(Arc::new(s.as_str().into()))
     }
 }
 
@@ -83,31 +85,31 @@ impl From<Name> for String {
 
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
-        *self.0 == *other
+        **self.0 == *other
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
-        *self.0 == **other
+        **self.0 == **other
     }
 }
 
 impl PartialEq<String> for Name {
     fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
+        **self.0 == **other
     }
 }
 
 impl std::fmt::Display for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&self.0)
+        f.pad(&self.0[..])
     }
 }
 
 impl std::fmt::Debug for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&*self.0, f)
+        std::fmt::Debug::fmt(&self.0[..], f)
     }
 }
 
@@ -319,6 +321,9 @@ mod tests {
         assert!(a < b, "ordered as strings");
         let owned = String::from("mail");
         assert!(n == "mail" && n == *"mail" && n == owned);
+        let hashed: std::collections::HashMap<Name, u8> = [(n.clone(), 1)].into();
+        assert_eq!(hashed.get("mail"), Some(&1), "hashed as its string");
+        assert_eq!(std::mem::size_of::<(Name, Value)>(), 32, "an attribute is a pointer and a value");
     }
 
     #[test]
