@@ -416,12 +416,21 @@ impl StoredRecord {
 impl Snapshot {
     /// The stored link of a record, if it has one.
     pub fn record(&self, source: &str, person_id: &str) -> Option<&StoredRecord> {
+        debug_assert!(!self.records_released, "the stored records were released");
         self.records.get(source)?.get(person_id)
     }
 
     /// Every stored link.
     pub fn all_records(&self) -> impl Iterator<Item = &StoredRecord> {
+        debug_assert!(!self.records_released, "the stored records were released");
         self.records.values().flat_map(|m| m.values())
+    }
+
+    /// Lets the stored records go, once a run has taken from them all it needs (they are a
+    /// large part of what a run holds). A read of them afterwards is a bug: tests catch it.
+    pub fn release_records(&mut self) {
+        self.records = FxHashMap::default();
+        self.records_released = true;
     }
 
     /// Adds a link (for building snapshots in tests and from the store).
@@ -441,6 +450,8 @@ pub struct Snapshot {
     pub accounts: Vec<OwnedAccount>,
     /// Identity id → the primary school unit recorded at the last applied run.
     pub primaries: FxHashMap<IdentityId, PrimaryTie>,
+    /// The records were let go ([`Snapshot::release_records`]).
+    pub records_released: bool,
 }
 
 #[cfg(test)]

@@ -268,7 +268,7 @@ impl Engine {
         };
         let (
             Fetched { records, rejected, counts, columns, skipped, reads, mut reads_changed, partial: _ },
-            (snapshot, decisions, state_groups),
+            (mut snapshot, decisions, state_groups),
         ) = match (fetched, snapshot) {
             (Ok(f), Ok(s)) => (f, s),
             (Err(e), _) | (_, Err(e)) => {
@@ -323,6 +323,11 @@ impl Engine {
         // would vanish from the conflict queue at the next read.
         let mut held_rows = held_rows(&resolution);
         let mut primary_rows = changed_primaries(&resolution, &authority, today);
+        let kept_shown = kept_persons(&resolution, &snapshot);
+        let protected = self::protected_ids(&resolution, &snapshot);
+        // Nothing past this point reads the stored records: they are let go before the planning,
+        // which is a run's peak of memory.
+        snapshot.release_records();
         lap("records to store");
 
         let mut observed = BTreeMap::new();
@@ -648,7 +653,7 @@ impl Engine {
             civic_changes,
             (renames, held_renames),
         );
-        plan.kept = kept_persons(&resolution, &snapshot);
+        plan.kept = kept_shown;
         plan.held = held;
         // Who approved a held rename is said where it is carried out (the approval itself is
         // used up by the apply): in the operation's reason, and so in the sync log.
@@ -680,7 +685,6 @@ impl Engine {
             "planned"
         );
         failures.sort_by(|a, b| (&a.component, &a.identity).cmp(&(&b.component, &b.identity)));
-        let protected = self::protected_ids(&resolution, &snapshot);
         let outside_done: Vec<(String, IdentityId)> = outside
             .into_iter()
             .filter(|(t, i)| {
