@@ -8,6 +8,7 @@ use crate::core::model::{
     AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 
 /// One group ownership row to write.
 #[derive(Debug, Clone)]
@@ -509,10 +510,79 @@ pub(super) type StoredRow = (
     bool,
 );
 
+/// The stored records of a snapshot, taken in as each row is read: a row (a dozen strings,
+/// the names among them) becomes its compact [`StoredRecord`] at once, so a state of a million
+/// records is never held as rows.
+#[derive(Debug, Default)]
+pub(super) struct RecordsIn(FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>);
+
+impl RecordsIn {
+    pub(super) fn add(
+        &mut self,
+        (
+            source,
+            person_id,
+            identity_id,
+            civic_no,
+            content_hash,
+            school_unit,
+            email,
+            eppn,
+            role,
+            protected,
+            given,
+            family,
+            gone,
+        ): StoredRow,
+    ) {
+        // The names themselves are not kept in the snapshot: their fingerprint is enough.
+        let names = Some(NameFingerprint::of(&given, &family));
+        let rec = StoredRecord {
+            identity_id: identity_id.into(),
+            civic_no: civic_no.map(String::into_boxed_str),
+            content_hash: StoredRecord::content_hash_of(&content_hash),
+            school_unit: school_unit.map(String::into_boxed_str),
+            staff: role == "staff",
+            protected,
+            email: email.map(String::into_boxed_str),
+            eppn: eppn.map(String::into_boxed_str),
+            names,
+            gone,
+        };
+        let by_person = match self.0.get_mut(source.as_str()) {
+            Some(m) => m,
+            None => self.0.entry(source).or_default(),
+        };
+        by_person.insert(person_id.into_boxed_str(), rec);
+    }
+}
+
+/// A visitor of a JSON array of rows that hands each row to `add` as it is decoded.
+pub(super) struct EachRow<'a, A, F, T> {
+    pub into: &'a mut A,
+    pub add: &'a mut F,
+    pub row: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<'de, A, F: FnMut(&mut A, T), T: serde::Deserialize<'de>> serde::de::Visitor<'de> for EachRow<'_, A, F, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of rows")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while let Some(row) = seq.next_element::<T>()? {
+            (self.add)(self.into, row);
+        }
+        Ok(())
+    }
+}
+
 /// A snapshot from the rows the queries above and every backend's `snapshot` read.
 pub(super) fn build_snapshot(
     identities: Vec<IdentityRow>,
-    records: Vec<StoredRow>,
+    records: RecordsIn,
     accounts: Vec<AccountRowIn>,
 ) -> Snapshot {
     let mut snap = Snapshot::default();
@@ -530,37 +600,11 @@ pub(super) fn build_snapshot(
         Some((known, _)) => known.clone(),
         None => IdentityId::from(id),
     };
-    for (
-        source,
-        person_id,
-        identity_id,
-        civic_no,
-        content_hash,
-        school_unit,
-        email,
-        eppn,
-        role,
-        protected,
-        given,
-        family,
-        gone,
-    ) in records
-    {
-        // The names themselves are not kept in the snapshot: their fingerprint is enough.
-        let names = Some(NameFingerprint::of(&given, &family));
-        let rec = StoredRecord {
-            identity_id: shared(&snap, identity_id),
-            civic_no: civic_no.map(String::into_boxed_str),
-            content_hash: StoredRecord::content_hash_of(&content_hash),
-            school_unit: school_unit.map(String::into_boxed_str),
-            staff: role == "staff",
-            protected,
-            email: email.map(String::into_boxed_str),
-            eppn: eppn.map(String::into_boxed_str),
-            names,
-            gone,
-        };
-        snap.insert_record(source, person_id, rec);
+    snap.records = records.0;
+    for rec in snap.records.values_mut().flat_map(|m| m.values_mut()) {
+        if let Some((known, _)) = snap.identities.get_key_value(rec.identity_id.as_str()) {
+            rec.identity_id = known.clone();
+        }
     }
     // A vector of its own size: collected in place, the accounts would keep the rows' larger
     // buffer (a row's slot is half as large again as an account's) for the whole run.

@@ -25,8 +25,8 @@ mod reads;
 pub(crate) mod tests;
 
 use super::rows::{
-    AccountRowIn, CivicHistoryRowIn, IdentityRow, LogRowIn, RecordViewRow, RunRowIn, StoredRow, build_snapshot,
-    owned_account,
+    AccountRowIn, CivicHistoryRowIn, IdentityRow, LogRowIn, RecordViewRow, RecordsIn, RunRowIn, StoredRow,
+    build_snapshot, owned_account,
 };
 use super::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, PasswordFilter,
@@ -217,6 +217,25 @@ impl PgStore {
         self.ctx(q.fetch_all(&self.pool).await)
     }
 
+    /// The rows of a query, each handed to `add` as it arrives, never all held at once (the
+    /// snapshot's records: a million rows at the largest).
+    async fn fetch_each<T, A>(
+        &self,
+        q: sqlx::query::QueryAs<'_, Postgres, T, PgArguments>,
+        mut into: A,
+        mut add: impl FnMut(&mut A, T),
+    ) -> Result<A, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        use futures::TryStreamExt as _;
+        let mut rows = q.fetch(&self.pool);
+        while let Some(row) = self.ctx(rows.try_next().await)? {
+            add(&mut into, row);
+        }
+        Ok(into)
+    }
+
     /// A JSON column's value, decoded; `what` names it in the error.
     fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, text: &str) -> Result<T, StoreError> {
         serde_json::from_str(text).map_err(|e| self.fail(format!("{what}: {e}")))
@@ -316,7 +335,11 @@ impl StateStore for PgStore {
             self.fetch(sqlx::query_as::<_, IdentityRow>(
                 "SELECT id, username, primary_school, primary_tie FROM identities"
             )),
-            self.fetch(sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql))),
+            self.fetch_each(
+                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
+                RecordsIn::default(),
+                RecordsIn::add
+            ),
             self.fetch(sqlx::query_as::<_, AccountRowIn>(
                 "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts"
             )),

@@ -5,7 +5,7 @@
 
 use super::{PgStore, RECORD_COLUMNS, bulk, ts};
 use crate::core::model::Snapshot;
-use crate::store::rows::{AccountRowIn, IdentityRow, StoredRow, build_snapshot};
+use crate::store::rows::{AccountRowIn, IdentityRow, RecordsIn, StoredRow, build_snapshot};
 use crate::store::{HeldRow, RecordDigest, StoreError, StoredSourceRecord};
 use chrono::{DateTime, Utc};
 use connector_api::PriorQuery;
@@ -99,7 +99,11 @@ impl PgStore {
                 )
                 .bind(&ids)
             ),
-            self.fetch(sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)).bind(&ids)),
+            self.fetch_each(
+                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)).bind(&ids),
+                RecordsIn::default(),
+                RecordsIn::add
+            ),
             self.fetch(
                 sqlx::query_as::<_, AccountRowIn>(
                     "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts

@@ -15,7 +15,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
-use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RunRowIn, StoredRow, owned_account};
+use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RecordsIn, RunRowIn, owned_account};
 use super::{
     CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, Pruned, RecordRow, RunRow,
     SealedPassword, StateStore, StoreError, StoredRecordView,
@@ -232,8 +232,26 @@ impl SqliteStore {
     /// The rows of a query that returns one JSON array (`json_group_array`), decoded.
     async fn json_rows<T: serde::de::DeserializeOwned>(&self, q: Q<'_>) -> Result<Vec<T>, StoreError> {
         let row = self.ctx(q.fetch_one(&self.pool).await)?;
-        let text: String = self.ctx(row.try_get(0))?;
-        serde_json::from_str(&text).map_err(|e| self.fail(format!("reading the state: {e}")))
+        let text: &str = self.ctx(row.try_get(0))?;
+        serde_json::from_str(text).map_err(|e| self.fail(format!("reading the state: {e}")))
+    }
+
+    /// The rows of a query that returns one JSON array, each decoded and handed to `add` as it
+    /// is read, never all held at once (the snapshot's records: a million rows at the largest).
+    async fn json_each<T: serde::de::DeserializeOwned, A>(
+        &self,
+        q: Q<'_>,
+        mut into: A,
+        mut add: impl FnMut(&mut A, T),
+    ) -> Result<A, StoreError> {
+        let row = self.ctx(q.fetch_one(&self.pool).await)?;
+        let text: &str = self.ctx(row.try_get(0))?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let each = super::rows::EachRow { into: &mut into, add: &mut add, row: std::marker::PhantomData };
+        serde::Deserializer::deserialize_seq(&mut de, each)
+            .and_then(|()| de.end())
+            .map_err(|e| self.fail(format!("reading the state: {e}")))?;
+        Ok(into)
     }
 
     /// A JSON column's value, decoded; `what` names it in the error.
@@ -298,7 +316,7 @@ impl StateStore for SqliteStore {
             self.json_rows::<super::rows::IdentityRow>(sqlx::query(
                 "SELECT json_group_array(json_array(id, username, primary_school, primary_tie)) FROM identities"
             )),
-            self.json_rows::<StoredRow>(sqlx::query(sqlx::AssertSqlSafe(sql))),
+            self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)), RecordsIn::default(), RecordsIn::add),
             self.json_rows::<AccountRowIn>(sqlx::query(
                 "SELECT json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at)) FROM accounts"
             )),

@@ -4,7 +4,7 @@
 
 use super::SqliteStore;
 use crate::core::model::Snapshot;
-use crate::store::rows::{AccountRowIn, IdentityRow, StoredRow, build_snapshot};
+use crate::store::rows::{AccountRowIn, IdentityRow, RecordsIn, build_snapshot};
 use crate::store::{RecordDigest, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,8 +99,13 @@ impl SqliteStore {
             "SELECT json_group_array({RECORD_COLUMNS}) FROM source_records
              WHERE identity_id IN (SELECT value FROM json_each(?1))"
         );
-        let records: Vec<StoredRow> =
-            self.json_rows(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids_json.clone())).await?;
+        let records = self
+            .json_each(
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids_json.clone()),
+                RecordsIn::default(),
+                RecordsIn::add,
+            )
+            .await?;
         let accounts: Vec<AccountRowIn> = self
             .json_rows(
                 sqlx::query(
