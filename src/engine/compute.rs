@@ -571,7 +571,7 @@ impl Engine {
                     // Fail closed: without every name, no group of this target is changed.
                     Err(e) => tp.blocked.push(plan::Blocked {
                         target: id.clone(),
-                        identity: String::new().into(),
+                        identity: IdentityId::default(),
                         username: "(groups)".into(),
                         reason: format!("{e}; no group on this target is changed until the template is fixed"),
                     }),

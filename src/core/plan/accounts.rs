@@ -493,7 +493,7 @@ pub fn plan_target(
                 tp.operations.push(PlannedOp {
                     action: Action::Create,
                     target: target.to_string(),
-                    identity: account.id.clone().into(),
+                    identity: account.id.as_str().into(),
                     username: account.username.clone(),
                     school,
                     reason,

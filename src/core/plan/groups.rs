@@ -52,7 +52,7 @@ pub fn plan_groups(
         tp.operations.push(PlannedOp {
             action,
             target: target.to_string(),
-            identity: String::new().into(),
+            identity: IdentityId::default(),
             username: name.to_string(),
             school: school.to_string(),
             reason,
@@ -88,7 +88,7 @@ pub fn plan_groups(
                     // Deleted and made again by hand at the same DN: someone else's.
                     tp.blocked.push(Blocked {
                         target: target.into(),
-                        identity: String::new().into(),
+                        identity: IdentityId::default(),
                         username: name.clone(),
                         reason: format!(
                             "group {} stands where enid's group is recorded, but it is another entry, not created \
@@ -113,7 +113,7 @@ pub fn plan_groups(
                 if let Some(g) = by_name.get(lower) {
                     tp.blocked.push(Blocked {
                         target: target.into(),
-                        identity: String::new().into(),
+                        identity: IdentityId::default(),
                         username: name.clone(),
                         reason: format!("group {} exists but was not created by enid", g.key),
                     });
@@ -224,7 +224,7 @@ pub fn block_group_creates(target: &str, held: &BTreeMap<String, String>, caps: 
         tp.groups.members_added = tp.groups.members_added.saturating_sub(members.len() + o.new_members.len());
         blocked.push(Blocked {
             target: target.to_string(),
-            identity: String::new().into(),
+            identity: IdentityId::default(),
             username: name.clone(),
             reason: (*why).clone(),
         });
