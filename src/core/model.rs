@@ -426,6 +426,29 @@ impl Snapshot {
         self.records.values().flat_map(|m| m.values())
     }
 
+    /// The stored links of one source, by person id.
+    pub fn source_records(&self, source: &str) -> Option<&FxHashMap<Box<str>, StoredRecord>> {
+        debug_assert!(!self.records_released, "the stored records were released");
+        self.records.get(source)
+    }
+
+    /// The stored links, source by source.
+    pub fn records_by_source(&self) -> impl Iterator<Item = (&String, &FxHashMap<Box<str>, StoredRecord>)> {
+        debug_assert!(!self.records_released, "the stored records were released");
+        self.records.iter()
+    }
+
+    /// One stored link, to change (tests build snapshots with it).
+    pub fn record_mut(&mut self, source: &str, person_id: &str) -> Option<&mut StoredRecord> {
+        self.records.get_mut(source)?.get_mut(person_id)
+    }
+
+    /// The stored links as the store read them (source → person id → link).
+    pub fn set_records(&mut self, records: FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>) {
+        self.records = records;
+        self.records_released = false;
+    }
+
     /// Lets the stored records go, once a run has taken from them all it needs (they are a
     /// large part of what a run holds). A read of them afterwards is a bug: tests catch it.
     pub fn release_records(&mut self) {
@@ -444,14 +467,15 @@ impl Snapshot {
 pub struct Snapshot {
     /// Identity id → allocated username.
     pub identities: FxHashMap<IdentityId, Option<String>>,
-    /// source → person_id → link. Nested so that lookups need no allocation.
-    pub records: FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>,
+    /// source → person_id → link. Nested so that lookups need no allocation. Private: read
+    /// through the accessors, which catch a read after [`Snapshot::release_records`].
+    records: FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
     /// Identity id → the primary school unit recorded at the last applied run.
     pub primaries: FxHashMap<IdentityId, PrimaryTie>,
     /// The records were let go ([`Snapshot::release_records`]).
-    pub records_released: bool,
+    records_released: bool,
 }
 
 #[cfg(test)]

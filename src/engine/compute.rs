@@ -79,7 +79,7 @@ fn rejected_views(
     let mut out = Vec::new();
     for (source, rows) in rejected {
         for row in rows {
-            let stored = row.person_id.as_deref().and_then(|p| snapshot.records.get(source)?.get(p));
+            let stored = row.person_id.as_deref().and_then(|p| snapshot.source_records(source)?.get(p));
             let protected = stored.is_some_and(|r| r.protected);
             out.push(super::RejectedRow {
                 source: source.clone(),

@@ -328,7 +328,7 @@ impl Engine {
         let have: FxHashSet<(String, String)> =
             fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.clone())).collect();
         for source in fetched.partial.keys() {
-            let Some(stored) = snapshot.records.get(source) else { continue };
+            let Some(stored) = snapshot.source_records(source) else { continue };
             let persons: std::collections::BTreeSet<String> = stored
                 .keys()
                 .filter(|p| {

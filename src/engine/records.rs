@@ -128,7 +128,7 @@ pub(super) fn gone_records(
         now.extend(ident.records.iter().map(|s| (s.source.as_str(), s.record.person_id.as_str())));
     }
     let mut out = Vec::new();
-    for (source, records) in &snapshot.records {
+    for (source, records) in snapshot.records_by_source() {
         if !read.contains_key(source) {
             continue;
         }

@@ -600,12 +600,13 @@ pub(super) fn build_snapshot(
         Some((known, _)) => known.clone(),
         None => IdentityId::from(id),
     };
-    snap.records = records.0;
-    for rec in snap.records.values_mut().flat_map(|m| m.values_mut()) {
+    let mut records = records.0;
+    for rec in records.values_mut().flat_map(|m| m.values_mut()) {
         if let Some((known, _)) = snap.identities.get_key_value(rec.identity_id.as_str()) {
             rec.identity_id = known.clone();
         }
     }
+    snap.set_records(records);
     // A vector of its own size: collected in place, the accounts would keep the rows' larger
     // buffer (a row's slot is half as large again as an account's) for the whole run.
     let mut owned = Vec::with_capacity(accounts.len());

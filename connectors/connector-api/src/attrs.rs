@@ -323,7 +323,9 @@ mod tests {
         assert!(n == "mail" && n == *"mail" && n == owned);
         let hashed: std::collections::HashMap<Name, u8> = [(n.clone(), 1)].into();
         assert_eq!(hashed.get("mail"), Some(&1), "hashed as its string");
-        assert_eq!(std::mem::size_of::<(Name, Value)>(), 32, "an attribute is a pointer and a value");
+        if cfg!(target_pointer_width = "64") {
+            assert_eq!(std::mem::size_of::<(Name, Value)>(), 32, "an attribute is a pointer and a value");
+        }
     }
 
     #[test]

@@ -329,7 +329,7 @@ pub fn resolve(
     // stored persons that are missing now is known to have left.
     if !rejected.unkeyed.is_empty() {
         for (source, locations) in &rejected.unkeyed {
-            let Some(stored) = snapshot.records.get(source) else { continue };
+            let Some(stored) = snapshot.source_records(source) else { continue };
             for rec in stored.values().filter(|r| !by_id.contains_key(&r.identity_id)) {
                 let why = format!("rows rejected without a readable person_id at {}", locations.join(", "));
                 let reasons = kept.entry(rec.identity_id.clone()).or_default();
@@ -491,7 +491,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
         .collect();
     let mut found: Vec<Rekey> = Vec::new();
     for (r, number) in wanted {
-        let Some(stored) = snapshot.records.get(&r.source) else { continue };
+        let Some(stored) = snapshot.source_records(&r.source) else { continue };
         let names = crate::core::model::NameFingerprint::of(&r.record.given_name, &r.record.family_name);
         let fits: Vec<(&Box<str>, &crate::core::model::StoredRecord)> = stored
             .iter()

@@ -208,9 +208,7 @@ fn configured_rules_join_records_without_a_civic_number_and_hold_disagreement() 
     let mut snap = Snapshot::default();
     linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
     linked(&mut snap, "hr", "1", "id-2", None);
-    if let Some(m) = snap.records.get_mut("hr") {
-        m.get_mut("1").unwrap().email = Some("kim@skola.se".into());
-    }
+    snap.record_mut("hr", "1").unwrap().email = Some("kim@skola.se".into());
     let recs = vec![
         rec("sis", "1", Some("19821105-9954")),
         rec("hr", "1", None),
@@ -296,9 +294,7 @@ fn a_source_key_given_to_another_person_is_held_until_decided() {
     assert_eq!(r.absent[0].id, "id-1");
 
     // Not even a shared e-mail address joins the separated record to the first person.
-    if let Some(m) = snap.records.get_mut("sis") {
-        m.get_mut("P5").unwrap().email = Some("kim@skola.se".into());
-    }
+    snap.record_mut("sis", "P5").unwrap().email = Some("kim@skola.se".into());
     let recs = vec![with_email(rec("sis", "P5", Some("20120315-2341")), "kim@skola.se")];
     let r = resolve(recs, &snap, &separate, &[MatchKey::Email], &none_rejected(), &KEY);
     assert!(r.conflicts.is_empty());
