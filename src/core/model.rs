@@ -416,26 +416,28 @@ impl StoredRecord {
 impl Snapshot {
     /// The stored link of a record, if it has one.
     pub fn record(&self, source: &str, person_id: &str) -> Option<&StoredRecord> {
-        debug_assert!(!self.records_released, "the stored records were released");
-        self.records.get(source)?.get(person_id)
+        self.source_records(source)?.get(person_id)
     }
 
     /// Every stored link.
     pub fn all_records(&self) -> impl Iterator<Item = &StoredRecord> {
-        debug_assert!(!self.records_released, "the stored records were released");
-        self.records.values().flat_map(|m| m.values())
+        self.held_records().values().flat_map(|m| m.values())
     }
 
     /// The stored links of one source, by person id.
     pub fn source_records(&self, source: &str) -> Option<&FxHashMap<Box<str>, StoredRecord>> {
-        debug_assert!(!self.records_released, "the stored records were released");
-        self.records.get(source)
+        self.held_records().get(source)
     }
 
     /// The stored links, source by source.
     pub fn records_by_source(&self) -> impl Iterator<Item = (&String, &FxHashMap<Box<str>, StoredRecord>)> {
+        self.held_records().iter()
+    }
+
+    /// The one way to the stored links for reading: a read after they are released is a bug.
+    fn held_records(&self) -> &FxHashMap<String, FxHashMap<Box<str>, StoredRecord>> {
         debug_assert!(!self.records_released, "the stored records were released");
-        self.records.iter()
+        &self.records
     }
 
     /// One stored link, to change (tests build snapshots with it).
@@ -443,10 +445,14 @@ impl Snapshot {
         self.records.get_mut(source)?.get_mut(person_id)
     }
 
-    /// The stored links as the store read them (source → person id → link).
-    pub fn set_records(&mut self, records: FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>) {
-        self.records = records;
-        self.records_released = false;
+    /// Points every stored link at its identity's id as `identities` holds it, so that each id
+    /// is one string however many records name it.
+    pub fn share_ids(&mut self) {
+        for rec in self.records.values_mut().flat_map(|m| m.values_mut()) {
+            if let Some((known, _)) = self.identities.get_key_value(rec.identity_id.as_str()) {
+                rec.identity_id = known.clone();
+            }
+        }
     }
 
     /// Lets the stored records go, once a run has taken from them all it needs (they are a

@@ -8,7 +8,6 @@ use crate::core::model::{
     AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use chrono::{DateTime, Utc};
-use rustc_hash::FxHashMap;
 
 /// One group ownership row to write.
 #[derive(Debug, Clone)]
@@ -514,7 +513,7 @@ pub(super) type StoredRow = (
 /// the names among them) becomes its compact [`StoredRecord`] at once, so a state of a million
 /// records is never held as rows.
 #[derive(Debug, Default)]
-pub(super) struct RecordsIn(FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>);
+pub(super) struct RecordsIn(Snapshot);
 
 impl RecordsIn {
     pub(super) fn add(
@@ -549,11 +548,7 @@ impl RecordsIn {
             names,
             gone,
         };
-        let by_person = match self.0.get_mut(source.as_str()) {
-            Some(m) => m,
-            None => self.0.entry(source).or_default(),
-        };
-        by_person.insert(person_id.into_boxed_str(), rec);
+        self.0.insert_record(source, person_id, rec);
     }
 }
 
@@ -585,7 +580,7 @@ pub(super) fn build_snapshot(
     records: RecordsIn,
     accounts: Vec<AccountRowIn>,
 ) -> Snapshot {
-    let mut snap = Snapshot::default();
+    let mut snap = records.0;
     snap.identities.reserve(identities.len());
     snap.primaries.reserve(identities.len());
     for (id, username, primary, tie) in identities {
@@ -600,13 +595,7 @@ pub(super) fn build_snapshot(
         Some((known, _)) => known.clone(),
         None => IdentityId::from(id),
     };
-    let mut records = records.0;
-    for rec in records.values_mut().flat_map(|m| m.values_mut()) {
-        if let Some((known, _)) = snap.identities.get_key_value(rec.identity_id.as_str()) {
-            rec.identity_id = known.clone();
-        }
-    }
-    snap.set_records(records);
+    snap.share_ids();
     // A vector of its own size: collected in place, the accounts would keep the rows' larger
     // buffer (a row's slot is half as large again as an account's) for the whole run.
     let mut owned = Vec::with_capacity(accounts.len());

@@ -493,25 +493,26 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
     for (r, number) in wanted {
         let Some(stored) = snapshot.source_records(&r.source) else { continue };
         let names = crate::core::model::NameFingerprint::of(&r.record.given_name, &r.record.family_name);
-        let fits: Vec<(&Box<str>, &crate::core::model::StoredRecord)> = stored
+        let fits: Vec<(&crate::core::model::StoredRecord, &str)> = stored
             .iter()
-            .filter(|(old_key, old)| {
-                let Some(old_no) = old.civic_no.as_deref() else { return false };
-                kind_of_normalised(old_no) == Some(CivicKind::Samordningsnummer)
+            .filter_map(|(old_key, old)| {
+                let old_no = old.civic_no.as_deref()?;
+                let fits = kind_of_normalised(old_no) == Some(CivicKind::Samordningsnummer)
                     && key_is_number(old_key, old_no)
                     && old_no[..6] == number[..6]
                     && old_no[6..8].parse::<u32>().ok() == number[6..8].parse::<u32>().ok().map(|d| d + 60)
-                    && !present.contains(&(r.source.as_str(), &***old_key))
+                    && !present.contains(&(r.source.as_str(), &**old_key))
                     && !by_id.contains_key(&old.identity_id)
-                    && old.names.is_some_and(|n| !n.all_names_differ(&names))
+                    && old.names.is_some_and(|n| !n.all_names_differ(&names));
+                fits.then_some((old, old_no))
             })
             .collect();
-        if let [(_, old)] = fits.as_slice() {
+        if let [(old, old_no)] = fits.as_slice() {
             found.push((
                 r.source.clone(),
                 r.record.person_id.clone(),
                 old.identity_id.clone(),
-                old.civic_no.as_deref().unwrap_or_default().to_string(),
+                old_no.to_string(),
                 number.to_string(),
             ));
         }
