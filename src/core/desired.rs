@@ -496,7 +496,7 @@ mod tests {
             is_new: false,
             records: vec![crate::core::model::Sourced {
                 source: "sis".into(),
-                record: connector_api::SourceRecord {
+                record: Box::new(connector_api::SourceRecord {
                     person_id: id.into(),
                     given_name: given.into(),
                     family_name: "Berg".into(),
@@ -509,7 +509,7 @@ mod tests {
                     external_ids: Vec::new(),
                     protection: None,
                     deceased: false,
-                },
+                }),
             }],
             primary: None,
         }

@@ -518,7 +518,7 @@ mod tests {
             is_new: false,
             records: vec![crate::core::model::Sourced {
                 source: "sis".into(),
-                record: connector_api::SourceRecord {
+                record: Box::new(connector_api::SourceRecord {
                     person_id: id.into(),
                     given_name: "A".into(),
                     family_name: "B".into(),
@@ -534,7 +534,7 @@ mod tests {
                     external_ids: Vec::new(),
                     protection: None,
                     deceased: false,
-                },
+                }),
             }],
             primary: None,
         };
@@ -565,7 +565,7 @@ mod tests {
             is_new: false,
             records: vec![crate::core::model::Sourced {
                 source: "sis".into(),
-                record: connector_api::SourceRecord {
+                record: Box::new(connector_api::SourceRecord {
                     person_id: "t".into(),
                     given_name: "A".into(),
                     family_name: "B".into(),
@@ -589,7 +589,7 @@ mod tests {
                     external_ids: Vec::new(),
                     protection: None,
                     deceased: false,
-                },
+                }),
             }],
             primary: None,
         };

@@ -25,7 +25,9 @@ pub fn is_enid_id(s: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sourced {
     pub source: String,
-    pub record: SourceRecord,
+    /// Boxed: a run moves each record from the source's read into its identity, and a pointer
+    /// moves without a second copy of the record (a `SourceRecord` is some 270 bytes in place).
+    pub record: Box<SourceRecord>,
 }
 
 impl Sourced {
@@ -445,12 +447,13 @@ impl Snapshot {
         self.records.get_mut(source)?.get_mut(person_id)
     }
 
-    /// Points every stored link at its identity's id as `identities` holds it, so that each id
-    /// is one string however many records name it.
+    /// Points every stored link and owned account at its identity's id as `identities` holds
+    /// it, so that each id is one string however many records and accounts name it.
     pub fn share_ids(&mut self) {
-        for rec in self.records.values_mut().flat_map(|m| m.values_mut()) {
-            if let Some((known, _)) = self.identities.get_key_value(rec.identity_id.as_str()) {
-                rec.identity_id = known.clone();
+        let ids = self.records.values_mut().flat_map(|m| m.values_mut()).map(|rec| &mut rec.identity_id);
+        for id in ids.chain(self.accounts.iter_mut().map(|a| &mut a.identity_id)) {
+            if let Some((known, _)) = self.identities.get_key_value(id.as_str()) {
+                *id = known.clone();
             }
         }
     }
@@ -492,7 +495,7 @@ mod tests {
     fn rec(source: &str, role: Role, school: &str, group: &str, end: Option<&str>) -> Sourced {
         Sourced {
             source: source.into(),
-            record: SourceRecord {
+            record: Box::new(SourceRecord {
                 person_id: "1".into(),
                 given_name: format!("Kim-{source}"),
                 family_name: "Lind".into(),
@@ -508,7 +511,7 @@ mod tests {
                 external_ids: Vec::new(),
                 protection: None,
                 deceased: false,
-            },
+            }),
         }
     }
 

@@ -307,7 +307,9 @@ impl Engine {
                 || last.map(|r| (&r.watermark, &r.scope)) != Some((&batch.watermark, &scope))
                     && (last.is_some() || batch.watermark.is_some() || !scope.is_empty());
             out.reads.insert(id.clone(), (SourceRead { watermark: batch.watermark, full_read_at: None, scope }, full));
-            out.records.extend(batch.records.into_iter().map(|record| Sourced { source: id.clone(), record }));
+            out.records.extend(
+                batch.records.into_iter().map(|record| Sourced { source: id.clone(), record: Box::new(record) }),
+            );
             out.rejected.insert(id.clone(), batch.rejected);
         }
         Ok(out)

@@ -345,9 +345,11 @@ impl Engine {
             let query = connector_api::PriorQuery { persons, ..Default::default() };
             let prior = super::fetch::StorePrior { store: &self.store, source, today };
             let found = prior.find(&query).await.map_err(|error| EngineError::Source { id: source.clone(), error })?;
-            fetched
-                .records
-                .extend(found.into_iter().map(|record| crate::core::model::Sourced { source: source.clone(), record }));
+            fetched.records.extend(
+                found
+                    .into_iter()
+                    .map(|record| crate::core::model::Sourced { source: source.clone(), record: Box::new(record) }),
+            );
         }
         tracing::debug!(
             changed = n,

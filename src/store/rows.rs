@@ -509,14 +509,23 @@ pub(super) type StoredRow = (
     bool,
 );
 
+/// Where the rows of a query go as each is read ([`EachRow`], and each backend's `fetch_each`),
+/// so that a large read is never held as rows beside what it becomes.
+pub(super) trait RowSink<T> {
+    /// How many rows are coming, when the backend knows (SQLite counts them in the same
+    /// statement): room for them all at once, instead of growing by doubling.
+    fn reserve(&mut self, _rows: usize) {}
+    fn add(&mut self, row: T);
+}
+
 /// The stored records of a snapshot, taken in as each row is read: a row (a dozen strings,
 /// the names among them) becomes its compact [`StoredRecord`] at once, so a state of a million
 /// records is never held as rows.
 #[derive(Debug, Default)]
 pub(super) struct RecordsIn(Snapshot);
 
-impl RecordsIn {
-    pub(super) fn add(
+impl RowSink<StoredRow> for RecordsIn {
+    fn add(
         &mut self,
         (
             source,
@@ -552,58 +561,74 @@ impl RecordsIn {
     }
 }
 
-/// A visitor of a JSON array of rows that hands each row to `add` as it is decoded.
-pub(super) struct EachRow<'a, A, F, T> {
-    pub into: &'a mut A,
-    pub add: &'a mut F,
+/// The identities of a snapshot and their primary school units, taken in row by row.
+#[derive(Debug, Default)]
+pub(super) struct IdentitiesIn {
+    identities: rustc_hash::FxHashMap<IdentityId, Option<String>>,
+    primaries: rustc_hash::FxHashMap<IdentityId, PrimaryTie>,
+}
+
+impl RowSink<IdentityRow> for IdentitiesIn {
+    fn reserve(&mut self, rows: usize) {
+        self.identities.reserve(rows);
+    }
+
+    fn add(&mut self, (id, username, primary, tie): IdentityRow) {
+        let id = IdentityId::from(id);
+        if let Some(school_unit) = primary {
+            self.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
+        }
+        self.identities.insert(id, username);
+    }
+}
+
+/// The owned accounts of a snapshot, taken in row by row (their identity ids are shared with
+/// the identities' when the snapshot is put together).
+#[derive(Debug, Default)]
+pub(super) struct AccountsIn(Vec<OwnedAccount>);
+
+impl RowSink<AccountRowIn> for AccountsIn {
+    fn reserve(&mut self, rows: usize) {
+        self.0.reserve_exact(rows);
+    }
+
+    fn add(&mut self, (target, identity_id, key, anchor, status, disabled_at): AccountRowIn) {
+        self.0.push(owned_account_of(target, identity_id.into(), key, anchor, &status, disabled_at));
+    }
+}
+
+/// A visitor of a JSON array of rows that hands each row to `into` as it is decoded.
+pub(super) struct EachRow<'a, S, T> {
+    pub into: &'a mut S,
     pub row: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<'de, A, F: FnMut(&mut A, T), T: serde::Deserialize<'de>> serde::de::Visitor<'de> for EachRow<'_, A, F, T> {
+impl<'de, S: RowSink<T>, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for EachRow<'_, S, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an array of rows")
     }
 
-    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(row) = seq.next_element::<T>()? {
-            (self.add)(self.into, row);
+            self.into.add(row);
         }
         Ok(())
     }
 }
 
 /// A snapshot from the rows the queries above and every backend's `snapshot` read.
-pub(super) fn build_snapshot(
-    identities: Vec<IdentityRow>,
-    records: RecordsIn,
-    accounts: Vec<AccountRowIn>,
-) -> Snapshot {
+pub(super) fn build_snapshot(identities: IdentitiesIn, records: RecordsIn, accounts: AccountsIn) -> Snapshot {
     let mut snap = records.0;
-    snap.identities.reserve(identities.len());
-    snap.primaries.reserve(identities.len());
-    for (id, username, primary, tie) in identities {
-        let id = IdentityId::from(id);
-        if let Some(school_unit) = primary {
-            snap.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
-        }
-        snap.identities.insert(id, username);
-    }
-    // Each id is made once: the records and accounts share the identity's.
-    let shared = |snap: &Snapshot, id: String| match snap.identities.get_key_value(id.as_str()) {
-        Some((known, _)) => known.clone(),
-        None => IdentityId::from(id),
-    };
+    snap.identities = identities.identities;
+    snap.primaries = identities.primaries;
+    snap.accounts = accounts.0;
+    // Exactly as many as there are (a backend that could not count them grew the vector by
+    // doubling).
+    snap.accounts.shrink_to_fit();
+    // Each id is held once: the records and accounts share the identity's.
     snap.share_ids();
-    // A vector of its own size: collected in place, the accounts would keep the rows' larger
-    // buffer (a row's slot is half as large again as an account's) for the whole run.
-    let mut owned = Vec::with_capacity(accounts.len());
-    owned.extend(accounts.into_iter().map(|(target, identity_id, key, anchor, status, disabled_at)| {
-        let identity_id = shared(&snap, identity_id);
-        owned_account_of(target, identity_id, key, anchor, &status, disabled_at)
-    }));
-    snap.accounts = owned;
     snap
 }
 

@@ -15,7 +15,7 @@ fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
     let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
     Sourced {
         source: source.into(),
-        record: SourceRecord {
+        record: Box::new(SourceRecord {
             person_id: id.into(),
             given_name: "A".into(),
             family_name: "B".into(),
@@ -28,7 +28,7 @@ fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
             protection: None,
             deceased: false,
             location: String::new(),
-        },
+        }),
     }
 }
 

@@ -25,8 +25,8 @@ mod reads;
 pub(crate) mod tests;
 
 use super::rows::{
-    AccountRowIn, CivicHistoryRowIn, IdentityRow, LogRowIn, RecordViewRow, RecordsIn, RunRowIn, StoredRow,
-    build_snapshot, owned_account,
+    AccountRowIn, AccountsIn, CivicHistoryRowIn, IdentitiesIn, IdentityRow, LogRowIn, RecordViewRow, RecordsIn,
+    RowSink, RunRowIn, StoredRow, build_snapshot, owned_account,
 };
 use super::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, PasswordFilter,
@@ -219,19 +219,18 @@ impl PgStore {
 
     /// The rows of a query, each handed to `add` as it arrives, never all held at once (the
     /// snapshot's records: a million rows at the largest).
-    async fn fetch_each<T, A>(
+    async fn fetch_each<T, S: RowSink<T>>(
         &self,
         q: sqlx::query::QueryAs<'_, Postgres, T, PgArguments>,
-        mut into: A,
-        mut add: impl FnMut(&mut A, T),
-    ) -> Result<A, StoreError>
+        mut into: S,
+    ) -> Result<S, StoreError>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
     {
         use futures::TryStreamExt as _;
         let mut rows = q.fetch(&self.pool);
         while let Some(row) = self.ctx(rows.try_next().await)? {
-            add(&mut into, row);
+            into.add(row);
         }
         Ok(into)
     }
@@ -332,17 +331,17 @@ impl StateStore for PgStore {
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
         let (identities, records, accounts) = tokio::try_join!(
-            self.fetch(sqlx::query_as::<_, IdentityRow>(
-                "SELECT id, username, primary_school, primary_tie FROM identities"
-            )),
             self.fetch_each(
-                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
-                RecordsIn::default(),
-                RecordsIn::add
+                sqlx::query_as::<_, IdentityRow>("SELECT id, username, primary_school, primary_tie FROM identities"),
+                IdentitiesIn::default()
             ),
-            self.fetch(sqlx::query_as::<_, AccountRowIn>(
-                "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts"
-            )),
+            self.fetch_each(sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)), RecordsIn::default()),
+            self.fetch_each(
+                sqlx::query_as::<_, AccountRowIn>(
+                    "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts"
+                ),
+                AccountsIn::default()
+            ),
         )?;
         Ok(build_snapshot(identities, records, accounts))
     }

@@ -5,7 +5,7 @@
 
 use super::{PgStore, RECORD_COLUMNS, bulk, ts};
 use crate::core::model::Snapshot;
-use crate::store::rows::{AccountRowIn, IdentityRow, RecordsIn, StoredRow, build_snapshot};
+use crate::store::rows::{AccountRowIn, AccountsIn, IdentitiesIn, IdentityRow, RecordsIn, StoredRow, build_snapshot};
 use crate::store::{HeldRow, RecordDigest, StoreError, StoredSourceRecord};
 use chrono::{DateTime, Utc};
 use connector_api::PriorQuery;
@@ -93,23 +93,24 @@ impl PgStore {
         let ids: Vec<String> = ids.into_iter().collect();
         let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records WHERE identity_id = ANY($1)");
         let (identities, records, accounts) = tokio::try_join!(
-            self.fetch(
+            self.fetch_each(
                 sqlx::query_as::<_, IdentityRow>(
                     "SELECT id, username, primary_school, primary_tie FROM identities WHERE id = ANY($1)"
                 )
-                .bind(&ids)
+                .bind(&ids),
+                IdentitiesIn::default()
             ),
             self.fetch_each(
                 sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)).bind(&ids),
-                RecordsIn::default(),
-                RecordsIn::add
+                RecordsIn::default()
             ),
-            self.fetch(
+            self.fetch_each(
                 sqlx::query_as::<_, AccountRowIn>(
                     "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts
                       WHERE identity_id = ANY($1)"
                 )
-                .bind(&ids)
+                .bind(&ids),
+                AccountsIn::default()
             ),
         )?;
         Ok(build_snapshot(identities, records, accounts))

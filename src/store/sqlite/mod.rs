@@ -15,7 +15,10 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
-use super::rows::{AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RecordsIn, RunRowIn, owned_account};
+use super::rows::{
+    AccountRowIn, AccountsIn, CivicHistoryRowIn, IdentitiesIn, LogRowIn, RecordViewRow, RecordsIn, RowSink, RunRowIn,
+    owned_account,
+};
 use super::{
     CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, Pruned, RecordRow, RunRow,
     SealedPassword, StateStore, StoreError, StoredRecordView,
@@ -236,18 +239,20 @@ impl SqliteStore {
         serde_json::from_str(text).map_err(|e| self.fail(format!("reading the state: {e}")))
     }
 
-    /// The rows of a query that returns one JSON array, each decoded and handed to `add` as it
-    /// is read, never all held at once (the snapshot's records: a million rows at the largest).
-    async fn json_each<T: serde::de::DeserializeOwned, A>(
+    /// The rows of a query that returns their count and one JSON array of them, each decoded
+    /// and handed to `into` as it is read, never all held at once (the snapshot's records: a
+    /// million rows at the largest).
+    async fn json_each<T: serde::de::DeserializeOwned, S: RowSink<T>>(
         &self,
         q: Q<'_>,
-        mut into: A,
-        mut add: impl FnMut(&mut A, T),
-    ) -> Result<A, StoreError> {
+        mut into: S,
+    ) -> Result<S, StoreError> {
         let row = self.ctx(q.fetch_one(&self.pool).await)?;
-        let text: &str = self.ctx(row.try_get(0))?;
+        let count: i64 = self.ctx(row.try_get(0))?;
+        into.reserve(usize::try_from(count).unwrap_or(0));
+        let text: &str = self.ctx(row.try_get(1))?;
         let mut de = serde_json::Deserializer::from_str(text);
-        let each = super::rows::EachRow { into: &mut into, add: &mut add, row: std::marker::PhantomData };
+        let each = super::rows::EachRow { into: &mut into, row: std::marker::PhantomData };
         serde::Deserializer::deserialize_seq(&mut de, each)
             .and_then(|()| de.end())
             .map_err(|e| self.fail(format!("reading the state: {e}")))?;
@@ -311,15 +316,23 @@ impl StateStore for SqliteStore {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let sql = format!("SELECT json_group_array({}) FROM source_records", partial::RECORD_COLUMNS);
+        let sql = format!("SELECT count(*), json_group_array({}) FROM source_records", partial::RECORD_COLUMNS);
         let (identities, records, accounts) = tokio::try_join!(
-            self.json_rows::<super::rows::IdentityRow>(sqlx::query(
-                "SELECT json_group_array(json_array(id, username, primary_school, primary_tie)) FROM identities"
-            )),
-            self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)), RecordsIn::default(), RecordsIn::add),
-            self.json_rows::<AccountRowIn>(sqlx::query(
-                "SELECT json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at)) FROM accounts"
-            )),
+            self.json_each(
+                sqlx::query(
+                    "SELECT count(*), json_group_array(json_array(id, username, primary_school, primary_tie))
+                       FROM identities"
+                ),
+                IdentitiesIn::default()
+            ),
+            self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)), RecordsIn::default()),
+            self.json_each(
+                sqlx::query(
+                    "SELECT count(*), json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at))
+                       FROM accounts"
+                ),
+                AccountsIn::default()
+            ),
         )?;
         Ok(super::rows::build_snapshot(identities, records, accounts))
     }

@@ -4,7 +4,7 @@
 
 use super::SqliteStore;
 use crate::core::model::Snapshot;
-use crate::store::rows::{AccountRowIn, IdentityRow, RecordsIn, build_snapshot};
+use crate::store::rows::{AccountsIn, IdentitiesIn, RecordsIn, build_snapshot};
 use crate::store::{RecordDigest, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,33 +86,30 @@ impl SqliteStore {
     /// The snapshot of exactly these identities.
     async fn read_identities(&self, ids: &[String]) -> Result<Snapshot, StoreError> {
         let ids_json = self.encode("lookup", ids)?;
-        let identities: Vec<IdentityRow> = self
-            .json_rows(
+        let identities = self
+            .json_each(
                 sqlx::query(
-                    "SELECT json_group_array(json_array(id, username, primary_school, primary_tie)) FROM identities
-                     WHERE id IN (SELECT value FROM json_each(?1))",
+                    "SELECT count(*), json_group_array(json_array(id, username, primary_school, primary_tie))
+                       FROM identities WHERE id IN (SELECT value FROM json_each(?1))",
                 )
                 .bind(ids_json.clone()),
+                IdentitiesIn::default(),
             )
             .await?;
         let sql = format!(
-            "SELECT json_group_array({RECORD_COLUMNS}) FROM source_records
+            "SELECT count(*), json_group_array({RECORD_COLUMNS}) FROM source_records
              WHERE identity_id IN (SELECT value FROM json_each(?1))"
         );
-        let records = self
+        let records =
+            self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids_json.clone()), RecordsIn::default()).await?;
+        let accounts = self
             .json_each(
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids_json.clone()),
-                RecordsIn::default(),
-                RecordsIn::add,
-            )
-            .await?;
-        let accounts: Vec<AccountRowIn> = self
-            .json_rows(
                 sqlx::query(
-                    "SELECT json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at))
+                    "SELECT count(*), json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at))
                      FROM accounts WHERE identity_id IN (SELECT value FROM json_each(?1))",
                 )
                 .bind(ids_json),
+                AccountsIn::default(),
             )
             .await?;
         Ok(build_snapshot(identities, records, accounts))
