@@ -447,17 +447,6 @@ impl Snapshot {
         self.records.get_mut(source)?.get_mut(person_id)
     }
 
-    /// Points every stored link and owned account at its identity's id as `identities` holds
-    /// it, so that each id is one string however many records and accounts name it.
-    pub fn share_ids(&mut self) {
-        let ids = self.records.values_mut().flat_map(|m| m.values_mut()).map(|rec| &mut rec.identity_id);
-        for id in ids.chain(self.accounts.iter_mut().map(|a| &mut a.identity_id)) {
-            if let Some((known, _)) = self.identities.get_key_value(id.as_str()) {
-                *id = known.clone();
-            }
-        }
-    }
-
     /// Lets the stored records go, once a run has taken from them all it needs (they are a
     /// large part of what a run holds). A read of them afterwards is a bug: tests catch it.
     pub fn release_records(&mut self) {

@@ -8,6 +8,7 @@ use crate::core::model::{
     AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// One group ownership row to write.
 #[derive(Debug, Clone)]
@@ -521,8 +522,8 @@ pub(super) trait RowSink<T> {
 /// The stored records of a snapshot, taken in as each row is read: a row (a dozen strings,
 /// the names among them) becomes its compact [`StoredRecord`] at once, so a state of a million
 /// records is never held as rows.
-#[derive(Debug, Default)]
-pub(super) struct RecordsIn(Snapshot);
+#[derive(Debug)]
+pub(super) struct RecordsIn(Snapshot, Arc<IdPool>);
 
 impl RowSink<StoredRow> for RecordsIn {
     fn add(
@@ -546,7 +547,7 @@ impl RowSink<StoredRow> for RecordsIn {
         // The names themselves are not kept in the snapshot: their fingerprint is enough.
         let names = Some(NameFingerprint::of(&given, &family));
         let rec = StoredRecord {
-            identity_id: identity_id.into(),
+            identity_id: self.1.id(identity_id),
             civic_no: civic_no.map(String::into_boxed_str),
             content_hash: StoredRecord::content_hash_of(&content_hash),
             school_unit: school_unit.map(String::into_boxed_str),
@@ -562,19 +563,21 @@ impl RowSink<StoredRow> for RecordsIn {
 }
 
 /// The identities of a snapshot and their primary school units, taken in row by row.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct IdentitiesIn {
     identities: rustc_hash::FxHashMap<IdentityId, Option<String>>,
     primaries: rustc_hash::FxHashMap<IdentityId, PrimaryTie>,
+    ids: Arc<IdPool>,
 }
 
 impl RowSink<IdentityRow> for IdentitiesIn {
     fn reserve(&mut self, rows: usize) {
         self.identities.reserve(rows);
+        self.primaries.reserve(rows);
     }
 
     fn add(&mut self, (id, username, primary, tie): IdentityRow) {
-        let id = IdentityId::from(id);
+        let id = self.ids.id(id);
         if let Some(school_unit) = primary {
             self.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
         }
@@ -582,10 +585,9 @@ impl RowSink<IdentityRow> for IdentitiesIn {
     }
 }
 
-/// The owned accounts of a snapshot, taken in row by row (their identity ids are shared with
-/// the identities' when the snapshot is put together).
-#[derive(Debug, Default)]
-pub(super) struct AccountsIn(Vec<OwnedAccount>);
+/// The owned accounts of a snapshot, taken in row by row.
+#[derive(Debug)]
+pub(super) struct AccountsIn(Vec<OwnedAccount>, Arc<IdPool>);
 
 impl RowSink<AccountRowIn> for AccountsIn {
     fn reserve(&mut self, rows: usize) {
@@ -593,7 +595,7 @@ impl RowSink<AccountRowIn> for AccountsIn {
     }
 
     fn add(&mut self, (target, identity_id, key, anchor, status, disabled_at): AccountRowIn) {
-        self.0.push(owned_account_of(target, identity_id.into(), key, anchor, &status, disabled_at));
+        self.0.push(owned_account_of(target, self.1.id(identity_id), key, anchor, &status, disabled_at));
     }
 }
 
@@ -618,17 +620,43 @@ impl<'de, S: RowSink<T>, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for
     }
 }
 
+/// The identity ids of a snapshot being read, each made once: the identities, their records
+/// and their accounts, read side by side, share one string per id.
+#[derive(Debug, Default)]
+pub(super) struct IdPool(std::sync::Mutex<rustc_hash::FxHashSet<IdentityId>>);
+
+impl IdPool {
+    fn id(&self, id: String) -> IdentityId {
+        let mut known = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(id) = known.get(id.as_str()) {
+            return id.clone();
+        }
+        let id = IdentityId::from(id);
+        known.insert(id.clone());
+        id
+    }
+}
+
+/// Where a snapshot's identities, records and accounts go as they are read, sharing their ids.
+pub(super) fn snapshot_sinks() -> (IdentitiesIn, RecordsIn, AccountsIn) {
+    let ids = Arc::new(IdPool::default());
+    (
+        IdentitiesIn { identities: Default::default(), primaries: Default::default(), ids: ids.clone() },
+        RecordsIn(Snapshot::default(), ids.clone()),
+        AccountsIn(Vec::new(), ids),
+    )
+}
+
 /// A snapshot from the rows the queries above and every backend's `snapshot` read.
 pub(super) fn build_snapshot(identities: IdentitiesIn, records: RecordsIn, accounts: AccountsIn) -> Snapshot {
     let mut snap = records.0;
     snap.identities = identities.identities;
     snap.primaries = identities.primaries;
+    snap.primaries.shrink_to_fit();
     snap.accounts = accounts.0;
     // Exactly as many as there are (a backend that could not count them grew the vector by
     // doubling).
     snap.accounts.shrink_to_fit();
-    // Each id is held once: the records and accounts share the identity's.
-    snap.share_ids();
     snap
 }
 

@@ -205,6 +205,18 @@ pub(crate) async fn identities_and_records_round_trip_with_full_civic_numbers<S:
     for needle in ["id-a", "kim.lind", "P1"] {
         assert_eq!(s.find_identity(needle).await.unwrap(), ["id-a"], "{needle}");
     }
+
+    // Each id is one string in a snapshot, whole or partial: the identity's, its records' and
+    // its accounts' are the same (a million identities would otherwise hold three).
+    s.record_pending(&[("ldap".to_string(), IdentityId::from("id-a"))], day(4)).await.unwrap();
+    let keys = [("sis".to_string(), "P1".to_string())];
+    for snap in [s.snapshot().await.unwrap(), s.snapshot_of(&keys, &[], &[], &[]).await.unwrap()] {
+        let (id, _) = snap.identities.get_key_value("id-a").unwrap();
+        let record = snap.record("sis", "P1").unwrap();
+        let account = snap.accounts.iter().find(|a| a.identity_id == "id-a").unwrap();
+        assert!(std::ptr::eq(id.as_str(), record.identity_id.as_str()), "the record's id is the identity's");
+        assert!(std::ptr::eq(id.as_str(), account.identity_id.as_str()), "the account's id is the identity's");
+    }
 }
 
 pub(crate) async fn a_failed_write_leaves_nothing<S: StateStore>(s: &S) {

@@ -25,8 +25,8 @@ mod reads;
 pub(crate) mod tests;
 
 use super::rows::{
-    AccountRowIn, AccountsIn, CivicHistoryRowIn, IdentitiesIn, IdentityRow, LogRowIn, RecordViewRow, RecordsIn,
-    RowSink, RunRowIn, StoredRow, build_snapshot, owned_account,
+    AccountRowIn, CivicHistoryRowIn, IdentityRow, LogRowIn, RecordViewRow, RowSink, RunRowIn, StoredRow,
+    build_snapshot, owned_account, snapshot_sinks,
 };
 use super::{
     ApprovalRow, CivicHistoryRow, ClaimRefusal, GroupRow, HeldRow, LogFilter, LogRow, OpRecord, PasswordFilter,
@@ -330,17 +330,18 @@ impl StateStore for PgStore {
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
+        let (identities, records, accounts) = snapshot_sinks();
         let (identities, records, accounts) = tokio::try_join!(
             self.fetch_each(
                 sqlx::query_as::<_, IdentityRow>("SELECT id, username, primary_school, primary_tie FROM identities"),
-                IdentitiesIn::default()
+                identities
             ),
-            self.fetch_each(sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)), RecordsIn::default()),
+            self.fetch_each(sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)), records),
             self.fetch_each(
                 sqlx::query_as::<_, AccountRowIn>(
                     "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts"
                 ),
-                AccountsIn::default()
+                accounts
             ),
         )?;
         Ok(build_snapshot(identities, records, accounts))

@@ -5,7 +5,7 @@
 
 use super::{PgStore, RECORD_COLUMNS, bulk, ts};
 use crate::core::model::Snapshot;
-use crate::store::rows::{AccountRowIn, AccountsIn, IdentitiesIn, IdentityRow, RecordsIn, StoredRow, build_snapshot};
+use crate::store::rows::{AccountRowIn, IdentityRow, StoredRow, build_snapshot, snapshot_sinks};
 use crate::store::{HeldRow, RecordDigest, StoreError, StoredSourceRecord};
 use chrono::{DateTime, Utc};
 use connector_api::PriorQuery;
@@ -92,25 +92,23 @@ impl PgStore {
         let ids: BTreeSet<String> = self.ctx(q.fetch_all(&self.pool).await)?.into_iter().collect();
         let ids: Vec<String> = ids.into_iter().collect();
         let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records WHERE identity_id = ANY($1)");
+        let (identities, records, accounts) = snapshot_sinks();
         let (identities, records, accounts) = tokio::try_join!(
             self.fetch_each(
                 sqlx::query_as::<_, IdentityRow>(
                     "SELECT id, username, primary_school, primary_tie FROM identities WHERE id = ANY($1)"
                 )
                 .bind(&ids),
-                IdentitiesIn::default()
+                identities
             ),
-            self.fetch_each(
-                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)).bind(&ids),
-                RecordsIn::default()
-            ),
+            self.fetch_each(sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)).bind(&ids), records),
             self.fetch_each(
                 sqlx::query_as::<_, AccountRowIn>(
                     "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts
                       WHERE identity_id = ANY($1)"
                 )
                 .bind(&ids),
-                AccountsIn::default()
+                accounts
             ),
         )?;
         Ok(build_snapshot(identities, records, accounts))

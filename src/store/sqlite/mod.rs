@@ -16,8 +16,7 @@ mod sources;
 mod tests;
 
 use super::rows::{
-    AccountRowIn, AccountsIn, CivicHistoryRowIn, IdentitiesIn, LogRowIn, RecordViewRow, RecordsIn, RowSink, RunRowIn,
-    owned_account,
+    AccountRowIn, CivicHistoryRowIn, LogRowIn, RecordViewRow, RowSink, RunRowIn, owned_account, snapshot_sinks,
 };
 use super::{
     CivicHistoryRow, ClaimRefusal, GroupRow, LogFilter, LogRow, OpRecord, PasswordFilter, Pruned, RecordRow, RunRow,
@@ -317,21 +316,22 @@ impl StateStore for SqliteStore {
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let sql = format!("SELECT count(*), json_group_array({}) FROM source_records", partial::RECORD_COLUMNS);
+        let (identities, records, accounts) = snapshot_sinks();
         let (identities, records, accounts) = tokio::try_join!(
             self.json_each(
                 sqlx::query(
                     "SELECT count(*), json_group_array(json_array(id, username, primary_school, primary_tie))
                        FROM identities"
                 ),
-                IdentitiesIn::default()
+                identities
             ),
-            self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)), RecordsIn::default()),
+            self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)), records),
             self.json_each(
                 sqlx::query(
                     "SELECT count(*), json_group_array(json_array(target, identity_id, key, anchor, status, disabled_at))
                        FROM accounts"
                 ),
-                AccountsIn::default()
+                accounts
             ),
         )?;
         Ok(super::rows::build_snapshot(identities, records, accounts))

@@ -4,7 +4,7 @@
 
 use super::SqliteStore;
 use crate::core::model::Snapshot;
-use crate::store::rows::{AccountsIn, IdentitiesIn, RecordsIn, build_snapshot};
+use crate::store::rows::{build_snapshot, snapshot_sinks};
 use crate::store::{RecordDigest, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,6 +86,7 @@ impl SqliteStore {
     /// The snapshot of exactly these identities.
     async fn read_identities(&self, ids: &[String]) -> Result<Snapshot, StoreError> {
         let ids_json = self.encode("lookup", ids)?;
+        let (identities, records, accounts) = snapshot_sinks();
         let identities = self
             .json_each(
                 sqlx::query(
@@ -93,15 +94,14 @@ impl SqliteStore {
                        FROM identities WHERE id IN (SELECT value FROM json_each(?1))",
                 )
                 .bind(ids_json.clone()),
-                IdentitiesIn::default(),
+                identities,
             )
             .await?;
         let sql = format!(
             "SELECT count(*), json_group_array({RECORD_COLUMNS}) FROM source_records
              WHERE identity_id IN (SELECT value FROM json_each(?1))"
         );
-        let records =
-            self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids_json.clone()), RecordsIn::default()).await?;
+        let records = self.json_each(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids_json.clone()), records).await?;
         let accounts = self
             .json_each(
                 sqlx::query(
@@ -109,7 +109,7 @@ impl SqliteStore {
                      FROM accounts WHERE identity_id IN (SELECT value FROM json_each(?1))",
                 )
                 .bind(ids_json),
-                AccountsIn::default(),
+                accounts,
             )
             .await?;
         Ok(build_snapshot(identities, records, accounts))
