@@ -772,6 +772,13 @@ pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(
 
     let snap = s.snapshot().await.unwrap();
     assert_eq!((snap.identities.len(), snap.all_records().count(), snap.accounts.len()), (N, N, N));
+    let ids: BTreeSet<&str> = snap.accounts.iter().map(|a| a.identity_id.as_str()).collect();
+    assert!((0..N).all(|i| {
+        let id = format!("id-{i:05}");
+        snap.identities.contains_key(id.as_str())
+            && ids.contains(id.as_str())
+            && snap.record("sis", &format!("P{i}")).is_some()
+    }));
     assert!(snap.accounts.iter().all(|a| a.status == AccountStatus::Active && a.anchor.is_some()));
     assert_eq!(s.log(&LogFilter { run: Some(run), ..LogFilter::default() }).await.unwrap().len(), N);
     assert_eq!(s.reserved_usernames().await.unwrap().len(), N);
