@@ -1,9 +1,10 @@
 //! The SQLite state store: one file (`[state] path`) through sqlx, with the migrations of
 //! `migrations/sqlite/` embedded at build time.
 //!
-//! Reads of whole tables come back as one JSON array built inside SQLite (`json_group_array`,
+//! Reads of whole tables come back as JSON arrays built inside SQLite (`json_group_array`,
 //! `json_rows`): one row per query instead of one per identity, which makes reading 100,000
-//! identities about ten times faster. Bulk writes go as multi-row statements (`bulk`). Every
+//! identities about ten times faster; the snapshot's large tables in chunks of rows
+//! (`json_table`), so that no table's text is ever held whole. Bulk writes go as multi-row statements (`bulk`). Every
 //! other statement goes through `exec`, `exec_all` (one transaction) or `fetch`, so each method
 //! is its SQL and little else.
 
