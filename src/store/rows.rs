@@ -513,8 +513,9 @@ pub(super) type StoredRow = (
 /// Where the rows of a query go as each is read ([`EachRow`], and each backend's `fetch_each`),
 /// so that a large read is never held as rows beside what it becomes.
 pub(super) trait RowSink<T> {
-    /// How many rows are coming, when the backend knows (SQLite counts them in the same
-    /// statement): room for them all at once, instead of growing by doubling.
+    /// How many rows are coming, when the backend knows (SQLite counts them in the statement
+    /// or the transaction that reads them): room for them all at once, instead of growing by
+    /// doubling.
     fn reserve(&mut self, _rows: usize) {}
     fn add(&mut self, row: T);
 }

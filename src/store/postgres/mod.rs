@@ -217,7 +217,7 @@ impl PgStore {
         self.ctx(q.fetch_all(&self.pool).await)
     }
 
-    /// The rows of a query, each handed to `add` as it arrives, never all held at once (the
+    /// The rows of a query, each handed to `into` as it arrives, never all held at once (the
     /// snapshot's records: a million rows at the largest).
     async fn fetch_each<T, S: RowSink<T>>(
         &self,

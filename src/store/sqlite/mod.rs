@@ -4,9 +4,9 @@
 //! Reads of whole tables come back as JSON arrays built inside SQLite (`json_group_array`,
 //! `json_rows`): one row per query instead of one per identity, which makes reading 100,000
 //! identities about ten times faster; the snapshot's large tables in chunks of rows
-//! (`json_table`), so that no table's text is ever held whole. Bulk writes go as multi-row statements (`bulk`). Every
-//! other statement goes through `exec`, `exec_all` (one transaction) or `fetch`, so each method
-//! is its SQL and little else.
+//! (`json_table`), so that no table's text is ever held whole. Bulk writes go as multi-row
+//! statements (`bulk`). Every other statement goes through `exec`, `exec_all` (one transaction)
+//! or `fetch`, so each method is its SQL and little else.
 
 mod bulk;
 mod file;
@@ -267,8 +267,9 @@ impl SqliteStore {
     /// Every row of `table`, as the JSON arrays `columns` makes of them, handed to `into` as
     /// each is decoded: in chunks of [`TABLE_CHUNK`] rows by rowid, so that neither SQLite's
     /// text of a chunk nor its copy is ever the whole table (at a million records that text
-    /// alone is a quarter of a gigabyte, held twice). The chunks are read in one transaction,
-    /// so they are one consistent view of the table.
+    /// alone is a quarter of a gigabyte, held twice). The count and the chunks are read in one
+    /// transaction, so they are one consistent view of the table. `table` and `columns` are
+    /// the code's own constants, never input.
     async fn json_table<T: serde::de::DeserializeOwned, S: RowSink<T>>(
         &self,
         table: &str,
