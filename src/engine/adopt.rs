@@ -468,9 +468,10 @@ impl Engine {
             .map(|c| c.identity.as_str())
             .collect();
         plan.records = changed_records(&resolution, &snapshot)
-            .into_iter()
-            .filter(|r| new_ids.contains(r.identity_id.as_str()))
-            .map(|mut r| {
+            .iter()
+            .filter(|at| new_ids.contains(resolution.present[at.identity].id.as_str()))
+            .map(|at| {
+                let mut r = super::records::record_row(&resolution, at);
                 r.protected |= pseudonymous.contains(r.identity_id.as_str());
                 r
             })

@@ -108,7 +108,7 @@ impl Engine {
         }
         let new: Vec<(IdentityId, String)> =
             plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
-        self.store.commit_identities(&new, &computed.record_rows, &computed.primary_rows, now).await?;
+        self.store.commit_identities_from(&new, &mut computed.record_rows(), &computed.primary_rows, now).await?;
         self.store.mark_gone(&computed.gone_rows, now).await?;
         if !computed.incremental {
             let read: Vec<String> = computed.counts.keys().cloned().collect();

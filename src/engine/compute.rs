@@ -38,8 +38,9 @@ pub struct Computed {
     /// Persons held on a target because their accounts could not be computed (a template failed):
     /// no operation for them there, and the run exits non-zero.
     pub failures: Vec<Failure>,
-    /// Records to write to the state database (new or changed).
-    pub record_rows: Vec<RecordRow>,
+    /// Records to write to the state database (new or changed), by their place in
+    /// `resolution`; their rows are made as they are written ([`Computed::record_rows`]).
+    pub records_to_store: Vec<super::records::RecordAt>,
     /// Identities whose primary school unit to record (new or changed).
     pub primary_rows: Vec<(IdentityId, Option<crate::core::model::PrimaryTie>)>,
     /// Stored records (source, person_id) whose persons the sources no longer give.
@@ -114,11 +115,17 @@ pub fn redact_conflicts(conflicts: &mut [crate::core::identity::Conflict], prote
 }
 
 impl Computed {
+    /// The rows of the records to store, each made as it is taken (an apply writes them a
+    /// statement's worth at a time).
+    pub fn record_rows(&self) -> impl Iterator<Item = RecordRow> + Send + '_ {
+        self.records_to_store.iter().map(|at| super::records::record_row(&self.resolution, at))
+    }
+
     /// Whether an apply would change nothing: no operation, no record, primary school, gone
     /// mark or read to record.
     pub fn nothing_to_do(&self) -> bool {
         self.plan.is_empty()
-            && self.record_rows.is_empty()
+            && self.records_to_store.is_empty()
             && self.primary_rows.is_empty()
             && self.gone_rows.is_empty()
             && !self.reads_changed
@@ -316,7 +323,7 @@ impl Engine {
         let rules = Rules { authority: &authority, lifecycle: &lifecycle };
         let mut failures = Vec::new();
         // Also independent of the targets: which stored records the apply would rewrite.
-        let mut record_rows = changed_records(&resolution, &snapshot);
+        let mut records_to_store = changed_records(&resolution, &snapshot);
         let gone_rows = gone_records(&snapshot, &resolution, &counts);
         // Records held in a conflict or of a kept identity are kept beside the linked ones: an
         // incremental read gives a record only when it changes, so without them a held person
@@ -614,10 +621,11 @@ impl Engine {
         // decision about an account made before enid, is not recorded yet: their records wait.
         if !failures.is_empty() || !waiting.by_identity.is_empty() {
             // Held instead, so the next incremental read still has them.
-            record_rows.retain(|r| {
-                let keep = snapshot.identities.contains_key(&r.identity_id) || usernames.contains_key(&r.identity_id);
+            records_to_store.retain(|at| {
+                let id = &resolution.present[at.identity].id;
+                let keep = snapshot.identities.contains_key(id) || usernames.contains_key(id);
                 if !keep {
-                    held_rows.push(held_row(r));
+                    held_rows.push(held_row(&super::records::record_row(&resolution, at)));
                 }
                 keep
             });
@@ -706,7 +714,7 @@ impl Engine {
             rejected,
             rejected_rows: rejected_views,
             failures,
-            record_rows,
+            records_to_store,
             primary_rows,
             gone_rows,
             held_rows,

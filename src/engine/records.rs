@@ -5,46 +5,67 @@ use crate::core::identity::{self, CivicChange, Resolution};
 use crate::core::model::{PrimaryTie, Snapshot};
 use crate::store::{HeldRow, RecordRow};
 
-/// Records whose stored copy is missing or different. Pure.
-///
-/// The columns keep what the state needs without reading the whole record back (the school
-/// units, a role, the dates, the correlation keys); `data` keeps the whole record (affiliations,
-/// typed groups, external identifiers) as JSON, without its civic number, for an incremental
-/// read's merge and for `enid explain`.
-pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordRow> {
+/// A changed record of a present identity, by its place in the resolution: what an apply writes.
+/// Its row ([`record_row`]: a dozen strings and the record as JSON, about a kilobyte) is made
+/// when the apply writes it, a statement's worth at a time, never all held from the plan on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordAt {
+    /// The identity's index in [`Resolution::present`].
+    pub identity: usize,
+    /// The record's index in the identity's records.
+    pub record: usize,
+    /// Its fingerprint as stored for the identity ([`fingerprint_u64`]).
+    pub hash: u64,
+}
+
+/// The records of present identities the state does not hold as they are now (new, or changed
+/// since they were stored), in resolution order. Pure.
+pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordAt> {
     let mut out = Vec::new();
-    for ident in &resolution.present {
-        for s in &ident.records {
+    for (i, ident) in resolution.present.iter().enumerate() {
+        for (j, s) in ident.records.iter().enumerate() {
             let r = &s.record;
             let hash = fingerprint_u64(&ident.id, r.civic_no.as_ref().map(|c| c.expose()), r);
             if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == Some(hash)) {
                 continue;
             }
-            let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
-            // A record serialises without its civic number, which has its own column.
-            let data = r.to_json();
-            out.push(RecordRow {
-                source: s.source.clone(),
-                person_id: r.person_id.clone(),
-                identity_id: ident.id.clone(),
-                civic_no: civic,
-                given_name: r.given_name.clone(),
-                family_name: r.family_name.clone(),
-                role: if r.roles().contains(&connector_api::Role::Staff) { "staff" } else { "student" }.to_string(),
-                school_unit: r.school_unit_codes(),
-                groups: r.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join("|"),
-                start_date: r.start_date().map(|d| d.to_string()),
-                end_date: r.end_date().map(|d| d.to_string()),
-                email: r.email.clone(),
-                eppn: r.eppn.clone(),
-                protected: r.protection.is_some(),
-                content_hash: format!("{hash:016x}"),
-                data,
-                refs: crate::store::RecordRef::of(r),
-            });
+            out.push(RecordAt { identity: i, record: j, hash });
         }
     }
     out
+}
+
+/// The row the state stores for a changed record ([`changed_records`] of the same resolution).
+///
+/// The columns keep what the state needs without reading the whole record back (the school
+/// units, a role, the dates, the correlation keys); `data` keeps the whole record (affiliations,
+/// typed groups, external identifiers) as JSON, without its civic number, for an incremental
+/// read's merge and for `enid explain`.
+pub(super) fn record_row(resolution: &Resolution, at: &RecordAt) -> RecordRow {
+    let ident = &resolution.present[at.identity];
+    let s = &ident.records[at.record];
+    let r = &s.record;
+    let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
+    RecordRow {
+        source: s.source.clone(),
+        person_id: r.person_id.clone(),
+        identity_id: ident.id.clone(),
+        civic_no: civic,
+        given_name: r.given_name.clone(),
+        family_name: r.family_name.clone(),
+        role: if r.roles().contains(&connector_api::Role::Staff) { "staff" } else { "student" }.to_string(),
+        school_unit: r.school_unit_codes(),
+        groups: r.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join("|"),
+        start_date: r.start_date().map(|d| d.to_string()),
+        end_date: r.end_date().map(|d| d.to_string()),
+        email: r.email.clone(),
+        eppn: r.eppn.clone(),
+        protected: r.protection.is_some(),
+        content_hash: format!("{:016x}", at.hash),
+        // A record serialises without its civic number, which has its own column.
+        data: r.to_json(),
+        refs: crate::store::RecordRef::of(r),
+    }
 }
 
 /// A short fingerprint of a record as stored for `owner` (an identity id; empty for a held

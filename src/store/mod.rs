@@ -102,6 +102,17 @@ pub trait StateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// [`StateStore::commit_identities`] with the records taken one by one and written a
+    /// statement's worth at a time, in the same one transaction: an apply that stores a million
+    /// records never holds all their rows.
+    fn commit_identities_from(
+        &self,
+        new: &[(IdentityId, String)],
+        records: &mut (dyn Iterator<Item = RecordRow> + Send),
+        primaries: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Every username that may not be given to someone new, lowercased: all ever allocated,
     /// except names released more than `quarantine_days` before `now` (never, without a period).
     fn allocated_usernames(
@@ -675,6 +686,16 @@ impl StateStore for Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         dispatch!(self.commit_identities(new, records, primaries, now))
+    }
+
+    async fn commit_identities_from(
+        &self,
+        new: &[(IdentityId, String)],
+        records: &mut (dyn Iterator<Item = RecordRow> + Send),
+        primaries: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.commit_identities_from(new, records, primaries, now))
     }
 
     async fn allocated_usernames(

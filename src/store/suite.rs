@@ -233,6 +233,16 @@ pub(crate) async fn a_failed_write_leaves_nothing<S: StateStore>(s: &S) {
     let snap = s.snapshot().await.unwrap();
     assert!(snap.identities.is_empty() && snap.all_records().next().is_none());
     assert!(s.allocated_usernames(day(0), None).await.unwrap().is_empty());
+
+    // Records taken one by one: a record that fails in the second statement's worth (it names
+    // no identity) takes back the first statement's records and the identities too.
+    let mut records: Vec<RecordRow> = (0..1_500).map(|i| record("sis", &format!("P{i}"), "id-a", None)).collect();
+    records[1_200].identity_id = "id-nobody".into();
+    let failed = s.commit_identities_from(&[ident("id-a", "kim.lind")], &mut records.into_iter(), &[], day(0)).await;
+    assert!(failed.is_err());
+    let snap = s.snapshot().await.unwrap();
+    assert!(snap.identities.is_empty() && snap.all_records().next().is_none());
+    assert!(s.allocated_usernames(day(0), None).await.unwrap().is_empty());
 }
 
 pub(crate) async fn usernames_are_never_reused_before_their_quarantine_ends<S: StateStore>(s: &S) {
@@ -751,7 +761,8 @@ pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(
     let new: Vec<(IdentityId, String)> = (0..N).map(|i| ident(&format!("id-{i:05}"), &format!("user{i}"))).collect();
     let records: Vec<RecordRow> =
         (0..N).map(|i| record("sis", &format!("P{i}"), &format!("id-{i:05}"), None)).collect();
-    s.commit_identities(&new, &records, &[], day(0)).await.unwrap();
+    // Taken one by one, as an apply gives them: three statements' worth in one transaction.
+    s.commit_identities_from(&new, &mut records.into_iter(), &[], day(0)).await.unwrap();
     let pending: Vec<(String, IdentityId)> =
         (0..N).map(|i| ("ldap".to_string(), format!("id-{i:05}").into())).collect();
     s.record_pending(&pending, day(0)).await.unwrap();

@@ -126,6 +126,22 @@ pub(super) async fn set_primaries(
     Ok(())
 }
 
+/// [`upsert_records`] of records taken one by one, [`CHUNK_ROWS`] at a time: never all their
+/// rows at once.
+pub(super) async fn upsert_records_from(
+    conn: &mut PgConnection,
+    records: &mut (dyn Iterator<Item = RecordRow> + Send),
+    now: &str,
+) -> sqlx::Result<()> {
+    loop {
+        let chunk: Vec<RecordRow> = (&mut *records).take(CHUNK_ROWS).collect();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        upsert_records(conn, &chunk, now).await?;
+    }
+}
+
 /// Writes new or changed source records (full civic numbers: only here), and their refs.
 pub(super) async fn upsert_records(conn: &mut PgConnection, records: &[RecordRow], now: &str) -> sqlx::Result<()> {
     upsert_rows(

@@ -359,6 +359,18 @@ impl StateStore for PgStore {
             bulk::set_primaries(&mut tx, primaries))
     }
 
+    async fn commit_identities_from(
+        &self,
+        new: &[(IdentityId, String)],
+        records: &mut (dyn Iterator<Item = RecordRow> + Send),
+        primaries: &[(IdentityId, Option<PrimaryTie>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        in_tx!(self, tx => bulk::insert_identities(&mut tx, new, &now); bulk::upsert_records_from(&mut tx, records, &now);
+            bulk::set_primaries(&mut tx, primaries))
+    }
+
     async fn allocated_usernames(
         &self,
         now: DateTime<Utc>,
