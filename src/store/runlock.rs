@@ -57,7 +57,8 @@ impl RunLock {
     ) -> Result<RunLock, LockError> {
         match store {
             super::Store::Sqlite(s) => {
-                Ok(RunLock::File(FileLock::acquire(Path::new(crate::store::StateStore::path(s)), command, now)?))
+                let state = Path::new(crate::store::StateStore::path(s));
+                Ok(RunLock::File(FileLock::acquire_after_own(state, command, now, OWN_RELEASE).await?))
             }
             super::Store::Postgres(s) => {
                 match super::postgres::lease::Lease::acquire(
@@ -122,7 +123,34 @@ pub fn lock_path(state: &Path) -> PathBuf {
     real.with_file_name(name)
 }
 
+/// How long a lock that this very process was named as holding may take to come free
+/// ([`FileLock::acquire_after_own`]).
+const OWN_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl FileLock {
+    /// [`FileLock::acquire`], waiting up to `wait` while the holder it names is this very
+    /// process. A lock this process let go can still be held for a moment: `flock` frees it only
+    /// when every descriptor of the file is closed, and a process this one is starting (a
+    /// directory server, a command) holds copies of them all between its fork and its exec.
+    /// Another process's lock is refused at once, as is this one's after `wait`.
+    pub async fn acquire_after_own(
+        state: &Path,
+        command: &str,
+        now: DateTime<Utc>,
+        wait: std::time::Duration,
+    ) -> Result<FileLock, LockError> {
+        let own = format!("pid {}, ", std::process::id());
+        let started = std::time::Instant::now();
+        loop {
+            match FileLock::acquire(state, command, now) {
+                Err(LockError::Busy { holder, .. }) if holder.starts_with(&own) && started.elapsed() < wait => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                taken => return taken,
+            }
+        }
+    }
+
     /// Takes the lock of the state database at `state` for `command`, without waiting.
     pub fn acquire(state: &Path, command: &str, now: DateTime<Utc>) -> Result<FileLock, LockError> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -221,6 +249,29 @@ fn deleted_holder(dir: &File, lock: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lock_this_process_lets_go_is_taken_once_free_and_one_it_keeps_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().with_timezone(&Utc);
+        // Let go a moment later (as when a started process still held a copy of its files); the
+        // wait only bounds a busy machine's delay, the lock is taken as soon as it is free.
+        let first = FileLock::acquire(&state, "apply", now).unwrap();
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            drop(first);
+        });
+        let second = FileLock::acquire_after_own(&state, "apply", now, std::time::Duration::from_secs(30)).await;
+        letting_go.join().unwrap();
+        assert!(second.is_ok(), "{second:?}");
+        // Kept: refused after the wait, naming this process.
+        let (started, wait) = (std::time::Instant::now(), std::time::Duration::from_millis(300));
+        let third = FileLock::acquire_after_own(&state, "plan", now, wait).await;
+        let Err(LockError::Busy { holder, .. }) = third else { panic!("{third:?}") };
+        assert!(holder.starts_with(&format!("pid {}, ", std::process::id())), "{holder}");
+        assert!(started.elapsed() >= wait);
+    }
 
     #[test]
     fn a_second_lock_on_the_same_state_is_refused_with_the_holder() {
