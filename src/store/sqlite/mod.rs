@@ -255,13 +255,21 @@ impl SqliteStore {
         let row = self.ctx(q.fetch_one(&self.pool).await)?;
         let count: i64 = self.ctx(row.try_get(0))?;
         into.reserve(usize::try_from(count).unwrap_or(0));
-        let text: &str = self.ctx(row.try_get(1))?;
+        self.decode_each(self.ctx(row.try_get(1))?, &mut into)?;
+        Ok(into)
+    }
+
+    /// A JSON array of rows, each decoded and handed to `into` as it is read.
+    fn decode_each<T: serde::de::DeserializeOwned, S: RowSink<T>>(
+        &self,
+        text: &str,
+        into: &mut S,
+    ) -> Result<(), StoreError> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let each = super::rows::EachRow { into: &mut into, row: std::marker::PhantomData };
+        let each = super::rows::EachRow { into, row: std::marker::PhantomData };
         serde::Deserializer::deserialize_seq(&mut de, each)
             .and_then(|()| de.end())
-            .map_err(|e| self.fail(format!("reading the state: {e}")))?;
-        Ok(into)
+            .map_err(|e| self.fail(format!("reading the state: {e}")))
     }
 
     /// Every row of `table`, as the JSON arrays `columns` makes of them, handed to `into` as
@@ -293,12 +301,7 @@ impl SqliteStore {
                 break;
             }
             after = self.ctx(row.try_get(1))?;
-            let text: &str = self.ctx(row.try_get(2))?;
-            let mut de = serde_json::Deserializer::from_str(text);
-            let each = super::rows::EachRow { into: &mut into, row: std::marker::PhantomData };
-            serde::Deserializer::deserialize_seq(&mut de, each)
-                .and_then(|()| de.end())
-                .map_err(|e| self.fail(format!("reading the state: {e}")))?;
+            self.decode_each(self.ctx(row.try_get(2))?, &mut into)?;
             if rows < TABLE_CHUNK {
                 break;
             }
