@@ -93,14 +93,16 @@ pub trait StateStore: Send + Sync {
 
     /// Records new identities with their usernames, new or changed source records, and
     /// changed primary school units, in one transaction. A username whose quarantine ended
-    /// changes hands.
+    /// changes hands. (Through [`StateStore::commit_identities_from`].)
     fn commit_identities(
         &self,
         new: &[(IdentityId, String)],
         records: &[RecordRow],
         primaries: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.commit_identities_from(new, &mut records.iter().cloned(), primaries, now).await }
+    }
 
     /// [`StateStore::commit_identities`] with the records taken one by one and written a
     /// statement's worth at a time, in the same one transaction: an apply that stores a million
@@ -676,16 +678,6 @@ impl StateStore for Store {
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         dispatch!(self.snapshot())
-    }
-
-    async fn commit_identities(
-        &self,
-        new: &[(IdentityId, String)],
-        records: &[RecordRow],
-        primaries: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self.commit_identities(new, records, primaries, now))
     }
 
     async fn commit_identities_from(

@@ -376,18 +376,6 @@ impl StateStore for SqliteStore {
         Ok(super::rows::build_snapshot(identities, records, accounts))
     }
 
-    async fn commit_identities(
-        &self,
-        new: &[(IdentityId, String)],
-        records: &[RecordRow],
-        primaries: &[(IdentityId, Option<PrimaryTie>)],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let now = ts(now);
-        in_tx!(self, tx => bulk::insert_identities(&mut tx, new, &now); bulk::upsert_records(&mut tx, records, &now);
-            bulk::set_primaries(&mut tx, primaries))
-    }
-
     async fn commit_identities_from(
         &self,
         new: &[(IdentityId, String)],
