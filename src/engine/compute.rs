@@ -406,6 +406,10 @@ impl Engine {
         let owned_totals = if narrow && planned_any { self.store.owned_counts().await? } else { BTreeMap::new() };
         // Thresholds weigh what the incremental runs since the last full run did too.
         let earlier = if planned_any { self.applied_since_full().await? } else { BTreeMap::new() };
+        // New identities an apply decided and had not all stored when it ended (killed): their
+        // creates and claims were weighed then, like the creates pending rows retry.
+        let unstored = if planned_any { self.store.meta(crate::engine::UNSTORED_NEW).await? } else { None };
+        let decided: HashSet<&str> = unstored.as_deref().unwrap_or("").split_ascii_whitespace().collect();
         let excluded_persons = excluded_persons(&resolution, &self.config.identity.exclude);
         let protected_ids: HashSet<&str> =
             resolution.present.iter().filter(|i| i.is_protected()).map(|i| i.id.as_str()).collect();
@@ -538,7 +542,7 @@ impl Engine {
                     return Ok(Narrowed::Full(format!("enid owns no account on target \"{id}\" yet")));
                 }
                 tp.in_scope = tp.in_scope.max(total);
-                held.extend(weigh(id, &tp, &owned, Some(total), earlier.get(id), &handle.policy.thresholds));
+                held.extend(weigh(id, &tp, &owned, &decided, Some(total), earlier.get(id), &handle.policy.thresholds));
                 target_plans.insert(id.clone(), tp);
                 continue;
             }
@@ -586,7 +590,7 @@ impl Engine {
             }
             // Groups whose names the domain holds elsewhere are blocked, not sent (`domain.rs`).
             self.block_held_group_names(id, all_obs, &protected_ids, &mut tp).await?;
-            held.extend(weigh(id, &tp, &owned, None, earlier.get(id), &handle.policy.thresholds));
+            held.extend(weigh(id, &tp, &owned, &decided, None, earlier.get(id), &handle.policy.thresholds));
             let owned_groups: Vec<_> = state_groups.iter().filter(|g| &g.target == id && !g.pending).collect();
             // The members the owned groups hold now, as the target shows them. The owned
             // groups' anchors and folded keys are looked up, not compared pairwise: thousands of
@@ -962,14 +966,16 @@ impl Engine {
 }
 
 /// The thresholds one target's plan goes over. Thresholds weigh against the accounts that exist.
-/// Creates that retry an earlier, already applied plan (a pending ownership row) are not new
-/// decisions: they do not count, so an interrupted first run finishes without review. An
-/// account enid created (active or disabled) that is gone from the target is created afresh:
-/// that counts.
+/// Creates that retry an earlier, already applied plan (a pending ownership row, or a new
+/// identity an interrupted apply decided and had not stored yet: `decided`) are not new
+/// decisions: they do not count, so an interrupted first run finishes without review; nor do
+/// that identity's claims. An account enid created (active or disabled) that is gone from the
+/// target is created afresh: that counts.
 fn weigh(
     id: &str,
     tp: &plan::TargetPlan,
     rows: &[&crate::core::model::OwnedAccount],
+    decided: &HashSet<&str>,
     total: Option<usize>,
     earlier: Option<&plan::Summary>,
     thresholds: &crate::core::policy::Thresholds,
@@ -980,7 +986,19 @@ fn weigh(
     } else {
         let retries: HashSet<&str> =
             rows.iter().filter(|a| a.status == AccountStatus::Pending).map(|a| a.identity_id.as_str()).collect();
-        tp.operations.iter().filter(|o| o.action == Action::Create && !retries.contains(o.identity.as_str())).count()
+        tp.operations
+            .iter()
+            .filter(|o| {
+                o.action == Action::Create
+                    && !retries.contains(o.identity.as_str())
+                    && !decided.contains(o.identity.as_str())
+            })
+            .count()
+    };
+    let claims_decided = if decided.is_empty() {
+        0
+    } else {
+        tp.operations.iter().filter(|o| o.action == Action::Claim && decided.contains(o.identity.as_str())).count()
     };
     // Enables a start date scheduled are not returns of leavers: they do not count.
     // Nor are enables of accounts disabled outside enid: an apply leaves them out unless an
@@ -990,7 +1008,12 @@ fn weigh(
         .iter()
         .filter(|o| o.action == Action::Enable && (o.reason == plan::START_REASON || o.disabled_outside))
         .count();
-    let mut weighed = plan::Summary { create: fresh, enable: tp.summary.enable - scheduled, ..tp.summary };
+    let mut weighed = plan::Summary {
+        create: fresh,
+        claim: tp.summary.claim - claims_decided,
+        enable: tp.summary.enable - scheduled,
+        ..tp.summary
+    };
     // What the incremental runs since the last full one did counts too.
     let e = earlier.copied().unwrap_or_default();
     weighed.create += e.create;

@@ -33,6 +33,11 @@ use std::sync::Arc;
 
 mod adopt;
 mod apply;
+
+/// The `meta` key under which an apply keeps the ids of the new identities it decided, until
+/// every one is stored (`apply/new_identities.rs`): what an apply killed before then leaves for
+/// the next plan's thresholds.
+pub(crate) const UNSTORED_NEW: &str = "unstored_new_identities";
 mod approvals;
 mod approve;
 mod compute;

@@ -632,7 +632,9 @@ impl Store {
                 } else {
                     None
                 };
-                let target = postgres::parse_url(url, password.as_ref().map(|p| p.expose())).map_err(fail)?;
+                let target = postgres::parse_url(url, password.as_ref().map(|p| p.expose()))
+                    .map_err(fail)?
+                    .end_idle_transactions_after(state.lease_for.duration());
                 Ok(Store::Postgres(PgStore::open(target).await?))
             }
         }

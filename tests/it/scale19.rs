@@ -57,3 +57,134 @@ fn a_connection_count_out_of_range_is_refused_by_name() {
     let run = env.enid(&["plan"]).fails();
     assert!(run.stderr.contains("connections = 0 must be between 1 and 64"), "{}", run.stderr);
 }
+
+/// Issue 19, the first write within seconds: new identities are stored a chunk (1,000) at a
+/// time while the creates of the chunks before go out. Storing the second chunk is made slow (a
+/// trigger counts 49 million rows once, some seconds): the first account exists on the target
+/// before the last identity is stored. Storing everything first and then sending (as before)
+/// made every account after the last identity.
+#[test]
+fn the_first_creates_go_out_while_later_identities_are_stored() {
+    let env = Env::new();
+    csv_rows(&env, &persons(2500));
+    env.enid(&["plan"]).ok();
+    env.sql(
+        "CREATE TABLE test_burn (x INTEGER);
+         INSERT INTO test_burn WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 7000) SELECT x FROM c;
+         CREATE TABLE test_marks (at TEXT);
+         CREATE TRIGGER slow_second BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) = 1000
+         BEGIN SELECT count(*) FROM test_burn a, test_burn b WHERE a.x + b.x > 0; END;
+         CREATE TRIGGER mark_last AFTER INSERT ON identities WHEN (SELECT count(*) FROM identities) = 2500
+         BEGIN INSERT INTO test_marks VALUES (strftime('%Y%m%d%H%M%SZ', 'now')); END;",
+    );
+    env.apply();
+    let last_stored = env.sql_value("SELECT at FROM test_marks");
+    let people = env.people();
+    assert_eq!(people.len(), 2500);
+    let first_created = people.values().map(|e| e.one("createTimestamp")).min().expect("accounts");
+    assert!(
+        first_created < last_stored,
+        "the first account ({first_created}) was made before the last identity was stored ({last_stored})"
+    );
+}
+
+/// A chunk of new identities the state cannot store (a trigger refuses the 1,501st identity, as
+/// a full disk would, after some seconds) stops every send not yet made: each account on the target has its identity
+/// in the state, the identities stored are the first chunk's, the log says why the rest was not
+/// sent, the run fails with the store's error, and the next run creates the rest, once each.
+#[test]
+fn a_chunk_of_new_identities_that_cannot_be_stored_stops_the_sends() {
+    let env = Env::new();
+    csv_rows(&env, &persons(2500));
+    env.enid(&["plan"]).ok();
+    // Slow before it fails: sends that did not wait for their chunk would go out meanwhile.
+    env.sql(
+        "CREATE TABLE test_burn (x INTEGER);
+         INSERT INTO test_burn WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 7000) SELECT x FROM c;
+         CREATE TRIGGER slow_second BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) = 1000
+         BEGIN SELECT count(*) FROM test_burn a, test_burn b WHERE a.x + b.x > 0; END;
+         CREATE TRIGGER refuse_later BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) >= 1500
+         BEGIN SELECT RAISE(ABORT, 'test: no space left on device'); END;",
+    );
+    let run = env.enid(&["apply", "--yes"]).fails();
+    assert!(run.stderr.contains("no space left on device"), "the store's error is the run's: {}", run.stderr);
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM identities"), "1000", "the first chunk is stored");
+    let stored: BTreeSet<String> = env
+        .sql_value("SELECT coalesce(group_concat(id, ' '), '') FROM identities")
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    let on_target = ids_in_directory(&env);
+    for (id, dns) in &on_target {
+        assert!(stored.contains(id), "account {dns:?} of identity {id}, which the state does not hold");
+    }
+    assert_eq!(
+        env.sql_value("SELECT CAST(count(*) AS TEXT) FROM source_records"),
+        "1000",
+        "records stored with their identities, no others"
+    );
+    let count = |q: &str| env.sql_value(&format!("SELECT CAST(count(*) AS TEXT) FROM oplog WHERE {q}"));
+    assert_eq!(count("result = 'ok'"), on_target.len().to_string(), "the log holds what was sent");
+    let why = "result = 'skipped' AND error LIKE 'not sent: storing the new identities failed (%no space left%'";
+    assert_eq!(count(why), (2500 - on_target.len()).to_string(), "the log says why the rest was not sent");
+    assert_eq!(env.sql_value("SELECT status FROM runs ORDER BY id DESC LIMIT 1"), "failed");
+
+    env.sql("DROP TRIGGER refuse_later; DROP TRIGGER slow_second;");
+    // The rest may be more than the threshold allows beside the accounts made: held, then
+    // applied as reviewed.
+    let rest = env.enid(&["apply", "--yes"]);
+    if !rest.status.success() {
+        assert!(rest.stderr.contains("is held"), "{}", rest.stderr);
+        let plan_id = rest.stderr.split("plan ").nth(1).and_then(|s| s.split(' ').next()).expect("held plan id");
+        env.enid(&["apply", "--yes", "--plan", plan_id, "--accept-threshold"]).ok();
+    }
+    let on_target = ids_in_directory(&env);
+    assert_eq!(on_target.len(), 2500, "the rest created");
+    assert!(on_target.values().all(|dns| dns.len() == 1), "no second account");
+    assert_eq!(env.sql_value("SELECT CAST(count(*) AS TEXT) FROM identities"), "2500");
+    let plan = env.enid(&["plan"]).ok();
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+}
+
+/// An apply killed (-9) after its first creates went out and before its last chunk of new
+/// identities was stored: the next apply is no new decision (the creates the killed apply decided
+/// are not weighed again by the thresholds, as pending creates are not), and converges with every
+/// person once.
+#[test]
+fn an_apply_killed_between_chunks_is_finished_by_the_next_without_review_or_duplicates() {
+    let env = Env::new();
+    csv_rows(&env, &persons(2500));
+    env.enid(&["plan"]).ok();
+    env.sql(
+        "CREATE TABLE test_burn (x INTEGER);
+         INSERT INTO test_burn WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 7000) SELECT x FROM c;
+         CREATE TRIGGER slow_second BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) = 1000
+         BEGIN SELECT count(*) FROM test_burn a, test_burn b WHERE a.x + b.x > 0; END;",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
+        .arg("--config")
+        .arg(env.path("enid.toml"))
+        .args(["apply", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn enid");
+    let started = std::time::Instant::now();
+    while env.people().is_empty() {
+        assert!(started.elapsed().as_secs() < 60, "the apply wrote nothing in a minute");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("wait");
+    env.sql("DROP TRIGGER slow_second;");
+    let stored = env.sql_value("SELECT CAST(count(*) AS TEXT) FROM identities");
+    assert_eq!(stored, "1000", "killed while the second chunk was being stored");
+    let made = env.people().len();
+    assert!(made > 0 && made <= 1000, "only the first chunk's accounts ({made})");
+    let next = env.enid(&["apply", "--yes"]).ok();
+    assert!(!next.stdout.contains("HELD"), "{}", next.stdout);
+    let on_target = ids_in_directory(&env);
+    assert_eq!(on_target.len(), 2500, "every person");
+    assert!(on_target.values().all(|dns| dns.len() == 1), "no second account");
+    assert_eq!(env.summary()["create"], 0);
+}

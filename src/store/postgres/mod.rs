@@ -126,6 +126,20 @@ pub fn parse_url(url: &str, password: Option<&str>) -> Result<PgTarget, String> 
     Ok(PgTarget { options, shown, unverified })
 }
 
+impl PgTarget {
+    /// Has the server end a transaction left open longer than `after` without a statement
+    /// (`idle_in_transaction_session_timeout`): a node cut off from the database mid-transaction
+    /// otherwise holds its locks until the server notices the connection is gone (TCP keepalive:
+    /// hours), and the node that takes its lease over waits on them (an identity or a username it
+    /// stores too). With `after` the lease, the cut-off node's transaction ends by the time the
+    /// lease can pass. enid's own transactions send their statements back to back.
+    pub fn end_idle_transactions_after(mut self, after: Duration) -> PgTarget {
+        let ms = after.as_millis().max(1000);
+        self.options = self.options.options([("idle_in_transaction_session_timeout", format!("{ms}ms"))]);
+        self
+    }
+}
+
 impl PgStore {
     /// Connects to the database and brings its schema up to date. An empty database gets the
     /// schema and [`StateStore::created`] says so; the database itself must exist (created by

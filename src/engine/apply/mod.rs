@@ -1,11 +1,15 @@
-//! Carrying out a plan: ownership and identities recorded first, then the operations sent in
-//! waves per action with bounded concurrency, logged in batches; a target that fails stops
-//! receiving operations; group operations after the account operations of their target.
+//! Carrying out a plan: what the state holds of known identities and their ownership recorded
+//! first, new identities stored in chunks ahead of the operations that need them
+//! ([`new_identities`]), the operations sent in waves per action with bounded concurrency,
+//! logged in batches; a target that fails, or a chunk that cannot be stored, stops the sends;
+//! group operations after the account operations of their target.
 //!
 //! Keys are the target's: an operation is sent to the key its account had when observed, or to
 //! the key the target reported for it earlier in this run (a rename or a move changes it), and a
 //! group member whose value the target gives (a new account's key) is added once its account's
 //! operations are done, or left out when they failed.
+
+mod new_identities;
 
 use super::run::{Phase, Progress, RunHook};
 use super::{ApplyReport, Computed, Engine, EngineError, TargetHandle};
@@ -15,6 +19,7 @@ use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore, StoreErr
 use chrono::{DateTime, Utc};
 use connector_api::{MemberForm, OpOutcome, Target, TargetError, TargetOp};
 use futures::StreamExt;
+use new_identities::{Gate, Staged, Stored};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -106,19 +111,6 @@ impl Engine {
         if plan.operations.iter().any(|o| o.action == Action::Create && hands_out(&o.target)) {
             self.password_key().await?;
         }
-        let new: Vec<(IdentityId, String)> =
-            plan.new_identities.iter().map(|n| (n.id.clone(), n.username.clone())).collect();
-        self.store.commit_identities_from(&new, &mut computed.record_rows(), &computed.primary_rows, now).await?;
-        self.store.mark_gone(&computed.gone_rows, now).await?;
-        if !computed.incremental {
-            let read: Vec<String> = computed.counts.keys().cloned().collect();
-            self.store.hold_records(run, &read, &computed.held_rows, now).await?;
-        }
-        self.store.commit_renames(&plan.renames, now).await?;
-        self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
-        // Approved releases of protection (the CLI clears the list without `--accept-protected`).
-        self.store.unprotect(&plan.unprotect).await?;
-        self.store.adopt(&plan.adoptions, now).await?;
         // Claimed accounts are enid's from now on, before the owner marker is written: if that
         // write fails or the run dies, the next run finds the account by its anchor and writes
         // the marker as the diff of an owned account. Recorded as active whatever they are: enid
@@ -141,19 +133,149 @@ impl Engine {
                 status_only: false,
             })
             .collect();
-        self.store.adopt(&claims, now).await?;
+        // New identities are stored in chunks while the sends that need them wait
+        // (`new_identities`); everything else is stored before anything is sent.
+        let staged = Staged::new(computed, self.targets.keys(), &claims, |a| !is_group_action(a));
+        let old = |id: &IdentityId| !staged.is_new(id);
+        let mut records = computed
+            .records_to_store
+            .iter()
+            .filter(|at| old(&computed.resolution.present[at.identity].id))
+            .map(|at| super::records::record_row(&computed.resolution, at));
+        let primaries: Vec<_> = computed.primary_rows.iter().filter(|(id, _)| old(id)).cloned().collect();
+        self.store.commit_identities_from(&[], &mut records, &primaries, now).await?;
+        self.store.mark_gone(&computed.gone_rows, now).await?;
+        if !computed.incremental {
+            let read: Vec<String> = computed.counts.keys().cloned().collect();
+            self.store.hold_records(run, &read, &computed.held_rows, now).await?;
+        }
+        self.store.commit_renames(&plan.renames, now).await?;
+        self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
+        // Approved releases of protection (the CLI clears the list without `--accept-protected`).
+        self.store.unprotect(&plan.unprotect).await?;
+        let adoptions: Vec<_> = plan.adoptions.iter().filter(|a| old(&a.identity)).cloned().collect();
+        self.store.adopt(&adoptions, now).await?;
+        let claimed: Vec<_> = claims.iter().filter(|a| old(&a.identity)).cloned().collect();
+        self.store.adopt(&claimed, now).await?;
         self.store.forget_outside_claims(&computed.outside_done).await?;
         // Ownership before the create: by identity and target; the account carries the owner
         // marker, by which the next run finds it if this one dies before recording the result.
         let pending: Vec<(String, IdentityId)> = plan
             .operations
             .iter()
-            .filter(|o| o.action == Action::Create)
+            .filter(|o| o.action == Action::Create && old(&o.identity))
             .map(|o| (o.target.clone(), o.identity.clone()))
             .collect();
         self.store.record_pending(&pending, now).await?;
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "recorded identities and pending accounts");
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            new_identity_chunks = staged.chunks.len(),
+            "recorded what the sends need, but the new identities"
+        );
+        // The new identities decided, kept until every one is stored: an apply killed before
+        // then leaves the next plan to weigh their creates as this plan's, not as new decisions.
+        self.store.set_meta(super::UNSTORED_NEW, &staged.ids(plan)).await?;
+        let (tell, stored) = tokio::sync::watch::channel(Stored::default());
+        let gate = Gate { staged: &staged, stored };
+        let storing = self.store_new_identities(computed, &staged, &claims, tell, now);
+        let sending = self.send_all(run, computed, &gate, now, hook);
+        let (stored, sent) = futures::future::join(storing, sending).await;
+        let report = sent?;
+        // Nothing of a chunk that could not be stored was sent; the run fails with the reason,
+        // and the watermarks stay where they were (not every record was stored).
+        stored?;
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "sent operations");
+        let (status, message) = if let Some(why) = &report.interrupted {
+            ("interrupted", format!("{why}: {} ok, {} failed, {} not sent", report.ok, report.failed, report.skipped))
+        } else if report.failed > 0 || report.skipped > 0 {
+            ("failed", format!("{} ok, {} failed, {} skipped", report.ok, report.failed, report.skipped))
+        } else {
+            ("ok", format!("{} operations", report.ok))
+        };
+        if status == "ok" {
+            self.keep_connector_states().await?;
+        }
+        self.store.record_source_counts(run, &computed.counts, now).await?;
+        self.store.record_source_columns(run, &computed.columns, now).await?;
+        // The watermarks advance with the records they describe, also after failed operations
+        // (the records were stored at the start); a plan never moves them.
+        self.store.record_source_reads(run, &computed.reads, now).await?;
+        let counts = super::RunCounts {
+            ok: report.ok,
+            failed: report.failed,
+            not_sent: report.skipped,
+            ..super::RunCounts::of(computed)
+        };
+        if let Ok(json) = serde_json::to_string(&counts) {
+            self.store.set_run_counts(run, &json).await?;
+        }
+        self.store.finish_run(run, status, &message, now).await?;
+        Ok(report)
+    }
 
+    /// Stores the new identities chunk by chunk, each with its records, primary school, claimed
+    /// and adopted accounts and pending accounts, and tells the sends how far it got.
+    async fn store_new_identities(
+        &self,
+        computed: &Computed,
+        staged: &Staged,
+        claims: &[crate::core::plan::Adoption],
+        tell: tokio::sync::watch::Sender<Stored>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let plan = &computed.plan;
+        for (n, chunk) in staged.chunks.iter().enumerate() {
+            let stored = async {
+                // A node that can no longer confirm its lease stores nothing more either.
+                connector_api::fence::check().map_err(|e| crate::store::StoreError {
+                    path: self.store.path().to_string(),
+                    message: e.to_string(),
+                })?;
+                let new: Vec<(IdentityId, String)> = chunk
+                    .identities
+                    .iter()
+                    .map(|&i| (plan.new_identities[i].id.clone(), plan.new_identities[i].username.clone()))
+                    .collect();
+                let mut records = chunk
+                    .records
+                    .iter()
+                    .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i]));
+                let primaries: Vec<_> = chunk.primaries.iter().map(|&i| computed.primary_rows[i].clone()).collect();
+                self.store.commit_identities_from(&new, &mut records, &primaries, now).await?;
+                let adoptions: Vec<_> = chunk.adoptions.iter().map(|&i| plan.adoptions[i].clone()).collect();
+                self.store.adopt(&adoptions, now).await?;
+                let claimed: Vec<_> = chunk.claims.iter().map(|&i| claims[i].clone()).collect();
+                self.store.adopt(&claimed, now).await?;
+                let pending: Vec<(String, IdentityId)> = chunk
+                    .creates
+                    .iter()
+                    .map(|&i| (plan.operations[i].target.clone(), plan.operations[i].identity.clone()))
+                    .collect();
+                self.store.record_pending(&pending, now).await
+            };
+            if let Err(e) = stored.await {
+                let why = format!("not sent: storing the new identities failed ({e})");
+                tell.send_modify(|s| s.failed = Some(why));
+                return Err(e.into());
+            }
+            tell.send_modify(|s| s.chunks = n + 1);
+        }
+        if !staged.chunks.is_empty() {
+            self.store.set_meta(super::UNSTORED_NEW, "").await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every target's operations in turn: its accounts' first, then its groups'.
+    async fn send_all(
+        &self,
+        run: i64,
+        computed: &Computed,
+        gate: &Gate<'_>,
+        now: DateTime<Utc>,
+        hook: Option<&dyn RunHook>,
+    ) -> Result<ApplyReport, EngineError> {
+        let plan = &computed.plan;
         let mut report = ApplyReport { run_id: run, ..Default::default() };
         let watch = Watch { hook, total: plan.operations.len(), started: std::time::Instant::now() };
         let adopted: Vec<GroupRow> = plan
@@ -175,7 +297,7 @@ impl Engine {
             let skipped_before = report.skipped;
             let mut after = AfterAccounts::default();
             if !account_ops.is_empty() {
-                self.apply_target(run, id, handle, &account_ops, &mut after, now, &mut report, &watch).await?;
+                self.apply_target(run, id, handle, &account_ops, gate, &mut after, now, &mut report, &watch).await?;
             }
             if group_ops.is_empty() {
                 continue;
@@ -225,7 +347,7 @@ impl Engine {
                 group_ops.iter().map(|o| (o.username.as_str(), o.school.as_str())).collect();
             self.store.record_groups(&pending, now).await?;
             let mut groups_after = AfterAccounts::default();
-            self.apply_target(run, id, handle, &group_ops, &mut groups_after, now, &mut report, &watch).await?;
+            self.apply_target(run, id, handle, &group_ops, gate, &mut groups_after, now, &mut report, &watch).await?;
             for (name, outcome) in groups_after.group_outcomes {
                 match outcome {
                     OpOutcome::Created { key, anchor } => {
@@ -238,32 +360,6 @@ impl Engine {
                 }
             }
         }
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "sent operations");
-        let (status, message) = if let Some(why) = &report.interrupted {
-            ("interrupted", format!("{why}: {} ok, {} failed, {} not sent", report.ok, report.failed, report.skipped))
-        } else if report.failed > 0 || report.skipped > 0 {
-            ("failed", format!("{} ok, {} failed, {} skipped", report.ok, report.failed, report.skipped))
-        } else {
-            ("ok", format!("{} operations", report.ok))
-        };
-        if status == "ok" {
-            self.keep_connector_states().await?;
-        }
-        self.store.record_source_counts(run, &computed.counts, now).await?;
-        self.store.record_source_columns(run, &computed.columns, now).await?;
-        // The watermarks advance with the records they describe, also after failed operations
-        // (the records were stored at the start); a plan never moves them.
-        self.store.record_source_reads(run, &computed.reads, now).await?;
-        let counts = super::RunCounts {
-            ok: report.ok,
-            failed: report.failed,
-            not_sent: report.skipped,
-            ..super::RunCounts::of(computed)
-        };
-        if let Ok(json) = serde_json::to_string(&counts) {
-            self.store.set_run_counts(run, &json).await?;
-        }
-        self.store.finish_run(run, status, &message, now).await?;
         Ok(report)
     }
 
@@ -277,6 +373,7 @@ impl Engine {
         id: &str,
         handle: &TargetHandle,
         ops: &[&PlannedOp],
+        gate: &Gate<'_>,
         after: &mut AfterAccounts,
         now: DateTime<Utc>,
         report: &mut ApplyReport,
@@ -293,35 +390,84 @@ impl Engine {
         for wave in ops.chunk_by(|a, b| a.action == b.action) {
             let mut sends: Vec<(&PlannedOp, std::borrow::Cow<'_, TargetOp>)> =
                 wave.iter().map(|op| (*op, after.addressed(op))).collect();
+            // In batches when the target takes several operations in one request; in segments of
+            // some thousand operations, each released once the new identities it names are
+            // stored and its first passwords kept.
+            let per_request = handle.caps.max_batch.max(1);
+            let per_segment = (new_identities::CHUNK / per_request).max(1) * per_request;
+            let mut keep: Vec<Vec<crate::store::SealedPassword>> = Vec::new();
             if wave[0].action == Action::Create
                 && let Some(rules) = handle.caps.initial_password
             {
                 // Kept before the creates are sent: an account never holds a password the
                 // hand-out could not show. One whose create fails gets a new one next time.
                 let key = if rules.handed_out { Some(self.password_key().await?) } else { None };
-                let keep = super::passwords::give_first_passwords(key, id, rules, &mut sends)
-                    .map_err(EngineError::Passwords)?;
-                self.store.keep_passwords(&keep, now).await?;
+                for segment in sends.chunks_mut(per_segment) {
+                    keep.push(
+                        super::passwords::give_first_passwords(key, id, rules, segment)
+                            .map_err(EngineError::Passwords)?,
+                    );
+                }
             }
-            // In batches when the target takes several operations in one request.
-            let per_request = handle.caps.max_batch.max(1);
             // By index, not by slice: a closure that takes a borrowed chunk is not general over
             // its lifetime, which keeps the run's future from being `Send` (rustc #64552).
             let chunks: Vec<&[(&PlannedOp, std::borrow::Cow<'_, TargetOp>)]> = sends.chunks(per_request).collect();
-            let mut stream = futures::stream::iter(0..chunks.len())
-                .map(|i| {
+            let segments: Vec<&[(&PlannedOp, std::borrow::Cow<'_, TargetOp>)]> = sends.chunks(per_segment).collect();
+            let per = per_segment / per_request;
+            let (release, released) = tokio::sync::mpsc::channel::<(usize, Option<String>)>(2);
+            let stopped_ref = &stopped;
+            let keep = &keep;
+            // Releases the segments in order: a segment waits for its new identities, then its
+            // first passwords are kept. Once something stopped the sends, the rest go unsent.
+            let releasing = async move {
+                let mut halted: Option<String> = None;
+                let mut error: Option<EngineError> = None;
+                for (s, segment) in segments.iter().enumerate() {
+                    if halted.is_none() && !stopped_ref.load(Ordering::SeqCst) {
+                        if let Err(why) = gate.ready(segment.iter().map(|(op, _)| &op.identity)).await {
+                            halted = Some(why);
+                        } else if let Some(rows) = keep.get(s).filter(|r| !r.is_empty())
+                            && let Err(e) = self.store.keep_passwords(rows, now).await
+                        {
+                            halted = Some(format!("not sent: keeping the first passwords failed ({e})"));
+                            error = Some(e.into());
+                        }
+                    }
+                    if release.send((s, halted.clone())).await.is_err() {
+                        break;
+                    }
+                }
+                error
+            };
+            let mut released = released;
+            let released = futures::stream::poll_fn(move |cx| released.poll_recv(cx));
+            let mut stream = released
+                .flat_map(|(s, halted)| {
+                    futures::stream::iter(
+                        (s * per..((s + 1) * per).min(chunks.len())).map(move |i| (i, halted.clone())),
+                    )
+                })
+                .map(|(i, halted)| {
                     let stopped = &stopped;
                     let stop_reason = &stop_reason;
                     let chunk = chunks[i];
                     async move {
-                        // A stop asked for (SIGTERM), or a lease this node can no longer confirm,
-                        // ends the apply between two operations.
+                        if let Some(why) = halted {
+                            return chunk.iter().map(|(op, _)| (*op, Err(None::<TargetError>), why.clone())).collect();
+                        }
+                        // A stop asked for (SIGTERM), a lease this node can no longer confirm, or
+                        // new identities that could not be stored end the apply between two
+                        // operations.
                         let fenced = connector_api::fence::check().err().map(|e| e.to_string());
-                        if let Some(why) = fenced.or_else(|| watch.hook.and_then(|h| h.stop()))
+                        let why = fenced
+                            .map(|f| format!("not sent: {f}"))
+                            .or_else(|| gate.failure())
+                            .or_else(|| watch.hook.and_then(|h| h.stop()).map(|w| format!("not sent: {w}")));
+                        if let Some(why) = why
                             && !stopped.swap(true, Ordering::SeqCst)
                             && let Ok(mut s) = stop_reason.lock()
                         {
-                            *s = format!("not sent: {why}");
+                            *s = why;
                         }
                         if stopped.load(Ordering::SeqCst) {
                             let why = stop_reason.lock().map(|s| s.clone()).unwrap_or_default();
@@ -350,64 +496,83 @@ impl Engine {
                 })
                 .buffer_unordered(handle.caps.max_in_flight.max(1))
                 .flat_map(futures::stream::iter);
-            while let Some((op, result, why)) = stream.next().await {
-                let result = match result {
-                    Ok(outcome) => {
-                        report.ok += 1;
-                        after.note(op, &outcome);
-                        OpResult::Ok(match outcome {
-                            OpOutcome::Created { key, anchor } => {
-                                let status = match &op.op {
-                                    TargetOp::Create { account } if !account.enabled => AccountStatus::Disabled,
-                                    _ => AccountStatus::Active,
+            let sending = {
+                let batch = &mut batch;
+                let flushing = &mut flushing;
+                let report = &mut *report;
+                let after = &mut *after;
+                async move {
+                    while let Some((op, result, why)) = stream.next().await {
+                        let result = match result {
+                            Ok(outcome) => {
+                                report.ok += 1;
+                                after.note(op, &outcome);
+                                OpResult::Ok(match outcome {
+                                    OpOutcome::Created { key, anchor } => {
+                                        let status = match &op.op {
+                                            TargetOp::Create { account } if !account.enabled => AccountStatus::Disabled,
+                                            _ => AccountStatus::Active,
+                                        };
+                                        Ownership::Set { key, anchor, status }
+                                    }
+                                    OpOutcome::Updated => Ownership::Unchanged,
+                                    OpOutcome::Disabled { key } => {
+                                        Ownership::Set { key, anchor: None, status: AccountStatus::Disabled }
+                                    }
+                                    OpOutcome::Enabled { key } => {
+                                        Ownership::Set { key, anchor: None, status: AccountStatus::Active }
+                                    }
+                                    OpOutcome::Renamed { key } | OpOutcome::Moved { key } => Ownership::Moved { key },
+                                    OpOutcome::Deleted => Ownership::Removed,
+                                })
+                            }
+                            Err(Some(e)) => {
+                                report.failed += 1;
+                                let msg = redact_error(op, connector_api::one_line(&e), after);
+                                tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
+                                // Named by enid id (a connector names the account by its own key).
+                                let whose = if op.identity.is_empty() {
+                                    format!("group {}", op.redacted().username)
+                                } else {
+                                    format!("identity {}", op.identity)
                                 };
-                                Ownership::Set { key, anchor, status }
+                                report.first_error.get_or_insert_with(|| format!("target \"{id}\", {whose}: {msg}"));
+                                OpResult::Failed(msg)
                             }
-                            OpOutcome::Updated => Ownership::Unchanged,
-                            OpOutcome::Disabled { key } => {
-                                Ownership::Set { key, anchor: None, status: AccountStatus::Disabled }
+                            Err(None) => {
+                                report.skipped += 1;
+                                OpResult::Skipped(why)
                             }
-                            OpOutcome::Enabled { key } => {
-                                Ownership::Set { key, anchor: None, status: AccountStatus::Active }
-                            }
-                            OpOutcome::Renamed { key } | OpOutcome::Moved { key } => Ownership::Moved { key },
-                            OpOutcome::Deleted => Ownership::Removed,
-                        })
-                    }
-                    Err(Some(e)) => {
-                        report.failed += 1;
-                        let msg = redact_error(op, connector_api::one_line(&e), after);
-                        tracing::warn!(target_id = id, identity = %op.identity, action = op.action.as_str(), error = %msg, "operation failed");
-                        // Named by enid id (a connector names the account by its own key).
-                        let whose = if op.identity.is_empty() {
-                            format!("group {}", op.redacted().username)
-                        } else {
-                            format!("identity {}", op.identity)
                         };
-                        report.first_error.get_or_insert_with(|| format!("target \"{id}\", {whose}: {msg}"));
-                        OpResult::Failed(msg)
+                        batch.push(op_record(id, op, result));
+                        if let Some(h) = watch.hook {
+                            h.progress(&watch.progress(report));
+                            if report.interrupted.is_none() {
+                                report.interrupted = h.stop();
+                            }
+                        }
+                        if batch.len() >= FLUSH_EVERY {
+                            // Write this batch while the next operations are sent; one write at a time.
+                            if let Some(prev) = flushing.take() {
+                                join_flush(prev).await?;
+                            }
+                            let store = self.store.clone();
+                            let full = std::mem::replace(batch, Vec::with_capacity(FLUSH_EVERY));
+                            *flushing = Some(tokio::spawn(async move { store.record_ops(run, &full, now).await }));
+                        }
                     }
-                    Err(None) => {
-                        report.skipped += 1;
-                        OpResult::Skipped(why)
-                    }
-                };
-                batch.push(op_record(id, op, result));
-                if let Some(h) = watch.hook {
-                    h.progress(&watch.progress(report));
-                    if report.interrupted.is_none() {
-                        report.interrupted = h.stop();
-                    }
+                    Ok::<(), EngineError>(())
                 }
-                if batch.len() >= FLUSH_EVERY {
-                    // Write this batch while the next operations are sent; one write at a time.
-                    if let Some(prev) = flushing.take() {
-                        join_flush(prev).await?;
-                    }
-                    let store = self.store.clone();
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(FLUSH_EVERY));
-                    flushing = Some(tokio::spawn(async move { store.record_ops(run, &full, now).await }));
+            };
+            let (failed, sent) = futures::future::join(releasing, sending).await;
+            sent?;
+            if let Some(e) = failed {
+                // What was sent is logged; the apply stops with the store's error.
+                if let Some(prev) = flushing.take() {
+                    join_flush(prev).await?;
                 }
+                self.store.record_ops(run, &batch, now).await?;
+                return Err(e);
             }
         }
         if let Some(prev) = flushing.take() {

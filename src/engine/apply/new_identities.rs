@@ -1,0 +1,177 @@
+//! New identities stored in chunks ahead of the operations that need them: the first create goes
+//! out once the first chunk is stored, not after a million identities, their records and their
+//! pending accounts.
+//!
+//! What may not change: an operation of a new identity is sent only after its identity, its
+//! username, its records, its primary school, its claimed and adopted accounts and its pending
+//! accounts are stored. A run that dies at any point leaves every account on a target with its
+//! identity in the state, and the persons whose chunk was not stored are new again next run, as
+//! when the whole commit failed before. A chunk that cannot be stored stops every send not yet
+//! made (like a target that stops), and the run fails with the store's error.
+//!
+//! The chunks follow the order the apply sends in (the targets in turn, each one's account
+//! operations in plan order), so the sends of the first target wait only for the chunk ahead.
+
+use crate::core::model::IdentityId;
+use crate::core::plan::{Action, Adoption, Plan};
+use crate::engine::Computed;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// New identities per chunk: what one chunk's transactions hold.
+pub(super) const CHUNK: usize = 1000;
+
+/// Where each new identity and what it brings is stored: in a chunk of its own, or (not new)
+/// before anything is sent.
+#[derive(Debug, Default)]
+pub(super) struct Staged {
+    /// The chunk of each new identity.
+    chunk_of: FxHashMap<IdentityId, usize>,
+    pub chunks: Vec<Chunk>,
+}
+
+/// One chunk's share, as indices into the plan and the computed run.
+#[derive(Debug, Default)]
+pub(super) struct Chunk {
+    /// Into `plan.new_identities`.
+    pub identities: Vec<usize>,
+    /// Into `computed.records_to_store`.
+    pub records: Vec<usize>,
+    /// Into `computed.primary_rows`.
+    pub primaries: Vec<usize>,
+    /// Into `plan.operations`: the creates, whose accounts are recorded pending.
+    pub creates: Vec<usize>,
+    /// Into the apply's claims.
+    pub claims: Vec<usize>,
+    /// Into `plan.adoptions`.
+    pub adoptions: Vec<usize>,
+}
+
+impl Staged {
+    /// Deals the plan's new identities into chunks in the order the apply sends: `targets` in
+    /// turn, each one's account operations in plan order; then those with no operation.
+    pub fn new<'a>(
+        computed: &Computed,
+        targets: impl Iterator<Item = &'a String>,
+        claims: &[Adoption],
+        account_op: impl Fn(Action) -> bool,
+    ) -> Staged {
+        let plan: &Plan = &computed.plan;
+        if plan.new_identities.is_empty() {
+            return Staged::default();
+        }
+        let place: FxHashMap<&IdentityId, usize> =
+            plan.new_identities.iter().enumerate().map(|(i, n)| (&n.id, i)).collect();
+        let mut order: Vec<usize> = Vec::with_capacity(plan.new_identities.len());
+        let mut seen: FxHashSet<usize> = FxHashSet::default();
+        seen.reserve(plan.new_identities.len());
+        for target in targets {
+            for op in plan.operations.iter().filter(|o| &o.target == target && account_op(o.action)) {
+                if let Some(&i) = place.get(&op.identity)
+                    && seen.insert(i)
+                {
+                    order.push(i);
+                }
+            }
+        }
+        order.extend((0..plan.new_identities.len()).filter(|i| !seen.contains(i)));
+        drop(seen);
+        let mut staged = Staged::default();
+        staged.chunk_of.reserve(order.len());
+        for (n, part) in order.chunks(CHUNK).enumerate() {
+            for &i in part {
+                staged.chunk_of.insert(plan.new_identities[i].id.clone(), n);
+            }
+            staged.chunks.push(Chunk { identities: part.to_vec(), ..Chunk::default() });
+        }
+        drop(place);
+        for (i, at) in computed.records_to_store.iter().enumerate() {
+            if let Some(c) = staged.chunk(&computed.resolution.present[at.identity].id) {
+                staged.chunks[c].records.push(i);
+            }
+        }
+        for (i, (id, _)) in computed.primary_rows.iter().enumerate() {
+            if let Some(c) = staged.chunk(id) {
+                staged.chunks[c].primaries.push(i);
+            }
+        }
+        for (i, op) in plan.operations.iter().enumerate() {
+            if op.action == Action::Create
+                && let Some(c) = staged.chunk(&op.identity)
+            {
+                staged.chunks[c].creates.push(i);
+            }
+        }
+        for (i, a) in claims.iter().enumerate() {
+            if let Some(c) = staged.chunk(&a.identity) {
+                staged.chunks[c].claims.push(i);
+            }
+        }
+        for (i, a) in plan.adoptions.iter().enumerate() {
+            if let Some(c) = staged.chunk(&a.identity) {
+                staged.chunks[c].adoptions.push(i);
+            }
+        }
+        staged
+    }
+
+    /// The ids of the new identities, separated by spaces (what [`crate::engine::UNSTORED_NEW`]
+    /// keeps).
+    pub fn ids(&self, plan: &Plan) -> String {
+        let mut out = String::with_capacity(plan.new_identities.len() * 37);
+        for c in &self.chunks {
+            for &i in &c.identities {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&plan.new_identities[i].id);
+            }
+        }
+        out
+    }
+
+    /// The chunk a new identity is stored in; `None` for one the state holds already.
+    pub fn chunk(&self, id: &str) -> Option<usize> {
+        self.chunk_of.get(id).copied()
+    }
+
+    /// Whether an identity is new (stored in a chunk, not before the sends).
+    pub fn is_new(&self, id: &str) -> bool {
+        self.chunk_of.contains_key(id)
+    }
+}
+
+/// How far the chunks are stored: what the sends wait on.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stored {
+    /// Chunks stored, in order.
+    pub chunks: usize,
+    /// Why storing stopped: no further chunk is stored, and nothing more is sent.
+    pub failed: Option<String>,
+}
+
+/// What a send waits on before an operation of a new identity goes out.
+pub(super) struct Gate<'a> {
+    pub staged: &'a Staged,
+    pub stored: tokio::sync::watch::Receiver<Stored>,
+}
+
+impl Gate<'_> {
+    /// Waits until the identities among `ids` are stored; the reason nothing more is sent when
+    /// storing failed first.
+    pub async fn ready<'i>(&self, ids: impl Iterator<Item = &'i IdentityId>) -> Result<(), String> {
+        let Some(last) = ids.filter_map(|id| self.staged.chunk(id)).max() else {
+            return self.failure().map_or(Ok(()), Err);
+        };
+        let mut stored = self.stored.clone();
+        match stored.wait_for(|s| s.chunks > last || s.failed.is_some()).await {
+            Ok(s) if s.chunks > last => Ok(()),
+            Ok(s) => Err(s.failed.clone().unwrap_or_default()),
+            Err(_) => Err("not sent: storing the new identities ended early".to_string()),
+        }
+    }
+
+    /// Why nothing more is sent, once storing a chunk failed.
+    pub fn failure(&self) -> Option<String> {
+        self.stored.borrow().failed.clone()
+    }
+}
