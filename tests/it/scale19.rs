@@ -188,3 +188,66 @@ fn an_apply_killed_between_chunks_is_finished_by_the_next_without_review_or_dupl
     assert!(on_target.values().all(|dns| dns.len() == 1), "no second account");
     assert_eq!(env.summary()["create"], 0);
 }
+
+/// A person held last run (a namesake made by hand held their name) who is new this run: the
+/// held record is replaced by the stored one only once the identity's chunk is stored. A chunk
+/// that cannot be stored leaves the record held, never in neither table (an incremental read
+/// merges with both, and would lose the person until the next full read).
+#[test]
+fn a_held_record_stays_held_until_its_new_identity_is_stored() {
+    let env = Env::new();
+    env.add(
+        "uid=ada.lovelace,ou=people,dc=example,dc=org",
+        &[("objectClass", &["inetOrgPerson"]), ("uid", &["ada.lovelace"]), ("cn", &["Ada"]), ("sn", &["Lovelace"])],
+    );
+    env.csv(&[
+        &row("p1", "Ada", "Lovelace", &pnr(1), "student", "S1", ""),
+        &row("p2", "Bo", "Ek", &pnr(2), "student", "S1", ""),
+    ]);
+    env.apply();
+    let held = |pid: &str| {
+        env.sql_value(&format!("SELECT CAST(count(*) AS TEXT) FROM held_records WHERE person_id = '{pid}'"))
+    };
+    let stored = |pid: &str| {
+        env.sql_value(&format!("SELECT CAST(count(*) AS TEXT) FROM source_records WHERE person_id = '{pid}'"))
+    };
+    assert_eq!((held("p1"), stored("p1")), ("1".to_string(), "0".to_string()), "Ada waits for her name");
+    env.delete("uid=ada.lovelace,ou=people,dc=example,dc=org");
+    env.sql(
+        "CREATE TRIGGER refuse_new BEFORE INSERT ON identities
+         BEGIN SELECT RAISE(ABORT, 'test: no space left on device'); END;",
+    );
+    env.enid(&["apply", "--yes"]).fails();
+    assert_eq!((held("p1"), stored("p1")), ("1".to_string(), "0".to_string()), "still held, not lost");
+    env.sql("DROP TRIGGER refuse_new;");
+    env.apply();
+    assert_eq!((held("p1"), stored("p1")), ("0".to_string(), "1".to_string()), "stored with her identity");
+    assert!(env.people().contains_key("ada.lovelace"), "{:?}", env.people().keys().collect::<Vec<_>>());
+}
+
+/// What a killed or failed apply leaves for the next plan's thresholds is what it decided: the
+/// new identities whose creates it carried out, not every new person of the plan. An apply of
+/// one school's operations whose storing fails leaves that school's new person only; the other
+/// school's is weighed as new again.
+#[test]
+fn an_apply_of_part_of_a_plan_leaves_only_the_creates_it_carried_out_as_decided() {
+    let env = Env::new();
+    env.csv(&[
+        &row("p1", "Ada", "Lovelace", &pnr(1), "student", "S1", ""),
+        &row("p2", "Bo", "Ek", &pnr(2), "student", "S2", ""),
+    ]);
+    env.enid(&["plan", "--save"]).ok();
+    let id = env.enid(&["plan", "--json"]).ok().json()["plan_id"].as_str().expect("plan id").to_string();
+    env.sql("CREATE TRIGGER refuse_new BEFORE INSERT ON identities BEGIN SELECT RAISE(ABORT, 'test: full'); END;");
+    env.enid(&["apply", "--yes", "--plan", &id, "--school", "S1"]).fails();
+    let decided = env.sql_value("SELECT value FROM meta WHERE key = 'unstored_new_identities'");
+    assert_eq!(decided.split_whitespace().count(), 1, "one school's new person: {decided:?}");
+    env.sql("DROP TRIGGER refuse_new;");
+    env.apply();
+    assert_eq!(env.people().len(), 2);
+    assert_eq!(
+        env.sql_value("SELECT value FROM meta WHERE key = 'unstored_new_identities'"),
+        "",
+        "cleared once stored"
+    );
+}

@@ -145,10 +145,6 @@ impl Engine {
         let primaries: Vec<_> = computed.primary_rows.iter().filter(|(id, _)| old(id)).cloned().collect();
         self.store.commit_identities_from(&[], &mut records, &primaries, now).await?;
         self.store.mark_gone(&computed.gone_rows, now).await?;
-        if !computed.incremental {
-            let read: Vec<String> = computed.counts.keys().cloned().collect();
-            self.store.hold_records(run, &read, &computed.held_rows, now).await?;
-        }
         self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
         // Approved releases of protection (the CLI clears the list without `--accept-protected`).
@@ -174,10 +170,10 @@ impl Engine {
         );
         // The new identities decided, kept until every one is stored: an apply killed before
         // then leaves the next plan to weigh their creates as this plan's, not as new decisions.
-        self.store.set_meta(super::UNSTORED_NEW, &staged.ids(plan)).await?;
+        self.store.set_meta(super::UNSTORED_NEW, &staged.decided(plan)).await?;
         let (tell, stored) = tokio::sync::watch::channel(Stored::default());
         let gate = Gate { staged: &staged, stored };
-        let storing = self.store_new_identities(computed, &staged, &claims, tell, now);
+        let storing = self.store_new_identities(run, computed, &staged, &claims, tell, now);
         let sending = self.send_all(run, computed, &gate, now, hook);
         let (stored, sent) = futures::future::join(storing, sending).await;
         let report = sent?;
@@ -217,6 +213,7 @@ impl Engine {
     /// and adopted accounts and pending accounts, and tells the sends how far it got.
     async fn store_new_identities(
         &self,
+        run: i64,
         computed: &Computed,
         staged: &Staged,
         claims: &[crate::core::plan::Adoption],
@@ -259,6 +256,13 @@ impl Engine {
                 return Err(e.into());
             }
             tell.send_modify(|s| s.chunks = n + 1);
+        }
+        // The records held this run replace those held before once every record is stored: a
+        // record held last time that joins a new identity now is in one table or the other
+        // whenever the run ends.
+        if !computed.incremental {
+            let read: Vec<String> = computed.counts.keys().cloned().collect();
+            self.store.hold_records(run, &read, &computed.held_rows, now).await?;
         }
         if !staged.chunks.is_empty() {
             self.store.set_meta(super::UNSTORED_NEW, "").await?;
@@ -407,6 +411,9 @@ impl Engine {
                         super::passwords::give_first_passwords(key, id, rules, segment)
                             .map_err(EngineError::Passwords)?,
                     );
+                    // The new identities are stored beside this, in the same task: a chunk's
+                    // transaction is not left waiting while a million passwords are sealed.
+                    tokio::task::yield_now().await;
                 }
             }
             // By index, not by slice: a closure that takes a borrowed chunk is not general over

@@ -114,16 +114,19 @@ impl Staged {
         staged
     }
 
-    /// The ids of the new identities, separated by spaces (what [`crate::engine::UNSTORED_NEW`]
-    /// keeps).
-    pub fn ids(&self, plan: &Plan) -> String {
-        let mut out = String::with_capacity(plan.new_identities.len() * 37);
-        for c in &self.chunks {
-            for &i in &c.identities {
+    /// The ids of the new identities whose creates or claims this apply carries out, separated
+    /// by spaces (what [`crate::engine::UNSTORED_NEW`] keeps). Not every new identity of the
+    /// plan: a partial apply (`--only`, an approval of some operations) stores them all, but
+    /// decided only the operations it carries out; the others are weighed again.
+    pub fn decided(&self, plan: &Plan) -> String {
+        let mut out = String::new();
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        for op in plan.operations.iter().filter(|o| matches!(o.action, Action::Create | Action::Claim)) {
+            if self.is_new(&op.identity) && seen.insert(op.identity.as_str()) {
                 if !out.is_empty() {
                     out.push(' ');
                 }
-                out.push_str(&plan.new_identities[i].id);
+                out.push_str(&op.identity);
             }
         }
         out

@@ -79,6 +79,8 @@ pub struct PgTarget {
     /// The server's certificate is not verified (`sslmode` below `verify-full` towards a host
     /// that is not this machine).
     pub unverified: bool,
+    /// [`PgTarget::end_idle_transactions_after`].
+    pub idle_transactions_end: Option<Duration>,
 }
 
 /// Whether `host` is this machine (or a Unix socket directory), where TLS adds nothing.
@@ -123,7 +125,7 @@ pub fn parse_url(url: &str, password: Option<&str>) -> Result<PgTarget, String> 
         options.get_database().unwrap_or(options.get_username())
     );
     options = options.application_name("enid").log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
-    Ok(PgTarget { options, shown, unverified })
+    Ok(PgTarget { options, shown, unverified, idle_transactions_end: None })
 }
 
 impl PgTarget {
@@ -133,9 +135,11 @@ impl PgTarget {
     /// hours), and the node that takes its lease over waits on them (an identity or a username it
     /// stores too). With `after` the lease, the cut-off node's transaction ends by the time the
     /// lease can pass. enid's own transactions send their statements back to back.
+    ///
+    /// Set on each connection as it opens (`SET`), not as a startup parameter, which connection
+    /// poolers such as PgBouncer refuse.
     pub fn end_idle_transactions_after(mut self, after: Duration) -> PgTarget {
-        let ms = after.as_millis().max(1000);
-        self.options = self.options.options([("idle_in_transaction_session_timeout", format!("{ms}ms"))]);
+        self.idle_transactions_end = Some(after.max(Duration::from_secs(1)));
         self
     }
 }
@@ -154,7 +158,19 @@ impl PgStore {
                 "the civic numbers and everything else in the state",
             );
         }
+        let idle_end = target
+            .idle_transactions_end
+            .map(|d| format!("SET idle_in_transaction_session_timeout = {}", d.as_millis()));
         let pool = PgPoolOptions::new()
+            .after_connect(move |conn, _| {
+                let set = idle_end.clone();
+                Box::pin(async move {
+                    if let Some(set) = set {
+                        sqlx::Executor::execute(conn, sqlx::AssertSqlSafe(set)).await?;
+                    }
+                    Ok(())
+                })
+            })
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             // Waiting a few seconds for a connection while a run reads the whole state is
