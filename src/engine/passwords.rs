@@ -109,14 +109,14 @@ pub(super) fn give_first_passwords(
     key: Option<&IdKey>,
     target: &str,
     rules: PasswordRules,
-    sends: &mut [(&crate::core::plan::PlannedOp, std::borrow::Cow<'_, connector_api::TargetOp>)],
+    sends: &mut [(&crate::core::plan::PlannedOp, super::apply::Outgoing<'_>)],
 ) -> Result<Vec<SealedPassword>, String> {
     use connector_api::TargetOp;
     let mut random = Random::default();
     let sealer = key.filter(|_| rules.handed_out).map(Sealer::new);
     let mut keep = Vec::new();
     for (op, send) in sends.iter_mut() {
-        let TargetOp::Create { account } = send.as_ref() else { continue };
+        let TargetOp::Create { account } = &**send else { continue };
         let avoid = [account.username.as_str(), &account.display_name, &account.given_name, &account.family_name];
         let password = generate_with(&mut random, rules, &avoid)?;
         let mut account = account.clone();
@@ -131,7 +131,7 @@ pub(super) fn give_first_passwords(
             });
         }
         account.initial_password = Some(password);
-        *send = std::borrow::Cow::Owned(TargetOp::Create { account });
+        *send = super::apply::Outgoing::Changed(Box::new(TargetOp::Create { account }));
     }
     Ok(keep)
 }

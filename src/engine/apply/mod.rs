@@ -231,22 +231,25 @@ impl Engine {
                 let new: Vec<(IdentityId, String)> = chunk
                     .identities
                     .iter()
-                    .map(|&i| (plan.new_identities[i].id.clone(), plan.new_identities[i].username.clone()))
+                    .map(|&i| &plan.new_identities[i as usize])
+                    .map(|n| (n.id.clone(), n.username.clone()))
                     .collect();
                 let mut records = chunk
                     .records
                     .iter()
-                    .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i]));
-                let primaries: Vec<_> = chunk.primaries.iter().map(|&i| computed.primary_rows[i].clone()).collect();
+                    .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i as usize]));
+                let primaries: Vec<_> =
+                    chunk.primaries.iter().map(|&i| computed.primary_rows[i as usize].clone()).collect();
                 self.store.commit_identities_from(&new, &mut records, &primaries, now).await?;
-                let adoptions: Vec<_> = chunk.adoptions.iter().map(|&i| plan.adoptions[i].clone()).collect();
+                let adoptions: Vec<_> = chunk.adoptions.iter().map(|&i| plan.adoptions[i as usize].clone()).collect();
                 self.store.adopt(&adoptions, now).await?;
-                let claimed: Vec<_> = chunk.claims.iter().map(|&i| claims[i].clone()).collect();
+                let claimed: Vec<_> = chunk.claims.iter().map(|&i| claims[i as usize].clone()).collect();
                 self.store.adopt(&claimed, now).await?;
                 let pending: Vec<(String, IdentityId)> = chunk
                     .creates
                     .iter()
-                    .map(|&i| (plan.operations[i].target.clone(), plan.operations[i].identity.clone()))
+                    .map(|&i| &plan.operations[i as usize])
+                    .map(|o| (o.target.clone(), o.identity.clone()))
                     .collect();
                 self.store.record_pending(&pending, now).await
             };
@@ -392,8 +395,7 @@ impl Engine {
         // same entry, so no two operations on one account are ever in flight together, and each
         // wave is sent to the keys the waves before it reported.
         for wave in ops.chunk_by(|a, b| a.action == b.action) {
-            let mut sends: Vec<(&PlannedOp, std::borrow::Cow<'_, TargetOp>)> =
-                wave.iter().map(|op| (*op, after.addressed(op))).collect();
+            let mut sends: Vec<(&PlannedOp, Outgoing<'_>)> = wave.iter().map(|op| (*op, after.addressed(op))).collect();
             // In batches when the target takes several operations in one request; in segments of
             // some thousand operations, each released once the new identities it names are
             // stored and its first passwords kept.
@@ -418,8 +420,8 @@ impl Engine {
             }
             // By index, not by slice: a closure that takes a borrowed chunk is not general over
             // its lifetime, which keeps the run's future from being `Send` (rustc #64552).
-            let chunks: Vec<&[(&PlannedOp, std::borrow::Cow<'_, TargetOp>)]> = sends.chunks(per_request).collect();
-            let segments: Vec<&[(&PlannedOp, std::borrow::Cow<'_, TargetOp>)]> = sends.chunks(per_segment).collect();
+            let chunks: Vec<&[(&PlannedOp, Outgoing<'_>)]> = sends.chunks(per_request).collect();
+            let segments: Vec<&[(&PlannedOp, Outgoing<'_>)]> = sends.chunks(per_segment).collect();
             let per = per_segment / per_request;
             let (release, released) = tokio::sync::mpsc::channel::<(usize, Option<String>)>(2);
             let stopped_ref = &stopped;
@@ -483,7 +485,7 @@ impl Engine {
                         let results = match chunk {
                             [(_, one)] => vec![handle.conn.apply(one).await],
                             _ => {
-                                let ops: Vec<TargetOp> = chunk.iter().map(|(_, t)| t.as_ref().clone()).collect();
+                                let ops: Vec<TargetOp> = chunk.iter().map(|(_, t)| TargetOp::clone(t)).collect();
                                 handle.conn.apply_batch(&ops).await
                             }
                         };
@@ -621,6 +623,24 @@ async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> 
     }
 }
 
+/// An operation as it is sent: the plan's own, or a copy changed for this run (another key, a
+/// first password). Two words: a wave of a million creates holds a pointer each, not a copy of
+/// the operation's inline size (some 250 bytes) each.
+pub(super) enum Outgoing<'a> {
+    Planned(&'a TargetOp),
+    Changed(Box<TargetOp>),
+}
+
+impl std::ops::Deref for Outgoing<'_> {
+    type Target = TargetOp;
+    fn deref(&self) -> &TargetOp {
+        match self {
+            Outgoing::Planned(op) => op,
+            Outgoing::Changed(op) => op,
+        }
+    }
+}
+
 /// What the target reported during a run: the key and username each account has now, where an
 /// operation of this run changed or made them, and the outcomes of group operations.
 #[derive(Debug, Default)]
@@ -652,12 +672,12 @@ impl AfterAccounts {
     }
 
     /// The operation as it is sent: to the key its account has now.
-    fn addressed<'a>(&self, op: &'a PlannedOp) -> std::borrow::Cow<'a, TargetOp> {
+    fn addressed<'a>(&self, op: &'a PlannedOp) -> Outgoing<'a> {
         match (op.op.key(), self.keys.get(&op.identity)) {
             (Some(old), Some(now)) if !is_group_action(op.action) && old != now => {
-                std::borrow::Cow::Owned(op.op.readdressed(now))
+                Outgoing::Changed(Box::new(op.op.readdressed(now)))
             }
-            _ => std::borrow::Cow::Borrowed(&op.op),
+            _ => Outgoing::Planned(&op.op),
         }
     }
 

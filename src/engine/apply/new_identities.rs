@@ -29,21 +29,27 @@ pub(super) struct Staged {
     pub chunks: Vec<Chunk>,
 }
 
-/// One chunk's share, as indices into the plan and the computed run.
+/// One chunk's share, as indices into the plan and the computed run (`u32`: a plan holds fewer
+/// than four billion of anything, and a million identities' indices take half the room).
 #[derive(Debug, Default)]
 pub(super) struct Chunk {
     /// Into `plan.new_identities`.
-    pub identities: Vec<usize>,
+    pub identities: Vec<u32>,
     /// Into `computed.records_to_store`.
-    pub records: Vec<usize>,
+    pub records: Vec<u32>,
     /// Into `computed.primary_rows`.
-    pub primaries: Vec<usize>,
+    pub primaries: Vec<u32>,
     /// Into `plan.operations`: the creates, whose accounts are recorded pending.
-    pub creates: Vec<usize>,
+    pub creates: Vec<u32>,
     /// Into the apply's claims.
-    pub claims: Vec<usize>,
+    pub claims: Vec<u32>,
     /// Into `plan.adoptions`.
-    pub adoptions: Vec<usize>,
+    pub adoptions: Vec<u32>,
+}
+
+/// An index as a chunk keeps it.
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 impl Staged {
@@ -81,34 +87,34 @@ impl Staged {
             for &i in part {
                 staged.chunk_of.insert(plan.new_identities[i].id.clone(), n);
             }
-            staged.chunks.push(Chunk { identities: part.to_vec(), ..Chunk::default() });
+            staged.chunks.push(Chunk { identities: part.iter().map(|&i| index(i)).collect(), ..Chunk::default() });
         }
         drop(place);
         for (i, at) in computed.records_to_store.iter().enumerate() {
             if let Some(c) = staged.chunk(&computed.resolution.present[at.identity].id) {
-                staged.chunks[c].records.push(i);
+                staged.chunks[c].records.push(index(i));
             }
         }
         for (i, (id, _)) in computed.primary_rows.iter().enumerate() {
             if let Some(c) = staged.chunk(id) {
-                staged.chunks[c].primaries.push(i);
+                staged.chunks[c].primaries.push(index(i));
             }
         }
         for (i, op) in plan.operations.iter().enumerate() {
             if op.action == Action::Create
                 && let Some(c) = staged.chunk(&op.identity)
             {
-                staged.chunks[c].creates.push(i);
+                staged.chunks[c].creates.push(index(i));
             }
         }
         for (i, a) in claims.iter().enumerate() {
             if let Some(c) = staged.chunk(&a.identity) {
-                staged.chunks[c].claims.push(i);
+                staged.chunks[c].claims.push(index(i));
             }
         }
         for (i, a) in plan.adoptions.iter().enumerate() {
             if let Some(c) = staged.chunk(&a.identity) {
-                staged.chunks[c].adoptions.push(i);
+                staged.chunks[c].adoptions.push(index(i));
             }
         }
         staged
