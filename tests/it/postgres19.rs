@@ -30,6 +30,7 @@ pub(crate) fn port() -> u16 {
             .arg(&dir)
             .arg(port.to_string())
             .env("WATCH_PID", std::process::id().to_string())
+            .env("REMOVE_AFTER", "1")
             .output()
             .expect("run tests/scripts/postgres.sh (Debian's postgresql needed: run tests/scripts/test.sh)");
         assert!(out.status.success(), "postgres.sh failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -3,6 +3,8 @@
 #
 #   tests/scripts/postgres.sh DIR PORT             prints the postmaster's PID; stop it with `kill PID`
 #   WATCH_PID=N tests/scripts/postgres.sh DIR PORT  the server also stops when process N ends
+#   REMOVE_AFTER=1 (with WATCH_PID)                  ...and DIR is removed once it has stopped
+#                                                    (a test's private cluster: some 1 GB each)
 #
 # DIR is wiped and gets a new cluster (initdb as the `postgres` system user, which initdb needs
 # when run by root), listening on 127.0.0.1:PORT and a unix socket in DIR only, without fsync
@@ -39,7 +41,11 @@ PID=$(head -1 "$DIR/data/postmaster.pid")
   -c "CREATE ROLE enid LOGIN PASSWORD '$PASSWORD'" -c "CREATE DATABASE enid OWNER enid" > /dev/null
 if [ -n "${WATCH_PID:-}" ]; then
   # A watchdog: the server goes when the process that needs it does.
-  setsid bash -c "while kill -0 $WATCH_PID 2>/dev/null && kill -0 $PID 2>/dev/null; do sleep 1; done; kill $PID 2>/dev/null" \
+  CLEAN=""
+  if [ "${REMOVE_AFTER:-}" = 1 ]; then
+    CLEAN="; while kill -0 $PID 2>/dev/null; do sleep 0.2; done; rm -rf '$DIR'"
+  fi
+  setsid bash -c "while kill -0 $WATCH_PID 2>/dev/null && kill -0 $PID 2>/dev/null; do sleep 1; done; kill $PID 2>/dev/null$CLEAN" \
     > /dev/null 2>&1 < /dev/null &
 fi
 echo "$PID"
