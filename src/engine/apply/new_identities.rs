@@ -1,6 +1,6 @@
 //! New identities stored in chunks ahead of the operations that need them: the first create goes
-//! out once the first chunk is stored, not after a million identities, their records and their
-//! pending accounts.
+//! out once the first chunk (1,000 identities; each chunk after twice the one before, up to
+//! 64,000) is stored, not after a million identities, their records and their pending accounts.
 //!
 //! What may not change: an operation of a new identity is sent only after its identity, its
 //! username, its records, its primary school, its claimed and adopted accounts and its pending
@@ -17,8 +17,14 @@ use crate::core::plan::{Action, Adoption, Plan};
 use crate::engine::Computed;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// New identities per chunk: what one chunk's transactions hold.
+/// New identities in the first chunk, and operations per segment of sends.
 pub(super) const CHUNK: usize = 1000;
+
+/// The largest chunk: each chunk is twice the one before up to this, so the first write waits
+/// for 1,000 identities and a million are stored in some 25 transactions' worth, not 1,000 (at a
+/// million, many small transactions checkpoint the log over and over, and the storing fell
+/// behind the sends).
+const MAX_CHUNK: usize = 64_000;
 
 /// Where each new identity and what it brings is stored: in a chunk of its own, or (not new)
 /// before anything is sent.
@@ -83,7 +89,15 @@ impl Staged {
         drop(seen);
         let mut staged = Staged::default();
         staged.chunk_of.reserve(order.len());
-        for (n, part) in order.chunks(CHUNK).enumerate() {
+        let mut parts = Vec::new();
+        let (mut rest, mut size) = (&order[..], CHUNK);
+        while !rest.is_empty() {
+            let (part, after) = rest.split_at(size.min(rest.len()));
+            parts.push(part);
+            rest = after;
+            size = (size * 2).min(MAX_CHUNK);
+        }
+        for (n, part) in parts.into_iter().enumerate() {
             for &i in part {
                 staged.chunk_of.insert(plan.new_identities[i].id.clone(), n);
             }
