@@ -136,33 +136,15 @@ impl Engine {
         // New identities are stored in chunks while the sends that need them wait
         // (`new_identities`); everything else is stored before anything is sent.
         let staged = Staged::new(computed, self.targets.keys(), &claims, |a| !is_group_action(a));
-        let old = |id: &IdentityId| !staged.is_new(id);
-        let mut records = computed
-            .records_to_store
-            .iter()
-            .filter(|at| old(&computed.resolution.present[at.identity].id))
-            .map(|at| super::records::record_row(&computed.resolution, at));
-        let primaries: Vec<_> = computed.primary_rows.iter().filter(|(id, _)| old(id)).cloned().collect();
-        self.store.commit_identities_from(&[], &mut records, &primaries, now).await?;
+        // Ownership before the create: by identity and target; the account carries the owner
+        // marker, by which the next run finds it if this one dies before recording the result.
+        self.store_part(computed, &staged.known, &claims, now).await?;
         self.store.mark_gone(&computed.gone_rows, now).await?;
         self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
         // Approved releases of protection (the CLI clears the list without `--accept-protected`).
         self.store.unprotect(&plan.unprotect).await?;
-        let adoptions: Vec<_> = plan.adoptions.iter().filter(|a| old(&a.identity)).cloned().collect();
-        self.store.adopt(&adoptions, now).await?;
-        let claimed: Vec<_> = claims.iter().filter(|a| old(&a.identity)).cloned().collect();
-        self.store.adopt(&claimed, now).await?;
         self.store.forget_outside_claims(&computed.outside_done).await?;
-        // Ownership before the create: by identity and target; the account carries the owner
-        // marker, by which the next run finds it if this one dies before recording the result.
-        let pending: Vec<(String, IdentityId)> = plan
-            .operations
-            .iter()
-            .filter(|o| o.action == Action::Create && old(&o.identity))
-            .map(|o| (o.target.clone(), o.identity.clone()))
-            .collect();
-        self.store.record_pending(&pending, now).await?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             new_identity_chunks = staged.chunks.len(),
@@ -220,7 +202,6 @@ impl Engine {
         tell: tokio::sync::watch::Sender<Stored>,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        let plan = &computed.plan;
         for (n, chunk) in staged.chunks.iter().enumerate() {
             let stored = async {
                 // A node that can no longer confirm its lease stores nothing more either.
@@ -228,30 +209,7 @@ impl Engine {
                     path: self.store.path().to_string(),
                     message: e.to_string(),
                 })?;
-                let new: Vec<(IdentityId, String)> = chunk
-                    .identities
-                    .iter()
-                    .map(|&i| &plan.new_identities[i as usize])
-                    .map(|n| (n.id.clone(), n.username.clone()))
-                    .collect();
-                let mut records = chunk
-                    .records
-                    .iter()
-                    .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i as usize]));
-                let primaries: Vec<_> =
-                    chunk.primaries.iter().map(|&i| computed.primary_rows[i as usize].clone()).collect();
-                self.store.commit_identities_from(&new, &mut records, &primaries, now).await?;
-                let adoptions: Vec<_> = chunk.adoptions.iter().map(|&i| plan.adoptions[i as usize].clone()).collect();
-                self.store.adopt(&adoptions, now).await?;
-                let claimed: Vec<_> = chunk.claims.iter().map(|&i| claims[i as usize].clone()).collect();
-                self.store.adopt(&claimed, now).await?;
-                let pending: Vec<(String, IdentityId)> = chunk
-                    .creates
-                    .iter()
-                    .map(|&i| &plan.operations[i as usize])
-                    .map(|o| (o.target.clone(), o.identity.clone()))
-                    .collect();
-                self.store.record_pending(&pending, now).await
+                self.store_part(computed, chunk, claims, now).await
             };
             if let Err(e) = stored.await {
                 let why = format!("not sent: storing the new identities failed ({e})");
@@ -271,6 +229,42 @@ impl Engine {
             self.store.set_meta(super::UNSTORED_NEW, "").await?;
         }
         Ok(())
+    }
+
+    /// Stores a part of the plan ([`new_identities::Chunk`]): its new identities with their
+    /// usernames, records and primary schools in one transaction, then its adopted and claimed
+    /// accounts and the pending rows of its creates.
+    async fn store_part(
+        &self,
+        computed: &Computed,
+        part: &new_identities::Chunk,
+        claims: &[crate::core::plan::Adoption],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let plan = &computed.plan;
+        let new: Vec<(IdentityId, String)> = part
+            .identities
+            .iter()
+            .map(|&i| &plan.new_identities[i as usize])
+            .map(|n| (n.id.clone(), n.username.clone()))
+            .collect();
+        let mut records = part
+            .records
+            .iter()
+            .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i as usize]));
+        let primaries: Vec<_> = part.primaries.iter().map(|&i| computed.primary_rows[i as usize].clone()).collect();
+        self.store.commit_identities_from(&new, &mut records, &primaries, now).await?;
+        let adoptions: Vec<_> = part.adoptions.iter().map(|&i| plan.adoptions[i as usize].clone()).collect();
+        self.store.adopt(&adoptions, now).await?;
+        let claimed: Vec<_> = part.claims.iter().map(|&i| claims[i as usize].clone()).collect();
+        self.store.adopt(&claimed, now).await?;
+        let pending: Vec<(String, IdentityId)> = part
+            .creates
+            .iter()
+            .map(|&i| &plan.operations[i as usize])
+            .map(|o| (o.target.clone(), o.identity.clone()))
+            .collect();
+        self.store.record_pending(&pending, now).await
     }
 
     /// Sends every target's operations in turn: its accounts' first, then its groups'.

@@ -33,9 +33,13 @@ pub(super) struct Staged {
     /// The chunk of each new identity.
     chunk_of: FxHashMap<IdentityId, usize>,
     pub chunks: Vec<Chunk>,
+    /// What the identities the state holds bring (no identities of its own): stored before
+    /// anything is sent.
+    pub known: Chunk,
 }
 
-/// One chunk's share, as indices into the plan and the computed run (`u32`: a plan holds fewer
+/// One chunk's share (or the known identities' share: [`Staged::known`]), as indices into the
+/// plan and the computed run (`u32`: a plan holds fewer
 /// than four billion of anything, and a million identities' indices take half the room).
 #[derive(Debug, Default)]
 pub(super) struct Chunk {
@@ -60,7 +64,8 @@ fn index(i: usize) -> u32 {
 
 impl Staged {
     /// Deals the plan's new identities into chunks in the order the apply sends: `targets` in
-    /// turn, each one's account operations in plan order; then those with no operation.
+    /// turn, each one's account operations in plan order; then those with no operation. What
+    /// the identities the state holds bring goes to [`Staged::known`].
     pub fn new<'a>(
         computed: &Computed,
         targets: impl Iterator<Item = &'a String>,
@@ -68,9 +73,6 @@ impl Staged {
         account_op: impl Fn(Action) -> bool,
     ) -> Staged {
         let plan: &Plan = &computed.plan;
-        if plan.new_identities.is_empty() {
-            return Staged::default();
-        }
         let place: FxHashMap<&IdentityId, usize> =
             plan.new_identities.iter().enumerate().map(|(i, n)| (&n.id, i)).collect();
         let mut order: Vec<usize> = Vec::with_capacity(plan.new_identities.len());
@@ -105,31 +107,19 @@ impl Staged {
         }
         drop(place);
         for (i, at) in computed.records_to_store.iter().enumerate() {
-            if let Some(c) = staged.chunk(&computed.resolution.present[at.identity].id) {
-                staged.chunks[c].records.push(index(i));
-            }
+            staged.part(&computed.resolution.present[at.identity].id).records.push(index(i));
         }
         for (i, (id, _)) in computed.primary_rows.iter().enumerate() {
-            if let Some(c) = staged.chunk(id) {
-                staged.chunks[c].primaries.push(index(i));
-            }
+            staged.part(id).primaries.push(index(i));
         }
-        for (i, op) in plan.operations.iter().enumerate() {
-            if op.action == Action::Create
-                && let Some(c) = staged.chunk(&op.identity)
-            {
-                staged.chunks[c].creates.push(index(i));
-            }
+        for (i, op) in plan.operations.iter().enumerate().filter(|(_, o)| o.action == Action::Create) {
+            staged.part(&op.identity).creates.push(index(i));
         }
         for (i, a) in claims.iter().enumerate() {
-            if let Some(c) = staged.chunk(&a.identity) {
-                staged.chunks[c].claims.push(index(i));
-            }
+            staged.part(&a.identity).claims.push(index(i));
         }
         for (i, a) in plan.adoptions.iter().enumerate() {
-            if let Some(c) = staged.chunk(&a.identity) {
-                staged.chunks[c].adoptions.push(index(i));
-            }
+            staged.part(&a.identity).adoptions.push(index(i));
         }
         staged
     }
@@ -150,6 +140,14 @@ impl Staged {
             }
         }
         out
+    }
+
+    /// The share of the chunk `id` is stored in, or of the identities the state holds.
+    fn part(&mut self, id: &str) -> &mut Chunk {
+        match self.chunk(id) {
+            Some(c) => &mut self.chunks[c],
+            None => &mut self.known,
+        }
     }
 
     /// The chunk a new identity is stored in; `None` for one the state holds already.
@@ -186,10 +184,11 @@ impl Gate<'_> {
             return self.failure().map_or(Ok(()), Err);
         };
         let mut stored = self.stored.clone();
+        let ended = || "not sent: storing the new identities ended early".to_string();
         match stored.wait_for(|s| s.chunks > last || s.failed.is_some()).await {
             Ok(s) if s.chunks > last => Ok(()),
-            Ok(s) => Err(s.failed.clone().unwrap_or_default()),
-            Err(_) => Err("not sent: storing the new identities ended early".to_string()),
+            Ok(s) => Err(s.failed.clone().unwrap_or_else(ended)),
+            Err(_) => Err(ended()),
         }
     }
 
