@@ -230,6 +230,21 @@ base_dn = "{BASE}"
         }
     }
 
+    /// Starts enid with the test config in the background, its output dropped (a run to kill).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_enid"))
+            .arg("--config")
+            .arg(self.path("enid.toml"))
+            .args(args)
+            .env_remove("ENID_CONFIG")
+            .env_remove("ENID_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn enid")
+    }
+
     /// A second handle on this environment's slapd, to stop and restart it.
     pub fn slapd_handle(&self) -> Slapd {
         Slapd {

@@ -149,14 +149,7 @@ fn an_apply_killed_mid_run_leaves_its_lease_to_the_next_run_here_which_converges
     let db = on_postgres(&env);
     let n = 1500;
     csv_rows(&env, &persons(n));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_enid"))
-        .arg("--config")
-        .arg(env.path("enid.toml"))
-        .args(["apply", "--yes"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn enid");
+    let mut child = env.spawn(&["apply", "--yes"]);
     // Killed once its first accounts are on the target.
     let started = std::time::Instant::now();
     while env.people().is_empty() {

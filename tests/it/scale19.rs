@@ -58,6 +58,13 @@ fn a_connection_count_out_of_range_is_refused_by_name() {
     assert!(run.stderr.contains("connections = 0 must be between 1 and 64"), "{}", run.stderr);
 }
 
+/// Makes storing the second chunk of new identities slow: a trigger counts 49 million rows
+/// once (some seconds), as the 1,001st identity is stored.
+const SLOW_SECOND_CHUNK: &str = "CREATE TABLE test_burn (x INTEGER);
+     INSERT INTO test_burn WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 7000) SELECT x FROM c;
+     CREATE TRIGGER slow_second BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) = 1000
+     BEGIN SELECT count(*) FROM test_burn a, test_burn b WHERE a.x + b.x > 0; END;";
+
 /// Issue 19, the first write within seconds: new identities are stored a chunk (1,000) at a
 /// time while the creates of the chunks before go out. Storing the second chunk is made slow (a
 /// trigger counts 49 million rows once, some seconds): the first account exists on the target
@@ -68,12 +75,9 @@ fn the_first_creates_go_out_while_later_identities_are_stored() {
     let env = Env::new();
     csv_rows(&env, &persons(2500));
     env.enid(&["plan"]).ok();
+    env.sql(SLOW_SECOND_CHUNK);
     env.sql(
-        "CREATE TABLE test_burn (x INTEGER);
-         INSERT INTO test_burn WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 7000) SELECT x FROM c;
-         CREATE TABLE test_marks (at TEXT);
-         CREATE TRIGGER slow_second BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) = 1000
-         BEGIN SELECT count(*) FROM test_burn a, test_burn b WHERE a.x + b.x > 0; END;
+        "CREATE TABLE test_marks (at TEXT);
          CREATE TRIGGER mark_last AFTER INSERT ON identities WHEN (SELECT count(*) FROM identities) = 2500
          BEGIN INSERT INTO test_marks VALUES (strftime('%Y%m%d%H%M%SZ', 'now')); END;",
     );
@@ -98,12 +102,9 @@ fn a_chunk_of_new_identities_that_cannot_be_stored_stops_the_sends() {
     csv_rows(&env, &persons(2500));
     env.enid(&["plan"]).ok();
     // Slow before it fails: sends that did not wait for their chunk would go out meanwhile.
+    env.sql(SLOW_SECOND_CHUNK);
     env.sql(
-        "CREATE TABLE test_burn (x INTEGER);
-         INSERT INTO test_burn WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 7000) SELECT x FROM c;
-         CREATE TRIGGER slow_second BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) = 1000
-         BEGIN SELECT count(*) FROM test_burn a, test_burn b WHERE a.x + b.x > 0; END;
-         CREATE TRIGGER refuse_later BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) >= 1500
+        "CREATE TRIGGER refuse_later BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) >= 1500
          BEGIN SELECT RAISE(ABORT, 'test: no space left on device'); END;",
     );
     let run = env.enid(&["apply", "--yes"]).fails();
@@ -155,20 +156,8 @@ fn an_apply_killed_between_chunks_is_finished_by_the_next_without_review_or_dupl
     let env = Env::new();
     csv_rows(&env, &persons(2500));
     env.enid(&["plan"]).ok();
-    env.sql(
-        "CREATE TABLE test_burn (x INTEGER);
-         INSERT INTO test_burn WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 7000) SELECT x FROM c;
-         CREATE TRIGGER slow_second BEFORE INSERT ON identities WHEN (SELECT count(*) FROM identities) = 1000
-         BEGIN SELECT count(*) FROM test_burn a, test_burn b WHERE a.x + b.x > 0; END;",
-    );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
-        .arg("--config")
-        .arg(env.path("enid.toml"))
-        .args(["apply", "--yes"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn enid");
+    env.sql(SLOW_SECOND_CHUNK);
+    let mut child = env.spawn(&["apply", "--yes"]);
     let started = std::time::Instant::now();
     while env.people().is_empty() {
         assert!(started.elapsed().as_secs() < 60, "the apply wrote nothing in a minute");
