@@ -20,9 +20,14 @@ pub use crate::attrs::Attrs;
 /// One complex value: sub-attribute → value (a text of one value, or a boolean).
 pub type Fields = BTreeMap<String, Value>;
 
+/// One string of a text: up to 24 bytes in place (most names, usernames, school codes and
+/// roles), a longer one in an allocation of exactly its bytes. Reads as the `str` it holds.
+pub type Str = compact_str::CompactString;
+
 /// The strings of a text value: none (absent), one (the common case: the string alone, no list
-/// around it) or more. Each string holds exactly its bytes. Read as a slice of strings; compares,
-/// prints and serialises as the list it is.
+/// around it) or more. Read as a slice of strings; compares, prints and serialises as the list it
+/// is. Three words, like the `Vec<String>` it replaced, with no allocation at all for one short
+/// string.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Texts(Repr);
 
@@ -30,8 +35,8 @@ pub struct Texts(Repr);
 enum Repr {
     #[default]
     None,
-    One(Box<str>),
-    Many(Box<[Box<str>]>),
+    One(Str),
+    Many(Box<[Str]>),
 }
 
 impl Texts {
@@ -41,7 +46,7 @@ impl Texts {
     }
 
     /// The strings, in the order given.
-    pub fn as_slice(&self) -> &[Box<str>] {
+    pub fn as_slice(&self) -> &[Str] {
         match &self.0 {
             Repr::None => &[],
             Repr::One(one) => std::slice::from_ref(one),
@@ -51,8 +56,8 @@ impl Texts {
 }
 
 impl std::ops::Deref for Texts {
-    type Target = [Box<str>];
-    fn deref(&self) -> &[Box<str>] {
+    type Target = [Str];
+    fn deref(&self) -> &[Str] {
         self.as_slice()
     }
 }
@@ -60,11 +65,12 @@ impl std::ops::Deref for Texts {
 impl From<Vec<String>> for Texts {
     fn from(mut v: Vec<String>) -> Texts {
         if v.len() > 1 {
-            return Texts(Repr::Many(v.into_iter().map(String::into_boxed_str).collect()));
+            return Texts(Repr::Many(v.into_iter().map(|s| Str::from(s.as_str())).collect()));
         }
         match v.pop() {
             None => Texts(Repr::None),
-            Some(one) => Texts(Repr::One(one.into_boxed_str())),
+            // Copied, not adopted: a rendered string's spare capacity is not kept.
+            Some(one) => Texts(Repr::One(Str::from(one.as_str()))),
         }
     }
 }
@@ -83,7 +89,7 @@ impl std::fmt::Debug for Texts {
 
 impl Serialize for Texts {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        s.collect_seq(self.iter().map(Str::as_str))
     }
 }
 
@@ -106,7 +112,7 @@ pub static ABSENT: Value = Value::Text(Texts::new());
 impl Value {
     /// A text of one value.
     pub fn text(v: impl Into<String>) -> Value {
-        Value::Text(Texts(Repr::One(v.into().into_boxed_str())))
+        Value::Text(Texts(Repr::One(Str::from(v.into().as_str()))))
     }
 
     /// Whether the attribute is absent: no strings, or no complex values.
@@ -119,7 +125,7 @@ impl Value {
     }
 
     /// The strings of a text; nothing for other values.
-    pub fn texts(&self) -> &[Box<str>] {
+    pub fn texts(&self) -> &[Str] {
         match self {
             Value::Text(v) => v,
             _ => &[],
@@ -171,7 +177,7 @@ impl std::fmt::Display for Value {
 }
 
 /// Whether two value lists hold the same values, in any order.
-fn same_set(a: &[Box<str>], b: &[Box<str>]) -> bool {
+fn same_set(a: &[Str], b: &[Str]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -269,7 +269,7 @@ fn post_read_uuid(res: &ldap3::LdapResult) -> Option<String> {
 
 /// The strings of a value: LDAP attributes hold texts only (the config refuses other templates
 /// for an LDAP target, so anything else here is a bug upstream, refused rather than guessed).
-fn texts<'a>(attr: &str, v: &'a Value) -> Result<&'a [Box<str>], TargetError> {
+fn texts<'a>(attr: &str, v: &'a Value) -> Result<&'a [connector_api::value::Str], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
         _ => Err(TargetError::rejected(

@@ -493,7 +493,8 @@ pub fn plan_target(
                 tp.operations.push(PlannedOp {
                     action: Action::Create,
                     target: target.to_string(),
-                    identity: account.id.as_str().into(),
+                    // The identity's shared id, not a string of its own made from the spec's.
+                    identity: d.id,
                     username: account.username.clone(),
                     school,
                     reason,

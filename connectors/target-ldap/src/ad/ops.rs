@@ -80,7 +80,7 @@ pub(super) fn unescape_dn_value(v: &str) -> String {
 }
 
 /// The strings of a value (the config refuses other templates for an AD target).
-fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [Box<str>], TargetError> {
+fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [connector_api::value::Str], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
         _ => Err(TargetError::rejected(
