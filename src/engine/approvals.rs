@@ -224,7 +224,7 @@ impl Engine {
 }
 
 /// `op`'s fingerprint under the keyed MAC `mac`: its target, identity, action, username and values.
-fn fingerprint(mut mac: Hmac<sha2::Sha256>, op: &PlannedOp) -> String {
+fn fingerprint(mut mac: Hmac<sha2::Sha256>, op: &PlannedOp) -> connector_api::value::Str {
     for part in [op.target.as_str(), op.identity.as_str(), op.action.as_str(), op.username.as_str()] {
         mac.update(part.as_bytes());
         mac.update(&[0x1f]);

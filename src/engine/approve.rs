@@ -186,7 +186,7 @@ pub(super) fn keep_only(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
 
 fn select_by(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
     // A claim left out leaves the account someone else's: nothing else is done to it.
-    let left_out: BTreeSet<(String, IdentityId)> = plan
+    let left_out: BTreeSet<(connector_api::value::Str, IdentityId)> = plan
         .operations
         .iter()
         .filter(|o| matches!(o.action, Action::Rename | Action::Claim) && !keep(o))
@@ -209,7 +209,7 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
             || o.action == Action::Update && o.renames_entry
     };
     let applied: BTreeSet<(String, IdentityId)> =
-        kept.iter().filter(|o| moves(o)).map(|o| (o.target.clone(), o.identity.clone())).collect();
+        kept.iter().filter(|o| moves(o)).map(|o| (o.target.to_string(), o.identity.clone())).collect();
     let is_applied = |target: &str, id: &str| applied.contains(&(target.to_string(), id.into()));
     // The group changes that go ahead: without the members whose accounts stay as they are.
     for op in kept.iter_mut().filter(|o| is_group_action(o.action)) {
@@ -238,7 +238,7 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
                 if !ids.is_empty() {
                     let mut part = op.clone();
                     part.op = TargetOp::AddMembers { key: key.clone(), members: Vec::new() };
-                    part.reason = format!("{} members whose accounts change now", ids.len());
+                    part.reason = format!("{} members whose accounts change now", ids.len()).into();
                     part.new_members = ids;
                     extra.push(part);
                 }
@@ -252,7 +252,7 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
                         key: key.clone(),
                         members: leaving.iter().map(|(_, v)| v.clone()).collect(),
                     };
-                    part.reason = format!("{} old member values of accounts that change now", leaving.len());
+                    part.reason = format!("{} old member values of accounts that change now", leaving.len()).into();
                     part.leaving = leaving;
                     extra.push(part);
                 }
@@ -306,8 +306,8 @@ mod tests {
             target: "ad".into(),
             identity: identity.into(),
             username: identity.into(),
-            school: String::new(),
-            reason: String::new(),
+            school: Default::default(),
+            reason: Default::default(),
             op,
             new_members: Vec::new(),
             leaving: Vec::new(),
@@ -316,7 +316,7 @@ mod tests {
             needs_approval: false,
             disabled_outside: false,
             renames_entry: false,
-            fingerprint: String::new(),
+            fingerprint: Default::default(),
         }
     }
 

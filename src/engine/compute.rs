@@ -484,11 +484,12 @@ impl Engine {
                 {
                     moved_in.push(plan::PlannedOp {
                         action: Action::Move,
-                        target: id.clone(),
+                        target: id.as_str().into(),
                         identity: d.id().clone(),
-                        username: d.username().to_string(),
-                        school: d.school(),
-                        reason: format!("claimed by an operator outside {}: moved into its place", handle.conn.scope()),
+                        username: d.username().into(),
+                        school: d.school().into(),
+                        reason: format!("claimed by an operator outside {}: moved into its place", handle.conn.scope())
+                            .into(),
                         op: connector_api::TargetOp::Move { key: key.clone(), placement: placement.clone() },
                         new_members: Vec::new(),
                         leaving: Vec::new(),
@@ -497,7 +498,7 @@ impl Engine {
                         needs_approval: d.needs_approval,
                         disabled_outside: false,
                         renames_entry: false,
-                        fingerprint: String::new(),
+                        fingerprint: Default::default(),
                     });
                     continue;
                 }
@@ -671,7 +672,7 @@ impl Engine {
         // used up by the apply): in the operation's reason, and so in the sync log.
         for op in plan.operations.iter_mut().filter(|o| o.action == plan::Action::Rename) {
             if let Some(by) = rename_approvers.get(&op.identity) {
-                op.reason = format!("{}; approved by {by}", op.reason);
+                op.reason = format!("{}; approved by {by}", op.reason).into();
             }
         }
         if narrow {

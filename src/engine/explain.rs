@@ -244,9 +244,9 @@ impl Engine {
                 .filter(|o| o.identity == id)
                 .map(|o| o.redacted())
                 .map(|o| NextOp {
-                    target: o.target.clone(),
+                    target: o.target.to_string(),
                     action: o.action.as_str(),
-                    reason: o.reason.clone(),
+                    reason: o.reason.to_string(),
                     op: o.op.clone(),
                     before: o.before.clone(),
                 })

@@ -438,12 +438,12 @@ impl Engine {
             full!("an account to claim");
         }
         for (id, t) in &self.targets {
-            let ops: Vec<_> = plan.operations.iter().filter(|o| &o.target == id).collect();
+            let ops: Vec<_> = plan.operations.iter().filter(|o| o.target == id).collect();
             if t.groups.is_some() && ops.iter().any(|o| o.action != Action::Update) {
                 full!("target \"{id}\" has groups, and an account is created, renamed, moved, disabled or removed");
             }
             let mut names: Vec<String> =
-                ops.iter().filter(|o| o.action == Action::Create).map(|o| o.username.clone()).collect();
+                ops.iter().filter(|o| o.action == Action::Create).map(|o| o.username.to_string()).collect();
             names.extend(plan.renames.iter().map(|r| r.new.clone()));
             let lookup = |field, values: Vec<String>| async move {
                 if values.is_empty() {

@@ -125,7 +125,7 @@ pub(super) fn give_first_passwords(
                 target: target.to_string(),
                 identity_id: op.identity.clone(),
                 username: String::new(),
-                school: op.school.clone(),
+                school: op.school.to_string(),
                 sealed: sealer.seal(target, &op.identity, &password, &account.display_name)?,
                 created_at: String::new(),
             });

@@ -302,7 +302,7 @@ mod tests {
             identity: format!("id-{username}").into(),
             username: username.into(),
             school: school.into(),
-            reason: String::new(),
+            reason: Default::default(),
             op: TargetOp::Disable { key: username.into() },
             new_members: Vec::new(),
             leaving: Vec::new(),
@@ -311,7 +311,7 @@ mod tests {
             needs_approval: false,
             disabled_outside: false,
             renames_entry: false,
-            fingerprint: String::new(),
+            fingerprint: Default::default(),
         }
     }
 
@@ -388,7 +388,7 @@ mod tests {
             view(&p, s, None)
                 .listings
                 .iter()
-                .flat_map(|l| l.operations.iter().map(|o| (o.action.as_str().to_string(), o.username.clone())))
+                .flat_map(|l| l.operations.iter().map(|o| (o.action.as_str().to_string(), o.username.to_string())))
                 .collect()
         };
         let s3 = PlanSelection { school: Some("S3".into()), ..Default::default() };

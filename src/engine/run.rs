@@ -528,8 +528,8 @@ impl Engine {
                 let run_id = self.note_run("run", Some(&plan_id), status, &message, counts.json(), now).await;
                 return Ok(RunReport { computed, approved: None, outcome, saved: true, run_id });
             }
-            let matched: std::collections::HashSet<String> = matched.into_iter().collect();
-            super::approve::keep_only(&mut computed.plan, |o| matched.contains(&o.fingerprint));
+            let matched: std::collections::HashSet<connector_api::value::Str> = matched.into_iter().collect();
+            super::approve::keep_only(&mut computed.plan, |o| matched.contains(o.fingerprint.as_str()));
             // Approved as what they do: the thresholds and the protected persons' approval
             // were the operator's review.
             computed.plan.held.clear();

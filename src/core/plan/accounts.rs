@@ -99,11 +99,11 @@ pub fn plan_target(
             tp.summary.count(action);
             tp.operations.push(PlannedOp {
                 action,
-                target: target.to_string(),
+                target: target.into(),
                 identity: d.id.clone(),
-                username: d.spec.username.clone(),
-                school: d.school(),
-                reason,
+                username: d.spec.username.as_str().into(),
+                school: d.school().into(),
+                reason: reason.into(),
                 op,
                 new_members: Vec::new(),
                 leaving: Vec::new(),
@@ -112,7 +112,7 @@ pub fn plan_target(
                 needs_approval: d.needs_approval,
                 disabled_outside: false,
                 renames_entry: false,
-                fingerprint: String::new(),
+                fingerprint: Str::default(),
             });
         };
     let block = |tp: &mut TargetPlan, d: &Desired, reason: String| {
@@ -492,12 +492,12 @@ pub fn plan_target(
                 account.enabled = d.active;
                 tp.operations.push(PlannedOp {
                     action: Action::Create,
-                    target: target.to_string(),
+                    target: target.into(),
                     // The identity's shared id, not a string of its own made from the spec's.
                     identity: d.id,
-                    username: account.username.clone(),
-                    school,
-                    reason,
+                    username: account.username.as_str().into(),
+                    school: school.into(),
+                    reason: reason.into(),
                     op: TargetOp::Create { account },
                     new_members: Vec::new(),
                     leaving: Vec::new(),
@@ -506,7 +506,7 @@ pub fn plan_target(
                     needs_approval,
                     disabled_outside: false,
                     renames_entry: false,
-                    fingerprint: String::new(),
+                    fingerprint: Str::default(),
                 });
             }
         }

@@ -51,11 +51,11 @@ pub fn plan_groups(
                 leaving: Vec<(IdentityId, String)>| {
         tp.operations.push(PlannedOp {
             action,
-            target: target.to_string(),
+            target: target.into(),
             identity: IdentityId::default(),
-            username: name.to_string(),
-            school: school.to_string(),
-            reason,
+            username: name.into(),
+            school: school.into(),
+            reason: reason.into(),
             op,
             new_members,
             leaving,
@@ -64,7 +64,7 @@ pub fn plan_groups(
             needs_approval: false,
             disabled_outside: false,
             renames_entry: false,
-            fingerprint: String::new(),
+            fingerprint: Str::default(),
         });
     };
     // A group enid created is known by its recorded anchor alone; only a row without one (a

@@ -9,6 +9,7 @@
 use crate::core::identity::Conflict;
 use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, is_enid_id};
 use chrono::{DateTime, Utc};
+use connector_api::value::Str;
 use connector_api::{
     AccountSpec, AttrChange, Attrs, Capabilities, MemberForm, ObservedAccount, ObservedGroup, TargetOp, Value,
 };
@@ -119,12 +120,12 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedOp {
     pub action: Action,
-    pub target: String,
+    pub target: Str,
     pub identity: IdentityId,
-    pub username: String,
-    pub school: String,
+    pub username: Str,
+    pub school: Str,
     /// Why, in plain words.
-    pub reason: String,
+    pub reason: Str,
     pub op: TargetOp,
     /// For group operations: members whose value the target gives at apply (the key of an
     /// account this plan creates or moves), by enid id. The engine adds their values to the
@@ -157,8 +158,8 @@ pub struct PlannedOp {
     /// and values (`engine::approvals`), the same in every plan that does exactly this, and no
     /// help in guessing a protected person's values. Set by the engine after planning; not part
     /// of the plan id.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub fingerprint: String,
+    #[serde(skip_serializing_if = "Str::is_empty")]
+    pub fingerprint: Str,
 }
 
 impl PlannedOp {
@@ -203,8 +204,8 @@ impl PlannedOp {
             other => other.clone(),
         };
         std::borrow::Cow::Owned(PlannedOp {
-            username: self.identity.to_string(),
-            school: String::new(),
+            username: self.identity.as_str().into(),
+            school: Str::default(),
             reason: "protected person".into(),
             op,
             before: None,

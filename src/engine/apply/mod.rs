@@ -262,7 +262,7 @@ impl Engine {
             .creates
             .iter()
             .map(|&i| &plan.operations[i as usize])
-            .map(|o| (o.target.clone(), o.identity.clone()))
+            .map(|o| (o.target.to_string(), o.identity.clone()))
             .collect();
         self.store.record_pending(&pending, now).await
     }
@@ -294,7 +294,7 @@ impl Engine {
         self.store.record_groups(&adopted, now).await?;
         for (id, handle) in &self.targets {
             let (account_ops, group_ops): (Vec<&PlannedOp>, Vec<&PlannedOp>) =
-                plan.operations.iter().filter(|o| &o.target == id).partition(|o| !is_group_action(o.action));
+                plan.operations.iter().filter(|o| o.target == id).partition(|o| !is_group_action(o.action));
             let skipped_before = report.skipped;
             let mut after = AfterAccounts::default();
             if !account_ops.is_empty() {
@@ -338,7 +338,7 @@ impl Engine {
                         name: name.clone(),
                         key: None,
                         anchor: None,
-                        school: o.school.clone(),
+                        school: o.school.to_string(),
                         pending: true,
                     }),
                     _ => None,
@@ -648,7 +648,7 @@ impl AfterAccounts {
     /// Notes what a successful operation reported.
     fn note(&mut self, op: &PlannedOp, outcome: &OpOutcome) {
         if is_group_action(op.action) {
-            self.group_outcomes.push((op.username.clone(), outcome.clone()));
+            self.group_outcomes.push((op.username.to_string(), outcome.clone()));
             return;
         }
         if let Some(key) = outcome.key() {
@@ -767,10 +767,10 @@ pub(super) fn op_record(target: &str, op: &PlannedOp, result: OpResult) -> OpRec
     OpRecord {
         target: target.to_string(),
         identity_id: op.identity.clone(),
-        username: op.username.clone(),
-        school: op.school.clone(),
+        username: op.username.to_string(),
+        school: op.school.to_string(),
         action: op.action.as_str().to_string(),
-        detail: op.reason.clone(),
+        detail: op.reason.to_string(),
         group: is_group_action(op.action),
         result,
     }

@@ -79,7 +79,7 @@ impl Staged {
         let mut seen: FxHashSet<usize> = FxHashSet::default();
         seen.reserve(plan.new_identities.len());
         for target in targets {
-            for op in plan.operations.iter().filter(|o| &o.target == target && account_op(o.action)) {
+            for op in plan.operations.iter().filter(|o| o.target == target && account_op(o.action)) {
                 if let Some(&i) = place.get(&op.identity)
                     && seen.insert(i)
                 {
