@@ -256,15 +256,15 @@ pub fn desired_for(
         let (school, staff, protected) =
             last_known.get(&ident.id).cloned().unwrap_or_else(|| (String::new(), true, false));
         let schools =
-            if protected || school.is_empty() { Vec::new() } else { school.split(',').map(str::to_string).collect() };
+            if protected || school.is_empty() { Vec::new() } else { school.split(',').map(Into::into).collect() };
         return Ok(Desired {
             id: ident.id.clone(),
             spec: AccountSpec {
-                id: ident.id.to_string(),
-                username: username.to_string(),
-                given_name: String::new(),
-                family_name: String::new(),
-                display_name: String::new(),
+                id: ident.id.as_str().into(),
+                username: username.into(),
+                given_name: Default::default(),
+                family_name: Default::default(),
+                display_name: Default::default(),
                 roles: vec![if staff { Role::Staff } else { Role::Student }],
                 schools,
                 enabled: false,
@@ -357,13 +357,13 @@ pub fn desired_for(
     Ok(Desired {
         id: ident.id.clone(),
         spec: AccountSpec {
-            id: ident.id.to_string(),
-            username: username.to_string(),
-            given_name: person.given_name.to_string(),
-            family_name: person.family_name.to_string(),
-            display_name: crate::core::mapping::display_name(&person),
+            id: ident.id.as_str().into(),
+            username: username.into(),
+            given_name: person.given_name.into(),
+            family_name: person.family_name.into(),
+            display_name: crate::core::mapping::display_name(&person).as_str().into(),
             roles,
-            schools: person.school_units.iter().map(|s| s.to_string()).collect(),
+            schools: person.school_units.iter().map(|&s| s.into()).collect(),
             enabled: active,
             protected: person.protected,
             attrs,

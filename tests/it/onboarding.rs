@@ -300,7 +300,7 @@ fn a_platform_of_users_made_before_enid_is_taken_over_and_a_deactivation_is_resp
             username: username.into(),
             given_name: given.into(),
             family_name: family.into(),
-            display_name: format!("{given} {family}"),
+            display_name: format!("{given} {family}").into(),
             roles: vec![connector_api::Role::Student],
             schools: Vec::new(),
             enabled: active,

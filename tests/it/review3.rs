@@ -111,7 +111,7 @@ mod scim_target {
             username: username.into(),
             given_name: given.into(),
             family_name: family.into(),
-            display_name: format!("{given} {family}"),
+            display_name: format!("{given} {family}").into(),
             roles: vec![Role::Staff],
             schools: Vec::new(),
             enabled: true,

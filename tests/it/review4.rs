@@ -96,7 +96,7 @@ fn scim_user(target: &target_scim::ScimTarget, username: &str, given: &str, fami
         username: username.into(),
         given_name: given.into(),
         family_name: family.into(),
-        display_name: format!("{given} {family}"),
+        display_name: format!("{given} {family}").into(),
         roles: vec![connector_api::Role::Student],
         schools: Vec::new(),
         enabled: true,

@@ -85,7 +85,7 @@ async fn make_user(target: &ScimTarget, username: &str, given: &str, family: &st
         username: username.into(),
         given_name: given.into(),
         family_name: family.into(),
-        display_name: format!("{given} {family}"),
+        display_name: format!("{given} {family}").into(),
         roles: vec![Role::Student],
         schools: Vec::new(),
         enabled: true,

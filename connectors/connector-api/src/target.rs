@@ -9,7 +9,7 @@
 use crate::capabilities::{Capabilities, Lookup};
 use crate::error::BoxError;
 use crate::source::Role;
-use crate::value::{AttrChange, Attrs};
+use crate::value::{AttrChange, Attrs, Str};
 use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
@@ -51,16 +51,16 @@ pub struct ObservedAccount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountSpec {
     /// The enid id of the person (the owner marker).
-    pub id: String,
-    pub username: String,
+    pub id: Str,
+    pub username: Str,
     /// The person's names as the account shows them; a person with protected personal data
     /// has the username in all three.
-    pub given_name: String,
-    pub family_name: String,
-    pub display_name: String,
+    pub given_name: Str,
+    pub family_name: Str,
+    pub display_name: Str,
     pub roles: Vec<Role>,
     /// School unit codes, empty for a protected person.
-    pub schools: Vec<String>,
+    pub schools: Vec<Str>,
     /// Whether the account is created enabled (a pre-provisioned account starts disabled).
     pub enabled: bool,
     /// The person has protected personal data: the connector keeps the account out of address

@@ -355,7 +355,7 @@ impl EntraTarget {
         let mut body = Map::new();
         write(&mut body, &account.attrs);
         if !body.contains_key("displayName") {
-            body.insert("displayName".into(), Json::String(account.display_name.clone()));
+            body.insert("displayName".into(), Json::String(account.display_name.to_string()));
         }
         body.insert("userPrincipalName".into(), Json::String(self.upn(&account.username)));
         body.insert("mailNickname".into(), Json::String(mail_nickname(&account.username)));
@@ -363,7 +363,7 @@ impl EntraTarget {
         body.insert("usageLocation".into(), Json::String(self.config.usage_location.clone()));
         let ext = body.entry("onPremisesExtensionAttributes").or_insert_with(|| Json::Object(Map::new()));
         if let Some(o) = ext.as_object_mut() {
-            o.insert(self.extension.clone(), Json::String(account.id.clone()));
+            o.insert(self.extension.clone(), Json::String(account.id.to_string()));
         }
         body
     }

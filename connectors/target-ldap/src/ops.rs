@@ -107,7 +107,7 @@ impl LdapTarget {
                     entry.push((k.to_string(), values.iter().map(|s| s.to_string()).collect()));
                 }
                 if !has_rdn {
-                    entry.push((self.config.rdn_attribute.clone(), HashSet::from([account.username.clone()])));
+                    entry.push((self.config.rdn_attribute.clone(), HashSet::from([account.username.to_string()])));
                 }
                 if disabled {
                     match &self.config.disable {

@@ -119,7 +119,7 @@ pub fn plan_target(
         tp.blocked.push(Blocked {
             target: target.into(),
             identity: d.id.clone(),
-            username: d.spec.username.clone(),
+            username: d.spec.username.to_string(),
             reason,
         });
     };
@@ -275,7 +275,7 @@ pub fn plan_target(
             let op = TargetOp::Update { key: obs.key.clone(), changes: vec![marker] };
             push(&mut tp, &d, Action::Claim, reason, op, None);
             if let Some(u) = other {
-                let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.clone() };
+                let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.to_string() };
                 let reason = format!("claimed under another username: {u} → {}", d.spec.username);
                 push(&mut tp, &d, Action::Rename, reason, op, None);
             }
@@ -349,7 +349,7 @@ pub fn plan_target(
                     } else {
                         format!("the name changed: {old} → {}", d.spec.username)
                     };
-                    let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.clone() };
+                    let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.to_string() };
                     push(&mut tp, &d, Action::Rename, reason, op, None);
                     renamed = true;
                     changed = true;

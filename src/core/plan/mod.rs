@@ -172,11 +172,11 @@ impl PlannedOp {
         let op = match &self.op {
             TargetOp::Create { account } => TargetOp::Create {
                 account: AccountSpec {
-                    id: self.identity.to_string(),
-                    username: self.identity.to_string(),
-                    given_name: String::new(),
-                    family_name: String::new(),
-                    display_name: String::new(),
+                    id: self.identity.as_str().into(),
+                    username: self.identity.as_str().into(),
+                    given_name: Default::default(),
+                    family_name: Default::default(),
+                    display_name: Default::default(),
                     roles: Vec::new(),
                     schools: Vec::new(),
                     enabled: account.enabled,

@@ -29,7 +29,7 @@ fn desired(id: &str, user: &str, sn: &str, active: bool) -> Desired {
         spec: AccountSpec {
             id: id.into(),
             username: user.into(),
-            given_name: String::new(),
+            given_name: Default::default(),
             family_name: sn.into(),
             display_name: sn.into(),
             roles: vec![connector_api::Role::Student],

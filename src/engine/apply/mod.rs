@@ -656,7 +656,7 @@ impl AfterAccounts {
         }
         match &op.op {
             TargetOp::Create { account } => {
-                self.usernames.insert(op.identity.clone(), account.username.clone());
+                self.usernames.insert(op.identity.clone(), account.username.to_string());
             }
             TargetOp::Rename { username, .. } => {
                 self.usernames.insert(op.identity.clone(), username.clone());
@@ -724,7 +724,11 @@ fn redact_error(op: &PlannedOp, msg: String, after: &AfterAccounts) -> String {
     let mut hide: Vec<String> = op.op.key().into_iter().map(str::to_string).collect();
     hide.extend(after.keys.get(&op.identity).cloned());
     if let TargetOp::Create { account } = &op.op {
-        hide.extend([account.display_name.clone(), account.given_name.clone(), account.family_name.clone()]);
+        hide.extend([
+            account.display_name.to_string(),
+            account.given_name.to_string(),
+            account.family_name.to_string(),
+        ]);
     }
     if let TargetOp::Move { placement, .. } = &op.op {
         hide.push(placement.clone());
