@@ -102,8 +102,8 @@ pub fn name_request(ident: &Identity) -> Option<NameRequest> {
     let first = &ident.records.first()?.record;
     Some(NameRequest {
         id: ident.id.clone(),
-        given_name: first.given_name.clone(),
-        family_name: first.family_name.clone(),
+        given_name: first.given_name.to_string(),
+        family_name: first.family_name.to_string(),
         pseudonymous: ident.is_protected(),
     })
 }
@@ -503,7 +503,7 @@ mod tests {
                     civic_no: None,
                     affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), Role::Student)],
                     groups: Vec::new(),
-                    location: String::new(),
+                    location: Default::default(),
                     email: None,
                     eppn: None,
                     external_ids: Vec::new(),

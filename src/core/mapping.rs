@@ -448,7 +448,7 @@ impl GroupNamer {
                     }
                     let unit = school.unwrap_or("");
                     let name = names
-                        .entry((unit.to_string(), g.name.clone(), Some(g.kind)))
+                        .entry((unit.to_string(), g.name.to_string(), Some(g.kind)))
                         .or_insert_with(|| {
                             let vars = GroupVars {
                                 school_unit: unit,
@@ -527,8 +527,8 @@ mod tests {
                         Some("S1".into()),
                         connector_api::Role::Student,
                     )],
-                    groups: vec![connector_api::GroupMembership::class(Some("S1".into()), group.into())],
-                    location: String::new(),
+                    groups: vec![connector_api::GroupMembership::class(Some("S1".into()), group)],
+                    location: Default::default(),
                     email: None,
                     eppn: None,
                     external_ids: Vec::new(),
@@ -558,7 +558,7 @@ mod tests {
         let group = |school: &str, name: &str, kind: GroupType, end: Option<&str>| GroupMembership {
             kind,
             end_date: end.map(|d| d.parse().unwrap()),
-            ..GroupMembership::class(Some(school.into()), name.into())
+            ..GroupMembership::class(Some(school.into()), name)
         };
         let teacher = crate::core::model::Identity {
             id: "t".into(),
@@ -583,7 +583,7 @@ mod tests {
                         group("S2", "M3", GroupType::Mentor, None),
                         group("S2", "OLD", GroupType::Class, Some("2026-06-10")),
                     ],
-                    location: String::new(),
+                    location: Default::default(),
                     email: None,
                     eppn: None,
                     external_ids: Vec::new(),

@@ -63,7 +63,7 @@ pub struct PrimaryTie {
 impl PrimaryTie {
     /// The tie `a` as it is recorded; `None` for a tie without a school unit.
     pub fn of(a: &Affiliation) -> Option<PrimaryTie> {
-        Some(PrimaryTie { school_unit: a.school_unit.clone()?, source_id: a.source_id.clone() })
+        Some(PrimaryTie { school_unit: (a.school_unit.clone()?).to_string(), source_id: a.source_id.clone() })
     }
 }
 
@@ -486,15 +486,15 @@ mod tests {
             source: source.into(),
             record: Box::new(SourceRecord {
                 person_id: "1".into(),
-                given_name: format!("Kim-{source}"),
+                given_name: format!("Kim-{source}").into(),
                 family_name: "Lind".into(),
                 civic_no: None,
                 affiliations: vec![Affiliation {
                     end_date: end.map(|e| e.parse().unwrap()),
                     ..Affiliation::new(Some(school.into()), role)
                 }],
-                groups: vec![connector_api::GroupMembership::class(Some(school.into()), group.into())],
-                location: String::new(),
+                groups: vec![connector_api::GroupMembership::class(Some(school.into()), group)],
+                location: Default::default(),
                 email: None,
                 eppn: None,
                 external_ids: Vec::new(),

@@ -298,9 +298,9 @@ fn record_now(r: &crate::core::model::Sourced, protected: bool) -> RecordNow {
     RecordNow {
         source: r.source.clone(),
         person_id: if protected { hidden() } else { mask_if_civic(&r.record.person_id).into_owned() },
-        location: if protected { hidden() } else { r.record.location.clone() },
-        given_name: if protected { hidden() } else { r.record.given_name.clone() },
-        family_name: if protected { hidden() } else { r.record.family_name.clone() },
+        location: if protected { hidden() } else { r.record.location.to_string() },
+        given_name: if protected { hidden() } else { r.record.given_name.to_string() },
+        family_name: if protected { hidden() } else { r.record.family_name.to_string() },
         civic_no: r.record.civic_no.as_ref().map(|c| if protected { hidden() } else { c.masked() }),
         role: r.record.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
         school_unit: if protected { None } else { r.record.school_unit_codes() },
@@ -310,7 +310,7 @@ fn record_now(r: &crate::core::model::Sourced, protected: bool) -> RecordNow {
         } else {
             r.record.external_ids.iter().map(|e| mask_if_civic(e).into_owned()).collect()
         },
-        groups: if protected { Vec::new() } else { r.record.groups.iter().map(|g| g.name.clone()).collect() },
+        groups: if protected { Vec::new() } else { r.record.groups.iter().map(|g| g.name.to_string()).collect() },
         start_date: r.record.start_date(),
         end_date: r.record.end_date(),
     }

@@ -406,12 +406,12 @@ pub(super) fn merge_changes(
     changes: connector_api::SourceChanges,
     columns: BTreeSet<String>,
 ) -> connector_api::SourceBatch {
-    let mut by_id: BTreeMap<String, SourceRecord> = prior.into_iter().map(|r| (r.person_id.clone(), r)).collect();
+    let mut by_id: BTreeMap<String, SourceRecord> = prior.into_iter().map(|r| (r.person_id.to_string(), r)).collect();
     for pid in &changes.removed {
         by_id.remove(pid);
     }
     for r in changes.changed {
-        by_id.insert(r.person_id.clone(), r);
+        by_id.insert(r.person_id.to_string(), r);
     }
     for e in &changes.rejected {
         if let Some(pid) = &e.person_id {
@@ -445,7 +445,7 @@ mod tests {
             external_ids: Vec::new(),
             protection: None,
             deceased: false,
-            location: format!("api:{pid}"),
+            location: format!("api:{pid}").into(),
         }
     }
 

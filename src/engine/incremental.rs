@@ -119,7 +119,7 @@ impl Engine {
         // are all there is to compare. A source read whole is compared record by record.
         let digests = if fetched.partial.len() == self.sources.len() {
             let mut keys: Vec<(String, String)> =
-                fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.clone())).collect();
+                fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.to_string())).collect();
             keys.extend(fetched.partial.iter().flat_map(|(s, removed)| removed.iter().map(|p| (s.clone(), p.clone()))));
             self.store.record_digests_of(&keys).await?
         } else {
@@ -274,14 +274,14 @@ impl Engine {
             }
             for m in match_on {
                 match m {
-                    crate::core::identity::MatchKey::Email => email.extend(r.email.iter().cloned()),
-                    crate::core::identity::MatchKey::Eppn => eppn.extend(r.eppn.iter().cloned()),
+                    crate::core::identity::MatchKey::Email => email.extend(r.email.iter().map(|e| e.to_string())),
+                    crate::core::identity::MatchKey::Eppn => eppn.extend(r.eppn.iter().map(|e| e.to_string())),
                 }
             }
         }
         let mut keys: Vec<(String, String)> = changed
             .iter()
-            .map(|&i| (fetched.records[i].source.clone(), fetched.records[i].record.person_id.clone()))
+            .map(|&i| (fetched.records[i].source.clone(), fetched.records[i].record.person_id.to_string()))
             .collect();
         keys.extend(gone.iter().cloned());
         if groups {
@@ -292,7 +292,7 @@ impl Engine {
                 self.store.records_data(&linked).await?.into_iter().map(|(s, p, d)| ((s, p), d)).collect();
             for &i in &changed {
                 let s = &fetched.records[i];
-                let Some(data) = old.get(&(s.source.clone(), s.record.person_id.clone())) else {
+                let Some(data) = old.get(&(s.source.clone(), s.record.person_id.to_string())) else {
                     full!("a new person, and a target has groups");
                 };
                 let Some(before) =
@@ -326,7 +326,7 @@ impl Engine {
         // The planned identities' other records from sources that gave only their changes are
         // as stored: read from the state, as the full view would have them.
         let have: FxHashSet<(String, String)> =
-            fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.clone())).collect();
+            fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.to_string())).collect();
         for source in fetched.partial.keys() {
             let Some(stored) = snapshot.source_records(source) else { continue };
             let persons: std::collections::BTreeSet<String> = stored

@@ -48,18 +48,18 @@ pub(super) fn record_row(resolution: &Resolution, at: &RecordAt) -> RecordRow {
     let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
     RecordRow {
         source: s.source.clone(),
-        person_id: r.person_id.clone(),
+        person_id: r.person_id.to_string(),
         identity_id: ident.id.clone(),
         civic_no: civic,
-        given_name: r.given_name.clone(),
-        family_name: r.family_name.clone(),
+        given_name: r.given_name.to_string(),
+        family_name: r.family_name.to_string(),
         role: if r.roles().contains(&connector_api::Role::Staff) { "staff" } else { "student" }.to_string(),
         school_unit: r.school_unit_codes(),
         groups: r.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join("|"),
         start_date: r.start_date().map(|d| d.to_string()),
         end_date: r.end_date().map(|d| d.to_string()),
-        email: r.email.clone(),
-        eppn: r.eppn.clone(),
+        email: r.email.as_ref().map(|s| s.to_string()),
+        eppn: r.eppn.as_ref().map(|s| s.to_string()),
         protected: r.protection.is_some(),
         content_hash: format!("{:016x}", at.hash),
         // A record serialises without its civic number, which has its own column.
@@ -97,7 +97,7 @@ pub(super) fn held_rows(resolution: &Resolution) -> Vec<HeldRow> {
             let civic = s.record.civic_no.as_ref().map(|c| c.expose().to_string());
             HeldRow {
                 source: s.source.clone(),
-                person_id: s.record.person_id.clone(),
+                person_id: s.record.person_id.to_string(),
                 content_hash: fingerprint("", civic.as_deref(), &s.record),
                 civic_no: civic,
                 data: s.record.to_json(),

@@ -107,7 +107,7 @@ impl RecordRef {
             Some(RecordRef {
                 kind: "tie",
                 id: a.source_id.clone()?,
-                unit: a.school_unit.clone(),
+                unit: a.school_unit.as_ref().map(|s| s.to_string()),
                 unit_name: a.school_unit_name.clone(),
             })
         });

@@ -1048,7 +1048,7 @@ fn sourced_record(person_id: &str, identity: &str, ties: &[(&str, &str, Option<&
             .map(|(id, unit, name)| Affiliation {
                 source_id: Some(id.to_string()),
                 school_unit_name: name.map(String::from),
-                ..Affiliation::new(Some(unit.to_string()), Role::Student)
+                ..Affiliation::new(Some(unit.to_string().into()), Role::Student)
             })
             .collect(),
         groups: groups
@@ -1060,7 +1060,7 @@ fn sourced_record(person_id: &str, identity: &str, ties: &[(&str, &str, Option<&
         external_ids: Vec::new(),
         protection: None,
         deceased: false,
-        location: format!("persons/{person_id}"),
+        location: format!("persons/{person_id}").into(),
     };
     RecordRow { data: record.to_json(), refs: crate::store::RecordRef::of(&record), ..record_row(person_id, identity) }
 }

@@ -2,6 +2,7 @@
 
 use crate::civic::CivicNo;
 use crate::error::BoxError;
+use crate::value::Str;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,7 +63,7 @@ pub struct Affiliation {
     /// The school unit's code (`schoolUnitCode`; the organisation id where there is none).
     /// `None` when the source gives none (a CSV row with an empty `school_unit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub school_unit: Option<String>,
+    pub school_unit: Option<Str>,
     /// The school unit's display name, when the source has one (CSV has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school_unit_name: Option<String>,
@@ -90,7 +91,7 @@ pub struct Affiliation {
 
 impl Affiliation {
     /// A tie with only a school unit and a role: what a CSV row gives.
-    pub fn new(school_unit: Option<String>, role: Role) -> Affiliation {
+    pub fn new(school_unit: Option<Str>, role: Role) -> Affiliation {
         let kind = match role {
             Role::Student => AffiliationKind::Enrolment,
             Role::Staff => AffiliationKind::Duty,
@@ -163,9 +164,9 @@ impl fmt::Display for GroupType {
 pub struct GroupMembership {
     /// The group's school unit code (the code of the row's school unit for CSV), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub school_unit: Option<String>,
+    pub school_unit: Option<Str>,
     /// The group's name as the school writes it (`7A`).
-    pub name: String,
+    pub name: Str,
     #[serde(rename = "type")]
     pub kind: GroupType,
     /// The membership's dates, when the source gives them.
@@ -180,8 +181,15 @@ pub struct GroupMembership {
 
 impl GroupMembership {
     /// A class membership with no dates: what a CSV row gives.
-    pub fn class(school_unit: Option<String>, name: String) -> GroupMembership {
-        GroupMembership { school_unit, name, kind: GroupType::Class, start_date: None, end_date: None, source_id: None }
+    pub fn class(school_unit: Option<Str>, name: impl Into<Str>) -> GroupMembership {
+        GroupMembership {
+            school_unit,
+            name: name.into(),
+            kind: GroupType::Class,
+            start_date: None,
+            end_date: None,
+            source_id: None,
+        }
     }
 
     /// Whether the membership holds on `day`.
@@ -194,9 +202,9 @@ impl GroupMembership {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRecord {
     /// The source's own key for the person; unique within the source.
-    pub person_id: String,
-    pub given_name: String,
-    pub family_name: String,
+    pub person_id: Str,
+    pub given_name: Str,
+    pub family_name: Str,
     /// A validated civic number, when the source has one (some pupils have none). Never
     /// serialised: the state database keeps it in its own column.
     #[serde(skip)]
@@ -208,11 +216,11 @@ pub struct SourceRecord {
     pub groups: Vec<GroupMembership>,
     /// E-mail address, lowercased, when the source has one (a correlation key if configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<Str>,
     /// eduPersonPrincipalName, lowercased, when the source has one (a correlation key if
     /// configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eppn: Option<String>,
+    pub eppn: Option<Str>,
     /// Other numbers the person is known by (SS 12000 `externalIdentifiers`, OneRoster
     /// `identifier`): what a school admin looks a person up by. One shaped like a civic number
     /// is masked wherever it is shown.
@@ -226,7 +234,7 @@ pub struct SourceRecord {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deceased: bool,
     /// Where the record came from (`persons.csv:14`), for messages.
-    pub location: String,
+    pub location: Str,
 }
 
 impl SourceRecord {
@@ -236,7 +244,7 @@ impl SourceRecord {
         if self.protection.is_some() {
             return None;
         }
-        self.affiliations.iter().find_map(|a| a.school_unit.clone())
+        self.affiliations.iter().find_map(|a| a.school_unit.as_ref().map(|s| s.to_string()))
     }
 
     /// The record as JSON, without its civic number (what the state database keeps beside it).
@@ -353,28 +361,28 @@ impl SourceRecord {
                 format!("{field} is {n} characters long, more than the {MAX_FIELD_CHARS} allowed; fix the source")
             })
         };
-        let opt = |field: &str, text: &Option<String>| text.as_deref().and_then(|t| unfit(field, t));
+        let opt = |field: &str, text: Option<&str>| text.and_then(|t| unfit(field, t));
         unfit("person_id", &self.person_id)
             .or_else(|| unfit("given_name", &self.given_name))
             .or_else(|| unfit("family_name", &self.family_name))
-            .or_else(|| opt("email", &self.email))
-            .or_else(|| opt("eppn", &self.eppn))
+            .or_else(|| opt("email", self.email.as_deref()))
+            .or_else(|| opt("eppn", self.eppn.as_deref()))
             .or_else(|| self.external_ids.iter().find_map(|e| unfit("external_ids", e)))
             .or_else(|| {
                 self.affiliations.iter().find_map(|a| {
-                    opt("school_unit", &a.school_unit)
-                        .or_else(|| opt("school_unit_name", &a.school_unit_name))
-                        .or_else(|| opt("duty_role", &a.duty_role))
-                        .or_else(|| opt("school_type", &a.school_type))
-                        .or_else(|| opt("year", &a.year))
-                        .or_else(|| opt("affiliation source_id", &a.source_id))
+                    opt("school_unit", a.school_unit.as_deref())
+                        .or_else(|| opt("school_unit_name", a.school_unit_name.as_deref()))
+                        .or_else(|| opt("duty_role", a.duty_role.as_deref()))
+                        .or_else(|| opt("school_type", a.school_type.as_deref()))
+                        .or_else(|| opt("year", a.year.as_deref()))
+                        .or_else(|| opt("affiliation source_id", a.source_id.as_deref()))
                 })
             })
             .or_else(|| {
                 self.groups.iter().find_map(|g| {
                     unfit("groups", &g.name)
-                        .or_else(|| opt("group school_unit", &g.school_unit))
-                        .or_else(|| opt("group source_id", &g.source_id))
+                        .or_else(|| opt("group school_unit", g.school_unit.as_deref()))
+                        .or_else(|| opt("group source_id", g.source_id.as_deref()))
                 })
             })
     }
@@ -395,9 +403,9 @@ pub fn reject_unfit(records: &mut Vec<SourceRecord>) -> Vec<RowError> {
         let key_fit = !message.starts_with("person_id ");
         rejected.push(RowError {
             school_unit: r.shown_school(),
-            location: std::mem::take(&mut r.location),
+            location: std::mem::take(&mut r.location).into(),
             message,
-            person_id: key_fit.then(|| std::mem::take(&mut r.person_id)),
+            person_id: key_fit.then(|| std::mem::take(&mut r.person_id).into()),
             civic_no: r.civic_no.take(),
         });
         false
@@ -597,10 +605,11 @@ impl PriorQuery {
 
     /// Whether `record` answers the query.
     pub fn matches(&self, record: &SourceRecord) -> bool {
-        self.persons.contains(&record.person_id)
+        self.persons.contains(record.person_id.as_str())
             || record.affiliations.iter().any(|a| {
                 a.source_id.as_ref().is_some_and(|id| {
-                    self.ties.contains(id) || a.school_unit.as_ref().is_some_and(|c| self.school_units.contains(c))
+                    self.ties.contains(id)
+                        || a.school_unit.as_ref().is_some_and(|c| self.school_units.contains(c.as_str()))
                 })
             })
             || record.groups.iter().any(|g| g.source_id.as_ref().is_some_and(|id| self.groups.contains(id)))
@@ -638,7 +647,7 @@ impl PriorRecords for Vec<SourceRecord> {
         let mut units = StoredUnits::new();
         for a in self.iter().flat_map(|r| &r.affiliations).filter(|a| a.source_id.is_some()) {
             if let Some(code) = &a.school_unit {
-                units.entry(code.clone()).or_default().insert(a.school_unit_name.clone());
+                units.entry(code.to_string()).or_default().insert(a.school_unit_name.clone());
             }
         }
         Box::pin(std::future::ready(Ok(units)))
@@ -693,12 +702,12 @@ mod tests {
             civic_no: None,
             affiliations: vec![Affiliation::new(Some("S1".into()), Role::Student)],
             groups: groups.iter().map(|g| GroupMembership::class(Some("S1".into()), g.to_string())).collect(),
-            email: email.map(str::to_string),
+            email: email.map(Into::into),
             eppn: None,
             external_ids: Vec::new(),
             protection: None,
             deceased: false,
-            location: format!("api:{person_id}"),
+            location: format!("api:{person_id}").into(),
         }
     }
 

@@ -249,6 +249,18 @@ mod tests {
         assert_eq!(two.to_string(), "b|a");
     }
 
+    /// A stored record's fingerprint hashes its strings: a `Str` must hash as the `String` it
+    /// replaced, or every record would be written again after an upgrade.
+    #[test]
+    fn a_str_hashes_as_the_string_it_replaced() {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default();
+        for text in ["", "7A", "a string longer than twenty-four bytes"] {
+            assert_eq!(h.hash_one(Str::from(text)), h.hash_one(text.to_string()));
+            assert_eq!(h.hash_one(Some(Str::from(text))), h.hash_one(Some(text.to_string())));
+        }
+    }
+
     #[test]
     fn complex_values_compare_on_what_enid_sets() {
         let want = Value::Complex(Box::new(vec![email("a@x", Some(true))]));

@@ -315,7 +315,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
             continue;
         }
         match parse_row(&fields, cx) {
-            Ok(rec) => valid.push((line, SourceRecord { location, ..rec })),
+            Ok(rec) => valid.push((line, SourceRecord { location: location.into(), ..rec })),
             Err(message) => batch.rejected.push(reject(message)),
         }
     }
@@ -331,7 +331,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
 /// `affiliations = "one"`: every row of a `person_id` on more than one line is rejected.
 fn one_row_per_person(valid: Vec<(u64, SourceRecord)>, lines_of: &HashMap<String, Vec<u64>>, batch: &mut SourceBatch) {
     for (line, rec) in valid {
-        match lines_of.get(&rec.person_id).filter(|l| l.len() > 1) {
+        match lines_of.get(rec.person_id.as_str()).filter(|l| l.len() > 1) {
             None => batch.records.push(rec),
             Some(lines) => {
                 let others: Vec<String> = lines.iter().filter(|l| **l != line).map(u64::to_string).collect();
@@ -352,7 +352,13 @@ fn one_row_per_person(valid: Vec<(u64, SourceRecord)>, lines_of: &HashMap<String
 /// key by mistake: the person of the key and the person of the row's civic number are both kept.
 fn reject_valid(rec: SourceRecord, message: String) -> RowError {
     let school_unit = rec.shown_school();
-    RowError { message, location: rec.location, person_id: Some(rec.person_id), civic_no: rec.civic_no, school_unit }
+    RowError {
+        message,
+        location: rec.location.to_string(),
+        person_id: Some(rec.person_id.to_string()),
+        civic_no: rec.civic_no,
+        school_unit,
+    }
 }
 
 /// `affiliations = "rows"`: the rows of one `person_id` become one record with one affiliation
@@ -367,9 +373,9 @@ fn rows_per_affiliation(
     let mut rows_of: HashMap<String, Vec<(u64, SourceRecord)>> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     for (line, rec) in valid {
-        let rows = rows_of.entry(rec.person_id.clone()).or_default();
+        let rows = rows_of.entry(rec.person_id.to_string()).or_default();
         if rows.is_empty() {
-            order.push(rec.person_id.clone());
+            order.push(rec.person_id.to_string());
         }
         rows.push((line, rec));
     }
@@ -551,27 +557,30 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, 
         .split([';', '|'])
         .map(str::trim)
         .filter(|g| !g.is_empty())
-        .map(|g| GroupMembership { kind: group_type, ..GroupMembership::class(school_unit.clone(), g.to_string()) })
+        .map(|g| GroupMembership {
+            kind: group_type,
+            ..GroupMembership::class(school_unit.clone().map(Into::into), g.to_string())
+        })
         .collect();
     groups.sort();
     groups.dedup();
     // Collected from a split, the vector keeps room for four; a record lives for the whole run.
     groups.shrink_to_fit();
-    let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
+    let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit.map(Into::into), role) };
     Ok(SourceRecord {
-        person_id,
-        given_name,
-        family_name,
+        person_id: person_id.into(),
+        given_name: given_name.into(),
+        family_name: family_name.into(),
         civic_no,
         affiliations: vec![affiliation],
         groups,
-        email: lowercase_opt(get("email")),
-        eppn: lowercase_opt(get("eppn")),
+        email: lowercase_opt(get("email")).map(Into::into),
+        eppn: lowercase_opt(get("eppn")).map(Into::into),
         external_ids: Vec::new(),
         deceased: false,
         // The value is not repeated in the message: the marking itself is protected.
         protection: connector_api::Protection::parse(get("protection")).map_err(|e| format!("protection {e}"))?,
-        location: String::new(),
+        location: Default::default(),
     })
 }
 

@@ -235,7 +235,7 @@ fn with_affiliations_as_rows_a_teachers_rows_at_three_schools_are_one_person() {
     let batch = parse(&rows_config(), "p.csv", text.as_bytes(), cx()).unwrap();
     assert_eq!(batch.rejected, vec![]);
     let schools = |r: &SourceRecord| -> Vec<String> {
-        r.affiliations.iter().map(|a| a.school_unit.clone().unwrap_or_default()).collect()
+        r.affiliations.iter().map(|a| a.school_unit.as_deref().unwrap_or_default().to_string()).collect()
     };
     let t = batch.records.iter().find(|r| r.person_id == "t1").unwrap();
     assert_eq!(schools(t), ["S1", "S2", "S3"]);

@@ -88,14 +88,18 @@ pub fn changes(
     for r in stored {
         for a in &r.affiliations {
             if let Some(org) = a.source_id.as_deref().and_then(tie_org) {
-                let code = a.school_unit.clone().unwrap_or_else(|| org.to_string());
+                let code = a.school_unit.clone().unwrap_or_else(|| org.to_string().into());
                 let name = a.school_unit_name.clone().unwrap_or_default();
-                orgs.insert(org.to_string(), Known::Ok(OrgInfo { code, name, school: true }));
+                orgs.insert(org.to_string(), Known::Ok(OrgInfo { code: code.to_string(), name, school: true }));
             }
         }
         for g in &r.groups {
             if let Some(id) = &g.source_id {
-                let info = ClassInfo { name: g.name.clone(), kind: g.kind, school_unit: g.school_unit.clone() };
+                let info = ClassInfo {
+                    name: g.name.to_string(),
+                    kind: g.kind,
+                    school_unit: g.school_unit.as_ref().map(|s| s.to_string()),
+                };
                 classes.insert(id.clone(), Known::Ok(info));
             }
         }
@@ -183,7 +187,7 @@ pub fn changes(
             }
             match orgs.get(org) {
                 Some(Known::Ok(o)) if o.school => {
-                    a.school_unit = Some(o.code.clone());
+                    a.school_unit = Some(o.code.clone().into());
                     a.school_unit_name = Some(o.name.clone());
                     true
                 }
@@ -198,9 +202,9 @@ pub fn changes(
             let Some(id) = g.source_id.as_deref().filter(|c| changed_classes.contains(*c)) else { return true };
             match classes.get(id) {
                 Some(Known::Ok(c)) => {
-                    g.name = c.name.clone();
+                    g.name = c.name.clone().into();
                     g.kind = c.kind;
-                    g.school_unit = c.school_unit.clone();
+                    g.school_unit = c.school_unit.clone().map(Into::into);
                     true
                 }
                 Some(Known::Bad(e)) => {
@@ -212,9 +216,9 @@ pub fn changes(
             }
         });
         if let Some(message) = bad {
-            fault(&mut faults, &mut rejected, Some(r.person_id.clone()), r.location.clone(), message);
+            fault(&mut faults, &mut rejected, Some(r.person_id.to_string()), r.location.to_string(), message);
         }
-        drafts.insert(r.person_id.clone(), new_draft(rec));
+        drafts.insert(r.person_id.to_string(), new_draft(rec));
     }
 
     // Changed users.
@@ -325,7 +329,7 @@ pub fn changes(
                     })
                     .map(|rec| rec.person_id.clone())
             } else {
-                Some(r.user_id.clone())
+                Some(r.user_id.as_str().into())
             };
             let Some(d) = user.as_deref().and_then(|u| draft_of(&mut drafts, &prior, u)) else { continue };
             // The pupil's grade: from their row in this delta, else as stored (taken before the
@@ -348,7 +352,7 @@ pub fn changes(
                 d.unknown = unknown;
             }
             match build::affiliations(&ties, &orgs, year.as_deref()) {
-                TieOutcome::Bad(e) => fault(&mut faults, &mut rejected, user, p.location, e),
+                TieOutcome::Bad(e) => fault(&mut faults, &mut rejected, user.map(|s| s.to_string()), p.location, e),
                 TieOutcome::Family(f) => {
                     d.family.get_or_insert(f);
                 }

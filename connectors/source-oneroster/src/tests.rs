@@ -90,7 +90,7 @@ fn error(config: &OneRosterConfig, cx: FetchContext<'_>) -> String {
 
 /// One line per record, affiliation and membership, in a form that reads like the export.
 fn render_record(out: &mut String, r: &SourceRecord, bundle: &str) {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let opt = |v: Option<&str>| v.unwrap_or("-").to_string();
     let date = |d: Option<NaiveDate>| d.map_or(String::new(), |d| d.to_string());
     let _ = writeln!(
         out,
@@ -99,8 +99,8 @@ fn render_record(out: &mut String, r: &SourceRecord, bundle: &str) {
         r.first_role(),
         r.given_name,
         r.family_name,
-        opt(&r.email),
-        opt(&r.eppn),
+        opt(r.email.as_deref()),
+        opt(r.eppn.as_deref()),
         r.external_ids,
         r.civic_no,
         r.location.replace(bundle, "<b>").replace(&fixture("").display().to_string(), "<fixtures>/")
@@ -110,13 +110,13 @@ fn render_record(out: &mut String, r: &SourceRecord, bundle: &str) {
             out,
             "  tie {:?} {} {:?} duty={} year={} {}..{} [{}]",
             a.kind,
-            opt(&a.school_unit),
-            opt(&a.school_unit_name),
-            opt(&a.duty_role),
-            opt(&a.year),
+            opt(a.school_unit.as_deref()),
+            opt(a.school_unit_name.as_deref()),
+            opt(a.duty_role.as_deref()),
+            opt(a.year.as_deref()),
             date(a.start_date),
             date(a.end_date),
-            opt(&a.source_id)
+            opt(a.source_id.as_deref())
         );
     }
     for g in &r.groups {
@@ -124,11 +124,11 @@ fn render_record(out: &mut String, r: &SourceRecord, bundle: &str) {
             out,
             "  group {} {}/{} {}..{} [{}]",
             g.kind,
-            opt(&g.school_unit),
+            opt(g.school_unit.as_deref()),
             g.name,
             date(g.start_date),
             date(g.end_date),
-            opt(&g.source_id)
+            opt(g.source_id.as_deref())
         );
     }
 }
@@ -598,8 +598,9 @@ fn a_class_or_school_deleted_in_a_delta_takes_its_memberships_and_ties_with_it()
     let changes = delta(&config, prior.watermark.as_deref().unwrap(), &prior.records);
     let show = |id: &str| {
         let r = changes.changed.iter().find(|r| r.person_id == id).unwrap();
-        let ties: Vec<String> = r.affiliations.iter().map(|a| a.school_unit.clone().unwrap_or_default()).collect();
-        let groups: Vec<String> = r.groups.iter().map(|g| g.name.clone()).collect();
+        let ties: Vec<String> =
+            r.affiliations.iter().map(|a| a.school_unit.as_deref().unwrap_or_default().to_string()).collect();
+        let groups: Vec<String> = r.groups.iter().map(|g| g.name.to_string()).collect();
         (ties, groups)
     };
     assert_eq!(show("u-anna"), (vec!["12345678".to_string()], vec!["7A".to_string()]));

@@ -159,7 +159,7 @@ impl Draft {
         if aff.end_date.is_some_and(|e| e < cx.today) {
             return;
         }
-        aff.school_unit = Some(code);
+        aff.school_unit = Some(code.into());
         aff.school_unit_name = name;
         self.rec.affiliations.push(aff);
     }
@@ -298,18 +298,24 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
     external_ids.dedup();
     let mut d = Draft {
         rec: SourceRecord {
-            person_id: p.id.clone(),
-            given_name,
-            family_name,
+            person_id: p.id.clone().into(),
+            given_name: given_name.into(),
+            family_name: family_name.into(),
             civic_no,
             affiliations: Vec::new(),
             groups: Vec::new(),
-            email: email(&p.emails, cx),
-            eppn: p.edu_person_principal_names.iter().map(|e| e.trim()).find(|e| !e.is_empty()).map(str::to_lowercase),
+            email: email(&p.emails, cx).map(Into::into),
+            eppn: (p
+                .edu_person_principal_names
+                .iter()
+                .map(|e| e.trim())
+                .find(|e| !e.is_empty())
+                .map(str::to_lowercase))
+            .map(Into::into),
             external_ids,
             protection: None,
             deceased,
-            location: location("persons", &p.id),
+            location: location("persons", &p.id).into(),
         },
         any_tie: false,
         in_scope: false,
@@ -362,8 +368,8 @@ fn placement_affiliation(p: &Placement) -> Affiliation {
 fn group_template(g: &Group, cx: Ctx<'_>) -> Option<GroupMembership> {
     let (code, _) = cx.orgs.unit(&g.organisation)?;
     Some(GroupMembership {
-        school_unit: Some(code),
-        name: g.display_name.trim().to_string(),
+        school_unit: Some(code.into()),
+        name: g.display_name.trim().into(),
         kind: group_type(&g.group_type, cx),
         start_date: g.start_date,
         end_date: g.end_date,
@@ -657,7 +663,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
     };
     for r in prior.iter().filter(|r| r.affiliations.iter().any(renamed)) {
         if draft(&mut drafts, &stored, &rejected, &r.person_id).is_some() {
-            touched.insert(r.person_id.clone());
+            touched.insert(r.person_id.to_string());
         }
     }
     for d in drafts.values_mut() {

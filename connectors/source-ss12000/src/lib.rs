@@ -612,7 +612,7 @@ mod tests {
             external_ids: vec!["19870704-9998".into()],
             protection: None,
             deceased: false,
-            location: format!("persons/{id}"),
+            location: format!("persons/{id}").into(),
         };
         let mut changed = vec![record("p1", "Berg"), record("p2", "Berg 870704-9998")];
         let rejected = connector_api::source::reject_unfit(&mut changed);

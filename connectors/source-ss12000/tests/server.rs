@@ -237,8 +237,8 @@ async fn an_incremental_read_brings_changed_persons_ended_duties_deletions_and_m
     let data = h.dataset();
     // A pupil renamed; a teacher's only duty ended; a pupil deleted; a pupil leaving a class.
     let pupils: Vec<_> = first.records.iter().filter(|r| r.roles() == [Role::Student].into()).collect();
-    let renamed = pupils[0].person_id.clone();
-    let deleted = pupils[1].person_id.clone();
+    let renamed = pupils[0].person_id.to_string();
+    let deleted = pupils[1].person_id.to_string();
     assert!(h.update_person(&renamed, |p| p.given_name = "Ny-Förnamn".into()));
     assert!(h.delete(Kind::Person, &deleted));
     let one_duty = |pid: &str| data.duties.iter().filter(|d| d.person == pid).count() == 1;

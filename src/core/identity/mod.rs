@@ -257,7 +257,7 @@ pub fn resolve(
                     .or_else(|| names_reused(stored, &r.record));
                 if let Some(evidence) = reused {
                     let label = record_label(&r.source, &r.record.person_id);
-                    let recs = vec![(label.clone(), r.record.location.clone())];
+                    let recs = vec![(label.clone(), r.record.location.to_string())];
                     let candidates = BTreeSet::from([stored.identity_id.clone()]);
                     let cid = conflict_id(ConflictKind::KeyReused, &recs, &candidates, &evidence);
                     match decisions.get(&cid) {
@@ -292,7 +292,7 @@ pub fn resolve(
                 if now != stored.civic_no.as_deref() {
                     civic_changes.push(CivicChange {
                         source: r.source.clone(),
-                        person_id: r.record.person_id.clone(),
+                        person_id: r.record.person_id.to_string(),
                         identity_id: stored.identity_id.clone(),
                         old: stored.civic_no.as_deref().map(str::to_string),
                         new: now.map(str::to_string),
@@ -510,7 +510,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
         if let [(old, old_no)] = fits.as_slice() {
             found.push((
                 r.source.clone(),
-                r.record.person_id.clone(),
+                r.record.person_id.to_string(),
                 old.identity_id.clone(),
                 old_no.to_string(),
                 number.to_string(),
@@ -568,7 +568,7 @@ fn resolve_unlinked(
                 per_source
                     .entry((r.source.clone(), c))
                     .or_default()
-                    .push((r.record.person_id.clone(), r.record.location.clone()));
+                    .push((r.record.person_id.to_string(), r.record.location.to_string()));
             }
             for rule in rules {
                 if let Some(v) = rule.of(r) {
@@ -582,7 +582,7 @@ fn resolve_unlinked(
             per_source
                 .entry((r.source.clone(), c))
                 .or_default()
-                .push((r.record.person_id.clone(), r.record.location.clone()));
+                .push((r.record.person_id.to_string(), r.record.location.to_string()));
         }
     }
 
@@ -620,7 +620,7 @@ fn resolve_unlinked(
         let disagree = !candidates.is_empty() && !by_rule.is_empty() && by_rule != candidates;
         candidates.extend(by_rule);
 
-        let label = (record_label(&r.source, &r.record.person_id), r.record.location.clone());
+        let label = (record_label(&r.source, &r.record.person_id), r.record.location.to_string());
         let conflict = if same_source.len() > 1 {
             let mut recs: Vec<(String, String)> =
                 same_source.iter().map(|(pid, loc)| (record_label(&r.source, pid), loc.clone())).collect();

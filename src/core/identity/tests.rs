@@ -27,7 +27,7 @@ fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
             external_ids: Vec::new(),
             protection: None,
             deceased: false,
-            location: String::new(),
+            location: Default::default(),
         }),
     }
 }
