@@ -69,7 +69,7 @@ pub fn kept_persons(resolution: &Resolution, snapshot: &Snapshot) -> Vec<plan::K
         .map(|k| plan::KeptPerson {
             identity: k.identity_id.clone(),
             username: match snapshot.identities.get(&k.identity_id).and_then(Option::as_ref) {
-                Some(u) if !protected.contains(k.identity_id.as_str()) => u.clone(),
+                Some(u) if !protected.contains(k.identity_id.as_str()) => u.to_string(),
                 _ => k.identity_id.to_string(),
             },
             reason: k.reasons.join("; "),
@@ -115,7 +115,7 @@ pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<Id
     for ident in resolution.all() {
         match snapshot.identities.get(&ident.id).and_then(Option::as_ref) {
             Some(u) => {
-                names.insert(ident.id.clone(), u.clone());
+                names.insert(ident.id.clone(), u.to_string());
             }
             None => requests.extend(name_request(ident)),
         }

@@ -332,7 +332,7 @@ impl AccountStatus {
 /// An account enid created on a target: the proof of ownership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedAccount {
-    pub target: String,
+    pub target: connector_api::value::Str,
     pub identity_id: IdentityId,
     /// The key the target last gave the account; `None` for a create whose result is not known
     /// yet (a pending row: the account is found by the owner marker it carries).
@@ -464,7 +464,7 @@ impl Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Identity id → allocated username.
-    pub identities: FxHashMap<IdentityId, Option<String>>,
+    pub identities: FxHashMap<IdentityId, Option<connector_api::value::Str>>,
     /// source → person_id → link. Nested so that lookups need no allocation. Private: read
     /// through the accessors, which catch a read after [`Snapshot::release_records`].
     records: FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>,

@@ -238,7 +238,7 @@ impl Engine {
         let mut soft: HashSet<IdentityId> = HashSet::new();
         for (tid, accounts) in &observed {
             let Some(t) = self.targets.get(tid) else { continue };
-            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == tid).collect();
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| a.target == tid).collect();
             let owns: HashSet<&str> = owned.iter().map(|a| a.identity_id.as_str()).collect();
             let unmatched =
                 |a: &ObservedAccount, reason: String| Unmatched { target: tid.clone(), key: a.key.clone(), reason };
@@ -361,7 +361,7 @@ impl Engine {
                 if let Some(kept) = other_name.filter(|_| (proven || soft.contains(id)) && !owns.contains(id)) {
                     // One person under two usernames on two targets: the account the attribute
                     // proves keeps its name until the next plan renames it to the identity's.
-                    let winner = if proven { kept } else { name.clone() };
+                    let winner = if proven { kept } else { name.to_string() };
                     if !proven {
                         soft.remove(id);
                     }
@@ -369,7 +369,7 @@ impl Engine {
                     plan.accounts.push(AccountClaim {
                         target: tid.clone(),
                         identity: id.into(),
-                        username: name,
+                        username: name.to_string(),
                         key: a.key.clone(),
                         anchor: a.anchor.clone(),
                         disabled: a.disabled,
@@ -497,7 +497,7 @@ impl Engine {
         for (tid, t) in &self.targets {
             let Some(namer) = &t.groups else { continue };
             let mut members: Vec<(IdentityId, Option<String>)> = Vec::new();
-            for a in snapshot.accounts.iter().filter(|a| &a.target == tid) {
+            for a in snapshot.accounts.iter().filter(|a| a.target == tid) {
                 members.extend(a.key.clone().map(|k| (a.identity_id.clone(), Some(k))));
             }
             for c in plan.accounts.iter().filter(|c| &c.target == tid) {
@@ -507,7 +507,7 @@ impl Engine {
                 let names: HashMap<&str, String> = snapshot
                     .identities
                     .iter()
-                    .filter_map(|(i, u)| Some((i.as_str(), u.clone()?)))
+                    .filter_map(|(i, u)| Some((i.as_str(), u.as_ref()?.to_string())))
                     .chain(chosen.iter().map(|(i, u)| (i.as_str(), u.clone())))
                     .collect();
                 members = members
@@ -553,7 +553,7 @@ impl Engine {
             if input.is_empty() {
                 continue;
             }
-            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == tid).collect();
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| a.target == tid).collect();
             let claimed_keys: HashSet<String> =
                 plan.accounts.iter().filter(|c| &c.target == tid).map(|c| t.caps.key(&c.key)).collect();
             let owning: HashSet<&str> = owned
@@ -572,7 +572,13 @@ impl Engine {
                 .iter()
                 .filter(|i| !owning.contains(i.id.as_str()))
                 .filter_map(|i| {
-                    let name = snapshot.identities.get(&i.id).cloned().flatten().or_else(|| chosen.get(&i.id).cloned());
+                    let name = snapshot
+                        .identities
+                        .get(&i.id)
+                        .cloned()
+                        .flatten()
+                        .map(|s| s.to_string())
+                        .or_else(|| chosen.get(&i.id).cloned());
                     Some((i, name, name_request(i)?))
                 })
                 .collect();
@@ -631,7 +637,7 @@ impl Engine {
             Some(Some(u))
                 if !u.eq_ignore_ascii_case(&username)
                     && !snapshot.accounts.iter().any(|a| a.identity_id == identity)
-                    && !allocated.contains(&username.to_lowercase()) =>
+                    && !allocated.contains(username.to_lowercase().as_str()) =>
             {
                 rename_from = Some(u.clone());
             }
@@ -642,7 +648,7 @@ impl Engine {
             }
             Some(Some(_)) => {}
             Some(None) => return Err(format!("identity {identity} has no username in the state database yet")),
-            None if allocated.contains(&username.to_lowercase()) => {
+            None if allocated.contains(username.to_lowercase().as_str()) => {
                 return Err(format!("the username {username} was allocated to another identity"));
             }
             None => {}
@@ -652,17 +658,17 @@ impl Engine {
         {
             return Err(format!("identity {identity} is {u} on another target but {username} here"));
         }
-        chosen.insert(identity.into(), username.clone());
+        chosen.insert(identity.into(), username.to_string());
         Ok(AccountClaim {
             target: tid.to_string(),
             identity: identity.into(),
-            username,
+            username: username.to_string(),
             key: a.key.clone(),
             anchor: a.anchor.clone(),
             disabled: a.disabled,
             by_hand,
             left: false,
-            rename_from,
+            rename_from: rename_from.map(|s| s.to_string()),
             outside: false,
         })
     }
@@ -714,7 +720,7 @@ impl Engine {
                 connector_api::civic::mask_if_civic(&h.entry)
             )));
         }
-        let owned: Vec<_> = snapshot.accounts.iter().filter(|o| &o.target == tid).collect();
+        let owned: Vec<_> = snapshot.accounts.iter().filter(|o| o.target == tid).collect();
         if owned
             .iter()
             .any(|o| o.anchor.is_some() && o.anchor == a.anchor || o.key.as_deref().is_some_and(|k| same(tid, k)))
@@ -746,7 +752,7 @@ impl Engine {
             [] => return Err(fail(format!("--entry {masked}: no such account in the targets' scope"))),
             _ => return Err(fail(format!("--entry {masked}: found on several targets; say which with --target"))),
         };
-        let owned: Vec<_> = snapshot.accounts.iter().filter(|o| &o.target == tid).collect();
+        let owned: Vec<_> = snapshot.accounts.iter().filter(|o| o.target == tid).collect();
         if !crate::core::plan::not_owned(&owned, std::slice::from_ref(a), &self.targets[tid].caps).contains(&0) {
             return Err(fail(format!("--entry {masked}: the account is enid's; nothing to decide")));
         }

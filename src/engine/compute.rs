@@ -305,7 +305,7 @@ impl Engine {
         // Kept persons keep their names too (for `explain`); nothing is planned for them.
         for k in &resolution.kept {
             if let Some(Some(u)) = snapshot.identities.get(&k.identity_id) {
-                usernames.insert(k.identity_id.clone(), u.clone());
+                usernames.insert(k.identity_id.clone(), u.to_string());
             }
         }
         if self.config.naming.protected_names_from_template {
@@ -425,7 +425,7 @@ impl Engine {
         let mut target_plans = BTreeMap::new();
         let mut held = Vec::new();
         for (id, handle) in &self.targets {
-            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| a.target == id).collect();
             let all_obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
             // Excluded accounts are out of the plan, and so are the persons they belong to.
             let kept: Vec<ObservedAccount>;
@@ -704,7 +704,7 @@ impl Engine {
                 let anchor = snapshot
                     .accounts
                     .iter()
-                    .find(|a| &a.target == t && &a.identity_id == i)
+                    .find(|a| a.target == t && &a.identity_id == i)
                     .and_then(|a| a.anchor.as_deref());
                 anchor.is_some_and(|a| {
                     observed.get(t).is_some_and(|obs| obs.iter().any(|o| o.anchor.as_deref() == Some(a)))
@@ -830,7 +830,7 @@ impl Engine {
         let reserved: HashSet<String> = self.store.reserved_usernames().await?.into_iter().collect();
         let on_targets: HashSet<String> = observed
             .values()
-            .flat_map(|accounts| accounts.iter().filter_map(|a| a.username.as_ref()).map(|u| u.to_lowercase()))
+            .flat_map(|accounts| accounts.iter().filter_map(|a| a.username.as_deref()).map(str::to_lowercase))
             .collect();
         // Names `enid adopt` reserved because a target held them: while an account in scope still
         // holds one, it is a question about that account (claim it, or decide it is someone
@@ -864,7 +864,7 @@ impl Engine {
                 };
                 obs.iter().find(same)?.username.clone()
             });
-            m.entry(r.identity.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.to_lowercase()));
+            m.entry(r.identity.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.as_str().to_lowercase()));
             m
         });
         let allocate = |taken: &HashSet<String>| {

@@ -154,14 +154,14 @@ impl Engine {
                 // Pseudonymous persons keep pseudonyms; a name the target refuses is no name.
                 let pseudonymous = requests.iter().any(|r| r.id == id && r.pseudonymous);
                 if pseudonymous
-                    || allocated.contains(&folded)
-                    || used.contains(&folded)
+                    || allocated.contains(folded.as_str())
+                    || used.contains(folded.as_str())
                     || self.targets.values().any(|t| t.caps.username_problem(&u).is_some())
                 {
                     continue;
                 }
-                used.insert(folded);
-                out.insert(id, u);
+                used.insert(folded.to_string());
+                out.insert(id, u.to_string());
             }
         }
         out
@@ -184,7 +184,7 @@ impl Engine {
         for (tid, t) in &self.targets {
             let Some(obs) = observed.get(tid) else { continue };
             let fold = |s: &str| if t.caps.case_insensitive_names { s.to_lowercase() } else { s.to_string() };
-            let owned: Vec<&OwnedAccount> = snapshot.accounts.iter().filter(|a| &a.target == tid).collect();
+            let owned: Vec<&OwnedAccount> = snapshot.accounts.iter().filter(|a| a.target == tid).collect();
             let not_owned = plan::not_owned(&owned, obs, &t.caps);
             let holders: std::collections::HashMap<String, usize> = not_owned
                 .iter()

@@ -205,7 +205,7 @@ impl Engine {
             .await?
             .iter()
             .map(|a| AccountView {
-                target: a.target.clone(),
+                target: a.target.to_string(),
                 // A key (a DN, a user name) can hold the name a protected person's account
                 // still carries while the pseudonym waits, or their school's OU: the anchor finds
                 // the account without them.

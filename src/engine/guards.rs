@@ -44,7 +44,7 @@ impl Engine {
             .collect();
         for (id, accounts) in observed {
             let Some(t) = self.targets.get(id) else { continue };
-            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| a.target == id).collect();
             let unrecorded = plan::unrecorded_enid_entries(&owned, accounts, &t.caps);
             if !adopted && !unrecorded.is_empty() {
                 let count = unrecorded.len();
@@ -98,7 +98,7 @@ impl Engine {
         snapshot: &Snapshot,
     ) -> Result<(), EngineError> {
         let mut orphaned: BTreeMap<&str, usize> = BTreeMap::new();
-        for a in snapshot.accounts.iter().filter(|a| !self.targets.contains_key(&a.target)) {
+        for a in snapshot.accounts.iter().filter(|a| !self.targets.contains_key(a.target.as_str())) {
             *orphaned.entry(a.target.as_str()).or_default() += 1;
         }
         let Some((old, recorded)) = orphaned.iter().max_by_key(|(_, n)| **n) else { return Ok(()) };
@@ -112,7 +112,7 @@ impl Engine {
         }
         for (id, accounts) in observed {
             let Some(t) = self.targets.get(id) else { continue };
-            if snapshot.accounts.iter().any(|a| &a.target == id) {
+            if snapshot.accounts.iter().any(|a| a.target == id) {
                 continue;
             }
             let count = plan::unrecorded_enid_entries(&[], accounts, &t.caps).len();
@@ -138,7 +138,7 @@ impl Engine {
         self.targets
             .iter()
             .map(|(id, t)| {
-                let owned: Vec<&OwnedAccount> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+                let owned: Vec<&OwnedAccount> = snapshot.accounts.iter().filter(|a| a.target == id).collect();
                 let obs = observed.get(id).map(Vec::as_slice).unwrap_or(&[]);
                 (id.clone(), plan::missing_owned(&owned, obs, &t.caps))
             })

@@ -387,7 +387,7 @@ impl Engine {
             full!("an account claimed outside the scope");
         }
         for (id, t) in &self.targets {
-            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| &a.target == id).collect();
+            let owned: Vec<_> = snapshot.accounts.iter().filter(|a| a.target == id).collect();
             if owned.iter().any(|a| a.status == AccountStatus::Pending) {
                 full!("an unconfirmed create on target \"{id}\"");
             }

@@ -340,7 +340,7 @@ fn owned_account_of(
 ) -> OwnedAccount {
     OwnedAccount {
         disabled_at: disabled_at.and_then(|d| d.get(..10).and_then(|d| d.parse().ok())),
-        target,
+        target: target.into(),
         identity_id,
         key,
         anchor,
@@ -566,7 +566,7 @@ impl RowSink<StoredRow> for RecordsIn {
 /// The identities of a snapshot and their primary school units, taken in row by row.
 #[derive(Debug)]
 pub(super) struct IdentitiesIn {
-    identities: rustc_hash::FxHashMap<IdentityId, Option<String>>,
+    identities: rustc_hash::FxHashMap<IdentityId, Option<connector_api::value::Str>>,
     primaries: rustc_hash::FxHashMap<IdentityId, PrimaryTie>,
     ids: Arc<IdPool>,
 }
@@ -582,7 +582,7 @@ impl RowSink<IdentityRow> for IdentitiesIn {
         if let Some(school_unit) = primary {
             self.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
         }
-        self.identities.insert(id, username);
+        self.identities.insert(id, username.map(Into::into));
     }
 }
 

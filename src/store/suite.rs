@@ -173,7 +173,7 @@ pub(crate) async fn identities_and_records_round_trip_with_full_civic_numbers<S:
     .unwrap();
 
     let snap = s.snapshot().await.unwrap();
-    assert_eq!(snap.identities.get("id-a"), Some(&Some("kim.lind".to_string())));
+    assert_eq!(snap.identities.get("id-a"), Some(&Some("kim.lind".into())));
     let a = snap.record("sis", "P1").unwrap();
     assert_eq!((a.identity_id.as_str(), a.civic_no.as_deref(), a.protected), ("id-a", None, false));
     assert_eq!((a.content_hash, a.school_unit.as_deref(), a.staff), (hash_read("P1"), Some("S1"), false));
@@ -286,7 +286,7 @@ pub(crate) async fn renames_release_the_old_name_and_use_up_the_approval<S: Stat
         .await
         .unwrap();
     let snap = s.snapshot().await.unwrap();
-    assert_eq!(snap.identities.get("id-a"), Some(&Some("kim.berg".to_string())));
+    assert_eq!(snap.identities.get("id-a"), Some(&Some("kim.berg".into())));
     assert_eq!(s.rename_approvals().await.unwrap().keys().collect::<Vec<_>>(), ["id-b"]);
     // The old name still leads to its identity.
     assert_eq!(s.find_identity("kim.lind").await.unwrap(), ["id-a"]);
@@ -498,14 +498,15 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
     s.record_ops(run, &[op("ad", "id-a", "S1", set("cn=a", Some("g-1"), AccountStatus::Active))], day(8))
         .await
         .unwrap();
-    let targets: Vec<String> = s.accounts(Some("id-a")).await.unwrap().into_iter().map(|a| a.target).collect();
+    let targets: Vec<String> =
+        s.accounts(Some("id-a")).await.unwrap().into_iter().map(|a| a.target.to_string()).collect();
     assert_eq!(targets, ["ad", "ldap"]);
     let mut in_snapshot = s.snapshot().await.unwrap().accounts;
     in_snapshot.sort_by(|x, y| x.target.cmp(&y.target));
     assert_eq!(in_snapshot, s.accounts(None).await.unwrap());
 
     s.record_ops(run, &[op("ldap", "id-a", "S1", OpResult::Ok(Ownership::Removed))], day(9)).await.unwrap();
-    let targets: Vec<String> = s.accounts(None).await.unwrap().into_iter().map(|a| a.target).collect();
+    let targets: Vec<String> = s.accounts(None).await.unwrap().into_iter().map(|a| a.target.to_string()).collect();
     assert_eq!(targets, ["ad"]);
 }
 

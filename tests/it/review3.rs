@@ -100,7 +100,7 @@ mod scim_target {
         all.into_iter()
             .map(|a| {
                 let get = |k: &str| a.attrs.get(k).and_then(|v| v.first()).map(str::to_string);
-                (a.username.clone().unwrap_or_default(), (get("externalId"), get("displayName")))
+                (a.username.as_deref().unwrap_or_default().to_string(), (get("externalId"), get("displayName")))
             })
             .collect()
     }

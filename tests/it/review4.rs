@@ -656,7 +656,7 @@ fn a_claim_and_its_rename_are_approved_together_or_not_at_all() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let all = rt.block_on(connector_api::Target::observe(&target, &["externalId".to_string()])).unwrap();
         assert_eq!(all.len(), 1);
-        (all[0].username.clone().unwrap(), all[0].attrs.contains_key("externalId"))
+        (all[0].username.as_deref().unwrap().to_string(), all[0].attrs.contains_key("externalId"))
     };
     let id = env.enid(&["plan", "--save", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
     for only in ["claim", "rename"] {

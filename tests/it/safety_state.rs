@@ -382,7 +382,7 @@ fn a_rename_left_out_of_a_partial_apply_keeps_the_old_username_in_the_state() {
     {
         let (rt, s) = store(&env);
         let snap = rt.block_on(s.snapshot()).unwrap();
-        let names: Vec<&String> = snap.identities.values().flatten().collect();
+        let names: Vec<&connector_api::value::Str> = snap.identities.values().flatten().collect();
         assert!(names.iter().any(|n| *n == "elev0.testsson"), "{names:?}");
         assert!(!names.iter().any(|n| *n == "elev0.lind"), "{names:?}");
     }

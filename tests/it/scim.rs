@@ -186,7 +186,7 @@ fn users(url: &str) -> std::collections::BTreeMap<String, (Option<String>, bool)
         .into_iter()
         .map(|a| {
             let owner = a.attrs.get("externalId").and_then(|v| v.first()).map(str::to_string);
-            (a.username.unwrap_or_default(), (owner, !a.disabled))
+            (a.username.as_deref().unwrap_or_default().to_string(), (owner, !a.disabled))
         })
         .collect()
 }

@@ -23,7 +23,7 @@ pub struct ObservedAccount {
     /// SCIM id), if the target has one.
     pub anchor: Option<String>,
     /// The account's login name as the target holds it (LDAP `uid`, SCIM `userName`).
-    pub username: Option<String>,
+    pub username: Option<Str>,
     /// The requested attributes, with the names the engine asked for, in enid's values.
     pub attrs: Attrs,
     /// Whether the account is disabled by the target's disable method.

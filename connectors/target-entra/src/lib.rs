@@ -301,7 +301,7 @@ impl EntraTarget {
         ObservedAccount {
             key: id.clone(),
             anchor: Some(id),
-            username: Some(username),
+            username: Some(username.into()),
             attrs: mapped.fitted(),
             disabled: u.get("accountEnabled").and_then(Json::as_bool) == Some(false),
             excluded: false,

@@ -217,7 +217,7 @@ impl GoogleTarget {
         ObservedAccount {
             key: id.clone(),
             anchor: Some(id),
-            username: Some(username),
+            username: Some(username.into()),
             attrs: mapped.fitted(),
             disabled: u.get("suspended").and_then(Json::as_bool) == Some(true),
             excluded: false,

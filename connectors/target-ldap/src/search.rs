@@ -98,7 +98,7 @@ impl LdapTarget {
             out.push(ObservedAccount {
                 key: entry.dn,
                 anchor,
-                username,
+                username: username.map(Into::into),
                 attrs: mapped.fitted(),
                 disabled,
                 excluded,

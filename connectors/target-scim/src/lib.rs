@@ -176,7 +176,7 @@ impl ScimTarget {
         ObservedAccount {
             key: id.clone(),
             anchor: Some(id),
-            username,
+            username: username.map(Into::into),
             attrs: mapped.fitted(),
             disabled,
             excluded: false,

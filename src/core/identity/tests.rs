@@ -89,7 +89,7 @@ fn ids_do_not_depend_on_record_order() {
 }
 
 fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<&str>) {
-    snap.identities.insert(id.into(), Some(format!("user-{id}")));
+    snap.identities.insert(id.into(), Some(format!("user-{id}").into()));
     snap.insert_record(
         source.into(),
         pid.into(),

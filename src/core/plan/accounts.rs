@@ -87,7 +87,7 @@ pub fn plan_target(
         let o = o?;
         match caps.groups? {
             MemberForm::Username if renamed => None,
-            MemberForm::Username => o.username.clone(),
+            MemberForm::Username => o.username.as_ref().map(|s| s.to_string()),
             MemberForm::Key if (renamed && !caps.rename_keeps_key && !caps.members_follow_moves) || moved => None,
             MemberForm::Key => Some(o.key.clone()),
         }
@@ -523,7 +523,7 @@ pub fn plan_target(
             tp.blocked.push(Blocked {
                 target: target.into(),
                 identity: id.into(),
-                username: o.username.clone().unwrap_or_else(|| o.key.clone()),
+                username: (o.username.clone().unwrap_or_else(|| o.key.clone().into())).to_string(),
                 reason: unrecorded_owner_value(o, id),
             });
         }

@@ -212,7 +212,7 @@ impl<R: Rig> Story<'_, R> {
     async fn accounts(&self) -> Result<BTreeMap<String, ObservedAccount>, String> {
         let attrs = vec![self.caps().owner_attribute.clone()];
         let all = self.rig.target().observe(&attrs).await.map_err(|e| format!("observe: {}", crate::one_line(&e)))?;
-        Ok(all.into_iter().filter_map(|a| Some((a.username.clone()?.to_lowercase(), a))).collect())
+        Ok(all.into_iter().filter_map(|a| Some((a.username.as_deref()?.to_lowercase(), a))).collect())
     }
 
     /// The owner marker an account carries.

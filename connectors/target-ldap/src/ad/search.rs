@@ -180,7 +180,7 @@ impl AdTarget {
                 placement: Some(parent.to_string()),
                 key: entry.dn,
                 anchor,
-                username,
+                username: username.map(Into::into),
                 attrs: mapped.fitted(),
                 disabled: uac & UAC_DISABLED != 0,
                 username_outdated: false,
