@@ -361,7 +361,7 @@ pub fn desired_for(
             username: username.into(),
             given_name: person.given_name.into(),
             family_name: person.family_name.into(),
-            display_name: crate::core::mapping::display_name(&person).as_str().into(),
+            display_name: crate::core::mapping::display_name(&person).into(),
             roles,
             schools: person.school_units.iter().map(|&s| s.into()).collect(),
             enabled: active,

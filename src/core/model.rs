@@ -63,7 +63,7 @@ pub struct PrimaryTie {
 impl PrimaryTie {
     /// The tie `a` as it is recorded; `None` for a tie without a school unit.
     pub fn of(a: &Affiliation) -> Option<PrimaryTie> {
-        Some(PrimaryTie { school_unit: (a.school_unit.clone()?).to_string(), source_id: a.source_id.clone() })
+        Some(PrimaryTie { school_unit: a.school_unit.as_deref()?.to_string(), source_id: a.source_id.clone() })
     }
 }
 

@@ -65,12 +65,12 @@ impl std::ops::Deref for Texts {
 impl From<Vec<String>> for Texts {
     fn from(mut v: Vec<String>) -> Texts {
         if v.len() > 1 {
-            return Texts(Repr::Many(v.into_iter().map(|s| Str::from(s.as_str())).collect()));
+            return Texts(Repr::Many(v.into_iter().map(|s| Str::from(s.into_boxed_str())).collect()));
         }
         match v.pop() {
             None => Texts(Repr::None),
-            // Copied, not adopted: a rendered string's spare capacity is not kept.
-            Some(one) => Texts(Repr::One(Str::from(one.as_str()))),
+            // A short string goes in place; a long one keeps its buffer, without spare capacity.
+            Some(one) => Texts(Repr::One(Str::from(one.into_boxed_str()))),
         }
     }
 }

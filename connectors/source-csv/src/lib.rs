@@ -15,6 +15,7 @@
 
 use chrono::NaiveDate;
 use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
+use connector_api::value::Str;
 use connector_api::{
     Affiliation, ConnectorConfig, FetchContext, Fetched, GroupMembership, GroupType, Role, RowError, Source,
     SourceBatch, SourceConnector, SourceError, SourceRecord,
@@ -453,8 +454,8 @@ fn line_of(location: &str) -> u64 {
     location.rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(0)
 }
 
-fn lowercase_opt(v: &str) -> Option<String> {
-    Some(v.trim().to_lowercase()).filter(|v| !v.is_empty())
+fn lowercase_opt(v: &str) -> Option<Str> {
+    Some(v.trim()).filter(|v| !v.is_empty()).map(Str::from_str_to_lowercase)
 }
 
 /// One row, addressed by field name.
@@ -512,17 +513,17 @@ impl<'a> Fields<'a> {
 
 fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, String> {
     let get = |field: &str| fields.get(field);
-    let required = |field: &str| -> Result<String, String> {
+    let required = |field: &str| -> Result<&str, String> {
         let v = get(field);
-        if v.is_empty() { Err(format!("{field} is empty; it is required")) } else { Ok(v.to_string()) }
+        if v.is_empty() { Err(format!("{field} is empty; it is required")) } else { Ok(v) }
     };
     let person_id = required("person_id")?;
     let given_name = required("given_name")?;
     let family_name = required("family_name")?;
     let role_raw = required("role")?;
-    let role = Role::parse(&role_raw).ok_or_else(|| {
+    let role = Role::parse(role_raw).ok_or_else(|| {
         // Columns shifted by one put other values here: a civic number is shown masked.
-        format!("role {:?} is neither \"student\" nor \"staff\"", mask_if_civic(&role_raw))
+        format!("role {:?} is neither \"student\" nor \"staff\"", mask_if_civic(role_raw))
     })?;
     let civic_raw = get("civic_no");
     let civic_no = if civic_raw.is_empty() {
@@ -546,7 +547,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, 
     {
         return Err(format!("end_date {e} is before start_date {s}"));
     }
-    let school_unit = Some(get("school_unit").to_string()).filter(|s| !s.is_empty());
+    let school_unit = Some(get("school_unit")).filter(|s| !s.is_empty()).map(Str::from);
     let group_type = match get("group_type") {
         "" => GroupType::Class,
         t => GroupType::parse(t).ok_or_else(|| {
@@ -557,16 +558,13 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, 
         .split([';', '|'])
         .map(str::trim)
         .filter(|g| !g.is_empty())
-        .map(|g| GroupMembership {
-            kind: group_type,
-            ..GroupMembership::class(school_unit.clone().map(Into::into), g.to_string())
-        })
+        .map(|g| GroupMembership { kind: group_type, ..GroupMembership::class(school_unit.clone(), g) })
         .collect();
     groups.sort();
     groups.dedup();
     // Collected from a split, the vector keeps room for four; a record lives for the whole run.
     groups.shrink_to_fit();
-    let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit.map(Into::into), role) };
+    let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
     Ok(SourceRecord {
         person_id: person_id.into(),
         given_name: given_name.into(),
@@ -574,8 +572,8 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, 
         civic_no,
         affiliations: vec![affiliation],
         groups,
-        email: lowercase_opt(get("email")).map(Into::into),
-        eppn: lowercase_opt(get("eppn")).map(Into::into),
+        email: lowercase_opt(get("email")),
+        eppn: lowercase_opt(get("eppn")),
         external_ids: Vec::new(),
         deceased: false,
         // The value is not repeated in the message: the marking itself is protected.

@@ -6,6 +6,7 @@ use crate::config::{DisableMethod, GroupClass};
 use crate::conn::Link;
 use crate::dn::{normalize_dn, split_rdn};
 use crate::error::{from_ldap, from_result};
+use connector_api::value::Str;
 use connector_api::{OpOutcome, RejectKind, TargetError, TargetOp, Value};
 use ldap3::controls::{PostRead, PostReadResp};
 use ldap3::{Mod, Scope, SearchEntry, dn_escape};
@@ -269,7 +270,7 @@ fn post_read_uuid(res: &ldap3::LdapResult) -> Option<String> {
 
 /// The strings of a value: LDAP attributes hold texts only (the config refuses other templates
 /// for an LDAP target, so anything else here is a bug upstream, refused rather than guessed).
-fn texts<'a>(attr: &str, v: &'a Value) -> Result<&'a [connector_api::value::Str], TargetError> {
+fn texts<'a>(attr: &str, v: &'a Value) -> Result<&'a [Str], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
         _ => Err(TargetError::rejected(

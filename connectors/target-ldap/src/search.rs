@@ -4,6 +4,7 @@
 use crate::LdapTarget;
 use crate::dn::{normalize_dn, under};
 use crate::error::{from_ldap, from_result};
+use connector_api::value::Str;
 use connector_api::{Attrs, Name, ObservedAccount, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
@@ -81,7 +82,7 @@ impl LdapTarget {
                     anchor = values.first().cloned();
                 }
                 if lower == rdn {
-                    username = values.first().cloned();
+                    username = values.first().map(|u| Str::from(u.as_str()));
                 }
                 if let Some(requested) = wanted.get(&lower) {
                     let key = requested.clone();
@@ -98,7 +99,7 @@ impl LdapTarget {
             out.push(ObservedAccount {
                 key: entry.dn,
                 anchor,
-                username: username.map(Into::into),
+                username,
                 attrs: mapped.fitted(),
                 disabled,
                 excluded,

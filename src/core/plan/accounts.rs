@@ -101,7 +101,7 @@ pub fn plan_target(
                 action,
                 target: target.into(),
                 identity: d.id.clone(),
-                username: d.spec.username.as_str().into(),
+                username: d.spec.username.clone(),
                 school: d.school().into(),
                 reason: reason.into(),
                 op,
@@ -495,7 +495,7 @@ pub fn plan_target(
                     target: target.into(),
                     // The identity's shared id, not a string of its own made from the spec's.
                     identity: d.id,
-                    username: account.username.as_str().into(),
+                    username: account.username.clone(),
                     school: school.into(),
                     reason: reason.into(),
                     op: TargetOp::Create { account },
@@ -523,7 +523,7 @@ pub fn plan_target(
             tp.blocked.push(Blocked {
                 target: target.into(),
                 identity: id.into(),
-                username: (o.username.clone().unwrap_or_else(|| o.key.clone().into())).to_string(),
+                username: o.username.as_deref().unwrap_or(&o.key).to_string(),
                 reason: unrecorded_owner_value(o, id),
             });
         }

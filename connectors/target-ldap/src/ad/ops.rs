@@ -9,6 +9,7 @@ use super::{AdTarget, UAC_DISABLED, UAC_NORMAL, guid_text, unicode_pwd};
 use crate::conn::Link;
 use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
+use connector_api::value::Str;
 use connector_api::{AccountSpec, OpOutcome, RejectKind, TargetError, TargetOp, Value};
 use ldap3::{Mod, Scope, SearchEntry, dn_escape};
 use std::collections::HashSet;
@@ -80,7 +81,7 @@ pub(super) fn unescape_dn_value(v: &str) -> String {
 }
 
 /// The strings of a value (the config refuses other templates for an AD target).
-fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [connector_api::value::Str], TargetError> {
+fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [Str], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
         _ => Err(TargetError::rejected(

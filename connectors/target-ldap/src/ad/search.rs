@@ -8,6 +8,7 @@ use super::{AdTarget, UAC_DISABLED, group_sam, guid_filter, guid_text};
 use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
 use crate::search::and_any;
+use connector_api::value::Str;
 use connector_api::{Attrs, Field, Lookup, Name, ObservedAccount, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapResult, Scope, SearchEntry};
@@ -155,7 +156,7 @@ impl AdTarget {
             let dn_norm = normalize_dn(&entry.dn);
             let uac: u32 = text(&entry, "userAccountControl").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) as u32;
             let anchor = raw(&entry, "objectGUID").and_then(|b| guid_text(&b));
-            let username = text(&entry, "sAMAccountName").cloned();
+            let username = text(&entry, "sAMAccountName").map(|u| Str::from(u.as_str()));
             let (rdn, parent) = split_rdn(&entry.dn);
             let mut mapped = Attrs::new();
             for (name, values) in &entry.attrs {
@@ -180,7 +181,7 @@ impl AdTarget {
                 placement: Some(parent.to_string()),
                 key: entry.dn,
                 anchor,
-                username: username.map(Into::into),
+                username,
                 attrs: mapped.fitted(),
                 disabled: uac & UAC_DISABLED != 0,
                 username_outdated: false,
