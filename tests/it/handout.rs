@@ -11,17 +11,7 @@ use std::process::{Child, Command, Stdio};
 
 /// Starts enid on `env`'s config with stdout going to `stdout`.
 fn spawn(env: &Env, args: &[&str], stdout: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_enid"))
-        .arg("--config")
-        .arg(env.path("enid.toml"))
-        .args(args)
-        .env_remove("ENID_CONFIG")
-        .env_remove("ENID_LOG")
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start enid")
+    env.command(args).stdout(stdout).stderr(Stdio::piped()).spawn().expect("start enid")
 }
 
 /// Reads `n` lines one byte at a time: what the pipe holds beyond them stays unread.

@@ -212,17 +212,22 @@ base_dn = "{BASE}"
         std::fs::write(self.path("persons.csv"), text).expect("write csv");
     }
 
-    /// Runs enid with the test config.
-    pub fn enid(&self, args: &[&str]) -> Run {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_enid"))
-            .arg("--config")
+    /// The enid command on the test config, without the caller's `ENID_CONFIG` or `ENID_LOG`,
+    /// reading nothing from stdin.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_enid"));
+        c.arg("--config")
             .arg(self.path("enid.toml"))
             .args(args)
             .env_remove("ENID_CONFIG")
             .env_remove("ENID_LOG")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run enid");
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Runs enid with the test config.
+    pub fn enid(&self, args: &[&str]) -> Run {
+        let out: Output = self.command(args).output().expect("run enid");
         Run {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -232,13 +237,7 @@ base_dn = "{BASE}"
 
     /// Starts enid with the test config in the background, its output dropped (a run to kill).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_enid"))
-            .arg("--config")
-            .arg(self.path("enid.toml"))
-            .args(args)
-            .env_remove("ENID_CONFIG")
-            .env_remove("ENID_LOG")
-            .stdin(std::process::Stdio::null())
+        self.command(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

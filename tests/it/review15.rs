@@ -354,17 +354,7 @@ fn an_apply_killed_mid_delta_converges_on_the_next_run_without_duplicates_or_los
     // kill hits the re-run.
     let changed = |env: &Env| env.people().values().filter(|e| e.one("sn").starts_with("Andra")).count();
     for at in [1, (n + new) / 2] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
-            .arg("--config")
-            .arg(env.path("enid.toml"))
-            .args(["apply", "--yes", "--now", DAY2, "--accept-date"])
-            .env_remove("ENID_CONFIG")
-            .env_remove("ENID_LOG")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn enid");
+        let mut child = env.spawn(&["apply", "--yes", "--now", DAY2, "--accept-date"]);
         while changed(&env) < at && child.try_wait().expect("try_wait").is_none() {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }

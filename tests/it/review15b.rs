@@ -299,17 +299,7 @@ fn an_apply_killed_while_a_held_person_is_provisioned_converges() {
     }
     let changed = |env: &Env| env.people().values().filter(|e| e.one("sn").ends_with("son")).count();
     let start = changed(&env);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enid"))
-        .arg("--config")
-        .arg(env.path("enid.toml"))
-        .args(["apply", "--yes", "--now", DAY1, "--accept-date"])
-        .env_remove("ENID_CONFIG")
-        .env_remove("ENID_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn enid");
+    let mut child = env.spawn(&["apply", "--yes", "--now", DAY1, "--accept-date"]);
     while changed(&env) < start + 10 && child.try_wait().expect("try_wait").is_none() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
