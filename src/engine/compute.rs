@@ -487,7 +487,7 @@ impl Engine {
                         target: id.as_str().into(),
                         identity: d.id().clone(),
                         username: d.username().into(),
-                        school: d.school().into(),
+                        school: d.school(),
                         reason: format!("claimed by an operator outside {}: moved into its place", handle.conn.scope())
                             .into(),
                         op: connector_api::TargetOp::Move { key: key.clone(), placement: placement.clone() },

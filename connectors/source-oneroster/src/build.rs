@@ -201,7 +201,7 @@ pub fn affiliations(ties: &[Tie], orgs: &Orgs, year: Option<&str>) -> TieOutcome
         };
         let kind = if role == Role::Student { AffiliationKind::Enrolment } else { AffiliationKind::Duty };
         out.push(Affiliation {
-            school_unit: Some(org.code.clone().into()),
+            school_unit: Some(org.code.as_str().into()),
             school_unit_name: Some(org.name.clone()),
             kind,
             role,
@@ -227,8 +227,8 @@ pub fn membership(e: &EnrollmentRow, classes: &Classes) -> Result<Option<GroupMe
     }
     match classes.get(&e.class_id) {
         Some(Known::Ok(c)) => Ok(Some(GroupMembership {
-            school_unit: c.school_unit.clone().map(Into::into),
-            name: c.name.clone().into(),
+            school_unit: c.school_unit.as_deref().map(Into::into),
+            name: c.name.as_str().into(),
             kind: c.kind,
             start_date: e.begin,
             end_date: e.end,
@@ -275,9 +275,9 @@ pub fn base(config: &OneRosterConfig, u: &UserRow, location: String, today: Naiv
     }
     let eppn = config.eppn_from_username.then(|| u.username.to_lowercase()).filter(|v| !v.is_empty());
     Ok(SourceRecord {
-        person_id: u.id.clone().into(),
-        given_name: u.given_name.clone().into(),
-        family_name: u.family_name.clone().into(),
+        person_id: u.id.as_str().into(),
+        given_name: u.given_name.as_str().into(),
+        family_name: u.family_name.as_str().into(),
         civic_no,
         affiliations: Vec::new(),
         groups: Vec::new(),

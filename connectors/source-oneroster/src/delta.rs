@@ -187,7 +187,7 @@ pub fn changes(
             }
             match orgs.get(org) {
                 Some(Known::Ok(o)) if o.school => {
-                    a.school_unit = Some(o.code.clone().into());
+                    a.school_unit = Some(o.code.as_str().into());
                     a.school_unit_name = Some(o.name.clone());
                     true
                 }
@@ -202,9 +202,9 @@ pub fn changes(
             let Some(id) = g.source_id.as_deref().filter(|c| changed_classes.contains(*c)) else { return true };
             match classes.get(id) {
                 Some(Known::Ok(c)) => {
-                    g.name = c.name.clone().into();
+                    g.name = c.name.as_str().into();
                     g.kind = c.kind;
-                    g.school_unit = c.school_unit.clone().map(Into::into);
+                    g.school_unit = c.school_unit.as_deref().map(Into::into);
                     true
                 }
                 Some(Known::Bad(e)) => {

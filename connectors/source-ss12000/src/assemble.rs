@@ -298,7 +298,7 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
     external_ids.dedup();
     let mut d = Draft {
         rec: SourceRecord {
-            person_id: p.id.clone().into(),
+            person_id: p.id.as_str().into(),
             given_name: given_name.into(),
             family_name: family_name.into(),
             civic_no,

@@ -102,7 +102,7 @@ pub fn plan_target(
                 target: target.into(),
                 identity: d.id.clone(),
                 username: d.spec.username.clone(),
-                school: d.school().into(),
+                school: d.school(),
                 reason: reason.into(),
                 op,
                 new_members: Vec::new(),
@@ -496,7 +496,7 @@ pub fn plan_target(
                     // The identity's shared id, not a string of its own made from the spec's.
                     identity: d.id,
                     username: account.username.clone(),
-                    school: school.into(),
+                    school,
                     reason: reason.into(),
                     op: TargetOp::Create { account },
                     new_members: Vec::new(),

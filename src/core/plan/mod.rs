@@ -69,9 +69,14 @@ impl Desired {
         &self.spec.username
     }
 
-    /// The person's schools as logs and `--school` filters show them: comma-separated.
-    pub fn school(&self) -> String {
-        self.spec.schools.join(",")
+    /// The person's schools as logs and `--school` filters show them: comma-separated. One
+    /// school (the common case) is its code as it is, with no string built around it.
+    pub fn school(&self) -> Str {
+        match self.spec.schools.as_slice() {
+            [] => Str::default(),
+            [one] => one.clone(),
+            many => many.join(",").into(),
+        }
     }
 }
 
