@@ -164,8 +164,11 @@ pub(crate) fn default_filter() -> String {
 pub(crate) fn default_page_size() -> i32 {
     1000
 }
+/// Operations in flight over all connections: OpenLDAP's writes go through one writer at a
+/// time, and with 8 outstanding it waited on the round trips (100,000 creates took 24 s; with 32,
+/// 20 s, against 13 s for four `ldapadd` streams of the same entries).
 pub(crate) fn default_in_flight() -> usize {
-    8
+    32
 }
 pub(crate) fn default_connections() -> usize {
     4

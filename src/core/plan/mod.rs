@@ -548,10 +548,26 @@ fn plan_id(
     }
     let body = Body { identities: ids, operations: ops, adoptions, blocked, conflicts, renames };
     let mut hasher = Sha256::new();
-    // Writing into a hash cannot fail, and every value here serialises.
-    let _ = serde_json::to_writer(&mut hasher, &body);
-    let digest = hasher.finalize();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    {
+        // Through a buffer: `serde_json` writes token by token, and a hash's update per token
+        // cost more than the hashing.
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut hasher);
+        // Writing into a hash cannot fail, and every value here serialises.
+        let _ = serde_json::to_writer(&mut buffered, &body);
+        let _ = std::io::Write::flush(&mut buffered);
+    }
+    hex(&hasher.finalize()[..8]).to_string()
+}
+
+/// Bytes as lowercase hexadecimal digits (a plan's id, an operation's fingerprint).
+pub fn hex(bytes: &[u8]) -> connector_api::value::Str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = connector_api::value::Str::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 impl Plan {
