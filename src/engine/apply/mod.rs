@@ -380,7 +380,14 @@ impl Engine {
         report: &mut ApplyReport,
         watch: &Watch<'_>,
     ) -> Result<(), EngineError> {
+        // Results are logged (and ownership rows updated) a thousand at a time, or, while the
+        // write before is still going, as many as came back meanwhile, up to FLUSH_MOST: the log
+        // and the ownership rows are keyed by random identity ids, so each transaction writes a
+        // page per operation at a million identities, and a thousand at a time wrote gigabytes
+        // and held the sends up waiting for the store. A result not logged when the run dies is
+        // found again by the next run (the pending row, the owner marker).
         const FLUSH_EVERY: usize = 1000;
+        const FLUSH_MOST: usize = 64_000;
         let stopped = AtomicBool::new(false);
         let stop_reason = std::sync::Mutex::new(String::new());
         let mut batch = Vec::with_capacity(FLUSH_EVERY);
@@ -554,7 +561,8 @@ impl Engine {
                                 report.interrupted = h.stop();
                             }
                         }
-                        if batch.len() >= FLUSH_EVERY {
+                        let writing = flushing.as_ref().is_some_and(|f| !f.is_finished());
+                        if batch.len() >= FLUSH_MOST || batch.len() >= FLUSH_EVERY && !writing {
                             // Write this batch while the next operations are sent; one write at a time.
                             if let Some(prev) = flushing.take() {
                                 join_flush(prev).await?;
