@@ -203,6 +203,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         for (n, chunk) in staged.chunks.iter().enumerate() {
+            let began = std::time::Instant::now();
             let stored = async {
                 // A node that can no longer confirm its lease stores nothing more either.
                 connector_api::fence::check().map_err(|e| crate::store::StoreError {
@@ -217,6 +218,12 @@ impl Engine {
                 return Err(e.into());
             }
             tell.send_modify(|s| s.chunks = n + 1);
+            tracing::debug!(
+                chunk = n,
+                identities = chunk.identities.len(),
+                elapsed_ms = began.elapsed().as_millis() as u64,
+                "stored new identities"
+            );
         }
         // The records held this run replace those held before once every record is stored: a
         // record held last time that joins a new identity now is in one table or the other
@@ -432,9 +439,15 @@ impl Engine {
             let releasing = async move {
                 let mut halted: Option<String> = None;
                 let mut error: Option<EngineError> = None;
+                // How long segments waited for their new identities to be stored (an upper bound
+                // on how long the sends stood still for the store: two segments are let out ahead).
+                let mut waited = std::time::Duration::ZERO;
                 for (s, segment) in segments.iter().enumerate() {
                     if halted.is_none() && !stopped_ref.load(Ordering::SeqCst) {
-                        if let Err(why) = gate.ready(segment.iter().map(|(op, _)| &op.identity)).await {
+                        let asked = std::time::Instant::now();
+                        let ready = gate.ready(segment.iter().map(|(op, _)| &op.identity)).await;
+                        waited += asked.elapsed();
+                        if let Err(why) = ready {
                             halted = Some(why);
                         } else if let Some(rows) = keep.get(s).filter(|r| !r.is_empty())
                             && let Err(e) = self.store.keep_passwords(rows, now).await
@@ -447,6 +460,13 @@ impl Engine {
                         break;
                     }
                 }
+                tracing::debug!(
+                    target_id = id,
+                    action = wave[0].action.as_str(),
+                    operations = wave.len(),
+                    waited_for_store_ms = waited.as_millis() as u64,
+                    "wave released"
+                );
                 error
             };
             let mut released = released;
