@@ -142,8 +142,26 @@ impl<'de> Deserialize<'de> for IdentityId {
     }
 }
 
+/// Bytes as lowercase hexadecimal digits: a plan's id, an operation's fingerprint, a key file's
+/// text, a token (in place up to 12 bytes, no `String` per byte).
+pub fn hex(bytes: &[u8]) -> connector_api::value::Str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = connector_api::value::Str::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::hex(&[]), "");
+    }
+
     use super::*;
     use std::collections::HashMap;
 

@@ -259,5 +259,5 @@ fn fingerprint(mut mac: Hmac<sha2::Sha256>, op: &PlannedOp, json: &mut Vec<u8>) 
     json.clear();
     let _ = serde_json::to_writer(&mut *json, &(&op.op, &op.new_members));
     mac.update(json);
-    crate::core::plan::hex(&mac.finalize().into_bytes()[..10])
+    crate::core::id::hex(&mac.finalize().into_bytes()[..10])
 }

@@ -49,7 +49,7 @@ pub fn load_named(path: &Path, may_create: bool, what: &str, why: &str) -> Resul
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes)
                 .map_err(|e| format!("{what} {}: the OS random source failed: {e}", path.display()))?;
-            if write_new(path, &hex(&bytes), what)? {
+            if write_new(path, &crate::core::id::hex(&bytes), what)? {
                 Ok(Loaded { key: IdKey::new(bytes), created: true })
             } else {
                 load_named(path, false, what, why) // another enid made it a moment ago
@@ -73,10 +73,6 @@ fn parse(text: &str) -> Result<IdKey, String> {
         *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
     }
     Ok(IdKey::new(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a new key file atomically: to a temporary file first, then linked into place, so a

@@ -256,7 +256,7 @@ fn expose<S: serde::Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
 fn new_claim_id() -> Result<String, EngineError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| EngineError::Passwords(format!("the OS random source failed: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::core::id::hex(&bytes).into())
 }
 
 /// Whether `s` has the shape of a claim id ([`new_claim_id`]: 32 hexadecimal digits), which a

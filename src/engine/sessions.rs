@@ -38,7 +38,7 @@ impl Session {
 fn random_hex() -> Result<String, EngineError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| EngineError::Token(format!("the OS random source failed: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::core::id::hex(&bytes).into())
 }
 
 impl Engine {

@@ -61,7 +61,7 @@ pub struct Principal {
 
 /// The token's hash as the state keeps it (a session cookie's too).
 pub(super) fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::core::id::hex(&Sha256::digest(token.as_bytes())).into()
 }
 
 impl Engine {
@@ -97,8 +97,7 @@ impl Engine {
         }
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| fail(format!("the OS random source failed: {e}")))?;
-        let token: String =
-            std::iter::once("enid_".to_string()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
+        let token: String = format!("enid_{}", crate::core::id::hex(&bytes));
         let row = TokenRow {
             name: name.to_string(),
             hash: hash(&token),

@@ -308,7 +308,7 @@ impl Tally {
     }
 
     fn finish(self, table: &'static str) -> TableCopy {
-        let sha256 = self.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = crate::core::id::hex(&self.hash.finalize()).into();
         TableCopy { table, rows: self.rows, sha256 }
     }
 }

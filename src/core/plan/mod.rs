@@ -556,18 +556,7 @@ fn plan_id(
         let _ = serde_json::to_writer(&mut buffered, &body);
         let _ = std::io::Write::flush(&mut buffered);
     }
-    hex(&hasher.finalize()[..8]).to_string()
-}
-
-/// Bytes as lowercase hexadecimal digits (a plan's id, an operation's fingerprint).
-pub fn hex(bytes: &[u8]) -> connector_api::value::Str {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = connector_api::value::Str::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    crate::core::id::hex(&hasher.finalize()[..8]).to_string()
 }
 
 impl Plan {

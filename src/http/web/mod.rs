@@ -288,7 +288,7 @@ fn sign_in_page(
             html! { p class="error" { "the OS random source failed" } },
         );
     }
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token: String = crate::core::id::hex(&bytes).into();
     let title = lang.t("Logga in", "Sign in");
     let body = html! {
         h1 { (title) }

@@ -35,7 +35,7 @@ impl Holder {
         let pid = std::process::id();
         let mut nonce = [0u8; 6];
         let _ = getrandom::fill(&mut nonce);
-        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let nonce: String = crate::core::id::hex(&nonce).into();
         Holder { id: format!("{host}:{pid}:{}:{nonce}", pid_scope()), host }
     }
 }
