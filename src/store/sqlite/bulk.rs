@@ -58,11 +58,15 @@ pub(super) async fn insert_identities(
         b.push_bind(id).push_bind(username).push_bind(now);
     })
     .await?;
+    // In the order of the table's key (the identities come in id order): each name next to the
+    // one before in the index, not on a page of its own.
+    let mut by_name: Vec<&(IdentityId, String)> = new.iter().collect();
+    by_name.sort_unstable_by(|a, b| a.1.cmp(&b.1));
     insert_rows(
         conn,
         "INSERT INTO usernames (username, identity_id, allocated_at) ",
         ALLOCATE,
-        new,
+        &by_name,
         |mut b, (id, username)| {
             b.push_bind(username).push_bind(id).push_bind(now);
         },
