@@ -8,7 +8,11 @@ fn main() -> ExitCode {
         keep_freed_memory();
     }
     enid::cli::init_tracing(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // At least two workers, also on one CPU: `enid plan` and `enid apply` run on a worker and
+    // hold it while they plan or wait at the prompt, and the lease on a PostgreSQL state is
+    // renewed by a task of its own that must not wait for them.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("enid: cannot start the async runtime: {e}");

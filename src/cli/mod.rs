@@ -600,12 +600,13 @@ pub(crate) fn local_user() -> String {
     format!("local:{}", user.unwrap_or_else(|_| "unknown".into()))
 }
 
-/// Builds the engine and shows what the operator should know about this start.
 /// Runs a command on the runtime's worker threads rather than on the thread that started the
 /// runtime. The targets' connections are served by tasks on the workers: a command waiting on
 /// the main thread was woken across threads for every response, and woke a worker for every
 /// request. 100,000 creates into slapd took some 1.5 s and 2.5 CPU-s more that way (the
-/// directory shares the machine's cores). A panic in the command stays a panic.
+/// directory shares the machine's cores). The command may hold its worker for a while (the
+/// planning, the prompt): the runtime has at least two (`main`), so the lease's renewal and the
+/// connections always have one. A panic in the command stays a panic.
 async fn on_worker<T: Send + 'static>(
     command: impl std::future::Future<Output = Result<T, CliError>> + Send + 'static,
 ) -> Result<T, CliError> {
@@ -616,6 +617,7 @@ async fn on_worker<T: Send + 'static>(
     }
 }
 
+/// Builds the engine and shows what the operator should know about this start.
 async fn build(config: Config) -> Result<Engine, CliError> {
     let engine = Engine::build(config).await?;
     for n in engine.notices() {

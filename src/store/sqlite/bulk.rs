@@ -319,6 +319,10 @@ pub(super) async fn record_outcomes(conn: &mut SqliteConnection, ops: &[OpRecord
             _ => {}
         }
     }
+    // In the order of the table's key, each account next to the one before in the index (they
+    // come in the order the target answered). Stable: a later row for the same account stays
+    // later, and wins.
+    changed.sort_by(|a, b| (a.target, a.identity).cmp(&(b.target, b.identity)));
     upsert_accounts(conn, &changed, now).await
 }
 
