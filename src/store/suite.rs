@@ -508,6 +508,34 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
     s.record_ops(run, &[op("ldap", "id-a", "S1", OpResult::Ok(Ownership::Removed))], day(9)).await.unwrap();
     let targets: Vec<String> = s.accounts(None).await.unwrap().into_iter().map(|a| a.target.to_string()).collect();
     assert_eq!(targets, ["ad"]);
+
+    // A batch's rows are written in key order, whatever order the targets answered in; of two
+    // rows for one account, the later wins.
+    let ops = [
+        op("ldap", "id-b", "S1", set("uid=b", Some("u-b"), AccountStatus::Active)),
+        op("ad", "id-a", "S1", set("cn=a,ou=off", Some("g-1"), AccountStatus::Disabled)),
+        op("ldap", "id-a", "S1", set("uid=a3", Some("u-3"), AccountStatus::Active)),
+        op("ad", "id-a", "S1", set("cn=a", Some("g-1"), AccountStatus::Active)),
+        op("ldap", "id-b", "S1", set("uid=b,ou=off", Some("u-b"), AccountStatus::Disabled)),
+    ];
+    s.record_ops(run, &ops, day(10)).await.unwrap();
+    let rows: Vec<(String, String, Option<String>, AccountStatus)> = s
+        .accounts(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.target.to_string(), a.identity_id.to_string(), a.key.map(|k| k.to_string()), a.status))
+        .collect();
+    let row = |t: &str, i: &str, k: &str, st| (t.to_string(), i.to_string(), Some(k.to_string()), st);
+    let mut want = vec![
+        row("ad", "id-a", "cn=a", AccountStatus::Active),
+        row("ldap", "id-a", "uid=a3", AccountStatus::Active),
+        row("ldap", "id-b", "uid=b,ou=off", AccountStatus::Disabled),
+    ];
+    let mut rows = rows;
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    want.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert_eq!(rows, want);
 }
 
 pub(crate) async fn groups_are_recorded_and_forgotten<S: StateStore>(s: &S) {

@@ -93,11 +93,14 @@ pub(super) async fn insert_identities(
         b.push_bind(id.clone()).push_bind(username.clone()).push_bind(now.to_string());
     })
     .await?;
+    // In the order of the table's key (the identities come in id order), as SQLite's store does.
+    let mut by_name: Vec<&(IdentityId, String)> = new.iter().collect();
+    by_name.sort_unstable_by(|a, b| a.1.cmp(&b.1));
     upsert_rows(
         conn,
         "INSERT INTO usernames (username, identity_id, allocated_at) ",
         ALLOCATE,
-        new,
+        &by_name,
         |(_, username)| username.as_str(),
         |mut b, (id, username)| {
             b.push_bind(username.clone()).push_bind(id.clone()).push_bind(now.to_string());
@@ -338,6 +341,9 @@ pub(super) async fn record_outcomes(conn: &mut PgConnection, ops: &[OpRecord], n
             _ => {}
         }
     }
+    // In the order of the table's key, as SQLite's store does; stable, so a later row for the
+    // same account stays later (`upsert_rows` writes it in a later round) and wins.
+    changed.sort_by(|a, b| (a.target, a.identity).cmp(&(b.target, b.identity)));
     upsert_accounts(conn, &changed, now).await
 }
 
