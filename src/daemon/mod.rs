@@ -411,8 +411,27 @@ pub async fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> Result<()
             tracing::info!(events = coalesced, "file changes during the wait are taken by this run");
         }
         let before = status.borrow().text.clone();
-        let RunEnd { ok, text, skipped, rest_waits, quiet } =
-            one_run(&engine, &config, trigger, &shutdown, &before, opened).await;
+        // On a worker, where the connections' tasks are, not on the main thread that every
+        // response of a target would have to wake (see `cli::on_worker`).
+        let running = {
+            let (engine, config, shutdown, before) =
+                (Arc::clone(&engine), config.clone(), Arc::clone(&shutdown), before.clone());
+            tokio::spawn(async move {
+                // Boxed as `Send` where its lifetimes are known (rustc cannot prove the unboxed
+                // future `Send` for every lifetime).
+                let one: std::pin::Pin<Box<dyn std::future::Future<Output = RunEnd> + Send + '_>> =
+                    Box::pin(one_run(&engine, &config, trigger, &shutdown, &before, opened));
+                one.await
+            })
+        };
+        let RunEnd { ok, text, skipped, rest_waits, quiet } = match running.await {
+            Ok(end) => end,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                let text = format!("the run was cancelled: {e}");
+                RunEnd { ok: false, text, skipped: false, rest_waits: false, quiet: false }
+            }
+        };
         let after = Utc::now();
         let recovered = quiet && !status.borrow().healthy;
         if recovered {
