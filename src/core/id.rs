@@ -156,14 +156,14 @@ pub fn hex(bytes: &[u8]) -> connector_api::value::Str {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn hex_is_two_lowercase_digits_per_byte() {
-        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(super::hex(&[]), "");
-    }
-
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn behaves_as_its_string() {

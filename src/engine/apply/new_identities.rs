@@ -123,9 +123,10 @@ impl Staged {
         }
         // Each chunk is written in the order of the keys the state indexes its rows by: the
         // identities (and their primary schools) by id, the records by source and person, the
-        // pending accounts by target and identity. In plan order (by username) the random ids put each row on another page of
-        // each index; at a million identities the chunks took 5-13 s each, most of it reading
-        // and writing those pages. Which chunk a row is in does not change.
+        // pending accounts by target and identity. In plan order (by username) the random ids
+        // put each row on another page of each index; at a million identities the chunks took
+        // 5-13 s each, most of it reading and writing those pages. Which chunk a row is in does
+        // not change.
         let records = &computed.records_to_store;
         let record_key = |i: &u32| {
             let at = &records[*i as usize];
