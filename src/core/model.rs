@@ -427,17 +427,17 @@ impl Snapshot {
     }
 
     /// The stored links of one source, by person id.
-    pub fn source_records(&self, source: &str) -> Option<&FxHashMap<Box<str>, StoredRecord>> {
+    pub fn source_records(&self, source: &str) -> Option<&RecordMap> {
         self.held_records().get(source)
     }
 
     /// The stored links, source by source.
-    pub fn records_by_source(&self) -> impl Iterator<Item = (&String, &FxHashMap<Box<str>, StoredRecord>)> {
+    pub fn records_by_source(&self) -> impl Iterator<Item = (&String, &RecordMap)> {
         self.held_records().iter()
     }
 
     /// The one way to the stored links for reading: a read after they are released is a bug.
-    fn held_records(&self) -> &FxHashMap<String, FxHashMap<Box<str>, StoredRecord>> {
+    fn held_records(&self) -> &FxHashMap<String, RecordMap> {
         debug_assert!(!self.records_released, "the stored records were released");
         &self.records
     }
@@ -456,22 +456,49 @@ impl Snapshot {
 
     /// Adds a link (for building snapshots in tests and from the store).
     pub fn insert_record(&mut self, source: String, person_id: String, rec: StoredRecord) {
-        self.records.entry(source).or_default().insert(person_id.into_boxed_str(), rec);
+        self.insert_record_sized(source, person_id, rec, 0);
+    }
+
+    /// [`Snapshot::insert_record`], with room for `expected` records in a source's map when
+    /// this is its first (the store knows how many rows it reads: a map grown by doubling holds
+    /// its old and new tables at once, and at a million records that is the run's peak).
+    pub fn insert_record_sized(&mut self, source: String, person_id: String, rec: StoredRecord, expected: usize) {
+        self.records
+            .entry(source)
+            .or_insert_with(|| RecordMap::with_capacity_and_hasher(expected, Default::default()))
+            .insert(person_id.into_boxed_str(), rec);
+    }
+
+    /// Gives back the room a store reserved beyond the records it read (a state of several
+    /// sources reserves for all of them in the first source's map).
+    pub fn fit_records(&mut self) {
+        self.records.values_mut().for_each(RecordMap::shrink_to_fit);
     }
 }
+
+/// The stored records of one source, by person id: in one vector of exactly their number with
+/// an index beside it (a hash map of a million records of 128 bytes, just past a power of two,
+/// is some 300 MB, half of it empty buckets), and each record has a position
+/// ([`indexmap::IndexMap::get_index_of`]) that a run can mark in a bit vector instead of
+/// building a set of the records it saw.
+pub type RecordMap = indexmap::IndexMap<Box<str>, StoredRecord, rustc_hash::FxBuildHasher>;
+
+/// A snapshot's map by identity id: in one vector of exactly their number with an index
+/// beside it, as [`RecordMap`].
+pub type IdMap<V> = indexmap::IndexMap<IdentityId, V, rustc_hash::FxBuildHasher>;
 
 /// What the state database knew at the start of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Identity id → allocated username.
-    pub identities: FxHashMap<IdentityId, Option<connector_api::value::Str>>,
+    pub identities: IdMap<Option<connector_api::value::Str>>,
     /// source → person_id → link. Nested so that lookups need no allocation. Private: read
     /// through the accessors, which catch a read after [`Snapshot::release_records`].
-    records: FxHashMap<String, FxHashMap<Box<str>, StoredRecord>>,
+    records: FxHashMap<String, RecordMap>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
     /// Identity id → the primary school unit recorded at the last applied run.
-    pub primaries: FxHashMap<IdentityId, PrimaryTie>,
+    pub primaries: IdMap<PrimaryTie>,
     /// The records were let go ([`Snapshot::release_records`]).
     records_released: bool,
 }

@@ -736,7 +736,7 @@ mod tests {
         assert_eq!(copied, before);
         // What the engine reads is the same, and new rows get new ids.
         let (a, b) = (original.snapshot().await.unwrap(), pg.snapshot().await.unwrap());
-        let sorted = |m: &rustc_hash::FxHashMap<IdentityId, Option<connector_api::value::Str>>| {
+        let sorted = |m: &crate::core::model::IdMap<Option<connector_api::value::Str>>| {
             m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>()
         };
         assert!(sorted(&a.identities) == sorted(&b.identities), "the identities differ");

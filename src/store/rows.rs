@@ -5,7 +5,7 @@
 //! builds them with [`describe_stored`] and `mask_stored`, never with the stored value.
 
 use crate::core::model::{
-    AccountStatus, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
+    AccountStatus, IdMap, IdentityId, NameFingerprint, OwnedAccount, PrimaryTie, Snapshot, StoredRecord,
 };
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -524,9 +524,13 @@ pub(super) trait RowSink<T> {
 /// the names among them) becomes its compact [`StoredRecord`] at once, so a state of a million
 /// records is never held as rows.
 #[derive(Debug)]
-pub(super) struct RecordsIn(Snapshot, Arc<IdPool>);
+pub(super) struct RecordsIn(Snapshot, Arc<IdPool>, usize);
 
 impl RowSink<StoredRow> for RecordsIn {
+    fn reserve(&mut self, rows: usize) {
+        self.2 = rows;
+    }
+
     fn add(
         &mut self,
         (
@@ -559,15 +563,15 @@ impl RowSink<StoredRow> for RecordsIn {
             names,
             gone,
         };
-        self.0.insert_record(source, person_id, rec);
+        self.0.insert_record_sized(source, person_id, rec, self.2);
     }
 }
 
 /// The identities of a snapshot and their primary school units, taken in row by row.
 #[derive(Debug)]
 pub(super) struct IdentitiesIn {
-    identities: rustc_hash::FxHashMap<IdentityId, Option<connector_api::value::Str>>,
-    primaries: rustc_hash::FxHashMap<IdentityId, PrimaryTie>,
+    identities: IdMap<Option<connector_api::value::Str>>,
+    primaries: IdMap<PrimaryTie>,
     ids: Arc<IdPool>,
 }
 
@@ -643,7 +647,7 @@ pub(super) fn snapshot_sinks() -> (IdentitiesIn, RecordsIn, AccountsIn) {
     let ids = Arc::new(IdPool::default());
     (
         IdentitiesIn { identities: Default::default(), primaries: Default::default(), ids: ids.clone() },
-        RecordsIn(Snapshot::default(), ids.clone()),
+        RecordsIn(Snapshot::default(), ids.clone(), 0),
         AccountsIn(Vec::new(), ids),
     )
 }
@@ -651,6 +655,7 @@ pub(super) fn snapshot_sinks() -> (IdentitiesIn, RecordsIn, AccountsIn) {
 /// A snapshot from the rows the queries above and every backend's `snapshot` read.
 pub(super) fn build_snapshot(identities: IdentitiesIn, records: RecordsIn, accounts: AccountsIn) -> Snapshot {
     let mut snap = records.0;
+    snap.fit_records();
     snap.identities = identities.identities;
     snap.primaries = identities.primaries;
     snap.primaries.shrink_to_fit();

@@ -265,6 +265,26 @@ impl PgStore {
         Ok(into)
     }
 
+    /// [`PgStore::fetch_each`] of a whole table, with room made first for as many rows as it
+    /// has (counted just before: a hint, so a row added between the two only costs a growth).
+    async fn fetch_each_counted<T, S: RowSink<T>>(
+        &self,
+        table: &'static str,
+        q: sqlx::query::QueryAs<'_, Postgres, T, PgArguments>,
+        mut into: S,
+    ) -> Result<S, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let count: i64 = self.ctx(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&self.pool)
+                .await,
+        )?;
+        into.reserve(usize::try_from(count).unwrap_or(0));
+        self.fetch_each(q, into).await
+    }
+
     /// A JSON column's value, decoded; `what` names it in the error.
     fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, text: &str) -> Result<T, StoreError> {
         serde_json::from_str(text).map_err(|e| self.fail(format!("{what}: {e}")))
@@ -362,12 +382,18 @@ impl StateStore for PgStore {
         let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
         let (identities, records, accounts) = snapshot_sinks();
         let (identities, records, accounts) = tokio::try_join!(
-            self.fetch_each(
+            self.fetch_each_counted(
+                "identities",
                 sqlx::query_as::<_, IdentityRow>("SELECT id, username, primary_school, primary_tie FROM identities"),
                 identities
             ),
-            self.fetch_each(sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)), records),
-            self.fetch_each(
+            self.fetch_each_counted(
+                "source_records",
+                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
+                records
+            ),
+            self.fetch_each_counted(
+                "accounts",
                 sqlx::query_as::<_, AccountRowIn>(
                     "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts"
                 ),
