@@ -7,6 +7,7 @@
 pub mod desired;
 pub mod id;
 pub mod identity;
+pub mod index;
 pub mod mapping;
 pub mod model;
 pub mod naming;

@@ -2,6 +2,7 @@
 //! matched by ownership (anchor first), never touching what enid does not own. Pure.
 
 use super::*;
+use crate::core::index::PosIndex;
 
 /// What the planner needs to know of a target besides its accounts: its declared facts (how it
 /// compares keys and names, the owner attribute, whether a rename or an enable changes a key,
@@ -62,20 +63,39 @@ pub fn plan_target(
     let (today, caps) = (facts.today, facts.caps);
     let desired = desired.into_iter();
     let owner_attr = caps.owner_attribute.as_str();
-    let by_anchor: HashMap<&str, usize> =
-        observed.iter().enumerate().filter_map(|(i, o)| Some((o.anchor.as_deref()?, i))).collect();
+    // Indexes of positions (`PosIndex`): at a million accounts, a `HashMap` of each would be
+    // some 50 MB, and the planning is a run's peak of memory.
+    let mut by_anchor = PosIndex::with_capacity(observed.len());
+    for (i, a) in observed.iter().enumerate().filter_map(|(i, o)| Some((i, o.anchor.as_deref()?))) {
+        by_anchor.insert(a, i, |p| observed[p].anchor.as_deref() == Some(a));
+    }
+    let find_anchor = |a: &str| by_anchor.get(a, |p| observed[p].anchor.as_deref() == Some(a));
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
     let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(&o.key), i)).collect());
-    let by_username: HashMap<std::borrow::Cow<'_, str>, usize> = observed
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| Some((fold_username(caps, o.username.as_deref()?), i)))
-        .collect();
+    let has_username =
+        |p: usize, folded: &str| observed[p].username.as_deref().is_some_and(|u| fold_username(caps, u) == folded);
+    let mut by_username = PosIndex::with_capacity(observed.len());
+    for (i, u) in observed.iter().enumerate().filter_map(|(i, o)| Some((i, o.username.as_deref()?))) {
+        let folded = fold_username(caps, u);
+        by_username.insert(&*folded, i, |p| has_username(p, &folded));
+    }
+    let find_username = |u: &str| {
+        let folded = fold_username(caps, u);
+        by_username.get(&*folded, |p| has_username(p, &folded))
+    };
     // Entries that carry a value of enid's id form in the owner attribute, by that value.
-    let by_owner_value: HashMap<&str, usize> =
-        observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (v, i))).collect();
-    let owned_by_identity: HashMap<&str, &OwnedAccount> = owned.iter().map(|o| (o.identity_id.as_str(), *o)).collect();
+    let has_owner_value = |p: usize, v: &str| owner_values(&observed[p], owner_attr).any(|x| x == v);
+    let mut by_owner_value = PosIndex::with_capacity(observed.len());
+    for (i, v) in observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (i, v))) {
+        by_owner_value.insert(v, i, |p| has_owner_value(p, v));
+    }
+    let find_owner_value = |v: &str| by_owner_value.get(v, |p| has_owner_value(p, v));
+    let mut owned_by_identity = PosIndex::with_capacity(owned.len());
+    for (j, o) in owned.iter().enumerate() {
+        owned_by_identity.insert(o.identity_id.as_str(), j, |p| owned[p].identity_id == o.identity_id);
+    }
+    let find_owned = |id: &str| owned_by_identity.get(id, |p| owned[p].identity_id.as_str() == id).map(|p| owned[p]);
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
     let carries_id =
@@ -134,8 +154,7 @@ pub fn plan_target(
                 .collect();
             // Persons whose account no entry carries and no row but a pending create records.
             let unfound = |id: &str| {
-                !by_owner_value.contains_key(id)
-                    && owned_by_identity.get(id).is_none_or(|o| o.status == AccountStatus::Pending)
+                find_owner_value(id).is_none() && find_owned(id).is_none_or(|o| o.status == AccountStatus::Pending)
             };
             selected = desired.select(&unfound);
             let candidates: Vec<Candidate<'_>> = selected
@@ -157,19 +176,19 @@ pub fn plan_target(
     let matched_accounts: std::collections::HashSet<usize> = matches.matched.values().map(|(i, _)| *i).collect();
     let mut claim_taken = vec![false; observed.len()];
     for mut d in desired {
-        let owned = owned_by_identity.get(d.spec.id.as_str()).copied();
+        let owned = find_owned(&d.spec.id);
         // Find the account this identity owns, or the one its pending create made.
         let mut found = None;
         if let Some(o) = owned {
             match o.anchor.as_deref() {
-                Some(a) => found = by_anchor.get(a).copied(),
+                Some(a) => found = find_anchor(a),
                 None => {
                     // Rows from before keys were the target's alone may hold the key a create
                     // was sent to: the entry there counts only if it carries the identity's id.
                     let at_key = o.key.as_deref().and_then(|k| by_key().get(&caps.key(k)).copied());
                     found = at_key.filter(|&i| carries_id(&observed[i], &d.spec.id));
                     if found.is_none() && o.status == AccountStatus::Pending {
-                        found = by_owner_value.get(d.spec.id.as_str()).copied();
+                        found = find_owner_value(&d.spec.id);
                     }
                 }
             }
@@ -254,7 +273,7 @@ pub fn plan_target(
                 obs.username.as_deref().filter(|u| fold_username(caps, u) != fold_username(caps, &d.spec.username));
             // A rename into a username another account holds would fail on every apply.
             if other.is_some()
-                && let Some(&j) = by_username.get(&fold_username(caps, &d.spec.username))
+                && let Some(j) = find_username(&d.spec.username)
                 && j != i
             {
                 claimed[j] = true;
@@ -454,7 +473,7 @@ pub fn plan_target(
             None => {
                 // Never a second account: an entry carrying this identity's id that no ownership
                 // row proves to be enid's is reported, and nothing is created next to it.
-                if let Some(&i) = by_owner_value.get(d.spec.id.as_str()) {
+                if let Some(i) = find_owner_value(&d.spec.id) {
                     claimed[i] = true;
                     block(&mut tp, &d, unrecorded_owner_value(&observed[i], &d.spec.id));
                     continue;
@@ -462,7 +481,7 @@ pub fn plan_target(
                 if !d.active && !d.provision_disabled {
                     continue; // inactive and no account: nothing to do
                 }
-                if let Some(&i) = by_username.get(&fold_username(caps, &d.spec.username)) {
+                if let Some(i) = find_username(&d.spec.username) {
                     // Never a namesake beside it: the account may be this person's, made before enid.
                     // (One the rules give another person stays theirs to claim.)
                     claimed[i] |= !matched_accounts.contains(&i);
@@ -550,13 +569,17 @@ pub fn missing_owned<'a>(
     observed: &[ObservedAccount],
     caps: &Capabilities,
 ) -> (Vec<&'a OwnedAccount>, usize) {
-    let anchors: HashMap<&str, ()> = observed.iter().filter_map(|o| Some((o.anchor.as_deref()?, ()))).collect();
+    let mut anchors = PosIndex::with_capacity(observed.len());
+    for (i, a) in observed.iter().enumerate().filter_map(|(i, o)| Some((i, o.anchor.as_deref()?))) {
+        anchors.insert(a, i, |p| observed[p].anchor.as_deref() == Some(a));
+    }
     let keys: std::cell::OnceCell<HashMap<String, ()>> = std::cell::OnceCell::new();
     let mut of = 0;
     let mut missing = Vec::new();
     for o in owned.iter().copied().filter(|o| o.status != AccountStatus::Pending) {
         of += 1;
-        let by_anchor = o.anchor.as_deref().is_some_and(|a| anchors.contains_key(a));
+        let by_anchor =
+            o.anchor.as_deref().is_some_and(|a| anchors.get(a, |p| observed[p].anchor.as_deref() == Some(a)).is_some());
         let by_key = || {
             o.key.as_deref().is_some_and(|k| {
                 keys.get_or_init(|| observed.iter().map(|o| (caps.key(&o.key), ())).collect())
@@ -607,24 +630,30 @@ pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
 /// The ownership rows as a lookup: an entry is owned when a row recorded its anchor, or, for a
 /// row without one, its key.
 pub(super) struct OwnedIndex<'a> {
-    anchors: HashMap<&'a str, ()>,
+    owned: &'a [&'a OwnedAccount],
+    anchors: PosIndex,
     keys: HashMap<String, ()>,
     caps: &'a Capabilities,
 }
 
 impl<'a> OwnedIndex<'a> {
-    fn new(owned: &[&'a OwnedAccount], caps: &'a Capabilities) -> Self {
-        let anchors = owned.iter().filter_map(|o| Some((o.anchor.as_deref()?, ()))).collect();
+    fn new(owned: &'a [&'a OwnedAccount], caps: &'a Capabilities) -> Self {
+        let mut anchors = PosIndex::with_capacity(owned.len());
+        for (j, a) in owned.iter().enumerate().filter_map(|(j, o)| Some((j, o.anchor.as_deref()?))) {
+            anchors.insert(a, j, |p| owned[p].anchor.as_deref() == Some(a));
+        }
         let keys = owned
             .iter()
             .filter(|o| o.anchor.is_none())
             .filter_map(|o| Some((caps.key(o.key.as_deref()?), ())))
             .collect();
-        OwnedIndex { anchors, keys, caps }
+        OwnedIndex { owned, anchors, keys, caps }
     }
 
     fn owns(&self, o: &ObservedAccount) -> bool {
-        o.anchor.as_deref().is_some_and(|a| self.anchors.contains_key(a))
+        o.anchor
+            .as_deref()
+            .is_some_and(|a| self.anchors.get(a, |p| self.owned[p].anchor.as_deref() == Some(a)).is_some())
             || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(&o.key)))
     }
 }
