@@ -35,15 +35,18 @@ impl PosIndex {
 
     /// Indexes `pos` under `key`; a position indexed before under an equal key gives way, as a
     /// map's insert replaces (`same` tells whether the element at a position has `key`).
-    pub fn insert<K: Hash + ?Sized>(&mut self, key: &K, pos: usize, same: impl Fn(usize) -> bool) {
+    /// Positions are 32 bits: a slice of 2^32 accounts (hundreds of gigabytes) is past any
+    /// target, and a position beyond is refused (`false`) rather than indexed wrong.
+    pub fn insert<K: Hash + ?Sized>(&mut self, key: &K, pos: usize, same: impl Fn(usize) -> bool) -> bool {
         let h = hash32(key);
-        let pos = u32::try_from(pos).expect("fewer than 2^32 elements");
+        let Ok(pos) = u32::try_from(pos) else { return false };
         match self.table.entry(spread(h), |&(p, ph)| ph == h && same(p as usize), |&(_, ph)| spread(ph)) {
             hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().0 = pos,
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert((pos, h));
             }
         }
+        true
     }
 
     /// The position indexed under `key`, if any.
