@@ -53,17 +53,21 @@ pub struct Identity {
 
 /// The primary school unit as recorded: its code, and the source's id of the tie (an
 /// enrolment's, a duty's, a OneRoster org's), so that a school unit whose code changes is still
-/// known as the same tie.
+/// known as the same tie. Both are `Str`s: a school unit's code and a tie's id are short, held
+/// in place, and every identity of the state has one, in the snapshot and again in the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrimaryTie {
-    pub school_unit: String,
-    pub source_id: Option<String>,
+    pub school_unit: connector_api::value::Str,
+    pub source_id: Option<connector_api::value::Str>,
 }
 
 impl PrimaryTie {
     /// The tie `a` as it is recorded; `None` for a tie without a school unit.
     pub fn of(a: &Affiliation) -> Option<PrimaryTie> {
-        Some(PrimaryTie { school_unit: a.school_unit.as_deref()?.to_string(), source_id: a.source_id.clone() })
+        Some(PrimaryTie {
+            school_unit: a.school_unit.as_deref()?.into(),
+            source_id: a.source_id.as_deref().map(Into::into),
+        })
     }
 }
 
@@ -595,7 +599,7 @@ mod tests {
     }
 
     fn primary_now(ident: &Identity, today: NaiveDate) -> Option<String> {
-        ident.primary_school_now(&Authority::default(), today).map(|p| p.school_unit)
+        ident.primary_school_now(&Authority::default(), today).map(|p| p.school_unit.to_string())
     }
 
     fn day(d: &str) -> NaiveDate {

@@ -584,7 +584,8 @@ impl RowSink<IdentityRow> for IdentitiesIn {
     fn add(&mut self, (id, username, primary, tie): IdentityRow) {
         let id = self.ids.id(id);
         if let Some(school_unit) = primary {
-            self.primaries.insert(id.clone(), PrimaryTie { school_unit, source_id: tie });
+            self.primaries
+                .insert(id.clone(), PrimaryTie { school_unit: school_unit.into(), source_id: tie.map(Into::into) });
         }
         self.identities.insert(id, username.map(Into::into));
     }

@@ -90,8 +90,8 @@ pub(super) async fn set_primaries(
         );
         q.push_values(chunk, |mut b, (id, primary)| {
             b.push_bind(id)
-                .push_bind(primary.as_ref().map(|p| &p.school_unit))
-                .push_bind(primary.as_ref().and_then(|p| p.source_id.as_ref()));
+                .push_bind(primary.as_ref().map(|p| p.school_unit.as_str()))
+                .push_bind(primary.as_ref().and_then(|p| p.source_id.as_deref()));
         });
         q.push(") AS v WHERE identities.id = v.column1");
         q.build().execute(&mut *conn).await?;
