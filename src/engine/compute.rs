@@ -323,8 +323,7 @@ impl Engine {
         let rules = Rules { authority: &authority, lifecycle: &lifecycle };
         let mut failures = Vec::new();
         // Also independent of the targets: which stored records the apply would rewrite.
-        let mut records_to_store = changed_records(&resolution, &snapshot);
-        let gone_rows = gone_records(&snapshot, &resolution, &counts);
+        let (mut records_to_store, gone_rows) = stored_changes(&resolution, &snapshot, &counts);
         // Records held in a conflict or of a kept identity are kept beside the linked ones: an
         // incremental read gives a record only when it changes, so without them a held person
         // would vanish from the conflict queue at the next read.

@@ -21,18 +21,59 @@ pub struct RecordAt {
 /// The records of present identities the state does not hold as they are now (new, or changed
 /// since they were stored), in resolution order. Pure.
 pub(super) fn changed_records(resolution: &Resolution, snapshot: &Snapshot) -> Vec<RecordAt> {
-    let mut out = Vec::new();
+    stored_changes(resolution, snapshot, &std::collections::BTreeMap::new()).0
+}
+
+/// What the state's records need after this run: the records of present identities it does not
+/// hold as they are now ([`changed_records`]), and its records, not yet marked gone, of the
+/// sources read this run (`read`) whose persons the sources no longer give: neither a record now
+/// nor kept (a rejected row keeps its person as last stored). What an apply marks gone, so an
+/// incremental read merges with the rest. One lookup of each record of the run serves both: at
+/// a million records each lookup is a few cache misses, and there are a million. Pure.
+pub(super) fn stored_changes(
+    resolution: &Resolution,
+    snapshot: &Snapshot,
+    read: &std::collections::BTreeMap<String, usize>,
+) -> (Vec<RecordAt>, Vec<(String, String)>) {
+    // The stored records this run's persons hold, marked by their place in their source's map
+    // (of the sources read): a set of (source, person) pairs would be some 70 MB at a million
+    // records, at the point where a run holds the most.
+    let mut stored: rustc_hash::FxHashMap<&str, (&RecordMap, Vec<bool>)> = snapshot
+        .records_by_source()
+        .map(|(source, records)| {
+            let marks = if read.contains_key(source) { vec![false; records.len()] } else { Vec::new() };
+            (source.as_str(), (records, marks))
+        })
+        .collect();
+    let mut changed = Vec::new();
     for (i, ident) in resolution.present.iter().enumerate() {
         for (j, s) in ident.records.iter().enumerate() {
             let r = &s.record;
             let hash = fingerprint_u64(&ident.id, r.civic_no.as_ref().map(|c| c.expose()), r);
-            if snapshot.record(&s.source, &r.person_id).is_some_and(|stored| stored.content_hash == Some(hash)) {
+            let held = stored.get_mut(s.source.as_str()).and_then(|(records, marks)| {
+                let (k, _, rec) = records.get_full(r.person_id.as_str())?;
+                if let Some(mark) = marks.get_mut(k) {
+                    *mark = true;
+                }
+                Some(rec)
+            });
+            if held.is_some_and(|rec| rec.content_hash == Some(hash)) {
                 continue;
             }
-            out.push(RecordAt { identity: i, record: j, hash });
+            changed.push(RecordAt { identity: i, record: j, hash });
         }
     }
-    out
+    let kept: rustc_hash::FxHashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
+    let mut gone = Vec::new();
+    for (source, (records, marks)) in stored.into_iter().filter(|(source, _)| read.contains_key(*source)) {
+        for ((pid, rec), _) in records.iter().zip(marks).filter(|(_, now)| !*now) {
+            if !rec.gone && !kept.contains(rec.identity_id.as_str()) {
+                gone.push((source.to_string(), pid.to_string()));
+            }
+        }
+    }
+    gone.sort();
+    (changed, gone)
 }
 
 /// The row the state stores for a changed record ([`changed_records`] of the same resolution).
@@ -134,42 +175,6 @@ pub(super) fn changed_primaries(
         .collect()
 }
 
-/// Stored records, not yet marked gone, of the sources read this run (`read`) whose persons
-/// the sources no longer give: neither a record now nor kept (a rejected row keeps its person
-/// as last stored). What an apply marks gone, so an incremental read merges with the rest. Pure.
-pub(super) fn gone_records(
-    snapshot: &Snapshot,
-    resolution: &Resolution,
-    read: &std::collections::BTreeMap<String, usize>,
-) -> Vec<(String, String)> {
-    let kept: rustc_hash::FxHashSet<&str> = resolution.kept.iter().map(|k| k.identity_id.as_str()).collect();
-    // The stored records this run's persons hold, marked by their place in their source's map:
-    // a set of (source, person) pairs would be some 70 MB at a million records, at the point
-    // where a run holds the most.
-    let mut seen: rustc_hash::FxHashMap<&str, (&RecordMap, Vec<bool>)> = snapshot
-        .records_by_source()
-        .filter(|(source, _)| read.contains_key(*source))
-        .map(|(source, records)| (source.as_str(), (records, vec![false; records.len()])))
-        .collect();
-    for s in resolution.present.iter().flat_map(|ident| &ident.records) {
-        if let Some((records, marks)) = seen.get_mut(s.source.as_str())
-            && let Some(i) = records.get_index_of(s.record.person_id.as_str())
-        {
-            marks[i] = true;
-        }
-    }
-    let mut out = Vec::new();
-    for (source, (records, marks)) in seen {
-        for ((pid, stored), _) in records.iter().zip(marks).filter(|(_, now)| !*now) {
-            if !stored.gone && !kept.contains(stored.identity_id.as_str()) {
-                out.push((source.to_string(), pid.to_string()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A civic-number change as the plan shows it: the record and the kinds, never the numbers.
 pub(super) fn describe_change(c: &CivicChange) -> String {
     let kind = |v: &Option<String>| v.as_deref().map(crate::store::describe_stored).unwrap_or_else(|| "none".into());
@@ -226,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn gone_records_are_the_stored_ones_of_read_sources_no_person_holds() {
+    fn gone_records_are_the_stored_ones_of_read_sources_no_person_holds_and_the_rest_are_compared() {
         let mut snapshot = Snapshot::default();
         for (source, pid, identity, gone) in [
             ("sis", "1", "a", false), // held by a present person
@@ -247,7 +252,15 @@ mod tests {
         };
         let read: std::collections::BTreeMap<String, usize> =
             [("sis".to_string(), 2), ("lms".to_string(), 1)].into_iter().collect();
-        let gone = gone_records(&snapshot, &resolution, &read);
+        let (changed, gone) = stored_changes(&resolution, &snapshot, &read);
         assert_eq!(gone, vec![("sis".to_string(), "2".to_string()), ("sis".to_string(), "5".to_string())]);
+        // Every present record is new or changed here (no stored fingerprint), in resolution
+        // order; one stored with its fingerprint is not.
+        let at = |c: &[RecordAt]| c.iter().map(|r| (r.identity, r.record)).collect::<Vec<_>>();
+        assert_eq!(at(&changed), vec![(0, 0), (1, 0), (1, 1)]);
+        let hash = changed[0].hash;
+        snapshot.record_mut("sis", "1").unwrap().content_hash = Some(hash);
+        let (changed, again) = stored_changes(&resolution, &snapshot, &read);
+        assert_eq!((at(&changed), again), (vec![(1, 0), (1, 1)], gone));
     }
 }
