@@ -301,34 +301,43 @@ impl Engine {
         if narrow && let Narrowed::Full(why) = self.narrow_resolution(&resolution) {
             return Ok(Narrowed::Full(why));
         }
-        let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
-        // Kept persons keep their names too (for `explain`); nothing is planned for them.
-        for k in &resolution.kept {
-            if let Some(Some(u)) = snapshot.identities.get(&k.identity_id) {
-                usernames.insert(k.identity_id.clone(), u.to_string());
+        let authority = self.config.identity.authority.model();
+        // Which stored records and primary schools the apply would rewrite (independent of the
+        // names and the targets) are found on a thread of their own beside the names: at a
+        // million identities each is a few seconds of lookups, and this part of a run had one
+        // core while the other waited.
+        let (stored, (mut usernames, requests, renaming, last_schools)) = std::thread::scope(|scope| {
+            let side = scope.spawn(|| {
+                (stored_changes(&resolution, &snapshot, &counts), changed_primaries(&resolution, &authority, today))
+            });
+            let (mut usernames, mut requests) = known_names(&resolution, &snapshot);
+            // Kept persons keep their names too (for `explain`); nothing is planned for them.
+            for k in &resolution.kept {
+                if let Some(Some(u)) = snapshot.identities.get(&k.identity_id) {
+                    usernames.insert(k.identity_id.clone(), u.to_string());
+                }
             }
-        }
-        if self.config.naming.protected_names_from_template {
-            requests.iter_mut().for_each(|r| r.pseudonymous = false);
-        }
-        // Persons whose name no longer fits their username, when the policy renames: they get
-        // their desired accounts later, with the new name.
-        let renaming = self.rename_candidates(&resolution, &usernames);
+            if self.config.naming.protected_names_from_template {
+                requests.iter_mut().for_each(|r| r.pseudonymous = false);
+            }
+            // Persons whose name no longer fits their username, when the policy renames: they
+            // get their desired accounts later, with the new name.
+            let renaming = self.rename_candidates(&resolution, &usernames);
+            let last_schools = last_schools(&snapshot, &resolution);
+            let stored = side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (stored, (usernames, requests, renaming, last_schools))
+        });
         for id in renaming.keys() {
             usernames.remove(id);
         }
-        let last_schools = last_schools(&snapshot, &resolution);
-        let authority = self.config.identity.authority.model();
         let lifecycle = self.lifecycle;
         let rules = Rules { authority: &authority, lifecycle: &lifecycle };
         let mut failures = Vec::new();
-        // Also independent of the targets: which stored records the apply would rewrite.
-        let (mut records_to_store, gone_rows) = stored_changes(&resolution, &snapshot, &counts);
+        let ((mut records_to_store, gone_rows), mut primary_rows) = stored;
         // Records held in a conflict or of a kept identity are kept beside the linked ones: an
         // incremental read gives a record only when it changes, so without them a held person
         // would vanish from the conflict queue at the next read.
         let mut held_rows = held_rows(&resolution);
-        let mut primary_rows = changed_primaries(&resolution, &authority, today);
         let kept_shown = kept_persons(&resolution, &snapshot);
         let protected = self::protected_ids(&resolution, &snapshot);
         // Nothing past this point reads the stored records: they are let go before the planning,
