@@ -147,6 +147,9 @@ fn a_lease_held_by_another_node_stops_an_apply_before_it_reads_and_plans_still_w
 fn an_apply_killed_mid_run_leaves_its_lease_to_the_next_run_here_which_converges_without_duplicates() {
     let env = Env::new();
     let db = on_postgres(&env);
+    // Two sends at a time: with the default 256, 1,500 creates could all land between the
+    // poll that sees the first and the kill.
+    env.edit_config("base_dn = ", "max_in_flight = 2\nbase_dn = ");
     let n = 1500;
     csv_rows(&env, &persons(n));
     let mut child = env.spawn(&["apply", "--yes"]);
