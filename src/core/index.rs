@@ -65,6 +65,38 @@ impl PosIndex {
     }
 }
 
+/// A slice with a [`PosIndex`] of one key of each element (`key`; `None`: not indexed): the
+/// index, and the test of an element's key a lookup needs, in one place.
+pub struct Keyed<'a, T, F> {
+    items: &'a [T],
+    key: F,
+    index: PosIndex,
+}
+
+impl<'a, T, K: std::ops::Deref<Target = str>, F: Fn(&'a T) -> Option<K>> Keyed<'a, T, F> {
+    /// Indexes every element of `items` by `key`; of elements with equal keys, the last.
+    pub fn new(items: &'a [T], key: F) -> Self {
+        let mut index = PosIndex::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Some(k) = key(item) {
+                index.insert(&*k, i, |p| key(&items[p]).is_some_and(|other| *other == *k));
+            }
+        }
+        Keyed { items, key, index }
+    }
+
+    /// The position of the element whose key is `k`.
+    pub fn get(&self, k: &str) -> Option<usize> {
+        self.index.get(k, |p| (self.key)(&self.items[p]).is_some_and(|other| &*other == k))
+    }
+}
+
+impl<T, F> std::fmt::Debug for Keyed<'_, T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyed").field("elements", &self.items.len()).field("keys", &self.index.len()).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +130,12 @@ mod tests {
             assert_eq!(index.get(k.as_str(), |p| keys[p] == *k), Some(i));
         }
         assert_eq!(index.get("k300000", |p| keys[p] == "k300000"), None);
+    }
+
+    #[test]
+    fn a_keyed_slice_finds_the_last_element_of_each_key_and_skips_those_without() {
+        let items = [Some("a"), None, Some("b"), Some("a")];
+        let keyed = Keyed::new(&items, |k: &Option<&str>| *k);
+        assert_eq!((keyed.get("a"), keyed.get("b"), keyed.get("")), (Some(3), Some(2), None));
     }
 }

@@ -2,7 +2,7 @@
 //! matched by ownership (anchor first), never touching what enid does not own. Pure.
 
 use super::*;
-use crate::core::index::PosIndex;
+use crate::core::index::{Keyed, PosIndex};
 
 /// What the planner needs to know of a target besides its accounts: its declared facts (how it
 /// compares keys and names, the owner attribute, whether a rename or an enable changes a key,
@@ -65,25 +65,12 @@ pub fn plan_target(
     let owner_attr = caps.owner_attribute.as_str();
     // Indexes of positions (`PosIndex`): at a million accounts, a `HashMap` of each would be
     // some 50 MB, and the planning is a run's peak of memory.
-    let mut by_anchor = PosIndex::with_capacity(observed.len());
-    for (i, a) in observed.iter().enumerate().filter_map(|(i, o)| Some((i, o.anchor.as_deref()?))) {
-        by_anchor.insert(a, i, |p| observed[p].anchor.as_deref() == Some(a));
-    }
-    let find_anchor = |a: &str| by_anchor.get(a, |p| observed[p].anchor.as_deref() == Some(a));
+    let by_anchor = Keyed::new(observed, |o| o.anchor.as_deref());
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
     let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(&o.key), i)).collect());
-    let has_username =
-        |p: usize, folded: &str| observed[p].username.as_deref().is_some_and(|u| fold_username(caps, u) == folded);
-    let mut by_username = PosIndex::with_capacity(observed.len());
-    for (i, u) in observed.iter().enumerate().filter_map(|(i, o)| Some((i, o.username.as_deref()?))) {
-        let folded = fold_username(caps, u);
-        by_username.insert(&*folded, i, |p| has_username(p, &folded));
-    }
-    let find_username = |u: &str| {
-        let folded = fold_username(caps, u);
-        by_username.get(&*folded, |p| has_username(p, &folded))
-    };
+    let by_username = Keyed::new(observed, |o| Some(fold_username(caps, o.username.as_deref()?)));
+    let find_username = |u: &str| by_username.get(&fold_username(caps, u));
     // Entries that carry a value of enid's id form in the owner attribute, by that value.
     let has_owner_value = |p: usize, v: &str| owner_values(&observed[p], owner_attr).any(|x| x == v);
     let mut by_owner_value = PosIndex::with_capacity(observed.len());
@@ -91,11 +78,8 @@ pub fn plan_target(
         by_owner_value.insert(v, i, |p| has_owner_value(p, v));
     }
     let find_owner_value = |v: &str| by_owner_value.get(v, |p| has_owner_value(p, v));
-    let mut owned_by_identity = PosIndex::with_capacity(owned.len());
-    for (j, o) in owned.iter().enumerate() {
-        owned_by_identity.insert(o.identity_id.as_str(), j, |p| owned[p].identity_id == o.identity_id);
-    }
-    let find_owned = |id: &str| owned_by_identity.get(id, |p| owned[p].identity_id.as_str() == id).map(|p| owned[p]);
+    let owned_by_identity = Keyed::new(owned, |o| Some(o.identity_id.as_str()));
+    let find_owned = |id: &str| owned_by_identity.get(id).map(|p| owned[p]);
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
     let carries_id =
@@ -181,7 +165,7 @@ pub fn plan_target(
         let mut found = None;
         if let Some(o) = owned {
             match o.anchor.as_deref() {
-                Some(a) => found = find_anchor(a),
+                Some(a) => found = by_anchor.get(a),
                 None => {
                     // Rows from before keys were the target's alone may hold the key a create
                     // was sent to: the entry there counts only if it carries the identity's id.
@@ -569,17 +553,13 @@ pub fn missing_owned<'a>(
     observed: &[ObservedAccount],
     caps: &Capabilities,
 ) -> (Vec<&'a OwnedAccount>, usize) {
-    let mut anchors = PosIndex::with_capacity(observed.len());
-    for (i, a) in observed.iter().enumerate().filter_map(|(i, o)| Some((i, o.anchor.as_deref()?))) {
-        anchors.insert(a, i, |p| observed[p].anchor.as_deref() == Some(a));
-    }
+    let anchors = Keyed::new(observed, |o| o.anchor.as_deref());
     let keys: std::cell::OnceCell<HashMap<String, ()>> = std::cell::OnceCell::new();
     let mut of = 0;
     let mut missing = Vec::new();
     for o in owned.iter().copied().filter(|o| o.status != AccountStatus::Pending) {
         of += 1;
-        let by_anchor =
-            o.anchor.as_deref().is_some_and(|a| anchors.get(a, |p| observed[p].anchor.as_deref() == Some(a)).is_some());
+        let by_anchor = o.anchor.as_deref().is_some_and(|a| anchors.get(a).is_some());
         let by_key = || {
             o.key.as_deref().is_some_and(|k| {
                 keys.get_or_init(|| observed.iter().map(|o| (caps.key(&o.key), ())).collect())
@@ -630,30 +610,24 @@ pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
 /// The ownership rows as a lookup: an entry is owned when a row recorded its anchor, or, for a
 /// row without one, its key.
 pub(super) struct OwnedIndex<'a> {
-    owned: &'a [&'a OwnedAccount],
-    anchors: PosIndex,
+    anchors: Keyed<'a, &'a OwnedAccount, fn(&'a &'a OwnedAccount) -> Option<&'a str>>,
     keys: HashMap<String, ()>,
     caps: &'a Capabilities,
 }
 
 impl<'a> OwnedIndex<'a> {
     fn new(owned: &'a [&'a OwnedAccount], caps: &'a Capabilities) -> Self {
-        let mut anchors = PosIndex::with_capacity(owned.len());
-        for (j, a) in owned.iter().enumerate().filter_map(|(j, o)| Some((j, o.anchor.as_deref()?))) {
-            anchors.insert(a, j, |p| owned[p].anchor.as_deref() == Some(a));
-        }
+        let anchors = Keyed::new(owned, (|o: &'a &'a OwnedAccount| o.anchor.as_deref()) as fn(_) -> _);
         let keys = owned
             .iter()
             .filter(|o| o.anchor.is_none())
             .filter_map(|o| Some((caps.key(o.key.as_deref()?), ())))
             .collect();
-        OwnedIndex { owned, anchors, keys, caps }
+        OwnedIndex { anchors, keys, caps }
     }
 
     fn owns(&self, o: &ObservedAccount) -> bool {
-        o.anchor
-            .as_deref()
-            .is_some_and(|a| self.anchors.get(a, |p| self.owned[p].anchor.as_deref() == Some(a)).is_some())
+        o.anchor.as_deref().is_some_and(|a| self.anchors.get(a).is_some())
             || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(&o.key)))
     }
 }
