@@ -1131,7 +1131,8 @@ impl Iterator for Rendered<'_> {
             if let Some(d) = self.batch.next() {
                 return Some(d);
             }
-            // The renderer is done (its sender dropped) or died: its panic is raised at its join.
+            // The renderer is done (its sender dropped) or died: then its panic is raised at its
+            // join, before the plan of this short stream is returned, so it is never used.
             self.batch = self.from.recv().ok()?.into_iter();
         }
     }
