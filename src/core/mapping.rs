@@ -484,7 +484,7 @@ fn unit_name<'r>(current: &[&'r connector_api::Affiliation], school: Option<&'r 
     current
         .iter()
         .find(|a| a.school_unit.as_deref() == school)
-        .and_then(|a| a.school_unit_name.as_deref())
+        .and_then(|a| a.school_unit_name())
         .or(school)
         .unwrap_or("")
 }
@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn groups_belong_to_their_own_school_unit_and_a_policy_selects_their_types() {
-        use connector_api::{Affiliation, AffiliationKind, GroupMembership, Role};
+        use connector_api::{Affiliation, AffiliationKind, GroupMembership, Role, TieDetails};
         let group = |school: &str, name: &str, kind: GroupType, end: Option<&str>| GroupMembership {
             kind,
             end_date: end.map(|d| d.parse().unwrap()),
@@ -572,7 +572,8 @@ mod tests {
                     civic_no: None,
                     affiliations: vec![
                         Affiliation {
-                            school_unit_name: Some("Norra".into()),
+                            details: TieDetails { school_unit_name: Some("Norra".into()), ..Default::default() }
+                                .boxed(),
                             ..Affiliation::new(Some("S1".into()), Role::Staff)
                         },
                         Affiliation { kind: AffiliationKind::Duty, ..Affiliation::new(Some("S2".into()), Role::Staff) },

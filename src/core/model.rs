@@ -64,10 +64,7 @@ pub struct PrimaryTie {
 impl PrimaryTie {
     /// The tie `a` as it is recorded; `None` for a tie without a school unit.
     pub fn of(a: &Affiliation) -> Option<PrimaryTie> {
-        Some(PrimaryTie {
-            school_unit: a.school_unit.as_deref()?.into(),
-            source_id: a.source_id.as_deref().map(Into::into),
-        })
+        Some(PrimaryTie { school_unit: a.school_unit.as_deref()?.into(), source_id: a.source_id().map(Into::into) })
     }
 }
 
@@ -167,7 +164,7 @@ impl Identity {
                 roles: vec![a.role.as_str()],
                 school_units: a.school_unit.as_deref().into_iter().collect(),
                 school_unit: a.school_unit.as_deref(),
-                school_unit_name: a.school_unit_name.as_deref().or(a.school_unit.as_deref()),
+                school_unit_name: a.school_unit_name().or(a.school_unit.as_deref()),
                 groups: r.groups.iter().filter(|g| g.holds_on(today)).map(|g| g.name.as_str()).collect(),
                 start_date: a.start_date,
                 end_date: a.end_date,
@@ -218,7 +215,7 @@ impl Identity {
             roles: roles.into_iter().map(|r| r.as_str()).collect(),
             school_units: schools.into_iter().collect(),
             school_unit: primary.and_then(|a| a.school_unit.as_deref()),
-            school_unit_name: primary.and_then(|a| a.school_unit_name.as_deref().or(a.school_unit.as_deref())),
+            school_unit_name: primary.and_then(|a| a.school_unit_name().or(a.school_unit.as_deref())),
             groups: groups.into_iter().collect(),
             start_date: start,
             end_date: end.flatten(),
@@ -275,7 +272,7 @@ pub fn primary_school<'a>(in_effect: &[&'a Affiliation], stored: Option<&Primary
         with_unit().filter(|a| same(a)).min_by_key(|a| (a.kind == AffiliationKind::Placement, a.start_date))
     };
     if let Some(stored) = stored {
-        let by_tie = stored.source_id.as_deref().and_then(|id| first(&|a| a.source_id.as_deref() == Some(id)));
+        let by_tie = stored.source_id.as_deref().and_then(|id| first(&|a| a.source_id() == Some(id)));
         if let Some(a) = by_tie.or_else(|| first(&|a| a.school_unit.as_deref() == Some(stored.school_unit.as_str()))) {
             return Some(a);
         }
@@ -586,7 +583,11 @@ mod tests {
             kind,
             start_date: start.map(|d| d.parse().unwrap()),
             end_date: end.map(|d| d.parse().unwrap()),
-            school_unit_name: Some(format!("{school} skola")),
+            details: connector_api::TieDetails {
+                school_unit_name: Some(format!("{school} skola")),
+                ..Default::default()
+            }
+            .boxed(),
             ..Affiliation::new(Some(school.into()), role)
         }
     }
@@ -657,9 +658,10 @@ mod tests {
     fn a_primary_school_whose_code_changes_stays_primary_by_its_tie() {
         use AffiliationKind::Duty;
         let today = day("2026-12-03");
-        let with_id = |code: &str, id: &str, start: &str| Affiliation {
-            source_id: Some(id.into()),
-            ..tie(code, Duty, Some(start), None)
+        let with_id = |code: &str, id: &str, start: &str| {
+            let mut a = tie(code, Duty, Some(start), None);
+            a.details_mut().source_id = Some(id.into());
+            a
         };
         // Recorded at A (the newer tie, org-1); A's code becomes Z: the rule afresh would pick B.
         let mut ident =

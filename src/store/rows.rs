@@ -106,9 +106,9 @@ impl RecordRef {
         let ties = r.affiliations.iter().filter_map(|a| {
             Some(RecordRef {
                 kind: "tie",
-                id: a.source_id.clone()?,
+                id: a.source_id()?.to_string(),
                 unit: a.school_unit.as_ref().map(|s| s.to_string()),
-                unit_name: a.school_unit_name.clone(),
+                unit_name: a.school_unit_name().map(str::to_string),
             })
         });
         let groups = r

@@ -1075,8 +1075,12 @@ fn sourced_record(person_id: &str, identity: &str, ties: &[(&str, &str, Option<&
         affiliations: ties
             .iter()
             .map(|(id, unit, name)| Affiliation {
-                source_id: Some(id.to_string()),
-                school_unit_name: name.map(String::from),
+                details: connector_api::TieDetails {
+                    source_id: Some(id.to_string()),
+                    school_unit_name: name.map(String::from),
+                    ..Default::default()
+                }
+                .boxed(),
                 ..Affiliation::new(Some(unit.to_string().into()), Role::Student)
             })
             .collect(),

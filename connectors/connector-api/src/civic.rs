@@ -32,11 +32,12 @@ pub enum CivicKind {
     Temporary,
 }
 
-/// A validated, normalised civic number.
+/// A validated, normalised civic number. Held in place (13 bytes, no allocation): every record
+/// of a run has one.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CivicNo {
-    /// Twelve characters, `YYYYMMDDNNNC`, digits except for a temporary number's letters.
-    value: String,
+    /// Twelve ASCII characters, `YYYYMMDDNNNC`, digits except for a temporary number's letters.
+    value: [u8; 12],
     kind: CivicKind,
 }
 
@@ -131,12 +132,15 @@ impl CivicNo {
         if !two_letters && luhn(&luhn_input) != check {
             return Err(CivicNoError::CheckDigit);
         }
-        Ok(CivicNo { value: format!("{year:04}{mmdd}{tail_upper}"), kind })
+        let text = format!("{year:04}{mmdd}{tail_upper}");
+        let value = text.as_bytes().try_into().map_err(|_| CivicNoError::Format)?;
+        Ok(CivicNo { value, kind })
     }
 
     /// The full normalised value. Only the state database may hold it.
     pub fn expose(&self) -> &str {
-        &self.value
+        // ASCII by construction (`parse` refuses anything else).
+        std::str::from_utf8(&self.value).unwrap_or_default()
     }
 
     /// What kind of number this is.
@@ -151,7 +155,7 @@ impl CivicNo {
 
     /// The masked form shown everywhere outside the state database: `YYYYMMDD-****`.
     pub fn masked(&self) -> String {
-        format!("{}-****", &self.value[..8])
+        format!("{}-****", self.expose().get(..8).unwrap_or_default())
     }
 }
 

@@ -54,7 +54,7 @@ pub use secret::{Secret, load_configured_secret, load_secret, load_secret_file, 
 pub use source::{
     Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, PriorQuery,
     PriorRecords, Protection, Role, RowError, Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
-    StoredUnits,
+    StoredUnits, TieDetails,
 };
 pub use target::{
     AccountSpec, Field, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,

@@ -58,35 +58,246 @@ pub enum AffiliationKind {
 /// an after-school centre, a teacher with duties at three schools, a pupil who changes school on
 /// a date: each is several affiliations of one record. (A *placement* of an account is where a
 /// target keeps it; that is another thing.)
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// What only some sources give (a school's name, a duty role, a school type, a year, the tie's
+/// own id) is in [`TieDetails`], boxed and `None` when there is none: a CSV row has none of it,
+/// and a million CSV records then hold no room for five absent texts (112 bytes each). The tie
+/// compares, orders, hashes and serialises as the flat record it always was (its details read
+/// through [`Affiliation::school_unit_name`] and the like), so plans, stored JSON and content
+/// fingerprints are the same as before the details were boxed.
+#[derive(Clone)]
 pub struct Affiliation {
     /// The school unit's code (`schoolUnitCode`; the organisation id where there is none).
     /// `None` when the source gives none (a CSV row with an empty `school_unit`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school_unit: Option<Str>,
-    /// The school unit's display name, when the source has one (CSV has none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub school_unit_name: Option<String>,
     pub kind: AffiliationKind,
     /// Pupil or staff.
     pub role: Role,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    /// What only some sources give; `None` when the tie has none of it ([`TieDetails::boxed`]).
+    /// Read through the accessors, which see an empty box and `None` alike.
+    pub details: Option<Box<TieDetails>>,
+}
+
+/// The parts of an [`Affiliation`] that only some sources give.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TieDetails {
+    /// The school unit's display name, when the source has one (CSV has none).
+    pub school_unit_name: Option<String>,
     /// Staff: the duty role as the source names it (`Lärare`, `Rektor`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duty_role: Option<String>,
     /// The school type as the source codes it (SS 12000 `GR`, `GY`, `FTH`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school_type: Option<String>,
     /// The school year (årskurs) of a pupil, as the source writes it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub year: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_date: Option<NaiveDate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_date: Option<NaiveDate>,
     /// The source's own id of the tie (an enrolment's or duty's id), which an incremental
     /// read uses to replace or remove it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+}
+
+impl TieDetails {
+    /// The details boxed, or `None` when they hold nothing (the form an [`Affiliation`] keeps).
+    pub fn boxed(self) -> Option<Box<TieDetails>> {
+        (self != TieDetails::default()).then(|| Box::new(self))
+    }
+}
+
+/// An affiliation as every comparison sees it: its fields in the order they were declared
+/// before the details were boxed (the order ties sort in).
+type TieKey<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    AffiliationKind,
+    Role,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    Option<&'a str>,
+);
+
+impl Affiliation {
+    fn key(&self) -> TieKey<'_> {
+        (
+            self.school_unit.as_deref(),
+            self.school_unit_name(),
+            self.kind,
+            self.role,
+            self.duty_role(),
+            self.school_type(),
+            self.year(),
+            self.start_date,
+            self.end_date,
+            self.source_id(),
+        )
+    }
+
+    fn detail(&self, f: impl Fn(&TieDetails) -> &Option<String>) -> Option<&str> {
+        self.details.as_deref().and_then(|d| f(d).as_deref())
+    }
+
+    /// The school unit's display name, when the source has one (CSV has none).
+    pub fn school_unit_name(&self) -> Option<&str> {
+        self.detail(|d| &d.school_unit_name)
+    }
+
+    /// Staff: the duty role as the source names it (`Lärare`, `Rektor`).
+    pub fn duty_role(&self) -> Option<&str> {
+        self.detail(|d| &d.duty_role)
+    }
+
+    /// The school type as the source codes it (SS 12000 `GR`, `GY`, `FTH`).
+    pub fn school_type(&self) -> Option<&str> {
+        self.detail(|d| &d.school_type)
+    }
+
+    /// The school year (årskurs) of a pupil, as the source writes it.
+    pub fn year(&self) -> Option<&str> {
+        self.detail(|d| &d.year)
+    }
+
+    /// The source's own id of the tie (an enrolment's or duty's id).
+    pub fn source_id(&self) -> Option<&str> {
+        self.detail(|d| &d.source_id)
+    }
+
+    /// The details to change in place, boxed on first use. (An emptied box still reads as no
+    /// details.)
+    pub fn details_mut(&mut self) -> &mut TieDetails {
+        self.details.get_or_insert_with(Default::default)
+    }
+}
+
+impl PartialEq for Affiliation {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Affiliation {}
+
+impl PartialOrd for Affiliation {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Affiliation {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl std::hash::Hash for Affiliation {
+    /// As the flat struct's derived hash: each field in order, an absent text as `None`
+    /// (records' content fingerprints stay what the state holds).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl fmt::Debug for Affiliation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Affiliation")
+            .field("school_unit", &self.school_unit)
+            .field("school_unit_name", &self.school_unit_name())
+            .field("kind", &self.kind)
+            .field("role", &self.role)
+            .field("duty_role", &self.duty_role())
+            .field("school_type", &self.school_type())
+            .field("year", &self.year())
+            .field("start_date", &self.start_date)
+            .field("end_date", &self.end_date)
+            .field("source_id", &self.source_id())
+            .finish()
+    }
+}
+
+/// An affiliation as JSON writes it (the stored records' form, unchanged).
+#[derive(Serialize)]
+struct TieOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    school_unit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    school_unit_name: Option<&'a str>,
+    kind: AffiliationKind,
+    role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duty_role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    school_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    year: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_date: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_date: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_id: Option<&'a str>,
+}
+
+impl Serialize for Affiliation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TieOut {
+            school_unit: self.school_unit.as_deref(),
+            school_unit_name: self.school_unit_name(),
+            kind: self.kind,
+            role: self.role,
+            duty_role: self.duty_role(),
+            school_type: self.school_type(),
+            year: self.year(),
+            start_date: self.start_date,
+            end_date: self.end_date,
+            source_id: self.source_id(),
+        }
+        .serialize(s)
+    }
+}
+
+/// An affiliation as JSON gives it.
+#[derive(Deserialize)]
+struct TieIn {
+    #[serde(default)]
+    school_unit: Option<Str>,
+    #[serde(default)]
+    school_unit_name: Option<String>,
+    kind: AffiliationKind,
+    role: Role,
+    #[serde(default)]
+    duty_role: Option<String>,
+    #[serde(default)]
+    school_type: Option<String>,
+    #[serde(default)]
+    year: Option<String>,
+    #[serde(default)]
+    start_date: Option<NaiveDate>,
+    #[serde(default)]
+    end_date: Option<NaiveDate>,
+    #[serde(default)]
+    source_id: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Affiliation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Affiliation, D::Error> {
+        let t = TieIn::deserialize(d)?;
+        Ok(Affiliation {
+            school_unit: t.school_unit,
+            kind: t.kind,
+            role: t.role,
+            start_date: t.start_date,
+            end_date: t.end_date,
+            details: TieDetails {
+                school_unit_name: t.school_unit_name,
+                duty_role: t.duty_role,
+                school_type: t.school_type,
+                year: t.year,
+                source_id: t.source_id,
+            }
+            .boxed(),
+        })
+    }
 }
 
 impl Affiliation {
@@ -96,18 +307,7 @@ impl Affiliation {
             Role::Student => AffiliationKind::Enrolment,
             Role::Staff => AffiliationKind::Duty,
         };
-        Affiliation {
-            school_unit,
-            school_unit_name: None,
-            kind,
-            role,
-            duty_role: None,
-            school_type: None,
-            year: None,
-            start_date: None,
-            end_date: None,
-            source_id: None,
-        }
+        Affiliation { school_unit, kind, role, start_date: None, end_date: None, details: None }
     }
 
     /// Whether the tie holds on `day`.
@@ -320,10 +520,10 @@ impl SourceRecord {
             .chain(self.affiliations.iter().flat_map(|a| {
                 [
                     ("school_unit", a.school_unit.as_deref()),
-                    ("school_unit_name", a.school_unit_name.as_deref()),
-                    ("duty_role", a.duty_role.as_deref()),
-                    ("school_type", a.school_type.as_deref()),
-                    ("year", a.year.as_deref()),
+                    ("school_unit_name", a.school_unit_name()),
+                    ("duty_role", a.duty_role()),
+                    ("school_type", a.school_type()),
+                    ("year", a.year()),
                 ]
                 .into_iter()
                 .filter_map(|(k, v)| Some((k, v?)))
@@ -371,11 +571,11 @@ impl SourceRecord {
             .or_else(|| {
                 self.affiliations.iter().find_map(|a| {
                     opt("school_unit", a.school_unit.as_deref())
-                        .or_else(|| opt("school_unit_name", a.school_unit_name.as_deref()))
-                        .or_else(|| opt("duty_role", a.duty_role.as_deref()))
-                        .or_else(|| opt("school_type", a.school_type.as_deref()))
-                        .or_else(|| opt("year", a.year.as_deref()))
-                        .or_else(|| opt("affiliation source_id", a.source_id.as_deref()))
+                        .or_else(|| opt("school_unit_name", a.school_unit_name()))
+                        .or_else(|| opt("duty_role", a.duty_role()))
+                        .or_else(|| opt("school_type", a.school_type()))
+                        .or_else(|| opt("year", a.year()))
+                        .or_else(|| opt("affiliation source_id", a.source_id()))
                 })
             })
             .or_else(|| {
@@ -607,7 +807,7 @@ impl PriorQuery {
     pub fn matches(&self, record: &SourceRecord) -> bool {
         self.persons.contains(record.person_id.as_str())
             || record.affiliations.iter().any(|a| {
-                a.source_id.as_ref().is_some_and(|id| {
+                a.source_id().is_some_and(|id| {
                     self.ties.contains(id)
                         || a.school_unit.as_ref().is_some_and(|c| self.school_units.contains(c.as_str()))
                 })
@@ -645,9 +845,9 @@ impl PriorRecords for Vec<SourceRecord> {
 
     fn school_units(&self) -> BoxFuture<'_, Result<StoredUnits, SourceError>> {
         let mut units = StoredUnits::new();
-        for a in self.iter().flat_map(|r| &r.affiliations).filter(|a| a.source_id.is_some()) {
+        for a in self.iter().flat_map(|r| &r.affiliations).filter(|a| a.source_id().is_some()) {
             if let Some(code) = &a.school_unit {
-                units.entry(code.to_string()).or_default().insert(a.school_unit_name.clone());
+                units.entry(code.to_string()).or_default().insert(a.school_unit_name().map(str::to_string));
             }
         }
         Box::pin(std::future::ready(Ok(units)))
@@ -712,6 +912,71 @@ mod tests {
     }
 
     #[test]
+    fn a_tie_with_its_details_boxed_reads_writes_and_sorts_as_the_flat_record_it_was() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let full = Affiliation {
+            start_date: Some(d("2026-08-15")),
+            details: TieDetails {
+                school_unit_name: Some("Norra".into()),
+                duty_role: Some("Lärare".into()),
+                school_type: Some("GR".into()),
+                year: Some("7".into()),
+                source_id: Some("duty-1".into()),
+            }
+            .boxed(),
+            ..Affiliation::new(Some("S1".into()), Role::Staff)
+        };
+        // The stored records' JSON, field for field as the flat struct wrote it.
+        let json = serde_json::to_string(&full).unwrap();
+        assert_eq!(
+            json,
+            r#"{"school_unit":"S1","school_unit_name":"Norra","kind":"duty","role":"staff","duty_role":"Lärare","school_type":"GR","year":"7","start_date":"2026-08-15","source_id":"duty-1"}"#
+        );
+        assert_eq!(serde_json::from_str::<Affiliation>(&json).unwrap(), full);
+        let plain = Affiliation::new(Some("S1".into()), Role::Student);
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"school_unit":"S1","kind":"enrolment","role":"student"}"#
+        );
+        let read: Affiliation =
+            serde_json::from_str(r#"{"school_unit":"S1","kind":"enrolment","role":"student"}"#).unwrap();
+        assert!(read.details.is_none(), "a tie without details holds no box");
+        assert_eq!(read, plain);
+
+        // An emptied box is no details: equal, the same hash, the same place in order.
+        let mut emptied = plain.clone();
+        emptied.details_mut().year = Some("7".into());
+        assert_ne!(emptied, plain);
+        emptied.details_mut().year = None;
+        assert!(emptied.details.is_some());
+        assert_eq!(emptied, plain);
+        let hash =
+            |a: &Affiliation| BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(a);
+        assert_eq!(hash(&emptied), hash(&plain));
+        assert_eq!(emptied.cmp(&plain), std::cmp::Ordering::Equal);
+
+        // Ties sort in the flat struct's field order: the school's name before the kind, the
+        // duty role before the dates.
+        let named = |name: &str, kind: AffiliationKind| Affiliation {
+            kind,
+            details: TieDetails { school_unit_name: Some(name.into()), ..TieDetails::default() }.boxed(),
+            ..Affiliation::new(Some("S1".into()), Role::Staff)
+        };
+        let mut ties = [named("B", AffiliationKind::Enrolment), named("A", AffiliationKind::Duty)];
+        ties.sort();
+        assert_eq!(ties[0].school_unit_name(), Some("A"));
+        let duty = |role: &str, start: &str| Affiliation {
+            start_date: Some(d(start)),
+            details: TieDetails { duty_role: Some(role.into()), ..TieDetails::default() }.boxed(),
+            ..Affiliation::new(Some("S1".into()), Role::Staff)
+        };
+        let mut ties = [duty("Rektor", "2020-01-01"), duty("Lärare", "2025-01-01")];
+        ties.sort();
+        assert_eq!(ties[0].duty_role(), Some("Lärare"));
+    }
+
+    #[test]
     fn a_records_dates_span_its_affiliations_and_an_open_end_wins() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let mut r = record("1", "Anna", &[], None);
@@ -734,10 +999,10 @@ mod tests {
         let mut r = record("1", "Anna", &[], None);
         r.external_ids = vec!["19870704-9996".into()];
         assert_eq!(r.civic_in_free_text(), None);
-        r.affiliations[0].school_unit_name = Some("Skola 870704-9996".into());
+        r.affiliations[0].details_mut().school_unit_name = Some("Skola 870704-9996".into());
         assert_eq!(r.civic_in_free_text(), Some("school_unit_name"));
-        r.affiliations[0].school_unit_name = None;
-        r.affiliations[0].duty_role = Some("198707049996".into());
+        r.affiliations[0].details_mut().school_unit_name = None;
+        r.affiliations[0].details_mut().duty_role = Some("198707049996".into());
         assert_eq!(r.civic_in_free_text(), Some("duty_role"));
     }
 

@@ -10,7 +10,8 @@ use crate::{CivicNoFrom, OneRosterConfig};
 use chrono::NaiveDate;
 use connector_api::civic::{CivicNo, mask_if_civic, mask_raw};
 use connector_api::{
-    Affiliation, AffiliationKind, FetchContext, GroupMembership, Role, RowError, SourceBatch, SourceError, SourceRecord,
+    Affiliation, AffiliationKind, FetchContext, GroupMembership, Role, RowError, SourceBatch, SourceError,
+    SourceRecord, TieDetails,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -202,15 +203,18 @@ pub fn affiliations(ties: &[Tie], orgs: &Orgs, year: Option<&str>) -> TieOutcome
         let kind = if role == Role::Student { AffiliationKind::Enrolment } else { AffiliationKind::Duty };
         out.push(Affiliation {
             school_unit: Some(org.code.as_str().into()),
-            school_unit_name: Some(org.name.clone()),
             kind,
             role,
-            duty_role: (role == Role::Staff).then(|| t.role.clone()),
-            school_type: None,
-            year: if role == Role::Student { year.map(str::to_string) } else { None },
             start_date: t.begin,
             end_date: t.end,
-            source_id: Some(t.source_id.clone()),
+            details: TieDetails {
+                school_unit_name: Some(org.name.clone()),
+                duty_role: (role == Role::Staff).then(|| t.role.clone()),
+                school_type: None,
+                year: if role == Role::Student { year.map(str::to_string) } else { None },
+                source_id: Some(t.source_id.clone()),
+            }
+            .boxed(),
         });
     }
     match (out.is_empty(), family) {

@@ -87,9 +87,9 @@ pub fn changes(
     let mut classes = Classes::new();
     for r in stored {
         for a in &r.affiliations {
-            if let Some(org) = a.source_id.as_deref().and_then(tie_org) {
+            if let Some(org) = a.source_id().and_then(tie_org) {
                 let code = a.school_unit.clone().unwrap_or_else(|| org.to_string().into());
-                let name = a.school_unit_name.clone().unwrap_or_default();
+                let name = a.school_unit_name().unwrap_or_default().to_string();
                 orgs.insert(org.to_string(), Known::Ok(OrgInfo { code: code.to_string(), name, school: true }));
             }
         }
@@ -170,10 +170,8 @@ pub fn changes(
 
     // Stored ties and memberships of orgs and classes the delta changed.
     for r in stored {
-        let touches_org = r
-            .affiliations
-            .iter()
-            .any(|a| a.source_id.as_deref().and_then(tie_org).is_some_and(|o| changed_orgs.contains(o)));
+        let touches_org =
+            r.affiliations.iter().any(|a| a.source_id().and_then(tie_org).is_some_and(|o| changed_orgs.contains(o)));
         let touches_class = r.groups.iter().any(|g| g.source_id.as_ref().is_some_and(|c| changed_classes.contains(c)));
         if !touches_org && !touches_class {
             continue;
@@ -181,14 +179,14 @@ pub fn changes(
         let mut rec = r.clone();
         let mut bad = None;
         rec.affiliations.retain_mut(|a| {
-            let Some(org) = a.source_id.as_deref().and_then(tie_org) else { return true };
+            let Some(org) = a.source_id().and_then(tie_org) else { return true };
             if !changed_orgs.contains(org) {
                 return true;
             }
             match orgs.get(org) {
                 Some(Known::Ok(o)) if o.school => {
                     a.school_unit = Some(o.code.as_str().into());
-                    a.school_unit_name = Some(o.name.clone());
+                    a.details_mut().school_unit_name = Some(o.name.clone());
                     true
                 }
                 Some(Known::Bad(e)) => {
@@ -283,7 +281,7 @@ pub fn changes(
             } else {
                 for a in &mut draft.rec.affiliations {
                     if a.kind == AffiliationKind::Enrolment {
-                        a.year = build::year(&u).map(str::to_string);
+                        a.details_mut().year = build::year(&u).map(str::to_string);
                     }
                 }
             }
@@ -324,9 +322,7 @@ pub fn changes(
             let user = if r.user_id.is_empty() {
                 stored
                     .iter()
-                    .find(|rec| {
-                        rec.affiliations.iter().any(|a| a.source_id.as_deref().and_then(tie_role) == Some(&r.id))
-                    })
+                    .find(|rec| rec.affiliations.iter().any(|a| a.source_id().and_then(tie_role) == Some(&r.id)))
                     .map(|rec| rec.person_id.clone())
             } else {
                 Some(r.user_id.as_str().into())
@@ -341,9 +337,9 @@ pub fn changes(
                     .affiliations
                     .iter()
                     .find(|a| a.kind == AffiliationKind::Enrolment)
-                    .and_then(|a| a.year.clone()),
+                    .and_then(|a| a.year().map(str::to_string)),
             };
-            d.rec.affiliations.retain(|a| a.source_id.as_deref().and_then(tie_role) != Some(r.id.as_str()));
+            d.rec.affiliations.retain(|a| a.source_id().and_then(tie_role) != Some(r.id.as_str()));
             if r.deleted {
                 continue;
             }

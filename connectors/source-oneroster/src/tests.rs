@@ -111,12 +111,12 @@ fn render_record(out: &mut String, r: &SourceRecord, bundle: &str) {
             "  tie {:?} {} {:?} duty={} year={} {}..{} [{}]",
             a.kind,
             opt(a.school_unit.as_deref()),
-            opt(a.school_unit_name.as_deref()),
-            opt(a.duty_role.as_deref()),
-            opt(a.year.as_deref()),
+            opt(a.school_unit_name()),
+            opt(a.duty_role()),
+            opt(a.year()),
             date(a.start_date),
             date(a.end_date),
-            opt(a.source_id.as_deref())
+            opt(a.source_id())
         );
     }
     for g in &r.groups {
@@ -482,7 +482,7 @@ fn a_delta_bundle_with_users_in_bulk_is_an_error_but_bulk_orgs_and_classes_are_r
     std::fs::write(bundle.path().join("orgs.csv"), renamed).unwrap();
     let changes = delta(&config(bundle.path().to_path_buf()), &since, &prior.records);
     let olle = changes.changed.iter().find(|r| r.person_id == "u-olle").unwrap();
-    assert_eq!(olle.affiliations[0].school_unit_name.as_deref(), Some("Alfaskolan Nya"));
+    assert_eq!(olle.affiliations[0].school_unit_name(), Some("Alfaskolan Nya"));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use connector_api::civic::{CivicNo, mask_if_civic, mask_raw};
 use connector_api::{
     Affiliation, AffiliationKind, GroupMembership, GroupType, PriorQuery, Protection, Role, RowError, SourceRecord,
+    TieDetails,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -160,7 +161,9 @@ impl Draft {
             return;
         }
         aff.school_unit = Some(code.into());
-        aff.school_unit_name = name;
+        if name.is_some() {
+            aff.details_mut().school_unit_name = name;
+        }
         self.rec.affiliations.push(aff);
     }
 
@@ -328,14 +331,19 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
             _ => None,
         };
         let aff = Affiliation {
-            school_type: e.school_type.clone(),
-            year,
             start_date: e.start_date,
             end_date: e.end_date,
-            // An enrolment has no id of its own: the school unit's organisation id names the
-            // tie, so a school unit whose code changes is still known as the recorded primary
-            // (the prefix keeps it apart from the duty and placement ids `merge` looks up).
-            source_id: Some(format!("enrolment:{}", e.enroled_at.id)),
+            details: TieDetails {
+                school_type: e.school_type.clone(),
+                year,
+                // An enrolment has no id of its own: the school unit's organisation id names
+                // the tie, so a school unit whose code changes is still known as the recorded
+                // primary (the prefix keeps it apart from the duty and placement ids `merge`
+                // looks up).
+                source_id: Some(format!("enrolment:{}", e.enroled_at.id)),
+                ..TieDetails::default()
+            }
+            .boxed(),
             ..Affiliation::new(None, Role::Student)
         };
         d.tie(&e.enroled_at, aff, cx);
@@ -345,10 +353,14 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
 
 fn duty_affiliation(duty: &Duty) -> Affiliation {
     Affiliation {
-        duty_role: duty.duty_role.clone(),
         start_date: duty.start_date,
         end_date: duty.end_date,
-        source_id: Some(duty.id.clone()),
+        details: TieDetails {
+            duty_role: duty.duty_role.clone(),
+            source_id: Some(duty.id.clone()),
+            ..TieDetails::default()
+        }
+        .boxed(),
         ..Affiliation::new(None, Role::Staff)
     }
 }
@@ -356,10 +368,14 @@ fn duty_affiliation(duty: &Duty) -> Affiliation {
 fn placement_affiliation(p: &Placement) -> Affiliation {
     Affiliation {
         kind: AffiliationKind::Placement,
-        school_type: p.school_type.clone(),
         start_date: p.start_date,
         end_date: p.end_date,
-        source_id: Some(p.id.clone()),
+        details: TieDetails {
+            school_type: p.school_type.clone(),
+            source_id: Some(p.id.clone()),
+            ..TieDetails::default()
+        }
+        .boxed(),
         ..Affiliation::new(None, Role::Student)
     }
 }
@@ -532,7 +548,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
     let mut group_holders: HashMap<&str, Vec<&str>> = HashMap::new();
     for r in prior {
         for a in &r.affiliations {
-            if let Some(id) = &a.source_id {
+            if let Some(id) = a.source_id() {
                 tie_owner.insert(id, &r.person_id);
             }
         }
@@ -591,7 +607,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         if let Some(owner) = tie_owner.get(id)
             && let Some(d) = draft(&mut drafts, &stored, &rejected, owner)
         {
-            d.rec.affiliations.retain(|a| a.source_id.as_deref() != Some(id));
+            d.rec.affiliations.retain(|a| a.source_id() != Some(id));
             touched.insert(owner.to_string());
         }
     }
@@ -659,7 +675,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         .filter_map(|code| Some((code, cx.orgs.name_of_code(code)?)))
         .collect();
     let renamed = |a: &Affiliation| {
-        a.school_unit.as_deref().and_then(|c| names.get(c)).is_some_and(|n| a.school_unit_name.as_deref() != Some(*n))
+        a.school_unit.as_deref().and_then(|c| names.get(c)).is_some_and(|n| a.school_unit_name() != Some(*n))
     };
     for r in prior.iter().filter(|r| r.affiliations.iter().any(renamed)) {
         if draft(&mut drafts, &stored, &rejected, &r.person_id).is_some() {
@@ -668,7 +684,8 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
     }
     for d in drafts.values_mut() {
         for a in d.rec.affiliations.iter_mut().filter(|a| renamed(a)) {
-            a.school_unit_name = a.school_unit.as_deref().and_then(|c| names.get(c)).map(|n| n.to_string());
+            let name = a.school_unit.as_deref().and_then(|c| names.get(c)).map(|n| n.to_string());
+            a.details_mut().school_unit_name = name;
         }
     }
 

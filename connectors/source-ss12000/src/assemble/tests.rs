@@ -180,13 +180,13 @@ fn render(records: &[SourceRecord], rejected: &[RowError], skipped: &BTreeMap<St
                 a.kind,
                 a.role,
                 a.school_unit.as_deref().unwrap_or("-"),
-                a.school_unit_name.as_deref().unwrap_or("-"),
-                a.duty_role,
-                a.school_type,
-                a.year,
+                a.school_unit_name().unwrap_or("-"),
+                a.duty_role(),
+                a.school_type(),
+                a.year(),
                 a.start_date,
                 a.end_date,
-                a.source_id
+                a.source_id()
             ));
         }
         for g in &r.groups {
@@ -291,8 +291,8 @@ fn the_2020_and_the_2_1_spellings_read_alike() {
     };
     let (a, b) = (one(v2020), one(v21));
     assert_eq!((a.email.as_deref(), b.email.as_deref()), (Some("eva@skola.se"), Some("eva@skola.se")));
-    assert_eq!(a.affiliations[0].school_type.as_deref(), Some("KOMVUX"));
-    assert_eq!(b.affiliations[0].school_type.as_deref(), Some("VUX"));
+    assert_eq!(a.affiliations[0].school_type(), Some("KOMVUX"));
+    assert_eq!(b.affiliations[0].school_type(), Some("VUX"));
     assert_eq!(a.affiliations[0].school_unit, b.affiliations[0].school_unit);
 }
 
