@@ -4,6 +4,7 @@
 
 use crate::core::identity::Resolution;
 use crate::core::mapping::Mapping;
+use crate::core::model::Usernames;
 use crate::core::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
 use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Desired};
@@ -109,13 +110,13 @@ pub fn name_request(ident: &Identity) -> Option<NameRequest> {
 }
 
 /// The names identities already have, and name requests for those that have none. Pure.
-pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (BTreeMap<IdentityId, String>, Vec<NameRequest>) {
+pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (Usernames, Vec<NameRequest>) {
     let mut names = BTreeMap::new();
     let mut requests = Vec::new();
     for ident in resolution.all() {
         match snapshot.identities.get(&ident.id).and_then(Option::as_ref) {
             Some(u) => {
-                names.insert(ident.id.clone(), u.to_string());
+                names.insert(ident.id.clone(), u.clone());
             }
             None => requests.extend(name_request(ident)),
         }
@@ -148,7 +149,7 @@ pub struct DesiredInputs<'a> {
     pub resolution: &'a Resolution,
     /// The names given before this run, then those given in it: the planner takes the
     /// identities of the first before those of the second.
-    pub names: [&'a BTreeMap<IdentityId, String>; 2],
+    pub names: [&'a Usernames; 2],
     pub rules: Rules<'a>,
     /// See [`last_schools`].
     pub last_known: &'a HashMap<IdentityId, (String, bool, bool)>,
@@ -538,9 +539,8 @@ mod tests {
             absent: vec![Identity { id: "e".into(), is_new: false, records: Vec::new(), primary: None }],
             ..Default::default()
         };
-        let names = |pairs: &[(&str, &str)]| -> BTreeMap<IdentityId, String> {
-            pairs.iter().map(|(i, u)| ((*i).into(), u.to_string())).collect()
-        };
+        let names =
+            |pairs: &[(&str, &str)]| -> Usernames { pairs.iter().map(|(i, u)| ((*i).into(), (*u).into())).collect() };
         // d has no name (its naming failed): it has no account.
         let known = names(&[("a", "anna"), ("c", "bad"), ("e", "eve")]);
         let new = names(&[("b", "bo")]);

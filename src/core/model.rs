@@ -488,6 +488,11 @@ pub type RecordMap = indexmap::IndexMap<Box<str>, StoredRecord, rustc_hash::FxBu
 /// beside it, as [`RecordMap`].
 pub type IdMap<V> = indexmap::IndexMap<IdentityId, V, rustc_hash::FxBuildHasher>;
 
+/// Identity id → username: the names of a run. A username is a `Str`, held in place (no
+/// allocation for a name of up to 24 bytes, which is nearly every one), as every identity of a
+/// run has one.
+pub type Usernames = std::collections::BTreeMap<IdentityId, connector_api::value::Str>;
+
 /// What the state database knew at the start of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {

@@ -8,6 +8,7 @@
 //! are served in identity-id order, so the result does not depend on the order of records.
 
 use crate::core::model::IdentityId;
+use crate::core::model::Usernames;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use unicode_normalization::UnicodeNormalization;
 
@@ -128,7 +129,7 @@ impl Namer {
         &self,
         requests: &[NameRequest],
         taken: &HashSet<String>,
-    ) -> (BTreeMap<IdentityId, String>, Vec<(IdentityId, String)>) {
+    ) -> (Usernames, Vec<(IdentityId, String)>) {
         let mut sorted: Vec<&NameRequest> = requests.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
         let mut used: HashSet<String> = HashSet::new();
@@ -152,7 +153,7 @@ impl Namer {
             let (name, counter) = self.first_free(&base, from, |n| taken.contains(n) || used.contains(n));
             reached.insert(base, counter);
             used.insert(name.clone());
-            out.insert(req.id.clone(), name);
+            out.insert(req.id.clone(), name.into());
         }
         (out, failed)
     }
@@ -290,12 +291,12 @@ mod tests {
         let reqs: Vec<NameRequest> =
             (0..11).map(|i| req(&format!("{i:02}"), "Maximiliana", "Wolfeschlegelsteinhausen")).collect();
         let names = namer.allocate(&reqs, &taken).0;
-        let mut values: Vec<&String> = names.values().collect();
+        let mut values: Vec<&str> = names.values().map(|n| n.as_str()).collect();
         values.sort();
         assert_eq!(values[0], "maximiliana.wolfes10");
         assert_eq!(names["00"], "maximiliana.wolfesc2");
         assert!(names.values().all(|n| n.len() <= 20));
-        let unique: HashSet<&String> = names.values().collect();
+        let unique: HashSet<&str> = names.values().map(|n| n.as_str()).collect();
         assert_eq!(unique.len(), 11);
     }
 
@@ -358,11 +359,11 @@ mod tests {
             let a = namer.allocate(&reqs, &taken).0;
             let b = namer.allocate(&other, &taken).0;
             proptest::prop_assert_eq!(&a, &b);
-            let unique: HashSet<&String> = a.values().collect();
+            let unique: HashSet<&str> = a.values().map(|n| n.as_str()).collect();
             proptest::prop_assert_eq!(unique.len(), reqs.len());
             for name in a.values() {
                 proptest::prop_assert!(valid(name, max), "invalid name {:?} (max {})", name, max);
-                proptest::prop_assert!(!taken.contains(name), "{:?} was taken", name);
+                proptest::prop_assert!(!taken.contains(name.as_str()), "{:?} was taken", name);
             }
         }
 
@@ -404,7 +405,7 @@ mod tests {
                     c = if c == 0 { 2 } else { c + 1 };
                 };
                 used.insert(name.clone());
-                want.insert(r.id.clone(), name);
+                want.insert(r.id.clone(), name.into());
             }
             proptest::prop_assert_eq!(got, want);
         }

@@ -15,6 +15,7 @@ use super::run::{Phase, RunHook};
 use super::{Engine, EngineError, Overrides};
 use crate::core::desired::name_request;
 use crate::core::identity::Resolution;
+use crate::core::model::Usernames;
 use crate::core::model::{Identity, IdentityId};
 use crate::core::plan::Adoption;
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore};
@@ -231,7 +232,7 @@ impl Engine {
             })
             .collect();
         // Identity → the username its claimed accounts carry (one for all targets).
-        let mut chosen: BTreeMap<IdentityId, String> = BTreeMap::new();
+        let mut chosen: Usernames = BTreeMap::new();
         // Identities whose username in `chosen` came from an account the correlation attribute
         // proves under another username (a claim whose rename did not happen): an account that
         // carries the identity's id under another name replaces it.
@@ -361,7 +362,7 @@ impl Engine {
                 if let Some(kept) = other_name.filter(|_| (proven || soft.contains(id)) && !owns.contains(id)) {
                     // One person under two usernames on two targets: the account the attribute
                     // proves keeps its name until the next plan renames it to the identity's.
-                    let winner = if proven { kept } else { name.to_string() };
+                    let winner = if proven { kept } else { name.as_str().into() };
                     if !proven {
                         soft.remove(id);
                     }
@@ -447,7 +448,7 @@ impl Engine {
             if !snapshot.identities.contains_key(*id)
                 && let Some(u) = chosen.get(*id)
             {
-                plan.new_identities.push(((*id).into(), u.clone()));
+                plan.new_identities.push(((*id).into(), u.to_string()));
             }
         }
         let new_ids: HashSet<&str> = plan.new_identities.iter().map(|(i, _)| i.as_str()).collect();
@@ -480,7 +481,7 @@ impl Engine {
             .into_iter()
             .filter(|(id, _)| new_ids.contains(id.as_str()))
             .collect();
-        let claimed_names: HashSet<String> = chosen.values().map(|u| u.to_lowercase()).collect();
+        let claimed_names: HashSet<String> = chosen.values().map(|u| u.as_str().to_lowercase()).collect();
         let mut taken: BTreeSet<String> = BTreeSet::new();
         for accounts in observed.values() {
             for u in accounts.iter().filter_map(|a| a.username.as_deref()) {
@@ -508,7 +509,7 @@ impl Engine {
                     .identities
                     .iter()
                     .filter_map(|(i, u)| Some((i.as_str(), u.as_ref()?.to_string())))
-                    .chain(chosen.iter().map(|(i, u)| (i.as_str(), u.clone())))
+                    .chain(chosen.iter().map(|(i, u)| (i.as_str(), u.to_string())))
                     .collect();
                 members = members
                     .into_iter()
@@ -578,7 +579,7 @@ impl Engine {
                         .cloned()
                         .flatten()
                         .map(|s| s.to_string())
-                        .or_else(|| chosen.get(&i.id).cloned());
+                        .or_else(|| chosen.get(&i.id).map(|u| u.to_string()));
                     Some((i, name, name_request(i)?))
                 })
                 .collect();
@@ -621,7 +622,7 @@ impl Engine {
         snapshot: &crate::core::model::Snapshot,
         owns: &HashSet<&str>,
         allocated: &HashSet<String>,
-        chosen: &mut BTreeMap<IdentityId, String>,
+        chosen: &mut Usernames,
     ) -> Result<AccountClaim, String> {
         let Some(username) = a.username.clone() else {
             return Err("the entry has no username".into());
@@ -658,7 +659,7 @@ impl Engine {
         {
             return Err(format!("identity {identity} is {u} on another target but {username} here"));
         }
-        chosen.insert(identity.into(), username.to_string());
+        chosen.insert(identity.into(), username.clone());
         Ok(AccountClaim {
             target: tid.to_string(),
             identity: identity.into(),
@@ -680,7 +681,7 @@ impl Engine {
         resolution: &Resolution,
         snapshot: &crate::core::model::Snapshot,
         allocated: &HashSet<String>,
-        chosen: &mut BTreeMap<IdentityId, String>,
+        chosen: &mut Usernames,
     ) -> Result<AccountClaim, EngineError> {
         let fail = EngineError::Adopt;
         let same =

@@ -8,6 +8,7 @@ use super::run::{Phase, RunHook};
 use super::{Engine, EngineError, Overrides};
 use crate::core::desired::*;
 use crate::core::identity::{self, RejectedRows, Resolution};
+use crate::core::model::Usernames;
 use crate::core::model::{AccountStatus, Identity, IdentityId, Sourced};
 use crate::core::naming::{NameRequest, RenamePolicy};
 use crate::core::plan::{self, Action, DesiredAccounts, NewIdentity, Plan};
@@ -30,7 +31,7 @@ pub struct Computed {
     pub plan: Plan,
     pub resolution: Resolution,
     /// Identity id → username, for every identity of the run.
-    pub usernames: BTreeMap<IdentityId, String>,
+    pub usernames: Usernames,
     /// Rows rejected by the sources, per source.
     pub rejected: BTreeMap<String, Vec<RowError>>,
     /// The same rows as a run's counts keep them for the front ends ([`rejected_views`]).
@@ -314,7 +315,7 @@ impl Engine {
             // Kept persons keep their names too (for `explain`); nothing is planned for them.
             for k in &resolution.kept {
                 if let Some(Some(u)) = snapshot.identities.get(&k.identity_id) {
-                    usernames.insert(k.identity_id.clone(), u.to_string());
+                    usernames.insert(k.identity_id.clone(), u.clone());
                 }
             }
             if self.config.naming.protected_names_from_template {
@@ -683,7 +684,7 @@ impl Engine {
             .filter_map(|i| {
                 Some(NewIdentity {
                     id: i.id.clone(),
-                    username: usernames.get(&i.id)?.clone(),
+                    username: usernames.get(&i.id)?.to_string(),
                     records: i.records.iter().map(Sourced::label).collect(),
                 })
             })
@@ -771,7 +772,7 @@ impl Engine {
     fn rename_candidates(
         &self,
         resolution: &Resolution,
-        usernames: &BTreeMap<IdentityId, String>,
+        usernames: &Usernames,
     ) -> BTreeMap<IdentityId, (NameRequest, String)> {
         let mut out = BTreeMap::new();
         let pseudonyms = !self.config.naming.protected_names_from_template;
@@ -782,7 +783,7 @@ impl Engine {
                 // A protected person's name never shapes their username; one who became protected
                 // gets a pseudonymous one (held with their other changes for approval).
                 if pseudonyms && !self.namer.still_fits(old, &req) {
-                    out.insert(ident.id.clone(), (req, old.clone()));
+                    out.insert(ident.id.clone(), (req, old.to_string()));
                 }
                 continue;
             }
@@ -790,7 +791,7 @@ impl Engine {
                 continue;
             }
             if !self.namer.still_fits(old, &req) {
-                out.insert(ident.id.clone(), (req, old.clone()));
+                out.insert(ident.id.clone(), (req, old.to_string()));
             }
         }
         out
@@ -801,7 +802,7 @@ impl Engine {
     async fn decide_renames(
         &self,
         renaming: &BTreeMap<IdentityId, (NameRequest, String)>,
-        names: &mut BTreeMap<IdentityId, String>,
+        names: &mut Usernames,
     ) -> Result<Renames, EngineError> {
         let (mut done, mut held, mut approvers) = (Vec::new(), Vec::new(), BTreeMap::new());
         if renaming.is_empty() {
@@ -814,10 +815,10 @@ impl Engine {
         for (id, (_, old)) in renaming {
             let Some(new) = names.get(id).cloned() else {
                 // The new name could not be made (reported): the person keeps the old one.
-                names.insert(id.clone(), old.clone());
+                names.insert(id.clone(), old.as_str().into());
                 continue;
             };
-            let info = plan::RenameInfo { identity: id.clone(), old: old.clone(), new: new.clone() };
+            let info = plan::RenameInfo { identity: id.clone(), old: old.clone(), new: new.to_string() };
             // A person who became protected is renamed whatever the policy: their changes wait
             // for `--accept-protected` anyway.
             let protection = renaming.get(id).is_some_and(|(req, _)| req.pseudonymous);
@@ -829,7 +830,7 @@ impl Engine {
                 }
                 done.push(info);
             } else {
-                names.insert(id.clone(), old.clone());
+                names.insert(id.clone(), old.as_str().into());
                 held.push(info);
             }
         }
@@ -852,7 +853,7 @@ impl Engine {
         inputs: &BTreeMap<String, plan::CorrelationInput>,
         refused: &[crate::store::ClaimRefusal],
         now: DateTime<Utc>,
-    ) -> Result<(BTreeMap<IdentityId, String>, Vec<Failure>, super::correlation::Waiting), EngineError> {
+    ) -> Result<(Usernames, Vec<Failure>, super::correlation::Waiting), EngineError> {
         if requests.is_empty() && renaming.is_empty() {
             return Ok((BTreeMap::new(), Vec::new(), Default::default()));
         }
@@ -884,7 +885,7 @@ impl Engine {
         }
         let owned_names: HashSet<String> = allocated.difference(&reserved).cloned().collect();
         let presets = self.preset_names(requests, inputs, observed, snapshot, &owned_names);
-        taken.extend(presets.values().map(|u| u.to_lowercase()));
+        taken.extend(presets.values().map(|u| u.as_str().to_lowercase()));
         let rest: Vec<NameRequest> = requests.iter().filter(|r| !presets.contains_key(&r.id)).cloned().collect();
         // A person an operator decided an account is not theirs avoids that account's name.
         let avoid: BTreeMap<&str, Vec<String>> = refused.iter().fold(BTreeMap::new(), |mut m, r| {
@@ -903,12 +904,12 @@ impl Engine {
                 rest.iter().cloned().partition(|r| !avoid.contains_key(r.id.as_str()));
             let (mut names, mut failed) = self.namer.allocate(&plain, taken);
             let mut more: HashSet<String> = taken.clone();
-            more.extend(names.values().cloned());
+            more.extend(names.values().map(|n| n.to_string()));
             for r in special {
                 let mut mine = more.clone();
                 mine.extend(avoid.get(r.id.as_str()).into_iter().flatten().cloned());
                 let (n, f) = self.namer.allocate(std::slice::from_ref(&r), &mine);
-                more.extend(n.values().cloned());
+                more.extend(n.values().map(|n| n.to_string()));
                 names.extend(n);
                 failed.extend(f);
             }
@@ -928,7 +929,7 @@ impl Engine {
             let mut more = Vec::new();
             for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.usernames_unique_server_wide) {
                 let wanted: Vec<String> =
-                    names.iter().filter(|(i, _)| !presets.contains_key(*i)).map(|(_, n)| n.clone()).collect();
+                    names.iter().filter(|(i, _)| !presets.contains_key(*i)).map(|(_, n)| n.to_string()).collect();
                 let found = t
                     .conn
                     .find_outside_scope(Lookup::Username, &wanted)
@@ -965,7 +966,7 @@ impl Engine {
             });
         }
         let asked: HashSet<&str> = requests.iter().map(|r| r.id.as_str()).collect();
-        let new_names: BTreeMap<IdentityId, String> =
+        let new_names: Usernames =
             names.iter().filter(|(i, _)| asked.contains(i.as_str())).map(|(i, n)| (i.clone(), n.clone())).collect();
         let waiting = self.waiting_for_decision(&new_names, requests, inputs, observed, snapshot);
         names.retain(|id, _| !waiting.by_identity.contains_key(id));

@@ -6,6 +6,7 @@
 
 use super::{Engine, TargetHandle};
 use crate::core::identity::Resolution;
+use crate::core::model::Usernames;
 use crate::core::model::{IdentityId, OwnedAccount, Snapshot};
 use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Candidate, CorrelationInput};
@@ -126,8 +127,8 @@ impl Engine {
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
         snapshot: &Snapshot,
         allocated: &HashSet<String>,
-    ) -> BTreeMap<IdentityId, String> {
-        let mut out: BTreeMap<IdentityId, String> = BTreeMap::new();
+    ) -> Usernames {
+        let mut out: Usernames = BTreeMap::new();
         let mut used: HashSet<String> = HashSet::new();
         for (tid, input) in inputs.iter().filter(|(_, i)| i.attribute.is_some()) {
             let (Some(t), Some(obs)) = (self.targets.get(tid), observed.get(tid)) else { continue };
@@ -161,7 +162,7 @@ impl Engine {
                     continue;
                 }
                 used.insert(folded.to_string());
-                out.insert(id, u.to_string());
+                out.insert(id, u.as_str().into());
             }
         }
         out
@@ -171,7 +172,7 @@ impl Engine {
     /// and that the correlation rules do not give them: they are not named this run.
     pub(super) fn waiting_for_decision(
         &self,
-        names: &BTreeMap<IdentityId, String>,
+        names: &Usernames,
         requests: &[NameRequest],
         inputs: &BTreeMap<String, CorrelationInput>,
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
@@ -191,7 +192,7 @@ impl Engine {
                 .filter(|&&i| !t.policy.exclude.matches(&obs[i]))
                 .filter_map(|&i| Some((fold(obs[i].username.as_deref()?), i)))
                 .collect();
-            let mut held: Vec<(&IdentityId, &String, usize)> = Vec::new();
+            let mut held: Vec<(&IdentityId, &connector_api::value::Str, usize)> = Vec::new();
             for (id, name) in names {
                 if let Some(&i) = holders.get(&fold(name)) {
                     held.push((id, name, i));

@@ -270,7 +270,7 @@ impl Engine {
                     }
                 })
                 .collect();
-            explanation.username = c.usernames.get(id.as_str()).cloned();
+            explanation.username = c.usernames.get(id.as_str()).map(|u| u.to_string());
         }
         Ok(Explained::Person(Box::new(explanation)))
     }
