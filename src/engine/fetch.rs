@@ -377,12 +377,25 @@ impl Engine {
 
     /// Starts reading every target in tasks of their own, so the reads run while the sources
     /// and the state are read and the identities resolved.
+    ///
+    /// On a task of its own: the sources are read beside it, and a source that parses in the
+    /// task that polls it (a CSV file of a million rows, some seconds) would otherwise hold the
+    /// state's decoding back until it is done.
     pub(super) async fn read_state(
         &self,
     ) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
-        let (snapshot, decisions, groups) =
-            tokio::try_join!(self.store.snapshot(), self.store.decisions(), self.store.groups())?;
-        Ok((snapshot, decisions, groups))
+        let store = self.store.clone();
+        let reading =
+            tokio::spawn(async move { tokio::try_join!(store.snapshot(), store.decisions(), store.groups()) });
+        match reading.await {
+            Ok(read) => Ok(read?),
+            // A panic in the read is the run's panic, as it was when the read ran in this task.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(EngineError::Store(crate::store::StoreError {
+                path: self.store.path().to_string(),
+                message: format!("reading the state stopped: {e}"),
+            })),
+        }
     }
 
     /// Reads the sources and the state and resolves identities, without the targets: enough to
