@@ -24,7 +24,9 @@ pub fn is_enid_id(s: &str) -> bool {
 /// A record together with the id of the source that delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sourced {
-    pub source: String,
+    /// The source's id, in place (a source's name is a config key of a few bytes): every record
+    /// of a run has one, and a `String` was an allocation each.
+    pub source: connector_api::value::Str,
     /// Boxed: a run moves each record from the source's read into its identity, and a pointer
     /// moves without a second copy of the record (a `SourceRecord` is some 270 bytes in place).
     pub record: Box<SourceRecord>,
@@ -139,7 +141,7 @@ impl Identity {
     /// this person, or all records when none does (or nothing is listed).
     pub fn authoritative<'a>(&'a self, sources: &[String]) -> Vec<&'a Sourced> {
         for s in sources {
-            let recs: Vec<&Sourced> = self.records.iter().filter(|r| &r.source == s).collect();
+            let recs: Vec<&Sourced> = self.records.iter().filter(|r| r.source == s).collect();
             if !recs.is_empty() {
                 return recs;
             }

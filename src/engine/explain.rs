@@ -296,7 +296,7 @@ impl Engine {
 fn record_now(r: &crate::core::model::Sourced, protected: bool) -> RecordNow {
     let hidden = || "(protected)".to_string();
     RecordNow {
-        source: r.source.clone(),
+        source: r.source.to_string(),
         person_id: if protected { hidden() } else { mask_if_civic(&r.record.person_id).into_owned() },
         location: if protected { hidden() } else { r.record.location.to_string() },
         given_name: if protected { hidden() } else { r.record.given_name.to_string() },

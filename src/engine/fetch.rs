@@ -308,7 +308,10 @@ impl Engine {
                     && (last.is_some() || batch.watermark.is_some() || !scope.is_empty());
             out.reads.insert(id.clone(), (SourceRead { watermark: batch.watermark, full_read_at: None, scope }, full));
             out.records.extend(
-                batch.records.into_iter().map(|record| Sourced { source: id.clone(), record: Box::new(record) }),
+                batch
+                    .records
+                    .into_iter()
+                    .map(|record| Sourced { source: id.as_str().into(), record: Box::new(record) }),
             );
             out.rejected.insert(id.clone(), batch.rejected);
         }

@@ -119,7 +119,7 @@ impl Engine {
         // are all there is to compare. A source read whole is compared record by record.
         let digests = if fetched.partial.len() == self.sources.len() {
             let mut keys: Vec<(String, String)> =
-                fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.to_string())).collect();
+                fetched.records.iter().map(|s| (s.source.to_string(), s.record.person_id.to_string())).collect();
             keys.extend(fetched.partial.iter().flat_map(|(s, removed)| removed.iter().map(|p| (s.clone(), p.clone()))));
             self.store.record_digests_of(&keys).await?
         } else {
@@ -281,7 +281,7 @@ impl Engine {
         }
         let mut keys: Vec<(String, String)> = changed
             .iter()
-            .map(|&i| (fetched.records[i].source.clone(), fetched.records[i].record.person_id.to_string()))
+            .map(|&i| (fetched.records[i].source.to_string(), fetched.records[i].record.person_id.to_string()))
             .collect();
         keys.extend(gone.iter().cloned());
         if groups {
@@ -292,7 +292,7 @@ impl Engine {
                 self.store.records_data(&linked).await?.into_iter().map(|(s, p, d)| ((s, p), d)).collect();
             for &i in &changed {
                 let s = &fetched.records[i];
-                let Some(data) = old.get(&(s.source.clone(), s.record.person_id.to_string())) else {
+                let Some(data) = old.get(&(s.source.to_string(), s.record.person_id.to_string())) else {
                     full!("a new person, and a target has groups");
                 };
                 let Some(before) =
@@ -326,7 +326,7 @@ impl Engine {
         // The planned identities' other records from sources that gave only their changes are
         // as stored: read from the state, as the full view would have them.
         let have: FxHashSet<(String, String)> =
-            fetched.records.iter().map(|s| (s.source.clone(), s.record.person_id.to_string())).collect();
+            fetched.records.iter().map(|s| (s.source.to_string(), s.record.person_id.to_string())).collect();
         for source in fetched.partial.keys() {
             let Some(stored) = snapshot.source_records(source) else { continue };
             let persons: std::collections::BTreeSet<String> = stored
@@ -345,11 +345,10 @@ impl Engine {
             let query = connector_api::PriorQuery { persons, ..Default::default() };
             let prior = super::fetch::StorePrior { store: &self.store, source, today };
             let found = prior.find(&query).await.map_err(|error| EngineError::Source { id: source.clone(), error })?;
-            fetched.records.extend(
-                found
-                    .into_iter()
-                    .map(|record| crate::core::model::Sourced { source: source.clone(), record: Box::new(record) }),
-            );
+            fetched.records.extend(found.into_iter().map(|record| crate::core::model::Sourced {
+                source: source.as_str().into(),
+                record: Box::new(record),
+            }));
         }
         tracing::debug!(
             changed = n,

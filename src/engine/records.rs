@@ -88,7 +88,7 @@ pub(super) fn record_row(resolution: &Resolution, at: &RecordAt) -> RecordRow {
     let r = &s.record;
     let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
     RecordRow {
-        source: s.source.clone(),
+        source: s.source.to_string(),
         person_id: r.person_id.to_string(),
         identity_id: ident.id.clone(),
         civic_no: civic,
@@ -137,7 +137,7 @@ pub(super) fn held_rows(resolution: &Resolution) -> Vec<HeldRow> {
         .map(|s| {
             let civic = s.record.civic_no.as_ref().map(|c| c.expose().to_string());
             HeldRow {
-                source: s.source.clone(),
+                source: s.source.to_string(),
                 person_id: s.record.person_id.to_string(),
                 content_hash: fingerprint("", civic.as_deref(), &s.record),
                 civic_no: civic,

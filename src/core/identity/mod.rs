@@ -291,7 +291,7 @@ pub fn resolve(
                 let now = r.record.civic_no.as_ref().map(|c| c.expose());
                 if now != stored.civic_no.as_deref() {
                     civic_changes.push(CivicChange {
-                        source: r.source.clone(),
+                        source: r.source.to_string(),
                         person_id: r.record.person_id.to_string(),
                         identity_id: stored.identity_id.clone(),
                         old: stored.civic_no.as_deref().map(str::to_string),
@@ -509,7 +509,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
             .collect();
         if let [(old, old_no)] = fits.as_slice() {
             found.push((
-                r.source.clone(),
+                r.source.to_string(),
                 r.record.person_id.to_string(),
                 old.identity_id.clone(),
                 old_no.to_string(),
@@ -566,7 +566,7 @@ fn resolve_unlinked(
             if let Some(c) = matchable(r) {
                 owners.entry(c.clone()).or_default().insert(id.clone());
                 per_source
-                    .entry((r.source.clone(), c))
+                    .entry((r.source.to_string(), c))
                     .or_default()
                     .push((r.record.person_id.to_string(), r.record.location.to_string()));
             }
@@ -580,7 +580,7 @@ fn resolve_unlinked(
     for (_, r) in &unlinked {
         if let Some(c) = matchable(r) {
             per_source
-                .entry((r.source.clone(), c))
+                .entry((r.source.to_string(), c))
                 .or_default()
                 .push((r.record.person_id.to_string(), r.record.location.to_string()));
         }
@@ -595,7 +595,7 @@ fn resolve_unlinked(
         let mut candidates: BTreeSet<IdentityId> = BTreeSet::new();
         let mut same_source: &[(String, String)] = &[];
         if let Some(c) = &civic {
-            same_source = &per_source[&(r.source.clone(), c.clone())];
+            same_source = &per_source[&(r.source.to_string(), c.clone())];
             candidates.extend(owners.get(c).into_iter().flatten().cloned());
             candidates.extend(created.get(c).cloned());
         }
