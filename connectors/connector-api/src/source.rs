@@ -977,6 +977,70 @@ mod tests {
     }
 
     #[test]
+    fn a_boxed_tie_hashes_as_the_flat_struct_did_so_stored_fingerprints_stay_valid() {
+        use std::hash::{BuildHasher, BuildHasherDefault, Hash};
+        // The tie as it was declared before its details were boxed, with the derived hash.
+        #[derive(Hash)]
+        struct Flat {
+            school_unit: Option<Str>,
+            school_unit_name: Option<String>,
+            kind: AffiliationKind,
+            role: Role,
+            duty_role: Option<String>,
+            school_type: Option<String>,
+            year: Option<String>,
+            start_date: Option<NaiveDate>,
+            end_date: Option<NaiveDate>,
+            source_id: Option<String>,
+        }
+        let hash = |h: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+            let mut state = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+            h(&mut state);
+            std::hash::Hasher::finish(&state)
+        };
+        let start = NaiveDate::from_ymd_opt(2026, 8, 15);
+        let full = Affiliation {
+            start_date: start,
+            details: TieDetails {
+                school_unit_name: Some("Norra".into()),
+                duty_role: Some("Lärare".into()),
+                school_type: None,
+                year: Some("7".into()),
+                source_id: Some("duty-1".into()),
+            }
+            .boxed(),
+            ..Affiliation::new(Some("S1".into()), Role::Staff)
+        };
+        let flat = Flat {
+            school_unit: Some("S1".into()),
+            school_unit_name: Some("Norra".into()),
+            kind: AffiliationKind::Duty,
+            role: Role::Staff,
+            duty_role: Some("Lärare".into()),
+            school_type: None,
+            year: Some("7".into()),
+            start_date: start,
+            end_date: None,
+            source_id: Some("duty-1".into()),
+        };
+        assert_eq!(hash(&|s| full.hash(s)), hash(&|s| flat.hash(s)));
+        let plain = Affiliation::new(None, Role::Student);
+        let flat = Flat {
+            school_unit: None,
+            school_unit_name: None,
+            kind: AffiliationKind::Enrolment,
+            role: Role::Student,
+            duty_role: None,
+            school_type: None,
+            year: None,
+            start_date: None,
+            end_date: None,
+            source_id: None,
+        };
+        assert_eq!(hash(&|s| plain.hash(s)), hash(&|s| flat.hash(s)));
+    }
+
+    #[test]
     fn a_records_dates_span_its_affiliations_and_an_open_end_wins() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let mut r = record("1", "Anna", &[], None);
