@@ -37,7 +37,7 @@ pub enum CivicKind {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CivicNo {
     /// Twelve ASCII characters, `YYYYMMDDNNNC`, digits except for a temporary number's letters.
-    value: [u8; 12],
+    value: tinystr::TinyAsciiStr<12>,
     kind: CivicKind,
 }
 
@@ -132,15 +132,14 @@ impl CivicNo {
         if !two_letters && luhn(&luhn_input) != check {
             return Err(CivicNoError::CheckDigit);
         }
-        let text = format!("{year:04}{mmdd}{tail_upper}");
-        let value = text.as_bytes().try_into().map_err(|_| CivicNoError::Format)?;
+        let value = tinystr::TinyAsciiStr::try_from_str(&format!("{year:04}{mmdd}{tail_upper}"))
+            .map_err(|_| CivicNoError::Format)?;
         Ok(CivicNo { value, kind })
     }
 
     /// The full normalised value. Only the state database may hold it.
     pub fn expose(&self) -> &str {
-        // ASCII by construction (`parse` refuses anything else).
-        std::str::from_utf8(&self.value).unwrap_or_default()
+        self.value.as_str()
     }
 
     /// What kind of number this is.

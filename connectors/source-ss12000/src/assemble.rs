@@ -161,9 +161,7 @@ impl Draft {
             return;
         }
         aff.school_unit = Some(code.into());
-        if name.is_some() {
-            aff.details_mut().school_unit_name = name;
-        }
+        aff.details_mut().school_unit_name = name;
         self.rec.affiliations.push(aff);
     }
 
