@@ -210,7 +210,7 @@ impl Engine {
             .flat_map(|(tid, accounts)| {
                 let attr = self.targets.get(tid).map(|t| t.caps.owner_attribute.as_str()).unwrap_or("");
                 accounts.iter().flat_map(move |a| {
-                    a.attrs.get(attr).into_iter().flat_map(|v| v.texts()).map(|s| &**s).map(move |v| (v, a))
+                    a.attrs.texts(attr).map(move |v| (v, a))
                 })
             })
             .filter(|(v, a)| fits_id(v, a))
@@ -330,11 +330,7 @@ impl Engine {
                     let fits = a.username.as_deref().is_some_and(|u| self.namer.still_fits(u, &req));
                     let holds = |var: &str, want: &str| {
                         t.mapping.attributes_of(var).into_iter().any(|attr| {
-                            a.attrs
-                                .get(attr)
-                                .into_iter()
-                                .flat_map(|v| v.texts())
-                                .any(|v| v.trim().eq_ignore_ascii_case(want.trim()))
+                            a.attrs.texts(attr).any(|v| v.trim().eq_ignore_ascii_case(want.trim()))
                         })
                     };
                     let a_name_kept = !req.pseudonymous

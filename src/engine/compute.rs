@@ -405,6 +405,8 @@ impl Engine {
         }
         let (mut new_names, naming_failed, waiting) =
             self.name_new(&requests, &rename_requests, &observed, &snapshot, &correlation, &refused, now).await?;
+        // A first run's million requests (their names as strings) are not held through the planning.
+        drop((requests, rename_requests));
         failures.extend(naming_failed);
         let (renames, held_renames, rename_approvers) = self.decide_renames(&renaming, &mut new_names).await?;
         if narrow && (!failures.is_empty() || !waiting.by_identity.is_empty()) {
@@ -453,7 +455,7 @@ impl Engine {
                             o.anchor.is_some() && o.anchor == a.anchor
                                 || o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(&a.key))
                         });
-                        let by_attr = a.attrs.get(owner).into_iter().flat_map(|v| v.texts()).map(|s| &**s);
+                        let by_attr = a.attrs.texts(owner);
                         by_row.map(|o| o.identity_id.as_str()).chain(by_attr).collect::<Vec<_>>()
                     })
                     .collect();

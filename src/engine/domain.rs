@@ -51,8 +51,8 @@ impl Engine {
             let marked = observed
                 .iter()
                 .filter(|a| caps.key(&a.key) == caps.key(key))
-                .flat_map(|a| a.attrs.get(owner).into_iter().flat_map(|v| v.texts()))
-                .find(|v| protected.contains(&***v));
+                .flat_map(|a| a.attrs.texts(owner))
+                .find(|v| protected.contains(*v));
             match marked {
                 Some(identity) => format!("the account of enid identity {identity}"),
                 None => key.to_string(),

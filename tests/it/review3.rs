@@ -99,7 +99,7 @@ mod scim_target {
         let all = rt().block_on(t.observe(&["externalId".into(), "displayName".into()])).expect("observe");
         all.into_iter()
             .map(|a| {
-                let get = |k: &str| a.attrs.get(k).and_then(|v| v.first()).map(str::to_string);
+                let get = |k: &str| a.attrs.texts(k).next().map(str::to_string);
                 (a.username.as_deref().unwrap_or_default().to_string(), (get("externalId"), get("displayName")))
             })
             .collect()

@@ -9,6 +9,7 @@
 use crate::capabilities::{Capabilities, Lookup};
 use crate::error::BoxError;
 use crate::source::Role;
+use crate::packed::PackedAttrs;
 use crate::value::{AttrChange, Attrs, Str};
 use serde::Serialize;
 use std::future::Future;
@@ -24,8 +25,9 @@ pub struct ObservedAccount {
     pub anchor: Option<String>,
     /// The account's login name as the target holds it (LDAP `uid`, SCIM `userName`).
     pub username: Option<Str>,
-    /// The requested attributes, with the names the engine asked for, in enid's values.
-    pub attrs: Attrs,
+    /// The requested attributes, with the names the engine asked for, in enid's values (packed:
+    /// a read holds every account's for the whole run).
+    pub attrs: PackedAttrs,
     /// Whether the account is disabled by the target's disable method.
     pub disabled: bool,
     /// The connector's own settings leave this account out (LDAP `exclude_under`): enid never

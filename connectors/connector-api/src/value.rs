@@ -81,6 +81,17 @@ impl FromIterator<String> for Texts {
     }
 }
 
+impl FromIterator<Str> for Texts {
+    fn from_iter<I: IntoIterator<Item = Str>>(iter: I) -> Texts {
+        let mut it = iter.into_iter();
+        let Some(first) = it.next() else { return Texts(Repr::None) };
+        match it.next() {
+            None => Texts(Repr::One(first)),
+            Some(second) => Texts(Repr::Many([first, second].into_iter().chain(it).collect())),
+        }
+    }
+}
+
 impl std::fmt::Debug for Texts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()

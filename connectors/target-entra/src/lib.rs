@@ -302,7 +302,7 @@ impl EntraTarget {
             key: id.clone(),
             anchor: Some(id),
             username: Some(username.into()),
-            attrs: mapped.fitted(),
+            attrs: mapped.into(),
             disabled: u.get("accountEnabled").and_then(Json::as_bool) == Some(false),
             excluded: false,
             username_outdated: outdated && !synced,
@@ -767,7 +767,7 @@ impl Target for EntraTarget {
                 let a = self.account(&u, &names);
                 let hit = match field {
                     Field::Username => a.username.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(v)),
-                    _ => a.attrs.get(&self.owner).and_then(|x| x.first()) == Some(v.as_str()),
+                    _ => a.attrs.texts(&self.owner).next() == Some(v.as_str()),
                 };
                 if hit && seen.insert(a.key.clone()) {
                     out.push(a);

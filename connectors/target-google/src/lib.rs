@@ -218,7 +218,7 @@ impl GoogleTarget {
             key: id.clone(),
             anchor: Some(id),
             username: Some(username.into()),
-            attrs: mapped.fitted(),
+            attrs: mapped.into(),
             disabled: u.get("suspended").and_then(Json::as_bool) == Some(true),
             excluded: false,
             username_outdated: outdated,

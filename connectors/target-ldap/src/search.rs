@@ -5,7 +5,7 @@ use crate::LdapTarget;
 use crate::dn::{normalize_dn, under};
 use crate::error::{from_ldap, from_result};
 use connector_api::value::Str;
-use connector_api::{Attrs, Name, ObservedAccount, ObservedGroup, TargetError, Value};
+use connector_api::{Attrs, Name, ObservedAccount, PackedAttrs, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::HashMap;
@@ -61,6 +61,7 @@ impl LdapTarget {
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
         // The names as asked for, made once and shared by every account read.
         let wanted: HashMap<String, Name> = attrs.iter().map(|a| (a.to_ascii_lowercase(), Name::from(a))).collect();
+        let shared: std::sync::Arc<[Name]> = wanted.values().cloned().collect();
         let rdn = self.config.rdn_attribute.to_ascii_lowercase();
         let mut out = Vec::new();
         loop {
@@ -100,7 +101,7 @@ impl LdapTarget {
                 key: entry.dn,
                 anchor,
                 username,
-                attrs: mapped.fitted(),
+                attrs: PackedAttrs::pack(mapped, &shared),
                 disabled,
                 excluded,
                 username_outdated: false,

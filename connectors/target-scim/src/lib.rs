@@ -177,7 +177,7 @@ impl ScimTarget {
             key: id.clone(),
             anchor: Some(id),
             username: username.map(Into::into),
-            attrs: mapped.fitted(),
+            attrs: mapped.into(),
             disabled,
             excluded: false,
             username_outdated,

@@ -83,7 +83,7 @@ pub fn plan_target(
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
     let carries_id =
-        |o: &ObservedAccount, id: &str| o.attrs.get(owner_attr).is_some_and(|v| v.texts().iter().any(|x| **x == *id));
+        |o: &ObservedAccount, id: &str| o.attrs.texts(owner_attr).any(|x| x == id);
     // A member value known now (the account's key or username as observed, when no operation
     // of this plan changes it), or `None`: the target gives it at apply, once the account's
     // create, rename or move is done, and a member whose operation fails is left out.
@@ -532,7 +532,7 @@ pub fn plan_target(
         }
     }
     tp.unmanaged = claimed.iter().enumerate().filter(|(i, c)| !**c && !proof.owns(&observed[*i])).count();
-    tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
+    super::sort_operations(&mut tp.operations);
     tp.adoptions.sort_by(|a, b| a.key.cmp(&b.key));
     tp.blocked.sort_by(|a, b| (&a.username, &a.identity).cmp(&(&b.username, &b.identity)));
     tp
@@ -576,7 +576,7 @@ pub fn missing_owned<'a>(
 /// The values of enid's id form in an account's owner attribute (other values, such as HR
 /// numbers, prove nothing).
 pub fn owner_values<'a>(o: &'a ObservedAccount, owner_attr: &str) -> impl Iterator<Item = &'a str> {
-    o.attrs.get(owner_attr).into_iter().flat_map(Value::texts).map(|s| &**s).filter(|v| is_enid_id(v))
+    o.attrs.texts(owner_attr).filter(|v| is_enid_id(v))
 }
 
 /// Observed accounts that carry an enid id in the owner attribute but that no ownership row
@@ -675,12 +675,21 @@ pub(super) fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
 /// Values compare as [`Value::satisfied_by`] says: texts as sets (LDAP does not keep value
 /// order), complex values on the sub-attributes enid sets. An attribute the mapping manages but
 /// `desired` lacks is removed.
-pub(super) fn diff(desired: &Attrs, observed: &Attrs, managed: &[String]) -> (Vec<AttrChange>, Attrs) {
+pub(super) fn diff(desired: &Attrs, observed: &PackedAttrs, managed: &[String]) -> (Vec<AttrChange>, Attrs) {
     let mut changes = Vec::new();
     let mut before = Attrs::new();
     for attr in managed {
         let want = desired.get(attr).unwrap_or(&connector_api::ABSENT);
-        let have = observed.get(attr).unwrap_or(&connector_api::ABSENT);
+        // The common case, read without making a value: packed strings (texts only) equal to
+        // the desired text's, in the same order.
+        if observed.is_packed()
+            && matches!(want, Value::Text(_))
+            && want.texts().iter().map(|s| s.as_str()).eq(observed.texts(attr))
+        {
+            continue;
+        }
+        let have = observed.get(attr);
+        let have = have.as_deref().unwrap_or(&connector_api::ABSENT);
         if !want.satisfied_by(have) {
             changes.push(AttrChange { attr: attr.clone(), values: want.clone() });
             before.insert(attr.clone(), have.clone());

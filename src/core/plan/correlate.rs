@@ -70,7 +70,7 @@ pub struct Candidate<'a> {
 /// Whether an account is one correlation may claim: not owned, carrying nothing in the owner
 /// attribute (an enid id is someone's; any other value, an HR number, would be overwritten).
 pub fn claimable(o: &ObservedAccount, owner_attr: &str) -> bool {
-    o.attrs.get(owner_attr).is_none_or(Value::is_empty) && !o.excluded && o.foreign.is_none()
+    o.attrs.get(owner_attr).is_none_or(|v| v.is_empty()) && !o.excluded && o.foreign.is_none()
 }
 
 /// Folds a correlation value as it compares: without case and surrounding spaces.
@@ -81,7 +81,7 @@ pub fn fold_value(v: &str) -> String {
 /// The values an account holds in `attr`, folded (the texts of a complex value's parts too).
 fn account_values(o: &ObservedAccount, attr: &str) -> Vec<String> {
     let Some((_, v)) = o.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)) else { return Vec::new() };
-    let mut out: Vec<String> = match v {
+    let mut out: Vec<String> = match &*v {
         Value::Text(t) => t.iter().map(|s| fold_value(s)).collect(),
         Value::Complex(items) => {
             items.iter().flat_map(|i| i.values()).flat_map(|f| f.texts().iter().map(|s| fold_value(s))).collect()
@@ -270,7 +270,7 @@ fn seen_names(o: &ObservedAccount) -> std::collections::HashSet<String> {
     let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
     let mut seen = std::collections::HashSet::new();
     for v in o.attrs.values() {
-        match v {
+        match &*v {
             Value::Text(t) => seen.extend(t.iter().map(|s| fold(s))),
             Value::Complex(items) => {
                 for f in items.iter().flat_map(|i| i.values()) {

@@ -205,7 +205,7 @@ pub fn plan_groups(
             push(tp, Action::DeleteGroup, &o.name, &o.school, "no members left".into(), op, Vec::new(), Vec::new());
         }
     }
-    tp.operations.sort_by(|a, b| (a.action, &a.username).cmp(&(b.action, &b.username)));
+    super::sort_operations(&mut tp.operations);
 }
 
 /// Takes the creates of these groups out of the plan (group name → why), each listed under

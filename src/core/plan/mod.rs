@@ -11,7 +11,7 @@ use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, is_enid_id};
 use chrono::{DateTime, Utc};
 use connector_api::value::Str;
 use connector_api::{
-    AccountSpec, AttrChange, Attrs, Capabilities, MemberForm, ObservedAccount, ObservedGroup, TargetOp, Value,
+    AccountSpec, AttrChange, Attrs, Capabilities, MemberForm, ObservedAccount, ObservedGroup, PackedAttrs, TargetOp, Value,
 };
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
@@ -467,6 +467,17 @@ pub struct DesiredGroup {
 pub const START_REASON: &str = "the start date has come";
 
 /// Puts target plans together into one plan and computes its id.
+/// Puts operations in the order plans list them: by action, target and username, ties in the
+/// order given. Without a scratch copy of the operations: a stable sort of a million of them
+/// (464 bytes each) borrowed half as much again; this sorts their keys and moves each
+/// operation once. A list already in order (one target's, sorted when it was planned) is left.
+pub(crate) fn sort_operations(ops: &mut [PlannedOp]) {
+    let key = |o: &PlannedOp| (o.action, o.target.clone(), o.username.clone());
+    if !ops.is_sorted_by(|a, b| (a.action, &a.target, &a.username) <= (b.action, &b.target, &b.username)) {
+        ops.sort_by_cached_key(key);
+    }
+}
+
 pub fn assemble(
     now: DateTime<Utc>,
     new_identities: Vec<NewIdentity>,
@@ -496,12 +507,20 @@ pub fn assemble(
         summary.add(&tp.summary);
         per_target.insert(name.clone(), tp.summary);
         unmanaged.insert(name, tp.unmanaged);
-        operations.extend(tp.operations);
+        // The largest list is kept and the others moved onto it: a million operations
+        // (464 bytes each) were copied into a second vector while the first was held.
+        if tp.operations.len() > operations.len() {
+            let mut ops = tp.operations;
+            ops.append(&mut operations);
+            operations = ops;
+        } else {
+            operations.extend(tp.operations);
+        }
         adoptions.extend(tp.adoptions);
         claims.extend(tp.claims);
         blocked.extend(tp.blocked);
     }
-    operations.sort_by(|a, b| (a.action, &a.target, &a.username).cmp(&(b.action, &b.target, &b.username)));
+    sort_operations(&mut operations);
     let plan_id = plan_id(&new_identities, &operations, &adoptions, &blocked, &conflicts, &renames.0);
     Plan {
         plan_id,

@@ -60,7 +60,7 @@ fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedA
         key: format!("uid={user},ou=people,dc=example,dc=org"),
         anchor: Some(format!("uuid-{user}")),
         username: Some(user.into()),
-        attrs: a,
+        attrs: a.into(),
         disabled,
         excluded: false,
         username_outdated: false,
@@ -140,7 +140,7 @@ const U2: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 #[test]
 fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_duplicated() {
     let mut hr = observed("cy.ek", None, "Ek", false);
-    hr.attrs.insert("employeeNumber", Value::text("HR-4711"));
+    set(&mut hr.attrs, "employeeNumber", Value::text("HR-4711"));
     check(
         &[desired(U1, "anna.berg", "Berg", true), desired("3", "cy.ek2", "Ek", true)],
         &[observed("anna.b", Some(U1), "Berg", false), observed("bo.ek", Some(U2), "Ek", false), hr],
@@ -281,8 +281,8 @@ fn a_name_change_updates_only_that_attribute() {
 #[test]
 fn an_attribute_the_mapping_no_longer_yields_is_removed() {
     let mut obs = observed("anna.berg", Some("1"), "Berg", false);
-    obs.attrs.insert("departmentNumber", Value::text("S1"));
-    obs.attrs.insert("entryUUID", Value::text("not managed"));
+    set(&mut obs.attrs, "departmentNumber", Value::text("S1"));
+    set(&mut obs.attrs, "entryUUID", Value::text("not managed"));
     check(
         &[desired("1", "anna.berg", "Berg", true)],
         &[obs],
@@ -680,8 +680,17 @@ fn check_correlated(
     expect.assert_eq(&out);
 }
 
+/// Sets an observed attribute (unpacked and packed again).
+fn set(attrs: &mut connector_api::PackedAttrs, name: &str, value: Value) {
+    let mut all = attrs.to_attrs();
+    all.insert(name, value);
+    *attrs = all.into();
+}
+
 fn with_attr(mut o: ObservedAccount, attr: &str, value: &str) -> ObservedAccount {
-    o.attrs.insert(attr, Value::text(value));
+    let mut attrs = o.attrs.to_attrs();
+    attrs.insert(attr, Value::text(value));
+    o.attrs = attrs.into();
     o
 }
 
@@ -705,7 +714,7 @@ fn accounts_made_before_enid_are_claimed_by_attribute_and_by_username_never_dupl
     cy.spec.given_name = "Cy".into();
     cy.spec.display_name = "Cy Ek".into();
     let mut cy_acc = observed("cy.ek", None, "Ek", false);
-    cy_acc.attrs.insert("cn", Value::text("Cy Ek"));
+    set(&mut cy_acc.attrs, "cn", Value::text("Cy Ek"));
     check_correlated(
         &[anna, desired(U2, "bo.ek", "Ek", true), cy],
         &[
@@ -730,7 +739,7 @@ fn accounts_made_before_enid_are_claimed_by_attribute_and_by_username_never_dupl
 #[test]
 fn ambiguous_matches_claim_nothing_and_a_namesake_is_never_made() {
     let mut hr = with_attr(observed("dan.ek", None, "Ek", false), "extensionAttribute1", "4714");
-    hr.attrs.insert("employeeNumber", Value::text("HR-1"));
+    set(&mut hr.attrs, "employeeNumber", Value::text("HR-1"));
     check_correlated(
         &[
             desired(U1, "anna.berg", "Berg", true),

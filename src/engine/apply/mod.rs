@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use connector_api::{MemberForm, OpOutcome, Target, TargetError, TargetOp};
 use futures::StreamExt;
 use new_identities::{Gate, Staged, Stored};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What an apply reports its progress to and asks whether to stop.
@@ -303,7 +303,7 @@ impl Engine {
             let (account_ops, group_ops): (Vec<&PlannedOp>, Vec<&PlannedOp>) =
                 plan.operations.iter().filter(|o| o.target == id).partition(|o| !is_group_action(o.action));
             let skipped_before = report.skipped;
-            let mut after = AfterAccounts::default();
+            let mut after = AfterAccounts::before_groups(&group_ops);
             if !account_ops.is_empty() {
                 self.apply_target(run, id, handle, &account_ops, gate, &mut after, now, &mut report, &watch).await?;
             }
@@ -670,13 +670,30 @@ pub(super) struct AfterAccounts {
     keys: HashMap<IdentityId, String>,
     usernames: HashMap<IdentityId, String>,
     group_outcomes: Vec<(String, OpOutcome)>,
+    /// The persons whose new accounts a group operation of this run adds or removes: of the
+    /// creates, only theirs are noted. No other operation follows a create of the same account,
+    /// so a first run's million keys and names were held to the end for nothing.
+    members: HashSet<IdentityId>,
 }
 
 impl AfterAccounts {
+    /// For the account operations of a target whose group operations are `group_ops`.
+    fn before_groups(group_ops: &[&PlannedOp]) -> AfterAccounts {
+        let members = group_ops
+            .iter()
+            .flat_map(|o| o.new_members.iter().chain(o.leaving.iter().map(|(i, _)| i)))
+            .cloned()
+            .collect();
+        AfterAccounts { members, ..AfterAccounts::default() }
+    }
+
     /// Notes what a successful operation reported.
     fn note(&mut self, op: &PlannedOp, outcome: &OpOutcome) {
         if is_group_action(op.action) {
             self.group_outcomes.push((op.username.to_string(), outcome.clone()));
+            return;
+        }
+        if op.action == Action::Create && !self.members.contains(&op.identity) {
             return;
         }
         if let Some(key) = outcome.key() {

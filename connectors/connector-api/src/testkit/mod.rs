@@ -217,7 +217,7 @@ impl<R: Rig> Story<'_, R> {
 
     /// The owner marker an account carries.
     fn owner<'b>(&self, a: &'b ObservedAccount) -> Option<&'b str> {
-        a.attrs.get(&self.caps().owner_attribute).and_then(|v| v.first())
+        a.attrs.texts(&self.caps().owner_attribute).next()
     }
 
     fn set(&mut self, people: Vec<Person>) {

@@ -9,7 +9,7 @@ use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
 use crate::search::and_any;
 use connector_api::value::Str;
-use connector_api::{Attrs, Field, Lookup, Name, ObservedAccount, ObservedGroup, TargetError, Value};
+use connector_api::{Attrs, Field, Lookup, Name, ObservedAccount, PackedAttrs, ObservedGroup, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapResult, Scope, SearchEntry};
 use std::collections::HashMap;
@@ -145,6 +145,7 @@ impl AdTarget {
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
         // The names as asked for, made once and shared by every account read.
         let wanted: HashMap<String, Name> = attrs.iter().map(|a| (a.to_ascii_lowercase(), Name::from(a))).collect();
+        let shared: std::sync::Arc<[Name]> = wanted.values().cloned().collect();
         let protected = normalize_dn(&self.config.protected_ou());
         let mut out = Vec::new();
         loop {
@@ -182,7 +183,7 @@ impl AdTarget {
                 key: entry.dn,
                 anchor,
                 username,
-                attrs: mapped.fitted(),
+                attrs: PackedAttrs::pack(mapped, &shared),
                 disabled: uac & UAC_DISABLED != 0,
                 username_outdated: false,
                 foreign: None,

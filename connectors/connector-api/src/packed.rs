@@ -1,0 +1,381 @@
+//! [`PackedAttrs`]: an observed account's attributes in one allocation.
+//!
+//! A read of a million accounts holds a million attribute sets for the whole run, and an
+//! [`Attrs`] spends 32 bytes in place on each attribute (its name's pointer and a three-word
+//! value) besides the strings too long to sit in place: some 300 bytes for an LDAP account's
+//! eight or nine. Observed values are compared and shown, never changed, so they are kept packed:
+//! the names the read asked for, shared by all its accounts, and each account's strings in one
+//! string of exactly their bytes, each attribute as its name's place in the shared list, its
+//! number of strings, and each string's length and text (the numbers as one `char` each, so
+//! the whole stays a `str`: read back by slicing, without checking or converting bytes).
+//!
+//! Only texts are packed. A boolean or complex value (SCIM), a name outside the shared list, or
+//! a string longer than a `char` can count keeps the attributes as an [`Attrs`], as given.
+
+use crate::attrs::{Attrs, Name};
+use crate::value::{Str, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// An observed account's attributes: name → [`Value`], in name order. Read with [`get`],
+/// [`texts`] and [`iter`]; made from an [`Attrs`] by [`PackedAttrs::pack`] (with the names a
+/// read shares) or `From`.
+///
+/// [`get`]: PackedAttrs::get
+/// [`texts`]: PackedAttrs::texts
+/// [`iter`]: PackedAttrs::iter
+#[derive(Clone)]
+pub struct PackedAttrs(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Texts only, packed (see the module's documentation).
+    Texts { names: Arc<[Name]>, text: Box<str> },
+    /// As given.
+    Attrs(Attrs),
+}
+
+/// The largest number a packed `char` holds (below the surrogates).
+const MAX: usize = 0xD7FF;
+
+impl PackedAttrs {
+    /// Packs `attrs`, whose names are among `names` (the names a read asked for, made once and
+    /// shared by all the accounts it reads).
+    pub fn pack(attrs: Attrs, names: &Arc<[Name]>) -> PackedAttrs {
+        match encode(&attrs, names) {
+            Some(text) => PackedAttrs(Repr::Texts { names: Arc::clone(names), text }),
+            None => PackedAttrs(Repr::Attrs(attrs.fitted())),
+        }
+    }
+
+    /// The value of `name`, if the attribute is held.
+    pub fn get(&self, name: &str) -> Option<Cow<'_, Value>> {
+        match &self.0 {
+            Repr::Attrs(a) => a.get(name).map(Cow::Borrowed),
+            Repr::Texts { names, text } => {
+                let want = names.iter().position(|n| n.as_str() == name)?;
+                let mut r = Reader { text, at: 0 };
+                while let Some((idx, strings)) = r.attribute() {
+                    if idx == want {
+                        return Some(Cow::Owned(Value::Text(strings.map(Str::from).collect())));
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// The strings of `name`, without making a [`Value`]: none when the attribute is absent or
+    /// not a text (as [`Value::texts`]).
+    pub fn texts(&self, name: &str) -> TextsOf<'_> {
+        match &self.0 {
+            Repr::Attrs(a) => TextsOf(Of::Slice(a.get(name).map(Value::texts).unwrap_or(&[]).iter())),
+            Repr::Texts { names, text } => {
+                let Some(want) = names.iter().position(|n| n.as_str() == name) else {
+                    return TextsOf(Of::Slice([].iter()));
+                };
+                let mut r = Reader { text, at: 0 };
+                while let Some((idx, strings)) = r.attribute() {
+                    if idx == want {
+                        return TextsOf(Of::Packed(strings));
+                    }
+                }
+                TextsOf(Of::Slice([].iter()))
+            }
+        }
+    }
+
+    /// Whether the attribute is held.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The attributes in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, Cow<'_, Value>)> + '_ {
+        let (attrs, packed) = match &self.0 {
+            Repr::Attrs(a) => (Some(a.iter().map(|(n, v)| (n, Cow::Borrowed(v)))), None),
+            Repr::Texts { names, text } => {
+                let mut r = Reader { text, at: 0 };
+                let each = std::iter::from_fn(move || {
+                    let (idx, strings) = r.attribute()?;
+                    let value = Value::Text(strings.map(Str::from).collect());
+                    Some((&names[idx], Cow::Owned(value)))
+                });
+                (None, Some(each))
+            }
+        };
+        attrs.into_iter().flatten().chain(packed.into_iter().flatten())
+    }
+
+    /// The values, in name order.
+    pub fn values(&self) -> impl Iterator<Item = Cow<'_, Value>> + '_ {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// How many attributes are held.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        match &self.0 {
+            Repr::Attrs(a) => a.is_empty(),
+            Repr::Texts { text, .. } => text.is_empty(),
+        }
+    }
+
+    /// The attributes as an [`Attrs`] (to show or keep some of them).
+    pub fn to_attrs(&self) -> Attrs {
+        match &self.0 {
+            Repr::Attrs(a) => a.clone(),
+            Repr::Texts { .. } => self.iter().map(|(n, v)| (n.clone(), v.into_owned())).collect(),
+        }
+    }
+
+    /// Whether the strings are packed (not kept as given).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.0, Repr::Texts { .. })
+    }
+}
+
+impl Default for PackedAttrs {
+    fn default() -> PackedAttrs {
+        PackedAttrs(Repr::Attrs(Attrs::new()))
+    }
+}
+
+impl From<Attrs> for PackedAttrs {
+    /// Packed with a list of names of its own (a read of many accounts shares one: [`PackedAttrs::pack`]).
+    fn from(attrs: Attrs) -> PackedAttrs {
+        let names: Arc<[Name]> = attrs.keys().cloned().collect();
+        PackedAttrs::pack(attrs, &names)
+    }
+}
+
+impl<K: Into<Name>, const N: usize> From<[(K, Value); N]> for PackedAttrs {
+    fn from(pairs: [(K, Value); N]) -> PackedAttrs {
+        Attrs::from(pairs).into()
+    }
+}
+
+impl PartialEq for PackedAttrs {
+    /// Equal when they hold the same attributes and values, however kept.
+    fn eq(&self, other: &PackedAttrs) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for PackedAttrs {}
+
+impl std::fmt::Debug for PackedAttrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The packed text of `attrs`, or `None` when they cannot be packed.
+fn encode(attrs: &Attrs, names: &[Name]) -> Option<Box<str>> {
+    if names.len() > MAX {
+        return None;
+    }
+    let mut places = Vec::with_capacity(attrs.len());
+    let mut size = 0;
+    for (name, value) in attrs {
+        let Value::Text(strings) = value else { return None };
+        let place = names.iter().position(|n| n == name)?;
+        if strings.len() > MAX {
+            return None;
+        }
+        size += width(place) + width(strings.len());
+        for s in strings.iter() {
+            if s.len() > MAX {
+                return None;
+            }
+            size += width(s.len()) + s.len();
+        }
+        places.push(place);
+    }
+    let mut text = String::with_capacity(size);
+    for ((_, value), place) in attrs.iter().zip(places) {
+        let strings = value.texts();
+        push_number(&mut text, place);
+        push_number(&mut text, strings.len());
+        for s in strings {
+            push_number(&mut text, s.len());
+            text.push_str(s);
+        }
+    }
+    Some(text.into_boxed_str())
+}
+
+/// The bytes a number takes as a `char`.
+fn width(n: usize) -> usize {
+    char::from_u32(n as u32).map_or(4, char::len_utf8)
+}
+
+fn push_number(text: &mut String, n: usize) {
+    // Numbers are checked against `MAX` before: every one is a `char`.
+    if let Some(c) = char::from_u32(n as u32) {
+        text.push(c);
+    }
+}
+
+/// Reads a packed text front to back.
+#[derive(Clone)]
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn number(&mut self) -> Option<usize> {
+        let c = self.text.get(self.at..)?.chars().next()?;
+        self.at += c.len_utf8();
+        Some(c as usize)
+    }
+
+    /// The next attribute: its name's place and its strings (which the caller reads or skips).
+    fn attribute(&mut self) -> Option<(usize, Strings<'a>)> {
+        let idx = self.number()?;
+        let count = self.number()?;
+        // The strings are read by a reader of their own; this one moves past them when they are.
+        let strings = Strings { r: Reader { text: self.text, at: self.at }, left: count };
+        let mut end = strings.clone();
+        while end.next().is_some() {}
+        self.at = end.r.at;
+        Some((idx, strings))
+    }
+}
+
+/// One attribute's strings in a packed text.
+#[derive(Clone)]
+struct Strings<'a> {
+    r: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Strings<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let len = self.r.number()?;
+        let s = self.r.text.get(self.r.at..self.r.at + len)?;
+        self.r.at += len;
+        Some(s)
+    }
+}
+
+/// The strings of one attribute ([`PackedAttrs::texts`]).
+#[derive(Clone)]
+pub struct TextsOf<'a>(Of<'a>);
+
+#[derive(Clone)]
+enum Of<'a> {
+    Slice(std::slice::Iter<'a, Str>),
+    Packed(Strings<'a>),
+}
+
+impl<'a> Iterator for TextsOf<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        match &mut self.0 {
+            Of::Slice(it) => it.next().map(Str::as_str),
+            Of::Packed(it) => it.next(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TextsOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[&str]) -> Value {
+        Value::Text(v.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Packed attributes read as the `Attrs` they were made from: every value, in order, by
+    /// name, as strings; an absent name is absent; equal to the same attributes kept as given.
+    #[test]
+    fn packed_attributes_read_as_the_attrs_they_were_made_of() {
+        let long = "a value longer than twenty-four bytes, with åäö and 日本";
+        let attrs = Attrs::from([
+            ("uid", t(&["anna.berg"])),
+            ("cn", t(&["Anna Berg"])),
+            ("mail", t(&[long])),
+            ("ou", t(&["7A", "SKOLA1", ""])),
+            ("empty", t(&[])),
+        ]);
+        let names: Arc<[Name]> = ["sn", "uid", "cn", "mail", "ou", "empty", "description"].map(Name::from).into();
+        let packed = PackedAttrs::pack(attrs.clone(), &names);
+        assert!(packed.is_packed());
+        for (name, value) in &attrs {
+            assert_eq!(packed.get(name).as_deref(), Some(value), "{name}");
+            assert_eq!(packed.texts(name).collect::<Vec<_>>(), value.texts().iter().map(Str::as_str).collect::<Vec<_>>());
+        }
+        assert_eq!(packed.get("sn"), None, "a name of the list the account does not hold");
+        assert_eq!(packed.get("nope"), None, "a name outside the list");
+        assert_eq!(packed.texts("description").count(), 0);
+        assert_eq!(packed.to_attrs(), attrs);
+        assert_eq!(packed.len(), 5);
+        assert!(!packed.is_empty() && packed.contains_key("empty") && !packed.contains_key("sn"));
+        assert_eq!(packed, PackedAttrs(Repr::Attrs(attrs.clone())), "equal to the same attributes as given");
+        assert_eq!(format!("{packed:?}"), format!("{attrs:?}"));
+        let order: Vec<&str> = packed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(order, attrs.keys().map(Name::as_str).collect::<Vec<_>>(), "in name order");
+        assert!(PackedAttrs::pack(Attrs::new(), &names).is_empty());
+    }
+
+    /// What cannot be packed is kept as given and reads the same: a boolean, a name outside
+    /// the shared list.
+    #[test]
+    fn what_cannot_be_packed_is_kept_as_given() {
+        let names: Arc<[Name]> = ["active", "uid"].map(Name::from).into();
+        let typed = Attrs::from([("active", Value::Bool(true)), ("uid", t(&["x"]))]);
+        let kept = PackedAttrs::pack(typed.clone(), &names);
+        assert!(!kept.is_packed());
+        assert_eq!(kept.get("active").as_deref(), Some(&Value::Bool(true)));
+        assert_eq!(kept.texts("uid").collect::<Vec<_>>(), ["x"]);
+        let outside = PackedAttrs::pack(Attrs::from([("other", t(&["y"]))]), &names);
+        assert!(!outside.is_packed());
+        assert_eq!(outside.get("other").as_deref(), Some(&t(&["y"])));
+        let huge = "x".repeat(MAX + 1);
+        let big = PackedAttrs::from(Attrs::from([("uid", t(&[&huge]))]));
+        assert!(!big.is_packed(), "a string longer than a number can say");
+        assert_eq!(big.texts("uid").next(), Some(huge.as_str()));
+        let just = "y".repeat(MAX);
+        let fits = PackedAttrs::from(Attrs::from([("uid", t(&[&just, "z"]))]));
+        assert!(fits.is_packed());
+        assert_eq!(fits.texts("uid").collect::<Vec<_>>(), [just.as_str(), "z"]);
+    }
+
+    /// An observed account's attributes take less room packed than as an `Attrs` (the point).
+    #[test]
+    fn packed_is_smaller() {
+        let attrs = Attrs::from([
+            ("uid", t(&["anna.berg"])),
+            ("cn", t(&["Anna Berg"])),
+            ("sn", t(&["Berg"])),
+            ("givenName", t(&["Anna"])),
+            ("displayName", t(&["Anna Berg"])),
+            ("mail", t(&["anna.berg@skola.example.se"])),
+            ("employeeType", t(&["student"])),
+            ("ou", t(&["SKOLA1"])),
+        ]);
+        let names: Arc<[Name]> = attrs.keys().cloned().collect();
+        let PackedAttrs(Repr::Texts { text, .. }) = PackedAttrs::pack(attrs.clone(), &names) else { panic!() };
+        assert!(text.len() < 110, "{}", text.len());
+        assert!(attrs.len() * std::mem::size_of::<(Name, Value)>() > 2 * text.len());
+        assert_eq!(std::mem::size_of::<PackedAttrs>(), 32);
+    }
+}
