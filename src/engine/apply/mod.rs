@@ -824,3 +824,72 @@ pub(super) fn op_record(target: &str, op: &PlannedOp, result: OpResult) -> OpRec
         result,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_api::{AccountSpec, Role};
+
+    fn op(action: Action, identity: &str, op: TargetOp) -> PlannedOp {
+        PlannedOp {
+            action,
+            target: "directory".into(),
+            identity: identity.into(),
+            username: identity.into(),
+            school: Default::default(),
+            reason: Default::default(),
+            op,
+            new_members: Vec::new(),
+            leaving: Vec::new(),
+            before: None,
+            protected: false,
+            needs_approval: false,
+            disabled_outside: false,
+            renames_entry: false,
+            fingerprint: Default::default(),
+        }
+    }
+
+    fn create(identity: &str) -> PlannedOp {
+        let account = AccountSpec {
+            id: identity.into(),
+            username: identity.into(),
+            given_name: "Anna".into(),
+            family_name: "Berg".into(),
+            display_name: "Anna Berg".into(),
+            roles: vec![Role::Student],
+            schools: vec!["Norr".into()],
+            enabled: true,
+            protected: false,
+            attrs: Default::default(),
+            placement: None,
+            initial_password: None,
+        };
+        op(Action::Create, identity, TargetOp::Create { account })
+    }
+
+    /// The keys and names an apply notes are those its later operations use: a new account a
+    /// group operation adds, an account changed by a rename (a later update is sent to its new
+    /// key). A create no group needs is not held (a first run's million).
+    #[test]
+    fn an_apply_holds_the_new_keys_its_group_operations_need_and_no_others() {
+        let mut add = op(Action::AddMembers, "7A", TargetOp::AddMembers { key: "cn=7A".into(), members: Vec::new() });
+        add.new_members = vec!["id-member".into()];
+        let groups = [&add];
+        let mut after = AfterAccounts::before_groups(&groups);
+        let created = |key: &str| OpOutcome::Created { key: key.into(), anchor: None };
+        after.note(&create("id-member"), &created("uid=member"));
+        after.note(&create("id-alone"), &created("uid=alone"));
+        let rename = op(Action::Rename, "id-old", TargetOp::Rename { key: "uid=old".into(), username: "new".into() });
+        after.note(&rename, &OpOutcome::Renamed { key: "uid=new".into() });
+        assert_eq!(after.member("id-member", MemberForm::Key).map(String::as_str), Some("uid=member"));
+        assert_eq!(after.member("id-member", MemberForm::Username).map(String::as_str), Some("id-member"));
+        assert_eq!(after.member("id-alone", MemberForm::Key), None, "a create no group needs is not held");
+        assert_eq!(after.keys.len(), 2, "{:?}", after.keys);
+        let update = op(Action::Update, "id-old", TargetOp::Update { key: "uid=old".into(), changes: Vec::new() });
+        assert_eq!(after.addressed(&update).key(), Some("uid=new"), "sent to the key the rename reported");
+        let with = with_new_members(&add, &after, MemberForm::Key, false);
+        let TargetOp::AddMembers { members, .. } = &with.op else { panic!() };
+        assert_eq!(members, &["uid=member".to_string()]);
+    }
+}
