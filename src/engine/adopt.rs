@@ -209,9 +209,7 @@ impl Engine {
             .iter()
             .flat_map(|(tid, accounts)| {
                 let attr = self.targets.get(tid).map(|t| t.caps.owner_attribute.as_str()).unwrap_or("");
-                accounts.iter().flat_map(move |a| {
-                    a.attrs.texts(attr).map(move |v| (v, a))
-                })
+                accounts.iter().flat_map(move |a| a.attrs.texts(attr).map(move |v| (v, a)))
             })
             .filter(|(v, a)| fits_id(v, a))
             .map(|(v, _)| v)
@@ -329,9 +327,10 @@ impl Engine {
                     };
                     let fits = a.username.as_deref().is_some_and(|u| self.namer.still_fits(u, &req));
                     let holds = |var: &str, want: &str| {
-                        t.mapping.attributes_of(var).into_iter().any(|attr| {
-                            a.attrs.texts(attr).any(|v| v.trim().eq_ignore_ascii_case(want.trim()))
-                        })
+                        t.mapping
+                            .attributes_of(var)
+                            .into_iter()
+                            .any(|attr| a.attrs.texts(attr).any(|v| v.trim().eq_ignore_ascii_case(want.trim())))
                     };
                     let a_name_kept = !req.pseudonymous
                         && (holds("given_name", &req.given_name) || holds("family_name", &req.family_name));

@@ -150,7 +150,7 @@ impl Computed {
         p.operations = self.plan.operations.iter().map(|o| o.redacted().into_owned()).collect();
         for n in &mut p.new_identities {
             if protected.contains(n.id.as_str()) {
-                n.username = n.id.to_string();
+                n.username = n.id.as_str().into();
                 n.records = vec!["(protected)".into()];
             }
         }
@@ -686,8 +686,8 @@ impl Engine {
             .filter_map(|i| {
                 Some(NewIdentity {
                     id: i.id.clone(),
-                    username: usernames.get(&i.id)?.to_string(),
-                    records: i.records.iter().map(Sourced::label).collect(),
+                    username: usernames.get(&i.id)?.clone(),
+                    records: i.records.iter().map(|r| connector_api::value::Str::from(r.label())).collect(),
                 })
             })
             .collect();

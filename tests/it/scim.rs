@@ -468,7 +468,10 @@ fn a_change_made_since_the_read_is_refused_by_its_version_not_overwritten() {
         let now = a.observe(&attrs).await.unwrap();
         assert_eq!(now[0].attrs.get("displayName").as_deref(), Some(&connector_api::Value::text("Eva Ek (by hand)")));
         a.apply(&change("Eva Ek")).await.unwrap();
-        assert_eq!(a.observe(&attrs).await.unwrap()[0].attrs.get("displayName").as_deref(), Some(&connector_api::Value::text("Eva Ek")));
+        assert_eq!(
+            a.observe(&attrs).await.unwrap()[0].attrs.get("displayName").as_deref(),
+            Some(&connector_api::Value::text("Eva Ek"))
+        );
     });
 }
 

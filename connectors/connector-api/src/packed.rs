@@ -295,7 +295,6 @@ impl std::fmt::Debug for TextsOf<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +320,10 @@ mod tests {
         assert!(packed.is_packed());
         for (name, value) in &attrs {
             assert_eq!(packed.get(name).as_deref(), Some(value), "{name}");
-            assert_eq!(packed.texts(name).collect::<Vec<_>>(), value.texts().iter().map(Str::as_str).collect::<Vec<_>>());
+            assert_eq!(
+                packed.texts(name).collect::<Vec<_>>(),
+                value.texts().iter().map(Str::as_str).collect::<Vec<_>>()
+            );
         }
         assert_eq!(packed.get("sn"), None, "a name of the list the account does not hold");
         assert_eq!(packed.get("nope"), None, "a name outside the list");

@@ -8,8 +8,8 @@
 
 use crate::capabilities::{Capabilities, Lookup};
 use crate::error::BoxError;
-use crate::source::Role;
 use crate::packed::PackedAttrs;
+use crate::source::Role;
 use crate::value::{AttrChange, Attrs, Str};
 use serde::Serialize;
 use std::future::Future;

@@ -5,7 +5,7 @@ use crate::LdapTarget;
 use crate::dn::{normalize_dn, under};
 use crate::error::{from_ldap, from_result};
 use connector_api::value::Str;
-use connector_api::{Attrs, Name, ObservedAccount, PackedAttrs, ObservedGroup, TargetError, Value};
+use connector_api::{Attrs, Name, ObservedAccount, ObservedGroup, PackedAttrs, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::HashMap;

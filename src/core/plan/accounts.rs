@@ -82,8 +82,7 @@ pub fn plan_target(
     let find_owned = |id: &str| owned_by_identity.get(id).map(|p| owned[p]);
     let mut claimed = vec![false; observed.len()];
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
-    let carries_id =
-        |o: &ObservedAccount, id: &str| o.attrs.texts(owner_attr).any(|x| x == id);
+    let carries_id = |o: &ObservedAccount, id: &str| o.attrs.texts(owner_attr).any(|x| x == id);
     // A member value known now (the account's key or username as observed, when no operation
     // of this plan changes it), or `None`: the target gives it at apply, once the account's
     // create, rename or move is done, and a member whose operation fails is left out.

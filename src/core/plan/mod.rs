@@ -11,7 +11,8 @@ use crate::core::model::{AccountStatus, IdentityId, OwnedAccount, is_enid_id};
 use chrono::{DateTime, Utc};
 use connector_api::value::Str;
 use connector_api::{
-    AccountSpec, AttrChange, Attrs, Capabilities, MemberForm, ObservedAccount, ObservedGroup, PackedAttrs, TargetOp, Value,
+    AccountSpec, AttrChange, Attrs, Capabilities, MemberForm, ObservedAccount, ObservedGroup, PackedAttrs, TargetOp,
+    Value,
 };
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
@@ -272,9 +273,10 @@ pub struct Blocked {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewIdentity {
     pub id: IdentityId,
-    pub username: String,
-    /// `source/person_id` of each record.
-    pub records: Vec<String>,
+    /// In place (a first run holds a million).
+    pub username: Str,
+    /// `source/person_id` of each record (in place when short, as nearly all are).
+    pub records: Vec<Str>,
 }
 
 /// Counts per action.

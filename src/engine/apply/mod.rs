@@ -253,7 +253,7 @@ impl Engine {
             .identities
             .iter()
             .map(|&i| &plan.new_identities[i as usize])
-            .map(|n| (n.id.clone(), n.username.clone()))
+            .map(|n| (n.id.clone(), n.username.to_string()))
             .collect();
         let mut records = part
             .records

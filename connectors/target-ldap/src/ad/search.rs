@@ -9,7 +9,7 @@ use crate::dn::{normalize_dn, split_rdn, under};
 use crate::error::{from_ldap, from_result};
 use crate::search::and_any;
 use connector_api::value::Str;
-use connector_api::{Attrs, Field, Lookup, Name, ObservedAccount, PackedAttrs, ObservedGroup, TargetError, Value};
+use connector_api::{Attrs, Field, Lookup, Name, ObservedAccount, ObservedGroup, PackedAttrs, TargetError, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapResult, Scope, SearchEntry};
 use std::collections::HashMap;
