@@ -301,23 +301,7 @@ mod tests {
     use super::*;
 
     fn op(action: Action, identity: &str, op: TargetOp) -> PlannedOp {
-        PlannedOp {
-            action,
-            target: "ad".into(),
-            identity: identity.into(),
-            username: identity.into(),
-            school: Default::default(),
-            reason: Default::default(),
-            op,
-            new_members: Vec::new(),
-            leaving: Vec::new(),
-            before: None,
-            protected: false,
-            needs_approval: false,
-            disabled_outside: false,
-            renames_entry: false,
-            fingerprint: Default::default(),
-        }
+        PlannedOp::for_test(action, "ad", identity, op)
     }
 
     /// An AD display-name change renames the entry: the account's new member value is known

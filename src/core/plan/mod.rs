@@ -169,6 +169,28 @@ pub struct PlannedOp {
 }
 
 impl PlannedOp {
+    /// An operation on target `target` for a test: no reason, school or group fields.
+    #[cfg(test)]
+    pub(crate) fn for_test(action: Action, target: &str, identity: &str, op: TargetOp) -> PlannedOp {
+        PlannedOp {
+            action,
+            target: target.into(),
+            identity: identity.into(),
+            username: identity.into(),
+            school: Default::default(),
+            reason: Default::default(),
+            op,
+            new_members: Vec::new(),
+            leaving: Vec::new(),
+            before: None,
+            protected: false,
+            needs_approval: false,
+            disabled_outside: false,
+            renames_entry: false,
+            fingerprint: Default::default(),
+        }
+    }
+
     /// This operation as it may be shown: a protected person appears by enid id only, without
     /// school, values or username.
     pub fn redacted(&self) -> std::borrow::Cow<'_, PlannedOp> {

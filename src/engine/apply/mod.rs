@@ -831,23 +831,7 @@ mod tests {
     use connector_api::{AccountSpec, Role};
 
     fn op(action: Action, identity: &str, op: TargetOp) -> PlannedOp {
-        PlannedOp {
-            action,
-            target: "directory".into(),
-            identity: identity.into(),
-            username: identity.into(),
-            school: Default::default(),
-            reason: Default::default(),
-            op,
-            new_members: Vec::new(),
-            leaving: Vec::new(),
-            before: None,
-            protected: false,
-            needs_approval: false,
-            disabled_outside: false,
-            renames_entry: false,
-            fingerprint: Default::default(),
-        }
+        PlannedOp::for_test(action, "directory", identity, op)
     }
 
     fn create(identity: &str) -> PlannedOp {
