@@ -148,6 +148,9 @@ impl Default for PackedAttrs {
 impl From<Attrs> for PackedAttrs {
     /// Packed with a list of names of its own (a read of many accounts shares one: [`PackedAttrs::pack`]).
     fn from(attrs: Attrs) -> PackedAttrs {
+        if !attrs.values().all(|v| matches!(v, Value::Text(_))) {
+            return PackedAttrs(Repr::Attrs(attrs.fitted()));
+        }
         let names: Arc<[Name]> = attrs.keys().cloned().collect();
         PackedAttrs::pack(attrs, &names)
     }
