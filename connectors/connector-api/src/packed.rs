@@ -364,6 +364,40 @@ mod tests {
         assert_eq!(fits.texts("uid").collect::<Vec<_>>(), [just.as_str(), "z"]);
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Any texts (empty, long, multi-byte, many values, absent attributes) pack and read
+        /// back exactly: every value by name, every string borrowed, the whole in order, and
+        /// names of the shared list the account does not hold are absent.
+        #[test]
+        fn any_texts_pack_and_read_back_exactly(
+            held in proptest::collection::btree_map(
+                0usize..12,
+                proptest::collection::vec("(?s).{0,40}|[a-z]{0,300}", 0..4),
+                0..10,
+            ),
+        ) {
+            let names: Arc<[Name]> = (0..12).map(|i| Name::from(format!("attr{i}"))).collect();
+            let attrs: Attrs = held
+                .iter()
+                .map(|(i, v)| (format!("attr{i}"), Value::Text(v.iter().cloned().collect())))
+                .collect();
+            let packed = PackedAttrs::pack(attrs.clone(), &names);
+            prop_assert!(packed.is_packed());
+            prop_assert_eq!(packed.to_attrs(), attrs.clone());
+            for i in 0..12 {
+                let name = format!("attr{i}");
+                let got = packed.get(&name);
+                prop_assert_eq!(got.as_deref(), attrs.get(&name));
+                let want: Vec<&str> = attrs.get(&name).map(|v| v.texts().iter().map(Str::as_str).collect()).unwrap_or_default();
+                prop_assert_eq!(packed.texts(&name).collect::<Vec<_>>(), want);
+            }
+            prop_assert_eq!(packed.len(), attrs.len());
+        }
+    }
+
     /// An observed account's attributes take less room packed than as an `Attrs` (the point).
     #[test]
     fn packed_is_smaller() {
