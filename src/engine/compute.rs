@@ -780,6 +780,11 @@ impl Engine {
         let pseudonyms = !self.config.naming.protected_names_from_template;
         let policy = self.config.naming.on_name_change;
         for ident in &resolution.present {
+            // Under `keep` only a protected person's name is looked at: no request is made for
+            // the rest (a million names copied and dropped in every run).
+            if policy == RenamePolicy::Keep && !ident.is_protected() {
+                continue;
+            }
             let (Some(old), Some(req)) = (usernames.get(&ident.id), name_request(ident)) else { continue };
             if req.pseudonymous {
                 // A protected person's name never shapes their username; one who became protected
