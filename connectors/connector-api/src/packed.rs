@@ -48,6 +48,43 @@ impl PackedAttrs {
         }
     }
 
+    /// Packs texts read as (place in `names`, strings), in any order, without first making an
+    /// [`Attrs`] of them: a directory read of a million accounts. Each place is given once and
+    /// is a place in `names`; otherwise (a bug of the caller) or when a string is too long to
+    /// pack, the attributes are kept as an [`Attrs`] (a place given twice: the last).
+    pub fn pack_texts(names: &Arc<[Name]>, mut texts: Vec<(usize, Vec<String>)>) -> PackedAttrs {
+        texts.sort_by(|(a, _), (b, _)| names.get(*a).cmp(&names.get(*b)));
+        let fits = texts.iter().all(|(place, strings)| *place < names.len() && strings.len() <= MAX)
+            && texts.windows(2).all(|w| w[0].0 != w[1].0)
+            && names.len() <= MAX
+            && texts.iter().flat_map(|(_, s)| s).all(|s| s.len() <= MAX);
+        if !fits {
+            let attrs = texts
+                .into_iter()
+                .filter_map(|(place, strings)| {
+                    Some((names.get(place)?.clone(), Value::Text(strings.into_iter().collect())))
+                })
+                .collect::<Attrs>();
+            return PackedAttrs(Repr::Attrs(attrs.fitted()));
+        }
+        let size: usize = texts
+            .iter()
+            .map(|(place, strings)| {
+                width(*place) + width(strings.len()) + strings.iter().map(|s| width(s.len()) + s.len()).sum::<usize>()
+            })
+            .sum();
+        let mut text = String::with_capacity(size);
+        for (place, strings) in &texts {
+            push_number(&mut text, *place);
+            push_number(&mut text, strings.len());
+            for s in strings {
+                push_number(&mut text, s.len());
+                text.push_str(s);
+            }
+        }
+        PackedAttrs(Repr::Texts { names: Arc::clone(names), text: text.into_boxed_str() })
+    }
+
     /// The value of `name`, if the attribute is held.
     pub fn get(&self, name: &str) -> Option<Cow<'_, Value>> {
         match &self.0 {
@@ -364,6 +401,28 @@ mod tests {
         assert_eq!(fits.texts("uid").collect::<Vec<_>>(), [just.as_str(), "z"]);
     }
 
+    /// Texts given by place that cannot be packed (a place given twice or outside the names, a
+    /// string too long) are kept as given, as an `Attrs` would hold them: the last of a place.
+    #[test]
+    fn texts_by_place_that_cannot_be_packed_are_kept_as_an_attrs_would_hold_them() {
+        let names: Arc<[Name]> = ["uid", "cn"].map(Name::from).into();
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let twice =
+            PackedAttrs::pack_texts(&names, vec![(1, strings(&["a"])), (0, strings(&["u"])), (1, strings(&["b"]))]);
+        assert!(!twice.is_packed());
+        assert_eq!(twice.to_attrs(), Attrs::from([("cn", t(&["b"])), ("uid", t(&["u"]))]));
+        let outside = PackedAttrs::pack_texts(&names, vec![(0, strings(&["u"])), (2, strings(&["x"]))]);
+        assert_eq!(outside.to_attrs(), Attrs::from([("uid", t(&["u"]))]));
+        let huge = "x".repeat(MAX + 1);
+        let big = PackedAttrs::pack_texts(&names, vec![(0, vec![huge.clone()])]);
+        assert!(!big.is_packed());
+        assert_eq!(big.texts("uid").next(), Some(huge.as_str()));
+        let fine = PackedAttrs::pack_texts(&names, vec![(1, strings(&["Anna Berg"])), (0, strings(&["anna"]))]);
+        assert!(fine.is_packed());
+        assert_eq!(fine, PackedAttrs::pack(Attrs::from([("uid", t(&["anna"])), ("cn", t(&["Anna Berg"]))]), &names));
+        assert!(PackedAttrs::pack_texts(&names, Vec::new()).is_empty());
+    }
+
     use proptest::prelude::*;
 
     proptest! {
@@ -395,6 +454,13 @@ mod tests {
                 prop_assert_eq!(packed.texts(&name).collect::<Vec<_>>(), want);
             }
             prop_assert_eq!(packed.len(), attrs.len());
+            // The same texts given as places, in another order than the names': packed the same.
+            let given: Vec<(usize, Vec<String>)> = held.iter().rev().map(|(i, v)| (*i, v.clone())).collect();
+            let direct = PackedAttrs::pack_texts(&names, given);
+            prop_assert!(direct.is_packed());
+            prop_assert_eq!(direct.to_attrs(), attrs.clone());
+            let order: Vec<Name> = direct.iter().map(|(n, _)| n.clone()).collect();
+            prop_assert_eq!(order, attrs.keys().cloned().collect::<Vec<_>>());
         }
     }
 

@@ -16,6 +16,7 @@ mod ad;
 mod config;
 mod conn;
 mod dn;
+mod entry;
 mod error;
 mod ops;
 mod search;
@@ -30,7 +31,6 @@ use connector_api::{
 };
 use error::{from_ldap, from_result};
 use ldap3::Scope;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -91,17 +91,10 @@ impl LdapTarget {
         self.conn.reset(err).await
     }
 
-    pub(crate) fn is_disabled(&self, dn_norm: &str, attrs: &HashMap<String, Vec<String>>) -> bool {
-        match &self.config.disable {
-            DisableMethod::Move { .. } => {
-                let ou = self.disabled_ou_norm.as_deref().unwrap_or("");
-                dn_norm.ends_with(&format!(",{ou}"))
-            }
-            DisableMethod::Attribute { attribute, value } => attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
-                .is_some_and(|(_, v)| v.iter().any(|x| x == value)),
-        }
+    /// Whether an entry (its normalised DN) lies in the OU disabled accounts are moved to.
+    pub(crate) fn in_disabled_ou(&self, dn_norm: &str) -> bool {
+        let ou = self.disabled_ou_norm.as_deref().unwrap_or("");
+        dn_norm.strip_suffix(ou).is_some_and(|rest| rest.ends_with(','))
     }
 }
 
@@ -207,12 +200,9 @@ impl Target for LdapTarget {
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
-        let mut wanted: Vec<String> = attrs.to_vec();
-        for extra in ["entryUUID".to_string(), self.config.rdn_attribute.clone()] {
-            if !wanted.iter().any(|a| a.eq_ignore_ascii_case(&extra)) {
-                wanted.push(extra);
-            }
-        }
+        // As the full read asks: with the disable attribute, or an account disabled by it would
+        // read as enabled.
+        let wanted = self.wanted(attrs);
         // The subtree search at the entry's DN (accounts have no children): no entry there is
         // "no such object", which reads as none.
         let result = self.search_all(key, &wanted).await;

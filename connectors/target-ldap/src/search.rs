@@ -2,10 +2,12 @@
 //! outside the scope by owner marker or anchor.
 
 use crate::LdapTarget;
+use crate::config::DisableMethod;
 use crate::dn::{normalize_dn, under};
+use crate::entry::{Entry, Malformed};
 use crate::error::{from_ldap, from_result};
 use connector_api::value::Str;
-use connector_api::{Attrs, Name, ObservedAccount, ObservedGroup, PackedAttrs, TargetError, Value};
+use connector_api::{Name, ObservedAccount, ObservedGroup, PackedAttrs, TargetError};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::HashMap;
@@ -59,10 +61,19 @@ impl LdapTarget {
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
-        // The names as asked for, made once and shared by every account read.
+        // The names as asked for (the last spelling of a name asked for twice), in name order,
+        // made once and shared by every account read; an entry's attribute is found by its
+        // place among them.
         let wanted: HashMap<String, Name> = attrs.iter().map(|a| (a.to_ascii_lowercase(), Name::from(a))).collect();
-        let shared: std::sync::Arc<[Name]> = wanted.values().cloned().collect();
-        let rdn = self.config.rdn_attribute.to_ascii_lowercase();
+        let mut names: Vec<Name> = wanted.into_values().collect();
+        names.sort();
+        let shared: std::sync::Arc<[Name]> = names.into();
+        let place = |name: &str| shared.iter().position(|n| n.as_str().eq_ignore_ascii_case(name));
+        let (anchor_at, rdn_at) = (place("entryUUID"), place(&self.config.rdn_attribute));
+        let disable_at = match &self.config.disable {
+            DisableMethod::Attribute { attribute, value } => place(attribute).map(|at| (at, value.as_str())),
+            DisableMethod::Move { .. } => None,
+        };
         let mut out = Vec::new();
         loop {
             let entry = match stream.next().await {
@@ -70,38 +81,58 @@ impl LdapTarget {
                 Ok(None) => break,
                 Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
             };
-            let entry = SearchEntry::construct(entry);
-            let dn_norm = normalize_dn(&entry.dn);
-            let disabled = self.is_disabled(&dn_norm, &entry.attrs);
-            let excluded = self.excluded_norm.iter().any(|c| under(&dn_norm, c));
-            let mut mapped = Attrs::new();
-            let mut anchor = None;
-            let mut username = None;
-            for (name, values) in entry.attrs {
-                let lower = name.to_ascii_lowercase();
-                if lower == "entryuuid" {
+            let malformed = |Malformed(what), dn: Option<&str>| {
+                let at = dn.map(|dn| format!(" at {dn}")).unwrap_or_default();
+                TargetError::unavailable(format!(
+                    "search {base}: the server sent {what}{at}; the read is void (check the server and its schema)"
+                ))
+            };
+            let mut entry = Entry::take(entry).map_err(|m| malformed(m, None))?;
+            let mut texts: Vec<(usize, Vec<String>)> = Vec::with_capacity(shared.len());
+            let (mut anchor, mut username, mut disabled) = (None, None, false);
+            while let Some((name, values)) = entry.next_attribute().map_err(|m| malformed(m, Some(&entry.dn)))? {
+                let Some(at) = std::str::from_utf8(&name).ok().and_then(&place) else { continue };
+                let mut values = values.texts().map_err(|m| {
+                    let what = format!("{} (attribute {})", m.0, String::from_utf8_lossy(&name));
+                    TargetError::unavailable(format!(
+                        "search {base}: the server sent {what} at {}; enid reads text attributes only: \
+                         remove the attribute from the target's mapping or fix the value",
+                        entry.dn
+                    ))
+                })?;
+                if Some(at) == anchor_at {
                     anchor = values.first().cloned();
                 }
-                if lower == rdn {
+                if Some(at) == rdn_at {
                     username = values.first().map(|u| Str::from(u.as_str()));
                 }
-                if let Some(requested) = wanted.get(&lower) {
-                    let key = requested.clone();
-                    // LDAP values are a set; the server keeps them in the order they were added
-                    // (a `HashSet`'s, in the add): sorted, two directories with the same content
-                    // give the same observation, and the same plan id.
-                    let mut values = values;
-                    if values.len() > 1 {
-                        values.sort_unstable();
-                    }
-                    mapped.insert(key, Value::Text(values.into()));
+                if let Some((disable, value)) = disable_at
+                    && disable == at
+                {
+                    disabled = values.iter().any(|v| v == value);
+                }
+                // LDAP values are a set; the server keeps them in the order they were added
+                // (a `HashSet`'s, in the add): sorted, two directories with the same content
+                // give the same observation, and the same plan id.
+                if values.len() > 1 {
+                    values.sort_unstable();
+                }
+                // An attribute sent twice (no server does): the last, as a map would keep it.
+                match texts.iter_mut().find(|(p, _)| *p == at) {
+                    Some(held) => held.1 = values,
+                    None => texts.push((at, values)),
                 }
             }
+            let dn_norm = normalize_dn(&entry.dn);
+            if let DisableMethod::Move { .. } = self.config.disable {
+                disabled = self.in_disabled_ou(&dn_norm);
+            }
+            let excluded = self.excluded_norm.iter().any(|c| under(&dn_norm, c));
             out.push(ObservedAccount {
                 key: entry.dn,
                 anchor,
                 username,
-                attrs: PackedAttrs::pack(mapped, &shared),
+                attrs: PackedAttrs::pack_texts(&shared, texts),
                 disabled,
                 excluded,
                 username_outdated: false,
