@@ -297,3 +297,18 @@ fn an_unknown_group_type_rejects_the_row_and_a_known_one_types_its_groups() {
     assert!(batch.rejected[0].message.starts_with("group_type \"klassrum\""), "{}", batch.rejected[0].message);
     assert!(batch.columns.contains("group_type"));
 }
+
+/// A civic number with a character outside ASCII where its separator goes rejects its row with
+/// a message, where the parse once panicked and took the whole read down.
+#[test]
+fn a_civic_number_with_a_multi_byte_character_rejects_its_row() {
+    let text = format!("{HEADER}1,Anna,Berg,1234567é1234,student,S1,,,\n2,Bo,Ek,,student,S1,,,\n");
+    let batch = parse(&config(), "persons.csv", text.as_bytes(), cx()).unwrap();
+    let got: Vec<String> = batch.rejected.iter().map(|e| e.to_string()).collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("persons.csv:2: civic_no") && got[0].contains("is not in a civic-number form"),
+        "{got:?}"
+    );
+    assert_eq!(batch.records.len(), 1);
+}
