@@ -122,6 +122,28 @@ impl PackedAttrs {
         }
     }
 
+    /// The names a packed set's places refer to (shared by the accounts of one read); `None`
+    /// when the attributes are kept as given.
+    pub fn names(&self) -> Option<&Arc<[Name]>> {
+        match &self.0 {
+            Repr::Texts { names, .. } => Some(names),
+            Repr::Attrs(_) => None,
+        }
+    }
+
+    /// Each held attribute as its place among [`PackedAttrs::names`] and its strings, in name
+    /// order, read in one pass; nothing when the attributes are kept as given.
+    pub fn by_place(&self) -> impl Iterator<Item = (usize, TextsOf<'_>)> + '_ {
+        let mut r = match &self.0 {
+            Repr::Texts { text, .. } => Some(Reader { text, at: 0 }),
+            Repr::Attrs(_) => None,
+        };
+        std::iter::from_fn(move || {
+            let (place, strings) = r.as_mut()?.attribute()?;
+            Some((place, TextsOf(Of::Packed(strings))))
+        })
+    }
+
     /// Whether the attribute is held.
     pub fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -421,6 +443,10 @@ mod tests {
         assert!(fine.is_packed());
         assert_eq!(fine, PackedAttrs::pack(Attrs::from([("uid", t(&["anna"])), ("cn", t(&["Anna Berg"]))]), &names));
         assert!(PackedAttrs::pack_texts(&names, Vec::new()).is_empty());
+        let read: Vec<(usize, Vec<&str>)> = fine.by_place().map(|(p, t)| (p, t.collect())).collect();
+        assert_eq!(read, [(1, vec!["Anna Berg"]), (0, vec!["anna"])], "in name order: cn, then uid");
+        assert!(Arc::ptr_eq(fine.names().unwrap(), &names));
+        assert_eq!((twice.names().is_none(), twice.by_place().count()), (true, 0), "kept as given");
     }
 
     use proptest::prelude::*;

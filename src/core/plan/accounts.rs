@@ -3,6 +3,9 @@
 
 use super::*;
 use crate::core::index::{Keyed, PosIndex};
+use connector_api::Name;
+use connector_api::packed::TextsOf;
+use std::sync::Arc;
 
 /// What the planner needs to know of a target besides its accounts: its declared facts (how it
 /// compares keys and names, the owner attribute, whether a rename or an enable changes a key,
@@ -81,6 +84,7 @@ pub fn plan_target(
     let owned_by_identity = Keyed::new(owned, |o| Some(o.identity_id.as_str()));
     let find_owned = |id: &str| owned_by_identity.get(id).map(|p| owned[p]);
     let mut claimed = vec![false; observed.len()];
+    let mut places = Places::default();
     let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
     let carries_id = |o: &ObservedAccount, id: &str| o.attrs.texts(owner_attr).any(|x| x == id);
     // A member value known now (the account's key or username as observed, when no operation
@@ -414,7 +418,7 @@ pub fn plan_target(
                     }
                     changed = true;
                 }
-                let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed);
+                let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed, &mut places);
                 // An update that renames the entry (AD's display name) changes its key too.
                 let renames_entry =
                     caps.renamed_by_attribute.is_some_and(|a| changes.iter().any(|c| c.attr.eq_ignore_ascii_case(a)));
@@ -674,18 +678,39 @@ pub(super) fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
 /// Values compare as [`Value::satisfied_by`] says: texts as sets (LDAP does not keep value
 /// order), complex values on the sub-attributes enid sets. An attribute the mapping manages but
 /// `desired` lacks is removed.
-pub(super) fn diff(desired: &Attrs, observed: &PackedAttrs, managed: &[String]) -> (Vec<AttrChange>, Attrs) {
+pub(super) fn diff(
+    desired: &Attrs,
+    observed: &PackedAttrs,
+    managed: &[String],
+    places: &mut Places,
+) -> (Vec<AttrChange>, Attrs) {
     let mut changes = Vec::new();
     let mut before = Attrs::new();
-    for attr in managed {
+    // The observed strings by their place among the read's names, read in one pass (a packed
+    // account of a read with few names; otherwise each attribute is looked up by name).
+    let mut held: [Option<TextsOf<'_>>; Places::MOST] = [const { None }; Places::MOST];
+    let by_place = observed.names().is_some_and(|names| places.learn(names, managed));
+    if by_place {
+        for (place, texts) in observed.by_place() {
+            if let Some(slot) = held.get_mut(place) {
+                *slot = Some(texts);
+            }
+        }
+    }
+    for (i, attr) in managed.iter().enumerate() {
         let want = desired.get(attr).unwrap_or(&connector_api::ABSENT);
         // The common case, read without making a value: packed strings (texts only) equal to
-        // the desired text's, in the same order.
-        if observed.is_packed()
-            && matches!(want, Value::Text(_))
-            && want.texts().iter().map(|s| s.as_str()).eq(observed.texts(attr))
-        {
-            continue;
+        // the desired text's, in the same order (an attribute not held reads as no strings).
+        if let Value::Text(wanted) = want {
+            let same = if by_place {
+                let have = places.of_managed[i].and_then(|p| held[p].clone());
+                wanted.iter().map(|s| s.as_str()).eq(have.into_iter().flatten())
+            } else {
+                observed.is_packed() && wanted.iter().map(|s| s.as_str()).eq(observed.texts(attr))
+            };
+            if same {
+                continue;
+            }
         }
         let have = observed.get(attr);
         let have = have.as_deref().unwrap_or(&connector_api::ABSENT);
@@ -695,4 +720,33 @@ pub(super) fn diff(desired: &Attrs, observed: &PackedAttrs, managed: &[String]) 
         }
     }
     (changes, before)
+}
+
+/// Where each managed attribute sits among the names a target read shares with its accounts
+/// ([`PackedAttrs::names`]), found once per list of names rather than by name for every
+/// attribute of every account.
+#[derive(Default)]
+pub(super) struct Places {
+    names: Option<Arc<[Name]>>,
+    of_managed: Vec<Option<usize>>,
+}
+
+impl Places {
+    /// The most names read by place (a read asks for a dozen or so).
+    const MOST: usize = 32;
+
+    /// Learns the places of `managed` among `names` unless known; false when there are too
+    /// many names to read by place.
+    fn learn(&mut self, names: &Arc<[Name]>, managed: &[String]) -> bool {
+        if names.len() > Self::MOST {
+            return false;
+        }
+        if !self.names.as_ref().is_some_and(|known| Arc::ptr_eq(known, names)) || self.of_managed.len() != managed.len()
+        {
+            // Exactly as `PackedAttrs::texts` finds a name.
+            self.of_managed = managed.iter().map(|m| names.iter().position(|n| n.as_str() == m)).collect();
+            self.names = Some(Arc::clone(names));
+        }
+        true
+    }
 }

@@ -865,3 +865,62 @@ fn the_plan_id_is_the_hash_of_the_plans_json_as_before() {
     );
     assert_eq!(plan_id(&[], &tp.operations, &[], &[], &[], &[]), "58043edcd51474be");
 }
+
+/// The diff read by place (the observed strings found by their place among the read's shared
+/// names, learnt once per list of names) is the diff read by name, whatever the names' order,
+/// when the list changes between accounts (a second search's), and for an attribute the read
+/// did not ask for.
+#[test]
+fn a_diff_by_place_is_the_diff_by_name() {
+    use connector_api::{Name, PackedAttrs};
+    use std::sync::Arc;
+    let t = |v: &[&str]| Value::Text(v.iter().map(|s| s.to_string()).collect());
+    let managed: Vec<String> = ["cn", "mail", "ou", "sn", "title"].map(String::from).to_vec();
+    let desired = Attrs::from([
+        ("cn", t(&["Anna Berg"])),
+        ("mail", t(&[])),
+        ("ou", t(&["7A", "S1"])),
+        ("sn", t(&["Berg"])),
+        ("title", t(&["x"])),
+    ]);
+    let names_a: Arc<[Name]> = ["uid", "cn", "ou", "sn", "mail", "title"].map(Name::from).into();
+    let names_b: Arc<[Name]> = ["title", "sn", "cn", "ou"].map(Name::from).into();
+    let observed = [
+        Attrs::from([("cn", t(&["Anna Berg"])), ("ou", t(&["7A", "S1"])), ("sn", t(&["Berg"])), ("title", t(&["x"]))]),
+        Attrs::from([("cn", t(&["Anna  Berg"])), ("ou", t(&["S1"])), ("mail", t(&["a@b"])), ("title", t(&["y"]))]),
+        Attrs::new(),
+        // A place of one list holds another attribute in the other: a place learnt for the
+        // wrong list would read `sn` for `cn` here and miss the change.
+        Attrs::from([("cn", t(&["Other"])), ("sn", t(&["Anna Berg"])), ("ou", t(&["Berg"]))]),
+    ];
+    let reference = |obs: &PackedAttrs| -> Vec<(String, Value)> {
+        managed
+            .iter()
+            .filter_map(|a| {
+                let want = desired.get(a).unwrap_or(&connector_api::ABSENT);
+                let have = obs.get(a).map(|v| v.into_owned()).unwrap_or_else(|| connector_api::ABSENT.clone());
+                (!want.satisfied_by(&have)).then(|| (a.clone(), have))
+            })
+            .collect()
+    };
+    let mut places = accounts::Places::default();
+    let mut seen = 0;
+    for names in [&names_a, &names_b, &names_a, &names_b] {
+        for obs in &observed {
+            let texts = obs
+                .iter()
+                .filter_map(|(n, v)| {
+                    Some((names.iter().position(|x| x == n)?, v.texts().iter().map(|s| s.to_string()).collect()))
+                })
+                .collect();
+            let packed = PackedAttrs::pack_texts(names, texts);
+            assert!(packed.is_packed());
+            let (changes, before) = accounts::diff(&desired, &packed, &managed, &mut places);
+            let got: Vec<(String, Value)> =
+                changes.iter().map(|c| (c.attr.clone(), before[c.attr.as_str()].clone())).collect();
+            assert_eq!(got, reference(&packed), "{names:?} {obs:?}");
+            seen += got.len();
+        }
+    }
+    assert!(seen > 8, "the accounts differ from what is wanted in many ways: {seen}");
+}
