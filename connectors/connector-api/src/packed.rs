@@ -54,35 +54,19 @@ impl PackedAttrs {
     /// pack, the attributes are kept as an [`Attrs`] (a place given twice: the last).
     pub fn pack_texts(names: &Arc<[Name]>, mut texts: Vec<(usize, Vec<String>)>) -> PackedAttrs {
         texts.sort_by(|(a, _), (b, _)| names.get(*a).cmp(&names.get(*b)));
-        let fits = texts.iter().all(|(place, strings)| *place < names.len() && strings.len() <= MAX)
-            && texts.windows(2).all(|w| w[0].0 != w[1].0)
-            && names.len() <= MAX
-            && texts.iter().flat_map(|(_, s)| s).all(|s| s.len() <= MAX);
-        if !fits {
-            let attrs = texts
-                .into_iter()
-                .filter_map(|(place, strings)| {
-                    Some((names.get(place)?.clone(), Value::Text(strings.into_iter().collect())))
-                })
-                .collect::<Attrs>();
-            return PackedAttrs(Repr::Attrs(attrs.fitted()));
+        let places_fit = names.len() <= MAX
+            && texts.iter().all(|(place, _)| *place < names.len())
+            && texts.windows(2).all(|w| w[0].0 != w[1].0);
+        if places_fit && let Some(text) = write(texts.iter().map(|(place, strings)| (*place, strings.as_slice()))) {
+            return PackedAttrs(Repr::Texts { names: Arc::clone(names), text });
         }
-        let size: usize = texts
-            .iter()
-            .map(|(place, strings)| {
-                width(*place) + width(strings.len()) + strings.iter().map(|s| width(s.len()) + s.len()).sum::<usize>()
+        let attrs = texts
+            .into_iter()
+            .filter_map(|(place, strings)| {
+                Some((names.get(place)?.clone(), Value::Text(strings.into_iter().collect())))
             })
-            .sum();
-        let mut text = String::with_capacity(size);
-        for (place, strings) in &texts {
-            push_number(&mut text, *place);
-            push_number(&mut text, strings.len());
-            for s in strings {
-                push_number(&mut text, s.len());
-                text.push_str(s);
-            }
-        }
-        PackedAttrs(Repr::Texts { names: Arc::clone(names), text: text.into_boxed_str() })
+            .collect::<Attrs>();
+        PackedAttrs(Repr::Attrs(attrs.fitted()))
     }
 
     /// The value of `name`, if the attribute is held.
@@ -242,28 +226,36 @@ fn encode(attrs: &Attrs, names: &[Name]) -> Option<Box<str>> {
         return None;
     }
     let mut places = Vec::with_capacity(attrs.len());
-    let mut size = 0;
     for (name, value) in attrs {
-        let Value::Text(strings) = value else { return None };
-        let place = names.iter().position(|n| n == name)?;
-        if strings.len() > MAX {
+        if !matches!(value, Value::Text(_)) {
+            return None;
+        }
+        places.push(names.iter().position(|n| n == name)?);
+    }
+    write(places.iter().copied().zip(attrs.values().map(Value::texts)))
+}
+
+/// The packed text of attributes given as (place among the names, strings) in name order, or
+/// `None` when a number is too large for a `char`.
+fn write<'a, S: AsRef<str> + 'a>(attrs: impl Iterator<Item = (usize, &'a [S])> + Clone) -> Option<Box<str>> {
+    let mut size = 0;
+    for (place, strings) in attrs.clone() {
+        if place > MAX || strings.len() > MAX {
             return None;
         }
         size += width(place) + width(strings.len());
-        for s in strings.iter() {
+        for s in strings.iter().map(AsRef::as_ref) {
             if s.len() > MAX {
                 return None;
             }
             size += width(s.len()) + s.len();
         }
-        places.push(place);
     }
     let mut text = String::with_capacity(size);
-    for ((_, value), place) in attrs.iter().zip(places) {
-        let strings = value.texts();
+    for (place, strings) in attrs {
         push_number(&mut text, place);
         push_number(&mut text, strings.len());
-        for s in strings {
+        for s in strings.iter().map(AsRef::as_ref) {
             push_number(&mut text, s.len());
             text.push_str(s);
         }
