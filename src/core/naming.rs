@@ -249,15 +249,12 @@ pub fn normalize(raw: &str, max_length: usize) -> String {
             },
         }
     }
+    // `push` never puts a separator first: only the end can be one (after the cut, too).
     out.truncate(max_length);
     while out.ends_with(['.', '-']) {
         out.pop();
     }
-    match out.find(|c| c != '.' && c != '-') {
-        Some(0) => out,
-        Some(first) => out.split_off(first),
-        None => String::new(),
-    }
+    out
 }
 
 #[cfg(test)]
