@@ -32,9 +32,8 @@ pub fn kept_members(
         return out;
     }
     // Indexes, so that many kept persons against a large target stay linear.
-    let by_anchor: HashMap<&str, &ObservedAccount> =
-        observed.iter().filter_map(|a| Some((a.anchor.as_deref()?, a))).collect();
-    let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (caps.key(&a.key), a)).collect();
+    let by_anchor: HashMap<&str, &ObservedAccount> = observed.iter().filter_map(|a| Some((a.anchor()?, a))).collect();
+    let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (caps.key(a.key()), a)).collect();
     let fold = |m: &str| plan::fold_member(caps, m);
     for o in mine {
         let found = o
@@ -44,9 +43,9 @@ pub fn kept_members(
             .or_else(|| by_key.get(&caps.key(o.key.as_deref()?)).copied());
         if caps.groups == Some(MemberForm::Username) {
             let stored = snapshot.identities.get(&o.identity_id).and_then(Option::as_deref);
-            out.extend(found.and_then(|a| a.username.as_deref()).into_iter().chain(stored).map(fold));
+            out.extend(found.and_then(|a| a.username()).into_iter().chain(stored).map(fold));
         } else {
-            out.extend(found.map(|a| a.key.as_str()).into_iter().chain(o.key.as_deref()).map(fold));
+            out.extend(found.map(|a| a.key()).into_iter().chain(o.key.as_deref()).map(fold));
         }
     }
     out

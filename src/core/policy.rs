@@ -345,7 +345,7 @@ impl Exclude {
     /// Whether an account is excluded, by these filters or by the connector's own settings.
     pub fn matches(&self, account: &ObservedAccount) -> bool {
         account.excluded
-            || account.username.as_ref().is_some_and(|u| self.usernames.iter().any(|x| x.eq_ignore_ascii_case(u)))
+            || account.username().as_ref().is_some_and(|u| self.usernames.iter().any(|x| x.eq_ignore_ascii_case(u)))
             || self.attributes.iter().filter_map(|a| a.split_once('=')).any(|(k, v)| {
                 account.attrs.iter().any(|(name, value)| {
                     name.eq_ignore_ascii_case(k.trim()) && value.texts().iter().any(|x| **x == *v.trim())

@@ -202,8 +202,8 @@ impl Engine {
         // account an operator separated). Their name requests, to recognise their usernames.
         let fits_id = |id: &str, a: &ObservedAccount| {
             let Some(req) = by_id.get(id).and_then(|i| name_request(i)) else { return true };
-            let pseudonym = a.username.as_deref().is_some_and(crate::core::naming::looks_pseudonymous);
-            pseudonym || a.username.as_deref().is_some_and(|u| self.namer.still_fits(u, &req))
+            let pseudonym = a.username().is_some_and(crate::core::naming::looks_pseudonymous);
+            pseudonym || a.username().is_some_and(|u| self.namer.still_fits(u, &req))
         };
         let carried: HashSet<&str> = observed
             .iter()
@@ -239,8 +239,11 @@ impl Engine {
             let Some(t) = self.targets.get(tid) else { continue };
             let owned: Vec<_> = snapshot.accounts.iter().filter(|a| a.target == tid).collect();
             let owns: HashSet<&str> = owned.iter().map(|a| a.identity_id.as_str()).collect();
-            let unmatched =
-                |a: &ObservedAccount, reason: String| Unmatched { target: tid.clone(), key: a.key.clone(), reason };
+            let unmatched = |a: &ObservedAccount, reason: String| Unmatched {
+                target: tid.clone(),
+                key: a.key().to_owned(),
+                reason,
+            };
             // Two entries with one id on a target: neither is claimed.
             let mut per_id: HashMap<&str, Vec<&ObservedAccount>> = HashMap::new();
             for a in crate::core::plan::unrecorded_enid_entries(&owned, accounts, &t.caps) {
@@ -268,8 +271,8 @@ impl Engine {
                 };
                 // A pseudonym says nothing about whose it is: any protected person without an
                 // account could be its owner.
-                let pseudonym = a.username.as_deref().is_some_and(crate::core::naming::looks_pseudonymous);
-                let namesake = a.username.as_deref().and_then(|u| {
+                let pseudonym = a.username().is_some_and(crate::core::naming::looks_pseudonymous);
+                let namesake = a.username().and_then(|u| {
                     accountless.iter().find(|(_, req)| self.namer.still_fits(u, req) || pseudonym && req.pseudonymous)
                 });
                 if let (None, Some((label, _))) = (by_id.get(id), namesake) {
@@ -313,7 +316,7 @@ impl Engine {
                 // A name change keeps one of the two names; another child has neither.
                 let known = match snapshot.identities.get(id) {
                     Some(Some(u)) => {
-                        a.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(u))
+                        a.username().is_some_and(|n| n.eq_ignore_ascii_case(u))
                             || snapshot.accounts.iter().any(|o| o.identity_id == id)
                     }
                     Some(None) | None => false,
@@ -325,7 +328,7 @@ impl Engine {
                     } else {
                         req
                     };
-                    let fits = a.username.as_deref().is_some_and(|u| self.namer.still_fits(u, &req));
+                    let fits = a.username().is_some_and(|u| self.namer.still_fits(u, &req));
                     let holds = |var: &str, want: &str| {
                         t.mapping
                             .attributes_of(var)
@@ -352,12 +355,12 @@ impl Engine {
                     continue;
                 }
                 let proven = inputs.get(tid).is_some_and(|input| crate::core::plan::attribute_matches(input, id, a));
-                let name = a.username.clone().unwrap_or_default();
-                let other_name = chosen.get(id).filter(|u| !u.eq_ignore_ascii_case(&name)).cloned();
+                let name = a.username().unwrap_or_default();
+                let other_name = chosen.get(id).filter(|u| !u.eq_ignore_ascii_case(name)).cloned();
                 if let Some(kept) = other_name.filter(|_| (proven || soft.contains(id)) && !owns.contains(id)) {
                     // One person under two usernames on two targets: the account the attribute
                     // proves keeps its name until the next plan renames it to the identity's.
-                    let winner = if proven { kept } else { name.as_str().into() };
+                    let winner = if proven { kept } else { name.into() };
                     if !proven {
                         soft.remove(id);
                     }
@@ -366,8 +369,8 @@ impl Engine {
                         target: tid.clone(),
                         identity: id.into(),
                         username: name.to_string(),
-                        key: a.key.clone(),
-                        anchor: a.anchor.clone(),
+                        key: a.key().to_owned(),
+                        anchor: a.anchor().map(str::to_owned),
                         disabled: a.disabled,
                         by_hand: false,
                         left: false,
@@ -403,7 +406,7 @@ impl Engine {
             let in_scope = observed.iter().any(|(tid, accounts)| {
                 let t = &self.targets[tid];
                 h.target.as_ref().is_none_or(|x| x == tid)
-                    && accounts.iter().any(|a| t.caps.key(&a.key) == t.caps.key(&h.entry))
+                    && accounts.iter().any(|a| t.caps.key(a.key()) == t.caps.key(&h.entry))
             });
             if !in_scope {
                 for (tid, t) in self
@@ -415,7 +418,7 @@ impl Engine {
                     // refuses is no account, and an error names it masked only.
                     match t.conn.observe_at(&h.entry, &t.managed).await {
                         Ok(Some(a)) => {
-                            outside_keys.insert((tid.clone(), t.caps.key(&a.key)));
+                            outside_keys.insert((tid.clone(), t.caps.key(a.key())));
                             observed.entry(tid.clone()).or_default().push(a);
                         }
                         Ok(None) | Err(connector_api::TargetError::Rejected { .. }) => {}
@@ -479,7 +482,7 @@ impl Engine {
         let claimed_names: HashSet<String> = chosen.values().map(|u| u.as_str().to_lowercase()).collect();
         let mut taken: BTreeSet<String> = BTreeSet::new();
         for accounts in observed.values() {
-            for u in accounts.iter().filter_map(|a| a.username.as_deref()) {
+            for u in accounts.iter().filter_map(|a| a.username()) {
                 let u = u.to_lowercase();
                 if !claimed_names.contains(&u) && !allocated.contains(&u) {
                     taken.insert(u);
@@ -560,7 +563,7 @@ impl Engine {
             let eligible: Vec<usize> = crate::core::plan::not_owned(&owned, accounts, &t.caps)
                 .into_iter()
                 .filter(|&i| crate::core::plan::owner_values(&accounts[i], &t.caps.owner_attribute).next().is_none())
-                .filter(|&i| !claimed_keys.contains(&t.caps.key(&accounts[i].key)))
+                .filter(|&i| !claimed_keys.contains(&t.caps.key(accounts[i].key())))
                 .filter(|&i| !t.policy.exclude.matches(&accounts[i]))
                 .collect();
             let people: Vec<(&Identity, Option<String>, crate::core::naming::NameRequest)> = resolution
@@ -595,7 +598,7 @@ impl Engine {
             let m = crate::core::plan::correlate(input, &candidates, accounts, &eligible, &t.caps);
             for (id, (i, rule)) in m.matched {
                 let protected = by_id.get(id.as_str()).is_some_and(|p| p.is_protected());
-                let key = if protected { id.to_string() } else { accounts[i].key.clone() };
+                let key = if protected { id.to_string() } else { accounts[i].key().to_owned() };
                 plan.correlated.push(Correlated { target: tid.clone(), identity: id, key, rule });
             }
         }
@@ -619,7 +622,7 @@ impl Engine {
         allocated: &HashSet<String>,
         chosen: &mut Usernames,
     ) -> Result<AccountClaim, String> {
-        let Some(username) = a.username.clone() else {
+        let Some(username) = a.username() else {
             return Err("the entry has no username".into());
         };
         if owns.contains(identity) {
@@ -631,13 +634,13 @@ impl Engine {
             // backup, then a run that named the persons it did not know) was never used: the
             // entry carrying the identity's id is the proof, and its name wins.
             Some(Some(u))
-                if !u.eq_ignore_ascii_case(&username)
+                if !u.eq_ignore_ascii_case(username)
                     && !snapshot.accounts.iter().any(|a| a.identity_id == identity)
                     && !allocated.contains(username.to_lowercase().as_str()) =>
             {
                 rename_from = Some(u.clone());
             }
-            Some(Some(u)) if !u.eq_ignore_ascii_case(&username) => {
+            Some(Some(u)) if !u.eq_ignore_ascii_case(username) => {
                 return Err(format!(
                     "identity {identity} has the username {u} in the state database, but the entry is {username}"
                 ));
@@ -650,17 +653,17 @@ impl Engine {
             None => {}
         }
         if let Some(u) = chosen.get(identity)
-            && !u.eq_ignore_ascii_case(&username)
+            && !u.eq_ignore_ascii_case(username)
         {
             return Err(format!("identity {identity} is {u} on another target but {username} here"));
         }
-        chosen.insert(identity.into(), username.clone());
+        chosen.insert(identity.into(), username.into());
         Ok(AccountClaim {
             target: tid.to_string(),
             identity: identity.into(),
             username: username.to_string(),
-            key: a.key.clone(),
-            anchor: a.anchor.clone(),
+            key: a.key().to_owned(),
+            anchor: a.anchor().map(str::to_owned),
             disabled: a.disabled,
             by_hand,
             left: false,
@@ -685,7 +688,7 @@ impl Engine {
             .iter()
             .filter(|(t, _)| h.target.as_ref().is_none_or(|x| x == *t))
             .flat_map(|(t, accounts)| accounts.iter().map(move |a| (t, a)))
-            .filter(|(t, a)| same(t, &a.key))
+            .filter(|(t, a)| same(t, a.key()))
             .collect();
         let (tid, a) = match hits.as_slice() {
             [one] => *one,
@@ -710,17 +713,16 @@ impl Engine {
             .iter()
             .find(|i| i.records.iter().any(|r| r.source == source && r.record.person_id == pid))
             .ok_or_else(|| fail("--person: no record with that key in the current sources".into()))?;
-        if let Some(why) = &a.foreign {
+        if let Some(why) = &a.foreign() {
             return Err(fail(format!(
                 "--entry {}: the account {why}; enid never writes or claims such an account",
                 connector_api::civic::mask_if_civic(&h.entry)
             )));
         }
         let owned: Vec<_> = snapshot.accounts.iter().filter(|o| o.target == tid).collect();
-        if owned
-            .iter()
-            .any(|o| o.anchor.is_some() && o.anchor == a.anchor || o.key.as_deref().is_some_and(|k| same(tid, k)))
-        {
+        if owned.iter().any(|o| {
+            o.anchor.is_some() && o.anchor.as_deref() == a.anchor() || o.key.as_deref().is_some_and(|k| same(tid, k))
+        }) {
             return Err(fail(format!("--entry {}: the account is enid's already", h.entry)));
         }
         let owns: HashSet<&str> = owned.iter().map(|o| o.identity_id.as_str()).collect();
@@ -741,7 +743,7 @@ impl Engine {
             .iter()
             .filter(|(t, _)| h.target.as_ref().is_none_or(|x| x == *t))
             .flat_map(|(t, accounts)| accounts.iter().map(move |a| (t, a)))
-            .filter(|(t, a)| self.targets.get(*t).is_some_and(|x| x.caps.key(&a.key) == x.caps.key(&h.entry)))
+            .filter(|(t, a)| self.targets.get(*t).is_some_and(|x| x.caps.key(a.key()) == x.caps.key(&h.entry)))
             .collect();
         let (tid, a) = match hits.as_slice() {
             [one] => *one,
@@ -764,8 +766,8 @@ impl Engine {
         let refusal = crate::store::ClaimRefusal {
             target: tid.clone(),
             identity: ident.id.clone(),
-            key: a.key.clone(),
-            anchor: a.anchor.clone(),
+            key: a.key().to_owned(),
+            anchor: a.anchor().map(str::to_owned),
         };
         self.store.refuse_claim(&refusal, now).await?;
         Ok((tid.clone(), ident.id.clone()))

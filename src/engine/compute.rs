@@ -452,8 +452,8 @@ impl Engine {
                     .iter()
                     .flat_map(|a| {
                         let by_row = owned.iter().filter(move |o| {
-                            o.anchor.is_some() && o.anchor == a.anchor
-                                || o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(&a.key))
+                            o.anchor.is_some() && o.anchor.as_deref() == a.anchor()
+                                || o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(a.key()))
                         });
                         let by_attr = a.attrs.texts(owner);
                         by_row.map(|o| o.identity_id.as_str()).chain(by_attr).collect::<Vec<_>>()
@@ -740,9 +740,7 @@ impl Engine {
                     .iter()
                     .find(|a| a.target == t && &a.identity_id == i)
                     .and_then(|a| a.anchor.as_deref());
-                anchor.is_some_and(|a| {
-                    observed.get(t).is_some_and(|obs| obs.iter().any(|o| o.anchor.as_deref() == Some(a)))
-                })
+                anchor.is_some_and(|a| observed.get(t).is_some_and(|obs| obs.iter().any(|o| o.anchor() == Some(a))))
             })
             .collect();
         Ok(Narrowed::Yes(Computed {
@@ -869,7 +867,7 @@ impl Engine {
         let reserved: HashSet<String> = self.store.reserved_usernames().await?.into_iter().collect();
         let on_targets: HashSet<String> = observed
             .values()
-            .flat_map(|accounts| accounts.iter().filter_map(|a| a.username.as_deref()).map(str::to_lowercase))
+            .flat_map(|accounts| accounts.iter().filter_map(|a| a.username()).map(str::to_lowercase))
             .collect();
         // Names `enid adopt` reserved because a target held them: while an account in scope still
         // holds one, it is a question about that account (claim it, or decide it is someone
@@ -886,7 +884,7 @@ impl Engine {
                 accounts
                     .iter()
                     .filter(|a| t.policy.exclude.matches(a))
-                    .filter_map(|a| a.username.as_deref())
+                    .filter_map(|a| a.username())
                     .map(str::to_lowercase),
             );
         }
@@ -899,11 +897,11 @@ impl Engine {
             let name = observed.get(&r.target).and_then(|obs| {
                 let t = self.targets.get(&r.target)?;
                 let same = |o: &&ObservedAccount| {
-                    t.caps.key(&o.key) == t.caps.key(&r.key) || r.anchor.is_some() && o.anchor == r.anchor
+                    t.caps.key(o.key()) == t.caps.key(&r.key) || r.anchor.is_some() && o.anchor() == r.anchor.as_deref()
                 };
-                obs.iter().find(same)?.username.clone()
+                obs.iter().find(same)?.username()
             });
-            m.entry(r.identity.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.as_str().to_lowercase()));
+            m.entry(r.identity.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.to_lowercase()));
             m
         });
         let allocate = |taken: &HashSet<String>| {
@@ -948,7 +946,7 @@ impl Engine {
                     .get(id)
                     .into_iter()
                     .flatten()
-                    .filter_map(|a| a.username.as_deref())
+                    .filter_map(|a| a.username())
                     .map(str::to_lowercase)
                     .collect();
                 more.extend(found.into_iter().map(|(_, name)| name.to_lowercase()).filter(|n| !in_scope.contains(n)));

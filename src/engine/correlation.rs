@@ -150,19 +150,19 @@ impl Engine {
             let eligible = unowned(t, snapshot, tid, obs);
             let m = plan::correlate(&only_attribute, &candidates, obs, &eligible, &t.caps);
             for (id, (i, _)) in m.matched {
-                let Some(u) = obs[i].username.clone() else { continue };
+                let Some(u) = obs[i].username() else { continue };
                 let folded = u.to_lowercase();
                 // Pseudonymous persons keep pseudonyms; a name the target refuses is no name.
                 let pseudonymous = requests.iter().any(|r| r.id == id && r.pseudonymous);
                 if pseudonymous
                     || allocated.contains(folded.as_str())
                     || used.contains(folded.as_str())
-                    || self.targets.values().any(|t| t.caps.username_problem(&u).is_some())
+                    || self.targets.values().any(|t| t.caps.username_problem(u).is_some())
                 {
                     continue;
                 }
                 used.insert(folded.to_string());
-                out.insert(id, u.as_str().into());
+                out.insert(id, u.into());
             }
         }
         out
@@ -190,7 +190,7 @@ impl Engine {
             let holders: std::collections::HashMap<String, usize> = not_owned
                 .iter()
                 .filter(|&&i| !t.policy.exclude.matches(&obs[i]))
-                .filter_map(|&i| Some((fold(obs[i].username.as_deref()?), i)))
+                .filter_map(|&i| Some((fold(obs[i].username()?), i)))
                 .collect();
             let mut held: Vec<(&IdentityId, &connector_api::value::Str, usize)> = Vec::new();
             for (id, name) in names {

@@ -50,7 +50,7 @@ impl Engine {
         let holder_of = |key: &str| -> String {
             let marked = observed
                 .iter()
-                .filter(|a| caps.key(&a.key) == caps.key(key))
+                .filter(|a| caps.key(a.key()) == caps.key(key))
                 .flat_map(|a| a.attrs.texts(owner))
                 .find(|v| protected.contains(*v));
             match marked {

@@ -59,7 +59,7 @@ impl Engine {
                     state: self.store.path().to_string(),
                     target: id.clone(),
                     count: unknown.len(),
-                    example: connector_api::civic::mask_if_civic(&first.key).to_string(),
+                    example: connector_api::civic::mask_if_civic(first.key()).to_string(),
                 });
             }
         }

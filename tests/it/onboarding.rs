@@ -332,8 +332,8 @@ fn a_platform_of_users_made_before_enid_is_taken_over_and_a_deactivation_is_resp
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let all = rt.block_on(connector_api::Target::observe(&target, &["externalId".to_string()])).unwrap();
         all.iter()
-            .filter(|a| a.username.as_deref().is_some_and(|u| u.starts_with(name)))
-            .map(|a| format!("{}:{}", a.username.clone().unwrap(), a.attrs.contains_key("externalId")))
+            .filter(|a| a.username().is_some_and(|u| u.starts_with(name)))
+            .map(|a| format!("{}:{}", a.username().unwrap(), a.attrs.contains_key("externalId")))
             .collect()
     };
     assert_eq!(on("a.berg"), ["a.berg:true"], "claimed, its username kept (a new person takes it)");
@@ -342,13 +342,13 @@ fn a_platform_of_users_made_before_enid_is_taken_over_and_a_deactivation_is_resp
     // Bo is deactivated on the platform by hand: the next apply leaves him so.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let all = rt.block_on(connector_api::Target::observe(&target, &[])).unwrap();
-    let bo = all.iter().find(|a| a.username.as_deref() == Some("bo.ek")).unwrap().key.clone();
+    let bo = all.iter().find(|a| a.username() == Some("bo.ek")).unwrap().key().to_owned();
     rt.block_on(connector_api::Target::apply(&target, &connector_api::TargetOp::Disable { key: bo.clone() })).unwrap();
     let plan = env.enid(&["plan"]).ok().stdout;
     assert!(plan.contains("disabled outside enid"), "{plan}");
     env.enid(&["apply", "--yes"]).ok();
     let all = rt.block_on(connector_api::Target::observe(&target, &[])).unwrap();
-    assert!(all.iter().find(|a| a.key == bo).unwrap().disabled, "the deactivation is not undone");
+    assert!(all.iter().find(|a| a.key() == bo).unwrap().disabled, "the deactivation is not undone");
     // Lost state, adopt again: found by the enid ids, no duplicates.
     remove_state(&env);
     env.enid(&["adopt", "--yes"]).ok();

@@ -100,7 +100,7 @@ mod scim_target {
         all.into_iter()
             .map(|a| {
                 let get = |k: &str| a.attrs.texts(k).next().map(str::to_string);
-                (a.username.as_deref().unwrap_or_default().to_string(), (get("externalId"), get("displayName")))
+                (a.username().unwrap_or_default().to_string(), (get("externalId"), get("displayName")))
             })
             .collect()
     }

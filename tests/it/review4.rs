@@ -450,7 +450,7 @@ fn an_account_the_attribute_rule_gives_one_person_is_not_lost_to_anothers_namesa
     env.enid(&["apply", "--yes"]).ok();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let all = rt.block_on(connector_api::Target::observe(&target, &["externalId".to_string()])).unwrap();
-    assert_eq!(all.len(), 1, "one account on the platform: {:?}", all.iter().map(|a| &a.username).collect::<Vec<_>>());
+    assert_eq!(all.len(), 1, "one account on the platform: {:?}", all.iter().map(|a| a.username()).collect::<Vec<_>>());
 }
 
 /// `--not-theirs` is a decision about an account made before enid in a target's scope: for an
@@ -601,7 +601,7 @@ fn a_claim_cut_off_before_its_rename_is_found_again_after_a_lost_state() {
     let rt2 = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let all = rt2.block_on(connector_api::Target::observe(&direct(&url), &["externalId".to_string()])).unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!(all[0].username.as_deref(), Some("ab01"), "the rename was cut off");
+    assert_eq!(all[0].username(), Some("ab01"), "the rename was cut off");
     assert!(all[0].attrs.contains_key("externalId"), "the claim was written: {:?}", all[0].attrs);
 
     remove_state(&env);
@@ -612,7 +612,7 @@ fn a_claim_cut_off_before_its_rename_is_found_again_after_a_lost_state() {
     assert_eq!(plan["targets"]["directory"]["create"], 0, "{plan}");
     env.enid(&["apply", "--yes"]).ok();
     let all = rt2.block_on(connector_api::Target::observe(&direct(&url), &[])).unwrap();
-    assert_eq!(all.iter().filter_map(|a| a.username.as_deref()).collect::<Vec<_>>(), ["anna.berg"]);
+    assert_eq!(all.iter().filter_map(|a| a.username()).collect::<Vec<_>>(), ["anna.berg"]);
     drop(proxy);
 }
 
@@ -656,7 +656,7 @@ fn a_claim_and_its_rename_are_approved_together_or_not_at_all() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let all = rt.block_on(connector_api::Target::observe(&target, &["externalId".to_string()])).unwrap();
         assert_eq!(all.len(), 1);
-        (all[0].username.as_deref().unwrap().to_string(), all[0].attrs.contains_key("externalId"))
+        (all[0].username().unwrap().to_string(), all[0].attrs.contains_key("externalId"))
     };
     let id = env.enid(&["plan", "--save", "--json"]).ok().json()["plan_id"].as_str().unwrap().to_string();
     for only in ["claim", "rename"] {

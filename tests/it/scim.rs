@@ -186,7 +186,7 @@ fn users(url: &str) -> std::collections::BTreeMap<String, (Option<String>, bool)
         .into_iter()
         .map(|a| {
             let owner = a.attrs.texts("externalId").next().map(str::to_string);
-            (a.username.as_deref().unwrap_or_default().to_string(), (owner, !a.disabled))
+            (a.username().unwrap_or_default().to_string(), (owner, !a.disabled))
         })
         .collect()
 }
@@ -240,7 +240,7 @@ fn ldap_and_scim_side_by_side_hold_the_same_usernames() {
     // The e-mail is a typed, complex value: primary is a boolean on the server.
     let target = direct(&url);
     let emails = rt().block_on(target.observe(&["emails".to_string()])).unwrap();
-    let one = emails.iter().find(|a| a.username.as_deref() == Some("asa.oberg@skola.example.org")).unwrap();
+    let one = emails.iter().find(|a| a.username() == Some("asa.oberg@skola.example.org")).unwrap();
     let json = serde_json::to_string(&*one.attrs.get("emails").unwrap()).unwrap();
     assert_eq!(json, r#"[{"primary":true,"type":["work"],"value":["asa.oberg@skola.example.org"]}]"#);
 
@@ -286,7 +286,7 @@ fn a_user_made_before_enid_blocks_its_namesake_unless_adoption_by_username_is_on
     let anna = &after["anna.berg"];
     assert!(anna.0.as_deref().is_some_and(|id| id.len() == 36), "the enid id written: {anna:?}");
     let accounts = rt().block_on(target.observe(&[])).unwrap();
-    assert_eq!(accounts.iter().find(|a| a.username.as_deref() == Some("anna.berg")).map(|a| a.key.clone()), Some(hand));
+    assert_eq!(accounts.iter().find(|a| a.username() == Some("anna.berg")).map(|a| a.key().to_owned()), Some(hand));
     // Enid's from now on: the next run brings it in line with the sources, then nothing changes.
     let plan = env.enid(&["plan", "--json"]).ok().json();
     assert_eq!(plan["summary"]["update"], 1, "{}", plan["operations"]);
@@ -347,10 +347,9 @@ fn a_protected_person_gets_only_the_login_attributes_on_scim() {
     let all = rt()
         .block_on(target.observe(&["name".into(), "displayName".into(), "emails".into(), "department".into()]))
         .unwrap();
-    let sara =
-        all.iter().find(|a| a.username.as_deref().is_some_and(|u| u.starts_with('u'))).expect("a pseudonymous user");
+    let sara = all.iter().find(|a| a.username().is_some_and(|u| u.starts_with('u'))).expect("a pseudonymous user");
     assert!(sara.attrs.is_empty(), "no name, e-mail or school: {:?}", sara.attrs);
-    let bo = all.iter().find(|a| a.username.as_deref() == Some("bo.ek")).unwrap();
+    let bo = all.iter().find(|a| a.username() == Some("bo.ek")).unwrap();
     assert!(bo.attrs.contains_key("name") && bo.attrs.contains_key("emails"), "{:?}", bo.attrs);
     let text = format!("{all:?}");
     assert!(!text.contains("Sara") && !text.contains("Hemlig"), "{text}");

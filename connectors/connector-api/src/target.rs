@@ -16,15 +16,21 @@ use std::future::Future;
 use std::time::Duration;
 
 /// One account as the target holds it now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A read of a million accounts holds a million of these for the whole run, so an account is
+/// small (72 bytes in place, where its fields one by one took 160): its key, anchor and username
+/// are one string of exactly their bytes, read back by slicing; the rarely set foreign and
+/// placement texts are boxed together. Made by [`ObservedAccount::new`]; the flags and the
+/// attributes are fields.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ObservedAccount {
-    /// How the target addresses the account (an LDAP DN, a SCIM id): opaque to the engine.
-    pub key: String,
-    /// An immutable id that survives renames and moves (LDAP `entryUUID`, AD `objectGUID`, a
-    /// SCIM id), if the target has one.
-    pub anchor: Option<String>,
-    /// The account's login name as the target holds it (LDAP `uid`, SCIM `userName`).
-    pub username: Option<Str>,
+    /// The key, the anchor and the username, one after the other.
+    ids: Box<str>,
+    /// Where the anchor starts in `ids` (the key's length) and where the username starts.
+    anchor_at: u32,
+    username_at: u32,
+    has_anchor: bool,
+    has_username: bool,
     /// The requested attributes, with the names the engine asked for, in enid's values (packed:
     /// a read holds every account's for the whole run).
     pub attrs: PackedAttrs,
@@ -36,15 +42,133 @@ pub struct ObservedAccount {
     /// The target holds the username in a form its settings no longer give (a SCIM `user_name`
     /// pattern changed since the account was made): a rename writes it again.
     pub username_outdated: bool,
+    /// [`ObservedAccount::foreign`] and [`ObservedAccount::placement`], when either is set.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Rare {
+    foreign: Option<String>,
+    placement: Option<String>,
+}
+
+impl ObservedAccount {
+    /// An enabled, ordinary account (no flag set, no foreign writer, no placement).
+    pub fn new(key: &str, anchor: Option<&str>, username: Option<&str>, attrs: PackedAttrs) -> ObservedAccount {
+        let mut ids = String::with_capacity(key.len() + anchor.map_or(0, str::len) + username.map_or(0, str::len));
+        ids.push_str(key);
+        ids.push_str(anchor.unwrap_or_default());
+        ids.push_str(username.unwrap_or_default());
+        ObservedAccount {
+            anchor_at: offset(key.len()),
+            username_at: offset(key.len() + anchor.map_or(0, str::len)),
+            ids: ids.into_boxed_str(),
+            has_anchor: anchor.is_some(),
+            has_username: username.is_some(),
+            attrs,
+            disabled: false,
+            excluded: false,
+            username_outdated: false,
+            rare: None,
+        }
+    }
+
+    /// How the target addresses the account (an LDAP DN, a SCIM id): opaque to the engine.
+    pub fn key(&self) -> &str {
+        self.ids.get(..self.anchor_at as usize).unwrap_or_default()
+    }
+
+    /// An immutable id that survives renames and moves (LDAP `entryUUID`, AD `objectGUID`, a
+    /// SCIM id), if the target has one.
+    pub fn anchor(&self) -> Option<&str> {
+        self.has_anchor.then(|| self.ids.get(self.anchor_at as usize..self.username_at as usize).unwrap_or_default())
+    }
+
+    /// The account's login name as the target holds it (LDAP `uid`, SCIM `userName`).
+    pub fn username(&self) -> Option<&str> {
+        self.has_username.then(|| self.ids.get(self.username_at as usize..).unwrap_or_default())
+    }
+
     /// Another system writes this account (Entra: a user synchronised from on-premises AD):
     /// enid never writes or claims it, and a person whose username it holds is blocked with
     /// this reason, never given a namesake. `None` for an ordinary account.
-    pub foreign: Option<String>,
+    pub fn foreign(&self) -> Option<&str> {
+        self.rare.as_ref()?.foreign.as_deref()
+    }
+
     /// Where the account lives, for a target that places accounts ([`Capabilities::placement`]:
     /// an AD organizational unit's DN).
     ///
     /// [`Capabilities::placement`]: crate::Capabilities::placement
-    pub placement: Option<String>,
+    pub fn placement(&self) -> Option<&str> {
+        self.rare.as_ref()?.placement.as_deref()
+    }
+
+    /// The same account under another key.
+    pub fn set_key(&mut self, key: &str) {
+        *self = self.with_ids(key, self.anchor(), self.username());
+    }
+
+    /// The same account with another anchor.
+    pub fn set_anchor(&mut self, anchor: Option<&str>) {
+        *self = self.with_ids(self.key(), anchor, self.username());
+    }
+
+    /// The same account with another username.
+    pub fn set_username(&mut self, username: Option<&str>) {
+        *self = self.with_ids(self.key(), self.anchor(), username);
+    }
+
+    /// Marks the account as written by another system, for this reason (or not).
+    pub fn set_foreign(&mut self, foreign: Option<String>) {
+        self.rare_mut(|r| r.foreign = foreign);
+    }
+
+    /// Where the account lives (or `None`).
+    pub fn set_placement(&mut self, placement: Option<String>) {
+        self.rare_mut(|r| r.placement = placement);
+    }
+
+    fn with_ids(&self, key: &str, anchor: Option<&str>, username: Option<&str>) -> ObservedAccount {
+        ObservedAccount {
+            attrs: self.attrs.clone(),
+            disabled: self.disabled,
+            excluded: self.excluded,
+            username_outdated: self.username_outdated,
+            rare: self.rare.clone(),
+            ..ObservedAccount::new(key, anchor, username, PackedAttrs::default())
+        }
+    }
+
+    fn rare_mut(&mut self, change: impl FnOnce(&mut Rare)) {
+        let mut rare = self.rare.take().map(|r| *r).unwrap_or_default();
+        change(&mut rare);
+        self.rare = (rare != Rare::default()).then(|| Box::new(rare));
+    }
+}
+
+/// A length as the `u32` an [`ObservedAccount`] keeps it in.
+#[allow(clippy::expect_used)]
+fn offset(len: usize) -> u32 {
+    // A key and an anchor come in one protocol message of a target, which no connector reads
+    // at 4 GiB: this cannot fail.
+    u32::try_from(len).expect("an observed account's key and anchor are under 4 GiB")
+}
+
+impl std::fmt::Debug for ObservedAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedAccount")
+            .field("key", &self.key())
+            .field("anchor", &self.anchor())
+            .field("username", &self.username())
+            .field("attrs", &self.attrs)
+            .field("disabled", &self.disabled)
+            .field("excluded", &self.excluded)
+            .field("username_outdated", &self.username_outdated)
+            .field("foreign", &self.foreign())
+            .field("placement", &self.placement())
+            .finish()
+    }
 }
 
 /// What an account should be, in enid's vocabulary: everything a create needs. The connector
@@ -464,6 +588,35 @@ pub trait Target {
 mod tests {
     use super::*;
     use std::error::Error;
+
+    /// An account's key, anchor and username share one string: each reads back as given, an
+    /// empty one apart from an absent one, and a change of one keeps the others and the flags.
+    #[test]
+    fn an_observed_accounts_ids_read_back_as_given() {
+        use proptest::prelude::*;
+        let opt = || proptest::option::of("[a-zé=,.\\- ]{0,30}");
+        proptest!(|(key in "[a-zé=,.\\- ]{0,60}", anchor in opt(), username in opt(), other in opt())| {
+            let mut a = ObservedAccount::new(&key, anchor.as_deref(), username.as_deref(), PackedAttrs::default());
+            prop_assert_eq!(a.key(), key.as_str());
+            prop_assert_eq!(a.anchor(), anchor.as_deref());
+            prop_assert_eq!(a.username(), username.as_deref());
+            a.disabled = true;
+            a.set_placement(Some("ou=x".into()));
+            a.set_username(other.as_deref());
+            prop_assert_eq!((a.key(), a.anchor(), a.username()), (key.as_str(), anchor.as_deref(), other.as_deref()));
+            a.set_anchor(other.as_deref());
+            a.set_key("k");
+            prop_assert_eq!((a.key(), a.anchor(), a.username()), ("k", other.as_deref(), other.as_deref()));
+            prop_assert!(a.disabled && a.placement() == Some("ou=x") && a.foreign().is_none());
+        });
+        let mut a = ObservedAccount::new("k", Some(""), None, PackedAttrs::default());
+        assert_eq!((a.anchor(), a.username()), (Some(""), None));
+        a.set_foreign(Some("AD".into()));
+        a.set_foreign(None);
+        assert_eq!(a, ObservedAccount::new("k", Some(""), None, PackedAttrs::default()), "no foreign: nothing boxed");
+        // What the packing is for: a million of these are held for a run.
+        assert!(std::mem::size_of::<ObservedAccount>() <= 72, "{}", std::mem::size_of::<ObservedAccount>());
+    }
 
     #[test]
     fn only_a_rejection_lets_the_run_go_on() {

@@ -298,17 +298,11 @@ impl EntraTarget {
                 mapped.insert(a.clone(), v);
             }
         }
-        ObservedAccount {
-            key: id.clone(),
-            anchor: Some(id),
-            username: Some(username.into()),
-            attrs: mapped.into(),
-            disabled: u.get("accountEnabled").and_then(Json::as_bool) == Some(false),
-            excluded: false,
-            username_outdated: outdated && !synced,
-            placement: None,
-            foreign: synced.then(|| SYNCED.to_string()),
-        }
+        let mut account = ObservedAccount::new(&id, Some(&id), Some(&username), mapped.into());
+        account.disabled = u.get("accountEnabled").and_then(Json::as_bool) == Some(false);
+        account.username_outdated = outdated && !synced;
+        account.set_foreign(synced.then(|| SYNCED.to_string()));
+        account
     }
 
     /// The soft-deleted users, read once.
@@ -766,10 +760,10 @@ impl Target for EntraTarget {
             for u in users {
                 let a = self.account(&u, &names);
                 let hit = match field {
-                    Field::Username => a.username.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(v)),
+                    Field::Username => a.username().is_some_and(|x| x.eq_ignore_ascii_case(v)),
                     _ => a.attrs.texts(&self.owner).next() == Some(v.as_str()),
                 };
-                if hit && seen.insert(a.key.clone()) {
+                if hit && seen.insert(a.key().to_owned()) {
                     out.push(a);
                 }
             }

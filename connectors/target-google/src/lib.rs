@@ -214,17 +214,11 @@ impl GoogleTarget {
                 mapped.insert(a.clone(), v);
             }
         }
-        ObservedAccount {
-            key: id.clone(),
-            anchor: Some(id),
-            username: Some(username.into()),
-            attrs: mapped.into(),
-            disabled: u.get("suspended").and_then(Json::as_bool) == Some(true),
-            excluded: false,
-            username_outdated: outdated,
-            foreign: None,
-            placement: u.get("orgUnitPath").and_then(Json::as_str).map(str::to_string),
-        }
+        let mut account = ObservedAccount::new(&id, Some(&id), Some(&username), mapped.into());
+        account.disabled = u.get("suspended").and_then(Json::as_bool) == Some(true);
+        account.username_outdated = outdated;
+        account.set_placement(u.get("orgUnitPath").and_then(Json::as_str).map(str::to_string));
+        account
     }
 
     /// The org unit's request path (`customer/<c>/orgunits/Elever/7A`).

@@ -209,7 +209,7 @@ impl Target for LdapTarget {
         if let Err(e) = &result {
             self.reset(e).await;
         }
-        Ok(result?.into_iter().find(|a| normalize_dn(&a.key) == normalize_dn(key)))
+        Ok(result?.into_iter().find(|a| normalize_dn(a.key()) == normalize_dn(key)))
     }
 
     async fn observe_groups(&self) -> Result<Vec<ObservedGroup>, TargetError> {

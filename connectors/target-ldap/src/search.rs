@@ -128,17 +128,15 @@ impl LdapTarget {
                 disabled = self.in_disabled_ou(&dn_norm);
             }
             let excluded = self.excluded_norm.iter().any(|c| under(&dn_norm, c));
-            out.push(ObservedAccount {
-                key: entry.dn,
-                anchor,
-                username,
-                attrs: PackedAttrs::pack_texts(&shared, texts),
-                disabled,
-                excluded,
-                username_outdated: false,
-                foreign: None,
-                placement: None,
-            });
+            let mut account = ObservedAccount::new(
+                &entry.dn,
+                anchor.as_deref(),
+                username.as_deref(),
+                PackedAttrs::pack_texts(&shared, texts),
+            );
+            account.disabled = disabled;
+            account.excluded = excluded;
+            out.push(account);
         }
         let res = stream.finish().await;
         // A search that ends in an error is a partial read: the whole observation is void.

@@ -173,17 +173,10 @@ impl ScimTarget {
                 mapped.insert(a.clone(), v);
             }
         }
-        ObservedAccount {
-            key: id.clone(),
-            anchor: Some(id),
-            username: username.map(Into::into),
-            attrs: mapped.into(),
-            disabled,
-            excluded: false,
-            username_outdated,
-            foreign: None,
-            placement: None,
-        }
+        let mut account = ObservedAccount::new(&id, Some(&id), username.as_deref(), mapped.into());
+        account.disabled = disabled;
+        account.username_outdated = username_outdated;
+        account
     }
 
     /// PATCH with these operations, `If-Match` the version last seen; the new version kept.

@@ -68,11 +68,11 @@ pub fn plan_target(
     let owner_attr = caps.owner_attribute.as_str();
     // Indexes of positions (`PosIndex`): at a million accounts, a `HashMap` of each would be
     // some 50 MB, and the planning is a run's peak of memory.
-    let by_anchor = Keyed::new(observed, |o| o.anchor.as_deref());
+    let by_anchor = Keyed::new(observed, |o| o.anchor());
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
-    let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(&o.key), i)).collect());
-    let by_username = Keyed::new(observed, |o| Some(fold_username(caps, o.username.as_deref()?)));
+    let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(o.key()), i)).collect());
+    let by_username = Keyed::new(observed, |o| Some(fold_username(caps, o.username()?)));
     let find_username = |u: &str| by_username.get(&fold_username(caps, u));
     // Entries that carry a value of enid's id form in the owner attribute, by that value.
     let has_owner_value = |p: usize, v: &str| owner_values(&observed[p], owner_attr).any(|x| x == v);
@@ -94,9 +94,9 @@ pub fn plan_target(
         let o = o?;
         match caps.groups? {
             MemberForm::Username if renamed => None,
-            MemberForm::Username => o.username.as_ref().map(|s| s.to_string()),
+            MemberForm::Username => o.username().as_ref().map(|s| s.to_string()),
             MemberForm::Key if (renamed && !caps.rename_keeps_key && !caps.members_follow_moves) || moved => None,
-            MemberForm::Key => Some(o.key.clone()),
+            MemberForm::Key => Some(o.key().to_owned()),
         }
     };
     let grouped = caps.groups.is_some();
@@ -183,8 +183,8 @@ pub fn plan_target(
                 tp.adoptions.push(Adoption {
                     target: target.into(),
                     identity: d.id.clone(),
-                    key: observed[i].key.clone(),
-                    anchor: observed[i].anchor.clone(),
+                    key: observed[i].key().to_owned(),
+                    anchor: observed[i].anchor().map(str::to_owned),
                     disabled: observed[i].disabled,
                     by_username: false,
                     status_only: false,
@@ -203,7 +203,7 @@ pub fn plan_target(
                     format!(
                         "{} stands where enid's account is recorded, but it is another entry, not created by \
                          enid; it is left alone",
-                        observed[i].key
+                        observed[i].key()
                     ),
                 );
                 continue;
@@ -212,10 +212,10 @@ pub fn plan_target(
 
         // Written by another system now (synchronised from on-premises AD): never by enid.
         if let Some(i) = found
-            && let Some(why) = &observed[i].foreign
+            && let Some(why) = &observed[i].foreign()
         {
             claimed[i] = true;
-            let why = format!("{} {why}: enid no longer writes it and leaves it as it is", observed[i].key);
+            let why = format!("{} {why}: enid no longer writes it and leaves it as it is", observed[i].key());
             block(&mut tp, &d, why);
             continue;
         }
@@ -245,7 +245,7 @@ pub fn plan_target(
             let why = format!(
                 "{} was made before enid and matches this person, who has not started yet ({}): it is claimed \
                  when they start, and no account is made beside it",
-                observed[i].key,
+                observed[i].key(),
                 d.inactive_reason.as_deref().unwrap_or("starts later")
             );
             block(&mut tp, &d, why);
@@ -256,8 +256,7 @@ pub fn plan_target(
             && !claim_taken[i]
         {
             let obs = &observed[i];
-            let other =
-                obs.username.as_deref().filter(|u| fold_username(caps, u) != fold_username(caps, &d.spec.username));
+            let other = obs.username().filter(|u| fold_username(caps, u) != fold_username(caps, &d.spec.username));
             // A rename into a username another account holds would fail on every apply.
             if other.is_some()
                 && let Some(j) = find_username(&d.spec.username)
@@ -278,18 +277,18 @@ pub fn plan_target(
                 None => format!("made before enid, {how}; claimed, and managed by enid from the next run"),
             };
             let marker = AttrChange { attr: owner_attr.to_string(), values: Value::text(d.spec.id.clone()) };
-            let op = TargetOp::Update { key: obs.key.clone(), changes: vec![marker] };
+            let op = TargetOp::Update { key: obs.key().to_owned(), changes: vec![marker] };
             push(&mut tp, &d, Action::Claim, reason, op, None);
             if let Some(u) = other {
-                let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.to_string() };
+                let op = TargetOp::Rename { key: obs.key().to_owned(), username: d.spec.username.to_string() };
                 let reason = format!("claimed under another username: {u} → {}", d.spec.username);
                 push(&mut tp, &d, Action::Rename, reason, op, None);
             }
             tp.claims.push(Claim {
                 target: target.into(),
                 identity: d.id.clone(),
-                key: obs.key.clone(),
-                anchor: obs.anchor.clone(),
+                key: obs.key().to_owned(),
+                anchor: obs.anchor().map(str::to_owned),
                 rule,
                 other_username: other.map(str::to_string),
                 disabled: obs.disabled,
@@ -318,7 +317,7 @@ pub fn plan_target(
                             "{}; disabled on {at}, and the grace period ended on {on}",
                             d.inactive_reason.as_deref().unwrap_or("no longer active")
                         );
-                        push(&mut tp, &d, Action::Delete, reason, TargetOp::Delete { key: obs.key.clone() }, None);
+                        push(&mut tp, &d, Action::Delete, reason, TargetOp::Delete { key: obs.key().to_owned() }, None);
                     } else if obs.disabled {
                         tp.summary.unchanged += 1;
                         // Disabled on the target while the state still says active: the
@@ -327,8 +326,8 @@ pub fn plan_target(
                             tp.adoptions.push(Adoption {
                                 target: target.into(),
                                 identity: d.id.clone(),
-                                key: obs.key.clone(),
-                                anchor: obs.anchor.clone().or_else(|| o.anchor.clone()),
+                                key: obs.key().to_owned(),
+                                anchor: obs.anchor().map(str::to_owned).or_else(|| o.anchor.clone()),
                                 disabled: true,
                                 by_username: false,
                                 status_only: true,
@@ -336,37 +335,42 @@ pub fn plan_target(
                         }
                     } else {
                         let reason = d.inactive_reason.clone().unwrap_or_else(|| "no longer active".into());
-                        push(&mut tp, &d, Action::Disable, reason, TargetOp::Disable { key: obs.key.clone() }, None);
+                        push(
+                            &mut tp,
+                            &d,
+                            Action::Disable,
+                            reason,
+                            TargetOp::Disable { key: obs.key().to_owned() },
+                            None,
+                        );
                     }
                     continue;
                 }
                 let mut changed = false;
                 // A username that changed (rename policy): the rename runs first, and the engine
                 // sends what follows to the key the target reports for the renamed account.
-                let key = obs.key.clone();
+                let key = obs.key().to_owned();
                 let mut renamed = false;
-                if let Some(old) = obs
-                    .username
-                    .as_deref()
-                    .filter(|u| obs.username_outdated || !u.eq_ignore_ascii_case(&d.spec.username))
+                if let Some(old) =
+                    obs.username().filter(|u| obs.username_outdated || !u.eq_ignore_ascii_case(&d.spec.username))
                 {
                     let reason = if old.eq_ignore_ascii_case(&d.spec.username) {
                         format!("the target holds {old} in a form its settings no longer give: written again")
                     } else {
                         format!("the name changed: {old} → {}", d.spec.username)
                     };
-                    let op = TargetOp::Rename { key: obs.key.clone(), username: d.spec.username.to_string() };
+                    let op = TargetOp::Rename { key: obs.key().to_owned(), username: d.spec.username.to_string() };
                     push(&mut tp, &d, Action::Rename, reason, op, None);
                     renamed = true;
                     changed = true;
                 }
                 // A mover between placements (school units' OUs) is moved, keeping the account.
                 let mut moved_now = false;
-                if let (Some(want), Some(have)) = (d.spec.placement.as_deref(), obs.placement.as_deref())
+                if let (Some(want), Some(have)) = (d.spec.placement.as_deref(), obs.placement())
                     && caps.key(want) != caps.key(have)
                 {
                     let reason = format!("moves from {have} to {want}");
-                    let op = TargetOp::Move { key: obs.key.clone(), placement: want.to_string() };
+                    let op = TargetOp::Move { key: obs.key().to_owned(), placement: want.to_string() };
                     push(&mut tp, &d, Action::Move, reason, op, None);
                     // Its member value changes: given at apply (a target whose groups follow
                     // moves rewrites it in the groups it stays in; see `groups`).
@@ -391,8 +395,8 @@ pub fn plan_target(
                     tp.adoptions.push(Adoption {
                         target: target.into(),
                         identity: d.id.clone(),
-                        key: obs.key.clone(),
-                        anchor: obs.anchor.clone().or_else(|| o.anchor.clone()),
+                        key: obs.key().to_owned(),
+                        anchor: obs.anchor().map(str::to_owned).or_else(|| o.anchor.clone()),
                         disabled: false,
                         by_username: false,
                         status_only: true,
@@ -529,7 +533,7 @@ pub fn plan_target(
             tp.blocked.push(Blocked {
                 target: target.into(),
                 identity: id.into(),
-                username: o.username.as_deref().unwrap_or(&o.key).to_string(),
+                username: o.username().unwrap_or(o.key()).to_string(),
                 reason: unrecorded_owner_value(o, id),
             });
         }
@@ -556,7 +560,7 @@ pub fn missing_owned<'a>(
     observed: &[ObservedAccount],
     caps: &Capabilities,
 ) -> (Vec<&'a OwnedAccount>, usize) {
-    let anchors = Keyed::new(observed, |o| o.anchor.as_deref());
+    let anchors = Keyed::new(observed, |o| o.anchor());
     let keys: std::cell::OnceCell<HashMap<String, ()>> = std::cell::OnceCell::new();
     let mut of = 0;
     let mut missing = Vec::new();
@@ -565,7 +569,7 @@ pub fn missing_owned<'a>(
         let by_anchor = o.anchor.as_deref().is_some_and(|a| anchors.get(a).is_some());
         let by_key = || {
             o.key.as_deref().is_some_and(|k| {
-                keys.get_or_init(|| observed.iter().map(|o| (caps.key(&o.key), ())).collect())
+                keys.get_or_init(|| observed.iter().map(|o| (caps.key(o.key()), ())).collect())
                     .contains_key(&caps.key(k))
             })
         };
@@ -606,7 +610,7 @@ pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
         "{} carries enid id {id} but the state database does not record it as enid's: restore the state \
          database from a backup, or run `enid adopt` (when adopt could not match it, claim it with `enid adopt \
          --entry KEY --person SOURCE/PERSON_ID` once you know whose it is)",
-        o.key
+        o.key()
     )
 }
 
@@ -630,19 +634,19 @@ impl<'a> OwnedIndex<'a> {
     }
 
     fn owns(&self, o: &ObservedAccount) -> bool {
-        o.anchor.as_deref().is_some_and(|a| self.anchors.get(a).is_some())
-            || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(&o.key)))
+        o.anchor().is_some_and(|a| self.anchors.get(a).is_some())
+            || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(o.key())))
     }
 }
 
 /// Why a person is blocked beside an account enid does not own that holds their username, with
 /// the ways out.
 pub fn namesake_reason(target: &str, o: &ObservedAccount, owner_attr: &str) -> String {
-    if let Some(why) = &o.foreign {
+    if let Some(why) = &o.foreign() {
         return format!(
             "{} holds this person's username and {why}: enid never writes or claims it and makes no account beside \
              it (a person whose account comes from there reaches this target that way)",
-            o.key
+            o.key()
         );
     }
     let marked = o.attrs.get(owner_attr).is_some_and(|v| !v.is_empty());
@@ -656,7 +660,7 @@ pub fn namesake_reason(target: &str, o: &ObservedAccount, owner_attr: &str) -> S
          rule ([targets.{target}.policy.correlate]) or `enid adopt --entry KEY --person SOURCE/PERSON_ID`; if it is \
          not, record that with `enid adopt --entry KEY --person SOURCE/PERSON_ID --not-theirs` and the person gets \
          another username",
-        o.key
+        o.key()
     )
 }
 

@@ -70,7 +70,7 @@ pub struct Candidate<'a> {
 /// Whether an account is one correlation may claim: not owned, carrying nothing in the owner
 /// attribute (an enid id is someone's; any other value, an HR number, would be overwritten).
 pub fn claimable(o: &ObservedAccount, owner_attr: &str) -> bool {
-    o.attrs.get(owner_attr).is_none_or(|v| v.is_empty()) && !o.excluded && o.foreign.is_none()
+    o.attrs.get(owner_attr).is_none_or(|v| v.is_empty()) && !o.excluded && o.foreign().is_none()
 }
 
 /// Folds a correlation value as it compares: without case and surrounding spaces.
@@ -113,8 +113,8 @@ pub fn correlate(
         return out;
     }
     let refused = |id: &str, i: usize| {
-        input.refused.contains(&(id.into(), caps.key(&observed[i].key)))
-            || observed[i].anchor.as_ref().is_some_and(|a| input.refused_anchors.contains(&(id.into(), a.clone())))
+        input.refused.contains(&(id.into(), caps.key(observed[i].key())))
+            || observed[i].anchor().is_some_and(|a| input.refused_anchors.contains(&(id.into(), a.to_string())))
     };
     // Attribute rule: value → accounts holding it.
     let mut by_value: HashMap<String, Vec<usize>> = HashMap::default();
@@ -173,7 +173,7 @@ pub fn correlate(
         let by_username: HashMap<String, usize> = eligible
             .iter()
             .filter(|&&i| !has_value[i])
-            .filter_map(|&i| Some((fold_name(caps, observed[i].username.as_deref()?), i)))
+            .filter_map(|&i| Some((fold_name(caps, observed[i].username()?), i)))
             .collect();
         for c in candidates {
             if per_person.contains_key(c.id) {
@@ -194,7 +194,7 @@ pub fn correlate(
                             "{} holds a username and shows the names of {n} persons without an account; it is \
                              claimed by nobody: claim it for the right one with `enid adopt --entry`, or record it \
                              is not theirs with `--not-theirs`",
-                            observed[i].key
+                            observed[i].key()
                         ),
                     );
                 }
@@ -211,12 +211,12 @@ pub fn correlate(
                 Some([(_, rule)]) if claimable(&observed[*i], owner_attr) => {
                     out.matched.insert(id.into(), (*i, *rule));
                 }
-                Some([_]) if let Some(why) = &observed[*i].foreign => {
+                Some([_]) if let Some(why) = &observed[*i].foreign() => {
                     out.ambiguous.insert(
                         id.into(),
                         format!(
                             "{} matches this person by the correlation rules, but it {why}: enid never claims it",
-                            observed[*i].key
+                            observed[*i].key()
                         ),
                     );
                 }
@@ -225,7 +225,7 @@ pub fn correlate(
                         id.into(),
                         format!(
                             "{} matches this person by the correlation rules, but its {owner_attr} holds a value of its own, which a claim would overwrite; empty it there if the account is theirs",
-                            observed[*i].key
+                            observed[*i].key()
                         ),
                     );
                 }
@@ -235,7 +235,7 @@ pub fn correlate(
                         format!(
                             "{} matches {} persons by the correlation rules; it is claimed by nobody until the \
                              others' values or the rules are corrected, or it is claimed with `enid adopt --entry`",
-                            observed[*i].key,
+                            observed[*i].key(),
                             many.len()
                         ),
                     );
@@ -243,7 +243,7 @@ pub fn correlate(
                 None => {}
             },
             many => {
-                let keys: Vec<&str> = many.iter().take(3).map(|&i| observed[i].key.as_str()).collect();
+                let keys: Vec<&str> = many.iter().take(3).map(|&i| observed[i].key()).collect();
                 out.ambiguous.insert(
                     id.into(),
                     format!(

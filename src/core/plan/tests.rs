@@ -56,17 +56,14 @@ fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedA
     if let Some(id) = id {
         a.insert("employeeNumber", Value::text(id));
     }
-    ObservedAccount {
-        key: format!("uid={user},ou=people,dc=example,dc=org"),
-        anchor: Some(format!("uuid-{user}")),
-        username: Some(user.into()),
-        attrs: a.into(),
-        disabled,
-        excluded: false,
-        username_outdated: false,
-        foreign: None,
-        placement: None,
-    }
+    let mut o = ObservedAccount::new(
+        &format!("uid={user},ou=people,dc=example,dc=org"),
+        Some(&format!("uuid-{user}")),
+        Some(user),
+        a.into(),
+    );
+    o.disabled = disabled;
+    o
 }
 
 fn owned(id: &str, user: &str, status: AccountStatus) -> OwnedAccount {
@@ -159,10 +156,10 @@ fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_du
 fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place() {
     // Deleted by hand and re-added by hand at the same DN, without enid's id.
     let mut other = observed("anna.berg", None, "Manual", false);
-    other.anchor = Some("uuid-hand-made".into());
+    other.set_anchor(Some("uuid-hand-made"));
     // Re-added from an LDIF export: enid's id, but a new entry.
     let mut copy = observed("bo.ek", Some(U2), "Ek", false);
-    copy.anchor = Some("uuid-copy".into());
+    copy.set_anchor(Some("uuid-copy"));
     check(
         &[desired(U1, "anna.berg", "Berg", true), desired(U2, "bo.ek", "Ek", true)],
         &[other, copy],
@@ -207,7 +204,7 @@ fn an_interrupted_disabled_create_is_adopted_where_it_landed() {
     let mut d = desired(U1, "ny.elev", "Elev", false);
     d.provision_disabled = true;
     let mut obs = observed("ny.elev", Some(U1), "Elev", true);
-    obs.key = "uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org".into();
+    obs.set_key("uid=ny.elev,ou=disabled,ou=people,dc=example,dc=org");
     check(
         &[d],
         &[obs],
@@ -222,7 +219,7 @@ fn an_interrupted_disabled_create_is_adopted_where_it_landed() {
 #[test]
 fn a_returner_renamed_and_enabled_is_sent_to_its_observed_key_and_joins_groups_by_the_key_the_target_gives() {
     let mut obs = observed("bo.ek", Some("2"), "Ek", true);
-    obs.key = "uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org".into();
+    obs.set_key("uid=bo.ek,ou=disabled,ou=people,dc=example,dc=org");
     check(
         &[desired("2", "bo.lind", "Ek", true)],
         &[obs],
@@ -491,7 +488,7 @@ fn the_target_guard_counts_owned_accounts_and_groups_not_seen_by_anchor_or_key()
     // Anna by anchor; Bo's entry has a new anchor but is at the recorded key; Cy is gone; Dag's
     // create is still a question and does not count.
     let mut bo = observed("bo.ek", Some("2"), "Ek", true);
-    bo.anchor = Some("restored".into());
+    bo.set_anchor(Some("restored"));
     let c = caps(None);
     assert_eq!(missing_accounts(&rows, &[observed("anna.berg", Some("1"), "Berg", false), bo], &c), (1, 3));
     assert_eq!(missing_accounts(&rows, &[], &c), (3, 3));
@@ -623,7 +620,7 @@ fn a_mover_between_placements_is_moved_and_its_members_follow_where_the_target_k
     let mut d = desired("1", "anna.berg", "Berg", true);
     d.spec.placement = Some("OU=S2,OU=Elever,DC=x".into());
     let mut o = observed("anna.berg", Some("1"), "Berg", false);
-    o.placement = Some("ou=S1, ou=elever,dc=x".into());
+    o.set_placement(Some("ou=S1, ou=elever,dc=x".into()));
     let owned = [owned("1", "anna.berg", AccountStatus::Active)];
     check(
         &[d.clone()],
@@ -636,11 +633,11 @@ fn a_mover_between_placements_is_moved_and_its_members_follow_where_the_target_k
         "#]],
     );
     // The same place in other case and spacing: no move.
-    o.placement = Some("ou=s2, ou=ELEVER,dc=x".into());
+    o.set_placement(Some("ou=s2, ou=ELEVER,dc=x".into()));
     assert!(plan(&[d.clone()], &[o.clone()], &owned).operations.is_empty());
     // On a target whose groups follow moves (AD) too, the value is given at apply (a group made
     // in this plan takes the account where it is then).
-    o.placement = Some("ou=S1,ou=Elever,dc=x".into());
+    o.set_placement(Some("ou=S1,ou=Elever,dc=x".into()));
     let mut c = caps(Some(MemberForm::Key));
     c.members_follow_moves = true;
     let tp = plan_with(&[d], &[o], &owned, &c);

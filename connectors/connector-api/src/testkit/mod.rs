@@ -212,7 +212,7 @@ impl<R: Rig> Story<'_, R> {
     async fn accounts(&self) -> Result<BTreeMap<String, ObservedAccount>, String> {
         let attrs = vec![self.caps().owner_attribute.clone()];
         let all = self.rig.target().observe(&attrs).await.map_err(|e| format!("observe: {}", crate::one_line(&e)))?;
-        Ok(all.into_iter().filter_map(|a| Some((a.username.as_deref()?.to_lowercase(), a))).collect())
+        Ok(all.into_iter().filter_map(|a| Some((a.username()?.to_lowercase(), a))).collect())
     }
 
     /// The owner marker an account carries.
@@ -247,7 +247,7 @@ impl<R: Rig> Story<'_, R> {
         for p in &self.people {
             let a = accounts.get(&p.username()).ok_or_else(|| format!("no account {}", p.username()))?;
             ensure!(!a.disabled, "{} was created disabled", p.username());
-            ensure!(a.anchor.is_some(), "{} has no anchor", p.username());
+            ensure!(a.anchor().is_some(), "{} has no anchor", p.username());
             let m = self.owner(a).ok_or_else(|| format!("{} carries no owner marker", p.username()))?;
             markers.insert(m.to_string());
         }
@@ -280,13 +280,14 @@ impl<R: Rig> Story<'_, R> {
         let cy = all.get("cy.lind").ok_or("no account cy.lind")?;
         let markers: Vec<String> = [anna, cy].iter().filter_map(|a| self.owner(a).map(str::to_string)).collect();
         let mut found = find(crate::Field::Owner, markers).await?;
-        found.sort_by(|a, b| a.key.cmp(&b.key));
+        found.sort_by(|a, b| a.key().cmp(b.key()));
         let mut want = vec![anna.clone(), cy.clone()];
-        want.sort_by(|a, b| a.key.cmp(&b.key));
+        want.sort_by(|a, b| a.key().cmp(b.key()));
         ensure!(found == want, "by owner marker: {found:?}, not as observed: {want:?}");
         let found = find(crate::Field::Username, vec!["bo.ek".into()]).await?;
         ensure!(
-            found.len() == 1 && found[0].anchor == all.get("bo.ek").and_then(|a| a.anchor.clone()),
+            found.len() == 1
+                && found[0].anchor() == all.get("bo.ek").and_then(|a| a.anchor().map(str::to_owned)).as_deref(),
             "by username bo.ek: {found:?}"
         );
         let none = find(crate::Field::Owner, vec!["00000000-0000-4000-8000-000000000000".into()]).await?;
@@ -309,9 +310,9 @@ impl<R: Rig> Story<'_, R> {
         let before = self.accounts().await?.get("cy.lind").cloned().ok_or("no account cy.lind")?;
         self.converge("update")?;
         let after = self.accounts().await?.get("cy.lind").cloned().ok_or("the mover's account is gone")?;
-        ensure!(after.anchor == before.anchor, "the mover got another account: {before:?} → {after:?}");
+        ensure!(after.anchor() == before.anchor(), "the mover got another account: {before:?} → {after:?}");
         if placed {
-            ensure!(after.placement != before.placement, "the mover was not moved: {after:?}");
+            ensure!(after.placement() != before.placement(), "the mover was not moved: {after:?}");
         }
         Ok(())
     }
@@ -323,14 +324,14 @@ impl<R: Rig> Story<'_, R> {
         let done = self.converge("disable")?;
         ensure!(done.disable == 1 && done.delete == 0, "one disable, no delete: {done:?}");
         let after = self.accounts().await?;
-        let now = after.values().find(|a| a.anchor == cy.anchor).ok_or("the disabled account is gone")?;
+        let now = after.values().find(|a| a.anchor() == cy.anchor()).ok_or("the disabled account is gone")?;
         ensure!(now.disabled, "cy.lind is not disabled");
         Ok(())
     }
 
     async fn re_enable(&mut self) -> Result<(), String> {
         let before = self.accounts().await?;
-        let anchor = before.get("cy.lind").and_then(|a| a.anchor.clone());
+        let anchor = before.get("cy.lind").and_then(|a| a.anchor().map(str::to_owned));
         let mut people = self.people.clone();
         people.push(Person::new("P3", "Cy", "Lind", "S3", "8B"));
         self.set(people);
@@ -338,12 +339,12 @@ impl<R: Rig> Story<'_, R> {
         ensure!(done.enable == 1 && done.create == 0, "one enable, no create: {done:?}");
         let after = self.accounts().await?;
         let cy = after.get("cy.lind").ok_or("no account cy.lind")?;
-        ensure!(!cy.disabled && cy.anchor == anchor, "cy.lind is not the same account, enabled: {cy:?}");
+        ensure!(!cy.disabled && cy.anchor() == anchor.as_deref(), "cy.lind is not the same account, enabled: {cy:?}");
         Ok(())
     }
 
     async fn rename(&mut self) -> Result<(), String> {
-        let anchor = self.accounts().await?.get("anna.berg").and_then(|a| a.anchor.clone());
+        let anchor = self.accounts().await?.get("anna.berg").and_then(|a| a.anchor().map(str::to_owned));
         let mut people = self.people.clone();
         people[0].given = "Annika".into();
         self.set(people);
@@ -352,7 +353,7 @@ impl<R: Rig> Story<'_, R> {
         let after = self.accounts().await?;
         ensure!(!after.contains_key("anna.berg"), "the old username is still there");
         let a = after.get("annika.berg").ok_or("no account annika.berg")?;
-        ensure!(a.anchor == anchor, "the rename made another account");
+        ensure!(a.anchor() == anchor.as_deref(), "the rename made another account");
         Ok(())
     }
 
@@ -365,7 +366,7 @@ impl<R: Rig> Story<'_, R> {
             return Ok(None);
         };
         let accounts = self.accounts().await?;
-        let by_key: BTreeMap<String, &String> = accounts.iter().map(|(u, a)| (caps.key(&a.key), u)).collect();
+        let by_key: BTreeMap<String, &String> = accounts.iter().map(|(u, a)| (caps.key(a.key()), u)).collect();
         let mut out = BTreeSet::new();
         for m in &g.members {
             match caps.groups {
@@ -405,7 +406,7 @@ impl<R: Rig> Story<'_, R> {
     }
 
     async fn delete_after_grace(&mut self) -> Result<(), String> {
-        let anchor = self.accounts().await?.get("dag.ny").and_then(|a| a.anchor.clone());
+        let anchor = self.accounts().await?.get("dag.ny").and_then(|a| a.anchor().map(str::to_owned));
         let people: Vec<Person> = self.people.iter().filter(|p| p.key != "P4").cloned().collect();
         self.set(people);
         let done = self.converge("the leaver")?;
@@ -418,7 +419,7 @@ impl<R: Rig> Story<'_, R> {
         let done = self.converge("after the grace period")?;
         ensure!(done.delete == 1, "one delete after the grace period: {done:?}");
         let after = self.accounts().await?;
-        ensure!(!after.values().any(|a| a.anchor == anchor), "the account is still there");
+        ensure!(!after.values().any(|a| a.anchor() == anchor.as_deref()), "the account is still there");
         ensure!(after.len() >= 3, "other accounts went with it: {:?}", after.keys().collect::<Vec<_>>());
         Ok(())
     }

@@ -126,7 +126,7 @@ impl AdTarget {
     ) -> Result<Option<ObservedAccount>, TargetError> {
         let wanted = wanted(attrs);
         let found = self.search_accounts(key, &self.config.filter, &wanted).await?;
-        Ok(found.into_iter().find(|a| normalize_dn(&a.key) == normalize_dn(key)))
+        Ok(found.into_iter().find(|a| normalize_dn(a.key()) == normalize_dn(key)))
     }
 
     async fn search_accounts(
@@ -177,17 +177,16 @@ impl AdTarget {
             {
                 mapped.retain(|name, _| !name.eq_ignore_ascii_case("displayName"));
             }
-            out.push(ObservedAccount {
-                excluded: self.excluded_norm.iter().any(|c| under(&dn_norm, c)),
-                placement: Some(parent.to_string()),
-                key: entry.dn,
-                anchor,
-                username,
-                attrs: PackedAttrs::pack(mapped, &shared),
-                disabled: uac & UAC_DISABLED != 0,
-                username_outdated: false,
-                foreign: None,
-            });
+            let mut account = ObservedAccount::new(
+                &entry.dn,
+                anchor.as_deref(),
+                username.as_deref(),
+                PackedAttrs::pack(mapped, &shared),
+            );
+            account.excluded = self.excluded_norm.iter().any(|c| under(&dn_norm, c));
+            account.disabled = uac & UAC_DISABLED != 0;
+            account.set_placement(Some(parent.to_string()));
+            out.push(account);
         }
         let res = stream.finish().await;
         // A search that ends in an error is a partial read: the whole observation is void.
