@@ -307,12 +307,7 @@ impl Engine {
                 || last.map(|r| (&r.watermark, &r.scope)) != Some((&batch.watermark, &scope))
                     && (last.is_some() || batch.watermark.is_some() || !scope.is_empty());
             out.reads.insert(id.clone(), (SourceRead { watermark: batch.watermark, full_read_at: None, scope }, full));
-            out.records.extend(
-                batch
-                    .records
-                    .into_iter()
-                    .map(|record| Sourced { source: id.as_str().into(), record: Box::new(record) }),
-            );
+            out.records.extend(batch.records.into_iter().map(|record| Sourced { source: id.as_str().into(), record }));
             out.rejected.insert(id.clone(), batch.rejected);
         }
         Ok(out)
@@ -422,12 +417,13 @@ pub(super) fn merge_changes(
     changes: connector_api::SourceChanges,
     columns: BTreeSet<String>,
 ) -> connector_api::SourceBatch {
-    let mut by_id: BTreeMap<String, SourceRecord> = prior.into_iter().map(|r| (r.person_id.to_string(), r)).collect();
+    let mut by_id: BTreeMap<String, Box<SourceRecord>> =
+        prior.into_iter().map(|r| (r.person_id.to_string(), Box::new(r))).collect();
     for pid in &changes.removed {
         by_id.remove(pid);
     }
     for r in changes.changed {
-        by_id.insert(r.person_id.to_string(), r);
+        by_id.insert(r.person_id.to_string(), Box::new(r));
     }
     for e in &changes.rejected {
         if let Some(pid) = &e.person_id {

@@ -22,6 +22,7 @@ use connector_api::{
 };
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// `[sources.<id>]` with `type = "csv"`. The input guards (how many bad rows, how large a drop
@@ -256,9 +257,12 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
         columns: layout.iter().filter(|(_, i)| i.is_some()).map(|(f, _)| f.to_string()).collect(),
         ..SourceBatch::default()
     };
-    // Valid records with their line, and the lines of every row per readable person_id.
-    let mut valid: Vec<(u64, SourceRecord)> = Vec::new();
-    let mut lines_of: HashMap<String, Vec<u64>> = HashMap::new();
+    // Valid records with their line (boxed: the batch takes them by pointer), sized by the
+    // file's line count (a bound on its rows); the readable person_id of every row with its
+    // line, for the rows that share one.
+    let rows = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+    let mut valid: Vec<(u64, Box<SourceRecord>)> = Vec::with_capacity(rows);
+    let mut keys: Vec<(Str, u64)> = Vec::with_capacity(rows);
     let mut row = csv::StringRecord::new();
     let mut lines = connector_api::LineCounter::default();
     loop {
@@ -276,7 +280,8 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
             }
         }
         let line = lines.line_at(bytes, row.position().map_or(at, |p| p.byte()));
-        let location = format!("{file}:{line}");
+        let mut location = Str::with_capacity(file.len() + 8);
+        let _ = write!(location, "{file}:{line}"); // writing to a string does not fail
         if row.iter().all(|f| f.trim().is_empty()) {
             continue; // blank lines are not rows
         }
@@ -290,7 +295,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
         let shifted = key_after_shift || row.iter().any(|f| f.contains(['\n', '\r']));
         let person_id = if shifted { None } else { fields.person_id() };
         if let Some(p) = &person_id {
-            lines_of.entry(p.clone()).or_default().push(line);
+            keys.push((p.as_str().into(), line));
         }
         let civic_no = if shifted { None } else { CivicNo::parse(fields.get("civic_no"), cx.today).ok() };
         // The school unit the row names, unless it marks protected personal data (then IT
@@ -301,7 +306,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
             Some(fields.get("school_unit").to_string()).filter(|s| !s.is_empty())
         };
         let reject = |message: String| RowError {
-            location: location.clone(),
+            location: location.to_string(),
             message,
             person_id: person_id.clone(),
             civic_no: civic_no.clone(),
@@ -316,10 +321,11 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
             continue;
         }
         match parse_row(&fields, cx) {
-            Ok(rec) => valid.push((line, SourceRecord { location: location.into(), ..rec })),
+            Ok(rec) => valid.push((line, Box::new(SourceRecord { location, ..rec }))),
             Err(message) => batch.rejected.push(reject(message)),
         }
     }
+    let lines_of = shared_keys(keys);
     match config.affiliations {
         AffiliationRows::One => one_row_per_person(valid, &lines_of, &mut batch),
         AffiliationRows::Rows => rows_per_affiliation(valid, &lines_of, &mut batch),
@@ -329,8 +335,25 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
     Ok(batch)
 }
 
+/// The lines of each `person_id` that is on more than one row (a key on one row is not in it):
+/// sorted, where a map of every key to its lines held a string and a vector per row of a file
+/// of a million.
+fn shared_keys(mut keys: Vec<(Str, u64)>) -> HashMap<String, Vec<u64>> {
+    keys.sort_unstable();
+    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
+    for run in keys.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        out.insert(run[0].0.to_string(), run.iter().map(|(_, line)| *line).collect());
+    }
+    out
+}
+
 /// `affiliations = "one"`: every row of a `person_id` on more than one line is rejected.
-fn one_row_per_person(valid: Vec<(u64, SourceRecord)>, lines_of: &HashMap<String, Vec<u64>>, batch: &mut SourceBatch) {
+fn one_row_per_person(
+    valid: Vec<(u64, Box<SourceRecord>)>,
+    lines_of: &HashMap<String, Vec<u64>>,
+    batch: &mut SourceBatch,
+) {
+    batch.records.reserve_exact(valid.len());
     for (line, rec) in valid {
         match lines_of.get(rec.person_id.as_str()).filter(|l| l.len() > 1) {
             None => batch.records.push(rec),
@@ -351,7 +374,7 @@ fn one_row_per_person(valid: Vec<(u64, SourceRecord)>, lines_of: &HashMap<String
 
 /// A valid row rejected for what other rows say. One of these rows may carry another person's
 /// key by mistake: the person of the key and the person of the row's civic number are both kept.
-fn reject_valid(rec: SourceRecord, message: String) -> RowError {
+fn reject_valid(rec: Box<SourceRecord>, message: String) -> RowError {
     let school_unit = rec.shown_school();
     RowError {
         message,
@@ -367,11 +390,11 @@ fn reject_valid(rec: SourceRecord, message: String) -> RowError {
 /// would read as leaving a school), when two rows name the same school unit (a duplicate: which
 /// is right is not for enid to guess), or when rows disagree on the person's own fields.
 fn rows_per_affiliation(
-    valid: Vec<(u64, SourceRecord)>,
+    valid: Vec<(u64, Box<SourceRecord>)>,
     lines_of: &HashMap<String, Vec<u64>>,
     batch: &mut SourceBatch,
 ) {
-    let mut rows_of: HashMap<String, Vec<(u64, SourceRecord)>> = HashMap::new();
+    let mut rows_of: HashMap<String, Vec<(u64, Box<SourceRecord>)>> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     for (line, rec) in valid {
         let rows = rows_of.entry(rec.person_id.to_string()).or_default();
@@ -382,8 +405,9 @@ fn rows_per_affiliation(
     }
     for person_id in order {
         let Some(rows) = rows_of.remove(&person_id) else { continue };
-        let all_lines = lines_of.get(&person_id).map(Vec::as_slice).unwrap_or(&[]);
         let valid_lines: Vec<u64> = rows.iter().map(|(l, _)| *l).collect();
+        // A key on one row only is on the row of its one valid record.
+        let all_lines = lines_of.get(&person_id).map_or(valid_lines.as_slice(), Vec::as_slice);
         let why = if let Some(bad) = all_lines.iter().find(|l| !valid_lines.contains(l)) {
             Some(format!("another row of this person_id (line {bad}) is rejected"))
         } else {

@@ -444,7 +444,7 @@ pub fn full(
             // A bad role or enrollment row of a person rejects the person (kept as last
             // stored); one of a user who is skipped anyway changes nothing.
             Ok(Ok(_)) if fault.is_some() => batch.rejected.extend(fault),
-            Ok(Ok(r)) => batch.records.push(r),
+            Ok(Ok(r)) => batch.records.push(Box::new(r)),
             Ok(Err(reason)) => *batch.skipped.entry(reason.to_string()).or_default() += 1,
             Err(message) => batch.rejected.push(reject(message)),
         }

@@ -233,7 +233,7 @@ impl Ss12000Source {
         rejected.extend(out.rejected);
         Ok(SourceBatch {
             columns: columns(&self.config, &out.records),
-            records: out.records,
+            records: out.records.into_iter().map(Box::new).collect(),
             rejected,
             skipped: out.skipped,
             watermark: mark.map(format_mark),

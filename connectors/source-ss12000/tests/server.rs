@@ -248,7 +248,7 @@ async fn an_incremental_read_brings_changed_persons_ended_duties_deletions_and_m
     let leaver = class.memberships.iter().map(|m| m.person.clone()).find(|p| *p != renamed && *p != deleted).unwrap();
     assert!(h.end_membership(&class.id, &leaver, today().pred_opt().unwrap()));
 
-    let cx = FetchContext { today: today(), since: Some(&mark), prior: &first.records };
+    let cx = FetchContext { today: today(), since: Some(&mark), prior: &unboxed(&first.records) };
     let Fetched::Changes(ch) = src.fetch(cx).await.unwrap() else { panic!("an incremental read") };
     assert_eq!(h.violations(), []);
     assert!(queries(&server, "/persons").iter().any(|q| q.contains("meta.modified.after")));
@@ -265,7 +265,7 @@ async fn an_incremental_read_brings_changed_persons_ended_duties_deletions_and_m
     assert!(new_mark > mark, "{new_mark} after {mark}: the server's time of the changes");
 
     // Nothing changed since: nothing comes back, and the watermark stays.
-    let cx = FetchContext { today: today(), since: Some(&new_mark), prior: &first.records };
+    let cx = FetchContext { today: today(), since: Some(&new_mark), prior: &unboxed(&first.records) };
     let Fetched::Changes(none) = src.fetch(cx).await.unwrap() else { panic!("an incremental read") };
     assert!(none.removed.is_empty() || none.removed.iter().all(|id| ch.removed.contains(id)));
     assert_eq!(none.watermark.as_deref(), Some(new_mark.as_str()));
@@ -295,7 +295,7 @@ async fn many_changed_groups_are_rebuilt_with_their_teachers_from_one_listing_of
         assert!(h.update_group(id, |x| x.display_name = format!("{} HT27", x.display_name)));
     }
     let mark = first.watermark.clone().unwrap();
-    let cx = FetchContext { today: today(), since: Some(&mark), prior: &first.records };
+    let cx = FetchContext { today: today(), since: Some(&mark), prior: &unboxed(&first.records) };
     let Fetched::Changes(ch) = src.fetch(cx).await.unwrap() else { panic!("an incremental read") };
     assert_eq!(h.violations(), []);
     let activities = queries(&server, "/activities");
@@ -334,7 +334,7 @@ async fn a_change_made_during_a_full_read_on_a_page_already_read_comes_with_the_
     assert_eq!(name(&late).as_deref(), Some("Sen"));
     assert_ne!(name(&early).as_deref(), Some("Tidig"));
     let mark = first.watermark.clone().unwrap();
-    let cx = FetchContext { today: today(), since: Some(&mark), prior: &first.records };
+    let cx = FetchContext { today: today(), since: Some(&mark), prior: &unboxed(&first.records) };
     let Fetched::Changes(ch) = src.fetch(cx).await.unwrap() else { panic!("an incremental read") };
     let changed: Vec<(&str, &str)> = ch.changed.iter().map(|r| (r.person_id.as_str(), r.given_name.as_str())).collect();
     assert!(changed.contains(&(early.as_str(), "Tidig")), "{changed:?}");
@@ -436,7 +436,7 @@ async fn bench_100k() {
     }
     let mark = batch.watermark.clone().unwrap();
     let started = Instant::now();
-    let cx = FetchContext { today: today(), since: Some(&mark), prior: &batch.records };
+    let cx = FetchContext { today: today(), since: Some(&mark), prior: &unboxed(&batch.records) };
     let Fetched::Changes(ch) = src.fetch(cx).await.unwrap() else { panic!("an incremental read") };
     let took = started.elapsed();
     println!("bench_100k: incremental read of 100 changed persons: {took:?}, {} changed records", ch.changed.len());
@@ -460,4 +460,9 @@ fn cpu_time() -> f64 {
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A batch's records as the in-memory prior records of a later read.
+fn unboxed(records: &[Box<connector_api::SourceRecord>]) -> Vec<connector_api::SourceRecord> {
+    records.iter().map(|r| connector_api::SourceRecord::clone(r)).collect()
 }
