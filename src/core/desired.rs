@@ -36,16 +36,13 @@ pub fn kept_members(
     let by_key: HashMap<String, &ObservedAccount> = observed.iter().map(|a| (caps.key(a.key()), a)).collect();
     let fold = |m: &str| plan::fold_member(caps, m);
     for o in mine {
-        let found = o
-            .anchor
-            .as_deref()
-            .and_then(|x| by_anchor.get(x).copied())
-            .or_else(|| by_key.get(&caps.key(o.key.as_deref()?)).copied());
+        let found =
+            o.anchor().and_then(|x| by_anchor.get(x).copied()).or_else(|| by_key.get(&caps.key(o.key()?)).copied());
         if caps.groups == Some(MemberForm::Username) {
             let stored = snapshot.identities.get(&o.identity_id).and_then(Option::as_deref);
             out.extend(found.and_then(|a| a.username()).into_iter().chain(stored).map(fold));
         } else {
-            out.extend(found.map(|a| a.key()).into_iter().chain(o.key.as_deref()).map(fold));
+            out.extend(found.map(|a| a.key()).into_iter().chain(o.key()).map(fold));
         }
     }
     out

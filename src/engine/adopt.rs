@@ -497,7 +497,7 @@ impl Engine {
             let Some(namer) = &t.groups else { continue };
             let mut members: Vec<(IdentityId, Option<String>)> = Vec::new();
             for a in snapshot.accounts.iter().filter(|a| a.target == tid) {
-                members.extend(a.key.clone().map(|k| (a.identity_id.clone(), Some(k))));
+                members.extend(a.key().map(str::to_owned).map(|k| (a.identity_id.clone(), Some(k))));
             }
             for c in plan.accounts.iter().filter(|c| &c.target == tid) {
                 members.push((c.identity.clone(), Some(c.key.clone())));
@@ -720,9 +720,10 @@ impl Engine {
             )));
         }
         let owned: Vec<_> = snapshot.accounts.iter().filter(|o| o.target == tid).collect();
-        if owned.iter().any(|o| {
-            o.anchor.is_some() && o.anchor.as_deref() == a.anchor() || o.key.as_deref().is_some_and(|k| same(tid, k))
-        }) {
+        if owned
+            .iter()
+            .any(|o| o.anchor().is_some() && o.anchor() == a.anchor() || o.key().is_some_and(|k| same(tid, k)))
+        {
             return Err(fail(format!("--entry {}: the account is enid's already", h.entry)));
         }
         let owns: HashSet<&str> = owned.iter().map(|o| o.identity_id.as_str()).collect();

@@ -452,8 +452,8 @@ impl Engine {
                     .iter()
                     .flat_map(|a| {
                         let by_row = owned.iter().filter(move |o| {
-                            o.anchor.is_some() && o.anchor.as_deref() == a.anchor()
-                                || o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(a.key()))
+                            o.anchor().is_some() && o.anchor() == a.anchor()
+                                || o.key().is_some_and(|k| handle.caps.key(k) == handle.caps.key(a.key()))
                         });
                         let by_attr = a.attrs.texts(owner);
                         by_row.map(|o| o.identity_id.as_str()).chain(by_attr).collect::<Vec<_>>()
@@ -486,8 +486,7 @@ impl Engine {
                 // the next run finds it in scope and brings it in line.
                 let claimed_there = outside.contains(&(id.clone(), d.id().clone()))
                     && owned.iter().any(|o| {
-                        &o.identity_id == d.id()
-                            && o.key.as_deref().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
+                        &o.identity_id == d.id() && o.key().is_some_and(|k| handle.caps.key(k) == handle.caps.key(key))
                     });
                 if claimed_there
                     && d.active
@@ -735,11 +734,8 @@ impl Engine {
         let outside_done: Vec<(String, IdentityId)> = outside
             .into_iter()
             .filter(|(t, i)| {
-                let anchor = snapshot
-                    .accounts
-                    .iter()
-                    .find(|a| a.target == t && &a.identity_id == i)
-                    .and_then(|a| a.anchor.as_deref());
+                let anchor =
+                    snapshot.accounts.iter().find(|a| a.target == t && &a.identity_id == i).and_then(|a| a.anchor());
                 anchor.is_some_and(|a| observed.get(t).is_some_and(|obs| obs.iter().any(|o| o.anchor() == Some(a))))
             })
             .collect();

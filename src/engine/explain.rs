@@ -209,8 +209,12 @@ impl Engine {
                 // A key (a DN, a user name) can hold the name a protected person's account
                 // still carries while the pseudonym waits, or their school's OU: the anchor finds
                 // the account without them.
-                key: if protected { a.key.as_ref().map(|_| "(protected)".into()) } else { a.key.clone() },
-                anchor: a.anchor.clone(),
+                key: if protected {
+                    a.key().as_ref().map(|_| "(protected)".into())
+                } else {
+                    a.key().map(str::to_owned)
+                },
+                anchor: a.anchor().map(str::to_owned),
                 status: a.status.as_str(),
                 disabled_on: a.disabled_at,
                 deleted_on: deletion(a),

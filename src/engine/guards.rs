@@ -157,7 +157,7 @@ impl Engine {
                 .get(id)
                 .into_iter()
                 .flat_map(|(m, _)| m.iter())
-                .filter_map(|a| Some((a.anchor.clone()?, a.identity_id.clone())))
+                .filter_map(|a| Some((a.anchor().map(str::to_owned)?, a.identity_id.clone())))
                 .collect();
             if missing.is_empty() {
                 continue;

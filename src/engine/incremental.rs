@@ -406,8 +406,8 @@ impl Engine {
                 full!("an account on target \"{id}\" is excluded");
             }
             let same = |o: &ObservedAccount, a: &crate::core::model::OwnedAccount| {
-                o.anchor().is_some() && o.anchor() == a.anchor.as_deref()
-                    || a.key.as_deref().is_some_and(|k| t.caps.key(k) == t.caps.key(o.key()))
+                o.anchor().is_some() && o.anchor() == a.anchor()
+                    || a.key().is_some_and(|k| t.caps.key(k) == t.caps.key(o.key()))
             };
             for a in &owned {
                 if found.iter().filter(|o| same(o, a)).count() != 1 {

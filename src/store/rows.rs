@@ -338,14 +338,10 @@ fn owned_account_of(
     status: &str,
     disabled_at: Option<String>,
 ) -> OwnedAccount {
-    OwnedAccount {
-        disabled_at: disabled_at.and_then(|d| d.get(..10).and_then(|d| d.parse().ok())),
-        target: target.into(),
-        identity_id,
-        key,
-        anchor,
-        status: AccountStatus::parse(status).unwrap_or(AccountStatus::Pending),
-    }
+    let status = AccountStatus::parse(status).unwrap_or(AccountStatus::Pending);
+    let mut account = OwnedAccount::new(&target, identity_id, key.as_deref(), anchor.as_deref(), status);
+    account.disabled_at = disabled_at.and_then(|d| d.get(..10).and_then(|d| d.parse().ok()));
+    account
 }
 
 /// A source record as read for display: (source, person_id, civic_no, given_name, family_name,

@@ -444,7 +444,7 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
     let pending = [("ldap".to_string(), IdentityId::from("id-a"))];
     s.record_pending(&pending, day(0)).await.unwrap();
     let a = account(s, "id-a").await.unwrap();
-    assert_eq!((a.status, a.anchor.as_deref(), a.key.as_deref()), (AccountStatus::Pending, None, None));
+    assert_eq!((a.status, a.anchor(), a.key()), (AccountStatus::Pending, None, None));
 
     let adoption = |disabled| Adoption {
         target: "ldap".into(),
@@ -456,14 +456,14 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
         status_only: false,
     };
     s.adopt(&[adoption(false)], day(1)).await.unwrap();
-    assert_eq!(account(s, "id-a").await.unwrap().anchor.as_deref(), Some("u-1"));
+    assert_eq!(account(s, "id-a").await.unwrap().anchor(), Some("u-1"));
 
     // An unknown anchor keeps the recorded one; a pending row starts over.
     s.record_ops(run, &[op("ldap", "id-a", "S1", set("uid=a", None, AccountStatus::Active))], day(2)).await.unwrap();
-    assert_eq!(account(s, "id-a").await.unwrap().anchor.as_deref(), Some("u-1"));
+    assert_eq!(account(s, "id-a").await.unwrap().anchor(), Some("u-1"));
     s.record_pending(&pending, day(2)).await.unwrap();
     let a = account(s, "id-a").await.unwrap();
-    assert_eq!((a.anchor, a.key), (None, None), "a create sent again gets its key from the target");
+    assert_eq!((a.anchor(), a.key()), (None, None), "a create sent again gets its key from the target");
 
     // disabled_at is the day of the first disable, kept while the account stays disabled.
     s.adopt(&[adoption(true)], day(3)).await.unwrap();
@@ -472,10 +472,7 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
         .unwrap();
     let a = account(s, "id-a").await.unwrap();
     let day3 = NaiveDate::from_ymd_opt(2026, 8, 4).unwrap();
-    assert_eq!(
-        (a.status, a.disabled_at, a.key.as_deref()),
-        (AccountStatus::Disabled, Some(day3), Some("uid=a,ou=off"))
-    );
+    assert_eq!((a.status, a.disabled_at, a.key()), (AccountStatus::Disabled, Some(day3), Some("uid=a,ou=off")));
     s.record_ops(run, &[op("ldap", "id-a", "S1", set("uid=a", None, AccountStatus::Active))], day(6)).await.unwrap();
     assert_eq!(account(s, "id-a").await.unwrap().disabled_at, None);
 
@@ -492,7 +489,7 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
     ];
     s.record_ops(run, &ops, day(7)).await.unwrap();
     let a = account(s, "id-a").await.unwrap();
-    assert_eq!((a.key.as_deref(), a.status, a.anchor.as_deref()), (Some("uid=a2"), AccountStatus::Active, Some("u-1")));
+    assert_eq!((a.key(), a.status, a.anchor()), (Some("uid=a2"), AccountStatus::Active, Some("u-1")));
     assert_eq!(account(s, "id-b").await, None);
 
     s.record_ops(run, &[op("ad", "id-a", "S1", set("cn=a", Some("g-1"), AccountStatus::Active))], day(8))
@@ -524,7 +521,7 @@ pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S)
         .await
         .unwrap()
         .into_iter()
-        .map(|a| (a.target.to_string(), a.identity_id.to_string(), a.key.map(|k| k.to_string()), a.status))
+        .map(|a| (a.target.to_string(), a.identity_id.to_string(), a.key().map(|k| k.to_string()), a.status))
         .collect();
     let row = |t: &str, i: &str, k: &str, st| (t.to_string(), i.to_string(), Some(k.to_string()), st);
     let mut want = vec![
@@ -702,7 +699,7 @@ pub(crate) async fn pruning_removes_old_runs_their_log_and_plans_but_not_what_th
     assert!(s.runs(10).await.unwrap().is_empty());
     assert!(s.has_applied().await.unwrap(), "pruning every run made an applied state look new");
     assert!(s.has_adopted().await.unwrap(), "pruning every run forgot the adopt");
-    assert_eq!(account(s, "id-a").await.and_then(|a| a.key).as_deref(), Some("k"));
+    assert_eq!(account(s, "id-a").await.and_then(|a| a.key().map(str::to_owned)).as_deref(), Some("k"));
 }
 
 pub(crate) async fn plans_are_saved_once_and_loaded<S: StateStore>(s: &S) {
@@ -819,7 +816,7 @@ pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(
             && ids.contains(id.as_str())
             && snap.record("sis", &format!("P{i}")).is_some()
     }));
-    assert!(snap.accounts.iter().all(|a| a.status == AccountStatus::Active && a.anchor.is_some()));
+    assert!(snap.accounts.iter().all(|a| a.status == AccountStatus::Active && a.anchor().is_some()));
     assert_eq!(s.log(&LogFilter { run: Some(run), ..LogFilter::default() }).await.unwrap().len(), N);
     assert_eq!(s.reserved_usernames().await.unwrap().len(), N);
     assert_eq!(s.allocated_usernames(day(0), None).await.unwrap().len(), 2 * N);
@@ -1222,7 +1219,7 @@ pub(crate) async fn a_key_written_twice_in_one_write_keeps_the_last<S: StateStor
     s.record_ops(run, &ops, day(1)).await.unwrap();
     let a = account(s, "id-a").await.unwrap();
     assert_eq!(
-        (a.key.as_deref(), a.status, a.anchor.as_deref()),
+        (a.key(), a.status, a.anchor()),
         (Some("uid=a,ou=off"), AccountStatus::Disabled, Some("u-1")),
         "the last outcome, the first one's anchor kept"
     );
@@ -1359,7 +1356,7 @@ pub(crate) async fn hostile_text_round_trips_and_is_found_as_itself<S: StateStor
     assert_eq!(s.log(&row("S_1")).await.unwrap().len(), 1);
     assert!(s.log(&row("SX1")).await.unwrap().is_empty());
     assert!(s.log(&row("S%")).await.unwrap().is_empty());
-    assert_eq!(account(s, "o5").await.unwrap().key.as_deref(), Some(r"uid=C:\temp\"));
+    assert_eq!(account(s, "o5").await.unwrap().key(), Some(r"uid=C:\temp\"));
 }
 
 /// A record's whole copy may hold a character JSON writes as `\u0000` (a source that delivers

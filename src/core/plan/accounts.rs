@@ -167,19 +167,19 @@ pub fn plan_target(
         // Find the account this identity owns, or the one its pending create made.
         let mut found = None;
         if let Some(o) = owned {
-            match o.anchor.as_deref() {
+            match o.anchor() {
                 Some(a) => found = by_anchor.get(a),
                 None => {
                     // Rows from before keys were the target's alone may hold the key a create
                     // was sent to: the entry there counts only if it carries the identity's id.
-                    let at_key = o.key.as_deref().and_then(|k| by_key().get(&caps.key(k)).copied());
+                    let at_key = o.key().and_then(|k| by_key().get(&caps.key(k)).copied());
                     found = at_key.filter(|&i| carries_id(&observed[i], &d.spec.id));
                     if found.is_none() && o.status == AccountStatus::Pending {
                         found = find_owner_value(&d.spec.id);
                     }
                 }
             }
-            if let Some(i) = found.filter(|_| o.status == AccountStatus::Pending || o.anchor.is_none()) {
+            if let Some(i) = found.filter(|_| o.status == AccountStatus::Pending || o.anchor().is_none()) {
                 tp.adoptions.push(Adoption {
                     target: target.into(),
                     identity: d.id.clone(),
@@ -191,7 +191,7 @@ pub fn plan_target(
                 });
             }
             if found.is_none()
-                && let Some(&i) = o.key.as_deref().and_then(|k| by_key().get(&caps.key(k)))
+                && let Some(&i) = o.key().and_then(|k| by_key().get(&caps.key(k)))
                 && !claimed[i]
                 && !carries_id(&observed[i], &d.spec.id)
             {
@@ -322,12 +322,12 @@ pub fn plan_target(
                         tp.summary.unchanged += 1;
                         // Disabled on the target while the state still says active: the
                         // disable is recorded (from today), or the grace period never starts.
-                        if let Some(o) = owned.filter(|o| o.status == AccountStatus::Active && o.anchor.is_some()) {
+                        if let Some(o) = owned.filter(|o| o.status == AccountStatus::Active && o.anchor().is_some()) {
                             tp.adoptions.push(Adoption {
                                 target: target.into(),
                                 identity: d.id.clone(),
                                 key: obs.key().to_owned(),
-                                anchor: obs.anchor().map(str::to_owned).or_else(|| o.anchor.clone()),
+                                anchor: obs.anchor().map(str::to_owned).or_else(|| o.anchor().map(str::to_owned)),
                                 disabled: true,
                                 by_username: false,
                                 status_only: true,
@@ -387,7 +387,7 @@ pub fn plan_target(
                 // Enabled on the target while the state says disabled (an enable whose record
                 // was lost): recorded as active, or a later lockout by IT would be taken for
                 // enid's own disable and undone.
-                if let Some(o) = owned.filter(|o| o.status == AccountStatus::Disabled && o.anchor.is_some())
+                if let Some(o) = owned.filter(|o| o.status == AccountStatus::Disabled && o.anchor().is_some())
                     && !obs.disabled
                     && d.active
                     && !d.provision_disabled
@@ -396,7 +396,7 @@ pub fn plan_target(
                         target: target.into(),
                         identity: d.id.clone(),
                         key: obs.key().to_owned(),
-                        anchor: obs.anchor().map(str::to_owned).or_else(|| o.anchor.clone()),
+                        anchor: obs.anchor().map(str::to_owned).or_else(|| o.anchor().map(str::to_owned)),
                         disabled: false,
                         by_username: false,
                         status_only: true,
@@ -566,9 +566,9 @@ pub fn missing_owned<'a>(
     let mut missing = Vec::new();
     for o in owned.iter().copied().filter(|o| o.status != AccountStatus::Pending) {
         of += 1;
-        let by_anchor = o.anchor.as_deref().is_some_and(|a| anchors.get(a).is_some());
+        let by_anchor = o.anchor().is_some_and(|a| anchors.get(a).is_some());
         let by_key = || {
-            o.key.as_deref().is_some_and(|k| {
+            o.key().is_some_and(|k| {
                 keys.get_or_init(|| observed.iter().map(|o| (caps.key(o.key()), ())).collect())
                     .contains_key(&caps.key(k))
             })
@@ -624,12 +624,9 @@ pub(super) struct OwnedIndex<'a> {
 
 impl<'a> OwnedIndex<'a> {
     fn new(owned: &'a [&'a OwnedAccount], caps: &'a Capabilities) -> Self {
-        let anchors = Keyed::new(owned, (|o: &'a &'a OwnedAccount| o.anchor.as_deref()) as fn(_) -> _);
-        let keys = owned
-            .iter()
-            .filter(|o| o.anchor.is_none())
-            .filter_map(|o| Some((caps.key(o.key.as_deref()?), ())))
-            .collect();
+        let anchors = Keyed::new(owned, (|o: &'a &'a OwnedAccount| o.anchor()) as fn(_) -> _);
+        let keys =
+            owned.iter().filter(|o| o.anchor().is_none()).filter_map(|o| Some((caps.key(o.key()?), ()))).collect();
         OwnedIndex { anchors, keys, caps }
     }
 

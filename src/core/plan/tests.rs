@@ -67,14 +67,9 @@ fn observed(user: &str, id: Option<&str>, sn: &str, disabled: bool) -> ObservedA
 }
 
 fn owned(id: &str, user: &str, status: AccountStatus) -> OwnedAccount {
-    OwnedAccount {
-        target: "dir".into(),
-        identity_id: id.into(),
-        key: Some(format!("uid={user},ou=people,dc=example,dc=org")),
-        anchor: (status != AccountStatus::Pending).then(|| format!("uuid-{user}")),
-        status,
-        disabled_at: None,
-    }
+    let key = format!("uid={user},ou=people,dc=example,dc=org");
+    let anchor = (status != AccountStatus::Pending).then(|| format!("uuid-{user}"));
+    OwnedAccount::new("dir", id.into(), Some(&key), anchor.as_deref(), status)
 }
 
 fn check(desired: &[Desired], observed: &[ObservedAccount], owned: &[OwnedAccount], expect: expect_test::Expect) {
@@ -175,7 +170,7 @@ fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place()
 #[test]
 fn a_row_without_an_anchor_takes_the_entry_at_its_key_only_with_the_identitys_id() {
     let mut row = owned("1", "anna.berg", AccountStatus::Active);
-    row.anchor = None;
+    row.set_anchor(None);
     check(
         &[desired("1", "anna.berg", "Berg", true)],
         &[observed("anna.berg", Some("2"), "Berg", false)],
