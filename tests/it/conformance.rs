@@ -81,3 +81,36 @@ fn the_ldap_target_passes_the_conformance_suite() {
     assert_eq!(reports.len(), 13, "{reports:#?}");
     testkit::assert_passed(&reports);
 }
+
+/// `observe_at` (what `adopt --entry` and the guard for accounts moved out of scope read: one
+/// entry, in the scope or not) reads the attribute that disables an account, as `observe` does:
+/// an entry locked out by hand outside the scope reads as disabled, never as enabled.
+#[test]
+fn the_ldap_target_reads_an_entry_outside_the_scope_with_its_lockout() {
+    use connector_api::Target;
+    let env = Env::with_config(
+        "[targets.directory.disable]\nmethod = \"attribute\"\nattribute = \"description\"\nvalue = \"disabled\"",
+    );
+    let parsed = enid::config::Config::load(&env.path("enid.toml")).expect("the rig's config loads");
+    let enid::config::TargetConfig::Ldap(c) = &parsed.targets["directory"].connector else { panic!("ldap") };
+    let target = LdapTarget::new(LdapConfig { url: env.slapd.url(), ..c.clone() }, Secret::new("secret"));
+    env.add("ou=old,dc=example,dc=org", &[("objectClass", &["organizationalUnit"]), ("ou", &["old"])]);
+    let person = |uid: &str, locked: bool| {
+        let dn = format!("uid={uid},ou=old,dc=example,dc=org");
+        let uids = [uid];
+        let mut attrs: Vec<(&str, &[&str])> =
+            vec![("objectClass", &["inetOrgPerson"]), ("uid", &uids[..]), ("cn", &["Anna Berg"]), ("sn", &["Berg"])];
+        if locked {
+            attrs.push(("description", &["disabled"]));
+        }
+        env.add(&dn, &attrs);
+        dn
+    };
+    let (locked, open) = (person("anna.berg", true), person("bo.ek", false));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let read = |dn: &str| rt.block_on(target.observe_at(dn, &["sn".to_string()])).expect("read").expect("found");
+    let a = read(&locked);
+    assert!(a.disabled, "the lockout outside the scope is read: {a:?}");
+    assert_eq!((a.username(), a.attrs.texts("sn").collect::<Vec<_>>()), (Some("anna.berg"), vec!["Berg"]));
+    assert!(!read(&open).disabled);
+}
