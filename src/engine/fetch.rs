@@ -454,7 +454,7 @@ mod tests {
             groups: Vec::new(),
             email: None,
             eppn: None,
-            external_ids: Vec::new(),
+            external_ids: Box::default(),
             protection: None,
             deceased: false,
             location: format!("api:{pid}").into(),

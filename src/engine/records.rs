@@ -220,7 +220,7 @@ mod tests {
                         location: Default::default(),
                         email: None,
                         eppn: None,
-                        external_ids: Vec::new(),
+                        external_ids: Box::default(),
                         protection: None,
                         deceased: false,
                     }),

@@ -1087,7 +1087,7 @@ fn sourced_record(person_id: &str, identity: &str, ties: &[(&str, &str, Option<&
             .collect(),
         email: None,
         eppn: None,
-        external_ids: Vec::new(),
+        external_ids: Box::default(),
         protection: None,
         deceased: false,
         location: format!("persons/{person_id}").into(),

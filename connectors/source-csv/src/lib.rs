@@ -598,7 +598,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, 
         groups,
         email: lowercase_opt(get("email")),
         eppn: lowercase_opt(get("eppn")),
-        external_ids: Vec::new(),
+        external_ids: Box::default(),
         deceased: false,
         // The value is not repeated in the message: the marking itself is protected.
         protection: connector_api::Protection::parse(get("protection")).map_err(|e| format!("protection {e}"))?,

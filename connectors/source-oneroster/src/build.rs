@@ -287,7 +287,7 @@ pub fn base(config: &OneRosterConfig, u: &UserRow, location: String, today: Naiv
         groups: Vec::new(),
         email: Some(u.email.as_str()).filter(|e| !e.is_empty()).map(Into::into),
         eppn: eppn.map(Into::into),
-        external_ids,
+        external_ids: external_ids.into(),
         protection: None,
         deceased: false,
         location: location.into(),

@@ -313,7 +313,7 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
                 .find(|e| !e.is_empty())
                 .map(str::to_lowercase))
             .map(Into::into),
-            external_ids,
+            external_ids: external_ids.into(),
             protection: None,
             deceased,
             location: location("persons", &p.id).into(),

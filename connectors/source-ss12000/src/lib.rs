@@ -609,7 +609,7 @@ mod tests {
             groups: Vec::new(),
             email: None,
             eppn: None,
-            external_ids: vec!["19870704-9998".into()],
+            external_ids: vec!["19870704-9998".into()].into(),
             protection: None,
             deceased: false,
             location: format!("persons/{id}").into(),
@@ -665,7 +665,7 @@ mod tests {
         }))
         .unwrap();
         r.email = Some("a@b.se".into());
-        r.external_ids = vec!["1".into()];
+        r.external_ids = vec!["1".into()].into();
         assert_eq!(
             cols(&[r]),
             "email,end_date,external_ids,family_name,given_name,groups,person_id,role,school_unit,start_date"

@@ -24,7 +24,7 @@ fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
             groups: vec![],
             email: None,
             eppn: None,
-            external_ids: Vec::new(),
+            external_ids: Box::default(),
             protection: None,
             deceased: false,
             location: Default::default(),
