@@ -341,12 +341,8 @@ impl AccountStatus {
 pub struct OwnedAccount {
     pub target: connector_api::value::Str,
     pub identity_id: IdentityId,
-    /// The key, then the anchor.
-    ids: Box<str>,
-    /// Where the anchor starts in `ids` (the key's length).
-    anchor_at: u32,
-    has_key: bool,
-    has_anchor: bool,
+    /// The key and the anchor.
+    ids: connector_api::Joined,
     pub status: AccountStatus,
     /// When enid disabled the account (deletion follows a grace period later).
     pub disabled_at: Option<NaiveDate>,
@@ -361,17 +357,10 @@ impl OwnedAccount {
         anchor: Option<&str>,
         status: AccountStatus,
     ) -> OwnedAccount {
-        let (k, a) = (key.unwrap_or_default(), anchor.unwrap_or_default());
-        let mut ids = String::with_capacity(k.len() + a.len());
-        ids.push_str(k);
-        ids.push_str(a);
         OwnedAccount {
             target: target.into(),
             identity_id,
-            ids: ids.into_boxed_str(),
-            anchor_at: key_len(k),
-            has_key: key.is_some(),
-            has_anchor: anchor.is_some(),
+            ids: connector_api::Joined::new([key, anchor, None]),
             status,
             disabled_at: None,
         }
@@ -380,39 +369,23 @@ impl OwnedAccount {
     /// The key the target last gave the account; `None` for a create whose result is not known
     /// yet (a pending row: the account is found by the owner marker it carries).
     pub fn key(&self) -> Option<&str> {
-        self.has_key.then(|| self.ids.get(..self.anchor_at as usize).unwrap_or_default())
+        self.ids.get(0)
     }
 
     /// The anchor the target last gave the account, if it has one.
     pub fn anchor(&self) -> Option<&str> {
-        self.has_anchor.then(|| self.ids.get(self.anchor_at as usize..).unwrap_or_default())
+        self.ids.get(1)
     }
 
     /// The same row with another key.
     pub fn set_key(&mut self, key: Option<&str>) {
-        let anchor = self.anchor().map(str::to_owned);
-        self.set_ids(key, anchor.as_deref());
+        self.ids = connector_api::Joined::new([key, self.anchor(), None]);
     }
 
     /// The same row with another anchor.
     pub fn set_anchor(&mut self, anchor: Option<&str>) {
-        let key = self.key().map(str::to_owned);
-        self.set_ids(key.as_deref(), anchor);
+        self.ids = connector_api::Joined::new([self.key(), anchor, None]);
     }
-
-    fn set_ids(&mut self, key: Option<&str>, anchor: Option<&str>) {
-        let fresh = OwnedAccount::new("", self.identity_id.clone(), key, anchor, self.status);
-        (self.ids, self.anchor_at, self.has_key, self.has_anchor) =
-            (fresh.ids, fresh.anchor_at, fresh.has_key, fresh.has_anchor);
-    }
-}
-
-/// A key's length as the `u32` an [`OwnedAccount`] keeps it in.
-#[allow(clippy::expect_used)]
-fn key_len(key: &str) -> u32 {
-    // A key comes from a target's protocol message and the state's column, neither of which
-    // holds 4 GiB: this cannot fail.
-    u32::try_from(key.len()).expect("an account key is under 4 GiB")
 }
 
 impl std::fmt::Debug for OwnedAccount {

@@ -11,11 +11,79 @@
 //!
 //! Only texts are packed. A boolean or complex value (SCIM), a name outside the shared list, or
 //! a string longer than a `char` can count keeps the attributes as an [`Attrs`], as given.
+//!
+//! [`Joined`] does the same for an account's key, anchor and username (an observed account's,
+//! an owned account's): up to three optional strings in one allocation.
 
 use crate::attrs::{Attrs, Name};
 use crate::value::{Str, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
+
+/// Up to three optional strings in one allocation of exactly their bytes, read back by
+/// slicing (24 bytes in place): an account's key, anchor and username, of which a run holds a
+/// million. Each string but the last has a mark: where it ends (the low 30 bits) and whether it
+/// is there (the top bit); the last ends where the text does, and whether it is there is the
+/// first mark's second bit. Made only by [`Joined::new`], so every mark is a boundary in the text.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Joined {
+    text: Box<str>,
+    marks: [u32; 2],
+}
+
+const THERE: u32 = 1 << 31;
+const LAST_THERE: u32 = 1 << 30;
+const END: u32 = LAST_THERE - 1;
+
+impl Joined {
+    /// The strings, each given or absent (an empty one is not an absent one).
+    pub fn new(parts: [Option<&str>; 3]) -> Joined {
+        let mut text = String::with_capacity(parts.iter().flatten().map(|s| s.len()).sum());
+        let mut marks = [0; 2];
+        for (mark, part) in marks.iter_mut().zip(parts) {
+            text.push_str(part.unwrap_or_default());
+            *mark = end_mark(text.len()) | if part.is_some() { THERE } else { 0 };
+        }
+        if let Some(last) = parts[2] {
+            text.push_str(last);
+            marks[0] |= LAST_THERE;
+        }
+        end_mark(text.len()); // the whole must fit as well, for the last string's end
+        Joined { text: text.into_boxed_str(), marks }
+    }
+
+    /// The `i`th string (0, 1 or 2), `None` when it is absent.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let [first, second] = self.marks;
+        let (start, end, there) = match i {
+            0 => (0, first & END, first & THERE != 0),
+            1 => (first & END, second & END, second & THERE != 0),
+            2 => (second & END, end_mark(self.text.len()), first & LAST_THERE != 0),
+            _ => return None,
+        };
+        // Every mark is a boundary `new` wrote: the range is in the text, on char boundaries.
+        there.then(|| &self.text[start as usize..end as usize])
+    }
+
+    /// The `i`th string, empty when it is absent.
+    pub fn part(&self, i: usize) -> &str {
+        self.get(i).unwrap_or("")
+    }
+}
+
+/// A length as a mark's end.
+#[allow(clippy::expect_used)]
+fn end_mark(len: usize) -> u32 {
+    // Keys, anchors and usernames come in one protocol message of a target or one column of the
+    // state, none of which holds a gigabyte: this cannot fail.
+    u32::try_from(len).ok().filter(|n| *n <= END).expect("an account's key, anchor and username are under 1 GiB")
+}
+
+impl std::fmt::Debug for Joined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries((0..3).map(|i| self.get(i))).finish()
+    }
+}
 
 /// An observed account's attributes: name → [`Value`], in name order. Read with [`get`],
 /// [`texts`] and [`iter`]; made from an [`Attrs`] by [`PackedAttrs::pack`] (with the names a

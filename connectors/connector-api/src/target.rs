@@ -8,7 +8,7 @@
 
 use crate::capabilities::{Capabilities, Lookup};
 use crate::error::BoxError;
-use crate::packed::PackedAttrs;
+use crate::packed::{Joined, PackedAttrs};
 use crate::source::Role;
 use crate::value::{AttrChange, Attrs, Str};
 use serde::Serialize;
@@ -24,13 +24,8 @@ use std::time::Duration;
 /// attributes are fields.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ObservedAccount {
-    /// The key, the anchor and the username, one after the other.
-    ids: Box<str>,
-    /// Where the anchor starts in `ids` (the key's length) and where the username starts.
-    anchor_at: u32,
-    username_at: u32,
-    has_anchor: bool,
-    has_username: bool,
+    /// The key (always there), the anchor and the username.
+    ids: Joined,
     /// The requested attributes, with the names the engine asked for, in enid's values (packed:
     /// a read holds every account's for the whole run).
     pub attrs: PackedAttrs,
@@ -55,16 +50,8 @@ struct Rare {
 impl ObservedAccount {
     /// An enabled, ordinary account (no flag set, no foreign writer, no placement).
     pub fn new(key: &str, anchor: Option<&str>, username: Option<&str>, attrs: PackedAttrs) -> ObservedAccount {
-        let mut ids = String::with_capacity(key.len() + anchor.map_or(0, str::len) + username.map_or(0, str::len));
-        ids.push_str(key);
-        ids.push_str(anchor.unwrap_or_default());
-        ids.push_str(username.unwrap_or_default());
         ObservedAccount {
-            anchor_at: offset(key.len()),
-            username_at: offset(key.len() + anchor.map_or(0, str::len)),
-            ids: ids.into_boxed_str(),
-            has_anchor: anchor.is_some(),
-            has_username: username.is_some(),
+            ids: Joined::new([Some(key), anchor, username]),
             attrs,
             disabled: false,
             excluded: false,
@@ -75,18 +62,18 @@ impl ObservedAccount {
 
     /// How the target addresses the account (an LDAP DN, a SCIM id): opaque to the engine.
     pub fn key(&self) -> &str {
-        self.ids.get(..self.anchor_at as usize).unwrap_or_default()
+        self.ids.part(0)
     }
 
     /// An immutable id that survives renames and moves (LDAP `entryUUID`, AD `objectGUID`, a
     /// SCIM id), if the target has one.
     pub fn anchor(&self) -> Option<&str> {
-        self.has_anchor.then(|| self.ids.get(self.anchor_at as usize..self.username_at as usize).unwrap_or_default())
+        self.ids.get(1)
     }
 
     /// The account's login name as the target holds it (LDAP `uid`, SCIM `userName`).
     pub fn username(&self) -> Option<&str> {
-        self.has_username.then(|| self.ids.get(self.username_at as usize..).unwrap_or_default())
+        self.ids.get(2)
     }
 
     /// Another system writes this account (Entra: a user synchronised from on-premises AD):
@@ -106,17 +93,17 @@ impl ObservedAccount {
 
     /// The same account under another key.
     pub fn set_key(&mut self, key: &str) {
-        *self = self.with_ids(key, self.anchor(), self.username());
+        self.ids = Joined::new([Some(key), self.anchor(), self.username()]);
     }
 
     /// The same account with another anchor.
     pub fn set_anchor(&mut self, anchor: Option<&str>) {
-        *self = self.with_ids(self.key(), anchor, self.username());
+        self.ids = Joined::new([Some(self.key()), anchor, self.username()]);
     }
 
     /// The same account with another username.
     pub fn set_username(&mut self, username: Option<&str>) {
-        *self = self.with_ids(self.key(), self.anchor(), username);
+        self.ids = Joined::new([Some(self.key()), self.anchor(), username]);
     }
 
     /// Marks the account as written by another system, for this reason (or not).
@@ -129,30 +116,11 @@ impl ObservedAccount {
         self.rare_mut(|r| r.placement = placement);
     }
 
-    fn with_ids(&self, key: &str, anchor: Option<&str>, username: Option<&str>) -> ObservedAccount {
-        ObservedAccount {
-            attrs: self.attrs.clone(),
-            disabled: self.disabled,
-            excluded: self.excluded,
-            username_outdated: self.username_outdated,
-            rare: self.rare.clone(),
-            ..ObservedAccount::new(key, anchor, username, PackedAttrs::default())
-        }
-    }
-
     fn rare_mut(&mut self, change: impl FnOnce(&mut Rare)) {
         let mut rare = self.rare.take().map(|r| *r).unwrap_or_default();
         change(&mut rare);
         self.rare = (rare != Rare::default()).then(|| Box::new(rare));
     }
-}
-
-/// A length as the `u32` an [`ObservedAccount`] keeps it in.
-#[allow(clippy::expect_used)]
-fn offset(len: usize) -> u32 {
-    // A key and an anchor come in one protocol message of a target, which no connector reads
-    // at 4 GiB: this cannot fail.
-    u32::try_from(len).expect("an observed account's key and anchor are under 4 GiB")
 }
 
 impl std::fmt::Debug for ObservedAccount {
