@@ -11,5 +11,6 @@ pub mod index;
 pub mod mapping;
 pub mod model;
 pub mod naming;
+pub mod par;
 pub mod plan;
 pub mod policy;

@@ -84,27 +84,10 @@ impl Engine {
         let Ok(keyed) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key) else { return };
         // On every core: a first run's million creates are a million MACs over their JSON, and
         // the planning is otherwise one thread's work.
-        // A part whose thread cannot be started (a process limit) is done on this one.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per = plan.operations.len().div_ceil(threads).max(1);
         let keyed = &keyed;
-        let prints_of = move |part: &[PlannedOp]| -> Vec<connector_api::value::Str> {
+        let prints = crate::core::par::map_parts(&plan.operations, 4096, |part| {
             let mut json = Vec::new();
-            part.iter().map(|op| fingerprint(keyed.clone(), op, &mut json)).collect()
-        };
-        let parts: Vec<&[PlannedOp]> = plan.operations.chunks(per).collect();
-        let prints: Vec<Vec<connector_api::value::Str>> = std::thread::scope(|scope| {
-            let started: Vec<_> = parts
-                .iter()
-                .map(|&part| std::thread::Builder::new().spawn_scoped(scope, move || prints_of(part)).map_err(|_| part))
-                .collect();
-            started
-                .into_iter()
-                .map(|s| match s {
-                    Ok(thread) => thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                    Err(part) => prints_of(part),
-                })
-                .collect()
+            part.iter().map(|op| fingerprint(keyed.clone(), op, &mut json)).collect::<Vec<_>>()
         });
         for (op, print) in plan.operations.iter_mut().zip(prints.into_iter().flatten()) {
             op.fingerprint = print;

@@ -570,6 +570,9 @@ pub fn assemble(
     }
 }
 
+/// Operations each thread serialises at a time for the plan id.
+const ID_PART: usize = 4096;
+
 fn plan_id(
     ids: &[NewIdentity],
     ops: &[PlannedOp],
@@ -578,26 +581,51 @@ fn plan_id(
     conflicts: &[Conflict],
     renames: &[RenameInfo],
 ) -> String {
-    /// What the id hashes, serialised straight into the hash: a first run's 100,000 creates
-    /// would otherwise be built as a JSON tree and a string first.
-    #[derive(Serialize)]
-    struct Body<'a> {
-        identities: &'a [NewIdentity],
-        operations: &'a [PlannedOp],
-        adoptions: &'a [Adoption],
-        blocked: &'a [Blocked],
-        conflicts: &'a [Conflict],
-        renames: &'a [RenameInfo],
-    }
-    let body = Body { identities: ids, operations: ops, adoptions, blocked, conflicts, renames };
+    use std::io::Write;
+    // The JSON of `{"identities": ids, "operations": ops, "adoptions": ..., "renames": ...}`
+    // (serde_json's, compact), serialised straight into the hash: a first run's 100,000 creates
+    // would otherwise be built as a JSON tree and a string first. The operations are serialised
+    // on every core, some thousand at a time each, and hashed in order: a million creates' JSON
+    // was seconds of one core, and the id stays the one plans had (an approval names a plan by
+    // its id).
     let mut hasher = Sha256::new();
     {
         // Through a buffer: `serde_json` writes token by token, and a hash's update per token
-        // cost more than the hashing.
-        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut hasher);
-        // Writing into a hash cannot fail, and every value here serialises.
-        let _ = serde_json::to_writer(&mut buffered, &body);
-        let _ = std::io::Write::flush(&mut buffered);
+        // cost more than the hashing. Writing into a hash cannot fail, and every value here
+        // serialises.
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, &mut hasher);
+        let _ = w.write_all(b"{\"identities\":");
+        let _ = serde_json::to_writer(&mut w, ids);
+        let _ = w.write_all(b",\"operations\":[");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for (n, round) in ops.chunks(ID_PART * cores).enumerate() {
+            let texts = super::par::map_parts(round, ID_PART, |part| {
+                let mut text = Vec::new();
+                for (i, op) in part.iter().enumerate() {
+                    if i > 0 {
+                        text.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut text, op);
+                }
+                text
+            });
+            for (k, text) in texts.iter().enumerate() {
+                if n > 0 || k > 0 {
+                    let _ = w.write_all(b",");
+                }
+                let _ = w.write_all(text);
+            }
+        }
+        let _ = w.write_all(b"],\"adoptions\":");
+        let _ = serde_json::to_writer(&mut w, adoptions);
+        let _ = w.write_all(b",\"blocked\":");
+        let _ = serde_json::to_writer(&mut w, blocked);
+        let _ = w.write_all(b",\"conflicts\":");
+        let _ = serde_json::to_writer(&mut w, conflicts);
+        let _ = w.write_all(b",\"renames\":");
+        let _ = serde_json::to_writer(&mut w, renames);
+        let _ = w.write_all(b"}");
+        let _ = w.flush();
     }
     crate::core::id::hex(&hasher.finalize()[..8]).to_string()
 }

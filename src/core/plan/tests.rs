@@ -858,6 +858,43 @@ fn the_plan_id_is_the_hash_of_the_plans_json_as_before() {
     assert_eq!(plan_id(&[], &tp.operations, &[], &[], &[], &[]), "58043edcd51474be");
 }
 
+/// Past one part (and one round of parts on every core), the id is still the hash of the plan's
+/// JSON as serde_json writes it whole: the parts join with commas, in order, and the lists after
+/// the operations follow them.
+#[test]
+fn the_plan_id_of_many_operations_is_the_hash_of_the_whole_json() {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        identities: &'a [NewIdentity],
+        operations: &'a [PlannedOp],
+        adoptions: &'a [Adoption],
+        blocked: &'a [Blocked],
+        conflicts: &'a [Conflict],
+        renames: &'a [RenameInfo],
+    }
+    let whole = |body: &Body<'_>| {
+        let json = serde_json::to_vec(body).unwrap();
+        crate::core::id::hex(&Sha256::digest(&json)[..8]).to_string()
+    };
+    let blocked = [Blocked {
+        target: "directory".into(),
+        identity: "e-1".into(),
+        username: "anna.berg".into(),
+        reason: "held".into(),
+    }];
+    for n in [0, 1, ID_PART - 1, ID_PART, ID_PART + 1, 3 * ID_PART + 17] {
+        let ops: Vec<PlannedOp> = (0..n)
+            .map(|i| {
+                let key = format!("uid=u{i},ou=people");
+                PlannedOp::for_test(Action::Delete, "directory", &format!("e-{i}"), TargetOp::Delete { key })
+            })
+            .collect();
+        let body =
+            Body { identities: &[], operations: &ops, adoptions: &[], blocked: &blocked, conflicts: &[], renames: &[] };
+        assert_eq!(plan_id(&[], &ops, &[], &blocked, &[], &[]), whole(&body), "{n} operations");
+    }
+}
+
 /// The diff read by place (the observed strings found by their place among the read's shared
 /// names, learnt once per list of names) is the diff read by name, whatever the names' order,
 /// when the list changes between accounts (a second search's), and for an attribute the read
