@@ -74,7 +74,7 @@ fn day(n: i64) -> DateTime<Utc> {
 
 const PNR: &str = "201509162388";
 
-fn record(source: &str, person_id: &str, identity: &str, civic_no: Option<&str>) -> RecordRow {
+pub(crate) fn record(source: &str, person_id: &str, identity: &str, civic_no: Option<&str>) -> RecordRow {
     RecordRow {
         source: source.into(),
         person_id: person_id.into(),

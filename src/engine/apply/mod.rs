@@ -428,7 +428,10 @@ impl Engine {
             }
             // By index, not by slice: a closure that takes a borrowed chunk is not general over
             // its lifetime, which keeps the run's future from being `Send` (rustc #64552).
-            let chunks: Vec<&[(&PlannedOp, Outgoing<'_>)]> = sends.chunks(per_request).collect();
+            // The requests' slices are cut as they are sent: a vector of them was a million
+            // slices (16 MB) for a million creates sent one per request.
+            let sends_ref = &sends;
+            let requests = sends.len().div_ceil(per_request);
             let segments: Vec<&[(&PlannedOp, Outgoing<'_>)]> = sends.chunks(per_segment).collect();
             let per = per_segment / per_request;
             let (release, released) = tokio::sync::mpsc::channel::<(usize, Option<String>)>(2);
@@ -473,14 +476,12 @@ impl Engine {
             let released = futures::stream::poll_fn(move |cx| released.poll_recv(cx));
             let mut stream = released
                 .flat_map(|(s, halted)| {
-                    futures::stream::iter(
-                        (s * per..((s + 1) * per).min(chunks.len())).map(move |i| (i, halted.clone())),
-                    )
+                    futures::stream::iter((s * per..((s + 1) * per).min(requests)).map(move |i| (i, halted.clone())))
                 })
                 .map(|(i, halted)| {
                     let stopped = &stopped;
                     let stop_reason = &stop_reason;
-                    let chunk = chunks[i];
+                    let chunk = &sends_ref[i * per_request..((i + 1) * per_request).min(sends_ref.len())];
                     async move {
                         if let Some(why) = halted {
                             return chunk.iter().map(|(op, _)| (*op, Err(None::<TargetError>), why.clone())).collect();

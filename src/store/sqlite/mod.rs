@@ -40,6 +40,7 @@ use sqlx::{ConnectOptions as _, FromRow, Row, SqlSafeStr, Sqlite, SqlitePool};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The schema's migrations, in order; each runs once per database.
@@ -75,6 +76,7 @@ macro_rules! in_tx {
     ($self:ident, $tx:ident => $($write:expr);+) => {
         $self.ctx(
             async {
+                let _writing = $self.writing.lock().await;
                 let mut $tx = $self.pool.begin().await?;
                 // A writing connection keeps a page cache of 16 MiB (SQLite's default is 2):
                 // ownership rows and the log are keyed by random ids, so a run's batches touch
@@ -112,6 +114,11 @@ pub struct SqliteStore {
     path: String,
     /// `open` created the file: the state is new.
     created: bool,
+    /// Held by every write of this process, from before its transaction begins to its end: the
+    /// writes of one run (a chunk of new identities, the log, the ownership rows) queue here,
+    /// not in SQLite's busy handler, whose timeout a long chunk outlasted on a slow machine
+    /// ("database is locked", and the apply failed). Other processes still meet the timeout.
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A timestamp as the SQLite schema stores it: RFC 3339 in UTC, whole seconds, so that text
@@ -126,6 +133,11 @@ impl SqliteStore {
     /// a missing directory is an error, never created: a typo in `[state] path` must not start a
     /// fresh, empty state beside the real one.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, Duration::from_secs(30)).await
+    }
+
+    /// [`SqliteStore::open`], waiting at most `busy` for another process's write lock.
+    async fn open_with(path: &Path, busy: Duration) -> Result<SqliteStore, StoreError> {
         let shown = path.display().to_string();
         let err = |message: String| StoreError { path: shown.clone(), message };
         let created = file::prepare_state_file(path).map_err(err)?;
@@ -139,7 +151,7 @@ impl SqliteStore {
             // statements inside one transaction, and each wrote its journal to disk. (The page
             // cache grows on writing connections only: `in_tx!`.)
             .pragma("temp_store", "MEMORY")
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(busy)
             // Reading every record of 100,000 persons takes over a second by design: not a
             // warning in the service's log every run.
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
@@ -192,7 +204,7 @@ impl SqliteStore {
         .await;
         drop(locked);
         let pool = opened?;
-        Ok(SqliteStore { pool, path: shown, created })
+        Ok(SqliteStore { pool, path: shown, created, writing: Arc::default() })
     }
 
     /// The pool, for `enid state copy`.
@@ -212,6 +224,7 @@ impl SqliteStore {
 
     /// Runs one statement; returns the rows it changed.
     async fn exec(&self, q: Q<'_>) -> Result<u64, StoreError> {
+        let _writing = self.writing.lock().await;
         self.ctx(q.execute(&self.pool).await.map(|done| done.rows_affected()))
     }
 
@@ -219,6 +232,7 @@ impl SqliteStore {
     async fn exec_all(&self, statements: Vec<Q<'_>>) -> Result<(), StoreError> {
         self.ctx(
             async {
+                let _writing = self.writing.lock().await;
                 let mut tx = self.pool.begin().await?;
                 for q in statements {
                     q.execute(&mut *tx).await?;
@@ -474,6 +488,7 @@ impl StateStore for SqliteStore {
 
     async fn rename_target(&self, old: &str, new: &str) -> Result<u64, StoreError> {
         let moved = async {
+            let _writing = self.writing.lock().await;
             let mut tx = self.pool.begin().await?;
             let n = sqlx::query("UPDATE accounts SET target = ? WHERE target = ?")
                 .bind(new)
@@ -495,6 +510,7 @@ impl StateStore for SqliteStore {
     async fn record_outside_claims(&self, rows: &[(String, IdentityId)], now: DateTime<Utc>) -> Result<(), StoreError> {
         let now = ts(now);
         let done = async {
+            let _writing = self.writing.lock().await;
             let mut tx = self.pool.begin().await?;
             for (target, identity) in rows {
                 sqlx::query("INSERT OR REPLACE INTO outside_claims (target, identity_id, claimed_at) VALUES (?, ?, ?)")
@@ -517,6 +533,7 @@ impl StateStore for SqliteStore {
 
     async fn forget_outside_claims(&self, rows: &[(String, IdentityId)]) -> Result<(), StoreError> {
         let done = async {
+            let _writing = self.writing.lock().await;
             let mut tx = self.pool.begin().await?;
             for (target, identity) in rows {
                 sqlx::query("DELETE FROM outside_claims WHERE target = ? AND identity_id = ?")
@@ -699,6 +716,7 @@ impl StateStore for SqliteStore {
         self.ctx(
             async {
                 // BEGIN IMMEDIATE: the write lock first, so two hand-outs claim one after the other.
+                let _writing = self.writing.lock().await;
                 let mut conn = self.pool.acquire().await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 let mut claimed = Vec::new();
@@ -785,6 +803,7 @@ impl StateStore for SqliteStore {
         let now = ts(now);
         self.ctx(
             async {
+                let _writing = self.writing.lock().await;
                 let mut tx = self.pool.begin().await?;
                 let id = sqlx::query_scalar(
                     "INSERT INTO runs (command, plan_id, started_at, status) VALUES (?1, ?2, ?3, 'running') \
@@ -838,6 +857,7 @@ impl StateStore for SqliteStore {
              VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) RETURNING id",
         );
         let q = q.bind(command).bind(plan_id).bind(ts(now)).bind(status).bind(message).bind(counts);
+        let _writing = self.writing.lock().await;
         self.ctx(q.fetch_one(&self.pool).await)
     }
 
@@ -954,6 +974,7 @@ impl StateStore for SqliteStore {
         // writing its log right now (or the next locked run marks it interrupted).
         self.ctx(
             async {
+                let _writing = self.writing.lock().await;
                 let mut tx = self.pool.begin().await?;
                 let log_rows = sqlx::query(
                     "DELETE FROM oplog WHERE run_id IN

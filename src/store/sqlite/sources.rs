@@ -88,6 +88,7 @@ impl SqliteStore {
         let now = ts(now);
         self.ctx(
             async {
+                let _writing = self.writing.lock().await;
                 let mut tx = self.pool.begin().await?;
                 bulk::insert_rows(
                     &mut tx,
@@ -123,6 +124,7 @@ impl SqliteStore {
         let now = ts(now);
         self.ctx(
             async {
+                let _writing = self.writing.lock().await;
                 let mut tx = self.pool.begin().await?;
                 for chunk in rows.chunks(bulk::CHUNK_ROWS) {
                     let mut q = QueryBuilder::<Sqlite>::new("UPDATE source_records SET gone_at = ");

@@ -205,3 +205,32 @@ async fn the_refs_migration_indexes_the_stored_records_and_lookups_use_the_index
     let one = plan("SELECT 1 FROM source_records WHERE source = ?1 AND person_id = 'A' AND gone_at IS NULL").await;
     assert!(one.contains("sqlite_autoindex_source_records_1"), "{one}");
 }
+
+/// A long write of this process (a chunk of a million persons' apply on a slow machine) and the
+/// writes beside it (the log, the ownership rows, `meta`) queue one after the other: none meets
+/// SQLite's busy timeout, which failed such an apply with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_write_and_the_writes_beside_it_queue_instead_of_timing_out() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(&dir.path().join("state.db"), Duration::from_millis(200)).await.unwrap();
+    let now = chrono::Utc::now();
+    let beside = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            // Once the long write holds the lock.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            store.set_meta("beside", "written").await
+        })
+    };
+    // The identity is written, then its record comes a second later: the transaction holds the
+    // write lock all that time.
+    let mut slow = std::iter::once_with(|| {
+        std::thread::sleep(Duration::from_secs(1));
+        crate::store::suite::record("sis", "P1", "e-1", None)
+    });
+    let new = [("e-1".into(), "kim.lind".to_string())];
+    store.commit_identities_from(&new, &mut slow, &[], now).await.unwrap();
+    beside.await.unwrap().expect("the write beside waited for the long one");
+    assert_eq!(store.meta("beside").await.unwrap().as_deref(), Some("written"));
+}
