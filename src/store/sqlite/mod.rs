@@ -76,8 +76,7 @@ macro_rules! in_tx {
     ($self:ident, $tx:ident => $($write:expr);+) => {
         $self.ctx(
             async {
-                let _writing = $self.writing.lock().await;
-                let mut $tx = $self.pool.begin().await?;
+                let (_writing, mut $tx) = $self.begin_write().await?;
                 // A writing connection keeps a page cache of 16 MiB (SQLite's default is 2):
                 // ownership rows and the log are keyed by random ids, so a run's batches touch
                 // index pages all over, and with the default cache each batch read them back
@@ -222,6 +221,14 @@ impl SqliteStore {
         result.map_err(|e| self.fail(e.to_string()))
     }
 
+    /// A write transaction, begun once this process's other writes are done: the gate
+    /// ([`SqliteStore::writing`]) is held until the guard drops, after the transaction's end
+    /// (declare the guard first).
+    async fn begin_write(&self) -> sqlx::Result<(tokio::sync::MutexGuard<'_, ()>, sqlx::Transaction<'static, Sqlite>)> {
+        let gate = self.writing.lock().await;
+        Ok((gate, self.pool.begin().await?))
+    }
+
     /// Runs one statement; returns the rows it changed.
     async fn exec(&self, q: Q<'_>) -> Result<u64, StoreError> {
         let _writing = self.writing.lock().await;
@@ -232,8 +239,7 @@ impl SqliteStore {
     async fn exec_all(&self, statements: Vec<Q<'_>>) -> Result<(), StoreError> {
         self.ctx(
             async {
-                let _writing = self.writing.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let (_writing, mut tx) = self.begin_write().await?;
                 for q in statements {
                     q.execute(&mut *tx).await?;
                 }
@@ -488,8 +494,7 @@ impl StateStore for SqliteStore {
 
     async fn rename_target(&self, old: &str, new: &str) -> Result<u64, StoreError> {
         let moved = async {
-            let _writing = self.writing.lock().await;
-            let mut tx = self.pool.begin().await?;
+            let (_writing, mut tx) = self.begin_write().await?;
             let n = sqlx::query("UPDATE accounts SET target = ? WHERE target = ?")
                 .bind(new)
                 .bind(old)
@@ -510,8 +515,7 @@ impl StateStore for SqliteStore {
     async fn record_outside_claims(&self, rows: &[(String, IdentityId)], now: DateTime<Utc>) -> Result<(), StoreError> {
         let now = ts(now);
         let done = async {
-            let _writing = self.writing.lock().await;
-            let mut tx = self.pool.begin().await?;
+            let (_writing, mut tx) = self.begin_write().await?;
             for (target, identity) in rows {
                 sqlx::query("INSERT OR REPLACE INTO outside_claims (target, identity_id, claimed_at) VALUES (?, ?, ?)")
                     .bind(target)
@@ -533,8 +537,7 @@ impl StateStore for SqliteStore {
 
     async fn forget_outside_claims(&self, rows: &[(String, IdentityId)]) -> Result<(), StoreError> {
         let done = async {
-            let _writing = self.writing.lock().await;
-            let mut tx = self.pool.begin().await?;
+            let (_writing, mut tx) = self.begin_write().await?;
             for (target, identity) in rows {
                 sqlx::query("DELETE FROM outside_claims WHERE target = ? AND identity_id = ?")
                     .bind(target)
@@ -803,8 +806,7 @@ impl StateStore for SqliteStore {
         let now = ts(now);
         self.ctx(
             async {
-                let _writing = self.writing.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let (_writing, mut tx) = self.begin_write().await?;
                 let id = sqlx::query_scalar(
                     "INSERT INTO runs (command, plan_id, started_at, status) VALUES (?1, ?2, ?3, 'running') \
                      RETURNING id",
@@ -974,8 +976,7 @@ impl StateStore for SqliteStore {
         // writing its log right now (or the next locked run marks it interrupted).
         self.ctx(
             async {
-                let _writing = self.writing.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let (_writing, mut tx) = self.begin_write().await?;
                 let log_rows = sqlx::query(
                     "DELETE FROM oplog WHERE run_id IN
                        (SELECT id FROM runs WHERE started_at < ?1 AND status <> 'running')",

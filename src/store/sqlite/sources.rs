@@ -88,8 +88,7 @@ impl SqliteStore {
         let now = ts(now);
         self.ctx(
             async {
-                let _writing = self.writing.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let (_writing, mut tx) = self.begin_write().await?;
                 bulk::insert_rows(
                     &mut tx,
                     "INSERT INTO held_records (source, person_id, civic_no, data, content_hash, held_since, run_id) ",
@@ -124,8 +123,7 @@ impl SqliteStore {
         let now = ts(now);
         self.ctx(
             async {
-                let _writing = self.writing.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let (_writing, mut tx) = self.begin_write().await?;
                 for chunk in rows.chunks(bulk::CHUNK_ROWS) {
                     let mut q = QueryBuilder::<Sqlite>::new("UPDATE source_records SET gone_at = ");
                     q.push_bind(now.clone());
