@@ -9,7 +9,7 @@ use crate::core::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
 use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Desired};
 use chrono::NaiveDate;
-use connector_api::{AccountSpec, Attrs, Capabilities, MemberForm, ObservedAccount, Role};
+use connector_api::{AccountSpec, Attrs, Capabilities, MemberForm, ObservedAccount, PackedAttrs, Role};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The member values of kept persons' accounts on one target (account keys, or usernames for
@@ -266,7 +266,7 @@ pub fn desired_for(
                 schools,
                 enabled: false,
                 protected,
-                attrs: Attrs::new(),
+                attrs: PackedAttrs::default(),
                 placement: None,
                 initial_password: None,
             },
@@ -363,7 +363,7 @@ pub fn desired_for(
             schools: person.school_units.iter().map(|&s| s.into()).collect(),
             enabled: active,
             protected: person.protected,
-            attrs,
+            attrs: PackedAttrs::plain(attrs),
             placement,
             initial_password: None,
         },
@@ -559,7 +559,7 @@ mod tests {
         assert_eq!(ids(&given), "c e b", "known names first, then new ones; a left out");
         assert_eq!(given[0].held.as_deref().map(|h| h.starts_with("attribute mapping failed")), Some(true));
         assert_eq!(given[1].spec.attrs.len(), 0, "a person no source has: only disabled");
-        assert_eq!(given[2].spec.attrs.get("mail").and_then(|v| v.first()), Some("bo@x"));
+        assert_eq!(given[2].spec.attrs.texts("mail").next(), Some("bo@x"));
         assert_eq!(failed.len(), 1, "c once, though select rendered it twice: {failed:?}");
         assert_eq!(failed[0].0, "c");
 

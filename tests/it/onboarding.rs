@@ -305,7 +305,7 @@ fn a_platform_of_users_made_before_enid_is_taken_over_and_a_deactivation_is_resp
             schools: Vec::new(),
             enabled: active,
             protected: false,
-            attrs,
+            attrs: attrs.into(),
             placement: None,
             initial_password: None,
         };

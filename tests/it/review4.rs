@@ -101,7 +101,7 @@ fn scim_user(target: &target_scim::ScimTarget, username: &str, given: &str, fami
         schools: Vec::new(),
         enabled: true,
         protected: false,
-        attrs,
+        attrs: attrs.into(),
         placement: None,
         initial_password: None,
     };

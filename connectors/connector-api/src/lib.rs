@@ -51,7 +51,7 @@ pub use dn::escape_dn_value;
 pub use duration::ConfigDuration;
 pub use error::{BoxError, one_line};
 pub use lines::LineCounter;
-pub use packed::{Joined, PackedAttrs};
+pub use packed::{Joined, PackedAttrs, TextsOf};
 pub use secret::{Secret, load_configured_secret, load_secret, load_secret_file, warn_unverified_tls};
 pub use source::{
     Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, PriorQuery,

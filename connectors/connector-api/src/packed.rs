@@ -116,6 +116,52 @@ impl PackedAttrs {
         }
     }
 
+    /// `attrs` as given, not packed: a desired account's attributes while the planner compares
+    /// them ([`PackedAttrs::packed`] packs them once they are only to be kept and sent).
+    pub fn plain(attrs: Attrs) -> PackedAttrs {
+        PackedAttrs(Repr::Attrs(attrs))
+    }
+
+    /// These attributes packed with `names` (shared by the accounts of one plan) when they are
+    /// all texts named there, otherwise as they are.
+    pub fn packed(self, names: &Arc<[Name]>) -> PackedAttrs {
+        match self.0 {
+            Repr::Attrs(attrs) => PackedAttrs::pack(attrs, names),
+            packed @ Repr::Texts { .. } => PackedAttrs(packed),
+        }
+    }
+
+    /// The attributes as an [`Attrs`]: borrowed when they are kept as given, made when packed.
+    pub fn as_attrs(&self) -> Cow<'_, Attrs> {
+        match &self.0 {
+            Repr::Attrs(a) => Cow::Borrowed(a),
+            Repr::Texts { .. } => Cow::Owned(self.to_attrs()),
+        }
+    }
+
+    /// Each attribute in name order with its strings, without making a [`Value`]; `None` for a
+    /// value that is not a text (a boolean or complex value, kept as given).
+    pub fn texts_by_name(&self) -> impl Iterator<Item = (&Name, Option<TextsOf<'_>>)> + '_ {
+        let (attrs, packed) = match &self.0 {
+            Repr::Attrs(a) => {
+                let each = a.iter().map(|(n, v)| match v {
+                    Value::Text(t) => (n, Some(TextsOf(Of::Slice(t.iter())))),
+                    _ => (n, None),
+                });
+                (Some(each), None)
+            }
+            Repr::Texts { names, text } => {
+                let mut r = Reader { text, at: 0 };
+                let each = std::iter::from_fn(move || {
+                    let (idx, strings) = r.attribute()?;
+                    Some((&names[idx], Some(TextsOf(Of::Packed(strings)))))
+                });
+                (None, Some(each))
+            }
+        };
+        attrs.into_iter().flatten().chain(packed.into_iter().flatten())
+    }
+
     /// Packs texts read as (place in `names`, strings), in any order, without first making an
     /// [`Attrs`] of them: a directory read of a million accounts. Each place is given once and
     /// is a place in `names`; otherwise (a bug of the caller) or when a string is too long to
@@ -281,6 +327,13 @@ impl PartialEq for PackedAttrs {
 }
 
 impl Eq for PackedAttrs {}
+
+impl serde::Serialize for PackedAttrs {
+    /// As the same [`Attrs`] would be, however kept: a map in name order.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
 
 impl std::fmt::Debug for PackedAttrs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -483,6 +536,22 @@ mod tests {
         assert_eq!(fits.texts("uid").collect::<Vec<_>>(), [just.as_str(), "z"]);
     }
 
+    /// A create's attributes read as strings by name: a boolean or complex value (kept as
+    /// given) has none, which an LDAP connector refuses by name; packing what cannot be packed
+    /// keeps it as given.
+    #[test]
+    fn a_value_that_is_not_a_text_reads_as_no_strings_by_name() {
+        let names: Arc<[Name]> = ["active", "uid"].map(Name::from).into();
+        let typed = PackedAttrs::plain(Attrs::from([("active", Value::Bool(true)), ("uid", t(&["x", "y"]))]));
+        let read: Vec<(&str, Option<Vec<&str>>)> =
+            typed.texts_by_name().map(|(n, t)| (n.as_str(), t.map(|t| t.collect()))).collect();
+        assert_eq!(read, [("active", None), ("uid", Some(vec!["x", "y"]))]);
+        let kept = typed.clone().packed(&names);
+        assert!(!kept.is_packed(), "a boolean cannot be packed");
+        assert_eq!(kept, typed);
+        assert_eq!(serde_json::to_string(&kept).unwrap(), r#"{"active":true,"uid":["x","y"]}"#);
+    }
+
     /// Texts given by place that cannot be packed (a place given twice or outside the names, a
     /// string too long) are kept as given, as an `Attrs` would hold them: the last of a place.
     #[test]
@@ -545,6 +614,22 @@ mod tests {
             let direct = PackedAttrs::pack_texts(&names, given);
             prop_assert!(direct.is_packed());
             prop_assert_eq!(direct.to_attrs(), attrs.clone());
+            // A create's attributes: serialised as the `Attrs` (a plan's id hashes them), read
+            // by name as strings the same whether kept as given or packed.
+            let json = serde_json::to_string(&attrs).unwrap();
+            prop_assert_eq!(serde_json::to_string(&packed).unwrap(), json.clone());
+            let plain = PackedAttrs::plain(attrs.clone());
+            prop_assert!(!plain.is_packed());
+            prop_assert_eq!(serde_json::to_string(&plain).unwrap(), json);
+            let texts = |p: &PackedAttrs| -> Vec<(String, Option<Vec<String>>)> {
+                p.texts_by_name().map(|(n, t)| (n.to_string(), t.map(|t| t.map(str::to_string).collect()))).collect()
+            };
+            prop_assert_eq!(texts(&plain), texts(&packed));
+            let repacked = plain.clone().packed(&names);
+            prop_assert!(repacked.is_packed());
+            prop_assert_eq!(&repacked, &plain);
+            prop_assert_eq!(repacked.as_attrs().into_owned(), attrs.clone());
+            prop_assert!(matches!(plain.as_attrs(), Cow::Borrowed(_)), "kept as given: borrowed");
             let order: Vec<Name> = direct.iter().map(|(n, _)| n.clone()).collect();
             prop_assert_eq!(order, attrs.keys().cloned().collect::<Vec<_>>());
         }

@@ -10,7 +10,7 @@ use crate::capabilities::{Capabilities, Lookup};
 use crate::error::BoxError;
 use crate::packed::{Joined, PackedAttrs};
 use crate::source::Role;
-use crate::value::{AttrChange, Attrs, Str};
+use crate::value::{AttrChange, Str};
 use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
@@ -160,8 +160,9 @@ pub struct AccountSpec {
     /// The person has protected personal data: the connector keeps the account out of address
     /// books and neutral in where it lives (no school in its placement), where the target can.
     pub protected: bool,
-    /// The mapped attributes, owner attribute included.
-    pub attrs: Attrs,
+    /// The mapped attributes, owner attribute included: as rendered while the planner compares
+    /// them, packed once a create keeps them until it is sent (a first run holds a million).
+    pub attrs: PackedAttrs,
     /// Where the account lives, for a target that places accounts (rendered from the target's
     /// placement template; for a protected person its neutral placement).
     pub placement: Option<String>,
@@ -176,6 +177,9 @@ pub struct AccountSpec {
 /// One change to one account or group on one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// A create's account in place: a first run's million creates would each be an allocation more
+// boxed, and the other operations are few beside them.
+#[allow(clippy::large_enum_variant)]
 pub enum TargetOp {
     /// Create an account, enabled or disabled as `account.enabled` says.
     Create { account: AccountSpec },

@@ -347,7 +347,7 @@ impl EntraTarget {
     /// up to date.
     fn fields(&self, account: &AccountSpec) -> Map<String, Json> {
         let mut body = Map::new();
-        write(&mut body, &account.attrs);
+        write(&mut body, &account.attrs.as_attrs());
         if !body.contains_key("displayName") {
             body.insert("displayName".into(), Json::String(account.display_name.to_string()));
         }

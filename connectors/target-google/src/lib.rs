@@ -298,7 +298,7 @@ impl GoogleTarget {
             ));
         };
         let mut body = Map::new();
-        write(&mut body, &account.attrs);
+        write(&mut body, &account.attrs.as_attrs());
         if !body.get("name").is_some_and(|n| n.get("givenName").is_some() && n.get("familyName").is_some()) {
             // Google takes no user without both names.
             body.insert("name".into(), json!({"givenName": account.given_name, "familyName": account.family_name}));

@@ -7,7 +7,7 @@ use crate::conn::Link;
 use crate::dn::{normalize_dn, split_rdn};
 use crate::error::{from_ldap, from_result};
 use connector_api::value::Str;
-use connector_api::{OpOutcome, RejectKind, TargetError, TargetOp, Value};
+use connector_api::{Name, OpOutcome, PackedAttrs, RejectKind, TargetError, TargetOp, Value};
 use ldap3::controls::{PostRead, PostReadResp};
 use ldap3::{Mod, Scope, SearchEntry, dn_escape};
 use std::collections::HashSet;
@@ -99,13 +99,14 @@ impl LdapTarget {
                 let mut entry: Vec<(String, HashSet<String>)> = Vec::with_capacity(account.attrs.len() + 2);
                 entry.push(("objectClass".into(), self.config.object_classes.iter().cloned().collect()));
                 let mut has_rdn = false;
-                for (k, v) in &account.attrs {
-                    let values = texts(k, v)?;
+                for attr in spec_texts(&account.attrs) {
+                    let (k, values) = attr?;
+                    let values: HashSet<String> = values.map(str::to_string).collect();
                     if values.is_empty() {
                         continue;
                     }
                     has_rdn |= k.eq_ignore_ascii_case(&self.config.rdn_attribute);
-                    entry.push((k.to_string(), values.iter().map(|s| s.to_string()).collect()));
+                    entry.push((k.to_string(), values));
                 }
                 if !has_rdn {
                     entry.push((self.config.rdn_attribute.clone(), HashSet::from([account.username.to_string()])));
@@ -273,11 +274,20 @@ fn post_read_uuid(res: &ldap3::LdapResult) -> Option<String> {
 fn texts<'a>(attr: &str, v: &'a Value) -> Result<&'a [Str], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
-        _ => Err(TargetError::rejected(
-            RejectKind::Schema,
-            format!(
-                "{attr}: an LDAP attribute holds strings, not a boolean or complex value; fix the attribute mapping"
-            ),
-        )),
+        _ => Err(not_text(attr)),
     }
+}
+
+/// A create's attributes, each with its strings (see [`texts`]).
+pub(crate) fn spec_texts(
+    attrs: &PackedAttrs,
+) -> impl Iterator<Item = Result<(&Name, connector_api::TextsOf<'_>), TargetError>> + '_ {
+    attrs.texts_by_name().map(|(name, strings)| strings.map(|s| (name, s)).ok_or_else(|| not_text(name)))
+}
+
+fn not_text(attr: &str) -> TargetError {
+    TargetError::rejected(
+        RejectKind::Schema,
+        format!("{attr}: an LDAP attribute holds strings, not a boolean or complex value; fix the attribute mapping"),
+    )
 }

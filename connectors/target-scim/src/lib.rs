@@ -207,7 +207,7 @@ impl ScimTarget {
         body.insert("schemas".into(), json!([USER]));
         body.insert("userName".into(), Json::String(self.user_name_of(&account.username)));
         body.insert("active".into(), Json::Bool(account.enabled));
-        json::write(&mut body, &account.attrs);
+        json::write(&mut body, &account.attrs.as_attrs());
         body
     }
 

@@ -100,6 +100,15 @@ pub fn plan_target(
         }
     };
     let grouped = caps.groups.is_some();
+    // The names a create's attributes are packed with, shared by all of them: a first run keeps
+    // a million creates until they are sent (an attribute outside these keeps its creates as
+    // rendered).
+    let create_names: Arc<[Name]> = {
+        let mut names: Vec<&str> = managed.iter().map(String::as_str).chain([owner_attr]).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(Name::from).collect()
+    };
 
     let push =
         |tp: &mut TargetPlan, d: &Desired, action: Action, reason: String, op: TargetOp, before: Option<Attrs>| {
@@ -422,7 +431,7 @@ pub fn plan_target(
                     }
                     changed = true;
                 }
-                let (changes, before) = diff(&d.spec.attrs, &obs.attrs, managed, &mut places);
+                let (changes, before) = diff(&d.spec.attrs.as_attrs(), &obs.attrs, managed, &mut places);
                 // An update that renames the entry (AD's display name) changes its key too.
                 let renames_entry =
                     caps.renamed_by_attribute.is_some_and(|a| changes.iter().any(|c| c.attr.eq_ignore_ascii_case(a)));
@@ -500,6 +509,7 @@ pub fn plan_target(
                 let (protected, needs_approval, school) = (d.protected, d.needs_approval, d.school());
                 let mut account = d.spec;
                 account.enabled = d.active;
+                account.attrs = account.attrs.packed(&create_names);
                 tp.operations.push(PlannedOp {
                     action: Action::Create,
                     target: target.into(),

@@ -209,7 +209,7 @@ impl PlannedOp {
                     schools: Vec::new(),
                     enabled: account.enabled,
                     protected: true,
-                    attrs: Attrs::new(),
+                    attrs: PackedAttrs::default(),
                     placement: None,
                     initial_password: None,
                 },

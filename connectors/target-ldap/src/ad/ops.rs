@@ -84,11 +84,15 @@ pub(super) fn unescape_dn_value(v: &str) -> String {
 fn texts<'a>(name: &str, v: &'a Value) -> Result<&'a [Str], TargetError> {
     match v {
         Value::Text(t) => Ok(t),
-        _ => Err(TargetError::rejected(
-            RejectKind::Schema,
-            format!("{name}: an AD attribute holds strings, not a boolean or complex value; fix the attribute mapping"),
-        )),
+        _ => Err(not_text(name)),
     }
+}
+
+fn not_text(name: &str) -> TargetError {
+    TargetError::rejected(
+        RejectKind::Schema,
+        format!("{name}: an AD attribute holds strings, not a boolean or complex value; fix the attribute mapping"),
+    )
 }
 
 impl AdTarget {
@@ -189,12 +193,13 @@ impl AdTarget {
         if self.config.force_password_change && self.caps.initial_password.is_some_and(|p| p.handed_out) {
             entry.push(one("pwdLastSet", "0"));
         }
-        for (k, v) in &account.attrs {
-            let values = texts(k, v)?;
+        for (k, values) in account.attrs.texts_by_name() {
+            let values = values.ok_or_else(|| not_text(k))?;
+            let values: HashSet<Vec<u8>> = values.map(|s| s.as_bytes().to_vec()).collect();
             if values.is_empty() || k.eq_ignore_ascii_case("cn") {
                 continue;
             }
-            entry.push(attr(k, values.iter().map(|s| s.as_bytes().to_vec())));
+            entry.push((k.as_bytes().to_vec(), values));
         }
         // A namesake in the same OU holds the cn: this one is told apart by the username.
         let mut dn = String::new();
