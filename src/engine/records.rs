@@ -2,7 +2,7 @@
 //! new or changed since the last run. Pure.
 
 use crate::core::identity::{self, CivicChange, Resolution};
-use crate::core::model::{PrimaryTie, RecordMap, Snapshot};
+use crate::core::model::{IdentityId, PrimaryTie, RecordMap, Snapshot, Sourced};
 use crate::store::{HeldRow, RecordRow};
 
 /// A changed record of a present identity, by its place in the resolution: what an apply writes.
@@ -84,13 +84,17 @@ pub(super) fn stored_changes(
 /// read's merge and for `enid explain`.
 pub(super) fn record_row(resolution: &Resolution, at: &RecordAt) -> RecordRow {
     let ident = &resolution.present[at.identity];
-    let s = &ident.records[at.record];
+    record_row_of(&ident.id, &ident.records[at.record], at.hash)
+}
+
+/// [`record_row`] of a record moved out of its identity (`id`), with its fingerprint `hash`.
+pub(super) fn record_row_of(id: &IdentityId, s: &Sourced, hash: u64) -> RecordRow {
     let r = &s.record;
     let civic = r.civic_no.as_ref().map(|c| c.expose().to_string());
     RecordRow {
         source: s.source.to_string(),
         person_id: r.person_id.to_string(),
-        identity_id: ident.id.clone(),
+        identity_id: id.clone(),
         civic_no: civic,
         given_name: r.given_name.to_string(),
         family_name: r.family_name.to_string(),
@@ -102,7 +106,7 @@ pub(super) fn record_row(resolution: &Resolution, at: &RecordAt) -> RecordRow {
         email: r.email.as_ref().map(|s| s.to_string()),
         eppn: r.eppn.as_ref().map(|s| s.to_string()),
         protected: r.protection.is_some(),
-        content_hash: format!("{:016x}", at.hash),
+        content_hash: format!("{hash:016x}"),
         // A record serialises without its civic number, which has its own column.
         data: r.to_json(),
         refs: crate::store::RecordRef::of(r),

@@ -378,7 +378,7 @@ impl Engine {
                         run_id,
                     });
                 }
-                let applied = self.apply_with(&computed, "apply", now, request.hook.as_deref()).await?;
+                let applied = self.apply_with(&mut computed, "apply", now, request.hook.as_deref()).await?;
                 let run_id = Some(applied.run_id);
                 Ok(RunReport { computed, approved: Some(approved), outcome: Outcome::Applied(applied), saved, run_id })
             }
@@ -553,7 +553,7 @@ impl Engine {
             let outcome = Outcome::Held { hits: approved.held.clone() };
             return Ok(RunReport { computed, approved: Some(approved), outcome, saved: true, run_id });
         }
-        let applied = self.apply_with(&computed, "run", now, request.hook.as_deref()).await?;
+        let applied = self.apply_with(&mut computed, "run", now, request.hook.as_deref()).await?;
         used.extend(accepted.iter().map(|a| a.id));
         self.store.use_approvals(&used, applied.run_id).await?;
         let run_id = Some(applied.run_id);

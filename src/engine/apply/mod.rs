@@ -48,7 +48,7 @@ impl Engine {
     /// the report, failures that stop everything are errors.
     pub async fn apply(
         &self,
-        computed: &Computed,
+        computed: &mut Computed,
         command: &str,
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, EngineError> {
@@ -59,7 +59,7 @@ impl Engine {
     /// stop (SIGTERM) that leaves the rest unsent and the run `interrupted`.
     pub async fn apply_with(
         &self,
-        computed: &Computed,
+        computed: &mut Computed,
         command: &str,
         now: DateTime<Utc>,
         hook: Option<&dyn RunHook>,
@@ -91,7 +91,7 @@ impl Engine {
     async fn apply_run(
         &self,
         run: i64,
-        computed: &Computed,
+        computed: &mut Computed,
         now: DateTime<Utc>,
         hook: Option<&dyn RunHook>,
     ) -> Result<ApplyReport, EngineError> {
@@ -135,10 +135,23 @@ impl Engine {
             .collect();
         // New identities are stored in chunks while the sends that need them wait
         // (`new_identities`); everything else is stored before anything is sent.
-        let staged = Staged::new(computed, self.targets.keys(), &claims, |a| !is_group_action(a));
+        let mut staged = Staged::new(computed, self.targets.keys(), &claims, |a| !is_group_action(a));
+        // Each chunk's records leave the run's identities, to be let go once the chunk is stored.
+        let chunk_records = staged.take_records(&mut computed.resolution, &computed.records_to_store).map_err(|why| {
+            StoreError {
+                path: self.store.path().to_string(),
+                message: format!("the new identities' records could not be staged ({why}); nothing was stored or sent: a bug, please report it"),
+            }
+        })?;
+        let computed: &Computed = computed;
         // Ownership before the create: by identity and target; the account carries the owner
         // marker, by which the next run finds it if this one dies before recording the result.
-        self.store_part(computed, &staged.known, &claims, now).await?;
+        let mut known_rows = staged
+            .known
+            .records
+            .iter()
+            .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i as usize]));
+        self.store_part(computed, &staged.known, &mut known_rows, &claims, now).await?;
         self.store.mark_gone(&computed.gone_rows, now).await?;
         self.store.commit_renames(&plan.renames, now).await?;
         self.store.record_civic_changes(run, &computed.resolution.civic_changes, now).await?;
@@ -155,7 +168,7 @@ impl Engine {
         self.store.set_meta(super::UNSTORED_NEW, &staged.decided(plan)).await?;
         let (tell, stored) = tokio::sync::watch::channel(Stored::default());
         let gate = Gate { staged: &staged, stored };
-        let storing = self.store_new_identities(run, computed, &staged, &claims, tell, now);
+        let storing = self.store_new_identities(run, computed, &staged, chunk_records, &claims, tell, now);
         let sending = self.send_all(run, computed, &gate, now, hook);
         let (stored, sent) = futures::future::join(storing, sending).await;
         let report = sent?;
@@ -193,16 +206,19 @@ impl Engine {
 
     /// Stores the new identities chunk by chunk, each with its records, primary school, claimed
     /// and adopted accounts and pending accounts, and tells the sends how far it got.
+    #[allow(clippy::too_many_arguments)]
     async fn store_new_identities(
         &self,
         run: i64,
         computed: &Computed,
         staged: &Staged,
+        chunk_records: Vec<new_identities::ChunkRecords>,
         claims: &[crate::core::plan::Adoption],
         tell: tokio::sync::watch::Sender<Stored>,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        for (n, chunk) in staged.chunks.iter().enumerate() {
+        // Each chunk's records are let go as soon as it is stored.
+        for (n, (chunk, records)) in staged.chunks.iter().zip(chunk_records).enumerate() {
             let began = std::time::Instant::now();
             let stored = async {
                 // A node that can no longer confirm its lease stores nothing more either.
@@ -210,7 +226,8 @@ impl Engine {
                     path: self.store.path().to_string(),
                     message: e.to_string(),
                 })?;
-                self.store_part(computed, chunk, claims, now).await
+                let mut rows = records.iter().map(|(id, s, hash)| super::records::record_row_of(id, s, *hash));
+                self.store_part(computed, chunk, &mut rows, claims, now).await
             };
             if let Err(e) = stored.await {
                 let why = format!("not sent: storing the new identities failed ({e})");
@@ -245,6 +262,7 @@ impl Engine {
         &self,
         computed: &Computed,
         part: &new_identities::Chunk,
+        records: &mut (dyn Iterator<Item = crate::store::RecordRow> + Send),
         claims: &[crate::core::plan::Adoption],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -255,12 +273,8 @@ impl Engine {
             .map(|&i| &plan.new_identities[i as usize])
             .map(|n| (n.id.clone(), n.username.to_string()))
             .collect();
-        let mut records = part
-            .records
-            .iter()
-            .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i as usize]));
         let primaries: Vec<_> = part.primaries.iter().map(|&i| computed.primary_rows[i as usize].clone()).collect();
-        self.store.commit_identities_from(&new, &mut records, &primaries, now).await?;
+        self.store.commit_identities_from(&new, records, &primaries, now).await?;
         let adoptions: Vec<_> = part.adoptions.iter().map(|&i| plan.adoptions[i as usize].clone()).collect();
         self.store.adopt(&adoptions, now).await?;
         let claimed: Vec<_> = part.claims.iter().map(|&i| claims[i as usize].clone()).collect();

@@ -12,9 +12,11 @@
 //! The chunks follow the order the apply sends in (the targets in turn, each one's account
 //! operations in plan order), so the sends of the first target wait only for the chunk ahead.
 
-use crate::core::model::IdentityId;
+use crate::core::identity::Resolution;
+use crate::core::model::{IdentityId, Sourced};
 use crate::core::plan::{Action, Adoption, Plan};
 use crate::engine::Computed;
+use crate::engine::records::RecordAt;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// New identities in the first chunk, and operations per segment of sends.
@@ -56,6 +58,10 @@ pub(super) struct Chunk {
     /// Into `plan.adoptions`.
     pub adoptions: Vec<u32>,
 }
+
+/// A chunk's records moved out of the run ([`Staged::take_records`]): each with its identity's
+/// id and its fingerprint, in the order the chunk writes them.
+pub(super) type ChunkRecords = Vec<(IdentityId, Sourced, u64)>;
 
 /// An index as a chunk keeps it.
 fn index(i: usize) -> u32 {
@@ -147,6 +153,45 @@ impl Staged {
         staged
     }
 
+    /// Moves the records each chunk stores out of the run's identities (`resolution`, the one
+    /// `records` index into), into a list per chunk in the order the chunk writes them: the
+    /// apply lets each chunk's go once it is stored, where the identities held every record
+    /// (some 400 bytes each) until the end of a run that creates a million. The identities of
+    /// the chunks are left without records: nothing after the planning reads them. The
+    /// records the state's identities bring ([`Staged::known`]) stay where they are.
+    ///
+    /// Each index names a record of its identity once (as [`crate::engine::records`] made
+    /// them); one that does not is a bug, and nothing is stored or sent (`Err`, with the
+    /// identity's id).
+    pub fn take_records(
+        &mut self,
+        resolution: &mut Resolution,
+        records: &[RecordAt],
+    ) -> Result<Vec<ChunkRecords>, String> {
+        let mut out = Vec::with_capacity(self.chunks.len());
+        for c in &mut self.chunks {
+            // Each identity is in one chunk: all its records to store are in this one.
+            let mut held: FxHashMap<usize, Vec<Option<Sourced>>> = FxHashMap::default();
+            for &i in &c.records {
+                let at = &records[i as usize];
+                held.entry(at.identity).or_insert_with(|| {
+                    std::mem::take(&mut resolution.present[at.identity].records).into_iter().map(Some).collect()
+                });
+            }
+            let mut taken = ChunkRecords::with_capacity(c.records.len());
+            for i in std::mem::take(&mut c.records) {
+                let at = &records[i as usize];
+                let id = &resolution.present[at.identity].id;
+                match held.get_mut(&at.identity).and_then(|r| r.get_mut(at.record)?.take()) {
+                    Some(record) => taken.push((id.clone(), record, at.hash)),
+                    None => return Err(format!("record {} of identity {id} is not there to store", at.record)),
+                }
+            }
+            out.push(taken);
+        }
+        Ok(out)
+    }
+
     /// The ids of the new identities whose creates or claims this apply carries out, separated
     /// by spaces (what [`crate::engine::UNSTORED_NEW`] keeps). Not every new identity of the
     /// plan: a partial apply (`--only`, an approval of some operations) stores them all, but
@@ -218,5 +263,94 @@ impl Gate<'_> {
     /// Why nothing more is sent, once storing a chunk failed.
     pub fn failure(&self) -> Option<String> {
         self.stored.borrow().failed.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::Identity;
+
+    fn present(id: &str, records: &[(&str, &str)]) -> Identity {
+        let record = |pid: &str| connector_api::SourceRecord {
+            person_id: pid.into(),
+            given_name: "Kim".into(),
+            family_name: format!("Lind {pid}").into(),
+            civic_no: None,
+            affiliations: Vec::new(),
+            groups: Vec::new(),
+            location: Default::default(),
+            email: None,
+            eppn: None,
+            external_ids: Box::default(),
+            protection: None,
+            deceased: false,
+        };
+        Identity {
+            id: id.into(),
+            is_new: true,
+            records: records
+                .iter()
+                .map(|(source, pid)| Sourced { source: (*source).into(), record: Box::new(record(pid)) })
+                .collect(),
+            primary: None,
+        }
+    }
+
+    /// The rows of a record as the state keeps it, to compare.
+    fn row(r: &crate::store::RecordRow) -> String {
+        format!("{} {} {} {} {} {}", r.source, r.person_id, r.identity_id, r.family_name, r.content_hash, r.data)
+    }
+
+    /// Each chunk's records leave the run's identities for the chunk, in the chunk's order, and
+    /// make the rows they made in place (an identity with records of two sources too); the
+    /// state's identities keep theirs; an index that names no record is refused, not skipped.
+    #[test]
+    fn each_chunks_records_move_out_of_the_run_and_make_the_same_rows() {
+        let mut resolution = Resolution {
+            present: vec![
+                present("id-a", &[("sis", "1")]),
+                present("id-b", &[("hr", "7"), ("sis", "2")]),
+                present("id-k", &[("sis", "3")]),
+            ],
+            ..Default::default()
+        };
+        let at = |identity, record, hash| RecordAt { identity, record, hash };
+        let records = [at(0, 0, 10), at(1, 0, 11), at(1, 1, 12), at(2, 0, 13)];
+        let made: Vec<String> =
+            records.iter().map(|a| row(&crate::engine::records::record_row(&resolution, a))).collect();
+        let chunk = |records: Vec<u32>| Chunk { records, ..Chunk::default() };
+        let mut staged = Staged {
+            chunk_of: [("id-b".into(), 0), ("id-a".into(), 1)].into_iter().collect(),
+            // id-b's records in the order the chunk writes them: sis before hr is not the
+            // identity's order.
+            chunks: vec![chunk(vec![2, 1]), chunk(vec![0])],
+            known: chunk(vec![3]),
+        };
+        let taken = staged.take_records(&mut resolution, &records).unwrap();
+        let rows = |c: &ChunkRecords| -> Vec<String> {
+            c.iter().map(|(id, s, hash)| row(&crate::engine::records::record_row_of(id, s, *hash))).collect()
+        };
+        assert_eq!(taken.len(), 2);
+        assert_eq!(rows(&taken[0]), [made[2].clone(), made[1].clone()]);
+        assert_eq!(rows(&taken[1]), [made[0].clone()]);
+        assert!(staged.chunks.iter().all(|c| c.records.is_empty()), "the chunks keep no indices");
+        assert!(resolution.present[0].records.is_empty() && resolution.present[1].records.is_empty());
+        assert_eq!(resolution.present[2].records.len(), 1, "a known identity keeps its record");
+        assert_eq!(staged.known.records, [3]);
+        assert_eq!(row(&crate::engine::records::record_row(&resolution, &records[3])), made[3]);
+
+        // The same record twice, or one that is not there: refused with the identity's id.
+        for bad in [vec![0, 0], vec![4]] {
+            let mut resolution = Resolution { present: vec![present("id-a", &[("sis", "1")])], ..Default::default() };
+            let records = [at(0, 0, 10), at(0, 0, 10), at(0, 0, 10), at(0, 0, 10), at(0, 5, 10)];
+            let mut staged = Staged {
+                chunk_of: [("id-a".into(), 0)].into_iter().collect(),
+                chunks: vec![chunk(bad)],
+                known: Chunk::default(),
+            };
+            let e = staged.take_records(&mut resolution, &records).unwrap_err();
+            assert!(e.contains("id-a"), "{e}");
+        }
     }
 }
