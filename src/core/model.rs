@@ -560,7 +560,8 @@ pub struct Snapshot {
     records: FxHashMap<String, RecordMap>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
-    /// Identity id → the primary school unit recorded at the last applied run.
+    /// Identity id → the primary school unit recorded at the last applied run. Read by the
+    /// resolution only (into [`Identity::primary`]); a run lets it go after.
     pub primaries: IdMap<PrimaryTie>,
     /// The records were let go ([`Snapshot::release_records`]).
     records_released: bool,

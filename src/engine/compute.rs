@@ -12,7 +12,7 @@ use crate::core::model::Usernames;
 use crate::core::model::{AccountStatus, Identity, IdentityId, Sourced};
 use crate::core::naming::{NameRequest, RenamePolicy};
 use crate::core::plan::{self, Action, DesiredAccounts, NewIdentity, Plan};
-use crate::store::{RecordRow, StateStore};
+use crate::store::StateStore;
 use chrono::{DateTime, Utc};
 use connector_api::{Lookup, ObservedAccount, ObservedGroup, RowError, Target, TargetError};
 use sha2::{Digest, Sha256};
@@ -40,7 +40,8 @@ pub struct Computed {
     /// no operation for them there, and the run exits non-zero.
     pub failures: Vec<Failure>,
     /// Records to write to the state database (new or changed), by their place in
-    /// `resolution`; their rows are made as they are written ([`Computed::record_rows`]).
+    /// `resolution`; their rows are made as they are written (`records::record_row`; an apply
+    /// moves them out into its chunks of new identities).
     pub records_to_store: Vec<super::records::RecordAt>,
     /// Identities whose primary school unit to record (new or changed).
     pub primary_rows: Vec<(IdentityId, Option<crate::core::model::PrimaryTie>)>,
@@ -116,12 +117,6 @@ pub fn redact_conflicts(conflicts: &mut [crate::core::identity::Conflict], prote
 }
 
 impl Computed {
-    /// The rows of the records to store, each made as it is taken (an apply writes them a
-    /// statement's worth at a time).
-    pub fn record_rows(&self) -> impl Iterator<Item = RecordRow> + Send + '_ {
-        self.records_to_store.iter().map(|at| super::records::record_row(&self.resolution, at))
-    }
-
     /// Whether an apply would change nothing: no operation, no record, primary school, gone
     /// mark or read to record.
     pub fn nothing_to_do(&self) -> bool {
@@ -298,6 +293,10 @@ impl Engine {
         );
         let unprotect = keep_protection(&mut resolution, &snapshot);
         let rejected_views = rejected_views(&rejected, &snapshot);
+        // The recorded primary schools are in the identities now (`Identity::primary`), and only
+        // the resolution reads them: at a million identities the map is some 90 MB, let go before
+        // the planning.
+        snapshot.primaries = Default::default();
         lap("resolved identities");
         if narrow && let Narrowed::Full(why) = self.narrow_resolution(&resolution) {
             return Ok(Narrowed::Full(why));

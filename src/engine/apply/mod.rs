@@ -137,7 +137,8 @@ impl Engine {
         // (`new_identities`); everything else is stored before anything is sent.
         let mut staged = Staged::new(computed, self.targets.keys(), &claims, |a| !is_group_action(a));
         // Each chunk's records leave the run's identities, to be let go once the chunk is stored.
-        let chunk_records = staged.take_records(&mut computed.resolution, &computed.records_to_store).map_err(|why| {
+        let records = std::mem::take(&mut computed.records_to_store);
+        let (chunk_records, known_records) = staged.take_records(&mut computed.resolution, records).map_err(|why| {
             StoreError {
                 path: self.store.path().to_string(),
                 message: format!("the new identities' records could not be staged ({why}); nothing was stored or sent: a bug, please report it"),
@@ -146,11 +147,7 @@ impl Engine {
         let computed: &Computed = computed;
         // Ownership before the create: by identity and target; the account carries the owner
         // marker, by which the next run finds it if this one dies before recording the result.
-        let mut known_rows = staged
-            .known
-            .records
-            .iter()
-            .map(|&i| super::records::record_row(&computed.resolution, &computed.records_to_store[i as usize]));
+        let mut known_rows = known_records.iter().map(|at| super::records::record_row(&computed.resolution, at));
         self.store_part(computed, &staged.known, &mut known_rows, &claims, now).await?;
         self.store.mark_gone(&computed.gone_rows, now).await?;
         self.store.commit_renames(&plan.renames, now).await?;

@@ -158,7 +158,9 @@ impl Staged {
     /// apply lets each chunk's go once it is stored, where the identities held every record
     /// (some 400 bytes each) until the end of a run that creates a million. The identities of
     /// the chunks are left without records: nothing after the planning reads them. The
-    /// records the state's identities bring ([`Staged::known`]) stay where they are.
+    /// records the state's identities bring ([`Staged::known`]) stay where they are; where
+    /// they are (their `RecordAt`s, in the order the known part writes them) is returned beside
+    /// the chunks' records, and `records` (the run's list, a million at a first run) is let go.
     ///
     /// Each index names a record of its identity once (as [`crate::engine::records`] made
     /// them); one that does not is a bug, and nothing is stored or sent (`Err`, with the
@@ -166,8 +168,9 @@ impl Staged {
     pub fn take_records(
         &mut self,
         resolution: &mut Resolution,
-        records: &[RecordAt],
-    ) -> Result<Vec<ChunkRecords>, String> {
+        records: Vec<RecordAt>,
+    ) -> Result<(Vec<ChunkRecords>, Vec<RecordAt>), String> {
+        let known = std::mem::take(&mut self.known.records).into_iter().map(|i| records[i as usize]).collect();
         let mut out = Vec::with_capacity(self.chunks.len());
         for c in &mut self.chunks {
             // Each identity is in one chunk: all its records to store are in this one.
@@ -189,7 +192,7 @@ impl Staged {
             }
             out.push(taken);
         }
-        Ok(out)
+        Ok((out, known))
     }
 
     /// The ids of the new identities whose creates or claims this apply carries out, separated
@@ -327,7 +330,7 @@ mod tests {
             chunks: vec![chunk(vec![2, 1]), chunk(vec![0])],
             known: chunk(vec![3]),
         };
-        let taken = staged.take_records(&mut resolution, &records).unwrap();
+        let (taken, known) = staged.take_records(&mut resolution, records.to_vec()).unwrap();
         let rows = |c: &ChunkRecords| -> Vec<String> {
             c.iter().map(|(id, s, hash)| row(&crate::engine::records::record_row_of(id, s, *hash))).collect()
         };
@@ -337,8 +340,8 @@ mod tests {
         assert!(staged.chunks.iter().all(|c| c.records.is_empty()), "the chunks keep no indices");
         assert!(resolution.present[0].records.is_empty() && resolution.present[1].records.is_empty());
         assert_eq!(resolution.present[2].records.len(), 1, "a known identity keeps its record");
-        assert_eq!(staged.known.records, [3]);
-        assert_eq!(row(&crate::engine::records::record_row(&resolution, &records[3])), made[3]);
+        assert_eq!(known, [records[3]], "where the known identity's record is");
+        assert_eq!(row(&crate::engine::records::record_row(&resolution, &known[0])), made[3]);
 
         // The same record twice, or one that is not there: refused with the identity's id.
         for bad in [vec![0, 0], vec![4]] {
@@ -349,7 +352,7 @@ mod tests {
                 chunks: vec![chunk(bad)],
                 known: Chunk::default(),
             };
-            let e = staged.take_records(&mut resolution, &records).unwrap_err();
+            let e = staged.take_records(&mut resolution, records.to_vec()).unwrap_err();
             assert!(e.contains("id-a"), "{e}");
         }
     }
