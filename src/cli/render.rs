@@ -145,7 +145,7 @@ pub fn render_plan(c: &Computed, listed: &Listed) -> String {
                 if op.school.is_empty() { "-" } else { &op.school },
                 op.reason
             );
-            if let (Some(before), connector_api::TargetOp::Update { changes, .. }) = (&op.before, &op.op) {
+            if let (Some(before), connector_api::TargetOp::Update { changes, .. }) = (op.before(), &op.op) {
                 for ch in changes {
                     let old = before.get(&ch.attr).map(|v| v.to_string()).unwrap_or_default();
                     let _ = write!(

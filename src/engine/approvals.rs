@@ -240,7 +240,7 @@ fn fingerprint(mut mac: Hmac<sha2::Sha256>, op: &PlannedOp, json: &mut Vec<u8>) 
     }
     // Serialising a target operation cannot fail; the members a plan adds at apply count too.
     json.clear();
-    let _ = serde_json::to_writer(&mut *json, &(&op.op, &op.new_members));
+    let _ = serde_json::to_writer(&mut *json, &(&op.op, op.new_members()));
     mac.update(json);
     crate::core::id::hex(&mac.finalize().into_bytes()[..10])
 }

@@ -214,16 +214,17 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
     // The group changes that go ahead: without the members whose accounts stay as they are.
     for op in kept.iter_mut().filter(|o| is_group_action(o.action)) {
         let target = op.target.clone();
-        op.new_members.retain(|i| is_applied(&target, i));
+        let extra = op.extra.get_mut();
+        extra.new_members.retain(|i| is_applied(&target, i));
         let waiting: Vec<String> =
-            op.leaving.iter().filter(|(i, _)| !is_applied(&target, i)).map(|(_, v)| v.clone()).collect();
-        op.leaving.retain(|(i, _)| is_applied(&target, i));
+            extra.leaving.iter().filter(|(i, _)| !is_applied(&target, i)).map(|(_, v)| v.clone()).collect();
+        extra.leaving.retain(|(i, _)| is_applied(&target, i));
         if let TargetOp::RemoveMembers { members, .. } = &mut op.op {
             members.retain(|m| !waiting.contains(m));
         }
     }
     kept.retain(|o| match &o.op {
-        TargetOp::AddMembers { members, .. } => !members.is_empty() || !o.new_members.is_empty(),
+        TargetOp::AddMembers { members, .. } => !members.is_empty() || !o.new_members().is_empty(),
         TargetOp::RemoveMembers { members, .. } => !members.is_empty(),
         _ => true,
     });
@@ -234,18 +235,18 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
         match &op.op {
             TargetOp::AddMembers { key, .. } => {
                 let ids: Vec<IdentityId> =
-                    op.new_members.iter().filter(|i| is_applied(&op.target, i)).cloned().collect();
+                    op.new_members().iter().filter(|i| is_applied(&op.target, i)).cloned().collect();
                 if !ids.is_empty() {
                     let mut part = op.clone();
                     part.op = TargetOp::AddMembers { key: key.clone(), members: Vec::new() };
                     part.reason = format!("{} members whose accounts change now", ids.len()).into();
-                    part.new_members = ids;
+                    part.extra.get_mut().new_members = ids;
                     extra.push(part);
                 }
             }
             TargetOp::RemoveMembers { key, .. } => {
                 let leaving: Vec<(IdentityId, String)> =
-                    op.leaving.iter().filter(|(i, _)| is_applied(&op.target, i)).cloned().collect();
+                    op.leaving().iter().filter(|(i, _)| is_applied(&op.target, i)).cloned().collect();
                 if !leaving.is_empty() {
                     let mut part = op.clone();
                     part.op = TargetOp::RemoveMembers {
@@ -253,7 +254,7 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
                         members: leaving.iter().map(|(_, v)| v.clone()).collect(),
                     };
                     part.reason = format!("{} old member values of accounts that change now", leaving.len()).into();
-                    part.leaving = leaving;
+                    part.extra.get_mut().leaving = leaving;
                     extra.push(part);
                 }
             }
@@ -314,7 +315,7 @@ mod tests {
             op(Action::Update, "id-1", TargetOp::Update { key: "CN=Old,OU=S1".into(), changes: Vec::new() });
         update.renames_entry = true;
         let mut add = op(Action::AddMembers, "", TargetOp::AddMembers { key: "CN=7A".into(), members: Vec::new() });
-        add.new_members = vec!["id-1".into()];
+        add.extra.get_mut().new_members = vec!["id-1".into()];
         let plan_of = |ops: Vec<PlannedOp>| {
             let mut p = crate::core::plan::assemble(
                 chrono::Utc::now(),
@@ -330,13 +331,13 @@ mod tests {
         let mut both = plan_of(vec![update.clone(), add.clone()]);
         keep_only(&mut both, |_| true);
         let kept = both.operations.iter().find(|o| o.action == Action::AddMembers).expect("the add goes ahead");
-        assert_eq!(kept.new_members, vec!["id-1".to_string()], "the renamed account is added by its new key");
+        assert_eq!(kept.new_members(), vec!["id-1".to_string()], "the renamed account is added by its new key");
 
         // The update goes ahead, the group change waits: the account's part of it comes along.
         let mut update_only = plan_of(vec![update.clone(), add.clone()]);
         keep_only(&mut update_only, |o| o.action == Action::Update);
         let part = update_only.operations.iter().find(|o| o.action == Action::AddMembers);
-        assert_eq!(part.map(|o| o.new_members.clone()), Some(vec![IdentityId::from("id-1")]), "{update_only:?}");
+        assert_eq!(part.map(|o| o.new_members().to_vec()), Some(vec![IdentityId::from("id-1")]), "{update_only:?}");
 
         // The group change goes ahead, the update waits: the account is not added yet.
         let mut add_only = plan_of(vec![update, add]);

@@ -500,9 +500,7 @@ impl Engine {
                         reason: format!("claimed by an operator outside {}: moved into its place", handle.conn.scope())
                             .into(),
                         op: connector_api::TargetOp::Move { key: key.clone(), placement: placement.clone() },
-                        new_members: Vec::new(),
-                        leaving: Vec::new(),
-                        before: None,
+                        extra: crate::core::plan::Extra::default(),
                         protected: d.protected,
                         needs_approval: d.needs_approval,
                         disabled_outside: false,

@@ -252,7 +252,7 @@ impl Engine {
                     action: o.action.as_str(),
                     reason: o.reason.to_string(),
                     op: o.op.clone(),
-                    before: o.before.clone(),
+                    before: o.before().cloned(),
                 })
                 .collect();
             explanation.blocked = c

@@ -57,9 +57,7 @@ pub fn plan_groups(
             school: school.into(),
             reason: reason.into(),
             op,
-            new_members,
-            leaving,
-            before: None,
+            extra: Extra::new(new_members, leaving, None),
             protected: false,
             needs_approval: false,
             disabled_outside: false,
@@ -221,7 +219,7 @@ pub fn block_group_creates(target: &str, held: &BTreeMap<String, String>, caps: 
         let TargetOp::CreateGroup { name, members } = &o.op else { return true };
         let Some(why) = held.get(&caps.group_name(name)) else { return true };
         tp.groups.create = tp.groups.create.saturating_sub(1);
-        tp.groups.members_added = tp.groups.members_added.saturating_sub(members.len() + o.new_members.len());
+        tp.groups.members_added = tp.groups.members_added.saturating_sub(members.len() + o.new_members().len());
         blocked.push(Blocked {
             target: target.to_string(),
             identity: IdentityId::default(),

@@ -133,19 +133,9 @@ pub struct PlannedOp {
     /// Why, in plain words.
     pub reason: Str,
     pub op: TargetOp,
-    /// For group operations: members whose value the target gives at apply (the key of an
-    /// account this plan creates or moves), by enid id. The engine adds their values to the
-    /// operation's members once their accounts' operations are done.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub new_members: Vec<IdentityId>,
-    /// For member removals: the removed values that are the old values of accounts this plan
-    /// renames or moves, with their enid ids. Applied only with that rename or move, and with
-    /// it even when the other group changes wait (`engine::approve`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub leaving: Vec<(IdentityId, String)>,
-    /// For updates: the values before, of the attributes that change.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub before: Option<Attrs>,
+    /// What group operations and updates carry beside ([`OpExtra`]), serialised in its place.
+    #[serde(flatten)]
+    pub extra: Extra,
     /// For a person with protected personal data: shown by enid id only.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub protected: bool,
@@ -168,7 +158,80 @@ pub struct PlannedOp {
     pub fingerprint: Str,
 }
 
+/// What only group operations and updates carry: boxed in [`Extra`], since the million
+/// creates of a first run carry none of it (it was 72 bytes in place in each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OpExtra {
+    /// For group operations: members whose value the target gives at apply (the key of an
+    /// account this plan creates or moves), by enid id. The engine adds their values to the
+    /// operation's members once their accounts' operations are done.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub new_members: Vec<IdentityId>,
+    /// For member removals: the removed values that are the old values of accounts this plan
+    /// renames or moves, with their enid ids. Applied only with that rename or move, and with
+    /// it even when the other group changes wait (`engine::approve`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<(IdentityId, String)>,
+    /// For updates: the values before, of the attributes that change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Attrs>,
+}
+
+/// An [`OpExtra`] boxed, or none (equal to, and serialised as, an empty one: one pointer in
+/// each operation).
+#[derive(Debug, Clone, Default)]
+pub struct Extra(Option<Box<OpExtra>>);
+
+static NO_EXTRA: OpExtra = OpExtra { new_members: Vec::new(), leaving: Vec::new(), before: None };
+
+impl Extra {
+    /// These parts, boxed unless all are empty.
+    pub fn new(new_members: Vec<IdentityId>, leaving: Vec<(IdentityId, String)>, before: Option<Attrs>) -> Extra {
+        let extra = OpExtra { new_members, leaving, before };
+        Extra((extra != NO_EXTRA).then(|| Box::new(extra)))
+    }
+
+    /// The parts (empty ones when there are none).
+    pub fn get(&self) -> &OpExtra {
+        self.0.as_deref().unwrap_or(&NO_EXTRA)
+    }
+
+    /// The parts to change (boxed now if there were none).
+    pub fn get_mut(&mut self) -> &mut OpExtra {
+        self.0.get_or_insert_with(Default::default)
+    }
+}
+
+impl PartialEq for Extra {
+    fn eq(&self, other: &Extra) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Extra {}
+
+impl Serialize for Extra {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
 impl PlannedOp {
+    /// See [`OpExtra::new_members`].
+    pub fn new_members(&self) -> &[IdentityId] {
+        &self.extra.get().new_members
+    }
+
+    /// See [`OpExtra::leaving`].
+    pub fn leaving(&self) -> &[(IdentityId, String)] {
+        &self.extra.get().leaving
+    }
+
+    /// See [`OpExtra::before`].
+    pub fn before(&self) -> Option<&Attrs> {
+        self.extra.get().before.as_ref()
+    }
+
     /// An operation on target `target` for a test: no reason, school or group fields.
     #[cfg(test)]
     pub(crate) fn for_test(action: Action, target: &str, identity: &str, op: TargetOp) -> PlannedOp {
@@ -180,9 +243,7 @@ impl PlannedOp {
             school: Default::default(),
             reason: Default::default(),
             op,
-            new_members: Vec::new(),
-            leaving: Vec::new(),
-            before: None,
+            extra: Extra::default(),
             protected: false,
             needs_approval: false,
             disabled_outside: false,
@@ -236,7 +297,7 @@ impl PlannedOp {
             school: Str::default(),
             reason: "protected person".into(),
             op,
-            before: None,
+            extra: Extra::new(self.new_members().to_vec(), self.leaving().to_vec(), None),
             ..self.clone()
         })
     }

@@ -987,3 +987,37 @@ fn a_creates_attributes_are_packed_and_read_as_rendered() {
     );
     assert!(!creates[2].attrs.is_packed(), "roomNumber is not managed: kept as rendered");
 }
+
+/// An operation's group and update parts serialise where they always did (after the operation,
+/// before the flags), and not at all when empty: the plan id of group changes and updates is
+/// what it was before they were boxed.
+#[test]
+fn an_operations_extra_parts_serialise_in_their_place() {
+    let mut add = PlannedOp::for_test(
+        Action::AddMembers,
+        "dir",
+        "",
+        TargetOp::AddMembers { key: "cn=7A".into(), members: vec!["uid=a".into()] },
+    );
+    add.protected = true;
+    add.extra =
+        Extra::new(vec!["id-2".into()], vec![("id-3".into(), "uid=old".into())], Some(attrs(&[("sn", "Berg")])));
+    let plain = PlannedOp::for_test(Action::Disable, "dir", "id-1", TargetOp::Disable { key: "uid=b".into() });
+    // As the fields of the operation serialised before they were boxed (printed by the build
+    // before this one).
+    assert_eq!(
+        serde_json::to_string(&add).unwrap(),
+        r#"{"action":"add_members","target":"dir","identity":"","username":"","school":"","reason":"","op":{"kind":"add_members","key":"cn=7A","members":["uid=a"]},"new_members":["id-2"],"leaving":[["id-3","uid=old"]],"before":{"sn":["Berg"]},"protected":true}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&plain).unwrap(),
+        r#"{"action":"disable","target":"dir","identity":"id-1","username":"id-1","school":"","reason":"","op":{"kind":"disable","key":"uid=b"}}"#
+    );
+    assert_eq!((add.new_members().len(), add.leaving().len(), add.before().is_some()), (1, 1, true));
+    // None boxed when every part is empty, and an emptied box equal to none.
+    assert!(Extra::new(Vec::new(), Vec::new(), None).0.is_none());
+    let mut emptied = add.clone();
+    *emptied.extra.get_mut() = OpExtra::default();
+    assert_eq!(emptied.extra, Extra::default());
+    assert_eq!(serde_json::to_string(&emptied.extra).unwrap(), "{}");
+}

@@ -693,7 +693,7 @@ impl AfterAccounts {
     fn before_groups(group_ops: &[&PlannedOp]) -> AfterAccounts {
         let members = group_ops
             .iter()
-            .flat_map(|o| o.new_members.iter().chain(o.leaving.iter().map(|(i, _)| i)))
+            .flat_map(|o| o.new_members().iter().chain(o.leaving().iter().map(|(i, _)| i)))
             .cloned()
             .collect();
         AfterAccounts { members, ..AfterAccounts::default() }
@@ -747,21 +747,21 @@ impl AfterAccounts {
 /// group is removed by the value its account has now.
 fn with_new_members(op: &PlannedOp, after: &AfterAccounts, form: MemberForm, follows: bool) -> PlannedOp {
     if follows
-        && !op.leaving.is_empty()
+        && !op.leaving().is_empty()
         && let TargetOp::RemoveMembers { key, members } = &op.op
     {
         let now: HashMap<&str, &String> =
-            op.leaving.iter().filter_map(|(i, old)| Some((old.as_str(), after.member(i, form)?))).collect();
+            op.leaving().iter().filter_map(|(i, old)| Some((old.as_str(), after.member(i, form)?))).collect();
         let members: Vec<String> =
             members.iter().map(|m| now.get(m.as_str()).map(|v| v.to_string()).unwrap_or_else(|| m.clone())).collect();
         let mut out = op.clone();
         out.op = TargetOp::RemoveMembers { key: key.clone(), members };
         return out;
     }
-    if op.new_members.is_empty() {
+    if op.new_members().is_empty() {
         return op.clone();
     }
-    let more: Vec<String> = op.new_members.iter().filter_map(|i| after.member(i, form).cloned()).collect();
+    let more: Vec<String> = op.new_members().iter().filter_map(|i| after.member(i, form).cloned()).collect();
     let mut out = op.clone();
     if let TargetOp::CreateGroup { members, .. } | TargetOp::AddMembers { members, .. } = &mut out.op {
         members.extend(more);
@@ -870,7 +870,7 @@ mod tests {
     #[test]
     fn an_apply_holds_the_new_keys_its_group_operations_need_and_no_others() {
         let mut add = op(Action::AddMembers, "7A", TargetOp::AddMembers { key: "cn=7A".into(), members: Vec::new() });
-        add.new_members = vec!["id-member".into()];
+        add.extra.get_mut().new_members = vec!["id-member".into()];
         let groups = [&add];
         let mut after = AfterAccounts::before_groups(&groups);
         let created = |key: &str| OpOutcome::Created { key: key.into(), anchor: None };
