@@ -153,7 +153,11 @@ pub enum Outcome {
 /// What a run did.
 #[derive(Debug)]
 pub struct RunReport {
-    /// Everything the dry run found (for an apply: the plan as approved).
+    /// Everything the dry run found (for an apply: the plan as approved). After an apply
+    /// (`Outcome::Applied`), the new identities have no records and `records_to_store` is
+    /// empty: the apply moved them into its chunks and let them go once stored. Read the plan,
+    /// the counts and the failures of an applied run, not its persons (`explain` computes a run
+    /// of its own).
     pub computed: Computed,
     /// What the approval rules decided, for an apply that got that far.
     pub approved: Option<Approved>,

@@ -141,7 +141,7 @@ impl Engine {
         let (chunk_records, known_records) = staged.take_records(&mut computed.resolution, records).map_err(|why| {
             StoreError {
                 path: self.store.path().to_string(),
-                message: format!("the new identities' records could not be staged ({why}); nothing was stored or sent: a bug, please report it"),
+                message: format!("the new identities' records could not be staged ({why}); no identity or record was stored and nothing was sent: a bug, please report it"),
             }
         })?;
         let computed: &Computed = computed;
