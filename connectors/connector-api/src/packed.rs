@@ -329,9 +329,30 @@ impl PartialEq for PackedAttrs {
 impl Eq for PackedAttrs {}
 
 impl serde::Serialize for PackedAttrs {
-    /// As the same [`Attrs`] would be, however kept: a map in name order.
+    /// As the same [`Attrs`] would be, however kept: a map in name order, a text as its list of
+    /// strings (read from the packed text without making a [`Value`]: a plan's id and its
+    /// approvals' fingerprints serialise a million creates).
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
+        match &self.0 {
+            Repr::Attrs(a) => a.serialize(s),
+            Repr::Texts { names, text } => {
+                let mut r = Reader { text, at: 0 };
+                let each = std::iter::from_fn(move || {
+                    let (idx, strings) = r.attribute()?;
+                    Some((&names[idx], SerializeTexts(strings)))
+                });
+                s.collect_map(each)
+            }
+        }
+    }
+}
+
+/// Packed strings serialised as a text value is: a list of strings.
+struct SerializeTexts<'a>(Strings<'a>);
+
+impl serde::Serialize for SerializeTexts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
     }
 }
 
