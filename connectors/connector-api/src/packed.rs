@@ -151,12 +151,7 @@ impl PackedAttrs {
                 (Some(each), None)
             }
             Repr::Texts { names, text } => {
-                let mut r = Reader { text, at: 0 };
-                let each = std::iter::from_fn(move || {
-                    let (idx, strings) = r.attribute()?;
-                    Some((&names[idx], Some(TextsOf(Of::Packed(strings)))))
-                });
-                (None, Some(each))
+                (None, Some(each_named(names, text).map(|(n, strings)| (n, Some(TextsOf(Of::Packed(strings)))))))
             }
         };
         attrs.into_iter().flatten().chain(packed.into_iter().flatten())
@@ -252,12 +247,8 @@ impl PackedAttrs {
         let (attrs, packed) = match &self.0 {
             Repr::Attrs(a) => (Some(a.iter().map(|(n, v)| (n, Cow::Borrowed(v)))), None),
             Repr::Texts { names, text } => {
-                let mut r = Reader { text, at: 0 };
-                let each = std::iter::from_fn(move || {
-                    let (idx, strings) = r.attribute()?;
-                    let value = Value::Text(strings.map(Str::from).collect());
-                    Some((&names[idx], Cow::Owned(value)))
-                });
+                let each = each_named(names, text)
+                    .map(|(n, strings)| (n, Cow::Owned(Value::Text(strings.map(Str::from).collect()))));
                 (None, Some(each))
             }
         };
@@ -336,12 +327,7 @@ impl serde::Serialize for PackedAttrs {
         match &self.0 {
             Repr::Attrs(a) => a.serialize(s),
             Repr::Texts { names, text } => {
-                let mut r = Reader { text, at: 0 };
-                let each = std::iter::from_fn(move || {
-                    let (idx, strings) = r.attribute()?;
-                    Some((&names[idx], SerializeTexts(strings)))
-                });
-                s.collect_map(each)
+                s.collect_map(each_named(names, text).map(|(n, strings)| (n, SerializeTexts(strings))))
             }
         }
     }
@@ -415,6 +401,15 @@ fn push_number(text: &mut String, n: usize) {
     if let Some(c) = char::from_u32(n as u32) {
         text.push(c);
     }
+}
+
+/// Each attribute of a packed `text` with its name among `names` and its strings, in name order.
+fn each_named<'a>(names: &'a [Name], text: &'a str) -> impl Iterator<Item = (&'a Name, Strings<'a>)> + 'a {
+    let mut r = Reader { text, at: 0 };
+    std::iter::from_fn(move || {
+        let (idx, strings) = r.attribute()?;
+        Some((&names[idx], strings))
+    })
 }
 
 /// Reads a packed text front to back.
