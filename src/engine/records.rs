@@ -185,11 +185,42 @@ pub(super) fn describe_change(c: &CivicChange) -> String {
     format!("{}: {} → {}", identity::record_label(&c.source, &c.person_id), kind(&c.old), kind(&c.new))
 }
 
+/// An identity with a plain record (Kim Lind, no ties) per (source, person_id), for tests here
+/// and of the apply.
+#[cfg(test)]
+pub(super) fn present_for_test(id: &str, records: &[(&str, &str)]) -> crate::core::model::Identity {
+    crate::core::model::Identity {
+        id: id.into(),
+        is_new: false,
+        records: records
+            .iter()
+            .map(|(source, pid)| Sourced {
+                source: (*source).into(),
+                record: Box::new(connector_api::SourceRecord {
+                    person_id: (*pid).into(),
+                    given_name: "Kim".into(),
+                    family_name: "Lind".into(),
+                    civic_no: None,
+                    affiliations: Vec::new(),
+                    groups: Vec::new(),
+                    location: Default::default(),
+                    email: None,
+                    eppn: None,
+                    external_ids: Box::default(),
+                    protection: None,
+                    deceased: false,
+                }),
+            })
+            .collect(),
+        primary: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::identity::Kept;
-    use crate::core::model::{Identity, IdentityId, Sourced, StoredRecord};
+    use crate::core::model::{IdentityId, StoredRecord};
 
     fn stored(identity: &str, gone: bool) -> StoredRecord {
         StoredRecord {
@@ -203,34 +234,6 @@ mod tests {
             eppn: None,
             names: None,
             gone,
-        }
-    }
-
-    fn present(id: &str, records: &[(&str, &str)]) -> Identity {
-        Identity {
-            id: id.into(),
-            is_new: false,
-            records: records
-                .iter()
-                .map(|(source, pid)| Sourced {
-                    source: (*source).into(),
-                    record: Box::new(connector_api::SourceRecord {
-                        person_id: (*pid).into(),
-                        given_name: "Kim".into(),
-                        family_name: "Lind".into(),
-                        civic_no: None,
-                        affiliations: Vec::new(),
-                        groups: Vec::new(),
-                        location: Default::default(),
-                        email: None,
-                        eppn: None,
-                        external_ids: Box::default(),
-                        protection: None,
-                        deceased: false,
-                    }),
-                })
-                .collect(),
-            primary: None,
         }
     }
 
@@ -250,7 +253,7 @@ mod tests {
         }
         snapshot.fit_records();
         let resolution = Resolution {
-            present: vec![present("a", &[("sis", "1")]), present("e", &[("lms", "9"), ("sis", "7")])],
+            present: vec![present_for_test("a", &[("sis", "1")]), present_for_test("e", &[("lms", "9"), ("sis", "7")])],
             kept: vec![Kept { identity_id: "c".into(), reasons: Vec::new() }],
             ..Default::default()
         };

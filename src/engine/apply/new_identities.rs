@@ -272,37 +272,11 @@ impl Gate<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::Identity;
-
-    fn present(id: &str, records: &[(&str, &str)]) -> Identity {
-        let record = |pid: &str| connector_api::SourceRecord {
-            person_id: pid.into(),
-            given_name: "Kim".into(),
-            family_name: format!("Lind {pid}").into(),
-            civic_no: None,
-            affiliations: Vec::new(),
-            groups: Vec::new(),
-            location: Default::default(),
-            email: None,
-            eppn: None,
-            external_ids: Box::default(),
-            protection: None,
-            deceased: false,
-        };
-        Identity {
-            id: id.into(),
-            is_new: true,
-            records: records
-                .iter()
-                .map(|(source, pid)| Sourced { source: (*source).into(), record: Box::new(record(pid)) })
-                .collect(),
-            primary: None,
-        }
-    }
+    use crate::engine::records::present_for_test as present;
 
     /// The rows of a record as the state keeps it, to compare.
     fn row(r: &crate::store::RecordRow) -> String {
-        format!("{} {} {} {} {} {}", r.source, r.person_id, r.identity_id, r.family_name, r.content_hash, r.data)
+        format!("{} {} {} {} {}", r.source, r.person_id, r.identity_id, r.content_hash, r.data)
     }
 
     /// Each chunk's records leave the run's identities for the chunk, in the chunk's order, and
