@@ -498,7 +498,7 @@ mod tests {
                     given_name: given.into(),
                     family_name: "Berg".into(),
                     civic_no: None,
-                    affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), Role::Student)],
+                    affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), Role::Student).into()],
                     groups: Vec::new(),
                     location: Default::default(),
                     email: None,

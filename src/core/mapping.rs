@@ -426,7 +426,7 @@ impl GroupNamer {
             let Some(value) = values.get(ident.id.as_str()).copied() else { continue };
             for s in ident.authoritative(&authority.groups) {
                 let r = &s.record;
-                let affs: Vec<&connector_api::Affiliation> = r.affiliations.iter().collect();
+                let affs: Vec<&connector_api::Affiliation> = r.affiliations.iter().map(|a| &**a).collect();
                 let current = crate::core::model::in_effect(&affs, today);
                 // A person is a member in a role the policy names: their role at the group's
                 // school unit, or any of their roles when they have no tie there.
@@ -523,11 +523,10 @@ mod tests {
                     given_name: "A".into(),
                     family_name: "B".into(),
                     civic_no: None,
-                    affiliations: vec![connector_api::Affiliation::new(
-                        Some("S1".into()),
-                        connector_api::Role::Student,
-                    )],
-                    groups: vec![connector_api::GroupMembership::class(Some("S1".into()), group)],
+                    affiliations: vec![
+                        connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student).into(),
+                    ],
+                    groups: vec![connector_api::GroupMembership::class(Some("S1".into()), group).into()],
                     location: Default::default(),
                     email: None,
                     eppn: None,
@@ -575,14 +574,16 @@ mod tests {
                             details: TieDetails { school_unit_name: Some("Norra".into()), ..Default::default() }
                                 .boxed(),
                             ..Affiliation::new(Some("S1".into()), Role::Staff)
-                        },
-                        Affiliation { kind: AffiliationKind::Duty, ..Affiliation::new(Some("S2".into()), Role::Staff) },
+                        }
+                        .into(),
+                        Affiliation { kind: AffiliationKind::Duty, ..Affiliation::new(Some("S2".into()), Role::Staff) }
+                            .into(),
                     ],
                     groups: vec![
-                        group("S1", "MA7", GroupType::Teaching, None),
-                        group("S2", "7A", GroupType::Class, None),
-                        group("S2", "M3", GroupType::Mentor, None),
-                        group("S2", "OLD", GroupType::Class, Some("2026-06-10")),
+                        group("S1", "MA7", GroupType::Teaching, None).into(),
+                        group("S2", "7A", GroupType::Class, None).into(),
+                        group("S2", "M3", GroupType::Mentor, None).into(),
+                        group("S2", "OLD", GroupType::Class, Some("2026-06-10")).into(),
                     ],
                     location: Default::default(),
                     email: None,

@@ -174,10 +174,12 @@ impl Identity {
                 deceased: r.deceased,
             });
         }
-        let all: Vec<&Affiliation> = self.records.iter().flat_map(|s| &s.record.affiliations).collect();
+        let all: Vec<&Affiliation> =
+            self.records.iter().flat_map(|s| s.record.affiliations.iter().map(|a| &**a)).collect();
         let roles: BTreeSet<Role> = in_effect(&all, today).iter().map(|a| a.role).collect();
         let school_records = self.authoritative(&authority.school_unit);
-        let school_affs: Vec<&Affiliation> = school_records.iter().flat_map(|s| &s.record.affiliations).collect();
+        let school_affs: Vec<&Affiliation> =
+            school_records.iter().flat_map(|s| s.record.affiliations.iter().map(|a| &**a)).collect();
         let current = in_effect(&school_affs, today);
         let schools: BTreeSet<&str> = current.iter().filter_map(|a| a.school_unit.as_deref()).collect();
         let primary = primary_school(&current, self.primary.as_ref());
@@ -185,7 +187,7 @@ impl Identity {
             .authoritative(&authority.groups)
             .iter()
             .flat_map(|s| {
-                let affs: Vec<&Affiliation> = s.record.affiliations.iter().collect();
+                let affs: Vec<&Affiliation> = s.record.affiliations.iter().map(|a| &**a).collect();
                 let current = in_effect(&affs, today);
                 s.record
                     .groups
@@ -230,8 +232,11 @@ impl Identity {
 impl Identity {
     /// The primary school unit on `today` ([`primary_school`]), as [`Identity::person`] gives it.
     pub fn primary_school_now(&self, authority: &Authority, today: NaiveDate) -> Option<PrimaryTie> {
-        let affs: Vec<&Affiliation> =
-            self.authoritative(&authority.school_unit).iter().flat_map(|s| &s.record.affiliations).collect();
+        let affs: Vec<&Affiliation> = self
+            .authoritative(&authority.school_unit)
+            .iter()
+            .flat_map(|s| s.record.affiliations.iter().map(|a| &**a))
+            .collect();
         primary_school(&in_effect(&affs, today), self.primary.as_ref()).and_then(PrimaryTie::of)
     }
 }
@@ -601,11 +606,14 @@ mod tests {
                 given_name: format!("Kim-{source}").into(),
                 family_name: "Lind".into(),
                 civic_no: None,
-                affiliations: vec![Affiliation {
-                    end_date: end.map(|e| e.parse().unwrap()),
-                    ..Affiliation::new(Some(school.into()), role)
-                }],
-                groups: vec![connector_api::GroupMembership::class(Some(school.into()), group)],
+                affiliations: vec![
+                    Affiliation {
+                        end_date: end.map(|e| e.parse().unwrap()),
+                        ..Affiliation::new(Some(school.into()), role)
+                    }
+                    .into(),
+                ],
+                groups: vec![connector_api::GroupMembership::class(Some(school.into()), group).into()],
                 location: Default::default(),
                 email: None,
                 eppn: None,
@@ -678,7 +686,7 @@ mod tests {
 
     fn one_record(ties: Vec<Affiliation>, primary: Option<&str>) -> Identity {
         let mut r = rec("sis", Role::Student, "X", "7A", None);
-        r.record.affiliations = ties;
+        r.record.affiliations = ties.into_iter().map(Into::into).collect();
         let primary = primary.map(|p| PrimaryTie { school_unit: p.into(), source_id: None });
         Identity { id: "id".into(), is_new: false, records: vec![r], primary }
     }

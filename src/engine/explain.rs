@@ -308,7 +308,11 @@ fn record_now(r: &crate::core::model::Sourced, protected: bool) -> RecordNow {
         civic_no: r.record.civic_no.as_ref().map(|c| if protected { hidden() } else { c.masked() }),
         role: r.record.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
         school_unit: if protected { None } else { r.record.school_unit_codes() },
-        affiliations: if protected { Vec::new() } else { r.record.affiliations.clone() },
+        affiliations: if protected {
+            Vec::new()
+        } else {
+            r.record.affiliations.iter().map(|a| (**a).clone()).collect()
+        },
         external_ids: if protected {
             Vec::new()
         } else {

@@ -170,6 +170,9 @@ impl Engine {
             reads_changed: false,
             partial: BTreeMap::new(),
         };
+        // The records' ties and memberships, each made once for the run (a source may have made
+        // one per record): at a million records they were a quarter of the records' memory.
+        let mut shared = connector_api::Interner::default();
         for (((handle, result), plan), prior) in self.sources.iter().zip(results).zip(plans).zip(&priors) {
             let (id, max_pct) = (&handle.id, &handle.policy.max_rejected_percent);
             let fetched = result.map_err(|error| EngineError::Source { id: id.clone(), error })?;
@@ -307,7 +310,10 @@ impl Engine {
                 || last.map(|r| (&r.watermark, &r.scope)) != Some((&batch.watermark, &scope))
                     && (last.is_some() || batch.watermark.is_some() || !scope.is_empty());
             out.reads.insert(id.clone(), (SourceRead { watermark: batch.watermark, full_read_at: None, scope }, full));
-            out.records.extend(batch.records.into_iter().map(|record| Sourced { source: id.as_str().into(), record }));
+            out.records.extend(batch.records.into_iter().map(|mut record| {
+                shared.record(&mut record);
+                Sourced { source: id.as_str().into(), record }
+            }));
             out.rejected.insert(id.clone(), batch.rejected);
         }
         Ok(out)
@@ -450,7 +456,7 @@ mod tests {
             given_name: given.into(),
             family_name: "B".into(),
             civic_no: None,
-            affiliations: vec![Affiliation::new(Some("S".into()), Role::Student)],
+            affiliations: vec![Affiliation::new(Some("S".into()), Role::Student).into()],
             groups: Vec::new(),
             email: None,
             eppn: None,

@@ -1080,10 +1080,12 @@ fn sourced_record(person_id: &str, identity: &str, ties: &[(&str, &str, Option<&
                 .boxed(),
                 ..Affiliation::new(Some(unit.to_string().into()), Role::Student)
             })
+            .map(Into::into)
             .collect(),
         groups: groups
             .iter()
             .map(|g| GroupMembership { source_id: Some(g.to_string()), ..GroupMembership::class(None, g.to_string()) })
+            .map(Into::into)
             .collect(),
         email: None,
         eppn: None,

@@ -54,7 +54,7 @@ pub use lines::LineCounter;
 pub use packed::{Joined, PackedAttrs, TextsOf};
 pub use secret::{Secret, load_configured_secret, load_secret, load_secret_file, warn_unverified_tls};
 pub use source::{
-    Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, PriorQuery,
+    Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, Interner, PriorQuery,
     PriorRecords, Protection, Role, RowError, Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
     StoredUnits, TieDetails,
 };

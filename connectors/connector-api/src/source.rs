@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 /// A person's role in the school organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -398,6 +399,63 @@ impl GroupMembership {
     }
 }
 
+/// Ties and group memberships made once and shared by every record that holds an equal one
+/// (a school's pupils read from one file hold one tie to it and one membership of each class).
+/// A source keeps one for a read and passes each tie and membership it builds through it: at a
+/// million records the ties and memberships were some 150 MB, one allocation each, and become a
+/// pointer each. Sharing changes nothing a record says: an `Arc` compares, orders, hashes and
+/// serialises as its value.
+#[derive(Debug, Default)]
+pub struct Interner {
+    ties: rustc_hash::FxHashSet<Arc<Affiliation>>,
+    groups: rustc_hash::FxHashSet<Arc<GroupMembership>>,
+}
+
+impl Interner {
+    /// The tie equal to `tie` that this interner gave before, or `tie` shared from now on.
+    pub fn tie(&mut self, tie: Affiliation) -> Arc<Affiliation> {
+        Self::shared(&mut self.ties, tie)
+    }
+
+    /// The membership equal to `group` that this interner gave before, or `group`.
+    pub fn group(&mut self, group: GroupMembership) -> Arc<GroupMembership> {
+        Self::shared(&mut self.groups, group)
+    }
+
+    /// Every tie and membership of `record` shared with the equal ones given before; one that
+    /// is shared already (a source that interns gave it, or the record was cloned) is left as
+    /// it is, which saves the lookups and changes nothing but where an equal value lives.
+    pub fn record(&mut self, record: &mut SourceRecord) {
+        for tie in record.affiliations.iter_mut().filter(|t| Arc::strong_count(t) == 1) {
+            *tie = Self::share(&mut self.ties, tie);
+        }
+        for group in record.groups.iter_mut().filter(|g| Arc::strong_count(g) == 1) {
+            *group = Self::share(&mut self.groups, group);
+        }
+    }
+
+    fn shared<T: Eq + std::hash::Hash>(set: &mut rustc_hash::FxHashSet<Arc<T>>, value: T) -> Arc<T> {
+        match set.get(&value) {
+            Some(known) => known.clone(),
+            None => {
+                let value = Arc::new(value);
+                set.insert(value.clone());
+                value
+            }
+        }
+    }
+
+    fn share<T: Eq + std::hash::Hash>(set: &mut rustc_hash::FxHashSet<Arc<T>>, value: &Arc<T>) -> Arc<T> {
+        match set.get(value) {
+            Some(known) => known.clone(),
+            None => {
+                set.insert(value.clone());
+                value.clone()
+            }
+        }
+    }
+}
+
 /// One person as one source sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRecord {
@@ -409,11 +467,13 @@ pub struct SourceRecord {
     /// serialised: the state database keeps it in its own column.
     #[serde(skip)]
     pub civic_no: Option<CivicNo>,
-    /// The person's ties to school units, at least one, sorted.
-    pub affiliations: Vec<Affiliation>,
-    /// Classes and teaching groups, sorted and deduplicated.
+    /// The person's ties to school units, at least one, sorted. Shared (`Arc`): the pupils of
+    /// one school read from one file hold one tie between them ([`Interner`]); a tie compares,
+    /// orders, hashes and serialises as the value it holds.
+    pub affiliations: Vec<Arc<Affiliation>>,
+    /// Classes and teaching groups, sorted and deduplicated; shared as the ties are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<GroupMembership>,
+    pub groups: Vec<Arc<GroupMembership>>,
     /// E-mail address, lowercased, when the source has one (a correlation key if configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Str>,
@@ -913,8 +973,8 @@ mod tests {
             given_name: given_name.into(),
             family_name: "Berg".into(),
             civic_no: None,
-            affiliations: vec![Affiliation::new(Some("S1".into()), Role::Student)],
-            groups: groups.iter().map(|g| GroupMembership::class(Some("S1".into()), g.to_string())).collect(),
+            affiliations: vec![Affiliation::new(Some("S1".into()), Role::Student).into()],
+            groups: groups.iter().map(|g| GroupMembership::class(Some("S1".into()), g.to_string()).into()).collect(),
             email: email.map(Into::into),
             eppn: None,
             external_ids: Box::default(),
@@ -1053,6 +1113,36 @@ mod tests {
         assert_eq!(hash(&|s| plain.hash(s)), hash(&|s| flat.hash(s)));
     }
 
+    /// Equal ties and memberships become one allocation, in one record and across records,
+    /// and a record says, hashes and serialises the same whether shared or not (stored
+    /// fingerprints and JSON stay valid); one tie changed in place leaves the others alone.
+    #[test]
+    fn an_interner_shares_equal_ties_and_memberships_and_changes_nothing_a_record_says() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = |r: &SourceRecord| {
+            let mut state = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+            r.content_hash(&mut state);
+            std::hash::Hasher::finish(&state)
+        };
+        let records = || [record("1", "Anna", &["7A", "MA7"], None), record("2", "Bo", &["7A"], None)];
+        let (alone, mut shared) = (records(), records());
+        let mut interner = Interner::default();
+        shared.iter_mut().for_each(|r| interner.record(r));
+        for (a, s) in alone.iter().zip(&shared) {
+            assert_eq!((a, hash(a), a.to_json()), (s, hash(s), s.to_json()));
+        }
+        assert!(!Arc::ptr_eq(&alone[0].affiliations[0], &alone[1].affiliations[0]), "the test needs unshared ties");
+        assert!(Arc::ptr_eq(&shared[0].affiliations[0], &shared[1].affiliations[0]));
+        assert!(Arc::ptr_eq(&shared[0].groups[0], &shared[1].groups[0]), "7A");
+        assert!(!Arc::ptr_eq(&shared[0].groups[0], &shared[0].groups[1]), "7A and MA7 are two memberships");
+        let made = interner.group(GroupMembership::class(Some("S1".into()), "7A"));
+        assert!(Arc::ptr_eq(&made, &shared[1].groups[0]), "a membership made later is the one given before");
+        let mut changed = shared[1].clone();
+        Arc::make_mut(&mut changed.affiliations[0]).school_unit = Some("S2".into());
+        assert_eq!(shared[0].affiliations[0].school_unit.as_deref(), Some("S1"), "the others keep theirs");
+        assert_eq!(changed.affiliations[0].school_unit.as_deref(), Some("S2"));
+    }
+
     #[test]
     fn a_records_dates_span_its_affiliations_and_an_open_end_wins() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
@@ -1062,11 +1152,12 @@ mod tests {
             end_date: end.map(d),
             ..Affiliation::new(Some(school.into()), Role::Student)
         };
-        r.affiliations = vec![tie("A", "2020-08-15", Some("2026-12-31")), tie("B", "2027-01-01", Some("2029-06-10"))];
+        r.affiliations =
+            vec![tie("A", "2020-08-15", Some("2026-12-31")).into(), tie("B", "2027-01-01", Some("2029-06-10")).into()];
         assert_eq!((r.start_date(), r.end_date()), (Some(d("2020-08-15")), Some(d("2029-06-10"))));
-        r.affiliations.push(tie("C", "2021-01-01", None));
+        r.affiliations.push(tie("C", "2021-01-01", None).into());
         assert_eq!(r.end_date(), None, "an affiliation without an end keeps the person");
-        r.affiliations.push(Affiliation::new(Some("D".into()), Role::Staff));
+        r.affiliations.push(Affiliation::new(Some("D".into()), Role::Staff).into());
         assert_eq!(r.start_date(), None);
         assert_eq!(r.roles().into_iter().collect::<Vec<_>>(), [Role::Student, Role::Staff]);
     }
@@ -1076,10 +1167,10 @@ mod tests {
         let mut r = record("1", "Anna", &[], None);
         r.external_ids = vec!["19870704-9996".into()].into();
         assert_eq!(r.civic_in_free_text(), None);
-        r.affiliations[0].details_mut().school_unit_name = Some("Skola 870704-9996".into());
+        Arc::make_mut(&mut r.affiliations[0]).details_mut().school_unit_name = Some("Skola 870704-9996".into());
         assert_eq!(r.civic_in_free_text(), Some("school_unit_name"));
-        r.affiliations[0].details_mut().school_unit_name = None;
-        r.affiliations[0].details_mut().duty_role = Some("198707049996".into());
+        Arc::make_mut(&mut r.affiliations[0]).details_mut().school_unit_name = None;
+        Arc::make_mut(&mut r.affiliations[0]).details_mut().duty_role = Some("198707049996".into());
         assert_eq!(r.civic_in_free_text(), Some("duty_role"));
     }
 

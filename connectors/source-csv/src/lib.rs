@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
 use connector_api::value::Str;
 use connector_api::{
-    Affiliation, ConnectorConfig, FetchContext, Fetched, GroupMembership, GroupType, Role, RowError, Source,
+    Affiliation, ConnectorConfig, FetchContext, Fetched, GroupMembership, GroupType, Interner, Role, RowError, Source,
     SourceBatch, SourceConnector, SourceError, SourceRecord,
 };
 use serde::Deserialize;
@@ -265,6 +265,8 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
     let mut keys: Vec<(Str, u64)> = Vec::with_capacity(rows);
     let mut row = csv::StringRecord::new();
     let mut lines = connector_api::LineCounter::default();
+    // The ties and memberships of the file, each made once: a school's pupils share theirs.
+    let mut shared = Interner::default();
     loop {
         let at = reader.position().byte();
         match reader.read_record(&mut row) {
@@ -320,7 +322,7 @@ pub fn parse(config: &CsvConfig, file: &str, bytes: &[u8], cx: FetchContext<'_>)
             batch.rejected.push(reject(message));
             continue;
         }
-        match parse_row(&fields, cx) {
+        match parse_row(&fields, cx, &mut shared) {
             Ok(rec) => valid.push((line, Box::new(SourceRecord { location, ..rec }))),
             Err(message) => batch.rejected.push(reject(message)),
         }
@@ -535,7 +537,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, String> {
+fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>, shared: &mut Interner) -> Result<SourceRecord, String> {
     let get = |field: &str| fields.get(field);
     let required = |field: &str| -> Result<&str, String> {
         let v = get(field);
@@ -586,15 +588,14 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>) -> Result<SourceRecord, 
         .collect();
     groups.sort();
     groups.dedup();
-    // Collected from a split, the vector keeps room for four; a record lives for the whole run.
-    groups.shrink_to_fit();
+    let groups: Vec<_> = groups.into_iter().map(|g| shared.group(g)).collect();
     let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
     Ok(SourceRecord {
         person_id: person_id.into(),
         given_name: given_name.into(),
         family_name: family_name.into(),
         civic_no,
-        affiliations: vec![affiliation],
+        affiliations: vec![shared.tie(affiliation)],
         groups,
         email: lowercase_opt(get("email")),
         eppn: lowercase_opt(get("eppn")),

@@ -36,6 +36,29 @@ fn reads_a_file_with_bom_and_semicolons() {
     assert_eq!(r.location, "persons.csv:2");
 }
 
+/// A file's equal ties and memberships are made once: the pupils of a school share one tie to it
+/// and one membership of each class (what keeps a million records' ties small), and a pupil in
+/// another school or class has their own.
+#[test]
+fn the_rows_of_one_school_and_class_share_their_tie_and_membership() {
+    let text = format!(
+        "{HEADER}1,A,B,,student,S1,7A,,\n2,C,D,,student,S1,7A;MA7,,\n3,E,F,,student,S2,7A,,\n4,G,H,,staff,S1,7A,,\n"
+    );
+    let batch = parse(&config(), "persons.csv", text.as_bytes(), cx()).unwrap();
+    assert_eq!((batch.records.len(), batch.rejected.len()), (4, 0));
+    let [a, b, c, d] = [0, 1, 2, 3].map(|i| &batch.records[i]);
+    assert!(std::sync::Arc::ptr_eq(&a.affiliations[0], &b.affiliations[0]), "one tie to S1 for its pupils");
+    assert!(std::sync::Arc::ptr_eq(&a.groups[0], &b.groups[0]), "one membership of S1's 7A");
+    assert!(!std::sync::Arc::ptr_eq(&a.affiliations[0], &c.affiliations[0]), "S2 is another school");
+    assert!(!std::sync::Arc::ptr_eq(&a.groups[0], &c.groups[0]), "S2's 7A is another class");
+    assert!(!std::sync::Arc::ptr_eq(&a.affiliations[0], &d.affiliations[0]), "staff at S1 is another tie");
+    assert!(std::sync::Arc::ptr_eq(&a.groups[0], &d.groups[0]), "a membership does not name the role");
+    assert_eq!(
+        (c.affiliations[0].school_unit.as_deref(), c.groups[0].school_unit.as_deref()),
+        (Some("S2"), Some("S2"))
+    );
+}
+
 #[test]
 fn bad_rows_are_reported_with_their_line() {
     let text = format!(

@@ -489,8 +489,8 @@ pub fn person(
         return Ok(Err(SKIP_NO_SCHOOL));
     }
     let mut r = base(config, u, location, today)?;
-    r.affiliations = affiliations;
-    r.groups = groups;
+    r.affiliations = affiliations.into_iter().map(Into::into).collect();
+    r.groups = groups.into_iter().map(Into::into).collect();
     tidy(&mut r);
     Ok(Ok(r))
 }

@@ -23,6 +23,7 @@ use crate::rows;
 use connector_api::civic::mask_if_civic;
 use connector_api::{AffiliationKind, FetchContext, RowError, SourceChanges, SourceError, SourceRecord};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One person being rebuilt.
 #[derive(Debug)]
@@ -185,6 +186,7 @@ pub fn changes(
             }
             match orgs.get(org) {
                 Some(Known::Ok(o)) if o.school => {
+                    let a = Arc::make_mut(a);
                     a.school_unit = Some(o.code.as_str().into());
                     a.details_mut().school_unit_name = Some(o.name.clone());
                     true
@@ -200,6 +202,7 @@ pub fn changes(
             let Some(id) = g.source_id.as_deref().filter(|c| changed_classes.contains(*c)) else { return true };
             match classes.get(id) {
                 Some(Known::Ok(c)) => {
+                    let g = Arc::make_mut(g);
                     g.name = c.name.as_str().into();
                     g.kind = c.kind;
                     g.school_unit = c.school_unit.as_deref().map(Into::into);
@@ -276,12 +279,12 @@ pub fn changes(
                 match build::affiliations(&ties, &orgs, build::year(&u)) {
                     TieOutcome::Bad(e) => fault(&mut faults, &mut rejected, Some(u.id.clone()), p.location, e),
                     TieOutcome::Family(f) => draft.skip = Some(f),
-                    TieOutcome::Affiliations(a) => draft.rec.affiliations = a,
+                    TieOutcome::Affiliations(a) => draft.rec.affiliations = a.into_iter().map(Into::into).collect(),
                 }
             } else {
                 for a in &mut draft.rec.affiliations {
                     if a.kind == AffiliationKind::Enrolment {
-                        a.details_mut().year = build::year(&u).map(str::to_string);
+                        Arc::make_mut(a).details_mut().year = build::year(&u).map(str::to_string);
                     }
                 }
             }
@@ -352,7 +355,7 @@ pub fn changes(
                 TieOutcome::Family(f) => {
                     d.family.get_or_insert(f);
                 }
-                TieOutcome::Affiliations(a) => d.rec.affiliations.extend(a),
+                TieOutcome::Affiliations(a) => d.rec.affiliations.extend(a.into_iter().map(Into::into)),
             }
         }
     }
@@ -375,7 +378,7 @@ pub fn changes(
             match membership {
                 Ok(m) => {
                     d.rec.groups.retain(|g| g.source_id.as_deref() != Some(e.class_id.as_str()));
-                    d.rec.groups.extend(m);
+                    d.rec.groups.extend(m.map(Into::into));
                 }
                 Err(m) => fault(&mut faults, &mut rejected, Some(e.user_id.clone()), p.location, m),
             }

@@ -162,7 +162,7 @@ impl Draft {
         }
         aff.school_unit = Some(code.into());
         aff.details_mut().school_unit_name = name;
-        self.rec.affiliations.push(aff);
+        self.rec.affiliations.push(aff.into());
     }
 
     fn protect(&mut self, marking: Option<&str>, cx: Ctx<'_>) {
@@ -466,7 +466,7 @@ pub fn assemble_full(full: &Full, cx: Ctx<'_>) -> Assembled {
         for m in &g.group_memberships {
             if let Some(d) = drafts.get_mut(m.person.id.as_str()) {
                 d.protect(m.person.security_marking.as_deref(), cx);
-                d.rec.groups.push(dated(&t, m.start_date, m.end_date));
+                d.rec.groups.push(dated(&t, m.start_date, m.end_date).into());
             }
         }
         templates.insert(g.id.clone(), t);
@@ -474,7 +474,7 @@ pub fn assemble_full(full: &Full, cx: Ctx<'_>) -> Assembled {
     let person_of_duty = |id: &str| duty_person.get(id).map(|p| p.to_string());
     for (person, m) in teacher_memberships(&full.activities, &templates, &person_of_duty) {
         if let Some(d) = drafts.get_mut(person.as_str()) {
-            d.rec.groups.push(m);
+            d.rec.groups.push(m.into());
         }
     }
     for (_, d) in drafts {
@@ -647,7 +647,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         for m in &g.group_memberships {
             if let Some(d) = draft(&mut drafts, &stored, &rejected, &m.person.id) {
                 d.protect(m.person.security_marking.as_deref(), cx);
-                d.rec.groups.push(dated(&t, m.start_date, m.end_date));
+                d.rec.groups.push(dated(&t, m.start_date, m.end_date).into());
                 touched.insert(m.person.id.clone());
             }
         }
@@ -658,7 +658,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         teacher_memberships(&ch.group_activities, &templates, &person_of_duty).collect();
     for (person, m) in teachers {
         if let Some(d) = draft(&mut drafts, &stored, &rejected, &person) {
-            d.rec.groups.push(m);
+            d.rec.groups.push(m.into());
             touched.insert(person);
         }
     }
@@ -675,7 +675,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
     let renamed = |a: &Affiliation| {
         a.school_unit.as_deref().and_then(|c| names.get(c)).is_some_and(|n| a.school_unit_name() != Some(*n))
     };
-    for r in prior.iter().filter(|r| r.affiliations.iter().any(renamed)) {
+    for r in prior.iter().filter(|r| r.affiliations.iter().any(|a| renamed(a))) {
         if draft(&mut drafts, &stored, &rejected, &r.person_id).is_some() {
             touched.insert(r.person_id.to_string());
         }
@@ -683,7 +683,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
     for d in drafts.values_mut() {
         for a in d.rec.affiliations.iter_mut().filter(|a| renamed(a)) {
             let name = a.school_unit.as_deref().and_then(|c| names.get(c)).map(|n| n.to_string());
-            a.details_mut().school_unit_name = name;
+            std::sync::Arc::make_mut(a).details_mut().school_unit_name = name;
         }
     }
 

@@ -605,7 +605,7 @@ mod tests {
             given_name: "Anna".into(),
             family_name: family.into(),
             civic_no: None,
-            affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student)],
+            affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student).into()],
             groups: Vec::new(),
             email: None,
             eppn: None,

@@ -20,7 +20,7 @@ fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
             given_name: "A".into(),
             family_name: "B".into(),
             civic_no: civic.map(|c| CivicNo::parse(c, today).unwrap()),
-            affiliations: vec![connector_api::Affiliation::new(None, Role::Student)],
+            affiliations: vec![connector_api::Affiliation::new(None, Role::Student).into()],
             groups: vec![],
             email: None,
             eppn: None,

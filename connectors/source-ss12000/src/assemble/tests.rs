@@ -468,7 +468,8 @@ fn a_changed_school_unit_code_is_a_stale_code_of_the_stored_records_a_new_name_i
     // A tie at a unit /organisations does not list (in scope when every unit is) has the
     // unit's id for a code: known, and no reason to read in full on every run.
     let mut unlisted = prior.clone();
-    unlisted[0].affiliations[0].school_unit = Some("5a0c1f3e-77aa-4b1e-9d3c-0f1e2d3c4b5a".into());
+    std::sync::Arc::make_mut(&mut unlisted[0].affiliations[0]).school_unit =
+        Some("5a0c1f3e-77aa-4b1e-9d3c-0f1e2d3c4b5a".into());
     unlisted.truncate(1);
     assert_eq!(before.stale_code(codes(&unlisted)), None);
 }
