@@ -399,6 +399,15 @@ impl GroupMembership {
     }
 }
 
+/// `values`, each shared (`Arc`), in a vector of exactly their number. Collecting a vector's
+/// `into_iter().map(Arc::new)` instead would keep the vector's own allocation, sized for the
+/// values (a membership is some 90 bytes, its pointer 8), for as long as the record lives.
+pub fn shared<T>(values: Vec<T>) -> Vec<Arc<T>> {
+    let mut out = Vec::with_capacity(values.len());
+    out.extend(values.into_iter().map(Arc::new));
+    out
+}
+
 /// Ties and group memberships made once and shared by every record that holds an equal one
 /// (a school's pupils read from one file hold one tie to it and one membership of each class).
 /// A source keeps one for a read and passes each tie and membership it builds through it: at a
@@ -1136,6 +1145,8 @@ mod tests {
         assert!(Arc::ptr_eq(&shared[0].groups[0], &shared[1].groups[0]), "7A");
         assert!(!Arc::ptr_eq(&shared[0].groups[0], &shared[0].groups[1]), "7A and MA7 are two memberships");
         let made = interner.group(GroupMembership::class(Some("S1".into()), "7A"));
+        let many = super::shared(vec![GroupMembership::class(None, "7A"); 3]);
+        assert_eq!((many.len(), many.capacity()), (3, 3), "a vector of pointers holds room for pointers only");
         assert!(Arc::ptr_eq(&made, &shared[1].groups[0]), "a membership made later is the one given before");
         let mut changed = shared[1].clone();
         Arc::make_mut(&mut changed.affiliations[0]).school_unit = Some("S2".into());

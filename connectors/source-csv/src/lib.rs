@@ -24,6 +24,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `[sources.<id>]` with `type = "csv"`. The input guards (how many bad rows, how large a drop
 /// stop a run) are the source's policy, `[sources.<id>.policy]`, which enid reads for every
@@ -451,6 +452,8 @@ fn rows_per_affiliation(
         rec.affiliations.sort();
         rec.groups.sort();
         rec.groups.dedup();
+        rec.affiliations.shrink_to_fit();
+        rec.groups.shrink_to_fit();
         batch.records.push(rec);
     }
 }
@@ -580,15 +583,16 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>, shared: &mut Interner) -
             format!("group_type {:?} is none of \"class\", \"teaching\", \"mentor\", \"other\"", mask_if_civic(t))
         })?,
     };
-    let mut groups: Vec<GroupMembership> = get("groups")
+    let mut groups: Vec<Arc<GroupMembership>> = get("groups")
         .split([';', '|'])
         .map(str::trim)
         .filter(|g| !g.is_empty())
-        .map(|g| GroupMembership { kind: group_type, ..GroupMembership::class(school_unit.clone(), g) })
+        .map(|g| shared.group(GroupMembership { kind: group_type, ..GroupMembership::class(school_unit.clone(), g) }))
         .collect();
     groups.sort();
     groups.dedup();
-    let groups: Vec<_> = groups.into_iter().map(|g| shared.group(g)).collect();
+    // Collected from a split, the vector keeps room for four; a record lives for the whole run.
+    groups.shrink_to_fit();
     let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
     Ok(SourceRecord {
         person_id: person_id.into(),

@@ -489,8 +489,8 @@ pub fn person(
         return Ok(Err(SKIP_NO_SCHOOL));
     }
     let mut r = base(config, u, location, today)?;
-    r.affiliations = affiliations.into_iter().map(Into::into).collect();
-    r.groups = groups.into_iter().map(Into::into).collect();
+    r.affiliations = connector_api::source::shared(affiliations);
+    r.groups = connector_api::source::shared(groups);
     tidy(&mut r);
     Ok(Ok(r))
 }

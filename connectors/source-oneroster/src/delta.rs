@@ -279,7 +279,7 @@ pub fn changes(
                 match build::affiliations(&ties, &orgs, build::year(&u)) {
                     TieOutcome::Bad(e) => fault(&mut faults, &mut rejected, Some(u.id.clone()), p.location, e),
                     TieOutcome::Family(f) => draft.skip = Some(f),
-                    TieOutcome::Affiliations(a) => draft.rec.affiliations = a.into_iter().map(Into::into).collect(),
+                    TieOutcome::Affiliations(a) => draft.rec.affiliations = connector_api::source::shared(a),
                 }
             } else {
                 for a in &mut draft.rec.affiliations {
