@@ -113,4 +113,12 @@ fn the_ldap_target_reads_an_entry_outside_the_scope_with_its_lockout() {
     assert!(a.disabled, "the lockout outside the scope is read: {a:?}");
     assert_eq!((a.username(), a.attrs.texts("sn").collect::<Vec<_>>()), (Some("anna.berg"), vec!["Berg"]));
     assert!(!read(&open).disabled);
+    // The attributes are those asked for; what the connector reads for itself (the anchor, the
+    // username, the lockout) is kept beside them, not among them (a million accounts read).
+    let names: Vec<String> = a.attrs.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, ["sn"]);
+    assert!(a.anchor().is_some_and(|u| u.len() == 36), "the entryUUID is the anchor: {a:?}");
+    let asked =
+        rt.block_on(target.observe_at(&locked, &["sn".into(), "entryUUID".into()])).expect("read").expect("found");
+    assert_eq!(asked.attrs.texts("entryUUID").collect::<Vec<_>>(), [a.anchor().unwrap_or_default()], "asked for");
 }

@@ -101,6 +101,8 @@ impl LdapTarget {
 impl LdapTarget {
     /// The attributes a read asks for: the engine's, the anchor, the RDN and the disable
     /// attribute.
+    /// The attributes a read asks the server for: the engine's (`attrs`), and those the
+    /// connector reads for itself (the anchor, the username, the disable attribute).
     fn wanted(&self, attrs: &[String]) -> Vec<String> {
         let mut wanted: Vec<String> = attrs.to_vec();
         for extra in ["entryUUID".to_string(), self.config.rdn_attribute.clone()] {
@@ -149,15 +151,14 @@ impl Target for LdapTarget {
     }
 
     async fn observe(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
-        let wanted = self.wanted(attrs);
         let base_norm = normalize_dn(&self.config.base_dn);
         let result = async {
-            let mut all = self.search_all(&self.config.base_dn.clone(), &wanted).await?;
+            let mut all = self.search_all(&self.config.base_dn.clone(), attrs).await?;
             // A disabled OU outside base_dn is searched too.
             if let Some(ou) = self.config.disabled_ou() {
                 let ou_norm = normalize_dn(&ou);
                 if !ou_norm.ends_with(&format!(",{base_norm}")) && ou_norm != base_norm {
-                    all.extend(self.search_all(&ou, &wanted).await?);
+                    all.extend(self.search_all(&ou, attrs).await?);
                 }
             }
             Ok(all)
@@ -180,14 +181,13 @@ impl Target for LdapTarget {
             Field::Username => self.config.rdn_attribute.clone(),
             Field::Attribute(a) => a.split('.').next().unwrap_or(a).to_string(),
         };
-        let wanted = self.wanted(attrs);
         let base_norm = normalize_dn(&self.config.base_dn);
         let result = async {
-            let mut found = self.search_where(&self.config.base_dn.clone(), &attr, values, &wanted).await?;
+            let mut found = self.search_where(&self.config.base_dn.clone(), &attr, values, attrs).await?;
             if let Some(ou) = self.config.disabled_ou() {
                 let ou_norm = normalize_dn(&ou);
                 if !ou_norm.ends_with(&format!(",{base_norm}")) && ou_norm != base_norm {
-                    found.extend(self.search_where(&ou, &attr, values, &wanted).await?);
+                    found.extend(self.search_where(&ou, &attr, values, attrs).await?);
                 }
             }
             Ok(found)
@@ -200,12 +200,10 @@ impl Target for LdapTarget {
     }
 
     async fn observe_at(&self, key: &str, attrs: &[String]) -> Result<Option<ObservedAccount>, TargetError> {
-        // As the full read asks: with the disable attribute, or an account disabled by it would
-        // read as enabled.
-        let wanted = self.wanted(attrs);
-        // The subtree search at the entry's DN (accounts have no children): no entry there is
-        // "no such object", which reads as none.
-        let result = self.search_all(key, &wanted).await;
+        // As the full read asks (with the disable attribute, or an account disabled by it would
+        // read as enabled), at the entry's DN: a subtree search there (accounts have no
+        // children), and no entry there is "no such object", which reads as none.
+        let result = self.search_all(key, attrs).await;
         if let Err(e) = &result {
             self.reset(e).await;
         }
