@@ -525,8 +525,9 @@ mod tests {
                     civic_no: None,
                     affiliations: vec![
                         connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student).into(),
-                    ],
-                    groups: vec![connector_api::GroupMembership::class(Some("S1".into()), group).into()],
+                    ]
+                    .into(),
+                    groups: vec![connector_api::GroupMembership::class(Some("S1".into()), group).into()].into(),
                     location: Default::default(),
                     email: None,
                     eppn: None,
@@ -578,13 +579,15 @@ mod tests {
                         .into(),
                         Affiliation { kind: AffiliationKind::Duty, ..Affiliation::new(Some("S2".into()), Role::Staff) }
                             .into(),
-                    ],
+                    ]
+                    .into(),
                     groups: vec![
                         group("S1", "MA7", GroupType::Teaching, None).into(),
                         group("S2", "7A", GroupType::Class, None).into(),
                         group("S2", "M3", GroupType::Mentor, None).into(),
                         group("S2", "OLD", GroupType::Class, Some("2026-06-10")).into(),
-                    ],
+                    ]
+                    .into(),
                     location: Default::default(),
                     email: None,
                     eppn: None,

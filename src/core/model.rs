@@ -612,8 +612,9 @@ mod tests {
                         ..Affiliation::new(Some(school.into()), role)
                     }
                     .into(),
-                ],
-                groups: vec![connector_api::GroupMembership::class(Some(school.into()), group).into()],
+                ]
+                .into(),
+                groups: vec![connector_api::GroupMembership::class(Some(school.into()), group).into()].into(),
                 location: Default::default(),
                 email: None,
                 eppn: None,

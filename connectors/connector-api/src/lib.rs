@@ -55,7 +55,7 @@ pub use packed::{Joined, PackedAttrs, TextsOf};
 pub use secret::{Secret, load_configured_secret, load_secret, load_secret_file, warn_unverified_tls};
 pub use source::{
     Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, Interner, PriorQuery,
-    PriorRecords, Protection, Role, RowError, Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
+    PriorRecords, Protection, Role, RowError, Shared, Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
     StoredUnits, TieDetails,
 };
 pub use target::{

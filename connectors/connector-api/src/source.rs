@@ -5,6 +5,7 @@ use crate::error::BoxError;
 use crate::value::Str;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+pub use smallvec::{SmallVec, smallvec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
@@ -399,11 +400,18 @@ impl GroupMembership {
     }
 }
 
-/// `values`, each shared (`Arc`), in a vector of exactly their number. Collecting a vector's
-/// `into_iter().map(Arc::new)` instead would keep the vector's own allocation, sized for the
-/// values (a membership is some 90 bytes, its pointer 8), for as long as the record lives.
-pub fn shared<T>(values: Vec<T>) -> Vec<Arc<T>> {
-    let mut out = Vec::with_capacity(values.len());
+/// A record's ties or memberships: shared values (`Arc`), the first held in place. Most records
+/// have one tie and one class: a vector of one pointer was an allocation each, two per record.
+/// It compares, hashes and serialises as the vector it replaced (a sequence), so stored JSON
+/// and content fingerprints are unchanged.
+pub type Shared<T> = SmallVec<[Arc<T>; 1]>;
+
+/// `values`, each shared (`Arc`), with no room to spare. Collecting a vector's
+/// `into_iter().map(Arc::new)` into a vector instead keeps the vector's own allocation, sized
+/// for the values (a membership is some 90 bytes, its pointer 8), for as long as the record
+/// lives.
+pub fn shared<T>(values: Vec<T>) -> Shared<T> {
+    let mut out = Shared::with_capacity(values.len());
     out.extend(values.into_iter().map(Arc::new));
     out
 }
@@ -434,6 +442,8 @@ impl Interner {
     /// Every tie and membership of `record` shared with the equal ones given before; one that
     /// is shared already (a source that interns gave it, or the record was cloned) is left as
     /// it is, which saves the lookups and changes nothing but where an equal value lives.
+    /// No room is kept past the record's ties and memberships (a source that pushed them one
+    /// by one may have left some).
     pub fn record(&mut self, record: &mut SourceRecord) {
         for tie in record.affiliations.iter_mut().filter(|t| Arc::strong_count(t) == 1) {
             *tie = Self::share(&mut self.ties, tie);
@@ -441,6 +451,8 @@ impl Interner {
         for group in record.groups.iter_mut().filter(|g| Arc::strong_count(g) == 1) {
             *group = Self::share(&mut self.groups, group);
         }
+        record.affiliations.shrink_to_fit();
+        record.groups.shrink_to_fit();
     }
 
     fn shared<T: Eq + std::hash::Hash>(set: &mut rustc_hash::FxHashSet<Arc<T>>, value: T) -> Arc<T> {
@@ -479,10 +491,10 @@ pub struct SourceRecord {
     /// The person's ties to school units, at least one, sorted. Shared (`Arc`): the pupils of
     /// one school read from one file hold one tie between them ([`Interner`]); a tie compares,
     /// orders, hashes and serialises as the value it holds.
-    pub affiliations: Vec<Arc<Affiliation>>,
+    pub affiliations: Shared<Affiliation>,
     /// Classes and teaching groups, sorted and deduplicated; shared as the ties are.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<Arc<GroupMembership>>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub groups: Shared<GroupMembership>,
     /// E-mail address, lowercased, when the source has one (a correlation key if configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Str>,
@@ -982,7 +994,7 @@ mod tests {
             given_name: given_name.into(),
             family_name: "Berg".into(),
             civic_no: None,
-            affiliations: vec![Affiliation::new(Some("S1".into()), Role::Student).into()],
+            affiliations: vec![Affiliation::new(Some("S1".into()), Role::Student).into()].into(),
             groups: groups.iter().map(|g| GroupMembership::class(Some("S1".into()), g.to_string()).into()).collect(),
             email: email.map(Into::into),
             eppn: None,
@@ -1144,6 +1156,20 @@ mod tests {
         assert!(Arc::ptr_eq(&shared[0].affiliations[0], &shared[1].affiliations[0]));
         assert!(Arc::ptr_eq(&shared[0].groups[0], &shared[1].groups[0]), "7A");
         assert!(!Arc::ptr_eq(&shared[0].groups[0], &shared[0].groups[1]), "7A and MA7 are two memberships");
+        // The content hash is the one the vectors of values gave (what the state holds).
+        let flat = |r: &SourceRecord| {
+            let mut state = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+            let ties: Vec<Affiliation> = r.affiliations.iter().map(|a| (**a).clone()).collect();
+            let groups: Vec<GroupMembership> = r.groups.iter().map(|g| (**g).clone()).collect();
+            std::hash::Hash::hash(&(&r.person_id, &r.given_name, &r.family_name, &ties, &groups), &mut state);
+            std::hash::Hash::hash(&(&r.email, &r.eppn, &r.external_ids, &r.protection, r.deceased), &mut state);
+            std::hash::Hasher::finish(&state)
+        };
+        assert_eq!(hash(&shared[0]), flat(&shared[0]));
+        let mut spare = records()[1].clone();
+        spare.groups.reserve(8);
+        interner.record(&mut spare);
+        assert!(!spare.groups.spilled(), "one membership is held in place");
         let made = interner.group(GroupMembership::class(Some("S1".into()), "7A"));
         let many = super::shared(vec![GroupMembership::class(None, "7A"); 3]);
         assert_eq!((many.len(), many.capacity()), (3, 3), "a vector of pointers holds room for pointers only");
@@ -1164,7 +1190,8 @@ mod tests {
             ..Affiliation::new(Some(school.into()), Role::Student)
         };
         r.affiliations =
-            vec![tie("A", "2020-08-15", Some("2026-12-31")).into(), tie("B", "2027-01-01", Some("2029-06-10")).into()];
+            vec![tie("A", "2020-08-15", Some("2026-12-31")).into(), tie("B", "2027-01-01", Some("2029-06-10")).into()]
+                .into();
         assert_eq!((r.start_date(), r.end_date()), (Some(d("2020-08-15")), Some(d("2029-06-10"))));
         r.affiliations.push(tie("C", "2021-01-01", None).into());
         assert_eq!(r.end_date(), None, "an affiliation without an end keeps the person");

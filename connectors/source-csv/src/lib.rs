@@ -15,16 +15,16 @@
 
 use chrono::NaiveDate;
 use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
+use connector_api::source::smallvec;
 use connector_api::value::Str;
 use connector_api::{
-    Affiliation, ConnectorConfig, FetchContext, Fetched, GroupMembership, GroupType, Interner, Role, RowError, Source,
-    SourceBatch, SourceConnector, SourceError, SourceRecord,
+    Affiliation, ConnectorConfig, FetchContext, Fetched, GroupMembership, GroupType, Interner, Role, RowError, Shared,
+    Source, SourceBatch, SourceConnector, SourceError, SourceRecord,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// `[sources.<id>]` with `type = "csv"`. The input guards (how many bad rows, how large a drop
 /// stop a run) are the source's policy, `[sources.<id>.policy]`, which enid reads for every
@@ -583,7 +583,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>, shared: &mut Interner) -
             format!("group_type {:?} is none of \"class\", \"teaching\", \"mentor\", \"other\"", mask_if_civic(t))
         })?,
     };
-    let mut groups: Vec<Arc<GroupMembership>> = get("groups")
+    let mut groups: Shared<GroupMembership> = get("groups")
         .split([';', '|'])
         .map(str::trim)
         .filter(|g| !g.is_empty())
@@ -591,7 +591,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>, shared: &mut Interner) -
         .collect();
     groups.sort();
     groups.dedup();
-    // Collected from a split, the vector keeps room for four; a record lives for the whole run.
+    // A record lives for the whole run: no room kept past its memberships (one is in place).
     groups.shrink_to_fit();
     let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
     Ok(SourceRecord {
@@ -599,7 +599,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>, shared: &mut Interner) -
         given_name: given_name.into(),
         family_name: family_name.into(),
         civic_no,
-        affiliations: vec![shared.tie(affiliation)],
+        affiliations: smallvec![shared.tie(affiliation)],
         groups,
         email: lowercase_opt(get("email")),
         eppn: lowercase_opt(get("eppn")),

@@ -303,8 +303,8 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
             given_name: given_name.into(),
             family_name: family_name.into(),
             civic_no,
-            affiliations: Vec::new(),
-            groups: Vec::new(),
+            affiliations: Default::default(),
+            groups: Default::default(),
             email: email(&p.emails, cx).map(Into::into),
             eppn: (p
                 .edu_person_principal_names

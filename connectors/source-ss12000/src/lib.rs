@@ -605,8 +605,9 @@ mod tests {
             given_name: "Anna".into(),
             family_name: family.into(),
             civic_no: None,
-            affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student).into()],
-            groups: Vec::new(),
+            affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student).into()]
+                .into(),
+            groups: Default::default(),
             email: None,
             eppn: None,
             external_ids: vec!["19870704-9998".into()].into(),
