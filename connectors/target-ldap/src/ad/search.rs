@@ -75,11 +75,12 @@ impl AdTarget {
     }
 
     pub(super) async fn observe_inner(&self, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
-        let mut all = self.search_accounts(&self.config.base_dn.clone(), &self.config.filter, attrs).await?;
+        let wanted = wanted(attrs);
+        let mut all = self.search_accounts(&self.config.base_dn.clone(), &self.config.filter, &wanted).await?;
         // A protected OU outside base_dn is searched too.
         let protected = self.config.protected_ou();
         if !under(&normalize_dn(&protected), &self.config.base_dn) {
-            all.extend(self.search_accounts(&protected, &self.config.filter, attrs).await?);
+            all.extend(self.search_accounts(&protected, &self.config.filter, &wanted).await?);
         }
         Ok(all)
     }
@@ -93,6 +94,7 @@ impl AdTarget {
         values: &[String],
         attrs: &[String],
     ) -> Result<Vec<ObservedAccount>, TargetError> {
+        let wanted = wanted(attrs);
         let protected = self.config.protected_ou();
         let mut bases = vec![self.config.base_dn.clone()];
         if !under(&normalize_dn(&protected), &self.config.base_dn) {
@@ -110,7 +112,7 @@ impl AdTarget {
                 }
             };
             for base in &bases {
-                out.extend(self.search_accounts(base, &filter, attrs).await?);
+                out.extend(self.search_accounts(base, &filter, &wanted).await?);
             }
         }
         Ok(out)
@@ -122,7 +124,8 @@ impl AdTarget {
         key: &str,
         attrs: &[String],
     ) -> Result<Option<ObservedAccount>, TargetError> {
-        let found = self.search_accounts(key, &self.config.filter, attrs).await?;
+        let wanted = wanted(attrs);
+        let found = self.search_accounts(key, &self.config.filter, &wanted).await?;
         Ok(found.into_iter().find(|a| normalize_dn(a.key()) == normalize_dn(key)))
     }
 
@@ -137,12 +140,10 @@ impl AdTarget {
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let mut stream = ldap
             .req()?
-            .streaming_search_with(adapters, base, Scope::Subtree, filter, wanted(attrs))
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
             .await
             .map_err(|e| from_ldap(e, &format!("search {base}")))?;
-        // The names the engine asked for, made once and shared by every account read: what the
-        // account keeps among its attributes. What the connector asks for itself (the
-        // username, the account control, the GUID, the cn) is kept beside them or read here.
+        // The names as asked for, made once and shared by every account read.
         let wanted: HashMap<String, Name> = attrs.iter().map(|a| (a.to_ascii_lowercase(), Name::from(a))).collect();
         let shared: std::sync::Arc<[Name]> = wanted.values().cloned().collect();
         let protected = normalize_dn(&self.config.protected_ou());
