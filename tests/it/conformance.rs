@@ -113,10 +113,11 @@ fn the_ldap_target_reads_an_entry_outside_the_scope_with_its_lockout() {
     assert!(a.disabled, "the lockout outside the scope is read: {a:?}");
     assert_eq!((a.username(), a.attrs.texts("sn").collect::<Vec<_>>()), (Some("anna.berg"), vec!["Berg"]));
     assert!(!read(&open).disabled);
-    // The attributes are those asked for; what the connector reads for itself (the anchor, the
-    // username, the lockout) is kept beside them, not among them (a million accounts read).
+    // The entryUUID the connector reads for itself is the anchor, kept beside the attributes and
+    // not among them unless asked for (a million accounts read); the username stays (username
+    // correlation looks for names in every attribute).
     let names: Vec<String> = a.attrs.iter().map(|(n, _)| n.to_string()).collect();
-    assert_eq!(names, ["sn"]);
+    assert_eq!(names, ["description", "sn", "uid"]);
     assert!(a.anchor().is_some_and(|u| u.len() == 36), "the entryUUID is the anchor: {a:?}");
     let asked =
         rt.block_on(target.observe_at(&locked, &["sn".into(), "entryUUID".into()])).expect("read").expect("found");

@@ -99,8 +99,6 @@ impl LdapTarget {
 }
 
 impl LdapTarget {
-    /// The attributes a read asks for: the engine's, the anchor, the RDN and the disable
-    /// attribute.
     /// The attributes a read asks the server for: the engine's (`attrs`), and those the
     /// connector reads for itself (the anchor, the username, the disable attribute).
     fn wanted(&self, attrs: &[String]) -> Vec<String> {

@@ -70,11 +70,15 @@ impl LdapTarget {
         names.sort();
         let shared: std::sync::Arc<[Name]> = names.into();
         let place = |name: &str| shared.iter().position(|n| n.as_str().eq_ignore_ascii_case(name));
-        // What the account keeps among its attributes: what the engine asked for. The anchor
-        // and the username the connector asks for itself are kept beside them (`Joined`), the
-        // disable attribute as `disabled`: an entryUUID among the attributes too was 38 bytes
-        // more per account read, held through the planning.
-        let kept: Vec<bool> = shared.iter().map(|n| attrs.iter().any(|a| a.eq_ignore_ascii_case(n))).collect();
+        // What the account keeps among its attributes: all it read but the entryUUID when the
+        // engine did not ask for it. The connector reads that as the anchor, kept beside the
+        // attributes (`Joined`); among them it was 38 bytes more per account, held through the
+        // planning. The username and the disable attribute stay: username correlation looks
+        // for the person's names in every attribute of an account (`seen_names`).
+        let kept: Vec<bool> = shared
+            .iter()
+            .map(|n| !n.eq_ignore_ascii_case("entryUUID") || attrs.iter().any(|a| a.eq_ignore_ascii_case(n)))
+            .collect();
         let (anchor_at, rdn_at) = (place("entryUUID"), place(&self.config.rdn_attribute));
         let disable_at = match &self.config.disable {
             DisableMethod::Attribute { attribute, value } => place(attribute).map(|at| (at, value.as_str())),
