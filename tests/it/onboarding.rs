@@ -224,12 +224,18 @@ fn an_ad_domain_of_accounts_made_before_enid_is_taken_over_and_a_lockout_is_resp
     let u = unique();
     let (anna_sam, bo_sam, cy_sam) = (format!("ab{u}"), format!("bo.ek{u}"), format!("cy.holm{u}"));
     // Old scripts stored the school system's id in employeeType; Bo's account has his enid
-    // username and names; Cy's username is a teacher's account.
+    // username, and his names in its cn alone (made with a name and an account name only, as
+    // `New-ADUser -Name -SamAccountName` makes one): username correlation finds them there,
+    // though AD's mapping may not name the cn; Cy's username is a teacher's account.
     let anna_dn = make_user(&norr, &anna_sam, "Anna", &format!("Berg{u}"));
-    make_user(&norr, &bo_sam, "Bo", &format!("Ek{u}"));
+    let bo_dn = make_user(&norr, &bo_sam, "Bo", &format!("Ek{u}"));
     make_user(&norr, &cy_sam, "Cy", &format!("Holmqvist{u}"));
     with_admin(async |l| {
         let res = l.modify(&anna_dn, vec![ldap3::Mod::Replace("employeeType", ["sis:1"].into())]).await.unwrap();
+        assert_eq!(res.rc, 0, "{res:?}");
+        let names_only_in_cn =
+            ["givenName", "sn", "displayName"].map(|a| ldap3::Mod::Delete(a, std::collections::HashSet::new()));
+        let res = l.modify(&bo_dn, Vec::from(names_only_in_cn)).await.unwrap();
         assert_eq!(res.rc, 0, "{res:?}");
     });
     let env = env_with(&ad_table(
