@@ -426,7 +426,7 @@ impl GroupNamer {
             let Some(value) = values.get(ident.id.as_str()).copied() else { continue };
             for s in ident.authoritative(&authority.groups) {
                 let r = &s.record;
-                let affs: Vec<&connector_api::Affiliation> = r.affiliations.iter().map(|a| &**a).collect();
+                let affs: Vec<&connector_api::Affiliation> = r.ties().collect();
                 let current = crate::core::model::in_effect(&affs, today);
                 // A person is a member in a role the policy names: their role at the group's
                 // school unit, or any of their roles when they have no tie there.

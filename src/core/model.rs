@@ -174,12 +174,10 @@ impl Identity {
                 deceased: r.deceased,
             });
         }
-        let all: Vec<&Affiliation> =
-            self.records.iter().flat_map(|s| s.record.affiliations.iter().map(|a| &**a)).collect();
+        let all: Vec<&Affiliation> = self.records.iter().flat_map(|s| s.record.ties()).collect();
         let roles: BTreeSet<Role> = in_effect(&all, today).iter().map(|a| a.role).collect();
         let school_records = self.authoritative(&authority.school_unit);
-        let school_affs: Vec<&Affiliation> =
-            school_records.iter().flat_map(|s| s.record.affiliations.iter().map(|a| &**a)).collect();
+        let school_affs: Vec<&Affiliation> = school_records.iter().flat_map(|s| s.record.ties()).collect();
         let current = in_effect(&school_affs, today);
         let schools: BTreeSet<&str> = current.iter().filter_map(|a| a.school_unit.as_deref()).collect();
         let primary = primary_school(&current, self.primary.as_ref());
@@ -187,7 +185,7 @@ impl Identity {
             .authoritative(&authority.groups)
             .iter()
             .flat_map(|s| {
-                let affs: Vec<&Affiliation> = s.record.affiliations.iter().map(|a| &**a).collect();
+                let affs: Vec<&Affiliation> = s.record.ties().collect();
                 let current = in_effect(&affs, today);
                 s.record
                     .groups
@@ -232,11 +230,8 @@ impl Identity {
 impl Identity {
     /// The primary school unit on `today` ([`primary_school`]), as [`Identity::person`] gives it.
     pub fn primary_school_now(&self, authority: &Authority, today: NaiveDate) -> Option<PrimaryTie> {
-        let affs: Vec<&Affiliation> = self
-            .authoritative(&authority.school_unit)
-            .iter()
-            .flat_map(|s| s.record.affiliations.iter().map(|a| &**a))
-            .collect();
+        let affs: Vec<&Affiliation> =
+            self.authoritative(&authority.school_unit).iter().flat_map(|s| s.record.ties()).collect();
         primary_school(&in_effect(&affs, today), self.primary.as_ref()).and_then(PrimaryTie::of)
     }
 }

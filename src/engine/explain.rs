@@ -77,7 +77,7 @@ pub struct RecordNow {
     pub role: String,
     /// The school unit codes, comma-separated.
     pub school_unit: Option<String>,
-    pub affiliations: Vec<connector_api::Affiliation>,
+    pub affiliations: connector_api::Shared<connector_api::Affiliation>,
     /// The number a school admin knows; one shaped like a civic number is masked.
     pub external_ids: Vec<String>,
     pub groups: Vec<String>,
@@ -308,11 +308,7 @@ fn record_now(r: &crate::core::model::Sourced, protected: bool) -> RecordNow {
         civic_no: r.record.civic_no.as_ref().map(|c| if protected { hidden() } else { c.masked() }),
         role: r.record.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
         school_unit: if protected { None } else { r.record.school_unit_codes() },
-        affiliations: if protected {
-            Vec::new()
-        } else {
-            r.record.affiliations.iter().map(|a| (**a).clone()).collect()
-        },
+        affiliations: if protected { Default::default() } else { r.record.affiliations.clone() },
         external_ids: if protected {
             Vec::new()
         } else {

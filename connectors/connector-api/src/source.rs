@@ -431,12 +431,12 @@ pub struct Interner {
 impl Interner {
     /// The tie equal to `tie` that this interner gave before, or `tie` shared from now on.
     pub fn tie(&mut self, tie: Affiliation) -> Arc<Affiliation> {
-        Self::shared(&mut self.ties, tie)
+        Self::intern(&mut self.ties, tie)
     }
 
     /// The membership equal to `group` that this interner gave before, or `group`.
     pub fn group(&mut self, group: GroupMembership) -> Arc<GroupMembership> {
-        Self::shared(&mut self.groups, group)
+        Self::intern(&mut self.groups, group)
     }
 
     /// Every tie and membership of `record` shared with the equal ones given before; one that
@@ -455,25 +455,20 @@ impl Interner {
         record.groups.shrink_to_fit();
     }
 
-    fn shared<T: Eq + std::hash::Hash>(set: &mut rustc_hash::FxHashSet<Arc<T>>, value: T) -> Arc<T> {
+    /// `value` as the `Arc` given before, looked up without allocating one first.
+    fn intern<T: Eq + std::hash::Hash>(set: &mut rustc_hash::FxHashSet<Arc<T>>, value: T) -> Arc<T> {
         match set.get(&value) {
             Some(known) => known.clone(),
-            None => {
-                let value = Arc::new(value);
-                set.insert(value.clone());
-                value
-            }
+            None => Self::share(set, &Arc::new(value)),
         }
     }
 
     fn share<T: Eq + std::hash::Hash>(set: &mut rustc_hash::FxHashSet<Arc<T>>, value: &Arc<T>) -> Arc<T> {
-        match set.get(value) {
-            Some(known) => known.clone(),
-            None => {
-                set.insert(value.clone());
-                value.clone()
-            }
+        if let Some(known) = set.get(value) {
+            return known.clone();
         }
+        set.insert(value.clone());
+        value.clone()
     }
 }
 
@@ -546,6 +541,11 @@ impl SourceRecord {
         use std::hash::Hash;
         (&self.person_id, &self.given_name, &self.family_name, &self.affiliations, &self.groups).hash(hasher);
         (&self.email, &self.eppn, &self.external_ids, &self.protection, self.deceased).hash(hasher);
+    }
+
+    /// The record's ties as values (they are held shared).
+    pub fn ties(&self) -> impl Iterator<Item = &Affiliation> {
+        self.affiliations.iter().map(|a| &**a)
     }
 
     /// The role of the record's first affiliation: a record with one tie has one role.
