@@ -254,17 +254,20 @@ pub fn desired_for(
         // without records): the longer grace period is the safe side.
         let (school, staff, protected) =
             last_known.get(&ident.id).cloned().unwrap_or_else(|| (String::new(), true, false));
-        let schools =
-            if protected || school.is_empty() { Vec::new() } else { school.split(',').map(Into::into).collect() };
+        let schools = if protected || school.is_empty() {
+            Default::default()
+        } else {
+            school.split(',').map(Into::into).collect()
+        };
         return Ok(Desired {
             id: ident.id.clone(),
             spec: AccountSpec {
-                id: ident.id.as_str().into(),
+                id: ident.id.shared(),
                 username: username.into(),
                 given_name: Default::default(),
                 family_name: Default::default(),
                 display_name: Default::default(),
-                roles: vec![if staff { Role::Staff } else { Role::Student }],
+                roles: [if staff { Role::Staff } else { Role::Student }].into_iter().collect(),
                 schools,
                 enabled: false,
                 protected,
@@ -356,7 +359,7 @@ pub fn desired_for(
     Ok(Desired {
         id: ident.id.clone(),
         spec: AccountSpec {
-            id: ident.id.as_str().into(),
+            id: ident.id.shared(),
             username: username.into(),
             given_name: person.given_name.into(),
             family_name: person.family_name.into(),
@@ -366,7 +369,7 @@ pub fn desired_for(
             enabled: active,
             protected: person.protected,
             attrs: PackedAttrs::plain(attrs),
-            placement,
+            placement: placement.map(String::into_boxed_str),
             initial_password: None,
         },
         active,
@@ -563,6 +566,12 @@ mod tests {
         assert_eq!(given[0].held.as_deref().map(|h| h.starts_with("attribute mapping failed")), Some(true));
         assert_eq!(given[1].spec.attrs.len(), 0, "a person no source has: only disabled");
         assert_eq!(given[2].spec.attrs.texts("mail").next(), Some("bo@x"));
+        // The account's id is the identity's own string, for a person with records and one
+        // without (a plan holds a million creates: no copy each).
+        for (d, ident) in given.iter().zip([&resolution.present[2], &resolution.absent[0], &resolution.present[1]]) {
+            assert!(std::sync::Arc::ptr_eq(&d.spec.id, &ident.id.shared()), "{} shares its id", d.id().as_str());
+            assert_eq!(&*d.spec.id, ident.id.as_str());
+        }
         assert_eq!(failed.len(), 1, "c once, though select rendered it twice: {failed:?}");
         assert_eq!(failed[0].0, "c");
 

@@ -22,6 +22,17 @@ impl IdentityId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The shared string itself (an `AccountSpec`'s id holds the identity's, not a copy).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
+}
+
+impl From<Arc<str>> for IdentityId {
+    fn from(s: Arc<str>) -> IdentityId {
+        IdentityId(s)
+    }
 }
 
 impl Default for IdentityId {

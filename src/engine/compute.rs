@@ -499,7 +499,7 @@ impl Engine {
                         school: d.school(),
                         reason: format!("claimed by an operator outside {}: moved into its place", handle.conn.scope())
                             .into(),
-                        op: connector_api::TargetOp::Move { key: key.clone(), placement: placement.clone() },
+                        op: connector_api::TargetOp::Move { key: key.clone(), placement: placement.to_string() },
                         extra: crate::core::plan::Extra::default(),
                         protected: d.protected,
                         needs_approval: d.needs_approval,

@@ -130,7 +130,7 @@ pub(super) fn give_first_passwords(
                 created_at: String::new(),
             });
         }
-        account.initial_password = Some(password);
+        account.initial_password = Some(Box::new(password));
         *send = super::apply::Outgoing::Changed(Box::new(TargetOp::Create { account }));
     }
     Ok(keep)

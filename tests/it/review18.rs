@@ -15,13 +15,13 @@ fn spec(id: &str, username: &str) -> AccountSpec {
         given_name: "Anna".into(),
         family_name: "Berg".into(),
         display_name: "Anna Berg".into(),
-        roles: vec![Role::Student],
-        schools: vec!["Norr".into()],
+        roles: [Role::Student].into_iter().collect(),
+        schools: connector_api::source::smallvec!["Norr".into()],
         enabled: true,
         protected: false,
         attrs: Default::default(),
         placement: None,
-        initial_password: Some(Secret::new("Xy7-long-enough-password")),
+        initial_password: Some(Box::new(Secret::new("Xy7-long-enough-password"))),
     }
 }
 
@@ -231,7 +231,7 @@ fn a_google_placement_with_dot_dot_never_leaves_the_base_org_unit() {
         ["/Elever/../Personal", "/Elever/Norr/../../Personal", "/Elever/.", "/Elever/.."].iter().enumerate()
     {
         let mut account = spec(&format!("0f8fad5b-d9cb-469f-a165-7086772895{i:02}"), &format!("anna.berg{i}"));
-        account.placement = Some(placement.to_string());
+        account.placement = Some((*placement).into());
         let done = rt.block_on(target.apply(&TargetOp::Create { account }));
         assert!(matches!(done, Err(connector_api::TargetError::Rejected { .. })), "{placement}: refused, not {done:?}");
     }

@@ -55,8 +55,8 @@ pub use packed::{Joined, PackedAttrs, TextsOf};
 pub use secret::{Secret, load_configured_secret, load_secret, load_secret_file, warn_unverified_tls};
 pub use source::{
     Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, Interner, PriorQuery,
-    PriorRecords, Protection, Role, RowError, Shared, Source, SourceBatch, SourceChanges, SourceError, SourceRecord,
-    StoredUnits, TieDetails,
+    PriorRecords, Protection, Role, Roles, RowError, Shared, Source, SourceBatch, SourceChanges, SourceError,
+    SourceRecord, StoredUnits, TieDetails,
 };
 pub use target::{
     AccountSpec, Field, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,

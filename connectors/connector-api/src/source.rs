@@ -45,6 +45,53 @@ impl fmt::Display for Role {
     }
 }
 
+/// A set of [`Role`]s (an account's: a person may be a pupil and staff at once), one byte in
+/// place of a vector: it iterates, compares and serialises as the sorted list of roles it
+/// replaced (`["student", "staff"]`), so plan ids do not change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Roles(u8);
+
+impl Roles {
+    const ALL: [Role; 2] = [Role::Student, Role::Staff];
+
+    fn bit(role: Role) -> u8 {
+        1 << role as u8
+    }
+
+    pub fn contains(self, role: Role) -> bool {
+        self.0 & Self::bit(role) != 0
+    }
+
+    pub fn insert(&mut self, role: Role) {
+        self.0 |= Self::bit(role);
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The roles in their order (pupil first).
+    pub fn iter(self) -> impl Iterator<Item = Role> {
+        Self::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+}
+
+impl FromIterator<Role> for Roles {
+    fn from_iter<I: IntoIterator<Item = Role>>(roles: I) -> Roles {
+        let mut set = Roles::default();
+        for r in roles {
+            set.insert(r);
+        }
+        set
+    }
+}
+
+impl Serialize for Roles {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
 /// What kind of tie an [`Affiliation`] is: it decides which tie is a person's primary one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -917,6 +964,23 @@ mod tests {
     #[test]
     fn a_record_fits_the_allocators_224_byte_size() {
         assert!(std::mem::size_of::<SourceRecord>() <= 224, "{}", std::mem::size_of::<SourceRecord>());
+    }
+
+    /// A set of roles is the sorted list it replaced: as JSON (plan ids) and as it iterates.
+    #[test]
+    fn roles_serialise_as_the_sorted_list() {
+        for roles in [vec![], vec![Role::Student], vec![Role::Staff], vec![Role::Staff, Role::Student, Role::Staff]] {
+            let set: Roles = roles.iter().copied().collect();
+            let list: BTreeSet<Role> = roles.iter().copied().collect();
+            assert_eq!(serde_json::to_string(&set).unwrap(), serde_json::to_string(&list).unwrap());
+            assert_eq!(set.iter().collect::<Vec<_>>(), list.iter().copied().collect::<Vec<_>>());
+            assert_eq!(set.is_empty(), list.is_empty());
+            assert!(Roles::ALL.iter().all(|r| set.contains(*r) == list.contains(r)));
+        }
+        assert_eq!(
+            serde_json::to_string(&[Role::Student, Role::Staff].into_iter().collect::<Roles>()).unwrap(),
+            r#"["student","staff"]"#
+        );
     }
 
     fn record(person_id: &str, given_name: &str, groups: &[&str], email: Option<&str>) -> SourceRecord {

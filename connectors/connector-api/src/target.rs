@@ -9,10 +9,11 @@
 use crate::capabilities::{Capabilities, Lookup};
 use crate::error::BoxError;
 use crate::packed::{Joined, PackedAttrs};
-use crate::source::Role;
+use crate::source::{Roles, SmallVec};
 use crate::value::{AttrChange, Str};
 use serde::Serialize;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One account as the target holds it now.
@@ -144,17 +145,19 @@ impl std::fmt::Debug for ObservedAccount {
 /// decides where the account goes and how it is encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountSpec {
-    /// The enid id of the person (the owner marker).
-    pub id: Str,
+    /// The enid id of the person (the owner marker): the identity's own string, shared (a
+    /// first run's million creates each held a copy).
+    pub id: Arc<str>,
     pub username: Str,
     /// The person's names as the account shows them; a person with protected personal data
     /// has the username in all three.
     pub given_name: Str,
     pub family_name: Str,
     pub display_name: Str,
-    pub roles: Vec<Role>,
-    /// School unit codes, empty for a protected person.
-    pub schools: Vec<Str>,
+    pub roles: Roles,
+    /// School unit codes, empty for a protected person (the one school most persons have in
+    /// place).
+    pub schools: SmallVec<[Str; 1]>,
     /// Whether the account is created enabled (a pre-provisioned account starts disabled).
     pub enabled: bool,
     /// The person has protected personal data: the connector keeps the account out of address
@@ -165,13 +168,14 @@ pub struct AccountSpec {
     pub attrs: PackedAttrs,
     /// Where the account lives, for a target that places accounts (rendered from the target's
     /// placement template; for a protected person its neutral placement).
-    pub placement: Option<String>,
+    pub placement: Option<Box<str>>,
     /// The first password, for a target that sets one ([`Capabilities::initial_password`]): set
-    /// by the engine as the create is sent, never part of a plan, never shown.
+    /// by the engine as the create is sent, never part of a plan, never shown. (Boxed: a plan
+    /// holds every create without one.)
     ///
     /// [`Capabilities::initial_password`]: crate::Capabilities::initial_password
     #[serde(skip)]
-    pub initial_password: Option<crate::Secret>,
+    pub initial_password: Option<Box<crate::Secret>>,
 }
 
 /// One change to one account or group on one target.
@@ -588,6 +592,16 @@ mod tests {
         assert_eq!(a, ObservedAccount::new("k", Some(""), None, PackedAttrs::default()), "no foreign: nothing boxed");
         // What the packing is for: a million of these are held for a run.
         assert!(std::mem::size_of::<ObservedAccount>() <= 72, "{}", std::mem::size_of::<ObservedAccount>());
+    }
+
+    /// A first run's plan holds a million creates, each with its account in place: the id is
+    /// the identity's shared string, roles a byte, one school and no placement or password
+    /// nothing beside (264 bytes when each was a vector or string of its own).
+    #[test]
+    fn an_account_spec_is_small() {
+        assert!(std::mem::size_of::<AccountSpec>() <= 216, "{}", std::mem::size_of::<AccountSpec>());
+        let schools: SmallVec<[Str; 1]> = ["Norr".into()].into_iter().collect();
+        assert!(!schools.spilled(), "one school is held in place");
     }
 
     #[test]

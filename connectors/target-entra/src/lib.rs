@@ -372,7 +372,7 @@ impl EntraTarget {
         let mut theirs: Vec<&Map<String, Json>> = deleted
             .iter()
             .filter(|u| u.get("onPremisesSyncEnabled").and_then(Json::as_bool) != Some(true))
-            .filter(|u| self.owner_of(u).as_deref() == Some(account.id.as_str()))
+            .filter(|u| self.owner_of(u).as_deref() == Some(&*account.id))
             .collect();
         let upn = self.upn(&account.username).to_lowercase();
         let holds_upn = |u: &Map<String, Json>| {

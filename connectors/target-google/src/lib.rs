@@ -309,7 +309,7 @@ impl GoogleTarget {
         body.insert("changePasswordAtNextLogin".into(), Json::Bool(handed_out && self.config.force_password_change));
         body.insert("suspended".into(), Json::Bool(!account.enabled));
         if let Some(p) = &account.placement {
-            body.insert("orgUnitPath".into(), Json::String(p.clone()));
+            body.insert("orgUnitPath".into(), Json::String(p.to_string()));
         }
         body.insert("externalIds".into(), json!([{"type": "custom", "customType": CUSTOM_TYPE, "value": account.id}]));
         Ok(Json::Object(body))

@@ -243,7 +243,7 @@ pub fn plan_target(
         // owner marker written), and managed from the next run on. Under another username it is
         // claimed only together with the rename that gives it the person's.
         if found.is_none()
-            && let Some(&(i, _)) = matches.matched.get(d.spec.id.as_str())
+            && let Some(&(i, _)) = matches.matched.get(&*d.spec.id)
             && !d.active
         {
             // A future starter's old account: claiming it would disable it until the start date
@@ -259,7 +259,7 @@ pub fn plan_target(
             continue;
         }
         if found.is_none()
-            && let Some(&(i, rule)) = matches.matched.get(d.spec.id.as_str())
+            && let Some(&(i, rule)) = matches.matched.get(&*d.spec.id)
             && !claim_taken[i]
         {
             let obs = &observed[i];
@@ -283,7 +283,7 @@ pub fn plan_target(
                 Some(u) => format!("made before enid, {how}; claimed with the rename {u} → {}", d.spec.username),
                 None => format!("made before enid, {how}; claimed, and managed by enid from the next run"),
             };
-            let marker = AttrChange { attr: owner_attr.to_string(), values: Value::text(d.spec.id.clone()) };
+            let marker = AttrChange { attr: owner_attr.to_string(), values: Value::text(&*d.spec.id) };
             let op = TargetOp::Update { key: obs.key().to_owned(), changes: vec![marker] };
             push(&mut tp, &d, Action::Claim, reason, op, None);
             if let Some(u) = other {
@@ -303,7 +303,7 @@ pub fn plan_target(
             continue;
         }
         if found.is_none()
-            && let Some(why) = matches.ambiguous.get(d.spec.id.as_str())
+            && let Some(why) = matches.ambiguous.get(&*d.spec.id)
         {
             block(&mut tp, &d, why.clone());
             continue;

@@ -261,13 +261,13 @@ impl PlannedOp {
         let op = match &self.op {
             TargetOp::Create { account } => TargetOp::Create {
                 account: AccountSpec {
-                    id: self.identity.as_str().into(),
+                    id: self.identity.shared(),
                     username: self.identity.as_str().into(),
                     given_name: Default::default(),
                     family_name: Default::default(),
                     display_name: Default::default(),
-                    roles: Vec::new(),
-                    schools: Vec::new(),
+                    roles: Default::default(),
+                    schools: Default::default(),
                     enabled: account.enabled,
                     protected: true,
                     attrs: PackedAttrs::default(),

@@ -174,7 +174,7 @@ impl AdTarget {
                 account.id
             )));
         }
-        let placement = account.placement.clone().unwrap_or_else(|| self.config.base_dn.clone());
+        let placement = account.placement.as_deref().map_or_else(|| self.config.base_dn.clone(), str::to_string);
         self.ensure_ou(ldap, &placement).await?;
         // A protected person's entry never carries the real name.
         let cn = if account.protected || account.display_name.trim().is_empty() {
