@@ -497,7 +497,7 @@ mod tests {
         Identity {
             id: id.into(),
             is_new: false,
-            records: vec![crate::core::model::Sourced {
+            records: connector_api::source::smallvec![crate::core::model::Sourced {
                 source: "sis".into(),
                 record: Box::new(connector_api::SourceRecord {
                     person_id: id.into(),
@@ -538,7 +538,7 @@ mod tests {
         };
         let resolution = Resolution {
             present: vec![person("a", "Anna"), person("b", "Bo"), person("c", "Bad"), person("d", "Dan")],
-            absent: vec![Identity { id: "e".into(), is_new: false, records: Vec::new(), primary: None }],
+            absent: vec![Identity { id: "e".into(), is_new: false, records: Default::default(), primary: None }],
             ..Default::default()
         };
         let names =

@@ -516,7 +516,7 @@ mod tests {
         let person = |id: &str, group: &str| crate::core::model::Identity {
             id: id.into(),
             is_new: false,
-            records: vec![crate::core::model::Sourced {
+            records: connector_api::source::smallvec![crate::core::model::Sourced {
                 source: "sis".into(),
                 record: Box::new(connector_api::SourceRecord {
                     person_id: id.into(),
@@ -563,7 +563,7 @@ mod tests {
         let teacher = crate::core::model::Identity {
             id: "t".into(),
             is_new: false,
-            records: vec![crate::core::model::Sourced {
+            records: connector_api::source::smallvec![crate::core::model::Sourced {
                 source: "sis".into(),
                 record: Box::new(connector_api::SourceRecord {
                     person_id: "t".into(),

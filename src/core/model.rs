@@ -39,6 +39,9 @@ impl Sourced {
     }
 }
 
+/// An identity's records: one in place, more in a vector.
+pub type Records = connector_api::source::SmallVec<[Sourced; 1]>;
+
 /// One person as enid sees them now, from every record that belongs to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -46,8 +49,9 @@ pub struct Identity {
     /// True when this run creates the identity.
     pub is_new: bool,
     /// The person's records in this run, in source order. Empty for a person no source has
-    /// any more.
-    pub records: Vec<Sourced>,
+    /// any more. The one record most persons have is held in place (a vector of one was an
+    /// allocation more for each of a million identities).
+    pub records: Records,
     /// The primary school unit recorded at the last applied run: kept while an affiliation
     /// there is in effect, so a person's accounts move only when that tie ends.
     pub primary: Option<PrimaryTie>,
@@ -637,7 +641,7 @@ mod tests {
         let ident = Identity {
             id: "id".into(),
             is_new: false,
-            records: vec![
+            records: connector_api::source::smallvec![
                 rec("hr", Role::Staff, "S1", "7A", None),
                 rec("sis", Role::Student, "VUX", "SVA1", Some("2027-06-15")),
             ],
@@ -684,7 +688,7 @@ mod tests {
         let mut r = rec("sis", Role::Student, "X", "7A", None);
         r.record.affiliations = ties.into_iter().map(Into::into).collect();
         let primary = primary.map(|p| PrimaryTie { school_unit: p.into(), source_id: None });
-        Identity { id: "id".into(), is_new: false, records: vec![r], primary }
+        Identity { id: "id".into(), is_new: false, records: connector_api::source::smallvec![r], primary }
     }
 
     fn primary_now(ident: &Identity, today: NaiveDate) -> Option<String> {

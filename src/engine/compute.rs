@@ -146,7 +146,7 @@ impl Computed {
         for n in &mut p.new_identities {
             if protected.contains(n.id.as_str()) {
                 n.username = n.id.as_str().into();
-                n.records = vec!["(protected)".into()];
+                n.records = connector_api::source::smallvec!["(protected)".into()];
             }
         }
         // A protected person's claim shows neither the account's key nor its username.

@@ -27,6 +27,7 @@
 //! nothing is planned for it. Only a person absent from an intact export is absent.
 
 use crate::core::model::{Identity, IdentityId, Snapshot, Sourced};
+use connector_api::source::SmallVec;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -224,8 +225,7 @@ pub fn resolve(
     key: &IdKey,
 ) -> Resolution {
     // Records are numbered in source order, so each identity can list its records in that order.
-    let mut by_id: HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)> =
-        HashMap::with_capacity_and_hasher(records.len(), Default::default());
+    let mut by_id: ById = HashMap::with_capacity_and_hasher(records.len(), Default::default());
     let mut unlinked = Vec::new();
     let mut civic_changes = Vec::new();
     let mut conflicts = Vec::new();
@@ -298,7 +298,7 @@ pub fn resolve(
                         new: now.map(str::to_string),
                     });
                 }
-                by_id.entry(stored.identity_id.clone()).or_insert_with(|| (false, Vec::with_capacity(1))).1.push((i, r))
+                by_id.entry(stored.identity_id.clone()).or_default().1.push((i, r))
             }
             None => unlinked.push((i, r)),
         }
@@ -350,7 +350,7 @@ pub fn resolve(
         .identities
         .keys()
         .filter(|id| !by_id.contains_key(*id) && !kept.contains_key(*id))
-        .map(|id| Identity { id: id.clone(), is_new: false, records: Vec::new(), primary: None })
+        .map(|id| Identity { id: id.clone(), is_new: false, records: Default::default(), primary: None })
         .collect();
     absent.sort_by(|a, b| a.id.cmp(&b.id));
     let kept: Vec<Kept> = kept
@@ -363,9 +363,9 @@ pub fn resolve(
         .map(|(id, (is_new, mut recs))| {
             recs.sort_by_key(|(i, _)| *i);
             let primary = snapshot.primaries.get(&id).cloned();
-            // Exactly as many as there are: a vector grown by pushes would keep room for four.
-            let mut records = Vec::with_capacity(recs.len());
-            records.extend(recs.into_iter().map(|(_, r)| r));
+            // Exactly as many as there are (one in place): a vector grown by pushes would keep
+            // room for four.
+            let records = recs.into_iter().map(|(_, r)| r).collect();
             Identity { id, is_new, records, primary }
         })
         .collect();
@@ -429,7 +429,9 @@ fn names_reused(stored: &crate::core::model::StoredRecord, now: &connector_api::
     Some(format!("{old} → {new}, another given and family name"))
 }
 
-type ById = HashMap<IdentityId, (bool, Vec<(usize, Sourced)>)>;
+/// The records of each identity, numbered in source order, while the resolution gathers them:
+/// the one record most have in place.
+type ById = HashMap<IdentityId, (bool, SmallVec<[(usize, Sourced); 1]>)>;
 
 /// A configured correlation rule, tried after the civic number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -683,7 +685,7 @@ fn add_to(by_id: &mut ById, snapshot: &Snapshot, id: IdentityId, i: usize, r: So
     let is_new = !snapshot.identities.contains_key(&id);
     // Most persons have one record: a first push into an empty vector would reserve room for
     // four (over a kilobyte each, times every person of a run).
-    by_id.entry(id).or_insert_with(|| (is_new, Vec::with_capacity(1))).1.push((i, r));
+    by_id.entry(id).or_insert_with(|| (is_new, SmallVec::new())).1.push((i, r));
 }
 
 /// Records `r` as held in conflict `cid`, adding to the conflict when it is already open.

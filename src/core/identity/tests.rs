@@ -41,6 +41,9 @@ fn same_civic_number_in_two_sources_is_one_identity() {
     let merged = r.present.iter().find(|i| i.records.len() == 2).unwrap();
     assert_eq!(merged.records[0].source, "hr", "records keep source order");
     assert!(merged.is_new);
+    // A million identities of one record each: the record is held in place, no vector each.
+    let single = r.present.iter().find(|i| i.records.len() == 1).unwrap();
+    assert!(!single.records.spilled() && merged.records.spilled());
 }
 
 #[test]
@@ -73,6 +76,7 @@ fn a_linked_record_keeps_its_identity_and_absent_ones_are_listed() {
     let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
     assert_eq!(r.present[0].id, "id-1");
     assert!(!r.present[0].is_new);
+    assert!(!r.present[0].records.spilled(), "a linked record is held in place too");
     assert_eq!(r.absent[0].id, "id-2");
 }
 

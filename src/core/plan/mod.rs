@@ -358,8 +358,9 @@ pub struct NewIdentity {
     pub id: IdentityId,
     /// In place (a first run holds a million).
     pub username: Str,
-    /// `source/person_id` of each record (in place when short, as nearly all are).
-    pub records: Vec<Str>,
+    /// `source/person_id` of each record (in place when short, as nearly all are; the one
+    /// record most persons have held in place, no vector of its own).
+    pub records: connector_api::source::SmallVec<[Str; 1]>,
 }
 
 /// Counts per action.
