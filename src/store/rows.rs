@@ -582,8 +582,7 @@ impl RowSink<IdentityRow> for IdentitiesIn {
     fn add(&mut self, (id, username, primary, tie): IdentityRow) {
         let id = self.ids.id(id);
         if let Some(school_unit) = primary {
-            self.primaries
-                .insert(id.clone(), PrimaryTie { school_unit: school_unit.into(), source_id: tie.map(Into::into) });
+            self.primaries.insert(id.clone(), PrimaryTie::new(&school_unit, tie.as_deref()));
         }
         self.identities.insert(id, username.map(Into::into));
     }

@@ -855,7 +855,7 @@ pub async fn outside_claims_are_kept_until_forgotten(s: &impl StateStore) {
 pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateStore) {
     use crate::core::model::PrimaryTie;
     use crate::store::{HeldRow, SourceRead};
-    let tie = |code: &str, id: Option<&str>| PrimaryTie { school_unit: code.into(), source_id: id.map(Into::into) };
+    let tie = |code: &str, id: Option<&str>| PrimaryTie::new(code, id);
     s.commit_identities(
         &[ident("id-a", "kim.lind"), ident("id-b", "bo.lind")],
         &[record("sis", "P1", "id-a", Some(PNR)), record("sis", "P2", "id-b", None)],

@@ -120,8 +120,8 @@ pub(super) async fn set_primaries(
         );
         q.push_values(chunk, |mut b, (id, primary)| {
             b.push_bind(id.clone())
-                .push_bind(primary.as_ref().map(|p| p.school_unit.to_string()))
-                .push_bind(primary.as_ref().and_then(|p| p.source_id.as_ref().map(ToString::to_string)));
+                .push_bind(primary.as_ref().map(|p| p.school_unit().to_string()))
+                .push_bind(primary.as_ref().and_then(|p| p.source_id().map(str::to_string)));
         });
         q.push(") AS v (id, school, tie) WHERE identities.id = v.id");
         q.build().execute(&mut *conn).await?;

@@ -8,7 +8,7 @@
 
 use super::super::{GroupRow, OpRecord, OpResult, Ownership, RecordRef, RecordRow, SealedPassword};
 use crate::core::identity::CivicChange;
-use crate::core::model::{AccountStatus, IdentityId};
+use crate::core::model::{AccountStatus, IdentityId, PrimaryTie};
 use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -82,7 +82,7 @@ pub(super) const ALLOCATE: &str = " ON CONFLICT (username) DO UPDATE SET identit
 /// Records identities' primary school units (`None`: none any more).
 pub(super) async fn set_primaries(
     conn: &mut SqliteConnection,
-    rows: &[(IdentityId, Option<crate::core::model::PrimaryTie>)],
+    rows: &[(IdentityId, Option<PrimaryTie>)],
 ) -> sqlx::Result<()> {
     for chunk in rows.chunks(CHUNK_ROWS) {
         let mut q = QueryBuilder::<Sqlite>::new(
@@ -90,8 +90,8 @@ pub(super) async fn set_primaries(
         );
         q.push_values(chunk, |mut b, (id, primary)| {
             b.push_bind(id)
-                .push_bind(primary.as_ref().map(|p| p.school_unit.as_str()))
-                .push_bind(primary.as_ref().and_then(|p| p.source_id.as_deref()));
+                .push_bind(primary.as_ref().map(PrimaryTie::school_unit))
+                .push_bind(primary.as_ref().and_then(PrimaryTie::source_id));
         });
         q.push(") AS v WHERE identities.id = v.column1");
         q.build().execute(&mut *conn).await?;
