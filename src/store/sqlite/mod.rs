@@ -77,7 +77,7 @@ macro_rules! in_tx {
         $self.ctx(
             async {
                 let (_writing, mut $tx) = $self.begin_write().await?;
-                // A writing connection keeps a page cache of 16 MiB (SQLite's default is 2):
+                // The writing connection keeps a page cache of 16 MiB (SQLite's default is 2):
                 // ownership rows and the log are keyed by random ids, so a run's batches touch
                 // index pages all over, and with the default cache each batch read them back
                 // from the file (an apply of 100,000 took a tenth longer). Only writers grow it:
@@ -109,6 +109,10 @@ const SEARCH_FOLDED: [(&str, &str); 8] =
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one connection this process writes through (writes queue for it at `writing`
+    /// anyway): only it keeps the large page cache a run's bulk writes want (`in_tx!`), where
+    /// each of the pool's connections that happened to write kept one (64 MiB through an apply).
+    writer: SqlitePool,
     /// The database file, for messages.
     path: String,
     /// `open` created the file: the state is new.
@@ -188,6 +192,10 @@ impl SqliteStore {
             .map_err(|e| err(format!("cannot lock for the schema migration: {e}")))?;
         // Connecting switches a new database to WAL, which needs the file to itself: done under
         // the same lock, so that processes starting at once never meet "database is locked".
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_slow_level(log::LevelFilter::Debug)
+            .connect_lazy_with(opts.clone());
         let opened = async {
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
@@ -203,7 +211,7 @@ impl SqliteStore {
         .await;
         drop(locked);
         let pool = opened?;
-        Ok(SqliteStore { pool, path: shown, created, writing: Arc::default() })
+        Ok(SqliteStore { pool, writer, path: shown, created, writing: Arc::default() })
     }
 
     /// The pool, for `enid state copy`.
@@ -226,13 +234,13 @@ impl SqliteStore {
     /// (declare the guard first).
     async fn begin_write(&self) -> sqlx::Result<(tokio::sync::MutexGuard<'_, ()>, sqlx::Transaction<'static, Sqlite>)> {
         let gate = self.writing.lock().await;
-        Ok((gate, self.pool.begin().await?))
+        Ok((gate, self.writer.begin().await?))
     }
 
     /// Runs one statement; returns the rows it changed.
     async fn exec(&self, q: Q<'_>) -> Result<u64, StoreError> {
         let _writing = self.writing.lock().await;
-        self.ctx(q.execute(&self.pool).await.map(|done| done.rows_affected()))
+        self.ctx(q.execute(&self.writer).await.map(|done| done.rows_affected()))
     }
 
     /// Runs statements in order, in one transaction.
@@ -720,7 +728,7 @@ impl StateStore for SqliteStore {
             async {
                 // BEGIN IMMEDIATE: the write lock first, so two hand-outs claim one after the other.
                 let _writing = self.writing.lock().await;
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.writer.acquire().await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 let mut claimed = Vec::new();
                 for r in rows {

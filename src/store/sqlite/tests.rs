@@ -234,3 +234,27 @@ async fn a_long_write_and_the_writes_beside_it_queue_instead_of_timing_out() {
     beside.await.unwrap().expect("the write beside waited for the long one");
     assert_eq!(store.meta("beside").await.unwrap().as_deref(), Some("written"));
 }
+
+/// The process writes through one connection, which alone keeps the large page cache of bulk
+/// writes: the pool's connections stay at SQLite's default (each that wrote kept 16 MiB, some
+/// 64 MiB through an apply), however many writes ran at once.
+#[tokio::test]
+async fn only_the_writing_connection_keeps_a_large_cache() {
+    let (_dir, store) = open().await;
+    let names: Vec<Vec<String>> = (0..8).map(|i| vec![format!("name{i}")]).collect();
+    let writes = names.iter().map(|n| store.reserve_usernames(n, chrono::Utc::now()));
+    for done in futures::future::join_all(writes).await {
+        done.unwrap();
+    }
+    let cache = |size: i64| size == -16384;
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let mut conn = store.pool.acquire().await.unwrap();
+        let size: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *conn).await.unwrap();
+        assert!(!cache(size), "a reading connection keeps the default cache ({size})");
+        readers.push(conn);
+    }
+    let mut writer = store.writer.acquire().await.unwrap();
+    let size: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *writer).await.unwrap();
+    assert!(cache(size), "the writing connection keeps the large one ({size})");
+}
