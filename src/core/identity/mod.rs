@@ -26,8 +26,10 @@
 //! ([`RejectedRows`]) is kept exactly as last stored ([`Kept`]): neither present nor absent, so
 //! nothing is planned for it. Only a person absent from an intact export is absent.
 
+mod gather;
+
 use crate::core::model::{Identity, IdentityId, Snapshot, Sourced};
-use connector_api::source::SmallVec;
+use gather::Gathered;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -225,7 +227,7 @@ pub fn resolve(
     key: &IdKey,
 ) -> Resolution {
     // Records are numbered in source order, so each identity can list its records in that order.
-    let mut by_id: ById = HashMap::with_capacity_and_hasher(records.len(), Default::default());
+    let mut by_id = Gathered::with_capacity(records.len());
     let mut unlinked = Vec::new();
     let mut civic_changes = Vec::new();
     let mut conflicts = Vec::new();
@@ -298,7 +300,7 @@ pub fn resolve(
                         new: now.map(str::to_string),
                     });
                 }
-                by_id.entry(stored.identity_id.clone()).or_default().1.push((i, r))
+                by_id.add(stored.identity_id.clone(), false, snapshot, i, r)
             }
             None => unlinked.push((i, r)),
         }
@@ -317,9 +319,10 @@ pub fn resolve(
         // A record re-keyed by its new personnummer joined the identity of its old key: the
         // number's change is reported as for a key that stayed.
         for (source, person_id, identity_id, old, new) in rekeyed {
-            if by_id.get(&identity_id).is_some_and(|(_, recs)| {
-                recs.iter().any(|(_, r)| r.source == source && r.record.person_id == person_id)
-            }) {
+            if by_id
+                .records(&identity_id)
+                .is_some_and(|recs| recs.iter().any(|r| r.source == source && r.record.person_id == person_id))
+            {
                 civic_changes.push(CivicChange { source, person_id, identity_id, old: Some(old), new: Some(new) });
             }
         }
@@ -330,7 +333,7 @@ pub fn resolve(
     if !rejected.unkeyed.is_empty() {
         for (source, locations) in &rejected.unkeyed {
             let Some(stored) = snapshot.source_records(source) else { continue };
-            for rec in stored.values().filter(|r| !by_id.contains_key(&r.identity_id)) {
+            for rec in stored.values().filter(|r| !by_id.contains(&r.identity_id)) {
                 let why = format!("rows rejected without a readable person_id at {}", locations.join(", "));
                 let reasons = kept.entry(rec.identity_id.clone()).or_default();
                 if !reasons.contains(&why) {
@@ -341,15 +344,15 @@ pub fn resolve(
     }
     // Kept identities are neither present nor absent: nothing is planned for them.
     for id in kept.keys() {
-        if let Some((_, recs)) = by_id.remove(id) {
-            held_records.extend(recs.into_iter().map(|(_, r)| r));
+        if let Some(recs) = by_id.remove(id) {
+            held_records.extend(recs);
         }
     }
 
     let mut absent: Vec<Identity> = snapshot
         .identities
         .keys()
-        .filter(|id| !by_id.contains_key(*id) && !kept.contains_key(*id))
+        .filter(|id| !by_id.contains(id) && !kept.contains_key(*id))
         .map(|id| Identity { id: id.clone(), is_new: false, records: Default::default(), primary: None })
         .collect();
     absent.sort_by(|a, b| a.id.cmp(&b.id));
@@ -358,17 +361,7 @@ pub fn resolve(
         .filter(|(id, _)| snapshot.identities.contains_key(id))
         .map(|(identity_id, reasons)| Kept { identity_id, reasons })
         .collect();
-    let mut present: Vec<Identity> = by_id
-        .into_iter()
-        .map(|(id, (is_new, mut recs))| {
-            recs.sort_by_key(|(i, _)| *i);
-            let primary = snapshot.primaries.get(&id).cloned();
-            // Exactly as many as there are (one in place): a vector grown by pushes would keep
-            // room for four.
-            let records = recs.into_iter().map(|(_, r)| r).collect();
-            Identity { id, is_new, records, primary }
-        })
-        .collect();
+    let mut present = by_id.into_identities();
     present.sort_by(|a, b| a.id.cmp(&b.id));
     conflicts.sort_by(|a: &Conflict, b| a.id.cmp(&b.id));
     civic_changes.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
@@ -429,10 +422,6 @@ fn names_reused(stored: &crate::core::model::StoredRecord, now: &connector_api::
     Some(format!("{old} → {new}, another given and family name"))
 }
 
-/// The records of each identity, numbered in source order, while the resolution gathers them:
-/// the one record most have in place.
-type ById = HashMap<IdentityId, (bool, SmallVec<[(usize, Sourced); 1]>)>;
-
 /// A configured correlation rule, tried after the civic number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -472,7 +461,7 @@ pub fn key_is_number(person_id: &str, number: &str) -> bool {
 /// whose identity has no record now: the same person, re-keyed by the number's change (reverse
 /// re-keying). Each such identity is given to the one record that fits it, and to none when
 /// several do. Returns (source, new key, identity, old number, new number), by record order.
-fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> Vec<Rekey> {
+fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &Gathered) -> Vec<Rekey> {
     use connector_api::civic::{CivicKind, kind_of_normalised};
     // Only records that may be re-keyed are looked at, so a run without any costs nothing more.
     let wanted: Vec<(&Sourced, &str)> = unlinked
@@ -488,7 +477,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
     let present: HashSet<(&str, &str)> = unlinked
         .iter()
         .map(|(_, r)| r)
-        .chain(by_id.values().flat_map(|(_, recs)| recs.iter().map(|(_, r)| r)))
+        .chain(by_id.iter().flat_map(|ident| &ident.records))
         .map(|r| (r.source.as_str(), r.record.person_id.as_str()))
         .collect();
     let mut found: Vec<Rekey> = Vec::new();
@@ -504,7 +493,7 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &ById) -> 
                     && old_no[..6] == number[..6]
                     && old_no[6..8].parse::<u32>().ok() == number[6..8].parse::<u32>().ok().map(|d| d + 60)
                     && !present.contains(&(r.source.as_str(), &**old_key))
-                    && !by_id.contains_key(&old.identity_id)
+                    && !by_id.contains(&old.identity_id)
                     && old.names.is_some_and(|n| !n.all_names_differ(&names));
                 fits.then_some((old, old_no))
             })
@@ -539,7 +528,7 @@ fn resolve_unlinked(
     decisions: &BTreeMap<String, Decision>,
     rules: &[MatchKey],
     key: &IdKey,
-    by_id: &mut ById,
+    by_id: &mut Gathered,
     (conflicts, held): (&mut Vec<Conflict>, &mut Vec<Sourced>),
 ) -> Vec<Rekey> {
     let rekeyed = rekeyed(&unlinked, snapshot, by_id);
@@ -563,8 +552,8 @@ fn resolve_unlinked(
     }
     // Every present record per (source, civic number), to find two keys claiming one number.
     let mut per_source: HashMap<(String, String), Vec<(String, String)>> = HashMap::default();
-    for (id, (_, recs)) in by_id.iter() {
-        for (_, r) in recs {
+    for Identity { id, records, .. } in by_id.iter() {
+        for r in records {
             if let Some(c) = matchable(r) {
                 owners.entry(c.clone()).or_default().insert(id.clone());
                 per_source
@@ -681,11 +670,9 @@ fn resolve_unlinked(
 }
 
 /// Puts record `r` (number `i` in source order) into identity `id`, new unless the state has it.
-fn add_to(by_id: &mut ById, snapshot: &Snapshot, id: IdentityId, i: usize, r: Sourced) {
+fn add_to(by_id: &mut Gathered, snapshot: &Snapshot, id: IdentityId, i: usize, r: Sourced) {
     let is_new = !snapshot.identities.contains_key(&id);
-    // Most persons have one record: a first push into an empty vector would reserve room for
-    // four (over a kilobyte each, times every person of a run).
-    by_id.entry(id).or_insert_with(|| (is_new, SmallVec::new())).1.push((i, r));
+    by_id.add(id, is_new, snapshot, i, r);
 }
 
 /// Records `r` as held in conflict `cid`, adding to the conflict when it is already open.
