@@ -223,18 +223,9 @@ mod tests {
     use crate::core::model::{IdentityId, StoredRecord};
 
     fn stored(identity: &str, gone: bool) -> StoredRecord {
-        StoredRecord {
-            identity_id: IdentityId::from(identity),
-            civic_no: None,
-            content_hash: None,
-            school_unit: None,
-            staff: false,
-            protected: false,
-            email: None,
-            eppn: None,
-            names: None,
-            gone,
-        }
+        let mut stored = StoredRecord::new(IdentityId::from(identity));
+        stored.gone = gone;
+        stored
     }
 
     #[test]

@@ -547,18 +547,14 @@ impl RowSink<StoredRow> for RecordsIn {
     ) {
         // The names themselves are not kept in the snapshot: their fingerprint is enough.
         let names = Some(NameFingerprint::of(&given, &family));
-        let rec = StoredRecord {
-            identity_id: self.1.id(identity_id),
-            civic_no: civic_no.map(String::into_boxed_str),
-            content_hash: StoredRecord::content_hash_of(&content_hash),
-            school_unit: school_unit.map(String::into_boxed_str),
-            staff: role == "staff",
-            protected,
-            email: email.map(String::into_boxed_str),
-            eppn: eppn.map(String::into_boxed_str),
-            names,
-            gone,
-        };
+        let mut rec = StoredRecord::new(self.1.id(identity_id)).with_keys(email.as_deref(), eppn.as_deref());
+        rec.civic_no = civic_no.map(Into::into);
+        rec.content_hash = StoredRecord::content_hash_of(&content_hash);
+        rec.school_unit = school_unit.map(Into::into);
+        rec.staff = role == "staff";
+        rec.protected = protected;
+        rec.names = names;
+        rec.gone = gone;
         self.0.insert_record_sized(source, person_id, rec, self.2);
     }
 }

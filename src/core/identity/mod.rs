@@ -442,8 +442,8 @@ impl MatchKey {
 
     fn of_stored(self, r: &crate::core::model::StoredRecord) -> Option<&str> {
         match self {
-            MatchKey::Email => r.email.as_deref(),
-            MatchKey::Eppn => r.eppn.as_deref(),
+            MatchKey::Email => r.email(),
+            MatchKey::Eppn => r.eppn(),
         }
     }
 }

@@ -57,22 +57,7 @@ fn a_linked_record_keeps_its_identity_and_absent_ones_are_listed() {
     let mut snap = Snapshot::default();
     snap.identities.insert("id-1".into(), Some("a.b".into()));
     snap.identities.insert("id-2".into(), Some("c.d".into()));
-    snap.insert_record(
-        "sis".into(),
-        "1".into(),
-        StoredRecord {
-            identity_id: "id-1".into(),
-            civic_no: None,
-            content_hash: None,
-            school_unit: None,
-            staff: false,
-            protected: false,
-            email: None,
-            eppn: None,
-            names: None,
-            gone: false,
-        },
-    );
+    snap.insert_record("sis".into(), "1".into(), StoredRecord::new("id-1".into()));
     let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
     assert_eq!(r.present[0].id, "id-1");
     assert!(!r.present[0].is_new);
@@ -92,25 +77,21 @@ fn ids_do_not_depend_on_record_order() {
     );
 }
 
+/// Gives the stored record `source`/`pid` the e-mail address `email`.
+fn with_stored_email(snap: &mut Snapshot, source: &str, pid: &str, email: &str) {
+    let stored = snap.record_mut(source, pid).unwrap();
+    *stored = stored.clone().with_keys(Some(email), stored.eppn());
+}
+
 fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<&str>) {
     snap.identities.insert(id.into(), Some(format!("user-{id}").into()));
-    snap.insert_record(
-        source.into(),
-        pid.into(),
-        StoredRecord {
-            identity_id: id.into(),
-            civic_no: civic.map(|c| c.replace('-', "").into()),
-            content_hash: None,
-            school_unit: None,
-            staff: false,
-            protected: false,
-            email: None,
-            eppn: None,
-            // The names `rec` gives every record.
-            names: Some(crate::core::model::NameFingerprint::of("A", "B")),
-            gone: false,
-        },
-    );
+    snap.insert_record(source.into(), pid.into(), {
+        let mut stored = StoredRecord::new(id.into());
+        stored.civic_no = civic.map(|c| c.replace('-', "").into());
+        // The names `rec` gives every record.
+        stored.names = Some(crate::core::model::NameFingerprint::of("A", "B"));
+        stored
+    });
 }
 
 #[test]
@@ -212,7 +193,7 @@ fn configured_rules_join_records_without_a_civic_number_and_hold_disagreement() 
     let mut snap = Snapshot::default();
     linked(&mut snap, "sis", "1", "id-1", Some("19821105-9954"));
     linked(&mut snap, "hr", "1", "id-2", None);
-    snap.record_mut("hr", "1").unwrap().email = Some("kim@skola.se".into());
+    with_stored_email(&mut snap, "hr", "1", "kim@skola.se");
     let recs = vec![
         rec("sis", "1", Some("19821105-9954")),
         rec("hr", "1", None),
@@ -298,7 +279,7 @@ fn a_source_key_given_to_another_person_is_held_until_decided() {
     assert_eq!(r.absent[0].id, "id-1");
 
     // Not even a shared e-mail address joins the separated record to the first person.
-    snap.record_mut("sis", "P5").unwrap().email = Some("kim@skola.se".into());
+    with_stored_email(&mut snap, "sis", "P5", "kim@skola.se");
     let recs = vec![with_email(rec("sis", "P5", Some("20120315-2341")), "kim@skola.se")];
     let r = resolve(recs, &snap, &separate, &[MatchKey::Email], &none_rejected(), &KEY);
     assert!(r.conflicts.is_empty());
