@@ -30,7 +30,8 @@ pub struct Computed {
     pub incremental: bool,
     pub plan: Plan,
     pub resolution: Resolution,
-    /// Identity id → username, for every identity of the run.
+    /// Identity id → username, for every identity of the run (an apply lets them go before it
+    /// sends).
     pub usernames: Usernames,
     /// Rows rejected by the sources, per source.
     pub rejected: BTreeMap<String, Vec<RowError>>,
@@ -61,7 +62,7 @@ pub struct Computed {
     pub counts: BTreeMap<String, usize>,
     /// The fields each source delivered (recorded at apply for the dropped-column guard).
     pub columns: BTreeMap<String, BTreeSet<String>>,
-    /// The accounts each target holds now.
+    /// The accounts each target holds now (an apply lets them go before it sends).
     pub observed: BTreeMap<String, Vec<ObservedAccount>>,
     /// Identities with protected personal data now or as stored (also kept and absent ones).
     pub protected: HashSet<IdentityId>,

@@ -135,6 +135,21 @@ fn progress17_the_hook_is_told_the_phases_in_order_and_the_apply_counts_every_op
             phases(&recorder.take()),
             [Phase::ReadingSources, Phase::ReadingTargets { records: 3 }, Phase::Planning { accounts: 3 }]
         );
+
+        // A change to an account the target holds: the apply carries it out without the run's
+        // observed accounts and names, which it lets go before it sends (a million of each were
+        // held through the sends for nothing).
+        let mut changed = rows(3);
+        changed[0] = row("p0", "Elev", "Annatnamn", &pnr(0), "student", "S1", "");
+        csv_rows(&env, &changed);
+        let report = engine.run(&run(RunMode::Apply(ApplyRequest::default())), &mut Go).await.unwrap();
+        let applied = report.applied().expect("applied");
+        assert_eq!((applied.ok, applied.failed, report.computed.plan.operations.len()), (1, 0, 1));
+        assert!(report.computed.observed.values().all(Vec::is_empty), "the observed accounts were let go");
+        assert!(report.computed.usernames.is_empty(), "the names were let go");
+        recorder.take();
+        let report = engine.run(&run(RunMode::Apply(ApplyRequest::default())), &mut Go).await.unwrap();
+        assert_eq!(report.outcome, Outcome::Unchanged, "and it converged");
     });
 }
 
