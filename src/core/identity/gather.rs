@@ -97,6 +97,11 @@ impl Gathered {
                 !removed.contains(&(p - 1))
             });
         }
+        // Room was made for one identity per record: where persons have records in several
+        // sources (or many were taken out), the rest is let go.
+        if identities.capacity() - identities.len() > identities.len() / 8 {
+            identities.shrink_to_fit();
+        }
         identities
     }
 }
@@ -158,5 +163,14 @@ mod tests {
         assert_eq!((all[1].id.as_str(), all[1].is_new, keys(&all[1].records)), ("c", true, vec!["c2"]));
         assert!(!all[1].records.spilled() && all[1].primary.is_none());
         assert!(all[2..].iter().enumerate().all(|(n, i)| i.id.as_str() == format!("x{n}") && i.records.len() == 1));
+
+        // Room for a record each, far more than the identities: the rest is let go.
+        let mut g = Gathered::with_capacity(100);
+        for i in 0..10 {
+            g.add("one".into(), false, &snapshot, i, rec(&format!("r{i}")));
+        }
+        let all = g.into_identities();
+        assert_eq!((all.len(), all[0].records.len()), (1, 10));
+        assert!(all.capacity() < 10, "{}", all.capacity());
     }
 }

@@ -727,9 +727,10 @@ impl StateStore for SqliteStore {
         self.ctx(
             async {
                 // BEGIN IMMEDIATE: the write lock first, so two hand-outs claim one after the other.
+                // A transaction sqlx knows of, so one cut short (an error, a dropped request) is
+                // rolled back, never left open on the process's one writing connection.
                 let _writing = self.writing.lock().await;
-                let mut conn = self.writer.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let mut conn = self.writer.begin_with("BEGIN IMMEDIATE").await?;
                 let mut claimed = Vec::new();
                 for r in rows {
                     let q = sqlx::query(
@@ -743,16 +744,11 @@ impl StateStore for SqliteStore {
                     .bind(&r.identity_id)
                     .bind(&r.sealed)
                     .bind(&lapsed_before);
-                    match q.execute(&mut *conn).await {
-                        Ok(done) if done.rows_affected() == 1 => claimed.push(r.clone()),
-                        Ok(_) => {}
-                        Err(e) => {
-                            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                            return Err(e);
-                        }
+                    if q.execute(&mut *conn).await?.rows_affected() == 1 {
+                        claimed.push(r.clone());
                     }
                 }
-                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                conn.commit().await?;
                 Ok(claimed)
             }
             .await,
@@ -868,7 +864,7 @@ impl StateStore for SqliteStore {
         );
         let q = q.bind(command).bind(plan_id).bind(ts(now)).bind(status).bind(message).bind(counts);
         let _writing = self.writing.lock().await;
-        self.ctx(q.fetch_one(&self.pool).await)
+        self.ctx(q.fetch_one(&self.writer).await)
     }
 
     async fn run_by_id(&self, run: i64) -> Result<Option<RunRow>, StoreError> {

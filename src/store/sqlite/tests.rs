@@ -257,4 +257,29 @@ async fn only_the_writing_connection_keeps_a_large_cache() {
     let mut writer = store.writer.acquire().await.unwrap();
     let size: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *writer).await.unwrap();
     assert!(cache(size), "the writing connection keeps the large one ({size})");
+    drop(writer);
+
+    // With every reading connection taken, each kind of write still goes through (one that
+    // took a reading connection would wait for it): a statement, statements in a transaction,
+    // a bulk write, a run's row, a claim of first passwords.
+    let now = chrono::Utc::now();
+    let within = |what: &'static str| {
+        move |r: Result<Result<(), crate::store::StoreError>, _>| {
+            r.unwrap_or_else(|_| panic!("{what} waited for a reading connection")).unwrap()
+        }
+    };
+    let wait = std::time::Duration::from_secs(5);
+    within("a statement")(tokio::time::timeout(wait, store.set_meta("k", "v")).await);
+    within("a transaction")(tokio::time::timeout(wait, store.use_approvals(&[], 1)).await);
+    within("a bulk write")(tokio::time::timeout(wait, store.reserve_usernames(&["x".into()], now)).await);
+    within("a run's row")(
+        tokio::time::timeout(wait, async { store.begin_run("apply", None, now).await.map(drop) }).await,
+    );
+    within("a finished run's row")(
+        tokio::time::timeout(wait, async { store.record_run("plan", None, "ok", "", None, now).await.map(drop) }).await,
+    );
+    within("a claim")(
+        tokio::time::timeout(wait, async { store.claim_passwords(&[], "c", now, now).await.map(drop) }).await,
+    );
+    drop(readers);
 }
