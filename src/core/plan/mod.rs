@@ -689,7 +689,22 @@ fn plan_id(
         let _ = w.write_all(b"}");
         let _ = w.flush();
     }
-    crate::core::id::hex(&hasher.finalize()[..8]).to_string()
+    shown_id(&hasher.finalize())
+}
+
+/// A plan's id from its content's hash: the first 8 bytes in hex, unless that reads as a civic
+/// number, which every output masks (`0bf0b4906121234b`: an id an operator could not type back
+/// into `apply --plan`); then the hash is hashed on with a counter until it does not (some one
+/// plan in 500). The same content gives the same id.
+fn shown_id(digest: &[u8]) -> String {
+    let mut id = crate::core::id::hex(&digest[..digest.len().min(8)]).to_string();
+    let mut n = 0u32;
+    while connector_api::civic::mask_civic_in_text(&id) != id {
+        n += 1;
+        id = crate::core::id::hex(&Sha256::new().chain_update(digest).chain_update(n.to_le_bytes()).finalize()[..8])
+            .to_string();
+    }
+    id
 }
 
 impl Plan {

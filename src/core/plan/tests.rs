@@ -1021,3 +1021,20 @@ fn an_operations_extra_parts_serialise_in_their_place() {
     assert_eq!(emptied.extra, Extra::default());
     assert_eq!(serde_json::to_string(&emptied.extra).unwrap(), "{}");
 }
+
+/// A plan id that reads as a civic number would be masked in every output, and could not be
+/// typed back into `apply --plan`: such an id is hashed on, the same way for the same content.
+#[test]
+fn a_plan_id_never_reads_as_a_civic_number() {
+    // The hex of these bytes holds 821105-9954, a valid personnummer's ten digits.
+    let digest = [0xab, 0x82, 0x11, 0x05, 0x99, 0x54, 0xcd, 0xef, 1, 2, 3];
+    let plain = "ab8211059954cdef";
+    assert_ne!(connector_api::civic::mask_civic_in_text(plain), plain, "the plain id would be masked");
+    let id = super::shown_id(&digest);
+    assert_ne!(id, plain);
+    assert_eq!(id.len(), 16);
+    assert_eq!(connector_api::civic::mask_civic_in_text(&id), id);
+    assert_eq!(super::shown_id(&digest), id, "the same content, the same id");
+    // Any other id is its hash's first bytes, as before.
+    assert_eq!(super::shown_id(&[0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89]), "abcdef0123456789");
+}
