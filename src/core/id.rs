@@ -29,12 +29,6 @@ impl IdentityId {
     }
 }
 
-impl From<Arc<str>> for IdentityId {
-    fn from(s: Arc<str>) -> IdentityId {
-        IdentityId(s)
-    }
-}
-
 impl Default for IdentityId {
     /// The empty id (of a block that names no person), shared like any other.
     fn default() -> IdentityId {

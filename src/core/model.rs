@@ -37,6 +37,28 @@ impl Sourced {
     pub fn label(&self) -> String {
         format!("{}/{}", self.source, connector_api::civic::mask_if_civic(&self.record.person_id))
     }
+
+    /// A plain record (Kim Lind, no ties) of `source` keyed `person_id`, for tests.
+    #[cfg(test)]
+    pub fn plain(source: &str, person_id: &str) -> Sourced {
+        Sourced {
+            source: source.into(),
+            record: Box::new(SourceRecord {
+                person_id: person_id.into(),
+                given_name: "Kim".into(),
+                family_name: "Lind".into(),
+                civic_no: None,
+                affiliations: Default::default(),
+                groups: Default::default(),
+                location: Default::default(),
+                email: None,
+                eppn: None,
+                external_ids: Box::default(),
+                protection: None,
+                deceased: false,
+            }),
+        }
+    }
 }
 
 /// An identity's records: one in place, more in a vector.

@@ -192,26 +192,7 @@ pub(super) fn present_for_test(id: &str, records: &[(&str, &str)]) -> crate::cor
     crate::core::model::Identity {
         id: id.into(),
         is_new: false,
-        records: records
-            .iter()
-            .map(|(source, pid)| Sourced {
-                source: (*source).into(),
-                record: Box::new(connector_api::SourceRecord {
-                    person_id: (*pid).into(),
-                    given_name: "Kim".into(),
-                    family_name: "Lind".into(),
-                    civic_no: None,
-                    affiliations: Default::default(),
-                    groups: Default::default(),
-                    location: Default::default(),
-                    email: None,
-                    eppn: None,
-                    external_ids: Box::default(),
-                    protection: None,
-                    deceased: false,
-                }),
-            })
-            .collect(),
+        records: records.iter().map(|(source, pid)| Sourced::plain(source, pid)).collect(),
         primary: None,
     }
 }

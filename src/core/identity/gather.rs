@@ -56,10 +56,10 @@ impl Gathered {
     /// `is_new` and the primary school the state recorded for it.
     pub fn add(&mut self, id: IdentityId, is_new: bool, snapshot: &Snapshot, i: usize, r: Sourced) {
         if let Some(p) = self.position(&id) {
-            let ident = &mut self.identities[p];
-            let numbers = self.orders.entry(p).or_insert_with(|| ident.records.iter().map(|_| self.first[p]).collect());
-            numbers.push(i);
-            ident.records.push(r);
+            // An identity's second record starts the list of numbers (the first's, then its
+            // own); each after adds to it.
+            self.orders.entry(p).or_insert_with(|| SmallVec::from_elem(self.first[p], 1)).push(i);
+            self.identities[p].records.push(r);
             return;
         }
         let p = self.identities.len();
@@ -112,23 +112,7 @@ mod tests {
     use crate::core::model::PrimaryTie;
 
     fn rec(person_id: &str) -> Sourced {
-        crate::core::model::Sourced {
-            source: "sis".into(),
-            record: Box::new(connector_api::SourceRecord {
-                person_id: person_id.into(),
-                given_name: "Kim".into(),
-                family_name: "Lind".into(),
-                civic_no: None,
-                affiliations: Default::default(),
-                groups: Default::default(),
-                location: Default::default(),
-                email: None,
-                eppn: None,
-                external_ids: Box::default(),
-                protection: None,
-                deceased: false,
-            }),
-        }
+        Sourced::plain("sis", person_id)
     }
 
     fn keys(records: &[Sourced]) -> Vec<&str> {
