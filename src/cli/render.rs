@@ -105,7 +105,7 @@ pub fn render_plan(c: &Computed, listed: &Listed) -> String {
         );
     }
     by_school(&mut s, &view, listed.all);
-    let waiting = plan.operations.iter().filter(|o| o.needs_approval).count() + plan.unprotect.len();
+    let waiting = plan.operations.heads().filter(|o| o.needs_approval).count() + plan.unprotect.len();
     if waiting > 0 {
         let _ = writeln!(
             s,

@@ -85,13 +85,11 @@ impl Engine {
         // On every core: a first run's million creates are a million MACs over their JSON, and
         // the planning is otherwise one thread's work.
         let keyed = &keyed;
-        let prints = crate::core::par::map_parts(&plan.operations, 4096, |part| {
+        let prints = plan.operations.map_parts(4096, |part| {
             let mut json = Vec::new();
-            part.iter().map(|op| fingerprint(keyed.clone(), op, &mut json)).collect::<Vec<_>>()
+            part.map(|op| fingerprint(keyed.clone(), &op, &mut json)).collect::<Vec<_>>()
         });
-        for (op, print) in plan.operations.iter_mut().zip(prints.into_iter().flatten()) {
-            op.fingerprint = print;
-        }
+        plan.operations.set_fingerprints(prints.into_iter().flatten());
     }
 
     /// Approves operations of held or plan-only run `run_id` (and guards), for `valid_for`;

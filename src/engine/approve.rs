@@ -10,7 +10,7 @@
 use super::apply::is_group_action;
 use super::{Computed, Engine, EngineError};
 use crate::core::model::IdentityId;
-use crate::core::plan::{Action, Plan, PlannedOp};
+use crate::core::plan::{Action, OpHead, Ops, Plan, PlannedOp};
 use crate::store::StateStore;
 use chrono::{DateTime, Utc};
 use connector_api::TargetOp;
@@ -115,7 +115,7 @@ impl Engine {
         let mut approved = Approved::default();
         // An account someone else disabled is enabled only when the operator names enables.
         if !request.only.contains(&Action::Enable) {
-            computed.plan.operations.retain(|o| !o.disabled_outside);
+            computed.plan.operations.retain_heads(|o| !o.disabled_outside);
         }
         let waiting = waiting_protected(&computed.plan);
         let holds =
@@ -132,12 +132,12 @@ impl Engine {
         }
         if !request.only.is_empty() || request.school.is_some() {
             approved.selected_from = Some(computed.plan.operations.len());
-            let all = computed.plan.operations.clone();
+            let all = computed.plan.operations.rest().to_vec();
             select(&mut computed.plan, &request.only, request.school.as_deref());
             follow_accounts(&all, &mut computed.plan.operations);
             // Only the thresholds of what is applied still hold it.
             let ops = &computed.plan.operations;
-            computed.plan.held.retain(|h| ops.iter().any(|o| o.target == h.target && o.action == h.action));
+            computed.plan.held.retain(|h| ops.heads().any(|o| o.target == h.target && o.action == h.action));
         }
         if !computed.plan.held.is_empty() && !request.accept_threshold {
             approved.held = computed.plan.held.clone();
@@ -148,9 +148,9 @@ impl Engine {
             // Their renames wait too: the state keeps the old username until the target has
             // the new one.
             let held: BTreeSet<IdentityId> =
-                computed.plan.operations.iter().filter(|o| o.needs_approval).map(|o| o.identity.clone()).collect();
-            let all = computed.plan.operations.clone();
-            computed.plan.operations.retain(|o| !o.needs_approval);
+                computed.plan.operations.heads().filter(|o| o.needs_approval).map(|o| o.identity.clone()).collect();
+            let all = computed.plan.operations.rest().to_vec();
+            computed.plan.operations.retain_heads(|o| !o.needs_approval);
             follow_accounts(&all, &mut computed.plan.operations);
             computed.plan.renames.retain(|r| !held.contains(&r.identity));
             computed.plan.unprotect.clear();
@@ -163,7 +163,7 @@ impl Engine {
 /// Changes waiting for `--accept-protected`: operations on protected persons and releases of
 /// protection.
 pub(super) fn waiting_protected(plan: &Plan) -> usize {
-    plan.operations.iter().filter(|o| o.needs_approval).count() + plan.unprotect.len()
+    plan.operations.heads().filter(|o| o.needs_approval).count() + plan.unprotect.len()
 }
 
 /// Keeps only the operations of the given actions and school. A rename left out keeps the old
@@ -179,7 +179,7 @@ fn select(plan: &mut Plan, actions: &[Action], school: Option<&str>) {
 /// Keeps only the operations `keep` takes, and what they need (see [`select`]): the group
 /// changes follow what is applied of the accounts.
 pub(super) fn keep_only(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
-    let all = plan.operations.clone();
+    let all = plan.operations.rest().to_vec();
     select_by(plan, keep);
     follow_accounts(&all, &mut plan.operations);
 }
@@ -188,6 +188,7 @@ fn select_by(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
     // A claim left out leaves the account someone else's: nothing else is done to it.
     let left_out: BTreeSet<(connector_api::value::Str, IdentityId)> = plan
         .operations
+        .rest()
         .iter()
         .filter(|o| matches!(o.action, Action::Rename | Action::Claim) && !keep(o))
         .map(|o| (o.target.clone(), o.identity.clone()))
@@ -201,15 +202,17 @@ fn select_by(plan: &mut Plan, keep: impl Fn(&PlannedOp) -> bool) {
 /// taken out of the group changes that go ahead, and it is not added under a value it does not
 /// have yet); a member whose rename or move goes ahead while the group changes wait gets its
 /// own member change with it (the old value out, the new one in), so no group is left holding a
-/// value that no longer names the account. `all` is the plan before the selection.
-fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
+/// value that no longer names the account. `all` is the plan's operations before the selection
+/// but the creates (`Ops::rest`: no group operation is a create).
+fn follow_accounts(all: &[PlannedOp], kept: &mut Ops) {
     // An update that renames the entry (AD's display name) changes the key as a rename does.
-    let moves = |o: &PlannedOp| {
+    let moves = |o: &OpHead<'_>| {
         matches!(o.action, Action::Create | Action::Rename | Action::Move | Action::Enable)
             || o.action == Action::Update && o.renames_entry
     };
     let applied: BTreeSet<(String, IdentityId)> =
-        kept.iter().filter(|o| moves(o)).map(|o| (o.target.to_string(), o.identity.clone())).collect();
+        kept.heads().filter(|o| moves(o)).map(|o| (o.target.to_string(), o.identity.clone())).collect();
+    let kept = kept.rest_mut();
     let is_applied = |target: &str, id: &str| applied.contains(&(target.to_string(), id.into()));
     // The group changes that go ahead: without the members whose accounts stay as they are.
     for op in kept.iter_mut().filter(|o| is_group_action(o.action)) {
@@ -262,7 +265,7 @@ fn follow_accounts(all: &[PlannedOp], kept: &mut Vec<PlannedOp>) {
         }
     }
     kept.extend(extra);
-    kept.sort_by(|a, b| (a.action, &a.target, &a.username).cmp(&(b.action, &b.target, &b.username)));
+    crate::core::plan::sort_operations(kept);
 }
 
 /// A short account of how a saved plan (as shown) differs from the current one (as shown).
@@ -280,7 +283,7 @@ fn plan_difference(saved_json: &str, current: &Plan) -> String {
     };
     let old: BTreeSet<String> = saved["operations"].as_array().map(|a| a.iter().map(key).collect()).unwrap_or_default();
     let cur: BTreeSet<String> =
-        current.operations.iter().map(|o| format!("{} {} {}", o.action.as_str(), o.target, o.username)).collect();
+        current.operations.heads().map(|o| format!("{} {} {}", o.action.as_str(), o.target, o.username)).collect();
     let added: Vec<&String> = cur.difference(&old).collect();
     let gone: Vec<&String> = old.difference(&cur).collect();
     let sample = |v: &[&String]| v.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
@@ -325,7 +328,7 @@ mod tests {
                 Vec::new(),
                 (Vec::new(), Vec::new()),
             );
-            p.operations = ops;
+            p.operations = ops.into();
             p
         };
         let mut both = plan_of(vec![update.clone(), add.clone()]);

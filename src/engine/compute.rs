@@ -132,7 +132,7 @@ impl Computed {
     /// only (no username, school, values, source keys or file locations).
     pub fn shown_plan(&self) -> std::borrow::Cow<'_, Plan> {
         let protected: HashSet<&str> = self.protected.iter().map(IdentityId::as_str).collect();
-        if protected.is_empty() && !self.plan.operations.iter().any(|o| o.protected) && self.plan.claims.is_empty() {
+        if protected.is_empty() && !self.plan.operations.heads().any(|o| o.protected) && self.plan.claims.is_empty() {
             return std::borrow::Cow::Borrowed(&self.plan);
         }
         let mut p = self.plan.clone();
@@ -703,7 +703,7 @@ impl Engine {
         plan.held = held;
         // Who approved a held rename is said where it is carried out (the approval itself is
         // used up by the apply): in the operation's reason, and so in the sync log.
-        for op in plan.operations.iter_mut().filter(|o| o.action == plan::Action::Rename) {
+        for op in plan.operations.rest_mut().iter_mut().filter(|o| o.action == plan::Action::Rename) {
             if let Some(by) = rename_approvers.get(&op.identity) {
                 op.reason = format!("{}; approved by {by}", op.reason).into();
             }
@@ -1021,7 +1021,7 @@ fn weigh(
         let retries: HashSet<&str> =
             rows.iter().filter(|a| a.status == AccountStatus::Pending).map(|a| a.identity_id.as_str()).collect();
         tp.operations
-            .iter()
+            .heads()
             .filter(|o| {
                 o.action == Action::Create
                     && !retries.contains(o.identity.as_str())
@@ -1032,13 +1032,18 @@ fn weigh(
     let claims_decided = if decided.is_empty() {
         0
     } else {
-        tp.operations.iter().filter(|o| o.action == Action::Claim && decided.contains(o.identity.as_str())).count()
+        tp.operations
+            .rest()
+            .iter()
+            .filter(|o| o.action == Action::Claim && decided.contains(o.identity.as_str()))
+            .count()
     };
     // Enables a start date scheduled are not returns of leavers: they do not count.
     // Nor are enables of accounts disabled outside enid: an apply leaves them out unless an
     // operator names enables after reading the plan.
     let scheduled = tp
         .operations
+        .rest()
         .iter()
         .filter(|o| o.action == Action::Enable && (o.reason == plan::START_REASON || o.disabled_outside))
         .count();

@@ -30,6 +30,7 @@ impl Engine {
         };
         let creates: BTreeMap<&str, &str> = tp
             .operations
+            .rest()
             .iter()
             .filter_map(|o| match &o.op {
                 TargetOp::CreateGroup { name, .. } => Some((name.as_str(), o.school.as_str())),

@@ -244,9 +244,11 @@ impl Engine {
             explanation.next_run = c
                 .plan
                 .operations
-                .iter()
-                .filter(|o| o.identity == id)
-                .map(|o| o.redacted())
+                .heads()
+                .enumerate()
+                .filter(|(_, o)| *o.identity == id)
+                .filter_map(|(i, _)| c.plan.operations.get(i))
+                .map(|o| o.redacted().into_owned())
                 .map(|o| NextOp {
                     target: o.target.to_string(),
                     action: o.action.as_str(),

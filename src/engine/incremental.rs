@@ -437,7 +437,7 @@ impl Engine {
             full!("an account to claim");
         }
         for (id, t) in &self.targets {
-            let ops: Vec<_> = plan.operations.iter().filter(|o| o.target == id).collect();
+            let ops: Vec<_> = plan.operations.heads().filter(|o| o.target == id).collect();
             if t.groups.is_some() && ops.iter().any(|o| o.action != Action::Update) {
                 full!("target \"{id}\" has groups, and an account is created, renamed, moved, disabled or removed");
             }
@@ -459,7 +459,7 @@ impl Engine {
             let Some(input) = correlation.get(id) else { continue };
             let Some(attr) = &input.attribute else { continue };
             let creating: HashSet<&IdentityId> =
-                ops.iter().filter(|o| o.action == Action::Create).map(|o| &o.identity).collect();
+                ops.iter().filter(|o| o.action == Action::Create).map(|o| o.identity).collect();
             let values: Vec<String> = input
                 .values
                 .iter()

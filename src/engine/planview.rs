@@ -6,9 +6,10 @@
 //! username never finds them, a selection by enid id does.
 
 use super::Computed;
-use crate::core::plan::{Action, Plan, PlannedOp};
+use crate::core::plan::{Action, OpHead, Plan, PlannedOp};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// How many operations of each action a listing shows unless everything is asked for.
 pub const LISTED_PER_ACTION: usize = 20;
@@ -69,7 +70,7 @@ impl PlanSelection {
     }
 
     /// Whether `op`, an operation of the shown plan, is selected.
-    pub fn matches<O: ViewedOp>(&self, op: &O) -> bool {
+    pub fn matches<O: OpFacts>(&self, op: &O) -> bool {
         (self.only.is_empty() || self.only.iter().any(|a| a.as_str() == op.action()))
             && self.school.as_deref().is_none_or(|s| op.school().split(',').any(|x| x == s))
             && self.target.as_deref().is_none_or(|t| op.target() == t)
@@ -83,7 +84,15 @@ impl PlanSelection {
 
 /// An operation as a view reads it: a planned one ([`PlannedOp`]), or one of a saved plan as
 /// the state keeps it (JSON), which the API and the web page page through.
-pub trait ViewedOp: Clone + Serialize {
+pub trait ViewedOp: OpFacts + Clone + Serialize {
+    fn reason(&self) -> &str;
+    /// What approves this very operation (`enid approve --op`).
+    fn fingerprint(&self) -> &str;
+}
+
+/// What a selection and a plan's shape read of an operation: a whole one ([`ViewedOp`]), or a
+/// plan's read in place ([`OpHead`]).
+pub trait OpFacts {
     fn action(&self) -> &str;
     fn target(&self) -> &str;
     /// School units, comma-separated; empty for none (a group, a protected person).
@@ -92,12 +101,51 @@ pub trait ViewedOp: Clone + Serialize {
     /// The login, or a protected person's enid id.
     fn username(&self) -> &str;
     fn protected(&self) -> bool;
-    fn reason(&self) -> &str;
-    /// What approves this very operation (`enid approve --op`).
-    fn fingerprint(&self) -> &str;
 }
 
-impl ViewedOp for PlannedOp {
+impl<T: OpFacts> OpFacts for &T {
+    fn action(&self) -> &str {
+        (**self).action()
+    }
+    fn target(&self) -> &str {
+        (**self).target()
+    }
+    fn school(&self) -> &str {
+        (**self).school()
+    }
+    fn identity(&self) -> &str {
+        (**self).identity()
+    }
+    fn username(&self) -> &str {
+        (**self).username()
+    }
+    fn protected(&self) -> bool {
+        (**self).protected()
+    }
+}
+
+impl OpFacts for OpHead<'_> {
+    fn action(&self) -> &str {
+        self.action.as_str()
+    }
+    fn target(&self) -> &str {
+        self.target
+    }
+    fn school(&self) -> &str {
+        self.school
+    }
+    fn identity(&self) -> &str {
+        self.identity
+    }
+    fn username(&self) -> &str {
+        self.username
+    }
+    fn protected(&self) -> bool {
+        self.protected
+    }
+}
+
+impl OpFacts for PlannedOp {
     fn action(&self) -> &str {
         self.action.as_str()
     }
@@ -116,6 +164,9 @@ impl ViewedOp for PlannedOp {
     fn protected(&self) -> bool {
         self.protected
     }
+}
+
+impl ViewedOp for PlannedOp {
     fn reason(&self) -> &str {
         &self.reason
     }
@@ -124,7 +175,7 @@ impl ViewedOp for PlannedOp {
     }
 }
 
-impl ViewedOp for serde_json::Value {
+impl OpFacts for serde_json::Value {
     fn action(&self) -> &str {
         self["action"].as_str().unwrap_or_default()
     }
@@ -143,6 +194,9 @@ impl ViewedOp for serde_json::Value {
     fn protected(&self) -> bool {
         self["protected"].as_bool().unwrap_or(false)
     }
+}
+
+impl ViewedOp for serde_json::Value {
     fn reason(&self) -> &str {
         self["reason"].as_str().unwrap_or_default()
     }
@@ -246,7 +300,9 @@ impl Computed {
 
 /// [`Computed::plan_view`] of a plan already shown (redacted).
 pub fn view(plan: &Plan, selection: &PlanSelection, per_action: Option<usize>) -> PlanView {
-    view_page(&plan.plan_id, &plan.operations, selection, 0, per_action)
+    let ops = &plan.operations;
+    let whole = |i: usize| ops.get(i).map(std::borrow::Cow::into_owned);
+    view_of(&plan.plan_id, ops.len(), || ops.heads(), whole, selection, 0, per_action)
 }
 
 /// [`view`] a page further on: of each action, the selected operations from `offset` on, at
@@ -258,16 +314,55 @@ pub fn view_page<O: ViewedOp>(
     offset: usize,
     per_action: Option<usize>,
 ) -> PlanView<O> {
-    let mut shape: BTreeMap<(&str, &str, usize), usize> = BTreeMap::new();
+    view_of(
+        plan_id,
+        operations.len(),
+        || operations.iter(),
+        |i| operations.get(i).cloned(),
+        selection,
+        offset,
+        per_action,
+    )
+}
+
+/// [`view_page`] of operations read as `facts` gives them (in plan order), each listed one made
+/// whole by `whole` (by its place): a plan's million creates are read in place, and only those
+/// listed are made whole.
+fn view_of<F: OpFacts, I: Iterator<Item = F>, O>(
+    plan_id: &str,
+    total: usize,
+    facts: impl Fn() -> I,
+    whole: impl Fn(usize) -> Option<O>,
+    selection: &PlanSelection,
+    offset: usize,
+    per_action: Option<usize>,
+) -> PlanView<O> {
+    let operations = facts;
+    // Keyed by target, school and rank in one text (`target\0school\0rank`, the rank in two
+    // digits), which orders as the three do: a buffer is reused for each lookup, where a key of
+    // two strings made for each of a million operations cost an allocation each.
+    let mut shape: BTreeMap<String, usize> = BTreeMap::new();
+    let mut key = String::new();
     let rank = |a: &str| ACTION_ORDER.iter().position(|x| x.as_str() == a).unwrap_or(ACTION_ORDER.len());
-    for op in operations {
-        *shape.entry((op.target(), op.school(), rank(op.action()))).or_default() += 1;
+    for op in operations() {
+        key.clear();
+        let _ = write!(key, "{}\0{}\0{:02}", op.target(), op.school(), rank(op.action()));
+        match shape.get_mut(key.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                shape.insert(key.clone(), 1);
+            }
+        }
     }
     let shape = shape
         .into_iter()
-        .map(|((target, school, rank), count)| ShapeRow {
-            target: target.to_string(),
-            school: school.to_string(),
+        .map(|(key, count)| (key.splitn(3, '\0').map(str::to_string).collect::<Vec<_>>(), count))
+        .map(|(parts, count)| {
+            (parts[0].clone(), parts[1].clone(), parts[2].parse::<usize>().unwrap_or(usize::MAX), count)
+        })
+        .map(|(target, school, rank, count)| ShapeRow {
+            target,
+            school,
             action: ACTION_ORDER.get(rank).map_or("other", |a| a.as_str()),
             count,
         })
@@ -276,10 +371,10 @@ pub fn view_page<O: ViewedOp>(
     let mut selected = 0;
     for action in ACTION_ORDER {
         let mut listing = Listing { action: action.as_str(), selected: 0, offset, operations: Vec::new() };
-        for op in operations.iter().filter(|o| o.action() == action.as_str() && selection.matches(*o)) {
+        for (i, _) in operations().enumerate().filter(|(_, o)| o.action() == action.as_str() && selection.matches(o)) {
             listing.selected += 1;
             if listing.selected > offset && per_action.is_none_or(|n| listing.operations.len() < n) {
-                listing.operations.push(op.clone());
+                listing.operations.extend(whole(i));
             }
         }
         if listing.selected > 0 {
@@ -287,7 +382,7 @@ pub fn view_page<O: ViewedOp>(
             listings.push(listing);
         }
     }
-    PlanView { plan_id: plan_id.to_string(), total: operations.len(), selected, shape, listings }
+    PlanView { plan_id: plan_id.to_string(), total, selected, shape, listings }
 }
 
 #[cfg(test)]
@@ -322,7 +417,7 @@ mod tests {
             Vec::new(),
             (Vec::new(), Vec::new()),
         );
-        p.operations = ops;
+        p.operations = ops.into();
         p
     }
 
@@ -355,18 +450,18 @@ mod tests {
     #[test]
     fn a_page_further_on_starts_at_its_offset_and_the_last_page_has_nothing_more() {
         let ops: Vec<PlannedOp> = (0..45).map(|i| op(Action::Create, "ldap", &format!("u{i}"), "S1", false)).collect();
-        let p = plan(ops);
-        let page = view_page(&p.plan_id, &p.operations, &PlanSelection::default(), 20, Some(20));
+        let p = plan(ops.clone());
+        let page = view_page(&p.plan_id, &ops, &PlanSelection::default(), 20, Some(20));
         let l = &page.listings[0];
         assert_eq!((l.offset, l.operations.len(), l.more()), (20, 20, 5));
         assert_eq!(l.operations[0].username, "u20");
-        let last = view_page(&p.plan_id, &p.operations, &PlanSelection::default(), 40, Some(20));
+        let last = view_page(&p.plan_id, &ops, &PlanSelection::default(), 40, Some(20));
         assert_eq!((last.listings[0].operations.len(), last.listings[0].more()), (5, 0));
-        let past = view_page(&p.plan_id, &p.operations, &PlanSelection::default(), 100, Some(20));
+        let past = view_page(&p.plan_id, &ops, &PlanSelection::default(), 100, Some(20));
         // A saved plan, as the state keeps it (JSON), pages the same way.
         let saved: Vec<serde_json::Value> = p.operations.iter().map(|o| serde_json::to_value(o).unwrap()).collect();
         let json = view_page(&p.plan_id, &saved, &PlanSelection::default(), 20, Some(20));
-        let names: Vec<&str> = json.listings[0].operations.iter().map(ViewedOp::username).collect();
+        let names: Vec<&str> = json.listings[0].operations.iter().map(OpFacts::username).collect();
         let typed: Vec<&str> = page.listings[0].operations.iter().map(|o| o.username.as_str()).collect();
         assert_eq!(names, typed);
         assert_eq!(json.shape, page.shape);
@@ -397,10 +492,10 @@ mod tests {
         assert_eq!(names(&scim), [("disable".to_string(), "anna".to_string())]);
         // A protected person (shown with their enid id as username): by enid id only.
         let mut p = p;
-        p.operations[3].identity = "uuid-1".into();
+        p.operations.rest_mut()[1].identity = "uuid-1".into();
         let by_id = PlanSelection { person: Some("uuid-1".into()), ..Default::default() };
         assert_eq!(view(&p, &by_id, None).selected, 1, "the enid id finds them");
-        p.operations[3].username = "kim.lind".into();
+        p.operations.rest_mut()[1].username = "kim.lind".into();
         let by_name = PlanSelection { person: Some("kim.lind".into()), ..Default::default() };
         assert_eq!(view(&p, &by_name, None).selected, 0, "a protected person's username is never matched");
         assert_eq!(view(&p, &anna, None).shape.len(), 4, "the shape is the whole plan's");

@@ -267,7 +267,7 @@ impl RunCounts {
     /// The plan's operations per action.
     pub fn of(computed: &Computed) -> RunCounts {
         let mut planned = std::collections::BTreeMap::new();
-        for op in &computed.plan.operations {
+        for op in computed.plan.operations.heads() {
             *planned.entry(op.action.as_str().to_string()).or_insert(0) += 1;
         }
         RunCounts {
@@ -541,12 +541,15 @@ impl Engine {
         }
         if whole {
             // Changes to protected persons that an operator approved go ahead with the rest.
-            for op in computed.plan.operations.iter_mut().filter(|o| o.needs_approval) {
-                if let Some(id) = approved_fps.get(op.fingerprint.as_str()) {
-                    op.needs_approval = false;
-                    used.push(*id);
-                }
-            }
+            computed.plan.operations.edit_where(
+                |o| o.needs_approval,
+                |op| {
+                    if let Some(id) = approved_fps.get(op.fingerprint.as_str()) {
+                        op.needs_approval = false;
+                        used.push(*id);
+                    }
+                },
+            );
         }
         let approval = ApplyRequest { accept_threshold: !whole, accept_protected: !whole, ..ApplyRequest::default() };
         let approved = self.approve(&mut computed, &approval, now).await?;

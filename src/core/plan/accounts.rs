@@ -424,7 +424,7 @@ pub fn plan_target(
                         "active again".into()
                     };
                     push(&mut tp, &d, Action::Enable, reason, TargetOp::Enable { key: key.clone() }, None);
-                    if outside && let Some(op) = tp.operations.last_mut() {
+                    if outside && let Some(op) = tp.operations.rest_mut().last_mut() {
                         op.disabled_outside = true;
                     }
                     changed = true;
@@ -459,7 +459,7 @@ pub fn plan_target(
                         TargetOp::Update { key: key.clone(), changes },
                         Some(before),
                     );
-                    if let Some(op) = tp.operations.last_mut() {
+                    if let Some(op) = tp.operations.rest_mut().last_mut() {
                         op.renames_entry = renames_entry;
                     }
                     changed = true;
@@ -545,7 +545,7 @@ pub fn plan_target(
         }
     }
     tp.unmanaged = claimed.iter().enumerate().filter(|(i, c)| !**c && !proof.owns(&observed[*i])).count();
-    super::sort_operations(&mut tp.operations);
+    tp.operations.sort();
     tp.adoptions.sort_by(|a, b| a.key.cmp(&b.key));
     tp.blocked.sort_by(|a, b| (&a.username, &a.identity).cmp(&(&b.username, &b.identity)));
     tp

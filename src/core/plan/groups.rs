@@ -203,7 +203,7 @@ pub fn plan_groups(
             push(tp, Action::DeleteGroup, &o.name, &o.school, "no members left".into(), op, Vec::new(), Vec::new());
         }
     }
-    super::sort_operations(&mut tp.operations);
+    tp.operations.sort();
 }
 
 /// Takes the creates of these groups out of the plan (group name → why), each listed under

@@ -22,12 +22,14 @@ use std::collections::BTreeMap;
 mod accounts;
 mod correlate;
 mod groups;
+mod ops;
 #[cfg(test)]
 mod tests;
 mod thresholds;
 pub use accounts::*;
 pub use correlate::*;
 pub use groups::*;
+pub use ops::{OpHead, Ops};
 pub use thresholds::*;
 
 /// What one identity should have on one target.
@@ -423,7 +425,7 @@ pub struct Plan {
     pub summary: Summary,
     pub targets: BTreeMap<String, Summary>,
     pub new_identities: Vec<NewIdentity>,
-    pub operations: Vec<PlannedOp>,
+    pub operations: Ops,
     pub adoptions: Vec<Adoption>,
     /// Accounts made before enid that the `claim` operations claim.
     pub claims: Vec<Claim>,
@@ -475,7 +477,7 @@ pub struct RenameInfo {
 /// What [`plan_target`] returns for one target.
 #[derive(Debug, Clone, Default)]
 pub struct TargetPlan {
-    pub operations: Vec<PlannedOp>,
+    pub operations: Ops,
     pub adoptions: Vec<Adoption>,
     pub claims: Vec<Claim>,
     /// Accounts the target shows in its scope, owned or not: a target that holds any is not new
@@ -574,7 +576,7 @@ pub fn assemble(
 ) -> Plan {
     let mut summary = Summary::default();
     let mut per_target = BTreeMap::new();
-    let mut operations = Vec::new();
+    let mut operations = Ops::new();
     let mut adoptions = Vec::new();
     let mut claims = Vec::new();
     let mut blocked = Vec::new();
@@ -593,20 +595,14 @@ pub fn assemble(
         summary.add(&tp.summary);
         per_target.insert(name.clone(), tp.summary);
         unmanaged.insert(name, tp.unmanaged);
-        // The largest list is kept and the others moved onto it: a million operations
-        // (464 bytes each) were copied into a second vector while the first was held.
-        if tp.operations.len() > operations.len() {
-            let mut ops = tp.operations;
-            ops.append(&mut operations);
-            operations = ops;
-        } else {
-            operations.extend(tp.operations);
-        }
+        // The largest list is kept and the others moved onto it (`Ops::append`).
+        let mut ops = tp.operations;
+        operations.append(&mut ops);
         adoptions.extend(tp.adoptions);
         claims.extend(tp.claims);
         blocked.extend(tp.blocked);
     }
-    sort_operations(&mut operations);
+    operations.sort();
     let plan_id = plan_id(&new_identities, &operations, &adoptions, &blocked, &conflicts, &renames.0);
     Plan {
         plan_id,
@@ -637,7 +633,7 @@ const ID_PART: usize = 4096;
 
 fn plan_id(
     ids: &[NewIdentity],
-    ops: &[PlannedOp],
+    ops: &Ops,
     adoptions: &[Adoption],
     blocked: &[Blocked],
     conflicts: &[Conflict],
@@ -659,22 +655,27 @@ fn plan_id(
         let _ = w.write_all(b"{\"identities\":");
         let _ = serde_json::to_writer(&mut w, ids);
         let _ = w.write_all(b",\"operations\":[");
+        // The parts are serialised a round at a time (some thousand per core), so the texts
+        // held at once stay a few megabytes however long the plan.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for (n, round) in ops.chunks(ID_PART * cores).enumerate() {
-            let texts = super::par::map_parts(round, ID_PART, |part| {
+        let round = ID_PART * cores;
+        let mut first = true;
+        for start in (0..ops.len()).step_by(round) {
+            let texts = ops.map_range_parts(start..(start + round).min(ops.len()), ID_PART, |part| {
                 let mut text = Vec::new();
-                for (i, op) in part.iter().enumerate() {
+                for (i, op) in part.enumerate() {
                     if i > 0 {
                         text.push(b',');
                     }
-                    let _ = serde_json::to_writer(&mut text, op);
+                    let _ = serde_json::to_writer(&mut text, &*op);
                 }
                 text
             });
-            for (k, text) in texts.iter().enumerate() {
-                if n > 0 || k > 0 {
+            for text in texts.iter().filter(|t| !t.is_empty()) {
+                if !first {
                     let _ = w.write_all(b",");
                 }
+                first = false;
                 let _ = w.write_all(text);
             }
         }

@@ -14,14 +14,34 @@ mod new_identities;
 use super::run::{Phase, Progress, RunHook};
 use super::{ApplyReport, Computed, Engine, EngineError, TargetHandle};
 use crate::core::model::{AccountStatus, IdentityId};
-use crate::core::plan::{Action, PlannedOp};
+use crate::core::plan::{Action, Ops, PlannedOp};
 use crate::store::{GroupRow, OpRecord, OpResult, Ownership, StateStore, StoreError};
 use chrono::{DateTime, Utc};
 use connector_api::{MemberForm, OpOutcome, Target, TargetError, TargetOp};
 use futures::StreamExt;
 use new_identities::{Gate, Staged, Stored};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Creates made whole and sent at a time: some thousand at a time make the sends' pipeline
+/// drain rarely, and hold some megabytes.
+const CREATES_AT_ONCE: usize = 16 * new_identities::CHUNK;
+
+/// One target's operations to send ([`Engine::apply_target`]): its creates by their places in
+/// the plan, made whole as they are sent, then the others in plan order.
+#[derive(Clone, Copy)]
+struct Sends<'a> {
+    all: &'a Ops,
+    creates: &'a [usize],
+    ops: &'a [&'a PlannedOp],
+}
+
+/// A part of one target's sends: creates (made whole for it), or the others of one action.
+enum Wave<'a> {
+    Creates(&'a [usize]),
+    Planned(&'a [&'a PlannedOp]),
+}
 
 /// What an apply reports its progress to and asks whether to stop.
 struct Watch<'a> {
@@ -108,7 +128,7 @@ impl Engine {
         // The key first passwords are kept with, before anything is sent: a lost one stops here.
         let hands_out =
             |t: &str| self.targets.get(t).is_some_and(|h| h.caps.initial_password.is_some_and(|p| p.handed_out));
-        if plan.operations.iter().any(|o| o.action == Action::Create && hands_out(&o.target)) {
+        if plan.operations.heads().any(|o| o.action == Action::Create && hands_out(o.target)) {
             self.password_key().await?;
         }
         // Claimed accounts are enid's from now on, before the owner marker is written: if that
@@ -120,6 +140,7 @@ impl Engine {
             .iter()
             .filter(|c| {
                 plan.operations
+                    .rest()
                     .iter()
                     .any(|o| o.action == Action::Claim && o.target == c.target && o.identity == c.identity)
             })
@@ -284,7 +305,7 @@ impl Engine {
         let pending: Vec<(String, IdentityId)> = part
             .creates
             .iter()
-            .map(|&i| &plan.operations[i as usize])
+            .filter_map(|&i| plan.operations.head(i as usize))
             .map(|o| (o.target.to_string(), o.identity.clone()))
             .collect();
         self.store.record_pending(&pending, now).await
@@ -316,12 +337,23 @@ impl Engine {
             .collect();
         self.store.record_groups(&adopted, now).await?;
         for (id, handle) in &self.targets {
+            // The creates by their places in the plan, made whole a piece at a time as they are
+            // sent (`apply_target`): a million of them whole were half a gigabyte.
+            let creates: Vec<usize> = plan
+                .operations
+                .heads()
+                .take(plan.operations.creates())
+                .enumerate()
+                .filter(|(_, o)| o.target == id)
+                .map(|(i, _)| i)
+                .collect();
             let (account_ops, group_ops): (Vec<&PlannedOp>, Vec<&PlannedOp>) =
-                plan.operations.iter().filter(|o| o.target == id).partition(|o| !is_group_action(o.action));
+                plan.operations.rest().iter().filter(|o| o.target == id).partition(|o| !is_group_action(o.action));
             let skipped_before = report.skipped;
             let mut after = AfterAccounts::before_groups(&group_ops);
-            if !account_ops.is_empty() {
-                self.apply_target(run, id, handle, &account_ops, gate, &mut after, now, &mut report, &watch).await?;
+            if !account_ops.is_empty() || !creates.is_empty() {
+                let ops = Sends { all: &plan.operations, creates: &creates, ops: &account_ops };
+                self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch).await?;
             }
             if group_ops.is_empty() {
                 continue;
@@ -371,7 +403,8 @@ impl Engine {
                 group_ops.iter().map(|o| (o.username.as_str(), o.school.as_str())).collect();
             self.store.record_groups(&pending, now).await?;
             let mut groups_after = AfterAccounts::default();
-            self.apply_target(run, id, handle, &group_ops, gate, &mut groups_after, now, &mut report, &watch).await?;
+            let ops = Sends { all: &plan.operations, creates: &[], ops: &group_ops };
+            self.apply_target(run, id, handle, ops, gate, &mut groups_after, now, &mut report, &watch).await?;
             for (name, outcome) in groups_after.group_outcomes {
                 match outcome {
                     OpOutcome::Created { key, anchor } => {
@@ -396,7 +429,7 @@ impl Engine {
         run: i64,
         id: &str,
         handle: &TargetHandle,
-        ops: &[&PlannedOp],
+        ops: Sends<'_>,
         gate: &Gate<'_>,
         after: &mut AfterAccounts,
         now: DateTime<Utc>,
@@ -418,7 +451,18 @@ impl Engine {
         // One wave per action, in plan order: an update is done before the enable that moves the
         // same entry, so no two operations on one account are ever in flight together, and each
         // wave is sent to the keys the waves before it reported.
-        for wave in ops.chunk_by(|a, b| a.action == b.action) {
+        let creates = ops.creates.chunks(CREATES_AT_ONCE).map(Wave::Creates);
+        for wave in creates.chain(ops.ops.chunk_by(|a, b| a.action == b.action).map(Wave::Planned)) {
+            let whole: Vec<PlannedOp>;
+            let refs: Vec<&PlannedOp>;
+            let wave: &[&PlannedOp] = match wave {
+                Wave::Creates(at) => {
+                    whole = at.iter().filter_map(|&i| ops.all.get(i)).map(Cow::into_owned).collect();
+                    refs = whole.iter().collect();
+                    &refs
+                }
+                Wave::Planned(wave) => wave,
+            };
             let mut sends: Vec<(&PlannedOp, Outgoing<'_>)> = wave.iter().map(|op| (*op, after.addressed(op))).collect();
             // In batches when the target takes several operations in one request; in segments of
             // some thousand operations, each released once the new identities it names are

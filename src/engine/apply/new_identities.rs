@@ -85,8 +85,8 @@ impl Staged {
         let mut seen: FxHashSet<usize> = FxHashSet::default();
         seen.reserve(plan.new_identities.len());
         for target in targets {
-            for op in plan.operations.iter().filter(|o| o.target == target && account_op(o.action)) {
-                if let Some(&i) = place.get(&op.identity)
+            for op in plan.operations.heads().filter(|o| o.target == target && account_op(o.action)) {
+                if let Some(&i) = place.get(op.identity)
                     && seen.insert(i)
                 {
                     order.push(i);
@@ -118,8 +118,8 @@ impl Staged {
         for (i, (id, _)) in computed.primary_rows.iter().enumerate() {
             staged.part(id).primaries.push(index(i));
         }
-        for (i, op) in plan.operations.iter().enumerate().filter(|(_, o)| o.action == Action::Create) {
-            staged.part(&op.identity).creates.push(index(i));
+        for (i, op) in plan.operations.heads().enumerate().filter(|(_, o)| o.action == Action::Create) {
+            staged.part(op.identity).creates.push(index(i));
         }
         for (i, a) in claims.iter().enumerate() {
             staged.part(&a.identity).claims.push(index(i));
@@ -145,10 +145,8 @@ impl Staged {
             c.identities.sort_by_cached_key(|&i| plan.new_identities[i as usize].id.as_str());
             c.records.sort_by_cached_key(record_key);
             c.primaries.sort_by_cached_key(|&i| computed.primary_rows[i as usize].0.as_str());
-            c.creates.sort_by_cached_key(|&i| {
-                let op = &plan.operations[i as usize];
-                (op.target.as_str(), op.identity.as_str())
-            });
+            c.creates
+                .sort_by_cached_key(|&i| plan.operations.head(i as usize).map(|o| (o.target, o.identity.as_str())));
         }
         staged
     }
@@ -202,12 +200,12 @@ impl Staged {
     pub fn decided(&self, plan: &Plan) -> String {
         let mut out = String::new();
         let mut seen: FxHashSet<&str> = FxHashSet::default();
-        for op in plan.operations.iter().filter(|o| matches!(o.action, Action::Create | Action::Claim)) {
-            if self.is_new(&op.identity) && seen.insert(op.identity.as_str()) {
+        for op in plan.operations.heads().filter(|o| matches!(o.action, Action::Create | Action::Claim)) {
+            if self.is_new(op.identity) && seen.insert(op.identity.as_str()) {
                 if !out.is_empty() {
                     out.push(' ');
                 }
-                out.push_str(&op.identity);
+                out.push_str(op.identity);
             }
         }
         out
