@@ -1101,7 +1101,7 @@ pub fn find_in_run(computed: &Computed, needle: &str) -> Vec<IdentityId> {
         let by_record = ident
             .records
             .iter()
-            .any(|r| r.record.person_id == needle || r.record.external_ids.iter().any(|e| e == needle));
+            .any(|r| r.record.person_id == needle || r.record.external_ids().iter().any(|e| e == needle));
         let by_name = computed.usernames.get(&ident.id).is_some_and(|u| u == needle);
         if ident.id == needle || by_record || by_name {
             out.push(ident.id.clone());

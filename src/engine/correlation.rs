@@ -77,9 +77,9 @@ impl Engine {
                         ctx.insert("source", &r.source);
                         ctx.insert("given_name", &rec.given_name);
                         ctx.insert("family_name", &rec.family_name);
-                        let school = rec.affiliations.first().and_then(|a| a.school_unit.clone());
-                        for (k, v) in [("email", &rec.email), ("eppn", &rec.eppn), ("school_unit", &school)] {
-                            if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+                        let school = rec.affiliations.first().and_then(|a| a.school_unit.as_deref());
+                        for (k, v) in [("email", rec.email()), ("eppn", rec.eppn()), ("school_unit", school)] {
+                            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
                                 ctx.insert(k, v);
                             }
                         }

@@ -314,7 +314,7 @@ fn record_now(r: &crate::core::model::Sourced, protected: bool) -> RecordNow {
         external_ids: if protected {
             Vec::new()
         } else {
-            r.record.external_ids.iter().map(|e| mask_if_civic(e).into_owned()).collect()
+            r.record.external_ids().iter().map(|e| mask_if_civic(e).into_owned()).collect()
         },
         groups: if protected { Vec::new() } else { r.record.groups.iter().map(|g| g.name.to_string()).collect() },
         start_date: r.record.start_date(),

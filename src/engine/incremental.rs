@@ -274,8 +274,8 @@ impl Engine {
             }
             for m in match_on {
                 match m {
-                    crate::core::identity::MatchKey::Email => email.extend(r.email.iter().map(|e| e.to_string())),
-                    crate::core::identity::MatchKey::Eppn => eppn.extend(r.eppn.iter().map(|e| e.to_string())),
+                    crate::core::identity::MatchKey::Email => email.extend(r.email().iter().map(|e| e.to_string())),
+                    crate::core::identity::MatchKey::Eppn => eppn.extend(r.eppn().iter().map(|e| e.to_string())),
                 }
             }
         }

@@ -103,8 +103,8 @@ pub(super) fn record_row_of(id: &IdentityId, s: &Sourced, hash: u64) -> RecordRo
         groups: r.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join("|"),
         start_date: r.start_date().map(|d| d.to_string()),
         end_date: r.end_date().map(|d| d.to_string()),
-        email: r.email.as_ref().map(|s| s.to_string()),
-        eppn: r.eppn.as_ref().map(|s| s.to_string()),
+        email: r.email().as_ref().map(|s| s.to_string()),
+        eppn: r.eppn().as_ref().map(|s| s.to_string()),
         protected: r.protection.is_some(),
         content_hash: format!("{hash:016x}"),
         // A record serialises without its civic number, which has its own column.

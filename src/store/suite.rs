@@ -1087,9 +1087,7 @@ fn sourced_record(person_id: &str, identity: &str, ties: &[(&str, &str, Option<&
             .map(|g| GroupMembership { source_id: Some(g.to_string()), ..GroupMembership::class(None, g.to_string()) })
             .map(Into::into)
             .collect(),
-        email: None,
-        eppn: None,
-        external_ids: Box::default(),
+        extras: connector_api::Extras::new(None, None, Box::default()),
         protection: None,
         deceased: false,
         location: format!("persons/{person_id}").into(),

@@ -54,9 +54,9 @@ pub use lines::LineCounter;
 pub use packed::{Joined, PackedAttrs, TextsOf};
 pub use secret::{Secret, load_configured_secret, load_secret, load_secret_file, warn_unverified_tls};
 pub use source::{
-    Affiliation, AffiliationKind, BoxFuture, FetchContext, Fetched, GroupMembership, GroupType, Interner, PriorQuery,
-    PriorRecords, Protection, Role, Roles, RowError, Shared, Source, SourceBatch, SourceChanges, SourceError,
-    SourceRecord, StoredUnits, TieDetails,
+    Affiliation, AffiliationKind, BoxFuture, Extras, FetchContext, Fetched, GroupMembership, GroupType, Interner,
+    PriorQuery, PriorRecords, Protection, Role, Roles, RowError, Shared, Source, SourceBatch, SourceChanges,
+    SourceError, SourceRecord, StoredUnits, TieDetails,
 };
 pub use target::{
     AccountSpec, Field, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,

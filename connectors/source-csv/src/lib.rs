@@ -369,7 +369,7 @@ fn one_row_per_person(
                     mask_if_civic(&rec.person_id),
                     others.join(", ")
                 );
-                batch.rejected.push(reject_valid(rec, message));
+                batch.rejected.push(reject_valid(*rec, message));
             }
         }
     }
@@ -377,7 +377,7 @@ fn one_row_per_person(
 
 /// A valid row rejected for what other rows say. One of these rows may carry another person's
 /// key by mistake: the person of the key and the person of the row's civic number are both kept.
-fn reject_valid(rec: Box<SourceRecord>, message: String) -> RowError {
+fn reject_valid(rec: SourceRecord, message: String) -> RowError {
     let school_unit = rec.shown_school();
     RowError {
         message,
@@ -439,7 +439,7 @@ fn rows_per_affiliation(
                      run). Fix the export",
                     mask_if_civic(&rec.person_id)
                 );
-                batch.rejected.push(reject_valid(rec, message));
+                batch.rejected.push(reject_valid(*rec, message));
             }
             continue;
         }
@@ -467,9 +467,9 @@ fn disagreement(a: &SourceRecord, b: &SourceRecord) -> Option<&'static str> {
         Some("family_name")
     } else if a.civic_no.as_ref().map(|c| c.expose()) != b.civic_no.as_ref().map(|c| c.expose()) {
         Some("civic_no")
-    } else if a.email != b.email {
+    } else if a.email() != b.email() {
         Some("email")
-    } else if a.eppn != b.eppn {
+    } else if a.eppn() != b.eppn() {
         Some("eppn")
     } else if a.protection != b.protection {
         Some("protection")
@@ -601,9 +601,7 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>, shared: &mut Interner) -
         civic_no,
         affiliations: smallvec![shared.tie(affiliation)],
         groups,
-        email: lowercase_opt(get("email")),
-        eppn: lowercase_opt(get("eppn")),
-        external_ids: Box::default(),
+        extras: connector_api::Extras::new(lowercase_opt(get("email")), lowercase_opt(get("eppn")), Box::default()),
         deceased: false,
         // The value is not repeated in the message: the marking itself is protected.
         protection: connector_api::Protection::parse(get("protection")).map_err(|e| format!("protection {e}"))?,

@@ -99,9 +99,9 @@ fn render_record(out: &mut String, r: &SourceRecord, bundle: &str) {
         r.first_role(),
         r.given_name,
         r.family_name,
-        opt(r.email.as_deref()),
-        opt(r.eppn.as_deref()),
-        r.external_ids,
+        opt(r.email()),
+        opt(r.eppn()),
+        r.external_ids(),
         r.civic_no,
         r.location.replace(bundle, "<b>").replace(&fixture("").display().to_string(), "<fixtures>/")
     );
@@ -533,7 +533,7 @@ fn a_civic_number_from_identifier_is_validated_masked_and_not_kept_as_an_externa
     let batch = full(&config);
     let anna = batch.records.iter().find(|r| r.person_id == "u-anna").unwrap();
     assert_eq!(anna.civic_no.as_ref().map(|c| c.expose()), Some("198211059954"));
-    assert!(anna.external_ids.is_empty(), "{:?}", anna.external_ids);
+    assert!(anna.external_ids().is_empty(), "{:?}", anna.external_ids());
     // The others' identifiers are not civic numbers: with this setting, their rows are bad.
     let rejected = rejections(&batch.rejected, bundle.path());
     assert_eq!(rejected.len(), 2, "{rejected:?}");

@@ -305,15 +305,12 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
             civic_no,
             affiliations: Default::default(),
             groups: Default::default(),
-            email: email(&p.emails, cx).map(Into::into),
-            eppn: (p
-                .edu_person_principal_names
-                .iter()
-                .map(|e| e.trim())
-                .find(|e| !e.is_empty())
-                .map(str::to_lowercase))
-            .map(Into::into),
-            external_ids: external_ids.into(),
+            extras: connector_api::Extras::new(
+                email(&p.emails, cx).map(Into::into),
+                (p.edu_person_principal_names.iter().map(|e| e.trim()).find(|e| !e.is_empty()).map(str::to_lowercase))
+                    .map(Into::into),
+                external_ids.into(),
+            ),
             protection: None,
             deceased,
             location: location("persons", &p.id).into(),

@@ -541,10 +541,10 @@ pub fn columns(config: &Ss12000Config, records: &[SourceRecord]) -> BTreeSet<Str
     type Has = fn(&SourceRecord) -> bool;
     let optional: [(&str, Has); 5] = [
         ("civic_no", |r| r.civic_no.is_some()),
-        ("email", |r| r.email.is_some()),
-        ("eppn", |r| r.eppn.is_some()),
+        ("email", |r| r.email().is_some()),
+        ("eppn", |r| r.eppn().is_some()),
         ("protection", |r| r.protection.is_some()),
-        ("external_ids", |r| !r.external_ids.is_empty()),
+        ("external_ids", |r| !r.external_ids().is_empty()),
     ];
     for (field, has) in optional {
         if records.iter().any(has) {
@@ -608,9 +608,7 @@ mod tests {
             affiliations: vec![connector_api::Affiliation::new(Some("S1".into()), connector_api::Role::Student).into()]
                 .into(),
             groups: Default::default(),
-            email: None,
-            eppn: None,
-            external_ids: vec!["19870704-9998".into()].into(),
+            extras: connector_api::Extras::new(None, None, vec!["19870704-9998".into()].into()),
             protection: None,
             deceased: false,
             location: format!("persons/{id}").into(),
@@ -665,8 +663,7 @@ mod tests {
             "person_id": "p", "given_name": "A", "family_name": "B", "affiliations": [], "location": "persons/p"
         }))
         .unwrap();
-        r.email = Some("a@b.se".into());
-        r.external_ids = vec!["1".into()].into();
+        r.extras = connector_api::Extras::new(Some("a@b.se".into()), None, vec!["1".into()].into());
         assert_eq!(
             cols(&[r]),
             "email,end_date,external_ids,family_name,given_name,groups,person_id,role,school_unit,start_date"

@@ -137,7 +137,14 @@ async fn the_2020_and_the_2_1_editions_read_alike_whatever_the_shape_of_the_time
         b.records
             .iter()
             .map(|r| {
-                (r.person_id.clone(), r.protection, r.deceased, r.email.clone(), r.affiliations.len(), r.groups.len())
+                (
+                    r.person_id.clone(),
+                    r.protection,
+                    r.deceased,
+                    r.email().map(str::to_string),
+                    r.affiliations.len(),
+                    r.groups.len(),
+                )
             })
             .collect::<Vec<_>>()
     };

@@ -435,8 +435,8 @@ pub enum MatchKey {
 impl MatchKey {
     fn of(self, r: &Sourced) -> Option<&str> {
         match self {
-            MatchKey::Email => r.record.email.as_deref(),
-            MatchKey::Eppn => r.record.eppn.as_deref(),
+            MatchKey::Email => r.record.email(),
+            MatchKey::Eppn => r.record.eppn(),
         }
     }
 

@@ -22,9 +22,7 @@ fn rec(source: &str, id: &str, civic: Option<&str>) -> Sourced {
             civic_no: civic.map(|c| CivicNo::parse(c, today).unwrap()),
             affiliations: vec![connector_api::Affiliation::new(None, Role::Student).into()].into(),
             groups: Default::default(),
-            email: None,
-            eppn: None,
-            external_ids: Box::default(),
+            extras: connector_api::Extras::new(None, None, Box::default()),
             protection: None,
             deceased: false,
             location: Default::default(),
@@ -173,7 +171,7 @@ fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
 }
 
 fn with_email(mut r: Sourced, email: &str) -> Sourced {
-    r.record.email = Some(email.into());
+    r.record.extras = std::mem::take(&mut r.record.extras).with_email(Some(email.into()));
     r
 }
 

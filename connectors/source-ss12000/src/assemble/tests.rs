@@ -170,9 +170,9 @@ fn render(records: &[SourceRecord], rejected: &[RowError], skipped: &BTreeMap<St
             r.civic_no.as_ref().map(|c| c.masked()).unwrap_or_default(),
             r.protection,
             r.deceased,
-            r.email,
-            r.eppn,
-            r.external_ids
+            r.email(),
+            r.eppn(),
+            r.external_ids()
         ));
         for a in &r.affiliations {
             out.push_str(&format!(
@@ -290,7 +290,7 @@ fn the_2020_and_the_2_1_spellings_read_alike() {
         assemble_full(&f, cx).records.remove(0)
     };
     let (a, b) = (one(v2020), one(v21));
-    assert_eq!((a.email.as_deref(), b.email.as_deref()), (Some("eva@skola.se"), Some("eva@skola.se")));
+    assert_eq!((a.email(), b.email()), (Some("eva@skola.se"), Some("eva@skola.se")));
     assert_eq!(a.affiliations[0].school_type(), Some("KOMVUX"));
     assert_eq!(b.affiliations[0].school_type(), Some("VUX"));
     assert_eq!(a.affiliations[0].school_unit, b.affiliations[0].school_unit);
