@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = enid::cli::parse();
+    #[cfg(feature = "mimalloc")]
     set_purge_delay(if cli.is_service() { "30000" } else { "0" });
     no_huge_pages();
     enid::cli::init_tracing(&cli);
@@ -45,7 +46,9 @@ fn main() -> ExitCode {
 ///
 /// mimalloc reads the delay from its environment at start, so the process starts itself again
 /// with it (the same process id, as systemd expects); an operator's own `MIMALLOC_PURGE_DELAY`
-/// is kept. If that fails, the process runs as it is.
+/// is kept. If that fails, the process runs as it is. (A build with the system allocator, for a
+/// memory profiler, does not: the profiler follows the first process only.)
+#[cfg(feature = "mimalloc")]
 fn set_purge_delay(millis: &str) {
     use std::os::unix::process::CommandExt as _;
     const VAR: &str = "MIMALLOC_PURGE_DELAY";
