@@ -7,7 +7,9 @@
 //! the names the read asked for, shared by all its accounts, and each account's strings in one
 //! string of exactly their bytes, each attribute as its name's place in the shared list, its
 //! number of strings, and each string's length and text (the numbers as one `char` each, so
-//! the whole stays a `str`: read back by slicing, without checking or converting bytes).
+//! the whole stays a `str`: read back by slicing, without checking or converting bytes). A
+//! string equal to one before it in the same text is a reference to that one (one `char`):
+//! an LDAP account's display name is in `cn` and `displayName` alike.
 //!
 //! Only texts are packed. A boolean or complex value (SCIM), a name outside the shared list, or
 //! a string longer than a `char` can count keeps the attributes as an [`Attrs`], as given.
@@ -380,16 +382,31 @@ fn write<'a, S: AsRef<str> + 'a>(attrs: impl Iterator<Item = (usize, &'a [S])> +
         }
     }
     let mut text = String::with_capacity(size);
+    // The strings written out so far: where each one's length is, and the string.
+    let mut written: Vec<(usize, &str)> = Vec::new();
     for (place, strings) in attrs {
         push_number(&mut text, place);
         push_number(&mut text, strings.len());
         for s in strings.iter().map(AsRef::as_ref) {
-            push_number(&mut text, s.len());
-            text.push_str(s);
+            let earlier = written.iter().find(|(_, w)| *w == s).map(|(at, _)| REF + at);
+            match earlier.and_then(|r| char::from_u32(u32::try_from(r).ok()?)) {
+                Some(r) if r.len_utf8() < width(s.len()) + s.len() => text.push(r),
+                _ => {
+                    written.push((text.len(), s));
+                    push_number(&mut text, s.len());
+                    text.push_str(s);
+                }
+            }
         }
     }
-    Some(text.into_boxed_str())
+    // Shorter than sized when a string was written as a reference.
+    Some(if text.len() < size { Box::from(text.as_str()) } else { text.into_boxed_str() })
 }
+
+/// A string's length at or above this is a reference instead: the string is the one whose
+/// length is `REF` bytes before it in the text (an account holding its display name in both
+/// `cn` and `displayName` holds it once). Above the surrogates, so every one is a `char`.
+const REF: usize = 0xE000;
 
 /// The bytes a number takes as a `char`.
 fn width(n: usize) -> usize {
@@ -454,6 +471,12 @@ impl<'a> Iterator for Strings<'a> {
         }
         self.left -= 1;
         let len = self.r.number()?;
+        if len >= REF {
+            // A string written before: its length and bytes where the reference says.
+            let mut earlier = Reader { text: self.r.text, at: len - REF };
+            let len = earlier.number()?;
+            return self.r.text.get(earlier.at..earlier.at + len);
+        }
         let s = self.r.text.get(self.r.at..self.r.at + len)?;
         self.r.at += len;
         Some(s)
@@ -527,6 +550,46 @@ mod tests {
         let order: Vec<&str> = packed.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(order, attrs.keys().map(Name::as_str).collect::<Vec<_>>(), "in name order");
         assert!(PackedAttrs::pack(Attrs::new(), &names).is_empty());
+    }
+
+    /// A string that an earlier attribute (or an earlier string of the same one) holds is held
+    /// once: the account reads exactly as given, by name, in order, as JSON.
+    #[test]
+    fn a_repeated_string_is_held_once_and_reads_as_given() {
+        let display = "Åsa Ödmark-Lindqvist von Längstanamnet";
+        let attrs = Attrs::from([
+            ("cn", t(&[display])),
+            ("displayName", t(&[display, "x", "x", "", ""])),
+            ("description", t(&["ab", "ab", "abc", "abc"])),
+            ("uid", t(&["asa.odm"])),
+            ("mail", t(&["asa.odm"])),
+        ]);
+        let names: Arc<[Name]> = ["cn", "description", "displayName", "mail", "uid"].map(Name::from).into();
+        let packed = PackedAttrs::pack(attrs.clone(), &names);
+        let Repr::Texts { text, .. } = &packed.0 else { panic!("packed") };
+        assert_eq!(text.matches(display).count(), 1, "the display name once");
+        assert_eq!(text.matches("asa.odm").count(), 1);
+        for (name, value) in &attrs {
+            assert_eq!(packed.get(name).as_deref(), Some(value), "{name}");
+            assert_eq!(
+                packed.texts(name).collect::<Vec<_>>(),
+                value.texts().iter().map(Str::as_str).collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
+        assert_eq!(packed.to_attrs(), attrs);
+        assert_eq!(serde_json::to_string(&packed).unwrap(), serde_json::to_string(&attrs).unwrap());
+        let by_place: Vec<(usize, Vec<&str>)> = packed.by_place().map(|(p, s)| (p, s.collect())).collect();
+        assert_eq!(by_place[2], (2, vec![display, "x", "x", "", ""]));
+        // Packed from places too (a directory read), the same.
+        let texts = attrs
+            .iter()
+            .map(|(n, v)| {
+                let place = names.iter().position(|x| x == n).unwrap();
+                (place, v.texts().iter().map(|s| s.to_string()).collect())
+            })
+            .collect();
+        assert_eq!(PackedAttrs::pack_texts(&names, texts), packed);
     }
 
     /// What cannot be packed is kept as given and reads the same: a boolean, a name outside
