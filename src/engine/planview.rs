@@ -325,48 +325,41 @@ pub fn view_page<O: ViewedOp>(
     )
 }
 
-/// [`view_page`] of operations read as `facts` gives them (in plan order), each listed one made
+/// [`view_page`] of operations read as `operations` gives them (in plan order), each listed one made
 /// whole by `whole` (by its place): a plan's million creates are read in place, and only those
 /// listed are made whole.
 fn view_of<F: OpFacts, I: Iterator<Item = F>, O>(
     plan_id: &str,
     total: usize,
-    facts: impl Fn() -> I,
+    operations: impl Fn() -> I,
     whole: impl Fn(usize) -> Option<O>,
     selection: &PlanSelection,
     offset: usize,
     per_action: Option<usize>,
 ) -> PlanView<O> {
-    let operations = facts;
-    // Keyed by target, school and rank in one text (`target\0school\0rank`, the rank in two
-    // digits), which orders as the three do: a buffer is reused for each lookup, where a key of
-    // two strings made for each of a million operations cost an allocation each.
-    let mut shape: BTreeMap<String, usize> = BTreeMap::new();
+    // Each row under its target, school and rank in one text (`target\0school\0rank`, the rank
+    // in two digits), which orders as the three do: a buffer is reused for each lookup, where a
+    // key of two strings made for each of a million operations cost an allocation each.
+    let mut shape: BTreeMap<String, ShapeRow> = BTreeMap::new();
     let mut key = String::new();
-    let rank = |a: &str| ACTION_ORDER.iter().position(|x| x.as_str() == a).unwrap_or(ACTION_ORDER.len());
     for op in operations() {
+        let rank = ACTION_ORDER.iter().position(|x| x.as_str() == op.action()).unwrap_or(ACTION_ORDER.len());
         key.clear();
-        let _ = write!(key, "{}\0{}\0{:02}", op.target(), op.school(), rank(op.action()));
+        let _ = write!(key, "{}\0{}\0{rank:02}", op.target(), op.school());
         match shape.get_mut(key.as_str()) {
-            Some(n) => *n += 1,
+            Some(row) => row.count += 1,
             None => {
-                shape.insert(key.clone(), 1);
+                let row = ShapeRow {
+                    target: op.target().to_string(),
+                    school: op.school().to_string(),
+                    action: ACTION_ORDER.get(rank).map_or("other", |a| a.as_str()),
+                    count: 1,
+                };
+                shape.insert(key.clone(), row);
             }
         }
     }
-    let shape = shape
-        .into_iter()
-        .map(|(key, count)| (key.splitn(3, '\0').map(str::to_string).collect::<Vec<_>>(), count))
-        .map(|(parts, count)| {
-            (parts[0].clone(), parts[1].clone(), parts[2].parse::<usize>().unwrap_or(usize::MAX), count)
-        })
-        .map(|(target, school, rank, count)| ShapeRow {
-            target,
-            school,
-            action: ACTION_ORDER.get(rank).map_or("other", |a| a.as_str()),
-            count,
-        })
-        .collect();
+    let shape = shape.into_values().collect();
     let mut listings = Vec::new();
     let mut selected = 0;
     for action in ACTION_ORDER {

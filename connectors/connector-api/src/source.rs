@@ -520,31 +520,6 @@ impl Extras {
     pub fn external_ids(&self) -> &[String] {
         self.0.as_ref().map_or(&[], |x| &x.external_ids)
     }
-
-    /// These with the e-mail address `email`.
-    pub fn with_email(self, email: Option<Str>) -> Extras {
-        let (_, eppn, ids) = self.into_parts();
-        Extras::new(email, eppn, ids)
-    }
-
-    /// These with the eppn `eppn`.
-    pub fn with_eppn(self, eppn: Option<Str>) -> Extras {
-        let (email, _, ids) = self.into_parts();
-        Extras::new(email, eppn, ids)
-    }
-
-    /// These with the other numbers `ids`.
-    pub fn with_external_ids(self, ids: Box<[String]>) -> Extras {
-        let (email, eppn, _) = self.into_parts();
-        Extras::new(email, eppn, ids)
-    }
-
-    fn into_parts(self) -> (Option<Str>, Option<Str>, Box<[String]>) {
-        match self.0 {
-            Some(x) => (x.email, x.eppn, x.external_ids),
-            None => (None, None, Box::default()),
-        }
-    }
 }
 
 /// A record as JSON gives it: flat, as [`SourceRecord`] serialises.
@@ -1123,8 +1098,7 @@ mod tests {
     #[test]
     fn a_record_with_its_rare_fields_boxed_reads_and_writes_as_the_flat_record_it_was() {
         let mut r = record("p1", "Kim", &["7A"], Some("kim@skola.se"));
-        r.extras =
-            std::mem::take(&mut r.extras).with_eppn(Some("kim@idp".into())).with_external_ids(vec!["x1".into()].into());
+        r.extras = Extras::new(r.email().map(Into::into), Some("kim@idp".into()), vec!["x1".into()].into());
         r.protection = Some(Protection::Sekretessmarkering);
         r.deceased = true;
         let json = r.to_json();
@@ -1141,9 +1115,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<SourceRecord>(&json).unwrap(), plain);
         let with_null = json.replacen("{", r#"{"email":null,"eppn":null,"#, 1);
         assert_eq!(serde_json::from_str::<SourceRecord>(&with_null).unwrap(), plain);
-        // Emptied again, a record equals one that never had them.
+        // Made with none of them, nothing is boxed: a record equals one that never had them.
         let mut emptied = record("p2", "Bo", &[], Some("bo@skola.se"));
-        emptied.extras = std::mem::take(&mut emptied.extras).with_email(None);
+        emptied.extras = Extras::new(None, None, Box::default());
         assert_eq!(emptied, plain);
     }
 
@@ -1377,7 +1351,7 @@ mod tests {
     #[test]
     fn a_civic_number_in_a_school_name_or_duty_role_rejects_the_record_but_an_external_id_does_not() {
         let mut r = record("1", "Anna", &[], None);
-        r.extras = std::mem::take(&mut r.extras).with_external_ids(vec!["19870704-9996".into()].into());
+        r.extras = Extras::new(None, None, vec!["19870704-9996".into()].into());
         assert_eq!(r.civic_in_free_text(), None);
         Arc::make_mut(&mut r.affiliations[0]).details_mut().school_unit_name = Some("Skola 870704-9996".into());
         assert_eq!(r.civic_in_free_text(), Some("school_unit_name"));
@@ -1442,7 +1416,7 @@ mod tests {
         let mut long_key = record(&"k".repeat(3000), "Dag", &[], None);
         long_key.location = "persons/(long)".into();
         let mut nul_extid = record("5", "Ed", &[], None);
-        nul_extid.extras = std::mem::take(&mut nul_extid.extras).with_external_ids(vec!["x\u{0}".into()].into());
+        nul_extid.extras = Extras::new(None, None, vec!["x\u{0}".into()].into());
         let exact = record(&"k".repeat(256), "Fia", &[], Some(&format!("{}@s.se", "f".repeat(251))));
         let mut records = vec![nul_name, long_mail, tab_group, long_key, nul_extid, exact];
         let rejected = reject_unfit(&mut records);

@@ -171,7 +171,7 @@ fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
 }
 
 fn with_email(mut r: Sourced, email: &str) -> Sourced {
-    r.record.extras = std::mem::take(&mut r.record.extras).with_email(Some(email.into()));
+    r.record.extras = connector_api::Extras::new(Some(email.into()), None, Box::default());
     r
 }
 

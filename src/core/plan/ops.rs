@@ -122,8 +122,8 @@ impl Ops {
     }
 
     /// The operations in plan order, read in place.
-    pub fn heads(&self) -> impl DoubleEndedIterator<Item = OpHead<'_>> + ExactSizeIterator + '_ {
-        self.creates.iter().map(Create::head).chain_exact(self.rest.iter().map(OpHead::of))
+    pub fn heads(&self) -> impl Iterator<Item = OpHead<'_>> + '_ {
+        self.creates.iter().map(Create::head).chain(self.rest.iter().map(OpHead::of))
     }
 
     /// The `i`th operation in plan order, made whole.
@@ -151,11 +151,6 @@ impl Ops {
     /// is not one to make here).
     pub fn rest_mut(&mut self) -> &mut Vec<PlannedOp> {
         &mut self.rest
-    }
-
-    /// The creates `range` (positions in plan order, all of them creates), made whole.
-    pub fn creates_whole(&self, range: std::ops::Range<usize>) -> Vec<PlannedOp> {
-        self.creates[range].iter().map(|c| c.whole().into_owned()).collect()
     }
 
     /// Keeps the operations `keep` takes, in order. Each create is made whole to be asked:
@@ -260,36 +255,6 @@ impl Ops {
     /// The operations, made whole (a test's or a small plan's).
     pub fn to_vec(&self) -> Vec<PlannedOp> {
         self.iter().map(Cow::into_owned).collect()
-    }
-}
-
-/// Chains two exact-size iterators into one that says its length.
-trait ChainExact: ExactSizeIterator + Sized {
-    fn chain_exact<B: ExactSizeIterator<Item = Self::Item>>(self, b: B) -> ExactChain<Self, B> {
-        ExactChain(self, b)
-    }
-}
-
-impl<A: ExactSizeIterator> ChainExact for A {}
-
-struct ExactChain<A, B>(A, B);
-
-impl<A: Iterator, B: Iterator<Item = A::Item>> Iterator for ExactChain<A, B> {
-    type Item = A::Item;
-    fn next(&mut self) -> Option<A::Item> {
-        self.0.next().or_else(|| self.1.next())
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let (a, b) = (self.0.size_hint(), self.1.size_hint());
-        (a.0 + b.0, a.1.zip(b.1).map(|(x, y)| x + y))
-    }
-}
-
-impl<A: ExactSizeIterator, B: ExactSizeIterator<Item = A::Item>> ExactSizeIterator for ExactChain<A, B> {}
-
-impl<A: DoubleEndedIterator, B: DoubleEndedIterator<Item = A::Item>> DoubleEndedIterator for ExactChain<A, B> {
-    fn next_back(&mut self) -> Option<A::Item> {
-        self.1.next_back().or_else(|| self.0.next_back())
     }
 }
 
