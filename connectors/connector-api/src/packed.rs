@@ -368,39 +368,57 @@ fn encode(attrs: &Attrs, names: &[Name]) -> Option<Box<str>> {
 /// The packed text of attributes given as (place among the names, strings) in name order, or
 /// `None` when a number is too large for a `char`.
 fn write<'a, S: AsRef<str> + 'a>(attrs: impl Iterator<Item = (usize, &'a [S])> + Clone) -> Option<Box<str>> {
-    let mut size = 0;
-    for (place, strings) in attrs.clone() {
+    let size = lay_out(attrs.clone(), None)?;
+    let mut text = String::with_capacity(size);
+    lay_out(attrs, Some(&mut text));
+    debug_assert_eq!(text.len(), size, "measured as written");
+    Some(text.into_boxed_str())
+}
+
+/// The packed text's length (`None` when a number is too large for a `char`), and the text
+/// written into `out` when it is given: measured first, so that it is made in one allocation of
+/// its size. A string written before in the text is a reference to it ([`REF`]).
+fn lay_out<'a, S: AsRef<str> + 'a>(
+    attrs: impl Iterator<Item = (usize, &'a [S])>,
+    mut out: Option<&mut String>,
+) -> Option<usize> {
+    let mut len = 0;
+    let mut put = |c: char, text: &str, len: &mut usize| {
+        if let Some(out) = out.as_deref_mut() {
+            out.push(c);
+            out.push_str(text);
+        }
+        *len += c.len_utf8() + text.len();
+    };
+    // The strings written out so far: where each one's length is, and the string (an account
+    // holds some ten: in place).
+    let mut written: smallvec::SmallVec<[(usize, &str); 16]> = smallvec::SmallVec::new();
+    for (place, strings) in attrs {
         if place > MAX || strings.len() > MAX {
             return None;
         }
-        size += width(place) + width(strings.len());
+        put(number(place)?, "", &mut len);
+        put(number(strings.len())?, "", &mut len);
         for s in strings.iter().map(AsRef::as_ref) {
             if s.len() > MAX {
                 return None;
             }
-            size += width(s.len()) + s.len();
-        }
-    }
-    let mut text = String::with_capacity(size);
-    // The strings written out so far: where each one's length is, and the string.
-    let mut written: Vec<(usize, &str)> = Vec::new();
-    for (place, strings) in attrs {
-        push_number(&mut text, place);
-        push_number(&mut text, strings.len());
-        for s in strings.iter().map(AsRef::as_ref) {
-            let earlier = written.iter().find(|(_, w)| *w == s).map(|(at, _)| REF + at);
-            match earlier.and_then(|r| char::from_u32(u32::try_from(r).ok()?)) {
-                Some(r) if r.len_utf8() < width(s.len()) + s.len() => text.push(r),
+            let earlier = written.iter().find(|(_, w)| *w == s).and_then(|(at, _)| number(REF + at));
+            match earlier {
+                Some(r) if r.len_utf8() < width(s.len()) + s.len() => put(r, "", &mut len),
                 _ => {
-                    written.push((text.len(), s));
-                    push_number(&mut text, s.len());
-                    text.push_str(s);
+                    written.push((len, s));
+                    put(number(s.len())?, s, &mut len);
                 }
             }
         }
     }
-    // Shorter than sized when a string was written as a reference.
-    Some(if text.len() < size { Box::from(text.as_str()) } else { text.into_boxed_str() })
+    Some(len)
+}
+
+/// A number as the `char` it is written as.
+fn number(n: usize) -> Option<char> {
+    char::from_u32(u32::try_from(n).ok()?)
 }
 
 /// A string's length at or above this is a reference instead: the string is the one whose
@@ -411,13 +429,6 @@ const REF: usize = 0xE000;
 /// The bytes a number takes as a `char`.
 fn width(n: usize) -> usize {
     char::from_u32(n as u32).map_or(4, char::len_utf8)
-}
-
-fn push_number(text: &mut String, n: usize) {
-    // Numbers are checked against `MAX` before: every one is a `char`.
-    if let Some(c) = char::from_u32(n as u32) {
-        text.push(c);
-    }
 }
 
 /// Each attribute of a packed `text` with its name among `names` and its strings, in name order.
