@@ -4,8 +4,8 @@
 
 use crate::core::identity::Resolution;
 use crate::core::mapping::Mapping;
-use crate::core::model::Usernames;
 use crate::core::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
+use crate::core::model::{RunNames, Usernames};
 use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Desired};
 use chrono::NaiveDate;
@@ -105,21 +105,18 @@ pub fn name_request(ident: &Identity) -> Option<NameRequest> {
     })
 }
 
-/// The names identities already have, and name requests for those that have none. Pure.
-///
-/// The map is built from all its names at once (`collect`: sorted, then each node filled),
-/// not by inserting one by one, which leaves its nodes half full: at a million identities the
-/// difference is some 35 MB held through the planning.
-pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (Usernames, Vec<NameRequest>) {
-    let mut names = Vec::new();
+/// The names identities already have (the state's, marked: [`RunNames`]), and name requests
+/// for those that have none. Pure.
+pub fn known_names(resolution: &Resolution, snapshot: &Snapshot) -> (RunNames, Vec<NameRequest>) {
+    let mut names = RunNames::over(snapshot.identities.clone());
     let mut requests = Vec::new();
     for ident in resolution.all() {
         match snapshot.identities.get(&ident.id).and_then(Option::as_ref) {
-            Some(u) => names.push((ident.id.clone(), u.clone())),
+            Some(u) => names.insert(ident.id.clone(), u.clone()),
             None => requests.extend(name_request(ident)),
         }
     }
-    (names.into_iter().collect(), requests)
+    (names, requests)
 }
 
 /// One target's desired accounts, rendered as the planner reaches them: the identities named
@@ -147,7 +144,7 @@ pub struct DesiredInputs<'a> {
     pub resolution: &'a Resolution,
     /// The names given before this run, then those given in it: the planner takes the
     /// identities of the first before those of the second.
-    pub names: [&'a Usernames; 2],
+    pub names: (&'a RunNames, &'a Usernames),
     pub rules: Rules<'a>,
     /// See [`last_schools`].
     pub last_known: &'a HashMap<IdentityId, (String, bool, bool)>,
@@ -157,10 +154,9 @@ pub struct DesiredInputs<'a> {
 impl<'a> DesiredInputs<'a> {
     /// The identities that have a name, with it, in plan order.
     fn named(&self) -> impl Iterator<Item = (&'a Identity, &'a str)> + 'a {
-        let resolution = self.resolution;
-        self.names
-            .into_iter()
-            .flat_map(move |names| resolution.all().filter_map(move |i| names.get(&i.id).map(|u| (i, u.as_str()))))
+        let (resolution, (known, given)) = (self.resolution, self.names);
+        let known = resolution.all().filter_map(move |i| known.get(&i.id).map(|u| (i, u.as_str())));
+        known.chain(resolution.all().filter_map(move |i| given.get(&i.id).map(|u| (i, u.as_str()))))
     }
 }
 
@@ -542,12 +538,12 @@ mod tests {
         let names =
             |pairs: &[(&str, &str)]| -> Usernames { pairs.iter().map(|(i, u)| ((*i).into(), (*u).into())).collect() };
         // d has no name (its naming failed): it has no account.
-        let known = names(&[("a", "anna"), ("c", "bad"), ("e", "eve")]);
+        let known = names(&[("a", "anna"), ("c", "bad"), ("e", "eve")]).into_iter().collect();
         let new = names(&[("b", "bo")]);
         let (authority, lifecycle) = (Authority::default(), Lifecycle::default());
         let inputs = DesiredInputs {
             resolution: &resolution,
-            names: [&known, &new],
+            names: (&known, &new),
             rules: Rules { authority: &authority, lifecycle: &lifecycle },
             last_known: &HashMap::new(),
             today: "2026-12-05".parse().unwrap(),

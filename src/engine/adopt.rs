@@ -476,7 +476,7 @@ impl Engine {
             })
             .collect();
         plan.primaries = changed_primaries(&resolution, &self.config.identity.authority.model(), today)
-            .into_iter()
+            .rows(&resolution)
             .filter(|(id, _)| new_ids.contains(id.as_str()))
             .collect();
         let claimed_names: HashSet<String> = chosen.values().map(|u| u.as_str().to_lowercase()).collect();

@@ -8,8 +8,8 @@ use super::run::{Phase, RunHook};
 use super::{Engine, EngineError, Overrides};
 use crate::core::desired::*;
 use crate::core::identity::{self, RejectedRows, Resolution};
-use crate::core::model::Usernames;
 use crate::core::model::{AccountStatus, Identity, IdentityId, Sourced};
+use crate::core::model::{RunNames, Usernames};
 use crate::core::naming::{NameRequest, RenamePolicy};
 use crate::core::plan::{self, Action, DesiredAccounts, NewIdentity, Plan};
 use crate::store::StateStore;
@@ -32,7 +32,7 @@ pub struct Computed {
     pub resolution: Resolution,
     /// Identity id → username, for every identity of the run (an apply lets them go before it
     /// sends).
-    pub usernames: Usernames,
+    pub usernames: RunNames,
     /// Rows rejected by the sources, per source.
     pub rejected: BTreeMap<String, Vec<RowError>>,
     /// The same rows as a run's counts keep them for the front ends ([`rejected_views`]).
@@ -45,7 +45,7 @@ pub struct Computed {
     /// moves them out into its chunks of new identities).
     pub records_to_store: Vec<super::records::RecordAt>,
     /// Identities whose primary school unit to record (new or changed).
-    pub primary_rows: Vec<(IdentityId, Option<crate::core::model::PrimaryTie>)>,
+    pub primary_rows: super::records::PrimaryRows,
     /// Stored records (source, person_id) whose persons the sources no longer give.
     pub gone_rows: Vec<(String, String)>,
     /// Records read in no identity (held in a conflict, waiting, of a kept identity): what the
@@ -428,7 +428,7 @@ impl Engine {
         // Each target's desired accounts are rendered as its diff reaches them, never all at once.
         let inputs = DesiredInputs {
             resolution: &resolution,
-            names: [&usernames, &new_names],
+            names: (&usernames, &new_names),
             rules,
             last_known: &last_schools,
             today,
@@ -649,8 +649,8 @@ impl Engine {
             target_plans.insert(id.clone(), tp);
         }
         lap("planned targets");
-        // Appended whole (merged and built node by node, as `known_names` builds the map), not
-        // inserted one by one: a first run's million names would leave the map's nodes half full.
+        // Appended whole (merged and built node by node), not inserted one by one: a first run's
+        // million names would leave the map's nodes half full.
         usernames.append(&mut new_names);
         if narrow && !failures.is_empty() {
             return Ok(Narrowed::Full("a person is held: their account cannot be computed".into()));
@@ -667,7 +667,7 @@ impl Engine {
                 }
                 keep
             });
-            primary_rows.retain(|(id, _)| snapshot.identities.contains_key(id) || usernames.contains_key(id));
+            primary_rows.retain(&resolution, |id| snapshot.identities.contains_key(id) || usernames.contains_key(id));
         }
         held_rows.sort_by(|a, b| (&a.source, &a.person_id).cmp(&(&b.source, &b.person_id)));
         let held_keys = held_rows.iter().map(|h| (h.source.clone(), h.person_id.clone(), h.content_hash.clone()));
@@ -768,7 +768,7 @@ impl Engine {
     fn rename_candidates(
         &self,
         resolution: &Resolution,
-        usernames: &Usernames,
+        usernames: &RunNames,
     ) -> BTreeMap<IdentityId, (NameRequest, String)> {
         let mut out = BTreeMap::new();
         let pseudonyms = !self.config.naming.protected_names_from_template;

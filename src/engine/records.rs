@@ -162,21 +162,89 @@ pub(super) fn held_row(r: &RecordRow) -> HeldRow {
     }
 }
 
+/// The primary school units an apply records (new or changed), each as an identity's place in
+/// [`Resolution::present`] and the tie, which is held once for all who share it: a first run
+/// records one for every identity, and as `(id, tie)` pairs a million were some 60 MB held
+/// through the sends, where the ties of a CSV export are a few hundred school units.
+#[derive(Debug, Clone, Default)]
+pub struct PrimaryRows {
+    /// (identity's place, tie's place in `ties`).
+    rows: Vec<(u32, u32)>,
+    ties: Vec<Option<PrimaryTie>>,
+}
+
+impl PrimaryRows {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The `i`th row's identity (`resolution` is the run's the rows were made from).
+    pub fn id<'r>(&self, resolution: &'r Resolution, i: usize) -> &'r IdentityId {
+        &resolution.present[self.rows[i].0 as usize].id
+    }
+
+    /// The `i`th row, as the state records it.
+    pub fn row(&self, resolution: &Resolution, i: usize) -> (IdentityId, Option<PrimaryTie>) {
+        (self.id(resolution, i).clone(), self.ties[self.rows[i].1 as usize].clone())
+    }
+
+    /// Every row, as the state records it.
+    pub fn rows<'r>(
+        &'r self,
+        resolution: &'r Resolution,
+    ) -> impl Iterator<Item = (IdentityId, Option<PrimaryTie>)> + 'r {
+        (0..self.len()).map(|i| self.row(resolution, i))
+    }
+
+    /// Keeps the rows whose identity `keep` (given its id) keeps.
+    pub fn retain(&mut self, resolution: &Resolution, mut keep: impl FnMut(&IdentityId) -> bool) {
+        self.rows.retain(|&(at, _)| keep(&resolution.present[at as usize].id));
+    }
+}
+
 /// Present identities whose primary school unit on `today` is not the one recorded: what an
 /// apply records, so the primary stays put until its affiliation ends. Pure.
 pub(super) fn changed_primaries(
     resolution: &Resolution,
     authority: &crate::core::model::Authority,
     today: chrono::NaiveDate,
-) -> Vec<(crate::core::model::IdentityId, Option<PrimaryTie>)> {
-    resolution
-        .present
-        .iter()
-        .filter_map(|ident| {
-            let now = ident.primary_school_now(authority, today);
-            (now != ident.primary).then(|| (ident.id.clone(), now))
-        })
-        .collect()
+) -> PrimaryRows {
+    let mut out = PrimaryRows::default();
+    // The ties seen, up to a few thousand: a source whose ties carry an id of their own (an
+    // SS 12000 placement's) has one per person, held in the list without a map of them all.
+    const SHARED: usize = 4096;
+    let mut known: rustc_hash::FxHashMap<Option<PrimaryTie>, u32> = rustc_hash::FxHashMap::default();
+    for (at, ident) in resolution.present.iter().enumerate() {
+        let now = ident.primary_school_now(authority, today);
+        if now == ident.primary {
+            continue;
+        }
+        let tie = match known.get(&now) {
+            Some(&tie) => tie,
+            None => {
+                let tie = index(out.ties.len());
+                if known.len() < SHARED {
+                    known.insert(now.clone(), tie);
+                }
+                out.ties.push(now);
+                tie
+            }
+        };
+        out.rows.push((index(at), tie));
+    }
+    out.rows.shrink_to_fit();
+    out.ties.shrink_to_fit();
+    out
+}
+
+/// A place in a run's list as [`PrimaryRows`] keeps it (fewer than four billion identities).
+#[allow(clippy::expect_used)]
+fn index(i: usize) -> u32 {
+    u32::try_from(i).expect("fewer than four billion identities in a run")
 }
 
 /// A civic-number change as the plan shows it: the record and the kinds, never the numbers.
@@ -202,6 +270,55 @@ mod tests {
     use super::*;
     use crate::core::identity::Kept;
     use crate::core::model::{IdentityId, StoredRecord};
+
+    /// Primary rows read back as the pairs they stand for: each identity whose primary school
+    /// is not the recorded one, in resolution order, with its tie now (none when it has none);
+    /// one whose tie stays has no row. A tie many share is held once, and past the ties a map
+    /// keeps each still reads back as its own.
+    #[test]
+    fn primary_rows_read_back_as_each_identitys_tie() {
+        use connector_api::{Affiliation, Role, TieDetails};
+        let ident = |n: usize, school: Option<&str>, tie_id: Option<String>, recorded: Option<PrimaryTie>| {
+            let mut i = present_for_test(&format!("id-{n}"), &[("sis", &n.to_string())]);
+            if let Some(school) = school {
+                let tie = Affiliation {
+                    details: TieDetails { source_id: tie_id, ..Default::default() }.boxed(),
+                    ..Affiliation::new(Some(school.into()), Role::Student)
+                };
+                i.records[0].record.affiliations = vec![tie].into_iter().map(Into::into).collect();
+            }
+            i.primary = recorded;
+            i
+        };
+        let today = "2026-12-07".parse().unwrap();
+        let authority = crate::core::model::Authority::default();
+        let mut present = vec![
+            ident(0, Some("A"), None, None),
+            ident(1, Some("A"), None, Some(PrimaryTie::new("A", None))),
+            ident(2, None, None, Some(PrimaryTie::new("B", None))),
+            ident(3, Some("B"), Some("t-3".into()), Some(PrimaryTie::new("B", None))),
+            ident(4, Some("A"), None, Some(PrimaryTie::new("B", None))),
+        ];
+        // Ties of their own (an id each), more than the map keeps.
+        present.extend((5..5000).map(|n| ident(n, Some("C"), Some(format!("t-{n}")), None)));
+        let resolution = Resolution { present, ..Default::default() };
+        let rows = changed_primaries(&resolution, &authority, today);
+        let got: Vec<(IdentityId, Option<PrimaryTie>)> = rows.rows(&resolution).collect();
+        let want: Vec<(IdentityId, Option<PrimaryTie>)> = resolution
+            .present
+            .iter()
+            .filter(|i| i.id != "id-1")
+            .map(|i| (i.id.clone(), i.primary_school_now(&authority, today)))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(got[1], ("id-2".into(), None));
+        assert_eq!(got[2].1, Some(PrimaryTie::new("B", Some("t-3"))));
+        assert_eq!(rows.ties.len(), 3 + 4995, "A once, none, B/t-3, and one per tie of its own");
+        let mut kept = rows.clone();
+        kept.retain(&resolution, |id| id == "id-4" || id == "id-4999");
+        let kept: Vec<_> = kept.rows(&resolution).collect();
+        assert_eq!(kept, [want[3].clone(), want.last().unwrap().clone()]);
+    }
 
     fn stored(identity: &str, gone: bool) -> StoredRecord {
         let mut stored = StoredRecord::new(IdentityId::from(identity));

@@ -650,7 +650,7 @@ pub(super) fn snapshot_sinks() -> (IdentitiesIn, RecordsIn, AccountsIn) {
 pub(super) fn build_snapshot(identities: IdentitiesIn, records: RecordsIn, accounts: AccountsIn) -> Snapshot {
     let mut snap = records.0;
     snap.fit_records();
-    snap.identities = identities.identities;
+    snap.identities = Arc::new(identities.identities);
     snap.primaries = identities.primaries;
     snap.primaries.shrink_to_fit();
     snap.accounts = accounts.0;

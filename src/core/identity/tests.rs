@@ -53,8 +53,8 @@ fn temporary_numbers_never_join() {
 #[test]
 fn a_linked_record_keeps_its_identity_and_absent_ones_are_listed() {
     let mut snap = Snapshot::default();
-    snap.identities.insert("id-1".into(), Some("a.b".into()));
-    snap.identities.insert("id-2".into(), Some("c.d".into()));
+    std::sync::Arc::make_mut(&mut snap.identities).insert("id-1".into(), Some("a.b".into()));
+    std::sync::Arc::make_mut(&mut snap.identities).insert("id-2".into(), Some("c.d".into()));
     snap.insert_record("sis".into(), "1".into(), StoredRecord::new("id-1".into()));
     let r = resolve(vec![rec("sis", "1", None)], &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
     assert_eq!(r.present[0].id, "id-1");
@@ -82,7 +82,7 @@ fn with_stored_email(snap: &mut Snapshot, source: &str, pid: &str, email: &str) 
 }
 
 fn linked(snap: &mut Snapshot, source: &str, pid: &str, id: &str, civic: Option<&str>) {
-    snap.identities.insert(id.into(), Some(format!("user-{id}").into()));
+    std::sync::Arc::make_mut(&mut snap.identities).insert(id.into(), Some(format!("user-{id}").into()));
     snap.insert_record(source.into(), pid.into(), {
         let mut stored = StoredRecord::new(id.into());
         stored.civic_no = civic.map(|c| c.replace('-', "").into());

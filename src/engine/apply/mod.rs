@@ -190,7 +190,7 @@ impl Engine {
         // then leaves the next plan to weigh their creates as this plan's, not as new decisions.
         self.store.set_meta(super::UNSTORED_NEW, &staged.decided(plan)).await?;
         let (tell, stored) = tokio::sync::watch::channel(Stored::default());
-        let gate = Gate { staged: &staged, stored };
+        let gate = Gate { staged: &staged, plan, stored };
         let storing = self.store_new_identities(run, computed, &staged, chunk_records, &claims, tell, now);
         let sending = self.send_all(run, computed, &gate, now, hook);
         let (stored, sent) = futures::future::join(storing, sending).await;
@@ -296,7 +296,8 @@ impl Engine {
             .map(|&i| &plan.new_identities[i as usize])
             .map(|n| (n.id.clone(), n.username.to_string()))
             .collect();
-        let primaries: Vec<_> = part.primaries.iter().map(|&i| computed.primary_rows[i as usize].clone()).collect();
+        let primaries: Vec<_> =
+            part.primaries.iter().map(|&i| computed.primary_rows.row(&computed.resolution, i as usize)).collect();
         self.store.commit_identities_from(&new, records, &primaries, now).await?;
         let adoptions: Vec<_> = part.adoptions.iter().map(|&i| plan.adoptions[i as usize].clone()).collect();
         self.store.adopt(&adoptions, now).await?;

@@ -13,6 +13,7 @@
 //! operations in plan order), so the sends of the first target wait only for the chunk ahead.
 
 use crate::core::identity::Resolution;
+use crate::core::index::PosIndex;
 use crate::core::model::{IdentityId, Sourced};
 use crate::core::plan::{Action, Adoption, Plan};
 use crate::engine::Computed;
@@ -30,10 +31,16 @@ const MAX_CHUNK: usize = 64_000;
 
 /// Where each new identity and what it brings is stored: in a chunk of its own, or (not new)
 /// before anything is sent.
+///
+/// Which chunk a new identity is in is found through its place in `plan.new_identities` (an
+/// index of eight bytes an identity beside a chunk number of four): a map from each id to its
+/// chunk took some 50 MB at a million, held through the sends.
 #[derive(Debug, Default)]
 pub(super) struct Staged {
-    /// The chunk of each new identity.
-    chunk_of: FxHashMap<IdentityId, usize>,
+    /// The new identities' places in `plan.new_identities`, by id.
+    new_at: PosIndex,
+    /// By place in `plan.new_identities`: the chunk the identity is stored in.
+    chunk_of: Vec<u32>,
     pub chunks: Vec<Chunk>,
     /// What the identities the state holds bring (no identities of its own): stored before
     /// anything is sent.
@@ -79,14 +86,16 @@ impl Staged {
         account_op: impl Fn(Action) -> bool,
     ) -> Staged {
         let plan: &Plan = &computed.plan;
-        let place: FxHashMap<&IdentityId, usize> =
-            plan.new_identities.iter().enumerate().map(|(i, n)| (&n.id, i)).collect();
+        let mut staged = Staged { new_at: PosIndex::with_capacity(plan.new_identities.len()), ..Staged::default() };
+        for (i, n) in plan.new_identities.iter().enumerate() {
+            staged.new_at.insert(n.id.as_str(), i, |p| plan.new_identities[p].id == n.id);
+        }
         let mut order: Vec<usize> = Vec::with_capacity(plan.new_identities.len());
         let mut seen: FxHashSet<usize> = FxHashSet::default();
         seen.reserve(plan.new_identities.len());
         for target in targets {
             for op in plan.operations.heads().filter(|o| o.target == target && account_op(o.action)) {
-                if let Some(&i) = place.get(op.identity)
+                if let Some(i) = staged.position(plan, op.identity)
                     && seen.insert(i)
                 {
                     order.push(i);
@@ -95,8 +104,7 @@ impl Staged {
         }
         order.extend((0..plan.new_identities.len()).filter(|i| !seen.contains(i)));
         drop(seen);
-        let mut staged = Staged::default();
-        staged.chunk_of.reserve(order.len());
+        staged.chunk_of = vec![0; plan.new_identities.len()];
         let mut parts = Vec::new();
         let (mut rest, mut size) = (&order[..], CHUNK);
         while !rest.is_empty() {
@@ -107,25 +115,24 @@ impl Staged {
         }
         for (n, part) in parts.into_iter().enumerate() {
             for &i in part {
-                staged.chunk_of.insert(plan.new_identities[i].id.clone(), n);
+                staged.chunk_of[i] = index(n);
             }
             staged.chunks.push(Chunk { identities: part.iter().map(|&i| index(i)).collect(), ..Chunk::default() });
         }
-        drop(place);
         for (i, at) in computed.records_to_store.iter().enumerate() {
-            staged.part(&computed.resolution.present[at.identity].id).records.push(index(i));
+            staged.part(plan, &computed.resolution.present[at.identity].id).records.push(index(i));
         }
-        for (i, (id, _)) in computed.primary_rows.iter().enumerate() {
-            staged.part(id).primaries.push(index(i));
+        for i in 0..computed.primary_rows.len() {
+            staged.part(plan, computed.primary_rows.id(&computed.resolution, i)).primaries.push(index(i));
         }
         for (i, op) in plan.operations.heads().enumerate().filter(|(_, o)| o.action == Action::Create) {
-            staged.part(op.identity).creates.push(index(i));
+            staged.part(plan, op.identity).creates.push(index(i));
         }
         for (i, a) in claims.iter().enumerate() {
-            staged.part(&a.identity).claims.push(index(i));
+            staged.part(plan, &a.identity).claims.push(index(i));
         }
         for (i, a) in plan.adoptions.iter().enumerate() {
-            staged.part(&a.identity).adoptions.push(index(i));
+            staged.part(plan, &a.identity).adoptions.push(index(i));
         }
         // Each chunk is written in the order of the keys the state indexes its rows by: the
         // identities (and their primary schools) by id, the records by source and person, the
@@ -144,7 +151,7 @@ impl Staged {
         for c in &mut staged.chunks {
             c.identities.sort_by_cached_key(|&i| plan.new_identities[i as usize].id.as_str());
             c.records.sort_by_cached_key(record_key);
-            c.primaries.sort_by_cached_key(|&i| computed.primary_rows[i as usize].0.as_str());
+            c.primaries.sort_by_cached_key(|&i| computed.primary_rows.id(&computed.resolution, i as usize).as_str());
             c.creates
                 .sort_by_cached_key(|&i| plan.operations.head(i as usize).map(|o| (o.target, o.identity.as_str())));
         }
@@ -201,7 +208,7 @@ impl Staged {
         let mut out = String::new();
         let mut seen: FxHashSet<&str> = FxHashSet::default();
         for op in plan.operations.heads().filter(|o| matches!(o.action, Action::Create | Action::Claim)) {
-            if self.is_new(op.identity) && seen.insert(op.identity.as_str()) {
+            if self.is_new(plan, op.identity) && seen.insert(op.identity.as_str()) {
                 if !out.is_empty() {
                     out.push(' ');
                 }
@@ -212,21 +219,26 @@ impl Staged {
     }
 
     /// The share of the chunk `id` is stored in, or of the identities the state holds.
-    fn part(&mut self, id: &str) -> &mut Chunk {
-        match self.chunk(id) {
+    fn part(&mut self, plan: &Plan, id: &str) -> &mut Chunk {
+        match self.chunk(plan, id) {
             Some(c) => &mut self.chunks[c],
             None => &mut self.known,
         }
     }
 
+    /// A new identity's place in `plan.new_identities` (the plan the chunks were dealt from).
+    fn position(&self, plan: &Plan, id: &str) -> Option<usize> {
+        self.new_at.get(id, |p| plan.new_identities.get(p).is_some_and(|n| n.id == id))
+    }
+
     /// The chunk a new identity is stored in; `None` for one the state holds already.
-    pub fn chunk(&self, id: &str) -> Option<usize> {
-        self.chunk_of.get(id).copied()
+    pub fn chunk(&self, plan: &Plan, id: &str) -> Option<usize> {
+        self.position(plan, id).and_then(|p| Some(*self.chunk_of.get(p)? as usize))
     }
 
     /// Whether an identity is new (stored in a chunk, not before the sends).
-    pub fn is_new(&self, id: &str) -> bool {
-        self.chunk_of.contains_key(id)
+    pub fn is_new(&self, plan: &Plan, id: &str) -> bool {
+        self.chunk(plan, id).is_some()
     }
 }
 
@@ -242,6 +254,8 @@ pub(super) struct Stored {
 /// What a send waits on before an operation of a new identity goes out.
 pub(super) struct Gate<'a> {
     pub staged: &'a Staged,
+    /// The plan the chunks were dealt from.
+    pub plan: &'a Plan,
     pub stored: tokio::sync::watch::Receiver<Stored>,
 }
 
@@ -249,7 +263,7 @@ impl Gate<'_> {
     /// Waits until the identities among `ids` are stored; the reason nothing more is sent when
     /// storing failed first.
     pub async fn ready<'i>(&self, ids: impl Iterator<Item = &'i IdentityId>) -> Result<(), String> {
-        let Some(last) = ids.filter_map(|id| self.staged.chunk(id)).max() else {
+        let Some(last) = ids.filter_map(|id| self.staged.chunk(self.plan, id)).max() else {
             return self.failure().map_or(Ok(()), Err);
         };
         let mut stored = self.stored.clone();
@@ -296,11 +310,11 @@ mod tests {
             records.iter().map(|a| row(&crate::engine::records::record_row(&resolution, a))).collect();
         let chunk = |records: Vec<u32>| Chunk { records, ..Chunk::default() };
         let mut staged = Staged {
-            chunk_of: [("id-b".into(), 0), ("id-a".into(), 1)].into_iter().collect(),
             // id-b's records in the order the chunk writes them: sis before hr is not the
             // identity's order.
             chunks: vec![chunk(vec![2, 1]), chunk(vec![0])],
             known: chunk(vec![3]),
+            ..Staged::default()
         };
         let (taken, known) = staged.take_records(&mut resolution, records.to_vec()).unwrap();
         let rows = |c: &ChunkRecords| -> Vec<String> {
@@ -319,11 +333,7 @@ mod tests {
         for bad in [vec![0, 0], vec![4]] {
             let mut resolution = Resolution { present: vec![present("id-a", &[("sis", "1")])], ..Default::default() };
             let records = [at(0, 0, 10), at(0, 0, 10), at(0, 0, 10), at(0, 0, 10), at(0, 5, 10)];
-            let mut staged = Staged {
-                chunk_of: [("id-a".into(), 0)].into_iter().collect(),
-                chunks: vec![chunk(bad)],
-                known: Chunk::default(),
-            };
+            let mut staged = Staged { chunks: vec![chunk(bad)], ..Staged::default() };
             let e = staged.take_records(&mut resolution, records.to_vec()).unwrap_err();
             assert!(e.contains("id-a"), "{e}");
         }
