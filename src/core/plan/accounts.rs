@@ -72,20 +72,30 @@ pub fn plan_target(
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
     let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(o.key()), i)).collect());
-    let by_username = Keyed::new(observed, |o| Some(fold_username(caps, o.username()?)));
-    let find_username = |u: &str| by_username.get(&fold_username(caps, u));
+    // The indexes by username and by owner value serve persons no account was found for (a
+    // create, a claim): built when the first of them needs one, not for a run that has none.
+    let by_username = std::cell::OnceCell::new();
+    let find_username = |u: &str| {
+        by_username
+            .get_or_init(|| Keyed::new(observed, |o| Some(fold_username(caps, o.username()?))))
+            .get(&fold_username(caps, u))
+    };
     // Entries that carry a value of enid's id form in the owner attribute, by that value.
     let has_owner_value = |p: usize, v: &str| owner_values(&observed[p], owner_attr).any(|x| x == v);
-    let mut by_owner_value = PosIndex::with_capacity(observed.len());
-    for (i, v) in observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (i, v))) {
-        by_owner_value.insert(v, i, |p| has_owner_value(p, v));
-    }
-    let find_owner_value = |v: &str| by_owner_value.get(v, |p| has_owner_value(p, v));
+    let owner_index = || {
+        let mut index = PosIndex::with_capacity(observed.len());
+        for (i, v) in observed.iter().enumerate().flat_map(|(i, o)| owner_values(o, owner_attr).map(move |v| (i, v))) {
+            index.insert(v, i, |p| has_owner_value(p, v));
+        }
+        index
+    };
+    let by_owner_value = std::cell::OnceCell::new();
+    let find_owner_value = |v: &str| by_owner_value.get_or_init(owner_index).get(v, |p| has_owner_value(p, v));
     let owned_by_identity = Keyed::new(owned, |o| Some(o.identity_id.as_str()));
     let find_owned = |id: &str| owned_by_identity.get(id).map(|p| owned[p]);
     let mut claimed = vec![false; observed.len()];
     let mut places = Places::default();
-    let mut tp = TargetPlan { enid_entries: by_owner_value.len(), in_scope: observed.len(), ..Default::default() };
+    let mut tp = TargetPlan { in_scope: observed.len(), ..Default::default() };
     let carries_id = |o: &ObservedAccount, id: &str| o.attrs.texts(owner_attr).any(|x| x == id);
     // A member value known now (the account's key or username as observed, when no operation
     // of this plan changes it), or `None`: the target gives it at apply, once the account's

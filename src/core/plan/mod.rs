@@ -494,9 +494,6 @@ pub struct TargetPlan {
     /// The member values accounts hold now whose value this plan changes (a rename, a move), by
     /// enid id: a group change that removes one belongs with that account's rename or move.
     pub moving: Vec<(IdentityId, String)>,
-    /// How many values of enid's id form the entries on the target carry in the owner
-    /// attribute: a target with any is not new to enid, whatever the state database says.
-    pub enid_entries: usize,
     pub groups: GroupSummary,
     pub group_adoptions: Vec<GroupAdoption>,
     /// Member values (folded as the target compares them) of persons kept as at the last run:
