@@ -475,7 +475,7 @@ pub struct StoredRecord {
     /// The fingerprint of the record's content as last written, to skip rewriting unchanged
     /// records ([`StoredRecord::content_hash_of`]); `None` when the stored one is not of the
     /// current form (an older version's, or cleared): the record is written again.
-    pub content_hash: Option<u64>,
+    pub content_hash: Option<std::num::NonZeroU64>,
     /// The school unit last seen on the record, so a leaver's log rows still name a school.
     pub school_unit: Option<connector_api::value::Str>,
     /// The role last seen on the record was `staff` (otherwise `student`): a leaver's grace
@@ -500,8 +500,8 @@ pub struct StoredRecord {
 /// with this run's. Not a secret and not kept anywhere: the state database holds the names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NameFingerprint {
-    given: u64,
-    family: u64,
+    given: std::num::NonZeroU64,
+    family: std::num::NonZeroU64,
 }
 
 impl NameFingerprint {
@@ -512,6 +512,8 @@ impl NameFingerprint {
             crate::core::naming::normalize(name, usize::MAX).hash(&mut h);
             h.finish()
         };
+        // Never zero (a hash of zero counts as one), so that an absent fingerprint takes no room.
+        let hash = |name: &str| std::num::NonZeroU64::new(hash(name)).unwrap_or(std::num::NonZeroU64::MIN);
         NameFingerprint { given: hash(given_name), family: hash(family_name) }
     }
 
@@ -559,9 +561,12 @@ impl StoredRecord {
 
     /// A stored content hash as the number it spells: sixteen lowercase hex digits, the form
     /// the apply writes; any other text (an older version's hash, an empty one) is `None`.
-    pub fn content_hash_of(stored: &str) -> Option<u64> {
+    ///
+    /// A fingerprint of zero reads as none (the record is written once more): held as a
+    /// `NonZeroU64`, an absent one takes no room of its own.
+    pub fn content_hash_of(stored: &str) -> Option<std::num::NonZeroU64> {
         let hex = stored.len() == 16 && stored.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if hex { u64::from_str_radix(stored, 16).ok() } else { None }
+        if hex { u64::from_str_radix(stored, 16).ok().and_then(std::num::NonZeroU64::new) } else { None }
     }
 }
 
@@ -595,6 +600,36 @@ impl Snapshot {
     /// One stored link, to change (tests build snapshots with it).
     pub fn record_mut(&mut self, source: &str, person_id: &str) -> Option<&mut StoredRecord> {
         self.records.get_mut(source)?.get_mut(person_id)
+    }
+
+    /// The primary school unit recorded for identity `id` at the last applied run.
+    pub fn primary(&self, id: &str) -> Option<&PrimaryTie> {
+        self.primaries.get(self.identities.get_index_of(id)?)?.as_ref()
+    }
+
+    /// Records `tie` as identity `id`'s primary school unit; an identity the snapshot does not
+    /// hold yet is added without a username (for building snapshots in tests).
+    pub fn set_primary(&mut self, id: IdentityId, tie: Option<PrimaryTie>) {
+        let at = match self.identities.get_index_of(id.as_str()) {
+            Some(at) => at,
+            None => std::sync::Arc::make_mut(&mut self.identities).insert_full(id, None).0,
+        };
+        if self.primaries.len() <= at {
+            self.primaries.resize(at + 1, None);
+        }
+        self.primaries[at] = tie;
+    }
+
+    /// The primary school units of all the identities, by their place in `identities` (a store
+    /// reads them beside the identities).
+    pub(crate) fn set_primaries(&mut self, primaries: Vec<Option<PrimaryTie>>) {
+        debug_assert!(primaries.len() <= self.identities.len(), "a primary school of an identity not held");
+        self.primaries = primaries;
+    }
+
+    /// Lets the primary school units go, once the resolution has taken them.
+    pub fn release_primaries(&mut self) {
+        self.primaries = Vec::new();
     }
 
     /// Lets the stored records go, once a run has taken from them all it needs (they are a
@@ -734,9 +769,11 @@ pub struct Snapshot {
     records: FxHashMap<String, RecordMap>,
     /// Accounts enid created, per target.
     pub accounts: Vec<OwnedAccount>,
-    /// Identity id → the primary school unit recorded at the last applied run. Read by the
-    /// resolution only (into [`Identity::primary`]); a run lets it go after.
-    pub primaries: IdMap<PrimaryTie>,
+    /// The primary school unit recorded at the last applied run, by the identity's place in
+    /// `identities` (a vector beside the map, not a map of its own: some 30 MB less at a million
+    /// identities, at the resolution, a run's peak). Read by the resolution only (into
+    /// [`Identity::primary`], through [`Snapshot::primary`]); a run lets it go after.
+    primaries: Vec<Option<PrimaryTie>>,
     /// The records were let go ([`Snapshot::release_records`]).
     records_released: bool,
 }
@@ -761,7 +798,7 @@ mod tests {
         rec.civic_no = Some("201001011004".into());
         rec.school_unit = Some("SKOLA7".into());
         assert!(!rec.civic_no.as_ref().unwrap().is_heap_allocated() && !rec.school_unit.unwrap().is_heap_allocated());
-        assert!(std::mem::size_of::<StoredRecord>() <= 120, "{}", std::mem::size_of::<StoredRecord>());
+        assert!(std::mem::size_of::<StoredRecord>() <= 104, "{}", std::mem::size_of::<StoredRecord>());
     }
 
     /// A run's names read as a map of them would: a stored name is the run's once given (the

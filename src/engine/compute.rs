@@ -297,7 +297,7 @@ impl Engine {
         // The recorded primary schools are in the identities now (`Identity::primary`), and only
         // the resolution reads them: at a million identities the map is some 90 MB, let go before
         // the planning.
-        snapshot.primaries = Default::default();
+        snapshot.release_primaries();
         lap("resolved identities");
         if narrow && let Narrowed::Full(why) = self.narrow_resolution(&resolution) {
             return Ok(Narrowed::Full(why));

@@ -57,7 +57,7 @@ pub(super) fn stored_changes(
                 }
                 Some(rec)
             });
-            if held.is_some_and(|rec| rec.content_hash == Some(hash)) {
+            if held.is_some_and(|rec| rec.content_hash.map(std::num::NonZeroU64::get) == Some(hash)) {
                 continue;
             }
             changed.push(RecordAt { identity: i, record: j, hash });
@@ -355,7 +355,7 @@ mod tests {
         let at = |c: &[RecordAt]| c.iter().map(|r| (r.identity, r.record)).collect::<Vec<_>>();
         assert_eq!(at(&changed), vec![(0, 0), (1, 0), (1, 1)]);
         let hash = changed[0].hash;
-        snapshot.record_mut("sis", "1").unwrap().content_hash = Some(hash);
+        snapshot.record_mut("sis", "1").unwrap().content_hash = std::num::NonZeroU64::new(hash);
         let (changed, again) = stored_changes(&resolution, &snapshot, &read);
         assert_eq!((at(&changed), again), (vec![(1, 0), (1, 1)], gone));
     }

@@ -563,7 +563,8 @@ impl RowSink<StoredRow> for RecordsIn {
 #[derive(Debug)]
 pub(super) struct IdentitiesIn {
     identities: IdMap<Option<connector_api::value::Str>>,
-    primaries: IdMap<PrimaryTie>,
+    /// By the identity's place in `identities`.
+    primaries: Vec<Option<PrimaryTie>>,
     ids: Arc<IdPool>,
 }
 
@@ -577,10 +578,12 @@ impl RowSink<IdentityRow> for IdentitiesIn {
 
     fn add(&mut self, (id, username, primary, tie): IdentityRow) {
         let id = self.ids.id(id);
-        if let Some(school_unit) = primary {
-            self.primaries.insert(id.clone(), PrimaryTie::new(&school_unit, tie.as_deref()));
+        let primary = primary.map(|school_unit| PrimaryTie::new(&school_unit, tie.as_deref()));
+        let (at, _) = self.identities.insert_full(id, username.map(Into::into));
+        match self.primaries.get_mut(at) {
+            Some(held) => *held = primary,
+            None => self.primaries.push(primary),
         }
-        self.identities.insert(id, username.map(Into::into));
     }
 }
 
@@ -651,8 +654,9 @@ pub(super) fn build_snapshot(identities: IdentitiesIn, records: RecordsIn, accou
     let mut snap = records.0;
     snap.fit_records();
     snap.identities = Arc::new(identities.identities);
-    snap.primaries = identities.primaries;
-    snap.primaries.shrink_to_fit();
+    let mut primaries = identities.primaries;
+    primaries.shrink_to_fit();
+    snap.set_primaries(primaries);
     snap.accounts = accounts.0;
     // Exactly as many as there are (a backend that could not count them grew the vector by
     // doubling).

@@ -129,7 +129,7 @@ fn hash_of(tag: &str) -> String {
 }
 
 /// The number a stored hash of [`hash_of`] reads back as.
-fn hash_read(tag: &str) -> Option<u64> {
+fn hash_read(tag: &str) -> Option<std::num::NonZeroU64> {
     crate::core::model::StoredRecord::content_hash_of(&hash_of(tag))
 }
 
@@ -865,10 +865,10 @@ pub async fn primaries_source_reads_and_gone_records_round_trip(s: &impl StateSt
     .await
     .unwrap();
     let snap = s.snapshot().await.unwrap();
-    assert_eq!(snap.primaries.get("id-a"), Some(&tie("S1", None)));
-    assert!(!snap.primaries.contains_key("id-b"));
+    assert_eq!(snap.primary("id-a"), Some(&tie("S1", None)));
+    assert!(snap.primary("id-b").is_none() && snap.identities.contains_key("id-b"));
     s.commit_identities(&[], &[], &[("id-a".into(), Some(tie("S2", Some("duty-9"))))], day(1)).await.unwrap();
-    assert_eq!(s.snapshot().await.unwrap().primaries["id-a"], tie("S2", Some("duty-9")));
+    assert_eq!(s.snapshot().await.unwrap().primary("id-a"), Some(&tie("S2", Some("duty-9"))));
 
     // The records a read left, whole, with full civic numbers; a gone one is not among them.
     let stored = s.stored_records("sis").await.unwrap();

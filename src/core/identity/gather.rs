@@ -63,7 +63,7 @@ impl Gathered {
             return;
         }
         let p = self.identities.len();
-        let primary = snapshot.primaries.get(&id).cloned();
+        let primary = snapshot.primary(&id).cloned();
         let mut records = Records::new();
         records.push(r);
         self.identities.push(Identity { id, is_new, records, primary });
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn records_end_in_source_order_and_a_removed_identity_is_gone() {
         let mut snapshot = Snapshot::default();
-        snapshot.primaries.insert("a".into(), PrimaryTie::new("S1", None));
+        snapshot.set_primary("a".into(), Some(PrimaryTie::new("S1", None)));
         // Grown from nothing: the index finds every one of many.
         let mut g = Gathered::default();
         for (id, i, key) in [("a", 5, "a5"), ("b", 1, "b1"), ("a", 0, "a0"), ("c", 2, "c2"), ("a", 3, "a3")] {
