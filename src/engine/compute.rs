@@ -268,7 +268,8 @@ impl Engine {
                 Narrowed::Full(why) => return Ok(Narrowed::Full(why)),
             }
         } else {
-            tokio::join!(self.fetch_all(now, overrides), self.read_state())
+            // The ownership rows are read once the stored records are let go (below).
+            tokio::join!(self.fetch_all(now, overrides), self.read_state_with(false))
         };
         let (
             Fetched { records, rejected, counts, columns, skipped, reads, mut reads_changed, partial: _ },
@@ -345,6 +346,19 @@ impl Engine {
         // which is a run's peak of memory.
         snapshot.release_records();
         lap("records to store");
+        if !narrow {
+            // The ownership rows, read now rather than with the rest of the state: a million of
+            // them (some 150 MB) were held through the resolution, a full run's peak, and the
+            // targets' reads, which the planning waits for, take longer than this one.
+            match self.store.owned_accounts(snapshot.identities.clone()).await {
+                Ok(accounts) => snapshot.accounts = accounts,
+                Err(e) => {
+                    abort_all();
+                    return Err(e.into());
+                }
+            }
+            lap("read ownership rows");
+        }
 
         let mut observed = BTreeMap::new();
         let mut observed_groups: BTreeMap<String, Vec<ObservedGroup>> = BTreeMap::new();

@@ -388,9 +388,21 @@ impl Engine {
     pub(super) async fn read_state(
         &self,
     ) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
+        self.read_state_with(true).await
+    }
+
+    /// [`Engine::read_state`], with the snapshot's ownership rows or without them (read later
+    /// with [`crate::store::StateStore::owned_accounts`]).
+    pub(super) async fn read_state_with(
+        &self,
+        accounts: bool,
+    ) -> Result<(Snapshot, BTreeMap<String, Decision>, Vec<OwnedGroup>), EngineError> {
         let store = self.store.clone();
-        let reading =
-            tokio::spawn(async move { tokio::try_join!(store.snapshot(), store.decisions(), store.groups()) });
+        let reading = tokio::spawn(async move {
+            let snapshot =
+                async { if accounts { store.snapshot().await } else { store.snapshot_without_accounts().await } };
+            tokio::try_join!(snapshot, store.decisions(), store.groups())
+        });
         match reading.await {
             Ok(read) => Ok(read?),
             // A panic in the read is the run's panic, as it was when the read ran in this task.
@@ -406,7 +418,7 @@ impl Engine {
     /// list the conflict queue.
     pub async fn resolve_only(&self, now: DateTime<Utc>) -> Result<Resolution, EngineError> {
         let overrides = Overrides::default();
-        let (fetched, state) = tokio::join!(self.fetch_all(now, &overrides), self.read_state());
+        let (fetched, state) = tokio::join!(self.fetch_all(now, &overrides), self.read_state_with(false));
         let Fetched { records, rejected, .. } = fetched?;
         let (snapshot, decisions, _) = state?;
         let rejected = RejectedRows::from_rows(&rejected);

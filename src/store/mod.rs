@@ -91,6 +91,18 @@ pub trait StateStore: Send + Sync {
     /// full civic numbers) and ownership rows.
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
+    /// [`StateStore::snapshot`] without the ownership rows (`accounts` empty): a run reads them
+    /// with [`StateStore::owned_accounts`] once it has let the stored records go, so that a
+    /// million of each are not held at once through the resolution.
+    fn snapshot_without_accounts(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// The ownership rows, each identity id shared with `identities` where it holds it (a
+    /// snapshot's).
+    fn owned_accounts(
+        &self,
+        identities: std::sync::Arc<crate::core::model::IdMap<Option<connector_api::value::Str>>>,
+    ) -> impl Future<Output = Result<Vec<crate::core::model::OwnedAccount>, StoreError>> + Send;
+
     /// Records new identities with their usernames, new or changed source records, and
     /// changed primary school units, in one transaction. A username whose quarantine ended
     /// changes hands. (Through [`StateStore::commit_identities_from`].)
@@ -680,6 +692,17 @@ impl StateStore for Store {
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         dispatch!(self.snapshot())
+    }
+
+    async fn snapshot_without_accounts(&self) -> Result<Snapshot, StoreError> {
+        dispatch!(self.snapshot_without_accounts())
+    }
+
+    async fn owned_accounts(
+        &self,
+        identities: std::sync::Arc<crate::core::model::IdMap<Option<connector_api::value::Str>>>,
+    ) -> Result<Vec<crate::core::model::OwnedAccount>, StoreError> {
+        dispatch!(self.owned_accounts(identities))
     }
 
     async fn commit_identities_from(

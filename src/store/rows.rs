@@ -623,12 +623,19 @@ impl<'de, S: RowSink<T>, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for
 }
 
 /// The identity ids of a snapshot being read, each made once: the identities, their records
-/// and their accounts, read side by side, share one string per id.
+/// and their accounts, read side by side, share one string per id; accounts read after the
+/// rest take the ids of the snapshot's identities (`known`).
 #[derive(Debug, Default)]
-pub(super) struct IdPool(std::sync::Mutex<rustc_hash::FxHashSet<IdentityId>>);
+pub(super) struct IdPool(
+    std::sync::Mutex<rustc_hash::FxHashSet<IdentityId>>,
+    Option<Arc<IdMap<Option<connector_api::value::Str>>>>,
+);
 
 impl IdPool {
     fn id(&self, id: String) -> IdentityId {
+        if let Some((id, _)) = self.1.as_ref().and_then(|known| known.get_key_value(id.as_str())) {
+            return id.clone();
+        }
         let mut known = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(id) = known.get(id.as_str()) {
             return id.clone();
@@ -647,6 +654,20 @@ pub(super) fn snapshot_sinks() -> (IdentitiesIn, RecordsIn, AccountsIn) {
         RecordsIn(Snapshot::default(), ids.clone(), 0),
         AccountsIn(Vec::new(), ids),
     )
+}
+
+/// Where ownership rows read after a snapshot's identities go, sharing their ids.
+pub(super) fn accounts_sink(identities: Arc<IdMap<Option<connector_api::value::Str>>>) -> AccountsIn {
+    AccountsIn(Vec::new(), Arc::new(IdPool(Default::default(), Some(identities))))
+}
+
+impl AccountsIn {
+    /// The accounts read, in a vector of exactly their number.
+    pub(super) fn into_accounts(self) -> Vec<OwnedAccount> {
+        let mut accounts = self.0;
+        accounts.shrink_to_fit();
+        accounts
+    }
 }
 
 /// A snapshot from the rows the queries above and every backend's `snapshot` read.

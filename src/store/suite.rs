@@ -817,6 +817,22 @@ pub(crate) async fn batches_larger_than_one_statement_round_trip<S: StateStore>(
             && snap.record("sis", &format!("P{i}")).is_some()
     }));
     assert!(snap.accounts.iter().all(|a| a.status == AccountStatus::Active && a.anchor().is_some()));
+    // Read in two steps, the accounts after the rest: the same snapshot, each account's id the
+    // identity's own string.
+    let mut apart = s.snapshot_without_accounts().await.unwrap();
+    assert!(apart.accounts.is_empty() && apart.identities.len() == N && apart.all_records().count() == N);
+    assert!(apart.primary("id-00000").is_some() == snap.primary("id-00000").is_some());
+    apart.accounts = s.owned_accounts(apart.identities.clone()).await.unwrap();
+    let key = |a: &crate::core::model::OwnedAccount| format!("{a:?}");
+    let (mut got, mut want): (Vec<String>, Vec<String>) =
+        (apart.accounts.iter().map(key).collect(), snap.accounts.iter().map(key).collect());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(apart.accounts.iter().all(|a| {
+        let (id, _) = apart.identities.get_key_value(a.identity_id.as_str()).unwrap();
+        std::sync::Arc::ptr_eq(&id.shared(), &a.identity_id.shared())
+    }));
     assert_eq!(s.log(&LogFilter { run: Some(run), ..LogFilter::default() }).await.unwrap().len(), N);
     assert_eq!(s.reserved_usernames().await.unwrap().len(), N);
     assert_eq!(s.allocated_usernames(day(0), None).await.unwrap().len(), 2 * N);

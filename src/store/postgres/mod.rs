@@ -350,6 +350,10 @@ fn parse_time(t: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc))
 }
 
+/// A snapshot's identities and ownership rows.
+const IDENTITIES_SQL: &str = "SELECT id, username, primary_school, primary_tie FROM identities";
+const ACCOUNTS_SQL: &str = "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts";
+
 impl StateStore for PgStore {
     fn created(&self) -> bool {
         self.created
@@ -382,25 +386,39 @@ impl StateStore for PgStore {
         let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
         let (identities, records, accounts) = snapshot_sinks();
         let (identities, records, accounts) = tokio::try_join!(
-            self.fetch_each_counted(
-                "identities",
-                sqlx::query_as::<_, IdentityRow>("SELECT id, username, primary_school, primary_tie FROM identities"),
-                identities
-            ),
+            self.fetch_each_counted("identities", sqlx::query_as::<_, IdentityRow>(IDENTITIES_SQL), identities),
             self.fetch_each_counted(
                 "source_records",
                 sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
                 records
             ),
+            self.fetch_each_counted("accounts", sqlx::query_as::<_, AccountRowIn>(ACCOUNTS_SQL), accounts),
+        )?;
+        Ok(build_snapshot(identities, records, accounts))
+    }
+
+    async fn snapshot_without_accounts(&self) -> Result<Snapshot, StoreError> {
+        let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
+        let (identities, records, accounts) = snapshot_sinks();
+        let (identities, records) = tokio::try_join!(
+            self.fetch_each_counted("identities", sqlx::query_as::<_, IdentityRow>(IDENTITIES_SQL), identities),
             self.fetch_each_counted(
-                "accounts",
-                sqlx::query_as::<_, AccountRowIn>(
-                    "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts"
-                ),
-                accounts
+                "source_records",
+                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
+                records
             ),
         )?;
         Ok(build_snapshot(identities, records, accounts))
+    }
+
+    async fn owned_accounts(
+        &self,
+        identities: std::sync::Arc<crate::core::model::IdMap<Option<connector_api::value::Str>>>,
+    ) -> Result<Vec<crate::core::model::OwnedAccount>, StoreError> {
+        let sink = crate::store::rows::accounts_sink(identities);
+        let accounts =
+            self.fetch_each_counted("accounts", sqlx::query_as::<_, AccountRowIn>(ACCOUNTS_SQL), sink).await?;
+        Ok(accounts.into_accounts())
     }
 
     async fn commit_identities_from(

@@ -364,6 +364,10 @@ fn upserts<'a, V: 'a>(
     map.into_iter().map(|(key, value)| bind(sqlx::query(sql).bind(key), value)).collect()
 }
 
+/// The columns of a snapshot's identities and ownership rows, as JSON arrays.
+const IDENTITY_COLUMNS: &str = "json_array(id, username, primary_school, primary_tie)";
+const ACCOUNT_COLUMNS: &str = "json_array(target, identity_id, key, anchor, status, disabled_at)";
+
 impl StateStore for SqliteStore {
     fn created(&self) -> bool {
         self.created
@@ -397,11 +401,28 @@ impl StateStore for SqliteStore {
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let (identities, records, accounts) = snapshot_sinks();
         let (identities, records, accounts) = tokio::try_join!(
-            self.json_table("identities", "json_array(id, username, primary_school, primary_tie)", identities),
+            self.json_table("identities", IDENTITY_COLUMNS, identities),
             self.json_table("source_records", partial::RECORD_COLUMNS, records),
-            self.json_table("accounts", "json_array(target, identity_id, key, anchor, status, disabled_at)", accounts),
+            self.json_table("accounts", ACCOUNT_COLUMNS, accounts),
         )?;
         Ok(super::rows::build_snapshot(identities, records, accounts))
+    }
+
+    async fn snapshot_without_accounts(&self) -> Result<Snapshot, StoreError> {
+        let (identities, records, accounts) = snapshot_sinks();
+        let (identities, records) = tokio::try_join!(
+            self.json_table("identities", IDENTITY_COLUMNS, identities),
+            self.json_table("source_records", partial::RECORD_COLUMNS, records),
+        )?;
+        Ok(super::rows::build_snapshot(identities, records, accounts))
+    }
+
+    async fn owned_accounts(
+        &self,
+        identities: std::sync::Arc<crate::core::model::IdMap<Option<connector_api::value::Str>>>,
+    ) -> Result<Vec<OwnedAccount>, StoreError> {
+        let accounts = self.json_table("accounts", ACCOUNT_COLUMNS, super::rows::accounts_sink(identities)).await?;
+        Ok(accounts.into_accounts())
     }
 
     async fn commit_identities_from(
