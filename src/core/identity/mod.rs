@@ -534,61 +534,88 @@ fn resolve_unlinked(
     let rekeyed = rekeyed(&unlinked, snapshot, by_id);
     let matchable =
         |r: &Sourced| r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
-    // Identities that have stored records; one without any is a claimed account waiting for them.
-    let linked: HashSet<&str> = snapshot.all_records().map(|r| r.identity_id.as_str()).collect();
-    // Who holds each civic number and each configured key: stored records and this run's linked
-    // records.
-    let mut owners: HashMap<String, BTreeSet<IdentityId>> = HashMap::default();
-    let mut key_owners: HashMap<(MatchKey, String), BTreeSet<IdentityId>> = HashMap::default();
-    for rec in snapshot.all_records() {
-        if let Some(c) = &rec.civic_no {
-            owners.entry(c.to_string()).or_default().insert(rec.identity_id.clone());
-        }
-        for rule in rules {
-            if let Some(v) = rule.of_stored(rec) {
-                key_owners.entry((*rule, v.to_string())).or_default().insert(rec.identity_id.clone());
-            }
-        }
-    }
-    // Every present record per (source, civic number), to find two keys claiming one number.
-    let mut per_source: HashMap<(String, String), Vec<(String, String)>> = HashMap::default();
-    for Identity { id, records, .. } in by_id.iter() {
-        for r in records {
-            if let Some(c) = matchable(r) {
-                owners.entry(c.clone()).or_default().insert(id.clone());
-                per_source
-                    .entry((r.source.to_string(), c))
-                    .or_default()
-                    .push((r.record.person_id.to_string(), r.record.location.to_string()));
+    // The maps below hold what the records to resolve look up, no more: a run with a few new
+    // persons among a million looked at every stored record's number and key (some 200 MB at
+    // the resolution, a run's peak), and a first run's million at every record twice.
+    let (owners, key_owners, per_source) = {
+        let wanted: HashSet<&str> = unlinked.iter().filter_map(|(_, r)| civic_of(r)).collect();
+        let wanted_keys: HashSet<(MatchKey, &str)> = unlinked
+            .iter()
+            .flat_map(|(_, r)| rules.iter().filter_map(move |rule| Some((*rule, rule.of(r)?))))
+            .collect();
+        // Who holds each civic number and each configured key: stored records and this run's
+        // linked records.
+        let mut owners: HashMap<String, BTreeSet<IdentityId>> = HashMap::default();
+        let mut key_owners: HashMap<(MatchKey, String), BTreeSet<IdentityId>> = HashMap::default();
+        for rec in snapshot.all_records() {
+            if let Some(c) = rec.civic_no.as_deref().filter(|c| wanted.contains(c)) {
+                owners.entry(c.to_string()).or_default().insert(rec.identity_id.clone());
             }
             for rule in rules {
-                if let Some(v) = rule.of(r) {
-                    key_owners.entry((*rule, v.to_string())).or_default().insert(id.clone());
+                if let Some(v) = rule.of_stored(rec).filter(|v| wanted_keys.contains(&(*rule, *v))) {
+                    key_owners.entry((*rule, v.to_string())).or_default().insert(rec.identity_id.clone());
                 }
             }
         }
-    }
-    for (_, r) in &unlinked {
-        if let Some(c) = matchable(r) {
-            per_source
-                .entry((r.source.to_string(), c))
-                .or_default()
-                .push((r.record.person_id.to_string(), r.record.location.to_string()));
+        for Identity { id, records, .. } in by_id.iter() {
+            for r in records {
+                if let Some(c) = civic_of(r).filter(|c| wanted.contains(c)) {
+                    owners.entry(c.to_string()).or_default().insert(id.clone());
+                }
+                for rule in rules {
+                    if let Some(v) = rule.of(r).filter(|v| wanted_keys.contains(&(*rule, *v))) {
+                        key_owners.entry((*rule, v.to_string())).or_default().insert(id.clone());
+                    }
+                }
+            }
         }
-    }
+        // Every present record per (source, civic number) that another record of the source
+        // shares (two keys claiming one number), found by sorting the pairs by their hash: a map
+        // of every record's pair, with its key and location as strings, was some 250 MB at a
+        // first run of a million.
+        let present = by_id.iter().flat_map(|i| &i.records).filter(|r| civic_of(r).is_some_and(|c| wanted.contains(c)));
+        let all: Vec<&Sourced> =
+            present.chain(unlinked.iter().map(|(_, r)| r).filter(|r| civic_of(r).is_some())).collect();
+        let hash = |r: &Sourced| std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, source_civic(r));
+        let mut hashed: Vec<(u64, usize)> = all.iter().enumerate().map(|(at, r)| (hash(r), at)).collect();
+        hashed.sort_unstable();
+        let mut per_source: HashMap<(String, String), Vec<(String, String)>> = HashMap::default();
+        for run in hashed.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+            // In the order the records were met (present before the ones to resolve): a run of
+            // one hash is sorted by place too.
+            let mut groups: HashMap<(&str, &str), Vec<&Sourced>> = HashMap::default();
+            for r in run.iter().map(|&(_, at)| all[at]) {
+                groups.entry(source_civic(r)).or_default().push(r);
+            }
+            for ((source, civic), records) in groups.into_iter().filter(|(_, g)| g.len() > 1) {
+                let held = records.iter().map(|r| (r.record.person_id.to_string(), r.record.location.to_string()));
+                per_source.insert((source.to_string(), civic.to_string()), held.collect());
+            }
+        }
+        (owners, key_owners, per_source)
+    };
 
+    // Identities that have stored records (one without any is a claimed account waiting for
+    // them): asked only when a new id is one the state holds, so gathered then.
+    let linked: std::cell::OnceCell<HashSet<&str>> = std::cell::OnceCell::new();
+    let is_linked =
+        |id: &str| linked.get_or_init(|| snapshot.all_records().map(|r| r.identity_id.as_str()).collect()).contains(id);
     // Identities created in this run, by civic number and by key, so records of different
     // sources join.
-    let mut created: HashMap<String, IdentityId> = HashMap::default();
+    // (The numbers in place, as `Str`s: a first run creates a million.)
+    let mut created: HashMap<connector_api::value::Str, IdentityId> = HashMap::default();
     let mut created_by_key: HashMap<(MatchKey, String), IdentityId> = HashMap::default();
     for (i, r) in unlinked {
         let civic = matchable(&r);
         let mut candidates: BTreeSet<IdentityId> = BTreeSet::new();
         let mut same_source: &[(String, String)] = &[];
         if let Some(c) = &civic {
-            same_source = &per_source[&(r.source.to_string(), c.clone())];
+            // A number no other record of the source claims has no list: the record alone.
+            if let Some(shared) = per_source.get(&(r.source.to_string(), c.clone())) {
+                same_source = shared;
+            }
             candidates.extend(owners.get(c).into_iter().flatten().cloned());
-            candidates.extend(created.get(c).cloned());
+            candidates.extend(created.get(c.as_str()).cloned());
         }
         // The first configured rule that finds someone. It must agree with the civic number.
         let by_rule: BTreeSet<IdentityId> = rules
@@ -629,7 +656,7 @@ fn resolve_unlinked(
                 match decisions.get(&cid) {
                     Some(Decision::Separate) => {
                         // A person of their own: a fresh identity, and the number joins nobody.
-                        let id = new_id(key, &r.source, &r.record.person_id, snapshot, &linked);
+                        let id = new_id(key, &r.source, &r.record.person_id, snapshot, &is_linked);
                         add_to(by_id, snapshot, id, i, r);
                         continue;
                     }
@@ -651,10 +678,10 @@ fn resolve_unlinked(
                 // else starts a new one.
                 let id = match rekeyed.iter().find(|k| k.0 == r.source && k.1 == r.record.person_id) {
                     Some(k) => k.2.clone(),
-                    None => new_id(key, &r.source, &r.record.person_id, snapshot, &linked),
+                    None => new_id(key, &r.source, &r.record.person_id, snapshot, &is_linked),
                 };
                 if let Some(c) = civic {
-                    created.insert(c, id.clone());
+                    created.insert(c.into(), id.clone());
                 }
                 for rule in rules {
                     if let Some(v) = rule.of(&r) {
@@ -667,6 +694,16 @@ fn resolve_unlinked(
         add_to(by_id, snapshot, id, i, r);
     }
     rekeyed
+}
+
+/// A record's civic number when it is one records are matched by (not a temporary number).
+fn civic_of(r: &Sourced) -> Option<&str> {
+    Some(r.record.civic_no.as_ref().filter(|c| c.is_matchable())?.expose())
+}
+
+/// A record's source and matchable civic number (empty when it has none).
+fn source_civic(r: &Sourced) -> (&str, &str) {
+    (r.source.as_str(), civic_of(r).unwrap_or_default())
 }
 
 /// Puts record `r` (number `i` in source order) into identity `id`, new unless the state has it.
@@ -745,12 +782,18 @@ pub fn derived_id(key: &IdKey, source: &str, person_id: &str) -> IdentityId {
 /// the state knows without any record (one `enid adopt` claimed from the id on its account) is
 /// this record's own identity coming back: the derivation is deterministic, so it is returned.
 /// A counter resolves the (theoretical) case where the derived id belongs to someone else.
-fn new_id(key: &IdKey, source: &str, person_id: &str, snapshot: &Snapshot, linked: &HashSet<&str>) -> IdentityId {
+fn new_id(
+    key: &IdKey,
+    source: &str,
+    person_id: &str,
+    snapshot: &Snapshot,
+    linked: &dyn Fn(&str) -> bool,
+) -> IdentityId {
     let mut n = 0u32;
     loop {
         let name = if n == 0 { format!("{source}\0{person_id}") } else { format!("{source}\0{person_id}\0{n}") };
         let id = key.derive(name.as_bytes()).to_string();
-        if !snapshot.identities.contains_key(id.as_str()) || n == 0 && !linked.contains(id.as_str()) {
+        if !snapshot.identities.contains_key(id.as_str()) || n == 0 && !linked(id.as_str()) {
             return id.into();
         }
         n += 1;

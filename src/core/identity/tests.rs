@@ -170,6 +170,24 @@ fn a_changed_civic_number_keeps_the_identity_and_is_reported() {
     assert_eq!(r.civic_changes[0].new.as_deref(), Some("198211059954"));
 }
 
+/// A new record joins the identity whose linked record carries its number in this run (the
+/// number changed from a temporary one), not only one the state recorded with it.
+#[test]
+fn a_new_record_joins_the_identity_whose_linked_record_has_its_number_now() {
+    let mut snap = Snapshot::default();
+    linked(&mut snap, "sis", "1", "id-1", Some("20130101TF01"));
+    for n in 2..50 {
+        linked(&mut snap, "sis", &n.to_string(), &format!("id-{n}"), None);
+    }
+    let mut recs = vec![rec("sis", "1", Some("19821105-9954")), rec("hr", "7", Some("198211059954"))];
+    recs.extend((2..50).map(|n| rec("sis", &n.to_string(), None)));
+    let r = resolve(recs, &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
+    assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+    assert_eq!(r.present.len(), 49);
+    let joined = r.present.iter().find(|i| i.id == "id-1").unwrap();
+    assert_eq!(joined.records.iter().map(|s| s.source.as_str()).collect::<Vec<_>>(), ["sis", "hr"]);
+}
+
 fn with_email(mut r: Sourced, email: &str) -> Sourced {
     r.record.extras = connector_api::Extras::new(Some(email.into()), None, Box::default());
     r
