@@ -875,22 +875,28 @@ impl Engine {
         let quarantine = self.config.naming.quarantine_days;
         let allocated: HashSet<String> = self.store.allocated_usernames(now, quarantine).await?.into_iter().collect();
         let reserved: HashSet<String> = self.store.reserved_usernames().await?.into_iter().collect();
-        let on_targets: HashSet<String> = observed
-            .values()
-            .flat_map(|accounts| accounts.iter().filter_map(|a| a.username()).map(str::to_lowercase))
-            .collect();
+        // The names taken are asked of the sets they are in, not copied into one: a run with a
+        // few new persons among a million built five sets of a million names (some 400 MB at
+        // the run's peak). What is collected here is small: the names reserved that an account
+        // in scope holds, the configured ones, the excluded accounts' and the preset ones.
+        let observed_names = || {
+            observed.values().flat_map(|accounts| accounts.iter().filter_map(|a| a.username()).map(str::to_lowercase))
+        };
         // Names `enid adopt` reserved because a target held them: while an account in scope still
         // holds one, it is a question about that account (claim it, or decide it is someone
         // else's), not a name to step around.
-        let mut taken: HashSet<String> =
-            allocated.iter().filter(|u| !(reserved.contains(*u) && on_targets.contains(*u))).cloned().collect();
-        taken.extend(self.config.naming.reserved.iter().map(|r| r.to_lowercase()));
+        let reserved_in_scope: HashSet<String> = if reserved.is_empty() {
+            HashSet::new()
+        } else {
+            observed_names().filter(|u| reserved.contains(u)).collect()
+        };
+        let mut extra: HashSet<String> = self.config.naming.reserved.iter().map(|r| r.to_lowercase()).collect();
         // An account enid never touches (excluded by the policy or the connector's settings) is
         // a manual exception, not a question: its name is stepped around, like one held outside
         // the scope.
         for (tid, accounts) in observed {
             let Some(t) = self.targets.get(tid) else { continue };
-            taken.extend(
+            extra.extend(
                 accounts
                     .iter()
                     .filter(|a| t.policy.exclude.matches(a))
@@ -898,9 +904,15 @@ impl Engine {
                     .map(str::to_lowercase),
             );
         }
-        let owned_names: HashSet<String> = allocated.difference(&reserved).cloned().collect();
-        let presets = self.preset_names(requests, inputs, observed, snapshot, &owned_names);
-        taken.extend(presets.values().map(|u| u.as_str().to_lowercase()));
+        let owned_name = |u: &str| allocated.contains(u) && !reserved.contains(u);
+        let presets = self.preset_names(requests, inputs, observed, snapshot, &owned_name);
+        extra.extend(presets.values().map(|u| u.as_str().to_lowercase()));
+        let mut taken_elsewhere: HashSet<String> = HashSet::new();
+        let taken = |u: &str, elsewhere: &HashSet<String>| {
+            allocated.contains(u) && !reserved_in_scope.contains(u) || extra.contains(u) || elsewhere.contains(u)
+        };
+        // Every name on a target, for renames only (built when there are any).
+        let on_targets: HashSet<String> = if renaming.is_empty() { HashSet::new() } else { observed_names().collect() };
         let rest: Vec<NameRequest> = requests.iter().filter(|r| !presets.contains_key(&r.id)).cloned().collect();
         // A person an operator decided an account is not theirs avoids that account's name.
         let avoid: BTreeMap<&str, Vec<String>> = refused.iter().fold(BTreeMap::new(), |mut m, r| {
@@ -914,28 +926,28 @@ impl Engine {
             m.entry(r.identity.as_str()).or_insert_with(Vec::new).extend(name.map(|n| n.to_lowercase()));
             m
         });
-        let allocate = |taken: &HashSet<String>| {
+        let allocate = |elsewhere: &HashSet<String>| {
             let (plain, special): (Vec<NameRequest>, Vec<NameRequest>) =
                 rest.iter().cloned().partition(|r| !avoid.contains_key(r.id.as_str()));
-            let (mut names, mut failed) = self.namer.allocate(&plain, taken);
-            let mut more: HashSet<String> = taken.clone();
-            more.extend(names.values().map(|n| n.to_string()));
+            let (mut names, mut failed) = self.namer.allocate(&plain, &|u| taken(u, elsewhere));
+            // The names given so far in this allocation.
+            let mut given: HashSet<String> = names.values().map(|n| n.to_string()).collect();
             for r in special {
-                let mut mine = more.clone();
-                mine.extend(avoid.get(r.id.as_str()).into_iter().flatten().cloned());
-                let (n, f) = self.namer.allocate(std::slice::from_ref(&r), &mine);
-                more.extend(n.values().map(|n| n.to_string()));
+                let mine: HashSet<&str> = avoid.get(r.id.as_str()).into_iter().flatten().map(String::as_str).collect();
+                let is_taken = |u: &str| taken(u, elsewhere) || given.contains(u) || mine.contains(u);
+                let (n, f) = self.namer.allocate(std::slice::from_ref(&r), &is_taken);
+                given.extend(n.values().map(|n| n.to_string()));
                 names.extend(n);
                 failed.extend(f);
             }
             // Renames step around every name on a target and every new one.
-            more.extend(on_targets.iter().cloned());
-            let (renamed, f) = self.namer.allocate(renaming, &more);
+            let is_taken = |u: &str| taken(u, elsewhere) || given.contains(u) || on_targets.contains(u);
+            let (renamed, f) = self.namer.allocate(renaming, &is_taken);
             names.extend(renamed);
             failed.extend(f);
             (names, failed)
         };
-        let (mut names, mut failed) = allocate(&taken);
+        let (mut names, mut failed) = allocate(&taken_elsewhere);
         names.extend(presets.clone());
         // A server that refuses a username held anywhere in it (AD) is asked about the new names
         // first: one held outside the scope is taken too, and the names are given again.
@@ -961,14 +973,14 @@ impl Engine {
                     .collect();
                 more.extend(found.into_iter().map(|(_, name)| name.to_lowercase()).filter(|n| !in_scope.contains(n)));
             }
-            more.retain(|n| !taken.contains(n));
+            more.retain(|n| !taken(n, &taken_elsewhere));
             if more.is_empty() {
                 settled = true;
                 break;
             }
             tracing::info!(count = more.len(), "usernames held outside the scope are taken; giving names again");
-            taken.extend(more);
-            (names, failed) = allocate(&taken);
+            taken_elsewhere.extend(more);
+            (names, failed) = allocate(&taken_elsewhere);
             names.extend(presets.clone());
         }
         if !settled {

@@ -126,7 +126,7 @@ impl Engine {
         inputs: &BTreeMap<String, CorrelationInput>,
         observed: &BTreeMap<String, Vec<ObservedAccount>>,
         snapshot: &Snapshot,
-        allocated: &HashSet<String>,
+        owned_name: &dyn Fn(&str) -> bool,
     ) -> Usernames {
         let mut out: Usernames = BTreeMap::new();
         let mut used: HashSet<String> = HashSet::new();
@@ -155,7 +155,7 @@ impl Engine {
                 // Pseudonymous persons keep pseudonyms; a name the target refuses is no name.
                 let pseudonymous = requests.iter().any(|r| r.id == id && r.pseudonymous);
                 if pseudonymous
-                    || allocated.contains(folded.as_str())
+                    || owned_name(folded.as_str())
                     || used.contains(folded.as_str())
                     || self.targets.values().any(|t| t.caps.username_problem(u).is_some())
                 {
