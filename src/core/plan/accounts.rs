@@ -68,7 +68,8 @@ pub fn plan_target(
     let owner_attr = caps.owner_attribute.as_str();
     // Indexes of positions (`PosIndex`): at a million accounts, a `HashMap` of each would be
     // some 50 MB, and the planning is a run's peak of memory.
-    let by_anchor = Keyed::new(observed, |o| o.anchor());
+    let by_anchor: Keyed<'_, ObservedAccount, fn(&ObservedAccount) -> Option<&str>> =
+        Keyed::new(observed, |o| o.anchor());
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
     let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(o.key()), i)).collect());
@@ -148,7 +149,7 @@ pub fn plan_target(
         });
     };
     // Accounts made before enid that a person's correlation values or username point at.
-    let proof = OwnedIndex::new(owned, caps);
+    let proof = OwnedMarks::new(owned, observed, &by_anchor, caps);
     let selected: Vec<Desired>;
     let matches = match facts.correlate.filter(|c| !c.is_empty()) {
         None => Matches::default(),
@@ -628,6 +629,41 @@ pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
          --entry KEY --person SOURCE/PERSON_ID` once you know whose it is)",
         o.key()
     )
+}
+
+/// [`OwnedIndex`] for the accounts of one plan, as marks on them found through the plan's index
+/// of their anchors (a bit per account, where an index of the rows took 8 bytes a slot, 10.7 MB
+/// at a million, at the planning's peak): an account is owned when the account its anchor finds
+/// (the same, or one with the same anchor) is marked, or a row without an anchor records its key.
+struct OwnedMarks<'a> {
+    marks: Vec<bool>,
+    by_anchor: &'a Keyed<'a, ObservedAccount, fn(&ObservedAccount) -> Option<&str>>,
+    keys: HashMap<String, ()>,
+    caps: &'a Capabilities,
+}
+
+impl<'a> OwnedMarks<'a> {
+    fn new(
+        owned: &[&OwnedAccount],
+        observed: &[ObservedAccount],
+        by_anchor: &'a Keyed<'a, ObservedAccount, fn(&ObservedAccount) -> Option<&str>>,
+        caps: &'a Capabilities,
+    ) -> Self {
+        let mut marks = vec![false; observed.len()];
+        for a in owned.iter().filter_map(|o| o.anchor()) {
+            if let Some(i) = by_anchor.get(a) {
+                marks[i] = true;
+            }
+        }
+        let keys =
+            owned.iter().filter(|o| o.anchor().is_none()).filter_map(|o| Some((caps.key(o.key()?), ()))).collect();
+        OwnedMarks { marks, by_anchor, keys, caps }
+    }
+
+    fn owns(&self, o: &ObservedAccount) -> bool {
+        o.anchor().and_then(|a| self.by_anchor.get(a)).is_some_and(|i| self.marks[i])
+            || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(o.key())))
+    }
 }
 
 /// The ownership rows as a lookup: an entry is owned when a row recorded its anchor, or, for a
