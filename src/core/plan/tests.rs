@@ -147,6 +147,26 @@ fn an_entry_carrying_an_enid_id_the_state_does_not_record_blocks_and_is_never_du
     );
 }
 
+/// Two entries with one anchor (a broken copy): the row that records the anchor records both,
+/// as when the rows were an index of their own; neither is someone else's or unmanaged.
+#[test]
+fn entries_sharing_a_recorded_anchor_are_both_owned() {
+    let mut copy = observed("anna.copy", Some(U1), "Berg", false);
+    copy.set_anchor(Some("uuid-anna.berg"));
+    for observed in [
+        vec![observed("anna.berg", Some(U1), "Berg", false), copy.clone()],
+        vec![copy.clone(), observed("anna.berg", Some(U1), "Berg", false)],
+    ] {
+        let tp = plan(
+            &[desired(U1, "anna.berg", "Berg", true)],
+            &observed,
+            &[owned(U1, "anna.berg", AccountStatus::Active)],
+        );
+        assert!(tp.blocked.is_empty(), "{:?}", tp.blocked);
+        assert_eq!(tp.unmanaged, 0);
+    }
+}
+
 #[test]
 fn an_owned_account_whose_anchor_is_gone_is_blocked_by_whatever_took_its_place() {
     // Deleted by hand and re-added by hand at the same DN, without enid's id.
