@@ -68,8 +68,7 @@ pub fn plan_target(
     let owner_attr = caps.owner_attribute.as_str();
     // Indexes of positions (`PosIndex`): at a million accounts, a `HashMap` of each would be
     // some 50 MB, and the planning is a run's peak of memory.
-    let by_anchor: Keyed<'_, ObservedAccount, fn(&ObservedAccount) -> Option<&str>> =
-        Keyed::new(observed, |o| o.anchor());
+    let by_anchor = by_anchor(observed);
     // Most accounts are found by anchor; the key index is built only if something needs it.
     let by_key: std::cell::OnceCell<HashMap<String, usize>> = std::cell::OnceCell::new();
     let by_key = || by_key.get_or_init(|| observed.iter().enumerate().map(|(i, o)| (caps.key(o.key()), i)).collect());
@@ -577,7 +576,7 @@ pub fn missing_owned<'a>(
     observed: &[ObservedAccount],
     caps: &Capabilities,
 ) -> (Vec<&'a OwnedAccount>, usize) {
-    let anchors = Keyed::new(observed, |o| o.anchor());
+    let anchors = by_anchor(observed);
     let keys: std::cell::OnceCell<HashMap<String, ()>> = std::cell::OnceCell::new();
     let mut of = 0;
     let mut missing = Vec::new();
@@ -610,14 +609,16 @@ pub fn unrecorded_enid_entries<'a>(
     observed: &'a [ObservedAccount],
     caps: &Capabilities,
 ) -> Vec<&'a ObservedAccount> {
-    let proof = OwnedIndex::new(owned, caps);
+    let anchors = by_anchor(observed);
+    let proof = OwnedMarks::new(owned, observed, &anchors, caps);
     observed.iter().filter(|o| owner_values(o, &caps.owner_attribute).next().is_some() && !proof.owns(o)).collect()
 }
 
 /// The indexes of the observed accounts that no ownership row records (by anchor, or by key for
 /// a row without one). Pure.
 pub fn not_owned(owned: &[&OwnedAccount], observed: &[ObservedAccount], caps: &Capabilities) -> Vec<usize> {
-    let proof = OwnedIndex::new(owned, caps);
+    let anchors = by_anchor(observed);
+    let proof = OwnedMarks::new(owned, observed, &anchors, caps);
     (0..observed.len()).filter(|&i| !proof.owns(&observed[i])).collect()
 }
 
@@ -631,13 +632,22 @@ pub(super) fn unrecorded_owner_value(o: &ObservedAccount, id: &str) -> String {
     )
 }
 
-/// [`OwnedIndex`] for the accounts of one plan, as marks on them found through the plan's index
-/// of their anchors (a bit per account, where an index of the rows took 8 bytes a slot, 10.7 MB
-/// at a million, at the planning's peak): an account is owned when the account its anchor finds
-/// (the same, or one with the same anchor) is marked, or a row without an anchor records its key.
+/// Observed accounts by anchor.
+type ByAnchor<'a> = Keyed<'a, ObservedAccount, fn(&ObservedAccount) -> Option<&str>>;
+
+/// The observed accounts' index by anchor (the planner's, and the ownership test's).
+fn by_anchor(observed: &[ObservedAccount]) -> ByAnchor<'_> {
+    Keyed::new(observed, |o| o.anchor())
+}
+
+/// Which observed accounts the ownership rows record: an account is owned when a row recorded
+/// its anchor, or, for a row without one, its key. Held as marks on the accounts found through
+/// their index by anchor (a bit per account, where an index of the rows took 8 bytes a slot,
+/// 10.7 MB at a million, at the planning's peak): an account is owned when the account its
+/// anchor finds (the same, or one with the same anchor) is marked.
 struct OwnedMarks<'a> {
     marks: Vec<bool>,
-    by_anchor: &'a Keyed<'a, ObservedAccount, fn(&ObservedAccount) -> Option<&str>>,
+    by_anchor: &'a ByAnchor<'a>,
     keys: HashMap<String, ()>,
     caps: &'a Capabilities,
 }
@@ -646,7 +656,7 @@ impl<'a> OwnedMarks<'a> {
     fn new(
         owned: &[&OwnedAccount],
         observed: &[ObservedAccount],
-        by_anchor: &'a Keyed<'a, ObservedAccount, fn(&ObservedAccount) -> Option<&str>>,
+        by_anchor: &'a ByAnchor<'a>,
         caps: &'a Capabilities,
     ) -> Self {
         let mut marks = vec![false; observed.len()];
@@ -662,28 +672,6 @@ impl<'a> OwnedMarks<'a> {
 
     fn owns(&self, o: &ObservedAccount) -> bool {
         o.anchor().and_then(|a| self.by_anchor.get(a)).is_some_and(|i| self.marks[i])
-            || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(o.key())))
-    }
-}
-
-/// The ownership rows as a lookup: an entry is owned when a row recorded its anchor, or, for a
-/// row without one, its key.
-pub(super) struct OwnedIndex<'a> {
-    anchors: Keyed<'a, &'a OwnedAccount, fn(&'a &'a OwnedAccount) -> Option<&'a str>>,
-    keys: HashMap<String, ()>,
-    caps: &'a Capabilities,
-}
-
-impl<'a> OwnedIndex<'a> {
-    fn new(owned: &'a [&'a OwnedAccount], caps: &'a Capabilities) -> Self {
-        let anchors = Keyed::new(owned, (|o: &'a &'a OwnedAccount| o.anchor()) as fn(_) -> _);
-        let keys =
-            owned.iter().filter(|o| o.anchor().is_none()).filter_map(|o| Some((caps.key(o.key()?), ()))).collect();
-        OwnedIndex { anchors, keys, caps }
-    }
-
-    fn owns(&self, o: &ObservedAccount) -> bool {
-        o.anchor().is_some_and(|a| self.anchors.get(a).is_some())
             || (!self.keys.is_empty() && self.keys.contains_key(&self.caps.key(o.key())))
     }
 }
