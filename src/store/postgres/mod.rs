@@ -350,6 +350,31 @@ fn parse_time(t: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc))
 }
 
+impl PgStore {
+    /// The snapshot, its tables read side by side, with the ownership rows or without them.
+    async fn read_snapshot(&self, with_accounts: bool) -> Result<Snapshot, StoreError> {
+        let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
+        let (identities, records, accounts) = snapshot_sinks();
+        let accounts = async {
+            if with_accounts {
+                self.fetch_each_counted("accounts", sqlx::query_as::<_, AccountRowIn>(ACCOUNTS_SQL), accounts).await
+            } else {
+                Ok(accounts)
+            }
+        };
+        let (identities, records, accounts) = tokio::try_join!(
+            self.fetch_each_counted("identities", sqlx::query_as::<_, IdentityRow>(IDENTITIES_SQL), identities),
+            self.fetch_each_counted(
+                "source_records",
+                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
+                records
+            ),
+            accounts,
+        )?;
+        Ok(build_snapshot(identities, records, accounts))
+    }
+}
+
 /// A snapshot's identities and ownership rows.
 const IDENTITIES_SQL: &str = "SELECT id, username, primary_school, primary_tie FROM identities";
 const ACCOUNTS_SQL: &str = "SELECT target, identity_id, key, anchor, status, disabled_at FROM accounts";
@@ -383,32 +408,11 @@ impl StateStore for PgStore {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
-        let (identities, records, accounts) = snapshot_sinks();
-        let (identities, records, accounts) = tokio::try_join!(
-            self.fetch_each_counted("identities", sqlx::query_as::<_, IdentityRow>(IDENTITIES_SQL), identities),
-            self.fetch_each_counted(
-                "source_records",
-                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
-                records
-            ),
-            self.fetch_each_counted("accounts", sqlx::query_as::<_, AccountRowIn>(ACCOUNTS_SQL), accounts),
-        )?;
-        Ok(build_snapshot(identities, records, accounts))
+        self.read_snapshot(true).await
     }
 
     async fn snapshot_without_accounts(&self) -> Result<Snapshot, StoreError> {
-        let records_sql = format!("SELECT {RECORD_COLUMNS} FROM source_records");
-        let (identities, records, accounts) = snapshot_sinks();
-        let (identities, records) = tokio::try_join!(
-            self.fetch_each_counted("identities", sqlx::query_as::<_, IdentityRow>(IDENTITIES_SQL), identities),
-            self.fetch_each_counted(
-                "source_records",
-                sqlx::query_as::<_, StoredRow>(sqlx::AssertSqlSafe(records_sql)),
-                records
-            ),
-        )?;
-        Ok(build_snapshot(identities, records, accounts))
+        self.read_snapshot(false).await
     }
 
     async fn owned_accounts(

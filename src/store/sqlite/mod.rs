@@ -364,6 +364,22 @@ fn upserts<'a, V: 'a>(
     map.into_iter().map(|(key, value)| bind(sqlx::query(sql).bind(key), value)).collect()
 }
 
+impl SqliteStore {
+    /// The snapshot, its tables read side by side, with the ownership rows or without them.
+    async fn read_snapshot(&self, with_accounts: bool) -> Result<Snapshot, StoreError> {
+        let (identities, records, accounts) = snapshot_sinks();
+        let accounts = async {
+            if with_accounts { self.json_table("accounts", ACCOUNT_COLUMNS, accounts).await } else { Ok(accounts) }
+        };
+        let (identities, records, accounts) = tokio::try_join!(
+            self.json_table("identities", IDENTITY_COLUMNS, identities),
+            self.json_table("source_records", partial::RECORD_COLUMNS, records),
+            accounts,
+        )?;
+        Ok(super::rows::build_snapshot(identities, records, accounts))
+    }
+}
+
 /// The columns of a snapshot's identities and ownership rows, as JSON arrays.
 const IDENTITY_COLUMNS: &str = "json_array(id, username, primary_school, primary_tie)";
 const ACCOUNT_COLUMNS: &str = "json_array(target, identity_id, key, anchor, status, disabled_at)";
@@ -399,22 +415,11 @@ impl StateStore for SqliteStore {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let (identities, records, accounts) = snapshot_sinks();
-        let (identities, records, accounts) = tokio::try_join!(
-            self.json_table("identities", IDENTITY_COLUMNS, identities),
-            self.json_table("source_records", partial::RECORD_COLUMNS, records),
-            self.json_table("accounts", ACCOUNT_COLUMNS, accounts),
-        )?;
-        Ok(super::rows::build_snapshot(identities, records, accounts))
+        self.read_snapshot(true).await
     }
 
     async fn snapshot_without_accounts(&self) -> Result<Snapshot, StoreError> {
-        let (identities, records, accounts) = snapshot_sinks();
-        let (identities, records) = tokio::try_join!(
-            self.json_table("identities", IDENTITY_COLUMNS, identities),
-            self.json_table("source_records", partial::RECORD_COLUMNS, records),
-        )?;
-        Ok(super::rows::build_snapshot(identities, records, accounts))
+        self.read_snapshot(false).await
     }
 
     async fn owned_accounts(
