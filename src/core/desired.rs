@@ -4,8 +4,9 @@
 
 use crate::core::identity::Resolution;
 use crate::core::mapping::Mapping;
+use crate::core::model::Usernames;
 use crate::core::model::{Authority, Identity, IdentityId, Lifecycle, Snapshot};
-use crate::core::model::{RunNames, Usernames};
+use crate::core::names::RunNames;
 use crate::core::naming::NameRequest;
 use crate::core::plan::{self, Desired};
 use chrono::NaiveDate;

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod index;
 pub mod mapping;
 pub mod model;
+pub mod names;
 pub mod naming;
 pub mod par;
 pub mod plan;
