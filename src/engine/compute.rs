@@ -935,7 +935,11 @@ impl Engine {
             let (plain, special): (Vec<NameRequest>, Vec<NameRequest>) =
                 rest.iter().cloned().partition(|r| !avoid.contains_key(r.id.as_str()));
             let (mut names, mut failed) = self.namer.allocate(&plain, &|u| taken(u, elsewhere));
-            // The names given so far in this allocation.
+            if special.is_empty() && renaming.is_empty() {
+                return (names, failed);
+            }
+            // The names given so far in this allocation (a first run's million are not collected
+            // for nothing).
             let mut given: HashSet<String> = names.values().map(|n| n.to_string()).collect();
             for r in special {
                 let mine: HashSet<&str> = avoid.get(r.id.as_str()).into_iter().flatten().map(String::as_str).collect();

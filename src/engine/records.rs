@@ -241,10 +241,13 @@ pub(super) fn changed_primaries(
     out
 }
 
-/// A place in a run's list as [`PrimaryRows`] keeps it (fewer than four billion identities).
+/// A place in a run's list as [`PrimaryRows`] and the apply's chunks keep it: 32 bits, half the
+/// room at a million. A run holds fewer than four billion of anything (that many identities
+/// would be hundreds of gigabytes), so this cannot fail; a place past it is a bug, not a place
+/// to use wrapped or clamped (another person's row).
 #[allow(clippy::expect_used)]
-fn index(i: usize) -> u32 {
-    u32::try_from(i).expect("fewer than four billion identities in a run")
+pub(super) fn index(i: usize) -> u32 {
+    u32::try_from(i).expect("fewer than four billion items in a run")
 }
 
 /// A civic-number change as the plan shows it: the record and the kinds, never the numbers.

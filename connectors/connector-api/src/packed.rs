@@ -428,7 +428,7 @@ const REF: usize = 0xE000;
 
 /// The bytes a number takes as a `char`.
 fn width(n: usize) -> usize {
-    char::from_u32(n as u32).map_or(4, char::len_utf8)
+    number(n).map_or(4, char::len_utf8)
 }
 
 /// Each attribute of a packed `text` with its name among `names` and its strings, in name order.

@@ -532,8 +532,6 @@ fn resolve_unlinked(
     (conflicts, held): (&mut Vec<Conflict>, &mut Vec<Sourced>),
 ) -> Vec<Rekey> {
     let rekeyed = rekeyed(&unlinked, snapshot, by_id);
-    let matchable =
-        |r: &Sourced| r.record.civic_no.as_ref().filter(|c| c.is_matchable()).map(|c| c.expose().to_string());
     // The maps below hold what the records to resolve look up, no more: a run with a few new
     // persons among a million looked at every stored record's number and key (some 200 MB at
     // the resolution, a run's peak), and a first run's million at every record twice.
@@ -606,7 +604,7 @@ fn resolve_unlinked(
     let mut created: HashMap<connector_api::value::Str, IdentityId> = HashMap::default();
     let mut created_by_key: HashMap<(MatchKey, String), IdentityId> = HashMap::default();
     for (i, r) in unlinked {
-        let civic = matchable(&r);
+        let civic = civic_of(&r).map(str::to_string);
         let mut candidates: BTreeSet<IdentityId> = BTreeSet::new();
         let mut same_source: &[(String, String)] = &[];
         if let Some(c) = &civic {

@@ -17,7 +17,7 @@ use crate::core::index::PosIndex;
 use crate::core::model::{IdentityId, Sourced};
 use crate::core::plan::{Action, Adoption, Plan};
 use crate::engine::Computed;
-use crate::engine::records::RecordAt;
+use crate::engine::records::{RecordAt, index};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// New identities in the first chunk, and operations per segment of sends.
@@ -69,11 +69,6 @@ pub(super) struct Chunk {
 /// A chunk's records moved out of the run ([`Staged::take_records`]): each with its identity's
 /// id and its fingerprint, in the order the chunk writes them.
 pub(super) type ChunkRecords = Vec<(IdentityId, Sourced, u64)>;
-
-/// An index as a chunk keeps it.
-fn index(i: usize) -> u32 {
-    u32::try_from(i).unwrap_or(u32::MAX)
-}
 
 impl Staged {
     /// Deals the plan's new identities into chunks in the order the apply sends: `targets` in
