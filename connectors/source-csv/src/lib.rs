@@ -15,7 +15,6 @@
 
 use chrono::NaiveDate;
 use connector_api::civic::{self, CivicNo, mask_if_civic, mask_raw};
-use connector_api::source::smallvec;
 use connector_api::value::Str;
 use connector_api::{
     Affiliation, ConnectorConfig, FetchContext, Fetched, GroupMembership, GroupType, Interner, Role, RowError, Shared,
@@ -452,8 +451,6 @@ fn rows_per_affiliation(
         rec.affiliations.sort();
         rec.groups.sort();
         rec.groups.dedup();
-        rec.affiliations.shrink_to_fit();
-        rec.groups.shrink_to_fit();
         batch.records.push(rec);
     }
 }
@@ -591,15 +588,13 @@ fn parse_row(fields: &Fields<'_>, cx: FetchContext<'_>, shared: &mut Interner) -
         .collect();
     groups.sort();
     groups.dedup();
-    // A record lives for the whole run: no room kept past its memberships (one is in place).
-    groups.shrink_to_fit();
     let affiliation = Affiliation { start_date, end_date, ..Affiliation::new(school_unit, role) };
     Ok(SourceRecord {
         person_id: person_id.into(),
         given_name: given_name.into(),
         family_name: family_name.into(),
         civic_no,
-        affiliations: smallvec![shared.tie(affiliation)],
+        affiliations: shared.tie(affiliation).into(),
         groups,
         extras: connector_api::Extras::new(lowercase_opt(get("email")), lowercase_opt(get("eppn")), Box::default()),
         deceased: false,
