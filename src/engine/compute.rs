@@ -705,6 +705,7 @@ impl Engine {
                 })
             })
             .collect();
+        lap("named new identities");
         let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
         let mut plan = plan::assemble(
             now,
@@ -729,7 +730,9 @@ impl Engine {
                 Narrowed::Full(why) => return Ok(Narrowed::Full(why)),
             }
         }
+        lap("assembled the plan");
         self.fingerprint_plan(&mut plan);
+        lap("fingerprinted the operations");
         if !unprotect.is_empty() {
             // Releasing protection is part of what an approval of this plan approves.
             let mut h = Sha256::new();

@@ -28,6 +28,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// drain rarely, and hold some megabytes.
 const CREATES_AT_ONCE: usize = 16 * new_identities::CHUNK;
 
+/// The creates cut into waves (each made whole as it is sent): the first of one chunk, so that
+/// the first sends (and the first chunk's store, in the same task) do not wait while thousands
+/// of creates are made whole, each after twice the one before, up to [`CREATES_AT_ONCE`].
+fn create_waves(creates: &[usize]) -> impl Iterator<Item = &[usize]> {
+    let (mut rest, mut size) = (creates, new_identities::CHUNK);
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (wave, tail) = rest.split_at(size.min(rest.len()));
+        (rest, size) = (tail, (size * 2).min(CREATES_AT_ONCE));
+        Some(wave)
+    })
+}
+
 /// One target's operations to send ([`Engine::apply_target`]): its creates by their places in
 /// the plan, made whole as they are sent, then the others in plan order.
 #[derive(Clone, Copy)]
@@ -452,7 +467,7 @@ impl Engine {
         // One wave per action, in plan order: an update is done before the enable that moves the
         // same entry, so no two operations on one account are ever in flight together, and each
         // wave is sent to the keys the waves before it reported.
-        let creates = ops.creates.chunks(CREATES_AT_ONCE).map(Wave::Creates);
+        let creates = create_waves(ops.creates).map(Wave::Creates);
         for wave in creates.chain(ops.ops.chunk_by(|a, b| a.action == b.action).map(Wave::Planned)) {
             let whole: Vec<PlannedOp>;
             let refs: Vec<&PlannedOp>;
@@ -891,6 +906,20 @@ pub(super) fn op_record(target: &str, op: &PlannedOp, result: OpResult) -> OpRec
 mod tests {
     use super::*;
     use connector_api::{AccountSpec, Role};
+
+    /// Every create is in one wave, in plan order; the first wave is one chunk and the waves
+    /// grow to the largest.
+    #[test]
+    fn create_waves_cover_the_creates_in_order_and_start_small() {
+        let creates: Vec<usize> = (0..100_000).collect();
+        let waves: Vec<&[usize]> = create_waves(&creates).collect();
+        assert_eq!(waves.concat(), creates);
+        let sizes: Vec<usize> = waves.iter().map(|w| w.len()).collect();
+        assert_eq!(sizes[..6], [1000, 2000, 4000, 8000, 16_000, 16_000]);
+        assert!(sizes.iter().all(|&n| n <= CREATES_AT_ONCE));
+        assert_eq!(create_waves(&[]).count(), 0);
+        assert_eq!(create_waves(&creates[..10]).collect::<Vec<_>>(), [&creates[..10]]);
+    }
 
     fn op(action: Action, identity: &str, op: TargetOp) -> PlannedOp {
         PlannedOp::for_test(action, "directory", identity, op)
