@@ -474,31 +474,63 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &Gathered)
     if wanted.is_empty() {
         return Vec::new();
     }
-    let present: HashSet<(&str, &str)> = unlinked
-        .iter()
-        .map(|(_, r)| r)
-        .chain(by_id.iter().flat_map(|ident| &ident.records))
-        .map(|r| (r.source.as_str(), r.record.person_id.as_str()))
-        .collect();
-    let mut found: Vec<Rekey> = Vec::new();
+    // The stored records keyed by their samordningsnummer (few in any state), by source, date
+    // of birth and the number's day (the birth day + 60): looked up once per wanted record,
+    // where every stored record of the source was read for each (a daily run of a thousand new
+    // pupils keyed by their numbers, against a million stored, read a billion).
+    let day = |n: &str| n.get(6..8).and_then(|d| d.parse::<u32>().ok());
+    let mut earlier: HashMap<(&str, &str, u32), Vec<Earlier<'_>>> = HashMap::default();
+    let sources: HashSet<&str> = wanted.iter().map(|(r, _)| r.source.as_str()).collect();
+    for source in sources {
+        let Some(stored) = snapshot.source_records(source) else { continue };
+        for (old_key, old) in stored {
+            let Some(old_no) = old.civic_no.as_deref() else { continue };
+            if kind_of_normalised(old_no) == Some(CivicKind::Samordningsnummer)
+                && key_is_number(old_key, old_no)
+                && let (Some(born), Some(d)) = (old_no.get(..6), day(old_no))
+            {
+                earlier.entry((source, born, d)).or_default().push((&**old_key, old, old_no));
+            }
+        }
+    }
+    let mut fitting: Vec<(&Sourced, &str, Vec<Earlier<'_>>)> = Vec::new();
     for (r, number) in wanted {
-        let Some(stored) = snapshot.source_records(&r.source) else { continue };
+        let Some(at) =
+            number.get(..6).zip(day(number)).and_then(|(born, d)| earlier.get(&(r.source.as_str(), born, d + 60)))
+        else {
+            continue;
+        };
         let names = crate::core::model::NameFingerprint::of(&r.record.given_name, &r.record.family_name);
-        let fits: Vec<(&crate::core::model::StoredRecord, &str)> = stored
+        let fits: Vec<_> = at
             .iter()
-            .filter_map(|(old_key, old)| {
-                let old_no = old.civic_no.as_deref()?;
-                let fits = kind_of_normalised(old_no) == Some(CivicKind::Samordningsnummer)
-                    && key_is_number(old_key, old_no)
-                    && old_no[..6] == number[..6]
-                    && old_no[6..8].parse::<u32>().ok() == number[6..8].parse::<u32>().ok().map(|d| d + 60)
-                    && !present.contains(&(r.source.as_str(), &**old_key))
-                    && !by_id.contains(&old.identity_id)
-                    && old.names.is_some_and(|n| !n.all_names_differ(&names));
-                fits.then_some((old, old_no))
+            .filter(|(_, old, _)| {
+                !by_id.contains(&old.identity_id) && old.names.is_some_and(|n| !n.all_names_differ(&names))
             })
+            .copied()
             .collect();
-        if let [(old, old_no)] = fits.as_slice() {
+        if !fits.is_empty() {
+            fitting.push((r, number, fits));
+        }
+    }
+    // Whether an earlier key is still given this run, asked of the few that fit: a set of every
+    // key of the run was some 50 MB at a million.
+    let asked: HashSet<(&str, &str)> =
+        fitting.iter().flat_map(|(r, _, fits)| fits.iter().map(|(k, ..)| (r.source.as_str(), *k))).collect();
+    let present: HashSet<(&str, &str)> = if asked.is_empty() {
+        HashSet::default()
+    } else {
+        unlinked
+            .iter()
+            .map(|(_, r)| r)
+            .chain(by_id.iter().flat_map(|ident| &ident.records))
+            .map(|r| (r.source.as_str(), r.record.person_id.as_str()))
+            .filter(|k| asked.contains(k))
+            .collect()
+    };
+    let mut found: Vec<Rekey> = Vec::new();
+    for (r, number, fits) in fitting {
+        let fits: Vec<_> = fits.into_iter().filter(|(k, ..)| !present.contains(&(r.source.as_str(), *k))).collect();
+        if let [(_, old, old_no)] = fits.as_slice() {
             found.push((
                 r.source.to_string(),
                 r.record.person_id.to_string(),
@@ -516,6 +548,9 @@ fn rekeyed(unlinked: &[(usize, Sourced)], snapshot: &Snapshot, by_id: &Gathered)
     found.retain(|f| claims.get(&f.2) == Some(&1));
     found
 }
+
+/// A stored record a re-keyed record may have been: its key, the record, its samordningsnummer.
+type Earlier<'a> = (&'a str, &'a crate::core::model::StoredRecord, &'a str);
 
 /// (source, new key, identity, old number, new number) of a re-keyed record.
 type Rekey = (String, String, IdentityId, String, String);

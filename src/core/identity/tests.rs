@@ -435,6 +435,24 @@ fn a_key_that_was_the_samordningsnummer_and_is_now_the_personnummer_keeps_the_id
     }
 }
 
+/// The stored records a re-keyed record may have had are found by source, date of birth and
+/// day: samordningsnummer keys of a day beside it or of another date are not it.
+#[test]
+fn a_rekey_is_found_among_other_samordningsnummer_keys_by_its_date_and_day() {
+    let mut snap = rekeyed_snapshot();
+    // Born a day later (day 75, not 74), and born another year: absent this run, not fits.
+    linked(&mut snap, "sis", "19570575-9982", "id-4", Some("19570575-9982"));
+    linked(&mut snap, "sis", "19821165-9951", "id-5", Some("19821165-9951"));
+    let recs = vec![rec("sis", PNR_0514, Some(PNR_0514)), rec("sis", "P2", None)];
+    let r = resolve(recs, &snap, &BTreeMap::new(), &[], &none_rejected(), &KEY);
+    assert!(r.conflicts.is_empty());
+    let ids: Vec<(&str, bool)> = r.present.iter().map(|i| (i.id.as_str(), i.is_new)).collect();
+    assert_eq!(ids, [("id-1", false), ("id-2", false)]);
+    let changes: Vec<(&str, Option<&str>)> =
+        r.civic_changes.iter().map(|c| (c.identity_id.as_str(), c.old.as_deref())).collect();
+    assert_eq!(changes, [("id-1", Some("195705749959"))]);
+}
+
 #[test]
 fn a_new_key_is_not_taken_for_a_rekey_without_all_of_the_evidence() {
     let none = BTreeMap::new();
