@@ -152,7 +152,7 @@ impl Engine {
         let named: BTreeSet<&str> = selection.ops.iter().map(String::as_str).collect();
         for o in plan["operations"].as_array().into_iter().flatten() {
             let fingerprint = text(o, "fingerprint");
-            let action = text(o, "action");
+            let action = Action::saved_as_str(&text(o, "action")).to_string();
             let school = text(o, "school");
             let by_name = named.iter().any(|n| n.len() >= 8 && fingerprint.starts_with(n));
             let wanted = !fingerprint.is_empty()

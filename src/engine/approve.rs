@@ -276,7 +276,7 @@ fn plan_difference(saved_json: &str, current: &Plan) -> String {
     let key = |o: &serde_json::Value| {
         format!(
             "{} {} {}",
-            o["action"].as_str().unwrap_or(""),
+            Action::saved_as_str(o["action"].as_str().unwrap_or("")),
             o["target"].as_str().unwrap_or(""),
             o["username"].as_str().unwrap_or("")
         )

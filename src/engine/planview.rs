@@ -176,8 +176,10 @@ impl ViewedOp for PlannedOp {
 }
 
 impl OpFacts for serde_json::Value {
+    /// As [`Action::as_str`] names it: a saved plan holds `create_group` where a plan's
+    /// operation says `create group` (its group operations were listed under none).
     fn action(&self) -> &str {
-        self["action"].as_str().unwrap_or_default()
+        Action::saved_as_str(self["action"].as_str().unwrap_or_default())
     }
     fn target(&self) -> &str {
         self["target"].as_str().unwrap_or_default()
@@ -250,20 +252,7 @@ pub struct PlanView<O = PlannedOp> {
 }
 
 /// The order actions are listed in.
-pub const ACTION_ORDER: [Action; 12] = [
-    Action::Create,
-    Action::Claim,
-    Action::Rename,
-    Action::Move,
-    Action::Update,
-    Action::Enable,
-    Action::Disable,
-    Action::Delete,
-    Action::CreateGroup,
-    Action::AddMembers,
-    Action::RemoveMembers,
-    Action::DeleteGroup,
-];
+pub const ACTION_ORDER: [Action; 12] = Action::ALL;
 
 impl super::Engine {
     /// A saved plan (`enid plan --save`, a service's held or planned run, `POST /plans`) as a
@@ -440,6 +429,38 @@ mod tests {
         assert_eq!((v.listings[0].selected, v.listings[0].operations.len(), v.listings[0].more()), (45, 20, 25));
         assert_eq!(v.listings[0].operations[0].username, "u0", "in plan order");
         assert_eq!(view(&plan(v.listings[0].operations.clone()), &PlanSelection::default(), None).selected, 20);
+    }
+
+    /// A saved plan (the API's and the web page's view of a held run) holds each action as
+    /// serialised (`create_group`); its group operations are listed and selected under the
+    /// names a plan's own view gives them (they were in the shape as "other" and in no listing).
+    #[test]
+    fn a_saved_plans_group_operations_are_listed_and_selected_like_the_plans_own() {
+        let ops = vec![
+            op(Action::Create, "ldap", "u1", "S1", false),
+            op(Action::CreateGroup, "ldap", "7a", "S1", false),
+            op(Action::AddMembers, "ldap", "7b", "S1", false),
+            op(Action::RemoveMembers, "ldap", "7c", "S1", false),
+            op(Action::DeleteGroup, "ldap", "7d", "S1", false),
+        ];
+        let saved: Vec<serde_json::Value> = ops.iter().map(|o| serde_json::to_value(o).unwrap()).collect();
+        assert_eq!(saved[1]["action"], "create_group", "the test needs the serialised spelling");
+        let own = view(&plan(ops.clone()), &PlanSelection::default(), None);
+        let read = view_page("p", &saved, &PlanSelection::default(), 0, None);
+        let listed = |l: &[Listing<_>]| l.iter().map(|l| (l.action, l.selected)).collect::<Vec<_>>();
+        let own_listed: Vec<(&str, usize)> = own.listings.iter().map(|l| (l.action, l.selected)).collect();
+        assert_eq!(listed(&read.listings), own_listed);
+        assert_eq!(own_listed.len(), 5);
+        let shape = |v: &[ShapeRow]| v.iter().map(|r| (r.action, r.count)).collect::<Vec<_>>();
+        assert_eq!(shape(&read.shape), shape(&own.shape));
+        let groups = PlanSelection { only: vec![Action::CreateGroup, Action::DeleteGroup], ..Default::default() };
+        assert_eq!(view_page("p", &saved, &groups, 0, None).selected, 2);
+        for a in Action::ALL {
+            let json = serde_json::to_value(a).unwrap();
+            assert_eq!(Action::of_saved(json.as_str().unwrap()), Some(a));
+            assert_eq!(Action::of_saved(a.as_str()), Some(a));
+        }
+        assert_eq!((Action::of_saved("explode"), Action::saved_as_str("explode")), (None, "explode"));
     }
 
     #[test]

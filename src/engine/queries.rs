@@ -136,7 +136,8 @@ impl Engine {
             let plan: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             for o in plan["operations"].as_array().into_iter().flatten() {
                 if o["school"].as_str().is_some_and(|s| s.split(',').any(|x| !x.is_empty() && viewer.sees(x))) {
-                    *t.planned.entry(o["action"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+                    let action = crate::core::plan::Action::saved_as_str(o["action"].as_str().unwrap_or_default());
+                    *t.planned.entry(action.to_string()).or_default() += 1;
                 }
             }
             return Ok(());

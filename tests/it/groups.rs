@@ -129,3 +129,29 @@ fn posix_groups_list_usernames_and_get_gid_numbers() {
     assert_eq!(g7[0].get("memberUid"), ["bo.ek"]);
     assert_eq!(env.enid(&["plan", "--json"]).ok().json()["group_summary"]["unchanged"], 2);
 }
+
+/// A saved plan's group operations are approved by their names (`--only groups`): the saved plan holds each action as serialised (`create_group`), and the approval
+/// compared `create group` (none approved).
+#[test]
+fn a_saved_plans_group_operations_are_approved_by_their_names() {
+    let env = Env::with_config(&format!(
+        "[targets.directory.groups]\nbase_dn = \"{GROUPS}\"\n\n[schedule]\nfull = \"1h\"\nsettle = \"1s\"\n"
+    ));
+    let rows =
+        [row("1", "Anna", "Berg", "", "student", "SKOLA1", "7A"), row("3", "Cy", "Ek", "", "staff", "SKOLA1", "7A|8B")];
+    env.csv(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let runs = || -> Vec<serde_json::Value> {
+        let out = env.enid(&["runs", "--json"]).ok().stdout;
+        out.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    };
+    // The service plans and waits for an approval (`apply = "plan_only"`, the default).
+    let mut d = crate::daemon16::Daemon::start(&env);
+    assert!(d.wait_said("READY=1", 20));
+    crate::daemon16::wait_for("a planned run", 20, || runs().iter().any(|r| r["status"] == "planned"));
+    drop(d);
+    let run = runs().into_iter().rfind(|r| r["status"] == "planned").unwrap();
+    assert_eq!(run["counts"]["planned"]["create group"], 2, "{run}");
+    let id = run["id"].as_i64().unwrap().to_string();
+    let approved = env.enid(&["approve", &id, "--only", "groups", "--json"]).ok().json();
+    assert_eq!(approved["approved"], 2, "{approved}");
+}

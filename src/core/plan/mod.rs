@@ -106,6 +106,38 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order a plan runs them.
+    pub const ALL: [Action; 12] = [
+        Action::Create,
+        Action::Claim,
+        Action::Rename,
+        Action::Move,
+        Action::Update,
+        Action::Enable,
+        Action::Disable,
+        Action::Delete,
+        Action::CreateGroup,
+        Action::AddMembers,
+        Action::RemoveMembers,
+        Action::DeleteGroup,
+    ];
+
+    /// The action a saved plan's JSON names (`create_group`, as serialised), or the name
+    /// [`Action::as_str`] gives (`create group`): a saved plan read back is compared with
+    /// actions by their `as_str`, where group actions' spellings differ.
+    pub fn of_saved(name: &str) -> Option<Action> {
+        let serialised = |a: &Action| a.as_str().bytes().map(|b| if b == b' ' { b'_' } else { b }).eq(name.bytes());
+        Action::ALL.into_iter().find(|a| a.as_str() == name || serialised(a))
+    }
+
+    /// A saved plan's action as [`Action::as_str`] names it (an unknown one as given).
+    pub fn saved_as_str(name: &str) -> &str {
+        match Action::of_saved(name) {
+            Some(a) => a.as_str(),
+            None => name,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
