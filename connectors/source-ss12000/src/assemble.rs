@@ -140,7 +140,12 @@ pub struct Ctx<'a> {
 /// A record being built, with what the skip reason needs to know.
 #[derive(Debug, Clone)]
 struct Draft {
+    /// The record but its ties and memberships, which are gathered in `ties` and `groups` (a
+    /// record's own lists are built whole: each value added to one is a new list) and put in
+    /// place by [`Draft::finish`].
     rec: SourceRecord,
+    ties: Vec<std::sync::Arc<Affiliation>>,
+    groups: Vec<std::sync::Arc<GroupMembership>>,
     /// The person has a tie of any kind, anywhere, at any time.
     any_tie: bool,
     /// One of them is at a school unit in scope.
@@ -149,7 +154,10 @@ struct Draft {
 
 impl Draft {
     fn from_prior(rec: &SourceRecord) -> Draft {
-        Draft { rec: rec.clone(), any_tie: true, in_scope: true }
+        let mut rec = rec.clone();
+        let ties = std::mem::take(&mut rec.affiliations).into_vec();
+        let groups = std::mem::take(&mut rec.groups).into_vec();
+        Draft { rec, ties, groups, any_tie: true, in_scope: true }
     }
 
     /// Adds a tie at `at`: counted, and kept when in scope and not ended.
@@ -162,7 +170,7 @@ impl Draft {
         }
         aff.school_unit = Some(code.into());
         aff.details_mut().school_unit_name = name;
-        self.rec.affiliations.push(aff.into());
+        self.ties.push(aff.into());
     }
 
     fn protect(&mut self, marking: Option<&str>, cx: Ctx<'_>) {
@@ -172,24 +180,25 @@ impl Draft {
     }
 
     /// The record, or why the person is skipped.
-    fn finish(mut self, today: NaiveDate) -> Result<SourceRecord, &'static str> {
-        let r = &mut self.rec;
-        r.affiliations.retain(|a| a.end_date.is_none_or(|e| e >= today));
-        if r.affiliations.is_empty() {
-            return Err(if !self.any_tie {
+    fn finish(self, today: NaiveDate) -> Result<SourceRecord, &'static str> {
+        let Draft { mut rec, mut ties, mut groups, any_tie, in_scope } = self;
+        ties.retain(|a| a.end_date.is_none_or(|e| e >= today));
+        if ties.is_empty() {
+            return Err(if !any_tie {
                 SKIP_NO_TIE
-            } else if !self.in_scope {
+            } else if !in_scope {
                 SKIP_OUT_OF_SCOPE
             } else {
                 SKIP_ENDED
             });
         }
-        r.affiliations.sort();
-        r.affiliations.dedup();
-        r.groups.retain(|g| g.end_date.is_none_or(|e| e >= today));
-        r.groups.sort();
-        r.groups.dedup();
-        Ok(self.rec)
+        ties.sort();
+        ties.dedup();
+        groups.retain(|g| g.end_date.is_none_or(|e| e >= today));
+        groups.sort();
+        groups.dedup();
+        (rec.affiliations, rec.groups) = (ties.into(), groups.into());
+        Ok(rec)
     }
 }
 
@@ -315,6 +324,8 @@ fn person_draft(p: &Person, cx: Ctx<'_>) -> Result<Draft, Box<RowError>> {
             deceased,
             location: location("persons", &p.id).into(),
         },
+        ties: Vec::new(),
+        groups: Vec::new(),
         any_tie: false,
         in_scope: false,
     };
@@ -463,7 +474,7 @@ pub fn assemble_full(full: &Full, cx: Ctx<'_>) -> Assembled {
         for m in &g.group_memberships {
             if let Some(d) = drafts.get_mut(m.person.id.as_str()) {
                 d.protect(m.person.security_marking.as_deref(), cx);
-                d.rec.groups.push(dated(&t, m.start_date, m.end_date).into());
+                d.groups.push(dated(&t, m.start_date, m.end_date).into());
             }
         }
         templates.insert(g.id.clone(), t);
@@ -471,7 +482,7 @@ pub fn assemble_full(full: &Full, cx: Ctx<'_>) -> Assembled {
     let person_of_duty = |id: &str| duty_person.get(id).map(|p| p.to_string());
     for (person, m) in teacher_memberships(&full.activities, &templates, &person_of_duty) {
         if let Some(d) = drafts.get_mut(person.as_str()) {
-            d.rec.groups.push(m.into());
+            d.groups.push(m.into());
         }
     }
     for (_, d) in drafts {
@@ -564,10 +575,8 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         match person_draft(p, cx) {
             Ok(mut d) => {
                 if let Some(old) = stored.get(p.id.as_str()) {
-                    d.rec
-                        .affiliations
-                        .extend(old.affiliations.iter().filter(|a| a.kind != AffiliationKind::Enrolment).cloned());
-                    d.rec.groups.extend(old.groups.iter().cloned());
+                    d.ties.extend(old.affiliations.iter().filter(|a| a.kind != AffiliationKind::Enrolment).cloned());
+                    d.groups.extend(old.groups.iter().cloned());
                     d.any_tie |= !old.affiliations.is_empty();
                     d.in_scope |= !old.affiliations.is_empty();
                 }
@@ -602,7 +611,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         if let Some(owner) = tie_owner.get(id)
             && let Some(d) = draft(&mut drafts, &stored, &rejected, owner)
         {
-            d.rec.affiliations.retain(|a| a.source_id() != Some(id));
+            d.ties.retain(|a| a.source_id() != Some(id));
             touched.insert(owner.to_string());
         }
     }
@@ -633,7 +642,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
     for gid in ch.groups.iter().map(|g| g.id.as_str()).chain(deleted_groups.iter().copied()) {
         for holder in group_holders.get(gid).into_iter().flatten() {
             if let Some(d) = draft(&mut drafts, &stored, &rejected, holder) {
-                d.rec.groups.retain(|g| g.source_id.as_deref() != Some(gid));
+                d.groups.retain(|g| g.source_id.as_deref() != Some(gid));
                 touched.insert(holder.to_string());
             }
         }
@@ -644,7 +653,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         for m in &g.group_memberships {
             if let Some(d) = draft(&mut drafts, &stored, &rejected, &m.person.id) {
                 d.protect(m.person.security_marking.as_deref(), cx);
-                d.rec.groups.push(dated(&t, m.start_date, m.end_date).into());
+                d.groups.push(dated(&t, m.start_date, m.end_date).into());
                 touched.insert(m.person.id.clone());
             }
         }
@@ -655,7 +664,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         teacher_memberships(&ch.group_activities, &templates, &person_of_duty).collect();
     for (person, m) in teachers {
         if let Some(d) = draft(&mut drafts, &stored, &rejected, &person) {
-            d.rec.groups.push(m.into());
+            d.groups.push(m.into());
             touched.insert(person);
         }
     }
@@ -678,7 +687,7 @@ pub fn merge(prior: &[SourceRecord], ch: &Changes, cx: Ctx<'_>) -> Merged {
         }
     }
     for d in drafts.values_mut() {
-        for a in d.rec.affiliations.iter_mut().filter(|a| renamed(a)) {
+        for a in d.ties.iter_mut().filter(|a| renamed(a)) {
             let name = a.school_unit.as_deref().and_then(|c| names.get(c)).map(|n| n.to_string());
             std::sync::Arc::make_mut(a).details_mut().school_unit_name = name;
         }
