@@ -518,9 +518,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let mut actions = Vec::new();
             for word in &only {
                 actions.extend_from_slice(crate::engine::actions_named(word).ok_or_else(|| {
-                    CliError::Message(format!(
-                        "--only {word:?}: use create, claim, rename, move, update, enable, disable, delete or groups"
-                    ))
+                    // Echoed masked: never a civic number pasted into the wrong argument.
+                    let shown = connector_api::civic::mask_if_civic(word);
+                    CliError::Message(format!("--only {shown:?}: use {}", crate::engine::ACTION_WORDS))
                 })?);
             }
             let selection = crate::engine::Selection { only: actions, school, ops, accept_protected, accept };

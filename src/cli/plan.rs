@@ -82,7 +82,9 @@ fn only_words(words: &[String]) -> Result<Vec<crate::core::plan::Action>, CliErr
     let mut actions = Vec::new();
     for word in words {
         let more = crate::engine::actions_named(word).ok_or_else(|| {
-            CliError::Message(format!("--only {word:?}: use create, rename, update, enable, disable, delete or groups"))
+            // Echoed masked: never a civic number pasted into the wrong argument.
+            let shown = connector_api::civic::mask_if_civic(word);
+            CliError::Message(format!("--only {shown:?}: use {}", crate::engine::ACTION_WORDS))
         })?;
         actions.extend_from_slice(more);
     }

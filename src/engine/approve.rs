@@ -65,6 +65,9 @@ pub enum ApprovalError {
 }
 
 /// The actions a `--only` word selects: an action's name, or `groups` for every group action.
+/// The words [`actions_named`] knows, for a message about one it does not.
+pub const ACTION_WORDS: &str = "create, claim, rename, move, update, enable, disable, delete or groups";
+
 pub fn actions_named(word: &str) -> Option<&'static [Action]> {
     Some(match word.trim() {
         "create" => &[Action::Create],

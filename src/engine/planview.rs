@@ -54,10 +54,7 @@ impl PlanSelection {
         let mut actions = Vec::new();
         for word in only.unwrap_or_default().split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let named = super::actions_named(word).ok_or_else(|| {
-                format!(
-                    "unknown action {:?}: use create, claim, rename, move, update, enable, disable, delete or groups",
-                    connector_api::civic::mask_if_civic(word)
-                )
+                format!("unknown action {:?}: use {}", connector_api::civic::mask_if_civic(word), super::ACTION_WORDS)
             })?;
             actions.extend_from_slice(named);
         }

@@ -109,6 +109,12 @@ fn plan17_selection_words_choose_what_is_listed_and_never_find_a_protected_perso
     // An unknown word is refused before anything is read, naming it.
     let bad = env.enid(&["plan", "--only", "creat"]).fails();
     assert!(bad.stderr.contains("--only \"creat\""), "{}", bad.stderr);
+    assert!(bad.stderr.contains("claim, rename, move"), "every word it knows: {}", bad.stderr);
+    // A civic number pasted into the wrong argument is not echoed (plan and approve alike).
+    for args in [&["plan", "--only", "19121212-1212"][..], &["approve", "1", "--only", "19121212-1212"]] {
+        let bad = env.enid(args).fails();
+        assert!(!bad.stderr.contains("1212-1212") && bad.stderr.contains("--only"), "{args:?}: {}", bad.stderr);
+    }
 }
 
 /// `enid log` without a selection: the last run that did something, summed up in a line; a run
