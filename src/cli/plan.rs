@@ -64,8 +64,8 @@ pub(super) async fn plan(
     failed.map(|()| ExitCode::SUCCESS)
 }
 
-/// Turns `plan`'s selection words into what its text lists; an unknown `--only` word is refused
-/// before anything is read.
+/// Turns `plan`'s selection words into what its text lists; an unknown `--only` word, or a
+/// civic number in any, is refused before anything is read.
 pub(super) fn listed(
     only: &[String],
     school: Option<String>,
@@ -74,7 +74,12 @@ pub(super) fn listed(
     all: bool,
 ) -> Result<Listed, CliError> {
     let only = only_words(only)?;
-    Ok(Listed { selection: crate::engine::PlanSelection { only, school, target, person }, all })
+    // The page's and the API's words, read the same way: a civic number in one is refused (it
+    // selects nothing, and would be said back with the selection).
+    let selection =
+        crate::engine::PlanSelection::from_words(None, school.as_deref(), target.as_deref(), person.as_deref())
+            .map_err(CliError::Message)?;
+    Ok(Listed { selection: crate::engine::PlanSelection { only, ..selection }, all })
 }
 
 /// The actions `--only` words name (`groups`: every group action).

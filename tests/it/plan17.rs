@@ -101,6 +101,14 @@ fn plan17_selection_words_choose_what_is_listed_and_never_find_a_protected_perso
         .find(|o| o["protected"] == true)
         .map(|o| o["identity"].as_str().unwrap().to_string())
         .expect("the protected person's create");
+    // A civic number typed as the person (selected by username or enid id, never by it) is
+    // refused as the page and the API refuse it, and never said back.
+    for (flag, typed) in [("--person", "19121212-1212"), ("--school", "191212121212"), ("--target", "121212-1212")] {
+        let bad = env.enid(&["plan", flag, typed]).fails();
+        assert!(bad.stderr.contains("a civic number selects nothing"), "{flag}: {}", bad.stderr);
+        assert!(!bad.stderr.contains("1212-1212") && !bad.stderr.contains("121212121212"), "{}", bad.stderr);
+        assert!(!bad.stdout.contains("1212"), "{}", bad.stdout);
+    }
     let by_id = env.enid(&["plan", "--person", &id]).ok().stdout;
     assert_eq!(listed(&by_id, "create"), std::slice::from_ref(&id), "{by_id}");
     let s1 = env.enid(&["plan", "--school", "S1", "--all"]).ok().stdout;

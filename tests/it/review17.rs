@@ -124,6 +124,14 @@ fn review17_a_plan_page_far_past_the_end_answers_with_nothing_listed() {
     }
     let (status, _) = raw(api.port, "GET", "/log?before=garbage", &cookie, "");
     assert_eq!(status, 400);
+    // A civic number typed into the selection's free words is refused, never given back (in the
+    // form or in the links to further pages): a person is selected by username or enid id.
+    let civic = pnr(7);
+    for field in ["person", "school", "target"] {
+        let (status, page) = raw(api.port, "GET", &format!("/plans/{id}?{field}={civic}"), &cookie, "");
+        assert_eq!(status, 400, "{field}: {page}");
+        assert_no_civic(&format!("the page /plans/{{id}}?{field}="), &page, &civic);
+    }
 }
 
 /// Regression: a rename was approved by the key in the URL twice over: the page and the API
