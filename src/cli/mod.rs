@@ -515,14 +515,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     accept.push(name.to_string());
                 }
             }
-            let mut actions = Vec::new();
-            for word in &only {
-                actions.extend_from_slice(crate::engine::actions_named(word).ok_or_else(|| {
-                    // Echoed masked: never a civic number pasted into the wrong argument.
-                    let shown = connector_api::civic::mask_if_civic(word);
-                    CliError::Message(format!("--only {shown:?}: use {}", crate::engine::ACTION_WORDS))
-                })?);
-            }
+            let actions = crate::engine::actions_of_words(only.iter().map(String::as_str))
+                .map_err(|e| CliError::Message(format!("--only {e}")))?;
             let selection = crate::engine::Selection { only: actions, school, ops, accept_protected, accept };
             log::approve(&build(config).await?, run, &selection, json, &mut out).await
         }

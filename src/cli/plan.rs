@@ -84,16 +84,8 @@ pub(super) fn listed(
 
 /// The actions `--only` words name (`groups`: every group action).
 fn only_words(words: &[String]) -> Result<Vec<crate::core::plan::Action>, CliError> {
-    let mut actions = Vec::new();
-    for word in words {
-        let more = crate::engine::actions_named(word).ok_or_else(|| {
-            // Echoed masked: never a civic number pasted into the wrong argument.
-            let shown = connector_api::civic::mask_if_civic(word);
-            CliError::Message(format!("--only {shown:?}: use {}", crate::engine::ACTION_WORDS))
-        })?;
-        actions.extend_from_slice(more);
-    }
-    Ok(actions)
+    crate::engine::actions_of_words(words.iter().map(String::as_str))
+        .map_err(|e| CliError::Message(format!("--only {e}")))
 }
 
 /// Turns `apply`'s arguments into the engine's approval request; refuses, before anything is

@@ -324,23 +324,20 @@ fn by_school(s: &mut String, view: &PlanView, all: bool) {
     }
 }
 
-/// A selection in words: "create or update; school unit S1; target ldap". The words as typed,
-/// but a civic number typed as one (a person is selected by username or enid id, never by it),
-/// which is masked.
+/// A selection in words: "create or update; school unit S1; target ldap".
 fn describe(sel: &PlanSelection) -> String {
-    use connector_api::civic::mask_if_civic;
     let mut parts = Vec::new();
     if !sel.only.is_empty() {
         parts.push(sel.only.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" or "));
     }
     if let Some(school) = &sel.school {
-        parts.push(format!("school unit {}", mask_if_civic(school)));
+        parts.push(format!("school unit {school}"));
     }
     if let Some(target) = &sel.target {
-        parts.push(format!("target {}", mask_if_civic(target)));
+        parts.push(format!("target {target}"));
     }
     if let Some(person) = &sel.person {
-        parts.push(format!("person {}", mask_if_civic(person)));
+        parts.push(format!("person {person}"));
     }
     parts.join("; ")
 }

@@ -66,7 +66,20 @@ pub enum ApprovalError {
 
 /// The actions a `--only` word selects: an action's name, or `groups` for every group action.
 /// The words [`actions_named`] knows, for a message about one it does not.
-pub const ACTION_WORDS: &str = "create, claim, rename, move, update, enable, disable, delete or groups";
+const ACTION_WORDS: &str = "create, claim, rename, move, update, enable, disable, delete or groups";
+
+/// The actions `words` name ([`actions_named`]). An unknown word is the error, quoted and
+/// masked when it has a civic number's shape (the message goes back to whoever typed it: a
+/// terminal, a page, an API answer), followed by the words there are.
+pub fn actions_of_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Vec<Action>, String> {
+    let mut actions = Vec::new();
+    for word in words {
+        let named = actions_named(word)
+            .ok_or_else(|| format!("{:?}: use {ACTION_WORDS}", connector_api::civic::mask_if_civic(word)))?;
+        actions.extend_from_slice(named);
+    }
+    Ok(actions)
+}
 
 pub fn actions_named(word: &str) -> Option<&'static [Action]> {
     Some(match word.trim() {

@@ -62,7 +62,7 @@ mod sessions;
 mod tokens;
 pub use adopt::{AccountClaim, AdoptPlan, ByHand, GroupClaim, Unmatched};
 pub use approvals::{ApprovalSummary, ApproveRunError, GUARDS, Selection};
-pub use approve::{ACTION_WORDS, ApplyRequest, ApprovalError, Approved, actions_named};
+pub use approve::{ApplyRequest, ApprovalError, Approved, actions_named, actions_of_words};
 pub use compute::{Computed, Failure, find_in_run, identity_in_run, redact_conflicts};
 pub use decisions::Choice;
 pub use explain::{AccountView, Explained, Explanation, HeldRecord, NextOp, RecordNow};

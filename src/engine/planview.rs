@@ -51,13 +51,8 @@ impl PlanSelection {
             }
         }
         let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-        let mut actions = Vec::new();
-        for word in only.unwrap_or_default().split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            let named = super::actions_named(word).ok_or_else(|| {
-                format!("unknown action {:?}: use {}", connector_api::civic::mask_if_civic(word), super::ACTION_WORDS)
-            })?;
-            actions.extend_from_slice(named);
-        }
+        let words = only.unwrap_or_default().split(',').map(str::trim).filter(|w| !w.is_empty());
+        let actions = super::actions_of_words(words).map_err(|e| format!("unknown action {e}"))?;
         Ok(PlanSelection { only: actions, school: given(school), target: given(target), person: given(person) })
     }
 
