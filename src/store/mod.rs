@@ -410,6 +410,16 @@ pub trait StateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records the anchors `target` read after this run's creates ([`connector_api::Target::read_anchors`])
+    /// on its ownership rows that have none: the row of the identity whose id the account
+    /// carries, recorded at the same key, created (not pending). Any other account found is left
+    /// alone. Returns how many rows got their anchor.
+    fn record_anchors(
+        &self,
+        target: &str,
+        found: &[connector_api::FoundAnchor],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The operation log, newest last: the newest `limit` rows (all, when `limit` is not
     /// positive) that match every filter given.
     fn log(&self, filter: &LogFilter) -> impl Future<Output = Result<Vec<LogRow>, StoreError>> + Send;
@@ -941,6 +951,10 @@ impl StateStore for Store {
 
     async fn record_ops(&self, run: i64, ops: &[OpRecord], now: DateTime<Utc>) -> Result<(), StoreError> {
         dispatch!(self.record_ops(run, ops, now))
+    }
+
+    async fn record_anchors(&self, target: &str, found: &[connector_api::FoundAnchor]) -> Result<u64, StoreError> {
+        dispatch!(self.record_anchors(target, found))
     }
 
     async fn log(&self, filter: &LogFilter) -> Result<Vec<LogRow>, StoreError> {

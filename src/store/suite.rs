@@ -27,6 +27,7 @@ macro_rules! store_suite {
             renames_release_the_old_name_and_use_up_the_approval,
             reserved_usernames_are_taken_until_an_identity_claims_them,
             ownership_rows_follow_the_upsert_rules,
+            anchors_read_after_creates_fill_only_the_rows_they_belong_to,
             groups_are_recorded_and_forgotten,
             first_passwords_are_kept_handed_out_once_and_expire,
             password_claims_hold_give_back_lapse_and_outlive_expiry,
@@ -436,6 +437,54 @@ pub(crate) async fn password_claims_hold_give_back_lapse_and_outlive_expiry<S: S
     assert_eq!(s.claim_passwords(&rows, "c5", day(2), day(2) - lapse).await.unwrap().len(), 1);
     assert_eq!(s.expire_passwords(expired, day(2) + lapse).await.unwrap(), 1, "a lapsed claim holds nothing");
     assert_eq!(s.kept_passwords().await.unwrap(), 0);
+}
+
+/// Anchors a target read after its creates (`record_anchors`) go to the created rows without
+/// one: the identity the account carries, at the recorded key, on that target. A pending row, a
+/// row that has an anchor, a row at another key or on another target, and an account carrying
+/// an id that has no row keep what they had; rows of several statements are all found.
+pub(crate) async fn anchors_read_after_creates_fill_only_the_rows_they_belong_to<S: StateStore>(s: &S) {
+    use connector_api::FoundAnchor;
+    let n = 2_500;
+    let ids: Vec<(IdentityId, String)> = (0..n).map(|i| ident(&format!("id-{i:04}"), &format!("u{i}"))).collect();
+    s.commit_identities(&ids, &[], &[], day(0)).await.unwrap();
+    let run = s.begin_run("apply", None, day(0)).await.unwrap();
+    let key = |i: usize| format!("uid=u{i},ou=people");
+    // Created without anchors: all but the first four, which are the cases below.
+    let created: Vec<OpRecord> = (4..n)
+        .map(|i| {
+            let status = if i % 2 == 0 { AccountStatus::Active } else { AccountStatus::Disabled };
+            op("ldap", &format!("id-{i:04}"), "S1", set(&key(i), None, status))
+        })
+        .collect();
+    s.record_ops(run, &created, day(1)).await.unwrap();
+    s.record_pending(&[("ldap".to_string(), IdentityId::from("id-0000"))], day(1)).await.unwrap();
+    s.record_ops(run, &[op("ldap", "id-0001", "S1", set(&key(1), Some("had"), AccountStatus::Active))], day(1))
+        .await
+        .unwrap();
+    s.record_ops(run, &[op("ldap", "id-0002", "S1", set("uid=elsewhere", None, AccountStatus::Active))], day(1))
+        .await
+        .unwrap();
+    s.record_ops(run, &[op("scim", "id-0003", "S1", set(&key(3), None, AccountStatus::Active))], day(1)).await.unwrap();
+    let found = |i: usize| FoundAnchor { key: key(i), anchor: format!("uuid-{i}"), owner: format!("id-{i:04}") };
+    let mut read: Vec<FoundAnchor> = (0..n).map(found).collect();
+    read.push(FoundAnchor { key: "uid=stranger".into(), anchor: "uuid-x".into(), owner: "id-none".into() });
+    let set_count = s.record_anchors("ldap", &read).await.unwrap();
+    assert_eq!(set_count, (n - 4) as u64, "every created row and no other");
+    for i in 4..n {
+        let a = account(s, &format!("id-{i:04}")).await.unwrap();
+        assert_eq!(a.anchor(), Some(format!("uuid-{i}").as_str()));
+        assert_eq!(a.key(), Some(key(i).as_str()));
+        let status = if i % 2 == 0 { AccountStatus::Active } else { AccountStatus::Disabled };
+        assert_eq!(a.status, status, "the status is kept");
+    }
+    let a0 = account(s, "id-0000").await.unwrap();
+    assert_eq!((a0.status, a0.anchor()), (AccountStatus::Pending, None), "a pending row waits for its plan");
+    assert_eq!(account(s, "id-0001").await.unwrap().anchor(), Some("had"));
+    assert_eq!(account(s, "id-0002").await.unwrap().anchor(), None, "another key: not this account");
+    assert_eq!(account(s, "id-0003").await.unwrap().anchor(), None, "another target");
+    assert_eq!(s.record_anchors("ldap", &read).await.unwrap(), 0, "read again: nothing left to fill");
+    assert_eq!(s.record_anchors("ldap", &[]).await.unwrap(), 0);
 }
 
 pub(crate) async fn ownership_rows_follow_the_upsert_rules<S: StateStore>(s: &S) {

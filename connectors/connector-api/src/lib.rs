@@ -59,6 +59,7 @@ pub use source::{
     SourceError, SourceRecord, StoredUnits, TieDetails,
 };
 pub use target::{
-    AccountSpec, Field, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError, TargetOp,
+    AccountSpec, Field, FoundAnchor, ObservedAccount, ObservedGroup, OpOutcome, RejectKind, Target, TargetError,
+    TargetOp,
 };
 pub use value::{ABSENT, AttrChange, Attrs, Fields, Texts, Value};

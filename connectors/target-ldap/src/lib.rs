@@ -47,7 +47,13 @@ pub struct LdapTarget {
     caps: Capabilities,
     /// `exclude_under`, normalised.
     excluded_norm: Vec<String>,
+    /// This apply's creates leave the Post-Read control out ([`Target::defer_anchors`]).
+    defer_anchors: std::sync::atomic::AtomicBool,
 }
+
+/// The fewest creates whose anchors are read after them rather than with each: below it, a
+/// Post-Read per add costs less than reading the scope once more.
+const DEFER_ANCHORS_FROM: usize = 1000;
 
 impl LdapTarget {
     pub fn new(config: LdapConfig, password: Secret) -> Self {
@@ -74,7 +80,13 @@ impl LdapTarget {
             disabled_ou_norm,
             disabled_ou_ready: Mutex::new(false),
             next_gid: Mutex::new(None),
+            defer_anchors: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether this apply's creates leave the Post-Read control out.
+    pub(crate) fn anchors_deferred(&self) -> bool {
+        self.defer_anchors.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &LdapConfig {
@@ -160,6 +172,39 @@ impl Target for LdapTarget {
                 }
             }
             Ok(all)
+        }
+        .await;
+        if let Err(e) = &result {
+            self.reset(e).await;
+        }
+        result
+    }
+
+    /// Deferred when the creates are at least [`DEFER_ANCHORS_FROM`] and at least the accounts
+    /// already in scope. Measured with 100,000 creates into an empty slapd: the Post-Read made
+    /// slapd spend some 29 µs more of its one writer per add (100,000 adds took 12.7 s with it,
+    /// 9.6 s without), while reading the scope afterwards costs some 6 µs of slapd's per entry
+    /// (in parallel with other reads), so reading the scope pays once it is mostly new entries.
+    fn defer_anchors(&self, creates: usize, in_scope: usize) -> bool {
+        let defer = creates >= DEFER_ANCHORS_FROM && creates >= in_scope;
+        self.defer_anchors.store(defer, std::sync::atomic::Ordering::Relaxed);
+        defer
+    }
+
+    async fn read_anchors(
+        &self,
+        into: tokio::sync::mpsc::Sender<Vec<connector_api::FoundAnchor>>,
+    ) -> Result<(), TargetError> {
+        let base_norm = normalize_dn(&self.config.base_dn);
+        let result = async {
+            self.read_anchors_under(&self.config.base_dn.clone(), &into).await?;
+            if let Some(ou) = self.config.disabled_ou() {
+                let ou_norm = normalize_dn(&ou);
+                if !ou_norm.ends_with(&format!(",{base_norm}")) && ou_norm != base_norm {
+                    self.read_anchors_under(&ou, &into).await?;
+                }
+            }
+            Ok(())
         }
         .await;
         if let Err(e) = &result {

@@ -241,13 +241,21 @@ impl LdapTarget {
 }
 
 impl LdapTarget {
-    /// Adds an entry with the Post-Read control, so its `entryUUID` comes back with the result.
+    /// Adds an entry with the Post-Read control, so its `entryUUID` comes back with the result;
+    /// without it when this apply's anchors are read afterwards ([`Target::defer_anchors`]).
+    ///
+    /// [`Target::defer_anchors`]: connector_api::Target::defer_anchors
     async fn add_with_anchor(
         &self,
         ldap: &mut Link,
         dn: String,
         entry: Vec<(String, HashSet<String>)>,
     ) -> Result<OpOutcome, TargetError> {
+        if self.anchors_deferred() {
+            let res = ldap.req()?.add(&dn, entry).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
+            from_result(res, &format!("add {dn}"))?;
+            return Ok(OpOutcome::Created { key: dn, anchor: None });
+        }
         let res = ldap
             .req()?
             .with_controls(PostRead::new(vec!["entryUUID"]))

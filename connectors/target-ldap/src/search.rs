@@ -7,7 +7,7 @@ use crate::dn::{normalize_dn, under};
 use crate::entry::{Entry, Malformed};
 use crate::error::{from_ldap, from_result};
 use connector_api::value::Str;
-use connector_api::{Name, ObservedAccount, ObservedGroup, PackedAttrs, TargetError};
+use connector_api::{FoundAnchor, Name, ObservedAccount, ObservedGroup, PackedAttrs, TargetError};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::HashMap;
@@ -158,6 +158,74 @@ impl LdapTarget {
         }
         from_result(res, &format!("search {base}"))?;
         Ok(out)
+    }
+
+    /// The key, `entryUUID` and owner value of every entry under `base` that the configured
+    /// filter selects and that carries an owner value, handed to `into` a thousand at a time
+    /// ([`connector_api::Target::read_anchors`]). A malformed entry or a search that ends in an
+    /// error is an error, as in [`LdapTarget::search_all`].
+    pub(crate) async fn read_anchors_under(
+        &self,
+        base: &str,
+        into: &tokio::sync::mpsc::Sender<Vec<FoundAnchor>>,
+    ) -> Result<(), TargetError> {
+        const BATCH: usize = 1000;
+        let mut ldap = self.ldap().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+        let owner = self.config.owner_attribute.clone();
+        let request = vec!["entryUUID".to_string(), owner.clone()];
+        let mut stream = ldap
+            .req()?
+            .streaming_search_with(adapters, base, Scope::Subtree, &self.config.filter, request)
+            .await
+            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let entry = match stream.next().await {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
+            };
+            let malformed = |Malformed(what), dn: Option<&str>| {
+                let at = dn.map(|dn| format!(" at {dn}")).unwrap_or_default();
+                TargetError::unavailable(format!(
+                    "search {base}: the server sent {what}{at}; the read is void (check the server and its schema)"
+                ))
+            };
+            let mut entry = Entry::take(entry).map_err(|m| malformed(m, None))?;
+            let (mut anchor, mut owned_by) = (None, None);
+            while let Some((name, values)) = entry.next_attribute().map_err(|m| malformed(m, Some(&entry.dn)))? {
+                let is_anchor = name.eq_ignore_ascii_case(b"entryUUID");
+                if !is_anchor && !name.eq_ignore_ascii_case(owner.as_bytes()) {
+                    continue;
+                }
+                let first = values.texts().map_err(|m| malformed(m, Some(&entry.dn)))?.into_iter().next();
+                if is_anchor {
+                    anchor = first;
+                } else {
+                    owned_by = first;
+                }
+            }
+            if let (Some(anchor), Some(owner)) = (anchor, owned_by) {
+                batch.push(FoundAnchor { key: entry.dn, anchor, owner });
+            }
+            if batch.len() >= BATCH
+                && into.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).await.is_err()
+            {
+                // Nobody reads on: the read ends here, as asked.
+                return Ok(());
+            }
+        }
+        let res = stream.finish().await;
+        if res.rc == 32 && normalize_dn(base) != normalize_dn(&self.config.base_dn) {
+            return Ok(()); // the disabled OU does not exist yet
+        }
+        from_result(res, &format!("search {base}"))?;
+        if !batch.is_empty() {
+            let _ = into.send(batch).await;
+        }
+        Ok(())
     }
 
     /// Entries anywhere on the server (under each of its naming contexts) but outside the

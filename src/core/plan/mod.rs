@@ -419,6 +419,11 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Summary {
+    /// The accounts in scope this summary counts that exist already (all but the creates).
+    pub fn existing(&self) -> usize {
+        self.claim + self.rename + self.r#move + self.update + self.enable + self.disable + self.delete + self.unchanged
+    }
+
     /// Counts one operation of `a`.
     pub fn count(&mut self, a: Action) {
         match a {

@@ -28,6 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// drain rarely, and hold some megabytes.
 const CREATES_AT_ONCE: usize = 16 * new_identities::CHUNK;
 
+/// Anchors read after deferred creates (`record_deferred_anchors`) recorded per transaction,
+/// while the read goes on: some 5 MB of them.
+const ANCHOR_CHUNK: usize = 25_000;
+
 /// The creates cut into waves (each made whole as it is sent): the first of one chunk, so that
 /// the first sends (and the first chunk's store, in the same task) do not wait while thousands
 /// of creates are made whole, each after twice the one before, up to [`CREATES_AT_ONCE`].
@@ -367,9 +371,21 @@ impl Engine {
                 plan.operations.rest().iter().filter(|o| o.target == id).partition(|o| !is_group_action(o.action));
             let skipped_before = report.skipped;
             let mut after = AfterAccounts::before_groups(&group_ops);
+            // Many creates into a scope of few accounts: the target may read their anchors
+            // once afterwards instead of with each create (`Target::defer_anchors`).
+            let in_scope =
+                plan.targets.get(id).map_or(0, |s| s.existing()) + plan.unmanaged.get(id).copied().unwrap_or(0);
+            let deferred = handle.conn.defer_anchors(creates.len(), in_scope);
             if !account_ops.is_empty() || !creates.is_empty() {
                 let ops = Sends { all: &plan.operations, creates: &creates, ops: &account_ops };
-                self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch).await?;
+                let sent = self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch).await;
+                if deferred {
+                    handle.conn.defer_anchors(0, 0);
+                    if sent.is_ok() {
+                        self.record_deferred_anchors(id, handle, creates.len()).await?;
+                    }
+                }
+                sent?;
             }
             if group_ops.is_empty() {
                 continue;
@@ -434,6 +450,79 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// Reads the anchors of the accounts a target created without them (`deferred`) and
+    /// records them on their ownership rows as they come. A read that fails leaves the rest
+    /// without an anchor: the next run finds each at its recorded key carrying its enid id, and
+    /// records it then. A write that fails is the store's error.
+    async fn record_deferred_anchors(
+        &self,
+        id: &str,
+        handle: &TargetHandle,
+        creates: usize,
+    ) -> Result<(), EngineError> {
+        let started = std::time::Instant::now();
+        let (into, mut found) = tokio::sync::mpsc::channel(4);
+        let reading = handle.conn.read_anchors(into);
+        let recording = async {
+            let (mut read, mut recorded) = (0usize, 0u64);
+            let mut chunk: Vec<connector_api::FoundAnchor> = Vec::new();
+            let mut writing: Option<tokio::task::JoinHandle<Result<u64, StoreError>>> = None;
+            let started = std::time::Instant::now();
+            loop {
+                let batch = found.recv().await;
+                let done = batch.is_none();
+                if let Some(batch) = batch {
+                    read += batch.len();
+                    chunk.extend(batch);
+                }
+                if chunk.len() >= ANCHOR_CHUNK || done && !chunk.is_empty() {
+                    // In the order of their rows (new identities' rows are written in id order),
+                    // a chunk to a transaction: in the target's order, each thousand touched a
+                    // page of the table per account, and wrote every page again at its commit.
+                    chunk.sort_unstable_by(|a, b| a.owner.cmp(&b.owner));
+                    if let Some(before) = writing.take() {
+                        recorded += join_flush(before).await?;
+                    }
+                    let (store, target, rows) = (self.store.clone(), id.to_string(), std::mem::take(&mut chunk));
+                    writing = Some(tokio::spawn(async move { store.record_anchors(&target, &rows).await }));
+                }
+                if done {
+                    break;
+                }
+            }
+            if let Some(last) = writing.take() {
+                recorded += join_flush(last).await?;
+            }
+            tracing::debug!(
+                target_id = id,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "recorded the anchors read"
+            );
+            Ok::<_, EngineError>((read, recorded))
+        };
+        let (read, recorded) = futures::future::join(reading, recording).await;
+        let (accounts, recorded) = recorded?;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match read {
+            Ok(()) => tracing::info!(
+                target_id = id,
+                creates,
+                accounts,
+                recorded,
+                elapsed_ms,
+                "read the anchors of the created accounts"
+            ),
+            Err(e) => tracing::warn!(
+                target_id = id,
+                creates,
+                recorded,
+                error = %connector_api::one_line(&e),
+                "the anchors of the accounts this run created could not all be read: the next run records the rest"
+            ),
+        }
+        Ok(())
     }
 
     /// Sends one target's operations, each to its account's key as it is now, and notes in
@@ -713,12 +802,13 @@ impl Engine {
     }
 }
 
-async fn join_flush(handle: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), EngineError> {
+async fn join_flush<T>(handle: tokio::task::JoinHandle<Result<T, StoreError>>) -> Result<T, EngineError> {
     match handle.await {
         Ok(result) => Ok(result?),
-        Err(e) => {
-            Err(EngineError::Store(StoreError { path: String::new(), message: format!("writing the log failed: {e}") }))
-        }
+        Err(e) => Err(EngineError::Store(StoreError {
+            path: String::new(),
+            message: format!("writing the state failed: {e}"),
+        })),
     }
 }
 

@@ -163,6 +163,17 @@ macro_rules! connectors {
                 match self { $( AnyTarget::$tvariant(t) => t.saved_state(), )+ }
             }
 
+            fn defer_anchors(&self, creates: usize, in_scope: usize) -> bool {
+                match self { $( AnyTarget::$tvariant(t) => t.defer_anchors(creates, in_scope), )+ }
+            }
+
+            async fn read_anchors(
+                &self,
+                into: tokio::sync::mpsc::Sender<Vec<connector_api::FoundAnchor>>,
+            ) -> Result<(), TargetError> {
+                match self { $( AnyTarget::$tvariant(t) => t.read_anchors(into).await, )+ }
+            }
+
             async fn apply(&self, op: &TargetOp) -> Result<OpOutcome, TargetError> {
                 match self { $( AnyTarget::$tvariant(t) => t.apply(op).await, )+ }
             }

@@ -1017,6 +1017,21 @@ impl StateStore for PgStore {
         Ok(self.fetch(q.bind((limit >= 0).then_some(limit))).await?.into_iter().map(RunRow::from_row).collect())
     }
 
+    async fn record_anchors(&self, target: &str, found: &[connector_api::FoundAnchor]) -> Result<u64, StoreError> {
+        let column = |f: fn(&connector_api::FoundAnchor) -> &str| found.iter().map(f).collect::<Vec<&str>>();
+        let q = sqlx::query(
+            "UPDATE accounts SET anchor = found.anchor
+               FROM unnest($2::text[], $3::text[], $4::text[]) AS found (identity_id, key, anchor)
+              WHERE accounts.target = $1 AND accounts.identity_id = found.identity_id
+                AND accounts.key = found.key AND accounts.anchor IS NULL AND accounts.status <> 'pending'",
+        )
+        .bind(target)
+        .bind(column(|f| &f.owner))
+        .bind(column(|f| &f.key))
+        .bind(column(|f| &f.anchor));
+        self.exec(q).await
+    }
+
     async fn record_ops(&self, run: i64, ops: &[OpRecord], now: DateTime<Utc>) -> Result<(), StoreError> {
         let now = ts(now);
         in_tx!(self, tx => bulk::insert_oplog(&mut tx, run, ops, &now); bulk::record_outcomes(&mut tx, ops, &now))

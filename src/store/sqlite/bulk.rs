@@ -371,3 +371,31 @@ pub(super) async fn upsert_passwords(
     )
     .await
 }
+
+/// Sets the anchors found after a run's creates (`StateStore::record_anchors`), a chunk of rows
+/// per statement (their values as one JSON array), each row found by its primary key.
+pub(super) async fn record_anchors(
+    conn: &mut SqliteConnection,
+    target: &str,
+    found: &[connector_api::FoundAnchor],
+) -> sqlx::Result<u64> {
+    let mut set = 0;
+    for chunk in found.chunks(CHUNK_ROWS) {
+        let rows: Vec<[&str; 3]> =
+            chunk.iter().map(|f| [f.owner.as_str(), f.key.as_str(), f.anchor.as_str()]).collect();
+        let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let q = sqlx::query(
+            // Materialised, so that each found row looks its account up by the primary key (as
+            // a subquery, the planner walked every row of the target for each found one).
+            "WITH found (identity_id, key, anchor) AS MATERIALIZED
+                  (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?2))
+             UPDATE accounts SET anchor = found.anchor FROM found
+              WHERE accounts.target = ?1 AND accounts.identity_id = found.identity_id
+                AND accounts.key = found.key AND accounts.anchor IS NULL AND accounts.status <> 'pending'",
+        )
+        .bind(target)
+        .bind(json);
+        set += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(set)
+}

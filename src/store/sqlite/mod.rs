@@ -1040,6 +1040,18 @@ impl StateStore for SqliteStore {
         Ok(rows.into_iter().map(RunRow::from_row).collect())
     }
 
+    async fn record_anchors(&self, target: &str, found: &[connector_api::FoundAnchor]) -> Result<u64, StoreError> {
+        let done = async {
+            let (_writing, mut tx) = self.begin_write().await?;
+            sqlx::query("PRAGMA cache_size = -16384").execute(&mut *tx).await?;
+            let set = bulk::record_anchors(&mut tx, target, found).await?;
+            tx.commit().await?;
+            Ok(set)
+        }
+        .await;
+        self.ctx(done)
+    }
+
     async fn record_ops(&self, run: i64, ops: &[OpRecord], now: DateTime<Utc>) -> Result<(), StoreError> {
         let now = ts(now);
         in_tx!(self, tx => bulk::insert_oplog(&mut tx, run, ops, &now); bulk::record_outcomes(&mut tx, ops, &now))

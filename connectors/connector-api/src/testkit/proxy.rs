@@ -55,6 +55,9 @@ struct Faults {
     status: u16,
     /// Answer reads too, not only writes.
     reads_too: bool,
+    /// Pass this many more write requests, then answer every read "busy" (a server that stops
+    /// serving searches in the middle of an apply).
+    reads_busy_after: Option<usize>,
     /// Empty the `Resources` of the listing that comes after this many more (HTTP).
     empty_list_after: Option<usize>,
     /// Every request seen, in order.
@@ -204,6 +207,15 @@ impl FaultProxy {
         });
     }
 
+    /// Passes `n` more write requests, then answers every read "busy" until [`FaultProxy::clear`]
+    /// (HTTP with this status; LDAP result code 51).
+    pub fn reads_busy_after(&self, n: usize, status: u16) {
+        self.with(|f| {
+            f.reads_busy_after = Some(n);
+            f.status = status;
+        });
+    }
+
     /// Lets `n` more listings (SCIM ListResponses) through, then empties the `Resources` of the
     /// next one, once: a listing that ends before its `totalResults`.
     pub fn empty_list_after(&self, n: usize) {
@@ -217,6 +229,7 @@ impl FaultProxy {
             f.delay = None;
             f.throttle = 0;
             f.empty_list_after = None;
+            f.reads_busy_after = None;
         });
     }
 
@@ -265,11 +278,15 @@ where
             let (write, what) = describe(&msg, protocol);
             let verdict = {
                 let mut f = faults.lock().unwrap_or_else(|e| e.into_inner());
+                if write && let Some(n) = f.reads_busy_after.filter(|n| *n > 0) {
+                    f.reads_busy_after = Some(n - 1);
+                }
                 let verdict = match f.drop_after {
                     _ if !write && f.reads_too && f.throttle > 0 => {
                         f.throttle -= 1;
                         Verdict::Busy(f.retry_after)
                     }
+                    _ if !write && f.reads_busy_after == Some(0) => Verdict::Busy(None),
                     _ if !write => Verdict::Pass(f.delay),
                     Some(0) => {
                         f.drop_after = None;
