@@ -430,6 +430,7 @@ impl Engine {
         }
         let (mut new_names, naming_failed, waiting) =
             self.name_new(&requests, &rename_requests, &observed, &snapshot, &correlation, &refused, now).await?;
+        lap("named the new persons");
         // A first run's million requests (their names as strings) are not held through the planning.
         drop((requests, rename_requests));
         failures.extend(naming_failed);
@@ -715,7 +716,7 @@ impl Engine {
                 })
             })
             .collect();
-        lap("named new identities");
+        lap("listed the new identities");
         let civic_changes = resolution.civic_changes.iter().map(describe_change).collect();
         let mut plan = plan::assemble(
             now,

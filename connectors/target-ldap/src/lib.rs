@@ -342,6 +342,20 @@ mod tests {
         assert!(c.validate().unwrap_err().starts_with("owner_attribute"));
     }
 
+    /// Anchors are read after the creates only for many creates into a scope of fewer accounts,
+    /// and each apply's answer replaces the one before (0 creates: the Post-Read again).
+    #[test]
+    fn anchors_are_deferred_for_many_creates_into_a_scope_of_fewer_accounts() {
+        let t = LdapTarget::new(config("ldap://x", "ou=p,dc=x"), Secret::new("pw"));
+        assert!(!t.anchors_deferred(), "never before it is asked");
+        assert!(!t.defer_anchors(999, 0) && !t.anchors_deferred());
+        assert!(t.defer_anchors(1000, 0) && t.anchors_deferred());
+        assert!(t.defer_anchors(5000, 5000));
+        assert!(!t.defer_anchors(5000, 5001) && !t.anchors_deferred(), "a scope of more: one Post-Read each");
+        assert!(t.defer_anchors(1000, 10));
+        assert!(!t.defer_anchors(0, 0) && !t.anchors_deferred());
+    }
+
     #[test]
     fn keys_escape_the_username_and_a_disabled_create_lands_in_the_disabled_ou() {
         let t = LdapTarget::new(config("ldap://x", "ou=p,dc=x"), Secret::new("pw"));
