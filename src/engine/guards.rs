@@ -159,19 +159,43 @@ impl Engine {
                 .flat_map(|(m, _)| m.iter())
                 .filter_map(|a| Some((a.anchor().map(str::to_owned)?, a.identity_id.clone())))
                 .collect();
-            if missing.is_empty() {
+            // Rows whose anchor was never read (a create in bulk whose read failed) are found
+            // by the id their account carries.
+            let unanchored: HashSet<String> = missing_owned
+                .get(id)
+                .into_iter()
+                .flat_map(|(m, _)| m.iter())
+                .filter(|a| a.anchor().is_none() && a.key().is_some())
+                .map(|a| a.identity_id.to_string())
+                .collect();
+            if missing.is_empty() && unanchored.is_empty() {
                 continue;
             }
-            let anchors: Vec<String> = missing.keys().cloned().collect();
-            let found = t
-                .conn
-                .find_outside_scope(Lookup::Anchor, &anchors)
-                .await
-                .map_err(|error| EngineError::Target { id: id.clone(), error })?;
             let mut here = HashMap::new();
-            for (key, anchor) in found {
-                if let Some(identity) = missing.get(&anchor).or_else(|| missing.get(&anchor.to_lowercase())) {
-                    here.insert(identity.clone(), key);
+            if !missing.is_empty() {
+                let anchors: Vec<String> = missing.keys().cloned().collect();
+                let found = t
+                    .conn
+                    .find_outside_scope(Lookup::Anchor, &anchors)
+                    .await
+                    .map_err(|error| EngineError::Target { id: id.clone(), error })?;
+                for (key, anchor) in found {
+                    if let Some(identity) = missing.get(&anchor).or_else(|| missing.get(&anchor.to_lowercase())) {
+                        here.insert(identity.clone(), key);
+                    }
+                }
+            }
+            if !unanchored.is_empty() {
+                let ids: Vec<String> = unanchored.iter().cloned().collect();
+                let found = t
+                    .conn
+                    .find_outside_scope(Lookup::Owner, &ids)
+                    .await
+                    .map_err(|error| EngineError::Target { id: id.clone(), error })?;
+                for (key, value) in found {
+                    if unanchored.contains(&value) {
+                        here.entry(IdentityId::from(value)).or_insert(key);
+                    }
                 }
             }
             out.insert(id.clone(), here);

@@ -306,3 +306,63 @@ fn anchors_a_failed_read_left_out_are_recorded_by_the_next_run() {
     let plan = env.enid(&["plan"]).ok();
     assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
 }
+
+/// The anchors are recorded however the configuration spells `base_dn` (the server gives a DN
+/// in its own spelling: no spaces after commas, attribute names in small letters): the key each
+/// row records is the one the create was sent to, and the read's DN is taken back to it.
+#[test]
+fn anchors_read_in_bulk_are_recorded_whatever_the_spelling_of_base_dn() {
+    let env = Env::new();
+    env.edit_config(&format!("base_dn = \"{BASE}\""), "base_dn = \"OU=people, dc=example, dc=org\"");
+    csv_rows(&env, &persons(1200));
+    env.apply().ok();
+    let recorded = anchors_recorded(&env);
+    assert_eq!(recorded.len(), 1200);
+    assert!(recorded.keys().all(|k| k.ends_with(",OU=people, dc=example, dc=org")), "keys as sent");
+    assert!(recorded.values().all(|a| a != "NONE"), "every anchor recorded");
+    let plan = env.enid(&["plan"]).ok();
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+}
+
+/// Accounts whose anchors a failed read left out are still found by the id they carry: one
+/// renamed by hand in the scope is taken back, one moved out of the scope is left where it is;
+/// neither is created a second time.
+#[test]
+fn accounts_without_their_anchors_moved_or_renamed_by_hand_are_not_made_twice() {
+    let rt = threaded_rt();
+    let env = Env::new();
+    let direct = std::net::SocketAddr::from(([127, 0, 0, 1], env.slapd.port));
+    let proxy = rt.block_on(FaultProxy::start(direct, Protocol::Ldap)).expect("proxy");
+    env.write_config_with_url(&format!("ldap://{}", proxy.addr()));
+    csv_rows(&env, &persons(1200));
+    proxy.reads_busy_after(1200, 0);
+    env.apply().ok();
+    proxy.clear();
+    assert!(anchors_recorded(&env).values().all(|a| a == "NONE"), "no anchor recorded");
+    let special = env.add_ou("special");
+    let people = env.people();
+    let mut two = people.values().take(2);
+    let (moved, renamed) = (two.next().expect("one").clone(), two.next().expect("two").clone());
+    let url = env.slapd.url();
+    rt.block_on(async {
+        let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await.unwrap();
+        ldap3::drive!(conn);
+        ldap.simple_bind("cn=admin,dc=example,dc=org", "secret").await.unwrap().success().unwrap();
+        let uid = moved.one("uid");
+        ldap.modifydn(&moved.dn, &format!("uid={uid}"), true, Some(&special)).await.unwrap().success().unwrap();
+        let uid = renamed.one("uid");
+        ldap.modifydn(&renamed.dn, &format!("uid={uid}.x"), true, None).await.unwrap().success().unwrap();
+    });
+    let _ = env.enid(&["apply", "--yes"]);
+    let on_target = ids_in_directory(&env);
+    assert_eq!(on_target.len(), 1200);
+    assert!(on_target.values().all(|dns| dns.len() == 1), "a second account");
+    assert!(ids_in_directory(&env)[&moved.one("employeeNumber")][0].contains("ou=special"), "left where it was moved");
+    let anchor_of = |e: &Entry| {
+        env.sql_value(&format!(
+            "SELECT coalesce(anchor, 'NONE') FROM accounts WHERE identity_id = '{}'",
+            e.one("employeeNumber")
+        ))
+    };
+    assert_eq!(anchor_of(&renamed), renamed.one("entryUUID"), "the renamed account is taken back as enid's");
+}

@@ -559,9 +559,9 @@ pub trait Target {
         let _ = (creates, in_scope);
         false
     }
-    /// Reads every account in scope that carries an owner value (the scope [`Target::observe`]
-    /// reads): its key, anchor and owner value, handed to `into` some thousand at a time, never
-    /// all held. What was handed before an error is true; the error ends the read. By default
+    /// Reads every entry where [`Target::observe`] reads that carries an owner value (the
+    /// excluded ones too): its key as this target spelled it at the create, its anchor, and each
+    /// owner value, handed to `into` some thousand at a time, never all held. What was handed before an error is true; the error ends the read. By default
     /// nothing (a target that never defers anchors).
     fn read_anchors(
         &self,

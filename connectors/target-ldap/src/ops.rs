@@ -120,7 +120,7 @@ impl LdapTarget {
                         }
                     }
                 }
-                self.add_with_anchor(&mut ldap, dn, entry).await
+                self.add_with_anchor(&mut ldap, dn, entry, self.anchors_deferred()).await
             }
             TargetOp::Rename { key, username } => {
                 let rdn = format!("{}={}", self.config.rdn_attribute, dn_escape(username));
@@ -202,7 +202,8 @@ impl LdapTarget {
                     let gid = self.allocate_gid(&mut ldap).await?;
                     entry.push(("gidNumber".to_string(), HashSet::from([gid.to_string()])));
                 }
-                self.add_with_anchor(&mut ldap, dn, entry).await
+                // A group's anchor is always read with its create: `read_anchors` reads accounts.
+                self.add_with_anchor(&mut ldap, dn, entry, false).await
             }
             TargetOp::AddMembers { key, members } => {
                 self.change_members(&mut ldap, key, members, true).await?;
@@ -242,7 +243,8 @@ impl LdapTarget {
 
 impl LdapTarget {
     /// Adds an entry with the Post-Read control, so its `entryUUID` comes back with the result;
-    /// without it when this apply's anchors are read afterwards ([`Target::defer_anchors`]).
+    /// without it when `deferred` (this apply's account anchors are read afterwards:
+    /// [`Target::defer_anchors`]).
     ///
     /// [`Target::defer_anchors`]: connector_api::Target::defer_anchors
     async fn add_with_anchor(
@@ -250,8 +252,9 @@ impl LdapTarget {
         ldap: &mut Link,
         dn: String,
         entry: Vec<(String, HashSet<String>)>,
+        deferred: bool,
     ) -> Result<OpOutcome, TargetError> {
-        if self.anchors_deferred() {
+        if deferred {
             let res = ldap.req()?.add(&dn, entry).await.map_err(|e| from_ldap(e, &format!("add {dn}")))?;
             from_result(res, &format!("add {dn}"))?;
             return Ok(OpOutcome::Created { key: dn, anchor: None });

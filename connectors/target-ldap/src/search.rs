@@ -174,7 +174,8 @@ impl LdapTarget {
         let adapters: Vec<Box<dyn Adapter<_, _>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let owner = self.config.owner_attribute.clone();
-        let request = vec!["entryUUID".to_string(), owner.clone()];
+        let rdn = self.config.rdn_attribute.clone();
+        let request = vec!["entryUUID".to_string(), owner.clone(), rdn.clone()];
         let mut stream = ldap
             .req()?
             .streaming_search_with(adapters, base, Scope::Subtree, &self.config.filter, request)
@@ -194,21 +195,37 @@ impl LdapTarget {
                 ))
             };
             let mut entry = Entry::take(entry).map_err(|m| malformed(m, None))?;
-            let (mut anchor, mut owned_by) = (None, None);
+            let (mut anchor, mut owners, mut username) = (None, Vec::new(), None);
             while let Some((name, values)) = entry.next_attribute().map_err(|m| malformed(m, Some(&entry.dn)))? {
-                let is_anchor = name.eq_ignore_ascii_case(b"entryUUID");
-                if !is_anchor && !name.eq_ignore_ascii_case(owner.as_bytes()) {
+                let is = |a: &str| name.eq_ignore_ascii_case(a.as_bytes());
+                let (is_anchor, is_owner, is_rdn) = (is("entryUUID"), is(&owner), is(&rdn));
+                if !is_anchor && !is_owner && !is_rdn {
                     continue;
                 }
-                let first = values.texts().map_err(|m| malformed(m, Some(&entry.dn)))?.into_iter().next();
+                let values = values.texts().map_err(|m| malformed(m, Some(&entry.dn)))?;
                 if is_anchor {
-                    anchor = first;
-                } else {
-                    owned_by = first;
+                    anchor = values.first().cloned();
+                }
+                if is_rdn {
+                    username = values.first().cloned();
+                }
+                if is_owner {
+                    owners = values;
                 }
             }
-            if let (Some(anchor), Some(owner)) = (anchor, owned_by) {
-                batch.push(FoundAnchor { key: entry.dn, anchor, owner });
+            // The key as this connector spelled it at the create (`dn_for`), where the entry is
+            // where a create puts it: the server gives the DN in its own spelling (attribute
+            // names in small letters, no spaces after commas, escapes in capitals).
+            let norm = normalize_dn(&entry.dn);
+            let key = username
+                .map(|u| self.dn_for(&u, self.in_disabled_ou(&norm)))
+                .filter(|ours| normalize_dn(ours) == norm)
+                .unwrap_or(entry.dn);
+            if let Some(anchor) = anchor {
+                // Each value (an enid id among others): the store takes the one a row is for.
+                for owner in owners {
+                    batch.push(FoundAnchor { key: key.clone(), anchor: anchor.clone(), owner });
+                }
             }
             if batch.len() >= BATCH
                 && into.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).await.is_err()

@@ -49,9 +49,10 @@ impl DesiredAccounts for std::vec::IntoIter<Desired> {
 /// the key the target reported. Nothing here predicts a key.
 ///
 /// How an identity's account is found: by the anchor its ownership row recorded, and only by
-/// it. A row without an anchor (a pending create, or a target without anchors) falls back to
-/// the recorded key, and only to an entry that carries the identity's id in `owner_attr`; a
-/// pending create also adopts the entry that carries the id wherever it is. Anything else is
+/// it. A row without an anchor (a pending create, a create in bulk whose anchor was not read,
+/// or a target without anchors) falls back to the recorded key, and only to an entry that
+/// carries the identity's id in `owner_attr`, then to the entry that carries the id wherever it
+/// is in scope (renamed by hand). Anything else is
 /// someone else's: an entry at the recorded key that is not the account, an entry with the
 /// identity's username, and an entry carrying an enid id that no ownership row records are all
 /// reported under `blocked` and never touched, and no account is created next to them.
@@ -191,7 +192,10 @@ pub fn plan_target(
                     // was sent to: the entry there counts only if it carries the identity's id.
                     let at_key = o.key().and_then(|k| by_key().get(&caps.key(k)).copied());
                     found = at_key.filter(|&i| carries_id(&observed[i], &d.spec.id));
-                    if found.is_none() && o.status == AccountStatus::Pending {
+                    // A pending create, or a create whose anchor was never read (an apply's
+                    // creates in bulk read theirs afterwards: `Target::read_anchors`): the entry
+                    // that carries the identity's id, wherever it is now (renamed by hand).
+                    if found.is_none() {
                         found = find_owner_value(&d.spec.id);
                     }
                 }

@@ -491,6 +491,11 @@ pub struct Plan {
     /// key now carries another person's number. No operation touches their accounts and their
     /// group memberships stay as they are.
     pub kept: Vec<KeptPerson>,
+    /// The accounts each target showed in its scope when planned (`TargetPlan::in_scope`):
+    /// what the apply weighs creates in bulk against (`Target::defer_anchors`). Not part of a
+    /// saved plan.
+    #[serde(skip)]
+    pub in_scope: BTreeMap<String, usize>,
 }
 
 /// A person the plan leaves exactly as at the last run, and why.
@@ -618,7 +623,9 @@ pub fn assemble(
     let mut group_summary = GroupSummary::default();
     let mut target_groups = BTreeMap::new();
     let mut group_adoptions = Vec::new();
+    let mut in_scope = BTreeMap::new();
     for (name, tp) in targets {
+        in_scope.insert(name.clone(), tp.in_scope);
         group_summary.create += tp.groups.create;
         group_summary.members_added += tp.groups.members_added;
         group_summary.members_removed += tp.groups.members_removed;
@@ -659,6 +666,7 @@ pub fn assemble(
         held: Vec::new(),
         unprotect: Vec::new(),
         kept: Vec::new(),
+        in_scope,
     }
 }
 

@@ -373,15 +373,28 @@ impl Engine {
             let mut after = AfterAccounts::before_groups(&group_ops);
             // Many creates into a scope of few accounts: the target may read their anchors
             // once afterwards instead of with each create (`Target::defer_anchors`).
-            let in_scope =
-                plan.targets.get(id).map_or(0, |s| s.existing()) + plan.unmanaged.get(id).copied().unwrap_or(0);
+            // (A plan loaded from the state does not carry its targets' counts: its summary's.)
+            let in_scope = plan.in_scope.get(id).copied().unwrap_or_else(|| {
+                plan.targets.get(id).map_or(0, |s| s.existing()) + plan.unmanaged.get(id).copied().unwrap_or(0)
+            });
             let deferred = handle.conn.defer_anchors(creates.len(), in_scope);
             if !account_ops.is_empty() || !creates.is_empty() {
                 let ops = Sends { all: &plan.operations, creates: &creates, ops: &account_ops };
                 let sent = self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch).await;
                 if deferred {
                     handle.conn.defer_anchors(0, 0);
-                    if sent.is_ok() {
+                    // An apply asked to stop, a target that stopped, or a node whose lease
+                    // lapsed does not read the whole scope first: the next run records the rest.
+                    let stopped = report.interrupted.is_some()
+                        || report.skipped > skipped_before
+                        || connector_api::fence::check().is_err();
+                    if sent.is_ok() && stopped {
+                        tracing::warn!(
+                            target_id = id,
+                            "the anchors of the accounts this run created were not read (the apply stopped): \
+                             the next run records them"
+                        );
+                    } else if sent.is_ok() {
                         self.record_deferred_anchors(id, handle, creates.len()).await?;
                     }
                 }
