@@ -153,48 +153,33 @@ impl Engine {
     ) -> Result<BTreeMap<String, HashMap<IdentityId, String>>, EngineError> {
         let mut out = BTreeMap::new();
         for (id, t) in self.targets.iter().filter(|(_, t)| t.caps.finds_outside_scope) {
-            let missing: HashMap<String, IdentityId> = missing_owned
-                .get(id)
-                .into_iter()
-                .flat_map(|(m, _)| m.iter())
-                .filter_map(|a| Some((a.anchor().map(str::to_owned)?, a.identity_id.clone())))
-                .collect();
-            // Rows whose anchor was never read (a create in bulk whose read failed) are found
-            // by the id their account carries.
-            let unanchored: HashSet<String> = missing_owned
-                .get(id)
-                .into_iter()
-                .flat_map(|(m, _)| m.iter())
-                .filter(|a| a.anchor().is_none() && a.key().is_some())
-                .map(|a| a.identity_id.to_string())
-                .collect();
-            if missing.is_empty() && unanchored.is_empty() {
+            // Each missing account by its anchor, or (a row whose anchor was never read: a create
+            // in bulk whose read failed) by the id the account carries.
+            let (mut by_anchor, mut by_owner) = (HashMap::new(), HashMap::new());
+            for a in missing_owned.get(id).into_iter().flat_map(|(m, _)| m.iter()) {
+                match a.anchor() {
+                    Some(anchor) => by_anchor.insert(anchor.to_owned(), a.identity_id.clone()),
+                    None if a.key().is_some() => by_owner.insert(a.identity_id.to_string(), a.identity_id.clone()),
+                    None => None,
+                };
+            }
+            if by_anchor.is_empty() && by_owner.is_empty() {
                 continue;
             }
             let mut here = HashMap::new();
-            if !missing.is_empty() {
-                let anchors: Vec<String> = missing.keys().cloned().collect();
-                let found = t
-                    .conn
-                    .find_outside_scope(Lookup::Anchor, &anchors)
-                    .await
-                    .map_err(|error| EngineError::Target { id: id.clone(), error })?;
-                for (key, anchor) in found {
-                    if let Some(identity) = missing.get(&anchor).or_else(|| missing.get(&anchor.to_lowercase())) {
-                        here.insert(identity.clone(), key);
-                    }
+            for (lookup, wanted) in [(Lookup::Anchor, by_anchor), (Lookup::Owner, by_owner)] {
+                if wanted.is_empty() {
+                    continue;
                 }
-            }
-            if !unanchored.is_empty() {
-                let ids: Vec<String> = unanchored.iter().cloned().collect();
+                let values: Vec<String> = wanted.keys().cloned().collect();
                 let found = t
                     .conn
-                    .find_outside_scope(Lookup::Owner, &ids)
+                    .find_outside_scope(lookup, &values)
                     .await
                     .map_err(|error| EngineError::Target { id: id.clone(), error })?;
                 for (key, value) in found {
-                    if unanchored.contains(&value) {
-                        here.entry(IdentityId::from(value)).or_insert(key);
+                    if let Some(identity) = wanted.get(&value).or_else(|| wanted.get(&value.to_lowercase())) {
+                        here.insert(identity.clone(), key);
                     }
                 }
             }

@@ -75,17 +75,8 @@ impl Engine {
         let Some(full) = self.last_full_run().await? else { return Ok(BTreeMap::new()) };
         let mut out: BTreeMap<String, crate::core::plan::Summary> = BTreeMap::new();
         for (target, action, n) in self.store.applied_since(full.id).await? {
-            let known = [
-                Action::Create,
-                Action::Claim,
-                Action::Rename,
-                Action::Move,
-                Action::Update,
-                Action::Enable,
-                Action::Disable,
-                Action::Delete,
-            ];
-            if let Some(a) = known.into_iter().find(|a| a.as_str() == action) {
+            let mut account_actions = Action::ALL.into_iter().filter(|a| !super::apply::is_group_action(*a));
+            if let Some(a) = account_actions.find(|a| a.as_str() == action) {
                 let summary = out.entry(target).or_default();
                 for _ in 0..n {
                     summary.count(a);

@@ -264,6 +264,25 @@ fn anchors_recorded(env: &Env) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The entries under the people OU: DN to `entryUUID`.
+fn entry_uuids(env: &Env) -> BTreeMap<String, String> {
+    env.people().values().map(|e| (e.dn.clone(), e.one("entryUUID"))).collect()
+}
+
+/// 1,200 persons applied through a proxy that answers every search "busy" once the creates are
+/// sent: the accounts are made, their anchors not read. The runtime holds the proxy.
+fn applied_without_reading_the_anchors(env: &Env) -> (tokio::runtime::Runtime, FaultProxy, Run) {
+    let rt = threaded_rt();
+    let direct = std::net::SocketAddr::from(([127, 0, 0, 1], env.slapd.port));
+    let proxy = rt.block_on(FaultProxy::start(direct, Protocol::Ldap)).expect("proxy");
+    env.write_config_with_url(&format!("ldap://{}", proxy.addr()));
+    csv_rows(env, &persons(1200));
+    proxy.reads_busy_after(1200, 0);
+    let run = env.apply().ok();
+    proxy.clear();
+    (rt, proxy, run)
+}
+
 /// Issue 19, apply throughput: many creates into a scope of few accounts (1,200 into an empty
 /// directory) go out without the Post-Read control (which cost slapd's one writer a third more per
 /// add), and their anchors are read once after them: every ownership row holds its entry's
@@ -273,7 +292,7 @@ fn the_anchors_of_creates_in_bulk_are_read_after_them() {
     let env = Env::new();
     csv_rows(&env, &persons(1200));
     env.apply().ok();
-    let uuids: BTreeMap<String, String> = env.people().values().map(|e| (e.dn.clone(), e.one("entryUUID"))).collect();
+    let uuids = entry_uuids(&env);
     assert_eq!(uuids.len(), 1200);
     assert_eq!(anchors_recorded(&env), uuids, "each row holds its entry's entryUUID");
     let plan = env.enid(&["plan"]).ok();
@@ -286,23 +305,15 @@ fn the_anchors_of_creates_in_bulk_are_read_after_them() {
 /// nothing to the directory, and then nothing is left to do.
 #[test]
 fn anchors_a_failed_read_left_out_are_recorded_by_the_next_run() {
-    let rt = threaded_rt();
     let env = Env::new();
-    let direct = std::net::SocketAddr::from(([127, 0, 0, 1], env.slapd.port));
-    let proxy = rt.block_on(FaultProxy::start(direct, Protocol::Ldap)).expect("proxy");
-    env.write_config_with_url(&format!("ldap://{}", proxy.addr()));
-    csv_rows(&env, &persons(1200));
-    proxy.reads_busy_after(1200, 0);
-    let run = env.apply().ok();
+    let (_rt, proxy, run) = applied_without_reading_the_anchors(&env);
     assert!(run.stderr.contains("could not all be read"), "{}", run.stderr);
     assert_eq!(env.people().len(), 1200, "every account made");
     assert!(anchors_recorded(&env).values().all(|a| a == "NONE"), "no anchor recorded");
-    proxy.clear();
     proxy.reset_seen();
     env.apply().ok();
     assert!(proxy.seen().iter().all(|s| !s.write), "nothing written to the directory");
-    let uuids: BTreeMap<String, String> = env.people().values().map(|e| (e.dn.clone(), e.one("entryUUID"))).collect();
-    assert_eq!(anchors_recorded(&env), uuids);
+    assert_eq!(anchors_recorded(&env), entry_uuids(&env));
     let plan = env.enid(&["plan"]).ok();
     assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
 }
@@ -329,15 +340,8 @@ fn anchors_read_in_bulk_are_recorded_whatever_the_spelling_of_base_dn() {
 /// neither is created a second time.
 #[test]
 fn accounts_without_their_anchors_moved_or_renamed_by_hand_are_not_made_twice() {
-    let rt = threaded_rt();
     let env = Env::new();
-    let direct = std::net::SocketAddr::from(([127, 0, 0, 1], env.slapd.port));
-    let proxy = rt.block_on(FaultProxy::start(direct, Protocol::Ldap)).expect("proxy");
-    env.write_config_with_url(&format!("ldap://{}", proxy.addr()));
-    csv_rows(&env, &persons(1200));
-    proxy.reads_busy_after(1200, 0);
-    env.apply().ok();
-    proxy.clear();
+    let (rt, _proxy, _) = applied_without_reading_the_anchors(&env);
     assert!(anchors_recorded(&env).values().all(|a| a == "NONE"), "no anchor recorded");
     let special = env.add_ou("special");
     let people = env.people();

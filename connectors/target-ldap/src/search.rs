@@ -25,7 +25,62 @@ pub(crate) fn and_any(filter: &str, attrs: &[&str], values: &[String], suffix: &
     format!("(&{base}(|{any}))")
 }
 
+/// A paged subtree search, its entries taken one at a time: all or nothing (a malformed entry,
+/// or a search that ends in an error, voids the whole read). What the reads of accounts share.
+struct PagedRead<'b> {
+    base: &'b str,
+    stream: ldap3::SearchStream<'static, String, Vec<String>>,
+}
+
+impl PagedRead<'_> {
+    /// The next entry, taken apart by value.
+    async fn next(&mut self) -> Result<Option<Entry>, TargetError> {
+        match self.stream.next().await {
+            Ok(Some(e)) => Entry::take(e).map(Some).map_err(|m| self.malformed(m, None)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(from_ldap(e, &format!("search {}", self.base))),
+        }
+    }
+
+    /// What the server sent wrong (in the entry at `dn`, when known), as the read's error.
+    fn malformed(&self, Malformed(what): Malformed, dn: Option<&str>) -> TargetError {
+        let at = dn.map(|dn| format!(" at {dn}")).unwrap_or_default();
+        TargetError::unavailable(format!(
+            "search {}: the server sent {what}{at}; the read is void (check the server and its schema)",
+            self.base
+        ))
+    }
+
+    /// The search's end: an error is a partial read, the whole read void; but a disabled OU
+    /// that does not exist yet (searched beside `base_dn`) holds nothing.
+    async fn finish(mut self, target: &LdapTarget) -> Result<(), TargetError> {
+        let res = self.stream.finish().await;
+        if res.rc == 32 && normalize_dn(self.base) != normalize_dn(&target.config.base_dn) {
+            return Ok(());
+        }
+        from_result(res, &format!("search {}", self.base)).map(drop)
+    }
+}
+
 impl LdapTarget {
+    /// A paged subtree search under `base` for `request`'s attributes.
+    async fn paged_read<'b>(
+        &self,
+        base: &'b str,
+        filter: &str,
+        request: Vec<String>,
+    ) -> Result<PagedRead<'b>, TargetError> {
+        let mut ldap = self.ldap().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
+        let stream = ldap
+            .req()?
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, request)
+            .await
+            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        Ok(PagedRead { base, stream })
+    }
+
     pub(crate) async fn search_all(&self, base: &str, attrs: &[String]) -> Result<Vec<ObservedAccount>, TargetError> {
         self.search_filtered(base, &self.config.filter.clone(), attrs).await
     }
@@ -53,15 +108,8 @@ impl LdapTarget {
         filter: &str,
         attrs: &[String],
     ) -> Result<Vec<ObservedAccount>, TargetError> {
-        let mut ldap = self.ldap().await?;
-        let adapters: Vec<Box<dyn Adapter<_, _>>> =
-            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
         let request = self.wanted(attrs);
-        let mut stream = ldap
-            .req()?
-            .streaming_search_with(adapters, base, Scope::Subtree, filter, request.clone())
-            .await
-            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let mut read = self.paged_read(base, filter, request.clone()).await?;
         // The names as asked for (the last spelling of a name asked for twice), in name order,
         // made once and shared by every account read; an entry's attribute is found by its
         // place among them.
@@ -85,22 +133,10 @@ impl LdapTarget {
             DisableMethod::Move { .. } => None,
         };
         let mut out = Vec::new();
-        loop {
-            let entry = match stream.next().await {
-                Ok(Some(e)) => e,
-                Ok(None) => break,
-                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
-            };
-            let malformed = |Malformed(what), dn: Option<&str>| {
-                let at = dn.map(|dn| format!(" at {dn}")).unwrap_or_default();
-                TargetError::unavailable(format!(
-                    "search {base}: the server sent {what}{at}; the read is void (check the server and its schema)"
-                ))
-            };
-            let mut entry = Entry::take(entry).map_err(|m| malformed(m, None))?;
+        while let Some(mut entry) = read.next().await? {
             let mut texts: Vec<(usize, Vec<String>)> = Vec::with_capacity(shared.len());
             let (mut anchor, mut username, mut disabled) = (None, None, false);
-            while let Some((name, values)) = entry.next_attribute().map_err(|m| malformed(m, Some(&entry.dn)))? {
+            while let Some((name, values)) = entry.next_attribute().map_err(|m| read.malformed(m, Some(&entry.dn)))? {
                 let Some(at) = std::str::from_utf8(&name).ok().and_then(&place) else { continue };
                 let mut values = values.texts().map_err(|m| {
                     let what = format!("{} (attribute {})", m.0, String::from_utf8_lossy(&name));
@@ -151,12 +187,7 @@ impl LdapTarget {
             account.excluded = excluded;
             out.push(account);
         }
-        let res = stream.finish().await;
-        // A search that ends in an error is a partial read: the whole observation is void.
-        if res.rc == 32 && normalize_dn(base) != normalize_dn(&self.config.base_dn) {
-            return Ok(out); // the disabled OU does not exist yet: nothing is disabled
-        }
-        from_result(res, &format!("search {base}"))?;
+        read.finish(self).await?;
         Ok(out)
     }
 
@@ -170,39 +201,19 @@ impl LdapTarget {
         into: &tokio::sync::mpsc::Sender<Vec<FoundAnchor>>,
     ) -> Result<(), TargetError> {
         const BATCH: usize = 1000;
-        let mut ldap = self.ldap().await?;
-        let adapters: Vec<Box<dyn Adapter<_, _>>> =
-            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.config.page_size))];
-        let owner = self.config.owner_attribute.clone();
-        let rdn = self.config.rdn_attribute.clone();
+        let (owner, rdn) = (&self.config.owner_attribute, &self.config.rdn_attribute);
         let request = vec!["entryUUID".to_string(), owner.clone(), rdn.clone()];
-        let mut stream = ldap
-            .req()?
-            .streaming_search_with(adapters, base, Scope::Subtree, &self.config.filter, request)
-            .await
-            .map_err(|e| from_ldap(e, &format!("search {base}")))?;
+        let mut read = self.paged_read(base, &self.config.filter, request).await?;
         let mut batch = Vec::with_capacity(BATCH);
-        loop {
-            let entry = match stream.next().await {
-                Ok(Some(e)) => e,
-                Ok(None) => break,
-                Err(e) => return Err(from_ldap(e, &format!("search {base}"))),
-            };
-            let malformed = |Malformed(what), dn: Option<&str>| {
-                let at = dn.map(|dn| format!(" at {dn}")).unwrap_or_default();
-                TargetError::unavailable(format!(
-                    "search {base}: the server sent {what}{at}; the read is void (check the server and its schema)"
-                ))
-            };
-            let mut entry = Entry::take(entry).map_err(|m| malformed(m, None))?;
+        while let Some(mut entry) = read.next().await? {
             let (mut anchor, mut owners, mut username) = (None, Vec::new(), None);
-            while let Some((name, values)) = entry.next_attribute().map_err(|m| malformed(m, Some(&entry.dn)))? {
+            while let Some((name, values)) = entry.next_attribute().map_err(|m| read.malformed(m, Some(&entry.dn)))? {
                 let is = |a: &str| name.eq_ignore_ascii_case(a.as_bytes());
-                let (is_anchor, is_owner, is_rdn) = (is("entryUUID"), is(&owner), is(&rdn));
+                let (is_anchor, is_owner, is_rdn) = (is("entryUUID"), is(owner), is(rdn));
                 if !is_anchor && !is_owner && !is_rdn {
                     continue;
                 }
-                let values = values.texts().map_err(|m| malformed(m, Some(&entry.dn)))?;
+                let values = values.texts().map_err(|m| read.malformed(m, Some(&entry.dn)))?;
                 if is_anchor {
                     anchor = values.first().cloned();
                 }
@@ -234,11 +245,7 @@ impl LdapTarget {
                 return Ok(());
             }
         }
-        let res = stream.finish().await;
-        if res.rc == 32 && normalize_dn(base) != normalize_dn(&self.config.base_dn) {
-            return Ok(()); // the disabled OU does not exist yet
-        }
-        from_result(res, &format!("search {base}"))?;
+        read.finish(self).await?;
         if !batch.is_empty() {
             let _ = into.send(batch).await;
         }

@@ -419,11 +419,6 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Summary {
-    /// The accounts in scope this summary counts that exist already (all but the creates).
-    pub fn existing(&self) -> usize {
-        self.claim + self.rename + self.r#move + self.update + self.enable + self.disable + self.delete + self.unchanged
-    }
-
     /// Counts one operation of `a`.
     pub fn count(&mut self, a: Action) {
         match a {
@@ -492,8 +487,7 @@ pub struct Plan {
     /// group memberships stay as they are.
     pub kept: Vec<KeptPerson>,
     /// The accounts each target showed in its scope when planned (`TargetPlan::in_scope`):
-    /// what the apply weighs creates in bulk against (`Target::defer_anchors`). Not part of a
-    /// saved plan.
+    /// what the apply weighs creates in bulk against (`Target::defer_anchors`). Not shown.
     #[serde(skip)]
     pub in_scope: BTreeMap<String, usize>,
 }

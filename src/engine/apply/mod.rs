@@ -373,10 +373,7 @@ impl Engine {
             let mut after = AfterAccounts::before_groups(&group_ops);
             // Many creates into a scope of few accounts: the target may read their anchors
             // once afterwards instead of with each create (`Target::defer_anchors`).
-            // (A plan loaded from the state does not carry its targets' counts: its summary's.)
-            let in_scope = plan.in_scope.get(id).copied().unwrap_or_else(|| {
-                plan.targets.get(id).map_or(0, |s| s.existing()) + plan.unmanaged.get(id).copied().unwrap_or(0)
-            });
+            let in_scope = plan.in_scope.get(id).copied().unwrap_or(0);
             let deferred = handle.conn.defer_anchors(creates.len(), in_scope);
             if !account_ops.is_empty() || !creates.is_empty() {
                 let ops = Sends { all: &plan.operations, creates: &creates, ops: &account_ops };
@@ -482,7 +479,6 @@ impl Engine {
             let (mut read, mut recorded) = (0usize, 0u64);
             let mut chunk: Vec<connector_api::FoundAnchor> = Vec::new();
             let mut writing: Option<tokio::task::JoinHandle<Result<u64, StoreError>>> = None;
-            let started = std::time::Instant::now();
             loop {
                 let batch = found.recv().await;
                 let done = batch.is_none();
@@ -508,11 +504,6 @@ impl Engine {
             if let Some(last) = writing.take() {
                 recorded += join_flush(last).await?;
             }
-            tracing::debug!(
-                target_id = id,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "recorded the anchors read"
-            );
             Ok::<_, EngineError>((read, recorded))
         };
         let (read, recorded) = futures::future::join(reading, recording).await;
