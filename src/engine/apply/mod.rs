@@ -402,25 +402,32 @@ impl Engine {
             let deferred = handle.conn.defer_anchors(creates.len(), in_scope);
             if !account_ops.is_empty() || !creates.is_empty() {
                 let ops = Sends { all: &plan.operations, creates: &creates, ops: &account_ops };
-                let sent = self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch).await;
+                // Deferred: the read of the anchors starts while the last results are written.
+                let last = self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch, deferred);
+                let last = last.await;
                 if deferred {
                     handle.conn.defer_anchors(0, 0);
+                }
+                let last = last?;
+                if deferred {
                     // An apply asked to stop, a target that stopped, or a node whose lease
                     // lapsed does not read the whole scope first: the next run records the rest.
                     let stopped = report.interrupted.is_some()
                         || report.skipped > skipped_before
                         || connector_api::fence::check().is_err();
-                    if sent.is_ok() && stopped {
+                    if stopped {
+                        if let Some(last) = last {
+                            join_flush(last).await?;
+                        }
                         tracing::warn!(
                             target_id = id,
                             "the anchors of the accounts this run created were not read (the apply stopped): \
                              the next run records them"
                         );
-                    } else if sent.is_ok() {
-                        self.record_deferred_anchors(id, handle, creates.len()).await?;
+                    } else {
+                        self.record_deferred_anchors(id, handle, creates.len(), last).await?;
                     }
                 }
-                sent?;
             }
             if group_ops.is_empty() {
                 continue;
@@ -471,7 +478,7 @@ impl Engine {
             self.store.record_groups(&pending, now).await?;
             let mut groups_after = AfterAccounts::default();
             let ops = Sends { all: &plan.operations, creates: &[], ops: &group_ops };
-            self.apply_target(run, id, handle, ops, gate, &mut groups_after, now, &mut report, &watch).await?;
+            self.apply_target(run, id, handle, ops, gate, &mut groups_after, now, &mut report, &watch, false).await?;
             for (name, outcome) in groups_after.group_outcomes {
                 match outcome {
                     OpOutcome::Created { key, anchor } => {
@@ -488,19 +495,22 @@ impl Engine {
     }
 
     /// Reads the anchors of the accounts a target created without them (`deferred`) and
-    /// records them on their ownership rows as they come. A read that fails leaves the rest
-    /// without an anchor: the next run finds each at its recorded key carrying its enid id, and
-    /// records it then. A write that fails is the store's error.
+    /// records them on their ownership rows as they come, once `last` (the write of the sends'
+    /// last results, which makes their rows no longer pending) is done. A read that fails leaves
+    /// the rest without an anchor: the next run finds each at its recorded key carrying its enid
+    /// id, and records it then. A write that fails is the store's error.
     async fn record_deferred_anchors(
         &self,
         id: &str,
         handle: &TargetHandle,
         creates: usize,
+        last: Option<Flush>,
     ) -> Result<(), EngineError> {
         let started = std::time::Instant::now();
         let (into, mut found) = tokio::sync::mpsc::channel(4);
         let reading = handle.conn.read_anchors(into);
         let recording = async {
+            let mut last = last;
             let (mut read, mut recorded) = (0usize, 0u64);
             let mut chunk: Vec<connector_api::FoundAnchor> = Vec::new();
             let mut writing: Option<tokio::task::JoinHandle<Result<u64, StoreError>>> = None;
@@ -516,6 +526,9 @@ impl Engine {
                     // a chunk to a transaction: in the target's order, each thousand touched a
                     // page of the table per account, and wrote every page again at its commit.
                     chunk.sort_unstable_by(|a, b| a.owner.cmp(&b.owner));
+                    if let Some(last) = last.take() {
+                        join_flush(last).await?;
+                    }
                     if let Some(before) = writing.take() {
                         recorded += join_flush(before).await?;
                     }
@@ -526,8 +539,11 @@ impl Engine {
                     break;
                 }
             }
-            if let Some(last) = writing.take() {
-                recorded += join_flush(last).await?;
+            if let Some(last) = last.take() {
+                join_flush(last).await?;
+            }
+            if let Some(final_write) = writing.take() {
+                recorded += join_flush(final_write).await?;
             }
             Ok::<_, EngineError>((read, recorded))
         };
@@ -556,7 +572,8 @@ impl Engine {
 
     /// Sends one target's operations, each to its account's key as it is now, and notes in
     /// `after` what the target reported: the keys and usernames accounts have now, and the
-    /// outcomes of group operations.
+    /// outcomes of group operations. With `leave_last_write`, the write of the last results is
+    /// handed back going (to be joined) instead of waited for.
     #[allow(clippy::too_many_arguments)]
     async fn apply_target(
         &self,
@@ -569,7 +586,8 @@ impl Engine {
         now: DateTime<Utc>,
         report: &mut ApplyReport,
         watch: &Watch<'_>,
-    ) -> Result<(), EngineError> {
+        leave_last_write: bool,
+    ) -> Result<Option<Flush>, EngineError> {
         // Results are logged (and ownership rows updated) in batches (`flush_due`). A result not
         // logged when the run dies is found again by the next run (the pending row, the owner
         // marker).
@@ -802,8 +820,12 @@ impl Engine {
         if let Some(prev) = flushing.take() {
             join_flush(prev).await?;
         }
+        if leave_last_write {
+            let store = self.store.clone();
+            return Ok(Some(tokio::spawn(async move { store.record_ops(run, &batch, now).await })));
+        }
         self.store.record_ops(run, &batch, now).await?;
-        Ok(())
+        Ok(None)
     }
 
     /// Logs operations that were not sent (and counts them in the progress, which reaches the
@@ -828,6 +850,9 @@ impl Engine {
         Ok(self.store.record_ops(run, &records, now).await?)
     }
 }
+
+/// A write of results going on ([`Engine::apply_target`]).
+type Flush = tokio::task::JoinHandle<Result<(), StoreError>>;
 
 async fn join_flush<T>(handle: tokio::task::JoinHandle<Result<T, StoreError>>) -> Result<T, EngineError> {
     match handle.await {
