@@ -1,14 +1,15 @@
 //! The SQLite state store: one file (`[state] path`) through sqlx, with the migrations of
 //! `migrations/sqlite/` embedded at build time.
 //!
-//! Reads of whole tables come back as JSON arrays built inside SQLite (`json_group_array`,
-//! `json_rows`): one row per query instead of one per identity, which makes reading 100,000
-//! identities about ten times faster; the snapshot's large tables in chunks of rows
-//! (`json_table`), so that no table's text is ever held whole. Bulk writes go as multi-row
+//! The snapshot's whole tables (identities, stored records, ownership rows) are read through
+//! connections of their own, row by row on a blocking thread ([`direct`]). Other reads of many
+//! rows come back as JSON arrays built inside SQLite (`json_group_array`, `json_rows`): one row
+//! per query instead of one per identity through sqlx's channel. Bulk writes go as multi-row
 //! statements (`bulk`). Every other statement goes through `exec`, `exec_all` (one transaction)
 //! or `fetch`, so each method is its SQL and little else.
 
 mod bulk;
+mod direct;
 mod file;
 mod partial;
 mod prior;
@@ -92,10 +93,6 @@ macro_rules! in_tx {
     };
 }
 
-/// How many rows a whole-table read takes per statement ([`SqliteStore::json_table`]). The
-/// store suite's largest tables (2,500 rows) are five chunks of the tests' size exactly: every
-/// chunk is full and one more read finds nothing.
-const TABLE_CHUNK: i64 = if cfg!(test) { 500 } else { 10_000 };
 
 /// A statement with its values bound.
 type Q<'q> = Query<'q, Sqlite, SqliteArguments>;
@@ -115,6 +112,10 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// The database file, for messages.
     path: String,
+    /// The database file, for the whole-table reads' own connections ([`direct`]).
+    file: std::path::PathBuf,
+    /// How long a connection waits for another process's write lock.
+    busy: Duration,
     /// `open` created the file: the state is new.
     created: bool,
     /// Held by every write of this process, from before its transaction begins to its end: the
@@ -211,7 +212,8 @@ impl SqliteStore {
         .await;
         drop(locked);
         let pool = opened?;
-        Ok(SqliteStore { pool, writer, path: shown, created, writing: Arc::default() })
+        let file = path.to_path_buf();
+        Ok(SqliteStore { pool, writer, path: shown, file, busy, created, writing: Arc::default() })
     }
 
     /// The pool, for `enid state copy`.
@@ -300,44 +302,6 @@ impl SqliteStore {
             .map_err(|e| self.fail(format!("reading the state: {e}")))
     }
 
-    /// Every row of `table`, as the JSON arrays `columns` makes of them, handed to `into` as
-    /// each is decoded: in chunks of [`TABLE_CHUNK`] rows by rowid, so that neither SQLite's
-    /// text of a chunk nor its copy is ever the whole table (at a million records that text
-    /// alone is a quarter of a gigabyte, held twice). The count and the chunks are read in one
-    /// transaction, so they are one consistent view of the table. `table` and `columns` are
-    /// the code's own constants, never input.
-    async fn json_table<T: serde::de::DeserializeOwned, S: RowSink<T>>(
-        &self,
-        table: &str,
-        columns: &str,
-        mut into: S,
-    ) -> Result<S, StoreError> {
-        let count_sql = format!("SELECT count(*) FROM {table}");
-        let chunk_sql = format!(
-            "SELECT count(*), max(rid_), json_group_array({columns})
-               FROM (SELECT rowid AS rid_, * FROM {table} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)"
-        );
-        let mut tx = self.ctx(self.pool.begin().await)?;
-        let count: i64 = self.ctx(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).fetch_one(&mut *tx).await)?;
-        into.reserve(usize::try_from(count).unwrap_or(0));
-        let mut after = i64::MIN;
-        loop {
-            let q = sqlx::query(sqlx::AssertSqlSafe(chunk_sql.as_str())).bind(after).bind(TABLE_CHUNK);
-            let row = self.ctx(q.fetch_one(&mut *tx).await)?;
-            let rows: i64 = self.ctx(row.try_get(0))?;
-            if rows == 0 {
-                break;
-            }
-            after = self.ctx(row.try_get(1))?;
-            self.decode_each(self.ctx(row.try_get(2))?, &mut into)?;
-            if rows < TABLE_CHUNK {
-                break;
-            }
-        }
-        self.ctx(tx.rollback().await)?;
-        Ok(into)
-    }
-
     /// A JSON column's value, decoded; `what` names it in the error.
     fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, text: &str) -> Result<T, StoreError> {
         serde_json::from_str(text).map_err(|e| self.fail(format!("{what}: {e}")))
@@ -369,20 +333,16 @@ impl SqliteStore {
     async fn read_snapshot(&self, with_accounts: bool) -> Result<Snapshot, StoreError> {
         let (identities, records, accounts) = snapshot_sinks();
         let accounts = async {
-            if with_accounts { self.json_table("accounts", ACCOUNT_COLUMNS, accounts).await } else { Ok(accounts) }
+            if with_accounts { self.read_whole(direct::ACCOUNTS, accounts).await } else { Ok(accounts) }
         };
         let (identities, records, accounts) = tokio::try_join!(
-            self.json_table("identities", IDENTITY_COLUMNS, identities),
-            self.json_table("source_records", partial::RECORD_COLUMNS, records),
+            self.read_whole(direct::IDENTITIES, identities),
+            self.read_whole(direct::RECORDS, records),
             accounts,
         )?;
         Ok(super::rows::build_snapshot(identities, records, accounts))
     }
 }
-
-/// The columns of a snapshot's identities and ownership rows, as JSON arrays.
-const IDENTITY_COLUMNS: &str = "json_array(id, username, primary_school, primary_tie)";
-const ACCOUNT_COLUMNS: &str = "json_array(target, identity_id, key, anchor, status, disabled_at)";
 
 impl StateStore for SqliteStore {
     fn created(&self) -> bool {
@@ -426,7 +386,7 @@ impl StateStore for SqliteStore {
         &self,
         identities: std::sync::Arc<crate::core::model::IdMap<Option<connector_api::value::Str>>>,
     ) -> Result<Vec<OwnedAccount>, StoreError> {
-        let accounts = self.json_table("accounts", ACCOUNT_COLUMNS, super::rows::accounts_sink(identities)).await?;
+        let accounts = self.read_whole(direct::ACCOUNTS, super::rows::accounts_sink(identities)).await?;
         Ok(accounts.into_accounts())
     }
 

@@ -283,3 +283,42 @@ async fn only_the_writing_connection_keeps_a_large_cache() {
     );
     drop(readers);
 }
+
+/// The whole-table reads open the file through a connection of their own ([`super::direct`]):
+/// a state at a path with spaces and letters beyond ASCII is read as the pool wrote it.
+#[tokio::test]
+async fn the_whole_table_reads_find_a_state_at_a_path_with_spaces_and_letters_beyond_ascii() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("tillstånd för enid");
+    std::fs::create_dir(&sub).unwrap();
+    let store = SqliteStore::open(&sub.join("stat ä.db")).await.unwrap();
+    let new = [("e-1".into(), "kim.lind".to_string())];
+    let mut records = std::iter::once(crate::store::suite::record("sis", "P1", "e-1", None));
+    store.commit_identities_from(&new, &mut records, &[], chrono::Utc::now()).await.unwrap();
+    let snap = store.snapshot().await.unwrap();
+    assert!(snap.record("sis", "P1").is_some(), "the record is read");
+    assert_eq!(snap.identities.len(), 1);
+}
+
+/// A value of another kind where the schema says text (written by hand, or by a broken tool)
+/// fails the read, naming the table: never an identity without its username, never a
+/// snapshot short of a row.
+#[tokio::test]
+async fn a_whole_table_read_fails_on_a_value_of_another_kind_and_names_the_table() {
+    let (_dir, store) = open().await;
+    let new = [("e-1".into(), "kim.lind".to_string()), ("e-2".into(), "ali.berg".to_string())];
+    let mut records = [
+        crate::store::suite::record("sis", "P1", "e-1", None),
+        crate::store::suite::record("sis", "P2", "e-2", None),
+    ]
+    .into_iter();
+    store.commit_identities_from(&new, &mut records, &[], chrono::Utc::now()).await.unwrap();
+    assert_eq!(store.snapshot().await.unwrap().identities.len(), 2);
+    sqlx::query("UPDATE identities SET username = x'00ff' WHERE id = 'e-2'").execute(&store.pool).await.unwrap();
+    let e = store.snapshot().await.expect_err("a blob for a username");
+    assert!(e.message.contains("identities"), "{e:?}");
+    sqlx::query("UPDATE identities SET username = 'ali.berg' WHERE id = 'e-2'").execute(&store.pool).await.unwrap();
+    sqlx::query("UPDATE source_records SET role = x'01' WHERE person_id = 'P1'").execute(&store.pool).await.unwrap();
+    let e = store.snapshot().await.expect_err("a blob for a role");
+    assert!(e.message.contains("source_records"), "{e:?}");
+}
