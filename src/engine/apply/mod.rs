@@ -509,7 +509,9 @@ impl Engine {
         let started = std::time::Instant::now();
         let (into, mut found) = tokio::sync::mpsc::channel(4);
         let reading = handle.conn.read_anchors(into);
-        let recording = async {
+        // Owns the receiving end: when the recording ends (a write failed), the read's next
+        // hand-over fails and the read ends too, instead of waiting for room forever.
+        let recording = async move {
             let mut last = last;
             let (mut read, mut recorded) = (0usize, 0u64);
             let mut chunk: Vec<connector_api::FoundAnchor> = Vec::new();

@@ -197,6 +197,8 @@ impl SqliteStore {
             .max_connections(1)
             .acquire_slow_level(log::LevelFilter::Debug)
             .connect_lazy_with(opts.clone());
+        // The file sqlx opens (its URL's path, decoded), for the reads that open it again.
+        let file = opts.get_filename().to_path_buf();
         let opened = async {
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
@@ -212,7 +214,6 @@ impl SqliteStore {
         .await;
         drop(locked);
         let pool = opened?;
-        let file = path.to_path_buf();
         Ok(SqliteStore { pool, writer, path: shown, file, busy, created, writing: Arc::default() })
     }
 
