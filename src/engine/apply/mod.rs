@@ -403,7 +403,8 @@ impl Engine {
             if !account_ops.is_empty() || !creates.is_empty() {
                 let ops = Sends { all: &plan.operations, creates: &creates, ops: &account_ops };
                 // Deferred: the read of the anchors starts while the last results are written.
-                let last = self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch, deferred);
+                let last =
+                    self.apply_target(run, id, handle, ops, gate, &mut after, now, &mut report, &watch, deferred);
                 let last = last.await;
                 if deferred {
                     handle.conn.defer_anchors(0, 0);
@@ -596,7 +597,7 @@ impl Engine {
         let stopped = AtomicBool::new(false);
         let stop_reason = std::sync::Mutex::new(String::new());
         let mut batch = Vec::with_capacity(FLUSH_EVERY);
-        let mut flushing: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
+        let mut flushing: Option<Flush> = None;
         let mut last_flush = std::time::Instant::now();
         // One wave per action, in plan order: an update is done before the enable that moves the
         // same entry, so no two operations on one account are ever in flight together, and each

@@ -11,57 +11,43 @@
 
 use super::SqliteStore;
 use crate::store::StoreError;
-use crate::store::rows::{AccountRowIn, IdentityRow, RowSink, StoredRow};
+use crate::store::rows::RowSink;
 use std::path::Path;
 use std::time::Duration;
 
-/// A row of a table read whole, made a `T` from the columns the read asked for.
-type MakeRow<T> = fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+/// A table read whole: its name and the columns asked for, in the order of the row the sink
+/// takes (a tuple: rusqlite makes one of a row's columns in order).
+#[derive(Clone, Copy)]
+pub(super) struct Table {
+    name: &'static str,
+    columns: &'static str,
+}
 
-/// The identities: id, username, primary school, primary tie.
-pub(super) const IDENTITIES: (&str, &str, MakeRow<IdentityRow>) =
-    ("identities", "id, username, primary_school, primary_tie", |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)));
+/// The identities: id, username, primary school, primary tie (`rows::IdentityRow`).
+pub(super) const IDENTITIES: Table = Table { name: "identities", columns: "id, username, primary_school, primary_tie" };
 
-/// The stored records, as [`StoredRow`] orders them.
-pub(super) const RECORDS: (&str, &str, MakeRow<StoredRow>) = (
-    "source_records",
-    "source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn, role, protected = 1,
-     given_name, family_name, gone_at IS NOT NULL",
-    |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-            r.get(10)?,
-            r.get(11)?,
-            r.get(12)?,
-        ))
-    },
-);
+/// The stored records, as `rows::StoredRow` orders them.
+pub(super) const RECORDS: Table = Table {
+    name: "source_records",
+    columns: "source, person_id, identity_id, civic_no, content_hash, school_unit, email, eppn, role, protected = 1,
+              given_name, family_name, gone_at IS NOT NULL",
+};
 
-/// The ownership rows: target, identity, key, anchor, status, disabled at.
-pub(super) const ACCOUNTS: (&str, &str, MakeRow<AccountRowIn>) =
-    ("accounts", "target, identity_id, key, anchor, status, disabled_at", |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-    });
+/// The ownership rows: target, identity, key, anchor, status, disabled at (`rows::AccountRowIn`).
+pub(super) const ACCOUNTS: Table =
+    Table { name: "accounts", columns: "target, identity_id, key, anchor, status, disabled_at" };
 
 impl SqliteStore {
     /// Every row of `table` (one of this module's constants: the code's own, never input),
     /// each handed to `into` as it is read.
-    pub(super) async fn read_whole<T: 'static, S: RowSink<T> + Send + 'static>(
-        &self,
-        (table, columns, make): (&'static str, &'static str, MakeRow<T>),
-        into: S,
-    ) -> Result<S, StoreError> {
+    pub(super) async fn read_whole<T, S>(&self, table: Table, into: S) -> Result<S, StoreError>
+    where
+        T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error> + 'static,
+        S: RowSink<T> + Send + 'static,
+    {
         let (file, busy) = (self.file.clone(), self.busy);
-        let read = tokio::task::spawn_blocking(move || read_table(&file, busy, table, columns, make, into)).await;
+        let read = tokio::task::spawn_blocking(move || read_table(&file, busy, table, into)).await;
+        let table = table.name;
         match read {
             Ok(Ok(into)) => Ok(into),
             Ok(Err(e)) => Err(self.fail(format!("reading the state ({table}): {e}"))),
@@ -70,14 +56,12 @@ impl SqliteStore {
     }
 }
 
-fn read_table<T, S: RowSink<T>>(
-    file: &Path,
-    busy: Duration,
-    table: &str,
-    columns: &str,
-    make: MakeRow<T>,
-    mut into: S,
-) -> rusqlite::Result<S> {
+fn read_table<T, S>(file: &Path, busy: Duration, table: Table, mut into: S) -> rusqlite::Result<S>
+where
+    T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+    S: RowSink<T>,
+{
+    let Table { name, columns } = table;
     use rusqlite::OpenFlags;
     let conn = rusqlite::Connection::open_with_flags(
         file,
@@ -86,13 +70,13 @@ fn read_table<T, S: RowSink<T>>(
     conn.busy_timeout(busy)?;
     conn.pragma_update(None, "query_only", true)?;
     conn.execute_batch("BEGIN")?;
-    let count: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    let count: i64 = conn.query_row(&format!("SELECT count(*) FROM {name}"), [], |r| r.get(0))?;
     into.reserve(usize::try_from(count).unwrap_or(0));
     {
-        let mut statement = conn.prepare(&format!("SELECT {columns} FROM {table}"))?;
+        let mut statement = conn.prepare(&format!("SELECT {columns} FROM {name}"))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            into.add(make(row)?);
+            into.add(T::try_from(row)?);
         }
     }
     conn.execute_batch("COMMIT")?;

@@ -93,7 +93,6 @@ macro_rules! in_tx {
     };
 }
 
-
 /// A statement with its values bound.
 type Q<'q> = Query<'q, Sqlite, SqliteArguments>;
 
@@ -333,9 +332,8 @@ impl SqliteStore {
     /// The snapshot, its tables read side by side, with the ownership rows or without them.
     async fn read_snapshot(&self, with_accounts: bool) -> Result<Snapshot, StoreError> {
         let (identities, records, accounts) = snapshot_sinks();
-        let accounts = async {
-            if with_accounts { self.read_whole(direct::ACCOUNTS, accounts).await } else { Ok(accounts) }
-        };
+        let accounts =
+            async { if with_accounts { self.read_whole(direct::ACCOUNTS, accounts).await } else { Ok(accounts) } };
         let (identities, records, accounts) = tokio::try_join!(
             self.read_whole(direct::IDENTITIES, identities),
             self.read_whole(direct::RECORDS, records),

@@ -307,11 +307,9 @@ async fn the_whole_table_reads_find_a_state_at_a_path_with_spaces_and_letters_be
 async fn a_whole_table_read_fails_on_a_value_of_another_kind_and_names_the_table() {
     let (_dir, store) = open().await;
     let new = [("e-1".into(), "kim.lind".to_string()), ("e-2".into(), "ali.berg".to_string())];
-    let mut records = [
-        crate::store::suite::record("sis", "P1", "e-1", None),
-        crate::store::suite::record("sis", "P2", "e-2", None),
-    ]
-    .into_iter();
+    let mut records =
+        [crate::store::suite::record("sis", "P1", "e-1", None), crate::store::suite::record("sis", "P2", "e-2", None)]
+            .into_iter();
     store.commit_identities_from(&new, &mut records, &[], chrono::Utc::now()).await.unwrap();
     assert_eq!(store.snapshot().await.unwrap().identities.len(), 2);
     sqlx::query("UPDATE identities SET username = x'00ff' WHERE id = 'e-2'").execute(&store.pool).await.unwrap();
